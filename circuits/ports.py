@@ -1,0 +1,96 @@
+"""Port conventions shared by every reader: grouping bit names into buses and ordering operands.
+
+Multipliers name their ports ``A/B/O`` (EvoApproxLib), ``IN1/IN2/Out``, ``a/b/y`` and more; the
+first operand is ``a`` (the activation in a DNN), the second ``b`` (the weight).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+
+from ..errors import ParseError
+
+#: Known (operand a, operand b) name pairs, tried case-insensitively in this order.
+OPERAND_PAIRS: tuple[tuple[str, str], ...] = (
+    ("a", "b"),
+    ("in1", "in2"),
+    ("x", "y"),
+    ("in_a", "in_b"),
+    ("op1", "op2"),
+    ("i1", "i2"),
+)
+
+_BIT = re.compile(r"^(?P<bus>.*?)(?:\[(?P<i1>\d+)\]|<(?P<i2>\d+)>|\((?P<i3>\d+)\)|_(?P<i4>\d+)|(?P<i5>\d+))$")
+
+
+def split_bit_name(name: str) -> tuple[str, int | None]:
+    """Split ``A[3]``, ``A<3>``, ``A(3)``, ``A_3`` or ``A3`` into ``("A", 3)``; plain names give ``(name, None)``."""
+    match = _BIT.match(name)
+    if not match or not match.group("bus"):
+        return name, None
+    index = next(g for g in match.group("i1", "i2", "i3", "i4", "i5") if g is not None)
+    return match.group("bus"), int(index)
+
+
+def group_bits(names: Iterable[str]) -> dict[str, list[str]]:
+    """Group bit names into buses, each LSB first; keeps the first-seen order of buses.
+
+    Raises ``ValueError`` when a bus has gaps or repeated indices (callers add the location).
+    """
+    buses: dict[str, dict[int, str]] = {}
+    for name in names:
+        bus, index = split_bit_name(name)
+        bits = buses.setdefault(bus, {})
+        key = 0 if index is None else index
+        if key in bits:
+            raise ValueError(f"bit {bus}[{key}] appears twice ({bits[key]!r} and {name!r})")
+        bits[key] = name
+    result: dict[str, list[str]] = {}
+    for bus, bits in buses.items():
+        lo = min(bits)
+        indices = sorted(bits)
+        if indices != list(range(lo, lo + len(indices))):
+            raise ValueError(f"bus {bus} has missing bits (indices {indices})")
+        result[bus] = [bits[i] for i in indices]
+    return result
+
+
+def order_operands(
+    buses: Sequence[str],
+    operands: tuple[str, str] | None = None,
+    *,
+    path: str | None = None,
+    line: int | None = None,
+) -> tuple[str, str]:
+    """Pick the two operand buses among ``buses``: ``(a, b)``.
+
+    With ``operands`` given, those names (exact, else case-insensitive). Otherwise a known pair from
+    :data:`OPERAND_PAIRS`, else the two buses in declaration order when there are exactly two.
+    """
+    by_lower: dict[str, str] = {}
+    for bus in buses:
+        by_lower.setdefault(bus.lower(), bus)
+
+    def find(name: str) -> str | None:
+        return name if name in buses else by_lower.get(name.lower())
+
+    if operands is not None:
+        found = tuple(find(n) for n in operands)
+        missing = [n for n, f in zip(operands, found, strict=True) if f is None]
+        if missing:
+            raise ParseError(
+                f"operand bus {', '.join(missing)} not found; inputs are {', '.join(buses) or 'none'}", path, line
+            )
+        return found[0], found[1]  # type: ignore[return-value]
+    for a_name, b_name in OPERAND_PAIRS:
+        a, b = find(a_name), find(b_name)
+        if a is not None and b is not None and a != b:
+            return a, b
+    if len(buses) == 2:
+        return buses[0], buses[1]
+    raise ParseError(
+        f"cannot tell the two operands among inputs {', '.join(buses) or '(none)'}; name them with --operands A,B",
+        path,
+        line,
+    )

@@ -1,0 +1,54 @@
+"""One exception hierarchy for every user-facing failure.
+
+The CLI prints ``str(error)`` on one line and exits with ``error.exit_code`` (2 for bad input, 1 for
+other failures); nothing below ``LutgenError`` ever reaches a user as a traceback.
+"""
+
+from __future__ import annotations
+
+
+class LutgenError(Exception):
+    """Base class of all errors lutgen reports to users."""
+
+    exit_code = 1
+
+
+class InputError(LutgenError):
+    """The user gave something lutgen cannot use (bad file, bad option value)."""
+
+    exit_code = 2
+
+
+class ParseError(InputError):
+    """A netlist or table file is malformed; ``str()`` is ``path:line:col: message``."""
+
+    def __init__(self, message: str, path: str | None = None, line: int | None = None, col: int | None = None):
+        self.message = message
+        self.path = path
+        self.line = line
+        self.col = col
+        super().__init__(self._format())
+
+    def _format(self) -> str:
+        where = self.path or "<input>"
+        if self.line is not None:
+            where += f":{self.line}"
+            if self.col is not None:
+                where += f":{self.col}"
+        return f"{where}: {self.message}"
+
+
+class NetlistError(InputError):
+    """A netlist is structurally wrong (loops, undriven or multiply-driven nets, wrong widths)."""
+
+
+class LibraryError(LutgenError):
+    """The multiplier catalogue cannot do what was asked (missing entry, corrupted blob)."""
+
+
+class ConfigError(InputError):
+    """An option or configuration value is invalid."""
+
+
+class NativeUnavailableError(LutgenError):
+    """A native kernel was requested explicitly but cannot be built or loaded here."""
