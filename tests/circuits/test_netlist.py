@@ -37,7 +37,7 @@ def test_loop_is_reported_with_net_names() -> None:
     p, q = b.new_net("p"), b.new_net("q")
     b.gate(Kind.AND, [a[0], q], output=p)
     b.gate(Kind.NOT, [p], output=q)
-    with pytest.raises(NetlistError, match="combinational loop through .*p.*q|loop through .*q.*p"):
+    with pytest.raises(NetlistError, match=r"combinational loop through .*(p.*q|q.*p)"):
         b.build([p])
 
 
