@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError
+from .metrics import Metrics, compute_metrics
 
 
 def code_values(bits: int, signed: bool) -> np.ndarray:
@@ -97,6 +98,10 @@ class Lut:
     def is_exact(self) -> bool:
         """Whether the table equals the exact product everywhere."""
         return bool(np.array_equal(self.forward.astype(np.int64), self.exact()))
+
+    def metrics(self, *, legacy_mre: bool = False) -> Metrics:
+        """Exhaustive error metrics (see :mod:`approxlut.lutgen.metrics`)."""
+        return compute_metrics(self, legacy_mre=legacy_mre)
 
     def with_gradients(self, half_window: int = 8, method: str = "difference", *, compat: bool = False) -> Lut:
         """A copy carrying gradient tables (see :func:`approxlut.lutgen.gradients.gradient_luts`)."""

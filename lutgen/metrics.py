@@ -1,0 +1,124 @@
+"""Error metrics of approximate multipliers, with EvoApproxLib's definitions (DESIGN.md).
+
+Over all input pairs, error ``e = f - a·b``:
+``MAE% = 100·mean|e| / 2^(na+nb)``, ``WCE% = 100·max|e| / 2^(na+nb)``, ``EP% = 100·P(e != 0)``,
+``MSE = mean e²``, ``MRE% = 100·mean(|e|/|O|)`` and ``WCRE% = 100·max(|e|/|O|)`` over inputs whose
+exact product ``O`` is not 0 (or, with ``legacy_mre``, ``|e|/max(1,|O|)`` over all inputs as the
+EvoApprox8b release did), ``MED = mean|e|``, ``WCE = max|e|``, ``bias = mean e``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from .lut import Lut
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """Error figures of one multiplier; ``*_pct`` are percentages as EvoApproxLib prints them."""
+
+    mae_pct: float
+    wce_pct: float
+    mre_pct: float
+    wcre_pct: float
+    ep_pct: float
+    mse: float
+    med: float
+    wce: int
+    bias: float
+    n: int
+    method: str = "exhaustive"
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain dict (JSON-able)."""
+        return asdict(self)
+
+
+class ErrorStats:
+    """Streaming accumulator of error statistics: feed chunks with :meth:`update`."""
+
+    def __init__(self, bits_a: int, bits_b: int, *, legacy_mre: bool = False):
+        self.scale = float(1 << (bits_a + bits_b))
+        self.legacy_mre = legacy_mre
+        self.n = 0
+        self.sum_abs = 0
+        self.sum_err = 0
+        self.sum_sq = 0.0
+        self.max_abs = 0
+        self.wrong = 0
+        self.sum_rel = 0.0
+        self.max_rel = 0.0
+        self.n_rel = 0
+
+    def update(self, got: np.ndarray, exact: np.ndarray) -> None:
+        """Add one chunk of outputs and the exact products for the same inputs."""
+        err = got.astype(np.int64) - exact.astype(np.int64)
+        abs_err = np.abs(err)
+        self.n += int(err.size)
+        self.sum_abs += int(abs_err.sum())
+        self.sum_err += int(err.sum())
+        self.sum_sq += float(np.square(err.astype(np.float64)).sum())
+        if err.size:
+            self.max_abs = max(self.max_abs, int(abs_err.max()))
+        self.wrong += int(np.count_nonzero(err))
+        mag = np.abs(exact.astype(np.int64))
+        if self.legacy_mre:
+            rel = abs_err / np.maximum(1, mag)
+        else:
+            keep = mag != 0
+            rel = abs_err[keep] / mag[keep]
+        self.n_rel += int(rel.size)
+        self.sum_rel += float(rel.sum())
+        if rel.size:
+            self.max_rel = max(self.max_rel, float(rel.max()))
+
+    def result(self, method: str = "exhaustive") -> Metrics:
+        """The metrics of everything fed so far."""
+        n = max(1, self.n)
+        return Metrics(
+            mae_pct=100.0 * self.sum_abs / n / self.scale,
+            wce_pct=100.0 * self.max_abs / self.scale,
+            mre_pct=100.0 * self.sum_rel / max(1, self.n_rel),
+            wcre_pct=100.0 * self.max_rel,
+            ep_pct=100.0 * self.wrong / n,
+            mse=self.sum_sq / n,
+            med=self.sum_abs / n,
+            wce=self.max_abs,
+            bias=self.sum_err / n,
+            n=self.n,
+            method=method,
+        )
+
+
+def compute_metrics(lut: Lut, *, legacy_mre: bool = False) -> Metrics:
+    """Exhaustive metrics of a table."""
+    stats = ErrorStats(lut.bits_a, lut.bits_b, legacy_mre=legacy_mre)
+    stats.update(lut.forward.ravel(), lut.exact().ravel())
+    return stats.result()
+
+
+def published_round(value: float) -> str:
+    """Format as EvoApproxLib does: 2 decimals when >= 1, else 2 significant digits."""
+    if value == 0:
+        return "0.00"
+    if abs(value) >= 1:
+        return f"{value:.2f}"
+    return f"{value:.2g}"
+
+
+def matches_published(value: float, published: str) -> bool:
+    """Whether ``value`` agrees with a published (rounded) figure within half a unit of its last digit."""
+    text = published.strip()
+    if "e" in text.lower():
+        mantissa, exponent = text.lower().split("e")
+        decimals = len(mantissa.split(".")[1]) if "." in mantissa else 0
+        unit = 10.0 ** (int(exponent) - decimals)
+    else:
+        decimals = len(text.split(".")[1]) if "." in text else 0
+        unit = 10.0**-decimals
+    return abs(value - float(text)) <= unit / 2 * (1 + 1e-9) + 1e-12

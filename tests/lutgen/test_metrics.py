@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from approxlut.lutgen.lut import Lut, code_values
+from approxlut.lutgen.metrics import compute_metrics, matches_published, published_round
+
+
+def _lut(bits: int, signed: bool, error: np.ndarray | None = None) -> Lut:
+    exact = np.multiply.outer(code_values(bits, signed), code_values(bits, signed))
+    return Lut((exact + (0 if error is None else error)).astype(np.int32), bits, bits, signed, name="t")
+
+
+def test_metrics_by_hand_on_2bit_table() -> None:
+    error = np.zeros((4, 4), dtype=np.int64)
+    error[3, 3] = -1  # 3*3 = 9 computed as 8
+    error[1, 0] = 2  # 1*0 = 0 computed as 2 (left out of MRE: exact product 0)
+    m = compute_metrics(_lut(2, False, error))
+    assert m.med == pytest.approx(3 / 16)
+    assert m.mae_pct == pytest.approx(100 * 3 / 16 / 16)
+    assert m.wce == 2 and m.wce_pct == pytest.approx(100 * 2 / 16)
+    assert m.ep_pct == pytest.approx(100 * 2 / 16)
+    assert m.mse == pytest.approx(5 / 16)
+    assert m.bias == pytest.approx(1 / 16)
+    assert m.mre_pct == pytest.approx(100 * (1 / 9) / 9)  # 9 of 16 inputs have a non-zero product
+    assert m.wcre_pct == pytest.approx(100 / 9)
+    legacy = compute_metrics(_lut(2, False, error), legacy_mre=True)
+    assert legacy.mre_pct == pytest.approx(100 * (1 / 9 + 2) / 16)
+    assert legacy.wcre_pct == pytest.approx(200)
+
+
+def test_signed_normaliser_is_full_input_space() -> None:
+    error = np.zeros((16, 16), dtype=np.int64)
+    error[8, 8] = -128  # -8*-8 = 64 wrongly as -64: the classic -2^(n-1) mistake
+    m = compute_metrics(_lut(4, True, error))
+    assert m.wce == 128
+    assert m.wce_pct == pytest.approx(100 * 128 / 256)
+    assert m.ep_pct == pytest.approx(100 / 256)
+
+
+def test_published_rounding() -> None:
+    assert published_round(0.00019) == "0.00019"
+    assert published_round(22.2222) == "22.22"
+    assert published_round(0) == "0.00"
+    assert matches_published(0.000194, "0.00019")
+    assert not matches_published(0.00021, "0.00019")
+    assert matches_published(22.224, "22.22")
+    assert not matches_published(22.226, "22.22")
+    assert matches_published(1.5e-5, "1.5e-05")
