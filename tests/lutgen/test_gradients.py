@@ -42,6 +42,7 @@ def test_signed_gradients_follow_value_order() -> None:
     lut = _random_lut(4, True, seed=1)
     order = np.r_[8:16, 0:8]  # codes sorted by value -8..7
     grad_a, grad_b = gradient_luts(lut, half_window=1)
+    assert np.array_equal(gradient_luts(Lut(lut.forward.T.copy(), 4, 4, True), half_window=1)[1], grad_a.T)
     f = lut.forward.astype(float)[np.ix_(order, order)]
     for i in range(16):
         expected = _reference_line(list(f[i]), 1)
