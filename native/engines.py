@@ -1,0 +1,230 @@
+"""Engines behind one interface, chosen by name: the registry, resolution and the public LUT-GEMM calls.
+
+An engine implements :class:`Engine`. ``resolve_engine(None, device)`` picks the best available engine
+for the device (highest ``priority``; ``LUTGEN_ENGINE`` overrides), falling back to ``"reference"``
+with one warning when a native engine cannot be built or loaded. An engine asked for by name (argument
+or ``LUTGEN_ENGINE``) that cannot run raises :class:`NativeUnavailableError` instead.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+import torch
+
+from ..errors import ConfigError, NativeUnavailableError
+from . import reference
+from .prepared import PreparedLut, value_range
+
+ENGINE_ENV = "LUTGEN_ENGINE"
+
+
+class Engine:
+    """One LUT-GEMM implementation. Subclasses set ``name``, ``priority``, ``devices`` and the two ops.
+
+    ``lut_bmm``/``lut_bmm_backward`` receive validated operands (see :func:`check_operands`): integer
+    value tensors ``a [G, M, K]``, ``b [G, K, N]`` with equal ``G`` on one device, and ``lut`` on that
+    device.
+    """
+
+    name = "engine"
+    priority = 0
+    devices: tuple[str, ...] = ("cpu",)
+
+    def supports(self, device: torch.device) -> bool:
+        """Whether this engine runs on tensors of ``device``."""
+        return device.type in self.devices
+
+    def unavailable_reason(self) -> str | None:
+        """``None`` when usable here (may build native code on first call), else why not."""
+        return None
+
+    def describe(self) -> str:
+        """A short note on what this engine will run (e.g. the ISA path), for reports."""
+        return self.name
+
+    def lut_bmm(self, a: torch.Tensor, b: torch.Tensor, lut: PreparedLut) -> torch.Tensor:
+        """``C[g, m, n] = sum_k T[a[g, m, k], b[g, k, n]]``, int32 ``[G, M, N]``."""
+        raise NotImplementedError
+
+    def lut_bmm_backward(
+        self, a: torch.Tensor, b: torch.Tensor, grad_c: torch.Tensor, lut: PreparedLut, *, ste: bool
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(gA [G, M, K], gB [G, K, N])`` float32."""
+        raise NotImplementedError
+
+
+class ReferenceEngine(Engine):
+    """The pure-torch gather-and-sum oracle; runs everywhere torch does."""
+
+    name = "reference"
+    priority = 0
+    devices = ("cpu", "cuda", "mps", "xpu", "meta")
+
+    def supports(self, device: torch.device) -> bool:
+        return True
+
+    def lut_bmm(self, a: torch.Tensor, b: torch.Tensor, lut: PreparedLut) -> torch.Tensor:
+        return reference.lut_bmm(a, b, lut)
+
+    def lut_bmm_backward(
+        self, a: torch.Tensor, b: torch.Tensor, grad_c: torch.Tensor, lut: PreparedLut, *, ste: bool
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        return reference.lut_bmm_backward(a, b, grad_c, lut, ste=ste)
+
+
+class _Registry:
+    """Registered engines by name, and which fallbacks have already been warned about."""
+
+    def __init__(self) -> None:
+        self.engines: dict[str, Engine] = {}
+        self.warned: set[str] = set()
+
+
+_REGISTRY = _Registry()
+
+
+def register_engine(name: str, impl: Engine) -> None:
+    """Register (or replace) the engine ``impl`` under ``name``."""
+    impl.name = name
+    _REGISTRY.engines[name] = impl
+
+
+def get_engine(name: str) -> Engine:
+    """The engine registered as ``name`` (a :class:`ConfigError` naming the known ones if none)."""
+    try:
+        return _REGISTRY.engines[name]
+    except KeyError:
+        known = ", ".join(sorted(_REGISTRY.engines))
+        raise ConfigError(f"unknown LUT-GEMM engine '{name}' (known: {known})") from None
+
+
+def available_engines(device: torch.device | str | None = None) -> list[str]:
+    """Names of registered engines usable on ``device`` (all devices when ``None``), best first.
+
+    Checking a native engine may build it (first use).
+    """
+    dev = None if device is None else torch.device(device)
+    usable = [
+        engine
+        for engine in _REGISTRY.engines.values()
+        if (dev is None or engine.supports(dev)) and engine.unavailable_reason() is None
+    ]
+    return [engine.name for engine in sorted(usable, key=lambda e: -e.priority)]
+
+
+def resolve_engine(name: str | None, device: torch.device | str) -> Engine:
+    """The engine to run on ``device``: ``name``, else ``$LUTGEN_ENGINE``, else the best available.
+
+    Raises:
+        NativeUnavailableError: the named engine cannot run here.
+        ConfigError: the name is unknown.
+    """
+    dev = torch.device(device)
+    requested = name or os.environ.get(ENGINE_ENV) or None
+    if requested is not None:
+        engine = get_engine(requested)
+        if not engine.supports(dev):
+            raise NativeUnavailableError(f"engine '{requested}' does not run on device '{dev.type}'")
+        reason = engine.unavailable_reason()
+        if reason is not None:
+            raise NativeUnavailableError(f"engine '{requested}' is unavailable: {reason}")
+        return engine
+    candidates = sorted((e for e in _REGISTRY.engines.values() if e.supports(dev)), key=lambda e: -e.priority)
+    for engine in candidates:
+        reason = engine.unavailable_reason()
+        if reason is None:
+            return engine
+        if engine.name not in _REGISTRY.warned:
+            _REGISTRY.warned.add(engine.name)
+            warnings.warn(
+                f"lutgen: LUT-GEMM engine '{engine.name}' unavailable ({reason}); falling back to a slower one",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+    return _REGISTRY.engines["reference"]
+
+
+def check_operands(a: torch.Tensor, b: torch.Tensor, lut: PreparedLut) -> tuple[torch.Tensor, torch.Tensor]:
+    """Validate LUT-GEMM operands; return them with the group dimension broadcast to a common ``G``.
+
+    ``a`` holds values of operand a ``[G, M, K]``, ``b`` values of operand b ``[G, K, N]`` (either ``G``
+    may be 1), integer dtypes, values within the LUT's operand ranges.
+    """
+    for label, x, bits in (("a", a, lut.bits_a), ("b", b, lut.bits_b)):
+        if not isinstance(x, torch.Tensor):
+            raise ConfigError(f"LUT-GEMM operand {label} must be a tensor, got {type(x).__name__}")
+        if x.dtype.is_floating_point or x.dtype.is_complex or x.dtype == torch.bool:
+            raise ConfigError(f"LUT-GEMM operand {label} must hold integer values, got {x.dtype}")
+        if x.dim() != 3:
+            raise ConfigError(f"LUT-GEMM operand {label} must be 3-D [G, rows, cols], got shape {tuple(x.shape)}")
+        if x.numel():
+            lo, hi = (int(v) for v in torch.aminmax(x))
+            vmin, vmax = value_range(bits, lut.signed)
+            if lo < vmin or hi > vmax:
+                kind = "signed" if lut.signed else "unsigned"
+                raise ConfigError(
+                    f"LUT-GEMM operand {label} has values {lo}..{hi}, outside {vmin}..{vmax} of the "
+                    f"{bits}-bit {kind} LUT '{lut.name}'"
+                )
+    if a.device != b.device:
+        raise ConfigError(f"LUT-GEMM operands are on different devices ({a.device}, {b.device})")
+    if a.shape[2] != b.shape[1]:
+        raise ConfigError(f"LUT-GEMM shapes do not chain: a {tuple(a.shape)}, b {tuple(b.shape)} (K differs)")
+    groups = max(a.shape[0], b.shape[0])
+    if a.shape[0] not in (1, groups) or b.shape[0] not in (1, groups):
+        raise ConfigError(f"LUT-GEMM group counts differ: a {tuple(a.shape)}, b {tuple(b.shape)}")
+    return a.expand(groups, -1, -1), b.expand(groups, -1, -1)
+
+
+def lut_bmm(a: torch.Tensor, b: torch.Tensor, lut: PreparedLut, *, engine: str | None = None) -> torch.Tensor:
+    """Batched LUT-GEMM ``C[g, m, n] = sum_k T[a[g, m, k], b[g, k, n]]`` (int32 ``[G, M, N]``).
+
+    ``a`` ``[G, M, K]`` and ``b`` ``[G, K, N]`` hold operand values (a group count of 1 broadcasts).
+    Sums are exact; a sum beyond int32 raises :class:`LutgenError` (never wraps). The result may be a
+    non-contiguous view.
+
+    Example:
+        >>> t = torch.randint(-50, 50, (16, 16), dtype=torch.int32)
+        >>> lut = PreparedLut(t, 4, 4, signed=True)
+        >>> a = torch.randint(-8, 8, (1, 3, 5)); b = torch.randint(-8, 8, (1, 5, 2))
+        >>> lut_bmm(a, b, lut, engine="reference").shape
+        torch.Size([1, 3, 2])
+    """
+    a, b = check_operands(a, b, lut)
+    impl = resolve_engine(engine, a.device)
+    return impl.lut_bmm(a, b, lut.to(a.device))
+
+
+def lut_bmm_backward(
+    a: torch.Tensor,
+    b: torch.Tensor,
+    grad_c: torch.Tensor,
+    lut: PreparedLut,
+    *,
+    ste: bool = False,
+    engine: str | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gradients of :func:`lut_bmm` w.r.t. ``a`` and ``b`` through the gradient LUTs (float32).
+
+    ``gA[g, m, k] = sum_n gC[g, m, n] * Ga[a, b]``, ``gB[g, k, n] = sum_m gC[g, m, n] * Gb[a, b]``;
+    ``ste=True`` uses exact-product gradients (``Ga = value(b)``, ``Gb = value(a)``). A broadcast
+    operand (group count 1) gets its gradient summed over groups.
+    """
+    a_groups, b_groups = a.shape[0] if a.dim() == 3 else 0, b.shape[0] if b.dim() == 3 else 0
+    a, b = check_operands(a, b, lut)
+    expected = (a.shape[0], a.shape[1], b.shape[2])
+    if not isinstance(grad_c, torch.Tensor) or tuple(grad_c.shape) != expected:
+        got = tuple(grad_c.shape) if isinstance(grad_c, torch.Tensor) else type(grad_c).__name__
+        raise ConfigError(f"LUT-GEMM grad_c has shape {got}, expected {expected}")
+    impl = resolve_engine(engine, a.device)
+    grad_a, grad_b = impl.lut_bmm_backward(a, b, grad_c.to(torch.float32), lut.to(a.device), ste=ste)
+    if a_groups == 1 and a.shape[0] > 1:
+        grad_a = grad_a.sum(dim=0, keepdim=True)
+    if b_groups == 1 and b.shape[0] > 1:
+        grad_b = grad_b.sum(dim=0, keepdim=True)
+    return grad_a, grad_b
+
+
+register_engine("reference", ReferenceEngine())
