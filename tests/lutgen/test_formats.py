@@ -155,6 +155,8 @@ def _rows(n: int) -> list[str]:
                 *_rows(2),
                 "LUT for the gradient of the approximate multiplier w.r.t. the first operand:",
                 "0 0 1",
+                "LUT for the gradient of the approximate multiplier w.r.t. the second operand:",
+                *_rows(2),
             ],
             7,
             "grad_a section has 1 rows, expected 4",
