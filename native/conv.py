@@ -1,0 +1,317 @@
+"""Lowering of conv1d/conv2d, linear and batched matmul onto the batched LUT-GEMM ``lut_bmm``.
+
+A convolution becomes ``C[g] = A[g] @ B[g]`` per group ``g`` (groups are the ``G`` dimension of
+``lut_bmm``, so grouped and depthwise convolutions never loop over groups in Python):
+``A[g, (n, oh, ow), (c, i, j)]`` is the im2col matrix of the group's input channels, built with
+strided views on the integer operand tensor (zero padding in the value domain, i.e. value 0), and
+``B[g, (c, i, j), o]`` the group's weights. The batch is processed in chunks so that the im2col block
+stays below :data:`CHUNK_ELEMENTS`. Backward folds the gradient of ``A`` back onto the input
+(col2im via ``torch.nn.functional.fold``). With the ``decomp`` engine a convolution skips im2col: it
+is a few native convolutions (see :func:`approxlut.native.decompose.decomposed_conv2d`).
+The geometry helpers work on any tensors; the lowered ops at the end run an engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import ConfigError
+from .decompose import DecompEngine, decomposed_conv2d
+from .engines import Engine
+from .prepared import PreparedLut
+
+CHUNK_ELEMENTS = 1 << 24
+"""Largest im2col block (elements of ``A``) materialised at once."""
+
+
+@dataclass(frozen=True)
+class Conv2dSpec:
+    """Geometry of a 2-D convolution.
+
+    Attributes:
+        stride: ``(sh, sw)``.
+        padding: ``(top, bottom, left, right)`` zero padding (value 0).
+        dilation: ``(dh, dw)``.
+        groups: number of channel groups.
+    """
+
+    stride: tuple[int, int]
+    padding: tuple[int, int, int, int]
+    dilation: tuple[int, int]
+    groups: int
+
+
+def _pair(value: int | Sequence[int], name: str, op: str, *, minimum: int) -> tuple[int, int]:
+    items = (value, value) if isinstance(value, int) else tuple(value)
+    if len(items) != 2 or not all(isinstance(v, int) and v >= minimum for v in items):
+        raise ConfigError(f"{op}: {name}={value!r} must be an int >= {minimum} or a pair of them")
+    return int(items[0]), int(items[1])
+
+
+def conv2d_spec(
+    weight_shape: Sequence[int],
+    stride: int | Sequence[int],
+    padding: int | Sequence[int] | str,
+    dilation: int | Sequence[int],
+    groups: int,
+    *,
+    op: str = "approx_conv2d",
+) -> Conv2dSpec:
+    """Validate torch-style conv2d arguments (``padding`` may be ``"valid"`` or ``"same"``)."""
+    st = _pair(stride, "stride", op, minimum=1)
+    dl = _pair(dilation, "dilation", op, minimum=1)
+    if not isinstance(groups, int) or groups < 1:
+        raise ConfigError(f"{op}: groups={groups!r} must be a positive int")
+    kh, kw = int(weight_shape[2]), int(weight_shape[3])
+    if isinstance(padding, str):
+        if padding == "valid":
+            pads = (0, 0, 0, 0)
+        elif padding == "same":
+            if st != (1, 1):
+                raise ConfigError(f"{op}: padding='same' needs stride 1, got stride={stride!r}")
+            total_h, total_w = dl[0] * (kh - 1), dl[1] * (kw - 1)
+            pads = (total_h // 2, total_h - total_h // 2, total_w // 2, total_w - total_w // 2)
+        else:
+            raise ConfigError(f"{op}: padding={padding!r} must be an int, a pair, 'valid' or 'same'")
+    else:
+        ph, pw = _pair(padding, "padding", op, minimum=0)
+        pads = (ph, ph, pw, pw)
+    return Conv2dSpec(st, pads, dl, groups)
+
+
+def output_size(spec: Conv2dSpec, height: int, width: int, kh: int, kw: int) -> tuple[int, int]:
+    """``(OH, OW)`` of the convolution (may be <= 0 when the kernel does not fit)."""
+    top, bottom, left, right = spec.padding
+    oh = (height + top + bottom - spec.dilation[0] * (kh - 1) - 1) // spec.stride[0] + 1
+    ow = (width + left + right - spec.dilation[1] * (kw - 1) - 1) // spec.stride[1] + 1
+    return oh, ow
+
+
+def pad_values(x: torch.Tensor, spec: Conv2dSpec) -> torch.Tensor:
+    """``x`` ``[N, C, H, W]`` with the zero padding of ``spec`` applied (value 0)."""
+    top, bottom, left, right = spec.padding
+    if not any(spec.padding):
+        return x
+    return F.pad(x, (left, right, top, bottom), mode="constant", value=0)
+
+
+def im2col(xp: torch.Tensor, kh: int, kw: int, spec: Conv2dSpec) -> torch.Tensor:
+    """``A [G, N·OH·OW, Cg·kh·kw]`` (contiguous) from the padded input ``xp [N, C, Hp, Wp]``."""
+    n, c, _, _ = xp.shape
+    g = spec.groups
+    eff_h = spec.dilation[0] * (kh - 1) + 1
+    eff_w = spec.dilation[1] * (kw - 1) + 1
+    windows = xp.unfold(2, eff_h, spec.stride[0]).unfold(3, eff_w, spec.stride[1])
+    windows = windows[..., :: spec.dilation[0], :: spec.dilation[1]]  # [N, C, OH, OW, kh, kw]
+    oh, ow = windows.shape[2], windows.shape[3]
+    windows = windows.reshape(n, g, c // g, oh, ow, kh, kw).permute(1, 0, 3, 4, 2, 5, 6)
+    return windows.reshape(g, n * oh * ow, (c // g) * kh * kw)
+
+
+def weight_matrix(w: torch.Tensor, groups: int) -> torch.Tensor:
+    """``B [G, Cg·kh·kw, O/G]`` from conv weights ``w [O, Cg, kh, kw]``."""
+    out_ch = w.shape[0]
+    return w.reshape(groups, out_ch // groups, -1).transpose(1, 2).contiguous()
+
+
+def cols_to_output(c: torch.Tensor, n: int, oh: int, ow: int) -> torch.Tensor:
+    """``[N, O, OH, OW]`` from the GEMM result ``c [G, N·OH·OW, O/G]``."""
+    g, _, og = c.shape
+    return c.reshape(g, n, oh, ow, og).permute(1, 0, 4, 2, 3).reshape(n, g * og, oh, ow)
+
+
+def output_to_cols(grad_out: torch.Tensor, groups: int) -> torch.Tensor:
+    """Inverse of :func:`cols_to_output`: ``[G, N·OH·OW, O/G]`` (contiguous)."""
+    n, o, oh, ow = grad_out.shape
+    return grad_out.reshape(n, groups, o // groups, oh, ow).permute(1, 0, 3, 4, 2).reshape(groups, n * oh * ow, -1)
+
+
+def fold_input_grad(
+    grad_a: torch.Tensor, input_shape: Sequence[int], kh: int, kw: int, spec: Conv2dSpec
+) -> torch.Tensor:
+    """col2im: the gradient of the (unpadded) input ``[N, C, H, W]`` from ``grad_a [G, N·OH·OW, Cg·kh·kw]``."""
+    n, _, h, w = (int(s) for s in input_shape)
+    top, bottom, left, right = spec.padding
+    g, rows, kg = grad_a.shape
+    cols = grad_a.reshape(g, n, rows // n, kg).permute(1, 0, 3, 2).reshape(n, g * kg, rows // n)
+    padded = F.fold(
+        cols,
+        output_size=(h + top + bottom, w + left + right),
+        kernel_size=(kh, kw),
+        dilation=spec.dilation,
+        stride=spec.stride,
+    )
+    return padded[:, :, top : top + h, left : left + w]
+
+
+def weight_grad(grad_b: torch.Tensor, weight_shape: Sequence[int]) -> torch.Tensor:
+    """Gradient of ``w [O, Cg, kh, kw]`` from ``grad_b [G, Cg·kh·kw, O/G]``."""
+    return grad_b.transpose(1, 2).reshape(*weight_shape)
+
+
+def batch_chunk(rows_per_sample: int, cols: int, batch: int) -> int:
+    """How many samples to lower at once so the ``A`` block stays below :data:`CHUNK_ELEMENTS`."""
+    per_sample = max(1, rows_per_sample * cols)
+    return max(1, min(batch, CHUNK_ELEMENTS // per_sample))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Lowered ops (see :class:`approxlut.native.autograd.LoweredOp`)
+
+
+class _Lowered:
+    """Common state of a lowered op: the LUT, the engine that runs ``lut_bmm`` and the gradient mode."""
+
+    name = "op"
+
+    def __init__(self, lut: PreparedLut, engine: Engine, *, ste: bool) -> None:
+        self.lut = lut
+        self.engine = engine
+        self.ste = ste
+
+    def _bmm(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return self.engine.lut_bmm(a, b, self.lut)
+
+    def _bmm_backward(
+        self, a: torch.Tensor, b: torch.Tensor, grad_c: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.engine.lut_bmm_backward(a, b, grad_c.contiguous(), self.lut, ste=self.ste)
+
+
+class Conv2dLowering(_Lowered):
+    """conv2d (conv1d as a height-1 conv2d) via chunked im2col + ``lut_bmm``, groups as ``G``."""
+
+    def __init__(
+        self, lut: PreparedLut, engine: Engine, *, ste: bool, spec: Conv2dSpec, name: str = "approx_conv2d"
+    ) -> None:
+        super().__init__(lut, engine, ste=ste)
+        self.spec = spec
+        self.name = name
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        n, c, h, wd = x.shape
+        out_ch, _, kh, kw = w.shape
+        oh, ow = output_size(self.spec, h, wd, kh, kw)
+        xp = pad_values(x, self.spec)
+        if isinstance(self.engine, DecompEngine):
+            out = decomposed_conv2d(
+                xp, w, self.lut, stride=self.spec.stride, dilation=self.spec.dilation, groups=self.spec.groups
+            )
+            return out.to(torch.float32)
+        b = weight_matrix(w, self.spec.groups)
+        out = torch.empty((n, out_ch, oh, ow), dtype=torch.float32, device=x.device)
+        step = batch_chunk(oh * ow, c * kh * kw, n)
+        for s in range(0, n, step):
+            e = min(n, s + step)
+            cols = self._bmm(im2col(xp[s:e], kh, kw, self.spec), b)
+            out[s:e] = cols_to_output(cols, e - s, oh, ow)
+        return out
+
+    def backward(self, x: torch.Tensor, w: torch.Tensor, grad_out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        n, c, h, wd = x.shape
+        _, _, kh, kw = w.shape
+        oh, ow = grad_out.shape[2], grad_out.shape[3]
+        xp = pad_values(x, self.spec)
+        b = weight_matrix(w, self.spec.groups)
+        grad_x = torch.empty(x.shape, dtype=torch.float32, device=x.device)
+        grad_b = torch.zeros(b.shape, dtype=torch.float32, device=x.device)
+        step = batch_chunk(oh * ow, c * kh * kw, n)
+        for s in range(0, n, step):
+            e = min(n, s + step)
+            a = im2col(xp[s:e], kh, kw, self.spec)
+            ga, gb = self._bmm_backward(a, b, output_to_cols(grad_out[s:e], self.spec.groups))
+            grad_x[s:e] = fold_input_grad(ga, (e - s, c, h, wd), kh, kw, self.spec)
+            grad_b += gb
+        return grad_x, weight_grad(grad_b, w.shape)
+
+
+class Conv1dLowering(Conv2dLowering):
+    """conv1d as a conv2d of height 1 (``x [N, C, L]``, ``w [O, C/g, k]``)."""
+
+    def __init__(self, lut: PreparedLut, engine: Engine, *, ste: bool, spec: Conv2dSpec) -> None:
+        super().__init__(lut, engine, ste=ste, spec=spec, name="approx_conv1d")
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        return super().forward(x.unsqueeze(2), w.unsqueeze(2)).squeeze(2)
+
+    def backward(self, x: torch.Tensor, w: torch.Tensor, grad_out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        grad_x, grad_w = super().backward(x.unsqueeze(2), w.unsqueeze(2), grad_out.unsqueeze(2))
+        return grad_x.squeeze(2), grad_w.squeeze(2)
+
+
+class MatmulLowering(_Lowered):
+    """``x [..., M, K] @ w`` with ``w [K, N]`` (rows of all batches in one GEMM) or ``w [..., K, N]``
+    (broadcast batch dimensions as ``G``, chunked over ``G``). ``linear`` is ``x @ w.T``."""
+
+    def __init__(self, lut: PreparedLut, engine: Engine, *, ste: bool, name: str = "approx_matmul") -> None:
+        super().__init__(lut, engine, ste=ste)
+        self.name = name
+
+    @staticmethod
+    def _batched(x: torch.Tensor, w: torch.Tensor) -> tuple[torch.Size, torch.Tensor, torch.Tensor]:
+        batch = torch.broadcast_shapes(x.shape[:-2], w.shape[:-2])
+        a = x.expand(*batch, *x.shape[-2:]).reshape(-1, *x.shape[-2:])
+        b = w.expand(*batch, *w.shape[-2:]).reshape(-1, *w.shape[-2:])
+        return batch, a, b
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        k, n = w.shape[-2], w.shape[-1]
+        if w.dim() == 2:
+            a = x.reshape(1, -1, k)
+            rows = a.shape[1]
+            out = torch.empty((rows, n), dtype=torch.float32, device=x.device)
+            step = batch_chunk(1, k, rows)
+            for s in range(0, rows, step):
+                out[s : s + step] = self._bmm(a[:, s : s + step], w[None])[0]
+            return out.reshape(*x.shape[:-1], n)
+        batch, a, b = self._batched(x, w)
+        out = torch.empty((a.shape[0], a.shape[1], n), dtype=torch.float32, device=x.device)
+        step = batch_chunk(a.shape[1], k, a.shape[0])
+        for s in range(0, a.shape[0], step):
+            out[s : s + step] = self._bmm(a[s : s + step], b[s : s + step])
+        return out.reshape(*batch, a.shape[1], n)
+
+    def backward(self, x: torch.Tensor, w: torch.Tensor, grad_out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        k, n = w.shape[-2], w.shape[-1]
+        if w.dim() == 2:
+            a = x.reshape(1, -1, k)
+            gc = grad_out.reshape(1, -1, n)
+            rows = a.shape[1]
+            grad_a = torch.empty((rows, k), dtype=torch.float32, device=x.device)
+            grad_w = torch.zeros((k, n), dtype=torch.float32, device=x.device)
+            step = batch_chunk(1, k, rows)
+            for s in range(0, rows, step):
+                ga, gb = self._bmm_backward(a[:, s : s + step], w[None], gc[:, s : s + step])
+                grad_a[s : s + step] = ga[0]
+                grad_w += gb[0]
+            return grad_a.reshape(x.shape), grad_w
+        batch, a, b = self._batched(x, w)
+        gc = grad_out.reshape(a.shape[0], a.shape[1], n)
+        grad_a = torch.empty(a.shape, dtype=torch.float32, device=x.device)
+        grad_b = torch.empty(b.shape, dtype=torch.float32, device=x.device)
+        step = batch_chunk(a.shape[1], k, a.shape[0])
+        for s in range(0, a.shape[0], step):
+            grad_a[s : s + step], grad_b[s : s + step] = self._bmm_backward(
+                a[s : s + step], b[s : s + step], gc[s : s + step]
+            )
+        grad_x = grad_a.reshape(*batch, *x.shape[-2:]).sum_to_size(x.shape)
+        grad_w = grad_b.reshape(*batch, *w.shape[-2:]).sum_to_size(w.shape)
+        return grad_x, grad_w
+
+
+class LinearLowering(MatmulLowering):
+    """``x [..., in] @ w.T`` for ``w [out, in]``."""
+
+    def __init__(self, lut: PreparedLut, engine: Engine, *, ste: bool) -> None:
+        super().__init__(lut, engine, ste=ste, name="approx_linear")
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        return super().forward(x, w.t())
+
+    def backward(self, x: torch.Tensor, w: torch.Tensor, grad_out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        grad_x, grad_wt = super().backward(x, w.t(), grad_out)
+        return grad_x, grad_wt.t()

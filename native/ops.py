@@ -1,0 +1,234 @@
+"""Public approximate ops with autograd: matmul, linear, conv1d, conv2d through a LUT.
+
+Inputs are float tensors holding integer operand *values* (activations are operand ``a``, weights
+operand ``b``); each op returns the sums of LUT products as float32 (no scales, no bias) and
+differentiates through the gradient LUTs (``grad="difference"``) or exact products (``grad="ste"``),
+in value units: ``d/dx Σ T[x, w]``.
+
+Which engine runs: ``engine`` if given, else ``$LUTGEN_ENGINE``, else the ``decomp`` path when the LUT
+decomposes into an exact product plus at most :data:`AUTO_DECOMP_TERMS` integer correction terms,
+else the best available engine for the device. :func:`path_for` says which, in words.
+
+Example:
+    >>> import torch
+    >>> t = torch.outer(torch.arange(16), torch.arange(16)).to(torch.int32)
+    >>> lut = PreparedLut(t, 4, 4, signed=False)
+    >>> x = torch.tensor([[1.0, 2.0, 3.0]]); w = torch.tensor([[4.0, 5.0, 6.0]])
+    >>> approx_linear(x, w, lut, grad="ste")
+    tensor([[32.]])
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import torch
+
+from ..errors import ConfigError, NativeUnavailableError
+from .autograd import LoweredOp, LutOpFunction
+from .conv import (
+    Conv1dLowering,
+    Conv2dLowering,
+    Conv2dSpec,
+    LinearLowering,
+    MatmulLowering,
+    conv2d_spec,
+    output_size,
+)
+from .decompose import analyse, describe
+from .engines import ENGINE_ENV, Engine, get_engine, resolve_engine
+from .prepared import PreparedLut
+
+AUTO_DECOMP_TERMS = 0
+"""Largest number of correction terms for which the ``decomp`` path is chosen implicitly (0: exact
+multipliers only; every term costs about one more native GEMM)."""
+
+GRAD_MODES = ("difference", "ste")
+
+
+def choose_engine(lut: PreparedLut, engine: str | None, device: torch.device | str) -> Engine:
+    """The engine an op runs for ``lut`` on ``device`` (see the module docstring).
+
+    Raises:
+        NativeUnavailableError: the requested engine cannot run here or does not apply to ``lut``.
+    """
+    requested = engine or os.environ.get(ENGINE_ENV) or None
+    if requested is None:
+        found = analyse(lut)
+        if found is not None and found.terms <= AUTO_DECOMP_TERMS:
+            return get_engine("decomp")
+        return resolve_engine(None, device)
+    impl = resolve_engine(requested, device)
+    if impl.name == "decomp" and analyse(lut) is None:
+        raise NativeUnavailableError(f"engine 'decomp' does not apply to LUT '{lut.name}': {describe(lut)}")
+    return impl
+
+
+def path_for(lut: PreparedLut, engine: str | None = None, device: torch.device | str = "cpu") -> str:
+    """In words, the path the ops take for ``lut`` (engine, ISA path or decomposition)."""
+    impl = choose_engine(lut, engine, device)
+    if impl.name == "decomp":
+        return describe(lut)
+    return impl.describe()
+
+
+def _prepare(lut: PreparedLut, grad: str, op: str) -> bool:
+    """Validate ``lut`` and ``grad``; return whether gradients are straight-through."""
+    if not isinstance(lut, PreparedLut):
+        raise ConfigError(f"{op}: lut must be a PreparedLut (use PreparedLut.from_lut(lut)), got {type(lut).__name__}")
+    if grad not in GRAD_MODES:
+        raise ConfigError(f"{op}: grad={grad!r} must be one of {', '.join(GRAD_MODES)}")
+    if grad == "difference" and not lut.has_gradients:
+        raise ConfigError(
+            f"{op}: LUT '{lut.name}' has no gradient tables for grad='difference': build it from a Lut with "
+            "gradients (Lut.with_gradients()) or pass grad='ste'"
+        )
+    return grad == "ste"
+
+
+def _run(op: LoweredOp, x: torch.Tensor, w: torch.Tensor, lut: PreparedLut) -> torch.Tensor:
+    return LutOpFunction.apply(x, w, op, lut.to(x.device))  # type: ignore[no-any-return]
+
+
+def _check_dims(x: torch.Tensor, w: torch.Tensor, op: str, x_dims: int | None, w_dims: int) -> None:
+    for label, t in (("input", x), ("weight", w)):
+        if not isinstance(t, torch.Tensor):
+            raise ConfigError(f"{op}: {label} must be a tensor, got {type(t).__name__}")
+    if x_dims is not None and x.dim() != x_dims:
+        raise ConfigError(f"{op}: input must be {x_dims}-D, got shape {tuple(x.shape)}")
+    if w.dim() != w_dims:
+        raise ConfigError(f"{op}: weight must be {w_dims}-D, got shape {tuple(w.shape)}")
+    if x.device != w.device:
+        raise ConfigError(f"{op}: input and weight are on different devices ({x.device}, {w.device})")
+
+
+def approx_matmul(
+    a: torch.Tensor, b: torch.Tensor, lut: PreparedLut, *, grad: str = "difference", engine: str | None = None
+) -> torch.Tensor:
+    """``a @ b`` through the LUT: ``out[..., m, n] = Σ_k T[a[..., m, k], b[..., k, n]]`` (float32).
+
+    Args:
+        a: operand a values ``[..., M, K]``.
+        b: operand b values ``[K, N]`` (shared by all batches) or ``[..., K, N]`` (batch dims broadcast
+            with ``a``'s, e.g. attention scores or context).
+        lut: the prepared multiplier.
+        grad: ``"difference"`` (gradient LUTs) or ``"ste"`` (exact-product gradients).
+        engine: engine name, ``None`` for automatic.
+    """
+    op = "approx_matmul"
+    ste = _prepare(lut, grad, op)
+    _check_dims(a, b, op, None, b.dim() if isinstance(b, torch.Tensor) else 2)
+    if a.dim() < 2 or b.dim() < 2:
+        raise ConfigError(f"{op}: a and b need at least 2 dims, got shapes {tuple(a.shape)}, {tuple(b.shape)}")
+    if a.shape[-1] != b.shape[-2]:
+        raise ConfigError(f"{op}: shapes do not chain: a {tuple(a.shape)}, b {tuple(b.shape)}")
+    if b.dim() > 2:
+        try:
+            torch.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+        except RuntimeError:
+            raise ConfigError(
+                f"{op}: batch dims of a {tuple(a.shape)} and b {tuple(b.shape)} do not broadcast"
+            ) from None
+    impl = choose_engine(lut, engine, a.device)
+    return _run(MatmulLowering(lut, impl, ste=ste), a, b, lut)
+
+
+def approx_linear(
+    x: torch.Tensor, w: torch.Tensor, lut: PreparedLut, *, grad: str = "difference", engine: str | None = None
+) -> torch.Tensor:
+    """``x @ w.T`` through the LUT for ``x [..., in]`` and ``w [out, in]``: float32 ``[..., out]``."""
+    op = "approx_linear"
+    ste = _prepare(lut, grad, op)
+    _check_dims(x, w, op, None, 2)
+    if x.dim() < 1 or x.shape[-1] != w.shape[1]:
+        raise ConfigError(f"{op}: input {tuple(x.shape)} does not match weight {tuple(w.shape)} (in features)")
+    impl = choose_engine(lut, engine, x.device)
+    return _run(LinearLowering(lut, impl, ste=ste), x, w, lut)
+
+
+def _check_groups(x: torch.Tensor, w: torch.Tensor, groups: int, op: str) -> None:
+    if not isinstance(groups, int) or groups < 1:
+        raise ConfigError(f"{op}: groups={groups!r} must be a positive int")
+    if x.shape[1] % groups or w.shape[0] % groups or x.shape[1] // groups != w.shape[1]:
+        raise ConfigError(f"{op}: input channels {x.shape[1]} and weight {tuple(w.shape)} do not match groups={groups}")
+
+
+def approx_conv2d(
+    x: torch.Tensor,
+    w: torch.Tensor,
+    lut: PreparedLut,
+    stride: int | Sequence[int] = 1,
+    padding: int | Sequence[int] | str = 0,
+    dilation: int | Sequence[int] = 1,
+    groups: int = 1,
+    *,
+    grad: str = "difference",
+    engine: str | None = None,
+) -> torch.Tensor:
+    """2-D convolution through the LUT, torch's argument conventions (zero padding = value 0).
+
+    Args:
+        x: operand a values ``[N, C, H, W]``.
+        w: operand b values ``[O, C/groups, kh, kw]``.
+        lut: the prepared multiplier.
+        stride, padding, dilation, groups: as :func:`torch.nn.functional.conv2d` (padding may be
+            ``"valid"`` or ``"same"``).
+        grad: ``"difference"`` or ``"ste"``.
+        engine: engine name, ``None`` for automatic.
+
+    Returns:
+        float32 ``[N, O, OH, OW]``: per output, the sum of ``T[x, w]`` over the receptive field.
+    """
+    op = "approx_conv2d"
+    ste = _prepare(lut, grad, op)
+    _check_dims(x, w, op, 4, 4)
+    _check_groups(x, w, groups, op)
+    spec = conv2d_spec(w.shape, stride, padding, dilation, groups, op=op)
+    _check_output(spec, x.shape[2], x.shape[3], w.shape[2], w.shape[3], op)
+    impl = choose_engine(lut, engine, x.device)
+    return _run(Conv2dLowering(lut, impl, ste=ste, spec=spec), x, w, lut)
+
+
+def approx_conv1d(
+    x: torch.Tensor,
+    w: torch.Tensor,
+    lut: PreparedLut,
+    stride: int | Sequence[int] = 1,
+    padding: int | Sequence[int] | str = 0,
+    dilation: int | Sequence[int] = 1,
+    groups: int = 1,
+    *,
+    grad: str = "difference",
+    engine: str | None = None,
+) -> torch.Tensor:
+    """1-D convolution through the LUT (``x [N, C, L]``, ``w [O, C/groups, k]``), float32 ``[N, O, OL]``."""
+    op = "approx_conv1d"
+    ste = _prepare(lut, grad, op)
+    _check_dims(x, w, op, 3, 3)
+    _check_groups(x, w, groups, op)
+
+    def one(value: int | Sequence[int], name: str) -> int:
+        items = [value] if isinstance(value, int) else list(value)
+        if len(items) != 1 or not isinstance(items[0], int):
+            raise ConfigError(f"{op}: {name}={value!r} must be an int")
+        return items[0]
+
+    pad: int | tuple[int, int] | str = padding if isinstance(padding, str) else (0, one(padding, "padding"))
+    spec = conv2d_spec(
+        (w.shape[0], w.shape[1], 1, w.shape[2]),
+        (1, one(stride, "stride")),
+        pad,
+        (1, one(dilation, "dilation")),
+        groups,
+        op=op,
+    )
+    _check_output(spec, 1, x.shape[2], 1, w.shape[2], op)
+    impl = choose_engine(lut, engine, x.device)
+    return _run(Conv1dLowering(lut, impl, ste=ste, spec=spec), x, w, lut)
+
+
+def _check_output(spec: Conv2dSpec, h: int, w: int, kh: int, kw: int, op: str) -> None:
+    oh, ow = output_size(spec, h, w, kh, kw)
+    if oh < 1 or ow < 1:
+        raise ConfigError(f"{op}: the kernel ({kh}x{kw}, dilated) does not fit the padded input ({h}x{w})")
