@@ -95,3 +95,252 @@ def sim(
         click.echo(json.dumps(result.as_json()))
     else:
         print_sim(result, explicit_signedness=signed is not None)
+
+
+# ------------------------------------------------------------------------------------------- library
+
+
+def _library_option(func: F) -> F:
+    return click.option(
+        "--library",
+        "library_dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        help="Library folder (default: $LUTGEN_LIBRARY, else ~/.local/share/lutgen/library).",
+    )(func)
+
+
+def _bits(value: str | None) -> int | tuple[int, int] | None:
+    if value is None:
+        return None
+    try:
+        parts = [int(p) for p in value.lower().split("x")]
+    except ValueError:
+        raise click.BadParameter(f"'{value}' is not a width: use 8 or 8x4") from None
+    if len(parts) == 1:
+        return parts[0]
+    if len(parts) == 2:
+        return parts[0], parts[1]
+    raise click.BadParameter(f"'{value}' is not a width: use 8 or 8x4")
+
+
+@main.group()
+def library() -> None:
+    """The multiplier library: import, browse, compare and export approximate multipliers."""
+
+
+@library.command("init")
+@_library_option
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
+@reports_errors
+def library_init(library_dir: Path | None, as_json: bool) -> None:
+    """Create the library and install the built-in multipliers (seconds)."""
+    import time
+
+    from .library import Library
+    from .library.builtin import install_builtin
+
+    start = time.perf_counter()
+    with Library.open(library_dir) as lib:
+        entries = install_builtin(lib)
+        seconds = time.perf_counter() - start
+        if as_json:
+            click.echo(json.dumps({"library": str(lib.root), "builtin": len(entries), "seconds": seconds}))
+        else:
+            click.echo(f"{len(entries)} built-in multipliers in {lib.root} ({seconds:.1f} s)")
+
+
+@library.command("import")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@_library_option
+@click.option(
+    "--signed/--unsigned", default=None, help="Operand encoding when file names do not say (default: unsigned)."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary (no progress bar).")
+@reports_errors
+def library_import(paths: tuple[Path, ...], library_dir: Path | None, signed: bool | None, as_json: bool) -> None:
+    """Import netlist files and folders (recursively), e.g. a checkout of EvoApproxLib."""
+    from .errors import LibraryError
+    from .library import Library
+    from .library.importer import import_paths
+
+    with Library.open(library_dir) as lib:
+        summary = import_paths(lib, list(paths), signed=signed, progress=not as_json)
+    if as_json:
+        click.echo(json.dumps(summary.as_dict()))
+    else:
+        click.echo(
+            f"{len(summary.added)} added, {len(summary.merged)} merged as alternative sources, "
+            f"{len(summary.unchanged)} already present, {len(summary.failed)} failed"
+        )
+        for path, message in summary.failed:
+            click.echo(f"  {path}: {message}", err=True)
+    if summary.failed:
+        raise LibraryError(f"{len(summary.failed)} file(s) could not be imported; the others were")
+
+
+@library.command("list")
+@_library_option
+@click.option("--bits", help="Operand widths: 8 (8x8) or 8x4.")
+@click.option("--signed/--unsigned", default=None, help="Only signed / only unsigned multipliers.")
+@click.option("--max-mae", type=float, help="Largest MAE in percent.")
+@click.option("--origin", help="Only this origin (builtin, evoapprox v2022, import, ...).")
+@click.option("--family", help="Only this family (truncated, bam, drum, evoapprox, ...).")
+@click.option(
+    "--sort", help="Sort by a column: power, area, delay, mae, wce, mre, ep, mse, gates, name; '-' prefix descending."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
+@reports_errors
+def library_list(
+    library_dir: Path | None,
+    bits: str | None,
+    signed: bool | None,
+    max_mae: float | None,
+    origin: str | None,
+    family: str | None,
+    sort: str | None,
+    as_json: bool,
+) -> None:
+    """List multipliers, filtered and sorted."""
+    from .library import Library
+    from .library.render import print_entries
+
+    with Library.open_default(library_dir) as lib:
+        entries = lib.query(bits=_bits(bits), signed=signed, max_mae=max_mae, sort=sort, origin=origin, family=family)
+    if as_json:
+        click.echo(json.dumps([e.to_dict() for e in entries]))
+    else:
+        print_entries(entries, title=f"{len(entries)} multipliers")
+
+
+@library.command("show")
+@click.argument("name")
+@_library_option
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), help="Save the error heat-map f - a*b as PNG.")
+@click.option("--json", "as_json", is_flag=True, help="Print the entry as JSON.")
+@reports_errors
+def library_show(name: str, library_dir: Path | None, plot: Path | None, as_json: bool) -> None:
+    """All metrics of one multiplier and where it came from (NAME, RELEASE_NAME or a hash prefix)."""
+    from .library import Library
+    from .library.render import print_entry
+
+    with Library.open_default(library_dir) as lib:
+        entry = lib.entry(name)
+        if plot is not None:
+            from .library.plots import error_heatmap
+
+            error_heatmap(lib.load_lut(entry), plot, title=f"{entry.full_name}: f − a·b ({entry.kind})")
+    if as_json:
+        data = entry.to_dict()
+        data["published_differences"] = {k: list(v) for k, v in entry.published_differences().items()}
+        data["plot"] = str(plot) if plot is not None else None
+        click.echo(json.dumps(data))
+    else:
+        print_entry(entry)
+        if plot is not None:
+            click.echo(f"wrote {plot}")
+
+
+@library.command("pareto")
+@_library_option
+@click.option("--x", "x", default="power", show_default=True, help="Column on the x axis (minimised).")
+@click.option("--y", "y", default="mae", show_default=True, help="Column on the y axis (minimised).")
+@click.option("--bits", help="Operand widths: 8 (8x8) or 8x4.")
+@click.option("--signed/--unsigned", default=None, help="Only signed / only unsigned multipliers.")
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), help="Save the scatter with the front as PNG.")
+@click.option("--json", "as_json", is_flag=True, help="Print the front as JSON.")
+@reports_errors
+def library_pareto(
+    library_dir: Path | None,
+    x: str,
+    y: str,
+    bits: str | None,
+    signed: bool | None,
+    plot: Path | None,
+    as_json: bool,
+) -> None:
+    """The Pareto front of the multipliers in two columns (e.g. power vs MAE)."""
+    from .library import Library
+    from .library.catalogue import column
+    from .library.pareto import pareto_front
+    from .library.render import print_front
+
+    x_col, y_col = column(x), column(y)
+    with Library.open_default(library_dir) as lib:
+        entries = lib.query(bits=_bits(bits), signed=signed)
+    front = pareto_front(entries, x_col, y_col)
+    if plot is not None:
+        from .library.plots import pareto_plot
+
+        pareto_plot(entries, plot, x=x_col, y=y_col)
+    if as_json:
+        click.echo(json.dumps({"x": x_col, "y": y_col, "total": len(entries), "front": [e.to_dict() for e in front]}))
+    else:
+        print_front(front, x_col, y_col, total=len(entries))
+        if plot is not None:
+            click.echo(f"wrote {plot}")
+
+
+@library.command("export")
+@click.argument("name")
+@_library_option
+@click.option("--format", "fmt", type=click.Choice(["npz", "tfapprox", "lutfp"]), default="npz", show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Output file (default: NAME.<ext> here).")
+@click.option("--gradients", is_flag=True, help="lutfp: add the two gradient sections (the +bp file).")
+@click.option("--half-window", type=click.IntRange(0, 128), default=8, show_default=True)
+@reports_errors
+def library_export(
+    name: str, library_dir: Path | None, fmt: str, out: Path | None, gradients: bool, half_window: int
+) -> None:
+    """Write a multiplier's LUT as lutgen .npz, a TFApprox binary table or a DATE'25 text LUT."""
+    from .library import Library
+    from .library.export import export_lut
+
+    with Library.open_default(library_dir) as lib:
+        path = export_lut(lib, name, fmt, out, gradients=gradients, half_window=half_window)
+    click.echo(f"wrote {path}")
+
+
+@library.command("report")
+@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
+@_library_option
+@reports_errors
+def library_report(out_dir: Path, library_dir: Path | None) -> None:
+    """Write a static HTML page (sortable table, Pareto plots) into OUT_DIR."""
+    from .library import Library
+    from .library.report import write_report
+
+    with Library.open_default(library_dir) as lib:
+        page = write_report(lib, out_dir)
+    click.echo(f"wrote {page}")
+
+
+@library.command("calibrate")
+@click.argument("corpus_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help='Print {"spearman": ..., "median_rel_error": ..., "n": ...}.')
+@reports_errors
+def library_calibrate(corpus_dir: Path, as_json: bool) -> None:
+    """Compare the power model with EvoApproxLib's published power (rank correlation, median error)."""
+    from .synth.power import calibrate
+
+    result = calibrate(corpus_dir)
+    summary = {"spearman": result.spearman, "median_rel_error": result.median_rel_error, "n": result.n}
+    if as_json:
+        click.echo(json.dumps(summary))
+    else:
+        click.echo(
+            f"power model vs published 45 nm power over {result.n} circuits: Spearman {result.spearman:.3f}, "
+            f"median relative error {100 * result.median_rel_error:.1f} %"
+        )
+
+
+@library.command("remove")
+@click.argument("name")
+@_library_option
+@reports_errors
+def library_remove(name: str, library_dir: Path | None) -> None:
+    """Delete one multiplier from the library (its table goes too unless another entry shares it)."""
+    from .library import Library
+
+    with Library.open(library_dir) as lib:
+        entry = lib.remove(name)
+    click.echo(f"removed {entry.full_name}")

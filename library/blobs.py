@@ -1,0 +1,132 @@
+"""LUT blobs: one ``.npz`` per table (forward + gradients), named by the table's content hash.
+
+Blobs are written atomically (temporary file in the same folder, ``fsync``, ``os.replace``, then
+``fsync`` of the folder) and verified whenever they are loaded: the forward table against the file
+name (its hash), the gradient tables against the hash recorded beside them. Arrays ``forward``, ``grad_a``, ``grad_b`` (compressed)
+and ``meta`` (JSON); gradients are left out of tables wider than 8x8 to keep the store small
+(:meth:`~approxlut.library.catalogue.Library.load_lut` recomputes them).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import zipfile
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ConfigError, LibraryError
+from ..lutgen.lut import Lut
+
+SUFFIX = ".npz"
+TMP_SUFFIX = ".tmp"
+
+
+class BlobStore:
+    """A folder of content-addressed LUT files."""
+
+    def __init__(self, root: Path):
+        self.root = root
+
+    def path(self, lut_hash: str) -> Path:
+        """Where the blob of ``lut_hash`` lives."""
+        return self.root / f"{lut_hash}{SUFFIX}"
+
+    def write(self, lut: Lut) -> Path:
+        """Store ``lut`` under its hash (no-op when an intact blob is already there)."""
+        target = self.path(lut.hash)
+        if target.is_file():
+            return target
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = self.root / f".{lut.hash}.{os.getpid()}{TMP_SUFFIX}"
+        arrays: dict[str, np.ndarray] = {"forward": lut.forward}
+        if lut.grad_a is not None and lut.grad_b is not None:
+            arrays["grad_a"] = lut.grad_a
+            arrays["grad_b"] = lut.grad_b
+        header = {"bits_a": lut.bits_a, "bits_b": lut.bits_b, "signed": lut.signed, "grad_hash": grad_hash(lut)}
+        arrays["meta"] = np.array(json.dumps({"blob": header, "meta": lut.meta}, sort_keys=True, default=str))
+        try:
+            with open(tmp, "wb") as handle:
+                np.savez_compressed(handle, **arrays)  # type: ignore[arg-type]
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
+        _fsync_dir(self.root)
+        return target
+
+    def load(self, lut_hash: str, *, name: str) -> Lut:
+        """Read and verify the blob of ``lut_hash``; ``name`` is the entry named in error messages."""
+        path = self.path(lut_hash)
+        if not path.is_file():
+            raise LibraryError(f"blob {lut_hash[:12]} is missing: re-import {name}")
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                stored = json.loads(str(data["meta"]))
+                forward = data["forward"]
+                grad_a = data["grad_a"] if "grad_a" in data.files else None
+                grad_b = data["grad_b"] if "grad_b" in data.files else None
+            header = stored["blob"]
+            lut = Lut(
+                forward,
+                int(header["bits_a"]),
+                int(header["bits_b"]),
+                bool(header["signed"]),
+                name=name,
+                grad_a=grad_a,
+                grad_b=grad_b,
+                meta=dict(stored["meta"]),
+            )
+        except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile, zlib.error, ConfigError):
+            raise LibraryError(f"blob {lut_hash[:12]} is corrupted: re-import {name}") from None
+        if lut.hash != lut_hash or grad_hash(lut) != header["grad_hash"]:
+            raise LibraryError(f"blob {lut_hash[:12]} is corrupted: re-import {name}")
+        return lut
+
+    def hashes(self) -> set[str]:
+        """Hashes of all blobs present."""
+        if not self.root.is_dir():
+            return set()
+        return {p.name[: -len(SUFFIX)] for p in self.root.glob(f"*{SUFFIX}") if not p.name.startswith(".")}
+
+    def remove(self, lut_hash: str) -> None:
+        """Delete a blob (missing is fine)."""
+        self.path(lut_hash).unlink(missing_ok=True)
+
+    def remove_temporaries(self) -> int:
+        """Delete leftovers of interrupted writes; call only while holding the library's write lock."""
+        if not self.root.is_dir():
+            return 0
+        count = 0
+        for tmp in self.root.glob(f".*{TMP_SUFFIX}"):
+            tmp.unlink(missing_ok=True)
+            count += 1
+        return count
+
+
+def grad_hash(lut: Lut) -> str | None:
+    """SHA-256 over the gradient tables (``None`` when the LUT has none)."""
+    if lut.grad_a is None or lut.grad_b is None:
+        return None
+    h = hashlib.sha256()
+    for grad in (lut.grad_a, lut.grad_b):
+        h.update(np.ascontiguousarray(grad, dtype="<f4").tobytes())
+    return h.hexdigest()
+
+
+def _fsync_dir(path: Path) -> None:
+    """Make a rename durable (POSIX); a no-op where folders cannot be opened."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -1,0 +1,41 @@
+"""Pareto fronts over any two numeric columns (both minimised)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from .catalogue import Entry, column
+
+
+def value(entry: Entry, name: str) -> float | None:
+    """The numeric value of a column (alias accepted) for ``entry``; ``None`` when unknown."""
+    raw = getattr(entry, column(name))
+    return None if raw is None else float(raw)
+
+
+def pareto_front(entries: Sequence[Entry], x: str, y: str) -> list[Entry]:
+    """Entries not dominated in ``(x, y)`` (lower is better in both), sorted by ``x`` then ``y``.
+
+    Entries lacking either value are left out. Equal points are all kept.
+    """
+    points = [(vx, vy, e) for e in entries if (vx := value(e, x)) is not None and (vy := value(e, y)) is not None]
+    points.sort(key=lambda p: (p[0], p[1], p[2].full_name))
+    front: list[Entry] = []
+    best_y = float("inf")
+    last: tuple[float, float] | None = None
+    for vx, vy, entry in points:
+        if vy < best_y or (vx, vy) == last:
+            front.append(entry)
+            best_y = min(best_y, vy)
+            last = (vx, vy)
+    return front
+
+
+def pareto_front_reference(entries: Sequence[Entry], x: str, y: str) -> list[Entry]:
+    """The same front by checking every pair (quadratic; the obviously correct reference)."""
+    points = [(vx, vy, e) for e in entries if (vx := value(e, x)) is not None and (vy := value(e, y)) is not None]
+    kept = [
+        p for p in points if not any(q[0] <= p[0] and q[1] <= p[1] and (q[0] < p[0] or q[1] < p[1]) for q in points)
+    ]
+    kept.sort(key=lambda p: (p[0], p[1], p[2].full_name))
+    return [p[2] for p in kept]

@@ -1,0 +1,108 @@
+"""Rich terminal rendering of catalogue entries (``lutgen library list / show / pareto``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.console import Console
+from rich.table import Table
+
+from ..lutgen.metrics import published_round
+from .catalogue import COST_COLUMNS, METRIC_COLUMNS, PUBLISHED_KEYS, Entry, column
+from .pareto import value
+
+
+def _num(raw: float | int | None) -> str:
+    if raw is None:
+        return "-"
+    if isinstance(raw, int):
+        return str(raw)
+    return published_round(float(raw))
+
+
+def entries_table(entries: Sequence[Entry], *, title: str | None = None) -> Table:
+    """One row per entry: name, kind, origin, gates, error metrics and cost."""
+    table = Table(title=title, title_justify="left")
+    table.add_column("name", no_wrap=True)
+    table.add_column("kind")
+    table.add_column("origin")
+    for header in ("gates", "MAE %", "WCE %", "MRE %", "EP %", "power mW", "area µm²", "delay ns"):
+        table.add_column(header, justify="right")
+    table.add_column("cost")
+    for e in entries:
+        table.add_row(
+            e.full_name,
+            e.kind,
+            e.family if e.origin == "builtin" and e.family else e.origin,
+            _num(e.gates),
+            _num(e.mae_pct),
+            _num(e.wce_pct),
+            _num(e.mre_pct),
+            _num(e.ep_pct),
+            _num(e.power_mw),
+            _num(e.area_um2),
+            _num(e.delay_ns),
+            e.power_source or "-",
+        )
+    return table
+
+
+def print_entries(entries: Sequence[Entry], *, console: Console | None = None, title: str | None = None) -> None:
+    """Print :func:`entries_table`, or a hint when the selection is empty."""
+    console = console or Console()
+    if not entries:
+        console.print("no multipliers match (see `lutgen library list` without filters, or `lutgen library init`)")
+        return
+    console.print(entries_table(entries, title=title))
+
+
+def print_entry(entry: Entry, *, console: Console | None = None) -> None:
+    """All figures of one entry, where it came from, and published figures it does not reproduce."""
+    console = console or Console()
+    sign = "signed" if entry.signed else "unsigned"
+    table = Table(title=f"{entry.full_name}: {entry.bits_a}x{entry.bits_b} {sign}", title_justify="left")
+    table.add_column("field")
+    table.add_column("value", overflow="fold")
+    table.add_column("published", overflow="fold")
+    published = {col: text for key, text in entry.published.items() if (col := PUBLISHED_KEYS.get(key))}
+    for col in METRIC_COLUMNS:
+        table.add_row(col, _num(getattr(entry, col)), published.get(col, ""))
+    for col in COST_COLUMNS:
+        table.add_row(col, _num(getattr(entry, col)), published.get(col, ""))
+    table.add_row("power source", entry.power_source or "-", "")
+    table.add_row("gates", _num(entry.gates), "")
+    table.add_row("metrics", entry.metrics_method or "-", "")
+    table.add_row("hash", entry.hash, "")
+    table.add_row("table", "stored" if entry.has_lut else "none (too wide; metrics only)", "")
+    table.add_row("origin", entry.origin, "")
+    if entry.family:
+        table.add_row("family", entry.family + (f" {entry.params}" if entry.params else ""), "")
+    table.add_row("source", entry.source or "-", "")
+    for alt in entry.alt_sources:
+        table.add_row("also in", alt, "")
+    if entry.licence:
+        table.add_row("licence", entry.licence, "")
+    if entry.citation:
+        table.add_row("cite", entry.citation, "")
+    table.add_row("created", entry.created, "")
+    console.print(table)
+    diffs = entry.published_differences()
+    for col, (text, measured) in diffs.items():
+        console.print(
+            f"[yellow]note:[/] published {col} = {text} but the netlist gives {_num(measured)} "
+            "(lutgen keeps the measured value)"
+        )
+
+
+def print_front(front: Sequence[Entry], x: str, y: str, *, total: int, console: Console | None = None) -> None:
+    """The Pareto front as a table of its two coordinates."""
+    console = console or Console()
+    x_col, y_col = column(x), column(y)
+    table = Table(title=f"Pareto front: {len(front)} of {total} multipliers, minimising {x_col} and {y_col}")
+    table.add_column("name", no_wrap=True)
+    table.add_column("kind")
+    table.add_column(x_col, justify="right")
+    table.add_column(y_col, justify="right")
+    for e in front:
+        table.add_row(e.full_name, e.kind, _num(value(e, x_col)), _num(value(e, y_col)))
+    console.print(table)
