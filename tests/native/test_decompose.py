@@ -137,7 +137,7 @@ def test_decomp_backward_ste_and_difference_match_reference() -> None:
     for ste in (True, False):
         got = lut_bmm_backward(a, b, grad_c, lut, ste=ste, engine="decomp")
         want = lut_bmm_backward(a, b, grad_c, lut, ste=ste, engine="reference")
-        for g, r in zip(got, want):
+        for g, r in zip(got, want, strict=True):
             torch.testing.assert_close(g, r, rtol=1e-5, atol=1e-4)
 
 
