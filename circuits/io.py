@@ -1,0 +1,95 @@
+"""One entry point for netlist files: pick the reader or writer by extension or explicit format."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..errors import ConfigError, InputError, NetlistError, ParseError
+from .netlist import Netlist
+
+#: Format names and the file extensions that select them.
+FORMATS: dict[str, tuple[str, ...]] = {
+    "verilog": (".v", ".sv"),
+    "blif": (".blif",),
+    "sop": (".sop", ".pla"),
+}
+_ALIASES = {"v": "verilog", "sv": "verilog", "pla": "sop"}
+
+
+def format_for(path: str | os.PathLike[str], format: str | None = None) -> str:
+    """The netlist format of ``path``: ``format`` when given, else from the extension."""
+    if format is not None:
+        name = _ALIASES.get(format.lower(), format.lower())
+        if name not in FORMATS:
+            raise ConfigError(f"unknown netlist format '{format}'; choose one of {', '.join(FORMATS)}")
+        return name
+    suffix = Path(path).suffix.lower()
+    for name, suffixes in FORMATS.items():
+        if suffix in suffixes:
+            return name
+    known = ", ".join(s for suffixes in FORMATS.values() for s in suffixes)
+    raise ParseError(f"cannot tell the netlist format from the extension (known: {known}); pass --format", str(path))
+
+
+def read_netlist(
+    path: str | os.PathLike[str], *, format: str | None = None, operands: tuple[str, str] | None = None
+) -> Netlist:
+    """Read a Verilog, BLIF or SOP netlist; every problem with the file is a :class:`ParseError`."""
+    where = str(path)
+    kind = format_for(path, format)
+    text = _read_text(path)
+    try:
+        if kind == "verilog":
+            from .verilog import read_verilog
+
+            return read_verilog(text, where, operands=operands)
+        if kind == "blif":
+            from .blif import read_blif
+
+            return read_blif(text, where, operands=operands)
+        from .sop import read_sop
+
+        return read_sop(text, where, operands=operands)
+    except NetlistError as exc:  # structural faults found by validate() are faults of the file
+        raise ParseError(str(exc), where) from None
+
+
+def write_netlist(netlist: Netlist, path: str | os.PathLike[str], format: str | None = None) -> None:
+    """Write ``netlist`` as Verilog or BLIF (``sop`` writes BLIF with SOP covers, which reads back as SOP)."""
+    kind = format_for(path, format)
+    if kind == "verilog":
+        from .verilog import write_verilog
+
+        text = write_verilog(netlist)
+    else:
+        from .blif import write_blif
+
+        text = write_blif(netlist)
+    try:
+        Path(path).write_text(text)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot write ({exc.strerror or exc})") from None
+
+
+def _read_text(path: str | os.PathLike[str]) -> str:
+    where = str(path)
+    try:
+        data = Path(path).read_bytes()
+    except IsADirectoryError:
+        raise ParseError("is a directory, not a netlist file", where) from None
+    except FileNotFoundError:
+        raise ParseError("no such file", where) from None
+    except OSError as exc:
+        raise ParseError(f"cannot read ({exc.strerror or exc})", where) from None
+    if b"\0" in data:
+        line = data[: data.index(b"\0")].count(b"\n") + 1
+        raise ParseError("binary data (NUL byte): not a netlist text file", where, line)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ParseError("not a UTF-8 text file", where, line) from None
+    if not text.strip():
+        raise ParseError("empty file", where, 1)
+    return text
