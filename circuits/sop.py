@@ -40,6 +40,8 @@ def read_sop(text: str, path: str = "<input>", *, operands: tuple[str, str] | No
     pla = _PLA_START.search(text)
     if blif and (not pla or blif.start() < pla.start()):
         return read_blif(text, path, operands=operands)
+    if not pla:
+        raise ParseError("neither BLIF (.model, .names) nor PLA (.i, .o): not a SOP file", path, 1, 1)
     return read_pla(text, path, operands=operands)
 
 

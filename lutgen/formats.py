@@ -70,7 +70,7 @@ def save_npz(lut: Lut, path: str | os.PathLike[str]) -> None:
         arrays["grad_a"] = lut.grad_a.astype(np.float32)
     if lut.grad_b is not None:
         arrays["grad_b"] = lut.grad_b.astype(np.float32)
-    _atomic_write(path, lambda f: np.savez(f, **arrays))
+    _atomic_write(path, lambda f: np.savez(f, allow_pickle=False, **arrays))
 
 
 def load_npz(path: str | os.PathLike[str]) -> Lut:
