@@ -6,6 +6,7 @@
 from .engines import (
     Engine,
     available_engines,
+    last_path,
     lut_bmm,
     lut_bmm_backward,
     register_engine,
@@ -17,6 +18,7 @@ __all__ = [
     "Engine",
     "PreparedLut",
     "available_engines",
+    "last_path",
     "lut_bmm",
     "lut_bmm_backward",
     "register_engine",

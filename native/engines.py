@@ -15,6 +15,7 @@ import torch
 
 from ..errors import ConfigError, NativeUnavailableError
 from . import reference
+from .cpu_features import choose_path
 from .prepared import PreparedLut, value_range
 
 ENGINE_ENV = "LUTGEN_ENGINE"
@@ -31,6 +32,8 @@ class Engine:
     name = "engine"
     priority = 0
     devices: tuple[str, ...] = ("cpu",)
+    last_path: str | None = None
+    """What the last ``lut_bmm`` call ran (e.g. ``"avx512vbmi/bytes a7"``), for benchmarks and reports."""
 
     def supports(self, device: torch.device) -> bool:
         """Whether this engine runs on tensors of ``device``."""
@@ -74,12 +77,130 @@ class ReferenceEngine(Engine):
         return reference.lut_bmm_backward(a, b, grad_c, lut, ste=ste)
 
 
+INT32_MAX = (1 << 31) - 1
+NIBBLE_MAX_BITS = 6
+"""Widest activation (in bits) for which the AVX2 path uses vpshufb sub-tables rather than gathers."""
+
+
+def kernel_for(isa: str, lut: PreparedLut, bits_eff: int) -> tuple[str, str]:
+    """``(kernel, table layout)`` of the CPU kernel for an ISA path, a LUT and the activations' width."""
+    if isa == "scalar":
+        return "scalar/i32", "i32"
+    if isa == "avx2":
+        if lut.fits_int16 and bits_eff <= NIBBLE_MAX_BITS:
+            return "avx2/nibble", "bytes"
+        return "avx2/gather", "i32"
+    if not lut.fits_int16:
+        return "avx512/gather", "i32"
+    if isa == "avx512bw":
+        return "avx512bw/i16", "i16"
+    return "avx512vbmi/bytes", "bytes"
+
+
+def table_layout(lut: PreparedLut, layout: str) -> tuple[torch.Tensor, int, int]:
+    """``(table, column stride, plane stride)`` in bytes of a LUT in a CPU kernel layout (cached)."""
+
+    def build() -> tuple[torch.Tensor, int, int]:
+        columns = lut.forward.to("cpu").t().contiguous()  # [2^bits_b, 2^bits_a]: column b is T[:, b]
+        rows = columns.shape[1]
+        if layout == "i32":
+            return columns, 4 * rows, 0
+        padded = max(64, rows)
+        if layout == "i16":
+            table = torch.zeros((columns.shape[0], padded), dtype=torch.int16)
+            table[:, :rows] = columns.to(torch.int16)
+            return table, 2 * padded, 0
+        planes = torch.zeros((columns.shape[0], 2, padded), dtype=torch.uint8)
+        planes[:, 0, :rows] = (columns & 0xFF).to(torch.uint8)
+        planes[:, 1, :rows] = ((columns >> 8) & 0xFF).to(torch.uint8)
+        return planes, 2 * padded, padded
+
+    return lut.cached(f"cpu-layout:{layout}", build)
+
+
+def pack_codes(x: torch.Tensor, bits: int) -> torch.Tensor:
+    """uint8 codes (``value & (2^bits - 1)``) of an integer tensor, same shape."""
+    codes = x.view(torch.uint8) if x.dtype == torch.int8 else x.to(torch.uint8)
+    return codes & ((1 << bits) - 1)
+
+
+class CpuEngine(Engine):
+    """The C++ kernels (AVX2 / AVX-512BW / AVX-512 VBMI / scalar, chosen at run time), built on first use."""
+
+    name = "cpu"
+    priority = 10
+    devices = ("cpu",)
+
+    def unavailable_reason(self) -> str | None:
+        from . import build
+
+        try:
+            choose_path()
+            build.load()
+        except (NativeUnavailableError, ConfigError) as error:
+            return str(error)
+        return None
+
+    def describe(self) -> str:
+        return f"cpu ({choose_path()})"
+
+    def lut_bmm(self, a: torch.Tensor, b: torch.Tensor, lut: PreparedLut) -> torch.Tensor:
+        from . import build
+
+        ext = build.load()
+        isa = choose_path()
+        g_count, m_count, k_count = a.shape
+        padded = -(-max(m_count, 1) // 256) * 256
+        codes_a = pack_codes(a, lut.bits_a)
+        at = torch.zeros((g_count, k_count, padded), dtype=torch.uint8)
+        at[:, :, :m_count] = codes_a.transpose(1, 2)
+        bits_eff = max(1, int(codes_a.max()).bit_length()) if codes_a.numel() else 1
+        bc = pack_codes(b, lut.bits_b).contiguous()
+        kernel, layout = kernel_for(isa, lut, bits_eff)
+        table, col_stride, plane_stride = table_layout(lut, layout)
+        self.last_path = f"{kernel} a{bits_eff}"
+        # Each int32 partial sum covers at most `chunk` products, so it cannot wrap; wider sums go int64.
+        chunk = max(1, INT32_MAX // max(lut.max_abs, 1))
+        if k_count <= chunk:
+            ct = ext.lut_gemm(kernel, at, bc, table, col_stride, plane_stride, bits_eff)
+        else:
+            self.last_path += " k-split"
+            total = torch.zeros((g_count, b.shape[2], padded), dtype=torch.int64)
+            for k0 in range(0, k_count, chunk):
+                part = ext.lut_gemm(
+                    kernel, at[:, k0 : k0 + chunk], bc[:, k0 : k0 + chunk], table, col_stride, plane_stride, bits_eff
+                )
+                total += part
+            ct = reference.check_int32(total, lut)
+        return ct[:, :, :m_count].transpose(1, 2)
+
+    def lut_bmm_backward(
+        self, a: torch.Tensor, b: torch.Tensor, grad_c: torch.Tensor, lut: PreparedLut, *, ste: bool
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        from . import build
+
+        ext = build.load()
+        ga_table, gb_table = lut.gradient_tables(ste=ste)
+        ga_rows = ga_table.to("cpu").contiguous()
+        gb_cols = lut.cached(f"cpu-gb-cols:{ste}", lambda: gb_table.to("cpu").t().contiguous())
+        codes_a = pack_codes(a, lut.bits_a)
+        ca = codes_a.contiguous()
+        at = codes_a.transpose(1, 2).contiguous()
+        cb = pack_codes(b, lut.bits_b).contiguous()
+        gc = grad_c.to(torch.float32).contiguous()
+        gct = gc.transpose(1, 2).contiguous()
+        self.last_path = "cpu/backward"
+        grad_a, grad_b = ext.lut_gemm_backward(ca, at, cb, gc, gct, ga_rows, gb_cols)
+        return grad_a, grad_b
+
+
 class _Registry:
-    """Registered engines by name, and which fallbacks have already been warned about."""
+    """Registered engines by name, the last path run, and which fallbacks have been warned about."""
 
     def __init__(self) -> None:
         self.engines: dict[str, Engine] = {}
         self.warned: set[str] = set()
+        self.last_path: str | None = None
 
 
 _REGISTRY = _Registry()
@@ -89,6 +210,11 @@ def register_engine(name: str, impl: Engine) -> None:
     """Register (or replace) the engine ``impl`` under ``name``."""
     impl.name = name
     _REGISTRY.engines[name] = impl
+
+
+def last_path() -> str | None:
+    """What the most recent :func:`lut_bmm` ran: the engine, and for native engines the kernel path."""
+    return _REGISTRY.last_path
 
 
 def get_engine(name: str) -> Engine:
@@ -194,7 +320,10 @@ def lut_bmm(a: torch.Tensor, b: torch.Tensor, lut: PreparedLut, *, engine: str |
     """
     a, b = check_operands(a, b, lut)
     impl = resolve_engine(engine, a.device)
-    return impl.lut_bmm(a, b, lut.to(a.device))
+    impl.last_path = None
+    out = impl.lut_bmm(a, b, lut.to(a.device))
+    _REGISTRY.last_path = f"{impl.name}: {impl.last_path}" if impl.last_path else impl.name
+    return out
 
 
 def lut_bmm_backward(
@@ -228,3 +357,4 @@ def lut_bmm_backward(
 
 
 register_engine("reference", ReferenceEngine())
+register_engine("cpu", CpuEngine())

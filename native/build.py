@@ -1,0 +1,143 @@
+"""JIT build and loading of the CPU kernels (``torch.utils.cpp_extension``), cached per source hash.
+
+Nothing compiles at import: :func:`load` builds on first use (one line on stderr says so) into
+``$LUTGEN_CACHE/native/<torch version>-<hash>`` (default cache ``~/.cache/lutgen``), or ``lutgen native
+build`` does it ahead of time. One build holds every ISA path: the per-ISA sources select their
+instruction sets with ``#pragma GCC target``, and the path is chosen at run time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import sys
+import sysconfig
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from ..errors import NativeUnavailableError
+
+CACHE_ENV = "LUTGEN_CACHE"
+SOURCES = (
+    "lut_gemm.cpp",
+    "gemm_scalar.cpp",
+    "gemm_avx2.cpp",
+    "gemm_avx512bw.cpp",
+    "gemm_avx512vbmi.cpp",
+    "lut_gemm_backward.cpp",
+)
+HEADERS = ("lut_gemm_common.h",)
+CFLAGS = ("-O3", "-std=c++17", "-fopenmp-simd")
+BUILD_SECONDS = 60
+
+
+def source_dir() -> Path:
+    """The folder holding the C++ sources."""
+    return Path(__file__).resolve().parent / "csrc"
+
+
+def cache_root() -> Path:
+    """``$LUTGEN_CACHE/native``, default ``~/.cache/lutgen/native``."""
+    base = os.environ.get(CACHE_ENV)
+    return (Path(base) if base else Path.home() / ".cache" / "lutgen") / "native"
+
+
+def source_hash() -> str:
+    """SHA-256 (16 hex digits) over the sources, headers, flags, torch version and Python ABI."""
+    import torch
+
+    h = hashlib.sha256()
+    h.update(f"{torch.__version__}|{sysconfig.get_config_var('SOABI')}|{' '.join(CFLAGS)}".encode())
+    for name in (*HEADERS, *SOURCES):
+        h.update(name.encode())
+        h.update((source_dir() / name).read_bytes())
+    return h.hexdigest()[:16]
+
+
+def build_dir() -> Path:
+    """Where this exact set of sources is (or will be) built."""
+    import torch
+
+    return cache_root() / f"{torch.__version__}-{source_hash()}"
+
+
+def module_name() -> str:
+    """The extension's module name (unique per source hash, so versions never clash)."""
+    return f"lutgen_native_{source_hash()}"
+
+
+def compiler() -> str | None:
+    """Path of the C++ compiler cpp_extension will use, or ``None`` when there is none."""
+    return shutil.which(os.environ.get("CXX", "c++"))
+
+
+def is_built() -> bool:
+    """Whether a compiled library for the current sources is in the cache."""
+    return (build_dir() / f"{module_name()}.so").is_file()
+
+
+@dataclass
+class _State:
+    module: ModuleType | None = None
+    error: str | None = None
+
+
+_STATE = _State()
+
+
+def load(*, verbose: bool = False) -> Any:
+    """The compiled extension, building it first if needed.
+
+    Raises:
+        NativeUnavailableError: no compiler, or the build failed (the reason is kept: no retry).
+    """
+    if _STATE.module is not None:
+        return _STATE.module
+    if _STATE.error is not None:
+        raise NativeUnavailableError(_STATE.error)
+    try:
+        _STATE.module = _build(verbose=verbose)
+    except NativeUnavailableError as error:
+        _STATE.error = str(error)
+        raise
+    return _STATE.module
+
+
+def _build(*, verbose: bool) -> ModuleType:
+    if compiler() is None:
+        raise NativeUnavailableError("no C++ compiler found (install g++ or set CXX)")
+    from torch.utils import cpp_extension
+
+    directory = build_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    fresh = not is_built()
+    if fresh:
+        print(f"lutgen: building native kernels (first use, ~{BUILD_SECONDS} s) in {directory}", file=sys.stderr)
+    # cpp_extension looks ninja up on PATH: make the one installed beside this interpreter visible.
+    old_path = os.environ.get("PATH", "")
+    os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), old_path])
+    start = time.monotonic()
+    try:
+        module = cpp_extension.load(
+            name=module_name(),
+            sources=[str(source_dir() / name) for name in SOURCES],
+            extra_cflags=list(CFLAGS),
+            extra_include_paths=[str(source_dir())],
+            build_directory=str(directory),
+            verbose=verbose,
+        )
+    except (RuntimeError, OSError, ImportError, SystemExit) as error:
+        last = str(error).strip().splitlines()
+        raise NativeUnavailableError(
+            f"building the native kernels failed ({last[-1] if last else type(error).__name__}); "
+            f"run 'lutgen native build --verbose' to see the compiler output"
+        ) from error
+    finally:
+        os.environ["PATH"] = old_path
+    if fresh:
+        print(f"lutgen: native kernels built in {time.monotonic() - start:.0f} s", file=sys.stderr)
+    return module

@@ -1,0 +1,120 @@
+// Torch bindings of the CPU LUT-GEMM kernels: kernel lookup by name, threading through torch's intra-op
+// pool (at::parallel_for, so torch.set_num_threads applies), and the backward GEMMs.
+#include <torch/extension.h>
+
+#include <ATen/Parallel.h>
+
+#include <string>
+#include <vector>
+
+#include "lut_gemm_common.h"
+
+namespace lutgen {
+namespace {
+
+GemmKernel find_kernel(const std::string& name, int bits_eff) {
+  if (name == "scalar/i32") return scalar_i32_kernel(bits_eff);
+  if (name == "avx2/gather") return avx2_gather_kernel(bits_eff);
+  if (name == "avx2/nibble") return avx2_nibble_kernel(bits_eff);
+  if (name == "avx512/gather") return avx512_gather_kernel(bits_eff);
+  if (name == "avx512bw/i16") return avx512bw_i16_kernel(bits_eff);
+  if (name == "avx512vbmi/bytes") return avx512vbmi_bytes_kernel(bits_eff);
+  return nullptr;
+}
+
+void check_codes(const torch::Tensor& t, const char* what) {
+  TORCH_CHECK(t.device().is_cpu() && t.scalar_type() == torch::kUInt8 && t.dim() == 3, what,
+              " must be a 3-D uint8 CPU tensor");
+  TORCH_CHECK(t.stride(2) == 1, what, " must be contiguous in its last dimension");
+}
+
+// C^T[g][n][m] for m-padded transposed codes at [G][K][Mp] and codes bc [G][K][N].
+torch::Tensor lut_gemm(const std::string& kernel, const torch::Tensor& at, const torch::Tensor& bc,
+                       const torch::Tensor& table, int64_t col_stride, int64_t plane_stride, int64_t bits_eff) {
+  check_codes(at, "at");
+  check_codes(bc, "bc");
+  TORCH_CHECK(table.device().is_cpu() && table.is_contiguous(), "table must be a contiguous CPU tensor");
+  const int64_t G = at.size(0), K = at.size(1), Mp = at.size(2), N = bc.size(2);
+  TORCH_CHECK(bc.size(0) == G && bc.size(1) == K, "at and bc shapes differ");
+  TORCH_CHECK(Mp % kLaneAlign == 0, "at must be padded to a multiple of ", kLaneAlign, " rows");
+  GemmKernel fn = find_kernel(kernel, static_cast<int>(bits_eff));
+  TORCH_CHECK(fn != nullptr, "unknown LUT-GEMM kernel ", kernel);
+  auto ct = torch::empty({G, N, Mp}, torch::dtype(torch::kInt32));
+  if (G == 0 || N == 0 || Mp == 0) return ct;
+  if (K == 0) return ct.zero_();
+  GemmProblem p{};
+  p.at = at.data_ptr<uint8_t>();
+  p.at_g = at.stride(0);
+  p.at_k = at.stride(1);
+  p.bc = bc.data_ptr<uint8_t>();
+  p.bc_g = bc.stride(0);
+  p.bc_k = bc.stride(1);
+  p.table = static_cast<const uint8_t*>(table.data_ptr());
+  p.col_stride = col_stride;
+  p.plane_stride = plane_stride;
+  p.ct = ct.data_ptr<int32_t>();
+  p.ct_g = N * Mp;
+  p.ct_n = Mp;
+  p.K = K;
+  p.bits_eff = static_cast<int>(bits_eff);
+  // Tasks: (g, block of kLaneAlign rows, chunk of columns); enough of them to keep every thread busy.
+  const int64_t m_blocks = Mp / kLaneAlign;
+  const int64_t want = 8 * static_cast<int64_t>(at::get_num_threads());
+  int64_t n_chunks = std::min<int64_t>(N, std::max<int64_t>(1, (want + G * m_blocks - 1) / (G * m_blocks)));
+  const int64_t n_step = (N + n_chunks - 1) / n_chunks;
+  n_chunks = (N + n_step - 1) / n_step;
+  const int64_t tasks = G * m_blocks * n_chunks;
+  at::parallel_for(0, tasks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) {
+      const int64_t nc = t % n_chunks, mbi = (t / n_chunks) % m_blocks, g = t / (n_chunks * m_blocks);
+      const int64_t n0 = nc * n_step, n1 = std::min(N, n0 + n_step);
+      fn(p, g, mbi * kLaneAlign, (mbi + 1) * kLaneAlign, n0, n1);
+    }
+  });
+  return ct;
+}
+
+// (grad_a [G][M][K], grad_b [G][K][N]) from codes ca [G][M][K], at [G][K][M], cb [G][K][N], grad_c
+// [G][M][N] (float32) and its transpose, and gradient tables ga_rows [NA][NB], gb_cols [NB][NA].
+std::vector<torch::Tensor> lut_gemm_backward(const torch::Tensor& ca, const torch::Tensor& at,
+                                             const torch::Tensor& cb, const torch::Tensor& gc,
+                                             const torch::Tensor& gct, const torch::Tensor& ga_rows,
+                                             const torch::Tensor& gb_cols) {
+  for (const auto* t : {&ca, &at, &cb, &gc, &gct, &ga_rows, &gb_cols}) {
+    TORCH_CHECK(t->device().is_cpu() && t->is_contiguous(), "backward operands must be contiguous CPU tensors");
+  }
+  const int64_t G = ca.size(0), M = ca.size(1), K = ca.size(2), N = cb.size(2);
+  auto grad_a = torch::zeros({G, M, K}, torch::dtype(torch::kFloat32));
+  auto grad_b = torch::zeros({G, K, N}, torch::dtype(torch::kFloat32));
+  BackwardProblem p{};
+  p.ca = ca.data_ptr<uint8_t>();
+  p.at = at.data_ptr<uint8_t>();
+  p.cb = cb.data_ptr<uint8_t>();
+  p.gc = gc.data_ptr<float>();
+  p.gct = gct.data_ptr<float>();
+  p.ga_rows = ga_rows.data_ptr<float>();
+  p.gb_cols = gb_cols.data_ptr<float>();
+  p.grad_a = grad_a.data_ptr<float>();
+  p.grad_b = grad_b.data_ptr<float>();
+  p.M = M;
+  p.K = K;
+  p.N = N;
+  p.NA = ga_rows.size(0);
+  p.NB = ga_rows.size(1);
+  at::parallel_for(0, G * M, 16, [&](int64_t b, int64_t e) { backward_grad_a(p, b, e); });
+  at::parallel_for(0, G * K, 4, [&](int64_t b, int64_t e) { backward_grad_b(p, b, e); });
+  return {grad_a, grad_b};
+}
+
+std::vector<std::string> kernels() {
+  return {"scalar/i32", "avx2/gather", "avx2/nibble", "avx512/gather", "avx512bw/i16", "avx512vbmi/bytes"};
+}
+
+}  // namespace
+}  // namespace lutgen
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("lut_gemm", &lutgen::lut_gemm, "LUT-GEMM C^T[g,n,m] = sum_k T[a[g,m,k], b[g,k,n]] with a named kernel");
+  m.def("lut_gemm_backward", &lutgen::lut_gemm_backward, "Backward LUT-GEMMs with float32 gradient tables");
+  m.def("kernels", &lutgen::kernels, "Names of the compiled LUT-GEMM kernels");
+}

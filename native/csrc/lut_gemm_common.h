@@ -1,0 +1,64 @@
+// Shared definitions of the CPU LUT-GEMM kernels: the problem descriptor and the per-ISA entry points.
+//
+// Layout (prepared by approxlut/native/engines.py):
+//   at    uint8 codes of operand a, transposed: a[g][m][k] at at[g*at_g + k*at_k + m]; lanes run over m,
+//         m is padded to a multiple of kLaneAlign with code 0 (the padded outputs are discarded).
+//   bc    uint8 codes of operand b: b[g][k][n] at bc[g*bc_g + k*bc_k + n].
+//   table the LUT by columns (a fixed code of b selects column T[:, b]); the layout depends on the kernel:
+//         i32   int32 T[a][b] at table[b*col_stride + 4*a] (bytes)
+//         i16   int16 column padded to >= 64 entries: T[a][b] at table[b*col_stride + 2*a]
+//         bytes two byte planes per column, each padded to >= 64 entries: low byte (uint8) at
+//               table[b*col_stride + a], high byte (int8) at table[b*col_stride + plane_stride + a]
+//   ct    int32 result, transposed: C[g][m][n] at ct[g*ct_g + n*ct_n + m].
+// This header holds plain C++ only (no torch), so that ISA-specific translation units never compile
+// torch's inline functions with wider instruction sets than the CPU may have.
+#pragma once
+
+#include <cstdint>
+
+namespace lutgen {
+
+constexpr int64_t kLaneAlign = 256;  // m padding: every kernel's lane block divides it
+
+struct GemmProblem {
+  const uint8_t* at;
+  int64_t at_g, at_k;
+  const uint8_t* bc;
+  int64_t bc_g, bc_k;
+  const uint8_t* table;
+  int64_t col_stride, plane_stride;
+  int32_t* ct;
+  int64_t ct_g, ct_n;
+  int64_t K;
+  int bits_eff;  // every code of a is < 2^bits_eff
+};
+
+// Processes groups g, lanes [m0, m1) (multiples of kLaneAlign) and output columns [n0, n1).
+using GemmKernel = void (*)(const GemmProblem&, int64_t g, int64_t m0, int64_t m1, int64_t n0, int64_t n1);
+
+// Each returns the kernel instantiated for bits_eff, or nullptr when that file was built without it.
+GemmKernel scalar_i32_kernel(int bits_eff);
+GemmKernel avx2_gather_kernel(int bits_eff);
+GemmKernel avx2_nibble_kernel(int bits_eff);
+GemmKernel avx512_gather_kernel(int bits_eff);
+GemmKernel avx512bw_i16_kernel(int bits_eff);
+GemmKernel avx512vbmi_bytes_kernel(int bits_eff);
+
+// Backward GEMMs with float32 gradient tables (see lut_gemm_backward.cpp).
+struct BackwardProblem {
+  const uint8_t* ca;  // a codes, row-major: a[g][m][k] at ca[(g*M + m)*K + k]
+  const uint8_t* at;  // a codes, transposed: at[(g*K + k)*M + m]
+  const uint8_t* cb;  // b codes: b[g][k][n] at cb[(g*K + k)*N + n]
+  const float* gc;    // grad_c[g][m][n] at gc[(g*M + m)*N + n]
+  const float* gct;   // grad_c transposed: gct[(g*N + n)*M + m]
+  const float* ga_rows;  // Ga[a][b] at ga_rows[a*NB + b]
+  const float* gb_cols;  // Gb[a][b] at gb_cols[b*NA + a]
+  float* grad_a;         // [G][M][K]
+  float* grad_b;         // [G][K][N]
+  int64_t M, K, N, NA, NB;
+};
+
+void backward_grad_a(const BackwardProblem& p, int64_t row0, int64_t row1);  // rows (g, m)
+void backward_grad_b(const BackwardProblem& p, int64_t row0, int64_t row1);  // rows (g, k)
+
+}  // namespace lutgen
