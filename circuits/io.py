@@ -86,7 +86,7 @@ def _read_text(path: str | os.PathLike[str]) -> str:
         line = data[: data.index(b"\0")].count(b"\n") + 1
         raise ParseError("binary data (NUL byte): not a netlist text file", where, line)
     try:
-        text = data.decode("utf-8")
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         raise ParseError("not a UTF-8 text file", where, line) from None
