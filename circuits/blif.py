@@ -2,10 +2,11 @@
 
 Reads ``.model/.inputs/.outputs/.names/.end`` with backslash continuations, ``#`` comments, on-set or
 off-set covers with don't-cares, constant nodes, ``.subckt``/``.gate`` instances of models defined in
-the same file (flattened), Yosys' ``.conn`` and implicit ``$false/$true/$undef`` nets; ignores
-timing and attribute annotations; refuses ``.latch`` and other sequential or external constructs.
-The first model is the top. Every ``.names`` node becomes a :attr:`Kind.SOP` gate, except covers
-that are trivially a constant, a buffer or an inverter.
+the same file (flattened) or of Yosys' internal gate cells (``$_AND_``, ``$_MUX_``, ...), Yosys'
+``.conn`` and implicit ``$false/$true/$undef`` nets. Timing and attribute annotations are ignored;
+``.latch`` and other sequential or external constructs are refused. The first model is the top.
+Every ``.names`` node becomes a :attr:`Kind.SOP` gate, except covers that are trivially a constant,
+a buffer or an inverter.
 """
 
 from __future__ import annotations
@@ -61,6 +62,26 @@ IMPLICIT_CONSTANTS = {"$false": 0, "$true": 1, "$undef": 0}
 
 #: Flattened designs larger than this are refused (nested instances can multiply without bound).
 MAX_GATES = 2_000_000
+
+#: Yosys' internal gate cells (``write_blif -icells``): input ports in order and the cover driving ``Y``.
+YOSYS_CELLS: dict[str, tuple[tuple[str, ...], Cover]] = {
+    "$_BUF_": (("A",), Cover(("1",))),
+    "$_NOT_": (("A",), Cover(("0",))),
+    "$_AND_": (("A", "B"), Cover(("11",))),
+    "$_NAND_": (("A", "B"), Cover(("11",), 0)),
+    "$_OR_": (("A", "B"), Cover(("1-", "-1"))),
+    "$_NOR_": (("A", "B"), Cover(("1-", "-1"), 0)),
+    "$_XOR_": (("A", "B"), Cover(("01", "10"))),
+    "$_XNOR_": (("A", "B"), Cover(("00", "11"))),
+    "$_ANDNOT_": (("A", "B"), Cover(("10",))),
+    "$_ORNOT_": (("A", "B"), Cover(("1-", "-0"))),
+    "$_MUX_": (("A", "B", "S"), Cover(("1-0", "-11"))),
+    "$_NMUX_": (("A", "B", "S"), Cover(("1-0", "-11"), 0)),
+    "$_AOI3_": (("A", "B", "C"), Cover(("11-", "--1"), 0)),
+    "$_OAI3_": (("A", "B", "C"), Cover(("1-1", "-11"), 0)),
+    "$_AOI4_": (("A", "B", "C", "D"), Cover(("11--", "--11"), 0)),
+    "$_OAI4_": (("A", "B", "C", "D"), Cover(("1-1-", "1--1", "-11-", "-1-1"), 0)),
+}
 
 _SAFE_NAME = re.compile(r"^[^\s#=\\.][^\s#=\\]*$")
 
@@ -287,9 +308,28 @@ class _Flattener:
         for index, inst in enumerate(model.instances):
             self.expand(inst, net, f"{prefix}{inst.model.text}#{index}/", stack)
 
+    def cell(self, inst: _Instance, net: Callable[[_Token], int]) -> None:
+        """One Yosys internal gate cell: every port must be connected."""
+        ports, cover = YOSYS_CELLS[inst.model.text]
+        bound: dict[str, _Token] = {}
+        for formal, actual in inst.conns:
+            if formal.text not in (*ports, "Y") or formal.text in bound:
+                raise self.fail(f"cell {inst.model.text} has no (other) port '{_clip(formal.text)}'", formal)
+            bound[formal.text] = actual
+        missing = [p for p in (*ports, "Y") if p not in bound]
+        if missing:
+            raise self.fail(f"cell {inst.model.text}: port {', '.join(missing)} is not connected", inst.model)
+        out = net(bound["Y"])
+        self.drive(out, bound["Y"])
+        ins = [net(bound[p]) for p in ports]
+        self.gates.append(cover_gate(cover, ins, out, SourceLoc(self.path, inst.model.line)))
+
     def expand(self, inst: _Instance, net: Callable[[_Token], int], prefix: str, stack: tuple[str, ...]) -> None:
         name = inst.model.text
         sub = self.models.get(name)
+        if sub is None and name in YOSYS_CELLS:
+            self.cell(inst, net)
+            return
         if sub is None:
             known = ", ".join(sorted(self.models)) or "none"
             raise self.fail(

@@ -391,3 +391,38 @@ def test_read_netlist_dispatch_and_file_errors(tmp_path: Path) -> None:
     (tmp_path / "dir.blif").mkdir()
     with pytest.raises(ParseError, match="directory"):
         read_netlist(tmp_path / "dir.blif")
+
+
+YOSYS_REFERENCE = {
+    "$_BUF_": lambda a, b, c, d: a,
+    "$_NOT_": lambda a, b, c, d: 1 - a,
+    "$_AND_": lambda a, b, c, d: a & b,
+    "$_NAND_": lambda a, b, c, d: 1 - (a & b),
+    "$_OR_": lambda a, b, c, d: a | b,
+    "$_NOR_": lambda a, b, c, d: 1 - (a | b),
+    "$_XOR_": lambda a, b, c, d: a ^ b,
+    "$_XNOR_": lambda a, b, c, d: 1 - (a ^ b),
+    "$_ANDNOT_": lambda a, b, c, d: a & (1 - b),
+    "$_ORNOT_": lambda a, b, c, d: a | (1 - b),
+    "$_MUX_": lambda a, b, s, d: b if s else a,
+    "$_NMUX_": lambda a, b, s, d: 1 - (b if s else a),
+    "$_AOI3_": lambda a, b, c, d: 1 - ((a & b) | c),
+    "$_OAI3_": lambda a, b, c, d: 1 - ((a | b) & c),
+    "$_AOI4_": lambda a, b, c, d: 1 - ((a & b) | (c & d)),
+    "$_OAI4_": lambda a, b, c, d: 1 - ((a | b) & (c | d)),
+}
+
+
+@pytest.mark.parametrize("cell", sorted(YOSYS_REFERENCE))
+def test_yosys_internal_cells(cell: str) -> None:
+    from approxlut.circuits.blif import YOSYS_CELLS
+
+    ports = YOSYS_CELLS[cell][0]
+    wires = dict(zip("ABCDS", ["A[0]", "A[1]", "B[0]", "B[1]", "B[0]"], strict=True))
+    conns = " ".join(f"{p}={wires[p]}" for p in ports)
+    nl = read_blif(_wrap(f".subckt {cell} {conns} Y=O[0]\n.names A[0] O[1]\n1 1"), "y.blif")
+    for (a, b), bits in zip([(a, b) for a in range(4) for b in range(4)], truth(nl), strict=True):
+        values = {"A": a & 1, "B": a >> 1, "C": b & 1, "D": b >> 1, "S": b & 1}
+        assert bits[0] == YOSYS_REFERENCE[cell](*(values[p] for p in ports), *([0] * (4 - len(ports))))
+    with pytest.raises(ParseError, match="port Y is not connected"):
+        read_blif(_wrap(f".subckt {cell} {conns}\n.names A[0] O[1]\n1 1"), "y.blif")
