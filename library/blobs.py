@@ -2,9 +2,9 @@
 
 Blobs are written atomically (temporary file in the same folder, ``fsync``, ``os.replace``, then
 ``fsync`` of the folder) and verified whenever they are loaded: the forward table against the file
-name (its hash), the gradient tables against the hash recorded beside them. Arrays ``forward``, ``grad_a``, ``grad_b`` (compressed)
-and ``meta`` (JSON); gradients are left out of tables wider than 8x8 to keep the store small
-(:meth:`~approxlut.library.catalogue.Library.load_lut` recomputes them).
+name (its hash), the gradient tables against the hash recorded beside them. Arrays ``forward``,
+``grad_a``, ``grad_b`` (compressed) and ``meta`` (JSON); gradients are left out of tables wider than
+8x8 to keep the store small (:meth:`~approxlut.library.catalogue.Library.load_lut` recomputes them).
 """
 
 from __future__ import annotations
@@ -54,6 +54,10 @@ class BlobStore:
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(tmp, target)
+        except OSError as error:
+            raise LibraryError(
+                f"cannot write blob {lut.hash[:12]} into {self.root}: {error.strerror or error}"
+            ) from None
         finally:
             tmp.unlink(missing_ok=True)
         _fsync_dir(self.root)

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..circuits.io import FORMATS
 from ..errors import ConfigError, LutgenError
 from .catalogue import Cost, Entry, Library
 
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
     from ..circuits.netlist import Netlist
 
 #: File suffixes taken when walking folders (what ``read_netlist`` understands).
-NETLIST_SUFFIXES = (".v", ".sv", ".blif", ".sop", ".pla")
+NETLIST_SUFFIXES = tuple(suffix for suffixes in FORMATS.values() for suffix in suffixes)
 #: Input pairs hashed to identify a circuit too wide for a table.
 FINGERPRINT_SAMPLES = 1 << 16
 FINGERPRINT_SEED = 20240917

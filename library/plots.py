@@ -39,7 +39,7 @@ AXIS_LABELS = {
     "gates": "gates",
 }
 #: Label every point when there are at most this many; otherwise only the front.
-LABEL_ALL_UP_TO = 30
+LABEL_ALL_UP_TO = 12
 
 
 def _figure(width: float, height: float) -> Figure:

@@ -1,0 +1,152 @@
+"""Crashes between blob write and commit, interrupted imports, corrupted blobs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from approxlut.errors import LibraryError
+from approxlut.library import Library
+from approxlut.library.catalogue import Library as CatalogueLibrary
+from approxlut.lutgen.simulate import simulate_lut
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_crash_between_blob_and_commit_leaves_no_half_entry(lib, multiplier, monkeypatch):
+    keep = lib.add(simulate_lut(multiplier(4, False), signed=False), name="kept")
+    netlist = multiplier(4, False, drop=2)
+    lut = simulate_lut(netlist, signed=False)
+
+    def crash(self, record):
+        raise RuntimeError("power cut")
+
+    monkeypatch.setattr(CatalogueLibrary, "_insert", crash)
+    with pytest.raises(RuntimeError, match="power cut"):
+        lib.add(lut, netlist, name="lost")
+    monkeypatch.undo()
+    assert lib.blobs.path(lut.hash).is_file()  # the orphan blob is there ...
+    with Library.open(lib.root) as again:  # ... but the library is readable and has no half entry
+        assert [e.name for e in again.query()] == ["kept"]
+        assert again.load_lut("kept").hash == keep.hash
+        with pytest.raises(LibraryError, match="no multiplier 'lost'"):
+            again.entry("lost")
+        assert again.clean() == 1
+        assert again.blobs.hashes() == {keep.hash}
+        entry = again.add(lut, netlist, name="lost")  # adding again works
+        assert again.load_lut(entry.name).hash == lut.hash
+
+
+def test_killed_process_between_blob_and_commit(tmp_path, multiplier):
+    """A real crash (``os._exit`` inside the write transaction) leaves a readable library."""
+    root = tmp_path / "lib"
+    with Library.open(root) as lib:
+        lib.add(simulate_lut(multiplier(3, False), signed=False), name="before")
+    script = textwrap.dedent(
+        f"""
+        import os, sys
+        sys.path.insert(0, {str(REPO / "tests" / "library")!r})
+        from conftest import build_multiplier
+        from approxlut.library import Library
+        from approxlut.library.catalogue import Library as L
+        from approxlut.lutgen.simulate import simulate_lut
+
+        def die(self, record):
+            self._db.execute("INSERT INTO meta VALUES ('half', 'written')")
+            os._exit(3)
+
+        L._insert = die
+        lib = Library.open({str(root)!r})
+        lib.add(simulate_lut(build_multiplier(3, False, drop=2), signed=False), name="during")
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 3, done.stderr
+    with Library.open(root) as lib:
+        assert [e.name for e in lib.query()] == ["before"]
+        assert lib.get_meta("half") is None
+        assert len(lib.blobs.hashes()) == 2  # the orphan
+        lib.clean()
+        assert len(lib.blobs.hashes()) == 1
+        assert lib.load_lut("before").is_exact()
+
+
+def test_leftover_temporary_files_are_cleaned(lib, multiplier):
+    lib.add(simulate_lut(multiplier(3, True), signed=True), name="x")
+    tmp = lib.blobs.root / f".{'0' * 64}.12345.tmp"
+    tmp.write_bytes(b"half a blob")
+    assert lib.clean() == 1 and not tmp.exists()
+    assert lib.load_lut("x").is_exact()
+
+
+def _blob(lib, name):
+    return lib.blobs.path(lib.entry(name).hash)
+
+
+def test_corrupted_blob_is_detected(lib, multiplier):
+    lib.add(simulate_lut(multiplier(4, True, drop=1), signed=True), name="victim")
+    path = _blob(lib, "victim")
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 8] = bytes(b ^ 0xFF for b in data[middle : middle + 8])
+    path.write_bytes(bytes(data))
+    with pytest.raises(LibraryError, match=r"^blob [0-9a-f]{12} is corrupted: re-import victim$"):
+        lib.load_lut("victim")
+
+
+def test_truncated_and_missing_blobs_are_reported(lib, multiplier):
+    lib.add(simulate_lut(multiplier(4, False, drop=1), signed=False), name="short")
+    path = _blob(lib, "short")
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(LibraryError, match="is corrupted: re-import short"):
+        lib.load_lut("short")
+    path.unlink()
+    with pytest.raises(LibraryError, match="is missing: re-import short"):
+        lib.load_lut("short")
+
+
+def test_blob_with_a_consistent_but_wrong_table_is_detected(lib, multiplier):
+    """A well-formed file whose contents do not match its name (hash) or gradient hash."""
+    lut = simulate_lut(multiplier(4, False), signed=False)
+    lib.add(lut, name="swap")
+    path = _blob(lib, "swap")
+    with np.load(path) as data:
+        arrays = {k: data[k] for k in data.files}
+    forged = dict(arrays, forward=arrays["forward"] + 1)
+    with open(path, "wb") as handle:
+        np.savez_compressed(handle, **forged)
+    with pytest.raises(LibraryError, match="is corrupted: re-import swap"):
+        lib.load_lut("swap")
+    grad = arrays["grad_a"].copy()
+    grad[3, 3] += 1
+    with open(path, "wb") as handle:
+        np.savez_compressed(handle, **dict(arrays, grad_a=grad))
+    with pytest.raises(LibraryError, match="is corrupted: re-import swap"):
+        lib.load_lut("swap")
+    meta = json.loads(str(arrays["meta"]))
+    assert meta["blob"]["grad_hash"]
+    with open(path, "wb") as handle:
+        np.savez_compressed(handle, **arrays)
+    assert lib.load_lut("swap").hash == lut.hash
+
+
+def test_blob_writes_are_atomic_renames(lib, multiplier, monkeypatch):
+    """A failure inside the blob write leaves neither a blob nor a temporary file."""
+    lut = simulate_lut(multiplier(3, False), signed=False)
+
+    def fail(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", fail)
+    with pytest.raises(LibraryError, match=r"cannot write blob .*: disk full"):
+        lib.add(lut, name="nope")
+    monkeypatch.undo()
+    assert list(lib.blobs.root.iterdir()) == []
+    assert len(lib) == 0

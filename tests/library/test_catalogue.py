@@ -1,0 +1,164 @@
+"""The catalogue: round trips, lookups, filters, sorting, duplicates, migrations, configuration."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from approxlut.errors import ConfigError, LibraryError
+from approxlut.library import Cost, Library
+from approxlut.library.catalogue import DB_NAME, MIGRATIONS
+from approxlut.library.config import library_dir
+from approxlut.lutgen.simulate import simulate_lut, simulate_metrics
+
+
+def _add(lib, multiplier, bits, signed, drop=0, *, name=None, release="", cost=None):
+    netlist = multiplier(bits, signed, drop=drop)
+    lut = simulate_lut(netlist, signed=signed)
+    return lib.add(lut, netlist, name=name or netlist.name, release=release, cost=cost)
+
+
+def test_round_trip_add_query_load(lib, multiplier):
+    netlist = multiplier(6, True, drop=3)
+    lut = simulate_lut(netlist, signed=True, name="t6s")
+    entry = lib.add(lut, netlist, name="t6s", cost=Cost(0.1, 200.0, 1.0, "estimated"), licence="MIT")
+    assert (entry.name, entry.bits_a, entry.bits_b, entry.signed) == ("t6s", 6, 6, True)
+    assert entry.hash == lut.hash and entry.has_lut
+    assert entry.gates == netlist.gate_count()
+    metrics = lut.metrics()
+    assert entry.mae_pct == pytest.approx(metrics.mae_pct) and entry.mae_pct > 0
+    assert entry.ep_pct == pytest.approx(metrics.ep_pct)
+    assert entry.bias == pytest.approx(metrics.bias)
+    assert (entry.power_mw, entry.area_um2, entry.delay_ns, entry.power_source) == (0.1, 200.0, 1.0, "estimated")
+    assert [e.id for e in lib.query()] == [entry.id]
+    loaded = lib.load_lut("t6s")
+    assert np.array_equal(loaded.forward, lut.forward) and loaded.signed and loaded.hash == lut.hash
+    reference = lut.with_gradients(8)
+    assert loaded.grad_a is not None and loaded.grad_b is not None
+    assert np.array_equal(loaded.grad_a, reference.grad_a) and np.array_equal(loaded.grad_b, reference.grad_b)
+    other = lib.load_lut("t6s", half_window=2)
+    assert np.array_equal(other.grad_b, lut.with_gradients(2).grad_b)
+    # survives closing and reopening
+    lib.close()
+    with Library.open(lib.root) as again:
+        assert again.entry("t6s") == entry
+        assert np.array_equal(again.load_lut(entry.hash[:8]).forward, lut.forward)
+
+
+def test_lookup_by_name_release_and_hash(lib, multiplier):
+    old = _add(lib, multiplier, 4, True, 0, name="mul4s_X", release="v1.1")
+    new = _add(lib, multiplier, 4, True, 2, name="mul4s_X", release="v2022")
+    assert lib.entry("v1.1_mul4s_X") == old
+    assert lib.entry("v2022_mul4s_X") == new
+    assert lib.entry(new.hash[:6]) == new
+    with pytest.raises(LibraryError, match=r"ambiguous: v1\.1_mul4s_X .*v2022_mul4s_X"):
+        lib.entry("mul4s_X")
+    with pytest.raises(LibraryError, match="ambiguous"):
+        lib.load_lut("mul4s_X")
+    with pytest.raises(LibraryError, match=r"no multiplier 'mul4s_Y'.*did you mean mul4s_X"):
+        lib.entry("mul4s_Y")
+
+
+def test_same_table_under_two_names_shares_one_blob(lib, multiplier):
+    a = _add(lib, multiplier, 4, False, 0, name="exact4u")
+    b = _add(lib, multiplier, 4, False, 0, name="mul4u_copy", release="v1.0")
+    assert a.id != b.id and a.hash == b.hash
+    assert lib.blobs.hashes() == {a.hash}
+    # a hash prefix names two entries but one table: loading is fine, the entry is ambiguous
+    assert lib.load_lut(a.hash[:10]).is_exact()
+    with pytest.raises(LibraryError, match="ambiguous"):
+        lib.entry(a.hash[:10])
+    lib.remove("mul4u_copy")
+    assert lib.blobs.hashes() == {a.hash}
+    lib.remove("exact4u")
+    assert lib.blobs.hashes() == set() and len(lib) == 0
+
+
+def test_filters_and_sort(lib, multiplier):
+    e1 = _add(lib, multiplier, 4, False, 0, cost=Cost(0.30, 10.0, 1.0))
+    e2 = _add(lib, multiplier, 4, False, 3, cost=Cost(0.10, 5.0, 1.0))
+    e3 = _add(lib, multiplier, 4, True, 2)  # no cost
+    e4 = _add(lib, multiplier, 3, False, 1, cost=Cost(0.05, 2.0, 0.5))
+    assert {e.id for e in lib.query(bits=4)} == {e1.id, e2.id, e3.id}
+    assert {e.id for e in lib.query(bits=(3, 3))} == {e4.id}
+    assert {e.id for e in lib.query(signed=True)} == {e3.id}
+    assert {e.id for e in lib.query(signed=False, bits=4)} == {e1.id, e2.id}
+    assert {e.id for e in lib.query(max_mae=0.0)} == {e1.id}
+    limit = e2.mae_pct
+    assert all(e.mae_pct <= limit for e in lib.query(max_mae=limit))
+    assert [e.id for e in lib.query(sort="power")] == [e4.id, e2.id, e1.id, e3.id]  # unknown power last
+    assert [e.id for e in lib.query(sort="-power")] == [e1.id, e2.id, e4.id, e3.id]
+    maes = [e.mae_pct for e in lib.query(sort="mae")]
+    assert maes == sorted(maes)
+    with pytest.raises(ConfigError, match="unknown column 'speed'"):
+        lib.query(sort="speed")
+
+
+def test_duplicate_add_is_a_no_op(lib, multiplier):
+    netlist = multiplier(4, True, drop=1)
+    lut = simulate_lut(netlist, signed=True)
+    first = lib.add(lut, netlist, name="d4")
+    blob = lib.blobs.path(lut.hash)
+    stamp = blob.stat().st_mtime_ns
+    second = lib.add(lut, netlist, name="d4")
+    assert first == second and len(lib) == 1
+    assert blob.stat().st_mtime_ns == stamp
+
+
+def test_untabulated_entry_has_metrics_but_no_table(lib, multiplier):
+    netlist = multiplier(4, False, drop=2)
+    metrics = simulate_metrics(netlist, signed=False, samples=4096)
+    entry = lib.add_untabulated(
+        name="wide", bits=(4, 4), signed=False, function_hash="ab" * 32, metrics=metrics, gates=netlist.gate_count()
+    )
+    assert not entry.has_lut and entry.metrics_method.startswith("monte-carlo")
+    assert entry.mae_pct == pytest.approx(metrics.mae_pct)
+    with pytest.raises(LibraryError, match="metrics only"):
+        lib.load_lut("wide")
+    assert lib.blobs.hashes() == set()
+
+
+def test_migrations_are_recorded_once(tmp_path):
+    with Library.open(tmp_path) as lib:
+        assert lib.schema_version() == MIGRATIONS[-1][0]
+    with Library.open(tmp_path) as lib:
+        assert lib.schema_version() == MIGRATIONS[-1][0]
+    rows = sqlite3.connect(tmp_path / DB_NAME).execute("SELECT version FROM migrations").fetchall()
+    assert [r[0] for r in rows] == [v for v, _ in MIGRATIONS]
+
+
+def test_wal_mode_and_concurrent_reader(lib, multiplier):
+    entry = _add(lib, multiplier, 4, False, 1)
+    assert lib._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    reader = Library.open(lib.root)
+    lib._db.execute("BEGIN IMMEDIATE")  # a writer holding the lock ...
+    lib._db.execute("UPDATE entries SET gates = 0")
+    try:
+        assert reader.entry(entry.name).gates == entry.gates  # ... does not block readers, who see committed data
+        assert reader.load_lut(entry.name).hash == entry.hash
+    finally:
+        lib._db.execute("ROLLBACK")
+        reader.close()
+
+
+def test_unreadable_index_is_reported(tmp_path):
+    (tmp_path / DB_NAME).write_bytes(b"this is not a database" * 100)
+    with pytest.raises(LibraryError, match="unreadable"):
+        Library.open(tmp_path)
+
+
+def test_location_precedence(tmp_path, monkeypatch):
+    monkeypatch.delenv("LUTGEN_LIBRARY", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    assert library_dir() == tmp_path / "xdg" / "lutgen" / "library"
+    monkeypatch.delenv("XDG_DATA_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert library_dir() == tmp_path / "home" / ".local" / "share" / "lutgen" / "library"
+    monkeypatch.setenv("LUTGEN_LIBRARY", str(tmp_path / "env"))
+    assert library_dir() == tmp_path / "env"
+    assert library_dir(tmp_path / "flag") == tmp_path / "flag"
+    with Library.open() as lib:
+        assert lib.root == Path(tmp_path / "env") and (lib.root / DB_NAME).is_file()

@@ -1,0 +1,179 @@
+"""Importing files and folders: names, headers, twins, re-import, failures, interruption."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from approxlut.circuits.blif import write_blif
+from approxlut.library import importer
+from approxlut.library.importer import import_paths, netlist_files, parse_header, parse_name
+from approxlut.lutgen.simulate import simulate_lut
+
+HEADER = """/***
+* This code is a part of EvoApproxLib library (ehw.fit.vutbr.cz/approxlib) distributed under The MIT License.
+* When used, please cite the following article(s): A. Author, "A paper". Venue, 2020. doi: 10/xyz
+***/
+// MAE% = 0.0018 %
+// MAE = 1.2
+// WCE% = 5.24 %
+// MSE = 3.8e3
+// PDK45_PWR = 0.422 mW
+// PDK45_AREA = 711.0 um2
+// PDK45_DELAY = 1.48 ns
+
+module mul8s_1KV8 ( A, B, O );
+// MAE% = 99 %
+"""
+
+
+def test_parse_header():
+    header = parse_header(HEADER)
+    assert header.published == {
+        "MAE%": "0.0018",
+        "MAE": "1.2",
+        "WCE%": "5.24",
+        "MSE": "3.8e3",
+        "PDK45_PWR": "0.422",
+        "PDK45_AREA": "711.0",
+        "PDK45_DELAY": "1.48",
+    }
+    assert header.licence == "MIT"
+    assert header.citation == 'A. Author, "A paper". Venue, 2020. doi: 10/xyz'
+    cost = header.cost()
+    assert cost is not None and (cost.power_mw, cost.area_um2, cost.delay_ns) == (0.422, 711.0, 1.48)
+    assert cost.power_source == "published"
+    plain = parse_header("module m(a, b, y);\n")
+    assert not plain.is_evoapprox and plain.cost() is None and plain.licence is None
+
+
+@pytest.mark.parametrize(
+    ("file", "release", "name", "pdk45", "bits", "signed"),
+    [
+        ("v2022_mul8s_1KV8.v", "v2022", "mul8s_1KV8", False, (8, 8), True),
+        ("v1.1_mul8u_1JFF_pdk45.v", "v1.1", "mul8u_1JFF", True, (8, 8), False),
+        ("v2022_mul8x4u_1K7.v", "v2022", "mul8x4u_1K7", False, (8, 4), False),
+        ("mul12u_2BV.v", "", "mul12u_2BV", False, (12, 12), False),
+        ("evoapprox/v1.0/mul16s_GQU.v", "v1.0", "mul16s_GQU", False, (16, 16), True),
+        ("my_circuit.blif", "", "my_circuit", False, None, None),
+    ],
+)
+def test_parse_name(file, release, name, pdk45, bits, signed):
+    info = parse_name(Path(file))
+    assert (info.release, info.name, info.pdk45, info.bits, info.signed) == (release, name, pdk45, bits, signed)
+
+
+def _write(path: Path, netlist) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(write_blif(netlist))
+    return path
+
+
+def test_import_folder_recursively_and_reimport_is_a_no_op(lib, multiplier, tmp_path):
+    src = tmp_path / "src"
+    _write(src / "mul4u_exact.blif", multiplier(4, False))
+    _write(src / "deep" / "er" / "mul4s_t2.blif", multiplier(4, True, drop=2))
+    _write(src / "deep" / "mine.blif", multiplier(3, True, drop=1))
+    (src / "notes.txt").write_text("not a netlist")
+    summary = import_paths(lib, [src])
+    assert not summary.failed and len(summary.added) == 3
+    by_name = {e.name: e for e in lib.query()}
+    assert set(by_name) == {"mul4u_exact", "mul4s_t2", "mine"}
+    assert by_name["mul4s_t2"].signed and not by_name["mul4u_exact"].signed
+    assert not by_name["mine"].signed  # no hint: unsigned by default
+    assert by_name["mul4u_exact"].origin == "import" and by_name["mul4u_exact"].mae_pct == 0
+    assert by_name["mul4u_exact"].source == str((src / "mul4u_exact.blif").resolve())
+    assert lib.load_lut("mul4s_t2").hash == simulate_lut(multiplier(4, True, drop=2), signed=True).hash
+    again = import_paths(lib, [src])
+    assert not again.added and len(again.unchanged) == 3 and len(lib) == 3
+    # a copy elsewhere holds the same bytes: also a no-op
+    shutil.copy(src / "deep" / "mine.blif", tmp_path / "copy.blif")
+    assert len(import_paths(lib, [tmp_path / "copy.blif"]).unchanged) == 1 and len(lib) == 3
+
+
+def test_signed_override(lib, multiplier, tmp_path):
+    path = _write(tmp_path / "m.blif", multiplier(3, True))
+    import_paths(lib, [path], signed=True)
+    entry = lib.entry("m")
+    assert entry.signed and entry.mae_pct == 0
+
+
+def test_pdk45_twin_becomes_an_alternative_source(lib, multiplier, tmp_path):
+    netlist = multiplier(4, False, drop=3)
+    plain = _write(tmp_path / "v2022_mul4u_ABC.blif", netlist)
+    twin = tmp_path / "v2022_mul4u_ABC_pdk45.blif"
+    twin.write_text("# mapped to cells\n" + write_blif(netlist))  # other bytes, same function
+    summary = import_paths(lib, [twin, plain])  # the plain file is taken first whatever the order given
+    assert len(summary.added) == 1 and len(summary.merged) == 1
+    (entry,) = lib.query()
+    assert entry.full_name == "v2022_mul4u_ABC"
+    assert entry.source == str(plain.resolve())
+    assert entry.alt_sources == (str(twin.resolve()),)
+    assert len(import_paths(lib, [tmp_path]).unchanged) == 2
+
+
+def test_failures_are_collected_and_the_rest_imported(lib, multiplier, tmp_path):
+    _write(tmp_path / "good.blif", multiplier(3, False))
+    (tmp_path / "bad.blif").write_text(".model bad\n.inputs a\n.outputs y\n.names a y\n1 1\n0 0 0\n.end\n")
+    _write(tmp_path / "mul8u_liar.blif", multiplier(3, False, drop=1))
+    summary = import_paths(lib, [tmp_path])
+    assert [e.name for e in summary.added] == ["good"]
+    failed = {p.name: msg for p, msg in summary.failed}
+    assert set(failed) == {"bad.blif", "mul8u_liar.blif"}
+    assert "bad.blif" in failed["bad.blif"]
+    assert "the name says 8x8 but the netlist has 3x3" in failed["mul8u_liar.blif"]
+
+
+def test_interrupted_import_keeps_committed_files(lib, multiplier, tmp_path, monkeypatch):
+    for i in range(4):
+        _write(tmp_path / f"m{i}.blif", multiplier(3, False, drop=i))
+    real = importer.import_file
+    calls = []
+
+    def interrupted(library, path, **kwargs):
+        calls.append(path.name)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(library, path, **kwargs)
+
+    monkeypatch.setattr(importer, "import_file", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        import_paths(lib, [tmp_path])
+    monkeypatch.undo()
+    assert sorted(e.name for e in lib.query()) == ["m0", "m1"]
+    summary = import_paths(lib, [tmp_path])  # resuming imports the rest only
+    assert len(summary.unchanged) == 2 and sorted(e.name for e in summary.added) == ["m2", "m3"]
+
+
+def test_netlist_files_orders_twins_last(tmp_path):
+    for name in ("b_pdk45.v", "b.v", "a.blif", "z.sop", "readme.md"):
+        (tmp_path / name).write_text("")
+    assert [p.name for p in netlist_files([tmp_path])] == ["a.blif", "b.v", "z.sop", "b_pdk45.v"]
+    with pytest.raises(Exception, match="no such file or folder"):
+        netlist_files([tmp_path / "missing"])
+
+
+def test_wide_circuit_is_recorded_without_a_table(lib, multiplier, tmp_path, monkeypatch):
+    """Above the table limit the importer stores streamed metrics and a sampled function hash."""
+    netlist = multiplier(4, False, drop=2)
+    expected = simulate_lut(netlist, signed=False).metrics()
+    monkeypatch.setattr("approxlut.lutgen.simulate.MAX_LUT_BITS", 6)
+    path = _write(tmp_path / "wide.blif", netlist)
+    summary = import_paths(lib, [path])
+    (entry,) = summary.added
+    assert not entry.has_lut and entry.metrics_method == "exhaustive"
+    assert entry.mae_pct == pytest.approx(expected.mae_pct) and entry.mse == pytest.approx(expected.mse)
+    assert lib.blobs.hashes() == set()
+    twin = tmp_path / "wide_pdk45.blif"
+    twin.write_text("# twin\n" + path.read_text())
+    assert len(import_paths(lib, [twin]).merged) == 1
+
+
+def test_function_fingerprint_depends_on_the_function(multiplier):
+    a = importer.function_fingerprint(multiplier(4, False), signed=False)
+    b = importer.function_fingerprint(multiplier(4, False, drop=1), signed=False)
+    assert a != b and a == importer.function_fingerprint(multiplier(4, False), signed=False)
+    assert np.unique([a, b]).size == 2
