@@ -1,0 +1,290 @@
+"""Per-layer configuration: :class:`LayerConfig` and the assignment of configs to a model's layers.
+
+A :class:`LayerConfig` says which multiplier a layer uses and how its operands are quantised. An
+:class:`AssignmentMapping` maps a model's layers to configs with a clear priority, lowest first:
+global default < module type < name regex < exact name (among regexes, the last one that matches
+wins). Both are frozen and round-trip through JSON with ``to_dict``/``from_dict``.
+
+Multiplier specs: ``"float"`` (leave the layer in float), ``"exact"`` (quantised, exact products),
+a library name (e.g. ``"mul8s_1KV6"``), a path to a ``.npz`` LUT or a netlist, or a
+:class:`~approxlut.lutgen.lut.Lut` object.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Union
+
+from torch import nn
+
+from ..errors import ConfigError
+from ..lutgen.lut import Lut
+
+SCHEMES = ("auto", "symmetric", "affine")
+CALIBRATIONS = ("percentile", "max", "mse")
+GRADS = ("difference", "ste")
+MIN_BITS = 2
+MAX_LUT_BITS = 8
+MAX_EXACT_BITS = 16
+
+Spec = Union[str, Lut, "LayerConfig"]
+
+
+@dataclass(frozen=True)
+class LayerConfig:
+    """How one layer multiplies.
+
+    Attributes:
+        multiplier: ``"float"``, ``"exact"``, a library name, a path (``.npz`` LUT or netlist) or a ``Lut``.
+        bits: operand widths ``(bits_a, bits_b)`` (activation, weight) or one int for both. ``None``:
+            the LUT's widths (8 for ``"exact"``). Given together with a LUT, it must match the LUT.
+        scheme: ``"symmetric"`` (signed codes, zero point 0), ``"affine"`` (unsigned codes with zero
+            points) or ``"auto"``: symmetric for a signed LUT, affine for an unsigned one.
+        calibration: activation range method, ``"percentile"``, ``"max"`` or ``"mse"``.
+        percentile: the percentile (of |x| for symmetric, of both tails for affine) used by ``"percentile"``.
+        weight_calibration: weight range method (``"max"`` by default; percentile/mse also allowed).
+        per_channel: weight scales per output channel (``None``: yes for symmetric, no for affine).
+        grad: backward through the multiplier, ``"difference"`` (gradient LUTs) or ``"ste"``.
+        engine: LUT-GEMM engine name, or ``None`` for the best available.
+    """
+
+    multiplier: str | Lut = "exact"
+    bits: int | tuple[int, int] | None = None
+    scheme: str = "auto"
+    calibration: str = "percentile"
+    percentile: float = 99.9
+    weight_calibration: str = "max"
+    per_channel: bool | None = None
+    grad: str = "difference"
+    engine: str | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.multiplier, (str, Lut)) or (isinstance(self.multiplier, str) and not self.multiplier):
+            raise ConfigError(f"multiplier must be a name, path, 'exact', 'float' or a Lut, got {self.multiplier!r}")
+        if isinstance(self.bits, list):
+            object.__setattr__(self, "bits", tuple(self.bits))
+        if self.bits is not None:
+            pair = (self.bits, self.bits) if isinstance(self.bits, int) else self.bits
+            limit = MAX_EXACT_BITS if self.multiplier == "exact" else MAX_LUT_BITS
+            if (
+                not isinstance(pair, tuple)
+                or len(pair) != 2
+                or not all(isinstance(b, int) and not isinstance(b, bool) and MIN_BITS <= b <= limit for b in pair)
+            ):
+                raise ConfigError(f"bits={self.bits!r}: expected an int or a pair of ints in {MIN_BITS}..{limit}")
+        _choice("scheme", self.scheme, SCHEMES)
+        _choice("calibration", self.calibration, CALIBRATIONS)
+        _choice("weight_calibration", self.weight_calibration, CALIBRATIONS)
+        _choice("grad", self.grad, GRADS)
+        if not isinstance(self.percentile, (int, float)) or not 50.0 < float(self.percentile) <= 100.0:
+            raise ConfigError(f"percentile={self.percentile!r} must be in (50, 100]")
+
+    @property
+    def is_float(self) -> bool:
+        """Whether the layer stays in float (no quantisation, no multiplier)."""
+        return self.multiplier == "float"
+
+    @property
+    def bit_pair(self) -> tuple[int, int] | None:
+        """``bits`` as ``(bits_a, bits_b)``, or ``None``."""
+        if self.bits is None:
+            return None
+        return (self.bits, self.bits) if isinstance(self.bits, int) else self.bits
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able dict with the fields that differ from the defaults (``multiplier`` always)."""
+        if isinstance(self.multiplier, Lut):
+            raise ConfigError(
+                f"multiplier {self.multiplier!r} is a Lut object and cannot be written to JSON; "
+                "add it to the library or save it as .npz and refer to it by name or path"
+            )
+        out: dict[str, Any] = {"multiplier": self.multiplier}
+        default = LayerConfig()
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name != "multiplier" and value != getattr(default, f.name):
+                out[f.name] = list(value) if isinstance(value, tuple) else value
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | str) -> LayerConfig:
+        """The inverse of :meth:`to_dict`; a plain string is a multiplier spec."""
+        if isinstance(data, str):
+            return cls(multiplier=data)
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"layer config must be a string or an object, got {type(data).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown layer config keys {unknown}; known: {sorted(known)}")
+        return cls(**dict(data))
+
+
+def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{name}={value!r}: expected one of {', '.join(allowed)}")
+
+
+def as_config(spec: Spec) -> LayerConfig:
+    """A :class:`LayerConfig` from a config, a ``Lut`` or a multiplier spec string."""
+    if isinstance(spec, LayerConfig):
+        return spec
+    if isinstance(spec, (str, Lut)):
+        return LayerConfig(multiplier=spec)
+    raise ConfigError(f"cannot use {spec!r} as a layer config (expected a name, path, Lut or LayerConfig)")
+
+
+def _type_name(t: type) -> str:
+    return t.__name__ if t.__module__.startswith("torch.nn") else f"{t.__module__}.{t.__qualname__}"
+
+
+def _resolve_type(name: str) -> type[nn.Module]:
+    """A module class from a JSON name: ``"Conv2d"`` (torch.nn) or ``"package.module.Class"``."""
+    if "." not in name:
+        found = getattr(nn, name, None)
+    else:
+        import importlib
+
+        module_name, _, attr = name.rpartition(".")
+        try:
+            found = getattr(importlib.import_module(module_name), attr, None)
+        except ImportError:
+            found = None
+    if not (isinstance(found, type) and issubclass(found, nn.Module)):
+        raise ConfigError(f"unknown module type {name!r} in assignment (use e.g. 'Conv2d' or 'pkg.mod.Class')")
+    return found
+
+
+@dataclass(frozen=True)
+class AssignmentMapping:
+    """Which :class:`LayerConfig` each layer gets; priority global < type < name regex < exact name.
+
+    Attributes:
+        default: the global config (``"float"``: layers not otherwise named stay float).
+        types: ``(module type, config)`` pairs; a module matches its own class or a base class listed
+            here (the most specific listed class wins).
+        patterns: ``(regex, config)`` pairs matched with ``re.fullmatch`` on the qualified layer name;
+            the last matching pattern wins.
+        names: ``{exact layer name: config}``.
+
+    Example:
+        >>> m = AssignmentMapping.build(default="exact", types={nn.Linear: "float"}, names={"fc": "exact"})
+        >>> m.config_for("fc", nn.Linear(2, 2)).multiplier
+        'exact'
+    """
+
+    default: LayerConfig = field(default_factory=lambda: LayerConfig(multiplier="float"))
+    types: tuple[tuple[type[nn.Module], LayerConfig], ...] = ()
+    patterns: tuple[tuple[str, LayerConfig], ...] = ()
+    names: tuple[tuple[str, LayerConfig], ...] = ()
+
+    def __post_init__(self) -> None:
+        for pattern, _ in self.patterns:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ConfigError(f"bad layer-name regex {pattern!r}: {exc}") from None
+
+    @classmethod
+    def build(
+        cls,
+        default: Spec = "float",
+        *,
+        types: Mapping[type[nn.Module], Spec] | None = None,
+        patterns: Mapping[str, Spec] | None = None,
+        names: Mapping[str, Spec] | None = None,
+    ) -> AssignmentMapping:
+        """A mapping from plain specs (names, paths, ``Lut`` objects or configs)."""
+        return cls(
+            default=as_config(default),
+            types=tuple((t, as_config(s)) for t, s in (types or {}).items()),
+            patterns=tuple((p, as_config(s)) for p, s in (patterns or {}).items()),
+            names=tuple((n, as_config(s)) for n, s in (names or {}).items()),
+        )
+
+    @classmethod
+    def coerce(cls, assignment: AssignmentMapping | Mapping[str, Any] | Spec) -> AssignmentMapping:
+        """An assignment from a mapping, a dict (JSON form, or ``{layer name: spec}``) or one global spec."""
+        if isinstance(assignment, AssignmentMapping):
+            return assignment
+        if isinstance(assignment, Mapping):
+            if set(assignment) & {"default", "types", "regex", "layers"}:
+                return cls.from_dict(assignment)
+            return cls.build(names=assignment)
+        return cls.build(default=assignment)
+
+    def with_default(self, spec: Spec) -> AssignmentMapping:
+        """A copy with another global default."""
+        return replace(self, default=as_config(spec))
+
+    def with_type(self, module_type: type[nn.Module], spec: Spec) -> AssignmentMapping:
+        """A copy where ``module_type`` maps to ``spec``."""
+        kept = tuple((t, c) for t, c in self.types if t is not module_type)
+        return replace(self, types=(*kept, (module_type, as_config(spec))))
+
+    def with_pattern(self, pattern: str, spec: Spec) -> AssignmentMapping:
+        """A copy with the regex ``pattern`` (appended last, so it wins over earlier patterns)."""
+        kept = tuple((p, c) for p, c in self.patterns if p != pattern)
+        return replace(self, patterns=(*kept, (pattern, as_config(spec))))
+
+    def with_name(self, name: str, spec: Spec) -> AssignmentMapping:
+        """A copy where the layer called ``name`` maps to ``spec``."""
+        kept = tuple((n, c) for n, c in self.names if n != name)
+        return replace(self, names=(*kept, (name, as_config(spec))))
+
+    def config_for(self, name: str, module: nn.Module) -> LayerConfig:
+        """The config of the layer ``name`` (its qualified name in the model) holding ``module``."""
+        for exact, config in reversed(self.names):
+            if exact == name:
+                return config
+        for pattern, config in reversed(self.patterns):
+            if re.fullmatch(pattern, name):
+                return config
+        best: LayerConfig | None = None
+        best_rank = len(type(module).__mro__)
+        for module_type, config in self.types:
+            if isinstance(module, module_type):
+                rank = type(module).__mro__.index(module_type)
+                if rank < best_rank:
+                    best, best_rank = config, rank
+        return best if best is not None else self.default
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form: ``{"default": ..., "types": {...}, "regex": {...}, "layers": {...}}``.
+
+        Configs that only name a multiplier are written as that string.
+        """
+
+        def compact(config: LayerConfig) -> Any:
+            data = config.to_dict()
+            return data["multiplier"] if len(data) == 1 else data
+
+        return {
+            "default": compact(self.default),
+            "types": {_type_name(t): compact(c) for t, c in self.types},
+            "regex": {p: compact(c) for p, c in self.patterns},
+            "layers": {n: compact(c) for n, c in self.names},
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> AssignmentMapping:
+        """The inverse of :meth:`to_dict` (missing sections are empty; default ``"float"``)."""
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"assignment must be a JSON object, got {type(data).__name__}")
+        unknown = sorted(set(data) - {"default", "types", "regex", "layers"})
+        if unknown:
+            raise ConfigError(f"unknown assignment keys {unknown}; expected default, types, regex, layers")
+        sections = {}
+        for key in ("types", "regex", "layers"):
+            section = data.get(key) or {}
+            if not isinstance(section, Mapping):
+                raise ConfigError(f"assignment '{key}' must be an object mapping names to multipliers")
+            sections[key] = section
+        return cls(
+            default=LayerConfig.from_dict(data.get("default", "float")),
+            types=tuple((_resolve_type(t), LayerConfig.from_dict(c)) for t, c in sections["types"].items()),
+            patterns=tuple((p, LayerConfig.from_dict(c)) for p, c in sections["regex"].items()),
+            names=tuple((n, LayerConfig.from_dict(c)) for n, c in sections["layers"].items()),
+        )

@@ -1,0 +1,623 @@
+"""Approximate Linear/Conv layers: torch's constructor signatures and ``state_dict`` keys, one engine call each.
+
+``forward`` quantises the input (per tensor) and the weight (per output channel for symmetric), runs
+one LUT op of :mod:`approxlut.native` on the codes, removes the zero-point cross terms exactly (affine
+scheme: ``Σ (qa − za)(qb − zb) = Σ T[qa, qb] − zb Σ qa − za Σ qb + K za zb``), rescales by
+``s_a · s_b`` and adds the bias (plus an optional per-channel ``bias_correction`` buffer). The
+``"exact"`` multiplier takes a fast path with exact products computed by torch in float64 (bit-equal
+to an exact LUT), ``"float"`` runs the plain torch layer.
+
+Quantisation state lives in two child modules, ``input_quant`` (buffers ``scale``, ``zero_point``) and
+``weight_quant`` (derived from the weight), so a float ``state_dict`` loads unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import ConfigError
+from ..native.ops import approx_conv2d, approx_linear, approx_matmul
+from ..native.prepared import PreparedLut
+from .config import LayerConfig
+from .multipliers import ResolvedConfig, prepared_lut, resolve_config
+from .quant import ActivationQuantizer, Calibratable, WeightQuantizer, qrange, quantize
+
+_HOOK_DICTS = (
+    "_forward_hooks",
+    "_forward_hooks_with_kwargs",
+    "_forward_hooks_always_called",
+    "_forward_pre_hooks",
+    "_forward_pre_hooks_with_kwargs",
+    "_backward_hooks",
+    "_backward_pre_hooks",
+)
+
+
+def transfer_hooks(source: nn.Module, target: nn.Module) -> None:
+    """Make ``target`` share ``source``'s hook dicts (existing hook handles keep working) and mode."""
+    for name in _HOOK_DICTS:
+        if hasattr(source, name):
+            setattr(target, name, getattr(source, name))
+    target.train(source.training)
+
+
+def _lut_for(resolved: ResolvedConfig, device: torch.device, needs_grad: bool) -> tuple[PreparedLut, str]:
+    """The prepared LUT on ``device`` and the grad mode to pass to the op."""
+    assert resolved.lut is not None
+    grad = resolved.config.grad if needs_grad else "ste"
+    return prepared_lut(resolved.lut, device, gradients=grad == "difference"), grad
+
+
+def _needs_grad(*tensors: torch.Tensor) -> bool:
+    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+
+
+def linear_accumulate(
+    qa: torch.Tensor, za: torch.Tensor, qb: torch.Tensor, zb: torch.Tensor, resolved: ResolvedConfig
+) -> torch.Tensor:
+    """``Σ_k (qa − za)(qb − zb)`` through the multiplier, float64 ``[..., out]``.
+
+    ``qa [..., in]`` activation codes, ``qb [out, in]`` weight codes, ``za`` scalar, ``zb [out]``.
+    """
+    if resolved.is_exact_path:
+        return F.linear((qa - za).double(), (qb - zb[:, None]).double())
+    lut, grad = _lut_for(resolved, qa.device, _needs_grad(qa, qb))
+    acc = approx_linear(qa, qb, lut, grad=grad, engine=resolved.config.engine).double()
+    if resolved.scheme == "affine":
+        za64, zb64 = za.double(), zb.double()
+        k = qa.shape[-1]
+        acc = acc - zb64 * qa.double().sum(-1, keepdim=True) - za64 * qb.double().sum(1) + k * za64 * zb64
+    return acc
+
+
+def conv2d_accumulate(
+    qa: torch.Tensor,
+    za: torch.Tensor,
+    qb: torch.Tensor,
+    zb: torch.Tensor,
+    resolved: ResolvedConfig,
+    *,
+    stride: tuple[int, int],
+    pads: tuple[int, int, int, int],
+    dilation: tuple[int, int],
+    groups: int,
+) -> torch.Tensor:
+    """``Σ (qa − za)(qb − zb)`` over each receptive field, float64 ``[N, O, OH, OW]``.
+
+    ``pads`` is ``(top, bottom, left, right)``; padding takes code ``za`` (real value 0).
+    """
+    top, bottom, left, right = pads
+    if any(pads):
+        qa = F.pad(qa, (left, right, top, bottom), mode="constant", value=float(za))
+    if resolved.is_exact_path:
+        return F.conv2d((qa - za).double(), (qb - zb.view(-1, 1, 1, 1)).double(), None, stride, 0, dilation, groups)
+    lut, grad = _lut_for(resolved, qa.device, _needs_grad(qa, qb))
+    acc = approx_conv2d(qa, qb, lut, stride, 0, dilation, groups, grad=grad, engine=resolved.config.engine).double()
+    if resolved.scheme == "affine":
+        out_channels, cg, kh, kw = qb.shape
+        ones = torch.ones((groups, cg, kh, kw), dtype=torch.float64, device=qa.device)
+        sum_a = F.conv2d(qa.double(), ones, None, stride, 0, dilation, groups)
+        sum_a = sum_a.repeat_interleave(out_channels // groups, dim=1)
+        sum_b = qb.double().sum(dim=(1, 2, 3)).view(1, -1, 1, 1)
+        za64, zb64 = za.double(), zb.double().view(1, -1, 1, 1)
+        acc = acc - zb64 * sum_a - za64 * sum_b + (cg * kh * kw) * za64 * zb64
+    return acc
+
+
+def conv_pads(
+    padding: str | tuple[int, ...], kernel: tuple[int, ...], dilation: tuple[int, ...]
+) -> list[tuple[int, int]]:
+    """Per spatial dim ``(before, after)`` zero padding (torch's rule for ``"same"``: extra after)."""
+    if padding == "valid":
+        return [(0, 0)] * len(kernel)
+    if padding == "same":
+        out = []
+        for k, d in zip(kernel, dilation, strict=True):
+            total = d * (k - 1)
+            out.append((total // 2, total - total // 2))
+        return out
+    assert isinstance(padding, tuple)
+    return [(p, p) for p in padding]
+
+
+class ApproxModule(Calibratable, nn.Module):
+    """What every approximate layer offers (mixed into a torch module class).
+
+    Attributes:
+        config: the :class:`LayerConfig` in force (change it with :meth:`set_config`).
+        resolved: the config with its multiplier looked up.
+    """
+
+    config: LayerConfig
+    resolved: ResolvedConfig
+    input_quant: ActivationQuantizer
+    weight_quant: WeightQuantizer
+    bias_correction: torch.Tensor | None
+    _FLOAT: type[nn.Module]
+
+    def _activation_quantizers(self) -> list[ActivationQuantizer]:
+        return [m for m in self.modules() if isinstance(m, ActivationQuantizer)]
+
+    def set_config(self, config: LayerConfig) -> None:
+        """Use another multiplier/quantisation; recalibrated from kept statistics where there are any."""
+        resolved = resolve_config(config)
+        self.config = config
+        self.resolved = resolved
+        if resolved.is_float:
+            return
+        for quantizer in self._activation_quantizers():
+            if quantizer.observer is not None and not quantizer.observer.empty and not quantizer.observing:
+                quantizer.freeze(resolved.bits_a, resolved.scheme, config.calibration, config.percentile)
+
+    @property
+    def multiplier_name(self) -> str:
+        """The multiplier's name (``"float"``, ``"exact8s"``, a library name, ...)."""
+        return self.resolved.name
+
+    @property
+    def observing(self) -> bool:
+        """Whether calibration statistics are being collected."""
+        return any(q.observing for q in self._activation_quantizers())
+
+    @property
+    def calibrated(self) -> bool:
+        """Whether every activation quantiser has frozen parameters."""
+        return all(q.calibrated for q in self._activation_quantizers())
+
+    def start_observing(self) -> None:
+        for quantizer in self._activation_quantizers():
+            quantizer.start()
+
+    def freeze(self) -> None:
+        resolved = self.resolved
+        bits = resolved.bits_a if not resolved.is_float else 8
+        scheme = resolved.scheme if not resolved.is_float else "symmetric"
+        for quantizer in self._activation_quantizers():
+            quantizer.freeze(bits, scheme, self.config.calibration, self.config.percentile)
+
+    def set_bias_correction(self, correction: torch.Tensor | None) -> None:
+        """Set (or clear with ``None``) the per-output-channel value added after rescaling."""
+        if correction is None:
+            self.bias_correction = None
+            return
+        weight: torch.Tensor = getattr(self, "weight")  # noqa: B009
+        channels = self._out_channels()
+        correction = torch.as_tensor(correction, dtype=weight.dtype).to(weight.device).reshape(-1)
+        if correction.numel() != channels:
+            raise ConfigError(f"bias correction has {correction.numel()} values, the layer has {channels} outputs")
+        self.bias_correction = correction
+
+    def _out_channels(self) -> int:
+        raise NotImplementedError
+
+    def _init_approx(self, config: LayerConfig) -> None:
+        self.input_quant = ActivationQuantizer()
+        self.weight_quant = WeightQuantizer()
+        self.register_buffer("bias_correction", None)
+        weight: torch.Tensor = getattr(self, "weight")  # noqa: B009
+        self.input_quant.to(weight.device)
+        self.set_config(config)
+
+    def _load_from_state_dict(
+        self,
+        state_dict: dict[str, Any],
+        prefix: str,
+        local_metadata: dict[str, Any],
+        strict: bool,
+        missing_keys: list[str],
+        unexpected_keys: list[str],
+        error_msgs: list[str],
+    ) -> None:
+        key = prefix + "bias_correction"
+        if key in state_dict:
+            self.set_bias_correction(state_dict.pop(key))
+        super()._load_from_state_dict(
+            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        )
+
+    def _weight_codes(self, rows: Any, view: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(qb, scale [C], zero [C])`` for the weight; ``view`` broadcasts ``[C]`` against it."""
+        resolved, config = self.resolved, self.config
+        weight: torch.Tensor = getattr(self, "weight")  # noqa: B009
+        per_channel = config.per_channel if config.per_channel is not None else resolved.scheme == "symmetric"
+        scale, zero = self.weight_quant.qparams(
+            weight,
+            rows,
+            resolved.bits_b,
+            resolved.scheme,
+            method=config.weight_calibration,
+            percentile=config.percentile,
+            per_channel=per_channel,
+        )
+        qmin, qmax = qrange(resolved.bits_b, resolved.scheme)
+        return quantize(weight, scale.reshape(view), zero.reshape(view), qmin, qmax), scale, zero
+
+    def _input_codes(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(qa, scale, zero)`` for the input (per tensor)."""
+        resolved = self.resolved
+        scale, zero = self.input_quant.qparams(x, resolved.bits_a, resolved.scheme)
+        qmin, qmax = qrange(resolved.bits_a, resolved.scheme)
+        return quantize(x, scale, zero, qmin, qmax), scale, zero
+
+    def _finish(self, acc: torch.Tensor, scale: torch.Tensor, x: torch.Tensor, view: tuple[int, ...]) -> torch.Tensor:
+        out = (acc * scale.reshape(view)).to(x.dtype)
+        bias: torch.Tensor | None = getattr(self, "bias")  # noqa: B009
+        if bias is not None:
+            out = out + bias.reshape(view)
+        correction = self.bias_correction
+        if correction is not None:
+            out = out + correction.reshape(view)
+        return out
+
+    def to_float(self) -> nn.Module:
+        """The plain torch layer with the same parameters (shared), hooks and mode."""
+        raise NotImplementedError
+
+    def extra_repr(self) -> str:
+        base = super().extra_repr()
+        return f"{base}, multiplier={self.multiplier_name}"
+
+
+def _copy_params(source: nn.Module, target: nn.Module, names: tuple[str, ...]) -> None:
+    for name in names:
+        setattr(target, name, getattr(source, name))
+
+
+class ApproxLinear(ApproxModule, nn.Linear):
+    """:class:`torch.nn.Linear` through an approximate multiplier (any leading dims)."""
+
+    _FLOAT = nn.Linear
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        device: Any = None,
+        dtype: Any = None,
+        *,
+        config: LayerConfig | None = None,
+    ) -> None:
+        nn.Linear.__init__(self, in_features, out_features, bias, device, dtype)
+        self._init_approx(config or LayerConfig())
+
+    def _out_channels(self) -> int:
+        return self.out_features
+
+    def accumulate(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(acc, scale)``: the integer accumulator (float64 ``[..., out]``) and its scale ``[out]``."""
+        qa, sa, za = self._input_codes(x)
+        qb, sb, zb = self._weight_codes(lambda w: w, (-1, 1))
+        return linear_accumulate(qa, za, qb, zb, self.resolved), sa * sb
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.resolved.is_float:
+            return F.linear(x, self.weight, self.bias)
+        if self.input_quant.observing:
+            self.input_quant.observe(x)
+            return F.linear(x, self.weight, self.bias)
+        acc, scale = self.accumulate(x)
+        return self._finish(acc, scale, x, (-1,))
+
+    @classmethod
+    def from_float(cls, module: nn.Module, config: LayerConfig | None = None) -> ApproxLinear:
+        """An approximate copy of ``module`` sharing its parameters."""
+        if not isinstance(module, nn.Linear):
+            raise ConfigError(f"ApproxLinear.from_float needs an nn.Linear, got {type(module).__name__}")
+        new = cls(
+            module.in_features,
+            module.out_features,
+            module.bias is not None,
+            device=module.weight.device,
+            dtype=module.weight.dtype,
+            config=config,
+        )
+        _copy_params(module, new, ("weight", "bias"))
+        transfer_hooks(module, new)
+        return new
+
+    def to_float(self) -> nn.Linear:
+        out = nn.Linear(
+            self.in_features, self.out_features, self.bias is not None, self.weight.device, self.weight.dtype
+        )
+        _copy_params(self, out, ("weight", "bias"))
+        transfer_hooks(self, out)
+        return out
+
+
+class _ApproxConvNd(ApproxModule):
+    """Shared by Conv1d/Conv2d: validation, conversion, weight layout."""
+
+    def _check_conv(self) -> None:
+        mode = getattr(self, "padding_mode")  # noqa: B009
+        if mode != "zeros":
+            raise ConfigError(f"{type(self).__name__}: padding_mode={mode!r} is not supported (only 'zeros')")
+
+    def _out_channels(self) -> int:
+        return int(getattr(self, "out_channels"))  # noqa: B009
+
+    @classmethod
+    def from_float(cls, module: nn.Module, config: LayerConfig | None = None) -> Any:
+        """An approximate copy of ``module`` sharing its parameters."""
+        float_cls: type[nn.Module] = cls._FLOAT
+        if not isinstance(module, float_cls):
+            raise ConfigError(f"{cls.__name__}.from_float needs an {float_cls.__name__}, got {type(module).__name__}")
+        m: Any = module
+        kwargs: dict[str, Any] = {
+            "stride": m.stride,
+            "padding": m.padding,
+            "dilation": m.dilation,
+            "groups": m.groups,
+            "bias": m.bias is not None,
+            "padding_mode": m.padding_mode,
+            "device": m.weight.device,
+            "dtype": m.weight.dtype,
+        }
+        if isinstance(module, nn.ConvTranspose2d):
+            kwargs["output_padding"] = m.output_padding
+        new = cls(m.in_channels, m.out_channels, m.kernel_size, **kwargs, config=config)
+        _copy_params(module, new, ("weight", "bias"))
+        transfer_hooks(module, new)
+        return new
+
+    def to_float(self) -> nn.Module:
+        m: Any = self
+        kwargs: dict[str, Any] = {
+            "stride": m.stride,
+            "padding": m.padding,
+            "dilation": m.dilation,
+            "groups": m.groups,
+            "bias": m.bias is not None,
+            "padding_mode": m.padding_mode,
+            "device": m.weight.device,
+            "dtype": m.weight.dtype,
+        }
+        if isinstance(self, nn.ConvTranspose2d):
+            kwargs["output_padding"] = m.output_padding
+        out = self._FLOAT(m.in_channels, m.out_channels, m.kernel_size, **kwargs)
+        _copy_params(self, out, ("weight", "bias"))
+        transfer_hooks(self, out)
+        return out
+
+
+class ApproxConv2d(_ApproxConvNd, nn.Conv2d):
+    """:class:`torch.nn.Conv2d` through an approximate multiplier (stride, padding incl. ``"same"``,
+    dilation, groups/depthwise; ``padding_mode="zeros"`` only)."""
+
+    _FLOAT = nn.Conv2d
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: Any,
+        stride: Any = 1,
+        padding: Any = 0,
+        dilation: Any = 1,
+        groups: int = 1,
+        bias: bool = True,
+        padding_mode: Any = "zeros",
+        device: Any = None,
+        dtype: Any = None,
+        *,
+        config: LayerConfig | None = None,
+    ) -> None:
+        nn.Conv2d.__init__(
+            self, in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias, padding_mode,
+            device, dtype,
+        )  # fmt: skip
+        self._check_conv()
+        self._init_approx(config or LayerConfig())
+
+    def accumulate(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(acc, scale)``: integer accumulator (float64 ``[N, O, OH, OW]``) and its scale ``[O]``."""
+        if x.dim() != 4:
+            raise ConfigError(f"{type(self).__name__}: expected a 4-D NCHW input, got shape {tuple(x.shape)}")
+        qa, sa, za = self._input_codes(x)
+        qb, sb, zb = self._weight_codes(lambda w: w.reshape(w.shape[0], -1), (-1, 1, 1, 1))
+        (top, bottom), (left, right) = conv_pads(self.padding, self.kernel_size, self.dilation)
+        acc = conv2d_accumulate(
+            qa,
+            za,
+            qb,
+            zb,
+            self.resolved,
+            stride=self.stride,  # type: ignore[arg-type]
+            pads=(top, bottom, left, right),
+            dilation=self.dilation,  # type: ignore[arg-type]
+            groups=self.groups,
+        )
+        return acc, sa * sb
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.resolved.is_float:
+            return self._conv_forward(x, self.weight, self.bias)
+        if self.input_quant.observing:
+            self.input_quant.observe(x)
+            return self._conv_forward(x, self.weight, self.bias)
+        acc, scale = self.accumulate(x)
+        return self._finish(acc, scale, x, (1, -1, 1, 1))
+
+
+class ApproxConv1d(_ApproxConvNd, nn.Conv1d):
+    """:class:`torch.nn.Conv1d` through an approximate multiplier (lowered to a 2-D conv of height 1)."""
+
+    _FLOAT = nn.Conv1d
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: Any,
+        stride: Any = 1,
+        padding: Any = 0,
+        dilation: Any = 1,
+        groups: int = 1,
+        bias: bool = True,
+        padding_mode: Any = "zeros",
+        device: Any = None,
+        dtype: Any = None,
+        *,
+        config: LayerConfig | None = None,
+    ) -> None:
+        nn.Conv1d.__init__(
+            self, in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias, padding_mode,
+            device, dtype,
+        )  # fmt: skip
+        self._check_conv()
+        self._init_approx(config or LayerConfig())
+
+    def accumulate(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(acc, scale)``: integer accumulator (float64 ``[N, O, OL]``) and its scale ``[O]``."""
+        if x.dim() != 3:
+            raise ConfigError(f"{type(self).__name__}: expected a 3-D NCL input, got shape {tuple(x.shape)}")
+        qa, sa, za = self._input_codes(x)
+        qb, sb, zb = self._weight_codes(lambda w: w.reshape(w.shape[0], -1), (-1, 1, 1))
+        ((left, right),) = conv_pads(self.padding, self.kernel_size, self.dilation)
+        acc = conv2d_accumulate(
+            qa.unsqueeze(2),
+            za,
+            qb.unsqueeze(2),
+            zb,
+            self.resolved,
+            stride=(1, self.stride[0]),
+            pads=(0, 0, left, right),
+            dilation=(1, self.dilation[0]),
+            groups=self.groups,
+        )
+        return acc.squeeze(2), sa * sb
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.resolved.is_float:
+            return self._conv_forward(x, self.weight, self.bias)
+        if self.input_quant.observing:
+            self.input_quant.observe(x)
+            return self._conv_forward(x, self.weight, self.bias)
+        acc, scale = self.accumulate(x)
+        return self._finish(acc, scale, x, (1, -1, 1))
+
+
+class ApproxConvTranspose2d(_ApproxConvNd, nn.ConvTranspose2d):
+    """:class:`torch.nn.ConvTranspose2d` through an approximate multiplier.
+
+    Lowered as GEMM + col2im: ``cols = xᵀ W`` (one LUT matmul per group, batched) then
+    :func:`torch.nn.functional.fold` sums the overlapping taps exactly, so only real (input, weight)
+    pairs go through the multiplier (no products with inserted zeros).
+    """
+
+    _FLOAT = nn.ConvTranspose2d
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: Any,
+        stride: Any = 1,
+        padding: Any = 0,
+        output_padding: Any = 0,
+        groups: int = 1,
+        bias: bool = True,
+        dilation: Any = 1,
+        padding_mode: Any = "zeros",
+        device: Any = None,
+        dtype: Any = None,
+        *,
+        config: LayerConfig | None = None,
+    ) -> None:
+        nn.ConvTranspose2d.__init__(
+            self, in_channels, out_channels, kernel_size, stride, padding, output_padding, groups, bias, dilation,
+            padding_mode, device, dtype,
+        )  # fmt: skip
+        self._check_conv()
+        self._init_approx(config or LayerConfig())
+
+    def _rows(self, w: torch.Tensor) -> torch.Tensor:
+        g = self.groups
+        cin, cout_g, kh, kw = w.shape
+        return w.reshape(g, cin // g, cout_g, kh * kw).permute(0, 2, 1, 3).reshape(g * cout_g, -1)
+
+    def _channel_view(self, t: torch.Tensor) -> torch.Tensor:
+        """``[Cout]`` per-channel values broadcast against the weight ``[Cin, Cout/g, kh, kw]``."""
+        g = self.groups
+        cin, cout_g = self.weight.shape[0], self.weight.shape[1]
+        return t.reshape(g, 1, cout_g, 1, 1).expand(g, cin // g, cout_g, 1, 1).reshape(cin, cout_g, 1, 1)
+
+    def accumulate(self, x: torch.Tensor, output_size: list[int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(acc, scale)``: integer accumulator (float64 ``[N, O, OH, OW]``) and its scale ``[O]``."""
+        if x.dim() != 4:
+            raise ConfigError(f"{type(self).__name__}: expected a 4-D NCHW input, got shape {tuple(x.shape)}")
+        resolved = self.resolved
+        m: Any = self
+        output_padding = m._output_padding(x, output_size, m.stride, m.padding, m.kernel_size, 2, m.dilation)
+        qa, sa, za = self._input_codes(x)
+        resolved_b = resolved.bits_b
+        weight = self.weight
+        per_channel = self.config.per_channel if self.config.per_channel is not None else resolved.scheme == "symmetric"
+        sb, zb = self.weight_quant.qparams(
+            weight,
+            self._rows,
+            resolved_b,
+            resolved.scheme,
+            method=self.config.weight_calibration,
+            percentile=self.config.percentile,
+            per_channel=per_channel,
+        )
+        qmin, qmax = qrange(resolved_b, resolved.scheme)
+        qb = quantize(weight, self._channel_view(sb), self._channel_view(zb), qmin, qmax)
+        if resolved.is_exact_path:
+            acc = F.conv_transpose2d(
+                (qa - za).double(),
+                (qb - self._channel_view(zb)).double(),
+                None,
+                self.stride,
+                self.padding,  # type: ignore[arg-type]
+                output_padding,
+                self.groups,
+                self.dilation,
+            )
+            return acc, sa * sb
+        acc = self._lut_col2im(qa, za, qb, zb, output_padding)
+        return acc, sa * sb
+
+    def _lut_col2im(
+        self, qa: torch.Tensor, za: torch.Tensor, qb: torch.Tensor, zb: torch.Tensor, output_padding: Any
+    ) -> torch.Tensor:
+        n, _, h, w = qa.shape
+        g = self.groups
+        cin_g, cout_g, kh, kw = qb.shape[0] // g, qb.shape[1], qb.shape[2], qb.shape[3]
+        m: Any = self
+        sh, sw = m.stride
+        ph, pw = m.padding
+        dh, dw = m.dilation
+        oph, opw = output_padding
+        if oph >= sh or opw >= sw:
+            raise ConfigError(
+                f"{type(self).__name__}: output_padding {tuple(output_padding)} must be smaller than the stride "
+                f"{self.stride} for LUT execution"
+            )
+        a = qa.reshape(n, g, cin_g, h * w).transpose(2, 3)  # [N, g, HW, Cin_g]
+        b = qb.reshape(g, cin_g, cout_g * kh * kw)  # [g, Cin_g, Cout_g·kh·kw]
+        lut, grad = _lut_for(self.resolved, qa.device, _needs_grad(qa, qb))
+        cols = approx_matmul(a, b, lut, grad=grad, engine=self.config.engine).double()
+        if self.resolved.scheme == "affine":
+            za64 = za.double()
+            zb64 = zb.double().reshape(g, 1, cout_g, 1).expand(g, 1, cout_g, kh * kw).reshape(g, 1, -1)
+            sum_a = a.double().sum(-1, keepdim=True)  # [N, g, HW, 1]
+            sum_b = b.double().sum(1, keepdim=True)  # [g, 1, Cout_g·kh·kw]
+            cols = cols - zb64 * sum_a - za64 * sum_b + cin_g * za64 * zb64
+        cols = cols.permute(0, 1, 3, 2).reshape(n, g * cout_g * kh * kw, h * w)
+        out_h = (h - 1) * sh - 2 * ph + dh * (kh - 1) + oph + 1
+        out_w = (w - 1) * sw - 2 * pw + dw * (kw - 1) + opw + 1
+        return F.fold(cols, (out_h, out_w), (kh, kw), dilation=(dh, dw), padding=(ph, pw), stride=(sh, sw))
+
+    def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
+        if self.resolved.is_float or self.input_quant.observing:
+            if self.input_quant.observing:
+                self.input_quant.observe(x)
+            return nn.ConvTranspose2d.forward(self, x, output_size)
+        acc, scale = self.accumulate(x, output_size)
+        return self._finish(acc, scale, x, (1, -1, 1, 1))

@@ -1,0 +1,269 @@
+"""Module swap: put approximate layers into any ``nn.Module`` per an assignment, and take them out again.
+
+Copied in spirit from torch.ao's ``swap_module`` (which is deprecated): a default float → approximate
+class mapping returned as a copy, ``from_float``/``to_float`` on each layer, ``inplace=False`` by default,
+hooks, training mode and device preserved, a module object used at several places swapped once (and
+still shared), layers that are already approximate re-configured in place of being wrapped twice.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError
+from .config import AssignmentMapping, LayerConfig, Spec
+from .layers import ApproxConv1d, ApproxConv2d, ApproxConvTranspose2d, ApproxLinear, ApproxModule
+from .quant import calibrate
+
+_DEFAULT_MAPPING: dict[type[nn.Module], type[nn.Module]] = {
+    nn.Linear: ApproxLinear,
+    nn.Conv1d: ApproxConv1d,
+    nn.Conv2d: ApproxConv2d,
+    nn.ConvTranspose2d: ApproxConvTranspose2d,
+}
+
+
+def _register_rnn() -> None:
+    from .rnn import ApproxGRU, ApproxGRUCell, ApproxLSTM, ApproxLSTMCell, ApproxRNN, ApproxRNNCell
+
+    _DEFAULT_MAPPING.update(
+        {
+            nn.RNN: ApproxRNN,
+            nn.LSTM: ApproxLSTM,
+            nn.GRU: ApproxGRU,
+            nn.RNNCell: ApproxRNNCell,
+            nn.LSTMCell: ApproxLSTMCell,
+            nn.GRUCell: ApproxGRUCell,
+        }
+    )
+
+
+_register_rnn()
+
+
+def default_mapping() -> dict[type[nn.Module], type[nn.Module]]:
+    """Float module class → approximate class (a copy; edit it and pass it as ``mapping``)."""
+    return dict(_DEFAULT_MAPPING)
+
+
+def _replacement(
+    name: str,
+    module: nn.Module,
+    assignment: AssignmentMapping,
+    mapping: Mapping[type[nn.Module], type[nn.Module]],
+) -> nn.Module | None:
+    """The module that replaces ``module`` (``None``: keep it as it is)."""
+    config = assignment.config_for(name, module)
+    if isinstance(module, ApproxModule):
+        if config.is_float:
+            return module.to_float()
+        module.set_config(config)
+        return None
+    approx_cls = mapping.get(type(module))
+    if approx_cls is None or config.is_float:
+        return None
+    try:
+        new: nn.Module = approx_cls.from_float(module, config)  # type: ignore[attr-defined]
+    except ConfigError as exc:
+        raise ConfigError(f"layer '{name or '<model>'}': {exc}") from None
+    return new
+
+
+def _swap(
+    model: nn.Module, choose: Callable[[str, nn.Module], nn.Module | None], stop: Callable[[nn.Module], bool]
+) -> nn.Module:
+    """Replace modules by ``choose(name, module)`` (first name of a shared module), walking top-down.
+
+    The walk does not descend into modules for which ``stop`` is true. Returns the (possibly replaced) root.
+    """
+    done: dict[int, nn.Module] = {}
+
+    def visit(name: str, module: nn.Module) -> nn.Module:
+        if id(module) in done:
+            return done[id(module)]
+        new = choose(name, module)
+        result = module if new is None else new
+        done[id(module)] = result
+        if not stop(result):
+            for child_name, child in list(result.named_children()):
+                replaced = visit(f"{name}.{child_name}" if name else child_name, child)
+                if replaced is not child:
+                    setattr(result, child_name, replaced)
+        return result
+
+    return visit("", model)
+
+
+def approximate(
+    model: nn.Module,
+    assignment: AssignmentMapping | Mapping[str, Any] | Spec,
+    calibration_data: Iterable[Any] | None = None,
+    inplace: bool = False,
+    *,
+    mapping: Mapping[type[nn.Module], type[nn.Module]] | None = None,
+    max_batches: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> nn.Module:
+    """Swap the layers of ``model`` for approximate ones as ``assignment`` says; calibrate; return the model.
+
+    Args:
+        model: any module (the root itself may be a layer).
+        assignment: an :class:`AssignmentMapping`, its JSON dict, ``{layer name: spec}``, or one spec
+            (``"exact"``, a library name, a path or a ``Lut``) for every layer.
+        calibration_data: an iterable of input batches (see :func:`approxlut.nn.quant.calibrate`) run once
+            through the model to set activation ranges. Without it, activations are quantised per batch.
+        inplace: modify ``model`` itself instead of a deep copy.
+        mapping: float class → approximate class (default :func:`default_mapping`; exact types only).
+        max_batches: stop calibration after this many batches.
+        progress: called with the number of calibration batches done.
+
+    Layers already approximate take the new config (``"float"`` turns them back into torch layers).
+    """
+    if not isinstance(model, nn.Module):
+        raise ConfigError(f"approximate() needs an nn.Module, got {type(model).__name__}")
+    rules = AssignmentMapping.coerce(assignment)
+    table = dict(mapping) if mapping is not None else _DEFAULT_MAPPING
+    if not inplace:
+        model = copy.deepcopy(model)
+    model = _swap(
+        model,
+        lambda name, module: _replacement(name, module, rules, table),
+        lambda module: isinstance(module, ApproxModule) or type(module) in table,
+    )
+    if calibration_data is not None:
+        calibrate(model, calibration_data, max_batches=max_batches, progress=progress)
+    return model
+
+
+def to_float(model: nn.Module, inplace: bool = False) -> nn.Module:
+    """Undo :func:`approximate`: every approximate layer back to its torch layer (parameters kept)."""
+    if not inplace:
+        model = copy.deepcopy(model)
+    return _swap(
+        model,
+        lambda _name, module: module.to_float() if isinstance(module, ApproxModule) else None,
+        lambda module: isinstance(module, ApproxModule),
+    )
+
+
+def approx_layers(model: nn.Module) -> dict[str, ApproxModule]:
+    """The approximate layers of ``model`` by qualified name (a shared layer under its first name)."""
+    return {name: m for name, m in model.named_modules() if isinstance(m, ApproxModule)}
+
+
+def approximable_layers(
+    model: nn.Module, mapping: Mapping[type[nn.Module], type[nn.Module]] | None = None
+) -> dict[str, nn.Module]:
+    """Layers that :func:`approximate` can swap (or has swapped), by qualified name."""
+    table = mapping if mapping is not None else _DEFAULT_MAPPING
+    return {name: m for name, m in model.named_modules() if isinstance(m, ApproxModule) or type(m) in table}
+
+
+def _rnn_macs(module: nn.Module, inputs: tuple[Any, ...]) -> int:
+    x = inputs[0]
+    if isinstance(x, nn.utils.rnn.PackedSequence):
+        return _rnn_step_macs(module) * int(x.data.shape[0])
+    m: Any = module
+    if isinstance(module, (nn.RNNCellBase,)):
+        batch = x.shape[0] if x.dim() == 2 else 1
+        return _rnn_step_macs(module) * 1 if batch else 0
+    steps = x.shape[1] if (m.batch_first and x.dim() == 3) else x.shape[0]
+    return _rnn_step_macs(module) * int(steps)
+
+
+def _rnn_step_macs(module: nn.Module) -> int:
+    """MACs of one time step for one sample, all layers and directions."""
+    m: Any = module
+    gates = {"LSTM": 4, "GRU": 3}.get(getattr(m, "mode", ""), 1)
+    if isinstance(module, nn.RNNCellBase):
+        gates = {nn.LSTMCell: 4, nn.GRUCell: 3}.get(type(module), 1)
+        for cls, g in ((nn.LSTMCell, 4), (nn.GRUCell, 3)):
+            if isinstance(module, cls):
+                gates = g
+        return gates * m.hidden_size * (m.input_size + m.hidden_size)
+    directions = 2 if m.bidirectional else 1
+    total = 0
+    for layer in range(m.num_layers):
+        in_size = m.input_size if layer == 0 else m.hidden_size * directions
+        total += directions * gates * m.hidden_size * (in_size + m.hidden_size)
+    return total
+
+
+def _layer_macs(module: nn.Module, inputs: tuple[Any, ...], output: Any) -> tuple[int, int]:
+    """``(MACs of this call, batch size)``."""
+    x = inputs[0]
+    if isinstance(module, (nn.RNNBase, nn.RNNCellBase)):
+        if isinstance(x, nn.utils.rnn.PackedSequence):
+            batch = int(x.batch_sizes[0])
+            return _rnn_macs(module, inputs), batch
+        m: Any = module
+        if isinstance(module, nn.RNNCellBase):
+            batch = x.shape[0] if x.dim() == 2 else 1
+        elif x.dim() == 2:
+            batch = 1
+        else:
+            batch = x.shape[0] if m.batch_first else x.shape[1]
+        return _rnn_macs(module, inputs) * batch, batch
+    if isinstance(module, nn.Linear):
+        out = output
+        batch = out.shape[0] if out.dim() > 1 else 1
+        return int(out.numel()) * module.in_features, batch
+    if isinstance(module, nn.ConvTranspose2d):
+        batch = x.shape[0]
+        kh, kw = module.kernel_size
+        return int(x.numel()) * (module.out_channels // module.groups) * kh * kw, batch
+    if isinstance(module, (nn.Conv1d, nn.Conv2d)):
+        batch = output.shape[0] if output.dim() == len(module.kernel_size) + 2 else 1
+        k = 1
+        for size in module.kernel_size:
+            k *= size
+        return int(output.numel()) * (module.in_channels // module.groups) * k, batch
+    raise ConfigError(f"cannot count MACs of {type(module).__name__}")
+
+
+def layer_macs(model: nn.Module, example_input: Any) -> dict[str, int]:
+    """Multiply-accumulates per sample of every approximable layer, measured by one forward pass.
+
+    ``example_input`` is the model's input (a tensor, or a tuple of positional inputs); the batch size is
+    read from each layer's input. A layer called several times (shared, or inside a loop) adds up.
+    """
+    layers = approximable_layers(model)
+    totals: dict[str, int] = dict.fromkeys(layers, 0)
+    handles = []
+    for name, layer in layers.items():
+
+        def hook(module: nn.Module, inputs: tuple[Any, ...], output: Any, name: str = name) -> None:
+            macs, batch = _layer_macs(module, inputs, output)
+            totals[name] += macs // max(int(batch), 1)
+
+        handles.append(layer.register_forward_hook(hook))
+    modes = {m: m.training for m in model.modules()}
+    model.eval()
+    try:
+        with torch.no_grad():
+            if isinstance(example_input, tuple):
+                model(*example_input)
+            else:
+                model(example_input)
+    finally:
+        for handle in handles:
+            handle.remove()
+        for module, mode in modes.items():
+            module.training = mode
+    return totals
+
+
+__all__ = [
+    "LayerConfig",
+    "approx_layers",
+    "approximable_layers",
+    "approximate",
+    "default_mapping",
+    "layer_macs",
+    "to_float",
+]
