@@ -344,3 +344,57 @@ def library_remove(name: str, library_dir: Path | None) -> None:
     with Library.open(library_dir) as lib:
         entry = lib.remove(name)
     click.echo(f"removed {entry.full_name}")
+
+
+@main.command("bench")
+@click.option("--quick", is_flag=True, help="Tiny shapes and narrow networks (seconds; used by the tests).")
+@click.option("--backward", is_flag=True, help="Also time forward+backward of the single layers.")
+@click.option("--engine", default=None, help="LUT-GEMM engine (default: the best path for the LUT).")
+@click.option("--threads", type=click.IntRange(1, None), default=None, help="torch intra-op threads.")
+@click.option(
+    "--lut",
+    "lut_kind",
+    type=click.Choice(["approx", "trunc", "exact"]),
+    default="approx",
+    show_default=True,
+    help="approx: truncated sign-magnitude 8x8 (LUT engine); trunc: decomposable; exact: exact product.",
+)
+@click.option("--repeat", type=click.IntRange(1, None), default=None, help="Timed runs per case (best kept).")
+@click.option("--no-networks", is_flag=True, help="Skip the whole-network cases.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list (case, native_s, engine_s, ratio, path, ...).")
+@reports_errors
+def bench(
+    quick: bool,
+    backward: bool,
+    engine: str | None,
+    threads: int | None,
+    lut_kind: str,
+    repeat: int | None,
+    no_networks: bool,
+    as_json: bool,
+) -> None:
+    """Time native fp32 PyTorch vs the LUT engine vs the reference (ResNet-18/VGG-16 CIFAR shapes)."""
+    import torch
+    from rich.console import Console
+
+    from .native.bench import render, run_bench
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    console = Console(stderr=True, quiet=as_json)
+    results = run_bench(
+        quick=quick,
+        backward=backward,
+        engine=engine,
+        lut_kind=lut_kind,
+        repeat=repeat,
+        networks=not no_networks,
+        progress=lambda name: console.log(f"bench: {name}"),
+    )
+    if as_json:
+        click.echo(json.dumps([r.as_dict() for r in results], indent=2))
+    else:
+        Console().print(render(results, threads=torch.get_num_threads()))
+    failed = [r.case for r in results if not r.verified]
+    if failed:
+        raise LutgenError(f"bench: engine results differ from the reference in: {', '.join(failed)}")

@@ -1,0 +1,281 @@
+"""``lutgen bench``: native fp32 PyTorch vs the LUT engine vs the reference, in one run.
+
+Cases: (a) single conv/linear layers of ResNet-18 and VGG-16 on CIFAR-10 (batch 64, activations as
+after a ReLU: non-negative, about half zeros, 8-bit) and (b) whole-network inference of both networks
+(batch 128) with every Conv2d/Linear through an 8-bit signed approximate multiplier. Each case times
+native fp32 and the engine (best of ``repeat`` runs after a warm-up), and *verifies* what it timed:
+the engine's results for the first samples of the timed batch must equal the reference engine's
+bit-exactly (gradients: within float tolerance). The reference is slow, so it runs on those samples
+only and its time for the whole batch is extrapolated linearly (``reference_s``).
+"""
+
+from __future__ import annotations
+
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..errors import ConfigError
+from .bench_models import VGG16, ResNet18, approximate, set_engine
+from .ops import approx_conv2d, approx_linear, path_for
+from .prepared import PreparedLut, code_values
+
+LUT_KINDS = ("approx", "trunc", "exact")
+_GRAD_RTOL = 1e-4
+
+
+@dataclass(frozen=True)
+class LayerCase:
+    """One layer: conv2d when ``kernel > 0`` (input ``[batch, cin, size, size]``), else linear."""
+
+    name: str
+    batch: int
+    cin: int
+    cout: int
+    size: int = 1
+    kernel: int = 0
+    stride: int = 1
+    padding: int = 0
+    relu_input: bool = True
+
+
+@dataclass(frozen=True)
+class BenchResult:
+    """Timings of one case (seconds), the engine path and whether its results were verified."""
+
+    case: str
+    native_s: float
+    engine_s: float
+    ratio: float
+    path: str
+    direction: str
+    reference_s: float | None
+    verified: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-able form."""
+        return asdict(self)
+
+
+def layer_cases(quick: bool) -> list[LayerCase]:
+    """The single-layer cases (tiny shapes when ``quick``)."""
+    if quick:
+        return [
+            LayerCase("quick.conv3x3 8->8 8x8", 2, 8, 8, 8, 3, 1, 1),
+            LayerCase("quick.conv3x3 s2 8->16 8x8", 2, 8, 16, 8, 3, 2, 1),
+            LayerCase("quick.linear 32->10", 4, 32, 10),
+        ]
+    return [
+        LayerCase("resnet18.conv3x3 64->64 32x32", 64, 64, 64, 32, 3, 1, 1),
+        LayerCase("resnet18.conv3x3 128->128 16x16", 64, 128, 128, 16, 3, 1, 1),
+        LayerCase("resnet18.conv3x3 256->256 8x8", 64, 256, 256, 8, 3, 1, 1),
+        LayerCase("resnet18.conv3x3 512->512 4x4", 64, 512, 512, 4, 3, 1, 1),
+        LayerCase("resnet18.shortcut1x1 s2 64->128 32x32", 64, 64, 128, 32, 1, 2, 0),
+        LayerCase("resnet18.fc 512->10", 64, 512, 10),
+        LayerCase("vgg16.conv1 3->64 32x32", 64, 3, 64, 32, 3, 1, 1, relu_input=False),
+        LayerCase("vgg16.conv3 64->128 16x16", 64, 64, 128, 16, 3, 1, 1),
+        LayerCase("vgg16.conv8 256->512 4x4", 64, 256, 512, 4, 3, 1, 1),
+    ]
+
+
+def bench_lut(kind: str = "approx") -> PreparedLut:
+    """An 8x8 signed multiplier with difference-gradient tables.
+
+    ``approx``: the sign-magnitude product with its 5 low magnitude bits cut (a truncated multiplier;
+    its error is not low-rank, so it runs on the LUT engine); ``trunc``: the product with the 2 low
+    bits of the weight cut (``decomp`` with one term); ``exact``: the exact product.
+    """
+    from ..lutgen.lut import Lut
+
+    v = code_values(8, True).numpy()
+    exact = np.multiply.outer(v, v)
+    if kind == "approx":
+        table = np.sign(exact) * (np.abs(exact) & ~31)
+    elif kind == "trunc":
+        table = np.multiply.outer(v, v & ~3)
+    elif kind == "exact":
+        table = exact
+    else:
+        raise ConfigError(f"bench: unknown LUT kind '{kind}' (choose from {', '.join(LUT_KINDS)})")
+    lut = Lut(table.astype(np.int32), 8, 8, True, name=f"bench-{kind}8s").with_gradients()
+    return PreparedLut.from_lut(lut)
+
+
+def _best_time(fn: Callable[[], object], repeat: int) -> float:
+    fn()
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def _timed_once(fn: Callable[[], torch.Tensor]) -> tuple[torch.Tensor, float]:
+    start = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - start
+
+
+def _activations(shape: tuple[int, ...], relu: bool, gen: torch.Generator) -> torch.Tensor:
+    """8-bit signed activation values: ReLU'd Gaussians (about half zeros) or a signed image."""
+    x = torch.randn(shape, generator=gen) * 40
+    if relu:
+        x = x.clamp_min(0)
+    return x.round().clamp(-128, 127)
+
+
+def _weights(shape: tuple[int, ...], gen: torch.Generator) -> torch.Tensor:
+    return (torch.randn(shape, generator=gen) * 30).round().clamp(-127, 127)
+
+
+def _layer_fns(
+    case: LayerCase, lut: PreparedLut, engine: str | None
+) -> tuple[Callable[..., torch.Tensor], Callable[..., torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+    gen = torch.Generator().manual_seed(zlib.crc32(case.name.encode()))
+    if case.kernel:
+        x = _activations((case.batch, case.cin, case.size, case.size), case.relu_input, gen)
+        w = _weights((case.cout, case.cin, case.kernel, case.kernel), gen)
+        conv = {"stride": case.stride, "padding": case.padding}
+
+        def native(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+            return F.conv2d(x, w, **conv)
+
+        def approx(x: torch.Tensor, w: torch.Tensor, eng: str | None = engine) -> torch.Tensor:
+            return approx_conv2d(x, w, lut, **conv, engine=eng)
+
+        return native, approx, (x, w)
+    x = _activations((case.batch, case.cin), case.relu_input, gen)
+    w = _weights((case.cout, case.cin), gen)
+
+    def native_linear(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, w)
+
+    def approx_lin(x: torch.Tensor, w: torch.Tensor, eng: str | None = engine) -> torch.Tensor:
+        return approx_linear(x, w, lut, engine=eng)
+
+    return native_linear, approx_lin, (x, w)
+
+
+def _bench_layer(
+    case: LayerCase, lut: PreparedLut, engine: str | None, *, backward: bool, repeat: int, verify: int
+) -> BenchResult:
+    native, approx, (x, w) = _layer_fns(case, lut, engine)
+    path = path_for(lut, engine)
+    if not backward:
+        with torch.no_grad():
+            native_s = _best_time(lambda: native(x, w), repeat)
+            engine_s = _best_time(lambda: approx(x, w), repeat)
+            out = approx(x, w)
+            ref, ref_s = _timed_once(lambda: approx(x[:verify], w, "reference"))
+        verified = torch.equal(out[:verify], ref)
+        return BenchResult(
+            case.name, native_s, engine_s, engine_s / native_s, path, "forward", ref_s * case.batch / verify, verified
+        )
+    grad_out = torch.randn(native(x, w).shape, generator=torch.Generator().manual_seed(7))
+
+    def run(fn: Callable[..., torch.Tensor], xs: torch.Tensor, go: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        xg, wg = xs.clone().requires_grad_(), w.clone().requires_grad_()
+        fn(xg, wg).backward(go)
+        assert xg.grad is not None and wg.grad is not None
+        return xg.grad, wg.grad
+
+    native_s = _best_time(lambda: run(native, x, grad_out), repeat)
+    engine_s = _best_time(lambda: run(approx, x, grad_out), repeat)
+    gx, _ = run(approx, x, grad_out)
+    (ref_gx, ref_gw), ref_s = _timed_once(
+        lambda: run(lambda a, b: approx(a, b, "reference"), x[:verify], grad_out[:verify])
+    )
+    _, sub_gw = run(approx, x[:verify], grad_out[:verify])
+    verified = torch.allclose(gx[:verify], ref_gx, rtol=_GRAD_RTOL, atol=1e-3) and torch.allclose(
+        sub_gw, ref_gw, rtol=_GRAD_RTOL, atol=1e-3
+    )
+    return BenchResult(
+        case.name, native_s, engine_s, engine_s / native_s, path, "backward", ref_s * case.batch / verify, verified
+    )
+
+
+def _bench_network(
+    name: str, lut: PreparedLut, engine: str | None, *, quick: bool, repeat: int, verify: int
+) -> BenchResult:
+    width, batch = (8, 2) if quick else (64, 128)
+    torch.manual_seed(0)
+    model = (ResNet18 if name == "resnet18" else VGG16)(width=width).eval()
+    gen = torch.Generator().manual_seed(1)
+    images = torch.randn((batch, 3, 32, 32), generator=gen)
+    approx = approximate(model, lut, images[: min(batch, 8)], engine=engine)
+    with torch.no_grad():
+        native_s = _best_time(lambda: model(images), repeat)
+        engine_s = _best_time(lambda: approx(images), repeat)
+        out = approx(images)
+        set_engine(approx, "reference")
+        ref, ref_s = _timed_once(lambda: approx(images[:verify]))
+        set_engine(approx, engine)
+    verified = torch.equal(out[:verify], ref)
+    case = f"{name} CIFAR-10 inference, batch {batch}" + (f", width {width}" if quick else "")
+    return BenchResult(
+        case,
+        native_s,
+        engine_s,
+        engine_s / native_s,
+        path_for(lut, engine),
+        "forward",
+        ref_s * batch / verify,
+        verified,
+    )
+
+
+def run_bench(
+    *,
+    quick: bool = False,
+    backward: bool = False,
+    engine: str | None = None,
+    lut_kind: str = "approx",
+    repeat: int | None = None,
+    networks: bool = True,
+    progress: Callable[[str], None] | None = None,
+) -> list[BenchResult]:
+    """Run every case; see the module docstring. ``progress`` is called with each case's name first."""
+    lut = bench_lut(lut_kind)
+    reps = repeat if repeat is not None else (1 if quick else 3)
+    if reps < 1:
+        raise ConfigError(f"bench: repeat={reps} must be >= 1")
+    results: list[BenchResult] = []
+    for case in layer_cases(quick):
+        for direction in (False, True) if backward else (False,):
+            if progress is not None:
+                progress(case.name + (" (backward)" if direction else ""))
+            results.append(_bench_layer(case, lut, engine, backward=direction, repeat=reps, verify=1))
+    if networks:
+        for name in ("resnet18", "vgg16"):
+            if progress is not None:
+                progress(f"{name} network")
+            results.append(_bench_network(name, lut, engine, quick=quick, repeat=reps, verify=1))
+    return results
+
+
+def render(results: list[BenchResult], *, threads: int) -> Any:
+    """A rich table of the results."""
+    from rich.table import Table
+
+    table = Table(title=f"lutgen bench ({threads} threads): LUT engine vs native fp32 PyTorch")
+    for column in ("case", "dir", "native ms", "engine ms", "ratio", "reference s (est.)", "exact", "path"):
+        table.add_column(column, justify="left" if column in ("case", "path", "dir") else "right")
+    for r in results:
+        table.add_row(
+            r.case,
+            r.direction,
+            f"{1e3 * r.native_s:.1f}",
+            f"{1e3 * r.engine_s:.1f}",
+            f"{r.ratio:.2f}x",
+            "-" if r.reference_s is None else f"{r.reference_s:.1f}",
+            "yes" if r.verified else "[red]NO[/red]",
+            r.path,
+        )
+    return table
