@@ -25,7 +25,7 @@ GemmKernel find_kernel(const std::string& name, int bits_eff) {
 void check_codes(const torch::Tensor& t, const char* what) {
   TORCH_CHECK(t.device().is_cpu() && t.scalar_type() == torch::kUInt8 && t.dim() == 3, what,
               " must be a 3-D uint8 CPU tensor");
-  TORCH_CHECK(t.stride(2) == 1, what, " must be contiguous in its last dimension");
+  TORCH_CHECK(t.size(2) <= 1 || t.stride(2) == 1, what, " must be contiguous in its last dimension");
 }
 
 // C^T[g][n][m] for m-padded transposed codes at [G][K][Mp] and codes bc [G][K][N].
