@@ -10,7 +10,8 @@ of ps at a fan-out of about two, switching energies of a few fJ per output trans
 leakage of tens of nW). Three global factors (:data:`AREA_SCALE`, :data:`ENERGY_SCALE`,
 :data:`DELAY_SCALE` below) put lutgen's exact 8×8 array multiplier on EvoApproxLib's published
 figures for its exact ``mul8u_1JFF`` (709.6 µm², 0.391 mW, 1.43 ns); they were set once from that
-one pair, not fitted per circuit, and everything else is relative. Treat estimates as a ranking aid, not sign-off figures;
+one pair, not fitted per circuit, and everything else is relative. Treat estimates as a ranking
+aid, not sign-off figures;
 :func:`approxlut.synth.power.calibrate` reports how well they rank the EvoApproxLib circuits.
 """
 
