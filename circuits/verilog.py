@@ -1,0 +1,1483 @@
+"""Structural Verilog reader: pyverilog parses the text, this module elaborates it into the Netlist IR.
+
+Supported: several modules in one file (the hierarchy is flattened), gate primitives, standard cells
+from a :class:`~.cells.CellLibrary`, continuous assigns with the bitwise, arithmetic (``+ - *``, unary
+``-``), shift, comparison, logical, reduction and conditional operators, concatenation, replication,
+bit and (indexed) part selects, parameters and ``localparam``, ``$signed``/``$unsigned``, escaped
+identifiers, with the Verilog-2005 rules for expression width and signedness. Word-level arithmetic
+is lowered to gates (ripple-carry adders, carry-save array multipliers, Baugh-Wooley when signed).
+Behavioural code (``always``, ``initial``, ``reg``, functions, tasks, ``generate``) is refused with a
+pointer to the Yosys path; every problem is a :class:`~approxlut.errors.ParseError` with its line.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import tempfile
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from ..errors import NetlistError, ParseError
+from .cells import Cell, CellGate, CellLibrary
+from .netlist import Gate, Kind, Netlist, NetlistBuilder, SourceLoc, find_loop
+from .ports import order_operands
+
+_SYNTH_HINT = "synthesize it to gates first with `lutgen synth FILE.v` (Yosys)"
+_OUTPUT_NAMES = ("o", "z", "y", "p", "out", "product", "result", "prod")
+_PRIMITIVES = {
+    "and": (Kind.AND, Kind.BUF),
+    "or": (Kind.OR, Kind.BUF),
+    "xor": (Kind.XOR, Kind.BUF),
+    "nand": (Kind.NAND, Kind.NOT),
+    "nor": (Kind.NOR, Kind.NOT),
+    "xnor": (Kind.XNOR, Kind.NOT),
+    "not": (Kind.NOT, Kind.NOT),
+    "buf": (Kind.BUF, Kind.BUF),
+}
+_BEHAVIOURAL = {
+    "Always": "an always block",
+    "AlwaysFF": "an always_ff block",
+    "AlwaysComb": "an always_comb block",
+    "AlwaysLatch": "an always_latch block",
+    "Initial": "an initial block",
+    "Function": "a function",
+    "Task": "a task",
+    "GenerateStatement": "a generate block",
+}
+_DIRECTIVES_OK = {"`timescale", "`celldefine", "`endcelldefine", "`resetall", "`default_nettype"}
+
+# ----------------------------------------------------------------------------------------------
+# pyverilog adapter: one parser per process, LALR tables cached on disk
+# ----------------------------------------------------------------------------------------------
+
+_PARSER: Any = None
+_PARSER_LOCK = threading.Lock()
+
+
+def _cache_dir() -> Path:
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "lutgen" / "pyverilog"
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+        if os.access(base, os.W_OK):
+            return base
+    except OSError:
+        pass
+    return Path(tempfile.mkdtemp(prefix="lutgen-pyverilog-"))
+
+
+def _load_tables(path: Path) -> ModuleType | None:
+    if not path.is_file():
+        return None
+    try:
+        spec = importlib.util.spec_from_file_location(path.stem, path)
+        if spec is None or spec.loader is None:
+            return None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    except Exception:  # a torn or foreign file: rebuild the tables
+        return None
+    return module
+
+
+def _build_parser() -> Any:
+    """A ``VerilogParser`` whose LALR tables are read from (and written once to) the cache dir.
+
+    pyverilog's own constructor writes its tables to ``outputdir`` but never reads them back, so
+    every process would pay ~0.8 s; this subclass hands ply the cached table module instead.
+    """
+    import ply
+    import ply.yacc as yacc
+    import pyverilog
+    from pyverilog.vparser.lexer import VerilogLexer
+    from pyverilog.vparser.parser import VerilogParser
+
+    name = re.sub(r"\W", "_", f"vparsetab_{pyverilog.__version__}_{ply.__version__}")
+    cache = _cache_dir()
+
+    class CachedParser(VerilogParser):
+        def __init__(self) -> None:
+            self.lexer = VerilogLexer(error_func=self._lexer_error_func)
+            self.lexer.build()
+            self.tokens = self.lexer.tokens
+            quiet = yacc.NullLogger()
+            tables = _load_tables(cache / f"{name}.py")
+            if tables is not None:
+                self.parser = yacc.yacc(
+                    module=self, method="LALR", tabmodule=tables, debug=False, write_tables=False, errorlog=quiet
+                )
+                return
+            with tempfile.TemporaryDirectory(dir=cache) as tmp:
+                self.parser = yacc.yacc(
+                    module=self, method="LALR", tabmodule=name, outputdir=tmp, debug=False, errorlog=quiet
+                )
+                written = Path(tmp) / f"{name}.py"
+                if written.is_file():
+                    os.replace(written, cache / f"{name}.py")
+
+    return CachedParser()
+
+
+def parse_ast(text: str, path: str = "<input>") -> Any:
+    """Parse Verilog ``text`` with pyverilog; returns its ``Source`` node or raises :class:`ParseError`."""
+    global _PARSER
+    from pyverilog.vparser.parser import ParseError as PyverilogError
+
+    with _PARSER_LOCK:
+        if _PARSER is None:
+            _PARSER = _build_parser()
+        parser = _PARSER
+        lexer = parser.lexer
+        lexer.reset_lineno()
+        lexer.directives = []
+        lexer.default_nettype = "wire"
+        try:
+            ast = parser.parse(text + "\n")
+        except PyverilogError as exc:
+            raise _syntax_error(str(exc), text, path) from None
+        except RecursionError:
+            raise ParseError("expression nesting too deep", path) from None
+        except Exception as exc:  # pyverilog and ply raise assorted errors on garbage input
+            raise ParseError(f"cannot parse as Verilog ({type(exc).__name__}: {exc})", path) from None
+        directives = list(lexer.directives)
+    for line, directive in directives:
+        word = directive.split()[0] if directive.split() else "`"
+        if word not in _DIRECTIVES_OK:
+            raise ParseError(f"compiler directive {word} is not supported (no preprocessor); {_SYNTH_HINT}", path, line)
+    return ast
+
+
+def _syntax_error(message: str, text: str, path: str) -> ParseError:
+    match = re.search(r"line:(\d+)(?: column:(\d+))?: (.*)$", message, re.S)
+    if match is None:
+        last = text.count("\n") + (0 if text.endswith("\n") else 1)
+        return ParseError("unexpected end of input (truncated file?)", path, max(last, 1))
+    line, col, what = int(match.group(1)), match.group(2), match.group(3).strip()
+    before = re.fullmatch(r'before: "(.*)"', what, re.S)
+    if before:
+        what = f"syntax error near '{before.group(1)}'"
+    return ParseError(what, path, line, int(col) if col else None)
+
+
+# ----------------------------------------------------------------------------------------------
+# Elaboration target: nets, gates and net aliases (from assigns and port connections)
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Gate:
+    kind: Kind
+    inputs: list[int]
+    output: int
+    line: int
+
+
+class _Design:
+    """Flat gates over integer nets; ``connect`` makes one net an alias of another."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.names: list[str | None] = []
+        self.driven: dict[int, int] = {}  # net -> line of its driver
+        self.alias: dict[int, int] = {}
+        self.gates: list[_Gate] = []
+        self.gate_of: dict[int, int] = {}
+        self.consts: dict[int, int] = {}
+        self.const_of: dict[int, int] = {}
+        self.ports: dict[int, str] = {}  # nets of input ports that cannot be assigned
+
+    def error(self, message: str, line: int | None) -> ParseError:
+        return ParseError(message, self.path, line or None)
+
+    def net(self, name: str | None = None) -> int:
+        self.names.append(name)
+        return len(self.names) - 1
+
+    def name(self, net: int) -> str:
+        return self.names[net] or f"n{net}"
+
+    def gate(self, kind: Kind, inputs: Sequence[int], line: int) -> int:
+        out = self.net()
+        self.gate_of[out] = len(self.gates)
+        self.gates.append(_Gate(kind, list(inputs), out, line))
+        self.driven[out] = line
+        return out
+
+    def const(self, value: int, line: int) -> int:
+        if value not in self.consts:
+            net = self.gate(Kind.CONST1 if value else Kind.CONST0, [], line)
+            self.consts[value] = net
+            self.const_of[net] = value
+        return self.consts[value]
+
+    def connect(self, dst: int, src: int, line: int, *, port: bool = False) -> None:
+        if dst in self.ports and not port:
+            raise self.error(f"assignment to input port '{self.ports[dst]}'", line)
+        if dst in self.driven:
+            raise self.error(
+                f"net '{self.name(dst)}' has more than one driver (lines {self.driven[dst]} and {line})", line
+            )
+        self.driven[dst] = line
+        self.alias[dst] = src
+
+    def find(self, net: int) -> int:
+        seen = []
+        while net in self.alias:
+            seen.append(net)
+            net = self.alias[net]
+            if len(seen) > len(self.alias):
+                names = " -> ".join(self.name(n) for n in seen[-8:])
+                raise self.error(f"combinational loop through {names}", self.driven.get(seen[-1]))
+        for n in seen:
+            self.alias[n] = net
+        return net
+
+    def value(self, net: int) -> int | None:
+        """The constant on ``net`` (0/1) or ``None``."""
+        return self.const_of.get(self.find(net))
+
+    # Constant-folding helpers, used only for lowered word-level operators.
+    def and2(self, a: int, b: int, line: int) -> int:
+        va, vb = self.value(a), self.value(b)
+        if va == 0 or vb == 0:
+            return self.const(0, line)
+        if va == 1:
+            return b
+        if vb == 1 or a == b:
+            return a
+        return self.gate(Kind.AND, [a, b], line)
+
+    def or2(self, a: int, b: int, line: int) -> int:
+        va, vb = self.value(a), self.value(b)
+        if va == 1 or vb == 1:
+            return self.const(1, line)
+        if va == 0:
+            return b
+        if vb == 0 or a == b:
+            return a
+        return self.gate(Kind.OR, [a, b], line)
+
+    def xor2(self, a: int, b: int, line: int) -> int:
+        va, vb = self.value(a), self.value(b)
+        if va is not None and vb is not None:
+            return self.const(va ^ vb, line)
+        if a == b:
+            return self.const(0, line)
+        if va is not None:
+            return b if va == 0 else self.not1(b, line)
+        if vb is not None:
+            return a if vb == 0 else self.not1(a, line)
+        return self.gate(Kind.XOR, [a, b], line)
+
+    def not1(self, a: int, line: int) -> int:
+        va = self.value(a)
+        if va is not None:
+            return self.const(1 - va, line)
+        return self.gate(Kind.NOT, [a], line)
+
+    def mux(self, sel: int, d0: int, d1: int, line: int) -> int:
+        vs = self.value(sel)
+        if vs is not None:
+            return d1 if vs else d0
+        if d0 == d1:
+            return d0
+        return self.gate(Kind.MUX, [sel, d0, d1], line)
+
+
+# ----------------------------------------------------------------------------------------------
+# Word-level operators lowered to gates (bit lists are LSB first)
+# ----------------------------------------------------------------------------------------------
+
+
+def _add_columns(d: _Design, columns: list[list[int]], line: int) -> list[int]:
+    """Sum weighted bits (``columns[i]`` has weight 2^i) modulo 2^len(columns).
+
+    Constants are summed first; each column is then reduced with full/half adders whose carries go
+    to the next column (for two operands this is exactly a ripple-carry adder).
+    """
+    width = len(columns)
+    constant = 0
+    cols: list[list[int]] = []
+    for i, col in enumerate(columns):
+        live = []
+        for net in col:
+            v = d.value(net)
+            if v is None:
+                live.append(net)
+            else:
+                constant += v << i
+        cols.append(live)
+    for i in range(width):
+        if constant >> i & 1:
+            cols[i].append(d.const(1, line))
+    out = []
+    for i in range(width):
+        col = cols[i]
+        carry_to = cols[i + 1] if i + 1 < width else None
+        while len(col) > 1:
+            if len(col) >= 3:
+                a, b, c = col.pop(0), col.pop(0), col.pop(0)
+                t = d.xor2(a, b, line)
+                col.append(d.xor2(t, c, line))
+                if carry_to is not None:
+                    carry_to.append(d.or2(d.and2(a, b, line), d.and2(t, c, line), line))
+            else:
+                a, b = col.pop(0), col.pop(0)
+                col.append(d.xor2(a, b, line))
+                if carry_to is not None:
+                    carry_to.append(d.and2(a, b, line))
+        out.append(col[0] if col else d.const(0, line))
+    return out
+
+
+def _significant(d: _Design, bits: list[int], signed: bool) -> list[int]:
+    """Drop the top bits that only repeat the extension (zeros, or copies of the sign bit)."""
+    n = len(bits)
+    if signed:
+        while n > 1 and d.find(bits[n - 1]) == d.find(bits[n - 2]):
+            n -= 1
+    else:
+        while n > 1 and d.value(bits[n - 1]) == 0:
+            n -= 1
+    return bits[:n]
+
+
+def _multiply(d: _Design, a: list[int], b: list[int], signed: bool, line: int) -> list[int]:
+    """The product of two ``w``-bit operands modulo 2^w (array multiplier, Baugh-Wooley if signed)."""
+    width = len(a)
+    x, y = _significant(d, a, signed), _significant(d, b, signed)
+    n, m = len(x), len(y)
+    columns: list[list[int]] = [[] for _ in range(min(width, n + m))]
+
+    def put(pos: int, net: int) -> None:
+        if pos < len(columns):
+            columns[pos].append(net)
+
+    for i in range(n):
+        for j in range(m):
+            if i + j >= len(columns):
+                continue
+            pp = d.and2(x[i], y[j], line)
+            if signed and (i == n - 1) != (j == m - 1):
+                pp = d.not1(pp, line)
+            put(i + j, pp)
+    if signed:  # Baugh-Wooley correction: + 2^(n-1) + 2^(m-1) + 2^(n+m-1)
+        for pos in (n - 1, m - 1, n + m - 1):
+            put(pos, d.const(1, line))
+    product = _add_columns(d, columns, line)
+    fill = product[-1] if signed else d.const(0, line)
+    return product + [fill] * (width - len(product))
+
+
+def _less(d: _Design, a: list[int], b: list[int], signed: bool, line: int) -> int:
+    """1 when a < b (a + ~b + 1 produces no carry out); signed compares with flipped sign bits."""
+    if signed:
+        a = [*a[:-1], d.not1(a[-1], line)]
+        b = [*b[:-1], d.not1(b[-1], line)]
+    carry = d.const(1, line)
+    for x, y in zip(a, b, strict=True):
+        ny = d.not1(y, line)
+        t = d.xor2(x, ny, line)
+        carry = d.or2(d.and2(x, ny, line), d.and2(t, carry, line), line)
+    return d.not1(carry, line)
+
+
+def _equal(d: _Design, a: list[int], b: list[int], line: int) -> int:
+    result = d.const(1, line)
+    for x, y in zip(a, b, strict=True):
+        result = d.and2(result, d.not1(d.xor2(x, y, line), line), line)
+    return result
+
+
+# ----------------------------------------------------------------------------------------------
+# Module elaboration
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Signal:
+    name: str
+    bits: list[int]  # LSB first
+    msb: int
+    lsb: int
+    signed: bool
+    direction: str  # "input", "output" or "wire"
+    line: int
+
+    def position(self, index: int) -> int | None:
+        """Position (0 = LSB) of declared index ``index``, or ``None`` when out of range."""
+        pos = index - self.lsb if self.msb >= self.lsb else self.lsb - index
+        return pos if 0 <= pos < len(self.bits) else None
+
+    def range_text(self) -> str:
+        return f"{self.name}[{self.msb}:{self.lsb}]"
+
+
+@dataclass
+class _Param:
+    value: int
+    width: int
+    signed: bool
+
+
+def _unescape(name: str) -> str:
+    return name[1:] if name.startswith("\\") else name
+
+
+def _int_const(text: str) -> tuple[int, int, bool] | None:
+    """(value, width, signed) of a Verilog integer literal; ``None`` for x/z digits."""
+    text = text.replace("_", "")
+    match = re.fullmatch(r"(\d*)'([sS]?)([bBoOdDhH])(.+)", text)
+    if match is None:
+        value = int(text)
+        return value & 0xFFFFFFFF, 32, True
+    size, sign, base, digits = match.groups()
+    if re.search(r"[xXzZ?]", digits):
+        return None
+    value = int(digits, {"b": 2, "o": 8, "d": 10, "h": 16}[base.lower()])
+    width = int(size) if size else 32
+    if width == 0:
+        raise ValueError("zero-width literal")
+    return value & ((1 << width) - 1), width, bool(sign)
+
+
+class _Module:
+    """One instance of a module: its signals and parameters; elaborates its items into the design."""
+
+    def __init__(
+        self,
+        reader: _Reader,
+        moddef: Any,
+        prefix: str,
+        overrides: dict[str, int],
+        stack: tuple[str, ...],
+        *,
+        top: bool = False,
+    ):
+        self.reader = reader
+        self.d = reader.design
+        self.moddef = moddef
+        self.prefix = prefix
+        self.stack = stack
+        self.top = top
+        self.signals: dict[str, _Signal] = {}
+        self.params: dict[str, _Param] = {}
+        self.ports: list[str] = []
+        self.types: dict[int, tuple[int, bool]] = {}
+        self.nettype_none = getattr(moddef, "default_nettype", "wire") == "none"
+        self._declare(overrides)
+
+    def error(self, message: str, node: Any) -> ParseError:
+        return self.d.error(message, getattr(node, "lineno", None))
+
+    # -- declarations ----------------------------------------------------------------------------
+
+    def _declare(self, overrides: dict[str, int]) -> None:
+        moddef = self.moddef
+        param_order: list[str] = []
+        if moddef.paramlist is not None:
+            for decl in moddef.paramlist.params:
+                for item in getattr(decl, "list", (decl,)):
+                    self._param(item, overrides, param_order)
+        for port in moddef.portlist.ports if moddef.portlist is not None else ():
+            kind = type(port).__name__
+            if kind == "Ioport":
+                self.ports.append(_unescape(port.first.name))
+                self._variable(port.first)
+                if port.second is not None:
+                    self._variable(port.second)
+            elif kind == "Port":
+                self.ports.append(_unescape(port.name))
+            else:
+                raise self.error("unsupported port declaration", port)
+        for item in moddef.items:
+            kind = type(item).__name__
+            if kind == "Decl":
+                for sub in item.list:
+                    sub_kind = type(sub).__name__
+                    if sub_kind in ("Parameter", "Localparam"):
+                        self._param(sub, overrides, param_order)
+                    elif sub_kind != "Assign":
+                        self._variable(sub)
+            elif kind in _BEHAVIOURAL:
+                raise self.error(
+                    f"{_BEHAVIOURAL[kind]} is behavioural code, not a structural netlist; {_SYNTH_HINT}", item
+                )
+        self.param_order = param_order
+        unknown = [name for name in overrides if name not in self.params]
+        if unknown:
+            raise self.error(f"module {moddef.name} has no parameter '{unknown[0]}'", moddef)
+        for name in self.ports:
+            if name not in self.signals or self.signals[name].direction == "wire":
+                raise self.error(f"port '{name}' of module {moddef.name} has no input/output declaration", moddef)
+        self._implicit_nets()
+
+    def _param(self, node: Any, overrides: dict[str, int], order: list[str]) -> None:
+        name = _unescape(node.name)
+        local = type(node).__name__ == "Localparam"
+        if not local:
+            order.append(name)
+        if name in overrides and not local:
+            value = overrides[name]
+        else:
+            value = self.const(node.value.var if type(node.value).__name__ == "Rvalue" else node.value)
+        if node.width is not None:
+            width, signed = self._range_width(node.width), bool(node.signed)
+        else:
+            raw = node.value.var if type(node.value).__name__ == "Rvalue" else node.value
+            width, signed = self.type_of(raw) if name not in overrides else (32, True)
+            width = max(width, value.bit_length() + 1)
+        self.params[name] = _Param(value, width, signed)
+
+    def _range(self, width_node: Any) -> tuple[int, int]:
+        return self.const(width_node.msb), self.const(width_node.lsb)
+
+    def _range_width(self, width_node: Any) -> int:
+        msb, lsb = self._range(width_node)
+        return abs(msb - lsb) + 1
+
+    def _variable(self, node: Any) -> None:
+        kind = type(node).__name__
+        name = _unescape(node.name)
+        if kind in ("Reg", "Integer", "Real", "Genvar"):
+            raise self.error(
+                f"'{kind.lower()} {name}' belongs to procedural (behavioural) code, not a structural netlist; "
+                f"{_SYNTH_HINT}",
+                node,
+            )
+        if kind == "Inout":
+            raise self.error(f"inout port '{name}' is not supported (combinational circuits only)", node)
+        if getattr(node, "dimensions", None) is not None:
+            raise self.error(f"array '{name}' is not supported in a structural netlist", node)
+        if kind not in ("Input", "Output", "Wire", "Tri", "Supply"):
+            raise self.error(f"unsupported declaration '{kind.lower()} {name}'", node)
+        msb, lsb = self._range(node.width) if node.width is not None else (0, 0)
+        direction = {"Input": "input", "Output": "output"}.get(kind, "wire")
+        signed = bool(node.signed)
+        if name in self.params:
+            raise self.error(f"'{name}' is declared as a parameter and as a net", node)
+        existing = self.signals.get(name)
+        if existing is not None:
+            # `input [3:0] a; wire [3:0] a;` (or `output y; wire y;`) declare one net.
+            if (direction != "wire" and existing.direction != "wire") or (existing.msb, existing.lsb) != (msb, lsb):
+                raise self.error(f"'{name}' is declared twice", node)
+            if direction != "wire":
+                existing.direction = direction
+            existing.signed = existing.signed or signed
+            self._port_bits(existing)
+            return
+        width = abs(msb - lsb) + 1
+        if width > 1 << 20:
+            raise self.error(f"'{name}' is too wide ({width} bits)", node)
+        if kind == "Supply":
+            value = 1 if self.const(node.value) else 0
+            bits = [self.d.const(value, node.lineno)] * width
+        else:
+            step = 1 if msb >= lsb else -1
+            bits = [self.d.net(self._bit_name(name, i, width)) for i in range(lsb, msb + step, step)]
+        signal = _Signal(name, bits, msb, lsb, signed, direction, node.lineno)
+        self.signals[name] = signal
+        self._port_bits(signal)
+
+    def _bit_name(self, name: str, index: int, width: int) -> str:
+        return f"{self.prefix}{name}[{index}]" if width > 1 else f"{self.prefix}{name}"
+
+    def _port_bits(self, signal: _Signal) -> None:
+        if signal.direction == "input":
+            for i, net in enumerate(signal.bits):
+                self.d.ports[net] = f"{self.prefix}{signal.name}" + (f"[{i}]" if len(signal.bits) > 1 else "")
+                if self.top:
+                    self.d.driven[net] = signal.line
+
+    def _implicit_nets(self) -> None:
+        """Declare the implicit 1-bit wires of port connections and assignment targets."""
+        names: list[tuple[str, Any]] = []
+        for item in self.moddef.items:
+            kind = type(item).__name__
+            if kind == "InstanceList":
+                for inst in item.instances:
+                    for arg in inst.portlist:
+                        if type(arg.argname).__name__ == "Identifier":
+                            names.append((arg.argname.name, arg.argname))
+            elif kind == "Assign" and type(item.left.var).__name__ == "Identifier":
+                names.append((item.left.var.name, item.left.var))
+        for raw, node in names:
+            name = _unescape(raw)
+            if name in self.signals or name in self.params:
+                continue
+            if self.nettype_none:
+                raise self.error(f"undeclared net '{name}' (`default_nettype none)", node)
+            net = self.d.net(self.prefix + name)
+            self.signals[name] = _Signal(name, [net], 0, 0, False, "wire", node.lineno)
+
+    # -- items -----------------------------------------------------------------------------------
+
+    def elaborate(self) -> None:
+        for item in self.moddef.items:
+            kind = type(item).__name__
+            if kind == "Assign":
+                self._assign(item)
+            elif kind == "Decl":
+                for sub in item.list:
+                    if type(sub).__name__ == "Assign":
+                        self._assign(sub)
+            elif kind == "InstanceList":
+                for inst in item.instances:
+                    self._instance(inst)
+            elif kind == "Pragma":
+                continue
+            else:
+                raise self.error(f"unsupported construct ({kind}) in a structural netlist; {_SYNTH_HINT}", item)
+
+    def _assign(self, node: Any) -> None:
+        lhs = self.lvalue(node.left.var)
+        rhs = node.right.var
+        width, signed = self.type_of(rhs)
+        bits = self.eval(rhs, max(width, len(lhs)), signed)
+        for dst, src in zip(lhs, bits, strict=False):
+            self.d.connect(dst, src, node.lineno)
+
+    def _connections(self, inst: Any, ports: Sequence[str], what: str) -> dict[str, Any]:
+        args = list(inst.portlist)
+        named = [a.portname is not None for a in args]
+        if any(named) and not all(named):
+            raise self.error(f"{what}: mixes named and positional port connections", inst)
+        if not any(named):
+            if len(args) > len(ports):
+                raise self.error(f"{what}: {len(args)} connections for {len(ports)} ports", inst)
+            return {ports[i]: a.argname for i, a in enumerate(args)}
+        result: dict[str, Any] = {}
+        for arg in args:
+            port = _unescape(arg.portname)
+            if port not in ports:
+                raise self.error(f"{what} has no port '{port}'", arg)
+            if port in result:
+                raise self.error(f"{what}: port '{port}' is connected twice", arg)
+            result[port] = arg.argname
+        return result
+
+    def _input_bits(self, expr: Any, width: int, what: str) -> list[int]:
+        """Bits for an input pin/port of ``width`` bits: same width, or a constant that fits."""
+        w, signed = self.type_of(expr)
+        if w != width:
+            value = self.try_const(expr)
+            fits = value is not None and (-(1 << (width - 1)) <= value < (1 << width) if signed else value < 1 << width)
+            if not fits:
+                raise self.error(f"{what} is {width} bit{'s' * (width > 1)} wide but connected to {w} bits", expr)
+            return self.eval(expr, max(w, width), signed)[:width]
+        return self.eval(expr, width, signed)
+
+    def _output_bits(self, expr: Any, width: int, what: str) -> list[int]:
+        bits = self.lvalue(expr)
+        if len(bits) != width:
+            raise self.error(f"{what} is {width} bit{'s' * (width > 1)} wide but connected to {len(bits)} bits", expr)
+        return bits
+
+    def _instance(self, inst: Any) -> None:
+        if getattr(inst, "array", None) is not None:
+            raise self.error(f"instance array '{inst.name}' is not supported", inst)
+        module = _unescape(inst.module)
+        if module in _PRIMITIVES:
+            self._primitive(inst, module)
+        elif module in self.reader.modules:
+            self._submodule(inst, module)
+        elif (cell := self.reader.cells.get(module)) is not None:
+            self._cell(inst, cell)
+        else:
+            raise self.error(
+                f"unknown module or cell '{module}': define it in the file or add it to the cell library", inst
+            )
+
+    def _primitive(self, inst: Any, module: str) -> None:
+        args = [a.argname for a in inst.portlist]
+        if any(a.portname is not None for a in inst.portlist) or any(a is None for a in args):
+            raise self.error(f"gate primitive '{module}' needs positional connections", inst)
+        kind, single = _PRIMITIVES[module]
+        line = inst.lineno
+        if module in ("not", "buf"):
+            if len(args) < 2:
+                raise self.error(f"'{module}' needs an output and an input", inst)
+            src = self._input_bits(args[-1], 1, f"input of '{module}'")[0]
+            for out in args[:-1]:
+                self.d.connect(
+                    self._output_bits(out, 1, f"output of '{module}'")[0], self.d.gate(kind, [src], line), line
+                )
+            return
+        if len(args) < 2:
+            raise self.error(f"'{module}' needs an output and at least one input", inst)
+        ins = [self._input_bits(a, 1, f"input of '{module}'")[0] for a in args[1:]]
+        out = self._output_bits(args[0], 1, f"output of '{module}'")[0]
+        self.d.connect(out, self.d.gate(kind if len(ins) > 1 else single, ins, line), line)
+
+    def _cell(self, inst: Any, cell: Cell) -> None:
+        what = f"pin of cell {cell.name} (instance {inst.name})"
+        conns = self._connections(inst, cell.ports, f"cell {cell.name} (instance {inst.name})")
+        line = inst.lineno
+        local: dict[str, int] = {}
+        for pin in cell.inputs:
+            expr = conns.get(pin)
+            if expr is None:
+                raise self.error(f"input pin {pin} of cell {cell.name} (instance {inst.name}) is not connected", inst)
+            local[pin] = self._input_bits(expr, 1, f"input {what.replace('pin', pin, 1)}")[0]
+        for gate in cell.gates:
+            local[gate.output] = self.d.gate(gate.kind, [local[n] for n in gate.inputs], line)
+        for pin in cell.outputs:
+            expr = conns.get(pin)
+            if expr is not None:
+                dst = self._output_bits(expr, 1, f"output {what.replace('pin', pin, 1)}")[0]
+                self.d.connect(dst, local[pin], line)
+
+    def _submodule(self, inst: Any, module: str) -> None:
+        if module in self.stack:
+            raise self.error(f"module {module} instantiates itself (recursive hierarchy)", inst)
+        moddef = self.reader.modules[module]
+        overrides = self._overrides(inst, moddef)
+        sub = _Module(self.reader, moddef, f"{self.prefix}{_unescape(inst.name)}.", overrides, (*self.stack, module))
+        what = f"module {module} (instance {inst.name})"
+        conns = self._connections(inst, sub.ports, what)
+        line = inst.lineno
+        for port in sub.ports:
+            signal = sub.signals[port]
+            expr = conns.get(port)
+            if expr is None:
+                continue
+            if signal.direction == "input":
+                bits = self._input_bits(expr, len(signal.bits), f"port {port} of {what}")
+                for dst, src in zip(signal.bits, bits, strict=True):
+                    self.d.connect(dst, src, line, port=True)
+        sub.elaborate()
+        for port in sub.ports:
+            signal = sub.signals[port]
+            expr = conns.get(port)
+            if expr is not None and signal.direction == "output":
+                for dst, src in zip(
+                    self._output_bits(expr, len(signal.bits), f"port {port} of {what}"), signal.bits, strict=True
+                ):
+                    self.d.connect(dst, src, line)
+
+    def _overrides(self, inst: Any, moddef: Any) -> dict[str, int]:
+        params = list(inst.parameterlist or ())
+        if not params:
+            return {}
+        names = [
+            _unescape(p.name)
+            for decl in (moddef.paramlist.params if moddef.paramlist is not None else ())
+            for p in getattr(decl, "list", (decl,))
+            if type(p).__name__ == "Parameter"
+        ]
+        names += [
+            _unescape(p.name)
+            for item in moddef.items
+            if type(item).__name__ == "Decl"
+            for p in item.list
+            if type(p).__name__ == "Parameter"
+        ]
+        result = {}
+        for i, arg in enumerate(params):
+            if arg.paramname is None:
+                if i >= len(names):
+                    raise self.error(f"too many parameter values for module {moddef.name}", inst)
+                name = names[i]
+            else:
+                name = _unescape(arg.paramname)
+            result[name] = self.const(arg.argname)
+        return result
+
+    # -- lvalues ---------------------------------------------------------------------------------
+
+    def lvalue(self, node: Any) -> list[int]:
+        kind = type(node).__name__
+        if kind == "Lvalue":
+            return self.lvalue(node.var)
+        if kind in ("LConcat", "Concat"):
+            bits: list[int] = []
+            for item in reversed(node.list):
+                bits += self.lvalue(item)
+            return bits
+        if kind in ("Identifier", "Pointer", "Partselect"):
+            target = node if kind == "Identifier" else node.var
+            if type(target).__name__ == "Identifier" and _unescape(target.name) in self.params:
+                raise self.error(f"cannot assign to parameter '{_unescape(target.name)}'", node)
+            return self._select(node)
+        raise self.error("this expression cannot be assigned to", node)
+
+    def _signal(self, node: Any) -> _Signal:
+        if type(node).__name__ != "Identifier":
+            raise self.error(
+                "only a plain net name can be indexed here (multi-dimensional arrays are not supported)", node
+            )
+        if node.scope is not None:
+            raise self.error("hierarchical names are not supported", node)
+        name = _unescape(node.name)
+        signal = self.signals.get(name)
+        if signal is None:
+            raise self.error(f"undeclared net '{name}'", node)
+        return signal
+
+    def _select(self, node: Any) -> list[int]:
+        """Bits of an identifier, bit select or part select (LSB first)."""
+        kind = type(node).__name__
+        if kind == "Identifier":
+            return list(self._signal(node).bits)
+        signal = self._signal(node.var)
+        if kind == "Pointer":
+            index = self.const(node.ptr)
+            pos = signal.position(index)
+            if pos is None:
+                raise self.error(f"bit {index} is outside {signal.range_text()}", node)
+            return [signal.bits[pos]]
+        msb_node, lsb_node = node.msb, node.lsb
+        if type(lsb_node).__name__ in ("Plus", "Minus") and lsb_node.left is msb_node:
+            # pyverilog writes a[base +: w] as Partselect(a, base, base + w) (and -: with Minus).
+            base, width = self.const(msb_node), self.const(lsb_node.right)
+            if width < 1:
+                raise self.error("indexed part select needs a positive width", node)
+            up = type(lsb_node).__name__ == "Plus"
+            first, last = (base, base + width - 1) if up else (base - width + 1, base)
+            msb, lsb = (last, first) if signal.msb >= signal.lsb else (first, last)
+        else:
+            msb, lsb = self.const(msb_node), self.const(lsb_node)
+        p_msb, p_lsb = signal.position(msb), signal.position(lsb)
+        if p_msb is None or p_lsb is None:
+            raise self.error(f"part select [{msb}:{lsb}] is outside {signal.range_text()}", node)
+        if p_msb < p_lsb:
+            raise self.error(f"part select [{msb}:{lsb}] is reversed with respect to {signal.range_text()}", node)
+        return signal.bits[p_lsb : p_msb + 1]
+
+    # -- constant expressions --------------------------------------------------------------------
+
+    def try_const(self, node: Any) -> int | None:
+        """The integer value of a constant expression, or ``None`` when it depends on nets."""
+        try:
+            return self._const(node)
+        except _NotConstant:
+            return None
+
+    def const(self, node: Any) -> int:
+        """Evaluate a constant expression (literals, parameters, integer operators) to a Python int."""
+        try:
+            return self._const(node)
+        except _NotConstant:
+            raise self.error("expected a constant expression here (it refers to a net)", node) from None
+
+    def _const(self, node: Any) -> int:
+        kind = type(node).__name__
+        if kind == "IntConst":
+            try:
+                literal = _int_const(node.value)
+            except ValueError:
+                raise self.error(f"bad number '{node.value}'", node) from None
+            if literal is None:
+                raise self.error(f"x/z literal '{node.value}' is not supported", node)
+            value, width, signed = literal
+            return value - (1 << width) if signed and value >> (width - 1) else value
+        if kind == "Identifier":
+            name = _unescape(node.name)
+            if name in self.params:
+                return self.params[name].value
+            if name in self.signals:
+                raise _NotConstant
+            raise self.error(f"undeclared name '{name}'", node)
+        if kind in ("Rvalue", "Lvalue"):
+            return self._const(node.var)
+        if kind == "SystemCall":
+            args = list(node.args)
+            if node.syscall in ("signed", "unsigned") and len(args) == 1:
+                return self._const(args[0])
+            if node.syscall == "clog2" and len(args) == 1:
+                return max(self._const(args[0]) - 1, 0).bit_length()
+            raise self.error(f"system function ${node.syscall} is not supported", node)
+        if kind == "Cond":
+            return self._const(node.true_value) if self._const(node.cond) else self._const(node.false_value)
+        op = _CONST_UNARY.get(kind)
+        if op is not None:
+            return op(self._const(node.right))
+        op2 = _CONST_BINARY.get(kind)
+        if op2 is not None:
+            left, right = self._const(node.left), self._const(node.right)
+            try:
+                return op2(left, right)
+            except (ZeroDivisionError, ValueError, OverflowError):
+                raise self.error("invalid constant expression (division by zero or shift out of range)", node) from None
+        if kind in ("Pointer", "Partselect", "Concat", "Repeat"):
+            raise _NotConstant
+        raise self.error(f"unsupported expression ({kind})", node)
+
+    # -- expression types (Verilog-2005 5.4/5.5) ------------------------------------------------
+
+    def type_of(self, node: Any) -> tuple[int, bool]:
+        """Self-determined (width, signed) of an expression."""
+        key = id(node)
+        cached = self.types.get(key)
+        if cached is None:
+            cached = self._type(node)
+            self.types[key] = cached
+        return cached
+
+    def _type(self, node: Any) -> tuple[int, bool]:
+        kind = type(node).__name__
+        if kind == "IntConst":
+            try:
+                literal = _int_const(node.value)
+            except ValueError:
+                raise self.error(f"bad number '{node.value}'", node) from None
+            if literal is None:
+                raise self.error(f"x/z literal '{node.value}' is not supported", node)
+            return literal[1], literal[2]
+        if kind == "Identifier":
+            name = _unescape(node.name)
+            if name in self.params:
+                p = self.params[name]
+                return p.width, p.signed
+            signal = self._signal(node)
+            return len(signal.bits), signal.signed
+        if kind in ("Rvalue", "Lvalue"):
+            return self.type_of(node.var)
+        if kind in ("Pointer", "Partselect"):
+            return len(self._select(node)), False
+        if kind in ("Concat", "LConcat"):
+            return sum(self.type_of(item)[0] for item in node.list), False
+        if kind == "Repeat":
+            times = self.const(node.times)
+            if times < 1:
+                raise self.error("replication count must be positive", node)
+            return times * self.type_of(node.value)[0], False
+        if kind in ("Unot", "Uminus", "Uplus"):
+            return self.type_of(node.right)
+        if kind in ("Ulnot", "Uand", "Unand", "Uor", "Unor", "Uxor", "Uxnor"):
+            self.type_of(node.right)
+            return 1, False
+        if kind in ("Plus", "Minus", "Times", "Divide", "Mod", "And", "Or", "Xor", "Xnor"):
+            (wl, sl), (wr, sr) = self.type_of(node.left), self.type_of(node.right)
+            return max(wl, wr), sl and sr
+        if kind in ("Sll", "Srl", "Sla", "Sra", "Power"):
+            self.type_of(node.right)
+            return self.type_of(node.left)
+        if kind in _COMPARISONS or kind in ("Land", "Lor"):
+            self.type_of(node.left)
+            self.type_of(node.right)
+            return 1, False
+        if kind == "Cond":
+            self.type_of(node.cond)
+            (wt, st), (wf, sf) = self.type_of(node.true_value), self.type_of(node.false_value)
+            return max(wt, wf), st and sf
+        if kind == "SystemCall":
+            args = list(node.args)
+            if node.syscall in ("signed", "unsigned") and len(args) == 1:
+                return self.type_of(args[0])[0], node.syscall == "signed"
+            if node.syscall == "clog2" and len(args) == 1:
+                return 32, True
+            raise self.error(f"system function ${node.syscall} is not supported", node)
+        if kind in ("FunctionCall", "TaskCall"):
+            raise self.error(f"function call is behavioural code; {_SYNTH_HINT}", node)
+        raise self.error(f"unsupported expression ({kind})", node)
+
+    # -- expression evaluation into gates --------------------------------------------------------
+
+    def eval(self, node: Any, width: int, signed: bool) -> list[int]:
+        """Bits (LSB first, ``width`` of them) of ``node`` in a context of that width and signedness."""
+        kind = type(node).__name__
+        handler = _EVAL.get(kind)
+        if handler is None:
+            self.type_of(node)  # raises the specific error
+            raise self.error(f"unsupported expression ({kind})", node)
+        return handler(self, node, width, signed)
+
+    def extend(self, bits: list[int], width: int, signed: bool, line: int) -> list[int]:
+        if len(bits) >= width:
+            return bits[:width]
+        fill = bits[-1] if signed else self.d.const(0, line)
+        return bits + [fill] * (width - len(bits))
+
+    def _e_const(self, node: Any, width: int, signed: bool) -> list[int]:
+        w, _ = self.type_of(node)
+        value = self.const(node) & ((1 << w) - 1)
+        bits = [self.d.const(value >> i & 1, node.lineno) for i in range(w)]
+        return self.extend(bits, width, signed, node.lineno)
+
+    def _e_ident(self, node: Any, width: int, signed: bool) -> list[int]:
+        if _unescape(node.name) in self.params:
+            return self._e_const(node, width, signed)
+        return self.extend(self._select(node), width, signed, node.lineno)
+
+    def _e_select(self, node: Any, width: int, signed: bool) -> list[int]:
+        return self.extend(self._select(node), width, False, node.lineno)
+
+    def _e_wrap(self, node: Any, width: int, signed: bool) -> list[int]:
+        return self.eval(node.var, width, signed)
+
+    def _e_concat(self, node: Any, width: int, signed: bool) -> list[int]:
+        bits: list[int] = []
+        for item in reversed(node.list):
+            w, s = self.type_of(item)
+            bits += self.eval(item, w, s)
+        return self.extend(bits, width, False, node.lineno)
+
+    def _e_repeat(self, node: Any, width: int, signed: bool) -> list[int]:
+        w, s = self.type_of(node.value)
+        bits = self.eval(node.value, w, s) * self.const(node.times)
+        return self.extend(bits, width, False, node.lineno)
+
+    def _e_syscall(self, node: Any, width: int, signed: bool) -> list[int]:
+        self.type_of(node)
+        if node.syscall == "clog2":
+            return self._e_const(node, width, signed)
+        arg = next(iter(node.args))
+        w, s = self.type_of(arg)
+        return self.extend(self.eval(arg, w, s), width, signed, node.lineno)
+
+    def _chain(self, node: Any, kind: str) -> list[Any]:
+        """Operands of a left/right nested chain of one associative operator (a & b & c)."""
+        out: list[Any] = []
+        stack = [node]
+        while stack:
+            cur = stack.pop()
+            if type(cur).__name__ == kind:
+                stack += [cur.right, cur.left]
+            else:
+                out.append(cur)
+        return out
+
+    def _bitwise(self, operands: list[Any], kind: Kind, width: int, signed: bool, line: int) -> list[int]:
+        values = [self.eval(op, width, signed) for op in operands]
+        return [self.d.gate(kind, [v[i] for v in values], line) for i in range(width)]
+
+    def _e_bitwise(self, node: Any, width: int, signed: bool) -> list[int]:
+        kind = type(node).__name__
+        if kind == "Xnor":
+            return self._bitwise([node.left, node.right], Kind.XNOR, width, signed, node.lineno)
+        return self._bitwise(self._chain(node, kind), _BITWISE[kind], width, signed, node.lineno)
+
+    def _e_unot(self, node: Any, width: int, signed: bool) -> list[int]:
+        inner = type(node.right).__name__
+        if inner in _INVERTED:  # ~(a & b & c) is one NAND gate per bit
+            return self._bitwise(self._chain(node.right, inner), _INVERTED[inner], width, signed, node.lineno)
+        return [self.d.gate(Kind.NOT, [b], node.lineno) for b in self.eval(node.right, width, signed)]
+
+    def _e_reduce(self, node: Any, width: int, signed: bool) -> list[int]:
+        kind = type(node).__name__
+        w, s = self.type_of(node.right)
+        bits = self.eval(node.right, w, s)
+        line = node.lineno
+        if kind == "Ulnot":
+            result = self.d.gate(Kind.NOT, [self._truth(bits, line)], line)
+        elif len(bits) == 1:
+            result = bits[0] if kind in ("Uand", "Uor", "Uxor") else self.d.gate(Kind.NOT, bits, line)
+        else:
+            result = self.d.gate(_REDUCTIONS[kind], bits, line)
+        return self.extend([result], width, False, line)
+
+    def _truth(self, bits: list[int], line: int) -> int:
+        return bits[0] if len(bits) == 1 else self.d.gate(Kind.OR, bits, line)
+
+    def _e_logic(self, node: Any, width: int, signed: bool) -> list[int]:
+        values = []
+        for operand in (node.left, node.right):
+            w, s = self.type_of(operand)
+            values.append(self._truth(self.eval(operand, w, s), node.lineno))
+        kind = Kind.AND if type(node).__name__ == "Land" else Kind.OR
+        return self.extend([self.d.gate(kind, values, node.lineno)], width, False, node.lineno)
+
+    def _e_cond(self, node: Any, width: int, signed: bool) -> list[int]:
+        line = node.lineno
+        w, s = self.type_of(node.cond)
+        sel = self._truth(self.eval(node.cond, w, s), line)
+        value = self.d.value(sel)
+        if value is not None:
+            return self.eval(node.true_value if value else node.false_value, width, signed)
+        true_bits = self.eval(node.true_value, width, signed)
+        false_bits = self.eval(node.false_value, width, signed)
+        return [self.d.gate(Kind.MUX, [sel, f, t], line) for t, f in zip(true_bits, false_bits, strict=True)]
+
+    def _e_arith(self, node: Any, width: int, signed: bool) -> list[int]:
+        kind = type(node).__name__
+        d, line = self.d, node.lineno
+        if kind in ("Uminus", "Uplus"):
+            bits = self.eval(node.right, width, signed)
+            if kind == "Uplus":
+                return bits
+            columns = [[d.not1(b, line)] for b in bits]
+            columns[0].append(d.const(1, line))
+            return _add_columns(d, columns, line)
+        left = self.eval(node.left, width, signed)
+        right = self.eval(node.right, width, signed)
+        if kind == "Plus":
+            return _add_columns(d, [[a, b] for a, b in zip(left, right, strict=True)], line)
+        if kind == "Minus":
+            columns = [[a, d.not1(b, line)] for a, b in zip(left, right, strict=True)]
+            columns[0].append(d.const(1, line))
+            return _add_columns(d, columns, line)
+        return _multiply(d, left, right, signed, line)
+
+    def _e_divide(self, node: Any, width: int, signed: bool) -> list[int]:
+        value = self.try_const(node)
+        if value is None:
+            raise self.error(f"operator {_SYMBOLS[type(node).__name__]} needs constant operands; {_SYNTH_HINT}", node)
+        if value < 0 and not signed:
+            raise self.error("negative constant in an unsigned context is not supported", node)
+        mask = (1 << width) - 1
+        return [self.d.const((value & mask) >> i & 1, node.lineno) for i in range(width)]
+
+    def _e_compare(self, node: Any, width: int, signed: bool) -> list[int]:
+        kind = type(node).__name__
+        (wl, sl), (wr, sr) = self.type_of(node.left), self.type_of(node.right)
+        w, s = max(wl, wr), sl and sr
+        a, b = self.eval(node.left, w, s), self.eval(node.right, w, s)
+        d, line = self.d, node.lineno
+        if kind in ("Eq", "Eql", "NotEq", "NotEql"):
+            result = _equal(d, a, b, line)
+            if kind in ("NotEq", "NotEql"):
+                result = d.not1(result, line)
+        elif kind == "LessThan":
+            result = _less(d, a, b, s, line)
+        elif kind == "GreaterThan":
+            result = _less(d, b, a, s, line)
+        elif kind == "LessEq":
+            result = d.not1(_less(d, b, a, s, line), line)
+        else:
+            result = d.not1(_less(d, a, b, s, line), line)
+        return self.extend([result], width, False, line)
+
+    def _e_shift(self, node: Any, width: int, signed: bool) -> list[int]:
+        kind = type(node).__name__
+        d, line = self.d, node.lineno
+        bits = self.eval(node.left, width, signed)
+        zero = d.const(0, line)
+        fill = bits[-1] if kind == "Sra" and signed else zero
+        left = kind in ("Sll", "Sla")
+        amount = self.try_const(node.right)
+        if amount is not None:
+            if amount < 0:
+                raise self.error("negative shift amount", node)
+            return _shift(bits, amount, left, fill)
+        wa, _sa = self.type_of(node.right)
+        select = self.eval(node.right, wa, False)
+        for k, s in enumerate(select):
+            shifted = _shift(bits, 1 << k, left, fill) if k < width.bit_length() else [fill] * width
+            bits = [d.mux(s, x, y, line) for x, y in zip(bits, shifted, strict=True)]
+        return bits
+
+    def _e_power(self, node: Any, width: int, signed: bool) -> list[int]:
+        return self._e_divide(node, width, signed)
+
+
+class _NotConstant(Exception):
+    """Raised inside constant evaluation when an expression refers to a net."""
+
+
+def _shift(bits: list[int], amount: int, left: bool, fill: int) -> list[int]:
+    width = len(bits)
+    amount = min(amount, width)
+    if left:
+        return [fill] * amount + bits[: width - amount]
+    return bits[amount:] + [fill] * amount
+
+
+def _verilog_div(a: int, b: int) -> int:
+    q = abs(a) // abs(b)
+    return q if (a < 0) == (b < 0) else -q
+
+
+def _verilog_mod(a: int, b: int) -> int:
+    return a - b * _verilog_div(a, b)
+
+
+_CONST_UNARY: dict[str, Callable[[int], int]] = {
+    "Uminus": lambda a: -a,
+    "Uplus": lambda a: a,
+    "Unot": lambda a: ~a,
+    "Ulnot": lambda a: int(not a),
+}
+_CONST_BINARY: dict[str, Callable[[int, int], int]] = {
+    "Plus": lambda a, b: a + b,
+    "Minus": lambda a, b: a - b,
+    "Times": lambda a, b: a * b,
+    "Divide": _verilog_div,
+    "Mod": _verilog_mod,
+    "Power": lambda a, b: a**b if 0 <= b <= 4096 else int(""),
+    "Sll": lambda a, b: a << b if b <= 4096 else int(""),
+    "Sla": lambda a, b: a << b if b <= 4096 else int(""),
+    "Srl": lambda a, b: a >> b,
+    "Sra": lambda a, b: a >> b,
+    "And": lambda a, b: a & b,
+    "Or": lambda a, b: a | b,
+    "Xor": lambda a, b: a ^ b,
+    "Xnor": lambda a, b: ~(a ^ b),
+    "Land": lambda a, b: int(bool(a and b)),
+    "Lor": lambda a, b: int(bool(a or b)),
+    "LessThan": lambda a, b: int(a < b),
+    "GreaterThan": lambda a, b: int(a > b),
+    "LessEq": lambda a, b: int(a <= b),
+    "GreaterEq": lambda a, b: int(a >= b),
+    "Eq": lambda a, b: int(a == b),
+    "NotEq": lambda a, b: int(a != b),
+    "Eql": lambda a, b: int(a == b),
+    "NotEql": lambda a, b: int(a != b),
+}
+_COMPARISONS = ("Eq", "NotEq", "Eql", "NotEql", "LessThan", "GreaterThan", "LessEq", "GreaterEq")
+_BITWISE = {"And": Kind.AND, "Or": Kind.OR, "Xor": Kind.XOR}
+_INVERTED = {"And": Kind.NAND, "Or": Kind.NOR, "Xor": Kind.XNOR}
+_REDUCTIONS = {
+    "Uand": Kind.AND,
+    "Unand": Kind.NAND,
+    "Uor": Kind.OR,
+    "Unor": Kind.NOR,
+    "Uxor": Kind.XOR,
+    "Uxnor": Kind.XNOR,
+}
+_SYMBOLS = {"Divide": "/", "Mod": "%", "Power": "**"}
+_EVAL: dict[str, Callable[[_Module, Any, int, bool], list[int]]] = {
+    "IntConst": _Module._e_const,
+    "Identifier": _Module._e_ident,
+    "Pointer": _Module._e_select,
+    "Partselect": _Module._e_select,
+    "Rvalue": _Module._e_wrap,
+    "Lvalue": _Module._e_wrap,
+    "Concat": _Module._e_concat,
+    "LConcat": _Module._e_concat,
+    "Repeat": _Module._e_repeat,
+    "SystemCall": _Module._e_syscall,
+    "And": _Module._e_bitwise,
+    "Or": _Module._e_bitwise,
+    "Xor": _Module._e_bitwise,
+    "Xnor": _Module._e_bitwise,
+    "Unot": _Module._e_unot,
+    "Ulnot": _Module._e_reduce,
+    "Uand": _Module._e_reduce,
+    "Unand": _Module._e_reduce,
+    "Uor": _Module._e_reduce,
+    "Unor": _Module._e_reduce,
+    "Uxor": _Module._e_reduce,
+    "Uxnor": _Module._e_reduce,
+    "Land": _Module._e_logic,
+    "Lor": _Module._e_logic,
+    "Cond": _Module._e_cond,
+    "Uminus": _Module._e_arith,
+    "Uplus": _Module._e_arith,
+    "Plus": _Module._e_arith,
+    "Minus": _Module._e_arith,
+    "Times": _Module._e_arith,
+    "Divide": _Module._e_divide,
+    "Mod": _Module._e_divide,
+    "Power": _Module._e_power,
+    "Sll": _Module._e_shift,
+    "Srl": _Module._e_shift,
+    "Sla": _Module._e_shift,
+    "Sra": _Module._e_shift,
+    **{kind: _Module._e_compare for kind in _COMPARISONS},
+}
+
+
+# ----------------------------------------------------------------------------------------------
+# The reader: module table, top selection, flattening, final netlist
+# ----------------------------------------------------------------------------------------------
+
+
+class _Reader:
+    def __init__(self, ast: Any, path: str, cells: CellLibrary):
+        self.path = path
+        self.cells = cells
+        self.design = _Design(path)
+        self.modules: dict[str, Any] = {}
+        for definition in ast.description.definitions:
+            if type(definition).__name__ != "ModuleDef":
+                continue
+            name = _unescape(definition.name)
+            if name in self.modules:
+                raise ParseError(
+                    f"module {name} is defined twice (lines {self.modules[name].lineno} and {definition.lineno})",
+                    path,
+                    definition.lineno,
+                )
+            self.modules[name] = definition
+        if not self.modules:
+            raise ParseError("no module definition found", path, 1)
+
+    def pick_top(self, top: str | None) -> Any:
+        if top is not None:
+            if top not in self.modules:
+                raise ParseError(f"top module {top} not found; modules: {', '.join(self.modules)}", self.path)
+            return self.modules[top]
+        used = {
+            _unescape(inst.module)
+            for moddef in self.modules.values()
+            for item in moddef.items
+            if type(item).__name__ == "InstanceList"
+            for inst in item.instances
+        }
+        candidates = [name for name in self.modules if name not in used]
+        if len(candidates) > 1:
+            stem = Path(self.path).stem.lower()
+            by_file = [name for name in candidates if stem.endswith(name.lower())]
+            if len(by_file) == 1:
+                candidates = by_file
+            else:
+                multi = [name for name in candidates if len(self._port_names(self.modules[name])) >= 3]
+                if len(multi) == 1:
+                    candidates = multi
+        if len(candidates) != 1:
+            listed = ", ".join(candidates or list(self.modules))
+            raise ParseError(f"cannot tell the top module among {listed}; name it with top=", self.path)
+        return self.modules[candidates[0]]
+
+    @staticmethod
+    def _port_names(moddef: Any) -> list[Any]:
+        return list(moddef.portlist.ports) if moddef.portlist is not None else []
+
+    def elaborate_top(self, moddef: Any) -> _Module:
+        module = _Module(self, moddef, "", {}, (_unescape(moddef.name),), top=True)
+        module.elaborate()
+        return module
+
+    def netlist(self, module: _Module, operands: tuple[str, str] | None) -> Netlist:
+        d, path = self.design, self.path
+        moddef = module.moddef
+        inputs = [p for p in module.ports if module.signals[p].direction == "input"]
+        outputs = [p for p in module.ports if module.signals[p].direction == "output"]
+        a_name, b_name = order_operands(inputs, operands, path=path, line=moddef.lineno)
+        if len(outputs) != 1:
+            known = [p for p in outputs if p.lower() in _OUTPUT_NAMES]
+            if len(known) != 1:
+                raise ParseError(
+                    f"module {moddef.name} needs one output port (has {', '.join(outputs) or 'none'})",
+                    path,
+                    moddef.lineno,
+                )
+            outputs = known
+        out_signal = module.signals[outputs[0]]
+        operand_nets = {net for name in (a_name, b_name) for net in module.signals[name].bits}
+        other_inputs = {
+            net: name for name in inputs if name not in (a_name, b_name) for net in module.signals[name].bits
+        }
+
+        # Live cone of the output; every net in it must be driven.
+        roots = [d.find(net) for net in out_signal.bits]
+        live: set[int] = set()
+        stack = [(net, out_signal.line) for net in roots]
+        while stack:
+            net, line = stack.pop()
+            if net in live:
+                continue
+            live.add(net)
+            if net in d.gate_of:
+                gate = d.gates[d.gate_of[net]]
+                stack += [(d.find(i), gate.line) for i in gate.inputs]
+            elif net in other_inputs:
+                raise ParseError(
+                    f"input '{other_inputs[net]}' drives the output but is not one of the operands {a_name}, {b_name}",
+                    path,
+                    line,
+                )
+            elif net not in operand_nets:
+                raise ParseError(f"net '{d.name(net)}' is used but never driven", path, line)
+
+        # Name each live net after the first declared net that aliases it.
+        names: dict[int, str] = {}
+        for net, name in enumerate(d.names):
+            if name is not None:
+                root = d.find(net)
+                if root in live and root not in names:
+                    names[root] = name
+
+        builder = NetlistBuilder(_unescape(moddef.name))
+        netmap: dict[int, int] = {}
+        for name in (a_name, b_name):
+            bits = module.signals[name].bits
+            nets = builder.input_bus(name, len(bits), [d.name(n) for n in bits])
+            netmap.update(zip(bits, nets, strict=True))
+        gates = [gate for gate in d.gates if gate.output in live]
+        for gate in gates:
+            netmap[gate.output] = builder.new_net(names.get(gate.output))
+        for gate in gates:
+            ins = [netmap[d.find(i)] for i in gate.inputs]
+            builder.gate(gate.kind, ins, netmap[gate.output], loc=SourceLoc(path, gate.line))
+        try:
+            return builder.build([netmap[n] for n in roots], output_name=outputs[0])
+        except NetlistError as exc:
+            loop = find_loop(
+                Gate(g.kind, tuple(d.find(i) for i in g.inputs), g.output) for g in d.gates if g.output in live
+            )
+            if loop:
+                line = d.gates[d.gate_of[loop[0]]].line
+                raise ParseError(
+                    "combinational loop through " + " -> ".join(names.get(n, f"n{n}") for n in loop), path, line
+                ) from None
+            raise ParseError(str(exc), path) from None
+
+
+def read_verilog(
+    text: str,
+    path: str = "<input>",
+    *,
+    top: str | None = None,
+    operands: tuple[str, str] | None = None,
+    cells: CellLibrary | None = None,
+) -> Netlist:
+    """Read a structural Verilog multiplier into a validated, topologically sorted :class:`Netlist`.
+
+    The top module (``top``, else the one module no other module instantiates) must have two
+    operand input ports (ordered by :func:`~.ports.order_operands`, or named by ``operands``) and
+    one output port. Sub-modules are flattened; cells not defined in the file come from ``cells``
+    (default: the built-in table). Logic that does not reach the output is dropped.
+
+    Example:
+        >>> nl = read_verilog("module m(input [1:0] A, B, output [3:0] O); assign O = A * B; endmodule")
+        >>> nl.widths
+        (2, 2)
+    """
+    ast = parse_ast(text, path)
+    reader = _Reader(ast, path, cells if cells is not None else CellLibrary.builtin())
+    module = reader.elaborate_top(reader.pick_top(top))
+    return reader.netlist(module, operands)
+
+
+def cells_from_verilog(text: str, path: str = "<cells>", *, cells: CellLibrary | None = None) -> list[Cell]:
+    """Turn every module of ``text`` into a :class:`Cell` (single-bit pins; may use ``cells``)."""
+    ast = parse_ast(text, path)
+    library = cells if cells is not None else CellLibrary.builtin()
+    result = []
+    for moddef in _Reader(ast, path, library).modules.values():
+        reader = _Reader(ast, path, library)  # a fresh design per cell
+        result.append(_as_cell(reader.design, reader.elaborate_top(moddef)))
+    return result
+
+
+def _as_cell(d: _Design, module: _Module) -> Cell:
+    name = _unescape(module.moddef.name)
+    pins: dict[int, str] = {}
+    inputs: list[str] = []
+    outputs: list[str] = []
+    for port in module.ports:
+        signal = module.signals[port]
+        if len(signal.bits) != 1:
+            raise d.error(f"cell {name}: pin {port} must be a single bit", signal.line)
+        (inputs if signal.direction == "input" else outputs).append(port)
+        if signal.direction == "input":
+            pins[signal.bits[0]] = port
+    local: dict[int, str] = dict(pins)
+    gates: list[CellGate] = []
+    wanted = {d.find(module.signals[p].bits[0]): p for p in reversed(outputs)}
+    live: set[int] = set()
+    stack = list(wanted)
+    while stack:
+        net = stack.pop()
+        if net in live or net in pins:
+            continue
+        live.add(net)
+        if net not in d.gate_of:
+            raise d.error(f"cell {name}: net '{d.name(net)}' is used but never driven", module.moddef.lineno)
+        stack += [d.find(i) for i in d.gates[d.gate_of[net]].inputs]
+    for gate in d.gates:
+        if gate.output in live:
+            local[gate.output] = wanted.get(gate.output, f"_t{len(gates)}")
+            gates.append(CellGate(gate.kind, tuple(local[d.find(i)] for i in gate.inputs), local[gate.output]))
+    for pin in outputs:
+        src = local[d.find(module.signals[pin].bits[0])]
+        if src != pin:
+            gates.append(CellGate(Kind.BUF, (src,), pin))
+    return Cell(name, tuple(inputs), tuple(outputs), tuple(gates), tuple(module.ports))
