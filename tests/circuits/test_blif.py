@@ -426,3 +426,18 @@ def test_yosys_internal_cells(cell: str) -> None:
         assert bits[0] == YOSYS_REFERENCE[cell](*(values[p] for p in ports), *([0] * (4 - len(ports))))
     with pytest.raises(ParseError, match="port Y is not connected"):
         read_blif(_wrap(f".subckt {cell} {conns}\n.names A[0] O[1]\n1 1"), "y.blif")
+
+
+@pytest.mark.slow
+def test_corpus_verilog_written_as_blif_gives_the_same_lut(corpus: Path) -> None:
+    """Every EvoApprox netlist up to 8x8 (gates of every kind), written as BLIF and read back."""
+    pytest.importorskip("approxlut.circuits.verilog")
+    files = sorted((corpus / "evoapprox" / "8x8").glob("*.v")) + sorted((corpus / "evoapprox" / "narrow").glob("*.v"))
+    checked = 0
+    for path in files:
+        nl = read_netlist(path)
+        back = read_blif(write_blif(nl), f"{path.name}.blif")
+        assert simulate_lut(back, signed=False).hash == simulate_lut(nl, signed=False).hash, path.name
+        assert read_blif(write_blif(back), "again").canonical_text() == back.canonical_text(), path.name
+        checked += 1
+    assert checked >= 80
