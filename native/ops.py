@@ -26,6 +26,7 @@ from collections.abc import Sequence
 import torch
 
 from ..errors import ConfigError, NativeUnavailableError
+from . import cuda as _cuda  # noqa: F401  (registers the "cuda" engine where torch has CUDA)
 from .autograd import LoweredOp, LutOpFunction
 from .conv import (
     Conv1dLowering,
