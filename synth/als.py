@@ -1,0 +1,237 @@
+"""Approximate logic synthesis: greedy constant substitution of internal nets under an error bound.
+
+Each step simulates the current circuit bit-parallel over every input pair, ranks the internal nets
+by a cheap estimate (how often the net differs from the constant × the weight of the most
+significant output it reaches, per gate that would disappear), re-simulates the fan-out cone of the
+best ``candidates`` with the net tied to 0 or 1, and keeps the substitution with the largest saving
+per unit of added error that stays within the bound. The circuit is then simplified (constants
+propagated, dead logic removed) and the next step starts. Every accepted step is a new circuit; the
+non-dominated ones (gates or estimated power vs. error) are returned as Pareto points.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..circuits.netlist import Kind, Netlist
+from ..errors import ConfigError
+from ..lutgen.lut import code_values
+from ..lutgen.simulate import CompiledNetlist, decode_outputs, exhaustive_inputs
+from .cells45 import CELLS
+from .logic import simplify
+from .power import estimate_cost
+
+#: Widest operand pair the loop simulates exhaustively.
+MAX_BITS = 20
+
+_GATE_ENERGY = {
+    Kind.NOT: CELLS["INVX1"].energy_fj,
+    Kind.AND: CELLS["AND2X1"].energy_fj,
+    Kind.OR: CELLS["OR2X1"].energy_fj,
+    Kind.NAND: CELLS["NAND2X1"].energy_fj,
+    Kind.NOR: CELLS["NOR2X1"].energy_fj,
+    Kind.XOR: CELLS["XOR2X1"].energy_fj,
+    Kind.XNOR: CELLS["XNOR2X1"].energy_fj,
+    Kind.MUX: CELLS["MUX2X1"].energy_fj,
+}
+
+
+@dataclass(frozen=True)
+class ParetoPoint:
+    """One circuit of the search: its size, error and estimated power, and how it was reached."""
+
+    netlist: Netlist
+    gates: int
+    mae_pct: float
+    wce_pct: float
+    power_mw: float
+    substitutions: tuple[str, ...]
+
+
+class _State:
+    """The current circuit simulated over every input pair."""
+
+    def __init__(self, netlist: Netlist, exact: np.ndarray, signed: bool):
+        self.netlist = netlist
+        self.signed = signed
+        self.exact = exact
+        self.compiled = CompiledNetlist.compile(netlist)
+        bits_a, bits_b = netlist.widths
+        n_words = max(1, (1 << (bits_a + bits_b)) // 64)
+        self.values = self.compiled.run(exhaustive_inputs(bits_a, bits_b, 0, n_words), keep_all=True)
+        self.index = {g.output: i for i, g in enumerate(netlist.gates)}
+        self.users: dict[int, list[int]] = {}
+        for i, g in enumerate(netlist.gates):
+            for net in set(g.inputs):
+                self.users.setdefault(net, []).append(i)
+        self.out_pos = {net: k for k, net in enumerate(netlist.outputs)}
+        width = len(netlist.outputs)
+        self.weights = [1 << k for k in range(width)]
+        if signed:
+            self.weights[-1] = -self.weights[-1]
+        words = [self.values[n] for n in netlist.outputs]
+        self.outputs = decode_outputs(words, signed)[: len(exact)].astype(np.int32)
+        self.refs = {x: len(us) for x, us in self.users.items()}
+        for net in netlist.outputs:
+            self.refs[net] = self.refs.get(net, 0) + 1
+
+    def error(self, overlay: dict[int, np.ndarray] | None = None) -> tuple[float, float]:
+        """(MAE %, WCE %) of the outputs, with ``overlay`` replacing some nets' words.
+
+        Only output bits whose words change are decoded; their change is added to the current
+        output values.
+        """
+        got = self.outputs
+        for net, k in self.out_pos.items():
+            if overlay is None or net not in overlay:
+                continue
+            new, old = overlay[net], self.values[net]
+            if np.array_equal(new, old):
+                continue
+            change = _unpack(new) - _unpack(old)
+            got = got + change[: len(got)] * np.int32(self.weights[k])
+        err = np.abs(got - self.exact)
+        scale = 100.0 / (1 << sum(self.netlist.widths))
+        return float(err.mean()) * scale, float(err.max()) * scale
+
+    def cone(self, net: int) -> list[int]:
+        """Indices (in topological order) of the gates that depend on ``net``."""
+        seen: set[int] = set()
+        stack = [net]
+        while stack:
+            for i in self.users.get(stack.pop(), ()):
+                if i not in seen:
+                    seen.add(i)
+                    stack.append(self.netlist.gates[i].output)
+        return sorted(seen)
+
+    def substitute(self, net: int, value: int) -> dict[int, np.ndarray]:
+        """Words of every net in ``net``'s fan-out cone with ``net`` tied to ``value``."""
+        n = len(self.values[net])
+        overlay = {net: np.full(n, np.uint64(0xFFFF_FFFF_FFFF_FFFF) if value else np.uint64(0), dtype=np.uint64)}
+        for i in self.cone(net):
+            func, ins, out, _ = self.compiled.steps[i]
+            overlay[out] = func([overlay.get(x, self.values[x]) for x in ins], n)
+        return overlay
+
+    def freed(self, net: int) -> list[int]:
+        """Gates that become dead when ``net``'s driver is removed (its maximum fan-out-free cone)."""
+        refs = dict(self.refs)
+        dead = [self.index[net]]
+        stack = [net]
+        while stack:
+            gate = self.netlist.gates[self.index[stack.pop()]]
+            for x in set(gate.inputs):
+                if x in self.index:
+                    refs[x] -= 1
+                    if refs[x] == 0 and x not in self.out_pos:
+                        dead.append(self.index[x])
+                        stack.append(x)
+        return dead
+
+    def reach(self) -> dict[int, int]:
+        """For each net, the highest output bit position it reaches (-1: none)."""
+        best = {net: k for net, k in self.out_pos.items()}
+        for gate in reversed(self.netlist.gates):
+            here = best.get(gate.output, -1)
+            for x in gate.inputs:
+                best[x] = max(best.get(x, -1), here)
+        return best
+
+
+def _unpack(words: np.ndarray) -> np.ndarray:
+    return np.unpackbits(words.view(np.uint8), bitorder="little").view(np.int8)
+
+
+def _probability(words: np.ndarray) -> float:
+    return float(np.bitwise_count(words).sum()) / (64 * len(words))
+
+
+def approximate(
+    netlist: Netlist,
+    *,
+    signed: bool,
+    max_mae_pct: float | None = None,
+    max_wce_pct: float | None = None,
+    objective: str = "gates",
+    max_steps: int = 40,
+    candidates: int = 48,
+) -> list[ParetoPoint]:
+    """Greedy constant substitution under ``max_mae_pct`` and/or ``max_wce_pct``.
+
+    ``objective`` is ``"gates"`` (gates removed) or ``"power"`` (switching energy removed, from the
+    simulated activity of the removed gates). At most ``max_steps`` substitutions, each choosing
+    among the ``candidates`` most promising (net, constant) pairs. Returns the Pareto points (the
+    starting circuit first, then by increasing error).
+    """
+    if max_mae_pct is None and max_wce_pct is None:
+        raise ConfigError("give an error bound: max_mae_pct and/or max_wce_pct")
+    if objective not in ("gates", "power"):
+        raise ConfigError(f"objective must be 'gates' or 'power', not {objective!r}")
+    widths = netlist.widths
+    if len(widths) != 2 or sum(widths) > MAX_BITS:
+        raise ConfigError(f"{netlist.name}: approximate synthesis needs two operands of at most {MAX_BITS} bits")
+    bits_a, bits_b = widths
+    exact = np.outer(code_values(bits_a, signed), code_values(bits_b, signed)).ravel().astype(np.int32)
+    mae_bound = np.inf if max_mae_pct is None else max_mae_pct
+    wce_bound = np.inf if max_wce_pct is None else max_wce_pct
+
+    state = _State(simplify(netlist), exact, signed)
+    mae, wce = state.error()
+    history = [(state.netlist, mae, wce, ())]
+    done: tuple[str, ...] = ()
+    for _ in range(max_steps):
+        reach = state.reach()
+        ranked = []
+        for gate in state.netlist.gates:
+            if gate.kind in (Kind.CONST0, Kind.CONST1, Kind.BUF) or reach.get(gate.output, -1) < 0:
+                continue
+            p = _probability(state.values[gate.output])
+            freed = state.freed(gate.output)
+            gain = _gain(state, freed, objective)
+            for value, flips in ((0, p), (1, 1.0 - p)):
+                estimate = flips * float(1 << reach[gate.output]) + 1e-9
+                ranked.append((gain / estimate, gain, gate.output, value))
+        ranked.sort(key=lambda r: -r[0])
+        best = None
+        for _, gain, net, value in ranked[:candidates]:
+            new_mae, new_wce = state.error(state.substitute(net, value))
+            if new_mae > mae_bound or new_wce > wce_bound:
+                continue
+            added = (new_mae - mae) if max_mae_pct is not None else (new_wce - wce)
+            score = gain / (max(added, 0.0) + 1e-6)
+            if best is None or score > best[0]:
+                best = (score, net, value, new_mae, new_wce)
+        if best is None:
+            break
+        _, net, value, mae, wce = best
+        done = (*done, f"{state.netlist.net_name(net)}={value}")
+        state = _State(simplify(state.netlist, {net: ("const", value)}), exact, signed)
+        history.append((state.netlist, mae, wce, done))
+    return _pareto(history, objective)
+
+
+def _gain(state: _State, freed: list[int], objective: str) -> float:
+    gates = [state.netlist.gates[i] for i in freed]
+    if objective == "gates":
+        return float(sum(1 for g in gates if g.kind in _GATE_ENERGY or g.kind is Kind.SOP))
+    total = 0.0
+    for g in gates:
+        p = _probability(state.values[g.output])
+        total += 2 * p * (1 - p) * _GATE_ENERGY.get(g.kind, CELLS["AND2X1"].energy_fj)
+    return total
+
+
+def _pareto(history: list[tuple[Netlist, float, float, tuple[str, ...]]], objective: str) -> list[ParetoPoint]:
+    points = []
+    for netlist, mae, wce, subs in history:
+        cost = estimate_cost(netlist)
+        points.append(ParetoPoint(netlist, netlist.gate_count(), mae, wce, cost.power_mw, subs))
+    key = (lambda p: p.gates) if objective == "gates" else (lambda p: p.power_mw)
+    front = []
+    for p in sorted(points, key=lambda p: (p.mae_pct, key(p))):
+        if not front or key(p) < key(front[-1]):
+            front.append(p)
+    return front

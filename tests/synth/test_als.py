@@ -1,0 +1,43 @@
+"""Greedy approximate logic synthesis: points within the bound, fewer gates, errors as simulated."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from approxlut.errors import ConfigError
+from approxlut.lutgen.simulate import simulate_lut
+from approxlut.synth.als import approximate
+from approxlut.synth.generators import array_multiplier
+
+
+@pytest.mark.parametrize("signed", [False, True])
+def test_points_within_bound_save_gates(signed):
+    start = array_multiplier(6, 6, signed=signed)
+    points = approximate(start, signed=signed, max_mae_pct=0.3, max_steps=25)
+    assert len(points) >= 3
+    assert points[0].mae_pct == 0.0
+    assert points[-1].gates < start.gate_count() * 0.9
+    for prev, point in itertools.pairwise(points):
+        assert point.gates < prev.gates and point.mae_pct >= prev.mae_pct
+    for point in points:
+        metrics = simulate_lut(point.netlist, signed=signed).metrics()
+        assert metrics.mae_pct == pytest.approx(point.mae_pct, abs=1e-9)
+        assert metrics.wce_pct == pytest.approx(point.wce_pct, abs=1e-9)
+        assert point.mae_pct <= 0.3
+
+
+def test_wce_bound_and_power_objective():
+    start = array_multiplier(8, 8, signed=False)
+    points = approximate(start, signed=False, max_wce_pct=0.5, objective="power", max_steps=8, candidates=16)
+    assert points[-1].power_mw < points[0].power_mw
+    assert all(p.wce_pct <= 0.5 for p in points)
+    assert simulate_lut(points[-1].netlist, signed=False).metrics().wce_pct <= 0.5
+
+
+def test_needs_a_bound():
+    with pytest.raises(ConfigError):
+        approximate(array_multiplier(4, 4, signed=False), signed=False)
+    with pytest.raises(ConfigError):
+        approximate(array_multiplier(4, 4, signed=False), signed=False, max_mae_pct=1, objective="area")
