@@ -90,6 +90,11 @@ def test_corpus_sop_blif_functions(corpus: Path) -> None:
     for value, published in ((m.mae_pct, "0.56"), (m.wce_pct, "2.41"), (m.ep_pct, "98.99"), (m.mre_pct, "10.85")):
         assert matches_published(value, published)
     assert m.wce == 1577
+    pytest.importorskip("approxlut.circuits.verilog")
+    for name, release in (("mul7u_06Q", "narrow/v2022"), ("mul8u_17C8", "8x8/v2022")):
+        blif = simulate_lut(read_netlist(corpus / "date25" / f"{name}_sop.blif"), signed=False)
+        verilog = simulate_lut(read_netlist(corpus / "evoapprox" / f"{release}_{name}.v"), signed=False)
+        assert blif.hash == verilog.hash, name
 
 
 def _wrap(body: str, inputs: str = "A[0] A[1] B[0] B[1]", outputs: str = "O[0] O[1]") -> str:
