@@ -184,9 +184,11 @@ def _map_gate(tally: _Tally, kind: Kind, ins: list[_Node], out_words: np.ndarray
         return tally.cell("MUX2X1", out_words, ins)
     if kind in _TREES:
         return tally.tree(*_TREES[kind], ins)
-    # SOP: AND tree per cube over (shared) literals, OR tree over cubes, inverter for an off-set cover
     if any(set(c) <= {"-"} for c in cover.cubes) or not cover.cubes:
         return out_words, 0.0
+    if len(ins) <= 2:
+        return _small_cover(tally, ins, out_words, cover)
+    # SOP: AND tree per cube over (shared) literals, OR tree over cubes, inverter for an off-set cover
     negated: dict[int, _Node] = {}
     terms = []
     for cube in cover.cubes:
@@ -201,6 +203,37 @@ def _map_gate(tally: _Tally, kind: Kind, ins: list[_Node], out_words: np.ndarray
         terms.append(lits[0] if len(lits) == 1 else tally.tree("AND2X1", "AND2X1", lits))
     node = terms[0] if len(terms) == 1 else tally.tree("OR2X1", "OR2X1", terms)
     return tally.inverter(node) if cover.phase == 0 else node
+
+
+#: two-input functions (truth table bit ``in0 + 2*in1``) -> (cell, which inputs are inverted first)
+_TWO_INPUT = {
+    0b1000: ("AND2X1", ()),
+    0b0111: ("NAND2X1", ()),
+    0b1110: ("OR2X1", ()),
+    0b0001: ("NOR2X1", ()),
+    0b0110: ("XOR2X1", ()),
+    0b1001: ("XNOR2X1", ()),
+    0b0010: ("AND2X1", (1,)),
+    0b0100: ("AND2X1", (0,)),
+    0b1011: ("OR2X1", (1,)),
+    0b1101: ("OR2X1", (0,)),
+}
+
+
+def _small_cover(tally: _Tally, ins: list[_Node], out_words: np.ndarray, cover: Any) -> _Node:
+    """A cover of one or two inputs as the cell it is (a NAND written as ``0- 1 / -0 1`` is a NAND2)."""
+    n = len(ins)
+    table = sum(cover.evaluate([(t >> i) & 1 for i in range(n)]) << t for t in range(1 << n))
+    if table in (0, (1 << (1 << n)) - 1):
+        return out_words, 0.0
+    if n == 1 or table in (0b1010, 0b1100, 0b0101, 0b0011):
+        # a wire or an inverter of one input
+        which = 0 if n == 1 or table in (0b1010, 0b0101) else 1
+        inverted = table in (0b01, 0b0101, 0b0011)
+        return tally.inverter(ins[which]) if inverted else ins[which]
+    cell, inverted_inputs = _TWO_INPUT[table]
+    nodes = [tally.inverter(node) if i in inverted_inputs else node for i, node in enumerate(ins)]
+    return tally.cell(cell, out_words, nodes)
 
 
 def estimate_cost(

