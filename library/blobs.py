@@ -3,7 +3,7 @@
 Blobs are written atomically (temporary file in the same folder, ``fsync``, ``os.replace``, then
 ``fsync`` of the folder) and verified whenever they are loaded: the forward table against the file
 name (its hash), the gradient tables against the hash recorded beside them. Arrays ``forward``,
-``grad_a``, ``grad_b`` (compressed) and ``meta`` (JSON); gradients are left out of tables wider than
+``grad_a``, ``grad_b`` (compressed up to 8x8) and ``meta`` (JSON); gradients are left out of tables wider than
 8x8 to keep the store small (:meth:`~approxlut.library.catalogue.Library.load_lut` recomputes them).
 """
 
@@ -15,6 +15,7 @@ import os
 import zipfile
 import zlib
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -23,6 +24,8 @@ from ..lutgen.lut import Lut
 
 SUFFIX = ".npz"
 TMP_SUFFIX = ".tmp"
+COMPRESS_LEVEL = 6
+COMPRESS_MAX_ENTRIES = 1 << 16
 
 
 class BlobStore:
@@ -37,11 +40,12 @@ class BlobStore:
 
     def write(self, lut: Lut) -> Path:
         """Store ``lut`` under its hash (no-op when an intact blob is already there)."""
-        target = self.path(lut.hash)
+        lut_hash = lut.hash
+        target = self.path(lut_hash)
         if target.is_file():
             return target
         self.root.mkdir(parents=True, exist_ok=True)
-        tmp = self.root / f".{lut.hash}.{os.getpid()}{TMP_SUFFIX}"
+        tmp = self.root / f".{lut_hash}.{os.getpid()}{TMP_SUFFIX}"
         arrays: dict[str, np.ndarray] = {"forward": lut.forward}
         if lut.grad_a is not None and lut.grad_b is not None:
             arrays["grad_a"] = lut.grad_a
@@ -50,13 +54,13 @@ class BlobStore:
         arrays["meta"] = np.array(json.dumps({"blob": header, "meta": lut.meta}, sort_keys=True, default=str))
         try:
             with open(tmp, "wb") as handle:
-                np.savez_compressed(handle, **arrays)  # type: ignore[arg-type]
+                _write_npz(handle, arrays)
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(tmp, target)
         except OSError as error:
             raise LibraryError(
-                f"cannot write blob {lut.hash[:12]} into {self.root}: {error.strerror or error}"
+                f"cannot write blob {lut_hash[:12]} into {self.root}: {error.strerror or error}"
             ) from None
         finally:
             tmp.unlink(missing_ok=True)
@@ -110,6 +114,16 @@ class BlobStore:
             tmp.unlink(missing_ok=True)
             count += 1
         return count
+
+
+def _write_npz(handle: BinaryIO, arrays: dict[str, np.ndarray]) -> None:
+    """An ``.npz``: deflated up to 8x8 tables, stored above (a 12x12 table barely compresses, slowly)."""
+    small = arrays["forward"].size <= COMPRESS_MAX_ENTRIES
+    method = zipfile.ZIP_DEFLATED if small else zipfile.ZIP_STORED
+    with zipfile.ZipFile(handle, "w", compression=method, compresslevel=COMPRESS_LEVEL if small else None) as archive:
+        for key, array in arrays.items():
+            with archive.open(f"{key}.npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
 
 
 def grad_hash(lut: Lut) -> str | None:

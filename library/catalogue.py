@@ -186,8 +186,13 @@ class Entry:
         return f"{self.bits_a}x{self.bits_b}{'s' if self.signed else 'u'}"
 
     def published_differences(self) -> dict[str, tuple[str, float | None]]:
-        """Published figures that the measured ones do not reproduce: ``{column: (published, measured)}``."""
+        """Published figures that the measured ones do not reproduce: ``{column: (published, measured)}``.
+
+        Empty when the metrics were sampled (Monte-Carlo figures cannot reproduce exhaustive ones digit for digit).
+        """
         diffs: dict[str, tuple[str, float | None]] = {}
+        if self.metrics_method is not None and self.metrics_method != "exhaustive":
+            return diffs
         for key, text in self.published.items():
             col = PUBLISHED_KEYS.get(key)
             if col is None or col in COST_COLUMNS:
