@@ -18,9 +18,10 @@ def print_sim(result: SimResult, *, explicit_signedness: bool, console: Console 
     console = console or Console()
     m = result.metrics
     sign = "signed" if result.signed else "unsigned"
+    console.print(f"[bold]{result.name}[/]: {result.bits_a}x{result.bits_b} {sign}, {result.gates} gates")
     if not explicit_signedness:
-        sign += " (default; --signed to change)"
-    table = Table(title=f"{result.name}: {result.bits_a}x{result.bits_b} {sign}, {result.gates} gates")
+        console.print("operands read as unsigned (the default; pass --signed for two's complement)")
+    table = Table()
     table.add_column("metric")
     table.add_column("value", justify="right")
     rows = [
