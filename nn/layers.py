@@ -212,21 +212,35 @@ class ApproxModule(Calibratable, nn.Module):
         unexpected_keys: list[str],
         error_msgs: list[str],
     ) -> None:
+        # The correction is optional: present in the dict -> loaded, absent -> cleared.
         key = prefix + "bias_correction"
         if key in state_dict:
-            self.set_bias_correction(state_dict.pop(key))
+            self.set_bias_correction(torch.zeros_like(torch.as_tensor(state_dict[key])))
+        else:
+            self.bias_correction = None
         super()._load_from_state_dict(
             state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
         )
 
-    def _weight_codes(self, rows: Any, view: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``(qb, scale [C], zero [C])`` for the weight; ``view`` broadcasts ``[C]`` against it."""
+    def weight_rows(self, weight: torch.Tensor) -> torch.Tensor:
+        """The weight as ``[out channels, -1]`` rows (one per output channel)."""
+        return weight.reshape(weight.shape[0], -1)
+
+    def channel_view(self, values: torch.Tensor) -> torch.Tensor:
+        """Per-output-channel ``values [C]`` shaped to broadcast against the weight."""
+        weight: torch.Tensor = getattr(self, "weight")  # noqa: B009
+        return values.reshape((-1,) + (1,) * (weight.dim() - 1))
+
+    def quantize_weight(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(codes, scale [C], zero_point [C])`` of the weight (codes in the weight's layout)."""
         resolved, config = self.resolved, self.config
+        if resolved.is_float:
+            raise ConfigError(f"{type(self).__name__} runs in float; there are no weight codes")
         weight: torch.Tensor = getattr(self, "weight")  # noqa: B009
         per_channel = config.per_channel if config.per_channel is not None else resolved.scheme == "symmetric"
         scale, zero = self.weight_quant.qparams(
             weight,
-            rows,
+            self.weight_rows,
             resolved.bits_b,
             resolved.scheme,
             method=config.weight_calibration,
@@ -234,11 +248,13 @@ class ApproxModule(Calibratable, nn.Module):
             per_channel=per_channel,
         )
         qmin, qmax = qrange(resolved.bits_b, resolved.scheme)
-        return quantize(weight, scale.reshape(view), zero.reshape(view), qmin, qmax), scale, zero
+        return quantize(weight, self.channel_view(scale), self.channel_view(zero), qmin, qmax), scale, zero
 
-    def _input_codes(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``(qa, scale, zero)`` for the input (per tensor)."""
+    def quantize_input(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(codes, scale, zero_point)`` of an input (per tensor; per batch while uncalibrated)."""
         resolved = self.resolved
+        if resolved.is_float:
+            raise ConfigError(f"{type(self).__name__} runs in float; there are no input codes")
         scale, zero = self.input_quant.qparams(x, resolved.bits_a, resolved.scheme)
         qmin, qmax = qrange(resolved.bits_a, resolved.scheme)
         return quantize(x, scale, zero, qmin, qmax), scale, zero
@@ -290,8 +306,8 @@ class ApproxLinear(ApproxModule, nn.Linear):
 
     def accumulate(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(acc, scale)``: the integer accumulator (float64 ``[..., out]``) and its scale ``[out]``."""
-        qa, sa, za = self._input_codes(x)
-        qb, sb, zb = self._weight_codes(lambda w: w, (-1, 1))
+        qa, sa, za = self.quantize_input(x)
+        qb, sb, zb = self.quantize_weight()
         return linear_accumulate(qa, za, qb, zb, self.resolved), sa * sb
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -417,8 +433,8 @@ class ApproxConv2d(_ApproxConvNd, nn.Conv2d):
         """``(acc, scale)``: integer accumulator (float64 ``[N, O, OH, OW]``) and its scale ``[O]``."""
         if x.dim() != 4:
             raise ConfigError(f"{type(self).__name__}: expected a 4-D NCHW input, got shape {tuple(x.shape)}")
-        qa, sa, za = self._input_codes(x)
-        qb, sb, zb = self._weight_codes(lambda w: w.reshape(w.shape[0], -1), (-1, 1, 1, 1))
+        qa, sa, za = self.quantize_input(x)
+        qb, sb, zb = self.quantize_weight()
         (top, bottom), (left, right) = conv_pads(self.padding, self.kernel_size, self.dilation)
         acc = conv2d_accumulate(
             qa,
@@ -475,8 +491,8 @@ class ApproxConv1d(_ApproxConvNd, nn.Conv1d):
         """``(acc, scale)``: integer accumulator (float64 ``[N, O, OL]``) and its scale ``[O]``."""
         if x.dim() != 3:
             raise ConfigError(f"{type(self).__name__}: expected a 3-D NCL input, got shape {tuple(x.shape)}")
-        qa, sa, za = self._input_codes(x)
-        qb, sb, zb = self._weight_codes(lambda w: w.reshape(w.shape[0], -1), (-1, 1, 1))
+        qa, sa, za = self.quantize_input(x)
+        qb, sb, zb = self.quantize_weight()
         ((left, right),) = conv_pads(self.padding, self.kernel_size, self.dilation)
         acc = conv2d_accumulate(
             qa.unsqueeze(2),
@@ -535,16 +551,15 @@ class ApproxConvTranspose2d(_ApproxConvNd, nn.ConvTranspose2d):
         self._check_conv()
         self._init_approx(config or LayerConfig())
 
-    def _rows(self, w: torch.Tensor) -> torch.Tensor:
+    def weight_rows(self, weight: torch.Tensor) -> torch.Tensor:
         g = self.groups
-        cin, cout_g, kh, kw = w.shape
-        return w.reshape(g, cin // g, cout_g, kh * kw).permute(0, 2, 1, 3).reshape(g * cout_g, -1)
+        cin, cout_g, kh, kw = weight.shape
+        return weight.reshape(g, cin // g, cout_g, kh * kw).permute(0, 2, 1, 3).reshape(g * cout_g, -1)
 
-    def _channel_view(self, t: torch.Tensor) -> torch.Tensor:
-        """``[Cout]`` per-channel values broadcast against the weight ``[Cin, Cout/g, kh, kw]``."""
+    def channel_view(self, values: torch.Tensor) -> torch.Tensor:
         g = self.groups
         cin, cout_g = self.weight.shape[0], self.weight.shape[1]
-        return t.reshape(g, 1, cout_g, 1, 1).expand(g, cin // g, cout_g, 1, 1).reshape(cin, cout_g, 1, 1)
+        return values.reshape(g, 1, cout_g, 1, 1).expand(g, cin // g, cout_g, 1, 1).reshape(cin, cout_g, 1, 1)
 
     def accumulate(self, x: torch.Tensor, output_size: list[int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """``(acc, scale)``: integer accumulator (float64 ``[N, O, OH, OW]``) and its scale ``[O]``."""
@@ -553,25 +568,12 @@ class ApproxConvTranspose2d(_ApproxConvNd, nn.ConvTranspose2d):
         resolved = self.resolved
         m: Any = self
         output_padding = m._output_padding(x, output_size, m.stride, m.padding, m.kernel_size, 2, m.dilation)
-        qa, sa, za = self._input_codes(x)
-        resolved_b = resolved.bits_b
-        weight = self.weight
-        per_channel = self.config.per_channel if self.config.per_channel is not None else resolved.scheme == "symmetric"
-        sb, zb = self.weight_quant.qparams(
-            weight,
-            self._rows,
-            resolved_b,
-            resolved.scheme,
-            method=self.config.weight_calibration,
-            percentile=self.config.percentile,
-            per_channel=per_channel,
-        )
-        qmin, qmax = qrange(resolved_b, resolved.scheme)
-        qb = quantize(weight, self._channel_view(sb), self._channel_view(zb), qmin, qmax)
+        qa, sa, za = self.quantize_input(x)
+        qb, sb, zb = self.quantize_weight()
         if resolved.is_exact_path:
             acc = F.conv_transpose2d(
                 (qa - za).double(),
-                (qb - self._channel_view(zb)).double(),
+                (qb - self.channel_view(zb)).double(),
                 None,
                 self.stride,
                 self.padding,  # type: ignore[arg-type]
