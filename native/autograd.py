@@ -71,9 +71,7 @@ class LutOpFunction(torch.autograd.Function):
     """``y = op(x, w)`` through the LUT; gradients in value units via the op's lowered backward."""
 
     @staticmethod
-    def forward(  # type: ignore[override]
-        ctx: Any, x: torch.Tensor, w: torch.Tensor, op: LoweredOp, lut: PreparedLut
-    ) -> torch.Tensor:
+    def forward(ctx: Any, x: torch.Tensor, w: torch.Tensor, op: LoweredOp, lut: PreparedLut) -> torch.Tensor:
         xi = operand_values(x, lut.bits_a, lut.signed, what="input (operand a)", op=op.name)
         wi = operand_values(w, lut.bits_b, lut.signed, what="weight (operand b)", op=op.name)
         ctx.op = op
@@ -82,7 +80,7 @@ class LutOpFunction(torch.autograd.Function):
         return op.forward(xi, wi)
 
     @staticmethod
-    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
+    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         xi, wi = ctx.saved_tensors
         if not (ctx.needs_input_grad[0] or ctx.needs_input_grad[1]):
             return None, None, None, None

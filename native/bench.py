@@ -15,7 +15,7 @@ import time
 import zlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -25,6 +25,8 @@ from ..errors import ConfigError
 from .bench_models import VGG16, ResNet18, approximate, set_engine
 from .ops import approx_conv2d, approx_linear, path_for
 from .prepared import PreparedLut, code_values
+
+T = TypeVar("T")
 
 LUT_KINDS = ("approx", "trunc", "exact")
 _GRAD_RTOL = 1e-4
@@ -117,7 +119,7 @@ def _best_time(fn: Callable[[], object], repeat: int) -> float:
     return best
 
 
-def _timed_once(fn: Callable[[], torch.Tensor]) -> tuple[torch.Tensor, float]:
+def _timed_once(fn: Callable[[], T]) -> tuple[T, float]:
     start = time.perf_counter()
     out = fn()
     return out, time.perf_counter() - start
@@ -142,13 +144,12 @@ def _layer_fns(
     if case.kernel:
         x = _activations((case.batch, case.cin, case.size, case.size), case.relu_input, gen)
         w = _weights((case.cout, case.cin, case.kernel, case.kernel), gen)
-        conv = {"stride": case.stride, "padding": case.padding}
 
         def native(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-            return F.conv2d(x, w, **conv)
+            return F.conv2d(x, w, stride=case.stride, padding=case.padding)
 
         def approx(x: torch.Tensor, w: torch.Tensor, eng: str | None = engine) -> torch.Tensor:
-            return approx_conv2d(x, w, lut, **conv, engine=eng)
+            return approx_conv2d(x, w, lut, case.stride, case.padding, engine=eng)
 
         return native, approx, (x, w)
     x = _activations((case.batch, case.cin), case.relu_input, gen)

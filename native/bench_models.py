@@ -88,6 +88,10 @@ def quantise_weight(w: torch.Tensor, bits: int) -> tuple[torch.Tensor, torch.Ten
 class _ApproxLayer(nn.Module):
     """Shared state: quantised weights, their scales, the activation scale, bias, LUT and engine."""
 
+    qweight: torch.Tensor
+    wscale: torch.Tensor
+    bias: torch.Tensor | None
+
     def __init__(self, layer: nn.Conv2d | nn.Linear, lut: PreparedLut, engine: str | None) -> None:
         super().__init__()
         if not lut.signed:
@@ -112,12 +116,24 @@ class ApproxConv2d(_ApproxLayer):
 
     def __init__(self, layer: nn.Conv2d, lut: PreparedLut, engine: str | None) -> None:
         super().__init__(layer, lut, engine)
-        self.conv = {"stride": layer.stride, "padding": layer.padding, "dilation": layer.dilation}
+        self.stride = tuple(layer.stride)
+        self.padding = layer.padding if isinstance(layer.padding, str) else tuple(layer.padding)
+        self.dilation = tuple(layer.dilation)
         self.groups = layer.groups
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         q, sa = self.quantise_input(x)
-        acc = approx_conv2d(q, self.qweight, self.lut, groups=self.groups, grad="ste", engine=self.engine, **self.conv)
+        acc = approx_conv2d(
+            q,
+            self.qweight,
+            self.lut,
+            self.stride,
+            self.padding,
+            self.dilation,
+            self.groups,
+            grad="ste",
+            engine=self.engine,
+        )
         out = acc * (sa * self.wscale).reshape(1, -1, 1, 1)
         return out if self.bias is None else out + self.bias.reshape(1, -1, 1, 1)
 

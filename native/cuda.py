@@ -108,7 +108,7 @@ def _build() -> ModuleType:
     directory.mkdir(parents=True, exist_ok=True)
     print(f"lutgen: loading/building the CUDA kernels in {directory}", file=sys.stderr)
     try:
-        return cpp_extension.load(  # type: ignore[no-any-return]
+        return cpp_extension.load(
             name=f"lutgen_cuda_{digest}",
             sources=[str(source_dir() / BINDING_SOURCE), str(source_dir() / KERNEL_SOURCE)],
             extra_cuda_cflags=list(CUDA_FLAGS),
@@ -154,7 +154,7 @@ def lut_bmm_cuda(a: torch.Tensor, b: torch.Tensor, lut: PreparedLut, *, naive: b
     ca, cb = _codes(a, lut.bits_a), _codes(b, lut.bits_b)
     slices = _k_slices(ca.shape[2], lut)
     if len(slices) == 1:
-        return module.forward(ca, cb, table, lut.bits_a, lut.bits_b, not fast)  # type: ignore[no-any-return]
+        return module.forward(ca, cb, table, lut.bits_a, lut.bits_b, not fast)
     total = torch.zeros((ca.shape[0], ca.shape[1], cb.shape[2]), dtype=torch.int64, device=a.device)
     for start, stop in slices:
         part = module.forward(

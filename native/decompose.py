@@ -242,18 +242,21 @@ def exact_conv2d(
     if cg * window * per_term >= _FP64_EXACT:
         raise LutgenError(f"exact convolution would exceed 2^53 (K={cg * window}); use another engine")
     chunk = _FP32_EXACT // (per_term * window) if _fp32_is_ieee() else 0
-    conv = {"stride": stride, "dilation": dilation, "groups": groups}
+
+    def conv(inp: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(inp, weight, stride=stride, dilation=dilation, groups=groups)
+
     if chunk >= cg:
-        return F.conv2d(x.float(), w.float(), **conv).double()
+        return conv(x.float(), w.float()).double()
     if chunk * window < 16:
-        return F.conv2d(x.double(), w.double(), **conv)
+        return conv(x.double(), w.double())
     xg = x.float().reshape(n, groups, cg, h, wd)
     w32 = w.float()
     out = torch.zeros(n, out_ch, oh, ow, dtype=torch.float64)
     for start in range(0, cg, chunk):
         stop = min(cg, start + chunk)
         xs = xg[:, :, start:stop].reshape(n, groups * (stop - start), h, wd)
-        out += F.conv2d(xs, w32[:, start:stop].contiguous(), **conv)
+        out += conv(xs, w32[:, start:stop].contiguous())
     return out
 
 
@@ -321,13 +324,12 @@ def decomposed_conv2d(
     ``u_r[code(x)]`` with ``v_r[code(w)]`` (the padding, value 0, maps to ``u_r[code 0]`` on the way).
     """
     found = _require(lut)
-    conv = {"stride": stride, "dilation": dilation, "groups": groups}
-    acc = exact_conv2d(xp.to(torch.float32), w.to(torch.float32), **conv)
+    acc = exact_conv2d(xp.to(torch.float32), w.to(torch.float32), stride=stride, dilation=dilation, groups=groups)
     if found.terms:
         u, v = _term_tables(lut, found)
         cx, cw = _codes(xp, lut.bits_a), _codes(w, lut.bits_b)
         for r in range(found.terms):
-            acc += exact_conv2d(u[r][cx], v[r][cw], **conv)
+            acc += exact_conv2d(u[r][cx], v[r][cw], stride=stride, dilation=dilation, groups=groups)
     return to_int32(acc, f"LUT '{lut.name}'")
 
 

@@ -89,7 +89,7 @@ def _prepare(lut: PreparedLut, grad: str, op: str) -> bool:
 
 
 def _run(op: LoweredOp, x: torch.Tensor, w: torch.Tensor, lut: PreparedLut) -> torch.Tensor:
-    return LutOpFunction.apply(x, w, op, lut.to(x.device))  # type: ignore[no-any-return]
+    return LutOpFunction.apply(x, w, op, lut.to(x.device))
 
 
 def _check_dims(x: torch.Tensor, w: torch.Tensor, op: str, x_dims: int | None, w_dims: int) -> None:
