@@ -180,7 +180,7 @@ def approximate(
 
     state = _State(simplify(netlist), exact, signed)
     mae, wce = state.error()
-    history = [(state.netlist, mae, wce, ())]
+    history: list[tuple[Netlist, float, float, tuple[str, ...]]] = [(state.netlist, mae, wce, ())]
     done: tuple[str, ...] = ()
     for _ in range(max_steps):
         reach = state.reach()
@@ -230,7 +230,7 @@ def _pareto(history: list[tuple[Netlist, float, float, tuple[str, ...]]], object
         cost = estimate_cost(netlist)
         points.append(ParetoPoint(netlist, netlist.gate_count(), mae, wce, cost.power_mw, subs))
     key = (lambda p: p.gates) if objective == "gates" else (lambda p: p.power_mw)
-    front = []
+    front: list[ParetoPoint] = []
     for p in sorted(points, key=lambda p: (p.mae_pct, key(p))):
         if not front or key(p) < key(front[-1]):
             front.append(p)

@@ -459,7 +459,7 @@ def rounding_formula(
 ) -> np.ndarray:
     """What :func:`rounding` computes: ``x' = min(floor(x / 2^k + 1/2), max code) · 2^k`` (round)
     or ``floor(x / 2^k) · 2^k`` (truncate); the product ``a'·b'``."""
-    out = np.int64(1)
+    out = np.ones(np.broadcast(a, b).shape, dtype=np.int64)
     for v, bits in ((a, bits_a), (b, bits_b)):
         v = np.asarray(v, dtype=np.int64)
         if mode == "round" and k > 0:
