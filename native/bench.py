@@ -7,6 +7,8 @@ native fp32 and the engine (best of ``repeat`` runs after a warm-up), and *verif
 the engine's results for the first samples of the timed batch must equal the reference engine's
 bit-exactly (gradients: within float tolerance). The reference is slow, so it runs on those samples
 only and its time for the whole batch is extrapolated linearly (``reference_s``).
+Where torch has CUDA, (c) the GPU kernels on the layer shapes: cuDNN fp32 vs the shared-memory LUT
+kernel vs a naive kernel of the kind public tools use, with look-ups per second.
 """
 
 from __future__ import annotations
@@ -258,7 +260,77 @@ def run_bench(
             if progress is not None:
                 progress(f"{name} network")
             results.append(_bench_network(name, lut, engine, quick=quick, repeat=reps, verify=1))
+    if torch.cuda.is_available() and engine in (None, "cuda"):
+        for case in layer_cases(quick):
+            if progress is not None:
+                progress(f"cuda kernels: {case.name}")
+            results += _bench_cuda_kernels(case, lut, repeat=reps)
     return results
+
+
+def _cuda_time(fn: Callable[[], object], repeat: int) -> float:
+    torch.cuda.synchronize()
+    fn()
+    torch.cuda.synchronize()
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def _bench_cuda_kernels(case: LayerCase, lut: PreparedLut, *, repeat: int) -> list[BenchResult]:
+    """GPU: cuDNN fp32 vs the shared-memory LUT kernel vs a naive public-tool-style kernel (LUT-GEMM only,
+    im2col excluded), with look-ups per second; both kernels verified against the reference on the
+    first rows of the GEMM."""
+    from .conv import conv2d_spec, im2col, pad_values, weight_matrix
+    from .cuda import lut_bmm_cuda
+    from .reference import lut_bmm as reference_bmm
+
+    native, _, (x, w) = _layer_fns(case, lut, None)
+    x, w = x.cuda(), w.cuda()
+    lut_gpu = lut.to("cuda")
+    if case.kernel:
+        spec = conv2d_spec(w.shape, case.stride, case.padding, 1, 1)
+        a = im2col(pad_values(x.to(torch.int8), spec), case.kernel, case.kernel, spec)
+        b = weight_matrix(w.to(torch.int8), 1)
+    else:
+        a = x.to(torch.int8)[None].contiguous()
+        b = w.to(torch.int8).t()[None].contiguous()
+    lookups = a.shape[0] * a.shape[1] * a.shape[2] * b.shape[2]
+    native_s = _cuda_time(lambda: native(x, w), repeat)
+    smem_s = _cuda_time(lambda: lut_bmm_cuda(a, b, lut_gpu), repeat)
+    naive_s = _cuda_time(lambda: lut_bmm_cuda(a, b, lut_gpu, naive=True), repeat)
+    rows = min(a.shape[1], 512)
+    want = reference_bmm(a[:, :rows].cpu(), b.cpu(), lut)
+    smem_ok = torch.equal(lut_bmm_cuda(a, b, lut_gpu)[:, :rows].cpu(), want)
+    naive_ok = torch.equal(lut_bmm_cuda(a, b, lut_gpu, naive=True)[:, :rows].cpu(), want)
+    rate = lookups / smem_s / 1e9
+    naive_rate = lookups / naive_s / 1e9
+    return [
+        BenchResult(
+            f"cuda kernel {case.name}",
+            native_s,
+            smem_s,
+            smem_s / native_s,
+            f"cuda shared-memory kernel: {rate:.0f} G look-ups/s ({naive_s / smem_s:.1f}x the naive kernel)",
+            "forward",
+            None,
+            smem_ok,
+        ),
+        BenchResult(
+            f"cuda naive kernel {case.name}",
+            native_s,
+            naive_s,
+            naive_s / native_s,
+            f"cuda naive kernel (global-memory fetch, one output per thread, 16x16): {naive_rate:.0f} G look-ups/s",
+            "forward",
+            None,
+            naive_ok,
+        ),
+    ]
 
 
 def render(results: list[BenchResult], *, threads: int) -> Any:
