@@ -1,7 +1,7 @@
 """Run-time CPU feature detection and the choice of the CPU kernels' instruction-set path.
 
 Paths, best last: ``scalar`` (portable), ``avx2``, ``avx512bw`` (AVX-512 F/BW/VL/DQ), ``avx512vbmi``
-(adds VBMI and VNNI). The environment variable ``LUTGEN_CPU_ISA`` forces one (refused when the CPU
+(adds VBMI). The environment variable ``LUTGEN_CPU_ISA`` forces one (refused when the CPU
 lacks it).
 """
 
@@ -21,7 +21,7 @@ REQUIRED_FLAGS: dict[str, tuple[str, ...]] = {
     "scalar": (),
     "avx2": ("avx2", "fma", "bmi2"),
     "avx512bw": ("avx2", "fma", "bmi2", "avx512f", "avx512bw", "avx512vl", "avx512dq"),
-    "avx512vbmi": ("avx2", "fma", "bmi2", "avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512vbmi", "avx512_vnni"),
+    "avx512vbmi": ("avx2", "fma", "bmi2", "avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512vbmi"),
 }
 SHOWN_FLAGS = ("avx2", "fma", "bmi2", "avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512vbmi", "avx512_vnni")
 

@@ -94,7 +94,7 @@ def kernel_for(isa: str, lut: PreparedLut, bits_eff: int) -> tuple[str, str]:
         return "avx512/gather", "i32"
     if isa == "avx512bw":
         return "avx512bw/i16", "i16"
-    return "avx512vbmi/bytes", "bytes"
+    return "avx512vbmi/bytes", "ubytes"
 
 
 def table_layout(lut: PreparedLut, layout: str) -> tuple[torch.Tensor, int, int]:
@@ -110,6 +110,8 @@ def table_layout(lut: PreparedLut, layout: str) -> tuple[torch.Tensor, int, int]
             table = torch.zeros((columns.shape[0], padded), dtype=torch.int16)
             table[:, :rows] = columns.to(torch.int16)
             return table, 2 * padded, 0
+        if layout == "ubytes":  # offset by 2^15: both byte planes unsigned
+            columns = columns + (1 << 15)
         planes = torch.zeros((columns.shape[0], 2, padded), dtype=torch.uint8)
         planes[:, 0, :rows] = (columns & 0xFF).to(torch.uint8)
         planes[:, 1, :rows] = ((columns >> 8) & 0xFF).to(torch.uint8)
@@ -150,11 +152,9 @@ class CpuEngine(Engine):
         ext = build.load()
         isa = choose_path()
         g_count, m_count, k_count = a.shape
-        padded = -(-max(m_count, 1) // 256) * 256
-        codes_a = pack_codes(a, lut.bits_a)
-        at = torch.zeros((g_count, k_count, padded), dtype=torch.uint8)
-        at[:, :, :m_count] = codes_a.transpose(1, 2)
-        bits_eff = max(1, int(codes_a.max()).bit_length()) if codes_a.numel() else 1
+        at, max_code = ext.pack_transposed(a, (1 << lut.bits_a) - 1)
+        padded = at.shape[2]
+        bits_eff = max(1, int(max_code).bit_length())
         bc = pack_codes(b, lut.bits_b).contiguous()
         kernel, layout = kernel_for(isa, lut, bits_eff)
         table, col_stride, plane_stride = table_layout(lut, layout)

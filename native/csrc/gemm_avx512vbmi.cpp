@@ -1,10 +1,11 @@
-// AVX-512 VBMI LUT-GEMM kernel (with AVX512-VNNI), chosen at run time when the CPU has them.
-// For tables that fit int16: the column of the current weight code is split into a low-byte plane
-// (uint8) and a high-byte plane (int8) of 64..256 entries each, held in 1..4 zmm registers per plane and
-// looked up with vpermb / vpermi2b on 64 byte lanes (lanes run over m). The planes are interleaved back to
-// int16, pairs of k are interleaved and summed into int32 with vpdpwssd. Each loaded column serves V
-// vectors of 64 rows.
-#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512vbmi,avx512vnni,avx2,fma,bmi2")
+// AVX-512 VBMI LUT-GEMM kernel, chosen at run time when the CPU has it.
+// For tables that fit int16: entries are stored offset by 2^15 (unsigned 16-bit) and split into a
+// low-byte and a high-byte plane of 64..256 entries each per column. The column of the current weight
+// code is held in 1..4 zmm registers per plane and looked up with vpermb / vpermi2b on 64 byte lanes
+// (lanes run over m). Byte sums are kept in 16-bit words without any shuffle: word j accumulates lanes
+// 2j and 2j+1 as (even + 256*odd) mod 2^16 and a second word the odd lanes alone, for up to 256 k steps;
+// then both are split exactly and added to int32 sums. Each loaded column serves V vectors of 64 rows.
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512vbmi,avx2,fma,bmi2")
 #include <immintrin.h>
 
 #include "lut_gemm_common.h"
@@ -23,62 +24,53 @@ inline __m512i lookup8(__m512i idx, const __m512i* t, __mmask64 bit7) {
 template <int R, int V>
 void avx512vbmi_bytes(const GemmProblem& p, int64_t g, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
   constexpr int kBlock = 64 * V;
+  constexpr int64_t kChunk = 256;  // k steps per 16-bit accumulation (byte sums stay below 2^16)
   const uint8_t* atg = p.at + g * p.at_g;
   const uint8_t* bcg = p.bc + g * p.bc_g;
   int32_t* ctg = p.ct + g * p.ct_g;
-  const __m512i ones = _mm512_set1_epi16(1);
-  // acc[v][q] dword d holds byte lane 16L + j + 4(q&1) + 8(q>>1) of vector v (L = d/4, j = d%4).
-  int perm[64];
-  for (int q = 0; q < 4; ++q)
-    for (int d = 0; d < 16; ++d) perm[16 * q + d] = 16 * (d / 4) + d % 4 + 4 * (q & 1) + 8 * (q >> 1);
   for (int64_t mb = m0; mb < m1; mb += kBlock) {
     for (int64_t n = n0; n < n1; ++n) {
-      __m512i acc[V][4];
-      for (auto& av : acc)
-        for (auto& a : av) a = _mm512_setzero_si512();
-      auto step = [&](int64_t k, __m512i (*w)[2]) {
-        const uint8_t* col = p.table + bcg[k * p.bc_k + n] * p.col_stride;
-        __m512i tl[R], th[R];
-        for (int r = 0; r < R; ++r) {
-          tl[r] = _mm512_loadu_si512(col + 64 * r);
-          th[r] = _mm512_loadu_si512(col + p.plane_stride + 64 * r);
-        }
-        const uint8_t* idx = atg + k * p.at_k + mb;
-        for (int v = 0; v < V; ++v) {
-          __m512i i8 = _mm512_loadu_si512(idx + 64 * v);
-          __mmask64 bit7 = R == 4 ? _mm512_movepi8_mask(i8) : 0;
-          __m512i lo = lookup8<R>(i8, tl, bit7), hi = lookup8<R>(i8, th, bit7);
-          w[v][0] = _mm512_unpacklo_epi8(lo, hi);
-          w[v][1] = _mm512_unpackhi_epi8(lo, hi);
-        }
-      };
-      auto accumulate = [&](__m512i (*x)[2], __m512i (*y)[2]) {
-        for (int v = 0; v < V; ++v)
-          for (int h = 0; h < 2; ++h) {
-            acc[v][2 * h] = _mm512_dpwssd_epi32(acc[v][2 * h], _mm512_unpacklo_epi16(x[v][h], y[v][h]), ones);
-            acc[v][2 * h + 1] = _mm512_dpwssd_epi32(acc[v][2 * h + 1], _mm512_unpackhi_epi16(x[v][h], y[v][h]), ones);
+      alignas(64) int32_t acc[kBlock] = {};
+      for (int64_t k0 = 0; k0 < p.K; k0 += kChunk) {
+        const int64_t k1 = k0 + kChunk < p.K ? k0 + kChunk : p.K;
+        // Word j of w* sums byte lanes 2j and 2j+1 as (even + 256*odd) mod 2^16; o* sums the odd lanes.
+        __m512i wl[V], ol[V], wh[V], oh[V];
+        for (int v = 0; v < V; ++v) wl[v] = ol[v] = wh[v] = oh[v] = _mm512_setzero_si512();
+        for (int64_t k = k0; k < k1; ++k) {
+          const uint8_t* col = p.table + bcg[k * p.bc_k + n] * p.col_stride;
+          __m512i tl[R], th[R];
+          for (int r = 0; r < R; ++r) {
+            tl[r] = _mm512_loadu_si512(col + 64 * r);
+            th[r] = _mm512_loadu_si512(col + p.plane_stride + 64 * r);
           }
-      };
-      int64_t k = 0;
-      for (; k + 1 < p.K; k += 2) {
-        __m512i x[V][2], y[V][2];
-        step(k, x);
-        step(k + 1, y);
-        accumulate(x, y);
-      }
-      if (k < p.K) {
-        __m512i x[V][2], y[V][2];
-        step(k, x);
-        for (auto& yv : y)
-          for (auto& yy : yv) yy = _mm512_setzero_si512();
-        accumulate(x, y);
+          const uint8_t* idx = atg + k * p.at_k + mb;
+          for (int v = 0; v < V; ++v) {
+            __m512i i8 = _mm512_loadu_si512(idx + 64 * v);
+            __mmask64 bit7 = R == 4 ? _mm512_movepi8_mask(i8) : 0;
+            __m512i lo = lookup8<R>(i8, tl, bit7), hi = lookup8<R>(i8, th, bit7);
+            wl[v] = _mm512_add_epi16(wl[v], lo);
+            ol[v] = _mm512_add_epi16(ol[v], _mm512_srli_epi16(lo, 8));
+            wh[v] = _mm512_add_epi16(wh[v], hi);
+            oh[v] = _mm512_add_epi16(oh[v], _mm512_srli_epi16(hi, 8));
+          }
+        }
+        // Table entries are stored offset by 2^15 (both planes unsigned): remove 2^15 per product.
+        const int32_t offset = static_cast<int32_t>(32768 * (k1 - k0));
+        for (int v = 0; v < V; ++v) {
+          alignas(64) uint16_t el[32], od[32], eh[32], oh16[32];
+          _mm512_store_si512(el, _mm512_sub_epi16(wl[v], _mm512_slli_epi16(ol[v], 8)));
+          _mm512_store_si512(od, ol[v]);
+          _mm512_store_si512(eh, _mm512_sub_epi16(wh[v], _mm512_slli_epi16(oh[v], 8)));
+          _mm512_store_si512(oh16, oh[v]);
+          int32_t* a = acc + 64 * v;
+          for (int j = 0; j < 32; ++j) {
+            a[2 * j] += el[j] + 256 * eh[j] - offset;
+            a[2 * j + 1] += od[j] + 256 * oh16[j] - offset;
+          }
+        }
       }
       int32_t* out = ctg + n * p.ct_n + mb;
-      for (int v = 0; v < V; ++v) {
-        alignas(64) int32_t tmp[64];
-        for (int q = 0; q < 4; ++q) _mm512_store_si512(tmp + 16 * q, acc[v][q]);
-        for (int i = 0; i < 64; ++i) out[64 * v + perm[i]] = tmp[i];
-      }
+      for (int i = 0; i < kBlock; i += 16) _mm512_storeu_si512(out + i, _mm512_load_si512(acc + i));
     }
   }
 }

@@ -4,7 +4,10 @@
 
 #include <ATen/Parallel.h>
 
+#include <algorithm>
+#include <atomic>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "lut_gemm_common.h"
@@ -106,6 +109,46 @@ std::vector<torch::Tensor> lut_gemm_backward(const torch::Tensor& ca, const torc
   return {grad_a, grad_b};
 }
 
+// Codes (value & mask) of an integer tensor a [G][M][K] (any strides), transposed and m-padded with code 0
+// to [G][K][Mp]; also returns the largest code (so callers can pick smaller tables).
+std::tuple<torch::Tensor, int64_t> pack_transposed(const torch::Tensor& a, int64_t mask) {
+  TORCH_CHECK(a.device().is_cpu() && a.dim() == 3, "a must be a 3-D CPU tensor");
+  const int64_t G = a.size(0), M = a.size(1), K = a.size(2);
+  const int64_t Mp = std::max<int64_t>(1, (M + kLaneAlign - 1) / kLaneAlign) * kLaneAlign;
+  auto at = torch::empty({G, K, Mp}, torch::dtype(torch::kUInt8));
+  uint8_t* out = at.data_ptr<uint8_t>();
+  constexpr int64_t kTile = 64;
+  const int64_t m_tiles = Mp / kTile, k_tiles = (K + kTile - 1) / kTile;
+  std::atomic<int> max_code{0};
+  AT_DISPATCH_INTEGRAL_TYPES(a.scalar_type(), "pack_transposed", [&] {
+    const scalar_t* src = a.data_ptr<scalar_t>();
+    const int64_t sg = a.stride(0), sm = a.stride(1), sk = a.stride(2);
+    at::parallel_for(0, G * k_tiles * m_tiles, 16, [&](int64_t begin, int64_t end) {
+      int local_max = 0;
+      for (int64_t t = begin; t < end; ++t) {
+        const int64_t mt = t % m_tiles, kt = (t / m_tiles) % k_tiles, g = t / (m_tiles * k_tiles);
+        const int64_t k_end = std::min(K, (kt + 1) * kTile);
+        const int64_t m0 = mt * kTile, m_end = std::min(M, m0 + kTile);
+        for (int64_t k = kt * kTile; k < k_end; ++k) {
+          uint8_t* row = out + (g * K + k) * Mp + m0;
+          const scalar_t* col = src + g * sg + k * sk;
+          int64_t m = m0;
+          for (; m < m_end; ++m) {
+            const int code = static_cast<int>(static_cast<int64_t>(col[m * sm]) & mask);
+            row[m - m0] = static_cast<uint8_t>(code);
+            local_max = std::max(local_max, code);
+          }
+          for (; m < m0 + kTile; ++m) row[m - m0] = 0;
+        }
+      }
+      int seen = max_code.load();
+      while (local_max > seen && !max_code.compare_exchange_weak(seen, local_max)) {
+      }
+    });
+  });
+  return {at, static_cast<int64_t>(max_code.load())};
+}
+
 std::vector<std::string> kernels() {
   return {"scalar/i32", "avx2/gather", "avx2/nibble", "avx512/gather", "avx512bw/i16", "avx512vbmi/bytes"};
 }
@@ -116,5 +159,6 @@ std::vector<std::string> kernels() {
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("lut_gemm", &lutgen::lut_gemm, "LUT-GEMM C^T[g,n,m] = sum_k T[a[g,m,k], b[g,k,n]] with a named kernel");
   m.def("lut_gemm_backward", &lutgen::lut_gemm_backward, "Backward LUT-GEMMs with float32 gradient tables");
+  m.def("pack_transposed", &lutgen::pack_transposed, "Masked codes of a [G,M,K], transposed and padded to [G,K,Mp]");
   m.def("kernels", &lutgen::kernels, "Names of the compiled LUT-GEMM kernels");
 }

@@ -9,6 +9,7 @@
 //         i16   int16 column padded to >= 64 entries: T[a][b] at table[b*col_stride + 2*a]
 //         bytes two byte planes per column, each padded to >= 64 entries: low byte (uint8) at
 //               table[b*col_stride + a], high byte (int8) at table[b*col_stride + plane_stride + a]
+//         ubytes as bytes, for T + 2^15 (both planes unsigned)
 //   ct    int32 result, transposed: C[g][m][n] at ct[g*ct_g + n*ct_n + m].
 // This header holds plain C++ only (no torch), so that ISA-specific translation units never compile
 // torch's inline functions with wider instruction sets than the CPU may have.

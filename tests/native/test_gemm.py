@@ -1,25 +1,59 @@
-"""LUT-GEMM engines against the pure-torch reference and against plain loops / matmul."""
+"""LUT-GEMM engines: the reference against plain loops and matmul, every native CPU path against the reference.
+
+Native paths are compared bit-exactly (``torch.equal``) on random and edge inputs, every operand width 2..8,
+signed and unsigned, odd and non-contiguous shapes, int16-range and wider tables. Correctness only.
+"""
 
 from __future__ import annotations
+
+import warnings
 
 import pytest
 import torch
 
-from approxlut.errors import ConfigError, LutgenError
-from approxlut.native import PreparedLut, lut_bmm, lut_bmm_backward
+from approxlut.errors import ConfigError, LutgenError, NativeUnavailableError
+from approxlut.native import (
+    PreparedLut,
+    build,
+    cpu_features,
+    engines,
+    last_path,
+    lut_bmm,
+    lut_bmm_backward,
+    resolve_engine,
+)
+
+WIDTHS = [(2, 2), (3, 3), (4, 4), (5, 5), (6, 6), (7, 7), (8, 8), (8, 4), (3, 8)]
+SHAPES = [(1, 1, 1, 1), (2, 37, 19, 5), (1, 300, 261, 3), (3, 64, 2, 17)]
+
+
+def value_bounds(bits: int, signed: bool) -> tuple[int, int]:
+    return (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+
+
+def random_table(bits_a: int, bits_b: int, low: int, high: int, seed: int) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    table = torch.randint(low, high + 1, (1 << bits_a, 1 << bits_b), generator=gen, dtype=torch.int64)
+    table[0, 0], table[-1, -1] = low, high  # the extremes of the range are always present
+    return table.to(torch.int32)
 
 
 def random_lut(bits_a: int, bits_b: int, signed: bool, *, span: int = 3000, seed: int = 0) -> PreparedLut:
-    gen = torch.Generator().manual_seed(seed)
-    table = torch.randint(-span, span + 1, (1 << bits_a, 1 << bits_b), generator=gen, dtype=torch.int32)
+    gen = torch.Generator().manual_seed(seed + 1)
     grads = torch.randn((2, 1 << bits_a, 1 << bits_b), generator=gen)
+    table = random_table(bits_a, bits_b, -span, span, seed)
     return PreparedLut(table, bits_a, bits_b, signed, grad_a=grads[0], grad_b=grads[1], name="rand")
 
 
-def random_values(shape: tuple[int, ...], bits: int, signed: bool, seed: int) -> torch.Tensor:
+def random_values(shape: tuple[int, ...], bits: int, signed: bool, seed: int, *, edges: bool = True) -> torch.Tensor:
+    """Random operand values; with ``edges`` the first entries are 0, max and min (e.g. -2^(n-1))."""
     gen = torch.Generator().manual_seed(seed)
-    lo = -(1 << (bits - 1)) if signed else 0
-    return torch.randint(lo, lo + (1 << bits), shape, generator=gen)
+    lo, hi = value_bounds(bits, signed)
+    values = torch.randint(lo, hi + 1, shape, generator=gen)
+    if edges:
+        flat = values.view(-1)
+        flat[: min(3, flat.numel())] = torch.tensor([0, hi, lo])[: min(3, flat.numel())]
+    return values
 
 
 def loop_bmm(a: torch.Tensor, b: torch.Tensor, lut: PreparedLut) -> torch.Tensor:
@@ -32,6 +66,9 @@ def loop_bmm(a: torch.Tensor, b: torch.Tensor, lut: PreparedLut) -> torch.Tensor
             for n in range(b.shape[2]):
                 out[g, m, n] = sum(t[int(a[g, m, k]) & ma][int(b[g, k, n]) & mb] for k in range(k_count))
     return out.to(torch.int32)
+
+
+# --- the reference -----------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("signed", [False, True])
@@ -54,8 +91,7 @@ def test_reference_backward_ste_is_matmul() -> None:
 
 
 def test_reference_overflow_refused() -> None:
-    table = torch.full((4, 4), 2**30, dtype=torch.int32)
-    lut = PreparedLut(table, 2, 2, signed=False)
+    lut = PreparedLut(torch.full((4, 4), 2**30, dtype=torch.int32), 2, 2, signed=False)
     a = torch.ones((1, 1, 3), dtype=torch.int64)
     b = torch.ones((1, 3, 1), dtype=torch.int64)
     with pytest.raises(LutgenError, match="beyond int32"):
@@ -70,5 +106,178 @@ def test_bad_operands_refused() -> None:
         lut_bmm(a, b, lut)
     with pytest.raises(ConfigError, match="integer"):
         lut_bmm(a.float(), b, lut)
+    with pytest.raises(ConfigError, match="do not chain"):
+        lut_bmm(b, b, lut, engine="reference")
     with pytest.raises(ConfigError, match="unknown"):
         lut_bmm(b.transpose(1, 2), b, lut, engine="nonesuch")
+    with pytest.raises(ConfigError, match="shape"):
+        PreparedLut(torch.zeros((4, 8), dtype=torch.int32), 2, 2, signed=False)
+
+
+def test_group_broadcast_and_its_gradient() -> None:
+    lut = random_lut(4, 4, False)
+    a = random_values((3, 5, 6), 4, False, 5)
+    b = random_values((1, 6, 2), 4, False, 6)
+    out = lut_bmm(a, b, lut, engine="reference")
+    assert torch.equal(out, loop_bmm(a, b.expand(3, -1, -1), lut))
+    grad_c = torch.randn(3, 5, 2)
+    ga, gb = lut_bmm_backward(a, b, grad_c, lut, ste=True, engine="reference")
+    assert ga.shape == (3, 5, 6) and gb.shape == (1, 6, 2)
+    torch.testing.assert_close(gb[0], (a.float().transpose(1, 2) @ grad_c).sum(0), rtol=1e-5, atol=1e-3)
+
+
+def test_missing_gradient_tables_refused() -> None:
+    lut = PreparedLut(random_table(3, 3, -9, 9, 0), 3, 3, signed=True)
+    a = torch.zeros((1, 2, 2), dtype=torch.int64)
+    with pytest.raises(ConfigError, match="no gradient tables"):
+        lut_bmm_backward(a, a, torch.zeros(1, 2, 2), lut, engine="reference")
+
+
+# --- engine registry and CPU features -------------------------------------------------------------------------
+
+
+def test_engine_selection(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(NativeUnavailableError):
+        resolve_engine("cpu", "meta")
+    monkeypatch.setenv(engines.ENGINE_ENV, "reference")
+    assert resolve_engine(None, "cpu").name == "reference"
+    monkeypatch.setenv(engines.ENGINE_ENV, "nonesuch")
+    with pytest.raises(ConfigError):
+        resolve_engine(None, "cpu")
+
+
+def test_implicit_fallback_warns_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Broken(engines.Engine):
+        priority = 99
+
+        def unavailable_reason(self) -> str | None:
+            return "broken on purpose"
+
+    monkeypatch.delenv(engines.ENGINE_ENV, raising=False)
+    monkeypatch.setitem(engines._REGISTRY.engines, "broken", Broken())
+    monkeypatch.setattr(engines._REGISTRY, "warned", set())
+    monkeypatch.setitem(engines._REGISTRY.engines, "cpu", Broken())
+    with pytest.warns(RuntimeWarning, match="broken on purpose"):
+        assert resolve_engine(None, "cpu").name == "reference"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert resolve_engine(None, "cpu").name == "reference"
+    with pytest.raises(NativeUnavailableError, match="broken on purpose"):
+        resolve_engine("broken", "cpu")
+
+
+def test_cpu_path_choice(monkeypatch: pytest.MonkeyPatch) -> None:
+    text = "model name\t: Some CPU\nflags\t\t: fpu sse2 avx2 fma bmi2 avx512f\n"
+    model, flags = cpu_features._from_cpuinfo(text)
+    features = cpu_features.CpuFeatures("x86_64", model, flags)
+    assert model == "Some CPU" and features.paths() == ["scalar", "avx2"]
+    monkeypatch.delenv(cpu_features.ISA_ENV, raising=False)
+    assert cpu_features.choose_path(features=features) == "avx2"
+    assert cpu_features.choose_path("scalar", features) == "scalar"
+    with pytest.raises(NativeUnavailableError, match="avx512bw"):
+        cpu_features.choose_path("avx512vbmi", features)
+    monkeypatch.setenv(cpu_features.ISA_ENV, "sse9")
+    with pytest.raises(ConfigError, match="sse9"):
+        cpu_features.choose_path(features=features)
+    arm = cpu_features.CpuFeatures("aarch64", "", frozenset())
+    with pytest.raises(NativeUnavailableError, match="x86-64"):
+        cpu_features.choose_path(features=arm)
+
+
+# --- native CPU kernels --------------------------------------------------------------------------------------
+
+ISA_PATHS = cpu_features.detect().paths()
+
+
+@pytest.fixture(scope="module")
+def native() -> object:
+    """The compiled extension (built once per session), or a clean skip where it cannot be built."""
+    try:
+        return build.load()
+    except NativeUnavailableError as error:
+        pytest.skip(f"native CPU kernels unavailable: {error}")
+
+
+@pytest.fixture(params=ISA_PATHS or [pytest.param("none", marks=pytest.mark.skip(reason="not an x86-64 CPU"))])
+def isa(request: pytest.FixtureRequest, native: object, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv(cpu_features.ISA_ENV, request.param)
+    return str(request.param)
+
+
+def check_native(a: torch.Tensor, b: torch.Tensor, lut: PreparedLut, isa: str) -> str:
+    expected = lut_bmm(a, b, lut, engine="reference")
+    got = lut_bmm(a, b, lut, engine="cpu")
+    path = last_path() or ""
+    assert got.dtype == torch.int32 and got.shape == expected.shape
+    assert torch.equal(got, expected), path
+    assert path.startswith("cpu: " + ("avx512" if isa.startswith("avx512") else isa)), path
+    return path
+
+
+@pytest.mark.parametrize("signed", [False, True], ids=["u", "s"])
+@pytest.mark.parametrize(("bits_a", "bits_b"), WIDTHS, ids=[f"{a}x{b}" for a, b in WIDTHS])
+def test_native_matches_reference(isa: str, bits_a: int, bits_b: int, signed: bool) -> None:
+    span = 32767 if bits_a >= 6 else 1 << (bits_a + bits_b)
+    lut = PreparedLut(random_table(bits_a, bits_b, -span - 1, span, bits_a * 10 + bits_b), bits_a, bits_b, signed)
+    for i, (g, m, k, n) in enumerate(SHAPES):
+        a = random_values((g, m, k), bits_a, signed, 100 + i)
+        b = random_values((g, k, n), bits_b, signed, 200 + i)
+        check_native(a, b, lut, isa)
+
+
+@pytest.mark.parametrize("signed", [False, True], ids=["u", "s"])
+def test_native_narrow_activations_use_smaller_tables(isa: str, signed: bool) -> None:
+    """Activations after ReLU (non-negative) or all zero select smaller register tables; same results."""
+    lut = PreparedLut(random_table(8, 8, -32768, 32767, 7), 8, 8, signed)
+    b = random_values((2, 300, 7), 8, signed, 8)
+    for top in (0, 1, 15, 63, 127):
+        gen = torch.Generator().manual_seed(top)
+        a = torch.randint(0, top + 1, (2, 70, 300), generator=gen)
+        path = check_native(a, b, lut, isa)
+        assert path.endswith(f"a{max(1, top.bit_length())}"), path
+
+
+def test_native_wide_tables_and_dtypes(isa: str) -> None:
+    """Tables beyond int16 take the int32 path; operand dtypes and non-contiguous views are accepted."""
+    lut = PreparedLut(random_table(8, 6, -(1 << 22), 1 << 22, 3), 8, 6, signed=True)
+    base_a = random_values((2, 90, 2 * 33), 8, True, 9)
+    base_b = random_values((2, 5, 33), 6, True, 10)
+    a = base_a[:, :, ::2]  # strided
+    b = base_b.transpose(1, 2)  # [2, 33, 5], non-contiguous
+    for dtype in (torch.int8, torch.int16, torch.int32, torch.int64):
+        path = check_native(a.to(dtype), b.to(dtype), lut, isa)
+        assert "gather" in path or "scalar" in path, path
+    narrow = PreparedLut(random_table(5, 5, -600, 600, 4), 5, 5, signed=False)
+    a = random_values((1, 40, 12), 5, False, 11).to(torch.uint8).transpose(1, 2).contiguous().transpose(1, 2)
+    check_native(a, random_values((1, 12, 4), 5, False, 12), narrow, isa)
+
+
+def test_native_widens_or_refuses_overflow(isa: str) -> None:
+    big = 1 << 28
+    table = torch.zeros((4, 4), dtype=torch.int32)
+    table[1, :], table[2, :] = big, -big
+    lut = PreparedLut(table, 2, 2, signed=False)
+    # Bound 40 * 2^28 exceeds int32 but the true sums (alternating signs) fit: computed exactly.
+    a = torch.tensor([1, 2] * 20).view(1, 1, 40).expand(1, 3, 40).contiguous()
+    b = torch.ones((1, 40, 2), dtype=torch.int64)
+    path = check_native(a, b, lut, isa)
+    assert "k-split" in path
+    # Sums that really exceed int32 are refused, never wrapped.
+    with pytest.raises(LutgenError, match="beyond int32"):
+        lut_bmm(torch.ones((1, 2, 40), dtype=torch.int64), b, lut, engine="cpu")
+
+
+def test_native_backward_matches_reference(native: object) -> None:
+    lut = random_lut(8, 4, True)
+    a = random_values((2, 45, 13), 8, True, 13)
+    b = random_values((2, 13, 9), 4, True, 14)
+    grad_c = torch.randn(2, 45, 9, generator=torch.Generator().manual_seed(15))
+    for ste in (False, True):
+        expected = lut_bmm_backward(a, b, grad_c, lut, ste=ste, engine="reference")
+        got = lut_bmm_backward(a, b[:, :, :], grad_c, lut, ste=ste, engine="cpu")
+        for x, y in zip(got, expected, strict=True):
+            assert x.dtype == torch.float32
+            torch.testing.assert_close(x, y, rtol=1e-5, atol=1e-4)
+    ga, gb = lut_bmm_backward(a, b, grad_c, lut, ste=True, engine="cpu")
+    torch.testing.assert_close(ga, grad_c @ b.float().transpose(1, 2), rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(gb, a.float().transpose(1, 2) @ grad_c, rtol=1e-5, atol=1e-4)
