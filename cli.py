@@ -501,3 +501,48 @@ def synth_als(
         click.echo(json.dumps([job.as_json() for job in jobs]))
     else:
         print_jobs(jobs, title=f"{file.name}: approximate synthesis, Pareto points")
+
+
+@main.group("native")
+def native_group() -> None:
+    """The native LUT-GEMM kernels: build them ahead of use, show what this machine runs."""
+
+
+@native_group.command("build")
+@click.option("--verbose", is_flag=True, help="Show the compiler's output.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@reports_errors
+def native_build(verbose: bool, as_json: bool) -> None:
+    """Compile the CPU kernels into the cache now (otherwise they build on first use)."""
+    from .native.build import build_now
+
+    report = build_now(verbose=verbose)
+    if as_json:
+        click.echo(json.dumps(report))
+    else:
+        click.echo(f"native kernels {report['status']} in {report['seconds']} s: {report['cache_dir']}")
+        click.echo(f"kernels: {', '.join(report['kernels'])}")
+
+
+@native_group.command("info")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@reports_errors
+def native_info(as_json: bool) -> None:
+    """Show the CPU features detected, the ISA paths, the chosen path, the cache and the build state."""
+    from .native.build import native_info as collect
+
+    info = collect()
+    if as_json:
+        click.echo(json.dumps(info))
+        return
+    flags = " ".join(f"{name}{'+' if present else '-'}" for name, present in info["flags"].items())
+    forced = f" (forced by LUTGEN_CPU_ISA={info['forced_by_env']})" if info["forced_by_env"] else ""
+    click.echo(f"cpu:          {info['cpu']}")
+    click.echo(f"features:     {flags}")
+    click.echo(f"isa paths:    {', '.join(info['isa_paths']) or 'none'}")
+    click.echo(f"chosen path:  {info['chosen_path']}{forced}")
+    click.echo(f"compiler:     {info['compiler'] or 'none found'}")
+    click.echo(f"cache dir:    {info['cache_dir']}")
+    click.echo(f"built:        {'yes' if info['built'] else 'no (builds on first use, or run: lutgen native build)'}")
+    if info["compiled_kernels"]:
+        click.echo(f"kernels:      {', '.join(info['compiled_kernels'])}")

@@ -19,7 +19,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from ..errors import NativeUnavailableError
+from ..errors import LutgenError, NativeUnavailableError
 
 CACHE_ENV = "LUTGEN_CACHE"
 SOURCES = (
@@ -141,3 +141,45 @@ def _build(*, verbose: bool) -> ModuleType:
     if fresh:
         print(f"lutgen: native kernels built in {time.monotonic() - start:.0f} s", file=sys.stderr)
     return module
+
+
+def build_now(*, verbose: bool = False) -> dict[str, Any]:
+    """Build (or find up to date) the native kernels; what ``lutgen native build`` reports."""
+    was_built = is_built()
+    start = time.monotonic()
+    module = load(verbose=verbose)
+    return {
+        "cache_dir": str(build_dir()),
+        "status": "up to date" if was_built else "built",
+        "seconds": round(time.monotonic() - start, 1),
+        "kernels": list(module.kernels()),
+    }
+
+
+def native_info() -> dict[str, Any]:
+    """CPU features, ISA paths, the chosen path and the build's state; never builds anything."""
+    from .cpu_features import ISA_ENV, SHOWN_FLAGS, choose_path, detect
+
+    features = detect()
+    try:
+        chosen = choose_path()
+    except LutgenError as error:
+        chosen = f"none ({error})"
+    built = is_built()
+    kernels: list[str] = []
+    if built:
+        try:
+            kernels = list(load().kernels())
+        except NativeUnavailableError as error:
+            kernels = [f"load failed: {error}"]
+    return {
+        "cpu": features.model or features.machine,
+        "flags": {flag: features.has(flag) for flag in SHOWN_FLAGS},
+        "isa_paths": features.paths(),
+        "chosen_path": chosen,
+        "forced_by_env": os.environ.get(ISA_ENV),
+        "compiler": compiler(),
+        "cache_dir": str(build_dir()),
+        "built": built,
+        "compiled_kernels": kernels,
+    }

@@ -281,3 +281,18 @@ def test_native_backward_matches_reference(native: object) -> None:
     ga, gb = lut_bmm_backward(a, b, grad_c, lut, ste=True, engine="cpu")
     torch.testing.assert_close(ga, grad_c @ b.float().transpose(1, 2), rtol=1e-5, atol=1e-4)
     torch.testing.assert_close(gb, a.float().transpose(1, 2) @ grad_c, rtol=1e-5, atol=1e-4)
+
+
+def test_cli_native_info_json(monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from approxlut.cli import main
+
+    monkeypatch.setenv(cpu_features.ISA_ENV, "scalar")
+    result = CliRunner().invoke(main, ["native", "info", "--json"])
+    assert result.exit_code == 0, result.output
+    info = json.loads(result.output)
+    assert info["chosen_path"] == ("scalar" if ISA_PATHS else info["chosen_path"])
+    assert set(info["flags"]) >= {"avx2", "avx512bw", "avx512vbmi"} and "cache_dir" in info
