@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -40,6 +40,8 @@ AXIS_LABELS = {
 }
 #: Label every point when there are at most this many; otherwise only the front.
 LABEL_ALL_UP_TO = 12
+#: Labels closer than this (pixels, x and y) to one already drawn are left out.
+LABEL_GAP_PX = (90.0, 11.0)
 
 
 def _figure(width: float, height: float) -> Figure:
@@ -130,21 +132,28 @@ def pareto_plot(
     groups: dict[str, list[tuple[float, float]]] = {}
     for e, vx, vy in shown:
         assert vx is not None and vy is not None
-        groups.setdefault(e.kind, []).append((vx, vy))
-    for kind, pts in sorted(groups.items()):
+        groups.setdefault(f"{e.kind} {e.origin.split()[0]}", []).append((vx, vy))
+    for group, pts in sorted(groups.items()):
         arr = np.array(pts)
-        ax.scatter(arr[:, 0], arr[:, 1], s=18, alpha=0.6, label=kind)
+        ax.scatter(arr[:, 0], arr[:, 1], s=18, alpha=0.6, label=group)
     fx = np.array([value(e, x_col) for e in front], dtype=float)
     fy = np.array([value(e, y_col) for e in front], dtype=float)
     ax.step(fx, fy, where="post", color="black", linewidth=1.2, label="Pareto front")
     ax.scatter(fx, fy, s=46, facecolors="none", edgecolors="black", linewidths=1.2)
-    label_all = len(shown) <= LABEL_ALL_UP_TO
-    for e, vx, vy in shown:
-        if label_all or e.id in on_front:
-            text: dict[str, Any] = {"fontsize": 7, "textcoords": "offset points", "xytext": (4, 3)}
-            ax.annotate(e.full_name, (vx, vy), fontweight="bold" if e.id in on_front else "normal", **text)
     _scale(ax, "x", np.array([p[1] for p in shown], dtype=float))
     _scale(ax, "y", np.array([p[2] for p in shown], dtype=float))
+    label_all = len(shown) <= LABEL_ALL_UP_TO
+    candidates = [(e, vx, vy) for e, vx, vy in shown if e.id in on_front] + [
+        (e, vx, vy) for e, vx, vy in shown if label_all and e.id not in on_front
+    ]
+    placed: list[np.ndarray] = []
+    for e, vx, vy in candidates:
+        where = ax.transData.transform((vx, vy))
+        if any(abs(where[0] - p[0]) < LABEL_GAP_PX[0] and abs(where[1] - p[1]) < LABEL_GAP_PX[1] for p in placed):
+            continue  # would overlap a label already drawn
+        placed.append(where)
+        weight = "bold" if e.id in on_front else "normal"
+        ax.annotate(e.full_name, (vx, vy), fontsize=7, fontweight=weight, textcoords="offset points", xytext=(4, 3))
     ax.set_xlabel(AXIS_LABELS.get(x_col, x_col))
     ax.set_ylabel(AXIS_LABELS.get(y_col, y_col))
     ax.set_title(title or f"{len(shown)} multipliers, {len(front)} on the Pareto front")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -11,39 +12,55 @@ from ..lutgen.metrics import published_round
 from .catalogue import COST_COLUMNS, METRIC_COLUMNS, PUBLISHED_KEYS, Entry, column
 from .pareto import value
 
+#: Decimals of the cost columns, as EvoApproxLib prints them.
+COST_DECIMALS = {"power_mw": 3, "area_um2": 1, "delay_ns": 2}
 
-def _num(raw: float | int | None) -> str:
+
+def _num(raw: float | int | None, decimals: int | None = None) -> str:
     if raw is None:
         return "-"
     if isinstance(raw, int):
         return str(raw)
+    if decimals is not None:
+        return f"{raw:.{decimals}f}"
     return published_round(float(raw))
 
 
+def _cell(col: str, raw: float | None) -> str:
+    return _num(raw, COST_DECIMALS.get(col))
+
+
 def entries_table(entries: Sequence[Entry], *, title: str | None = None) -> Table:
-    """One row per entry: name, kind, origin, gates, error metrics and cost."""
-    table = Table(title=title, title_justify="left")
+    """One row per entry: name, kind, gates, MAE/WCE/EP and cost (``*``: estimated, not published)."""
+    table = Table(
+        title=title,
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        caption_justify="left",
+        padding=(0, 0, 0, 1),
+        pad_edge=False,
+    )
     table.add_column("name", no_wrap=True)
-    table.add_column("kind")
-    table.add_column("origin")
-    for header in ("gates", "MAE %", "WCE %", "MRE %", "EP %", "power mW", "area µm²", "delay ns"):
-        table.add_column(header, justify="right")
-    table.add_column("cost")
+    table.add_column("kind", no_wrap=True)
+    for header in ("gates", "MAE%", "WCE%", "EP%", "mW", "µm²", "ns"):
+        table.add_column(header, justify="right", no_wrap=True)
+    estimated = False
     for e in entries:
+        mark = "*" if e.power_source == "estimated" else ""
+        estimated = estimated or bool(mark)
         table.add_row(
             e.full_name,
             e.kind,
-            e.family if e.origin == "builtin" and e.family else e.origin,
             _num(e.gates),
             _num(e.mae_pct),
             _num(e.wce_pct),
-            _num(e.mre_pct),
             _num(e.ep_pct),
-            _num(e.power_mw),
-            _num(e.area_um2),
-            _num(e.delay_ns),
-            e.power_source or "-",
+            _cell("power_mw", e.power_mw) + mark,
+            _cell("area_um2", e.area_um2) + mark,
+            _cell("delay_ns", e.delay_ns) + mark,
         )
+    if estimated:
+        table.caption = "* cost estimated by lutgen's cell model; the others are published"
     return table
 
 
@@ -68,7 +85,7 @@ def print_entry(entry: Entry, *, console: Console | None = None) -> None:
     for col in METRIC_COLUMNS:
         table.add_row(col, _num(getattr(entry, col)), published.get(col, ""))
     for col in COST_COLUMNS:
-        table.add_row(col, _num(getattr(entry, col)), published.get(col, ""))
+        table.add_row(col, _cell(col, getattr(entry, col)), published.get(col, ""))
     table.add_row("power source", entry.power_source or "-", "")
     table.add_row("gates", _num(entry.gates), "")
     table.add_row("metrics", entry.metrics_method or "-", "")
@@ -104,5 +121,5 @@ def print_front(front: Sequence[Entry], x: str, y: str, *, total: int, console: 
     table.add_column(x_col, justify="right")
     table.add_column(y_col, justify="right")
     for e in front:
-        table.add_row(e.full_name, e.kind, _num(value(e, x_col)), _num(value(e, y_col)))
+        table.add_row(e.full_name, e.kind, _cell(x_col, value(e, x_col)), _cell(y_col, value(e, y_col)))
     console.print(table)
