@@ -27,6 +27,9 @@ from ..errors import NetlistError, ParseError
 from .cells import Cell, CellGate, CellLibrary
 from .netlist import Gate, Kind, Netlist, NetlistBuilder, SourceLoc, find_loop
 from .ports import order_operands
+from .verilog_writer import write_verilog
+
+__all__ = ["cells_from_verilog", "parse_ast", "read_verilog", "write_verilog"]
 
 _SYNTH_HINT = "synthesize it to gates first with `lutgen synth FILE.v` (Yosys)"
 _OUTPUT_NAMES = ("o", "z", "y", "p", "out", "product", "result", "prod")
@@ -1376,9 +1379,12 @@ class _Reader:
             elif net not in operand_nets:
                 raise ParseError(f"net '{d.name(net)}' is used but never driven", path, line)
 
-        # Name each live net after the first declared net that aliases it.
+        # Name each live net after the first declared net that aliases it (output port bits last).
         names: dict[int, str] = {}
-        for net, name in enumerate(d.names):
+        port_bits = set(out_signal.bits)
+        order = [n for n in range(len(d.names)) if n not in port_bits] + out_signal.bits
+        for net in order:
+            name = d.names[net]
             if name is not None:
                 root = d.find(net)
                 if root in live and root not in names:
