@@ -7,6 +7,7 @@ A spec is ``"float"``, ``"exact"``, a :class:`~approxlut.lutgen.lut.Lut`, a path
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import threading
@@ -28,7 +29,7 @@ _EVO_SIGN = re.compile(r"mul\d+(?:x\d+)?(?P<sign>[su])_", re.IGNORECASE)
 _lock = threading.Lock()
 _spec_cache: dict[tuple[str, str, float], Lut] = {}
 _grad_cache: dict[tuple[str, str], Lut] = {}
-_prepared_cache: dict[tuple[str, str, bool, str], PreparedLut] = {}
+_prepared_cache: dict[tuple[str, str, str, str], PreparedLut] = {}
 
 
 @dataclass(frozen=True)
@@ -180,14 +181,24 @@ def _with_gradients(lut: Lut) -> Lut:
     return cached
 
 
+def _gradient_key(lut: Lut) -> str:
+    """Identity of the gradient tables prepared for ``lut``: a hash of its own, or the default ones."""
+    if lut.grad_a is None or lut.grad_b is None:
+        return "default"
+    digest = hashlib.sha256(np.ascontiguousarray(lut.grad_a, dtype="<f4").tobytes())
+    digest.update(np.ascontiguousarray(lut.grad_b, dtype="<f4").tobytes())
+    return digest.hexdigest()
+
+
 def prepared_lut(lut: Lut, device: torch.device | str, *, gradients: bool = False) -> PreparedLut:
     """The shared :class:`approxlut.native.PreparedLut` of ``lut`` on ``device``.
 
-    With ``gradients``, the tables carry gradient LUTs (computed with the default half window when the
-    ``Lut`` has none).
+    With ``gradients``, the tables carry gradient LUTs: the ``Lut``'s own (e.g. from
+    ``lut.with_gradients(w)`` for another half window, cached separately per table content), or ones
+    computed with the default half window when the ``Lut`` has none.
     """
     device = torch.device(device)
-    key = (lut.hash, str(device), gradients, lut.name)
+    key = (lut.hash, str(device), _gradient_key(lut) if gradients else "none", lut.name)
     with _lock:
         found = _prepared_cache.get(key)
     if found is None:
