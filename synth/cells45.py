@@ -30,13 +30,17 @@ class CellData:
     leakage_nw: float
 
 
-#: The cells lutgen maps its gates onto (two-input cells; wider gates become trees of them).
+#: The cells lutgen maps its gates onto (wider gates become trees of the two- and three-input ones).
 CELLS: dict[str, CellData] = {
     "INVX1": CellData(area_um2=1.41, delay_ns=0.018, energy_fj=1.0, leakage_nw=12.0),
     "NAND2X1": CellData(area_um2=1.88, delay_ns=0.024, energy_fj=1.3, leakage_nw=16.0),
     "NOR2X1": CellData(area_um2=1.88, delay_ns=0.030, energy_fj=1.4, leakage_nw=16.0),
     "AND2X1": CellData(area_um2=2.35, delay_ns=0.042, energy_fj=1.9, leakage_nw=22.0),
     "OR2X1": CellData(area_um2=2.35, delay_ns=0.048, energy_fj=2.0, leakage_nw=22.0),
+    "AND3X1": CellData(area_um2=2.82, delay_ns=0.050, energy_fj=2.2, leakage_nw=26.0),
+    "OR3X1": CellData(area_um2=2.82, delay_ns=0.058, energy_fj=2.4, leakage_nw=26.0),
+    "NAND3X1": CellData(area_um2=2.35, delay_ns=0.032, energy_fj=1.6, leakage_nw=20.0),
+    "NOR3X1": CellData(area_um2=2.35, delay_ns=0.045, energy_fj=1.8, leakage_nw=20.0),
     "XOR2X1": CellData(area_um2=3.76, delay_ns=0.060, energy_fj=3.2, leakage_nw=34.0),
     "XNOR2X1": CellData(area_um2=3.76, delay_ns=0.060, energy_fj=3.2, leakage_nw=34.0),
     "MUX2X1": CellData(area_um2=3.76, delay_ns=0.062, energy_fj=3.0, leakage_nw=32.0),

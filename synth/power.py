@@ -126,6 +126,21 @@ _OPS: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
     "NOR2X1": lambda x, y: ~(x | y),
     "XNOR2X1": lambda x, y: ~(x ^ y),
 }
+#: three-input cells of the two-input ones (for n-ary gates), their base operation and inversion
+_THREE = {"AND2X1": "AND3X1", "OR2X1": "OR3X1", "NAND2X1": "NAND3X1", "NOR2X1": "NOR3X1"}
+_BASE = {
+    "AND2X1": "AND2X1",
+    "OR2X1": "OR2X1",
+    "XOR2X1": "XOR2X1",
+    "NAND2X1": "AND2X1",
+    "NOR2X1": "OR2X1",
+    "XNOR2X1": "XOR2X1",
+    "AND3X1": "AND2X1",
+    "OR3X1": "OR2X1",
+    "NAND3X1": "AND2X1",
+    "NOR3X1": "OR2X1",
+}
+_INVERTING = {"NAND2X1", "NOR2X1", "XNOR2X1", "NAND3X1", "NOR3X1"}
 #: gate kind -> (cell for inner tree nodes, cell for the root)
 _TREES = {
     Kind.AND: ("AND2X1", "AND2X1"),
@@ -157,17 +172,32 @@ class _Tally:
         return words, max((t for _, t in inputs), default=0.0) + data.delay_ns
 
     def tree(self, inner: str, root: str, nodes: list[_Node]) -> _Node:
+        """A balanced tree over ``nodes``: three-input cells where the table has them, else two-input."""
         nodes = list(nodes)
-        while len(nodes) > 2:
-            paired = []
-            for i in range(0, len(nodes) - 1, 2):
-                (x, _), (y, _) = nodes[i], nodes[i + 1]
-                paired.append(self.cell(inner, _OPS[inner](x, y), nodes[i : i + 2]))
-            if len(nodes) % 2:
-                paired.append(nodes[-1])
-            nodes = paired
-        (x, _), (y, _) = nodes
-        return self.cell(root, _OPS[root](x, y), nodes)
+        wide_inner, wide_root = _THREE.get(inner), _THREE.get(root)
+        group = 3 if wide_inner else 2
+        while len(nodes) > group:
+            merged = []
+            for i in range(0, len(nodes), group):
+                part = nodes[i : i + group]
+                merged.append(
+                    part[0] if len(part) == 1 else self._combine(inner if len(part) == 2 else wide_inner, part)
+                )
+            nodes = merged
+        if len(nodes) == 3 and wide_root:
+            return self._combine(wide_root, nodes)
+        if len(nodes) == 3:
+            nodes = [self._combine(inner, nodes[:2]), nodes[2]]
+        return self._combine(root, nodes)
+
+    def _combine(self, name: str | None, nodes: list[_Node]) -> _Node:
+        assert name is not None
+        words = nodes[0][0]
+        for other, _ in nodes[1:]:
+            words = _OPS[_BASE[name]](words, other)
+        if name in _INVERTING:
+            words = ~words
+        return self.cell(name, words, nodes)
 
     def inverter(self, node: _Node) -> _Node:
         return self.cell("INVX1", ~node[0], [node])
@@ -258,7 +288,9 @@ def estimate_cost(
     nodes: dict[int, _Node] = {net: (values[net], 0.0) for bus in netlist.inputs.values() for net in bus}
     for gate in netlist.gates:
         ins = [nodes[n] for n in gate.inputs]
-        nodes[gate.output] = _map_gate(tally, gate.kind, ins, values[gate.output], gate.cover)
+        node = _map_gate(tally, gate.kind, ins, values[gate.output], gate.cover)
+        assert np.array_equal(node[0], values[gate.output]), f"cell mapping of {gate.kind.value} changed its function"
+        nodes[gate.output] = node
     delay = max((nodes[n][1] for n in netlist.outputs), default=0.0) * DELAY_SCALE
     dynamic = tally.energy_fj * ENERGY_SCALE * CLOCK_GHZ * 1e-3  # fJ x GHz = µW
     leakage = tally.leakage_nw * 1e-6
