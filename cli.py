@@ -316,21 +316,24 @@ def library_report(out_dir: Path, library_dir: Path | None) -> None:
 
 @library.command("calibrate")
 @click.argument("corpus_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--bits", type=click.IntRange(2, 32), default=8, show_default=True, help="Use the NxN circuits.")
+@click.option("--all-widths", is_flag=True, help="Use every circuit of the corpus, whatever its widths.")
 @click.option("--json", "as_json", is_flag=True, help='Print {"spearman": ..., "median_rel_error": ..., "n": ...}.')
 @reports_errors
-def library_calibrate(corpus_dir: Path, as_json: bool) -> None:
-    """Compare the power model with EvoApproxLib's published power (rank correlation, median error)."""
+def library_calibrate(corpus_dir: Path, bits: int, all_widths: bool, as_json: bool) -> None:
+    """Compare the power model with EvoApproxLib's published power (CORPUS_DIR holds metrics.csv)."""
     from .synth.power import calibrate
 
-    result = calibrate(corpus_dir)
-    summary = {"spearman": result.spearman, "median_rel_error": result.median_rel_error, "n": result.n}
+    result = calibrate(corpus_dir, bits=None if all_widths else bits)
     if as_json:
-        click.echo(json.dumps(summary))
+        click.echo(json.dumps(result.as_dict()))
     else:
         click.echo(
             f"power model vs published 45 nm power over {result.n} circuits: Spearman {result.spearman:.3f}, "
             f"median relative error {100 * result.median_rel_error:.1f} %"
         )
+        if result.skipped:
+            click.echo(f"{len(result.skipped)} circuits skipped, e.g. {result.skipped[0]}", err=True)
 
 
 @library.command("remove")

@@ -33,6 +33,7 @@ from .config import library_dir
 if TYPE_CHECKING:
     from ..circuits.netlist import Netlist
     from ..lutgen.lut import Lut
+    from ..synth.power import HardwareCost
 
 DB_NAME = "catalogue.sqlite"
 BLOB_DIR = "blobs"
@@ -450,7 +451,7 @@ class Library:
         citation: str | None = None,
         family: str | None = None,
         params: Mapping[str, Any] | None = None,
-        cost: Cost | None = None,
+        cost: Cost | HardwareCost | None = None,
         published: Mapping[str, str] | None = None,
         metrics: Metrics | None = None,
         gates: int | None = None,
@@ -459,7 +460,9 @@ class Library:
 
         Metrics are computed from ``lut`` unless given; the gate count comes from ``netlist`` (or
         ``gates``); ``cost`` is stored as given (see :func:`estimated_cost` for circuits without
-        published figures). Returns the new or the existing entry.
+        published figures; any object with ``power_mw``, ``area_um2`` and ``delay_ns``, such as
+        :class:`approxlut.synth.power.HardwareCost`, counts as estimated). Returns the new or the
+        existing entry.
         """
         name = name or lut.name
         existing = self.same_circuit(name=name, release=release, lut_hash=lut.hash)
@@ -597,7 +600,7 @@ class Library:
         params: Mapping[str, Any] | None,
         gates: int | None,
         metrics: Metrics,
-        cost: Cost | None,
+        cost: Cost | HardwareCost | None,
         published: Mapping[str, str] | None,
     ) -> dict[str, Any]:
         if not name:
@@ -624,10 +627,10 @@ class Library:
         }
         for col in METRIC_COLUMNS:
             record[col] = float(values[col])
-        record["power_mw"] = cost.power_mw if cost else None
-        record["area_um2"] = cost.area_um2 if cost else None
-        record["delay_ns"] = cost.delay_ns if cost else None
-        record["power_source"] = cost.power_source if cost else None
+        record["power_mw"] = float(cost.power_mw) if cost and cost.power_mw is not None else None
+        record["area_um2"] = float(cost.area_um2) if cost and cost.area_um2 is not None else None
+        record["delay_ns"] = float(cost.delay_ns) if cost and cost.delay_ns is not None else None
+        record["power_source"] = getattr(cost, "power_source", "estimated") if cost else None
         return record
 
     def _insert(self, record: dict[str, Any]) -> int:

@@ -97,6 +97,17 @@ def test_filters_and_sort(lib, multiplier):
         lib.query(sort="speed")
 
 
+def test_cost_from_the_power_model_counts_as_estimated(lib, multiplier):
+    from approxlut.synth.power import estimate_cost
+
+    netlist = multiplier(4, False, drop=2)
+    cost = estimate_cost(netlist)
+    entry = lib.add(simulate_lut(netlist, signed=False), netlist, name="est", cost=cost)
+    assert entry.power_source == "estimated" and cost.power_mw > 0
+    assert entry.power_mw == pytest.approx(cost.power_mw)
+    assert entry.area_um2 == pytest.approx(cost.area_um2) and entry.delay_ns == pytest.approx(cost.delay_ns)
+
+
 def test_duplicate_add_is_a_no_op(lib, multiplier):
     netlist = multiplier(4, True, drop=1)
     lut = simulate_lut(netlist, signed=True)

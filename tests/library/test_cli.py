@@ -138,3 +138,13 @@ def test_library_from_environment(tmp_path, monkeypatch, multiplier):
     run("import", str(tmp_path / "m.blif"))
     with Library.open(tmp_path / "env") as lib:
         assert lib.entry("m").mae_pct == 0
+
+
+def test_calibrate(corpus):
+    data = json.loads(run("calibrate", str(corpus / "evoapprox"), "--json").output)
+    assert set(data) == {"spearman", "median_rel_error", "n"}
+    assert data["n"] == 68 and data["spearman"] >= 0.9 and 0 <= data["median_rel_error"] < 1
+    text = run("calibrate", str(corpus / "evoapprox"), "--bits", "7").output
+    assert "over 18 circuits: Spearman" in text
+    missing = run("calibrate", str(corpus / "date25"), ok=False)
+    assert missing.exit_code != 0 and missing.output.startswith("error:")
