@@ -184,8 +184,8 @@ class ApproxModule(Calibratable, nn.Module):
         if correction is None:
             self.bias_correction = None
             return
-        weight: torch.Tensor = getattr(self, "weight")  # noqa: B009
         channels = self._out_channels()
+        weight: torch.Tensor = getattr(self, "weight")  # noqa: B009
         correction = torch.as_tensor(correction, dtype=weight.dtype).to(weight.device).reshape(-1)
         if correction.numel() != channels:
             raise ConfigError(f"bias correction has {correction.numel()} values, the layer has {channels} outputs")

@@ -423,6 +423,8 @@ def _to_device(item: Any, device: torch.device | None) -> Any:
         return item.to(device)
     if isinstance(item, dict):
         return {k: _to_device(v, device) for k, v in item.items()}
+    if isinstance(item, (tuple, list)):
+        return type(item)(_to_device(v, device) for v in item)
     return item
 
 

@@ -90,7 +90,10 @@ def _swap(
         result = module if new is None else new
         done[id(module)] = result
         if not stop(result):
-            for child_name, child in list(result.named_children()):
+            # _modules, not named_children(): the latter hides a second reference to a shared module
+            for child_name, child in list(result._modules.items()):
+                if child is None:
+                    continue
                 replaced = visit(f"{name}.{child_name}" if name else child_name, child)
                 if replaced is not child:
                     setattr(result, child_name, replaced)
@@ -164,65 +167,54 @@ def approximable_layers(
     return {name: m for name, m in model.named_modules() if isinstance(m, ApproxModule) or type(m) in table}
 
 
-def _rnn_macs(module: nn.Module, inputs: tuple[Any, ...]) -> int:
-    x = inputs[0]
-    if isinstance(x, nn.utils.rnn.PackedSequence):
-        return _rnn_step_macs(module) * int(x.data.shape[0])
-    m: Any = module
-    if isinstance(module, (nn.RNNCellBase,)):
-        batch = x.shape[0] if x.dim() == 2 else 1
-        return _rnn_step_macs(module) * 1 if batch else 0
-    steps = x.shape[1] if (m.batch_first and x.dim() == 3) else x.shape[0]
-    return _rnn_step_macs(module) * int(steps)
+def _gates(module: nn.Module) -> int:
+    """Gate blocks per recurrent step (LSTM 4, GRU 3, plain RNN 1)."""
+    if isinstance(module, nn.LSTMCell):
+        return 4
+    if isinstance(module, nn.GRUCell):
+        return 3
+    if isinstance(module, nn.RNNBase):
+        return {"LSTM": 4, "GRU": 3}.get(module.mode, 1)
+    return 1
 
 
-def _rnn_step_macs(module: nn.Module) -> int:
-    """MACs of one time step for one sample, all layers and directions."""
+def _recurrent_macs(module: nn.Module, x: Any) -> tuple[int, int]:
+    """``(MACs of this call, batch size)`` of an RNN module or cell."""
     m: Any = module
-    gates = {"LSTM": 4, "GRU": 3}.get(getattr(m, "mode", ""), 1)
+    gates = _gates(module)
     if isinstance(module, nn.RNNCellBase):
-        gates = {nn.LSTMCell: 4, nn.GRUCell: 3}.get(type(module), 1)
-        for cls, g in ((nn.LSTMCell, 4), (nn.GRUCell, 3)):
-            if isinstance(module, cls):
-                gates = g
-        return gates * m.hidden_size * (m.input_size + m.hidden_size)
+        batch = x.shape[0] if x.dim() == 2 else 1
+        return gates * m.hidden_size * (m.input_size + m.hidden_size) * batch, batch
     directions = 2 if m.bidirectional else 1
-    total = 0
+    per_step = 0
     for layer in range(m.num_layers):
         in_size = m.input_size if layer == 0 else m.hidden_size * directions
-        total += directions * gates * m.hidden_size * (in_size + m.hidden_size)
-    return total
+        per_step += directions * gates * m.hidden_size * (in_size + m.hidden_size)
+    if isinstance(x, nn.utils.rnn.PackedSequence):
+        return per_step * int(x.data.shape[0]), int(x.batch_sizes[0])
+    if x.dim() == 2:
+        return per_step * int(x.shape[0]), 1
+    batch, steps = (x.shape[0], x.shape[1]) if m.batch_first else (x.shape[1], x.shape[0])
+    return per_step * int(steps) * int(batch), int(batch)
 
 
 def _layer_macs(module: nn.Module, inputs: tuple[Any, ...], output: Any) -> tuple[int, int]:
     """``(MACs of this call, batch size)``."""
     x = inputs[0]
     if isinstance(module, (nn.RNNBase, nn.RNNCellBase)):
-        if isinstance(x, nn.utils.rnn.PackedSequence):
-            batch = int(x.batch_sizes[0])
-            return _rnn_macs(module, inputs), batch
-        m: Any = module
-        if isinstance(module, nn.RNNCellBase):
-            batch = x.shape[0] if x.dim() == 2 else 1
-        elif x.dim() == 2:
-            batch = 1
-        else:
-            batch = x.shape[0] if m.batch_first else x.shape[1]
-        return _rnn_macs(module, inputs) * batch, batch
+        return _recurrent_macs(module, x)
     if isinstance(module, nn.Linear):
-        out = output
-        batch = out.shape[0] if out.dim() > 1 else 1
-        return int(out.numel()) * module.in_features, batch
+        batch = output.shape[0] if output.dim() > 1 else 1
+        return int(output.numel()) * module.in_features, batch
     if isinstance(module, nn.ConvTranspose2d):
-        batch = x.shape[0]
         kh, kw = module.kernel_size
-        return int(x.numel()) * (module.out_channels // module.groups) * kh * kw, batch
+        return int(x.numel()) * (module.out_channels // module.groups) * kh * kw, x.shape[0]
     if isinstance(module, (nn.Conv1d, nn.Conv2d)):
         batch = output.shape[0] if output.dim() == len(module.kernel_size) + 2 else 1
-        k = 1
+        taps = 1
         for size in module.kernel_size:
-            k *= size
-        return int(output.numel()) * (module.in_channels // module.groups) * k, batch
+            taps *= size
+        return int(output.numel()) * (module.in_channels // module.groups) * taps, batch
     raise ConfigError(f"cannot count MACs of {type(module).__name__}")
 
 
