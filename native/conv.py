@@ -100,7 +100,12 @@ def pad_values(x: torch.Tensor, spec: Conv2dSpec) -> torch.Tensor:
 
 
 def im2col(xp: torch.Tensor, kh: int, kw: int, spec: Conv2dSpec) -> torch.Tensor:
-    """``A [G, N·OH·OW, Cg·kh·kw]`` (contiguous) from the padded input ``xp [N, C, Hp, Wp]``."""
+    """``A [G, N·OH·OW, Cg·kh·kw]`` from the padded input ``xp [N, C, Hp, Wp]``.
+
+    ``A`` is the transposed view of a contiguous ``[G, Cg·kh·kw, N·OH·OW]`` tensor: copying windows in
+    that order moves whole output rows at a time (fast), and it is the K-major layout the CPU kernels
+    read anyway.
+    """
     n, c, _, _ = xp.shape
     g = spec.groups
     eff_h = spec.dilation[0] * (kh - 1) + 1
@@ -108,8 +113,8 @@ def im2col(xp: torch.Tensor, kh: int, kw: int, spec: Conv2dSpec) -> torch.Tensor
     windows = xp.unfold(2, eff_h, spec.stride[0]).unfold(3, eff_w, spec.stride[1])
     windows = windows[..., :: spec.dilation[0], :: spec.dilation[1]]  # [N, C, OH, OW, kh, kw]
     oh, ow = windows.shape[2], windows.shape[3]
-    windows = windows.reshape(n, g, c // g, oh, ow, kh, kw).permute(1, 0, 3, 4, 2, 5, 6)
-    return windows.reshape(g, n * oh * ow, (c // g) * kh * kw)
+    windows = windows.reshape(n, g, c // g, oh, ow, kh, kw).permute(1, 2, 5, 6, 0, 3, 4)
+    return windows.reshape(g, (c // g) * kh * kw, n * oh * ow).transpose(1, 2)
 
 
 def weight_matrix(w: torch.Tensor, groups: int) -> torch.Tensor:
