@@ -480,7 +480,8 @@ def synth_generate(
 @click.option("--max-mae", type=float, help="Error bound: MAE % (EvoApproxLib definition).")
 @click.option("--max-wce", type=float, help="Error bound: WCE %.")
 @click.option("--objective", type=click.Choice(["gates", "power"]), default="gates", show_default=True)
-@click.option("--steps", type=click.IntRange(1, 1000), default=40, show_default=True, help="Most substitutions.")
+@click.option("--steps", type=click.IntRange(1, 1000), default=80, show_default=True, help="Most substitutions.")
+@click.option("--wires/--constants-only", default=True, help="Also replace gate outputs by gate inputs.")
 @click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path), help="Write each Pareto point as BLIF.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
 @reports_errors
@@ -491,6 +492,7 @@ def synth_als(
     max_wce: float | None,
     objective: str,
     steps: int,
+    wires: bool,
     out_dir: Path | None,
     as_json: bool,
 ) -> None:
@@ -498,7 +500,14 @@ def synth_als(
     from .synth.job import print_jobs, run_als
 
     jobs = run_als(
-        file, signed=signed, max_mae_pct=max_mae, max_wce_pct=max_wce, objective=objective, steps=steps, out_dir=out_dir
+        file,
+        signed=signed,
+        max_mae_pct=max_mae,
+        max_wce_pct=max_wce,
+        objective=objective,
+        steps=steps,
+        wires=wires,
+        out_dir=out_dir,
     )
     if as_json:
         click.echo(json.dumps([job.as_json() for job in jobs]))

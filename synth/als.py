@@ -1,9 +1,10 @@
-"""Approximate logic synthesis: greedy constant substitution of internal nets under an error bound.
+"""Approximate logic synthesis: greedy substitution of internal nets under an error bound.
 
-Each step simulates the current circuit bit-parallel over every input pair, ranks the internal nets
-by a cheap estimate (how often the net differs from the constant × the weight of the most
+A net can be tied to 0 or 1, or replaced by one of its driver's inputs (wire-by-wire replacement).
+Each step simulates the current circuit bit-parallel over every input pair, ranks the candidate
+substitutions by a cheap estimate (how often the net would change × the weight of the most
 significant output it reaches, per gate that would disappear), re-simulates the fan-out cone of the
-best ``candidates`` with the net tied to 0 or 1, and keeps the substitution with the largest saving
+best ``candidates``, and keeps the substitution with the largest saving
 per unit of added error that stays within the bound. The circuit is then simplified (constants
 propagated, dead logic removed) and the next step starts. Every accepted step is a new circuit; the
 non-dominated ones (gates or estimated power vs. error) are returned as Pareto points.
@@ -23,6 +24,7 @@ from .cells45 import CELLS
 from .logic import simplify
 from .power import estimate_cost
 
+_CONSTS = (Kind.CONST0, Kind.CONST1)
 #: Widest operand pair the loop simulates exhaustively.
 MAX_BITS = 20
 
@@ -107,18 +109,26 @@ class _State:
                     stack.append(self.netlist.gates[i].output)
         return sorted(seen)
 
-    def substitute(self, net: int, value: int) -> dict[int, np.ndarray]:
-        """Words of every net in ``net``'s fan-out cone with ``net`` tied to ``value``."""
+    def substitute(self, net: int, rep: tuple[str, int]) -> dict[int, np.ndarray]:
+        """Words of every net in ``net``'s fan-out cone with ``net`` replaced by ``rep``
+        (``("const", 0|1)`` or ``("net", other)``)."""
         n = len(self.values[net])
-        overlay = {net: np.full(n, np.uint64(0xFFFF_FFFF_FFFF_FFFF) if value else np.uint64(0), dtype=np.uint64)}
+        if rep[0] == "net":
+            words = self.values[rep[1]]
+        else:
+            words = np.full(n, np.uint64(0xFFFF_FFFF_FFFF_FFFF) if rep[1] else np.uint64(0), dtype=np.uint64)
+        overlay = {net: words}
         for i in self.cone(net):
             func, ins, out, _ = self.compiled.steps[i]
             overlay[out] = func([overlay.get(x, self.values[x]) for x in ins], n)
         return overlay
 
-    def freed(self, net: int) -> list[int]:
-        """Gates that become dead when ``net``'s driver is removed (its maximum fan-out-free cone)."""
+    def freed(self, net: int, keep: int | None = None) -> list[int]:
+        """Gates that become dead when ``net``'s driver is removed (its maximum fan-out-free cone),
+        with net ``keep`` (the replacement) staying alive."""
         refs = dict(self.refs)
+        if keep is not None:
+            refs[keep] = refs.get(keep, 0) + 1
         dead = [self.index[net]]
         stack = [net]
         while stack:
@@ -156,14 +166,17 @@ def approximate(
     max_mae_pct: float | None = None,
     max_wce_pct: float | None = None,
     objective: str = "gates",
-    max_steps: int = 40,
+    max_steps: int = 80,
     candidates: int = 48,
+    wires: bool = True,
 ) -> list[ParetoPoint]:
-    """Greedy constant substitution under ``max_mae_pct`` and/or ``max_wce_pct``.
+    """Greedy net substitution (constants, or a gate's output by one of its inputs) under
+    ``max_mae_pct`` and/or ``max_wce_pct``.
 
     ``objective`` is ``"gates"`` (gates removed) or ``"power"`` (switching energy removed, from the
     simulated activity of the removed gates). At most ``max_steps`` substitutions, each choosing
-    among the ``candidates`` most promising (net, constant) pairs. Returns the Pareto points (the
+    among the ``candidates`` most promising (net, replacement) pairs; ``wires=False`` tries
+    constants only. Returns the Pareto points (the
     starting circuit first, then by increasing error).
     """
     if max_mae_pct is None and max_wce_pct is None:
@@ -178,6 +191,9 @@ def approximate(
     mae_bound = np.inf if max_mae_pct is None else max_mae_pct
     wce_bound = np.inf if max_wce_pct is None else max_wce_pct
 
+    # every step is charged at least this much error, so steps that save more gates win among
+    # near-free ones and the step budget is not spent on tiny savings
+    floor = (mae_bound if max_mae_pct is not None else wce_bound) / (4 * max_steps)
     state = _State(simplify(netlist), exact, signed)
     mae, wce = state.error()
     history: list[tuple[Netlist, float, float, tuple[str, ...]]] = [(state.netlist, mae, wce, ())]
@@ -185,30 +201,39 @@ def approximate(
     for _ in range(max_steps):
         reach = state.reach()
         ranked = []
+        lanes = 64 * len(state.values[state.netlist.outputs[0]])
         for gate in state.netlist.gates:
             if gate.kind in (Kind.CONST0, Kind.CONST1, Kind.BUF) or reach.get(gate.output, -1) < 0:
                 continue
-            p = _probability(state.values[gate.output])
-            freed = state.freed(gate.output)
-            gain = _gain(state, freed, objective)
+            words = state.values[gate.output]
+            weight = float(1 << reach[gate.output])
+            p = _probability(words)
+            gain = _gain(state, state.freed(gate.output), objective)
             for value, flips in ((0, p), (1, 1.0 - p)):
-                estimate = flips * float(1 << reach[gate.output]) + 1e-9
-                ranked.append((gain / estimate, gain, gate.output, value))
+                ranked.append((gain / (flips * weight + 1e-9), gain, gate.output, ("const", value)))
+            for other in set(gate.inputs) if wires else ():  # wire replacement: the gate's output by one of its inputs
+                if other not in state.index or state.netlist.gates[state.index[other]].kind not in _CONSTS:
+                    flips = float(np.bitwise_count(words ^ state.values[other]).sum()) / lanes
+                    kept = _gain(state, state.freed(gate.output, keep=other), objective)
+                    ranked.append((kept / (flips * weight + 1e-9), kept, gate.output, ("net", other)))
         ranked.sort(key=lambda r: -r[0])
         best = None
-        for _, gain, net, value in ranked[:candidates]:
-            new_mae, new_wce = state.error(state.substitute(net, value))
+        for _, gain, net, rep in ranked[:candidates]:
+            if gain <= 0:
+                continue
+            new_mae, new_wce = state.error(state.substitute(net, rep))
             if new_mae > mae_bound or new_wce > wce_bound:
                 continue
             added = (new_mae - mae) if max_mae_pct is not None else (new_wce - wce)
-            score = gain / (max(added, 0.0) + 1e-6)
+            score = gain / (max(added, 0.0) + floor)
             if best is None or score > best[0]:
-                best = (score, net, value, new_mae, new_wce)
+                best = (score, net, rep, new_mae, new_wce)
         if best is None:
             break
-        _, net, value, mae, wce = best
-        done = (*done, f"{state.netlist.net_name(net)}={value}")
-        state = _State(simplify(state.netlist, {net: ("const", value)}), exact, signed)
+        _, net, rep, mae, wce = best
+        name = state.netlist.net_name(net)
+        done = (*done, f"{name}={rep[1]}" if rep[0] == "const" else f"{name}<-{state.netlist.net_name(rep[1])}")
+        state = _State(simplify(state.netlist, {net: rep}), exact, signed)
         history.append((state.netlist, mae, wce, done))
     return _pareto(history, objective)
 

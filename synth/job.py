@@ -131,7 +131,8 @@ def run_als(
     max_mae_pct: float | None,
     max_wce_pct: float | None,
     objective: str = "gates",
-    steps: int = 40,
+    steps: int = 80,
+    wires: bool = True,
     out_dir: Path | None = None,
 ) -> list[SynthJob]:
     """Approximate a netlist file greedily; one job per Pareto point (written to ``out_dir``)."""

@@ -12,10 +12,10 @@ from approxlut.synth.als import approximate
 from approxlut.synth.generators import array_multiplier
 
 
-@pytest.mark.parametrize("signed", [False, True])
-def test_points_within_bound_save_gates(signed):
+@pytest.mark.parametrize(("signed", "wires"), [(False, True), (True, True), (False, False)])
+def test_points_within_bound_save_gates(signed, wires):
     start = array_multiplier(6, 6, signed=signed)
-    points = approximate(start, signed=signed, max_mae_pct=0.3, max_steps=25)
+    points = approximate(start, signed=signed, max_mae_pct=0.3, max_steps=25, wires=wires)
     assert len(points) >= 3
     assert points[0].mae_pct == 0.0
     assert points[-1].gates < start.gate_count() * 0.9
@@ -26,6 +26,8 @@ def test_points_within_bound_save_gates(signed):
         assert metrics.mae_pct == pytest.approx(point.mae_pct, abs=1e-9)
         assert metrics.wce_pct == pytest.approx(point.wce_pct, abs=1e-9)
         assert point.mae_pct <= 0.3
+    kinds = {"<-" in sub for sub in points[-1].substitutions}
+    assert kinds == ({False, True} if wires else {False})
 
 
 def test_wce_bound_and_power_objective():
