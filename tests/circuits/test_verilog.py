@@ -8,6 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from approxlut.circuits import verilog
 from approxlut.circuits.cells import Cell, CellLibrary
@@ -722,3 +724,148 @@ def test_parser_tables_are_cached_on_disk(tmp_path: Path, monkeypatch: pytest.Mo
 def test_line_numbers_restart_for_every_parse() -> None:
     for _ in range(2):
         assert error_of(MUL2_ASSIGN.replace("assign c1 = p10 & p01;", "assign c1 = p10 & q;")).line == 10
+
+
+# ----------------------------------------------------------------------------------------------
+# Random expressions against a value-level model of the Verilog-2005 width and sign rules
+# ----------------------------------------------------------------------------------------------
+
+Expr = tuple  # ("A",) | ("B",) | ("lit", value, width, signed) | (op, ...) trees, see expr_type
+
+
+def expr_text(node: Expr) -> str:
+    tag = node[0]
+    if tag in ("A", "B"):
+        return tag
+    if tag == "lit":
+        _, value, width, signed = node
+        return str(value) if width == 32 else f"{width}'{'s' if signed else ''}d{value}"
+    if tag in ("bin", "cmp"):
+        return f"({expr_text(node[2])} {node[1]} {expr_text(node[3])})"
+    if tag in ("un", "red"):
+        return f"({node[1]}{expr_text(node[2])})"
+    if tag == "cond":
+        return f"({expr_text(node[1])} ? {expr_text(node[2])} : {expr_text(node[3])})"
+    if tag == "cat":
+        return "{" + ", ".join(expr_text(item) for item in node[1]) + "}"
+    if tag == "sys":
+        return f"${node[1]}({expr_text(node[2])})"
+    return f"({expr_text(node[2])} {node[1]} {node[3]})"  # shift by a constant
+
+
+def expr_type(node: Expr, signs: dict[str, bool]) -> tuple[int, bool]:
+    tag = node[0]
+    if tag in ("A", "B"):
+        return 4, signs[tag]
+    if tag == "lit":
+        return node[2], node[3]
+    if tag == "bin":
+        (wl, sl), (wr, sr) = expr_type(node[2], signs), expr_type(node[3], signs)
+        return max(wl, wr), sl and sr
+    if tag in ("cmp", "red"):
+        return 1, False
+    if tag == "un":
+        return expr_type(node[2], signs)
+    if tag == "cond":
+        (wt, st), (wf, sf) = expr_type(node[2], signs), expr_type(node[3], signs)
+        return max(wt, wf), st and sf
+    if tag == "cat":
+        return sum(expr_type(item, signs)[0] for item in node[1]), False
+    if tag == "sys":
+        return expr_type(node[2], signs)[0], node[1] == "signed"
+    return expr_type(node[2], signs)
+
+
+def expr_value(node: Expr, width: int, signed: bool, env: dict[str, int], signs: dict[str, bool]) -> int:
+    """The expression's bit pattern (``width`` bits) when evaluated in a context of that width and sign."""
+    mask = (1 << width) - 1
+
+    def extend(code: int, bits: int, sign: bool) -> int:
+        return (signed_value(code, bits) if sign else code) & mask
+
+    tag = node[0]
+    if tag in ("A", "B"):
+        return extend(env[tag], 4, signed)
+    if tag == "lit":
+        return extend(node[1] & ((1 << node[2]) - 1), node[2], signed)
+    if tag == "bin":
+        a = expr_value(node[2], width, signed, env, signs)
+        b = expr_value(node[3], width, signed, env, signs)
+        return {"+": a + b, "-": a - b, "*": a * b, "&": a & b, "|": a | b, "^": a ^ b}[node[1]] & mask
+    if tag == "cmp":
+        (wl, sl), (wr, sr) = expr_type(node[2], signs), expr_type(node[3], signs)
+        w, s = max(wl, wr), sl and sr
+        a = expr_value(node[2], w, s, env, signs)
+        b = expr_value(node[3], w, s, env, signs)
+        if s:
+            a, b = signed_value(a, w), signed_value(b, w)
+        ops = {"<": a < b, ">": a > b, "<=": a <= b, ">=": a >= b, "==": a == b, "!=": a != b}
+        return int(ops[node[1]])
+    if tag == "un":
+        value = expr_value(node[2], width, signed, env, signs)
+        return (~value if node[1] == "~" else -value) & mask
+    if tag == "red":
+        w, s = expr_type(node[2], signs)
+        value = expr_value(node[2], w, s, env, signs)
+        if node[1] == "&":
+            return int(value == (1 << w) - 1)
+        return int(value != 0) if node[1] == "|" else bin(value).count("1") & 1
+    if tag == "cond":
+        wc, sc = expr_type(node[1], signs)
+        chosen = node[2] if expr_value(node[1], wc, sc, env, signs) else node[3]
+        return expr_value(chosen, width, signed, env, signs)
+    if tag == "cat":
+        code = 0
+        for item in node[1]:
+            w, s = expr_type(item, signs)
+            code = code << w | expr_value(item, w, s, env, signs)
+        return code & mask
+    if tag == "sys":
+        w, s = expr_type(node[2], signs)
+        return extend(expr_value(node[2], w, s, env, signs), w, signed)
+    value = expr_value(node[2], width, signed, env, signs)
+    amount = node[3]
+    if node[1] == "<<":
+        return (value << amount) & mask
+    if node[1] == ">>>" and signed:
+        return (signed_value(value, width) >> amount) & mask
+    return value >> amount
+
+
+def expressions() -> st.SearchStrategy[Expr]:
+    leaves = st.one_of(
+        st.sampled_from([("A",), ("B",)]),
+        st.builds(lambda v, w, s: ("lit", v % (1 << w), w, s), st.integers(0, 63), st.integers(1, 6), st.booleans()),
+        st.integers(0, 20).map(lambda v: ("lit", v, 32, True)),
+    )
+
+    def grow(inner: st.SearchStrategy[Expr]) -> st.SearchStrategy[Expr]:
+        return st.one_of(
+            st.tuples(st.just("bin"), st.sampled_from("+-*&|^"), inner, inner),
+            st.tuples(st.just("cmp"), st.sampled_from(["<", ">", "<=", ">=", "==", "!="]), inner, inner),
+            st.tuples(st.just("un"), st.sampled_from("~-"), inner),
+            st.tuples(st.just("red"), st.sampled_from("&|^"), inner),
+            st.tuples(st.just("cond"), inner, inner, inner),
+            st.tuples(st.just("cat"), st.lists(inner, min_size=1, max_size=3).map(tuple)),
+            st.tuples(st.just("sys"), st.sampled_from(["signed", "unsigned"]), inner),
+            st.tuples(st.just("shift"), st.sampled_from(["<<", ">>", ">>>"]), inner, st.integers(0, 9)),
+        )
+
+    return st.recursive(leaves, grow, max_leaves=6)
+
+
+@settings(max_examples=60, deadline=None)
+@given(expr=expressions(), sign_a=st.booleans(), sign_b=st.booleans())
+def test_random_expressions_match_the_verilog_model(expr: Expr, sign_a: bool, sign_b: bool) -> None:
+    signs = {"A": sign_a, "B": sign_b}
+    text = expr_text(expr)
+    kw = {True: "signed ", False: ""}
+    source = f"module m(input {kw[sign_a]}[3:0] A, input {kw[sign_b]}[3:0] B, output [7:0] O);\n"
+    source += f"  assign O = {text};\nendmodule\n"
+    netlist = read_verilog(source)
+    width, signed = expr_type(expr, signs)
+    table = truth_table(netlist)
+    for a in range(16):
+        for b in range(16):
+            want = expr_value(expr, max(width, 8), signed, {"A": a, "B": b}, signs) & 0xFF
+            assert table[a * 16 + b] == want, (text, a, b)
