@@ -90,6 +90,8 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
 METRIC_COLUMNS = ("mae_pct", "wce_pct", "mre_pct", "wcre_pct", "ep_pct", "mse", "med", "wce", "bias")
 #: Hardware-cost columns.
 COST_COLUMNS = ("power_mw", "area_um2", "delay_ns")
+#: Decimals the cost columns are shown with (as EvoApproxLib prints them).
+COST_DECIMALS = {"power_mw": 3, "area_um2": 1, "delay_ns": 2}
 #: Short names accepted wherever a column is named (``--sort power``, ``pareto --x power --y mae``).
 COLUMN_ALIASES = {
     "power": "power_mw",

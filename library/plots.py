@@ -133,9 +133,12 @@ def pareto_plot(
     for e, vx, vy in shown:
         assert vx is not None and vy is not None
         groups.setdefault(f"{e.kind} {e.origin.split()[0]}", []).append((vx, vy))
-    for group, pts in sorted(groups.items()):
+    from matplotlib import colormaps
+
+    palette = colormaps["tab10" if len(groups) <= 10 else "tab20"]
+    for i, (group, pts) in enumerate(sorted(groups.items())):
         arr = np.array(pts)
-        ax.scatter(arr[:, 0], arr[:, 1], s=18, alpha=0.6, label=group)
+        ax.scatter(arr[:, 0], arr[:, 1], s=18, alpha=0.6, label=group, color=palette(i % palette.N))
     fx = np.array([value(e, x_col) for e in front], dtype=float)
     fy = np.array([value(e, y_col) for e in front], dtype=float)
     ax.step(fx, fy, where="post", color="black", linewidth=1.2, label="Pareto front")

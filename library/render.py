@@ -9,11 +9,8 @@ from rich.console import Console
 from rich.table import Table
 
 from ..lutgen.metrics import published_round
-from .catalogue import COST_COLUMNS, METRIC_COLUMNS, PUBLISHED_KEYS, Entry, column
+from .catalogue import COST_COLUMNS, COST_DECIMALS, METRIC_COLUMNS, PUBLISHED_KEYS, Entry, column
 from .pareto import value
-
-#: Decimals of the cost columns, as EvoApproxLib prints them.
-COST_DECIMALS = {"power_mw": 3, "area_um2": 1, "delay_ns": 2}
 
 
 def _num(raw: float | int | None, decimals: int | None = None) -> str:

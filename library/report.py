@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from ..lutgen.metrics import published_round
-from .catalogue import Entry, Library
+from .catalogue import COST_DECIMALS, Entry, Library, column
 from .pareto import pareto_front
 from .plots import pareto_plot
 
@@ -31,6 +31,9 @@ TABLE_COLUMNS = (
     ("cost", "power_source"),
     ("hash", "hash"),
 )
+
+#: Kinds with at least this many costed entries also get an area plot.
+AREA_PLOT_MIN = 5
 
 _SCRIPT = """
 document.querySelectorAll("th").forEach((th, col) => th.addEventListener("click", () => {
@@ -70,23 +73,26 @@ def _cell(entry: Entry, attr: str) -> str:
     if isinstance(raw, bool) or not isinstance(raw, (int, float)):
         text = str(raw)[:12] if attr == "hash" else str(raw)
         return f'<td data-v="{html.escape(str(raw))}">{html.escape(text)}</td>'
-    shown = str(raw) if isinstance(raw, int) else published_round(float(raw))
+    if isinstance(raw, int):
+        shown = str(raw)
+    elif attr in COST_DECIMALS:
+        shown = f"{raw:.{COST_DECIMALS[attr]}f}"
+    else:
+        shown = published_round(float(raw))
     return f'<td data-v="{raw!r}">{html.escape(shown)}</td>'
 
 
 def _plots(entries: Sequence[Entry], out_dir: Path) -> list[tuple[str, str]]:
+    """Per kind (widths and signedness): power vs MAE, and area vs MAE where there are enough points."""
     plots: list[tuple[str, str]] = []
-    kinds = sorted({e.kind for e in entries})
-    for kind in kinds:
-        group = [e for e in entries if e.kind == kind and e.power_mw is not None and e.mae_pct is not None]
-        if len(group) >= 2:
-            name = f"pareto_{kind}_power_mae.png"
-            pareto_plot(group, out_dir / name, x="power", y="mae", title=f"{kind}: power vs MAE")
-            plots.append((name, f"{kind}: power vs MAE"))
-    costed = [e for e in entries if e.area_um2 is not None and e.mae_pct is not None]
-    if len(costed) >= 2:
-        pareto_plot(costed, out_dir / "pareto_area_mae.png", x="area", y="mae", title="all: area vs MAE")
-        plots.append(("pareto_area_mae.png", "all: area vs MAE"))
+    for kind in sorted({e.kind for e in entries}):
+        group = [e for e in entries if e.kind == kind]
+        for x, label, minimum in (("power", "power", 2), ("area", "area", AREA_PLOT_MIN)):
+            usable = [e for e in group if getattr(e, column(x)) is not None and e.mae_pct is not None]
+            if len(usable) >= minimum:
+                name = f"pareto_{kind}_{x}_mae.png"
+                pareto_plot(usable, out_dir / name, x=x, y="mae", title=f"{kind}: {label} vs MAE")
+                plots.append((name, f"{kind}: {label} vs MAE"))
     return plots
 
 
