@@ -69,14 +69,44 @@ class OperandDistribution:
         return cls(probs[0], probs[1])
 
 
-class _Activity:
-    """Signal probabilities of packed simulation words (uniform lanes, or weighted lanes)."""
+@dataclass(frozen=True)
+class OperandStream:
+    """Operand pairs in the order a multiplier sees them (e.g. recorded from a DNN layer).
 
-    def __init__(self, lanes: int, weight: np.ndarray | None):
+    Activity is then the measured toggle rate between consecutive pairs, which keeps the temporal
+    correlation of the stream (a stationary weight, runs of zero activations). Entries are operand
+    codes or two's-complement values (taken modulo ``2^bits``).
+    """
+
+    a: np.ndarray
+    b: np.ndarray
+
+    def __post_init__(self) -> None:
+        a, b = np.asarray(self.a).ravel(), np.asarray(self.b).ravel()
+        if a.shape != b.shape or a.size < 2 or not np.issubdtype(a.dtype, np.integer) or b.dtype.kind not in "iu":
+            raise ConfigError("an operand stream needs two integer sequences of the same length (at least 2)")
+        object.__setattr__(self, "a", a.astype(np.int64))
+        object.__setattr__(self, "b", b.astype(np.int64))
+
+
+Activity = OperandDistribution | OperandStream
+
+
+class _Activity:
+    """Toggle probabilities from packed simulation words: uniform or weighted lanes (independent
+    consecutive pairs, ``2p(1-p)``), or a stream (toggles counted between neighbouring lanes)."""
+
+    def __init__(self, lanes: int, weight: np.ndarray | None, *, stream: bool = False):
         self.lanes = lanes
         self.weight = weight
+        self.stream = stream
 
     def toggle(self, words: np.ndarray) -> float:
+        if self.stream:
+            previous = (words << np.uint64(1)) | np.concatenate(
+                ([words[0] & np.uint64(1)], words[:-1] >> np.uint64(63))
+            )
+            return float(np.bitwise_count(words ^ previous).sum()) / (self.lanes - 1)
         if self.weight is None:
             p = float(np.bitwise_count(words).sum()) / self.lanes
         else:
@@ -85,19 +115,23 @@ class _Activity:
         return 2.0 * p * (1.0 - p)
 
 
-def _simulate(
-    netlist: Netlist, activity: OperandDistribution | None, seed: int
-) -> tuple[dict[int, np.ndarray], _Activity]:
+def _simulate(netlist: Netlist, activity: Activity | None, seed: int) -> tuple[dict[int, np.ndarray], _Activity]:
     widths = netlist.widths
     if len(widths) != 2:
         raise ConfigError(f"{netlist.name}: power estimation needs a two-operand circuit")
     bits_a, bits_b = widths
+    compiled = CompiledNetlist.compile(netlist)
+    if isinstance(activity, OperandStream):
+        n = activity.a.size
+        pad = (-n) % 64  # repeat the last pair: no toggles
+        a = np.concatenate([activity.a, np.repeat(activity.a[-1:], pad)]) & ((1 << bits_a) - 1)
+        b = np.concatenate([activity.b, np.repeat(activity.b[-1:], pad)]) & ((1 << bits_b) - 1)
+        return compiled.run(packed_inputs(a, b, bits_a, bits_b), keep_all=True), _Activity(n, None, stream=True)
     if activity is not None and (activity.prob_a.size != 1 << bits_a or activity.prob_b.size != 1 << bits_b):
         raise ConfigError(
             f"{netlist.name}: operand histograms have {activity.prob_a.size} and {activity.prob_b.size} bins, "
             f"expected {1 << bits_a} and {1 << bits_b}"
         )
-    compiled = CompiledNetlist.compile(netlist)
     total = bits_a + bits_b
     if total <= MAX_EXHAUSTIVE_BITS:
         n_words = max(1, (1 << total) // 64)
@@ -269,13 +303,15 @@ def _small_cover(tally: _Tally, ins: list[_Node], out_words: np.ndarray, cover: 
 def estimate_cost(
     netlist: Netlist,
     *,
-    activity: OperandDistribution | None = None,
+    activity: Activity | None = None,
     cells: dict[str, CellData] | None = None,
     seed: int = 0,
 ) -> HardwareCost:
     """Estimated power (mW), area (µm²) and critical-path delay (ns) of a two-operand circuit.
 
-    ``activity`` weights operand codes (uniform when ``None``); ``cells`` overrides the cell table.
+    ``activity``: an :class:`OperandDistribution` weights operand codes, an :class:`OperandStream`
+    gives the measured sequence (uniform independent pairs when ``None``); ``cells`` overrides the
+    cell table.
 
     Example:
         >>> from approxlut.synth.generators import array_multiplier

@@ -83,3 +83,25 @@ def test_wide_gates_and_covers_map_to_cell_trees():
     cells += ["INVX1", "INVX1", "AND2X1", "AND3X1", "OR2X1", "INVX1", "NAND2X1", "MUX2X1"]
     assert cost.cells == len(cells)
     assert cost.area_um2 == pytest.approx(sum(CELLS[c].area_um2 for c in cells) * AREA_SCALE)
+
+
+def test_operand_streams_count_consecutive_toggles():
+    from approxlut.synth.power import OperandStream
+
+    netlist = array_multiplier(8, 8, signed=True)
+    uniform = estimate_cost(netlist)
+    rng = np.random.default_rng(3)
+    a, b = rng.integers(-128, 128, 20000), rng.integers(-128, 128, 20000)
+    random_stream = estimate_cost(netlist, activity=OperandStream(a, b))
+    assert random_stream.power_mw == pytest.approx(uniform.power_mw, rel=0.03)
+    stationary = estimate_cost(netlist, activity=OperandStream(a, np.full_like(b, 77)))
+    assert stationary.power_mw < uniform.power_mw
+    zero_weight = estimate_cost(netlist, activity=OperandStream(a, np.zeros_like(b)))
+    assert zero_weight.dynamic_mw == 0.0  # every partial product is constant
+    frozen = estimate_cost(netlist, activity=OperandStream(np.full(100, 5), np.full(100, -3)))
+    assert frozen.dynamic_mw == 0.0 and frozen.power_mw == frozen.leakage_mw > 0
+    # two pairs that differ in exactly one input bit: that bit toggles with probability 1
+    one = estimate_cost(netlist, activity=OperandStream(np.array([0, 1]), np.array([1, 1])))
+    assert one.dynamic_mw > 0
+    with pytest.raises(ConfigError):
+        OperandStream(np.array([1]), np.array([2]))
