@@ -409,7 +409,7 @@ class _FileOrCommandGroup(click.Group):
     def resolve_command(
         self, ctx: click.Context, args: list[str]
     ) -> tuple[str | None, click.Command | None, list[str]]:
-        if args and args[0] not in self.commands and not args[0].startswith("-"):
+        if args and args[0] not in self.commands and args[0] != "--help":
             args = ["verilog", *args]
         return super().resolve_command(ctx, args)
 
@@ -429,7 +429,7 @@ _SYNTH_KINDS = (
 )
 
 
-@main.group("synth", cls=_FileOrCommandGroup)
+@main.group("synth", cls=_FileOrCommandGroup, context_settings={"ignore_unknown_options": True})
 def synth() -> None:
     """Make gate netlists: `lutgen synth FILE.v` (Yosys), `generate`, `als`."""
 
@@ -496,7 +496,7 @@ def synth_als(
     out_dir: Path | None,
     as_json: bool,
 ) -> None:
-    """Approximate a netlist by greedy constant substitution under an error bound; print the Pareto points."""
+    """Approximate a netlist by greedy net substitution under an error bound; print the Pareto points."""
     from .synth.job import print_jobs, run_als
 
     jobs = run_als(
