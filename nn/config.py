@@ -13,7 +13,7 @@ a library name (e.g. ``"mul8s_1KV6"``), a path to a ``.npz`` LUT or a netlist, o
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Union
 
@@ -80,6 +80,9 @@ class LayerConfig:
         _choice("grad", self.grad, GRADS)
         if not isinstance(self.percentile, (int, float)) or not 50.0 < float(self.percentile) <= 100.0:
             raise ConfigError(f"percentile={self.percentile!r} must be in (50, 100]")
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> LayerConfig:
+        return self  # immutable (a Lut in it is never modified): copies of a model share it
 
     @property
     def is_float(self) -> bool:
@@ -234,14 +237,21 @@ class AssignmentMapping:
         kept = tuple((n, c) for n, c in self.names if n != name)
         return replace(self, names=(*kept, (name, as_config(spec))))
 
-    def config_for(self, name: str, module: nn.Module) -> LayerConfig:
-        """The config of the layer ``name`` (its qualified name in the model) holding ``module``."""
-        for exact, config in reversed(self.names):
-            if exact == name:
-                return config
-        for pattern, config in reversed(self.patterns):
-            if re.fullmatch(pattern, name):
-                return config
+    def config_for(self, name: str | Sequence[str], module: nn.Module) -> LayerConfig:
+        """The config of the layer called ``name`` (qualified name in the model) holding ``module``.
+
+        ``name`` may list every name of a module used at several places; at each priority level the
+        first name that matches decides.
+        """
+        names = [name] if isinstance(name, str) else list(name)
+        exact = dict(self.names)
+        for alias in names:
+            if alias in exact:
+                return exact[alias]
+        for alias in names:
+            for pattern, config in reversed(self.patterns):
+                if re.fullmatch(pattern, alias):
+                    return config
         best: LayerConfig | None = None
         best_rank = len(type(module).__mro__)
         for module_type, config in self.types:

@@ -23,7 +23,7 @@ from ..errors import ConfigError
 from ..native.ops import approx_conv2d, approx_linear, approx_matmul
 from ..native.prepared import PreparedLut
 from .config import LayerConfig
-from .multipliers import ResolvedConfig, prepared_lut, resolve_config
+from .multipliers import ResolvedConfig, resolve_config
 from .quant import ActivationQuantizer, Calibratable, WeightQuantizer, qrange, quantize
 
 _HOOK_DICTS = (
@@ -47,9 +47,8 @@ def transfer_hooks(source: nn.Module, target: nn.Module) -> None:
 
 def _lut_for(resolved: ResolvedConfig, device: torch.device, needs_grad: bool) -> tuple[PreparedLut, str]:
     """The prepared LUT on ``device`` and the grad mode to pass to the op."""
-    assert resolved.lut is not None
     grad = resolved.config.grad if needs_grad else "ste"
-    return prepared_lut(resolved.lut, device, gradients=grad == "difference"), grad
+    return resolved.prepared(device, gradients=grad == "difference"), grad
 
 
 def _needs_grad(*tensors: torch.Tensor) -> bool:
@@ -168,9 +167,9 @@ class ApproxModule(Calibratable, nn.Module):
         """Whether every activation quantiser has frozen parameters."""
         return all(q.calibrated for q in self._activation_quantizers())
 
-    def start_observing(self) -> None:
+    def start_observing(self, *, reset: bool = True) -> None:
         for quantizer in self._activation_quantizers():
-            quantizer.start()
+            quantizer.start(reset=reset)
 
     def freeze(self) -> None:
         resolved = self.resolved

@@ -11,8 +11,9 @@ import hashlib
 import os
 import re
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -51,6 +52,21 @@ class ResolvedConfig:
     bits_b: int
     scheme: str
     name: str
+    _tables: dict[tuple[str, bool], PreparedLut] = field(default_factory=dict, compare=False, repr=False)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> ResolvedConfig:
+        return self  # immutable; the table cache is shared on purpose
+
+    def prepared(self, device: torch.device | str, *, gradients: bool = False) -> PreparedLut:
+        """The shared :class:`PreparedLut` of this multiplier on ``device`` (see :func:`prepared_lut`)."""
+        key = (str(device), gradients)
+        found = self._tables.get(key)
+        if found is None:
+            if self.lut is None:
+                raise ConfigError(f"multiplier '{self.name}' runs without a table")
+            found = prepared_lut(self.lut, device, gradients=gradients)
+            self._tables[key] = found
+        return found
 
     @property
     def is_float(self) -> bool:

@@ -294,9 +294,9 @@ class ActivationQuantizer(nn.Module):
         """Whether frozen parameters are set."""
         return bool(torch.isfinite(self.scale))
 
-    def start(self) -> None:
-        """Begin (or continue) collecting statistics."""
-        if self.observer is None:
+    def start(self, *, reset: bool = True) -> None:
+        """Begin collecting statistics (afresh, or adding to the kept ones with ``reset=False``)."""
+        if self.observer is None or reset:
             self.observer = HistogramObserver()
         self.observing = True
 
@@ -398,7 +398,7 @@ class WeightQuantizer(nn.Module):
 class Calibratable:
     """Mixin of modules that observe activations during calibration and then freeze their parameters."""
 
-    def start_observing(self) -> None:
+    def start_observing(self, *, reset: bool = True) -> None:
         """Begin collecting activation statistics (forward runs in float meanwhile)."""
         raise NotImplementedError
 
@@ -429,9 +429,10 @@ def _to_device(item: Any, device: torch.device | None) -> Any:
 
 
 @contextmanager
-def calibration(model: nn.Module) -> Iterator[nn.Module]:
+def calibration(model: nn.Module, *, reset: bool = True) -> Iterator[nn.Module]:
     """Observe activations of every approximate layer of ``model`` inside the block, then freeze.
 
+    Statistics start afresh unless ``reset=False`` (then they add to those of earlier calibrations).
     The model runs in eval mode inside the block (BatchNorm statistics stay untouched); each module's
     training flag is restored afterwards.
     """
@@ -439,7 +440,7 @@ def calibration(model: nn.Module) -> Iterator[nn.Module]:
     modes = {m: m.training for m in model.modules()}
     model.eval()
     for layer in layers:
-        layer.start_observing()
+        layer.start_observing(reset=reset)
     try:
         yield model
     finally:
@@ -455,17 +456,18 @@ def calibrate(
     *,
     max_batches: int | None = None,
     progress: Callable[[int], None] | None = None,
+    reset: bool = True,
 ) -> nn.Module:
     """Run ``data`` (an iterable of input batches) through ``model`` to calibrate its approximate layers.
 
     A batch is a tensor, a ``(inputs, targets, ...)`` tuple/list (the first item is fed) or a dict of
     keyword arguments. Batches are moved to the model's device. ``progress(n)`` is called after each batch.
-    Returns ``model``.
+    ``reset=False`` adds to the statistics of an earlier calibration. Returns ``model``.
     """
     param = next(iter(model.parameters()), None)
     device = param.device if param is not None else None
     seen = 0
-    with calibration(model), torch.no_grad():
+    with calibration(model, reset=reset), torch.no_grad():
         for batch in data:
             if max_batches is not None and seen >= max_batches:
                 break

@@ -52,7 +52,7 @@ def default_mapping() -> dict[type[nn.Module], type[nn.Module]]:
 
 
 def _replacement(
-    name: str,
+    name: str | list[str],
     module: nn.Module,
     assignment: AssignmentMapping,
     mapping: Mapping[type[nn.Module], type[nn.Module]],
@@ -70,7 +70,8 @@ def _replacement(
     try:
         new: nn.Module = approx_cls.from_float(module, config)  # type: ignore[attr-defined]
     except ConfigError as exc:
-        raise ConfigError(f"layer '{name or '<model>'}': {exc}") from None
+        label = name if isinstance(name, str) else name[0]
+        raise ConfigError(f"layer '{label or '<model>'}': {exc}") from None
     return new
 
 
@@ -102,6 +103,21 @@ def _swap(
     return visit("", model)
 
 
+def _check_names(model: nn.Module, rules: AssignmentMapping, table: Mapping[type[nn.Module], type[nn.Module]]) -> None:
+    """Exact layer names in ``rules`` must name approximable layers (a typo must not pass silently)."""
+    known = [
+        name
+        for name, m in model.named_modules(remove_duplicate=False)
+        if isinstance(m, ApproxModule) or type(m) in table
+    ]
+    unknown = sorted({name for name, _ in rules.names} - set(known))
+    if unknown:
+        listed = ", ".join(repr(n) for n in known[:12]) + (", ..." if len(known) > 12 else "")
+        raise ConfigError(
+            f"assignment names unknown layers {', '.join(map(repr, unknown))}; approximable layers: {listed or 'none'}"
+        )
+
+
 def approximate(
     model: nn.Module,
     assignment: AssignmentMapping | Mapping[str, Any] | Spec,
@@ -126,16 +142,25 @@ def approximate(
         progress: called with the number of calibration batches done.
 
     Layers already approximate take the new config (``"float"`` turns them back into torch layers).
+    A layer used at several places is swapped once (and stays shared); any of its names may be assigned.
+
+    Raises:
+        ConfigError: an exact layer name in ``assignment`` is not an approximable layer of ``model``,
+            or a multiplier cannot be resolved.
     """
     if not isinstance(model, nn.Module):
         raise ConfigError(f"approximate() needs an nn.Module, got {type(model).__name__}")
     rules = AssignmentMapping.coerce(assignment)
     table = dict(mapping) if mapping is not None else _DEFAULT_MAPPING
+    _check_names(model, rules, table)
     if not inplace:
         model = copy.deepcopy(model)
+    aliases: dict[int, list[str]] = {}
+    for name, module in model.named_modules(remove_duplicate=False):
+        aliases.setdefault(id(module), []).append(name)
     model = _swap(
         model,
-        lambda name, module: _replacement(name, module, rules, table),
+        lambda name, module: _replacement(aliases.get(id(module), [name]), module, rules, table),
         lambda module: isinstance(module, ApproxModule) or type(module) in table,
     )
     if calibration_data is not None:

@@ -171,6 +171,15 @@ def test_reassigning_keeps_calibration_statistics() -> None:
     assert float(affine[2].input_quant.zero_point) == 0.0  # ReLU output: non-negative range
 
 
+def test_unknown_layer_names_are_reported() -> None:
+    with pytest.raises(ConfigError, match=r"features\.9"):
+        approximate(Net(), {"features.9": "exact"})
+    with pytest.raises(ConfigError, match="approximable"):
+        approximate(Net(), {"features.1": "exact"})  # a ReLU
+    shared = approximate(Net(), {"alias": "exact"})  # any name of a shared layer may be assigned
+    assert isinstance(shared.alias, ApproxLinear) and shared.alias is shared.shared
+
+
 def test_calibration_batches_as_tuples_and_limits() -> None:
     net = nn.Sequential(nn.Linear(3, 3))
     batches = [(torch.randn(4, 3) * (i + 1), torch.zeros(4)) for i in range(5)]
