@@ -78,8 +78,6 @@ class ReferenceEngine(Engine):
 
 
 INT32_MAX = (1 << 31) - 1
-NIBBLE_MAX_BITS = 6
-"""Widest activation (in bits) for which the AVX2 path uses vpshufb sub-tables rather than gathers."""
 
 
 def kernel_for(isa: str, lut: PreparedLut, bits_eff: int) -> tuple[str, str]:
@@ -87,14 +85,14 @@ def kernel_for(isa: str, lut: PreparedLut, bits_eff: int) -> tuple[str, str]:
     if isa == "scalar":
         return "scalar/i32", "i32"
     if isa == "avx2":
-        if lut.fits_int16 and bits_eff <= NIBBLE_MAX_BITS:
+        if lut.fits_int16:
             return "avx2/nibble", "bytes"
         return "avx2/gather", "i32"
     if not lut.fits_int16:
         return "avx512/gather", "i32"
     if isa == "avx512bw":
         return "avx512bw/i16", "i16"
-    return "avx512vbmi/bytes", "ubytes"
+    return "avx512vbmi/bytes", "bytes"
 
 
 def table_layout(lut: PreparedLut, layout: str) -> tuple[torch.Tensor, int, int]:
@@ -110,8 +108,7 @@ def table_layout(lut: PreparedLut, layout: str) -> tuple[torch.Tensor, int, int]
             table = torch.zeros((columns.shape[0], padded), dtype=torch.int16)
             table[:, :rows] = columns.to(torch.int16)
             return table, 2 * padded, 0
-        if layout == "ubytes":  # offset by 2^15: both byte planes unsigned
-            columns = columns + (1 << 15)
+        columns = columns + (1 << 15)  # "bytes": offset by 2^15, both byte planes unsigned
         planes = torch.zeros((columns.shape[0], 2, padded), dtype=torch.uint8)
         planes[:, 0, :rows] = (columns & 0xFF).to(torch.uint8)
         planes[:, 1, :rows] = ((columns >> 8) & 0xFF).to(torch.uint8)

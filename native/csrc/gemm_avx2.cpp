@@ -1,8 +1,9 @@
 // AVX2 LUT-GEMM kernels (compiled for AVX2 only; chosen at run time when the CPU has it).
 //   gather: int32 columns, vpgatherdd, any table values and widths.
-//   nibble: tables that fit int16 with activations below 2^6: the column is split into 16-entry
-//           sub-tables held in registers (low and high byte planes), looked up with vpshufb; pairs of
-//           k are summed with vpmaddwd. Lanes run over m.
+//   nibble: tables that fit int16, stored offset by 2^15 as two unsigned byte planes per column: each plane
+//           is a set of 16-entry sub-tables looked up with vpshufb on the code's low nibble and merged by a
+//           tree of byte blends on its high bits (1 sub-table for codes < 16, 16 for 8-bit codes). Lanes run
+//           over m; byte sums are kept in 16-bit words without shuffles, as in the VBMI kernel.
 #pragma GCC target("avx2,fma,bmi2")
 #include <immintrin.h>
 
@@ -33,75 +34,70 @@ void avx2_gather(const GemmProblem& p, int64_t g, int64_t m0, int64_t m1, int64_
   }
 }
 
-// Look-up of 32 byte lanes in a column of S 16-entry sub-tables (codes < 16*S).
-template <int S>
-inline __m256i nibble_lookup(__m256i idx, const __m256i* t, const __m256i* sel) {
-  if (S == 1) return _mm256_shuffle_epi8(t[0], idx);
-  __m256i r = _mm256_shuffle_epi8(t[0], sel[0]);
-  for (int s = 1; s < S; ++s) r = _mm256_or_si256(r, _mm256_shuffle_epi8(t[s], sel[s]));
-  return r;
+inline __m256i load_subtable(const uint8_t* p) {
+  return _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
 }
 
-// sel[s]: idx with bit 7 set in every lane whose code is outside sub-table s (vpshufb then yields 0).
+// Look-up of 32 byte lanes in S consecutive 16-entry sub-tables starting at `plane`: vpshufb on the low
+// nibble per sub-table, then a tree of byte blends on bits 4.. of the code (masks[i] has bit 4+i in bit 7).
 template <int S>
-inline void nibble_select(__m256i idx, __m256i* sel) {
-  const __m256i bias = _mm256_set1_epi8(0x70);
-  for (int s = 0; s < S; ++s) {
-    sel[s] = _mm256_adds_epu8(_mm256_xor_si256(idx, _mm256_set1_epi8(static_cast<char>(16 * s))), bias);
+inline __m256i tree_lookup(const uint8_t* plane, __m256i low, const __m256i* masks) {
+  if constexpr (S == 1) {
+    return _mm256_shuffle_epi8(load_subtable(plane), low);
+  } else {
+    constexpr int level = S == 2 ? 0 : S == 4 ? 1 : S == 8 ? 2 : 3;
+    return _mm256_blendv_epi8(tree_lookup<S / 2>(plane, low, masks), tree_lookup<S / 2>(plane + 8 * S, low, masks),
+                              masks[level]);
   }
 }
 
 template <int S>
 void avx2_nibble(const GemmProblem& p, int64_t g, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+  constexpr int64_t kChunk = 256;  // k steps per 16-bit accumulation (byte sums stay below 2^16)
   const uint8_t* atg = p.at + g * p.at_g;
   const uint8_t* bcg = p.bc + g * p.bc_g;
   int32_t* ctg = p.ct + g * p.ct_g;
-  const __m256i ones = _mm256_set1_epi16(1);
-  // Lane order of the accumulators: acc[q] dword d holds lane 16L + j + 4(q&1) + 8(q>>1), L = d/4, j = d%4.
-  int perm[32];
-  for (int q = 0; q < 4; ++q)
-    for (int d = 0; d < 8; ++d) perm[8 * q + d] = 16 * (d / 4) + d % 4 + 4 * (q & 1) + 8 * (q >> 1);
+  const __m256i nibble = _mm256_set1_epi8(0x0F);
   for (int64_t mb = m0; mb < m1; mb += 32) {
     for (int64_t n = n0; n < n1; ++n) {
-      __m256i acc[4];
-      for (auto& a : acc) a = _mm256_setzero_si256();
-      auto step = [&](int64_t k, __m256i* w16) {
-        const uint8_t* col = p.table + bcg[k * p.bc_k + n] * p.col_stride;
-        __m256i tl[S], th[S], sel[S];
-        for (int s = 0; s < S; ++s) {
-          tl[s] = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(col + 16 * s)));
-          th[s] = _mm256_broadcastsi128_si256(
-              _mm_loadu_si128(reinterpret_cast<const __m128i*>(col + p.plane_stride + 16 * s)));
+      alignas(32) int32_t acc[32] = {};
+      for (int64_t k0 = 0; k0 < p.K; k0 += kChunk) {
+        const int64_t k1 = k0 + kChunk < p.K ? k0 + kChunk : p.K;
+        // Word j of w* sums byte lanes 2j and 2j+1 as (even + 256*odd) mod 2^16; o* sums the odd lanes.
+        __m256i wl = _mm256_setzero_si256(), ol = wl, wh = wl, oh = wl;
+        for (int64_t k = k0; k < k1; ++k) {
+          const uint8_t* col = p.table + bcg[k * p.bc_k + n] * p.col_stride;
+          const __m256i idx = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(atg + k * p.at_k + mb));
+          __m256i masks[4];
+          masks[0] = _mm256_slli_epi16(idx, 3);
+          masks[1] = _mm256_slli_epi16(idx, 2);
+          masks[2] = _mm256_slli_epi16(idx, 1);
+          masks[3] = idx;
+          const __m256i low = S == 1 ? idx : _mm256_and_si256(idx, nibble);
+          const __m256i lo = tree_lookup<S>(col, low, masks);
+          const __m256i hi = tree_lookup<S>(col + p.plane_stride, low, masks);
+          wl = _mm256_add_epi16(wl, lo);
+          ol = _mm256_add_epi16(ol, _mm256_srli_epi16(lo, 8));
+          wh = _mm256_add_epi16(wh, hi);
+          oh = _mm256_add_epi16(oh, _mm256_srli_epi16(hi, 8));
         }
-        __m256i idx = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(atg + k * p.at_k + mb));
-        nibble_select<S>(idx, sel);
-        __m256i lo = nibble_lookup<S>(idx, tl, sel), hi = nibble_lookup<S>(idx, th, sel);
-        w16[0] = _mm256_unpacklo_epi8(lo, hi);
-        w16[1] = _mm256_unpackhi_epi8(lo, hi);
-      };
-      auto accumulate = [&](const __m256i* x, const __m256i* y) {
-        for (int h = 0; h < 2; ++h) {
-          acc[2 * h] = _mm256_add_epi32(acc[2 * h], _mm256_madd_epi16(_mm256_unpacklo_epi16(x[h], y[h]), ones));
-          acc[2 * h + 1] =
-              _mm256_add_epi32(acc[2 * h + 1], _mm256_madd_epi16(_mm256_unpackhi_epi16(x[h], y[h]), ones));
+        // Table entries are stored offset by 2^15 (both planes unsigned): remove 2^15 per product.
+        const int32_t offset = static_cast<int32_t>(32768 * (k1 - k0));
+        alignas(32) uint16_t el[16], od[16], eh[16], oh16[16];
+        _mm256_store_si256(reinterpret_cast<__m256i*>(el), _mm256_sub_epi16(wl, _mm256_slli_epi16(ol, 8)));
+        _mm256_store_si256(reinterpret_cast<__m256i*>(od), ol);
+        _mm256_store_si256(reinterpret_cast<__m256i*>(eh), _mm256_sub_epi16(wh, _mm256_slli_epi16(oh, 8)));
+        _mm256_store_si256(reinterpret_cast<__m256i*>(oh16), oh);
+        for (int j = 0; j < 16; ++j) {
+          acc[2 * j] += el[j] + 256 * eh[j] - offset;
+          acc[2 * j + 1] += od[j] + 256 * oh16[j] - offset;
         }
-      };
-      int64_t k = 0;
-      for (; k + 1 < p.K; k += 2) {
-        __m256i x[2], y[2];
-        step(k, x);
-        step(k + 1, y);
-        accumulate(x, y);
       }
-      if (k < p.K) {
-        __m256i x[2], y[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
-        step(k, x);
-        accumulate(x, y);
-      }
-      alignas(32) int32_t tmp[32];
-      for (int q = 0; q < 4; ++q) _mm256_store_si256(reinterpret_cast<__m256i*>(tmp + 8 * q), acc[q]);
       int32_t* out = ctg + n * p.ct_n + mb;
-      for (int i = 0; i < 32; ++i) out[perm[i]] = tmp[i];
+      for (int i = 0; i < 32; i += 8) {
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i),
+                            _mm256_load_si256(reinterpret_cast<const __m256i*>(acc + i)));
+      }
     }
   }
 }

@@ -7,9 +7,9 @@
 //   table the LUT by columns (a fixed code of b selects column T[:, b]); the layout depends on the kernel:
 //         i32   int32 T[a][b] at table[b*col_stride + 4*a] (bytes)
 //         i16   int16 column padded to >= 64 entries: T[a][b] at table[b*col_stride + 2*a]
-//         bytes two byte planes per column, each padded to >= 64 entries: low byte (uint8) at
-//               table[b*col_stride + a], high byte (int8) at table[b*col_stride + plane_stride + a]
-//         ubytes as bytes, for T + 2^15 (both planes unsigned)
+//         bytes the table offset by 2^15 (unsigned 16-bit) as two byte planes per column, each padded to
+//               >= 64 entries: low byte of T[a][b] + 2^15 at table[b*col_stride + a], high byte at
+//               table[b*col_stride + plane_stride + a]
 //   ct    int32 result, transposed: C[g][m][n] at ct[g*ct_g + n*ct_n + m].
 // This header holds plain C++ only (no torch), so that ISA-specific translation units never compile
 // torch's inline functions with wider instruction sets than the CPU may have.
