@@ -26,7 +26,7 @@ from typing import Any
 from ..errors import NetlistError, ParseError
 from .cells import Cell, CellGate, CellLibrary
 from .netlist import Gate, Kind, Netlist, NetlistBuilder, SourceLoc, find_loop
-from .ports import order_operands
+from .ports import group_bits, order_operands
 from .verilog_writer import write_verilog
 
 __all__ = ["cells_from_verilog", "parse_ast", "read_verilog", "write_verilog"]
@@ -1337,12 +1337,35 @@ class _Reader:
         module.elaborate()
         return module
 
+    def _buses(self, module: _Module, direction: str) -> dict[str, list[int]]:
+        """The module's ports of ``direction`` as buses; single-bit ports ``A[0]``/``A_0``/``A0`` are grouped."""
+        ports = [p for p in module.ports if module.signals[p].direction == direction]
+        scalars = [p for p in ports if len(module.signals[p].bits) == 1]
+        if len(scalars) <= 2 and len(scalars) == len(ports) and direction == "input":
+            scalars = []  # two single-bit operands `a`, `b`
+        try:
+            groups = group_bits(scalars)
+        except ValueError as exc:
+            raise ParseError(f"{direction} ports: {exc}", self.path, module.moddef.lineno) from None
+        group_of = {name: bus for bus, names in groups.items() for name in names}
+        buses: dict[str, list[int]] = {}
+        for port in ports:
+            if port in group_of:
+                bus = group_of[port]
+                bits = [module.signals[name].bits[0] for name in groups[bus]]
+            else:
+                bus, bits = port, list(module.signals[port].bits)
+            if bus in buses and buses[bus] != bits:
+                raise ParseError(f"{direction} bus {bus} is declared twice", self.path, module.signals[port].line)
+            buses[bus] = bits
+        return buses
+
     def netlist(self, module: _Module, operands: tuple[str, str] | None) -> Netlist:
         d, path = self.design, self.path
         moddef = module.moddef
-        inputs = [p for p in module.ports if module.signals[p].direction == "input"]
-        outputs = [p for p in module.ports if module.signals[p].direction == "output"]
-        a_name, b_name = order_operands(inputs, operands, path=path, line=moddef.lineno)
+        inputs = self._buses(module, "input")
+        outputs = self._buses(module, "output")
+        a_name, b_name = order_operands(list(inputs), operands, path=path, line=moddef.lineno)
         if len(outputs) != 1:
             known = [p for p in outputs if p.lower() in _OUTPUT_NAMES]
             if len(known) != 1:
@@ -1351,17 +1374,16 @@ class _Reader:
                     path,
                     moddef.lineno,
                 )
-            outputs = known
-        out_signal = module.signals[outputs[0]]
-        operand_nets = {net for name in (a_name, b_name) for net in module.signals[name].bits}
-        other_inputs = {
-            net: name for name in inputs if name not in (a_name, b_name) for net in module.signals[name].bits
-        }
+            outputs = {known[0]: outputs[known[0]]}
+        out_name, out_bits = next(iter(outputs.items()))
+        out_line = module.signals[out_name].line if out_name in module.signals else moddef.lineno
+        operand_nets = set(inputs[a_name] + inputs[b_name])
+        other_inputs = {net: name for name, bits in inputs.items() if name not in (a_name, b_name) for net in bits}
 
         # Live cone of the output; every net in it must be driven.
-        roots = [d.find(net) for net in out_signal.bits]
+        roots = [d.find(net) for net in out_bits]
         live: set[int] = set()
-        stack = [(net, out_signal.line) for net in roots]
+        stack = [(net, out_line) for net in roots]
         while stack:
             net, line = stack.pop()
             if net in live:
@@ -1381,8 +1403,8 @@ class _Reader:
 
         # Name each live net after the first declared net that aliases it (output port bits last).
         names: dict[int, str] = {}
-        port_bits = set(out_signal.bits)
-        order = [n for n in range(len(d.names)) if n not in port_bits] + out_signal.bits
+        port_bits = set(out_bits)
+        order = [n for n in range(len(d.names)) if n not in port_bits] + out_bits
         for net in order:
             name = d.names[net]
             if name is not None:
@@ -1393,7 +1415,7 @@ class _Reader:
         builder = NetlistBuilder(_unescape(moddef.name))
         netmap: dict[int, int] = {}
         for name in (a_name, b_name):
-            bits = module.signals[name].bits
+            bits = inputs[name]
             nets = builder.input_bus(name, len(bits), [d.name(n) for n in bits])
             netmap.update(zip(bits, nets, strict=True))
         gates = [gate for gate in d.gates if gate.output in live]
@@ -1403,7 +1425,7 @@ class _Reader:
             ins = [netmap[d.find(i)] for i in gate.inputs]
             builder.gate(gate.kind, ins, netmap[gate.output], loc=SourceLoc(path, gate.line))
         try:
-            return builder.build([netmap[n] for n in roots], output_name=outputs[0])
+            return builder.build([netmap[n] for n in roots], output_name=out_name)
         except NetlistError as exc:
             loop = find_loop(
                 Gate(g.kind, tuple(d.find(i) for i in g.inputs), g.output) for g in d.gates if g.output in live

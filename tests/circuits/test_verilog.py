@@ -449,6 +449,26 @@ def test_operands_by_name_and_other_port_names() -> None:
         read_verilog(text.replace("x * y", "x * w"))
 
 
+def test_single_bit_ports_are_grouped_into_buses() -> None:
+    # ABC and other tools write one escaped port per bit.
+    text = r"""module top ( \a[0] , \a[1] , b_0, b_1, \y[0] , \y[1] , \y[2] , \y[3] );
+  input \a[0] , \a[1] , b_0, b_1;
+  output \y[0] , \y[1] , \y[2] , \y[3] ;
+  wire c;
+  assign \y[0]  = \a[0]  & b_0;
+  assign c = \a[1]  & b_0 & \a[0] & b_1;
+  assign \y[1]  = \a[1]  & b_0 ^ \a[0] & b_1;
+  assign \y[2]  = \a[1] & b_1 ^ c;
+  assign \y[3]  = \a[1] & b_1 & c;
+endmodule"""
+    netlist = read_verilog(text)
+    assert netlist.operand_names == ("a", "b") and netlist.output_name == "y"
+    assert truth_table(netlist) == products(2, 2, False, 4)
+    assert read_verilog("module m(input a, b, output y); assign y = a & b; endmodule").widths == (1, 1)
+    with pytest.raises(ParseError, match="declared twice"):
+        read_verilog("module m(input [1:0] A, input A_2, input B, output y); assign y = A[0] & B; endmodule")
+
+
 def test_top_selection() -> None:
     text = "module a(input [1:0] A, B, output [1:0] O); assign O = A & B; endmodule\n" + (
         "module b(input [1:0] A, B, output [1:0] O); assign O = A | B; endmodule\n"
