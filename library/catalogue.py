@@ -36,6 +36,8 @@ if TYPE_CHECKING:
     from ..synth.power import HardwareCost
 
 DB_NAME = "catalogue.sqlite"
+#: How long a writer waits for another writer (an import in another process) before giving up.
+BUSY_TIMEOUT_S = 60.0
 BLOB_DIR = "blobs"
 #: Half window of the gradient tables stored with every LUT (DESIGN.md, DATE'25 default).
 HALF_WINDOW = 8
@@ -81,7 +83,6 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
             role TEXT NOT NULL CHECK (role IN ('primary', 'alternative'))
         );
         CREATE INDEX sources_entry ON sources (entry_id);
-        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
         """,
     ),
 )
@@ -236,7 +237,7 @@ class Library:
         root = library_dir(path)
         try:
             root.mkdir(parents=True, exist_ok=True)
-            connection = sqlite3.connect(root / DB_NAME, timeout=60.0, isolation_level=None)
+            connection = sqlite3.connect(root / DB_NAME, timeout=BUSY_TIMEOUT_S, isolation_level=None)
         except (OSError, sqlite3.Error) as error:
             raise LibraryError(f"cannot open library at {root}: {error}") from None
         connection.row_factory = sqlite3.Row
@@ -294,13 +295,20 @@ class Library:
     @contextmanager
     def _write(self) -> Iterator[None]:
         """One write transaction holding the database write lock (BEGIN IMMEDIATE)."""
-        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as error:
+            raise LibraryError(f"cannot write to the library at {self.root}: {error}") from None
         try:
             yield
         except BaseException:
             self._db.execute("ROLLBACK")
             raise
-        self._db.execute("COMMIT")
+        try:
+            self._db.execute("COMMIT")
+        except sqlite3.OperationalError as error:
+            self._db.execute("ROLLBACK")
+            raise LibraryError(f"cannot write to the library at {self.root}: {error}") from None
 
     # ----------------------------------------------------------------- reading
     def _entries(self, where: str = "", args: Sequence[Any] = (), order: str = "") -> list[Entry]:
@@ -433,11 +441,6 @@ class Library:
         """Whether any built-in entry is present."""
         return self._db.execute("SELECT 1 FROM entries WHERE origin = 'builtin' LIMIT 1").fetchone() is not None
 
-    def get_meta(self, key: str) -> str | None:
-        """A value of the library's key/value settings."""
-        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return None if row is None else str(row[0])
-
     # ----------------------------------------------------------------- writing
     def add(
         self,
@@ -496,7 +499,7 @@ class Library:
             self.blobs.write(lut)
             entry_id = self._insert(record)
             if source_sha256 is not None:
-                self._insert_source(source_sha256, source, entry_id, "primary")
+                self._insert_source(source_sha256, source, entry_id)
         return self._entries("id = ?", [entry_id])[0]
 
     def add_untabulated(
@@ -549,19 +552,14 @@ class Library:
         with self._write():
             entry_id = self._insert(record)
             if source_sha256 is not None:
-                self._insert_source(source_sha256, source, entry_id, "primary")
+                self._insert_source(source_sha256, source, entry_id)
         return self._entries("id = ?", [entry_id])[0]
 
     def add_source(self, entry: Entry, path: str, file_sha256: str) -> Entry:
         """Record another file holding the same circuit (e.g. the ``_pdk45.v`` twin); no-op if known."""
         with self._write():
-            self._insert_source(file_sha256, path, entry.id, "alternative" if path != entry.source else "primary")
+            self._insert_source(file_sha256, path, entry.id)
         return self._entries("id = ?", [entry.id])[0]
-
-    def set_meta(self, key: str, value: str) -> None:
-        """Store a key/value setting."""
-        with self._write():
-            self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
     def remove(self, name_or_hash: str) -> Entry:
         """Delete one entry (and its blob when no other entry shares it)."""
@@ -636,13 +634,21 @@ class Library:
         return record
 
     def _insert(self, record: dict[str, Any]) -> int:
+        """Insert an entry row (inside :meth:`_write`); a row another process added meanwhile is reused."""
+        key = (record["release"], record["name"], record["hash"])
+        row = self._db.execute("SELECT id FROM entries WHERE release = ? AND name = ? AND hash = ?", key).fetchone()
+        if row is not None:
+            return int(row[0])
         cols = ", ".join(record)
         marks = ", ".join("?" for _ in record)
         cursor = self._db.execute(f"INSERT INTO entries ({cols}) VALUES ({marks})", tuple(record.values()))
         assert cursor.lastrowid is not None
         return int(cursor.lastrowid)
 
-    def _insert_source(self, file_sha256: str, path: str, entry_id: int, role: str) -> None:
+    def _insert_source(self, file_sha256: str, path: str, entry_id: int) -> None:
+        """Record a file as the entry's primary source (its ``source`` column) or as an alternative."""
+        row = self._db.execute("SELECT source FROM entries WHERE id = ?", (entry_id,)).fetchone()
+        role = "primary" if row is not None and row[0] == path else "alternative"
         self._db.execute(
             "INSERT OR IGNORE INTO sources (file_sha256, path, entry_id, role) VALUES (?, ?, ?, ?)",
             (file_sha256, path, entry_id, role),

@@ -59,7 +59,7 @@ def test_killed_process_between_blob_and_commit(tmp_path, multiplier):
         from approxlut.lutgen.simulate import simulate_lut
 
         def die(self, record):
-            self._db.execute("INSERT INTO meta VALUES ('half', 'written')")
+            self._db.execute("CREATE TABLE half_done (x)")
             os._exit(3)
 
         L._insert = die
@@ -71,7 +71,7 @@ def test_killed_process_between_blob_and_commit(tmp_path, multiplier):
     assert done.returncode == 3, done.stderr
     with Library.open(root) as lib:
         assert [e.name for e in lib.query()] == ["before"]
-        assert lib.get_meta("half") is None
+        assert not lib._db.execute("SELECT 1 FROM sqlite_master WHERE name = 'half_done'").fetchone()
         assert len(lib.blobs.hashes()) == 2  # the orphan
         lib.clean()
         assert len(lib.blobs.hashes()) == 1
@@ -150,3 +150,27 @@ def test_blob_writes_are_atomic_renames(lib, multiplier, monkeypatch):
     monkeypatch.undo()
     assert list(lib.blobs.root.iterdir()) == []
     assert len(lib) == 0
+
+
+def test_writer_racing_another_writer_reuses_its_row(lib, multiplier, monkeypatch):
+    """The existence check before the transaction can be stale; the insert under the lock is not."""
+    netlist = multiplier(3, True, drop=1)
+    lut = simulate_lut(netlist, signed=True)
+    first = lib.add(lut, netlist, name="race")
+    monkeypatch.setattr(CatalogueLibrary, "same_circuit", lambda self, **kwargs: None)
+    second = lib.add(lut, netlist, name="race", source="other.v", source_sha256="f" * 64)
+    assert second.id == first.id and len(lib) == 1
+    assert lib.find_source("f" * 64).id == first.id
+    assert lib.entry("race").alt_sources == ("other.v",)
+
+
+def test_busy_library_is_reported(lib, multiplier, monkeypatch):
+    monkeypatch.setattr("approxlut.library.catalogue.BUSY_TIMEOUT_S", 0.1)
+    other = Library.open(lib.root)
+    lib._db.execute("BEGIN IMMEDIATE")  # another writer holds the lock
+    try:
+        with pytest.raises(LibraryError, match=r"cannot write to the library at .*locked"):
+            other.add(simulate_lut(multiplier(3, False), signed=False), name="blocked")
+    finally:
+        lib._db.execute("ROLLBACK")
+        other.close()
