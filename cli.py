@@ -228,7 +228,8 @@ def library_show(name: str, library_dir: Path | None, plot: Path | None, as_json
         if plot is not None:
             from .library.plots import error_heatmap
 
-            error_heatmap(lib.load_lut(entry), plot, title=f"{entry.full_name}: f − a·b ({entry.kind})")
+            lut = lib.load_lut(entry, gradients=False)
+            error_heatmap(lut, plot, title=f"{entry.full_name}: f − a·b ({entry.kind})")
     if as_json:
         data = entry.to_dict()
         data["published_differences"] = {k: list(v) for k, v in entry.published_differences().items()}

@@ -402,11 +402,12 @@ class Library:
         hint = f" (did you mean {', '.join(close)}?)" if close else " (see `lutgen library list`)"
         return f"no multiplier '{identifier}' in the library at {self.root}{hint}"
 
-    def load_lut(self, name_or_hash: str | Entry, *, half_window: int = HALF_WINDOW) -> Lut:
-        """The table of an entry (or of a name / hash prefix), with gradient tables.
+    def load_lut(self, name_or_hash: str | Entry, *, half_window: int = HALF_WINDOW, gradients: bool = True) -> Lut:
+        """The table of an entry (or of a name / hash prefix), with gradient tables unless ``gradients=False``.
 
-        Gradients are recomputed when ``half_window`` differs from the stored one. Names shared by
-        several entries with the same table are not ambiguous here.
+        Gradients are recomputed when ``half_window`` differs from the stored one (and for tables
+        wider than 8x8, which are stored without). Names shared by several entries with the same
+        table are not ambiguous here.
         """
         if isinstance(name_or_hash, Entry):
             chosen = name_or_hash
@@ -420,6 +421,8 @@ class Library:
                 f"{chosen.full_name} is {chosen.kind}: too wide for a table, the library keeps its metrics only"
             )
         lut = self.blobs.load(chosen.hash, name=chosen.full_name)
+        if not gradients:
+            return _without_gradients(lut)
         if lut.grad_a is None or lut.meta.get("half_window") != half_window:
             lut = lut.with_gradients(half_window)
         return lut
@@ -655,11 +658,15 @@ class Library:
         )
 
 
+def _without_gradients(lut: Lut) -> Lut:
+    meta = {k: v for k, v in lut.meta.items() if k not in ("grad_method", "half_window", "grad_compat")}
+    return replace(lut, grad_a=None, grad_b=None, meta=meta)
+
+
 def _blob_form(lut: Lut) -> Lut:
     """The LUT as stored: gradients (half window :data:`HALF_WINDOW`) for tables up to 8x8, none above."""
     if lut.bits_a + lut.bits_b > GRADIENT_MAX_BITS:
-        meta = {k: v for k, v in lut.meta.items() if k not in ("grad_method", "half_window", "grad_compat")}
-        return replace(lut, grad_a=None, grad_b=None, meta=meta)
+        return _without_gradients(lut)
     if lut.grad_a is None or lut.meta.get("half_window") != HALF_WINDOW or lut.meta.get("grad_method") != "difference":
         return lut.with_gradients(HALF_WINDOW)
     return lut

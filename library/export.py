@@ -39,7 +39,7 @@ def export_lut(
     if fmt not in FORMATS:
         raise ConfigError(f"unknown export format '{fmt}' (choose from {', '.join(FORMATS)})")
     entry = lib.entry(name_or_hash)
-    lut = lib.load_lut(entry, half_window=half_window)
+    lut = lib.load_lut(entry, half_window=half_window, gradients=fmt == "npz" or gradients)
     path = (
         Path(out)
         if out is not None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +40,8 @@ def test_round_trip_add_query_load(lib, multiplier):
     reference = lut.with_gradients(8)
     assert loaded.grad_a is not None and loaded.grad_b is not None
     assert np.array_equal(loaded.grad_a, reference.grad_a) and np.array_equal(loaded.grad_b, reference.grad_b)
+    bare = lib.load_lut("t6s", gradients=False)
+    assert bare.grad_a is None and bare.grad_b is None and "half_window" not in bare.meta
     other = lib.load_lut("t6s", half_window=2)
     assert np.array_equal(other.grad_b, lut.with_gradients(2).grad_b)
     # survives closing and reopening
@@ -173,3 +176,19 @@ def test_location_precedence(tmp_path, monkeypatch):
     assert library_dir(tmp_path / "flag") == tmp_path / "flag"
     with Library.open() as lib:
         assert lib.root == Path(tmp_path / "env") and (lib.root / DB_NAME).is_file()
+
+
+def test_wide_tables_are_stored_without_gradients_and_uncompressed(lib, multiplier, monkeypatch):
+    """Tables above 8x8 (here the limits are lowered to 4x4) keep only the forward table, stored flat."""
+    monkeypatch.setattr("approxlut.library.catalogue.GRADIENT_MAX_BITS", 6)
+    monkeypatch.setattr("approxlut.library.blobs.COMPRESS_MAX_ENTRIES", 16)
+    netlist = multiplier(4, True, drop=2)
+    lut = simulate_lut(netlist, signed=True)
+    lib.add(lut, netlist, name="big")
+    with np.load(lib.blobs.path(lut.hash)) as data:
+        assert sorted(data.files) == ["forward", "meta"]
+    with zipfile.ZipFile(lib.blobs.path(lut.hash)) as archive:
+        assert {info.compress_type for info in archive.infolist()} == {zipfile.ZIP_STORED}
+    loaded = lib.load_lut("big")
+    assert np.array_equal(loaded.forward, lut.forward)
+    assert np.array_equal(loaded.grad_a, lut.with_gradients(8).grad_a)
