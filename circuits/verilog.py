@@ -53,6 +53,8 @@ _BEHAVIOURAL = {
     "Task": "a task",
     "GenerateStatement": "a generate block",
 }
+_MAX_GATES = 2_000_000  # a flattened design beyond this is refused rather than exhausting memory
+_MAX_WIDTH = 1 << 16  # widest expression or net
 _DIRECTIVES_OK = {"`timescale", "`celldefine", "`endcelldefine", "`resetall", "`default_nettype"}
 
 # ----------------------------------------------------------------------------------------------
@@ -205,6 +207,8 @@ class _Design:
         return self.names[net] or f"n{net}"
 
     def gate(self, kind: Kind, inputs: Sequence[int], line: int) -> int:
+        if len(self.gates) >= _MAX_GATES:
+            raise self.error(f"the flattened circuit exceeds {_MAX_GATES} gates", line)
         out = self.net()
         self.gate_of[out] = len(self.gates)
         self.gates.append(_Gate(kind, list(inputs), out, line))
@@ -482,11 +486,10 @@ class _Module:
 
     def _declare(self, overrides: dict[str, int]) -> None:
         moddef = self.moddef
-        param_order: list[str] = []
         if moddef.paramlist is not None:
             for decl in moddef.paramlist.params:
                 for item in getattr(decl, "list", (decl,)):
-                    self._param(item, overrides, param_order)
+                    self._param(item, overrides)
         for port in moddef.portlist.ports if moddef.portlist is not None else ():
             kind = type(port).__name__
             if kind == "Ioport":
@@ -504,14 +507,13 @@ class _Module:
                 for sub in item.list:
                     sub_kind = type(sub).__name__
                     if sub_kind in ("Parameter", "Localparam"):
-                        self._param(sub, overrides, param_order)
+                        self._param(sub, overrides)
                     elif sub_kind != "Assign":
                         self._variable(sub)
             elif kind in _BEHAVIOURAL:
                 raise self.error(
                     f"{_BEHAVIOURAL[kind]} is behavioural code, not a structural netlist; {_SYNTH_HINT}", item
                 )
-        self.param_order = param_order
         unknown = [name for name in overrides if name not in self.params]
         if unknown:
             raise self.error(f"module {moddef.name} has no parameter '{unknown[0]}'", moddef)
@@ -520,21 +522,17 @@ class _Module:
                 raise self.error(f"port '{name}' of module {moddef.name} has no input/output declaration", moddef)
         self._implicit_nets()
 
-    def _param(self, node: Any, overrides: dict[str, int], order: list[str]) -> None:
+    def _param(self, node: Any, overrides: dict[str, int]) -> None:
         name = _unescape(node.name)
-        local = type(node).__name__ == "Localparam"
-        if not local:
-            order.append(name)
-        if name in overrides and not local:
-            value = overrides[name]
-        else:
-            value = self.const(node.value.var if type(node.value).__name__ == "Rvalue" else node.value)
+        expr = node.value.var if type(node.value).__name__ == "Rvalue" else node.value
+        overridden = name in overrides and type(node).__name__ != "Localparam"
+        value = overrides[name] if overridden else self.const(expr)
         if node.width is not None:
             width, signed = self._range_width(node.width), bool(node.signed)
+        elif overridden:  # an integer from the instantiating module
+            width, signed = max(32, value.bit_length() + 1), True
         else:
-            raw = node.value.var if type(node.value).__name__ == "Rvalue" else node.value
-            width, signed = self.type_of(raw) if name not in overrides else (32, True)
-            width = max(width, value.bit_length() + 1)
+            width, signed = self.type_of(expr)
         self.params[name] = _Param(value, width, signed)
 
     def _range(self, width_node: Any) -> tuple[int, int]:
@@ -575,8 +573,8 @@ class _Module:
             self._port_bits(existing)
             return
         width = abs(msb - lsb) + 1
-        if width > 1 << 20:
-            raise self.error(f"'{name}' is too wide ({width} bits)", node)
+        if width > _MAX_WIDTH:
+            raise self.error(f"'{name}' is too wide ({width} bits, at most {_MAX_WIDTH})", node)
         if kind == "Supply":
             value = 1 if self.const(node.value) else 0
             bits = [self.d.const(value, node.lineno)] * width
@@ -919,6 +917,8 @@ class _Module:
         cached = self.types.get(key)
         if cached is None:
             cached = self._type(node)
+            if cached[0] > _MAX_WIDTH:
+                raise self.error(f"expression is {cached[0]} bits wide (at most {_MAX_WIDTH} are supported)", node)
             self.types[key] = cached
         return cached
 
@@ -1165,9 +1165,6 @@ class _Module:
             bits = [d.mux(s, x, y, line) for x, y in zip(bits, shifted, strict=True)]
         return bits
 
-    def _e_power(self, node: Any, width: int, signed: bool) -> list[int]:
-        return self._e_divide(node, width, signed)
-
 
 class _NotConstant(Exception):
     """Raised inside constant evaluation when an expression refers to a net."""
@@ -1267,7 +1264,7 @@ _EVAL: dict[str, Callable[[_Module, Any, int, bool], list[int]]] = {
     "Times": _Module._e_arith,
     "Divide": _Module._e_divide,
     "Mod": _Module._e_divide,
-    "Power": _Module._e_power,
+    "Power": _Module._e_divide,
     "Sll": _Module._e_shift,
     "Srl": _Module._e_shift,
     "Sla": _Module._e_shift,
