@@ -250,6 +250,9 @@ class Library:
         except sqlite3.DatabaseError as error:
             connection.close()
             raise LibraryError(f"library index {root / DB_NAME} is unreadable: {error}") from None
+        except LibraryError:
+            connection.close()
+            raise
         return lib
 
     @classmethod
@@ -275,6 +278,12 @@ class Library:
     def _migrate(self) -> None:
         self._db.execute("CREATE TABLE IF NOT EXISTS migrations (version INTEGER PRIMARY KEY, applied TEXT NOT NULL)")
         done = {row[0] for row in self._db.execute("SELECT version FROM migrations")}
+        newest = MIGRATIONS[-1][0]
+        if done and max(done) > newest:
+            raise LibraryError(
+                f"the library at {self.root} has schema version {max(done)}, newer than this lutgen's ({newest}): "
+                "upgrade lutgen or use another --library"
+            )
         for version, script in MIGRATIONS:
             if version in done:
                 continue

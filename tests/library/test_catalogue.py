@@ -144,6 +144,14 @@ def test_migrations_are_recorded_once(tmp_path):
     assert [r[0] for r in rows] == [v for v, _ in MIGRATIONS]
 
 
+def test_newer_schema_is_refused(tmp_path):
+    Library.open(tmp_path).close()
+    with sqlite3.connect(tmp_path / DB_NAME) as db:
+        db.execute("INSERT INTO migrations VALUES (999, 'future')")
+    with pytest.raises(LibraryError, match="schema version 999, newer than this lutgen"):
+        Library.open(tmp_path)
+
+
 def test_wal_mode_and_concurrent_reader(lib, multiplier):
     entry = _add(lib, multiplier, 4, False, 1)
     assert lib._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
