@@ -12,7 +12,6 @@ pointer to the Yosys path; every problem is a :class:`~approxlut.errors.ParseErr
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import tempfile
@@ -20,7 +19,6 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from ..errors import NetlistError, ParseError
@@ -65,36 +63,24 @@ _PARSER: Any = None
 _PARSER_LOCK = threading.Lock()
 
 
-def _cache_dir() -> Path:
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "lutgen" / "pyverilog"
+def _cache_dir() -> Path | None:
+    """``$XDG_CACHE_HOME/lutgen/pyverilog`` (default ``~/.cache``); ``None`` when it cannot be written."""
     try:
+        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "lutgen" / "pyverilog"
         base.mkdir(parents=True, exist_ok=True)
         if os.access(base, os.W_OK):
             return base
-    except OSError:
+    except (OSError, RuntimeError):  # RuntimeError: no home directory
         pass
-    return Path(tempfile.mkdtemp(prefix="lutgen-pyverilog-"))
-
-
-def _load_tables(path: Path) -> ModuleType | None:
-    if not path.is_file():
-        return None
-    try:
-        spec = importlib.util.spec_from_file_location(path.stem, path)
-        if spec is None or spec.loader is None:
-            return None
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    except Exception:  # a torn or foreign file: rebuild the tables
-        return None
-    return module
+    return None
 
 
 def _build_parser() -> Any:
     """A ``VerilogParser`` whose LALR tables are read from (and written once to) the cache dir.
 
     pyverilog's own constructor writes its tables to ``outputdir`` but never reads them back, so
-    every process would pay ~0.8 s; this subclass hands ply the cached table module instead.
+    every process would pay ~0.8 s; this subclass hands ply a pickle of the tables instead (a
+    pickle, not ply's ``parsetab.py``, which costs 0.25 s to compile where bytecode is not cached).
     """
     import ply
     import ply.yacc as yacc
@@ -102,8 +88,9 @@ def _build_parser() -> Any:
     from pyverilog.vparser.lexer import VerilogLexer
     from pyverilog.vparser.parser import VerilogParser
 
-    name = re.sub(r"\W", "_", f"vparsetab_{pyverilog.__version__}_{ply.__version__}")
     cache = _cache_dir()
+    name = re.sub(r"\W", "_", f"vparsetab_{pyverilog.__version__}_{ply.__version__}") + ".pickle"
+    tables = cache / name if cache is not None else None
 
     class CachedParser(VerilogParser):
         def __init__(self) -> None:
@@ -111,19 +98,26 @@ def _build_parser() -> Any:
             self.lexer.build()
             self.tokens = self.lexer.tokens
             quiet = yacc.NullLogger()
-            tables = _load_tables(cache / f"{name}.py")
-            if tables is not None:
-                self.parser = yacc.yacc(
-                    module=self, method="LALR", tabmodule=tables, debug=False, write_tables=False, errorlog=quiet
-                )
-                return
-            with tempfile.TemporaryDirectory(dir=cache) as tmp:
-                self.parser = yacc.yacc(
-                    module=self, method="LALR", tabmodule=name, outputdir=tmp, debug=False, errorlog=quiet
-                )
-                written = Path(tmp) / f"{name}.py"
-                if written.is_file():
-                    os.replace(written, cache / f"{name}.py")
+            if tables is not None and tables.is_file():
+                try:  # ply checks the grammar signature and rebuilds the tables when it differs
+                    self.parser = yacc.yacc(
+                        module=self, method="LALR", picklefile=str(tables), debug=False, errorlog=quiet
+                    )
+                    return
+                except Exception:  # a torn or foreign file: build afresh below
+                    pass
+            try:  # write into a private dir, then move into place: readers never see a torn file
+                if tables is None:
+                    raise OSError("no cache directory")
+                with tempfile.TemporaryDirectory(dir=tables.parent) as tmp:
+                    fresh = Path(tmp) / name
+                    self.parser = yacc.yacc(
+                        module=self, method="LALR", picklefile=str(fresh), debug=False, errorlog=quiet
+                    )
+                    if fresh.is_file():
+                        os.replace(fresh, tables)
+            except OSError:  # an unwritable cache only costs time
+                self.parser = yacc.yacc(module=self, method="LALR", debug=False, write_tables=False, errorlog=quiet)
 
     return CachedParser()
 

@@ -734,7 +734,7 @@ def test_parser_tables_are_cached_on_disk(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     monkeypatch.setattr(verilog, "_PARSER", None)
     read_verilog(MUL2_ASSIGN)
-    tables = list((tmp_path / "lutgen" / "pyverilog").glob("vparsetab_*.py"))
+    tables = list((tmp_path / "lutgen" / "pyverilog").glob("vparsetab_*.pickle"))
     assert len(tables) == 1
     monkeypatch.setattr(verilog, "_PARSER", None)
     assert truth_table(read_verilog(MUL2_ASSIGN)) == products(2, 2, False, 4)  # from the cached tables
