@@ -559,3 +559,84 @@ def native_info(as_json: bool) -> None:
     click.echo(f"built:        {'yes' if info['built'] else 'no (builds on first use, or run: lutgen native build)'}")
     if info["compiled_kernels"]:
         click.echo(f"kernels:      {', '.join(info['compiled_kernels'])}")
+
+
+@main.command("evaluate")
+@click.option(
+    "--model", "model_name", required=True, help="Zoo model (lenet5, vgg19, resnet18, ...) or module:callable."
+)
+@click.option(
+    "--weights", type=click.Path(path_type=Path), help="Float weights (state dict); default: train and cache."
+)
+@click.option("--data", "data_dir", type=click.Path(path_type=Path), help="Local dataset directory (never downloaded).")
+@click.option(
+    "--dataset",
+    type=click.Choice(["digits", "cifar10", "mnist", "fashion-mnist"]),
+    help="Dataset (default: digits, the 8x8 digits shipped with scikit-learn; with --data: detected).",
+)
+@click.option(
+    "--assign",
+    default="auto",
+    show_default=True,
+    help="auto | NAME (every layer) | assignment.json | layer=NAME,... (other layers exact).",
+)
+@click.option("--budget", default=1.0, show_default=True, help="auto: allowed accuracy drop in points.")
+@click.option(
+    "--candidates",
+    default="bits=8,signed",
+    show_default=True,
+    help="auto: library filter (bits=N, signed|unsigned, max_mae=X) or a comma-separated list of names.",
+)
+@click.option("--limit", type=int, help="Evaluate on the first N test samples only.")
+@click.option("--seed", default=0, show_default=True, help="Seed of the data split, calibration subset and noise.")
+@click.option(
+    "--bias-correction/--no-bias-correction",
+    default=True,
+    show_default=True,
+    help="Fold predicted mean error into biases.",
+)
+@click.option("--save", type=click.Path(path_type=Path), help="Write the assignment as JSON.")
+@click.option("--plot", type=click.Path(path_type=Path), help="auto: plot the energy-accuracy front (e.g. pareto.png).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@reports_errors
+def evaluate_command(
+    model_name: str,
+    weights: Path | None,
+    data_dir: Path | None,
+    dataset: str | None,
+    assign: str,
+    budget: float,
+    candidates: str,
+    limit: int | None,
+    seed: int,
+    bias_correction: bool,
+    save: Path | None,
+    plot: Path | None,
+    as_json: bool,
+) -> None:
+    """Run a model through approximate multipliers: accuracy, per-layer table, multiplier energy."""
+    from rich.console import Console
+
+    from .nn.evaluate import EvaluateOptions, plot_pareto, render, run_evaluate, save_assignment
+
+    options = EvaluateOptions(
+        model=model_name,
+        weights=weights,
+        data=data_dir,
+        dataset=dataset,
+        assign=assign,
+        budget=budget,
+        candidates=candidates,
+        limit=limit,
+        seed=seed,
+        bias_correction=bias_correction,
+    )
+    result = run_evaluate(options)
+    if save is not None:
+        save_assignment(result, save)
+    if plot is not None:
+        plot_pareto(result, plot)
+    if as_json:
+        click.echo(result.to_json())
+    else:
+        render(result, Console(width=max(100, Console().width)))

@@ -17,12 +17,19 @@ large network is predicted in well under a second.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
 
 from ..errors import ConfigError
 from ..lutgen.lut import Lut
+from .layers import ApproxConv1d, ApproxConv2d, ApproxLinear, ApproxModule
+from .swap import approx_layers
 
 
 @dataclass(frozen=True)
@@ -111,3 +118,136 @@ def predict_errors(luts: list[Lut], operands: LayerOperands) -> list[ErrorPredic
         mean, var = conditional_moments(lut, prob)
         results.append(ErrorPrediction(mean.reshape(-1)[index].sum(axis=1), var.reshape(-1)[index].sum(axis=1)))
     return results
+
+
+# ------------------------------------------------------------------------------ recording the operands
+
+
+@dataclass(frozen=True)
+class LayerStats:
+    """One layer's operands under its quantisation, and how integer errors map to its output.
+
+    Attributes:
+        operands: activation histograms (padding counted in), weight codes and input groups.
+        out_scale: float64 ``[O]``, ``s_a · s_w[o]``: an accumulator error of 1 moves output ``o`` by this.
+        bits_a, bits_b, scheme: the quantisation the histograms were recorded under.
+    """
+
+    operands: LayerOperands
+    out_scale: np.ndarray
+    bits_a: int
+    bits_b: int
+    scheme: str
+
+    def output_moments(self, prediction: ErrorPrediction) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and standard deviation of each output channel's error in output units."""
+        return prediction.mean * self.out_scale, prediction.std * np.abs(self.out_scale)
+
+
+def predictable(module: nn.Module) -> bool:
+    """Whether :func:`record_operands` and bias correction handle this approximate layer."""
+    return isinstance(module, (ApproxLinear, ApproxConv1d, ApproxConv2d)) and not module.resolved.is_float
+
+
+@torch.no_grad()
+def record_operands(
+    float_model: nn.Module, qmodel: nn.Module, batches: Iterable[torch.Tensor]
+) -> dict[str, LayerStats]:
+    """Histograms of every predictable layer's activation codes, recorded in one float pass.
+
+    ``qmodel`` is ``float_model`` after :func:`approxlut.nn.approximate` and calibration (same layer
+    names); each float layer's input is quantised with the calibrated quantiser of its approximate twin,
+    so the float model runs at full speed while the codes are those the approximate layer would see.
+    """
+    layers = {name: m for name, m in approx_layers(qmodel).items() if predictable(m)}
+    modules = dict(float_model.named_modules())
+    missing = sorted(set(layers) - set(modules))
+    if missing:
+        raise ConfigError(f"float model has no layers {missing[:3]} of the approximate model")
+    hists: dict[str, torch.Tensor] = {}
+    pad_code: dict[str, int] = {}
+    pads: dict[str, float] = dict.fromkeys(layers, 0.0)
+    taps: dict[str, float] = dict.fromkeys(layers, 0.0)
+    handles = []
+    for name, layer in layers.items():
+
+        def hook(module: nn.Module, inputs: tuple[Any, ...], name: str = name, layer: ApproxModule = layer) -> None:
+            x = inputs[0]
+            codes, _, zero = layer.quantize_input(x)
+            size = 1 << layer.resolved.bits_a
+            codes = codes.to(torch.int64) & (size - 1)
+            if isinstance(layer, nn.Linear):
+                groups = x.shape[-1]
+                flat = codes.reshape(-1, groups)
+            else:
+                groups = x.shape[1]
+                flat = codes.transpose(0, 1).reshape(groups, -1).t()
+                real, total = _conv_taps(layer, x)
+                pads[name] += (total - real) * x.shape[0]
+                taps[name] += total * x.shape[0]
+            index = (flat + torch.arange(groups, device=flat.device) * size).reshape(-1)
+            counts = torch.bincount(index, minlength=groups * size).reshape(groups, size).double().cpu()
+            hists[name] = hists[name] + counts if name in hists else counts
+            pad_code[name] = int(zero) & (size - 1)
+
+        handles.append(modules[name].register_forward_pre_hook(hook))
+    modes = {m: m.training for m in float_model.modules()}
+    float_model.eval()
+    try:
+        for batch in batches:
+            float_model(batch)
+    finally:
+        for handle in handles:
+            handle.remove()
+        for module, mode in modes.items():
+            module.training = mode
+    stats = {}
+    for name, layer in layers.items():
+        if name not in hists:
+            continue  # never called on this data
+        hist = hists[name].numpy()
+        if taps[name] > 0 and pads[name] > 0:
+            fraction = pads[name] / taps[name]
+            hist[:, pad_code[name]] += hist.sum(axis=1) * fraction / (1.0 - fraction)
+        stats[name] = _layer_stats(layer, hist)
+    return stats
+
+
+def _conv_taps(layer: ApproxModule, x: torch.Tensor) -> tuple[float, float]:
+    """Per input channel and sample: ``(real taps, all taps)`` of the layer's receptive fields."""
+    from .layers import conv_pads
+
+    m: Any = layer
+    spatial = x.shape[2:]
+    pads = conv_pads(m.padding, m.kernel_size, m.dilation)
+    ones = torch.ones((1, 1, *spatial), dtype=torch.float32)
+    flat_pad = [p for pair in reversed(pads) for p in pair]
+    ones = F.pad(ones, flat_pad)
+    if len(spatial) == 1:
+        ones = ones.unsqueeze(2)
+        kernel, stride, dilation = (1, m.kernel_size[0]), (1, m.stride[0]), (1, m.dilation[0])
+    else:
+        kernel, stride, dilation = m.kernel_size, m.stride, m.dilation
+    cols = F.unfold(ones, kernel, dilation=dilation, stride=stride)
+    return float(cols.sum()), float(cols.numel())
+
+
+def _layer_stats(layer: ApproxModule, hist: np.ndarray) -> LayerStats:
+    resolved = layer.resolved
+    codes, scale_w, _ = layer.quantize_weight()
+    mask = (1 << resolved.bits_b) - 1
+    weight_codes = (codes.detach().to(torch.int64) & mask).reshape(codes.shape[0], -1).cpu().numpy()
+    out_channels, fan_in = weight_codes.shape
+    if isinstance(layer, nn.Linear):
+        group = np.arange(fan_in, dtype=np.int64)
+    else:
+        m: Any = layer
+        per_group_out = out_channels // m.groups
+        taps = fan_in // (m.in_channels // m.groups)
+        base = (np.arange(out_channels) // per_group_out) * (m.in_channels // m.groups)
+        group = base[:, None] + (np.arange(fan_in) // taps)[None, :]
+    scale_a = float(layer.input_quant.scale)
+    out_scale = scale_a * scale_w.detach().double().cpu().numpy()
+    return LayerStats(
+        LayerOperands(hist, weight_codes, group), out_scale, resolved.bits_a, resolved.bits_b, resolved.scheme
+    )
