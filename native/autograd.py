@@ -62,7 +62,7 @@ def operand_values(x: torch.Tensor, bits: int, signed: bool, *, what: str, op: s
                 "operand; quantise them first"
             )
     converted = values.to(dtype)
-    if values.dtype.is_floating_point and not torch.equal(converted.to(values.dtype), values):
+    if values.dtype.is_floating_point and bool((converted != values).any()):
         raise ConfigError(f"{op}: {what} must hold integer operand values (quantise and round first)")
     return converted
 

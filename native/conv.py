@@ -201,12 +201,18 @@ class Conv2dLowering(_Lowered):
         n, c, h, wd = x.shape
         out_ch, _, kh, kw = w.shape
         oh, ow = output_size(self.spec, h, wd, kh, kw)
-        xp = pad_values(x, self.spec)
         if isinstance(self.engine, DecompEngine):
             out = decomposed_conv2d(
-                xp, w, self.lut, stride=self.spec.stride, dilation=self.spec.dilation, groups=self.spec.groups
+                x,
+                w,
+                self.lut,
+                stride=self.spec.stride,
+                padding=self.spec.padding,
+                dilation=self.spec.dilation,
+                groups=self.spec.groups,
             )
             return out.to(torch.float32)
+        xp = pad_values(x, self.spec)
         b = weight_matrix(w, self.spec.groups)
         out = torch.empty((n, out_ch, oh, ow), dtype=torch.float32, device=x.device)
         step = batch_chunk(oh * ow, c * kh * kw, n)

@@ -196,23 +196,25 @@ def _max_abs(t: torch.Tensor) -> int:
 
 
 def exact_bmm(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """``x @ y`` exactly for integer-valued float tensors ``[G, M, K] @ [G, K, N]``, as float64.
+    """``x @ y`` exactly for integer-valued float tensors ``[G, M, K] @ [G, K, N]``.
 
-    Uses float32 GEMMs over slices of ``K`` whose partial sums provably stay below ``2^24``, else float64.
+    float32 when one float32 GEMM is provably exact (every partial sum below ``2^24``), else float64:
+    float32 GEMMs over slices of ``K`` short enough to be exact, summed in float64 (or one float64 GEMM
+    when the slices would be too short to pay off).
     """
     k = x.shape[-1]
     per_term = _max_abs(x) * _max_abs(y)
     if per_term == 0:
-        return torch.zeros(x.shape[0], x.shape[1], y.shape[2], dtype=torch.float64)
+        return torch.bmm(x.float(), y.float())
     if k * per_term >= _FP64_EXACT:
         raise LutgenError(f"exact GEMM would exceed 2^53 (K={k}, max |term|={per_term}); use another engine")
     chunk = _FP32_EXACT // per_term if _fp32_is_ieee() else 0
     if chunk >= k:
-        return torch.bmm(x.float(), y.float()).double()
+        return torch.bmm(x.float(), y.float())
     if chunk < 16:
         return torch.bmm(x.double(), y.double())
     x32, y32 = x.float(), y.float()
-    out = torch.zeros(x.shape[0], x.shape[1], y.shape[2], dtype=torch.float64)
+    out = torch.zeros(x.shape[0], x.shape[1], y.shape[2], dtype=torch.float64, device=x.device)
     for start in range(0, k, chunk):
         out += torch.bmm(x32[:, :, start : start + chunk], y32[:, start : start + chunk, :])
     return out
@@ -223,48 +225,54 @@ def exact_conv2d(
     w: torch.Tensor,
     *,
     stride: tuple[int, int],
+    padding: tuple[int, int],
     dilation: tuple[int, int],
     groups: int,
+    bounds: tuple[int, int] | None = None,
 ) -> torch.Tensor:
-    """Unpadded ``conv2d(x, w)`` exactly for integer-valued float tensors, as float64.
+    """``conv2d(x, w)`` (symmetric zero padding) exactly for integer-valued float tensors.
 
-    Splits the input channels of every group into slices whose partial sums stay below ``2^24`` and runs
-    float32 convolutions on them (float64 when a slice would be too small to pay off).
+    ``bounds`` (largest possible ``|x|`` and ``|w|``) saves the passes over the data when they already
+    prove that one float32 convolution is exact.
+
+    float32 when one float32 convolution is provably exact, else float64: the input channels of every
+    group are split into slices whose partial sums stay below ``2^24`` (float32 convolutions summed in
+    float64), or one float64 convolution when a slice would be too small to pay off.
     """
-    out_ch, cg, kh, kw = w.shape
-    per_term = _max_abs(x) * _max_abs(w)
-    n, _, h, wd = x.shape
-    oh = (h - dilation[0] * (kh - 1) - 1) // stride[0] + 1
-    ow = (wd - dilation[1] * (kw - 1) - 1) // stride[1] + 1
-    if per_term == 0:
-        return torch.zeros(n, out_ch, oh, ow, dtype=torch.float64)
+    _, cg, kh, kw = w.shape
     window = kh * kw
+    fits = bounds is not None and cg * window * bounds[0] * bounds[1] < _FP32_EXACT and _fp32_is_ieee()
+    per_term = 1 if fits else _max_abs(x) * _max_abs(w)
+
+    def conv(inp: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(inp, weight, stride=stride, padding=padding, dilation=dilation, groups=groups)
+
+    if per_term == 0:
+        return conv(x.float(), w.float())
     if cg * window * per_term >= _FP64_EXACT:
         raise LutgenError(f"exact convolution would exceed 2^53 (K={cg * window}); use another engine")
     chunk = _FP32_EXACT // (per_term * window) if _fp32_is_ieee() else 0
-
-    def conv(inp: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(inp, weight, stride=stride, dilation=dilation, groups=groups)
-
-    if chunk >= cg:
-        return conv(x.float(), w.float()).double()
+    if fits or chunk >= cg:
+        return conv(x.float(), w.float())
     if chunk * window < 16:
         return conv(x.double(), w.double())
+    n, _, h, wd = x.shape
     xg = x.float().reshape(n, groups, cg, h, wd)
     w32 = w.float()
-    out = torch.zeros(n, out_ch, oh, ow, dtype=torch.float64)
+    out: torch.Tensor | None = None
     for start in range(0, cg, chunk):
         stop = min(cg, start + chunk)
-        xs = xg[:, :, start:stop].reshape(n, groups * (stop - start), h, wd)
-        out += conv(xs, w32[:, start:stop].contiguous())
+        part = conv(xg[:, :, start:stop].reshape(n, groups * (stop - start), h, wd), w32[:, start:stop].contiguous())
+        out = part.double() if out is None else out + part
+    assert out is not None
     return out
 
 
-def to_int32(acc: torch.Tensor, what: str) -> torch.Tensor:
-    """Convert an exact float64 accumulator to int32, refusing values outside the int32 range."""
-    if acc.numel() and _max_abs(acc) > _INT32_MAX:
+def _checked(acc: torch.Tensor, what: str) -> torch.Tensor:
+    """``acc`` (exact integers) after checking the int32 range (float32 sums are below 2^24 already)."""
+    if acc.dtype == torch.float64 and acc.numel() and _max_abs(acc) > _INT32_MAX:
         raise LutgenError(f"{what}: the result exceeds the int32 range; split the reduction (smaller K)")
-    return acc.to(torch.int32)
+    return acc
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -289,6 +297,11 @@ def _require(lut: PreparedLut) -> Decomposition:
     return found
 
 
+def _largest_value(bits: int, signed: bool) -> int:
+    """Largest ``|value|`` of a ``bits``-wide operand."""
+    return 1 << (bits - 1) if signed else (1 << bits) - 1
+
+
 def _codes(values: torch.Tensor, bits: int) -> torch.Tensor:
     return values.to(torch.int64) & ((1 << bits) - 1)
 
@@ -304,33 +317,52 @@ def decomposed_bmm(a: torch.Tensor, b: torch.Tensor, lut: PreparedLut) -> torch.
     if found.terms:
         u, v = _term_tables(lut, found)
         ca, cb = _codes(a, lut.bits_a), _codes(b, lut.bits_b)
+        acc = acc.double()
         for r in range(found.terms):
             acc += exact_bmm(u[r][ca], v[r][cb])
-    return to_int32(acc, f"LUT '{lut.name}'")
+    return _checked(acc, f"LUT '{lut.name}'").to(torch.int32)
 
 
 def decomposed_conv2d(
-    xp: torch.Tensor,
+    x: torch.Tensor,
     w: torch.Tensor,
     lut: PreparedLut,
     *,
     stride: tuple[int, int],
+    padding: tuple[int, int, int, int],
     dilation: tuple[int, int],
     groups: int,
 ) -> torch.Tensor:
-    """LUT convolution of the already padded integer input ``xp`` with ``w``: int32 ``[N, O, OH, OW]``.
+    """LUT convolution of integer ``x`` with ``w`` (zero padding ``(top, bottom, left, right)``, value 0).
 
-    The exact part is a native convolution of the values; each correction term is a convolution of
-    ``u_r[code(x)]`` with ``v_r[code(w)]`` (the padding, value 0, maps to ``u_r[code 0]`` on the way).
+    Returns a float tensor of exact integer sums (float32, or float64 when wider), int32 range checked.
+    The exact part is a native convolution of the values (its own zero padding is exact: value 0
+    contributes 0); each correction term is a convolution of ``u_r[code(x)]``, explicitly padded with
+    ``u_r[code 0]``, with ``v_r[code(w)]``.
     """
     found = _require(lut)
-    acc = exact_conv2d(xp.to(torch.float32), w.to(torch.float32), stride=stride, dilation=dilation, groups=groups)
+    top, bottom, left, right = padding
+    xv = x.to(torch.float32)
+    symmetric = top == bottom and left == right
+    if not symmetric:
+        xv = F.pad(xv, (left, right, top, bottom))
+    acc = exact_conv2d(
+        xv,
+        w.float(),
+        stride=stride,
+        padding=(top, left) if symmetric else (0, 0),
+        dilation=dilation,
+        groups=groups,
+        bounds=(_largest_value(lut.bits_a, lut.signed), _largest_value(lut.bits_b, lut.signed)),
+    )
     if found.terms:
         u, v = _term_tables(lut, found)
-        cx, cw = _codes(xp, lut.bits_a), _codes(w, lut.bits_b)
+        cx = _codes(F.pad(x, (left, right, top, bottom)), lut.bits_a)
+        cw = _codes(w, lut.bits_b)
+        acc = acc.double()
         for r in range(found.terms):
-            acc += exact_conv2d(u[r][cx], v[r][cw], stride=stride, dilation=dilation, groups=groups)
-    return to_int32(acc, f"LUT '{lut.name}'")
+            acc += exact_conv2d(u[r][cx], v[r][cw], stride=stride, padding=(0, 0), dilation=dilation, groups=groups)
+    return _checked(acc, f"LUT '{lut.name}'")
 
 
 class DecompEngine(Engine):

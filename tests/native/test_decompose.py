@@ -147,3 +147,17 @@ def test_auto_path_picks_decomp_for_exact_luts_only() -> None:
     assert path_for(exact).startswith("decomp: exact product")
     assert not path_for(trunc).startswith("decomp")
     assert path_for(trunc, "decomp").startswith("decomp: exact product + 1")
+
+
+@pytest.mark.parametrize("make", [exact_table, lambda bits, signed: truncated_operand(bits, signed, 1)])
+@pytest.mark.parametrize("padding", [1, "same"])
+def test_decomposed_conv_splits_channels_and_pads_asymmetrically(make, padding: int | str) -> None:
+    # K * max|x·w| = 256 * 65025 is far above 2^24: the exact convolution must be split over channels.
+    lut = prepared(make(8, False), 8, False, "big")
+    gen = torch.Generator().manual_seed(11)
+    x = 255 - torch.randint(0, 3, (2, 64, 5, 6), generator=gen)
+    w = 255 - torch.randint(0, 3, (3, 64, 2, 2), generator=gen)
+    args = (x.float(), w.float(), lut, 1, padding)
+    got = approx_conv2d(*args, grad="ste", engine="decomp")
+    want = approx_conv2d(*args, grad="ste", engine="reference")
+    assert torch.equal(got, want)
