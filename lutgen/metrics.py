@@ -98,7 +98,12 @@ class ErrorStats:
 def compute_metrics(lut: Lut, *, legacy_mre: bool = False) -> Metrics:
     """Exhaustive metrics of a table."""
     stats = ErrorStats(lut.bits_a, lut.bits_b, legacy_mre=legacy_mre)
-    stats.update(lut.forward.ravel(), lut.exact().ravel())
+    values_b = lut.values_b
+    rows = max(1, (1 << 18) >> lut.bits_b)  # ~256k entries per block keeps temporaries in cache
+    for start in range(0, 1 << lut.bits_a, rows):
+        block = lut.forward[start : start + rows]
+        exact = np.multiply.outer(lut.values_a[start : start + rows], values_b)
+        stats.update(block.ravel(), exact.ravel())
     return stats.result()
 
 
