@@ -7,7 +7,7 @@ strided views on the integer operand tensor (zero padding in the value domain, i
 ``B[g, (c, i, j), o]`` the group's weights. The batch is processed in chunks so that the im2col block
 stays below :data:`CHUNK_ELEMENTS`. Backward folds the gradient of ``A`` back onto the input
 (col2im via ``torch.nn.functional.fold``). With the ``decomp`` engine a convolution skips im2col: it
-is a few native convolutions (see :func:`approxlut.native.decompose.decomposed_conv2d`).
+is a few native convolutions on the CPU (see :func:`approxlut.native.decompose.decomposed_conv2d`).
 The geometry helpers work on any tensors; the lowered ops at the end run an engine.
 """
 
@@ -201,7 +201,7 @@ class Conv2dLowering(_Lowered):
         n, c, h, wd = x.shape
         out_ch, _, kh, kw = w.shape
         oh, ow = output_size(self.spec, h, wd, kh, kw)
-        if isinstance(self.engine, DecompEngine):
+        if isinstance(self.engine, DecompEngine) and x.device.type == "cpu":
             out = decomposed_conv2d(
                 x,
                 w,

@@ -183,9 +183,22 @@ def describe(lut: PreparedLut) -> str:
 # Exact GEMM / convolution building blocks
 
 
-def _fp32_is_ieee() -> bool:
-    """Whether float32 GEMMs run in full IEEE precision (not TF32/bf16 shortcuts)."""
-    return torch.get_float32_matmul_precision() == "highest"
+def _fp32_is_ieee(device: torch.device) -> bool:
+    """Whether float32 GEMMs/convolutions on ``device`` provably run in IEEE float32 arithmetic.
+
+    Only on the CPU with torch's default precision settings (no TF32/bf16 shortcuts); on GPUs cuBLAS and
+    cuDNN may use TF32 or transform-based algorithms, so the exact path stays in float64 there.
+    """
+    if device.type != "cpu" or torch.get_float32_matmul_precision() != "highest":
+        return False
+    mkldnn = torch.backends.mkldnn
+    settings = [
+        getattr(torch.backends, "fp32_precision", "none"),
+        getattr(mkldnn, "fp32_precision", "none"),
+        getattr(getattr(mkldnn, "conv", None), "fp32_precision", "none"),
+        getattr(getattr(mkldnn, "matmul", None), "fp32_precision", "none"),
+    ]
+    return all(setting in ("none", "ieee") for setting in settings)
 
 
 def _max_abs(t: torch.Tensor) -> int:
@@ -208,7 +221,7 @@ def exact_bmm(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return torch.bmm(x.float(), y.float())
     if k * per_term >= _FP64_EXACT:
         raise LutgenError(f"exact GEMM would exceed 2^53 (K={k}, max |term|={per_term}); use another engine")
-    chunk = _FP32_EXACT // per_term if _fp32_is_ieee() else 0
+    chunk = _FP32_EXACT // per_term if _fp32_is_ieee(x.device) else 0
     if chunk >= k:
         return torch.bmm(x.float(), y.float())
     if chunk < 16:
@@ -241,7 +254,8 @@ def exact_conv2d(
     """
     _, cg, kh, kw = w.shape
     window = kh * kw
-    fits = bounds is not None and cg * window * bounds[0] * bounds[1] < _FP32_EXACT and _fp32_is_ieee()
+    ieee = _fp32_is_ieee(x.device)
+    fits = bounds is not None and cg * window * bounds[0] * bounds[1] < _FP32_EXACT and ieee
     per_term = 1 if fits else _max_abs(x) * _max_abs(w)
 
     def conv(inp: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -251,7 +265,7 @@ def exact_conv2d(
         return conv(x.float(), w.float())
     if cg * window * per_term >= _FP64_EXACT:
         raise LutgenError(f"exact convolution would exceed 2^53 (K={cg * window}); use another engine")
-    chunk = _FP32_EXACT // (per_term * window) if _fp32_is_ieee() else 0
+    chunk = _FP32_EXACT // (per_term * window) if ieee else 0
     if fits or chunk >= cg:
         return conv(x.float(), w.float())
     if chunk * window < 16:

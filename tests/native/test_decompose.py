@@ -161,3 +161,19 @@ def test_decomposed_conv_splits_channels_and_pads_asymmetrically(make, padding: 
     got = approx_conv2d(*args, grad="ste", engine="decomp")
     want = approx_conv2d(*args, grad="ste", engine="reference")
     assert torch.equal(got, want)
+
+
+def test_reduced_float32_precision_falls_back_to_float64() -> None:
+    lut = prepared(truncated_operand(8, True, 2), 8, True, "trunc")
+    a, b = operands(8, True, (2, 40, 70), (2, 70, 9), seed=12)
+    want = lut_bmm(a, b, lut, engine="reference")
+    previous = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("medium")
+    try:
+        got = lut_bmm(a, b, lut, engine="decomp")
+        conv = approx_conv2d(a[:1, None].float(), b[:1, None, :3, :3].float(), lut, grad="ste", engine="decomp")
+    finally:
+        torch.set_float32_matmul_precision(previous)
+    assert torch.equal(got, want)
+    ref_conv = approx_conv2d(a[:1, None].float(), b[:1, None, :3, :3].float(), lut, grad="ste", engine="reference")
+    assert torch.equal(conv, ref_conv)
