@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,3 +18,15 @@ def corpus() -> Path:
     if not CORPUS.is_dir():
         pytest.skip(f"corpus not found at {CORPUS}")
     return CORPUS
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_library(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Keep tests out of the user's library: default libraries live in a session temp folder."""
+    old = os.environ.get("LUTGEN_LIBRARY")
+    os.environ["LUTGEN_LIBRARY"] = str(tmp_path_factory.mktemp("library"))
+    yield
+    if old is None:
+        os.environ.pop("LUTGEN_LIBRARY", None)
+    else:
+        os.environ["LUTGEN_LIBRARY"] = old
