@@ -3,9 +3,11 @@
 #include <torch/extension.h>
 
 #include <ATen/Parallel.h>
+#include <emmintrin.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cstring>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -109,6 +111,20 @@ std::vector<torch::Tensor> lut_gemm_backward(const torch::Tensor& ca, const torc
   return {grad_a, grad_b};
 }
 
+// Transposes a 16x16 byte block (SSE2, x86-64 baseline): four rounds of the perfect shuffle.
+inline void transpose16(const uint8_t* src, int64_t src_stride, uint8_t* dst, int64_t dst_stride) {
+  __m128i x[16], y[16];
+  for (int r = 0; r < 16; ++r) x[r] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + r * src_stride));
+  for (int round = 0; round < 4; ++round) {
+    for (int i = 0; i < 8; ++i) {
+      y[2 * i] = _mm_unpacklo_epi8(x[i], x[i + 8]);
+      y[2 * i + 1] = _mm_unpackhi_epi8(x[i], x[i + 8]);
+    }
+    for (int r = 0; r < 16; ++r) x[r] = y[r];
+  }
+  for (int r = 0; r < 16; ++r) _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + r * dst_stride), x[r]);
+}
+
 // Codes (value & mask) of an integer tensor a [G][M][K] (any strides), transposed and m-padded with code 0
 // to [G][K][Mp]; also returns the largest code (so callers can pick smaller tables).
 std::tuple<torch::Tensor, int64_t> pack_transposed(const torch::Tensor& a, int64_t mask) {
@@ -120,27 +136,58 @@ std::tuple<torch::Tensor, int64_t> pack_transposed(const torch::Tensor& a, int64
   constexpr int64_t kTile = 64;
   const int64_t m_tiles = Mp / kTile, k_tiles = (K + kTile - 1) / kTile;
   std::atomic<int> max_code{0};
+  const uint8_t code_mask = static_cast<uint8_t>(mask);  // codes are the low bits: truncation keeps them
   AT_DISPATCH_INTEGRAL_TYPES(a.scalar_type(), "pack_transposed", [&] {
     const scalar_t* src = a.data_ptr<scalar_t>();
     const int64_t sg = a.stride(0), sm = a.stride(1), sk = a.stride(2);
+    if (sm == 1 && M > 1) {  // a is already k-major ([G][K][M] memory, e.g. unfolded images): copy rows
+      at::parallel_for(0, G * K, 16, [&](int64_t begin, int64_t end) {
+        uint8_t max_seen = 0;
+        for (int64_t t = begin; t < end; ++t) {
+          const scalar_t* row = src + (t / K) * sg + (t % K) * sk;
+          uint8_t* out_row = out + t * Mp;
+          for (int64_t m = 0; m < M; ++m) out_row[m] = static_cast<uint8_t>(row[m]) & code_mask;
+          for (int64_t m = 0; m < M; ++m) max_seen = std::max(max_seen, out_row[m]);
+          std::memset(out_row + M, 0, Mp - M);
+        }
+        const int local_max = max_seen;
+        int seen = max_code.load();
+        while (local_max > seen && !max_code.compare_exchange_weak(seen, local_max)) {
+        }
+      });
+      return;
+    }
     at::parallel_for(0, G * k_tiles * m_tiles, 16, [&](int64_t begin, int64_t end) {
-      int local_max = 0;
+      uint8_t max_seen = 0;
+      uint8_t tile[kTile][kTile];  // tile[m][k]: read along k (contiguous in a), written out along m
       for (int64_t t = begin; t < end; ++t) {
         const int64_t mt = t % m_tiles, kt = (t / m_tiles) % k_tiles, g = t / (m_tiles * k_tiles);
-        const int64_t k_end = std::min(K, (kt + 1) * kTile);
-        const int64_t m0 = mt * kTile, m_end = std::min(M, m0 + kTile);
-        for (int64_t k = kt * kTile; k < k_end; ++k) {
-          uint8_t* row = out + (g * K + k) * Mp + m0;
-          const scalar_t* col = src + g * sg + k * sk;
-          int64_t m = m0;
-          for (; m < m_end; ++m) {
-            const int code = static_cast<int>(static_cast<int64_t>(col[m * sm]) & mask);
-            row[m - m0] = static_cast<uint8_t>(code);
-            local_max = std::max(local_max, code);
+        const int64_t k0 = kt * kTile, k_len = std::min(K, k0 + kTile) - k0;
+        const int64_t m0 = mt * kTile, m_len = std::max<int64_t>(0, std::min(M, m0 + kTile) - m0);
+        std::memset(tile, 0, sizeof(tile));
+        for (int64_t i = 0; i < m_len; ++i) {
+          const scalar_t* row = src + g * sg + (m0 + i) * sm + k0 * sk;
+          uint8_t* dst = tile[i];
+          if (sk == 1) {  // the common case, kept separate so that it vectorises
+            for (int64_t j = 0; j < k_len; ++j) dst[j] = static_cast<uint8_t>(row[j]) & code_mask;
+          } else {
+            for (int64_t j = 0; j < k_len; ++j) dst[j] = static_cast<uint8_t>(row[j * sk]) & code_mask;
           }
-          for (; m < m0 + kTile; ++m) row[m - m0] = 0;
+          for (int64_t j = 0; j < k_len; ++j) max_seen = std::max(max_seen, dst[j]);
+        }
+        uint8_t* out_tile = out + (g * K + k0) * Mp + m0;
+        for (int64_t j = 0; j < k_len; j += 16) {
+          for (int64_t i = 0; i < kTile; i += 16) {
+            if (j + 16 <= k_len) {
+              transpose16(&tile[i][j], kTile, out_tile + j * Mp + i, Mp);
+            } else {
+              for (int64_t jj = j; jj < k_len; ++jj)
+                for (int64_t ii = i; ii < i + 16; ++ii) out_tile[jj * Mp + ii] = tile[ii][jj];
+            }
+          }
         }
       }
+      const int local_max = max_seen;
       int seen = max_code.load();
       while (local_max > seen && !max_code.compare_exchange_weak(seen, local_max)) {
       }
