@@ -58,18 +58,22 @@ def _needs_grad(*tensors: torch.Tensor) -> bool:
 def linear_accumulate(
     qa: torch.Tensor, za: torch.Tensor, qb: torch.Tensor, zb: torch.Tensor, resolved: ResolvedConfig
 ) -> torch.Tensor:
-    """``Σ_k (qa − za)(qb − zb)`` through the multiplier, float64 ``[..., out]``.
+    """``Σ_k (qa − za)(qb − zb)`` through the multiplier, ``[..., out]`` (integer-valued float).
 
     ``qa [..., in]`` activation codes, ``qb [out, in]`` weight codes, ``za`` scalar, ``zb [out]``.
+    The exact path and the affine cross terms are computed in float64 (exact); the LUT sums come from
+    the engine as float32.
     """
     if resolved.is_exact_path:
+        if resolved.scheme == "symmetric":
+            return F.linear(qa.double(), qb.double())
         return F.linear((qa - za).double(), (qb - zb[:, None]).double())
     lut, grad = _lut_for(resolved, qa.device, _needs_grad(qa, qb))
-    acc = approx_linear(qa, qb, lut, grad=grad, engine=resolved.config.engine).double()
+    acc = approx_linear(qa, qb, lut, grad=grad, engine=resolved.config.engine)
     if resolved.scheme == "affine":
         za64, zb64 = za.double(), zb.double()
         k = qa.shape[-1]
-        acc = acc - zb64 * qa.double().sum(-1, keepdim=True) - za64 * qb.double().sum(1) + k * za64 * zb64
+        acc = acc.double() - zb64 * qa.double().sum(-1, keepdim=True) - za64 * qb.double().sum(1) + k * za64 * zb64
     return acc
 
 
@@ -85,17 +89,22 @@ def conv2d_accumulate(
     dilation: tuple[int, int],
     groups: int,
 ) -> torch.Tensor:
-    """``Σ (qa − za)(qb − zb)`` over each receptive field, float64 ``[N, O, OH, OW]``.
+    """``Σ (qa − za)(qb − zb)`` over each receptive field, ``[N, O, OH, OW]`` (integer-valued float).
 
     ``pads`` is ``(top, bottom, left, right)``; padding takes code ``za`` (real value 0).
     """
     top, bottom, left, right = pads
-    if any(pads):
+    padding: tuple[int, int] = (0, 0)
+    if resolved.scheme == "symmetric" and top == bottom and left == right:
+        padding = (top, left)  # zero point 0: the op's own zero padding is the right code
+    elif any(pads):
         qa = F.pad(qa, (left, right, top, bottom), mode="constant", value=float(za))
     if resolved.is_exact_path:
+        if resolved.scheme == "symmetric":
+            return F.conv2d(qa.double(), qb.double(), None, stride, padding, dilation, groups)
         return F.conv2d((qa - za).double(), (qb - zb.view(-1, 1, 1, 1)).double(), None, stride, 0, dilation, groups)
     lut, grad = _lut_for(resolved, qa.device, _needs_grad(qa, qb))
-    acc = approx_conv2d(qa, qb, lut, stride, 0, dilation, groups, grad=grad, engine=resolved.config.engine).double()
+    acc = approx_conv2d(qa, qb, lut, stride, padding, dilation, groups, grad=grad, engine=resolved.config.engine)
     if resolved.scheme == "affine":
         out_channels, cg, kh, kw = qb.shape
         ones = torch.ones((groups, cg, kh, kw), dtype=torch.float64, device=qa.device)
@@ -103,7 +112,7 @@ def conv2d_accumulate(
         sum_a = sum_a.repeat_interleave(out_channels // groups, dim=1)
         sum_b = qb.double().sum(dim=(1, 2, 3)).view(1, -1, 1, 1)
         za64, zb64 = za.double(), zb.double().view(1, -1, 1, 1)
-        acc = acc - zb64 * sum_a - za64 * sum_b + (cg * kh * kw) * za64 * zb64
+        acc = acc.double() - zb64 * sum_a - za64 * sum_b + (cg * kh * kw) * za64 * zb64
     return acc
 
 
@@ -237,17 +246,16 @@ class ApproxModule(Calibratable, nn.Module):
             raise ConfigError(f"{type(self).__name__} runs in float; there are no weight codes")
         weight: torch.Tensor = getattr(self, "weight")  # noqa: B009
         per_channel = config.per_channel if config.per_channel is not None else resolved.scheme == "symmetric"
-        scale, zero = self.weight_quant.qparams(
+        return self.weight_quant.codes(
             weight,
             self.weight_rows,
+            self.channel_view,
             resolved.bits_b,
             resolved.scheme,
             method=config.weight_calibration,
             percentile=config.percentile,
             per_channel=per_channel,
         )
-        qmin, qmax = qrange(resolved.bits_b, resolved.scheme)
-        return quantize(weight, self.channel_view(scale), self.channel_view(zero), qmin, qmax), scale, zero
 
     def quantize_input(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(codes, scale, zero_point)`` of an input (per tensor; per batch while uncalibrated)."""
@@ -259,7 +267,9 @@ class ApproxModule(Calibratable, nn.Module):
         return quantize(x, scale, zero, qmin, qmax), scale, zero
 
     def _finish(self, acc: torch.Tensor, scale: torch.Tensor, x: torch.Tensor, view: tuple[int, ...]) -> torch.Tensor:
-        out = (acc * scale.reshape(view)).to(x.dtype)
+        out = acc * scale.reshape(view)
+        if out.dtype != x.dtype:
+            out = out.to(x.dtype)
         bias: torch.Tensor | None = getattr(self, "bias")  # noqa: B009
         if bias is not None:
             out = out + bias.reshape(view)
@@ -304,7 +314,7 @@ class ApproxLinear(ApproxModule, nn.Linear):
         return self.out_features
 
     def accumulate(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(acc, scale)``: the integer accumulator (float64 ``[..., out]``) and its scale ``[out]``."""
+        """``(acc, scale)``: the integer accumulator (``[..., out]``, integer-valued float) and its scale ``[out]``."""
         qa, sa, za = self.quantize_input(x)
         qb, sb, zb = self.quantize_weight()
         return linear_accumulate(qa, za, qb, zb, self.resolved), sa * sb
@@ -429,7 +439,7 @@ class ApproxConv2d(_ApproxConvNd, nn.Conv2d):
         self._init_approx(config or LayerConfig())
 
     def accumulate(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(acc, scale)``: integer accumulator (float64 ``[N, O, OH, OW]``) and its scale ``[O]``."""
+        """``(acc, scale)``: integer accumulator (``[N, O, OH, OW]``, integer-valued float) and its scale ``[O]``."""
         if x.dim() != 4:
             raise ConfigError(f"{type(self).__name__}: expected a 4-D NCHW input, got shape {tuple(x.shape)}")
         qa, sa, za = self.quantize_input(x)
@@ -487,7 +497,7 @@ class ApproxConv1d(_ApproxConvNd, nn.Conv1d):
         self._init_approx(config or LayerConfig())
 
     def accumulate(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(acc, scale)``: integer accumulator (float64 ``[N, O, OL]``) and its scale ``[O]``."""
+        """``(acc, scale)``: integer accumulator (``[N, O, OL]``, integer-valued float) and its scale ``[O]``."""
         if x.dim() != 3:
             raise ConfigError(f"{type(self).__name__}: expected a 3-D NCL input, got shape {tuple(x.shape)}")
         qa, sa, za = self.quantize_input(x)
@@ -561,7 +571,7 @@ class ApproxConvTranspose2d(_ApproxConvNd, nn.ConvTranspose2d):
         return values.reshape(g, 1, cout_g, 1, 1).expand(g, cin // g, cout_g, 1, 1).reshape(cin, cout_g, 1, 1)
 
     def accumulate(self, x: torch.Tensor, output_size: list[int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(acc, scale)``: integer accumulator (float64 ``[N, O, OH, OW]``) and its scale ``[O]``."""
+        """``(acc, scale)``: integer accumulator (``[N, O, OH, OW]``, integer-valued float) and its scale ``[O]``."""
         if x.dim() != 4:
             raise ConfigError(f"{type(self).__name__}: expected a 4-D NCHW input, got shape {tuple(x.shape)}")
         resolved = self.resolved

@@ -79,10 +79,10 @@ def quantize(x: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tensor, qmi
     The gradient is straight-through: ``1 / scale`` where ``x`` maps inside ``[qmin, qmax]``, 0 outside.
     ``scale`` and ``zero_point`` broadcast against ``x``.
     """
-    q = x / scale + zero_point
+    q = x / scale
     if torch.is_grad_enabled() and q.requires_grad:
-        return _RoundClamp.apply(q, qmin, qmax)
-    return torch.clamp(torch.round(q), qmin, qmax)
+        return _RoundClamp.apply(q + zero_point, qmin, qmax)
+    return q.add_(zero_point).round_().clamp_(qmin, qmax)  # in place on the fresh quotient: no extra copies
 
 
 def dequantize(q: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tensor) -> torch.Tensor:
@@ -343,9 +343,10 @@ class ActivationQuantizer(nn.Module):
 class WeightQuantizer(nn.Module):
     """Weight quantisation parameters per output channel (buffers ``scale``, ``zero_point`` of shape ``[C]``).
 
-    They are derived from the weight and recomputed whenever the weight changes (its in-place version
-    counter moves: optimiser steps, ``load_state_dict``) or the settings change; the buffers show the
-    values last used.
+    They are derived from the weight and recomputed whenever the weight changes (its storage, or its
+    in-place version counter: optimiser steps, ``load_state_dict``, ``p.add_()`` under ``no_grad``) or the
+    settings change; the buffers show the values last used. Writes through ``p.data`` bypass the version
+    counter: call :meth:`reset` after those.
     """
 
     scale: torch.Tensor
@@ -356,6 +357,13 @@ class WeightQuantizer(nn.Module):
         self.register_buffer("scale", torch.empty(0))
         self.register_buffer("zero_point", torch.empty(0))
         self._key: tuple[Any, ...] | None = None
+        self._codes: torch.Tensor | None = None
+        self._codes_key: tuple[Any, ...] | None = None
+
+    def reset(self) -> None:
+        """Forget the cached parameters and codes (they are recomputed on the next use)."""
+        self._key = None
+        self._codes, self._codes_key = None, None
 
     def qparams(
         self,
@@ -379,6 +387,36 @@ class WeightQuantizer(nn.Module):
             self._key = key
         return self.scale, self.zero_point
 
+    def codes(
+        self,
+        weight: torch.Tensor,
+        rows: Callable[[torch.Tensor], torch.Tensor],
+        view: Callable[[torch.Tensor], torch.Tensor],
+        bits: int,
+        scheme: str,
+        *,
+        method: str,
+        percentile: float,
+        per_channel: bool,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(codes, scale [C], zero_point [C])`` of ``weight``; ``view`` shapes ``[C]`` to broadcast.
+
+        Outside autograd the codes are cached until the weight or the settings change.
+        """
+        scale, zero = self.qparams(
+            weight, rows, bits, scheme, method=method, percentile=percentile, per_channel=per_channel
+        )
+        tracked = torch.is_grad_enabled() and weight.requires_grad
+        if not tracked and self._codes is not None and self._codes_key == self._key:
+            return self._codes, scale, zero
+        qmin, qmax = qrange(bits, scheme)
+        codes = quantize(weight, view(scale), view(zero), qmin, qmax)
+        if tracked:
+            self._codes, self._codes_key = None, None
+        else:
+            self._codes, self._codes_key = codes, self._key
+        return codes, scale, zero
+
     def _load_from_state_dict(
         self,
         state_dict: dict[str, Any],
@@ -392,7 +430,7 @@ class WeightQuantizer(nn.Module):
         # Derived from the weight: accept and ignore stored values (shapes may differ before first use).
         for name in ("scale", "zero_point"):
             state_dict.pop(prefix + name, None)
-        self._key = None
+        self.reset()
 
 
 class Calibratable:

@@ -14,7 +14,7 @@ state), ``quant.ih_l{k}[_reverse]`` and ``quant.hh_l{k}[_reverse]`` (weights).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -28,6 +28,10 @@ from .quant import ActivationQuantizer, WeightQuantizer, qrange, quantize
 
 def _identity(w: torch.Tensor) -> torch.Tensor:
     return w
+
+
+def _column(values: torch.Tensor) -> torch.Tensor:
+    return values[:, None]
 
 
 def cell_update(
@@ -56,37 +60,44 @@ def cell_update(
 class _ApproxRecurrent(ApproxModule):
     """Quantised gate matmuls shared by the multi-layer modules and the cells."""
 
+    quant: nn.ModuleDict
+
     def _out_channels(self) -> int:
         raise ConfigError(f"{type(self).__name__} has no per-output-channel bias correction")
 
-    def _project(
-        self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, act_key: str, weight_key: str
-    ) -> torch.Tensor:
-        """``x Wᵀ + b`` with ``x`` quantised by ``quant[act_key]`` and ``W`` by ``quant[weight_key]``."""
-        quantizers: Any = self.quant
-        act: ActivationQuantizer = quantizers[act_key]
-        if self.resolved.is_float or act.observing:
-            if act.observing:
-                act.observe(x)
-            return F.linear(x, weight, bias)
+    def _weight(self, weight: torch.Tensor, weight_key: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(codes, scale [rows], zero [rows])`` of a packed gate weight, quantised row by row."""
         resolved, config = self.resolved, self.config
-        scale_a, zero_a = act.qparams(x, resolved.bits_a, resolved.scheme)
-        qmin, qmax = qrange(resolved.bits_a, resolved.scheme)
-        qa = quantize(x, scale_a, zero_a, qmin, qmax)
         per_channel = config.per_channel if config.per_channel is not None else resolved.scheme == "symmetric"
-        wq: WeightQuantizer = quantizers[weight_key]
-        scale_b, zero_b = wq.qparams(
+        quantizer = cast(WeightQuantizer, self.quant[weight_key])
+        return quantizer.codes(
             weight,
             _identity,
+            _column,
             resolved.bits_b,
             resolved.scheme,
             method=config.weight_calibration,
             percentile=config.percentile,
             per_channel=per_channel,
         )
-        bmin, bmax = qrange(resolved.bits_b, resolved.scheme)
-        qb = quantize(weight, scale_b[:, None], zero_b[:, None], bmin, bmax)
-        out = (linear_accumulate(qa, zero_a, qb, zero_b, resolved) * (scale_a * scale_b)).to(x.dtype)
+
+    def _project(
+        self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, act_key: str, weight_key: str
+    ) -> torch.Tensor:
+        """``x Wᵀ + b`` with ``x`` quantised by ``quant[act_key]`` and ``W`` by ``quant[weight_key]``."""
+        act = cast(ActivationQuantizer, self.quant[act_key])
+        if self.resolved.is_float or act.observing:
+            if act.observing:
+                act.observe(x)
+            return F.linear(x, weight, bias)
+        resolved = self.resolved
+        scale_a, zero_a = act.qparams(x, resolved.bits_a, resolved.scheme)
+        qmin, qmax = qrange(resolved.bits_a, resolved.scheme)
+        qa = quantize(x, scale_a, zero_a, qmin, qmax)
+        qb, scale_b, zero_b = self._weight(weight, weight_key)
+        out = linear_accumulate(qa, zero_a, qb, zero_b, resolved) * (scale_a * scale_b)
+        if out.dtype != x.dtype:
+            out = out.to(x.dtype)
         return out if bias is None else out + bias
 
 
