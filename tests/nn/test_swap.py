@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from approxlut.errors import ConfigError
+from approxlut.errors import ConfigError, LutgenError
 from approxlut.lutgen.formats import save_npz
 from approxlut.lutgen.lut import Lut, code_values
 from approxlut.nn import (
@@ -215,6 +215,41 @@ def test_multiplier_specs(tmp_path: Path) -> None:
         resolve_config(LayerConfig(str(tmp_path / "missing.npz")))
     with pytest.raises(ConfigError):
         approximate(nn.Linear(3, 2), str(tmp_path / "missing.npz"))
+
+
+def test_netlist_and_text_lut_paths(corpus: Path) -> None:
+    netlist = corpus / "evoapprox" / "narrow" / "v2022_mul7u_003.v"
+    text = corpus / "date25" / "mul7u_06Q_lutfp.txt"
+    from_netlist = resolve_config(LayerConfig(str(netlist)))
+    from_text = resolve_config(LayerConfig(str(text)))
+    for resolved in (from_netlist, from_text):
+        assert resolved.lut is not None and (resolved.bits_a, resolved.bits_b) == (7, 7)
+        assert resolved.scheme == "affine"  # unsigned multipliers take the affine scheme
+    layer = approximate(nn.Conv2d(2, 3, 3, padding=1), str(text), calibration_data=[torch.randn(2, 2, 5, 5)])
+    codes, _, _ = layer.quantize_input(torch.randn(2, 2, 5, 5))
+    assert codes.min() >= 0 and codes.max() <= 127
+
+
+def test_library_names(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from approxlut.library import Library
+    from approxlut.nn import clear_caches
+
+    monkeypatch.setenv("LUTGEN_LIBRARY", str(tmp_path / "lib"))
+    clear_caches()
+    rng = np.random.default_rng(0)
+    base = exact_lut(4, True)
+    noisy = Lut(forward=base.forward + rng.integers(-2, 3, base.forward.shape).astype(np.int32), bits_a=4, bits_b=4,
+                signed=True, name="noisy4s")  # fmt: skip
+    Library.open().add(noisy, name="noisy4s")
+    try:
+        resolved = resolve_config(LayerConfig("noisy4s"))
+        assert resolved.lut is not None and resolved.lut.hash == noisy.hash and resolved.scheme == "symmetric"
+        layer = approximate(nn.Linear(3, 2), "noisy4s", calibration_data=[torch.randn(4, 3)])
+        assert layer.multiplier_name == "noisy4s" and layer.resolved.bits_a == 4
+        with pytest.raises(LutgenError):
+            resolve_config(LayerConfig("no_such_multiplier"))
+    finally:
+        clear_caches()
 
 
 def test_layer_macs() -> None:
