@@ -80,8 +80,8 @@ class ReferenceEngine(Engine):
 INT32_MAX = (1 << 31) - 1
 
 
-def kernel_for(isa: str, lut: PreparedLut, bits_eff: int) -> tuple[str, str]:
-    """``(kernel, table layout)`` of the CPU kernel for an ISA path, a LUT and the activations' width."""
+def kernel_for(isa: str, lut: PreparedLut) -> tuple[str, str]:
+    """``(kernel, table layout)`` of the CPU kernel for an ISA path and a LUT."""
     if isa == "scalar":
         return "scalar/i32", "i32"
     if isa == "avx2":
@@ -153,7 +153,7 @@ class CpuEngine(Engine):
         padded = at.shape[2]
         bits_eff = max(1, int(max_code).bit_length())
         bc = pack_codes(b, lut.bits_b).contiguous()
-        kernel, layout = kernel_for(isa, lut, bits_eff)
+        kernel, layout = kernel_for(isa, lut)
         table, col_stride, plane_stride = table_layout(lut, layout)
         self.last_path = f"{kernel} a{bits_eff}"
         # Each int32 partial sum covers at most `chunk` products, so it cannot wrap; wider sums go int64.

@@ -113,7 +113,7 @@ GemmKernel avx512bw_i16_kernel(int bits_eff) {
   if (bits_eff <= 5) return avx512bw_i16<1, 2>;
   if (bits_eff == 6) return avx512bw_i16<2, 2>;
   if (bits_eff == 7) return avx512bw_i16<4, 2>;
-  return avx512bw_i16<8, 1>;
+  return avx512bw_i16<8, 2>;
 }
 
 }  // namespace lutgen

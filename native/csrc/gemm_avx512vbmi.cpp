@@ -80,7 +80,7 @@ void avx512vbmi_bytes(const GemmProblem& p, int64_t g, int64_t m0, int64_t m1, i
 GemmKernel avx512vbmi_bytes_kernel(int bits_eff) {
   if (bits_eff <= 6) return avx512vbmi_bytes<1, 4>;
   if (bits_eff == 7) return avx512vbmi_bytes<2, 4>;
-  return avx512vbmi_bytes<4, 2>;
+  return avx512vbmi_bytes<4, 4>;
 }
 
 }  // namespace lutgen
