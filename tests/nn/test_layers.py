@@ -315,6 +315,20 @@ def test_layers_track_torch_within_quantisation_error(index: int, signed: bool) 
     assert torch.equal(as_float_config(x), expected)
 
 
+def test_wide_exact_path_beyond_lut_widths() -> None:
+    torch.manual_seed(12)
+    module, x = nn.Conv2d(3, 4, 3, padding=1), torch.randn(2, 3, 6, 6)
+    errors = []
+    for bits in (8, 12, 16):
+        approx = approximate(module, LayerConfig("exact", bits=bits), calibration_data=[x])
+        codes, _, _ = approx.quantize_weight()
+        assert codes.abs().max() == 2 ** (bits - 1) - 1
+        errors.append((approx(x) - module(x)).abs().max().item())
+    assert errors[0] > 10 * errors[1] > 100 * errors[2]
+    with pytest.raises(ConfigError):
+        LayerConfig(exact_lut(8, 8, True), bits=12)
+
+
 def test_mixed_width_quantises_weights_coarser() -> None:
     torch.manual_seed(6)
     module, x = nn.Linear(16, 8), torch.randn(4, 16)
