@@ -142,7 +142,8 @@ def parse_ast(text: str, path: str = "<input>") -> Any:
         except RecursionError:
             raise ParseError("expression nesting too deep", path) from None
         except Exception as exc:  # pyverilog and ply raise assorted errors on garbage input
-            raise ParseError(f"cannot parse as Verilog ({type(exc).__name__}: {exc})", path) from None
+            detail = " ".join(str(exc).split())[:200]
+            raise ParseError(f"cannot parse as Verilog ({type(exc).__name__}: {detail})", path) from None
         directives = list(lexer.directives)
     for line, directive in directives:
         word = directive.split()[0] if directive.split() else "`"
@@ -189,6 +190,7 @@ class _Design:
         self.consts: dict[int, int] = {}
         self.const_of: dict[int, int] = {}
         self.ports: dict[int, str] = {}  # nets of input ports that cannot be assigned
+        self.line = 0  # line of the item being elaborated (for errors without a node)
 
     def error(self, message: str, line: int | None) -> ParseError:
         return ParseError(message, self.path, line or None)
@@ -615,6 +617,7 @@ class _Module:
     def elaborate(self) -> None:
         for item in self.moddef.items:
             kind = type(item).__name__
+            self.d.line = item.lineno
             if kind == "Assign":
                 self._assign(item)
             elif kind == "Decl":
@@ -949,9 +952,17 @@ class _Module:
         if kind in ("Ulnot", "Uand", "Unand", "Uor", "Unor", "Uxor", "Uxnor"):
             self.type_of(node.right)
             return 1, False
-        if kind in ("Plus", "Minus", "Times", "Divide", "Mod", "And", "Or", "Xor", "Xnor"):
-            (wl, sl), (wr, sr) = self.type_of(node.left), self.type_of(node.right)
-            return max(wl, wr), sl and sr
+        if kind in _CONTEXT_BINARY:  # (max width, all signed) over a whole tree of them, without recursion
+            width, signed = 0, True
+            stack = [node.right, node.left]
+            while stack:
+                cur = stack.pop()
+                if type(cur).__name__ in _CONTEXT_BINARY:
+                    stack += [cur.right, cur.left]
+                else:
+                    w, s = self.type_of(cur)
+                    width, signed = max(width, w), signed and s
+            return width, signed
         if kind in ("Sll", "Srl", "Sla", "Sra", "Power"):
             self.type_of(node.right)
             return self.type_of(node.left)
@@ -1098,18 +1109,30 @@ class _Module:
             bits = self.eval(node.right, width, signed)
             if kind == "Uplus":
                 return bits
-            columns = [[d.not1(b, line)] for b in bits]
-            columns[0].append(d.const(1, line))
-            return _add_columns(d, columns, line)
-        left = self.eval(node.left, width, signed)
-        right = self.eval(node.right, width, signed)
-        if kind == "Plus":
-            return _add_columns(d, [[a, b] for a, b in zip(left, right, strict=True)], line)
-        if kind == "Minus":
-            columns = [[a, d.not1(b, line)] for a, b in zip(left, right, strict=True)]
-            columns[0].append(d.const(1, line))
-            return _add_columns(d, columns, line)
-        return _multiply(d, left, right, signed, line)
+            negation = [[d.not1(b, line)] for b in bits]
+            negation[0].append(d.const(1, line))
+            return _add_columns(d, negation, line)
+        if kind == "Times":
+            return _multiply(d, self.eval(node.left, width, signed), self.eval(node.right, width, signed), signed, line)
+        # a + b - c + ...: one multi-operand addition; each subtracted term is ~x + 1
+        terms: list[tuple[Any, bool]] = []
+        stack = [(node, False)]
+        while stack:
+            cur, negated = stack.pop()
+            cur_kind = type(cur).__name__
+            if cur_kind in ("Plus", "Minus"):
+                stack += [(cur.right, negated != (cur_kind == "Minus")), (cur.left, negated)]
+            else:
+                terms.append((cur, negated))
+        columns: list[list[int]] = [[] for _ in range(width)]
+        for term, negated in terms:
+            for column, bit in zip(columns, self.eval(term, width, signed), strict=True):
+                column.append(d.not1(bit, line) if negated else bit)
+        subtracted = sum(negated for _, negated in terms)
+        for i, column in enumerate(columns):
+            if subtracted >> i & 1:
+                column.append(d.const(1, line))
+        return _add_columns(d, columns, line)
 
     def _e_divide(self, node: Any, width: int, signed: bool) -> list[int]:
         value = self.try_const(node)
@@ -1213,6 +1236,7 @@ _CONST_BINARY: dict[str, Callable[[int, int], int]] = {
     "Eql": lambda a, b: int(a == b),
     "NotEql": lambda a, b: int(a != b),
 }
+_CONTEXT_BINARY = frozenset({"Plus", "Minus", "Times", "Divide", "Mod", "And", "Or", "Xor", "Xnor"})
 _COMPARISONS = ("Eq", "NotEq", "Eql", "NotEql", "LessThan", "GreaterThan", "LessEq", "GreaterEq")
 _BITWISE = {"And": Kind.AND, "Or": Kind.OR, "Xor": Kind.XOR}
 _INVERTED = {"And": Kind.NAND, "Or": Kind.NOR, "Xor": Kind.XNOR}
@@ -1451,7 +1475,14 @@ def read_verilog(
     """
     ast = parse_ast(text, path)
     reader = _Reader(ast, path, cells if cells is not None else CellLibrary.builtin())
-    module = reader.elaborate_top(reader.pick_top(top))
+    try:
+        module = reader.elaborate_top(reader.pick_top(top))
+    except RecursionError:
+        raise ParseError(
+            "expression or hierarchy nested too deeply; split long expressions into several assigns",
+            path,
+            reader.design.line or None,
+        ) from None
     return reader.netlist(module, operands)
 
 

@@ -720,6 +720,18 @@ def test_garbage_only_raises_parse_error(text: str) -> None:
     assert "\n" not in str(info.value)
 
 
+def test_long_chains_and_deep_nesting() -> None:
+    terms = " + ".join(f"A[{i % 4}]" for i in range(2000))
+    netlist = read_verilog(f"module m(input [3:0] A, B, output [7:0] O);\n  assign O = {terms} - B;\nendmodule\n")
+    table = truth_table(netlist)
+    for a in range(16):
+        for b in range(16):
+            assert table[a * 16 + b] == (500 * bin(a).count("1") - b) & 0xFF
+    deep = "(A[0] ? B : " * 2000 + "A" + ")" * 2000
+    err = error_of(f"module m(input [3:0] A, B, output [7:0] O);\n  assign O = {deep};\nendmodule\n")
+    assert err.line == 2 and "nested too deeply" in err.message
+
+
 def test_empty_file_reports_line_one() -> None:
     assert error_of("").line == 1
     assert error_of("// only a comment\n").line == 1
