@@ -107,8 +107,11 @@ def conv2d_accumulate(
     acc = approx_conv2d(qa, qb, lut, stride, padding, dilation, groups, grad=grad, engine=resolved.config.engine)
     if resolved.scheme == "affine":
         out_channels, cg, kh, kw = qb.shape
-        ones = torch.ones((groups, cg, kh, kw), dtype=torch.float64, device=qa.device)
-        sum_a = F.conv2d(qa.double(), ones, None, stride, 0, dilation, groups)
+        n, _, height, width = qa.shape
+        # Σ qa over each receptive field: channels of a group summed first, then a box filter
+        per_group = qa.double().reshape(n, groups, cg, height, width).sum(dim=2)
+        ones = torch.ones((groups, 1, kh, kw), dtype=torch.float64, device=qa.device)
+        sum_a = F.conv2d(per_group, ones, None, stride, 0, dilation, groups)
         sum_a = sum_a.repeat_interleave(out_channels // groups, dim=1)
         sum_b = qb.double().sum(dim=(1, 2, 3)).view(1, -1, 1, 1)
         za64, zb64 = za.double(), zb.double().view(1, -1, 1, 1)

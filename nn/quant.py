@@ -117,7 +117,7 @@ class HistogramObserver:
     ``max`` are tracked too. :meth:`range` turns the statistics into a clipping range.
     """
 
-    def __init__(self, bins: int = 4096) -> None:
+    def __init__(self, bins: int = 16384) -> None:
         if bins < 8 or bins % 4:
             raise ConfigError(f"histogram bins={bins} must be a multiple of 4, at least 8")
         self.bins = bins
