@@ -439,6 +439,14 @@ endmodule"""
     assert table == [(a if a & b & 1 else b) for a in range(4) for b in range(4)]
 
 
+def test_default_nettype_none_refuses_implicit_nets() -> None:
+    text = "`default_nettype none\nmodule m(input [1:0] A, B, output O);\n"
+    text += "  and g (t, A[0], B[0]);\n  assign O = t;\nendmodule\n"
+    err = error_of(text)
+    assert err.line == 3 and "undeclared net 't'" in err.message
+    assert read_verilog(text.replace("none", "wire")).gate_count() == 1
+
+
 def test_operands_by_name_and_other_port_names() -> None:
     text = "module m(input [2:0] x, input [1:0] w, input [1:0] y, output [4:0] p); assign p = x * y; endmodule"
     netlist = read_verilog(text)  # x/y is a known pair; w is unused
