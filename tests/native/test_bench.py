@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import json
 
+import torch
 from click.testing import CliRunner
 
 from approxlut.cli import main
 
 
 def test_bench_quick_json_verified() -> None:
-    result = CliRunner().invoke(main, ["bench", "--quick", "--json", "--backward", "--threads", "1"])
+    threads = torch.get_num_threads()
+    try:
+        result = CliRunner().invoke(main, ["bench", "--quick", "--json", "--backward", "--threads", "1"])
+    finally:
+        torch.set_num_threads(threads)
     assert result.exit_code == 0, result.output
     rows = json.loads(result.stdout)
     assert {"case", "native_s", "engine_s", "ratio", "path"} <= set(rows[0])
