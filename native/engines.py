@@ -15,7 +15,7 @@ import torch
 
 from ..errors import ConfigError, NativeUnavailableError
 from . import reference
-from .cpu_features import choose_path
+from .cpu_features import choose_path, detect
 from .prepared import PreparedLut, value_range
 
 ENGINE_ENV = "LUTGEN_ENGINE"
@@ -131,12 +131,16 @@ class CpuEngine(Engine):
     devices = ("cpu",)
 
     def unavailable_reason(self) -> str | None:
+        """Why not (not x86-64, no compiler, build failed); a path forced by ``LUTGEN_CPU_ISA`` that this CPU
+        lacks is an error, never a silent fallback."""
         from . import build
 
+        if not detect().paths():
+            return f"the CPU kernels need an x86-64 CPU, this is {detect().machine}"
+        choose_path()
         try:
-            choose_path()
             build.load()
-        except (NativeUnavailableError, ConfigError) as error:
+        except NativeUnavailableError as error:
             return str(error)
         return None
 

@@ -27,9 +27,10 @@ def codes(values: torch.Tensor, bits: int) -> torch.Tensor:
 
 def _chunks(g: int, m: int, k: int, n: int) -> tuple[int, int, int]:
     """Chunk sizes over (G, M, K) keeping ``gc * mc * kc * n`` near :data:`CHUNK_ELEMENTS`."""
-    kc = min(k, max(1, CHUNK_ELEMENTS // max(n, 1)))
-    mc = min(m, max(1, CHUNK_ELEMENTS // (kc * max(n, 1))))
-    gc = min(g, max(1, CHUNK_ELEMENTS // (mc * kc * max(n, 1))))
+    n = max(n, 1)
+    kc = max(1, min(k, CHUNK_ELEMENTS // n))
+    mc = max(1, min(m, CHUNK_ELEMENTS // (kc * n)))
+    gc = max(1, min(g, CHUNK_ELEMENTS // (mc * kc * n)))
     return gc, mc, kc
 
 

@@ -296,3 +296,22 @@ def test_cli_native_info_json(monkeypatch: pytest.MonkeyPatch) -> None:
     info = json.loads(result.output)
     assert info["chosen_path"] == ("scalar" if ISA_PATHS else info["chosen_path"])
     assert set(info["flags"]) >= {"avx2", "avx512bw", "avx512vbmi"} and "cache_dir" in info
+
+
+def test_native_empty_dimensions(isa: str) -> None:
+    lut = random_lut(4, 4, True)
+    for g, m, k, n in [(1, 0, 3, 2), (1, 3, 0, 2), (1, 3, 2, 0), (0, 3, 2, 2)]:
+        a = torch.zeros((g, m, k), dtype=torch.int64)
+        b = torch.ones((g, k, n), dtype=torch.int64)
+        got = lut_bmm(a, b, lut, engine="cpu")
+        assert torch.equal(got, lut_bmm(a, b, lut, engine="reference"))
+        assert got.shape == (g, m, n)
+
+
+def test_forced_isa_the_cpu_lacks_is_an_error(native: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(engines.ENGINE_ENV, raising=False)
+    monkeypatch.setenv(cpu_features.ISA_ENV, "sse9")
+    lut = random_lut(2, 2, False)
+    a = torch.zeros((1, 2, 2), dtype=torch.int64)
+    with pytest.raises(ConfigError, match="sse9"):
+        lut_bmm(a, a, lut)
