@@ -9,7 +9,7 @@ import torch
 from approxlut.errors import NativeUnavailableError
 from approxlut.native import PreparedLut, lut_bmm, lut_bmm_backward
 from approxlut.native.decompose import decompose, describe
-from approxlut.native.ops import approx_conv2d, approx_linear, path_for
+from approxlut.native.ops import approx_conv2d, approx_linear, approx_matmul, path_for
 from approxlut.native.prepared import code_values
 
 
@@ -177,3 +177,12 @@ def test_reduced_float32_precision_falls_back_to_float64() -> None:
     assert torch.equal(got, want)
     ref_conv = approx_conv2d(a[:1, None].float(), b[:1, None, :3, :3].float(), lut, grad="ste", engine="reference")
     assert torch.equal(conv, ref_conv)
+
+
+def test_exact_lut_linear_and_batched_matmul_equal_torch() -> None:
+    lut = prepared(exact_table(8, True), 8, True, "exact")
+    a, b = operands(8, True, (2, 3, 5, 40), (3, 40, 6), seed=13)
+    got = approx_matmul(a.float(), b.float(), lut, grad="ste")
+    assert torch.equal(got.double(), torch.matmul(a.double(), b.double()))
+    x, w = operands(8, True, (4, 7, 40), (9, 40), seed=14)
+    assert torch.equal(approx_linear(x.float(), w.float(), lut, grad="ste").double(), x.double() @ w.double().t())
