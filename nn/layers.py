@@ -156,13 +156,19 @@ class ApproxModule(Calibratable, nn.Module):
     def set_config(self, config: LayerConfig) -> None:
         """Use another multiplier/quantisation; recalibrated from kept statistics where there are any."""
         resolved = resolve_config(config)
+        previous: ResolvedConfig | None = getattr(self, "resolved", None)
         self.config = config
         self.resolved = resolved
         if resolved.is_float:
             return
         for quantizer in self._activation_quantizers():
-            if quantizer.observer is not None and not quantizer.observer.empty and not quantizer.observing:
+            if quantizer.observing:
+                continue
+            if quantizer.observer is not None and not quantizer.observer.empty:
                 quantizer.freeze(resolved.bits_a, resolved.scheme, config.calibration, config.percentile)
+            elif quantizer.calibrated and previous is not None and not previous.is_float:
+                # no statistics (e.g. loaded from a state dict): keep the calibrated real range
+                quantizer.requantize(previous.bits_a, previous.scheme, resolved.bits_a, resolved.scheme)
 
     @property
     def multiplier_name(self) -> str:

@@ -315,6 +315,19 @@ class ActivationQuantizer(nn.Module):
         self.scale.copy_(scale)
         self.zero_point.copy_(zero)
 
+    def requantize(self, old_bits: int, old_scheme: str, bits: int, scheme: str) -> None:
+        """Re-express the frozen range, set for ``old_bits``/``old_scheme``, for ``bits``/``scheme``."""
+        if not self.calibrated or (old_bits, old_scheme) == (bits, scheme):
+            return
+        qmin, qmax = qrange(old_bits, old_scheme)
+        if old_scheme == "symmetric":
+            lo, hi = -self.scale * qmax, self.scale * qmax
+        else:
+            lo, hi = (qmin - self.zero_point) * self.scale, (qmax - self.zero_point) * self.scale
+        scale, zero = qparams_from_range(lo, hi, bits, scheme)
+        self.scale.copy_(scale)
+        self.zero_point.copy_(zero)
+
     def qparams(self, x: torch.Tensor, bits: int, scheme: str) -> tuple[torch.Tensor, torch.Tensor]:
         """Frozen ``(scale, zero_point)``, or the max range of ``x`` when uncalibrated."""
         if self.calibrated:

@@ -169,6 +169,12 @@ def test_reassigning_keeps_calibration_statistics() -> None:
     affine = approximate(approx, exact_lut(8, False))
     assert affine[0].resolved.scheme == "affine" and affine[0].calibrated
     assert float(affine[2].input_quant.zero_point) == 0.0  # ReLU output: non-negative range
+    # without statistics (loaded from a state dict) the calibrated range carries over
+    loaded = approximate(net, "exact")
+    loaded.load_state_dict(approx.state_dict())
+    assert float(loaded[0].input_quant.scale) == scale8
+    loaded[0].set_config(LayerConfig("exact", bits=4))
+    assert float(loaded[0].input_quant.scale) == pytest.approx(scale8 * 127 / 7, rel=1e-5)
 
 
 def test_unknown_layer_names_are_reported() -> None:
