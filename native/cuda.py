@@ -145,11 +145,26 @@ def _k_slices(k: int, lut: PreparedLut) -> list[tuple[int, int]]:
     return [(s, min(k, s + step)) for s in range(0, max(k, 1), step)]
 
 
+def smem_bytes(bits_a: int, bits_b: int) -> int:
+    """Dynamic shared memory of the fast forward kernel (mirrors ``lutgemm_smem_bytes``)."""
+    return (2 << (bits_a + bits_b)) + 32 * 128 + 32 * 64
+
+
+def _fits_shared_memory(lut: PreparedLut, device: torch.device) -> bool:
+    props = torch.cuda.get_device_properties(device)
+    limit = getattr(props, "shared_memory_per_block_optin", 48 * 1024)
+    return smem_bytes(lut.bits_a, lut.bits_b) <= limit
+
+
 def lut_bmm_cuda(a: torch.Tensor, b: torch.Tensor, lut: PreparedLut, *, naive: bool = False) -> torch.Tensor:
-    """``lut_bmm`` on the GPU; ``naive=True`` runs the public-tool-style kernel (for the benchmark)."""
+    """``lut_bmm`` on the GPU; ``naive=True`` runs the public-tool-style kernel (for the benchmark).
+
+    The shared-memory kernel runs when the table fits int16 and the device's shared memory; otherwise
+    the global-memory kernel does (slower, same results).
+    """
     module = load()
     tables = _tables(lut)
-    fast = not naive and "forward16_t" in tables
+    fast = not naive and "forward16_t" in tables and _fits_shared_memory(lut, a.device)
     table = tables["forward16_t"] if fast else tables["forward32"]
     ca, cb = _codes(a, lut.bits_a), _codes(b, lut.bits_b)
     slices = _k_slices(ca.shape[2], lut)
