@@ -19,31 +19,20 @@ from ..errors import ConfigError
 from .config import AssignmentMapping, LayerConfig, Spec
 from .layers import ApproxConv1d, ApproxConv2d, ApproxConvTranspose2d, ApproxLinear, ApproxModule
 from .quant import calibrate
+from .rnn import ApproxGRU, ApproxGRUCell, ApproxLSTM, ApproxLSTMCell, ApproxRNN, ApproxRNNCell
 
 _DEFAULT_MAPPING: dict[type[nn.Module], type[nn.Module]] = {
     nn.Linear: ApproxLinear,
     nn.Conv1d: ApproxConv1d,
     nn.Conv2d: ApproxConv2d,
     nn.ConvTranspose2d: ApproxConvTranspose2d,
+    nn.RNN: ApproxRNN,
+    nn.LSTM: ApproxLSTM,
+    nn.GRU: ApproxGRU,
+    nn.RNNCell: ApproxRNNCell,
+    nn.LSTMCell: ApproxLSTMCell,
+    nn.GRUCell: ApproxGRUCell,
 }
-
-
-def _register_rnn() -> None:
-    from .rnn import ApproxGRU, ApproxGRUCell, ApproxLSTM, ApproxLSTMCell, ApproxRNN, ApproxRNNCell
-
-    _DEFAULT_MAPPING.update(
-        {
-            nn.RNN: ApproxRNN,
-            nn.LSTM: ApproxLSTM,
-            nn.GRU: ApproxGRU,
-            nn.RNNCell: ApproxRNNCell,
-            nn.LSTMCell: ApproxLSTMCell,
-            nn.GRUCell: ApproxGRUCell,
-        }
-    )
-
-
-_register_rnn()
 
 
 def default_mapping() -> dict[type[nn.Module], type[nn.Module]]:
@@ -59,15 +48,15 @@ def _replacement(
 ) -> nn.Module | None:
     """The module that replaces ``module`` (``None``: keep it as it is)."""
     config = assignment.config_for(name, module)
-    if isinstance(module, ApproxModule):
-        if config.is_float:
-            return module.to_float()
-        module.set_config(config)
-        return None
     approx_cls = mapping.get(type(module))
-    if approx_cls is None or config.is_float:
-        return None
     try:
+        if isinstance(module, ApproxModule):
+            if config.is_float:
+                return module.to_float()
+            module.set_config(config)
+            return None
+        if approx_cls is None or config.is_float:
+            return None
         new: nn.Module = approx_cls.from_float(module, config)  # type: ignore[attr-defined]
     except ConfigError as exc:
         label = name if isinstance(name, str) else name[0]
