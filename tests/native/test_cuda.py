@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
 import torch
 
 from approxlut.native import PreparedLut, lut_bmm, lut_bmm_backward
-from approxlut.native.cuda import compile_check, lut_bmm_cuda, nvcc
+from approxlut.native.cuda import compile_check, lut_bmm_cuda, nvcc, smem_bytes, source_dir
 from approxlut.native.ops import approx_conv2d
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="torch has no CUDA device here")
@@ -20,6 +21,32 @@ def test_kernels_compile_with_nvcc_alone(tmp_path: Path) -> None:
     result = compile_check(tmp_path / "lut_gemm.o")
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "lut_gemm.o").stat().st_size > 0
+    # The host side of the launcher API runs without a GPU: shared-memory sizes and argument checks.
+    main = tmp_path / "main.cpp"
+    main.write_text(
+        '#include <cstdio>\n#include "lut_gemm_cuda.h"\n'
+        "int main() {\n"
+        '  std::printf("%zu %zu %zu\\n", lutgemm_smem_bytes(8, 8), lutgemm_smem_bytes(4, 4),\n'
+        "              lutgemm_smem_bytes(2, 3));\n"
+        '  std::printf("%d %d\\n", lutgemm_forward_naive(0, 0, 0, 0, 1, 1, 1, 1, 9, 8, 0),\n'
+        "              lutgemm_backward_a(0, 0, 0, 0, 0, 0, 5, 5, 5, 8, 8, 0));\n"
+        "  return 0;\n}\n"
+    )
+    exe = tmp_path / "host_check"
+    compiler = nvcc()
+    assert compiler is not None
+    build = subprocess.run(
+        [compiler, "-arch=sm_90", f"-I{source_dir()}", str(main), str(tmp_path / "lut_gemm.o"), "-o", str(exe)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert build.returncode == 0, build.stderr
+    lines = subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout.split("\n")
+    assert [int(v) for v in lines[0].split()] == [smem_bytes(8, 8), smem_bytes(4, 4), smem_bytes(2, 3)]
+    invalid_value, nothing_to_do = (int(v) for v in lines[1].split())
+    assert invalid_value != 0  # bits_a = 9 refused before touching the device
+    assert nothing_to_do == 0  # zero groups: no launch at all
 
 
 def random_lut(bits_a: int, bits_b: int, signed: bool, *, span: int, seed: int, device: str) -> PreparedLut:
