@@ -218,6 +218,47 @@ class AssignmentMapping:
             return cls.build(names=assignment)
         return cls.build(default=assignment)
 
+    @classmethod
+    def parse(cls, text: str) -> AssignmentMapping:
+        """An assignment from command-line text.
+
+        ``NAME`` (one multiplier spec for every layer), ``path.json`` (the :meth:`to_dict` form), or
+        comma-separated ``key=SPEC`` items where ``key`` is a layer name, ``default`` (or ``*``),
+        ``type:Conv2d`` or ``re:<regex>``, e.g. ``default=exact,type:Linear=float,conv1=mul8s_1KV6``.
+        """
+        text = text.strip()
+        if not text:
+            raise ConfigError("empty assignment")
+        if text.lower().endswith(".json"):
+            import json
+            from pathlib import Path
+
+            path = Path(text).expanduser()
+            try:
+                data = json.loads(path.read_text())
+            except OSError as exc:
+                raise ConfigError(f"{path}: cannot read assignment ({exc.strerror or exc})") from None
+            except json.JSONDecodeError as exc:
+                raise ConfigError(f"{path}:{exc.lineno}:{exc.colno}: invalid JSON ({exc.msg})") from None
+            return cls.from_dict(data)
+        if "=" not in text:
+            return cls.build(default=text)
+        mapping = cls()
+        for item in text.split(","):
+            key, sep, spec = item.partition("=")
+            key, spec = key.strip(), spec.strip()
+            if not sep or not key or not spec:
+                raise ConfigError(f"assignment item {item.strip()!r} must look like layer=MULTIPLIER")
+            if key in ("default", "*"):
+                mapping = mapping.with_default(spec)
+            elif key.startswith("type:"):
+                mapping = mapping.with_type(_resolve_type(key[5:]), spec)
+            elif key.startswith("re:"):
+                mapping = mapping.with_pattern(key[3:], spec)
+            else:
+                mapping = mapping.with_name(key, spec)
+        return mapping
+
     def with_default(self, spec: Spec) -> AssignmentMapping:
         """A copy with another global default."""
         return replace(self, default=as_config(spec))

@@ -108,6 +108,24 @@ def test_assignment_json_round_trip() -> None:
         AssignmentMapping.build(exact_lut(4, True)).to_dict()
 
 
+def test_assignment_from_command_line_text(tmp_path: Path) -> None:
+    assert AssignmentMapping.parse("mul8s_1KV6") == AssignmentMapping.build("mul8s_1KV6")
+    parsed = AssignmentMapping.parse(r"default=exact, type:Linear=float, re:features\..*=exact4s, conv1=mul8s_1KV6")
+    expected = AssignmentMapping.build(
+        "exact", types={nn.Linear: "float"}, patterns={r"features\..*": "exact4s"}, names={"conv1": "mul8s_1KV6"}
+    )
+    assert parsed == expected
+    path = tmp_path / "assign.json"
+    path.write_text(json.dumps(expected.to_dict()))
+    assert AssignmentMapping.parse(str(path)) == expected
+    path.write_text("{not json")
+    with pytest.raises(ConfigError, match=r"assign\.json:1"):
+        AssignmentMapping.parse(str(path))
+    for bad in ("", "conv1=", "=x,", "type:Nope=exact", str(tmp_path / "missing.json")):
+        with pytest.raises(ConfigError):
+            AssignmentMapping.parse(bad)
+
+
 def test_shared_modules_hooks_mode_and_copy() -> None:
     torch.manual_seed(0)
     net = Net()
