@@ -54,6 +54,8 @@ def _operands(value: str | None) -> tuple[str, str] | None:
 @click.option("--format", "fmt", type=click.Choice(["verilog", "blif", "sop"]), help="Force the input format.")
 @click.option("--signed/--unsigned", default=None, help="Operand encoding (default: unsigned).")
 @click.option("--operands", help="Input bus names of operand a and b, e.g. IN1,IN2.")
+@click.option("--top", help="Verilog: the top module (default: the one no other module instantiates).")
+@click.option("--cells", type=click.Path(path_type=Path), help="Verilog: JSON file of extra standard cells.")
 @click.option("--half-window", type=click.IntRange(0, 128), default=8, show_default=True)
 @click.option("--grad", type=click.Choice(["difference", "ste"]), default="difference", show_default=True)
 @click.option("--compat", is_flag=True, help="Reproduce the DATE'25 script's first-operand border term.")
@@ -67,6 +69,8 @@ def sim(
     fmt: str | None,
     signed: bool | None,
     operands: str | None,
+    top: str | None,
+    cells: Path | None,
     half_window: int,
     grad: str,
     compat: bool,
@@ -90,6 +94,8 @@ def sim(
         out=out,
         write=not no_write,
         samples=samples,
+        top=top,
+        cells=cells,
     )
     if as_json:
         click.echo(json.dumps(result.as_json()))

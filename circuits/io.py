@@ -33,17 +33,32 @@ def format_for(path: str | os.PathLike[str], format: str | None = None) -> str:
 
 
 def read_netlist(
-    path: str | os.PathLike[str], *, format: str | None = None, operands: tuple[str, str] | None = None
+    path: str | os.PathLike[str],
+    *,
+    format: str | None = None,
+    operands: tuple[str, str] | None = None,
+    top: str | None = None,
+    cells: str | os.PathLike[str] | None = None,
 ) -> Netlist:
-    """Read a Verilog, BLIF or SOP netlist; every problem with the file is a :class:`ParseError`."""
+    """Read a Verilog, BLIF or SOP netlist; every problem with the file is a :class:`ParseError`.
+
+    Verilog only: ``top`` names the top module, ``cells`` is a JSON file of extra standard cells.
+    """
     where = str(path)
     kind = format_for(path, format)
     text = _read_text(path)
+    if kind != "verilog" and (top is not None or cells is not None):
+        raise ConfigError("--top and --cells apply to Verilog netlists only")
     try:
         if kind == "verilog":
+            from .cells import CellLibrary
             from .verilog import read_verilog
 
-            return read_verilog(text, where, operands=operands)
+            library = None
+            if cells is not None:
+                library = CellLibrary.builtin()
+                library.load_json(cells)
+            return read_verilog(text, where, top=top, operands=operands, cells=library)
         if kind == "blif":
             from .blif import read_blif
 
@@ -59,12 +74,9 @@ def write_netlist(netlist: Netlist, path: str | os.PathLike[str], format: str | 
     """Write ``netlist`` as Verilog or BLIF (``sop`` writes BLIF with SOP covers, which reads back as SOP)."""
     kind = format_for(path, format)
     if kind == "verilog":
-        from . import verilog
+        from .verilog_writer import write_verilog
 
-        writer = getattr(verilog, "write_verilog", None)
-        if writer is None:
-            raise ConfigError("writing Verilog is not available in this version; write BLIF instead")
-        text = writer(netlist)
+        text = write_verilog(netlist)
     else:
         from .blif import write_blif
 

@@ -77,13 +77,15 @@ def run_sim(
     out: Path | None = None,
     write: bool = True,
     samples: int | None = None,
+    top: str | None = None,
+    cells: Path | None = None,
 ) -> SimResult:
     """Parse, simulate and (for tables up to 24 input bits) write the LUT with its gradients.
 
     ``signed=None`` means the default, unsigned; the result carries a hint when the file name
     suggests a signed circuit (EvoApproxLib's ``mul8s_``).
     """
-    netlist = read_netlist(path, format=fmt, operands=operands)
+    netlist = read_netlist(path, format=fmt, operands=operands, top=top, cells=cells)
     hint = None
     if signed is None:
         signed = False

@@ -94,3 +94,23 @@ def test_sim_does_not_import_torch(corpus: Path) -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stderr
     assert np.isclose(json.loads(proc.stdout)["bits_a"], 8)
+
+
+def test_sim_top_module_and_extra_cells(tmp_path: Path) -> None:
+    cells = tmp_path / "cells.json"
+    cells.write_text(json.dumps({"cells": [{"name": "MYAND", "inputs": ["P", "Q"], "outputs": {"Z": "P & Q"}}]}))
+    src = tmp_path / "two.v"
+    src.write_text(
+        "module inner(input [1:0] A, input [1:0] B, output [3:0] O);\n"
+        "  MYAND g(.P(A[0]), .Q(B[0]), .Z(O[0]));\n  assign O[3:1] = 3'b000;\nendmodule\n"
+        "module other(input [1:0] A, input [1:0] B, output [3:0] O);\n  assign O = A * B;\nendmodule\n"
+    )
+    args = ["sim", str(src), "--no-write", "--json", "--cells", str(cells)]
+    exact = CliRunner().invoke(main, [*args, "--top", "other"])
+    assert exact.exit_code == 0, exact.output
+    assert json.loads(exact.output)["mae"] == 0
+    approx = CliRunner().invoke(main, [*args, "--top", "inner"])
+    assert approx.exit_code == 0, approx.output
+    assert json.loads(approx.output)["ep"] > 0
+    bad = CliRunner().invoke(main, ["sim", str(src), "--top", "missing", "--cells", str(cells)])
+    assert bad.exit_code == 2 and "missing" in bad.output
