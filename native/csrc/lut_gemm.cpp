@@ -106,8 +106,29 @@ std::vector<torch::Tensor> lut_gemm_backward(const torch::Tensor& ca, const torc
   p.N = N;
   p.NA = ga_rows.size(0);
   p.NB = ga_rows.size(1);
-  at::parallel_for(0, G * M, 16, [&](int64_t b, int64_t e) { backward_grad_a(p, b, e); });
-  at::parallel_for(0, G * K, 4, [&](int64_t b, int64_t e) { backward_grad_b(p, b, e); });
+  if (M >= p.NA) {
+    // gA through per-k tables, a block of k at a time (the block's tables stay within ~1 MB).
+    const int64_t k_block = std::max<int64_t>(1, std::min<int64_t>(K, (1 << 18) / std::max<int64_t>(1, p.NA * N)));
+    std::vector<float> tables(static_cast<size_t>(k_block * p.NA * N));
+    for (int64_t g = 0; g < G; ++g) {
+      for (int64_t k0 = 0; k0 < K; k0 += k_block) {
+        const int64_t k1 = std::min(K, k0 + k_block);
+        at::parallel_for(k0, k1, 1, [&](int64_t b, int64_t e) {
+          for (int64_t k = b; k < e; ++k) backward_build_p(p, g, k, tables.data() + (k - k0) * p.NA * N);
+        });
+        at::parallel_for(0, M, 64, [&](int64_t b, int64_t e) {
+          backward_grad_a_tables(p, g, k0, k1, tables.data(), b, e);
+        });
+      }
+    }
+    at::parallel_for(0, G * K, 1, [&](int64_t b, int64_t e) {
+      std::vector<float> sums(static_cast<size_t>(p.NA * N));
+      backward_grad_b_hist(p, b, e, sums.data());
+    });
+  } else {
+    at::parallel_for(0, G * M, 16, [&](int64_t b, int64_t e) { backward_grad_a(p, b, e); });
+    at::parallel_for(0, G * K, 4, [&](int64_t b, int64_t e) { backward_grad_b(p, b, e); });
+  }
   return {grad_a, grad_b};
 }
 

@@ -59,7 +59,14 @@ struct BackwardProblem {
   int64_t M, K, N, NA, NB;
 };
 
-void backward_grad_a(const BackwardProblem& p, int64_t row0, int64_t row1);  // rows (g, m)
-void backward_grad_b(const BackwardProblem& p, int64_t row0, int64_t row1);  // rows (g, k)
+void backward_grad_a(const BackwardProblem& p, int64_t row0, int64_t row1);  // rows (g, m), direct
+void backward_grad_b(const BackwardProblem& p, int64_t row0, int64_t row1);  // rows (g, k), direct
+// P_k[c][n] = Ga[c][b[g][k][n]] into out [NA][N].
+void backward_build_p(const BackwardProblem& p, int64_t g, int64_t k, float* out);
+// gA[g][m][k] for k in [k0, k1), m in [m0, m1) from tables [k1-k0][NA][N] built by backward_build_p.
+void backward_grad_a_tables(const BackwardProblem& p, int64_t g, int64_t k0, int64_t k1, const float* tables,
+                            int64_t m0, int64_t m1);
+// gB rows (g, k) through per-code sums of grad_c rows; sums is scratch of NA*N floats.
+void backward_grad_b_hist(const BackwardProblem& p, int64_t row0, int64_t row1, float* sums);
 
 }  // namespace lutgen

@@ -267,20 +267,22 @@ def test_native_widens_or_refuses_overflow(isa: str) -> None:
         lut_bmm(torch.ones((1, 2, 40), dtype=torch.int64), b, lut, engine="cpu")
 
 
-def test_native_backward_matches_reference(native: object) -> None:
-    lut = random_lut(8, 4, True)
-    a = random_values((2, 45, 13), 8, True, 13)
-    b = random_values((2, 13, 9), 4, True, 14)
-    grad_c = torch.randn(2, 45, 9, generator=torch.Generator().manual_seed(15))
+@pytest.mark.parametrize(("bits_a", "bits_b", "rows"), [(8, 4, 45), (8, 8, 300), (4, 3, 45)])
+def test_native_backward_matches_reference(native: object, bits_a: int, bits_b: int, rows: int) -> None:
+    """Few rows take the direct (gather) form, at least 2^bits_a rows the table forms."""
+    lut = random_lut(bits_a, bits_b, True)
+    a = random_values((2, rows, 13), bits_a, True, 13)
+    b = random_values((2, 13, 9), bits_b, True, 14)
+    grad_c = torch.randn(2, rows, 9, generator=torch.Generator().manual_seed(15))
     for ste in (False, True):
         expected = lut_bmm_backward(a, b, grad_c, lut, ste=ste, engine="reference")
         got = lut_bmm_backward(a, b[:, :, :], grad_c, lut, ste=ste, engine="cpu")
         for x, y in zip(got, expected, strict=True):
             assert x.dtype == torch.float32
-            torch.testing.assert_close(x, y, rtol=1e-5, atol=1e-4)
+            torch.testing.assert_close(x, y, rtol=1e-4, atol=1e-3)  # float32 sums in another order
     ga, gb = lut_bmm_backward(a, b, grad_c, lut, ste=True, engine="cpu")
-    torch.testing.assert_close(ga, grad_c @ b.float().transpose(1, 2), rtol=1e-5, atol=1e-4)
-    torch.testing.assert_close(gb, a.float().transpose(1, 2) @ grad_c, rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(ga, grad_c @ b.float().transpose(1, 2), rtol=1e-4, atol=1e-3)
+    torch.testing.assert_close(gb, a.float().transpose(1, 2) @ grad_c, rtol=1e-4, atol=1e-3)
 
 
 def test_cli_native_info_json(monkeypatch: pytest.MonkeyPatch) -> None:
