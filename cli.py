@@ -646,3 +646,88 @@ def evaluate_command(
         click.echo(result.to_json())
     else:
         render(result, Console(width=max(100, Console().width)))
+
+
+@main.command("retrain")
+@click.option(
+    "--model", "model_name", required=True, help="Zoo model (lenet5, vgg19, resnet18, ...) or module:callable."
+)
+@click.option(
+    "--weights", type=click.Path(path_type=Path), help="Float weights (state dict); default: train and cache."
+)
+@click.option("--data", "data_dir", type=click.Path(path_type=Path), help="Local dataset directory (never downloaded).")
+@click.option(
+    "--dataset",
+    type=click.Choice(["digits", "cifar10", "mnist", "fashion-mnist"]),
+    help="Dataset (default: digits, the 8x8 digits shipped with scikit-learn; with --data: detected).",
+)
+@click.option(
+    "--assign", required=True, help="NAME (every layer) | assignment.json | layer=NAME,... (other layers exact)."
+)
+@click.option(
+    "--grad",
+    type=click.Choice(["difference", "ste"]),
+    default="difference",
+    show_default=True,
+    help="Backward through the multiplier: its gradient LUTs, or exact products (STE).",
+)
+@click.option(
+    "--half-window",
+    default="8",
+    show_default=True,
+    help="Gradient LUT half window: N, or 'auto' (per-multiplier search, cached in the library).",
+)
+@click.option("--epochs", type=click.IntRange(0, None), default=5, show_default=True)
+@click.option("--lr", type=click.FloatRange(0, None), default=0.01, show_default=True, help="Peak learning rate.")
+@click.option("--batch-size", type=click.IntRange(1, None), default=64, show_default=True)
+@click.option("--seed", default=0, show_default=True, help="Seed of the data split, shuffling and initial state.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Checkpoint written after every epoch.")
+@click.option("--resume", is_flag=True, help="Continue from the --out checkpoint (same options).")
+@click.option("--device", help="torch device (default: cuda when present, else cpu).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@reports_errors
+def retrain_command(
+    model_name: str,
+    weights: Path | None,
+    data_dir: Path | None,
+    dataset: str | None,
+    assign: str,
+    grad: str,
+    half_window: str,
+    epochs: int,
+    lr: float,
+    batch_size: int,
+    seed: int,
+    out: Path | None,
+    resume: bool,
+    device: str | None,
+    as_json: bool,
+) -> None:
+    """Retrain a model through its approximate multipliers (gradient LUTs or STE); accuracy before/after."""
+    from rich.console import Console
+
+    from .nn.retrain import RetrainOptions, render_retrain, run_retrain
+
+    if resume and out is None:
+        raise click.UsageError("--resume needs --out CHECKPOINT")
+    options = RetrainOptions(
+        model=model_name,
+        assign=assign,
+        weights=weights,
+        data=data_dir,
+        dataset=dataset,
+        grad=grad,
+        half_window=half_window,
+        epochs=epochs,
+        lr=lr,
+        batch_size=batch_size,
+        seed=seed,
+        out=out,
+        resume=resume,
+        device=device,
+    )
+    report = run_retrain(options)
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=2))
+    else:
+        render_retrain(report, Console(width=max(100, Console().width)))

@@ -1,0 +1,222 @@
+"""STE vs difference-based gradient LUTs: how much accuracy retraining wins back, per multiplier.
+
+Reproduces the comparison of the DATE'25 gradient-approximation paper at laptop scale: one trained
+float model; for each approximate multiplier, every layer runs through it; the test accuracy before
+retraining, then the same number of epochs with the same seed and hyperparameters, once with the
+straight-through estimator (exact-product gradients) and once with the multiplier's own gradient
+LUTs. Writes, under ``--out``:
+
+* ``retrain_epochs.csv``   one row per (multiplier, gradient mode, epoch); epoch 0 is before retraining;
+* ``retrain_summary.csv``  one row per multiplier: before, after STE, after difference;
+* ``retrain_summary.md``   the same as a Markdown table;
+* ``retrain_accuracy.png`` test accuracy per epoch, one panel per multiplier.
+
+Default (built-in digits, LeNet-5 at 16x16, five multipliers, 5 epochs): about 10-20 minutes on 2 CPU
+cores. Full version: ``--data DIR`` with CIFAR-10's python batches, e.g.
+``--data ~/cifar10 --model resnet18 --epochs 30``.
+
+Run from the repository root:  .venv/bin/python experiments/retrain_compare.py --out experiments/results
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from approxlut.errors import LutgenError
+from approxlut.nn.config import LayerConfig
+from approxlut.nn.data import load_dataset
+from approxlut.nn.multipliers import load_multiplier
+from approxlut.nn.retrain import EpochRecord, RetrainConfig, retrain, test_accuracy
+from approxlut.nn.swap import approximate
+from approxlut.nn.train import default_recipe, trained_weights
+from approxlut.nn.zoo import build_model, model_spec
+
+#: Low to very high error: a 7-bit one, then 8-bit ones by rising MAE (built-in library names).
+DEFAULT_MULTIPLIERS = ("drum7s_k4", "mitchell8u", "drum8u_k4", "trunc8s_k8", "drum8u_k3")
+EPOCH_FIELDS = ("multiplier", "bits", "signed", "mae_pct", "grad", "half_window", "epoch", "train_loss",
+                "train_accuracy", "test_accuracy", "seconds")  # fmt: skip
+SUMMARY_FIELDS = ("multiplier", "bits", "signed", "mae_pct", "float_accuracy", "exact_quantised_accuracy",
+                  "before", "after_ste", "after_difference", "half_window")  # fmt: skip
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("experiments/results"), help="output folder")
+    parser.add_argument("--data", type=Path, help="CIFAR-10 (python batches) or MNIST folder; default: digits")
+    parser.add_argument("--model", default=None, help="zoo model (default: lenet5 on digits, resnet18 otherwise)")
+    parser.add_argument("--size", type=int, default=None, help="input side (default: 16 on digits, else the model's)")
+    parser.add_argument("--multipliers", default=",".join(DEFAULT_MULTIPLIERS), help="comma-separated names")
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--lr", type=float, default=0.01)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--half-window", default="8", help="int, or 'auto' for the per-multiplier search")
+    parser.add_argument("--seed", type=int, default=0)
+    return parser.parse_args(argv)
+
+
+def write_csv(path: Path, fields: tuple[str, ...], rows: list[dict[str, Any]]) -> None:
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    tmp.replace(path)
+
+
+def markdown(rows: list[dict[str, Any]]) -> str:
+    lines = [
+        "| multiplier | bits | MAE % | quantised exact | before | after STE | after difference | difference − STE |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        diff = r["after_difference"] - r["after_ste"] if r["after_difference"] != "" else float("nan")
+        lines.append(
+            f"| {r['multiplier']} | {r['bits']}{'s' if r['signed'] else 'u'} | {r['mae_pct']:.3f} | "
+            f"{r['exact_quantised_accuracy']:.2f} | {r['before']:.2f} | {r['after_ste']:.2f} | "
+            f"{_fmt(r['after_difference'])} | {diff:+.2f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.2f}" if isinstance(value, float) else str(value)
+
+
+def plot(path: Path, epochs: list[dict[str, Any]], summary: list[dict[str, Any]]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [r["multiplier"] for r in summary]
+    cols = min(3, len(names))
+    rows = (len(names) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
+    for ax, row in zip(axes.flat, summary, strict=False):
+        for grad, style in (("ste", "--o"), ("difference", "-s")):
+            pts = [
+                (e["epoch"], e["test_accuracy"])
+                for e in epochs
+                if e["multiplier"] == row["multiplier"] and e["grad"] == grad
+            ]
+            if pts:
+                ax.plot(*zip(*pts, strict=True), style, label="STE" if grad == "ste" else "difference LUT", ms=3)
+        ax.axhline(row["exact_quantised_accuracy"], color="grey", lw=0.8, ls=":", label="quantised exact")
+        ax.set_title(f"{row['multiplier']} (MAE {row['mae_pct']:.2f} %)", fontsize=9)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("test accuracy %")
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(summary) :]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(args.seed)
+    dataset = load_dataset(None, args.data, seed=args.seed)
+    model_name = args.model or ("lenet5" if dataset.name == "digits" else "resnet18")
+    spec = model_spec(model_name)
+    size = args.size or (16 if dataset.name == "digits" else spec.size)
+    channels = spec.channels if dataset.x_train.shape[1] == spec.channels else dataset.x_train.shape[1]
+    recipe = default_recipe(spec, dataset.name)
+    kwargs: dict[str, Any] = {"num_classes": dataset.num_classes, "in_channels": channels, "input_size": size}
+    if spec.scalable:
+        kwargs["width"] = recipe.width
+    data = dataset.prepare(input_kind=spec.input_kind, channels=channels, size=size)
+    model = build_model(model_name, **kwargs)
+    trained = trained_weights(spec, model, kwargs, data, recipe.config)
+    float_accuracy = test_accuracy(model, data)
+    half_window: int | str = args.half_window if args.half_window == "auto" else int(args.half_window)
+    print(f"{model_name} on {dataset.name} ({size}x{size}), float accuracy {float_accuracy:.2f} % ({trained.path})")
+
+    from approxlut.library import Library
+
+    library = Library.open_default()
+    epoch_rows: list[dict[str, Any]] = []
+    summary: list[dict[str, Any]] = []
+    started = time.perf_counter()
+    for name in [n.strip() for n in args.multipliers.split(",") if n.strip()]:
+        entry = library.entry(name)
+        lut = load_multiplier(name)
+        exact = LayerConfig("exact", bits=(lut.bits_a, lut.bits_b), scheme="symmetric" if lut.signed else "affine")
+        calib = [data.x_train[i : i + args.batch_size] for i in range(0, 4 * args.batch_size, args.batch_size)]
+        exact_accuracy = test_accuracy(approximate(model, exact, calib), data)
+        row: dict[str, Any] = {
+            "multiplier": name, "bits": lut.bits_a, "signed": lut.signed, "mae_pct": entry.mae_pct,
+            "float_accuracy": float_accuracy, "exact_quantised_accuracy": exact_accuracy,
+            "before": "", "after_ste": "", "after_difference": "", "half_window": "",
+        }  # fmt: skip
+        summary.append(row)
+        for grad in ("ste", "difference"):
+            config = RetrainConfig(
+                grad=grad,
+                half_window=half_window if grad == "difference" else 8,
+                epochs=args.epochs,
+                lr=args.lr,
+                batch_size=args.batch_size,
+                seed=args.seed,
+            )
+
+            tags = {"multiplier": name, "bits": lut.bits_a, "signed": lut.signed, "mae_pct": entry.mae_pct}
+            tags |= {"grad": grad, "half_window": ""}
+
+            def log(record: EpochRecord, tags: dict[str, Any] = tags) -> None:
+                epoch_rows.append({**tags, **{k: v for k, v in asdict(record).items() if k in EPOCH_FIELDS}})
+                write_csv(args.out / "retrain_epochs.csv", EPOCH_FIELDS, epoch_rows)
+                print(
+                    f"  {tags['multiplier']} {tags['grad']:10s} epoch {record.epoch}: "
+                    f"test {record.test_accuracy:6.2f} % loss {record.train_loss:.3f} ({record.seconds:.1f} s)",
+                    flush=True,
+                )
+
+            if grad == "difference" and half_window == "auto":
+                from approxlut.nn.config import AssignmentMapping
+                from approxlut.nn.halfwindow import choose_half_windows
+
+                choice = choose_half_windows(model, data, AssignmentMapping.build(name), config=config)
+                row["half_window"] = choice[lut.hash].half_window
+            elif grad == "difference":
+                row["half_window"] = half_window
+            if grad == "difference":
+                tags["half_window"] = row["half_window"]
+            result = retrain(model, data, name, config=config, on_epoch=log, verbose=sys.stderr.isatty())
+            row["before"] = result.before_accuracy
+            row[f"after_{grad}"] = result.after_accuracy
+            before = {"epoch": 0, "train_loss": "", "train_accuracy": "", "seconds": 0.0}
+            epoch_rows.append({**tags, **before, "test_accuracy": result.before_accuracy})
+            epoch_rows.sort(key=lambda r: (r["multiplier"], r["grad"], r["epoch"]))
+            write_csv(args.out / "retrain_epochs.csv", EPOCH_FIELDS, epoch_rows)
+        write_csv(args.out / "retrain_summary.csv", SUMMARY_FIELDS, summary)
+        (args.out / "retrain_summary.md").write_text(markdown(summary))
+        plot(args.out / "retrain_accuracy.png", epoch_rows, summary)
+        print(
+            f"{name}: quantised exact {exact_accuracy:.2f} %, before {row['before']:.2f} %, "
+            f"STE {row['after_ste']:.2f} %, difference {row['after_difference']:.2f} % "
+            f"[{time.perf_counter() - started:.0f} s]",
+            flush=True,
+        )
+    print()
+    print(markdown(summary))
+    print(f"wrote {args.out}/retrain_epochs.csv, retrain_summary.csv, retrain_summary.md, retrain_accuracy.png")
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except LutgenError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(error.exit_code)
