@@ -28,8 +28,9 @@ void avx2_gather(const GemmProblem& p, int64_t g, int64_t m0, int64_t m1, int64_
           acc[q] = _mm256_add_epi32(acc[q], _mm256_i32gather_epi32(col, i32, 4));
         }
       }
-      int32_t* out = ctg + n * p.ct_n + mb;
-      for (int q = 0; q < 8; ++q) _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 8 * q), acc[q]);
+      alignas(32) int32_t sums[64];
+      for (int q = 0; q < 8; ++q) _mm256_store_si256(reinterpret_cast<__m256i*>(sums + 8 * q), acc[q]);
+      store_lanes(ctg + n * p.ct_n + mb, sums, 64, p.accumulate);
     }
   }
 }
@@ -93,11 +94,7 @@ void avx2_nibble(const GemmProblem& p, int64_t g, int64_t m0, int64_t m1, int64_
           acc[2 * j + 1] += od[j] + 256 * oh16[j] - offset;
         }
       }
-      int32_t* out = ctg + n * p.ct_n + mb;
-      for (int i = 0; i < 32; i += 8) {
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i),
-                            _mm256_load_si256(reinterpret_cast<const __m256i*>(acc + i)));
-      }
+      store_lanes(ctg + n * p.ct_n + mb, acc, 32, p.accumulate);
     }
   }
 }

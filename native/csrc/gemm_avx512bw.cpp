@@ -26,8 +26,9 @@ void avx512_gather(const GemmProblem& p, int64_t g, int64_t m0, int64_t m1, int6
           acc[q] = _mm512_add_epi32(acc[q], _mm512_i32gather_epi32(i32, col, 4));
         }
       }
-      int32_t* out = ctg + n * p.ct_n + mb;
-      for (int q = 0; q < 8; ++q) _mm512_storeu_si512(out + 16 * q, acc[q]);
+      alignas(64) int32_t sums[128];
+      for (int q = 0; q < 8; ++q) _mm512_store_si512(sums + 16 * q, acc[q]);
+      store_lanes(ctg + n * p.ct_n + mb, sums, 128, p.accumulate);
     }
   }
 }
@@ -98,8 +99,10 @@ void avx512bw_i16(const GemmProblem& p, int64_t g, int64_t m0, int64_t m1, int64
       int32_t* out = ctg + n * p.ct_n + mb;
       for (int v = 0; v < V; ++v) {
         alignas(64) int32_t tmp[64];
+        int32_t sums[64];
         for (int q = 0; q < 4; ++q) _mm512_store_si512(tmp + 16 * q, acc[v][q]);
-        for (int i = 0; i < 64; ++i) out[64 * v + perm[i]] = tmp[i];
+        for (int i = 0; i < 64; ++i) sums[perm[i]] = tmp[i];
+        store_lanes(out + 64 * v, sums, 64, p.accumulate);
       }
     }
   }

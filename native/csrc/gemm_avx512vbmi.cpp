@@ -69,8 +69,7 @@ void avx512vbmi_bytes(const GemmProblem& p, int64_t g, int64_t m0, int64_t m1, i
           }
         }
       }
-      int32_t* out = ctg + n * p.ct_n + mb;
-      for (int i = 0; i < kBlock; i += 16) _mm512_storeu_si512(out + i, _mm512_load_si512(acc + i));
+      store_lanes(ctg + n * p.ct_n + mb, acc, kBlock, p.accumulate);
     }
   }
 }

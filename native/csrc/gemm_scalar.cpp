@@ -21,7 +21,7 @@ void scalar_i32(const GemmProblem& p, int64_t g, int64_t m0, int64_t m1, int64_t
         const uint8_t* idx = atg + k * p.at_k + mb;
         for (int i = 0; i < kLanes; ++i) acc[i] += col[idx[i]];
       }
-      std::memcpy(ctg + n * p.ct_n + mb, acc, sizeof(acc));
+      store_lanes(ctg + n * p.ct_n + mb, acc, kLanes, p.accumulate);
     }
   }
 }

@@ -62,6 +62,7 @@ torch::Tensor lut_gemm(const std::string& kernel, const torch::Tensor& at, const
   p.ct_n = Mp;
   p.K = K;
   p.bits_eff = static_cast<int>(bits_eff);
+  p.accumulate = false;
   // Tasks: (g, block of kLaneAlign rows, chunk of columns); enough of them to keep every thread busy.
   const int64_t m_blocks = Mp / kLaneAlign;
   const int64_t want = 8 * static_cast<int64_t>(at::get_num_threads());
@@ -73,7 +74,15 @@ torch::Tensor lut_gemm(const std::string& kernel, const torch::Tensor& at, const
     for (int64_t t = begin; t < end; ++t) {
       const int64_t nc = t % n_chunks, mbi = (t / n_chunks) % m_blocks, g = t / (n_chunks * m_blocks);
       const int64_t n0 = nc * n_step, n1 = std::min(N, n0 + n_step);
-      fn(p, g, mbi * kLaneAlign, (mbi + 1) * kLaneAlign, n0, n1);
+      // Blocks of K keep a task's codes of a (kLaneAlign x kKBlock bytes) in the core's L2 cache.
+      for (int64_t k0 = 0; k0 < K; k0 += kKBlock) {
+        GemmProblem q = p;
+        q.at += k0 * p.at_k;
+        q.bc += k0 * p.bc_k;
+        q.K = std::min(kKBlock, K - k0);
+        q.accumulate = k0 > 0;
+        fn(q, g, mbi * kLaneAlign, (mbi + 1) * kLaneAlign, n0, n1);
+      }
     }
   });
   return ct;

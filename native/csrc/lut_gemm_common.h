@@ -20,6 +20,7 @@
 namespace lutgen {
 
 constexpr int64_t kLaneAlign = 256;  // m padding: every kernel's lane block divides it
+constexpr int64_t kKBlock = 1024;    // k steps per kernel call (cache blocking)
 
 struct GemmProblem {
   const uint8_t* at;
@@ -31,8 +32,18 @@ struct GemmProblem {
   int32_t* ct;
   int64_t ct_g, ct_n;
   int64_t K;
-  int bits_eff;  // every code of a is < 2^bits_eff
+  int bits_eff;     // every code of a is < 2^bits_eff
+  bool accumulate;  // add to ct (a later block of K) instead of overwriting it
 };
+
+// Writes, or adds when accumulating over blocks of K, `count` lane sums to `out`.
+static inline void store_lanes(int32_t* out, const int32_t* sums, int count, bool accumulate) {
+  if (accumulate) {
+    for (int i = 0; i < count; ++i) out[i] += sums[i];
+  } else {
+    for (int i = 0; i < count; ++i) out[i] = sums[i];
+  }
+}
 
 // Processes groups g, lanes [m0, m1) (multiples of kLaneAlign) and output columns [n0, n1).
 using GemmKernel = void (*)(const GemmProblem&, int64_t g, int64_t m0, int64_t m1, int64_t n0, int64_t n1);
