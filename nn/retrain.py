@@ -397,11 +397,18 @@ def _short(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
+#: State keys that approximate layers manage themselves: derived from the weight, or optional.
+_SELF_MANAGED = ("weight_quant.scale", "weight_quant.zero_point", "bias_correction")
+
+
 def _load_model_state(path: Path, model: nn.Module, state: Mapping[str, torch.Tensor]) -> None:
+    def checked(keys: Mapping[str, torch.Tensor]) -> set[str]:
+        return {k for k in keys if not k.endswith(_SELF_MANAGED)}
+
     expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    mismatched = [k for k in expected if k in state and state[k].shape != expected[k].shape]
+    missing = sorted(checked(expected) - checked(state))
+    unexpected = sorted(checked(state) - checked(expected))
+    mismatched = [k for k in checked(expected) if k in state and state[k].shape != expected[k].shape]
     if missing or unexpected or mismatched:
         parts = []
         if missing:

@@ -1,0 +1,279 @@
+"""Retraining: gradient-LUT backward through a layer, STE, loss goes down, checkpoint/resume, half windows, CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from click.testing import CliRunner
+from torch import nn
+
+from approxlut.cli import main
+from approxlut.errors import InputError
+from approxlut.lutgen.formats import save_npz
+from approxlut.lutgen.lut import Lut, code_values
+from approxlut.nn import ApproxConv2d, ApproxLinear, LayerConfig, approximate, calibrate
+from approxlut.nn.data import load_dataset
+from approxlut.nn.halfwindow import cache_file, choose_half_windows, distinct_windows, search_half_window
+from approxlut.nn.retrain import read_checkpoint, retrain
+from approxlut.nn.train import TrainConfig, train_model
+
+
+def exact_table(bits: int, signed: bool) -> np.ndarray:
+    return np.multiply.outer(code_values(bits, signed), code_values(bits, signed)).astype(np.int64)
+
+
+def noisy_lut(bits: int, signed: bool, seed: int = 0, spread: int = 9) -> Lut:
+    rng = np.random.default_rng(seed)
+    forward = exact_table(bits, signed) + rng.integers(-spread, spread + 1, size=(1 << bits, 1 << bits))
+    return Lut(forward=forward.astype(np.int32), bits_a=bits, bits_b=bits, signed=signed, name=f"noisy{bits}")
+
+
+def truncated_lut(bits: int, drop: int) -> Lut:
+    """An unsigned multiplier that drops the ``drop`` low product bits (large, biased error)."""
+    forward = exact_table(bits, False) & ~((1 << drop) - 1)
+    return Lut(forward=forward.astype(np.int32), bits_a=bits, bits_b=bits, signed=False, name=f"trunc{bits}_{drop}")
+
+
+# ----------------------------------------------------------------------------------- gradients
+
+
+@pytest.mark.parametrize("half_window", [1, 3])
+def test_difference_backward_through_linear_equals_per_element_reference(half_window: int) -> None:
+    torch.manual_seed(0)
+    lut = noisy_lut(4, True, seed=1).with_gradients(half_window)
+    layer = ApproxLinear(5, 3, config=LayerConfig(lut, grad="difference"))
+    x = torch.randn(4, 5) * 1.5
+    calibrate(layer, [x * 0.7])  # a narrower range, so that some inputs fall outside the clamp range
+    x.requires_grad_(True)
+    upstream = torch.randn(4, 3)
+    (layer(x) * upstream).sum().backward()
+    assert x.grad is not None and layer.weight.grad is not None
+
+    qa, sa, _ = layer.quantize_input(x.detach())
+    qb, sb, _ = layer.quantize_weight()
+    q_raw = x.detach() / sa
+    inside = (q_raw >= -8) & (q_raw <= 7)
+    ga_table, gb_table = torch.from_numpy(lut.grad_a).double(), torch.from_numpy(lut.grad_b).double()
+    ref_x = torch.zeros(4, 5, dtype=torch.float64)
+    ref_w = torch.zeros(3, 5, dtype=torch.float64)
+    for m in range(4):
+        for k in range(5):
+            for n in range(3):
+                ca, cb = int(qa[m, k]) & 15, int(qb[n, k]) & 15
+                out_grad = float(upstream[m, n]) * float(sa) * float(sb[n])
+                if inside[m, k]:
+                    ref_x[m, k] += out_grad * float(ga_table[ca, cb]) / float(sa)
+                ref_w[n, k] += out_grad * float(gb_table[ca, cb]) / float(sb[n])
+    assert bool((~inside).any()) and bool(inside.any())
+    torch.testing.assert_close(x.grad.double(), ref_x, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(layer.weight.grad.double(), ref_w, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("signed", [True, False])
+def test_ste_gradients_equal_exact_product_gradients(signed: bool) -> None:
+    torch.manual_seed(1)
+    lut = noisy_lut(6, signed, seed=2, spread=40)
+    conv = nn.Conv2d(3, 4, 3, padding=1, groups=1)
+    x = torch.randn(2, 3, 6, 6)
+    approx = ApproxConv2d.from_float(conv, LayerConfig(lut, grad="ste"))
+    exact = ApproxConv2d.from_float(
+        nn.Conv2d(3, 4, 3, padding=1), LayerConfig("exact", bits=6, scheme="symmetric" if signed else "affine")
+    )
+    exact.weight = nn.Parameter(conv.weight.detach().clone())
+    exact.bias = nn.Parameter(conv.bias.detach().clone())
+    calibrate(approx, [x])
+    calibrate(exact, [x])
+    upstream = torch.randn(2, 4, 6, 6)
+    grads = []
+    for layer in (approx, exact):
+        xi = x.clone().requires_grad_(True)
+        (layer(xi) * upstream).sum().backward()
+        grads.append((xi.grad, layer.weight.grad))
+    assert not torch.equal(approx(x), exact(x))  # the forward pass does differ
+    torch.testing.assert_close(grads[0][0], grads[1][0], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(grads[0][1], grads[1][1], rtol=1e-5, atol=1e-4)
+
+
+# --------------------------------------------------------------------------------- retraining
+
+
+@pytest.fixture(scope="module")
+def digits():
+    flat = load_dataset().prepare(input_kind="flat", channels=1, size=8)
+    return replace(flat, x_train=flat.x_train[:256], y_train=flat.y_train[:256])
+
+
+@pytest.fixture(scope="module")
+def float_mlp(digits) -> nn.Module:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(64, 24), nn.ReLU(), nn.Linear(24, 10))
+    train_model(model, digits, TrainConfig(epochs=6, batch_size=32, lr=0.1), verbose=False)
+    return model
+
+
+def train_loss(model: nn.Module, data) -> float:
+    model.eval()
+    with torch.no_grad():
+        return float(F.cross_entropy(model(data.x_train), data.y_train))
+
+
+def test_short_retraining_lowers_the_loss(float_mlp, digits) -> None:
+    lut = truncated_lut(6, 5)
+    before = approximate(float_mlp, LayerConfig(lut), calibration_data=[digits.x_train[:64]])
+    result = retrain(float_mlp, digits, lut, grad="difference", epochs=3, lr=0.02, batch_size=32, verbose=False)
+    assert train_loss(result.model, digits) < 0.95 * train_loss(before, digits)
+    assert len(result.epochs) == 3 and result.half_windows == {lut.name: 8}
+    assert result.accuracies[0] == result.before_accuracy
+    assert all(e.seconds > 0 and e.samples_per_s > 0 for e in result.epochs)
+    for p_float, p_new in zip(float_mlp.parameters(), result.model.parameters(), strict=True):
+        assert p_float is not p_new  # the input model is left alone
+
+
+def test_resume_gives_the_uninterrupted_result(float_mlp, digits, tmp_path: Path) -> None:
+    lut = noisy_lut(5, False, seed=3, spread=30)
+    options = {"grad": "difference", "half_window": 2, "epochs": 3, "lr": 0.02, "batch_size": 32, "seed": 7}
+    whole = retrain(float_mlp, digits, lut, out=tmp_path / "whole.pt", verbose=False, **options)
+
+    class Interrupted(Exception):
+        pass
+
+    def stop_after_first(record) -> None:
+        if record.epoch == 1:
+            raise Interrupted
+
+    with pytest.raises(Interrupted):
+        retrain(float_mlp, digits, lut, out=tmp_path / "part.pt", on_epoch=stop_after_first, verbose=False, **options)
+    assert read_checkpoint(tmp_path / "part.pt")["epoch"] == 1
+    resumed = retrain(float_mlp, digits, lut, out=tmp_path / "part.pt", resume=True, verbose=False, **options)
+    assert resumed.resumed_at == 1
+    whole_state, resumed_state = whole.model.state_dict(), resumed.model.state_dict()
+    assert whole_state.keys() == resumed_state.keys()
+    for key, value in whole_state.items():
+        assert torch.equal(value, resumed_state[key]), key
+    assert [e.test_accuracy for e in whole.epochs] == [e.test_accuracy for e in resumed.epochs]
+    assert [e.train_loss for e in whole.epochs] == [e.train_loss for e in resumed.epochs]
+    assert whole.before_accuracy == resumed.before_accuracy
+    done = retrain(float_mlp, digits, lut, out=tmp_path / "part.pt", resume=True, verbose=False, **options)
+    assert done.resumed_at == 3 and done.after_accuracy == whole.after_accuracy
+
+
+def test_bad_checkpoints_give_one_line_errors(float_mlp, digits, tmp_path: Path) -> None:
+    lut = noisy_lut(5, False, seed=4)
+    options = {"epochs": 1, "lr": 0.02, "batch_size": 64}
+    good = tmp_path / "good.pt"
+    retrain(float_mlp, digits, lut, out=good, verbose=False, **options)
+    blob = torch.load(good, weights_only=True)
+
+    def expect(path: Path, fragment: str, **changes) -> None:
+        with pytest.raises(InputError) as info:
+            retrain(float_mlp, digits, lut, out=path, resume=True, verbose=False, **{**options, **changes})
+        message = str(info.value)
+        assert fragment in message and "\n" not in message, message
+
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    expect(truncated, "not a readable checkpoint")
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"\x00not a checkpoint" * 10)
+    expect(garbage, "not a readable checkpoint")
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"state_dict": float_mlp.state_dict()}, foreign)
+    expect(foreign, "not a lutgen retraining checkpoint")
+    lacking = tmp_path / "lacking.pt"
+    torch.save({k: v for k, v in blob.items() if k != "trainer"}, lacking)
+    expect(lacking, "lacks trainer")
+    other_model = tmp_path / "other_model.pt"
+    wider = nn.Sequential(nn.Linear(64, 30), nn.ReLU(), nn.Linear(30, 10))
+    torch.save({**blob, "model": wider.state_dict()}, other_model)
+    expect(other_model, "does not match the model")
+    renamed = tmp_path / "renamed.pt"
+    torch.save({**blob, "model": {f"x.{k}": v for k, v in blob["model"].items()}}, renamed)
+    expect(renamed, "does not match the model")
+    expect(good, "lr=0.02", lr=0.05)
+    expect(tmp_path / "absent.pt", "does not exist")
+
+
+# ------------------------------------------------------------------------------------ half windows
+
+
+def test_distinct_windows_drop_duplicate_tables() -> None:
+    lut = noisy_lut(4, False, seed=5)
+    # 16 codes: a window of 7 or more leaves no interior, so 8, 16, 32, 64 all give the border slopes only
+    assert distinct_windows(lut) == [1, 2, 4, 8]
+    assert len(distinct_windows(noisy_lut(8, False, seed=5, spread=3))) == 7
+
+
+def test_search_keeps_the_lowest_loss() -> None:
+    lut = noisy_lut(8, True, seed=6)
+    tried: list[int] = []
+
+    def trial(w: int) -> float:
+        tried.append(w)
+        return {1: 2.0, 2: 1.5, 4: 0.9, 8: 1.1, 16: math.nan, 32: 0.95, 64: 3.0}[w]
+
+    choice = search_half_window(lut, trial)
+    assert tried == [1, 2, 4, 8, 16, 32, 64] and choice.half_window == 4 and choice.lut_hash == lut.hash
+
+
+def test_auto_half_window_search_on_a_toy_model_is_cached(float_mlp, digits, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("LUTGEN_LIBRARY", str(tmp_path / "lib"))
+    lut = truncated_lut(6, 4)
+    first = choose_half_windows(float_mlp, digits, lut, candidates=(1, 2, 4), steps=4, verbose=False)
+    choice = first[lut.hash]
+    assert not choice.cached and set(choice.losses) == {1, 2, 4}
+    assert len(set(choice.losses.values())) > 1  # the gradient tables do change the run
+    assert choice.half_window == min(choice.losses, key=lambda w: choice.losses[w])
+    stored = json.loads(cache_file().read_text())
+    assert stored[lut.hash]["half_window"] == choice.half_window
+    second = choose_half_windows(float_mlp, digits, lut, candidates=(1, 2, 4), steps=4, verbose=False)
+    assert second[lut.hash].cached and second[lut.hash].half_window == choice.half_window
+    result = retrain(float_mlp, digits, lut, half_window="auto", epochs=1, batch_size=64, verbose=False)
+    assert result.half_windows == {lut.name: choice.half_window}
+
+
+# -------------------------------------------------------------------------------------------- CLI
+
+
+def test_cli_retrain_json_and_bad_resume(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("LUTGEN_CACHE", str(tmp_path / "cache"))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "tiny_mlp.py").write_text(
+        "from torch import nn\n\n"
+        "def build(num_classes=10):\n"
+        "    return nn.Sequential(nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, num_classes))\n\n"
+        "build.input_kind = 'flat'\nbuild.channels = 1\nbuild.size = 8\n"
+    )
+    lut_path = tmp_path / "mult.npz"
+    save_npz(noisy_lut(6, False, seed=8), lut_path)
+    checkpoint = tmp_path / "ck.pt"
+    args = [
+        "retrain",
+        "--model",
+        "tiny_mlp:build",
+        "--assign",
+        str(lut_path),
+        "--epochs",
+        "1",
+        "--out",
+        str(checkpoint),
+    ]
+    result = CliRunner().invoke(main, [*args, "--json", "--grad", "ste"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["grad"] == "ste" and len(report["epochs"]) == 1 and report["device"] == "cpu"
+    assert 0 <= report["before_accuracy"] <= 100 and report["float_accuracy"] > 50
+    table = CliRunner().invoke(main, [*args, "--resume", "--grad", "ste"])
+    assert table.exit_code == 0, table.output
+    assert "before" in table.stdout and "samples/s" in table.stdout
+    checkpoint.write_bytes(checkpoint.read_bytes()[:100])
+    bad = CliRunner().invoke(main, [*args, "--resume", "--grad", "ste"])
+    assert bad.exit_code == 2 and bad.stderr.startswith("error:") and bad.stderr.count("\n") == 1
+    auto = CliRunner().invoke(main, [*args, "--assign", "auto"])
+    assert auto.exit_code == 2 and "fixed assignment" in auto.stderr
