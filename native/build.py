@@ -31,7 +31,7 @@ SOURCES = (
     "lut_gemm_backward.cpp",
 )
 HEADERS = ("lut_gemm_common.h",)
-CFLAGS = ("-O3", "-std=c++17", "-fopenmp-simd")
+CFLAGS = ("-O3", "-fopenmp-simd")
 BUILD_SECONDS = 60
 
 
