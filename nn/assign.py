@@ -16,7 +16,8 @@
 5. **Prediction and choice**: points along the path are simulated with noise in all layers at once (float
    passes); the furthest point whose simulated accuracy drop is within the budget is chosen.
 6. **Verification**: the chosen assignment runs through the real LUT engine; if it misses the budget, the
-   path is walked back (reverting the steps with the worst loss per saving first) and verified again.
+   path is walked back (reverting the steps with the worst loss per saving first) by bisection between
+   the last verified pass and the first verified miss (``max_rounds`` LUT runs at most).
 """
 
 from __future__ import annotations
@@ -259,8 +260,9 @@ def auto_assign(
     evaluate: Callable[[nn.Module, str], float],
     batch_size: int = 128,
     seed: int = 0,
-    front_points: int = 12,
-    max_rounds: int = 6,
+    front_points: int = 10,
+    max_rounds: int = 5,
+    sensitivity_samples: int = 128,
     status: Callable[[str], None] = lambda _msg: None,
 ) -> AutoResult:
     """Choose a multiplier per layer of ``qmodel`` (quantised-exact, calibrated) under ``budget`` points.
@@ -285,8 +287,10 @@ def auto_assign(
     ratio = _variance_ratio(float_model, qmodel, stats, predicted, candidates, x_eval[: min(32, len(x_eval))])
 
     status("measuring sensitivity")
-    fisher = _fisher(float_model, names, x_eval, batch_size, seed)
-    clean_loss, float_accuracy = _loss_and_accuracy(float_model, x_eval, y_eval, batch_size)
+    fisher = _fisher(float_model, names, x_eval[:sensitivity_samples], batch_size, seed)
+    _, float_accuracy = _loss_and_accuracy(float_model, x_eval, y_eval, batch_size)
+    x_sens, y_sens = x_eval[:sensitivity_samples], y_eval[:sensitivity_samples]
+    clean_loss, _ = _loss_and_accuracy(float_model, x_sens, y_sens, batch_size)
     options: dict[str, list[Option]] = {}
     for name in names:
         layer_stats: LayerStats = stats[name]
@@ -303,7 +307,7 @@ def auto_assign(
         worst = max(outs[1:], key=lambda o: o.loss)
         target = 0.02
         scale = math.sqrt(target / worst.loss) if worst.loss > 0 else 1.0
-        measured, _ = _noisy(float_model, {name: worst.std * scale}, x_eval, y_eval, batch_size, seed)
+        measured, _ = _noisy(float_model, {name: worst.std * scale}, x_sens, y_sens, batch_size, seed)
         proxy = worst.loss * scale**2
         factor = max(measured - clean_loss, 0.05 * proxy) / proxy if proxy > 0 else 1.0
         options[name] = [Option(o.candidate, o.energy, o.loss * factor, o.mean, o.std) for o in outs]
@@ -314,8 +318,14 @@ def auto_assign(
     def simulate(point: PathPoint) -> float:
         if point.predicted_accuracy is None:
             stds = {n: options[n][i].std for n, i in point.choice.items() if i}
-            _, acc = _noisy(float_model, stds, x_eval, y_eval, batch_size, seed + 1) if stds else (0, float_accuracy)
-            point.predicted_accuracy = acc
+            if stds:
+                hooks = _NoiseHooks(float_model, stds, seed + 1)
+                try:
+                    _, point.predicted_accuracy = _loss_and_accuracy(float_model, x_eval, y_eval, batch_size)
+                finally:
+                    hooks.remove()
+            else:
+                point.predicted_accuracy = float_accuracy
         return point.predicted_accuracy
 
     status("simulating the energy-accuracy front")
@@ -328,27 +338,27 @@ def auto_assign(
             lo = mid
         else:
             hi = mid - 1
-    index = lo
+    # verify; on a miss, bisect the path between the last verified pass and the first verified miss
+    index, passed, failed = lo, 0, None
+    path[0].verified_accuracy = baseline_accuracy
     verified: list[PathPoint] = []
-    for round_ in range(max_rounds + 1):
-        point = path[index]
-        if index == 0:
-            point.verified_accuracy = baseline_accuracy
+    for round_ in range(max_rounds):
+        if index == passed:
             break
+        point = path[index]
         status(f"verifying assignment {round_ + 1} with the LUT engine")
         model = build_assigned(qmodel, {n: options[n][i] for n, i in point.choice.items()})
         point.verified_accuracy = evaluate(model, f"verify {round_ + 1}")
         verified.append(point)
-        drop = baseline_accuracy - point.verified_accuracy
-        if drop <= budget:
-            break
-        # back off: walk the path back (reverting the worst loss-per-saving steps first) until the
-        # predicted loss shrinks in proportion to the miss
-        goal = point.loss * min(0.7, budget / drop if drop > 0 else 0.7)
-        while index > 0 and path[index].loss > goal:
-            index -= 1
-        if round_ == max_rounds - 1:
-            index = 0
+        if baseline_accuracy - point.verified_accuracy <= budget:
+            passed = index
+            if failed is None:
+                break
+        else:
+            failed = index
+        assert failed is not None
+        index = (passed + failed) // 2
+    index = passed
     chosen = path[index]
     choice = {n: options[n][i] for n, i in chosen.choice.items()}
     return AutoResult(choice, chosen, path, exact_energy, baseline_accuracy, float_accuracy, verified)
@@ -356,7 +366,7 @@ def auto_assign(
 
 def build_assigned(qmodel: nn.Module, choice: dict[str, Option]) -> nn.Module:
     """A copy of ``qmodel`` with each layer's chosen multiplier and its bias correction."""
-    names = {n: LayerConfig(o.candidate.name) for n, o in choice.items() if o.candidate is not None}
+    names = {n: LayerConfig(o.candidate.lut) for n, o in choice.items() if o.candidate is not None}
     model = approximate(qmodel, AssignmentMapping.build(default=_current_default(qmodel), names=names))
     layers = approx_layers(model)
     for name, option in choice.items():
@@ -417,7 +427,7 @@ def _variance_ratio(
         layer: Any = layers[name]
         exact_config = layer.config
         exact_acc, _ = layer.accumulate(inputs[name])
-        layer.set_config(LayerConfig(candidates[ref].name))
+        layer.set_config(LayerConfig(candidates[ref].lut))
         try:
             approx_acc, _ = layer.accumulate(inputs[name])
         finally:
