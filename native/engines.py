@@ -85,34 +85,38 @@ def kernel_for(isa: str, lut: PreparedLut) -> tuple[str, str]:
     if isa == "scalar":
         return "scalar/i32", "i32"
     if isa == "avx2":
-        if lut.fits_int16:
+        if lut.fits_16bit_span:
             return "avx2/nibble", "bytes"
         return "avx2/gather", "i32"
-    if not lut.fits_int16:
+    if not lut.fits_16bit_span:
         return "avx512/gather", "i32"
     if isa == "avx512bw":
         return "avx512bw/i16", "i16"
     return "avx512vbmi/bytes", "bytes"
 
 
-def table_layout(lut: PreparedLut, layout: str) -> tuple[torch.Tensor, int, int]:
-    """``(table, column stride, plane stride)`` in bytes of a LUT in a CPU kernel layout (cached)."""
+def table_layout(lut: PreparedLut, layout: str) -> tuple[torch.Tensor, int, int, int]:
+    """``(table, column stride, plane stride, bias)`` of a LUT in a CPU kernel layout (cached).
 
-    def build() -> tuple[torch.Tensor, int, int]:
-        columns = lut.forward.to("cpu").t().contiguous()  # [2^bits_b, 2^bits_a]: column b is T[:, b]
+    Strides are in bytes; the kernels add ``bias`` back per product (stored entry + bias = T).
+    """
+
+    def build() -> tuple[torch.Tensor, int, int, int]:
+        columns = lut.forward.to("cpu").t().to(torch.int64).contiguous()  # [2^bits_b, 2^bits_a]: column b
         rows = columns.shape[1]
         if layout == "i32":
-            return columns, 4 * rows, 0
+            return columns.to(torch.int32), 4 * rows, 0, 0
         padded = max(64, rows)
-        if layout == "i16":
+        if layout == "i16":  # signed 16-bit: T - min - 2^15
+            bias = lut.min_value + (1 << 15)
             table = torch.zeros((columns.shape[0], padded), dtype=torch.int16)
-            table[:, :rows] = columns.to(torch.int16)
-            return table, 2 * padded, 0
-        columns = columns + (1 << 15)  # "bytes": offset by 2^15, both byte planes unsigned
+            table[:, :rows] = (columns - bias).to(torch.int16)
+            return table, 2 * padded, 0, bias
+        unsigned = columns - lut.min_value  # "bytes": T - min as two unsigned byte planes
         planes = torch.zeros((columns.shape[0], 2, padded), dtype=torch.uint8)
-        planes[:, 0, :rows] = (columns & 0xFF).to(torch.uint8)
-        planes[:, 1, :rows] = ((columns >> 8) & 0xFF).to(torch.uint8)
-        return planes, 2 * padded, padded
+        planes[:, 0, :rows] = (unsigned & 0xFF).to(torch.uint8)
+        planes[:, 1, :rows] = ((unsigned >> 8) & 0xFF).to(torch.uint8)
+        return planes, 2 * padded, padded, lut.min_value
 
     return lut.cached(f"cpu-layout:{layout}", build)
 
@@ -158,18 +162,25 @@ class CpuEngine(Engine):
         bits_eff = max(1, int(max_code).bit_length())
         bc = pack_codes(b, lut.bits_b).contiguous()
         kernel, layout = kernel_for(isa, lut)
-        table, col_stride, plane_stride = table_layout(lut, layout)
+        table, col_stride, plane_stride, bias = table_layout(lut, layout)
         self.last_path = f"{kernel} a{bits_eff}"
         # Each int32 partial sum covers at most `chunk` products, so it cannot wrap; wider sums go int64.
         chunk = max(1, INT32_MAX // max(lut.max_abs, 1))
         if k_count <= chunk:
-            ct = ext.lut_gemm(kernel, at, bc, table, col_stride, plane_stride, bits_eff)
+            ct = ext.lut_gemm(kernel, at, bc, table, col_stride, plane_stride, bias, bits_eff)
         else:
             self.last_path += " k-split"
             total = torch.zeros((g_count, b.shape[2], padded), dtype=torch.int64)
             for k0 in range(0, k_count, chunk):
                 part = ext.lut_gemm(
-                    kernel, at[:, k0 : k0 + chunk], bc[:, k0 : k0 + chunk], table, col_stride, plane_stride, bits_eff
+                    kernel,
+                    at[:, k0 : k0 + chunk],
+                    bc[:, k0 : k0 + chunk],
+                    table,
+                    col_stride,
+                    plane_stride,
+                    bias,
+                    bits_eff,
                 )
                 total += part
             ct = reference.check_int32(total, lut)

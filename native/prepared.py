@@ -138,6 +138,12 @@ class PreparedLut:
         return self.min_value >= -(1 << 15) and self.max_value < 1 << 15
 
     @property
+    def fits_16bit_span(self) -> bool:
+        """Whether ``forward - min_value`` fits 16 unsigned bits (e.g. any 8x8 multiplier, signed or not):
+        the CPU register-table paths store the table so, and add ``min_value`` back per product."""
+        return self.max_value - self.min_value < 1 << 16
+
+    @property
     def has_gradients(self) -> bool:
         """Whether both gradient tables are present."""
         return self.grad_a is not None and self.grad_b is not None

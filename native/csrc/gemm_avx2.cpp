@@ -82,16 +82,16 @@ void avx2_nibble(const GemmProblem& p, int64_t g, int64_t m0, int64_t m1, int64_
           wh = _mm256_add_epi16(wh, hi);
           oh = _mm256_add_epi16(oh, _mm256_srli_epi16(hi, 8));
         }
-        // Table entries are stored offset by 2^15 (both planes unsigned): remove 2^15 per product.
-        const int32_t offset = static_cast<int32_t>(32768 * (k1 - k0));
+        // Entries are stored as T - bias (both planes unsigned): add bias back per product.
+        const int64_t offset = p.bias * (k1 - k0);
         alignas(32) uint16_t el[16], od[16], eh[16], oh16[16];
         _mm256_store_si256(reinterpret_cast<__m256i*>(el), _mm256_sub_epi16(wl, _mm256_slli_epi16(ol, 8)));
         _mm256_store_si256(reinterpret_cast<__m256i*>(od), ol);
         _mm256_store_si256(reinterpret_cast<__m256i*>(eh), _mm256_sub_epi16(wh, _mm256_slli_epi16(oh, 8)));
         _mm256_store_si256(reinterpret_cast<__m256i*>(oh16), oh);
         for (int j = 0; j < 16; ++j) {
-          acc[2 * j] += el[j] + 256 * eh[j] - offset;
-          acc[2 * j + 1] += od[j] + 256 * oh16[j] - offset;
+          acc[2 * j] += static_cast<int32_t>(el[j] + 256 * eh[j] + offset);
+          acc[2 * j + 1] += static_cast<int32_t>(od[j] + 256 * oh16[j] + offset);
         }
       }
       store_lanes(ctg + n * p.ct_n + mb, acc, 32, p.accumulate);

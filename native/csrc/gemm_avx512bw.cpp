@@ -101,7 +101,9 @@ void avx512bw_i16(const GemmProblem& p, int64_t g, int64_t m0, int64_t m1, int64
         alignas(64) int32_t tmp[64];
         int32_t sums[64];
         for (int q = 0; q < 4; ++q) _mm512_store_si512(tmp + 16 * q, acc[v][q]);
-        for (int i = 0; i < 64; ++i) sums[perm[i]] = tmp[i];
+        // Entries are stored as T - bias: add bias back per product (|biased sum| <= 2^15 * kKBlock).
+        const int64_t offset = p.bias * p.K;
+        for (int i = 0; i < 64; ++i) sums[perm[i]] = static_cast<int32_t>(tmp[i] + offset);
         store_lanes(out + 64 * v, sums, 64, p.accumulate);
       }
     }

@@ -54,8 +54,9 @@ void avx512vbmi_bytes(const GemmProblem& p, int64_t g, int64_t m0, int64_t m1, i
             oh[v] = _mm512_add_epi16(oh[v], _mm512_srli_epi16(hi, 8));
           }
         }
-        // Table entries are stored offset by 2^15 (both planes unsigned): remove 2^15 per product.
-        const int32_t offset = static_cast<int32_t>(32768 * (k1 - k0));
+        // Entries are stored as T - bias (both planes unsigned): add bias back per product. The chunk's
+        // true sum fits int32 (the caller bounds max|T| * K), the biased parts are at most 2^24 each.
+        const int64_t offset = p.bias * (k1 - k0);
         for (int v = 0; v < V; ++v) {
           alignas(64) uint16_t el[32], od[32], eh[32], oh16[32];
           _mm512_store_si512(el, _mm512_sub_epi16(wl[v], _mm512_slli_epi16(ol[v], 8)));
@@ -64,8 +65,8 @@ void avx512vbmi_bytes(const GemmProblem& p, int64_t g, int64_t m0, int64_t m1, i
           _mm512_store_si512(oh16, oh[v]);
           int32_t* a = acc + 64 * v;
           for (int j = 0; j < 32; ++j) {
-            a[2 * j] += el[j] + 256 * eh[j] - offset;
-            a[2 * j + 1] += od[j] + 256 * oh16[j] - offset;
+            a[2 * j] += static_cast<int32_t>(el[j] + 256 * eh[j] + offset);
+            a[2 * j + 1] += static_cast<int32_t>(od[j] + 256 * oh16[j] + offset);
           }
         }
       }

@@ -35,7 +35,8 @@ void check_codes(const torch::Tensor& t, const char* what) {
 
 // C^T[g][n][m] for m-padded transposed codes at [G][K][Mp] and codes bc [G][K][N].
 torch::Tensor lut_gemm(const std::string& kernel, const torch::Tensor& at, const torch::Tensor& bc,
-                       const torch::Tensor& table, int64_t col_stride, int64_t plane_stride, int64_t bits_eff) {
+                       const torch::Tensor& table, int64_t col_stride, int64_t plane_stride, int64_t bias,
+                       int64_t bits_eff) {
   check_codes(at, "at");
   check_codes(bc, "bc");
   TORCH_CHECK(table.device().is_cpu() && table.is_contiguous(), "table must be a contiguous CPU tensor");
@@ -57,6 +58,7 @@ torch::Tensor lut_gemm(const std::string& kernel, const torch::Tensor& at, const
   p.table = static_cast<const uint8_t*>(table.data_ptr());
   p.col_stride = col_stride;
   p.plane_stride = plane_stride;
+  p.bias = bias;
   p.ct = ct.data_ptr<int32_t>();
   p.ct_g = N * Mp;
   p.ct_n = Mp;

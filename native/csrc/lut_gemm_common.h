@@ -6,10 +6,10 @@
 //   bc    uint8 codes of operand b: b[g][k][n] at bc[g*bc_g + k*bc_k + n].
 //   table the LUT by columns (a fixed code of b selects column T[:, b]); the layout depends on the kernel:
 //         i32   int32 T[a][b] at table[b*col_stride + 4*a] (bytes)
-//         i16   int16 column padded to >= 64 entries: T[a][b] at table[b*col_stride + 2*a]
-//         bytes the table offset by 2^15 (unsigned 16-bit) as two byte planes per column, each padded to
-//               >= 64 entries: low byte of T[a][b] + 2^15 at table[b*col_stride + a], high byte at
-//               table[b*col_stride + plane_stride + a]
+//         i16   int16 column padded to >= 64 entries: T[a][b] - bias at table[b*col_stride + 2*a]
+//         bytes T - bias as unsigned 16-bit, two byte planes per column, each padded to >= 64 entries: low
+//               byte at table[b*col_stride + a], high byte at table[b*col_stride + plane_stride + a]
+//   (for i16 and bytes every product is stored minus `bias`; kernels add bias per product back)
 //   ct    int32 result, transposed: C[g][m][n] at ct[g*ct_g + n*ct_n + m].
 // This header holds plain C++ only (no torch), so that ISA-specific translation units never compile
 // torch's inline functions with wider instruction sets than the CPU may have.
@@ -29,6 +29,7 @@ struct GemmProblem {
   int64_t bc_g, bc_k;
   const uint8_t* table;
   int64_t col_stride, plane_stride;
+  int64_t bias;  // stored entry + bias = T (layouts i16 and bytes)
   int32_t* ct;
   int64_t ct_g, ct_n;
   int64_t K;

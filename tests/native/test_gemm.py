@@ -317,3 +317,17 @@ def test_forced_isa_the_cpu_lacks_is_an_error(native: object, monkeypatch: pytes
     a = torch.zeros((1, 2, 2), dtype=torch.int64)
     with pytest.raises(ConfigError, match="sse9"):
         lut_bmm(a, a, lut)
+
+
+@pytest.mark.parametrize(
+    ("low", "high"), [(0, 65025), (-30000, 35535), (1_000_000, 1_000_300), (-(2**20), -(2**20) + 65535)]
+)
+def test_native_16bit_span_tables_take_register_paths(isa: str, low: int, high: int) -> None:
+    """Tables whose value span fits 16 bits (e.g. unsigned 8x8 products up to 65025) are stored minus their
+    minimum and still take the register-table paths, bit-exactly."""
+    for bits_a, bits_b, signed in [(8, 8, False), (7, 5, True)]:
+        lut = PreparedLut(random_table(bits_a, bits_b, low, high, 21), bits_a, bits_b, signed)
+        a = random_values((2, 80, 300), bits_a, signed, 22)
+        b = random_values((2, 300, 5), bits_b, signed, 23)
+        path = check_native(a, b, lut, isa)
+        assert "gather" not in path, path
