@@ -204,7 +204,7 @@ class _ApproxRNNBase(_ApproxRecurrent):
     @classmethod
     def from_float(cls, module: nn.Module, config: LayerConfig | None = None) -> Any:
         """An approximate copy of ``module`` sharing its parameters."""
-        if type(module) is not cls._FLOAT and not isinstance(module, cls._FLOAT):
+        if not isinstance(module, cls._FLOAT):
             raise ConfigError(f"{cls.__name__}.from_float needs an {cls._FLOAT.__name__}, got {type(module).__name__}")
         m: Any = module
         if m.proj_size:
