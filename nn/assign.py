@@ -169,9 +169,11 @@ def _fisher(model: nn.Module, names: list[str], x: torch.Tensor, batch: int, see
     handles = []
     for name in names:
 
-        def hook(module: nn.Module, inputs: Any, out: torch.Tensor, name: str = name) -> None:
-            out.retain_grad()
-            outputs[name] = out
+        def hook(module: nn.Module, inputs: Any, out: torch.Tensor, name: str = name) -> torch.Tensor:
+            kept = out.clone()
+            kept.retain_grad()
+            outputs[name] = kept
+            return kept * 1.0  # what flows on is another tensor: an in-place ReLU must not overwrite `kept`
 
         handles.append(modules[name].register_forward_hook(hook))
     generator = torch.Generator().manual_seed(seed)
