@@ -57,7 +57,7 @@ def read_netlist(
             library = None
             if cells is not None:
                 library = CellLibrary.builtin()
-                library.load_json(cells)
+                library.load_json(Path(cells))
             return read_verilog(text, where, top=top, operands=operands, cells=library)
         if kind == "blif":
             from .blif import read_blif
