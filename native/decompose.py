@@ -360,6 +360,13 @@ def decomposed_conv2d(
     symmetric = top == bottom and left == right
     if not symmetric:
         xv = F.pad(xv, (left, right, top, bottom))
+    exact_bounds = (_largest_value(lut.bits_a, lut.signed), _largest_value(lut.bits_b, lut.signed))
+    term_bounds = [(int(np.abs(found.u[r]).max()), int(np.abs(found.v[r]).max())) for r in range(found.terms)]
+    # Every partial sum of the whole layer is below K * (max|a·b| + Σ_r max|u_r| max|v_r|): when that
+    # is below 2^24, all convolutions and the sum of the terms are exact in float32.
+    reduction = w.shape[1] * w.shape[2] * w.shape[3]
+    bound = reduction * (exact_bounds[0] * exact_bounds[1] + sum(bu * bv for bu, bv in term_bounds))
+    single = bound < _FP32_EXACT and _fp32_is_ieee(x.device)
     acc = exact_conv2d(
         xv,
         w.float(),
@@ -367,15 +374,24 @@ def decomposed_conv2d(
         padding=(top, left) if symmetric else (0, 0),
         dilation=dilation,
         groups=groups,
-        bounds=(_largest_value(lut.bits_a, lut.signed), _largest_value(lut.bits_b, lut.signed)),
+        bounds=exact_bounds,
     )
     if found.terms:
         u, v = _term_tables(lut, found)
         cx = _codes(F.pad(x, (left, right, top, bottom)), lut.bits_a)
         cw = _codes(w, lut.bits_b)
-        acc = acc.double()
+        if not single:
+            acc = acc.double()
         for r in range(found.terms):
-            acc += exact_conv2d(u[r][cx], v[r][cw], stride=stride, padding=(0, 0), dilation=dilation, groups=groups)
+            acc += exact_conv2d(
+                u[r][cx],
+                v[r][cw],
+                stride=stride,
+                padding=(0, 0),
+                dilation=dilation,
+                groups=groups,
+                bounds=term_bounds[r],
+            )
     return _checked(acc, f"LUT '{lut.name}'")
 
 
