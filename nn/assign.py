@@ -13,8 +13,10 @@
 4. **Knapsack**: the multiple-choice knapsack (minimise ``Σ MACs·P`` subject to ``Σ ΔL ≤ budget``) is
    solved on its convex hull: every layer's options sorted into hull steps, all steps ordered by energy
    saved per loss added. This gives a monotone path from all-exact to the cheapest assignment.
-5. **Prediction and choice**: points along the path are simulated with noise in all layers at once (float
-   passes); the furthest point whose simulated accuracy drop is within the budget is chosen.
+5. **Prediction and choice**: points along the path are simulated in all layers at once on float kernels
+   (each multiplier's error table split by SVD into a few rank-one terms, so a layer's error is a few
+   float convolutions of transformed codes, plus closed-form noise for the small residual); the furthest
+   point whose simulated accuracy drop is within the budget is chosen.
 6. **Verification**: the chosen assignment runs through the real LUT engine; if it misses the budget, the
    path is walked back (reverting the steps with the worst loss per saving first) by bisection between
    the last verified pass and the first verified miss (``max_rounds`` LUT runs at most).
@@ -36,7 +38,7 @@ from torch import nn
 from ..errors import ConfigError
 from ..lutgen.lut import Lut
 from .config import AssignmentMapping, LayerConfig
-from .predict import LayerStats, predict_errors, record_operands
+from .predict import LayerStats, LowRankError, predict_errors, predict_from_error, record_operands
 from .swap import approx_layers, approximate
 
 
@@ -201,6 +203,81 @@ def _fisher(model: nn.Module, names: list[str], x: torch.Tensor, batch: int, see
     return {name: (total / x.shape[0]).numpy() for name, total in sums.items()}
 
 
+class _LowRankSimulation:
+    """Adds each layer's simulated multiplier error to a float model's outputs (see :class:`LowRankError`).
+
+    The low-rank part runs as ``R`` float convolutions/linears of transformed codes; the residual is added
+    as Gaussian noise of its closed-form std; the predicted mean is subtracted (the bias correction).
+    """
+
+    def __init__(
+        self,
+        float_model: nn.Module,
+        qmodel: nn.Module,
+        stats: dict[str, LayerStats],
+        choice: dict[str, Option],
+        low_rank: dict[str, LowRankError],
+        seed: int,
+    ) -> None:
+        self.generator = torch.Generator().manual_seed(seed)
+        modules = dict(float_model.named_modules())
+        qlayers = approx_layers(qmodel)
+        self.handles = []
+        for name, option in choice.items():
+            if option.candidate is None:
+                continue
+            self.handles.append(
+                modules[name].register_forward_hook(
+                    self._hook(qlayers[name], stats[name], option, low_rank[option.candidate.name])
+                )
+            )
+
+    def _hook(self, qlayer: Any, stats: LayerStats, option: Option, lowrank: LowRankError) -> Callable[..., Any]:
+        from .layers import conv_pads
+
+        mask = (1 << stats.bits_a) - 1
+        pad_code = int(qlayer.input_quant.zero_point) & mask
+        shape = qlayer.weight.shape
+        codes_w = torch.as_tensor(stats.operands.weight_codes)
+        u = torch.as_tensor(lowrank.u, dtype=torch.float32)
+        weights = [torch.as_tensor(v, dtype=torch.float32)[codes_w].reshape(shape) for v in lowrank.v]
+        residual = predict_from_error(lowrank.residual, stats.operands).std * np.abs(stats.out_scale)
+        scale = torch.as_tensor(stats.out_scale, dtype=torch.float32)
+        mean = torch.as_tensor(option.mean, dtype=torch.float32)
+        noise_std = torch.as_tensor(residual, dtype=torch.float32)
+        is_linear = isinstance(qlayer, nn.Linear)
+        flat_pads: list[int] = []
+        if not is_linear:
+            flat_pads = [
+                p for pair in reversed(conv_pads(qlayer.padding, qlayer.kernel_size, qlayer.dilation)) for p in pair
+            ]
+        conv = F.conv1d if isinstance(qlayer, nn.Conv1d) else F.conv2d
+
+        def hook(module: nn.Module, inputs: Any, out: torch.Tensor) -> torch.Tensor:
+            codes = qlayer.quantize_input(inputs[0])[0].to(torch.int64) & mask
+            error = torch.zeros_like(out)
+            for rank, weight in enumerate(weights):
+                a = u[rank][codes]
+                if is_linear:
+                    error = error + F.linear(a, weight)
+                else:
+                    a = F.pad(a, flat_pads, value=float(u[rank][pad_code])) if any(flat_pads) else a
+                    error = error + conv(a, weight, None, qlayer.stride, 0, qlayer.dilation, qlayer.groups)
+            noise = torch.randn(out.shape, generator=self.generator, dtype=out.dtype)
+            return (
+                out
+                + error * _channel_view(out, scale)
+                - _channel_view(out, mean)
+                + noise * _channel_view(out, noise_std)
+            )
+
+        return hook
+
+    def remove(self) -> None:
+        for handle in self.handles:
+            handle.remove()
+
+
 def _hull_steps(options: list[Option]) -> list[int]:
     """Indices of the lower convex hull of (loss, energy) from the exact option (index 0) downwards in energy."""
     order = sorted(range(len(options)), key=lambda i: (options[i].loss, options[i].energy))
@@ -317,17 +394,16 @@ def auto_assign(
     path = knapsack_path(options)
     exact_energy = path[0].energy
 
+    low_rank = {c.name: LowRankError.of(c.lut) for c in candidates}
+
     def simulate(point: PathPoint) -> float:
         if point.predicted_accuracy is None:
-            stds = {n: options[n][i].std for n, i in point.choice.items() if i}
-            if stds:
-                hooks = _NoiseHooks(float_model, stds, seed + 1)
-                try:
-                    _, point.predicted_accuracy = _loss_and_accuracy(float_model, x_eval, y_eval, batch_size)
-                finally:
-                    hooks.remove()
-            else:
-                point.predicted_accuracy = float_accuracy
+            chosen = {n: options[n][i] for n, i in point.choice.items()}
+            hooks = _LowRankSimulation(float_model, qmodel, stats, chosen, low_rank, seed + 1)
+            try:
+                _, point.predicted_accuracy = _loss_and_accuracy(float_model, x_eval, y_eval, batch_size)
+            finally:
+                hooks.remove()
         return point.predicted_accuracy
 
     status("simulating the energy-accuracy front")

@@ -83,10 +83,42 @@ def conditional_moments(lut: Lut, act_prob: np.ndarray) -> tuple[np.ndarray, np.
         raise ConfigError(
             f"activation histogram has {act_prob.shape[-1]} codes, LUT '{lut.name}' takes {1 << lut.bits_a}"
         )
-    error = lut.error().astype(np.float64)
+    return error_moments(lut.error().astype(np.float64), act_prob)
+
+
+def error_moments(error: np.ndarray, act_prob: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`conditional_moments` for any error table ``[Na, Nb]`` (e.g. a low-rank residual)."""
     mean = act_prob @ error
     second = act_prob @ (error * error)
     return mean, np.maximum(second - mean * mean, 0.0)
+
+
+@dataclass(frozen=True)
+class LowRankError:
+    """``e(a, b) ≈ Σ_r u[r, a] · v[r, b] + residual[a, b]`` (truncated SVD of the error table).
+
+    Error tables of approximate multipliers are nearly low rank (truncation, DRUM, BAM, Mitchell: ≥ 97 %
+    of the error energy in 4 terms), so a layer's error under a multiplier is ``R`` ordinary float
+    products of transformed operands, ``Σ_r conv(u_r[codes_a], v_r[codes_w])``: a faithful, spatially
+    correct error simulation on native float kernels; the small residual is left to the closed form.
+    """
+
+    u: np.ndarray
+    v: np.ndarray
+    residual: np.ndarray
+
+    @classmethod
+    def of(cls, lut: Lut, *, energy: float = 0.99, max_rank: int = 6) -> LowRankError:
+        error = lut.error().astype(np.float64)
+        left, sigma, right = np.linalg.svd(error, full_matrices=False)
+        total = float((sigma**2).sum())
+        if total == 0:
+            return cls(np.zeros((0, error.shape[0])), np.zeros((0, error.shape[1])), error)
+        captured = np.cumsum(sigma**2) / total
+        rank = min(int(np.searchsorted(captured, energy)) + 1, max_rank)
+        u = (left[:, :rank] * sigma[:rank]).T
+        v = right[:rank]
+        return cls(u, v, error - u.T @ v)
 
 
 def normalise(hist: np.ndarray) -> np.ndarray:
@@ -107,17 +139,24 @@ def predict_errors(luts: list[Lut], operands: LayerOperands) -> list[ErrorPredic
     """:func:`predict_error` for several multipliers, sharing the normalised histograms and gather index."""
     prob = normalise(operands.act_hist)
     results = []
-    index_by_width: dict[int, np.ndarray] = {}
     for lut in luts:
         codes_b = 1 << lut.bits_b
         if operands.weight_codes.size and operands.weight_codes.max() >= codes_b:
             raise ConfigError(f"weight codes exceed the {lut.bits_b}-bit operand of LUT '{lut.name}'")
-        if codes_b not in index_by_width:
-            index_by_width[codes_b] = operands.flat_index(codes_b)
-        index = index_by_width[codes_b]
         mean, var = conditional_moments(lut, prob)
-        results.append(ErrorPrediction(mean.reshape(-1)[index].sum(axis=1), var.reshape(-1)[index].sum(axis=1)))
+        results.append(_gather(mean, var, operands))
     return results
+
+
+def predict_from_error(error: np.ndarray, operands: LayerOperands) -> ErrorPrediction:
+    """:func:`predict_error` for an error table given directly (``[Na, Nb]``, any float values)."""
+    mean, var = error_moments(error, normalise(operands.act_hist))
+    return _gather(mean, var, operands)
+
+
+def _gather(mean: np.ndarray, var: np.ndarray, operands: LayerOperands) -> ErrorPrediction:
+    index = operands.flat_index(mean.shape[1])
+    return ErrorPrediction(mean.reshape(-1)[index].sum(axis=1), var.reshape(-1)[index].sum(axis=1))
 
 
 # ------------------------------------------------------------------------------ recording the operands

@@ -134,3 +134,47 @@ def test_bias_correction_removes_the_mean_error(monkeypatch, lenet_setup) -> Non
         out_q, out_c = qmodel(x_eval[:16]), corrected(x_eval[:16])
     # only padding taps (code 0 of zero padding also gets +5) differ from the average correction
     assert torch.allclose(out_q, out_c, atol=1e-3 * float(out_q.abs().max()) + 0.05)
+
+
+def test_low_rank_simulation_equals_the_lut_layer_error(monkeypatch, lenet_setup) -> None:
+    """For an error table of exact rank 2 the float simulation reproduces the LUT layer's error."""
+    monkeypatch.setenv("LUTGEN_ENGINE", "reference")
+    from approxlut.nn.assign import _LowRankSimulation
+    from approxlut.nn.predict import LowRankError, predict_errors, record_operands
+    from approxlut.nn.swap import approx_layers
+
+    model, qmodel, x_calib, x_eval, _ = lenet_setup
+    codes = np.arange(256)
+    error = 60 * np.multiply.outer(codes % 4, codes % 3) - 90 * np.multiply.outer(codes % 5 == 0, codes % 7 == 1)
+    values = code_values(8, True)
+    lut = Lut((np.multiply.outer(values, values) + error).astype(np.int32), 8, 8, True, name="rank2")
+    low = LowRankError.of(lut, energy=0.999999)
+    assert low.u.shape[0] == 2 and np.abs(low.residual).max() < 1e-9
+    candidate = Candidate("rank2", lut, power=0.5, mae=0.0)
+    stats = record_operands(model, qmodel, [x_calib])
+    x = x_eval[:8]
+    for name in ("features.3", "classifier.1"):
+        (pred,) = predict_errors([lut], stats[name].operands)
+        mean, std = stats[name].output_moments(pred)
+        option = Option(candidate, 0.0, 0.0, mean, std)
+        layer = dict(model.named_modules())[name]
+        captured: dict[str, torch.Tensor] = {}
+        handle = layer.register_forward_pre_hook(lambda m, i, store=captured: store.__setitem__("x", i[0]))
+        with torch.no_grad():
+            model(x)
+            handle.remove()
+            plain = layer(captured["x"])
+            sim = _LowRankSimulation(model, qmodel, stats, {name: option}, {"rank2": low}, seed=0)
+            simulated = layer(captured["x"]) - plain
+            sim.remove()
+            qlayer = approx_layers(qmodel)[name]
+            exact_acc, scale = qlayer.accumulate(captured["x"])
+            qlayer.set_config(LayerConfig(lut))
+            lut_acc, _ = qlayer.accumulate(captured["x"])
+            qlayer.set_config(LayerConfig("exact", bits=8, scheme="symmetric"))
+        view = (1, -1, 1, 1) if simulated.dim() == 4 else (1, -1)
+        real = (lut_acc - exact_acc) * scale.double().view(view) - torch.as_tensor(mean).view(view)
+        # float32 outputs: the difference of two of them is exact to a few ulps of the output magnitude
+        tolerance = 4e-6 * float(plain.abs().max()) + 1e-4 * float(real.abs().max())
+        assert float(real.abs().max()) > 100 * tolerance  # the error is visible, the check not vacuous
+        assert torch.allclose(simulated.double(), real, rtol=0, atol=tolerance)

@@ -99,3 +99,15 @@ def test_batch_prediction_equals_single_and_validates() -> None:
         predict_error(_approx_lut(8, False, 0), operands)
     with pytest.raises(ConfigError, match="act_group indices"):
         LayerOperands(np.ones((2, 16)), np.zeros((1, 2), dtype=np.int64), np.array([0, 2]))
+
+
+def test_low_rank_split_is_exact_and_small() -> None:
+    from approxlut.nn.predict import LowRankError
+
+    lut = _approx_lut(8, True, seed=1)
+    low = LowRankError.of(lut, energy=0.9, max_rank=6)
+    assert 1 <= low.u.shape[0] <= 6 and low.u.shape[1] == 256 and low.v.shape == (low.u.shape[0], 256)
+    assert np.allclose(low.u.T @ low.v + low.residual, lut.error())
+    assert (low.residual**2).sum() <= 0.1 * (lut.error().astype(float) ** 2).sum() + 1e-6
+    exact = Lut(np.multiply.outer(code_values(4, False), code_values(4, False)).astype(np.int32), 4, 4, False)
+    assert LowRankError.of(exact).u.shape[0] == 0
