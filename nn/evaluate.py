@@ -269,14 +269,17 @@ def run_evaluate(options: EvaluateOptions, *, console: Console | None = None) ->
         approx_accuracy = auto.chosen.verified_accuracy
         assert approx_accuracy is not None
         mapping = auto.assignment(exact_config)
-        total = auto.exact_energy or 1.0
+        # layers the search leaves exact (e.g. recurrent ones) still spend exact-multiplier energy
+        other = sum(macs_all.get(n, 0) for n in approx_layers(qmodel) if n not in auto.choice)
+        other_energy = other * float(exact_entry.power_mw)
+        total = (auto.exact_energy + other_energy) or 1.0
         shift = quantized_accuracy - auto.float_accuracy
         for point in auto.path:
             if point.predicted_accuracy is None and point.verified_accuracy is None:
                 continue
             pareto.append(
                 {
-                    "relative_energy": point.energy / total,
+                    "relative_energy": (point.energy + other_energy) / total,
                     "predicted_accuracy": None
                     if point.predicted_accuracy is None
                     else point.predicted_accuracy + shift,
