@@ -429,7 +429,7 @@ def plot_pareto(result: EvaluateResult, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6, 4))
     if predicted:
         xs, ys = np.array(predicted).T
-        ax.plot(xs, ys, "o-", label="predicted (noise simulation)")
+        ax.plot(xs, ys, "o-", label="predicted (low-rank error simulation)")
     if verified:
         xs, ys = np.array(verified).T
         ax.plot(xs, ys, "s", color="tab:red", markersize=8, label="verified (LUT engine)")
