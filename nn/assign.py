@@ -6,8 +6,8 @@
 2. **Variance check** (one small LUT pass per layer on a few samples, with one reference multiplier):
    the closed form assumes independent activations; real activations are correlated across a receptive
    field, so each layer's measured/predicted standard deviation ratio scales its predictions.
-3. **Sensitivity**: an empirical-Fisher-free Gauss-Newton proxy (one backward pass with labels drawn
-   from the model's own softmax) weights the output channels; one antithetic pair of float passes per
+3. **Sensitivity**: a Fisher (Gauss-Newton) diagonal per output channel, from one backward pass with
+   labels drawn from the model's own softmax, weights the output channels; one antithetic pair of float passes per
    layer with Gaussian noise of the predicted std measures the real loss increase, which calibrates the
    layer's proxy. The loss increase of a layer is then additive: ``ΔL(l, m) = c_l · ½ Σ_o F_lo σ²_lmo``.
 4. **Knapsack**: the multiple-choice knapsack (minimise ``Σ MACs·P`` subject to ``Σ ΔL ≤ budget``) is
