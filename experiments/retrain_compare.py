@@ -57,8 +57,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--lr", type=float, default=0.01)
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--half-window", default="8", help="int, or 'auto' for the per-multiplier search")
+    parser.add_argument("--half-window", default="auto", help="int, or 'auto' (the paper's per-multiplier search)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--grads", default="ste,difference", help="gradient modes to run (comma-separated)")
+    parser.add_argument("--search-steps", type=int, default=30, help="steps per half-window trial (auto)")
     return parser.parse_args(argv)
 
 
@@ -73,15 +75,16 @@ def write_csv(path: Path, fields: tuple[str, ...], rows: list[dict[str, Any]]) -
 
 def markdown(rows: list[dict[str, Any]]) -> str:
     lines = [
-        "| multiplier | bits | MAE % | quantised exact | before | after STE | after difference | difference − STE |",
+        "| multiplier | bits | MAE % | quantised exact | before | after STE | after diff. (w) | diff. − STE |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        diff = r["after_difference"] - r["after_ste"] if r["after_difference"] != "" else float("nan")
+        ste, diff = r["after_ste"], r["after_difference"]
+        gain = f"{diff - ste:+.2f}" if isinstance(ste, float) and isinstance(diff, float) else ""
         lines.append(
             f"| {r['multiplier']} | {r['bits']}{'s' if r['signed'] else 'u'} | {r['mae_pct']:.3f} | "
-            f"{r['exact_quantised_accuracy']:.2f} | {r['before']:.2f} | {r['after_ste']:.2f} | "
-            f"{_fmt(r['after_difference'])} | {diff:+.2f} |"
+            f"{r['exact_quantised_accuracy']:.2f} | {_fmt(r['before'])} | {_fmt(ste)} | "
+            f"{_fmt(diff)} ({r['half_window']}) | {gain} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -160,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
             "before": "", "after_ste": "", "after_difference": "", "half_window": "",
         }  # fmt: skip
         summary.append(row)
-        for grad in ("ste", "difference"):
+        for grad in [g.strip() for g in args.grads.split(",") if g.strip()]:
             config = RetrainConfig(
                 grad=grad,
                 half_window=half_window if grad == "difference" else 8,
@@ -186,7 +189,9 @@ def main(argv: list[str] | None = None) -> int:
                 from approxlut.nn.config import AssignmentMapping
                 from approxlut.nn.halfwindow import choose_half_windows
 
-                choice = choose_half_windows(model, data, AssignmentMapping.build(name), config=config)
+                choice = choose_half_windows(
+                    model, data, AssignmentMapping.build(name), config=config, steps=args.search_steps
+                )
                 row["half_window"] = choice[lut.hash].half_window
             elif grad == "difference":
                 row["half_window"] = half_window
@@ -203,8 +208,8 @@ def main(argv: list[str] | None = None) -> int:
         (args.out / "retrain_summary.md").write_text(markdown(summary))
         plot(args.out / "retrain_accuracy.png", epoch_rows, summary)
         print(
-            f"{name}: quantised exact {exact_accuracy:.2f} %, before {row['before']:.2f} %, "
-            f"STE {row['after_ste']:.2f} %, difference {row['after_difference']:.2f} % "
+            f"{name}: quantised exact {exact_accuracy:.2f} %, before {_fmt(row['before'])} %, "
+            f"STE {_fmt(row['after_ste'])} %, difference {_fmt(row['after_difference'])} % "
             f"[{time.perf_counter() - started:.0f} s]",
             flush=True,
         )
