@@ -14,6 +14,7 @@ from typing import Any, Protocol
 import torch
 
 from ..errors import ConfigError
+from .build import loaded
 from .prepared import PreparedLut, value_range
 
 
@@ -46,13 +47,18 @@ def operand_values(x: torch.Tensor, bits: int, signed: bool, *, what: str, op: s
     if not isinstance(x, torch.Tensor):
         raise ConfigError(f"{op}: {what} must be a tensor, got {type(x).__name__}")
     dtype = operand_dtype(bits, signed)
+    vmin, vmax = value_range(bits, signed)
+    ext = loaded()
+    if ext is not None and x.dtype == torch.float32 and x.device.type == "cpu" and x.is_contiguous():
+        converted, ok = ext.float_to_values(x.detach(), vmin, vmax)
+        if ok:
+            return converted  # else the checks below say what is wrong
     if not x.dtype.is_floating_point:
         if x.dtype.is_complex or x.dtype == torch.bool:
             raise ConfigError(f"{op}: {what} must hold real operand values, got {x.dtype}")
         values = x
     else:
         values = x.detach()
-    vmin, vmax = value_range(bits, signed)
     if values.numel():
         lo, hi = (float(v) for v in torch.aminmax(values))
         if not (vmin <= lo and hi <= vmax):

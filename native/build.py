@@ -29,8 +29,9 @@ SOURCES = (
     "gemm_avx512bw.cpp",
     "gemm_avx512vbmi.cpp",
     "lut_gemm_backward.cpp",
+    "conv_lowering.cpp",
 )
-HEADERS = ("lut_gemm_common.h",)
+HEADERS = ("lut_gemm_common.h", "conv_lowering.h")
 CFLAGS = ("-O3", "-fopenmp-simd")
 BUILD_SECONDS = 60
 
@@ -87,6 +88,11 @@ class _State:
 
 
 _STATE = _State()
+
+
+def loaded() -> Any | None:
+    """The extension if this process has already loaded it, else ``None`` (never builds)."""
+    return _STATE.module
 
 
 def load(*, verbose: bool = False) -> Any:

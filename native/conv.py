@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from ..errors import ConfigError
 from .decompose import DecompEngine, decomposed_conv2d
-from .engines import Engine
+from .engines import CpuEngine, Engine
 from .prepared import PreparedLut
 
 CHUNK_ELEMENTS = 1 << 24
@@ -212,15 +212,37 @@ class Conv2dLowering(_Lowered):
                 groups=self.spec.groups,
             )
             return out.to(torch.float32)
-        xp = pad_values(x, self.spec)
-        b = weight_matrix(w, self.spec.groups)
         out = torch.empty((n, out_ch, oh, ow), dtype=torch.float32, device=x.device)
         step = batch_chunk(oh * ow, c * kh * kw, n)
+        if isinstance(self.engine, CpuEngine) and x.device.type == "cpu" and self._direct(out, x, w, step):
+            return out
+        xp = pad_values(x, self.spec)
+        b = weight_matrix(w, self.spec.groups)
         for s in range(0, n, step):
             e = min(n, s + step)
             cols = self._bmm(im2col(xp[s:e], kh, kw, self.spec), b)
             out[s:e] = cols_to_output(cols, e - s, oh, ow)
         return out
+
+    def _direct(self, out: torch.Tensor, x: torch.Tensor, w: torch.Tensor, step: int) -> bool:
+        """The CPU engine's direct conv (im2col inside C++) into ``out``, ``step`` samples at a time;
+        ``False`` when it does not apply (sums that need the int64 split of ``lut_bmm``)."""
+        assert isinstance(self.engine, CpuEngine)
+        spec = self.spec
+        for s in range(0, x.shape[0], step):
+            done = self.engine.conv2d_into(
+                out[s : s + step],
+                x[s : s + step],
+                w,
+                self.lut,
+                stride=spec.stride,
+                padding=spec.padding,
+                dilation=spec.dilation,
+                groups=spec.groups,
+            )
+            if not done:
+                return False
+        return True
 
     def backward(self, x: torch.Tensor, w: torch.Tensor, grad_out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         n, c, h, wd = x.shape

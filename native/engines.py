@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from typing import Any
 
 import torch
 
@@ -155,11 +156,49 @@ class CpuEngine(Engine):
         from . import build
 
         ext = build.load()
-        isa = choose_path()
-        g_count, m_count, k_count = a.shape
+        m_count = a.shape[1]
         at, max_code = ext.pack_transposed(a, (1 << lut.bits_a) - 1)
-        padded = at.shape[2]
-        bits_eff = max(1, int(max_code).bit_length())
+        ct = self._gemm_transposed(ext, at, int(max_code), b, lut)
+        return ct[:, :, :m_count].transpose(1, 2)
+
+    def conv2d_into(
+        self,
+        out: torch.Tensor,
+        x: torch.Tensor,
+        w: torch.Tensor,
+        lut: PreparedLut,
+        *,
+        stride: tuple[int, int],
+        padding: tuple[int, int, int, int],
+        dilation: tuple[int, int],
+        groups: int,
+    ) -> bool:
+        """Direct conv2d: ``out [N, O, OH, OW]`` (float32, contiguous) from integer values ``x [N, C, H, W]``
+        and ``w [O, C/groups, kh, kw]``, with the im2col panel built in C++ (no torch temporaries).
+
+        Returns ``False`` (``out`` untouched) when the sums need the int64 split of :meth:`lut_bmm`.
+        """
+        from . import build
+
+        out_ch, cg, kh, kw = w.shape
+        if cg * kh * kw > max(1, INT32_MAX // max(lut.max_abs, 1)):
+            return False
+        ext = build.load()
+        codes = x if x.dtype in (torch.int8, torch.uint8) else pack_codes(x, lut.bits_a)
+        at, max_code = ext.conv2d_pack(
+            codes.contiguous(), kh, kw, list(stride), list(padding), list(dilation), groups, (1 << lut.bits_a) - 1
+        )
+        b = w.reshape(groups, out_ch // groups, -1).transpose(1, 2)
+        ext.conv_output(self._gemm_transposed(ext, at, int(max_code), b, lut), out)
+        return True
+
+    def _gemm_transposed(
+        self, ext: Any, at: torch.Tensor, max_code: int, b: torch.Tensor, lut: PreparedLut
+    ) -> torch.Tensor:
+        """``C^T [G, N, Mp]`` int32 for the K-major code panel ``at [G, K, Mp]`` and values ``b [G, K, N]``."""
+        isa = choose_path()
+        g_count, k_count, padded = at.shape
+        bits_eff = max(1, max_code.bit_length())
         bc = pack_codes(b, lut.bits_b).contiguous()
         kernel, layout = kernel_for(isa, lut)
         table, col_stride, plane_stride, bias = table_layout(lut, layout)
@@ -184,7 +223,7 @@ class CpuEngine(Engine):
                 )
                 total += part
             ct = reference.check_int32(total, lut)
-        return ct[:, :, :m_count].transpose(1, 2)
+        return ct
 
     def lut_bmm_backward(
         self, a: torch.Tensor, b: torch.Tensor, grad_c: torch.Tensor, lut: PreparedLut, *, ste: bool

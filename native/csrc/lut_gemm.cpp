@@ -12,6 +12,7 @@
 #include <tuple>
 #include <vector>
 
+#include "conv_lowering.h"
 #include "lut_gemm_common.h"
 
 namespace lutgen {
@@ -239,5 +240,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("lut_gemm", &lutgen::lut_gemm, "LUT-GEMM C^T[g,n,m] = sum_k T[a[g,m,k], b[g,k,n]] with a named kernel");
   m.def("lut_gemm_backward", &lutgen::lut_gemm_backward, "Backward LUT-GEMMs with float32 gradient tables");
   m.def("pack_transposed", &lutgen::pack_transposed, "Masked codes of a [G,M,K], transposed and padded to [G,K,Mp]");
+  m.def("float_to_values", &lutgen::float_to_values, "float32 operand values to int8/uint8, with a range+integer check");
+  m.def("conv2d_pack", &lutgen::conv2d_pack, "Implicit im2col: conv input codes as the K-major panel [G,K,Mp]");
+  m.def("conv_output", &lutgen::conv_output, "Kernel result [G,O/G,Mp] int32 into a float32 NCHW output");
   m.def("kernels", &lutgen::kernels, "Names of the compiled LUT-GEMM kernels");
 }

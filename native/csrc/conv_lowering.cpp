@@ -1,0 +1,144 @@
+// Conv lowering without torch temporaries: float operand values to integer codes with a fused range and
+// integer check, implicit im2col straight into the K-major code panel the kernels read, and the kernel's
+// transposed result written as a float32 NCHW output.
+#include "conv_lowering.h"
+
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstring>
+
+#include "lut_gemm_common.h"
+
+namespace lutgen {
+namespace {
+
+void fold_max(std::atomic<int>& target, int value) {
+  int seen = target.load();
+  while (value > seen && !target.compare_exchange_weak(seen, value)) {
+  }
+}
+
+}  // namespace
+
+std::tuple<torch::Tensor, bool> float_to_values(const torch::Tensor& x, int64_t vmin, int64_t vmax) {
+  TORCH_CHECK(x.device().is_cpu() && x.scalar_type() == torch::kFloat32 && x.is_contiguous(),
+              "x must be a contiguous float32 CPU tensor");
+  TORCH_CHECK(-128 <= vmin && vmin <= vmax && vmax <= 255, "operand range must lie within int8 or uint8");
+  const bool is_signed = vmin < 0;
+  auto out = torch::empty(x.sizes(), torch::dtype(is_signed ? torch::kInt8 : torch::kUInt8));
+  const float* src = x.data_ptr<float>();
+  uint8_t* dst = static_cast<uint8_t*>(out.data_ptr());
+  const float lo = static_cast<float>(vmin), hi = static_cast<float>(vmax);
+  std::atomic<bool> ok{true};
+  at::parallel_for(0, x.numel(), 1 << 16, [&](int64_t begin, int64_t end) {
+    int bad = 0;
+    for (int64_t i = begin; i < end; ++i) {
+      const float v = src[i];
+      // NaN fails both comparisons; the clamp keeps the conversion defined whatever v is.
+      const bool inside = v >= lo && v <= hi;
+      const float c = inside ? v : lo;
+      const int iv = static_cast<int>(c);
+      bad |= static_cast<int>(!inside) | static_cast<int>(static_cast<float>(iv) != c);
+      dst[i] = static_cast<uint8_t>(iv);
+    }
+    if (bad) ok.store(false);
+  });
+  return {out, ok.load()};
+}
+
+std::tuple<torch::Tensor, int64_t> conv2d_pack(const torch::Tensor& x, int64_t kh, int64_t kw,
+                                               std::vector<int64_t> stride, std::vector<int64_t> padding,
+                                               std::vector<int64_t> dilation, int64_t groups, int64_t mask) {
+  TORCH_CHECK(x.device().is_cpu() && x.dim() == 4 && x.is_contiguous() &&
+                  (x.scalar_type() == torch::kUInt8 || x.scalar_type() == torch::kInt8),
+              "x must be a contiguous 4-D int8/uint8 CPU tensor");
+  TORCH_CHECK(stride.size() == 2 && padding.size() == 4 && dilation.size() == 2, "bad conv geometry");
+  const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
+  TORCH_CHECK(groups >= 1 && C % groups == 0, "groups must divide the channels");
+  const int64_t sh = stride[0], sw = stride[1], top = padding[0], left = padding[2];
+  const int64_t dh = dilation[0], dw = dilation[1];
+  const int64_t OH = (H + padding[0] + padding[1] - dh * (kh - 1) - 1) / sh + 1;
+  const int64_t OW = (W + padding[2] + padding[3] - dw * (kw - 1) - 1) / sw + 1;
+  TORCH_CHECK(OH >= 1 && OW >= 1, "the kernel does not fit the padded input");
+  const int64_t Cg = C / groups, K = Cg * kh * kw, M = N * OH * OW;
+  const int64_t Mp = std::max<int64_t>(1, (M + kLaneAlign - 1) / kLaneAlign) * kLaneAlign;
+  auto at = torch::empty({groups, K, Mp}, torch::dtype(torch::kUInt8));
+  const uint8_t* src = static_cast<const uint8_t*>(x.data_ptr());
+  uint8_t* out = at.data_ptr<uint8_t>();
+  const uint8_t code_mask = static_cast<uint8_t>(mask);
+  std::atomic<int> max_code{0};
+  // One task per row (g, k) of the panel: row k = (c, i, j) holds x[n, c, oh*sh - top + i*dh,
+  // ow*sw - left + j*dw] for every output position m = (n, oh, ow), code 0 outside the input.
+  at::parallel_for(0, groups * K, 1, [&](int64_t begin, int64_t end) {
+    uint8_t max_seen = 0;
+    for (int64_t t = begin; t < end; ++t) {
+      const int64_t g = t / K, k = t % K;
+      const int64_t c = g * Cg + k / (kh * kw), i = (k / kw) % kh, j = k % kw;
+      // Output columns whose input column lies inside [0, W): ow in [ow0, ow1).
+      const int64_t shift = j * dw - left;
+      int64_t ow0 = shift >= 0 ? 0 : (-shift + sw - 1) / sw;
+      int64_t ow1 = W - shift <= 0 ? 0 : (W - shift - 1) / sw + 1;
+      ow0 = std::min(ow0, OW);
+      ow1 = std::max(ow0, std::min(ow1, OW));
+      uint8_t* row = out + t * Mp;
+      for (int64_t n = 0; n < N; ++n) {
+        const uint8_t* plane = src + (n * C + c) * H * W;
+        for (int64_t oh = 0; oh < OH; ++oh) {
+          uint8_t* dst = row + (n * OH + oh) * OW;
+          const int64_t ih = oh * sh - top + i * dh;
+          if (ih < 0 || ih >= H) {
+            std::memset(dst, 0, OW);
+            continue;
+          }
+          const uint8_t* line = plane + ih * W + shift;
+          std::memset(dst, 0, ow0);
+          uint8_t mx = 0;
+          if (sw == 1) {
+            for (int64_t ow = ow0; ow < ow1; ++ow) {
+              const uint8_t v = line[ow] & code_mask;
+              dst[ow] = v;
+              mx = v > mx ? v : mx;
+            }
+          } else {
+            for (int64_t ow = ow0; ow < ow1; ++ow) {
+              const uint8_t v = line[ow * sw] & code_mask;
+              dst[ow] = v;
+              mx = v > mx ? v : mx;
+            }
+          }
+          max_seen = std::max(max_seen, mx);
+          std::memset(dst + ow1, 0, OW - ow1);
+        }
+      }
+      std::memset(row + M, 0, Mp - M);
+    }
+    fold_max(max_code, max_seen);
+  });
+  return {at, static_cast<int64_t>(max_code.load())};
+}
+
+void conv_output(const torch::Tensor& ct, torch::Tensor& out) {
+  TORCH_CHECK(ct.device().is_cpu() && ct.scalar_type() == torch::kInt32 && ct.dim() == 3 && ct.is_contiguous(),
+              "ct must be a contiguous int32 [G, O/G, Mp] CPU tensor");
+  TORCH_CHECK(out.device().is_cpu() && out.scalar_type() == torch::kFloat32 && out.dim() == 4 && out.is_contiguous(),
+              "out must be a contiguous float32 [N, O, OH, OW] CPU tensor");
+  const int64_t G = ct.size(0), Og = ct.size(1), Mp = ct.size(2);
+  const int64_t N = out.size(0), O = out.size(1), P = out.size(2) * out.size(3);
+  TORCH_CHECK(G * Og == O && N * P <= Mp, "ct and out shapes differ");
+  const int32_t* src = ct.data_ptr<int32_t>();
+  float* dst = out.data_ptr<float>();
+  // out[n][o][p] = ct[o / Og][o % Og][n*P + p]: rows of P contiguous values on both sides.
+  at::parallel_for(0, N * O, std::max<int64_t>(1, 4096 / std::max<int64_t>(1, P)), [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      const int64_t n = r / O, o = r % O;
+      const int32_t* s = src + o * Mp + n * P;
+      float* d = dst + r * P;
+      for (int64_t p = 0; p < P; ++p) d[p] = static_cast<float>(s[p]);
+    }
+  });
+}
+
+}  // namespace lutgen

@@ -1,0 +1,151 @@
+"""The CPU engine's direct conv path (implicit im2col in C++, NCHW output) and the fused operand check,
+bit-exact against the reference engine on the explicit im2col lowering."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from approxlut.errors import ConfigError, LutgenError, NativeUnavailableError
+from approxlut.native import PreparedLut, build, cpu_features
+from approxlut.native.autograd import operand_values
+from approxlut.native.conv import Conv2dLowering, conv2d_spec
+from approxlut.native.engines import CpuEngine, get_engine
+from approxlut.native.ops import approx_conv2d
+
+ISA_PATHS = cpu_features.detect().paths()
+
+# (n, c, h, w, o, kh, kw, stride, padding, dilation, groups)
+CASES = [
+    (2, 3, 7, 5, 4, 3, 3, 1, 1, 1, 1),
+    (1, 4, 9, 11, 6, 3, 2, (2, 1), (0, 2), (1, 2), 2),
+    (3, 6, 5, 6, 6, 3, 3, 2, 1, 1, 6),  # depthwise
+    (2, 4, 6, 6, 8, 1, 1, 2, 0, 1, 1),  # 1x1 shortcut, stride 2
+    (1, 2, 4, 13, 4, 2, 5, (1, 3), (3, 2), (2, 1), 1),  # padding beyond the kernel reach
+    (5, 8, 3, 3, 4, 3, 3, 1, 1, 1, 2),
+]
+
+
+@pytest.fixture(scope="module")
+def native() -> object:
+    try:
+        return build.load()
+    except NativeUnavailableError as error:
+        pytest.skip(f"native CPU kernels unavailable: {error}")
+
+
+@pytest.fixture(params=ISA_PATHS or [pytest.param("none", marks=pytest.mark.skip(reason="not an x86-64 CPU"))])
+def isa(request: pytest.FixtureRequest, native: object, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv(cpu_features.ISA_ENV, request.param)
+    return str(request.param)
+
+
+def random_values(shape: tuple[int, ...], bits: int, signed: bool, seed: int) -> torch.Tensor:
+    """Integer values with the edge values (min, max, 0) planted at the start."""
+    gen = torch.Generator().manual_seed(seed)
+    lo = -(1 << (bits - 1)) if signed else 0
+    hi = lo + (1 << bits) - 1
+    out = torch.randint(lo, hi + 1, shape, generator=gen).flatten()
+    edges = torch.tensor([lo, hi, 0, lo, hi])[: out.numel()]
+    out[: len(edges)] = edges
+    return out.reshape(shape).to(torch.int8 if signed else torch.uint8)
+
+
+def random_lut(bits_a: int, bits_b: int, signed: bool, seed: int, span: int = 30000) -> PreparedLut:
+    gen = torch.Generator().manual_seed(seed)
+    table = torch.randint(-span, span + 1, (1 << bits_a, 1 << bits_b), generator=gen, dtype=torch.int32)
+    return PreparedLut(table, bits_a, bits_b, signed, name="rand")
+
+
+def lowered(engine: str, lut: PreparedLut, w_shape: torch.Size, stride, padding, dilation, groups) -> Conv2dLowering:
+    spec = conv2d_spec(w_shape, stride, padding, dilation, groups)
+    return Conv2dLowering(lut, get_engine(engine), ste=True, spec=spec)
+
+
+def check(x: torch.Tensor, w: torch.Tensor, lut: PreparedLut, stride, padding, dilation, groups) -> None:
+    want = lowered("reference", lut, w.shape, stride, padding, dilation, groups).forward(x, w)
+    got = lowered("cpu", lut, w.shape, stride, padding, dilation, groups).forward(x, w)
+    assert got.dtype == torch.float32 and got.is_contiguous() and got.shape == want.shape
+    assert torch.equal(got, want)
+
+
+@pytest.mark.parametrize("signed", [False, True], ids=["u", "s"])
+@pytest.mark.parametrize("bits", [2, 3, 4, 5, 6, 7, 8])
+def test_direct_conv_matches_reference_every_width(isa: str, bits: int, signed: bool) -> None:
+    lut = random_lut(bits, bits, signed, seed=bits)
+    for i, (n, c, h, w_, o, kh, kw, stride, pad, dil, groups) in enumerate(CASES):
+        x = random_values((n, c, h, w_), bits, signed, 10 * bits + i)
+        w = random_values((o, c // groups, kh, kw), bits, signed, 100 * bits + i)
+        check(x, w, lut, stride, pad, dil, groups)
+
+
+@pytest.mark.parametrize("signed", [False, True], ids=["u", "s"])
+def test_direct_conv_relu_activations_and_mixed_widths(isa: str, signed: bool) -> None:
+    """Non-negative (after-ReLU) and all-zero activations pick narrower tables; a 8x4 LUT."""
+    lut = random_lut(8, 4, signed, seed=3)
+    x = random_values((4, 8, 10, 10), 8, signed, 4)
+    w = random_values((8, 8, 3, 3), 4, signed, 5)
+    check(x.clamp(min=0) if signed else x >> 1, w, lut, 1, 1, 1, 1)
+    check(torch.zeros_like(x), w, lut, 1, "same", 1, 1)
+    check(x, w, lut, 1, "same", 2, 1)
+
+
+def test_direct_conv_noncontiguous_and_chunked(isa: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from approxlut.native import conv
+
+    lut = random_lut(8, 8, True, seed=6)
+    x = random_values((6, 5, 3, 7), 8, True, 7).permute(2, 1, 0, 3)  # [3, 5, 6, 7], non-contiguous
+    w = random_values((4, 3, 3, 5), 8, True, 8).permute(0, 3, 1, 2)  # [4, 5, 3, 3], non-contiguous
+    assert not x.is_contiguous() and not w.is_contiguous()
+    check(x, w, lut, 1, 1, 1, 1)
+    monkeypatch.setattr(conv, "CHUNK_ELEMENTS", 400)  # one sample per chunk
+    check(x, w, lut, (2, 1), (1, 0), 1, 1)
+
+
+def test_direct_conv_wide_sums_fall_back_exactly(native: object) -> None:
+    """Sums that could pass int32 leave the direct path (int64 split) and stay exact or are refused."""
+    table = torch.full((16, 16), 1 << 27, dtype=torch.int32)
+    lut = PreparedLut(table, 4, 4, signed=False, name="wide")
+    x = torch.full((1, 4, 3, 3), 15, dtype=torch.uint8)
+    w = torch.ones((1, 4, 3, 3), dtype=torch.uint8)
+    engine = get_engine("cpu")
+    assert isinstance(engine, CpuEngine)
+    out = torch.empty((1, 1, 1, 1))
+    assert not engine.conv2d_into(out, x, w, lut, stride=(1, 1), padding=(0, 0, 0, 0), dilation=(1, 1), groups=1)
+    with pytest.raises(LutgenError, match="beyond int32"):
+        lowered("cpu", lut, w.shape, 1, 0, 1, 1).forward(x, w)
+    small = PreparedLut(torch.full((16, 16), 1 << 25, dtype=torch.int32), 4, 4, signed=False, name="wide")
+    got = lowered("cpu", small, w.shape, 1, 0, 1, 1).forward(x, w)
+    assert got.item() == 36 * (1 << 25)
+
+
+def test_approx_conv2d_float_inputs_take_direct_path(isa: str) -> None:
+    lut = random_lut(8, 8, True, seed=9)
+    x = random_values((2, 4, 6, 6), 8, True, 10).float()
+    w = random_values((4, 4, 3, 3), 8, True, 11).float()
+    got = approx_conv2d(x, w, lut, 1, 1, grad="ste", engine="cpu")
+    want = approx_conv2d(x, w, lut, 1, 1, grad="ste", engine="reference")
+    assert torch.equal(got, want)
+
+
+@pytest.mark.parametrize(("bits", "signed"), [(8, True), (8, False), (2, True), (5, False)])
+def test_fused_operand_check_equals_torch_conversion(native: object, bits: int, signed: bool) -> None:
+    lo = -(1 << (bits - 1)) if signed else 0
+    hi = lo + (1 << bits) - 1
+    x = torch.arange(lo, hi + 1, dtype=torch.float32).repeat(3000)  # spans several parallel chunks
+    x[7] = -0.0
+    got = operand_values(x, bits, signed, what="x", op="t")
+    assert got.dtype == (torch.int8 if signed else torch.uint8)
+    assert torch.equal(got.to(torch.int64), x.to(torch.int64))
+    for bad, message in [
+        (hi + 1.0, "outside"),
+        (lo - 1.0, "outside"),
+        (float("inf"), "outside"),
+        (float("nan"), "outside|integer"),
+        (hi - 0.5, "integer"),
+        (lo + 1e-3, "integer"),
+    ]:
+        y = x.clone()
+        y[-5] = bad
+        with pytest.raises(ConfigError, match=message):
+            operand_values(y, bits, signed, what="x", op="t")
