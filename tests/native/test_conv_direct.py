@@ -149,3 +149,20 @@ def test_fused_operand_check_equals_torch_conversion(native: object, bits: int, 
         y[-5] = bad
         with pytest.raises(ConfigError, match=message):
             operand_values(y, bits, signed, what="x", op="t")
+
+
+def test_package_import_registers_every_engine() -> None:
+    """Importing only approxlut.native makes lut_bmm(engine="decomp") work (fresh interpreter)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import torch, approxlut.native as n\n"
+        "t = torch.outer(torch.arange(16), torch.arange(16)).to(torch.int32)\n"
+        "lut = n.PreparedLut(t, 4, 4, signed=False)\n"
+        "a = torch.randint(0, 16, (1, 3, 5)); b = torch.randint(0, 16, (1, 5, 2))\n"
+        "assert torch.equal(n.lut_bmm(a, b, lut, engine='decomp'), (a @ b).to(torch.int32))\n"
+        "assert 'decomp' in n.available_engines('cpu')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
