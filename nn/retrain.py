@@ -327,13 +327,21 @@ class Trainer:
             self.generator.set_state(blob["rng"]["shuffle"])
             torch.set_rng_state(blob["rng"]["torch"])
         except (KeyError, TypeError, ValueError, RuntimeError) as error:
-            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise InputError(
-                f"{path}: checkpoint optimiser/generator state does not fit this run ({reason[:160]})"
+                f"{path}: checkpoint optimiser/generator state does not fit this run ({_reason(error)})"
             ) from None
 
 
 # -------------------------------------------------------------------------------------- checkpoints
+
+
+def _reason(error: Exception) -> str:
+    """The first sentence of an exception's message (torch's can run to several lines)."""
+    text = str(error).strip()
+    if not text:
+        return type(error).__name__
+    first = text.splitlines()[0].split(". ")[0]
+    return first[:160]
 
 
 def save_checkpoint(path: Path, payload: Mapping[str, Any]) -> None:
@@ -355,8 +363,7 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises several types for truncated or foreign files
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise InputError(f"{path}: not a readable checkpoint ({reason[:160]})") from None
+        raise InputError(f"{path}: not a readable checkpoint ({_reason(error)})") from None
     if not isinstance(blob, dict) or blob.get("kind") != CHECKPOINT_KIND:
         raise InputError(f"{path}: not a lutgen retraining checkpoint")
     if blob.get("format") != CHECKPOINT_FORMAT:
