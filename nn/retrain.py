@@ -110,7 +110,8 @@ class RetrainResult:
     Attributes:
         before_accuracy: test accuracy (%) of the approximate model before retraining.
         epochs: one record per epoch (including epochs done before a resume).
-        half_windows: multiplier name -> half window of its gradient LUTs (``None``: its own tables).
+        half_windows: multiplier name -> half window of its gradient LUTs (``None``: the tables the
+            ``Lut`` carries, or unused because ``grad="ste"``).
         grad: the gradient mode.
         checkpoint: where the last checkpoint was written (``None`` without ``out``).
         resumed_at: epochs already done when the run resumed (0 for a fresh run).
@@ -444,7 +445,9 @@ def _settle_windows(
     *,
     verbose: bool,
 ) -> dict[str, int | None]:
-    """Half window per table hash, as ``config.half_window`` says."""
+    """Half window per table hash, as ``config.half_window`` says (``None`` everywhere for STE: unused)."""
+    if config.grad == "ste":
+        return dict.fromkeys(luts)
     if config.half_window == "auto":
         from .halfwindow import choose_half_windows
 
@@ -707,6 +710,8 @@ def render_retrain(report: RetrainReport, console: Any) -> None:
 
     result = report.result
     windows = ", ".join(f"{n}: w={w if w is not None else 'own'}" for n, w in result.half_windows.items())
+    if result.grad == "ste":
+        windows = ", ".join(result.half_windows)
     table = Table(
         title=f"retraining {report.model} on {report.dataset} ({result.grad} gradients; {windows or 'no LUT layers'})"
     )

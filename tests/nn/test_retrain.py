@@ -268,6 +268,7 @@ def test_cli_retrain_json_and_bad_resume(tmp_path: Path, monkeypatch) -> None:
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["grad"] == "ste" and len(report["epochs"]) == 1 and report["device"] == "cpu"
+    assert list(report["half_windows"].values()) == [None]  # STE needs no gradient tables
     assert 0 <= report["before_accuracy"] <= 100 and report["float_accuracy"] > 50
     table = CliRunner().invoke(main, [*args, "--resume", "--grad", "ste"])
     assert table.exit_code == 0, table.output
