@@ -141,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     data = dataset.prepare(input_kind=spec.input_kind, channels=channels, size=size)
     model = build_model(model_name, **kwargs)
     trained = trained_weights(spec, model, kwargs, data, recipe.config)
+    model.to("cuda" if torch.cuda.is_available() else "cpu")  # retraining runs where the model is
     float_accuracy = test_accuracy(model, data)
     half_window: int | str = args.half_window if args.half_window == "auto" else int(args.half_window)
     print(f"{model_name} on {dataset.name} ({size}x{size}), float accuracy {float_accuracy:.2f} % ({trained.path})")
