@@ -9,6 +9,7 @@ quantised-exact and approximate accuracy, a per-layer table and the relative mul
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -145,25 +146,18 @@ def library_candidates(text: str) -> tuple[list[Any], Any]:
 
 
 def parse_assignment(spec: str, exact: LayerConfig) -> AssignmentMapping:
-    """``NAME`` (every layer), ``file.json`` (``AssignmentMapping`` JSON) or ``layer=NAME,...``."""
-    if spec.endswith(".json") or Path(spec).suffix == ".json":
-        path = Path(spec)
-        if not path.is_file():
-            raise InputError(f"assignment file not found: {path}")
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as error:
-            raise InputError(f"{path}: not a JSON assignment ({error})") from error
-        return AssignmentMapping.from_dict(data)
-    if "=" in spec:
-        names: dict[str, Any] = {}
-        for item in (t.strip() for t in spec.split(",") if t.strip()):
-            layer, _, mult = item.partition("=")
-            if not layer or not mult:
-                raise ConfigError(f"--assign: {item!r} is not layer=MULTIPLIER")
-            names[layer] = exact if mult == "exact" else mult
-        return AssignmentMapping.build(default=exact, names=names)
-    return AssignmentMapping.build(default=exact if spec == "exact" else spec)
+    """``--assign`` text (see :meth:`AssignmentMapping.parse`); layers it does not name stay quantised-exact.
+
+    ``layer=NAME,...`` lists without a ``default=`` item get ``exact`` (in the candidates' width and
+    scheme) as their default instead of ``float``, and ``exact`` itself means that same config.
+    """
+    mapping = AssignmentMapping.parse(spec)
+    is_list = "=" in spec and not spec.strip().lower().endswith(".json")
+    if is_list and not re.search(r"(^|,)\s*(default|\*)\s*=", spec):
+        mapping = mapping.with_default(exact)
+    if mapping.default == LayerConfig("exact"):
+        mapping = mapping.with_default(exact)
+    return mapping
 
 
 # ---------------------------------------------------------------------------------------------- the job

@@ -82,7 +82,7 @@ def test_evaluate_errors_are_one_line(env, weights, tmp_path) -> None:
     assert bad.exit_code == 2 and bad.output.startswith("error: unknown model 'alexnet'")
     (tmp_path / "broken.json").write_text("{not json")
     result = _run(env, "--model", "lenet5", "--weights", str(weights), "--assign", str(tmp_path / "broken.json"))
-    assert result.exit_code == 2 and "not a JSON assignment" in result.output
+    assert result.exit_code == 2 and "broken.json:1:2: invalid JSON" in result.output
     mixed = _run(env, "--model", "lenet5", "--weights", str(weights), "--candidates", "bits=8")
     assert mixed.exit_code == 2 and "mixes widths/signedness" in mixed.output
     (tmp_path / "junk.pt").write_bytes(b"junk")
