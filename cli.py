@@ -567,19 +567,31 @@ def native_info(as_json: bool) -> None:
         click.echo(f"kernels:      {', '.join(info['compiled_kernels'])}")
 
 
+def model_options(func: F) -> F:
+    """The options that name a network and its data (shared by ``evaluate`` and ``retrain``)."""
+    decorators = [
+        click.option(
+            "--model", "model_name", required=True, help="Zoo model (lenet5, vgg19, resnet18, ...) or module:callable."
+        ),
+        click.option(
+            "--weights", type=click.Path(path_type=Path), help="Float weights (state dict); default: train and cache."
+        ),
+        click.option(
+            "--data", "data_dir", type=click.Path(path_type=Path), help="Local dataset directory (never downloaded)."
+        ),
+        click.option(
+            "--dataset",
+            type=click.Choice(["digits", "cifar10", "mnist", "fashion-mnist"]),
+            help="Dataset (default: digits, the 8x8 digits shipped with scikit-learn; with --data: detected).",
+        ),
+    ]
+    for decorator in reversed(decorators):
+        func = decorator(func)
+    return func
+
+
 @main.command("evaluate")
-@click.option(
-    "--model", "model_name", required=True, help="Zoo model (lenet5, vgg19, resnet18, ...) or module:callable."
-)
-@click.option(
-    "--weights", type=click.Path(path_type=Path), help="Float weights (state dict); default: train and cache."
-)
-@click.option("--data", "data_dir", type=click.Path(path_type=Path), help="Local dataset directory (never downloaded).")
-@click.option(
-    "--dataset",
-    type=click.Choice(["digits", "cifar10", "mnist", "fashion-mnist"]),
-    help="Dataset (default: digits, the 8x8 digits shipped with scikit-learn; with --data: detected).",
-)
+@model_options
 @click.option(
     "--assign",
     default="auto",
@@ -649,18 +661,7 @@ def evaluate_command(
 
 
 @main.command("retrain")
-@click.option(
-    "--model", "model_name", required=True, help="Zoo model (lenet5, vgg19, resnet18, ...) or module:callable."
-)
-@click.option(
-    "--weights", type=click.Path(path_type=Path), help="Float weights (state dict); default: train and cache."
-)
-@click.option("--data", "data_dir", type=click.Path(path_type=Path), help="Local dataset directory (never downloaded).")
-@click.option(
-    "--dataset",
-    type=click.Choice(["digits", "cifar10", "mnist", "fashion-mnist"]),
-    help="Dataset (default: digits, the 8x8 digits shipped with scikit-learn; with --data: detected).",
-)
+@model_options
 @click.option(
     "--assign", required=True, help="NAME (every layer) | assignment.json | layer=NAME,... (other layers exact)."
 )
