@@ -21,6 +21,12 @@ void fold_max(std::atomic<int>& target, int value) {
   }
 }
 
+// rows of W bytes at src + r*src_stride to dst + r*W (a fixed W compiles to plain moves).
+template <int W>
+inline void copy_rows(uint8_t* dst, const uint8_t* src, int64_t rows, int64_t src_stride) {
+  for (int64_t r = 0; r < rows; ++r) std::memcpy(dst + r * W, src + r * src_stride, W);
+}
+
 }  // namespace
 
 std::tuple<torch::Tensor, bool> float_to_values(const torch::Tensor& x, int64_t vmin, int64_t vmax) {
@@ -60,62 +66,64 @@ std::tuple<torch::Tensor, int64_t> conv2d_pack(const torch::Tensor& x, int64_t k
   TORCH_CHECK(groups >= 1 && C % groups == 0, "groups must divide the channels");
   const int64_t sh = stride[0], sw = stride[1], top = padding[0], left = padding[2];
   const int64_t dh = dilation[0], dw = dilation[1];
-  const int64_t OH = (H + padding[0] + padding[1] - dh * (kh - 1) - 1) / sh + 1;
-  const int64_t OW = (W + padding[2] + padding[3] - dw * (kw - 1) - 1) / sw + 1;
+  const int64_t Hp = H + padding[0] + padding[1], Wp = W + padding[2] + padding[3];
+  const int64_t OH = (Hp - dh * (kh - 1) - 1) / sh + 1;
+  const int64_t OW = (Wp - dw * (kw - 1) - 1) / sw + 1;
   TORCH_CHECK(OH >= 1 && OW >= 1, "the kernel does not fit the padded input");
   const int64_t Cg = C / groups, K = Cg * kh * kw, M = N * OH * OW;
   const int64_t Mp = std::max<int64_t>(1, (M + kLaneAlign - 1) / kLaneAlign) * kLaneAlign;
-  auto at = torch::empty({groups, K, Mp}, torch::dtype(torch::kUInt8));
   const uint8_t* src = static_cast<const uint8_t*>(x.data_ptr());
-  uint8_t* out = at.data_ptr<uint8_t>();
   const uint8_t code_mask = static_cast<uint8_t>(mask);
+  // Codes of the zero-padded input [N][C][Hp][Wp] (padding = value 0 = code 0), and the largest code of
+  // the input (an upper bound of the panel's: strides may skip some pixels; any bound is exact).
+  std::vector<uint8_t> xp(static_cast<size_t>(N * C * Hp * Wp), 0);
   std::atomic<int> max_code{0};
-  // One task per row (g, k) of the panel: row k = (c, i, j) holds x[n, c, oh*sh - top + i*dh,
-  // ow*sw - left + j*dw] for every output position m = (n, oh, ow), code 0 outside the input.
+  at::parallel_for(0, N * C, 1, [&](int64_t begin, int64_t end) {
+    uint8_t mx = 0;
+    for (int64_t plane = begin; plane < end; ++plane) {
+      for (int64_t h = 0; h < H; ++h) {
+        const uint8_t* s = src + (plane * H + h) * W;
+        uint8_t* d = xp.data() + (plane * Hp + top + h) * Wp + left;
+        for (int64_t w = 0; w < W; ++w) {
+          const uint8_t v = s[w] & code_mask;
+          d[w] = v;
+          mx = v > mx ? v : mx;
+        }
+      }
+    }
+    fold_max(max_code, mx);
+  });
+  auto at = torch::empty({groups, K, Mp}, torch::dtype(torch::kUInt8));
+  uint8_t* out = at.data_ptr<uint8_t>();
+  // One task per row (g, k) of the panel: row k = (c, i, j) holds xp[n, c, oh*sh + i*dh, ow*sw + j*dw]
+  // for every output position m = (n, oh, ow).
   at::parallel_for(0, groups * K, 1, [&](int64_t begin, int64_t end) {
-    uint8_t max_seen = 0;
     for (int64_t t = begin; t < end; ++t) {
       const int64_t g = t / K, k = t % K;
       const int64_t c = g * Cg + k / (kh * kw), i = (k / kw) % kh, j = k % kw;
-      // Output columns whose input column lies inside [0, W): ow in [ow0, ow1).
-      const int64_t shift = j * dw - left;
-      int64_t ow0 = shift >= 0 ? 0 : (-shift + sw - 1) / sw;
-      int64_t ow1 = W - shift <= 0 ? 0 : (W - shift - 1) / sw + 1;
-      ow0 = std::min(ow0, OW);
-      ow1 = std::max(ow0, std::min(ow1, OW));
       uint8_t* row = out + t * Mp;
       for (int64_t n = 0; n < N; ++n) {
-        const uint8_t* plane = src + (n * C + c) * H * W;
-        for (int64_t oh = 0; oh < OH; ++oh) {
-          uint8_t* dst = row + (n * OH + oh) * OW;
-          const int64_t ih = oh * sh - top + i * dh;
-          if (ih < 0 || ih >= H) {
-            std::memset(dst, 0, OW);
-            continue;
+        const uint8_t* plane = xp.data() + (n * C + c) * Hp * Wp + i * dh * Wp + j * dw;
+        uint8_t* dst = row + n * OH * OW;
+        if (sw == 1) {
+          switch (OW) {
+            case 4: copy_rows<4>(dst, plane, OH, sh * Wp); break;
+            case 8: copy_rows<8>(dst, plane, OH, sh * Wp); break;
+            case 16: copy_rows<16>(dst, plane, OH, sh * Wp); break;
+            case 32: copy_rows<32>(dst, plane, OH, sh * Wp); break;
+            default:
+              for (int64_t oh = 0; oh < OH; ++oh) std::memcpy(dst + oh * OW, plane + oh * sh * Wp, OW);
           }
-          const uint8_t* line = plane + ih * W + shift;
-          std::memset(dst, 0, ow0);
-          uint8_t mx = 0;
-          if (sw == 1) {
-            for (int64_t ow = ow0; ow < ow1; ++ow) {
-              const uint8_t v = line[ow] & code_mask;
-              dst[ow] = v;
-              mx = v > mx ? v : mx;
-            }
-          } else {
-            for (int64_t ow = ow0; ow < ow1; ++ow) {
-              const uint8_t v = line[ow * sw] & code_mask;
-              dst[ow] = v;
-              mx = v > mx ? v : mx;
-            }
+        } else {
+          for (int64_t oh = 0; oh < OH; ++oh) {
+            const uint8_t* s = plane + oh * sh * Wp;
+            uint8_t* d = dst + oh * OW;
+            for (int64_t ow = 0; ow < OW; ++ow) d[ow] = s[ow * sw];
           }
-          max_seen = std::max(max_seen, mx);
-          std::memset(dst + ow1, 0, OW - ow1);
         }
       }
       std::memset(row + M, 0, Mp - M);
     }
-    fold_max(max_code, max_seen);
   });
   return {at, static_cast<int64_t>(max_code.load())};
 }

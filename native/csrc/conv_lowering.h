@@ -14,7 +14,8 @@ namespace lutgen {
 std::tuple<torch::Tensor, bool> float_to_values(const torch::Tensor& x, int64_t vmin, int64_t vmax);
 
 // Implicit im2col: codes (value & mask) of x [N, C, H, W] (int8/uint8, contiguous) as the K-major panel
-// [G, Cg*kh*kw, Mp] (m = (n, oh, ow), padded with code 0 to a multiple of kLaneAlign) and the largest code.
+// [G, Cg*kh*kw, Mp] (m = (n, oh, ow), padded with code 0 to a multiple of kLaneAlign) and the largest code
+// of x (an upper bound of the panel's codes).
 // padding is (top, bottom, left, right); positions outside the input get code 0.
 std::tuple<torch::Tensor, int64_t> conv2d_pack(const torch::Tensor& x, int64_t kh, int64_t kw,
                                                std::vector<int64_t> stride, std::vector<int64_t> padding,
