@@ -8,12 +8,15 @@ instruction sets with ``#pragma GCC target``, and the path is chosen at run time
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
 import sys
 import sysconfig
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -128,14 +131,15 @@ def _build(*, verbose: bool) -> ModuleType:
     os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), old_path])
     start = time.monotonic()
     try:
-        module = cpp_extension.load(
-            name=module_name(),
-            sources=[str(source_dir() / name) for name in SOURCES],
-            extra_cflags=list(CFLAGS),
-            extra_include_paths=[str(source_dir())],
-            build_directory=str(directory),
-            verbose=verbose,
-        )
+        with build_lock(directory):
+            module = cpp_extension.load(
+                name=module_name(),
+                sources=[str(source_dir() / name) for name in SOURCES],
+                extra_cflags=list(CFLAGS),
+                extra_include_paths=[str(source_dir())],
+                build_directory=str(directory),
+                verbose=verbose,
+            )
     except (RuntimeError, OSError, ImportError, SystemExit) as error:
         last = str(error).strip().splitlines()
         raise NativeUnavailableError(
@@ -147,6 +151,23 @@ def _build(*, verbose: bool) -> ModuleType:
     if fresh:
         print(f"lutgen: native kernels built in {time.monotonic() - start:.0f} s", file=sys.stderr)
     return module
+
+
+@contextmanager
+def build_lock(directory: Path) -> Iterator[None]:
+    """Hold an exclusive OS lock on ``directory`` for a build, and clear a stale torch build lock.
+
+    ``cpp_extension.load`` guards builds with a ``lock`` file that stays behind when a build is killed,
+    and every later build then waits on it forever. An ``fcntl`` lock dies with its process, so while
+    we hold it no other lutgen build runs here and a leftover ``lock`` file can only be stale.
+    """
+    with open(directory / "build.flock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            (directory / "lock").unlink(missing_ok=True)
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def build_now(*, verbose: bool = False) -> dict[str, Any]:

@@ -331,3 +331,23 @@ def test_native_16bit_span_tables_take_register_paths(isa: str, low: int, high: 
         b = random_values((2, 300, 5), bits_b, signed, 23)
         path = check_native(a, b, lut, isa)
         assert "gather" not in path, path
+
+
+def test_build_lock_clears_a_stale_torch_lock(tmp_path) -> None:
+    """A build killed mid-way leaves cpp_extension's ``lock`` file; the next build must not hang on it."""
+    import subprocess
+    import sys
+
+    from approxlut.native.build import build_lock
+
+    probe = (
+        "import fcntl, sys\n"
+        f"handle = open({str(tmp_path / 'build.flock')!r}, 'w')\n"
+        "try:\n    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)\n"
+        "except BlockingIOError:\n    sys.exit(3)\n"
+    )
+    (tmp_path / "lock").write_text("")
+    with build_lock(tmp_path):
+        assert not (tmp_path / "lock").exists()
+        assert subprocess.run([sys.executable, "-c", probe], check=False).returncode == 3  # held
+    assert subprocess.run([sys.executable, "-c", probe], check=False).returncode == 0  # released
