@@ -35,7 +35,10 @@ SOURCES = (
     "conv_lowering.cpp",
 )
 HEADERS = ("lut_gemm_common.h", "conv_lowering.h")
-CFLAGS = ("-O3", "-fopenmp-simd")
+CFLAGS = ("-O3", "-fopenmp")
+"""``-fopenmp``: ATen's ``at::parallel_for`` is an inline ``#pragma omp parallel`` (torch's OpenMP backend), so
+without it the kernels would run on one thread whatever ``torch.set_num_threads`` says."""
+LDFLAGS = ("-fopenmp",)
 BUILD_SECONDS = 60
 
 
@@ -136,6 +139,7 @@ def _build(*, verbose: bool) -> ModuleType:
                 name=module_name(),
                 sources=[str(source_dir() / name) for name in SOURCES],
                 extra_cflags=list(CFLAGS),
+                extra_ldflags=list(LDFLAGS),
                 extra_include_paths=[str(source_dir())],
                 build_directory=str(directory),
                 verbose=verbose,
