@@ -25,13 +25,11 @@ from torch import nn
 from ..errors import ConfigError, InputError
 from .assign import Candidate, auto_assign, build_assigned
 from .config import AssignmentMapping, LayerConfig
-from .data import load_dataset
 from .multipliers import load_multiplier
 from .predict import predict_errors, record_operands
 from .progress import add_task, make_progress
 from .swap import approx_layers, approximate, layer_macs
-from .train import default_recipe, load_weights, trained_weights
-from .zoo import build_model, model_spec
+from .train import float_model
 
 
 @dataclass(frozen=True)
@@ -192,25 +190,16 @@ def run_evaluate(options: EvaluateOptions, *, console: Console | None = None) ->
         clock = now
 
     torch.manual_seed(options.seed)
-    spec = model_spec(options.model)
-    if spec.task != "classification":
-        raise ConfigError(f"evaluate measures classification accuracy; model '{options.model}' is a {spec.task} model")
     if options.budget < 0:
         raise ConfigError(f"--budget must be >= 0 accuracy points, got {options.budget}")
-    dataset = load_dataset(options.dataset, options.data, seed=options.seed)
-    recipe = default_recipe(spec, dataset.name)
-    kwargs: dict[str, Any] = {"num_classes": dataset.num_classes, "in_channels": spec.channels, "input_size": spec.size}
-    if spec.scalable:
-        kwargs["width"] = recipe.width
-    data = dataset.prepare(input_kind=spec.input_kind, channels=spec.channels, size=spec.size)
-    model = build_model(options.model, **kwargs)
+    loaded = float_model(
+        options.model, dataset=options.dataset, data_dir=options.data, weights=options.weights, seed=options.seed
+    )
+    model, data = loaded.model, loaded.data
     notes = []
-    if options.weights is not None:
-        load_weights(model, options.weights)
-    else:
-        trained = trained_weights(spec, model, kwargs, data, recipe.config)
-        how = "cached" if trained.cached else f"trained in {trained.seconds:.0f} s"
-        notes.append(f"float weights {how}: {trained.path}")
+    if loaded.trained is not None:
+        how = "cached" if loaded.trained.cached else f"trained in {loaded.trained.seconds:.0f} s"
+        notes.append(f"float weights {how}: {loaded.weights}")
     model.eval()
     lap("model")
 
@@ -296,7 +285,7 @@ def run_evaluate(options: EvaluateOptions, *, console: Console | None = None) ->
     energy = _relative_energy(rows, float(exact_entry.power_mw))
     return EvaluateResult(
         model=options.model,
-        dataset=dataset.name,
+        dataset=data.name,
         samples=int(x_eval.shape[0]),
         float_accuracy=float_accuracy,
         quantized_accuracy=quantized_accuracy,

@@ -652,8 +652,7 @@ def parse_half_window(text: str) -> int | str:
 def run_retrain(options: RetrainOptions, *, verbose: bool = True) -> RetrainReport:
     """Resolve model, weights, data and assignment; retrain; return the report."""
     from .evaluate import parse_assignment
-    from .train import default_recipe, load_weights, trained_weights
-    from .zoo import build_model, model_spec
+    from .train import float_model
 
     if options.assign.strip().lower() == "auto":
         raise ConfigError(
@@ -662,24 +661,16 @@ def run_retrain(options: RetrainOptions, *, verbose: bool = True) -> RetrainRepo
         )
     half_window = parse_half_window(options.half_window)
     device = torch.device(options.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    spec = model_spec(options.model)
-    if spec.task != "classification":
-        raise ConfigError(f"retrain trains classifiers; model '{options.model}' is a {spec.task} model")
-    from .data import load_dataset
-
-    dataset = load_dataset(options.dataset, options.data, seed=options.seed)
-    recipe = default_recipe(spec, dataset.name)
-    kwargs: dict[str, Any] = {"num_classes": dataset.num_classes, "in_channels": spec.channels, "input_size": spec.size}
-    if spec.scalable:
-        kwargs["width"] = recipe.width
-    data = dataset.prepare(input_kind=spec.input_kind, channels=spec.channels, size=spec.size)
-    model = build_model(options.model, **kwargs)
-    if options.weights is not None:
-        load_weights(model, options.weights)
-        weights_id = str(options.weights.resolve())
-    else:
-        trained = trained_weights(spec, model, kwargs, data, recipe.config, verbose=verbose)
-        weights_id = str(trained.path)
+    loaded = float_model(
+        options.model,
+        dataset=options.dataset,
+        data_dir=options.data,
+        weights=options.weights,
+        seed=options.seed,
+        verbose=verbose,
+    )
+    model, data = loaded.model, loaded.data
+    weights_id = str(loaded.weights)
     model.to(device)
     float_accuracy = test_accuracy(model, data)
     mapping = parse_assignment(options.assign, LayerConfig("exact"))
@@ -701,7 +692,7 @@ def run_retrain(options: RetrainOptions, *, verbose: bool = True) -> RetrainRepo
         identity={"model": options.model, "weights": weights_id},
         verbose=verbose,
     )
-    return RetrainReport(options.model, dataset.name, str(device), float_accuracy, result)
+    return RetrainReport(options.model, data.name, str(device), float_accuracy, result)
 
 
 def render_retrain(report: RetrainReport, console: Any) -> None:

@@ -241,3 +241,50 @@ def load_weights(model: nn.Module, path: str | Path, *, cached: bool = False) ->
 def _few(keys: list[str]) -> str:
     shown = ", ".join(keys[:3])
     return shown + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
+
+
+@dataclass
+class FloatModel:
+    """A zoo model with its float weights and the data it was trained on, ready for evaluation."""
+
+    spec: ModelSpec
+    model: nn.Module
+    data: Prepared
+    weights: Path
+    trained: TrainResult | None
+
+
+def float_model(
+    name: str,
+    *,
+    dataset: str | None,
+    data_dir: Path | None,
+    weights: Path | None,
+    seed: int,
+    task: str = "classification",
+    verbose: bool = True,
+) -> FloatModel:
+    """Build zoo model ``name`` for a dataset and give it float weights (``weights``, else trained and cached).
+
+    Raises:
+        ConfigError: the model is not a ``task`` model.
+    """
+    from ..errors import ConfigError
+    from .data import load_dataset
+    from .zoo import build_model, model_spec
+
+    spec = model_spec(name)
+    if spec.task != task:
+        raise ConfigError(f"this command needs a {task} model; model '{name}' is a {spec.task} model")
+    loaded = load_dataset(dataset, data_dir, seed=seed)
+    recipe = default_recipe(spec, loaded.name)
+    kwargs: dict[str, Any] = {"num_classes": loaded.num_classes, "in_channels": spec.channels, "input_size": spec.size}
+    if spec.scalable:
+        kwargs["width"] = recipe.width
+    data = loaded.prepare(input_kind=spec.input_kind, channels=spec.channels, size=spec.size)
+    model = build_model(name, **kwargs)
+    if weights is not None:
+        load_weights(model, weights)
+        return FloatModel(spec, model, data, weights.resolve(), None)
+    trained = trained_weights(spec, model, kwargs, data, recipe.config, verbose=verbose)
+    return FloatModel(spec, model, data, trained.path, trained)

@@ -72,3 +72,19 @@ def test_corrupt_and_mismatched_weights(tmp_path: Path) -> None:
         load_weights(model, tmp_path / "list.pt")
     with pytest.raises(LutgenError, match="not found"):
         load_weights(model, tmp_path / "absent.pt")
+
+
+def test_float_model_loads_given_weights_and_refuses_other_tasks(tmp_path: Path) -> None:
+    from approxlut.errors import ConfigError
+    from approxlut.nn.train import float_model
+
+    with pytest.raises(ConfigError, match="needs a classification model; model 'vae' is a reconstruction model"):
+        float_model("vae", dataset="digits", data_dir=None, weights=None, seed=0)
+    source = build_model("lenet5", num_classes=10, in_channels=1, input_size=28)
+    path = tmp_path / "lenet.pt"
+    save_weights(source, path, {"note": "test"})
+    loaded = float_model("lenet5", dataset="digits", data_dir=None, weights=path, seed=0)
+    assert loaded.trained is None and loaded.weights == path.resolve()
+    assert loaded.data.name == "digits"
+    for key, value in source.state_dict().items():
+        assert torch.equal(loaded.model.state_dict()[key], value)
