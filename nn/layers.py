@@ -363,6 +363,23 @@ class ApproxLinear(ApproxModule, nn.Linear):
         return out
 
 
+def _conv_kwargs(m: Any) -> dict[str, Any]:
+    """Constructor arguments (other than channels and kernel size) that rebuild conv module ``m``."""
+    kwargs: dict[str, Any] = {
+        "stride": m.stride,
+        "padding": m.padding,
+        "dilation": m.dilation,
+        "groups": m.groups,
+        "bias": m.bias is not None,
+        "padding_mode": m.padding_mode,
+        "device": m.weight.device,
+        "dtype": m.weight.dtype,
+    }
+    if isinstance(m, nn.ConvTranspose2d):
+        kwargs["output_padding"] = m.output_padding
+    return kwargs
+
+
 class _ApproxConvNd(ApproxModule):
     """Shared by Conv1d/Conv2d: validation, conversion, weight layout."""
 
@@ -381,18 +398,7 @@ class _ApproxConvNd(ApproxModule):
         if not isinstance(module, float_cls):
             raise ConfigError(f"{cls.__name__}.from_float needs an {float_cls.__name__}, got {type(module).__name__}")
         m: Any = module
-        kwargs: dict[str, Any] = {
-            "stride": m.stride,
-            "padding": m.padding,
-            "dilation": m.dilation,
-            "groups": m.groups,
-            "bias": m.bias is not None,
-            "padding_mode": m.padding_mode,
-            "device": m.weight.device,
-            "dtype": m.weight.dtype,
-        }
-        if isinstance(module, nn.ConvTranspose2d):
-            kwargs["output_padding"] = m.output_padding
+        kwargs = _conv_kwargs(m)
         new = cls(m.in_channels, m.out_channels, m.kernel_size, **kwargs, config=config)
         _copy_params(module, new, ("weight", "bias"))
         transfer_hooks(module, new)
@@ -400,18 +406,7 @@ class _ApproxConvNd(ApproxModule):
 
     def to_float(self) -> nn.Module:
         m: Any = self
-        kwargs: dict[str, Any] = {
-            "stride": m.stride,
-            "padding": m.padding,
-            "dilation": m.dilation,
-            "groups": m.groups,
-            "bias": m.bias is not None,
-            "padding_mode": m.padding_mode,
-            "device": m.weight.device,
-            "dtype": m.weight.dtype,
-        }
-        if isinstance(self, nn.ConvTranspose2d):
-            kwargs["output_padding"] = m.output_padding
+        kwargs = _conv_kwargs(m)
         out = self._FLOAT(m.in_channels, m.out_channels, m.kernel_size, **kwargs)
         _copy_params(self, out, ("weight", "bias"))
         transfer_hooks(self, out)
