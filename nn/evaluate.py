@@ -383,7 +383,7 @@ def render(result: EvaluateResult, console: Console) -> None:
         console.print(f"relative multiplier energy: {result.relative_energy:.3f} of exact ({saved:.1f} % saved)")
     if result.pareto:
         front = Table(title="energy-accuracy front (predicted; verified where run)")
-        for column in ("relative energy", "predicted acc %", "verified acc %", ""):
+        for column in ("relative energy", "predicted acc %", "verified acc %", "assignment"):
             front.add_column(column, justify="right")
         for point in result.pareto:
             front.add_row(
