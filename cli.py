@@ -567,6 +567,27 @@ def native_info(as_json: bool) -> None:
         click.echo(f"kernels:      {', '.join(info['compiled_kernels'])}")
 
 
+@native_group.command("clean")
+@click.option("--all", "all_builds", is_flag=True, help="Remove the current build too.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@reports_errors
+def native_clean(all_builds: bool, as_json: bool) -> None:
+    """Remove old CPU kernel builds from the cache (all but the current one; all with --all)."""
+    from .native.build import clean_builds
+
+    report = clean_builds(all_builds=all_builds)
+    if as_json:
+        click.echo(json.dumps(report.as_json()))
+    else:
+        for folder in report.removed:
+            click.echo(f"removed {folder}")
+        for folder in report.busy:
+            click.echo(f"skipped {folder} (another process is building it)")
+        freed = report.freed_bytes
+        click.echo(f"freed {freed} bytes ({freed / 2**20:.1f} MiB) in {len(report.removed)} folder(s)")
+    report.check()
+
+
 def model_options(func: F) -> F:
     """The options that name a network and its data (shared by ``evaluate`` and ``retrain``)."""
     decorators = [

@@ -4,6 +4,9 @@ Nothing compiles at import: :func:`load` builds on first use (one line on stderr
 ``$LUTGEN_CACHE/native/<torch version>-<hash>`` (default cache ``~/.cache/lutgen``), or ``lutgen native
 build`` does it ahead of time. One build holds every ISA path: the per-ISA sources select their
 instruction sets with ``#pragma GCC target``, and the path is chosen at run time.
+
+A fresh build removes the other CPU build folders (older sources, other torch versions) unless another
+process holds their build lock; ``lutgen native clean`` does the same on demand.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import re
 import shutil
 import sys
 import sysconfig
@@ -40,6 +44,9 @@ CFLAGS = ("-O3", "-fopenmp")
 without it the kernels would run on one thread whatever ``torch.set_num_threads`` says."""
 LDFLAGS = ("-fopenmp",)
 BUILD_SECONDS = 60
+LOCK_FILE = "build.flock"
+BUILD_NAME = re.compile(r"\d[^/]*-[0-9a-f]{16}(\.removing-\d+)?")
+"""CPU build folders ``<torch version>-<hash>`` (CUDA builds are ``cuda-...``), and ones a removal left behind."""
 
 
 def source_dir() -> Path:
@@ -154,6 +161,12 @@ def _build(*, verbose: bool) -> ModuleType:
         os.environ["PATH"] = old_path
     if fresh:
         print(f"lutgen: native kernels built in {time.monotonic() - start:.0f} s", file=sys.stderr)
+        pruned = prune_builds(keep=directory)
+        if pruned.removed:
+            removed = f"{len(pruned.removed)} old native build(s), {pruned.freed_bytes} bytes"
+            print(f"lutgen: removed {removed}", file=sys.stderr)
+        if pruned.failed:
+            print(f"lutgen: warning: could not remove an old native build: {pruned.failed[0]}", file=sys.stderr)
     return module
 
 
@@ -164,14 +177,125 @@ def build_lock(directory: Path) -> Iterator[None]:
     ``cpp_extension.load`` guards builds with a ``lock`` file that stays behind when a build is killed,
     and every later build then waits on it forever. An ``fcntl`` lock dies with its process, so while
     we hold it no other lutgen build runs here and a leftover ``lock`` file can only be stale.
+    The folder is (re)created if a concurrent :func:`prune_builds` removed it while we waited.
     """
-    with open(directory / "build.flock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+    fd = _lock(directory, blocking=True)
+    assert fd is not None
+    try:
+        (directory / "lock").unlink(missing_ok=True)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _lock(directory: Path, *, blocking: bool) -> int | None:
+    """A descriptor holding the exclusive lock of ``directory``'s lock file as it is on disk now.
+
+    Non-blocking: ``None`` when another process holds it or the folder is gone. The lock file is
+    checked after locking because a pruner may have removed the folder while we waited on it.
+    """
+    path = directory / LOCK_FILE
+    while True:
+        if blocking:
+            directory.mkdir(parents=True, exist_ok=True)
         try:
-            (directory / "lock").unlink(missing_ok=True)
-            yield
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except FileNotFoundError:
+            if blocking:
+                continue
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        try:
+            if os.fstat(fd).st_ino == os.stat(path).st_ino:
+                return fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+
+
+@dataclass
+class PruneReport:
+    """What :func:`prune_builds` did: folders removed, bytes freed, folders skipped or not removable."""
+
+    removed: list[str]
+    freed_bytes: int
+    busy: list[str]
+    failed: list[str]
+    """``"<folder>: <reason>"`` per folder that could not be removed."""
+
+    def as_json(self) -> dict[str, Any]:
+        """The report as a JSON-ready dict."""
+        return {"removed": self.removed, "freed_bytes": self.freed_bytes, "busy": self.busy, "failed": self.failed}
+
+    def check(self) -> None:
+        """Raise :class:`LutgenError` (one line) when a folder could not be removed."""
+        if self.failed:
+            more = f" (and {len(self.failed) - 1} more)" if len(self.failed) > 1 else ""
+            raise LutgenError(f"could not remove native build {self.failed[0]}{more}")
+
+
+def cpu_builds() -> list[Path]:
+    """The CPU build folders in the cache (every torch version and source hash), sorted by name."""
+    root = cache_root()
+    if not root.is_dir():
+        return []
+    return sorted(path for path in root.iterdir() if path.is_dir() and BUILD_NAME.fullmatch(path.name))
+
+
+def prune_builds(*, keep: Path | None) -> PruneReport:
+    """Remove every CPU build folder but ``keep``; skip those whose build lock another process holds.
+
+    A folder is locked, renamed aside (so a build starting now gets a fresh folder) and then deleted.
+    Permission and other OS errors are collected in ``failed``, never raised.
+    """
+    report = PruneReport(removed=[], freed_bytes=0, busy=[], failed=[])
+    for folder in cpu_builds():
+        if keep is not None and folder == keep:
+            continue
+        try:
+            fd = _lock(folder, blocking=False)
+        except OSError as error:
+            report.failed.append(f"{folder}: {error.strerror or error}")
+            continue
+        if fd is None:
+            if folder.exists():
+                report.busy.append(str(folder))
+            continue
+        try:
+            size = _size(folder)
+            doomed = folder
+            if not folder.name.partition(".removing-")[2]:
+                doomed = folder.with_name(f"{folder.name}.removing-{os.getpid()}")
+                folder.rename(doomed)
+            shutil.rmtree(doomed)
+        except OSError as error:
+            report.failed.append(f"{folder}: {error.strerror or error}")
+            continue
         finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            os.close(fd)
+        report.removed.append(str(folder))
+        report.freed_bytes += size
+    return report
+
+
+def _size(folder: Path) -> int:
+    """Total size in bytes of the regular files under ``folder``."""
+    total = 0
+    for parent, _dirs, files in os.walk(folder):
+        for name in files:
+            path = os.path.join(parent, name)
+            if not os.path.islink(path):
+                total += os.path.getsize(path)
+    return total
+
+
+def clean_builds(*, all_builds: bool = False) -> PruneReport:
+    """What ``lutgen native clean`` does: remove every CPU build but the current one (all with ``all_builds``)."""
+    return prune_builds(keep=None if all_builds else build_dir())
 
 
 def build_now(*, verbose: bool = False) -> dict[str, Any]:
