@@ -3,13 +3,18 @@
 Blobs are written atomically (temporary file in the same folder, ``fsync``, ``os.replace``, then
 ``fsync`` of the folder) and verified whenever they are loaded: the forward table against the file
 name (its hash), the gradient tables against the hash recorded beside them. Arrays ``forward``,
-``grad_a``, ``grad_b`` (compressed up to 8x8) and ``meta`` (JSON); gradients are left out of tables wider than
-8x8 to keep the store small (:meth:`~approxlut.library.catalogue.Library.load_lut` recomputes them).
+``grad_a``, ``grad_b`` and ``meta`` (JSON), deflated; gradients are left out of tables wider than 8x8 to
+keep the store small (:meth:`~approxlut.library.catalogue.Library.load_lut` recomputes them).
+
+Tables wider than 8x8 are stored as ``forward_delta`` (each row's differences along operand b, int32
+modulo 2^32), which deflates 64 MiB 12x12 multiplier tables to a few hundred KiB; a table whose blob
+that does not at least halve is stored flat instead, and so are blobs written before (both load).
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import zipfile
@@ -26,6 +31,9 @@ SUFFIX = ".npz"
 TMP_SUFFIX = ".tmp"
 COMPRESS_LEVEL = 6
 COMPRESS_MAX_ENTRIES = 1 << 16
+"""Tables up to this many entries (8x8) are deflated as they are; larger ones as row differences."""
+WIDE_MAX_RATIO = 0.5
+"""A wide table stays deflated only when that at most halves its size; else it is stored flat (faster load)."""
 
 
 class BlobStore:
@@ -75,7 +83,7 @@ class BlobStore:
         try:
             with np.load(path, allow_pickle=False) as data:
                 stored = json.loads(str(data["meta"]))
-                forward = data["forward"]
+                forward = data["forward"] if "forward" in data.files else from_row_deltas(data["forward_delta"])
                 grad_a = data["grad_a"] if "grad_a" in data.files else None
                 grad_b = data["grad_b"] if "grad_b" in data.files else None
             header = stored["blob"]
@@ -117,13 +125,40 @@ class BlobStore:
 
 
 def _write_npz(handle: BinaryIO, arrays: dict[str, np.ndarray]) -> None:
-    """An ``.npz``: deflated up to 8x8 tables, stored above (a 12x12 table barely compresses, slowly)."""
-    small = arrays["forward"].size <= COMPRESS_MAX_ENTRIES
-    method = zipfile.ZIP_DEFLATED if small else zipfile.ZIP_STORED
-    with zipfile.ZipFile(handle, "w", compression=method, compresslevel=COMPRESS_LEVEL if small else None) as archive:
+    """An ``.npz``: deflated up to 8x8; above, row differences deflated when that pays off, else flat."""
+    forward = arrays["forward"]
+    if forward.size <= COMPRESS_MAX_ENTRIES:
+        _write_zip(handle, arrays, zipfile.ZIP_DEFLATED)
+        return
+    packed = io.BytesIO()
+    deltas = {("forward_delta" if key == "forward" else key): array for key, array in arrays.items()}
+    deltas["forward_delta"] = row_deltas(forward)
+    _write_zip(packed, deltas, zipfile.ZIP_DEFLATED)
+    if packed.tell() <= WIDE_MAX_RATIO * forward.nbytes:
+        handle.write(packed.getbuffer())
+    else:
+        _write_zip(handle, arrays, zipfile.ZIP_STORED)
+
+
+def _write_zip(handle: BinaryIO, arrays: dict[str, np.ndarray], method: int) -> None:
+    level = COMPRESS_LEVEL if method == zipfile.ZIP_DEFLATED else None
+    with zipfile.ZipFile(handle, "w", compression=method, compresslevel=level) as archive:
         for key, array in arrays.items():
             with archive.open(f"{key}.npy", "w", force_zip64=True) as member:
                 np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
+
+
+def row_deltas(forward: np.ndarray) -> np.ndarray:
+    """Each row's first value, then its differences along the columns (int32, wrapping modulo 2^32)."""
+    table = np.ascontiguousarray(forward, dtype=np.int32)
+    deltas = table.copy()
+    np.subtract(table[:, 1:], table[:, :-1], out=deltas[:, 1:])
+    return deltas
+
+
+def from_row_deltas(deltas: np.ndarray) -> np.ndarray:
+    """The table :func:`row_deltas` encoded (running sums along the rows, modulo 2^32)."""
+    return np.cumsum(deltas, axis=1, dtype=np.int32)
 
 
 def grad_hash(lut: Lut) -> str | None:

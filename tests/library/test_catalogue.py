@@ -186,17 +186,19 @@ def test_location_precedence(tmp_path, monkeypatch):
         assert lib.root == Path(tmp_path / "env") and (lib.root / DB_NAME).is_file()
 
 
-def test_wide_tables_are_stored_without_gradients_and_uncompressed(lib, multiplier, monkeypatch):
-    """Tables above 8x8 (here the limits are lowered to 4x4) keep only the forward table, stored flat."""
+def test_wide_tables_are_stored_without_gradients_as_deflated_row_deltas(lib, multiplier, monkeypatch):
+    """Wide tables (limits lowered here: gradients up to 6 bits, flat up to 16 entries) keep a row-delta forward."""
     monkeypatch.setattr("approxlut.library.catalogue.GRADIENT_MAX_BITS", 6)
     monkeypatch.setattr("approxlut.library.blobs.COMPRESS_MAX_ENTRIES", 16)
-    netlist = multiplier(4, True, drop=2)
+    netlist = multiplier(7, True, drop=2)
     lut = simulate_lut(netlist, signed=True)
     lib.add(lut, netlist, name="big")
-    with np.load(lib.blobs.path(lut.hash)) as data:
-        assert sorted(data.files) == ["forward", "meta"]
-    with zipfile.ZipFile(lib.blobs.path(lut.hash)) as archive:
-        assert {info.compress_type for info in archive.infolist()} == {zipfile.ZIP_STORED}
+    blob = lib.blobs.path(lut.hash)
+    with np.load(blob) as data:
+        assert sorted(data.files) == ["forward_delta", "meta"]
+    with zipfile.ZipFile(blob) as archive:
+        assert {info.compress_type for info in archive.infolist()} == {zipfile.ZIP_DEFLATED}
+    assert blob.stat().st_size < lut.forward.nbytes / 10
     loaded = lib.load_lut("big")
     assert np.array_equal(loaded.forward, lut.forward)
     assert np.array_equal(loaded.grad_a, lut.with_gradients(8).grad_a)
