@@ -74,17 +74,31 @@ torch::Tensor lut_gemm(const std::string& kernel, const torch::Tensor& at, const
   n_chunks = (N + n_step - 1) / n_step;
   const int64_t tasks = G * m_blocks * n_chunks;
   at::parallel_for(0, tasks, 1, [&](int64_t begin, int64_t end) {
+    // The task's codes of a, copied into one contiguous panel [kKBlock][kLaneAlign]: the kernels then read
+    // consecutive k at a short stride instead of one page apart (M-wide rows), which more than pays for
+    // the copy on every ISA path.
+    thread_local std::vector<uint8_t> panel;
+    panel.resize(static_cast<size_t>(kKBlock * kLaneAlign));
     for (int64_t t = begin; t < end; ++t) {
       const int64_t nc = t % n_chunks, mbi = (t / n_chunks) % m_blocks, g = t / (n_chunks * m_blocks);
       const int64_t n0 = nc * n_step, n1 = std::min(N, n0 + n_step);
       // Blocks of K keep a task's codes of a (kLaneAlign x kKBlock bytes) in the core's L2 cache.
       for (int64_t k0 = 0; k0 < K; k0 += kKBlock) {
         GemmProblem q = p;
-        q.at += k0 * p.at_k;
-        q.bc += k0 * p.bc_k;
         q.K = std::min(kKBlock, K - k0);
+        const uint8_t* src = p.at + g * p.at_g + k0 * p.at_k + mbi * kLaneAlign;
+        for (int64_t k = 0; k < q.K; ++k) {
+          std::memcpy(panel.data() + k * kLaneAlign, src + k * p.at_k, kLaneAlign);
+        }
+        q.at = panel.data();
+        q.at_g = 0;
+        q.at_k = kLaneAlign;
+        q.bc = p.bc + g * p.bc_g + k0 * p.bc_k;
+        q.bc_g = 0;
+        q.ct = p.ct + g * p.ct_g + mbi * kLaneAlign;
+        q.ct_g = 0;
         q.accumulate = k0 > 0;
-        fn(q, g, mbi * kLaneAlign, (mbi + 1) * kLaneAlign, n0, n1);
+        fn(q, 0, 0, kLaneAlign, n0, n1);
       }
     }
   });
