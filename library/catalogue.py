@@ -10,7 +10,9 @@ under different names (or by different releases) gives two entries sharing one b
 name reused for a different circuit by a later release stays apart. Each write is one transaction
 that takes the write lock first and writes the blob inside it, so a crash leaves at most an
 unreferenced blob, which :meth:`Library.clean` (run before every import) removes.
-Schema changes are numbered migrations recorded in the ``migrations`` table.
+Schema changes are numbered migrations (SQL scripts, or Python steps for data) recorded in the
+``migrations`` table. The ``half_windows`` table keeps, per table content hash, the half window that
+``--half-window auto`` chose (:mod:`approxlut.nn.halfwindow`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
@@ -44,8 +46,35 @@ HALF_WINDOW = 8
 #: Widest table (``bits_a + bits_b``) whose gradient tables are stored; wider ones get them on load.
 GRADIENT_MAX_BITS = 16
 
-#: Numbered schema migrations; append, never edit a released one.
-MIGRATIONS: tuple[tuple[int, str], ...] = (
+#: Where earlier versions kept the half-window choices (imported once by migration 3, never modified).
+LEGACY_HALF_WINDOWS = "half_windows.json"
+
+
+def _import_legacy_half_windows(db: sqlite3.Connection, root: Path) -> None:
+    """Copy the choices of a ``half_windows.json`` beside the index (``{hash: choice}``) into ``half_windows``.
+
+    The file is left in place. An unreadable or damaged file imports nothing: the choices are a cache,
+    searched again when missing. Choices already in the table win.
+    """
+    try:
+        data = json.loads((root / LEGACY_HALF_WINDOWS).read_text())
+    except (OSError, ValueError):
+        return
+    if not isinstance(data, dict):
+        return
+    for lut_hash, choice in data.items():
+        if isinstance(choice, dict):
+            db.execute(
+                "INSERT OR IGNORE INTO half_windows (lut_hash, choice, updated) VALUES (?, ?, ?)",
+                (lut_hash, json.dumps(choice, sort_keys=True), _now()),
+            )
+
+
+Migration = tuple[int, str | Callable[[sqlite3.Connection, Path], None]]
+
+#: Numbered schema migrations (SQL, or a Python step given the connection and the library folder);
+#: append, never edit a released one.
+MIGRATIONS: tuple[Migration, ...] = (
     (
         1,
         """
@@ -85,6 +114,17 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         CREATE INDEX sources_entry ON sources (entry_id);
         """,
     ),
+    (
+        2,
+        """
+        CREATE TABLE half_windows (
+            lut_hash TEXT PRIMARY KEY,
+            choice TEXT NOT NULL,
+            updated TEXT NOT NULL
+        );
+        """,
+    ),
+    (3, _import_legacy_half_windows),
 )
 
 #: Error-metric columns, in display order.
@@ -291,9 +331,12 @@ class Library:
                 # re-check under the write lock: another process may have migrated meanwhile
                 if self._db.execute("SELECT 1 FROM migrations WHERE version = ?", (version,)).fetchone():
                     continue
-                for statement in script.split(";"):
-                    if statement.strip():
-                        self._db.execute(statement)
+                if callable(script):
+                    script(self._db, self.root)
+                else:
+                    for statement in script.split(";"):
+                        if statement.strip():
+                            self._db.execute(statement)
                 self._db.execute("INSERT INTO migrations VALUES (?, ?)", (version, _now()))
 
     def schema_version(self) -> int:
@@ -435,6 +478,26 @@ class Library:
         if lut.grad_a is None or lut.meta.get("half_window") != half_window:
             lut = lut.with_gradients(half_window)
         return lut
+
+    def half_window_choice(self, lut_hash: str) -> dict[str, Any] | None:
+        """The half-window choice stored for a table's content hash (``None``: none, or unreadable)."""
+        row = self._db.execute("SELECT choice FROM half_windows WHERE lut_hash = ?", (lut_hash,)).fetchone()
+        if row is None:
+            return None
+        try:
+            choice = json.loads(row[0])
+        except ValueError:
+            return None
+        return choice if isinstance(choice, dict) else None
+
+    def store_half_window_choice(self, lut_hash: str, choice: Mapping[str, Any]) -> None:
+        """Remember a table's half-window choice (one transaction; an older choice is replaced)."""
+        with self._write():
+            self._db.execute(
+                "INSERT INTO half_windows (lut_hash, choice, updated) VALUES (?, ?, ?) "
+                "ON CONFLICT (lut_hash) DO UPDATE SET choice = excluded.choice, updated = excluded.updated",
+                (lut_hash, json.dumps(dict(choice), sort_keys=True), _now()),
+            )
 
     def find_source(self, file_sha256: str) -> Entry | None:
         """The entry a file with this content was imported into, if any."""

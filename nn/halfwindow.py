@@ -4,8 +4,9 @@ The DATE'25 flow tried ``w`` in {1, 2, 4, 8, 16, 32, 64} for each multiplier on 
 and kept the one with the lowest training loss. :func:`search_half_window` does that for one table
 given a trial function; :func:`choose_half_windows` builds the trials from short retraining runs of a
 model (every trial starts from the same calibrated model with the same seed and batches, only the
-multiplier's gradient tables differ) and caches each choice in the library next to the LUT, keyed by
-the table's content hash (``half_windows.json`` in the library directory), so later runs reuse it.
+multiplier's gradient tables differ) and caches each choice in the library's catalogue, keyed by the
+table's content hash, so later runs reuse it (a ``half_windows.json`` that earlier versions wrote beside
+the catalogue is imported once, see :data:`approxlut.library.catalogue.LEGACY_HALF_WINDOWS`).
 
 Candidates that give identical gradient tables (e.g. every window too wide for a 4-bit operand has
 only border slopes) are tried once, under the smallest such ``w``.
@@ -15,17 +16,15 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import json
 import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from torch import nn
 
-from ..errors import ConfigError, LibraryError
+from ..errors import ConfigError
 from ..lutgen.lut import Lut
 from .config import AssignmentMapping
 from .data import Prepared
@@ -36,7 +35,6 @@ if TYPE_CHECKING:
 
 CANDIDATES = (1, 2, 4, 8, 16, 32, 64)
 DEFAULT_STEPS = 30
-CACHE_NAME = "half_windows.json"
 
 
 @dataclass(frozen=True)
@@ -103,27 +101,13 @@ def search_half_window(
 # ------------------------------------------------------------------------------------------- caching
 
 
-def cache_file(library: str | os.PathLike[str] | None = None) -> Path:
-    """``half_windows.json`` in the library directory (``--library`` / ``$LUTGEN_LIBRARY`` / data dir)."""
-    from ..library.config import library_dir
+def cached_choice(lut: Lut, *, library: str | os.PathLike[str] | None = None) -> HalfWindowChoice | None:
+    """The stored choice for ``lut``'s table in the library (``--library`` / ``$LUTGEN_LIBRARY``), or ``None``."""
+    from ..library import Library
 
-    return library_dir(library) / CACHE_NAME
-
-
-def _read_cache(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        return {}
-    except (OSError, ValueError):
-        return {}  # a damaged cache is rebuilt: choices are searched again and rewritten
-    return data if isinstance(data, dict) else {}
-
-
-def cached_choice(path: Path, lut: Lut) -> HalfWindowChoice | None:
-    """The stored choice for ``lut``'s table in the cache file ``path``, or ``None``."""
-    item = _read_cache(path).get(lut.hash)
-    if not isinstance(item, dict):
+    with Library.open(library) as lib:
+        item = lib.half_window_choice(lut.hash)
+    if item is None:
         return None
     try:
         return HalfWindowChoice(
@@ -137,18 +121,12 @@ def cached_choice(path: Path, lut: Lut) -> HalfWindowChoice | None:
         return None  # damaged: searched again and overwritten
 
 
-def store_choice(path: Path, choice: HalfWindowChoice) -> None:
-    """Remember ``choice`` in the cache file (atomic rewrite; an older choice for the table is replaced)."""
-    data = _read_cache(path)
-    data[choice.lut_hash] = choice.to_dict()
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
-        os.replace(tmp, path)
-    except OSError as error:
-        tmp.unlink(missing_ok=True)
-        raise LibraryError(f"cannot write the half-window cache {path}: {error.strerror or error}") from None
+def store_choice(choice: HalfWindowChoice, *, library: str | os.PathLike[str] | None = None) -> None:
+    """Remember ``choice`` in the library (one transaction; an older choice for the table is replaced)."""
+    from ..library import Library
+
+    with Library.open(library) as lib:
+        lib.store_half_window_choice(choice.lut_hash, choice.to_dict())
 
 
 # -------------------------------------------------------------------------------------------- trials
@@ -194,11 +172,10 @@ def choose_half_windows(
     config = replace(config or RetrainConfig(), grad="difference", half_window=DEFAULT_HALF_WINDOW)
     rules = AssignmentMapping.coerce(mapping)
     luts = assignment_luts(rules)
-    path = cache_file(library)
     chosen: dict[str, HalfWindowChoice] = {}
     todo: list[str] = []
     for h, lut in luts.items():
-        found = None if refresh else cached_choice(path, lut)
+        found = None if refresh else cached_choice(lut, library=library)
         if found is not None:
             chosen[h] = found
         else:
@@ -231,6 +208,6 @@ def choose_half_windows(
                 return short_run_loss(losses)
 
             choice = search_half_window(lut, trial, candidates=plan[h])
-            store_choice(path, choice)
+            store_choice(choice, library=library)
             chosen[h] = choice
     return chosen

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import zipfile
 from pathlib import Path
@@ -142,6 +143,35 @@ def test_migrations_are_recorded_once(tmp_path):
         assert lib.schema_version() == MIGRATIONS[-1][0]
     rows = sqlite3.connect(tmp_path / DB_NAME).execute("SELECT version FROM migrations").fetchall()
     assert [r[0] for r in rows] == [v for v, _ in MIGRATIONS]
+
+
+def test_an_old_library_gains_the_half_window_table_and_imports_the_json_once(tmp_path, monkeypatch):
+    with monkeypatch.context() as patch:
+        patch.setattr("approxlut.library.catalogue.MIGRATIONS", MIGRATIONS[:1])
+        with Library.open(tmp_path) as old:
+            assert old.schema_version() == 1
+    legacy = tmp_path / "half_windows.json"
+    text = json.dumps({"ab" * 32: {"half_window": 4, "losses": {"4": 0.5}}, "ef" * 32: "not a choice"})
+    legacy.write_text(text)
+    with Library.open(tmp_path) as lib:
+        assert lib.schema_version() == MIGRATIONS[-1][0]
+        assert lib.half_window_choice("ab" * 32) == {"half_window": 4, "losses": {"4": 0.5}}
+        assert lib.half_window_choice("ef" * 32) is None
+        lib.store_half_window_choice("ab" * 32, {"half_window": 16})
+    assert legacy.read_text() == text  # left for whoever still reads it
+    legacy.write_text(json.dumps({"ab" * 32: {"half_window": 4}, "cd" * 32: {"half_window": 2}}))
+    with Library.open(tmp_path) as lib:
+        assert lib.half_window_choice("ab" * 32) == {"half_window": 16}  # the newer choice stays
+        assert lib.half_window_choice("cd" * 32) is None  # imported once only
+
+
+def test_a_damaged_half_windows_json_imports_nothing(tmp_path):
+    (tmp_path / "half_windows.json").write_text('{"ab": {"half_window": ')
+    with Library.open(tmp_path) as lib:
+        assert lib.schema_version() == MIGRATIONS[-1][0]
+        assert lib._db.execute("SELECT COUNT(*) FROM half_windows").fetchone()[0] == 0
+        lib._db.execute("INSERT INTO half_windows VALUES ('cd', '[1, 2', 'now')")
+        assert lib.half_window_choice("cd") is None
 
 
 def test_newer_schema_is_refused(tmp_path):

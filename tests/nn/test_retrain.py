@@ -20,7 +20,14 @@ from approxlut.lutgen.formats import save_npz
 from approxlut.lutgen.lut import Lut, code_values
 from approxlut.nn import ApproxConv2d, ApproxLinear, LayerConfig, approximate, calibrate
 from approxlut.nn.data import load_dataset
-from approxlut.nn.halfwindow import cache_file, choose_half_windows, distinct_windows, search_half_window
+from approxlut.nn.halfwindow import (
+    HalfWindowChoice,
+    cached_choice,
+    choose_half_windows,
+    distinct_windows,
+    search_half_window,
+    store_choice,
+)
 from approxlut.nn.retrain import read_checkpoint, retrain
 from approxlut.nn.train import TrainConfig, train_model
 
@@ -230,12 +237,45 @@ def test_auto_half_window_search_on_a_toy_model_is_cached(float_mlp, digits, tmp
     assert not choice.cached and set(choice.losses) == {1, 2, 4}
     assert len(set(choice.losses.values())) > 1  # the gradient tables do change the run
     assert choice.half_window == min(choice.losses, key=lambda w: choice.losses[w])
-    stored = json.loads(cache_file().read_text())
-    assert stored[lut.hash]["half_window"] == choice.half_window
+    stored = cached_choice(lut)
+    assert stored is not None and stored.cached and stored.half_window == choice.half_window
+    assert stored.losses == choice.losses and not (tmp_path / "lib" / "half_windows.json").exists()
     second = choose_half_windows(float_mlp, digits, lut, candidates=(1, 2, 4), steps=4, verbose=False)
     assert second[lut.hash].cached and second[lut.hash].half_window == choice.half_window
     result = retrain(float_mlp, digits, lut, half_window="auto", epochs=1, batch_size=64, verbose=False)
     assert result.half_windows == {lut.name: choice.half_window}
+
+
+def test_choices_are_stored_per_table_in_the_catalogue(tmp_path: Path) -> None:
+    library = tmp_path / "lib"
+    a, b = noisy_lut(4, False, seed=1), noisy_lut(4, False, seed=2)
+    assert cached_choice(a, library=library) is None
+    store_choice(HalfWindowChoice(a.hash, "a", 4, {1: 2.5, 4: 0.5}), library=library)
+    store_choice(HalfWindowChoice(b.hash, "b", 2, {2: 1.0}), library=library)
+    store_choice(HalfWindowChoice(a.hash, "a", 1, {1: 0.25}), library=library)  # a new search replaces the old
+    assert cached_choice(a, library=library) == HalfWindowChoice(a.hash, "a", 1, {1: 0.25}, cached=True)
+    assert cached_choice(b, library=library) == HalfWindowChoice(b.hash, "b", 2, {2: 1.0}, cached=True)
+    assert cached_choice(a, library=tmp_path / "other") is None
+
+
+def test_a_legacy_half_windows_json_is_imported_once_and_left_alone(tmp_path: Path) -> None:
+    library = tmp_path / "lib"
+    library.mkdir()
+    a, b, c = (noisy_lut(4, True, seed=s) for s in (3, 4, 5))
+    legacy = library / "half_windows.json"
+    text = json.dumps(
+        {
+            a.hash: {"name": "a", "half_window": 8, "losses": {"4": 1.5, "8": 1.25}},
+            b.hash: {"name": "b", "half_window": "wide"},  # damaged: searched again
+            c.hash: [1, 2],
+        }
+    )
+    legacy.write_text(text)
+    assert cached_choice(a, library=library) == HalfWindowChoice(a.hash, "a", 8, {4: 1.5, 8: 1.25}, cached=True)
+    assert cached_choice(b, library=library) is None and cached_choice(c, library=library) is None
+    assert legacy.read_text() == text
+    legacy.write_text(json.dumps({c.hash: {"name": "c", "half_window": 2}}))  # later edits are not re-imported
+    assert cached_choice(c, library=library) is None
 
 
 # -------------------------------------------------------------------------------------------- CLI
