@@ -199,7 +199,7 @@ class CpuEngine(Engine):
         isa = choose_path()
         g_count, k_count, padded = at.shape
         bits_eff = max(1, max_code.bit_length())
-        bc = pack_codes(b, lut.bits_b).contiguous()
+        bc = pack_codes(b, lut.bits_b)  # n-major when b is a transposed view of [G, N, K] weights
         kernel, layout = kernel_for(isa, lut)
         table, col_stride, plane_stride, bias = table_layout(lut, layout)
         self.last_path = f"{kernel} a{bits_eff}"

@@ -21,7 +21,7 @@ void avx2_gather(const GemmProblem& p, int64_t g, int64_t m0, int64_t m1, int64_
       __m256i acc[8];
       for (auto& a : acc) a = _mm256_setzero_si256();
       for (int64_t k = 0; k < p.K; ++k) {
-        const int* col = reinterpret_cast<const int*>(p.table + bcg[k * p.bc_k + n] * p.col_stride);
+        const int* col = reinterpret_cast<const int*>(p.table + bcg[k * p.bc_k + n * p.bc_n] * p.col_stride);
         const uint8_t* idx = atg + k * p.at_k + mb;
         for (int q = 0; q < 8; ++q) {
           __m256i i32 = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(idx + 8 * q)));
@@ -67,7 +67,7 @@ void avx2_nibble(const GemmProblem& p, int64_t g, int64_t m0, int64_t m1, int64_
         // Word j of w* sums byte lanes 2j and 2j+1 as (even + 256*odd) mod 2^16; o* sums the odd lanes.
         __m256i wl = _mm256_setzero_si256(), ol = wl, wh = wl, oh = wl;
         for (int64_t k = k0; k < k1; ++k) {
-          const uint8_t* col = p.table + bcg[k * p.bc_k + n] * p.col_stride;
+          const uint8_t* col = p.table + bcg[k * p.bc_k + n * p.bc_n] * p.col_stride;
           const __m256i idx = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(atg + k * p.at_k + mb));
           __m256i masks[4];
           masks[0] = _mm256_slli_epi16(idx, 3);

@@ -19,7 +19,7 @@ void avx512_gather(const GemmProblem& p, int64_t g, int64_t m0, int64_t m1, int6
       __m512i acc[8];
       for (auto& a : acc) a = _mm512_setzero_si512();
       for (int64_t k = 0; k < p.K; ++k) {
-        const int* col = reinterpret_cast<const int*>(p.table + bcg[k * p.bc_k + n] * p.col_stride);
+        const int* col = reinterpret_cast<const int*>(p.table + bcg[k * p.bc_k + n * p.bc_n] * p.col_stride);
         const uint8_t* idx = atg + k * p.at_k + mb;
         for (int q = 0; q < 8; ++q) {
           __m512i i32 = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(idx + 16 * q)));
@@ -64,7 +64,7 @@ void avx512bw_i16(const GemmProblem& p, int64_t g, int64_t m0, int64_t m1, int64
       for (auto& av : acc)
         for (auto& a : av) a = _mm512_setzero_si512();
       auto step = [&](int64_t k, __m512i (*w)[2]) {
-        const __m512i* col = reinterpret_cast<const __m512i*>(p.table + bcg[k * p.bc_k + n] * p.col_stride);
+        const __m512i* col = reinterpret_cast<const __m512i*>(p.table + bcg[k * p.bc_k + n * p.bc_n] * p.col_stride);
         __m512i t[R];
         for (int r = 0; r < R; ++r) t[r] = _mm512_loadu_si512(col + r);
         const uint8_t* idx = atg + k * p.at_k + mb;

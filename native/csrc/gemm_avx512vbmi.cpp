@@ -37,7 +37,7 @@ void avx512vbmi_bytes(const GemmProblem& p, int64_t g, int64_t m0, int64_t m1, i
         __m512i wl[V], ol[V], wh[V], oh[V];
         for (int v = 0; v < V; ++v) wl[v] = ol[v] = wh[v] = oh[v] = _mm512_setzero_si512();
         for (int64_t k = k0; k < k1; ++k) {
-          const uint8_t* col = p.table + bcg[k * p.bc_k + n] * p.col_stride;
+          const uint8_t* col = p.table + bcg[k * p.bc_k + n * p.bc_n] * p.col_stride;
           __m512i tl[R], th[R];
           for (int r = 0; r < R; ++r) {
             tl[r] = _mm512_loadu_si512(col + 64 * r);

@@ -17,7 +17,7 @@ void scalar_i32(const GemmProblem& p, int64_t g, int64_t m0, int64_t m1, int64_t
       int32_t acc[kLanes];
       std::memset(acc, 0, sizeof(acc));
       for (int64_t k = 0; k < p.K; ++k) {
-        const int32_t* col = reinterpret_cast<const int32_t*>(p.table + bcg[k * p.bc_k + n] * p.col_stride);
+        const int32_t* col = reinterpret_cast<const int32_t*>(p.table + bcg[k * p.bc_k + n * p.bc_n] * p.col_stride);
         const uint8_t* idx = atg + k * p.at_k + mb;
         for (int i = 0; i < kLanes; ++i) acc[i] += col[idx[i]];
       }

@@ -39,7 +39,8 @@ torch::Tensor lut_gemm(const std::string& kernel, const torch::Tensor& at, const
                        const torch::Tensor& table, int64_t col_stride, int64_t plane_stride, int64_t bias,
                        int64_t bits_eff) {
   check_codes(at, "at");
-  check_codes(bc, "bc");
+  TORCH_CHECK(bc.device().is_cpu() && bc.scalar_type() == torch::kUInt8 && bc.dim() == 3,
+              "bc must be a 3-D uint8 CPU tensor");
   TORCH_CHECK(table.device().is_cpu() && table.is_contiguous(), "table must be a contiguous CPU tensor");
   const int64_t G = at.size(0), K = at.size(1), Mp = at.size(2), N = bc.size(2);
   TORCH_CHECK(bc.size(0) == G && bc.size(1) == K, "at and bc shapes differ");
@@ -53,9 +54,13 @@ torch::Tensor lut_gemm(const std::string& kernel, const torch::Tensor& at, const
   p.at = at.data_ptr<uint8_t>();
   p.at_g = at.stride(0);
   p.at_k = at.stride(1);
-  p.bc = bc.data_ptr<uint8_t>();
-  p.bc_g = bc.stride(0);
-  p.bc_k = bc.stride(1);
+  // Codes of b n-major (k consecutive for a fixed column n, the order the kernels walk): as given when
+  // they already are (a transposed view of [G][N][K] weights), else copied (K*N bytes).
+  const auto bcn = bc.stride(1) == 1 ? bc : bc.transpose(1, 2).contiguous().transpose(1, 2);
+  p.bc = bcn.data_ptr<uint8_t>();
+  p.bc_g = bcn.stride(0);
+  p.bc_k = bcn.stride(1);
+  p.bc_n = bcn.stride(2);
   p.table = static_cast<const uint8_t*>(table.data_ptr());
   p.col_stride = col_stride;
   p.plane_stride = plane_stride;

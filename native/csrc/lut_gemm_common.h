@@ -3,7 +3,8 @@
 // Layout (prepared by approxlut/native/engines.py):
 //   at    uint8 codes of operand a, transposed: a[g][m][k] at at[g*at_g + k*at_k + m]; lanes run over m,
 //         m is padded to a multiple of kLaneAlign with code 0 (the padded outputs are discarded).
-//   bc    uint8 codes of operand b: b[g][k][n] at bc[g*bc_g + k*bc_k + n].
+//   bc    uint8 codes of operand b: b[g][k][n] at bc[g*bc_g + k*bc_k + n*bc_n] (the binding passes them
+//         n-major, bc_k = 1, so that a column's codes over k are consecutive bytes).
 //   table the LUT by columns (a fixed code of b selects column T[:, b]); the layout depends on the kernel:
 //         i32   int32 T[a][b] at table[b*col_stride + 4*a] (bytes)
 //         i16   int16 column padded to >= 64 entries: T[a][b] - bias at table[b*col_stride + 2*a]
@@ -26,7 +27,7 @@ struct GemmProblem {
   const uint8_t* at;
   int64_t at_g, at_k;
   const uint8_t* bc;
-  int64_t bc_g, bc_k;
+  int64_t bc_g, bc_k, bc_n;
   const uint8_t* table;
   int64_t col_stride, plane_stride;
   int64_t bias;  // stored entry + bias = T (layouts i16 and bytes)
