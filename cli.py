@@ -7,6 +7,7 @@ commands that need them.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -371,6 +372,13 @@ def library_remove(name: str, library_dir: Path | None) -> None:
 )
 @click.option("--repeat", type=click.IntRange(1, None), default=None, help="Timed runs per case (best kept).")
 @click.option("--no-networks", is_flag=True, help="Skip the whole-network cases.")
+@click.option(
+    "--isa",
+    type=click.Choice(["scalar", "avx2", "avx512bw", "avx512vbmi"]),
+    default=None,
+    help="Run the LUT kernels on this ISA path (as $LUTGEN_CPU_ISA). With avx2 or scalar, native fp32 PyTorch "
+    "is capped at AVX2 too (oneDNN, MKL): the ratios of an AVX2-only CPU.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list (case, native_s, engine_s, ratio, path, ...).")
 @reports_errors
 def bench(
@@ -381,13 +389,19 @@ def bench(
     lut_kind: str,
     repeat: int | None,
     no_networks: bool,
+    isa: str | None,
     as_json: bool,
 ) -> None:
     """Time native fp32 PyTorch vs the LUT engine vs the reference (ResNet-18/VGG-16 CIFAR shapes)."""
+    from .native.bench import limit_native_isa, render, run_bench
+    from .native.cpu_features import ISA_ENV
+
+    if isa is not None:
+        os.environ[ISA_ENV] = isa
+        if isa in ("scalar", "avx2"):
+            limit_native_isa("AVX2")
     import torch
     from rich.console import Console
-
-    from .native.bench import render, run_bench
 
     if threads is not None:
         torch.set_num_threads(threads)

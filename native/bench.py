@@ -13,10 +13,11 @@ kernel vs a naive kernel of the kind public tools use, with look-ups per second.
 
 from __future__ import annotations
 
+import os
 import time
 import zlib
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, TypeVar
 
 import numpy as np
@@ -32,6 +33,26 @@ T = TypeVar("T")
 
 LUT_KINDS = ("approx", "trunc", "exact")
 _GRAD_RTOL = 1e-4
+NATIVE_ISA_ENV = ("ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS")
+"""Environment variables that cap the ISA of native fp32 PyTorch (oneDNN convolutions, MKL GEMMs); read by
+those libraries once, at their first use in a process."""
+
+
+def limit_native_isa(isa: str) -> None:
+    """Cap native fp32 PyTorch at ``isa`` (e.g. ``AVX2``) in this process, unless the user set a cap already.
+
+    Effective only before the first native convolution or GEMM of the process (the CLI calls it first).
+    """
+    for name in NATIVE_ISA_ENV:
+        os.environ.setdefault(name, isa)
+
+
+def native_isa() -> str:
+    """The ISA cap of native fp32 PyTorch in words: ``"full"`` or e.g. ``"AVX2 (ONEDNN_MAX_CPU_ISA=AVX2, ...)"``."""
+    caps = [f"{name}={os.environ[name]}" for name in NATIVE_ISA_ENV if os.environ.get(name)]
+    if not caps:
+        return "full"
+    return f"{os.environ.get(NATIVE_ISA_ENV[0]) or os.environ[NATIVE_ISA_ENV[1]]} ({', '.join(caps)})"
 
 
 @dataclass(frozen=True)
@@ -61,6 +82,7 @@ class BenchResult:
     direction: str
     reference_s: float | None
     verified: bool
+    native_isa: str = "full"
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-able form."""
@@ -265,7 +287,8 @@ def run_bench(
             if progress is not None:
                 progress(f"cuda kernels: {case.name}")
             results += _bench_cuda_kernels(case, lut, repeat=reps)
-    return results
+    baseline = native_isa()
+    return [replace(r, native_isa=baseline) for r in results]
 
 
 def _cuda_time(fn: Callable[[], object], repeat: int) -> float:
@@ -337,7 +360,8 @@ def render(results: list[BenchResult], *, threads: int) -> Any:
     """A rich table of the results."""
     from rich.table import Table
 
-    table = Table(title=f"lutgen bench ({threads} threads): LUT engine vs native fp32 PyTorch")
+    baseline = results[0].native_isa if results else native_isa()
+    table = Table(title=f"lutgen bench ({threads} threads): LUT engine vs native fp32 PyTorch (native ISA: {baseline})")
     for column in ("case", "dir", "native ms", "engine ms", "ratio", "reference s (est.)", "exact", "path"):
         table.add_column(column, justify="left" if column in ("case", "path", "dir") else "right")
     for r in results:

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 from click.testing import CliRunner
 
 from approxlut.cli import main
+from approxlut.native.bench import NATIVE_ISA_ENV, limit_native_isa, native_isa
+from approxlut.native.cpu_features import ISA_ENV
 
 
 def test_bench_quick_json_verified() -> None:
@@ -39,3 +42,22 @@ def test_bench_unknown_engine_is_one_line_error() -> None:
     result = CliRunner().invoke(main, ["bench", "--quick", "--no-networks", "--engine", "nope"])
     assert result.exit_code == 2
     assert "unknown LUT-GEMM engine 'nope'" in result.output
+
+
+def test_bench_isa_forces_the_path_and_caps_native(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in (ISA_ENV, *NATIVE_ISA_ENV):
+        monkeypatch.delenv(name, raising=False)  # restored after the test: the CLI sets them in-process
+    result = CliRunner().invoke(main, ["bench", "--quick", "--json", "--no-networks", "--isa", "scalar"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    assert rows and all("scalar" in r["path"] and r["verified"] for r in rows)
+    assert all(r["native_isa"].startswith("AVX2 (ONEDNN_MAX_CPU_ISA=AVX2") for r in rows)
+
+
+def test_native_isa_respects_a_cap_set_by_the_user(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in NATIVE_ISA_ENV:
+        monkeypatch.delenv(name, raising=False)
+    assert native_isa() == "full"
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE")
+    limit_native_isa("AVX2")
+    assert native_isa() == "AVX512_CORE (ONEDNN_MAX_CPU_ISA=AVX512_CORE, MKL_ENABLE_INSTRUCTIONS=AVX2)"
