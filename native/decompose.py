@@ -228,8 +228,9 @@ def exact_bmm(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return torch.bmm(x.double(), y.double())
     x32, y32 = x.float(), y.float()
     out = torch.zeros(x.shape[0], x.shape[1], y.shape[2], dtype=torch.float64, device=x.device)
-    for start in range(0, k, chunk):
-        out += torch.bmm(x32[:, :, start : start + chunk], y32[:, start : start + chunk, :])
+    step = -(-k // -(-k // chunk))  # as few slices as `chunk` allows, of equal size
+    for start in range(0, k, step):
+        out += torch.bmm(x32[:, :, start : start + step], y32[:, start : start + step, :])
     return out
 
 
@@ -274,8 +275,9 @@ def exact_conv2d(
     xg = x.float().reshape(n, groups, cg, h, wd)
     w32 = w.float()
     out: torch.Tensor | None = None
-    for start in range(0, cg, chunk):
-        stop = min(cg, start + chunk)
+    step = -(-cg // -(-cg // chunk))  # as few slices as `chunk` allows, of equal size (faster than a remainder)
+    for start in range(0, cg, step):
+        stop = min(cg, start + step)
         part = conv(xg[:, :, start:stop].reshape(n, groups * (stop - start), h, wd), w32[:, start:stop].contiguous())
         out = part.double() if out is None else out + part
     assert out is not None
@@ -337,6 +339,34 @@ def decomposed_bmm(a: torch.Tensor, b: torch.Tensor, lut: PreparedLut) -> torch.
     return _checked(acc, f"LUT '{lut.name}'").to(torch.int32)
 
 
+def exact_product_conv2d(
+    x: torch.Tensor,
+    w: torch.Tensor,
+    lut: PreparedLut,
+    *,
+    stride: tuple[int, int],
+    padding: tuple[int, int, int, int],
+    dilation: tuple[int, int],
+    groups: int,
+) -> torch.Tensor:
+    """The exact products' convolution ``Σ a·b`` of integer values ``x`` and ``w`` (zero padding ``(top,
+    bottom, left, right)``): exact integers as float32, or float64 when float32 cannot hold them exactly."""
+    top, bottom, left, right = padding
+    xv = x.to(torch.float32)
+    symmetric = top == bottom and left == right
+    if not symmetric:
+        xv = F.pad(xv, (left, right, top, bottom))
+    return exact_conv2d(
+        xv,
+        w.float(),
+        stride=stride,
+        padding=(top, left) if symmetric else (0, 0),
+        dilation=dilation,
+        groups=groups,
+        bounds=(_largest_value(lut.bits_a, lut.signed), _largest_value(lut.bits_b, lut.signed)),
+    )
+
+
 def decomposed_conv2d(
     x: torch.Tensor,
     w: torch.Tensor,
@@ -356,10 +386,6 @@ def decomposed_conv2d(
     """
     found = _require(lut)
     top, bottom, left, right = padding
-    xv = x.to(torch.float32)
-    symmetric = top == bottom and left == right
-    if not symmetric:
-        xv = F.pad(xv, (left, right, top, bottom))
     exact_bounds = (_largest_value(lut.bits_a, lut.signed), _largest_value(lut.bits_b, lut.signed))
     term_bounds = [(int(np.abs(found.u[r]).max()), int(np.abs(found.v[r]).max())) for r in range(found.terms)]
     # Every partial sum of the whole layer is below K * (max|a·b| + Σ_r max|u_r| max|v_r|): when that
@@ -367,15 +393,7 @@ def decomposed_conv2d(
     reduction = w.shape[1] * w.shape[2] * w.shape[3]
     bound = reduction * (exact_bounds[0] * exact_bounds[1] + sum(bu * bv for bu, bv in term_bounds))
     single = bound < _FP32_EXACT and _fp32_is_ieee(x.device)
-    acc = exact_conv2d(
-        xv,
-        w.float(),
-        stride=stride,
-        padding=(top, left) if symmetric else (0, 0),
-        dilation=dilation,
-        groups=groups,
-        bounds=exact_bounds,
-    )
+    acc = exact_product_conv2d(x, w, lut, stride=stride, padding=padding, dilation=dilation, groups=groups)
     if found.terms:
         u, v = _term_tables(lut, found)
         cx = _codes(F.pad(x, (left, right, top, bottom)), lut.bits_a)

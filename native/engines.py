@@ -48,6 +48,10 @@ class Engine:
         """A short note on what this engine will run (e.g. the ISA path), for reports."""
         return self.name
 
+    def describe_for(self, lut: PreparedLut) -> str:
+        """:meth:`describe` for one LUT (engines whose path depends on the table say which)."""
+        return self.describe()
+
     def lut_bmm(self, a: torch.Tensor, b: torch.Tensor, lut: PreparedLut) -> torch.Tensor:
         """``C[g, m, n] = sum_k T[a[g, m, k], b[g, k, n]]``, int32 ``[G, M, N]``."""
         raise NotImplementedError
@@ -81,11 +85,33 @@ class ReferenceEngine(Engine):
 INT32_MAX = (1 << 31) - 1
 
 
-def kernel_for(isa: str, lut: PreparedLut) -> tuple[str, str]:
-    """``(kernel, table layout)`` of the CPU kernel for an ISA path and a LUT."""
+def splits_exact_product(isa: str, lut: PreparedLut) -> bool:
+    """Whether the CPU engine runs ``lut`` as an exact native GEMM/conv plus a LUT-GEMM over its error table.
+
+    On the AVX2 path a look-up costs many times a native multiply-add, and every byte plane of the table
+    costs a full look-up: when ``T`` spans more than 256 values but ``E = T - a·b`` spans at most 256 (true
+    of many low-error multipliers), one plane of ``E`` plus the exact product is cheaper than two of ``T``.
+    """
+    if isa != "avx2" or lut.fits_8bit_span or not lut.fits_16bit_span:
+        return False
+
+    def build() -> bool:
+        error = lut.error_table()
+        return int(error.max()) - int(error.min()) < 1 << 8
+
+    return lut.cached("error-fits-8bit-span", build)
+
+
+def kernel_for(isa: str, lut: PreparedLut, *, error: bool = False) -> tuple[str, str]:
+    """``(kernel, table layout)`` of the CPU kernel for an ISA path and a LUT (``error``: for its error table,
+    see :func:`splits_exact_product`)."""
+    if error:
+        return "avx2/nibble1", "bytes1-error"
     if isa == "scalar":
         return "scalar/i32", "i32"
     if isa == "avx2":
+        if lut.fits_8bit_span:
+            return "avx2/nibble1", "bytes1"
         if lut.fits_16bit_span:
             return "avx2/nibble", "bytes"
         return "avx2/gather", "i32"
@@ -93,17 +119,21 @@ def kernel_for(isa: str, lut: PreparedLut) -> tuple[str, str]:
         return "avx512/gather", "i32"
     if isa == "avx512bw":
         return "avx512bw/i16", "i16"
+    if lut.fits_8bit_span:
+        return "avx512vbmi/bytes1", "bytes1"
     return "avx512vbmi/bytes", "bytes"
 
 
 def table_layout(lut: PreparedLut, layout: str) -> tuple[torch.Tensor, int, int, int]:
     """``(table, column stride, plane stride, bias)`` of a LUT in a CPU kernel layout (cached).
 
-    Strides are in bytes; the kernels add ``bias`` back per product (stored entry + bias = T).
+    Strides are in bytes; the kernels add ``bias`` back per product (stored entry + bias = T, or = E for
+    ``bytes1-error``).
     """
 
     def build() -> tuple[torch.Tensor, int, int, int]:
-        columns = lut.forward.to("cpu").t().to(torch.int64).contiguous()  # [2^bits_b, 2^bits_a]: column b
+        source = lut.error_table() if layout == "bytes1-error" else lut.forward
+        columns = source.to("cpu").t().to(torch.int64).contiguous()  # [2^bits_b, 2^bits_a]: column b
         rows = columns.shape[1]
         if layout == "i32":
             return columns.to(torch.int32), 4 * rows, 0, 0
@@ -113,11 +143,14 @@ def table_layout(lut: PreparedLut, layout: str) -> tuple[torch.Tensor, int, int,
             table = torch.zeros((columns.shape[0], padded), dtype=torch.int16)
             table[:, :rows] = (columns - bias).to(torch.int16)
             return table, 2 * padded, 0, bias
-        unsigned = columns - lut.min_value  # "bytes": T - min as two unsigned byte planes
-        planes = torch.zeros((columns.shape[0], 2, padded), dtype=torch.uint8)
+        low = int(columns.min())
+        unsigned = columns - low  # "bytes": T - min as two unsigned byte planes; "bytes1*": one plane
+        count = 2 if layout == "bytes" else 1
+        planes = torch.zeros((columns.shape[0], count, padded), dtype=torch.uint8)
         planes[:, 0, :rows] = (unsigned & 0xFF).to(torch.uint8)
-        planes[:, 1, :rows] = ((unsigned >> 8) & 0xFF).to(torch.uint8)
-        return planes, 2 * padded, padded, lut.min_value
+        if count == 2:
+            planes[:, 1, :rows] = ((unsigned >> 8) & 0xFF).to(torch.uint8)
+        return planes, count * padded, padded if count == 2 else 0, low
 
     return lut.cached(f"cpu-layout:{layout}", build)
 
@@ -152,14 +185,28 @@ class CpuEngine(Engine):
     def describe(self) -> str:
         return f"cpu ({choose_path()})"
 
+    def describe_for(self, lut: PreparedLut) -> str:
+        isa = choose_path()
+        if splits_exact_product(isa, lut):
+            return f"cpu ({isa}: exact product + one byte plane of E = T - a·b)"
+        if lut.fits_8bit_span and isa in ("avx2", "avx512vbmi"):
+            return f"cpu ({isa}: one byte plane)"
+        return self.describe()
+
     def lut_bmm(self, a: torch.Tensor, b: torch.Tensor, lut: PreparedLut) -> torch.Tensor:
         from . import build
 
         ext = build.load()
         m_count = a.shape[1]
         at, max_code = ext.pack_transposed(a, (1 << lut.bits_a) - 1)
-        ct = self._gemm_transposed(ext, at, int(max_code), b, lut)
-        return ct[:, :, :m_count].transpose(1, 2)
+        split = splits_exact_product(choose_path(), lut)
+        out = self._gemm_transposed(ext, at, int(max_code), b, lut, error=split)[:, :, :m_count].transpose(1, 2)
+        if not split:
+            return out
+        from .decompose import exact_bmm
+
+        exact = exact_bmm(a.to(torch.float32), b.to(torch.float32))
+        return reference.check_int32(exact.to(torch.int64) + out, lut)
 
     def conv2d_into(
         self,
@@ -189,20 +236,32 @@ class CpuEngine(Engine):
             codes.contiguous(), kh, kw, list(stride), list(padding), list(dilation), groups, (1 << lut.bits_a) - 1
         )
         b = w.reshape(groups, out_ch // groups, -1).transpose(1, 2)
-        ext.conv_output(self._gemm_transposed(ext, at, int(max_code), b, lut), out)
+        split = splits_exact_product(choose_path(), lut)
+        ext.conv_output(self._gemm_transposed(ext, at, int(max_code), b, lut, error=split), out)
+        if split:
+            from .decompose import exact_product_conv2d
+
+            exact = exact_product_conv2d(x, w, lut, stride=stride, padding=padding, dilation=dilation, groups=groups)
+            # Both parts are exact integers and their sum fits int32 (checked above): one rounding to
+            # float32, as for every other path.
+            if exact.dtype == torch.float64:
+                out.copy_(out.double() + exact)
+            else:
+                out += exact
         return True
 
     def _gemm_transposed(
-        self, ext: Any, at: torch.Tensor, max_code: int, b: torch.Tensor, lut: PreparedLut
+        self, ext: Any, at: torch.Tensor, max_code: int, b: torch.Tensor, lut: PreparedLut, *, error: bool = False
     ) -> torch.Tensor:
-        """``C^T [G, N, Mp]`` int32 for the K-major code panel ``at [G, K, Mp]`` and values ``b [G, K, N]``."""
+        """``C^T [G, N, Mp]`` int32 for the K-major code panel ``at [G, K, Mp]`` and values ``b [G, K, N]``
+        (sums of the LUT's error table ``E = T - a·b`` when ``error``)."""
         isa = choose_path()
         g_count, k_count, padded = at.shape
         bits_eff = max(1, max_code.bit_length())
         bc = pack_codes(b, lut.bits_b)  # n-major when b is a transposed view of [G, N, K] weights
-        kernel, layout = kernel_for(isa, lut)
+        kernel, layout = kernel_for(isa, lut, error=error)
         table, col_stride, plane_stride, bias = table_layout(lut, layout)
-        self.last_path = f"{kernel} a{bits_eff}"
+        self.last_path = f"{kernel} a{bits_eff}" + (" + exact product" if error else "")
         # Each int32 partial sum covers at most `chunk` products, so it cannot wrap; wider sums go int64.
         chunk = max(1, INT32_MAX // max(lut.max_abs, 1))
         if k_count <= chunk:

@@ -71,7 +71,7 @@ def path_for(lut: PreparedLut, engine: str | None = None, device: torch.device |
     impl = choose_engine(lut, engine, device)
     if impl.name == "decomp":
         return describe(lut)
-    return impl.describe()
+    return impl.describe_for(lut)
 
 
 def _prepare(lut: PreparedLut, grad: str, op: str) -> bool:

@@ -144,6 +144,20 @@ class PreparedLut:
         return self.max_value - self.min_value < 1 << 16
 
     @property
+    def fits_8bit_span(self) -> bool:
+        """Whether ``forward - min_value`` fits 8 unsigned bits: one byte plane in the register-table paths."""
+        return self.max_value - self.min_value < 1 << 8
+
+    def error_table(self) -> torch.Tensor:
+        """``E = T - a·b`` (int64, by codes): what an approximate multiplier adds to the exact product."""
+
+        def build() -> torch.Tensor:
+            exact = self.values_a(self.device)[:, None] * self.values_b(self.device)[None, :]
+            return self.forward.to(torch.int64) - exact
+
+        return self.cached("error_table", build)
+
+    @property
     def has_gradients(self) -> bool:
         """Whether both gradient tables are present."""
         return self.grad_a is not None and self.grad_b is not None

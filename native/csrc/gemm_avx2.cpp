@@ -1,9 +1,10 @@
 // AVX2 LUT-GEMM kernels (compiled for AVX2 only; chosen at run time when the CPU has it).
 //   gather: int32 columns, vpgatherdd, any table values and widths.
-//   nibble: tables that fit int16, stored offset by 2^15 as two unsigned byte planes per column: each plane
-//           is a set of 16-entry sub-tables looked up with vpshufb on the code's low nibble and merged by a
-//           tree of byte blends on its high bits (1 sub-table for codes < 16, 16 for 8-bit codes). Lanes run
-//           over m; byte sums are kept in 16-bit words without shuffles, as in the VBMI kernel.
+//   nibble: tables that span at most 2^16 values, stored minus a bias as two unsigned byte planes per column
+//           (one plane when they span at most 256 values): each plane is a set of 16-entry sub-tables looked
+//           up with vpshufb on the code's low nibble and merged by a tree of byte blends on its high bits (1
+//           sub-table for codes < 16, 16 for 8-bit codes). Lanes run over m; byte sums are kept in 16-bit
+//           words without shuffles, as in the VBMI kernel.
 #pragma GCC target("avx2,fma,bmi2")
 #include <immintrin.h>
 
@@ -52,7 +53,7 @@ inline __m256i tree_lookup(const uint8_t* plane, __m256i low, const __m256i* mas
   }
 }
 
-template <int S>
+template <int S, int P>
 void avx2_nibble(const GemmProblem& p, int64_t g, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
   constexpr int64_t kChunk = 256;  // k steps per 16-bit accumulation (byte sums stay below 2^16)
   const uint8_t* atg = p.at + g * p.at_g;
@@ -76,11 +77,13 @@ void avx2_nibble(const GemmProblem& p, int64_t g, int64_t m0, int64_t m1, int64_
           masks[3] = idx;
           const __m256i low = S == 1 ? idx : _mm256_and_si256(idx, nibble);
           const __m256i lo = tree_lookup<S>(col, low, masks);
-          const __m256i hi = tree_lookup<S>(col + p.plane_stride, low, masks);
           wl = _mm256_add_epi16(wl, lo);
           ol = _mm256_add_epi16(ol, _mm256_srli_epi16(lo, 8));
-          wh = _mm256_add_epi16(wh, hi);
-          oh = _mm256_add_epi16(oh, _mm256_srli_epi16(hi, 8));
+          if constexpr (P == 2) {
+            const __m256i hi = tree_lookup<S>(col + p.plane_stride, low, masks);
+            wh = _mm256_add_epi16(wh, hi);
+            oh = _mm256_add_epi16(oh, _mm256_srli_epi16(hi, 8));
+          }
         }
         // Entries are stored as T - bias (both planes unsigned): add bias back per product.
         const int64_t offset = p.bias * (k1 - k0);
@@ -99,16 +102,19 @@ void avx2_nibble(const GemmProblem& p, int64_t g, int64_t m0, int64_t m1, int64_
   }
 }
 
+template <int P>
+GemmKernel nibble_for(int bits_eff) {
+  if (bits_eff <= 4) return avx2_nibble<1, P>;
+  if (bits_eff == 5) return avx2_nibble<2, P>;
+  if (bits_eff == 6) return avx2_nibble<4, P>;
+  if (bits_eff == 7) return avx2_nibble<8, P>;
+  return avx2_nibble<16, P>;
+}
+
 }  // namespace
 
 GemmKernel avx2_gather_kernel(int) { return avx2_gather; }
-
-GemmKernel avx2_nibble_kernel(int bits_eff) {
-  if (bits_eff <= 4) return avx2_nibble<1>;
-  if (bits_eff == 5) return avx2_nibble<2>;
-  if (bits_eff == 6) return avx2_nibble<4>;
-  if (bits_eff == 7) return avx2_nibble<8>;
-  return avx2_nibble<16>;
-}
+GemmKernel avx2_nibble_kernel(int bits_eff) { return nibble_for<2>(bits_eff); }
+GemmKernel avx2_nibble1_kernel(int bits_eff) { return nibble_for<1>(bits_eff); }
 
 }  // namespace lutgen

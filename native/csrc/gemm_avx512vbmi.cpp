@@ -1,6 +1,7 @@
 // AVX-512 VBMI LUT-GEMM kernel, chosen at run time when the CPU has it.
-// For tables that fit int16: entries are stored offset by 2^15 (unsigned 16-bit) and split into a
-// low-byte and a high-byte plane of 64..256 entries each per column. The column of the current weight
+// For tables that span at most 2^16 values: entries are stored minus a bias (unsigned 16-bit) and split
+// into a low-byte and a high-byte plane of 64..256 entries each per column (the low plane alone when they
+// span at most 256 values). The column of the current weight
 // code is held in 1..4 zmm registers per plane and looked up with vpermb / vpermi2b on 64 byte lanes
 // (lanes run over m). Byte sums are kept in 16-bit words without any shuffle: word j accumulates lanes
 // 2j and 2j+1 as (even + 256*odd) mod 2^16 and a second word the odd lanes alone, for up to 256 k steps;
@@ -21,7 +22,7 @@ inline __m512i lookup8(__m512i idx, const __m512i* t, __mmask64 bit7) {
                                 _mm512_permutex2var_epi8(t[2], idx, t[3]));
 }
 
-template <int R, int V>
+template <int R, int V, int P>
 void avx512vbmi_bytes(const GemmProblem& p, int64_t g, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
   constexpr int kBlock = 64 * V;
   constexpr int64_t kChunk = 256;  // k steps per 16-bit accumulation (byte sums stay below 2^16)
@@ -41,17 +42,20 @@ void avx512vbmi_bytes(const GemmProblem& p, int64_t g, int64_t m0, int64_t m1, i
           __m512i tl[R], th[R];
           for (int r = 0; r < R; ++r) {
             tl[r] = _mm512_loadu_si512(col + 64 * r);
-            th[r] = _mm512_loadu_si512(col + p.plane_stride + 64 * r);
+            if constexpr (P == 2) th[r] = _mm512_loadu_si512(col + p.plane_stride + 64 * r);
           }
           const uint8_t* idx = atg + k * p.at_k + mb;
           for (int v = 0; v < V; ++v) {
             __m512i i8 = _mm512_loadu_si512(idx + 64 * v);
             __mmask64 bit7 = R == 4 ? _mm512_movepi8_mask(i8) : 0;
-            __m512i lo = lookup8<R>(i8, tl, bit7), hi = lookup8<R>(i8, th, bit7);
+            const __m512i lo = lookup8<R>(i8, tl, bit7);
             wl[v] = _mm512_add_epi16(wl[v], lo);
             ol[v] = _mm512_add_epi16(ol[v], _mm512_srli_epi16(lo, 8));
-            wh[v] = _mm512_add_epi16(wh[v], hi);
-            oh[v] = _mm512_add_epi16(oh[v], _mm512_srli_epi16(hi, 8));
+            if constexpr (P == 2) {
+              const __m512i hi = lookup8<R>(i8, th, bit7);
+              wh[v] = _mm512_add_epi16(wh[v], hi);
+              oh[v] = _mm512_add_epi16(oh[v], _mm512_srli_epi16(hi, 8));
+            }
           }
         }
         // Entries are stored as T - bias (both planes unsigned): add bias back per product. The chunk's
@@ -75,12 +79,16 @@ void avx512vbmi_bytes(const GemmProblem& p, int64_t g, int64_t m0, int64_t m1, i
   }
 }
 
+template <int P>
+GemmKernel bytes_for(int bits_eff) {
+  if (bits_eff <= 6) return avx512vbmi_bytes<1, 4, P>;
+  if (bits_eff == 7) return avx512vbmi_bytes<2, 4, P>;
+  return avx512vbmi_bytes<4, 4, P>;
+}
+
 }  // namespace
 
-GemmKernel avx512vbmi_bytes_kernel(int bits_eff) {
-  if (bits_eff <= 6) return avx512vbmi_bytes<1, 4>;
-  if (bits_eff == 7) return avx512vbmi_bytes<2, 4>;
-  return avx512vbmi_bytes<4, 4>;
-}
+GemmKernel avx512vbmi_bytes_kernel(int bits_eff) { return bytes_for<2>(bits_eff); }
+GemmKernel avx512vbmi_bytes1_kernel(int bits_eff) { return bytes_for<1>(bits_eff); }
 
 }  // namespace lutgen

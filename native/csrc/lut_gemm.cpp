@@ -22,9 +22,11 @@ GemmKernel find_kernel(const std::string& name, int bits_eff) {
   if (name == "scalar/i32") return scalar_i32_kernel(bits_eff);
   if (name == "avx2/gather") return avx2_gather_kernel(bits_eff);
   if (name == "avx2/nibble") return avx2_nibble_kernel(bits_eff);
+  if (name == "avx2/nibble1") return avx2_nibble1_kernel(bits_eff);
   if (name == "avx512/gather") return avx512_gather_kernel(bits_eff);
   if (name == "avx512bw/i16") return avx512bw_i16_kernel(bits_eff);
   if (name == "avx512vbmi/bytes") return avx512vbmi_bytes_kernel(bits_eff);
+  if (name == "avx512vbmi/bytes1") return avx512vbmi_bytes1_kernel(bits_eff);
   return nullptr;
 }
 

@@ -10,6 +10,7 @@
 //         i16   int16 column padded to >= 64 entries: T[a][b] - bias at table[b*col_stride + 2*a]
 //         bytes T - bias as unsigned 16-bit, two byte planes per column, each padded to >= 64 entries: low
 //               byte at table[b*col_stride + a], high byte at table[b*col_stride + plane_stride + a]
+//         bytes1 T - bias as unsigned 8-bit (tables spanning <= 256 values): the low plane alone
 //   (for i16 and bytes every product is stored minus `bias`; kernels add bias per product back)
 //   ct    int32 result, transposed: C[g][m][n] at ct[g*ct_g + n*ct_n + m].
 // This header holds plain C++ only (no torch), so that ISA-specific translation units never compile
@@ -54,9 +55,11 @@ using GemmKernel = void (*)(const GemmProblem&, int64_t g, int64_t m0, int64_t m
 GemmKernel scalar_i32_kernel(int bits_eff);
 GemmKernel avx2_gather_kernel(int bits_eff);
 GemmKernel avx2_nibble_kernel(int bits_eff);
+GemmKernel avx2_nibble1_kernel(int bits_eff);  // one byte plane (tables spanning <= 256 values)
 GemmKernel avx512_gather_kernel(int bits_eff);
 GemmKernel avx512bw_i16_kernel(int bits_eff);
 GemmKernel avx512vbmi_bytes_kernel(int bits_eff);
+GemmKernel avx512vbmi_bytes1_kernel(int bits_eff);  // one byte plane
 
 // Backward GEMMs with float32 gradient tables (see lut_gemm_backward.cpp).
 struct BackwardProblem {

@@ -22,6 +22,7 @@ from approxlut.native import (
     lut_bmm_backward,
     resolve_engine,
 )
+from approxlut.native.prepared import code_values
 
 WIDTHS = [(2, 2), (3, 3), (4, 4), (5, 5), (6, 6), (7, 7), (8, 8), (8, 4), (3, 8)]
 SHAPES = [(1, 1, 1, 1), (2, 37, 19, 5), (1, 300, 261, 3), (3, 64, 2, 17), (1, 70, 1100, 3)]
@@ -331,6 +332,41 @@ def test_native_16bit_span_tables_take_register_paths(isa: str, low: int, high: 
         b = random_values((2, 300, 5), bits_b, signed, 23)
         path = check_native(a, b, lut, isa)
         assert "gather" not in path, path
+
+
+def product_plus_error(bits: int, signed: bool, low: int, high: int, seed: int) -> PreparedLut:
+    """An approximate multiplier of the shape the split path targets: the exact product plus an error table
+    with values in ``[low, high]`` (both present)."""
+    values = code_values(bits, signed)
+    exact = (values[:, None] * values[None, :]).to(torch.int32)
+    return PreparedLut(exact + random_table(bits, bits, low, high, seed), bits, bits, signed, name="product+E")
+
+
+@pytest.mark.parametrize(("low", "high", "planes"), [(-50, 205, 1), (7, 262, 1), (-50, 206, 2)])
+def test_native_8bit_span_tables_take_one_plane(isa: str, low: int, high: int, planes: int) -> None:
+    """Tables spanning at most 256 values run on one byte plane (AVX2, VBMI); 257 values need two."""
+    lut = PreparedLut(random_table(8, 8, low, high, 31), 8, 8, signed=True)
+    a = random_values((2, 70, 300), 8, True, 32)
+    b = random_values((2, 300, 6), 8, True, 33)
+    path = check_native(a, b, lut, isa)
+    one_plane = isa in ("avx2", "avx512vbmi")
+    assert ("nibble1" in path or "bytes1" in path) == (one_plane and planes == 1), path
+
+
+@pytest.mark.parametrize("signed", [False, True], ids=["u", "s"])
+@pytest.mark.parametrize(("low", "high"), [(-31, 0), (-120, 135), (1000, 1255)])
+def test_native_exact_product_plus_error_plane(isa: str, signed: bool, low: int, high: int) -> None:
+    """On AVX2 a table whose error E = T - a·b spans at most 256 values runs as an exact GEMM plus one byte
+    plane of E; bit-exact, edge codes included, also where the exact GEMM needs float64 (long K)."""
+    lut = product_plus_error(8, signed, low, high, 41)
+    for i, (g, m, k, n) in enumerate([(1, 37, 19, 5), (2, 300, 261, 3), (1, 65, 2100, 4)]):
+        a = random_values((g, m, k), 8, signed, 300 + i)
+        b = random_values((g, k, n), 8, signed, 400 + i)
+        path = check_native(a, b, lut, isa)
+        assert path.endswith("+ exact product") == (isa == "avx2"), path
+    wide = product_plus_error(8, signed, low, low + 256, 42)  # E spans 257 values: two planes of T
+    path = check_native(random_values((1, 40, 50), 8, signed, 43), random_values((1, 50, 3), 8, signed, 44), wide, isa)
+    assert "exact product" not in path, path
 
 
 def test_build_lock_clears_a_stale_torch_lock(tmp_path) -> None:
