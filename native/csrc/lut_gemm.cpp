@@ -81,15 +81,15 @@ torch::Tensor lut_gemm(const std::string& kernel, const torch::Tensor& at, const
   n_chunks = (N + n_step - 1) / n_step;
   const int64_t tasks = G * m_blocks * n_chunks;
   at::parallel_for(0, tasks, 1, [&](int64_t begin, int64_t end) {
-    // The task's codes of a, copied into one contiguous panel [kKBlock][kLaneAlign]: the kernels then read
-    // consecutive k at a short stride instead of one page apart (M-wide rows), which more than pays for
-    // the copy on every ISA path.
+    // The codes of a of one block of kLaneAlign rows are copied, a block of K at a time, into a contiguous
+    // panel [kKBlock][kLaneAlign] (L2-sized): the kernels then read consecutive k at a short stride instead
+    // of one M-wide row apart, which more than pays for the copy. The panel serves every task of this
+    // range that shares the row block (they differ in their columns n).
     thread_local std::vector<uint8_t> panel;
     panel.resize(static_cast<size_t>(kKBlock * kLaneAlign));
-    for (int64_t t = begin; t < end; ++t) {
-      const int64_t nc = t % n_chunks, mbi = (t / n_chunks) % m_blocks, g = t / (n_chunks * m_blocks);
-      const int64_t n0 = nc * n_step, n1 = std::min(N, n0 + n_step);
-      // Blocks of K keep a task's codes of a (kLaneAlign x kKBlock bytes) in the core's L2 cache.
+    for (int64_t t0 = begin; t0 < end;) {
+      const int64_t block = t0 / n_chunks, t1 = std::min(end, (block + 1) * n_chunks);
+      const int64_t mbi = block % m_blocks, g = block / m_blocks;
       for (int64_t k0 = 0; k0 < K; k0 += kKBlock) {
         GemmProblem q = p;
         q.K = std::min(kKBlock, K - k0);
@@ -105,8 +105,12 @@ torch::Tensor lut_gemm(const std::string& kernel, const torch::Tensor& at, const
         q.ct = p.ct + g * p.ct_g + mbi * kLaneAlign;
         q.ct_g = 0;
         q.accumulate = k0 > 0;
-        fn(q, 0, 0, kLaneAlign, n0, n1);
+        for (int64_t t = t0; t < t1; ++t) {
+          const int64_t n0 = (t % n_chunks) * n_step, n1 = std::min(N, n0 + n_step);
+          fn(q, 0, 0, kLaneAlign, n0, n1);
+        }
       }
+      t0 = t1;
     }
   });
   return ct;
