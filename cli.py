@@ -365,10 +365,11 @@ def library_remove(name: str, library_dir: Path | None) -> None:
 @click.option(
     "--lut",
     "lut_kind",
-    type=click.Choice(["approx", "trunc", "exact"]),
+    type=click.Choice(["approx", "wide", "trunc", "exact"]),
     default="approx",
     show_default=True,
-    help="approx: truncated sign-magnitude 8x8 (LUT engine); trunc: decomposable; exact: exact product.",
+    help="approx: truncated sign-magnitude 8x8 (LUT engine; error spans 63 values); wide: its error spans 1023 "
+    "values (two byte planes everywhere); trunc: decomposable; exact: exact product.",
 )
 @click.option("--repeat", type=click.IntRange(1, None), default=None, help="Timed runs per case (best kept).")
 @click.option("--no-networks", is_flag=True, help="Skip the whole-network cases.")

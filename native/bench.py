@@ -31,7 +31,7 @@ from .prepared import PreparedLut, code_values
 
 T = TypeVar("T")
 
-LUT_KINDS = ("approx", "trunc", "exact")
+LUT_KINDS = ("approx", "wide", "trunc", "exact")
 _GRAD_RTOL = 1e-4
 NATIVE_ISA_ENV = ("ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS")
 """Environment variables that cap the ISA of native fp32 PyTorch (oneDNN convolutions, MKL GEMMs); read by
@@ -114,15 +114,17 @@ def bench_lut(kind: str = "approx") -> PreparedLut:
     """An 8x8 signed multiplier with difference-gradient tables.
 
     ``approx``: the sign-magnitude product with its 5 low magnitude bits cut (a truncated multiplier;
-    its error is not low-rank, so it runs on the LUT engine); ``trunc``: the product with the 2 low
+    its error is not low-rank, so it runs on the LUT engine; it spans 63 values, so the AVX2 path runs it
+    as the exact product plus one byte plane of the error); ``wide``: 9 bits cut (the error spans 1023
+    values: every path looks up both byte planes of the table); ``trunc``: the product with the 2 low
     bits of the weight cut (``decomp`` with one term); ``exact``: the exact product.
     """
     from ..lutgen.lut import Lut
 
     v = code_values(8, True).numpy()
     exact = np.multiply.outer(v, v)
-    if kind == "approx":
-        table = np.sign(exact) * (np.abs(exact) & ~31)
+    if kind in ("approx", "wide"):
+        table = np.sign(exact) * (np.abs(exact) & ~(31 if kind == "approx" else 511))
     elif kind == "trunc":
         table = np.multiply.outer(v, v & ~3)
     elif kind == "exact":

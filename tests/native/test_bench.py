@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from approxlut.cli import main
 from approxlut.native.bench import NATIVE_ISA_ENV, limit_native_isa, native_isa
-from approxlut.native.cpu_features import ISA_ENV
+from approxlut.native.cpu_features import ISA_ENV, detect
 
 
 def test_bench_quick_json_verified() -> None:
@@ -61,3 +61,20 @@ def test_native_isa_respects_a_cap_set_by_the_user(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE")
     limit_native_isa("AVX2")
     assert native_isa() == "AVX512_CORE (ONEDNN_MAX_CPU_ISA=AVX512_CORE, MKL_ENABLE_INSTRUCTIONS=AVX2)"
+
+
+@pytest.mark.skipif("avx2" not in detect().paths(), reason="the CPU has no AVX2")
+def test_bench_lut_kinds_pick_the_avx2_paths(monkeypatch: pytest.MonkeyPatch) -> None:
+    """approx (error spans 63 values): exact product + one plane of the error; wide: two planes of T."""
+    for name in (ISA_ENV, *NATIVE_ISA_ENV):
+        monkeypatch.delenv(name, raising=False)
+    paths = {}
+    for kind in ("approx", "wide"):
+        args = ["bench", "--quick", "--json", "--no-networks", "--isa", "avx2", "--lut", kind]
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 0, result.output
+        rows = json.loads(result.stdout)
+        assert all(r["verified"] for r in rows)
+        paths[kind] = rows[0]["path"]
+    assert "exact product + one byte plane" in paths["approx"], paths
+    assert paths["wide"] == "cpu (avx2)", paths
