@@ -9,6 +9,7 @@ or ``LUTGEN_ENGINE``) that cannot run raises :class:`NativeUnavailableError` ins
 from __future__ import annotations
 
 import os
+import threading
 import warnings
 from typing import Any
 
@@ -161,6 +162,18 @@ def pack_codes(x: torch.Tensor, bits: int) -> torch.Tensor:
     return codes & ((1 << bits) - 1)
 
 
+_WORKSPACES = threading.local()
+
+
+def _panel_workspace() -> torch.Tensor:
+    """This thread's buffer for the direct conv's code panel (grown by the packing, kept between calls)."""
+    workspace = getattr(_WORKSPACES, "panel", None)
+    if workspace is None:
+        workspace = torch.empty(0, dtype=torch.uint8)
+        _WORKSPACES.panel = workspace
+    return workspace
+
+
 class CpuEngine(Engine):
     """The C++ kernels (AVX2 / AVX-512BW / AVX-512 VBMI / scalar, chosen at run time), built on first use."""
 
@@ -233,7 +246,15 @@ class CpuEngine(Engine):
         ext = build.load()
         codes = x if x.dtype in (torch.int8, torch.uint8) else pack_codes(x, lut.bits_a)
         at, max_code = ext.conv2d_pack(
-            codes.contiguous(), kh, kw, list(stride), list(padding), list(dilation), groups, (1 << lut.bits_a) - 1
+            codes.contiguous(),
+            kh,
+            kw,
+            list(stride),
+            list(padding),
+            list(dilation),
+            groups,
+            (1 << lut.bits_a) - 1,
+            _panel_workspace(),
         )
         b = w.reshape(groups, out_ch // groups, -1).transpose(1, 2)
         split = splits_exact_product(choose_path(), lut)
