@@ -135,14 +135,21 @@ def bench_lut(kind: str = "approx") -> PreparedLut:
     return PreparedLut.from_lut(lut)
 
 
-def _best_time(fn: Callable[[], object], repeat: int) -> float:
-    fn()
-    best = float("inf")
+def _best_times(native: Callable[[], object], engine: Callable[[], object], repeat: int) -> tuple[float, float]:
+    """Best of ``repeat`` timed runs of each, after a warm-up, alternating native and engine runs so that
+    a slow spell of a shared machine falls on both sides of the ratio."""
+    native()
+    engine()
+    best_native = best_engine = float("inf")
     for _ in range(repeat):
         start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
+        native()
+        middle = time.perf_counter()
+        engine()
+        end = time.perf_counter()
+        best_native = min(best_native, middle - start)
+        best_engine = min(best_engine, end - middle)
+    return best_native, best_engine
 
 
 def _timed_once(fn: Callable[[], T]) -> tuple[T, float]:
@@ -197,8 +204,7 @@ def _bench_layer(
     path = path_for(lut, engine)
     if not backward:
         with torch.no_grad():
-            native_s = _best_time(lambda: native(x, w), repeat)
-            engine_s = _best_time(lambda: approx(x, w), repeat)
+            native_s, engine_s = _best_times(lambda: native(x, w), lambda: approx(x, w), repeat)
             out = approx(x, w)
             ref, ref_s = _timed_once(lambda: approx(x[:verify], w, "reference"))
         verified = torch.equal(out[:verify], ref)
@@ -213,8 +219,7 @@ def _bench_layer(
         assert xg.grad is not None and wg.grad is not None
         return xg.grad, wg.grad
 
-    native_s = _best_time(lambda: run(native, x, grad_out), repeat)
-    engine_s = _best_time(lambda: run(approx, x, grad_out), repeat)
+    native_s, engine_s = _best_times(lambda: run(native, x, grad_out), lambda: run(approx, x, grad_out), repeat)
     gx, _ = run(approx, x, grad_out)
     (ref_gx, ref_gw), ref_s = _timed_once(
         lambda: run(lambda a, b: approx(a, b, "reference"), x[:verify], grad_out[:verify])
@@ -238,8 +243,7 @@ def _bench_network(
     images = torch.randn((batch, 3, 32, 32), generator=gen)
     approx = approximate(model, lut, images[: min(batch, 8)], engine=engine)
     with torch.no_grad():
-        native_s = _best_time(lambda: model(images), repeat)
-        engine_s = _best_time(lambda: approx(images), repeat)
+        native_s, engine_s = _best_times(lambda: model(images), lambda: approx(images), repeat)
         out = approx(images)
         set_engine(approx, "reference")
         ref, ref_s = _timed_once(lambda: approx(images[:verify]))

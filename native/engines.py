@@ -125,17 +125,20 @@ def kernel_for(isa: str, lut: PreparedLut, *, error: bool = False) -> tuple[str,
     return "avx512vbmi/bytes", "bytes"
 
 
-def table_layout(lut: PreparedLut, layout: str) -> tuple[torch.Tensor, int, int, int]:
+def table_layout(lut: PreparedLut, layout: str, bits_eff: int | None = None) -> tuple[torch.Tensor, int, int, int]:
     """``(table, column stride, plane stride, bias)`` of a LUT in a CPU kernel layout (cached).
 
     Strides are in bytes; the kernels add ``bias`` back per product (stored entry + bias = T, or = E for
-    ``bytes1-error``).
+    ``bytes1-error``). With ``bits_eff`` (every code of ``a`` is below ``2^bits_eff``) the register-table
+    layouts keep only the rows those codes reach: after a ReLU that halves the table, and its columns sit
+    back to back, so they spread over every set of the L1 cache instead of every other one.
     """
+    full = 1 << lut.bits_a
+    rows = full if layout == "i32" or bits_eff is None else min(full, 1 << bits_eff)
 
     def build() -> tuple[torch.Tensor, int, int, int]:
         source = lut.error_table() if layout == "bytes1-error" else lut.forward
-        columns = source.to("cpu").t().to(torch.int64).contiguous()  # [2^bits_b, 2^bits_a]: column b
-        rows = columns.shape[1]
+        columns = source.to("cpu").t()[:, :rows].to(torch.int64).contiguous()  # [2^bits_b, rows]: column b
         if layout == "i32":
             return columns.to(torch.int32), 4 * rows, 0, 0
         padded = max(64, rows)
@@ -153,7 +156,7 @@ def table_layout(lut: PreparedLut, layout: str) -> tuple[torch.Tensor, int, int,
             planes[:, 1, :rows] = ((unsigned >> 8) & 0xFF).to(torch.uint8)
         return planes, count * padded, padded if count == 2 else 0, low
 
-    return lut.cached(f"cpu-layout:{layout}", build)
+    return lut.cached(f"cpu-layout:{layout}:{rows}", build)
 
 
 def pack_codes(x: torch.Tensor, bits: int) -> torch.Tensor:
@@ -281,7 +284,7 @@ class CpuEngine(Engine):
         bits_eff = max(1, max_code.bit_length())
         bc = pack_codes(b, lut.bits_b)  # n-major when b is a transposed view of [G, N, K] weights
         kernel, layout = kernel_for(isa, lut, error=error)
-        table, col_stride, plane_stride, bias = table_layout(lut, layout)
+        table, col_stride, plane_stride, bias = table_layout(lut, layout, bits_eff)
         self.last_path = f"{kernel} a{bits_eff}" + (" + exact product" if error else "")
         # Each int32 partial sum covers at most `chunk` products, so it cannot wrap; wider sums go int64.
         chunk = max(1, INT32_MAX // max(lut.max_abs, 1))
