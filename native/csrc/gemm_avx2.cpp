@@ -40,6 +40,14 @@ inline __m256i load_subtable(const uint8_t* p) {
   return _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
 }
 
+// vpblendvb: b where the top bit of a mask byte is set, else a. (GCC's builtin first widens the mask to whole
+// bytes with a compare: one needless instruction per blend.)
+inline __m256i blend(__m256i a, __m256i b, __m256i mask) {
+  __m256i out;
+  asm("vpblendvb %3, %2, %1, %0" : "=x"(out) : "x"(a), "x"(b), "x"(mask));
+  return out;
+}
+
 // Look-up of 32 byte lanes in S consecutive 16-entry sub-tables starting at `plane`: vpshufb on the low
 // nibble per sub-table, then a tree of byte blends on bits 4.. of the code (masks[i] has bit 4+i in bit 7).
 template <int S>
@@ -48,57 +56,67 @@ inline __m256i tree_lookup(const uint8_t* plane, __m256i low, const __m256i* mas
     return _mm256_shuffle_epi8(load_subtable(plane), low);
   } else {
     constexpr int level = S == 2 ? 0 : S == 4 ? 1 : S == 8 ? 2 : 3;
-    return _mm256_blendv_epi8(tree_lookup<S / 2>(plane, low, masks), tree_lookup<S / 2>(plane + 8 * S, low, masks),
-                              masks[level]);
+    return blend(tree_lookup<S / 2>(plane, low, masks), tree_lookup<S / 2>(plane + 8 * S, low, masks), masks[level]);
   }
+}
+
+// 32 lanes (rows m) times C columns n: each k step computes the code masks once for the C columns.
+template <int S, int P, int C>
+void nibble_columns(const GemmProblem& p, const uint8_t* atg, const uint8_t* bcg, int32_t* ctg, int64_t mb, int64_t n) {
+  constexpr int64_t kChunk = 256;  // k steps per 16-bit accumulation (byte sums stay below 2^16)
+  const __m256i nibble = _mm256_set1_epi8(0x0F);
+  alignas(32) int32_t acc[C][32] = {};
+  for (int64_t k0 = 0; k0 < p.K; k0 += kChunk) {
+    const int64_t k1 = k0 + kChunk < p.K ? k0 + kChunk : p.K;
+    // Word j of w* sums byte lanes 2j and 2j+1 as (even + 256*odd) mod 2^16; o* sums the odd lanes.
+    __m256i wl[C], ol[C], wh[C], oh[C];
+    for (int c = 0; c < C; ++c) wl[c] = ol[c] = wh[c] = oh[c] = _mm256_setzero_si256();
+    for (int64_t k = k0; k < k1; ++k) {
+      const __m256i idx = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(atg + k * p.at_k + mb));
+      __m256i masks[4];
+      masks[0] = _mm256_slli_epi16(idx, 3);
+      masks[1] = _mm256_slli_epi16(idx, 2);
+      masks[2] = _mm256_slli_epi16(idx, 1);
+      masks[3] = idx;
+      const __m256i low = S == 1 ? idx : _mm256_and_si256(idx, nibble);
+      for (int c = 0; c < C; ++c) {
+        const uint8_t* col = p.table + bcg[k * p.bc_k + (n + c) * p.bc_n] * p.col_stride;
+        const __m256i lo = tree_lookup<S>(col, low, masks);
+        wl[c] = _mm256_add_epi16(wl[c], lo);
+        ol[c] = _mm256_add_epi16(ol[c], _mm256_srli_epi16(lo, 8));
+        if constexpr (P == 2) {
+          const __m256i hi = tree_lookup<S>(col + p.plane_stride, low, masks);
+          wh[c] = _mm256_add_epi16(wh[c], hi);
+          oh[c] = _mm256_add_epi16(oh[c], _mm256_srli_epi16(hi, 8));
+        }
+      }
+    }
+    // Entries are stored as T - bias (unsigned planes): add bias back per product.
+    const int64_t offset = p.bias * (k1 - k0);
+    for (int c = 0; c < C; ++c) {
+      alignas(32) uint16_t el[16], od[16], eh[16], oh16[16];
+      _mm256_store_si256(reinterpret_cast<__m256i*>(el), _mm256_sub_epi16(wl[c], _mm256_slli_epi16(ol[c], 8)));
+      _mm256_store_si256(reinterpret_cast<__m256i*>(od), ol[c]);
+      _mm256_store_si256(reinterpret_cast<__m256i*>(eh), _mm256_sub_epi16(wh[c], _mm256_slli_epi16(oh[c], 8)));
+      _mm256_store_si256(reinterpret_cast<__m256i*>(oh16), oh[c]);
+      for (int j = 0; j < 16; ++j) {
+        acc[c][2 * j] += static_cast<int32_t>(el[j] + 256 * eh[j] + offset);
+        acc[c][2 * j + 1] += static_cast<int32_t>(od[j] + 256 * oh16[j] + offset);
+      }
+    }
+  }
+  for (int c = 0; c < C; ++c) store_lanes(ctg + (n + c) * p.ct_n + mb, acc[c], 32, p.accumulate);
 }
 
 template <int S, int P>
 void avx2_nibble(const GemmProblem& p, int64_t g, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
-  constexpr int64_t kChunk = 256;  // k steps per 16-bit accumulation (byte sums stay below 2^16)
   const uint8_t* atg = p.at + g * p.at_g;
   const uint8_t* bcg = p.bc + g * p.bc_g;
   int32_t* ctg = p.ct + g * p.ct_g;
-  const __m256i nibble = _mm256_set1_epi8(0x0F);
   for (int64_t mb = m0; mb < m1; mb += 32) {
-    for (int64_t n = n0; n < n1; ++n) {
-      alignas(32) int32_t acc[32] = {};
-      for (int64_t k0 = 0; k0 < p.K; k0 += kChunk) {
-        const int64_t k1 = k0 + kChunk < p.K ? k0 + kChunk : p.K;
-        // Word j of w* sums byte lanes 2j and 2j+1 as (even + 256*odd) mod 2^16; o* sums the odd lanes.
-        __m256i wl = _mm256_setzero_si256(), ol = wl, wh = wl, oh = wl;
-        for (int64_t k = k0; k < k1; ++k) {
-          const uint8_t* col = p.table + bcg[k * p.bc_k + n * p.bc_n] * p.col_stride;
-          const __m256i idx = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(atg + k * p.at_k + mb));
-          __m256i masks[4];
-          masks[0] = _mm256_slli_epi16(idx, 3);
-          masks[1] = _mm256_slli_epi16(idx, 2);
-          masks[2] = _mm256_slli_epi16(idx, 1);
-          masks[3] = idx;
-          const __m256i low = S == 1 ? idx : _mm256_and_si256(idx, nibble);
-          const __m256i lo = tree_lookup<S>(col, low, masks);
-          wl = _mm256_add_epi16(wl, lo);
-          ol = _mm256_add_epi16(ol, _mm256_srli_epi16(lo, 8));
-          if constexpr (P == 2) {
-            const __m256i hi = tree_lookup<S>(col + p.plane_stride, low, masks);
-            wh = _mm256_add_epi16(wh, hi);
-            oh = _mm256_add_epi16(oh, _mm256_srli_epi16(hi, 8));
-          }
-        }
-        // Entries are stored as T - bias (both planes unsigned): add bias back per product.
-        const int64_t offset = p.bias * (k1 - k0);
-        alignas(32) uint16_t el[16], od[16], eh[16], oh16[16];
-        _mm256_store_si256(reinterpret_cast<__m256i*>(el), _mm256_sub_epi16(wl, _mm256_slli_epi16(ol, 8)));
-        _mm256_store_si256(reinterpret_cast<__m256i*>(od), ol);
-        _mm256_store_si256(reinterpret_cast<__m256i*>(eh), _mm256_sub_epi16(wh, _mm256_slli_epi16(oh, 8)));
-        _mm256_store_si256(reinterpret_cast<__m256i*>(oh16), oh);
-        for (int j = 0; j < 16; ++j) {
-          acc[2 * j] += static_cast<int32_t>(el[j] + 256 * eh[j] + offset);
-          acc[2 * j + 1] += static_cast<int32_t>(od[j] + 256 * oh16[j] + offset);
-        }
-      }
-      store_lanes(ctg + n * p.ct_n + mb, acc, 32, p.accumulate);
-    }
+    int64_t n = n0;
+    for (; n + 2 <= n1; n += 2) nibble_columns<S, P, 2>(p, atg, bcg, ctg, mb, n);
+    if (n < n1) nibble_columns<S, P, 1>(p, atg, bcg, ctg, mb, n);
   }
 }
 
