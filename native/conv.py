@@ -184,7 +184,11 @@ class _Lowered:
     def _bmm_backward(
         self, a: torch.Tensor, b: torch.Tensor, grad_c: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.engine.lut_bmm_backward(a, b, grad_c.contiguous(), self.lut, ste=self.ste)
+        if self.ste:  # the exact product's gradients: two native GEMMs on the operand values
+            gc = grad_c.to(torch.float32)
+            grad_a = torch.bmm(gc, b.to(torch.float32).transpose(1, 2))
+            return grad_a, torch.bmm(a.to(torch.float32).transpose(1, 2), gc)
+        return self.engine.lut_bmm_backward(a, b, grad_c.contiguous(), self.lut, ste=False)
 
 
 class Conv2dLowering(_Lowered):
@@ -245,6 +249,8 @@ class Conv2dLowering(_Lowered):
         return True
 
     def backward(self, x: torch.Tensor, w: torch.Tensor, grad_out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.ste:
+            return self._ste_backward(x, w, grad_out)
         n, c, h, wd = x.shape
         _, _, kh, kw = w.shape
         oh, ow = grad_out.shape[2], grad_out.shape[3]
@@ -260,6 +266,24 @@ class Conv2dLowering(_Lowered):
             grad_x[s:e] = fold_input_grad(ga, (e - s, c, h, wd), kh, kw, self.spec)
             grad_b += gb
         return grad_x, weight_grad(grad_b, w.shape)
+
+    def _ste_backward(
+        self, x: torch.Tensor, w: torch.Tensor, grad_out: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Straight-through gradients are those of the exact product: torch's own convolution backward on
+        the operand values (the zero padding is value 0, as in the forward pass)."""
+        spec = self.spec
+        top, bottom, left, right = spec.padding
+        xv, wv = x.to(torch.float32), w.to(torch.float32)
+        symmetric = top == bottom and left == right
+        padded = xv if symmetric else F.pad(xv, (left, right, top, bottom))
+        pad = (top, left) if symmetric else (0, 0)
+        conv = {"stride": spec.stride, "padding": pad, "dilation": spec.dilation, "groups": spec.groups}
+        grad_x = torch.nn.grad.conv2d_input(padded.shape, wv, grad_out, **conv)
+        grad_w = torch.nn.grad.conv2d_weight(padded, wv.shape, grad_out, **conv)
+        if not symmetric:
+            grad_x = grad_x[:, :, top : top + x.shape[2], left : left + x.shape[3]].contiguous()
+        return grad_x, grad_w
 
 
 class Conv1dLowering(Conv2dLowering):

@@ -168,6 +168,22 @@ def test_conv2d_ste_gradients_equal_exact_product_gradients(engine: str) -> None
 
 
 @pytest.mark.parametrize("engine", ENGINES)
+def test_conv2d_ste_gradients_with_asymmetric_padding_and_dilation(engine: str) -> None:
+    """ "same" with an even kernel pads (1, 2) per axis; the gradient of the padding is dropped."""
+    lut = random_lut(6, 6, True, seed=18)
+    x = values((2, 3, 7, 6), 6, True, 19).requires_grad_()
+    w = values((4, 3, 4, 4), 6, True, 20).requires_grad_()
+    approx_conv2d(x, w, lut, padding="same", grad="ste", engine=engine).sum().backward()
+    approx_conv2d(x, w, lut, 1, 2, 2, grad="ste", engine=engine).sum().backward()  # dilation 2: grads add up
+    xr = x.detach().double().requires_grad_()
+    wr = w.detach().double().requires_grad_()
+    (F.conv2d(F.pad(xr, (1, 2, 1, 2)), wr).sum() + F.conv2d(xr, wr, padding=2, dilation=2).sum()).backward()
+    assert x.grad is not None and w.grad is not None
+    torch.testing.assert_close(x.grad.double(), xr.grad, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(w.grad.double(), wr.grad, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize(("stride", "padding", "dilation", "groups"), [(1, 0, 1, 1), (2, 2, 2, 3), (1, 1, 1, 6)])
 def test_conv1d_matches_conv2d_reference(stride: int, padding: int, dilation: int, groups: int, engine: str) -> None:
     lut = random_lut(6, 6, True, seed=15)
