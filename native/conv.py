@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from torch.nn.grad import conv2d_input, conv2d_weight
 
 from ..errors import ConfigError
 from .decompose import DecompEngine, decomposed_conv2d
@@ -279,8 +280,8 @@ class Conv2dLowering(_Lowered):
         padded = xv if symmetric else F.pad(xv, (left, right, top, bottom))
         pad = (top, left) if symmetric else (0, 0)
         conv = {"stride": spec.stride, "padding": pad, "dilation": spec.dilation, "groups": spec.groups}
-        grad_x = torch.nn.grad.conv2d_input(padded.shape, wv, grad_out, **conv)
-        grad_w = torch.nn.grad.conv2d_weight(padded, wv.shape, grad_out, **conv)
+        grad_x = conv2d_input(padded.shape, wv, grad_out, **conv)
+        grad_w = conv2d_weight(padded, wv.shape, grad_out, **conv)
         if not symmetric:
             grad_x = grad_x[:, :, top : top + x.shape[2], left : left + x.shape[3]].contiguous()
         return grad_x, grad_w
