@@ -324,7 +324,8 @@ class CpuEngine(Engine):
         gc = grad_c.to(torch.float32).contiguous()
         gct = gc.transpose(1, 2).contiguous()
         self.last_path = "cpu/backward"
-        grad_a, grad_b = ext.lut_gemm_backward(ca, at, cb, gc, gct, ga_rows, gb_cols)
+        gb_rows = gb_table.to("cpu").contiguous()
+        grad_a, grad_b = ext.lut_gemm_backward(ca, at, cb, gc, gct, ga_rows, gb_cols, gb_rows)
         return grad_a, grad_b
 
 

@@ -117,12 +117,13 @@ torch::Tensor lut_gemm(const std::string& kernel, const torch::Tensor& at, const
 }
 
 // (grad_a [G][M][K], grad_b [G][K][N]) from codes ca [G][M][K], at [G][K][M], cb [G][K][N], grad_c
-// [G][M][N] (float32) and its transpose, and gradient tables ga_rows [NA][NB], gb_cols [NB][NA].
+// [G][M][N] (float32) and its transpose, and gradient tables ga_rows [NA][NB], gb_cols [NB][NA] and
+// gb_rows [NA][NB].
 std::vector<torch::Tensor> lut_gemm_backward(const torch::Tensor& ca, const torch::Tensor& at,
                                              const torch::Tensor& cb, const torch::Tensor& gc,
                                              const torch::Tensor& gct, const torch::Tensor& ga_rows,
-                                             const torch::Tensor& gb_cols) {
-  for (const auto* t : {&ca, &at, &cb, &gc, &gct, &ga_rows, &gb_cols}) {
+                                             const torch::Tensor& gb_cols, const torch::Tensor& gb_rows) {
+  for (const auto* t : {&ca, &at, &cb, &gc, &gct, &ga_rows, &gb_cols, &gb_rows}) {
     TORCH_CHECK(t->device().is_cpu() && t->is_contiguous(), "backward operands must be contiguous CPU tensors");
   }
   const int64_t G = ca.size(0), M = ca.size(1), K = ca.size(2), N = cb.size(2);
@@ -136,6 +137,7 @@ std::vector<torch::Tensor> lut_gemm_backward(const torch::Tensor& ca, const torc
   p.gct = gct.data_ptr<float>();
   p.ga_rows = ga_rows.data_ptr<float>();
   p.gb_cols = gb_cols.data_ptr<float>();
+  p.gb_rows = gb_rows.data_ptr<float>();
   p.grad_a = grad_a.data_ptr<float>();
   p.grad_b = grad_b.data_ptr<float>();
   p.M = M;

@@ -88,12 +88,14 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void backward_grad_
 #pragma omp simd
       for (int64_t n = 0; n < p.N; ++n) bucket[n] += gc[n];
     }
+    // out[n] = sum over c (in order) of sums[c][n] * Gb[c][b_n]: rows of sums and of Gb, consecutive in n.
     float* out = p.grad_b + row * p.N;
-    for (int64_t n = 0; n < p.N; ++n) {
-      const float* table_col = p.gb_cols + static_cast<int64_t>(cb[n]) * p.NA;
-      float s = 0.0f;
-      for (int64_t c = 0; c < p.NA; ++c) s += sums[c * p.N + n] * table_col[c];
-      out[n] = s;
+    for (int64_t n = 0; n < p.N; ++n) out[n] = 0.0f;
+    for (int64_t c = 0; c < p.NA; ++c) {
+      const float* bucket = sums + c * p.N;
+      const float* table_row = p.gb_rows + c * p.NB;
+#pragma omp simd
+      for (int64_t n = 0; n < p.N; ++n) out[n] += bucket[n] * table_row[cb[n]];
     }
   }
 }

@@ -70,6 +70,7 @@ struct BackwardProblem {
   const float* gct;   // grad_c transposed: gct[(g*N + n)*M + m]
   const float* ga_rows;  // Ga[a][b] at ga_rows[a*NB + b]
   const float* gb_cols;  // Gb[a][b] at gb_cols[b*NA + a]
+  const float* gb_rows;  // Gb[a][b] at gb_rows[a*NB + b]
   float* grad_a;         // [G][M][K]
   float* grad_b;         // [G][K][N]
   int64_t M, K, N, NA, NB;
