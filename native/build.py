@@ -5,8 +5,9 @@ Nothing compiles at import: :func:`load` builds on first use (one line on stderr
 build`` does it ahead of time. One build holds every ISA path: the per-ISA sources select their
 instruction sets with ``#pragma GCC target``, and the path is chosen at run time.
 
-A fresh build removes the other CPU build folders (older sources, other torch versions) unless another
-process holds their build lock; ``lutgen native clean`` does the same on demand.
+A fresh build removes the other CPU build folders of its torch version (older sources) unless another
+process holds their build lock (builds of other torch versions may belong to another environment sharing
+the cache); ``lutgen native clean`` removes every other build on demand.
 """
 
 from __future__ import annotations
@@ -161,7 +162,7 @@ def _build(*, verbose: bool) -> ModuleType:
         os.environ["PATH"] = old_path
     if fresh:
         print(f"lutgen: native kernels built in {time.monotonic() - start:.0f} s", file=sys.stderr)
-        pruned = prune_builds(keep=directory)
+        pruned = prune_builds(keep=directory, same_torch=True)
         if pruned.removed:
             removed = f"{len(pruned.removed)} old native build(s), {pruned.freed_bytes} bytes"
             print(f"lutgen: removed {removed}", file=sys.stderr)
@@ -246,15 +247,22 @@ def cpu_builds() -> list[Path]:
     return sorted(path for path in root.iterdir() if path.is_dir() and BUILD_NAME.fullmatch(path.name))
 
 
-def prune_builds(*, keep: Path | None) -> PruneReport:
-    """Remove every CPU build folder but ``keep``; skip those whose build lock another process holds.
+def prune_builds(*, keep: Path | None, same_torch: bool = False) -> PruneReport:
+    """Remove every CPU build folder but ``keep`` (with ``same_torch``, only the builds of this torch version:
+    another environment with another torch may share the cache); skip those whose build lock another
+    process holds.
 
     A folder is locked, renamed aside (so a build starting now gets a fresh folder) and then deleted.
     Permission and other OS errors are collected in ``failed``, never raised.
     """
     report = PruneReport(removed=[], freed_bytes=0, busy=[], failed=[])
+    prefix = ""
+    if same_torch:
+        import torch
+
+        prefix = f"{torch.__version__}-"
     for folder in cpu_builds():
-        if keep is not None and folder == keep:
+        if (keep is not None and folder == keep) or not folder.name.startswith(prefix):
             continue
         try:
             fd = _lock(folder, blocking=False)

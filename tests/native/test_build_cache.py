@@ -9,6 +9,7 @@ import types
 from pathlib import Path
 
 import pytest
+import torch
 from click.testing import CliRunner
 
 from approxlut.cli import main
@@ -101,8 +102,10 @@ def test_a_fresh_build_prunes_old_builds_and_a_load_does_not(
 ) -> None:
     from torch.utils import cpp_extension
 
-    old = cache / "2.4.1-00000000000000aa"
+    old = cache / f"{torch.__version__}-00000000000000aa"
+    other_torch = cache / "2.4.1-00000000000000aa"  # another environment's build: left alone
     make_build(old, 64)
+    make_build(other_torch, 64)
 
     def fake_load(*, name: str, build_directory: str, **_: object) -> types.ModuleType:
         (Path(build_directory) / f"{name}.so").write_bytes(b"")
@@ -111,7 +114,7 @@ def test_a_fresh_build_prunes_old_builds_and_a_load_does_not(
     monkeypatch.setattr(build, "compiler", lambda: "/usr/bin/c++")
     monkeypatch.setattr(cpp_extension, "load", fake_load)
     build._build(verbose=False)
-    assert not old.exists() and build.is_built()
+    assert not old.exists() and other_torch.is_dir() and build.is_built()
     assert "removed 1 old native build(s), 64 bytes" in capsys.readouterr().err
 
     make_build(old, 64)
