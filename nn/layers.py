@@ -153,6 +153,10 @@ class ApproxModule(Calibratable, nn.Module):
     def _activation_quantizers(self) -> list[ActivationQuantizer]:
         return [m for m in self.modules() if isinstance(m, ActivationQuantizer)]
 
+    def _quantizer_bits(self, resolved: ResolvedConfig) -> list[tuple[ActivationQuantizer, int]]:
+        """Each activation quantiser with its operand width under ``resolved`` (all operand ``a`` here)."""
+        return [(q, resolved.bits_a) for q in self._activation_quantizers()]
+
     def set_config(self, config: LayerConfig) -> None:
         """Use another multiplier/quantisation; recalibrated from kept statistics where there are any."""
         resolved = resolve_config(config)
@@ -161,14 +165,17 @@ class ApproxModule(Calibratable, nn.Module):
         self.resolved = resolved
         if resolved.is_float:
             return
-        for quantizer in self._activation_quantizers():
+        before = {}
+        if previous is not None and not previous.is_float:
+            before = {id(q): bits for q, bits in self._quantizer_bits(previous)}
+        for quantizer, bits in self._quantizer_bits(resolved):
             if quantizer.observing:
                 continue
             if quantizer.observer is not None and not quantizer.observer.empty:
-                quantizer.freeze(resolved.bits_a, resolved.scheme, config.calibration, config.percentile)
-            elif quantizer.calibrated and previous is not None and not previous.is_float:
+                quantizer.freeze(bits, resolved.scheme, config.calibration, config.percentile)
+            elif quantizer.calibrated and previous is not None and id(quantizer) in before:
                 # no statistics (e.g. loaded from a state dict): keep the calibrated real range
-                quantizer.requantize(previous.bits_a, previous.scheme, resolved.bits_a, resolved.scheme)
+                quantizer.requantize(before[id(quantizer)], previous.scheme, bits, resolved.scheme)
 
     @property
     def multiplier_name(self) -> str:
@@ -191,10 +198,9 @@ class ApproxModule(Calibratable, nn.Module):
 
     def freeze(self) -> None:
         resolved = self.resolved
-        bits = resolved.bits_a if not resolved.is_float else 8
         scheme = resolved.scheme if not resolved.is_float else "symmetric"
-        for quantizer in self._activation_quantizers():
-            quantizer.freeze(bits, scheme, self.config.calibration, self.config.percentile)
+        for quantizer, bits in self._quantizer_bits(resolved):
+            quantizer.freeze(bits or 8, scheme, self.config.calibration, self.config.percentile)
 
     def set_bias_correction(self, correction: torch.Tensor | None) -> None:
         """Set (or clear with ``None``) the per-output-channel value added after rescaling."""

@@ -485,9 +485,11 @@ def calibration(model: nn.Module, *, reset: bool = True) -> Iterator[nn.Module]:
 
     Statistics start afresh unless ``reset=False`` (then they add to those of earlier calibrations).
     The model runs in eval mode inside the block (BatchNorm statistics stay untouched); each module's
-    training flag is restored afterwards.
+    training flag is restored afterwards. Calibratable objects held as plain attributes of the root (the
+    capture of products, which creates new products while observing) take part too.
     """
-    layers = [m for m in model.modules() if isinstance(m, Calibratable)]
+    layers: list[Any] = [m for m in model.modules() if isinstance(m, Calibratable)]
+    layers += [v for v in vars(model).values() if isinstance(v, Calibratable) and not isinstance(v, nn.Module)]
     modes = {m: m.training for m in model.modules()}
     model.eval()
     for layer in layers:

@@ -14,15 +14,19 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.modules.linear import NonDynamicallyQuantizableLinear
 
 from ..errors import ConfigError
+from .capture import attach_capture, detach_capture, plausible_product_name
 from .config import AssignmentMapping, LayerConfig, Spec
 from .layers import ApproxConv1d, ApproxConv2d, ApproxConvTranspose2d, ApproxLinear, ApproxModule
+from .products import ApproxProduct
 from .quant import calibrate
 from .rnn import ApproxGRU, ApproxGRUCell, ApproxLSTM, ApproxLSTMCell, ApproxRNN, ApproxRNNCell
 
 _DEFAULT_MAPPING: dict[type[nn.Module], type[nn.Module]] = {
     nn.Linear: ApproxLinear,
+    NonDynamicallyQuantizableLinear: ApproxLinear,  # nn.MultiheadAttention's out_proj
     nn.Conv1d: ApproxConv1d,
     nn.Conv2d: ApproxConv2d,
     nn.ConvTranspose2d: ApproxConvTranspose2d,
@@ -50,6 +54,9 @@ def _replacement(
     config = assignment.config_for(name, module)
     approx_cls = mapping.get(type(module))
     try:
+        if isinstance(module, ApproxProduct):
+            module.set_config(config)
+            return None
         if isinstance(module, ApproxModule):
             if config.is_float:
                 return module.to_float()
@@ -92,14 +99,24 @@ def _swap(
     return visit("", model)
 
 
-def _check_names(model: nn.Module, rules: AssignmentMapping, table: Mapping[type[nn.Module], type[nn.Module]]) -> None:
-    """Exact layer names in ``rules`` must name approximable layers (a typo must not pass silently)."""
+def _check_names(
+    model: nn.Module, rules: AssignmentMapping, table: Mapping[type[nn.Module], type[nn.Module]], *, discovered: bool
+) -> None:
+    """Exact layer names in ``rules`` must name approximable layers or products (a typo must not pass silently).
+
+    Until the products are discovered, a name that could be a product of an existing module
+    (``blocks.0.attn.qk``) is accepted.
+    """
     known = [
         name
         for name, m in model.named_modules(remove_duplicate=False)
         if isinstance(m, ApproxModule) or type(m) in table
     ]
-    unknown = sorted({name for name, _ in rules.names} - set(known))
+    unknown = sorted(
+        name
+        for name in {name for name, _ in rules.names} - set(known)
+        if discovered or not plausible_product_name(model, name)
+    )
     if unknown:
         listed = ", ".join(repr(n) for n in known[:12]) + (", ..." if len(known) > 12 else "")
         raise ConfigError(
@@ -133,15 +150,20 @@ def approximate(
     Layers already approximate take the new config (``"float"`` turns them back into torch layers).
     A layer used at several places is swapped once (and stays shared); any of its names may be assigned.
 
+    Products computed with functions inside modules (attention, ``@``, ``einsum``, ``F.linear``: see
+    :mod:`approxlut.nn.capture`) are found while the calibration data runs and get their configs by name
+    like layers (``blocks.0.attn.qk``); without calibration data they are created on first use. A model
+    in which calibration finds none keeps no capture.
+
     Raises:
-        ConfigError: an exact layer name in ``assignment`` is not an approximable layer of ``model``,
-            or a multiplier cannot be resolved.
+        ConfigError: an exact layer name in ``assignment`` is not an approximable layer or product of
+            ``model``, or a multiplier cannot be resolved.
     """
     if not isinstance(model, nn.Module):
         raise ConfigError(f"approximate() needs an nn.Module, got {type(model).__name__}")
     rules = AssignmentMapping.coerce(assignment)
     table = dict(mapping) if mapping is not None else _DEFAULT_MAPPING
-    _check_names(model, rules, table)
+    _check_names(model, rules, table, discovered=False)
     if not inplace:
         model = copy.deepcopy(model)
     aliases: dict[int, list[str]] = {}
@@ -152,15 +174,21 @@ def approximate(
         lambda name, module: _replacement(aliases.get(id(module), [name]), module, rules, table),
         lambda module: isinstance(module, ApproxModule) or type(module) in table,
     )
+    capture = attach_capture(model, rules, tuple(table))
     if calibration_data is not None:
         calibrate(model, calibration_data, max_batches=max_batches, progress=progress)
+        if capture is not None and not capture.products:
+            detach_capture(model)
+    if calibration_data is not None:
+        _check_names(model, rules, table, discovered=True)
     return model
 
 
 def to_float(model: nn.Module, inplace: bool = False) -> nn.Module:
-    """Undo :func:`approximate`: every approximate layer back to its torch layer (parameters kept)."""
+    """Undo :func:`approximate`: every approximate layer back to its torch layer (parameters kept), no products."""
     if not inplace:
         model = copy.deepcopy(model)
+    detach_capture(model)
     return _swap(
         model,
         lambda _name, module: module.to_float() if isinstance(module, ApproxModule) else None,
@@ -212,9 +240,11 @@ def _recurrent_macs(module: nn.Module, x: Any) -> tuple[int, int]:
     return per_step * int(steps) * int(batch), int(batch)
 
 
-def _layer_macs(module: nn.Module, inputs: tuple[Any, ...], output: Any) -> tuple[int, int]:
-    """``(MACs of this call, batch size)``."""
+def _layer_macs(module: nn.Module, inputs: tuple[Any, ...], output: Any, batch: int) -> tuple[int, int]:
+    """``(MACs of this call, batch size)``; ``batch`` is the model's (products cannot tell theirs)."""
     x = inputs[0]
+    if isinstance(module, ApproxProduct):
+        return module.count_macs(inputs, output), batch
     if isinstance(module, (nn.RNNBase, nn.RNNCellBase)):
         return _recurrent_macs(module, x)
     if isinstance(module, nn.Linear):
@@ -236,15 +266,18 @@ def layer_macs(model: nn.Module, example_input: Any) -> dict[str, int]:
     """Multiply-accumulates per sample of every approximable layer, measured by one forward pass.
 
     ``example_input`` is the model's input (a tensor, or a tuple of positional inputs); the batch size is
-    read from each layer's input. A layer called several times (shared, or inside a loop) adds up.
+    read from each layer's input (for products, the first dim of the first input tensor). A layer called
+    several times (shared, or inside a loop) adds up.
     """
     layers = approximable_layers(model)
     totals: dict[str, int] = dict.fromkeys(layers, 0)
+    first = example_input[0] if isinstance(example_input, tuple) else example_input
+    model_batch = int(first.shape[0]) if isinstance(first, torch.Tensor) and first.dim() else 1
     handles = []
     for name, layer in layers.items():
 
         def hook(module: nn.Module, inputs: tuple[Any, ...], output: Any, name: str = name) -> None:
-            macs, batch = _layer_macs(module, inputs, output)
+            macs, batch = _layer_macs(module, inputs, output, model_batch)
             totals[name] += macs // max(int(batch), 1)
 
         handles.append(layer.register_forward_hook(hook))
