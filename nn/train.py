@@ -58,6 +58,8 @@ def default_recipe(spec: ModelSpec, dataset: str) -> Recipe:
     """The recipe used when the user gives no weights: small and quick on the built-in digits."""
     small = dataset == "digits"
     width = 0.25 if small and spec.scalable else 1.0
+    if spec.name in ("vit", "transformer"):
+        return Recipe(width, TrainConfig(epochs=30, lr=2e-3, weight_decay=0.0, optimizer="adam"))
     if spec.input_kind == "sequence" or spec.task == "reconstruction":
         return Recipe(width, TrainConfig(epochs=20 if small else 8, lr=3e-3, weight_decay=0.0, optimizer="adam"))
     if spec.name == "lenet5":

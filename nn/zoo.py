@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
@@ -298,6 +299,100 @@ class VAE(nn.Module):
         return self.decoder(z), mu, logvar
 
 
+# ------------------------------------------------------------------------------------------ transformers
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention written as most vision transformers are: one ``qkv`` projection,
+    ``F.scaled_dot_product_attention``, an output projection (its products are found at run time)."""
+
+    def __init__(self, dim: int, heads: int) -> None:
+        super().__init__()
+        if dim % heads:
+            raise ConfigError(f"attention: width {dim} is not a multiple of {heads} heads")
+        self.heads = heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, tokens, dim = x.shape
+        q, k, v = self.qkv(x).reshape(n, tokens, 3, self.heads, dim // self.heads).permute(2, 0, 3, 1, 4)
+        out = F.scaled_dot_product_attention(q, k, v)
+        return self.proj(out.transpose(1, 2).reshape(n, tokens, dim))
+
+
+class EncoderBlock(nn.Module):
+    """Pre-norm transformer block: ``x + attn(norm(x))``, then ``x + mlp(norm(x))`` (GELU)."""
+
+    def __init__(self, dim: int, heads: int, hidden: int) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = SelfAttention(dim, heads)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.norm1(x))
+        return x + self.mlp(self.norm2(x))
+
+
+class ViT(nn.Module):
+    """A small vision transformer: a 4x4 grid of patches (``input_size / 4`` pixels square) embedded
+    linearly, a class token and learned positions, ``depth`` pre-norm blocks, a linear classifier."""
+
+    def __init__(
+        self,
+        num_classes: int = 10,
+        in_channels: int = 1,
+        input_size: int = 8,
+        dim: int = 64,
+        depth: int = 2,
+        heads: int = 4,
+        hidden: int = 128,
+    ) -> None:
+        super().__init__()
+        if input_size % 4:
+            raise ConfigError(f"vit: input size {input_size} must be a multiple of 4 (a 4x4 grid of patches)")
+        self.patch = input_size // 4
+        self.embed = nn.Linear(in_channels * self.patch * self.patch, dim)
+        self.cls = nn.Parameter(torch.zeros(1, 1, dim))
+        self.pos = nn.Parameter(torch.randn(1, 17, dim) * 0.02)
+        self.blocks = nn.Sequential(*(EncoderBlock(dim, heads, hidden) for _ in range(depth)))
+        self.norm = nn.LayerNorm(dim)
+        self.head = nn.Linear(dim, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        patches = F.unfold(x, self.patch, stride=self.patch).transpose(1, 2)  # [N, 16, C·p·p]
+        tokens = torch.cat([self.cls.expand(x.shape[0], -1, -1), self.embed(patches)], dim=1) + self.pos
+        return self.head(self.norm(self.blocks(tokens)[:, 0]))
+
+
+class TransformerClassifier(nn.Module):
+    """Reads an image row by row (``input_size`` tokens) with ``nn.TransformerEncoder`` (pre-norm,
+    ``nn.MultiheadAttention``), learned positions, mean pooling and a linear classifier."""
+
+    def __init__(
+        self,
+        num_classes: int = 10,
+        in_channels: int = 1,
+        input_size: int = 8,
+        dim: int = 64,
+        depth: int = 2,
+        heads: int = 4,
+        hidden: int = 128,
+    ) -> None:
+        super().__init__()
+        self.embed = nn.Linear(in_channels * input_size, dim)
+        self.pos = nn.Parameter(torch.randn(1, input_size, dim) * 0.02)
+        layer = nn.TransformerEncoderLayer(dim, heads, hidden, dropout=0.0, batch_first=True, norm_first=True)
+        self.encoder = nn.TransformerEncoder(layer, depth, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(dim)
+        self.head = nn.Linear(dim, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.norm(self.encoder(self.embed(x) + self.pos).mean(dim=1)))
+
+
 # ------------------------------------------------------------------------------------------- registry
 
 
@@ -370,6 +465,16 @@ MODELS: dict[str, ModelSpec] = {
             size=28,
             scalable=False,
             description="LSTM reading image rows",
+        ),
+        ModelSpec("vit", ViT, channels=1, size=8, scalable=False, description="vision transformer, 16 patches"),
+        ModelSpec(
+            "transformer",
+            TransformerClassifier,
+            input_kind="sequence",
+            channels=1,
+            size=8,
+            scalable=False,
+            description="transformer encoder (nn.MultiheadAttention) reading image rows",
         ),
         ModelSpec(
             "vae",
