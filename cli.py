@@ -393,7 +393,7 @@ def bench(
     isa: str | None,
     as_json: bool,
 ) -> None:
-    """Time native fp32 PyTorch vs the LUT engine vs the reference (ResNet-18/VGG-16 CIFAR shapes)."""
+    """Time native fp32 PyTorch vs the LUT engine vs the reference (ResNet-18/VGG-16 CIFAR shapes, attention)."""
     from .native.bench import limit_native_isa, render, run_bench
     from .native.cpu_features import ISA_ENV
 

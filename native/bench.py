@@ -1,8 +1,10 @@
 """``lutgen bench``: native fp32 PyTorch vs the LUT engine vs the reference, in one run.
 
 Cases: (a) single conv/linear layers of ResNet-18 and VGG-16 on CIFAR-10 (batch 64, activations as
-after a ReLU: non-negative, about half zeros, 8-bit) and (b) whole-network inference of both networks
-(batch 128) with every Conv2d/Linear through an 8-bit signed approximate multiplier. Each case times
+after a ReLU: non-negative, about half zeros, 8-bit), (a') the two batched matmuls of attention
+(``Q·Kᵀ`` and ``A·V``, both operands activations) at ViT-S/16 and BERT-base shapes, and (b)
+whole-network inference of both networks (batch 128) with every Conv2d/Linear through an 8-bit signed
+approximate multiplier. Each case times
 native fp32 and the engine (best of ``repeat`` runs after a warm-up), and *verifies* what it timed:
 the engine's results for the first samples of the timed batch must equal the reference engine's
 bit-exactly (gradients: within float tolerance). The reference is slow, so it runs on those samples
@@ -26,7 +28,7 @@ import torch.nn.functional as F
 
 from ..errors import ConfigError
 from .bench_models import VGG16, ResNet18, approximate, set_engine
-from .ops import approx_conv2d, approx_linear, path_for
+from .ops import approx_conv2d, approx_linear, approx_matmul, path_for
 from .prepared import PreparedLut, code_values
 
 T = TypeVar("T")
@@ -107,6 +109,30 @@ def layer_cases(quick: bool) -> list[LayerCase]:
         LayerCase("vgg16.conv1 3->64 32x32", 64, 3, 64, 32, 3, 1, 1, relu_input=False),
         LayerCase("vgg16.conv3 64->128 16x16", 64, 64, 128, 16, 3, 1, 1),
         LayerCase("vgg16.conv8 256->512 4x4", 64, 256, 512, 4, 3, 1, 1),
+    ]
+
+
+@dataclass(frozen=True)
+class AttentionCase:
+    """One attention matmul: ``qk`` (``Q [B, H, L, d] · Kᵀ``) or ``av`` (``A [B, H, L, L] · V [B, H, L, d]``)."""
+
+    name: str
+    batch: int
+    heads: int
+    tokens: int
+    head_dim: int
+    product: str
+
+
+def attention_cases(quick: bool) -> list[AttentionCase]:
+    """The attention cases (tiny shapes when ``quick``)."""
+    if quick:
+        return [AttentionCase(f"quick.attention {p} 2x2 heads 9x9x8", 2, 2, 9, 8, p) for p in ("qk", "av")]
+    shapes = (("vit-s/16", 8, 6, 197, 64), ("bert-base", 8, 12, 128, 64))
+    return [
+        AttentionCase(f"{model}.attention {p} {b}x{h} heads {t}x{t}x{d}", b, h, t, d, p)
+        for model, b, h, t, d in shapes
+        for p in ("qk", "av")
     ]
 
 
@@ -197,34 +223,66 @@ def _layer_fns(
     return native_linear, approx_lin, (x, w)
 
 
+def _attention_fns(
+    case: AttentionCase, lut: PreparedLut, engine: str | None
+) -> tuple[Callable[..., torch.Tensor], Callable[..., torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+    """Operand values: ``qk`` multiplies signed queries by the transposed keys (a strided view, as attention
+    code passes it); ``av`` multiplies attention weights (softmax rows scaled to 0..127: non-negative,
+    mostly small) by signed values."""
+    gen = torch.Generator().manual_seed(zlib.crc32(case.name.encode()))
+    b, h, t, d = case.batch, case.heads, case.tokens, case.head_dim
+    if case.product == "qk":
+        a = _activations((b, h, t, d), False, gen)
+        w = _activations((b, h, t, d), False, gen).transpose(-2, -1)
+    else:
+        a = (torch.softmax(torch.randn((b, h, t, t), generator=gen) * 3, dim=-1) * 127).round()
+        w = _activations((b, h, t, d), False, gen)
+
+    def native(a: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        return torch.matmul(a, w)
+
+    def approx(a: torch.Tensor, w: torch.Tensor, eng: str | None = engine) -> torch.Tensor:
+        return approx_matmul(a, w, lut, engine=eng)
+
+    return native, approx, (a, w)
+
+
 def _bench_layer(
-    case: LayerCase, lut: PreparedLut, engine: str | None, *, backward: bool, repeat: int, verify: int
+    case: LayerCase | AttentionCase, lut: PreparedLut, engine: str | None, *, backward: bool, repeat: int, verify: int
 ) -> BenchResult:
-    native, approx, (x, w) = _layer_fns(case, lut, engine)
+    if isinstance(case, AttentionCase):
+        native, approx, (x, w) = _attention_fns(case, lut, engine)
+        verify_w = lambda n: w[:n]  # noqa: E731  (attention: both operands are per sample)
+    else:
+        native, approx, (x, w) = _layer_fns(case, lut, engine)
+        verify_w = lambda n: w  # noqa: E731
     path = path_for(lut, engine)
     if not backward:
         with torch.no_grad():
             native_s, engine_s = _best_times(lambda: native(x, w), lambda: approx(x, w), repeat)
             out = approx(x, w)
-            ref, ref_s = _timed_once(lambda: approx(x[:verify], w, "reference"))
+            ref, ref_s = _timed_once(lambda: approx(x[:verify], verify_w(verify), "reference"))
         verified = torch.equal(out[:verify], ref)
         return BenchResult(
             case.name, native_s, engine_s, engine_s / native_s, path, "forward", ref_s * case.batch / verify, verified
         )
     grad_out = torch.randn(native(x, w).shape, generator=torch.Generator().manual_seed(7))
 
-    def run(fn: Callable[..., torch.Tensor], xs: torch.Tensor, go: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        xg, wg = xs.clone().requires_grad_(), w.clone().requires_grad_()
+    def run(
+        fn: Callable[..., torch.Tensor], xs: torch.Tensor, ws: torch.Tensor, go: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        xg, wg = xs.clone().requires_grad_(), ws.clone().requires_grad_()
         fn(xg, wg).backward(go)
         assert xg.grad is not None and wg.grad is not None
         return xg.grad, wg.grad
 
-    native_s, engine_s = _best_times(lambda: run(native, x, grad_out), lambda: run(approx, x, grad_out), repeat)
-    gx, _ = run(approx, x, grad_out)
+    native_s, engine_s = _best_times(lambda: run(native, x, w, grad_out), lambda: run(approx, x, w, grad_out), repeat)
+    gx, _ = run(approx, x, w, grad_out)
+    sub_w = verify_w(verify)
     (ref_gx, ref_gw), ref_s = _timed_once(
-        lambda: run(lambda a, b: approx(a, b, "reference"), x[:verify], grad_out[:verify])
+        lambda: run(lambda a, b: approx(a, b, "reference"), x[:verify], sub_w, grad_out[:verify])
     )
-    _, sub_gw = run(approx, x[:verify], grad_out[:verify])
+    _, sub_gw = run(approx, x[:verify], sub_w, grad_out[:verify])
     verified = torch.allclose(gx[:verify], ref_gx, rtol=_GRAD_RTOL, atol=1e-3) and torch.allclose(
         sub_gw, ref_gw, rtol=_GRAD_RTOL, atol=1e-3
     )
@@ -278,7 +336,8 @@ def run_bench(
     if reps < 1:
         raise ConfigError(f"bench: repeat={reps} must be >= 1")
     results: list[BenchResult] = []
-    for case in layer_cases(quick):
+    cases: list[LayerCase | AttentionCase] = [*layer_cases(quick), *attention_cases(quick)]
+    for case in cases:
         for direction in (False, True) if backward else (False,):
             if progress is not None:
                 progress(case.name + (" (backward)" if direction else ""))
