@@ -38,7 +38,18 @@ from torch import nn
 from ..errors import ConfigError
 from ..lutgen.lut import Lut
 from .config import AssignmentMapping, LayerConfig
-from .predict import LayerStats, LowRankError, predict_errors, predict_from_error, record_operands
+from .predict import (
+    LayerOperands,
+    LayerStats,
+    LowRankError,
+    channel_dim,
+    channel_sums,
+    channel_view,
+    predict_errors,
+    predict_from_error,
+    record_operands,
+)
+from .products import ApproxProduct
 from .swap import approx_layers, approximate
 
 
@@ -107,17 +118,11 @@ def _outputs(layers: dict[str, nn.Module]) -> dict[str, int]:
     return {n: int(getattr(m, "out_features", 0) or getattr(m, "out_channels", 0)) for n, m in layers.items()}
 
 
-def _channel_view(out: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
-    """Per-channel ``values`` shaped to broadcast against a layer output (``[N, C, ...]`` or ``[..., C]``)."""
-    if out.dim() <= 2:
-        return values.view(*([1] * (out.dim() - 1)), -1)
-    return values.view(1, -1, *([1] * (out.dim() - 2)))
-
-
 class _NoiseHooks:
-    """Adds zero-mean Gaussian noise with a per-channel std to chosen layers' outputs (float model)."""
+    """Adds zero-mean Gaussian noise with a per-channel std to chosen layers' outputs (float model);
+    ``dims`` says along which output dim each layer's channels lie (see :func:`channel_dim`)."""
 
-    def __init__(self, model: nn.Module, stds: dict[str, np.ndarray], seed: int) -> None:
+    def __init__(self, model: nn.Module, stds: dict[str, np.ndarray], seed: int, dims: dict[str, int | None]) -> None:
         self.generator = torch.Generator().manual_seed(seed)
         self.sign = 1.0
         modules = dict(model.named_modules())
@@ -125,9 +130,11 @@ class _NoiseHooks:
         for name, std in stds.items():
             tensor = torch.as_tensor(std, dtype=torch.float32)
 
-            def hook(module: nn.Module, inputs: Any, out: torch.Tensor, std: torch.Tensor = tensor) -> torch.Tensor:
+            def hook(
+                module: nn.Module, inputs: Any, out: torch.Tensor, std: torch.Tensor = tensor, dim: Any = dims[name]
+            ) -> torch.Tensor:
                 noise = torch.randn(out.shape, generator=self.generator, dtype=out.dtype)
-                return out + self.sign * noise * _channel_view(out, std)
+                return out + self.sign * noise * channel_view(out, std, dim)
 
             self.handles.append(modules[name].register_forward_hook(hook))
 
@@ -148,10 +155,16 @@ def _loss_and_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch
 
 
 def _noisy(
-    model: nn.Module, stds: dict[str, np.ndarray], x: torch.Tensor, y: torch.Tensor, batch: int, seed: int
+    model: nn.Module,
+    stds: dict[str, np.ndarray],
+    x: torch.Tensor,
+    y: torch.Tensor,
+    batch: int,
+    seed: int,
+    dims: dict[str, int | None],
 ) -> tuple[float, float]:
     """Antithetic noise pair: the mean loss (first-order terms cancel) and the mean accuracy."""
-    hooks = _NoiseHooks(model, stds, seed)
+    hooks = _NoiseHooks(model, stds, seed, dims)
     try:
         results = []
         for sign in (1.0, -1.0):
@@ -163,7 +176,9 @@ def _noisy(
     return (results[0][0] + results[1][0]) / 2, (results[0][1] + results[1][1]) / 2
 
 
-def _fisher(model: nn.Module, names: list[str], x: torch.Tensor, batch: int, seed: int) -> dict[str, np.ndarray]:
+def _fisher(
+    model: nn.Module, names: list[str], x: torch.Tensor, batch: int, seed: int, dims: dict[str, int | None]
+) -> dict[str, np.ndarray]:
     """Per output channel: ``E_i Σ_pos (∂ℓ_i/∂y)²`` with labels sampled from the model (Gauss-Newton diagonal)."""
     modules = dict(model.named_modules())
     sums = {name: torch.zeros(0, dtype=torch.float64) for name in names}
@@ -189,9 +204,7 @@ def _fisher(model: nn.Module, names: list[str], x: torch.Tensor, batch: int, see
             F.cross_entropy(logits, target, reduction="sum").backward()
             for name, out in outputs.items():
                 assert out.grad is not None
-                g2 = out.grad.double() ** 2
-                dims = [d for d in range(g2.dim()) if d != (1 if g2.dim() > 2 else g2.dim() - 1)]
-                per_channel = g2.sum(dim=dims)
+                per_channel = channel_sums(out.grad.double() ** 2, dims[name])
                 sums[name] = per_channel if sums[name].numel() == 0 else sums[name] + per_channel
             outputs.clear()
     finally:
@@ -235,6 +248,11 @@ class _LowRankSimulation:
     def _hook(self, qlayer: Any, stats: LayerStats, option: Option, lowrank: LowRankError) -> Callable[..., Any]:
         from .layers import conv_pads
 
+        dim = channel_dim(qlayer)
+        if isinstance(qlayer, ApproxProduct):
+            return self._product_hook(qlayer, stats, option, lowrank, dim)
+
+        assert isinstance(stats.operands, LayerOperands)
         mask = (1 << stats.bits_a) - 1
         pad_code = int(qlayer.input_quant.zero_point) & mask
         shape = qlayer.weight.shape
@@ -266,9 +284,32 @@ class _LowRankSimulation:
             noise = torch.randn(out.shape, generator=self.generator, dtype=out.dtype)
             return (
                 out
-                + error * _channel_view(out, scale)
-                - _channel_view(out, mean)
-                + noise * _channel_view(out, noise_std)
+                + error * channel_view(out, scale, dim)
+                - channel_view(out, mean, dim)
+                + noise * channel_view(out, noise_std, dim)
+            )
+
+        return hook
+
+    def _product_hook(
+        self, qlayer: ApproxProduct, stats: LayerStats, option: Option, lowrank: LowRankError, dim: int | None
+    ) -> Callable[..., Any]:
+        """The simulation of a product: its low-rank error from both operands' transformed codes."""
+        u = torch.as_tensor(lowrank.u, dtype=torch.float32)
+        v = [torch.as_tensor(row, dtype=torch.float32) for row in lowrank.v]
+        residual = predict_from_error(lowrank.residual, stats.operands).std * np.abs(stats.out_scale)
+        scale = torch.as_tensor(stats.out_scale, dtype=torch.float32)
+        mean = torch.as_tensor(option.mean, dtype=torch.float32)
+        noise_std = torch.as_tensor(residual, dtype=torch.float32)
+
+        def hook(module: nn.Module, inputs: Any, out: torch.Tensor) -> torch.Tensor:
+            error = qlayer.lowrank_error(inputs[0], inputs[1], u, v)
+            noise = torch.randn(out.shape, generator=self.generator, dtype=out.dtype)
+            return (
+                out
+                + error * channel_view(out, scale, dim)
+                - channel_view(out, mean, dim)
+                + noise * channel_view(out, noise_std, dim)
             )
 
         return hook
@@ -356,7 +397,7 @@ def auto_assign(
         float_model, qmodel, [x_calib[i : i + batch_size] for i in range(0, len(x_calib), batch_size)]
     )
     if not stats:
-        raise ConfigError("the model has no Linear/Conv layers that auto assignment can approximate")
+        raise ConfigError("the model has no Linear/Conv layers or products that auto assignment can approximate")
     names = list(stats)
     luts = [c.lut for c in candidates]
     _check_widths(stats, luts)
@@ -366,7 +407,9 @@ def auto_assign(
     ratio = _variance_ratio(float_model, qmodel, stats, predicted, candidates, x_eval[: min(32, len(x_eval))])
 
     status("measuring sensitivity")
-    fisher = _fisher(float_model, names, x_eval[:sensitivity_samples], batch_size, seed)
+    qlayers = approx_layers(qmodel)
+    dims = {name: channel_dim(qlayers[name]) for name in names}
+    fisher = _fisher(float_model, names, x_eval[:sensitivity_samples], batch_size, seed, dims)
     _, float_accuracy = _loss_and_accuracy(float_model, x_eval, y_eval, batch_size)
     x_sens, y_sens = x_eval[:sensitivity_samples], y_eval[:sensitivity_samples]
     clean_loss, _ = _loss_and_accuracy(float_model, x_sens, y_sens, batch_size)
@@ -386,7 +429,7 @@ def auto_assign(
         worst = max(outs[1:], key=lambda o: o.loss)
         target = 0.02
         scale = math.sqrt(target / worst.loss) if worst.loss > 0 else 1.0
-        measured, _ = _noisy(float_model, {name: worst.std * scale}, x_sens, y_sens, batch_size, seed)
+        measured, _ = _noisy(float_model, {name: worst.std * scale}, x_sens, y_sens, batch_size, seed, dims)
         proxy = worst.loss * scale**2
         factor = max(measured - clean_loss, 0.05 * proxy) / proxy if proxy > 0 else 1.0
         options[name] = [Option(o.candidate, o.energy, o.loss * factor, o.mean, o.std) for o in outs]
@@ -483,9 +526,11 @@ def _variance_ratio(
     """Per layer, measured / predicted error std for a reference multiplier on a few samples (≥ 1)."""
     layers = approx_layers(qmodel)
     modules = dict(float_model.named_modules())
-    inputs: dict[str, torch.Tensor] = {}
+    inputs: dict[str, tuple[Any, ...]] = {}
     handles = [
-        modules[name].register_forward_pre_hook(lambda m, i, name=name: inputs.__setitem__(name, i[0].detach()))
+        modules[name].register_forward_pre_hook(
+            lambda m, i, name=name: inputs.__setitem__(name, tuple(t.detach() for t in i[:2]))
+        )
         for name in stats
     ]
     try:
@@ -504,17 +549,18 @@ def _variance_ratio(
             continue
         layer: Any = layers[name]
         exact_config = layer.config
-        exact_acc, _ = layer.accumulate(inputs[name])
+        exact_acc, _ = layer.accumulate(*inputs[name])
         layer.set_config(LayerConfig(candidates[ref].lut))
         try:
-            approx_acc, _ = layer.accumulate(inputs[name])
+            approx_acc, _ = layer.accumulate(*inputs[name])
         finally:
             layer.set_config(exact_config)
         err = (approx_acc - exact_acc).double()
-        channel_dim = 1 if err.dim() > 2 else err.dim() - 1
-        dims = [d for d in range(err.dim()) if d != channel_dim]
-        measured = err.std(dim=dims).numpy()
-        ratios[name] = float(max(1.0, np.sqrt((measured**2).sum() / max((preds[ref].std ** 2).sum(), 1e-30))))
+        dim = channel_dim(layer)
+        rows = err.reshape(1, -1) if dim is None else err.movedim(dim, 0).reshape(err.shape[dim], -1)
+        measured = rows.std(dim=1).numpy()
+        # mean over channels: a per-tensor prediction (one value) compares with every channel measured
+        ratios[name] = float(max(1.0, np.sqrt((measured**2).mean() / max((preds[ref].std ** 2).mean(), 1e-30))))
     return ratios
 
 

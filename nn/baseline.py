@@ -30,7 +30,7 @@ from torch import nn
 from ..errors import ConfigError
 from ..lutgen.lut import Lut
 from .layers import ApproxModule
-from .predict import normalise, predict_errors, predictable, record_operands
+from .predict import LayerOperands, normalise, predict_errors, predictable, record_operands
 from .swap import approx_layers, to_float
 
 METHODS = ("measured", "predicted")
@@ -243,6 +243,6 @@ def tune_weights(model: nn.Module, batches: Iterable[torch.Tensor]) -> dict[str,
     stats = record_operands(to_float(model), model, batches)
     reports = {}
     for name, layer_stats in stats.items():
-        if name in layers:
+        if name in layers and isinstance(layer_stats.operands, LayerOperands):
             reports[name] = tune_layer(layers[name], layer_stats.operands.act_hist.sum(axis=0))
     return reports

@@ -223,6 +223,9 @@ def run_evaluate(options: EvaluateOptions, *, console: Console | None = None) ->
     )
     float_accuracy = evaluate(model, "float accuracy")
     lap("float")
+    # products computed with functions (attention, @, einsum, F.linear) as named float modules, so that
+    # the search sees them like layers; a model without any is left as it is
+    model = approximate(model, "float", calib_batches, inplace=True)
     qmodel = approximate(model, exact_config, calib_batches)
     macs_all = layer_macs(model, x_eval[:1])
     quantized_accuracy = evaluate(qmodel, "quantised-exact accuracy")
