@@ -517,10 +517,9 @@ def retrain(
         windows = _settle_windows(model, data, mapping, config, luts, verbose=verbose)
 
     runnable = with_gradients(mapping, config.grad, windows)
-    if stored is not None:
-        approx = approximate(model, runnable)
-    else:
-        approx = approximate(model, runnable, calibration_data=calibration_batches(data, config))
+    # calibrated on resume too: the calibration run creates the products (attention, @) whose state the
+    # checkpoint holds; the checkpoint's values then replace the calibrated ones
+    approx = approximate(model, runnable, calibration_data=calibration_batches(data, config))
     steps = max(1, math.ceil(data.x_train.shape[0] / config.batch_size))
     trainer = Trainer.create(approx, data, config, total_steps=config.epochs * steps)
 
