@@ -10,6 +10,7 @@
 from .config import AssignmentMapping, LayerConfig
 from .layers import ApproxConv1d, ApproxConv2d, ApproxConvTranspose2d, ApproxLinear, ApproxModule
 from .multipliers import ResolvedConfig, clear_caches, exact_lut, load_multiplier, prepared_lut, resolve_config
+from .products import ApproxProduct
 from .quant import (
     ActivationQuantizer,
     HistogramObserver,
@@ -37,6 +38,7 @@ __all__ = [
     "ApproxLSTMCell",
     "ApproxLinear",
     "ApproxModule",
+    "ApproxProduct",
     "ApproxRNN",
     "ApproxRNNCell",
     "AssignmentMapping",

@@ -45,7 +45,9 @@ class LayerConfig:
         calibration: activation range method, ``"percentile"``, ``"max"`` or ``"mse"``.
         percentile: the percentile (of |x| for symmetric, of both tails for affine) used by ``"percentile"``.
         weight_calibration: weight range method (``"max"`` by default; percentile/mse also allowed).
-        per_channel: weight scales per output channel (``None``: yes for symmetric, no for affine).
+        per_channel: weight scales per output channel (``None``: yes for symmetric, no for affine); for a
+            product of two activations (:mod:`approxlut.nn.products`), ``True`` gives each head its own
+            range (operands ``[batch, heads, L, E]``), otherwise one range per operand.
         grad: backward through the multiplier, ``"difference"`` (gradient LUTs) or ``"ste"``.
         engine: LUT-GEMM engine name, or ``None`` for the best available.
     """

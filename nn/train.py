@@ -58,8 +58,10 @@ def default_recipe(spec: ModelSpec, dataset: str) -> Recipe:
     """The recipe used when the user gives no weights: small and quick on the built-in digits."""
     small = dataset == "digits"
     width = 0.25 if small and spec.scalable else 1.0
-    if spec.name in ("vit", "transformer"):
-        return Recipe(width, TrainConfig(epochs=30, lr=2e-3, weight_decay=0.0, optimizer="adam"))
+    if spec.name in ("vit", "transformer"):  # Adam; the ViT needs more epochs on 1437 images (96-97 % over seeds)
+        return Recipe(
+            width, TrainConfig(epochs=60 if spec.name == "vit" else 30, lr=2e-3, weight_decay=0.0, optimizer="adam")
+        )
     if spec.input_kind == "sequence" or spec.task == "reconstruction":
         return Recipe(width, TrainConfig(epochs=20 if small else 8, lr=3e-3, weight_decay=0.0, optimizer="adam"))
     if spec.name == "lenet5":
