@@ -632,9 +632,28 @@ def model_options(func: F) -> F:
     "--assign",
     default="auto",
     show_default=True,
-    help="auto | NAME (every layer) | assignment.json | layer=NAME,... (other layers exact).",
+    help="auto | NAME (every layer) | assignment.json[#N: front point N of a --save file] | layer=NAME,... "
+    "(other layers exact).",
 )
 @click.option("--budget", default=1.0, show_default=True, help="auto: allowed accuracy drop in points.")
+@click.option(
+    "--verify",
+    "verify_points",
+    type=click.IntRange(1),
+    default=5,
+    show_default=True,
+    help="auto: front points verified with the LUT engine per round (two rounds).",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(1),
+    help="auto: run the search's tasks on a local Ray instance with N workers (default: in-process).",
+)
+@click.option(
+    "--ray-address",
+    envvar="RAY_ADDRESS",
+    help="auto: run the search's tasks on the Ray cluster at ADDR (or 'auto'; default: $RAY_ADDRESS).",
+)
 @click.option(
     "--candidates",
     default="bits=8,signed",
@@ -649,7 +668,11 @@ def model_options(func: F) -> F:
     show_default=True,
     help="Fold predicted mean error into biases.",
 )
-@click.option("--save", type=click.Path(path_type=Path), help="Write the assignment as JSON.")
+@click.option(
+    "--save",
+    type=click.Path(path_type=Path),
+    help="Write the assignment as JSON (auto: with every front point's, read back by --assign FILE#N).",
+)
 @click.option("--plot", type=click.Path(path_type=Path), help="auto: plot the energy-accuracy front (e.g. pareto.png).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @reports_errors
@@ -660,6 +683,9 @@ def evaluate_command(
     dataset: str | None,
     assign: str,
     budget: float,
+    verify_points: int,
+    workers: int | None,
+    ray_address: str | None,
     candidates: str,
     limit: int | None,
     seed: int,
@@ -684,6 +710,9 @@ def evaluate_command(
         limit=limit,
         seed=seed,
         bias_correction=bias_correction,
+        verify=verify_points,
+        workers=workers,
+        ray_address=ray_address or None,
     )
     result = run_evaluate(options)
     if save is not None:
