@@ -23,7 +23,8 @@
    plus closed-form noise for the small residual).
 6. **Verification**: ``verify`` points spread over the region where the prediction is uncertain run
    through the real LUT engine, then as many again between the cheapest verified pass and the next
-   verified miss; the cheapest verified point within the budget is the answer (all-exact at worst).
+   verified miss, then the cheapest points past the best pass that are still predicted within the
+   budget; the cheapest verified point within the budget is the answer (all-exact at worst).
 
 Steps 2, 5 and 6 are pure tasks (:mod:`approxlut.tasks`): in-process by default, on Ray with workers.
 """
@@ -429,7 +430,15 @@ def _zone(drops: dict[int, float], budget: float, margin: float) -> tuple[int, i
 
 
 def verification_picks(
-    front_size: int, drops: dict[int, float], verified: dict[int, float], budget: float, margin: float, count: int
+    front_size: int,
+    drops: dict[int, float],
+    verified: dict[int, float],
+    budget: float,
+    margin: float,
+    count: int,
+    *,
+    beyond: bool = False,
+    losses: Sequence[float] = (),
 ) -> list[int]:
     """The next front indices to verify with the LUT engine (at most ``count``), from what is known.
 
@@ -438,9 +447,23 @@ def verification_picks(
     where the prediction is uncertain (:func:`_zone`); after, the points between the cheapest verified
     pass and the next verified miss (or, if nothing cheaper was verified, as far again beyond). Where
     that leaves fewer than ``count`` points, cheaper points follow, then points spread over the rest.
+    With ``beyond``: the cheapest points past the cheapest verified pass that are predicted within the
+    budget (a verified miss does not prove that every cheaper point misses): simulated ones by their
+    predicted drop, the others (``losses``: predicted loss per index) by a loss no higher than that of a
+    simulated point predicted within the budget.
     """
     last = front_size - 1
     taken = set(verified)
+    if beyond:
+        passed = max(i for i, d in verified.items() if d <= budget + 1e-9)
+        within = [losses[i] for i, d in drops.items() if d <= budget and i < len(losses)]
+        ceiling = max(within, default=-math.inf)
+        hopeful = [
+            i
+            for i in range(passed + 1, front_size)
+            if i not in taken and (drops[i] <= budget if i in drops else i < len(losses) and losses[i] <= ceiling)
+        ]
+        return sorted(sorted(hopeful, reverse=True)[:count])
     if taken <= {0}:
         lo, hi = _zone(drops, budget, margin)
         picks = _spread(max(lo, 1), max(hi, 1), count, taken) if last >= 1 else []
@@ -452,7 +475,7 @@ def verification_picks(
             return _spread(passed + 1, min(missed) - 1, count, taken)
         reach = min(last, passed + max(passed - min(i for i in verified if i > 0), count))
         picks = _spread(passed + 1, reach, count, taken)
-    cheaper = [i for i in range(reach + 1, last + 1) if i not in taken]
+    cheaper = [i for i in range(reach + 1, last + 1) if i not in taken and i not in picks]
     picks += cheaper[: count - len(picks)]
     if len(picks) < count:
         picks += _spread(1, last, count - len(picks), taken | set(picks))
@@ -474,7 +497,7 @@ def auto_assign(
     batch_size: int = 128,
     seed: int = 0,
     verify: int = 5,
-    rounds: int = 2,
+    rounds: int = 3,
     front_points: int = 16,
     sensitivity_samples: int = 128,
     characterise_samples: int = 64,
@@ -484,8 +507,9 @@ def auto_assign(
     """Choose a multiplier per layer of ``qmodel`` (quantised-exact, calibrated) under ``budget`` points.
 
     ``baseline_accuracy`` is the quantised-exact accuracy on ``x_eval`` the budget is measured from;
-    ``verify`` front points per round (``rounds`` rounds) run through the LUT engine, and the cheapest
-    verified one within the budget is chosen. Same inputs and ``seed``, same result, on any ``engine``.
+    up to ``verify`` front points per round (``rounds`` rounds, the last one past the best pass) run
+    through the LUT engine, and the cheapest verified one within the budget is chosen. Same inputs and
+    ``seed``, same result, on any ``engine``.
     """
     if not candidates:
         raise ConfigError("no candidate multipliers for --assign auto; widen --candidates")
@@ -590,9 +614,12 @@ def auto_assign(
     luts = engine.put([c.lut for c in candidates])
     verified = {0: 0.0}
     for round_ in range(rounds):
-        picks = verification_picks(len(front), drops(), verified, budget, margin, verify)
+        final = round_ == rounds - 1 and rounds > 1
+        picks = verification_picks(
+            len(front), drops(), verified, budget, margin, verify, beyond=final, losses=[p.loss for p in front]
+        )
         if not picks:
-            break
+            continue
         status(f"verifying {len(picks)} front points with the LUT engine (round {round_ + 1})")
         predict(picks)
         calls = [(shared[1], luts, *assigned(front[i]), *data, batch_size) for i in picks]

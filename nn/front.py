@@ -9,10 +9,14 @@ assignments no other assignment beats in both. It is built in three steps:
    never be on the front; only the exact option and the non-dominated ones stay.
 2. **Knapsack hull**: the multiple-choice knapsack's convex-hull path from all-exact to the cheapest
    assignment (every layer's hull steps, ordered by energy saved per loss added). For a superset of
-   candidates every hull is at least as low, so this path never gets worse as the library grows.
-3. **NSGA-II** (pymoo), seeded with the hull path, finds the points *between* hull vertices (the
-   knapsack front is not convex); the union with the hull path, filtered to its non-dominated points,
-   is the front.
+   candidates every hull is at least as low, so this path never gets worse as the library grows; but
+   the knapsack front is not convex, and the points between hull vertices matter near a budget.
+3. **Pareto sets layer by layer** (:func:`pareto_sets`): the exact front of the additive model, by
+   merging each layer's options into the non-dominated partial sums. Where it stays under ``limit``
+   points it is exact, and then a superset of candidates gives a front that beats or equals *every*
+   assignment of the subset. Beyond the limit the partial sums are thinned (evenly along the front).
+4. **NSGA-II** (pymoo), seeded with the hull path and the (thinned) Pareto set, refines the front where
+   step 3 had to thin; the union of all three, filtered to its non-dominated points, is the front.
 """
 
 from __future__ import annotations
@@ -33,7 +37,8 @@ class Front:
         choices: int ``[P, L]``, the option index of each layer.
         energy: ``[P]``, summed option energies (strictly decreasing).
         loss: ``[P]``, summed predicted losses.
-        origin: per point, ``"exact"``, ``"knapsack"`` (a hull vertex) or ``"nsga2"`` (found by NSGA-II).
+        origin: per point, ``"exact"``, ``"knapsack"`` (a hull vertex), ``"pareto"`` (the layer-by-layer
+            Pareto sets) or ``"nsga2"`` (found by NSGA-II only).
     """
 
     choices: np.ndarray
@@ -179,14 +184,43 @@ def nondominated(points: np.ndarray) -> np.ndarray:
 
     Of equal rows only the first is kept.
     """
-    order = sorted(range(points.shape[0]), key=lambda i: (points[i, 0], points[i, 1], i))
-    kept: list[int] = []
-    best = math.inf
-    for i in order:
-        if points[i, 1] < best:
-            kept.append(i)
-            best = float(points[i, 1])
-    return np.array(kept, dtype=np.int64)
+    if points.shape[0] == 0:
+        return np.zeros(0, dtype=np.int64)
+    order = np.lexsort((np.arange(points.shape[0]), points[:, 1], points[:, 0]))
+    second = points[order, 1]
+    best_before = np.concatenate([[np.inf], np.minimum.accumulate(second)[:-1]])
+    return order[second < best_before].astype(np.int64)
+
+
+def pareto_sets(
+    energies: Sequence[np.ndarray], losses: Sequence[np.ndarray], *, limit: int = 20000
+) -> tuple[np.ndarray, bool]:
+    """The non-dominated assignments of the additive model, layer by layer: ``(choices [P, L], exact)``.
+
+    After each layer the partial sums are filtered to their non-dominated points; if more than ``limit``
+    remain, ``limit`` of them evenly spread along the front are kept and ``exact`` is False.
+    """
+    energy = np.zeros(1)
+    loss = np.zeros(1)
+    parents: list[np.ndarray] = []
+    picks: list[np.ndarray] = []
+    exact = True
+    for e, d in zip(energies, losses, strict=True):
+        total_e = (energy[:, None] + np.asarray(e, float)[None, :]).ravel()
+        total_d = (loss[:, None] + np.asarray(d, float)[None, :]).ravel()
+        keep = nondominated(np.column_stack([total_e, total_d]))
+        if keep.size > limit:
+            keep = keep[np.unique(np.linspace(0, keep.size - 1, limit).round().astype(np.int64))]
+            exact = False
+        parents.append(keep // len(e))
+        picks.append(keep % len(e))
+        energy, loss = total_e[keep], total_d[keep]
+    choices = np.zeros((energy.size, len(parents)), dtype=np.int64)
+    row = np.arange(energy.size)
+    for layer in range(len(parents) - 1, -1, -1):
+        choices[:, layer] = picks[layer][row]
+        row = parents[layer][row]
+    return choices, exact
 
 
 def build_front(
@@ -196,30 +230,44 @@ def build_front(
     seed: int = 0,
     population: int = 64,
     generations: int = 150,
+    limit: int = 20000,
 ) -> Front:
     """The energy-loss front over per-layer options (option 0 of every layer: exact); see the module doc.
 
-    ``generations=0`` skips NSGA-II (the front is the pruned hull path).
+    ``generations=0`` skips NSGA-II; ``limit`` bounds the layer-by-layer Pareto sets (0: skip them).
     """
     kept = [prune(np.asarray(e, float), np.asarray(d, float)) for e, d in zip(energies, losses, strict=True)]
     sub_e = [np.asarray(e, float)[k] for e, k in zip(energies, kept, strict=True)]
     sub_d = [np.asarray(d, float)[k] for d, k in zip(losses, kept, strict=True)]
     # in the pruned lists option 0 is still the exact one (it has the highest energy)
     path = hull_path(sub_e, sub_d)
-    found = [path]
+    parts = [("knapsack", path)]
+    if limit > 0:
+        exact_set, _ = pareto_sets(sub_e, sub_d, limit=limit)
+        parts.append(("pareto", exact_set))
     if generations > 0:
-        found.append(nsga2(sub_e, sub_d, path, seed=seed, population=population, generations=generations))
-    everything = np.vstack(found)
-    hull_rows = {tuple(row) for row in path.tolist()}
+        seeds = np.vstack([rows for _, rows in parts])
+        seeds = seeds[nondominated(totals(sub_e, sub_d, seeds))]
+        found = nsga2(
+            sub_e,
+            sub_d,
+            seeds[np.argsort(-totals(sub_e, sub_d, seeds)[:, 0], kind="stable")],
+            seed=seed,
+            population=population,
+            generations=generations,
+        )
+        parts.append(("nsga2", found))
+    everything = np.vstack([rows for _, rows in parts])
+    labels = [label for label, rows in parts for _ in range(rows.shape[0])]
     scores = totals(sub_e, sub_d, everything)
     keep = [i for i in nondominated(scores).tolist() if everything[i].any()]
     keep.sort(key=lambda i: -scores[i, 0])
     exact = np.zeros((1, len(energies)), dtype=np.int64)
     rows = np.vstack([exact, everything[keep]]) if keep else exact
-    origin = ("exact", *("knapsack" if tuple(everything[i].tolist()) in hull_rows else "nsga2" for i in keep))
+    origin = ("exact", *(labels[i] for i in keep))
     choices = np.column_stack([k[rows[:, layer]] for layer, k in enumerate(kept)]) if kept else rows
     result = totals([np.asarray(e, float) for e in energies], [np.asarray(d, float) for d in losses], choices)
     return Front(choices.astype(np.int64), result[:, 0], result[:, 1], origin)
 
 
-__all__ = ["Front", "build_front", "hull_path", "nondominated", "nsga2", "prune", "totals"]
+__all__ = ["Front", "build_front", "hull_path", "nondominated", "nsga2", "pareto_sets", "prune", "totals"]
