@@ -7,6 +7,7 @@ test here; the ``--workers`` path (a local instance started by lutgen) is tested
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,6 +34,8 @@ def cluster(tmp_path_factory) -> Iterator[str]:
     nodes.wait_for_nodes()
     env = {"LUTGEN_ENGINE": "reference", "LUTGEN_CACHE": str(cache), "LUTGEN_LIBRARY": os.environ["LUTGEN_LIBRARY"]}
     ray.init(address=nodes.address, runtime_env={"env_vars": env}, logging_level="error", log_to_driver=False)
+    # the small tasks below live in this test module, which workers cannot import: ship them by value
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
     try:
         yield nodes.address
     finally:
@@ -55,6 +58,10 @@ def _die_once(marker: str, value: int) -> int:
     return value + attempts
 
 
+def _total(values: np.ndarray) -> int:
+    return int(values.sum())
+
+
 def _refuse(value: int) -> int:
     raise ConfigError(f"bad value {value}")
 
@@ -72,7 +79,7 @@ def test_tasks_run_on_both_nodes_in_order(cluster: str) -> None:
 def test_large_values_are_put_once(cluster: str) -> None:
     with open_engine(address=cluster) as engine:
         table = engine.put(np.arange(1 << 20, dtype=np.int64))
-        assert engine.map(np.sum, [(table,)] * 4) == [int(np.arange(1 << 20).sum())] * 4
+        assert engine.map(_total, [(table,)] * 4) == [int(np.arange(1 << 20).sum())] * 4
 
 
 def test_a_killed_worker_costs_a_retry_not_the_run(cluster: str, tmp_path: Path) -> None:
@@ -88,20 +95,17 @@ def test_a_task_error_is_raised_as_the_task_raised_it(cluster: str) -> None:
 
 
 @pytest.mark.slow
-def test_auto_search_gives_the_same_result_in_process_and_on_two_nodes(cluster: str, monkeypatch) -> None:
+def test_auto_search_gives_the_same_result_in_process_and_on_two_nodes(cluster: str, monkeypatch, auto_search) -> None:
     """Same inputs and seed: the same front, predictions, verifications and choice as in-process."""
-    from tests.nn.test_assign import auto_run, lenet
-
     monkeypatch.setenv("LUTGEN_ENGINE", "reference")
-    setup = lenet()
     names = ["trunc8s_k6", "bam8s_h3v8", "round8s_k3", "drum8s_k4", "loa8s_k6"]
-    local = auto_run(setup, names, budget=1.0)
+    local = auto_search(names, verify=3, rounds=2)
     with open_engine(address=cluster) as engine:
-        remote = auto_run(setup, names, budget=1.0, engine=engine)
+        remote = auto_search(names, verify=3, rounds=2, engine=engine)
     assert remote.chosen.choice == local.chosen.choice
     assert remote.chosen.verified_accuracy == local.chosen.verified_accuracy
     assert [(p.choice, p.energy, p.loss) for p in remote.front] == [(p.choice, p.energy, p.loss) for p in local.front]
     assert [(p.predicted_accuracy, p.verified_accuracy) for p in remote.front] == [
         (p.predicted_accuracy, p.verified_accuracy) for p in local.front
     ]
-    assert len(local.verified) >= 5
+    assert len(local.verified) >= 3

@@ -50,18 +50,35 @@ def test_evaluate_auto_json_save_and_replay(env, weights, tmp_path) -> None:
     assert names == ["features.0", "features.3", "classifier.1", "classifier.3", "classifier.5"]
     assert [row["macs"] for row in data["layers"]] == [117_600, 240_000, 48_000, 10_080, 840]
     for row in data["layers"]:
-        assert set(row) == {"name", "macs", "multiplier", "mae", "power"}
+        assert set(row) == {"name", "macs", "multiplier", "mae", "power", "relative_power", "cost_basis"}
         assert row["multiplier"] in {*CANDIDATES.split(","), "exact8s"}
-    assert any(point["chosen"] for point in data["pareto"])
+        assert row["cost_basis"] == "lutgen model" and 0 < row["relative_power"] <= 1
+    front = data["front"]
+    assert [p["chosen"] for p in front].count(True) == 1
+    for point in front:
+        assert {"relative_energy", "predicted_accuracy_pct", "verified_accuracy_pct", "assignment"} <= set(point)
+        assert point["predicted_accuracy_pct"] is not None
+    checked = [p for p in front if p["verified_accuracy_pct"] is not None and p["relative_energy"] < 1]
+    assert len(checked) >= 5  # --verify 5 by default
+    chosen = next(p for p in front if p["chosen"])
+    assert chosen["relative_energy"] == pytest.approx(data["relative_energy"])
+    assert chosen["verified_accuracy_pct"] == data["approx_accuracy"]
     assert (tmp_path / "p.png").stat().st_size > 0
     stored = json.loads(saved.read_text())
-    assert set(stored["layers"]) <= set(names)
+    assert set(stored["layers"]) <= set(names) and len(stored["front"]) == len(front)
 
     replay = _run(env, *common, "--assign", str(saved))
     assert replay.exit_code == 0, replay.output
     again = json.loads(replay.output)
     assert again["approx_accuracy"] == data["approx_accuracy"]
     assert [r["multiplier"] for r in again["layers"]] == [r["multiplier"] for r in data["layers"]]
+    # any front point of the saved file replays to its verified accuracy
+    index, point = max(enumerate(front), key=lambda item: (item[1]["verified_accuracy_pct"] is not None, -item[0]))
+    other = _run(env, *common, "--assign", f"{saved}#{index}")
+    assert other.exit_code == 0, other.output
+    assert json.loads(other.output)["approx_accuracy"] == point["verified_accuracy_pct"]
+    missing = _run(env, *common, "--assign", f"{saved}#{len(front)}")
+    assert missing.exit_code == 2 and f"no front point #{len(front)}" in missing.output
 
 
 def test_evaluate_one_multiplier_everywhere_and_table(env, weights) -> None:
@@ -70,7 +87,7 @@ def test_evaluate_one_multiplier_everywhere_and_table(env, weights) -> None:
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     assert {row["multiplier"] for row in data["layers"]} == {"trunc8s_k6"}
-    assert data["relative_energy"] < 1 and data["pareto"] == []
+    assert data["relative_energy"] < 1 and data["front"] == []
     table = _run(env, *args, "--assign", "classifier.5=trunc8s_k6")
     assert table.exit_code == 0, table.output
     assert "per-layer assignment" in table.output and "relative multiplier energy" in table.output
@@ -100,3 +117,25 @@ def test_parse_candidates() -> None:
         parse_candidates("power=3")
     with pytest.raises(ConfigError, match="not both"):
         parse_candidates("bits=8,mul8s_1KV6")
+
+
+def test_evaluate_workers_without_ray_says_how_to_install_it(env, weights, monkeypatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ray", None)
+    result = _run(env, "--model", "lenet5", "--weights", str(weights), "--workers", "2")
+    assert result.exit_code == 2
+    assert result.output.count("\n") == 1 and "pip install 'lutgen[ray]'" in result.output
+
+
+@pytest.mark.slow
+def test_evaluate_auto_on_two_ray_workers_gives_the_in_process_answer(env, weights) -> None:
+    pytest.importorskip("ray")
+    common = ["--model", "lenet5", "--weights", str(weights), "--limit", "48", "--json", "--candidates", CANDIDATES]
+    local = json.loads(_run(env, *common).output)
+    remote_run = _run(env, *common, "--workers", "2")
+    assert remote_run.exit_code == 0, remote_run.output
+    remote = json.loads(remote_run.output)
+    assert "ray_start" in remote["seconds"] and "ray_start" not in local["seconds"]
+    for key in ("approx_accuracy", "relative_energy", "layers", "assignment", "front"):
+        assert remote[key] == local[key], key
