@@ -333,7 +333,9 @@ def characterise(
     """
     (prediction,) = predict_errors([lut], stats.operands)
     mean, std = stats.output_moments(prediction)
-    probe: Any = copy.deepcopy(layer)
+    # a copy that shares the (read-only) weights: set_config changes the multiplier, never the tensors
+    shared = {id(t): t for t in (*layer.parameters(), *layer.buffers())}
+    probe: Any = copy.deepcopy(layer, memo=shared)
     probe.set_config(LayerConfig(lut))
     approx, _ = probe.accumulate(inputs)
     error = (approx - exact).double()
@@ -447,7 +449,7 @@ def verification_picks(
     where the prediction is uncertain (:func:`_zone`); after, the points between the cheapest verified
     pass and the next verified miss (or, if nothing cheaper was verified, as far again beyond). Where
     that leaves fewer than ``count`` points, cheaper points follow, then points spread over the rest.
-    With ``beyond``: the cheapest points past the cheapest verified pass that are predicted within the
+    With ``beyond``: points spread over those past the cheapest verified pass that are predicted within the
     budget (a verified miss does not prove that every cheaper point misses): simulated ones by their
     predicted drop, the others (``losses``: predicted loss per index) by a loss no higher than that of a
     simulated point predicted within the budget.
@@ -463,7 +465,9 @@ def verification_picks(
             for i in range(passed + 1, front_size)
             if i not in taken and (drops[i] <= budget if i in drops else i < len(losses) and losses[i] <= ceiling)
         ]
-        return sorted(sorted(hopeful, reverse=True)[:count])
+        if len(hopeful) <= count:
+            return hopeful
+        return sorted({hopeful[i] for i in np.linspace(0, len(hopeful) - 1, count).round().astype(int)})
     if taken <= {0}:
         lo, hi = _zone(drops, budget, margin)
         picks = _spread(max(lo, 1), max(hi, 1), count, taken) if last >= 1 else []
