@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import copy
 import math
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -50,6 +49,7 @@ from ..tasks import Engine, InProcess
 from .config import AssignmentMapping, LayerConfig
 from .front import Front, build_front
 from .predict import LayerStats, LowRankError, predict_errors, predict_from_error, record_operands
+from .progress import Stopwatch
 from .swap import approx_layers, approximate
 
 
@@ -520,15 +520,8 @@ def auto_assign(
     if verify < 1:
         raise ConfigError(f"--verify must be at least 1, got {verify}")
     engine = engine or InProcess()
-    seconds: dict[str, float] = {}
-    clock = time.perf_counter()
-
-    def lap(stage: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        seconds[stage] = round(now - clock, 3)
-        clock = now
-
+    clock = Stopwatch(digits=3)
+    lap = clock.lap
     status("recording operand histograms")
     stats = record_operands(
         float_model, qmodel, [x_calib[i : i + batch_size] for i in range(0, len(x_calib), batch_size)]
@@ -632,7 +625,7 @@ def auto_assign(
             verified[i] = baseline_accuracy - accuracy
     chosen = front[max(i for i, d in verified.items() if d <= budget + 1e-9)]
     lap("verify")
-    return AutoResult(options, chosen, front, front[0].energy, baseline_accuracy, float_accuracy, seconds, pruned)
+    return AutoResult(options, chosen, front, front[0].energy, baseline_accuracy, float_accuracy, clock.seconds, pruned)
 
 
 def _points(front: Front, names: Sequence[str]) -> list[FrontPoint]:

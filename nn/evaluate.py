@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,7 +27,7 @@ from .assign import AutoResult, Candidate, auto_assign, build_assigned
 from .config import AssignmentMapping, LayerConfig
 from .multipliers import load_multiplier
 from .predict import predict_errors, record_operands
-from .progress import add_task, make_progress
+from .progress import Stopwatch, add_task, make_progress
 from .swap import approx_layers, approximate, layer_macs
 from .train import float_model
 
@@ -218,15 +217,8 @@ def accuracy(
 def run_evaluate(options: EvaluateOptions, *, console: Console | None = None) -> EvaluateResult:
     """Run the evaluate job (progress and status on ``console``, stderr by default)."""
     console = console or Console(stderr=True)
-    timings: dict[str, float] = {}
-    clock = time.perf_counter()
-
-    def lap(name: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        timings[name] = round(now - clock, 2)
-        clock = now
-
+    clock = Stopwatch()
+    lap, timings = clock.lap, clock.seconds
     torch.manual_seed(options.seed)
     if options.budget < 0:
         raise ConfigError(f"--budget must be >= 0 accuracy points, got {options.budget}")
