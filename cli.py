@@ -52,15 +52,35 @@ def _operands(value: str | None) -> tuple[str, str] | None:
 
 @main.command()
 @click.argument("file", type=click.Path(path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(["verilog", "blif", "sop"]), help="Force the input format.")
-@click.option("--signed/--unsigned", default=None, help="Operand encoding (default: unsigned).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["verilog", "blif", "sop", "lutfp", "tfapprox", "npz"]),
+    help="Force the input format (default: LUT files by content, netlists by extension).",
+)
+@click.option(
+    "--signed/--unsigned", default=None, help="Operand encoding (default: what the name says, mul8s_; else unsigned)."
+)
 @click.option("--operands", help="Input bus names of operand a and b, e.g. IN1,IN2.")
 @click.option("--top", help="Verilog: the top module (default: the one no other module instantiates).")
 @click.option("--cells", type=click.Path(path_type=Path), help="Verilog: JSON file of extra standard cells.")
-@click.option("--half-window", type=click.IntRange(0, 128), default=8, show_default=True)
-@click.option("--grad", type=click.Choice(["difference", "ste"]), default="difference", show_default=True)
+@click.option(
+    "--half-window",
+    type=click.IntRange(0, 128),
+    default=8,
+    show_default=True,
+    help="Gradient LUTs: half window w of the DATE'25 difference-based smoothing.",
+)
+@click.option(
+    "--grad",
+    type=click.Choice(["difference", "ste"]),
+    default="difference",
+    show_default=True,
+    help="Gradient LUTs: difference-based (DATE'25) or straight-through (exact products).",
+)
 @click.option("--compat", is_flag=True, help="Reproduce the DATE'25 script's first-operand border term.")
 @click.option("--out", type=click.Path(path_type=Path), help="Output .npz (default: next to FILE).")
+@click.option("--compress", is_flag=True, help="Write the .npz zip-compressed (smaller, slower; read the same way).")
 @click.option("--no-write", is_flag=True, help="Do not write the LUT file.")
 @click.option("--samples", type=click.IntRange(64), help="Monte-Carlo samples instead of exhaustive simulation.")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as one JSON object.")
@@ -76,11 +96,12 @@ def sim(
     grad: str,
     compat: bool,
     out: Path | None,
+    compress: bool,
     no_write: bool,
     samples: int | None,
     as_json: bool,
 ) -> None:
-    """Simulate a multiplier netlist (Verilog, BLIF, SOP): metrics, LUT and gradient LUTs."""
+    """Simulate a multiplier netlist (Verilog, BLIF, SOP) or read a LUT file: metrics, LUT and gradient LUTs."""
     from .lutgen.job import run_sim
     from .lutgen.report import print_sim
 
@@ -97,11 +118,12 @@ def sim(
         samples=samples,
         top=top,
         cells=cells,
+        compress=compress,
     )
     if as_json:
         click.echo(json.dumps(result.as_json()))
     else:
-        print_sim(result, explicit_signedness=signed is not None)
+        print_sim(result)
 
 
 # ------------------------------------------------------------------------------------------- library
