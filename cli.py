@@ -192,11 +192,15 @@ def library_import(paths: tuple[Path, ...], library_dir: Path | None, signed: bo
     from .library import Library
     from .library.importer import import_paths
 
+    created = not Library.exists(library_dir)
     with Library.open(library_dir) as lib:
         summary = import_paths(lib, list(paths), signed=signed, progress=not as_json)
+        root = lib.root
     if as_json:
-        click.echo(json.dumps(summary.as_dict()))
+        click.echo(json.dumps({"library": str(root), "created": created, **summary.as_dict()}))
     else:
+        if created:
+            click.echo(f"created a new library at {root} (`lutgen library init` adds the built-in set)")
         click.echo(
             f"{len(summary.added)} added, {len(summary.merged)} merged as alternative sources, "
             f"{len(summary.unchanged)} already present, {len(summary.failed)} failed"
@@ -235,10 +239,11 @@ def library_list(
 
     with Library.open_default(library_dir) as lib:
         entries = lib.query(bits=_bits(bits), signed=signed, max_mae=max_mae, sort=sort, origin=origin, family=family)
+        root = lib.root
     if as_json:
         click.echo(json.dumps([e.to_dict() for e in entries]))
     else:
-        print_entries(entries, title=f"{len(entries)} multipliers")
+        print_entries(entries, title=f"{len(entries)} multipliers", library=root)
 
 
 @library.command("show")
@@ -374,7 +379,7 @@ def library_remove(name: str, library_dir: Path | None) -> None:
     """Delete one multiplier from the library (its table goes too unless another entry shares it)."""
     from .library import Library
 
-    with Library.open(library_dir) as lib:
+    with Library.open(library_dir, create=False) as lib:
         entry = lib.remove(name)
     click.echo(f"removed {entry.full_name}")
 

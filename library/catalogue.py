@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import ConfigError, LibraryError
 from ..lutgen.metrics import Metrics, matches_published
 from .blobs import BlobStore
-from .config import library_dir
+from .config import FROM_DEFAULT, library_dir, library_location
 
 if TYPE_CHECKING:
     from ..circuits.netlist import Netlist
@@ -272,9 +272,21 @@ class Library:
 
     # ----------------------------------------------------------------- opening
     @classmethod
-    def open(cls, path: str | os.PathLike[str] | None = None) -> Library:
-        """Open (creating when absent) the library at ``path`` / ``$LUTGEN_LIBRARY`` / the data dir."""
-        root = library_dir(path)
+    def exists(cls, path: str | os.PathLike[str] | None = None) -> bool:
+        """Whether a library (its index file) is at ``path`` / ``$LUTGEN_LIBRARY`` / the data dir."""
+        return (library_dir(path) / DB_NAME).is_file()
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str] | None = None, *, create: bool = True) -> Library:
+        """Open the library at ``path`` / ``$LUTGEN_LIBRARY`` / the data dir, creating it unless ``create=False``.
+
+        Raises:
+            ConfigError: ``create=False`` and there is no library there (the message names the path and
+                who named it).
+        """
+        root, named_by = library_location(path)
+        if not create and not (root / DB_NAME).is_file():
+            raise ConfigError(_missing(root, named_by))
         try:
             root.mkdir(parents=True, exist_ok=True)
             connection = sqlite3.connect(root / DB_NAME, timeout=BUSY_TIMEOUT_S, isolation_level=None)
@@ -297,10 +309,14 @@ class Library:
 
     @classmethod
     def open_default(cls, path: str | os.PathLike[str] | None = None) -> Library:
-        """:meth:`open`, then install the built-in set when the library holds none of it."""
+        """The library that reading commands use, with the built-in set installed when it holds none of it.
+
+        Only the default location is created when absent; a library named by ``path`` or
+        ``$LUTGEN_LIBRARY`` must exist (:class:`ConfigError` otherwise, naming the path).
+        """
         from .builtin import install_builtin
 
-        lib = cls.open(path)
+        lib = cls.open(path, create=library_location(path)[1] == FROM_DEFAULT)
         if not lib.has_builtin():
             install_builtin(lib)
         return lib
@@ -728,6 +744,13 @@ class Library:
             "INSERT OR IGNORE INTO sources (file_sha256, path, entry_id, role) VALUES (?, ?, ?, ?)",
             (file_sha256, path, entry_id, role),
         )
+
+
+def _missing(root: Path, named_by: str) -> str:
+    return (
+        f"no library at {root} (named by {named_by}); check the path, or create one there with "
+        f"`lutgen library init --library {root}`"
+    )
 
 
 def _without_gradients(lut: Lut) -> Lut:

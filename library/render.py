@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 from rich import box
 from rich.console import Console
@@ -61,11 +62,17 @@ def entries_table(entries: Sequence[Entry], *, title: str | None = None) -> Tabl
     return table
 
 
-def print_entries(entries: Sequence[Entry], *, console: Console | None = None, title: str | None = None) -> None:
-    """Print :func:`entries_table`, or a hint when the selection is empty."""
+def print_entries(
+    entries: Sequence[Entry], *, library: Path, console: Console | None = None, title: str | None = None
+) -> None:
+    """Print :func:`entries_table`, or a hint naming the ``library`` folder when the selection is empty."""
     console = console or Console()
     if not entries:
-        console.print("no multipliers match (see `lutgen library list` without filters, or `lutgen library init`)")
+        console.print(
+            f"no multipliers match in the library at {library} "
+            "(see `lutgen library list` without filters, or `lutgen library import`)",
+            soft_wrap=True,
+        )
         return
     console.print(entries_table(entries, title=title))
 

@@ -122,7 +122,7 @@ def library_candidates(text: str) -> tuple[list[Any], Any]:
     filters, names = parse_candidates(text)
     entries = [lib.entry(n) for n in names] if names else lib.query(**filters)
     if not entries:
-        raise ConfigError(f"--candidates {text!r} selects no multipliers in the library")
+        raise ConfigError(f"--candidates {text!r} selects no multipliers in the library at {lib.root}")
     kinds = {(e.bits_a, e.bits_b, e.signed) for e in entries}
     if len(kinds) > 1:
         raise ConfigError(

@@ -26,11 +26,35 @@ def run(*args: str, ok: bool = True):
 
 @pytest.fixture(scope="module")
 def initialised(tmp_path_factory) -> Path:
-    """A library holding the built-in set, installed by the first command run on a new library."""
+    """A library holding the built-in set, created by `library init`."""
     root = tmp_path_factory.mktemp("cli") / "lib"
+    run("init", "--library", str(root))
     listed = json.loads(run("list", "--library", str(root), "--json").output)
     assert len(listed) == len(builtin_circuits()) and {e["origin"] for e in listed} == {"builtin"}
     return root
+
+
+def test_a_mistyped_library_is_refused_not_created(tmp_path, monkeypatch, multiplier):
+    typo = tmp_path / "libary"
+    for args in (["list"], ["show", "exact8s"], ["pareto"], ["report", str(tmp_path / "site")], ["remove", "x"]):
+        refused = run(*args, "--library", str(typo), ok=False)
+        assert refused.exit_code == 2, refused.output
+        assert refused.output == (
+            f"error: no library at {typo} (named by --library); check the path, or create one there with "
+            f"`lutgen library init --library {typo}`\n"
+        )
+    monkeypatch.setenv("LUTGEN_LIBRARY", str(typo))
+    from_env = run("list", ok=False)
+    assert from_env.exit_code == 2 and "(named by $LUTGEN_LIBRARY)" in from_env.output
+    assert not typo.exists()
+    (tmp_path / "m.blif").write_text(write_blif(multiplier(3, False)))
+    imported = run("import", str(tmp_path / "m.blif"))
+    assert f"created a new library at {typo}" in imported.output
+    empty = run("list", "--bits", "3", "--signed")
+    assert f"no multipliers match in the library at {typo}" in empty.output
+    monkeypatch.delenv("LUTGEN_LIBRARY")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))  # the default location is created on first use
+    assert len(json.loads(run("list", "--json").output)) == len(builtin_circuits())
 
 
 def test_init_is_idempotent(initialised):

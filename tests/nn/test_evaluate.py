@@ -20,7 +20,14 @@ CANDIDATES = "trunc8s_k6,bam8s_h3v8,loa8s_k4"
 @pytest.fixture(scope="module")
 def env(tmp_path_factory) -> dict[str, str]:
     root = tmp_path_factory.mktemp("evaluate")
-    return {"LUTGEN_LIBRARY": str(root / "library"), "LUTGEN_CACHE": str(root / "cache"), "LUTGEN_ENGINE": "reference"}
+    variables = {
+        "LUTGEN_LIBRARY": str(root / "library"),
+        "LUTGEN_CACHE": str(root / "cache"),
+        "LUTGEN_ENGINE": "reference",
+    }
+    created = CliRunner().invoke(main, ["library", "init"], env=variables)
+    assert created.exit_code == 0, created.output
+    return variables
 
 
 @pytest.fixture(scope="module")
