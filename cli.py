@@ -637,7 +637,9 @@ def model_options(func: F) -> F:
             "--model", "model_name", required=True, help="Zoo model (lenet5, vgg19, resnet18, ...) or module:callable."
         ),
         click.option(
-            "--weights", type=click.Path(path_type=Path), help="Float weights (state dict); default: train and cache."
+            "--weights",
+            type=click.Path(path_type=Path),
+            help="Weights: a state dict or a `lutgen retrain` checkpoint; default: train in float and cache.",
         ),
         click.option(
             "--data", "data_dir", type=click.Path(path_type=Path), help="Local dataset directory (never downloaded)."
@@ -672,9 +674,8 @@ def model_options(func: F) -> F:
 @click.option("--seed", default=0, show_default=True, help="Seed of the data split, calibration subset and noise.")
 @click.option(
     "--bias-correction/--no-bias-correction",
-    default=True,
-    show_default=True,
-    help="Fold predicted mean error into biases.",
+    default=None,
+    help="Fold predicted mean error into biases (default: on; off for weights from `lutgen retrain`).",
 )
 @click.option("--save", type=click.Path(path_type=Path), help="Write the assignment as JSON.")
 @click.option("--plot", type=click.Path(path_type=Path), help="auto: plot the energy-accuracy front (e.g. pareto.png).")
@@ -690,7 +691,7 @@ def evaluate_command(
     candidates: str,
     limit: int | None,
     seed: int,
-    bias_correction: bool,
+    bias_correction: bool | None,
     save: Path | None,
     plot: Path | None,
     as_json: bool,
@@ -713,14 +714,19 @@ def evaluate_command(
         bias_correction=bias_correction,
     )
     result = run_evaluate(options)
+    written = []
     if save is not None:
         save_assignment(result, save)
+        written.append(f"wrote {save} (the assignment; reuse it with --assign {save})")
     if plot is not None:
         plot_pareto(result, plot)
+        written.append(f"wrote {plot} (the energy-accuracy front)")
     if as_json:
         click.echo(result.to_json())
     else:
         render(result, Console(width=max(100, Console().width)))
+    for line in written:
+        click.echo(line, err=as_json)
 
 
 @main.command("retrain")
@@ -745,8 +751,12 @@ def evaluate_command(
 @click.option("--lr", type=click.FloatRange(0, None), default=0.01, show_default=True, help="Peak learning rate.")
 @click.option("--batch-size", type=click.IntRange(1, None), default=64, show_default=True)
 @click.option("--seed", default=0, show_default=True, help="Seed of the data split, shuffling and initial state.")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Checkpoint written after every epoch.")
-@click.option("--resume", is_flag=True, help="Continue from the --out checkpoint (same options).")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Checkpoint written after every epoch (default: $LUTGEN_CACHE/retrain/, named by the options; printed).",
+)
+@click.option("--resume", is_flag=True, help="Continue from the checkpoint (--out, or the default; same options).")
 @click.option("--device", help="torch device (default: cuda when present, else cpu).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @reports_errors
@@ -772,8 +782,6 @@ def retrain_command(
 
     from .nn.retrain import RetrainOptions, render_retrain, run_retrain
 
-    if resume and out is None:
-        raise click.UsageError("--resume needs --out CHECKPOINT")
     options = RetrainOptions(
         model=model_name,
         assign=assign,

@@ -46,7 +46,7 @@ class EvaluateOptions:
     limit: int | None = None
     seed: int = 0
     calibration_samples: int = 256
-    bias_correction: bool = True
+    bias_correction: bool | None = None
     batch_size: int = 128
 
 
@@ -68,6 +68,7 @@ class EvaluateResult:
     model: str
     dataset: str
     samples: int
+    width: float | None
     float_accuracy: float
     quantized_accuracy: float
     approx_accuracy: float
@@ -200,6 +201,18 @@ def run_evaluate(options: EvaluateOptions, *, console: Console | None = None) ->
     if loaded.trained is not None:
         how = "cached" if loaded.trained.cached else f"trained in {loaded.trained.seconds:.0f} s"
         notes.append(f"float weights {how}: {loaded.weights}")
+    bias_correction = options.bias_correction
+    if loaded.retrained is not None:
+        info = loaded.retrained
+        notes.append(
+            f"weights retrained through approximate multipliers ({info['grad']} gradients, {info['epoch']} epochs): "
+            f"{info['checkpoint']}; activation ranges calibrated afresh"
+        )
+        if bias_correction is None:
+            bias_correction = False
+            notes.append("bias correction off for retrained weights (they compensate the error already)")
+    if bias_correction is None:
+        bias_correction = True
     model.eval()
     lap("model")
 
@@ -276,7 +289,7 @@ def run_evaluate(options: EvaluateOptions, *, console: Console | None = None) ->
     else:
         mapping = parse_assignment(options.assign, exact_config)
         approx_model = approximate(qmodel, mapping)
-        if options.bias_correction:
+        if bias_correction:
             _apply_bias_correction(model, approx_model, calib_batches)
         approx_accuracy = evaluate(approx_model, "approximate accuracy")
     lap("approximate")
@@ -287,6 +300,7 @@ def run_evaluate(options: EvaluateOptions, *, console: Console | None = None) ->
         model=options.model,
         dataset=data.name,
         samples=int(x_eval.shape[0]),
+        width=loaded.width,
         float_accuracy=float_accuracy,
         quantized_accuracy=quantized_accuracy,
         approx_accuracy=approx_accuracy,
@@ -358,7 +372,8 @@ def _relative_energy(rows: list[LayerRow], exact_power: float) -> float | None:
 
 def render(result: EvaluateResult, console: Console) -> None:
     """Print the accuracies, the per-layer table, the energy and the front."""
-    console.print(f"[bold]{result.model}[/bold] on {result.dataset} ({result.samples} test samples)")
+    width = f" (width {result.width:g})" if result.width is not None and result.width != 1 else ""
+    console.print(f"[bold]{result.model}[/bold]{width} on {result.dataset} ({result.samples} test samples)")
     console.print(f"  float accuracy            {result.float_accuracy:6.2f} %")
     console.print(f"  quantised-exact accuracy  {result.quantized_accuracy:6.2f} %")
     drop = result.quantized_accuracy - result.approx_accuracy

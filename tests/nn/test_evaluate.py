@@ -47,7 +47,7 @@ def test_evaluate_auto_json_save_and_replay(env, weights, tmp_path) -> None:
     common = ["--model", "lenet5", "--weights", str(weights), "--limit", "48", "--json"]
     result = _run(env, *common, "--candidates", CANDIDATES, "--save", str(saved), "--plot", str(tmp_path / "p.png"))
     assert result.exit_code == 0, result.output
-    data = json.loads(result.output)
+    data = json.loads(result.stdout)
     for key in ("float_accuracy", "quantized_accuracy", "approx_accuracy", "relative_energy", "layers"):
         assert key in data
     assert data["samples"] == 48 and data["dataset"] == "digits"
@@ -61,6 +61,7 @@ def test_evaluate_auto_json_save_and_replay(env, weights, tmp_path) -> None:
         assert row["multiplier"] in {*CANDIDATES.split(","), "exact8s"}
     assert any(point["chosen"] for point in data["pareto"])
     assert (tmp_path / "p.png").stat().st_size > 0
+    assert f"wrote {saved} (the assignment" in result.stderr and f"wrote {tmp_path / 'p.png'}" in result.stderr
     stored = json.loads(saved.read_text())
     assert set(stored["layers"]) <= set(names)
 
@@ -107,3 +108,14 @@ def test_parse_candidates() -> None:
         parse_candidates("power=3")
     with pytest.raises(ConfigError, match="not both"):
         parse_candidates("bits=8,mul8s_1KV6")
+
+
+def test_the_header_says_which_width_of_a_zoo_model_ran() -> None:
+    from rich.console import Console
+
+    from approxlut.nn.evaluate import EvaluateResult, render
+
+    result = EvaluateResult("vgg19", "digits", 360, 0.25, 98.9, 98.9, 98.3, 0.45, [], {})
+    console = Console(record=True, width=120)
+    render(result, console)
+    assert console.export_text().splitlines()[0] == "vgg19 (width 0.25) on digits (360 test samples)"
