@@ -267,6 +267,7 @@ def library_show(name: str, library_dir: Path | None, plot: Path | None, as_json
     if as_json:
         data = entry.to_dict()
         data["published_differences"] = {k: list(v) for k, v in entry.published_differences().items()}
+        data["sampled_differences"] = {k: list(v) for k, v in entry.sampled_differences().items()}
         data["plot"] = str(plot) if plot is not None else None
         click.echo(json.dumps(data))
     else:

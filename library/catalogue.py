@@ -129,6 +129,8 @@ MIGRATIONS: tuple[Migration, ...] = (
 
 #: Error-metric columns, in display order.
 METRIC_COLUMNS = ("mae_pct", "wce_pct", "mre_pct", "wcre_pct", "ep_pct", "mse", "med", "wce", "bias")
+#: Metrics that are maxima over the inputs: from a sample, lower bounds.
+WORST_CASE_COLUMNS = ("wce_pct", "wcre_pct", "wce")
 #: Hardware-cost columns.
 COST_COLUMNS = ("power_mw", "area_um2", "delay_ns")
 #: Decimals the cost columns are shown with (as EvoApproxLib prints them).
@@ -229,14 +231,29 @@ class Entry:
         """``8x8s``-style width and signedness."""
         return f"{self.bits_a}x{self.bits_b}{'s' if self.signed else 'u'}"
 
+    @property
+    def sampled(self) -> bool:
+        """Whether the metrics come from a random sample of input pairs (circuits too wide to enumerate)."""
+        return self.metrics_method is not None and self.metrics_method != "exhaustive"
+
     def published_differences(self) -> dict[str, tuple[str, float | None]]:
         """Published figures that the measured ones do not reproduce: ``{column: (published, measured)}``.
 
-        Empty when the metrics were sampled (Monte-Carlo figures cannot reproduce exhaustive ones digit for digit).
+        Empty when the metrics were sampled (Monte-Carlo figures cannot reproduce exhaustive ones digit for
+        digit; see :meth:`sampled_differences`).
         """
+        return {} if self.sampled else self._differences()
+
+    def sampled_differences(self) -> dict[str, tuple[str, float | None]]:
+        """For sampled metrics, the published figures the sample does not reproduce.
+
+        The worst cases (:data:`WORST_CASE_COLUMNS`) of a sample are lower bounds of the circuit's; the
+        means are estimates. Empty for exhaustive metrics.
+        """
+        return self._differences() if self.sampled else {}
+
+    def _differences(self) -> dict[str, tuple[str, float | None]]:
         diffs: dict[str, tuple[str, float | None]] = {}
-        if self.metrics_method is not None and self.metrics_method != "exhaustive":
-            return diffs
         for key, text in self.published.items():
             col = PUBLISHED_KEYS.get(key)
             if col is None or col in COST_COLUMNS:
