@@ -339,15 +339,24 @@ def library_export(
 @library.command("report")
 @click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
 @_library_option
+@click.option(
+    "--downloads/--no-downloads",
+    default=True,
+    show_default=True,
+    help="Write each circuit's table files (npz, TFApprox, DATE'25 text; about 1 MB per 8x8 circuit).",
+)
 @reports_errors
-def library_report(out_dir: Path, library_dir: Path | None) -> None:
-    """Write a static HTML page (sortable table, Pareto plots) into OUT_DIR."""
+def library_report(out_dir: Path, library_dir: Path | None, downloads: bool) -> None:
+    """Write a static HTML report into OUT_DIR: a filterable table, plots, a page per circuit with downloads."""
     from .library import Library
     from .library.report import write_report
 
     with Library.open_default(library_dir) as lib:
-        page = write_report(lib, out_dir)
-    click.echo(f"wrote {page}")
+        summary = write_report(lib, out_dir, downloads=downloads)
+    click.echo(
+        f"wrote {summary.index} ({summary.pages} circuit pages, {len(summary.plots)} plots, "
+        f"{summary.bytes / 2**20:.1f} MB); open {summary.index.resolve().as_uri()}"
+    )
 
 
 @library.command("calibrate")

@@ -127,10 +127,14 @@ def test_export_and_report(initialised, tmp_path):
     assert (tmp_path / "e_lutfp.txt").read_text().count("\n") > 65536
     bad = run("export", "exact8s", "--library", lib, "--format", "tfapprox", "--out", str(tmp_path / "s.bin"), ok=False)
     assert bad.exit_code != 0 and bad.output.startswith("error:")
-    run("report", str(tmp_path / "report"), "--library", lib)
-    page = (tmp_path / "report" / "index.html").read_text()
+    said = run("report", str(tmp_path / "report"), "--library", lib, "--no-downloads").output
+    index = tmp_path / "report" / "index.html"
+    assert said.startswith(f"wrote {index} ({len(builtin_circuits())} circuit pages, ")
+    assert index.resolve().as_uri() in said
+    page = index.read_text()
     assert page.count("<tr class=") == len(builtin_circuits())
-    assert ">exact8s</td>" in page and "pareto_8x8u_power_mae.png" in page
+    assert ">exact8s</a></td>" in page and "plots/power-mae-8x8u.png" in page
+    assert not list((tmp_path / "report").rglob("*.npz"))
 
 
 def test_import_and_remove(tmp_path, multiplier):
