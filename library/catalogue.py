@@ -27,8 +27,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ConfigError, LibraryError
-from ..lutgen.metrics import Metrics, matches_published
+from ..errors import ConfigError, LibraryError, NotInLibraryError
+from ..lutgen.metrics import METRIC_KEYS, Metrics, matches_published
 from .blobs import BlobStore
 from .config import FROM_DEFAULT, library_dir, library_location
 
@@ -128,7 +128,7 @@ MIGRATIONS: tuple[Migration, ...] = (
 )
 
 #: Error-metric columns, in display order.
-METRIC_COLUMNS = ("mae_pct", "wce_pct", "mre_pct", "wcre_pct", "ep_pct", "mse", "med", "wce", "bias")
+METRIC_COLUMNS = METRIC_KEYS
 #: Metrics that are maxima over the inputs: from a sample, lower bounds.
 WORST_CASE_COLUMNS = ("wce_pct", "wcre_pct", "wce")
 #: Hardware-cost columns.
@@ -264,10 +264,11 @@ class Entry:
         return diffs
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-able dict (with ``full_name``)."""
+        """A JSON-able dict (with ``full_name`` and ``kind``; keys as in :mod:`approxlut.schema`)."""
         data = asdict(self)
         data["alt_sources"] = list(self.alt_sources)
         data["full_name"] = self.full_name
+        data["kind"] = self.kind
         return data
 
 
@@ -475,9 +476,9 @@ class Library:
         if len(found) == 1:
             return found[0]
         if not found:
-            raise LibraryError(self._not_found(name_or_hash))
+            raise NotInLibraryError(self._not_found(name_or_hash))
         listing = ", ".join(f"{e.full_name} ({e.hash[:10]})" for e in found)
-        raise LibraryError(f"'{name_or_hash}' is ambiguous: {listing}; use the release prefix or a hash prefix")
+        raise NotInLibraryError(f"'{name_or_hash}' is ambiguous: {listing}; use the release prefix or a hash prefix")
 
     def _not_found(self, identifier: str) -> str:
         import difflib

@@ -136,15 +136,20 @@ def difference_notes(entry: Entry) -> list[str]:
     return notes
 
 
-def print_front(front: Sequence[Entry], x: str, y: str, *, total: int, console: Console | None = None) -> None:
-    """The Pareto front as a table of its two coordinates."""
+def print_front(
+    front: Sequence[Entry], x: str, y: str, *, total: int, kind: str, console: Console | None = None
+) -> None:
+    """The Pareto front of one kind as a table of its two coordinates."""
     console = console or Console()
     x_col, y_col = column(x), column(y)
-    table = Table(title=f"Pareto front: {len(front)} of {total} multipliers, minimising {x_col} and {y_col}")
+    console.print(
+        f"Pareto front of the {kind} multipliers: {len(front)} of {total}, minimising {x_col} and {y_col}",
+        soft_wrap=True,
+    )
+    table = Table()
     table.add_column("name", no_wrap=True)
-    table.add_column("kind")
     table.add_column(x_col, justify="right")
     table.add_column(y_col, justify="right")
     for e in front:
-        table.add_row(e.full_name, e.kind, _cell(x_col, value(e, x_col)), _cell(y_col, value(e, y_col)))
+        table.add_row(e.full_name, _cell(x_col, value(e, x_col)), _cell(y_col, value(e, y_col)))
     console.print(table)

@@ -18,7 +18,7 @@ from ..circuits.names import name_hint
 from ..errors import ConfigError
 from .formats import LUT_FORMATS, read_lut_file, save_npz, sniff_lut_format
 from .lut import Lut
-from .metrics import Metrics
+from .metrics import METRIC_KEYS, Metrics
 from .simulate import MAX_LUT_BITS, simulate_lut, simulate_metrics
 
 #: A table file larger than this gets a note offering ``--compress``.
@@ -46,30 +46,23 @@ class SimResult:
     compressed: bool = False
 
     def as_json(self) -> dict[str, Any]:
-        """The ``--json`` object: EvoApproxLib's percent units for mae/wce/mre/wcre/ep."""
+        """The ``--json`` object (keys as in :mod:`approxlut.schema`: EvoApproxLib's percent metrics)."""
         m = self.metrics
         return {
             "name": self.name,
             "bits_a": self.bits_a,
             "bits_b": self.bits_b,
             "signed": self.signed,
+            "gates": self.gates,
+            **{key: getattr(m, key) for key in METRIC_KEYS},
+            "metrics_method": m.method,
             "signed_from": self.signed_from,
             "input_format": self.input_format,
-            "gates": self.gates,
-            "mae": m.mae_pct,
-            "wce": m.wce_pct,
-            "mre": m.mre_pct,
-            "wcre": m.wcre_pct,
-            "ep": m.ep_pct,
-            "mse": m.mse,
-            "med": m.med,
-            "bias": m.bias,
-            "wce_abs": m.wce,
-            "method": m.method,
+            "input_pairs": m.n,
             "hash": self.lut.hash if self.lut is not None else None,
             "out": str(self.out) if self.out is not None else None,
             "out_bytes": self.out_bytes,
-            "seconds": self.seconds,
+            "elapsed_s": self.seconds,
         }
 
 

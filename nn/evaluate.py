@@ -12,7 +12,7 @@ import json
 import re
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from rich.table import Table
 from torch import nn
 
 from ..errors import ConfigError, InputError
+from ..library.filters import Filter
 from .assign import Candidate, auto_assign, build_assigned
 from .config import AssignmentMapping, LayerConfig
 from .multipliers import load_multiplier
@@ -63,14 +64,14 @@ class LayerRow:
 
 @dataclass
 class EvaluateResult:
-    """What ``lutgen evaluate`` reports; :meth:`to_json` is the ``--json`` object."""
+    """What ``lutgen evaluate`` reports; :meth:`to_dict` is the ``--json`` object."""
 
     model: str
     dataset: str
     samples: int
     width: float | None
     float_accuracy: float
-    quantized_accuracy: float
+    quantised_accuracy: float
     approx_accuracy: float
     relative_energy: float | None
     layers: list[LayerRow]
@@ -80,39 +81,51 @@ class EvaluateResult:
     seconds: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
-    def to_json(self) -> str:
-        """One JSON object (accuracies in percent, ``relative_energy`` a fraction)."""
-        data = asdict(self)
-        return json.dumps(data, indent=2, sort_keys=False, default=float)
+    def to_dict(self) -> dict[str, Any]:
+        """The ``--json`` object (keys as in :mod:`approxlut.schema`: accuracies in percent, energy a fraction)."""
+        return {
+            "model": self.model,
+            "width": self.width,
+            "dataset": self.dataset,
+            "test_samples": self.samples,
+            "float_accuracy_pct": self.float_accuracy,
+            "quantised_accuracy_pct": self.quantised_accuracy,
+            "approx_accuracy_pct": self.approx_accuracy,
+            "relative_energy": self.relative_energy,
+            "layers": [
+                {"name": r.name, "macs": r.macs, "multiplier": r.multiplier, "mae_pct": r.mae, "power_mw": r.power}
+                for r in self.layers
+            ],
+            "assignment": self.assignment,
+            "budget_points": self.budget,
+            "front": [
+                {
+                    "relative_energy": p["relative_energy"],
+                    "predicted_accuracy_pct": p["predicted_accuracy"],
+                    "verified_accuracy_pct": p["verified_accuracy"],
+                    "chosen": p["chosen"],
+                }
+                for p in self.pareto
+            ],
+            "timings_s": dict(self.seconds),
+            "notes": list(self.notes),
+        }
 
 
 # ------------------------------------------------------------------------------------------ candidates
 
 
-def parse_candidates(text: str) -> tuple[dict[str, Any], list[str]]:
-    """``'bits=8,signed,max_mae=0.5'`` -> query filters; ``'a,b,c'`` -> names."""
-    filters: dict[str, Any] = {}
-    names: list[str] = []
-    for raw in (t.strip() for t in text.split(",")):
-        if not raw:
-            continue
-        key, _, value = raw.partition("=")
-        if raw in ("signed", "unsigned"):
-            filters["signed"] = raw == "signed"
-        elif key in ("bits", "max_mae") and value:
-            try:
-                filters[key] = int(value) if key == "bits" else float(value)
-            except ValueError:
-                raise ConfigError(f"--candidates: {raw!r} needs a number") from None
-        elif key == "signed" and value:
-            filters["signed"] = value.lower() in ("1", "true", "yes")
-        elif "=" in raw:
-            raise ConfigError(f"--candidates: unknown filter {key!r} (bits=, signed, unsigned, max_mae=)")
-        else:
-            names.append(raw)
-    if filters and names:
-        raise ConfigError("--candidates: give either filters (bits=8,signed) or a list of names, not both")
-    return filters, names
+def parse_candidates(text: str) -> tuple[Filter | None, list[str]]:
+    """``'bits=8,signed,max_mae=0.5'`` -> a library filter (:mod:`approxlut.library.filters`); ``'a,b,c'`` -> names."""
+    from ..library.filters import FLAGS, Filter
+
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    is_filter = ["=" in item or item.lower() in FLAGS for item in items]
+    if all(is_filter):
+        return Filter.parse(text, where="--candidates"), []
+    if any(is_filter):
+        raise ConfigError("--candidates: give either a filter (bits=8,signed) or a list of names, not both")
+    return None, items
 
 
 def library_candidates(text: str) -> tuple[list[Any], Any]:
@@ -120,8 +133,8 @@ def library_candidates(text: str) -> tuple[list[Any], Any]:
     from ..library import Library
 
     lib = Library.open_default()
-    filters, names = parse_candidates(text)
-    entries = [lib.entry(n) for n in names] if names else lib.query(**filters)
+    chosen, names = parse_candidates(text)
+    entries = [lib.entry(n) for n in names] if chosen is None else chosen.select(lib)
     if not entries:
         raise ConfigError(f"--candidates {text!r} selects no multipliers in the library at {lib.root}")
     kinds = {(e.bits_a, e.bits_b, e.signed) for e in entries}
@@ -238,7 +251,7 @@ def run_evaluate(options: EvaluateOptions, *, console: Console | None = None) ->
     lap("float")
     qmodel = approximate(model, exact_config, calib_batches)
     macs_all = layer_macs(model, x_eval[:1])
-    quantized_accuracy = evaluate(qmodel, "quantised-exact accuracy")
+    quantised_accuracy = evaluate(qmodel, "quantised-exact accuracy")
     lap("quantised")
 
     pareto: list[dict[str, Any]] = []
@@ -254,7 +267,7 @@ def run_evaluate(options: EvaluateOptions, *, console: Console | None = None) ->
                 x_calib=x_calib,
                 x_eval=x_eval,
                 y_eval=y_eval,
-                baseline_accuracy=quantized_accuracy,
+                baseline_accuracy=quantised_accuracy,
                 budget=options.budget,
                 evaluate=evaluate,
                 batch_size=options.batch_size,
@@ -269,7 +282,7 @@ def run_evaluate(options: EvaluateOptions, *, console: Console | None = None) ->
         other = sum(macs_all.get(n, 0) for n in approx_layers(qmodel) if n not in auto.choice)
         other_energy = other * float(exact_entry.power_mw)
         total = (auto.exact_energy + other_energy) or 1.0
-        shift = quantized_accuracy - auto.float_accuracy
+        shift = quantised_accuracy - auto.float_accuracy
         for point in auto.path:
             if point.predicted_accuracy is None and point.verified_accuracy is None:
                 continue
@@ -302,7 +315,7 @@ def run_evaluate(options: EvaluateOptions, *, console: Console | None = None) ->
         samples=int(x_eval.shape[0]),
         width=loaded.width,
         float_accuracy=float_accuracy,
-        quantized_accuracy=quantized_accuracy,
+        quantised_accuracy=quantised_accuracy,
         approx_accuracy=approx_accuracy,
         relative_energy=energy,
         layers=rows,
@@ -375,8 +388,8 @@ def render(result: EvaluateResult, console: Console) -> None:
     width = f" (width {result.width:g})" if result.width is not None and result.width != 1 else ""
     console.print(f"[bold]{result.model}[/bold]{width} on {result.dataset} ({result.samples} test samples)")
     console.print(f"  float accuracy            {result.float_accuracy:6.2f} %")
-    console.print(f"  quantised-exact accuracy  {result.quantized_accuracy:6.2f} %")
-    drop = result.quantized_accuracy - result.approx_accuracy
+    console.print(f"  quantised-exact accuracy  {result.quantised_accuracy:6.2f} %")
+    drop = result.quantised_accuracy - result.approx_accuracy
     budget = f" (budget {result.budget:g})" if result.budget is not None else ""
     console.print(f"  approximate accuracy      {result.approx_accuracy:6.2f} %  drop {drop:+.2f} points{budget}")
     table = Table(title="per-layer assignment")
@@ -431,9 +444,9 @@ def plot_pareto(result: EvaluateResult, path: Path) -> None:
     if verified:
         xs, ys = np.array(verified).T
         ax.plot(xs, ys, "s", color="tab:red", markersize=8, label="verified (LUT engine)")
-    ax.axhline(result.quantized_accuracy, color="grey", linestyle=":", label="quantised exact")
+    ax.axhline(result.quantised_accuracy, color="grey", linestyle=":", label="quantised exact")
     if result.budget is not None:
-        ax.axhline(result.quantized_accuracy - result.budget, color="tab:orange", linestyle="--", label="budget")
+        ax.axhline(result.quantised_accuracy - result.budget, color="tab:orange", linestyle="--", label="budget")
     ax.set_xlabel("relative multiplier energy")
     ax.set_ylabel("accuracy (%)")
     ax.set_title(f"{result.model} on {result.dataset}")

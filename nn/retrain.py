@@ -141,13 +141,23 @@ class RetrainResult:
         return [self.before_accuracy, *(e.test_accuracy for e in self.epochs)]
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON form (without the model)."""
+        """JSON form (without the model; keys as in :mod:`approxlut.schema`)."""
         return {
-            "before_accuracy": self.before_accuracy,
-            "after_accuracy": self.after_accuracy,
+            "before_accuracy_pct": self.before_accuracy,
+            "after_accuracy_pct": self.after_accuracy,
             "grad": self.grad,
             "half_windows": self.half_windows,
-            "epochs": [asdict(e) for e in self.epochs],
+            "epochs": [
+                {
+                    "epoch": e.epoch,
+                    "train_loss": e.train_loss,
+                    "train_accuracy_pct": e.train_accuracy,
+                    "test_accuracy_pct": e.test_accuracy,
+                    "elapsed_s": e.seconds,
+                    "samples_per_s": e.samples_per_s,
+                }
+                for e in self.epochs
+            ],
             "checkpoint": str(self.checkpoint) if self.checkpoint is not None else None,
             "resumed_at": self.resumed_at,
         }
@@ -636,7 +646,7 @@ class RetrainReport:
             "model": self.model,
             "dataset": self.dataset,
             "device": self.device,
-            "float_accuracy": self.float_accuracy,
+            "float_accuracy_pct": self.float_accuracy,
             **self.result.to_dict(),
         }
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -38,3 +40,18 @@ def _private_library(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]
         os.environ.pop("LUTGEN_LIBRARY", None)
     else:
         os.environ["LUTGEN_LIBRARY"] = old
+
+
+@pytest.fixture(scope="session")
+def json_output() -> Callable[[str, str], dict[str, Any]]:
+    """``json_output(stdout, command)``: the command's ``--json`` object, validated against its schema."""
+    import jsonschema
+
+    from approxlut.schema import json_schema
+
+    def parse(text: str, command: str) -> dict[str, Any]:
+        data = json.loads(text)
+        jsonschema.validate(data, json_schema(command))
+        return data
+
+    return parse

@@ -281,7 +281,7 @@ def test_a_legacy_half_windows_json_is_imported_once_and_left_alone(tmp_path: Pa
 # -------------------------------------------------------------------------------------------- CLI
 
 
-def test_cli_retrain_json_and_bad_resume(tmp_path: Path, monkeypatch) -> None:
+def test_cli_retrain_json_and_bad_resume(tmp_path: Path, monkeypatch, json_output) -> None:
     monkeypatch.setenv("LUTGEN_CACHE", str(tmp_path / "cache"))
     monkeypatch.syspath_prepend(str(tmp_path))
     (tmp_path / "tiny_mlp.py").write_text(
@@ -306,10 +306,10 @@ def test_cli_retrain_json_and_bad_resume(tmp_path: Path, monkeypatch) -> None:
     ]
     result = CliRunner().invoke(main, [*args, "--json", "--grad", "ste"])
     assert result.exit_code == 0, result.output
-    report = json.loads(result.stdout)
+    report = json_output(result.stdout, "retrain")
     assert report["grad"] == "ste" and len(report["epochs"]) == 1 and report["device"] == "cpu"
     assert list(report["half_windows"].values()) == [None]  # STE needs no gradient tables
-    assert 0 <= report["before_accuracy"] <= 100 and report["float_accuracy"] > 50
+    assert 0 <= report["before_accuracy_pct"] <= 100 and report["float_accuracy_pct"] > 50
     table = CliRunner().invoke(main, [*args, "--resume", "--grad", "ste"])
     assert table.exit_code == 0, table.output
     assert "before" in table.stdout and "samples/s" in table.stdout
