@@ -11,11 +11,14 @@ import sys
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from .errors import LutgenError
+
+if TYPE_CHECKING:
+    from .library.filters import Filter
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -145,7 +148,29 @@ def _library_option(func: F) -> F:
 
 
 def _filter_options(func: F) -> F:
-    """The library filter as options (the same language as ``--filter`` and ``evaluate --candidates``)."""
+    """The library filter as options (the same language as ``--filter`` and ``evaluate --candidates``).
+
+    The command receives them as one argument, ``chosen``: a :class:`approxlut.library.filters.Filter`.
+    """
+
+    @wraps(func)
+    def wrapper(
+        *args: Any,
+        bits: str | None,
+        signed: bool | None,
+        origin: str | None,
+        family: str | None,
+        max_mae: float | None,
+        filter_text: str | None,
+        **kwargs: Any,
+    ) -> Any:
+        from .library.filters import Filter
+
+        chosen = Filter.from_options(
+            bits=bits, signed=signed, origin=origin, family=family, max_mae=max_mae, text=filter_text
+        )
+        return func(*args, chosen=chosen, **kwargs)
+
     decorators = [
         click.option("--bits", help="Operand widths: 8 (8x8) or 8x4."),
         click.option("--signed/--unsigned", default=None, help="Only signed / only unsigned multipliers."),
@@ -158,22 +183,10 @@ def _filter_options(func: F) -> F:
             help="The same filter as text, with more fields: 'bits=8,signed,max_power=0.3' (see docs/filters.md).",
         ),
     ]
+    decorated: Any = reports_errors(wrapper)
     for decorator in reversed(decorators):
-        func = decorator(func)
-    return func
-
-
-def _filter(
-    bits: str | None,
-    signed: bool | None,
-    origin: str | None,
-    family: str | None,
-    max_mae: float | None,
-    text: str | None,
-) -> Any:
-    from .library.filters import Filter
-
-    return Filter.from_options(bits=bits, signed=signed, origin=origin, family=family, max_mae=max_mae, text=text)
+        decorated = decorator(decorated)
+    return decorated
 
 
 @main.group()
@@ -247,12 +260,7 @@ def library_import(paths: tuple[Path, ...], library_dir: Path | None, signed: bo
 @reports_errors
 def library_list(
     library_dir: Path | None,
-    bits: str | None,
-    signed: bool | None,
-    origin: str | None,
-    family: str | None,
-    max_mae: float | None,
-    filter_text: str | None,
+    chosen: Filter,
     sort: str | None,
     as_json: bool,
 ) -> None:
@@ -260,7 +268,6 @@ def library_list(
     from .library import Library
     from .library.render import print_entries
 
-    chosen = _filter(bits, signed, origin, family, max_mae, filter_text)
     with Library.open_default(library_dir) as lib:
         chosen = chosen.resolved(lib.query())
         entries = chosen.select(lib, sort=sort)
@@ -320,12 +327,7 @@ def library_pareto(
     library_dir: Path | None,
     x: str,
     y: str,
-    bits: str | None,
-    signed: bool | None,
-    origin: str | None,
-    family: str | None,
-    max_mae: float | None,
-    filter_text: str | None,
+    chosen: Filter,
     plot: Path | None,
     as_json: bool,
 ) -> None:
@@ -339,7 +341,6 @@ def library_pareto(
     from .library.render import print_front
 
     x_col, y_col = column(x), column(y)
-    chosen = _filter(bits, signed, origin, family, max_mae, filter_text)
     with Library.open_default(library_dir) as lib:
         chosen = chosen.resolved(lib.query())
         entries = chosen.select(lib)
@@ -409,19 +410,13 @@ def library_export(
 def library_report(
     out_dir: Path,
     library_dir: Path | None,
-    bits: str | None,
-    signed: bool | None,
-    origin: str | None,
-    family: str | None,
-    max_mae: float | None,
-    filter_text: str | None,
+    chosen: Filter,
     downloads: bool,
 ) -> None:
     """Write a static HTML report into OUT_DIR: a filterable table, plots, a page per circuit with downloads."""
     from .library import Library
     from .library.report import write_report
 
-    chosen = _filter(bits, signed, origin, family, max_mae, filter_text)
     with Library.open_default(library_dir) as lib:
         summary = write_report(lib, out_dir, entries=chosen.select(lib), downloads=downloads)
     click.echo(

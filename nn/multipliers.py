@@ -97,19 +97,11 @@ def _signed_from_name(path: Path) -> bool:
 
 
 def _load_path(path: Path) -> Lut:
-    suffix = path.suffix.lower()
-    if suffix == ".npz":
-        from ..lutgen.formats import load_npz
+    """A netlist (by its suffix) simulated, or a LUT file of any format (by its content)."""
+    if path.suffix.lower() not in NETLIST_SUFFIXES:
+        from ..lutgen.formats import read_lut_file
 
-        return load_npz(path)
-    if suffix == ".bin":
-        from ..lutgen.formats import read_tfapprox
-
-        return read_tfapprox(path)
-    if suffix == ".txt":
-        from ..lutgen.formats import read_lutfp
-
-        return read_lutfp(path)
+        return read_lut_file(path)
     from ..circuits.io import read_netlist
     from ..lutgen.simulate import simulate_lut
 
