@@ -281,15 +281,20 @@ def test_a_legacy_half_windows_json_is_imported_once_and_left_alone(tmp_path: Pa
 # -------------------------------------------------------------------------------------------- CLI
 
 
-def test_cli_retrain_json_and_bad_resume(tmp_path: Path, monkeypatch, json_output) -> None:
-    monkeypatch.setenv("LUTGEN_CACHE", str(tmp_path / "cache"))
-    monkeypatch.syspath_prepend(str(tmp_path))
-    (tmp_path / "tiny_mlp.py").write_text(
+def _tiny_model(path: Path) -> None:
+    """A user model file (``module:build``) for the digits: a two-layer MLP over the flattened 8x8 image."""
+    path.write_text(
         "from torch import nn\n\n"
         "def build(num_classes=10):\n"
         "    return nn.Sequential(nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, num_classes))\n\n"
         "build.input_kind = 'flat'\nbuild.channels = 1\nbuild.size = 8\n"
     )
+
+
+def test_cli_retrain_json_and_bad_resume(tmp_path: Path, monkeypatch, json_output) -> None:
+    monkeypatch.setenv("LUTGEN_CACHE", str(tmp_path / "cache"))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    _tiny_model(tmp_path / "tiny_mlp.py")
     lut_path = tmp_path / "mult.npz"
     save_npz(noisy_lut(6, False, seed=8), lut_path)
     checkpoint = tmp_path / "ck.pt"
@@ -325,12 +330,7 @@ def test_retrained_weights_are_kept_and_evaluate_reuses_them(tmp_path: Path, mon
 
     monkeypatch.setenv("LUTGEN_CACHE", str(tmp_path / "cache"))
     monkeypatch.syspath_prepend(str(tmp_path))
-    (tmp_path / "tiny_reuse.py").write_text(
-        "from torch import nn\n\n"
-        "def build(num_classes=10):\n"
-        "    return nn.Sequential(nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, num_classes))\n\n"
-        "build.input_kind = 'flat'\nbuild.channels = 1\nbuild.size = 8\n"
-    )
+    _tiny_model(tmp_path / "tiny_reuse.py")
     lut_path = tmp_path / "mult.npz"
     save_npz(noisy_lut(6, False, seed=8), lut_path)
     args = ["--model", "tiny_reuse:build", "--assign", str(lut_path)]
