@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from rich.table import Table
 from torch import nn
 
 from ..errors import ConfigError, InputError, LibraryError
+from ..library.filters import Filter
 from ..tasks import open_engine, require_ray
 from .assign import AutoResult, Candidate, auto_assign, build_assigned
 from .config import AssignmentMapping, LayerConfig
@@ -46,7 +47,7 @@ class EvaluateOptions:
     limit: int | None = None
     seed: int = 0
     calibration_samples: int = 256
-    bias_correction: bool = True
+    bias_correction: bool | None = None
     batch_size: int = 128
     verify: int = 5
     workers: int | None = None
@@ -68,13 +69,14 @@ class LayerRow:
 
 @dataclass
 class EvaluateResult:
-    """What ``lutgen evaluate`` reports; :meth:`to_json` is the ``--json`` object."""
+    """What ``lutgen evaluate`` reports; :meth:`to_dict` is the ``--json`` object."""
 
     model: str
     dataset: str
     samples: int
+    width: float | None
     float_accuracy: float
-    quantized_accuracy: float
+    quantised_accuracy: float
     approx_accuracy: float
     relative_energy: float | None
     layers: list[LayerRow]
@@ -84,44 +86,51 @@ class EvaluateResult:
     seconds: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
-    def to_json(self) -> str:
-        """One JSON object (accuracies in percent, ``relative_energy`` a fraction).
-
-        ``front`` lists the simulated points of the auto search, most expensive first, each with
-        ``relative_energy``, ``predicted_accuracy_pct``, ``verified_accuracy_pct`` (``null`` if not run),
-        ``origin``, ``chosen`` and its ``assignment`` (the form ``--assign FILE.json`` reads).
-        """
-        data = asdict(self)
-        return json.dumps(data, indent=2, sort_keys=False, default=float)
+    def to_dict(self) -> dict[str, Any]:
+        """The ``--json`` object (keys as in :mod:`approxlut.schema`: accuracies in percent, energy a fraction)."""
+        return {
+            "model": self.model,
+            "width": self.width,
+            "dataset": self.dataset,
+            "test_samples": self.samples,
+            "float_accuracy_pct": self.float_accuracy,
+            "quantised_accuracy_pct": self.quantised_accuracy,
+            "approx_accuracy_pct": self.approx_accuracy,
+            "relative_energy": self.relative_energy,
+            "layers": [
+                {
+                    "name": r.name,
+                    "macs": r.macs,
+                    "multiplier": r.multiplier,
+                    "mae_pct": r.mae,
+                    "power_mw": r.power,
+                    "relative_power": r.relative_power,
+                    "cost_basis": r.cost_basis,
+                }
+                for r in self.layers
+            ],
+            "assignment": self.assignment,
+            "budget_points": self.budget,
+            "front": list(self.front),
+            "timings_s": dict(self.seconds),
+            "notes": list(self.notes),
+        }
 
 
 # ------------------------------------------------------------------------------------------ candidates
 
 
-def parse_candidates(text: str) -> tuple[dict[str, Any], list[str]]:
-    """``'bits=8,signed,max_mae=0.5'`` -> query filters; ``'a,b,c'`` -> names."""
-    filters: dict[str, Any] = {}
-    names: list[str] = []
-    for raw in (t.strip() for t in text.split(",")):
-        if not raw:
-            continue
-        key, _, value = raw.partition("=")
-        if raw in ("signed", "unsigned"):
-            filters["signed"] = raw == "signed"
-        elif key in ("bits", "max_mae") and value:
-            try:
-                filters[key] = int(value) if key == "bits" else float(value)
-            except ValueError:
-                raise ConfigError(f"--candidates: {raw!r} needs a number") from None
-        elif key == "signed" and value:
-            filters["signed"] = value.lower() in ("1", "true", "yes")
-        elif "=" in raw:
-            raise ConfigError(f"--candidates: unknown filter {key!r} (bits=, signed, unsigned, max_mae=)")
-        else:
-            names.append(raw)
-    if filters and names:
-        raise ConfigError("--candidates: give either filters (bits=8,signed) or a list of names, not both")
-    return filters, names
+def parse_candidates(text: str) -> tuple[Filter | None, list[str]]:
+    """``'bits=8,signed,max_mae=0.5'`` -> a library filter (:mod:`approxlut.library.filters`); ``'a,b,c'`` -> names."""
+    from ..library.filters import FLAGS, Filter
+
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    is_filter = ["=" in item or item.lower() in FLAGS for item in items]
+    if all(is_filter):
+        return Filter.parse(text, where="--candidates"), []
+    if any(is_filter):
+        raise ConfigError("--candidates: give either a filter (bits=8,signed) or a list of names, not both")
+    return None, items
 
 
 @dataclass(frozen=True)
@@ -147,10 +156,10 @@ def library_candidates(text: str) -> CandidateSet:
     from ..library.basis import relative_power
 
     lib = Library.open_default()
-    filters, names = parse_candidates(text)
-    entries = [lib.entry(n) for n in names] if names else lib.query(**filters)
+    chosen, names = parse_candidates(text)
+    entries = [lib.entry(n) for n in names] if chosen is None else chosen.select(lib)
     if not entries:
-        raise ConfigError(f"--candidates {text!r} selects no multipliers in the library")
+        raise ConfigError(f"--candidates {text!r} selects no multipliers in the library at {lib.root}")
     kinds = {(e.bits_a, e.bits_b, e.signed) for e in entries}
     if len(kinds) > 1:
         raise ConfigError(
@@ -232,6 +241,18 @@ def run_evaluate(options: EvaluateOptions, *, console: Console | None = None) ->
     if loaded.trained is not None:
         how = "cached" if loaded.trained.cached else f"trained in {loaded.trained.seconds:.0f} s"
         notes.append(f"float weights {how}: {loaded.weights}")
+    bias_correction = options.bias_correction
+    if loaded.retrained is not None:
+        info = loaded.retrained
+        notes.append(
+            f"weights retrained through approximate multipliers ({info['grad']} gradients, {info['epoch']} epochs): "
+            f"{info['checkpoint']}; activation ranges calibrated afresh"
+        )
+        if bias_correction is None:
+            bias_correction = False
+            notes.append("bias correction off for retrained weights (they compensate the error already)")
+    if bias_correction is None:
+        bias_correction = True
     model.eval()
     lap("model")
 
@@ -258,7 +279,7 @@ def run_evaluate(options: EvaluateOptions, *, console: Console | None = None) ->
     lap("float")
     qmodel = approximate(model, exact_config, calib_batches)
     macs_all = layer_macs(model, x_eval[:1])
-    quantized_accuracy = evaluate(qmodel, "quantised-exact accuracy")
+    quantised_accuracy = evaluate(qmodel, "quantised-exact accuracy")
     lap("quantised")
 
     front: list[dict[str, Any]] = []
@@ -287,7 +308,7 @@ def run_evaluate(options: EvaluateOptions, *, console: Console | None = None) ->
                     x_calib=x_calib,
                     x_eval=x_eval,
                     y_eval=y_eval,
-                    baseline_accuracy=quantized_accuracy,
+                    baseline_accuracy=quantised_accuracy,
                     budget=options.budget,
                     engine=engine,
                     batch_size=options.batch_size,
@@ -310,7 +331,7 @@ def run_evaluate(options: EvaluateOptions, *, console: Console | None = None) ->
     else:
         mapping = parse_assignment(options.assign, exact_config)
         approx_model = approximate(qmodel, mapping)
-        if options.bias_correction:
+        if bias_correction:
             _apply_bias_correction(model, approx_model, calib_batches)
         approx_accuracy = evaluate(approx_model, "approximate accuracy")
     lap("approximate")
@@ -320,8 +341,9 @@ def run_evaluate(options: EvaluateOptions, *, console: Console | None = None) ->
         model=options.model,
         dataset=data.name,
         samples=int(x_eval.shape[0]),
+        width=loaded.width,
         float_accuracy=float_accuracy,
-        quantized_accuracy=quantized_accuracy,
+        quantised_accuracy=quantised_accuracy,
         approx_accuracy=approx_accuracy,
         relative_energy=_relative_energy(rows),
         layers=rows,
@@ -343,7 +365,7 @@ def _front_rows(auto: AutoResult, qmodel: nn.Module, macs: dict[str, int], exact
             "relative_energy": (point.energy + other) / total,
             "predicted_accuracy_pct": point.predicted_accuracy,
             "verified_accuracy_pct": point.verified_accuracy,
-            "origin": point.origin,
+            "found_by": point.origin,
             "chosen": point is auto.chosen,
             "assignment": auto.assignment(exact, point).to_dict(),
         }
@@ -427,10 +449,11 @@ def _relative_energy(rows: list[LayerRow]) -> float | None:
 
 def render(result: EvaluateResult, console: Console) -> None:
     """Print the accuracies, the per-layer table, the energy and the front."""
-    console.print(f"[bold]{result.model}[/bold] on {result.dataset} ({result.samples} test samples)")
+    width = f" (width {result.width:g})" if result.width is not None and result.width != 1 else ""
+    console.print(f"[bold]{result.model}[/bold]{width} on {result.dataset} ({result.samples} test samples)")
     console.print(f"  float accuracy            {result.float_accuracy:6.2f} %")
-    console.print(f"  quantised-exact accuracy  {result.quantized_accuracy:6.2f} %")
-    drop = result.quantized_accuracy - result.approx_accuracy
+    console.print(f"  quantised-exact accuracy  {result.quantised_accuracy:6.2f} %")
+    drop = result.quantised_accuracy - result.approx_accuracy
     budget = f" (budget {result.budget:g})" if result.budget is not None else ""
     console.print(f"  approximate accuracy      {result.approx_accuracy:6.2f} %  drop {drop:+.2f} points{budget}")
     table = Table(title="per-layer assignment")
@@ -462,7 +485,7 @@ def render(result: EvaluateResult, console: Console) -> None:
                 f"{point['relative_energy']:.3f}",
                 f"{point['predicted_accuracy_pct']:.2f}",
                 f"{point['verified_accuracy_pct']:.2f}",
-                f"{result.quantized_accuracy - point['verified_accuracy_pct']:+.2f}",
+                f"{result.quantised_accuracy - point['verified_accuracy_pct']:+.2f}",
                 "chosen" if point["chosen"] else "",
             )
         console.print(front)
@@ -487,8 +510,8 @@ def plot_pareto(result: EvaluateResult, path: Path) -> None:
     energy = np.array([p["relative_energy"] for p in points])
     predicted = np.array([p["predicted_accuracy_pct"] for p in points])
     checked = [p for p in points if p["verified_accuracy_pct"] is not None]
-    floor = result.quantized_accuracy - (result.budget or 0.0) - max(1.0, result.budget or 0.0)
-    top = max([*predicted, *(p["verified_accuracy_pct"] for p in checked), result.quantized_accuracy]) + 0.5
+    floor = result.quantised_accuracy - (result.budget or 0.0) - max(1.0, result.budget or 0.0)
+    top = max([*predicted, *(p["verified_accuracy_pct"] for p in checked), result.quantised_accuracy]) + 0.5
     fig, ax = plt.subplots(figsize=(7, 4.5))
     ax.plot(energy, predicted, "o-", color="tab:blue", markersize=4, label="predicted (low-rank error simulation)")
     for p in checked:
@@ -514,9 +537,9 @@ def plot_pareto(result: EvaluateResult, path: Path) -> None:
         markersize=16,
         label=f"chosen: {chosen['relative_energy']:.3f} of exact energy",
     )
-    ax.axhline(result.quantized_accuracy, color="grey", linestyle=":", label="quantised exact")
+    ax.axhline(result.quantised_accuracy, color="grey", linestyle=":", label="quantised exact")
     if result.budget is not None:
-        ax.axhline(result.quantized_accuracy - result.budget, color="tab:orange", linestyle="--", label="budget")
+        ax.axhline(result.quantised_accuracy - result.budget, color="tab:orange", linestyle="--", label="budget")
     visible = [
         p["relative_energy"]
         for p in points

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,9 +25,17 @@ def corpus() -> Path:
 
 @pytest.fixture(scope="session", autouse=True)
 def _private_library(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """Keep tests out of the user's library: default libraries live in a session temp folder."""
+    """Keep tests out of the user's library: the default library is a session temp folder, created empty here.
+
+    A library named by ``$LUTGEN_LIBRARY`` must exist before reading commands use it; the built-in set
+    is then installed on first use.
+    """
+    from approxlut.library import Library
+
     old = os.environ.get("LUTGEN_LIBRARY")
-    os.environ["LUTGEN_LIBRARY"] = str(tmp_path_factory.mktemp("library"))
+    root = tmp_path_factory.mktemp("library")
+    Library.open(root).close()
+    os.environ["LUTGEN_LIBRARY"] = str(root)
     yield
     if old is None:
         os.environ.pop("LUTGEN_LIBRARY", None)
@@ -99,3 +108,18 @@ def auto_search(lenet_digits: Any) -> Callable[..., Any]:
         )
 
     return run
+
+
+@pytest.fixture(scope="session")
+def json_output() -> Callable[[str, str], dict[str, Any]]:
+    """``json_output(stdout, command)``: the command's ``--json`` object, validated against its schema."""
+    import jsonschema
+
+    from approxlut.schema import json_schema
+
+    def parse(text: str, command: str) -> dict[str, Any]:
+        data = json.loads(text)
+        jsonschema.validate(data, json_schema(command))
+        return data
+
+    return parse
