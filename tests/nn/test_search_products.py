@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from approxlut.cli import main
 from approxlut.lutgen.lut import Lut, code_values
 from approxlut.nn import LayerConfig, approximate
-from approxlut.nn.assign import Candidate, Option, _LowRankSimulation
+from approxlut.nn.assign import _LowRankSimulation
 from approxlut.nn.predict import LowRankError, ProductOperands, predict_errors, record_operands
 from approxlut.nn.products import ApproxProduct
 from approxlut.nn.swap import approx_layers
@@ -88,8 +88,7 @@ def test_low_rank_simulation_equals_the_product_error(vit_pair) -> None:
     stats = record_operands(float_model, qmodel, [x])
     name = "blocks.0.attn.qk"
     (pred,) = predict_errors([lut], stats[name].operands)
-    mean, std = stats[name].output_moments(pred)
-    option = Option(Candidate("rank2", lut, power=0.5, mae=0.0), 0.0, 0.0, mean, std)
+    mean, _ = stats[name].output_moments(pred)
     product = dict(float_model.named_modules())[name]
     captured: dict[str, tuple] = {}
     handle = product.register_forward_pre_hook(lambda m, i: captured.__setitem__("in", i))
@@ -98,7 +97,7 @@ def test_low_rank_simulation_equals_the_product_error(vit_pair) -> None:
         handle.remove()
         a, b = captured["in"][0], captured["in"][1]
         plain = product(a, b)
-        sim = _LowRankSimulation(float_model, qmodel, stats, {name: option}, {"rank2": low}, seed=0)
+        sim = _LowRankSimulation(float_model, qmodel, stats, {name: (low, mean)}, seed=0)
         simulated = product(a, b) - plain
         sim.remove()
         qproduct = approx_layers(qmodel)[name]
@@ -117,23 +116,30 @@ CANDIDATES = "trunc8s_k6,bam8s_h3v8,loa8s_k4"
 @pytest.fixture(scope="module")
 def env(tmp_path_factory) -> dict[str, str]:
     """A fresh library; the native kernels of the test session (weights come from files)."""
-    return {"LUTGEN_LIBRARY": str(tmp_path_factory.mktemp("evaluate") / "library")}
+    variables = {"LUTGEN_LIBRARY": str(tmp_path_factory.mktemp("evaluate") / "library")}
+    created = CliRunner().invoke(main, ["library", "init"], env=variables)
+    assert created.exit_code == 0, created.output
+    return variables
 
 
-def test_evaluate_vit_auto_lists_attention_products(env, tmp_path: Path) -> None:
+def test_evaluate_vit_auto_lists_attention_products(env, tmp_path: Path, json_output) -> None:
     torch.manual_seed(0)
     weights = tmp_path / "vit.pt"
     torch.save(build_model("vit").state_dict(), weights)
     args = ["evaluate", "--model", "vit", "--weights", str(weights), "--limit", "32", "--candidates", CANDIDATES]
     result = CliRunner().invoke(main, [*args, "--json"], env=env, catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    data = json.loads(result.output)
+    data = json_output(result.stdout, "evaluate")
     rows = {row["name"]: row for row in data["layers"]}
     for block in (0, 1):
         for kind in ("qk", "av"):
             row = rows[f"blocks.{block}.attn.{kind}"]
             assert row["macs"] == 4 * 17 * 17 * 16
-            assert row["multiplier"] in {*CANDIDATES.split(","), "exact8s"} and row["power"] is not None
+            assert (
+                row["multiplier"] in {*CANDIDATES.split(","), "exact8s"}
+                and row["relative_power"] is not None
+                and row["cost_basis"]
+            )
     assert 0 < data["relative_energy"] <= 1
     table = CliRunner().invoke(main, [*args, "--assign", "re:.*\\.qk=trunc8s_k6"], env=env, catch_exceptions=False)
     assert table.exit_code == 0, table.output
