@@ -306,15 +306,27 @@ class _LowRankSimulation:
                 else:
                     a = F.pad(a, flat_pads, value=float(u[rank][pad_code])) if any(flat_pads) else a
                     error = error + conv(a, weight, None, qlayer.stride, 0, qlayer.dilation, qlayer.groups)
-            noise = torch.randn(out.shape, generator=self.generator, dtype=out.dtype)
-            return (
-                out
-                + error * channel_view(out, scale, dim)
-                - channel_view(out, mean, dim)
-                + noise * channel_view(out, noise_std, dim)
-            )
+            return self._add(out, error, scale, mean, noise_std, dim)
 
         return hook
+
+    def _add(
+        self,
+        out: torch.Tensor,
+        error: torch.Tensor,
+        scale: torch.Tensor,
+        mean: torch.Tensor,
+        noise_std: torch.Tensor,
+        dim: int | None,
+    ) -> torch.Tensor:
+        """``out`` plus the scaled low-rank error and residual noise, minus the mean (the bias correction)."""
+        noise = torch.randn(out.shape, generator=self.generator, dtype=out.dtype)
+        return (
+            out
+            + error * channel_view(out, scale, dim)
+            - channel_view(out, mean, dim)
+            + noise * channel_view(out, noise_std, dim)
+        )
 
     def _product_hook(
         self, qlayer: ApproxProduct, stats: LayerStats, lowrank: LowRankError, mean_np: np.ndarray, dim: int | None
@@ -329,13 +341,7 @@ class _LowRankSimulation:
 
         def hook(module: nn.Module, inputs: Any, out: torch.Tensor) -> torch.Tensor:
             error = qlayer.lowrank_error(inputs[0], inputs[1], u, v)
-            noise = torch.randn(out.shape, generator=self.generator, dtype=out.dtype)
-            return (
-                out
-                + error * channel_view(out, scale, dim)
-                - channel_view(out, mean, dim)
-                + noise * channel_view(out, noise_std, dim)
-            )
+            return self._add(out, error, scale, mean, noise_std, dim)
 
         return hook
 
