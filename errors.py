@@ -38,12 +38,27 @@ class ParseError(InputError):
         return f"{where}: {self.message}"
 
 
+class WriteError(InputError):
+    """A file cannot be written where the user asked; ``reason`` is the message without the path."""
+
+    def __init__(self, path: object, reason: str):
+        self.path = path
+        self.reason = reason
+        super().__init__(f"{path}: {reason}")
+
+
 class NetlistError(InputError):
     """A netlist is structurally wrong (loops, undriven or multiply-driven nets, wrong widths)."""
 
 
 class LibraryError(LutgenError):
-    """The multiplier catalogue cannot do what was asked (missing entry, corrupted blob)."""
+    """The multiplier catalogue cannot do what was asked (damaged index, corrupted blob)."""
+
+
+class LibraryUsageError(LibraryError):
+    """A library request that cannot be met as asked: an unknown or ambiguous name, a read-only library."""
+
+    exit_code = 2
 
 
 class ConfigError(InputError):

@@ -24,8 +24,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..circuits.io import FORMATS
+from ..circuits.io import FORMATS, MAX_NETLIST_BYTES
 from ..errors import ConfigError, LutgenError
+from ..fileio import read_bytes
 from .catalogue import Cost, Entry, Library
 
 if TYPE_CHECKING:
@@ -43,6 +44,8 @@ _LICENCE = re.compile(r"distributed under (?:the )?(?P<licence>[\w .-]+?) licen[
 _RELEASE = re.compile(r"^(?P<release>v\d+(?:\.\d+)*)_(?P<rest>.+)$")
 _MUL_NAME = re.compile(r"^mul(?P<a>\d+)(?:x(?P<b>\d+))?(?P<sign>[su])(?:_|$)", re.IGNORECASE)
 _PDK45 = "_pdk45"
+#: Import status for each :meth:`Library.store` outcome (``present``: another import added it meanwhile).
+_STATUS = {"added": "added", "merged": "merged", "repaired": "repaired", "present": "unchanged"}
 
 
 @dataclass(frozen=True)
@@ -84,12 +87,13 @@ class NameInfo:
 
 @dataclass
 class ImportSummary:
-    """Outcome of one import: new entries, files already known, twins merged, and failures."""
+    """Outcome of one import: new entries, files already known, twins merged, damaged tables rewritten, failures."""
 
     added: list[Entry] = field(default_factory=list)
     unchanged: list[Path] = field(default_factory=list)
     merged: list[tuple[Path, Entry]] = field(default_factory=list)
     failed: list[tuple[Path, str]] = field(default_factory=list)
+    repaired: list[Entry] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, object]:
         """JSON-able counts and names."""
@@ -98,6 +102,7 @@ class ImportSummary:
             "unchanged": [str(p) for p in self.unchanged],
             "merged": [{"file": str(p), "entry": e.full_name} for p, e in self.merged],
             "failed": [{"file": str(p), "error": msg} for p, msg in self.failed],
+            "repaired": [e.full_name for e in self.repaired],
         }
 
 
@@ -191,9 +196,10 @@ def function_fingerprint(netlist: Netlist, *, signed: bool) -> str:
 
 
 def import_file(lib: Library, path: Path, *, signed: bool | None = None) -> tuple[str, Entry]:
-    """Import one file: returns ``("added" | "unchanged" | "merged", entry)``; one transaction.
+    """Import one file: returns ``("added" | "unchanged" | "merged" | "repaired", entry)``; one transaction.
 
-    ``signed`` overrides what the file name says (unsigned when neither says).
+    ``signed`` overrides what the file name says (unsigned when neither says). A file imported before
+    is skipped unless its entry's table is missing or damaged, which re-importing it repairs.
     """
     from ..circuits.io import read_netlist
     from ..lutgen.simulate import MAX_LUT_BITS, simulate_lut, simulate_metrics
@@ -201,7 +207,7 @@ def import_file(lib: Library, path: Path, *, signed: bool | None = None) -> tupl
     data = _read(path)
     digest = hashlib.sha256(data).hexdigest()
     known = lib.find_source(digest)
-    if known is not None:
+    if known is not None and lib.intact(known):
         return "unchanged", known
     info = parse_name(path)
     header = parse_header(data.decode("utf-8", errors="replace")) if path.suffix.lower() in (".v", ".sv") else None
@@ -233,23 +239,21 @@ def import_file(lib: Library, path: Path, *, signed: bool | None = None) -> tupl
     }
     if bits_a + bits_b <= MAX_LUT_BITS:
         lut = simulate_lut(netlist, signed=is_signed, name=info.name)
-        existing = lib.same_circuit(name=info.name, release=info.release, lut_hash=lut.hash)
-        if existing is not None:
-            return "merged", lib.add_source(existing, str(path.resolve()), digest)
-        return "added", lib.add(lut, netlist, **common)  # type: ignore[arg-type]
+        stored = lib.store(lut, netlist, **common)  # type: ignore[arg-type]
+        return _STATUS[stored.status], stored.entry
     fingerprint = function_fingerprint(netlist, signed=is_signed)
     existing = lib.same_circuit(name=info.name, release=info.release, lut_hash=fingerprint)
     if existing is not None:
         return "merged", lib.add_source(existing, str(path.resolve()), digest)
     metrics = simulate_metrics(netlist, signed=is_signed)
-    entry = lib.add_untabulated(
+    stored = lib.store_untabulated(
         bits=(bits_a, bits_b),
         signed=is_signed,
         function_hash=fingerprint,
         metrics=metrics,
         **common,  # type: ignore[arg-type]
     )
-    return "added", entry
+    return _STATUS[stored.status], stored.entry
 
 
 def import_paths(
@@ -266,7 +270,6 @@ def import_paths(
     rich progress bar; ``on_file(path, status)`` is called after each file.
     """
     files = netlist_files(paths)
-    lib.clean()
     summary = ImportSummary()
 
     def one(path: Path) -> None:
@@ -280,6 +283,8 @@ def import_paths(
                 summary.added.append(entry)
             elif status == "merged":
                 summary.merged.append((path, entry))
+            elif status == "repaired":
+                summary.repaired.append(entry)
             else:
                 summary.unchanged.append(path)
         if on_file is not None:
@@ -308,7 +313,4 @@ def import_paths(
 
 
 def _read(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as error:
-        raise ConfigError(f"{path}: cannot read ({error.strerror or error})") from None
+    return read_bytes(path, limit=MAX_NETLIST_BYTES, what="netlist file")

@@ -230,17 +230,11 @@ class AssignmentMapping:
         if not text:
             raise ConfigError("empty assignment")
         if text.lower().endswith(".json"):
-            import json
             from pathlib import Path
 
-            path = Path(text).expanduser()
-            try:
-                data = json.loads(path.read_text())
-            except OSError as exc:
-                raise ConfigError(f"{path}: cannot read assignment ({exc.strerror or exc})") from None
-            except json.JSONDecodeError as exc:
-                raise ConfigError(f"{path}:{exc.lineno}:{exc.colno}: invalid JSON ({exc.msg})") from None
-            return cls.from_dict(data)
+            from ..fileio import read_json
+
+            return cls.from_dict(read_json(Path(text).expanduser(), what="assignment file"))
         if "=" not in text:
             return cls.build(default=text)
         mapping = cls()

@@ -79,7 +79,7 @@ def test_show_and_heatmap(initialised, tmp_path):
     png = (tmp_path / "heat.png").read_bytes()
     assert png[:8] == PNG_SIGNATURE and len(png) > 1000
     missing = run("show", "exact9s", "--library", lib, ok=False)
-    assert missing.exit_code == 1 and missing.output.startswith("error: no multiplier 'exact9s'")
+    assert missing.exit_code == 2 and missing.output.startswith("error: no multiplier 'exact9s'")
 
 
 def test_pareto(initialised, tmp_path):

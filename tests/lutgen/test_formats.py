@@ -287,7 +287,7 @@ def _meta(lut: Lut, **changes: object) -> np.ndarray:
         (lambda lut: {"forward": lut.forward, "meta": _meta(lut, bits_a=40)}, "outside"),
         (lambda lut: {"forward": lut.forward, "meta": np.array("{not json")}, "not valid JSON"),
         (lambda lut: {"forward": lut.forward, "meta": np.array(3)}, "not a JSON string"),
-        (lambda lut: {"forward": lut.forward, "meta": _meta(lut), "grad_a": lut.forward}, "grad_a table is int32"),
+        (lambda lut: {"forward": lut.forward, "meta": _meta(lut), "grad_a": lut.forward}, "'grad_a' is int32"),
         (
             lambda lut: {"forward": lut.forward, "meta": _meta(lut), "grad_a": lut.forward.astype(np.float32)},
             "gradient tables do not match",
