@@ -12,10 +12,9 @@ pointer to the Yosys path; every problem is a :class:`~approxlut.errors.ParseErr
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 import threading
+import types
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,70 +55,43 @@ _MAX_WIDTH = 1 << 16  # widest expression or net
 _DIRECTIVES_OK = {"`timescale", "`celldefine", "`endcelldefine", "`resetall", "`default_nettype"}
 
 # ----------------------------------------------------------------------------------------------
-# pyverilog adapter: one parser per process, LALR tables cached on disk
+# pyverilog adapter: one parser per process, LALR tables shipped as package data (parsetables.py)
 # ----------------------------------------------------------------------------------------------
 
 _PARSER: Any = None
 _PARSER_LOCK = threading.Lock()
 
 
-def _cache_dir() -> Path | None:
-    """``$XDG_CACHE_HOME/lutgen/pyverilog`` (default ``~/.cache``); ``None`` when it cannot be written."""
-    try:
-        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "lutgen" / "pyverilog"
-        base.mkdir(parents=True, exist_ok=True)
-        if os.access(base, os.W_OK):
-            return base
-    except (OSError, RuntimeError):  # RuntimeError: no home directory
-        pass
-    return None
+def build_parser(*, tables: types.ModuleType | None = None) -> Any:
+    """A ``VerilogParser`` using ``tables`` (default: the shipped ones, :mod:`.parsetables`).
 
-
-def _build_parser() -> Any:
-    """A ``VerilogParser`` whose LALR tables are read from (and written once to) the cache dir.
-
-    pyverilog's own constructor writes its tables to ``outputdir`` but never reads them back, so
-    every process would pay ~0.8 s; this subclass hands ply a pickle of the tables instead (a
-    pickle, not ply's ``parsetab.py``, which costs 0.25 s to compile where bytecode is not cached).
+    pyverilog's own constructor builds the tables (about a second) and writes them to a folder;
+    this subclass hands ply the verified shipped tables instead, and never reads or writes a cache:
+    when the tables do not match the installed grammar, ply builds them in memory.
     """
-    import ply
     import ply.yacc as yacc
-    import pyverilog
     from pyverilog.vparser.lexer import VerilogLexer
     from pyverilog.vparser.parser import VerilogParser
 
-    cache = _cache_dir()
-    name = re.sub(r"\W", "_", f"vparsetab_{pyverilog.__version__}_{ply.__version__}") + ".pickle"
-    tables = cache / name if cache is not None else None
+    from .parsetables import shipped_tables
 
-    class CachedParser(VerilogParser):
+    table_module = tables if tables is not None else shipped_tables()
+
+    class ShippedTablesParser(VerilogParser):
         def __init__(self) -> None:
             self.lexer = VerilogLexer(error_func=self._lexer_error_func)
             self.lexer.build()
             self.tokens = self.lexer.tokens
-            quiet = yacc.NullLogger()
-            if tables is not None and tables.is_file():
-                try:  # ply checks the grammar signature and rebuilds the tables when it differs
-                    self.parser = yacc.yacc(
-                        module=self, method="LALR", picklefile=str(tables), debug=False, errorlog=quiet
-                    )
-                    return
-                except Exception:  # a torn or foreign file: build afresh below
-                    pass
-            try:  # write into a private dir, then move into place: readers never see a torn file
-                if tables is None:
-                    raise OSError("no cache directory")
-                with tempfile.TemporaryDirectory(dir=tables.parent) as tmp:
-                    fresh = Path(tmp) / name
-                    self.parser = yacc.yacc(
-                        module=self, method="LALR", picklefile=str(fresh), debug=False, errorlog=quiet
-                    )
-                    if fresh.is_file():
-                        os.replace(fresh, tables)
-            except OSError:  # an unwritable cache only costs time
-                self.parser = yacc.yacc(module=self, method="LALR", debug=False, write_tables=False, errorlog=quiet)
+            self.parser = yacc.yacc(
+                module=self,
+                method="LALR",
+                tabmodule=table_module,
+                debug=False,
+                write_tables=False,
+                errorlog=yacc.NullLogger(),
+            )
 
-    return CachedParser()
+    return ShippedTablesParser()
 
 
 def parse_ast(text: str, path: str = "<input>") -> Any:
@@ -129,7 +101,7 @@ def parse_ast(text: str, path: str = "<input>") -> Any:
 
     with _PARSER_LOCK:
         if _PARSER is None:
-            _PARSER = _build_parser()
+            _PARSER = build_parser()
         parser = _PARSER
         lexer = parser.lexer
         lexer.reset_lineno()

@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..fileio import atomic_write_text
 from ..lutgen.metrics import published_round
 from .catalogue import COST_DECIMALS, Entry, Library, column
 from .pareto import pareto_front
@@ -138,5 +139,4 @@ Costs are published (EvoApproxLib, 45 nm) or estimated by lutgen's cell model.</
 </body></html>
 """
     page_path = target / "index.html"
-    page_path.write_text(page, encoding="utf-8")
-    return page_path
+    return atomic_write_text(page_path, page)

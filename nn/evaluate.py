@@ -8,6 +8,7 @@ quantised-exact and approximate accuracy, a per-layer table and the relative mul
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import time
@@ -23,6 +24,7 @@ from rich.table import Table
 from torch import nn
 
 from ..errors import ConfigError, InputError
+from ..fileio import atomic_write_bytes, atomic_write_text
 from .assign import Candidate, auto_assign, build_assigned
 from .config import AssignmentMapping, LayerConfig
 from .multipliers import load_multiplier
@@ -424,17 +426,16 @@ def plot_pareto(result: EvaluateResult, path: Path) -> None:
     ax.set_title(f"{result.model} on {result.dataset}")
     ax.legend(loc="lower right")
     fig.tight_layout()
+    image = io.BytesIO()
     try:
-        fig.savefig(path, dpi=120)
-    except OSError as error:
-        raise InputError(f"cannot write plot {path}: {error}") from error
+        fig.savefig(image, dpi=120, format=path.suffix.lstrip(".").lower() or "png")
+    except ValueError as error:
+        raise InputError(f"{path}: cannot write a plot in this format ({error})") from None
     finally:
         plt.close(fig)
+    atomic_write_bytes(path, image.getvalue())
 
 
 def save_assignment(result: EvaluateResult, path: Path) -> None:
     """Write the assignment JSON (readable by ``--assign file.json``)."""
-    try:
-        path.write_text(json.dumps(result.assignment, indent=2) + "\n")
-    except OSError as error:
-        raise InputError(f"cannot write {path}: {error}") from error
+    atomic_write_text(path, json.dumps(result.assignment, indent=2) + "\n")

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -33,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError, InputError
+from ..fileio import atomic_write
 from ..lutgen.lut import Lut
 from .config import GRADS, AssignmentMapping, LayerConfig, Spec
 from .data import Prepared
@@ -346,15 +346,8 @@ def _reason(error: Exception) -> str:
 
 
 def save_checkpoint(path: Path, payload: Mapping[str, Any]) -> None:
-    """Write ``payload`` with ``torch.save`` atomically (temporary file in the same folder, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        torch.save(dict(payload), tmp)
-        os.replace(tmp, path)
-    except OSError as error:
-        tmp.unlink(missing_ok=True)
-        raise InputError(f"cannot write checkpoint {path}: {error.strerror or error}") from None
+    """Write ``payload`` with ``torch.save`` atomically (:func:`approxlut.fileio.atomic_write`)."""
+    atomic_write(path, lambda handle: torch.save(dict(payload), handle), make_parents=True)
 
 
 def read_checkpoint(path: Path) -> dict[str, Any]:
