@@ -6,7 +6,6 @@ commands that need them.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Callable
@@ -16,9 +15,18 @@ from typing import Any, TypeVar
 
 import click
 
+from .clitypes import Device, FiniteFloat, ModelReference, seed_option
 from .errors import LutgenError
+from .fileio import dumps_json
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+#: Most Monte-Carlo samples ``lutgen sim --samples`` takes (2^30; the default is 2^22).
+MAX_SAMPLES = 1 << 30
+#: Ranges of the retraining options: a learning rate above 10 diverges at once; the others are sizes.
+MAX_LR = 10.0
+MAX_EPOCHS = 10_000
+MAX_BATCH = 1 << 16
 
 
 def reports_errors(func: F) -> F:
@@ -35,7 +43,26 @@ def reports_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-@click.group()
+class _OneLineErrors(click.Group):
+    """The top-level group: click's usage errors also come out as one line (``error: ...``, exit code 2)."""
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except click.ClickException as error:
+            where = f"{error.ctx.command_path}: " if getattr(error, "ctx", None) is not None else ""
+            message = " ".join(error.format_message().split())
+            click.echo(f"error: {where}{message}", err=True)
+            sys.exit(error.exit_code)
+        except click.Abort:
+            click.echo("error: aborted", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+@click.group(cls=_OneLineErrors)
 @click.version_option(package_name="lutgen")
 def main() -> None:
     """lutgen: approximate multipliers to lookup tables, and DNNs run through them."""
@@ -62,7 +89,11 @@ def _operands(value: str | None) -> tuple[str, str] | None:
 @click.option("--compat", is_flag=True, help="Reproduce the DATE'25 script's first-operand border term.")
 @click.option("--out", type=click.Path(path_type=Path), help="Output .npz (default: next to FILE).")
 @click.option("--no-write", is_flag=True, help="Do not write the LUT file.")
-@click.option("--samples", type=click.IntRange(64), help="Monte-Carlo samples instead of exhaustive simulation.")
+@click.option(
+    "--samples",
+    type=click.IntRange(64, MAX_SAMPLES),
+    help="Monte-Carlo samples instead of exhaustive simulation (64..2^30).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as one JSON object.")
 @reports_errors
 def sim(
@@ -99,7 +130,7 @@ def sim(
         cells=cells,
     )
     if as_json:
-        click.echo(json.dumps(result.as_json()))
+        click.echo(dumps_json(result.as_json()))
     else:
         print_sim(result, explicit_signedness=signed is not None)
 
@@ -151,7 +182,7 @@ def library_init(library_dir: Path | None, as_json: bool) -> None:
         entries = install_builtin(lib)
         seconds = time.perf_counter() - start
         if as_json:
-            click.echo(json.dumps({"library": str(lib.root), "builtin": len(entries), "seconds": seconds}))
+            click.echo(dumps_json({"library": str(lib.root), "builtin": len(entries), "seconds": seconds}))
         else:
             click.echo(f"{len(entries)} built-in multipliers in {lib.root} ({seconds:.1f} s)")
 
@@ -173,7 +204,7 @@ def library_import(paths: tuple[Path, ...], library_dir: Path | None, signed: bo
     with Library.open(library_dir) as lib:
         summary = import_paths(lib, list(paths), signed=signed, progress=not as_json)
     if as_json:
-        click.echo(json.dumps(summary.as_dict()))
+        click.echo(dumps_json(summary.as_dict()))
     else:
         click.echo(
             f"{len(summary.added)} added, {len(summary.merged)} merged as alternative sources, "
@@ -189,7 +220,7 @@ def library_import(paths: tuple[Path, ...], library_dir: Path | None, signed: bo
 @_library_option
 @click.option("--bits", help="Operand widths: 8 (8x8) or 8x4.")
 @click.option("--signed/--unsigned", default=None, help="Only signed / only unsigned multipliers.")
-@click.option("--max-mae", type=float, help="Largest MAE in percent.")
+@click.option("--max-mae", type=FiniteFloat(0), help="Largest MAE in percent.")
 @click.option("--origin", help="Only this origin (builtin, evoapprox v2022, import, ...).")
 @click.option("--family", help="Only this family (truncated, bam, drum, evoapprox, ...).")
 @click.option(
@@ -214,7 +245,7 @@ def library_list(
     with Library.open_default(library_dir) as lib:
         entries = lib.query(bits=_bits(bits), signed=signed, max_mae=max_mae, sort=sort, origin=origin, family=family)
     if as_json:
-        click.echo(json.dumps([e.to_dict() for e in entries]))
+        click.echo(dumps_json([e.to_dict() for e in entries]))
     else:
         print_entries(entries, title=f"{len(entries)} multipliers")
 
@@ -241,7 +272,7 @@ def library_show(name: str, library_dir: Path | None, plot: Path | None, as_json
         data = entry.to_dict()
         data["published_differences"] = {k: list(v) for k, v in entry.published_differences().items()}
         data["plot"] = str(plot) if plot is not None else None
-        click.echo(json.dumps(data))
+        click.echo(dumps_json(data))
     else:
         print_entry(entry)
         if plot is not None:
@@ -281,7 +312,7 @@ def library_pareto(
 
         pareto_plot(entries, plot, x=x_col, y=y_col)
     if as_json:
-        click.echo(json.dumps({"x": x_col, "y": y_col, "total": len(entries), "front": [e.to_dict() for e in front]}))
+        click.echo(dumps_json({"x": x_col, "y": y_col, "total": len(entries), "front": [e.to_dict() for e in front]}))
     else:
         print_front(front, x_col, y_col, total=len(entries))
         if plot is not None:
@@ -334,7 +365,7 @@ def library_calibrate(corpus_dir: Path, bits: int, all_widths: bool, as_json: bo
 
     result = calibrate(corpus_dir, bits=None if all_widths else bits)
     if as_json:
-        click.echo(json.dumps(result.as_dict()))
+        click.echo(dumps_json(result.as_dict()))
     else:
         click.echo(
             f"power model vs published 45 nm power over {result.n} circuits: Spearman {result.spearman:.3f}, "
@@ -355,6 +386,32 @@ def library_remove(name: str, library_dir: Path | None) -> None:
     with Library.open(library_dir) as lib:
         entry = lib.remove(name)
     click.echo(f"removed {entry.full_name}")
+
+
+@library.command("check")
+@_library_option
+@click.option("--repair", is_flag=True, help="Mend what can be mended (see the command's description).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@reports_errors
+def library_check(library_dir: Path | None, repair: bool, as_json: bool) -> None:
+    """Check the index, every row and every table (git fsck style); --repair mends what it can.
+
+    Exit code 0 when the library is sound (or was fully repaired), 1 when problems remain.
+    """
+    from .library.check import check_library
+
+    report = check_library(library_dir, repair=repair)
+    if as_json:
+        click.echo(dumps_json(report.as_dict()))
+    else:
+        for finding in report.findings:
+            state = "repaired" if finding.repaired else "problem"
+            advice = f" ({finding.advice})" if finding.advice else ""
+            click.echo(f"{state}: {finding.problem}{advice}")
+        verdict = "sound" if report.healthy else "damaged"
+        click.echo(f"{report.library}: {verdict}; {report.entries} entries, {report.tables} tables")
+    if not report.healthy:
+        sys.exit(1)
 
 
 @main.command("bench")
@@ -417,7 +474,7 @@ def bench(
         progress=lambda name: console.log(f"bench: {name}"),
     )
     if as_json:
-        click.echo(json.dumps([r.as_dict() for r in results], indent=2))
+        click.echo(dumps_json([r.as_dict() for r in results], indent=2))
     else:
         Console().print(render(results, threads=torch.get_num_threads()))
     failed = [r.case for r in results if not r.verified]
@@ -469,7 +526,7 @@ def synth_verilog(file: Path, top: str | None, signed: bool, out: Path | None, a
 
     job = run_verilog(file, top=top, signed=signed, out=out)
     if as_json:
-        click.echo(json.dumps(job.as_json()))
+        click.echo(dumps_json(job.as_json()))
     else:
         print_jobs([job], title=f"{file.name} synthesised by Yosys")
 
@@ -491,7 +548,7 @@ def synth_generate(
 
     job = run_generate(kind, bits, bits_b or bits, signed=signed, params=parse_params(params), out=out)
     if as_json:
-        click.echo(json.dumps(job.as_json()))
+        click.echo(dumps_json(job.as_json()))
     else:
         print_jobs([job], title=f"generated {kind}")
 
@@ -499,8 +556,8 @@ def synth_generate(
 @synth.command("als")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--signed/--unsigned", default=False, help="Operand encoding (default: unsigned).")
-@click.option("--max-mae", type=float, help="Error bound: MAE % (EvoApproxLib definition).")
-@click.option("--max-wce", type=float, help="Error bound: WCE %.")
+@click.option("--max-mae", type=FiniteFloat(0), help="Error bound: MAE % (EvoApproxLib definition).")
+@click.option("--max-wce", type=FiniteFloat(0), help="Error bound: WCE %.")
 @click.option("--objective", type=click.Choice(["gates", "power"]), default="gates", show_default=True)
 @click.option("--steps", type=click.IntRange(1, 1000), default=80, show_default=True, help="Most substitutions.")
 @click.option("--wires/--constants-only", default=True, help="Also replace gate outputs by gate inputs.")
@@ -532,7 +589,7 @@ def synth_als(
         out_dir=out_dir,
     )
     if as_json:
-        click.echo(json.dumps([job.as_json() for job in jobs]))
+        click.echo(dumps_json([job.as_json() for job in jobs]))
     else:
         print_jobs(jobs, title=f"{file.name}: approximate synthesis, Pareto points")
 
@@ -552,7 +609,7 @@ def native_build(verbose: bool, as_json: bool) -> None:
 
     report = build_now(verbose=verbose)
     if as_json:
-        click.echo(json.dumps(report))
+        click.echo(dumps_json(report))
     else:
         click.echo(f"native kernels {report['status']} in {report['seconds']} s: {report['cache_dir']}")
         click.echo(f"kernels: {', '.join(report['kernels'])}")
@@ -567,7 +624,7 @@ def native_info(as_json: bool) -> None:
 
     info = collect()
     if as_json:
-        click.echo(json.dumps(info))
+        click.echo(dumps_json(info))
         return
     flags = " ".join(f"{name}{'+' if present else '-'}" for name, present in info["flags"].items())
     forced = f" (forced by LUTGEN_CPU_ISA={info['forced_by_env']})" if info["forced_by_env"] else ""
@@ -592,7 +649,7 @@ def native_clean(all_builds: bool, as_json: bool) -> None:
 
     report = clean_builds(all_builds=all_builds)
     if as_json:
-        click.echo(json.dumps(report.as_json()))
+        click.echo(dumps_json(report.as_json()))
     else:
         for folder in report.removed:
             click.echo(f"removed {folder}")
@@ -607,7 +664,11 @@ def model_options(func: F) -> F:
     """The options that name a network and its data (shared by ``evaluate`` and ``retrain``)."""
     decorators = [
         click.option(
-            "--model", "model_name", required=True, help="Zoo model (lenet5, vgg19, resnet18, ...) or module:callable."
+            "--model",
+            "model_name",
+            type=ModelReference(),
+            required=True,
+            help="Zoo model (lenet5, vgg19, resnet18, ...) or path/to/file.py:callable.",
         ),
         click.option(
             "--weights", type=click.Path(path_type=Path), help="Float weights (state dict); default: train and cache."
@@ -634,15 +695,17 @@ def model_options(func: F) -> F:
     show_default=True,
     help="auto | NAME (every layer) | assignment.json | layer=NAME,... (other layers exact).",
 )
-@click.option("--budget", default=1.0, show_default=True, help="auto: allowed accuracy drop in points.")
+@click.option(
+    "--budget", type=FiniteFloat(0), default=1.0, show_default=True, help="auto: allowed accuracy drop in points."
+)
 @click.option(
     "--candidates",
     default="bits=8,signed",
     show_default=True,
     help="auto: library filter (bits=N, signed|unsigned, max_mae=X) or a comma-separated list of names.",
 )
-@click.option("--limit", type=int, help="Evaluate on the first N test samples only.")
-@click.option("--seed", default=0, show_default=True, help="Seed of the data split, calibration subset and noise.")
+@click.option("--limit", type=click.IntRange(1), help="Evaluate on the first N test samples only.")
+@seed_option("Seed of the data split, calibration subset and noise")
 @click.option(
     "--bias-correction/--no-bias-correction",
     default=True,
@@ -670,6 +733,12 @@ def evaluate_command(
 ) -> None:
     """Run a model through approximate multipliers: accuracy, per-layer table, multiplier energy."""
     from rich.console import Console
+
+    from .fileio import check_writable
+
+    for target in (save, plot):
+        if target is not None:
+            check_writable(target)  # before the run, not after it
 
     from .nn.evaluate import EvaluateOptions, plot_pareto, render, run_evaluate, save_assignment
 
@@ -714,13 +783,15 @@ def evaluate_command(
     show_default=True,
     help="Gradient LUT half window: N, or 'auto' (per-multiplier search, cached in the library).",
 )
-@click.option("--epochs", type=click.IntRange(0, None), default=5, show_default=True)
-@click.option("--lr", type=click.FloatRange(0, None), default=0.01, show_default=True, help="Peak learning rate.")
-@click.option("--batch-size", type=click.IntRange(1, None), default=64, show_default=True)
-@click.option("--seed", default=0, show_default=True, help="Seed of the data split, shuffling and initial state.")
+@click.option("--epochs", type=click.IntRange(0, MAX_EPOCHS), default=5, show_default=True)
+@click.option(
+    "--lr", type=FiniteFloat(0, MAX_LR, open_low=True), default=0.01, show_default=True, help="Peak learning rate."
+)
+@click.option("--batch-size", type=click.IntRange(1, MAX_BATCH), default=64, show_default=True)
+@seed_option("Seed of the data split, shuffling and initial state")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Checkpoint written after every epoch.")
 @click.option("--resume", is_flag=True, help="Continue from the --out checkpoint (same options).")
-@click.option("--device", help="torch device (default: cuda when present, else cpu).")
+@click.option("--device", type=Device(), help="torch device (default: cuda when present, else cpu).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @reports_errors
 def retrain_command(
@@ -765,6 +836,6 @@ def retrain_command(
     )
     report = run_retrain(options)
     if as_json:
-        click.echo(json.dumps(report.to_dict(), indent=2))
+        click.echo(dumps_json(report.to_dict(), indent=2))
     else:
         render_retrain(report, Console(width=max(100, Console().width)))

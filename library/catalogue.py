@@ -301,7 +301,7 @@ class Library:
                     f"{db_path} is missing but {root / BLOB_DIR} holds {len(orphans)} tables: restore the index "
                     "from a backup, or move the library folder away to start a new one"
                 )
-            _create_index(root)
+            create_index(root)
         try:
             connection = _connect(db_path, readonly=readonly)
         except sqlite3.DatabaseError as error:
@@ -749,6 +749,86 @@ class Library:
                 count += 1
             return count
 
+    # ----------------------------------------------------------------- integrity (lutgen library check)
+    def integrity_errors(self) -> list[str]:
+        """SQLite's ``integrity_check`` findings (empty when the index is sound)."""
+        messages = [str(row[0]) for row in self._rows("PRAGMA integrity_check(20)")]
+        return [] if messages == ["ok"] else messages
+
+    def reindex(self) -> None:
+        """Rebuild every index of the database (mends damage confined to indexes)."""
+        with self._write():
+            self._run("REINDEX")
+
+    def damaged_rows(self) -> list[tuple[int, str, str]]:
+        """``(id, name, reason)`` of every entry row that does not decode into an :class:`Entry`."""
+        found = []
+        for row in self._rows("SELECT * FROM entries ORDER BY id"):
+            try:
+                _row_to_entry(row, [])
+            except DamagedRow as damage:
+                found.append((int(row["id"]), str(row["name"]), str(damage)))
+        return found
+
+    def mend_row(self, entry_id: int) -> bool:
+        """Reset unreadable ``params``/``published`` of a row to ``{}``; delete the row when that is not enough.
+
+        Returns whether the row was kept.
+        """
+        with self._write():
+            for col in ("params", "published"):
+                row = self._one(f"SELECT {col} FROM entries WHERE id = ?", (entry_id,))
+                try:
+                    _json_object(row[0] if row is not None else None, col)
+                except (DamagedRow, TypeError):
+                    self._run(f"UPDATE entries SET {col} = '{{}}' WHERE id = ?", (entry_id,))
+            rows = self._rows("SELECT * FROM entries WHERE id = ?", (entry_id,))
+            try:
+                for row in rows:
+                    _row_to_entry(row, [])
+            except DamagedRow:
+                self._run("DELETE FROM entries WHERE id = ?", (entry_id,))
+                return False
+        return True
+
+    def dangling_rows(self) -> dict[str, int]:
+        """Rows that refer to nothing or hold unreadable data: ``sources`` without their entry, ``half_windows``
+        whose choice is not a JSON object."""
+        sources = self._one("SELECT COUNT(*) FROM sources WHERE entry_id NOT IN (SELECT id FROM entries)")
+        windows = [row[0] for row in self._rows("SELECT lut_hash FROM half_windows")]
+        bad_windows = sum(1 for lut_hash in windows if self.half_window_choice(lut_hash) is None)
+        return {"sources": int(sources[0]) if sources is not None else 0, "half_windows": bad_windows}
+
+    def drop_dangling_rows(self) -> int:
+        """Delete the rows :meth:`dangling_rows` counts (half-window choices are a cache, searched again)."""
+        bad_windows = [
+            row[0] for row in self._rows("SELECT lut_hash FROM half_windows") if self.half_window_choice(row[0]) is None
+        ]
+        with self._write():
+            count = self._run("DELETE FROM sources WHERE entry_id NOT IN (SELECT id FROM entries)").rowcount
+            for lut_hash in bad_windows:
+                count += self._run("DELETE FROM half_windows WHERE lut_hash = ?", (lut_hash,)).rowcount
+        return count
+
+    def _copy_row(self, table: str, row: sqlite3.Row) -> None:
+        """Insert a row read from another index (inside :meth:`_write`; salvage only)."""
+        known = {info[1] for info in self._rows(f"PRAGMA table_info({table})")}
+        names: list[str] = row.keys()
+        cols = [key for key in names if key in known]
+        marks = ", ".join("?" for _ in cols)
+        self._run(f"INSERT OR IGNORE INTO {table} ({', '.join(cols)}) VALUES ({marks})", [row[c] for c in cols])
+
+    def backup(self, target: Path) -> None:
+        """Copy the index, as SQLite reads it now, to ``target`` (a consistent snapshot)."""
+        try:
+            copy = sqlite3.connect(target)
+            try:
+                self._db.backup(copy)
+            finally:
+                copy.close()
+        except sqlite3.DatabaseError as error:
+            raise _unreadable(self.index_path, error) from None
+
     def _record(
         self,
         *,
@@ -918,7 +998,7 @@ def inspect_index(db_path: Path) -> str:
     """``"absent"`` or ``"sqlite"``; anything else at ``db_path`` raises :class:`LibraryError` naming it.
 
     An empty (0-byte) file, a file that is not SQLite, and a folder or special file are all errors:
-    lutgen creates its index whole (:func:`_create_index`), so none of them is a new library.
+    lutgen creates its index whole (:func:`create_index`), so none of them is a new library.
     """
     try:
         info = db_path.stat()
@@ -946,7 +1026,99 @@ def inspect_index(db_path: Path) -> str:
     return "sqlite"
 
 
-def _create_index(root: Path) -> None:
+#: Names of the index tables :func:`salvage_index` copies, in dependency order.
+SALVAGED_TABLES = ("entries", "sources", "half_windows")
+#: Most row ids probed one by one when a table cannot be read in one scan.
+SALVAGE_MAX_PROBES = 1_000_000
+
+
+def set_aside(root: Path) -> Path:
+    """Rename a damaged index (with its write-ahead log) to ``catalogue.sqlite.damaged-<UTC time>``; returns it."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    target = root / f"{DB_NAME}.damaged-{stamp}"
+    serial = 1
+    while target.exists():
+        serial += 1
+        target = root / f"{DB_NAME}.damaged-{stamp}-{serial}"
+    try:
+        for suffix in ("-wal", "-shm", ""):
+            source = root / (DB_NAME + suffix)
+            if source.exists():
+                os.replace(source, Path(str(target) + suffix))
+    except OSError as error:
+        raise LibraryError(f"cannot set the damaged index {root / DB_NAME} aside: {error.strerror or error}") from None
+    fsync_dir(root)
+    return target
+
+
+def damaged_copies(root: Path) -> list[Path]:
+    """Indexes set aside by :func:`set_aside` (their entries may still refer to blobs)."""
+    return sorted(p for p in root.glob(f"{DB_NAME}.damaged-*") if not p.name.endswith(("-wal", "-shm")))
+
+
+def salvage_index(root: Path, damaged: Path) -> tuple[int, int]:
+    """Create a new index at ``root`` holding every row that can still be read from ``damaged``.
+
+    Rows are read in one scan per table where that works, else one row id at a time, skipping the
+    unreadable ones; entry rows that do not decode are left out. Returns ``(entries kept, rows lost)``
+    where lost counts the rows SQLite could not read or that did not decode (an estimate when the
+    table's size itself is unreadable).
+    """
+    create_index(root)
+    rows: dict[str, list[sqlite3.Row]] = {}
+    lost = 0
+    try:
+        source = sqlite3.connect(f"{damaged.resolve().as_uri()}?mode=ro", uri=True)
+        source.row_factory = sqlite3.Row
+    except sqlite3.DatabaseError:
+        return 0, 0
+    try:
+        for table in SALVAGED_TABLES:
+            rows[table], missed = _readable_rows(source, table)
+            lost += missed
+    finally:
+        source.close()
+    with Library.open(root) as lib, lib._write():
+        kept_ids: set[int] = set()
+        for row in rows["entries"]:
+            try:
+                _row_to_entry(row, [])
+            except (DamagedRow, IndexError, KeyError):
+                lost += 1
+                continue
+            lib._copy_row("entries", row)
+            kept_ids.add(int(row["id"]))
+        for row in rows["sources"]:
+            if row["entry_id"] in kept_ids:
+                lib._copy_row("sources", row)
+        for row in rows["half_windows"]:
+            lib._copy_row("half_windows", row)
+    return len(kept_ids), lost
+
+
+def _readable_rows(source: sqlite3.Connection, table: str) -> tuple[list[sqlite3.Row], int]:
+    """The rows of ``table`` that can be read, and how many could not."""
+    try:
+        return source.execute(f"SELECT * FROM {table}").fetchall(), 0
+    except sqlite3.DatabaseError:
+        pass
+    try:
+        top = source.execute(f"SELECT MAX(rowid) FROM {table}").fetchone()[0] or 0
+    except sqlite3.DatabaseError:
+        top = SALVAGE_MAX_PROBES
+    found, missed = [], 0
+    for rowid in range(1, min(int(top), SALVAGE_MAX_PROBES) + 1):
+        try:
+            row = source.execute(f"SELECT * FROM {table} WHERE rowid = ?", (rowid,)).fetchone()
+        except sqlite3.DatabaseError:
+            missed += 1
+            continue
+        if row is not None:
+            found.append(row)
+    return found, missed
+
+
+def create_index(root: Path) -> None:
     """Create an index with the full schema in a temporary file, then link it into place (never clobbers)."""
     try:
         root.mkdir(parents=True, exist_ok=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import re
 import time
 from collections.abc import Callable
@@ -24,7 +25,7 @@ from rich.table import Table
 from torch import nn
 
 from ..errors import ConfigError, InputError
-from ..fileio import atomic_write_bytes, atomic_write_text
+from ..fileio import atomic_write_bytes, atomic_write_text, dumps_json
 from .assign import Candidate, auto_assign, build_assigned
 from .config import AssignmentMapping, LayerConfig
 from .multipliers import load_multiplier
@@ -84,7 +85,7 @@ class EvaluateResult:
     def to_json(self) -> str:
         """One JSON object (accuracies in percent, ``relative_energy`` a fraction)."""
         data = asdict(self)
-        return json.dumps(data, indent=2, sort_keys=False, default=float)
+        return dumps_json(data, indent=2, sort_keys=False, default=float)
 
 
 # ------------------------------------------------------------------------------------------ candidates
@@ -192,8 +193,8 @@ def run_evaluate(options: EvaluateOptions, *, console: Console | None = None) ->
         clock = now
 
     torch.manual_seed(options.seed)
-    if options.budget < 0:
-        raise ConfigError(f"--budget must be >= 0 accuracy points, got {options.budget}")
+    if not math.isfinite(options.budget) or options.budget < 0:
+        raise ConfigError(f"--budget must be a finite number >= 0 of accuracy points, got {options.budget}")
     loaded = float_model(
         options.model, dataset=options.dataset, data_dir=options.data, weights=options.weights, seed=options.seed
     )

@@ -32,10 +32,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError, InputError
-from ..fileio import atomic_write
+from ..fileio import atomic_write, check_writable
 from ..lutgen.lut import Lut
 from .config import GRADS, AssignmentMapping, LayerConfig, Spec
 from .data import Prepared
+from .devices import check_device, default_device
 from .multipliers import load_multiplier
 from .progress import add_task, make_progress
 from .swap import approximate
@@ -653,7 +654,9 @@ def run_retrain(options: RetrainOptions, *, verbose: bool = True) -> RetrainRepo
             "first, then `lutgen retrain --assign assignment.json`"
         )
     half_window = parse_half_window(options.half_window)
-    device = torch.device(options.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = torch.device(check_device(options.device or default_device()))
+    if options.out is not None and not options.resume:
+        check_writable(options.out, make_parents=True)  # before an epoch of work, not after
     loaded = float_model(
         options.model,
         dataset=options.dataset,

@@ -296,7 +296,7 @@ def test_cli_retrain_json_and_bad_resume(tmp_path: Path, monkeypatch) -> None:
     args = [
         "retrain",
         "--model",
-        "tiny_mlp:build",
+        f"{tmp_path / 'tiny_mlp.py'}:build",
         "--assign",
         str(lut_path),
         "--epochs",

@@ -1,0 +1,81 @@
+"""Click parameter types that check option values up front (ranges, finiteness, devices, model references).
+
+Every value a command takes is checked before any work starts, so a bad one costs the user a
+one-line error (exit code 2), never a traceback or a half-finished run.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import click
+
+#: Seeds accepted everywhere: what numpy's legacy generator, torch and Python's ``random`` all take.
+SEED_MAX = 2**32 - 1
+
+
+class FiniteFloat(click.ParamType):
+    """A finite float in ``[low, high]`` (``low`` excluded when ``open_low``); NaN and infinities refused."""
+
+    name = "number"
+
+    def __init__(self, low: float | None = None, high: float | None = None, *, open_low: bool = False):
+        self.low, self.high, self.open_low = low, high, open_low
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        try:
+            number = float(value)
+        except (TypeError, ValueError, OverflowError):
+            self.fail(f"{value!r} is not a number", param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        below = self.low is not None and (number <= self.low if self.open_low else number < self.low)
+        above = self.high is not None and number > self.high
+        if below or above:
+            self.fail(f"{value!r} is not in {self._range()}", param, ctx)
+        return number
+
+    def _range(self) -> str:
+        low = "-inf" if self.low is None else f"{self.low:g}"
+        high = "inf" if self.high is None else f"{self.high:g}"
+        left = "(" if self.open_low or self.low is None else "["
+        right = "]" if self.high is not None else ")"
+        return f"{left}{low}, {high}{right}"
+
+
+def seed_option(help_text: str) -> Any:
+    """``--seed``: an integer in ``0 .. 2^32-1``."""
+    return click.option(
+        "--seed", type=click.IntRange(0, SEED_MAX), default=0, show_default=True, help=f"{help_text} (0..2^32-1)."
+    )
+
+
+class Device(click.ParamType):
+    """A torch device this machine has: ``cpu``, ``cuda`` or ``cuda:N`` with ``N`` below the GPU count."""
+
+    name = "device"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        from .errors import ConfigError
+        from .nn.devices import check_device
+
+        try:
+            return check_device(str(value))
+        except ConfigError as error:
+            self.fail(str(error), param, ctx)
+
+
+class ModelReference(click.ParamType):
+    """A zoo model name or ``path/to/file.py:callable`` (checked for form here; imported by the command)."""
+
+    name = "model"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        from .errors import ConfigError
+        from .nn.zoo import check_model_reference
+
+        try:
+            return check_model_reference(str(value))
+        except ConfigError as error:
+            self.fail(str(error), param, ctx)
