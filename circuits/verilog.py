@@ -22,7 +22,7 @@ from typing import Any
 
 from ..errors import NetlistError, ParseError
 from .cells import Cell, CellGate, CellLibrary
-from .netlist import Gate, Kind, Netlist, NetlistBuilder, SourceLoc, find_loop
+from .netlist import MAX_GATES, Gate, Kind, Netlist, NetlistBuilder, SourceLoc, find_loop
 from .ports import group_bits, order_operands
 from .verilog_writer import write_verilog
 
@@ -50,7 +50,7 @@ _BEHAVIOURAL = {
     "Task": "a task",
     "GenerateStatement": "a generate block",
 }
-_MAX_GATES = 2_000_000  # a flattened design beyond this is refused rather than exhausting memory
+_MAX_GATES = MAX_GATES  # a flattened design beyond this is refused rather than exhausting memory
 _MAX_WIDTH = 1 << 16  # widest expression or net
 _DIRECTIVES_OK = {"`timescale", "`celldefine", "`endcelldefine", "`resetall", "`default_nettype"}
 
@@ -94,11 +94,41 @@ def build_parser(*, tables: types.ModuleType | None = None) -> Any:
     return ShippedTablesParser()
 
 
+#: Largest Verilog text parsed (pyverilog's parser is pure Python: about 4 MiB take a minute here).
+MAX_VERILOG_BYTES = 4 << 20
+#: Most statements and list items (``;`` and ``,``) in a Verilog text: pyverilog builds its lists by
+#: tuple concatenation, so time grows with the square of the longest list (100,000 items: ~25 s).
+MAX_VERILOG_ITEMS = 100_000
+#: Longest identifier or number (Verilog-2005 asks tools to support at least 1024 characters).
+MAX_TOKEN_CHARS = 1024
+_DELIMITERS = r"\s;,()\[\]{}"
+_LONG_TOKEN = re.compile(rf"(?<![^{_DELIMITERS}])[^{_DELIMITERS}]{{{MAX_TOKEN_CHARS + 1},}}")
+_LARGER = "convert larger netlists to BLIF (e.g. yosys -p 'read_verilog x.v; write_blif x.blif')"
+
+
+def check_size(text: str, path: str) -> None:
+    """Refuse, before parsing, Verilog beyond the limits above (the reasons are stated in the message)."""
+    size = len(text.encode("utf-8", errors="replace"))
+    if size > MAX_VERILOG_BYTES:
+        raise ParseError(f"{size} bytes: Verilog input is limited to {MAX_VERILOG_BYTES} bytes; {_LARGER}", path)
+    items = text.count(";") + text.count(",")
+    if items > MAX_VERILOG_ITEMS:
+        raise ParseError(
+            f"{items} statements and list items: Verilog input is limited to {MAX_VERILOG_ITEMS}; {_LARGER}", path
+        )
+    long_token = _LONG_TOKEN.search(text)
+    if long_token is not None:
+        line = text.count("\n", 0, long_token.start()) + 1
+        col = long_token.start() - (text.rfind("\n", 0, long_token.start()) + 1) + 1
+        raise ParseError(f"a name or number longer than {MAX_TOKEN_CHARS} characters", path, line, col)
+
+
 def parse_ast(text: str, path: str = "<input>") -> Any:
     """Parse Verilog ``text`` with pyverilog; returns its ``Source`` node or raises :class:`ParseError`."""
     global _PARSER
     from pyverilog.vparser.parser import ParseError as PyverilogError
 
+    check_size(text, path)
     with _PARSER_LOCK:
         if _PARSER is None:
             _PARSER = build_parser()
