@@ -148,7 +148,6 @@ def _parse_models(text: str, path: str) -> list[_Model]:
     models: list[_Model] = []
     model: _Model | None = None
     node: _Node | None = None
-    nodes = 0
 
     def fail(message: str, token: _Token) -> ParseError:
         return ParseError(message, path, token.line, token.col)
@@ -186,9 +185,6 @@ def _parse_models(text: str, path: str) -> list[_Model]:
                 raise fail(".names needs at least an output name", head)
             node = _Node(tokens[1:-1], tokens[-1])
             model.nodes.append(node)
-            nodes += 1
-            if nodes > MAX_GATES:
-                raise fail(f"more than {MAX_GATES} nodes: BLIF input is limited to {MAX_GATES} gates", head)
         elif directive in (".subckt", ".gate"):
             if len(tokens) < 2:
                 raise fail(f"{directive} needs a model name", head)
@@ -389,6 +385,9 @@ def read_blif(text: str, path: str = "<input>", *, operands: tuple[str, str] | N
 
 
 def _read_blif(text: str, path: str, operands: tuple[str, str] | None) -> Netlist:
+    nodes = sum(text.count(word) for word in (".names", ".subckt", ".gate"))  # an upper bound, counted at once
+    if nodes > MAX_GATES:
+        raise ParseError(f"{nodes} nodes: BLIF input is limited to {MAX_GATES} gates", path)
     models = _parse_models(text, path)
     top = models[0]
     where = top.name

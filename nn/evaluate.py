@@ -195,6 +195,8 @@ def run_evaluate(options: EvaluateOptions, *, console: Console | None = None) ->
     torch.manual_seed(options.seed)
     if not math.isfinite(options.budget) or options.budget < 0:
         raise ConfigError(f"--budget must be a finite number >= 0 of accuracy points, got {options.budget}")
+    if options.assign != "auto":
+        AssignmentMapping.parse(options.assign)  # a bad assignment is reported before any training
     loaded = float_model(
         options.model, dataset=options.dataset, data_dir=options.data, weights=options.weights, seed=options.seed
     )

@@ -657,6 +657,7 @@ def run_retrain(options: RetrainOptions, *, verbose: bool = True) -> RetrainRepo
     device = torch.device(check_device(options.device or default_device()))
     if options.out is not None and not options.resume:
         check_writable(options.out, make_parents=True)  # before an epoch of work, not after
+    mapping = parse_assignment(options.assign, LayerConfig("exact"))
     loaded = float_model(
         options.model,
         dataset=options.dataset,
@@ -669,7 +670,6 @@ def run_retrain(options: RetrainOptions, *, verbose: bool = True) -> RetrainRepo
     weights_id = str(loaded.weights)
     model.to(device)
     float_accuracy = test_accuracy(model, data)
-    mapping = parse_assignment(options.assign, LayerConfig("exact"))
     config = RetrainConfig(
         grad=options.grad,
         half_window=half_window,
