@@ -197,7 +197,7 @@ def library_init(library_dir: Path | None, as_json: bool) -> None:
 @reports_errors
 def library_import(paths: tuple[Path, ...], library_dir: Path | None, signed: bool | None, as_json: bool) -> None:
     """Import netlist files and folders (recursively), e.g. a checkout of EvoApproxLib."""
-    from .errors import LibraryError
+    from .errors import InputError
     from .library import Library
     from .library.importer import import_paths
 
@@ -209,11 +209,12 @@ def library_import(paths: tuple[Path, ...], library_dir: Path | None, signed: bo
         click.echo(
             f"{len(summary.added)} added, {len(summary.merged)} merged as alternative sources, "
             f"{len(summary.unchanged)} already present, {len(summary.failed)} failed"
+            + (f", {len(summary.repaired)} damaged tables repaired" if summary.repaired else "")
         )
         for path, message in summary.failed:
-            click.echo(f"  {path}: {message}", err=True)
+            click.echo(f"  failed: {path}: {message}")
     if summary.failed:
-        raise LibraryError(f"{len(summary.failed)} file(s) could not be imported; the others were")
+        raise InputError(f"{len(summary.failed)} file(s) could not be imported; the others were")
 
 
 @library.command("list")
@@ -411,7 +412,11 @@ def library_check(library_dir: Path | None, repair: bool, as_json: bool) -> None
         verdict = "sound" if report.healthy else "damaged"
         click.echo(f"{report.library}: {verdict}; {report.entries} entries, {report.tables} tables")
     if not report.healthy:
-        sys.exit(1)
+        from .errors import LibraryError
+
+        left = sum(1 for f in report.findings if not f.repaired)
+        hint = "" if repair else "; run `lutgen library check --repair`"
+        raise LibraryError(f"the library at {report.library} has {left} problem(s) left{hint}")
 
 
 @main.command("bench")

@@ -55,6 +55,10 @@ class LibraryError(LutgenError):
     """The multiplier catalogue cannot do what was asked (damaged index, corrupted blob)."""
 
 
+class DamagedIndexError(LibraryError):
+    """The library's SQLite index has damaged pages or rows (``lutgen library check --repair`` may mend it)."""
+
+
 class LibraryUsageError(LibraryError):
     """A library request that cannot be met as asked: an unknown or ambiguous name, a read-only library."""
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import zipfile
 from pathlib import Path
 from typing import BinaryIO
@@ -35,6 +36,8 @@ COMPRESS_MAX_ENTRIES = 1 << 16
 """Tables up to this many entries (8x8) are deflated as they are; larger ones as row differences."""
 WIDE_MAX_RATIO = 0.5
 """A wide table stays deflated only when that at most halves its size; else it is stored flat (faster load)."""
+DAMAGED_DIR = "damaged"
+"""Folder beside ``blobs/`` where things found under a blob's name that are not files lutgen wrote go."""
 MAX_BLOB_BYTES = MAX_NPZ_BYTES
 """Largest blob read (a 12x12 table stored flat with gradients would be about this size)."""
 
@@ -61,8 +64,10 @@ class BlobStore:
         """
         lut_hash = lut.hash
         target = self.path(lut_hash)
-        if target.is_file() and self.intact(lut_hash):
+        if target.is_file() and not target.is_symlink() and self.intact(lut_hash):
             return False
+        if target.is_symlink() or (target.exists() and not target.is_file()):
+            self.set_aside(target)
         arrays: dict[str, np.ndarray] = {"forward": lut.forward}
         if lut.grad_a is not None and lut.grad_b is not None:
             arrays["grad_a"] = lut.grad_a
@@ -131,8 +136,27 @@ class BlobStore:
         return {p.name[: -len(SUFFIX)] for p in self.root.glob(f"*{SUFFIX}") if not p.name.startswith(".")}
 
     def remove(self, lut_hash: str) -> None:
-        """Delete a blob (missing is fine)."""
-        self.path(lut_hash).unlink(missing_ok=True)
+        """Delete a blob (missing is fine); something else found under its name is set aside, not deleted."""
+        path = self.path(lut_hash)
+        if path.is_symlink() or not path.exists() or path.is_file():
+            path.unlink(missing_ok=True)
+        else:
+            self.set_aside(path)
+
+    def set_aside(self, path: Path) -> Path:
+        """Move something that is not a lutgen table out of the way, into the library's ``damaged/`` folder."""
+        folder = self.root.parent / DAMAGED_DIR
+        target = folder / path.name
+        serial = 1
+        while target.exists() or target.is_symlink():
+            serial += 1
+            target = folder / f"{path.name}.{serial}"
+        try:
+            folder.mkdir(exist_ok=True)
+            os.replace(path, target)
+        except OSError as error:
+            raise LibraryError(f"cannot move {path} out of the way: {error.strerror or error}") from None
+        return target
 
     def remove_temporaries(self) -> int:
         """Delete leftovers of interrupted writes; call only while holding the library's write lock."""

@@ -31,7 +31,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from ..errors import ConfigError, LibraryError, LibraryUsageError
+from ..errors import ConfigError, DamagedIndexError, LibraryError, LibraryUsageError
 from ..fileio import fsync_dir
 from ..lutgen.metrics import Metrics, matches_published
 from .blobs import BlobStore
@@ -444,7 +444,7 @@ class Library:
             try:
                 entries.append(_row_to_entry(row, alts.get(row["id"], [])))
             except DamagedRow as damage:
-                raise LibraryError(
+                raise DamagedIndexError(
                     f"{self.index_path}: entry {row['id']} is damaged ({damage}): run `lutgen library check --repair`"
                 ) from None
         return entries
@@ -1181,4 +1181,4 @@ def _unreadable(db_path: Path, error: sqlite3.DatabaseError) -> LibraryError:
     text = str(error)
     if "locked" in text or "busy" in text:
         return LibraryError(f"the library index {db_path} is busy ({text}): another lutgen is writing; try again")
-    return LibraryError(f"the library index {db_path} is damaged ({text}): run `lutgen library check --repair`")
+    return DamagedIndexError(f"the library index {db_path} is damaged ({text}): run `lutgen library check --repair`")

@@ -24,7 +24,7 @@ import hashlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ..errors import LibraryError, LibraryUsageError, LutgenError
+from ..errors import DamagedIndexError, LibraryError, LibraryUsageError, LutgenError
 from .blobs import SUFFIX, TMP_SUFFIX
 from .catalogue import (
     BLOB_DIR,
@@ -89,6 +89,12 @@ def check_library(path: str | Path | None = None, *, repair: bool = False) -> Ch
         return report
     try:
         lib = Library.open(root, readonly=not repair)
+    except DamagedIndexError as error:
+        if not repair:
+            report.add(str(error), advice="run `lutgen library check --repair`")
+            return report
+        report.add(str(error), repaired=True)
+        lib = _salvage(root, report)
     except LibraryError as error:
         report.add(str(error), advice="restore the index from a backup or use another --library")
         return report
@@ -259,13 +265,13 @@ def _check_blob_folder(lib: Library, report: CheckReport) -> None:
         return
     problem = f"{len(orphans)} tables no entry refers to and {len(temporaries)} leftovers of interrupted writes"
     kept_for = damaged_copies(lib.root)
-    if not report.repair:
-        report.add(problem, advice="run `lutgen library check --repair`")
-    elif kept_for:
+    if kept_for:
         report.add(
             f"{problem}: kept, because a damaged index set aside ({kept_for[-1].name}) may refer to them",
             advice="re-import their sources, then remove the damaged copies and run --repair again",
         )
+    elif not report.repair:
+        report.add(problem, advice="run `lutgen library check --repair`")
     else:
         removed = lib.clean()
         report.add(f"{problem}; removed {removed} files", repaired=True)

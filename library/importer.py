@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..circuits.io import FORMATS, MAX_NETLIST_BYTES
-from ..errors import ConfigError, LutgenError
+from ..errors import ConfigError, LibraryError, LibraryUsageError, LutgenError
 from ..fileio import read_bytes
 from .catalogue import Cost, Entry, Library
 
@@ -275,6 +275,10 @@ def import_paths(
     def one(path: Path) -> None:
         try:
             status, entry = import_file(lib, path, signed=signed)
+        except LibraryError as error:
+            if isinstance(error, LibraryUsageError):
+                raise
+            raise LibraryError(f"{path}: {error}") from None  # the library, not the file: stop here
         except LutgenError as error:
             summary.failed.append((path, str(error)))
             status = "failed"

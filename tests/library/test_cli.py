@@ -125,7 +125,7 @@ def test_import_and_remove(tmp_path, multiplier):
     assert signed["added"] == ["mine"]
     (src / "broken.blif").write_text(".model x\n.inputs a\n.bogus\n")
     failed = run("import", str(src), "--library", lib, ok=False)
-    assert failed.exit_code == 1 and "broken.blif" in failed.output
+    assert failed.exit_code == 2 and "broken.blif" in failed.output
     assert "1 file(s) could not be imported" in failed.output
     assert "removed mine" in run("remove", "mine", "--library", lib).output
     with Library.open(lib) as library:
