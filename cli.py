@@ -154,6 +154,8 @@ def _bits(value: str | None) -> int | tuple[int, int] | None:
         parts = [int(p) for p in value.lower().split("x")]
     except ValueError:
         raise click.BadParameter(f"'{value}' is not a width: use 8 or 8x4") from None
+    if not all(1 <= part <= 64 for part in parts):
+        raise click.BadParameter(f"'{value}': widths are 1..64 bits")
     if len(parts) == 1:
         return parts[0]
     if len(parts) == 2:

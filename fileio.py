@@ -196,10 +196,15 @@ def read_bytes(path: str | os.PathLike[str], *, limit: int, what: str = "file") 
     with os.fdopen(fd, "rb") as handle:
         if info.st_size > limit:
             raise ParseError(f"{info.st_size} bytes: lutgen reads a {what} of at most {limit} bytes", where)
-        try:
-            data = handle.read(limit + 1)
+        try:  # read what stat says, then to the end in pieces (read(n) would reserve n bytes up front)
+            parts = [handle.read(info.st_size)]
+            size = len(parts[0])
+            while size <= limit and (part := handle.read(min(1 << 20, limit + 1 - size))):
+                parts.append(part)
+                size += len(part)
         except OSError as exc:
             raise ParseError(f"cannot read ({exc.strerror or exc})", where) from None
+        data = parts[0] if len(parts) == 1 else b"".join(parts)
     if len(data) > limit:
         raise ParseError(f"more than {limit} bytes: lutgen reads a {what} of at most {limit} bytes", where)
     return data

@@ -20,6 +20,7 @@ Schema changes are numbered migrations (SQL scripts, or Python steps for data) r
 from __future__ import annotations
 
 import json
+import math
 import os
 import sqlite3
 import stat
@@ -472,12 +473,16 @@ class Library:
         args: list[Any] = []
         if bits is not None:
             bits_a, bits_b = (bits, bits) if isinstance(bits, int) else bits
+            if not all(isinstance(b, int) and 1 <= b <= 64 for b in (bits_a, bits_b)):
+                raise ConfigError(f"widths {bits!r}: expected 1..64 bits")
             clauses.append("bits_a = ? AND bits_b = ?")
             args += [bits_a, bits_b]
         if signed is not None:
             clauses.append("signed = ?")
             args.append(int(signed))
         if max_mae is not None:
+            if not math.isfinite(max_mae):
+                raise ConfigError(f"max_mae {max_mae!r}: expected a finite number")
             clauses.append("mae_pct IS NOT NULL AND mae_pct <= ?")
             args.append(float(max_mae))
         if origin is not None:

@@ -103,9 +103,12 @@ def parse_candidates(text: str) -> tuple[dict[str, Any], list[str]]:
             filters["signed"] = raw == "signed"
         elif key in ("bits", "max_mae") and value:
             try:
-                filters[key] = int(value) if key == "bits" else float(value)
+                number = int(value) if key == "bits" else float(value)
             except ValueError:
                 raise ConfigError(f"--candidates: {raw!r} needs a number") from None
+            if not math.isfinite(number) or number < 0 or (key == "bits" and not 1 <= number <= 32):
+                raise ConfigError(f"--candidates: {raw!r} is out of range (bits 1..32, max_mae a finite number >= 0)")
+            filters[key] = number
         elif key == "signed" and value:
             filters["signed"] = value.lower() in ("1", "true", "yes")
         elif "=" in raw:
@@ -197,6 +200,7 @@ def run_evaluate(options: EvaluateOptions, *, console: Console | None = None) ->
         raise ConfigError(f"--budget must be a finite number >= 0 of accuracy points, got {options.budget}")
     if options.assign != "auto":
         AssignmentMapping.parse(options.assign)  # a bad assignment is reported before any training
+    entries, exact_entry = library_candidates(options.candidates)  # and so are bad candidates
     loaded = float_model(
         options.model, dataset=options.dataset, data_dir=options.data, weights=options.weights, seed=options.seed
     )
@@ -217,7 +221,6 @@ def run_evaluate(options: EvaluateOptions, *, console: Console | None = None) ->
     x_calib = data.x_train[pick]
     calib_batches = [x_calib[i : i + options.batch_size] for i in range(0, x_calib.shape[0], options.batch_size)]
 
-    entries, exact_entry = library_candidates(options.candidates)
     scheme = "symmetric" if exact_entry.signed else "affine"
     exact_config = LayerConfig("exact", bits=(exact_entry.bits_a, exact_entry.bits_b), scheme=scheme)
     by_name = {e.name: e for e in entries} | {exact_entry.name: exact_entry}
