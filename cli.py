@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import wraps
 from pathlib import Path
 from typing import Any, TypeVar
@@ -46,13 +46,21 @@ def reports_errors(func: F) -> F:
 class _OneLineErrors(click.Group):
     """The top-level group: click's usage errors also come out as one line (``error: ...``, exit code 2)."""
 
-    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
         if not standalone_mode:
-            return super().main(*args, standalone_mode=False, **kwargs)
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         try:
-            code = super().main(*args, standalone_mode=False, **kwargs)
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except click.ClickException as error:
-            where = f"{error.ctx.command_path}: " if getattr(error, "ctx", None) is not None else ""
+            ctx: click.Context | None = getattr(error, "ctx", None)
+            where = f"{ctx.command_path}: " if ctx is not None else ""
             message = " ".join(error.format_message().split())
             click.echo(f"error: {where}{message}", err=True)
             sys.exit(error.exit_code)

@@ -216,10 +216,11 @@ def parse_json(text: str | bytes, where: str, *, max_depth: int = MAX_JSON_DEPTH
     ``NaN`` and ``Infinity`` (which JSON does not have) are refused too.
     """
     if isinstance(text, bytes):
+        raw = text
         try:
-            text = text.decode("utf-8-sig")
+            text = raw.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
-            raise ParseError("not UTF-8 text", where, text[: exc.start].count(b"\n") + 1) from None
+            raise ParseError("not UTF-8 text", where, raw[: exc.start].count(b"\n") + 1) from None
     try:
         data = json.loads(text, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:

@@ -14,6 +14,7 @@ import math
 import zipfile
 import zlib
 from collections.abc import Callable, Sequence
+from typing import IO
 
 import numpy as np
 
@@ -132,12 +133,12 @@ class NpzArchive:
         return array.reshape(got_shape, order="F" if fortran else "C").copy()
 
 
-def _read_header(member: io.BufferedIOBase) -> tuple[tuple[int, ...], bool, np.dtype]:
-    version = np.lib.format.read_magic(member)  # type: ignore[arg-type]
+def _read_header(member: IO[bytes]) -> tuple[tuple[int, ...], bool, np.dtype]:
+    version = np.lib.format.read_magic(member)
     if version == (1, 0):
-        shape, fortran, dtype = np.lib.format.read_array_header_1_0(member, max_header_size=MAX_HEADER_BYTES)  # type: ignore[arg-type]
+        shape, fortran, dtype = np.lib.format.read_array_header_1_0(member, max_header_size=MAX_HEADER_BYTES)
     elif version in ((2, 0), (3, 0)):
-        shape, fortran, dtype = np.lib.format.read_array_header_2_0(member, max_header_size=MAX_HEADER_BYTES)  # type: ignore[arg-type]
+        shape, fortran, dtype = np.lib.format.read_array_header_2_0(member, max_header_size=MAX_HEADER_BYTES)
     else:
         raise ValueError(f"unsupported .npy version {version}")
     if any(not isinstance(n, int) or n < 0 for n in shape):

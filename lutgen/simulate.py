@@ -90,8 +90,8 @@ def _gate_function(gate: Gate) -> Callable[[list[np.ndarray], int], np.ndarray]:
         cubes = gate.cover.cubes
         phase = gate.cover.phase
         if len(gate.inputs) == 2:
-            table = tuple(gate.cover.evaluate(bits) for bits in ((0, 0), (0, 1), (1, 0), (1, 1)))
-            pair = _TWO_INPUT.get(table)
+            truth = tuple(gate.cover.evaluate(bits) for bits in ((0, 0), (0, 1), (1, 0), (1, 1)))
+            pair = _TWO_INPUT.get(truth)
             if pair is not None:
                 return lambda ins, n: pair(ins[0], ins[1])
 
