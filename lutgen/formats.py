@@ -36,8 +36,9 @@ MAX_TABLE_BITS = 24
 MAX_NPZ_BYTES = 3 * 4 * (1 << MAX_TABLE_BITS) + (16 << 20)
 #: Largest metadata string in a LUT file.
 MAX_META_BYTES = 4 << 20
-#: Largest DATE'25 text LUT read (a 10x10 table; the flow's files are 8x8, about 0.8 MB per section).
-MAX_TEXT_BYTES = 64 << 20
+#: Largest DATE'25 text LUT read: 16 MiB (a 10x10 table, or 9x9 with gradients; the flow's files are 8x8,
+#: about 0.8 MB per section). Rows are parsed one Python object each, about 150 bytes per row.
+MAX_TEXT_BYTES = 16 << 20
 
 TFAPPROX_BITS = 8
 TFAPPROX_BYTES = (1 << (2 * TFAPPROX_BITS)) * 2
