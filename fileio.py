@@ -164,20 +164,6 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def regular_file(path: str | os.PathLike[str], *, what: str = "file") -> Path:
-    """``path`` when it is an existing regular file (links followed), else a one-line :class:`ParseError`."""
-    where = str(path)
-    try:
-        info = os.stat(path)
-    except FileNotFoundError:
-        raise ParseError("no such file", where) from None
-    except OSError as exc:
-        raise ParseError(f"cannot read ({exc.strerror or exc})", where) from None
-    if not stat.S_ISREG(info.st_mode):
-        raise ParseError(f"is {_kind(info.st_mode)}, not a {what}", where)
-    return Path(path)
-
-
 def read_bytes(path: str | os.PathLike[str], *, limit: int, what: str = "file") -> bytes:
     """The bytes of the regular file ``path``, refusing special files and files over ``limit`` bytes."""
     where = str(path)

@@ -97,6 +97,7 @@ def test_flattening_beyond_the_gate_limit_is_refused(monkeypatch: pytest.MonkeyP
         ("number", MUL2_VERILOG.replace("A * B", "A * " + "1" * 2000), "longer than"),
         ("escaped name", MUL2_VERILOG.replace("mul2", "\\" + "q" * 5000 + " "), "longer than"),
     ],
+    ids=["items", "bytes", "identifier", "number", "escaped name"],
 )
 def test_verilog_beyond_the_limits_is_refused_quickly(tmp_path: Path, name: str, text: str, message: str) -> None:
     path = tmp_path / f"{name}.v"
