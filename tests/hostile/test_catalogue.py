@@ -127,9 +127,12 @@ COMMANDS: dict[str, list[str]] = {
 
 
 def _checkpoint(library: Path) -> None:
-    """Fold the write-ahead log into the main file so that damage to the file is damage to the data."""
-    with sqlite3.connect(library / DB_NAME) as conn:
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    """Fold the write-ahead log into the main file so that damage to the file is damage to the data
+    (closing the last connection also removes the ``-wal`` and ``-shm`` files)."""
+    conn = sqlite3.connect(library / DB_NAME)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    assert not Path(f"{library / DB_NAME}-shm").exists()
 
 
 @pytest.mark.parametrize("command", list(COMMANDS))
