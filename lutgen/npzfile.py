@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import math
+import struct
 import zipfile
 import zlib
 from collections.abc import Callable, Sequence
@@ -26,6 +27,20 @@ MAX_DEFLATE_RATIO = 1032
 MAX_MEMBERS = 16
 #: Largest ``.npy`` header read (numpy's own default limit).
 MAX_HEADER_BYTES = 10_000
+#: What zipfile, zlib and numpy's header parser raise on damaged input (zipfile alone raises seven kinds).
+_ZIP_ERRORS = (
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    OSError,
+    ValueError,
+    EOFError,
+    zlib.error,
+    struct.error,
+    NotImplementedError,
+    IndexError,
+    KeyError,
+    TypeError,
+)
 
 
 class NpzArchive:
@@ -41,7 +56,7 @@ class NpzArchive:
         try:
             self._zip = zipfile.ZipFile(io.BytesIO(data))
             infos = self._zip.infolist()
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as exc:
+        except _ZIP_ERRORS as exc:
             raise self._error(f"not an .npz archive ({_short(exc)})") from None
         if len(infos) > MAX_MEMBERS:
             raise self._error(f"{len(infos)} members; a LUT file has at most {MAX_MEMBERS}")
@@ -125,7 +140,7 @@ class NpzArchive:
                 raw = member.read(nbytes)
         except ParseError:
             raise
-        except (zipfile.BadZipFile, OSError, ValueError, EOFError, zlib.error, NotImplementedError) as exc:
+        except _ZIP_ERRORS as exc:
             raise self._error(f"array '{key}' is damaged ({_short(exc)})") from None
         if len(raw) != nbytes:
             raise self._error(f"array '{key}' is truncated")
