@@ -51,31 +51,38 @@ def seed_option(help_text: str) -> Any:
     )
 
 
-class Device(click.ParamType):
+class _Checked(click.ParamType):
+    """A string accepted when :meth:`check` accepts it (checks import what they need when they run)."""
+
+    def check(self, text: str) -> str:
+        raise NotImplementedError
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        from .errors import ConfigError
+
+        try:
+            return self.check(str(value))
+        except ConfigError as error:
+            self.fail(str(error), param, ctx)
+
+
+class Device(_Checked):
     """A torch device this machine has: ``cpu``, ``cuda`` or ``cuda:N`` with ``N`` below the GPU count."""
 
     name = "device"
 
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
-        from .errors import ConfigError
+    def check(self, text: str) -> str:
         from .nn.devices import check_device
 
-        try:
-            return check_device(str(value))
-        except ConfigError as error:
-            self.fail(str(error), param, ctx)
+        return check_device(text)
 
 
-class ModelReference(click.ParamType):
+class ModelReference(_Checked):
     """A zoo model name or ``path/to/file.py:callable`` (checked for form here; imported by the command)."""
 
     name = "model"
 
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
-        from .errors import ConfigError
+    def check(self, text: str) -> str:
         from .nn.zoo import check_model_reference
 
-        try:
-            return check_model_reference(str(value))
-        except ConfigError as error:
-            self.fail(str(error), param, ctx)
+        return check_model_reference(text)

@@ -22,6 +22,24 @@ from .conftest import MUL2_BLIF, assert_clean, run, strict_json
 LUTGEN = [sys.executable, "-c", "from approxlut.cli import main; main()"]
 
 
+def _started(count: int, *args: str) -> list[subprocess.Popen[str]]:
+    """``count`` lutgen processes running ``args`` at the same time (output captured)."""
+    return [
+        subprocess.Popen([*LUTGEN, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(count)
+    ]
+
+
+def _added(processes: list[subprocess.Popen[str]], timeout: float) -> list[str]:
+    """The names every ``library import --json`` process reported as added (each must succeed)."""
+    added = []
+    for process in processes:
+        out, err = process.communicate(timeout=timeout)
+        assert process.returncode == 0 and "Traceback" not in err, err
+        added += json.loads(out)["added"]
+    return added
+
+
 def _variant(index: int) -> str:
     """A 3x3 multiplier whose product at one input pair is changed: a distinct function per ``index``."""
     products = [a * b for a in range(8) for b in range(8)]
@@ -94,21 +112,7 @@ def test_sim_killed_while_writing_leaves_the_old_file_or_the_new_one(tmp_path: P
 @pytest.mark.slow
 def test_concurrent_imports_report_each_entry_added_once(tmp_path: Path, netlists: Path) -> None:
     library = tmp_path / "lib"
-    processes = [
-        subprocess.Popen(
-            [*LUTGEN, "library", "import", str(netlists), "--library", str(library), "--json"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(3)
-    ]
-    reports = []
-    for process in processes:
-        out, err = process.communicate(timeout=180)
-        assert process.returncode == 0 and "Traceback" not in err, err
-        reports.append(json.loads(out))
-    added = [name for report in reports for name in report["added"]]
+    added = _added(_started(3, "library", "import", str(netlists), "--library", str(library), "--json"), 180)
     assert len(added) == len(set(added)) == 48, sorted(added)
     assert _entries_all_load(library) == 48
     assert_clean(run(["library", "check", "--library", library]), 0)
@@ -119,20 +123,7 @@ def test_concurrent_first_use_creates_one_library(tmp_path: Path) -> None:
     library = tmp_path / "new"
     source = tmp_path / "m.blif"
     source.write_text(MUL2_BLIF)
-    processes = [
-        subprocess.Popen(
-            [*LUTGEN, "library", "import", str(source), "--library", str(library), "--json"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(4)
-    ]
-    added = []
-    for process in processes:
-        out, err = process.communicate(timeout=120)
-        assert process.returncode == 0 and "Traceback" not in err, err
-        added += json.loads(out)["added"]
+    added = _added(_started(4, "library", "import", str(source), "--library", str(library), "--json"), 120)
     assert added == ["m"]
     assert_clean(run(["library", "check", "--library", library]), 0)
     assert not [p for p in library.iterdir() if p.name.endswith(".new")]
