@@ -55,7 +55,7 @@ ARITY: dict[Kind, tuple[int, int | None]] = {
 
 
 #: Most gates a netlist read from a file may have: about a gigabyte of memory and half a minute to read and
-#: simulate here (a 400,000-gate BLIF netlist: 0.8 GB, 7 s). The largest multipliers people publish are far
+#: simulate here (a 400,000-gate BLIF netlist: 0.83 GB, 7-16 s). The largest multipliers people publish are far
 #: below (a 128x128 array multiplier has about 100,000 gates).
 MAX_GATES = 400_000
 

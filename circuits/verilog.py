@@ -97,7 +97,7 @@ def build_parser(*, tables: types.ModuleType | None = None) -> Any:
 #: Largest Verilog text parsed (pyverilog's parser is pure Python: about 4 MiB take a minute here).
 MAX_VERILOG_BYTES = 4 << 20
 #: Most statements and list items (``;`` and ``,``) in a Verilog text: pyverilog builds its lists by
-#: tuple concatenation, so time grows with the square of the longest list (50,000 items: ~15 s here,
+#: tuple concatenation, so time grows with the square of the longest list (50,000 items: ~11 s here,
 #: 100,000: ~55 s). About 12,000 gate instances fit.
 MAX_VERILOG_ITEMS = 50_000
 #: Longest identifier or number (Verilog-2005 asks tools to support at least 1024 characters).
