@@ -13,6 +13,9 @@ import click
 
 #: Seeds accepted everywhere: what numpy's legacy generator, torch and Python's ``random`` all take.
 SEED_MAX = 2**32 - 1
+#: Most front points ``evaluate --assign auto`` verifies per round (``--verify``); each is a full LUT-engine
+#: evaluation.
+MAX_VERIFY = 64
 
 
 class FiniteFloat(click.ParamType):
@@ -86,3 +89,14 @@ class ModelReference(_Checked):
         from .nn.zoo import check_model_reference
 
         return check_model_reference(text)
+
+
+class RayAddress(_Checked):
+    """``auto``, ``HOST:PORT`` or ``ray://HOST:PORT`` (joined only when the search runs)."""
+
+    name = "address"
+
+    def check(self, text: str) -> str:
+        from .tasks import check_ray_address
+
+        return check_ray_address(text)

@@ -59,10 +59,12 @@ class DamagedIndexError(LibraryError):
     """The library's SQLite index has damaged pages or rows (``lutgen library check --repair`` may mend it)."""
 
 
-class LibraryUsageError(LibraryError):
-    """A library request that cannot be met as asked: an unknown or ambiguous name, a read-only library."""
+class LibraryUsageError(InputError, LibraryError):
+    """A library request that cannot be met as asked (a missing library, a read-only one): exit code 2."""
 
-    exit_code = 2
+
+class NotInLibraryError(LibraryUsageError):
+    """A name or hash prefix matches no library entry, or several: the user's to fix (exit code 2)."""
 
 
 class ConfigError(InputError):

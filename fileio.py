@@ -14,8 +14,6 @@
 from __future__ import annotations
 
 import json
-import math
-import numbers
 import os
 import stat
 import tempfile
@@ -90,10 +88,7 @@ def check_writable(path: str | os.PathLike[str], *, make_parents: bool = False) 
         raise WriteError(target, "is read-only")
     folder = target.parent
     if make_parents:
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise WriteError(folder, f"cannot create the folder ({exc.strerror or exc})") from None
+        make_dirs(folder)
     elif not folder.is_dir():
         raise WriteError(target, f"the folder {folder} does not exist")
     try:
@@ -148,6 +143,16 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, make_parent
 def atomic_write_text(path: str | os.PathLike[str], text: str, *, make_parents: bool = False) -> Path:
     """:func:`atomic_write` of ``text`` as UTF-8."""
     return atomic_write_bytes(path, text.encode("utf-8"), make_parents=make_parents)
+
+
+def make_dirs(path: str | os.PathLike[str]) -> Path:
+    """Create the folder ``path`` and its parents (kept when present); :class:`WriteError` when that fails."""
+    folder = Path(path)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise WriteError(folder, f"cannot create the folder ({exc.strerror or exc})") from None
+    return folder
 
 
 def fsync_dir(path: Path) -> None:
@@ -242,18 +247,3 @@ def _depth(data: Any) -> int:
             deepest = max(deepest, level)
             stack.extend((item, level + 1) for item in value)
     return deepest
-
-
-def dumps_json(data: Any, **kwargs: Any) -> str:
-    """``json.dumps`` that writes ``null`` for NaN and infinities (JSON has neither), never ``NaN``."""
-    return json.dumps(_finite(data), allow_nan=False, **kwargs)
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, numbers.Real) and not isinstance(value, numbers.Integral):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {key: _finite(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(item) for item in value]
-    return value

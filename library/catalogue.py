@@ -32,11 +32,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from ..errors import ConfigError, DamagedIndexError, LibraryError, LibraryUsageError
+from ..errors import ConfigError, DamagedIndexError, LibraryError, LibraryUsageError, NotInLibraryError
 from ..fileio import fsync_dir
-from ..lutgen.metrics import Metrics, matches_published
+from ..lutgen.metrics import METRIC_KEYS, Metrics, matches_published
 from .blobs import BlobStore
-from .config import library_dir
+from .config import FROM_DEFAULT, library_dir, library_location
 
 if TYPE_CHECKING:
     from ..circuits.netlist import Netlist
@@ -134,7 +134,9 @@ MIGRATIONS: tuple[Migration, ...] = (
 )
 
 #: Error-metric columns, in display order.
-METRIC_COLUMNS = ("mae_pct", "wce_pct", "mre_pct", "wcre_pct", "ep_pct", "mse", "med", "wce", "bias")
+METRIC_COLUMNS = METRIC_KEYS
+#: Metrics that are maxima over the inputs: from a sample, lower bounds.
+WORST_CASE_COLUMNS = ("wce_pct", "wcre_pct", "wce")
 #: Hardware-cost columns.
 COST_COLUMNS = ("power_mw", "area_um2", "delay_ns")
 #: Decimals the cost columns are shown with (as EvoApproxLib prints them).
@@ -235,14 +237,29 @@ class Entry:
         """``8x8s``-style width and signedness."""
         return f"{self.bits_a}x{self.bits_b}{'s' if self.signed else 'u'}"
 
+    @property
+    def sampled(self) -> bool:
+        """Whether the metrics come from a random sample of input pairs (circuits too wide to enumerate)."""
+        return self.metrics_method is not None and self.metrics_method != "exhaustive"
+
     def published_differences(self) -> dict[str, tuple[str, float | None]]:
         """Published figures that the measured ones do not reproduce: ``{column: (published, measured)}``.
 
-        Empty when the metrics were sampled (Monte-Carlo figures cannot reproduce exhaustive ones digit for digit).
+        Empty when the metrics were sampled (Monte-Carlo figures cannot reproduce exhaustive ones digit for
+        digit; see :meth:`sampled_differences`).
         """
+        return {} if self.sampled else self._differences()
+
+    def sampled_differences(self) -> dict[str, tuple[str, float | None]]:
+        """For sampled metrics, the published figures the sample does not reproduce.
+
+        The worst cases (:data:`WORST_CASE_COLUMNS`) of a sample are lower bounds of the circuit's; the
+        means are estimates. Empty for exhaustive metrics.
+        """
+        return self._differences() if self.sampled else {}
+
+    def _differences(self) -> dict[str, tuple[str, float | None]]:
         diffs: dict[str, tuple[str, float | None]] = {}
-        if self.metrics_method is not None and self.metrics_method != "exhaustive":
-            return diffs
         for key, text in self.published.items():
             col = PUBLISHED_KEYS.get(key)
             if col is None or col in COST_COLUMNS:
@@ -253,10 +270,11 @@ class Entry:
         return diffs
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-able dict (with ``full_name``)."""
+        """A JSON-able dict (with ``full_name`` and ``kind``; keys as in :mod:`approxlut.schema`)."""
         data = asdict(self)
         data["alt_sources"] = list(self.alt_sources)
         data["full_name"] = self.full_name
+        data["kind"] = self.kind
         return data
 
 
@@ -284,24 +302,37 @@ class Library:
 
     # ----------------------------------------------------------------- opening
     @classmethod
-    def open(cls, path: str | os.PathLike[str] | None = None, *, readonly: bool = False) -> Library:
-        """Open the library at ``path`` / ``$LUTGEN_LIBRARY`` / the data dir; created when absent unless ``readonly``.
+    def exists(cls, path: str | os.PathLike[str] | None = None) -> bool:
+        """Whether a library (its index file) is at ``path`` / ``$LUTGEN_LIBRARY`` / the data dir."""
+        return (library_dir(path) / DB_NAME).is_file()
 
-        The index is never guessed at: an empty, unreadable or foreign ``catalogue.sqlite`` raises
-        :class:`LibraryError` naming the file (see :func:`inspect_index`), and a missing one is created
-        only where the library holds no tables (``blobs/``) it would fail to account for.
+    @classmethod
+    def open(
+        cls, path: str | os.PathLike[str] | None = None, *, create: bool = True, readonly: bool = False
+    ) -> Library:
+        """Open the library at ``path`` / ``$LUTGEN_LIBRARY`` / the data dir.
+
+        The one opening policy: the index is never guessed at (an empty, unreadable or foreign
+        ``catalogue.sqlite`` raises :class:`LibraryError` naming the file, see :func:`inspect_index`); a
+        missing one beside tables (``blobs/``) it would fail to account for is a :class:`LibraryError`
+        too; otherwise a missing one is created with ``create`` (and not ``readonly``), else it is the
+        user's mistake (:class:`LibraryUsageError`, exit code 2). ``readonly`` never writes.
+
+        Raises:
+            LibraryUsageError: there is no library there and ``create=False`` or ``readonly`` (the message
+                names the path and who named it).
         """
-        root = library_dir(path)
+        root, named_by = library_location(path)
         db_path = root / DB_NAME
         if inspect_index(db_path) == "absent":
-            if readonly:
-                raise LibraryUsageError(f"no library at {root} (create one with `lutgen library init`)")
             orphans = BlobStore(root / BLOB_DIR).hashes()
             if orphans:
                 raise LibraryError(
                     f"{db_path} is missing but {root / BLOB_DIR} holds {len(orphans)} tables: restore the index "
                     "from a backup, or move the library folder away to start a new one"
                 )
+            if readonly or not create:
+                raise LibraryUsageError(missing_library(root, named_by))
             create_index(root)
         try:
             connection = _connect(db_path, readonly=readonly)
@@ -326,16 +357,18 @@ class Library:
 
     @classmethod
     def open_default(cls, path: str | os.PathLike[str] | None = None) -> Library:
-        """Open for reading commands: install the built-in set when absent; read-only where writing is impossible.
+        """The library that reading commands use, with the built-in set installed when it holds none of it.
 
-        A library on read-only storage (or without write permission) opens read-only, as it is.
+        Only the default location is created when absent; a library named by ``path`` or
+        ``$LUTGEN_LIBRARY`` must exist (:class:`LibraryUsageError` otherwise, naming the path). A library
+        on read-only storage (or without write permission) opens read-only, as it is.
         """
         from .builtin import install_builtin
 
-        root = library_dir(path)
+        root, named_by = library_location(path)
         if inspect_index(root / DB_NAME) != "absent" and not _writable(root):
             return cls.open(path, readonly=True)
-        lib = cls.open(path)
+        lib = cls.open(path, create=named_by == FROM_DEFAULT)
         if not lib.has_builtin():
             install_builtin(lib)
         return lib
@@ -524,9 +557,9 @@ class Library:
         if len(found) == 1:
             return found[0]
         if not found:
-            raise LibraryUsageError(self._not_found(name_or_hash))
+            raise NotInLibraryError(self._not_found(name_or_hash))
         listing = ", ".join(f"{e.full_name} ({e.hash[:10]})" for e in found)
-        raise LibraryUsageError(f"'{name_or_hash}' is ambiguous: {listing}; use the release prefix or a hash prefix")
+        raise NotInLibraryError(f"'{name_or_hash}' is ambiguous: {listing}; use the release prefix or a hash prefix")
 
     def _not_found(self, identifier: str) -> str:
         import difflib
@@ -909,6 +942,14 @@ class Library:
             (file_sha256, path, entry_id, role),
         )
         return cursor.rowcount > 0
+
+
+def missing_library(root: Path, named_by: str) -> str:
+    """The one-line message for a library that must exist but does not (``named_by``: who named ``root``)."""
+    return (
+        f"no library at {root} (named by {named_by}); check the path, or create one there with "
+        f"`lutgen library init --library {root}`"
+    )
 
 
 def _without_gradients(lut: Lut) -> Lut:

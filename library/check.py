@@ -21,7 +21,7 @@ A foreign database (SQLite without lutgen's schema) is never touched.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import DamagedIndexError, LibraryError, LibraryUsageError, LutgenError
@@ -34,10 +34,11 @@ from .catalogue import (
     create_index,
     damaged_copies,
     inspect_index,
+    missing_library,
     salvage_index,
     set_aside,
 )
-from .config import library_dir
+from .config import library_location
 
 
 @dataclass(frozen=True)
@@ -68,23 +69,23 @@ class CheckReport:
         self.findings.append(Finding(problem, repaired, None if repaired else advice))
 
     def as_dict(self) -> dict[str, object]:
-        """The ``--json`` object."""
+        """The ``--json`` object (keys as in :mod:`approxlut.schema`)."""
         return {
             "library": str(self.library),
             "healthy": self.healthy,
             "repair": self.repair,
-            "entries": self.entries,
-            "tables": self.tables,
-            "findings": [asdict(f) for f in self.findings],
+            "index_entries": self.entries,
+            "table_files": self.tables,
+            "findings": [{"problem": f.problem, "fixed": f.repaired, "advice": f.advice} for f in self.findings],
         }
 
 
 def check_library(path: str | Path | None = None, *, repair: bool = False) -> CheckReport:
     """Check (and with ``repair``, mend) the library at ``path`` / ``$LUTGEN_LIBRARY`` / the data dir."""
-    root = library_dir(path)
+    root, named_by = library_location(path)
     report = CheckReport(root, repair)
     if not root.is_dir():
-        raise LibraryUsageError(f"no library at {root}")
+        raise LibraryUsageError(missing_library(root, named_by))
     if not _check_index_file(root, report):
         return report
     try:

@@ -28,7 +28,7 @@ MAX_MEMBERS = 16
 #: Largest ``.npy`` header read (numpy's own default limit).
 MAX_HEADER_BYTES = 10_000
 #: What zipfile, zlib and numpy's header parser raise on damaged input (zipfile alone raises seven kinds).
-_ZIP_ERRORS = (
+ZIP_ERRORS = (
     zipfile.BadZipFile,
     zipfile.LargeZipFile,
     OSError,
@@ -56,7 +56,7 @@ class NpzArchive:
         try:
             self._zip = zipfile.ZipFile(io.BytesIO(data))
             infos = self._zip.infolist()
-        except _ZIP_ERRORS as exc:
+        except ZIP_ERRORS as exc:
             raise self._error(f"not an .npz archive ({_short(exc)})") from None
         if len(infos) > MAX_MEMBERS:
             raise self._error(f"{len(infos)} members; a LUT file has at most {MAX_MEMBERS}")
@@ -140,7 +140,7 @@ class NpzArchive:
                 raw = member.read(nbytes)
         except ParseError:
             raise
-        except _ZIP_ERRORS as exc:
+        except ZIP_ERRORS as exc:
             raise self._error(f"array '{key}' is damaged ({_short(exc)})") from None
         if len(raw) != nbytes:
             raise self._error(f"array '{key}' is truncated")

@@ -100,13 +100,21 @@ def assert_clean(result: Result, *codes: int) -> None:
         assert "Traceback" not in result.stdout + result.stderr
 
 
-def strict_json(text: str) -> Any:
-    """Parse JSON refusing NaN and Infinity (which are not JSON)."""
+def strict_json(text: str, command: str | None = None) -> dict[str, Any]:
+    """A command's ``--json``: strict JSON (no NaN, no Infinity), one object with ``schema_version`` and
+    ``command`` (``command`` when given), valid against that command's JSON Schema."""
+    import jsonschema
+
+    from approxlut.schema import SCHEMA_VERSION, json_schema
 
     def refuse(name: str) -> Any:
         raise AssertionError(f"{name} in JSON output")
 
-    return json.loads(text, parse_constant=refuse)
+    data = json.loads(text, parse_constant=refuse)
+    assert isinstance(data, dict) and data.get("schema_version") == SCHEMA_VERSION, text[:200]
+    assert command is None or data["command"] == command, (data["command"], command)
+    jsonschema.validate(data, json_schema(data["command"]))
+    return data
 
 
 def run_process(

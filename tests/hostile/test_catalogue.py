@@ -168,7 +168,7 @@ def test_repair_then_every_reading_command_works(library: Path, damage: str) -> 
         assert_clean(run([*args, "--library", library]), 0)
     again = run(["library", "check", "--json", "--library", library])
     assert_clean(again, 0, 1)
-    left = [f["problem"] for f in strict_json(again.stdout)["findings"] if not f["repaired"]]
+    left = [f["problem"] for f in strict_json(again.stdout)["findings"] if not f["fixed"]]
     assert all("kept, because a damaged index" in problem for problem in left), left
 
 
@@ -234,7 +234,7 @@ def test_damaged_rows_are_one_line_and_repairable(library: Path, damage: str, co
         assert_clean(run(["library", "list", "--json", "--library", library]), 0)
         again = run(["library", "check", "--json", "--library", library])
         assert_clean(again, 0, 1)
-        left = [f["problem"] for f in strict_json(again.stdout)["findings"] if not f["repaired"]]
+        left = [f["problem"] for f in strict_json(again.stdout)["findings"] if not f["fixed"]]
         assert all("kept, because a damaged index" in p or "is missing" in p for p in left), left
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import MUL2_VERILOG, run_process
+from .conftest import MUL2_VERILOG, run_process, strict_json
 
 
 class _Payload:
@@ -58,6 +58,7 @@ def test_poisoned_parser_cache_is_never_run_nor_erased(tmp_path: Path, where: st
         ["sim", source, "--no-write", "--json"], env={"XDG_CACHE_HOME": str(cache), "HOME": str(tmp_path)}, cwd=work
     )
     assert done.returncode == 0, done.stderr
+    assert strict_json(done.stdout, "sim")["bits_a"] == 2
     assert not marker.exists(), "the planted payload ran"
     assert planted.read_bytes() == data, "the planted file was erased or rewritten (evidence lost)"
 

@@ -15,7 +15,7 @@ from approxlut.circuits import blif, netlist, verilog
 from approxlut.errors import LutgenError, ParseError
 from approxlut.nn.config import AssignmentMapping
 
-from .conftest import MUL2_BLIF, MUL2_VERILOG, assert_clean, run
+from .conftest import MUL2_BLIF, MUL2_VERILOG, assert_clean, run, strict_json
 
 # ----------------------------------------------------------------------------------------- JSON
 
@@ -137,10 +137,12 @@ def test_huge_names_in_blif_stay_cheap(tmp_path: Path) -> None:
     path.write_text(MUL2_BLIF.replace("p10", name))
     tracemalloc.start()
     try:
-        assert_clean(run(["sim", path, "--no-write", "--json"]), 0)
+        result = run(["sim", path, "--no-write", "--json"])
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
+    assert_clean(result, 0)
+    assert strict_json(result.stdout, "sim")["bits_a"] == 2
     assert peak < 200 << 20
 
 
@@ -171,7 +173,10 @@ def test_mutated_netlists_are_one_line_or_simulated(tmp_path: Path, seed: int, k
     source = (MUL2_VERILOG if kind == "v" else MUL2_BLIF).encode()
     path = tmp_path / f"m{seed}.{kind}"
     path.write_bytes(_mutate(source, seed))
-    assert_clean(run(["sim", path, "--no-write", "--json"]))
+    result = run(["sim", path, "--no-write", "--json"])
+    assert_clean(result)
+    if result.exit_code == 0:
+        strict_json(result.stdout, "sim")
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

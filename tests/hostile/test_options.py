@@ -43,7 +43,17 @@ BAD: list[tuple[str, list[str]]] = [
     *[("evaluate --model lenet5", ["--limit", v]) for v in ("0", "-1", "x")],
     *[("evaluate --model lenet5", ["--assign", v]) for v in ("", "a=", "=b", "{tmp}/none.json", "x=y=z,,")],
     *[("evaluate --model lenet5", ["--candidates", v]) for v in ("bits=x", "max_mae=nan", "bits=99", "a=b", "bits=-8")],
-    ("evaluate --model lenet5", ["--dataset", "imagenet"]),
+    *[("evaluate --model lenet5", ["--verify", v]) for v in ("0", "-1", "65", str(2**40), "x", "")],
+    *[("evaluate --model lenet5", ["--workers", v]) for v in ("0", "-2", "257", str(2**40), "x")],
+    *[("evaluate --model lenet5", ["--ray-address", v]) for v in ("", "head", "head:0", "head:99999", "a b:1")],
+    ("evaluate --model lenet5", ["--workers", "2", "--ray-address", "auto"]),
+    ("evaluate --model lenet5", ["--assign", "{tmp}/none.json#0"]),
+    ("evaluate --model lenet5", ["--assign", "no_such_multiplier"]),
+    ("evaluate --model lenet5", ["--assign", "{tmp}/none.npz"]),
+    ("evaluate --model lenet5", ["--save", "/proc/version"]),
+    *[("library list", ["--filter", v]) for v in ("max_mae=nan", "bits=0", "colour=red", "max_power=-1", "signed=x")],
+    *[("library pareto", ["--filter", v]) for v in ("max_mae=inf", "family=nonsense", "origin=mars")],
+    ("library report {tmp}/site", ["--filter", "release=v1999"]),
     ("evaluate --model lenet5", ["--data", "{tmp}/no-such-dataset"]),
     ("evaluate --model lenet5", ["--save", "{tmp}/no-such-folder/a.json"]),
     ("evaluate --model lenet5", ["--plot", "{tmp}"]),
@@ -94,11 +104,11 @@ def test_bad_options_are_one_line_exit_2(
 @pytest.mark.parametrize("value", ["1e-300", "0", "1e308"])
 def test_json_output_is_strict_json(tmp_path: Path, source: Path, library: Path, value: str) -> None:
     """--json never prints NaN or Infinity, whatever the numbers are."""
-    data = strict_json(run(["sim", source, "--json", "--no-write"]).stdout)
+    data = strict_json(run(["sim", source, "--json", "--no-write"]).stdout, "sim")
     assert data["bits_a"] == 2
     listed = run(["library", "list", "--json", "--max-mae", value, "--library", library])
     assert_clean(listed, 0)
-    strict_json(listed.stdout)
+    assert isinstance(strict_json(listed.stdout, "library list")["entries"], list)
 
 
 def test_library_and_overflow_errors_that_are_the_users_fault_exit_2(library: Path) -> None:

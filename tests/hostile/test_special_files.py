@@ -72,8 +72,11 @@ def _writers(tmp: Path, library: Path) -> dict[str, Callable[[Path], list[str]]]
             *lib,
         ],
         "library show --plot": lambda out: ["library", "show", "exact8s", "--plot", str(out), *lib],
-        "library pareto --plot": lambda out: ["library", "pareto", "--plot", str(out), *lib],
+        "library pareto --plot": lambda out: ["library", "pareto", "--bits", "8", "--signed", "--plot", str(out), *lib],
         "synth generate --out": lambda out: ["synth", "generate", "array", "--bits", "2", "--out", str(out)],
+        "evaluate --save": lambda out: ["evaluate", "--model", "lenet5", "--assign", "exact8s", "--save", str(out)],
+        "evaluate --plot": lambda out: ["evaluate", "--model", "lenet5", "--plot", str(out)],
+        "retrain --out": lambda out: ["retrain", "--model", "lenet5", "--assign", "exact8s", "--out", str(out)],
     }
 
 
@@ -84,13 +87,27 @@ WRITERS = [
     "library show --plot",
     "library pareto --plot",
     "synth generate --out",
+    "evaluate --save",
+    "evaluate --plot",
+    "retrain --out",
 ]
-SUFFIX = {"library show --plot": ".png", "library pareto --plot": ".png", "synth generate --out": ".blif"}
+SUFFIX = {
+    "library show --plot": ".png",
+    "library pareto --plot": ".png",
+    "synth generate --out": ".blif",
+    "evaluate --save": ".json",
+    "evaluate --plot": ".png",
+    "retrain --out": ".pt",
+}
 
 
 @pytest.mark.parametrize("writer", WRITERS)
 @pytest.mark.parametrize("target", list(TARGETS))
-def test_writers_refuse_special_targets(tmp_path: Path, library: Path, writer: str, target: str) -> None:
+def test_writers_refuse_special_targets(
+    tmp_path: Path, library: Path, monkeypatch: pytest.MonkeyPatch, writer: str, target: str
+) -> None:
+    monkeypatch.setenv("LUTGEN_LIBRARY", str(library))
+    monkeypatch.setenv("LUTGEN_CACHE", str(tmp_path / "cache"))  # a model would be trained here: none must be
     out = TARGETS[target](tmp_path / f"out{SUFFIX.get(writer, '.bin')}")
     before = os.lstat(out)
     result = run(_writers(tmp_path, library)[writer](out))
@@ -108,6 +125,44 @@ def test_report_refuses_a_pipe_as_its_page(tmp_path: Path, library: Path) -> Non
     result = run(["library", "report", site, "--library", library])
     assert_clean(result, 2)
     assert stat.S_ISFIFO(os.lstat(site / "index.html").st_mode)
+
+
+def _report_part(site: Path, library: Path, part: str) -> Path:
+    """Put a special file where ``library report`` writes ``part`` (a circuit page: exact8s's)."""
+    from approxlut.library import Library
+    from approxlut.library.report import page_slug
+
+    with Library.open(library, readonly=True) as lib:
+        slug = page_slug(lib.entry("exact8s"))
+    place = {
+        "report.css": site / "report.css",
+        "a circuit page": site / "circuits" / f"{slug}.html",
+        "a heat-map": site / "circuits" / slug / "heatmap.png",
+        "a download": site / "circuits" / slug / "exact8s.npz",
+        "the plots folder": site / "plots",
+        "the circuits folder": site / "circuits",
+    }[part]
+    place.parent.mkdir(parents=True, exist_ok=True)
+    if part.endswith("folder"):
+        place.write_text("a file where a folder goes")
+        return place
+    return _fifo(place)
+
+
+REPORT_PARTS = ["report.css", "a circuit page", "a heat-map", "a download", "the plots folder", "the circuits folder"]
+
+
+@pytest.mark.parametrize("part", REPORT_PARTS)
+def test_report_refuses_special_files_among_its_parts(tmp_path: Path, library: Path, part: str) -> None:
+    site = tmp_path / "site"
+    place = _report_part(site, library, part)
+    before = os.lstat(place)
+    result = run(["library", "report", site, "--library", library])
+    assert_clean(result, 2)
+    assert str(place) in result.stderr
+    after = os.lstat(place)
+    assert (after.st_mode, after.st_ino) == (before.st_mode, before.st_ino)
+    assert not [p for p in site.rglob(".*.tmp")]
 
 
 @pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
@@ -150,8 +205,11 @@ def _sources(tmp: Path) -> dict[str, Path]:
     return {"pipe": pipe, "link to a pipe": link, "endless device": zero, "directory": folder}
 
 
+LINKED = {"sim LUT": ".npz", "evaluate --assign": ".json", "evaluate LUT": ".npz"}
+
+
 @pytest.mark.parametrize("kind", ["pipe", "link to a pipe", "endless device", "directory"])
-@pytest.mark.parametrize("reader", ["sim", "sim --cells", "import", "evaluate --assign"])
+@pytest.mark.parametrize("reader", ["sim", "sim LUT", "sim --cells", "import", "evaluate --assign", "evaluate LUT"])
 def test_readers_refuse_special_sources(tmp_path: Path, library: Path, kind: str, reader: str) -> None:
     source = _sources(tmp_path)[kind]
     plain = tmp_path / "mul2.v"
@@ -160,9 +218,11 @@ def test_readers_refuse_special_sources(tmp_path: Path, library: Path, kind: str
         "sim": ["sim", source, "--format", "blif", "--no-write"],
         "sim --cells": ["sim", plain, "--cells", source, "--no-write"],
         "import": ["library", "import", source, "--library", library],
+        "sim LUT": ["sim", source.with_suffix(".npz"), "--no-write"],
         "evaluate --assign": ["evaluate", "--model", "lenet5", "--assign", source.with_suffix(".json")],
+        "evaluate LUT": ["evaluate", "--model", "lenet5", "--assign", source.with_suffix(".npz")],
     }[reader]
-    if reader == "evaluate --assign":
-        source.with_suffix(".json").symlink_to(source)
+    if reader in LINKED:  # readers that go by a file's suffix get a link with theirs
+        source.with_suffix(LINKED[reader]).symlink_to(source)
     result = run(args)
     assert_clean(result, *((0,) if (kind, reader) == ("directory", "import") else (1, 2)))

@@ -3,7 +3,6 @@ table loads, nothing half-written is visible, and no entry is reported as added 
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -36,7 +35,7 @@ def _added(processes: list[subprocess.Popen[str]], timeout: float) -> list[str]:
     for process in processes:
         out, err = process.communicate(timeout=timeout)
         assert process.returncode == 0 and "Traceback" not in err, err
-        added += json.loads(out)["added"]
+        added += strict_json(out, "library import")["added"]
     return added
 
 
@@ -85,12 +84,12 @@ def test_import_killed_at_any_moment_leaves_a_sound_library(tmp_path: Path, netl
     done = _entries_all_load(library)
     check = run(["library", "check", "--json", "--library", library])
     assert_clean(check, 0, 1)
-    left = [f["problem"] for f in strict_json(check.stdout)["findings"] if not f["repaired"]]
+    left = [f["problem"] for f in strict_json(check.stdout)["findings"] if not f["fixed"]]
     assert all("no entry refers to" in problem for problem in left), left  # at most leftovers of the kill
     assert_clean(run(["library", "check", "--repair", "--library", library]), 0)
     resumed = run(["library", "import", netlists, "--library", library, "--json"])
     assert_clean(resumed, 0)
-    added = strict_json(resumed.stdout)["added"]
+    added = strict_json(resumed.stdout, "library import")["added"]
     assert done + len(added) == 48 == _entries_all_load(library)
 
 
