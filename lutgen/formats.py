@@ -112,12 +112,9 @@ def _looks_like_text(data: bytes) -> bool:
 # ----------------------------------------------------------------------------------------------- npz
 
 
-def save_npz(lut: Lut, path: str | os.PathLike[str], *, compress: bool = False) -> None:
-    """Write ``lut`` (forward, gradients, metadata) to ``path`` atomically; ``compress``: zip-deflated arrays.
-
-    :func:`load_npz` reads both forms.
-    """
-    meta = {
+def npz_meta(lut: Lut) -> dict[str, Any]:
+    """The ``meta`` object of ``lut``'s ``.npz`` file: layout version, widths, signedness, name, hashes, metadata."""
+    return {
         "version": NPZ_VERSION,
         "bits_a": lut.bits_a,
         "bits_b": lut.bits_b,
@@ -127,8 +124,15 @@ def save_npz(lut: Lut, path: str | os.PathLike[str], *, compress: bool = False) 
         "grad_hash": _grad_hash(lut.grad_a, lut.grad_b),
         "meta": lut.meta,
     }
+
+
+def save_npz(lut: Lut, path: str | os.PathLike[str], *, compress: bool = False) -> None:
+    """Write ``lut`` (forward, gradients, metadata) to ``path`` atomically; ``compress``: zip-deflated arrays.
+
+    :func:`load_npz` reads both forms.
+    """
     try:
-        meta_json = json.dumps(meta, default=_json_default, sort_keys=True)
+        meta_json = json.dumps(npz_meta(lut), default=_json_default, sort_keys=True)
     except TypeError as exc:
         raise InputError(f"LUT '{lut.name}': metadata cannot be stored as JSON ({exc})") from None
     arrays: dict[str, np.ndarray] = {"forward": lut.forward.astype(np.int32), "meta": np.array(meta_json)}

@@ -16,7 +16,7 @@ import pytest
 
 from approxlut.errors import ParseError
 from approxlut.library import Library
-from approxlut.lutgen.formats import load_npz
+from approxlut.lutgen.formats import load_npz, npz_meta
 from approxlut.lutgen.lut import Lut
 
 from .conftest import assert_clean, run
@@ -53,18 +53,7 @@ def _lut(bits: int = 4) -> Lut:
 
 
 def _meta(lut: Lut, **changes: object) -> str:
-    meta = {
-        "version": 1,
-        "bits_a": lut.bits_a,
-        "bits_b": lut.bits_b,
-        "signed": lut.signed,
-        "name": lut.name,
-        "hash": lut.hash,
-        "grad_hash": None,
-        "meta": {},
-    }
-    meta.update(changes)
-    return json.dumps(meta)
+    return json.dumps({**npz_meta(lut), **changes})
 
 
 def _members(lut: Lut, **meta_changes: object) -> dict[str, bytes]:
