@@ -232,6 +232,7 @@ def test_search_keeps_the_lowest_loss() -> None:
 
 def test_auto_half_window_search_on_a_toy_model_is_cached(float_mlp, digits, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("LUTGEN_LIBRARY", str(tmp_path / "lib"))
+    Library.open(tmp_path / "lib").close()  # a library named by $LUTGEN_LIBRARY must exist
     lut = truncated_lut(6, 4)
     first = choose_half_windows(float_mlp, digits, lut, candidates=(1, 2, 4), steps=4, verbose=False)
     choice = first[lut.hash]
