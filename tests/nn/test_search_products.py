@@ -5,7 +5,6 @@ transformers (the zoo ViT, and a user's own model from ``file.py:callable``)."""
 from __future__ import annotations
 
 import importlib.util
-import json
 import textwrap
 from pathlib import Path
 
@@ -146,7 +145,7 @@ def test_evaluate_vit_auto_lists_attention_products(env, tmp_path: Path, json_ou
     assert "blocks.1.attn.qk" in table.output and "trunc8s_k6" in table.output
 
 
-def test_user_transformer_from_a_file(env, tmp_path: Path) -> None:
+def test_user_transformer_from_a_file(env, tmp_path: Path, json_output) -> None:
     source = tmp_path / "mymodel.py"
     source.write_text(
         textwrap.dedent(
@@ -188,5 +187,5 @@ def test_user_transformer_from_a_file(env, tmp_path: Path) -> None:
     args = ["evaluate", "--model", f"{source}:build", "--weights", str(weights), "--limit", "40"]
     result = CliRunner().invoke(main, [*args, "--assign", "trunc8s_k6", "--json"], env=env, catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    names = [row["name"] for row in json.loads(result.output)["layers"]]
+    names = [row["name"] for row in json_output(result.output, "evaluate")["layers"]]
     assert names == ["embed", "einsum", "matmul", "matmul_1"]
