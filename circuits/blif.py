@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from ..errors import InputError, NetlistError, ParseError
 from .netlist import Cover, Gate, Kind, Netlist, SourceLoc, find_loop, topo_order
 from .ports import group_bits, order_operands
+from .text import lines as source_lines
+from .text import normalise
 
 #: Directives that annotate a circuit without changing its function; skipped.
 IGNORED = frozenset(
@@ -120,9 +122,9 @@ class _Model:
 
 def _logical_lines(text: str) -> list[list[_Token]]:
     """Tokens per logical line: comments dropped, backslash continuations joined."""
-    lines: list[list[_Token]] = []
+    logical: list[list[_Token]] = []
     pending: list[_Token] = []
-    for number, raw in enumerate(text.splitlines(), start=1):
+    for number, raw in enumerate(source_lines(normalise(text)), start=1):
         body = raw.split("#", 1)[0]
         stripped = body.rstrip()
         continued = stripped.endswith("\\")
@@ -131,11 +133,11 @@ def _logical_lines(text: str) -> list[list[_Token]]:
         pending.extend(_Token(m.group(), number, m.start() + 1) for m in re.finditer(r"\S+", stripped))
         if not continued:
             if pending:
-                lines.append(pending)
+                logical.append(pending)
             pending = []
     if pending:
-        lines.append(pending)
-    return lines
+        logical.append(pending)
+    return logical
 
 
 def _parse_models(text: str, path: str) -> list[_Model]:
@@ -300,11 +302,11 @@ class _Flattener:
             out = net(node.output)
             self.drive(out, node.output)
             cover = Cover(tuple(node.cubes), 1 if node.phase is None else node.phase)
-            self.gates.append(cover_gate(cover, ins, out, SourceLoc(loc, node.output.line)))
+            self.gates.append(cover_gate(cover, ins, out, SourceLoc(loc, node.output.line, node.output.col)))
         for source, target in model.buffers:
             src, dst = net(source), net(target)
             self.drive(dst, target)
-            self.gates.append(Gate(Kind.BUF, (src,), dst, None, SourceLoc(loc, target.line)))
+            self.gates.append(Gate(Kind.BUF, (src,), dst, None, SourceLoc(loc, target.line, target.col)))
         for index, inst in enumerate(model.instances):
             self.expand(inst, net, f"{prefix}{inst.model.text}#{index}/", stack)
 
@@ -322,7 +324,7 @@ class _Flattener:
         out = net(bound["Y"])
         self.drive(out, bound["Y"])
         ins = [net(bound[p]) for p in ports]
-        self.gates.append(cover_gate(cover, ins, out, SourceLoc(self.path, inst.model.line)))
+        self.gates.append(cover_gate(cover, ins, out, SourceLoc(self.path, inst.model.line, inst.model.col)))
 
     def expand(self, inst: _Instance, net: Callable[[_Token], int], prefix: str, stack: tuple[str, ...]) -> None:
         name = inst.model.text
@@ -384,7 +386,7 @@ def read_blif(text: str, path: str = "<input>", *, operands: tuple[str, str] | N
         tokens[token.text] = token
     in_buses = _buses(top.inputs, "inputs", path)
     first = top.inputs[0]
-    a, b = order_operands(list(in_buses), operands, path=path, line=first.line)
+    a, b = order_operands(list(in_buses), operands, path=path, line=first.line, col=first.col)
     extra = [bus for bus in in_buses if bus not in (a, b)]
     if extra:
         token = tokens[in_buses[extra[0]][0]]
@@ -425,7 +427,7 @@ def read_blif(text: str, path: str = "<input>", *, operands: tuple[str, str] | N
         if token.text not in IMPLICIT_CONSTANTS:
             raise ParseError(f"net '{_clip(token.text)}' is used but never driven", path, token.line, token.col)
         kind = Kind.CONST1 if IMPLICIT_CONSTANTS[token.text] else Kind.CONST0
-        constants.append(Gate(kind, (), net, None, SourceLoc(path, token.line)))
+        constants.append(Gate(kind, (), net, None, SourceLoc(path, token.line, token.col)))
     netlist = Netlist(
         name=top.name.text,
         inputs=inputs,
@@ -454,8 +456,8 @@ def _ordered(netlist: Netlist, path: str) -> Netlist:
             if loop:
                 driver = next(g for g in netlist.gates if g.output == loop[0])
                 names = " -> ".join(netlist.net_name(n) for n in loop)
-                line = driver.loc.line if driver.loc else None
-                raise ParseError(f"combinational loop through {_clip(names, 200)}", path, line)
+                where = (driver.loc.line, driver.loc.col) if driver.loc else (None, None)
+                raise ParseError(f"combinational loop through {_clip(names, 200)}", path, *where)
             netlist.gates = topo_order(netlist)
             break
         seen.add(gate.output)

@@ -42,7 +42,8 @@ def read_netlist(
 ) -> Netlist:
     """Read a Verilog, BLIF or SOP netlist; every problem with the file is a :class:`ParseError`.
 
-    Verilog only: ``top`` names the top module, ``cells`` is a JSON file of extra standard cells.
+    Verilog only: ``top`` names the top module; ``cells`` is a cell profile name (``osu``,
+    ``evoapprox8b``) or a JSON file of extra standard cells (:func:`~.cells.cell_library`).
     """
     where = str(path)
     kind = format_for(path, format)
@@ -51,13 +52,10 @@ def read_netlist(
         raise ConfigError("--top and --cells apply to Verilog netlists only")
     try:
         if kind == "verilog":
-            from .cells import CellLibrary
+            from .cells import cell_library
             from .verilog import read_verilog
 
-            library = None
-            if cells is not None:
-                library = CellLibrary.builtin()
-                library.load_json(Path(cells))
+            library = cell_library(cells, text)
             return read_verilog(text, where, top=top, operands=operands, cells=library)
         if kind == "blif":
             from .blif import read_blif
