@@ -56,7 +56,17 @@ def _operands(value: str | None) -> tuple[str, str] | None:
 @click.option("--signed/--unsigned", default=None, help="Operand encoding (default: unsigned).")
 @click.option("--operands", help="Input bus names of operand a and b, e.g. IN1,IN2.")
 @click.option("--top", help="Verilog: the top module (default: the one no other module instantiates).")
-@click.option("--cells", type=click.Path(path_type=Path), help="Verilog: JSON file of extra standard cells.")
+@click.option(
+    "--cells",
+    help="Verilog: the library the cells come from (osu, evoapprox8b; default: what the file header says), "
+    "or a JSON file of extra cells.",
+)
+@click.option(
+    "--mre-convention",
+    type=click.Choice(["nonzero", "max1"]),
+    help="MRE/WCRE: over non-zero products (EvoApproxLib 2019+) or |e|/max(1,|exact|) (EvoApprox8b); "
+    "default: the convention of the library the file header names, else nonzero.",
+)
 @click.option("--half-window", type=click.IntRange(0, 128), default=8, show_default=True)
 @click.option("--grad", type=click.Choice(["difference", "ste"]), default="difference", show_default=True)
 @click.option("--compat", is_flag=True, help="Reproduce the DATE'25 script's first-operand border term.")
@@ -71,7 +81,8 @@ def sim(
     signed: bool | None,
     operands: str | None,
     top: str | None,
-    cells: Path | None,
+    cells: str | None,
+    mre_convention: str | None,
     half_window: int,
     grad: str,
     compat: bool,
@@ -97,6 +108,7 @@ def sim(
         samples=samples,
         top=top,
         cells=cells,
+        mre_convention=mre_convention,
     )
     if as_json:
         click.echo(json.dumps(result.as_json()))

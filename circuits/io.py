@@ -68,6 +68,19 @@ def read_netlist(
         raise ParseError(str(exc), where) from None
 
 
+def source_library(path: str | os.PathLike[str], format: str | None = None) -> tuple[str, str] | None:
+    """``(library, evidence)`` when a Verilog file's header says which library it comes from, else ``None``.
+
+    The library is a cell profile name (:func:`~.cells.profile_from_header`); the metric conventions
+    of that library follow from it (:data:`approxlut.lutgen.metrics.LIBRARY_MRE_CONVENTIONS`).
+    """
+    if format_for(path, format) != "verilog":
+        return None
+    from .cells import profile_from_header
+
+    return profile_from_header(_read_text(path))
+
+
 def write_netlist(netlist: Netlist, path: str | os.PathLike[str], format: str | None = None) -> None:
     """Write ``netlist`` as Verilog or BLIF (``sop`` writes BLIF with SOP covers, which reads back as SOP)."""
     kind = format_for(path, format)
