@@ -187,10 +187,14 @@ def library_import(paths: tuple[Path, ...], library_dir: Path | None, signed: bo
     if as_json:
         click.echo(json.dumps(summary.as_dict()))
     else:
+        aliases = len(summary.aliases)
         click.echo(
-            f"{len(summary.added)} added, {len(summary.merged)} merged as alternative sources, "
-            f"{len(summary.unchanged)} already present, {len(summary.failed)} failed"
+            f"{len(summary.added)} added ({len(summary.added) - aliases} new circuits, {aliases} new names for "
+            f"known tables), {len(summary.merged)} merged as alternative sources (twins), "
+            f"{len(summary.unchanged)} already present, {len(summary.skipped)} skipped, {len(summary.failed)} failed"
         )
+        for warning in summary.warnings:
+            click.echo(f"  warning: {warning}", err=True)
         for path, message in summary.failed:
             click.echo(f"  {path}: {message}", err=True)
     if summary.failed:

@@ -41,6 +41,10 @@ from .netlist import ARITY, Kind
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
 
 
+class AmbiguousCellError(ParseError):
+    """A netlist instantiates a cell whose function depends on its library, and nothing says which."""
+
+
 @dataclass(frozen=True)
 class CellGate:
     """One gate of a cell body: ``output = kind(inputs)`` over pin and internal names."""

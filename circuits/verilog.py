@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from ..errors import NetlistError, ParseError
-from .cells import Cell, CellGate, CellLibrary, cell_library
+from .cells import AmbiguousCellError, Cell, CellGate, CellLibrary, cell_library
 from .netlist import CellUse, Gate, Kind, Netlist, NetlistBuilder, SourceLoc, find_loop
 from .ports import group_bits, order_operands
 from .text import Positions, lines, normalise
@@ -766,7 +766,7 @@ class _Module:
         else:
             why = self.reader.cells.ambiguity(module)
             if why is not None:
-                raise self.error(why, inst)
+                raise AmbiguousCellError(why, self.d.path, *self.at(inst))
             raise self.error(f"unknown module or cell '{module}': {self.reader.cells.hint(module)}", inst)
 
     def _primitive(self, inst: Any, module: str) -> None:

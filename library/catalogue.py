@@ -125,6 +125,8 @@ MIGRATIONS: tuple[Migration, ...] = (
         """,
     ),
     (3, _import_legacy_half_windows),
+    # the relative-error convention of an entry's MRE/WCRE (measured and published alike)
+    (4, "ALTER TABLE entries ADD COLUMN mre_convention TEXT NOT NULL DEFAULT 'nonzero'"),
 )
 
 #: Error-metric columns, in display order.
@@ -217,7 +219,11 @@ class Entry:
     power_source: str | None
     published: dict[str, str]
     created: str
+    #: How ``mre_pct``/``wcre_pct`` and the published MRE/WCRE treat zero products (``nonzero``, ``max1``).
+    mre_convention: str = "nonzero"
     alt_sources: tuple[str, ...] = field(default=())
+    #: Full names of the other entries with the same table (the same circuit published under another name).
+    aliases: tuple[str, ...] = field(default=())
 
     @property
     def full_name(self) -> str:
@@ -250,11 +256,12 @@ class Entry:
         """A JSON-able dict (with ``full_name``)."""
         data = asdict(self)
         data["alt_sources"] = list(self.alt_sources)
+        data["aliases"] = list(self.aliases)
         data["full_name"] = self.full_name
         return data
 
 
-_ENTRY_FIELDS = [f for f in Entry.__dataclass_fields__ if f != "alt_sources"]
+_ENTRY_FIELDS = [f for f in Entry.__dataclass_fields__ if f not in ("alt_sources", "aliases")]
 
 
 class Library:
@@ -368,10 +375,26 @@ class Library:
         rows = self._db.execute(sql, tuple(args)).fetchall()
         if not rows:
             return []
+        ids = sorted({row["id"] for row in rows})
+        hashes = sorted({row["hash"] for row in rows})
+        few = len(rows) <= 500  # look up only these rows' sources and aliases, else scan once
         alts: dict[int, list[str]] = {}
-        for row in self._db.execute("SELECT entry_id, path FROM sources WHERE role = 'alternative' ORDER BY path"):
+        sql = "SELECT entry_id, path FROM sources WHERE role = 'alternative'"
+        sql += f" AND entry_id IN ({','.join('?' * len(ids))})" if few else ""
+        for row in self._db.execute(sql + " ORDER BY path", ids if few else ()):
             alts.setdefault(row["entry_id"], []).append(row["path"])
-        return [_row_to_entry(row, alts.get(row["id"], [])) for row in rows]
+        named: dict[str, list[tuple[int, str]]] = {}
+        sql = "SELECT id, release, name, hash FROM entries"
+        sql += f" WHERE hash IN ({','.join('?' * len(hashes))})" if few else ""
+        for row in self._db.execute(sql + " ORDER BY release, name", hashes if few else ()):
+            full = f"{row['release']}_{row['name']}" if row["release"] else row["name"]
+            named.setdefault(row["hash"], []).append((row["id"], full))
+        return [
+            _row_to_entry(
+                row, alts.get(row["id"], []), [full for i, full in named.get(row["hash"], []) if i != row["id"]]
+            )
+            for row in rows
+        ]
 
     def __len__(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM entries").fetchone()[0])
@@ -535,21 +558,21 @@ class Library:
         published: Mapping[str, str] | None = None,
         metrics: Metrics | None = None,
         gates: int | None = None,
+        alternatives: Sequence[tuple[str, str]] = (),
     ) -> Entry:
         """Catalogue a table (and its blob with gradient tables) in one transaction; no-op if already present.
 
         Metrics are computed from ``lut`` unless given; the gate count comes from ``netlist`` (or
         ``gates``); ``cost`` is stored as given (see :func:`estimated_cost` for circuits without
         published figures; any object with ``power_mw``, ``area_um2`` and ``delay_ns``, such as
-        :class:`approxlut.synth.power.HardwareCost`, counts as estimated). Returns the new or the
-        existing entry.
+        :class:`approxlut.synth.power.HardwareCost`, counts as estimated). ``alternatives`` are
+        ``(path, sha256)`` of other files holding the same circuit (a ``_pdk45`` twin), recorded in
+        the same transaction. Returns the new or the existing entry.
         """
         name = name or lut.name
         existing = self.same_circuit(name=name, release=release, lut_hash=lut.hash)
         if existing is not None:
-            if source_sha256 is not None:
-                self.add_source(existing, source, source_sha256)
-            return existing
+            return self._add_sources(existing, source, source_sha256, alternatives)
         metrics = metrics or lut.metrics()
         lut = _blob_form(lut)
         record = self._record(
@@ -573,8 +596,7 @@ class Library:
         with self._write():
             self.blobs.write(lut)
             entry_id = self._insert(record)
-            if source_sha256 is not None:
-                self._insert_source(source_sha256, source, entry_id)
+            self._insert_sources(entry_id, source, source_sha256, alternatives)
         return self._entries("id = ?", [entry_id])[0]
 
     def add_untabulated(
@@ -596,6 +618,7 @@ class Library:
         cost: Cost | None = None,
         published: Mapping[str, str] | None = None,
         gates: int | None = None,
+        alternatives: Sequence[tuple[str, str]] = (),
     ) -> Entry:
         """Catalogue a circuit too wide for a table: metrics (streamed or Monte-Carlo) only, no blob.
 
@@ -603,9 +626,7 @@ class Library:
         """
         existing = self.same_circuit(name=name, release=release, lut_hash=function_hash)
         if existing is not None:
-            if source_sha256 is not None:
-                self.add_source(existing, source, source_sha256)
-            return existing
+            return self._add_sources(existing, source, source_sha256, alternatives)
         record = self._record(
             name=name,
             release=release,
@@ -626,15 +647,27 @@ class Library:
         )
         with self._write():
             entry_id = self._insert(record)
-            if source_sha256 is not None:
-                self._insert_source(source_sha256, source, entry_id)
+            self._insert_sources(entry_id, source, source_sha256, alternatives)
         return self._entries("id = ?", [entry_id])[0]
 
     def add_source(self, entry: Entry, path: str, file_sha256: str) -> Entry:
         """Record another file holding the same circuit (e.g. the ``_pdk45.v`` twin); no-op if known."""
+        return self._add_sources(entry, path, file_sha256, ())
+
+    def _add_sources(
+        self, entry: Entry, path: str, file_sha256: str | None, alternatives: Sequence[tuple[str, str]]
+    ) -> Entry:
         with self._write():
-            self._insert_source(file_sha256, path, entry.id)
+            self._insert_sources(entry.id, path, file_sha256, alternatives)
         return self._entries("id = ?", [entry.id])[0]
+
+    def _insert_sources(
+        self, entry_id: int, path: str, file_sha256: str | None, alternatives: Sequence[tuple[str, str]]
+    ) -> None:
+        if file_sha256 is not None:
+            self._insert_source(file_sha256, path, entry_id)
+        for alt_path, alt_sha256 in alternatives:
+            self._insert_source(alt_sha256, alt_path, entry_id)
 
     def remove(self, name_or_hash: str) -> Entry:
         """Delete one entry (and its blob when no other entry shares it)."""
@@ -697,6 +730,7 @@ class Library:
             "params": json.dumps(dict(params or {}), sort_keys=True, default=str),
             "gates": gates,
             "metrics_method": values.get("method"),
+            "mre_convention": values.get("mre_convention", "nonzero"),
             "published": json.dumps(dict(published or {}), sort_keys=True),
             "created": _now(),
         }
@@ -748,10 +782,10 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def _row_to_entry(row: sqlite3.Row, alt_sources: list[str]) -> Entry:
+def _row_to_entry(row: sqlite3.Row, alt_sources: list[str], aliases: list[str]) -> Entry:
     data = {key: row[key] for key in _ENTRY_FIELDS}
     data["signed"] = bool(data["signed"])
     data["has_lut"] = bool(data["has_lut"])
     data["params"] = json.loads(data["params"] or "{}")
     data["published"] = json.loads(data["published"] or "{}")
-    return Entry(**data, alt_sources=tuple(alt_sources))
+    return Entry(**data, alt_sources=tuple(alt_sources), aliases=tuple(aliases))

@@ -1,16 +1,26 @@
-"""Import netlist files and folders into the catalogue.
+"""Import netlist files and folders (a whole EvoApproxLib checkout) into the catalogue.
 
-Each file is read with :func:`approxlut.circuits.io.read_netlist`, simulated exhaustively into a
-table (or, above :data:`~approxlut.lutgen.simulate.MAX_LUT_BITS` input bits, measured by streaming or
-Monte-Carlo simulation) and catalogued in one transaction. A file whose exact bytes were imported
-before is skipped without parsing, so re-importing a folder is a cheap no-op.
+The work is split in three so that characterising circuits can run anywhere (in-process or as
+parallel tasks) while only the driver writes the catalogue:
 
-EvoApproxLib files are recognised by their header comment: the published figures
-(``// MAE% = 0.0018 %``, ``// PDK45_PWR = 0.422 mW``, ...) are kept beside the measured ones, the
-power/area/delay are stored as ``published``, and the licence and the article to cite are recorded.
-File names give the release (``v2022_``), widths and signedness (``mul8s_``, ``mul8x4u_``, ``mul12u_``);
-``<name>_pdk45.v`` twins (the same circuit mapped to 45 nm cells) become an alternative source of the
-entry with the same release, name and LUT hash rather than a second entry.
+1. :func:`plan_import` walks the paths: netlist files by suffix (C models, READMEs, figures and other
+   files are not looked at), EvoApproxLib's adders skipped, each plain file grouped with its
+   ``<name>_pdk45`` twin beside it (also when only one of the two was named), and the ``meta.json``
+   of a release read where there is one.
+2. :func:`characterise` is a pure function of one such group: it reads the files, simulates them
+   exhaustively into a table (or, above :data:`~approxlut.lutgen.simulate.MAX_LUT_BITS` input bits,
+   streams or samples the metrics and hashes the function), checks that a twin gives the same table
+   (or refuses, naming both files), measures the metrics under the convention of the source
+   library, and takes the published figures, costs, licence and citation from the header (else
+   from ``meta.json``, else costs estimated by lutgen's cell model).
+3. :func:`import_paths` drives: files whose exact bytes were imported before are skipped without
+   parsing (re-importing is a cheap no-op), and each group is catalogued in one transaction. A
+   circuit is identified by its table: a new name for a table already catalogued becomes an entry
+   sharing that blob (an alias, listed by :attr:`~.catalogue.Entry.aliases`); a twin or another
+   file of the same release and name becomes an alternative source of the entry.
+
+File names give the release (``v2022_``, or a parent folder ``v2022``), widths and signedness
+(``mul8s_``, ``mul8x4u_``, ``mul12u_``).
 """
 
 from __future__ import annotations
@@ -24,12 +34,17 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..circuits.cells import PROFILES, AmbiguousCellError
 from ..circuits.io import FORMATS
-from ..errors import ConfigError, LutgenError
-from .catalogue import Cost, Entry, Library
+from ..errors import ConfigError, InputError, LutgenError
+from ..lutgen.metrics import DEFAULT_MRE_CONVENTION, LIBRARY_MRE_CONVENTIONS
+from .catalogue import GRADIENT_MAX_BITS, HALF_WINDOW, Cost, Entry, Library
+from .evoapprox import Header, MetaRecord, meta_cost, meta_files, not_a_multiplier, parse_header, read_meta
 
 if TYPE_CHECKING:
     from ..circuits.netlist import Netlist
+    from ..lutgen.lut import Lut
+    from ..lutgen.metrics import Metrics
 
 #: File suffixes taken when walking folders (what ``read_netlist`` understands).
 NETLIST_SUFFIXES = tuple(suffix for suffixes in FORMATS.values() for suffix in suffixes)
@@ -37,38 +52,9 @@ NETLIST_SUFFIXES = tuple(suffix for suffixes in FORMATS.values() for suffix in s
 FINGERPRINT_SAMPLES = 1 << 16
 FINGERPRINT_SEED = 20240917
 
-_HEADER_VALUE = re.compile(r"^\s*//\s*(?P<key>[A-Z0-9_]+%?)\s*=\s*(?P<value>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)")
-_CITE = re.compile(r"please cite the following article\(s\):\s*(?P<cite>.+?)\s*$", re.IGNORECASE)
-_LICENCE = re.compile(r"distributed under (?:the )?(?P<licence>[\w .-]+?) licen[cs]e", re.IGNORECASE)
 _RELEASE = re.compile(r"^(?P<release>v\d+(?:\.\d+)*)_(?P<rest>.+)$")
 _MUL_NAME = re.compile(r"^mul(?P<a>\d+)(?:x(?P<b>\d+))?(?P<sign>[su])(?:_|$)", re.IGNORECASE)
 _PDK45 = "_pdk45"
-
-
-@dataclass(frozen=True)
-class Header:
-    """What an EvoApproxLib header comment says (empty for other files)."""
-
-    published: dict[str, str]
-    licence: str | None
-    citation: str | None
-
-    @property
-    def is_evoapprox(self) -> bool:
-        """Whether the header carried published figures."""
-        return bool(self.published)
-
-    def cost(self) -> Cost | None:
-        """Published 45 nm power/area/delay, when all three are present."""
-        try:
-            return Cost(
-                float(self.published["PDK45_PWR"]),
-                float(self.published["PDK45_AREA"]),
-                float(self.published["PDK45_DELAY"]),
-                power_source="published",
-            )
-        except KeyError:
-            return None
 
 
 @dataclass(frozen=True)
@@ -82,43 +68,78 @@ class NameInfo:
     signed: bool | None
 
 
+@dataclass(frozen=True)
+class CircuitFiles:
+    """The files of one circuit: a netlist, its ``_pdk45`` twin when there is one, and its ``meta.json`` record."""
+
+    primary: Path
+    twin: Path | None = None
+    meta: MetaRecord | None = None
+
+    @property
+    def paths(self) -> tuple[Path, ...]:
+        """The netlist files, primary first."""
+        return (self.primary,) if self.twin is None else (self.primary, self.twin)
+
+
+@dataclass
+class ImportPlan:
+    """What :func:`plan_import` found: groups to characterise, files skipped and why, and warnings."""
+
+    circuits: list[CircuitFiles] = field(default_factory=list)
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Characterised:
+    """Everything the catalogue needs about one circuit (the result of :func:`characterise`)."""
+
+    files: CircuitFiles
+    digests: tuple[str, ...]  # SHA-256 of each file of ``files.paths``
+    name: str
+    release: str
+    signed: bool
+    bits: tuple[int, int]
+    lut: Lut | None  # with gradient tables; ``None`` above the table limit
+    function_hash: str
+    metrics: Metrics
+    gates: int
+    cost: Cost | None
+    published: dict[str, str]
+    origin: str
+    family: str | None
+    licence: str | None
+    citation: str | None
+    #: How the cells were resolved, per file (reports only).
+    notes: tuple[str, ...] = ()
+
+
 @dataclass
 class ImportSummary:
-    """Outcome of one import: new entries, files already known, twins merged, and failures."""
+    """Outcome of one import: new entries (new circuits, or aliases of known tables), twins, skips, failures."""
 
     added: list[Entry] = field(default_factory=list)
     unchanged: list[Path] = field(default_factory=list)
     merged: list[tuple[Path, Entry]] = field(default_factory=list)
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
     failed: list[tuple[Path, str]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    #: Added entries whose table the catalogue already had (the same circuit under another name).
+    aliases: list[Entry] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, object]:
         """JSON-able counts and names."""
         return {
             "added": [e.full_name for e in self.added],
+            "circuits": len(self.added) - len(self.aliases),
+            "aliases": [{"entry": e.full_name, "same_table_as": list(e.aliases)} for e in self.aliases],
             "unchanged": [str(p) for p in self.unchanged],
             "merged": [{"file": str(p), "entry": e.full_name} for p, e in self.merged],
+            "skipped": [{"file": str(p), "reason": why} for p, why in self.skipped],
             "failed": [{"file": str(p), "error": msg} for p, msg in self.failed],
+            "warnings": list(self.warnings),
         }
-
-
-def parse_header(text: str) -> Header:
-    """Published figures, licence and citation from the comment block before the first ``module``."""
-    published: dict[str, str] = {}
-    licence = citation = None
-    for line in text.splitlines():
-        if line.lstrip().startswith("module "):
-            break
-        match = _HEADER_VALUE.match(line)
-        if match:
-            published[match.group("key")] = match.group("value")
-            continue
-        cite = _CITE.search(line)
-        if cite:
-            citation = cite.group("cite")
-        lic = _LICENCE.search(line)
-        if lic:
-            licence = lic.group("licence").strip()
-    return Header(published, licence, citation)
 
 
 def parse_name(path: Path) -> NameInfo:
@@ -163,6 +184,173 @@ def netlist_files(paths: Iterable[str | Path]) -> list[Path]:
     return unique
 
 
+def plan_import(paths: Sequence[str | Path]) -> ImportPlan:
+    """Group the netlist files under ``paths`` into circuits (plain file + twin) and skip the rest.
+
+    A ``<name>_pdk45`` file is grouped with ``<name>`` of the same suffix in the same folder, also
+    when only one of them was named; ``meta.json`` files of the tree (or of its ancestors) give each
+    file's circuit name and published figures.
+    """
+    plan = ImportPlan()
+    files = netlist_files(paths)
+    meta: dict[Path, MetaRecord] = {}
+    for found in meta_files(Path(p) for p in paths):
+        try:
+            meta.update(read_meta(found))
+        except ConfigError as error:
+            plan.warnings.append(f"{error} (ignored)")
+    groups: dict[tuple[Path, str, str], list[Path]] = {}
+    for path in files:
+        record = meta.get(path.resolve())
+        why = not_a_multiplier(record.name if record is not None else parse_name(path).name)
+        if why is not None:
+            plan.skipped.append((path, why))
+            continue
+        stem = path.stem[: -len(_PDK45)] if path.stem.lower().endswith(_PDK45) else path.stem
+        groups.setdefault((path.parent, stem, path.suffix), []).append(path)
+    for (folder, stem, suffix), members in groups.items():
+        plain = [p for p in members if not p.stem.lower().endswith(_PDK45)]
+        twins = [p for p in members if p.stem.lower().endswith(_PDK45)]
+        if not plain and (folder / f"{stem}{suffix}").is_file():
+            plain = [folder / f"{stem}{suffix}"]
+        if twins and not plain:
+            plain, twins = twins[:1], []
+        if not twins and (folder / f"{stem}{_PDK45}{suffix}").is_file():
+            twins = [folder / f"{stem}{_PDK45}{suffix}"]
+        primary = plain[0]
+        twin = twins[0] if twins and twins[0] != primary else None
+        record = meta.get(primary.resolve()) or (meta.get(twin.resolve()) if twin is not None else None)
+        plan.circuits.append(CircuitFiles(primary, twin, record))
+    return plan
+
+
+def characterise(files: CircuitFiles, *, signed: bool | None = None) -> Characterised:
+    """Read, simulate and measure one circuit; a pure function of its files (no catalogue access).
+
+    ``signed`` overrides what the file name says (unsigned when neither says). Raises a
+    :class:`~approxlut.errors.LutgenError` for a file that cannot be read, and an
+    :class:`~approxlut.errors.InputError` naming both files when the twin's table differs.
+    """
+    from ..circuits.io import read_netlist
+    from ..lutgen.simulate import MAX_LUT_BITS, simulate_lut, simulate_metrics
+
+    primary = files.primary
+    data = _read(primary)
+    info = parse_name(primary)
+    name = files.meta.name if files.meta is not None else info.name
+    header = parse_header(data.decode("utf-8", errors="replace")) if primary.suffix.lower() in (".v", ".sv") else None
+    netlist = read_netlist(primary)
+    if len(netlist.widths) != 2:
+        raise ConfigError(f"{primary}: a multiplier needs two input buses, found {len(netlist.widths)}")
+    is_signed = signed if signed is not None else bool(info.signed)
+    bits_a, bits_b = netlist.widths
+    if info.bits is not None and info.bits != (bits_a, bits_b):
+        raise ConfigError(
+            f"{primary}: the name says {info.bits[0]}x{info.bits[1]} but the netlist has {bits_a}x{bits_b} operands"
+        )
+    library = header.library if header is not None else None
+    convention = LIBRARY_MRE_CONVENTIONS.get(library or "", DEFAULT_MRE_CONVENTION)
+    notes = [f"{primary.name}: {netlist.cell_use.describe()}"] if netlist.cell_use is not None else []
+    lut: Lut | None = None
+    if bits_a + bits_b <= MAX_LUT_BITS:
+        lut = simulate_lut(netlist, signed=is_signed, name=name)
+        function_hash = lut.hash
+        metrics = lut.metrics(mre_convention=convention)
+    else:
+        function_hash = function_fingerprint(netlist, signed=is_signed)
+        metrics = simulate_metrics(netlist, signed=is_signed, mre_convention=convention)
+    digests = [hashlib.sha256(data).hexdigest()]
+    if files.twin is not None:
+        twin_data = _read(files.twin)
+        digests.append(hashlib.sha256(twin_data).hexdigest())
+        notes += _check_twin(files.twin, primary, lut, function_hash, is_signed)
+    published, cost_source = _published(header, files.meta)
+    return Characterised(
+        files=files,
+        digests=tuple(digests),
+        name=name,
+        release=info.release,
+        signed=is_signed,
+        bits=(bits_a, bits_b),
+        lut=lut.with_gradients(HALF_WINDOW) if lut is not None and bits_a + bits_b <= GRADIENT_MAX_BITS else lut,
+        function_hash=function_hash,
+        metrics=metrics,
+        gates=netlist.gate_count(),
+        cost=cost_source or estimated_cost(netlist),
+        published=published,
+        origin=_origin(library, info.release),
+        family="evoapprox" if library is not None or files.meta is not None else None,
+        licence=(header.licence if header is not None else None) or (files.meta.licence if files.meta else None),
+        citation=(header.citation if header is not None else None) or (files.meta.citation if files.meta else None),
+        notes=tuple(notes),
+    )
+
+
+def _published(header: Header | None, meta: MetaRecord | None) -> tuple[dict[str, str], Cost | None]:
+    """The header's figures when it has any, else the ``meta.json`` ones; and the published cost."""
+    if header is not None and header.published:
+        return dict(header.published), header.cost()
+    if meta is not None:
+        return dict(meta.published), meta_cost(meta)
+    return {}, None
+
+
+def _origin(library: str | None, release: str) -> str:
+    if library == "evoapprox8b":
+        return "evoapprox8b"
+    if library is not None:
+        return f"evoapprox {release}".strip()
+    return "import"
+
+
+def _check_twin(twin: Path, primary: Path, lut: Lut | None, function_hash: str, signed: bool) -> list[str]:
+    """Refuse a twin whose function differs; where its cells are ambiguous, take the library that agrees."""
+    from ..circuits.io import read_netlist
+
+    try:
+        netlist = read_netlist(twin)
+    except AmbiguousCellError as error:
+        agreeing = []
+        for profile in PROFILES:
+            candidate = read_netlist(twin, cells=profile)
+            if _function(candidate, signed, lut)[0] == function_hash:
+                agreeing.append((profile, candidate))
+        if not agreeing:
+            raise InputError(
+                f"{twin}: {error.message}, and with no cell library does its table equal that of its twin "
+                f"{primary}; neither file was imported"
+            ) from None
+        chosen = ", ".join(p for p, _ in agreeing)
+        return [f"{twin.name}: {chosen} cells, the only ones that give the table of its twin {primary.name}"]
+    got_hash, table = _function(netlist, signed, lut)
+    if got_hash != function_hash:
+        raise InputError(f"{twin}: {_difference(table, lut)} its twin {primary}; neither file was imported")
+    return [f"{twin.name}: {netlist.cell_use.describe()}"] if netlist.cell_use is not None else []
+
+
+def _function(netlist: Netlist, signed: bool, reference: Lut | None) -> tuple[str, Lut | None]:
+    """The function hash of ``netlist`` (its table's hash, or the sampled fingerprint when ``reference`` is None)."""
+    from ..lutgen.simulate import simulate_lut
+
+    if reference is None:
+        return function_fingerprint(netlist, signed=signed), None
+    if netlist.widths != (reference.bits_a, reference.bits_b):
+        return f"widths {netlist.widths}", None
+    lut = simulate_lut(netlist, signed=signed)
+    return lut.hash, lut
+
+
+def _difference(table: Lut | None, reference: Lut | None) -> str:
+    if table is None or reference is None:
+        return "its function (sampled outputs or operand widths) differs from that of"
+    wrong = np.argwhere(table.forward != reference.forward)
+    a, b = (int(v) for v in wrong[0])
+    return (
+        f"its table differs from that of ({len(wrong)} of {table.forward.size} products, e.g. code a={a}, b={b}: "
+        f"{int(table.forward[a, b])} vs {int(reference.forward[a, b])})"
+    )
+
+
 def estimated_cost(netlist: Netlist) -> Cost | None:
     """Power/area/delay from :func:`approxlut.synth.power.estimate_cost` (None where it cannot estimate)."""
     from ..synth.power import estimate_cost
@@ -190,68 +378,6 @@ def function_fingerprint(netlist: Netlist, *, signed: bool) -> str:
     return h.hexdigest()
 
 
-def import_file(lib: Library, path: Path, *, signed: bool | None = None) -> tuple[str, Entry]:
-    """Import one file: returns ``("added" | "unchanged" | "merged", entry)``; one transaction.
-
-    ``signed`` overrides what the file name says (unsigned when neither says).
-    """
-    from ..circuits.io import read_netlist
-    from ..lutgen.simulate import MAX_LUT_BITS, simulate_lut, simulate_metrics
-
-    data = _read(path)
-    digest = hashlib.sha256(data).hexdigest()
-    known = lib.find_source(digest)
-    if known is not None:
-        return "unchanged", known
-    info = parse_name(path)
-    header = parse_header(data.decode("utf-8", errors="replace")) if path.suffix.lower() in (".v", ".sv") else None
-    netlist = read_netlist(path)
-    if len(netlist.widths) != 2:
-        raise ConfigError(f"{path}: a multiplier needs two input buses, found {len(netlist.widths)}")
-    is_signed = signed if signed is not None else bool(info.signed)
-    bits_a, bits_b = netlist.widths
-    if info.bits is not None and info.bits != (bits_a, bits_b):
-        raise ConfigError(
-            f"{path}: the name says {info.bits[0]}x{info.bits[1]} but the netlist has {bits_a}x{bits_b} operands"
-        )
-    is_evo = header is not None and header.is_evoapprox
-    cost = header.cost() if header is not None and is_evo else None
-    if cost is None:
-        cost = estimated_cost(netlist)
-    common = {
-        "name": info.name,
-        "release": info.release,
-        "source": str(path.resolve()),
-        "source_sha256": digest,
-        "origin": f"evoapprox {info.release}".strip() if is_evo else "import",
-        "licence": header.licence if header is not None else None,
-        "citation": header.citation if header is not None else None,
-        "family": "evoapprox" if is_evo else None,
-        "cost": cost,
-        "published": header.published if header is not None else None,
-        "gates": netlist.gate_count(),
-    }
-    if bits_a + bits_b <= MAX_LUT_BITS:
-        lut = simulate_lut(netlist, signed=is_signed, name=info.name)
-        existing = lib.same_circuit(name=info.name, release=info.release, lut_hash=lut.hash)
-        if existing is not None:
-            return "merged", lib.add_source(existing, str(path.resolve()), digest)
-        return "added", lib.add(lut, netlist, **common)  # type: ignore[arg-type]
-    fingerprint = function_fingerprint(netlist, signed=is_signed)
-    existing = lib.same_circuit(name=info.name, release=info.release, lut_hash=fingerprint)
-    if existing is not None:
-        return "merged", lib.add_source(existing, str(path.resolve()), digest)
-    metrics = simulate_metrics(netlist, signed=is_signed)
-    entry = lib.add_untabulated(
-        bits=(bits_a, bits_b),
-        signed=is_signed,
-        function_hash=fingerprint,
-        metrics=metrics,
-        **common,  # type: ignore[arg-type]
-    )
-    return "added", entry
-
-
 def import_paths(
     lib: Library,
     paths: Sequence[str | Path],
@@ -260,34 +386,28 @@ def import_paths(
     progress: bool = False,
     on_file: Callable[[Path, str], None] | None = None,
 ) -> ImportSummary:
-    """Import files and folders, one transaction per file; failures are collected, not raised.
+    """Import files and folders, one transaction per circuit; failures are collected, not raised.
 
-    An interruption (Ctrl-C, a crash) keeps every file committed before it. ``progress`` shows a
-    rich progress bar; ``on_file(path, status)`` is called after each file.
+    An interruption (Ctrl-C, a crash) keeps every circuit committed before it. ``progress`` shows a
+    rich progress bar; ``on_file(path, status)`` is called for each file after its circuit.
     """
-    files = netlist_files(paths)
+    plan = plan_import(paths)
     lib.clean()
-    summary = ImportSummary()
+    summary = ImportSummary(skipped=list(plan.skipped), warnings=list(plan.warnings))
 
-    def one(path: Path) -> None:
+    def one(files: CircuitFiles) -> None:
         try:
-            status, entry = import_file(lib, path, signed=signed)
+            statuses = _import_one(lib, files, signed, summary)
         except LutgenError as error:
-            summary.failed.append((path, str(error)))
-            status = "failed"
-        else:
-            if status == "added":
-                summary.added.append(entry)
-            elif status == "merged":
-                summary.merged.append((path, entry))
-            else:
-                summary.unchanged.append(path)
+            summary.failed.append((files.primary, str(error)))
+            statuses = [(path, "failed") for path in files.paths]
         if on_file is not None:
-            on_file(path, status)
+            for path, status in statuses:
+                on_file(path, status)
 
     if not progress:
-        for path in files:
-            one(path)
+        for files in plan.circuits:
+            one(files)
         return summary
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -299,12 +419,81 @@ def import_paths(
         TextColumn("{task.description}"),
     )
     with Progress(*columns, transient=True) as bar:
-        task = bar.add_task("", total=len(files))
-        for path in files:
-            bar.update(task, description=path.name)
-            one(path)
+        task = bar.add_task("", total=len(plan.circuits))
+        for files in plan.circuits:
+            bar.update(task, description=files.primary.name)
+            one(files)
             bar.advance(task)
     return summary
+
+
+def _import_one(
+    lib: Library, files: CircuitFiles, signed: bool | None, summary: ImportSummary
+) -> list[tuple[Path, str]]:
+    """Catalogue one circuit unless all its files are known; returns each file's status."""
+    known = [lib.find_source(hashlib.sha256(_read(path)).hexdigest()) for path in files.paths]
+    if all(entry is not None for entry in known):
+        summary.unchanged += files.paths
+        return [(path, "unchanged") for path in files.paths]
+    result = characterise(files, signed=signed)
+    twin = files.twin
+    if known[0] is None:
+        entry, status = record(lib, result)
+        if status == "added":
+            summary.added.append(entry)
+            if entry.aliases:
+                summary.aliases.append(entry)
+        else:
+            summary.merged.append((files.primary, entry))
+        statuses = [(files.primary, status)]
+    else:
+        summary.unchanged.append(files.primary)
+        statuses = [(files.primary, "unchanged")]
+        assert twin is not None  # not every file was known
+        entry = lib.add_source(known[0], str(twin.resolve()), result.digests[1])
+    if twin is not None:
+        summary.merged.append((twin, entry))
+        statuses.append((twin, "merged"))
+    return statuses
+
+
+def record(lib: Library, result: Characterised) -> tuple[Entry, str]:
+    """Write one characterised circuit (its twin as an alternative source): ``(entry, "added" | "merged")``.
+
+    ``merged`` when the catalogue already had this release, name and table (another copy of the file).
+    """
+    source = str(result.files.primary.resolve())
+    existing = lib.same_circuit(name=result.name, release=result.release, lut_hash=result.function_hash)
+    twins = [(str(result.files.twin.resolve()), result.digests[1])] if result.files.twin is not None else []
+    if existing is not None:
+        entry = lib.add_source(existing, source, result.digests[0])
+        for path, digest in twins:
+            entry = lib.add_source(entry, path, digest)
+        return entry, "merged"
+    common = {
+        "name": result.name,
+        "release": result.release,
+        "source": source,
+        "source_sha256": result.digests[0],
+        "origin": result.origin,
+        "licence": result.licence,
+        "citation": result.citation,
+        "family": result.family,
+        "cost": result.cost,
+        "published": result.published,
+        "gates": result.gates,
+        "alternatives": twins,
+    }
+    if result.lut is not None:
+        return lib.add(result.lut, metrics=result.metrics, **common), "added"  # type: ignore[arg-type]
+    entry = lib.add_untabulated(
+        bits=result.bits,
+        signed=result.signed,
+        function_hash=result.function_hash,
+        metrics=result.metrics,
+        **common,  # type: ignore[arg-type]
+    )
+    return entry, "added"
 
 
 def _read(path: Path) -> bytes:

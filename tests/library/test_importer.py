@@ -10,7 +10,8 @@ import pytest
 
 from approxlut.circuits.blif import write_blif
 from approxlut.library import importer
-from approxlut.library.importer import import_paths, netlist_files, parse_header, parse_name
+from approxlut.library.evoapprox import parse_header
+from approxlut.library.importer import import_paths, netlist_files, parse_name
 from approxlut.lutgen.simulate import simulate_lut
 
 HEADER = """/***
@@ -130,16 +131,16 @@ def test_failures_are_collected_and_the_rest_imported(lib, multiplier, tmp_path)
 def test_interrupted_import_keeps_committed_files(lib, multiplier, tmp_path, monkeypatch):
     for i in range(4):
         _write(tmp_path / f"m{i}.blif", multiplier(3, False, drop=i))
-    real = importer.import_file
+    real = importer.characterise
     calls = []
 
-    def interrupted(library, path, **kwargs):
-        calls.append(path.name)
+    def interrupted(files, **kwargs):
+        calls.append(files.primary.name)
         if len(calls) == 3:
             raise KeyboardInterrupt
-        return real(library, path, **kwargs)
+        return real(files, **kwargs)
 
-    monkeypatch.setattr(importer, "import_file", interrupted)
+    monkeypatch.setattr(importer, "characterise", interrupted)
     with pytest.raises(KeyboardInterrupt):
         import_paths(lib, [tmp_path])
     monkeypatch.undo()
