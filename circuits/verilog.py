@@ -197,24 +197,32 @@ def _instrument(parser: Any) -> Any:
 
 
 def _stamping(rule: Callable[[Any], None], node_type: Any) -> Callable[[Any], None]:
-    """``rule``, then ``lexpos`` on the nodes it built (its result, and their children built with it)."""
+    """``rule``, then ``lexpos`` on the nodes it built (its result, and their children built with it).
+
+    Runs once per grammar reduction, so it reads ply's slice directly and does nothing for results
+    already stamped (rules that pass a node through).
+    """
+
+    def stamp(node: Any, offset: int) -> None:
+        fields = node.__dict__
+        if "lexpos" not in fields:
+            fields["lexpos"] = offset
+            for child in node.children():
+                if isinstance(child, node_type):
+                    child.__dict__.setdefault("lexpos", offset)
 
     def stamped(p: Any) -> None:
         rule(p)
-        value = p[0]
-        made: list[Any] = [
-            n for n in (value if isinstance(value, (tuple, list)) else (value,)) if isinstance(n, node_type)
-        ]
-        if not made:
-            return
-        offset = p.lexpos(1) if len(p) > 1 else p.lexpos(0)
-        for node in made:
-            if not hasattr(node, "lexpos"):
-                node.lexpos = offset
-                children: tuple[Any, ...] = node.children()
-                for child in children:
-                    if isinstance(child, node_type) and not hasattr(child, "lexpos"):
-                        child.lexpos = offset
+        symbols = p.slice
+        value = symbols[0].value
+        if isinstance(value, node_type):
+            if "lexpos" not in value.__dict__:
+                stamp(value, symbols[1].lexpos if len(symbols) > 1 else symbols[0].lexpos)
+        elif isinstance(value, (tuple, list)) and value:
+            offset = symbols[1].lexpos if len(symbols) > 1 else symbols[0].lexpos
+            for item in value:
+                if isinstance(item, node_type):
+                    stamp(item, offset)
 
     return stamped
 
