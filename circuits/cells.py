@@ -26,7 +26,6 @@ also name a profile::
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Iterable, Iterator
@@ -36,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, ParseError
+from ..fileio import read_json
 from .netlist import ARITY, Kind
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
@@ -230,6 +230,13 @@ _HEADER_MARKS = (
 )
 
 
+def check_cell_source(text: str) -> str:
+    """``text`` when it names a profile (:data:`PROFILES`) or an existing file, else a one-line ConfigError."""
+    if text in PROFILES or Path(text).is_file():
+        return text
+    raise ConfigError(f"{text!r} is neither a cell profile ({', '.join(PROFILES)}) nor an existing JSON cell file")
+
+
 def profile_from_header(text: str) -> tuple[str, str] | None:
     """``(profile, evidence)`` when the comment before the first ``module`` says where a netlist comes from.
 
@@ -375,12 +382,7 @@ class CellLibrary:
 
 def _read_cell_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     where = str(path)
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ParseError(f"cannot read cell file: {exc}", where) from None
-    except json.JSONDecodeError as exc:
-        raise ParseError(f"invalid JSON: {exc.msg}", where, exc.lineno, exc.colno) from None
+    data = read_json(path, what="cell file")
     if not isinstance(data, dict) or not isinstance(data.get("cells", []), list):
         raise ParseError('expected an object {"profile": NAME, "cells": [...]} (both optional)', where)
     profile = data.get("profile")

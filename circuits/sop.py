@@ -23,6 +23,7 @@ its ``0`` cubes.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 from ..errors import ParseError
 from .blif import _clip, _ordered, _Token, cover_gate, read_blif
@@ -33,6 +34,11 @@ from .text import lines, normalise
 _PLA_TYPES = ("f", "fd", "fr", "fdr", "r", "dr")
 _BLIF_START = re.compile(r"^\s*\.(model|names|inputs|outputs|subckt|gate)\b", re.MULTILINE)
 _PLA_START = re.compile(r"^\s*\.(i|o|ilb|ob|p|type)\b", re.MULTILINE)
+
+
+#: Most cube rows and most inputs or outputs a PLA file may have (an exhaustive 8x8 table has 65536 rows).
+MAX_ROWS = 1 << 20
+MAX_WIDTH = 256
 
 
 def read_sop(text: str, path: str = "<input>", *, operands: tuple[str, str] | None = None) -> Netlist:
@@ -47,15 +53,13 @@ def read_sop(text: str, path: str = "<input>", *, operands: tuple[str, str] | No
     return read_pla(text, path, operands=operands)
 
 
-def _tokens(text: str) -> list[list[_Token]]:
-    """Tokens per non-empty line, ``#`` comments dropped, with 1-based line and column."""
-    rows = []
+def _tokens(text: str) -> Iterator[list[_Token]]:
+    """Tokens per non-empty line (generated one at a time), ``#`` comments dropped, with 1-based line and column."""
     for number, raw in enumerate(lines(normalise(text)), start=1):
         body = raw.split("#", 1)[0]
         found = [_Token(m.group(), number, m.start() + 1) for m in re.finditer(r"\S+", body)]
         if found:
-            rows.append(found)
-    return rows
+            yield found
 
 
 def read_pla(text: str, path: str = "<input>", *, operands: tuple[str, str] | None = None) -> Netlist:
@@ -81,6 +85,8 @@ def read_pla(text: str, path: str = "<input>", *, operands: tuple[str, str] | No
             if directive in (".i", ".o", ".p"):
                 if len(fields) != 2 or not fields[1].text.isdigit():
                     raise fail(f"{directive} takes one number", fields[1] if len(fields) > 1 else head)
+                if int(fields[1].text) > MAX_WIDTH:
+                    raise fail(f"{directive} {fields[1].text}: at most {MAX_WIDTH} allowed", fields[1])
                 if directive == ".i":
                     n_in, header = int(fields[1].text), head
                 elif directive == ".o":
@@ -107,6 +113,8 @@ def read_pla(text: str, path: str = "<input>", *, operands: tuple[str, str] | No
         plane = "".join(t.text for t in fields)
         if len(plane) != n_in + n_out:
             raise fail(f"cube row has {len(plane)} values, expected {n_in} inputs + {n_out} outputs", head)
+        if len(rows) >= MAX_ROWS:
+            raise fail(f"more than {MAX_ROWS} cube rows: PLA input is limited to {MAX_ROWS}", head)
         cols = [_Token(ch, t.line, t.col + k) for t in fields for k, ch in enumerate(t.text)]
         for char in cols[:n_in]:
             if char.text not in "01-":

@@ -19,7 +19,6 @@ figures and references; it fills in what a file's header does not say.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -28,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ..circuits.cells import profile_from_header
-from ..errors import ConfigError
+from ..fileio import read_json
 from .catalogue import Cost
 
 EVOAPPROX8B_CITATION = (
@@ -187,17 +186,17 @@ def meta_files(paths: Iterable[Path]) -> list[Path]:
 
 
 def read_meta(path: Path) -> dict[Path, MetaRecord]:
-    """The circuits a ``meta.json`` lists, by the resolved path of each of their files."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as error:
-        raise ConfigError(f"{path}: not a readable meta.json ({error})") from None
+    """The circuits a ``meta.json`` lists, by the resolved path of each of their files.
+
+    Parts that do not have the expected shape are passed over; an unreadable or malformed file is a
+    one-line :class:`~approxlut.errors.ParseError`.
+    """
     records: dict[Path, MetaRecord] = {}
-    for dataset in _datasets(data):
+    for dataset in _datasets(read_json(path, what="meta.json")):
         folder = path.parent / str(dataset.get("folder", ""))
-        refs = [str(r) for r in dataset.get("references", []) if isinstance(r, str)]
+        refs = [str(r) for r in _list(dataset.get("references")) if isinstance(r, str)]
         licence = dataset.get("license")
-        for instance in dataset.get("instances", []):
+        for instance in dataset["instances"]:
             if not isinstance(instance, dict) or not isinstance(instance.get("name"), str):
                 continue
             params = instance.get("params")
@@ -205,14 +204,14 @@ def read_meta(path: Path) -> dict[Path, MetaRecord]:
             published = {
                 _META_KEYS[key]: str(value) for key, value in params.items() if key in _META_KEYS and _is_number(value)
             }
-            cites = [refs[i] for i in instance.get("references", []) if isinstance(i, int) and 0 <= i < len(refs)]
+            cites = [refs[i] for i in _list(instance.get("references")) if isinstance(i, int) and 0 <= i < len(refs)]
             record = MetaRecord(
                 instance["name"],
                 published,
                 _licence_name(licence),
                 "; ".join(cites) or None,
             )
-            for entry in instance.get("files", []):
+            for entry in _list(instance.get("files")):
                 if isinstance(entry, dict) and isinstance(entry.get("file"), str):
                     records[(folder / entry["file"]).resolve()] = record
     return records
@@ -231,6 +230,10 @@ def _datasets(data: Any) -> list[dict[str, Any]]:
                 found.append(item)
             stack.extend(value for value in item.values() if isinstance(value, (list, dict)))
     return found
+
+
+def _list(value: object) -> list[Any]:
+    return value if isinstance(value, list) else []
 
 
 def _is_number(value: object) -> bool:

@@ -14,10 +14,16 @@ parallel tasks) while only the driver writes the catalogue:
    library, and takes the published figures, costs, licence and citation from the header (else
    from ``meta.json``, else costs estimated by lutgen's cell model).
 3. :func:`import_paths` drives: files whose exact bytes were imported before are skipped without
-   parsing (re-importing is a cheap no-op), and each group is catalogued in one transaction. A
+   parsing (re-importing is a cheap no-op; a file whose entry's table is missing or damaged is
+   imported again, which repairs it), the others are characterised as tasks of a
+   :mod:`~approxlut.tasks` engine (in-process, or on Ray with ``workers``/``address``), and the
+   driver alone catalogues each result, in the order planned, one transaction per circuit. A
    circuit is identified by its table: a new name for a table already catalogued becomes an entry
    sharing that blob (an alias, listed by :attr:`~.catalogue.Entry.aliases`); a twin or another
    file of the same release and name becomes an alternative source of the entry.
+
+LUT files (DATE'25 text, TFApprox binary, lutgen ``.npz``, recognised by their content; folders are
+walked for ``.txt`` ones) are imported as tables: no netlist, so no gate count and no cost estimate.
 
 File names give the release (``v2022_``, or a parent folder ``v2022``), widths and signedness
 (``mul8s_``, ``mul8x4u_``, ``mul12u_``).
@@ -27,17 +33,24 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable, Iterable, Sequence
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..circuits.cells import PROFILES, AmbiguousCellError
-from ..circuits.io import FORMATS
-from ..errors import ConfigError, InputError, LutgenError
+from ..circuits.io import FORMATS, MAX_NETLIST_BYTES
+from ..circuits.names import name_hint
+from ..errors import ConfigError, InputError, LibraryError, LibraryUsageError, LutgenError
+from ..fileio import read_bytes
+from ..lutgen.formats import MAX_NPZ_BYTES, sniff_lut_format
 from ..lutgen.metrics import DEFAULT_MRE_CONVENTION, LIBRARY_MRE_CONVENTIONS
+from ..tasks import Engine, check_engine_options, open_engine
 from .catalogue import GRADIENT_MAX_BITS, HALF_WINDOW, Cost, Entry, Library
 from .evoapprox import Header, MetaRecord, meta_cost, meta_files, not_a_multiplier, parse_header, read_meta
 
@@ -48,13 +61,22 @@ if TYPE_CHECKING:
 
 #: File suffixes taken when walking folders (what ``read_netlist`` understands).
 NETLIST_SUFFIXES = tuple(suffix for suffixes in FORMATS.values() for suffix in suffixes)
+#: Also taken when walking folders: text files that turn out to be DATE'25 LUTs (by content).
+TEXT_LUT_SUFFIX = ".txt"
 #: Input pairs hashed to identify a circuit too wide for a table.
 FINGERPRINT_SAMPLES = 1 << 16
 FINGERPRINT_SEED = 20240917
+#: Fewest circuits to characterise for which ``workers``/``address`` start Ray: below it the import runs
+#: in-process, since Ray's start-up (several seconds here) costs more than it saves (README: figures).
+RAY_MIN_CIRCUITS = 100
+#: Characterisations in flight per worker on Ray (results come back in plan order; a bounded window
+#: keeps the object store small while no worker waits).
+WINDOW_PER_WORKER = 4
 
 _RELEASE = re.compile(r"^(?P<release>v\d+(?:\.\d+)*)_(?P<rest>.+)$")
-_MUL_NAME = re.compile(r"^mul(?P<a>\d+)(?:x(?P<b>\d+))?(?P<sign>[su])(?:_|$)", re.IGNORECASE)
 _PDK45 = "_pdk45"
+#: Import status of each :meth:`Library.store` outcome (``present``: nothing new, e.g. another import added it).
+_STATUS = {"added": "added", "merged": "merged", "repaired": "repaired", "present": "unchanged"}
 
 
 @dataclass(frozen=True)
@@ -104,13 +126,15 @@ class Characterised:
     lut: Lut | None  # with gradient tables; ``None`` above the table limit
     function_hash: str
     metrics: Metrics
-    gates: int
+    gates: int | None
     cost: Cost | None
     published: dict[str, str]
     origin: str
     family: str | None
     licence: str | None
     citation: str | None
+    #: Parameters recorded with the entry (a LUT file's ``format``).
+    params: dict[str, Any] = field(default_factory=dict)
     #: How the cells were resolved, per file (reports only).
     notes: tuple[str, ...] = ()
 
@@ -127,18 +151,27 @@ class ImportSummary:
     warnings: list[str] = field(default_factory=list)
     #: Added entries whose table the catalogue already had (the same circuit under another name).
     aliases: list[Entry] = field(default_factory=list)
+    #: Entries whose missing or damaged table file was rewritten.
+    repaired: list[Entry] = field(default_factory=list)
+    #: Where the characterisations ran (:attr:`approxlut.tasks.Engine.description`).
+    engine: str = "in-process"
+    #: Phase -> wall time in seconds (``plan``, ``ray_start`` where Ray was started, ``import``).
+    timings: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, object]:
-        """JSON-able counts and names."""
+        """JSON-able lists (keys as in :mod:`approxlut.schema`)."""
         return {
             "added": [e.full_name for e in self.added],
-            "circuits": len(self.added) - len(self.aliases),
-            "aliases": [{"entry": e.full_name, "same_table_as": list(e.aliases)} for e in self.aliases],
+            "new_circuits": len(self.added) - len(self.aliases),
+            "added_aliases": [{"entry": e.full_name, "aliases": list(e.aliases)} for e in self.aliases],
             "unchanged": [str(p) for p in self.unchanged],
             "merged": [{"file": str(p), "entry": e.full_name} for p, e in self.merged],
+            "repaired": [e.full_name for e in self.repaired],
             "skipped": [{"file": str(p), "reason": why} for p, why in self.skipped],
             "failed": [{"file": str(p), "error": msg} for p, msg in self.failed],
             "warnings": list(self.warnings),
+            "engine": self.engine,
+            "timings_s": {phase: round(seconds, 3) for phase, seconds in self.timings.items()},
         }
 
 
@@ -157,17 +190,14 @@ def parse_name(path: Path) -> NameInfo:
             if re.fullmatch(r"v\d+(?:\.\d+)*", parent.name):
                 release = parent.name
                 break
-    bits = signed = None
-    mul = _MUL_NAME.match(stem)
-    if mul:
-        bits_a = int(mul.group("a"))
-        bits = (bits_a, int(mul.group("b") or bits_a))
-        signed = mul.group("sign").lower() == "s"
-    return NameInfo(release, stem, pdk45, bits, signed)
+    hint = name_hint(stem)
+    if hint is None:
+        return NameInfo(release, stem, pdk45, None, None)
+    return NameInfo(release, stem, pdk45, hint.bits, hint.signed)
 
 
 def netlist_files(paths: Iterable[str | Path]) -> list[Path]:
-    """Files to import: given files as they are, folders walked recursively for netlist suffixes.
+    """Files to import: given files as they are, folders walked recursively for netlists and DATE'25 text LUTs.
 
     Plain files come before their ``_pdk45`` twins so the twin merges into the plain file's entry.
     """
@@ -175,13 +205,18 @@ def netlist_files(paths: Iterable[str | Path]) -> list[Path]:
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            found += [p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in NETLIST_SUFFIXES]
+            found += [p for p in path.rglob("*") if p.is_file() and _walked(p)]
         elif path.is_file():
             found.append(path)
         else:
             raise ConfigError(f"{path}: no such file or folder")
     unique = sorted(set(found), key=lambda p: (p.stem.lower().endswith(_PDK45), str(p)))
     return unique
+
+
+def _walked(path: Path) -> bool:
+    suffix = path.suffix.lower()
+    return suffix in NETLIST_SUFFIXES or (suffix == TEXT_LUT_SUFFIX and sniff_lut_format(path) == "lutfp")
 
 
 def plan_import(paths: Sequence[str | Path]) -> ImportPlan:
@@ -197,7 +232,7 @@ def plan_import(paths: Sequence[str | Path]) -> ImportPlan:
     for found in meta_files(Path(p) for p in paths):
         try:
             meta.update(read_meta(found))
-        except ConfigError as error:
+        except LutgenError as error:
             plan.warnings.append(f"{error} (ignored)")
     groups: dict[tuple[Path, str, str], list[Path]] = {}
     for path in files:
@@ -237,6 +272,14 @@ def characterise(files: CircuitFiles, *, signed: bool | None = None) -> Characte
     primary = files.primary
     data = _read(primary)
     info = parse_name(primary)
+    lut_format = sniff_lut_format(primary)
+    if lut_format is not None:
+        return _characterise_table(files, lut_format, data, info, signed=signed)
+    if primary.suffix.lower() not in NETLIST_SUFFIXES:
+        raise ConfigError(
+            f"{primary}: neither a netlist ({', '.join(NETLIST_SUFFIXES)}) nor a LUT file "
+            "(DATE'25 text, TFApprox binary, lutgen .npz)"
+        )
     name = files.meta.name if files.meta is not None else info.name
     header = parse_header(data.decode("utf-8", errors="replace")) if primary.suffix.lower() in (".v", ".sv") else None
     netlist = read_netlist(primary)
@@ -272,7 +315,7 @@ def characterise(files: CircuitFiles, *, signed: bool | None = None) -> Characte
         release=info.release,
         signed=is_signed,
         bits=(bits_a, bits_b),
-        lut=lut.with_gradients(HALF_WINDOW) if lut is not None and bits_a + bits_b <= GRADIENT_MAX_BITS else lut,
+        lut=_with_gradients(lut) if lut is not None else None,
         function_hash=function_hash,
         metrics=metrics,
         gates=netlist.gate_count(),
@@ -284,6 +327,46 @@ def characterise(files: CircuitFiles, *, signed: bool | None = None) -> Characte
         citation=(header.citation if header is not None else None) or (files.meta.citation if files.meta else None),
         notes=tuple(notes),
     )
+
+
+def _characterise_table(
+    files: CircuitFiles, lut_format: str, data: bytes, info: NameInfo, *, signed: bool | None
+) -> Characterised:
+    """A LUT file as a circuit: its table and metrics (no netlist: no gate count, no cost estimate)."""
+    from ..lutgen.formats import read_lut_file
+
+    path = files.primary
+    lut = read_lut_file(path, lut_format)
+    kind = "signed" if lut.signed else "unsigned"
+    if signed is not None and signed != lut.signed:
+        raise ConfigError(f"{path}: this {lut_format} file holds an {kind} table; leave out --signed/--unsigned")
+    if info.bits is not None and (info.bits != (lut.bits_a, lut.bits_b) or info.signed != lut.signed):
+        said = f"{info.bits[0]}x{info.bits[1]} {'signed' if info.signed else 'unsigned'}"
+        raise ConfigError(f"{path}: the name says {said} but the table is {lut.bits_a}x{lut.bits_b} {kind}")
+    return Characterised(
+        files=files,
+        digests=(hashlib.sha256(data).hexdigest(),),
+        name=lut.name,
+        release=info.release,
+        signed=lut.signed,
+        bits=(lut.bits_a, lut.bits_b),
+        lut=_with_gradients(lut),
+        function_hash=lut.hash,
+        metrics=lut.metrics(),
+        gates=None,
+        cost=None,
+        published={},
+        origin="import",
+        family=None,
+        licence=None,
+        citation=None,
+        params={"format": lut_format},
+    )
+
+
+def _with_gradients(lut: Lut) -> Lut:
+    """The table as the catalogue stores it: gradient tables up to :data:`GRADIENT_MAX_BITS` input bits."""
+    return lut.with_gradients(HALF_WINDOW) if lut.bits_a + lut.bits_b <= GRADIENT_MAX_BITS else lut
 
 
 def _published(header: Header | None, meta: MetaRecord | None) -> tuple[dict[str, str], Cost | None]:
@@ -385,30 +468,110 @@ def import_paths(
     signed: bool | None = None,
     progress: bool = False,
     on_file: Callable[[Path, str], None] | None = None,
+    workers: int | None = None,
+    address: str | None = None,
 ) -> ImportSummary:
     """Import files and folders, one transaction per circuit; failures are collected, not raised.
 
-    An interruption (Ctrl-C, a crash) keeps every circuit committed before it. ``progress`` shows a
-    rich progress bar; ``on_file(path, status)`` is called for each file after its circuit.
+    Circuits are characterised in-process, or as Ray tasks when ``workers`` (a local Ray instance) or
+    ``address`` (a cluster) is given and at least :data:`RAY_MIN_CIRCUITS` need it; either way this
+    process alone writes the catalogue, each result in plan order, so the outcome is the same. An
+    interruption (Ctrl-C, a crash) keeps every circuit committed before it. ``progress`` shows a rich
+    progress bar; ``on_file(path, status)`` is called for each file after its circuit.
     """
+    check_engine_options(workers=workers, address=address)
+    start = time.perf_counter()
     plan = plan_import(paths)
-    lib.clean()
     summary = ImportSummary(skipped=list(plan.skipped), warnings=list(plan.warnings))
 
-    def one(files: CircuitFiles) -> None:
-        try:
-            statuses = _import_one(lib, files, signed, summary)
-        except LutgenError as error:
-            summary.failed.append((files.primary, str(error)))
-            statuses = [(path, "failed") for path in files.paths]
+    def report(statuses: list[tuple[Path, str]]) -> None:
         if on_file is not None:
             for path, status in statuses:
                 on_file(path, status)
 
-    if not progress:
-        for files in plan.circuits:
-            one(files)
-        return summary
+    todo: list[tuple[CircuitFiles, list[Entry | None]]] = []
+    for files in plan.circuits:
+        try:
+            known = _known(lib, files)
+        except LibraryError as error:
+            raise _stop(files, error) from None
+        except LutgenError as error:
+            summary.failed.append((files.primary, str(error)))
+            report([(path, "failed") for path in files.paths])
+            continue
+        if all(entry is not None and lib.intact(entry) for entry in known):
+            summary.unchanged += files.paths
+            report([(path, "unchanged") for path in files.paths])
+        else:
+            todo.append((files, known))
+    summary.timings["plan"] = time.perf_counter() - start
+    remote = (workers is not None or address is not None) and len(todo) >= RAY_MIN_CIRCUITS
+    with open_engine(workers=workers if remote else None, address=address if remote else None) as engine:
+        summary.engine = engine.description
+        if (workers is not None or address is not None) and not remote:
+            summary.engine += f" ({len(todo)} circuits to characterise: Ray starts for {RAY_MIN_CIRCUITS} or more)"
+        if engine.start_seconds:
+            summary.timings["ray_start"] = engine.start_seconds
+        began = time.perf_counter()
+        with _progress_bar(progress, len(todo)) as step:
+            for (files, known), outcome in zip(todo, _characterised(engine, [f for f, _ in todo], signed), strict=True):
+                step(files.primary.name)
+                if isinstance(outcome, str):
+                    summary.failed.append((files.primary, outcome))
+                    report([(path, "failed") for path in files.paths])
+                    continue
+                try:
+                    statuses = _catalogue(lib, outcome, known, summary)
+                except LibraryError as error:
+                    raise _stop(files, error) from None
+                except LutgenError as error:
+                    summary.failed.append((files.primary, str(error)))
+                    statuses = [(path, "failed") for path in files.paths]
+                report(statuses)
+        summary.timings["import"] = time.perf_counter() - began
+    return summary
+
+
+def characterise_task(files: CircuitFiles, signed: bool | None) -> Characterised | str:
+    """:func:`characterise` as an engine task: the result, or the one-line error that refused the circuit."""
+    try:
+        return characterise(files, signed=signed)
+    except LutgenError as error:
+        return str(error)
+
+
+def _characterised(engine: Engine, todo: Sequence[CircuitFiles], signed: bool | None) -> Iterator[Characterised | str]:
+    """:func:`characterise_task` of each group, in order, with a bounded number in flight on the engine."""
+    window: deque[Any] = deque()
+    upcoming = iter(todo)
+    limit = engine.workers * WINDOW_PER_WORKER
+    while True:
+        while len(window) < limit:
+            files = next(upcoming, None)
+            if files is None:
+                break
+            window.append(engine.submit(characterise_task, files, signed))
+        if not window:
+            return
+        yield engine.gather([window.popleft()])[0]
+
+
+def _stop(files: CircuitFiles, error: LibraryError) -> LibraryError:
+    """The error that stops the import when the library, not a file, failed (naming the file it was at)."""
+    return error if isinstance(error, LibraryUsageError) else LibraryError(f"{files.primary}: {error}")
+
+
+def _known(lib: Library, files: CircuitFiles) -> list[Entry | None]:
+    """The entry each file of the group was imported into before (by the SHA-256 of its bytes), else None."""
+    return [lib.find_source(hashlib.sha256(_read(path)).hexdigest()) for path in files.paths]
+
+
+@contextmanager
+def _progress_bar(enabled: bool, total: int) -> Iterator[Callable[[str], None]]:
+    """A rich progress bar over ``total`` circuits (nothing when disabled); yields ``step(description)``."""
+    if not enabled:
+        yield lambda description: None
+        return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     columns = (
@@ -419,85 +582,80 @@ def import_paths(
         TextColumn("{task.description}"),
     )
     with Progress(*columns, transient=True) as bar:
-        task = bar.add_task("", total=len(plan.circuits))
-        for files in plan.circuits:
-            bar.update(task, description=files.primary.name)
-            one(files)
-            bar.advance(task)
-    return summary
+        task = bar.add_task("", total=total)
+        yield lambda description: bar.update(task, advance=1, description=description)
 
 
-def _import_one(
-    lib: Library, files: CircuitFiles, signed: bool | None, summary: ImportSummary
+def _catalogue(
+    lib: Library, result: Characterised, known: list[Entry | None], summary: ImportSummary
 ) -> list[tuple[Path, str]]:
-    """Catalogue one circuit unless all its files are known; returns each file's status."""
-    known = [lib.find_source(hashlib.sha256(_read(path)).hexdigest()) for path in files.paths]
-    if all(entry is not None for entry in known):
-        summary.unchanged += files.paths
-        return [(path, "unchanged") for path in files.paths]
-    result = characterise(files, signed=signed)
+    """Write one characterised circuit unless its primary file is catalogued and intact; returns each file's status."""
+    files = result.files
     twin = files.twin
-    if known[0] is None:
+    primary = known[0]
+    if primary is None or not lib.intact(primary):
         entry, status = record(lib, result)
         if status == "added":
             summary.added.append(entry)
             if entry.aliases:
                 summary.aliases.append(entry)
-        else:
+        elif status == "merged":
             summary.merged.append((files.primary, entry))
+        elif status == "repaired":
+            summary.repaired.append(entry)
+        else:
+            summary.unchanged.append(files.primary)
         statuses = [(files.primary, status)]
     else:
         summary.unchanged.append(files.primary)
         statuses = [(files.primary, "unchanged")]
         assert twin is not None  # not every file was known
-        entry = lib.add_source(known[0], str(twin.resolve()), result.digests[1])
+        entry = lib.add_source(primary, str(twin.resolve()), result.digests[1])
     if twin is not None:
-        summary.merged.append((twin, entry))
-        statuses.append((twin, "merged"))
+        if known[1] is None:
+            summary.merged.append((twin, entry))
+            statuses.append((twin, "merged"))
+        else:
+            summary.unchanged.append(twin)
+            statuses.append((twin, "unchanged"))
     return statuses
 
 
 def record(lib: Library, result: Characterised) -> tuple[Entry, str]:
-    """Write one characterised circuit (its twin as an alternative source): ``(entry, "added" | "merged")``.
+    """Write one characterised circuit (its twin as an alternative source) in one transaction.
 
-    ``merged`` when the catalogue already had this release, name and table (another copy of the file).
+    Returns the entry and ``added``, ``merged`` (the catalogue had this release, name and table: the
+    file is recorded as another source), ``repaired`` (its table file was missing or damaged and was
+    rewritten) or ``unchanged``.
     """
-    source = str(result.files.primary.resolve())
-    existing = lib.same_circuit(name=result.name, release=result.release, lut_hash=result.function_hash)
     twins = [(str(result.files.twin.resolve()), result.digests[1])] if result.files.twin is not None else []
-    if existing is not None:
-        entry = lib.add_source(existing, source, result.digests[0])
-        for path, digest in twins:
-            entry = lib.add_source(entry, path, digest)
-        return entry, "merged"
     common = {
         "name": result.name,
         "release": result.release,
-        "source": source,
+        "source": str(result.files.primary.resolve()),
         "source_sha256": result.digests[0],
         "origin": result.origin,
         "licence": result.licence,
         "citation": result.citation,
         "family": result.family,
+        "params": result.params,
         "cost": result.cost,
         "published": result.published,
         "gates": result.gates,
         "alternatives": twins,
     }
     if result.lut is not None:
-        return lib.add(result.lut, metrics=result.metrics, **common), "added"  # type: ignore[arg-type]
-    entry = lib.add_untabulated(
-        bits=result.bits,
-        signed=result.signed,
-        function_hash=result.function_hash,
-        metrics=result.metrics,
-        **common,  # type: ignore[arg-type]
-    )
-    return entry, "added"
+        stored = lib.store(result.lut, metrics=result.metrics, **common)  # type: ignore[arg-type]
+    else:
+        stored = lib.store_untabulated(
+            bits=result.bits,
+            signed=result.signed,
+            function_hash=result.function_hash,
+            metrics=result.metrics,
+            **common,  # type: ignore[arg-type]
+        )
+    return stored.entry, _STATUS[stored.status]
 
 
 def _read(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as error:
-        raise ConfigError(f"{path}: cannot read ({error.strerror or error})") from None
+    return read_bytes(path, limit=max(MAX_NETLIST_BYTES, MAX_NPZ_BYTES), what="netlist or LUT file")

@@ -8,10 +8,11 @@ quantised-exact and approximate accuracy, a per-layer table and the relative mul
 
 from __future__ import annotations
 
-import json
+import io
+import math
 import re
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +23,11 @@ from rich.table import Table
 from torch import nn
 
 from ..errors import ConfigError, InputError, LibraryError
-from ..tasks import open_engine, require_ray
-from .assign import AutoResult, Candidate, auto_assign, build_assigned
+from ..fileio import atomic_write_bytes, atomic_write_text
+from ..library.filters import Filter
+from ..schema import dumps_json
+from ..tasks import check_engine_options, open_engine
+from .assign import AutoResult, Candidate, auto_assign, build_assigned, check_verify
 from .config import AssignmentMapping, LayerConfig
 from .multipliers import load_multiplier
 from .predict import predict_errors, record_operands
@@ -46,7 +50,7 @@ class EvaluateOptions:
     limit: int | None = None
     seed: int = 0
     calibration_samples: int = 256
-    bias_correction: bool = True
+    bias_correction: bool | None = None
     batch_size: int = 128
     verify: int = 5
     workers: int | None = None
@@ -68,13 +72,14 @@ class LayerRow:
 
 @dataclass
 class EvaluateResult:
-    """What ``lutgen evaluate`` reports; :meth:`to_json` is the ``--json`` object."""
+    """What ``lutgen evaluate`` reports; :meth:`to_dict` is the ``--json`` object."""
 
     model: str
     dataset: str
     samples: int
+    width: float | None
     float_accuracy: float
-    quantized_accuracy: float
+    quantised_accuracy: float
     approx_accuracy: float
     relative_energy: float | None
     layers: list[LayerRow]
@@ -84,44 +89,51 @@ class EvaluateResult:
     seconds: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
-    def to_json(self) -> str:
-        """One JSON object (accuracies in percent, ``relative_energy`` a fraction).
-
-        ``front`` lists the simulated points of the auto search, most expensive first, each with
-        ``relative_energy``, ``predicted_accuracy_pct``, ``verified_accuracy_pct`` (``null`` if not run),
-        ``origin``, ``chosen`` and its ``assignment`` (the form ``--assign FILE.json`` reads).
-        """
-        data = asdict(self)
-        return json.dumps(data, indent=2, sort_keys=False, default=float)
+    def to_dict(self) -> dict[str, Any]:
+        """The ``--json`` object (keys as in :mod:`approxlut.schema`: accuracies in percent, energy a fraction)."""
+        return {
+            "model": self.model,
+            "width": self.width,
+            "dataset": self.dataset,
+            "test_samples": self.samples,
+            "float_accuracy_pct": self.float_accuracy,
+            "quantised_accuracy_pct": self.quantised_accuracy,
+            "approx_accuracy_pct": self.approx_accuracy,
+            "relative_energy": self.relative_energy,
+            "layers": [
+                {
+                    "name": r.name,
+                    "macs": r.macs,
+                    "multiplier": r.multiplier,
+                    "mae_pct": r.mae,
+                    "power_mw": r.power,
+                    "relative_power": r.relative_power,
+                    "cost_basis": r.cost_basis,
+                }
+                for r in self.layers
+            ],
+            "assignment": self.assignment,
+            "budget_points": self.budget,
+            "front": list(self.front),
+            "timings_s": dict(self.seconds),
+            "notes": list(self.notes),
+        }
 
 
 # ------------------------------------------------------------------------------------------ candidates
 
 
-def parse_candidates(text: str) -> tuple[dict[str, Any], list[str]]:
-    """``'bits=8,signed,max_mae=0.5'`` -> query filters; ``'a,b,c'`` -> names."""
-    filters: dict[str, Any] = {}
-    names: list[str] = []
-    for raw in (t.strip() for t in text.split(",")):
-        if not raw:
-            continue
-        key, _, value = raw.partition("=")
-        if raw in ("signed", "unsigned"):
-            filters["signed"] = raw == "signed"
-        elif key in ("bits", "max_mae") and value:
-            try:
-                filters[key] = int(value) if key == "bits" else float(value)
-            except ValueError:
-                raise ConfigError(f"--candidates: {raw!r} needs a number") from None
-        elif key == "signed" and value:
-            filters["signed"] = value.lower() in ("1", "true", "yes")
-        elif "=" in raw:
-            raise ConfigError(f"--candidates: unknown filter {key!r} (bits=, signed, unsigned, max_mae=)")
-        else:
-            names.append(raw)
-    if filters and names:
-        raise ConfigError("--candidates: give either filters (bits=8,signed) or a list of names, not both")
-    return filters, names
+def parse_candidates(text: str) -> tuple[Filter | None, list[str]]:
+    """``'bits=8,signed,max_mae=0.5'`` -> a library filter (:mod:`approxlut.library.filters`); ``'a,b,c'`` -> names."""
+    from ..library.filters import FLAGS, Filter
+
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    is_filter = ["=" in item or item.lower() in FLAGS for item in items]
+    if all(is_filter):
+        return Filter.parse(text, where="--candidates"), []
+    if any(is_filter):
+        raise ConfigError("--candidates: give either a filter (bits=8,signed) or a list of names, not both")
+    return None, items
 
 
 @dataclass(frozen=True)
@@ -147,10 +159,10 @@ def library_candidates(text: str) -> CandidateSet:
     from ..library.basis import relative_power
 
     lib = Library.open_default()
-    filters, names = parse_candidates(text)
-    entries = [lib.entry(n) for n in names] if names else lib.query(**filters)
+    chosen, names = parse_candidates(text)
+    entries = [lib.entry(n) for n in names] if chosen is None else chosen.select(lib)
     if not entries:
-        raise ConfigError(f"--candidates {text!r} selects no multipliers in the library")
+        raise ConfigError(f"--candidates {text!r} selects no multipliers in the library at {lib.root}")
     kinds = {(e.bits_a, e.bits_b, e.signed) for e in entries}
     if len(kinds) > 1:
         raise ConfigError(
@@ -220,10 +232,17 @@ def run_evaluate(options: EvaluateOptions, *, console: Console | None = None) ->
     clock = Stopwatch()
     lap, timings = clock.lap, clock.seconds
     torch.manual_seed(options.seed)
-    if options.budget < 0:
-        raise ConfigError(f"--budget must be >= 0 accuracy points, got {options.budget}")
-    if options.assign == "auto" and (options.workers is not None or options.ray_address is not None):
-        require_ray()  # fail before the model is trained, not after
+    if not math.isfinite(options.budget) or options.budget < 0:
+        raise ConfigError(f"--budget must be a finite number >= 0 of accuracy points, got {options.budget}")
+    if options.assign == "auto":
+        check_engine_options(workers=options.workers, address=options.ray_address)
+        check_verify(options.verify)
+    else:  # a bad assignment, or a multiplier it names that cannot be read, is reported before any training
+        for config in AssignmentMapping.parse(options.assign).configs():
+            if isinstance(config.multiplier, str) and config.multiplier not in ("float", "exact"):
+                load_multiplier(config.multiplier)
+    chosen_set = library_candidates(options.candidates)  # and so are bad candidates
+    exact_entry = chosen_set.exact
     loaded = float_model(
         options.model, dataset=options.dataset, data_dir=options.data, weights=options.weights, seed=options.seed
     )
@@ -232,6 +251,18 @@ def run_evaluate(options: EvaluateOptions, *, console: Console | None = None) ->
     if loaded.trained is not None:
         how = "cached" if loaded.trained.cached else f"trained in {loaded.trained.seconds:.0f} s"
         notes.append(f"float weights {how}: {loaded.weights}")
+    bias_correction = options.bias_correction
+    if loaded.retrained is not None:
+        info = loaded.retrained
+        notes.append(
+            f"weights retrained through approximate multipliers ({info['grad']} gradients, {info['epoch']} epochs): "
+            f"{info['checkpoint']}; activation ranges calibrated afresh"
+        )
+        if bias_correction is None:
+            bias_correction = False
+            notes.append("bias correction off for retrained weights (they compensate the error already)")
+    if bias_correction is None:
+        bias_correction = True
     model.eval()
     lap("model")
 
@@ -244,8 +275,6 @@ def run_evaluate(options: EvaluateOptions, *, console: Console | None = None) ->
     x_calib = data.x_train[pick]
     calib_batches = [x_calib[i : i + options.batch_size] for i in range(0, x_calib.shape[0], options.batch_size)]
 
-    chosen_set = library_candidates(options.candidates)
-    exact_entry = chosen_set.exact
     scheme = "symmetric" if exact_entry.signed else "affine"
     exact_config = LayerConfig("exact", bits=(exact_entry.bits_a, exact_entry.bits_b), scheme=scheme)
     by_name = {e.full_name: e for e in chosen_set.entries} | {exact_entry.full_name: exact_entry}
@@ -258,7 +287,7 @@ def run_evaluate(options: EvaluateOptions, *, console: Console | None = None) ->
     lap("float")
     qmodel = approximate(model, exact_config, calib_batches)
     macs_all = layer_macs(model, x_eval[:1])
-    quantized_accuracy = evaluate(qmodel, "quantised-exact accuracy")
+    quantised_accuracy = evaluate(qmodel, "quantised-exact accuracy")
     lap("quantised")
 
     front: list[dict[str, Any]] = []
@@ -287,7 +316,7 @@ def run_evaluate(options: EvaluateOptions, *, console: Console | None = None) ->
                     x_calib=x_calib,
                     x_eval=x_eval,
                     y_eval=y_eval,
-                    baseline_accuracy=quantized_accuracy,
+                    baseline_accuracy=quantised_accuracy,
                     budget=options.budget,
                     engine=engine,
                     batch_size=options.batch_size,
@@ -310,7 +339,7 @@ def run_evaluate(options: EvaluateOptions, *, console: Console | None = None) ->
     else:
         mapping = parse_assignment(options.assign, exact_config)
         approx_model = approximate(qmodel, mapping)
-        if options.bias_correction:
+        if bias_correction:
             _apply_bias_correction(model, approx_model, calib_batches)
         approx_accuracy = evaluate(approx_model, "approximate accuracy")
     lap("approximate")
@@ -320,8 +349,9 @@ def run_evaluate(options: EvaluateOptions, *, console: Console | None = None) ->
         model=options.model,
         dataset=data.name,
         samples=int(x_eval.shape[0]),
+        width=loaded.width,
         float_accuracy=float_accuracy,
-        quantized_accuracy=quantized_accuracy,
+        quantised_accuracy=quantised_accuracy,
         approx_accuracy=approx_accuracy,
         relative_energy=_relative_energy(rows),
         layers=rows,
@@ -343,7 +373,7 @@ def _front_rows(auto: AutoResult, qmodel: nn.Module, macs: dict[str, int], exact
             "relative_energy": (point.energy + other) / total,
             "predicted_accuracy_pct": point.predicted_accuracy,
             "verified_accuracy_pct": point.verified_accuracy,
-            "origin": point.origin,
+            "found_by": point.origin,
             "chosen": point is auto.chosen,
             "assignment": auto.assignment(exact, point).to_dict(),
         }
@@ -427,10 +457,11 @@ def _relative_energy(rows: list[LayerRow]) -> float | None:
 
 def render(result: EvaluateResult, console: Console) -> None:
     """Print the accuracies, the per-layer table, the energy and the front."""
-    console.print(f"[bold]{result.model}[/bold] on {result.dataset} ({result.samples} test samples)")
+    width = f" (width {result.width:g})" if result.width is not None and result.width != 1 else ""
+    console.print(f"[bold]{result.model}[/bold]{width} on {result.dataset} ({result.samples} test samples)")
     console.print(f"  float accuracy            {result.float_accuracy:6.2f} %")
-    console.print(f"  quantised-exact accuracy  {result.quantized_accuracy:6.2f} %")
-    drop = result.quantized_accuracy - result.approx_accuracy
+    console.print(f"  quantised-exact accuracy  {result.quantised_accuracy:6.2f} %")
+    drop = result.quantised_accuracy - result.approx_accuracy
     budget = f" (budget {result.budget:g})" if result.budget is not None else ""
     console.print(f"  approximate accuracy      {result.approx_accuracy:6.2f} %  drop {drop:+.2f} points{budget}")
     table = Table(title="per-layer assignment")
@@ -462,7 +493,7 @@ def render(result: EvaluateResult, console: Console) -> None:
                 f"{point['relative_energy']:.3f}",
                 f"{point['predicted_accuracy_pct']:.2f}",
                 f"{point['verified_accuracy_pct']:.2f}",
-                f"{result.quantized_accuracy - point['verified_accuracy_pct']:+.2f}",
+                f"{result.quantised_accuracy - point['verified_accuracy_pct']:+.2f}",
                 "chosen" if point["chosen"] else "",
             )
         console.print(front)
@@ -487,8 +518,8 @@ def plot_pareto(result: EvaluateResult, path: Path) -> None:
     energy = np.array([p["relative_energy"] for p in points])
     predicted = np.array([p["predicted_accuracy_pct"] for p in points])
     checked = [p for p in points if p["verified_accuracy_pct"] is not None]
-    floor = result.quantized_accuracy - (result.budget or 0.0) - max(1.0, result.budget or 0.0)
-    top = max([*predicted, *(p["verified_accuracy_pct"] for p in checked), result.quantized_accuracy]) + 0.5
+    floor = result.quantised_accuracy - (result.budget or 0.0) - max(1.0, result.budget or 0.0)
+    top = max([*predicted, *(p["verified_accuracy_pct"] for p in checked), result.quantised_accuracy]) + 0.5
     fig, ax = plt.subplots(figsize=(7, 4.5))
     ax.plot(energy, predicted, "o-", color="tab:blue", markersize=4, label="predicted (low-rank error simulation)")
     for p in checked:
@@ -514,9 +545,9 @@ def plot_pareto(result: EvaluateResult, path: Path) -> None:
         markersize=16,
         label=f"chosen: {chosen['relative_energy']:.3f} of exact energy",
     )
-    ax.axhline(result.quantized_accuracy, color="grey", linestyle=":", label="quantised exact")
+    ax.axhline(result.quantised_accuracy, color="grey", linestyle=":", label="quantised exact")
     if result.budget is not None:
-        ax.axhline(result.quantized_accuracy - result.budget, color="tab:orange", linestyle="--", label="budget")
+        ax.axhline(result.quantised_accuracy - result.budget, color="tab:orange", linestyle="--", label="budget")
     visible = [
         p["relative_energy"]
         for p in points
@@ -530,12 +561,14 @@ def plot_pareto(result: EvaluateResult, path: Path) -> None:
     ax.set_title(f"{result.model} on {result.dataset}")
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
+    image = io.BytesIO()
     try:
-        fig.savefig(path, dpi=120)
-    except OSError as error:
-        raise InputError(f"cannot write plot {path}: {error}") from error
+        fig.savefig(image, dpi=120, format=path.suffix.lstrip(".").lower() or "png")
+    except ValueError as error:
+        raise InputError(f"{path}: cannot write a plot in this format ({error})") from None
     finally:
         plt.close(fig)
+    atomic_write_bytes(path, image.getvalue())
 
 
 def save_assignment(result: EvaluateResult, path: Path) -> None:
@@ -546,7 +579,4 @@ def save_assignment(result: EvaluateResult, path: Path) -> None:
     data = dict(result.assignment)
     if result.front:
         data["front"] = result.front
-    try:
-        path.write_text(json.dumps(data, indent=2) + "\n")
-    except OSError as error:
-        raise InputError(f"cannot write {path}: {error}") from error
+    atomic_write_text(path, dumps_json(data, indent=2) + "\n")

@@ -19,9 +19,12 @@ Example:
 
 from __future__ import annotations
 
+import glob
+import hashlib
 import json
 import math
-import os
+import re
+import shlex
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -33,14 +36,17 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError, InputError
+from ..fileio import atomic_write, check_writable
 from ..lutgen.lut import Lut
 from .config import GRADS, AssignmentMapping, LayerConfig, Spec
 from .data import Prepared
+from .devices import check_device, default_device
 from .multipliers import load_multiplier
 from .progress import add_task, make_progress
 from .swap import approximate
+from .train import RETRAIN_KIND
 
-CHECKPOINT_KIND = "lutgen-retrain"
+CHECKPOINT_KIND = RETRAIN_KIND
 CHECKPOINT_FORMAT = 1
 DEFAULT_HALF_WINDOW = 8
 HalfWindow = int | str | None
@@ -137,13 +143,23 @@ class RetrainResult:
         return [self.before_accuracy, *(e.test_accuracy for e in self.epochs)]
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON form (without the model)."""
+        """JSON form (without the model; keys as in :mod:`approxlut.schema`)."""
         return {
-            "before_accuracy": self.before_accuracy,
-            "after_accuracy": self.after_accuracy,
+            "before_accuracy_pct": self.before_accuracy,
+            "after_accuracy_pct": self.after_accuracy,
             "grad": self.grad,
             "half_windows": self.half_windows,
-            "epochs": [asdict(e) for e in self.epochs],
+            "epochs": [
+                {
+                    "epoch": e.epoch,
+                    "train_loss": e.train_loss,
+                    "train_accuracy_pct": e.train_accuracy,
+                    "test_accuracy_pct": e.test_accuracy,
+                    "elapsed_s": e.seconds,
+                    "samples_per_s": e.samples_per_s,
+                }
+                for e in self.epochs
+            ],
             "checkpoint": str(self.checkpoint) if self.checkpoint is not None else None,
             "resumed_at": self.resumed_at,
         }
@@ -346,15 +362,8 @@ def _reason(error: Exception) -> str:
 
 
 def save_checkpoint(path: Path, payload: Mapping[str, Any]) -> None:
-    """Write ``payload`` with ``torch.save`` atomically (temporary file in the same folder, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        torch.save(dict(payload), tmp)
-        os.replace(tmp, path)
-    except OSError as error:
-        tmp.unlink(missing_ok=True)
-        raise InputError(f"cannot write checkpoint {path}: {error.strerror or error}") from None
+    """Write ``payload`` with ``torch.save`` atomically (:func:`approxlut.fileio.atomic_write`)."""
+    atomic_write(path, lambda handle: torch.save(dict(payload), handle), make_parents=True)
 
 
 def read_checkpoint(path: Path) -> dict[str, Any]:
@@ -625,15 +634,57 @@ class RetrainReport:
     device: str
     float_accuracy: float
     result: RetrainResult
+    assign: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "model": self.model,
             "dataset": self.dataset,
             "device": self.device,
-            "float_accuracy": self.float_accuracy,
+            "float_accuracy_pct": self.float_accuracy,
             **self.result.to_dict(),
         }
+
+
+def default_checkpoint(options: RetrainOptions, *, weights: str, data_key: Any) -> Path:
+    """Where ``lutgen retrain`` keeps its checkpoint without ``--out``: ``$LUTGEN_CACHE/retrain``, named by the run.
+
+    The same options (model, weights, data, assignment, hyperparameters) give the same path, so
+    ``--resume`` finds it again.
+    """
+    identity = {
+        "model": options.model,
+        "weights": weights,
+        "data": data_key,
+        **{f.name: getattr(options, f.name) for f in fields(options) if f.name not in _NOT_IDENTITY},
+    }
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return _checkpoint_dir() / f"{_checkpoint_stem(options.model)}-{digest}.pt"
+
+
+def _checkpoint_dir() -> Path:
+    from .train import cache_dir
+
+    return cache_dir().parent / "retrain"
+
+
+def _checkpoint_stem(model: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", model).strip("_")[:60]
+
+
+def _check_resumable(options: RetrainOptions) -> None:
+    """Before any training: ``--resume`` needs a checkpoint (``--out``, or one of this model in the cache)."""
+    if options.out is not None:
+        if not options.out.is_file():
+            raise InputError(f"nothing to resume: checkpoint {options.out} does not exist")
+        return
+    folder = _checkpoint_dir()
+    if not any(folder.glob(f"{glob.escape(_checkpoint_stem(options.model))}-*.pt")):
+        raise InputError(f"nothing to resume: no checkpoint of {options.model} in {folder} (run without --resume)")
+
+
+#: Options that do not change what a retraining run computes (left out of :func:`default_checkpoint`).
+_NOT_IDENTITY = ("model", "weights", "data", "out", "resume", "device")
 
 
 def parse_half_window(text: str) -> int | str:
@@ -660,7 +711,12 @@ def run_retrain(options: RetrainOptions, *, verbose: bool = True) -> RetrainRepo
             "first, then `lutgen retrain --assign assignment.json`"
         )
     half_window = parse_half_window(options.half_window)
-    device = torch.device(options.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = torch.device(check_device(options.device or default_device()))
+    if options.resume:
+        _check_resumable(options)  # before the float model is trained, not after
+    elif options.out is not None:
+        check_writable(options.out, make_parents=True)  # before an epoch of work, not after
+    mapping = parse_assignment(options.assign, LayerConfig("exact"))
     loaded = float_model(
         options.model,
         dataset=options.dataset,
@@ -673,7 +729,6 @@ def run_retrain(options: RetrainOptions, *, verbose: bool = True) -> RetrainRepo
     weights_id = str(loaded.weights)
     model.to(device)
     float_accuracy = test_accuracy(model, data)
-    mapping = parse_assignment(options.assign, LayerConfig("exact"))
     config = RetrainConfig(
         grad=options.grad,
         half_window=half_window,
@@ -682,17 +737,20 @@ def run_retrain(options: RetrainOptions, *, verbose: bool = True) -> RetrainRepo
         batch_size=options.batch_size,
         seed=options.seed,
     )
+    out = options.out or default_checkpoint(options, weights=weights_id, data_key=data.key)
+    if options.out is None:
+        check_writable(out, make_parents=True)  # the cache folder, before the first epoch
     result = retrain(
         model,
         data,
         mapping,
         config=config,
-        out=options.out,
+        out=out,
         resume=options.resume,
         identity={"model": options.model, "weights": weights_id},
         verbose=verbose,
     )
-    return RetrainReport(options.model, data.name, str(device), float_accuracy, result)
+    return RetrainReport(options.model, data.name, str(device), float_accuracy, result, options.assign)
 
 
 def render_retrain(report: RetrainReport, console: Any) -> None:
@@ -723,6 +781,13 @@ def render_retrain(report: RetrainReport, console: Any) -> None:
     gain = result.after_accuracy - result.before_accuracy
     console.print(
         f"test accuracy {result.before_accuracy:.2f} % -> {result.after_accuracy:.2f} % ({gain:+.2f} points)"
-        + (f"; checkpoint {result.checkpoint}" if result.checkpoint is not None else "")
         + (f"; resumed after epoch {result.resumed_at}" if result.resumed_at else "")
     )
+    if result.checkpoint is not None:
+        console.print(f"retrained weights: {result.checkpoint}", soft_wrap=True)
+        console.print(
+            f"reuse them: lutgen evaluate --model {report.model} --weights {result.checkpoint} "
+            f"--assign {shlex.quote(report.assign)}",
+            soft_wrap=True,
+            markup=False,
+        )

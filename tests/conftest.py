@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -39,9 +40,17 @@ def line_ending(request: pytest.FixtureRequest) -> Callable[[str], str]:
 
 @pytest.fixture(scope="session", autouse=True)
 def _private_library(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """Keep tests out of the user's library: default libraries live in a session temp folder."""
+    """Keep tests out of the user's library: the default library is a session temp folder, created empty here.
+
+    A library named by ``$LUTGEN_LIBRARY`` must exist before reading commands use it; the built-in set
+    is then installed on first use.
+    """
+    from approxlut.library import Library
+
     old = os.environ.get("LUTGEN_LIBRARY")
-    os.environ["LUTGEN_LIBRARY"] = str(tmp_path_factory.mktemp("library"))
+    root = tmp_path_factory.mktemp("library")
+    Library.open(root).close()
+    os.environ["LUTGEN_LIBRARY"] = str(root)
     yield
     if old is None:
         os.environ.pop("LUTGEN_LIBRARY", None)
@@ -114,3 +123,21 @@ def auto_search(lenet_digits: Any) -> Callable[..., Any]:
         )
 
     return run
+
+
+@pytest.fixture(scope="session")
+def json_output() -> Callable[[str, str], dict[str, Any]]:
+    """``json_output(stdout, command)``: the command's ``--json`` object, validated against its schema."""
+    import jsonschema
+
+    from approxlut.schema import json_schema
+
+    def refuse(name: str) -> Any:
+        raise AssertionError(f"{name} in JSON output (JSON has no NaN or Infinity)")
+
+    def parse(text: str, command: str) -> dict[str, Any]:
+        data = json.loads(text, parse_constant=refuse)
+        jsonschema.validate(data, json_schema(command))
+        return data
+
+    return parse

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import zipfile
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from approxlut.errors import ConfigError, LibraryError
+from approxlut.errors import ConfigError, LibraryError, LibraryUsageError
 from approxlut.library import Cost, Library
 from approxlut.library.catalogue import DB_NAME, MIGRATIONS
 from approxlut.library.config import library_dir
@@ -241,7 +242,7 @@ def test_mre_convention_is_stored_and_old_entries_read_as_nonzero(tmp_path, mult
         with Library.open(tmp_path) as old:  # an entry written by a lutgen without the column
             old._db.execute(
                 "INSERT INTO entries (name, bits_a, bits_b, signed, hash, has_lut, origin, created, mre_pct) "
-                "VALUES ('old', 4, 4, 0, 'ab', 0, 'user', 'then', 1.5)"
+                "VALUES ('old', 4, 4, 0, 'abcd', 0, 'user', 'then', 1.5)"
             )
     with Library.open(tmp_path) as lib:
         assert lib.entry("old").mre_convention == "nonzero"
@@ -253,3 +254,60 @@ def test_mre_convention_is_stored_and_old_entries_read_as_nonzero(tmp_path, mult
         # one table, two names: each lists the other
         assert entry.aliases == ("t4",) and lib.entry("t4").aliases == ("t4_8b",)
         assert lib.entry("t4").to_dict()["aliases"] == ["t4_8b"]
+
+
+def test_sampled_figures_are_explained_not_silently_kept(lib, multiplier):
+    from dataclasses import replace
+
+    from rich.console import Console
+
+    from approxlut.library.render import difference_notes, entries_table
+    from approxlut.lutgen.simulate import simulate_lut
+
+    entry = lib.add(simulate_lut(multiplier(3, False, drop=2), signed=False, name="m"), name="m")
+    published = {"WCE%": "0.41", "MRE%": "2.07", "EP%": f"{entry.ep_pct:.2f}"}
+    exhaustive = replace(entry, published=published, wce_pct=0.38, mre_pct=2.06)
+    assert set(exhaustive.published_differences()) == {"wce_pct", "mre_pct"} and not exhaustive.sampled_differences()
+    sampled = replace(exhaustive, metrics_method="monte-carlo (4194304 samples, seed 0)")
+    assert not sampled.published_differences() and set(sampled.sampled_differences()) == {"wce_pct", "mre_pct"}
+    wce, mre = difference_notes(sampled)
+    assert wce.startswith("wce_pct = 0.38 is the largest in the sample, a lower bound (monte-carlo (4194304 samples")
+    assert wce.endswith("published 0.41") and mre.startswith("mre_pct = 2.06 is a sampled estimate")
+    console = Console(record=True, width=200)
+    console.print(entries_table([sampled]))
+    text = console.export_text()
+    assert "≥0.38" in text and "a lower bound" in text
+
+
+def test_one_opening_policy(tmp_path, monkeypatch, multiplier):
+    """Named and absent: the user's mistake (exit code 2, who named it); damaged or foreign: an error naming the
+    file, never a new library; an absent index beside tables: an error even where creating is allowed."""
+    absent = tmp_path / "absent"
+    for call in (lambda: Library.open(absent, create=False), lambda: Library.open(absent, readonly=True)):
+        with pytest.raises(LibraryUsageError, match=r"no library at .*absent \(named by --library\)") as error:
+            call()
+        assert error.value.exit_code == 2
+    monkeypatch.setenv("LUTGEN_LIBRARY", str(absent))
+    with pytest.raises(LibraryUsageError, match=r"named by \$LUTGEN_LIBRARY"):
+        Library.open_default()
+    assert not absent.exists()
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    sqlite3.connect(foreign / DB_NAME).execute("CREATE TABLE t (x)").connection.close()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / DB_NAME).write_bytes(b"")
+    for root in (foreign, empty):
+        for call in (lambda r=root: Library.open(r), lambda r=root: Library.open_default(r)):
+            with pytest.raises(LibraryError, match=re.escape(str(root / DB_NAME))) as error:
+                call()
+            assert error.value.exit_code == 1 and not isinstance(error.value, LibraryUsageError)
+    orphaned = tmp_path / "orphaned"
+    with Library.open(orphaned) as lib:
+        _add(lib, multiplier, 3, False)
+    (orphaned / DB_NAME).unlink()
+    for create in (True, False):
+        with pytest.raises(LibraryError, match=r"is missing but .* holds 1 tables") as error:
+            Library.open(orphaned, create=create)
+        assert not isinstance(error.value, LibraryUsageError)
+    assert not (orphaned / DB_NAME).exists()

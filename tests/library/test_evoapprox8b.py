@@ -82,7 +82,7 @@ def test_twins_that_disagree_are_refused_naming_both(corpus: Path, tmp_path: Pat
         assert f"{twin}: its table differs from that of (" in message and f"its twin {plain}" in message
         assert "\n" not in message and "neither file was imported" in message
     result = CliRunner().invoke(main, ["library", "import", str(tmp_path / "src"), "--library", str(tmp_path / "l2")])
-    assert result.exit_code == 1 and f"its twin {plain}" in result.output
+    assert result.exit_code == 2 and f"its twin {plain}" in result.output
 
 
 def test_ambiguous_twin_takes_the_cells_that_agree(corpus: Path, tmp_path: Path) -> None:
@@ -153,7 +153,7 @@ def _checkout(corpus: Path, root: Path) -> Path:
     return root
 
 
-def test_a_whole_checkout_in_one_command(corpus: Path, tmp_path: Path) -> None:
+def test_a_whole_checkout_in_one_command(corpus: Path, tmp_path: Path, json_output) -> None:
     root = _checkout(corpus, tmp_path / "evoapproxlib")
     plan = plan_import([root / "multiplers" / "8x8_unsigned"])  # meta.json above the named folder is found
     assert {c.primary.name: c.meta.name for c in plan.circuits if c.meta} == {"mul8u_96D_gen.v": "mul8u_96D"}
@@ -161,12 +161,12 @@ def test_a_whole_checkout_in_one_command(corpus: Path, tmp_path: Path) -> None:
     lib_dir = tmp_path / "lib"
     result = CliRunner().invoke(main, ["library", "import", str(root), "--library", str(lib_dir), "--json"])
     assert result.exit_code == 0, result.output
-    summary = json.loads(result.output)
+    summary = json_output(result.output, "library import")
     assert [s["file"] for s in summary["skipped"]] == [str(next(root.rglob("add8u_0FP.v")))]
     assert "adder" in summary["skipped"][0]["reason"] and not summary["failed"]
     # 1JJQ and ZB3 twice (two Pareto folders, other header bytes): one entry each, the copy an alternative source
     assert sorted(summary["added"]) == ["mul8_125", "mul8u_1JFF", "mul8u_1JJQ", "mul8u_96D", "mul8u_ZB3"]
-    assert summary["circuits"] == 4 and summary["aliases"][0]["entry"] in ("mul8u_1JFF", "mul8u_1JJQ")
+    assert summary["new_circuits"] == 4 and summary["added_aliases"][0]["entry"] in ("mul8u_1JFF", "mul8u_1JJQ")
     assert len(summary["merged"]) == 3  # the legacy twin and the two copies
     with Library.open(lib_dir) as lib:
         assert lib.entry("mul8u_1JFF").aliases == ("mul8u_1JJQ",)  # v1.1's exact 1JFF is v2022's 1JJQ
