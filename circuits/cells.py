@@ -37,6 +37,7 @@ from typing import Any
 from ..errors import ConfigError, ParseError
 from ..fileio import read_json
 from .netlist import ARITY, Kind
+from .text import normalise
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
 
@@ -247,6 +248,7 @@ def profile_from_header(text: str) -> tuple[str, str] | None:
         >>> profile_from_header("// Library = EvoApprox8b\nmodule m(); endmodule")
         ('evoapprox8b', "the file header says 'Library = EvoApprox8b'")
     """
+    text = normalise(text)
     found = re.search(r"^\s*module\b", text, re.MULTILINE)
     header = text[: found.start()] if found else text
     for pattern, profile in _HEADER_MARKS:
