@@ -407,7 +407,7 @@ class Library:
                 "upgrade lutgen or use another --library"
             )
         if self.readonly and done != {version for version, _ in MIGRATIONS}:
-            raise LibraryUsageError(
+            raise SchemaUpgradeNeeded(
                 f"the library at {self.root} needs a schema upgrade but is read-only: open it once where it is writable"
             )
 
@@ -1008,6 +1008,10 @@ def _blob_form(lut: Lut) -> Lut:
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+class SchemaUpgradeNeeded(LibraryUsageError):
+    """A library written by an older lutgen, opened read-only: a writable open upgrades it (transactionally)."""
 
 
 class DamagedRow(ValueError):

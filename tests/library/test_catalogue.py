@@ -244,6 +244,9 @@ def test_mre_convention_is_stored_and_old_entries_read_as_nonzero(tmp_path, mult
                 "INSERT INTO entries (name, bits_a, bits_b, signed, hash, has_lut, origin, created, mre_pct) "
                 "VALUES ('old', 4, 4, 0, 'abcd', 0, 'user', 'then', 1.5)"
             )
+    from approxlut.library.check import check_library
+
+    assert check_library(tmp_path).healthy  # a library of the previous schema is upgraded, not called damaged
     with Library.open(tmp_path) as lib:
         assert lib.entry("old").mre_convention == "nonzero"
         lib.add(lut)
