@@ -67,8 +67,8 @@ TEXT_LUT_SUFFIX = ".txt"
 FINGERPRINT_SAMPLES = 1 << 16
 FINGERPRINT_SEED = 20240917
 #: Fewest circuits to characterise for which ``workers``/``address`` start Ray: below it the import runs
-#: in-process, since Ray's start-up (several seconds here) costs more than it saves (README: figures).
-RAY_MIN_CIRCUITS = 100
+#: in-process: Ray's start-up (about 3 s here) costs more than it saves on fewer (README: figures).
+RAY_MIN_CIRCUITS = 200
 #: Characterisations in flight per worker on Ray (results come back in plan order; a bounded window
 #: keeps the object store small while no worker waits).
 WINDOW_PER_WORKER = 4

@@ -241,7 +241,8 @@ def test_small_imports_stay_in_process_with_workers(multiplier, tmp_path, json_o
     pytest.importorskip("ray")
     src = _tree(tmp_path / "src", multiplier)
     summary = _import_json([str(src), "--library", str(tmp_path / "lib"), "--workers", "2"], json_output)
-    assert summary["engine"].startswith("in-process (7 circuits to characterise: Ray starts for 100 or more)")
+    limit = importer.RAY_MIN_CIRCUITS
+    assert summary["engine"] == f"in-process (7 circuits to characterise: Ray starts for {limit} or more)"
     assert "ray_start" not in summary["timings_s"] and len(summary["failed"]) == 1
 
 
