@@ -714,10 +714,28 @@ def evaluate_command(
     show_default=True,
     help="Gradient LUT half window: N, or 'auto' (per-multiplier search, cached in the library).",
 )
+@click.option(
+    "--protocol",
+    type=click.Choice(["lutgen", "date25"]),
+    default="lutgen",
+    show_default=True,
+    help="lutgen: SGD+cosine, every layer, frozen ranges; date25: the DATE'25 code's Adam, convs only, running ranges.",
+)
 @click.option("--epochs", type=click.IntRange(0, None), default=5, show_default=True)
-@click.option("--lr", type=click.FloatRange(0, None), default=0.01, show_default=True, help="Peak learning rate.")
+@click.option(
+    "--lr", type=click.FloatRange(0, None), help="Peak learning rate (default: the protocol's, 0.01 or 0.001)."
+)
 @click.option("--batch-size", type=click.IntRange(1, None), default=64, show_default=True)
 @click.option("--seed", default=0, show_default=True, help="Seed of the data split, shuffling and initial state.")
+@click.option(
+    "--guard/--no-guard",
+    default=True,
+    show_default=True,
+    help="Catch a loss blow-up, restore the last good state and back off (warm-up, clipping).",
+)
+@click.option(
+    "--threads", type=click.IntRange(1, None), help="Intra-op threads (fix it to compare runs across machines)."
+)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Checkpoint written after every epoch.")
 @click.option("--resume", is_flag=True, help="Continue from the --out checkpoint (same options).")
 @click.option("--device", help="torch device (default: cuda when present, else cpu).")
@@ -731,10 +749,13 @@ def retrain_command(
     assign: str,
     grad: str,
     half_window: str,
+    protocol: str,
     epochs: int,
-    lr: float,
+    lr: float | None,
     batch_size: int,
     seed: int,
+    guard: bool,
+    threads: int | None,
     out: Path | None,
     resume: bool,
     device: str | None,
@@ -762,6 +783,9 @@ def retrain_command(
         out=out,
         resume=resume,
         device=device,
+        protocol=protocol,
+        guard=guard,
+        threads=threads,
     )
     report = run_retrain(options)
     if as_json:
