@@ -6,7 +6,9 @@ steps it dies (every ReLU off, loss ln(classes), chance accuracy). :class:`Diver
 every step:
 
 - **blow-up**: a non-finite loss or gradient norm, a loss above ``BLOWUP`` × the first step's loss +
-  ``MARGIN`` nats, or a gradient norm above ``GRAD_BLOWUP`` × the first step's;
+  ``MARGIN`` nats, or a gradient norm above ``GRAD_BLOWUP`` × the larger of the first step's and the
+  median of the healthy steps' (a well-trained network's first norm can be tiny, and one hard batch
+  then raises it a hundredfold without anything going wrong);
 - **back-off**: restore the weights and optimiser state of the last good epoch end (the start, in the
   first epoch), then run the learning rate up linearly from 0 over one epoch (a warm-up), scaled by
   ``BACKOFF_LR`` per earlier back-off, and clip the gradient norm at the median of the healthy steps' norms;
@@ -114,8 +116,9 @@ class DivergenceGuard:
             return None
         if loss > BLOWUP * self.reference_loss + MARGIN:
             return f"loss {loss:.4g} > {BLOWUP:g} x the first step's {self.reference_loss:.4g} + {MARGIN:g}"
-        if grad_norm > GRAD_BLOWUP * max(self.reference_grad_norm, 1e-12):
-            return f"gradient norm {grad_norm:.4g} > {GRAD_BLOWUP:g} x the first step's {self.reference_grad_norm:.4g}"
+        typical = max(self.reference_grad_norm, statistics.median(self.norms) if self.norms else 0.0, 1e-12)
+        if grad_norm > GRAD_BLOWUP * typical:
+            return f"gradient norm {grad_norm:.4g} > {GRAD_BLOWUP:g} x the typical {typical:.4g}"
         return None
 
     def healthy(self, grad_norm: float) -> None:

@@ -20,7 +20,7 @@ from approxlut.lutgen.formats import save_npz
 from approxlut.lutgen.lut import Lut, code_values
 from approxlut.nn import ApproxConv2d, ApproxLinear, LayerConfig, approximate, calibrate
 from approxlut.nn.data import load_dataset
-from approxlut.nn.guard import MAX_BACKOFFS
+from approxlut.nn.guard import MAX_BACKOFFS, DivergenceGuard
 from approxlut.nn.halfwindow import (
     HalfWindowChoice,
     cached_choice,
@@ -390,3 +390,21 @@ def test_cli_retrain_json_and_bad_resume(tmp_path: Path, monkeypatch) -> None:
     report = json.loads(paper.stdout)
     assert report["protocol"] == "date25" and report["threads"] == 1 and report["guard_events"] == []
     assert len(report["weights_sha256"]) == 64 and isinstance(report["warnings"], list)
+
+
+def test_guard_diagnosis() -> None:
+    model = nn.Linear(2, 2)
+    guard = DivergenceGuard(model, torch.optim.SGD(model.parameters(), lr=0.1), warmup_steps=4)
+    assert guard.diagnose(0.5, 0.01) is None  # the first finite step sets the references
+    for norm in (0.1, 0.2, 0.15):
+        assert guard.diagnose(0.4, norm) is None
+        guard.healthy(norm)
+    assert guard.diagnose(1.9, 1.6) is None  # 160 x the first norm, but 10 x the typical one: a hard batch
+    assert "loss 2.1 > 2 x the first step's 0.5 + 1" in (guard.diagnose(2.1, 0.1) or "")
+    assert "gradient norm 16 > 100 x the typical 0.15" in (guard.diagnose(0.3, 16.0) or "")
+    assert "non-finite loss" in (guard.diagnose(math.nan, 0.1) or "")
+    assert "non-finite gradient norm" in (guard.diagnose(0.3, math.inf) or "")
+    assert guard.lr_factor(7) == 1.0
+    guard.back_off(1, 5, "test", 9.0, 1.0)
+    assert [guard.lr_factor(s) for s in (5, 6, 8, 9)] == [0.25, 0.5, 1.0, 1.0]  # a linear warm-up over 4 steps
+    assert guard.clip_norm == pytest.approx(0.15)
