@@ -24,9 +24,12 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
+import re
+import shlex
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -48,8 +51,9 @@ from .protocol import conv_only, get_protocol
 from .quant import track_running_ranges
 from .reproducible import deterministic, state_sha256
 from .swap import approximate
+from .train import RETRAIN_KIND
 
-CHECKPOINT_KIND = "lutgen-retrain"
+CHECKPOINT_KIND = RETRAIN_KIND
 CHECKPOINT_FORMAT = 2
 DEFAULT_HALF_WINDOW = 8
 HalfWindow = int | str | None
@@ -179,18 +183,38 @@ class RetrainResult:
         return [self.before_accuracy, *(e.test_accuracy for e in self.epochs)]
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON form (without the model)."""
+        """JSON form (without the model; keys as in :mod:`approxlut.schema`)."""
         return {
-            "before_accuracy": self.before_accuracy,
-            "after_accuracy": self.after_accuracy,
+            "before_accuracy_pct": self.before_accuracy,
+            "after_accuracy_pct": self.after_accuracy,
             "grad": self.grad,
             "half_windows": self.half_windows,
-            "epochs": [asdict(e) for e in self.epochs],
+            "epochs": [
+                {
+                    "epoch": e.epoch,
+                    "train_loss": e.train_loss,
+                    "train_accuracy_pct": e.train_accuracy,
+                    "test_accuracy_pct": e.test_accuracy,
+                    "elapsed_s": e.seconds,
+                    "samples_per_s": e.samples_per_s,
+                }
+                for e in self.epochs
+            ],
             "checkpoint": str(self.checkpoint) if self.checkpoint is not None else None,
             "resumed_at": self.resumed_at,
             "protocol": self.protocol,
             "threads": self.threads,
-            "guard_events": [e.to_dict() for e in self.guard_events],
+            "guard_events": [
+                {
+                    "epoch": e.epoch,
+                    "step": e.step,
+                    "reason": e.reason,
+                    "step_loss": e.loss if math.isfinite(e.loss) else None,
+                    "grad_norm": e.grad_norm if math.isfinite(e.grad_norm) else None,
+                    "action": e.action,
+                }
+                for e in self.guard_events
+            ],
             "warnings": list(self.warnings),
         }
 
@@ -819,6 +843,7 @@ class RetrainReport:
     device: str
     float_accuracy: float
     result: RetrainResult
+    assign: str = ""
     weights_sha256: str = ""
 
     def to_dict(self) -> dict[str, Any]:
@@ -826,10 +851,33 @@ class RetrainReport:
             "model": self.model,
             "dataset": self.dataset,
             "device": self.device,
-            "float_accuracy": self.float_accuracy,
+            "float_accuracy_pct": self.float_accuracy,
             "weights_sha256": self.weights_sha256,
             **self.result.to_dict(),
         }
+
+
+def default_checkpoint(options: RetrainOptions, *, weights: str, data_key: Any) -> Path:
+    """Where ``lutgen retrain`` keeps its checkpoint without ``--out``: ``$LUTGEN_CACHE/retrain``, named by the run.
+
+    The same options (model, weights, data, assignment, hyperparameters) give the same path, so
+    ``--resume`` finds it again.
+    """
+    from .train import cache_dir
+
+    identity = {
+        "model": options.model,
+        "weights": weights,
+        "data": data_key,
+        **{f.name: getattr(options, f.name) for f in fields(options) if f.name not in _NOT_IDENTITY},
+    }
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", options.model).strip("_")[:60]
+    return cache_dir().parent / "retrain" / f"{stem}-{digest}.pt"
+
+
+#: Options that do not change what a retraining run computes (left out of :func:`default_checkpoint`).
+_NOT_IDENTITY = ("model", "weights", "data", "out", "resume", "device")
 
 
 def parse_half_window(text: str) -> int | str:
@@ -882,17 +930,26 @@ def run_retrain(options: RetrainOptions, *, verbose: bool = True) -> RetrainRepo
         guard=options.guard,
         threads=options.threads,
     )
+    out = options.out or default_checkpoint(options, weights=weights_id, data_key=data.key)
     result = retrain(
         model,
         data,
         mapping,
         config=config,
-        out=options.out,
+        out=out,
         resume=options.resume,
         identity={"model": options.model, "weights": weights_id},
         verbose=verbose,
     )
-    return RetrainReport(options.model, data.name, str(device), float_accuracy, result, weights_sha256)
+    return RetrainReport(
+        options.model,
+        data.name,
+        str(device),
+        float_accuracy,
+        result,
+        assign=options.assign,
+        weights_sha256=weights_sha256,
+    )
 
 
 def render_retrain(report: RetrainReport, console: Any) -> None:
@@ -924,8 +981,24 @@ def render_retrain(report: RetrainReport, console: Any) -> None:
     gain = result.after_accuracy - result.before_accuracy
     console.print(
         f"test accuracy {result.before_accuracy:.2f} % -> {result.after_accuracy:.2f} % ({gain:+.2f} points)"
-        + (f"; checkpoint {result.checkpoint}" if result.checkpoint is not None else "")
         + (f"; resumed after epoch {result.resumed_at}" if result.resumed_at else "")
     )
     for note in result.warnings:
         console.print(f"warning: {note}", markup=False, highlight=False, soft_wrap=True)
+    if get_protocol(result.protocol).conv_only:
+        console.print(
+            f"protocol {result.protocol} ran only the convolutions through the multipliers (other layers quantised "
+            "exact): add `type:Linear=exact` (and any other non-convolution layer type) to --assign to evaluate "
+            "that network",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+    if result.checkpoint is not None:
+        console.print(f"retrained weights: {result.checkpoint}", soft_wrap=True)
+        console.print(
+            f"reuse them: lutgen evaluate --model {report.model} --weights {result.checkpoint} "
+            f"--assign {shlex.quote(report.assign)}",
+            soft_wrap=True,
+            markup=False,
+        )

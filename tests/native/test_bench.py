@@ -13,15 +13,14 @@ from approxlut.native.bench import NATIVE_ISA_ENV, limit_native_isa, native_isa
 from approxlut.native.cpu_features import ISA_ENV, detect
 
 
-def test_bench_quick_json_verified() -> None:
+def test_bench_quick_json_verified(json_output) -> None:
     threads = torch.get_num_threads()
     try:
         result = CliRunner().invoke(main, ["bench", "--quick", "--json", "--backward", "--threads", "1"])
     finally:
         torch.set_num_threads(threads)
     assert result.exit_code == 0, result.output
-    rows = json.loads(result.stdout)
-    assert {"case", "native_s", "engine_s", "ratio", "path"} <= set(rows[0])
+    rows = json_output(result.stdout, "bench")["results"]
     assert any(r["direction"] == "backward" for r in rows)
     assert any("resnet18" in r["case"] for r in rows) and any("vgg16" in r["case"] for r in rows)
     for r in rows:
@@ -34,7 +33,7 @@ def test_bench_quick_json_verified() -> None:
 def test_bench_exact_lut_runs_decomp_path() -> None:
     result = CliRunner().invoke(main, ["bench", "--quick", "--json", "--no-networks", "--lut", "exact"])
     assert result.exit_code == 0, result.output
-    rows = json.loads(result.stdout)
+    rows = json.loads(result.stdout)["results"]
     assert rows and all(r["path"].startswith("decomp") and r["verified"] for r in rows)
 
 
@@ -49,7 +48,7 @@ def test_bench_isa_forces_the_path_and_caps_native(monkeypatch: pytest.MonkeyPat
         monkeypatch.delenv(name, raising=False)  # restored after the test: the CLI sets them in-process
     result = CliRunner().invoke(main, ["bench", "--quick", "--json", "--no-networks", "--isa", "scalar"])
     assert result.exit_code == 0, result.output
-    rows = json.loads(result.stdout)
+    rows = json.loads(result.stdout)["results"]
     assert rows and all("scalar" in r["path"] and r["verified"] for r in rows)
     assert all(r["native_isa"].startswith("AVX2 (ONEDNN_MAX_CPU_ISA=AVX2") for r in rows)
 
@@ -73,7 +72,7 @@ def test_bench_lut_kinds_pick_the_avx2_paths(monkeypatch: pytest.MonkeyPatch) ->
         args = ["bench", "--quick", "--json", "--no-networks", "--isa", "avx2", "--lut", kind]
         result = CliRunner().invoke(main, args)
         assert result.exit_code == 0, result.output
-        rows = json.loads(result.stdout)
+        rows = json.loads(result.stdout)["results"]
         assert all(r["verified"] for r in rows)
         paths[kind] = rows[0]["path"]
     assert "exact product + one byte plane" in paths["approx"], paths

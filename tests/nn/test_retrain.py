@@ -7,6 +7,7 @@ import math
 from dataclasses import replace
 from pathlib import Path
 
+import jsonschema
 import numpy as np
 import pytest
 import torch
@@ -32,6 +33,7 @@ from approxlut.nn.halfwindow import (
 from approxlut.nn.reproducible import state_sha256
 from approxlut.nn.retrain import RetrainConfig, read_checkpoint, retrain, run_warnings
 from approxlut.nn.train import TrainConfig, train_model
+from approxlut.schema import json_schema
 
 
 def exact_table(bits: int, signed: bool) -> np.ndarray:
@@ -215,6 +217,8 @@ def test_the_guard_catches_a_forced_divergence(float_mlp, digits, capsys) -> Non
     assert any("divergence guard caught" in w for w in guarded.warnings)
     report = guarded.to_dict()
     assert report["guard_events"][0]["step"] == 2 and report["warnings"] == list(guarded.warnings)
+    assert report["guard_events"][0]["step_loss"] == first.loss and report["guard_events"][0]["grad_norm"] > 0
+    jsonschema.validate(report["guard_events"], json_schema("retrain")["properties"]["guard_events"])
     err = capsys.readouterr().err
     assert "divergence guard: epoch 1, step 2: loss" in err and "warning: the divergence guard" in err
 
@@ -348,15 +352,20 @@ def test_a_legacy_half_windows_json_is_imported_once_and_left_alone(tmp_path: Pa
 # -------------------------------------------------------------------------------------------- CLI
 
 
-def test_cli_retrain_json_and_bad_resume(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setenv("LUTGEN_CACHE", str(tmp_path / "cache"))
-    monkeypatch.syspath_prepend(str(tmp_path))
-    (tmp_path / "tiny_mlp.py").write_text(
+def _tiny_model(path: Path) -> None:
+    """A user model file (``module:build``) for the digits: a two-layer MLP over the flattened 8x8 image."""
+    path.write_text(
         "from torch import nn\n\n"
         "def build(num_classes=10):\n"
         "    return nn.Sequential(nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, num_classes))\n\n"
         "build.input_kind = 'flat'\nbuild.channels = 1\nbuild.size = 8\n"
     )
+
+
+def test_cli_retrain_json_and_bad_resume(tmp_path: Path, monkeypatch, json_output) -> None:
+    monkeypatch.setenv("LUTGEN_CACHE", str(tmp_path / "cache"))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    _tiny_model(tmp_path / "tiny_mlp.py")
     lut_path = tmp_path / "mult.npz"
     save_npz(noisy_lut(6, False, seed=8), lut_path)
     checkpoint = tmp_path / "ck.pt"
@@ -373,10 +382,10 @@ def test_cli_retrain_json_and_bad_resume(tmp_path: Path, monkeypatch) -> None:
     ]
     result = CliRunner().invoke(main, [*args, "--json", "--grad", "ste"])
     assert result.exit_code == 0, result.output
-    report = json.loads(result.stdout)
+    report = json_output(result.stdout, "retrain")
     assert report["grad"] == "ste" and len(report["epochs"]) == 1 and report["device"] == "cpu"
     assert list(report["half_windows"].values()) == [None]  # STE needs no gradient tables
-    assert 0 <= report["before_accuracy"] <= 100 and report["float_accuracy"] > 50
+    assert 0 <= report["before_accuracy_pct"] <= 100 and report["float_accuracy_pct"] > 50
     table = CliRunner().invoke(main, [*args, "--resume", "--grad", "ste"])
     assert table.exit_code == 0, table.output
     assert "before" in table.stdout and "samples/s" in table.stdout
@@ -387,9 +396,11 @@ def test_cli_retrain_json_and_bad_resume(tmp_path: Path, monkeypatch) -> None:
     assert auto.exit_code == 2 and "fixed assignment" in auto.stderr
     paper = CliRunner().invoke(main, [*args[:-2], "--protocol", "date25", "--threads", "1", "--no-guard", "--json"])
     assert paper.exit_code == 0, paper.output
-    report = json.loads(paper.stdout)
+    report = json_output(paper.stdout, "retrain")
     assert report["protocol"] == "date25" and report["threads"] == 1 and report["guard_events"] == []
     assert len(report["weights_sha256"]) == 64 and isinstance(report["warnings"], list)
+    shown = CliRunner().invoke(main, [*args[:-2], "--protocol", "date25", "--threads", "1", "--no-guard", "--resume"])
+    assert "protocol date25 ran only the convolutions" in shown.stdout and "type:Linear=exact" in shown.stdout
 
 
 def test_guard_diagnosis() -> None:
@@ -408,3 +419,49 @@ def test_guard_diagnosis() -> None:
     guard.back_off(1, 5, "test", 9.0, 1.0)
     assert [guard.lr_factor(s) for s in (5, 6, 8, 9)] == [0.25, 0.5, 1.0, 1.0]  # a linear warm-up over 4 steps
     assert guard.clip_norm == pytest.approx(0.15)
+
+
+def test_retrained_weights_are_kept_and_evaluate_reuses_them(tmp_path: Path, monkeypatch) -> None:
+    from approxlut.nn.train import load_weights
+
+    monkeypatch.setenv("LUTGEN_CACHE", str(tmp_path / "cache"))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    _tiny_model(tmp_path / "tiny_reuse.py")
+    lut_path = tmp_path / "mult.npz"
+    save_npz(noisy_lut(6, False, seed=8), lut_path)
+    args = ["--model", "tiny_reuse:build", "--assign", str(lut_path)]
+    trained = CliRunner().invoke(main, ["retrain", *args, "--epochs", "1", "--grad", "ste", "--json"])
+    assert trained.exit_code == 0, trained.output
+    checkpoint = Path(json.loads(trained.stdout)["checkpoint"])  # kept without --out, in the cache
+    assert checkpoint.is_file() and checkpoint.parent == tmp_path / "cache" / "retrain"
+    shown = CliRunner().invoke(main, ["retrain", *args, "--epochs", "1", "--grad", "ste", "--resume"])
+    assert f"retrained weights: {checkpoint}" in shown.stdout  # --resume finds the default checkpoint again
+    assert f"lutgen evaluate --model tiny_reuse:build --weights {checkpoint}" in shown.stdout
+
+    evaluated = CliRunner().invoke(main, ["evaluate", *args, "--weights", str(checkpoint), "--json"])
+    assert evaluated.exit_code == 0, evaluated.output
+    notes = " ".join(json.loads(evaluated.stdout)["notes"])
+    assert "weights retrained through approximate multipliers" in notes and "bias correction off" in notes
+    stored = torch.load(checkpoint, weights_only=True)["model"]
+    from tiny_reuse import build  # type: ignore[import-not-found]
+
+    model = build()
+    meta = load_weights(model, checkpoint)
+    assert meta["retrained"]["epoch"] == 1
+    for key, tensor in model.state_dict().items():
+        assert torch.equal(tensor, stored[key])  # the float weights are the retrained ones, bit for bit
+
+    other = tmp_path / "other.pt"
+    blob = torch.load(checkpoint, weights_only=True)
+    blob["model"]["0.extra_thing"] = torch.zeros(1)
+    torch.save(blob, other)
+    refused = CliRunner().invoke(main, ["evaluate", *args, "--weights", str(other)])
+    assert refused.exit_code == 2 and refused.stderr.count("\n") == 1
+    assert "retraining checkpoint does not match the model (unexpected 0.extra_thing)" in refused.stderr
+
+    paper = CliRunner().invoke(main, ["retrain", *args, "--epochs", "1", "--protocol", "date25", "--json"])
+    assert paper.exit_code == 0, paper.output
+    ranged = Path(json.loads(paper.stdout)["checkpoint"])
+    assert any(k.endswith("running_min") for k in torch.load(ranged, weights_only=True)["model"])
+    reused = CliRunner().invoke(main, ["evaluate", *args, "--weights", str(ranged), "--json"])
+    assert reused.exit_code == 0, reused.output  # running activation ranges are quantiser buffers, left out
