@@ -961,8 +961,7 @@ def render_retrain(report: RetrainReport, console: Any) -> None:
     if result.grad == "ste":
         windows = ", ".join(result.half_windows)
     table = Table(
-        title=f"retraining {report.model} on {report.dataset} ({result.grad} gradients; "
-        f"{windows or 'no LUT layers'}; protocol {result.protocol})"
+        title=f"retraining {report.model} on {report.dataset} ({result.grad} gradients; {windows or 'no LUT layers'})"
     )
     for column in ("epoch", "train loss", "train acc %", "test acc %", "time s", "samples/s"):
         table.add_column(column, justify="right")
@@ -980,8 +979,8 @@ def render_retrain(report: RetrainReport, console: Any) -> None:
     console.print(table)
     gain = result.after_accuracy - result.before_accuracy
     console.print(
-        f"test accuracy {result.before_accuracy:.2f} % -> {result.after_accuracy:.2f} % ({gain:+.2f} points)"
-        + (f"; resumed after epoch {result.resumed_at}" if result.resumed_at else "")
+        f"test accuracy {result.before_accuracy:.2f} % -> {result.after_accuracy:.2f} % ({gain:+.2f} points; "
+        f"protocol {result.protocol})" + (f"; resumed after epoch {result.resumed_at}" if result.resumed_at else "")
     )
     for note in result.warnings:
         console.print(f"warning: {note}", markup=False, highlight=False, soft_wrap=True)
