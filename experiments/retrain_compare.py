@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import math
 import statistics
 import sys
@@ -47,6 +48,7 @@ from typing import Any
 import torch
 
 from approxlut.errors import LutgenError
+from approxlut.fileio import atomic_write_bytes, atomic_write_text, make_dirs
 from approxlut.nn.config import AssignmentMapping, LayerConfig
 from approxlut.nn.data import load_dataset
 from approxlut.nn.multipliers import load_multiplier
@@ -137,12 +139,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def write_csv(path: Path, fields: tuple[str, ...], rows: list[dict[str, Any]]) -> None:
-    tmp = path.with_suffix(".tmp")
-    with tmp.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows)
-    tmp.replace(path)
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=fields)
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(path, text.getvalue())
 
 
 def _mean(values: list[float]) -> float | str:
@@ -295,8 +296,10 @@ def plot(path: Path, epochs: list[dict[str, Any]], seeds: list[dict[str, Any]]) 
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    image = io.BytesIO()
+    fig.savefig(image, dpi=110, format="png")
     plt.close(fig)
+    atomic_write_bytes(path, image.getvalue())
 
 
 def write_outputs(
@@ -306,10 +309,10 @@ def write_outputs(
     epoch_rows.sort(key=lambda r: (r["seed"], r["protocol"], r["multiplier"], r["grad"], r["epoch"]))
     write_csv(out / "retrain_epochs.csv", EPOCH_FIELDS, epoch_rows)
     write_csv(out / "retrain_summary.csv", SUMMARY_FIELDS, summary)
-    (out / "retrain_summary.md").write_text(markdown(summary))
+    atomic_write_text(out / "retrain_summary.md", markdown(summary))
     seeds = aggregate(summary)
     write_csv(out / "retrain_seeds.csv", SEEDS_FIELDS, seeds)
-    (out / "retrain_seeds.md").write_text(markdown_seeds(seeds))
+    atomic_write_text(out / "retrain_seeds.md", markdown_seeds(seeds))
     write_csv(out / "retrain_guard.csv", GUARD_FIELDS, guard_rows)
     plot(out / "retrain_accuracy.png", epoch_rows, seeds)
     return seeds
@@ -421,7 +424,7 @@ def run_seed(
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    args.out.mkdir(parents=True, exist_ok=True)
+    make_dirs(args.out)
     epoch_rows: list[dict[str, Any]] = []
     summary: list[dict[str, Any]] = []
     guard_rows: list[dict[str, Any]] = []
