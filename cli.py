@@ -30,6 +30,7 @@ MAX_SAMPLES = 1 << 30
 MAX_LR = 10.0
 MAX_EPOCHS = 10_000
 MAX_BATCH = 1 << 16
+MAX_THREADS = 1024
 
 
 def reports_errors(func: F) -> F:
@@ -983,12 +984,32 @@ def evaluate_command(
     show_default=True,
     help="Gradient LUT half window: N, or 'auto' (per-multiplier search, cached in the library).",
 )
+@click.option(
+    "--protocol",
+    type=click.Choice(["lutgen", "date25"]),
+    default="lutgen",
+    show_default=True,
+    help="lutgen: SGD+cosine, every layer, frozen ranges; date25: the DATE'25 code's Adam, convs only, running ranges.",
+)
 @click.option("--epochs", type=click.IntRange(0, MAX_EPOCHS), default=5, show_default=True)
 @click.option(
-    "--lr", type=FiniteFloat(0, MAX_LR, open_low=True), default=0.01, show_default=True, help="Peak learning rate."
+    "--lr",
+    type=FiniteFloat(0, MAX_LR, open_low=True),
+    help="Peak learning rate (default: the protocol's, 0.01 or 0.001).",
 )
 @click.option("--batch-size", type=click.IntRange(1, MAX_BATCH), default=64, show_default=True)
 @seed_option("Seed of the data split, shuffling and initial state")
+@click.option(
+    "--guard/--no-guard",
+    default=True,
+    show_default=True,
+    help="Catch a loss blow-up, restore the last good state and back off (warm-up, clipping).",
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(1, MAX_THREADS),
+    help="Intra-op threads (fix it to compare runs across machines).",
+)
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -1006,10 +1027,13 @@ def retrain_command(
     assign: str,
     grad: str,
     half_window: str,
+    protocol: str,
     epochs: int,
-    lr: float,
+    lr: float | None,
     batch_size: int,
     seed: int,
+    guard: bool,
+    threads: int | None,
     out: Path | None,
     resume: bool,
     device: str | None,
@@ -1035,6 +1059,9 @@ def retrain_command(
         out=out,
         resume=resume,
         device=device,
+        protocol=protocol,
+        guard=guard,
+        threads=threads,
     )
     report = run_retrain(options)
     if as_json:

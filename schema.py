@@ -183,6 +183,16 @@ VOCABULARY: dict[str, tuple[dict[str, Any], str]] = {
     "train_loss": (_NUM, "mean training loss over the epoch"),
     "samples_per_s": (_NUM, "training throughput, samples per second"),
     "resumed_at": (_INT, "epochs done before this run resumed (0: fresh run)"),
+    "protocol": (_STR, "retraining protocol: `lutgen` (SGD, every layer) or `date25` (DATE'25 code: Adam, convs only)"),
+    "threads": (_INT, "intra-op threads the run used (fixed: the numbers depend on it)"),
+    "weights_sha256": (_STR, "SHA-256 of the float weights' tensors (names, dtypes, shapes, values)"),
+    "guard_events": (_array(_OBJ), "blow-ups the divergence guard caught, and what it did"),
+    "step": (_INT, "training step of the run, from 1"),
+    "reason": (_STR, "what was wrong with the step"),
+    "step_loss": (_maybe(_NUM), "training loss of one step (cross-entropy, nats; null when not finite)"),
+    "grad_norm": (_maybe(_NUM), "L2 norm of one step's gradient over all parameters (null when not finite)"),
+    "action": (_STR, "what the divergence guard did"),
+    "warnings": (_array(_STR), "warnings printed with the result"),
     # native kernels and benchmarks
     "status": (_STR, "`built` or `up to date`"),
     "kernels": (_array(_STR), "kernels in the build"),
@@ -231,6 +241,7 @@ NESTED: dict[str, tuple[str, ...]] = {
     "findings": ("problem", "fixed", "advice"),
     "layers": ("name", "macs", "multiplier", "mae_pct", "power_mw", "relative_power", "cost_basis"),
     "epochs": ("epoch", "train_loss", "train_accuracy_pct", "test_accuracy_pct", "elapsed_s", "samples_per_s"),
+    "guard_events": ("epoch", "step", "reason", "step_loss", "grad_norm", "action"),
     "points": _SYNTH_JOB,
     "results": ("case", "native_s", "engine_s", "ratio", "path", "direction", "reference_s", "verified", "native_isa"),
 }
@@ -280,7 +291,8 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     ),
     "retrain": (
         "model", "dataset", "device", "float_accuracy_pct", "before_accuracy_pct", "after_accuracy_pct", "grad",
-        "half_windows", "epochs", "checkpoint", "resumed_at",
+        "half_windows", "epochs", "checkpoint", "resumed_at", "protocol", "threads", "weights_sha256",
+        "guard_events", "warnings",
     ),
 }  # fmt: skip
 

@@ -71,6 +71,8 @@ BAD: list[tuple[str, list[str]]] = [
     *[("retrain --model lenet5 --assign exact8s", ["--batch-size", v]) for v in ("0", str(2**40))],
     *[("retrain --model lenet5 --assign exact8s", ["--half-window", v]) for v in ("-1", "x", "")],
     *[("retrain --model lenet5 --assign exact8s", ["--seed", v]) for v in ("-1", str(2**64))],
+    *[("retrain --model lenet5 --assign exact8s", ["--threads", v]) for v in ("0", "-1", "1025", str(2**40), "x")],
+    *[("retrain --model lenet5 --assign exact8s", ["--protocol", v]) for v in ("paper", "", "DATE25x")],
     ("retrain --model lenet5 --assign auto", []),
     ("retrain --model lenet5 --assign exact8s", ["--resume"]),
     ("retrain --model lenet5 --assign exact8s", ["--out", "{tmp}"]),
