@@ -38,8 +38,9 @@ SOURCES = (
     "gemm_avx512vbmi.cpp",
     "lut_gemm_backward.cpp",
     "conv_lowering.cpp",
+    "table_parts.cpp",
 )
-HEADERS = ("lut_gemm_common.h", "conv_lowering.h")
+HEADERS = ("lut_gemm_common.h", "conv_lowering.h", "table_parts.h")
 CFLAGS = ("-O3", "-fopenmp")
 """``-fopenmp``: ATen's ``at::parallel_for`` is an inline ``#pragma omp parallel`` (torch's OpenMP backend), so
 without it the kernels would run on one thread whatever ``torch.set_num_threads`` says."""

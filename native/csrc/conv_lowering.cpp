@@ -12,6 +12,7 @@
 #include <cstring>
 
 #include "lut_gemm_common.h"
+#include "table_parts.h"
 
 namespace lutgen {
 namespace {
@@ -76,10 +77,16 @@ std::tuple<torch::Tensor, bool> float_to_values(const torch::Tensor& x, int64_t 
   return {out, ok.load()};
 }
 
-std::tuple<torch::Tensor, int64_t> conv2d_pack(const torch::Tensor& x, int64_t kh, int64_t kw,
+void flip_codes(uint8_t* codes, int64_t count, uint8_t flip) {
+  at::parallel_for(0, count, 1 << 16, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) codes[i] ^= flip;
+  });
+}
+
+std::tuple<torch::Tensor, int64_t, bool> conv2d_pack(const torch::Tensor& x, int64_t kh, int64_t kw,
                                                std::vector<int64_t> stride, std::vector<int64_t> padding,
                                                std::vector<int64_t> dilation, int64_t groups, int64_t mask,
-                                               torch::Tensor workspace) {
+                                               int64_t flip, torch::Tensor workspace) {
   TORCH_CHECK(x.device().is_cpu() && x.dim() == 4 && x.is_contiguous() &&
                   (x.scalar_type() == torch::kUInt8 || x.scalar_type() == torch::kInt8),
               "x must be a contiguous 4-D int8/uint8 CPU tensor");
@@ -115,6 +122,10 @@ std::tuple<torch::Tensor, int64_t> conv2d_pack(const torch::Tensor& x, int64_t k
     }
     fold_max(max_code, mx);
   });
+  // Stored codes: XOR `flip` (padding included) once a code reaches it; their bound is then 2 * flip - 1.
+  const bool flipped = flip > 0 && max_code.load() >= flip;
+  if (flipped) flip_codes(xp.data(), static_cast<int64_t>(xp.size()), static_cast<uint8_t>(flip));
+  const int64_t bound = flipped ? 2 * flip - 1 : max_code.load();
   TORCH_CHECK(workspace.device().is_cpu() && workspace.scalar_type() == torch::kUInt8 && workspace.dim() == 1,
               "workspace must be a 1-D uint8 CPU tensor");
   if (workspace.numel() < groups * K * Mp) workspace.resize_({groups * K * Mp});
@@ -150,10 +161,12 @@ std::tuple<torch::Tensor, int64_t> conv2d_pack(const torch::Tensor& x, int64_t k
       std::memset(row + M, 0, Mp - M);
     }
   });
-  return {at, static_cast<int64_t>(max_code.load())};
+  return {at, bound, flipped};
 }
 
-void conv_output(const torch::Tensor& ct, torch::Tensor& out) {
+void conv_output(const torch::Tensor& ct, torch::Tensor& out, int64_t scale, const torch::Tensor& exact,
+                 const torch::Tensor& rows, const torch::Tensor& col_offset, const torch::Tensor& bc,
+                 int64_t constant, const torch::Tensor& exact_nchw) {
   TORCH_CHECK(ct.device().is_cpu() && ct.scalar_type() == torch::kInt32 && ct.dim() == 3 && ct.is_contiguous(),
               "ct must be a contiguous int32 [G, O/G, Mp] CPU tensor");
   TORCH_CHECK(out.device().is_cpu() && out.scalar_type() == torch::kFloat32 && out.dim() == 4 && out.is_contiguous(),
@@ -161,15 +174,32 @@ void conv_output(const torch::Tensor& ct, torch::Tensor& out) {
   const int64_t G = ct.size(0), Og = ct.size(1), Mp = ct.size(2);
   const int64_t N = out.size(0), O = out.size(1), P = out.size(2) * out.size(3);
   TORCH_CHECK(G * Og == O && N * P <= Mp, "ct and out shapes differ");
+  const bool has_float = exact_nchw.numel() > 0;
+  TORCH_CHECK(!has_float || (exact_nchw.sizes() == out.sizes() && exact_nchw.is_contiguous() &&
+                             (exact_nchw.scalar_type() == torch::kFloat32 ||
+                              exact_nchw.scalar_type() == torch::kFloat64)),
+              "exact_nchw must be a contiguous float tensor shaped like out");
+  const Parts parts = make_parts(ct, scale, exact, rows, col_offset, bc, constant);
+  const torch::Tensor exact64 = has_float ? exact_nchw.to(torch::kFloat64) : exact_nchw;
+  const double* addend = has_float ? exact64.data_ptr<double>() : nullptr;
   const int32_t* src = ct.data_ptr<int32_t>();
   float* dst = out.data_ptr<float>();
-  // out[n][o][p] = ct[o / Og][o % Og][n*P + p]: rows of P contiguous values on both sides.
+  // out[n][o][p] = ct[o / Og][o % Og][n*P + p] (+ parts): rows of P contiguous values on both sides. Every part
+  // is an exact integer (the float addend too), so the sum is exact in int64/double and rounded once.
   at::parallel_for(0, N * O, std::max<int64_t>(1, 4096 / std::max<int64_t>(1, P)), [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) {
       const int64_t n = r / O, o = r % O;
       const int32_t* s = src + o * Mp + n * P;
       float* d = dst + r * P;
-      for (int64_t p = 0; p < P; ++p) d[p] = static_cast<float>(s[p]);
+      if (parts.trivial && addend == nullptr) {
+        for (int64_t p = 0; p < P; ++p) d[p] = static_cast<float>(s[p]);
+        continue;
+      }
+      const int64_t g = o / Og, og = o % Og;
+      for (int64_t p = 0; p < P; ++p) {
+        const int64_t v = parts.value(g, og, n * P + p, s[p]);
+        d[p] = addend == nullptr ? static_cast<float>(v) : static_cast<float>(static_cast<double>(v) + addend[r * P + p]);
+      }
     }
   });
 }

@@ -58,8 +58,9 @@ GemmKernel avx2_nibble_kernel(int bits_eff);
 GemmKernel avx2_nibble1_kernel(int bits_eff);  // one byte plane (tables spanning <= 256 values)
 GemmKernel avx512_gather_kernel(int bits_eff);
 GemmKernel avx512bw_i16_kernel(int bits_eff);
-GemmKernel avx512vbmi_bytes_kernel(int bits_eff);
-GemmKernel avx512vbmi_bytes1_kernel(int bits_eff);  // one byte plane
+// One or two byte planes; entries of the low (high) plane are at most 255 / group_lo (255 / group_hi), so
+// that many looked-up vectors may be summed as bytes before widening (1: no such bound).
+GemmKernel avx512vbmi_planes_kernel(int bits_eff, int planes, int group_lo, int group_hi);
 
 // Backward GEMMs with float32 gradient tables (see lut_gemm_backward.cpp).
 struct BackwardProblem {

@@ -92,9 +92,9 @@ def test_direct_conv_relu_activations_and_mixed_widths(isa: str, signed: bool) -
 
 @pytest.mark.parametrize("signed", [False, True], ids=["u", "s"])
 def test_direct_conv_exact_product_plus_error_plane(isa: str, signed: bool) -> None:
-    """A multiplier whose error E = T - a·b spans <= 256 values (on AVX2: exact conv + one byte plane of E),
-    every conv geometry, and a reduction long enough for the exact conv to need float64 slices."""
-    from approxlut.native.ops import path_for
+    """A multiplier whose error E = T - a·b spans <= 256 values (AVX2, VBMI: exact product + one byte plane of
+    E), every conv geometry, and a reduction long enough for a float exact conv to need float64 slices."""
+    from approxlut.native.engines import PLAN_PATHS
     from approxlut.native.prepared import code_values
 
     values = code_values(8, signed)
@@ -102,11 +102,11 @@ def test_direct_conv_exact_product_plus_error_plane(isa: str, signed: bool) -> N
     error = torch.randint(-100, 156, (256, 256), generator=gen, dtype=torch.int64)
     table = (values[:, None] * values[None, :] + error).to(torch.int32)
     lut = PreparedLut(table, 8, 8, signed, name="product+E")
-    assert ("exact product" in path_for(lut, "cpu")) == (isa == "avx2")
     for i, (n, c, h, w_, o, kh, kw, stride, pad, dil, groups) in enumerate(CASES):
         x = random_values((n, c, h, w_), 8, signed, 60 + i)
         w = random_values((o, c // groups, kh, kw), 8, signed, 70 + i)
         check(x, w, lut, stride, pad, dil, groups)
+        assert ("exact" in (get_engine("cpu").last_path or "")) == (isa in PLAN_PATHS)
     x = random_values((2, 300, 5, 5), 8, signed, 80)  # K = 2700: |a·b| sums beyond 2^24
     w = random_values((3, 300, 3, 3), 8, signed, 81)
     check(x, w, lut, 1, (1, 2), 1, 1)
