@@ -18,6 +18,7 @@ import torch
 
 from ..errors import ConfigError, NativeUnavailableError
 from . import reference
+from . import tuning
 from .cpu_features import choose_path, detect
 from .plan import TablePlan, int8_flip, int8_gemm_is_exact, plan_for
 from .prepared import PreparedLut, value_range
@@ -137,6 +138,46 @@ def exact_kind() -> str:
     return "int8" if int8_gemm_is_exact() else "values"
 
 
+@dataclass(frozen=True)
+class Epilogue:
+    """What a quantised layer does to the sums, per output channel, in float32 and in this order:
+    ``y = sum * scale``, then ``+ bias``, then ``+ extra`` (each ``[O]`` or ``None``)."""
+
+    scale: torch.Tensor | None = None
+    bias: torch.Tensor | None = None
+    extra: torch.Tensor | None = None
+
+    def tensors(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The three as contiguous float32 tensors (empty for ``None``), as the C++ output routine takes them."""
+
+        def one(t: torch.Tensor | None) -> torch.Tensor:
+            return torch.empty(0) if t is None else t.detach().to(torch.float32).contiguous()
+
+        return one(self.scale), one(self.bias), one(self.extra)
+
+
+class WeightCodes:
+    """Codes of operand b ``[G, K, N]`` (n-major when b is a transposed view of ``[G, N, K]`` weights), packed
+    once per call, with the XOR-flipped copy that int8 plans may read (made on first request)."""
+
+    def __init__(self, b: torch.Tensor, bits: int) -> None:
+        self.codes = pack_codes(b, bits)
+        self._max: int | None = None
+        self._flipped: dict[int, torch.Tensor] = {}
+
+    def reaches(self, flip: int) -> bool:
+        """Whether some code is at least ``flip``."""
+        if self._max is None:
+            self._max = int(self.codes.max()) if self.codes.numel() else 0
+        return self._max >= flip
+
+    def flipped(self, flip: int) -> torch.Tensor:
+        """The codes XOR ``flip`` (same layout)."""
+        if flip not in self._flipped:
+            self._flipped[flip] = self.codes ^ flip
+        return self._flipped[flip]
+
+
 _WORKSPACES = threading.local()
 
 
@@ -205,13 +246,14 @@ class CpuEngine(Engine):
         k_count = a.shape[2]
         chunk = max(1, INT32_MAX // max(lut.max_abs, 1))
         if k_count <= chunk:
-            sums = self._kernel_sums(ext, isa, at, int(max_code), bool(flipped), b, lut)
+            sums = self._kernel_sums(ext, isa, at, int(max_code), bool(flipped), WeightCodes(b, lut.bits_b), lut)
             ct = self._finish(ext, sums, lut, m_count, exact_values=(a, b))
         else:  # every int32 partial sum covers at most `chunk` products; the total goes int64
             total = torch.zeros((at.shape[0], b.shape[2], m_count), dtype=torch.int64)
             for k0 in range(0, k_count, chunk):
                 sl = slice(k0, k0 + chunk)
-                sums = self._kernel_sums(ext, isa, at[:, sl].contiguous(), int(max_code), bool(flipped), b[:, sl], lut)
+                weights = WeightCodes(b[:, sl], lut.bits_b)
+                sums = self._kernel_sums(ext, isa, at[:, sl].contiguous(), int(max_code), bool(flipped), weights, lut)
                 total += self._finish(ext, sums, lut, m_count, exact_values=(a[:, :, sl], b[:, sl]))
             self.last_path = f"{self.last_path} k-split"
             ct = reference.check_int32(total, lut)
@@ -228,9 +270,11 @@ class CpuEngine(Engine):
         padding: tuple[int, int, int, int],
         dilation: tuple[int, int],
         groups: int,
+        epilogue: Epilogue | None = None,
     ) -> bool:
         """Direct conv2d: ``out [N, O, OH, OW]`` (float32, contiguous) from integer values ``x [N, C, H, W]``
-        and ``w [O, C/groups, kh, kw]``, with the im2col panel built in C++ (no torch temporaries).
+        and ``w [O, C/groups, kh, kw]``, with the im2col panel built in C++ (no torch temporaries), and a
+        quantised layer's ``epilogue`` applied to the sums in the same pass.
 
         Returns ``False`` (``out`` untouched) when the sums need the int64 split of :meth:`lut_bmm`.
         """
@@ -241,37 +285,46 @@ class CpuEngine(Engine):
             return False
         ext = build.load()
         isa = choose_path()
-        codes = x if x.dtype in (torch.int8, torch.uint8) else pack_codes(x, lut.bits_a)
-        at, max_code, flipped = ext.conv2d_pack(
-            codes.contiguous(),
-            kh,
-            kw,
-            list(stride),
-            list(padding),
-            list(dilation),
-            groups,
-            (1 << lut.bits_a) - 1,
-            self._flip(isa, lut.bits_a, lut.signed),
-            _panel_workspace(),
-        )
-        b = w.reshape(groups, out_ch // groups, -1).transpose(1, 2)
-        sums = self._kernel_sums(ext, isa, at, int(max_code), bool(flipped), b, lut)
+        codes = (x if x.dtype in (torch.int8, torch.uint8) else pack_codes(x, lut.bits_a)).contiguous()
+        weights = WeightCodes(w.reshape(groups, out_ch // groups, -1).transpose(1, 2), lut.bits_b)
+        flip = self._flip(isa, lut.bits_a, lut.signed)
         empty = torch.empty(0)
-        plan = sums.plan
-        if plan is None:
-            ext.conv_output(sums.ct, out, 1, empty, empty, empty, empty, 0, empty)
-            return True
-        exact_nchw = empty
-        if plan.exact == "values":
-            from .decompose import exact_product_conv2d
+        tail = (empty, empty, empty) if epilogue is None else epilogue.tensors()
+        # The batch in chunks whose code panel fits the L2 cache: the kernels and the int8 product read it
+        # from there.
+        step = tuning.batch_step(groups * cg * kh * kw * out.shape[2] * out.shape[3], x.shape[0], out.shape[2] * out.shape[3])
+        for s in range(0, x.shape[0], step):
+            e = min(x.shape[0], s + step)
+            at, max_code, flipped = ext.conv2d_pack(
+                codes[s:e],
+                kh,
+                kw,
+                list(stride),
+                list(padding),
+                list(dilation),
+                groups,
+                (1 << lut.bits_a) - 1,
+                flip,
+                _panel_workspace(),
+            )
+            sums = self._kernel_sums(ext, isa, at, int(max_code), bool(flipped), weights, lut)
+            plan = sums.plan
+            if plan is None:
+                ext.conv_output(sums.ct, out[s:e], 1, empty, empty, empty, empty, 0, empty, *tail)
+                continue
+            exact_nchw = empty
+            if plan.exact == "values":
+                from .decompose import exact_product_conv2d
 
-            exact_nchw = exact_product_conv2d(
-                x, w, lut, stride=stride, padding=padding, dilation=dilation, groups=groups
-            ).contiguous()
-        exact, rows = self._parts(ext, sums)
-        ext.conv_output(
-            sums.ct, out, plan.scale, exact, rows, self._col_offset(plan), sums.bc, at.shape[1] * plan.bias, exact_nchw
-        )
+                exact_nchw = exact_product_conv2d(
+                    x[s:e], w, lut, stride=stride, padding=padding, dilation=dilation, groups=groups
+                ).contiguous()
+            exact, rows = self._parts(ext, sums)
+            constant = at.shape[1] * plan.bias
+            col_offset = self._col_offset(plan)
+            ext.conv_output(
+                sums.ct, out[s:e], plan.scale, exact, rows, col_offset, sums.bc, constant, exact_nchw, *tail
+            )
         return True
 
     @staticmethod
@@ -321,13 +374,13 @@ class CpuEngine(Engine):
         at: torch.Tensor,
         max_code: int,
         flipped: bool,
-        b: torch.Tensor,
+        weights: WeightCodes,
         lut: PreparedLut,
     ) -> KernelSums:
-        """The kernel's sums ``C^T [G, N, Mp]`` for the K-major code panel ``at [G, K, Mp]`` and values
-        ``b [G, K, N]``, with the plan they belong to (``None``: they are the result)."""
+        """The kernel's sums ``C^T [G, N, Mp]`` for the K-major code panel ``at [G, K, Mp]`` and the codes of
+        b, with the plan they belong to (``None``: they are the result)."""
         bits_eff = max(1, max_code.bit_length())
-        bc = pack_codes(b, lut.bits_b)  # n-major when b is a transposed view of [G, N, K] weights
+        bc = weights.codes
         plan = None
         if isa in PLAN_PATHS:
             kind: str | None = exact_kind() if at.shape[1] > 0 else None
@@ -335,13 +388,13 @@ class CpuEngine(Engine):
             flip_b = 0
             if kind == "int8":
                 flip = int8_flip(lut.bits_b, lut.signed)
-                if flip and bc.numel() and int(bc.max()) >= flip:
+                if flip and weights.reaches(flip):
                     flip_b = flip
             plan = plan_for(lut, isa, 1 << bits_eff, flip_a, flip_b, kind)
             if plan is not None and at.shape[1] > INT32_MAX // plan.sum_bound:
                 plan = None
             if plan is not None and flip_b:
-                bc = bc ^ flip_b
+                bc = weights.flipped(flip_b)
         if plan is None:
             if flipped:  # back to plain codes for the int32/int16 kernels
                 at = at ^ int8_flip(lut.bits_a, lut.signed)

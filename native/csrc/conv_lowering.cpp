@@ -1,6 +1,5 @@
-// Conv lowering without torch temporaries: float operand values to integer codes with a fused range and
-// integer check, implicit im2col straight into the K-major code panel the kernels read, and the kernel's
-// transposed result written as a float32 NCHW output.
+// Conv lowering without torch temporaries: implicit im2col straight into the K-major code panel the kernels
+// read, and the kernel's transposed result (plus the table's other parts) written as a float32 NCHW output.
 #include "conv_lowering.h"
 
 #include <ATen/Parallel.h>
@@ -30,52 +29,6 @@ inline void copy_rows(uint8_t* dst, const uint8_t* src, int64_t rows, int64_t sr
 }
 
 }  // namespace
-
-std::tuple<torch::Tensor, bool> float_to_values(const torch::Tensor& x, int64_t vmin, int64_t vmax) {
-  TORCH_CHECK(x.device().is_cpu() && x.scalar_type() == torch::kFloat32 && x.is_contiguous(),
-              "x must be a contiguous float32 CPU tensor");
-  TORCH_CHECK(-128 <= vmin && vmin <= vmax && vmax <= 255, "operand range must lie within int8 or uint8");
-  const bool is_signed = vmin < 0;
-  auto out = torch::empty(x.sizes(), torch::dtype(is_signed ? torch::kInt8 : torch::kUInt8));
-  const float* src = x.data_ptr<float>();
-  uint8_t* dst = static_cast<uint8_t*>(out.data_ptr());
-  const float lo = static_cast<float>(vmin), hi = static_cast<float>(vmax);
-  std::atomic<bool> ok{true};
-  at::parallel_for(0, x.numel(), 1 << 16, [&](int64_t begin, int64_t end) {
-    int bad = 0;
-    int64_t i = begin;
-    // 16 values at a time with SSE2 (every x86-64 CPU): the same clamp, conversion and checks as the
-    // scalar loop below, then saturating packs that are exact for values within [vmin, vmax].
-    const __m128 vlo = _mm_set1_ps(lo), vhi = _mm_set1_ps(hi);
-    __m128 flags = _mm_setzero_ps();
-    for (; i + 16 <= end; i += 16) {
-      __m128i q[4];
-      for (int j = 0; j < 4; ++j) {
-        const __m128 v = _mm_loadu_ps(src + i + 4 * j);
-        const __m128 inside = _mm_and_ps(_mm_cmpge_ps(v, vlo), _mm_cmple_ps(v, vhi));
-        const __m128 c = _mm_or_ps(_mm_and_ps(inside, v), _mm_andnot_ps(inside, vlo));
-        q[j] = _mm_cvttps_epi32(c);
-        flags = _mm_or_ps(flags, _mm_or_ps(_mm_andnot_ps(inside, _mm_castsi128_ps(_mm_set1_epi32(-1))),
-                                           _mm_cmpneq_ps(_mm_cvtepi32_ps(q[j]), c)));
-      }
-      const __m128i w0 = _mm_packs_epi32(q[0], q[1]), w1 = _mm_packs_epi32(q[2], q[3]);
-      const __m128i b = is_signed ? _mm_packs_epi16(w0, w1) : _mm_packus_epi16(w0, w1);
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + i), b);
-    }
-    bad |= _mm_movemask_ps(flags);
-    for (; i < end; ++i) {
-      const float v = src[i];
-      // NaN fails both comparisons; the clamp keeps the conversion defined whatever v is.
-      const bool inside = v >= lo && v <= hi;
-      const float c = inside ? v : lo;
-      const int iv = static_cast<int>(c);
-      bad |= static_cast<int>(!inside) | static_cast<int>(static_cast<float>(iv) != c);
-      dst[i] = static_cast<uint8_t>(iv);
-    }
-    if (bad) ok.store(false);
-  });
-  return {out, ok.load()};
-}
 
 void flip_codes(uint8_t* codes, int64_t count, uint8_t flip) {
   at::parallel_for(0, count, 1 << 16, [&](int64_t begin, int64_t end) {
@@ -166,7 +119,8 @@ std::tuple<torch::Tensor, int64_t, bool> conv2d_pack(const torch::Tensor& x, int
 
 void conv_output(const torch::Tensor& ct, torch::Tensor& out, int64_t scale, const torch::Tensor& exact,
                  const torch::Tensor& rows, const torch::Tensor& col_offset, const torch::Tensor& bc,
-                 int64_t constant, const torch::Tensor& exact_nchw) {
+                 int64_t constant, const torch::Tensor& exact_nchw, const torch::Tensor& out_scale,
+                 const torch::Tensor& out_bias, const torch::Tensor& out_extra) {
   TORCH_CHECK(ct.device().is_cpu() && ct.scalar_type() == torch::kInt32 && ct.dim() == 3 && ct.is_contiguous(),
               "ct must be a contiguous int32 [G, O/G, Mp] CPU tensor");
   TORCH_CHECK(out.device().is_cpu() && out.scalar_type() == torch::kFloat32 && out.dim() == 4 && out.is_contiguous(),
@@ -182,6 +136,18 @@ void conv_output(const torch::Tensor& ct, torch::Tensor& out, int64_t scale, con
   const Parts parts = make_parts(ct, scale, exact, rows, col_offset, bc, constant);
   const torch::Tensor exact64 = has_float ? exact_nchw.to(torch::kFloat64) : exact_nchw;
   const double* addend = has_float ? exact64.data_ptr<double>() : nullptr;
+  // The epilogue of a quantised layer, per output channel: y = sum * s[o], then + b[o], then + e[o], each a
+  // float32 operation as torch does them one after the other (no FMA: built with -ffp-contract=off).
+  auto channel = [&](const torch::Tensor& t, const char* what) -> const float* {
+    if (t.numel() == 0) return nullptr;
+    TORCH_CHECK(t.scalar_type() == torch::kFloat32 && t.is_contiguous() && t.numel() == O, what,
+                " must be a contiguous float32 tensor with one value per output channel");
+    return t.data_ptr<float>();
+  };
+  const float* mul = channel(out_scale, "out_scale");
+  const float* add = channel(out_bias, "out_bias");
+  const float* extra = channel(out_extra, "out_extra");
+  const bool plain = parts.trivial && addend == nullptr && mul == nullptr && add == nullptr && extra == nullptr;
   const int32_t* src = ct.data_ptr<int32_t>();
   float* dst = out.data_ptr<float>();
   // out[n][o][p] = ct[o / Og][o % Og][n*P + p] (+ parts): rows of P contiguous values on both sides. Every part
@@ -191,7 +157,7 @@ void conv_output(const torch::Tensor& ct, torch::Tensor& out, int64_t scale, con
       const int64_t n = r / O, o = r % O;
       const int32_t* s = src + o * Mp + n * P;
       float* d = dst + r * P;
-      if (parts.trivial && addend == nullptr) {
+      if (plain) {
         for (int64_t p = 0; p < P; ++p) d[p] = static_cast<float>(s[p]);
         continue;
       }
@@ -199,6 +165,18 @@ void conv_output(const torch::Tensor& ct, torch::Tensor& out, int64_t scale, con
       for (int64_t p = 0; p < P; ++p) {
         const int64_t v = parts.value(g, og, n * P + p, s[p]);
         d[p] = addend == nullptr ? static_cast<float>(v) : static_cast<float>(static_cast<double>(v) + addend[r * P + p]);
+      }
+      if (mul != nullptr) {
+        const float m = mul[o];
+        for (int64_t p = 0; p < P; ++p) d[p] = d[p] * m;
+      }
+      if (add != nullptr) {
+        const float b = add[o];
+        for (int64_t p = 0; p < P; ++p) d[p] = d[p] + b;
+      }
+      if (extra != nullptr) {
+        const float e = extra[o];
+        for (int64_t p = 0; p < P; ++p) d[p] = d[p] + e;
       }
     }
   });

@@ -9,10 +9,6 @@
 
 namespace lutgen {
 
-// Values of a contiguous float32 tensor as int8 (vmin < 0) or uint8, and whether every value was an
-// integer within [vmin, vmax] (when not, the returned values are meaningless).
-std::tuple<torch::Tensor, bool> float_to_values(const torch::Tensor& x, int64_t vmin, int64_t vmax);
-
 // XOR every one of `count` codes with `flip` (in parallel).
 void flip_codes(uint8_t* codes, int64_t count, uint8_t flip);
 
@@ -32,9 +28,11 @@ std::tuple<torch::Tensor, int64_t, bool> conv2d_pack(const torch::Tensor& x, int
 // out [N, O, OH, OW] float32 (contiguous) from the kernel's transposed result ct [G, O/G, Mp] int32 and the
 // table's other parts (see table_parts.h; empty tensors for parts a plan does not have), plus `exact_nchw`
 // (float32/float64 exact integer products shaped like out, or empty) when the exact product came from a
-// native float convolution.
+// native float convolution. A quantised layer's epilogue follows, per output channel (each may be empty):
+// y = sum * out_scale[o], then + out_bias[o], then + out_extra[o], in float32 as torch computes them.
 void conv_output(const torch::Tensor& ct, torch::Tensor& out, int64_t scale, const torch::Tensor& exact,
                  const torch::Tensor& rows, const torch::Tensor& col_offset, const torch::Tensor& bc,
-                 int64_t constant, const torch::Tensor& exact_nchw);
+                 int64_t constant, const torch::Tensor& exact_nchw, const torch::Tensor& out_scale,
+                 const torch::Tensor& out_bias, const torch::Tensor& out_extra);
 
 }  // namespace lutgen

@@ -14,6 +14,7 @@
 
 #include "conv_lowering.h"
 #include "lut_gemm_common.h"
+#include "operands.h"
 #include "table_parts.h"
 
 namespace lutgen {
@@ -275,6 +276,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("lut_gemm_backward", &lutgen::lut_gemm_backward, "Backward LUT-GEMMs with float32 gradient tables");
   m.def("pack_transposed", &lutgen::pack_transposed, "Masked codes of a [G,M,K], transposed and padded to [G,K,Mp]");
   m.def("float_to_values", &lutgen::float_to_values, "float32 operand values to int8/uint8, with a range+integer check");
+  m.def("quantize_codes", &lutgen::quantize_codes, "clamp(round(x / scale + zero), qmin, qmax) as int8/uint8 codes");
   m.def("conv2d_pack", &lutgen::conv2d_pack, "Implicit im2col: conv input codes as the K-major panel [G,K,Mp]");
   m.def("conv_output", &lutgen::conv_output, "Kernel result [G,O/G,Mp] int32 plus the table's other parts into a float32 NCHW output");
   m.def("exact_int8", &lutgen::exact_int8, "C^T[g,n,m] = sum_k int8(bc[g,k,n]) int8(at[g,k,m]) (torch int8 GEMM)");

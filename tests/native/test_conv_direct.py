@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from approxlut.errors import ConfigError, LutgenError, NativeUnavailableError
-from approxlut.native import PreparedLut, build, cpu_features
+from approxlut.native import PreparedLut, build, cpu_features, tuning
 from approxlut.native.autograd import operand_values
 from approxlut.native.conv import Conv2dLowering, conv2d_spec
 from approxlut.native.engines import CpuEngine, get_engine
@@ -121,7 +121,10 @@ def test_direct_conv_noncontiguous_and_chunked(isa: str, monkeypatch: pytest.Mon
     w = random_values((4, 3, 3, 5), 8, True, 8).permute(0, 3, 1, 2)  # [4, 5, 3, 3], non-contiguous
     assert not x.is_contiguous() and not w.is_contiguous()
     check(x, w, lut, 1, 1, 1, 1)
-    monkeypatch.setattr(conv, "CHUNK_ELEMENTS", 400)  # one sample per chunk
+    monkeypatch.setattr(conv, "CHUNK_ELEMENTS", 400)  # one sample per chunk (im2col lowering)
+    monkeypatch.setenv(tuning.PANEL_ENV, "1")  # one sample per panel (direct conv)
+    check(x, w, lut, (2, 1), (1, 0), 1, 1)
+    monkeypatch.setenv(tuning.PANEL_ENV, "700")  # two samples per panel: a partial last chunk
     check(x, w, lut, (2, 1), (1, 0), 1, 1)
 
 
