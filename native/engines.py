@@ -9,7 +9,6 @@ or ``LUTGEN_ENGINE``) that cannot run raises :class:`NativeUnavailableError` ins
 from __future__ import annotations
 
 import os
-import threading
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -17,8 +16,7 @@ from typing import Any
 import torch
 
 from ..errors import ConfigError, NativeUnavailableError
-from . import reference
-from . import tuning
+from . import reference, tuning
 from .cpu_features import choose_path, detect
 from .plan import TablePlan, int8_flip, int8_gemm_is_exact, plan_for
 from .prepared import PreparedLut, value_range
@@ -178,18 +176,6 @@ class WeightCodes:
         return self._flipped[flip]
 
 
-_WORKSPACES = threading.local()
-
-
-def _panel_workspace() -> torch.Tensor:
-    """This thread's buffer for the direct conv's code panel (grown by the packing, kept between calls)."""
-    workspace = getattr(_WORKSPACES, "panel", None)
-    if workspace is None:
-        workspace = torch.empty(0, dtype=torch.uint8)
-        _WORKSPACES.panel = workspace
-    return workspace
-
-
 @dataclass
 class KernelSums:
     """What :meth:`CpuEngine._kernel_sums` ran: the kernel's sums ``[G, N, Mp]`` and the plan (``None``: the
@@ -212,6 +198,8 @@ class CpuEngine(Engine):
     name = "cpu"
     priority = 10
     devices = ("cpu",)
+    last_plan: TablePlan | None = None
+    """The plan of the last call's kernels (``None``: a path without plans)."""
 
     def unavailable_reason(self) -> str | None:
         """Why not (not x86-64, no compiler, build failed); a path forced by ``LUTGEN_CPU_ISA`` that this CPU
@@ -281,50 +269,60 @@ class CpuEngine(Engine):
         from . import build
 
         out_ch, cg, kh, kw = w.shape
-        if cg * kh * kw > max(1, INT32_MAX // max(lut.max_abs, 1)):
+        k_count = cg * kh * kw
+        if k_count > max(1, INT32_MAX // max(lut.max_abs, 1)):
             return False
         ext = build.load()
         isa = choose_path()
         codes = (x if x.dtype in (torch.int8, torch.uint8) else pack_codes(x, lut.bits_a)).contiguous()
+        mask = (1 << lut.bits_a) - 1
         weights = WeightCodes(w.reshape(groups, out_ch // groups, -1).transpose(1, 2), lut.bits_b)
+        top = int(ext.max_code(codes, mask))
         flip = self._flip(isa, lut.bits_a, lut.signed)
+        flipped = bool(flip) and top >= flip
+        bits_eff = max(1, (2 * flip - 1 if flipped else top).bit_length())
+        plan, bc = self._plan(isa, bits_eff, flipped, weights, lut, k_count)
+        if plan is None:
+            flip, bits_eff = 0, max(1, top.bit_length())
+        elif not flipped:
+            flip = 0
+        kernel, table, col_stride, plane_stride, table_bias, planes, groups_lo_hi = self._kernel_table(
+            isa, lut, plan, bits_eff
+        )
         empty = torch.empty(0)
-        tail = (empty, empty, empty) if epilogue is None else epilogue.tensors()
-        # The batch in chunks whose code panel fits the L2 cache: the kernels and the int8 product read it
-        # from there.
-        step = tuning.batch_step(groups * cg * kh * kw * out.shape[2] * out.shape[3], x.shape[0], out.shape[2] * out.shape[3])
-        for s in range(0, x.shape[0], step):
-            e = min(x.shape[0], s + step)
-            at, max_code, flipped = ext.conv2d_pack(
-                codes[s:e],
-                kh,
-                kw,
-                list(stride),
-                list(padding),
-                list(dilation),
-                groups,
-                (1 << lut.bits_a) - 1,
-                flip,
-                _panel_workspace(),
-            )
-            sums = self._kernel_sums(ext, isa, at, int(max_code), bool(flipped), weights, lut)
-            plan = sums.plan
-            if plan is None:
-                ext.conv_output(sums.ct, out[s:e], 1, empty, empty, empty, empty, 0, empty, *tail)
-                continue
-            exact_nchw = empty
-            if plan.exact == "values":
-                from .decompose import exact_product_conv2d
+        exact_nchw = empty
+        if plan is not None and plan.exact == "values":
+            from .decompose import exact_product_conv2d
 
-                exact_nchw = exact_product_conv2d(
-                    x[s:e], w, lut, stride=stride, padding=padding, dilation=dilation, groups=groups
-                ).contiguous()
-            exact, rows = self._parts(ext, sums)
-            constant = at.shape[1] * plan.bias
-            col_offset = self._col_offset(plan)
-            ext.conv_output(
-                sums.ct, out[s:e], plan.scale, exact, rows, col_offset, sums.bc, constant, exact_nchw, *tail
-            )
+            exact_nchw = exact_product_conv2d(
+                x, w, lut, stride=stride, padding=padding, dilation=dilation, groups=groups
+            ).contiguous()
+        tail = (empty, empty, empty) if epilogue is None else epilogue.tensors()
+        ext.conv_run(
+            codes,
+            [kh, kw, *stride, *padding, *dilation, groups],
+            kernel,
+            bits_eff,
+            planes,
+            *groups_lo_hi,
+            table,
+            col_stride,
+            plane_stride,
+            table_bias,
+            bc,
+            mask,
+            flip,
+            tuning.k_slice(),
+            1 if plan is None else plan.scale,
+            plan is not None and plan.exact == "int8",
+            empty if plan is None or plan.row_table is None else plan.row_table,
+            0 if plan is None else plan.row_bias,
+            empty if plan is None else self._col_offset(plan),
+            0 if plan is None else plan.bias,
+            exact_nchw,
+            *tail,
+            out,
+        )
         return True
 
     @staticmethod
@@ -348,7 +346,13 @@ class CpuEngine(Engine):
         return exact, rows
 
     def _finish(
-        self, ext: Any, sums: KernelSums, lut: PreparedLut, valid: int, *, exact_values: tuple[torch.Tensor, torch.Tensor]
+        self,
+        ext: Any,
+        sums: KernelSums,
+        lut: PreparedLut,
+        valid: int,
+        *,
+        exact_values: tuple[torch.Tensor, torch.Tensor],
     ) -> torch.Tensor:
         """The result ``[G, N, valid]`` of a GEMM: int32, or int64 where a float exact product was added."""
         plan = sums.plan
@@ -357,7 +361,9 @@ class CpuEngine(Engine):
         exact, rows = self._parts(ext, sums)
         ct = sums.ct
         k_count = sums.at.shape[1]
-        if not ext.finish_gemm(ct, valid, plan.scale, exact, rows, self._col_offset(plan), sums.bc, k_count * plan.bias):
+        if not ext.finish_gemm(
+            ct, valid, plan.scale, exact, rows, self._col_offset(plan), sums.bc, k_count * plan.bias
+        ):
             raise_beyond_int32(lut)
         if plan.exact != "values":
             return ct[:, :, :valid]
@@ -380,47 +386,49 @@ class CpuEngine(Engine):
         """The kernel's sums ``C^T [G, N, Mp]`` for the K-major code panel ``at [G, K, Mp]`` and the codes of
         b, with the plan they belong to (``None``: they are the result)."""
         bits_eff = max(1, max_code.bit_length())
-        bc = weights.codes
-        plan = None
-        if isa in PLAN_PATHS:
-            kind: str | None = exact_kind() if at.shape[1] > 0 else None
-            flip_a = int8_flip(lut.bits_a, lut.signed) if flipped else 0
-            flip_b = 0
-            if kind == "int8":
-                flip = int8_flip(lut.bits_b, lut.signed)
-                if flip and weights.reaches(flip):
-                    flip_b = flip
-            plan = plan_for(lut, isa, 1 << bits_eff, flip_a, flip_b, kind)
-            if plan is not None and at.shape[1] > INT32_MAX // plan.sum_bound:
-                plan = None
-            if plan is not None and flip_b:
-                bc = weights.flipped(flip_b)
+        plan, bc = self._plan(isa, bits_eff, flipped, weights, lut, at.shape[1])
+        if plan is None and flipped:  # back to plain codes for the int32/int16 kernels
+            at = at ^ int8_flip(lut.bits_a, lut.signed)
+            bits_eff = lut.bits_a
+        kernel, table, col_stride, plane_stride, bias, planes, (group_lo, group_hi) = self._kernel_table(
+            isa, lut, plan, bits_eff
+        )
+        ct = ext.lut_gemm(kernel, at, bc, table, col_stride, plane_stride, bias, bits_eff, planes, group_lo, group_hi)
+        return KernelSums(ct, plan, at, bc)
+
+    def _plan(
+        self, isa: str, bits_eff: int, flipped: bool, weights: WeightCodes, lut: PreparedLut, k_count: int
+    ) -> tuple[TablePlan | None, torch.Tensor]:
+        """The plan for codes of a below ``2^bits_eff`` (XOR-flipped where ``flipped``) and a reduction of
+        ``k_count``, with the codes of b it reads; ``None`` (and the plain codes) where no plan applies."""
+        if isa not in PLAN_PATHS:
+            return None, weights.codes
+        kind: str | None = exact_kind() if k_count > 0 else None
+        flip_a = int8_flip(lut.bits_a, lut.signed) if flipped else 0
+        flip_b = 0
+        if kind == "int8":
+            flip = int8_flip(lut.bits_b, lut.signed)
+            if flip and weights.reaches(flip):
+                flip_b = flip
+        plan = plan_for(lut, isa, 1 << bits_eff, flip_a, flip_b, kind)
+        if plan is None or k_count > INT32_MAX // plan.sum_bound:
+            return None, weights.codes
+        return plan, weights.flipped(flip_b) if flip_b else weights.codes
+
+    def _kernel_table(
+        self, isa: str, lut: PreparedLut, plan: TablePlan | None, bits_eff: int
+    ) -> tuple[str, torch.Tensor, int, int, int, int, tuple[int, int]]:
+        """``(kernel, table, column stride, plane stride, bias, planes, (group_lo, group_hi))`` of a call, and
+        what it runs in words (``last_path``, ``last_plan``)."""
         if plan is None:
-            if flipped:  # back to plain codes for the int32/int16 kernels
-                at = at ^ int8_flip(lut.bits_a, lut.signed)
-                bits_eff = lut.bits_a
             kernel, layout = legacy_kernel(isa, lut)
             table, col_stride, plane_stride, bias = table_layout(lut, layout, bits_eff)
-            self.last_path = f"{kernel} a{bits_eff}"
-            ct = ext.lut_gemm(kernel, at, bc, table, col_stride, plane_stride, bias, bits_eff, 1, 1, 1)
-            return KernelSums(ct, None, at, bc)
+            self.last_path, self.last_plan = f"{kernel} a{bits_eff}", None
+            return kernel, table, col_stride, plane_stride, bias, 1, (1, 1)
         kernel = "avx512vbmi/planes" if isa == "avx512vbmi" else "avx2/nibble"
         padded = plan.table.shape[2]
-        self.last_path = f"{kernel} a{bits_eff}: {plan.describe()}"
-        ct = ext.lut_gemm(
-            kernel,
-            at,
-            bc,
-            plan.table,
-            plan.planes * padded,
-            padded,
-            0,
-            bits_eff,
-            plan.planes,
-            plan.group_lo,
-            plan.group_hi,
-        )
-        return KernelSums(ct, plan, at, bc)
+        self.last_path, self.last_plan = f"{kernel} a{bits_eff}: {plan.describe()}", plan
+        return kernel, plan.table, plan.planes * padded, padded, 0, plan.planes, (plan.group_lo, plan.group_hi)
 
     def lut_bmm_backward(
         self, a: torch.Tensor, b: torch.Tensor, grad_c: torch.Tensor, lut: PreparedLut, *, ste: bool

@@ -37,8 +37,8 @@ from .conv import (
     conv2d_spec,
     output_size,
 )
-from .decompose import analyse, describe
 from .cpu_features import cpu_isa
+from .decompose import analyse, describe
 from .engines import ENGINE_ENV, CpuEngine, Engine, Epilogue, get_engine, resolve_engine
 from .prepared import PreparedLut
 

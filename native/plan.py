@@ -92,6 +92,17 @@ class TablePlan:
             bound = max(bound, int(self.row_offset.abs().max()) + 1)
         return bound
 
+    @property
+    def code(self) -> str:
+        """Short class of the plan for tables: ``E1``/``E2`` (exact product + one/two planes of the error),
+        ``T1``/``T2`` (planes of the table)."""
+        return f"{'E' if self.exact else 'T'}{self.planes}"
+
+    def short(self) -> str:
+        """A few characters for narrow tables, e.g. ``"E1 i8 32v"``."""
+        kind = {"int8": " i8", "values": " f32"}.get(self.exact or "", "")
+        return f"{self.code}{kind} {self.span}v"
+
     def describe(self) -> str:
         """A few words for the path string, e.g. ``"exact int8 + 1 plane"``."""
         parts = []
@@ -196,7 +207,12 @@ def plane_cost(isa: str, bits_eff: int, group: int) -> float:
     return 2 * (2 * subtables - 1) + 6
 
 
-EXACT_COST = {("avx512vbmi", "int8"): 1.5, ("avx512vbmi", "values"): 5.0, ("avx2", "int8"): 3.0, ("avx2", "values"): 8.0}
+EXACT_COST = {
+    ("avx512vbmi", "int8"): 1.5,
+    ("avx512vbmi", "values"): 5.0,
+    ("avx2", "int8"): 3.0,
+    ("avx2", "values"): 8.0,
+}
 """Estimated cost of the exact product per 64 products, in the units of :func:`plane_cost`."""
 
 
@@ -208,7 +224,9 @@ def _build(lut: PreparedLut, isa: str, rows: int, flip_a: int, flip_b: int, exac
     table = lut.forward.cpu().numpy().astype(np.int64)[np.ix_(codes_a, codes_b)]
     if exact == "int8":
         stored_a, stored_b = np.arange(rows), np.arange(cols)
-        table = table - np.outer(np.where(stored_a >= 128, stored_a - 256, stored_a), stored_b - 256 * (stored_b >= 128))
+        table = table - np.outer(
+            np.where(stored_a >= 128, stored_a - 256, stored_a), stored_b - 256 * (stored_b >= 128)
+        )
     elif exact == "values":
         va = code_values(lut.bits_a, lut.signed).numpy()[codes_a]
         vb = code_values(lut.bits_b, lut.signed).numpy()[codes_b]

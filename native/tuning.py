@@ -1,15 +1,15 @@
 """Block sizes of the CPU engine, derived from the cache sizes of the machine it runs on.
 
-The direct convolution packs the codes of a batch chunk into a K-major panel that the LUT-GEMM kernels and
-the int8 exact product then read several times; a panel that fits the core's L2 cache is read from there
-instead of memory (on the Intel Xeon this was tuned on, a 64-channel 32x32 layer's int8 product went from
-18 to 8 ms per batch of 64). Cache sizes come from sysfs (Linux), with conservative defaults elsewhere;
-``LUTGEN_PANEL_BYTES`` overrides the panel budget (tests, experiments).
+The direct convolution packs the codes of each block of 256 output positions into a panel that the
+LUT-GEMM kernel (once per column), the int8 exact product and the row offsets then read; a panel that fits
+the core's L2 cache is read from there instead of memory (on the Intel Xeon this was tuned on, a 64-channel
+32x32 layer's int8 product took 18 ms per batch of 64 from a memory-sized panel, 6 ms block by block).
+Reductions longer than the budget are packed a slice of k at a time. Cache sizes come from sysfs (Linux),
+with conservative defaults elsewhere; ``LUTGEN_PANEL_BYTES`` overrides the panel budget (tests, experiments).
 """
 
 from __future__ import annotations
 
-import math
 import os
 import re
 from dataclasses import dataclass
@@ -72,7 +72,8 @@ def cache_sizes() -> CacheSizes:
 
 
 def panel_bytes() -> int:
-    """Budget of one direct-conv code panel: the L2 size, or ``$LUTGEN_PANEL_BYTES``."""
+    """Budget of one code panel: half the L2 size (the other half holds tables and sums), or
+    ``$LUTGEN_PANEL_BYTES``."""
     value = os.environ.get(PANEL_ENV)
     if value:
         try:
@@ -82,19 +83,10 @@ def panel_bytes() -> int:
         if budget < 1:
             raise ConfigError(f"{PANEL_ENV}={value!r} must be a positive number of bytes")
         return budget
-    return cache_sizes().l2
+    return cache_sizes().l2 // 2
 
 
-def batch_step(per_sample_bytes: int, batch: int, rows_per_sample: int = 0, lanes: int = 256) -> int:
-    """Samples per panel so that the panel stays within :func:`panel_bytes` (at least one).
-
-    With ``rows_per_sample`` the step is rounded down, where that keeps it at least one, to fill whole blocks
-    of ``lanes`` rows (the kernels pad a panel's rows to a multiple of it: 27 samples of 4x4 outputs would
-    waste 15 % of the work on padding, 16 none).
-    """
-    step = max(1, min(batch, panel_bytes() // max(1, per_sample_bytes)))
-    if rows_per_sample > 0 and step < batch:
-        whole = lanes // math.gcd(lanes, rows_per_sample)  # samples per whole number of lane blocks
-        if step >= whole:
-            step -= step % whole
-    return step
+def k_slice(lanes: int = 256) -> int:
+    """Rows of k per panel of ``lanes`` output positions (at least one): 4096 with a 2 MiB L2, 2048 with
+    1 MiB."""
+    return max(1, panel_bytes() // lanes)

@@ -4,6 +4,7 @@
 #include <torch/extension.h>
 
 #include <cstdint>
+#include <string>
 #include <tuple>
 #include <vector>
 
@@ -12,27 +13,43 @@ namespace lutgen {
 // XOR every one of `count` codes with `flip` (in parallel).
 void flip_codes(uint8_t* codes, int64_t count, uint8_t flip);
 
-// Implicit im2col: codes (value & mask) of x [N, C, H, W] (int8/uint8, contiguous) as the K-major panel
-// [G, Cg*kh*kw, Mp] (m = (n, oh, ow), padded to a multiple of kLaneAlign; those lanes are discarded), XOR
-// `flip` when a code reaches it (flip > 0); also an upper bound of the panel's stored codes and whether the
-// flip was applied.
-// padding is (top, bottom, left, right); positions outside the input are value 0 (code 0).
-// The panel is a view into `workspace` (a uint8 tensor, grown in place when too small): reusing one buffer
-// across calls spares the page faults of a fresh multi-megabyte allocation, which cost as much as the
-// packing itself. The view is valid until the next call with the same workspace.
-std::tuple<torch::Tensor, int64_t, bool> conv2d_pack(const torch::Tensor& x, int64_t kh, int64_t kw,
-                                               std::vector<int64_t> stride, std::vector<int64_t> padding,
-                                               std::vector<int64_t> dilation, int64_t groups, int64_t mask,
-                                               int64_t flip, torch::Tensor workspace);
+// Largest code (value & mask) of a contiguous int8/uint8 tensor.
+int64_t max_code(const torch::Tensor& x, int64_t mask);
 
-// out [N, O, OH, OW] float32 (contiguous) from the kernel's transposed result ct [G, O/G, Mp] int32 and the
-// table's other parts (see table_parts.h; empty tensors for parts a plan does not have), plus `exact_nchw`
-// (float32/float64 exact integer products shaped like out, or empty) when the exact product came from a
-// native float convolution. A quantised layer's epilogue follows, per output channel (each may be empty):
-// y = sum * out_scale[o], then + out_bias[o], then + out_extra[o], in float32 as torch computes them.
-void conv_output(const torch::Tensor& ct, torch::Tensor& out, int64_t scale, const torch::Tensor& exact,
-                 const torch::Tensor& rows, const torch::Tensor& col_offset, const torch::Tensor& bc,
-                 int64_t constant, const torch::Tensor& exact_nchw, const torch::Tensor& out_scale,
-                 const torch::Tensor& out_bias, const torch::Tensor& out_extra);
+// Geometry of a 2-D convolution: kernel, stride, zero padding (top, bottom, left, right), dilation, groups.
+struct ConvGeometry {
+  int64_t kh, kw, sh, sw, top, bottom, left, right, dh, dw, groups;
+};
+
+// The LUT-GEMM kernel and its table (layouts in lut_gemm_common.h).
+struct KernelTable {
+  std::string name;
+  int bits_eff, planes, group_lo, group_hi;
+  torch::Tensor table;
+  int64_t col_stride, plane_stride, bias;
+};
+
+// What surrounds the kernel (see table_parts.h and approxlut/native/plan.py): stored codes are
+// (value & mask) ^ flip; the kernel's sums are multiplied by `scale`; plus the int8 exact product (on the
+// same panel), the row offsets (a one-column two-plane table, or empty, with its bias), the column offsets
+// (int64 per stored code of b, or empty) and `bias` per product; plus a float exact product shaped like the
+// output (or empty); then the layer's epilogue per output channel (empty tensors where none). The panel
+// holds k_slice rows of k at a time.
+struct ConvParts {
+  int64_t mask, flip, k_slice, scale;
+  bool exact_int8;
+  torch::Tensor row_table;
+  int64_t row_bias;
+  torch::Tensor col_offset;
+  int64_t bias;
+  torch::Tensor exact_nchw, out_scale, out_bias, out_extra;
+};
+
+// out [N, O, OH, OW] (float32, contiguous) of the LUT convolution of x [N, C, H, W] (int8/uint8 values,
+// contiguous) with the stored weight codes bc [G, Cg*kh*kw, O/G], in one parallel pass over blocks of
+// kLaneAlign output positions: each block's panel of codes stays in the core's cache while the kernel, the
+// exact product and the row offsets read it.
+void conv_run(const torch::Tensor& x, const ConvGeometry& geometry, const KernelTable& kernel,
+              const torch::Tensor& bc, const ConvParts& parts, torch::Tensor& out);
 
 }  // namespace lutgen

@@ -18,10 +18,7 @@
 #include "table_parts.h"
 
 namespace lutgen {
-namespace {
 
-// The kernel `name` for codes below 2^bits_eff; the byte-plane kernels also take the number of planes and
-// the byte-sum groups of each (see avx512vbmi_planes_kernel).
 GemmKernel find_kernel(const std::string& name, int bits_eff, int planes, int group_lo, int group_hi) {
   if (name == "scalar/i32") return scalar_i32_kernel(bits_eff);
   if (name == "avx2/gather") return avx2_gather_kernel(bits_eff);
@@ -31,6 +28,8 @@ GemmKernel find_kernel(const std::string& name, int bits_eff, int planes, int gr
   if (name == "avx512vbmi/planes") return avx512vbmi_planes_kernel(bits_eff, planes, group_lo, group_hi);
   return nullptr;
 }
+
+namespace {
 
 void check_codes(const torch::Tensor& t, const char* what) {
   TORCH_CHECK(t.device().is_cpu() && t.scalar_type() == torch::kUInt8 && t.dim() == 3, what,
@@ -277,8 +276,27 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("pack_transposed", &lutgen::pack_transposed, "Masked codes of a [G,M,K], transposed and padded to [G,K,Mp]");
   m.def("float_to_values", &lutgen::float_to_values, "float32 operand values to int8/uint8, with a range+integer check");
   m.def("quantize_codes", &lutgen::quantize_codes, "clamp(round(x / scale + zero), qmin, qmax) as int8/uint8 codes");
-  m.def("conv2d_pack", &lutgen::conv2d_pack, "Implicit im2col: conv input codes as the K-major panel [G,K,Mp]");
-  m.def("conv_output", &lutgen::conv_output, "Kernel result [G,O/G,Mp] int32 plus the table's other parts into a float32 NCHW output");
+  m.def("max_code", &lutgen::max_code, "Largest code (value & mask) of an int8/uint8 tensor");
+  m.def(
+      "conv_run",
+      [](const torch::Tensor& x, std::vector<int64_t> geometry, const std::string& kernel, int64_t bits_eff,
+         int64_t planes, int64_t group_lo, int64_t group_hi, const torch::Tensor& table, int64_t col_stride,
+         int64_t plane_stride, int64_t table_bias, const torch::Tensor& bc, int64_t mask, int64_t flip,
+         int64_t k_slice, int64_t scale, bool exact_int8, const torch::Tensor& row_table, int64_t row_bias,
+         const torch::Tensor& col_offset, int64_t bias, const torch::Tensor& exact_nchw,
+         const torch::Tensor& out_scale, const torch::Tensor& out_bias, const torch::Tensor& out_extra,
+         torch::Tensor out) {
+        TORCH_CHECK(geometry.size() == 11, "geometry: kh, kw, sh, sw, top, bottom, left, right, dh, dw, groups");
+        const auto& v = geometry;
+        lutgen::conv_run(x, {v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10]},
+                         {kernel, static_cast<int>(bits_eff), static_cast<int>(planes), static_cast<int>(group_lo),
+                          static_cast<int>(group_hi), table, col_stride, plane_stride, table_bias},
+                         bc,
+                         {mask, flip, k_slice, scale, exact_int8, row_table, row_bias, col_offset, bias, exact_nchw,
+                          out_scale, out_bias, out_extra},
+                         out);
+      },
+      "Direct LUT convolution with the table's other parts and a layer epilogue, block by block into out");
   m.def("exact_int8", &lutgen::exact_int8, "C^T[g,n,m] = sum_k int8(bc[g,k,n]) int8(at[g,k,m]) (torch int8 GEMM)");
   m.def("finish_gemm", &lutgen::finish_gemm, "Add a table's other parts to a kernel result in place; false outside int32");
   m.def("kernels", &lutgen::kernels, "Names of the compiled LUT-GEMM kernels");

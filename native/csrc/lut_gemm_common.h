@@ -18,6 +18,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 namespace lutgen {
 
@@ -50,6 +51,10 @@ static inline void store_lanes(int32_t* out, const int32_t* sums, int count, boo
 
 // Processes groups g, lanes [m0, m1) (multiples of kLaneAlign) and output columns [n0, n1).
 using GemmKernel = void (*)(const GemmProblem&, int64_t g, int64_t m0, int64_t m1, int64_t n0, int64_t n1);
+
+// The kernel `name` ("avx512vbmi/planes", "avx2/nibble", ...) for codes below 2^bits_eff; the byte-plane
+// kernels also take the number of planes and the byte-sum groups of each; nullptr when unknown.
+GemmKernel find_kernel(const std::string& name, int bits_eff, int planes, int group_lo, int group_hi);
 
 // Each returns the kernel instantiated for bits_eff, or nullptr when that file was built without it.
 GemmKernel scalar_i32_kernel(int bits_eff);

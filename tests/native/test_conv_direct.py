@@ -122,9 +122,9 @@ def test_direct_conv_noncontiguous_and_chunked(isa: str, monkeypatch: pytest.Mon
     assert not x.is_contiguous() and not w.is_contiguous()
     check(x, w, lut, 1, 1, 1, 1)
     monkeypatch.setattr(conv, "CHUNK_ELEMENTS", 400)  # one sample per chunk (im2col lowering)
-    monkeypatch.setenv(tuning.PANEL_ENV, "1")  # one sample per panel (direct conv)
+    monkeypatch.setenv(tuning.PANEL_ENV, "256")  # one row of k per panel (direct conv)
     check(x, w, lut, (2, 1), (1, 0), 1, 1)
-    monkeypatch.setenv(tuning.PANEL_ENV, "700")  # two samples per panel: a partial last chunk
+    monkeypatch.setenv(tuning.PANEL_ENV, "1792")  # seven rows of k: a partial last slice
     check(x, w, lut, (2, 1), (1, 0), 1, 1)
 
 

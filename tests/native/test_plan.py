@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from approxlut.errors import NativeUnavailableError
-from approxlut.native import PreparedLut, build, cpu_features, engines, lut_bmm
-from approxlut.native.conv import Conv2dLowering, conv2d_spec
+from approxlut.native import PreparedLut, build, cpu_features, engines, lut_bmm, tuning
 from approxlut.native import plan as plans
+from approxlut.native.conv import Conv2dLowering, conv2d_spec
 from approxlut.native.plan import TablePlan, int8_flip, int8_gemm_is_exact, plan_for
 from approxlut.native.prepared import code_values
 
@@ -61,7 +61,8 @@ def rebuilt(lut: PreparedLut, plan: TablePlan) -> np.ndarray:
 
 @pytest.mark.parametrize("isa", ["avx2", "avx512vbmi"])
 @pytest.mark.parametrize(
-    ("bits", "signed", "rows_bits"), [(8, True, 8), (8, True, 7), (8, False, 8), (8, False, 7), (6, True, 6), (4, False, 4)]
+    ("bits", "signed", "rows_bits"),
+    [(8, True, 8), (8, True, 7), (8, False, 8), (8, False, 7), (6, True, 6), (4, False, 4)],
 )
 def test_plans_reproduce_the_table(
     isa: str, bits: int, signed: bool, rows_bits: int, monkeypatch: pytest.MonkeyPatch
@@ -211,19 +212,29 @@ def test_engine_two_plane_errors_and_long_reductions(isa: str, kind: str) -> Non
 
 
 @pytest.mark.parametrize(("bits", "signed"), [(8, True), (8, False), (6, True)])
-def test_direct_conv_plans_pad_with_value_zero(isa: str, kind: str, bits: int, signed: bool) -> None:
-    """Padding is operand value 0 whatever the stored codes: flipped panels store it flipped."""
+@pytest.mark.parametrize("panel", [None, "1280"], ids=["l2", "5rows"])
+def test_direct_conv_plans_pad_with_value_zero(
+    isa: str, kind: str, bits: int, signed: bool, panel: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Padding is operand value 0 whatever the stored codes: flipped panels store it flipped. Panels of a few
+    rows of k at a time accumulate the kernel's sums, the exact product and the row offsets over slices."""
+    if panel is not None:
+        monkeypatch.setenv(tuning.PANEL_ENV, panel)
     lut = structured_lut(bits, signed, error_span=150, scale=2, seed=60 + bits)
     low, high = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
     dtype = torch.int8 if signed else torch.uint8
+    engine = engines.get_engine("cpu")
     for stride, pad, groups in [(1, 1, 1), (2, (2, 1), 1), (1, 1, 2)]:
         x = edge_values((2, 4, 7, 6), low, high, 70).to(dtype)
         w = edge_values((6, 4 // groups, 3, 3), low, high, 71).to(dtype)
         spec = conv2d_spec(w.shape, stride, pad, 1, groups)
         want = Conv2dLowering(lut, engines.get_engine("reference"), ste=True, spec=spec).forward(x, w)
-        got = Conv2dLowering(lut, engines.get_engine("cpu"), ste=True, spec=spec).forward(x, w)
-        assert torch.equal(got, want), engines.get_engine("cpu").last_path
-        assert "exact" in (engines.get_engine("cpu").last_path or "")
+        got = Conv2dLowering(lut, engine, ste=True, spec=spec).forward(x, w)
+        assert torch.equal(got, want), engine.last_path
+        assert isinstance(engine, engines.CpuEngine) and engine.last_plan is not None
+        assert engine.last_plan.exact == kind
+        if isa == "avx512vbmi" and bits == 8:
+            assert engine.last_plan.row_table is not None  # row offsets narrow the error to one plane
 
 
 def test_int8_probe_detects_saturating_gemms() -> None:

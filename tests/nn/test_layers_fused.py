@@ -85,9 +85,7 @@ def fused_runs(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
 
 @pytest.mark.parametrize("conv", CONVS, ids=["3x3", "same-dilated", "grouped-s2", "rect"])
 @pytest.mark.parametrize("bits", [8, 6])
-def test_fused_conv_equals_step_by_step(
-    isa: str, conv: dict[str, object], bits: int, fused_runs: list[bool]
-) -> None:
+def test_fused_conv_equals_step_by_step(isa: str, conv: dict[str, object], bits: int, fused_runs: list[bool]) -> None:
     lut = approximate_lut(bits, seed=bits)
     fused, stepwise = twins(lut, **conv)
     x = tie_heavy_input((3, int(conv["in_channels"]), 9, 10), 0.05, seed=1)  # type: ignore[call-overload]
