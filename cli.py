@@ -364,12 +364,19 @@ def library_remove(name: str, library_dir: Path | None) -> None:
 @click.option("--threads", type=click.IntRange(1, None), default=None, help="torch intra-op threads.")
 @click.option(
     "--lut",
-    "lut_kind",
-    type=click.Choice(["approx", "wide", "trunc", "exact"]),
+    "lut_spec",
     default="approx",
     show_default=True,
-    help="approx: truncated sign-magnitude 8x8 (LUT engine; error spans 63 values); wide: its error spans 1023 "
-    "values (two byte planes everywhere); trunc: decomposable; exact: exact product.",
+    metavar="KIND|FILE|NAME",
+    help="The multiplier: a built-in kind (approx: truncated sign-magnitude 8x8, error spans 63 values; wide: "
+    "error spans 1023 values; trunc: decomposable; exact), a table file or netlist, or a library name.",
+)
+@click.option(
+    "--corpus",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="Sweep every netlist/table in this folder over the ResNet-18 3x3 convolutions; print each table's "
+    "ratios and path, and their distribution by path.",
 )
 @click.option("--repeat", type=click.IntRange(1, None), default=None, help="Timed runs per case (best kept).")
 @click.option("--no-networks", is_flag=True, help="Skip the whole-network cases.")
@@ -380,21 +387,24 @@ def library_remove(name: str, library_dir: Path | None) -> None:
     help="Run the LUT kernels on this ISA path (as $LUTGEN_CPU_ISA). With avx2 or scalar, native fp32 PyTorch "
     "is capped at AVX2 too (oneDNN, MKL): the ratios of an AVX2-only CPU.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON list (case, native_s, engine_s, ratio, path, ...).")
+@click.option("--wide", is_flag=True, help="Full case and path names (the tables fit 80 columns without).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (case, native_s, engine_s, ratio, path, ...).")
 @reports_errors
 def bench(
     quick: bool,
     backward: bool,
     engine: str | None,
     threads: int | None,
-    lut_kind: str,
+    lut_spec: str,
+    corpus: Path | None,
     repeat: int | None,
     no_networks: bool,
     isa: str | None,
+    wide: bool,
     as_json: bool,
 ) -> None:
     """Time native fp32 PyTorch vs the LUT engine vs the reference (ResNet-18/VGG-16 CIFAR shapes)."""
-    from .native.bench import limit_native_isa, render, run_bench
+    from .native.bench import limit_native_isa
     from .native.cpu_features import ISA_ENV
 
     if isa is not None:
@@ -407,22 +417,84 @@ def bench(
     if threads is not None:
         torch.set_num_threads(threads)
     console = Console(stderr=True, quiet=as_json)
+    out = Console(width=200 if wide else 80)
+
+    def progress(name: str) -> None:
+        console.log(f"bench: {name}")
+
+    if corpus is not None:
+        _bench_corpus(corpus, quick=quick, engine=engine, repeat=repeat, wide=wide, as_json=as_json, progress=progress)
+        return
+    from .native import PreparedLut
+    from .native.bench import LUT_KINDS, bench_lut, render, run_bench
+    from .nn.multipliers import load_multiplier
+    from .nn.speed import bench_layer
+
+    lut = bench_lut(lut_spec) if lut_spec in LUT_KINDS else load_multiplier(lut_spec)
+    if backward and lut.grad_a is None:
+        lut = lut.with_gradients()
     results = run_bench(
+        PreparedLut.from_lut(lut),
         quick=quick,
         backward=backward,
         engine=engine,
-        lut_kind=lut_kind,
         repeat=repeat,
         networks=not no_networks,
-        progress=lambda name: console.log(f"bench: {name}"),
+        progress=progress,
     )
+    progress("nn layer")
+    layer = bench_layer(lut, quick=quick, repeat=repeat or (1 if quick else 3), engine=engine)
+    if layer is not None:
+        from dataclasses import replace
+
+        results.append(replace(layer, native_isa=results[0].native_isa if results else layer.native_isa))
     if as_json:
         click.echo(json.dumps([r.as_dict() for r in results], indent=2))
     else:
-        Console().print(render(results, threads=torch.get_num_threads()))
+        out.print(render(results, threads=torch.get_num_threads(), wide=wide))
     failed = [r.case for r in results if not r.verified]
     if failed:
         raise LutgenError(f"bench: engine results differ from the reference in: {', '.join(failed)}")
+
+
+def _bench_corpus(
+    folder: Path,
+    *,
+    quick: bool,
+    engine: str | None,
+    repeat: int | None,
+    wide: bool,
+    as_json: bool,
+    progress: Callable[[str], None],
+) -> None:
+    """``lutgen bench --corpus DIR``: every table of the folder over the ResNet-18 3x3 convolutions."""
+    import torch
+    from rich.console import Console
+
+    from .native import PreparedLut
+    from .native.bench import corpus_summary, render_corpus, run_corpus
+    from .nn.speed import corpus_tables
+
+    tables, skipped = corpus_tables(folder)
+    prepared = [(name, PreparedLut.from_lut(lut)) for name, lut in tables]
+    rows = run_corpus(prepared, quick=quick, engine=engine, repeat=repeat, progress=progress)
+    if as_json:
+        payload = {
+            "tables": [row.as_dict() for row in rows],
+            "summary": corpus_summary(rows),
+            "skipped": skipped,
+        }
+        click.echo(json.dumps(payload, indent=2))
+    else:
+        out = Console(width=200 if wide else 80)
+        per_table, summary = render_corpus(rows, threads=torch.get_num_threads(), wide=wide)
+        out.print(per_table)
+        out.print(summary)
+        for line in skipped:
+            out.print(f"skipped {line}", highlight=False)
+    failed = [row.name for row in rows if not row.verified]
+    if failed:
+        raise LutgenError(f"bench: engine results differ from the reference for: {', '.join(failed)}")
 
 
 class _FileOrCommandGroup(click.Group):

@@ -9,6 +9,12 @@ bit-exactly (gradients: within float tolerance). The reference is slow, so it ru
 only and its time for the whole batch is extrapolated linearly (``reference_s``).
 Where torch has CUDA, (c) the GPU kernels on the layer shapes: cuDNN fp32 vs the shared-memory LUT
 kernel vs a naive kernel of the kind public tools use, with look-ups per second.
+
+Any multiplier can be timed (``lutgen bench --lut FILE|NAME``): operands follow its signedness and width
+(unsigned: both operands over their whole code range, as affine quantisation gives them). A corpus sweep
+(:func:`run_corpus`) times the ResNet-18 3x3 convolutions for every table of a folder and summarises the
+ratios by the path each took. The path column is what ran (kernel, activation bits, plan), read from the
+engine after the timed call.
 """
 
 from __future__ import annotations
@@ -25,9 +31,11 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError
+from ..lutgen.lut import Lut
 from .bench_models import VGG16, ResNet18, approximate, set_engine
-from .ops import approx_conv2d, approx_linear, path_for
-from .prepared import PreparedLut, code_values
+from .engines import CpuEngine
+from .ops import approx_conv2d, approx_linear, choose_engine, path_for
+from .prepared import PreparedLut, code_values, value_range
 
 T = TypeVar("T")
 
@@ -83,6 +91,9 @@ class BenchResult:
     reference_s: float | None
     verified: bool
     native_isa: str = "full"
+    op_s: float | None = None
+    """For an ``nn`` layer case: the time of the op alone on the same operands (the layer adds quantising and
+    rescaling)."""
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-able form."""
@@ -110,46 +121,77 @@ def layer_cases(quick: bool) -> list[LayerCase]:
     ]
 
 
-def bench_lut(kind: str = "approx") -> PreparedLut:
+def resnet_cases(quick: bool) -> list[LayerCase]:
+    """The ResNet-18 3x3 convolutions (the corpus sweep's cases)."""
+    return [case for case in layer_cases(quick) if "conv3x3" in case.name]
+
+
+def bench_lut(kind: str = "approx") -> Lut:
     """An 8x8 signed multiplier with difference-gradient tables.
 
     ``approx``: the sign-magnitude product with its 5 low magnitude bits cut (a truncated multiplier;
     its error is not low-rank, so it runs on the LUT engine; it spans 63 values, so the AVX2 path runs it
-    as the exact product plus one byte plane of the error); ``wide``: 9 bits cut (the error spans 1023
-    values: every path looks up both byte planes of the table); ``trunc``: the product with the 2 low
-    bits of the weight cut (``decomp`` with one term); ``exact``: the exact product.
+    as the exact product plus one byte plane of the error); ``wide``: magnitude bits 1..9 cut (bit 0 kept,
+    so the table has no common factor; the error spans 1023 values: every path looks up two byte planes);
+    ``trunc``: the product with the 2 low bits of the weight cut (``decomp`` with one term); ``exact``:
+    the exact product.
     """
-    from ..lutgen.lut import Lut
-
     v = code_values(8, True).numpy()
     exact = np.multiply.outer(v, v)
     if kind in ("approx", "wide"):
-        table = np.sign(exact) * (np.abs(exact) & ~(31 if kind == "approx" else 511))
+        table = np.sign(exact) * (np.abs(exact) & ~(0x1F if kind == "approx" else 0x3FE))
     elif kind == "trunc":
         table = np.multiply.outer(v, v & ~3)
     elif kind == "exact":
         table = exact
     else:
         raise ConfigError(f"bench: unknown LUT kind '{kind}' (choose from {', '.join(LUT_KINDS)})")
-    lut = Lut(table.astype(np.int32), 8, 8, True, name=f"bench-{kind}8s").with_gradients()
-    return PreparedLut.from_lut(lut)
+    return Lut(table.astype(np.int32), 8, 8, True, name=f"bench-{kind}8s").with_gradients()
+
+
+def best_times(*fns: Callable[[], object], repeat: int) -> list[float]:
+    """Best of ``repeat`` timed runs of each function, after a warm-up, the functions alternating within each
+    round so that a slow spell of a shared machine falls on every side of a ratio."""
+    for fn in fns:
+        fn()
+    best = [float("inf")] * len(fns)
+    for _ in range(repeat):
+        for i, fn in enumerate(fns):
+            start = time.perf_counter()
+            fn()
+            best[i] = min(best[i], time.perf_counter() - start)
+    return best
 
 
 def _best_times(native: Callable[[], object], engine: Callable[[], object], repeat: int) -> tuple[float, float]:
-    """Best of ``repeat`` timed runs of each, after a warm-up, alternating native and engine runs so that
-    a slow spell of a shared machine falls on both sides of the ratio."""
-    native()
-    engine()
-    best_native = best_engine = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        native()
-        middle = time.perf_counter()
-        engine()
-        end = time.perf_counter()
-        best_native = min(best_native, middle - start)
-        best_engine = min(best_engine, end - middle)
-    return best_native, best_engine
+    native_s, engine_s = best_times(native, engine, repeat=repeat)
+    return native_s, engine_s
+
+
+def taken_path(lut: PreparedLut, engine: str | None) -> str:
+    """What the last op on ``lut`` ran: the CPU engine's kernel and plan, else the engine's description."""
+    impl = choose_engine(lut, engine, "cpu")
+    if isinstance(impl, CpuEngine) and impl.last_path:
+        return f"cpu {impl.last_path}"
+    return path_for(lut, engine)
+
+
+def short_path(lut: PreparedLut, engine: str | None) -> str:
+    """:func:`taken_path` in a few characters: ``vbmi a7 E1 i8 32v`` (ISA, activation bits, plan)."""
+    impl = choose_engine(lut, engine, "cpu")
+    if not isinstance(impl, CpuEngine) or not impl.last_path:
+        return path_for(lut, engine).split(" (")[0]
+    kernel, _, rest = impl.last_path.partition(" ")
+    isa = {"avx512vbmi": "vbmi", "avx512bw": "bw", "avx512": "512"}.get(kernel.split("/")[0], kernel.split("/")[0])
+    bits = rest.split(":")[0].split()[0] if rest else ""
+    tail = impl.last_plan.short() if impl.last_plan is not None else kernel.split("/")[1]
+    return f"{isa} {bits} {tail}" + (" ks" if "k-split" in impl.last_path else "")
+
+
+def operand_ranges(lut: PreparedLut) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Value ranges of the bench's activations and weights for ``lut``: signed activations as after a ReLU
+    (0..max), unsigned ones over every code (affine quantisation maps a ReLU's range onto all of them)."""
+    return value_range(lut.bits_a, lut.signed), value_range(lut.bits_b, lut.signed)
 
 
 def _timed_once(fn: Callable[[], T]) -> tuple[T, float]:
@@ -158,25 +200,35 @@ def _timed_once(fn: Callable[[], T]) -> tuple[T, float]:
     return out, time.perf_counter() - start
 
 
-def _activations(shape: tuple[int, ...], relu: bool, gen: torch.Generator) -> torch.Tensor:
-    """8-bit signed activation values: ReLU'd Gaussians (about half zeros) or a signed image."""
-    x = torch.randn(shape, generator=gen) * 40
-    if relu:
-        x = x.clamp_min(0)
-    return x.round().clamp(-128, 127)
+def _activations(
+    shape: tuple[int, ...], relu: bool, gen: torch.Generator, bounds: tuple[int, int] = (-128, 127)
+) -> torch.Tensor:
+    """Activation values: ReLU'd Gaussians (about half zeros) or a signed image; for 8-bit signed operands
+    a standard deviation of 40 codes. Unsigned operands: the same shape stretched over every code."""
+    low, high = bounds
+    spread = 40 * (high + 1) / 128
+    x = torch.randn(shape, generator=gen) * spread
+    if relu or low == 0:
+        x = x.clamp_min(0) * (2 if low == 0 else 1)
+    return x.round().clamp(low, high)
 
 
-def _weights(shape: tuple[int, ...], gen: torch.Generator) -> torch.Tensor:
-    return (torch.randn(shape, generator=gen) * 30).round().clamp(-127, 127)
+def _weights(shape: tuple[int, ...], gen: torch.Generator, bounds: tuple[int, int] = (-128, 127)) -> torch.Tensor:
+    """Weight values: Gaussians (30 codes for 8-bit signed), centred in the range for unsigned operands."""
+    low, high = bounds
+    centre = 0 if low < 0 else (high + 1) // 2
+    spread = 30 * (high - low + 1) / 256
+    return (centre + torch.randn(shape, generator=gen) * spread).round().clamp(max(low, -high), high)
 
 
 def _layer_fns(
     case: LayerCase, lut: PreparedLut, engine: str | None
 ) -> tuple[Callable[..., torch.Tensor], Callable[..., torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
     gen = torch.Generator().manual_seed(zlib.crc32(case.name.encode()))
+    a_range, b_range = operand_ranges(lut)
     if case.kernel:
-        x = _activations((case.batch, case.cin, case.size, case.size), case.relu_input, gen)
-        w = _weights((case.cout, case.cin, case.kernel, case.kernel), gen)
+        x = _activations((case.batch, case.cin, case.size, case.size), case.relu_input, gen, a_range)
+        w = _weights((case.cout, case.cin, case.kernel, case.kernel), gen, b_range)
 
         def native(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
             return F.conv2d(x, w, stride=case.stride, padding=case.padding)
@@ -185,8 +237,8 @@ def _layer_fns(
             return approx_conv2d(x, w, lut, case.stride, case.padding, engine=eng)
 
         return native, approx, (x, w)
-    x = _activations((case.batch, case.cin), case.relu_input, gen)
-    w = _weights((case.cout, case.cin), gen)
+    x = _activations((case.batch, case.cin), case.relu_input, gen, a_range)
+    w = _weights((case.cout, case.cin), gen, b_range)
 
     def native_linear(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         return F.linear(x, w)
@@ -201,11 +253,11 @@ def _bench_layer(
     case: LayerCase, lut: PreparedLut, engine: str | None, *, backward: bool, repeat: int, verify: int
 ) -> BenchResult:
     native, approx, (x, w) = _layer_fns(case, lut, engine)
-    path = path_for(lut, engine)
     if not backward:
         with torch.no_grad():
             native_s, engine_s = _best_times(lambda: native(x, w), lambda: approx(x, w), repeat)
             out = approx(x, w)
+            path = taken_path(lut, engine)
             ref, ref_s = _timed_once(lambda: approx(x[:verify], w, "reference"))
         verified = torch.equal(out[:verify], ref)
         return BenchResult(
@@ -221,6 +273,7 @@ def _bench_layer(
 
     native_s, engine_s = _best_times(lambda: run(native, x, grad_out), lambda: run(approx, x, grad_out), repeat)
     gx, _ = run(approx, x, grad_out)
+    path = path_for(lut, engine)
     (ref_gx, ref_gw), ref_s = _timed_once(
         lambda: run(lambda a, b: approx(a, b, "reference"), x[:verify], grad_out[:verify])
     )
@@ -245,6 +298,7 @@ def _bench_network(
     with torch.no_grad():
         native_s, engine_s = _best_times(lambda: model(images), lambda: approx(images), repeat)
         out = approx(images)
+        path = taken_path(lut, engine)
         set_engine(approx, "reference")
         ref, ref_s = _timed_once(lambda: approx(images[:verify]))
         set_engine(approx, engine)
@@ -255,7 +309,7 @@ def _bench_network(
         native_s,
         engine_s,
         engine_s / native_s,
-        path_for(lut, engine),
+        path,
         "forward",
         ref_s * batch / verify,
         verified,
@@ -263,17 +317,17 @@ def _bench_network(
 
 
 def run_bench(
+    lut: PreparedLut,
     *,
     quick: bool = False,
     backward: bool = False,
     engine: str | None = None,
-    lut_kind: str = "approx",
     repeat: int | None = None,
     networks: bool = True,
     progress: Callable[[str], None] | None = None,
 ) -> list[BenchResult]:
-    """Run every case; see the module docstring. ``progress`` is called with each case's name first."""
-    lut = bench_lut(lut_kind)
+    """Run every case for ``lut``; see the module docstring. ``progress`` is called with each case's name
+    first. The whole networks quantise symmetrically: they run for signed multipliers only."""
     reps = repeat if repeat is not None else (1 if quick else 3)
     if reps < 1:
         raise ConfigError(f"bench: repeat={reps} must be >= 1")
@@ -283,7 +337,7 @@ def run_bench(
             if progress is not None:
                 progress(case.name + (" (backward)" if direction else ""))
             results.append(_bench_layer(case, lut, engine, backward=direction, repeat=reps, verify=1))
-    if networks:
+    if networks and lut.signed:
         for name in ("resnet18", "vgg16"):
             if progress is not None:
                 progress(f"{name} network")
@@ -362,23 +416,148 @@ def _bench_cuda_kernels(case: LayerCase, lut: PreparedLut, *, repeat: int) -> li
     ]
 
 
-def render(results: list[BenchResult], *, threads: int) -> Any:
-    """A rich table of the results."""
+@dataclass(frozen=True)
+class CorpusRow:
+    """One table of a corpus sweep: its plan class, the ratio to native fp32 per case, and whether every
+    timed result was bit-exact."""
+
+    name: str
+    signed: bool
+    plan: str
+    path: str
+    cases: list[str]
+    ratios: list[float]
+    verified: bool
+
+    @property
+    def worst(self) -> float:
+        """The largest ratio over the cases."""
+        return max(self.ratios)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-able form."""
+        return {**asdict(self), "worst_ratio": self.worst}
+
+
+def run_corpus(
+    tables: list[tuple[str, PreparedLut]],
+    *,
+    quick: bool = False,
+    engine: str | None = None,
+    repeat: int | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> list[CorpusRow]:
+    """Time the ResNet-18 3x3 convolutions (forward) for every table; see the module docstring."""
+    rows = []
+    for name, lut in tables:
+        if progress is not None:
+            progress(name)
+        results = [
+            _bench_layer(case, lut, engine, backward=False, repeat=repeat or (1 if quick else 3), verify=1)
+            for case in resnet_cases(quick)
+        ]
+        impl = choose_engine(lut, engine, "cpu")
+        plan = impl.last_plan.code if isinstance(impl, CpuEngine) and impl.last_plan is not None else "other"
+        rows.append(
+            CorpusRow(
+                name,
+                lut.signed,
+                plan,
+                short_path(lut, engine),
+                [r.case for r in results],
+                [r.ratio for r in results],
+                all(r.verified for r in results),
+            )
+        )
+    return rows
+
+
+def corpus_summary(rows: list[CorpusRow]) -> list[dict[str, Any]]:
+    """Per plan class and over all tables: how many tables, and the min, median and max of their ratios
+    (every case of every table) and of each table's worst case."""
+
+    def line(label: str, group: list[CorpusRow]) -> dict[str, Any]:
+        ratios = [r for row in group for r in row.ratios]
+        worst = [row.worst for row in group]
+        return {
+            "plan": label,
+            "tables": len(group),
+            "min_ratio": min(ratios),
+            "median_ratio": float(np.median(ratios)),
+            "max_ratio": max(ratios),
+            "median_worst_ratio": float(np.median(worst)),
+        }
+
+    classes = sorted({row.plan for row in rows})
+    out = [line(label, [row for row in rows if row.plan == label]) for label in classes]
+    return [*out, line("all", rows)] if rows else out
+
+
+PLAN_LEGEND = (
+    "E1/E2: exact product (int8 GEMM: i8, float32: f32) + one/two byte planes of the error left after row "
+    "and column offsets; T1/T2: one/two planes of the table; Nv: values a plane spans"
+)
+
+
+def _short_case(name: str) -> str:
+    for long, short in (("resnet18.", "r18 "), ("vgg16.", "vgg "), ("conv3x3 ", ""), (" CIFAR-10 inference,", "")):
+        name = name.replace(long, short)
+    return name
+
+
+def render(results: list[BenchResult], *, threads: int, wide: bool = False) -> Any:
+    """A rich table of the results (short case and path names unless ``wide``)."""
     from rich.table import Table
 
     baseline = results[0].native_isa if results else native_isa()
-    table = Table(title=f"lutgen bench ({threads} threads): LUT engine vs native fp32 PyTorch (native ISA: {baseline})")
-    for column in ("case", "dir", "native ms", "engine ms", "ratio", "reference s (est.)", "exact", "path"):
+    title = f"lutgen bench, {threads} threads: LUT engine vs native fp32 (native ISA {baseline})"
+    table = Table(title=title, title_justify="left")
+    for column in ("case", "dir", "native ms", "engine ms", "ratio", "ref s", "exact", "path"):
         table.add_column(column, justify="left" if column in ("case", "path", "dir") else "right")
     for r in results:
+        path = r.path
+        if r.op_s is not None:
+            path = f"nn layer = {r.engine_s / r.op_s:.2f}x the op"
+        elif not wide:
+            path = path.replace("cpu ", "").replace("avx512vbmi/planes", "vbmi").replace("avx2/nibble", "avx2")
         table.add_row(
-            r.case,
-            r.direction,
+            r.case if wide else _short_case(r.case),
+            r.direction if wide else r.direction[:3],
             f"{1e3 * r.native_s:.1f}",
             f"{1e3 * r.engine_s:.1f}",
             f"{r.ratio:.2f}x",
-            "-" if r.reference_s is None else f"{r.reference_s:.1f}",
+            "-" if r.reference_s is None else f"{r.reference_s:.0f}",
             "yes" if r.verified else "[red]NO[/red]",
-            r.path,
+            path,
         )
     return table
+
+
+def render_corpus(rows: list[CorpusRow], *, threads: int, wide: bool = False) -> tuple[Any, Any]:
+    """Rich tables of a corpus sweep: one line per table, then the summary by plan class."""
+    from rich.table import Table
+
+    cases = [_short_case(c).replace("r18 ", "") for c in rows[0].cases] if rows else []
+    per_table = Table(title=f"corpus sweep, {threads} threads: ratio to native fp32", title_justify="left")
+    per_table.add_column("table")
+    per_table.add_column("path")
+    for case in cases:
+        per_table.add_column(case if wide else "c" + case.split(" ")[0].split("->")[0], justify="right")
+    per_table.add_column("exact")
+    for row in rows:
+        cells = [f"{ratio:.2f}" for ratio in row.ratios]
+        per_table.add_row(row.name, row.path, *cells, "yes" if row.verified else "[red]NO[/red]")
+    summary = Table(title="by path (ratios of every case; worst: each table's largest)", title_justify="left")
+    for column in ("plan", "tables", "min", "median", "max", "median worst"):
+        summary.add_column(column, justify="left" if column == "plan" else "right")
+    for line in corpus_summary(rows):
+        summary.add_row(
+            line["plan"],
+            str(line["tables"]),
+            f"{line['min_ratio']:.2f}x",
+            f"{line['median_ratio']:.2f}x",
+            f"{line['max_ratio']:.2f}x",
+            f"{line['median_worst_ratio']:.2f}x",
+        )
+    summary.caption = PLAN_LEGEND
+    return per_table, summary

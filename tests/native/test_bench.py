@@ -76,5 +76,5 @@ def test_bench_lut_kinds_pick_the_avx2_paths(monkeypatch: pytest.MonkeyPatch) ->
         rows = json.loads(result.stdout)
         assert all(r["verified"] for r in rows)
         paths[kind] = rows[0]["path"]
-    assert "exact product + one byte plane" in paths["approx"], paths
-    assert paths["wide"] == "cpu (avx2)", paths
+    assert "exact int8 + 1 plane of E" in paths["approx"], paths
+    assert "2 planes" in paths["wide"], paths
