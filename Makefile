@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
-PACKAGES := __init__.py errors.py cli.py circuits lutgen synth library native nn
+PACKAGES := __init__.py errors.py cli.py tasks.py circuits lutgen synth library native nn
 
 .PHONY: demo test lint format install clean
 
@@ -11,7 +11,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	# The local CPU wheel; any open torch range would pull a multi-GB CUDA build.
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[dev]'
+	# Ray (the optional extra) is installed too, so that the tests exercise it; neither it nor pymoo
+	# requires torch, so the pin above stands.
+	$(PY) -m pip install -q -e '.[dev,ray]'
 	touch $(STAMP)
 
 install: $(STAMP)

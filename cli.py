@@ -6,17 +6,19 @@ commands that need them.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from .errors import LutgenError
+
+if TYPE_CHECKING:
+    from .library.filters import Filter
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -41,6 +43,13 @@ def main() -> None:
     """lutgen: approximate multipliers to lookup tables, and DNNs run through them."""
 
 
+def _echo_json(command: str, body: dict[str, Any]) -> None:
+    """Print a command's ``--json`` object (``schema_version`` and ``command`` first; see docs/json.md)."""
+    from .schema import dumps
+
+    click.echo(dumps(command, body))
+
+
 def _operands(value: str | None) -> tuple[str, str] | None:
     if value is None:
         return None
@@ -52,18 +61,38 @@ def _operands(value: str | None) -> tuple[str, str] | None:
 
 @main.command()
 @click.argument("file", type=click.Path(path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(["verilog", "blif", "sop"]), help="Force the input format.")
-@click.option("--signed/--unsigned", default=None, help="Operand encoding (default: unsigned).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["verilog", "blif", "sop", "lutfp", "tfapprox", "npz"]),
+    help="Force the input format (default: LUT files by content, netlists by extension).",
+)
+@click.option(
+    "--signed/--unsigned", default=None, help="Operand encoding (default: what the name says, mul8s_; else unsigned)."
+)
 @click.option("--operands", help="Input bus names of operand a and b, e.g. IN1,IN2.")
 @click.option("--top", help="Verilog: the top module (default: the one no other module instantiates).")
 @click.option("--cells", type=click.Path(path_type=Path), help="Verilog: JSON file of extra standard cells.")
-@click.option("--half-window", type=click.IntRange(0, 128), default=8, show_default=True)
-@click.option("--grad", type=click.Choice(["difference", "ste"]), default="difference", show_default=True)
+@click.option(
+    "--half-window",
+    type=click.IntRange(0, 128),
+    default=8,
+    show_default=True,
+    help="Gradient LUTs: half window w of the DATE'25 difference-based smoothing.",
+)
+@click.option(
+    "--grad",
+    type=click.Choice(["difference", "ste"]),
+    default="difference",
+    show_default=True,
+    help="Gradient LUTs: difference-based (DATE'25) or straight-through (exact products).",
+)
 @click.option("--compat", is_flag=True, help="Reproduce the DATE'25 script's first-operand border term.")
 @click.option("--out", type=click.Path(path_type=Path), help="Output .npz (default: next to FILE).")
+@click.option("--compress", is_flag=True, help="Write the .npz zip-compressed (smaller, slower; read the same way).")
 @click.option("--no-write", is_flag=True, help="Do not write the LUT file.")
 @click.option("--samples", type=click.IntRange(64), help="Monte-Carlo samples instead of exhaustive simulation.")
-@click.option("--json", "as_json", is_flag=True, help="Print the metrics as one JSON object.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (schema: docs/json.md).")
 @reports_errors
 def sim(
     file: Path,
@@ -76,11 +105,12 @@ def sim(
     grad: str,
     compat: bool,
     out: Path | None,
+    compress: bool,
     no_write: bool,
     samples: int | None,
     as_json: bool,
 ) -> None:
-    """Simulate a multiplier netlist (Verilog, BLIF, SOP): metrics, LUT and gradient LUTs."""
+    """Simulate a multiplier netlist (Verilog, BLIF, SOP) or read a LUT file: metrics, LUT and gradient LUTs."""
     from .lutgen.job import run_sim
     from .lutgen.report import print_sim
 
@@ -97,11 +127,12 @@ def sim(
         samples=samples,
         top=top,
         cells=cells,
+        compress=compress,
     )
     if as_json:
-        click.echo(json.dumps(result.as_json()))
+        _echo_json("sim", result.as_json())
     else:
-        print_sim(result, explicit_signedness=signed is not None)
+        print_sim(result)
 
 
 # ------------------------------------------------------------------------------------------- library
@@ -116,18 +147,46 @@ def _library_option(func: F) -> F:
     )(func)
 
 
-def _bits(value: str | None) -> int | tuple[int, int] | None:
-    if value is None:
-        return None
-    try:
-        parts = [int(p) for p in value.lower().split("x")]
-    except ValueError:
-        raise click.BadParameter(f"'{value}' is not a width: use 8 or 8x4") from None
-    if len(parts) == 1:
-        return parts[0]
-    if len(parts) == 2:
-        return parts[0], parts[1]
-    raise click.BadParameter(f"'{value}' is not a width: use 8 or 8x4")
+def _filter_options(func: F) -> F:
+    """The library filter as options (the same language as ``--filter`` and ``evaluate --candidates``).
+
+    The command receives them as one argument, ``chosen``: a :class:`approxlut.library.filters.Filter`.
+    """
+
+    @wraps(func)
+    def wrapper(
+        *args: Any,
+        bits: str | None,
+        signed: bool | None,
+        origin: str | None,
+        family: str | None,
+        max_mae: float | None,
+        filter_text: str | None,
+        **kwargs: Any,
+    ) -> Any:
+        from .library.filters import Filter
+
+        chosen = Filter.from_options(
+            bits=bits, signed=signed, origin=origin, family=family, max_mae=max_mae, text=filter_text
+        )
+        return func(*args, chosen=chosen, **kwargs)
+
+    decorators = [
+        click.option("--bits", help="Operand widths: 8 (8x8) or 8x4."),
+        click.option("--signed/--unsigned", default=None, help="Only signed / only unsigned multipliers."),
+        click.option("--origin", help="Only this origin: builtin, import, evoapprox (any release), 'evoapprox v2022'."),
+        click.option("--family", help="Only this family: truncated (or trunc), broken_array (bam), drum, ..."),
+        click.option("--max-mae", type=float, help="Largest MAE in percent."),
+        click.option(
+            "--filter",
+            "filter_text",
+            help="The same filter as text, with more fields: 'bits=8,signed,max_power=0.3' (see docs/filters.md).",
+        ),
+    ]
+    decorated: Any = reports_errors(wrapper)
+    for decorator in reversed(decorators):
+        decorated = decorator(decorated)
+    return decorated
 
 
 @main.group()
@@ -137,7 +196,7 @@ def library() -> None:
 
 @library.command("init")
 @_library_option
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (schema: docs/json.md).")
 @reports_errors
 def library_init(library_dir: Path | None, as_json: bool) -> None:
     """Create the library and install the built-in multipliers (seconds)."""
@@ -151,7 +210,9 @@ def library_init(library_dir: Path | None, as_json: bool) -> None:
         entries = install_builtin(lib)
         seconds = time.perf_counter() - start
         if as_json:
-            click.echo(json.dumps({"library": str(lib.root), "builtin": len(entries), "seconds": seconds}))
+            _echo_json(
+                "library init", {"library": str(lib.root), "builtin_entries": len(entries), "elapsed_s": seconds}
+            )
         else:
             click.echo(f"{len(entries)} built-in multipliers in {lib.root} ({seconds:.1f} s)")
 
@@ -162,7 +223,7 @@ def library_init(library_dir: Path | None, as_json: bool) -> None:
 @click.option(
     "--signed/--unsigned", default=None, help="Operand encoding when file names do not say (default: unsigned)."
 )
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary (no progress bar).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (no progress bar; schema: docs/json.md).")
 @reports_errors
 def library_import(paths: tuple[Path, ...], library_dir: Path | None, signed: bool | None, as_json: bool) -> None:
     """Import netlist files and folders (recursively), e.g. a checkout of EvoApproxLib."""
@@ -170,11 +231,15 @@ def library_import(paths: tuple[Path, ...], library_dir: Path | None, signed: bo
     from .library import Library
     from .library.importer import import_paths
 
+    created = not Library.exists(library_dir)
     with Library.open(library_dir) as lib:
         summary = import_paths(lib, list(paths), signed=signed, progress=not as_json)
+        root = lib.root
     if as_json:
-        click.echo(json.dumps(summary.as_dict()))
+        _echo_json("library import", {"library": str(root), "library_created": created, **summary.as_dict()})
     else:
+        if created:
+            click.echo(f"created a new library at {root} (`lutgen library init` adds the built-in set)")
         click.echo(
             f"{len(summary.added)} added, {len(summary.merged)} merged as alternative sources, "
             f"{len(summary.unchanged)} already present, {len(summary.failed)} failed"
@@ -187,23 +252,15 @@ def library_import(paths: tuple[Path, ...], library_dir: Path | None, signed: bo
 
 @library.command("list")
 @_library_option
-@click.option("--bits", help="Operand widths: 8 (8x8) or 8x4.")
-@click.option("--signed/--unsigned", default=None, help="Only signed / only unsigned multipliers.")
-@click.option("--max-mae", type=float, help="Largest MAE in percent.")
-@click.option("--origin", help="Only this origin (builtin, evoapprox v2022, import, ...).")
-@click.option("--family", help="Only this family (truncated, bam, drum, evoapprox, ...).")
+@_filter_options
 @click.option(
     "--sort", help="Sort by a column: power, area, delay, mae, wce, mre, ep, mse, gates, name; '-' prefix descending."
 )
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (schema: docs/json.md).")
 @reports_errors
 def library_list(
     library_dir: Path | None,
-    bits: str | None,
-    signed: bool | None,
-    max_mae: float | None,
-    origin: str | None,
-    family: str | None,
+    chosen: Filter,
     sort: str | None,
     as_json: bool,
 ) -> None:
@@ -212,18 +269,23 @@ def library_list(
     from .library.render import print_entries
 
     with Library.open_default(library_dir) as lib:
-        entries = lib.query(bits=_bits(bits), signed=signed, max_mae=max_mae, sort=sort, origin=origin, family=family)
+        chosen = chosen.resolved(lib.query())
+        entries = chosen.select(lib, sort=sort)
+        root = lib.root
     if as_json:
-        click.echo(json.dumps([e.to_dict() for e in entries]))
+        _echo_json(
+            "library list",
+            {"library": str(root), "filter": str(chosen), "entries": [e.to_dict() for e in entries]},
+        )
     else:
-        print_entries(entries, title=f"{len(entries)} multipliers")
+        print_entries(entries, title=f"{len(entries)} multipliers", library=root)
 
 
 @library.command("show")
 @click.argument("name")
 @_library_option
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), help="Save the error heat-map f - a*b as PNG.")
-@click.option("--json", "as_json", is_flag=True, help="Print the entry as JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (schema: docs/json.md).")
 @reports_errors
 def library_show(name: str, library_dir: Path | None, plot: Path | None, as_json: bool) -> None:
     """All metrics of one multiplier and where it came from (NAME, RELEASE_NAME or a hash prefix)."""
@@ -240,8 +302,9 @@ def library_show(name: str, library_dir: Path | None, plot: Path | None, as_json
     if as_json:
         data = entry.to_dict()
         data["published_differences"] = {k: list(v) for k, v in entry.published_differences().items()}
+        data["sampled_differences"] = {k: list(v) for k, v in entry.sampled_differences().items()}
         data["plot"] = str(plot) if plot is not None else None
-        click.echo(json.dumps(data))
+        _echo_json("library show", data)
     else:
         print_entry(entry)
         if plot is not None:
@@ -252,40 +315,65 @@ def library_show(name: str, library_dir: Path | None, plot: Path | None, as_json
 @_library_option
 @click.option("--x", "x", default="power", show_default=True, help="Column on the x axis (minimised).")
 @click.option("--y", "y", default="mae", show_default=True, help="Column on the y axis (minimised).")
-@click.option("--bits", help="Operand widths: 8 (8x8) or 8x4.")
-@click.option("--signed/--unsigned", default=None, help="Only signed / only unsigned multipliers.")
-@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), help="Save the scatter with the front as PNG.")
-@click.option("--json", "as_json", is_flag=True, help="Print the front as JSON.")
+@_filter_options
+@click.option(
+    "--plot",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Save the scatter with the front as PNG (one file per kind: NAME-8x8s.png when several).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (schema: docs/json.md).")
 @reports_errors
 def library_pareto(
     library_dir: Path | None,
     x: str,
     y: str,
-    bits: str | None,
-    signed: bool | None,
+    chosen: Filter,
     plot: Path | None,
     as_json: bool,
 ) -> None:
-    """The Pareto front of the multipliers in two columns (e.g. power vs MAE)."""
+    """Pareto fronts of the multipliers in two columns (e.g. power vs MAE), one per kind (widths, signedness).
+
+    Multipliers of different widths never share a front: a 4x4 and a 16x16 circuit are not alternatives.
+    """
     from .library import Library
     from .library.catalogue import column
-    from .library.pareto import pareto_front
+    from .library.pareto import fronts_by_kind
     from .library.render import print_front
 
     x_col, y_col = column(x), column(y)
     with Library.open_default(library_dir) as lib:
-        entries = lib.query(bits=_bits(bits), signed=signed)
-    front = pareto_front(entries, x_col, y_col)
+        chosen = chosen.resolved(lib.query())
+        entries = chosen.select(lib)
+    fronts = fronts_by_kind(entries, x_col, y_col)
+    written = []
     if plot is not None:
         from .library.plots import pareto_plot
 
-        pareto_plot(entries, plot, x=x_col, y=y_col)
+        for kind, (members, _) in fronts.items():
+            target = plot if len(fronts) == 1 else plot.with_name(f"{plot.stem}-{kind}{plot.suffix}")
+            written.append(pareto_plot(members, target, x=x_col, y=y_col, title=f"{kind}: {x_col} vs {y_col}"))
     if as_json:
-        click.echo(json.dumps({"x": x_col, "y": y_col, "total": len(entries), "front": [e.to_dict() for e in front]}))
+        _echo_json(
+            "library pareto",
+            {
+                "x": x_col,
+                "y": y_col,
+                "filter": str(chosen),
+                "total": len(entries),
+                "fronts": [
+                    {"kind": kind, "total": len(members), "front": [e.to_dict() for e in front]}
+                    for kind, (members, front) in fronts.items()
+                ],
+                "plots": [str(p) for p in written],
+            },
+        )
     else:
-        print_front(front, x_col, y_col, total=len(entries))
-        if plot is not None:
-            click.echo(f"wrote {plot}")
+        if not fronts:
+            click.echo("no multipliers match: no front")
+        for kind, (members, front) in fronts.items():
+            print_front(front, x_col, y_col, total=len(members), kind=kind)
+        for path in written:
+            click.echo(f"wrote {path}")
 
 
 @library.command("export")
@@ -311,22 +399,37 @@ def library_export(
 @library.command("report")
 @click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
 @_library_option
+@_filter_options
+@click.option(
+    "--downloads/--no-downloads",
+    default=True,
+    show_default=True,
+    help="Write each circuit's table files (npz, TFApprox, DATE'25 text; about 1 MB per 8x8 circuit).",
+)
 @reports_errors
-def library_report(out_dir: Path, library_dir: Path | None) -> None:
-    """Write a static HTML page (sortable table, Pareto plots) into OUT_DIR."""
+def library_report(
+    out_dir: Path,
+    library_dir: Path | None,
+    chosen: Filter,
+    downloads: bool,
+) -> None:
+    """Write a static HTML report into OUT_DIR: a filterable table, plots, a page per circuit with downloads."""
     from .library import Library
     from .library.report import write_report
 
     with Library.open_default(library_dir) as lib:
-        page = write_report(lib, out_dir)
-    click.echo(f"wrote {page}")
+        summary = write_report(lib, out_dir, entries=chosen.select(lib), downloads=downloads)
+    click.echo(
+        f"wrote {summary.index} ({summary.pages} circuit pages, {len(summary.plots)} plots, "
+        f"{summary.bytes / 2**20:.1f} MB); open {summary.index.resolve().as_uri()}"
+    )
 
 
 @library.command("calibrate")
 @click.argument("corpus_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--bits", type=click.IntRange(2, 32), default=8, show_default=True, help="Use the NxN circuits.")
 @click.option("--all-widths", is_flag=True, help="Use every circuit of the corpus, whatever its widths.")
-@click.option("--json", "as_json", is_flag=True, help='Print {"spearman": ..., "median_rel_error": ..., "n": ...}.')
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (schema: docs/json.md).")
 @reports_errors
 def library_calibrate(corpus_dir: Path, bits: int, all_widths: bool, as_json: bool) -> None:
     """Compare the power model with EvoApproxLib's published power (CORPUS_DIR holds metrics.csv)."""
@@ -334,7 +437,7 @@ def library_calibrate(corpus_dir: Path, bits: int, all_widths: bool, as_json: bo
 
     result = calibrate(corpus_dir, bits=None if all_widths else bits)
     if as_json:
-        click.echo(json.dumps(result.as_dict()))
+        _echo_json("library calibrate", result.as_dict())
     else:
         click.echo(
             f"power model vs published 45 nm power over {result.n} circuits: Spearman {result.spearman:.3f}, "
@@ -352,7 +455,7 @@ def library_remove(name: str, library_dir: Path | None) -> None:
     """Delete one multiplier from the library (its table goes too unless another entry shares it)."""
     from .library import Library
 
-    with Library.open(library_dir) as lib:
+    with Library.open(library_dir, create=False) as lib:
         entry = lib.remove(name)
     click.echo(f"removed {entry.full_name}")
 
@@ -388,7 +491,7 @@ def library_remove(name: str, library_dir: Path | None) -> None:
     "is capped at AVX2 too (oneDNN, MKL): the ratios of an AVX2-only CPU.",
 )
 @click.option("--wide", is_flag=True, help="Full case and path names (the tables fit 80 columns without).")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON (case, native_s, engine_s, ratio, path, ...).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (schema: docs/json.md).")
 @reports_errors
 def bench(
     quick: bool,
@@ -422,79 +525,42 @@ def bench(
     def progress(name: str) -> None:
         console.log(f"bench: {name}")
 
+    from .native.bench import LUT_KINDS, bench_lut, render, render_corpus
+
     if corpus is not None:
-        _bench_corpus(corpus, quick=quick, engine=engine, repeat=repeat, wide=wide, as_json=as_json, progress=progress)
-        return
-    from .native import PreparedLut
-    from .native.bench import LUT_KINDS, bench_lut, render, run_bench
-    from .nn.multipliers import load_multiplier
-    from .nn.speed import bench_layer
+        from .nn.speed import bench_corpus
 
-    lut = bench_lut(lut_spec) if lut_spec in LUT_KINDS else load_multiplier(lut_spec)
-    if backward and lut.grad_a is None:
-        lut = lut.with_gradients()
-    results = run_bench(
-        PreparedLut.from_lut(lut),
-        quick=quick,
-        backward=backward,
-        engine=engine,
-        repeat=repeat,
-        networks=not no_networks,
-        progress=progress,
-    )
-    progress("nn layer")
-    layer = bench_layer(lut, quick=quick, repeat=repeat or (1 if quick else 3), engine=engine)
-    if layer is not None:
-        from dataclasses import replace
-
-        results.append(replace(layer, native_isa=results[0].native_isa if results else layer.native_isa))
-    if as_json:
-        click.echo(json.dumps([r.as_dict() for r in results], indent=2))
+        report = bench_corpus(corpus, quick=quick, engine=engine, repeat=repeat, progress=progress)
+        results = [r for row in report.rows for r in row.results]
+        if as_json:
+            _echo_json("bench", report.as_json())
+        else:
+            for part in render_corpus(report.rows, threads=torch.get_num_threads(), wide=wide):
+                out.print(part, highlight=False)
+            for line in report.skipped:
+                out.print(f"left out {line}", highlight=False)
     else:
-        out.print(render(results, threads=torch.get_num_threads(), wide=wide))
+        from .nn.multipliers import load_multiplier
+        from .nn.speed import bench_multiplier
+
+        lut = bench_lut(lut_spec) if lut_spec in LUT_KINDS else load_multiplier(lut_spec)
+        results = bench_multiplier(
+            lut,
+            quick=quick,
+            backward=backward,
+            engine=engine,
+            repeat=repeat,
+            networks=not no_networks,
+            progress=progress,
+        )
+        if as_json:
+            _echo_json("bench", {"results": [r.as_dict() for r in results], "tables": [], "summary": [], "skipped": []})
+        else:
+            for part in render(results, threads=torch.get_num_threads(), wide=wide):
+                out.print(part, highlight=False)
     failed = [r.case for r in results if not r.verified]
     if failed:
         raise LutgenError(f"bench: engine results differ from the reference in: {', '.join(failed)}")
-
-
-def _bench_corpus(
-    folder: Path,
-    *,
-    quick: bool,
-    engine: str | None,
-    repeat: int | None,
-    wide: bool,
-    as_json: bool,
-    progress: Callable[[str], None],
-) -> None:
-    """``lutgen bench --corpus DIR``: every table of the folder over the ResNet-18 3x3 convolutions."""
-    import torch
-    from rich.console import Console
-
-    from .native import PreparedLut
-    from .native.bench import corpus_summary, render_corpus, run_corpus
-    from .nn.speed import corpus_tables
-
-    tables, skipped = corpus_tables(folder)
-    prepared = [(name, PreparedLut.from_lut(lut)) for name, lut in tables]
-    rows = run_corpus(prepared, quick=quick, engine=engine, repeat=repeat, progress=progress)
-    if as_json:
-        payload = {
-            "tables": [row.as_dict() for row in rows],
-            "summary": corpus_summary(rows),
-            "skipped": skipped,
-        }
-        click.echo(json.dumps(payload, indent=2))
-    else:
-        out = Console(width=200 if wide else 80)
-        per_table, summary = render_corpus(rows, threads=torch.get_num_threads(), wide=wide)
-        out.print(per_table)
-        out.print(summary)
-        for line in skipped:
-            out.print(f"skipped {line}", highlight=False)
-    failed = [row.name for row in rows if not row.verified]
-    if failed:
-        raise LutgenError(f"bench: engine results differ from the reference for: {', '.join(failed)}")
 
 
 class _FileOrCommandGroup(click.Group):
@@ -533,7 +599,7 @@ def synth() -> None:
 @click.option("--top", help="Top module (default: Yosys picks it).")
 @click.option("--signed/--unsigned", default=False, help="Operand encoding for the metrics (default: unsigned).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write the gate netlist (.blif or .v).")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (schema: docs/json.md).")
 @reports_errors
 def synth_verilog(file: Path, top: str | None, signed: bool, out: Path | None, as_json: bool) -> None:
     """Synthesise behavioural Verilog with Yosys, simulate it and print its metrics and cost."""
@@ -541,7 +607,7 @@ def synth_verilog(file: Path, top: str | None, signed: bool, out: Path | None, a
 
     job = run_verilog(file, top=top, signed=signed, out=out)
     if as_json:
-        click.echo(json.dumps(job.as_json()))
+        _echo_json("synth verilog", job.as_json())
     else:
         print_jobs([job], title=f"{file.name} synthesised by Yosys")
 
@@ -553,7 +619,7 @@ def synth_verilog(file: Path, top: str | None, signed: bool, out: Path | None, a
 @click.option("--signed/--unsigned", default=False, help="Two's complement operands (Baugh-Wooley).")
 @click.option("--param", "params", multiple=True, help="Family parameter NAME=VALUE, e.g. k=4 (repeatable).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write the netlist (.blif or .v).")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (schema: docs/json.md).")
 @reports_errors
 def synth_generate(
     kind: str, bits: int, bits_b: int | None, signed: bool, params: tuple[str, ...], out: Path | None, as_json: bool
@@ -563,7 +629,7 @@ def synth_generate(
 
     job = run_generate(kind, bits, bits_b or bits, signed=signed, params=parse_params(params), out=out)
     if as_json:
-        click.echo(json.dumps(job.as_json()))
+        _echo_json("synth generate", job.as_json())
     else:
         print_jobs([job], title=f"generated {kind}")
 
@@ -577,7 +643,7 @@ def synth_generate(
 @click.option("--steps", type=click.IntRange(1, 1000), default=80, show_default=True, help="Most substitutions.")
 @click.option("--wires/--constants-only", default=True, help="Also replace gate outputs by gate inputs.")
 @click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path), help="Write each Pareto point as BLIF.")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (schema: docs/json.md).")
 @reports_errors
 def synth_als(
     file: Path,
@@ -604,7 +670,7 @@ def synth_als(
         out_dir=out_dir,
     )
     if as_json:
-        click.echo(json.dumps([job.as_json() for job in jobs]))
+        _echo_json("synth als", {"points": [job.as_json() for job in jobs]})
     else:
         print_jobs(jobs, title=f"{file.name}: approximate synthesis, Pareto points")
 
@@ -616,7 +682,7 @@ def native_group() -> None:
 
 @native_group.command("build")
 @click.option("--verbose", is_flag=True, help="Show the compiler's output.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (schema: docs/json.md).")
 @reports_errors
 def native_build(verbose: bool, as_json: bool) -> None:
     """Compile the CPU kernels into the cache now (otherwise they build on first use)."""
@@ -624,14 +690,14 @@ def native_build(verbose: bool, as_json: bool) -> None:
 
     report = build_now(verbose=verbose)
     if as_json:
-        click.echo(json.dumps(report))
+        _echo_json("native build", report)
     else:
-        click.echo(f"native kernels {report['status']} in {report['seconds']} s: {report['cache_dir']}")
+        click.echo(f"native kernels {report['status']} in {report['elapsed_s']} s: {report['cache_dir']}")
         click.echo(f"kernels: {', '.join(report['kernels'])}")
 
 
 @native_group.command("info")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (schema: docs/json.md).")
 @reports_errors
 def native_info(as_json: bool) -> None:
     """Show the CPU features detected, the ISA paths, the chosen path, the cache and the build state."""
@@ -639,7 +705,7 @@ def native_info(as_json: bool) -> None:
 
     info = collect()
     if as_json:
-        click.echo(json.dumps(info))
+        _echo_json("native info", info)
         return
     flags = " ".join(f"{name}{'+' if present else '-'}" for name, present in info["flags"].items())
     forced = f" (forced by LUTGEN_CPU_ISA={info['forced_by_env']})" if info["forced_by_env"] else ""
@@ -656,7 +722,7 @@ def native_info(as_json: bool) -> None:
 
 @native_group.command("clean")
 @click.option("--all", "all_builds", is_flag=True, help="Remove the current build too.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (schema: docs/json.md).")
 @reports_errors
 def native_clean(all_builds: bool, as_json: bool) -> None:
     """Remove old CPU kernel builds from the cache (all but the current one; all with --all)."""
@@ -664,7 +730,7 @@ def native_clean(all_builds: bool, as_json: bool) -> None:
 
     report = clean_builds(all_builds=all_builds)
     if as_json:
-        click.echo(json.dumps(report.as_json()))
+        _echo_json("native clean", report.as_json())
     else:
         for folder in report.removed:
             click.echo(f"removed {folder}")
@@ -682,7 +748,9 @@ def model_options(func: F) -> F:
             "--model", "model_name", required=True, help="Zoo model (lenet5, vgg19, resnet18, ...) or module:callable."
         ),
         click.option(
-            "--weights", type=click.Path(path_type=Path), help="Float weights (state dict); default: train and cache."
+            "--weights",
+            type=click.Path(path_type=Path),
+            help="Weights: a state dict or a `lutgen retrain` checkpoint; default: train in float and cache.",
         ),
         click.option(
             "--data", "data_dir", type=click.Path(path_type=Path), help="Local dataset directory (never downloaded)."
@@ -704,9 +772,28 @@ def model_options(func: F) -> F:
     "--assign",
     default="auto",
     show_default=True,
-    help="auto | NAME (every layer) | assignment.json | layer=NAME,... (other layers exact).",
+    help="auto | NAME (every layer) | assignment.json[#N: front point N of a --save file] | layer=NAME,... "
+    "(other layers exact).",
 )
 @click.option("--budget", default=1.0, show_default=True, help="auto: allowed accuracy drop in points.")
+@click.option(
+    "--verify",
+    "verify_points",
+    type=click.IntRange(1),
+    default=5,
+    show_default=True,
+    help="auto: front points verified with the LUT engine per round (two rounds).",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(1),
+    help="auto: run the search's tasks on a local Ray instance with N workers (default: in-process).",
+)
+@click.option(
+    "--ray-address",
+    envvar="RAY_ADDRESS",
+    help="auto: run the search's tasks on the Ray cluster at ADDR (or 'auto'; default: $RAY_ADDRESS).",
+)
 @click.option(
     "--candidates",
     default="bits=8,signed",
@@ -717,13 +804,16 @@ def model_options(func: F) -> F:
 @click.option("--seed", default=0, show_default=True, help="Seed of the data split, calibration subset and noise.")
 @click.option(
     "--bias-correction/--no-bias-correction",
-    default=True,
-    show_default=True,
-    help="Fold predicted mean error into biases.",
+    default=None,
+    help="Fold predicted mean error into biases (default: on; off for weights from `lutgen retrain`).",
 )
-@click.option("--save", type=click.Path(path_type=Path), help="Write the assignment as JSON.")
+@click.option(
+    "--save",
+    type=click.Path(path_type=Path),
+    help="Write the assignment as JSON (auto: with every front point's, read back by --assign FILE#N).",
+)
 @click.option("--plot", type=click.Path(path_type=Path), help="auto: plot the energy-accuracy front (e.g. pareto.png).")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (schema: docs/json.md).")
 @reports_errors
 def evaluate_command(
     model_name: str,
@@ -732,10 +822,13 @@ def evaluate_command(
     dataset: str | None,
     assign: str,
     budget: float,
+    verify_points: int,
+    workers: int | None,
+    ray_address: str | None,
     candidates: str,
     limit: int | None,
     seed: int,
-    bias_correction: bool,
+    bias_correction: bool | None,
     save: Path | None,
     plot: Path | None,
     as_json: bool,
@@ -756,16 +849,24 @@ def evaluate_command(
         limit=limit,
         seed=seed,
         bias_correction=bias_correction,
+        verify=verify_points,
+        workers=workers,
+        ray_address=ray_address or None,
     )
     result = run_evaluate(options)
+    written = []
     if save is not None:
         save_assignment(result, save)
+        written.append(f"wrote {save} (the assignment; reuse it with --assign {save})")
     if plot is not None:
         plot_pareto(result, plot)
+        written.append(f"wrote {plot} (the energy-accuracy front)")
     if as_json:
-        click.echo(result.to_json())
+        _echo_json("evaluate", result.to_dict())
     else:
         render(result, Console(width=max(100, Console().width)))
+    for line in written:
+        click.echo(line, err=as_json)
 
 
 @main.command("retrain")
@@ -790,10 +891,14 @@ def evaluate_command(
 @click.option("--lr", type=click.FloatRange(0, None), default=0.01, show_default=True, help="Peak learning rate.")
 @click.option("--batch-size", type=click.IntRange(1, None), default=64, show_default=True)
 @click.option("--seed", default=0, show_default=True, help="Seed of the data split, shuffling and initial state.")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Checkpoint written after every epoch.")
-@click.option("--resume", is_flag=True, help="Continue from the --out checkpoint (same options).")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Checkpoint written after every epoch (default: $LUTGEN_CACHE/retrain/, named by the options; printed).",
+)
+@click.option("--resume", is_flag=True, help="Continue from the checkpoint (--out, or the default; same options).")
 @click.option("--device", help="torch device (default: cuda when present, else cpu).")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (schema: docs/json.md).")
 @reports_errors
 def retrain_command(
     model_name: str,
@@ -817,8 +922,6 @@ def retrain_command(
 
     from .nn.retrain import RetrainOptions, render_retrain, run_retrain
 
-    if resume and out is None:
-        raise click.UsageError("--resume needs --out CHECKPOINT")
     options = RetrainOptions(
         model=model_name,
         assign=assign,
@@ -837,6 +940,6 @@ def retrain_command(
     )
     report = run_retrain(options)
     if as_json:
-        click.echo(json.dumps(report.to_dict(), indent=2))
+        _echo_json("retrain", report.to_dict())
     else:
         render_retrain(report, Console(width=max(100, Console().width)))

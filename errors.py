@@ -46,6 +46,10 @@ class LibraryError(LutgenError):
     """The multiplier catalogue cannot do what was asked (missing entry, corrupted blob)."""
 
 
+class NotInLibraryError(InputError, LibraryError):
+    """A name or hash prefix matches no library entry, or several: the user's to fix (exit code 2)."""
+
+
 class ConfigError(InputError):
     """An option or configuration value is invalid."""
 

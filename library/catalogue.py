@@ -27,10 +27,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ConfigError, LibraryError
-from ..lutgen.metrics import Metrics, matches_published
+from ..errors import ConfigError, LibraryError, NotInLibraryError
+from ..lutgen.metrics import METRIC_KEYS, Metrics, matches_published
 from .blobs import BlobStore
-from .config import library_dir
+from .config import FROM_DEFAULT, library_dir, library_location
 
 if TYPE_CHECKING:
     from ..circuits.netlist import Netlist
@@ -128,7 +128,9 @@ MIGRATIONS: tuple[Migration, ...] = (
 )
 
 #: Error-metric columns, in display order.
-METRIC_COLUMNS = ("mae_pct", "wce_pct", "mre_pct", "wcre_pct", "ep_pct", "mse", "med", "wce", "bias")
+METRIC_COLUMNS = METRIC_KEYS
+#: Metrics that are maxima over the inputs: from a sample, lower bounds.
+WORST_CASE_COLUMNS = ("wce_pct", "wcre_pct", "wce")
 #: Hardware-cost columns.
 COST_COLUMNS = ("power_mw", "area_um2", "delay_ns")
 #: Decimals the cost columns are shown with (as EvoApproxLib prints them).
@@ -229,14 +231,29 @@ class Entry:
         """``8x8s``-style width and signedness."""
         return f"{self.bits_a}x{self.bits_b}{'s' if self.signed else 'u'}"
 
+    @property
+    def sampled(self) -> bool:
+        """Whether the metrics come from a random sample of input pairs (circuits too wide to enumerate)."""
+        return self.metrics_method is not None and self.metrics_method != "exhaustive"
+
     def published_differences(self) -> dict[str, tuple[str, float | None]]:
         """Published figures that the measured ones do not reproduce: ``{column: (published, measured)}``.
 
-        Empty when the metrics were sampled (Monte-Carlo figures cannot reproduce exhaustive ones digit for digit).
+        Empty when the metrics were sampled (Monte-Carlo figures cannot reproduce exhaustive ones digit for
+        digit; see :meth:`sampled_differences`).
         """
+        return {} if self.sampled else self._differences()
+
+    def sampled_differences(self) -> dict[str, tuple[str, float | None]]:
+        """For sampled metrics, the published figures the sample does not reproduce.
+
+        The worst cases (:data:`WORST_CASE_COLUMNS`) of a sample are lower bounds of the circuit's; the
+        means are estimates. Empty for exhaustive metrics.
+        """
+        return self._differences() if self.sampled else {}
+
+    def _differences(self) -> dict[str, tuple[str, float | None]]:
         diffs: dict[str, tuple[str, float | None]] = {}
-        if self.metrics_method is not None and self.metrics_method != "exhaustive":
-            return diffs
         for key, text in self.published.items():
             col = PUBLISHED_KEYS.get(key)
             if col is None or col in COST_COLUMNS:
@@ -247,10 +264,11 @@ class Entry:
         return diffs
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-able dict (with ``full_name``)."""
+        """A JSON-able dict (with ``full_name`` and ``kind``; keys as in :mod:`approxlut.schema`)."""
         data = asdict(self)
         data["alt_sources"] = list(self.alt_sources)
         data["full_name"] = self.full_name
+        data["kind"] = self.kind
         return data
 
 
@@ -272,9 +290,21 @@ class Library:
 
     # ----------------------------------------------------------------- opening
     @classmethod
-    def open(cls, path: str | os.PathLike[str] | None = None) -> Library:
-        """Open (creating when absent) the library at ``path`` / ``$LUTGEN_LIBRARY`` / the data dir."""
-        root = library_dir(path)
+    def exists(cls, path: str | os.PathLike[str] | None = None) -> bool:
+        """Whether a library (its index file) is at ``path`` / ``$LUTGEN_LIBRARY`` / the data dir."""
+        return (library_dir(path) / DB_NAME).is_file()
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str] | None = None, *, create: bool = True) -> Library:
+        """Open the library at ``path`` / ``$LUTGEN_LIBRARY`` / the data dir, creating it unless ``create=False``.
+
+        Raises:
+            ConfigError: ``create=False`` and there is no library there (the message names the path and
+                who named it).
+        """
+        root, named_by = library_location(path)
+        if not create and not (root / DB_NAME).is_file():
+            raise ConfigError(_missing(root, named_by))
         try:
             root.mkdir(parents=True, exist_ok=True)
             connection = sqlite3.connect(root / DB_NAME, timeout=BUSY_TIMEOUT_S, isolation_level=None)
@@ -297,10 +327,14 @@ class Library:
 
     @classmethod
     def open_default(cls, path: str | os.PathLike[str] | None = None) -> Library:
-        """:meth:`open`, then install the built-in set when the library holds none of it."""
+        """The library that reading commands use, with the built-in set installed when it holds none of it.
+
+        Only the default location is created when absent; a library named by ``path`` or
+        ``$LUTGEN_LIBRARY`` must exist (:class:`ConfigError` otherwise, naming the path).
+        """
         from .builtin import install_builtin
 
-        lib = cls.open(path)
+        lib = cls.open(path, create=library_location(path)[1] == FROM_DEFAULT)
         if not lib.has_builtin():
             install_builtin(lib)
         return lib
@@ -442,9 +476,9 @@ class Library:
         if len(found) == 1:
             return found[0]
         if not found:
-            raise LibraryError(self._not_found(name_or_hash))
+            raise NotInLibraryError(self._not_found(name_or_hash))
         listing = ", ".join(f"{e.full_name} ({e.hash[:10]})" for e in found)
-        raise LibraryError(f"'{name_or_hash}' is ambiguous: {listing}; use the release prefix or a hash prefix")
+        raise NotInLibraryError(f"'{name_or_hash}' is ambiguous: {listing}; use the release prefix or a hash prefix")
 
     def _not_found(self, identifier: str) -> str:
         import difflib
@@ -728,6 +762,13 @@ class Library:
             "INSERT OR IGNORE INTO sources (file_sha256, path, entry_id, role) VALUES (?, ?, ?, ?)",
             (file_sha256, path, entry_id, role),
         )
+
+
+def _missing(root: Path, named_by: str) -> str:
+    return (
+        f"no library at {root} (named by {named_by}); check the path, or create one there with "
+        f"`lutgen library init --library {root}`"
+    )
 
 
 def _without_gradients(lut: Lut) -> Lut:

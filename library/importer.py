@@ -25,7 +25,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..circuits.io import FORMATS
+from ..circuits.names import name_hint
 from ..errors import ConfigError, LutgenError
+from ..lutgen.formats import sniff_lut_format
 from .catalogue import Cost, Entry, Library
 
 if TYPE_CHECKING:
@@ -33,6 +35,8 @@ if TYPE_CHECKING:
 
 #: File suffixes taken when walking folders (what ``read_netlist`` understands).
 NETLIST_SUFFIXES = tuple(suffix for suffixes in FORMATS.values() for suffix in suffixes)
+#: Also taken when walking folders: text files that turn out to be DATE'25 LUTs (by content).
+TEXT_LUT_SUFFIX = ".txt"
 #: Input pairs hashed to identify a circuit too wide for a table.
 FINGERPRINT_SAMPLES = 1 << 16
 FINGERPRINT_SEED = 20240917
@@ -41,7 +45,6 @@ _HEADER_VALUE = re.compile(r"^\s*//\s*(?P<key>[A-Z0-9_]+%?)\s*=\s*(?P<value>[-+]
 _CITE = re.compile(r"please cite the following article\(s\):\s*(?P<cite>.+?)\s*$", re.IGNORECASE)
 _LICENCE = re.compile(r"distributed under (?:the )?(?P<licence>[\w .-]+?) licen[cs]e", re.IGNORECASE)
 _RELEASE = re.compile(r"^(?P<release>v\d+(?:\.\d+)*)_(?P<rest>.+)$")
-_MUL_NAME = re.compile(r"^mul(?P<a>\d+)(?:x(?P<b>\d+))?(?P<sign>[su])(?:_|$)", re.IGNORECASE)
 _PDK45 = "_pdk45"
 
 
@@ -136,17 +139,14 @@ def parse_name(path: Path) -> NameInfo:
             if re.fullmatch(r"v\d+(?:\.\d+)*", parent.name):
                 release = parent.name
                 break
-    bits = signed = None
-    mul = _MUL_NAME.match(stem)
-    if mul:
-        bits_a = int(mul.group("a"))
-        bits = (bits_a, int(mul.group("b") or bits_a))
-        signed = mul.group("sign").lower() == "s"
-    return NameInfo(release, stem, pdk45, bits, signed)
+    hint = name_hint(stem)
+    if hint is None:
+        return NameInfo(release, stem, pdk45, None, None)
+    return NameInfo(release, stem, pdk45, hint.bits, hint.signed)
 
 
 def netlist_files(paths: Iterable[str | Path]) -> list[Path]:
-    """Files to import: given files as they are, folders walked recursively for netlist suffixes.
+    """Files to import: given files as they are, folders walked recursively for netlists and DATE'25 text LUTs.
 
     Plain files come before their ``_pdk45`` twins so the twin merges into the plain file's entry.
     """
@@ -154,13 +154,18 @@ def netlist_files(paths: Iterable[str | Path]) -> list[Path]:
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            found += [p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in NETLIST_SUFFIXES]
+            found += [p for p in path.rglob("*") if p.is_file() and _walked(p)]
         elif path.is_file():
             found.append(path)
         else:
             raise ConfigError(f"{path}: no such file or folder")
     unique = sorted(set(found), key=lambda p: (p.stem.lower().endswith(_PDK45), str(p)))
     return unique
+
+
+def _walked(path: Path) -> bool:
+    suffix = path.suffix.lower()
+    return suffix in NETLIST_SUFFIXES or (suffix == TEXT_LUT_SUFFIX and sniff_lut_format(path) == "lutfp")
 
 
 def estimated_cost(netlist: Netlist) -> Cost | None:
@@ -204,6 +209,14 @@ def import_file(lib: Library, path: Path, *, signed: bool | None = None) -> tupl
     if known is not None:
         return "unchanged", known
     info = parse_name(path)
+    lut_format = sniff_lut_format(path)
+    if lut_format is not None:
+        return _import_table(lib, path, lut_format, digest, info, signed=signed)
+    if path.suffix.lower() not in NETLIST_SUFFIXES:
+        raise ConfigError(
+            f"{path}: neither a netlist ({', '.join(NETLIST_SUFFIXES)}) nor a LUT file "
+            "(DATE'25 text, TFApprox binary, lutgen .npz)"
+        )
     header = parse_header(data.decode("utf-8", errors="replace")) if path.suffix.lower() in (".v", ".sv") else None
     netlist = read_netlist(path)
     if len(netlist.widths) != 2:
@@ -248,6 +261,34 @@ def import_file(lib: Library, path: Path, *, signed: bool | None = None) -> tupl
         function_hash=fingerprint,
         metrics=metrics,
         **common,  # type: ignore[arg-type]
+    )
+    return "added", entry
+
+
+def _import_table(
+    lib: Library, path: Path, lut_format: str, digest: str, info: NameInfo, *, signed: bool | None
+) -> tuple[str, Entry]:
+    """Import a LUT file (no netlist: no gate count and no cost estimate; the library computes its gradients)."""
+    from ..lutgen.formats import read_lut_file
+
+    lut = read_lut_file(path, lut_format)
+    kind = "signed" if lut.signed else "unsigned"
+    if signed is not None and signed != lut.signed:
+        raise ConfigError(f"{path}: this {lut_format} file holds an {kind} table; leave out --signed/--unsigned")
+    if info.bits is not None and (info.bits != (lut.bits_a, lut.bits_b) or info.signed != lut.signed):
+        said = f"{info.bits[0]}x{info.bits[1]} {'signed' if info.signed else 'unsigned'}"
+        raise ConfigError(f"{path}: the name says {said} but the table is {lut.bits_a}x{lut.bits_b} {kind}")
+    existing = lib.same_circuit(name=lut.name, release=info.release, lut_hash=lut.hash)
+    if existing is not None:
+        return "merged", lib.add_source(existing, str(path.resolve()), digest)
+    entry = lib.add(
+        lut,
+        name=lut.name,
+        release=info.release,
+        source=str(path.resolve()),
+        source_sha256=digest,
+        origin="import",
+        params={"format": lut_format},
     )
     return "added", entry
 

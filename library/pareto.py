@@ -31,6 +31,14 @@ def pareto_front(entries: Sequence[Entry], x: str, y: str) -> list[Entry]:
     return front
 
 
+def fronts_by_kind(entries: Sequence[Entry], x: str, y: str) -> dict[str, tuple[list[Entry], list[Entry]]]:
+    """Per kind (widths and signedness, in width order): ``(entries of that kind, their Pareto front)``."""
+    groups: dict[str, list[Entry]] = {}
+    for entry in sorted(entries, key=lambda e: (e.bits_a, e.bits_b, e.signed)):
+        groups.setdefault(entry.kind, []).append(entry)
+    return {kind: (members, pareto_front(members, x, y)) for kind, members in groups.items()}
+
+
 def pareto_front_reference(entries: Sequence[Entry], x: str, y: str) -> list[Entry]:
     """The same front by checking every pair (quadratic; the obviously correct reference)."""
     points = [(vx, vy, e) for e in entries if (vx := value(e, x)) is not None and (vy := value(e, y)) is not None]

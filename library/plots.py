@@ -99,16 +99,36 @@ def error_heatmap(lut: Lut, path: str | Path, *, title: str | None = None) -> Pa
     return _save(fig, path)
 
 
-def _scale(ax: Axes, axis: str, values: np.ndarray) -> None:
-    """Log scale when positive values span two decades (symlog when zeros are present)."""
+#: Axis scales :func:`pareto_plot` takes: ``auto`` (log when the values span two decades), ``log``, ``linear``.
+SCALES = ("auto", "log", "linear")
+
+
+def _scale(ax: Axes, axis: str, values: np.ndarray, mode: str = "auto") -> None:
+    """Set an axis scale; ``log`` becomes symlog when zeros are present (exact multipliers have MAE 0).
+
+    ``auto`` picks log when positive values span two decades, else linear; negative values keep it linear.
+    """
+    if mode not in SCALES:
+        raise ConfigError(f"unknown axis scale '{mode}' (choose from {', '.join(SCALES)})")
     positive = values[values > 0]
-    if positive.size < 2 or positive.max() / positive.min() < 100 or (values < 0).any():
+    if mode == "linear" or positive.size == 0 or (values < 0).any():
         return
+    if mode == "auto" and (positive.size < 2 or positive.max() / positive.min() < 100):
+        return
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
     setter = ax.set_xscale if axis == "x" else ax.set_yscale
     if (values == 0).any():
         setter("symlog", linthresh=float(positive.min()))
+        # from just below 0, so that the zeros (exact multipliers) show whole at the bottom
+        (ax.set_xlim if axis == "x" else ax.set_ylim)(-0.3 * float(positive.min()), float(positive.max()) * 1.6)
     else:
         setter("log")
+    plain = FuncFormatter(lambda v, _: f"{v:g}")
+    few_decades = positive.max() / positive.min() < 30
+    target = ax.xaxis if axis == "x" else ax.yaxis
+    target.set_major_formatter(plain)
+    target.set_minor_formatter(plain if few_decades else NullFormatter())
 
 
 def pareto_plot(
@@ -118,8 +138,13 @@ def pareto_plot(
     x: str = "power",
     y: str = "mae",
     title: str | None = None,
+    scales: tuple[str, str] = ("auto", "auto"),
 ) -> Path:
-    """Save a scatter of ``entries`` in ``(x, y)``, the Pareto front drawn as a step line and labelled."""
+    """Save a scatter of ``entries`` in ``(x, y)``, the Pareto front drawn as a step line and labelled.
+
+    ``scales`` sets the x and y axis scales (:data:`SCALES`); a report passes fixed ones so that all its
+    plots read alike.
+    """
     x_col, y_col = column(x), column(y)
     points = [(e, value(e, x_col), value(e, y_col)) for e in entries]
     shown = [(e, vx, vy) for e, vx, vy in points if vx is not None and vy is not None]
@@ -143,8 +168,8 @@ def pareto_plot(
     fy = np.array([value(e, y_col) for e in front], dtype=float)
     ax.step(fx, fy, where="post", color="black", linewidth=1.2, label="Pareto front")
     ax.scatter(fx, fy, s=46, facecolors="none", edgecolors="black", linewidths=1.2)
-    _scale(ax, "x", np.array([p[1] for p in shown], dtype=float))
-    _scale(ax, "y", np.array([p[2] for p in shown], dtype=float))
+    _scale(ax, "x", np.array([p[1] for p in shown], dtype=float), scales[0])
+    _scale(ax, "y", np.array([p[2] for p in shown], dtype=float), scales[1])
     label_all = len(shown) <= LABEL_ALL_UP_TO
     candidates = [(e, vx, vy) for e, vx, vy in shown if e.id in on_front] + [
         (e, vx, vy) for e, vx, vy in shown if label_all and e.id not in on_front

@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 from rich import box
 from rich.console import Console
 from rich.table import Table
 
 from ..lutgen.metrics import published_round
-from .catalogue import COST_COLUMNS, COST_DECIMALS, METRIC_COLUMNS, PUBLISHED_KEYS, Entry, column
+from .catalogue import (
+    COST_COLUMNS,
+    COST_DECIMALS,
+    METRIC_COLUMNS,
+    PUBLISHED_KEYS,
+    WORST_CASE_COLUMNS,
+    Entry,
+    column,
+)
 from .pareto import value
 
 
@@ -41,31 +50,42 @@ def entries_table(entries: Sequence[Entry], *, title: str | None = None) -> Tabl
     table.add_column("kind", no_wrap=True)
     for header in ("gates", "MAE%", "WCE%", "EP%", "mW", "µm²", "ns"):
         table.add_column(header, justify="right", no_wrap=True)
-    estimated = False
+    estimated = sampled = False
     for e in entries:
         mark = "*" if e.power_source == "estimated" else ""
         estimated = estimated or bool(mark)
+        sampled = sampled or e.sampled
         table.add_row(
             e.full_name,
             e.kind,
             _num(e.gates),
             _num(e.mae_pct),
-            _num(e.wce_pct),
+            ("≥" if e.sampled else "") + _num(e.wce_pct),
             _num(e.ep_pct),
             _cell("power_mw", e.power_mw) + mark,
             _cell("area_um2", e.area_um2) + mark,
             _cell("delay_ns", e.delay_ns) + mark,
         )
+    captions = []
     if estimated:
-        table.caption = "* cost estimated by lutgen's cell model; the others are published"
+        captions.append("* cost estimated by lutgen's cell model; the others are published")
+    if sampled:
+        captions.append("≥ largest error in a random sample (too wide to enumerate): a lower bound")
+    table.caption = "\n".join(captions) or None
     return table
 
 
-def print_entries(entries: Sequence[Entry], *, console: Console | None = None, title: str | None = None) -> None:
-    """Print :func:`entries_table`, or a hint when the selection is empty."""
+def print_entries(
+    entries: Sequence[Entry], *, library: Path, console: Console | None = None, title: str | None = None
+) -> None:
+    """Print :func:`entries_table`, or a hint naming the ``library`` folder when the selection is empty."""
     console = console or Console()
     if not entries:
-        console.print("no multipliers match (see `lutgen library list` without filters, or `lutgen library init`)")
+        console.print(
+            f"no multipliers match in the library at {library} "
+            "(see `lutgen library list` without filters, or `lutgen library import`)",
+            soft_wrap=True,
+        )
         return
     console.print(entries_table(entries, title=title))
 
@@ -100,23 +120,36 @@ def print_entry(entry: Entry, *, console: Console | None = None) -> None:
         table.add_row("cite", entry.citation, "")
     table.add_row("created", entry.created, "")
     console.print(table)
-    diffs = entry.published_differences()
-    for col, (text, measured) in diffs.items():
-        console.print(
-            f"[yellow]note:[/] published {col} = {text} but the netlist gives {_num(measured)} "
-            "(lutgen keeps the measured value)"
-        )
+    for note in difference_notes(entry):
+        console.print(f"[yellow]note:[/] {note}")
 
 
-def print_front(front: Sequence[Entry], x: str, y: str, *, total: int, console: Console | None = None) -> None:
-    """The Pareto front as a table of its two coordinates."""
+def difference_notes(entry: Entry) -> list[str]:
+    """One sentence per published figure the measured one does not reproduce (sampled: why it cannot)."""
+    notes = [
+        f"published {col} = {text} but the netlist gives {_num(measured)} (lutgen keeps the measured value)"
+        for col, (text, measured) in entry.published_differences().items()
+    ]
+    for col, (text, measured) in entry.sampled_differences().items():
+        what = "the largest in the sample, a lower bound" if col in WORST_CASE_COLUMNS else "a sampled estimate"
+        notes.append(f"{col} = {_num(measured)} is {what} ({entry.metrics_method}); published {text}")
+    return notes
+
+
+def print_front(
+    front: Sequence[Entry], x: str, y: str, *, total: int, kind: str, console: Console | None = None
+) -> None:
+    """The Pareto front of one kind as a table of its two coordinates."""
     console = console or Console()
     x_col, y_col = column(x), column(y)
-    table = Table(title=f"Pareto front: {len(front)} of {total} multipliers, minimising {x_col} and {y_col}")
+    console.print(
+        f"Pareto front of the {kind} multipliers: {len(front)} of {total}, minimising {x_col} and {y_col}",
+        soft_wrap=True,
+    )
+    table = Table()
     table.add_column("name", no_wrap=True)
-    table.add_column("kind")
     table.add_column(x_col, justify="right")
     table.add_column(y_col, justify="right")
     for e in front:
-        table.add_row(e.full_name, e.kind, _cell(x_col, value(e, x_col)), _cell(y_col, value(e, y_col)))
+        table.add_row(e.full_name, _cell(x_col, value(e, x_col)), _cell(y_col, value(e, y_col)))
     console.print(table)

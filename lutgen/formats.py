@@ -46,11 +46,65 @@ _LUTFP_NAME = re.compile(r"^(?P<name>.+?)_lutfp(?:\+bp_\w+?)?\.txt$")
 _HALF_WINDOW = re.compile(r"^INFO: half window = (\d+)$")
 
 
+#: The LUT file formats, by the names ``--format`` takes.
+LUT_FORMATS = ("npz", "tfapprox", "lutfp")
+_ZIP_MAGIC = b"PK\x03\x04"
+_SNIFF_BYTES = 4096
+
+
+def sniff_lut_format(path: str | os.PathLike[str]) -> str | None:
+    """The LUT format of a file judged by its content (not its name): ``npz``, ``lutfp``, ``tfapprox`` or ``None``.
+
+    A zip archive holding ``meta.npy`` is a lutgen ``.npz``; ASCII text whose first line starts with
+    ``INFO:`` or is the DATE'25 forward-section title is a DATE'25 text LUT; exactly 131072 bytes that are
+    not text form a TFApprox table. Anything else (a netlist, say) gives ``None``; unreadable files too.
+    """
+    try:
+        with open(path, "rb") as f:
+            head = f.read(_SNIFF_BYTES)
+        size = Path(path).stat().st_size
+    except OSError:
+        return None
+    if head.startswith(_ZIP_MAGIC):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                return "npz" if "meta.npy" in archive.namelist() else None
+        except (OSError, zipfile.BadZipFile):
+            return None
+    first = next((line.strip() for line in head.splitlines() if line.strip()), b"")
+    if first.startswith(b"INFO:") or first == LUTFP_FORWARD.encode():
+        return "lutfp"
+    if size == TFAPPROX_BYTES and not _looks_like_text(head):
+        return "tfapprox"
+    return None
+
+
+def read_lut_file(path: str | os.PathLike[str], fmt: str | None = None) -> Lut:
+    """Read a LUT file in ``fmt`` (default: :func:`sniff_lut_format`); :class:`ParseError` when it is none."""
+    kind = fmt or sniff_lut_format(path)
+    if kind == "npz":
+        return load_npz(path)
+    if kind == "lutfp":
+        return read_lutfp(path)
+    if kind == "tfapprox":
+        return read_tfapprox(path)
+    if kind is None:
+        raise ParseError("not a LUT file (lutgen .npz, DATE'25 text or TFApprox binary)", str(path))
+    raise InputError(f"unknown LUT format '{kind}' (choose from {', '.join(LUT_FORMATS)})")
+
+
+def _looks_like_text(data: bytes) -> bool:
+    return all(32 <= byte < 127 or byte in b"\t\r\n" for byte in data)
+
+
 # ----------------------------------------------------------------------------------------------- npz
 
 
-def save_npz(lut: Lut, path: str | os.PathLike[str]) -> None:
-    """Write ``lut`` (forward, gradients, metadata) to ``path`` atomically."""
+def save_npz(lut: Lut, path: str | os.PathLike[str], *, compress: bool = False) -> None:
+    """Write ``lut`` (forward, gradients, metadata) to ``path`` atomically; ``compress``: zip-deflated arrays.
+
+    :func:`load_npz` reads both forms.
+    """
     meta = {
         "version": NPZ_VERSION,
         "bits_a": lut.bits_a,
@@ -70,7 +124,10 @@ def save_npz(lut: Lut, path: str | os.PathLike[str]) -> None:
         arrays["grad_a"] = lut.grad_a.astype(np.float32)
     if lut.grad_b is not None:
         arrays["grad_b"] = lut.grad_b.astype(np.float32)
-    _atomic_write(path, lambda f: np.savez(f, allow_pickle=False, **arrays))
+    if compress:
+        _atomic_write(path, lambda f: np.savez_compressed(f, allow_pickle=False, **arrays))
+    else:
+        _atomic_write(path, lambda f: np.savez(f, allow_pickle=False, **arrays))
 
 
 def load_npz(path: str | os.PathLike[str]) -> Lut:

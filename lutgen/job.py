@@ -1,21 +1,28 @@
-"""The ``lutgen sim`` job: read a netlist file, simulate it, compute metrics, write the LUT file."""
+"""The ``lutgen sim`` job: read a netlist (or a LUT file), simulate it, compute metrics, write the LUT file.
+
+Signedness follows one rule, the one ``library import`` uses: ``--signed``/``--unsigned`` when given,
+else what the file name says (EvoApproxLib's ``mul8s_``/``mul8u_``, :mod:`approxlut.circuits.names`),
+else unsigned. LUT files (DATE'25 text, TFApprox binary, lutgen ``.npz``) are recognised by their
+content and carry their own signedness.
+"""
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..circuits.io import read_netlist
+from ..circuits.names import name_hint
 from ..errors import ConfigError
-from .formats import save_npz
+from .formats import LUT_FORMATS, read_lut_file, save_npz, sniff_lut_format
 from .lut import Lut
-from .metrics import Metrics
+from .metrics import METRIC_KEYS, Metrics
 from .simulate import MAX_LUT_BITS, simulate_lut, simulate_metrics
 
-_SIGNED_NAME = re.compile(r"mul\d+(?:x\d+)?s(?:_|$)", re.IGNORECASE)
+#: A table file larger than this gets a note offering ``--compress``.
+LARGE_FILE_BYTES = 16 << 20
 
 
 @dataclass
@@ -27,15 +34,19 @@ class SimResult:
     bits_a: int
     bits_b: int
     signed: bool
-    gates: int
+    gates: int | None
     metrics: Metrics
     seconds: float
     lut: Lut | None
     out: Path | None
     hint: str | None
+    signed_from: str = "default"
+    input_format: str = "netlist"
+    out_bytes: int | None = None
+    compressed: bool = False
 
     def as_json(self) -> dict[str, Any]:
-        """The ``--json`` object: EvoApproxLib's percent units for mae/wce/mre/wcre/ep."""
+        """The ``--json`` object (keys as in :mod:`approxlut.schema`: EvoApproxLib's percent metrics)."""
         m = self.metrics
         return {
             "name": self.name,
@@ -43,19 +54,15 @@ class SimResult:
             "bits_b": self.bits_b,
             "signed": self.signed,
             "gates": self.gates,
-            "mae": m.mae_pct,
-            "wce": m.wce_pct,
-            "mre": m.mre_pct,
-            "wcre": m.wcre_pct,
-            "ep": m.ep_pct,
-            "mse": m.mse,
-            "med": m.med,
-            "bias": m.bias,
-            "wce_abs": m.wce,
-            "method": m.method,
+            **{key: getattr(m, key) for key in METRIC_KEYS},
+            "metrics_method": m.method,
+            "signed_from": self.signed_from,
+            "input_format": self.input_format,
+            "input_pairs": m.n,
             "hash": self.lut.hash if self.lut is not None else None,
             "out": str(self.out) if self.out is not None else None,
-            "seconds": self.seconds,
+            "out_bytes": self.out_bytes,
+            "elapsed_s": self.seconds,
         }
 
 
@@ -63,6 +70,24 @@ def default_out(path: Path) -> Path:
     """``FILE.npz`` next to the input (``FILE.lut.npz`` if the input itself ends in ``.npz``)."""
     out = path.with_suffix(".npz")
     return out if out != path else path.with_suffix(".lut.npz")
+
+
+def settle_signedness(path: Path, signed: bool | None) -> tuple[bool, str, str | None]:
+    """``(signed, where from, note)``: the option, else the file name, else unsigned.
+
+    ``where from`` is ``"option"``, ``"name"`` or ``"default"``; the note says when the option
+    contradicts the name.
+    """
+    hint = name_hint(path.name)
+    if signed is not None:
+        note = None
+        if hint is not None and hint.signed != signed:
+            said = "signed" if hint.signed else "unsigned"
+            note = f"the name ({hint.token}) says {said}; read as {'signed' if signed else 'unsigned'} as asked"
+        return signed, "option", note
+    if hint is not None:
+        return hint.signed, "name", None
+    return False, "default", None
 
 
 def run_sim(
@@ -79,18 +104,32 @@ def run_sim(
     samples: int | None = None,
     top: str | None = None,
     cells: Path | None = None,
+    compress: bool = False,
 ) -> SimResult:
     """Parse, simulate and (for tables up to 24 input bits) write the LUT with its gradients.
 
-    ``signed=None`` means the default, unsigned; the result carries a hint when the file name
-    suggests a signed circuit (EvoApproxLib's ``mul8s_``).
+    ``signed=None``: what the file name says (``mul8s_``), else unsigned (see the module docstring).
+    A LUT file (``fmt`` one of :data:`LUT_FORMATS`, or recognised by content) is read instead of simulated.
     """
+    lut_format = fmt if fmt in LUT_FORMATS else (sniff_lut_format(path) if fmt is None else None)
+    if lut_format is not None:
+        return _run_table(
+            path,
+            lut_format,
+            signed=signed,
+            half_window=half_window,
+            grad=grad,
+            compat=compat,
+            out=out,
+            write=write,
+            compress=compress,
+            operands=operands,
+            top=top,
+            cells=cells,
+            samples=samples,
+        )
     netlist = read_netlist(path, format=fmt, operands=operands, top=top, cells=cells)
-    hint = None
-    if signed is None:
-        signed = False
-        if _SIGNED_NAME.search(path.name):
-            hint = f"{path.name} looks like a signed multiplier; read as unsigned (pass --signed)"
+    signed, signed_from, hint = settle_signedness(path, signed)
     bits_a, bits_b = netlist.widths if len(netlist.widths) == 2 else (0, 0)
     target = out or default_out(path)
     if write and target.resolve() == path.resolve():
@@ -106,10 +145,7 @@ def run_sim(
     else:
         metrics = simulate_metrics(netlist, signed=signed, samples=samples)
         seconds = time.perf_counter() - start
-    written = None
-    if write and lut is not None:
-        save_npz(lut, target)
-        written = target
+    written, size = _write(lut, target, compress=compress) if write and lut is not None else (None, None)
     return SimResult(
         path=path,
         name=path.stem,
@@ -122,4 +158,64 @@ def run_sim(
         lut=lut,
         out=written,
         hint=hint,
+        signed_from=signed_from,
+        out_bytes=size,
+        compressed=compress,
+    )
+
+
+def _write(lut: Lut, target: Path, *, compress: bool) -> tuple[Path, int]:
+    save_npz(lut, target, compress=compress)
+    return target, target.stat().st_size
+
+
+def _run_table(
+    path: Path,
+    lut_format: str,
+    *,
+    signed: bool | None,
+    half_window: int,
+    grad: str,
+    compat: bool,
+    out: Path | None,
+    write: bool,
+    compress: bool,
+    operands: tuple[str, str] | None,
+    top: str | None,
+    cells: Path | None,
+    samples: int | None,
+) -> SimResult:
+    """``sim`` of a LUT file: its metrics, and the lutgen ``.npz`` with gradients per the options."""
+    netlist_only = [name for name, given in (("--operands", operands), ("--top", top), ("--cells", cells)) if given]
+    if netlist_only or samples is not None:
+        given = ", ".join([*netlist_only, *(["--samples"] if samples is not None else [])])
+        raise ConfigError(f"{path}: {given}: for netlists only (a LUT file holds every product already)")
+    lut = read_lut_file(path, lut_format)
+    if signed is not None and signed != lut.signed:
+        kind = "signed" if lut.signed else "unsigned"
+        raise ConfigError(f"{path}: this {lut_format} file holds an {kind} table; leave out --signed/--unsigned")
+    target = out or default_out(path)
+    if write and target.resolve() == path.resolve():
+        raise ConfigError(f"{target}: refusing to overwrite the input file")
+    start = time.perf_counter()
+    metrics = lut.metrics()
+    seconds = time.perf_counter() - start
+    lut = lut.with_gradients(half_window, grad, compat=compat)
+    written, size = _write(lut, target, compress=compress) if write else (None, None)
+    return SimResult(
+        path=path,
+        name=lut.name,
+        bits_a=lut.bits_a,
+        bits_b=lut.bits_b,
+        signed=lut.signed,
+        gates=None,
+        metrics=metrics,
+        seconds=seconds,
+        lut=lut,
+        out=written,
+        hint=None,
+        signed_from="file",
+        input_format=lut_format,
+        out_bytes=size,
+        compressed=compress,
     )

@@ -18,6 +18,10 @@ if TYPE_CHECKING:
     from .lut import Lut
 
 
+#: The error metrics by name, in display order (library columns and ``--json`` keys alike).
+METRIC_KEYS = ("mae_pct", "wce_pct", "mre_pct", "wcre_pct", "ep_pct", "mse", "med", "wce", "bias")
+
+
 @dataclass(frozen=True)
 class Metrics:
     """Error figures of one multiplier; ``*_pct`` are percentages as EvoApproxLib prints them."""

@@ -13,14 +13,38 @@ if TYPE_CHECKING:
     from .job import SimResult
 
 
-def print_sim(result: SimResult, *, explicit_signedness: bool, console: Console | None = None) -> None:
-    """Print the metrics table of one simulated circuit."""
+#: Why the operands were read as they were, by :attr:`SimResult.signed_from`.
+_SIGNEDNESS = {
+    "option": "operands read as {sign} (as asked)",
+    "name": "operands read as {sign}: the file name says so ({token}; pass --{other} to override)",
+    "default": "operands read as unsigned (the default; pass --signed for two's complement)",
+    "file": "operands {sign}, as the {fmt} file says",
+}
+
+
+def _size(count: int) -> str:
+    return f"{count / 2**20:.1f} MB" if count >= 2**20 else f"{count / 2**10:.0f} kB"
+
+
+def print_sim(result: SimResult, *, console: Console | None = None) -> None:
+    """Print the metrics of one simulated circuit (or LUT file), how its operands were read, what was written."""
+    from ..circuits.names import name_hint
+    from .job import LARGE_FILE_BYTES
+
     console = console or Console()
     m = result.metrics
     sign = "signed" if result.signed else "unsigned"
-    console.print(f"[bold]{result.name}[/]: {result.bits_a}x{result.bits_b} {sign}, {result.gates} gates")
-    if not explicit_signedness:
-        console.print("operands read as unsigned (the default; pass --signed for two's complement)")
+    gates = f", {result.gates} gates" if result.gates is not None else f", {result.input_format} table"
+    console.print(f"[bold]{result.name}[/]: {result.bits_a}x{result.bits_b} {sign}{gates}")
+    hint = name_hint(result.path.name)
+    console.print(
+        _SIGNEDNESS[result.signed_from].format(
+            sign=sign,
+            other="unsigned" if result.signed else "signed",
+            token=hint.token if hint is not None else "",
+            fmt=result.input_format,
+        )
+    )
     table = Table()
     table.add_column("metric")
     table.add_column("value", justify="right")
@@ -38,12 +62,16 @@ def print_sim(result: SimResult, *, explicit_signedness: bool, console: Console 
     for name, value in rows:
         table.add_row(name, value)
     console.print(table)
-    console.print(f"simulated {m.n} input pairs ({m.method}) in {result.seconds * 1e3:.1f} ms")
+    verb = "simulated" if result.gates is not None else "measured"
+    console.print(f"{verb} {m.n} input pairs ({m.method}) in {result.seconds * 1e3:.1f} ms")
     if result.hint:
         console.print(f"[yellow]note:[/] {result.hint}")
     if result.out is not None and result.lut is not None:
+        size = "" if result.out_bytes is None else f"{_size(result.out_bytes)}, "
         console.print(
-            f"wrote {result.out} (LUT {result.lut.hash[:12]}, gradients: {result.lut.meta.get('grad_method')})"
+            f"wrote {result.out} ({size}LUT {result.lut.hash[:12]}, gradients: {result.lut.meta.get('grad_method')})"
         )
+        if result.out_bytes is not None and result.out_bytes > LARGE_FILE_BYTES and not result.compressed:
+            console.print("[yellow]note:[/] a large file: --compress writes it zip-compressed (smaller, slower)")
     elif result.lut is None:
         console.print("no table for this width: metrics only")

@@ -20,6 +20,7 @@ engine after the timed call.
 from __future__ import annotations
 
 import os
+import re
 import time
 import zlib
 from collections.abc import Callable
@@ -176,18 +177,6 @@ def taken_path(lut: PreparedLut, engine: str | None) -> str:
     return path_for(lut, engine)
 
 
-def short_path(lut: PreparedLut, engine: str | None) -> str:
-    """:func:`taken_path` in a few characters: ``vbmi a7 E1 i8 32v`` (ISA, activation bits, plan)."""
-    impl = choose_engine(lut, engine, "cpu")
-    if not isinstance(impl, CpuEngine) or not impl.last_path:
-        return path_for(lut, engine).split(" (")[0]
-    kernel, _, rest = impl.last_path.partition(" ")
-    isa = {"avx512vbmi": "vbmi", "avx512bw": "bw", "avx512": "512"}.get(kernel.split("/")[0], kernel.split("/")[0])
-    bits = rest.split(":")[0].split()[0] if rest else ""
-    tail = impl.last_plan.short() if impl.last_plan is not None else kernel.split("/")[1]
-    return f"{isa} {bits} {tail}" + (" ks" if "k-split" in impl.last_path else "")
-
-
 def operand_ranges(lut: PreparedLut) -> tuple[tuple[int, int], tuple[int, int]]:
     """Value ranges of the bench's activations and weights for ``lut``: signed activations as after a ReLU
     (0..max), unsigned ones over every code (affine quantisation maps a ReLU's range onto all of them)."""
@@ -226,6 +215,7 @@ def _layer_fns(
 ) -> tuple[Callable[..., torch.Tensor], Callable[..., torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
     gen = torch.Generator().manual_seed(zlib.crc32(case.name.encode()))
     a_range, b_range = operand_ranges(lut)
+    grad = "difference" if lut.has_gradients else "ste"  # the forward cases time the same kernels either way
     if case.kernel:
         x = _activations((case.batch, case.cin, case.size, case.size), case.relu_input, gen, a_range)
         w = _weights((case.cout, case.cin, case.kernel, case.kernel), gen, b_range)
@@ -234,7 +224,7 @@ def _layer_fns(
             return F.conv2d(x, w, stride=case.stride, padding=case.padding)
 
         def approx(x: torch.Tensor, w: torch.Tensor, eng: str | None = engine) -> torch.Tensor:
-            return approx_conv2d(x, w, lut, case.stride, case.padding, engine=eng)
+            return approx_conv2d(x, w, lut, case.stride, case.padding, grad=grad, engine=eng)
 
         return native, approx, (x, w)
     x = _activations((case.batch, case.cin), case.relu_input, gen, a_range)
@@ -244,7 +234,7 @@ def _layer_fns(
         return F.linear(x, w)
 
     def approx_lin(x: torch.Tensor, w: torch.Tensor, eng: str | None = engine) -> torch.Tensor:
-        return approx_linear(x, w, lut, engine=eng)
+        return approx_linear(x, w, lut, grad=grad, engine=eng)
 
     return native_linear, approx_lin, (x, w)
 
@@ -298,7 +288,6 @@ def _bench_network(
     with torch.no_grad():
         native_s, engine_s = _best_times(lambda: model(images), lambda: approx(images), repeat)
         out = approx(images)
-        path = taken_path(lut, engine)
         set_engine(approx, "reference")
         ref, ref_s = _timed_once(lambda: approx(images[:verify]))
         set_engine(approx, engine)
@@ -309,7 +298,7 @@ def _bench_network(
         native_s,
         engine_s,
         engine_s / native_s,
-        path,
+        path_for(lut, engine),
         "forward",
         ref_s * batch / verify,
         verified,
@@ -418,25 +407,23 @@ def _bench_cuda_kernels(case: LayerCase, lut: PreparedLut, *, repeat: int) -> li
 
 @dataclass(frozen=True)
 class CorpusRow:
-    """One table of a corpus sweep: its plan class, the ratio to native fp32 per case, and whether every
-    timed result was bit-exact."""
+    """One table of a corpus sweep: the plan class and path its convolutions took, the median and largest
+    ratio to native fp32 over the cases, whether every timed result was bit-exact, and the case results."""
 
     name: str
     signed: bool
     plan: str
     path: str
-    cases: list[str]
-    ratios: list[float]
+    median_ratio: float
+    worst_ratio: float
     verified: bool
-
-    @property
-    def worst(self) -> float:
-        """The largest ratio over the cases."""
-        return max(self.ratios)
+    results: tuple[BenchResult, ...]
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-able form."""
-        return {**asdict(self), "worst_ratio": self.worst}
+        """JSON-able form (the case results go under the command's ``results``)."""
+        row = asdict(self)
+        del row["results"]
+        return row
 
 
 def run_corpus(
@@ -447,45 +434,53 @@ def run_corpus(
     repeat: int | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> list[CorpusRow]:
-    """Time the ResNet-18 3x3 convolutions (forward) for every table; see the module docstring."""
+    """Time the ResNet-18 3x3 convolutions (forward) for every table; see the module docstring. A case's
+    name in the results is ``"<table>: <case>"``."""
+    reps = repeat if repeat is not None else (1 if quick else 3)
+    baseline = native_isa()
     rows = []
     for name, lut in tables:
         if progress is not None:
             progress(name)
-        results = [
-            _bench_layer(case, lut, engine, backward=False, repeat=repeat or (1 if quick else 3), verify=1)
+        results = tuple(
+            replace(
+                _bench_layer(case, lut, engine, backward=False, repeat=reps, verify=1),
+                case=f"{name}: {case.name}",
+                native_isa=baseline,
+            )
             for case in resnet_cases(quick)
-        ]
+        )
         impl = choose_engine(lut, engine, "cpu")
         plan = impl.last_plan.code if isinstance(impl, CpuEngine) and impl.last_plan is not None else "other"
+        ratios = [r.ratio for r in results]
         rows.append(
             CorpusRow(
                 name,
                 lut.signed,
                 plan,
-                short_path(lut, engine),
-                [r.case for r in results],
-                [r.ratio for r in results],
+                results[-1].path,
+                float(np.median(ratios)),
+                max(ratios),
                 all(r.verified for r in results),
+                results,
             )
         )
     return rows
 
 
 def corpus_summary(rows: list[CorpusRow]) -> list[dict[str, Any]]:
-    """Per plan class and over all tables: how many tables, and the min, median and max of their ratios
-    (every case of every table) and of each table's worst case."""
+    """Per plan class and over all tables: how many tables, the min, median and max of their ratios (every
+    case of every table) and the median of each table's largest ratio."""
 
     def line(label: str, group: list[CorpusRow]) -> dict[str, Any]:
-        ratios = [r for row in group for r in row.ratios]
-        worst = [row.worst for row in group]
+        ratios = [r.ratio for row in group for r in row.results]
         return {
             "plan": label,
-            "tables": len(group),
+            "table_count": len(group),
             "min_ratio": min(ratios),
             "median_ratio": float(np.median(ratios)),
             "max_ratio": max(ratios),
-            "median_worst_ratio": float(np.median(worst)),
+            "median_worst_ratio": float(np.median([row.worst_ratio for row in group])),
         }
 
     classes = sorted({row.plan for row in rows})
@@ -494,70 +489,113 @@ def corpus_summary(rows: list[CorpusRow]) -> list[dict[str, Any]]:
 
 
 PLAN_LEGEND = (
-    "E1/E2: exact product (int8 GEMM: i8, float32: f32) + one/two byte planes of the error left after row "
-    "and column offsets; T1/T2: one/two planes of the table; Nv: values a plane spans"
+    "E1/E2: the exact product (i8: int8 GEMM, f32: float32) plus one/two byte planes of the error left after "
+    "row and column offsets; T1/T2: one/two byte planes of the table; Nv: the values a plane spans"
 )
+
+_PLAN_WORDS = re.compile(r"(?:exact (\w+) \+ )?(\d) planes? of ([ET]) \((\d+) values\)")
+_KERNELS = {"avx512vbmi/planes": "vbmi", "avx2/nibble": "avx2", "avx512bw/i16": "bw i16"}
+
+
+def short_path(path: str) -> str:
+    """A path in a few characters: ``cpu avx512vbmi/planes a7: exact int8 + 1 plane of E (32 values)`` is
+    ``vbmi a7 E1 i8 32v`` (see :data:`PLAN_LEGEND`); paths without a plan lose their ``cpu`` prefix only."""
+    path = path.removeprefix("cpu ")
+    for long, short in _KERNELS.items():
+        path = path.replace(long, short)
+    match = _PLAN_WORDS.search(path)
+    if match is None:
+        return path
+    exact, planes, part, span = match.groups()
+    kind = {"int8": " i8", "values": " f32"}.get(exact or "", "")
+    head = path[: match.start()].rstrip(": ")
+    return f"{head} {part}{planes}{kind} {span}v".strip()
 
 
 def _short_case(name: str) -> str:
-    for long, short in (("resnet18.", "r18 "), ("vgg16.", "vgg "), ("conv3x3 ", ""), (" CIFAR-10 inference,", "")):
+    for long, short in (
+        ("resnet18.", "r18 "),
+        ("vgg16.", "vgg "),
+        ("conv3x3 ", ""),
+        ("shortcut1x1 ", "1x1 "),
+        ("nn.ApproxConv2d ", "nn "),
+        (" CIFAR-10 inference, batch ", " net b"),
+        (", width ", " w"),
+        ("resnet18 net", "r18 net"),
+        ("vgg16 net", "vgg net"),
+    ):
         name = name.replace(long, short)
     return name
 
 
-def render(results: list[BenchResult], *, threads: int, wide: bool = False) -> Any:
-    """A rich table of the results (short case and path names unless ``wide``)."""
+def render(results: list[BenchResult], *, threads: int, wide: bool = False) -> list[Any]:
+    """What ``lutgen bench`` prints: the table of results and, unless ``wide`` (full case and path names,
+    the reference's time), short names in 80 columns with the legend of the plan classes."""
+    from rich import box
     from rich.table import Table
 
     baseline = results[0].native_isa if results else native_isa()
-    title = f"lutgen bench, {threads} threads: LUT engine vs native fp32 (native ISA {baseline})"
-    table = Table(title=title, title_justify="left")
-    for column in ("case", "dir", "native ms", "engine ms", "ratio", "ref s", "exact", "path"):
-        table.add_column(column, justify="left" if column in ("case", "path", "dir") else "right")
+    title = f"lutgen bench ({threads} threads, ms; native ISA {baseline}): LUT engine vs native fp32"
+    table = Table(title=title, title_justify="left", box=box.HEAVY_HEAD if wide else None, pad_edge=wide)
+    table.add_column("case", no_wrap=True, overflow="ellipsis", max_width=None if wide else 26)
+    if wide:
+        table.add_column("dir")
+    for column in ("native", "engine", "ratio", *(("reference s",) if wide else ()), "exact"):
+        table.add_column(column, justify="right")
+    table.add_column("path", no_wrap=not wide, overflow="ellipsis", max_width=None if wide else 20)
     for r in results:
-        path = r.path
+        path = r.path if wide else short_path(r.path)
         if r.op_s is not None:
-            path = f"nn layer = {r.engine_s / r.op_s:.2f}x the op"
-        elif not wide:
-            path = path.replace("cpu ", "").replace("avx512vbmi/planes", "vbmi").replace("avx2/nibble", "avx2")
-        table.add_row(
-            r.case if wide else _short_case(r.case),
-            r.direction if wide else r.direction[:3],
-            f"{1e3 * r.native_s:.1f}",
-            f"{1e3 * r.engine_s:.1f}",
-            f"{r.ratio:.2f}x",
-            "-" if r.reference_s is None else f"{r.reference_s:.0f}",
-            "yes" if r.verified else "[red]NO[/red]",
-            path,
-        )
-    return table
+            path = (
+                f"nn layer: {r.engine_s / r.op_s:.2f}x the op ({path})"
+                if wide
+                else f"{r.engine_s / r.op_s:.2f}x the op"
+            )
+        case = r.case if wide else _short_case(r.case) + (" bwd" if r.direction == "backward" else "")
+        cells = [f"{1e3 * r.native_s:.1f}", f"{1e3 * r.engine_s:.1f}", f"{r.ratio:.2f}x"]
+        if wide:
+            cells.insert(0, r.direction)
+            cells.append("-" if r.reference_s is None else f"{r.reference_s:.1f}")
+        table.add_row(case, *cells, "yes" if r.verified else "[red]NO[/red]", path)
+    return [table] if wide else [table, PLAN_LEGEND]
 
 
-def render_corpus(rows: list[CorpusRow], *, threads: int, wide: bool = False) -> tuple[Any, Any]:
-    """Rich tables of a corpus sweep: one line per table, then the summary by plan class."""
+def render_corpus(rows: list[CorpusRow], *, threads: int, wide: bool = False) -> list[Any]:
+    """What a corpus sweep prints: a table with one line per table (ratio per case), the summary by plan
+    class, and the legend of the plan classes."""
+    from rich import box
     from rich.table import Table
 
-    cases = [_short_case(c).replace("r18 ", "") for c in rows[0].cases] if rows else []
-    per_table = Table(title=f"corpus sweep, {threads} threads: ratio to native fp32", title_justify="left")
+    style = None if not wide else box.HEAVY_HEAD
+    cases = [r.case.split(": ", 1)[1] for r in rows[0].results] if rows else []
+    per_table = Table(
+        title=f"corpus sweep, {threads} threads: ratio to native fp32", title_justify="left", box=style, pad_edge=wide
+    )
     per_table.add_column("table")
-    per_table.add_column("path")
+    per_table.add_column("path", no_wrap=not wide, overflow="ellipsis", max_width=None if wide else 22)
     for case in cases:
-        per_table.add_column(case if wide else "c" + case.split(" ")[0].split("->")[0], justify="right")
+        label = _short_case(case).removeprefix("r18 ").removeprefix("quick.")
+        per_table.add_column(label if wide else label.split("->")[0].split()[-1], justify="right")
     per_table.add_column("exact")
     for row in rows:
-        cells = [f"{ratio:.2f}" for ratio in row.ratios]
-        per_table.add_row(row.name, row.path, *cells, "yes" if row.verified else "[red]NO[/red]")
-    summary = Table(title="by path (ratios of every case; worst: each table's largest)", title_justify="left")
-    for column in ("plan", "tables", "min", "median", "max", "median worst"):
+        cells = [f"{r.ratio:.2f}" for r in row.results]
+        path = row.path if wide else short_path(row.path)
+        per_table.add_row(row.name, path, *cells, "yes" if row.verified else "[red]NO[/red]")
+    summary = Table(
+        title="by plan (ratios over every case; worst: median of each table's largest)",
+        title_justify="left",
+        box=style,
+        pad_edge=wide,
+    )
+    for column in ("plan", "tables", "min", "median", "max", "worst"):
         summary.add_column(column, justify="left" if column == "plan" else "right")
     for line in corpus_summary(rows):
         summary.add_row(
             line["plan"],
-            str(line["tables"]),
+            str(line["table_count"]),
             f"{line['min_ratio']:.2f}x",
             f"{line['median_ratio']:.2f}x",
             f"{line['max_ratio']:.2f}x",
             f"{line['median_worst_ratio']:.2f}x",
         )
-    summary.caption = PLAN_LEGEND
-    return per_table, summary
+    return [per_table, summary, PLAN_LEGEND]

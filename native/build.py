@@ -318,7 +318,7 @@ def build_now(*, verbose: bool = False) -> dict[str, Any]:
     return {
         "cache_dir": str(build_dir()),
         "status": "up to date" if was_built else "built",
-        "seconds": round(time.monotonic() - start, 1),
+        "elapsed_s": round(time.monotonic() - start, 1),
         "kernels": list(module.kernels()),
     }
 

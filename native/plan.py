@@ -98,11 +98,6 @@ class TablePlan:
         ``T1``/``T2`` (planes of the table)."""
         return f"{'E' if self.exact else 'T'}{self.planes}"
 
-    def short(self) -> str:
-        """A few characters for narrow tables, e.g. ``"E1 i8 32v"``."""
-        kind = {"int8": " i8", "values": " f32"}.get(self.exact or "", "")
-        return f"{self.code}{kind} {self.span}v"
-
     def describe(self) -> str:
         """A few words for the path string, e.g. ``"exact int8 + 1 plane"``."""
         parts = []

@@ -3,28 +3,35 @@
 1. **Operands** (one float pass, :func:`approxlut.nn.predict.record_operands`): per layer, histograms of
    activation codes and the weight codes; each (layer, multiplier) error mean and variance per output
    channel then follow in closed form. The mean is folded into the bias (``bias_correction``).
-2. **Variance check** (one small LUT pass per layer on a few samples, with one reference multiplier):
-   the closed form assumes independent activations; real activations are correlated across a receptive
-   field, so each layer's measured/predicted standard deviation ratio scales its predictions.
+2. **Characterisation** (one task per (layer, multiplier), :func:`characterise`): the closed form assumes
+   independent activations, but real ones are correlated across a receptive field, and by how much that
+   matters depends on the multiplier's error structure (a truncation's error is nearly a function of the
+   activation and adds up coherently; a rounding's does not: measured/predicted std differs by up to 5x
+   between multipliers in one VGG-19 layer). So every pair's prediction is scaled by its own ratio,
+   measured with the LUT engine on a few calibration samples. Nothing in a pair's figures depends on
+   which other candidates are searched.
 3. **Sensitivity**: a Fisher (Gauss-Newton) diagonal per output channel, from one backward pass with
-   labels drawn from the model's own softmax, weights the output channels; one antithetic pair of float passes per
-   layer with Gaussian noise of the predicted std measures the real loss increase, which calibrates the
-   layer's proxy. The loss increase of a layer is then additive: ``ΔL(l, m) = c_l · ½ Σ_o F_lo σ²_lmo``.
-4. **Knapsack**: the multiple-choice knapsack (minimise ``Σ MACs·P`` subject to ``Σ ΔL ≤ budget``) is
-   solved on its convex hull: every layer's options sorted into hull steps, all steps ordered by energy
-   saved per loss added. This gives a monotone path from all-exact to the cheapest assignment.
-5. **Prediction and choice**: points along the path are simulated in all layers at once on float kernels
-   (each multiplier's error table split by SVD into a few rank-one terms, so a layer's error is a few
-   float convolutions of transformed codes, plus closed-form noise for the small residual); the furthest
-   point whose simulated accuracy drop is within the budget is chosen.
-6. **Verification**: the chosen assignment runs through the real LUT engine; if it misses the budget, the
-   path is walked back (reverting the steps with the worst loss per saving first) by bisection between
-   the last verified pass and the first verified miss (``max_rounds`` LUT runs at most).
+   labels drawn from the model's own softmax, weights the output channels; one antithetic pair of float
+   passes per layer with Gaussian noise of a fixed reference shape measures the real loss increase, which
+   calibrates the layer's proxy. The loss increase of a layer is then additive:
+   ``ΔL(l, m) = c_l · ½ Σ_o F_lo σ²_lmo``.
+4. **Front** (:mod:`approxlut.nn.front`): dominated and duplicate options are pruned per layer, the
+   multiple-choice knapsack's convex-hull path is refined by NSGA-II (pymoo) into the energy-loss front.
+5. **Prediction**: points spread over the front, then more near where the predicted accuracy crosses the
+   budget, are simulated in all layers at once on float kernels (each multiplier's error table split by
+   SVD into a few rank-one terms, so a layer's error is a few float convolutions of transformed codes,
+   plus closed-form noise for the small residual).
+6. **Verification**: ``verify`` points spread over the region where the prediction is uncertain run
+   through the real LUT engine, then as many again between the cheapest verified pass and the next
+   verified miss, then the cheapest points past the best pass that are still predicted within the
+   budget; the cheapest verified point within the budget is the answer (all-exact at worst).
+
+Steps 2, 5 and 6 are pure tasks (:mod:`approxlut.tasks`): in-process by default, on Ray with workers.
 """
 
 from __future__ import annotations
 
-import itertools
+import copy
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -36,20 +43,35 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
+from ..library.basis import MODEL
 from ..lutgen.lut import Lut
+from ..tasks import Engine, InProcess
 from .config import AssignmentMapping, LayerConfig
+from .front import Front, build_front
 from .predict import LayerStats, LowRankError, predict_errors, predict_from_error, record_operands
+from .progress import Stopwatch
 from .swap import approx_layers, approximate
 
 
 @dataclass(frozen=True)
 class Candidate:
-    """A multiplier the search may use: its table, power and error for reports."""
+    """A multiplier the search may use.
+
+    Attributes:
+        name: its library name.
+        lut: its table.
+        relative_power: its power over the power of the exact multiplier *of the same cost source*.
+        mae: MAE % for reports.
+        basis: the cost source (``"lutgen model"``, ``"published v2022"``, ...).
+        power_mw: its own power figure for reports (``None`` if unknown).
+    """
 
     name: str
     lut: Lut
-    power: float
+    relative_power: float
     mae: float
+    basis: str = MODEL
+    power_mw: float | None = None
 
 
 @dataclass(frozen=True)
@@ -57,7 +79,7 @@ class Option:
     """One (layer, multiplier) choice with its predicted effect."""
 
     candidate: Candidate | None  # None: the exact multiplier
-    energy: float  # MACs · power
+    energy: float  # MACs · relative power (exact: MACs)
     loss: float  # predicted loss increase (nats)
     mean: np.ndarray  # output-unit error mean per channel (folded into the bias)
     std: np.ndarray  # output-unit error std per channel
@@ -68,43 +90,53 @@ class Option:
 
 
 @dataclass
-class PathPoint:
-    """An assignment along the knapsack path with its predicted and (if run) verified accuracy."""
+class FrontPoint:
+    """An assignment on the energy-loss front with its predicted and (if run) verified accuracy (percent)."""
 
     index: int
     choice: dict[str, int]
     energy: float
     loss: float
+    origin: str
     predicted_accuracy: float | None = None
     verified_accuracy: float | None = None
 
 
 @dataclass
 class AutoResult:
-    """What :func:`auto_assign` found."""
+    """What :func:`auto_assign` found: the chosen point, the whole front, each layer's options."""
 
-    choice: dict[str, Option]
-    chosen: PathPoint
-    path: list[PathPoint]
+    options: dict[str, list[Option]]
+    chosen: FrontPoint
+    front: list[FrontPoint]
     exact_energy: float
     baseline_accuracy: float
     float_accuracy: float
-    verified: list[PathPoint] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+    pruned: int = 0
 
-    def assignment(self, exact: LayerConfig) -> AssignmentMapping:
-        """The chosen multipliers as an assignment (unlisted layers: ``exact``)."""
+    @property
+    def choice(self) -> dict[str, Option]:
+        """The chosen option of each layer."""
+        return self.choice_of(self.chosen)
+
+    @property
+    def verified(self) -> list[FrontPoint]:
+        """Points verified with the LUT engine (all-exact, measured as the baseline, not counted)."""
+        return [p for p in self.front if p.verified_accuracy is not None and p.index > 0]
+
+    def choice_of(self, point: FrontPoint) -> dict[str, Option]:
+        """The option of each layer at ``point``."""
+        return {layer: self.options[layer][i] for layer, i in point.choice.items()}
+
+    def assignment(self, exact: LayerConfig, point: FrontPoint | None = None) -> AssignmentMapping:
+        """The multipliers of ``point`` (default: the chosen one) as an assignment (other layers: ``exact``)."""
+        choice = self.choice_of(point or self.chosen)
         names = {
             layer: (exact if option.candidate is None else LayerConfig(option.candidate.name))
-            for layer, option in self.choice.items()
+            for layer, option in choice.items()
         }
         return AssignmentMapping.build(default=exact, names=names)
-
-
-Evaluator = Callable[[nn.Module], float]
-
-
-def _outputs(layers: dict[str, nn.Module]) -> dict[str, int]:
-    return {n: int(getattr(m, "out_features", 0) or getattr(m, "out_channels", 0)) for n, m in layers.items()}
 
 
 def _channel_view(out: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
@@ -215,24 +247,18 @@ class _LowRankSimulation:
         float_model: nn.Module,
         qmodel: nn.Module,
         stats: dict[str, LayerStats],
-        choice: dict[str, Option],
-        low_rank: dict[str, LowRankError],
+        chosen: dict[str, tuple[LowRankError, np.ndarray]],
         seed: int,
     ) -> None:
         self.generator = torch.Generator().manual_seed(seed)
         modules = dict(float_model.named_modules())
         qlayers = approx_layers(qmodel)
-        self.handles = []
-        for name, option in choice.items():
-            if option.candidate is None:
-                continue
-            self.handles.append(
-                modules[name].register_forward_hook(
-                    self._hook(qlayers[name], stats[name], option, low_rank[option.candidate.name])
-                )
-            )
+        self.handles = [
+            modules[name].register_forward_hook(self._hook(qlayers[name], stats[name], lowrank, mean))
+            for name, (lowrank, mean) in chosen.items()
+        ]
 
-    def _hook(self, qlayer: Any, stats: LayerStats, option: Option, lowrank: LowRankError) -> Callable[..., Any]:
+    def _hook(self, qlayer: Any, stats: LayerStats, lowrank: LowRankError, mean_np: np.ndarray) -> Callable[..., Any]:
         from .layers import conv_pads
 
         mask = (1 << stats.bits_a) - 1
@@ -243,7 +269,7 @@ class _LowRankSimulation:
         weights = [torch.as_tensor(v, dtype=torch.float32)[codes_w].reshape(shape) for v in lowrank.v]
         residual = predict_from_error(lowrank.residual, stats.operands).std * np.abs(stats.out_scale)
         scale = torch.as_tensor(stats.out_scale, dtype=torch.float32)
-        mean = torch.as_tensor(option.mean, dtype=torch.float32)
+        mean = torch.as_tensor(mean_np, dtype=torch.float32)
         noise_std = torch.as_tensor(residual, dtype=torch.float32)
         is_linear = isinstance(qlayer, nn.Linear)
         flat_pads: list[int] = []
@@ -278,50 +304,186 @@ class _LowRankSimulation:
             handle.remove()
 
 
-def _hull_steps(options: list[Option]) -> list[int]:
-    """Indices of the lower convex hull of (loss, energy) from the exact option (index 0) downwards in energy."""
-    order = sorted(range(len(options)), key=lambda i: (options[i].loss, options[i].energy))
-    hull = [0]
-    for i in order:
-        if i == 0 or options[i].energy >= options[hull[-1]].energy:
-            continue
-        while len(hull) >= 2:
-            a, b = options[hull[-2]], options[hull[-1]]
-            c = options[i]
-            # b is above the segment a-c: drop it
-            if (b.energy - a.energy) * (c.loss - a.loss) >= (c.energy - a.energy) * (b.loss - a.loss):
-                hull.pop()
-            else:
-                break
-        hull.append(i)
-    return hull
+# ------------------------------------------------------------------------------------------ the tasks
 
 
-def knapsack_path(options: dict[str, list[Option]]) -> list[PathPoint]:
-    """The convex-hull path of the multiple-choice knapsack: all-exact first, cheapest last.
+@dataclass(frozen=True)
+class Characterisation:
+    """One (layer, multiplier) pair's predicted output error per channel, in output units.
 
-    Each step moves one layer one hull step further, in order of energy saved per loss added.
+    Attributes:
+        mean: closed-form mean (folded into the bias).
+        std: closed-form std scaled by ``ratio``.
+        ratio: measured / closed-form std on the sample (pooled over channels).
     """
-    steps: list[tuple[float, str, int]] = []
-    for layer, opts in options.items():
-        hull = _hull_steps(opts)
-        for prev, nxt in itertools.pairwise(hull):
-            saving = opts[prev].energy - opts[nxt].energy
-            added = max(opts[nxt].loss - opts[prev].loss, 0.0)
-            steps.append((added / saving if saving > 0 else math.inf, layer, nxt))
-    steps.sort(key=lambda s: s[0])
-    choice = dict.fromkeys(options, 0)
-    energy = sum(opts[0].energy for opts in options.values())
-    loss = 0.0
-    path = [PathPoint(0, dict(choice), energy, loss)]
-    for _, layer, nxt in steps:
-        old = options[layer][choice[layer]]
-        new = options[layer][nxt]
-        energy += new.energy - old.energy
-        loss += new.loss - old.loss
-        choice[layer] = nxt
-        path.append(PathPoint(len(path), dict(choice), energy, loss))
-    return path
+
+    mean: np.ndarray
+    std: np.ndarray
+    ratio: float
+
+
+@torch.no_grad()
+def characterise(
+    layer: nn.Module, inputs: torch.Tensor, exact: torch.Tensor, stats: LayerStats, lut: Lut
+) -> Characterisation:
+    """Task: the error ``lut`` causes in ``layer`` (its quantised-exact twin), predicted and measured.
+
+    ``inputs`` is a sample of the layer's inputs and ``exact`` its exact integer accumulator on them;
+    the layer itself is left as it was (a copy runs the LUT).
+    """
+    (prediction,) = predict_errors([lut], stats.operands)
+    mean, std = stats.output_moments(prediction)
+    # a copy that shares the (read-only) weights: set_config changes the multiplier, never the tensors
+    shared = {id(t): t for t in (*layer.parameters(), *layer.buffers())}
+    probe: Any = copy.deepcopy(layer, memo=shared)
+    probe.set_config(LayerConfig(lut))
+    approx, _ = probe.accumulate(inputs)
+    error = (approx - exact).double()
+    channel_dim = 1 if error.dim() > 2 else error.dim() - 1
+    dims = [d for d in range(error.dim()) if d != channel_dim]
+    measured = (error.std(dim=dims) if error.numel() > error.shape[channel_dim] else torch.zeros(1)).numpy()
+    measured = measured * np.abs(stats.out_scale)
+    predicted = float((std**2).sum())
+    if predicted <= 0:
+        return Characterisation(mean, measured, 1.0)
+    ratio = math.sqrt(float((measured**2).sum()) / predicted)
+    return Characterisation(mean, std * ratio, ratio)
+
+
+@torch.no_grad()
+def simulate_accuracy(
+    float_model: nn.Module,
+    qmodel: nn.Module,
+    stats: dict[str, LayerStats],
+    low_rank: Sequence[LowRankError],
+    choice: dict[str, int],
+    means: dict[str, np.ndarray],
+    x: torch.Tensor,
+    y: torch.Tensor,
+    batch: int,
+    seed: int,
+) -> float:
+    """Task: accuracy (percent) of the float model with each layer's simulated multiplier error added.
+
+    ``choice`` maps layers to indices into ``low_rank`` (one per candidate); ``means`` are the bias
+    corrections. Hooks are removed before returning.
+    """
+    chosen = {layer: (low_rank[i], means[layer]) for layer, i in choice.items()}
+    hooks = _LowRankSimulation(float_model, qmodel, stats, chosen, seed)
+    try:
+        return _loss_and_accuracy(float_model, x, y, batch)[1]
+    finally:
+        hooks.remove()
+
+
+@torch.no_grad()
+def verify_accuracy(
+    qmodel: nn.Module,
+    luts: Sequence[Lut],
+    choice: dict[str, int],
+    means: dict[str, np.ndarray],
+    x: torch.Tensor,
+    y: torch.Tensor,
+    batch: int,
+) -> float:
+    """Task: accuracy (percent) of ``qmodel`` with each layer's LUT (indices into ``luts``) and bias correction."""
+    model = _assigned_model(qmodel, {layer: luts[i] for layer, i in choice.items()}, means)
+    return _loss_and_accuracy(model, x, y, batch)[1]
+
+
+# ------------------------------------------------------------------------------------------ the search
+
+
+def _layer_inputs(model: nn.Module, names: Sequence[str], x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Each named layer's input on ``x`` (one float pass)."""
+    modules = dict(model.named_modules())
+    inputs: dict[str, torch.Tensor] = {}
+    handles = [
+        modules[name].register_forward_pre_hook(lambda m, i, name=name: inputs.__setitem__(name, i[0].detach()))
+        for name in names
+    ]
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return inputs
+
+
+def _spread(first: int, last: int, count: int, taken: set[int]) -> list[int]:
+    """Up to ``count`` indices in ``first..last`` not in ``taken``, evenly spread (both ends included)."""
+    free = [i for i in range(first, last + 1) if i not in taken]
+    if len(free) <= count:
+        return free
+    picks = np.linspace(0, len(free) - 1, count).round().astype(int)
+    return sorted({free[i] for i in picks})
+
+
+def _zone(drops: dict[int, float], budget: float, margin: float) -> tuple[int, int]:
+    """Front indices ``(lo, hi)`` between which the predicted drop crosses the budget.
+
+    ``hi``: the cheapest point predicted within ``budget + margin``; ``lo``: the cheapest point before it
+    predicted within ``budget - margin`` (the all-exact point 0 if none).
+    """
+    hi = max((i for i, d in drops.items() if d <= budget + margin), default=0)
+    lo = max((i for i, d in drops.items() if d <= budget - margin and i < hi), default=0)
+    return lo, hi
+
+
+def verification_picks(
+    front_size: int,
+    drops: dict[int, float],
+    verified: dict[int, float],
+    budget: float,
+    margin: float,
+    count: int,
+    *,
+    beyond: bool = False,
+    losses: Sequence[float] = (),
+) -> list[int]:
+    """The next front indices to verify with the LUT engine (at most ``count``), from what is known.
+
+    ``drops``: predicted accuracy drop per simulated index; ``verified``: verified drop per index (the
+    all-exact point 0 among them). Before any verification beyond 0, the points spread over the zone
+    where the prediction is uncertain (:func:`_zone`); after, the points between the cheapest verified
+    pass and the next verified miss (or, if nothing cheaper was verified, as far again beyond). Where
+    that leaves fewer than ``count`` points, cheaper points follow, then points spread over the rest.
+    With ``beyond``: points spread over those past the cheapest verified pass that are predicted within the
+    budget (a verified miss does not prove that every cheaper point misses): simulated ones by their
+    predicted drop, the others (``losses``: predicted loss per index) by a loss no higher than that of a
+    simulated point predicted within the budget.
+    """
+    last = front_size - 1
+    taken = set(verified)
+    if beyond:
+        passed = max(i for i, d in verified.items() if d <= budget + 1e-9)
+        within = [losses[i] for i, d in drops.items() if d <= budget and i < len(losses)]
+        ceiling = max(within, default=-math.inf)
+        hopeful = [
+            i
+            for i in range(passed + 1, front_size)
+            if i not in taken and (drops[i] <= budget if i in drops else i < len(losses) and losses[i] <= ceiling)
+        ]
+        if len(hopeful) <= count:
+            return hopeful
+        return sorted({hopeful[i] for i in np.linspace(0, len(hopeful) - 1, count).round().astype(int)})
+    if taken <= {0}:
+        lo, hi = _zone(drops, budget, margin)
+        picks = _spread(max(lo, 1), max(hi, 1), count, taken) if last >= 1 else []
+        reach = hi
+    else:
+        passed = max(i for i, d in verified.items() if d <= budget + 1e-9)
+        missed = [i for i in verified if i > passed]
+        if missed:
+            return _spread(passed + 1, min(missed) - 1, count, taken)
+        reach = min(last, passed + max(passed - min(i for i in verified if i > 0), count))
+        picks = _spread(passed + 1, reach, count, taken)
+    cheaper = [i for i in range(reach + 1, last + 1) if i not in taken and i not in picks]
+    picks += cheaper[: count - len(picks)]
+    if len(picks) < count:
+        picks += _spread(1, last, count - len(picks), taken | set(picks))
+    return sorted(set(picks))
 
 
 def auto_assign(
@@ -329,28 +491,37 @@ def auto_assign(
     qmodel: nn.Module,
     candidates: Sequence[Candidate],
     *,
-    exact_power: float,
     macs: dict[str, int],
     x_calib: torch.Tensor,
     x_eval: torch.Tensor,
     y_eval: torch.Tensor,
     baseline_accuracy: float,
     budget: float,
-    evaluate: Callable[[nn.Module, str], float],
+    engine: Engine | None = None,
     batch_size: int = 128,
     seed: int = 0,
-    front_points: int = 10,
-    max_rounds: int = 5,
+    verify: int = 5,
+    rounds: int = 3,
+    front_points: int = 16,
     sensitivity_samples: int = 128,
+    characterise_samples: int = 64,
+    generations: int = 150,
     status: Callable[[str], None] = lambda _msg: None,
 ) -> AutoResult:
     """Choose a multiplier per layer of ``qmodel`` (quantised-exact, calibrated) under ``budget`` points.
 
-    ``evaluate(model, label)`` measures accuracy with the real LUT engine (used only to verify);
-    ``baseline_accuracy`` is the quantised-exact accuracy the budget is measured from.
+    ``baseline_accuracy`` is the quantised-exact accuracy on ``x_eval`` the budget is measured from;
+    up to ``verify`` front points per round (``rounds`` rounds, the last one past the best pass) run
+    through the LUT engine, and the cheapest verified one within the budget is chosen. Same inputs and
+    ``seed``, same result, on any ``engine``.
     """
     if not candidates:
         raise ConfigError("no candidate multipliers for --assign auto; widen --candidates")
+    if verify < 1:
+        raise ConfigError(f"--verify must be at least 1, got {verify}")
+    engine = engine or InProcess()
+    clock = Stopwatch(digits=3)
+    lap = clock.lap
     status("recording operand histograms")
     stats = record_operands(
         float_model, qmodel, [x_calib[i : i + batch_size] for i in range(0, len(x_calib), batch_size)]
@@ -358,12 +529,22 @@ def auto_assign(
     if not stats:
         raise ConfigError("the model has no Linear/Conv layers that auto assignment can approximate")
     names = list(stats)
-    luts = [c.lut for c in candidates]
-    _check_widths(stats, luts)
+    _check_widths(stats, [c.lut for c in candidates])
+    lap("operands")
 
-    status("predicting errors")
-    predicted = {name: predict_errors(luts, stats[name].operands) for name in names}
-    ratio = _variance_ratio(float_model, qmodel, stats, predicted, candidates, x_eval[: min(32, len(x_eval))])
+    status(f"characterising {len(names)} layers x {len(candidates)} multipliers ({engine.description})")
+    qlayers = approx_layers(qmodel)
+    sample = _layer_inputs(float_model, names, x_calib[:characterise_samples])
+    lut_refs = [engine.put(c.lut) for c in candidates]
+    calls = []
+    for name in names:
+        with torch.no_grad():
+            exact, _ = qlayers[name].accumulate(sample[name])  # type: ignore[operator]
+        refs = [engine.put(v) for v in (qlayers[name], sample[name], exact, stats[name])]
+        calls += [(*refs, lut) for lut in lut_refs]
+    found = engine.map(characterise, calls)
+    pairs = {name: found[k * len(candidates) : (k + 1) * len(candidates)] for k, name in enumerate(names)}
+    lap("characterise")
 
     status("measuring sensitivity")
     fisher = _fisher(float_model, names, x_eval[:sensitivity_samples], batch_size, seed)
@@ -372,84 +553,136 @@ def auto_assign(
     clean_loss, _ = _loss_and_accuracy(float_model, x_sens, y_sens, batch_size)
     options: dict[str, list[Option]] = {}
     for name in names:
-        layer_stats: LayerStats = stats[name]
-        outs = []
-        zeros = np.zeros_like(layer_stats.out_scale)
-        outs.append(Option(None, macs.get(name, 0) * exact_power, 0.0, zeros, zeros))
-        for cand, pred in zip(candidates, predicted[name], strict=True):
-            mean, std = layer_stats.output_moments(pred)
-            std = std * ratio[name]
-            outs.append(
-                Option(cand, macs.get(name, 0) * cand.power, float(0.5 * (fisher[name] * std**2).sum()), mean, std)
+        factor = _proxy_factor(
+            float_model, name, stats[name], fisher[name], x_sens, y_sens, clean_loss, batch_size, seed
+        )
+        zeros = np.zeros_like(stats[name].out_scale)
+        layer_macs = macs.get(name, 0)
+        options[name] = [Option(None, float(layer_macs), 0.0, zeros, zeros)] + [
+            Option(
+                c, layer_macs * c.relative_power, float(0.5 * (fisher[name] * p.std**2).sum()) * factor, p.mean, p.std
             )
-        # calibrate the proxy with one noise pass at the most aggressive candidate (scaled to a small loss)
-        worst = max(outs[1:], key=lambda o: o.loss)
-        target = 0.02
-        scale = math.sqrt(target / worst.loss) if worst.loss > 0 else 1.0
-        measured, _ = _noisy(float_model, {name: worst.std * scale}, x_sens, y_sens, batch_size, seed)
-        proxy = worst.loss * scale**2
-        factor = max(measured - clean_loss, 0.05 * proxy) / proxy if proxy > 0 else 1.0
-        options[name] = [Option(o.candidate, o.energy, o.loss * factor, o.mean, o.std) for o in outs]
+            for c, p in zip(candidates, pairs[name], strict=True)
+        ]
+    lap("sensitivity")
 
-    path = knapsack_path(options)
-    exact_energy = path[0].energy
+    status("building the energy-loss front (knapsack hull + NSGA-II)")
+    built = build_front(
+        [np.array([o.energy for o in options[n]]) for n in names],
+        [np.array([o.loss for o in options[n]]) for n in names],
+        seed=seed,
+        generations=generations,
+    )
+    front = _points(built, names)
+    pruned = sum(len(options[n]) - len(set(built.choices[:, k].tolist()) | {0}) for k, n in enumerate(names))
+    lap("front")
 
-    low_rank = {c.name: LowRankError.of(c.lut) for c in candidates}
+    shift = baseline_accuracy - float_accuracy
+    front[0].predicted_accuracy = baseline_accuracy
+    front[0].verified_accuracy = baseline_accuracy
+    shared = [engine.put(v) for v in (float_model, qmodel, stats)]
+    low_rank = engine.put([LowRankError.of(c.lut) for c in candidates])
+    data = [engine.put(v) for v in (x_eval, y_eval)]
 
-    def simulate(point: PathPoint) -> float:
-        if point.predicted_accuracy is None:
-            chosen = {n: options[n][i] for n, i in point.choice.items()}
-            hooks = _LowRankSimulation(float_model, qmodel, stats, chosen, low_rank, seed + 1)
-            try:
-                _, point.predicted_accuracy = _loss_and_accuracy(float_model, x_eval, y_eval, batch_size)
-            finally:
-                hooks.remove()
-        return point.predicted_accuracy
+    def assigned(point: FrontPoint) -> tuple[dict[str, int], dict[str, np.ndarray]]:
+        """Candidate index (options list minus the exact option) and bias correction of each approximate layer."""
+        used = {n: k for n, k in point.choice.items() if k > 0}
+        return {n: k - 1 for n, k in used.items()}, {n: options[n][k].mean for n, k in used.items()}
 
-    status("simulating the energy-accuracy front")
-    for index in np.unique(np.linspace(0, len(path) - 1, front_points).round().astype(int)):
-        simulate(path[int(index)])
-    lo, hi = 0, len(path) - 1  # find the furthest point whose simulated drop stays within the budget
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if float_accuracy - simulate(path[mid]) <= budget:
-            lo = mid
-        else:
-            hi = mid - 1
-    # verify; on a miss, bisect the path between the last verified pass and the first verified miss
-    index, passed, failed = lo, 0, None
-    path[0].verified_accuracy = baseline_accuracy
-    verified: list[PathPoint] = []
-    for round_ in range(max_rounds):
-        if index == passed:
-            break
-        point = path[index]
-        status(f"verifying assignment {round_ + 1} with the LUT engine")
-        model = build_assigned(qmodel, {n: options[n][i] for n, i in point.choice.items()})
-        point.verified_accuracy = evaluate(model, f"verify {round_ + 1}")
-        verified.append(point)
-        if baseline_accuracy - point.verified_accuracy <= budget:
-            passed = index
-            if failed is None:
-                break
-        else:
-            failed = index
-        assert failed is not None
-        index = (passed + failed) // 2
-    index = passed
-    chosen = path[index]
-    choice = {n: options[n][i] for n, i in chosen.choice.items()}
-    return AutoResult(choice, chosen, path, exact_energy, baseline_accuracy, float_accuracy, verified)
+    def predict(indices: Sequence[int]) -> None:
+        todo = [i for i in indices if front[i].predicted_accuracy is None]
+        calls = [(*shared, low_rank, *assigned(front[i]), *data, batch_size, seed + 1) for i in todo]
+        for i, accuracy in zip(todo, engine.map(simulate_accuracy, calls), strict=True):
+            front[i].predicted_accuracy = accuracy + shift
+
+    def drops() -> dict[int, float]:
+        return {p.index: baseline_accuracy - p.predicted_accuracy for p in front if p.predicted_accuracy is not None}
+
+    status(f"simulating {front_points} points of the energy-accuracy front")
+    margin = max(budget / 2, 200.0 / max(1, x_eval.shape[0]))
+    energies = np.array([p.energy for p in front])
+    targets = np.linspace(energies[-1], energies[0], front_points)
+    predict(sorted({int(np.abs(energies - t).argmin()) for t in targets}))
+    lo, hi = _zone(drops(), budget, margin)
+    after = min((i for i in drops() if i > hi), default=len(front) - 1)
+    predict(_spread(lo, after, max(1, front_points // 2), set(drops())))
+    lap("simulate")
+
+    luts = engine.put([c.lut for c in candidates])
+    verified = {0: 0.0}
+    for round_ in range(rounds):
+        final = round_ == rounds - 1 and rounds > 1
+        picks = verification_picks(
+            len(front), drops(), verified, budget, margin, verify, beyond=final, losses=[p.loss for p in front]
+        )
+        if not picks:
+            continue
+        status(f"verifying {len(picks)} front points with the LUT engine (round {round_ + 1})")
+        predict(picks)
+        calls = [(shared[1], luts, *assigned(front[i]), *data, batch_size) for i in picks]
+        for i, accuracy in zip(picks, engine.map(verify_accuracy, calls), strict=True):
+            front[i].verified_accuracy = accuracy
+            verified[i] = baseline_accuracy - accuracy
+    chosen = front[max(i for i, d in verified.items() if d <= budget + 1e-9)]
+    lap("verify")
+    return AutoResult(options, chosen, front, front[0].energy, baseline_accuracy, float_accuracy, clock.seconds, pruned)
+
+
+def _points(front: Front, names: Sequence[str]) -> list[FrontPoint]:
+    return [
+        FrontPoint(
+            i,
+            dict(zip(names, (int(c) for c in front.choices[i]), strict=True)),
+            float(front.energy[i]),
+            float(front.loss[i]),
+            front.origin[i],
+        )
+        for i in range(len(front))
+    ]
+
+
+def _proxy_factor(
+    model: nn.Module,
+    name: str,
+    stats: LayerStats,
+    fisher: np.ndarray,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    clean_loss: float,
+    batch: int,
+    seed: int,
+) -> float:
+    """Measured / Fisher-proxy loss increase for noise of a fixed reference shape in layer ``name``.
+
+    The reference is an error of std 1 per product in code units (``|out_scale| · √K`` per channel),
+    scaled to a small loss: it depends on the layer alone, never on the candidates.
+    """
+    reference = np.abs(stats.out_scale) * math.sqrt(max(1, stats.operands.fan_in))
+    proxy = float(0.5 * (fisher * reference**2).sum())
+    if proxy <= 0:
+        return 1.0
+    target = 0.02
+    scale = math.sqrt(target / proxy)
+    measured, _ = _noisy(model, {name: reference * scale}, x, y, batch, seed)
+    return max(measured - clean_loss, 0.05 * target) / target
 
 
 def build_assigned(qmodel: nn.Module, choice: dict[str, Option]) -> nn.Module:
     """A copy of ``qmodel`` with each layer's chosen multiplier and its bias correction."""
-    names = {n: LayerConfig(o.candidate.lut) for n, o in choice.items() if o.candidate is not None}
+    chosen = {n: o for n, o in choice.items() if o.candidate is not None}
+    return _assigned_model(
+        qmodel,
+        {n: o.candidate.lut for n, o in chosen.items() if o.candidate is not None},
+        {n: o.mean for n, o in chosen.items()},
+    )
+
+
+def _assigned_model(qmodel: nn.Module, luts: dict[str, Lut], means: dict[str, np.ndarray]) -> nn.Module:
+    names = {n: LayerConfig(lut) for n, lut in luts.items()}
     model = approximate(qmodel, AssignmentMapping.build(default=_current_default(qmodel), names=names))
     layers = approx_layers(model)
-    for name, option in choice.items():
-        if option.candidate is not None:
-            layers[name].set_bias_correction(torch.as_tensor(-option.mean, dtype=torch.float32))
+    for name in luts:
+        layers[name].set_bias_correction(torch.as_tensor(-means[name], dtype=torch.float32))
     return model
 
 
@@ -471,51 +704,16 @@ def _check_widths(stats: dict[str, LayerStats], luts: list[Lut]) -> None:
                 )
 
 
-@torch.no_grad()
-def _variance_ratio(
-    float_model: nn.Module,
-    qmodel: nn.Module,
-    stats: dict[str, LayerStats],
-    predicted: dict[str, list[Any]],
-    candidates: Sequence[Candidate],
-    x: torch.Tensor,
-) -> dict[str, float]:
-    """Per layer, measured / predicted error std for a reference multiplier on a few samples (≥ 1)."""
-    layers = approx_layers(qmodel)
-    modules = dict(float_model.named_modules())
-    inputs: dict[str, torch.Tensor] = {}
-    handles = [
-        modules[name].register_forward_pre_hook(lambda m, i, name=name: inputs.__setitem__(name, i[0].detach()))
-        for name in stats
-    ]
-    try:
-        float_model(x)
-    finally:
-        for handle in handles:
-            handle.remove()
-    ratios = {}
-    for name in stats:
-        preds = predicted[name]
-        # the reference: the candidate with the median predicted std in this layer
-        order = np.argsort([float(p.std.mean()) for p in preds])
-        ref = int(order[len(order) // 2])
-        if float(preds[ref].std.mean()) <= 0 or name not in inputs:
-            ratios[name] = 1.0
-            continue
-        layer: Any = layers[name]
-        exact_config = layer.config
-        exact_acc, _ = layer.accumulate(inputs[name])
-        layer.set_config(LayerConfig(candidates[ref].lut))
-        try:
-            approx_acc, _ = layer.accumulate(inputs[name])
-        finally:
-            layer.set_config(exact_config)
-        err = (approx_acc - exact_acc).double()
-        channel_dim = 1 if err.dim() > 2 else err.dim() - 1
-        dims = [d for d in range(err.dim()) if d != channel_dim]
-        measured = err.std(dim=dims).numpy()
-        ratios[name] = float(max(1.0, np.sqrt((measured**2).sum() / max((preds[ref].std ** 2).sum(), 1e-30))))
-    return ratios
-
-
-__all__ = ["AutoResult", "Candidate", "Option", "PathPoint", "auto_assign", "build_assigned", "knapsack_path"]
+__all__ = [
+    "AutoResult",
+    "Candidate",
+    "Characterisation",
+    "FrontPoint",
+    "Option",
+    "auto_assign",
+    "build_assigned",
+    "characterise",
+    "simulate_accuracy",
+    "verification_picks",
+    "verify_accuracy",
+]

@@ -222,25 +222,35 @@ class AssignmentMapping:
     def parse(cls, text: str) -> AssignmentMapping:
         """An assignment from command-line text.
 
-        ``NAME`` (one multiplier spec for every layer), ``path.json`` (the :meth:`to_dict` form), or
-        comma-separated ``key=SPEC`` items where ``key`` is a layer name, ``default`` (or ``*``),
-        ``type:Conv2d`` or ``re:<regex>``, e.g. ``default=exact,type:Linear=float,conv1=mul8s_1KV6``.
+        ``NAME`` (one multiplier spec for every layer), ``path.json`` (the :meth:`to_dict` form; a file
+        ``lutgen evaluate --save`` wrote after an auto search also lists its front: ``path.json#N`` takes
+        front point ``N``), or comma-separated ``key=SPEC`` items where ``key`` is a layer name,
+        ``default`` (or ``*``), ``type:Conv2d`` or ``re:<regex>``, e.g.
+        ``default=exact,type:Linear=float,conv1=mul8s_1KV6``.
         """
         text = text.strip()
         if not text:
             raise ConfigError("empty assignment")
-        if text.lower().endswith(".json"):
+        saved = re.fullmatch(r"(?P<path>.+\.json)(?:#(?P<point>\d+))?", text, flags=re.IGNORECASE)
+        if saved:
             import json
             from pathlib import Path
 
-            path = Path(text).expanduser()
+            path = Path(saved["path"]).expanduser()
             try:
                 data = json.loads(path.read_text())
             except OSError as exc:
                 raise ConfigError(f"{path}: cannot read assignment ({exc.strerror or exc})") from None
             except json.JSONDecodeError as exc:
                 raise ConfigError(f"{path}:{exc.lineno}:{exc.colno}: invalid JSON ({exc.msg})") from None
-            return cls.from_dict(data)
+            if saved["point"] is None:
+                return cls.from_dict(data)
+            front = data.get("front") if isinstance(data, Mapping) else None
+            point = int(saved["point"])
+            if not isinstance(front, list) or not 0 <= point < len(front) or not isinstance(front[point], Mapping):
+                size = len(front) if isinstance(front, list) else 0
+                raise ConfigError(f"{path}: no front point #{point} (the file lists {size})")
+            return cls.from_dict(front[point].get("assignment", {}))
         if "=" not in text:
             return cls.build(default=text)
         mapping = cls()
@@ -321,10 +331,10 @@ class AssignmentMapping:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> AssignmentMapping:
-        """The inverse of :meth:`to_dict` (missing sections are empty; default ``"float"``)."""
+        """The inverse of :meth:`to_dict` (missing sections are empty; default ``"float"``; ``front`` is ignored)."""
         if not isinstance(data, Mapping):
             raise ConfigError(f"assignment must be a JSON object, got {type(data).__name__}")
-        unknown = sorted(set(data) - {"default", "types", "regex", "layers"})
+        unknown = sorted(set(data) - {"default", "types", "regex", "layers", "front"})
         if unknown:
             raise ConfigError(f"unknown assignment keys {unknown}; expected default, types, regex, layers")
         sections = {}

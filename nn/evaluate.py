@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +21,14 @@ from rich.console import Console
 from rich.table import Table
 from torch import nn
 
-from ..errors import ConfigError, InputError
-from .assign import Candidate, auto_assign, build_assigned
+from ..errors import ConfigError, InputError, LibraryError
+from ..library.filters import Filter
+from ..tasks import open_engine, require_ray
+from .assign import AutoResult, Candidate, auto_assign, build_assigned
 from .config import AssignmentMapping, LayerConfig
 from .multipliers import load_multiplier
 from .predict import predict_errors, record_operands
-from .progress import add_task, make_progress
+from .progress import Stopwatch, add_task, make_progress
 from .swap import approx_layers, approximate, layer_macs
 from .train import float_model
 
@@ -46,8 +47,11 @@ class EvaluateOptions:
     limit: int | None = None
     seed: int = 0
     calibration_samples: int = 256
-    bias_correction: bool = True
+    bias_correction: bool | None = None
     batch_size: int = 128
+    verify: int = 5
+    workers: int | None = None
+    ray_address: str | None = None
 
 
 @dataclass(frozen=True)
@@ -59,85 +63,127 @@ class LayerRow:
     multiplier: str
     mae: float | None
     power: float | None
+    relative_power: float | None = None
+    cost_basis: str | None = None
 
 
 @dataclass
 class EvaluateResult:
-    """What ``lutgen evaluate`` reports; :meth:`to_json` is the ``--json`` object."""
+    """What ``lutgen evaluate`` reports; :meth:`to_dict` is the ``--json`` object."""
 
     model: str
     dataset: str
     samples: int
+    width: float | None
     float_accuracy: float
-    quantized_accuracy: float
+    quantised_accuracy: float
     approx_accuracy: float
     relative_energy: float | None
     layers: list[LayerRow]
     assignment: dict[str, Any]
     budget: float | None = None
-    pareto: list[dict[str, Any]] = field(default_factory=list)
+    front: list[dict[str, Any]] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
-    def to_json(self) -> str:
-        """One JSON object (accuracies in percent, ``relative_energy`` a fraction)."""
-        data = asdict(self)
-        return json.dumps(data, indent=2, sort_keys=False, default=float)
+    def to_dict(self) -> dict[str, Any]:
+        """The ``--json`` object (keys as in :mod:`approxlut.schema`: accuracies in percent, energy a fraction)."""
+        return {
+            "model": self.model,
+            "width": self.width,
+            "dataset": self.dataset,
+            "test_samples": self.samples,
+            "float_accuracy_pct": self.float_accuracy,
+            "quantised_accuracy_pct": self.quantised_accuracy,
+            "approx_accuracy_pct": self.approx_accuracy,
+            "relative_energy": self.relative_energy,
+            "layers": [
+                {
+                    "name": r.name,
+                    "macs": r.macs,
+                    "multiplier": r.multiplier,
+                    "mae_pct": r.mae,
+                    "power_mw": r.power,
+                    "relative_power": r.relative_power,
+                    "cost_basis": r.cost_basis,
+                }
+                for r in self.layers
+            ],
+            "assignment": self.assignment,
+            "budget_points": self.budget,
+            "front": list(self.front),
+            "timings_s": dict(self.seconds),
+            "notes": list(self.notes),
+        }
 
 
 # ------------------------------------------------------------------------------------------ candidates
 
 
-def parse_candidates(text: str) -> tuple[dict[str, Any], list[str]]:
-    """``'bits=8,signed,max_mae=0.5'`` -> query filters; ``'a,b,c'`` -> names."""
-    filters: dict[str, Any] = {}
-    names: list[str] = []
-    for raw in (t.strip() for t in text.split(",")):
-        if not raw:
-            continue
-        key, _, value = raw.partition("=")
-        if raw in ("signed", "unsigned"):
-            filters["signed"] = raw == "signed"
-        elif key in ("bits", "max_mae") and value:
-            try:
-                filters[key] = int(value) if key == "bits" else float(value)
-            except ValueError:
-                raise ConfigError(f"--candidates: {raw!r} needs a number") from None
-        elif key == "signed" and value:
-            filters["signed"] = value.lower() in ("1", "true", "yes")
-        elif "=" in raw:
-            raise ConfigError(f"--candidates: unknown filter {key!r} (bits=, signed, unsigned, max_mae=)")
-        else:
-            names.append(raw)
-    if filters and names:
-        raise ConfigError("--candidates: give either filters (bits=8,signed) or a list of names, not both")
-    return filters, names
+def parse_candidates(text: str) -> tuple[Filter | None, list[str]]:
+    """``'bits=8,signed,max_mae=0.5'`` -> a library filter (:mod:`approxlut.library.filters`); ``'a,b,c'`` -> names."""
+    from ..library.filters import FLAGS, Filter
+
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    is_filter = ["=" in item or item.lower() in FLAGS for item in items]
+    if all(is_filter):
+        return Filter.parse(text, where="--candidates"), []
+    if any(is_filter):
+        raise ConfigError("--candidates: give either a filter (bits=8,signed) or a list of names, not both")
+    return None, items
 
 
-def library_candidates(text: str) -> tuple[list[Any], Any]:
-    """The library entries selected by ``--candidates`` and the exact entry they are measured against."""
+@dataclass(frozen=True)
+class CandidateSet:
+    """The multipliers ``--candidates`` selects, each with its cost basis.
+
+    Attributes:
+        entries: approximate library entries that have a cost basis.
+        relative: ``full_name`` -> ``(relative power, basis)`` of each entry and of ``exact``.
+        exact: the exact entry reported for layers left exact (lutgen's modelled one where there is one).
+        left_out: one line per entry left out (no exact multiplier of its cost source).
+    """
+
+    entries: list[Any]
+    relative: dict[str, tuple[float, Any]]
+    exact: Any
+    left_out: list[str]
+
+
+def library_candidates(text: str) -> CandidateSet:
+    """The library entries selected by ``--candidates``, their cost bases and the exact entry."""
     from ..library import Library
+    from ..library.basis import relative_power
 
     lib = Library.open_default()
-    filters, names = parse_candidates(text)
-    entries = [lib.entry(n) for n in names] if names else lib.query(**filters)
+    chosen, names = parse_candidates(text)
+    entries = [lib.entry(n) for n in names] if chosen is None else chosen.select(lib)
     if not entries:
-        raise ConfigError(f"--candidates {text!r} selects no multipliers in the library")
+        raise ConfigError(f"--candidates {text!r} selects no multipliers in the library at {lib.root}")
     kinds = {(e.bits_a, e.bits_b, e.signed) for e in entries}
     if len(kinds) > 1:
         raise ConfigError(
             f"--candidates {text!r} mixes widths/signedness {sorted(kinds)}; add e.g. 'signed' or 'bits=8'"
         )
     bits_a, bits_b, signed = kinds.pop()
+    exacts = [e for e in lib.query(bits=(bits_a, bits_b), signed=signed) if e.mae_pct == 0 and e.wce_pct == 0]
+    if not exacts:
+        raise ConfigError(f"the library has no exact {bits_a}x{bits_b} multiplier to measure energy against")
     exact_name = f"exact{bits_a}{'s' if signed else 'u'}" if bits_a == bits_b else None
-    exact = next((e for e in entries if e.mae_pct == 0 and e.name == exact_name), None)
-    if exact is None:
-        exacts = [e for e in lib.query(bits=(bits_a, bits_b), signed=signed) if e.mae_pct == 0 and e.wce_pct == 0]
-        if not exacts:
-            raise ConfigError(f"the library has no exact {bits_a}x{bits_b} multiplier to measure energy against")
-        exact = min(exacts, key=lambda e: e.name != exact_name)
-    approximate_entries = [e for e in entries if not (e.mae_pct == 0 and e.wce_pct == 0)]
-    return approximate_entries, exact
+    exact = min(exacts, key=lambda e: (e.name != exact_name, e.power_source != "estimated", e.full_name))
+    relative: dict[str, tuple[float, Any]] = {}
+    kept, left_out = [], []
+    for entry in [e for e in entries if not (e.mae_pct == 0 and e.wce_pct == 0)] + [exact]:
+        try:
+            relative[entry.full_name] = relative_power(lib, entry)
+        except LibraryError as error:
+            left_out.append(str(error))
+            continue
+        if entry is not exact:
+            kept.append(entry)
+    if exact.full_name not in relative:
+        relative[exact.full_name] = (1.0, None)
+    return CandidateSet(kept, relative, exact, left_out)
 
 
 # ------------------------------------------------------------------------------------------- assignment
@@ -150,7 +196,7 @@ def parse_assignment(spec: str, exact: LayerConfig) -> AssignmentMapping:
     scheme) as their default instead of ``float``, and ``exact`` itself means that same config.
     """
     mapping = AssignmentMapping.parse(spec)
-    is_list = "=" in spec and not spec.strip().lower().endswith(".json")
+    is_list = "=" in spec and not re.fullmatch(r".+\.json(#\d+)?", spec.strip(), flags=re.IGNORECASE)
     if is_list and not re.search(r"(^|,)\s*(default|\*)\s*=", spec):
         mapping = mapping.with_default(exact)
     if mapping.default == LayerConfig("exact"):
@@ -180,18 +226,13 @@ def accuracy(
 def run_evaluate(options: EvaluateOptions, *, console: Console | None = None) -> EvaluateResult:
     """Run the evaluate job (progress and status on ``console``, stderr by default)."""
     console = console or Console(stderr=True)
-    timings: dict[str, float] = {}
-    clock = time.perf_counter()
-
-    def lap(name: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        timings[name] = round(now - clock, 2)
-        clock = now
-
+    clock = Stopwatch()
+    lap, timings = clock.lap, clock.seconds
     torch.manual_seed(options.seed)
     if options.budget < 0:
         raise ConfigError(f"--budget must be >= 0 accuracy points, got {options.budget}")
+    if options.assign == "auto" and (options.workers is not None or options.ray_address is not None):
+        require_ray()  # fail before the model is trained, not after
     loaded = float_model(
         options.model, dataset=options.dataset, data_dir=options.data, weights=options.weights, seed=options.seed
     )
@@ -200,6 +241,18 @@ def run_evaluate(options: EvaluateOptions, *, console: Console | None = None) ->
     if loaded.trained is not None:
         how = "cached" if loaded.trained.cached else f"trained in {loaded.trained.seconds:.0f} s"
         notes.append(f"float weights {how}: {loaded.weights}")
+    bias_correction = options.bias_correction
+    if loaded.retrained is not None:
+        info = loaded.retrained
+        notes.append(
+            f"weights retrained through approximate multipliers ({info['grad']} gradients, {info['epoch']} epochs): "
+            f"{info['checkpoint']}; activation ranges calibrated afresh"
+        )
+        if bias_correction is None:
+            bias_correction = False
+            notes.append("bias correction off for retrained weights (they compensate the error already)")
+    if bias_correction is None:
+        bias_correction = True
     model.eval()
     lap("model")
 
@@ -212,10 +265,11 @@ def run_evaluate(options: EvaluateOptions, *, console: Console | None = None) ->
     x_calib = data.x_train[pick]
     calib_batches = [x_calib[i : i + options.batch_size] for i in range(0, x_calib.shape[0], options.batch_size)]
 
-    entries, exact_entry = library_candidates(options.candidates)
+    chosen_set = library_candidates(options.candidates)
+    exact_entry = chosen_set.exact
     scheme = "symmetric" if exact_entry.signed else "affine"
     exact_config = LayerConfig("exact", bits=(exact_entry.bits_a, exact_entry.bits_b), scheme=scheme)
-    by_name = {e.name: e for e in entries} | {exact_entry.name: exact_entry}
+    by_name = {e.full_name: e for e in chosen_set.entries} | {exact_entry.full_name: exact_entry}
     lap("setup")
 
     evaluate: Callable[[nn.Module, str], float] = lambda m, label: accuracy(  # noqa: E731
@@ -225,79 +279,99 @@ def run_evaluate(options: EvaluateOptions, *, console: Console | None = None) ->
     lap("float")
     qmodel = approximate(model, exact_config, calib_batches)
     macs_all = layer_macs(model, x_eval[:1])
-    quantized_accuracy = evaluate(qmodel, "quantised-exact accuracy")
+    quantised_accuracy = evaluate(qmodel, "quantised-exact accuracy")
     lap("quantised")
 
-    pareto: list[dict[str, Any]] = []
+    front: list[dict[str, Any]] = []
     if options.assign == "auto":
-        candidates = [Candidate(e.name, load_multiplier(e.name), float(e.power_mw), float(e.mae_pct)) for e in entries]
-        with console.status("auto assignment") as status:
-            auto = auto_assign(
-                model,
-                qmodel,
-                candidates,
-                exact_power=float(exact_entry.power_mw),
-                macs=macs_all,
-                x_calib=x_calib,
-                x_eval=x_eval,
-                y_eval=y_eval,
-                baseline_accuracy=quantized_accuracy,
-                budget=options.budget,
-                evaluate=evaluate,
-                batch_size=options.batch_size,
-                seed=options.seed,
-                status=lambda msg: status.update(f"auto assignment: {msg}"),
+        notes += [f"left out: {line}" for line in chosen_set.left_out]
+        candidates = [
+            Candidate(
+                e.full_name,
+                load_multiplier(e.full_name),
+                chosen_set.relative[e.full_name][0],
+                float(e.mae_pct),
+                chosen_set.relative[e.full_name][1].label,
+                e.power_mw,
             )
+            for e in chosen_set.entries
+        ]
+        with open_engine(workers=options.workers, address=options.ray_address) as engine:
+            if engine.start_seconds:
+                timings["ray_start"] = round(engine.start_seconds, 2)
+            with console.status("auto assignment") as status:
+                auto = auto_assign(
+                    model,
+                    qmodel,
+                    candidates,
+                    macs=macs_all,
+                    x_calib=x_calib,
+                    x_eval=x_eval,
+                    y_eval=y_eval,
+                    baseline_accuracy=quantised_accuracy,
+                    budget=options.budget,
+                    engine=engine,
+                    batch_size=options.batch_size,
+                    seed=options.seed,
+                    verify=options.verify,
+                    status=lambda msg: status.update(f"auto assignment: {msg}"),
+                )
+        timings |= {f"search_{stage}": value for stage, value in auto.seconds.items()}
         approx_model = build_assigned(qmodel, auto.choice)
         approx_accuracy = auto.chosen.verified_accuracy
         assert approx_accuracy is not None
         mapping = auto.assignment(exact_config)
-        # layers the search leaves exact (e.g. recurrent ones) still spend exact-multiplier energy
-        other = sum(macs_all.get(n, 0) for n in approx_layers(qmodel) if n not in auto.choice)
-        other_energy = other * float(exact_entry.power_mw)
-        total = (auto.exact_energy + other_energy) or 1.0
-        shift = quantized_accuracy - auto.float_accuracy
-        for point in auto.path:
-            if point.predicted_accuracy is None and point.verified_accuracy is None:
-                continue
-            pareto.append(
-                {
-                    "relative_energy": (point.energy + other_energy) / total,
-                    "predicted_accuracy": None
-                    if point.predicted_accuracy is None
-                    else point.predicted_accuracy + shift,
-                    "verified_accuracy": point.verified_accuracy,
-                    "chosen": point is auto.chosen,
-                }
-            )
+        front = _front_rows(auto, qmodel, macs_all, exact_config)
         notes.append(
-            f"auto: {len(auto.path)} knapsack steps, {len(auto.verified)} verification run(s) with the LUT engine"
+            f"auto: {len(candidates)} candidates on {engine.description}, {auto.pruned} dominated (layer, multiplier) "
+            f"options pruned, front of {len(auto.front)} points "
+            f"({sum(p.origin == 'nsga2' for p in auto.front)} from NSGA-II), "
+            f"{len(auto.verified)} verified with the LUT engine"
         )
     else:
         mapping = parse_assignment(options.assign, exact_config)
         approx_model = approximate(qmodel, mapping)
-        if options.bias_correction:
+        if bias_correction:
             _apply_bias_correction(model, approx_model, calib_batches)
         approx_accuracy = evaluate(approx_model, "approximate accuracy")
     lap("approximate")
 
     rows = _layer_rows(approx_model, macs_all, by_name, exact_entry)
-    energy = _relative_energy(rows, float(exact_entry.power_mw))
     return EvaluateResult(
         model=options.model,
         dataset=data.name,
         samples=int(x_eval.shape[0]),
+        width=loaded.width,
         float_accuracy=float_accuracy,
-        quantized_accuracy=quantized_accuracy,
+        quantised_accuracy=quantised_accuracy,
         approx_accuracy=approx_accuracy,
-        relative_energy=energy,
+        relative_energy=_relative_energy(rows),
         layers=rows,
         assignment=mapping.to_dict(),
         budget=options.budget if options.assign == "auto" else None,
-        pareto=pareto,
+        front=front,
         seconds=timings,
         notes=notes,
     )
+
+
+def _front_rows(auto: AutoResult, qmodel: nn.Module, macs: dict[str, int], exact: LayerConfig) -> list[dict[str, Any]]:
+    """The simulated front points as JSON rows (relative energy over every approximable layer)."""
+    # layers the search leaves exact (e.g. recurrent ones) still spend exact-multiplier energy
+    other = sum(macs.get(n, 0) for n in approx_layers(qmodel) if n not in auto.chosen.choice)
+    total = (auto.exact_energy + other) or 1.0
+    return [
+        {
+            "relative_energy": (point.energy + other) / total,
+            "predicted_accuracy_pct": point.predicted_accuracy,
+            "verified_accuracy_pct": point.verified_accuracy,
+            "found_by": point.origin,
+            "chosen": point is auto.chosen,
+            "assignment": auto.assignment(exact, point).to_dict(),
+        }
+        for point in auto.front
+        if point.predicted_accuracy is not None
+    ]
 
 
 def _apply_bias_correction(float_model: nn.Module, approx_model: nn.Module, batches: list[torch.Tensor]) -> None:
@@ -320,23 +394,25 @@ def _layer_rows(model: nn.Module, macs: dict[str, int], entries: dict[str, Any],
         multiplier = layer.multiplier_name
         entry = entries.get(multiplier)
         if entry is None and layer.resolved.is_exact_path:
-            entry, multiplier = exact, exact.name
+            entry, multiplier = exact, exact.full_name
         if entry is None and layer.resolved.lut is not None:
             entry = _library_entry(multiplier)
+        relative, basis = _relative_power(entry)
         rows.append(
             LayerRow(
                 name,
                 int(macs.get(name, 0)),
                 multiplier,
                 None if entry is None else float(entry.mae_pct),
-                None if entry is None else float(entry.power_mw),
+                None if entry is None or entry.power_mw is None else float(entry.power_mw),
+                relative,
+                basis,
             )
         )
     return rows
 
 
 def _library_entry(name: str) -> Any:
-    from ..errors import LibraryError
     from ..library import Library
 
     try:
@@ -345,12 +421,27 @@ def _library_entry(name: str) -> Any:
         return None
 
 
-def _relative_energy(rows: list[LayerRow], exact_power: float) -> float | None:
+def _relative_power(entry: Any) -> tuple[float | None, str | None]:
+    """An entry's power relative to the exact multiplier of its own cost source, and the basis label."""
+    if entry is None:
+        return None, None
+    from ..library import Library
+    from ..library.basis import relative_power
+
+    try:
+        relative, basis = relative_power(Library.open_default(), entry)
+    except LibraryError:
+        return None, None
+    return relative, basis.label
+
+
+def _relative_energy(rows: list[LayerRow]) -> float | None:
+    """``Σ MACs · relative power / Σ MACs`` (float layers count as exact); ``None`` if a power is unknown."""
     total = sum(r.macs for r in rows)
-    if total == 0 or any(r.power is None for r in rows if r.multiplier != "float"):
+    if total == 0 or any(r.relative_power is None for r in rows if r.multiplier != "float"):
         return None
-    used = sum(r.macs * (r.power if r.power is not None else exact_power) for r in rows)
-    return used / (total * exact_power)
+    used = sum(r.macs * (r.relative_power if r.relative_power is not None else 1.0) for r in rows)
+    return used / total
 
 
 # ------------------------------------------------------------------------------------------- reporting
@@ -358,15 +449,16 @@ def _relative_energy(rows: list[LayerRow], exact_power: float) -> float | None:
 
 def render(result: EvaluateResult, console: Console) -> None:
     """Print the accuracies, the per-layer table, the energy and the front."""
-    console.print(f"[bold]{result.model}[/bold] on {result.dataset} ({result.samples} test samples)")
+    width = f" (width {result.width:g})" if result.width is not None and result.width != 1 else ""
+    console.print(f"[bold]{result.model}[/bold]{width} on {result.dataset} ({result.samples} test samples)")
     console.print(f"  float accuracy            {result.float_accuracy:6.2f} %")
-    console.print(f"  quantised-exact accuracy  {result.quantized_accuracy:6.2f} %")
-    drop = result.quantized_accuracy - result.approx_accuracy
+    console.print(f"  quantised-exact accuracy  {result.quantised_accuracy:6.2f} %")
+    drop = result.quantised_accuracy - result.approx_accuracy
     budget = f" (budget {result.budget:g})" if result.budget is not None else ""
     console.print(f"  approximate accuracy      {result.approx_accuracy:6.2f} %  drop {drop:+.2f} points{budget}")
     table = Table(title="per-layer assignment")
-    for column in ("layer", "MACs", "multiplier", "MAE %", "power mW"):
-        table.add_column(column, justify="left" if column in ("layer", "multiplier") else "right")
+    for column in ("layer", "MACs", "multiplier", "MAE %", "power mW", "rel. power", "cost basis"):
+        table.add_column(column, justify="left" if column in ("layer", "multiplier", "cost basis") else "right")
     for row in result.layers:
         table.add_row(
             row.name,
@@ -374,6 +466,8 @@ def render(result: EvaluateResult, console: Console) -> None:
             row.multiplier,
             "-" if row.mae is None else f"{row.mae:.4g}",
             "-" if row.power is None else f"{row.power:.4f}",
+            "-" if row.relative_power is None else f"{row.relative_power:.3f}",
+            row.cost_basis or "-",
         )
     console.print(table)
     if result.relative_energy is None:
@@ -381,15 +475,17 @@ def render(result: EvaluateResult, console: Console) -> None:
     else:
         saved = 100 * (1 - result.relative_energy)
         console.print(f"relative multiplier energy: {result.relative_energy:.3f} of exact ({saved:.1f} % saved)")
-    if result.pareto:
-        front = Table(title="energy-accuracy front (predicted; verified where run)")
-        for column in ("relative energy", "predicted acc %", "verified acc %", "assignment"):
+    verified = [p for p in result.front if p["verified_accuracy_pct"] is not None]
+    if verified:
+        front = Table(title=f"verified front points ({len(result.front)} predicted: --json, --plot, --save)")
+        for column in ("relative energy", "predicted acc %", "verified acc %", "drop", ""):
             front.add_column(column, justify="right")
-        for point in result.pareto:
+        for point in verified:
             front.add_row(
                 f"{point['relative_energy']:.3f}",
-                "-" if point["predicted_accuracy"] is None else f"{point['predicted_accuracy']:.2f}",
-                "-" if point["verified_accuracy"] is None else f"{point['verified_accuracy']:.2f}",
+                f"{point['predicted_accuracy_pct']:.2f}",
+                f"{point['verified_accuracy_pct']:.2f}",
+                f"{result.quantised_accuracy - point['verified_accuracy_pct']:+.2f}",
                 "chosen" if point["chosen"] else "",
             )
         console.print(front)
@@ -399,30 +495,63 @@ def render(result: EvaluateResult, console: Console) -> None:
 
 
 def plot_pareto(result: EvaluateResult, path: Path) -> None:
-    """Write the energy-accuracy front (predicted line, verified points) as an image."""
-    if not result.pareto:
+    """Write the energy-accuracy front: predicted points, verified ones beside them, the chosen one marked.
+
+    The view spans from a little below the budget line to the top of the front.
+    """
+    if not result.front:
         raise ConfigError("--plot needs --assign auto (the front comes from the search)")
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    predicted = [(p["relative_energy"], p["predicted_accuracy"]) for p in result.pareto if p["predicted_accuracy"]]
-    verified = [(p["relative_energy"], p["verified_accuracy"]) for p in result.pareto if p["verified_accuracy"]]
-    fig, ax = plt.subplots(figsize=(6, 4))
-    if predicted:
-        xs, ys = np.array(predicted).T
-        ax.plot(xs, ys, "o-", label="predicted (low-rank error simulation)")
-    if verified:
-        xs, ys = np.array(verified).T
-        ax.plot(xs, ys, "s", color="tab:red", markersize=8, label="verified (LUT engine)")
-    ax.axhline(result.quantized_accuracy, color="grey", linestyle=":", label="quantised exact")
+    points = result.front
+    energy = np.array([p["relative_energy"] for p in points])
+    predicted = np.array([p["predicted_accuracy_pct"] for p in points])
+    checked = [p for p in points if p["verified_accuracy_pct"] is not None]
+    floor = result.quantised_accuracy - (result.budget or 0.0) - max(1.0, result.budget or 0.0)
+    top = max([*predicted, *(p["verified_accuracy_pct"] for p in checked), result.quantised_accuracy]) + 0.5
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    ax.plot(energy, predicted, "o-", color="tab:blue", markersize=4, label="predicted (low-rank error simulation)")
+    for p in checked:
+        ax.plot(
+            [p["relative_energy"]] * 2, [p["predicted_accuracy_pct"], p["verified_accuracy_pct"]], ":", color="grey"
+        )
+    if checked:
+        ax.plot(
+            [p["relative_energy"] for p in checked],
+            [p["verified_accuracy_pct"] for p in checked],
+            "s",
+            color="tab:red",
+            markersize=7,
+            label="verified (LUT engine)",
+        )
+    chosen = next(p for p in points if p["chosen"])
+    ax.plot(
+        chosen["relative_energy"],
+        chosen["verified_accuracy_pct"],
+        "*",
+        color="gold",
+        markeredgecolor="black",
+        markersize=16,
+        label=f"chosen: {chosen['relative_energy']:.3f} of exact energy",
+    )
+    ax.axhline(result.quantised_accuracy, color="grey", linestyle=":", label="quantised exact")
     if result.budget is not None:
-        ax.axhline(result.quantized_accuracy - result.budget, color="tab:orange", linestyle="--", label="budget")
+        ax.axhline(result.quantised_accuracy - result.budget, color="tab:orange", linestyle="--", label="budget")
+    visible = [
+        p["relative_energy"]
+        for p in points
+        if max(p["predicted_accuracy_pct"], p["verified_accuracy_pct"] or 0) >= floor
+    ]
+    left = min(visible) if visible else float(energy.min())
+    ax.set_xlim(left - 0.02, float(energy.max()) + 0.02)
+    ax.set_ylim(floor, top)
     ax.set_xlabel("relative multiplier energy")
     ax.set_ylabel("accuracy (%)")
     ax.set_title(f"{result.model} on {result.dataset}")
-    ax.legend(loc="lower right")
+    ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     try:
         fig.savefig(path, dpi=120)
@@ -433,8 +562,14 @@ def plot_pareto(result: EvaluateResult, path: Path) -> None:
 
 
 def save_assignment(result: EvaluateResult, path: Path) -> None:
-    """Write the assignment JSON (readable by ``--assign file.json``)."""
+    """Write the assignment JSON: ``--assign FILE.json`` reads the chosen one, ``FILE.json#N`` front point N.
+
+    After an auto search the file also lists every front point (``front``, as in ``--json``).
+    """
+    data = dict(result.assignment)
+    if result.front:
+        data["front"] = result.front
     try:
-        path.write_text(json.dumps(result.assignment, indent=2) + "\n")
+        path.write_text(json.dumps(data, indent=2) + "\n")
     except OSError as error:
         raise InputError(f"cannot write {path}: {error}") from error

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..circuits.names import name_hint
 from ..errors import ConfigError
 from ..lutgen.lut import Lut, code_values
 from ..native import PreparedLut
@@ -25,7 +25,6 @@ from .config import LayerConfig
 
 LUT_SUFFIXES = (".npz", ".bin", ".txt")
 NETLIST_SUFFIXES = (".v", ".blif", ".sop")
-_EVO_SIGN = re.compile(r"mul\d+(?:x\d+)?(?P<sign>[su])_", re.IGNORECASE)
 
 _lock = threading.Lock()
 _spec_cache: dict[tuple[str, str, float], Lut] = {}
@@ -88,29 +87,21 @@ def exact_lut(bits_a: int, bits_b: int, signed: bool, name: str | None = None) -
 
 
 def _signed_from_name(path: Path) -> bool:
-    match = _EVO_SIGN.search(path.name)
-    if match is None:
+    hint = name_hint(path.name)
+    if hint is None:
         raise ConfigError(
             f"{path}: cannot tell whether this netlist multiplies signed or unsigned operands; "
             "simulate it with `lutgen sim --signed/--unsigned` and pass the .npz instead"
         )
-    return match.group("sign").lower() == "s"
+    return hint.signed
 
 
 def _load_path(path: Path) -> Lut:
-    suffix = path.suffix.lower()
-    if suffix == ".npz":
-        from ..lutgen.formats import load_npz
+    """A netlist (by its suffix) simulated, or a LUT file of any format (by its content)."""
+    if path.suffix.lower() not in NETLIST_SUFFIXES:
+        from ..lutgen.formats import read_lut_file
 
-        return load_npz(path)
-    if suffix == ".bin":
-        from ..lutgen.formats import read_tfapprox
-
-        return read_tfapprox(path)
-    if suffix == ".txt":
-        from ..lutgen.formats import read_lutfp
-
-        return read_lutfp(path)
+        return read_lut_file(path)
     from ..circuits.io import read_netlist
     from ..lutgen.simulate import simulate_lut
 

@@ -6,6 +6,8 @@ terminal rich draws nothing.
 
 from __future__ import annotations
 
+import time
+
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -35,3 +37,18 @@ def make_progress(*, console: Console | None = None, transient: bool = True) -> 
 def add_task(progress: Progress, description: str, total: float | None) -> TaskID:
     """Add a task with an empty ``info`` field (updated with ``progress.update(task, info=...)``)."""
     return progress.add_task(description, total=total, info="")
+
+
+class Stopwatch:
+    """Seconds per stage of a job: :meth:`lap` records the time since the previous lap under a name."""
+
+    def __init__(self, digits: int = 2) -> None:
+        self.seconds: dict[str, float] = {}
+        self.digits = digits
+        self._last = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        """Record the seconds since the previous lap (or since creation) as ``stage``."""
+        now = time.perf_counter()
+        self.seconds[stage] = round(now - self._last, self.digits)
+        self._last = now

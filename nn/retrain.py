@@ -19,9 +19,12 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
+import re
+import shlex
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -39,8 +42,9 @@ from .data import Prepared
 from .multipliers import load_multiplier
 from .progress import add_task, make_progress
 from .swap import approximate
+from .train import RETRAIN_KIND
 
-CHECKPOINT_KIND = "lutgen-retrain"
+CHECKPOINT_KIND = RETRAIN_KIND
 CHECKPOINT_FORMAT = 1
 DEFAULT_HALF_WINDOW = 8
 HalfWindow = int | str | None
@@ -137,13 +141,23 @@ class RetrainResult:
         return [self.before_accuracy, *(e.test_accuracy for e in self.epochs)]
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON form (without the model)."""
+        """JSON form (without the model; keys as in :mod:`approxlut.schema`)."""
         return {
-            "before_accuracy": self.before_accuracy,
-            "after_accuracy": self.after_accuracy,
+            "before_accuracy_pct": self.before_accuracy,
+            "after_accuracy_pct": self.after_accuracy,
             "grad": self.grad,
             "half_windows": self.half_windows,
-            "epochs": [asdict(e) for e in self.epochs],
+            "epochs": [
+                {
+                    "epoch": e.epoch,
+                    "train_loss": e.train_loss,
+                    "train_accuracy_pct": e.train_accuracy,
+                    "test_accuracy_pct": e.test_accuracy,
+                    "elapsed_s": e.seconds,
+                    "samples_per_s": e.samples_per_s,
+                }
+                for e in self.epochs
+            ],
             "checkpoint": str(self.checkpoint) if self.checkpoint is not None else None,
             "resumed_at": self.resumed_at,
         }
@@ -625,15 +639,39 @@ class RetrainReport:
     device: str
     float_accuracy: float
     result: RetrainResult
+    assign: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "model": self.model,
             "dataset": self.dataset,
             "device": self.device,
-            "float_accuracy": self.float_accuracy,
+            "float_accuracy_pct": self.float_accuracy,
             **self.result.to_dict(),
         }
+
+
+def default_checkpoint(options: RetrainOptions, *, weights: str, data_key: Any) -> Path:
+    """Where ``lutgen retrain`` keeps its checkpoint without ``--out``: ``$LUTGEN_CACHE/retrain``, named by the run.
+
+    The same options (model, weights, data, assignment, hyperparameters) give the same path, so
+    ``--resume`` finds it again.
+    """
+    from .train import cache_dir
+
+    identity = {
+        "model": options.model,
+        "weights": weights,
+        "data": data_key,
+        **{f.name: getattr(options, f.name) for f in fields(options) if f.name not in _NOT_IDENTITY},
+    }
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", options.model).strip("_")[:60]
+    return cache_dir().parent / "retrain" / f"{stem}-{digest}.pt"
+
+
+#: Options that do not change what a retraining run computes (left out of :func:`default_checkpoint`).
+_NOT_IDENTITY = ("model", "weights", "data", "out", "resume", "device")
 
 
 def parse_half_window(text: str) -> int | str:
@@ -682,17 +720,18 @@ def run_retrain(options: RetrainOptions, *, verbose: bool = True) -> RetrainRepo
         batch_size=options.batch_size,
         seed=options.seed,
     )
+    out = options.out or default_checkpoint(options, weights=weights_id, data_key=data.key)
     result = retrain(
         model,
         data,
         mapping,
         config=config,
-        out=options.out,
+        out=out,
         resume=options.resume,
         identity={"model": options.model, "weights": weights_id},
         verbose=verbose,
     )
-    return RetrainReport(options.model, data.name, str(device), float_accuracy, result)
+    return RetrainReport(options.model, data.name, str(device), float_accuracy, result, options.assign)
 
 
 def render_retrain(report: RetrainReport, console: Any) -> None:
@@ -723,6 +762,13 @@ def render_retrain(report: RetrainReport, console: Any) -> None:
     gain = result.after_accuracy - result.before_accuracy
     console.print(
         f"test accuracy {result.before_accuracy:.2f} % -> {result.after_accuracy:.2f} % ({gain:+.2f} points)"
-        + (f"; checkpoint {result.checkpoint}" if result.checkpoint is not None else "")
         + (f"; resumed after epoch {result.resumed_at}" if result.resumed_at else "")
     )
+    if result.checkpoint is not None:
+        console.print(f"retrained weights: {result.checkpoint}", soft_wrap=True)
+        console.print(
+            f"reuse them: lutgen evaluate --model {report.model} --weights {result.checkpoint} "
+            f"--assign {shlex.quote(report.assign)}",
+            soft_wrap=True,
+            markup=False,
+        )

@@ -1,25 +1,42 @@
-"""The ``nn`` layer in ``lutgen bench``: an :class:`ApproxConv2d` against the op it runs and native fp32.
+"""``lutgen bench`` for a multiplier or a folder of them: the native bench cases plus an ``nn`` layer.
 
-The layer quantises its input, runs the LUT convolution and rescales; the op alone is timed on the same
-codes, so the ratio of the two is what the layer adds (the fused inference path keeps it near 1). The
-layer's result is checked against its step-by-step twin on the reference engine.
+The layer case times an :class:`ApproxConv2d` (quantise, LUT convolution, rescale and bias) against the
+op it runs on the same codes and against native fp32, so the ratio of layer to op is what the layer adds
+(the fused inference path keeps it near 1); its result is checked against its step-by-step twin on the
+reference engine. The corpus sweep reads every netlist or table file of a folder and times the ResNet-18
+3x3 convolutions for each distinct table (:func:`approxlut.native.bench.run_corpus`).
 """
 
 from __future__ import annotations
 
 import os
 import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
-from ..errors import ConfigError
+from ..errors import ConfigError, LutgenError
 from ..lutgen.lut import Lut
-from ..native.bench import BenchResult, LayerCase, best_times, layer_cases, taken_path
+from ..native import PreparedLut
+from ..native.bench import (
+    BenchResult,
+    CorpusRow,
+    LayerCase,
+    best_times,
+    corpus_summary,
+    layer_cases,
+    run_bench,
+    run_corpus,
+    taken_path,
+)
 from ..native.ops import approx_conv2d
 from .config import LayerConfig
 from .layers import ApproxConv2d
+from .multipliers import LUT_SUFFIXES, NETLIST_SUFFIXES, load_multiplier
 from .quant import calibrate
 
 
@@ -61,12 +78,40 @@ def bench_layer(lut: Lut, *, quick: bool, repeat: int, engine: str | None = None
     )
 
 
-def corpus_tables(folder: str | os.PathLike[str]) -> tuple[list[tuple[str, Lut]], list[str]]:
-    """The tables of the netlists and table files in ``folder`` (not recursive), each distinct table once
-    (twins such as EvoApprox's ``_pdk45`` netlists are left out), with a line per file skipped and why."""
-    from ..errors import LutgenError
-    from .multipliers import LUT_SUFFIXES, NETLIST_SUFFIXES, load_multiplier
+def bench_multiplier(
+    lut: Lut,
+    *,
+    quick: bool = False,
+    backward: bool = False,
+    engine: str | None = None,
+    repeat: int | None = None,
+    networks: bool = True,
+    progress: Callable[[str], None] | None = None,
+) -> list[BenchResult]:
+    """Every bench case for ``lut`` (:func:`approxlut.native.bench.run_bench`), then the ``nn`` layer."""
+    if backward and lut.grad_a is None:
+        lut = lut.with_gradients()
+    results = run_bench(
+        PreparedLut.from_lut(lut),
+        quick=quick,
+        backward=backward,
+        engine=engine,
+        repeat=repeat,
+        networks=networks,
+        progress=progress,
+    )
+    if progress is not None:
+        progress("nn layer")
+    layer = bench_layer(lut, quick=quick, repeat=repeat or (1 if quick else 3), engine=engine)
+    if layer is not None:
+        results.append(replace(layer, native_isa=results[0].native_isa if results else layer.native_isa))
+    return results
 
+
+def corpus_tables(folder: str | os.PathLike[str]) -> tuple[list[tuple[str, Lut]], list[str]]:
+    """The tables of the netlists and table files in ``folder`` (not recursive) that LUT layers take (2..8
+    bit operands), each distinct table once (twins such as EvoApprox's ``_pdk45`` netlists are left out),
+    with a line per file left out and why."""
     root = Path(folder)
     if not root.is_dir():
         raise ConfigError(f"{root}: not a folder")
@@ -81,11 +126,45 @@ def corpus_tables(folder: str | os.PathLike[str]) -> tuple[list[tuple[str, Lut]]
         except LutgenError as error:
             skipped.append(f"{path.name}: {error}")
             continue
+        if not (2 <= lut.bits_a <= 8 and 2 <= lut.bits_b <= 8):
+            skipped.append(f"{path.name}: {lut.bits_a}x{lut.bits_b} (LUT layers take 2..8 bits)")
+            continue
         if lut.hash in seen:
             skipped.append(f"{path.name}: same table as {seen[lut.hash]}")
             continue
         seen[lut.hash] = path.name
         tables.append((path.stem, lut))
     if not tables:
-        raise ConfigError(f"{root}: no multiplier tables or netlists found")
+        raise ConfigError(f"{root}: no multiplier tables or netlists of 2..8 bit operands found")
     return tables, skipped
+
+
+@dataclass(frozen=True)
+class CorpusReport:
+    """A corpus sweep: one row per table, and the files left out."""
+
+    rows: list[CorpusRow]
+    skipped: list[str]
+
+    def as_json(self) -> dict[str, Any]:
+        """The body of ``lutgen bench --corpus DIR --json``."""
+        return {
+            "results": [r.as_dict() for row in self.rows for r in row.results],
+            "tables": [row.as_dict() for row in self.rows],
+            "summary": corpus_summary(self.rows),
+            "skipped": self.skipped,
+        }
+
+
+def bench_corpus(
+    folder: str | os.PathLike[str],
+    *,
+    quick: bool = False,
+    engine: str | None = None,
+    repeat: int | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> CorpusReport:
+    """Time the ResNet-18 3x3 convolutions for every distinct table of ``folder``."""
+    tables, skipped = corpus_tables(folder)
+    prepared = [(name, PreparedLut.from_lut(lut)) for name, lut in tables]
+    return CorpusReport(run_corpus(prepared, quick=quick, engine=engine, repeat=repeat, progress=progress), skipped)

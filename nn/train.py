@@ -209,13 +209,18 @@ def load_weights(model: nn.Module, path: str | Path, *, cached: bool = False) ->
         raise InputError(f"{path}: not a readable torch weights file ({reason[:200]}){hint}") from error
     meta: dict[str, Any] = {}
     state = blob
-    if isinstance(blob, Mapping) and "state_dict" in blob:
+    if isinstance(blob, Mapping) and blob.get("kind") == RETRAIN_KIND:
+        state, meta = _retrained_state(path, model)
+    elif isinstance(blob, Mapping) and "state_dict" in blob:
         state = blob["state_dict"]
         meta = dict(blob.get("meta") or {})
     if not isinstance(state, Mapping) or not all(
         isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
     ):
-        raise InputError(f"{path}: {what} must be a state dict of named tensors{hint}")
+        raise InputError(
+            f"{path}: {what} must be a state dict of named tensors, {{'state_dict': ...}} or a `lutgen retrain` "
+            f"checkpoint{hint}"
+        )
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
@@ -238,6 +243,40 @@ def load_weights(model: nn.Module, path: str | Path, *, cached: bool = False) ->
     return meta
 
 
+#: What ``lutgen retrain`` writes in its checkpoints' ``kind`` (:mod:`approxlut.nn.retrain`).
+RETRAIN_KIND = "lutgen-retrain"
+#: Buffers of approximate layers (activation/weight quantisers, bias correction) that a float model lacks.
+_QUANTISER_BUFFER = re.compile(r"(^|\.)(scale|zero_point|bias_correction)$")
+
+
+def _retrained_state(path: Path, model: nn.Module) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """The float weights in a retraining checkpoint (checked by :func:`read_checkpoint`) and what it says of itself.
+
+    The approximate layers' own buffers (quantiser ranges, bias correction) are left out; any other key
+    the float model lacks is an error. The metadata says which checkpoint, epoch and assignment.
+    """
+    from .retrain import read_checkpoint
+
+    blob = read_checkpoint(path)
+    expected = model.state_dict()
+    state = blob["model"]
+    foreign = sorted(k for k in state if k not in expected and not _QUANTISER_BUFFER.search(k))
+    if foreign:
+        raise InputError(f"{path}: retraining checkpoint does not match the model (unexpected {_few(foreign)})")
+    run = blob["identity"].get("run", {})
+    meta = {
+        "retrained": {
+            "checkpoint": str(path),
+            "epoch": blob["epoch"],
+            "model": run.get("model"),
+            "grad": run.get("grad"),
+            "assignment": run.get("assignment"),
+            "test_accuracy": blob["history"]["epochs"][-1].test_accuracy if blob["history"]["epochs"] else None,
+        }
+    }
+    return {k: v for k, v in state.items() if k in expected}, meta
+
+
 def _few(keys: list[str]) -> str:
     shown = ", ".join(keys[:3])
     return shown + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
@@ -252,6 +291,8 @@ class FloatModel:
     data: Prepared
     weights: Path
     trained: TrainResult | None
+    retrained: dict[str, Any] | None = None
+    width: float | None = None
 
 
 def float_model(
@@ -283,8 +324,9 @@ def float_model(
         kwargs["width"] = recipe.width
     data = loaded.prepare(input_kind=spec.input_kind, channels=spec.channels, size=spec.size)
     model = build_model(name, **kwargs)
+    width = recipe.width if spec.scalable else None
     if weights is not None:
-        load_weights(model, weights)
-        return FloatModel(spec, model, data, weights.resolve(), None)
+        meta = load_weights(model, weights)
+        return FloatModel(spec, model, data, weights.resolve(), None, meta.get("retrained"), width)
     trained = trained_weights(spec, model, kwargs, data, recipe.config, verbose=verbose)
-    return FloatModel(spec, model, data, trained.path, trained)
+    return FloatModel(spec, model, data, trained.path, trained, None, width)

@@ -72,6 +72,12 @@ _NARROW: tuple[tuple[str, str, int, bool, dict[str, Any]], ...] = (
 )
 
 
+#: The name prefix of each family's built-in circuits (``trunc`` for ``truncated``, ``bam`` for ``broken_array``).
+FAMILY_PREFIXES: dict[str, str] = {"exact": "exact"}
+FAMILY_PREFIXES.update({family: prefix for family, prefix, _ in _EIGHT_BIT})
+FAMILY_PREFIXES.update({spec[0]: spec[1] for spec in _NARROW})
+
+
 def circuit_name(prefix: str, bits: int, signed: bool, params: dict[str, Any]) -> str:
     """The deterministic built-in name, e.g. ``bam8s_h2v6`` or ``trunc8u_k7c``."""
     base = f"{prefix}{bits}{'s' if signed else 'u'}"

@@ -14,7 +14,7 @@ from rich.table import Table
 from ..circuits.io import read_netlist, write_netlist
 from ..circuits.netlist import Netlist
 from ..errors import ConfigError
-from ..lutgen.metrics import Metrics, published_round
+from ..lutgen.metrics import METRIC_KEYS, Metrics, published_round
 from ..lutgen.simulate import MAX_LUT_BITS, simulate_lut, simulate_metrics
 from .als import approximate
 from .approx import FAMILIES, family
@@ -39,7 +39,7 @@ class SynthJob:
     out: Path | None
 
     def as_json(self) -> dict[str, Any]:
-        """The ``--json`` object (EvoApproxLib percent units)."""
+        """The ``--json`` object (keys as in :mod:`approxlut.schema`)."""
         bits_a, bits_b = self.netlist.widths
         m = self.metrics
         return {
@@ -48,16 +48,13 @@ class SynthJob:
             "bits_b": bits_b,
             "signed": self.signed,
             "gates": self.netlist.gate_count(),
-            "mae": m.mae_pct,
-            "wce": m.wce_pct,
-            "mre": m.mre_pct,
-            "ep": m.ep_pct,
-            "mse": m.mse,
+            **{key: getattr(m, key) for key in METRIC_KEYS},
+            "metrics_method": m.method,
             "power_mw": self.cost.power_mw,
             "area_um2": self.cost.area_um2,
             "delay_ns": self.cost.delay_ns,
             "out": str(self.out) if self.out else None,
-            "seconds": self.seconds,
+            "elapsed_s": self.seconds,
         }
 
 

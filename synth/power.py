@@ -371,7 +371,7 @@ class Calibration:
 
     def as_dict(self) -> dict[str, Any]:
         """The ``--json`` summary."""
-        return {"spearman": self.spearman, "median_rel_error": self.median_rel_error, "n": self.n}
+        return {"spearman": self.spearman, "median_relative_error": self.median_rel_error, "circuits": self.n}
 
 
 def rankdata(x: np.ndarray) -> np.ndarray:

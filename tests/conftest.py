@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -22,11 +25,101 @@ def corpus() -> Path:
 
 @pytest.fixture(scope="session", autouse=True)
 def _private_library(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """Keep tests out of the user's library: default libraries live in a session temp folder."""
+    """Keep tests out of the user's library: the default library is a session temp folder, created empty here.
+
+    A library named by ``$LUTGEN_LIBRARY`` must exist before reading commands use it; the built-in set
+    is then installed on first use.
+    """
+    from approxlut.library import Library
+
     old = os.environ.get("LUTGEN_LIBRARY")
-    os.environ["LUTGEN_LIBRARY"] = str(tmp_path_factory.mktemp("library"))
+    root = tmp_path_factory.mktemp("library")
+    Library.open(root).close()
+    os.environ["LUTGEN_LIBRARY"] = str(root)
     yield
     if old is None:
         os.environ.pop("LUTGEN_LIBRARY", None)
     else:
         os.environ["LUTGEN_LIBRARY"] = old
+
+
+@pytest.fixture(scope="session")
+def lenet_digits() -> Any:
+    """LeNet-5 trained briefly on the built-in digits, its quantised-exact twin and evaluation data (seconds)."""
+    from dataclasses import replace
+
+    import torch
+
+    from approxlut.nn import LayerConfig, approximate, layer_macs
+    from approxlut.nn.data import load_dataset
+    from approxlut.nn.train import TrainConfig, train_model
+    from approxlut.nn.zoo import build_model
+
+    torch.manual_seed(0)
+    digits = load_dataset().prepare(channels=1, size=28)
+    data = replace(digits, x_train=digits.x_train[:1024], y_train=digits.y_train[:1024])
+    model = build_model("lenet5")
+    train_model(model, data, TrainConfig(epochs=8, lr=0.05), verbose=False)
+    qmodel = approximate(model, LayerConfig("exact", bits=8, scheme="symmetric"), [data.x_train[:64]])
+    x_eval, y_eval = digits.x_test, digits.y_test
+    with torch.no_grad():
+        baseline = 100.0 * int((qmodel(x_eval).argmax(1) == y_eval).sum()) / x_eval.shape[0]  # as the search counts
+    return SimpleNamespace(
+        model=model,
+        qmodel=qmodel,
+        x_calib=data.x_train[:128],
+        x_eval=x_eval,
+        y_eval=y_eval,
+        baseline=baseline,
+        macs=layer_macs(model, x_eval[:1]),
+    )
+
+
+@pytest.fixture(scope="session")
+def auto_search(lenet_digits: Any) -> Callable[..., Any]:
+    """Runs :func:`approxlut.nn.assign.auto_assign` on :func:`lenet_digits` over library multipliers by name."""
+    from approxlut.library import Library
+    from approxlut.library.basis import relative_power
+    from approxlut.nn.assign import Candidate, auto_assign
+    from approxlut.nn.multipliers import load_multiplier
+
+    def run(names: list[str], *, budget: float = 1.0, engine: Any = None, **options: Any) -> Any:
+        library = Library.open_default()
+        candidates = []
+        for name in names:
+            entry = library.entry(name)
+            relative, basis = relative_power(library, entry)
+            candidates.append(Candidate(name, load_multiplier(name), relative, float(entry.mae_pct), basis.label))
+        s = lenet_digits
+        return auto_assign(
+            s.model,
+            s.qmodel,
+            candidates,
+            macs=s.macs,
+            x_calib=s.x_calib,
+            x_eval=s.x_eval,
+            y_eval=s.y_eval,
+            baseline_accuracy=s.baseline,
+            budget=budget,
+            engine=engine,
+            sensitivity_samples=64,
+            characterise_samples=32,
+            **options,
+        )
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def json_output() -> Callable[[str, str], dict[str, Any]]:
+    """``json_output(stdout, command)``: the command's ``--json`` object, validated against its schema."""
+    import jsonschema
+
+    from approxlut.schema import json_schema
+
+    def parse(text: str, command: str) -> dict[str, Any]:
+        data = json.loads(text)
+        jsonschema.validate(data, json_schema(command))
+        return data
+
+    return parse

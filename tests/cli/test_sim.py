@@ -12,19 +12,16 @@ from click.testing import CliRunner
 from approxlut.cli import main
 from approxlut.lutgen.formats import load_npz
 
-KEYS = {"name", "bits_a", "bits_b", "signed", "gates", "mae", "wce", "mre", "wcre", "ep", "mse", "med", "bias"}
 
-
-def test_sim_verilog_json_and_npz(corpus: Path, tmp_path: Path) -> None:
+def test_sim_verilog_json_and_npz(corpus: Path, tmp_path: Path, json_output) -> None:
     src = corpus / "evoapprox" / "8x8" / "v2022_mul8s_1KVA.v"
     out = tmp_path / "x.npz"
     result = CliRunner().invoke(main, ["sim", str(src), "--signed", "--json", "--out", str(out)])
     assert result.exit_code == 0, result.output
-    data = json.loads(result.output)
-    assert set(data) >= KEYS
+    data = json_output(result.output, "sim")
     assert (data["bits_a"], data["bits_b"], data["signed"]) == (8, 8, True)
-    assert data["mae"] == pytest.approx(0.019, abs=0.0005)  # published MAE% 0.019
-    assert data["ep"] == pytest.approx(81.25, abs=0.005)
+    assert data["mae_pct"] == pytest.approx(0.019, abs=0.0005)  # published MAE% 0.019
+    assert data["ep_pct"] == pytest.approx(81.25, abs=0.005)
     lut = load_npz(out)
     assert lut.hash == data["hash"] and lut.grad_a is not None and lut.signed
 
@@ -34,24 +31,70 @@ def test_sim_table_output_and_default_location(corpus: Path, tmp_path: Path) -> 
     src.write_text((corpus / "date25" / "mul7u_06Q_sop.blif").read_text())
     result = CliRunner().invoke(main, ["sim", str(src), "--half-window", "4"])
     assert result.exit_code == 0, result.output
-    assert "unsigned (the default" in result.output and "MAE %" in result.output
+    assert "unsigned: the file name says so (mul7u" in result.output and "MAE %" in result.output
     lut = load_npz(tmp_path / "mul7u_06Q_sop.npz")
     assert lut.meta["half_window"] == 4 and lut.bits_a == 7
 
 
-def test_sim_hints_signedness_from_the_name(corpus: Path, tmp_path: Path) -> None:
-    src = corpus / "evoapprox" / "8x8" / "v2022_mul8s_1KV6.v"
-    result = CliRunner().invoke(main, ["sim", str(src), "--no-write"])
-    assert result.exit_code == 0
-    assert "looks like a signed multiplier" in result.output
+def test_sim_takes_signedness_from_the_name_as_import_does(corpus: Path, tmp_path: Path, json_output) -> None:
+    src = corpus / "evoapprox" / "8x8" / "v2022_mul8s_1KV8.v"
+    runs = {
+        flag: CliRunner().invoke(main, ["sim", str(src), "--no-write", "--json", *([flag] if flag else [])])
+        for flag in ("", "--signed", "--unsigned")
+    }
+    data = {flag: json_output(run.output, "sim") for flag, run in runs.items()}
+    assert data[""]["signed"] and data[""]["signed_from"] == "name"
+    assert data[""]["mae_pct"] == data["--signed"]["mae_pct"] == pytest.approx(0.0019, abs=0.00005)  # published 0.0019
+    assert not data["--unsigned"]["signed"] and data["--unsigned"]["mae_pct"] > 40  # the 49.61 % misreading
+    assert data["--signed"]["signed_from"] == "option"
+    shown = CliRunner().invoke(main, ["sim", str(src), "--no-write"]).output
+    header = shown.splitlines()[:3]
+    assert "signed" in header[0] and any("the file name says so (mul8s" in line for line in header)
+    contradicted = CliRunner().invoke(main, ["sim", str(src), "--no-write", "--unsigned"]).output
+    assert "the name (mul8s) says signed; read as unsigned as asked" in " ".join(contradicted.split())
+    plain = tmp_path / "mult.blif"
+    plain.write_text((corpus / "date25" / "mul7u_06Q_sop.blif").read_text())
+    default = json.loads(CliRunner().invoke(main, ["sim", str(plain), "--no-write", "--json"]).output)
+    assert not default["signed"] and default["signed_from"] == "default"
 
 
-def test_sim_wide_circuit_reports_sampling(corpus: Path) -> None:
+def test_sim_reads_date25_text_luts_by_content(corpus: Path, tmp_path: Path, json_output) -> None:
+    netlist = json.loads(
+        CliRunner().invoke(main, ["sim", str(corpus / "date25" / "mul7u_06Q_sop.blif"), "--no-write", "--json"]).output
+    )
+    for name in ("mul7u_06Q_lutfp.txt", "mul7u_06Q_lutfp+bp_avg_4_4.txt"):
+        renamed = tmp_path / f"{name}.data"  # content decides, not the name
+        renamed.write_bytes((corpus / "date25" / name).read_bytes())
+        out = tmp_path / f"{name}.npz"
+        result = CliRunner().invoke(main, ["sim", str(renamed), "--json", "--out", str(out), "--half-window", "4"])
+        assert result.exit_code == 0, result.output
+        data = json_output(result.output, "sim")
+        assert data["hash"] == netlist["hash"] and data["mae_pct"] == netlist["mae_pct"] and data["gates"] is None
+        assert data["input_format"] == "lutfp" and data["signed_from"] == "file"
+        assert load_npz(out).meta["half_window"] == 4
+    text = tmp_path / "mul7u_06Q_lutfp.txt.data"
+    for extra in (["--signed"], ["--top", "m"], ["--samples", "100"]):
+        bad = CliRunner().invoke(main, ["sim", str(text), "--no-write", *extra])
+        assert bad.exit_code == 2 and len(bad.output.strip().splitlines()) == 1, bad.output
+
+
+def test_sim_says_how_large_the_file_is_and_compresses(corpus: Path, tmp_path: Path) -> None:
+    src = corpus / "date25" / "mul8u_17C8_sop.blif"
+    plain, packed = tmp_path / "plain.npz", tmp_path / "packed.npz"
+    shown = CliRunner().invoke(main, ["sim", str(src), "--out", str(plain)]).output
+    assert f"wrote {plain} (" in shown.replace("\n", "") and "kB" in shown
+    CliRunner().invoke(main, ["sim", str(src), "--out", str(packed), "--compress"])
+    assert packed.stat().st_size < plain.stat().st_size / 2
+    a, b = load_npz(plain), load_npz(packed)
+    assert a.hash == b.hash and np.array_equal(a.grad_a, b.grad_a) and np.array_equal(a.grad_b, b.grad_b)
+
+
+def test_sim_wide_circuit_reports_sampling(corpus: Path, json_output) -> None:
     src = corpus / "evoapprox" / "wide" / "v2022_mul16u_1K3.v"
     result = CliRunner().invoke(main, ["sim", str(src), "--json", "--samples", "4096", "--no-write"])
     assert result.exit_code == 0, result.output
-    data = json.loads(result.output)
-    assert data["method"].startswith("monte-carlo") and data["hash"] is None
+    data = json_output(result.output, "sim")
+    assert data["metrics_method"].startswith("monte-carlo") and data["hash"] is None and data["input_pairs"] == 4096
 
 
 @pytest.mark.parametrize(
@@ -108,9 +151,9 @@ def test_sim_top_module_and_extra_cells(tmp_path: Path) -> None:
     args = ["sim", str(src), "--no-write", "--json", "--cells", str(cells)]
     exact = CliRunner().invoke(main, [*args, "--top", "other"])
     assert exact.exit_code == 0, exact.output
-    assert json.loads(exact.output)["mae"] == 0
+    assert json.loads(exact.output)["mae_pct"] == 0
     approx = CliRunner().invoke(main, [*args, "--top", "inner"])
     assert approx.exit_code == 0, approx.output
-    assert json.loads(approx.output)["ep"] > 0
+    assert json.loads(approx.output)["ep_pct"] > 0
     bad = CliRunner().invoke(main, ["sim", str(src), "--top", "missing", "--cells", str(cells)])
     assert bad.exit_code == 2 and "missing" in bad.output

@@ -232,3 +232,26 @@ def test_wide_tables_are_stored_without_gradients_as_deflated_row_deltas(lib, mu
     loaded = lib.load_lut("big")
     assert np.array_equal(loaded.forward, lut.forward)
     assert np.array_equal(loaded.grad_a, lut.with_gradients(8).grad_a)
+
+
+def test_sampled_figures_are_explained_not_silently_kept(lib, multiplier):
+    from dataclasses import replace
+
+    from rich.console import Console
+
+    from approxlut.library.render import difference_notes, entries_table
+    from approxlut.lutgen.simulate import simulate_lut
+
+    entry = lib.add(simulate_lut(multiplier(3, False, drop=2), signed=False, name="m"), name="m")
+    published = {"WCE%": "0.41", "MRE%": "2.07", "EP%": f"{entry.ep_pct:.2f}"}
+    exhaustive = replace(entry, published=published, wce_pct=0.38, mre_pct=2.06)
+    assert set(exhaustive.published_differences()) == {"wce_pct", "mre_pct"} and not exhaustive.sampled_differences()
+    sampled = replace(exhaustive, metrics_method="monte-carlo (4194304 samples, seed 0)")
+    assert not sampled.published_differences() and set(sampled.sampled_differences()) == {"wce_pct", "mre_pct"}
+    wce, mre = difference_notes(sampled)
+    assert wce.startswith("wce_pct = 0.38 is the largest in the sample, a lower bound (monte-carlo (4194304 samples")
+    assert wce.endswith("published 0.41") and mre.startswith("mre_pct = 2.06 is a sampled estimate")
+    console = Console(record=True, width=200)
+    console.print(entries_table([sampled]))
+    text = console.export_text()
+    assert "≥0.38" in text and "a lower bound" in text

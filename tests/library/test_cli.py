@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import jsonschema
 import pytest
 from click.testing import CliRunner
 
@@ -12,6 +13,7 @@ from approxlut.circuits.blif import write_blif
 from approxlut.cli import main
 from approxlut.library import Library
 from approxlut.library.pareto import pareto_front_reference
+from approxlut.schema import json_schema
 from approxlut.synth.builtin import builtin_circuits
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -24,20 +26,52 @@ def run(*args: str, ok: bool = True):
     return result
 
 
+def run_json(*args: str) -> dict:
+    """``lutgen library ARGS --json``: the object, validated against the command's schema."""
+    result = run(*args, "--json")
+    data = json.loads(result.stdout)
+    jsonschema.validate(data, json_schema(f"library {args[0]}"))
+    return data
+
+
 @pytest.fixture(scope="module")
 def initialised(tmp_path_factory) -> Path:
-    """A library holding the built-in set, installed by the first command run on a new library."""
+    """A library holding the built-in set, created by `library init`."""
     root = tmp_path_factory.mktemp("cli") / "lib"
-    listed = json.loads(run("list", "--library", str(root), "--json").output)
+    run("init", "--library", str(root))
+    listed = run_json("list", "--library", str(root))["entries"]
     assert len(listed) == len(builtin_circuits()) and {e["origin"] for e in listed} == {"builtin"}
     return root
+
+
+def test_a_mistyped_library_is_refused_not_created(tmp_path, monkeypatch, multiplier):
+    typo = tmp_path / "libary"
+    for args in (["list"], ["show", "exact8s"], ["pareto"], ["report", str(tmp_path / "site")], ["remove", "x"]):
+        refused = run(*args, "--library", str(typo), ok=False)
+        assert refused.exit_code == 2, refused.output
+        assert refused.output == (
+            f"error: no library at {typo} (named by --library); check the path, or create one there with "
+            f"`lutgen library init --library {typo}`\n"
+        )
+    monkeypatch.setenv("LUTGEN_LIBRARY", str(typo))
+    from_env = run("list", ok=False)
+    assert from_env.exit_code == 2 and "(named by $LUTGEN_LIBRARY)" in from_env.output
+    assert not typo.exists()
+    (tmp_path / "m.blif").write_text(write_blif(multiplier(3, False)))
+    imported = run("import", str(tmp_path / "m.blif"))
+    assert f"created a new library at {typo}" in imported.output
+    empty = run("list", "--bits", "3", "--signed")
+    assert f"no multipliers match in the library at {typo}" in empty.output
+    monkeypatch.delenv("LUTGEN_LIBRARY")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))  # the default location is created on first use
+    assert len(run_json("list")["entries"]) == len(builtin_circuits())
 
 
 def test_init_is_idempotent(initialised):
     with Library.open(initialised) as lib:
         before = len(lib)
-    data = json.loads(run("init", "--library", str(initialised), "--json").output)
-    assert data["builtin"] == before and data["library"] == str(initialised)
+    data = run_json("init", "--library", str(initialised))
+    assert data["builtin_entries"] == before and data["library"] == str(initialised)
     with Library.open(initialised) as lib:
         assert len(lib) == before
         for name in ("exact8s", "exact8u", "exact4s", "exact4u"):
@@ -48,18 +82,18 @@ def test_init_is_idempotent(initialised):
 
 def test_list_filters_and_sorts(initialised):
     lib = str(initialised)
-    everything = json.loads(run("list", "--library", lib, "--json").output)
+    everything = run_json("list", "--library", lib)["entries"]
     assert len(everything) == len(builtin_circuits())
-    chosen = json.loads(
-        run("list", "--library", lib, "--bits", "8", "--signed", "--max-mae", "0.2", "--sort", "power", "--json").output
-    )
+    chosen = run_json("list", "--library", lib, "--bits", "8", "--signed", "--max-mae", "0.2", "--sort", "power")[
+        "entries"
+    ]
     assert chosen and all(e["bits_a"] == e["bits_b"] == 8 and e["signed"] and e["mae_pct"] <= 0.2 for e in chosen)
     expected = sorted(
         (e for e in everything if e["bits_a"] == 8 and e["signed"] and e["mae_pct"] <= 0.2),
         key=lambda e: e["power_mw"],
     )
     assert [e["power_mw"] for e in chosen] == [e["power_mw"] for e in expected]
-    unsigned = json.loads(run("list", "--library", lib, "--unsigned", "--sort", "-mae", "--json").output)
+    unsigned = run_json("list", "--library", lib, "--unsigned", "--sort", "-mae")["entries"]
     assert all(not e["signed"] for e in unsigned)
     assert [e["mae_pct"] for e in unsigned] == sorted((e["mae_pct"] for e in unsigned), reverse=True)
     table = run("list", "--library", lib, "--bits", "8", "--family", "exact").output
@@ -72,26 +106,35 @@ def test_list_filters_and_sorts(initialised):
 
 def test_show_and_heatmap(initialised, tmp_path):
     lib = str(initialised)
-    data = json.loads(run("show", "exact8s", "--library", lib, "--json").output)
+    data = run_json("show", "exact8s", "--library", lib)
     assert data["full_name"] == "exact8s" and data["mae_pct"] == 0 and data["signed"]
     out = run("show", "trunc8u_k6", "--library", lib, "--plot", str(tmp_path / "heat.png")).output
     assert "trunc8u_k6" in out and "mae_pct" in out
     png = (tmp_path / "heat.png").read_bytes()
     assert png[:8] == PNG_SIGNATURE and len(png) > 1000
     missing = run("show", "exact9s", "--library", lib, ok=False)
-    assert missing.exit_code == 1 and missing.output.startswith("error: no multiplier 'exact9s'")
+    assert missing.exit_code == 2 and missing.output.startswith("error: no multiplier 'exact9s'")  # as a bad model
 
 
 def test_pareto(initialised, tmp_path):
     lib = str(initialised)
-    data = json.loads(run("pareto", "--library", lib, "--x", "power", "--y", "mae", "--bits", "8", "--json").output)
+    data = run_json("pareto", "--library", lib, "--x", "power", "--y", "mae", "--bits", "8")
     assert (data["x"], data["y"]) == ("power_mw", "mae_pct")
+    assert [front["kind"] for front in data["fronts"]] == ["8x8u", "8x8s"]  # one front per kind, never mixed
     with Library.open(initialised) as library:
-        expected = [e.full_name for e in pareto_front_reference(library.query(bits=8), "power", "mae")]
-    assert [e["full_name"] for e in data["front"]] == expected and len(expected) >= 3
+        for front in data["fronts"]:
+            kind = library.query(bits=8, signed=front["kind"].endswith("s"))
+            expected = [e.full_name for e in pareto_front_reference(kind, "power", "mae")]
+            assert [e["full_name"] for e in front["front"]] == expected and len(expected) >= 3
+            assert front["total"] == len(kind)
+    everything = run_json("pareto", "--library", lib)
+    assert [f["kind"] for f in everything["fronts"]][:3] == ["4x4u", "4x4s", "5x5u"]  # widths in numeric order
+    assert sum(f["total"] for f in everything["fronts"]) == everything["total"] == len(builtin_circuits())
     out = run("pareto", "--library", lib, "--x", "area", "--y", "wce", "--plot", str(tmp_path / "front.png")).output
-    assert "Pareto front" in out
-    assert (tmp_path / "front.png").read_bytes()[:8] == PNG_SIGNATURE
+    assert "Pareto front of the 4x4u multipliers" in out and "Pareto front of the 8x8s multipliers" in out
+    assert (tmp_path / "front-8x8s.png").read_bytes()[:8] == PNG_SIGNATURE and not (tmp_path / "front.png").exists()
+    single = run("pareto", "--library", lib, "--bits", "8", "--signed", "--plot", str(tmp_path / "one.png")).output
+    assert f"wrote {tmp_path / 'one.png'}" in single
 
 
 def test_export_and_report(initialised, tmp_path):
@@ -103,10 +146,14 @@ def test_export_and_report(initialised, tmp_path):
     assert (tmp_path / "e_lutfp.txt").read_text().count("\n") > 65536
     bad = run("export", "exact8s", "--library", lib, "--format", "tfapprox", "--out", str(tmp_path / "s.bin"), ok=False)
     assert bad.exit_code != 0 and bad.output.startswith("error:")
-    run("report", str(tmp_path / "report"), "--library", lib)
-    page = (tmp_path / "report" / "index.html").read_text()
+    said = run("report", str(tmp_path / "report"), "--library", lib, "--no-downloads").output
+    index = tmp_path / "report" / "index.html"
+    assert said.startswith(f"wrote {index} ({len(builtin_circuits())} circuit pages, ")
+    assert index.resolve().as_uri() in said
+    page = index.read_text()
     assert page.count("<tr class=") == len(builtin_circuits())
-    assert ">exact8s</td>" in page and "pareto_8x8u_power_mae.png" in page
+    assert ">exact8s</a></td>" in page and "plots/power-mae-8x8u.png" in page
+    assert not list((tmp_path / "report").rglob("*.npz"))
 
 
 def test_import_and_remove(tmp_path, multiplier):
@@ -115,13 +162,11 @@ def test_import_and_remove(tmp_path, multiplier):
     src.mkdir()
     (src / "mul4u_t1.blif").write_text(write_blif(multiplier(4, False, drop=1)))
     (src / "mine.blif").write_text(write_blif(multiplier(3, True)))
-    data = json.loads(run("import", str(src), "--library", lib, "--json").output)
+    data = run_json("import", str(src), "--library", lib)
     assert sorted(data["added"]) == ["mine", "mul4u_t1"] and not data["failed"]
-    again = json.loads(run("import", str(src), "--library", lib, "--json").output)
+    again = run_json("import", str(src), "--library", lib)
     assert not again["added"] and len(again["unchanged"]) == 2
-    signed = json.loads(
-        run("import", str(src / "mine.blif"), "--library", str(tmp_path / "l2"), "--signed", "--json").output
-    )
+    signed = run_json("import", str(src / "mine.blif"), "--library", str(tmp_path / "l2"), "--signed")
     assert signed["added"] == ["mine"]
     (src / "broken.blif").write_text(".model x\n.inputs a\n.bogus\n")
     failed = run("import", str(src), "--library", lib, ok=False)
@@ -141,10 +186,39 @@ def test_library_from_environment(tmp_path, monkeypatch, multiplier):
 
 
 def test_calibrate(corpus):
-    data = json.loads(run("calibrate", str(corpus / "evoapprox"), "--json").output)
-    assert set(data) == {"spearman", "median_rel_error", "n"}
-    assert data["n"] == 68 and data["spearman"] >= 0.9 and 0 <= data["median_rel_error"] < 1
+    data = run_json("calibrate", str(corpus / "evoapprox"))
+    assert data["circuits"] == 68 and data["spearman"] >= 0.9 and 0 <= data["median_relative_error"] < 1
     text = run("calibrate", str(corpus / "evoapprox"), "--bits", "7").output
     assert "over 18 circuits: Spearman" in text
     missing = run("calibrate", str(corpus / "date25"), ok=False)
     assert missing.exit_code != 0 and missing.output.startswith("error:")
+
+
+def test_one_filter_language_for_list_pareto_report_and_candidates(initialised, tmp_path):
+    from approxlut.nn.evaluate import parse_candidates
+
+    lib = str(initialised)
+    by_options = run_json("list", "--library", lib, "--bits", "8", "--signed", "--family", "trunc", "--max-mae", "0.2")
+    by_text = run_json("list", "--library", lib, "--filter", "bits=8,signed,family=trunc,max-mae=0.2")
+    names = [e["name"] for e in by_options["entries"]]
+    assert names == [e["name"] for e in by_text["entries"]] == ["trunc8s_k4", "trunc8s_k6", "trunc8s_k7c"]
+    assert by_options["filter"] == by_text["filter"] == "bits=8,signed,family=truncated,max_mae=0.2"
+    filter_, _ = parse_candidates(by_options["filter"])  # evaluate --candidates reads the same text
+    with Library.open(initialised) as library:
+        assert [e.name for e in filter_.select(library)] == names
+    bam = run_json("list", "--library", lib, "--family", "bam", "--bits", "7")["entries"]
+    assert [e["name"] for e in bam] == ["bam7u_h1v4"]  # the built-ins' name prefix names the family
+    assert run_json("list", "--library", lib, "--origin", "evoapprox")["entries"] == []  # valid: none here
+    powered = run_json("pareto", "--library", lib, "--filter", "unsigned,max_power=0.2")
+    assert all(e["power_mw"] <= 0.2 and not e["signed"] for f in powered["fronts"] for e in f["front"])
+    for command in (["list"], ["pareto"], ["report", str(tmp_path / "r")]):
+        wrong = run(*command, "--library", lib, "--family", "trnc", ok=False)
+        assert wrong.exit_code == 2 and "unknown family 'trnc' (valid: broken_array (bam), drum," in wrong.output
+        field = run(*command, "--library", lib, "--filter", "speed=3", ok=False)
+        assert field.exit_code == 2 and "unknown field 'speed' (fields: signed, unsigned, bits=," in field.output
+        origin = run(*command, "--library", lib, "--origin", "evo", ok=False)
+        assert origin.exit_code == 2 and "unknown origin 'evo' (valid: builtin, evoapprox, import" in origin.output
+    twice = run("list", "--library", lib, "--bits", "8", "--filter", "bits=4", ok=False)
+    assert twice.exit_code == 2 and "bits is given twice (bits=8 and bits=4)" in twice.output
+    said = run("report", str(tmp_path / "few"), "--library", lib, "--filter", "bits=5", "--no-downloads").output
+    assert said.startswith(f"wrote {tmp_path / 'few' / 'index.html'} (4 circuit pages, 0 plots")

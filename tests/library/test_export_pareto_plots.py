@@ -15,8 +15,9 @@ from approxlut.library import Cost
 from approxlut.library.export import export_lut
 from approxlut.library.pareto import pareto_front, pareto_front_reference
 from approxlut.library.plots import error_heatmap, pareto_plot
-from approxlut.library.report import write_report
+from approxlut.library.report import MIN_PLOT_POINTS, page_slug, write_report
 from approxlut.lutgen.formats import load_npz, read_lutfp, read_tfapprox
+from approxlut.lutgen.lut import Lut
 from approxlut.lutgen.simulate import simulate_lut
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -95,14 +96,45 @@ def test_plots_are_valid_pngs(filled, tmp_path):
 
 
 def test_html_report(filled, tmp_path):
-    page = write_report(filled, tmp_path / "report")
+    summary = write_report(filled, tmp_path / "report")
+    page = summary.index
     text = page.read_text()
-    rows = re.findall(r"<tr class=\"[a-z]*\">", text)
-    assert len(rows) == len(filled)
+    rows = re.findall(r"<tr class=\"[a-z]*\" data-text=", text)
+    assert len(rows) == len(filled) == summary.pages
+    assert text.index('<table id="library">') < text.index('<div class="plots">')  # the table first
     for entry in filled.query():
-        assert f">{entry.full_name}</td>" in text
-    assert "<script>" in text and "<th>MAE %</th>" in text
-    images = re.findall(r'<img src="([^"]+)"', text)
-    assert images and all((page.parent / name).is_file() for name in images)
-    for name in images:
-        _png_size(page.parent / name)
+        assert f">{entry.full_name}</a></td>" in text
+        circuit = (page.parent / "circuits" / f"{page_slug(entry)}.html").read_text()
+        assert f"<h1>{entry.full_name}</h1>" in circuit and "heatmap.png" in circuit
+    assert '<script src="report.js"></script>' in text and "<th>MAE %</th>" in text
+    assert "http://" not in text and "https://" not in text  # nothing fetched from a network
+    assert summary.plots == [] and summary.unplotted == {"4x4s": 2, "8x8u": 2}  # 2-point kinds are not plotted
+    images = re.findall(r'<img[^>]* src="([^"]+)"', text)
+    assert all((page.parent / name).is_file() for name in images)
+
+
+def test_report_plots_are_in_width_order_on_the_same_axes(lib, tmp_path):
+    for bits in (10, 4, 6):  # as text, "10x10u" would come first
+        exact = np.multiply.outer(np.arange(1 << bits), np.arange(1 << bits))
+        for drop in range(MIN_PLOT_POINTS):
+            noise = np.random.default_rng(drop).integers(0, 3, exact.shape) * drop
+            lut = Lut(forward=(exact + noise).astype(np.int32), bits_a=bits, bits_b=bits, signed=False, name="t")
+            lib.add(lut, name=f"m{bits}_{drop}", cost=Cost(0.1 * bits - 0.01 * drop, 1.0, 1.0))
+    summary = write_report(lib, tmp_path / "r")
+    assert summary.plots == ["plots/power-mae-4x4u.png", "plots/power-mae-6x6u.png", "plots/power-mae-10x10u.png"]
+    page = summary.index.read_text()
+    assert [page.index(p) for p in summary.plots] == sorted(page.index(p) for p in summary.plots)
+    files = {p.name for p in (tmp_path / "r").rglob("*")}
+    assert "m6_0.npz" in files and "m10_0.npz" not in files  # 20 input bits: too wide to offer as files
+
+
+def test_every_report_plot_has_log_axes(lib, multiplier, tmp_path, monkeypatch):
+    from approxlut.library import report
+
+    seen = []
+    monkeypatch.setattr(report, "pareto_plot", lambda *a, **k: seen.append(k["scales"]))
+    for drop in range(MIN_PLOT_POINTS):
+        netlist = multiplier(4, True, drop=drop)
+        lib.add(simulate_lut(netlist, signed=True), netlist, cost=Cost(1.0 - 0.1 * drop, 1.0, 1.0))
+    write_report(lib, tmp_path / "r")
+    assert seen == [report.PLOT_SCALES] and report.PLOT_SCALES == ("log", "log")

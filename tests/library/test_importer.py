@@ -177,3 +177,29 @@ def test_function_fingerprint_depends_on_the_function(multiplier):
     b = importer.function_fingerprint(multiplier(4, False, drop=1), signed=False)
     assert a != b and a == importer.function_fingerprint(multiplier(4, False), signed=False)
     assert np.unique([a, b]).size == 2
+
+
+def test_date25_text_luts_are_imported_by_content(lib, multiplier, tmp_path):
+    from approxlut.lutgen.formats import write_lutfp, write_tfapprox
+
+    lut = simulate_lut(multiplier(4, False, drop=2), signed=False, name="mine")
+    folder = tmp_path / "flow"
+    folder.mkdir()
+    write_lutfp(lut.with_gradients(2), folder / "mine_lutfp+bp_avg_2_2.txt", gradients=True)
+    (folder / "notes.txt").write_text("not a table\n")
+    unnamed = tmp_path / "table.dat"  # an odd name: the content says what it is
+    write_lutfp(lut, unnamed, gradients=False)
+    summary = import_paths(lib, [folder, unnamed])
+    assert [e.name for e in summary.added] == ["mine", "table"] and not summary.failed  # notes.txt not taken
+    mine = lib.entry("mine")
+    assert mine.hash == lut.hash and mine.mae_pct == pytest.approx(lut.metrics().mae_pct) and mine.gates is None
+    assert np.array_equal(lib.load_lut("mine").forward, lut.forward)
+    eight = simulate_lut(multiplier(8, False, drop=5), signed=False, name="tf")
+    write_tfapprox(eight, tmp_path / "tf.raw")
+    assert [e.hash for e in import_paths(lib, [tmp_path / "tf.raw"]).added] == [eight.hash]
+    fresh = tmp_path / "fresh.dat"
+    write_lutfp(lut.with_gradients(1), fresh, gradients=True)
+    refused = import_paths(lib, [folder / "notes.txt", fresh], signed=True)
+    messages = [message for _, message in refused.failed]
+    assert "neither a netlist" in messages[0] and "--format" not in messages[0]
+    assert "holds an unsigned table" in messages[1]

@@ -136,7 +136,10 @@ def test_cli_clean_keeps_the_current_build_unless_all(cache: Path) -> None:
 
     result = CliRunner().invoke(main, ["native", "clean", "--all", "--json"])
     assert result.exit_code == 0, result.output
-    assert result.output.strip() == (f'{{"removed": ["{current}"], "freed_bytes": 30, "busy": [], "failed": []}}')
+    assert result.output.strip() == (
+        f'{{"schema_version": 1, "command": "native clean", "removed": ["{current}"], "freed_bytes": 30, "busy": [], '
+        '"failed": []}'
+    )
     assert not current.exists()
 
     result = CliRunner().invoke(main, ["native", "clean"])

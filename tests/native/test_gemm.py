@@ -287,8 +287,7 @@ def test_native_backward_matches_reference(native: object, bits_a: int, bits_b: 
     torch.testing.assert_close(gb, a.float().transpose(1, 2) @ grad_c, rtol=1e-4, atol=1e-3)
 
 
-def test_cli_native_info_json(monkeypatch: pytest.MonkeyPatch) -> None:
-    import json
+def test_cli_native_info_json(monkeypatch: pytest.MonkeyPatch, json_output) -> None:
 
     from click.testing import CliRunner
 
@@ -297,7 +296,7 @@ def test_cli_native_info_json(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(cpu_features.ISA_ENV, "scalar")
     result = CliRunner().invoke(main, ["native", "info", "--json"])
     assert result.exit_code == 0, result.output
-    info = json.loads(result.output)
+    info = json_output(result.output, "native info")
     assert info["chosen_path"] == ("scalar" if ISA_PATHS else info["chosen_path"])
     assert set(info["flags"]) >= {"avx2", "avx512bw", "avx512vbmi"} and "cache_dir" in info
 

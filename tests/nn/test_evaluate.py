@@ -20,7 +20,14 @@ CANDIDATES = "trunc8s_k6,bam8s_h3v8,loa8s_k4"
 @pytest.fixture(scope="module")
 def env(tmp_path_factory) -> dict[str, str]:
     root = tmp_path_factory.mktemp("evaluate")
-    return {"LUTGEN_LIBRARY": str(root / "library"), "LUTGEN_CACHE": str(root / "cache"), "LUTGEN_ENGINE": "reference"}
+    variables = {
+        "LUTGEN_LIBRARY": str(root / "library"),
+        "LUTGEN_CACHE": str(root / "cache"),
+        "LUTGEN_ENGINE": "reference",
+    }
+    created = CliRunner().invoke(main, ["library", "init"], env=variables)
+    assert created.exit_code == 0, created.output
+    return variables
 
 
 @pytest.fixture(scope="module")
@@ -35,42 +42,58 @@ def _run(env: dict[str, str], *args: str):
     return CliRunner().invoke(main, ["evaluate", *args], env=env, catch_exceptions=False)
 
 
-def test_evaluate_auto_json_save_and_replay(env, weights, tmp_path) -> None:
+def test_evaluate_auto_json_save_and_replay(env, weights, tmp_path, json_output) -> None:
     saved = tmp_path / "assignment.json"
     common = ["--model", "lenet5", "--weights", str(weights), "--limit", "48", "--json"]
     result = _run(env, *common, "--candidates", CANDIDATES, "--save", str(saved), "--plot", str(tmp_path / "p.png"))
     assert result.exit_code == 0, result.output
-    data = json.loads(result.output)
-    for key in ("float_accuracy", "quantized_accuracy", "approx_accuracy", "relative_energy", "layers"):
-        assert key in data
-    assert data["samples"] == 48 and data["dataset"] == "digits"
-    assert data["quantized_accuracy"] - data["approx_accuracy"] <= 1.0  # the default budget
+    data = json_output(result.stdout, "evaluate")
+    assert data["test_samples"] == 48 and data["dataset"] == "digits" and data["budget_points"] == 1
+    assert data["quantised_accuracy_pct"] - data["approx_accuracy_pct"] <= 1.0  # the default budget
     assert 0 < data["relative_energy"] <= 1
     names = [row["name"] for row in data["layers"]]
     assert names == ["features.0", "features.3", "classifier.1", "classifier.3", "classifier.5"]
     assert [row["macs"] for row in data["layers"]] == [117_600, 240_000, 48_000, 10_080, 840]
     for row in data["layers"]:
-        assert set(row) == {"name", "macs", "multiplier", "mae", "power"}
+        assert set(row) == {"name", "macs", "multiplier", "mae_pct", "power_mw", "relative_power", "cost_basis"}
         assert row["multiplier"] in {*CANDIDATES.split(","), "exact8s"}
-    assert any(point["chosen"] for point in data["pareto"])
+        assert row["cost_basis"] == "lutgen model" and 0 < row["relative_power"] <= 1
+    front = data["front"]
+    assert [p["chosen"] for p in front].count(True) == 1
+    for point in front:
+        assert {"relative_energy", "predicted_accuracy_pct", "verified_accuracy_pct", "assignment"} <= set(point)
+        assert point["predicted_accuracy_pct"] is not None
+    checked = [p for p in front if p["verified_accuracy_pct"] is not None and p["relative_energy"] < 1]
+    assert len(checked) >= 5  # --verify 5 by default
+    chosen = next(p for p in front if p["chosen"])
+    assert chosen["relative_energy"] == pytest.approx(data["relative_energy"])
+    assert chosen["verified_accuracy_pct"] == data["approx_accuracy_pct"]
     assert (tmp_path / "p.png").stat().st_size > 0
+    assert f"wrote {saved} (the assignment" in result.stderr and f"wrote {tmp_path / 'p.png'}" in result.stderr
     stored = json.loads(saved.read_text())
-    assert set(stored["layers"]) <= set(names)
+    assert set(stored["layers"]) <= set(names) and len(stored["front"]) == len(front)
 
     replay = _run(env, *common, "--assign", str(saved))
     assert replay.exit_code == 0, replay.output
-    again = json.loads(replay.output)
-    assert again["approx_accuracy"] == data["approx_accuracy"]
+    again = json_output(replay.stdout, "evaluate")
+    assert again["approx_accuracy_pct"] == data["approx_accuracy_pct"]
     assert [r["multiplier"] for r in again["layers"]] == [r["multiplier"] for r in data["layers"]]
+    # any front point of the saved file replays to its verified accuracy
+    index, point = max(enumerate(front), key=lambda item: (item[1]["verified_accuracy_pct"] is not None, -item[0]))
+    other = _run(env, *common, "--assign", f"{saved}#{index}")
+    assert other.exit_code == 0, other.output
+    assert json.loads(other.stdout)["approx_accuracy_pct"] == point["verified_accuracy_pct"]
+    missing = _run(env, *common, "--assign", f"{saved}#{len(front)}")
+    assert missing.exit_code == 2 and f"no front point #{len(front)}" in missing.output
 
 
-def test_evaluate_one_multiplier_everywhere_and_table(env, weights) -> None:
+def test_evaluate_one_multiplier_everywhere_and_table(env, weights, json_output) -> None:
     args = ["--model", "lenet5", "--weights", str(weights), "--limit", "32"]
     result = _run(env, *args, "--assign", "trunc8s_k6", "--json")
     assert result.exit_code == 0, result.output
-    data = json.loads(result.output)
+    data = json_output(result.stdout, "evaluate")
     assert {row["multiplier"] for row in data["layers"]} == {"trunc8s_k6"}
-    assert data["relative_energy"] < 1 and data["pareto"] == []
+    assert data["relative_energy"] < 1 and data["front"] == [] and data["budget_points"] is None
     table = _run(env, *args, "--assign", "classifier.5=trunc8s_k6")
     assert table.exit_code == 0, table.output
     assert "per-layer assignment" in table.output and "relative multiplier energy" in table.output
@@ -90,13 +113,54 @@ def test_evaluate_errors_are_one_line(env, weights, tmp_path) -> None:
     assert junk.exit_code == 2 and "not a readable torch weights file" in junk.output
     vae = _run(env, "--model", "vae")
     assert vae.exit_code == 2 and "reconstruction model" in vae.output
+    unknown = _run(env, "--model", "lenet5", "--weights", str(weights), "--assign", "trunc8s_k66")
+    assert unknown.exit_code == 2 == bad.exit_code  # an unknown multiplier is the user's to fix, as a model is
+    assert unknown.stderr.strip().startswith("error: no multiplier 'trunc8s_k66' in the library at ")
+    assert "(did you mean trunc8s_k6" in unknown.output
+    family = _run(env, "--model", "lenet5", "--weights", str(weights), "--candidates", "bits=8,signed,family=trnc")
+    assert family.exit_code == 2 and "unknown family 'trnc' (valid: broken_array (bam)," in family.output
 
 
 def test_parse_candidates() -> None:
-    assert parse_candidates("bits=8,signed") == ({"bits": 8, "signed": True}, [])
-    assert parse_candidates("unsigned,max_mae=0.5") == ({"signed": False, "max_mae": 0.5}, [])
-    assert parse_candidates("a, b") == ({}, ["a", "b"])
-    with pytest.raises(ConfigError, match="unknown filter"):
+    from approxlut.library.filters import Filter
+
+    assert parse_candidates("bits=8,signed") == (Filter(bits=(8, 8), signed=True), [])
+    assert parse_candidates("unsigned,max_mae=0.5") == (Filter(signed=False, limits=(("mae_pct", 0.5),)), [])
+    assert parse_candidates("a, b") == (None, ["a", "b"])
+    with pytest.raises(ConfigError, match=r"unknown field 'power' \(fields: signed, unsigned, bits=, origin="):
         parse_candidates("power=3")
     with pytest.raises(ConfigError, match="not both"):
         parse_candidates("bits=8,mul8s_1KV6")
+
+
+def test_evaluate_workers_without_ray_says_how_to_install_it(env, weights, monkeypatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ray", None)
+    result = _run(env, "--model", "lenet5", "--weights", str(weights), "--workers", "2")
+    assert result.exit_code == 2
+    assert result.output.count("\n") == 1 and "pip install 'lutgen[ray]'" in result.output
+
+
+@pytest.mark.slow
+def test_evaluate_auto_on_two_ray_workers_gives_the_in_process_answer(env, weights, json_output) -> None:
+    pytest.importorskip("ray")
+    common = ["--model", "lenet5", "--weights", str(weights), "--limit", "48", "--json", "--candidates", CANDIDATES]
+    local = json_output(_run(env, *common).stdout, "evaluate")
+    remote_run = _run(env, *common, "--workers", "2")
+    assert remote_run.exit_code == 0, remote_run.output
+    remote = json_output(remote_run.stdout, "evaluate")
+    assert "ray_start" in remote["timings_s"] and "ray_start" not in local["timings_s"]
+    for key in ("approx_accuracy_pct", "relative_energy", "layers", "assignment", "front"):
+        assert remote[key] == local[key], key
+
+
+def test_the_header_says_which_width_of_a_zoo_model_ran() -> None:
+    from rich.console import Console
+
+    from approxlut.nn.evaluate import EvaluateResult, render
+
+    result = EvaluateResult("vgg19", "digits", 360, 0.25, 98.9, 98.9, 98.3, 0.45, [], {})
+    console = Console(record=True, width=120)
+    render(result, console)
+    assert console.export_text().splitlines()[0] == "vgg19 (width 0.25) on digits (360 test samples)"

@@ -281,15 +281,20 @@ def test_a_legacy_half_windows_json_is_imported_once_and_left_alone(tmp_path: Pa
 # -------------------------------------------------------------------------------------------- CLI
 
 
-def test_cli_retrain_json_and_bad_resume(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setenv("LUTGEN_CACHE", str(tmp_path / "cache"))
-    monkeypatch.syspath_prepend(str(tmp_path))
-    (tmp_path / "tiny_mlp.py").write_text(
+def _tiny_model(path: Path) -> None:
+    """A user model file (``module:build``) for the digits: a two-layer MLP over the flattened 8x8 image."""
+    path.write_text(
         "from torch import nn\n\n"
         "def build(num_classes=10):\n"
         "    return nn.Sequential(nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, num_classes))\n\n"
         "build.input_kind = 'flat'\nbuild.channels = 1\nbuild.size = 8\n"
     )
+
+
+def test_cli_retrain_json_and_bad_resume(tmp_path: Path, monkeypatch, json_output) -> None:
+    monkeypatch.setenv("LUTGEN_CACHE", str(tmp_path / "cache"))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    _tiny_model(tmp_path / "tiny_mlp.py")
     lut_path = tmp_path / "mult.npz"
     save_npz(noisy_lut(6, False, seed=8), lut_path)
     checkpoint = tmp_path / "ck.pt"
@@ -306,10 +311,10 @@ def test_cli_retrain_json_and_bad_resume(tmp_path: Path, monkeypatch) -> None:
     ]
     result = CliRunner().invoke(main, [*args, "--json", "--grad", "ste"])
     assert result.exit_code == 0, result.output
-    report = json.loads(result.stdout)
+    report = json_output(result.stdout, "retrain")
     assert report["grad"] == "ste" and len(report["epochs"]) == 1 and report["device"] == "cpu"
     assert list(report["half_windows"].values()) == [None]  # STE needs no gradient tables
-    assert 0 <= report["before_accuracy"] <= 100 and report["float_accuracy"] > 50
+    assert 0 <= report["before_accuracy_pct"] <= 100 and report["float_accuracy_pct"] > 50
     table = CliRunner().invoke(main, [*args, "--resume", "--grad", "ste"])
     assert table.exit_code == 0, table.output
     assert "before" in table.stdout and "samples/s" in table.stdout
@@ -318,3 +323,42 @@ def test_cli_retrain_json_and_bad_resume(tmp_path: Path, monkeypatch) -> None:
     assert bad.exit_code == 2 and bad.stderr.startswith("error:") and bad.stderr.count("\n") == 1
     auto = CliRunner().invoke(main, [*args, "--assign", "auto"])
     assert auto.exit_code == 2 and "fixed assignment" in auto.stderr
+
+
+def test_retrained_weights_are_kept_and_evaluate_reuses_them(tmp_path: Path, monkeypatch) -> None:
+    from approxlut.nn.train import load_weights
+
+    monkeypatch.setenv("LUTGEN_CACHE", str(tmp_path / "cache"))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    _tiny_model(tmp_path / "tiny_reuse.py")
+    lut_path = tmp_path / "mult.npz"
+    save_npz(noisy_lut(6, False, seed=8), lut_path)
+    args = ["--model", "tiny_reuse:build", "--assign", str(lut_path)]
+    trained = CliRunner().invoke(main, ["retrain", *args, "--epochs", "1", "--grad", "ste", "--json"])
+    assert trained.exit_code == 0, trained.output
+    checkpoint = Path(json.loads(trained.stdout)["checkpoint"])  # kept without --out, in the cache
+    assert checkpoint.is_file() and checkpoint.parent == tmp_path / "cache" / "retrain"
+    shown = CliRunner().invoke(main, ["retrain", *args, "--epochs", "1", "--grad", "ste", "--resume"])
+    assert f"retrained weights: {checkpoint}" in shown.stdout  # --resume finds the default checkpoint again
+    assert f"lutgen evaluate --model tiny_reuse:build --weights {checkpoint}" in shown.stdout
+
+    evaluated = CliRunner().invoke(main, ["evaluate", *args, "--weights", str(checkpoint), "--json"])
+    assert evaluated.exit_code == 0, evaluated.output
+    notes = " ".join(json.loads(evaluated.stdout)["notes"])
+    assert "weights retrained through approximate multipliers" in notes and "bias correction off" in notes
+    stored = torch.load(checkpoint, weights_only=True)["model"]
+    from tiny_reuse import build  # type: ignore[import-not-found]
+
+    model = build()
+    meta = load_weights(model, checkpoint)
+    assert meta["retrained"]["epoch"] == 1
+    for key, tensor in model.state_dict().items():
+        assert torch.equal(tensor, stored[key])  # the float weights are the retrained ones, bit for bit
+
+    other = tmp_path / "other.pt"
+    blob = torch.load(checkpoint, weights_only=True)
+    blob["model"]["0.extra_thing"] = torch.zeros(1)
+    torch.save(blob, other)
+    refused = CliRunner().invoke(main, ["evaluate", *args, "--weights", str(other)])
+    assert refused.exit_code == 2 and refused.stderr.count("\n") == 1
+    assert "retraining checkpoint does not match the model (unexpected 0.extra_thing)" in refused.stderr

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 from click.testing import CliRunner
 
@@ -15,15 +13,15 @@ from approxlut.synth.job import KINDS
 from approxlut.synth.yosys import YosysUnavailableError, find_yosys
 
 
-def test_generate_writes_a_netlist_that_reads_back(tmp_path):
+def test_generate_writes_a_netlist_that_reads_back(tmp_path, json_output):
     out = tmp_path / "t.blif"
     result = CliRunner().invoke(
         main,
         ["synth", "generate", "truncated", "--bits", "6", "--signed", "--param", "k=4", "--out", str(out), "--json"],
     )
     assert result.exit_code == 0, result.output
-    data = json.loads(result.output)
-    assert data["bits_a"] == 6 and data["signed"] is True and data["mae"] > 0 and data["power_mw"] > 0
+    data = json_output(result.output, "synth generate")
+    assert data["bits_a"] == 6 and data["signed"] is True and data["mae_pct"] > 0 and data["power_mw"] > 0
     lut = simulate_lut(read_netlist(out), signed=True)
     assert (lut.forward == formula_table(family("truncated"), 6, 6, signed=True, k=4)).all()
 
@@ -34,7 +32,7 @@ def test_generate_kinds_listed_in_cli_match_the_package():
     assert tuple(_SYNTH_KINDS) == KINDS
 
 
-def test_als_command(tmp_path):
+def test_als_command(tmp_path, json_output):
     src = tmp_path / "exact.blif"
     assert CliRunner().invoke(main, ["synth", "generate", "array", "--bits", "5", "--out", str(src)]).exit_code == 0
     result = CliRunner().invoke(
@@ -42,8 +40,8 @@ def test_als_command(tmp_path):
         ["synth", "als", str(src), "--max-mae", "0.5", "--steps", "6", "--out-dir", str(tmp_path / "pts"), "--json"],
     )
     assert result.exit_code == 0, result.output
-    points = json.loads(result.output)
-    assert len(points) >= 2 and all(p["mae"] <= 0.5 for p in points)
+    points = json_output(result.output, "synth als")["points"]
+    assert len(points) >= 2 and all(p["mae_pct"] <= 0.5 for p in points)
     assert points[-1]["gates"] < points[0]["gates"]
     assert len(list((tmp_path / "pts").glob("*.blif"))) == len(points)
 
@@ -55,7 +53,7 @@ def test_bad_parameters_are_one_line_errors():
     assert result.exit_code == 2 and "out of range" in result.output
 
 
-def test_synth_verilog_without_or_with_yosys(tmp_path, monkeypatch):
+def test_synth_verilog_without_or_with_yosys(tmp_path, monkeypatch, json_output):
     src = tmp_path / "m.v"
     src.write_text("module m(input [2:0] A, input [2:0] B, output [5:0] O); assign O = A * B; endmodule\n")
     try:
@@ -66,10 +64,10 @@ def test_synth_verilog_without_or_with_yosys(tmp_path, monkeypatch):
         return
     result = CliRunner().invoke(main, ["synth", str(src), "--json"])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output)["mae"] == 0
+    assert json_output(result.output, "synth verilog")["mae_pct"] == 0
 
 
 @pytest.mark.parametrize("kind", ["array", "wallace", "dadda"])
-def test_exact_kinds(kind):
+def test_exact_kinds(kind, json_output):
     result = CliRunner().invoke(main, ["synth", "generate", kind, "--bits", "4", "--bits-b", "3", "--json"])
-    assert result.exit_code == 0 and json.loads(result.output)["mae"] == 0
+    assert result.exit_code == 0 and json_output(result.output, "synth generate")["mae_pct"] == 0

@@ -1,0 +1,85 @@
+"""Cost bases: a multiplier's power relative to the exact multiplier *of the same cost source*.
+
+Power figures come from two kinds of sources that must never be mixed silently: figures a library
+published (EvoApproxLib's 45 nm synthesis, one set per release) and lutgen's own cell model (built-in
+and imported circuits without published figures). A candidate's relative power is its power over the
+exact multiplier's power from its own source: published figures against the exact circuit the same
+release published (or, where that release has none, another release of the same library, which the
+label says), modelled figures against the modelled exact multiplier.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import LibraryError
+from .catalogue import Entry, Library
+
+MODEL = "lutgen model"
+
+
+@dataclass(frozen=True)
+class CostBasis:
+    """Where a power figure comes from and the exact multiplier it is measured against.
+
+    Attributes:
+        label: ``"lutgen model"``, ``"published v2022"`` or ``"published v1.0 (exact: v1.1)"``.
+        exact_name: the exact multiplier of that source (``full_name``).
+        exact_power_mw: its power.
+    """
+
+    label: str
+    exact_name: str
+    exact_power_mw: float
+
+
+def _is_exact(entry: Entry) -> bool:
+    return entry.mae_pct == 0 and entry.wce_pct == 0 and entry.power_mw is not None and entry.power_mw > 0
+
+
+def _publisher(entry: Entry) -> str:
+    """The library a release belongs to (``evoapprox v2022`` -> ``evoapprox``)."""
+    return entry.origin.split()[0] if entry.origin else ""
+
+
+def cost_basis(library: Library, entry: Entry) -> CostBasis:
+    """The cost basis of ``entry``; raises :class:`LibraryError` if its source has no exact multiplier."""
+    exacts = [
+        e
+        for e in library.query(bits=(entry.bits_a, entry.bits_b), signed=entry.signed)
+        if _is_exact(e) and e.power_source == entry.power_source
+    ]
+    if entry.power_source != "published":
+        modelled = f"exact{entry.bits_a}{'s' if entry.signed else 'u'}" if entry.bits_a == entry.bits_b else ""
+        if exacts:
+            exact = min(exacts, key=lambda e: (e.name != modelled, e.release != "", e.full_name))
+            return CostBasis(MODEL, exact.full_name, float(exact.power_mw or 0))
+        raise LibraryError(
+            f"'{entry.full_name}' has modelled power, but the library has no modelled exact {entry.kind} multiplier "
+            "to measure it against (lutgen library init adds the built-in one)"
+        )
+    same = [e for e in exacts if e.release == entry.release]
+    if same:
+        exact = min(same, key=lambda e: e.full_name)
+        return CostBasis(f"published {entry.release}".strip(), exact.full_name, float(exact.power_mw or 0))
+    sibling = [e for e in exacts if _publisher(e) == _publisher(entry) and _publisher(entry)]
+    if sibling:
+        exact = max(sibling, key=lambda e: (e.release, e.full_name))
+        return CostBasis(
+            f"published {entry.release} (exact: {exact.release})", exact.full_name, float(exact.power_mw or 0)
+        )
+    raise LibraryError(
+        f"'{entry.full_name}' has published power, but its source ({entry.origin or 'unknown'}) published no exact "
+        f"{entry.kind} multiplier to measure it against; import that release's exact circuit"
+    )
+
+
+def relative_power(library: Library, entry: Entry) -> tuple[float, CostBasis]:
+    """``entry``'s power over the exact multiplier's power of the same source, and that basis."""
+    if entry.power_mw is None:
+        raise LibraryError(f"'{entry.full_name}' has no power figure")
+    basis = cost_basis(library, entry)
+    return float(entry.power_mw) / basis.exact_power_mw, basis
+
+
+__all__ = ["MODEL", "CostBasis", "cost_basis", "relative_power"]

@@ -1,0 +1,330 @@
+"""The JSON that every ``--json`` prints: one vocabulary, one versioned schema per command.
+
+Each command prints one JSON object with ``schema_version`` (:data:`SCHEMA_VERSION`) and ``command``
+(``"library list"``) first. Keys carry their unit in their name, as the library's columns do:
+``mae_pct`` (percent), ``power_mw``, ``area_um2``, ``delay_ns``, ``elapsed_s`` (seconds),
+``*_accuracy_pct``, ``relative_energy`` (a fraction of the exact multiplier's), ``*_bytes``. The
+vocabulary (:data:`VOCABULARY`) says what every key means, and :func:`json_schema` gives the JSON
+Schema (draft 2020-12) of a command's output; ``docs/json.md`` is generated from both
+(``python -m approxlut.schema > docs/json.md``), and the tests validate every command's output.
+
+A change that renames or removes a key, or changes its meaning, raises :data:`SCHEMA_VERSION`;
+adding a key does not.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+#: Raised when a key is renamed or removed, or its meaning changes.
+SCHEMA_VERSION = 1
+
+_NUM = {"type": "number"}
+_INT = {"type": "integer"}
+_STR = {"type": "string"}
+_BOOL = {"type": "boolean"}
+_OBJ = {"type": "object"}
+
+
+def _maybe(schema: Mapping[str, Any]) -> dict[str, Any]:
+    return {"anyOf": [dict(schema), {"type": "null"}]}
+
+
+def _array(items: Mapping[str, Any]) -> dict[str, Any]:
+    return {"type": "array", "items": dict(items)}
+
+
+#: key -> (JSON Schema of its value, what it means). One meaning per key across all commands.
+VOCABULARY: dict[str, tuple[dict[str, Any], str]] = {
+    "schema_version": (_INT, "version of this schema (raised when a key is renamed or removed)"),
+    "command": (_STR, "the command that printed the object, e.g. `library list`"),
+    # a circuit and its error metrics (EvoApproxLib's definitions)
+    "name": (_STR, "circuit, model layer or case name"),
+    "full_name": (_STR, "`<release>_<name>` when the circuit has a release, else the name"),
+    "release": (_STR, "release the circuit was published in (`v2022`), empty when none"),
+    "kind": (_STR, "operand widths and signedness, `8x8s`"),
+    "bits_a": (_INT, "width of operand a (the activation)"),
+    "bits_b": (_INT, "width of operand b (the weight)"),
+    "signed": (_BOOL, "two's complement operands"),
+    "signed_from": (_STR, "why the operands were read so: `option`, `name` (mul8s_), `default` or `file`"),
+    "input_format": (_STR, "what the input file was: `netlist`, `lutfp`, `tfapprox` or `npz`"),
+    "gates": (_maybe(_INT), "gate count of the netlist (null for a table without one)"),
+    "mae_pct": (_maybe(_NUM), "mean absolute error, percent of 2^(bits_a+bits_b)"),
+    "wce_pct": (_maybe(_NUM), "worst-case absolute error, percent of 2^(bits_a+bits_b)"),
+    "mre_pct": (_maybe(_NUM), "mean relative error, percent (inputs with exact product 0 left out)"),
+    "wcre_pct": (_maybe(_NUM), "worst-case relative error, percent"),
+    "ep_pct": (_maybe(_NUM), "error probability, percent of input pairs"),
+    "mse": (_maybe(_NUM), "mean squared error (absolute, product units squared)"),
+    "med": (_maybe(_NUM), "mean absolute error (absolute, product units)"),
+    "wce": (_maybe(_NUM), "worst-case absolute error (absolute, product units)"),
+    "bias": (_maybe(_NUM), "mean error f - a*b (absolute, product units)"),
+    "metrics_method": (_maybe(_STR), "`exhaustive`, or the Monte-Carlo sample that gave the metrics"),
+    "input_pairs": (_INT, "input pairs simulated"),
+    "hash": (_maybe(_STR), "content hash of the table (SHA-256; of a sample for circuits too wide for a table)"),
+    "has_lut": (_BOOL, "the library keeps the table (false: metrics only, too wide)"),
+    # hardware cost (45 nm)
+    "power_mw": (_maybe(_NUM), "power, mW (45 nm)"),
+    "area_um2": (_maybe(_NUM), "area, µm² (45 nm)"),
+    "delay_ns": (_maybe(_NUM), "critical-path delay, ns (45 nm)"),
+    "power_source": (_maybe(_STR), "`published` (EvoApproxLib) or `estimated` (lutgen's cell model)"),
+    # provenance
+    "source": (_STR, "file the circuit was imported from (or the generator)"),
+    "alt_sources": (_array(_STR), "other files holding the same circuit (e.g. the `_pdk45.v` twin)"),
+    "origin": (_STR, "`builtin`, `import`, `user` or `evoapprox <release>`"),
+    "family": (_maybe(_STR), "approximation family (`truncated`, `broken_array`, ...)"),
+    "params": (_OBJ, "the family's parameters"),
+    "licence": (_maybe(_STR), "licence of the circuit"),
+    "citation": (_maybe(_STR), "article to cite"),
+    "published": (_OBJ, "figures as published, by EvoApproxLib's header keys (text, as printed)"),
+    "published_differences": (_OBJ, "column -> [published text, measured] where an exhaustive figure differs"),
+    "sampled_differences": (_OBJ, "column -> [published text, sampled] for sampled figures (worst cases: bounds)"),
+    "created": (_STR, "when the entry was catalogued (ISO 8601, UTC)"),
+    "id": (_INT, "row id in this library's index"),
+    # files and places
+    "library": (_STR, "library folder"),
+    "library_created": (_BOOL, "the command created the library"),
+    "out": (_maybe(_STR), "file written"),
+    "out_bytes": (_maybe(_INT), "size of the file written, bytes"),
+    "plot": (_maybe(_STR), "image written"),
+    "plots": (_array(_STR), "images written"),
+    "checkpoint": (_maybe(_STR), "retraining checkpoint written (reusable with `evaluate --weights`)"),
+    "cache_dir": (_STR, "folder of the native kernel build"),
+    # selections and fronts
+    "filter": (_STR, "the library filter applied, in its text form (`bits=8,signed`)"),
+    "entries": (_array(_OBJ), "library entries"),
+    "builtin_entries": (_INT, "built-in multipliers in the library"),
+    "added": (_array(_STR), "entries added"),
+    "unchanged": (_array(_STR), "files already in the library"),
+    "merged": (_array(_OBJ), "files merged into an existing entry as alternative sources: {file, entry}"),
+    "failed": (_array({"type": ["object", "string"]}), "what could not be done, and why"),
+    "file": (_STR, "a file"),
+    "entry": (_STR, "an entry's full name"),
+    "error": (_STR, "one-line error message"),
+    "x": (_STR, "column on the x axis"),
+    "y": (_STR, "column on the y axis"),
+    "total": (_INT, "entries considered"),
+    "fronts": (_array(_OBJ), "one Pareto front per kind: {kind, total, front}"),
+    "front": (_array(_OBJ), "points of a Pareto front, lowest x first"),
+    # calibration of the power model
+    "spearman": (_NUM, "rank correlation of estimated vs published power"),
+    "median_relative_error": (_NUM, "median |estimated - published| / published (a fraction)"),
+    "circuits": (_INT, "circuits compared"),
+    # synthesis
+    "points": (_array(_OBJ), "Pareto points found by approximate synthesis"),
+    "elapsed_s": (_NUM, "wall time, seconds"),
+    # networks
+    "model": (_STR, "zoo model name or `module:callable`"),
+    "width": (_maybe(_NUM), "width multiplier the zoo model was built with (null: not scalable)"),
+    "dataset": (_STR, "dataset name"),
+    "device": (_STR, "torch device"),
+    "test_samples": (_INT, "test samples evaluated"),
+    "float_accuracy_pct": (_NUM, "top-1 accuracy of the float model, percent"),
+    "quantised_accuracy_pct": (_NUM, "top-1 accuracy, quantised with exact products, percent"),
+    "approx_accuracy_pct": (_NUM, "top-1 accuracy through the approximate multipliers, percent"),
+    "predicted_accuracy_pct": (_maybe(_NUM), "accuracy the search predicted, percent"),
+    "verified_accuracy_pct": (_maybe(_NUM), "accuracy measured with the LUT engine, percent"),
+    "before_accuracy_pct": (_NUM, "test accuracy before retraining, percent"),
+    "after_accuracy_pct": (_NUM, "test accuracy after the last epoch, percent"),
+    "train_accuracy_pct": (_NUM, "training accuracy over the epoch, percent"),
+    "test_accuracy_pct": (_NUM, "test accuracy after the epoch, percent"),
+    "relative_energy": (_maybe(_NUM), "multiplier energy as a fraction of the exact multiplier's"),
+    "budget_points": (_maybe(_NUM), "allowed accuracy drop, percentage points"),
+    "chosen": (_BOOL, "the point the search chose"),
+    "found_by": (
+        _STR,
+        "how the search found a front point: `exact`, `knapsack` (hull vertex), `pareto` (layer by layer), `nsga2`",
+    ),
+    "relative_power": (_maybe(_NUM), "power as a fraction of the exact multiplier's of the same cost source"),
+    "cost_basis": (_maybe(_STR), "cost source the relative power is measured in (published release or lutgen model)"),
+    "layers": (_array(_OBJ), "per-layer rows: {name, macs, multiplier, mae_pct, power_mw, relative_power, cost_basis}"),
+    "macs": (_INT, "multiply-accumulates per sample"),
+    "multiplier": (_STR, "multiplier a layer runs"),
+    "assignment": (_OBJ, "the layer -> multiplier assignment (readable by `--assign FILE`)"),
+    "timings_s": (_OBJ, "phase -> wall time, seconds"),
+    "notes": (_array(_STR), "notes printed with the result"),
+    "grad": (_STR, "backward through the multipliers: `difference` (gradient LUTs) or `ste`"),
+    "half_windows": (_OBJ, "multiplier -> half window of its gradient LUTs (null: unused or its own)"),
+    "epochs": (_array(_OBJ), "one record per epoch"),
+    "epoch": (_INT, "epoch number, from 1"),
+    "train_loss": (_NUM, "mean training loss over the epoch"),
+    "samples_per_s": (_NUM, "training throughput, samples per second"),
+    "resumed_at": (_INT, "epochs done before this run resumed (0: fresh run)"),
+    # native kernels and benchmarks
+    "status": (_STR, "`built` or `up to date`"),
+    "kernels": (_array(_STR), "kernels in the build"),
+    "cpu": (_STR, "CPU model"),
+    "flags": (_OBJ, "CPU feature -> present"),
+    "isa_paths": (_array(_STR), "kernel paths this CPU can run"),
+    "chosen_path": (_STR, "kernel path chosen"),
+    "forced_by_env": (_maybe(_STR), "path forced by LUTGEN_CPU_ISA"),
+    "compiler": (_maybe(_STR), "C++ compiler found"),
+    "built": (_BOOL, "the native kernels are built"),
+    "compiled_kernels": (_array(_STR), "kernels in the current build"),
+    "removed": (_array(_STR), "folders removed"),
+    "busy": (_array(_STR), "folders left because another process is building them"),
+    "freed_bytes": (_INT, "bytes freed"),
+    "results": (_array(_OBJ), "one timing per case"),
+    "case": (_STR, "benchmark case"),
+    "native_s": (_NUM, "native fp32 PyTorch time, seconds (best of the repeats)"),
+    "engine_s": (_NUM, "LUT engine time, seconds (best of the repeats)"),
+    "reference_s": (_maybe(_NUM), "pure-torch reference time, seconds"),
+    "ratio": (_NUM, "engine_s / native_s"),
+    "path": (_STR, "kernel path that ran"),
+    "direction": (_STR, "`forward`, or `backward` (forward and backward timed together)"),
+    "verified": (_BOOL, "the engine's result equals the reference bit for bit"),
+    "native_isa": (_STR, "instruction sets native PyTorch was allowed"),
+    "op_s": (_maybe(_NUM), "`nn` layer case: the LUT op alone on the layer's codes, seconds (null elsewhere)"),
+    "tables": (_array(_OBJ), "corpus sweep (`bench --corpus`): one row per distinct table (empty otherwise)"),
+    "plan": (
+        _STR,
+        "CPU engine plan class: `E1`/`E2` exact product + one/two byte planes of the error, `T1`/`T2` one/two "
+        "byte planes of the table, `other` (no plan), `all` in a summary over every table",
+    ),
+    "median_ratio": (_NUM, "median of the ratios (engine_s / native_s) over the cases"),
+    "worst_ratio": (_NUM, "largest ratio (engine_s / native_s) over the cases"),
+    "min_ratio": (_NUM, "smallest ratio (engine_s / native_s) over the cases"),
+    "max_ratio": (_NUM, "largest ratio (engine_s / native_s) over every case of the group"),
+    "median_worst_ratio": (_NUM, "median over the group's tables of each table's largest ratio"),
+    "table_count": (_INT, "tables in the group"),
+    "summary": (_array(_OBJ), "corpus sweep: the ratios by plan class and over all tables (empty otherwise)"),
+    "skipped": (_array(_STR), "corpus sweep: files left out, each with why"),
+}
+
+#: Keys of a library entry (``Entry.to_dict``).
+ENTRY_KEYS = (
+    "id", "name", "release", "full_name", "kind", "bits_a", "bits_b", "signed", "hash", "has_lut", "source",
+    "origin", "licence", "citation", "family", "params", "gates", "mae_pct", "wce_pct", "mre_pct", "wcre_pct",
+    "ep_pct", "mse", "med", "wce", "bias", "metrics_method", "power_mw", "area_um2", "delay_ns", "power_source",
+    "published", "created", "alt_sources",
+)  # fmt: skip
+_METRICS = ("mae_pct", "wce_pct", "mre_pct", "wcre_pct", "ep_pct", "mse", "med", "wce", "bias")
+_SYNTH = ("name", "bits_a", "bits_b", "signed", "gates", *_METRICS, "metrics_method")
+_SYNTH_JOB = (*_SYNTH, "power_mw", "area_um2", "delay_ns", "out", "elapsed_s")
+
+#: Nested objects: the keys of the items of an array, or of an object, by the key that holds them.
+NESTED: dict[str, tuple[str, ...]] = {
+    "entries": ENTRY_KEYS,
+    "front": ENTRY_KEYS,
+    "fronts": ("kind", "total", "front"),
+    "merged": ("file", "entry"),
+    "layers": ("name", "macs", "multiplier", "mae_pct", "power_mw", "relative_power", "cost_basis"),
+    "epochs": ("epoch", "train_loss", "train_accuracy_pct", "test_accuracy_pct", "elapsed_s", "samples_per_s"),
+    "points": _SYNTH_JOB,
+    "results": (
+        "case", "native_s", "engine_s", "ratio", "path", "direction", "reference_s", "verified", "native_isa", "op_s",
+    ),
+    "tables": ("name", "signed", "plan", "path", "median_ratio", "worst_ratio", "verified"),
+    "summary": ("plan", "table_count", "min_ratio", "median_ratio", "max_ratio", "median_worst_ratio"),
+}  # fmt: skip
+#: Nested objects whose keys depend on the command (``front`` of ``evaluate`` holds search points).
+NESTED_BY_COMMAND: dict[tuple[str, str], tuple[str, ...]] = {
+    ("evaluate", "front"): (
+        "relative_energy",
+        "predicted_accuracy_pct",
+        "verified_accuracy_pct",
+        "found_by",
+        "chosen",
+        "assignment",
+    ),
+    ("library import", "failed"): ("file", "error"),
+}
+
+#: Command -> the keys of its object (besides ``schema_version`` and ``command``). All are always present.
+COMMANDS: dict[str, tuple[str, ...]] = {
+    "sim": (
+        *_SYNTH, "signed_from", "input_format", "input_pairs", "hash", "out", "out_bytes", "elapsed_s",
+    ),
+    "library init": ("library", "builtin_entries", "elapsed_s"),
+    "library import": ("library", "library_created", "added", "unchanged", "merged", "failed"),
+    "library list": ("library", "filter", "entries"),
+    "library show": (*ENTRY_KEYS, "published_differences", "sampled_differences", "plot"),
+    "library pareto": ("x", "y", "filter", "total", "fronts", "plots"),
+    "library calibrate": ("spearman", "median_relative_error", "circuits"),
+    "synth verilog": _SYNTH_JOB,
+    "synth generate": _SYNTH_JOB,
+    "synth als": ("points",),
+    "native build": ("cache_dir", "status", "elapsed_s", "kernels"),
+    "native info": (
+        "cpu", "flags", "isa_paths", "chosen_path", "forced_by_env", "compiler", "cache_dir", "built",
+        "compiled_kernels",
+    ),
+    "native clean": ("removed", "freed_bytes", "busy", "failed"),
+    "bench": ("results", "tables", "summary", "skipped"),
+    "evaluate": (
+        "model", "width", "dataset", "test_samples", "float_accuracy_pct", "quantised_accuracy_pct",
+        "approx_accuracy_pct", "relative_energy", "layers", "assignment", "budget_points", "front", "timings_s",
+        "notes",
+    ),
+    "retrain": (
+        "model", "dataset", "device", "float_accuracy_pct", "before_accuracy_pct", "after_accuracy_pct", "grad",
+        "half_windows", "epochs", "checkpoint", "resumed_at",
+    ),
+}  # fmt: skip
+
+
+def document(command: str, body: Mapping[str, Any]) -> dict[str, Any]:
+    """The object a command prints: ``schema_version`` and ``command`` first, then ``body``."""
+    return {"schema_version": SCHEMA_VERSION, "command": command, **body}
+
+
+def dumps(command: str, body: Mapping[str, Any]) -> str:
+    """:func:`document` as one line of JSON."""
+    return json.dumps(document(command, body))
+
+
+def _object(keys: tuple[str, ...], command: str) -> dict[str, Any]:
+    properties = {}
+    for key in keys:
+        value, _ = VOCABULARY[key]
+        nested = NESTED_BY_COMMAND.get((command, key), NESTED.get(key))
+        if nested is not None and value.get("type") == "array":
+            value = _array(_object(nested, command))
+        properties[key] = value
+    return {"type": "object", "properties": properties, "required": list(keys), "additionalProperties": False}
+
+
+def json_schema(command: str) -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of what ``lutgen <command> --json`` prints."""
+    schema = _object(("schema_version", "command", *COMMANDS[command]), command)
+    schema["properties"]["schema_version"] = {"const": SCHEMA_VERSION}
+    schema["properties"]["command"] = {"const": command}
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": f"lutgen {command} --json", **schema}
+
+
+def markdown() -> str:
+    """``docs/json.md``: the conventions, the vocabulary and the keys of every command."""
+    lines = [
+        "# lutgen's JSON output",
+        "",
+        "<!-- generated by `python -m approxlut.schema > docs/json.md`; do not edit -->",
+        "",
+        f"Schema version **{SCHEMA_VERSION}**. Every `--json` prints one object whose first keys are",
+        "`schema_version` and `command`. Keys carry their unit: `_pct` percent, `_mw` milliwatts, `_um2` square",
+        "micrometres, `_ns` nanoseconds, `_s` seconds, `_bytes` bytes; `relative_energy` is a fraction of the exact",
+        "multiplier's energy; `*_accuracy_pct` are top-1 accuracies in percent. One key means one thing in every",
+        "command. Renaming or removing a key raises the version; adding one does not. The JSON Schema of a",
+        "command's output: `approxlut.schema.json_schema('library list')`.",
+        "",
+        "## Commands",
+        "",
+        "| command | keys |",
+        "|---|---|",
+    ]
+    for command, keys in COMMANDS.items():
+        lines.append(f"| `lutgen {command} --json` | {', '.join(f'`{k}`' for k in keys)} |")
+    lines += ["", "Nested objects:", "", "| in | keys of each item |", "|---|---|"]
+    for key, keys in NESTED.items():
+        lines.append(f"| `{key}` | {', '.join(f'`{k}`' for k in keys)} |")
+    for (command, key), keys in NESTED_BY_COMMAND.items():
+        lines.append(f"| `{key}` of `{command}` | {', '.join(f'`{k}`' for k in keys)} |")
+    lines += ["", "## Vocabulary", "", "| key | meaning |", "|---|---|"]
+    for key, (_, meaning) in VOCABULARY.items():
+        lines.append(f"| `{key}` | {meaning.replace('|', '/')} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.stdout.write(markdown())

@@ -1,0 +1,207 @@
+"""Pure tasks, run in-process or on Ray: one small engine for every embarrassingly parallel job.
+
+A *task* is a module-level function of its arguments only: inputs in, result out, seeded where it draws
+random numbers. It writes no files and never touches the catalogue, so the driver can run it in its own
+process or ship it to a Ray worker and get the same result; only the driver writes. :func:`open_engine`
+chooses the engine: in-process unless ``workers`` or ``address`` is given (small jobs never pay Ray's
+start-up), a local Ray instance with ``workers`` CPUs, or an existing cluster at ``address`` (``auto``
+or ``host:port``). Large inputs (models, tables, data) are :meth:`Engine.put` once and the handle is
+passed to many tasks; Ray then ships them through its object store once per node, not per task.
+
+Example:
+    >>> with open_engine() as engine:
+    ...     shared = engine.put(10)
+    ...     engine.map(pow, [(shared, 2), (shared, 3)])
+    [100, 1000]
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from .errors import ConfigError, LutgenError
+
+R = TypeVar("R")
+
+#: What :meth:`Engine.put` returns: the value itself in-process, a Ray object reference on Ray. Pass it
+#: as a top-level argument of a task; the task receives the value.
+Handle = Any
+
+INSTALL_HINT = "pip install 'lutgen[ray]' (make install does it)"
+#: Object store of a local Ray instance started here: small, the machine is shared.
+OBJECT_STORE_MB = 256
+#: Environment variables a Ray worker must see as the driver does (kernel engine, caches, library).
+FORWARDED_ENV_PREFIX = "LUTGEN_"
+
+
+class TaskError(LutgenError):
+    """A task could not be completed (e.g. its worker died more often than the retries allow)."""
+
+
+class Engine(ABC):
+    """Runs tasks; results come back in the order the calls were given."""
+
+    #: How many tasks may run at once (1 in-process).
+    workers: int = 1
+    #: One line for reports (``in-process``, ``Ray, 2 local workers``, ``Ray cluster at ...``).
+    description: str = ""
+    #: Seconds spent starting or joining the engine.
+    start_seconds: float = 0.0
+
+    @abstractmethod
+    def put(self, value: Any) -> Handle:
+        """Share ``value`` with every task that gets the returned handle as an argument."""
+
+    @abstractmethod
+    def submit(self, task: Callable[..., R], *args: Any) -> Any:
+        """Start ``task(*args)``; returns a pending result for :meth:`gather`."""
+
+    @abstractmethod
+    def gather(self, pending: Sequence[Any]) -> list[Any]:
+        """Wait for pending results and return them in order (a task's own error is raised here)."""
+
+    def map(self, task: Callable[..., R], calls: Sequence[Sequence[Any]]) -> list[R]:
+        """``[task(*args) for args in calls]``, run by this engine."""
+        return self.gather([self.submit(task, *args) for args in calls])
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release what the engine started."""
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class InProcess(Engine):
+    """Runs each task in this process when its result is gathered (no start-up, no copies)."""
+
+    description = "in-process"
+
+    def put(self, value: Any) -> Handle:
+        return value
+
+    def submit(self, task: Callable[..., R], *args: Any) -> Any:
+        return functools.partial(task, *args)
+
+    def gather(self, pending: Sequence[Any]) -> list[Any]:
+        return [call() for call in pending]
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+class RayEngine(Engine):
+    """Runs tasks on Ray: a local instance with ``workers`` CPUs, or the cluster at ``address``.
+
+    A task whose worker dies (killed, out of memory, node lost) is retried up to ``max_retries`` times
+    on another worker; an exception the task itself raises is not retried and reaches the caller as it
+    was raised. If this process is already connected to Ray (e.g. a test's cluster), that connection is
+    used and left open on :meth:`close`.
+    """
+
+    def __init__(
+        self,
+        *,
+        workers: int | None = None,
+        address: str | None = None,
+        max_retries: int = 3,
+        object_store_mb: int = OBJECT_STORE_MB,
+    ) -> None:
+        ray = require_ray()
+        self._ray = ray
+        self.max_retries = max_retries
+        self._remote: dict[Callable[..., Any], Any] = {}
+        start = time.perf_counter()
+        self._owner = not ray.is_initialized()
+        if self._owner:
+            env = {k: v for k, v in os.environ.items() if k.startswith(FORWARDED_ENV_PREFIX)}
+            options: dict[str, Any] = {
+                "runtime_env": {"env_vars": env},
+                "logging_level": logging.ERROR,
+                "log_to_driver": False,
+            }
+            if address is None:
+                options |= {
+                    "num_cpus": workers,
+                    "object_store_memory": object_store_mb << 20,
+                    "include_dashboard": False,
+                }
+            try:
+                ray.init(address=address, **options)
+            except (ConnectionError, ValueError, RuntimeError) as error:
+                where = f"the Ray cluster at {address}" if address else "a local Ray instance"
+                raise ConfigError(f"cannot start or join {where}: {error}") from None
+        self.start_seconds = time.perf_counter() - start
+        self.workers = max(1, int(ray.cluster_resources().get("CPU", 1)))
+        nodes = len([n for n in ray.nodes() if n.get("Alive")])
+        if address is None and self._owner:
+            self.description = f"Ray, {self.workers} local workers"
+        else:
+            self.description = f"Ray cluster, {nodes} node(s), {self.workers} CPUs"
+
+    def put(self, value: Any) -> Handle:
+        return self._ray.put(value)
+
+    def submit(self, task: Callable[..., R], *args: Any) -> Any:
+        remote = self._remote.get(task)
+        if remote is None:
+            remote = self._ray.remote(num_cpus=1, max_retries=self.max_retries)(task)
+            self._remote[task] = remote
+        return remote.remote(*args)
+
+    def gather(self, pending: Sequence[Any]) -> list[Any]:
+        exceptions = self._ray.exceptions
+        try:
+            return list(self._ray.get(list(pending)))
+        except exceptions.RayTaskError as error:
+            cause = error.cause
+            if isinstance(cause, Exception) and not isinstance(cause, exceptions.RayError):
+                raise cause from None
+            raise TaskError(f"a task failed on Ray: {error}") from None
+        except exceptions.RayError as error:
+            first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise TaskError(f"a Ray task failed after {self.max_retries} retries: {first}") from None
+
+    def close(self) -> None:
+        if self._owner and self._ray.is_initialized():
+            self._ray.shutdown()
+
+
+def require_ray() -> Any:
+    """The ``ray`` module, or a one-line :class:`ConfigError` saying how to install it."""
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError(f"--workers/--ray-address need Ray, which is not installed: {INSTALL_HINT}") from None
+    return ray
+
+
+@contextmanager
+def open_engine(*, workers: int | None = None, address: str | None = None) -> Iterator[Engine]:
+    """The engine for a job: in-process unless ``workers`` (a local Ray instance) or ``address`` is given.
+
+    ``workers`` must be at least 1 (``workers=1`` runs the tasks in one Ray worker, out of this process).
+    """
+    if workers is not None and workers < 1:
+        raise ConfigError(f"--workers must be at least 1, got {workers}")
+    if address is not None and workers is not None:
+        raise ConfigError("give --workers (start a local Ray instance) or --ray-address (join a cluster), not both")
+    local = address is None and workers is None
+    engine: Engine = InProcess() if local else RayEngine(workers=workers, address=address)
+    try:
+        yield engine
+    finally:
+        engine.close()
+
+
+__all__ = ["Engine", "Handle", "InProcess", "RayEngine", "TaskError", "open_engine", "require_ray"]
