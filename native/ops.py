@@ -6,8 +6,9 @@ differentiates through the gradient LUTs (``grad="difference"``) or exact produc
 in value units: ``d/dx Σ T[x, w]``.
 
 Which engine runs: ``engine`` if given, else ``$LUTGEN_ENGINE``, else the ``decomp`` path when the LUT
-decomposes into an exact product plus at most :data:`AUTO_DECOMP_TERMS` integer correction terms,
-else the best available engine for the device. :func:`path_for` says which, in words.
+decomposes into an exact product plus at most :data:`AUTO_DECOMP_TERMS` integer correction terms (unless the
+best engine runs table plans with the exact product on the int8 GEMM: an exact multiplier is then that GEMM
+alone), else the best available engine for the device. :func:`path_for` says which, in words.
 
 Example:
     >>> import torch
@@ -27,6 +28,7 @@ import torch
 
 from ..errors import ConfigError, NativeUnavailableError
 from . import cuda as _cuda  # noqa: F401  (registers the "cuda" engine where torch has CUDA)
+from . import engines
 from .autograd import LoweredOp, LutOpFunction
 from .conv import (
     Conv1dLowering,
@@ -39,7 +41,7 @@ from .conv import (
 )
 from .cpu_features import cpu_isa
 from .decompose import analyse, describe
-from .engines import ENGINE_ENV, CpuEngine, Engine, Epilogue, get_engine, resolve_engine
+from .engines import ENGINE_ENV, PLAN_PATHS, CpuEngine, Engine, Epilogue, get_engine, resolve_engine
 from .prepared import PreparedLut
 
 AUTO_DECOMP_TERMS = 0
@@ -57,14 +59,21 @@ def choose_engine(lut: PreparedLut, engine: str | None, device: torch.device | s
     """
     requested = engine or os.environ.get(ENGINE_ENV) or None
     if requested is None:
+        best = resolve_engine(None, device)
         found = analyse(lut)
-        if found is not None and found.terms <= AUTO_DECOMP_TERMS:
+        if found is not None and found.terms <= AUTO_DECOMP_TERMS and not _int8_plans(best):
             return get_engine("decomp")
-        return resolve_engine(None, device)
+        return best
     impl = resolve_engine(requested, device)
     if impl.name == "decomp" and analyse(lut) is None:
         raise NativeUnavailableError(f"engine 'decomp' does not apply to LUT '{lut.name}': {describe(lut)}")
     return impl
+
+
+def _int8_plans(engine: Engine) -> bool:
+    """Whether ``engine`` runs table plans with the exact product on the int8 GEMM (VNNI/AMX): an exact
+    multiplier is then that GEMM alone, faster than the float convolutions of ``decomp``."""
+    return isinstance(engine, CpuEngine) and cpu_isa() in PLAN_PATHS and engines.exact_kind() == "int8"
 
 
 def path_for(lut: PreparedLut, engine: str | None = None, device: torch.device | str = "cpu") -> str:

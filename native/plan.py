@@ -6,7 +6,8 @@ a plan writes the table as
     T = x[s_a]·y[s_b] + r[s_a] + c[s_b] + bias + scale·Q[s_a, s_b],    0 <= Q < 2^(8·planes)
 
 The kernels look up only ``Q``: one unsigned byte plane when it spans at most 256 values, else two (a look-up
-per plane, so one plane halves the work). ``x·y`` (the *exact product*) runs on a native GEMM, the offsets
+per plane, so one plane halves the work), none when nothing is left (an exact multiplier: the exact product
+alone). ``x·y`` (the *exact product*) runs on a native GEMM, the offsets
 ``r`` and ``c`` are chosen to make ``Q`` span as few values as possible, and ``scale`` is the gcd of the
 entries. For an approximate multiplier, ``Q`` is what is left of its error after the exact product and the
 offsets: 32 of the 68 EvoApprox 8x8 multipliers fit one plane that way, against 26 whose plain error
@@ -49,8 +50,8 @@ class TablePlan:
         rows: stored codes of a covered (``2^bits_eff``).
         flip_a: XOR between the codes of a and the stored codes (0: none).
         flip_b: the same for b.
-        table: uint8 ``[2^bits_b, planes, max(64, rows)]``: column ``s_b``, plane, row ``s_a``.
-        planes: 1 or 2.
+        table: uint8 ``[2^bits_b, max(1, planes), max(64, rows)]``: column ``s_b``, plane, row ``s_a``.
+        planes: 0 (nothing to look up: ``Q`` is 0, the exact product and the offsets are the table), 1 or 2.
         span: number of values ``Q`` spans.
         group_lo: byte-sum group of the low plane (its entries are at most ``255 / group_lo``).
         group_hi: the same for the high plane.
@@ -103,7 +104,7 @@ class TablePlan:
         parts = []
         if self.exact is not None:
             parts.append(f"exact {self.exact}")
-        plural = "s" if self.planes > 1 else ""
+        plural = "" if self.planes == 1 else "s"
         parts.append(f"{self.planes} plane{plural} of {'E' if self.exact else 'T'} ({self.span} values)")
         return " + ".join(parts)
 
@@ -243,19 +244,21 @@ def _build(lut: PreparedLut, isa: str, rows: int, flip_a: int, flip_b: int, exac
     residual = reduced - r[:, None] - c[None, :]
     qmin = int(residual.min())
     q = residual - qmin
-    planes = 1 if span <= 256 else 2
+    planes = 0 if span == 1 else 1 if span <= 256 else 2
     padded = max(64, rows)
-    stored = np.zeros((cols, planes, padded), dtype=np.uint8)
+    stored = np.zeros((cols, max(1, planes), padded), dtype=np.uint8)
     stored[:, 0, :rows] = (q.T & 0xFF).astype(np.uint8)
-    group_hi = 1
-    if planes == 2:
+    group_lo = group_hi = 1
+    if planes == 0:
+        pass  # nothing left to look up: the exact product and the offsets are the table
+    elif planes == 2:
         stored[:, 1, :rows] = (q.T >> 8).astype(np.uint8)
         group_hi = _widen_groups(int(q.max()) >> 8, GROUPS_HIGH) if isa == "avx512vbmi" else 1
         group_lo = 1
     else:
         group_lo = _widen_groups(int(q.max()), GROUPS_LOW) if isa == "avx512vbmi" else 1
     bits_eff = max(1, (rows - 1).bit_length())
-    cost = plane_cost(isa, bits_eff, group_lo) + (plane_cost(isa, bits_eff, group_hi) if planes == 2 else 0.0)
+    cost = sum(plane_cost(isa, bits_eff, group) for group in (group_lo, group_hi)[:planes])
     if exact is not None:
         cost += EXACT_COST[(isa, exact)]
     rows_total, cols_total = base_r + scale * r, base_c + scale * c

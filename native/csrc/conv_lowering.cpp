@@ -88,8 +88,11 @@ void conv_run(const torch::Tensor& x, const ConvGeometry& geometry, const Kernel
   TORCH_CHECK(bc.scalar_type() == torch::kUInt8 && bc.dim() == 3 && bc.size(0) == G && bc.size(1) == K &&
                   bc.size(2) == Og,
               "bc must be uint8 [G, K, O/G]");
-  GemmKernel fn = find_kernel(kernel.name, kernel.bits_eff, kernel.planes, kernel.group_lo, kernel.group_hi);
-  TORCH_CHECK(fn != nullptr, "unknown LUT-GEMM kernel ", kernel.name);
+  // Zero planes: a plan whose table is all offsets and exact product (no look-ups).
+  GemmKernel fn = kernel.planes == 0
+                      ? nullptr
+                      : find_kernel(kernel.name, kernel.bits_eff, kernel.planes, kernel.group_lo, kernel.group_hi);
+  TORCH_CHECK(fn != nullptr || kernel.planes == 0, "unknown LUT-GEMM kernel ", kernel.name);
   // Weight codes n-major ([G][Og][K]: a column's codes over k are consecutive), and as int8 slices of k for
   // the exact product.
   const torch::Tensor bcn = bc.transpose(1, 2).contiguous();
@@ -186,7 +189,7 @@ void conv_run(const torch::Tensor& x, const ConvGeometry& geometry, const Kernel
           q.K = ks;
           q.bits_eff = kernel.bits_eff;
           q.accumulate = k0 > 0;
-          fn(q, 0, 0, kLaneAlign, 0, Og);
+          if (fn != nullptr) fn(q, 0, 0, kLaneAlign, 0, Og);
           if (parts.exact_int8) {
             auto a8 = torch::from_blob(panel.data(), {ks, kLaneAlign}, torch::kInt8);
             auto part = torch::from_blob(k0 == 0 ? exact.data() : tmp.data(), {Og, kLaneAlign}, torch::kInt32);
@@ -212,14 +215,14 @@ void conv_run(const torch::Tensor& x, const ConvGeometry& geometry, const Kernel
         for (int64_t og = 0; og < Og; ++og) {
           const int64_t o = g * Og + og;
           const int64_t col = sums.cols[g * Og + og];
-          const int32_t* s = ct.data() + og * kLaneAlign;
+          const int32_t* s = fn != nullptr ? ct.data() + og * kLaneAlign : nullptr;
           const int32_t* e = parts.exact_int8 ? exact.data() + og * kLaneAlign : nullptr;
           for (const Run& run : runs) {
             const int64_t base = (run.n * O + o) * P + run.oh * OW + run.ow;
             float* d = dst + base;
             for (int64_t t = 0; t < run.length; ++t) {
               const int64_t lane = run.lane + t;
-              int64_t v = parts.scale * s[lane] + col;
+              int64_t v = s != nullptr ? parts.scale * s[lane] + col : col;
               if (e != nullptr) v += e[lane];
               if (rows_fn != nullptr) v += rows[lane];
               float y = addend == nullptr ? static_cast<float>(v)

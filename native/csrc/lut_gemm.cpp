@@ -48,12 +48,14 @@ torch::Tensor lut_gemm(const std::string& kernel, const torch::Tensor& at, const
   const int64_t G = at.size(0), K = at.size(1), Mp = at.size(2), N = bc.size(2);
   TORCH_CHECK(bc.size(0) == G && bc.size(1) == K, "at and bc shapes differ");
   TORCH_CHECK(Mp % kLaneAlign == 0, "at must be padded to a multiple of ", kLaneAlign, " rows");
-  GemmKernel fn = find_kernel(kernel, static_cast<int>(bits_eff), static_cast<int>(planes),
-                              static_cast<int>(group_lo), static_cast<int>(group_hi));
-  TORCH_CHECK(fn != nullptr, "unknown LUT-GEMM kernel ", kernel);
+  // Zero planes: a plan whose table is all offsets and exact product; its look-up sums are zero.
+  GemmKernel fn = planes == 0 ? nullptr
+                              : find_kernel(kernel, static_cast<int>(bits_eff), static_cast<int>(planes),
+                                            static_cast<int>(group_lo), static_cast<int>(group_hi));
+  TORCH_CHECK(fn != nullptr || planes == 0, "unknown LUT-GEMM kernel ", kernel);
   auto ct = torch::empty({G, N, Mp}, torch::dtype(torch::kInt32));
   if (G == 0 || N == 0 || Mp == 0) return ct;
-  if (K == 0) return ct.zero_();
+  if (K == 0 || planes == 0) return ct.zero_();
   GemmProblem p{};
   p.at = at.data_ptr<uint8_t>();
   p.at_g = at.stride(0);

@@ -14,7 +14,8 @@ from approxlut.cli import main
 from approxlut.lutgen.formats import save_npz
 from approxlut.lutgen.lut import Lut
 from approxlut.native.bench import NATIVE_ISA_ENV, limit_native_isa, native_isa, short_path
-from approxlut.native.cpu_features import ISA_ENV, detect
+from approxlut.native.cpu_features import ISA_ENV, cpu_isa, detect
+from approxlut.native.engines import PLAN_PATHS, exact_kind
 
 
 def test_bench_quick_json_verified(json_output) -> None:
@@ -34,11 +35,14 @@ def test_bench_quick_json_verified(json_output) -> None:
         assert r["path"]
 
 
-def test_bench_exact_lut_runs_decomp_path() -> None:
+def test_bench_exact_lut_runs_the_exact_product_alone() -> None:
+    """An exact multiplier: the int8 GEMM alone (a plan of no planes) where plans have it, else decomp."""
     result = CliRunner().invoke(main, ["bench", "--quick", "--json", "--no-networks", "--lut", "exact"])
     assert result.exit_code == 0, result.output
     rows = json.loads(result.stdout)["results"]
-    assert rows and all(r["path"].startswith("decomp") and r["verified"] for r in rows)
+    int8_plans = cpu_isa() in PLAN_PATHS and exact_kind() == "int8"
+    want = "exact int8 + 0 planes" if int8_plans else "decomp"
+    assert rows and all(want in r["path"] and r["verified"] for r in rows), rows
 
 
 def test_bench_unknown_engine_is_one_line_error() -> None:

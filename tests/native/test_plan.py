@@ -14,6 +14,7 @@ from approxlut.errors import NativeUnavailableError
 from approxlut.native import PreparedLut, build, cpu_features, engines, lut_bmm, tuning
 from approxlut.native import plan as plans
 from approxlut.native.conv import Conv2dLowering, conv2d_spec
+from approxlut.native.ops import choose_engine
 from approxlut.native.plan import TablePlan, int8_flip, int8_gemm_is_exact, plan_for
 from approxlut.native.prepared import code_values
 
@@ -193,6 +194,31 @@ def test_engine_runs_exact_plans_bit_exactly(isa: str, kind: str, bits: int, sig
             b = edge_values((g, k, n), low, high, 30 + i)
             path = check_bmm(a, b, lut)
             assert f"exact {kind} + 1 plane" in path, path
+
+
+@pytest.mark.parametrize(("bits", "signed"), [(8, True), (8, False), (6, True), (4, False)])
+def test_exact_products_need_no_plane(isa: str, kind: str, bits: int, signed: bool) -> None:
+    """Exact products plus row and column offsets: a plan of no planes (nothing looked up), GEMM and direct
+    conv bit-exact at the edge codes; a plain exact multiplier takes it through the automatic engine choice
+    where the exact product is the int8 GEMM."""
+    lut = structured_lut(bits, signed, error_span=1, seed=50 + bits)
+    low, high = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+    for i, (g, m, k, n) in enumerate([(1, 37, 19, 5), (2, 300, 261, 3)]):
+        path = check_bmm(edge_values((g, m, k), low, high, 60 + i), edge_values((g, k, n), low, high, 62 + i), lut)
+        assert f"exact {kind} + 0 planes" in path, path
+    dtype = torch.int8 if signed else torch.uint8
+    x = edge_values((2, 4, 7, 6), low, high, 64).to(dtype)
+    w = edge_values((6, 2, 3, 3), low, high, 65).to(dtype)
+    spec = conv2d_spec(w.shape, 1, 1, 1, 2)
+    want = Conv2dLowering(lut, engines.get_engine("reference"), ste=True, spec=spec).forward(x, w)
+    engine = engines.get_engine("cpu")
+    assert torch.equal(Conv2dLowering(lut, engine, ste=True, spec=spec).forward(x, w), want)
+    assert isinstance(engine, engines.CpuEngine) and engine.last_plan is not None and engine.last_plan.planes == 0
+    values = code_values(bits, signed)
+    exact = PreparedLut((values[:, None] * values[None, :]).to(torch.int32), bits, bits, signed, name="exact")
+    a, b = edge_values((1, 40, 30), low, high, 66), edge_values((1, 30, 7), low, high, 67)
+    assert torch.equal(lut_bmm(a, b, exact).to(torch.int64), torch.bmm(a.double(), b.double()).to(torch.int64))
+    assert choose_engine(exact, None, "cpu").name == ("cpu" if kind == "int8" else "decomp")
 
 
 def test_engine_two_plane_errors_and_long_reductions(isa: str, kind: str) -> None:
