@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "lut_gemm_common.h"
+#include "operands_isa.h"
 #include "table_parts.h"
 
 namespace lutgen {
@@ -88,6 +89,8 @@ void conv_run(const torch::Tensor& x, const ConvGeometry& geometry, const Kernel
   TORCH_CHECK(bc.scalar_type() == torch::kUInt8 && bc.dim() == 3 && bc.size(0) == G && bc.size(1) == K &&
                   bc.size(2) == Og,
               "bc must be uint8 [G, K, O/G]");
+  const bool wide = kernel.name.rfind("avx512", 0) == 0, avx2 = kernel.name.rfind("avx2", 0) == 0;
+  const auto epilogue = wide ? epilogue_avx512 : avx2 ? epilogue_avx2 : epilogue_plain;
   // Zero planes: a plan whose table is all offsets and exact product (no look-ups).
   GemmKernel fn = kernel.planes == 0
                       ? nullptr
@@ -157,19 +160,32 @@ void conv_run(const torch::Tensor& x, const ConvGeometry& geometry, const Kernel
     for (int64_t block = begin; block < end; ++block) {
       const int64_t m0 = block * kLaneAlign;
       const std::vector<Run> runs = block_runs(m0, M, OH, OW);
+      std::vector<int64_t> run_offset(runs.size());  // of each run's first input pixel, channel 0, tap (0, 0)
+      for (size_t q = 0; q < runs.size(); ++q) {
+        run_offset[q] = (runs[q].n * C * Hp + runs[q].oh * sh) * Wp + runs[q].ow * sw;
+      }
       const int64_t lanes = std::min(kLaneAlign, M - m0);
       for (int64_t g = 0; g < G; ++g) {
         for (int64_t k0 = 0; k0 < K; k0 += slice) {
           const int64_t ks = std::min(slice, K - k0);
           for (int64_t k = 0; k < ks; ++k) {  // row k0 + k = (c, i, j) of the group's receptive field
             const int64_t kk = k0 + k, c = g * Cg + kk / (kh * kw), i = (kk / kw) % kh, j = kk % kw;
+            const uint8_t* base = xp.data() + (c * Hp + i * dh) * Wp + j * dw;
             uint8_t* row = panel.data() + k * kLaneAlign;
-            for (const Run& r : runs) {
-              const uint8_t* s = xp.data() + ((r.n * C + c) * Hp + r.oh * sh + i * dh) * Wp + r.ow * sw + j * dw;
-              if (sw == 1) {
-                std::memcpy(row + r.lane, s, static_cast<size_t>(r.length));
-              } else {
-                for (int64_t t = 0; t < r.length; ++t) row[r.lane + t] = s[t * sw];
+            for (size_t q = 0; q < runs.size(); ++q) {
+              const Run& r = runs[q];
+              const uint8_t* s = base + run_offset[q];
+              uint8_t* d = row + r.lane;
+              if (sw != 1) {
+                for (int64_t t = 0; t < r.length; ++t) d[t] = s[t * sw];
+                continue;
+              }
+              switch (r.length) {  // the usual widths as fixed-size moves
+                case 4: std::memcpy(d, s, 4); break;
+                case 8: std::memcpy(d, s, 8); break;
+                case 16: std::memcpy(d, s, 16); break;
+                case 32: std::memcpy(d, s, 32); break;
+                default: std::memcpy(d, s, static_cast<size_t>(r.length));
               }
             }
             std::memset(row + lanes, code_flip, static_cast<size_t>(kLaneAlign - lanes));
@@ -217,6 +233,24 @@ void conv_run(const torch::Tensor& x, const ConvGeometry& geometry, const Kernel
           const int64_t col = sums.cols[g * Og + og];
           const int32_t* s = fn != nullptr ? ct.data() + og * kLaneAlign : nullptr;
           const int32_t* e = parts.exact_int8 ? exact.data() + og * kLaneAlign : nullptr;
+          if (addend == nullptr) {  // in 32 bits (the engine bounds the sums by the int32 range), vectorised
+            const RunEpilogue q{static_cast<int32_t>(parts.scale),
+                                static_cast<uint32_t>(static_cast<uint64_t>(col)),
+                                mul != nullptr,
+                                add != nullptr,
+                                extra != nullptr,
+                                mul != nullptr ? mul[o] : 1.0f,
+                                add != nullptr ? add[o] : 0.0f,
+                                extra != nullptr ? extra[o] : 0.0f};
+            for (const Run& run : runs) {
+              float* d = dst + (run.n * O + o) * P + run.oh * OW + run.ow;
+              const int32_t* rr = rows_fn != nullptr ? rows.data() + run.lane : nullptr;
+              const int32_t* ss = s != nullptr ? s + run.lane : nullptr;
+              const int32_t* ee = e != nullptr ? e + run.lane : nullptr;
+              epilogue(d, run.length, ss, ee, rr, q);
+            }
+            continue;
+          }
           for (const Run& run : runs) {
             const int64_t base = (run.n * O + o) * P + run.oh * OW + run.ow;
             float* d = dst + base;
