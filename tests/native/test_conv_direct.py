@@ -6,14 +6,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from approxlut.errors import ConfigError, LutgenError, NativeUnavailableError
-from approxlut.native import PreparedLut, build, cpu_features, tuning
+from approxlut.errors import ConfigError, LutgenError
+from approxlut.native import PreparedLut, tuning
 from approxlut.native.autograd import operand_values
 from approxlut.native.conv import Conv2dLowering, conv2d_spec
 from approxlut.native.engines import CpuEngine, get_engine
 from approxlut.native.ops import approx_conv2d
-
-ISA_PATHS = cpu_features.detect().paths()
 
 # (n, c, h, w, o, kh, kw, stride, padding, dilation, groups)
 CASES = [
@@ -24,20 +22,6 @@ CASES = [
     (1, 2, 4, 13, 4, 2, 5, (1, 3), (3, 2), (2, 1), 1),  # padding beyond the kernel reach
     (5, 8, 3, 3, 4, 3, 3, 1, 1, 1, 2),
 ]
-
-
-@pytest.fixture(scope="module")
-def native() -> object:
-    try:
-        return build.load()
-    except NativeUnavailableError as error:
-        pytest.skip(f"native CPU kernels unavailable: {error}")
-
-
-@pytest.fixture(params=ISA_PATHS or [pytest.param("none", marks=pytest.mark.skip(reason="not an x86-64 CPU"))])
-def isa(request: pytest.FixtureRequest, native: object, monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.setenv(cpu_features.ISA_ENV, request.param)
-    return str(request.param)
 
 
 def random_values(shape: tuple[int, ...], bits: int, signed: bool, seed: int) -> torch.Tensor:

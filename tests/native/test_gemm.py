@@ -15,7 +15,6 @@ import torch
 from approxlut.errors import ConfigError, LutgenError, NativeUnavailableError
 from approxlut.native import (
     PreparedLut,
-    build,
     cpu_features,
     engines,
     last_path,
@@ -189,21 +188,6 @@ def test_cpu_path_choice(monkeypatch: pytest.MonkeyPatch) -> None:
 # --- native CPU kernels --------------------------------------------------------------------------------------
 
 ISA_PATHS = cpu_features.detect().paths()
-
-
-@pytest.fixture(scope="module")
-def native() -> object:
-    """The compiled extension (built once per session), or a clean skip where it cannot be built."""
-    try:
-        return build.load()
-    except NativeUnavailableError as error:
-        pytest.skip(f"native CPU kernels unavailable: {error}")
-
-
-@pytest.fixture(params=ISA_PATHS or [pytest.param("none", marks=pytest.mark.skip(reason="not an x86-64 CPU"))])
-def isa(request: pytest.FixtureRequest, native: object, monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.setenv(cpu_features.ISA_ENV, request.param)
-    return str(request.param)
 
 
 def check_native(a: torch.Tensor, b: torch.Tensor, lut: PreparedLut, isa: str) -> str:

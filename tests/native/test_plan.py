@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from approxlut.errors import NativeUnavailableError
-from approxlut.native import PreparedLut, build, cpu_features, engines, lut_bmm, tuning
+from approxlut.native import PreparedLut, cpu_features, engines, lut_bmm, tuning
 from approxlut.native import plan as plans
 from approxlut.native.conv import Conv2dLowering, conv2d_spec
 from approxlut.native.ops import choose_engine
@@ -136,14 +135,6 @@ def test_plan_groups_and_planes(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 # --- the engine ----------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def native() -> object:
-    try:
-        return build.load()
-    except NativeUnavailableError as error:
-        pytest.skip(f"native CPU kernels unavailable: {error}")
 
 
 PLAN_ISAS = [isa for isa in ISA_PATHS if isa in engines.PLAN_PATHS]

@@ -8,26 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from approxlut.errors import ConfigError, NativeUnavailableError
+from approxlut.errors import ConfigError
 from approxlut.lutgen.lut import Lut, code_values
-from approxlut.native import build, cpu_features
 from approxlut.nn import ApproxConv2d, LayerConfig, calibrate
-
-ISA_PATHS = cpu_features.detect().paths()
-
-
-@pytest.fixture(scope="module")
-def native() -> object:
-    try:
-        return build.load()
-    except NativeUnavailableError as error:
-        pytest.skip(f"native CPU kernels unavailable: {error}")
-
-
-@pytest.fixture(params=ISA_PATHS or [pytest.param("none", marks=pytest.mark.skip(reason="not an x86-64 CPU"))])
-def isa(request: pytest.FixtureRequest, native: object, monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.setenv(cpu_features.ISA_ENV, request.param)
-    return str(request.param)
 
 
 def approximate_lut(bits: int, seed: int) -> Lut:
