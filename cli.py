@@ -8,19 +8,28 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import wraps
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from .clitypes import MAX_VERIFY, Device, FiniteFloat, ModelReference, RayAddress, seed_option
 from .errors import LutgenError
+from .tasks import MAX_WORKERS
 
 if TYPE_CHECKING:
     from .library.filters import Filter
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+#: Most Monte-Carlo samples ``lutgen sim --samples`` takes (2^30; the default is 2^22).
+MAX_SAMPLES = 1 << 30
+#: Ranges of the retraining options: a learning rate above 10 diverges at once; the others are sizes.
+MAX_LR = 10.0
+MAX_EPOCHS = 10_000
+MAX_BATCH = 1 << 16
 
 
 def reports_errors(func: F) -> F:
@@ -37,7 +46,34 @@ def reports_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-@click.group()
+class _OneLineErrors(click.Group):
+    """The top-level group: click's usage errors also come out as one line (``error: ...``, exit code 2)."""
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.ClickException as error:
+            ctx: click.Context | None = getattr(error, "ctx", None)
+            where = f"{ctx.command_path}: " if ctx is not None else ""
+            message = " ".join(error.format_message().split())
+            click.echo(f"error: {where}{message}", err=True)
+            sys.exit(error.exit_code)
+        except click.Abort:
+            click.echo("error: aborted", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+@click.group(cls=_OneLineErrors)
 @click.version_option(package_name="lutgen")
 def main() -> None:
     """lutgen: approximate multipliers to lookup tables, and DNNs run through them."""
@@ -91,7 +127,11 @@ def _operands(value: str | None) -> tuple[str, str] | None:
 @click.option("--out", type=click.Path(path_type=Path), help="Output .npz (default: next to FILE).")
 @click.option("--compress", is_flag=True, help="Write the .npz zip-compressed (smaller, slower; read the same way).")
 @click.option("--no-write", is_flag=True, help="Do not write the LUT file.")
-@click.option("--samples", type=click.IntRange(64), help="Monte-Carlo samples instead of exhaustive simulation.")
+@click.option(
+    "--samples",
+    type=click.IntRange(64, MAX_SAMPLES),
+    help="Monte-Carlo samples instead of exhaustive simulation (64..2^30).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (schema: docs/json.md).")
 @reports_errors
 def sim(
@@ -176,7 +216,7 @@ def _filter_options(func: F) -> F:
         click.option("--signed/--unsigned", default=None, help="Only signed / only unsigned multipliers."),
         click.option("--origin", help="Only this origin: builtin, import, evoapprox (any release), 'evoapprox v2022'."),
         click.option("--family", help="Only this family: truncated (or trunc), broken_array (bam), drum, ..."),
-        click.option("--max-mae", type=float, help="Largest MAE in percent."),
+        click.option("--max-mae", type=FiniteFloat(0), help="Largest MAE in percent."),
         click.option(
             "--filter",
             "filter_text",
@@ -227,7 +267,7 @@ def library_init(library_dir: Path | None, as_json: bool) -> None:
 @reports_errors
 def library_import(paths: tuple[Path, ...], library_dir: Path | None, signed: bool | None, as_json: bool) -> None:
     """Import netlist files and folders (recursively), e.g. a checkout of EvoApproxLib."""
-    from .errors import LibraryError
+    from .errors import InputError
     from .library import Library
     from .library.importer import import_paths
 
@@ -243,11 +283,12 @@ def library_import(paths: tuple[Path, ...], library_dir: Path | None, signed: bo
         click.echo(
             f"{len(summary.added)} added, {len(summary.merged)} merged as alternative sources, "
             f"{len(summary.unchanged)} already present, {len(summary.failed)} failed"
+            + (f", {len(summary.repaired)} damaged tables repaired" if summary.repaired else "")
         )
         for path, message in summary.failed:
-            click.echo(f"  {path}: {message}", err=True)
+            click.echo(f"  failed: {path}: {message}")
     if summary.failed:
-        raise LibraryError(f"{len(summary.failed)} file(s) could not be imported; the others were")
+        raise InputError(f"{len(summary.failed)} file(s) could not be imported; the others were")
 
 
 @library.command("list")
@@ -460,6 +501,36 @@ def library_remove(name: str, library_dir: Path | None) -> None:
     click.echo(f"removed {entry.full_name}")
 
 
+@library.command("check")
+@_library_option
+@click.option("--repair", is_flag=True, help="Mend what can be mended (see the command's description).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (schema: docs/json.md).")
+@reports_errors
+def library_check(library_dir: Path | None, repair: bool, as_json: bool) -> None:
+    """Check the index, every row and every table (git fsck style); --repair mends what it can.
+
+    Exit code 0 when the library is sound (or was fully repaired), 1 when problems remain.
+    """
+    from .library.check import check_library
+
+    report = check_library(library_dir, repair=repair)
+    if as_json:
+        _echo_json("library check", report.as_dict())
+    else:
+        for finding in report.findings:
+            state = "repaired" if finding.repaired else "problem"
+            advice = f" ({finding.advice})" if finding.advice else ""
+            click.echo(f"{state}: {finding.problem}{advice}")
+        verdict = "sound" if report.healthy else "damaged"
+        click.echo(f"{report.library}: {verdict}; {report.entries} entries, {report.tables} tables")
+    if not report.healthy:
+        from .errors import LibraryError
+
+        left = sum(1 for f in report.findings if not f.repaired)
+        hint = "" if repair else "; run `lutgen library check --repair`"
+        raise LibraryError(f"the library at {report.library} has {left} problem(s) left{hint}")
+
+
 @main.command("bench")
 @click.option("--quick", is_flag=True, help="Tiny shapes and narrow networks (seconds; used by the tests).")
 @click.option("--backward", is_flag=True, help="Also time forward+backward of the single layers.")
@@ -637,8 +708,8 @@ def synth_generate(
 @synth.command("als")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--signed/--unsigned", default=False, help="Operand encoding (default: unsigned).")
-@click.option("--max-mae", type=float, help="Error bound: MAE % (EvoApproxLib definition).")
-@click.option("--max-wce", type=float, help="Error bound: WCE %.")
+@click.option("--max-mae", type=FiniteFloat(0), help="Error bound: MAE % (EvoApproxLib definition).")
+@click.option("--max-wce", type=FiniteFloat(0), help="Error bound: WCE %.")
 @click.option("--objective", type=click.Choice(["gates", "power"]), default="gates", show_default=True)
 @click.option("--steps", type=click.IntRange(1, 1000), default=80, show_default=True, help="Most substitutions.")
 @click.option("--wires/--constants-only", default=True, help="Also replace gate outputs by gate inputs.")
@@ -745,7 +816,11 @@ def model_options(func: F) -> F:
     """The options that name a network and its data (shared by ``evaluate`` and ``retrain``)."""
     decorators = [
         click.option(
-            "--model", "model_name", required=True, help="Zoo model (lenet5, vgg19, resnet18, ...) or module:callable."
+            "--model",
+            "model_name",
+            type=ModelReference(),
+            required=True,
+            help="Zoo model (lenet5, vgg19, resnet18, ...) or path/to/file.py:callable.",
         ),
         click.option(
             "--weights",
@@ -775,22 +850,25 @@ def model_options(func: F) -> F:
     help="auto | NAME (every layer) | assignment.json[#N: front point N of a --save file] | layer=NAME,... "
     "(other layers exact).",
 )
-@click.option("--budget", default=1.0, show_default=True, help="auto: allowed accuracy drop in points.")
+@click.option(
+    "--budget", type=FiniteFloat(0), default=1.0, show_default=True, help="auto: allowed accuracy drop in points."
+)
 @click.option(
     "--verify",
     "verify_points",
-    type=click.IntRange(1),
+    type=click.IntRange(1, MAX_VERIFY),
     default=5,
     show_default=True,
     help="auto: front points verified with the LUT engine per round (two rounds).",
 )
 @click.option(
     "--workers",
-    type=click.IntRange(1),
+    type=click.IntRange(1, MAX_WORKERS),
     help="auto: run the search's tasks on a local Ray instance with N workers (default: in-process).",
 )
 @click.option(
     "--ray-address",
+    type=RayAddress(),
     envvar="RAY_ADDRESS",
     help="auto: run the search's tasks on the Ray cluster at ADDR (or 'auto'; default: $RAY_ADDRESS).",
 )
@@ -800,8 +878,8 @@ def model_options(func: F) -> F:
     show_default=True,
     help="auto: library filter (bits=N, signed|unsigned, max_mae=X) or a comma-separated list of names.",
 )
-@click.option("--limit", type=int, help="Evaluate on the first N test samples only.")
-@click.option("--seed", default=0, show_default=True, help="Seed of the data split, calibration subset and noise.")
+@click.option("--limit", type=click.IntRange(1), help="Evaluate on the first N test samples only.")
+@seed_option("Seed of the data split, calibration subset and noise")
 @click.option(
     "--bias-correction/--no-bias-correction",
     default=None,
@@ -835,6 +913,12 @@ def evaluate_command(
 ) -> None:
     """Run a model through approximate multipliers: accuracy, per-layer table, multiplier energy."""
     from rich.console import Console
+
+    from .fileio import check_writable
+
+    for target in (save, plot):
+        if target is not None:
+            check_writable(target)  # before the run, not after it
 
     from .nn.evaluate import EvaluateOptions, plot_pareto, render, run_evaluate, save_assignment
 
@@ -887,17 +971,19 @@ def evaluate_command(
     show_default=True,
     help="Gradient LUT half window: N, or 'auto' (per-multiplier search, cached in the library).",
 )
-@click.option("--epochs", type=click.IntRange(0, None), default=5, show_default=True)
-@click.option("--lr", type=click.FloatRange(0, None), default=0.01, show_default=True, help="Peak learning rate.")
-@click.option("--batch-size", type=click.IntRange(1, None), default=64, show_default=True)
-@click.option("--seed", default=0, show_default=True, help="Seed of the data split, shuffling and initial state.")
+@click.option("--epochs", type=click.IntRange(0, MAX_EPOCHS), default=5, show_default=True)
+@click.option(
+    "--lr", type=FiniteFloat(0, MAX_LR, open_low=True), default=0.01, show_default=True, help="Peak learning rate."
+)
+@click.option("--batch-size", type=click.IntRange(1, MAX_BATCH), default=64, show_default=True)
+@seed_option("Seed of the data split, shuffling and initial state")
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
     help="Checkpoint written after every epoch (default: $LUTGEN_CACHE/retrain/, named by the options; printed).",
 )
 @click.option("--resume", is_flag=True, help="Continue from the checkpoint (--out, or the default; same options).")
-@click.option("--device", help="torch device (default: cuda when present, else cpu).")
+@click.option("--device", type=Device(), help="torch device (default: cuda when present, else cpu).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (schema: docs/json.md).")
 @reports_errors
 def retrain_command(

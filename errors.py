@@ -38,15 +38,32 @@ class ParseError(InputError):
         return f"{where}: {self.message}"
 
 
+class WriteError(InputError):
+    """A file cannot be written where the user asked; ``reason`` is the message without the path."""
+
+    def __init__(self, path: object, reason: str):
+        self.path = path
+        self.reason = reason
+        super().__init__(f"{path}: {reason}")
+
+
 class NetlistError(InputError):
     """A netlist is structurally wrong (loops, undriven or multiply-driven nets, wrong widths)."""
 
 
 class LibraryError(LutgenError):
-    """The multiplier catalogue cannot do what was asked (missing entry, corrupted blob)."""
+    """The multiplier catalogue cannot do what was asked (damaged index, corrupted blob)."""
 
 
-class NotInLibraryError(InputError, LibraryError):
+class DamagedIndexError(LibraryError):
+    """The library's SQLite index has damaged pages or rows (``lutgen library check --repair`` may mend it)."""
+
+
+class LibraryUsageError(InputError, LibraryError):
+    """A library request that cannot be met as asked (a missing library, a read-only one): exit code 2."""
+
+
+class NotInLibraryError(LibraryUsageError):
     """A name or hash prefix matches no library entry, or several: the user's to fix (exit code 2)."""
 
 

@@ -6,7 +6,8 @@ Each command prints one JSON object with ``schema_version`` (:data:`SCHEMA_VERSI
 ``*_accuracy_pct``, ``relative_energy`` (a fraction of the exact multiplier's), ``*_bytes``. The
 vocabulary (:data:`VOCABULARY`) says what every key means, and :func:`json_schema` gives the JSON
 Schema (draft 2020-12) of a command's output; ``docs/json.md`` is generated from both
-(``python -m approxlut.schema > docs/json.md``), and the tests validate every command's output.
+(``python -m approxlut.schema docs/json.md``), and the tests validate every command's output.
+:func:`dumps` is the one way a command prints its object; NaN and infinities come out as ``null``.
 
 A change that renames or removes a key, or changes its meaning, raises :data:`SCHEMA_VERSION`;
 adding a key does not.
@@ -15,8 +16,10 @@ adding a key does not.
 from __future__ import annotations
 
 import json
+import math
+import numbers
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 #: Raised when a key is renamed or removed, or its meaning changes.
@@ -100,6 +103,7 @@ VOCABULARY: dict[str, tuple[dict[str, Any], str]] = {
     "unchanged": (_array(_STR), "files already in the library"),
     "merged": (_array(_OBJ), "files merged into an existing entry as alternative sources: {file, entry}"),
     "failed": (_array({"type": ["object", "string"]}), "what could not be done, and why"),
+    "repaired": (_array(_STR), "entries whose missing or damaged table file the command rebuilt"),
     "file": (_STR, "a file"),
     "entry": (_STR, "an entry's full name"),
     "error": (_STR, "one-line error message"),
@@ -108,6 +112,15 @@ VOCABULARY: dict[str, tuple[dict[str, Any], str]] = {
     "total": (_INT, "entries considered"),
     "fronts": (_array(_OBJ), "one Pareto front per kind: {kind, total, front}"),
     "front": (_array(_OBJ), "points of a Pareto front, lowest x first"),
+    # integrity (`library check`)
+    "repair": (_BOOL, "`--repair` was given: the command mended what it could"),
+    "healthy": (_BOOL, "no problem is left (none was found, or every one was fixed)"),
+    "index_entries": (_INT, "entries in the library's index"),
+    "table_files": (_INT, "table files (`blobs/*.npz`) in the library folder"),
+    "findings": (_array(_OBJ), "problems found, in the order checked: {problem, fixed, advice}"),
+    "problem": (_STR, "one problem found, one line"),
+    "fixed": (_BOOL, "this run mended the problem"),
+    "advice": (_maybe(_STR), "what to do about a problem left as found (null when fixed)"),
     # calibration of the power model
     "spearman": (_NUM, "rank correlation of estimated vs published power"),
     "median_relative_error": (_NUM, "median |estimated - published| / published (a fraction)"),
@@ -210,6 +223,7 @@ NESTED: dict[str, tuple[str, ...]] = {
     "front": ENTRY_KEYS,
     "fronts": ("kind", "total", "front"),
     "merged": ("file", "entry"),
+    "findings": ("problem", "fixed", "advice"),
     "layers": ("name", "macs", "multiplier", "mae_pct", "power_mw", "relative_power", "cost_basis"),
     "epochs": ("epoch", "train_loss", "train_accuracy_pct", "test_accuracy_pct", "elapsed_s", "samples_per_s"),
     "points": _SYNTH_JOB,
@@ -238,11 +252,12 @@ COMMANDS: dict[str, tuple[str, ...]] = {
         *_SYNTH, "signed_from", "input_format", "input_pairs", "hash", "out", "out_bytes", "elapsed_s",
     ),
     "library init": ("library", "builtin_entries", "elapsed_s"),
-    "library import": ("library", "library_created", "added", "unchanged", "merged", "failed"),
+    "library import": ("library", "library_created", "added", "unchanged", "merged", "repaired", "failed"),
     "library list": ("library", "filter", "entries"),
     "library show": (*ENTRY_KEYS, "published_differences", "sampled_differences", "plot"),
     "library pareto": ("x", "y", "filter", "total", "fronts", "plots"),
     "library calibrate": ("spearman", "median_relative_error", "circuits"),
+    "library check": ("library", "repair", "healthy", "index_entries", "table_files", "findings"),
     "synth verilog": _SYNTH_JOB,
     "synth generate": _SYNTH_JOB,
     "synth als": ("points",),
@@ -271,8 +286,35 @@ def document(command: str, body: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def dumps(command: str, body: Mapping[str, Any]) -> str:
-    """:func:`document` as one line of JSON."""
-    return json.dumps(document(command, body))
+    """:func:`document` as one line of JSON: what every ``--json`` prints (through :func:`dumps_json`)."""
+    return dumps_json(document(command, body))
+
+
+def dumps_json(data: Any, **kwargs: Any) -> str:
+    """``json.dumps`` that writes ``null`` for NaN and infinities (JSON has neither), never ``NaN``.
+
+    numpy scalars are written as the numbers they hold. Every JSON lutgen prints or writes goes through it.
+    """
+    return json.dumps(_finite(data), allow_nan=False, **kwargs)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if type(value).__module__ == "numpy" and getattr(value, "shape", None) == ():
+        value = value.item()  # a numpy scalar: the Python number (or bool) it holds
+        if isinstance(value, bool):
+            return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        number = float(value)
+        return number if math.isfinite(number) else None
+    if isinstance(value, Mapping):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    return value
 
 
 def _object(keys: tuple[str, ...], command: str) -> dict[str, Any]:
@@ -299,7 +341,7 @@ def markdown() -> str:
     lines = [
         "# lutgen's JSON output",
         "",
-        "<!-- generated by `python -m approxlut.schema > docs/json.md`; do not edit -->",
+        "<!-- generated by `python -m approxlut.schema docs/json.md`; do not edit -->",
         "",
         f"Schema version **{SCHEMA_VERSION}**. Every `--json` prints one object whose first keys are",
         "`schema_version` and `command`. Keys carry their unit: `_pct` percent, `_mw` milliwatts, `_um2` square",
@@ -326,5 +368,15 @@ def markdown() -> str:
     return "\n".join(lines) + "\n"
 
 
+def main(argv: Sequence[str]) -> None:
+    """``python -m approxlut.schema [FILE]``: write ``docs/json.md`` to FILE (atomically), else to stdout."""
+    if not argv:
+        sys.stdout.write(markdown())
+        return
+    from .fileio import atomic_write_text
+
+    atomic_write_text(argv[0], markdown())
+
+
 if __name__ == "__main__":
-    sys.stdout.write(markdown())
+    main(sys.argv[1:])

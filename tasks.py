@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import re
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
@@ -37,6 +38,11 @@ Handle = Any
 INSTALL_HINT = "pip install 'lutgen[ray]' (make install does it)"
 #: Object store of a local Ray instance started here: small, the machine is shared.
 OBJECT_STORE_MB = 256
+#: Most workers of a local Ray instance (``--workers``): each is a process holding its own copy of a model.
+MAX_WORKERS = 256
+#: What ``--ray-address`` takes besides ``auto`` (the cluster this machine belongs to): ``HOST:PORT`` or
+#: ``ray://HOST:PORT`` (Ray Client).
+RAY_ADDRESS = re.compile(r"(?:ray://)?(?:[A-Za-z0-9_.-]+|\[[0-9A-Fa-f:.]+\]):(?P<port>\d{1,5})")
 #: Environment variables a Ray worker must see as the driver does (kernel engine, caches, library).
 FORWARDED_ENV_PREFIX = "LUTGEN_"
 
@@ -177,6 +183,30 @@ class RayEngine(Engine):
             self._ray.shutdown()
 
 
+def check_engine_options(*, workers: int | None, address: str | None) -> None:
+    """Check the engine options before any work: ranges, not both, and Ray installed when either is given.
+
+    Raises:
+        ConfigError: one line naming the option (exit code 2).
+    """
+    if workers is not None and not 1 <= workers <= MAX_WORKERS:
+        raise ConfigError(f"--workers must be 1..{MAX_WORKERS}, got {workers}")
+    if address is not None and workers is not None:
+        raise ConfigError("give --workers (start a local Ray instance) or --ray-address (join a cluster), not both")
+    if address is not None:
+        check_ray_address(address)
+    if workers is not None or address is not None:
+        require_ray()
+
+
+def check_ray_address(address: str) -> str:
+    """``address`` when it is one ``--ray-address`` takes (see :data:`RAY_ADDRESS`), else :class:`ConfigError`."""
+    form = RAY_ADDRESS.fullmatch(address)
+    if address != "auto" and (form is None or not 1 <= int(form["port"]) <= 65535):
+        raise ConfigError(f"--ray-address {address!r}: use 'auto', HOST:PORT or ray://HOST:PORT (port 1..65535)")
+    return address
+
+
 def require_ray() -> Any:
     """The ``ray`` module, or a one-line :class:`ConfigError` saying how to install it."""
     try:
@@ -190,12 +220,10 @@ def require_ray() -> Any:
 def open_engine(*, workers: int | None = None, address: str | None = None) -> Iterator[Engine]:
     """The engine for a job: in-process unless ``workers`` (a local Ray instance) or ``address`` is given.
 
-    ``workers`` must be at least 1 (``workers=1`` runs the tasks in one Ray worker, out of this process).
+    ``workers`` must be 1 .. :data:`MAX_WORKERS` (``workers=1`` runs the tasks in one Ray worker, out of
+    this process); see :func:`check_engine_options`.
     """
-    if workers is not None and workers < 1:
-        raise ConfigError(f"--workers must be at least 1, got {workers}")
-    if address is not None and workers is not None:
-        raise ConfigError("give --workers (start a local Ray instance) or --ray-address (join a cluster), not both")
+    check_engine_options(workers=workers, address=address)
     local = address is None and workers is None
     engine: Engine = InProcess() if local else RayEngine(workers=workers, address=address)
     try:
@@ -204,4 +232,14 @@ def open_engine(*, workers: int | None = None, address: str | None = None) -> It
         engine.close()
 
 
-__all__ = ["Engine", "Handle", "InProcess", "RayEngine", "TaskError", "open_engine", "require_ray"]
+__all__ = [
+    "Engine",
+    "Handle",
+    "InProcess",
+    "RayEngine",
+    "TaskError",
+    "check_engine_options",
+    "check_ray_address",
+    "open_engine",
+    "require_ray",
+]

@@ -11,12 +11,15 @@ a buffer or an inverter.
 
 from __future__ import annotations
 
+import gc
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from sys import intern
+from typing import NamedTuple
 
 from ..errors import InputError, NetlistError, ParseError
-from .netlist import Cover, Gate, Kind, Netlist, SourceLoc, find_loop, topo_order
+from .netlist import MAX_GATES, Cover, Gate, Kind, Netlist, SourceLoc, find_loop, topo_order
 from .ports import group_bits, order_operands
 
 #: Directives that annotate a circuit without changing its function; skipped.
@@ -60,8 +63,8 @@ REFUSED = {
 #: Nets Yosys leaves implicit with ``write_blif -impltf``: constant when the file does not drive them.
 IMPLICIT_CONSTANTS = {"$false": 0, "$true": 1, "$undef": 0}
 
-#: Flattened designs larger than this are refused (nested instances can multiply without bound).
-MAX_GATES = 2_000_000
+#: Flattened designs larger than :data:`~approxlut.circuits.netlist.MAX_GATES` are refused (nested
+#: instances can multiply without bound), and so are files with more nodes, before they are flattened.
 
 #: Yosys' internal gate cells (``write_blif -icells``): input ports in order and the cover driving ``Y``.
 YOSYS_CELLS: dict[str, tuple[tuple[str, ...], Cover]] = {
@@ -84,16 +87,18 @@ YOSYS_CELLS: dict[str, tuple[tuple[str, ...], Cover]] = {
 }
 
 _SAFE_NAME = re.compile(r"^[^\s#=\\.][^\s#=\\]*$")
+_WORD = re.compile(r"\S+")
+_BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"  # where str.splitlines breaks
+_LINE = re.compile(f"[^{_BREAKS}]*(?:\r\n|[{_BREAKS}]|$)")
 
 
-@dataclass(frozen=True)
-class _Token:
+class _Token(NamedTuple):
     text: str
     line: int
     col: int
 
 
-@dataclass
+@dataclass(slots=True)
 class _Node:
     inputs: list[_Token]
     output: _Token
@@ -118,24 +123,25 @@ class _Model:
     blackbox: bool = False
 
 
-def _logical_lines(text: str) -> list[list[_Token]]:
-    """Tokens per logical line: comments dropped, backslash continuations joined."""
-    lines: list[list[_Token]] = []
+def _logical_lines(text: str) -> Iterator[list[_Token]]:
+    """Tokens per logical line (generated one at a time): comments dropped, backslash continuations joined.
+
+    Token texts are interned: a net's name is used several times but stored once.
+    """
     pending: list[_Token] = []
-    for number, raw in enumerate(text.splitlines(), start=1):
-        body = raw.split("#", 1)[0]
-        stripped = body.rstrip()
+    word = _WORD.finditer
+    for number, match in enumerate(_LINE.finditer(text), start=1):  # lazily: no list of every line
+        stripped = match.group().split("#", 1)[0].rstrip()
         continued = stripped.endswith("\\")
         if continued:
             stripped = stripped[:-1]
-        pending.extend(_Token(m.group(), number, m.start() + 1) for m in re.finditer(r"\S+", stripped))
+        pending.extend([_Token(intern(m.group()), number, m.start() + 1) for m in word(stripped)])
         if not continued:
             if pending:
-                lines.append(pending)
+                yield pending
             pending = []
     if pending:
-        lines.append(pending)
-    return lines
+        yield pending
 
 
 def _parse_models(text: str, path: str) -> list[_Model]:
@@ -268,6 +274,7 @@ class _Flattener:
         self.driver_line: dict[int, int] = {}
         self.first_use: dict[int, _Token] = {}
         self.count = 0
+        self.covers: dict[Cover, Cover] = {}  # one object per distinct cover: a million gates share a few
 
     def fail(self, message: str, token: _Token) -> ParseError:
         return ParseError(message, self.path, token.line, token.col)
@@ -300,6 +307,7 @@ class _Flattener:
             out = net(node.output)
             self.drive(out, node.output)
             cover = Cover(tuple(node.cubes), 1 if node.phase is None else node.phase)
+            cover = self.covers.setdefault(cover, cover)
             self.gates.append(cover_gate(cover, ins, out, SourceLoc(loc, node.output.line)))
         for source, target in model.buffers:
             src, dst = net(source), net(target)
@@ -367,6 +375,19 @@ def read_blif(text: str, path: str = "<input>", *, operands: tuple[str, str] | N
     conventions of :func:`~approxlut.circuits.ports.order_operands` (or ``operands``); the outputs must
     form one bus.
     """
+    collecting = gc.isenabled()
+    gc.disable()  # millions of small acyclic objects: the cycle collector would rescan them again and again
+    try:
+        return _read_blif(text, path, operands)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _read_blif(text: str, path: str, operands: tuple[str, str] | None) -> Netlist:
+    nodes = sum(text.count(word) for word in (".names", ".subckt", ".gate"))  # an upper bound, counted at once
+    if nodes > MAX_GATES:
+        raise ParseError(f"{nodes} nodes: BLIF input is limited to {MAX_GATES} gates", path)
     models = _parse_models(text, path)
     top = models[0]
     where = top.name

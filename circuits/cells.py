@@ -15,13 +15,13 @@ EvoApproxLib's ``_pdk45`` netlists instantiate (``HAX1``/``FAX1`` with ``YS``/``
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ConfigError, ParseError
+from ..fileio import read_json
 from .netlist import ARITY, Kind
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
@@ -188,12 +188,7 @@ class CellLibrary:
     def load_json(self, path: str | Path, *, replace: bool = False) -> list[str]:
         """Register the cells of a JSON file (format in the module docstring); returns their names."""
         where = str(path)
-        try:
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ParseError(f"cannot read cell file: {exc}", where) from None
-        except json.JSONDecodeError as exc:
-            raise ParseError(f"invalid JSON: {exc.msg}", where, exc.lineno, exc.colno) from None
+        data = read_json(path, what="cell file")
         entries = data.get("cells") if isinstance(data, dict) else None
         if not isinstance(entries, list):
             raise ParseError('expected an object {"cells": [...]}', where)

@@ -5,8 +5,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..errors import ConfigError, InputError, NetlistError, ParseError
+from ..errors import ConfigError, NetlistError, ParseError
+from ..fileio import atomic_write_text, read_bytes
 from .netlist import Netlist
+
+#: Largest netlist file read (a one-million-gate BLIF netlist takes about 40 MB).
+MAX_NETLIST_BYTES = 64 << 20
 
 #: Format names and the file extensions that select them.
 FORMATS: dict[str, tuple[str, ...]] = {
@@ -81,22 +85,12 @@ def write_netlist(netlist: Netlist, path: str | os.PathLike[str], format: str | 
         from .blif import write_blif
 
         text = write_blif(netlist)
-    try:
-        Path(path).write_text(text)
-    except OSError as exc:
-        raise InputError(f"{path}: cannot write ({exc.strerror or exc})") from None
+    atomic_write_text(path, text)
 
 
 def _read_text(path: str | os.PathLike[str]) -> str:
     where = str(path)
-    try:
-        data = Path(path).read_bytes()
-    except IsADirectoryError:
-        raise ParseError("is a directory, not a netlist file", where) from None
-    except FileNotFoundError:
-        raise ParseError("no such file", where) from None
-    except OSError as exc:
-        raise ParseError(f"cannot read ({exc.strerror or exc})", where) from None
+    data = read_bytes(path, limit=MAX_NETLIST_BYTES, what="netlist file")
     if b"\0" in data:
         line = data[: data.index(b"\0")].count(b"\n") + 1
         raise ParseError("binary data (NUL byte): not a netlist text file", where, line)

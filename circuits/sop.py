@@ -34,6 +34,11 @@ _BLIF_START = re.compile(r"^\s*\.(model|names|inputs|outputs|subckt|gate)\b", re
 _PLA_START = re.compile(r"^\s*\.(i|o|ilb|ob|p|type)\b", re.MULTILINE)
 
 
+#: Most cube rows and most inputs or outputs a PLA file may have (an exhaustive 8x8 table has 65536 rows).
+MAX_ROWS = 1 << 20
+MAX_WIDTH = 256
+
+
 def read_sop(text: str, path: str = "<input>", *, operands: tuple[str, str] | None = None) -> Netlist:
     """Parse a two-level SOP file (Espresso PLA, or BLIF with SOP covers) into a :class:`Netlist`."""
     blif = _BLIF_START.search(text)
@@ -67,6 +72,8 @@ def read_pla(text: str, path: str = "<input>", *, operands: tuple[str, str] | No
             if directive in (".i", ".o", ".p"):
                 if len(fields) != 2 or not fields[1].isdigit():
                     raise ParseError(f"{directive} takes one number", path, number, 1)
+                if int(fields[1]) > MAX_WIDTH:
+                    raise ParseError(f"{directive} {fields[1]}: at most {MAX_WIDTH} allowed", path, number, 1)
                 if directive == ".i":
                     n_in, header_line = int(fields[1]), number
                 elif directive == ".o":
@@ -94,6 +101,8 @@ def read_pla(text: str, path: str = "<input>", *, operands: tuple[str, str] | No
             raise ParseError(
                 f"cube row has {len(plane)} values, expected {n_in} inputs + {n_out} outputs", path, number, 1
             )
+        if len(rows) >= MAX_ROWS:
+            raise ParseError(f"more than {MAX_ROWS} cube rows: PLA input is limited to {MAX_ROWS}", path, number, 1)
         ins, outs = plane[:n_in], plane[n_in:]
         for i, char in enumerate(ins):
             if char not in "01-":

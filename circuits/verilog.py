@@ -12,10 +12,9 @@ pointer to the Yosys path; every problem is a :class:`~approxlut.errors.ParseErr
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 import threading
+import types
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,7 @@ from typing import Any
 
 from ..errors import NetlistError, ParseError
 from .cells import Cell, CellGate, CellLibrary
-from .netlist import Gate, Kind, Netlist, NetlistBuilder, SourceLoc, find_loop
+from .netlist import MAX_GATES, Gate, Kind, Netlist, NetlistBuilder, SourceLoc, find_loop
 from .ports import group_bits, order_operands
 from .verilog_writer import write_verilog
 
@@ -51,75 +50,78 @@ _BEHAVIOURAL = {
     "Task": "a task",
     "GenerateStatement": "a generate block",
 }
-_MAX_GATES = 2_000_000  # a flattened design beyond this is refused rather than exhausting memory
+_MAX_GATES = MAX_GATES  # a flattened design beyond this is refused rather than exhausting memory
 _MAX_WIDTH = 1 << 16  # widest expression or net
 _DIRECTIVES_OK = {"`timescale", "`celldefine", "`endcelldefine", "`resetall", "`default_nettype"}
 
 # ----------------------------------------------------------------------------------------------
-# pyverilog adapter: one parser per process, LALR tables cached on disk
+# pyverilog adapter: one parser per process, LALR tables shipped as package data (parsetables.py)
 # ----------------------------------------------------------------------------------------------
 
 _PARSER: Any = None
 _PARSER_LOCK = threading.Lock()
 
 
-def _cache_dir() -> Path | None:
-    """``$XDG_CACHE_HOME/lutgen/pyverilog`` (default ``~/.cache``); ``None`` when it cannot be written."""
-    try:
-        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "lutgen" / "pyverilog"
-        base.mkdir(parents=True, exist_ok=True)
-        if os.access(base, os.W_OK):
-            return base
-    except (OSError, RuntimeError):  # RuntimeError: no home directory
-        pass
-    return None
+def build_parser(*, tables: types.ModuleType | None = None) -> Any:
+    """A ``VerilogParser`` using ``tables`` (default: the shipped ones, :mod:`.parsetables`).
 
-
-def _build_parser() -> Any:
-    """A ``VerilogParser`` whose LALR tables are read from (and written once to) the cache dir.
-
-    pyverilog's own constructor writes its tables to ``outputdir`` but never reads them back, so
-    every process would pay ~0.8 s; this subclass hands ply a pickle of the tables instead (a
-    pickle, not ply's ``parsetab.py``, which costs 0.25 s to compile where bytecode is not cached).
+    pyverilog's own constructor builds the tables (about a second) and writes them to a folder;
+    this subclass hands ply the verified shipped tables instead, and never reads or writes a cache:
+    when the tables do not match the installed grammar, ply builds them in memory.
     """
-    import ply
     import ply.yacc as yacc
-    import pyverilog
     from pyverilog.vparser.lexer import VerilogLexer
     from pyverilog.vparser.parser import VerilogParser
 
-    cache = _cache_dir()
-    name = re.sub(r"\W", "_", f"vparsetab_{pyverilog.__version__}_{ply.__version__}") + ".pickle"
-    tables = cache / name if cache is not None else None
+    from .parsetables import shipped_tables
 
-    class CachedParser(VerilogParser):
+    table_module = tables if tables is not None else shipped_tables()
+
+    class ShippedTablesParser(VerilogParser):
         def __init__(self) -> None:
             self.lexer = VerilogLexer(error_func=self._lexer_error_func)
             self.lexer.build()
             self.tokens = self.lexer.tokens
-            quiet = yacc.NullLogger()
-            if tables is not None and tables.is_file():
-                try:  # ply checks the grammar signature and rebuilds the tables when it differs
-                    self.parser = yacc.yacc(
-                        module=self, method="LALR", picklefile=str(tables), debug=False, errorlog=quiet
-                    )
-                    return
-                except Exception:  # a torn or foreign file: build afresh below
-                    pass
-            try:  # write into a private dir, then move into place: readers never see a torn file
-                if tables is None:
-                    raise OSError("no cache directory")
-                with tempfile.TemporaryDirectory(dir=tables.parent) as tmp:
-                    fresh = Path(tmp) / name
-                    self.parser = yacc.yacc(
-                        module=self, method="LALR", picklefile=str(fresh), debug=False, errorlog=quiet
-                    )
-                    if fresh.is_file():
-                        os.replace(fresh, tables)
-            except OSError:  # an unwritable cache only costs time
-                self.parser = yacc.yacc(module=self, method="LALR", debug=False, write_tables=False, errorlog=quiet)
+            self.parser = yacc.yacc(
+                module=self,
+                method="LALR",
+                tabmodule=table_module,
+                debug=False,
+                write_tables=False,
+                errorlog=yacc.NullLogger(),
+            )
 
-    return CachedParser()
+    return ShippedTablesParser()
+
+
+#: Largest Verilog text parsed (pyverilog's parser is pure Python: about 4 MiB take a minute here).
+MAX_VERILOG_BYTES = 4 << 20
+#: Most statements and list items (``;`` and ``,``) in a Verilog text: pyverilog builds its lists by
+#: tuple concatenation, so time grows with the square of the longest list (50,000 items: ~11 s here,
+#: 100,000: ~55 s). About 12,000 gate instances fit.
+MAX_VERILOG_ITEMS = 50_000
+#: Longest identifier or number (Verilog-2005 asks tools to support at least 1024 characters).
+MAX_TOKEN_CHARS = 1024
+_DELIMITERS = r"\s;,()\[\]{}"
+_LONG_TOKEN = re.compile(rf"(?<![^{_DELIMITERS}])[^{_DELIMITERS}]{{{MAX_TOKEN_CHARS + 1},}}")
+_LARGER = "convert larger netlists to BLIF (e.g. yosys -p 'read_verilog x.v; write_blif x.blif')"
+
+
+def check_size(text: str, path: str) -> None:
+    """Refuse, before parsing, Verilog beyond the limits above (the reasons are stated in the message)."""
+    size = len(text.encode("utf-8", errors="replace"))
+    if size > MAX_VERILOG_BYTES:
+        raise ParseError(f"{size} bytes: Verilog input is limited to {MAX_VERILOG_BYTES} bytes; {_LARGER}", path)
+    items = text.count(";") + text.count(",")
+    if items > MAX_VERILOG_ITEMS:
+        raise ParseError(
+            f"{items} statements and list items: Verilog input is limited to {MAX_VERILOG_ITEMS}; {_LARGER}", path
+        )
+    long_token = _LONG_TOKEN.search(text)
+    if long_token is not None:
+        line = text.count("\n", 0, long_token.start()) + 1
+        col = long_token.start() - (text.rfind("\n", 0, long_token.start()) + 1) + 1
+        raise ParseError(f"a name or number longer than {MAX_TOKEN_CHARS} characters", path, line, col)
 
 
 def parse_ast(text: str, path: str = "<input>") -> Any:
@@ -127,9 +129,10 @@ def parse_ast(text: str, path: str = "<input>") -> Any:
     global _PARSER
     from pyverilog.vparser.parser import ParseError as PyverilogError
 
+    check_size(text, path)
     with _PARSER_LOCK:
         if _PARSER is None:
-            _PARSER = _build_parser()
+            _PARSER = build_parser()
         parser = _PARSER
         lexer = parser.lexer
         lexer.reset_lineno()

@@ -1,8 +1,8 @@
 """LUT blobs: one ``.npz`` per table (forward + gradients), named by the table's content hash.
 
-Blobs are written atomically (temporary file in the same folder, ``fsync``, ``os.replace``, then
-``fsync`` of the folder) and verified whenever they are loaded: the forward table against the file
-name (its hash), the gradient tables against the hash recorded beside them. Arrays ``forward``,
+Blobs are written atomically (:func:`approxlut.fileio.atomic_write`) and verified whenever they are
+loaded, and before an existing file is trusted by :meth:`BlobStore.write`: the forward table against
+the file name (its hash), the gradient tables against the hash recorded beside them. Arrays ``forward``,
 ``grad_a``, ``grad_b`` and ``meta`` (JSON), deflated; gradients are left out of tables wider than 8x8 to
 keep the store small (:meth:`~approxlut.library.catalogue.Library.load_lut` recomputes them).
 
@@ -18,14 +18,16 @@ import io
 import json
 import os
 import zipfile
-import zlib
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
 
-from ..errors import ConfigError, LibraryError
+from ..errors import ConfigError, LibraryError, ParseError, WriteError
+from ..fileio import atomic_write, parse_json, read_bytes
+from ..lutgen.formats import MAX_NPZ_BYTES, MAX_TABLE_BITS
 from ..lutgen.lut import Lut
+from ..lutgen.npzfile import NpzArchive
 
 SUFFIX = ".npz"
 TMP_SUFFIX = ".tmp"
@@ -34,6 +36,10 @@ COMPRESS_MAX_ENTRIES = 1 << 16
 """Tables up to this many entries (8x8) are deflated as they are; larger ones as row differences."""
 WIDE_MAX_RATIO = 0.5
 """A wide table stays deflated only when that at most halves its size; else it is stored flat (faster load)."""
+DAMAGED_DIR = "damaged"
+"""Folder beside ``blobs/`` where things found under a blob's name that are not files lutgen wrote go."""
+MAX_BLOB_BYTES = MAX_NPZ_BYTES
+"""Largest blob read (a 12x12 table stored flat with gradients would be about this size)."""
 
 
 class BlobStore:
@@ -47,13 +53,21 @@ class BlobStore:
         return self.root / f"{lut_hash}{SUFFIX}"
 
     def write(self, lut: Lut) -> Path:
-        """Store ``lut`` under its hash (no-op when an intact blob is already there)."""
+        """Store ``lut`` under its hash (see :meth:`ensure`); returns the blob's path."""
+        self.ensure(lut)
+        return self.path(lut.hash)
+
+    def ensure(self, lut: Lut) -> bool:
+        """Store ``lut`` under its hash; a file already there is kept only when it verifies, else rewritten.
+
+        Returns whether a file was written (``False``: an intact blob was already there).
+        """
         lut_hash = lut.hash
         target = self.path(lut_hash)
-        if target.is_file():
-            return target
-        self.root.mkdir(parents=True, exist_ok=True)
-        tmp = self.root / f".{lut_hash}.{os.getpid()}{TMP_SUFFIX}"
+        if target.is_file() and not target.is_symlink() and self.intact(lut_hash):
+            return False
+        if target.is_symlink() or (target.exists() and not target.is_file()):
+            self.set_aside(target)
         arrays: dict[str, np.ndarray] = {"forward": lut.forward}
         if lut.grad_a is not None and lut.grad_b is not None:
             arrays["grad_a"] = lut.grad_a
@@ -61,46 +75,58 @@ class BlobStore:
         header = {"bits_a": lut.bits_a, "bits_b": lut.bits_b, "signed": lut.signed, "grad_hash": grad_hash(lut)}
         arrays["meta"] = np.array(json.dumps({"blob": header, "meta": lut.meta}, sort_keys=True, default=str))
         try:
-            with open(tmp, "wb") as handle:
-                _write_npz(handle, arrays)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, target)
-        except OSError as error:
-            raise LibraryError(
-                f"cannot write blob {lut_hash[:12]} into {self.root}: {error.strerror or error}"
-            ) from None
-        finally:
-            tmp.unlink(missing_ok=True)
-        _fsync_dir(self.root)
-        return target
+            atomic_write(target, lambda handle: _write_npz(handle, arrays), make_parents=True)
+        except WriteError as error:
+            raise LibraryError(f"cannot write blob {lut_hash[:12]} into {self.root}: {error.reason}") from None
+        return True
+
+    def intact(self, lut_hash: str) -> bool:
+        """Whether the blob of ``lut_hash`` is present and verifies (its tables match the hashes)."""
+        try:
+            self.load(lut_hash, name=lut_hash[:12])
+        except LibraryError:
+            return False
+        return True
 
     def load(self, lut_hash: str, *, name: str) -> Lut:
-        """Read and verify the blob of ``lut_hash``; ``name`` is the entry named in error messages."""
+        """Read and verify the blob of ``lut_hash``; ``name`` is the entry named in error messages.
+
+        Sizes are checked from the headers before anything is allocated (:mod:`approxlut.lutgen.npzfile`).
+        """
         path = self.path(lut_hash)
         if not path.is_file():
             raise LibraryError(f"blob {lut_hash[:12]} is missing: re-import {name}")
+        corrupted = f"blob {lut_hash[:12]} is corrupted: re-import {name} (or run `lutgen library check --repair`)"
         try:
-            with np.load(path, allow_pickle=False) as data:
-                stored = json.loads(str(data["meta"]))
-                forward = data["forward"] if "forward" in data.files else from_row_deltas(data["forward_delta"])
-                grad_a = data["grad_a"] if "grad_a" in data.files else None
-                grad_b = data["grad_b"] if "grad_b" in data.files else None
+            archive = NpzArchive(read_bytes(path, limit=MAX_BLOB_BYTES, what="LUT blob"), str(path))
+            stored = parse_json(archive.text("meta"), str(path))
             header = stored["blob"]
+            bits_a, bits_b = int(header["bits_a"]), int(header["bits_b"])
+            if not (bits_a >= 1 and bits_b >= 1 and bits_a + bits_b <= MAX_TABLE_BITS):
+                raise LibraryError(corrupted)
+            shape = (1 << bits_a, 1 << bits_b)
+            if "forward" in archive:
+                forward = archive.array("forward", dtypes=("<i4",), shape=shape)
+            else:
+                forward = from_row_deltas(archive.array("forward_delta", dtypes=("<i4",), shape=shape))
+            grads = [
+                archive.array(key, dtypes=("<f4",), shape=shape) if key in archive else None
+                for key in ("grad_a", "grad_b")
+            ]
             lut = Lut(
                 forward,
-                int(header["bits_a"]),
-                int(header["bits_b"]),
+                bits_a,
+                bits_b,
                 bool(header["signed"]),
                 name=name,
-                grad_a=grad_a,
-                grad_b=grad_b,
+                grad_a=grads[0],
+                grad_b=grads[1],
                 meta=dict(stored["meta"]),
             )
-        except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile, zlib.error, ConfigError):
-            raise LibraryError(f"blob {lut_hash[:12]} is corrupted: re-import {name}") from None
+        except (ParseError, ValueError, KeyError, TypeError, ConfigError):
+            raise LibraryError(corrupted) from None
         if lut.hash != lut_hash or grad_hash(lut) != header["grad_hash"]:
-            raise LibraryError(f"blob {lut_hash[:12]} is corrupted: re-import {name}")
+            raise LibraryError(corrupted)
         return lut
 
     def hashes(self) -> set[str]:
@@ -110,8 +136,27 @@ class BlobStore:
         return {p.name[: -len(SUFFIX)] for p in self.root.glob(f"*{SUFFIX}") if not p.name.startswith(".")}
 
     def remove(self, lut_hash: str) -> None:
-        """Delete a blob (missing is fine)."""
-        self.path(lut_hash).unlink(missing_ok=True)
+        """Delete a blob (missing is fine); something else found under its name is set aside, not deleted."""
+        path = self.path(lut_hash)
+        if path.is_symlink() or not path.exists() or path.is_file():
+            path.unlink(missing_ok=True)
+        else:
+            self.set_aside(path)
+
+    def set_aside(self, path: Path) -> Path:
+        """Move something that is not a lutgen table out of the way, into the library's ``damaged/`` folder."""
+        folder = self.root.parent / DAMAGED_DIR
+        target = folder / path.name
+        serial = 1
+        while target.exists() or target.is_symlink():
+            serial += 1
+            target = folder / f"{path.name}.{serial}"
+        try:
+            folder.mkdir(exist_ok=True)
+            os.replace(path, target)
+        except OSError as error:
+            raise LibraryError(f"cannot move {path} out of the way: {error.strerror or error}") from None
+        return target
 
     def remove_temporaries(self) -> int:
         """Delete leftovers of interrupted writes; call only while holding the library's write lock."""
@@ -169,17 +214,3 @@ def grad_hash(lut: Lut) -> str | None:
     for grad in (lut.grad_a, lut.grad_b):
         h.update(np.ascontiguousarray(grad, dtype="<f4").tobytes())
     return h.hexdigest()
-
-
-def _fsync_dir(path: Path) -> None:
-    """Make a rename durable (POSIX); a no-op where folders cannot be opened."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

@@ -15,17 +15,21 @@ BUILTIN_SOURCE = "approxlut.synth.builtin"
 BUILTIN_LICENCE = "MIT"
 
 
-def install_builtin(lib: Library, *, on_circuit: Callable[[str], None] | None = None) -> list[Entry]:
-    """Add every built-in circuit (no-op for those present); one transaction per circuit."""
+def install_builtin(
+    lib: Library, *, on_circuit: Callable[[str], None] | None = None, repair: bool = False
+) -> list[Entry]:
+    """Add every built-in circuit (no-op for those present); one transaction per circuit.
+
+    ``repair``: also verify the blobs of those present and rewrite the damaged ones.
+    """
     from ..lutgen.simulate import simulate_lut
     from ..synth.builtin import builtin_circuits
 
-    lib.clean()
     entries = []
     for circuit in builtin_circuits():
         lut = simulate_lut(circuit.netlist, signed=circuit.signed, name=circuit.name)
         existing = lib.same_circuit(name=circuit.name, release="", lut_hash=lut.hash)
-        if existing is None:
+        if existing is None or (repair and not lib.intact(existing)):
             existing = lib.add(
                 lut,
                 circuit.netlist,

@@ -9,7 +9,9 @@ An entry is one circuit: ``(release, name, hash)`` is unique, so the same functi
 under different names (or by different releases) gives two entries sharing one blob, while one
 name reused for a different circuit by a later release stays apart. Each write is one transaction
 that takes the write lock first and writes the blob inside it, so a crash leaves at most an
-unreferenced blob, which :meth:`Library.clean` (run before every import) removes.
+unreferenced blob. Nothing is deleted on the index's word except by ``lutgen library remove`` and
+``lutgen library check --repair`` (:mod:`.check`), which checks the index first; an index that is
+empty, unreadable or foreign is an error naming the file, never a new library.
 Schema changes are numbered migrations (SQL scripts, or Python steps for data) recorded in the
 ``migrations`` table. The ``half_windows`` table keeps, per table content hash, the half window that
 ``--half-window auto`` chose (:mod:`approxlut.nn.halfwindow`).
@@ -18,16 +20,20 @@ Schema changes are numbered migrations (SQL scripts, or Python steps for data) r
 from __future__ import annotations
 
 import json
+import math
 import os
 import sqlite3
+import stat
+import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from ..errors import ConfigError, LibraryError, NotInLibraryError
+from ..errors import ConfigError, DamagedIndexError, LibraryError, LibraryUsageError, NotInLibraryError
+from ..fileio import fsync_dir
 from ..lutgen.metrics import METRIC_KEYS, Metrics, matches_published
 from .blobs import BlobStore
 from .config import FROM_DEFAULT, library_dir, library_location
@@ -283,10 +289,16 @@ class Library:
         ...     lut = lib.load_lut("exact8s")
     """
 
-    def __init__(self, root: Path, connection: sqlite3.Connection):
+    def __init__(self, root: Path, connection: sqlite3.Connection, *, readonly: bool = False):
         self.root = root
         self.blobs = BlobStore(root / BLOB_DIR)
+        self.readonly = readonly
         self._db = connection
+
+    @property
+    def index_path(self) -> Path:
+        """The SQLite index of this library."""
+        return self.root / DB_NAME
 
     # ----------------------------------------------------------------- opening
     @classmethod
@@ -295,31 +307,49 @@ class Library:
         return (library_dir(path) / DB_NAME).is_file()
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str] | None = None, *, create: bool = True) -> Library:
-        """Open the library at ``path`` / ``$LUTGEN_LIBRARY`` / the data dir, creating it unless ``create=False``.
+    def open(
+        cls, path: str | os.PathLike[str] | None = None, *, create: bool = True, readonly: bool = False
+    ) -> Library:
+        """Open the library at ``path`` / ``$LUTGEN_LIBRARY`` / the data dir.
+
+        The one opening policy: the index is never guessed at (an empty, unreadable or foreign
+        ``catalogue.sqlite`` raises :class:`LibraryError` naming the file, see :func:`inspect_index`); a
+        missing one beside tables (``blobs/``) it would fail to account for is a :class:`LibraryError`
+        too; otherwise a missing one is created with ``create`` (and not ``readonly``), else it is the
+        user's mistake (:class:`LibraryUsageError`, exit code 2). ``readonly`` never writes.
 
         Raises:
-            ConfigError: ``create=False`` and there is no library there (the message names the path and
-                who named it).
+            LibraryUsageError: there is no library there and ``create=False`` or ``readonly`` (the message
+                names the path and who named it).
         """
         root, named_by = library_location(path)
-        if not create and not (root / DB_NAME).is_file():
-            raise ConfigError(_missing(root, named_by))
+        db_path = root / DB_NAME
+        if inspect_index(db_path) == "absent":
+            orphans = BlobStore(root / BLOB_DIR).hashes()
+            if orphans:
+                raise LibraryError(
+                    f"{db_path} is missing but {root / BLOB_DIR} holds {len(orphans)} tables: restore the index "
+                    "from a backup, or move the library folder away to start a new one"
+                )
+            if readonly or not create:
+                raise LibraryUsageError(missing_library(root, named_by))
+            create_index(root)
         try:
-            root.mkdir(parents=True, exist_ok=True)
-            connection = sqlite3.connect(root / DB_NAME, timeout=BUSY_TIMEOUT_S, isolation_level=None)
-        except (OSError, sqlite3.Error) as error:
-            raise LibraryError(f"cannot open library at {root}: {error}") from None
-        connection.row_factory = sqlite3.Row
-        lib = cls(root, connection)
+            connection = _connect(db_path, readonly=readonly)
+        except sqlite3.DatabaseError as error:
+            raise LibraryError(f"cannot open the library index {db_path}: {error}") from None
+        lib = cls(root, connection, readonly=readonly)
         try:
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute("PRAGMA synchronous=FULL")
+            if not readonly:
+                connection.execute("PRAGMA journal_mode=WAL")
+                connection.execute("PRAGMA synchronous=FULL")
             connection.execute("PRAGMA foreign_keys=ON")
-            lib._migrate()
+            lib._check_schema()
+            if not readonly:
+                lib._migrate()
         except sqlite3.DatabaseError as error:
             connection.close()
-            raise LibraryError(f"library index {root / DB_NAME} is unreadable: {error}") from None
+            raise _unreadable(db_path, error) from None
         except LibraryError:
             connection.close()
             raise
@@ -330,11 +360,15 @@ class Library:
         """The library that reading commands use, with the built-in set installed when it holds none of it.
 
         Only the default location is created when absent; a library named by ``path`` or
-        ``$LUTGEN_LIBRARY`` must exist (:class:`ConfigError` otherwise, naming the path).
+        ``$LUTGEN_LIBRARY`` must exist (:class:`LibraryUsageError` otherwise, naming the path). A library
+        on read-only storage (or without write permission) opens read-only, as it is.
         """
         from .builtin import install_builtin
 
-        lib = cls.open(path, create=library_location(path)[1] == FROM_DEFAULT)
+        root, named_by = library_location(path)
+        if inspect_index(root / DB_NAME) != "absent" and not _writable(root):
+            return cls.open(path, readonly=True)
+        lib = cls.open(path, create=named_by == FROM_DEFAULT)
         if not lib.has_builtin():
             install_builtin(lib)
         return lib
@@ -349,8 +383,15 @@ class Library:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _migrate(self) -> None:
-        self._db.execute("CREATE TABLE IF NOT EXISTS migrations (version INTEGER PRIMARY KEY, applied TEXT NOT NULL)")
+    def _check_schema(self) -> None:
+        """Refuse a database that is not a lutgen catalogue, or one newer than this lutgen."""
+        tables = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if "migrations" not in tables:
+            found = ", ".join(sorted(tables)[:5]) or "none"
+            raise LibraryError(
+                f"{self.index_path} is an SQLite database but not a lutgen library index (tables: {found}); "
+                "use another --library"
+            )
         done = {row[0] for row in self._db.execute("SELECT version FROM migrations")}
         newest = MIGRATIONS[-1][0]
         if done and max(done) > newest:
@@ -358,6 +399,13 @@ class Library:
                 f"the library at {self.root} has schema version {max(done)}, newer than this lutgen's ({newest}): "
                 "upgrade lutgen or use another --library"
             )
+        if self.readonly and done != {version for version, _ in MIGRATIONS}:
+            raise LibraryUsageError(
+                f"the library at {self.root} needs a schema upgrade but is read-only: open it once where it is writable"
+            )
+
+    def _migrate(self) -> None:
+        done = {row[0] for row in self._db.execute("SELECT version FROM migrations")}
         for version, script in MIGRATIONS:
             if version in done:
                 continue
@@ -375,15 +423,17 @@ class Library:
 
     def schema_version(self) -> int:
         """The highest migration applied."""
-        row = self._db.execute("SELECT MAX(version) FROM migrations").fetchone()
-        return int(row[0] or 0)
+        row = self._one("SELECT MAX(version) FROM migrations")
+        return int(row[0] or 0) if row is not None else 0
 
     @contextmanager
     def _write(self) -> Iterator[None]:
         """One write transaction holding the database write lock (BEGIN IMMEDIATE)."""
+        if self.readonly:
+            raise LibraryUsageError(f"the library at {self.root} is read-only")
         try:
             self._db.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as error:
+        except sqlite3.DatabaseError as error:
             raise LibraryError(f"cannot write to the library at {self.root}: {error}") from None
         try:
             yield
@@ -392,23 +442,50 @@ class Library:
             raise
         try:
             self._db.execute("COMMIT")
-        except sqlite3.OperationalError as error:
+        except sqlite3.DatabaseError as error:
             self._db.execute("ROLLBACK")
             raise LibraryError(f"cannot write to the library at {self.root}: {error}") from None
+
+    def _rows(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        """All rows of a query; a damaged or foreign index raises :class:`LibraryError` naming the file."""
+        try:
+            return self._db.execute(sql, tuple(args)).fetchall()
+        except sqlite3.DatabaseError as error:
+            raise _unreadable(self.index_path, error) from None
+
+    def _one(self, sql: str, args: Sequence[Any] = ()) -> sqlite3.Row | None:
+        rows = self._rows(sql, args)
+        return rows[0] if rows else None
+
+    def _run(self, sql: str, args: Sequence[Any] = ()) -> sqlite3.Cursor:
+        """Execute a write statement (inside :meth:`_write`)."""
+        try:
+            return self._db.execute(sql, tuple(args))
+        except sqlite3.DatabaseError as error:
+            raise _unreadable(self.index_path, error) from None
 
     # ----------------------------------------------------------------- reading
     def _entries(self, where: str = "", args: Sequence[Any] = (), order: str = "") -> list[Entry]:
         sql = "SELECT * FROM entries" + (f" WHERE {where}" if where else "") + (f" ORDER BY {order}" if order else "")
-        rows = self._db.execute(sql, tuple(args)).fetchall()
+        rows = self._rows(sql, args)
         if not rows:
             return []
         alts: dict[int, list[str]] = {}
-        for row in self._db.execute("SELECT entry_id, path FROM sources WHERE role = 'alternative' ORDER BY path"):
+        for row in self._rows("SELECT entry_id, path FROM sources WHERE role = 'alternative' ORDER BY path"):
             alts.setdefault(row["entry_id"], []).append(row["path"])
-        return [_row_to_entry(row, alts.get(row["id"], [])) for row in rows]
+        entries = []
+        for row in rows:
+            try:
+                entries.append(_row_to_entry(row, alts.get(row["id"], [])))
+            except DamagedRow as damage:
+                raise DamagedIndexError(
+                    f"{self.index_path}: entry {row['id']} is damaged ({damage}): run `lutgen library check --repair`"
+                ) from None
+        return entries
 
     def __len__(self) -> int:
-        return int(self._db.execute("SELECT COUNT(*) FROM entries").fetchone()[0])
+        row = self._one("SELECT COUNT(*) FROM entries")
+        return int(row[0]) if row is not None else 0
 
     def query(
         self,
@@ -429,12 +506,16 @@ class Library:
         args: list[Any] = []
         if bits is not None:
             bits_a, bits_b = (bits, bits) if isinstance(bits, int) else bits
+            if not all(isinstance(b, int) and 1 <= b <= 64 for b in (bits_a, bits_b)):
+                raise ConfigError(f"widths {bits!r}: expected 1..64 bits")
             clauses.append("bits_a = ? AND bits_b = ?")
             args += [bits_a, bits_b]
         if signed is not None:
             clauses.append("signed = ?")
             args.append(int(signed))
         if max_mae is not None:
+            if not math.isfinite(max_mae):
+                raise ConfigError(f"max_mae {max_mae!r}: expected a finite number")
             clauses.append("mae_pct IS NOT NULL AND mae_pct <= ?")
             args.append(float(max_mae))
         if origin is not None:
@@ -483,7 +564,7 @@ class Library:
     def _not_found(self, identifier: str) -> str:
         import difflib
 
-        names = [row[0] for row in self._db.execute("SELECT DISTINCT name FROM entries")]
+        names = [str(row[0]) for row in self._rows("SELECT DISTINCT name FROM entries")]
         close = difflib.get_close_matches(identifier, names, n=3)
         hint = f" (did you mean {', '.join(close)}?)" if close else " (see `lutgen library list`)"
         return f"no multiplier '{identifier}' in the library at {self.root}{hint}"
@@ -503,7 +584,7 @@ class Library:
                 self.entry(name_or_hash)  # raises the not-found / ambiguity error
             chosen = found[0]
         if not chosen.has_lut:
-            raise LibraryError(
+            raise LibraryUsageError(
                 f"{chosen.full_name} is {chosen.kind}: too wide for a table, the library keeps its metrics only"
             )
         lut = self.blobs.load(chosen.hash, name=chosen.full_name)
@@ -515,19 +596,19 @@ class Library:
 
     def half_window_choice(self, lut_hash: str) -> dict[str, Any] | None:
         """The half-window choice stored for a table's content hash (``None``: none, or unreadable)."""
-        row = self._db.execute("SELECT choice FROM half_windows WHERE lut_hash = ?", (lut_hash,)).fetchone()
+        row = self._one("SELECT choice FROM half_windows WHERE lut_hash = ?", (lut_hash,))
         if row is None:
             return None
         try:
             choice = json.loads(row[0])
-        except ValueError:
+        except (ValueError, TypeError, RecursionError):
             return None
         return choice if isinstance(choice, dict) else None
 
     def store_half_window_choice(self, lut_hash: str, choice: Mapping[str, Any]) -> None:
         """Remember a table's half-window choice (one transaction; an older choice is replaced)."""
         with self._write():
-            self._db.execute(
+            self._run(
                 "INSERT INTO half_windows (lut_hash, choice, updated) VALUES (?, ?, ?) "
                 "ON CONFLICT (lut_hash) DO UPDATE SET choice = excluded.choice, updated = excluded.updated",
                 (lut_hash, json.dumps(dict(choice), sort_keys=True), _now()),
@@ -535,7 +616,7 @@ class Library:
 
     def find_source(self, file_sha256: str) -> Entry | None:
         """The entry a file with this content was imported into, if any."""
-        row = self._db.execute("SELECT entry_id FROM sources WHERE file_sha256 = ?", (file_sha256,)).fetchone()
+        row = self._one("SELECT entry_id FROM sources WHERE file_sha256 = ?", (file_sha256,))
         if row is None:
             return None
         found = self._entries("id = ?", [row[0]])
@@ -548,10 +629,14 @@ class Library:
 
     def has_builtin(self) -> bool:
         """Whether any built-in entry is present."""
-        return self._db.execute("SELECT 1 FROM entries WHERE origin = 'builtin' LIMIT 1").fetchone() is not None
+        return self._one("SELECT 1 FROM entries WHERE origin = 'builtin' LIMIT 1") is not None
 
     # ----------------------------------------------------------------- writing
-    def add(
+    def add(self, lut: Lut, netlist: Netlist | None = None, **details: Any) -> Entry:
+        """Catalogue a table (see :meth:`store`) and return its entry, new or existing."""
+        return self.store(lut, netlist, **details).entry
+
+    def store(
         self,
         lut: Lut,
         netlist: Netlist | None = None,
@@ -569,23 +654,20 @@ class Library:
         published: Mapping[str, str] | None = None,
         metrics: Metrics | None = None,
         gates: int | None = None,
-    ) -> Entry:
-        """Catalogue a table (and its blob with gradient tables) in one transaction; no-op if already present.
+    ) -> Stored:
+        """Catalogue a table (and its blob with gradient tables) in one transaction, saying what changed.
 
         Metrics are computed from ``lut`` unless given; the gate count comes from ``netlist`` (or
         ``gates``); ``cost`` is stored as given (see :func:`estimated_cost` for circuits without
         published figures; any object with ``power_mw``, ``area_um2`` and ``delay_ns``, such as
-        :class:`approxlut.synth.power.HardwareCost`, counts as estimated). Returns the new or the
-        existing entry.
+        :class:`approxlut.synth.power.HardwareCost`, counts as estimated). When the entry exists
+        (this process or another added it), its blob is verified and rewritten if damaged.
         """
         name = name or lut.name
+        lut = _blob_form(lut)
         existing = self.same_circuit(name=name, release=release, lut_hash=lut.hash)
         if existing is not None:
-            if source_sha256 is not None:
-                self.add_source(existing, source, source_sha256)
-            return existing
-        metrics = metrics or lut.metrics()
-        lut = _blob_form(lut)
+            return self._revisit(existing, lut, source, source_sha256)
         record = self._record(
             name=name,
             release=release,
@@ -600,18 +682,29 @@ class Library:
             family=family,
             params=params,
             gates=gates if gates is not None else (netlist.gate_count() if netlist is not None else None),
-            metrics=metrics,
+            metrics=metrics or lut.metrics(),
             cost=cost,
             published=published,
         )
         with self._write():
-            self.blobs.write(lut)
-            entry_id = self._insert(record)
-            if source_sha256 is not None:
-                self._insert_source(source_sha256, source, entry_id)
-        return self._entries("id = ?", [entry_id])[0]
+            repaired = self.blobs.ensure(lut)
+            entry_id, inserted = self._insert(record)
+            new_source = source_sha256 is not None and self._insert_source(source_sha256, source, entry_id)
+        entry = self._entries("id = ?", [entry_id])[0]
+        return Stored(entry, "added" if inserted else _revisit_status(repaired, new_source))
 
-    def add_untabulated(
+    def _revisit(self, entry: Entry, lut: Lut | None, source: str, source_sha256: str | None) -> Stored:
+        """An entry met again: verify (and mend) its blob, record the new source file; one transaction."""
+        with self._write():
+            repaired = lut is not None and self.blobs.ensure(lut)
+            new_source = source_sha256 is not None and self._insert_source(source_sha256, source, entry.id)
+        return Stored(self._entries("id = ?", [entry.id])[0], _revisit_status(repaired, new_source))
+
+    def add_untabulated(self, **details: Any) -> Entry:
+        """Catalogue a circuit too wide for a table (see :meth:`store_untabulated`); returns its entry."""
+        return self.store_untabulated(**details).entry
+
+    def store_untabulated(
         self,
         *,
         name: str,
@@ -630,16 +723,14 @@ class Library:
         cost: Cost | None = None,
         published: Mapping[str, str] | None = None,
         gates: int | None = None,
-    ) -> Entry:
+    ) -> Stored:
         """Catalogue a circuit too wide for a table: metrics (streamed or Monte-Carlo) only, no blob.
 
         ``function_hash`` identifies the function (the importer hashes outputs on a fixed input sample).
         """
         existing = self.same_circuit(name=name, release=release, lut_hash=function_hash)
         if existing is not None:
-            if source_sha256 is not None:
-                self.add_source(existing, source, source_sha256)
-            return existing
+            return self._revisit(existing, None, source, source_sha256)
         record = self._record(
             name=name,
             release=release,
@@ -659,38 +750,122 @@ class Library:
             published=published,
         )
         with self._write():
-            entry_id = self._insert(record)
-            if source_sha256 is not None:
-                self._insert_source(source_sha256, source, entry_id)
-        return self._entries("id = ?", [entry_id])[0]
+            entry_id, inserted = self._insert(record)
+            new_source = source_sha256 is not None and self._insert_source(source_sha256, source, entry_id)
+        entry = self._entries("id = ?", [entry_id])[0]
+        return Stored(entry, "added" if inserted else _revisit_status(False, new_source))
 
     def add_source(self, entry: Entry, path: str, file_sha256: str) -> Entry:
         """Record another file holding the same circuit (e.g. the ``_pdk45.v`` twin); no-op if known."""
-        with self._write():
-            self._insert_source(file_sha256, path, entry.id)
-        return self._entries("id = ?", [entry.id])[0]
+        return self._revisit(entry, None, path, file_sha256).entry
+
+    def intact(self, entry: Entry) -> bool:
+        """Whether an entry's table blob is present and verifies (always true for entries without a table)."""
+        return not entry.has_lut or self.blobs.intact(entry.hash)
 
     def remove(self, name_or_hash: str) -> Entry:
         """Delete one entry (and its blob when no other entry shares it)."""
         entry = self.entry(name_or_hash)
         with self._write():
-            self._db.execute("DELETE FROM entries WHERE id = ?", (entry.id,))
-            self._remove_orphans()
+            self._run("DELETE FROM entries WHERE id = ?", (entry.id,))
+            shared = self._one("SELECT 1 FROM entries WHERE hash = ? AND has_lut = 1", (entry.hash,))
+            if entry.has_lut and shared is None:
+                self.blobs.remove(entry.hash)
         return entry
 
     def clean(self) -> int:
-        """Delete blobs no entry refers to and leftovers of interrupted writes; returns how many files went."""
-        with self._write():
-            return self._remove_orphans()
+        """Delete blobs no entry refers to and leftovers of interrupted writes; returns how many files went.
 
-    def _remove_orphans(self) -> int:
-        """Must run inside :meth:`_write`: no other writer can be between blob write and commit."""
-        used = {row[0] for row in self._db.execute("SELECT DISTINCT hash FROM entries WHERE has_lut = 1")}
-        count = self.blobs.remove_temporaries()
-        for orphan in self.blobs.hashes() - used:
-            self.blobs.remove(orphan)
-            count += 1
+        Only ``lutgen library check --repair`` calls this, after checking the index (a damaged index
+        cannot account for the blobs, so nothing may be deleted on its word).
+        """
+        with self._write():
+            used = {row[0] for row in self._rows("SELECT DISTINCT hash FROM entries WHERE has_lut = 1")}
+            count = self.blobs.remove_temporaries()
+            for orphan in self.blobs.hashes() - used:
+                self.blobs.remove(orphan)
+                count += 1
+            return count
+
+    # ----------------------------------------------------------------- integrity (lutgen library check)
+    def integrity_errors(self) -> list[str]:
+        """SQLite's ``integrity_check`` findings (empty when the index is sound)."""
+        messages = [str(row[0]) for row in self._rows("PRAGMA integrity_check(20)")]
+        return [] if messages == ["ok"] else messages
+
+    def reindex(self) -> None:
+        """Rebuild every index of the database (mends damage confined to indexes)."""
+        with self._write():
+            self._run("REINDEX")
+
+    def damaged_rows(self) -> list[tuple[int, str, str]]:
+        """``(id, name, reason)`` of every entry row that does not decode into an :class:`Entry`."""
+        found = []
+        for row in self._rows("SELECT * FROM entries ORDER BY id"):
+            try:
+                _row_to_entry(row, [])
+            except DamagedRow as damage:
+                found.append((int(row["id"]), str(row["name"]), str(damage)))
+        return found
+
+    def mend_row(self, entry_id: int) -> bool:
+        """Reset unreadable ``params``/``published`` of a row to ``{}``; delete the row when that is not enough.
+
+        Returns whether the row was kept.
+        """
+        with self._write():
+            for col in ("params", "published"):
+                row = self._one(f"SELECT {col} FROM entries WHERE id = ?", (entry_id,))
+                try:
+                    _json_object(row[0] if row is not None else None, col)
+                except (DamagedRow, TypeError):
+                    self._run(f"UPDATE entries SET {col} = '{{}}' WHERE id = ?", (entry_id,))
+            rows = self._rows("SELECT * FROM entries WHERE id = ?", (entry_id,))
+            try:
+                for row in rows:
+                    _row_to_entry(row, [])
+            except DamagedRow:
+                self._run("DELETE FROM entries WHERE id = ?", (entry_id,))
+                return False
+        return True
+
+    def dangling_rows(self) -> dict[str, int]:
+        """Rows that refer to nothing or hold unreadable data: ``sources`` without their entry, ``half_windows``
+        whose choice is not a JSON object."""
+        sources = self._one("SELECT COUNT(*) FROM sources WHERE entry_id NOT IN (SELECT id FROM entries)")
+        windows = [row[0] for row in self._rows("SELECT lut_hash FROM half_windows")]
+        bad_windows = sum(1 for lut_hash in windows if self.half_window_choice(lut_hash) is None)
+        return {"sources": int(sources[0]) if sources is not None else 0, "half_windows": bad_windows}
+
+    def drop_dangling_rows(self) -> int:
+        """Delete the rows :meth:`dangling_rows` counts (half-window choices are a cache, searched again)."""
+        bad_windows = [
+            row[0] for row in self._rows("SELECT lut_hash FROM half_windows") if self.half_window_choice(row[0]) is None
+        ]
+        with self._write():
+            count = self._run("DELETE FROM sources WHERE entry_id NOT IN (SELECT id FROM entries)").rowcount
+            for lut_hash in bad_windows:
+                count += self._run("DELETE FROM half_windows WHERE lut_hash = ?", (lut_hash,)).rowcount
         return count
+
+    def _copy_row(self, table: str, row: sqlite3.Row) -> None:
+        """Insert a row read from another index (inside :meth:`_write`; salvage only)."""
+        known = {info[1] for info in self._rows(f"PRAGMA table_info({table})")}
+        names: list[str] = row.keys()
+        cols = [key for key in names if key in known]
+        marks = ", ".join("?" for _ in cols)
+        self._run(f"INSERT OR IGNORE INTO {table} ({', '.join(cols)}) VALUES ({marks})", [row[c] for c in cols])
+
+    def backup(self, target: Path) -> None:
+        """Copy the index, as SQLite reads it now, to ``target`` (a consistent snapshot)."""
+        try:
+            copy = sqlite3.connect(target)
+            try:
+                self._db.backup(copy)
+            finally:
+                copy.close()
+        except sqlite3.DatabaseError as error:
+            raise _unreadable(self.index_path, error) from None
 
     def _record(
         self,
@@ -742,29 +917,35 @@ class Library:
         record["power_source"] = getattr(cost, "power_source", "estimated") if cost else None
         return record
 
-    def _insert(self, record: dict[str, Any]) -> int:
-        """Insert an entry row (inside :meth:`_write`); a row another process added meanwhile is reused."""
+    def _insert(self, record: dict[str, Any]) -> tuple[int, bool]:
+        """Insert an entry row (inside :meth:`_write`): ``(id, True)``, or ``(id, False)`` for a row another
+        process added meanwhile."""
         key = (record["release"], record["name"], record["hash"])
-        row = self._db.execute("SELECT id FROM entries WHERE release = ? AND name = ? AND hash = ?", key).fetchone()
+        row = self._one("SELECT id FROM entries WHERE release = ? AND name = ? AND hash = ?", key)
         if row is not None:
-            return int(row[0])
+            return int(row[0]), False
         cols = ", ".join(record)
         marks = ", ".join("?" for _ in record)
-        cursor = self._db.execute(f"INSERT INTO entries ({cols}) VALUES ({marks})", tuple(record.values()))
+        cursor = self._run(f"INSERT INTO entries ({cols}) VALUES ({marks})", tuple(record.values()))
         assert cursor.lastrowid is not None
-        return int(cursor.lastrowid)
+        return int(cursor.lastrowid), True
 
-    def _insert_source(self, file_sha256: str, path: str, entry_id: int) -> None:
-        """Record a file as the entry's primary source (its ``source`` column) or as an alternative."""
-        row = self._db.execute("SELECT source FROM entries WHERE id = ?", (entry_id,)).fetchone()
+    def _insert_source(self, file_sha256: str, path: str, entry_id: int) -> bool:
+        """Record a file as the entry's primary source (its ``source`` column) or as an alternative.
+
+        Returns whether the file was new to the library.
+        """
+        row = self._one("SELECT source FROM entries WHERE id = ?", (entry_id,))
         role = "primary" if row is not None and row[0] == path else "alternative"
-        self._db.execute(
+        cursor = self._run(
             "INSERT OR IGNORE INTO sources (file_sha256, path, entry_id, role) VALUES (?, ?, ?, ?)",
             (file_sha256, path, entry_id, role),
         )
+        return cursor.rowcount > 0
 
 
-def _missing(root: Path, named_by: str) -> str:
+def missing_library(root: Path, named_by: str) -> str:
+    """The one-line message for a library that must exist but does not (``named_by``: who named ``root``)."""
     return (
         f"no library at {root} (named by {named_by}); check the path, or create one there with "
         f"`lutgen library init --library {root}`"
@@ -789,10 +970,261 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+class DamagedRow(ValueError):
+    """A catalogue row whose values do not have the types the schema promises (says which column)."""
+
+
+#: Column types of an entry row as :func:`_row_to_entry` accepts them (``None`` allowed where nullable).
+_ROW_TYPES: dict[str, tuple[type, ...]] = {
+    "id": (int,),
+    "name": (str,),
+    "release": (str,),
+    "bits_a": (int,),
+    "bits_b": (int,),
+    "signed": (int,),
+    "hash": (str,),
+    "has_lut": (int,),
+    "source": (str,),
+    "origin": (str,),
+    "licence": (str, type(None)),
+    "citation": (str, type(None)),
+    "family": (str, type(None)),
+    "params": (str, type(None)),
+    "gates": (int, type(None)),
+    "metrics_method": (str, type(None)),
+    "power_source": (str, type(None)),
+    "published": (str, type(None)),
+    "created": (str,),
+    **{col: (int, float, type(None)) for col in (*METRIC_COLUMNS, *COST_COLUMNS)},
+}
+
+
+def _json_object(text: str | None, column: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text or "{}")
+    except (ValueError, RecursionError):
+        raise DamagedRow(f"{column} is not JSON") from None
+    if not isinstance(value, dict):
+        raise DamagedRow(f"{column} is not a JSON object")
+    return value
+
+
 def _row_to_entry(row: sqlite3.Row, alt_sources: list[str]) -> Entry:
+    """An :class:`Entry` from a row; :class:`DamagedRow` names the first column with a wrong value."""
     data = {key: row[key] for key in _ENTRY_FIELDS}
+    for key, types in _ROW_TYPES.items():
+        if not isinstance(data[key], types):
+            raise DamagedRow(f"{key} holds {type(data[key]).__name__}")
+    if data["bits_a"] < 1 or data["bits_b"] < 1 or len(data["hash"]) < 4:
+        raise DamagedRow("widths or hash out of range")
     data["signed"] = bool(data["signed"])
     data["has_lut"] = bool(data["has_lut"])
-    data["params"] = json.loads(data["params"] or "{}")
-    data["published"] = json.loads(data["published"] or "{}")
-    return Entry(**data, alt_sources=tuple(alt_sources))
+    data["params"] = _json_object(data["params"], "params")
+    data["published"] = _json_object(data["published"], "published")
+    return Entry(**data, alt_sources=tuple(str(path) for path in alt_sources))
+
+
+class Stored(NamedTuple):
+    """What :meth:`Library.store` did: the entry, and ``added``, ``merged`` (a new source file for an
+    existing entry), ``repaired`` (its damaged blob was rewritten) or ``present`` (nothing new)."""
+
+    entry: Entry
+    status: str
+
+
+def _revisit_status(repaired: bool, new_source: bool) -> str:
+    return "repaired" if repaired else "merged" if new_source else "present"
+
+
+#: The first 16 bytes of every SQLite database file.
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def inspect_index(db_path: Path) -> str:
+    """``"absent"`` or ``"sqlite"``; anything else at ``db_path`` raises :class:`LibraryError` naming it.
+
+    An empty (0-byte) file, a file that is not SQLite, and a folder or special file are all errors:
+    lutgen creates its index whole (:func:`create_index`), so none of them is a new library.
+    """
+    try:
+        info = db_path.stat()
+    except FileNotFoundError:
+        return "absent"
+    except OSError as error:
+        raise LibraryError(f"cannot read the library index {db_path}: {error.strerror or error}") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise LibraryError(f"the library index {db_path} is not a regular file")
+    if info.st_size == 0:
+        raise LibraryError(
+            f"the library index {db_path} is empty (0 bytes): restore it from a backup, or run "
+            "`lutgen library check --repair` to set it aside and start an empty index (tables are kept)"
+        )
+    try:
+        with open(db_path, "rb") as handle:
+            magic = handle.read(len(SQLITE_MAGIC))
+    except OSError as error:
+        raise LibraryError(f"cannot read the library index {db_path}: {error.strerror or error}") from None
+    if magic != SQLITE_MAGIC:
+        raise LibraryError(
+            f"the library index {db_path} is not an SQLite database (damaged or foreign): restore it from a "
+            "backup, or run `lutgen library check --repair` to set it aside and start an empty index"
+        )
+    return "sqlite"
+
+
+#: Names of the index tables :func:`salvage_index` copies, in dependency order.
+SALVAGED_TABLES = ("entries", "sources", "half_windows")
+#: Most row ids probed one by one when a table cannot be read in one scan.
+SALVAGE_MAX_PROBES = 1_000_000
+
+
+def set_aside(root: Path) -> Path:
+    """Rename a damaged index (with its write-ahead log) to ``catalogue.sqlite.damaged-<UTC time>``; returns it."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    target = root / f"{DB_NAME}.damaged-{stamp}"
+    serial = 1
+    while target.exists():
+        serial += 1
+        target = root / f"{DB_NAME}.damaged-{stamp}-{serial}"
+    try:
+        for suffix in ("-wal", "-shm", ""):
+            source = root / (DB_NAME + suffix)
+            if source.exists():
+                os.replace(source, Path(str(target) + suffix))
+    except OSError as error:
+        raise LibraryError(f"cannot set the damaged index {root / DB_NAME} aside: {error.strerror or error}") from None
+    fsync_dir(root)
+    return target
+
+
+def damaged_copies(root: Path) -> list[Path]:
+    """Indexes set aside by :func:`set_aside` (their entries may still refer to blobs)."""
+    return sorted(p for p in root.glob(f"{DB_NAME}.damaged-*") if not p.name.endswith(("-wal", "-shm")))
+
+
+def salvage_index(root: Path, damaged: Path) -> tuple[int, int]:
+    """Create a new index at ``root`` holding every row that can still be read from ``damaged``.
+
+    Rows are read in one scan per table where that works, else one row id at a time, skipping the
+    unreadable ones; entry rows that do not decode are left out. Returns ``(entries kept, rows lost)``
+    where lost counts the rows SQLite could not read or that did not decode (an estimate when the
+    table's size itself is unreadable).
+    """
+    create_index(root)
+    rows: dict[str, list[sqlite3.Row]] = {}
+    lost = 0
+    try:
+        source = sqlite3.connect(f"{damaged.resolve().as_uri()}?mode=ro", uri=True)
+        source.row_factory = sqlite3.Row
+    except sqlite3.DatabaseError:
+        return 0, 0
+    try:
+        for table in SALVAGED_TABLES:
+            rows[table], missed = _readable_rows(source, table)
+            lost += missed
+    finally:
+        source.close()
+    with Library.open(root) as lib, lib._write():
+        kept_ids: set[int] = set()
+        for row in rows["entries"]:
+            try:
+                _row_to_entry(row, [])
+            except (DamagedRow, IndexError, KeyError):
+                lost += 1
+                continue
+            lib._copy_row("entries", row)
+            kept_ids.add(int(row["id"]))
+        for row in rows["sources"]:
+            if row["entry_id"] in kept_ids:
+                lib._copy_row("sources", row)
+        for row in rows["half_windows"]:
+            lib._copy_row("half_windows", row)
+    return len(kept_ids), lost
+
+
+def _readable_rows(source: sqlite3.Connection, table: str) -> tuple[list[sqlite3.Row], int]:
+    """The rows of ``table`` that can be read, and how many could not."""
+    try:
+        return source.execute(f"SELECT * FROM {table}").fetchall(), 0
+    except sqlite3.DatabaseError:
+        pass
+    try:
+        top = source.execute(f"SELECT MAX(rowid) FROM {table}").fetchone()[0] or 0
+    except sqlite3.DatabaseError:
+        top = SALVAGE_MAX_PROBES
+    found, missed = [], 0
+    for rowid in range(1, min(int(top), SALVAGE_MAX_PROBES) + 1):
+        try:
+            row = source.execute(f"SELECT * FROM {table} WHERE rowid = ?", (rowid,)).fetchone()
+        except sqlite3.DatabaseError:
+            missed += 1
+            continue
+        if row is not None:
+            found.append(row)
+    return found, missed
+
+
+def create_index(root: Path) -> None:
+    """Create an index with the full schema in a temporary file, then link it into place (never clobbers)."""
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{DB_NAME}.", suffix=".new", dir=root)
+        os.close(fd)
+    except OSError as error:
+        raise LibraryError(f"cannot create a library at {root}: {error.strerror or error}") from None
+    try:
+        connection = sqlite3.connect(tmp, isolation_level=None)
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("CREATE TABLE migrations (version INTEGER PRIMARY KEY, applied TEXT NOT NULL)")
+            Library(root, connection)._migrate()
+        finally:
+            connection.close()
+        with suppress(FileExistsError):  # another process created it first: use theirs
+            os.link(tmp, root / DB_NAME)
+        fsync_dir(root)
+    except (OSError, sqlite3.Error) as error:
+        raise LibraryError(f"cannot create a library at {root}: {error}") from None
+    finally:
+        for leftover in (tmp, f"{tmp}-wal", f"{tmp}-shm"):
+            with suppress(FileNotFoundError):
+                os.unlink(leftover)
+
+
+def _connect(db_path: Path, *, readonly: bool) -> sqlite3.Connection:
+    """A connection to the index; read-only ones fall back to SQLite's ``immutable`` mode where the
+    folder cannot take the write-ahead log's shared-memory file (read-only storage)."""
+    if not readonly:
+        connection = sqlite3.connect(db_path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+    else:
+        uri = db_path.resolve().as_uri()
+        connection = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        try:
+            connection.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+        except sqlite3.OperationalError:
+            connection.close()
+            connection = sqlite3.connect(f"{uri}?mode=ro&immutable=1", uri=True, isolation_level=None)
+    connection.row_factory = sqlite3.Row
+    return connection
+
+
+def _writable(root: Path) -> bool:
+    """Whether lutgen can write the library at ``root`` (its folder and its index)."""
+    db_path = root / DB_NAME
+    if not os.access(root, os.W_OK | os.X_OK) or (db_path.exists() and not os.access(db_path, os.W_OK)):
+        return False
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".probe.", dir=root)
+    except OSError:
+        return False
+    os.close(fd)
+    os.unlink(probe)
+    return True
+
+
+def _unreadable(db_path: Path, error: sqlite3.DatabaseError) -> LibraryError:
+    """The one-line error for a damaged index (a busy one says so instead)."""
+    text = str(error)
+    if "locked" in text or "busy" in text:
+        return LibraryError(f"the library index {db_path} is busy ({text}): another lutgen is writing; try again")
+    return DamagedIndexError(f"the library index {db_path} is damaged ({text}): run `lutgen library check --repair`")

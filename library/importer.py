@@ -24,10 +24,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..circuits.io import FORMATS
+from ..circuits.io import FORMATS, MAX_NETLIST_BYTES
 from ..circuits.names import name_hint
-from ..errors import ConfigError, LutgenError
-from ..lutgen.formats import sniff_lut_format
+from ..errors import ConfigError, LibraryError, LibraryUsageError, LutgenError
+from ..fileio import read_bytes
+from ..lutgen.formats import MAX_NPZ_BYTES, sniff_lut_format
 from .catalogue import Cost, Entry, Library
 
 if TYPE_CHECKING:
@@ -46,6 +47,8 @@ _CITE = re.compile(r"please cite the following article\(s\):\s*(?P<cite>.+?)\s*$
 _LICENCE = re.compile(r"distributed under (?:the )?(?P<licence>[\w .-]+?) licen[cs]e", re.IGNORECASE)
 _RELEASE = re.compile(r"^(?P<release>v\d+(?:\.\d+)*)_(?P<rest>.+)$")
 _PDK45 = "_pdk45"
+#: Import status for each :meth:`Library.store` outcome (``present``: another import added it meanwhile).
+_STATUS = {"added": "added", "merged": "merged", "repaired": "repaired", "present": "unchanged"}
 
 
 @dataclass(frozen=True)
@@ -87,12 +90,13 @@ class NameInfo:
 
 @dataclass
 class ImportSummary:
-    """Outcome of one import: new entries, files already known, twins merged, and failures."""
+    """Outcome of one import: new entries, files already known, twins merged, damaged tables rewritten, failures."""
 
     added: list[Entry] = field(default_factory=list)
     unchanged: list[Path] = field(default_factory=list)
     merged: list[tuple[Path, Entry]] = field(default_factory=list)
     failed: list[tuple[Path, str]] = field(default_factory=list)
+    repaired: list[Entry] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, object]:
         """JSON-able counts and names."""
@@ -101,6 +105,7 @@ class ImportSummary:
             "unchanged": [str(p) for p in self.unchanged],
             "merged": [{"file": str(p), "entry": e.full_name} for p, e in self.merged],
             "failed": [{"file": str(p), "error": msg} for p, msg in self.failed],
+            "repaired": [e.full_name for e in self.repaired],
         }
 
 
@@ -196,9 +201,10 @@ def function_fingerprint(netlist: Netlist, *, signed: bool) -> str:
 
 
 def import_file(lib: Library, path: Path, *, signed: bool | None = None) -> tuple[str, Entry]:
-    """Import one file: returns ``("added" | "unchanged" | "merged", entry)``; one transaction.
+    """Import one file: returns ``("added" | "unchanged" | "merged" | "repaired", entry)``; one transaction.
 
-    ``signed`` overrides what the file name says (unsigned when neither says).
+    ``signed`` overrides what the file name says (unsigned when neither says). A file imported before
+    is skipped unless its entry's table is missing or damaged, which re-importing it repairs.
     """
     from ..circuits.io import read_netlist
     from ..lutgen.simulate import MAX_LUT_BITS, simulate_lut, simulate_metrics
@@ -206,7 +212,7 @@ def import_file(lib: Library, path: Path, *, signed: bool | None = None) -> tupl
     data = _read(path)
     digest = hashlib.sha256(data).hexdigest()
     known = lib.find_source(digest)
-    if known is not None:
+    if known is not None and lib.intact(known):
         return "unchanged", known
     info = parse_name(path)
     lut_format = sniff_lut_format(path)
@@ -246,23 +252,21 @@ def import_file(lib: Library, path: Path, *, signed: bool | None = None) -> tupl
     }
     if bits_a + bits_b <= MAX_LUT_BITS:
         lut = simulate_lut(netlist, signed=is_signed, name=info.name)
-        existing = lib.same_circuit(name=info.name, release=info.release, lut_hash=lut.hash)
-        if existing is not None:
-            return "merged", lib.add_source(existing, str(path.resolve()), digest)
-        return "added", lib.add(lut, netlist, **common)  # type: ignore[arg-type]
+        stored = lib.store(lut, netlist, **common)  # type: ignore[arg-type]
+        return _STATUS[stored.status], stored.entry
     fingerprint = function_fingerprint(netlist, signed=is_signed)
     existing = lib.same_circuit(name=info.name, release=info.release, lut_hash=fingerprint)
     if existing is not None:
         return "merged", lib.add_source(existing, str(path.resolve()), digest)
     metrics = simulate_metrics(netlist, signed=is_signed)
-    entry = lib.add_untabulated(
+    stored = lib.store_untabulated(
         bits=(bits_a, bits_b),
         signed=is_signed,
         function_hash=fingerprint,
         metrics=metrics,
         **common,  # type: ignore[arg-type]
     )
-    return "added", entry
+    return _STATUS[stored.status], stored.entry
 
 
 def _import_table(
@@ -278,10 +282,7 @@ def _import_table(
     if info.bits is not None and (info.bits != (lut.bits_a, lut.bits_b) or info.signed != lut.signed):
         said = f"{info.bits[0]}x{info.bits[1]} {'signed' if info.signed else 'unsigned'}"
         raise ConfigError(f"{path}: the name says {said} but the table is {lut.bits_a}x{lut.bits_b} {kind}")
-    existing = lib.same_circuit(name=lut.name, release=info.release, lut_hash=lut.hash)
-    if existing is not None:
-        return "merged", lib.add_source(existing, str(path.resolve()), digest)
-    entry = lib.add(
+    stored = lib.store(
         lut,
         name=lut.name,
         release=info.release,
@@ -290,7 +291,7 @@ def _import_table(
         origin="import",
         params={"format": lut_format},
     )
-    return "added", entry
+    return _STATUS[stored.status], stored.entry
 
 
 def import_paths(
@@ -307,12 +308,15 @@ def import_paths(
     rich progress bar; ``on_file(path, status)`` is called after each file.
     """
     files = netlist_files(paths)
-    lib.clean()
     summary = ImportSummary()
 
     def one(path: Path) -> None:
         try:
             status, entry = import_file(lib, path, signed=signed)
+        except LibraryError as error:
+            if isinstance(error, LibraryUsageError):
+                raise
+            raise LibraryError(f"{path}: {error}") from None  # the library, not the file: stop here
         except LutgenError as error:
             summary.failed.append((path, str(error)))
             status = "failed"
@@ -321,6 +325,8 @@ def import_paths(
                 summary.added.append(entry)
             elif status == "merged":
                 summary.merged.append((path, entry))
+            elif status == "repaired":
+                summary.repaired.append(entry)
             else:
                 summary.unchanged.append(path)
         if on_file is not None:
@@ -349,7 +355,4 @@ def import_paths(
 
 
 def _read(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as error:
-        raise ConfigError(f"{path}: cannot read ({error.strerror or error})") from None
+    return read_bytes(path, limit=max(MAX_NETLIST_BYTES, MAX_NPZ_BYTES), what="netlist or LUT file")

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import ConfigError
+from ..fileio import atomic_write_bytes
 from .catalogue import Entry, column
 from .pareto import pareto_front, value
 
@@ -57,11 +59,9 @@ def _save(fig: Figure, path: str | Path) -> Path:
     if target.suffix.lower() != ".png":
         raise ConfigError(f"{target}: plots are written as PNG; use a .png file name")
     FigureCanvasAgg(fig)
-    try:
-        fig.savefig(target, format="png")
-    except OSError as error:
-        raise ConfigError(f"{target}: cannot write ({error.strerror or error})") from None
-    return target
+    image = io.BytesIO()
+    fig.savefig(image, format="png")
+    return atomic_write_bytes(target, image.getvalue())
 
 
 def _value_order(bits: int, signed: bool) -> np.ndarray:

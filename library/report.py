@@ -23,8 +23,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
+from typing import BinaryIO
 
-from ..errors import ConfigError
+from ..fileio import atomic_write, atomic_write_text, make_dirs
 from ..lutgen.metrics import published_round
 from .catalogue import COST_COLUMNS, COST_DECIMALS, METRIC_COLUMNS, PUBLISHED_KEYS, Entry, Library
 from .pareto import pareto_front
@@ -168,7 +169,7 @@ def _plots(entries: Sequence[Entry], out_dir: Path, summary: ReportSummary) -> s
     groups: dict[str, list[Entry]] = {}
     for entry in sorted(entries, key=_sort_key):
         groups.setdefault(entry.kind, []).append(entry)
-    (out_dir / "plots").mkdir(exist_ok=True)
+    make_dirs(out_dir / "plots")
     for kind, group in groups.items():
         usable = [e for e in group if e.power_mw is not None and e.mae_pct is not None]
         if len(usable) < MIN_PLOT_POINTS:
@@ -233,7 +234,7 @@ def _downloads(lib: Library, entry: Entry, folder: Path, slug: str) -> list[str]
     items: list[str] = []
     source = Path(entry.source) if entry.source else None
     if source is not None and source.is_file():
-        shutil.copyfile(source, folder / source.name)
+        atomic_write(folder / source.name, lambda handle: _copy(source, handle))
         items.append(f'<a href="{_e(slug)}/{_e(source.name)}">{_e(source.name)}</a>: the netlist it was imported from')
     if not entry.has_lut:
         return [*items, "no table: too wide to tabulate, the library keeps its metrics only"]
@@ -263,10 +264,14 @@ def _downloads(lib: Library, entry: Entry, folder: Path, slug: str) -> list[str]
     return items
 
 
+def _copy(source: Path, handle: BinaryIO) -> None:
+    with source.open("rb") as data:
+        shutil.copyfileobj(data, handle)
+
+
 def _circuit_page(lib: Library, entry: Entry, out_dir: Path, *, downloads: bool) -> str:
     slug = page_slug(entry)
-    folder = out_dir / "circuits" / slug
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = make_dirs(out_dir / "circuits" / slug)
     sign = "signed" if entry.signed else "unsigned"
     if entry.has_lut:
         error_heatmap(lib.load_lut(entry, gradients=False), folder / "heatmap.png", title=f"{entry.full_name}: f − a·b")
@@ -330,10 +335,7 @@ def write_report(
     ``downloads=False`` leaves out the table files of the circuit pages (about 1 MB per 8x8 circuit).
     """
     target = Path(out_dir)
-    try:
-        (target / "circuits").mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise ConfigError(f"{target}: cannot create the report folder ({error.strerror or error})") from None
+    make_dirs(target / "circuits")
     rows = sorted(entries if entries is not None else lib.query(), key=_sort_key)
     front_ids: set[int] = set()
     for kind in {e.kind for e in rows}:
@@ -341,11 +343,11 @@ def write_report(
     summary = ReportSummary(index=target / "index.html", pages=0)
     plots = _plots(rows, target, summary)
     for name in STATIC_FILES:
-        (target / name).write_text(resources.files(__package__).joinpath("data", name).read_text(), encoding="utf-8")
+        atomic_write_text(target / name, resources.files(__package__).joinpath("data", name).read_text())
     for entry in rows:
         page = _circuit_page(lib, entry, target, downloads=downloads)
-        (target / "circuits" / f"{page_slug(entry)}.html").write_text(page, encoding="utf-8")
+        atomic_write_text(target / "circuits" / f"{page_slug(entry)}.html", page)
         summary.pages += 1
-    summary.index.write_text(_index(lib, rows, front_ids, plots), encoding="utf-8")
+    atomic_write_text(summary.index, _index(lib, rows, front_ids, plots))
     summary.bytes = sum(p.stat().st_size for p in target.rglob("*") if p.is_file())
     return summary

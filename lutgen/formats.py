@@ -15,23 +15,32 @@ import io
 import json
 import os
 import re
-import tempfile
+import stat
 import zipfile
-import zlib
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
 
 from ..errors import InputError, ParseError
+from ..fileio import atomic_write, parse_json, read_bytes
 from .lut import Lut
+from .npzfile import ZIP_ERRORS, NpzArchive
 
 #: Version of the ``.npz`` layout written by :func:`save_npz`.
 NPZ_VERSION = 1
 
 #: Largest operand width accepted from a file (a 16x16 table would hold 2^32 entries).
 MAX_BITS = 14
+#: Largest table accepted from a file, in input bits (``bits_a + bits_b``): 2^24 entries, 64 MiB as int32.
+MAX_TABLE_BITS = 24
+#: Largest ``.npz`` LUT file read: a 12x12 table with both gradient tables, stored flat, and its metadata.
+MAX_NPZ_BYTES = 3 * 4 * (1 << MAX_TABLE_BITS) + (16 << 20)
+#: Largest metadata string in a LUT file.
+MAX_META_BYTES = 4 << 20
+#: Largest DATE'25 text LUT read: 16 MiB (a 10x10 table, or 9x9 with gradients; the flow's files are 8x8,
+#: about 0.8 MB per section). Rows are parsed one Python object each, about 150 bytes per row.
+MAX_TEXT_BYTES = 16 << 20
 
 TFAPPROX_BITS = 8
 TFAPPROX_BYTES = (1 << (2 * TFAPPROX_BITS)) * 2
@@ -60,16 +69,19 @@ def sniff_lut_format(path: str | os.PathLike[str]) -> str | None:
     not text form a TFApprox table. Anything else (a netlist, say) gives ``None``; unreadable files too.
     """
     try:
+        info = os.stat(path)
+        if not stat.S_ISREG(info.st_mode):  # a named pipe would block, a device never end
+            return None
         with open(path, "rb") as f:
             head = f.read(_SNIFF_BYTES)
-        size = Path(path).stat().st_size
     except OSError:
         return None
+    size = info.st_size
     if head.startswith(_ZIP_MAGIC):
         try:
             with zipfile.ZipFile(path) as archive:
                 return "npz" if "meta.npy" in archive.namelist() else None
-        except (OSError, zipfile.BadZipFile):
+        except ZIP_ERRORS:
             return None
     first = next((line.strip() for line in head.splitlines() if line.strip()), b"")
     if first.startswith(b"INFO:") or first == LUTFP_FORWARD.encode():
@@ -100,12 +112,9 @@ def _looks_like_text(data: bytes) -> bool:
 # ----------------------------------------------------------------------------------------------- npz
 
 
-def save_npz(lut: Lut, path: str | os.PathLike[str], *, compress: bool = False) -> None:
-    """Write ``lut`` (forward, gradients, metadata) to ``path`` atomically; ``compress``: zip-deflated arrays.
-
-    :func:`load_npz` reads both forms.
-    """
-    meta = {
+def npz_meta(lut: Lut) -> dict[str, Any]:
+    """The ``meta`` object of ``lut``'s ``.npz`` file: layout version, widths, signedness, name, hashes, metadata."""
+    return {
         "version": NPZ_VERSION,
         "bits_a": lut.bits_a,
         "bits_b": lut.bits_b,
@@ -115,8 +124,15 @@ def save_npz(lut: Lut, path: str | os.PathLike[str], *, compress: bool = False) 
         "grad_hash": _grad_hash(lut.grad_a, lut.grad_b),
         "meta": lut.meta,
     }
+
+
+def save_npz(lut: Lut, path: str | os.PathLike[str], *, compress: bool = False) -> None:
+    """Write ``lut`` (forward, gradients, metadata) to ``path`` atomically; ``compress``: zip-deflated arrays.
+
+    :func:`load_npz` reads both forms.
+    """
     try:
-        meta_json = json.dumps(meta, default=_json_default, sort_keys=True)
+        meta_json = json.dumps(npz_meta(lut), default=_json_default, sort_keys=True)
     except TypeError as exc:
         raise InputError(f"LUT '{lut.name}': metadata cannot be stored as JSON ({exc})") from None
     arrays: dict[str, np.ndarray] = {"forward": lut.forward.astype(np.int32), "meta": np.array(meta_json)}
@@ -124,43 +140,32 @@ def save_npz(lut: Lut, path: str | os.PathLike[str], *, compress: bool = False) 
         arrays["grad_a"] = lut.grad_a.astype(np.float32)
     if lut.grad_b is not None:
         arrays["grad_b"] = lut.grad_b.astype(np.float32)
-    if compress:
-        _atomic_write(path, lambda f: np.savez_compressed(f, allow_pickle=False, **arrays))
-    else:
-        _atomic_write(path, lambda f: np.savez(f, allow_pickle=False, **arrays))
+    savez = np.savez_compressed if compress else np.savez
+    atomic_write(path, lambda f: savez(f, allow_pickle=False, **arrays))
 
 
 def load_npz(path: str | os.PathLike[str]) -> Lut:
-    """Read a LUT written by :func:`save_npz`; any damage raises :class:`ParseError` naming the file."""
+    """Read a LUT written by :func:`save_npz`; any damage raises :class:`ParseError` naming the file.
+
+    Sizes are checked from the archive's headers before anything is allocated (:mod:`.npzfile`).
+    """
     where = str(path)
-    data = _read_bytes(path)
-    try:
-        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-            keys = set(npz.files)
-            for required in ("forward", "meta"):
-                if required not in keys:
-                    raise ParseError(f"not a lutgen LUT file: array '{required}' is missing", where)
-            unknown = keys - {"forward", "grad_a", "grad_b", "meta"}
-            if unknown:
-                raise ParseError(f"not a lutgen LUT file: unexpected arrays {', '.join(sorted(unknown))}", where)
-            arrays = {key: npz[key] for key in keys}
-    except ParseError:
-        raise
-    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error, NotImplementedError) as exc:
-        raise ParseError(f"damaged or truncated LUT file ({_short(exc)})", where) from None
-    meta = _decode_meta(arrays["meta"], where)
+    archive = NpzArchive(_read_bytes(path, limit=MAX_NPZ_BYTES), where)
+    keys = set(archive.files)
+    for required in ("forward", "meta"):
+        if required not in keys:
+            raise ParseError(f"not a lutgen LUT file: array '{required}' is missing", where)
+    unknown = keys - {"forward", "grad_a", "grad_b", "meta"}
+    if unknown:
+        raise ParseError(f"not a lutgen LUT file: unexpected arrays {', '.join(sorted(unknown))}", where)
+    meta = _decode_meta(archive.text("meta", max_bytes=MAX_META_BYTES), where)
     bits_a, bits_b = meta["bits_a"], meta["bits_b"]
     shape = (1 << bits_a, 1 << bits_b)
-    forward = arrays["forward"]
-    if forward.dtype != np.int32 or forward.shape != shape:
-        raise ParseError(f"forward table is {forward.dtype} {forward.shape}, expected int32 {shape}", where)
+    forward = archive.array("forward", dtypes=("<i4",), shape=shape)
     grads: dict[str, np.ndarray | None] = {"grad_a": None, "grad_b": None}
     for key in grads:
-        if key in arrays:
-            grad = arrays[key]
-            if grad.dtype != np.float32 or grad.shape != shape:
-                raise ParseError(f"{key} table is {grad.dtype} {grad.shape}, expected float32 {shape}", where)
-            grads[key] = grad
+        if key in keys:
+            grads[key] = archive.array(key, dtypes=("<f4",), shape=shape)
     lut = Lut(
         forward=forward,
         bits_a=bits_a,
@@ -178,12 +183,10 @@ def load_npz(path: str | os.PathLike[str]) -> Lut:
     return lut
 
 
-def _decode_meta(array: np.ndarray, where: str) -> dict[str, Any]:
-    if array.shape != () or array.dtype.kind != "U":
-        raise ParseError("array 'meta' is not a JSON string", where)
+def _decode_meta(text: str, where: str) -> dict[str, Any]:
     try:
-        meta = json.loads(str(array))
-    except ValueError as exc:
+        meta = parse_json(text, where)
+    except ParseError as exc:
         raise ParseError(f"array 'meta' is not valid JSON ({_short(exc)})", where) from None
     if not isinstance(meta, dict):
         raise ParseError("array 'meta' is not a JSON object", where)
@@ -208,6 +211,10 @@ def _decode_meta(array: np.ndarray, where: str) -> dict[str, Any]:
     for key in ("bits_a", "bits_b"):
         if not 1 <= meta[key] <= MAX_BITS:
             raise ParseError(f"metadata '{key}' = {meta[key]} is outside 1..{MAX_BITS}", where)
+    if meta["bits_a"] + meta["bits_b"] > MAX_TABLE_BITS:
+        raise ParseError(
+            f"a {meta['bits_a']}x{meta['bits_b']} table is too large (at most {MAX_TABLE_BITS} input bits)", where
+        )
     return meta
 
 
@@ -236,7 +243,7 @@ def _json_default(value: Any) -> Any:
 def read_tfapprox(path: str | os.PathLike[str], *, name: str | None = None) -> Lut:
     """Read a TFApprox binary truth table (unsigned 8x8, 65536 little-endian uint16, index ``a*256+b``)."""
     where = str(path)
-    data = _read_bytes(path)
+    data = _read_bytes(path, limit=TFAPPROX_BYTES)
     if len(data) != TFAPPROX_BYTES:
         raise ParseError(
             f"a TFApprox table has {TFAPPROX_BYTES} bytes (65536 x uint16), this file has {len(data)}", where
@@ -264,7 +271,7 @@ def write_tfapprox(lut: Lut, path: str | os.PathLike[str]) -> None:
     if lo < 0 or hi > 0xFFFF:
         raise InputError(f"LUT '{lut.name}' has values {lo}..{hi}; TFApprox tables hold 0..65535 (uint16)")
     data = lut.forward.astype("<u2").tobytes()
-    _atomic_write(path, lambda f: f.write(data))
+    atomic_write(path, lambda f: f.write(data))
 
 
 # ----------------------------------------------------------------------------------- DATE'25 text
@@ -352,7 +359,10 @@ def _lutfp_shape(rows: list[tuple[int, str]], where: str) -> tuple[int, int]:
                 rows[-1][0],
                 1,
             )
-    return rows_a.bit_length() - 1, cols.bit_length() - 1
+    bits_a, bits_b = rows_a.bit_length() - 1, cols.bit_length() - 1
+    if bits_a + bits_b > MAX_TABLE_BITS:
+        raise ParseError(f"a {bits_a}x{bits_b} table is too large (at most {MAX_TABLE_BITS} input bits)", where)
+    return bits_a, bits_b
 
 
 def _lutfp_table(rows: list[tuple[int, str]], bits_a: int, bits_b: int, where: str, key: str) -> np.ndarray:
@@ -432,7 +442,7 @@ def write_lutfp(lut: Lut, path: str | os.PathLike[str], *, gradients: bool) -> N
     forward file and ``meta['half_window']``, then the forward and ``round(16*g)`` gradient sections.
     """
     data = lutfp_text(lut, gradients=gradients).encode()
-    _atomic_write(path, lambda f: f.write(data))
+    atomic_write(path, lambda f: f.write(data))
 
 
 def _lutfp_rows(out: io.StringIO, table: np.ndarray) -> None:
@@ -444,40 +454,12 @@ def _lutfp_rows(out: io.StringIO, table: np.ndarray) -> None:
 # ------------------------------------------------------------------------------------------ helpers
 
 
-def _atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], object]) -> None:
-    """Write through a temporary file in the target's directory, then rename over the target."""
-    target = Path(path)
-    directory = target.parent if str(target.parent) else Path(".")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
-    except OSError as exc:
-        raise InputError(f"{target}: cannot write ({exc.strerror or exc})") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except OSError as exc:
-        raise InputError(f"{target}: cannot write ({exc.strerror or exc})") from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def _read_bytes(path: str | os.PathLike[str]) -> bytes:
-    try:
-        return Path(path).read_bytes()
-    except IsADirectoryError:
-        raise ParseError("is a directory, not a LUT file", str(path)) from None
-    except FileNotFoundError:
-        raise ParseError("no such file", str(path)) from None
-    except OSError as exc:
-        raise ParseError(f"cannot read ({exc.strerror or exc})", str(path)) from None
+def _read_bytes(path: str | os.PathLike[str], *, limit: int) -> bytes:
+    return read_bytes(path, limit=limit, what="LUT file")
 
 
 def _read_text(path: str | os.PathLike[str]) -> str:
-    data = _read_bytes(path)
+    data = _read_bytes(path, limit=MAX_TEXT_BYTES)
     try:
         return data.decode("ascii")
     except UnicodeDecodeError as exc:

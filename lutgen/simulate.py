@@ -26,6 +26,9 @@ MAX_EXHAUSTIVE_BITS = 28
 DEFAULT_SAMPLES = 1 << 22
 #: Words per chunk: 2^14 words = 128 KiB per net, small enough to stay in cache.
 CHUNK_WORDS = 1 << 14
+#: Most work one simulation may do, in gate operations on 64-vector words (a 2,000-gate circuit over 2^30
+#: Monte-Carlo samples, or 400,000 gates over an exhaustive 12x12 table): about a minute here.
+MAX_WORK = 1 << 36
 
 _ONES = np.uint64(0xFFFF_FFFF_FFFF_FFFF)
 _LANE_PATTERNS = [np.uint64(sum(1 << lane for lane in range(64) if (lane >> bit) & 1)) for bit in range(6)]
@@ -39,6 +42,22 @@ def _operand_widths(netlist: Netlist) -> tuple[int, int]:
             f"({', '.join(netlist.operand_names)})"
         )
     return widths[0], widths[1]
+
+
+#: Two-input covers by truth table ``(f(0,0), f(0,1), f(1,0), f(1,1))``: one or two word operations
+#: instead of the generic cube loop (BLIF netlists are mostly such nodes).
+_TWO_INPUT: dict[tuple[int, ...], Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
+    (0, 0, 0, 1): lambda x, y: x & y,
+    (0, 1, 1, 1): lambda x, y: x | y,
+    (0, 1, 1, 0): lambda x, y: x ^ y,
+    (1, 1, 1, 0): lambda x, y: ~(x & y),
+    (1, 0, 0, 0): lambda x, y: ~(x | y),
+    (1, 0, 0, 1): lambda x, y: ~(x ^ y),
+    (0, 0, 1, 0): lambda x, y: x & ~y,
+    (0, 1, 0, 0): lambda x, y: ~x & y,
+    (1, 0, 1, 1): lambda x, y: x | ~y,
+    (1, 1, 0, 1): lambda x, y: ~x | y,
+}
 
 
 def _gate_function(gate: Gate) -> Callable[[list[np.ndarray], int], np.ndarray]:
@@ -70,6 +89,11 @@ def _gate_function(gate: Gate) -> Callable[[list[np.ndarray], int], np.ndarray]:
         assert gate.cover is not None
         cubes = gate.cover.cubes
         phase = gate.cover.phase
+        if len(gate.inputs) == 2:
+            truth = tuple(gate.cover.evaluate(bits) for bits in ((0, 0), (0, 1), (1, 0), (1, 1)))
+            pair = _TWO_INPUT.get(truth)
+            if pair is not None:
+                return lambda ins, n: pair(ins[0], ins[1])
 
         def sop(ins: list[np.ndarray], n: int) -> np.ndarray:
             out = np.zeros(n, dtype=np.uint64)
@@ -105,6 +129,8 @@ class CompiledNetlist:
     netlist: Netlist
     input_nets: list[int]
     steps: list[tuple[Callable[[list[np.ndarray], int], np.ndarray], tuple[int, ...], int, tuple[int, ...]]]
+    cost: int = 0
+    """Word operations per word of input vectors (one per gate, more for wide gates and large covers)."""
 
     @classmethod
     def compile(cls, netlist: Netlist) -> CompiledNetlist:
@@ -118,9 +144,28 @@ class CompiledNetlist:
         for net, i in last_use.items():
             if net not in keep:
                 dying.setdefault(i, []).append(net)
-        steps = [(_gate_function(g), g.inputs, g.output, tuple(dying.get(i, ()))) for i, g in enumerate(netlist.gates)]
+        functions: dict[object, Callable[[list[np.ndarray], int], np.ndarray]] = {}
+
+        def function(gate: Gate) -> Callable[[list[np.ndarray], int], np.ndarray]:
+            key = gate.cover if gate.kind is Kind.SOP else gate.kind  # all a gate function depends on
+            found = functions.get(key)
+            if found is None:
+                found = functions[key] = _gate_function(gate)
+            return found
+
+        steps = [(function(g), g.inputs, g.output, tuple(dying.get(i, ()))) for i, g in enumerate(netlist.gates)]
         input_nets = [net for bus in netlist.inputs.values() for net in bus]
-        return cls(netlist, input_nets, steps)
+        cost = sum(_gate_cost(g) for g in netlist.gates)
+        return cls(netlist, input_nets, steps, cost)
+
+    def require(self, vectors: int, advice: str) -> None:
+        """Refuse (one :class:`ConfigError` stating the limit) a run over ``vectors`` beyond :data:`MAX_WORK`."""
+        work = self.cost * max(1, vectors // 64)
+        if work > MAX_WORK:
+            raise ConfigError(
+                f"{self.netlist.name}: simulating {len(self.netlist.gates)} gates over {vectors} input vectors "
+                f"takes {work:.3g} word operations; lutgen's limit is {MAX_WORK:.3g} (about a minute): {advice}"
+            )
 
     def run(self, inputs: list[np.ndarray], *, keep_all: bool = False) -> dict[int, np.ndarray]:
         """Evaluate on packed input words (one array per input bit, operand a's bits first).
@@ -137,6 +182,12 @@ class CompiledNetlist:
         if keep_all:
             return values
         return {net: values[net] for net in self.netlist.outputs}
+
+
+def _gate_cost(gate: Gate) -> int:
+    if gate.kind is Kind.SOP and gate.cover is not None:
+        return max(1, len(gate.cover.cubes) * (len(gate.inputs) + 1))
+    return max(1, len(gate.inputs) - 1)
 
 
 def exhaustive_inputs(bits_a: int, bits_b: int, start_word: int, n_words: int) -> list[np.ndarray]:
@@ -197,6 +248,7 @@ def simulate_lut(netlist: Netlist, *, signed: bool, name: str | None = None) -> 
         )
     compiled = CompiledNetlist.compile(netlist)
     total = 1 << (bits_a + bits_b)
+    compiled.require(total, "the circuit is too large to tabulate")
     parts = [_outputs(compiled, exhaustive_inputs(bits_a, bits_b, start, n), signed) for start, n in _chunks(total)]
     flat = np.concatenate(parts)[:total]
     if flat.size and (flat.max() >= 1 << 31 or flat.min() < -(1 << 31)):
@@ -235,6 +287,7 @@ def simulate_metrics(
     stats = ErrorStats(bits_a, bits_b, legacy_mre=legacy_mre)
     if samples is None and bits_a + bits_b <= MAX_EXHAUSTIVE_BITS:
         total = 1 << (bits_a + bits_b)
+        compiled.require(total, "give --samples N for Monte-Carlo metrics")
         for start, n in _chunks(total):
             got = _outputs(compiled, exhaustive_inputs(bits_a, bits_b, start, n), signed)
             index = np.arange(start * 64, min(start * 64 + len(got), total), dtype=np.int64)
@@ -245,6 +298,7 @@ def simulate_metrics(
         return stats.result(method="exhaustive")
     count = samples if samples is not None else DEFAULT_SAMPLES
     count = max(64, (count + 63) // 64 * 64)
+    compiled.require(count, "use fewer --samples")
     rng = np.random.default_rng(seed)
     done = 0
     while done < count:

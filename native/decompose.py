@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..errors import LutgenError, NativeUnavailableError
+from ..errors import InputError, NativeUnavailableError
 from .engines import Engine, available_engines, get_engine, register_engine
 
 if TYPE_CHECKING:
@@ -220,7 +220,7 @@ def exact_bmm(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     if per_term == 0:
         return torch.bmm(x.float(), y.float())
     if k * per_term >= _FP64_EXACT:
-        raise LutgenError(f"exact GEMM would exceed 2^53 (K={k}, max |term|={per_term}); use another engine")
+        raise InputError(f"exact GEMM would exceed 2^53 (K={k}, max |term|={per_term}); use another engine")
     chunk = _FP32_EXACT // per_term if _fp32_is_ieee(x.device) else 0
     if chunk >= k:
         return torch.bmm(x.float(), y.float())
@@ -265,7 +265,7 @@ def exact_conv2d(
     if per_term == 0:
         return conv(x.float(), w.float())
     if cg * window * per_term >= _FP64_EXACT:
-        raise LutgenError(f"exact convolution would exceed 2^53 (K={cg * window}); use another engine")
+        raise InputError(f"exact convolution would exceed 2^53 (K={cg * window}); use another engine")
     chunk = _FP32_EXACT // (per_term * window) if ieee else 0
     if fits or chunk >= cg:
         return conv(x.float(), w.float())
@@ -287,7 +287,7 @@ def exact_conv2d(
 def _checked(acc: torch.Tensor, what: str) -> torch.Tensor:
     """``acc`` (exact integers) after checking the int32 range (float32 sums are below 2^24 already)."""
     if acc.dtype == torch.float64 and acc.numel() and _max_abs(acc) > _INT32_MAX:
-        raise LutgenError(f"{what}: the result exceeds the int32 range; split the reduction (smaller K)")
+        raise InputError(f"{what}: the result exceeds the int32 range; split the reduction (smaller K)")
     return acc
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from ..errors import LutgenError
+from ..errors import InputError
 from .prepared import PreparedLut
 
 CHUNK_ELEMENTS = 1 << 22
@@ -40,11 +40,11 @@ def _flat_index(ca: torch.Tensor, cb: torch.Tensor, bits_b: int) -> torch.Tensor
 
 
 def check_int32(out: torch.Tensor, lut: PreparedLut) -> torch.Tensor:
-    """``out`` (int64) as int32, or a :class:`LutgenError` when a sum does not fit int32."""
+    """``out`` (int64) as int32, or an :class:`InputError` (exit code 2) when a sum does not fit int32."""
     if out.numel():
         lo, hi = int(out.min()), int(out.max())
         if lo < INT32_MIN or hi > INT32_MAX:
-            raise LutgenError(
+            raise InputError(
                 f"LUT '{lut.name}': LUT-GEMM sums reach {lo}..{hi}, beyond int32; "
                 "use a shorter reduction (smaller K) or a table with smaller values"
             )
@@ -54,7 +54,7 @@ def check_int32(out: torch.Tensor, lut: PreparedLut) -> torch.Tensor:
 def lut_bmm(a: torch.Tensor, b: torch.Tensor, lut: PreparedLut) -> torch.Tensor:
     """``C[g, m, n] = sum_k T[a[g, m, k], b[g, k, n]]`` as int32 ``[G, M, N]`` (exact, int64 inside).
 
-    Raises :class:`LutgenError` when a result does not fit int32 (never wraps).
+    Raises :class:`InputError` when a result does not fit int32 (never wraps).
     """
     g_count, m_count, k_count = a.shape
     n_count = b.shape[2]

@@ -42,6 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..clitypes import MAX_VERIFY
 from ..errors import ConfigError
 from ..library.basis import MODEL
 from ..lutgen.lut import Lut
@@ -486,6 +487,12 @@ def verification_picks(
     return sorted(set(picks))
 
 
+def check_verify(verify: int) -> None:
+    """``--verify``: 1 .. :data:`MAX_VERIFY` front points per round (each costs one LUT-engine evaluation)."""
+    if not 1 <= verify <= MAX_VERIFY:
+        raise ConfigError(f"--verify must be 1..{MAX_VERIFY}, got {verify}")
+
+
 def auto_assign(
     float_model: nn.Module,
     qmodel: nn.Module,
@@ -517,8 +524,7 @@ def auto_assign(
     """
     if not candidates:
         raise ConfigError("no candidate multipliers for --assign auto; widen --candidates")
-    if verify < 1:
-        raise ConfigError(f"--verify must be at least 1, got {verify}")
+    check_verify(verify)
     engine = engine or InProcess()
     clock = Stopwatch(digits=3)
     lap = clock.lap

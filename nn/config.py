@@ -233,16 +233,12 @@ class AssignmentMapping:
             raise ConfigError("empty assignment")
         saved = re.fullmatch(r"(?P<path>.+\.json)(?:#(?P<point>\d+))?", text, flags=re.IGNORECASE)
         if saved:
-            import json
             from pathlib import Path
 
+            from ..fileio import read_json
+
             path = Path(saved["path"]).expanduser()
-            try:
-                data = json.loads(path.read_text())
-            except OSError as exc:
-                raise ConfigError(f"{path}: cannot read assignment ({exc.strerror or exc})") from None
-            except json.JSONDecodeError as exc:
-                raise ConfigError(f"{path}:{exc.lineno}:{exc.colno}: invalid JSON ({exc.msg})") from None
+            data = read_json(path, what="assignment file")
             if saved["point"] is None:
                 return cls.from_dict(data)
             front = data.get("front") if isinstance(data, Mapping) else None
@@ -311,6 +307,10 @@ class AssignmentMapping:
                 if rank < best_rank:
                     best, best_rank = config, rank
         return best if best is not None else self.default
+
+    def configs(self) -> list[LayerConfig]:
+        """Every config the mapping holds (the default first)."""
+        return [self.default, *(config for _, config in (*self.types, *self.patterns, *self.names))]
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form: ``{"default": ..., "types": {...}, "regex": {...}, "layers": {...}}``.

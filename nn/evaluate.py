@@ -8,7 +8,8 @@ quantised-exact and approximate accuracy, a per-layer table and the relative mul
 
 from __future__ import annotations
 
-import json
+import io
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,9 +23,11 @@ from rich.table import Table
 from torch import nn
 
 from ..errors import ConfigError, InputError, LibraryError
+from ..fileio import atomic_write_bytes, atomic_write_text
 from ..library.filters import Filter
-from ..tasks import open_engine, require_ray
-from .assign import AutoResult, Candidate, auto_assign, build_assigned
+from ..schema import dumps_json
+from ..tasks import check_engine_options, open_engine
+from .assign import AutoResult, Candidate, auto_assign, build_assigned, check_verify
 from .config import AssignmentMapping, LayerConfig
 from .multipliers import load_multiplier
 from .predict import predict_errors, record_operands
@@ -229,10 +232,17 @@ def run_evaluate(options: EvaluateOptions, *, console: Console | None = None) ->
     clock = Stopwatch()
     lap, timings = clock.lap, clock.seconds
     torch.manual_seed(options.seed)
-    if options.budget < 0:
-        raise ConfigError(f"--budget must be >= 0 accuracy points, got {options.budget}")
-    if options.assign == "auto" and (options.workers is not None or options.ray_address is not None):
-        require_ray()  # fail before the model is trained, not after
+    if not math.isfinite(options.budget) or options.budget < 0:
+        raise ConfigError(f"--budget must be a finite number >= 0 of accuracy points, got {options.budget}")
+    if options.assign == "auto":
+        check_engine_options(workers=options.workers, address=options.ray_address)
+        check_verify(options.verify)
+    else:  # a bad assignment, or a multiplier it names that cannot be read, is reported before any training
+        for config in AssignmentMapping.parse(options.assign).configs():
+            if isinstance(config.multiplier, str) and config.multiplier not in ("float", "exact"):
+                load_multiplier(config.multiplier)
+    chosen_set = library_candidates(options.candidates)  # and so are bad candidates
+    exact_entry = chosen_set.exact
     loaded = float_model(
         options.model, dataset=options.dataset, data_dir=options.data, weights=options.weights, seed=options.seed
     )
@@ -265,8 +275,6 @@ def run_evaluate(options: EvaluateOptions, *, console: Console | None = None) ->
     x_calib = data.x_train[pick]
     calib_batches = [x_calib[i : i + options.batch_size] for i in range(0, x_calib.shape[0], options.batch_size)]
 
-    chosen_set = library_candidates(options.candidates)
-    exact_entry = chosen_set.exact
     scheme = "symmetric" if exact_entry.signed else "affine"
     exact_config = LayerConfig("exact", bits=(exact_entry.bits_a, exact_entry.bits_b), scheme=scheme)
     by_name = {e.full_name: e for e in chosen_set.entries} | {exact_entry.full_name: exact_entry}
@@ -553,12 +561,14 @@ def plot_pareto(result: EvaluateResult, path: Path) -> None:
     ax.set_title(f"{result.model} on {result.dataset}")
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
+    image = io.BytesIO()
     try:
-        fig.savefig(path, dpi=120)
-    except OSError as error:
-        raise InputError(f"cannot write plot {path}: {error}") from error
+        fig.savefig(image, dpi=120, format=path.suffix.lstrip(".").lower() or "png")
+    except ValueError as error:
+        raise InputError(f"{path}: cannot write a plot in this format ({error})") from None
     finally:
         plt.close(fig)
+    atomic_write_bytes(path, image.getvalue())
 
 
 def save_assignment(result: EvaluateResult, path: Path) -> None:
@@ -569,7 +579,4 @@ def save_assignment(result: EvaluateResult, path: Path) -> None:
     data = dict(result.assignment)
     if result.front:
         data["front"] = result.front
-    try:
-        path.write_text(json.dumps(data, indent=2) + "\n")
-    except OSError as error:
-        raise InputError(f"cannot write {path}: {error}") from error
+    atomic_write_text(path, dumps_json(data, indent=2) + "\n")

@@ -105,7 +105,7 @@ def cached_choice(lut: Lut, *, library: str | os.PathLike[str] | None = None) ->
     """The stored choice for ``lut``'s table in the library (``--library`` / ``$LUTGEN_LIBRARY``), or ``None``."""
     from ..library import Library
 
-    with Library.open(library) as lib:
+    with Library.open_default(library) as lib:
         item = lib.half_window_choice(lut.hash)
     if item is None:
         return None
@@ -122,11 +122,15 @@ def cached_choice(lut: Lut, *, library: str | os.PathLike[str] | None = None) ->
 
 
 def store_choice(choice: HalfWindowChoice, *, library: str | os.PathLike[str] | None = None) -> None:
-    """Remember ``choice`` in the library (one transaction; an older choice for the table is replaced)."""
+    """Remember ``choice`` in the library (one transaction; an older choice for the table is replaced).
+
+    A read-only library keeps nothing: the choice is searched again next time.
+    """
     from ..library import Library
 
-    with Library.open(library) as lib:
-        lib.store_half_window_choice(choice.lut_hash, choice.to_dict())
+    with Library.open_default(library) as lib:
+        if not lib.readonly:
+            lib.store_half_window_choice(choice.lut_hash, choice.to_dict())
 
 
 # -------------------------------------------------------------------------------------------- trials

@@ -19,10 +19,10 @@ Example:
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import math
-import os
 import re
 import shlex
 import time
@@ -36,9 +36,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError, InputError
+from ..fileio import atomic_write, check_writable
 from ..lutgen.lut import Lut
 from .config import GRADS, AssignmentMapping, LayerConfig, Spec
 from .data import Prepared
+from .devices import check_device, default_device
 from .multipliers import load_multiplier
 from .progress import add_task, make_progress
 from .swap import approximate
@@ -360,15 +362,8 @@ def _reason(error: Exception) -> str:
 
 
 def save_checkpoint(path: Path, payload: Mapping[str, Any]) -> None:
-    """Write ``payload`` with ``torch.save`` atomically (temporary file in the same folder, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        torch.save(dict(payload), tmp)
-        os.replace(tmp, path)
-    except OSError as error:
-        tmp.unlink(missing_ok=True)
-        raise InputError(f"cannot write checkpoint {path}: {error.strerror or error}") from None
+    """Write ``payload`` with ``torch.save`` atomically (:func:`approxlut.fileio.atomic_write`)."""
+    atomic_write(path, lambda handle: torch.save(dict(payload), handle), make_parents=True)
 
 
 def read_checkpoint(path: Path) -> dict[str, Any]:
@@ -657,8 +652,6 @@ def default_checkpoint(options: RetrainOptions, *, weights: str, data_key: Any) 
     The same options (model, weights, data, assignment, hyperparameters) give the same path, so
     ``--resume`` finds it again.
     """
-    from .train import cache_dir
-
     identity = {
         "model": options.model,
         "weights": weights,
@@ -666,8 +659,28 @@ def default_checkpoint(options: RetrainOptions, *, weights: str, data_key: Any) 
         **{f.name: getattr(options, f.name) for f in fields(options) if f.name not in _NOT_IDENTITY},
     }
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:16]
-    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", options.model).strip("_")[:60]
-    return cache_dir().parent / "retrain" / f"{stem}-{digest}.pt"
+    return _checkpoint_dir() / f"{_checkpoint_stem(options.model)}-{digest}.pt"
+
+
+def _checkpoint_dir() -> Path:
+    from .train import cache_dir
+
+    return cache_dir().parent / "retrain"
+
+
+def _checkpoint_stem(model: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", model).strip("_")[:60]
+
+
+def _check_resumable(options: RetrainOptions) -> None:
+    """Before any training: ``--resume`` needs a checkpoint (``--out``, or one of this model in the cache)."""
+    if options.out is not None:
+        if not options.out.is_file():
+            raise InputError(f"nothing to resume: checkpoint {options.out} does not exist")
+        return
+    folder = _checkpoint_dir()
+    if not any(folder.glob(f"{glob.escape(_checkpoint_stem(options.model))}-*.pt")):
+        raise InputError(f"nothing to resume: no checkpoint of {options.model} in {folder} (run without --resume)")
 
 
 #: Options that do not change what a retraining run computes (left out of :func:`default_checkpoint`).
@@ -698,7 +711,12 @@ def run_retrain(options: RetrainOptions, *, verbose: bool = True) -> RetrainRepo
             "first, then `lutgen retrain --assign assignment.json`"
         )
     half_window = parse_half_window(options.half_window)
-    device = torch.device(options.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = torch.device(check_device(options.device or default_device()))
+    if options.resume:
+        _check_resumable(options)  # before the float model is trained, not after
+    elif options.out is not None:
+        check_writable(options.out, make_parents=True)  # before an epoch of work, not after
+    mapping = parse_assignment(options.assign, LayerConfig("exact"))
     loaded = float_model(
         options.model,
         dataset=options.dataset,
@@ -711,7 +729,6 @@ def run_retrain(options: RetrainOptions, *, verbose: bool = True) -> RetrainRepo
     weights_id = str(loaded.weights)
     model.to(device)
     float_accuracy = test_accuracy(model, data)
-    mapping = parse_assignment(options.assign, LayerConfig("exact"))
     config = RetrainConfig(
         grad=options.grad,
         half_window=half_window,
@@ -721,6 +738,8 @@ def run_retrain(options: RetrainOptions, *, verbose: bool = True) -> RetrainRepo
         seed=options.seed,
     )
     out = options.out or default_checkpoint(options, weights=weights_id, data_key=data.key)
+    if options.out is None:
+        check_writable(out, make_parents=True)  # the cache folder, before the first epoch
     result = retrain(
         model,
         data,

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import InputError, LutgenError
+from ..fileio import atomic_write
 from .data import Prepared
 from .progress import add_task, make_progress
 from .zoo import ModelSpec
@@ -184,11 +185,9 @@ def evaluate_metric(
 
 def save_weights(model: nn.Module, path: Path, meta: Mapping[str, Any]) -> None:
     """Write ``{"state_dict", "meta"}`` atomically (a temporary file renamed into place)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    torch.save({"state_dict": state, "meta": json.loads(json.dumps(meta))}, tmp)
-    os.replace(tmp, path)
+    payload = {"state_dict": state, "meta": json.loads(json.dumps(meta))}
+    atomic_write(path, lambda handle: torch.save(payload, handle), make_parents=True)
 
 
 def load_weights(model: nn.Module, path: str | Path, *, cached: bool = False) -> dict[str, Any]:

@@ -8,13 +8,13 @@ every builder takes ``num_classes``, ``in_channels`` and ``input_size`` and, whe
     >>> model(torch.zeros(2, 3, 32, 32)).shape
     torch.Size([2, 10])
 
-``build_model("package.module:callable")`` loads a user model the same way; the callable receives
-the keyword arguments its signature accepts.
+``build_model("path/to/models.py:callable")`` loads a user model the same way; the callable receives
+the keyword arguments its signature accepts. Only zoo names and ``file.py:callable`` are accepted: a
+``module:callable`` form would let ``--model os:system`` call anything importable.
 """
 
 from __future__ import annotations
 
-import importlib
 import importlib.util
 import inspect
 import re
@@ -387,7 +387,7 @@ ALIASES = {"lenet": "lenet5", "mobilenet": "mobilenetv2"}
 
 
 def model_spec(name: str) -> ModelSpec:
-    """The zoo entry called ``name``, or a spec wrapping a ``module:callable`` user model.
+    """The zoo entry called ``name``, or a spec wrapping a ``file.py:callable`` user model.
 
     A user callable is described by optional attributes of the callable: ``input_kind``, ``channels``,
     ``size`` and ``task`` (defaults: a 3x32x32 image classifier).
@@ -396,16 +396,16 @@ def model_spec(name: str) -> ModelSpec:
     key = ALIASES.get(key, key)
     if key in MODELS:
         return MODELS[key]
-    if ":" not in name:
-        known = ", ".join(sorted(MODELS))
-        raise ConfigError(f"unknown model '{name}'; choose one of {known} or give module:callable")
-    builder = load_callable(name)
+    builder = load_callable(check_model_reference(name))
+    channels, size = getattr(builder, "channels", 3), getattr(builder, "size", 32)
+    if not all(type(value) is int and 1 <= value <= 4096 for value in (channels, size)):
+        raise ConfigError(f"model '{name}': its channels and size attributes must be ints in 1..4096")
     return ModelSpec(
         name=name,
         builder=_accepting(builder),
         input_kind=getattr(builder, "input_kind", "image"),
-        channels=int(getattr(builder, "channels", 3)),
-        size=int(getattr(builder, "size", 32)),
+        channels=channels,
+        size=size,
         task=getattr(builder, "task", "classification"),
         scalable="width" in _parameters(builder),
         description=f"user model {name}",
@@ -413,39 +413,56 @@ def model_spec(name: str) -> ModelSpec:
 
 
 def build_model(name: str, **kwargs: Any) -> nn.Module:
-    """Build a zoo model (or ``module:callable``); ``kwargs`` override the spec's defaults."""
+    """Build a zoo model (or ``file.py:callable``); ``kwargs`` override the spec's defaults."""
     spec = model_spec(name)
     if not spec.scalable:
         kwargs.pop("width", None)
-    model = spec.build(**kwargs)
+    try:
+        model = spec.build(**kwargs)
+    except ConfigError:
+        raise
+    except Exception as error:  # a user callable failing is reported in one line, not as a traceback
+        if name in MODELS or spec.name in MODELS:
+            raise
+        raise ConfigError(f"model '{name}' failed to build ({type(error).__name__}: {error})") from None
     if not isinstance(model, nn.Module):
         raise ConfigError(f"model '{name}' returned {type(model).__name__}, not a torch.nn.Module")
     return model
 
 
+def check_model_reference(reference: str) -> str:
+    """``reference`` when it is a zoo name or ``path/to/file.py:callable``; else :class:`ConfigError`."""
+    key = ALIASES.get(re.sub(r"[-_]", "", reference.lower()), re.sub(r"[-_]", "", reference.lower()))
+    if key in MODELS:
+        return reference
+    module_path, _, attr = reference.rpartition(":")
+    if module_path.endswith(".py") and attr.isidentifier():
+        return reference
+    known = ", ".join(sorted(MODELS))
+    raise ConfigError(f"unknown model '{reference}'; choose one of {known} or give path/to/file.py:callable")
+
+
 def load_callable(reference: str) -> Callable[..., Any]:
-    """Import ``module:attr`` (``module`` may also be a path to a ``.py`` file)."""
-    module_name, _, attr = reference.rpartition(":")
-    if not module_name or not attr:
-        raise ConfigError(f"'{reference}' is not of the form module:callable")
+    """Import ``path/to/file.py:attr`` and return the callable ``attr``.
+
+    The file runs as a module (it is the user's own code); any error it raises is reported in one line.
+    """
+    module_path, _, attr = reference.rpartition(":")
+    path = Path(module_path).expanduser()
+    if not path.is_file():
+        raise ConfigError(f"model file not found: {path}")
+    loader = importlib.util.spec_from_file_location(path.stem, path)
+    if loader is None or loader.loader is None:
+        raise ConfigError(f"cannot import {path}")
+    module = importlib.util.module_from_spec(loader)
     try:
-        if module_name.endswith(".py"):
-            path = Path(module_name)
-            if not path.is_file():
-                raise ConfigError(f"model file not found: {path}")
-            loader = importlib.util.spec_from_file_location(path.stem, path)
-            if loader is None or loader.loader is None:
-                raise ConfigError(f"cannot import {path}")
-            module = importlib.util.module_from_spec(loader)
-            sys.modules.setdefault(path.stem, module)
-            loader.loader.exec_module(module)
-        else:
-            module = importlib.import_module(module_name)
-    except ImportError as error:
-        raise ConfigError(f"cannot import model module '{module_name}': {error}") from error
+        loader.loader.exec_module(module)
+    except Exception as error:  # the user's file: any failure is theirs to see, in one line
+        raise ConfigError(f"{path}: importing it failed ({type(error).__name__}: {error})") from None
+    sys.modules.setdefault(path.stem, module)
     target = getattr(module, attr, None)
     if target is None or not callable(target):
-        raise ConfigError(f"'{attr}' is not a callable in module '{module_name}'")
+        raise ConfigError(f"'{attr}' is not a callable in {path}")
     return target
 
 

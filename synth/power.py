@@ -34,6 +34,8 @@ from .cells45 import AREA_SCALE, CELLS, CLOCK_GHZ, DELAY_SCALE, ENERGY_SCALE, Ce
 MAX_EXHAUSTIVE_BITS = 20
 #: Operand pairs sampled for wider circuits.
 SAMPLES = 1 << 16
+#: Most memory the per-net activity words may take (every net's words are kept to count toggles).
+MAX_ACTIVITY_BYTES = 512 << 20
 
 
 @dataclass(frozen=True)
@@ -121,6 +123,14 @@ def _simulate(netlist: Netlist, activity: Activity | None, seed: int) -> tuple[d
         raise ConfigError(f"{netlist.name}: power estimation needs a two-operand circuit")
     bits_a, bits_b = widths
     compiled = CompiledNetlist.compile(netlist)
+    words = max(1, (1 << (bits_a + bits_b)) // 64) if bits_a + bits_b <= MAX_EXHAUSTIVE_BITS else SAMPLES // 64
+    if isinstance(activity, OperandStream):
+        words = -(-activity.a.size // 64)
+    if netlist.num_nets * words * 8 > MAX_ACTIVITY_BYTES:
+        raise ConfigError(
+            f"{netlist.name}: the switching activity of {netlist.num_nets} nets over {words * 64} vectors needs more "
+            f"than {MAX_ACTIVITY_BYTES >> 20} MiB; the power model is limited to smaller circuits"
+        )
     if isinstance(activity, OperandStream):
         n = activity.a.size
         pad = (-n) % 64  # repeat the last pair: no toggles

@@ -117,8 +117,11 @@ def json_output() -> Callable[[str, str], dict[str, Any]]:
 
     from approxlut.schema import json_schema
 
+    def refuse(name: str) -> Any:
+        raise AssertionError(f"{name} in JSON output (JSON has no NaN or Infinity)")
+
     def parse(text: str, command: str) -> dict[str, Any]:
-        data = json.loads(text)
+        data = json.loads(text, parse_constant=refuse)
         jsonschema.validate(data, json_schema(command))
         return data
 

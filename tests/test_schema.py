@@ -2,16 +2,31 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import fields
 from pathlib import Path
 
 import click
 import jsonschema
+import numpy as np
 import pytest
 
 from approxlut.cli import main
 from approxlut.library.catalogue import Entry
-from approxlut.schema import COMMANDS, ENTRY_KEYS, NESTED, NESTED_BY_COMMAND, VOCABULARY, json_schema, markdown
+from approxlut.schema import (
+    COMMANDS,
+    ENTRY_KEYS,
+    NESTED,
+    NESTED_BY_COMMAND,
+    VOCABULARY,
+    dumps,
+    dumps_json,
+    json_schema,
+    markdown,
+)
+from approxlut.schema import (
+    main as write_docs,
+)
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "json.md"
 
@@ -57,7 +72,7 @@ def test_keys_carry_units_and_one_spelling() -> None:
 
 
 def test_the_docs_are_generated_from_the_schema() -> None:
-    assert DOCS.read_text() == markdown(), "run: python -m approxlut.schema > docs/json.md"
+    assert DOCS.read_text() == markdown(), "run: python -m approxlut.schema docs/json.md"
 
 
 def test_a_document_that_breaks_the_schema_is_caught() -> None:
@@ -66,3 +81,16 @@ def test_a_document_that_breaks_the_schema_is_caught() -> None:
     for bad in ({**good}, {**good, "circuits": 68, "n": 68}, {**good, "circuits": "68"}):
         with pytest.raises(jsonschema.ValidationError):
             jsonschema.validate(bad, json_schema("library calibrate"))
+
+
+def test_json_never_carries_nan_and_takes_numpy_scalars() -> None:
+    assert dumps_json({"a": math.nan, "b": [math.inf, 1.5], "c": 2}) == '{"a": null, "b": [null, 1.5], "c": 2}'
+    assert dumps_json([np.float32(0.5), np.int64(3), np.bool_(True), np.float64(-np.inf)]) == "[0.5, 3, true, null]"
+    assert dumps("bench", {"results": [{"ratio": math.nan}]}) == (
+        '{"schema_version": 1, "command": "bench", "results": [{"ratio": null}]}'
+    )
+
+
+def test_the_docs_are_written_atomically_to_a_file(tmp_path: Path) -> None:
+    write_docs([str(tmp_path / "json.md")])
+    assert (tmp_path / "json.md").read_text() == markdown()

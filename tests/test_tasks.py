@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from approxlut.errors import ConfigError
-from approxlut.tasks import InProcess, open_engine, require_ray
+from approxlut.tasks import MAX_WORKERS, InProcess, check_ray_address, open_engine, require_ray
 
 
 def _divide(a: float, b: float) -> float:
@@ -32,10 +32,16 @@ def test_a_task_error_reaches_the_caller_when_gathered() -> None:
 
 
 def test_engine_options_are_checked() -> None:
-    with pytest.raises(ConfigError, match="at least 1"), open_engine(workers=0):
-        pass
+    for workers in (0, MAX_WORKERS + 1):
+        with pytest.raises(ConfigError, match=rf"--workers must be 1\.\.{MAX_WORKERS}"), open_engine(workers=workers):
+            pass
     with pytest.raises(ConfigError, match="not both"), open_engine(workers=2, address="auto"):
         pass
+    for address in ("auto", "10.0.0.1:6379", "ray://head.example:10001", "[::1]:6379"):
+        assert check_ray_address(address) == address
+    for address in ("", "head", "head:0", "head:65536", "head:6379;rm -rf /", "http://head:80"):
+        with pytest.raises(ConfigError, match="--ray-address"):
+            check_ray_address(address)
 
 
 def test_without_ray_the_error_says_how_to_install_it(monkeypatch) -> None:

@@ -103,7 +103,9 @@ def test_a_tampered_row_delta_blob_is_reported_corrupted(tmp_path: Path, monkeyp
         deltas, meta = data["forward_delta"].copy(), data["meta"]
     deltas[5, 9] += 1
     np.savez_compressed(path, forward_delta=deltas, meta=meta)
-    with pytest.raises(LibraryError, match=r"^blob [0-9a-f]{12} is corrupted: re-import victim$"):
+    with pytest.raises(
+        LibraryError, match=r"^blob [0-9a-f]{12} is corrupted: re-import victim \(or run `lutgen library check"
+    ):
         store.load(lut.hash, name="victim")
     np.savez_compressed(path, forward_delta=deltas[0], meta=meta)  # wrong shape
     with pytest.raises(LibraryError, match="is corrupted: re-import victim"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import zipfile
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from approxlut.errors import ConfigError, LibraryError
+from approxlut.errors import ConfigError, LibraryError, LibraryUsageError
 from approxlut.library import Cost, Library
 from approxlut.library.catalogue import DB_NAME, MIGRATIONS
 from approxlut.library.config import library_dir
@@ -255,3 +256,37 @@ def test_sampled_figures_are_explained_not_silently_kept(lib, multiplier):
     console.print(entries_table([sampled]))
     text = console.export_text()
     assert "≥0.38" in text and "a lower bound" in text
+
+
+def test_one_opening_policy(tmp_path, monkeypatch, multiplier):
+    """Named and absent: the user's mistake (exit code 2, who named it); damaged or foreign: an error naming the
+    file, never a new library; an absent index beside tables: an error even where creating is allowed."""
+    absent = tmp_path / "absent"
+    for call in (lambda: Library.open(absent, create=False), lambda: Library.open(absent, readonly=True)):
+        with pytest.raises(LibraryUsageError, match=r"no library at .*absent \(named by --library\)") as error:
+            call()
+        assert error.value.exit_code == 2
+    monkeypatch.setenv("LUTGEN_LIBRARY", str(absent))
+    with pytest.raises(LibraryUsageError, match=r"named by \$LUTGEN_LIBRARY"):
+        Library.open_default()
+    assert not absent.exists()
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    sqlite3.connect(foreign / DB_NAME).execute("CREATE TABLE t (x)").connection.close()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / DB_NAME).write_bytes(b"")
+    for root in (foreign, empty):
+        for call in (lambda r=root: Library.open(r), lambda r=root: Library.open_default(r)):
+            with pytest.raises(LibraryError, match=re.escape(str(root / DB_NAME))) as error:
+                call()
+            assert error.value.exit_code == 1 and not isinstance(error.value, LibraryUsageError)
+    orphaned = tmp_path / "orphaned"
+    with Library.open(orphaned) as lib:
+        _add(lib, multiplier, 3, False)
+    (orphaned / DB_NAME).unlink()
+    for create in (True, False):
+        with pytest.raises(LibraryError, match=r"is missing but .* holds 1 tables") as error:
+            Library.open(orphaned, create=create)
+        assert not isinstance(error.value, LibraryUsageError)
+    assert not (orphaned / DB_NAME).exists()

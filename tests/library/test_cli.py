@@ -46,7 +46,8 @@ def initialised(tmp_path_factory) -> Path:
 
 def test_a_mistyped_library_is_refused_not_created(tmp_path, monkeypatch, multiplier):
     typo = tmp_path / "libary"
-    for args in (["list"], ["show", "exact8s"], ["pareto"], ["report", str(tmp_path / "site")], ["remove", "x"]):
+    site = str(tmp_path / "site")
+    for args in (["list"], ["show", "exact8s"], ["pareto"], ["report", site], ["remove", "x"], ["check"]):
         refused = run(*args, "--library", str(typo), ok=False)
         assert refused.exit_code == 2, refused.output
         assert refused.output == (
@@ -170,7 +171,7 @@ def test_import_and_remove(tmp_path, multiplier):
     assert signed["added"] == ["mine"]
     (src / "broken.blif").write_text(".model x\n.inputs a\n.bogus\n")
     failed = run("import", str(src), "--library", lib, ok=False)
-    assert failed.exit_code == 1 and "broken.blif" in failed.output
+    assert failed.exit_code == 2 and "broken.blif" in failed.output
     assert "1 file(s) could not be imported" in failed.output
     assert "removed mine" in run("remove", "mine", "--library", lib).output
     with Library.open(lib) as library:
@@ -222,3 +223,29 @@ def test_one_filter_language_for_list_pareto_report_and_candidates(initialised, 
     assert twice.exit_code == 2 and "bits is given twice (bits=8 and bits=4)" in twice.output
     said = run("report", str(tmp_path / "few"), "--library", lib, "--filter", "bits=5", "--no-downloads").output
     assert said.startswith(f"wrote {tmp_path / 'few' / 'index.html'} (4 circuit pages, 0 plots")
+
+
+def test_check_and_repair_in_json(tmp_path, multiplier, json_output):
+    """`library check --json` and the `repaired` list of `library import --json`, in the shared schema."""
+    lib = ["--library", str(tmp_path / "lib")]
+    source = tmp_path / "m.blif"
+    source.write_text(write_blif(multiplier(3, False)))
+    imported = run_json("import", str(source), *lib)
+    assert imported["added"] == ["m"] and imported["repaired"] == [] and imported["library_created"]
+    sound = run_json("check", *lib)
+    assert sound["healthy"] and not sound["repair"] and sound["findings"] == []
+    assert sound["index_entries"] == sound["table_files"] == 1
+    with Library.open(tmp_path / "lib", readonly=True) as library:
+        blob = library.blobs.path(library.entry("m").hash)
+    blob.write_bytes(b"damaged")
+    damaged = run("check", *lib, "--json", ok=False)
+    assert damaged.exit_code == 1
+    found = json_output(damaged.stdout, "library check")
+    assert not found["healthy"] and [f["fixed"] for f in found["findings"]] == [False]
+    assert found["findings"][0]["advice"]
+    mended = run_json("check", "--repair", *lib)
+    assert mended["healthy"] and mended["repair"] and [f["fixed"] for f in mended["findings"]] == [True]
+    assert mended["findings"][0]["advice"] is None
+    blob.write_bytes(b"damaged again")
+    again = run_json("import", str(source), *lib)
+    assert again["repaired"] == ["m"] and again["added"] == [] and not again["library_created"]

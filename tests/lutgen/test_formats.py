@@ -12,6 +12,7 @@ from approxlut.lutgen.formats import (
     TFAPPROX_BYTES,
     load_npz,
     lutfp_text,
+    npz_meta,
     read_lutfp,
     read_tfapprox,
     save_npz,
@@ -260,18 +261,7 @@ def _npz_with(path: Path, **arrays: np.ndarray) -> None:
 
 
 def _meta(lut: Lut, **changes: object) -> np.ndarray:
-    meta = {
-        "version": 1,
-        "bits_a": lut.bits_a,
-        "bits_b": lut.bits_b,
-        "signed": lut.signed,
-        "name": lut.name,
-        "hash": lut.hash,
-        "grad_hash": None,
-        "meta": {},
-    }
-    meta.update(changes)
-    return np.array(json.dumps(meta))
+    return np.array(json.dumps({**npz_meta(lut), **changes}))
 
 
 @pytest.mark.parametrize(
@@ -287,7 +277,7 @@ def _meta(lut: Lut, **changes: object) -> np.ndarray:
         (lambda lut: {"forward": lut.forward, "meta": _meta(lut, bits_a=40)}, "outside"),
         (lambda lut: {"forward": lut.forward, "meta": np.array("{not json")}, "not valid JSON"),
         (lambda lut: {"forward": lut.forward, "meta": np.array(3)}, "not a JSON string"),
-        (lambda lut: {"forward": lut.forward, "meta": _meta(lut), "grad_a": lut.forward}, "grad_a table is int32"),
+        (lambda lut: {"forward": lut.forward, "meta": _meta(lut), "grad_a": lut.forward}, "'grad_a' is int32"),
         (
             lambda lut: {"forward": lut.forward, "meta": _meta(lut), "grad_a": lut.forward.astype(np.float32)},
             "gradient tables do not match",

@@ -15,7 +15,8 @@ from click.testing import CliRunner
 from torch import nn
 
 from approxlut.cli import main
-from approxlut.errors import InputError
+from approxlut.errors import InputError, LibraryUsageError
+from approxlut.library import Library
 from approxlut.lutgen.formats import save_npz
 from approxlut.lutgen.lut import Lut, code_values
 from approxlut.nn import ApproxConv2d, ApproxLinear, LayerConfig, approximate, calibrate
@@ -231,6 +232,7 @@ def test_search_keeps_the_lowest_loss() -> None:
 
 def test_auto_half_window_search_on_a_toy_model_is_cached(float_mlp, digits, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("LUTGEN_LIBRARY", str(tmp_path / "lib"))
+    Library.open(tmp_path / "lib").close()  # a library named by $LUTGEN_LIBRARY must exist
     lut = truncated_lut(6, 4)
     first = choose_half_windows(float_mlp, digits, lut, candidates=(1, 2, 4), steps=4, verbose=False)
     choice = first[lut.hash]
@@ -249,12 +251,16 @@ def test_auto_half_window_search_on_a_toy_model_is_cached(float_mlp, digits, tmp
 def test_choices_are_stored_per_table_in_the_catalogue(tmp_path: Path) -> None:
     library = tmp_path / "lib"
     a, b = noisy_lut(4, False, seed=1), noisy_lut(4, False, seed=2)
+    with pytest.raises(LibraryUsageError, match="no library at"):
+        cached_choice(a, library=library)  # a named library must exist: a mistyped one is not created
+    Library.open(library).close()
     assert cached_choice(a, library=library) is None
     store_choice(HalfWindowChoice(a.hash, "a", 4, {1: 2.5, 4: 0.5}), library=library)
     store_choice(HalfWindowChoice(b.hash, "b", 2, {2: 1.0}), library=library)
     store_choice(HalfWindowChoice(a.hash, "a", 1, {1: 0.25}), library=library)  # a new search replaces the old
     assert cached_choice(a, library=library) == HalfWindowChoice(a.hash, "a", 1, {1: 0.25}, cached=True)
     assert cached_choice(b, library=library) == HalfWindowChoice(b.hash, "b", 2, {2: 1.0}, cached=True)
+    Library.open(tmp_path / "other").close()
     assert cached_choice(a, library=tmp_path / "other") is None
 
 
@@ -271,6 +277,7 @@ def test_a_legacy_half_windows_json_is_imported_once_and_left_alone(tmp_path: Pa
         }
     )
     legacy.write_text(text)
+    Library.open(library).close()  # the index is created (migration 3 imports the JSON)
     assert cached_choice(a, library=library) == HalfWindowChoice(a.hash, "a", 8, {4: 1.5, 8: 1.25}, cached=True)
     assert cached_choice(b, library=library) is None and cached_choice(c, library=library) is None
     assert legacy.read_text() == text
@@ -282,7 +289,7 @@ def test_a_legacy_half_windows_json_is_imported_once_and_left_alone(tmp_path: Pa
 
 
 def _tiny_model(path: Path) -> None:
-    """A user model file (``module:build``) for the digits: a two-layer MLP over the flattened 8x8 image."""
+    """A user model file (``path/to/file.py:build``) for the digits: a two-layer MLP over the flattened 8x8 image."""
     path.write_text(
         "from torch import nn\n\n"
         "def build(num_classes=10):\n"
@@ -301,7 +308,7 @@ def test_cli_retrain_json_and_bad_resume(tmp_path: Path, monkeypatch, json_outpu
     args = [
         "retrain",
         "--model",
-        "tiny_mlp:build",
+        f"{tmp_path / 'tiny_mlp.py'}:build",
         "--assign",
         str(lut_path),
         "--epochs",
@@ -333,14 +340,15 @@ def test_retrained_weights_are_kept_and_evaluate_reuses_them(tmp_path: Path, mon
     _tiny_model(tmp_path / "tiny_reuse.py")
     lut_path = tmp_path / "mult.npz"
     save_npz(noisy_lut(6, False, seed=8), lut_path)
-    args = ["--model", "tiny_reuse:build", "--assign", str(lut_path)]
+    model_ref = f"{tmp_path / 'tiny_reuse.py'}:build"  # a file, never an importable module name
+    args = ["--model", model_ref, "--assign", str(lut_path)]
     trained = CliRunner().invoke(main, ["retrain", *args, "--epochs", "1", "--grad", "ste", "--json"])
     assert trained.exit_code == 0, trained.output
     checkpoint = Path(json.loads(trained.stdout)["checkpoint"])  # kept without --out, in the cache
     assert checkpoint.is_file() and checkpoint.parent == tmp_path / "cache" / "retrain"
     shown = CliRunner().invoke(main, ["retrain", *args, "--epochs", "1", "--grad", "ste", "--resume"])
     assert f"retrained weights: {checkpoint}" in shown.stdout  # --resume finds the default checkpoint again
-    assert f"lutgen evaluate --model tiny_reuse:build --weights {checkpoint}" in shown.stdout
+    assert f"lutgen evaluate --model {model_ref} --weights {checkpoint}" in shown.stdout
 
     evaluated = CliRunner().invoke(main, ["evaluate", *args, "--weights", str(checkpoint), "--json"])
     assert evaluated.exit_code == 0, evaluated.output

@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from approxlut.errors import ConfigError, LutgenError
+from approxlut.errors import ConfigError, InputError, LutgenError
 from approxlut.lutgen.formats import save_npz
 from approxlut.lutgen.lut import Lut, code_values
 from approxlut.nn import (
@@ -119,10 +119,10 @@ def test_assignment_from_command_line_text(tmp_path: Path) -> None:
     path.write_text(json.dumps(expected.to_dict()))
     assert AssignmentMapping.parse(str(path)) == expected
     path.write_text("{not json")
-    with pytest.raises(ConfigError, match=r"assign\.json:1"):
+    with pytest.raises(InputError, match=r"assign\.json:1"):
         AssignmentMapping.parse(str(path))
     for bad in ("", "conv1=", "=x,", "type:Nope=exact", str(tmp_path / "missing.json")):
-        with pytest.raises(ConfigError):
+        with pytest.raises(InputError):
             AssignmentMapping.parse(bad)
 
 

@@ -63,10 +63,12 @@ def test_registry_names_aliases_and_errors() -> None:
     assert model_spec("mobilenet_v2").name == "mobilenetv2"
     with pytest.raises(ConfigError, match="unknown model 'alexnet'"):
         model_spec("alexnet")
-    with pytest.raises(ConfigError, match="cannot import"):
-        model_spec("no_such_module_xyz:build")
-    with pytest.raises(ConfigError, match="not a callable"):
-        model_spec("torch.nn:not_there")
+    with pytest.raises(ConfigError, match="unknown model 'no_such_module_xyz:build'"):
+        model_spec("no_such_module_xyz:build")  # only zoo names and file.py:callable
+    with pytest.raises(ConfigError, match="unknown model 'os:system'"):
+        model_spec("os:system")
+    with pytest.raises(ConfigError, match="model file not found"):
+        model_spec("no_such_file.py:build")
 
 
 def test_module_callable_models(tmp_path) -> None:
@@ -85,4 +87,5 @@ def test_module_callable_models(tmp_path) -> None:
     assert model(torch.zeros(2, 3, 8, 8)).shape == (2, 4)
     with pytest.raises(ConfigError, match=r"not a torch\.nn\.Module"):
         build_model(f"{source}:not_a_module")
-    assert isinstance(build_model("torch.nn:Identity"), torch.nn.Identity)
+    with pytest.raises(ConfigError, match="not a callable"):
+        model_spec(f"{source}:not_there")
