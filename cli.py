@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from .clitypes import MAX_VERIFY, Device, FiniteFloat, ModelReference, RayAddress, seed_option
+from .clitypes import MAX_VERIFY, Device, Engine, FiniteFloat, ModelReference, RayAddress, seed_option
 from .errors import LutgenError
 from .tasks import MAX_WORKERS
 
@@ -534,7 +534,7 @@ def library_check(library_dir: Path | None, repair: bool, as_json: bool) -> None
 @main.command("bench")
 @click.option("--quick", is_flag=True, help="Tiny shapes and narrow networks (seconds; used by the tests).")
 @click.option("--backward", is_flag=True, help="Also time forward+backward of the single layers.")
-@click.option("--engine", default=None, help="LUT-GEMM engine (default: the best path for the LUT).")
+@click.option("--engine", type=Engine(), default=None, help="LUT-GEMM engine (default: the best path for the LUT).")
 @click.option("--threads", type=click.IntRange(1, None), default=None, help="torch intra-op threads.")
 @click.option(
     "--lut",

@@ -46,9 +46,10 @@ def test_bench_exact_lut_runs_the_exact_product_alone() -> None:
 
 
 def test_bench_unknown_engine_is_one_line_error() -> None:
+    """Checked before any case runs: one line, no progress log."""
     result = CliRunner().invoke(main, ["bench", "--quick", "--no-networks", "--engine", "nope"])
     assert result.exit_code == 2
-    assert "unknown LUT-GEMM engine 'nope'" in result.output
+    assert result.output.strip().count("\n") == 0 and "unknown LUT-GEMM engine 'nope'" in result.output
 
 
 def test_bench_isa_forces_the_path_and_caps_native(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -153,6 +154,13 @@ def test_bench_missing_lut_file_is_one_line_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["bench", "--quick", "--lut", str(tmp_path / "nope.npz")])
     assert result.exit_code == 2
     assert result.output.strip().count("\n") == 0 and "not found" in result.output
+
+
+def test_bench_corpus_without_tables_is_one_line_error(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("no netlists here\n")
+    result = CliRunner().invoke(main, ["bench", "--quick", "--corpus", str(tmp_path)])
+    assert result.exit_code == 2
+    assert result.output.strip().count("\n") == 0 and "no multiplier tables or netlists" in result.output
 
 
 @pytest.mark.parametrize(
