@@ -71,8 +71,9 @@ echo "== CUDA tests"
 (cd "$repo" && "$python" -m pytest -q -p no:cacheprovider tests/native/test_cuda.py) | tee "$out/cuda_tests.log"
 
 if [ "$gpu" = 0 ]; then
-    echo "== CUDA bench: skipped (no Python here has a torch that sees a GPU)"
-    echo "gpu_check: compile check and tests only, $((SECONDS - start)) s; logs in $out"
+    echo "== CUDA bench: skipped"
+    echo "gpu_check: NO GPU FOUND (no Python here has a torch that sees one): nvcc compile check and the"
+    echo "  skipping CUDA tests only, nothing measured; $((SECONDS - start)) s; logs in $out"
     exit 0
 fi
 
