@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from .clitypes import MAX_VERIFY, Device, Engine, FiniteFloat, ModelReference, RayAddress, seed_option
+from .clitypes import MAX_VERIFY, CellSource, Device, Engine, FiniteFloat, ModelReference, RayAddress, seed_option
 from .errors import LutgenError
 from .tasks import MAX_WORKERS
 
@@ -30,6 +30,7 @@ MAX_SAMPLES = 1 << 30
 MAX_LR = 10.0
 MAX_EPOCHS = 10_000
 MAX_BATCH = 1 << 16
+MAX_THREADS = 1024
 
 
 def reports_errors(func: F) -> F:
@@ -108,7 +109,18 @@ def _operands(value: str | None) -> tuple[str, str] | None:
 )
 @click.option("--operands", help="Input bus names of operand a and b, e.g. IN1,IN2.")
 @click.option("--top", help="Verilog: the top module (default: the one no other module instantiates).")
-@click.option("--cells", type=click.Path(path_type=Path), help="Verilog: JSON file of extra standard cells.")
+@click.option(
+    "--cells",
+    type=CellSource(),
+    help="Verilog: the library the cells come from (osu, evoapprox8b; default: what the file header says), "
+    "or a JSON file of extra cells.",
+)
+@click.option(
+    "--mre-convention",
+    type=click.Choice(["nonzero", "max1"]),
+    help="MRE/WCRE: over non-zero products (EvoApproxLib 2019+) or |e|/max(1,|exact|) (EvoApprox8b); "
+    "default: the convention of the library the file header names, else nonzero.",
+)
 @click.option(
     "--half-window",
     type=click.IntRange(0, 128),
@@ -140,7 +152,8 @@ def sim(
     signed: bool | None,
     operands: str | None,
     top: str | None,
-    cells: Path | None,
+    cells: str | None,
+    mre_convention: str | None,
     half_window: int,
     grad: str,
     compat: bool,
@@ -167,6 +180,7 @@ def sim(
         samples=samples,
         top=top,
         cells=cells,
+        mre_convention=mre_convention,
         compress=compress,
     )
     if as_json:
@@ -263,28 +277,62 @@ def library_init(library_dir: Path | None, as_json: bool) -> None:
 @click.option(
     "--signed/--unsigned", default=None, help="Operand encoding when file names do not say (default: unsigned)."
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(1, MAX_WORKERS),
+    help="Characterise the circuits on a local Ray instance with N workers (default: in-process; "
+    "small imports stay in-process).",
+)
+@click.option(
+    "--ray-address",
+    type=RayAddress(),
+    envvar="RAY_ADDRESS",
+    help="Characterise the circuits on the Ray cluster at ADDR (or 'auto'; default: $RAY_ADDRESS).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (no progress bar; schema: docs/json.md).")
 @reports_errors
-def library_import(paths: tuple[Path, ...], library_dir: Path | None, signed: bool | None, as_json: bool) -> None:
-    """Import netlist files and folders (recursively), e.g. a checkout of EvoApproxLib."""
+def library_import(
+    paths: tuple[Path, ...],
+    library_dir: Path | None,
+    signed: bool | None,
+    workers: int | None,
+    ray_address: str | None,
+    as_json: bool,
+) -> None:
+    """Import netlist and LUT files and folders (recursively), e.g. a whole checkout of EvoApproxLib.
+
+    Only this process writes the library; with --workers or --ray-address the circuits are simulated
+    and measured as Ray tasks.
+    """
     from .errors import InputError
     from .library import Library
     from .library.importer import import_paths
+    from .tasks import check_engine_options
 
+    check_engine_options(workers=workers, address=ray_address or None)
     created = not Library.exists(library_dir)
     with Library.open(library_dir) as lib:
-        summary = import_paths(lib, list(paths), signed=signed, progress=not as_json)
+        summary = import_paths(
+            lib, list(paths), signed=signed, progress=not as_json, workers=workers, address=ray_address or None
+        )
         root = lib.root
     if as_json:
         _echo_json("library import", {"library": str(root), "library_created": created, **summary.as_dict()})
     else:
         if created:
             click.echo(f"created a new library at {root} (`lutgen library init` adds the built-in set)")
+        aliases = len(summary.aliases)
         click.echo(
-            f"{len(summary.added)} added, {len(summary.merged)} merged as alternative sources, "
-            f"{len(summary.unchanged)} already present, {len(summary.failed)} failed"
+            f"{len(summary.added)} added ({len(summary.added) - aliases} new circuits, {aliases} new names for "
+            f"known tables), {len(summary.merged)} merged as alternative sources (twins), "
+            f"{len(summary.unchanged)} already present, {len(summary.skipped)} skipped, {len(summary.failed)} failed"
             + (f", {len(summary.repaired)} damaged tables repaired" if summary.repaired else "")
         )
+        if workers is not None or ray_address:
+            ray_start = summary.timings.get("ray_start")
+            click.echo(f"characterised {summary.engine}" + (f" (start-up {ray_start:.1f} s)" if ray_start else ""))
+        for warning in summary.warnings:
+            click.echo(f"  warning: {warning}", err=True)
         for path, message in summary.failed:
             click.echo(f"  failed: {path}: {message}")
     if summary.failed:
@@ -608,8 +656,8 @@ def bench(
         else:
             for part in render_corpus(report.rows, threads=torch.get_num_threads(), wide=wide):
                 out.print(part, highlight=False)
-            for line in report.skipped:
-                out.print(f"left out {line}", highlight=False)
+            for left_out in report.skipped:
+                out.print(f"left out {left_out['file']}: {left_out['reason']}", highlight=False)
     else:
         from .nn.multipliers import load_multiplier
         from .nn.speed import bench_multiplier
@@ -971,12 +1019,32 @@ def evaluate_command(
     show_default=True,
     help="Gradient LUT half window: N, or 'auto' (per-multiplier search, cached in the library).",
 )
+@click.option(
+    "--protocol",
+    type=click.Choice(["lutgen", "date25"]),
+    default="lutgen",
+    show_default=True,
+    help="lutgen: SGD+cosine, every layer, frozen ranges; date25: the DATE'25 code's Adam, convs only, running ranges.",
+)
 @click.option("--epochs", type=click.IntRange(0, MAX_EPOCHS), default=5, show_default=True)
 @click.option(
-    "--lr", type=FiniteFloat(0, MAX_LR, open_low=True), default=0.01, show_default=True, help="Peak learning rate."
+    "--lr",
+    type=FiniteFloat(0, MAX_LR, open_low=True),
+    help="Peak learning rate (default: the protocol's, 0.01 or 0.001).",
 )
 @click.option("--batch-size", type=click.IntRange(1, MAX_BATCH), default=64, show_default=True)
 @seed_option("Seed of the data split, shuffling and initial state")
+@click.option(
+    "--guard/--no-guard",
+    default=True,
+    show_default=True,
+    help="Catch a loss blow-up, restore the last good state and back off (warm-up, clipping).",
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(1, MAX_THREADS),
+    help="Intra-op threads (fix it to compare runs across machines).",
+)
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -994,10 +1062,13 @@ def retrain_command(
     assign: str,
     grad: str,
     half_window: str,
+    protocol: str,
     epochs: int,
-    lr: float,
+    lr: float | None,
     batch_size: int,
     seed: int,
+    guard: bool,
+    threads: int | None,
     out: Path | None,
     resume: bool,
     device: str | None,
@@ -1023,6 +1094,9 @@ def retrain_command(
         out=out,
         resume=resume,
         device=device,
+        protocol=protocol,
+        guard=guard,
+        threads=threads,
     )
     report = run_retrain(options)
     if as_json:

@@ -91,6 +91,17 @@ class ModelReference(_Checked):
         return check_model_reference(text)
 
 
+class CellSource(_Checked):
+    """A cell profile (``osu``, ``evoapprox8b``) or an existing JSON cell file (read by the command)."""
+
+    name = "cells"
+
+    def check(self, text: str) -> str:
+        from .circuits.cells import check_cell_source
+
+        return check_cell_source(text)
+
+
 class RayAddress(_Checked):
     """``auto``, ``HOST:PORT`` or ``ray://HOST:PORT`` (joined only when the search runs)."""
 

@@ -57,8 +57,19 @@ VOCABULARY: dict[str, tuple[dict[str, Any], str]] = {
     "gates": (_maybe(_INT), "gate count of the netlist (null for a table without one)"),
     "mae_pct": (_maybe(_NUM), "mean absolute error, percent of 2^(bits_a+bits_b)"),
     "wce_pct": (_maybe(_NUM), "worst-case absolute error, percent of 2^(bits_a+bits_b)"),
-    "mre_pct": (_maybe(_NUM), "mean relative error, percent (inputs with exact product 0 left out)"),
-    "wcre_pct": (_maybe(_NUM), "worst-case relative error, percent"),
+    "mre_pct": (_maybe(_NUM), "mean relative error, percent, under `mre_convention`"),
+    "wcre_pct": (_maybe(_NUM), "worst-case relative error, percent, under `mre_convention`"),
+    "mre_convention": (
+        _STR,
+        "how mre_pct and wcre_pct treat inputs whose exact product is 0: `nonzero` (left out; EvoApproxLib 2019+) "
+        "or `max1` (/e/ / max(1, /exact/) over all inputs; EvoApprox8b)",
+    ),
+    "mre_convention_from": (_STR, "why that convention: `--mre-convention`, what the file header says, or `default`"),
+    "cells": (
+        _maybe(_OBJ),
+        "definitions used for cells the netlist instantiates without defining: {profile (null: built-in), reason, "
+        "used: {cell: note}}; null when none were used",
+    ),
     "ep_pct": (_maybe(_NUM), "error probability, percent of input pairs"),
     "mse": (_maybe(_NUM), "mean squared error (absolute, product units squared)"),
     "med": (_maybe(_NUM), "mean absolute error (absolute, product units)"),
@@ -76,6 +87,7 @@ VOCABULARY: dict[str, tuple[dict[str, Any], str]] = {
     # provenance
     "source": (_STR, "file the circuit was imported from (or the generator)"),
     "alt_sources": (_array(_STR), "other files holding the same circuit (e.g. the `_pdk45.v` twin)"),
+    "aliases": (_array(_STR), "other entries with the same table: the same circuit under other names"),
     "origin": (_STR, "`builtin`, `import`, `user` or `evoapprox <release>`"),
     "family": (_maybe(_STR), "approximation family (`truncated`, `broken_array`, ...)"),
     "params": (_OBJ, "the family's parameters"),
@@ -100,6 +112,10 @@ VOCABULARY: dict[str, tuple[dict[str, Any], str]] = {
     "entries": (_array(_OBJ), "library entries"),
     "builtin_entries": (_INT, "built-in multipliers in the library"),
     "added": (_array(_STR), "entries added"),
+    "new_circuits": (_INT, "entries added whose table the library did not hold before"),
+    "added_aliases": (_array(_OBJ), "entries added whose table the library held already: {entry, aliases}"),
+    "skipped": (_array(_OBJ), "files passed over on purpose (adders; twins in `bench --corpus`): {file, reason}"),
+    "engine": (_STR, "where the tasks ran: `in-process`, `Ray, N local workers` or `Ray cluster, ...`"),
     "unchanged": (_array(_STR), "files already in the library"),
     "merged": (_array(_OBJ), "files merged into an existing entry as alternative sources: {file, entry}"),
     "failed": (_array({"type": ["object", "string"]}), "what could not be done, and why"),
@@ -165,6 +181,16 @@ VOCABULARY: dict[str, tuple[dict[str, Any], str]] = {
     "train_loss": (_NUM, "mean training loss over the epoch"),
     "samples_per_s": (_NUM, "training throughput, samples per second"),
     "resumed_at": (_INT, "epochs done before this run resumed (0: fresh run)"),
+    "protocol": (_STR, "retraining protocol: `lutgen` (SGD, every layer) or `date25` (DATE'25 code: Adam, convs only)"),
+    "threads": (_INT, "intra-op threads the run used (fixed: the numbers depend on it)"),
+    "weights_sha256": (_STR, "SHA-256 of the float weights' tensors (names, dtypes, shapes, values)"),
+    "guard_events": (_array(_OBJ), "blow-ups the divergence guard caught, and what it did"),
+    "step": (_INT, "training step of the run, from 1"),
+    "reason": (_STR, "why: what was wrong with a training step, or why a file was passed over (`library import`)"),
+    "step_loss": (_maybe(_NUM), "training loss of one step (cross-entropy, nats; null when not finite)"),
+    "grad_norm": (_maybe(_NUM), "L2 norm of one step's gradient over all parameters (null when not finite)"),
+    "action": (_STR, "what the divergence guard did"),
+    "warnings": (_array(_STR), "warnings printed with the result (problems that did not stop the command)"),
     # native kernels and benchmarks
     "status": (_STR, "`built` or `up to date`"),
     "kernels": (_array(_STR), "kernels in the build"),
@@ -203,7 +229,6 @@ VOCABULARY: dict[str, tuple[dict[str, Any], str]] = {
     "median_worst_ratio": (_NUM, "median over the group's tables of each table's largest ratio"),
     "table_count": (_INT, "tables in the group"),
     "summary": (_array(_OBJ), "corpus sweep: the ratios by plan class and over all tables (empty otherwise)"),
-    "skipped": (_array(_STR), "corpus sweep: files left out, each with why"),
 }
 
 #: Keys of a library entry (``Entry.to_dict``).
@@ -211,7 +236,7 @@ ENTRY_KEYS = (
     "id", "name", "release", "full_name", "kind", "bits_a", "bits_b", "signed", "hash", "has_lut", "source",
     "origin", "licence", "citation", "family", "params", "gates", "mae_pct", "wce_pct", "mre_pct", "wcre_pct",
     "ep_pct", "mse", "med", "wce", "bias", "metrics_method", "power_mw", "area_um2", "delay_ns", "power_source",
-    "published", "created", "alt_sources",
+    "published", "created", "mre_convention", "alt_sources", "aliases",
 )  # fmt: skip
 _METRICS = ("mae_pct", "wce_pct", "mre_pct", "wcre_pct", "ep_pct", "mse", "med", "wce", "bias")
 _SYNTH = ("name", "bits_a", "bits_b", "signed", "gates", *_METRICS, "metrics_method")
@@ -223,9 +248,12 @@ NESTED: dict[str, tuple[str, ...]] = {
     "front": ENTRY_KEYS,
     "fronts": ("kind", "total", "front"),
     "merged": ("file", "entry"),
+    "added_aliases": ("entry", "aliases"),
+    "skipped": ("file", "reason"),
     "findings": ("problem", "fixed", "advice"),
     "layers": ("name", "macs", "multiplier", "mae_pct", "power_mw", "relative_power", "cost_basis"),
     "epochs": ("epoch", "train_loss", "train_accuracy_pct", "test_accuracy_pct", "elapsed_s", "samples_per_s"),
+    "guard_events": ("epoch", "step", "reason", "step_loss", "grad_norm", "action"),
     "points": _SYNTH_JOB,
     "results": (
         "case", "native_s", "engine_s", "ratio", "path", "direction", "reference_s", "verified", "native_isa", "op_s",
@@ -249,10 +277,14 @@ NESTED_BY_COMMAND: dict[tuple[str, str], tuple[str, ...]] = {
 #: Command -> the keys of its object (besides ``schema_version`` and ``command``). All are always present.
 COMMANDS: dict[str, tuple[str, ...]] = {
     "sim": (
-        *_SYNTH, "signed_from", "input_format", "input_pairs", "hash", "out", "out_bytes", "elapsed_s",
+        *_SYNTH, "mre_convention", "mre_convention_from", "cells", "signed_from", "input_format", "input_pairs",
+        "hash", "out", "out_bytes", "elapsed_s",
     ),
     "library init": ("library", "builtin_entries", "elapsed_s"),
-    "library import": ("library", "library_created", "added", "unchanged", "merged", "repaired", "failed"),
+    "library import": (
+        "library", "library_created", "added", "new_circuits", "added_aliases", "unchanged", "merged", "repaired",
+        "skipped", "failed", "warnings", "engine", "timings_s",
+    ),
     "library list": ("library", "filter", "entries"),
     "library show": (*ENTRY_KEYS, "published_differences", "sampled_differences", "plot"),
     "library pareto": ("x", "y", "filter", "total", "fronts", "plots"),
@@ -275,7 +307,8 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     ),
     "retrain": (
         "model", "dataset", "device", "float_accuracy_pct", "before_accuracy_pct", "after_accuracy_pct", "grad",
-        "half_windows", "epochs", "checkpoint", "resumed_at",
+        "half_windows", "epochs", "checkpoint", "resumed_at", "protocol", "threads", "weights_sha256",
+        "guard_events", "warnings",
     ),
 }  # fmt: skip
 

@@ -143,7 +143,8 @@ class RayEngine(Engine):
                     "include_dashboard": False,
                 }
             try:
-                ray.init(address=address, **options)
+                # "local": a new instance even where another Ray runs on this machine (a shared one)
+                ray.init(address=address or "local", **options)
             except (ConnectionError, ValueError, RuntimeError) as error:
                 where = f"the Ray cluster at {address}" if address else "a local Ray instance"
                 raise ConfigError(f"cannot start or join {where}: {error}") from None

@@ -21,6 +21,7 @@ from typing import NamedTuple
 from ..errors import InputError, NetlistError, ParseError
 from .netlist import MAX_GATES, Cover, Gate, Kind, Netlist, SourceLoc, find_loop, topo_order
 from .ports import group_bits, order_operands
+from .text import normalise
 
 #: Directives that annotate a circuit without changing its function; skipped.
 IGNORED = frozenset(
@@ -88,8 +89,7 @@ YOSYS_CELLS: dict[str, tuple[tuple[str, ...], Cover]] = {
 
 _SAFE_NAME = re.compile(r"^[^\s#=\\.][^\s#=\\]*$")
 _WORD = re.compile(r"\S+")
-_BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"  # where str.splitlines breaks
-_LINE = re.compile(f"[^{_BREAKS}]*(?:\r\n|[{_BREAKS}]|$)")
+_LINE = re.compile(r"[^\n]*(?:\n|$)")  # one line of normalised text
 
 
 class _Token(NamedTuple):
@@ -130,7 +130,7 @@ def _logical_lines(text: str) -> Iterator[list[_Token]]:
     """
     pending: list[_Token] = []
     word = _WORD.finditer
-    for number, match in enumerate(_LINE.finditer(text), start=1):  # lazily: no list of every line
+    for number, match in enumerate(_LINE.finditer(normalise(text)), start=1):  # lazily: no list of every line
         stripped = match.group().split("#", 1)[0].rstrip()
         continued = stripped.endswith("\\")
         if continued:
@@ -308,11 +308,11 @@ class _Flattener:
             self.drive(out, node.output)
             cover = Cover(tuple(node.cubes), 1 if node.phase is None else node.phase)
             cover = self.covers.setdefault(cover, cover)
-            self.gates.append(cover_gate(cover, ins, out, SourceLoc(loc, node.output.line)))
+            self.gates.append(cover_gate(cover, ins, out, SourceLoc(loc, node.output.line, node.output.col)))
         for source, target in model.buffers:
             src, dst = net(source), net(target)
             self.drive(dst, target)
-            self.gates.append(Gate(Kind.BUF, (src,), dst, None, SourceLoc(loc, target.line)))
+            self.gates.append(Gate(Kind.BUF, (src,), dst, None, SourceLoc(loc, target.line, target.col)))
         for index, inst in enumerate(model.instances):
             self.expand(inst, net, f"{prefix}{inst.model.text}#{index}/", stack)
 
@@ -330,7 +330,7 @@ class _Flattener:
         out = net(bound["Y"])
         self.drive(out, bound["Y"])
         ins = [net(bound[p]) for p in ports]
-        self.gates.append(cover_gate(cover, ins, out, SourceLoc(self.path, inst.model.line)))
+        self.gates.append(cover_gate(cover, ins, out, SourceLoc(self.path, inst.model.line, inst.model.col)))
 
     def expand(self, inst: _Instance, net: Callable[[_Token], int], prefix: str, stack: tuple[str, ...]) -> None:
         name = inst.model.text
@@ -405,7 +405,7 @@ def _read_blif(text: str, path: str, operands: tuple[str, str] | None) -> Netlis
         tokens[token.text] = token
     in_buses = _buses(top.inputs, "inputs", path)
     first = top.inputs[0]
-    a, b = order_operands(list(in_buses), operands, path=path, line=first.line)
+    a, b = order_operands(list(in_buses), operands, path=path, line=first.line, col=first.col)
     extra = [bus for bus in in_buses if bus not in (a, b)]
     if extra:
         token = tokens[in_buses[extra[0]][0]]
@@ -446,7 +446,7 @@ def _read_blif(text: str, path: str, operands: tuple[str, str] | None) -> Netlis
         if token.text not in IMPLICIT_CONSTANTS:
             raise ParseError(f"net '{_clip(token.text)}' is used but never driven", path, token.line, token.col)
         kind = Kind.CONST1 if IMPLICIT_CONSTANTS[token.text] else Kind.CONST0
-        constants.append(Gate(kind, (), net, None, SourceLoc(path, token.line)))
+        constants.append(Gate(kind, (), net, None, SourceLoc(path, token.line, token.col)))
     netlist = Netlist(
         name=top.name.text,
         inputs=inputs,
@@ -475,8 +475,8 @@ def _ordered(netlist: Netlist, path: str) -> Netlist:
             if loop:
                 driver = next(g for g in netlist.gates if g.output == loop[0])
                 names = " -> ".join(netlist.net_name(n) for n in loop)
-                line = driver.loc.line if driver.loc else None
-                raise ParseError(f"combinational loop through {_clip(names, 200)}", path, line)
+                where = (driver.loc.line, driver.loc.col) if driver.loc else (None, None)
+                raise ParseError(f"combinational loop through {_clip(names, 200)}", path, *where)
             netlist.gates = topo_order(netlist)
             break
         seen.add(gate.output)

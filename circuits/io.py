@@ -46,7 +46,8 @@ def read_netlist(
 ) -> Netlist:
     """Read a Verilog, BLIF or SOP netlist; every problem with the file is a :class:`ParseError`.
 
-    Verilog only: ``top`` names the top module, ``cells`` is a JSON file of extra standard cells.
+    Verilog only: ``top`` names the top module; ``cells`` is a cell profile name (``osu``,
+    ``evoapprox8b``) or a JSON file of extra standard cells (:func:`~.cells.cell_library`).
     """
     where = str(path)
     kind = format_for(path, format)
@@ -55,13 +56,10 @@ def read_netlist(
         raise ConfigError("--top and --cells apply to Verilog netlists only")
     try:
         if kind == "verilog":
-            from .cells import CellLibrary
+            from .cells import cell_library
             from .verilog import read_verilog
 
-            library = None
-            if cells is not None:
-                library = CellLibrary.builtin()
-                library.load_json(Path(cells))
+            library = cell_library(cells, text)
             return read_verilog(text, where, top=top, operands=operands, cells=library)
         if kind == "blif":
             from .blif import read_blif
@@ -72,6 +70,19 @@ def read_netlist(
         return read_sop(text, where, operands=operands)
     except NetlistError as exc:  # structural faults found by validate() are faults of the file
         raise ParseError(str(exc), where) from None
+
+
+def source_library(path: str | os.PathLike[str], format: str | None = None) -> tuple[str, str] | None:
+    """``(library, evidence)`` when a Verilog file's header says which library it comes from, else ``None``.
+
+    The library is a cell profile name (:func:`~.cells.profile_from_header`); the metric conventions
+    of that library follow from it (:data:`approxlut.lutgen.metrics.LIBRARY_MRE_CONVENTIONS`).
+    """
+    if format_for(path, format) != "verilog":
+        return None
+    from .cells import profile_from_header
+
+    return profile_from_header(_read_text(path))
 
 
 def write_netlist(netlist: Netlist, path: str | os.PathLike[str], format: str | None = None) -> None:

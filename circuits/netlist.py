@@ -72,6 +72,29 @@ class SourceLoc:
         return f"{self.path}:{self.line}" + (f":{self.col}" if self.col is not None else "")
 
 
+@dataclass(frozen=True)
+class CellUse:
+    """Library cells a netlist instantiated without defining them, and whose definitions were used.
+
+    ``profile`` is the cell profile (:data:`~approxlut.circuits.cells.PROFILES`), ``None`` for the
+    built-in cells that every profile defines alike; ``reason`` says why those definitions (an
+    option, the file header, a twin file); ``cells`` holds ``(name, note)`` per cell used.
+    """
+
+    profile: str | None
+    reason: str
+    cells: tuple[tuple[str, str], ...]
+
+    def describe(self) -> str:
+        """One line: the definitions used and why, e.g. ``evoapprox8b cells (the file header says ...): ...``."""
+        used = ", ".join(f"{name} ({note})" if note else name for name, note in self.cells)
+        return f"{self.profile or 'built-in'} cells ({self.reason}): {used}"
+
+    def as_dict(self) -> dict[str, object]:
+        """JSON-able form."""
+        return {"profile": self.profile, "reason": self.reason, "used": dict(self.cells)}
+
+
 @dataclass(frozen=True, slots=True)
 class Cover:
     """A BLIF-style single-output cover.
@@ -115,6 +138,8 @@ class Netlist:
     num_nets: int
     output_name: str = "O"
     net_names: dict[int, str] = field(default_factory=dict)
+    #: Library cells the source instantiated (Verilog), and whose definitions those were.
+    cell_use: CellUse | None = None
 
     @property
     def operand_names(self) -> tuple[str, ...]:

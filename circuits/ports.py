@@ -62,6 +62,7 @@ def order_operands(
     *,
     path: str | None = None,
     line: int | None = None,
+    col: int | None = None,
 ) -> tuple[str, str]:
     """Pick the two operand buses among ``buses``: ``(a, b)``.
 
@@ -80,7 +81,7 @@ def order_operands(
         missing = [n for n, f in zip(operands, found, strict=True) if f is None]
         if missing:
             raise ParseError(
-                f"operand bus {', '.join(missing)} not found; inputs are {', '.join(buses) or 'none'}", path, line
+                f"operand bus {', '.join(missing)} not found; inputs are {', '.join(buses) or 'none'}", path, line, col
             )
         return found[0], found[1]  # type: ignore[return-value]
     for a_name, b_name in OPERAND_PAIRS:
@@ -93,4 +94,5 @@ def order_operands(
         f"cannot tell the two operands among inputs {', '.join(buses) or '(none)'}; name them with --operands A,B",
         path,
         line,
+        col,
     )

@@ -23,11 +23,13 @@ its ``0`` cubes.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 from ..errors import ParseError
-from .blif import _clip, _ordered, cover_gate, read_blif
+from .blif import _clip, _ordered, _Token, cover_gate, read_blif
 from .netlist import Cover, Netlist, SourceLoc
 from .ports import group_bits, order_operands
+from .text import lines, normalise
 
 _PLA_TYPES = ("f", "fd", "fr", "fdr", "r", "dr")
 _BLIF_START = re.compile(r"^\s*\.(model|names|inputs|outputs|subckt|gate)\b", re.MULTILINE)
@@ -41,6 +43,7 @@ MAX_WIDTH = 256
 
 def read_sop(text: str, path: str = "<input>", *, operands: tuple[str, str] | None = None) -> Netlist:
     """Parse a two-level SOP file (Espresso PLA, or BLIF with SOP covers) into a :class:`Netlist`."""
+    text = normalise(text)
     blif = _BLIF_START.search(text)
     pla = _PLA_START.search(text)
     if blif and (not pla or blif.start() < pla.start()):
@@ -50,98 +53,115 @@ def read_sop(text: str, path: str = "<input>", *, operands: tuple[str, str] | No
     return read_pla(text, path, operands=operands)
 
 
+def _tokens(text: str) -> Iterator[list[_Token]]:
+    """Tokens per non-empty line (generated one at a time), ``#`` comments dropped, with 1-based line and column."""
+    for number, raw in enumerate(lines(normalise(text)), start=1):
+        body = raw.split("#", 1)[0]
+        found = [_Token(m.group(), number, m.start() + 1) for m in re.finditer(r"\S+", body)]
+        if found:
+            yield found
+
+
 def read_pla(text: str, path: str = "<input>", *, operands: tuple[str, str] | None = None) -> Netlist:
     """Parse an Espresso PLA (``.i .o .ilb .ob .type .p`` header, cube rows, ``.e``)."""
     n_in = n_out = None
     ilb: list[str] | None = None
     ob: list[str] | None = None
     kind = "fd"
-    rows: list[tuple[int, str, str]] = []
-    header_line = 1
+    rows: list[tuple[_Token, str, str]] = []
+    header: _Token | None = None  # the .i directive
+    names_at: dict[str, _Token] = {}  # .ilb / .ob directives
     ended = False
-    for number, raw in enumerate(text.splitlines(), start=1):
-        body = raw.split("#", 1)[0]
-        fields = body.split()
-        if not fields:
-            continue
-        if ended:
-            raise ParseError(f"text after .e: {_clip(body.strip())}", path, number, 1)
+
+    def fail(message: str, token: _Token) -> ParseError:
+        return ParseError(message, path, token.line, token.col)
+
+    for fields in _tokens(text):
         head = fields[0]
-        if head.startswith("."):
-            directive = head.lower()
+        if ended:
+            raise fail(f"text after .e: {_clip(' '.join(t.text for t in fields))}", head)
+        if head.text.startswith("."):
+            directive = head.text.lower()
             if directive in (".i", ".o", ".p"):
-                if len(fields) != 2 or not fields[1].isdigit():
-                    raise ParseError(f"{directive} takes one number", path, number, 1)
-                if int(fields[1]) > MAX_WIDTH:
-                    raise ParseError(f"{directive} {fields[1]}: at most {MAX_WIDTH} allowed", path, number, 1)
+                if len(fields) != 2 or not fields[1].text.isdigit():
+                    raise fail(f"{directive} takes one number", fields[1] if len(fields) > 1 else head)
+                if int(fields[1].text) > MAX_WIDTH:
+                    raise fail(f"{directive} {fields[1].text}: at most {MAX_WIDTH} allowed", fields[1])
                 if directive == ".i":
-                    n_in, header_line = int(fields[1]), number
+                    n_in, header = int(fields[1].text), head
                 elif directive == ".o":
-                    n_out = int(fields[1])
+                    n_out = int(fields[1].text)
             elif directive in (".ilb", ".ob"):
+                names_at[directive] = head
                 if directive == ".ilb":
-                    ilb = fields[1:]
+                    ilb = [t.text for t in fields[1:]]
                 else:
-                    ob = fields[1:]
+                    ob = [t.text for t in fields[1:]]
             elif directive == ".type":
-                if len(fields) != 2 or fields[1].lower() not in _PLA_TYPES:
-                    raise ParseError(f".type must be one of {', '.join(_PLA_TYPES)}", path, number, 1)
-                kind = fields[1].lower()
+                if len(fields) != 2 or fields[1].text.lower() not in _PLA_TYPES:
+                    raise fail(f".type must be one of {', '.join(_PLA_TYPES)}", fields[1] if len(fields) > 1 else head)
+                kind = fields[1].text.lower()
             elif directive in (".e", ".end"):
                 ended = True
             elif directive in (".phase", ".pair", ".symbolic", ".symbolic-output", ".mv", ".kiss", ".label"):
-                raise ParseError(f"PLA directive {directive} is not supported", path, number, 1)
+                raise fail(f"PLA directive {directive} is not supported", head)
             else:
-                raise ParseError(f"unknown PLA directive '{_clip(head)}'", path, number, 1)
+                raise fail(f"unknown PLA directive '{_clip(head.text)}'", head)
             continue
         if n_in is None or n_out is None:
-            raise ParseError("cube row before the .i and .o lines", path, number, 1)
-        plane = "".join(fields)
+            raise fail("cube row before the .i and .o lines", head)
+        plane = "".join(t.text for t in fields)
         if len(plane) != n_in + n_out:
-            raise ParseError(
-                f"cube row has {len(plane)} values, expected {n_in} inputs + {n_out} outputs", path, number, 1
-            )
+            raise fail(f"cube row has {len(plane)} values, expected {n_in} inputs + {n_out} outputs", head)
         if len(rows) >= MAX_ROWS:
-            raise ParseError(f"more than {MAX_ROWS} cube rows: PLA input is limited to {MAX_ROWS}", path, number, 1)
+            raise fail(f"more than {MAX_ROWS} cube rows: PLA input is limited to {MAX_ROWS}", head)
+        cols = [_Token(ch, t.line, t.col + k) for t in fields for k, ch in enumerate(t.text)]
+        for char in cols[:n_in]:
+            if char.text not in "01-":
+                raise fail(f"input value '{char.text}' is not 0, 1 or -", char)
+        for char in cols[n_in:]:
+            if char.text not in "01-~234":
+                raise fail(f"output value '{char.text}' is not one of 0 1 - ~ 2 3 4", char)
         ins, outs = plane[:n_in], plane[n_in:]
-        for i, char in enumerate(ins):
-            if char not in "01-":
-                raise ParseError(f"input value '{char}' is not 0, 1 or -", path, number, body.find(char) + 1 or i + 1)
-        for char in outs:
-            if char not in "01-~234":
-                raise ParseError(f"output value '{char}' is not one of 0 1 - ~ 2 3 4", path, number, 1)
-        rows.append((number, ins, outs.replace("4", "1").replace("3", "0").replace("2", "-").replace("~", "0")))
-    if n_in is None or n_out is None:
+        rows.append((head, ins, outs.replace("4", "1").replace("3", "0").replace("2", "-").replace("~", "0")))
+    if n_in is None or n_out is None or header is None:
         raise ParseError("no .i/.o lines: not a PLA file", path, 1, 1)
     if n_in == 0 or n_out == 0:
-        raise ParseError("a multiplier needs inputs and outputs (.i and .o > 0)", path, header_line, 1)
+        raise fail("a multiplier needs inputs and outputs (.i and .o > 0)", header)
     ilb = ilb if ilb is not None else [f"i{k}" for k in range(n_in)]
     ob = ob if ob is not None else [f"O[{k}]" for k in range(n_out)]
-    if len(ilb) != n_in or len(ob) != n_out or len(set(ilb)) != n_in or len(set(ob)) != n_out:
-        raise ParseError(".ilb/.ob must name each of the .i inputs and .o outputs once", path, header_line, 1)
-    return _pla_netlist(path, ilb, ob, rows, kind, operands, header_line)
+    for names, count, directive in ((ilb, n_in, ".ilb"), (ob, n_out, ".ob")):
+        if len(names) != count or len(set(names)) != count:
+            raise fail(".ilb/.ob must name each of the .i inputs and .o outputs once", names_at.get(directive, header))
+    return _pla_netlist(path, ilb, ob, rows, kind, operands, names_at.get(".ilb", header), names_at.get(".ob", header))
 
 
 def _pla_netlist(
     path: str,
     ilb: list[str],
     ob: list[str],
-    rows: list[tuple[int, str, str]],
+    rows: list[tuple[_Token, str, str]],
     kind: str,
     operands: tuple[str, str] | None,
-    line: int,
+    ilb_at: _Token,
+    ob_at: _Token,
 ) -> Netlist:
     try:
         in_buses = group_bits(ilb)
+    except ValueError as exc:
+        raise ParseError(str(exc), path, ilb_at.line, ilb_at.col) from None
+    try:
         out_buses = group_bits(ob)
     except ValueError as exc:
-        raise ParseError(str(exc), path, line) from None
-    a, b = order_operands(list(in_buses), operands, path=path, line=line)
+        raise ParseError(str(exc), path, ob_at.line, ob_at.col) from None
+    a, b = order_operands(list(in_buses), operands, path=path, line=ilb_at.line, col=ilb_at.col)
     extra = [bus for bus in in_buses if bus not in (a, b)]
     if extra:
-        raise ParseError(f"inputs {', '.join(extra)} are neither operand ({a}, {b})", path, line)
+        raise ParseError(f"inputs {', '.join(extra)} are neither operand ({a}, {b})", path, ilb_at.line, ilb_at.col)
     if len(out_buses) != 1:
-        raise ParseError(f"outputs form {len(out_buses)} buses ({', '.join(out_buses)}); expected one", path, line)
+        raise ParseError(
+            f"outputs form {len(out_buses)} buses ({', '.join(out_buses)}); expected one", path, ob_at.line, ob_at.col
+        )
     names: dict[int, str] = {}
     net_of: dict[str, int] = {}
     inputs: dict[str, list[int]] = {}
@@ -161,8 +181,8 @@ def _pla_netlist(
         names[net] = bit
         net_of[bit] = net
         cubes = tuple(ins for _, ins, outs in rows if outs[k] == mark)
-        first = next((number for number, _, outs in rows if outs[k] == mark), line)
-        gates.append(cover_gate(Cover(cubes, phase), gate_inputs, net, SourceLoc(path, first)))
+        first = next((row for row, _, outs in rows if outs[k] == mark), ob_at)
+        gates.append(cover_gate(Cover(cubes, phase), gate_inputs, net, SourceLoc(path, first.line, first.col)))
     netlist = Netlist(
         name=re.sub(r"\W", "_", path.rsplit("/", 1)[-1].split(".")[0]) or "pla",
         inputs=inputs,

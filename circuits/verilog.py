@@ -18,12 +18,13 @@ import types
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..errors import NetlistError, ParseError
-from .cells import Cell, CellGate, CellLibrary
-from .netlist import MAX_GATES, Gate, Kind, Netlist, NetlistBuilder, SourceLoc, find_loop
+from .cells import AmbiguousCellError, Cell, CellGate, CellLibrary, cell_library
+from .netlist import MAX_GATES, CellUse, Gate, Kind, Netlist, NetlistBuilder, SourceLoc, find_loop
 from .ports import group_bits, order_operands
+from .text import Positions, lines, normalise
 from .verilog_writer import write_verilog
 
 __all__ = ["cells_from_verilog", "parse_ast", "read_verilog", "write_verilog"]
@@ -125,23 +126,26 @@ def check_size(text: str, path: str) -> None:
 
 
 def parse_ast(text: str, path: str = "<input>") -> Any:
-    """Parse Verilog ``text`` with pyverilog; returns its ``Source`` node or raises :class:`ParseError`."""
-    global _PARSER
-    from pyverilog.vparser.parser import ParseError as PyverilogError
+    """Parse Verilog ``text`` with pyverilog; returns its ``Source`` node or raises :class:`ParseError`.
 
+    Any line endings and a leading byte order mark are accepted (:func:`~.text.normalise`). Every node
+    carries ``lexpos``, the offset in the normalised text of the first token of the rule that built it.
+    """
+    global _PARSER
+    text = normalise(text)
     check_size(text, path)
     with _PARSER_LOCK:
         if _PARSER is None:
-            _PARSER = build_parser()
+            _PARSER = _instrument(build_parser())
         parser = _PARSER
         lexer = parser.lexer
         lexer.reset_lineno()
         lexer.directives = []
         lexer.default_nettype = "wire"
         try:
-            ast = parser.parse(text + "\n")
-        except PyverilogError as exc:
-            raise _syntax_error(str(exc), text, path) from None
+            ast = parser.parser.parse(text + "\n", lexer=lexer.lexer, tracking=True)
+        except _SyntaxAt as exc:
+            raise _located(exc, text, path) from None
         except RecursionError:
             raise ParseError("expression nesting too deep", path) from None
         except Exception as exc:  # pyverilog and ply raise assorted errors on garbage input
@@ -151,20 +155,89 @@ def parse_ast(text: str, path: str = "<input>") -> Any:
     for line, directive in directives:
         word = directive.split()[0] if directive.split() else "`"
         if word not in _DIRECTIVES_OK:
-            raise ParseError(f"compiler directive {word} is not supported (no preprocessor); {_SYNTH_HINT}", path, line)
+            col = lines(text)[line - 1].find("`") + 1
+            raise ParseError(
+                f"compiler directive {word} is not supported (no preprocessor); {_SYNTH_HINT}", path, line, col or None
+            )
     return ast
 
 
-def _syntax_error(message: str, text: str, path: str) -> ParseError:
-    match = re.search(r"line:(\d+)(?: column:(\d+))?: (.*)$", message, re.S)
-    if match is None:
-        last = text.count("\n") + (0 if text.endswith("\n") else 1)
-        return ParseError("unexpected end of input (truncated file?)", path, max(last, 1))
-    line, col, what = int(match.group(1)), match.group(2), match.group(3).strip()
-    before = re.fullmatch(r'before: "(.*)"', what, re.S)
-    if before:
-        what = f"syntax error near '{before.group(1)}'"
-    return ParseError(what, path, line, int(col) if col else None)
+class _SyntaxAt(Exception):
+    """A lexer or parser error at a character offset (``None``: at the end of the input)."""
+
+    def __init__(self, message: str, offset: int | None):
+        super().__init__(message)
+        self.message = message
+        self.offset = offset
+
+
+def _instrument(parser: Any) -> Any:
+    """Locate errors and nodes by character offset, from the tokens themselves.
+
+    pyverilog's own error columns are one too high on every line after the first, and its parser
+    errors carry none. Here the lexer's and the parser's error hooks raise :class:`_SyntaxAt` at the
+    offending token, and every grammar rule stamps the nodes it builds with ``lexpos`` (ply's
+    position tracking gives each rule the offset of its first token).
+    """
+    from pyverilog.vparser.ast import Node
+
+    raw = parser.lexer.lexer
+
+    def lexer_error(message: str, line: int, column: int) -> None:
+        raise _SyntaxAt(message, raw.lexpos)
+
+    def parser_error(token: Any) -> None:
+        if token is None:
+            raise _SyntaxAt("unexpected end of input (truncated file?)", None)
+        raise _SyntaxAt(f"syntax error near '{token.value}'", token.lexpos)
+
+    parser.lexer.error_func = lexer_error
+    parser.parser.errorfunc = parser_error
+    for production in parser.parser.productions:
+        if production.callable is not None:
+            production.callable = _stamping(production.callable, Node)
+    return parser
+
+
+def _stamping(rule: Callable[[Any], None], node_type: Any) -> Callable[[Any], None]:
+    """``rule``, then ``lexpos`` on the nodes it built (its result, and their children built with it).
+
+    Runs once per grammar reduction, so it reads ply's slice directly and does nothing for results
+    already stamped (rules that pass a node through).
+    """
+
+    def stamp(node: Any, offset: int) -> None:
+        fields = node.__dict__
+        if "lexpos" not in fields:
+            fields["lexpos"] = offset
+            for child in node.children():
+                if isinstance(child, node_type):
+                    child.__dict__.setdefault("lexpos", offset)
+
+    def stamped(p: Any) -> None:
+        rule(p)
+        symbols = p.slice
+        value = symbols[0].value
+        if isinstance(value, node_type):
+            if "lexpos" not in value.__dict__:
+                stamp(value, symbols[1].lexpos if len(symbols) > 1 else symbols[0].lexpos)
+        elif isinstance(value, (tuple, list)) and value:
+            offset = symbols[1].lexpos if len(symbols) > 1 else symbols[0].lexpos
+            for item in value:
+                if isinstance(item, node_type):
+                    stamp(item, offset)
+
+    return stamped
+
+
+def _located(error: _SyntaxAt, text: str, path: str) -> ParseError:
+    if error.offset is not None:
+        return ParseError(error.message, path, *Positions(text).at(error.offset))
+    body = text.rstrip()
+    if not body:
+        return ParseError(error.message, path, 1, 1)
+    line, col = Positions(text).at(len(body) - 1)
+    return ParseError(error.message, path, line, col + 1)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -172,12 +245,19 @@ def _syntax_error(message: str, text: str, path: str) -> ParseError:
 # ----------------------------------------------------------------------------------------------
 
 
+class _Pos(NamedTuple):
+    """A 1-based source position; ``col`` is ``None`` where only the line is known."""
+
+    line: int
+    col: int | None
+
+
 @dataclass
 class _Gate:
     kind: Kind
     inputs: list[int]
     output: int
-    line: int
+    at: _Pos
 
 
 class _Design:
@@ -186,17 +266,17 @@ class _Design:
     def __init__(self, path: str):
         self.path = path
         self.names: list[str | None] = []
-        self.driven: dict[int, int] = {}  # net -> line of its driver
+        self.driven: dict[int, _Pos] = {}  # net -> where its driver is
         self.alias: dict[int, int] = {}
         self.gates: list[_Gate] = []
         self.gate_of: dict[int, int] = {}
         self.consts: dict[int, int] = {}
         self.const_of: dict[int, int] = {}
         self.ports: dict[int, str] = {}  # nets of input ports that cannot be assigned
-        self.line = 0  # line of the item being elaborated (for errors without a node)
+        self.item_at: _Pos | None = None  # the item being elaborated (for errors without a node)
 
-    def error(self, message: str, line: int | None) -> ParseError:
-        return ParseError(message, self.path, line or None)
+    def error(self, message: str, at: _Pos | None) -> ParseError:
+        return ParseError(message, self.path, *(at or (None, None)))
 
     def net(self, name: str | None = None) -> int:
         self.names.append(name)
@@ -205,30 +285,30 @@ class _Design:
     def name(self, net: int) -> str:
         return self.names[net] or f"n{net}"
 
-    def gate(self, kind: Kind, inputs: Sequence[int], line: int) -> int:
+    def gate(self, kind: Kind, inputs: Sequence[int], at: _Pos) -> int:
         if len(self.gates) >= _MAX_GATES:
-            raise self.error(f"the flattened circuit exceeds {_MAX_GATES} gates", line)
+            raise self.error(f"the flattened circuit exceeds {_MAX_GATES} gates", at)
         out = self.net()
         self.gate_of[out] = len(self.gates)
-        self.gates.append(_Gate(kind, list(inputs), out, line))
-        self.driven[out] = line
+        self.gates.append(_Gate(kind, list(inputs), out, at))
+        self.driven[out] = at
         return out
 
-    def const(self, value: int, line: int) -> int:
+    def const(self, value: int, at: _Pos) -> int:
         if value not in self.consts:
-            net = self.gate(Kind.CONST1 if value else Kind.CONST0, [], line)
+            net = self.gate(Kind.CONST1 if value else Kind.CONST0, [], at)
             self.consts[value] = net
             self.const_of[net] = value
         return self.consts[value]
 
-    def connect(self, dst: int, src: int, line: int, *, port: bool = False) -> None:
+    def connect(self, dst: int, src: int, at: _Pos, *, port: bool = False) -> None:
         if dst in self.ports and not port:
-            raise self.error(f"assignment to input port '{self.ports[dst]}'", line)
+            raise self.error(f"assignment to input port '{self.ports[dst]}'", at)
         if dst in self.driven:
             raise self.error(
-                f"net '{self.name(dst)}' has more than one driver (lines {self.driven[dst]} and {line})", line
+                f"net '{self.name(dst)}' has more than one driver (lines {self.driven[dst].line} and {at.line})", at
             )
-        self.driven[dst] = line
+        self.driven[dst] = at
         self.alias[dst] = src
 
     def find(self, net: int) -> int:
@@ -248,51 +328,51 @@ class _Design:
         return self.const_of.get(self.find(net))
 
     # Constant-folding helpers, used only for lowered word-level operators.
-    def and2(self, a: int, b: int, line: int) -> int:
+    def and2(self, a: int, b: int, at: _Pos) -> int:
         va, vb = self.value(a), self.value(b)
         if va == 0 or vb == 0:
-            return self.const(0, line)
+            return self.const(0, at)
         if va == 1:
             return b
         if vb == 1 or a == b:
             return a
-        return self.gate(Kind.AND, [a, b], line)
+        return self.gate(Kind.AND, [a, b], at)
 
-    def or2(self, a: int, b: int, line: int) -> int:
+    def or2(self, a: int, b: int, at: _Pos) -> int:
         va, vb = self.value(a), self.value(b)
         if va == 1 or vb == 1:
-            return self.const(1, line)
+            return self.const(1, at)
         if va == 0:
             return b
         if vb == 0 or a == b:
             return a
-        return self.gate(Kind.OR, [a, b], line)
+        return self.gate(Kind.OR, [a, b], at)
 
-    def xor2(self, a: int, b: int, line: int) -> int:
+    def xor2(self, a: int, b: int, at: _Pos) -> int:
         va, vb = self.value(a), self.value(b)
         if va is not None and vb is not None:
-            return self.const(va ^ vb, line)
+            return self.const(va ^ vb, at)
         if a == b:
-            return self.const(0, line)
+            return self.const(0, at)
         if va is not None:
-            return b if va == 0 else self.not1(b, line)
+            return b if va == 0 else self.not1(b, at)
         if vb is not None:
-            return a if vb == 0 else self.not1(a, line)
-        return self.gate(Kind.XOR, [a, b], line)
+            return a if vb == 0 else self.not1(a, at)
+        return self.gate(Kind.XOR, [a, b], at)
 
-    def not1(self, a: int, line: int) -> int:
+    def not1(self, a: int, at: _Pos) -> int:
         va = self.value(a)
         if va is not None:
-            return self.const(1 - va, line)
-        return self.gate(Kind.NOT, [a], line)
+            return self.const(1 - va, at)
+        return self.gate(Kind.NOT, [a], at)
 
-    def mux(self, sel: int, d0: int, d1: int, line: int) -> int:
+    def mux(self, sel: int, d0: int, d1: int, at: _Pos) -> int:
         vs = self.value(sel)
         if vs is not None:
             return d1 if vs else d0
         if d0 == d1:
             return d0
-        return self.gate(Kind.MUX, [sel, d0, d1], line)
+        return self.gate(Kind.MUX, [sel, d0, d1], at)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -300,7 +380,7 @@ class _Design:
 # ----------------------------------------------------------------------------------------------
 
 
-def _add_columns(d: _Design, columns: list[list[int]], line: int) -> list[int]:
+def _add_columns(d: _Design, columns: list[list[int]], at: _Pos) -> list[int]:
     """Sum weighted bits (``columns[i]`` has weight 2^i) modulo 2^len(columns).
 
     Constants are summed first; each column is then reduced with full/half adders whose carries go
@@ -320,7 +400,7 @@ def _add_columns(d: _Design, columns: list[list[int]], line: int) -> list[int]:
         cols.append(live)
     for i in range(width):
         if constant >> i & 1:
-            cols[i].append(d.const(1, line))
+            cols[i].append(d.const(1, at))
     out = []
     for i in range(width):
         col = cols[i]
@@ -328,16 +408,16 @@ def _add_columns(d: _Design, columns: list[list[int]], line: int) -> list[int]:
         while len(col) > 1:
             if len(col) >= 3:
                 a, b, c = col.pop(0), col.pop(0), col.pop(0)
-                t = d.xor2(a, b, line)
-                col.append(d.xor2(t, c, line))
+                t = d.xor2(a, b, at)
+                col.append(d.xor2(t, c, at))
                 if carry_to is not None:
-                    carry_to.append(d.or2(d.and2(a, b, line), d.and2(t, c, line), line))
+                    carry_to.append(d.or2(d.and2(a, b, at), d.and2(t, c, at), at))
             else:
                 a, b = col.pop(0), col.pop(0)
-                col.append(d.xor2(a, b, line))
+                col.append(d.xor2(a, b, at))
                 if carry_to is not None:
-                    carry_to.append(d.and2(a, b, line))
-        out.append(col[0] if col else d.const(0, line))
+                    carry_to.append(d.and2(a, b, at))
+        out.append(col[0] if col else d.const(0, at))
     return out
 
 
@@ -353,7 +433,7 @@ def _significant(d: _Design, bits: list[int], signed: bool) -> list[int]:
     return bits[:n]
 
 
-def _multiply(d: _Design, a: list[int], b: list[int], signed: bool, line: int) -> list[int]:
+def _multiply(d: _Design, a: list[int], b: list[int], signed: bool, at: _Pos) -> list[int]:
     """The product of two ``w``-bit operands modulo 2^w (array multiplier, Baugh-Wooley if signed)."""
     width = len(a)
     x, y = _significant(d, a, signed), _significant(d, b, signed)
@@ -368,35 +448,35 @@ def _multiply(d: _Design, a: list[int], b: list[int], signed: bool, line: int) -
         for j in range(m):
             if i + j >= len(columns):
                 continue
-            pp = d.and2(x[i], y[j], line)
+            pp = d.and2(x[i], y[j], at)
             if signed and (i == n - 1) != (j == m - 1):
-                pp = d.not1(pp, line)
+                pp = d.not1(pp, at)
             put(i + j, pp)
     if signed:  # Baugh-Wooley correction: + 2^(n-1) + 2^(m-1) + 2^(n+m-1)
         for pos in (n - 1, m - 1, n + m - 1):
-            put(pos, d.const(1, line))
-    product = _add_columns(d, columns, line)
-    fill = product[-1] if signed else d.const(0, line)
+            put(pos, d.const(1, at))
+    product = _add_columns(d, columns, at)
+    fill = product[-1] if signed else d.const(0, at)
     return product + [fill] * (width - len(product))
 
 
-def _less(d: _Design, a: list[int], b: list[int], signed: bool, line: int) -> int:
+def _less(d: _Design, a: list[int], b: list[int], signed: bool, at: _Pos) -> int:
     """1 when a < b (a + ~b + 1 produces no carry out); signed compares with flipped sign bits."""
     if signed:
-        a = [*a[:-1], d.not1(a[-1], line)]
-        b = [*b[:-1], d.not1(b[-1], line)]
-    carry = d.const(1, line)
+        a = [*a[:-1], d.not1(a[-1], at)]
+        b = [*b[:-1], d.not1(b[-1], at)]
+    carry = d.const(1, at)
     for x, y in zip(a, b, strict=True):
-        ny = d.not1(y, line)
-        t = d.xor2(x, ny, line)
-        carry = d.or2(d.and2(x, ny, line), d.and2(t, carry, line), line)
-    return d.not1(carry, line)
+        ny = d.not1(y, at)
+        t = d.xor2(x, ny, at)
+        carry = d.or2(d.and2(x, ny, at), d.and2(t, carry, at), at)
+    return d.not1(carry, at)
 
 
-def _equal(d: _Design, a: list[int], b: list[int], line: int) -> int:
-    result = d.const(1, line)
+def _equal(d: _Design, a: list[int], b: list[int], at: _Pos) -> int:
+    result = d.const(1, at)
     for x, y in zip(a, b, strict=True):
-        result = d.and2(result, d.not1(d.xor2(x, y, line), line), line)
+        result = d.and2(result, d.not1(d.xor2(x, y, at), at), at)
     return result
 
 
@@ -413,7 +493,7 @@ class _Signal:
     lsb: int
     signed: bool
     direction: str  # "input", "output" or "wire"
-    line: int
+    at: _Pos
 
     def position(self, index: int) -> int | None:
         """Position (0 = LSB) of declared index ``index``, or ``None`` when out of range."""
@@ -479,7 +559,11 @@ class _Module:
         self._declare(overrides)
 
     def error(self, message: str, node: Any) -> ParseError:
-        return self.d.error(message, getattr(node, "lineno", None))
+        return self.d.error(message, self.at(node))
+
+    def at(self, node: Any) -> _Pos:
+        """Where ``node`` starts in the source."""
+        return self.reader.at(node)
 
     # -- declarations ----------------------------------------------------------------------------
 
@@ -576,11 +660,11 @@ class _Module:
             raise self.error(f"'{name}' is too wide ({width} bits, at most {_MAX_WIDTH})", node)
         if kind == "Supply":
             value = 1 if self.const(node.value) else 0
-            bits = [self.d.const(value, node.lineno)] * width
+            bits = [self.d.const(value, self.at(node))] * width
         else:
             step = 1 if msb >= lsb else -1
             bits = [self.d.net(self._bit_name(name, i, width)) for i in range(lsb, msb + step, step)]
-        signal = _Signal(name, bits, msb, lsb, signed, direction, node.lineno)
+        signal = _Signal(name, bits, msb, lsb, signed, direction, self.at(node))
         self.signals[name] = signal
         self._port_bits(signal)
 
@@ -592,7 +676,7 @@ class _Module:
             for i, net in enumerate(signal.bits):
                 self.d.ports[net] = f"{self.prefix}{signal.name}" + (f"[{i}]" if len(signal.bits) > 1 else "")
                 if self.top:
-                    self.d.driven[net] = signal.line
+                    self.d.driven[net] = signal.at
 
     def _implicit_nets(self) -> None:
         """Declare the implicit 1-bit wires of port connections and assignment targets."""
@@ -613,14 +697,14 @@ class _Module:
             if self.nettype_none:
                 raise self.error(f"undeclared net '{name}' (`default_nettype none)", node)
             net = self.d.net(self.prefix + name)
-            self.signals[name] = _Signal(name, [net], 0, 0, False, "wire", node.lineno)
+            self.signals[name] = _Signal(name, [net], 0, 0, False, "wire", self.at(node))
 
     # -- items -----------------------------------------------------------------------------------
 
     def elaborate(self) -> None:
         for item in self.moddef.items:
             kind = type(item).__name__
-            self.d.line = item.lineno
+            self.d.item_at = self.at(item)
             if kind == "Assign":
                 self._assign(item)
             elif kind == "Decl":
@@ -641,7 +725,7 @@ class _Module:
         width, signed = self.type_of(rhs)
         bits = self.eval(rhs, max(width, len(lhs)), signed)
         for dst, src in zip(lhs, bits, strict=False):
-            self.d.connect(dst, src, node.lineno)
+            self.d.connect(dst, src, self.at(node))
 
     def _connections(self, inst: Any, ports: Sequence[str], what: str) -> dict[str, Any]:
         args = list(inst.portlist)
@@ -688,37 +772,37 @@ class _Module:
         elif module in self.reader.modules:
             self._submodule(inst, module)
         elif (cell := self.reader.cells.get(module)) is not None:
+            self.reader.used.add(module)
             self._cell(inst, cell)
         else:
-            raise self.error(
-                f"unknown module or cell '{module}': define it in the file or add it to the cell library", inst
-            )
+            why = self.reader.cells.ambiguity(module)
+            if why is not None:
+                raise AmbiguousCellError(why, self.d.path, *self.at(inst))
+            raise self.error(f"unknown module or cell '{module}': {self.reader.cells.hint(module)}", inst)
 
     def _primitive(self, inst: Any, module: str) -> None:
         args = [a.argname for a in inst.portlist]
         if any(a.portname is not None for a in inst.portlist) or any(a is None for a in args):
             raise self.error(f"gate primitive '{module}' needs positional connections", inst)
         kind, single = _PRIMITIVES[module]
-        line = inst.lineno
+        at = self.at(inst)
         if module in ("not", "buf"):
             if len(args) < 2:
                 raise self.error(f"'{module}' needs an output and an input", inst)
             src = self._input_bits(args[-1], 1, f"input of '{module}'")[0]
             for out in args[:-1]:
-                self.d.connect(
-                    self._output_bits(out, 1, f"output of '{module}'")[0], self.d.gate(kind, [src], line), line
-                )
+                self.d.connect(self._output_bits(out, 1, f"output of '{module}'")[0], self.d.gate(kind, [src], at), at)
             return
         if len(args) < 2:
             raise self.error(f"'{module}' needs an output and at least one input", inst)
         ins = [self._input_bits(a, 1, f"input of '{module}'")[0] for a in args[1:]]
         out = self._output_bits(args[0], 1, f"output of '{module}'")[0]
-        self.d.connect(out, self.d.gate(kind if len(ins) > 1 else single, ins, line), line)
+        self.d.connect(out, self.d.gate(kind if len(ins) > 1 else single, ins, at), at)
 
     def _cell(self, inst: Any, cell: Cell) -> None:
         what = f"pin of cell {cell.name} (instance {inst.name})"
         conns = self._connections(inst, cell.ports, f"cell {cell.name} (instance {inst.name})")
-        line = inst.lineno
+        at = self.at(inst)
         local: dict[str, int] = {}
         for pin in cell.inputs:
             expr = conns.get(pin)
@@ -726,12 +810,12 @@ class _Module:
                 raise self.error(f"input pin {pin} of cell {cell.name} (instance {inst.name}) is not connected", inst)
             local[pin] = self._input_bits(expr, 1, f"input {what.replace('pin', pin, 1)}")[0]
         for gate in cell.gates:
-            local[gate.output] = self.d.gate(gate.kind, [local[n] for n in gate.inputs], line)
+            local[gate.output] = self.d.gate(gate.kind, [local[n] for n in gate.inputs], at)
         for pin in cell.outputs:
             expr = conns.get(pin)
             if expr is not None:
                 dst = self._output_bits(expr, 1, f"output {what.replace('pin', pin, 1)}")[0]
-                self.d.connect(dst, local[pin], line)
+                self.d.connect(dst, local[pin], at)
 
     def _submodule(self, inst: Any, module: str) -> None:
         if module in self.stack:
@@ -741,7 +825,7 @@ class _Module:
         sub = _Module(self.reader, moddef, f"{self.prefix}{_unescape(inst.name)}.", overrides, (*self.stack, module))
         what = f"module {module} (instance {inst.name})"
         conns = self._connections(inst, sub.ports, what)
-        line = inst.lineno
+        at = self.at(inst)
         for port in sub.ports:
             signal = sub.signals[port]
             expr = conns.get(port)
@@ -750,7 +834,7 @@ class _Module:
             if signal.direction == "input":
                 bits = self._input_bits(expr, len(signal.bits), f"port {port} of {what}")
                 for dst, src in zip(signal.bits, bits, strict=True):
-                    self.d.connect(dst, src, line, port=True)
+                    self.d.connect(dst, src, at, port=True)
         sub.elaborate()
         for port in sub.ports:
             signal = sub.signals[port]
@@ -759,7 +843,7 @@ class _Module:
                 for dst, src in zip(
                     self._output_bits(expr, len(signal.bits), f"port {port} of {what}"), signal.bits, strict=True
                 ):
-                    self.d.connect(dst, src, line)
+                    self.d.connect(dst, src, at)
 
     def _overrides(self, inst: Any, moddef: Any) -> dict[str, int]:
         params = list(inst.parameterlist or ())
@@ -999,25 +1083,25 @@ class _Module:
             raise self.error(f"unsupported expression ({kind})", node)
         return handler(self, node, width, signed)
 
-    def extend(self, bits: list[int], width: int, signed: bool, line: int) -> list[int]:
+    def extend(self, bits: list[int], width: int, signed: bool, at: _Pos) -> list[int]:
         if len(bits) >= width:
             return bits[:width]
-        fill = bits[-1] if signed else self.d.const(0, line)
+        fill = bits[-1] if signed else self.d.const(0, at)
         return bits + [fill] * (width - len(bits))
 
     def _e_const(self, node: Any, width: int, signed: bool) -> list[int]:
         w, _ = self.type_of(node)
         value = self.const(node) & ((1 << w) - 1)
-        bits = [self.d.const(value >> i & 1, node.lineno) for i in range(w)]
-        return self.extend(bits, width, signed, node.lineno)
+        bits = [self.d.const(value >> i & 1, self.at(node)) for i in range(w)]
+        return self.extend(bits, width, signed, self.at(node))
 
     def _e_ident(self, node: Any, width: int, signed: bool) -> list[int]:
         if _unescape(node.name) in self.params:
             return self._e_const(node, width, signed)
-        return self.extend(self._select(node), width, signed, node.lineno)
+        return self.extend(self._select(node), width, signed, self.at(node))
 
     def _e_select(self, node: Any, width: int, signed: bool) -> list[int]:
-        return self.extend(self._select(node), width, False, node.lineno)
+        return self.extend(self._select(node), width, False, self.at(node))
 
     def _e_wrap(self, node: Any, width: int, signed: bool) -> list[int]:
         return self.eval(node.var, width, signed)
@@ -1027,12 +1111,12 @@ class _Module:
         for item in reversed(node.list):
             w, s = self.type_of(item)
             bits += self.eval(item, w, s)
-        return self.extend(bits, width, False, node.lineno)
+        return self.extend(bits, width, False, self.at(node))
 
     def _e_repeat(self, node: Any, width: int, signed: bool) -> list[int]:
         w, s = self.type_of(node.value)
         bits = self.eval(node.value, w, s) * self.const(node.times)
-        return self.extend(bits, width, False, node.lineno)
+        return self.extend(bits, width, False, self.at(node))
 
     def _e_syscall(self, node: Any, width: int, signed: bool) -> list[int]:
         self.type_of(node)
@@ -1040,7 +1124,7 @@ class _Module:
             return self._e_const(node, width, signed)
         arg = next(iter(node.args))
         w, s = self.type_of(arg)
-        return self.extend(self.eval(arg, w, s), width, signed, node.lineno)
+        return self.extend(self.eval(arg, w, s), width, signed, self.at(node))
 
     def _chain(self, node: Any, kind: str) -> list[Any]:
         """Operands of a left/right nested chain of one associative operator (a & b & c)."""
@@ -1054,69 +1138,69 @@ class _Module:
                 out.append(cur)
         return out
 
-    def _bitwise(self, operands: list[Any], kind: Kind, width: int, signed: bool, line: int) -> list[int]:
+    def _bitwise(self, operands: list[Any], kind: Kind, width: int, signed: bool, at: _Pos) -> list[int]:
         values = [self.eval(op, width, signed) for op in operands]
-        return [self.d.gate(kind, [v[i] for v in values], line) for i in range(width)]
+        return [self.d.gate(kind, [v[i] for v in values], at) for i in range(width)]
 
     def _e_bitwise(self, node: Any, width: int, signed: bool) -> list[int]:
         kind = type(node).__name__
         if kind == "Xnor":
-            return self._bitwise([node.left, node.right], Kind.XNOR, width, signed, node.lineno)
-        return self._bitwise(self._chain(node, kind), _BITWISE[kind], width, signed, node.lineno)
+            return self._bitwise([node.left, node.right], Kind.XNOR, width, signed, self.at(node))
+        return self._bitwise(self._chain(node, kind), _BITWISE[kind], width, signed, self.at(node))
 
     def _e_unot(self, node: Any, width: int, signed: bool) -> list[int]:
         inner = type(node.right).__name__
         if inner in _INVERTED:  # ~(a & b & c) is one NAND gate per bit
-            return self._bitwise(self._chain(node.right, inner), _INVERTED[inner], width, signed, node.lineno)
-        return [self.d.gate(Kind.NOT, [b], node.lineno) for b in self.eval(node.right, width, signed)]
+            return self._bitwise(self._chain(node.right, inner), _INVERTED[inner], width, signed, self.at(node))
+        return [self.d.gate(Kind.NOT, [b], self.at(node)) for b in self.eval(node.right, width, signed)]
 
     def _e_reduce(self, node: Any, width: int, signed: bool) -> list[int]:
         kind = type(node).__name__
         w, s = self.type_of(node.right)
         bits = self.eval(node.right, w, s)
-        line = node.lineno
+        at = self.at(node)
         if kind == "Ulnot":
-            result = self.d.gate(Kind.NOT, [self._truth(bits, line)], line)
+            result = self.d.gate(Kind.NOT, [self._truth(bits, at)], at)
         elif len(bits) == 1:
-            result = bits[0] if kind in ("Uand", "Uor", "Uxor") else self.d.gate(Kind.NOT, bits, line)
+            result = bits[0] if kind in ("Uand", "Uor", "Uxor") else self.d.gate(Kind.NOT, bits, at)
         else:
-            result = self.d.gate(_REDUCTIONS[kind], bits, line)
-        return self.extend([result], width, False, line)
+            result = self.d.gate(_REDUCTIONS[kind], bits, at)
+        return self.extend([result], width, False, at)
 
-    def _truth(self, bits: list[int], line: int) -> int:
-        return bits[0] if len(bits) == 1 else self.d.gate(Kind.OR, bits, line)
+    def _truth(self, bits: list[int], at: _Pos) -> int:
+        return bits[0] if len(bits) == 1 else self.d.gate(Kind.OR, bits, at)
 
     def _e_logic(self, node: Any, width: int, signed: bool) -> list[int]:
         values = []
         for operand in (node.left, node.right):
             w, s = self.type_of(operand)
-            values.append(self._truth(self.eval(operand, w, s), node.lineno))
+            values.append(self._truth(self.eval(operand, w, s), self.at(node)))
         kind = Kind.AND if type(node).__name__ == "Land" else Kind.OR
-        return self.extend([self.d.gate(kind, values, node.lineno)], width, False, node.lineno)
+        return self.extend([self.d.gate(kind, values, self.at(node))], width, False, self.at(node))
 
     def _e_cond(self, node: Any, width: int, signed: bool) -> list[int]:
-        line = node.lineno
+        at = self.at(node)
         w, s = self.type_of(node.cond)
-        sel = self._truth(self.eval(node.cond, w, s), line)
+        sel = self._truth(self.eval(node.cond, w, s), at)
         value = self.d.value(sel)
         if value is not None:
             return self.eval(node.true_value if value else node.false_value, width, signed)
         true_bits = self.eval(node.true_value, width, signed)
         false_bits = self.eval(node.false_value, width, signed)
-        return [self.d.gate(Kind.MUX, [sel, f, t], line) for t, f in zip(true_bits, false_bits, strict=True)]
+        return [self.d.gate(Kind.MUX, [sel, f, t], at) for t, f in zip(true_bits, false_bits, strict=True)]
 
     def _e_arith(self, node: Any, width: int, signed: bool) -> list[int]:
         kind = type(node).__name__
-        d, line = self.d, node.lineno
+        d, at = self.d, self.at(node)
         if kind in ("Uminus", "Uplus"):
             bits = self.eval(node.right, width, signed)
             if kind == "Uplus":
                 return bits
-            negation = [[d.not1(b, line)] for b in bits]
-            negation[0].append(d.const(1, line))
-            return _add_columns(d, negation, line)
+            negation = [[d.not1(b, at)] for b in bits]
+            negation[0].append(d.const(1, at))
+            return _add_columns(d, negation, at)
         if kind == "Times":
-            return _multiply(d, self.eval(node.left, width, signed), self.eval(node.right, width, signed), signed, line)
+            return _multiply(d, self.eval(node.left, width, signed), self.eval(node.right, width, signed), signed, at)
         # a + b - c + ...: one multi-operand addition; each subtracted term is ~x + 1
         terms: list[tuple[Any, bool]] = []
         stack = [(node, False)]
@@ -1130,12 +1214,12 @@ class _Module:
         columns: list[list[int]] = [[] for _ in range(width)]
         for term, negated in terms:
             for column, bit in zip(columns, self.eval(term, width, signed), strict=True):
-                column.append(d.not1(bit, line) if negated else bit)
+                column.append(d.not1(bit, at) if negated else bit)
         subtracted = sum(negated for _, negated in terms)
         for i, column in enumerate(columns):
             if subtracted >> i & 1:
-                column.append(d.const(1, line))
-        return _add_columns(d, columns, line)
+                column.append(d.const(1, at))
+        return _add_columns(d, columns, at)
 
     def _e_divide(self, node: Any, width: int, signed: bool) -> list[int]:
         value = self.try_const(node)
@@ -1144,33 +1228,33 @@ class _Module:
         if value < 0 and not signed:
             raise self.error("negative constant in an unsigned context is not supported", node)
         mask = (1 << width) - 1
-        return [self.d.const((value & mask) >> i & 1, node.lineno) for i in range(width)]
+        return [self.d.const((value & mask) >> i & 1, self.at(node)) for i in range(width)]
 
     def _e_compare(self, node: Any, width: int, signed: bool) -> list[int]:
         kind = type(node).__name__
         (wl, sl), (wr, sr) = self.type_of(node.left), self.type_of(node.right)
         w, s = max(wl, wr), sl and sr
         a, b = self.eval(node.left, w, s), self.eval(node.right, w, s)
-        d, line = self.d, node.lineno
+        d, at = self.d, self.at(node)
         if kind in ("Eq", "Eql", "NotEq", "NotEql"):
-            result = _equal(d, a, b, line)
+            result = _equal(d, a, b, at)
             if kind in ("NotEq", "NotEql"):
-                result = d.not1(result, line)
+                result = d.not1(result, at)
         elif kind == "LessThan":
-            result = _less(d, a, b, s, line)
+            result = _less(d, a, b, s, at)
         elif kind == "GreaterThan":
-            result = _less(d, b, a, s, line)
+            result = _less(d, b, a, s, at)
         elif kind == "LessEq":
-            result = d.not1(_less(d, b, a, s, line), line)
+            result = d.not1(_less(d, b, a, s, at), at)
         else:
-            result = d.not1(_less(d, a, b, s, line), line)
-        return self.extend([result], width, False, line)
+            result = d.not1(_less(d, a, b, s, at), at)
+        return self.extend([result], width, False, at)
 
     def _e_shift(self, node: Any, width: int, signed: bool) -> list[int]:
         kind = type(node).__name__
-        d, line = self.d, node.lineno
+        d, at = self.d, self.at(node)
         bits = self.eval(node.left, width, signed)
-        zero = d.const(0, line)
+        zero = d.const(0, at)
         fill = bits[-1] if kind == "Sra" and signed else zero
         left = kind in ("Sll", "Sla")
         amount = self.try_const(node.right)
@@ -1182,7 +1266,7 @@ class _Module:
         select = self.eval(node.right, wa, False)
         for k, s in enumerate(select):
             shifted = _shift(bits, 1 << k, left, fill) if k < width.bit_length() else [fill] * width
-            bits = [d.mux(s, x, y, line) for x, y in zip(bits, shifted, strict=True)]
+            bits = [d.mux(s, x, y, at) for x, y in zip(bits, shifted, strict=True)]
         return bits
 
 
@@ -1300,24 +1384,30 @@ _EVAL: dict[str, Callable[[_Module, Any, int, bool], list[int]]] = {
 
 
 class _Reader:
-    def __init__(self, ast: Any, path: str, cells: CellLibrary):
+    def __init__(self, ast: Any, path: str, cells: CellLibrary, positions: Positions):
         self.path = path
         self.cells = cells
+        self.positions = positions
         self.design = _Design(path)
+        self.used: set[str] = set()  # library cells instantiated
         self.modules: dict[str, Any] = {}
         for definition in ast.description.definitions:
             if type(definition).__name__ != "ModuleDef":
                 continue
             name = _unescape(definition.name)
             if name in self.modules:
-                raise ParseError(
-                    f"module {name} is defined twice (lines {self.modules[name].lineno} and {definition.lineno})",
-                    path,
-                    definition.lineno,
-                )
+                first, again = self.at(self.modules[name]), self.at(definition)
+                raise ParseError(f"module {name} is defined twice (lines {first.line} and {again.line})", path, *again)
             self.modules[name] = definition
         if not self.modules:
-            raise ParseError("no module definition found", path, 1)
+            raise ParseError("no module definition found", path, 1, 1)
+
+    def at(self, node: Any) -> _Pos:
+        """Where ``node`` starts: from its first token when known, else its line."""
+        offset = getattr(node, "lexpos", None)
+        if offset is None:
+            return _Pos(getattr(node, "lineno", 0) or 0, None)
+        return _Pos(*self.positions.at(offset))
 
     def pick_top(self, top: str | None) -> Any:
         if top is not None:
@@ -1343,7 +1433,7 @@ class _Reader:
                     candidates = multi
         if len(candidates) != 1:
             listed = ", ".join(candidates or list(self.modules))
-            raise ParseError(f"cannot tell the top module among {listed}; name it with top=", self.path)
+            raise ParseError(f"cannot tell the top module among {listed}; name it with --top", self.path)
         return self.modules[candidates[0]]
 
     @staticmethod
@@ -1364,7 +1454,7 @@ class _Reader:
         try:
             groups = group_bits(scalars)
         except ValueError as exc:
-            raise ParseError(f"{direction} ports: {exc}", self.path, module.moddef.lineno) from None
+            raise ParseError(f"{direction} ports: {exc}", self.path, *self.at(module.moddef)) from None
         group_of = {name: bus for bus, names in groups.items() for name in names}
         buses: dict[str, list[int]] = {}
         for port in ports:
@@ -1374,7 +1464,7 @@ class _Reader:
             else:
                 bus, bits = port, list(module.signals[port].bits)
             if bus in buses and buses[bus] != bits:
-                raise ParseError(f"{direction} bus {bus} is declared twice", self.path, module.signals[port].line)
+                raise ParseError(f"{direction} bus {bus} is declared twice", self.path, *module.signals[port].at)
             buses[bus] = bits
         return buses
 
@@ -1383,41 +1473,40 @@ class _Reader:
         moddef = module.moddef
         inputs = self._buses(module, "input")
         outputs = self._buses(module, "output")
-        a_name, b_name = order_operands(list(inputs), operands, path=path, line=moddef.lineno)
+        top_at = self.at(moddef)
+        a_name, b_name = order_operands(list(inputs), operands, path=path, line=top_at.line, col=top_at.col)
         if len(outputs) != 1:
             known = [p for p in outputs if p.lower() in _OUTPUT_NAMES]
             if len(known) != 1:
                 raise ParseError(
-                    f"module {moddef.name} needs one output port (has {', '.join(outputs) or 'none'})",
-                    path,
-                    moddef.lineno,
+                    f"module {moddef.name} needs one output port (has {', '.join(outputs) or 'none'})", path, *top_at
                 )
             outputs = {known[0]: outputs[known[0]]}
         out_name, out_bits = next(iter(outputs.items()))
-        out_line = module.signals[out_name].line if out_name in module.signals else moddef.lineno
+        out_at = module.signals[out_name].at if out_name in module.signals else top_at
         operand_nets = set(inputs[a_name] + inputs[b_name])
         other_inputs = {net: name for name, bits in inputs.items() if name not in (a_name, b_name) for net in bits}
 
         # Live cone of the output; every net in it must be driven.
         roots = [d.find(net) for net in out_bits]
         live: set[int] = set()
-        stack = [(net, out_line) for net in roots]
+        stack = [(net, out_at) for net in roots]
         while stack:
-            net, line = stack.pop()
+            net, at = stack.pop()
             if net in live:
                 continue
             live.add(net)
             if net in d.gate_of:
                 gate = d.gates[d.gate_of[net]]
-                stack += [(d.find(i), gate.line) for i in gate.inputs]
+                stack += [(d.find(i), gate.at) for i in gate.inputs]
             elif net in other_inputs:
                 raise ParseError(
                     f"input '{other_inputs[net]}' drives the output but is not one of the operands {a_name}, {b_name}",
                     path,
-                    line,
+                    *at,
                 )
             elif net not in operand_nets:
-                raise ParseError(f"net '{d.name(net)}' is used but never driven", path, line)
+                raise ParseError(f"net '{d.name(net)}' is used but never driven", path, *at)
 
         # Name each live net after the first declared net that aliases it (output port bits last).
         names: dict[int, str] = {}
@@ -1441,7 +1530,7 @@ class _Reader:
             netmap[gate.output] = builder.new_net(names.get(gate.output))
         for gate in gates:
             ins = [netmap[d.find(i)] for i in gate.inputs]
-            builder.gate(gate.kind, ins, netmap[gate.output], loc=SourceLoc(path, gate.line))
+            builder.gate(gate.kind, ins, netmap[gate.output], loc=SourceLoc(path, *gate.at))
         try:
             return builder.build([netmap[n] for n in roots], output_name=out_name)
         except NetlistError as exc:
@@ -1449,9 +1538,9 @@ class _Reader:
                 Gate(g.kind, tuple(d.find(i) for i in g.inputs), g.output) for g in d.gates if g.output in live
             )
             if loop:
-                line = d.gates[d.gate_of[loop[0]]].line
+                at = d.gates[d.gate_of[loop[0]]].at
                 raise ParseError(
-                    "combinational loop through " + " -> ".join(names.get(n, f"n{n}") for n in loop), path, line
+                    "combinational loop through " + " -> ".join(names.get(n, f"n{n}") for n in loop), path, *at
                 ) from None
             raise ParseError(str(exc), path) from None
 
@@ -1469,33 +1558,46 @@ def read_verilog(
     The top module (``top``, else the one module no other module instantiates) must have two
     operand input ports (ordered by :func:`~.ports.order_operands`, or named by ``operands``) and
     one output port. Sub-modules are flattened; cells not defined in the file come from ``cells``
-    (default: the built-in table). Logic that does not reach the output is dropped.
+    (default: the profile the header shows, else the built-in cells, :func:`~.cells.cell_library`),
+    and the netlist's ``cell_use`` says which of them it used. Any line endings are accepted; errors
+    carry the 1-based line and column of the offending token. Logic that does not reach the output
+    is dropped.
 
     Example:
         >>> nl = read_verilog("module m(input [1:0] A, B, output [3:0] O); assign O = A * B; endmodule")
         >>> nl.widths
         (2, 2)
     """
+    text = normalise(text)
     ast = parse_ast(text, path)
-    reader = _Reader(ast, path, cells if cells is not None else CellLibrary.builtin())
+    library = cells if cells is not None else cell_library(None, text)
+    reader = _Reader(ast, path, library, Positions(text))
     try:
         module = reader.elaborate_top(reader.pick_top(top))
     except RecursionError:
         raise ParseError(
             "expression or hierarchy nested too deeply; split long expressions into several assigns",
             path,
-            reader.design.line or None,
+            *(reader.design.item_at or (None, None)),
         ) from None
-    return reader.netlist(module, operands)
+    netlist = reader.netlist(module, operands)
+    if reader.used:
+        notes = library.notes
+        netlist.cell_use = CellUse(
+            library.profile, library.reason, tuple((n, notes.get(n, "")) for n in sorted(reader.used))
+        )
+    return netlist
 
 
 def cells_from_verilog(text: str, path: str = "<cells>", *, cells: CellLibrary | None = None) -> list[Cell]:
     """Turn every module of ``text`` into a :class:`Cell` (single-bit pins; may use ``cells``)."""
+    text = normalise(text)
     ast = parse_ast(text, path)
     library = cells if cells is not None else CellLibrary.builtin()
+    positions = Positions(text)
     result = []
-    for moddef in _Reader(ast, path, library).modules.values():
-        reader = _Reader(ast, path, library)  # a fresh design per cell
+    for moddef in _Reader(ast, path, library, positions).modules.values():
+        reader = _Reader(ast, path, library, positions)  # a fresh design per cell
         result.append(_as_cell(reader.design, reader.elaborate_top(moddef)))
     return result
 
@@ -1508,7 +1610,7 @@ def _as_cell(d: _Design, module: _Module) -> Cell:
     for port in module.ports:
         signal = module.signals[port]
         if len(signal.bits) != 1:
-            raise d.error(f"cell {name}: pin {port} must be a single bit", signal.line)
+            raise d.error(f"cell {name}: pin {port} must be a single bit", signal.at)
         (inputs if signal.direction == "input" else outputs).append(port)
         if signal.direction == "input":
             pins[signal.bits[0]] = port
@@ -1523,7 +1625,7 @@ def _as_cell(d: _Design, module: _Module) -> Cell:
             continue
         live.add(net)
         if net not in d.gate_of:
-            raise d.error(f"cell {name}: net '{d.name(net)}' is used but never driven", module.moddef.lineno)
+            raise d.error(f"cell {name}: net '{d.name(net)}' is used but never driven", module.at(module.moddef))
         stack += [d.find(i) for i in d.gates[d.gate_of[net]].inputs]
     for gate in d.gates:
         if gate.output in live:

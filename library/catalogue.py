@@ -131,6 +131,8 @@ MIGRATIONS: tuple[Migration, ...] = (
         """,
     ),
     (3, _import_legacy_half_windows),
+    # the relative-error convention of an entry's MRE/WCRE (measured and published alike)
+    (4, "ALTER TABLE entries ADD COLUMN mre_convention TEXT NOT NULL DEFAULT 'nonzero'"),
 )
 
 #: Error-metric columns, in display order.
@@ -225,7 +227,11 @@ class Entry:
     power_source: str | None
     published: dict[str, str]
     created: str
+    #: How ``mre_pct``/``wcre_pct`` and the published MRE/WCRE treat zero products (``nonzero``, ``max1``).
+    mre_convention: str = "nonzero"
     alt_sources: tuple[str, ...] = field(default=())
+    #: Full names of the other entries with the same table (the same circuit published under another name).
+    aliases: tuple[str, ...] = field(default=())
 
     @property
     def full_name(self) -> str:
@@ -273,12 +279,13 @@ class Entry:
         """A JSON-able dict (with ``full_name`` and ``kind``; keys as in :mod:`approxlut.schema`)."""
         data = asdict(self)
         data["alt_sources"] = list(self.alt_sources)
+        data["aliases"] = list(self.aliases)
         data["full_name"] = self.full_name
         data["kind"] = self.kind
         return data
 
 
-_ENTRY_FIELDS = [f for f in Entry.__dataclass_fields__ if f != "alt_sources"]
+_ENTRY_FIELDS = [f for f in Entry.__dataclass_fields__ if f not in ("alt_sources", "aliases")]
 
 
 class Library:
@@ -400,7 +407,7 @@ class Library:
                 "upgrade lutgen or use another --library"
             )
         if self.readonly and done != {version for version, _ in MIGRATIONS}:
-            raise LibraryUsageError(
+            raise SchemaUpgradeNeeded(
                 f"the library at {self.root} needs a schema upgrade but is read-only: open it once where it is writable"
             )
 
@@ -470,13 +477,25 @@ class Library:
         rows = self._rows(sql, args)
         if not rows:
             return []
+        ids = sorted({row["id"] for row in rows})
+        hashes = sorted({row["hash"] for row in rows})
+        few = len(rows) <= 500  # look up only these rows' sources and aliases, else scan once
         alts: dict[int, list[str]] = {}
-        for row in self._rows("SELECT entry_id, path FROM sources WHERE role = 'alternative' ORDER BY path"):
+        sql = "SELECT entry_id, path FROM sources WHERE role = 'alternative'"
+        sql += f" AND entry_id IN ({','.join('?' * len(ids))})" if few else ""
+        for row in self._rows(sql + " ORDER BY path", ids if few else ()):
             alts.setdefault(row["entry_id"], []).append(row["path"])
+        named: dict[str, list[tuple[int, str]]] = {}
+        sql = "SELECT id, release, name, hash FROM entries"
+        sql += f" WHERE hash IN ({','.join('?' * len(hashes))})" if few else ""
+        for row in self._rows(sql + " ORDER BY release, name", hashes if few else ()):
+            full = f"{row['release']}_{row['name']}" if row["release"] else row["name"]
+            named.setdefault(row["hash"], []).append((row["id"], full))
         entries = []
         for row in rows:
+            aliases = [full for i, full in named.get(row["hash"], []) if i != row["id"]]
             try:
-                entries.append(_row_to_entry(row, alts.get(row["id"], [])))
+                entries.append(_row_to_entry(row, alts.get(row["id"], []), aliases))
             except DamagedRow as damage:
                 raise DamagedIndexError(
                     f"{self.index_path}: entry {row['id']} is damaged ({damage}): run `lutgen library check --repair`"
@@ -654,20 +673,23 @@ class Library:
         published: Mapping[str, str] | None = None,
         metrics: Metrics | None = None,
         gates: int | None = None,
+        alternatives: Sequence[tuple[str, str]] = (),
     ) -> Stored:
         """Catalogue a table (and its blob with gradient tables) in one transaction, saying what changed.
 
         Metrics are computed from ``lut`` unless given; the gate count comes from ``netlist`` (or
         ``gates``); ``cost`` is stored as given (see :func:`estimated_cost` for circuits without
         published figures; any object with ``power_mw``, ``area_um2`` and ``delay_ns``, such as
-        :class:`approxlut.synth.power.HardwareCost`, counts as estimated). When the entry exists
-        (this process or another added it), its blob is verified and rewritten if damaged.
+        :class:`approxlut.synth.power.HardwareCost`, counts as estimated). ``alternatives`` are
+        ``(path, sha256)`` of other files holding the same circuit (a ``_pdk45`` twin), recorded in
+        the same transaction. When the entry exists (this process or another added it), its blob is
+        verified and rewritten if damaged.
         """
         name = name or lut.name
         lut = _blob_form(lut)
         existing = self.same_circuit(name=name, release=release, lut_hash=lut.hash)
         if existing is not None:
-            return self._revisit(existing, lut, source, source_sha256)
+            return self._revisit(existing, lut, source, source_sha256, alternatives)
         record = self._record(
             name=name,
             release=release,
@@ -689,15 +711,22 @@ class Library:
         with self._write():
             repaired = self.blobs.ensure(lut)
             entry_id, inserted = self._insert(record)
-            new_source = source_sha256 is not None and self._insert_source(source_sha256, source, entry_id)
+            new_source = self._insert_sources(entry_id, source, source_sha256, alternatives)
         entry = self._entries("id = ?", [entry_id])[0]
         return Stored(entry, "added" if inserted else _revisit_status(repaired, new_source))
 
-    def _revisit(self, entry: Entry, lut: Lut | None, source: str, source_sha256: str | None) -> Stored:
-        """An entry met again: verify (and mend) its blob, record the new source file; one transaction."""
+    def _revisit(
+        self,
+        entry: Entry,
+        lut: Lut | None,
+        source: str,
+        source_sha256: str | None,
+        alternatives: Sequence[tuple[str, str]] = (),
+    ) -> Stored:
+        """An entry met again: verify (and mend) its blob, record the new source files; one transaction."""
         with self._write():
             repaired = lut is not None and self.blobs.ensure(lut)
-            new_source = source_sha256 is not None and self._insert_source(source_sha256, source, entry.id)
+            new_source = self._insert_sources(entry.id, source, source_sha256, alternatives)
         return Stored(self._entries("id = ?", [entry.id])[0], _revisit_status(repaired, new_source))
 
     def add_untabulated(self, **details: Any) -> Entry:
@@ -723,6 +752,7 @@ class Library:
         cost: Cost | None = None,
         published: Mapping[str, str] | None = None,
         gates: int | None = None,
+        alternatives: Sequence[tuple[str, str]] = (),
     ) -> Stored:
         """Catalogue a circuit too wide for a table: metrics (streamed or Monte-Carlo) only, no blob.
 
@@ -730,7 +760,7 @@ class Library:
         """
         existing = self.same_circuit(name=name, release=release, lut_hash=function_hash)
         if existing is not None:
-            return self._revisit(existing, None, source, source_sha256)
+            return self._revisit(existing, None, source, source_sha256, alternatives)
         record = self._record(
             name=name,
             release=release,
@@ -751,7 +781,7 @@ class Library:
         )
         with self._write():
             entry_id, inserted = self._insert(record)
-            new_source = source_sha256 is not None and self._insert_source(source_sha256, source, entry_id)
+            new_source = self._insert_sources(entry_id, source, source_sha256, alternatives)
         entry = self._entries("id = ?", [entry_id])[0]
         return Stored(entry, "added" if inserted else _revisit_status(False, new_source))
 
@@ -762,6 +792,15 @@ class Library:
     def intact(self, entry: Entry) -> bool:
         """Whether an entry's table blob is present and verifies (always true for entries without a table)."""
         return not entry.has_lut or self.blobs.intact(entry.hash)
+
+    def _insert_sources(
+        self, entry_id: int, path: str, file_sha256: str | None, alternatives: Sequence[tuple[str, str]]
+    ) -> bool:
+        """Record the entry's source file and other files holding it (inside :meth:`_write`); whether any was new."""
+        new = file_sha256 is not None and self._insert_source(file_sha256, path, entry_id)
+        for alt_path, alt_sha256 in alternatives:
+            new = self._insert_source(alt_sha256, alt_path, entry_id) or new
+        return new
 
     def remove(self, name_or_hash: str) -> Entry:
         """Delete one entry (and its blob when no other entry shares it)."""
@@ -803,7 +842,7 @@ class Library:
         found = []
         for row in self._rows("SELECT * FROM entries ORDER BY id"):
             try:
-                _row_to_entry(row, [])
+                _row_to_entry(row, [], [])
             except DamagedRow as damage:
                 found.append((int(row["id"]), str(row["name"]), str(damage)))
         return found
@@ -823,7 +862,7 @@ class Library:
             rows = self._rows("SELECT * FROM entries WHERE id = ?", (entry_id,))
             try:
                 for row in rows:
-                    _row_to_entry(row, [])
+                    _row_to_entry(row, [], [])
             except DamagedRow:
                 self._run("DELETE FROM entries WHERE id = ?", (entry_id,))
                 return False
@@ -906,6 +945,7 @@ class Library:
             "params": json.dumps(dict(params or {}), sort_keys=True, default=str),
             "gates": gates,
             "metrics_method": values.get("method"),
+            "mre_convention": values.get("mre_convention", "nonzero"),
             "published": json.dumps(dict(published or {}), sort_keys=True),
             "created": _now(),
         }
@@ -970,6 +1010,10 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+class SchemaUpgradeNeeded(LibraryUsageError):
+    """A library written by an older lutgen, opened read-only: a writable open upgrades it (transactionally)."""
+
+
 class DamagedRow(ValueError):
     """A catalogue row whose values do not have the types the schema promises (says which column)."""
 
@@ -995,6 +1039,7 @@ _ROW_TYPES: dict[str, tuple[type, ...]] = {
     "power_source": (str, type(None)),
     "published": (str, type(None)),
     "created": (str,),
+    "mre_convention": (str,),
     **{col: (int, float, type(None)) for col in (*METRIC_COLUMNS, *COST_COLUMNS)},
 }
 
@@ -1009,7 +1054,7 @@ def _json_object(text: str | None, column: str) -> dict[str, Any]:
     return value
 
 
-def _row_to_entry(row: sqlite3.Row, alt_sources: list[str]) -> Entry:
+def _row_to_entry(row: sqlite3.Row, alt_sources: list[str], aliases: list[str]) -> Entry:
     """An :class:`Entry` from a row; :class:`DamagedRow` names the first column with a wrong value."""
     data = {key: row[key] for key in _ENTRY_FIELDS}
     for key, types in _ROW_TYPES.items():
@@ -1021,7 +1066,7 @@ def _row_to_entry(row: sqlite3.Row, alt_sources: list[str]) -> Entry:
     data["has_lut"] = bool(data["has_lut"])
     data["params"] = _json_object(data["params"], "params")
     data["published"] = _json_object(data["published"], "published")
-    return Entry(**data, alt_sources=tuple(str(path) for path in alt_sources))
+    return Entry(**data, alt_sources=tuple(str(path) for path in alt_sources), aliases=tuple(aliases))
 
 
 class Stored(NamedTuple):
@@ -1128,7 +1173,7 @@ def salvage_index(root: Path, damaged: Path) -> tuple[int, int]:
         kept_ids: set[int] = set()
         for row in rows["entries"]:
             try:
-                _row_to_entry(row, [])
+                _row_to_entry(row, [], [])
             except (DamagedRow, IndexError, KeyError):
                 lost += 1
                 continue

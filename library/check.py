@@ -31,6 +31,7 @@ from .catalogue import (
     DB_NAME,
     Entry,
     Library,
+    SchemaUpgradeNeeded,
     create_index,
     damaged_copies,
     inspect_index,
@@ -89,7 +90,7 @@ def check_library(path: str | Path | None = None, *, repair: bool = False) -> Ch
     if not _check_index_file(root, report):
         return report
     try:
-        lib = Library.open(root, readonly=not repair)
+        lib = _open(root, repair=repair)
     except DamagedIndexError as error:
         if not repair:
             report.add(str(error), advice="run `lutgen library check --repair`")
@@ -113,6 +114,15 @@ def check_library(path: str | Path | None = None, *, repair: bool = False) -> Ch
     finally:
         lib.close()
     return report
+
+
+def _open(root: Path, *, repair: bool) -> Library:
+    """The library, read-only unless repairing; an older schema is upgraded first, as any writing command does."""
+    try:
+        return Library.open(root, readonly=not repair)
+    except SchemaUpgradeNeeded:
+        Library.open(root).close()  # migrations only; raises where the folder is not writable
+        return Library.open(root, readonly=True)
 
 
 def _check_index_file(root: Path, report: CheckReport) -> bool:

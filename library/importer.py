@@ -1,38 +1,63 @@
-"""Import netlist files and folders into the catalogue.
+"""Import netlist files and folders (a whole EvoApproxLib checkout) into the catalogue.
 
-Each file is read with :func:`approxlut.circuits.io.read_netlist`, simulated exhaustively into a
-table (or, above :data:`~approxlut.lutgen.simulate.MAX_LUT_BITS` input bits, measured by streaming or
-Monte-Carlo simulation) and catalogued in one transaction. A file whose exact bytes were imported
-before is skipped without parsing, so re-importing a folder is a cheap no-op.
+The work is split in three so that characterising circuits can run anywhere (in-process or as
+parallel tasks) while only the driver writes the catalogue:
 
-EvoApproxLib files are recognised by their header comment: the published figures
-(``// MAE% = 0.0018 %``, ``// PDK45_PWR = 0.422 mW``, ...) are kept beside the measured ones, the
-power/area/delay are stored as ``published``, and the licence and the article to cite are recorded.
-File names give the release (``v2022_``), widths and signedness (``mul8s_``, ``mul8x4u_``, ``mul12u_``);
-``<name>_pdk45.v`` twins (the same circuit mapped to 45 nm cells) become an alternative source of the
-entry with the same release, name and LUT hash rather than a second entry.
+1. :func:`plan_import` walks the paths: netlist files by suffix (C models, READMEs, figures and other
+   files are not looked at), EvoApproxLib's adders skipped, each plain file grouped with its
+   ``<name>_pdk45`` twin beside it (also when only one of the two was named), and the ``meta.json``
+   of a release read where there is one.
+2. :func:`characterise` is a pure function of one such group: it reads the files, simulates them
+   exhaustively into a table (or, above :data:`~approxlut.lutgen.simulate.MAX_LUT_BITS` input bits,
+   streams or samples the metrics and hashes the function), checks that a twin gives the same table
+   (or refuses, naming both files), measures the metrics under the convention of the source
+   library, and takes the published figures, costs, licence and citation from the header (else
+   from ``meta.json``, else costs estimated by lutgen's cell model).
+3. :func:`import_paths` drives: files whose exact bytes were imported before are skipped without
+   parsing (re-importing is a cheap no-op; a file whose entry's table is missing or damaged is
+   imported again, which repairs it), the others are characterised as tasks of a
+   :mod:`~approxlut.tasks` engine (in-process, or on Ray with ``workers``/``address``), and the
+   driver alone catalogues each result, in the order planned, one transaction per circuit. A
+   circuit is identified by its table: a new name for a table already catalogued becomes an entry
+   sharing that blob (an alias, listed by :attr:`~.catalogue.Entry.aliases`); a twin or another
+   file of the same release and name becomes an alternative source of the entry.
+
+LUT files (DATE'25 text, TFApprox binary, lutgen ``.npz``, recognised by their content; folders are
+walked for ``.txt`` ones) are imported as tables: no netlist, so no gate count and no cost estimate.
+
+File names give the release (``v2022_``, or a parent folder ``v2022``), widths and signedness
+(``mul8s_``, ``mul8x4u_``, ``mul12u_``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable, Iterable, Sequence
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..circuits.cells import PROFILES, AmbiguousCellError
 from ..circuits.io import FORMATS, MAX_NETLIST_BYTES
 from ..circuits.names import name_hint
-from ..errors import ConfigError, LibraryError, LibraryUsageError, LutgenError
+from ..errors import ConfigError, InputError, LibraryError, LibraryUsageError, LutgenError
 from ..fileio import read_bytes
 from ..lutgen.formats import MAX_NPZ_BYTES, sniff_lut_format
-from .catalogue import Cost, Entry, Library
+from ..lutgen.metrics import DEFAULT_MRE_CONVENTION, LIBRARY_MRE_CONVENTIONS
+from ..tasks import Engine, check_engine_options, open_engine
+from .catalogue import GRADIENT_MAX_BITS, HALF_WINDOW, Cost, Entry, Library
+from .evoapprox import Header, MetaRecord, meta_cost, meta_files, not_a_multiplier, parse_header, read_meta
 
 if TYPE_CHECKING:
     from ..circuits.netlist import Netlist
+    from ..lutgen.lut import Lut
+    from ..lutgen.metrics import Metrics
 
 #: File suffixes taken when walking folders (what ``read_netlist`` understands).
 NETLIST_SUFFIXES = tuple(suffix for suffixes in FORMATS.values() for suffix in suffixes)
@@ -41,40 +66,17 @@ TEXT_LUT_SUFFIX = ".txt"
 #: Input pairs hashed to identify a circuit too wide for a table.
 FINGERPRINT_SAMPLES = 1 << 16
 FINGERPRINT_SEED = 20240917
+#: Fewest circuits to characterise for which ``workers``/``address`` start Ray: below it the import runs
+#: in-process: Ray's start-up (about 3 s here) costs more than it saves on fewer (README: figures).
+RAY_MIN_CIRCUITS = 200
+#: Characterisations in flight per worker on Ray (results come back in plan order; a bounded window
+#: keeps the object store small while no worker waits).
+WINDOW_PER_WORKER = 4
 
-_HEADER_VALUE = re.compile(r"^\s*//\s*(?P<key>[A-Z0-9_]+%?)\s*=\s*(?P<value>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)")
-_CITE = re.compile(r"please cite the following article\(s\):\s*(?P<cite>.+?)\s*$", re.IGNORECASE)
-_LICENCE = re.compile(r"distributed under (?:the )?(?P<licence>[\w .-]+?) licen[cs]e", re.IGNORECASE)
 _RELEASE = re.compile(r"^(?P<release>v\d+(?:\.\d+)*)_(?P<rest>.+)$")
 _PDK45 = "_pdk45"
-#: Import status for each :meth:`Library.store` outcome (``present``: another import added it meanwhile).
+#: Import status of each :meth:`Library.store` outcome (``present``: nothing new, e.g. another import added it).
 _STATUS = {"added": "added", "merged": "merged", "repaired": "repaired", "present": "unchanged"}
-
-
-@dataclass(frozen=True)
-class Header:
-    """What an EvoApproxLib header comment says (empty for other files)."""
-
-    published: dict[str, str]
-    licence: str | None
-    citation: str | None
-
-    @property
-    def is_evoapprox(self) -> bool:
-        """Whether the header carried published figures."""
-        return bool(self.published)
-
-    def cost(self) -> Cost | None:
-        """Published 45 nm power/area/delay, when all three are present."""
-        try:
-            return Cost(
-                float(self.published["PDK45_PWR"]),
-                float(self.published["PDK45_AREA"]),
-                float(self.published["PDK45_DELAY"]),
-                power_source="published",
-            )
-        except KeyError:
-            return None
 
 
 @dataclass(frozen=True)
@@ -88,45 +90,89 @@ class NameInfo:
     signed: bool | None
 
 
+@dataclass(frozen=True)
+class CircuitFiles:
+    """The files of one circuit: a netlist, its ``_pdk45`` twin when there is one, and its ``meta.json`` record."""
+
+    primary: Path
+    twin: Path | None = None
+    meta: MetaRecord | None = None
+
+    @property
+    def paths(self) -> tuple[Path, ...]:
+        """The netlist files, primary first."""
+        return (self.primary,) if self.twin is None else (self.primary, self.twin)
+
+
+@dataclass
+class ImportPlan:
+    """What :func:`plan_import` found: groups to characterise, files skipped and why, and warnings."""
+
+    circuits: list[CircuitFiles] = field(default_factory=list)
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Characterised:
+    """Everything the catalogue needs about one circuit (the result of :func:`characterise`)."""
+
+    files: CircuitFiles
+    digests: tuple[str, ...]  # SHA-256 of each file of ``files.paths``
+    name: str
+    release: str
+    signed: bool
+    bits: tuple[int, int]
+    lut: Lut | None  # with gradient tables; ``None`` above the table limit
+    function_hash: str
+    metrics: Metrics
+    gates: int | None
+    cost: Cost | None
+    published: dict[str, str]
+    origin: str
+    family: str | None
+    licence: str | None
+    citation: str | None
+    #: Parameters recorded with the entry (a LUT file's ``format``).
+    params: dict[str, Any] = field(default_factory=dict)
+    #: How the cells were resolved, per file (reports only).
+    notes: tuple[str, ...] = ()
+
+
 @dataclass
 class ImportSummary:
-    """Outcome of one import: new entries, files already known, twins merged, damaged tables rewritten, failures."""
+    """Outcome of one import: new entries (new circuits, or aliases of known tables), twins, skips, failures."""
 
     added: list[Entry] = field(default_factory=list)
     unchanged: list[Path] = field(default_factory=list)
     merged: list[tuple[Path, Entry]] = field(default_factory=list)
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
     failed: list[tuple[Path, str]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    #: Added entries whose table the catalogue already had (the same circuit under another name).
+    aliases: list[Entry] = field(default_factory=list)
+    #: Entries whose missing or damaged table file was rewritten.
     repaired: list[Entry] = field(default_factory=list)
+    #: Where the characterisations ran (:attr:`approxlut.tasks.Engine.description`).
+    engine: str = "in-process"
+    #: Phase -> wall time in seconds (``plan``, ``ray_start`` where Ray was started, ``import``).
+    timings: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, object]:
-        """JSON-able counts and names."""
+        """JSON-able lists (keys as in :mod:`approxlut.schema`)."""
         return {
             "added": [e.full_name for e in self.added],
+            "new_circuits": len(self.added) - len(self.aliases),
+            "added_aliases": [{"entry": e.full_name, "aliases": list(e.aliases)} for e in self.aliases],
             "unchanged": [str(p) for p in self.unchanged],
             "merged": [{"file": str(p), "entry": e.full_name} for p, e in self.merged],
-            "failed": [{"file": str(p), "error": msg} for p, msg in self.failed],
             "repaired": [e.full_name for e in self.repaired],
+            "skipped": [{"file": str(p), "reason": why} for p, why in self.skipped],
+            "failed": [{"file": str(p), "error": msg} for p, msg in self.failed],
+            "warnings": list(self.warnings),
+            "engine": self.engine,
+            "timings_s": {phase: round(seconds, 3) for phase, seconds in self.timings.items()},
         }
-
-
-def parse_header(text: str) -> Header:
-    """Published figures, licence and citation from the comment block before the first ``module``."""
-    published: dict[str, str] = {}
-    licence = citation = None
-    for line in text.splitlines():
-        if line.lstrip().startswith("module "):
-            break
-        match = _HEADER_VALUE.match(line)
-        if match:
-            published[match.group("key")] = match.group("value")
-            continue
-        cite = _CITE.search(line)
-        if cite:
-            citation = cite.group("cite")
-        lic = _LICENCE.search(line)
-        if lic:
-            licence = lic.group("licence").strip()
-    return Header(published, licence, citation)
 
 
 def parse_name(path: Path) -> NameInfo:
@@ -173,6 +219,221 @@ def _walked(path: Path) -> bool:
     return suffix in NETLIST_SUFFIXES or (suffix == TEXT_LUT_SUFFIX and sniff_lut_format(path) == "lutfp")
 
 
+def plan_import(paths: Sequence[str | Path]) -> ImportPlan:
+    """Group the netlist files under ``paths`` into circuits (plain file + twin) and skip the rest.
+
+    A ``<name>_pdk45`` file is grouped with ``<name>`` of the same suffix in the same folder, also
+    when only one of them was named; ``meta.json`` files of the tree (or of its ancestors) give each
+    file's circuit name and published figures.
+    """
+    plan = ImportPlan()
+    files = netlist_files(paths)
+    meta: dict[Path, MetaRecord] = {}
+    for found in meta_files(Path(p) for p in paths):
+        try:
+            meta.update(read_meta(found))
+        except LutgenError as error:
+            plan.warnings.append(f"{error} (ignored)")
+    groups: dict[tuple[Path, str, str], list[Path]] = {}
+    for path in files:
+        record = meta.get(path.resolve())
+        why = not_a_multiplier(record.name if record is not None else parse_name(path).name)
+        if why is not None:
+            plan.skipped.append((path, why))
+            continue
+        stem = path.stem[: -len(_PDK45)] if path.stem.lower().endswith(_PDK45) else path.stem
+        groups.setdefault((path.parent, stem, path.suffix), []).append(path)
+    for (folder, stem, suffix), members in groups.items():
+        plain = [p for p in members if not p.stem.lower().endswith(_PDK45)]
+        twins = [p for p in members if p.stem.lower().endswith(_PDK45)]
+        if not plain and (folder / f"{stem}{suffix}").is_file():
+            plain = [folder / f"{stem}{suffix}"]
+        if twins and not plain:
+            plain, twins = twins[:1], []
+        if not twins and (folder / f"{stem}{_PDK45}{suffix}").is_file():
+            twins = [folder / f"{stem}{_PDK45}{suffix}"]
+        primary = plain[0]
+        twin = twins[0] if twins and twins[0] != primary else None
+        record = meta.get(primary.resolve()) or (meta.get(twin.resolve()) if twin is not None else None)
+        plan.circuits.append(CircuitFiles(primary, twin, record))
+    return plan
+
+
+def characterise(files: CircuitFiles, *, signed: bool | None = None) -> Characterised:
+    """Read, simulate and measure one circuit; a pure function of its files (no catalogue access).
+
+    ``signed`` overrides what the file name says (unsigned when neither says). Raises a
+    :class:`~approxlut.errors.LutgenError` for a file that cannot be read, and an
+    :class:`~approxlut.errors.InputError` naming both files when the twin's table differs.
+    """
+    from ..circuits.io import read_netlist
+    from ..lutgen.simulate import MAX_LUT_BITS, simulate_lut, simulate_metrics
+
+    primary = files.primary
+    data = _read(primary)
+    info = parse_name(primary)
+    lut_format = sniff_lut_format(primary)
+    if lut_format is not None:
+        return _characterise_table(files, lut_format, data, info, signed=signed)
+    if primary.suffix.lower() not in NETLIST_SUFFIXES:
+        raise ConfigError(
+            f"{primary}: neither a netlist ({', '.join(NETLIST_SUFFIXES)}) nor a LUT file "
+            "(DATE'25 text, TFApprox binary, lutgen .npz)"
+        )
+    name = files.meta.name if files.meta is not None else info.name
+    header = parse_header(data.decode("utf-8", errors="replace")) if primary.suffix.lower() in (".v", ".sv") else None
+    netlist = read_netlist(primary)
+    if len(netlist.widths) != 2:
+        raise ConfigError(f"{primary}: a multiplier needs two input buses, found {len(netlist.widths)}")
+    is_signed = signed if signed is not None else bool(info.signed)
+    bits_a, bits_b = netlist.widths
+    if info.bits is not None and info.bits != (bits_a, bits_b):
+        raise ConfigError(
+            f"{primary}: the name says {info.bits[0]}x{info.bits[1]} but the netlist has {bits_a}x{bits_b} operands"
+        )
+    library = header.library if header is not None else None
+    convention = LIBRARY_MRE_CONVENTIONS.get(library or "", DEFAULT_MRE_CONVENTION)
+    notes = [f"{primary.name}: {netlist.cell_use.describe()}"] if netlist.cell_use is not None else []
+    lut: Lut | None = None
+    if bits_a + bits_b <= MAX_LUT_BITS:
+        lut = simulate_lut(netlist, signed=is_signed, name=name)
+        function_hash = lut.hash
+        metrics = lut.metrics(mre_convention=convention)
+    else:
+        function_hash = function_fingerprint(netlist, signed=is_signed)
+        metrics = simulate_metrics(netlist, signed=is_signed, mre_convention=convention)
+    digests = [hashlib.sha256(data).hexdigest()]
+    if files.twin is not None:
+        twin_data = _read(files.twin)
+        digests.append(hashlib.sha256(twin_data).hexdigest())
+        notes += _check_twin(files.twin, primary, lut, function_hash, is_signed)
+    published, cost_source = _published(header, files.meta)
+    return Characterised(
+        files=files,
+        digests=tuple(digests),
+        name=name,
+        release=info.release,
+        signed=is_signed,
+        bits=(bits_a, bits_b),
+        lut=_with_gradients(lut) if lut is not None else None,
+        function_hash=function_hash,
+        metrics=metrics,
+        gates=netlist.gate_count(),
+        cost=cost_source or estimated_cost(netlist),
+        published=published,
+        origin=_origin(library, info.release),
+        family="evoapprox" if library is not None or files.meta is not None else None,
+        licence=(header.licence if header is not None else None) or (files.meta.licence if files.meta else None),
+        citation=(header.citation if header is not None else None) or (files.meta.citation if files.meta else None),
+        notes=tuple(notes),
+    )
+
+
+def _characterise_table(
+    files: CircuitFiles, lut_format: str, data: bytes, info: NameInfo, *, signed: bool | None
+) -> Characterised:
+    """A LUT file as a circuit: its table and metrics (no netlist: no gate count, no cost estimate)."""
+    from ..lutgen.formats import read_lut_file
+
+    path = files.primary
+    lut = read_lut_file(path, lut_format)
+    kind = "signed" if lut.signed else "unsigned"
+    if signed is not None and signed != lut.signed:
+        raise ConfigError(f"{path}: this {lut_format} file holds an {kind} table; leave out --signed/--unsigned")
+    if info.bits is not None and (info.bits != (lut.bits_a, lut.bits_b) or info.signed != lut.signed):
+        said = f"{info.bits[0]}x{info.bits[1]} {'signed' if info.signed else 'unsigned'}"
+        raise ConfigError(f"{path}: the name says {said} but the table is {lut.bits_a}x{lut.bits_b} {kind}")
+    return Characterised(
+        files=files,
+        digests=(hashlib.sha256(data).hexdigest(),),
+        name=lut.name,
+        release=info.release,
+        signed=lut.signed,
+        bits=(lut.bits_a, lut.bits_b),
+        lut=_with_gradients(lut),
+        function_hash=lut.hash,
+        metrics=lut.metrics(),
+        gates=None,
+        cost=None,
+        published={},
+        origin="import",
+        family=None,
+        licence=None,
+        citation=None,
+        params={"format": lut_format},
+    )
+
+
+def _with_gradients(lut: Lut) -> Lut:
+    """The table as the catalogue stores it: gradient tables up to :data:`GRADIENT_MAX_BITS` input bits."""
+    return lut.with_gradients(HALF_WINDOW) if lut.bits_a + lut.bits_b <= GRADIENT_MAX_BITS else lut
+
+
+def _published(header: Header | None, meta: MetaRecord | None) -> tuple[dict[str, str], Cost | None]:
+    """The header's figures when it has any, else the ``meta.json`` ones; and the published cost."""
+    if header is not None and header.published:
+        return dict(header.published), header.cost()
+    if meta is not None:
+        return dict(meta.published), meta_cost(meta)
+    return {}, None
+
+
+def _origin(library: str | None, release: str) -> str:
+    if library == "evoapprox8b":
+        return "evoapprox8b"
+    if library is not None:
+        return f"evoapprox {release}".strip()
+    return "import"
+
+
+def _check_twin(twin: Path, primary: Path, lut: Lut | None, function_hash: str, signed: bool) -> list[str]:
+    """Refuse a twin whose function differs; where its cells are ambiguous, take the library that agrees."""
+    from ..circuits.io import read_netlist
+
+    try:
+        netlist = read_netlist(twin)
+    except AmbiguousCellError as error:
+        agreeing = []
+        for profile in PROFILES:
+            candidate = read_netlist(twin, cells=profile)
+            if _function(candidate, signed, lut)[0] == function_hash:
+                agreeing.append((profile, candidate))
+        if not agreeing:
+            raise InputError(
+                f"{twin}: {error.message}, and with no cell library does its table equal that of its twin "
+                f"{primary}; neither file was imported"
+            ) from None
+        chosen = ", ".join(p for p, _ in agreeing)
+        return [f"{twin.name}: {chosen} cells, the only ones that give the table of its twin {primary.name}"]
+    got_hash, table = _function(netlist, signed, lut)
+    if got_hash != function_hash:
+        raise InputError(f"{twin}: {_difference(table, lut)} its twin {primary}; neither file was imported")
+    return [f"{twin.name}: {netlist.cell_use.describe()}"] if netlist.cell_use is not None else []
+
+
+def _function(netlist: Netlist, signed: bool, reference: Lut | None) -> tuple[str, Lut | None]:
+    """The function hash of ``netlist`` (its table's hash, or the sampled fingerprint when ``reference`` is None)."""
+    from ..lutgen.simulate import simulate_lut
+
+    if reference is None:
+        return function_fingerprint(netlist, signed=signed), None
+    if netlist.widths != (reference.bits_a, reference.bits_b):
+        return f"widths {netlist.widths}", None
+    lut = simulate_lut(netlist, signed=signed)
+    return lut.hash, lut
+
+
+def _difference(table: Lut | None, reference: Lut | None) -> str:
+    if table is None or reference is None:
+        return "its function (sampled outputs or operand widths) differs from that of"
+    wrong = np.argwhere(table.forward != reference.forward)
+    a, b = (int(v) for v in wrong[0])
+    return (
+        f"its table differs from that of ({len(wrong)} of {table.forward.size} products, e.g. code a={a}, b={b}: "
+        f"{int(table.forward[a, b])} vs {int(reference.forward[a, b])})"
+    )
+
+
 def estimated_cost(netlist: Netlist) -> Cost | None:
     """Power/area/delay from :func:`approxlut.synth.power.estimate_cost` (None where it cannot estimate)."""
     from ..synth.power import estimate_cost
@@ -200,100 +461,6 @@ def function_fingerprint(netlist: Netlist, *, signed: bool) -> str:
     return h.hexdigest()
 
 
-def import_file(lib: Library, path: Path, *, signed: bool | None = None) -> tuple[str, Entry]:
-    """Import one file: returns ``("added" | "unchanged" | "merged" | "repaired", entry)``; one transaction.
-
-    ``signed`` overrides what the file name says (unsigned when neither says). A file imported before
-    is skipped unless its entry's table is missing or damaged, which re-importing it repairs.
-    """
-    from ..circuits.io import read_netlist
-    from ..lutgen.simulate import MAX_LUT_BITS, simulate_lut, simulate_metrics
-
-    data = _read(path)
-    digest = hashlib.sha256(data).hexdigest()
-    known = lib.find_source(digest)
-    if known is not None and lib.intact(known):
-        return "unchanged", known
-    info = parse_name(path)
-    lut_format = sniff_lut_format(path)
-    if lut_format is not None:
-        return _import_table(lib, path, lut_format, digest, info, signed=signed)
-    if path.suffix.lower() not in NETLIST_SUFFIXES:
-        raise ConfigError(
-            f"{path}: neither a netlist ({', '.join(NETLIST_SUFFIXES)}) nor a LUT file "
-            "(DATE'25 text, TFApprox binary, lutgen .npz)"
-        )
-    header = parse_header(data.decode("utf-8", errors="replace")) if path.suffix.lower() in (".v", ".sv") else None
-    netlist = read_netlist(path)
-    if len(netlist.widths) != 2:
-        raise ConfigError(f"{path}: a multiplier needs two input buses, found {len(netlist.widths)}")
-    is_signed = signed if signed is not None else bool(info.signed)
-    bits_a, bits_b = netlist.widths
-    if info.bits is not None and info.bits != (bits_a, bits_b):
-        raise ConfigError(
-            f"{path}: the name says {info.bits[0]}x{info.bits[1]} but the netlist has {bits_a}x{bits_b} operands"
-        )
-    is_evo = header is not None and header.is_evoapprox
-    cost = header.cost() if header is not None and is_evo else None
-    if cost is None:
-        cost = estimated_cost(netlist)
-    common = {
-        "name": info.name,
-        "release": info.release,
-        "source": str(path.resolve()),
-        "source_sha256": digest,
-        "origin": f"evoapprox {info.release}".strip() if is_evo else "import",
-        "licence": header.licence if header is not None else None,
-        "citation": header.citation if header is not None else None,
-        "family": "evoapprox" if is_evo else None,
-        "cost": cost,
-        "published": header.published if header is not None else None,
-        "gates": netlist.gate_count(),
-    }
-    if bits_a + bits_b <= MAX_LUT_BITS:
-        lut = simulate_lut(netlist, signed=is_signed, name=info.name)
-        stored = lib.store(lut, netlist, **common)  # type: ignore[arg-type]
-        return _STATUS[stored.status], stored.entry
-    fingerprint = function_fingerprint(netlist, signed=is_signed)
-    existing = lib.same_circuit(name=info.name, release=info.release, lut_hash=fingerprint)
-    if existing is not None:
-        return "merged", lib.add_source(existing, str(path.resolve()), digest)
-    metrics = simulate_metrics(netlist, signed=is_signed)
-    stored = lib.store_untabulated(
-        bits=(bits_a, bits_b),
-        signed=is_signed,
-        function_hash=fingerprint,
-        metrics=metrics,
-        **common,  # type: ignore[arg-type]
-    )
-    return _STATUS[stored.status], stored.entry
-
-
-def _import_table(
-    lib: Library, path: Path, lut_format: str, digest: str, info: NameInfo, *, signed: bool | None
-) -> tuple[str, Entry]:
-    """Import a LUT file (no netlist: no gate count and no cost estimate; the library computes its gradients)."""
-    from ..lutgen.formats import read_lut_file
-
-    lut = read_lut_file(path, lut_format)
-    kind = "signed" if lut.signed else "unsigned"
-    if signed is not None and signed != lut.signed:
-        raise ConfigError(f"{path}: this {lut_format} file holds an {kind} table; leave out --signed/--unsigned")
-    if info.bits is not None and (info.bits != (lut.bits_a, lut.bits_b) or info.signed != lut.signed):
-        said = f"{info.bits[0]}x{info.bits[1]} {'signed' if info.signed else 'unsigned'}"
-        raise ConfigError(f"{path}: the name says {said} but the table is {lut.bits_a}x{lut.bits_b} {kind}")
-    stored = lib.store(
-        lut,
-        name=lut.name,
-        release=info.release,
-        source=str(path.resolve()),
-        source_sha256=digest,
-        origin="import",
-        params={"format": lut_format},
-    )
-    return _STATUS[stored.status], stored.entry
-
-
 def import_paths(
     lib: Library,
     paths: Sequence[str | Path],
@@ -301,41 +468,110 @@ def import_paths(
     signed: bool | None = None,
     progress: bool = False,
     on_file: Callable[[Path, str], None] | None = None,
+    workers: int | None = None,
+    address: str | None = None,
 ) -> ImportSummary:
-    """Import files and folders, one transaction per file; failures are collected, not raised.
+    """Import files and folders, one transaction per circuit; failures are collected, not raised.
 
-    An interruption (Ctrl-C, a crash) keeps every file committed before it. ``progress`` shows a
-    rich progress bar; ``on_file(path, status)`` is called after each file.
+    Circuits are characterised in-process, or as Ray tasks when ``workers`` (a local Ray instance) or
+    ``address`` (a cluster) is given and at least :data:`RAY_MIN_CIRCUITS` need it; either way this
+    process alone writes the catalogue, each result in plan order, so the outcome is the same. An
+    interruption (Ctrl-C, a crash) keeps every circuit committed before it. ``progress`` shows a rich
+    progress bar; ``on_file(path, status)`` is called for each file after its circuit.
     """
-    files = netlist_files(paths)
-    summary = ImportSummary()
+    check_engine_options(workers=workers, address=address)
+    start = time.perf_counter()
+    plan = plan_import(paths)
+    summary = ImportSummary(skipped=list(plan.skipped), warnings=list(plan.warnings))
 
-    def one(path: Path) -> None:
-        try:
-            status, entry = import_file(lib, path, signed=signed)
-        except LibraryError as error:
-            if isinstance(error, LibraryUsageError):
-                raise
-            raise LibraryError(f"{path}: {error}") from None  # the library, not the file: stop here
-        except LutgenError as error:
-            summary.failed.append((path, str(error)))
-            status = "failed"
-        else:
-            if status == "added":
-                summary.added.append(entry)
-            elif status == "merged":
-                summary.merged.append((path, entry))
-            elif status == "repaired":
-                summary.repaired.append(entry)
-            else:
-                summary.unchanged.append(path)
+    def report(statuses: list[tuple[Path, str]]) -> None:
         if on_file is not None:
-            on_file(path, status)
+            for path, status in statuses:
+                on_file(path, status)
 
-    if not progress:
-        for path in files:
-            one(path)
-        return summary
+    todo: list[tuple[CircuitFiles, list[Entry | None]]] = []
+    for files in plan.circuits:
+        try:
+            known = _known(lib, files)
+        except LibraryError as error:
+            raise _stop(files, error) from None
+        except LutgenError as error:
+            summary.failed.append((files.primary, str(error)))
+            report([(path, "failed") for path in files.paths])
+            continue
+        if all(entry is not None and lib.intact(entry) for entry in known):
+            summary.unchanged += files.paths
+            report([(path, "unchanged") for path in files.paths])
+        else:
+            todo.append((files, known))
+    summary.timings["plan"] = time.perf_counter() - start
+    remote = (workers is not None or address is not None) and len(todo) >= RAY_MIN_CIRCUITS
+    with open_engine(workers=workers if remote else None, address=address if remote else None) as engine:
+        summary.engine = engine.description
+        if (workers is not None or address is not None) and not remote:
+            summary.engine += f" ({len(todo)} circuits to characterise: Ray starts for {RAY_MIN_CIRCUITS} or more)"
+        if engine.start_seconds:
+            summary.timings["ray_start"] = engine.start_seconds
+        began = time.perf_counter()
+        with _progress_bar(progress, len(todo)) as step:
+            for (files, known), outcome in zip(todo, _characterised(engine, [f for f, _ in todo], signed), strict=True):
+                step(files.primary.name)
+                if isinstance(outcome, str):
+                    summary.failed.append((files.primary, outcome))
+                    report([(path, "failed") for path in files.paths])
+                    continue
+                try:
+                    statuses = _catalogue(lib, outcome, known, summary)
+                except LibraryError as error:
+                    raise _stop(files, error) from None
+                except LutgenError as error:
+                    summary.failed.append((files.primary, str(error)))
+                    statuses = [(path, "failed") for path in files.paths]
+                report(statuses)
+        summary.timings["import"] = time.perf_counter() - began
+    return summary
+
+
+def characterise_task(files: CircuitFiles, signed: bool | None) -> Characterised | str:
+    """:func:`characterise` as an engine task: the result, or the one-line error that refused the circuit."""
+    try:
+        return characterise(files, signed=signed)
+    except LutgenError as error:
+        return str(error)
+
+
+def _characterised(engine: Engine, todo: Sequence[CircuitFiles], signed: bool | None) -> Iterator[Characterised | str]:
+    """:func:`characterise_task` of each group, in order, with a bounded number in flight on the engine."""
+    window: deque[Any] = deque()
+    upcoming = iter(todo)
+    limit = engine.workers * WINDOW_PER_WORKER
+    while True:
+        while len(window) < limit:
+            files = next(upcoming, None)
+            if files is None:
+                break
+            window.append(engine.submit(characterise_task, files, signed))
+        if not window:
+            return
+        yield engine.gather([window.popleft()])[0]
+
+
+def _stop(files: CircuitFiles, error: LibraryError) -> LibraryError:
+    """The error that stops the import when the library, not a file, failed (naming the file it was at)."""
+    return error if isinstance(error, LibraryUsageError) else LibraryError(f"{files.primary}: {error}")
+
+
+def _known(lib: Library, files: CircuitFiles) -> list[Entry | None]:
+    """The entry each file of the group was imported into before (by the SHA-256 of its bytes), else None."""
+    return [lib.find_source(hashlib.sha256(_read(path)).hexdigest()) for path in files.paths]
+
+
+@contextmanager
+def _progress_bar(enabled: bool, total: int) -> Iterator[Callable[[str], None]]:
+    """A rich progress bar over ``total`` circuits (nothing when disabled); yields ``step(description)``."""
+    if not enabled:
+        yield lambda description: None
+        return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     columns = (
@@ -346,12 +582,79 @@ def import_paths(
         TextColumn("{task.description}"),
     )
     with Progress(*columns, transient=True) as bar:
-        task = bar.add_task("", total=len(files))
-        for path in files:
-            bar.update(task, description=path.name)
-            one(path)
-            bar.advance(task)
-    return summary
+        task = bar.add_task("", total=total)
+        yield lambda description: bar.update(task, advance=1, description=description)
+
+
+def _catalogue(
+    lib: Library, result: Characterised, known: list[Entry | None], summary: ImportSummary
+) -> list[tuple[Path, str]]:
+    """Write one characterised circuit unless its primary file is catalogued and intact; returns each file's status."""
+    files = result.files
+    twin = files.twin
+    primary = known[0]
+    if primary is None or not lib.intact(primary):
+        entry, status = record(lib, result)
+        if status == "added":
+            summary.added.append(entry)
+            if entry.aliases:
+                summary.aliases.append(entry)
+        elif status == "merged":
+            summary.merged.append((files.primary, entry))
+        elif status == "repaired":
+            summary.repaired.append(entry)
+        else:
+            summary.unchanged.append(files.primary)
+        statuses = [(files.primary, status)]
+    else:
+        summary.unchanged.append(files.primary)
+        statuses = [(files.primary, "unchanged")]
+        assert twin is not None  # not every file was known
+        entry = lib.add_source(primary, str(twin.resolve()), result.digests[1])
+    if twin is not None:
+        if known[1] is None:
+            summary.merged.append((twin, entry))
+            statuses.append((twin, "merged"))
+        else:
+            summary.unchanged.append(twin)
+            statuses.append((twin, "unchanged"))
+    return statuses
+
+
+def record(lib: Library, result: Characterised) -> tuple[Entry, str]:
+    """Write one characterised circuit (its twin as an alternative source) in one transaction.
+
+    Returns the entry and ``added``, ``merged`` (the catalogue had this release, name and table: the
+    file is recorded as another source), ``repaired`` (its table file was missing or damaged and was
+    rewritten) or ``unchanged``.
+    """
+    twins = [(str(result.files.twin.resolve()), result.digests[1])] if result.files.twin is not None else []
+    common = {
+        "name": result.name,
+        "release": result.release,
+        "source": str(result.files.primary.resolve()),
+        "source_sha256": result.digests[0],
+        "origin": result.origin,
+        "licence": result.licence,
+        "citation": result.citation,
+        "family": result.family,
+        "params": result.params,
+        "cost": result.cost,
+        "published": result.published,
+        "gates": result.gates,
+        "alternatives": twins,
+    }
+    if result.lut is not None:
+        stored = lib.store(result.lut, metrics=result.metrics, **common)  # type: ignore[arg-type]
+    else:
+        stored = lib.store_untabulated(
+            bits=result.bits,
+            signed=result.signed,
+            function_hash=result.function_hash,
+            metrics=result.metrics,
+            **common,  # type: ignore[arg-type]
+        )
+    return stored.entry, _STATUS[stored.status]
 
 
 def _read(path: Path) -> bytes:

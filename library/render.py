@@ -9,7 +9,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from ..lutgen.metrics import published_round
+from ..lutgen.metrics import MRE_CONVENTIONS, published_round
 from .catalogue import (
     COST_COLUMNS,
     COST_DECIMALS,
@@ -106,6 +106,7 @@ def print_entry(entry: Entry, *, console: Console | None = None) -> None:
     table.add_row("power source", entry.power_source or "-", "")
     table.add_row("gates", _num(entry.gates), "")
     table.add_row("metrics", entry.metrics_method or "-", "")
+    table.add_row("MRE/WCRE convention", f"{entry.mre_convention}: {MRE_CONVENTIONS[entry.mre_convention]}", "")
     table.add_row("hash", entry.hash, "")
     table.add_row("table", "stored" if entry.has_lut else "none (too wide; metrics only)", "")
     table.add_row("origin", entry.origin, "")
@@ -114,6 +115,8 @@ def print_entry(entry: Entry, *, console: Console | None = None) -> None:
     table.add_row("source", entry.source or "-", "")
     for alt in entry.alt_sources:
         table.add_row("also in", alt, "")
+    if entry.aliases:
+        table.add_row("same table as", ", ".join(entry.aliases), "")
     if entry.licence:
         table.add_row("licence", entry.licence, "")
     if entry.citation:

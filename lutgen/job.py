@@ -13,12 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..circuits.io import read_netlist
+from ..circuits.io import read_netlist, source_library
 from ..circuits.names import name_hint
+from ..circuits.netlist import CellUse
 from ..errors import ConfigError
 from .formats import LUT_FORMATS, read_lut_file, save_npz, sniff_lut_format
 from .lut import Lut
-from .metrics import METRIC_KEYS, Metrics
+from .metrics import DEFAULT_MRE_CONVENTION, LIBRARY_MRE_CONVENTIONS, METRIC_KEYS, Metrics, check_mre_convention
 from .simulate import MAX_LUT_BITS, simulate_lut, simulate_metrics
 
 #: A table file larger than this gets a note offering ``--compress``.
@@ -44,6 +45,9 @@ class SimResult:
     input_format: str = "netlist"
     out_bytes: int | None = None
     compressed: bool = False
+    #: Why the metrics follow their MRE convention ("--mre-convention", a file header, "default").
+    mre_convention_from: str = "default"
+    cell_use: CellUse | None = None
 
     def as_json(self) -> dict[str, Any]:
         """The ``--json`` object (keys as in :mod:`approxlut.schema`: EvoApproxLib's percent metrics)."""
@@ -56,6 +60,9 @@ class SimResult:
             "gates": self.gates,
             **{key: getattr(m, key) for key in METRIC_KEYS},
             "metrics_method": m.method,
+            "mre_convention": m.mre_convention,
+            "mre_convention_from": self.mre_convention_from,
+            "cells": self.cell_use.as_dict() if self.cell_use is not None else None,
             "signed_from": self.signed_from,
             "input_format": self.input_format,
             "input_pairs": m.n,
@@ -103,13 +110,16 @@ def run_sim(
     write: bool = True,
     samples: int | None = None,
     top: str | None = None,
-    cells: Path | None = None,
+    cells: Path | str | None = None,
+    mre_convention: str | None = None,
     compress: bool = False,
 ) -> SimResult:
     """Parse, simulate and (for tables up to 24 input bits) write the LUT with its gradients.
 
     ``signed=None``: what the file name says (``mul8s_``), else unsigned (see the module docstring).
-    A LUT file (``fmt`` one of :data:`LUT_FORMATS`, or recognised by content) is read instead of simulated.
+    ``mre_convention=None`` picks the convention of the library the file's header names (EvoApprox8b:
+    ``max1``), else the default. A LUT file (``fmt`` one of :data:`LUT_FORMATS`, or recognised by
+    content) is read instead of simulated.
     """
     lut_format = fmt if fmt in LUT_FORMATS else (sniff_lut_format(path) if fmt is None else None)
     if lut_format is not None:
@@ -127,8 +137,10 @@ def run_sim(
             top=top,
             cells=cells,
             samples=samples,
+            mre_convention=mre_convention,
         )
     netlist = read_netlist(path, format=fmt, operands=operands, top=top, cells=cells)
+    convention, convention_from = mre_convention_for(path, fmt, mre_convention)
     signed, signed_from, hint = settle_signedness(path, signed)
     bits_a, bits_b = netlist.widths if len(netlist.widths) == 2 else (0, 0)
     target = out or default_out(path)
@@ -138,12 +150,12 @@ def run_sim(
     lut: Lut | None = None
     if bits_a + bits_b <= MAX_LUT_BITS and samples is None:
         lut = simulate_lut(netlist, signed=signed, name=path.stem)
-        metrics = lut.metrics()
+        metrics = lut.metrics(mre_convention=convention)
         seconds = time.perf_counter() - start
         lut = lut.with_gradients(half_window, grad, compat=compat)
         lut.meta.update(source=str(path))
     else:
-        metrics = simulate_metrics(netlist, signed=signed, samples=samples)
+        metrics = simulate_metrics(netlist, signed=signed, samples=samples, mre_convention=convention)
         seconds = time.perf_counter() - start
     written, size = _write(lut, target, compress=compress) if write and lut is not None else (None, None)
     return SimResult(
@@ -158,6 +170,8 @@ def run_sim(
         lut=lut,
         out=written,
         hint=hint,
+        mre_convention_from=convention_from,
+        cell_use=netlist.cell_use,
         signed_from=signed_from,
         out_bytes=size,
         compressed=compress,
@@ -182,8 +196,9 @@ def _run_table(
     compress: bool,
     operands: tuple[str, str] | None,
     top: str | None,
-    cells: Path | None,
+    cells: Path | str | None,
     samples: int | None,
+    mre_convention: str | None,
 ) -> SimResult:
     """``sim`` of a LUT file: its metrics, and the lutgen ``.npz`` with gradients per the options."""
     netlist_only = [name for name, given in (("--operands", operands), ("--top", top), ("--cells", cells)) if given]
@@ -197,8 +212,9 @@ def _run_table(
     target = out or default_out(path)
     if write and target.resolve() == path.resolve():
         raise ConfigError(f"{target}: refusing to overwrite the input file")
+    convention = check_mre_convention(mre_convention) if mre_convention is not None else DEFAULT_MRE_CONVENTION
     start = time.perf_counter()
-    metrics = lut.metrics()
+    metrics = lut.metrics(mre_convention=convention)
     seconds = time.perf_counter() - start
     lut = lut.with_gradients(half_window, grad, compat=compat)
     written, size = _write(lut, target, compress=compress) if write else (None, None)
@@ -218,4 +234,15 @@ def _run_table(
         input_format=lut_format,
         out_bytes=size,
         compressed=compress,
+        mre_convention_from="--mre-convention" if mre_convention is not None else "default",
     )
+
+
+def mre_convention_for(path: Path, fmt: str | None, chosen: str | None) -> tuple[str, str]:
+    """``(convention, why)``: ``chosen`` when given, else the one of the library the header names, else the default."""
+    if chosen is not None:
+        return check_mre_convention(chosen), "--mre-convention"
+    found = source_library(path, fmt)
+    if found is not None and found[0] in LIBRARY_MRE_CONVENTIONS:
+        return LIBRARY_MRE_CONVENTIONS[found[0]], found[1]
+    return DEFAULT_MRE_CONVENTION, "default"

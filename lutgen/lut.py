@@ -99,9 +99,9 @@ class Lut:
         """Whether the table equals the exact product everywhere."""
         return bool(np.array_equal(self.forward.astype(np.int64), self.exact()))
 
-    def metrics(self, *, legacy_mre: bool = False) -> Metrics:
+    def metrics(self, *, mre_convention: str = "nonzero") -> Metrics:
         """Exhaustive error metrics (see :mod:`approxlut.lutgen.metrics`)."""
-        return compute_metrics(self, legacy_mre=legacy_mre)
+        return compute_metrics(self, mre_convention=mre_convention)
 
     def with_gradients(self, half_window: int = 8, method: str = "difference", *, compat: bool = False) -> Lut:
         """A copy carrying gradient tables (see :func:`approxlut.lutgen.gradients.gradient_luts`)."""

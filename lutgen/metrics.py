@@ -2,9 +2,10 @@
 
 Over all input pairs, error ``e = f - a·b``:
 ``MAE% = 100·mean|e| / 2^(na+nb)``, ``WCE% = 100·max|e| / 2^(na+nb)``, ``EP% = 100·P(e != 0)``,
-``MSE = mean e²``, ``MRE% = 100·mean(|e|/|O|)`` and ``WCRE% = 100·max(|e|/|O|)`` over inputs whose
-exact product ``O`` is not 0 (or, with ``legacy_mre``, ``|e|/max(1,|O|)`` over all inputs as the
-EvoApprox8b release did), ``MED = mean|e|``, ``WCE = max|e|``, ``bias = mean e``.
+``MSE = mean e²``, ``MRE% = 100·mean(|e|/|O|)`` and ``WCRE% = 100·max(|e|/|O|)``, ``MED = mean|e|``,
+``WCE = max|e|``, ``bias = mean e``. The relative errors follow one of :data:`MRE_CONVENTIONS`:
+``nonzero`` (EvoApproxLib 2019+, the default) averages over inputs whose exact product ``O`` is not 0;
+``max1`` (EvoApprox8b, DATE 2017) takes ``|e|/max(1,|O|)`` over all inputs.
 """
 
 from __future__ import annotations
@@ -14,8 +15,27 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..errors import ConfigError
+
 if TYPE_CHECKING:
     from .lut import Lut
+
+
+#: Relative-error conventions (MRE, WCRE) and what each means.
+MRE_CONVENTIONS = {
+    "nonzero": "|e|/|exact| over inputs whose exact product is not 0 (EvoApproxLib 2019+)",
+    "max1": "|e|/max(1, |exact|) over all inputs (EvoApprox8b)",
+}
+DEFAULT_MRE_CONVENTION = "nonzero"
+#: Source libraries (cell profiles) whose published MRE/WCRE follow another convention than the default.
+LIBRARY_MRE_CONVENTIONS = {"evoapprox8b": "max1"}
+
+
+def check_mre_convention(name: str) -> str:
+    """``name`` when it is one of :data:`MRE_CONVENTIONS`, else ConfigError."""
+    if name not in MRE_CONVENTIONS:
+        raise ConfigError(f"unknown MRE convention '{name}'; choose one of {', '.join(MRE_CONVENTIONS)}")
+    return name
 
 
 #: The error metrics by name, in display order (library columns and ``--json`` keys alike).
@@ -37,6 +57,8 @@ class Metrics:
     bias: float
     n: int
     method: str = "exhaustive"
+    #: How ``mre_pct`` and ``wcre_pct`` treat inputs whose exact product is 0 (:data:`MRE_CONVENTIONS`).
+    mre_convention: str = DEFAULT_MRE_CONVENTION
 
     def as_dict(self) -> dict[str, Any]:
         """Plain dict (JSON-able)."""
@@ -46,9 +68,9 @@ class Metrics:
 class ErrorStats:
     """Streaming accumulator of error statistics: feed chunks with :meth:`update`."""
 
-    def __init__(self, bits_a: int, bits_b: int, *, legacy_mre: bool = False):
+    def __init__(self, bits_a: int, bits_b: int, *, mre_convention: str = DEFAULT_MRE_CONVENTION):
         self.scale = float(1 << (bits_a + bits_b))
-        self.legacy_mre = legacy_mre
+        self.mre_convention = check_mre_convention(mre_convention)
         self.n = 0
         self.sum_abs = 0
         self.sum_err = 0
@@ -71,7 +93,7 @@ class ErrorStats:
             self.max_abs = max(self.max_abs, int(abs_err.max()))
         self.wrong += int(np.count_nonzero(err))
         mag = np.abs(exact.astype(np.int64))
-        if self.legacy_mre:
+        if self.mre_convention == "max1":
             rel = abs_err / np.maximum(1, mag)
         else:
             keep = mag != 0
@@ -96,12 +118,13 @@ class ErrorStats:
             bias=self.sum_err / n,
             n=self.n,
             method=method,
+            mre_convention=self.mre_convention,
         )
 
 
-def compute_metrics(lut: Lut, *, legacy_mre: bool = False) -> Metrics:
+def compute_metrics(lut: Lut, *, mre_convention: str = DEFAULT_MRE_CONVENTION) -> Metrics:
     """Exhaustive metrics of a table."""
-    stats = ErrorStats(lut.bits_a, lut.bits_b, legacy_mre=legacy_mre)
+    stats = ErrorStats(lut.bits_a, lut.bits_b, mre_convention=mre_convention)
     values_b = lut.values_b
     rows = max(1, (1 << 18) >> lut.bits_b)  # ~256k entries per block keeps temporaries in cache
     for start in range(0, 1 << lut.bits_a, rows):

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.table import Table
 
-from .metrics import published_round
+from .metrics import MRE_CONVENTIONS, published_round
 
 if TYPE_CHECKING:
     from .job import SimResult
@@ -48,11 +48,12 @@ def print_sim(result: SimResult, *, console: Console | None = None) -> None:
     table = Table()
     table.add_column("metric")
     table.add_column("value", justify="right")
+    rel = f" ({m.mre_convention})"
     rows = [
         ("MAE %", published_round(m.mae_pct)),
         ("WCE %", published_round(m.wce_pct)),
-        ("MRE %", published_round(m.mre_pct)),
-        ("WCRE %", published_round(m.wcre_pct)),
+        ("MRE %" + rel, published_round(m.mre_pct)),
+        ("WCRE %" + rel, published_round(m.wcre_pct)),
         ("EP %", published_round(m.ep_pct)),
         ("MSE", published_round(m.mse)),
         ("MED (mean |e|)", published_round(m.med)),
@@ -64,6 +65,12 @@ def print_sim(result: SimResult, *, console: Console | None = None) -> None:
     console.print(table)
     verb = "simulated" if result.gates is not None else "measured"
     console.print(f"{verb} {m.n} input pairs ({m.method}) in {result.seconds * 1e3:.1f} ms")
+    console.print(
+        f"MRE/WCRE convention {m.mre_convention}: {MRE_CONVENTIONS[m.mre_convention]} ({result.mre_convention_from})",
+        highlight=False,
+    )
+    if result.cell_use is not None:
+        console.print(result.cell_use.describe(), highlight=False, markup=False)
     if result.hint:
         console.print(f"[yellow]note:[/] {result.hint}")
     if result.out is not None and result.lut is not None:

@@ -274,7 +274,7 @@ def simulate_metrics(
     signed: bool,
     samples: int | None = None,
     seed: int = 0,
-    legacy_mre: bool = False,
+    mre_convention: str = "nonzero",
 ) -> Metrics:
     """Error metrics without building a table.
 
@@ -284,7 +284,7 @@ def simulate_metrics(
     """
     bits_a, bits_b = _operand_widths(netlist)
     compiled = CompiledNetlist.compile(netlist)
-    stats = ErrorStats(bits_a, bits_b, legacy_mre=legacy_mre)
+    stats = ErrorStats(bits_a, bits_b, mre_convention=mre_convention)
     if samples is None and bits_a + bits_b <= MAX_EXHAUSTIVE_BITS:
         total = 1 << (bits_a + bits_b)
         compiled.require(total, "give --samples N for Monte-Carlo metrics")

@@ -4,8 +4,10 @@ The DATE'25 flow tried ``w`` in {1, 2, 4, 8, 16, 32, 64} for each multiplier on 
 and kept the one with the lowest training loss. :func:`search_half_window` does that for one table
 given a trial function; :func:`choose_half_windows` builds the trials from short retraining runs of a
 model (every trial starts from the same calibrated model with the same seed and batches, only the
-multiplier's gradient tables differ) and caches each choice in the library's catalogue, keyed by the
-table's content hash, so later runs reuse it (a ``half_windows.json`` that earlier versions wrote beside
+multiplier's gradient tables differ; the trials follow the run's retraining protocol, without the
+divergence guard, so a trial that diverges scores an infinite loss) and caches each choice in the
+library's catalogue, keyed by the table's content hash (and the protocol, other than lutgen's), so
+later runs reuse it (a ``half_windows.json`` that earlier versions wrote beside
 the catalogue is imported once, see :data:`approxlut.library.catalogue.LEGACY_HALF_WINDOWS`).
 
 Candidates that give identical gradient tables (e.g. every window too wide for a 4-bit operand has
@@ -101,12 +103,19 @@ def search_half_window(
 # ------------------------------------------------------------------------------------------- caching
 
 
-def cached_choice(lut: Lut, *, library: str | os.PathLike[str] | None = None) -> HalfWindowChoice | None:
+def choice_key(lut_hash: str, protocol: str = "lutgen") -> str:
+    """The catalogue key of a table's choice: its hash, suffixed ``@protocol`` for other protocols than lutgen's."""
+    return lut_hash if protocol == "lutgen" else f"{lut_hash}@{protocol}"
+
+
+def cached_choice(
+    lut: Lut, *, library: str | os.PathLike[str] | None = None, protocol: str = "lutgen"
+) -> HalfWindowChoice | None:
     """The stored choice for ``lut``'s table in the library (``--library`` / ``$LUTGEN_LIBRARY``), or ``None``."""
     from ..library import Library
 
     with Library.open_default(library) as lib:
-        item = lib.half_window_choice(lut.hash)
+        item = lib.half_window_choice(choice_key(lut.hash, protocol))
     if item is None:
         return None
     try:
@@ -121,7 +130,9 @@ def cached_choice(lut: Lut, *, library: str | os.PathLike[str] | None = None) ->
         return None  # damaged: searched again and overwritten
 
 
-def store_choice(choice: HalfWindowChoice, *, library: str | os.PathLike[str] | None = None) -> None:
+def store_choice(
+    choice: HalfWindowChoice, *, library: str | os.PathLike[str] | None = None, protocol: str = "lutgen"
+) -> None:
     """Remember ``choice`` in the library (one transaction; an older choice for the table is replaced).
 
     A read-only library keeps nothing: the choice is searched again next time.
@@ -130,7 +141,7 @@ def store_choice(choice: HalfWindowChoice, *, library: str | os.PathLike[str] | 
 
     with Library.open_default(library) as lib:
         if not lib.readonly:
-            lib.store_half_window_choice(choice.lut_hash, choice.to_dict())
+            lib.store_half_window_choice(choice_key(choice.lut_hash, protocol), choice.to_dict())
 
 
 # -------------------------------------------------------------------------------------------- trials
@@ -156,17 +167,19 @@ def choose_half_windows(
 ) -> dict[str, HalfWindowChoice]:
     """The half window of every multiplier in ``mapping`` (by table hash): cached, or searched now.
 
-    Each trial retrains a copy of the calibrated approximate model for ``steps`` steps (learning rate,
-    batch size, momentum and seed from ``config``; cosine schedule over the trial) with the candidate's
-    gradient tables for that multiplier and half window 8 for the others, and reports
-    :func:`short_run_loss`. ``refresh`` searches again even where a choice is cached.
+    Each trial retrains a copy of the calibrated approximate model for ``steps`` steps (protocol,
+    learning rate, batch size, momentum and seed from ``config``; the schedule runs over the trial)
+    with the candidate's gradient tables for that multiplier and half window 8 for the others, and
+    reports :func:`short_run_loss` (infinite for a trial whose loss stops being finite).
+    ``refresh`` searches again even where a choice is cached.
     """
     from .retrain import (
         DEFAULT_HALF_WINDOW,
         RetrainConfig,
         Trainer,
         assignment_luts,
-        calibration_batches,
+        prepare_model,
+        protocol_mapping,
         with_gradients,
     )
     from .swap import approximate
@@ -174,12 +187,12 @@ def choose_half_windows(
     if not isinstance(steps, int) or steps < 1:
         raise ConfigError(f"half-window search steps={steps!r} must be a positive int")
     config = replace(config or RetrainConfig(), grad="difference", half_window=DEFAULT_HALF_WINDOW)
-    rules = AssignmentMapping.coerce(mapping)
+    rules = protocol_mapping(model, AssignmentMapping.coerce(mapping), config)
     luts = assignment_luts(rules)
     chosen: dict[str, HalfWindowChoice] = {}
     todo: list[str] = []
     for h, lut in luts.items():
-        found = None if refresh else cached_choice(lut, library=library)
+        found = None if refresh else cached_choice(lut, library=library, protocol=config.protocol)
         if found is not None:
             chosen[h] = found
         else:
@@ -187,9 +200,7 @@ def choose_half_windows(
     if not todo:
         return chosen
     defaults = dict.fromkeys(luts, DEFAULT_HALF_WINDOW)
-    base = approximate(
-        model, with_gradients(rules, "difference", defaults), calibration_data=calibration_batches(data, config)
-    )
+    base = prepare_model(model, data, with_gradients(rules, "difference", defaults), config)
     plan = {h: distinct_windows(luts[h], candidates) for h in todo}
     with make_progress(transient=not verbose) as progress:
         task = add_task(progress, "half-window search", sum(len(ws) for ws in plan.values()) * steps)
@@ -200,7 +211,7 @@ def choose_half_windows(
             def trial(w: int, h: str = h, lut: Lut = lut) -> float:
                 candidate = copy.deepcopy(base)
                 approximate(candidate, with_gradients(rules, "difference", {**defaults, h: w}), inplace=True)
-                trainer = Trainer.create(candidate, data, config, total_steps=steps)
+                trainer = Trainer.create(candidate, data, config, total_steps=steps, guard=False)
 
                 def report(step: int, loss: float, acc: float, rate: float) -> None:
                     progress.update(task, advance=1, info=f"{lut.name} w={w} loss {loss:.3f}")
@@ -209,9 +220,11 @@ def choose_half_windows(
                 while len(losses) < steps:
                     _, _, more = trainer.run_epoch(max_steps=steps - len(losses), report=report)
                     losses.extend(more)
+                    if not more or not np.isfinite(more[-1]):
+                        return float("inf")
                 return short_run_loss(losses)
 
             choice = search_half_window(lut, trial, candidates=plan[h])
-            store_choice(choice, library=library)
+            store_choice(choice, library=library, protocol=config.protocol)
             chosen[h] = choice
     return chosen

@@ -277,10 +277,16 @@ class ActivationQuantizer(nn.Module):
     ``scale`` is NaN until calibrated; an uncalibrated quantiser uses the current batch's max range
     (dynamic quantisation). The observer is kept after :meth:`freeze` (it costs nothing in forward) so that
     the layer can be re-frozen for another width or scheme without new calibration data.
+
+    With :meth:`track_running_range` the range instead follows a moving average of each batch's min
+    and max while the module is in training mode (buffers ``running_min``, ``running_max``), as the
+    DATE'25 reference retrains; in eval mode the last parameters stay fixed.
     """
 
     scale: torch.Tensor
     zero_point: torch.Tensor
+    running_min: torch.Tensor
+    running_max: torch.Tensor
 
     def __init__(self) -> None:
         super().__init__()
@@ -288,6 +294,32 @@ class ActivationQuantizer(nn.Module):
         self.register_buffer("zero_point", torch.tensor(0.0))
         self.observer: HistogramObserver | None = None
         self.observing = False
+        self.range_momentum: float | None = None
+
+    def track_running_range(self, momentum: float) -> None:
+        """From now on, in training mode, move the range towards each batch's ``[min, max]`` by ``momentum``.
+
+        The first batch sets the range outright; each later one gives
+        ``range = (1 - momentum) · range + momentum · [min, max]``, and ``scale``/``zero_point`` follow.
+        """
+        if not 0.0 < momentum <= 1.0:
+            raise ConfigError(f"range momentum {momentum!r} must be in (0, 1]")
+        self.range_momentum = float(momentum)
+        if not hasattr(self, "running_min"):
+            self.register_buffer("running_min", torch.full((), float("nan"), device=self.scale.device))
+            self.register_buffer("running_max", torch.full((), float("nan"), device=self.scale.device))
+
+    @torch.no_grad()
+    def _update_running(self, x: torch.Tensor, bits: int, scheme: str) -> None:
+        lo, hi = torch.aminmax(x.detach().float())
+        first = ~torch.isfinite(self.running_min)  # no host sync: the first batch is picked on the device
+        m = self.range_momentum
+        assert m is not None
+        self.running_min.copy_(torch.where(first, lo, (1 - m) * self.running_min + m * lo))
+        self.running_max.copy_(torch.where(first, hi, (1 - m) * self.running_max + m * hi))
+        scale, zero = qparams_from_range(self.running_min, self.running_max, bits, scheme)
+        self.scale.copy_(scale)
+        self.zero_point.copy_(zero)
 
     @property
     def calibrated(self) -> bool:
@@ -329,7 +361,13 @@ class ActivationQuantizer(nn.Module):
         self.zero_point.copy_(zero)
 
     def qparams(self, x: torch.Tensor, bits: int, scheme: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """Frozen ``(scale, zero_point)``, or the max range of ``x`` when uncalibrated."""
+        """Frozen ``(scale, zero_point)``, or the max range of ``x`` when uncalibrated.
+
+        While tracking a running range in training mode, ``x`` first updates the range.
+        """
+        if self.range_momentum is not None and self.training:
+            self._update_running(x, bits, scheme)
+            return self.scale, self.zero_point
         if self.calibrated:
             return self.scale, self.zero_point
         lo, hi = torch.aminmax(x.detach().float())
@@ -346,11 +384,16 @@ class ActivationQuantizer(nn.Module):
         error_msgs: list[str],
     ) -> None:
         # Calibration buffers are optional in a state dict: a float model's weights load as they are.
+        # A running range saved by a run that tracked one is dropped by a quantiser that does not track one.
+        if not hasattr(self, "running_min"):
+            for name in ("running_min", "running_max"):
+                state_dict.pop(prefix + name, None)
         own_missing: list[str] = []
         super()._load_from_state_dict(
             state_dict, prefix, local_metadata, strict, own_missing, unexpected_keys, error_msgs
         )
-        missing_keys.extend(k for k in own_missing if k[len(prefix) :] not in ("scale", "zero_point"))
+        optional = ("scale", "zero_point", "running_min", "running_max")
+        missing_keys.extend(k for k in own_missing if k[len(prefix) :] not in optional)
 
 
 class WeightQuantizer(nn.Module):
@@ -544,4 +587,12 @@ def calibrate(
                 progress(seen)
     if seen == 0:
         raise ConfigError("calibration data yielded no batches")
+    return model
+
+
+def track_running_ranges(model: nn.Module, momentum: float) -> nn.Module:
+    """Make every activation quantiser of ``model`` track a running range (see ``track_running_range``)."""
+    for module in model.modules():
+        if isinstance(module, ActivationQuantizer):
+            module.track_running_range(momentum)
     return model

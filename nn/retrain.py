@@ -1,16 +1,21 @@
 """Approximation-aware retraining: fine-tune a model through its approximate multipliers.
 
 :func:`retrain` swaps the layers of a trained float model for approximate ones (:func:`approximate`),
-calibrates the activation ranges on a few training batches, measures the test accuracy, and then trains
-with SGD (Nesterov momentum, cosine schedule per step). The forward pass runs the multiplier's table;
-the backward pass goes through each multiplier's gradient LUTs (``grad="difference"``, DESIGN.md) or
-exact products (``grad="ste"``), with straight-through quantiser gradients (zero outside the clamp range).
+sets the activation ranges, measures the test accuracy, and then trains as a protocol says
+(:mod:`approxlut.nn.protocol`: ``"lutgen"``, SGD with Nesterov momentum and a cosine schedule, every
+layer approximated, ranges frozen after calibration; or ``"date25"``, the DATE'25 reference's Adam with
+halvings, convolutions only, moving-average ranges). The forward pass runs the multiplier's table; the
+backward pass goes through each multiplier's gradient LUTs (``grad="difference"``, DESIGN.md) or exact
+products (``grad="ste"``), with straight-through quantiser gradients (zero outside the clamp range).
+A divergence guard (:mod:`approxlut.nn.guard`) catches a run that blows up and backs off; a run that
+ends at chance accuracy carries a warning.
 
-After every epoch a checkpoint is written atomically (temporary file + ``os.replace``): model state,
-optimiser and schedule state, the epoch, the random generator states, the configuration and the history.
-``resume=True`` continues from it and ends with the same weights, bit for bit, as an uninterrupted run
-with the same seed (on the same machine and thread count). Checkpoints are read with
-``torch.load(..., weights_only=True)``.
+The run is deterministic for a seed (:mod:`approxlut.nn.reproducible`): deterministic algorithms and,
+with ``threads``, a fixed intra-op thread count. After every epoch a checkpoint is written atomically
+(temporary file + ``os.replace``): model state, optimiser, step and guard state, the epoch, the random
+generator states, the configuration and the history. ``resume=True`` continues from it and ends with
+the same weights, bit for bit, as an uninterrupted run with the same seed (on the same machine and
+thread count). Checkpoints are read with ``torch.load(..., weights_only=True)``.
 
 Example:
     >>> result = retrain(model, data, "drum8u_k4", grad="difference", epochs=3)  # doctest: +SKIP
@@ -41,13 +46,17 @@ from ..lutgen.lut import Lut
 from .config import GRADS, AssignmentMapping, LayerConfig, Spec
 from .data import Prepared
 from .devices import check_device, default_device
+from .guard import DivergenceGuard, GuardEvent
 from .multipliers import load_multiplier
 from .progress import add_task, make_progress
+from .protocol import conv_only, get_protocol
+from .quant import track_running_ranges
+from .reproducible import deterministic, state_sha256
 from .swap import approximate
 from .train import RETRAIN_KIND
 
 CHECKPOINT_KIND = RETRAIN_KIND
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2
 DEFAULT_HALF_WINDOW = 8
 HalfWindow = int | str | None
 
@@ -62,39 +71,64 @@ class RetrainConfig:
             per-multiplier search of :mod:`approxlut.nn.halfwindow`, cached in the library), or
             ``None`` (the tables the ``Lut`` already carries; library LUTs carry half window 8).
         epochs: training epochs.
-        lr: peak learning rate (cosine decay to 0 over all steps).
+        lr: peak learning rate (``None``: the protocol's; the protocol's schedule scales it).
         batch_size: samples per step.
-        momentum: SGD (Nesterov) momentum.
-        weight_decay: L2 penalty.
+        momentum: SGD (Nesterov) momentum (``None``: the protocol's; unused by Adam).
+        weight_decay: L2 penalty (``None``: the protocol's).
         seed: seeds the shuffling and torch's global generator.
-        calibration_batches: training batches (in file order) used to calibrate activation ranges.
+        calibration_batches: training batches (in file order) that first set the activation ranges
+            (``None``: the protocol's; 0: the whole training set).
+        protocol: ``"lutgen"`` or ``"date25"`` (:mod:`approxlut.nn.protocol`).
+        guard: watch for a blow-up and back off (:mod:`approxlut.nn.guard`); without it a non-finite
+            loss stops the run with an error.
+        threads: intra-op threads for the run (``None``: torch's current count). The result depends
+            on it, so fix it where runs must compare across machines.
+
+    The ``None`` fields take the protocol's values on construction, so a config always holds numbers.
     """
 
     grad: str = "difference"
     half_window: HalfWindow = DEFAULT_HALF_WINDOW
     epochs: int = 5
-    lr: float = 0.01
+    lr: float | None = None
     batch_size: int = 64
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
+    momentum: float | None = None
+    weight_decay: float | None = None
     seed: int = 0
-    calibration_batches: int = 4
+    calibration_batches: int | None = None
+    protocol: str = "lutgen"
+    guard: bool = True
+    threads: int | None = None
 
     def __post_init__(self) -> None:
         if self.grad not in GRADS:
             raise ConfigError(f"grad={self.grad!r}: expected one of {', '.join(GRADS)}")
+        protocol = get_protocol(self.protocol)
+        for name in ("lr", "momentum", "weight_decay", "calibration_batches"):
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, getattr(protocol, name))
         hw = self.half_window
         if not (hw is None or hw == "auto" or (isinstance(hw, int) and not isinstance(hw, bool) and hw >= 0)):
             raise ConfigError(f"half window {hw!r}: expected a non-negative int or 'auto'")
         for name in ("epochs", "batch_size", "calibration_batches"):
             value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < (0 if name == "epochs" else 1):
-                kind = "non-negative" if name == "epochs" else "positive"
+            low = 1 if name == "batch_size" else 0
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                kind = "positive" if low else "non-negative"
                 raise ConfigError(f"{name}={value!r} must be a {kind} int")
         for name in ("lr", "momentum", "weight_decay"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
                 raise ConfigError(f"{name}={value!r} must be a non-negative number")
+        threads = self.threads
+        if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
+            raise ConfigError(f"threads={threads!r} must be a positive int")
+
+    def number(self, name: str) -> float:
+        """A numeric field that the protocol has filled in (``lr``, ``momentum``, ``weight_decay``)."""
+        value = getattr(self, name)
+        assert isinstance(value, (int, float))
+        return float(value)
 
 
 @dataclass(frozen=True)
@@ -122,6 +156,10 @@ class RetrainResult:
         checkpoint: where the last checkpoint was written (``None`` without ``out``).
         resumed_at: epochs already done when the run resumed (0 for a fresh run).
         model: the retrained approximate model.
+        protocol: the retraining protocol.
+        threads: the intra-op thread count the run had.
+        guard_events: the blow-ups the divergence guard caught (empty without a guard).
+        warnings: what a reader of the results must know (back-offs, chance accuracy), one line each.
     """
 
     before_accuracy: float
@@ -131,6 +169,10 @@ class RetrainResult:
     checkpoint: Path | None
     resumed_at: int
     model: nn.Module = field(repr=False, compare=False)
+    protocol: str = "lutgen"
+    threads: int = 1
+    guard_events: tuple[GuardEvent, ...] = ()
+    warnings: tuple[str, ...] = ()
 
     @property
     def after_accuracy(self) -> float:
@@ -162,6 +204,20 @@ class RetrainResult:
             ],
             "checkpoint": str(self.checkpoint) if self.checkpoint is not None else None,
             "resumed_at": self.resumed_at,
+            "protocol": self.protocol,
+            "threads": self.threads,
+            "guard_events": [
+                {
+                    "epoch": e.epoch,
+                    "step": e.step,
+                    "reason": e.reason,
+                    "step_loss": e.loss if math.isfinite(e.loss) else None,
+                    "grad_norm": e.grad_norm if math.isfinite(e.grad_norm) else None,
+                    "action": e.action,
+                }
+                for e in self.guard_events
+            ],
+            "warnings": list(self.warnings),
         }
 
 
@@ -239,9 +295,45 @@ def _device_of(model: nn.Module) -> torch.device:
 
 
 def calibration_batches(data: Prepared, config: RetrainConfig) -> list[torch.Tensor]:
-    """The first ``calibration_batches`` training batches in file order (deterministic)."""
+    """The first ``calibration_batches`` training batches in file order (all of them for 0; deterministic)."""
     x = data.x_train
-    return [x[i : i + config.batch_size] for i in range(0, x.shape[0], config.batch_size)][: config.calibration_batches]
+    batches = [x[i : i + config.batch_size] for i in range(0, x.shape[0], config.batch_size)]
+    return batches[: config.calibration_batches] if config.calibration_batches else batches
+
+
+def protocol_mapping(model: nn.Module, mapping: AssignmentMapping, config: RetrainConfig) -> AssignmentMapping:
+    """``mapping`` as the protocol runs it (convolutions only for ``date25``)."""
+    return conv_only(model, mapping) if get_protocol(config.protocol).conv_only else mapping
+
+
+@torch.no_grad()
+def _calibrate_running(model: nn.Module, batches: list[torch.Tensor]) -> None:
+    """One pass in training mode, as the DATE'25 reference calibrates (batch-norm statistics move too)."""
+    modes = {m: m.training for m in model.modules()}
+    device = _device_of(model)
+    model.train()
+    try:
+        for batch in batches:
+            model(batch.to(device))
+    finally:
+        for module, mode in modes.items():
+            module.training = mode
+
+
+def prepare_model(
+    model: nn.Module, data: Prepared, mapping: AssignmentMapping, config: RetrainConfig, *, calibrate: bool = True
+) -> nn.Module:
+    """The approximate model a run starts from: ``model`` swapped as ``mapping`` says, ranges set as the protocol says.
+
+    ``calibrate=False`` leaves the ranges unset (a resumed run loads them from its checkpoint).
+    """
+    protocol = get_protocol(config.protocol)
+    if not protocol.running_ranges:
+        return approximate(model, mapping, calibration_data=calibration_batches(data, config) if calibrate else None)
+    approx = track_running_ranges(approximate(model, mapping), protocol.range_momentum)
+    if calibrate:
+        _calibrate_running(approx, calibration_batches(data, config))
+    return approx
 
 
 @torch.no_grad()
@@ -264,44 +356,69 @@ def test_accuracy(model: nn.Module, data: Prepared, *, batch_size: int = 256) ->
 
 @dataclass
 class Trainer:
-    """The optimiser, schedule and shuffling generator of one retraining run."""
+    """The optimiser, learning-rate schedule, shuffling generator and divergence guard of one retraining run."""
 
     model: nn.Module
     data: Prepared
     config: RetrainConfig
     optimizer: torch.optim.Optimizer
-    schedule: torch.optim.lr_scheduler.LRScheduler
     generator: torch.Generator
+    total_steps: int
+    guard: DivergenceGuard | None
+    on_event: Callable[[GuardEvent], None] | None = None
+    step: int = 0
 
     @classmethod
-    def create(cls, model: nn.Module, data: Prepared, config: RetrainConfig, *, total_steps: int) -> Trainer:
-        """Seed the generators and set up SGD with a cosine schedule over ``total_steps``."""
+    def create(
+        cls,
+        model: nn.Module,
+        data: Prepared,
+        config: RetrainConfig,
+        *,
+        total_steps: int,
+        guard: bool | None = None,
+        on_event: Callable[[GuardEvent], None] | None = None,
+    ) -> Trainer:
+        """Seed the generators and set up the protocol's optimiser over ``total_steps`` steps.
+
+        ``guard`` overrides ``config.guard``; ``on_event`` hears of every blow-up the guard catches.
+        """
         torch.manual_seed(config.seed)
         generator = torch.Generator().manual_seed(config.seed)
-        optimizer = torch.optim.SGD(
+        optimizer = get_protocol(config.protocol).make_optimizer(
             model.parameters(),
-            lr=config.lr,
-            momentum=config.momentum,
-            nesterov=config.momentum > 0,
-            weight_decay=config.weight_decay,
+            lr=config.number("lr"),
+            momentum=config.number("momentum"),
+            weight_decay=config.number("weight_decay"),
         )
-        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, total_steps))
-        return cls(model, data, config, optimizer, schedule, generator)
+        trainer = cls(model, data, config, optimizer, generator, max(1, total_steps), None, on_event)
+        if config.guard if guard is None else guard:
+            trainer.guard = DivergenceGuard(model, optimizer, warmup_steps=trainer.steps_per_epoch)
+        return trainer
 
     @property
     def steps_per_epoch(self) -> int:
         return max(1, math.ceil(self.data.x_train.shape[0] / self.config.batch_size))
+
+    def learning_rate(self) -> float:
+        """The learning rate of the next step: the peak x the protocol's schedule x the guard's back-off."""
+        protocol = get_protocol(self.config.protocol)
+        lr = self.config.number("lr") * protocol.lr_factor(self.step, self.steps_per_epoch, self.total_steps)
+        return lr * (self.guard.lr_factor(self.step) if self.guard is not None else 1.0)
 
     def run_epoch(
         self, *, max_steps: int | None = None, report: Callable[[int, float, float, float], None] | None = None
     ) -> tuple[float, float, list[float]]:
         """One pass over a fresh shuffle (or its first ``max_steps`` steps).
 
-        Returns ``(mean loss, accuracy %, per-step losses)``; ``report(step, mean loss, accuracy %,
-        samples/s)`` is called after every step.
+        Returns ``(mean loss, accuracy %, per-step losses)`` over the steps that were applied; a step the
+        guard undid is left out. Without an active guard, a non-finite loss ends the pass and is the
+        last of the per-step losses. ``report(step, mean loss, accuracy %, samples/s)`` is called after
+        every step.
         """
         model, data, size = self.model, self.data, self.config.batch_size
         device = _device_of(model)
+        params = [p for p in model.parameters() if p.requires_grad]
         model.train()
         count = data.x_train.shape[0]
         order = torch.randperm(count, generator=self.generator)
@@ -312,37 +429,61 @@ class Trainer:
         for step in range(steps):
             index = order[step * size : (step + 1) * size]
             xb, yb = data.x_train[index].to(device), data.y_train[index].to(device)
+            for group in self.optimizer.param_groups:
+                group["lr"] = self.learning_rate()
             logits = model(xb)
             loss = F.cross_entropy(logits, yb)
-            if not torch.isfinite(loss):
-                raise ConfigError(f"training diverged (loss {float(loss)} at step {step + 1}); lower the learning rate")
+            value = float(loss.detach())
             self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            grad_norm = math.nan
+            if math.isfinite(value):
+                loss.backward()
+                clip = self.guard.clip_norm if self.guard is not None and self.guard.clip_norm else math.inf
+                grad_norm = float(torch.nn.utils.clip_grad_norm_(params, clip))
+            self.step += 1
+            guard = self.guard if self.guard is not None and self.guard.active else None
+            reason = guard.diagnose(value, grad_norm) if guard is not None else None
+            if guard is not None and reason is not None:
+                epoch = (self.step - 1) // self.steps_per_epoch + 1
+                event = guard.back_off(epoch, self.step, reason, value, grad_norm)
+                if self.on_event is not None:
+                    self.on_event(event)
+                continue
+            if not math.isfinite(value) or not math.isfinite(grad_norm):
+                losses.append(value)
+                break
             self.optimizer.step()
-            self.schedule.step()
-            losses.append(float(loss.detach()))
+            if guard is not None:
+                guard.healthy(grad_norm)
+            losses.append(value)
             correct += int((logits.detach().argmax(1) == yb).sum())
             seen += int(yb.shape[0])
             if report is not None:
                 rate = seen / max(time.perf_counter() - start, 1e-9)
                 report(step + 1, sum(losses) / len(losses), 100.0 * correct / seen, rate)
+        if self.guard is not None and max_steps is None:
+            self.guard.end_epoch(self.step // self.steps_per_epoch, self.step)
         return sum(losses) / max(1, len(losses)), 100.0 * correct / max(1, seen), losses
 
     def state(self) -> dict[str, Any]:
-        """Optimiser, schedule and generator states (for a checkpoint)."""
+        """Optimiser, step, generator and guard states (for a checkpoint after a whole epoch)."""
+        epoch = self.step // self.steps_per_epoch
         return {
             "optimizer": self.optimizer.state_dict(),
-            "schedule": self.schedule.state_dict(),
+            "step": self.step,
             "rng": {"shuffle": self.generator.get_state(), "torch": torch.get_rng_state()},
+            "guard": self.guard.state(epoch) if self.guard is not None else None,
         }
 
     def load_state(self, blob: Mapping[str, Any], path: Path) -> None:
         """Restore :meth:`state` (an :class:`InputError` naming ``path`` when it does not fit)."""
         try:
             self.optimizer.load_state_dict(blob["optimizer"])
-            self.schedule.load_state_dict(blob["schedule"])
+            self.step = int(blob["step"])
             self.generator.set_state(blob["rng"]["shuffle"])
             torch.set_rng_state(blob["rng"]["torch"])
+            if self.guard is not None:
+                self.guard.load_state(blob["guard"])
         except (KeyError, TypeError, ValueError, RuntimeError) as error:
             raise InputError(
                 f"{path}: checkpoint optimiser/generator state does not fit this run ({_reason(error)})"
@@ -476,9 +617,10 @@ def retrain(
     grad: str = "difference",
     half_window: HalfWindow = DEFAULT_HALF_WINDOW,
     epochs: int = 5,
-    lr: float = 0.01,
+    lr: float | None = None,
     batch_size: int = 64,
     seed: int = 0,
+    protocol: str = "lutgen",
     out: str | Path | None = None,
     resume: bool = False,
     config: RetrainConfig | None = None,
@@ -492,22 +634,47 @@ def retrain(
         model: a trained classifier (float, or already approximate); it is not modified.
         data: the dataset shaped for the model (:meth:`approxlut.nn.data.Dataset.prepare`).
         assignment: what :func:`approximate` takes (one multiplier spec, a layer mapping, ...).
-        grad, half_window, epochs, lr, batch_size, seed: see :class:`RetrainConfig`.
+        grad, half_window, epochs, lr, batch_size, seed, protocol: see :class:`RetrainConfig`.
         out: checkpoint path, written after every epoch.
         resume: continue from the checkpoint at ``out`` (same options required).
         config: all hyperparameters at once (overrides the keyword arguments above).
         identity: extra JSON-able facts a resumed checkpoint must match (e.g. model name, weights file).
         on_epoch: called with each epoch's record after its checkpoint is written.
-        verbose: draw progress bars on stderr.
+        verbose: draw progress bars on stderr (guard events and warnings go to stderr in any case).
+
+    Raises:
+        ConfigError: the loss became non-finite with the guard off (or after it gave up).
     """
     if config is None:
         config = RetrainConfig(
-            grad=grad, half_window=half_window, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed
+            grad=grad,
+            half_window=half_window,
+            epochs=epochs,
+            lr=lr,
+            batch_size=batch_size,
+            seed=seed,
+            protocol=protocol,
         )
     if resume and out is None:
         raise ConfigError("resume needs the checkpoint path (out)")
+    with deterministic(config.threads) as threads:
+        return _retrain(model, data, assignment, config, threads, out, resume, identity, on_epoch, verbose)
+
+
+def _retrain(
+    model: nn.Module,
+    data: Prepared,
+    assignment: AssignmentMapping | Mapping[str, Any] | Spec,
+    config: RetrainConfig,
+    threads: int,
+    out: str | Path | None,
+    resume: bool,
+    identity: Mapping[str, Any] | None,
+    on_epoch: Callable[[EpochRecord], None] | None,
+    verbose: bool,
+) -> RetrainResult:
     path = Path(out) if out is not None else None
-    mapping = AssignmentMapping.coerce(assignment)
+    mapping = protocol_mapping(model, AssignmentMapping.coerce(assignment), config)
     luts = assignment_luts(mapping)
     stored = read_checkpoint(path) if resume and path is not None else None
 
@@ -525,32 +692,30 @@ def retrain(
     else:
         windows = _settle_windows(model, data, mapping, config, luts, verbose=verbose)
 
-    runnable = with_gradients(mapping, config.grad, windows)
-    if stored is not None:
-        approx = approximate(model, runnable)
-    else:
-        approx = approximate(model, runnable, calibration_data=calibration_batches(data, config))
+    approx = prepare_model(model, data, with_gradients(mapping, config.grad, windows), config, calibrate=stored is None)
     steps = max(1, math.ceil(data.x_train.shape[0] / config.batch_size))
-    trainer = Trainer.create(approx, data, config, total_steps=config.epochs * steps)
-
-    if stored is not None:
-        assert path is not None
-        _load_model_state(path, approx, stored["model"])
-        trainer.load_state(stored["trainer"], path)
-        before = stored["history"]["before_accuracy"]
-        history: list[EpochRecord] = list(stored["history"]["epochs"])
-    else:
-        before = test_accuracy(approx, data)
-        history = []
-    resumed_at = len(history)
-    if resumed_at > config.epochs:
-        raise InputError(f"{path}: checkpoint has {resumed_at} epochs, more than the {config.epochs} asked for")
-
-    window_names = {luts[h].name: w for h, w in windows.items()}
-    saved_identity = json.dumps({"run": current, "half_windows": windows})
     with make_progress(transient=not verbose) as progress:
+
+        def tell(event: GuardEvent) -> None:
+            progress.console.print(event.message(), markup=False, highlight=False, soft_wrap=True)
+
+        trainer = Trainer.create(approx, data, config, total_steps=config.epochs * steps, on_event=tell)
+        if stored is not None:
+            assert path is not None
+            _load_model_state(path, approx, stored["model"])
+            trainer.load_state(stored["trainer"], path)
+            before = stored["history"]["before_accuracy"]
+            history: list[EpochRecord] = list(stored["history"]["epochs"])
+        else:
+            before = test_accuracy(approx, data)
+            history = []
+        resumed_at = len(history)
+        if resumed_at > config.epochs:
+            raise InputError(f"{path}: checkpoint has {resumed_at} epochs, more than the {config.epochs} asked for")
+
+        saved_identity = json.dumps({"run": current, "half_windows": windows})
         total = (config.epochs - resumed_at) * trainer.steps_per_epoch
-        task = add_task(progress, f"retraining ({config.grad})", total)
+        task = add_task(progress, f"retraining ({config.grad}, {config.protocol})", total)
         for epoch in range(resumed_at + 1, config.epochs + 1):
 
             def report(step: int, loss: float, acc: float, rate: float, epoch: int = epoch) -> None:
@@ -561,7 +726,12 @@ def retrain(
                 )
 
             start = time.perf_counter()
-            loss, train_acc, _ = trainer.run_epoch(report=report)
+            loss, train_acc, losses = trainer.run_epoch(report=report)
+            if losses and not math.isfinite(losses[-1]):
+                given_up = " (the divergence guard had given up)" if trainer.guard is not None else ""
+                raise ConfigError(
+                    f"training diverged (loss {losses[-1]} in epoch {epoch}){given_up}; lower the learning rate"
+                )
             train_seconds = time.perf_counter() - start
             acc = test_accuracy(approx, data)
             seconds = time.perf_counter() - start
@@ -590,16 +760,47 @@ def retrain(
                 )
             if on_epoch is not None:
                 on_epoch(history[-1])
+        events = tuple(trainer.guard.events) if trainer.guard is not None else ()
+        after = history[-1].test_accuracy if history else before
+        notes = run_warnings(events, after, data.num_classes, retrained=bool(history))
+        for note in notes:
+            progress.console.print(f"warning: {note}", markup=False, highlight=False, soft_wrap=True)
     approx.eval()
     return RetrainResult(
         before_accuracy=before,
         epochs=tuple(history),
-        half_windows=window_names,
+        half_windows={luts[h].name: w for h, w in windows.items()},
         grad=config.grad,
         checkpoint=path,
         resumed_at=resumed_at,
         model=approx,
+        protocol=config.protocol,
+        threads=threads,
+        guard_events=events,
+        warnings=tuple(notes),
     )
+
+
+#: A final test accuracy below this multiple of chance (100 / classes) is reported as chance level.
+CHANCE_MARGIN = 1.5
+
+
+def run_warnings(events: tuple[GuardEvent, ...], accuracy: float, num_classes: int, *, retrained: bool) -> list[str]:
+    """The warnings a run's results carry: the guard's back-offs, and a final accuracy at chance level."""
+    notes: list[str] = []
+    if events:
+        gave_up = any(e.action.startswith("gave up") for e in events)
+        notes.append(
+            f"the divergence guard caught {len(events)} blow-up(s) (first at epoch {events[0].epoch}, step "
+            f"{events[0].step}: {events[0].reason})" + ("; it gave up" if gave_up else "; it backed off")
+        )
+    chance = 100.0 / max(1, num_classes)
+    if retrained and num_classes > 1 and accuracy <= CHANCE_MARGIN * chance:
+        notes.append(
+            f"test accuracy after retraining {accuracy:.2f} % is at chance level ({chance:.2f} % for "
+            f"{num_classes} classes): retraining failed"
+        )
+    return notes
 
 
 # ------------------------------------------------------------------------------------ the CLI job
@@ -617,12 +818,15 @@ class RetrainOptions:
     grad: str = "difference"
     half_window: str = str(DEFAULT_HALF_WINDOW)
     epochs: int = 5
-    lr: float = 0.01
+    lr: float | None = None
     batch_size: int = 64
     seed: int = 0
     out: Path | None = None
     resume: bool = False
     device: str | None = None
+    protocol: str = "lutgen"
+    guard: bool = True
+    threads: int | None = None
 
 
 @dataclass(frozen=True)
@@ -635,6 +839,7 @@ class RetrainReport:
     float_accuracy: float
     result: RetrainResult
     assign: str = ""
+    weights_sha256: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -642,6 +847,7 @@ class RetrainReport:
             "dataset": self.dataset,
             "device": self.device,
             "float_accuracy_pct": self.float_accuracy,
+            "weights_sha256": self.weights_sha256,
             **self.result.to_dict(),
         }
 
@@ -727,6 +933,7 @@ def run_retrain(options: RetrainOptions, *, verbose: bool = True) -> RetrainRepo
     )
     model, data = loaded.model, loaded.data
     weights_id = str(loaded.weights)
+    weights_sha256 = state_sha256(model.state_dict())
     model.to(device)
     float_accuracy = test_accuracy(model, data)
     config = RetrainConfig(
@@ -736,6 +943,9 @@ def run_retrain(options: RetrainOptions, *, verbose: bool = True) -> RetrainRepo
         lr=options.lr,
         batch_size=options.batch_size,
         seed=options.seed,
+        protocol=options.protocol,
+        guard=options.guard,
+        threads=options.threads,
     )
     out = options.out or default_checkpoint(options, weights=weights_id, data_key=data.key)
     if options.out is None:
@@ -750,7 +960,15 @@ def run_retrain(options: RetrainOptions, *, verbose: bool = True) -> RetrainRepo
         identity={"model": options.model, "weights": weights_id},
         verbose=verbose,
     )
-    return RetrainReport(options.model, data.name, str(device), float_accuracy, result, options.assign)
+    return RetrainReport(
+        options.model,
+        data.name,
+        str(device),
+        float_accuracy,
+        result,
+        assign=options.assign,
+        weights_sha256=weights_sha256,
+    )
 
 
 def render_retrain(report: RetrainReport, console: Any) -> None:
@@ -780,9 +998,20 @@ def render_retrain(report: RetrainReport, console: Any) -> None:
     console.print(table)
     gain = result.after_accuracy - result.before_accuracy
     console.print(
-        f"test accuracy {result.before_accuracy:.2f} % -> {result.after_accuracy:.2f} % ({gain:+.2f} points)"
-        + (f"; resumed after epoch {result.resumed_at}" if result.resumed_at else "")
+        f"test accuracy {result.before_accuracy:.2f} % -> {result.after_accuracy:.2f} % ({gain:+.2f} points; "
+        f"protocol {result.protocol})" + (f"; resumed after epoch {result.resumed_at}" if result.resumed_at else "")
     )
+    for note in result.warnings:
+        console.print(f"warning: {note}", markup=False, highlight=False, soft_wrap=True)
+    if get_protocol(result.protocol).conv_only:
+        console.print(
+            f"protocol {result.protocol} ran only the convolutions through the multipliers (other layers quantised "
+            "exact): add `type:Linear=exact` (and any other non-convolution layer type) to --assign to evaluate "
+            "that network",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
     if result.checkpoint is not None:
         console.print(f"retrained weights: {result.checkpoint}", soft_wrap=True)
         console.print(

@@ -108,15 +108,15 @@ def bench_multiplier(
     return results
 
 
-def corpus_tables(folder: str | os.PathLike[str]) -> tuple[list[tuple[str, Lut]], list[str]]:
+def corpus_tables(folder: str | os.PathLike[str]) -> tuple[list[tuple[str, Lut]], list[dict[str, str]]]:
     """The tables of the netlists and table files in ``folder`` (not recursive) that LUT layers take (2..8
     bit operands), each distinct table once (twins such as EvoApprox's ``_pdk45`` netlists are left out),
-    with a line per file left out and why."""
+    with each file left out and why (``{file, reason}``)."""
     root = Path(folder)
     if not root.is_dir():
         raise ConfigError(f"{root}: not a folder")
     tables: list[tuple[str, Lut]] = []
-    skipped: list[str] = []
+    skipped: list[dict[str, str]] = []
     seen: dict[str, str] = {}
     for path in sorted(root.iterdir()):
         if not path.is_file() or not path.name.lower().endswith(LUT_SUFFIXES + NETLIST_SUFFIXES):
@@ -124,13 +124,13 @@ def corpus_tables(folder: str | os.PathLike[str]) -> tuple[list[tuple[str, Lut]]
         try:
             lut = load_multiplier(str(path))
         except LutgenError as error:
-            skipped.append(f"{path.name}: {error}")
+            skipped.append({"file": path.name, "reason": str(error)})
             continue
         if not (2 <= lut.bits_a <= 8 and 2 <= lut.bits_b <= 8):
-            skipped.append(f"{path.name}: {lut.bits_a}x{lut.bits_b} (LUT layers take 2..8 bits)")
+            skipped.append({"file": path.name, "reason": f"{lut.bits_a}x{lut.bits_b} (LUT layers take 2..8 bits)"})
             continue
         if lut.hash in seen:
-            skipped.append(f"{path.name}: same table as {seen[lut.hash]}")
+            skipped.append({"file": path.name, "reason": f"same table as {seen[lut.hash]}"})
             continue
         seen[lut.hash] = path.name
         tables.append((path.stem, lut))
@@ -144,7 +144,7 @@ class CorpusReport:
     """A corpus sweep: one row per table, and the files left out."""
 
     rows: list[CorpusRow]
-    skipped: list[str]
+    skipped: list[dict[str, str]]
 
     def as_json(self) -> dict[str, Any]:
         """The body of ``lutgen bench --corpus DIR --json``."""

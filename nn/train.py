@@ -7,6 +7,11 @@ part). Weights are always read with ``torch.load(..., weights_only=True)``.
 The default recipes are sized for the built-in digits (1437 training images): on 2 CPU cores the
 scalable models are built at a quarter of their published width, which trains VGG-19 at 32x32 in
 about a minute to ~97 % test accuracy.
+
+Training is deterministic for a recipe (:func:`approxlut.nn.reproducible.deterministic`): seeded
+initialisation and data order, deterministic algorithms and a thread count fixed by the recipe
+(2 on the digits, 8 otherwise), not by the machine's cores. Machines with the same instruction set
+then train the same weights; :func:`approxlut.nn.reproducible.state_sha256` tells.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from ..errors import InputError, LutgenError
 from ..fileio import atomic_write
 from .data import Prepared
 from .progress import add_task, make_progress
+from .reproducible import deterministic
 from .zoo import ModelSpec
 
 CACHE_FORMAT = 1
@@ -37,7 +43,10 @@ CACHE_FORMAT = 1
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Float training hyperparameters (SGD with Nesterov momentum and a one-cycle schedule, or Adam)."""
+    """Float training hyperparameters (SGD with Nesterov momentum and a one-cycle schedule, or Adam).
+
+    ``threads`` is the intra-op thread count of the run: the weights depend on it, so it is fixed.
+    """
 
     epochs: int = 10
     batch_size: int = 64
@@ -45,6 +54,7 @@ class TrainConfig:
     weight_decay: float = 5e-4
     optimizer: str = "sgd"
     seed: int = 0
+    threads: int = 2
 
 
 @dataclass(frozen=True)
@@ -59,11 +69,13 @@ def default_recipe(spec: ModelSpec, dataset: str) -> Recipe:
     """The recipe used when the user gives no weights: small and quick on the built-in digits."""
     small = dataset == "digits"
     width = 0.25 if small and spec.scalable else 1.0
+    threads = 2 if small else 8
     if spec.input_kind == "sequence" or spec.task == "reconstruction":
-        return Recipe(width, TrainConfig(epochs=20 if small else 8, lr=3e-3, weight_decay=0.0, optimizer="adam"))
+        config = TrainConfig(epochs=20 if small else 8, lr=3e-3, weight_decay=0.0, optimizer="adam", threads=threads)
+        return Recipe(width, config)
     if spec.name == "lenet5":
-        return Recipe(width, TrainConfig(epochs=20 if small else 8, lr=0.05))
-    return Recipe(width, TrainConfig(epochs=10 if small else 30, lr=0.05))
+        return Recipe(width, TrainConfig(epochs=20 if small else 8, lr=0.05, threads=threads))
+    return Recipe(width, TrainConfig(epochs=10 if small else 30, lr=0.05, threads=threads))
 
 
 def cache_dir() -> Path:
@@ -122,7 +134,12 @@ def trained_weights(
 def train_model(
     model: nn.Module, data: Prepared, config: TrainConfig, *, task: str = "classification", verbose: bool = True
 ) -> None:
-    """Train ``model`` in float on ``data.x_train`` (deterministic for a given seed and thread count)."""
+    """Train ``model`` in float on ``data.x_train`` (deterministic: seeded, ``config.threads`` threads)."""
+    with deterministic(config.threads):
+        _train(model, data, config, task=task, verbose=verbose)
+
+
+def _train(model: nn.Module, data: Prepared, config: TrainConfig, *, task: str, verbose: bool) -> None:
     generator = torch.Generator().manual_seed(config.seed)
     torch.manual_seed(config.seed)
     count = data.x_train.shape[0]
@@ -244,8 +261,9 @@ def load_weights(model: nn.Module, path: str | Path, *, cached: bool = False) ->
 
 #: What ``lutgen retrain`` writes in its checkpoints' ``kind`` (:mod:`approxlut.nn.retrain`).
 RETRAIN_KIND = "lutgen-retrain"
-#: Buffers of approximate layers (activation/weight quantisers, bias correction) that a float model lacks.
-_QUANTISER_BUFFER = re.compile(r"(^|\.)(scale|zero_point|bias_correction)$")
+#: Buffers of approximate layers (activation/weight quantisers, their running ranges, bias correction) that a
+#: float model lacks.
+_QUANTISER_BUFFER = re.compile(r"(^|\.)(scale|zero_point|running_min|running_max|bias_correction)$")
 
 
 def _retrained_state(path: Path, model: nn.Module) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

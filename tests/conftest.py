@@ -23,6 +23,21 @@ def corpus() -> Path:
     return CORPUS
 
 
+#: Line endings a netlist may come with (and a byte order mark); readers must not care.
+LINE_ENDINGS: dict[str, Callable[[str], str]] = {
+    "lf": lambda t: t,
+    "crlf": lambda t: t.replace("\n", "\r\n"),
+    "cr+bom": lambda t: "\ufeff" + t.replace("\n", "\r"),
+    "mixed": lambda t: "".join(line + ("\r\n", "\n", "\r")[i % 3] for i, line in enumerate(t.split("\n"))),
+}
+
+
+@pytest.fixture(params=list(LINE_ENDINGS))
+def line_ending(request: pytest.FixtureRequest) -> Callable[[str], str]:
+    """Rewrites LF text with each of :data:`LINE_ENDINGS` in turn."""
+    return LINE_ENDINGS[request.param]
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _private_library(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """Keep tests out of the user's library: the default library is a session temp folder, created empty here.

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -192,7 +193,7 @@ def test_subckt_and_gate_are_flattened() -> None:
         (_wrap(".names A[0] ghost O[0]\n11 1\n.names B[1] O[1]\n1 1"), 4, 13, "'ghost' is used but never driven"),
         (_wrap(".names A[0] O[0]\n1 1\n.names B[0] O[0]\n1 1\n.names B[1] O[1]\n1 1"), 6, 13, "driven twice"),
         (_wrap(".names A[0] A[1]\n1 1\n.names B[1] O[1]\n1 1\n.names B[1] O[0]\n1 1"), 4, 13, "first by an input"),
-        (_wrap(".names A[0] q O[0]\n11 1\n.names O[0] q\n0 1\n.names B[1] O[1]\n1 1"), 4, None, "loop through"),
+        (_wrap(".names A[0] q O[0]\n11 1\n.names O[0] q\n0 1\n.names B[1] O[1]\n1 1"), 4, 15, "loop through"),
         (_wrap(".names A[0] O[0]\n1 1"), 3, 15, r"output 'O\[1\]' is never driven"),
         (_wrap(".names A[0] O[0]\n1 1\n.names A[0] O[1]\n1 1", inputs="A[0] A[1] B[0] B[1] C[0]"), 2, 29, "neither"),
         (_wrap(".names A[0] O[0]\n1 1\n.names A[0] P[0]\n1 1", outputs="O[0] P[0]"), 3, 10, "2 buses"),
@@ -212,9 +213,11 @@ def test_subckt_and_gate_are_flattened() -> None:
         (".model t\n.inputs A[0] B[0]\n.end\n", 1, 8, "no .outputs"),
     ],
 )
-def test_bad_blif_gives_located_parse_error(text: str, line: int, col: int | None, message: str) -> None:
+def test_bad_blif_gives_located_parse_error(
+    text: str, line: int, col: int | None, message: str, line_ending: Callable[[str], str]
+) -> None:
     with pytest.raises(ParseError, match=message) as info:
-        read_blif(text, "bad.blif")
+        read_blif(line_ending(text), "bad.blif")
     err = info.value
     assert (err.path, err.line, err.col) == ("bad.blif", line, col), str(err)
     assert str(err).startswith(f"bad.blif:{line}")
@@ -366,6 +369,36 @@ def test_pla_reader() -> None:
         assert bits == [a0 & b0, (a1 & b0) | (a0 & b1), a1 & b1, a0 & a1 & b0 & b1]
     off = read_sop(PLA.replace(".p 5", ".type r"), "m.sop")
     assert truth(off)[0] == [1, 1, 1, 1]  # the 1 rows are ignored; no 0 row matches
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "line", "token", "message"),
+    [
+        ("-11- 0100", "-1x- 0100", 8, "x", "input value 'x'"),
+        ("-11- 0100", "  -11-  0x00", 8, "x", "output value 'x'"),
+        ("1--1 0100", "1--1 010", 9, "1--1", "expected 4 inputs"),
+        (".o 4", ".o four", 3, "four", ".o takes one number"),
+        (".p 5", ".type q", 6, "q", ".type must be one of"),
+        (".p 5", "  .phase 1", 6, ".phase", "not supported"),
+        (".ob O[0] O[1] O[2] O[3]", ".ob O[0] O[1] O[2]", 5, ".ob", "name each"),
+        (".ilb A[0] A[1] B[0] B[1]", ".ilb A[0] A[1] B[0] C[1]", 4, ".ilb", "neither operand"),
+        (".e", ".e\nmore", 13, "more", "text after .e"),
+    ],
+)
+def test_bad_pla_gives_located_parse_error(
+    old: str, new: str, line: int, token: str, message: str, line_ending: Callable[[str], str]
+) -> None:
+    assert old in PLA
+    text = PLA.replace(old, new, 1)
+    with pytest.raises(ParseError, match=message) as info:
+        read_sop(line_ending(text), "bad.sop")
+    err = info.value
+    assert (err.line, err.col) == (line, text.split("\n")[line - 1].index(token) + 1), str(err)
+
+
+def test_crlf_cr_and_bom_read_like_lf(line_ending: Callable[[str], str]) -> None:
+    assert read_blif(line_ending(MUL2), "m.blif").canonical_text() == read_blif(MUL2).canonical_text()
+    assert read_sop(line_ending(PLA), "m.sop").canonical_text() == read_sop(PLA, "m.sop").canonical_text()
 
 
 def test_sop_accepts_blif_and_rejects_garbage(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from approxlut.circuits import parsetables, verilog
-from approxlut.circuits.cells import Cell, CellLibrary
+from approxlut.circuits.cells import PROFILES, Cell, CellLibrary
 from approxlut.circuits.netlist import Cover, Kind, Netlist, NetlistBuilder
 from approxlut.circuits.verilog import cells_from_verilog, read_verilog
 from approxlut.circuits.verilog_writer import write_verilog
@@ -498,29 +498,34 @@ def test_builtin_cells_cover_the_pdk45_set() -> None:
     lib = CellLibrary.builtin()
     for name in ("INVX1", "AND2X1", "OR2X1", "XOR2X1", "XNOR2X1", "NAND2X1", "NOR2X1", "AOI21X1", "OAI21X1"):
         assert name in lib and "PDKGEN" + name in lib
-    for name in ("AOI22X1", "OAI22X1", "MUX2X1", "HAX1", "FAX1", "BUFX2"):
+    for name in ("AOI22X1", "OAI22X1", "HAX1", "FAX1", "BUFX2"):
         assert name in lib
     assert lib.get("FAX1").outputs == ("YC", "YS")
+    # MUX2X1 means two things: only a profile defines it
+    assert "MUX2X1" not in lib and "inverting" in (lib.ambiguity("MUX2X1") or "")
+    for profile in PROFILES:
+        assert "MUX2X1" in CellLibrary.for_profile(profile)
 
 
 @pytest.mark.parametrize(
-    ("cell", "pins", "function"),
+    ("cell", "pins", "function", "profile"),
     [
-        ("AOI21X1", "A B C", lambda a, b, c: 1 - ((a & b) | c)),
-        ("OAI21X1", "A B C", lambda a, b, c: 1 - ((a | b) & c)),
-        ("MUX2X1", "A B S", lambda a, b, s: 1 - (b if s else a)),  # OSU MUX2X1 inverts
-        ("NAND3X1", "A B C", lambda a, b, c: 1 - (a & b & c)),
-        ("FAX1", "A B C", lambda a, b, c: (a + b + c) >> 1 | ((a + b + c) & 1) << 1),
+        ("AOI21X1", "A B C", lambda a, b, c: 1 - ((a & b) | c), None),
+        ("OAI21X1", "A B C", lambda a, b, c: 1 - ((a | b) & c), None),
+        ("MUX2X1", "A B S", lambda a, b, s: 1 - (b if s else a), "osu"),  # OSU MUX2X1 inverts
+        ("MUX2X1", "A B S", lambda a, b, s: b if s else a, "evoapprox8b"),  # EvoApprox8b's does not
+        ("NAND3X1", "A B C", lambda a, b, c: 1 - (a & b & c), None),
+        ("FAX1", "A B C", lambda a, b, c: (a + b + c) >> 1 | ((a + b + c) & 1) << 1, None),
     ],
 )
-def test_cell_functions(cell: str, pins: str, function: Callable[[int, int, int], int]) -> None:
+def test_cell_functions(cell: str, pins: str, function: Callable[[int, int, int], int], profile: str | None) -> None:
     p = pins.split()
     outs = ".YC(O[0]), .YS(O[1])" if cell == "FAX1" else ".Y(O[0])"
     text = f"""module t(input [1:0] A, input B, output [1:0] O);
   {cell} u (.{p[0]}(A[0]), .{p[1]}(A[1]), .{p[2]}(B), {outs});
   {"" if cell == "FAX1" else "assign O[1] = 1'b0;"}
 endmodule"""
-    table = truth_table(read_verilog(text))
+    table = truth_table(read_verilog(text, cells=CellLibrary.for_profile(profile) if profile else None))
     for a in range(4):
         for b in range(2):
             assert table[a * 2 + b] == function(a & 1, a >> 1, b), (a, b)
@@ -647,32 +652,42 @@ def test_syntax_error_has_its_line() -> None:
 
 
 @pytest.mark.parametrize(
-    ("old", "new", "line", "match"),
+    ("old", "new", "line", "token", "match"),
     [
-        ("assign c1 = p10 & p01;", "assign c1 = p10 & p99;", 10, "undeclared net 'p99'"),
-        ("assign O[1] = p10 ^ p01;", "assign O[1] = p10 ^ p01;\n  assign O[1] = c1;", 12, "more than one driver"),
-        ("assign O[0] = A[0] & B[0];", "assign O[0] = A[2] & B[0];", 7, "outside A"),
-        ("assign c1 = p10 & p01;", "assign c1 = p10 & 1'bx;", 10, "x/z"),
-        ("assign c1 = p10 & p01;", "assign A[0] = p10;", 10, "input port"),
-        ("assign c1 = p10 & p01;", "always @(*) c1 = p10;", 10, "lutgen synth"),
-        ("wire p10, p01, c1;", "wire p10, p01;\n  reg c1;", 7, "lutgen synth"),
-        ("assign c1 = p10 & p01;", "initial begin end", 10, "lutgen synth"),
-        ("assign c1 = p10 & p01;", "XYZ2X1 u (.A(p10), .B(p01), .Y(c1));", 10, "unknown module or cell 'XYZ2X1'"),
-        ("assign c1 = p10 & p01;", "AND2X1 u (.A(p10), .B(A), .Y(c1));", 10, "connected to 2 bits"),
-        ("assign c1 = p10 & p01;", "AND2X1 u (.A(p10), .Y(c1));", 10, "not connected"),
-        ("assign c1 = p10 & p01;", "AND2X1 u (.A(p10), .Q(p01), .Y(c1));", 10, "no port 'Q'"),
-        ("assign c1 = p10 & p01;", "assign c1 = p10 & p01 & O[3];", 10, "combinational loop"),
-        ("assign c1 = p10 & p01;", "assign c1 = p10 / p01;", 10, "constant operands"),
-        ("assign c1 = p10 & p01;", "assign c1 = p10 & A[p01];", 10, "constant expression"),
-        ("module mul2(A, B, O);", "`define W 2\nmodule mul2(A, B, O);", 2, "directive `define"),
-        ("assign c1 = p10 & p01;", "assign c1 = p10 & f(p01);", 10, "function"),
+        ("assign c1 = p10 & p01;", "assign c1 = p10 & p99;", 10, "p99", "undeclared net 'p99'"),
+        ("assign O[1] = p10 ^ p01;", "assign O[1] = p10 ^ p01;\n  assign O[1] = c1;", 12, "assign", "more than one"),
+        ("assign O[0] = A[0] & B[0];", "assign O[0] = A[2] & B[0];", 7, "A[2]", "outside A"),
+        ("assign c1 = p10 & p01;", "assign c1 = p10 & 1'bx;", 10, "1'bx", "x/z"),
+        ("assign c1 = p10 & p01;", "assign A[0] = p10;", 10, "assign", "input port"),
+        ("assign c1 = p10 & p01;", "always @(*) c1 = p10;", 10, "always", "lutgen synth"),
+        ("wire p10, p01, c1;", "wire p10, p01;\n  reg c1;", 7, "reg", "lutgen synth"),
+        ("assign c1 = p10 & p01;", "initial begin end", 10, "initial", "lutgen synth"),
+        ("assign c1 = p10 & p01;", "XYZ2X1 u (.A(p10), .B(p01), .Y(c1));", 10, "XYZ2X1", "unknown module or cell"),
+        ("assign c1 = p10 & p01;", "AND2X1 u (.A(p10), .B(A), .Y(c1));", 10, "A)", "connected to 2 bits"),
+        ("assign c1 = p10 & p01;", "AND2X1 u (.A(p10), .Y(c1));", 10, "AND2X1", "not connected"),
+        ("assign c1 = p10 & p01;", "AND2X1 u (.A(p10), .Q(p01), .Y(c1));", 10, ".Q", "no port 'Q'"),
+        ("assign c1 = p10 & p01;", "assign c1 = p10 & p01 & O[3];", 10, "p10", "combinational loop"),
+        ("assign c1 = p10 & p01;", "assign c1 = p10 / p01;", 10, "p10", "constant operands"),
+        ("assign c1 = p10 & p01;", "assign c1 = p10 & A[p01];", 10, "p01]", "constant expression"),
+        ("module mul2(A, B, O);", "`define W 2\nmodule mul2(A, B, O);", 2, "`define", "directive `define"),
+        ("assign c1 = p10 & p01;", "assign c1 = p10 & f(p01);", 10, "f(p01)", "function"),
+        ("assign c1 = p10 & p01;", "assign c1 = p10 & & ;", 10, ";", "syntax error near ';'"),
+        ("assign c1 = p10 & p01;", "assign c1 = p10 \u00a3 p01;", 10, "\u00a3", "Illegal character '\u00a3'"),
     ],
 )
-def test_malformed_inputs(old: str, new: str, line: int, match: str) -> None:
+def test_malformed_inputs(
+    old: str, new: str, line: int, token: str, match: str, line_ending: Callable[[str], str]
+) -> None:
+    """Every error names the 1-based line and column of its token, whatever the line endings."""
     assert old in MUL2_ASSIGN
-    err = error_of(MUL2_ASSIGN.replace(old, new, 1))
+    text = MUL2_ASSIGN.replace(old, new, 1)
+    err = error_of(line_ending(text))
     assert match in err.message
-    assert err.line == line, err
+    assert (err.line, err.col) == (line, text.split("\n")[line - 1].index(token) + 1), err
+
+
+def test_crlf_cr_and_bom_read_like_lf(line_ending: Callable[[str], str]) -> None:
+    assert read_verilog(line_ending(MUL2_ASSIGN)).canonical_text() == read_verilog(MUL2_ASSIGN).canonical_text()
 
 
 def test_undriven_output_and_unconnected_submodule_input() -> None:

@@ -157,3 +157,50 @@ def test_sim_top_module_and_extra_cells(tmp_path: Path) -> None:
     assert json.loads(approx.output)["ep_pct"] > 0
     bad = CliRunner().invoke(main, ["sim", str(src), "--top", "missing", "--cells", str(cells)])
     assert bad.exit_code == 2 and "missing" in bad.output
+
+
+#: EvoApprox8b metrics.csv column -> ``sim --json`` key.
+EVO8B_FIELDS = {"MAE": "med", "WCE": "wce", "MSE": "mse", "MRE%": "mre_pct", "WCRE%": "wcre_pct", "EP%": "ep_pct"}
+
+
+def test_sim_evoapprox8b_as_shipped_reproduces_its_published_figures(corpus: Path, json_output) -> None:
+    """No flags: the header picks the cells and the max1 convention, and says so; both netlists agree."""
+    import csv
+
+    from approxlut.lutgen.metrics import matches_published
+
+    folder = corpus / "evoapprox8b"
+    truth = np.load(folder / "truth.npz")
+    with open(folder / "metrics.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    for row in rows:
+        for path in (folder / f"{row['name']}.v", folder / f"{row['name']}_pdk45.v"):
+            result = CliRunner().invoke(main, ["sim", str(path), "--json", "--no-write"])
+            assert result.exit_code == 0, result.output
+            data = json.loads(result.output)
+            assert data["mre_convention"] == "max1" and "Library = EvoApprox8b" in data["mre_convention_from"]
+            for column, key in EVO8B_FIELDS.items():
+                assert matches_published(data[key], row[column]), (path.name, column, data[key], row[column])
+        exact = np.multiply.outer(np.arange(256), np.arange(256))
+        assert data["med"] == np.abs(truth[row["name"]] - exact).mean()
+        if row["pdk45_has_mux2x1"] == "True":
+            assert "MUX2X1" in data["cells"]["used"] and data["cells"]["profile"] == "evoapprox8b"
+
+
+def test_sim_mre_convention_option_and_report(corpus: Path, json_output) -> None:
+    path = corpus / "evoapprox8b" / "mul8_039.v"
+    result = CliRunner().invoke(main, ["sim", str(path), "--json", "--no-write", "--mre-convention", "nonzero"])
+    data = json_output(result.output, "sim")
+    assert data["mre_convention"] == "nonzero" and data["mre_convention_from"] == "--mre-convention"
+    assert data["mre_pct"] == pytest.approx(2.4272, abs=1e-4)  # the 2019+ definition; EvoApprox8b published 2.51
+    result = CliRunner().invoke(main, ["sim", str(corpus / "evoapprox8b" / "mul8_038_pdk45.v"), "--no-write"])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "MRE % (max1)" in result.output and "convention max1" in text
+    assert (
+        "evoapprox8b cells (the file header says 'Library = EvoApprox8b')" in text and "MUX2X1 (non-inverting" in text
+    )
+    v2022 = CliRunner().invoke(
+        main, ["sim", str(corpus / "evoapprox" / "8x8" / "v2022_mul8u_17C8.v"), "--json", "--no-write"]
+    )
+    assert json.loads(v2022.output)["mre_convention"] == "nonzero"

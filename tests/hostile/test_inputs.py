@@ -146,6 +146,61 @@ def test_huge_names_in_blif_stay_cheap(tmp_path: Path) -> None:
     assert peak < 200 << 20
 
 
+# ------------------------------------------------------------------------- netlists as shipped
+
+_CELLS = """// Library = EvoApprox8b
+module mul2(A, B, O);
+  input [1:0] A;
+  input [1:0] B;
+  output [3:0] O;
+  wire n;
+  CELL U0 (.A(A[0]), .B(B[0]), .Y(O[0]));
+  AND2X1 U1 (.A(A[1]), .B(B[1]), .Y(O[3]));
+  AND2X1 U2 (.A(A[1]), .B(B[0]), .Y(O[1]));
+  AND2X1 U3 (.A(A[0]), .B(B[1]), .Y(O[2]));
+endmodule
+"""
+
+
+@pytest.mark.parametrize("cell", ["NOSUCHCELL", "MUX2X1", "AND2X1", "NPDKGEPDKGENNAND2X1", "X" * 2000])
+@pytest.mark.parametrize("ending", ["\n", "\r\n", "\r", "\ufeff\r\n"])
+def test_cells_and_line_endings_of_shipped_netlists(tmp_path: Path, cell: str, ending: str) -> None:
+    """Unknown, ambiguous and misspelled cell names under every line ending: an answer or one line, exit 2."""
+    path = tmp_path / "mul2u_x.v"
+    path.write_bytes(_CELLS.replace("CELL", cell).replace("\n", ending).encode("utf-8"))
+    result = run(["sim", path, "--no-write", "--json"])
+    assert_clean(result, 0, 2)
+    if result.exit_code == 0:
+        assert strict_json(result.stdout, "sim")["mre_convention"] == "max1"
+    else:
+        assert f"{path}:" in result.stderr
+    imported = run(["library", "import", path, "--library", tmp_path / "lib", "--json"])
+    assert_clean(imported, 0, 2)
+    assert strict_json(imported.stdout, "library import")["failed"] == ([] if result.exit_code == 0 else [ANY_FAILURE])
+
+
+class _AnyFailure:
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, dict) and set(other) == {"file", "error"} and "\n" not in other["error"]
+
+
+ANY_FAILURE = _AnyFailure()
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "\r\n\r\n", "0 0 0\r\n" * 3, "\ufeff" + "1 " * 300 + "\r\n", "# lutfp\r\n" + "x y\r\n" * 4],
+)
+def test_text_luts_with_any_line_endings_are_one_line_or_imported(tmp_path: Path, text: str) -> None:
+    folder = tmp_path / "flow"
+    folder.mkdir()
+    (folder / "t_lutfp.txt").write_text(text, newline="")
+    imported = run(["library", "import", folder / "t_lutfp.txt", "--library", tmp_path / "lib", "--json"])
+    assert_clean(imported, 0, 2)
+    walked = run(["library", "import", folder, "--library", tmp_path / "lib2", "--json"])
+    assert_clean(walked, 0, 2)
+
+
 # ------------------------------------------------------------------------------------- fuzzing
 
 

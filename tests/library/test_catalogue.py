@@ -235,6 +235,30 @@ def test_wide_tables_are_stored_without_gradients_as_deflated_row_deltas(lib, mu
     assert np.array_equal(loaded.grad_a, lut.with_gradients(8).grad_a)
 
 
+def test_mre_convention_is_stored_and_old_entries_read_as_nonzero(tmp_path, multiplier):
+    lut = simulate_lut(multiplier(4, False, drop=2), signed=False, name="t4")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("approxlut.library.catalogue.MIGRATIONS", MIGRATIONS[:3])
+        with Library.open(tmp_path) as old:  # an entry written by a lutgen without the column
+            old._db.execute(
+                "INSERT INTO entries (name, bits_a, bits_b, signed, hash, has_lut, origin, created, mre_pct) "
+                "VALUES ('old', 4, 4, 0, 'abcd', 0, 'user', 'then', 1.5)"
+            )
+    from approxlut.library.check import check_library
+
+    assert check_library(tmp_path).healthy  # a library of the previous schema is upgraded, not called damaged
+    with Library.open(tmp_path) as lib:
+        assert lib.entry("old").mre_convention == "nonzero"
+        lib.add(lut)
+        legacy = lut.metrics(mre_convention="max1")
+        entry = lib.add(lut, name="t4_8b", metrics=legacy)
+        assert entry.mre_convention == "max1" and entry.mre_pct == pytest.approx(legacy.mre_pct)
+        assert entry.mre_pct != lib.entry("t4").mre_pct
+        # one table, two names: each lists the other
+        assert entry.aliases == ("t4",) and lib.entry("t4").aliases == ("t4_8b",)
+        assert lib.entry("t4").to_dict()["aliases"] == ["t4_8b"]
+
+
 def test_sampled_figures_are_explained_not_silently_kept(lib, multiplier):
     from dataclasses import replace
 

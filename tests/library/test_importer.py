@@ -10,7 +10,9 @@ import pytest
 
 from approxlut.circuits.blif import write_blif
 from approxlut.library import importer
-from approxlut.library.importer import import_paths, netlist_files, parse_header, parse_name
+from approxlut.library.catalogue import Library
+from approxlut.library.evoapprox import parse_header
+from approxlut.library.importer import import_paths, netlist_files, parse_name
 from approxlut.lutgen.simulate import simulate_lut
 
 HEADER = """/***
@@ -130,16 +132,16 @@ def test_failures_are_collected_and_the_rest_imported(lib, multiplier, tmp_path)
 def test_interrupted_import_keeps_committed_files(lib, multiplier, tmp_path, monkeypatch):
     for i in range(4):
         _write(tmp_path / f"m{i}.blif", multiplier(3, False, drop=i))
-    real = importer.import_file
+    real = importer.characterise
     calls = []
 
-    def interrupted(library, path, **kwargs):
-        calls.append(path.name)
+    def interrupted(files, **kwargs):
+        calls.append(files.primary.name)
         if len(calls) == 3:
             raise KeyboardInterrupt
-        return real(library, path, **kwargs)
+        return real(files, **kwargs)
 
-    monkeypatch.setattr(importer, "import_file", interrupted)
+    monkeypatch.setattr(importer, "characterise", interrupted)
     with pytest.raises(KeyboardInterrupt):
         import_paths(lib, [tmp_path])
     monkeypatch.undo()
@@ -203,3 +205,60 @@ def test_date25_text_luts_are_imported_by_content(lib, multiplier, tmp_path):
     messages = [message for _, message in refused.failed]
     assert "neither a netlist" in messages[0] and "--format" not in messages[0]
     assert "holds an unsigned table" in messages[1]
+
+
+def _tree(root: Path, multiplier) -> Path:
+    """A small import tree: circuits, a twin, a copy in a second folder, an alias, a failure."""
+    for bits, signed, drop in ((3, False, 0), (3, False, 2), (4, True, 1), (4, False, 3)):
+        name = f"mul{bits}{'s' if signed else 'u'}_d{drop}"
+        _write(root / "a" / f"{name}.blif", multiplier(bits, signed, drop=drop))
+        _write(root / "a" / f"{name}_pdk45.blif", multiplier(bits, signed, drop=drop))
+    _write(root / "b" / "mul3u_same.blif", multiplier(3, False, drop=0))  # the table of mul3u_d0
+    shutil.copy(root / "a" / "mul3u_d2.blif", root / "b" / "mul3u_d2.blif")
+    (root / "b" / "broken.blif").write_text(".model x\n.inputs a\n.names a\n")
+    return root
+
+
+def _import_json(args: list[str], json_output) -> dict:
+    from click.testing import CliRunner
+
+    from approxlut.cli import main
+
+    result = CliRunner().invoke(main, ["library", "import", *args, "--json"])
+    assert result.exit_code == 2, result.output  # the broken file
+    return json_output(result.stdout, "library import")
+
+
+def _catalogue(folder: Path) -> list[tuple]:
+    with Library.open(folder, readonly=True) as lib:
+        return [
+            (e.full_name, e.hash, e.source, e.alt_sources, e.aliases, e.mae_pct, e.mre_convention, e.gates)
+            for e in lib.query()
+        ]
+
+
+def test_small_imports_stay_in_process_with_workers(multiplier, tmp_path, json_output):
+    pytest.importorskip("ray")
+    src = _tree(tmp_path / "src", multiplier)
+    summary = _import_json([str(src), "--library", str(tmp_path / "lib"), "--workers", "2"], json_output)
+    limit = importer.RAY_MIN_CIRCUITS
+    assert summary["engine"] == f"in-process (7 circuits to characterise: Ray starts for {limit} or more)"
+    assert "ray_start" not in summary["timings_s"] and len(summary["failed"]) == 1
+
+
+@pytest.mark.slow
+def test_import_on_two_ray_workers_gives_the_in_process_catalogue(multiplier, tmp_path, json_output, monkeypatch):
+    """Characterised on a local Ray instance (lutgen starts it), written by the driver: the same outcome."""
+    pytest.importorskip("ray")
+    src = _tree(tmp_path / "src", multiplier)
+    local = _import_json([str(src), "--library", str(tmp_path / "local")], json_output)
+    monkeypatch.setattr(importer, "RAY_MIN_CIRCUITS", 1)
+    remote = _import_json([str(src), "--library", str(tmp_path / "ray"), "--workers", "2"], json_output)
+    assert local["engine"] == "in-process" and remote["engine"] == "Ray, 2 local workers"
+    assert "ray_start" in remote["timings_s"] and "ray_start" not in local["timings_s"]
+    for key in ("added", "new_circuits", "added_aliases", "unchanged", "merged", "skipped", "failed"):
+        assert remote[key] == local[key], key
+    assert local["new_circuits"] == 4 and local["added_aliases"][0]["aliases"] == ["mul3u_d0"]
+    assert len(local["merged"]) == 4  # the twins; the copy has the same bytes as its original
+    assert local["unchanged"] == [str(src / "b" / "mul3u_d2.blif")]
+    assert _catalogue(tmp_path / "ray") == _catalogue(tmp_path / "local")

@@ -3,6 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from approxlut.errors import ConfigError
 from approxlut.lutgen.lut import Lut, code_values
 from approxlut.lutgen.metrics import compute_metrics, matches_published, published_round
 
@@ -25,9 +26,13 @@ def test_metrics_by_hand_on_2bit_table() -> None:
     assert m.bias == pytest.approx(1 / 16)
     assert m.mre_pct == pytest.approx(100 * (1 / 9) / 9)  # 9 of 16 inputs have a non-zero product
     assert m.wcre_pct == pytest.approx(100 / 9)
-    legacy = compute_metrics(_lut(2, False, error), legacy_mre=True)
+    assert m.mre_convention == "nonzero"
+    legacy = compute_metrics(_lut(2, False, error), mre_convention="max1")
     assert legacy.mre_pct == pytest.approx(100 * (1 / 9 + 2) / 16)
-    assert legacy.wcre_pct == pytest.approx(200)
+    assert legacy.wcre_pct == pytest.approx(200) and legacy.mre_convention == "max1"
+    assert (legacy.mae_pct, legacy.wce, legacy.ep_pct) == (m.mae_pct, m.wce, m.ep_pct)  # only MRE/WCRE differ
+    with pytest.raises(ConfigError, match="unknown MRE convention"):
+        compute_metrics(_lut(2, False, error), mre_convention="legacy")
 
 
 def test_signed_normaliser_is_full_input_space() -> None:

@@ -206,3 +206,41 @@ def test_calibration_context_manager() -> None:
         y = layer(x)
         assert torch.equal(y, nn.functional.linear(x, layer.weight, layer.bias))  # float while observing
     assert float(layer.input_quant.scale) == pytest.approx(4.0 / 127)
+
+
+def test_running_range_follows_a_moving_average_in_training_mode_only() -> None:
+    layer = approximate(nn.Linear(4, 3), LayerConfig("exact", bits=8, scheme="affine"))
+    quant = layer.input_quant
+    quant.track_running_range(0.1)
+    layer.train()
+    layer(torch.tensor([[-1.0, 0.0, 2.0, 3.0]]))  # the first batch sets the range outright
+    assert (float(quant.running_min), float(quant.running_max)) == (-1.0, 3.0)
+    scale, zero = qparams_from_range(torch.tensor(-1.0), torch.tensor(3.0), 8, "affine")
+    assert torch.equal(quant.scale, scale) and torch.equal(quant.zero_point, zero)
+    layer(torch.tensor([[-11.0, 0.0, 0.0, 13.0]]))  # later ones move it by the momentum
+    assert float(quant.running_min) == pytest.approx(0.9 * -1.0 + 0.1 * -11.0)
+    assert float(quant.running_max) == pytest.approx(0.9 * 3.0 + 0.1 * 13.0)
+    kept = (quant.scale.clone(), quant.running_max.clone())
+    layer.eval()
+    layer(torch.tensor([[-100.0, 0.0, 0.0, 100.0]]))  # evaluation leaves the range alone
+    assert torch.equal(quant.scale, kept[0]) and torch.equal(quant.running_max, kept[1])
+    with pytest.raises(ConfigError):
+        quant.track_running_range(0.0)
+
+
+def test_a_running_range_in_a_state_dict_loads_into_layers_with_or_without_one() -> None:
+    config = LayerConfig("exact", bits=8, scheme="affine")
+    source = approximate(nn.Linear(4, 3), config)
+    source.input_quant.track_running_range(0.1)
+    source.train()
+    source(torch.randn(5, 4))
+    state = source.state_dict()
+    assert "input_quant.running_min" in state
+    plain = approximate(nn.Linear(4, 3), config)
+    plain.load_state_dict(state)  # strict: the running range is dropped, the frozen parameters load
+    assert torch.equal(plain.input_quant.scale, source.input_quant.scale)
+    tracking = approximate(nn.Linear(4, 3), config)
+    tracking.input_quant.track_running_range(0.1)
+    tracking.load_state_dict(state)
+    assert torch.equal(tracking.input_quant.running_max, source.input_quant.running_max)
+    tracking.load_state_dict(plain.state_dict())  # and a state without one loads into a tracking layer

@@ -7,6 +7,7 @@ import math
 from dataclasses import replace
 from pathlib import Path
 
+import jsonschema
 import numpy as np
 import pytest
 import torch
@@ -15,12 +16,13 @@ from click.testing import CliRunner
 from torch import nn
 
 from approxlut.cli import main
-from approxlut.errors import InputError, LibraryUsageError
+from approxlut.errors import ConfigError, InputError, LibraryUsageError
 from approxlut.library import Library
 from approxlut.lutgen.formats import save_npz
 from approxlut.lutgen.lut import Lut, code_values
 from approxlut.nn import ApproxConv2d, ApproxLinear, LayerConfig, approximate, calibrate
 from approxlut.nn.data import load_dataset
+from approxlut.nn.guard import MAX_BACKOFFS, DivergenceGuard
 from approxlut.nn.halfwindow import (
     HalfWindowChoice,
     cached_choice,
@@ -29,8 +31,10 @@ from approxlut.nn.halfwindow import (
     search_half_window,
     store_choice,
 )
-from approxlut.nn.retrain import read_checkpoint, retrain
+from approxlut.nn.reproducible import state_sha256
+from approxlut.nn.retrain import RetrainConfig, read_checkpoint, retrain, run_warnings
 from approxlut.nn.train import TrainConfig, train_model
+from approxlut.schema import json_schema
 
 
 def exact_table(bits: int, signed: bool) -> np.ndarray:
@@ -144,10 +148,19 @@ def test_short_retraining_lowers_the_loss(float_mlp, digits) -> None:
         assert p_float is not p_new  # the input model is left alone
 
 
-def test_resume_gives_the_uninterrupted_result(float_mlp, digits, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("lr", "protocol", "events"),
+    [(0.02, "lutgen", 0), (1.0, "lutgen", 1), (None, "date25", 0)],
+    ids=["lutgen", "lutgen-after-a-back-off", "date25-running-ranges"],
+)
+def test_resume_gives_the_uninterrupted_result(
+    float_mlp, digits, tmp_path: Path, lr: float | None, protocol: str, events: int
+) -> None:
     lut = noisy_lut(5, False, seed=3, spread=30)
-    options = {"grad": "difference", "half_window": 2, "epochs": 3, "lr": 0.02, "batch_size": 32, "seed": 7}
+    options = {"grad": "difference", "half_window": 2, "epochs": 3, "lr": lr, "batch_size": 32, "seed": 7}
+    options["protocol"] = protocol
     whole = retrain(float_mlp, digits, lut, out=tmp_path / "whole.pt", verbose=False, **options)
+    assert len(whole.guard_events) == events  # lr 1 blows up in the first epoch: the guard's state is resumed too
 
     class Interrupted(Exception):
         pass
@@ -168,8 +181,66 @@ def test_resume_gives_the_uninterrupted_result(float_mlp, digits, tmp_path: Path
     assert [e.test_accuracy for e in whole.epochs] == [e.test_accuracy for e in resumed.epochs]
     assert [e.train_loss for e in whole.epochs] == [e.train_loss for e in resumed.epochs]
     assert whole.before_accuracy == resumed.before_accuracy
+    assert resumed.guard_events == whole.guard_events
     done = retrain(float_mlp, digits, lut, out=tmp_path / "part.pt", resume=True, verbose=False, **options)
     assert done.resumed_at == 3 and done.after_accuracy == whole.after_accuracy
+
+
+def test_two_runs_with_the_same_seed_give_identical_numbers(float_mlp, digits) -> None:
+    lut = noisy_lut(5, False, seed=3, spread=30)
+    config = RetrainConfig(half_window=2, epochs=2, batch_size=32, seed=3, threads=1)
+    threads = torch.get_num_threads()
+    first, second = (retrain(float_mlp, digits, lut, config=config, verbose=False) for _ in range(2))
+    assert torch.get_num_threads() == threads and first.threads == 1  # the run's count, then restored
+
+    def numbers(result) -> list[tuple[float, float, float]]:
+        return [(e.train_loss, e.train_accuracy, e.test_accuracy) for e in result.epochs]
+
+    assert first.before_accuracy == second.before_accuracy and numbers(first) == numbers(second)
+    assert state_sha256(first.model.state_dict()) == state_sha256(second.model.state_dict())
+
+
+# ------------------------------------------------------------------------------- divergence guard
+
+
+def test_the_guard_catches_a_forced_divergence(float_mlp, digits, capsys) -> None:
+    lut = noisy_lut(5, False, seed=3, spread=30)
+    options = {"half_window": 2, "epochs": 3, "lr": 10.0, "batch_size": 32, "seed": 7}
+    unguarded = retrain(float_mlp, digits, lut, config=RetrainConfig(guard=False, **options), verbose=False)
+    assert unguarded.after_accuracy <= 15 and not unguarded.guard_events
+    assert any("chance level" in w for w in unguarded.warnings)  # never at chance without a warning
+    capsys.readouterr()
+    guarded = retrain(float_mlp, digits, lut, config=RetrainConfig(**options), verbose=False)
+    first = guarded.guard_events[0]
+    assert (first.epoch, first.step) == (1, 2) and "first step" in first.reason and first.loss > 10
+    assert "restored the weights of the start" in first.action and "warm-up" in first.action
+    assert guarded.after_accuracy > 60 and not any("chance level" in w for w in guarded.warnings)
+    assert any("divergence guard caught" in w for w in guarded.warnings)
+    report = guarded.to_dict()
+    assert report["guard_events"][0]["step"] == 2 and report["warnings"] == list(guarded.warnings)
+    assert report["guard_events"][0]["step_loss"] == first.loss and report["guard_events"][0]["grad_norm"] > 0
+    jsonschema.validate(report["guard_events"], json_schema("retrain")["properties"]["guard_events"])
+    err = capsys.readouterr().err
+    assert "divergence guard: epoch 1, step 2: loss" in err and "warning: the divergence guard" in err
+
+
+def test_the_guard_gives_up_and_says_so(float_mlp, digits) -> None:
+    lut = noisy_lut(5, False, seed=3, spread=30)
+    config = RetrainConfig(half_window=2, epochs=2, lr=1000.0, batch_size=32, seed=7)
+    result = retrain(float_mlp, digits, lut, config=config, verbose=False)
+    assert len(result.guard_events) == MAX_BACKOFFS + 1 and result.guard_events[-1].action.startswith("gave up")
+    scales = [e.action.split("learning rate x")[1].split()[0] for e in result.guard_events[:MAX_BACKOFFS]]
+    assert scales == ["1", "0.1", "0.01"]  # a warm-up first, then a tenth of the rate per back-off
+    assert any("it gave up" in w for w in result.warnings)
+    with pytest.raises(ConfigError, match="training diverged"):
+        retrain(float_mlp, digits, lut, config=replace(config, lr=1e30, guard=False), verbose=False)
+
+
+def test_run_warnings() -> None:
+    assert run_warnings((), 97.0, 10, retrained=True) == []
+    (chance,) = run_warnings((), 14.9, 10, retrained=True)
+    assert "chance level (10.00 % for 10 classes)" in chance
+    assert run_warnings((), 14.9, 10, retrained=False) == []  # no epoch ran: nothing failed
 
 
 def test_bad_checkpoints_give_one_line_errors(float_mlp, digits, tmp_path: Path) -> None:
@@ -330,6 +401,31 @@ def test_cli_retrain_json_and_bad_resume(tmp_path: Path, monkeypatch, json_outpu
     assert bad.exit_code == 2 and bad.stderr.startswith("error:") and bad.stderr.count("\n") == 1
     auto = CliRunner().invoke(main, [*args, "--assign", "auto"])
     assert auto.exit_code == 2 and "fixed assignment" in auto.stderr
+    paper = CliRunner().invoke(main, [*args[:-2], "--protocol", "date25", "--threads", "1", "--no-guard", "--json"])
+    assert paper.exit_code == 0, paper.output
+    report = json_output(paper.stdout, "retrain")
+    assert report["protocol"] == "date25" and report["threads"] == 1 and report["guard_events"] == []
+    assert len(report["weights_sha256"]) == 64 and isinstance(report["warnings"], list)
+    shown = CliRunner().invoke(main, [*args[:-2], "--protocol", "date25", "--threads", "1", "--no-guard", "--resume"])
+    assert "protocol date25 ran only the convolutions" in shown.stdout and "type:Linear=exact" in shown.stdout
+
+
+def test_guard_diagnosis() -> None:
+    model = nn.Linear(2, 2)
+    guard = DivergenceGuard(model, torch.optim.SGD(model.parameters(), lr=0.1), warmup_steps=4)
+    assert guard.diagnose(0.5, 0.01) is None  # the first finite step sets the references
+    for norm in (0.1, 0.2, 0.15):
+        assert guard.diagnose(0.4, norm) is None
+        guard.healthy(norm)
+    assert guard.diagnose(1.9, 1.6) is None  # 160 x the first norm, but 10 x the typical one: a hard batch
+    assert "loss 2.1 > 2 x the first step's 0.5 + 1" in (guard.diagnose(2.1, 0.1) or "")
+    assert "gradient norm 16 > 100 x the typical 0.15" in (guard.diagnose(0.3, 16.0) or "")
+    assert "non-finite loss" in (guard.diagnose(math.nan, 0.1) or "")
+    assert "non-finite gradient norm" in (guard.diagnose(0.3, math.inf) or "")
+    assert guard.lr_factor(7) == 1.0
+    guard.back_off(1, 5, "test", 9.0, 1.0)
+    assert [guard.lr_factor(s) for s in (5, 6, 8, 9)] == [0.25, 0.5, 1.0, 1.0]  # a linear warm-up over 4 steps
+    assert guard.clip_norm == pytest.approx(0.15)
 
 
 def test_retrained_weights_are_kept_and_evaluate_reuses_them(tmp_path: Path, monkeypatch) -> None:
@@ -370,3 +466,10 @@ def test_retrained_weights_are_kept_and_evaluate_reuses_them(tmp_path: Path, mon
     refused = CliRunner().invoke(main, ["evaluate", *args, "--weights", str(other)])
     assert refused.exit_code == 2 and refused.stderr.count("\n") == 1
     assert "retraining checkpoint does not match the model (unexpected 0.extra_thing)" in refused.stderr
+
+    paper = CliRunner().invoke(main, ["retrain", *args, "--epochs", "1", "--protocol", "date25", "--json"])
+    assert paper.exit_code == 0, paper.output
+    ranged = Path(json.loads(paper.stdout)["checkpoint"])
+    assert any(k.endswith("running_min") for k in torch.load(ranged, weights_only=True)["model"])
+    reused = CliRunner().invoke(main, ["evaluate", *args, "--weights", str(ranged), "--json"])
+    assert reused.exit_code == 0, reused.output  # running activation ranges are quantiser buffers, left out

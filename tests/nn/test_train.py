@@ -10,7 +10,8 @@ import torch
 
 from approxlut.errors import LutgenError
 from approxlut.nn.data import load_dataset
-from approxlut.nn.train import TrainConfig, cache_path, load_weights, save_weights, trained_weights
+from approxlut.nn.reproducible import state_sha256
+from approxlut.nn.train import TrainConfig, cache_path, load_weights, save_weights, train_model, trained_weights
 from approxlut.nn.zoo import build_model, model_spec
 
 
@@ -88,3 +89,20 @@ def test_float_model_loads_given_weights_and_refuses_other_tasks(tmp_path: Path)
     assert loaded.data.name == "digits"
     for key, value in source.state_dict().items():
         assert torch.equal(loaded.model.state_dict()[key], value)
+
+
+def test_float_training_is_deterministic_at_its_fixed_thread_count(digits_rows) -> None:
+    config = TrainConfig(epochs=1, lr=1e-2, optimizer="adam", weight_decay=0.0, threads=1)
+    threads = torch.get_num_threads()
+    hashes = []
+    for _ in range(2):
+        torch.manual_seed(3)
+        model = build_model("lstm", num_classes=10, in_channels=1, input_size=8, hidden_size=16)
+        train_model(model, digits_rows, config, verbose=False)
+        hashes.append(state_sha256(model.state_dict()))
+    assert hashes[0] == hashes[1] and torch.get_num_threads() == threads
+    state = model.state_dict()
+    nudged = {k: v.clone() for k, v in state.items()}
+    first = next(iter(nudged))
+    nudged[first].view(-1)[0] += 1e-3
+    assert state_sha256(nudged) != hashes[1] and state_sha256(dict(reversed(state.items()))) == hashes[1]
