@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from .clitypes import MAX_VERIFY, CellSource, Device, FiniteFloat, ModelReference, RayAddress, seed_option
+from .clitypes import MAX_VERIFY, CellSource, Device, Engine, FiniteFloat, ModelReference, RayAddress, seed_option
 from .errors import LutgenError
 from .tasks import MAX_WORKERS
 
@@ -582,16 +582,23 @@ def library_check(library_dir: Path | None, repair: bool, as_json: bool) -> None
 @main.command("bench")
 @click.option("--quick", is_flag=True, help="Tiny shapes and narrow networks (seconds; used by the tests).")
 @click.option("--backward", is_flag=True, help="Also time forward+backward of the single layers.")
-@click.option("--engine", default=None, help="LUT-GEMM engine (default: the best path for the LUT).")
+@click.option("--engine", type=Engine(), default=None, help="LUT-GEMM engine (default: the best path for the LUT).")
 @click.option("--threads", type=click.IntRange(1, None), default=None, help="torch intra-op threads.")
 @click.option(
     "--lut",
-    "lut_kind",
-    type=click.Choice(["approx", "wide", "trunc", "exact"]),
+    "lut_spec",
     default="approx",
     show_default=True,
-    help="approx: truncated sign-magnitude 8x8 (LUT engine; error spans 63 values); wide: its error spans 1023 "
-    "values (two byte planes everywhere); trunc: decomposable; exact: exact product.",
+    metavar="KIND|FILE|NAME",
+    help="The multiplier: a built-in kind (approx: truncated sign-magnitude 8x8, error spans 63 values; wide: "
+    "error spans 1023 values; trunc: decomposable; exact), a table file or netlist, or a library name.",
+)
+@click.option(
+    "--corpus",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="Sweep every netlist/table in this folder over the ResNet-18 3x3 convolutions; print each table's "
+    "ratios and path, and their distribution by path.",
 )
 @click.option("--repeat", type=click.IntRange(1, None), default=None, help="Timed runs per case (best kept).")
 @click.option("--no-networks", is_flag=True, help="Skip the whole-network cases.")
@@ -602,6 +609,7 @@ def library_check(library_dir: Path | None, repair: bool, as_json: bool) -> None
     help="Run the LUT kernels on this ISA path (as $LUTGEN_CPU_ISA). With avx2 or scalar, native fp32 PyTorch "
     "is capped at AVX2 too (oneDNN, MKL): the ratios of an AVX2-only CPU.",
 )
+@click.option("--wide", is_flag=True, help="Full case and path names (the tables fit 80 columns without).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (schema: docs/json.md).")
 @reports_errors
 def bench(
@@ -609,14 +617,16 @@ def bench(
     backward: bool,
     engine: str | None,
     threads: int | None,
-    lut_kind: str,
+    lut_spec: str,
+    corpus: Path | None,
     repeat: int | None,
     no_networks: bool,
     isa: str | None,
+    wide: bool,
     as_json: bool,
 ) -> None:
     """Time native fp32 PyTorch vs the LUT engine vs the reference (ResNet-18/VGG-16 CIFAR shapes, attention)."""
-    from .native.bench import limit_native_isa, render, run_bench
+    from .native.bench import limit_native_isa
     from .native.cpu_features import ISA_ENV
 
     if isa is not None:
@@ -629,19 +639,44 @@ def bench(
     if threads is not None:
         torch.set_num_threads(threads)
     console = Console(stderr=True, quiet=as_json)
-    results = run_bench(
-        quick=quick,
-        backward=backward,
-        engine=engine,
-        lut_kind=lut_kind,
-        repeat=repeat,
-        networks=not no_networks,
-        progress=lambda name: console.log(f"bench: {name}"),
-    )
-    if as_json:
-        _echo_json("bench", {"results": [r.as_dict() for r in results]})
+    out = Console(width=200 if wide else 80)
+
+    def progress(name: str) -> None:
+        console.log(f"bench: {name}")
+
+    from .native.bench import LUT_KINDS, bench_lut, render, render_corpus
+
+    if corpus is not None:
+        from .nn.speed import bench_corpus
+
+        report = bench_corpus(corpus, quick=quick, engine=engine, repeat=repeat, progress=progress)
+        results = [r for row in report.rows for r in row.results]
+        if as_json:
+            _echo_json("bench", report.as_json())
+        else:
+            for part in render_corpus(report.rows, threads=torch.get_num_threads(), wide=wide):
+                out.print(part, highlight=False)
+            for left_out in report.skipped:
+                out.print(f"left out {left_out['file']}: {left_out['reason']}", highlight=False)
     else:
-        Console().print(render(results, threads=torch.get_num_threads()))
+        from .nn.multipliers import load_multiplier
+        from .nn.speed import bench_multiplier
+
+        lut = bench_lut(lut_spec) if lut_spec in LUT_KINDS else load_multiplier(lut_spec)
+        results = bench_multiplier(
+            lut,
+            quick=quick,
+            backward=backward,
+            engine=engine,
+            repeat=repeat,
+            networks=not no_networks,
+            progress=progress,
+        )
+        if as_json:
+            _echo_json("bench", {"results": [r.as_dict() for r in results], "tables": [], "summary": [], "skipped": []})
+        else:
+            for part in render(results, threads=torch.get_num_threads(), wide=wide):
+                out.print(part, highlight=False)
     failed = [r.case for r in results if not r.verified]
     if failed:
         raise LutgenError(f"bench: engine results differ from the reference in: {', '.join(failed)}")

@@ -111,3 +111,14 @@ class RayAddress(_Checked):
         from .tasks import check_ray_address
 
         return check_ray_address(text)
+
+
+class Engine(_Checked):
+    """A LUT-GEMM engine registered on this machine (``cpu``, ``decomp``, ``reference``, ``cuda`` with a GPU)."""
+
+    name = "engine"
+
+    def check(self, text: str) -> str:
+        from .native import engines  # the package registers every engine this machine has
+
+        return engines.get_engine(text).name

@@ -114,7 +114,7 @@ VOCABULARY: dict[str, tuple[dict[str, Any], str]] = {
     "added": (_array(_STR), "entries added"),
     "new_circuits": (_INT, "entries added whose table the library did not hold before"),
     "added_aliases": (_array(_OBJ), "entries added whose table the library held already: {entry, aliases}"),
-    "skipped": (_array(_OBJ), "files passed over on purpose (e.g. adders): {file, reason}"),
+    "skipped": (_array(_OBJ), "files passed over on purpose (adders; twins in `bench --corpus`): {file, reason}"),
     "engine": (_STR, "where the tasks ran: `in-process`, `Ray, N local workers` or `Ray cluster, ...`"),
     "unchanged": (_array(_STR), "files already in the library"),
     "merged": (_array(_OBJ), "files merged into an existing entry as alternative sources: {file, entry}"),
@@ -215,6 +215,20 @@ VOCABULARY: dict[str, tuple[dict[str, Any], str]] = {
     "direction": (_STR, "`forward`, or `backward` (forward and backward timed together)"),
     "verified": (_BOOL, "the engine's result equals the reference bit for bit"),
     "native_isa": (_STR, "instruction sets native PyTorch was allowed"),
+    "op_s": (_maybe(_NUM), "`nn` layer case: the LUT op alone on the layer's codes, seconds (null elsewhere)"),
+    "tables": (_array(_OBJ), "corpus sweep (`bench --corpus`): one row per distinct table (empty otherwise)"),
+    "plan": (
+        _STR,
+        "CPU engine plan class: `E1`/`E2` exact product + one/two byte planes of the error, `T1`/`T2` one/two "
+        "byte planes of the table, `other` (no plan), `all` in a summary over every table",
+    ),
+    "median_ratio": (_NUM, "median of the ratios (engine_s / native_s) over the cases"),
+    "worst_ratio": (_NUM, "largest ratio (engine_s / native_s) over the cases"),
+    "min_ratio": (_NUM, "smallest ratio (engine_s / native_s) over the cases"),
+    "max_ratio": (_NUM, "largest ratio (engine_s / native_s) over every case of the group"),
+    "median_worst_ratio": (_NUM, "median over the group's tables of each table's largest ratio"),
+    "table_count": (_INT, "tables in the group"),
+    "summary": (_array(_OBJ), "corpus sweep: the ratios by plan class and over all tables (empty otherwise)"),
 }
 
 #: Keys of a library entry (``Entry.to_dict``).
@@ -241,8 +255,12 @@ NESTED: dict[str, tuple[str, ...]] = {
     "epochs": ("epoch", "train_loss", "train_accuracy_pct", "test_accuracy_pct", "elapsed_s", "samples_per_s"),
     "guard_events": ("epoch", "step", "reason", "step_loss", "grad_norm", "action"),
     "points": _SYNTH_JOB,
-    "results": ("case", "native_s", "engine_s", "ratio", "path", "direction", "reference_s", "verified", "native_isa"),
-}
+    "results": (
+        "case", "native_s", "engine_s", "ratio", "path", "direction", "reference_s", "verified", "native_isa", "op_s",
+    ),
+    "tables": ("name", "signed", "plan", "path", "median_ratio", "worst_ratio", "verified"),
+    "summary": ("plan", "table_count", "min_ratio", "median_ratio", "max_ratio", "median_worst_ratio"),
+}  # fmt: skip
 #: Nested objects whose keys depend on the command (``front`` of ``evaluate`` holds search points).
 NESTED_BY_COMMAND: dict[tuple[str, str], tuple[str, ...]] = {
     ("evaluate", "front"): (
@@ -281,7 +299,7 @@ COMMANDS: dict[str, tuple[str, ...]] = {
         "compiled_kernels",
     ),
     "native clean": ("removed", "freed_bytes", "busy", "failed"),
-    "bench": ("results",),
+    "bench": ("results", "tables", "summary", "skipped"),
     "evaluate": (
         "model", "width", "dataset", "test_samples", "float_accuracy_pct", "quantised_accuracy_pct",
         "approx_accuracy_pct", "relative_energy", "layers", "assignment", "budget_points", "front", "timings_s",

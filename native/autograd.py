@@ -15,6 +15,7 @@ import torch
 
 from ..errors import ConfigError
 from .build import loaded
+from .cpu_features import cpu_isa
 from .prepared import PreparedLut, value_range
 
 
@@ -50,9 +51,11 @@ def operand_values(x: torch.Tensor, bits: int, signed: bool, *, what: str, op: s
     vmin, vmax = value_range(bits, signed)
     ext = loaded()
     if ext is not None and x.dtype == torch.float32 and x.device.type == "cpu" and x.is_contiguous():
-        converted, ok = ext.float_to_values(x.detach(), vmin, vmax)
+        converted, ok = ext.float_to_values(x.detach(), vmin, vmax, cpu_isa())
         if ok:
             return converted  # else the checks below say what is wrong
+    if x.dtype == dtype and bits == 8:
+        return x.detach()  # every int8/uint8 value is an 8-bit operand value
     if not x.dtype.is_floating_point:
         if x.dtype.is_complex or x.dtype == torch.bool:
             raise ConfigError(f"{op}: {what} must hold real operand values, got {x.dtype}")

@@ -11,11 +11,18 @@ bit-exactly (gradients: within float tolerance). The reference is slow, so it ru
 only and its time for the whole batch is extrapolated linearly (``reference_s``).
 Where torch has CUDA, (c) the GPU kernels on the layer shapes: cuDNN fp32 vs the shared-memory LUT
 kernel vs a naive kernel of the kind public tools use, with look-ups per second.
+
+Any multiplier can be timed (``lutgen bench --lut FILE|NAME``): operands follow its signedness and width
+(unsigned: both operands over their whole code range, as affine quantisation gives them). A corpus sweep
+(:func:`run_corpus`) times the ResNet-18 3x3 convolutions for every table of a folder and summarises the
+ratios by the path each took. The path column is what ran (kernel, activation bits, plan), read from the
+engine after the timed call.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import time
 import zlib
 from collections.abc import Callable
@@ -27,9 +34,11 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError
+from ..lutgen.lut import Lut
 from .bench_models import VGG16, ResNet18, approximate, set_engine
-from .ops import approx_conv2d, approx_linear, approx_matmul, path_for
-from .prepared import PreparedLut, code_values
+from .engines import CpuEngine
+from .ops import approx_conv2d, approx_linear, approx_matmul, choose_engine, path_for
+from .prepared import PreparedLut, code_values, value_range
 
 T = TypeVar("T")
 
@@ -85,6 +94,9 @@ class BenchResult:
     reference_s: float | None
     verified: bool
     native_isa: str = "full"
+    op_s: float | None = None
+    """For an ``nn`` layer case: the time of the op alone on the same operands (the layer adds quantising and
+    rescaling)."""
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-able form."""
@@ -136,46 +148,65 @@ def attention_cases(quick: bool) -> list[AttentionCase]:
     ]
 
 
-def bench_lut(kind: str = "approx") -> PreparedLut:
+def resnet_cases(quick: bool) -> list[LayerCase]:
+    """The ResNet-18 3x3 convolutions (the corpus sweep's cases)."""
+    return [case for case in layer_cases(quick) if "conv3x3" in case.name]
+
+
+def bench_lut(kind: str = "approx") -> Lut:
     """An 8x8 signed multiplier with difference-gradient tables.
 
     ``approx``: the sign-magnitude product with its 5 low magnitude bits cut (a truncated multiplier;
     its error is not low-rank, so it runs on the LUT engine; it spans 63 values, so the AVX2 path runs it
-    as the exact product plus one byte plane of the error); ``wide``: 9 bits cut (the error spans 1023
-    values: every path looks up both byte planes of the table); ``trunc``: the product with the 2 low
-    bits of the weight cut (``decomp`` with one term); ``exact``: the exact product.
+    as the exact product plus one byte plane of the error); ``wide``: magnitude bits 1..9 cut (bit 0 kept,
+    so the table has no common factor; the error spans 1023 values: every path looks up two byte planes);
+    ``trunc``: the product with the 2 low bits of the weight cut (``decomp`` with one term); ``exact``:
+    the exact product.
     """
-    from ..lutgen.lut import Lut
-
     v = code_values(8, True).numpy()
     exact = np.multiply.outer(v, v)
     if kind in ("approx", "wide"):
-        table = np.sign(exact) * (np.abs(exact) & ~(31 if kind == "approx" else 511))
+        table = np.sign(exact) * (np.abs(exact) & ~(0x1F if kind == "approx" else 0x3FE))
     elif kind == "trunc":
         table = np.multiply.outer(v, v & ~3)
     elif kind == "exact":
         table = exact
     else:
         raise ConfigError(f"bench: unknown LUT kind '{kind}' (choose from {', '.join(LUT_KINDS)})")
-    lut = Lut(table.astype(np.int32), 8, 8, True, name=f"bench-{kind}8s").with_gradients()
-    return PreparedLut.from_lut(lut)
+    return Lut(table.astype(np.int32), 8, 8, True, name=f"bench-{kind}8s").with_gradients()
+
+
+def best_times(*fns: Callable[[], object], repeat: int) -> list[float]:
+    """Best of ``repeat`` timed runs of each function, after a warm-up, the functions alternating within each
+    round so that a slow spell of a shared machine falls on every side of a ratio."""
+    for fn in fns:
+        fn()
+    best = [float("inf")] * len(fns)
+    for _ in range(repeat):
+        for i, fn in enumerate(fns):
+            start = time.perf_counter()
+            fn()
+            best[i] = min(best[i], time.perf_counter() - start)
+    return best
 
 
 def _best_times(native: Callable[[], object], engine: Callable[[], object], repeat: int) -> tuple[float, float]:
-    """Best of ``repeat`` timed runs of each, after a warm-up, alternating native and engine runs so that
-    a slow spell of a shared machine falls on both sides of the ratio."""
-    native()
-    engine()
-    best_native = best_engine = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        native()
-        middle = time.perf_counter()
-        engine()
-        end = time.perf_counter()
-        best_native = min(best_native, middle - start)
-        best_engine = min(best_engine, end - middle)
-    return best_native, best_engine
+    native_s, engine_s = best_times(native, engine, repeat=repeat)
+    return native_s, engine_s
+
+
+def taken_path(lut: PreparedLut, engine: str | None) -> str:
+    """What the last op on ``lut`` ran: the CPU engine's kernel and plan, else the engine's description."""
+    impl = choose_engine(lut, engine, "cpu")
+    if isinstance(impl, CpuEngine) and impl.last_path:
+        return f"cpu {impl.last_path}"
+    return path_for(lut, engine)
+
+
+def operand_ranges(lut: PreparedLut) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Value ranges of the bench's activations and weights for ``lut``: signed activations as after a ReLU
+    (0..max), unsigned ones over every code (affine quantisation maps a ReLU's range onto all of them)."""
+    return value_range(lut.bits_a, lut.signed), value_range(lut.bits_b, lut.signed)
 
 
 def _timed_once(fn: Callable[[], T]) -> tuple[T, float]:
@@ -184,41 +215,52 @@ def _timed_once(fn: Callable[[], T]) -> tuple[T, float]:
     return out, time.perf_counter() - start
 
 
-def _activations(shape: tuple[int, ...], relu: bool, gen: torch.Generator) -> torch.Tensor:
-    """8-bit signed activation values: ReLU'd Gaussians (about half zeros) or a signed image."""
-    x = torch.randn(shape, generator=gen) * 40
-    if relu:
-        x = x.clamp_min(0)
-    return x.round().clamp(-128, 127)
+def _activations(
+    shape: tuple[int, ...], relu: bool, gen: torch.Generator, bounds: tuple[int, int] = (-128, 127)
+) -> torch.Tensor:
+    """Activation values: ReLU'd Gaussians (about half zeros) or a signed image; for 8-bit signed operands
+    a standard deviation of 40 codes. Unsigned operands: the same shape stretched over every code."""
+    low, high = bounds
+    spread = 40 * (high + 1) / 128
+    x = torch.randn(shape, generator=gen) * spread
+    if relu or low == 0:
+        x = x.clamp_min(0) * (2 if low == 0 else 1)
+    return x.round().clamp(low, high)
 
 
-def _weights(shape: tuple[int, ...], gen: torch.Generator) -> torch.Tensor:
-    return (torch.randn(shape, generator=gen) * 30).round().clamp(-127, 127)
+def _weights(shape: tuple[int, ...], gen: torch.Generator, bounds: tuple[int, int] = (-128, 127)) -> torch.Tensor:
+    """Weight values: Gaussians (30 codes for 8-bit signed), centred in the range for unsigned operands."""
+    low, high = bounds
+    centre = 0 if low < 0 else (high + 1) // 2
+    spread = 30 * (high - low + 1) / 256
+    return (centre + torch.randn(shape, generator=gen) * spread).round().clamp(max(low, -high), high)
 
 
 def _layer_fns(
     case: LayerCase, lut: PreparedLut, engine: str | None
 ) -> tuple[Callable[..., torch.Tensor], Callable[..., torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
     gen = torch.Generator().manual_seed(zlib.crc32(case.name.encode()))
+    a_range, b_range = operand_ranges(lut)
+    grad = "difference" if lut.has_gradients else "ste"  # the forward cases time the same kernels either way
     if case.kernel:
-        x = _activations((case.batch, case.cin, case.size, case.size), case.relu_input, gen)
-        w = _weights((case.cout, case.cin, case.kernel, case.kernel), gen)
+        x = _activations((case.batch, case.cin, case.size, case.size), case.relu_input, gen, a_range)
+        w = _weights((case.cout, case.cin, case.kernel, case.kernel), gen, b_range)
 
         def native(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
             return F.conv2d(x, w, stride=case.stride, padding=case.padding)
 
         def approx(x: torch.Tensor, w: torch.Tensor, eng: str | None = engine) -> torch.Tensor:
-            return approx_conv2d(x, w, lut, case.stride, case.padding, engine=eng)
+            return approx_conv2d(x, w, lut, case.stride, case.padding, grad=grad, engine=eng)
 
         return native, approx, (x, w)
-    x = _activations((case.batch, case.cin), case.relu_input, gen)
-    w = _weights((case.cout, case.cin), gen)
+    x = _activations((case.batch, case.cin), case.relu_input, gen, a_range)
+    w = _weights((case.cout, case.cin), gen, b_range)
 
     def native_linear(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         return F.linear(x, w)
 
     def approx_lin(x: torch.Tensor, w: torch.Tensor, eng: str | None = engine) -> torch.Tensor:
-        return approx_linear(x, w, lut, engine=eng)
+        return approx_linear(x, w, lut, grad=grad, engine=eng)
 
     return native_linear, approx_lin, (x, w)
 
@@ -226,23 +268,25 @@ def _layer_fns(
 def _attention_fns(
     case: AttentionCase, lut: PreparedLut, engine: str | None
 ) -> tuple[Callable[..., torch.Tensor], Callable[..., torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
-    """Operand values: ``qk`` multiplies signed queries by the transposed keys (a strided view, as attention
-    code passes it); ``av`` multiplies attention weights (softmax rows scaled to 0..127: non-negative,
-    mostly small) by signed values."""
+    """Operand values: ``qk`` multiplies queries by the transposed keys (a strided view, as attention code
+    passes it); ``av`` multiplies attention weights (softmax rows scaled to the first operand's largest code:
+    non-negative, mostly small) by values."""
     gen = torch.Generator().manual_seed(zlib.crc32(case.name.encode()))
+    a_range, b_range = operand_ranges(lut)
+    grad = "difference" if lut.has_gradients else "ste"
     b, h, t, d = case.batch, case.heads, case.tokens, case.head_dim
     if case.product == "qk":
-        a = _activations((b, h, t, d), False, gen)
-        w = _activations((b, h, t, d), False, gen).transpose(-2, -1)
+        a = _activations((b, h, t, d), False, gen, a_range)
+        w = _activations((b, h, t, d), False, gen, b_range).transpose(-2, -1)
     else:
-        a = (torch.softmax(torch.randn((b, h, t, t), generator=gen) * 3, dim=-1) * 127).round()
-        w = _activations((b, h, t, d), False, gen)
+        a = (torch.softmax(torch.randn((b, h, t, t), generator=gen) * 3, dim=-1) * a_range[1]).round()
+        w = _activations((b, h, t, d), False, gen, b_range)
 
     def native(a: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         return torch.matmul(a, w)
 
     def approx(a: torch.Tensor, w: torch.Tensor, eng: str | None = engine) -> torch.Tensor:
-        return approx_matmul(a, w, lut, engine=eng)
+        return approx_matmul(a, w, lut, grad=grad, engine=eng)
 
     return native, approx, (a, w)
 
@@ -252,16 +296,16 @@ def _bench_layer(
 ) -> BenchResult:
     if isinstance(case, AttentionCase):
         native, approx, (x, w) = _attention_fns(case, lut, engine)
-        verify_w = lambda n: w[:n]  # noqa: E731  (attention: both operands are per sample)
+        sub_w = w[:verify]  # attention: both operands are per sample
     else:
         native, approx, (x, w) = _layer_fns(case, lut, engine)
-        verify_w = lambda n: w  # noqa: E731
-    path = path_for(lut, engine)
+        sub_w = w
     if not backward:
         with torch.no_grad():
             native_s, engine_s = _best_times(lambda: native(x, w), lambda: approx(x, w), repeat)
             out = approx(x, w)
-            ref, ref_s = _timed_once(lambda: approx(x[:verify], verify_w(verify), "reference"))
+            path = taken_path(lut, engine)
+            ref, ref_s = _timed_once(lambda: approx(x[:verify], sub_w, "reference"))
         verified = torch.equal(out[:verify], ref)
         return BenchResult(
             case.name, native_s, engine_s, engine_s / native_s, path, "forward", ref_s * case.batch / verify, verified
@@ -278,7 +322,7 @@ def _bench_layer(
 
     native_s, engine_s = _best_times(lambda: run(native, x, w, grad_out), lambda: run(approx, x, w, grad_out), repeat)
     gx, _ = run(approx, x, w, grad_out)
-    sub_w = verify_w(verify)
+    path = path_for(lut, engine)
     (ref_gx, ref_gw), ref_s = _timed_once(
         lambda: run(lambda a, b: approx(a, b, "reference"), x[:verify], sub_w, grad_out[:verify])
     )
@@ -321,17 +365,17 @@ def _bench_network(
 
 
 def run_bench(
+    lut: PreparedLut,
     *,
     quick: bool = False,
     backward: bool = False,
     engine: str | None = None,
-    lut_kind: str = "approx",
     repeat: int | None = None,
     networks: bool = True,
     progress: Callable[[str], None] | None = None,
 ) -> list[BenchResult]:
-    """Run every case; see the module docstring. ``progress`` is called with each case's name first."""
-    lut = bench_lut(lut_kind)
+    """Run every case for ``lut``; see the module docstring. ``progress`` is called with each case's name
+    first. The whole networks quantise symmetrically: they run for signed multipliers only."""
     reps = repeat if repeat is not None else (1 if quick else 3)
     if reps < 1:
         raise ConfigError(f"bench: repeat={reps} must be >= 1")
@@ -342,18 +386,28 @@ def run_bench(
             if progress is not None:
                 progress(case.name + (" (backward)" if direction else ""))
             results.append(_bench_layer(case, lut, engine, backward=direction, repeat=reps, verify=1))
-    if networks:
+    if networks and lut.signed:
         for name in ("resnet18", "vgg16"):
             if progress is not None:
                 progress(f"{name} network")
             results.append(_bench_network(name, lut, engine, quick=quick, repeat=reps, verify=1))
     if torch.cuda.is_available() and engine in (None, "cuda"):
-        for case in layer_cases(quick):
-            if progress is not None:
-                progress(f"cuda kernels: {case.name}")
-            results += _bench_cuda_kernels(case, lut, repeat=reps)
+        results += run_cuda_bench(lut, quick=quick, repeat=reps, progress=progress)
     baseline = native_isa()
     return [replace(r, native_isa=baseline) for r in results]
+
+
+def run_cuda_bench(
+    lut: PreparedLut, *, quick: bool = False, repeat: int = 5, progress: Callable[[str], None] | None = None
+) -> list[BenchResult]:
+    """The GPU cases alone (``scripts/gpu_check.sh``): per layer shape, cuDNN fp32 vs the shared-memory LUT
+    kernel vs the naive kernel, both verified against the reference."""
+    results: list[BenchResult] = []
+    for case in layer_cases(quick):
+        if progress is not None:
+            progress(f"cuda kernels: {case.name}")
+        results += _bench_cuda_kernels(case, lut, repeat=repeat)
+    return results
 
 
 def _cuda_time(fn: Callable[[], object], repeat: int) -> float:
@@ -391,10 +445,13 @@ def _bench_cuda_kernels(case: LayerCase, lut: PreparedLut, *, repeat: int) -> li
     native_s = _cuda_time(lambda: native(x, w), repeat)
     smem_s = _cuda_time(lambda: lut_bmm_cuda(a, b, lut_gpu), repeat)
     naive_s = _cuda_time(lambda: lut_bmm_cuda(a, b, lut_gpu, naive=True), repeat)
-    rows = min(a.shape[1], 512)
-    want = reference_bmm(a[:, :rows].cpu(), b.cpu(), lut)
-    smem_ok = torch.equal(lut_bmm_cuda(a, b, lut_gpu)[:, :rows].cpu(), want)
-    naive_ok = torch.equal(lut_bmm_cuda(a, b, lut_gpu, naive=True)[:, :rows].cpu(), want)
+    # The reference is a CPU gather: the first and last 32 rows suffice (edges of the grid of blocks).
+    rows = torch.unique(
+        torch.cat([torch.arange(min(a.shape[1], 32)), torch.arange(max(0, a.shape[1] - 32), a.shape[1])])
+    )
+    want = reference_bmm(a[:, rows.to(a.device)].cpu(), b.cpu(), lut)
+    smem_ok = torch.equal(lut_bmm_cuda(a, b, lut_gpu)[:, rows.to(a.device)].cpu(), want)
+    naive_ok = torch.equal(lut_bmm_cuda(a, b, lut_gpu, naive=True)[:, rows.to(a.device)].cpu(), want)
     rate = lookups / smem_s / 1e9
     naive_rate = lookups / naive_s / 1e9
     return [
@@ -421,23 +478,197 @@ def _bench_cuda_kernels(case: LayerCase, lut: PreparedLut, *, repeat: int) -> li
     ]
 
 
-def render(results: list[BenchResult], *, threads: int) -> Any:
-    """A rich table of the results."""
+@dataclass(frozen=True)
+class CorpusRow:
+    """One table of a corpus sweep: the plan class and path its convolutions took, the median and largest
+    ratio to native fp32 over the cases, whether every timed result was bit-exact, and the case results."""
+
+    name: str
+    signed: bool
+    plan: str
+    path: str
+    median_ratio: float
+    worst_ratio: float
+    verified: bool
+    results: tuple[BenchResult, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-able form (the case results go under the command's ``results``)."""
+        row = asdict(self)
+        del row["results"]
+        return row
+
+
+def run_corpus(
+    tables: list[tuple[str, PreparedLut]],
+    *,
+    quick: bool = False,
+    engine: str | None = None,
+    repeat: int | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> list[CorpusRow]:
+    """Time the ResNet-18 3x3 convolutions (forward) for every table; see the module docstring. A case's
+    name in the results is ``"<table>: <case>"``."""
+    reps = repeat if repeat is not None else (1 if quick else 3)
+    baseline = native_isa()
+    rows = []
+    for name, lut in tables:
+        if progress is not None:
+            progress(name)
+        results = tuple(
+            replace(
+                _bench_layer(case, lut, engine, backward=False, repeat=reps, verify=1),
+                case=f"{name}: {case.name}",
+                native_isa=baseline,
+            )
+            for case in resnet_cases(quick)
+        )
+        impl = choose_engine(lut, engine, "cpu")
+        plan = impl.last_plan.code if isinstance(impl, CpuEngine) and impl.last_plan is not None else "other"
+        ratios = [r.ratio for r in results]
+        rows.append(
+            CorpusRow(
+                name,
+                lut.signed,
+                plan,
+                results[-1].path,
+                float(np.median(ratios)),
+                max(ratios),
+                all(r.verified for r in results),
+                results,
+            )
+        )
+    return rows
+
+
+def corpus_summary(rows: list[CorpusRow]) -> list[dict[str, Any]]:
+    """Per plan class and over all tables: how many tables, the min, median and max of their ratios (every
+    case of every table) and the median of each table's largest ratio."""
+
+    def line(label: str, group: list[CorpusRow]) -> dict[str, Any]:
+        ratios = [r.ratio for row in group for r in row.results]
+        return {
+            "plan": label,
+            "table_count": len(group),
+            "min_ratio": min(ratios),
+            "median_ratio": float(np.median(ratios)),
+            "max_ratio": max(ratios),
+            "median_worst_ratio": float(np.median([row.worst_ratio for row in group])),
+        }
+
+    classes = sorted({row.plan for row in rows})
+    out = [line(label, [row for row in rows if row.plan == label]) for label in classes]
+    return [*out, line("all", rows)] if rows else out
+
+
+PLAN_LEGEND = (
+    "E1/E2: the exact product (i8: int8 GEMM, f32: float32) plus one/two byte planes of the error left after "
+    "row and column offsets; T1/T2: one/two byte planes of the table; Nv: the values a plane spans"
+)
+
+_PLAN_WORDS = re.compile(r"(?:exact (\w+) \+ )?(\d) planes? of ([ET]) \((\d+) values\)")
+_KERNELS = {"avx512vbmi/planes": "vbmi", "avx2/nibble": "avx2", "avx512bw/i16": "bw i16"}
+
+
+def short_path(path: str) -> str:
+    """A path in a few characters: ``cpu avx512vbmi/planes a7: exact int8 + 1 plane of E (32 values)`` is
+    ``vbmi a7 E1 i8 32v`` (see :data:`PLAN_LEGEND`); paths without a plan lose their ``cpu`` prefix only."""
+    path = path.removeprefix("cpu ")
+    for long, short in _KERNELS.items():
+        path = path.replace(long, short)
+    match = _PLAN_WORDS.search(path)
+    if match is None:
+        return path
+    exact, planes, part, span = match.groups()
+    kind = {"int8": " i8", "values": " f32"}.get(exact or "", "")
+    head = path[: match.start()].rstrip(": ")
+    return f"{head} {part}{planes}{kind} {span}v".strip()
+
+
+def _short_case(name: str) -> str:
+    for long, short in (
+        ("resnet18.", "r18 "),
+        ("vgg16.", "vgg "),
+        ("conv3x3 ", ""),
+        ("shortcut1x1 ", "1x1 "),
+        ("nn.ApproxConv2d ", "nn "),
+        (" CIFAR-10 inference, batch ", " net b"),
+        (", width ", " w"),
+        ("resnet18 net", "r18 net"),
+        ("vgg16 net", "vgg net"),
+    ):
+        name = name.replace(long, short)
+    return name
+
+
+def render(results: list[BenchResult], *, threads: int, wide: bool = False) -> list[Any]:
+    """What ``lutgen bench`` prints: the table of results and, unless ``wide`` (full case and path names,
+    the reference's time), short names in 80 columns with the legend of the plan classes."""
+    from rich import box
     from rich.table import Table
 
     baseline = results[0].native_isa if results else native_isa()
-    table = Table(title=f"lutgen bench ({threads} threads): LUT engine vs native fp32 PyTorch (native ISA: {baseline})")
-    for column in ("case", "dir", "native ms", "engine ms", "ratio", "reference s (est.)", "exact", "path"):
-        table.add_column(column, justify="left" if column in ("case", "path", "dir") else "right")
+    title = f"lutgen bench ({threads} threads, ms; native ISA {baseline}): LUT engine vs native fp32"
+    table = Table(title=title, title_justify="left", box=box.HEAVY_HEAD if wide else None, pad_edge=wide)
+    table.add_column("case", no_wrap=True, overflow="ellipsis", max_width=None if wide else 26)
+    if wide:
+        table.add_column("dir")
+    for column in ("native", "engine", "ratio", *(("reference s",) if wide else ()), "exact"):
+        table.add_column(column, justify="right")
+    table.add_column("path", no_wrap=not wide, overflow="ellipsis", max_width=None if wide else 20)
     for r in results:
-        table.add_row(
-            r.case,
-            r.direction,
-            f"{1e3 * r.native_s:.1f}",
-            f"{1e3 * r.engine_s:.1f}",
-            f"{r.ratio:.2f}x",
-            "-" if r.reference_s is None else f"{r.reference_s:.1f}",
-            "yes" if r.verified else "[red]NO[/red]",
-            r.path,
+        path = r.path if wide else short_path(r.path)
+        if r.op_s is not None:
+            path = (
+                f"nn layer: {r.engine_s / r.op_s:.2f}x the op ({path})"
+                if wide
+                else f"{r.engine_s / r.op_s:.2f}x the op"
+            )
+        case = r.case if wide else _short_case(r.case) + (" bwd" if r.direction == "backward" else "")
+        cells = [f"{1e3 * r.native_s:.1f}", f"{1e3 * r.engine_s:.1f}", f"{r.ratio:.2f}x"]
+        if wide:
+            cells.insert(0, r.direction)
+            cells.append("-" if r.reference_s is None else f"{r.reference_s:.1f}")
+        table.add_row(case, *cells, "yes" if r.verified else "[red]NO[/red]", path)
+    return [table] if wide else [table, PLAN_LEGEND]
+
+
+def render_corpus(rows: list[CorpusRow], *, threads: int, wide: bool = False) -> list[Any]:
+    """What a corpus sweep prints: a table with one line per table (ratio per case), the summary by plan
+    class, and the legend of the plan classes."""
+    from rich import box
+    from rich.table import Table
+
+    style = None if not wide else box.HEAVY_HEAD
+    cases = [r.case.split(": ", 1)[1] for r in rows[0].results] if rows else []
+    per_table = Table(
+        title=f"corpus sweep, {threads} threads: ratio to native fp32", title_justify="left", box=style, pad_edge=wide
+    )
+    per_table.add_column("table")
+    per_table.add_column("path", no_wrap=not wide, overflow="ellipsis", max_width=None if wide else 22)
+    for case in cases:
+        label = _short_case(case).removeprefix("r18 ").removeprefix("quick.")
+        per_table.add_column(label if wide else label.split("->")[0].split()[-1], justify="right")
+    per_table.add_column("exact")
+    for row in rows:
+        cells = [f"{r.ratio:.2f}" for r in row.results]
+        path = row.path if wide else short_path(row.path)
+        per_table.add_row(row.name, path, *cells, "yes" if row.verified else "[red]NO[/red]")
+    summary = Table(
+        title="by plan (ratios over every case; worst: median of each table's largest)",
+        title_justify="left",
+        box=style,
+        pad_edge=wide,
+    )
+    for column in ("plan", "tables", "min", "median", "max", "worst"):
+        summary.add_column(column, justify="left" if column == "plan" else "right")
+    for line in corpus_summary(rows):
+        summary.add_row(
+            line["plan"],
+            str(line["table_count"]),
+            f"{line['min_ratio']:.2f}x",
+            f"{line['median_ratio']:.2f}x",
+            f"{line['max_ratio']:.2f}x",
+            f"{line['median_worst_ratio']:.2f}x",
         )
-    return table
+    return [per_table, summary, PLAN_LEGEND]

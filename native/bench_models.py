@@ -15,7 +15,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
-from .ops import approx_conv2d, approx_linear
+from .engines import Epilogue
+from .ops import approx_conv2d, approx_linear, quantised_conv2d
 from .prepared import PreparedLut, value_range
 
 VGG16_LAYERS: list[int | str] = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"]
@@ -103,6 +104,13 @@ class _ApproxLayer(nn.Module):
         self.lut = lut
         self.engine = engine
         self.act_scale: float | None = None
+        self._codes: torch.Tensor | None = None
+
+    def weight_codes(self) -> torch.Tensor:
+        """The weight codes as int8 (made once)."""
+        if self._codes is None:
+            self._codes = self.qweight.to(torch.int8)
+        return self._codes
 
     def quantise_input(self, x: torch.Tensor) -> tuple[torch.Tensor, float]:
         lo, hi = value_range(self.lut.bits_a, self.lut.signed)
@@ -116,12 +124,32 @@ class ApproxConv2d(_ApproxLayer):
 
     def __init__(self, layer: nn.Conv2d, lut: PreparedLut, engine: str | None) -> None:
         super().__init__(layer, lut, engine)
-        self.stride = tuple(layer.stride)
+        self.stride = (layer.stride[0], layer.stride[1])
         self.padding = layer.padding if isinstance(layer.padding, str) else tuple(layer.padding)
-        self.dilation = tuple(layer.dilation)
+        self.dilation = (layer.dilation[0], layer.dilation[1])
         self.groups = layer.groups
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.act_scale is not None and isinstance(self.padding, tuple):
+            # Inference in one native pass where the engine has it (bit-equal to the steps below).
+            lo, hi = value_range(self.lut.bits_a, self.lut.signed)
+            ph, pw = self.padding
+            fused = quantised_conv2d(
+                x,
+                self.weight_codes(),
+                self.lut,
+                scale=self.act_scale,
+                zero_point=0.0,
+                code_range=(lo, hi),
+                padding=(ph, ph, pw, pw),
+                stride=self.stride,
+                dilation=self.dilation,
+                groups=self.groups,
+                epilogue=Epilogue(self.act_scale * self.wscale, self.bias),
+                engine=self.engine,
+            )
+            if fused is not None:
+                return fused
         q, sa = self.quantise_input(x)
         acc = approx_conv2d(
             q,

@@ -38,11 +38,15 @@ SOURCES = (
     "gemm_avx512vbmi.cpp",
     "lut_gemm_backward.cpp",
     "conv_lowering.cpp",
+    "table_parts.cpp",
+    "operands.cpp",
+    "convert_simd.cpp",
 )
-HEADERS = ("lut_gemm_common.h", "conv_lowering.h")
-CFLAGS = ("-O3", "-fopenmp")
+HEADERS = ("lut_gemm_common.h", "conv_lowering.h", "table_parts.h", "operands.h", "operands_isa.h")
+CFLAGS = ("-O3", "-fopenmp", "-ffp-contract=off")
 """``-fopenmp``: ATen's ``at::parallel_for`` is an inline ``#pragma omp parallel`` (torch's OpenMP backend), so
-without it the kernels would run on one thread whatever ``torch.set_num_threads`` says."""
+without it the kernels would run on one thread whatever ``torch.set_num_threads`` says. ``-ffp-contract=off``:
+float arithmetic that must round like torch's (quantisation, rescaling) is never fused into FMAs."""
 LDFLAGS = ("-fopenmp",)
 BUILD_SECONDS = 60
 LOCK_FILE = "build.flock"

@@ -219,7 +219,7 @@ class Conv2dLowering(_Lowered):
             return out.to(torch.float32)
         out = torch.empty((n, out_ch, oh, ow), dtype=torch.float32, device=x.device)
         step = batch_chunk(oh * ow, c * kh * kw, n)
-        if isinstance(self.engine, CpuEngine) and x.device.type == "cpu" and self._direct(out, x, w, step):
+        if isinstance(self.engine, CpuEngine) and x.device.type == "cpu" and self._direct(out, x, w):
             return out
         xp = pad_values(x, self.spec)
         b = weight_matrix(w, self.spec.groups)
@@ -229,25 +229,21 @@ class Conv2dLowering(_Lowered):
             out[s:e] = cols_to_output(cols, e - s, oh, ow)
         return out
 
-    def _direct(self, out: torch.Tensor, x: torch.Tensor, w: torch.Tensor, step: int) -> bool:
-        """The CPU engine's direct conv (im2col inside C++) into ``out``, ``step`` samples at a time;
+    def _direct(self, out: torch.Tensor, x: torch.Tensor, w: torch.Tensor) -> bool:
+        """The CPU engine's direct conv (im2col inside C++, batch chunks sized by the engine) into ``out``;
         ``False`` when it does not apply (sums that need the int64 split of ``lut_bmm``)."""
         assert isinstance(self.engine, CpuEngine)
         spec = self.spec
-        for s in range(0, x.shape[0], step):
-            done = self.engine.conv2d_into(
-                out[s : s + step],
-                x[s : s + step],
-                w,
-                self.lut,
-                stride=spec.stride,
-                padding=spec.padding,
-                dilation=spec.dilation,
-                groups=spec.groups,
-            )
-            if not done:
-                return False
-        return True
+        return self.engine.conv2d_into(
+            out,
+            x,
+            w,
+            self.lut,
+            stride=spec.stride,
+            padding=spec.padding,
+            dilation=spec.dilation,
+            groups=spec.groups,
+        )
 
     def backward(self, x: torch.Tensor, w: torch.Tensor, grad_out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.ste:

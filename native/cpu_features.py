@@ -106,3 +106,12 @@ def choose_path(requested: str | None = None, features: CpuFeatures | None = Non
         missing = [f for f in REQUIRED_FLAGS[name] if not features.has(f)]
         raise NativeUnavailableError(f"CPU path '{name}' needs {', '.join(missing)}, which this CPU lacks")
     return name
+
+
+def cpu_isa() -> str:
+    """The ISA path in force (as :func:`choose_path`), or ``""`` where none applies (not x86-64, or a path
+    forced by ``LUTGEN_CPU_ISA`` that this CPU lacks: callers then take their portable loops)."""
+    try:
+        return choose_path()
+    except (ConfigError, NativeUnavailableError):
+        return ""

@@ -9,15 +9,16 @@ or ``LUTGEN_ENGINE``) that cannot run raises :class:`NativeUnavailableError` ins
 from __future__ import annotations
 
 import os
-import threading
 import warnings
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from ..errors import ConfigError, NativeUnavailableError
-from . import reference
+from . import reference, tuning
 from .cpu_features import choose_path, detect
+from .plan import TablePlan, int8_flip, int8_gemm_is_exact, plan_for
 from .prepared import PreparedLut, value_range
 
 ENGINE_ENV = "LUTGEN_ENGINE"
@@ -84,77 +85,41 @@ class ReferenceEngine(Engine):
 
 
 INT32_MAX = (1 << 31) - 1
+PLAN_PATHS = ("avx2", "avx512vbmi")
+"""ISA paths whose byte-plane kernels run table plans (exact product, offsets, one or two planes)."""
 
 
-def splits_exact_product(isa: str, lut: PreparedLut) -> bool:
-    """Whether the CPU engine runs ``lut`` as an exact native GEMM/conv plus a LUT-GEMM over its error table.
-
-    On the AVX2 path a look-up costs many times a native multiply-add, and every byte plane of the table
-    costs a full look-up: when ``T`` spans more than 256 values but ``E = T - a·b`` spans at most 256 (true
-    of many low-error multipliers), one plane of ``E`` plus the exact product is cheaper than two of ``T``.
-    """
-    if isa != "avx2" or lut.fits_8bit_span or not lut.fits_16bit_span:
-        return False
-
-    def build() -> bool:
-        error = lut.error_table()
-        return int(error.max()) - int(error.min()) < 1 << 8
-
-    return lut.cached("error-fits-8bit-span", build)
-
-
-def kernel_for(isa: str, lut: PreparedLut, *, error: bool = False) -> tuple[str, str]:
-    """``(kernel, table layout)`` of the CPU kernel for an ISA path and a LUT (``error``: for its error table,
-    see :func:`splits_exact_product`)."""
-    if error:
-        return "avx2/nibble1", "bytes1-error"
+def legacy_kernel(isa: str, lut: PreparedLut) -> tuple[str, str]:
+    """``(kernel, table layout)`` for the paths without plans (scalar, AVX-512BW) and for calls no plan fits
+    (tables spanning more than 2^16 values after the offsets, sums too long for the plan's int32 parts)."""
     if isa == "scalar":
         return "scalar/i32", "i32"
     if isa == "avx2":
-        if lut.fits_8bit_span:
-            return "avx2/nibble1", "bytes1"
-        if lut.fits_16bit_span:
-            return "avx2/nibble", "bytes"
         return "avx2/gather", "i32"
     if not lut.fits_16bit_span:
         return "avx512/gather", "i32"
-    if isa == "avx512bw":
-        return "avx512bw/i16", "i16"
-    if lut.fits_8bit_span:
-        return "avx512vbmi/bytes1", "bytes1"
-    return "avx512vbmi/bytes", "bytes"
+    return "avx512bw/i16", "i16"
 
 
 def table_layout(lut: PreparedLut, layout: str, bits_eff: int | None = None) -> tuple[torch.Tensor, int, int, int]:
-    """``(table, column stride, plane stride, bias)`` of a LUT in a CPU kernel layout (cached).
+    """``(table, column stride, plane stride, bias)`` of a LUT in the ``i32`` or ``i16`` kernel layout (cached).
 
-    Strides are in bytes; the kernels add ``bias`` back per product (stored entry + bias = T, or = E for
-    ``bytes1-error``). With ``bits_eff`` (every code of ``a`` is below ``2^bits_eff``) the register-table
-    layouts keep only the rows those codes reach: after a ReLU that halves the table, and its columns sit
-    back to back, so they spread over every set of the L1 cache instead of every other one.
+    Strides are in bytes; the i16 kernel adds ``bias`` back per product (stored entry + bias = T). With
+    ``bits_eff`` (every code of ``a`` is below ``2^bits_eff``) the i16 layout keeps only the rows those codes
+    reach.
     """
     full = 1 << lut.bits_a
     rows = full if layout == "i32" or bits_eff is None else min(full, 1 << bits_eff)
 
     def build() -> tuple[torch.Tensor, int, int, int]:
-        source = lut.error_table() if layout == "bytes1-error" else lut.forward
-        columns = source.to("cpu").t()[:, :rows].to(torch.int64).contiguous()  # [2^bits_b, rows]: column b
+        columns = lut.forward.to("cpu").t()[:, :rows].to(torch.int64).contiguous()  # [2^bits_b, rows]: column b
         if layout == "i32":
             return columns.to(torch.int32), 4 * rows, 0, 0
         padded = max(64, rows)
-        if layout == "i16":  # signed 16-bit: T - min - 2^15
-            bias = lut.min_value + (1 << 15)
-            table = torch.zeros((columns.shape[0], padded), dtype=torch.int16)
-            table[:, :rows] = (columns - bias).to(torch.int16)
-            return table, 2 * padded, 0, bias
-        low = int(columns.min())
-        unsigned = columns - low  # "bytes": T - min as two unsigned byte planes; "bytes1*": one plane
-        count = 2 if layout == "bytes" else 1
-        planes = torch.zeros((columns.shape[0], count, padded), dtype=torch.uint8)
-        planes[:, 0, :rows] = (unsigned & 0xFF).to(torch.uint8)
-        if count == 2:
-            planes[:, 1, :rows] = ((unsigned >> 8) & 0xFF).to(torch.uint8)
-        return planes, count * padded, padded if count == 2 else 0, low
+        bias = lut.min_value + (1 << 15)  # signed 16-bit: T - min - 2^15
+        table = torch.zeros((columns.shape[0], padded), dtype=torch.int16)
+        table[:, :rows] = (columns - bias).to(torch.int16)
+        return table, 2 * padded, 0, bias
 
     return lut.cached(f"cpu-layout:{layout}:{rows}", build)
 
@@ -165,24 +130,76 @@ def pack_codes(x: torch.Tensor, bits: int) -> torch.Tensor:
     return codes & ((1 << bits) - 1)
 
 
-_WORKSPACES = threading.local()
+def exact_kind() -> str:
+    """How this machine computes the exact product of a plan: ``"int8"`` (oneDNN int8 GEMM, exact with VNNI or
+    AMX) or ``"values"`` (float32 GEMMs kept exact by slicing)."""
+    return "int8" if int8_gemm_is_exact() else "values"
 
 
-def _panel_workspace() -> torch.Tensor:
-    """This thread's buffer for the direct conv's code panel (grown by the packing, kept between calls)."""
-    workspace = getattr(_WORKSPACES, "panel", None)
-    if workspace is None:
-        workspace = torch.empty(0, dtype=torch.uint8)
-        _WORKSPACES.panel = workspace
-    return workspace
+@dataclass(frozen=True)
+class Epilogue:
+    """What a quantised layer does to the sums, per output channel, in float32 and in this order:
+    ``y = sum * scale``, then ``+ bias``, then ``+ extra`` (each ``[O]`` or ``None``)."""
+
+    scale: torch.Tensor | None = None
+    bias: torch.Tensor | None = None
+    extra: torch.Tensor | None = None
+
+    def tensors(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The three as contiguous float32 tensors (empty for ``None``), as the C++ output routine takes them."""
+
+        def one(t: torch.Tensor | None) -> torch.Tensor:
+            return torch.empty(0) if t is None else t.detach().to(torch.float32).contiguous()
+
+        return one(self.scale), one(self.bias), one(self.extra)
+
+
+class WeightCodes:
+    """Codes of operand b ``[G, K, N]`` (n-major when b is a transposed view of ``[G, N, K]`` weights), packed
+    once per call, with the XOR-flipped copy that int8 plans may read (made on first request)."""
+
+    def __init__(self, b: torch.Tensor, bits: int) -> None:
+        self.codes = pack_codes(b, bits)
+        self._max: int | None = None
+        self._flipped: dict[int, torch.Tensor] = {}
+
+    def reaches(self, flip: int) -> bool:
+        """Whether some code is at least ``flip``."""
+        if self._max is None:
+            self._max = int(self.codes.max()) if self.codes.numel() else 0
+        return self._max >= flip
+
+    def flipped(self, flip: int) -> torch.Tensor:
+        """The codes XOR ``flip`` (same layout)."""
+        if flip not in self._flipped:
+            self._flipped[flip] = self.codes ^ flip
+        return self._flipped[flip]
+
+
+@dataclass
+class KernelSums:
+    """What :meth:`CpuEngine._kernel_sums` ran: the kernel's sums ``[G, N, Mp]`` and the plan (``None``: the
+    sums are the result), with the operands' codes as the parts need them."""
+
+    ct: torch.Tensor
+    plan: TablePlan | None
+    at: torch.Tensor
+    bc: torch.Tensor
 
 
 class CpuEngine(Engine):
-    """The C++ kernels (AVX2 / AVX-512BW / AVX-512 VBMI / scalar, chosen at run time), built on first use."""
+    """The C++ kernels (AVX2 / AVX-512BW / AVX-512 VBMI / scalar, chosen at run time), built on first use.
+
+    On the AVX2 and VBMI paths every call runs a :class:`~approxlut.native.plan.TablePlan`: the kernels look up
+    one or two byte planes, and where that is cheaper an exact product runs beside them (int8 GEMM on the same
+    code panel, or float32 on the values).
+    """
 
     name = "cpu"
     priority = 10
     devices = ("cpu",)
+    last_plan: TablePlan | None = None
+    """The plan of the last call's kernels (``None``: a path without plans)."""
 
     def unavailable_reason(self) -> str | None:
         """Why not (not x86-64, no compiler, build failed); a path forced by ``LUTGEN_CPU_ISA`` that this CPU
@@ -201,28 +218,34 @@ class CpuEngine(Engine):
     def describe(self) -> str:
         return f"cpu ({choose_path()})"
 
-    def describe_for(self, lut: PreparedLut) -> str:
-        isa = choose_path()
-        if splits_exact_product(isa, lut):
-            return f"cpu ({isa}: exact product + one byte plane of E = T - a·b)"
-        if lut.fits_8bit_span and isa in ("avx2", "avx512vbmi"):
-            return f"cpu ({isa}: one byte plane)"
-        return self.describe()
+    def _flip(self, isa: str, bits: int, signed: bool) -> int:
+        """The XOR the packing may apply to codes of a ``bits``-wide operand (int8 exact products only)."""
+        if isa not in PLAN_PATHS or exact_kind() != "int8":
+            return 0
+        return int8_flip(bits, signed)
 
     def lut_bmm(self, a: torch.Tensor, b: torch.Tensor, lut: PreparedLut) -> torch.Tensor:
         from . import build
 
         ext = build.load()
+        isa = choose_path()
         m_count = a.shape[1]
-        at, max_code = ext.pack_transposed(a, (1 << lut.bits_a) - 1)
-        split = splits_exact_product(choose_path(), lut)
-        out = self._gemm_transposed(ext, at, int(max_code), b, lut, error=split)[:, :, :m_count].transpose(1, 2)
-        if not split:
-            return out
-        from .decompose import exact_bmm
-
-        exact = exact_bmm(a.to(torch.float32), b.to(torch.float32))
-        return reference.check_int32(exact.to(torch.int64) + out, lut)
+        at, max_code, flipped = ext.pack_transposed(a, (1 << lut.bits_a) - 1, self._flip(isa, lut.bits_a, lut.signed))
+        k_count = a.shape[2]
+        chunk = max(1, INT32_MAX // max(lut.max_abs, 1))
+        if k_count <= chunk:
+            sums = self._kernel_sums(ext, isa, at, int(max_code), bool(flipped), WeightCodes(b, lut.bits_b), lut)
+            ct = self._finish(ext, sums, lut, m_count, exact_values=(a, b))
+        else:  # every int32 partial sum covers at most `chunk` products; the total goes int64
+            total = torch.zeros((at.shape[0], b.shape[2], m_count), dtype=torch.int64)
+            for k0 in range(0, k_count, chunk):
+                sl = slice(k0, k0 + chunk)
+                weights = WeightCodes(b[:, sl], lut.bits_b)
+                sums = self._kernel_sums(ext, isa, at[:, sl].contiguous(), int(max_code), bool(flipped), weights, lut)
+                total += self._finish(ext, sums, lut, m_count, exact_values=(a[:, :, sl], b[:, sl]))
+            self.last_path = f"{self.last_path} k-split"
+            ct = reference.check_int32(total, lut)
+        return ct.transpose(1, 2)
 
     def conv2d_into(
         self,
@@ -235,78 +258,177 @@ class CpuEngine(Engine):
         padding: tuple[int, int, int, int],
         dilation: tuple[int, int],
         groups: int,
+        epilogue: Epilogue | None = None,
     ) -> bool:
         """Direct conv2d: ``out [N, O, OH, OW]`` (float32, contiguous) from integer values ``x [N, C, H, W]``
-        and ``w [O, C/groups, kh, kw]``, with the im2col panel built in C++ (no torch temporaries).
+        and ``w [O, C/groups, kh, kw]``, with the im2col panel built in C++ (no torch temporaries), and a
+        quantised layer's ``epilogue`` applied to the sums in the same pass.
 
         Returns ``False`` (``out`` untouched) when the sums need the int64 split of :meth:`lut_bmm`.
         """
         from . import build
 
         out_ch, cg, kh, kw = w.shape
-        if cg * kh * kw > max(1, INT32_MAX // max(lut.max_abs, 1)):
+        k_count = cg * kh * kw
+        if k_count > max(1, INT32_MAX // max(lut.max_abs, 1)):
             return False
         ext = build.load()
-        codes = x if x.dtype in (torch.int8, torch.uint8) else pack_codes(x, lut.bits_a)
-        at, max_code = ext.conv2d_pack(
-            codes.contiguous(),
-            kh,
-            kw,
-            list(stride),
-            list(padding),
-            list(dilation),
-            groups,
-            (1 << lut.bits_a) - 1,
-            _panel_workspace(),
+        isa = choose_path()
+        codes = (x if x.dtype in (torch.int8, torch.uint8) else pack_codes(x, lut.bits_a)).contiguous()
+        mask = (1 << lut.bits_a) - 1
+        weights = WeightCodes(w.reshape(groups, out_ch // groups, -1).transpose(1, 2), lut.bits_b)
+        top = int(ext.max_code(codes, mask))
+        flip = self._flip(isa, lut.bits_a, lut.signed)
+        flipped = bool(flip) and top >= flip
+        bits_eff = max(1, (2 * flip - 1 if flipped else top).bit_length())
+        plan, bc = self._plan(isa, bits_eff, flipped, weights, lut, k_count)
+        if plan is None:
+            flip, bits_eff = 0, max(1, top.bit_length())
+        elif not flipped:
+            flip = 0
+        kernel, table, col_stride, plane_stride, table_bias, planes, groups_lo_hi = self._kernel_table(
+            isa, lut, plan, bits_eff
         )
-        b = w.reshape(groups, out_ch // groups, -1).transpose(1, 2)
-        split = splits_exact_product(choose_path(), lut)
-        ext.conv_output(self._gemm_transposed(ext, at, int(max_code), b, lut, error=split), out)
-        if split:
+        empty = torch.empty(0)
+        exact_nchw = empty
+        if plan is not None and plan.exact == "values":
             from .decompose import exact_product_conv2d
 
-            exact = exact_product_conv2d(x, w, lut, stride=stride, padding=padding, dilation=dilation, groups=groups)
-            # Both parts are exact integers and their sum fits int32 (checked above): one rounding to
-            # float32, as for every other path.
-            if exact.dtype == torch.float64:
-                out.copy_(out.double() + exact)
-            else:
-                out += exact
+            exact_nchw = exact_product_conv2d(
+                x, w, lut, stride=stride, padding=padding, dilation=dilation, groups=groups
+            ).contiguous()
+        tail = (empty, empty, empty) if epilogue is None else epilogue.tensors()
+        ext.conv_run(
+            codes,
+            [kh, kw, *stride, *padding, *dilation, groups],
+            kernel,
+            bits_eff,
+            planes,
+            *groups_lo_hi,
+            table,
+            col_stride,
+            plane_stride,
+            table_bias,
+            bc,
+            mask,
+            flip,
+            tuning.k_slice(),
+            1 if plan is None else plan.scale,
+            plan is not None and plan.exact == "int8",
+            empty if plan is None or plan.row_table is None else plan.row_table,
+            0 if plan is None else plan.row_bias,
+            empty if plan is None else self._col_offset(plan),
+            0 if plan is None else plan.bias,
+            exact_nchw,
+            *tail,
+            out,
+        )
         return True
 
-    def _gemm_transposed(
-        self, ext: Any, at: torch.Tensor, max_code: int, b: torch.Tensor, lut: PreparedLut, *, error: bool = False
+    @staticmethod
+    def _col_offset(plan: TablePlan) -> torch.Tensor:
+        return torch.empty(0) if plan.col_offset is None else plan.col_offset
+
+    def _parts(self, ext: Any, sums: KernelSums) -> tuple[torch.Tensor, torch.Tensor]:
+        """The exact int8 product and the row-offset sums of a planned call (empty tensors where none)."""
+        plan = sums.plan
+        assert plan is not None
+        empty = torch.empty(0)
+        exact = ext.exact_int8(sums.at, sums.bc) if plan.exact == "int8" else empty
+        rows = empty
+        if plan.row_table is not None:
+            table = plan.row_table
+            zero = torch.zeros((sums.at.shape[0], 1, sums.at.shape[1]), dtype=torch.uint8).transpose(1, 2)
+            bits_eff = max(1, (plan.rows - 1).bit_length())
+            kernel = "avx512vbmi/planes" if choose_path() == "avx512vbmi" else "avx2/nibble"
+            padded = table.shape[2]
+            rows = ext.lut_gemm(kernel, sums.at, zero, table, 2 * padded, padded, plan.row_bias, bits_eff, 2, 1, 1)
+        return exact, rows
+
+    def _finish(
+        self,
+        ext: Any,
+        sums: KernelSums,
+        lut: PreparedLut,
+        valid: int,
+        *,
+        exact_values: tuple[torch.Tensor, torch.Tensor],
     ) -> torch.Tensor:
-        """``C^T [G, N, Mp]`` int32 for the K-major code panel ``at [G, K, Mp]`` and values ``b [G, K, N]``
-        (sums of the LUT's error table ``E = T - a·b`` when ``error``)."""
-        isa = choose_path()
-        g_count, k_count, padded = at.shape
+        """The result ``[G, N, valid]`` of a GEMM: int32, or int64 where a float exact product was added."""
+        plan = sums.plan
+        if plan is None:
+            return sums.ct[:, :, :valid]
+        exact, rows = self._parts(ext, sums)
+        ct = sums.ct
+        k_count = sums.at.shape[1]
+        if not ext.finish_gemm(
+            ct, valid, plan.scale, exact, rows, self._col_offset(plan), sums.bc, k_count * plan.bias
+        ):
+            raise_beyond_int32(lut)
+        if plan.exact != "values":
+            return ct[:, :, :valid]
+        from .decompose import exact_bmm
+
+        a, b = exact_values
+        product = exact_bmm(a.to(torch.float32), b.to(torch.float32)).to(torch.int64).transpose(1, 2)
+        return reference.check_int32(ct[:, :, :valid].to(torch.int64) + product, lut)
+
+    def _kernel_sums(
+        self,
+        ext: Any,
+        isa: str,
+        at: torch.Tensor,
+        max_code: int,
+        flipped: bool,
+        weights: WeightCodes,
+        lut: PreparedLut,
+    ) -> KernelSums:
+        """The kernel's sums ``C^T [G, N, Mp]`` for the K-major code panel ``at [G, K, Mp]`` and the codes of
+        b, with the plan they belong to (``None``: they are the result)."""
         bits_eff = max(1, max_code.bit_length())
-        bc = pack_codes(b, lut.bits_b)  # n-major when b is a transposed view of [G, N, K] weights
-        kernel, layout = kernel_for(isa, lut, error=error)
-        table, col_stride, plane_stride, bias = table_layout(lut, layout, bits_eff)
-        self.last_path = f"{kernel} a{bits_eff}" + (" + exact product" if error else "")
-        # Each int32 partial sum covers at most `chunk` products, so it cannot wrap; wider sums go int64.
-        chunk = max(1, INT32_MAX // max(lut.max_abs, 1))
-        if k_count <= chunk:
-            ct = ext.lut_gemm(kernel, at, bc, table, col_stride, plane_stride, bias, bits_eff)
-        else:
-            self.last_path += " k-split"
-            total = torch.zeros((g_count, b.shape[2], padded), dtype=torch.int64)
-            for k0 in range(0, k_count, chunk):
-                part = ext.lut_gemm(
-                    kernel,
-                    at[:, k0 : k0 + chunk],
-                    bc[:, k0 : k0 + chunk],
-                    table,
-                    col_stride,
-                    plane_stride,
-                    bias,
-                    bits_eff,
-                )
-                total += part
-            ct = reference.check_int32(total, lut)
-        return ct
+        plan, bc = self._plan(isa, bits_eff, flipped, weights, lut, at.shape[1])
+        if plan is None and flipped:  # back to plain codes for the int32/int16 kernels
+            at = at ^ int8_flip(lut.bits_a, lut.signed)
+            bits_eff = lut.bits_a
+        kernel, table, col_stride, plane_stride, bias, planes, (group_lo, group_hi) = self._kernel_table(
+            isa, lut, plan, bits_eff
+        )
+        ct = ext.lut_gemm(kernel, at, bc, table, col_stride, plane_stride, bias, bits_eff, planes, group_lo, group_hi)
+        return KernelSums(ct, plan, at, bc)
+
+    def _plan(
+        self, isa: str, bits_eff: int, flipped: bool, weights: WeightCodes, lut: PreparedLut, k_count: int
+    ) -> tuple[TablePlan | None, torch.Tensor]:
+        """The plan for codes of a below ``2^bits_eff`` (XOR-flipped where ``flipped``) and a reduction of
+        ``k_count``, with the codes of b it reads; ``None`` (and the plain codes) where no plan applies."""
+        if isa not in PLAN_PATHS:
+            return None, weights.codes
+        kind: str | None = exact_kind() if k_count > 0 else None
+        flip_a = int8_flip(lut.bits_a, lut.signed) if flipped else 0
+        flip_b = 0
+        if kind == "int8":
+            flip = int8_flip(lut.bits_b, lut.signed)
+            if flip and weights.reaches(flip):
+                flip_b = flip
+        plan = plan_for(lut, isa, 1 << bits_eff, flip_a, flip_b, kind)
+        if plan is None or k_count > INT32_MAX // plan.sum_bound:
+            return None, weights.codes
+        return plan, weights.flipped(flip_b) if flip_b else weights.codes
+
+    def _kernel_table(
+        self, isa: str, lut: PreparedLut, plan: TablePlan | None, bits_eff: int
+    ) -> tuple[str, torch.Tensor, int, int, int, int, tuple[int, int]]:
+        """``(kernel, table, column stride, plane stride, bias, planes, (group_lo, group_hi))`` of a call, and
+        what it runs in words (``last_path``, ``last_plan``)."""
+        if plan is None:
+            kernel, layout = legacy_kernel(isa, lut)
+            table, col_stride, plane_stride, bias = table_layout(lut, layout, bits_eff)
+            self.last_path, self.last_plan = f"{kernel} a{bits_eff}", None
+            return kernel, table, col_stride, plane_stride, bias, 1, (1, 1)
+        kernel = "avx512vbmi/planes" if isa == "avx512vbmi" else "avx2/nibble"
+        padded = plan.table.shape[2]
+        self.last_path, self.last_plan = f"{kernel} a{bits_eff}: {plan.describe()}", plan
+        return kernel, plan.table, plan.planes * padded, padded, 0, plan.planes, (plan.group_lo, plan.group_hi)
 
     def lut_bmm_backward(
         self, a: torch.Tensor, b: torch.Tensor, grad_c: torch.Tensor, lut: PreparedLut, *, ste: bool
@@ -327,6 +449,11 @@ class CpuEngine(Engine):
         gb_rows = gb_table.to("cpu").contiguous()
         grad_a, grad_b = ext.lut_gemm_backward(ca, at, cb, gc, gct, ga_rows, gb_cols, gb_rows)
         return grad_a, grad_b
+
+
+def raise_beyond_int32(lut: PreparedLut) -> None:
+    """Raise the error :func:`reference.check_int32` raises for sums beyond int32."""
+    reference.check_int32(torch.tensor([INT32_MAX + 1], dtype=torch.int64), lut)
 
 
 class _Registry:

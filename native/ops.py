@@ -6,8 +6,9 @@ differentiates through the gradient LUTs (``grad="difference"``) or exact produc
 in value units: ``d/dx Σ T[x, w]``.
 
 Which engine runs: ``engine`` if given, else ``$LUTGEN_ENGINE``, else the ``decomp`` path when the LUT
-decomposes into an exact product plus at most :data:`AUTO_DECOMP_TERMS` integer correction terms,
-else the best available engine for the device. :func:`path_for` says which, in words.
+decomposes into an exact product plus at most :data:`AUTO_DECOMP_TERMS` integer correction terms (unless the
+best engine runs table plans with the exact product on the int8 GEMM: an exact multiplier is then that GEMM
+alone), else the best available engine for the device. :func:`path_for` says which, in words.
 
 Example:
     >>> import torch
@@ -27,6 +28,7 @@ import torch
 
 from ..errors import ConfigError, NativeUnavailableError
 from . import cuda as _cuda  # noqa: F401  (registers the "cuda" engine where torch has CUDA)
+from . import engines
 from .autograd import LoweredOp, LutOpFunction
 from .conv import (
     Conv1dLowering,
@@ -37,8 +39,9 @@ from .conv import (
     conv2d_spec,
     output_size,
 )
+from .cpu_features import cpu_isa
 from .decompose import analyse, describe
-from .engines import ENGINE_ENV, Engine, get_engine, resolve_engine
+from .engines import ENGINE_ENV, PLAN_PATHS, CpuEngine, Engine, Epilogue, get_engine, resolve_engine
 from .prepared import PreparedLut
 
 AUTO_DECOMP_TERMS = 0
@@ -56,14 +59,21 @@ def choose_engine(lut: PreparedLut, engine: str | None, device: torch.device | s
     """
     requested = engine or os.environ.get(ENGINE_ENV) or None
     if requested is None:
+        best = resolve_engine(None, device)
         found = analyse(lut)
-        if found is not None and found.terms <= AUTO_DECOMP_TERMS:
+        if found is not None and found.terms <= AUTO_DECOMP_TERMS and not _int8_plans(best):
             return get_engine("decomp")
-        return resolve_engine(None, device)
+        return best
     impl = resolve_engine(requested, device)
     if impl.name == "decomp" and analyse(lut) is None:
         raise NativeUnavailableError(f"engine 'decomp' does not apply to LUT '{lut.name}': {describe(lut)}")
     return impl
+
+
+def _int8_plans(engine: Engine) -> bool:
+    """Whether ``engine`` runs table plans with the exact product on the int8 GEMM (VNNI/AMX): an exact
+    multiplier is then that GEMM alone, faster than the float convolutions of ``decomp``."""
+    return isinstance(engine, CpuEngine) and cpu_isa() in PLAN_PATHS and engines.exact_kind() == "int8"
 
 
 def path_for(lut: PreparedLut, engine: str | None = None, device: torch.device | str = "cpu") -> str:
@@ -233,3 +243,74 @@ def _check_output(spec: Conv2dSpec, h: int, w: int, kh: int, kw: int, op: str) -
     oh, ow = output_size(spec, h, w, kh, kw)
     if oh < 1 or ow < 1:
         raise ConfigError(f"{op}: the kernel ({kh}x{kw}, dilated) does not fit the padded input ({h}x{w})")
+
+
+def quantised_conv2d(
+    x: torch.Tensor,
+    weight_codes: torch.Tensor,
+    lut: PreparedLut,
+    *,
+    scale: float,
+    zero_point: float,
+    code_range: tuple[int, int],
+    padding: tuple[int, int, int, int],
+    stride: tuple[int, int] = (1, 1),
+    dilation: tuple[int, int] = (1, 1),
+    groups: int = 1,
+    epilogue: Epilogue | None = None,
+    engine: str | None = None,
+) -> torch.Tensor | None:
+    """Inference of a quantised conv layer in one native pass: codes ``clamp(round(x / scale + zero_point),
+    *code_range)`` (as :func:`approxlut.nn.quant.quantize`, bit for bit), the LUT convolution with the weight
+    codes, then the ``epilogue`` (rescale and bias) applied to the sums.
+
+    No autograd. Returns ``None`` when this path does not apply (not the CPU engine, not a contiguous
+    float32 CPU input, sums that need the int64 split): the caller then runs the ops step by step.
+
+    Args:
+        x: float32 input ``[N, C, H, W]``.
+        weight_codes: int8 (signed LUT) or uint8 weight codes ``[O, C/groups, kh, kw]``.
+        lut: the prepared multiplier.
+        scale: the activation scale.
+        zero_point: the activation zero point.
+        code_range: ``(qmin, qmax)`` of the activation codes.
+        padding: ``(top, bottom, left, right)`` zero padding in code space (code 0).
+        stride: as :func:`torch.nn.functional.conv2d`.
+        dilation: as :func:`torch.nn.functional.conv2d`.
+        groups: as :func:`torch.nn.functional.conv2d`.
+        epilogue: per-output-channel rescale and bias.
+        engine: engine name, ``None`` for automatic.
+
+    Raises:
+        ConfigError: ``x`` holds NaN.
+    """
+    op = "quantised_conv2d"
+    if x.device.type != "cpu" or x.dtype != torch.float32 or x.dim() != 4 or weight_codes.dim() != 4:
+        return None
+    impl = choose_engine(lut, engine, x.device)
+    if not isinstance(impl, CpuEngine):
+        return None
+    from .build import load
+
+    _check_groups(x, weight_codes, groups, op)
+    spec = Conv2dSpec(stride, padding, dilation, groups)
+    kh, kw = weight_codes.shape[2], weight_codes.shape[3]
+    _check_output(spec, x.shape[2], x.shape[3], kh, kw, op)
+    qmin, qmax = code_range
+    codes, ok = load().quantize_codes(x.contiguous(), float(scale), float(zero_point), qmin, qmax, cpu_isa())
+    if not ok:
+        raise ConfigError(f"{op}: the input holds NaN")
+    oh, ow = output_size(spec, x.shape[2], x.shape[3], kh, kw)
+    out = torch.empty((x.shape[0], weight_codes.shape[0], oh, ow), dtype=torch.float32)
+    done = impl.conv2d_into(
+        out,
+        codes,
+        weight_codes,
+        lut,
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        groups=groups,
+        epilogue=epilogue,
+    )
+    return out if done else None

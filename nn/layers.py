@@ -20,7 +20,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
-from ..native.ops import approx_conv2d, approx_linear, approx_matmul
+from ..native.engines import Epilogue
+from ..native.ops import approx_conv2d, approx_linear, approx_matmul, quantised_conv2d
 from ..native.prepared import PreparedLut
 from .config import LayerConfig
 from .multipliers import ResolvedConfig, resolve_config
@@ -474,8 +475,39 @@ class ApproxConv2d(_ApproxConvNd, nn.Conv2d):
         if self.input_quant.observing:
             self.input_quant.observe(x)
             return self._conv_forward(x, self.weight, self.bias)
+        fused = self._fused_forward(x)
+        if fused is not None:
+            return fused
         acc, scale = self.accumulate(x)
         return self._finish(acc, scale, x, (1, -1, 1, 1))
+
+    def _fused_forward(self, x: torch.Tensor) -> torch.Tensor | None:
+        """Inference with a symmetric LUT multiplier on the CPU engine: quantise, convolve, rescale and add the
+        bias in one native pass (:func:`~approxlut.native.ops.quantised_conv2d`), bit-equal to
+        :meth:`accumulate` + :meth:`_finish`; ``None`` where that path does not apply."""
+        resolved = self.resolved
+        if resolved.is_exact_path or resolved.scheme != "symmetric" or _needs_grad(x, self.weight):
+            return None
+        if x.dim() != 4 or x.dtype != torch.float32 or x.device.type != "cpu":
+            return None
+        scale_a, zero_a = self.input_quant.qparams(x, resolved.bits_a, resolved.scheme)
+        qb, sb, _ = self.quantize_weight()
+        lut, _ = _lut_for(resolved, x.device, False)
+        (top, bottom), (left, right) = conv_pads(self.padding, self.kernel_size, self.dilation)
+        return quantised_conv2d(
+            x,
+            self.weight_quant.integer_codes(qb, signed=True),
+            lut,
+            scale=float(scale_a),
+            zero_point=float(zero_a),
+            code_range=qrange(resolved.bits_a, resolved.scheme),
+            padding=(top, bottom, left, right),
+            stride=self.stride,  # type: ignore[arg-type]
+            dilation=self.dilation,  # type: ignore[arg-type]
+            groups=self.groups,
+            epilogue=Epilogue(scale_a * sb, self.bias, self.bias_correction),
+            engine=resolved.config.engine,
+        )
 
 
 class ApproxConv1d(_ApproxConvNd, nn.Conv1d):

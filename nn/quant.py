@@ -415,11 +415,13 @@ class WeightQuantizer(nn.Module):
         self._key: tuple[Any, ...] | None = None
         self._codes: torch.Tensor | None = None
         self._codes_key: tuple[Any, ...] | None = None
+        self._integer: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def reset(self) -> None:
         """Forget the cached parameters and codes (they are recomputed on the next use)."""
         self._key = None
         self._codes, self._codes_key = None, None
+        self._integer = None
 
     def qparams(
         self,
@@ -472,6 +474,16 @@ class WeightQuantizer(nn.Module):
         else:
             self._codes, self._codes_key = codes, self._key
         return codes, scale, zero
+
+    def integer_codes(self, codes: torch.Tensor, signed: bool) -> torch.Tensor:
+        """``codes`` (as :meth:`codes` returned them) as int8 (``signed``) or uint8, kept while they are the
+        cached codes."""
+        if self._integer is not None and self._integer[0] is codes:
+            return self._integer[1]
+        integer = codes.detach().to(torch.int8 if signed else torch.uint8)
+        if codes is self._codes:
+            self._integer = (codes, integer)
+        return integer
 
     def _load_from_state_dict(
         self,

@@ -141,3 +141,30 @@ def json_output() -> Callable[[str, str], dict[str, Any]]:
         return data
 
     return parse
+
+
+@pytest.fixture(scope="module")
+def native() -> object:
+    """The compiled CPU extension (built once per session), or a clean skip where it cannot be built."""
+    from approxlut.errors import NativeUnavailableError
+    from approxlut.native import build
+
+    try:
+        return build.load()
+    except NativeUnavailableError as error:
+        pytest.skip(f"native CPU kernels unavailable: {error}")
+
+
+def _isa_paths() -> list[Any]:
+    from approxlut.native import cpu_features
+
+    return cpu_features.detect().paths() or [pytest.param("none", marks=pytest.mark.skip(reason="not an x86-64 CPU"))]
+
+
+@pytest.fixture(params=_isa_paths())
+def isa(request: pytest.FixtureRequest, native: object, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each ISA path of this CPU in turn ($LUTGEN_CPU_ISA), with the native kernels built."""
+    from approxlut.native import cpu_features
+
+    monkeypatch.setenv(cpu_features.ISA_ENV, request.param)
+    return str(request.param)

@@ -1,6 +1,5 @@
-// Conv lowering without torch temporaries: float operand values to integer codes with a fused range and
-// integer check, implicit im2col straight into the K-major code panel the kernels read, and the kernel's
-// transposed result written as a float32 NCHW output.
+// The direct convolution: implicit im2col of a block of output positions straight into the code panel the
+// kernels read, the kernels, the table's other parts and the quantised layer's epilogue, block by block.
 #include "conv_lowering.h"
 
 #include <ATen/Parallel.h>
@@ -12,6 +11,8 @@
 #include <cstring>
 
 #include "lut_gemm_common.h"
+#include "operands_isa.h"
+#include "table_parts.h"
 
 namespace lutgen {
 namespace {
@@ -22,154 +23,252 @@ void fold_max(std::atomic<int>& target, int value) {
   }
 }
 
-// rows of W bytes at src + r*src_stride to dst + r*W (a fixed W compiles to plain moves).
-template <int W>
-inline void copy_rows(uint8_t* dst, const uint8_t* src, int64_t rows, int64_t src_stride) {
-  for (int64_t r = 0; r < rows; ++r) std::memcpy(dst + r * W, src + r * src_stride, W);
+}  // namespace
+
+void flip_codes(uint8_t* codes, int64_t count, uint8_t flip) {
+  at::parallel_for(0, count, 1 << 16, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) codes[i] ^= flip;
+  });
+}
+
+int64_t max_code(const torch::Tensor& x, int64_t mask) {
+  TORCH_CHECK(x.device().is_cpu() && x.is_contiguous() &&
+                  (x.scalar_type() == torch::kUInt8 || x.scalar_type() == torch::kInt8),
+              "x must be a contiguous int8/uint8 CPU tensor");
+  const uint8_t* src = static_cast<const uint8_t*>(x.data_ptr());
+  const uint8_t code_mask = static_cast<uint8_t>(mask);
+  std::atomic<int> found{0};
+  at::parallel_for(0, x.numel(), 1 << 16, [&](int64_t begin, int64_t end) {
+    uint8_t mx = 0;
+    for (int64_t i = begin; i < end; ++i) {
+      const uint8_t v = src[i] & code_mask;
+      mx = v > mx ? v : mx;
+    }
+    fold_max(found, mx);
+  });
+  return found.load();
+}
+
+namespace {
+
+// A run of output positions m0.. (one output row of one sample, or part of it) within a block of lanes.
+struct Run {
+  int64_t lane, n, oh, ow, length;
+};
+
+// The runs that cover lanes [m0, m0 + kLaneAlign) of the m = (n, oh, ow) order (up to M).
+std::vector<Run> block_runs(int64_t m0, int64_t M, int64_t OH, int64_t OW) {
+  std::vector<Run> runs;
+  const int64_t m1 = std::min(M, m0 + kLaneAlign);
+  for (int64_t m = m0; m < m1;) {
+    const int64_t n = m / (OH * OW), oh = (m / OW) % OH, ow = m % OW;
+    const int64_t length = std::min(OW - ow, m1 - m);
+    runs.push_back({m - m0, n, oh, ow, length});
+    m += length;
+  }
+  return runs;
 }
 
 }  // namespace
 
-std::tuple<torch::Tensor, bool> float_to_values(const torch::Tensor& x, int64_t vmin, int64_t vmax) {
-  TORCH_CHECK(x.device().is_cpu() && x.scalar_type() == torch::kFloat32 && x.is_contiguous(),
-              "x must be a contiguous float32 CPU tensor");
-  TORCH_CHECK(-128 <= vmin && vmin <= vmax && vmax <= 255, "operand range must lie within int8 or uint8");
-  const bool is_signed = vmin < 0;
-  auto out = torch::empty(x.sizes(), torch::dtype(is_signed ? torch::kInt8 : torch::kUInt8));
-  const float* src = x.data_ptr<float>();
-  uint8_t* dst = static_cast<uint8_t*>(out.data_ptr());
-  const float lo = static_cast<float>(vmin), hi = static_cast<float>(vmax);
-  std::atomic<bool> ok{true};
-  at::parallel_for(0, x.numel(), 1 << 16, [&](int64_t begin, int64_t end) {
-    int bad = 0;
-    int64_t i = begin;
-    // 16 values at a time with SSE2 (every x86-64 CPU): the same clamp, conversion and checks as the
-    // scalar loop below, then saturating packs that are exact for values within [vmin, vmax].
-    const __m128 vlo = _mm_set1_ps(lo), vhi = _mm_set1_ps(hi);
-    __m128 flags = _mm_setzero_ps();
-    for (; i + 16 <= end; i += 16) {
-      __m128i q[4];
-      for (int j = 0; j < 4; ++j) {
-        const __m128 v = _mm_loadu_ps(src + i + 4 * j);
-        const __m128 inside = _mm_and_ps(_mm_cmpge_ps(v, vlo), _mm_cmple_ps(v, vhi));
-        const __m128 c = _mm_or_ps(_mm_and_ps(inside, v), _mm_andnot_ps(inside, vlo));
-        q[j] = _mm_cvttps_epi32(c);
-        flags = _mm_or_ps(flags, _mm_or_ps(_mm_andnot_ps(inside, _mm_castsi128_ps(_mm_set1_epi32(-1))),
-                                           _mm_cmpneq_ps(_mm_cvtepi32_ps(q[j]), c)));
-      }
-      const __m128i w0 = _mm_packs_epi32(q[0], q[1]), w1 = _mm_packs_epi32(q[2], q[3]);
-      const __m128i b = is_signed ? _mm_packs_epi16(w0, w1) : _mm_packus_epi16(w0, w1);
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + i), b);
-    }
-    bad |= _mm_movemask_ps(flags);
-    for (; i < end; ++i) {
-      const float v = src[i];
-      // NaN fails both comparisons; the clamp keeps the conversion defined whatever v is.
-      const bool inside = v >= lo && v <= hi;
-      const float c = inside ? v : lo;
-      const int iv = static_cast<int>(c);
-      bad |= static_cast<int>(!inside) | static_cast<int>(static_cast<float>(iv) != c);
-      dst[i] = static_cast<uint8_t>(iv);
-    }
-    if (bad) ok.store(false);
-  });
-  return {out, ok.load()};
-}
-
-std::tuple<torch::Tensor, int64_t> conv2d_pack(const torch::Tensor& x, int64_t kh, int64_t kw,
-                                               std::vector<int64_t> stride, std::vector<int64_t> padding,
-                                               std::vector<int64_t> dilation, int64_t groups, int64_t mask,
-                                               torch::Tensor workspace) {
+void conv_run(const torch::Tensor& x, const ConvGeometry& geometry, const KernelTable& kernel,
+              const torch::Tensor& bc, const ConvParts& parts, torch::Tensor& out) {
   TORCH_CHECK(x.device().is_cpu() && x.dim() == 4 && x.is_contiguous() &&
                   (x.scalar_type() == torch::kUInt8 || x.scalar_type() == torch::kInt8),
               "x must be a contiguous 4-D int8/uint8 CPU tensor");
-  TORCH_CHECK(stride.size() == 2 && padding.size() == 4 && dilation.size() == 2, "bad conv geometry");
+  TORCH_CHECK(out.device().is_cpu() && out.scalar_type() == torch::kFloat32 && out.dim() == 4 && out.is_contiguous(),
+              "out must be a contiguous float32 [N, O, OH, OW] CPU tensor");
+  const auto& [kh, kw, sh, sw, top, bottom, left, right, dh, dw, G] = geometry;
   const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
-  TORCH_CHECK(groups >= 1 && C % groups == 0, "groups must divide the channels");
-  const int64_t sh = stride[0], sw = stride[1], top = padding[0], left = padding[2];
-  const int64_t dh = dilation[0], dw = dilation[1];
-  const int64_t Hp = H + padding[0] + padding[1], Wp = W + padding[2] + padding[3];
-  const int64_t OH = (Hp - dh * (kh - 1) - 1) / sh + 1;
-  const int64_t OW = (Wp - dw * (kw - 1) - 1) / sw + 1;
-  TORCH_CHECK(OH >= 1 && OW >= 1, "the kernel does not fit the padded input");
-  const int64_t Cg = C / groups, K = Cg * kh * kw, M = N * OH * OW;
-  const int64_t Mp = std::max<int64_t>(1, (M + kLaneAlign - 1) / kLaneAlign) * kLaneAlign;
+  TORCH_CHECK(G >= 1 && C % G == 0 && out.size(1) % G == 0, "groups must divide the channels");
+  const int64_t Hp = H + top + bottom, Wp = W + left + right;
+  const int64_t OH = out.size(2), OW = out.size(3), O = out.size(1), Og = O / G, Cg = C / G;
+  TORCH_CHECK((Hp - dh * (kh - 1) - 1) / sh + 1 == OH && (Wp - dw * (kw - 1) - 1) / sw + 1 == OW && out.size(0) == N,
+              "out does not have the convolution's shape");
+  const int64_t K = Cg * kh * kw, M = N * OH * OW, P = OH * OW;
+  TORCH_CHECK(bc.scalar_type() == torch::kUInt8 && bc.dim() == 3 && bc.size(0) == G && bc.size(1) == K &&
+                  bc.size(2) == Og,
+              "bc must be uint8 [G, K, O/G]");
+  const bool wide = kernel.name.rfind("avx512", 0) == 0, avx2 = kernel.name.rfind("avx2", 0) == 0;
+  const auto epilogue = wide ? epilogue_avx512 : avx2 ? epilogue_avx2 : epilogue_plain;
+  // Zero planes: a plan whose table is all offsets and exact product (no look-ups).
+  GemmKernel fn = kernel.planes == 0
+                      ? nullptr
+                      : find_kernel(kernel.name, kernel.bits_eff, kernel.planes, kernel.group_lo, kernel.group_hi);
+  TORCH_CHECK(fn != nullptr || kernel.planes == 0, "unknown LUT-GEMM kernel ", kernel.name);
+  // Weight codes n-major ([G][Og][K]: a column's codes over k are consecutive), and as int8 slices of k for
+  // the exact product.
+  const torch::Tensor bcn = bc.transpose(1, 2).contiguous();
+  const int64_t slice = std::max<int64_t>(1, std::min<int64_t>(K, parts.k_slice));
+  std::vector<torch::Tensor> w8;
+  if (parts.exact_int8) {
+    for (int64_t g = 0; g < G; ++g) {
+      for (int64_t k0 = 0; k0 < K; k0 += slice) {
+        w8.push_back(bcn[g].narrow(1, k0, std::min(slice, K - k0)).contiguous().view(torch::kInt8));
+      }
+    }
+  }
+  GemmKernel rows_fn = nullptr;
+  if (parts.row_table.numel() > 0) {
+    rows_fn = find_kernel(kernel.name, kernel.bits_eff, 2, 1, 1);
+    TORCH_CHECK(rows_fn != nullptr, "no two-plane kernel for the row offsets");
+  }
+  const Parts sums = make_parts(torch::empty({G, Og, 0}, torch::kInt32), parts.scale, torch::empty(0),
+                                torch::empty(0), parts.col_offset, bc, K * parts.bias);
+  const bool has_float = parts.exact_nchw.numel() > 0;
+  const torch::Tensor addend64 = has_float ? parts.exact_nchw.to(torch::kFloat64).contiguous() : parts.exact_nchw;
+  TORCH_CHECK(!has_float || addend64.sizes() == out.sizes(), "exact_nchw must be shaped like out");
+  const double* addend = has_float ? addend64.data_ptr<double>() : nullptr;
+  auto channel = [&](const torch::Tensor& t, const char* what) -> const float* {
+    if (t.numel() == 0) return nullptr;
+    TORCH_CHECK(t.scalar_type() == torch::kFloat32 && t.is_contiguous() && t.numel() == O, what,
+                " must be a contiguous float32 tensor with one value per output channel");
+    return t.data_ptr<float>();
+  };
+  const float* mul = channel(parts.out_scale, "out_scale");
+  const float* add = channel(parts.out_bias, "out_bias");
+  const float* extra = channel(parts.out_extra, "out_extra");
+  // Stored codes of the zero-padded input [N][C][Hp][Wp]: value 0 (padding) is code 0, stored as `flip`.
+  const uint8_t code_mask = static_cast<uint8_t>(parts.mask), code_flip = static_cast<uint8_t>(parts.flip);
+  std::vector<uint8_t> xp(static_cast<size_t>(N * C * Hp * Wp), code_flip);
   const uint8_t* src = static_cast<const uint8_t*>(x.data_ptr());
-  const uint8_t code_mask = static_cast<uint8_t>(mask);
-  // Codes of the zero-padded input [N][C][Hp][Wp] (padding = value 0 = code 0), and the largest code of
-  // the input (an upper bound of the panel's: strides may skip some pixels; any bound is exact).
-  std::vector<uint8_t> xp(static_cast<size_t>(N * C * Hp * Wp), 0);
-  std::atomic<int> max_code{0};
   at::parallel_for(0, N * C, 1, [&](int64_t begin, int64_t end) {
-    uint8_t mx = 0;
     for (int64_t plane = begin; plane < end; ++plane) {
       for (int64_t h = 0; h < H; ++h) {
         const uint8_t* s = src + (plane * H + h) * W;
         uint8_t* d = xp.data() + (plane * Hp + top + h) * Wp + left;
-        for (int64_t w = 0; w < W; ++w) {
-          const uint8_t v = s[w] & code_mask;
-          d[w] = v;
-          mx = v > mx ? v : mx;
-        }
+        for (int64_t w = 0; w < W; ++w) d[w] = (s[w] & code_mask) ^ code_flip;
       }
     }
-    fold_max(max_code, mx);
   });
-  TORCH_CHECK(workspace.device().is_cpu() && workspace.scalar_type() == torch::kUInt8 && workspace.dim() == 1,
-              "workspace must be a 1-D uint8 CPU tensor");
-  if (workspace.numel() < groups * K * Mp) workspace.resize_({groups * K * Mp});
-  auto at = workspace.narrow(0, 0, groups * K * Mp).view({groups, K, Mp});
-  uint8_t* out = at.data_ptr<uint8_t>();
-  // One task per row (g, k) of the panel: row k = (c, i, j) holds xp[n, c, oh*sh + i*dh, ow*sw + j*dw]
-  // for every output position m = (n, oh, ow).
-  at::parallel_for(0, groups * K, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t t = begin; t < end; ++t) {
-      const int64_t g = t / K, k = t % K;
-      const int64_t c = g * Cg + k / (kh * kw), i = (k / kw) % kh, j = k % kw;
-      uint8_t* row = out + t * Mp;
-      for (int64_t n = 0; n < N; ++n) {
-        const uint8_t* plane = xp.data() + (n * C + c) * Hp * Wp + i * dh * Wp + j * dw;
-        uint8_t* dst = row + n * OH * OW;
-        if (sw == 1) {
-          switch (OW) {
-            case 4: copy_rows<4>(dst, plane, OH, sh * Wp); break;
-            case 8: copy_rows<8>(dst, plane, OH, sh * Wp); break;
-            case 16: copy_rows<16>(dst, plane, OH, sh * Wp); break;
-            case 32: copy_rows<32>(dst, plane, OH, sh * Wp); break;
-            default:
-              for (int64_t oh = 0; oh < OH; ++oh) std::memcpy(dst + oh * OW, plane + oh * sh * Wp, OW);
-          }
-        } else {
-          for (int64_t oh = 0; oh < OH; ++oh) {
-            const uint8_t* s = plane + oh * sh * Wp;
-            uint8_t* d = dst + oh * OW;
-            for (int64_t ow = 0; ow < OW; ++ow) d[ow] = s[ow * sw];
-          }
-        }
-      }
-      std::memset(row + M, 0, Mp - M);
-    }
-  });
-  return {at, static_cast<int64_t>(max_code.load())};
-}
-
-void conv_output(const torch::Tensor& ct, torch::Tensor& out) {
-  TORCH_CHECK(ct.device().is_cpu() && ct.scalar_type() == torch::kInt32 && ct.dim() == 3 && ct.is_contiguous(),
-              "ct must be a contiguous int32 [G, O/G, Mp] CPU tensor");
-  TORCH_CHECK(out.device().is_cpu() && out.scalar_type() == torch::kFloat32 && out.dim() == 4 && out.is_contiguous(),
-              "out must be a contiguous float32 [N, O, OH, OW] CPU tensor");
-  const int64_t G = ct.size(0), Og = ct.size(1), Mp = ct.size(2);
-  const int64_t N = out.size(0), O = out.size(1), P = out.size(2) * out.size(3);
-  TORCH_CHECK(G * Og == O && N * P <= Mp, "ct and out shapes differ");
-  const int32_t* src = ct.data_ptr<int32_t>();
+  const uint8_t* table = static_cast<const uint8_t*>(kernel.table.data_ptr());
+  const uint8_t* row_table = parts.row_table.numel() > 0 ? parts.row_table.data_ptr<uint8_t>() : nullptr;
+  const std::vector<uint8_t> zero_codes(static_cast<size_t>(slice), 0);
   float* dst = out.data_ptr<float>();
-  // out[n][o][p] = ct[o / Og][o % Og][n*P + p]: rows of P contiguous values on both sides.
-  at::parallel_for(0, N * O, std::max<int64_t>(1, 4096 / std::max<int64_t>(1, P)), [&](int64_t begin, int64_t end) {
-    for (int64_t r = begin; r < end; ++r) {
-      const int64_t n = r / O, o = r % O;
-      const int32_t* s = src + o * Mp + n * P;
-      float* d = dst + r * P;
-      for (int64_t p = 0; p < P; ++p) d[p] = static_cast<float>(s[p]);
+  // One task per block of kLaneAlign output positions: its panel of codes (a slice of k at a time, sized
+  // for the L2 cache), the kernel's sums for every column, the exact product and the row offsets, then
+  // the outputs. Each thread keeps its buffers.
+  const int64_t blocks = (M + kLaneAlign - 1) / kLaneAlign;
+  at::parallel_for(0, blocks, 1, [&](int64_t begin, int64_t end) {
+    thread_local std::vector<uint8_t> panel;
+    thread_local std::vector<int32_t> ct, exact, tmp, rows;
+    panel.resize(static_cast<size_t>(slice * kLaneAlign));
+    ct.resize(static_cast<size_t>(Og * kLaneAlign));
+    exact.resize(parts.exact_int8 ? static_cast<size_t>(Og * kLaneAlign) : 0);
+    tmp.resize(parts.exact_int8 ? static_cast<size_t>(Og * kLaneAlign) : 0);
+    rows.resize(static_cast<size_t>(kLaneAlign));
+    for (int64_t block = begin; block < end; ++block) {
+      const int64_t m0 = block * kLaneAlign;
+      const std::vector<Run> runs = block_runs(m0, M, OH, OW);
+      std::vector<int64_t> run_offset(runs.size());  // of each run's first input pixel, channel 0, tap (0, 0)
+      for (size_t q = 0; q < runs.size(); ++q) {
+        run_offset[q] = (runs[q].n * C * Hp + runs[q].oh * sh) * Wp + runs[q].ow * sw;
+      }
+      const int64_t lanes = std::min(kLaneAlign, M - m0);
+      for (int64_t g = 0; g < G; ++g) {
+        for (int64_t k0 = 0; k0 < K; k0 += slice) {
+          const int64_t ks = std::min(slice, K - k0);
+          for (int64_t k = 0; k < ks; ++k) {  // row k0 + k = (c, i, j) of the group's receptive field
+            const int64_t kk = k0 + k, c = g * Cg + kk / (kh * kw), i = (kk / kw) % kh, j = kk % kw;
+            const uint8_t* base = xp.data() + (c * Hp + i * dh) * Wp + j * dw;
+            uint8_t* row = panel.data() + k * kLaneAlign;
+            for (size_t q = 0; q < runs.size(); ++q) {
+              const Run& r = runs[q];
+              const uint8_t* s = base + run_offset[q];
+              uint8_t* d = row + r.lane;
+              if (sw != 1) {
+                for (int64_t t = 0; t < r.length; ++t) d[t] = s[t * sw];
+                continue;
+              }
+              switch (r.length) {  // the usual widths as fixed-size moves
+                case 4: std::memcpy(d, s, 4); break;
+                case 8: std::memcpy(d, s, 8); break;
+                case 16: std::memcpy(d, s, 16); break;
+                case 32: std::memcpy(d, s, 32); break;
+                default: std::memcpy(d, s, static_cast<size_t>(r.length));
+              }
+            }
+            std::memset(row + lanes, code_flip, static_cast<size_t>(kLaneAlign - lanes));
+          }
+          GemmProblem q{};
+          q.at = panel.data();
+          q.at_k = kLaneAlign;
+          q.bc = bcn.data_ptr<uint8_t>() + g * Og * K + k0;
+          q.bc_k = 1;
+          q.bc_n = K;
+          q.table = table;
+          q.col_stride = kernel.col_stride;
+          q.plane_stride = kernel.plane_stride;
+          q.bias = kernel.bias;
+          q.ct = ct.data();
+          q.ct_n = kLaneAlign;
+          q.K = ks;
+          q.bits_eff = kernel.bits_eff;
+          q.accumulate = k0 > 0;
+          if (fn != nullptr) fn(q, 0, 0, kLaneAlign, 0, Og);
+          if (parts.exact_int8) {
+            auto a8 = torch::from_blob(panel.data(), {ks, kLaneAlign}, torch::kInt8);
+            auto part = torch::from_blob(k0 == 0 ? exact.data() : tmp.data(), {Og, kLaneAlign}, torch::kInt32);
+            at::_int_mm_out(part, w8[g * ((K + slice - 1) / slice) + k0 / slice], a8);
+            if (k0 > 0) {
+              for (int64_t t = 0; t < Og * kLaneAlign; ++t) exact[t] += tmp[t];
+            }
+          }
+          if (rows_fn != nullptr) {
+            GemmProblem r = q;
+            r.bc = zero_codes.data();
+            r.bc_n = 0;
+            r.table = row_table;
+            r.col_stride = 2 * parts.row_table.size(2);
+            r.plane_stride = parts.row_table.size(2);
+            r.bias = parts.row_bias;
+            r.ct = rows.data();
+            rows_fn(r, 0, 0, kLaneAlign, 0, 1);
+          }
+        }
+        // Outputs of the block: every part an exact integer, summed in int64 (and double with a float
+        // exact product), rounded once to float32; then the epilogue, step by step as torch does it.
+        for (int64_t og = 0; og < Og; ++og) {
+          const int64_t o = g * Og + og;
+          const int64_t col = sums.cols[g * Og + og];
+          const int32_t* s = fn != nullptr ? ct.data() + og * kLaneAlign : nullptr;
+          const int32_t* e = parts.exact_int8 ? exact.data() + og * kLaneAlign : nullptr;
+          if (addend == nullptr) {  // in 32 bits (the engine bounds the sums by the int32 range), vectorised
+            const RunEpilogue q{static_cast<int32_t>(parts.scale),
+                                static_cast<uint32_t>(static_cast<uint64_t>(col)),
+                                mul != nullptr,
+                                add != nullptr,
+                                extra != nullptr,
+                                mul != nullptr ? mul[o] : 1.0f,
+                                add != nullptr ? add[o] : 0.0f,
+                                extra != nullptr ? extra[o] : 0.0f};
+            for (const Run& run : runs) {
+              float* d = dst + (run.n * O + o) * P + run.oh * OW + run.ow;
+              const int32_t* rr = rows_fn != nullptr ? rows.data() + run.lane : nullptr;
+              const int32_t* ss = s != nullptr ? s + run.lane : nullptr;
+              const int32_t* ee = e != nullptr ? e + run.lane : nullptr;
+              epilogue(d, run.length, ss, ee, rr, q);
+            }
+            continue;
+          }
+          for (const Run& run : runs) {
+            const int64_t base = (run.n * O + o) * P + run.oh * OW + run.ow;
+            float* d = dst + base;
+            for (int64_t t = 0; t < run.length; ++t) {
+              const int64_t lane = run.lane + t;
+              int64_t v = s != nullptr ? parts.scale * s[lane] + col : col;
+              if (e != nullptr) v += e[lane];
+              if (rows_fn != nullptr) v += rows[lane];
+              float y = addend == nullptr ? static_cast<float>(v)
+                                          : static_cast<float>(static_cast<double>(v) + addend[base + t]);
+              if (mul != nullptr) y = y * mul[o];
+              if (add != nullptr) y = y + add[o];
+              if (extra != nullptr) y = y + extra[o];
+              d[t] = y;
+            }
+          }
+        }
+      }
     }
   });
 }

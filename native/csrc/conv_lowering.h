@@ -4,28 +4,52 @@
 #include <torch/extension.h>
 
 #include <cstdint>
+#include <string>
 #include <tuple>
 #include <vector>
 
 namespace lutgen {
 
-// Values of a contiguous float32 tensor as int8 (vmin < 0) or uint8, and whether every value was an
-// integer within [vmin, vmax] (when not, the returned values are meaningless).
-std::tuple<torch::Tensor, bool> float_to_values(const torch::Tensor& x, int64_t vmin, int64_t vmax);
+// XOR every one of `count` codes with `flip` (in parallel).
+void flip_codes(uint8_t* codes, int64_t count, uint8_t flip);
 
-// Implicit im2col: codes (value & mask) of x [N, C, H, W] (int8/uint8, contiguous) as the K-major panel
-// [G, Cg*kh*kw, Mp] (m = (n, oh, ow), padded with code 0 to a multiple of kLaneAlign) and the largest code
-// of x (an upper bound of the panel's codes).
-// padding is (top, bottom, left, right); positions outside the input get code 0.
-// The panel is a view into `workspace` (a uint8 tensor, grown in place when too small): reusing one buffer
-// across calls spares the page faults of a fresh multi-megabyte allocation, which cost as much as the
-// packing itself. The view is valid until the next call with the same workspace.
-std::tuple<torch::Tensor, int64_t> conv2d_pack(const torch::Tensor& x, int64_t kh, int64_t kw,
-                                               std::vector<int64_t> stride, std::vector<int64_t> padding,
-                                               std::vector<int64_t> dilation, int64_t groups, int64_t mask,
-                                               torch::Tensor workspace);
+// Largest code (value & mask) of a contiguous int8/uint8 tensor.
+int64_t max_code(const torch::Tensor& x, int64_t mask);
 
-// out [N, O, OH, OW] float32 (contiguous) from the kernel's transposed result ct [G, O/G, Mp] int32.
-void conv_output(const torch::Tensor& ct, torch::Tensor& out);
+// Geometry of a 2-D convolution: kernel, stride, zero padding (top, bottom, left, right), dilation, groups.
+struct ConvGeometry {
+  int64_t kh, kw, sh, sw, top, bottom, left, right, dh, dw, groups;
+};
+
+// The LUT-GEMM kernel and its table (layouts in lut_gemm_common.h).
+struct KernelTable {
+  std::string name;
+  int bits_eff, planes, group_lo, group_hi;
+  torch::Tensor table;
+  int64_t col_stride, plane_stride, bias;
+};
+
+// What surrounds the kernel (see table_parts.h and approxlut/native/plan.py): stored codes are
+// (value & mask) ^ flip; the kernel's sums are multiplied by `scale`; plus the int8 exact product (on the
+// same panel), the row offsets (a one-column two-plane table, or empty, with its bias), the column offsets
+// (int64 per stored code of b, or empty) and `bias` per product; plus a float exact product shaped like the
+// output (or empty); then the layer's epilogue per output channel (empty tensors where none). The panel
+// holds k_slice rows of k at a time.
+struct ConvParts {
+  int64_t mask, flip, k_slice, scale;
+  bool exact_int8;
+  torch::Tensor row_table;
+  int64_t row_bias;
+  torch::Tensor col_offset;
+  int64_t bias;
+  torch::Tensor exact_nchw, out_scale, out_bias, out_extra;
+};
+
+// out [N, O, OH, OW] (float32, contiguous) of the LUT convolution of x [N, C, H, W] (int8/uint8 values,
+// contiguous) with the stored weight codes bc [G, Cg*kh*kw, O/G], in one parallel pass over blocks of
+// kLaneAlign output positions: each block's panel of codes stays in the core's cache while the kernel, the
+// exact product and the row offsets read it.
+void conv_run(const torch::Tensor& x, const ConvGeometry& geometry, const KernelTable& kernel,
+              const torch::Tensor& bc, const ConvParts& parts, torch::Tensor& out);
 
 }  // namespace lutgen

@@ -1,11 +1,13 @@
 // AVX-512 VBMI LUT-GEMM kernel, chosen at run time when the CPU has it.
-// For tables that span at most 2^16 values: entries are stored minus a bias (unsigned 16-bit) and split
-// into a low-byte and a high-byte plane of 64..256 entries each per column (the low plane alone when they
-// span at most 256 values). The column of the current weight
-// code is held in 1..4 zmm registers per plane and looked up with vpermb / vpermi2b on 64 byte lanes
-// (lanes run over m). Byte sums are kept in 16-bit words without any shuffle: word j accumulates lanes
-// 2j and 2j+1 as (even + 256*odd) mod 2^16 and a second word the odd lanes alone, for up to 256 k steps;
-// then both are split exactly and added to int32 sums. Each loaded column serves V vectors of 64 rows.
+// The table is one or two unsigned byte planes per column (see lut_gemm_common.h, layout "bytes"), 64..256
+// entries each. The column of the current weight code is held in 1..4 zmm registers per plane and looked up
+// with vpermb / vpermi2b on 64 byte lanes (lanes run over m). Byte sums are kept in 16-bit words without any
+// shuffle: word j accumulates lanes 2j and 2j+1 as (even + 256*odd) mod 2^16 and a second word the odd lanes
+// alone, for up to 256 k steps; then both are split exactly and added to int32 sums.
+// Widening costs three instructions per vector. When a plane's entries are small (at most 255 / G), G looked
+// up vectors are first summed as bytes and widened once ("groups"): the high plane of an error table that
+// spans a few hundred values holds 0 or 1, and low-error planes hold small values. Each k step loads the codes
+// of V vectors once and serves C columns with them.
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512vbmi,avx2,fma,bmi2")
 #include <immintrin.h>
 
@@ -15,80 +17,136 @@ namespace lutgen {
 namespace {
 
 template <int R>
-inline __m512i lookup8(__m512i idx, const __m512i* t, __mmask64 bit7) {
-  if (R == 1) return _mm512_permutexvar_epi8(idx, t[0]);
-  if (R == 2) return _mm512_permutex2var_epi8(t[0], idx, t[1]);
+inline __m512i lookup8(__m512i idx, const __m512i* t) {
+  if constexpr (R == 1) return _mm512_permutexvar_epi8(idx, t[0]);
+  if constexpr (R == 2) return _mm512_permutex2var_epi8(t[0], idx, t[1]);
+  const __mmask64 bit7 = _mm512_movepi8_mask(idx);
   return _mm512_mask_blend_epi8(bit7, _mm512_permutex2var_epi8(t[0], idx, t[1]),
                                 _mm512_permutex2var_epi8(t[2], idx, t[3]));
 }
 
-template <int R, int V, int P>
-void avx512vbmi_bytes(const GemmProblem& p, int64_t g, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+// Word accumulators of one plane: w = (even + 256*odd) mod 2^16 per word, o = odd lanes.
+inline void widen(__m512i& w, __m512i& o, __m512i bytes) {
+  w = _mm512_add_epi16(w, bytes);
+  o = _mm512_add_epi16(o, _mm512_srli_epi16(bytes, 8));
+}
+
+// C columns n.. of V vectors of 64 rows from mb, P planes. The low plane's looked-up bytes are summed over GL
+// k steps before widening, the high plane's over GH (P == 2: GL == 1). k steps are taken in groups of
+// G = max(GL, GH); a chunk's tail goes one step at a time.
+template <int R, int V, int C, int P, int GL, int GH>
+void columns(const GemmProblem& p, const uint8_t* atg, const uint8_t* bcg, int32_t* ctg, int64_t mb, int64_t n) {
+  static_assert(P == 1 || GL == 1, "two planes widen the low plane every step");
   constexpr int kBlock = 64 * V;
   constexpr int64_t kChunk = 256;  // k steps per 16-bit accumulation (byte sums stay below 2^16)
-  const uint8_t* atg = p.at + g * p.at_g;
-  const uint8_t* bcg = p.bc + g * p.bc_g;
-  int32_t* ctg = p.ct + g * p.ct_g;
-  for (int64_t mb = m0; mb < m1; mb += kBlock) {
-    for (int64_t n = n0; n < n1; ++n) {
-      alignas(64) int32_t acc[kBlock] = {};
-      for (int64_t k0 = 0; k0 < p.K; k0 += kChunk) {
-        const int64_t k1 = k0 + kChunk < p.K ? k0 + kChunk : p.K;
-        // Word j of w* sums byte lanes 2j and 2j+1 as (even + 256*odd) mod 2^16; o* sums the odd lanes.
-        __m512i wl[V], ol[V], wh[V], oh[V];
-        for (int v = 0; v < V; ++v) wl[v] = ol[v] = wh[v] = oh[v] = _mm512_setzero_si512();
-        for (int64_t k = k0; k < k1; ++k) {
-          const uint8_t* col = p.table + bcg[k * p.bc_k + n * p.bc_n] * p.col_stride;
-          __m512i tl[R], th[R];
-          for (int r = 0; r < R; ++r) {
-            tl[r] = _mm512_loadu_si512(col + 64 * r);
-            if constexpr (P == 2) th[r] = _mm512_loadu_si512(col + p.plane_stride + 64 * r);
+  constexpr int G = GL > GH ? GL : GH;
+  alignas(64) int32_t acc[C][kBlock] = {};
+  const uint8_t* cols[C];
+  for (int64_t k0 = 0; k0 < p.K; k0 += kChunk) {
+    const int64_t k1 = k0 + kChunk < p.K ? k0 + kChunk : p.K;
+    __m512i wl[C][V], ol[C][V], wh[C][V], oh[C][V], sl[C][V], sh[C][V];
+    for (int c = 0; c < C; ++c) {
+      for (int v = 0; v < V; ++v) wl[c][v] = ol[c][v] = wh[c][v] = oh[c][v] = _mm512_setzero_si512();
+    }
+    // One k step: look up the codes of V vectors in each column; grouped planes collect byte sums in
+    // `sl`/`sh` (j: the step's place in its group), the others are widened at once.
+    auto step = [&](int64_t k, int j, bool grouped) {
+      __m512i idx[V];
+      for (int v = 0; v < V; ++v) idx[v] = _mm512_loadu_si512(atg + k * p.at_k + mb + 64 * v);
+      for (int c = 0; c < C; ++c) cols[c] = p.table + bcg[k * p.bc_k + (n + c) * p.bc_n] * p.col_stride;
+      for (int c = 0; c < C; ++c) {
+        __m512i t[R];
+        for (int r = 0; r < R; ++r) t[r] = _mm512_loadu_si512(cols[c] + 64 * r);
+        for (int v = 0; v < V; ++v) {
+          const __m512i lo = lookup8<R>(idx[v], t);
+          if (GL > 1 && grouped) {
+            sl[c][v] = j == 0 ? lo : _mm512_add_epi8(sl[c][v], lo);
+          } else {
+            widen(wl[c][v], ol[c][v], lo);
           }
-          const uint8_t* idx = atg + k * p.at_k + mb;
+        }
+        if constexpr (P == 2) {
+          for (int r = 0; r < R; ++r) t[r] = _mm512_loadu_si512(cols[c] + p.plane_stride + 64 * r);
           for (int v = 0; v < V; ++v) {
-            __m512i i8 = _mm512_loadu_si512(idx + 64 * v);
-            __mmask64 bit7 = R == 4 ? _mm512_movepi8_mask(i8) : 0;
-            const __m512i lo = lookup8<R>(i8, tl, bit7);
-            wl[v] = _mm512_add_epi16(wl[v], lo);
-            ol[v] = _mm512_add_epi16(ol[v], _mm512_srli_epi16(lo, 8));
-            if constexpr (P == 2) {
-              const __m512i hi = lookup8<R>(i8, th, bit7);
-              wh[v] = _mm512_add_epi16(wh[v], hi);
-              oh[v] = _mm512_add_epi16(oh[v], _mm512_srli_epi16(hi, 8));
+            const __m512i hi = lookup8<R>(idx[v], t);
+            if (GH > 1 && grouped) {
+              sh[c][v] = j == 0 ? hi : _mm512_add_epi8(sh[c][v], hi);
+            } else {
+              widen(wh[c][v], oh[c][v], hi);
             }
           }
         }
-        // Entries are stored as T - bias (both planes unsigned): add bias back per product. The chunk's
-        // true sum fits int32 (the caller bounds max|T| * K), the biased parts are at most 2^24 each.
-        const int64_t offset = p.bias * (k1 - k0);
-        for (int v = 0; v < V; ++v) {
-          alignas(64) uint16_t el[32], od[32], eh[32], oh16[32];
-          _mm512_store_si512(el, _mm512_sub_epi16(wl[v], _mm512_slli_epi16(ol[v], 8)));
-          _mm512_store_si512(od, ol[v]);
-          _mm512_store_si512(eh, _mm512_sub_epi16(wh[v], _mm512_slli_epi16(oh[v], 8)));
-          _mm512_store_si512(oh16, oh[v]);
-          int32_t* a = acc + 64 * v;
-          for (int j = 0; j < 32; ++j) {
-            a[2 * j] += static_cast<int32_t>(el[j] + 256 * eh[j] + offset);
-            a[2 * j + 1] += static_cast<int32_t>(od[j] + 256 * oh16[j] + offset);
+      }
+    };
+    int64_t k = k0;
+    if constexpr (G > 1) {
+      for (; k + G <= k1; k += G) {
+        for (int j = 0; j < G; ++j) step(k + j, j, true);
+        for (int c = 0; c < C; ++c) {
+          for (int v = 0; v < V; ++v) {
+            if constexpr (GL > 1) widen(wl[c][v], ol[c][v], sl[c][v]);
+            if constexpr (P == 2 && GH > 1) widen(wh[c][v], oh[c][v], sh[c][v]);
           }
         }
       }
-      store_lanes(ctg + n * p.ct_n + mb, acc, kBlock, p.accumulate);
     }
+    for (; k < k1; ++k) step(k, 0, false);
+    // Entries are stored as T - bias (unsigned planes): add bias back per product. The chunk's true sum
+    // fits int32 (the caller bounds it), the biased parts are at most 2^24 each.
+    const int64_t offset = p.bias * (k1 - k0);
+    for (int c = 0; c < C; ++c) {
+      for (int v = 0; v < V; ++v) {
+        alignas(64) uint16_t el[32], od[32], eh[32], oh16[32];
+        _mm512_store_si512(el, _mm512_sub_epi16(wl[c][v], _mm512_slli_epi16(ol[c][v], 8)));
+        _mm512_store_si512(od, ol[c][v]);
+        _mm512_store_si512(eh, _mm512_sub_epi16(wh[c][v], _mm512_slli_epi16(oh[c][v], 8)));
+        _mm512_store_si512(oh16, oh[c][v]);
+        int32_t* a = acc[c] + 64 * v;
+        for (int i = 0; i < 32; ++i) {
+          a[2 * i] += static_cast<int32_t>(el[i] + 256 * eh[i] + offset);
+          a[2 * i + 1] += static_cast<int32_t>(od[i] + 256 * oh16[i] + offset);
+        }
+      }
+    }
+  }
+  for (int c = 0; c < C; ++c) store_lanes(ctg + (n + c) * p.ct_n + mb, acc[c], kBlock, p.accumulate);
+}
+
+template <int R, int V, int C, int P, int GL, int GH>
+void planes(const GemmProblem& p, int64_t g, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+  const uint8_t* atg = p.at + g * p.at_g;
+  const uint8_t* bcg = p.bc + g * p.bc_g;
+  int32_t* ctg = p.ct + g * p.ct_g;
+  for (int64_t mb = m0; mb < m1; mb += 64 * V) {
+    int64_t n = n0;
+    for (; n + C <= n1; n += C) columns<R, V, C, P, GL, GH>(p, atg, bcg, ctg, mb, n);
+    for (; n < n1; ++n) columns<R, V, 1, P, GL, GH>(p, atg, bcg, ctg, mb, n);
   }
 }
 
-template <int P>
-GemmKernel bytes_for(int bits_eff) {
-  if (bits_eff <= 6) return avx512vbmi_bytes<1, 4, P>;
-  if (bits_eff == 7) return avx512vbmi_bytes<2, 4, P>;
-  return avx512vbmi_bytes<4, 4, P>;
+// Register budget (32 zmm): word accumulators 2*P*C*V, byte sums, R*P table registers, V code vectors.
+template <int R>
+GemmKernel for_width(int planes_count, int group_lo, int group_hi) {
+  constexpr int V = 4;
+  constexpr int C = R == 4 ? 1 : 2;
+  if (planes_count == 1) {
+    if (group_lo >= 8) return planes<R, V, C, 1, 8, 1>;
+    if (group_lo >= 4) return planes<R, V, C, 1, 4, 1>;
+    if (group_lo >= 2) return planes<R, V, C, 1, 2, 1>;
+    return planes<R, V, C, 1, 1, 1>;
+  }
+  if (group_hi >= 16) return planes<R, V, 1, 2, 1, 16>;
+  if (group_hi >= 4) return planes<R, V, 1, 2, 1, 4>;
+  return planes<R, V, 1, 2, 1, 1>;
 }
 
 }  // namespace
 
-GemmKernel avx512vbmi_bytes_kernel(int bits_eff) { return bytes_for<2>(bits_eff); }
-GemmKernel avx512vbmi_bytes1_kernel(int bits_eff) { return bytes_for<1>(bits_eff); }
+GemmKernel avx512vbmi_planes_kernel(int bits_eff, int planes_count, int group_lo, int group_hi) {
+  if (planes_count != 1 && planes_count != 2) return nullptr;
+  if (bits_eff <= 6) return for_width<1>(planes_count, group_lo, group_hi);
+  if (bits_eff == 7) return for_width<2>(planes_count, group_lo, group_hi);
+  return for_width<4>(planes_count, group_lo, group_hi);
+}
 
 }  // namespace lutgen

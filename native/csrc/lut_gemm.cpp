@@ -14,21 +14,22 @@
 
 #include "conv_lowering.h"
 #include "lut_gemm_common.h"
+#include "operands.h"
+#include "table_parts.h"
 
 namespace lutgen {
-namespace {
 
-GemmKernel find_kernel(const std::string& name, int bits_eff) {
+GemmKernel find_kernel(const std::string& name, int bits_eff, int planes, int group_lo, int group_hi) {
   if (name == "scalar/i32") return scalar_i32_kernel(bits_eff);
   if (name == "avx2/gather") return avx2_gather_kernel(bits_eff);
-  if (name == "avx2/nibble") return avx2_nibble_kernel(bits_eff);
-  if (name == "avx2/nibble1") return avx2_nibble1_kernel(bits_eff);
+  if (name == "avx2/nibble") return planes == 1 ? avx2_nibble1_kernel(bits_eff) : avx2_nibble_kernel(bits_eff);
   if (name == "avx512/gather") return avx512_gather_kernel(bits_eff);
   if (name == "avx512bw/i16") return avx512bw_i16_kernel(bits_eff);
-  if (name == "avx512vbmi/bytes") return avx512vbmi_bytes_kernel(bits_eff);
-  if (name == "avx512vbmi/bytes1") return avx512vbmi_bytes1_kernel(bits_eff);
+  if (name == "avx512vbmi/planes") return avx512vbmi_planes_kernel(bits_eff, planes, group_lo, group_hi);
   return nullptr;
 }
+
+namespace {
 
 void check_codes(const torch::Tensor& t, const char* what) {
   TORCH_CHECK(t.device().is_cpu() && t.scalar_type() == torch::kUInt8 && t.dim() == 3, what,
@@ -39,7 +40,7 @@ void check_codes(const torch::Tensor& t, const char* what) {
 // C^T[g][n][m] for m-padded transposed codes at [G][K][Mp] and codes bc [G][K][N].
 torch::Tensor lut_gemm(const std::string& kernel, const torch::Tensor& at, const torch::Tensor& bc,
                        const torch::Tensor& table, int64_t col_stride, int64_t plane_stride, int64_t bias,
-                       int64_t bits_eff) {
+                       int64_t bits_eff, int64_t planes, int64_t group_lo, int64_t group_hi) {
   check_codes(at, "at");
   TORCH_CHECK(bc.device().is_cpu() && bc.scalar_type() == torch::kUInt8 && bc.dim() == 3,
               "bc must be a 3-D uint8 CPU tensor");
@@ -47,11 +48,14 @@ torch::Tensor lut_gemm(const std::string& kernel, const torch::Tensor& at, const
   const int64_t G = at.size(0), K = at.size(1), Mp = at.size(2), N = bc.size(2);
   TORCH_CHECK(bc.size(0) == G && bc.size(1) == K, "at and bc shapes differ");
   TORCH_CHECK(Mp % kLaneAlign == 0, "at must be padded to a multiple of ", kLaneAlign, " rows");
-  GemmKernel fn = find_kernel(kernel, static_cast<int>(bits_eff));
-  TORCH_CHECK(fn != nullptr, "unknown LUT-GEMM kernel ", kernel);
+  // Zero planes: a plan whose table is all offsets and exact product; its look-up sums are zero.
+  GemmKernel fn = planes == 0 ? nullptr
+                              : find_kernel(kernel, static_cast<int>(bits_eff), static_cast<int>(planes),
+                                            static_cast<int>(group_lo), static_cast<int>(group_hi));
+  TORCH_CHECK(fn != nullptr || planes == 0, "unknown LUT-GEMM kernel ", kernel);
   auto ct = torch::empty({G, N, Mp}, torch::dtype(torch::kInt32));
   if (G == 0 || N == 0 || Mp == 0) return ct;
-  if (K == 0) return ct.zero_();
+  if (K == 0 || planes == 0) return ct.zero_();
   GemmProblem p{};
   p.at = at.data_ptr<uint8_t>();
   p.at_g = at.stride(0);
@@ -185,9 +189,10 @@ inline void transpose16(const uint8_t* src, int64_t src_stride, uint8_t* dst, in
   for (int r = 0; r < 16; ++r) _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + r * dst_stride), x[r]);
 }
 
-// Codes (value & mask) of an integer tensor a [G][M][K] (any strides), transposed and m-padded with code 0
-// to [G][K][Mp]; also returns the largest code (so callers can pick smaller tables).
-std::tuple<torch::Tensor, int64_t> pack_transposed(const torch::Tensor& a, int64_t mask) {
+// Codes (value & mask) of an integer tensor a [G][M][K] (any strides), transposed and m-padded to [G][K][Mp]
+// (the padded lanes are discarded), XOR `flip` when a code reaches it (flip > 0); also returns an upper bound
+// of the stored codes (so callers can pick smaller tables) and whether the flip was applied.
+std::tuple<torch::Tensor, int64_t, bool> pack_transposed(const torch::Tensor& a, int64_t mask, int64_t flip) {
   TORCH_CHECK(a.device().is_cpu() && a.dim() == 3, "a must be a 3-D CPU tensor");
   const int64_t G = a.size(0), M = a.size(1), K = a.size(2);
   const int64_t Mp = std::max<int64_t>(1, (M + kLaneAlign - 1) / kLaneAlign) * kLaneAlign;
@@ -253,11 +258,15 @@ std::tuple<torch::Tensor, int64_t> pack_transposed(const torch::Tensor& a, int64
       }
     });
   });
-  return {at, static_cast<int64_t>(max_code.load())};
+  if (flip > 0 && max_code.load() >= flip) {
+    flip_codes(out, G * K * Mp, static_cast<uint8_t>(flip));
+    return {at, 2 * flip - 1, true};
+  }
+  return {at, static_cast<int64_t>(max_code.load()), false};
 }
 
 std::vector<std::string> kernels() {
-  return {"scalar/i32", "avx2/gather", "avx2/nibble", "avx512/gather", "avx512bw/i16", "avx512vbmi/bytes"};
+  return {"scalar/i32", "avx2/gather", "avx2/nibble", "avx512/gather", "avx512bw/i16", "avx512vbmi/planes"};
 }
 
 }  // namespace
@@ -268,7 +277,29 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("lut_gemm_backward", &lutgen::lut_gemm_backward, "Backward LUT-GEMMs with float32 gradient tables");
   m.def("pack_transposed", &lutgen::pack_transposed, "Masked codes of a [G,M,K], transposed and padded to [G,K,Mp]");
   m.def("float_to_values", &lutgen::float_to_values, "float32 operand values to int8/uint8, with a range+integer check");
-  m.def("conv2d_pack", &lutgen::conv2d_pack, "Implicit im2col: conv input codes as the K-major panel [G,K,Mp]");
-  m.def("conv_output", &lutgen::conv_output, "Kernel result [G,O/G,Mp] int32 into a float32 NCHW output");
+  m.def("quantize_codes", &lutgen::quantize_codes, "clamp(round(x / scale + zero), qmin, qmax) as int8/uint8 codes");
+  m.def("max_code", &lutgen::max_code, "Largest code (value & mask) of an int8/uint8 tensor");
+  m.def(
+      "conv_run",
+      [](const torch::Tensor& x, std::vector<int64_t> geometry, const std::string& kernel, int64_t bits_eff,
+         int64_t planes, int64_t group_lo, int64_t group_hi, const torch::Tensor& table, int64_t col_stride,
+         int64_t plane_stride, int64_t table_bias, const torch::Tensor& bc, int64_t mask, int64_t flip,
+         int64_t k_slice, int64_t scale, bool exact_int8, const torch::Tensor& row_table, int64_t row_bias,
+         const torch::Tensor& col_offset, int64_t bias, const torch::Tensor& exact_nchw,
+         const torch::Tensor& out_scale, const torch::Tensor& out_bias, const torch::Tensor& out_extra,
+         torch::Tensor out) {
+        TORCH_CHECK(geometry.size() == 11, "geometry: kh, kw, sh, sw, top, bottom, left, right, dh, dw, groups");
+        const auto& v = geometry;
+        lutgen::conv_run(x, {v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10]},
+                         {kernel, static_cast<int>(bits_eff), static_cast<int>(planes), static_cast<int>(group_lo),
+                          static_cast<int>(group_hi), table, col_stride, plane_stride, table_bias},
+                         bc,
+                         {mask, flip, k_slice, scale, exact_int8, row_table, row_bias, col_offset, bias, exact_nchw,
+                          out_scale, out_bias, out_extra},
+                         out);
+      },
+      "Direct LUT convolution with the table's other parts and a layer epilogue, block by block into out");
+  m.def("exact_int8", &lutgen::exact_int8, "C^T[g,n,m] = sum_k int8(bc[g,k,n]) int8(at[g,k,m]) (torch int8 GEMM)");
+  m.def("finish_gemm", &lutgen::finish_gemm, "Add a table's other parts to a kernel result in place; false outside int32");
   m.def("kernels", &lutgen::kernels, "Names of the compiled LUT-GEMM kernels");
 }

@@ -18,6 +18,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 namespace lutgen {
 
@@ -51,6 +52,10 @@ static inline void store_lanes(int32_t* out, const int32_t* sums, int count, boo
 // Processes groups g, lanes [m0, m1) (multiples of kLaneAlign) and output columns [n0, n1).
 using GemmKernel = void (*)(const GemmProblem&, int64_t g, int64_t m0, int64_t m1, int64_t n0, int64_t n1);
 
+// The kernel `name` ("avx512vbmi/planes", "avx2/nibble", ...) for codes below 2^bits_eff; the byte-plane
+// kernels also take the number of planes and the byte-sum groups of each; nullptr when unknown.
+GemmKernel find_kernel(const std::string& name, int bits_eff, int planes, int group_lo, int group_hi);
+
 // Each returns the kernel instantiated for bits_eff, or nullptr when that file was built without it.
 GemmKernel scalar_i32_kernel(int bits_eff);
 GemmKernel avx2_gather_kernel(int bits_eff);
@@ -58,8 +63,9 @@ GemmKernel avx2_nibble_kernel(int bits_eff);
 GemmKernel avx2_nibble1_kernel(int bits_eff);  // one byte plane (tables spanning <= 256 values)
 GemmKernel avx512_gather_kernel(int bits_eff);
 GemmKernel avx512bw_i16_kernel(int bits_eff);
-GemmKernel avx512vbmi_bytes_kernel(int bits_eff);
-GemmKernel avx512vbmi_bytes1_kernel(int bits_eff);  // one byte plane
+// One or two byte planes; entries of the low (high) plane are at most 255 / group_lo (255 / group_hi), so
+// that many looked-up vectors may be summed as bytes before widening (1: no such bound).
+GemmKernel avx512vbmi_planes_kernel(int bits_eff, int planes, int group_lo, int group_hi);
 
 // Backward GEMMs with float32 gradient tables (see lut_gemm_backward.cpp).
 struct BackwardProblem {

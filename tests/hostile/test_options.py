@@ -84,7 +84,8 @@ BAD: list[tuple[str, list[str]]] = [
     ("synth generate array", ["--bits-b", "0"]),
     *[("synth als {src}", v) for v in (["--max-mae", "nan"], ["--steps", "0"], ["--steps", "1000001"])],
     ("synth als {tmp}/none.blif", []),
-    *[("bench", v) for v in (["--threads", "0"], ["--repeat", "0"], ["--lut", "nope"])],
+    *[("bench", v) for v in (["--threads", "0"], ["--repeat", "0"], ["--lut", "nope"], ["--engine", "nope"])],
+    *[("bench", v) for v in (["--isa", "sse"], ["--corpus", "{tmp}/none"])],
     ("frobnicate", []),
     ("library frobnicate", []),
 ]

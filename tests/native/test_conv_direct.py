@@ -6,14 +6,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from approxlut.errors import ConfigError, LutgenError, NativeUnavailableError
-from approxlut.native import PreparedLut, build, cpu_features
+from approxlut.errors import ConfigError, LutgenError
+from approxlut.native import PreparedLut, tuning
 from approxlut.native.autograd import operand_values
 from approxlut.native.conv import Conv2dLowering, conv2d_spec
 from approxlut.native.engines import CpuEngine, get_engine
 from approxlut.native.ops import approx_conv2d
-
-ISA_PATHS = cpu_features.detect().paths()
 
 # (n, c, h, w, o, kh, kw, stride, padding, dilation, groups)
 CASES = [
@@ -24,20 +22,6 @@ CASES = [
     (1, 2, 4, 13, 4, 2, 5, (1, 3), (3, 2), (2, 1), 1),  # padding beyond the kernel reach
     (5, 8, 3, 3, 4, 3, 3, 1, 1, 1, 2),
 ]
-
-
-@pytest.fixture(scope="module")
-def native() -> object:
-    try:
-        return build.load()
-    except NativeUnavailableError as error:
-        pytest.skip(f"native CPU kernels unavailable: {error}")
-
-
-@pytest.fixture(params=ISA_PATHS or [pytest.param("none", marks=pytest.mark.skip(reason="not an x86-64 CPU"))])
-def isa(request: pytest.FixtureRequest, native: object, monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.setenv(cpu_features.ISA_ENV, request.param)
-    return str(request.param)
 
 
 def random_values(shape: tuple[int, ...], bits: int, signed: bool, seed: int) -> torch.Tensor:
@@ -92,9 +76,9 @@ def test_direct_conv_relu_activations_and_mixed_widths(isa: str, signed: bool) -
 
 @pytest.mark.parametrize("signed", [False, True], ids=["u", "s"])
 def test_direct_conv_exact_product_plus_error_plane(isa: str, signed: bool) -> None:
-    """A multiplier whose error E = T - a·b spans <= 256 values (on AVX2: exact conv + one byte plane of E),
-    every conv geometry, and a reduction long enough for the exact conv to need float64 slices."""
-    from approxlut.native.ops import path_for
+    """A multiplier whose error E = T - a·b spans <= 256 values (AVX2, VBMI: exact product + one byte plane of
+    E), every conv geometry, and a reduction long enough for a float exact conv to need float64 slices."""
+    from approxlut.native.engines import PLAN_PATHS
     from approxlut.native.prepared import code_values
 
     values = code_values(8, signed)
@@ -102,11 +86,11 @@ def test_direct_conv_exact_product_plus_error_plane(isa: str, signed: bool) -> N
     error = torch.randint(-100, 156, (256, 256), generator=gen, dtype=torch.int64)
     table = (values[:, None] * values[None, :] + error).to(torch.int32)
     lut = PreparedLut(table, 8, 8, signed, name="product+E")
-    assert ("exact product" in path_for(lut, "cpu")) == (isa == "avx2")
     for i, (n, c, h, w_, o, kh, kw, stride, pad, dil, groups) in enumerate(CASES):
         x = random_values((n, c, h, w_), 8, signed, 60 + i)
         w = random_values((o, c // groups, kh, kw), 8, signed, 70 + i)
         check(x, w, lut, stride, pad, dil, groups)
+        assert ("exact" in (get_engine("cpu").last_path or "")) == (isa in PLAN_PATHS)
     x = random_values((2, 300, 5, 5), 8, signed, 80)  # K = 2700: |a·b| sums beyond 2^24
     w = random_values((3, 300, 3, 3), 8, signed, 81)
     check(x, w, lut, 1, (1, 2), 1, 1)
@@ -121,7 +105,10 @@ def test_direct_conv_noncontiguous_and_chunked(isa: str, monkeypatch: pytest.Mon
     w = random_values((4, 3, 3, 5), 8, True, 8).permute(0, 3, 1, 2)  # [4, 5, 3, 3], non-contiguous
     assert not x.is_contiguous() and not w.is_contiguous()
     check(x, w, lut, 1, 1, 1, 1)
-    monkeypatch.setattr(conv, "CHUNK_ELEMENTS", 400)  # one sample per chunk
+    monkeypatch.setattr(conv, "CHUNK_ELEMENTS", 400)  # one sample per chunk (im2col lowering)
+    monkeypatch.setenv(tuning.PANEL_ENV, "256")  # one row of k per panel (direct conv)
+    check(x, w, lut, (2, 1), (1, 0), 1, 1)
+    monkeypatch.setenv(tuning.PANEL_ENV, "1792")  # seven rows of k: a partial last slice
     check(x, w, lut, (2, 1), (1, 0), 1, 1)
 
 

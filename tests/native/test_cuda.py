@@ -116,3 +116,10 @@ def test_conv_on_cuda_matches_reference() -> None:
     assert x.grad is not None and w.grad is not None
     torch.testing.assert_close(x.grad.cpu(), xr.grad, rtol=1e-4, atol=1e-3)
     torch.testing.assert_close(w.grad.cpu(), wr.grad, rtol=1e-4, atol=1e-3)
+
+
+def test_gpu_check_script_is_valid_bash() -> None:
+    script = Path(__file__).resolve().parents[2] / "scripts" / "gpu_check.sh"
+    assert script.stat().st_mode & 0o111, "scripts/gpu_check.sh must be executable"
+    result = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr

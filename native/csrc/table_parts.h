@@ -1,0 +1,45 @@
+// The parts of a table that the LUT-GEMM kernels do not look up. A plan (approxlut/native/plan.py) writes a
+// table as T[a][b] = x[a]*y[b] + r[a] + c[b] + bias + scale*Q[a][b] (a, b stored codes): the kernels sum the
+// byte planes of Q; the exact int8 product x*y runs on the same code panel through torch's int8 GEMM (oneDNN:
+// AMX or VNNI); the row offsets r are summed by a one-column LUT-GEMM; this file adds everything up.
+#pragma once
+
+#include <torch/extension.h>
+
+#include <cstdint>
+#include <vector>
+
+namespace lutgen {
+
+struct Parts {
+  int64_t scale = 1;
+  const int32_t* exact = nullptr;  // [G][N][Mp] sums of x*y, or none
+  const int32_t* rows = nullptr;   // [G][Mp] sums of r, or none
+  std::vector<int64_t> cols;       // [G][N]: sums of c plus K*bias
+  int64_t N = 0, Mp = 0;
+  bool trivial = true;  // scale 1 and no other part: the kernel's sums are the result
+
+  int64_t value(int64_t g, int64_t n, int64_t m, int32_t sum) const {
+    int64_t v = scale * sum + cols[g * N + n];
+    if (exact != nullptr) v += exact[(g * N + n) * Mp + m];
+    if (rows != nullptr) v += rows[g * Mp + m];
+    return v;
+  }
+};
+
+// The parts for a kernel result ct [G][N][Mp]: `exact` [G][N][Mp] int32 and `rows` [G][1][Mp] int32 may be
+// empty; the column sums come from `col_offset` (int64 per stored code of b, may be empty) over the codes bc
+// [G][K][N].
+Parts make_parts(const torch::Tensor& ct, int64_t scale, const torch::Tensor& exact, const torch::Tensor& rows,
+                 const torch::Tensor& col_offset, const torch::Tensor& bc, int64_t constant);
+
+// C^T [G][N][Mp] = sum_k int8(bc[g][k][n]) * int8(at[g][k][m]), exactly in int32 (torch._int_mm per group).
+torch::Tensor exact_int8(const torch::Tensor& at, const torch::Tensor& bc);
+
+// ct += the other parts, in place; false when a result of the first `valid` lanes lies outside int32 (ct is
+// then meaningless; the padded lanes are never checked).
+bool finish_gemm(torch::Tensor& ct, int64_t valid, int64_t scale, const torch::Tensor& exact,
+                 const torch::Tensor& rows, const torch::Tensor& col_offset, const torch::Tensor& bc,
+                 int64_t constant);
+
+}  // namespace lutgen

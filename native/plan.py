@@ -1,0 +1,313 @@
+"""Table plans: how the register-table CPU kernels hold a LUT for one layer, and what runs beside them.
+
+For the stored codes ``s_a`` of operand a (the rows a layer reaches: ``s_a < rows``) and ``s_b`` of operand b,
+a plan writes the table as
+
+    T = x[s_a]·y[s_b] + r[s_a] + c[s_b] + bias + scale·Q[s_a, s_b],    0 <= Q < 2^(8·planes)
+
+The kernels look up only ``Q``: one unsigned byte plane when it spans at most 256 values, else two (a look-up
+per plane, so one plane halves the work), none when nothing is left (an exact multiplier: the exact product
+alone). ``x·y`` (the *exact product*) runs on a native GEMM, the offsets
+``r`` and ``c`` are chosen to make ``Q`` span as few values as possible, and ``scale`` is the gcd of the
+entries. For an approximate multiplier, ``Q`` is what is left of its error after the exact product and the
+offsets: 32 of the 68 EvoApprox 8x8 multipliers fit one plane that way, against 26 whose plain error
+``T - a·b`` does.
+
+Stored codes are the operand codes, XOR ``flip`` where the packing applied it (see :func:`int8_flip`), so that
+a stored code read as int8 equals the operand value up to an additive constant, which the offsets absorb:
+int8 GEMMs then run the exact product on the same code panels the kernels read.
+
+Exact kinds: ``None`` (x = y = 0: the table itself), ``"int8"`` (x = int8(stored code); ``torch._int_mm``,
+exact on CPUs with VNNI or AMX, see :func:`int8_gemm_is_exact`) and ``"values"`` (x, y = operand values; a
+native float GEMM or convolution kept exact by slicing, see :mod:`.decompose`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import torch
+
+from .cpu_features import detect
+from .prepared import PreparedLut, code_values
+
+EXACT_KINDS = (None, "int8", "values")
+GROUPS_LOW = (8, 2, 1)
+"""Byte-sum groups of a one-plane VBMI kernel (4 is no faster than 2 on the Intel Xeon it was measured on)."""
+GROUPS_HIGH = (16, 4, 1)
+"""Byte-sum groups of the high plane of a two-plane VBMI kernel."""
+_FIT_ROUNDS = 24
+
+
+@dataclass(frozen=True, eq=False)
+class TablePlan:
+    """One layout of a LUT for the byte-plane kernels (see the module docstring).
+
+    Attributes:
+        exact: the exact product's kind (``None``, ``"int8"`` or ``"values"``).
+        rows: stored codes of a covered (``2^bits_eff``).
+        flip_a: XOR between the codes of a and the stored codes (0: none).
+        flip_b: the same for b.
+        table: uint8 ``[2^bits_b, max(1, planes), max(64, rows)]``: column ``s_b``, plane, row ``s_a``.
+        planes: 0 (nothing to look up: ``Q`` is 0, the exact product and the offsets are the table), 1 or 2.
+        span: number of values ``Q`` spans.
+        group_lo: byte-sum group of the low plane (its entries are at most ``255 / group_lo``).
+        group_hi: the same for the high plane.
+        scale: factor of ``Q``.
+        bias: constant per product.
+        row_offset: int64 ``[rows]`` by stored code, or ``None`` when zero.
+        row_table: the row offsets minus ``row_bias`` as a one-column table of two byte planes (uint8
+            ``[256, 2, max(64, rows)]``, column 0): a LUT-GEMM with one column of code 0 sums them per row.
+        row_bias: see ``row_table``.
+        col_offset: int64 ``[256]`` by stored code (zero beyond ``2^bits_b``), or ``None`` when zero.
+        cost: estimated work per 64 look-ups (comparable between plans of one ISA path only).
+    """
+
+    exact: str | None
+    rows: int
+    flip_a: int
+    flip_b: int
+    table: torch.Tensor
+    planes: int
+    span: int
+    group_lo: int
+    group_hi: int
+    scale: int
+    bias: int
+    row_offset: torch.Tensor | None
+    row_table: torch.Tensor | None
+    row_bias: int
+    col_offset: torch.Tensor | None
+    cost: float
+
+    @property
+    def sum_bound(self) -> int:
+        """Largest magnitude per product of a part summed in int32 (Q, the int8 product, the row offsets): a
+        reduction over K steps is safe while ``K * sum_bound`` fits int32."""
+        bound = self.span
+        if self.exact == "int8":
+            bound = max(bound, 1 << 14)
+        if self.row_offset is not None:
+            bound = max(bound, int(self.row_offset.abs().max()) + 1)
+        return bound
+
+    @property
+    def code(self) -> str:
+        """Short class of the plan for tables: ``E1``/``E2`` (exact product + one/two planes of the error),
+        ``T1``/``T2`` (planes of the table)."""
+        return f"{'E' if self.exact else 'T'}{self.planes}"
+
+    def describe(self) -> str:
+        """A few words for the path string, e.g. ``"exact int8 + 1 plane"``."""
+        parts = []
+        if self.exact is not None:
+            parts.append(f"exact {self.exact}")
+        plural = "" if self.planes == 1 else "s"
+        parts.append(f"{self.planes} plane{plural} of {'E' if self.exact else 'T'} ({self.span} values)")
+        return " + ".join(parts)
+
+
+def int8_flip(bits: int, signed: bool) -> int:
+    """The XOR that makes int8(stored code) the operand value plus a constant, for codes at or above it.
+
+    Unsigned 8-bit codes ``c >= 128`` read as int8 are ``c - 256``: XOR 0x80 makes them ``c - 128`` (all codes).
+    Signed codes narrower than 8 bits read as int8 are the code, not the value, once negative: XOR
+    ``2^(bits-1)`` makes them ``value + 2^(bits-1)``. 0 where int8(code) is the value already. Codes below the
+    flip read correctly without it, so packers apply it only when a code reaches it.
+    """
+    if bits == 8:
+        return 0 if signed else 0x80
+    return 1 << (bits - 1) if signed else 0
+
+
+@lru_cache(maxsize=1)
+def int8_gemm_is_exact() -> bool:
+    """Whether ``torch._int_mm`` computes exact int32 sums on this machine.
+
+    oneDNN's int8 GEMM is exact with VNNI or AMX; without them (e.g. under ``ONEDNN_MAX_CPU_ISA=AVX2``) it
+    multiplies through saturating 16-bit pair sums and gets large products wrong. The CPU must have the
+    instructions and a probe at the saturating edge values must come out exact.
+    """
+    features = detect()
+    if not any(features.has(flag) for flag in ("avx512_vnni", "avx_vnni", "amx_int8")):
+        return False
+    try:
+        for value_a, value_b in ((-128, -128), (127, -128), (-128, 127), (127, 127)):
+            for rows, depth, cols in ((16, 64, 64), (64, 256, 48)):
+                a = torch.full((rows, depth), value_a, dtype=torch.int8)
+                b = torch.full((depth, cols), value_b, dtype=torch.int8)
+                if not bool((torch._int_mm(a, b) == depth * value_a * value_b).all()):
+                    return False
+    except RuntimeError:
+        return False
+    return True
+
+
+def _widen_groups(maximum: int, choices: tuple[int, ...]) -> int:
+    """The largest group whose byte sums stay below 256."""
+    return next(g for g in choices if g * maximum <= 255)
+
+
+def _fit_offsets(d: np.ndarray, *, rows: bool) -> tuple[np.ndarray, np.ndarray, int]:
+    """Integer offsets ``(r, c, span)`` that make ``d - r[:, None] - c[None, :]`` span few values.
+
+    Column offsets alone: each column's minimum (optimal). With ``rows``: alternating midrange fits of rows
+    and columns in real numbers; each round is made integral twice (floored midranges; rounded row offsets
+    with column minima) and the best of all (and of no row offsets) is kept.
+    """
+
+    def columns_for(r: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+        x = d - r[:, None]
+        low = x.min(axis=0)
+        return r, low, int((x.max(axis=0) - low).max()) + 1
+
+    def span_of(r: np.ndarray, c: np.ndarray) -> int:
+        residual = d - r[:, None] - c[None, :]
+        return int(residual.max() - residual.min()) + 1
+
+    best = columns_for(np.zeros(d.shape[0], dtype=np.int64))
+    if not rows:
+        return best
+    real = d.astype(np.float64)
+    r = np.zeros(d.shape[0])
+    for _ in range(_FIT_ROUNDS):
+        x = real - r[:, None]
+        c = (x.max(axis=0) + x.min(axis=0)) / 2
+        x = real - c[None, :]
+        r = (x.max(axis=1) + x.min(axis=1)) / 2
+        candidate = columns_for(np.round(r).astype(np.int64))
+        if candidate[2] < best[2]:
+            best = candidate
+        ri, ci = np.floor(r).astype(np.int64), np.floor(c).astype(np.int64)
+        span = span_of(ri, ci)
+        if span < best[2]:
+            best = (ri, ci, span)
+    return best
+
+
+def _layout(span: int, isa: str) -> tuple[int, int]:
+    """How good a span is for the kernels: fewer planes first, then larger byte-sum groups."""
+    if span > 256:
+        return (-2, _widen_groups((span - 1) >> 8, GROUPS_HIGH) if span <= 1 << 16 else 0)
+    return (-1, _widen_groups(span - 1, GROUPS_LOW) if isa == "avx512vbmi" else 1)
+
+
+def plane_cost(isa: str, bits_eff: int, group: int) -> float:
+    """Estimated issue slots per 64 look-ups of one byte plane (``group``: its byte-sum group)."""
+    if isa == "avx512vbmi":
+        permutes = 1 if bits_eff <= 6 else 2 if bits_eff == 7 else 5
+        return permutes + 3 / group
+    subtables = 1 << max(0, bits_eff - 4)  # avx2: vpshufb per 16 entries, a blend tree, widening
+    return 2 * (2 * subtables - 1) + 6
+
+
+EXACT_COST = {
+    ("avx512vbmi", "int8"): 1.5,
+    ("avx512vbmi", "values"): 5.0,
+    ("avx2", "int8"): 3.0,
+    ("avx2", "values"): 8.0,
+}
+"""Estimated cost of the exact product per 64 products, in the units of :func:`plane_cost`."""
+
+
+def _build(lut: PreparedLut, isa: str, rows: int, flip_a: int, flip_b: int, exact: str | None) -> TablePlan | None:
+    """The plan of one exact kind, or ``None`` when ``Q`` would span more than 2^16 values."""
+    cols = 1 << lut.bits_b
+    codes_a = np.arange(rows) ^ flip_a
+    codes_b = np.arange(cols) ^ flip_b
+    table = lut.forward.cpu().numpy().astype(np.int64)[np.ix_(codes_a, codes_b)]
+    if exact == "int8":
+        stored_a, stored_b = np.arange(rows), np.arange(cols)
+        table = table - np.outer(
+            np.where(stored_a >= 128, stored_a - 256, stored_a), stored_b - 256 * (stored_b >= 128)
+        )
+    elif exact == "values":
+        va = code_values(lut.bits_a, lut.signed).numpy()[codes_a]
+        vb = code_values(lut.bits_b, lut.signed).numpy()[codes_b]
+        table = table - np.outer(va, vb)
+    # Scale: the gcd of the table's second differences (what row and column offsets cannot change); offsets
+    # by residues modulo it make every entry a multiple of it.
+    second = table - table[:, :1] - table[:1, :] + table[0, 0]
+    scale = int(np.gcd.reduce(np.abs(second).ravel())) or 1
+    base_r = (table[:, 0] - table[0, 0]) % scale
+    base_c = table[0, :] % scale
+    reduced = (table - base_r[:, None] - base_c[None, :]) // scale
+    # Further row offsets cost one more (one-column) LUT-GEMM: kept only when they save a plane or widening.
+    r, c, span = _fit_offsets(reduced, rows=False)
+    r2, c2, span2 = _fit_offsets(reduced, rows=True)
+    if _layout(span2, isa) > _layout(span, isa):
+        r, c, span = r2, c2, span2
+    if span > 1 << 16:
+        return None
+    residual = reduced - r[:, None] - c[None, :]
+    qmin = int(residual.min())
+    q = residual - qmin
+    planes = 0 if span == 1 else 1 if span <= 256 else 2
+    padded = max(64, rows)
+    stored = np.zeros((cols, max(1, planes), padded), dtype=np.uint8)
+    stored[:, 0, :rows] = (q.T & 0xFF).astype(np.uint8)
+    group_lo = group_hi = 1
+    if planes == 0:
+        pass  # nothing left to look up: the exact product and the offsets are the table
+    elif planes == 2:
+        stored[:, 1, :rows] = (q.T >> 8).astype(np.uint8)
+        group_hi = _widen_groups(int(q.max()) >> 8, GROUPS_HIGH) if isa == "avx512vbmi" else 1
+        group_lo = 1
+    else:
+        group_lo = _widen_groups(int(q.max()), GROUPS_LOW) if isa == "avx512vbmi" else 1
+    bits_eff = max(1, (rows - 1).bit_length())
+    cost = sum(plane_cost(isa, bits_eff, group) for group in (group_lo, group_hi)[:planes])
+    if exact is not None:
+        cost += EXACT_COST[(isa, exact)]
+    rows_total, cols_total = base_r + scale * r, base_c + scale * c
+    row_offset = row_table = None
+    row_bias = 0
+    if np.any(rows_total):
+        row_offset = torch.from_numpy(rows_total)
+        row_bias = int(row_offset.min())
+        shifted = row_offset - row_bias
+        if int(shifted.max()) >= 1 << 16:
+            return None  # (multipliers' rows differ by far less)
+        row_table = torch.zeros((256, 2, padded), dtype=torch.uint8)
+        row_table[0, 0, :rows] = (shifted & 0xFF).to(torch.uint8)
+        row_table[0, 1, :rows] = (shifted >> 8).to(torch.uint8)
+    col_offset = None
+    if np.any(cols_total):
+        col_offset = torch.zeros(256, dtype=torch.int64)
+        col_offset[:cols] = torch.from_numpy(cols_total)
+    return TablePlan(
+        exact=exact,
+        rows=rows,
+        flip_a=flip_a,
+        flip_b=flip_b,
+        table=torch.from_numpy(stored),
+        planes=planes,
+        span=span,
+        group_lo=group_lo,
+        group_hi=group_hi,
+        scale=scale,
+        bias=scale * qmin,
+        row_offset=row_offset,
+        row_table=row_table,
+        row_bias=row_bias,
+        col_offset=col_offset,
+        cost=cost,
+    )
+
+
+def plan_for(lut: PreparedLut, isa: str, rows: int, flip_a: int, flip_b: int, exact: str | None) -> TablePlan | None:
+    """The cheapest plan of ``lut`` on ``isa`` (``"avx2"`` or ``"avx512vbmi"``) for stored codes of a below
+    ``rows``, with the exact product of kind ``exact`` allowed (or not, ``None``); ``None`` when no plan fits
+    two byte planes. Cached per LUT.
+
+    Flips other than 0 mean the int8 reading of the codes (only ``exact="int8"`` plans may have them).
+    """
+
+    def build() -> TablePlan | None:
+        kinds: list[str | None] = [None] if exact is None else [None, exact]
+        plans = [p for p in (_build(lut, isa, rows, flip_a, flip_b, kind) for kind in kinds) if p is not None]
+        return min(plans, key=lambda p: p.cost) if plans else None
+
+    return lut.cached(f"plan:{isa}:{rows}:{flip_a}:{flip_b}:{exact}", build)

@@ -1,0 +1,170 @@
+"""``lutgen bench`` for a multiplier or a folder of them: the native bench cases plus an ``nn`` layer.
+
+The layer case times an :class:`ApproxConv2d` (quantise, LUT convolution, rescale and bias) against the
+op it runs on the same codes and against native fp32, so the ratio of layer to op is what the layer adds
+(the fused inference path keeps it near 1); its result is checked against its step-by-step twin on the
+reference engine. The corpus sweep reads every netlist or table file of a folder and times the ResNet-18
+3x3 convolutions for each distinct table (:func:`approxlut.native.bench.run_corpus`).
+"""
+
+from __future__ import annotations
+
+import os
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError, LutgenError
+from ..lutgen.lut import Lut
+from ..native import PreparedLut
+from ..native.bench import (
+    BenchResult,
+    CorpusRow,
+    LayerCase,
+    best_times,
+    corpus_summary,
+    layer_cases,
+    run_bench,
+    run_corpus,
+    taken_path,
+)
+from ..native.ops import approx_conv2d
+from .config import LayerConfig
+from .layers import ApproxConv2d
+from .multipliers import LUT_SUFFIXES, NETLIST_SUFFIXES, load_multiplier
+from .quant import calibrate
+
+
+def bench_layer(lut: Lut, *, quick: bool, repeat: int, engine: str | None = None) -> BenchResult | None:
+    """Time the first ResNet-18 3x3 convolution as an ``nn`` layer, as the op and natively (``None`` for an
+    unsigned multiplier: the bench layer quantises symmetrically)."""
+    if not lut.signed:
+        return None
+    case: LayerCase = next(c for c in layer_cases(quick) if "conv3x3" in c.name)
+    torch.manual_seed(zlib.crc32(case.name.encode()))
+    native = nn.Conv2d(case.cin, case.cout, case.kernel, case.stride, case.padding).eval()
+    layer = ApproxConv2d.from_float(native, LayerConfig(multiplier=lut, engine=engine)).eval()
+    twin = ApproxConv2d.from_float(native, LayerConfig(multiplier=lut, engine="reference")).eval()
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn((case.batch, case.cin, case.size, case.size), generator=gen).clamp_min(0)
+    calibrate(layer, [x])
+    calibrate(twin, [x])
+    with torch.no_grad():
+        codes, _, _ = layer.quantize_input(x)
+        weights, _, _ = layer.quantize_weight()
+        prepared = layer.resolved.prepared("cpu")
+
+        def op() -> torch.Tensor:
+            return approx_conv2d(codes, weights, prepared, case.stride, case.padding, grad="ste", engine=engine)
+
+        native_s, op_s, layer_s = best_times(lambda: native(x), op, lambda: layer(x), repeat=repeat)
+        path = taken_path(prepared, engine)
+        verified = torch.equal(layer(x)[:1], twin(x[:1]))
+    return BenchResult(
+        f"nn.ApproxConv2d {case.name.split('.', 1)[1]}",
+        native_s,
+        layer_s,
+        layer_s / native_s,
+        path,
+        "forward",
+        None,
+        verified,
+        op_s=op_s,
+    )
+
+
+def bench_multiplier(
+    lut: Lut,
+    *,
+    quick: bool = False,
+    backward: bool = False,
+    engine: str | None = None,
+    repeat: int | None = None,
+    networks: bool = True,
+    progress: Callable[[str], None] | None = None,
+) -> list[BenchResult]:
+    """Every bench case for ``lut`` (:func:`approxlut.native.bench.run_bench`), then the ``nn`` layer."""
+    if backward and lut.grad_a is None:
+        lut = lut.with_gradients()
+    results = run_bench(
+        PreparedLut.from_lut(lut),
+        quick=quick,
+        backward=backward,
+        engine=engine,
+        repeat=repeat,
+        networks=networks,
+        progress=progress,
+    )
+    if progress is not None:
+        progress("nn layer")
+    layer = bench_layer(lut, quick=quick, repeat=repeat or (1 if quick else 3), engine=engine)
+    if layer is not None:
+        results.append(replace(layer, native_isa=results[0].native_isa if results else layer.native_isa))
+    return results
+
+
+def corpus_tables(folder: str | os.PathLike[str]) -> tuple[list[tuple[str, Lut]], list[dict[str, str]]]:
+    """The tables of the netlists and table files in ``folder`` (not recursive) that LUT layers take (2..8
+    bit operands), each distinct table once (twins such as EvoApprox's ``_pdk45`` netlists are left out),
+    with each file left out and why (``{file, reason}``)."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise ConfigError(f"{root}: not a folder")
+    tables: list[tuple[str, Lut]] = []
+    skipped: list[dict[str, str]] = []
+    seen: dict[str, str] = {}
+    for path in sorted(root.iterdir()):
+        if not path.is_file() or not path.name.lower().endswith(LUT_SUFFIXES + NETLIST_SUFFIXES):
+            continue
+        try:
+            lut = load_multiplier(str(path))
+        except LutgenError as error:
+            skipped.append({"file": path.name, "reason": str(error)})
+            continue
+        if not (2 <= lut.bits_a <= 8 and 2 <= lut.bits_b <= 8):
+            skipped.append({"file": path.name, "reason": f"{lut.bits_a}x{lut.bits_b} (LUT layers take 2..8 bits)"})
+            continue
+        if lut.hash in seen:
+            skipped.append({"file": path.name, "reason": f"same table as {seen[lut.hash]}"})
+            continue
+        seen[lut.hash] = path.name
+        tables.append((path.stem, lut))
+    if not tables:
+        raise ConfigError(f"{root}: no multiplier tables or netlists of 2..8 bit operands found")
+    return tables, skipped
+
+
+@dataclass(frozen=True)
+class CorpusReport:
+    """A corpus sweep: one row per table, and the files left out."""
+
+    rows: list[CorpusRow]
+    skipped: list[dict[str, str]]
+
+    def as_json(self) -> dict[str, Any]:
+        """The body of ``lutgen bench --corpus DIR --json``."""
+        return {
+            "results": [r.as_dict() for row in self.rows for r in row.results],
+            "tables": [row.as_dict() for row in self.rows],
+            "summary": corpus_summary(self.rows),
+            "skipped": self.skipped,
+        }
+
+
+def bench_corpus(
+    folder: str | os.PathLike[str],
+    *,
+    quick: bool = False,
+    engine: str | None = None,
+    repeat: int | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> CorpusReport:
+    """Time the ResNet-18 3x3 convolutions for every distinct table of ``folder``."""
+    tables, skipped = corpus_tables(folder)
+    prepared = [(name, PreparedLut.from_lut(lut)) for name, lut in tables]
+    return CorpusReport(run_corpus(prepared, quick=quick, engine=engine, repeat=repeat, progress=progress), skipped)
