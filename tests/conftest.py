@@ -168,3 +168,25 @@ def isa(request: pytest.FixtureRequest, native: object, monkeypatch: pytest.Monk
 
     monkeypatch.setenv(cpu_features.ISA_ENV, request.param)
     return str(request.param)
+
+
+@pytest.fixture(scope="session")
+def resume_after_first_epoch() -> Callable[..., Any]:
+    """``run(model, data, lut, path, **options)``: a retraining run interrupted after its first epoch (its
+    checkpoint at ``path`` then holds epoch 1), resumed from that checkpoint; returns the resumed result."""
+    from approxlut.nn.retrain import read_checkpoint, retrain
+
+    class Interrupted(Exception):
+        pass
+
+    def stop_after_first(record: Any) -> None:
+        if record.epoch == 1:
+            raise Interrupted
+
+    def run(model: Any, data: Any, lut: Any, path: Path, **options: Any) -> Any:
+        with pytest.raises(Interrupted):
+            retrain(model, data, lut, out=path, on_epoch=stop_after_first, verbose=False, **options)
+        assert read_checkpoint(path)["epoch"] == 1
+        return retrain(model, data, lut, out=path, resume=True, verbose=False, **options)
+
+    return run

@@ -32,7 +32,7 @@ from approxlut.nn.halfwindow import (
     store_choice,
 )
 from approxlut.nn.reproducible import state_sha256
-from approxlut.nn.retrain import RetrainConfig, read_checkpoint, retrain, run_warnings
+from approxlut.nn.retrain import RetrainConfig, retrain, run_warnings
 from approxlut.nn.train import TrainConfig, train_model
 from approxlut.schema import json_schema
 
@@ -154,7 +154,7 @@ def test_short_retraining_lowers_the_loss(float_mlp, digits) -> None:
     ids=["lutgen", "lutgen-after-a-back-off", "date25-running-ranges"],
 )
 def test_resume_gives_the_uninterrupted_result(
-    float_mlp, digits, tmp_path: Path, lr: float | None, protocol: str, events: int
+    float_mlp, digits, resume_after_first_epoch, tmp_path: Path, lr: float | None, protocol: str, events: int
 ) -> None:
     lut = noisy_lut(5, False, seed=3, spread=30)
     options = {"grad": "difference", "half_window": 2, "epochs": 3, "lr": lr, "batch_size": 32, "seed": 7}
@@ -162,17 +162,7 @@ def test_resume_gives_the_uninterrupted_result(
     whole = retrain(float_mlp, digits, lut, out=tmp_path / "whole.pt", verbose=False, **options)
     assert len(whole.guard_events) == events  # lr 1 blows up in the first epoch: the guard's state is resumed too
 
-    class Interrupted(Exception):
-        pass
-
-    def stop_after_first(record) -> None:
-        if record.epoch == 1:
-            raise Interrupted
-
-    with pytest.raises(Interrupted):
-        retrain(float_mlp, digits, lut, out=tmp_path / "part.pt", on_epoch=stop_after_first, verbose=False, **options)
-    assert read_checkpoint(tmp_path / "part.pt")["epoch"] == 1
-    resumed = retrain(float_mlp, digits, lut, out=tmp_path / "part.pt", resume=True, verbose=False, **options)
+    resumed = resume_after_first_epoch(float_mlp, digits, lut, tmp_path / "part.pt", **options)
     assert resumed.resumed_at == 1
     whole_state, resumed_state = whole.model.state_dict(), resumed.model.state_dict()
     assert whole_state.keys() == resumed_state.keys()

@@ -84,7 +84,9 @@ def float_vit(digits) -> torch.nn.Module:
     return model
 
 
-def test_vit_retrains_through_gradient_luts_and_resumes(float_vit, digits, tmp_path: Path) -> None:
+def test_vit_retrains_through_gradient_luts_and_resumes(
+    float_vit, digits, resume_after_first_epoch, tmp_path: Path
+) -> None:
     lut = noisy_lut(6, True, seed=2, spread=60)
     before = approximate(float_vit, LayerConfig(lut), calibration_data=[digits.x_train[:64]])
     assert {"blocks.0.attn.qk", "blocks.0.attn.av"} <= set(approx_layers(before))
@@ -101,16 +103,7 @@ def test_vit_retrains_through_gradient_luts_and_resumes(float_vit, digits, tmp_p
     assert isinstance(qk, ApproxProduct) and qk.config.grad == "difference" and qk.resolved.lut is not None
     assert loss(whole.model) < loss(before)
 
-    class Interrupted(Exception):
-        pass
-
-    def stop(record) -> None:
-        if record.epoch == 1:
-            raise Interrupted
-
-    with pytest.raises(Interrupted):
-        retrain(float_vit, digits, lut, out=tmp_path / "part.pt", on_epoch=stop, verbose=False, **options)
-    resumed = retrain(float_vit, digits, lut, out=tmp_path / "part.pt", resume=True, verbose=False, **options)
+    resumed = resume_after_first_epoch(float_vit, digits, lut, tmp_path / "part.pt", **options)
     assert resumed.resumed_at == 1
     want, got = whole.model.state_dict(), resumed.model.state_dict()
     assert "blocks.0.attn.qk.quant_a.whole.scale" in got and want.keys() == got.keys()
