@@ -68,6 +68,14 @@ def test_front_is_reproducible_with_a_seed() -> None:
     assert np.array_equal(a.choices, b.choices)
 
 
+def _subset(
+    rng: np.random.Generator, energies: list[np.ndarray], losses: list[np.ndarray]
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Per layer, option 0 (the exact multiplier) and 4 of the 8 others, picked by ``rng``."""
+    keep = [np.concatenate([[0], np.sort(rng.choice(np.arange(1, 9), 4, replace=False))]) for _ in energies]
+    return [e[k] for e, k in zip(energies, keep, strict=True)], [d[k] for d, k in zip(losses, keep, strict=True)]
+
+
 def _hull_energy_at(path_scores: np.ndarray, loss: float) -> float:
     """The hull path's energy at ``loss`` (linear between its vertices; beyond the last: its energy)."""
     return float(np.interp(loss, path_scores[:, 1], path_scores[:, 0]))
@@ -78,13 +86,8 @@ def test_more_candidates_never_raise_the_hull(seed: int) -> None:
     """With a superset of options per layer, the hull path lies on or below the subset's at every loss."""
     rng = np.random.default_rng(seed)
     energies, losses = _layers(rng, 6, 8)
-    keep = [np.concatenate([[0], np.sort(rng.choice(np.arange(1, 9), 4, replace=False))]) for _ in energies]
-    sub = hull_path(
-        [e[k] for e, k in zip(energies, keep, strict=True)], [d[k] for d, k in zip(losses, keep, strict=True)]
-    )
-    small = totals(
-        [e[k] for e, k in zip(energies, keep, strict=True)], [d[k] for d, k in zip(losses, keep, strict=True)], sub
-    )
+    sub_energies, sub_losses = _subset(rng, energies, losses)
+    small = totals(sub_energies, sub_losses, hull_path(sub_energies, sub_losses))
     big = totals(energies, losses, hull_path(energies, losses))
     for energy, loss in small:
         assert _hull_energy_at(big, loss) <= energy + 1e-9
@@ -106,10 +109,7 @@ def test_pareto_sets_are_the_exact_front() -> None:
 def test_a_superset_front_beats_or_equals_every_subset_assignment(seed: int) -> None:
     rng = np.random.default_rng(seed)
     energies, losses = _layers(rng, 7, 8)
-    keep = [np.concatenate([[0], np.sort(rng.choice(np.arange(1, 9), 4, replace=False))]) for _ in energies]
-    small = build_front(
-        [e[k] for e, k in zip(energies, keep, strict=True)], [d[k] for d, k in zip(losses, keep, strict=True)]
-    )
+    small = build_front(*_subset(rng, energies, losses))
     big = build_front(energies, losses)
     points = np.column_stack([big.energy, big.loss])
     for energy, loss in zip(small.energy, small.loss, strict=True):
