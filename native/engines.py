@@ -425,10 +425,11 @@ class CpuEngine(Engine):
             table, col_stride, plane_stride, bias = table_layout(lut, layout, bits_eff)
             self.last_path, self.last_plan = f"{kernel} a{bits_eff}", None
             return kernel, table, col_stride, plane_stride, bias, 1, (1, 1)
-        kernel = "avx512vbmi/planes" if isa == "avx512vbmi" else "avx2/nibble"
+        kernel = "avx2/nibble" if isa != "avx512vbmi" else "avx512vbmi/fold" if plan.fold else "avx512vbmi/planes"
         padded = plan.table.shape[2]
         self.last_path, self.last_plan = f"{kernel} a{bits_eff}: {plan.describe()}", plan
-        return kernel, plan.table, plan.planes * padded, padded, 0, plan.planes, (plan.group_lo, plan.group_hi)
+        col_stride = plan.table.shape[1] * padded
+        return kernel, plan.table, col_stride, padded, 0, plan.planes, (plan.group_lo, plan.group_hi)
 
     def lut_bmm_backward(
         self, a: torch.Tensor, b: torch.Tensor, grad_c: torch.Tensor, lut: PreparedLut, *, ste: bool

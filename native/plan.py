@@ -13,6 +13,13 @@ entries. For an approximate multiplier, ``Q`` is what is left of its error after
 offsets: 32 of the 68 EvoApprox 8x8 multipliers fit one plane that way, against 26 whose plain error
 ``T - a·b`` does.
 
+*Folded* plans (VBMI, 8-bit codes of a, one plane): where the upper half of ``Q`` (stored codes ``s_a >= 128``)
+is the lower half plus terms of ``s_a`` alone and of ``s_b`` alone, the plane holds the lower 128 rows and one
+byte ``F[s_b]`` per column, ``Q[s_a, s_b] = P[s_a mod 128, s_b] + (s_a >= 128) F[s_b]``, and the row offsets
+take up the rest: the kernel looks up 7-bit codes (one two-register permute instead of two and a blend) and
+adds ``F`` under the mask of the code's top bit. 17 of the 21 unsigned EvoApprox 8x8 tables of one plane
+fold.
+
 Stored codes are the operand codes, XOR ``flip`` where the packing applied it (see :func:`int8_flip`), so that
 a stored code read as int8 equals the operand value up to an additive constant, which the offsets absorb:
 int8 GEMMs then run the exact product on the same code panels the kernels read.
@@ -39,6 +46,10 @@ GROUPS_LOW = (8, 2, 1)
 GROUPS_HIGH = (16, 4, 1)
 """Byte-sum groups of the high plane of a two-plane VBMI kernel."""
 _FIT_ROUNDS = 24
+FOLD_ROWS = 128
+"""Rows of the plane of a folded plan (the codes of a are 8-bit; bit 7 selects the fold)."""
+FOLD_COST = 1.0
+"""Estimated cost of the fold's masked byte add per 64 look-ups, in the units of :func:`plane_cost`."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -63,6 +74,8 @@ class TablePlan:
         row_bias: see ``row_table``.
         col_offset: int64 ``[256]`` by stored code (zero beyond ``2^bits_b``), or ``None`` when zero.
         cost: estimated work per 64 look-ups (comparable between plans of one ISA path only).
+        fold: the plane holds rows ``s_a < 128`` only, and ``table[:, 1, :]`` holds ``F[s_b] mod 256`` in
+            every entry, added to the looked-up byte where ``s_a >= 128`` (see the module docstring).
     """
 
     exact: str | None
@@ -81,6 +94,7 @@ class TablePlan:
     row_bias: int
     col_offset: torch.Tensor | None
     cost: float
+    fold: bool = False
 
     @property
     def sum_bound(self) -> int:
@@ -105,7 +119,8 @@ class TablePlan:
         if self.exact is not None:
             parts.append(f"exact {self.exact}")
         plural = "" if self.planes == 1 else "s"
-        parts.append(f"{self.planes} plane{plural} of {'E' if self.exact else 'T'} ({self.span} values)")
+        folded = ", folded" if self.fold else ""
+        parts.append(f"{self.planes} plane{plural} of {'E' if self.exact else 'T'} ({self.span} values{folded})")
         return " + ".join(parts)
 
 
@@ -187,6 +202,33 @@ def _fit_offsets(d: np.ndarray, *, rows: bool) -> tuple[np.ndarray, np.ndarray, 
     return best
 
 
+def _fold_offsets(d: np.ndarray, isa: str) -> tuple[np.ndarray, np.ndarray, int] | None:
+    """Offsets ``(r, c, span)`` of a folded plan for the 256 rows of ``d``, or ``None`` when the upper half is not
+    the lower half plus a term of the row and a term of the column.
+
+    ``d[128 + s, b] - d[s, b] = u[s] + v[b]``: the lower half gets its own fit (with or without row offsets,
+    whichever lays out better), the upper rows the same column offsets and row offsets that leave
+    ``F[b] = v[b] - min(v)`` (shifted to keep the union of both halves' values narrow).
+    """
+    low, high = d[:FOLD_ROWS], d[FOLD_ROWS:]
+    diff = high - low
+    if np.any(diff - diff[:, :1] - diff[:1, :] + diff[0, 0]):
+        return None
+    fits = [_fit_offsets(low, rows=False), _fit_offsets(low, rows=True)]
+    r_lo, c, _ = max(fits, key=lambda fit: _layout(fit[2], isa))
+    q_lo = low - r_lo[:, None] - c[None, :]
+    v = diff[0, :] - diff[0, 0]
+    folded = q_lo + (v - v.min())[None, :]
+    best: tuple[np.ndarray, np.ndarray, int] | None = None
+    for shift in (int(folded.min() - q_lo.min()), int(folded.max() - q_lo.max())):
+        r_hi = r_lo + diff[:, 0] + v.min() + shift
+        residual = d - np.concatenate([r_lo, r_hi])[:, None] - c[None, :]
+        span = int(residual.max() - residual.min()) + 1
+        if best is None or span < best[2]:
+            best = (np.concatenate([r_lo, r_hi]), c, span)
+    return best
+
+
 def _layout(span: int, isa: str) -> tuple[int, int]:
     """How good a span is for the kernels: fewer planes first, then larger byte-sum groups."""
     if span > 256:
@@ -212,8 +254,11 @@ EXACT_COST = {
 """Estimated cost of the exact product per 64 products, in the units of :func:`plane_cost`."""
 
 
-def _build(lut: PreparedLut, isa: str, rows: int, flip_a: int, flip_b: int, exact: str | None) -> TablePlan | None:
-    """The plan of one exact kind, or ``None`` when ``Q`` would span more than 2^16 values."""
+def _build(
+    lut: PreparedLut, isa: str, rows: int, flip_a: int, flip_b: int, exact: str | None, *, fold: bool = False
+) -> TablePlan | None:
+    """The plan of one exact kind, or ``None`` when ``Q`` would span more than 2^16 values (or, folded, when the
+    table does not fold into one plane)."""
     cols = 1 << lut.bits_b
     codes_a = np.arange(rows) ^ flip_a
     codes_b = np.arange(cols) ^ flip_b
@@ -234,20 +279,28 @@ def _build(lut: PreparedLut, isa: str, rows: int, flip_a: int, flip_b: int, exac
     base_r = (table[:, 0] - table[0, 0]) % scale
     base_c = table[0, :] % scale
     reduced = (table - base_r[:, None] - base_c[None, :]) // scale
-    # Further row offsets cost one more (one-column) LUT-GEMM: kept only when they save a plane or widening.
-    r, c, span = _fit_offsets(reduced, rows=False)
-    r2, c2, span2 = _fit_offsets(reduced, rows=True)
-    if _layout(span2, isa) > _layout(span, isa):
-        r, c, span = r2, c2, span2
+    if fold:
+        offsets = _fold_offsets(reduced, isa)
+        if offsets is None or not 1 < offsets[2] <= 256:
+            return None
+        r, c, span = offsets
+    else:  # further row offsets cost one more (one-column) LUT-GEMM: kept when they save a plane or widening
+        r, c, span = _fit_offsets(reduced, rows=False)
+        r2, c2, span2 = _fit_offsets(reduced, rows=True)
+        if _layout(span2, isa) > _layout(span, isa):
+            r, c, span = r2, c2, span2
     if span > 1 << 16:
         return None
     residual = reduced - r[:, None] - c[None, :]
     qmin = int(residual.min())
     q = residual - qmin
     planes = 0 if span == 1 else 1 if span <= 256 else 2
-    padded = max(64, rows)
-    stored = np.zeros((cols, max(1, planes), padded), dtype=np.uint8)
-    stored[:, 0, :rows] = (q.T & 0xFF).astype(np.uint8)
+    kept = FOLD_ROWS if fold else rows
+    padded = max(64, kept)
+    stored = np.zeros((cols, max(1, planes) + fold, padded), dtype=np.uint8)
+    stored[:, 0, :kept] = (q[:kept].T & 0xFF).astype(np.uint8)
+    if fold:  # the column's fold byte in every entry (the kernel adds a whole register of it)
+        stored[:, 1, :] = ((q[FOLD_ROWS] - q[0]) & 0xFF).astype(np.uint8)[:, None]
     group_lo = group_hi = 1
     if planes == 0:
         pass  # nothing left to look up: the exact product and the offsets are the table
@@ -257,8 +310,8 @@ def _build(lut: PreparedLut, isa: str, rows: int, flip_a: int, flip_b: int, exac
         group_lo = 1
     else:
         group_lo = _widen_groups(int(q.max()), GROUPS_LOW) if isa == "avx512vbmi" else 1
-    bits_eff = max(1, (rows - 1).bit_length())
-    cost = sum(plane_cost(isa, bits_eff, group) for group in (group_lo, group_hi)[:planes])
+    bits_eff = max(1, (kept - 1).bit_length())
+    cost = sum(plane_cost(isa, bits_eff, group) for group in (group_lo, group_hi)[:planes]) + FOLD_COST * fold
     if exact is not None:
         cost += EXACT_COST[(isa, exact)]
     rows_total, cols_total = base_r + scale * r, base_c + scale * c
@@ -270,7 +323,7 @@ def _build(lut: PreparedLut, isa: str, rows: int, flip_a: int, flip_b: int, exac
         shifted = row_offset - row_bias
         if int(shifted.max()) >= 1 << 16:
             return None  # (multipliers' rows differ by far less)
-        row_table = torch.zeros((256, 2, padded), dtype=torch.uint8)
+        row_table = torch.zeros((256, 2, max(64, rows)), dtype=torch.uint8)
         row_table[0, 0, :rows] = (shifted & 0xFF).to(torch.uint8)
         row_table[0, 1, :rows] = (shifted >> 8).to(torch.uint8)
     col_offset = None
@@ -294,6 +347,7 @@ def _build(lut: PreparedLut, isa: str, rows: int, flip_a: int, flip_b: int, exac
         row_bias=row_bias,
         col_offset=col_offset,
         cost=cost,
+        fold=fold,
     )
 
 
@@ -307,7 +361,9 @@ def plan_for(lut: PreparedLut, isa: str, rows: int, flip_a: int, flip_b: int, ex
 
     def build() -> TablePlan | None:
         kinds: list[str | None] = [None] if exact is None else [None, exact]
-        plans = [p for p in (_build(lut, isa, rows, flip_a, flip_b, kind) for kind in kinds) if p is not None]
+        folds = (False, True) if isa == "avx512vbmi" and rows == 2 * FOLD_ROWS else (False,)
+        built = (_build(lut, isa, rows, flip_a, flip_b, kind, fold=fold) for kind in kinds for fold in folds)
+        plans = [p for p in built if p is not None]
         return min(plans, key=lambda p: p.cost) if plans else None
 
     return lut.cached(f"plan:{isa}:{rows}:{flip_a}:{flip_b}:{exact}", build)

@@ -110,7 +110,7 @@ void conv_run(const torch::Tensor& x, const ConvGeometry& geometry, const Kernel
   }
   GemmKernel rows_fn = nullptr;
   if (parts.row_table.numel() > 0) {
-    rows_fn = find_kernel(kernel.name, kernel.bits_eff, 2, 1, 1);
+    rows_fn = find_kernel(kernel.name == "avx512vbmi/fold" ? "avx512vbmi/planes" : kernel.name, kernel.bits_eff, 2, 1, 1);
     TORCH_CHECK(rows_fn != nullptr, "no two-plane kernel for the row offsets");
   }
   const Parts sums = make_parts(torch::empty({G, Og, 0}, torch::kInt32), parts.scale, torch::empty(0),

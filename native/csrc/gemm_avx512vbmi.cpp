@@ -8,6 +8,8 @@
 // up vectors are first summed as bytes and widened once ("groups"): the high plane of an error table that
 // spans a few hundred values holds 0 or 1, and low-error planes hold small values. Each k step loads the codes
 // of V vectors once and serves C columns with them.
+// Folded tables (one plane, 8-bit codes): the plane holds the rows of codes < 128 and, after it, a register
+// of the column's fold byte, added (mod 256) where the code's top bit is set; the look-up itself takes 7 bits.
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512vbmi,avx2,fma,bmi2")
 #include <immintrin.h>
 
@@ -34,9 +36,10 @@ inline void widen(__m512i& w, __m512i& o, __m512i bytes) {
 // C columns n.. of V vectors of 64 rows from mb, P planes. The low plane's looked-up bytes are summed over GL
 // k steps before widening, the high plane's over GH (P == 2: GL == 1). k steps are taken in groups of
 // G = max(GL, GH); a chunk's tail goes one step at a time.
-template <int R, int V, int C, int P, int GL, int GH>
+template <int R, int V, int C, int P, int GL, int GH, bool F = false>
 void columns(const GemmProblem& p, const uint8_t* atg, const uint8_t* bcg, int32_t* ctg, int64_t mb, int64_t n) {
   static_assert(P == 1 || GL == 1, "two planes widen the low plane every step");
+  static_assert(!F || (P == 1 && R == 2), "folded tables are one plane of 128 rows");
   constexpr int kBlock = 64 * V;
   constexpr int64_t kChunk = 256;  // k steps per 16-bit accumulation (byte sums stay below 2^16)
   constexpr int G = GL > GH ? GL : GH;
@@ -52,13 +55,20 @@ void columns(const GemmProblem& p, const uint8_t* atg, const uint8_t* bcg, int32
     // `sl`/`sh` (j: the step's place in its group), the others are widened at once.
     auto step = [&](int64_t k, int j, bool grouped) {
       __m512i idx[V];
+      __mmask64 top[V];
       for (int v = 0; v < V; ++v) idx[v] = _mm512_loadu_si512(atg + k * p.at_k + mb + 64 * v);
+      if constexpr (F) {
+        for (int v = 0; v < V; ++v) top[v] = _mm512_movepi8_mask(idx[v]);
+      }
       for (int c = 0; c < C; ++c) cols[c] = p.table + bcg[k * p.bc_k + (n + c) * p.bc_n] * p.col_stride;
       for (int c = 0; c < C; ++c) {
         __m512i t[R];
         for (int r = 0; r < R; ++r) t[r] = _mm512_loadu_si512(cols[c] + 64 * r);
+        __m512i fold = _mm512_setzero_si512();
+        if constexpr (F) fold = _mm512_loadu_si512(cols[c] + p.plane_stride);
         for (int v = 0; v < V; ++v) {
-          const __m512i lo = lookup8<R>(idx[v], t);
+          __m512i lo = lookup8<R>(idx[v], t);
+          if constexpr (F) lo = _mm512_mask_add_epi8(lo, top[v], lo, fold);
           if (GL > 1 && grouped) {
             sl[c][v] = j == 0 ? lo : _mm512_add_epi8(sl[c][v], lo);
           } else {
@@ -112,15 +122,15 @@ void columns(const GemmProblem& p, const uint8_t* atg, const uint8_t* bcg, int32
   for (int c = 0; c < C; ++c) store_lanes(ctg + (n + c) * p.ct_n + mb, acc[c], kBlock, p.accumulate);
 }
 
-template <int R, int V, int C, int P, int GL, int GH>
+template <int R, int V, int C, int P, int GL, int GH, bool F = false>
 void planes(const GemmProblem& p, int64_t g, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
   const uint8_t* atg = p.at + g * p.at_g;
   const uint8_t* bcg = p.bc + g * p.bc_g;
   int32_t* ctg = p.ct + g * p.ct_g;
   for (int64_t mb = m0; mb < m1; mb += 64 * V) {
     int64_t n = n0;
-    for (; n + C <= n1; n += C) columns<R, V, C, P, GL, GH>(p, atg, bcg, ctg, mb, n);
-    for (; n < n1; ++n) columns<R, V, 1, P, GL, GH>(p, atg, bcg, ctg, mb, n);
+    for (; n + C <= n1; n += C) columns<R, V, C, P, GL, GH, F>(p, atg, bcg, ctg, mb, n);
+    for (; n < n1; ++n) columns<R, V, 1, P, GL, GH, F>(p, atg, bcg, ctg, mb, n);
   }
 }
 
@@ -141,6 +151,14 @@ GemmKernel for_width(int planes_count, int group_lo, int group_hi) {
 }
 
 }  // namespace
+
+GemmKernel avx512vbmi_fold_kernel(int planes_count, int group_lo) {
+  if (planes_count != 1) return nullptr;
+  if (group_lo >= 8) return planes<2, 4, 2, 1, 8, 1, true>;
+  if (group_lo >= 4) return planes<2, 4, 2, 1, 4, 1, true>;
+  if (group_lo >= 2) return planes<2, 4, 2, 1, 2, 1, true>;
+  return planes<2, 4, 2, 1, 1, 1, true>;
+}
 
 GemmKernel avx512vbmi_planes_kernel(int bits_eff, int planes_count, int group_lo, int group_hi) {
   if (planes_count != 1 && planes_count != 2) return nullptr;

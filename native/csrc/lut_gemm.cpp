@@ -26,6 +26,7 @@ GemmKernel find_kernel(const std::string& name, int bits_eff, int planes, int gr
   if (name == "avx512/gather") return avx512_gather_kernel(bits_eff);
   if (name == "avx512bw/i16") return avx512bw_i16_kernel(bits_eff);
   if (name == "avx512vbmi/planes") return avx512vbmi_planes_kernel(bits_eff, planes, group_lo, group_hi);
+  if (name == "avx512vbmi/fold") return avx512vbmi_fold_kernel(planes, group_lo);
   return nullptr;
 }
 

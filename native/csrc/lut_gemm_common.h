@@ -66,6 +66,9 @@ GemmKernel avx512bw_i16_kernel(int bits_eff);
 // One or two byte planes; entries of the low (high) plane are at most 255 / group_lo (255 / group_hi), so
 // that many looked-up vectors may be summed as bytes before widening (1: no such bound).
 GemmKernel avx512vbmi_planes_kernel(int bits_eff, int planes, int group_lo, int group_hi);
+// One plane of a folded table (8-bit codes; see gemm_avx512vbmi.cpp): the plane holds 128 rows, then a register
+// of the column's fold byte.
+GemmKernel avx512vbmi_fold_kernel(int planes, int group_lo);
 
 // Backward GEMMs with float32 gradient tables (see lut_gemm_backward.cpp).
 struct BackwardProblem {

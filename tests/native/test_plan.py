@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from approxlut.native.conv import Conv2dLowering, conv2d_spec
 from approxlut.native.ops import choose_engine
 from approxlut.native.plan import TablePlan, int8_flip, int8_gemm_is_exact, plan_for
 from approxlut.native.prepared import code_values
+from approxlut.nn.multipliers import load_multiplier
 
 ISA_PATHS = cpu_features.detect().paths()
 
@@ -35,10 +37,31 @@ def structured_lut(bits: int, signed: bool, *, error_span: int, scale: int = 1, 
     return PreparedLut(table.to(torch.int32), bits, bits, signed, name=f"structured{bits}{'s' if signed else 'u'}")
 
 
+def foldable_lut(*, error_span: int, seed: int, flip: int = 0x80) -> PreparedLut:
+    """An unsigned 8x8 ``a·b + r[a] + c[b] + E`` whose error's upper half (stored codes ``(a ^ flip) >= 128``)
+    is its lower half plus a term of the row and a term of the column (``E`` spanning about ``error_span``)."""
+    gen = torch.Generator().manual_seed(seed)
+    values = code_values(8, False)
+    low = torch.randint(0, error_span // 2, (128, 256), generator=gen)
+    row_term = torch.randint(-40, 40, (128, 1), generator=gen)
+    col_term = torch.randint(0, error_span // 2, (1, 256), generator=gen)
+    stored = torch.cat([low, low + row_term + col_term])  # by stored code
+    error = stored[torch.arange(256) ^ flip]
+    rows = torch.randint(-300, 300, (256, 1), generator=gen)
+    cols = torch.randint(-300, 300, (1, 256), generator=gen)
+    table = values[:, None] * values[None, :] + rows + cols + error
+    return PreparedLut(table.to(torch.int32), 8, 8, False, name="foldable")
+
+
 def rebuilt(lut: PreparedLut, plan: TablePlan) -> np.ndarray:
     """The table as the plan writes it, indexed by codes of a below the plan's rows (in code order)."""
     rows, cols = plan.rows, 1 << lut.bits_b
-    q = plan.table[:cols, 0, :rows].numpy().astype(np.int64).T
+    if plan.fold:  # rows of stored codes >= 128: the lower rows plus the column's fold byte, mod 256
+        lower = plan.table[:cols, 0, : plans.FOLD_ROWS].numpy().astype(np.int64).T
+        fold = plan.table[:cols, 1, 0].numpy().astype(np.int64)
+        q = np.concatenate([lower, (lower + fold[None, :]) & 0xFF])
+    else:
+        q = plan.table[:cols, 0, :rows].numpy().astype(np.int64).T
     if plan.planes == 2:
         q = q + 256 * plan.table[:cols, 1, :rows].numpy().astype(np.int64).T
     stored_a, stored_b = np.arange(rows), np.arange(cols)
@@ -90,6 +113,27 @@ def test_plans_reproduce_the_table(
             assert plan.exact == kind and plan.planes == 1 and plan.scale == 4, plan.describe()
             # Row offsets (one more pass) are fitted where they widen the byte-sum groups: VBMI only.
             assert plan.span <= 100 or isa == "avx2", plan.describe()  # 90 at best; the fit is a heuristic
+
+
+@pytest.mark.parametrize(("kind", "flip"), [("values", 0), ("int8", 0x80)])
+def test_folded_plans_reproduce_the_table(kind: str, flip: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """8-bit codes whose upper half is the lower half plus separable terms fold on VBMI: one plane of 128 rows
+    and a fold byte per column reproduce every entry; an error that needs two planes, a table that does not
+    fold, codes below 128 and the AVX2 path do not fold."""
+    monkeypatch.setattr(plans, "EXACT_COST", dict.fromkeys(plans.EXACT_COST, -100.0))
+    lut = foldable_lut(error_span=150, seed=7, flip=flip)
+    plan = plan_for(lut, "avx512vbmi", 256, flip, flip, kind)
+    assert plan is not None and plan.fold and plan.planes == 1 and plan.exact == kind, plan
+    assert plan.table.shape == (256, 2, 128) and "folded" in plan.describe()
+    assert np.array_equal(rebuilt(lut, plan), lut.forward.numpy().astype(np.int64))
+    assert plan.row_offset is not None  # the upper rows' terms
+    for other in (
+        plan_for(lut, "avx2", 256, flip, flip, kind),
+        plan_for(lut, "avx512vbmi", 128, flip, flip, kind),
+        plan_for(structured_lut(8, False, error_span=150, seed=8), "avx512vbmi", 256, flip, flip, kind),
+        plan_for(foldable_lut(error_span=700, seed=9, flip=flip), "avx512vbmi", 256, flip, flip, kind),
+    ):
+        assert other is not None and not other.fold, other.describe()
 
 
 def test_plan_choice() -> None:
@@ -210,6 +254,50 @@ def test_exact_products_need_no_plane(isa: str, kind: str, bits: int, signed: bo
     a, b = edge_values((1, 40, 30), low, high, 66), edge_values((1, 30, 7), low, high, 67)
     assert torch.equal(lut_bmm(a, b, exact).to(torch.int64), torch.bmm(a.double(), b.double()).to(torch.int64))
     assert choose_engine(exact, None, "cpu").name == ("cpu" if kind == "int8" else "decomp")
+
+
+def test_engine_runs_folded_plans_bit_exactly(isa: str, kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Folded tables on VBMI (the other path runs the same tables unfolded): GEMMs with the edge codes 0, 127,
+    128 and 255 of a, codes all below 128, every byte-sum group, odd shapes; the direct conv with padding, a
+    stride, groups and panels of a few rows of k."""
+    flip = 0x80 if kind == "int8" else 0
+    for seed, span in ((11, 20), (12, 100), (13, 150), (14, 400)):
+        lut = foldable_lut(error_span=span, seed=seed, flip=flip)
+        for i, (g, m, k, n) in enumerate([(1, 37, 19, 5), (2, 300, 261, 3), (1, 65, 700, 4)]):
+            a = edge_values((g, m, k), 0, 255, 80 + i)
+            a.view(-1)[3:6] = torch.tensor([127, 128, 255])
+            b = edge_values((g, k, n), 0, 255, 90 + i)
+            path = check_bmm(a, b, lut)
+            assert ("folded" in path) == (isa == "avx512vbmi" and span <= 300), path
+            assert "folded" not in check_bmm(a % 128, b, lut)
+    engine = engines.get_engine("cpu")
+    lut = foldable_lut(error_span=150, seed=15, flip=flip)
+    for panel in (None, "1280"):
+        if panel is not None:
+            monkeypatch.setenv(tuning.PANEL_ENV, panel)
+        for stride, pad, groups in [(1, 1, 1), (2, (2, 1), 1), (1, 1, 2)]:
+            x = edge_values((2, 4, 7, 6), 0, 255, 95).to(torch.uint8)
+            x.view(-1)[3:5] = torch.tensor([127, 128], dtype=torch.uint8)
+            w = edge_values((6, 4 // groups, 3, 3), 0, 255, 96).to(torch.uint8)
+            spec = conv2d_spec(w.shape, stride, pad, 1, groups)
+            want = Conv2dLowering(lut, engines.get_engine("reference"), ste=True, spec=spec).forward(x, w)
+            assert torch.equal(Conv2dLowering(lut, engine, ste=True, spec=spec).forward(x, w), want)
+            assert (engine.last_path is not None and "folded" in engine.last_path) == (isa == "avx512vbmi")
+
+
+def test_corpus_tables_fold_and_run_bit_exactly(corpus: Path, native: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Real unsigned EvoApprox tables of one plane fold on VBMI where their error's halves differ by separable
+    terms (mul8u_ZB3, mul8u_GTR) and not where they do not (mul8u_ZFB); each runs bit-exactly."""
+    if "avx512vbmi" not in ISA_PATHS:
+        pytest.skip("no AVX-512 VBMI on this CPU")
+    monkeypatch.setenv(cpu_features.ISA_ENV, "avx512vbmi")
+    folder = corpus / "evoapprox" / "8x8"
+    for name, folds in (("v2022_mul8u_ZB3", True), ("v2022_mul8u_GTR", True), ("v1.1_mul8u_ZFB", False)):
+        lut = PreparedLut.from_lut(load_multiplier(str(folder / f"{name}.v")))
+        a = edge_values((1, 130, 300), 0, 255, 97)
+        a.view(-1)[3:5] = torch.tensor([127, 128])
+        path = check_bmm(a, edge_values((1, 300, 6), 0, 255, 98), lut)
+        assert ("folded" in path) == folds, (name, path)
 
 
 def test_engine_two_plane_errors_and_long_reductions(isa: str, kind: str) -> None:
