@@ -43,8 +43,10 @@ from .prepared import PreparedLut, code_values
 EXACT_KINDS = (None, "int8", "values")
 GROUPS_LOW = (8, 2, 1)
 """Byte-sum groups of a one-plane VBMI kernel (4 is no faster than 2 on the Intel Xeon it was measured on)."""
-GROUPS_HIGH = (16, 4, 1)
+GROUPS_HIGH = (16, 8, 4, 1)
 """Byte-sum groups of the high plane of a two-plane VBMI kernel."""
+GROUPS_LOW_TWO = (8, 1)
+"""Byte-sum groups of the low plane of a two-plane VBMI kernel."""
 _FIT_ROUNDS = 24
 FOLD_ROWS = 128
 """Rows of the plane of a folded plan (the codes of a are 8-bit; bit 7 selects the fold)."""
@@ -74,6 +76,8 @@ class TablePlan:
         row_bias: see ``row_table``.
         col_offset: int64 ``[256]`` by stored code (zero beyond ``2^bits_b``), or ``None`` when zero.
         cost: estimated work per 64 look-ups (comparable between plans of one ISA path only).
+        shift: two planes: ``Q = low + (high << shift)`` (below 8 on VBMI where both planes then group
+            better; 8 elsewhere).
         fold: the plane holds rows ``s_a < 128`` only, and ``table[:, 1, :]`` holds ``F[s_b] mod 256`` in
             every entry, added to the looked-up byte where ``s_a >= 128`` (see the module docstring).
     """
@@ -95,6 +99,7 @@ class TablePlan:
     col_offset: torch.Tensor | None
     cost: float
     fold: bool = False
+    shift: int = 8
 
     @property
     def sum_bound(self) -> int:
@@ -236,6 +241,23 @@ def _layout(span: int, isa: str) -> tuple[int, int]:
     return (-1, _widen_groups(span - 1, GROUPS_LOW) if isa == "avx512vbmi" else 1)
 
 
+def _split(q_max: int, isa: str, bits_eff: int) -> tuple[int, int, int]:
+    """``(shift, group_lo, group_hi)`` of two planes holding ``0 <= Q <= q_max``: the low plane holds
+    ``Q mod 2^shift``, the high one ``Q >> shift``. 8 where the kernel has no other split (AVX2); on VBMI the
+    cheapest shift (a narrower low plane groups its bytes, at the cost of a wider high plane)."""
+    if isa != "avx512vbmi":
+        return 8, 1, 1
+    best: tuple[float, int, int, int] | None = None
+    for shift in range(max(1, (q_max >> 8).bit_length()), 9):
+        group_lo = _widen_groups(min(q_max, (1 << shift) - 1), GROUPS_LOW_TWO)
+        group_hi = _widen_groups(q_max >> shift, GROUPS_HIGH)
+        cost = plane_cost(isa, bits_eff, group_lo) + plane_cost(isa, bits_eff, group_hi)
+        if best is None or cost < best[0] or (cost == best[0] and shift == 8):
+            best = (cost, shift, group_lo, group_hi)
+    assert best is not None
+    return best[1], best[2], best[3]
+
+
 def plane_cost(isa: str, bits_eff: int, group: int) -> float:
     """Estimated issue slots per 64 look-ups of one byte plane (``group``: its byte-sum group)."""
     if isa == "avx512vbmi":
@@ -298,19 +320,18 @@ def _build(
     kept = FOLD_ROWS if fold else rows
     padded = max(64, kept)
     stored = np.zeros((cols, max(1, planes) + fold, padded), dtype=np.uint8)
-    stored[:, 0, :kept] = (q[:kept].T & 0xFF).astype(np.uint8)
+    bits_eff = max(1, (kept - 1).bit_length())
+    group_lo = group_hi = 1
+    shift = 8
+    if planes == 2:
+        shift, group_lo, group_hi = _split(int(q.max()), isa, bits_eff)
+    elif planes == 1 and isa == "avx512vbmi":
+        group_lo = _widen_groups(int(q.max()), GROUPS_LOW)
+    stored[:, 0, :kept] = (q[:kept].T & ((1 << shift) - 1)).astype(np.uint8)
     if fold:  # the column's fold byte in every entry (the kernel adds a whole register of it)
         stored[:, 1, :] = ((q[FOLD_ROWS] - q[0]) & 0xFF).astype(np.uint8)[:, None]
-    group_lo = group_hi = 1
-    if planes == 0:
-        pass  # nothing left to look up: the exact product and the offsets are the table
-    elif planes == 2:
-        stored[:, 1, :rows] = (q.T >> 8).astype(np.uint8)
-        group_hi = _widen_groups(int(q.max()) >> 8, GROUPS_HIGH) if isa == "avx512vbmi" else 1
-        group_lo = 1
-    else:
-        group_lo = _widen_groups(int(q.max()), GROUPS_LOW) if isa == "avx512vbmi" else 1
-    bits_eff = max(1, (kept - 1).bit_length())
+    if planes == 2:
+        stored[:, 1, :rows] = (q.T >> shift).astype(np.uint8)
     cost = sum(plane_cost(isa, bits_eff, group) for group in (group_lo, group_hi)[:planes]) + FOLD_COST * fold
     if exact is not None:
         cost += EXACT_COST[(isa, exact)]
@@ -348,6 +369,7 @@ def _build(
         col_offset=col_offset,
         cost=cost,
         fold=fold,
+        shift=shift,
     )
 
 

@@ -96,6 +96,7 @@ void conv_run(const torch::Tensor& x, const ConvGeometry& geometry, const Kernel
                       ? nullptr
                       : find_kernel(kernel.name, kernel.bits_eff, kernel.planes, kernel.group_lo, kernel.group_hi);
   TORCH_CHECK(fn != nullptr || kernel.planes == 0, "unknown LUT-GEMM kernel ", kernel.name);
+  check_plane_shift(kernel.name, kernel.plane_shift);
   // Weight codes n-major ([G][Og][K]: a column's codes over k are consecutive), and as int8 slices of k for
   // the exact product.
   const torch::Tensor bcn = bc.transpose(1, 2).contiguous();
@@ -200,6 +201,7 @@ void conv_run(const torch::Tensor& x, const ConvGeometry& geometry, const Kernel
           q.col_stride = kernel.col_stride;
           q.plane_stride = kernel.plane_stride;
           q.bias = kernel.bias;
+          q.plane_shift = kernel.plane_shift;
           q.ct = ct.data();
           q.ct_n = kLaneAlign;
           q.K = ks;
@@ -222,6 +224,7 @@ void conv_run(const torch::Tensor& x, const ConvGeometry& geometry, const Kernel
             r.col_stride = 2 * parts.row_table.size(2);
             r.plane_stride = parts.row_table.size(2);
             r.bias = parts.row_bias;
+            r.plane_shift = 8;
             r.ct = rows.data();
             rows_fn(r, 0, 0, kLaneAlign, 0, 1);
           }

@@ -13,6 +13,9 @@ namespace lutgen {
 // XOR every one of `count` codes with `flip` (in parallel).
 void flip_codes(uint8_t* codes, int64_t count, uint8_t flip);
 
+// A plane shift other than 8 is for the VBMI planes kernel only (an error otherwise).
+void check_plane_shift(const std::string& kernel, int64_t plane_shift);
+
 // Largest code (value & mask) of a contiguous int8/uint8 tensor.
 int64_t max_code(const torch::Tensor& x, int64_t mask);
 
@@ -24,7 +27,7 @@ struct ConvGeometry {
 // The LUT-GEMM kernel and its table (layouts in lut_gemm_common.h).
 struct KernelTable {
   std::string name;
-  int bits_eff, planes, group_lo, group_hi;
+  int bits_eff, planes, group_lo, group_hi, plane_shift;
   torch::Tensor table;
   int64_t col_stride, plane_stride, bias;
 };

@@ -33,12 +33,11 @@ inline void widen(__m512i& w, __m512i& o, __m512i bytes) {
   o = _mm512_add_epi16(o, _mm512_srli_epi16(bytes, 8));
 }
 
-// C columns n.. of V vectors of 64 rows from mb, P planes. The low plane's looked-up bytes are summed over GL
-// k steps before widening, the high plane's over GH (P == 2: GL == 1). k steps are taken in groups of
-// G = max(GL, GH); a chunk's tail goes one step at a time.
+// C columns n.. of V vectors of 64 rows from mb, P planes (two: T - bias = low + (high << p.plane_shift)). The
+// low plane's looked-up bytes are summed over GL k steps before widening, the high plane's over GH. k steps
+// are taken in groups of G = max(GL, GH) (both powers of two); a chunk's tail goes one step at a time.
 template <int R, int V, int C, int P, int GL, int GH, bool F = false>
 void columns(const GemmProblem& p, const uint8_t* atg, const uint8_t* bcg, int32_t* ctg, int64_t mb, int64_t n) {
-  static_assert(P == 1 || GL == 1, "two planes widen the low plane every step");
   static_assert(!F || (P == 1 && R == 2), "folded tables are one plane of 128 rows");
   constexpr int kBlock = 64 * V;
   constexpr int64_t kChunk = 256;  // k steps per 16-bit accumulation (byte sums stay below 2^16)
@@ -70,7 +69,7 @@ void columns(const GemmProblem& p, const uint8_t* atg, const uint8_t* bcg, int32
           __m512i lo = lookup8<R>(idx[v], t);
           if constexpr (F) lo = _mm512_mask_add_epi8(lo, top[v], lo, fold);
           if (GL > 1 && grouped) {
-            sl[c][v] = j == 0 ? lo : _mm512_add_epi8(sl[c][v], lo);
+            sl[c][v] = j % GL == 0 ? lo : _mm512_add_epi8(sl[c][v], lo);
           } else {
             widen(wl[c][v], ol[c][v], lo);
           }
@@ -80,7 +79,7 @@ void columns(const GemmProblem& p, const uint8_t* atg, const uint8_t* bcg, int32
           for (int v = 0; v < V; ++v) {
             const __m512i hi = lookup8<R>(idx[v], t);
             if (GH > 1 && grouped) {
-              sh[c][v] = j == 0 ? hi : _mm512_add_epi8(sh[c][v], hi);
+              sh[c][v] = j % GH == 0 ? hi : _mm512_add_epi8(sh[c][v], hi);
             } else {
               widen(wh[c][v], oh[c][v], hi);
             }
@@ -91,11 +90,13 @@ void columns(const GemmProblem& p, const uint8_t* atg, const uint8_t* bcg, int32
     int64_t k = k0;
     if constexpr (G > 1) {
       for (; k + G <= k1; k += G) {
-        for (int j = 0; j < G; ++j) step(k + j, j, true);
-        for (int c = 0; c < C; ++c) {
-          for (int v = 0; v < V; ++v) {
-            if constexpr (GL > 1) widen(wl[c][v], ol[c][v], sl[c][v]);
-            if constexpr (P == 2 && GH > 1) widen(wh[c][v], oh[c][v], sh[c][v]);
+        for (int j = 0; j < G; ++j) {
+          step(k + j, j, true);
+          for (int c = 0; c < C; ++c) {
+            for (int v = 0; v < V; ++v) {
+              if (GL > 1 && (j + 1) % GL == 0) widen(wl[c][v], ol[c][v], sl[c][v]);
+              if (P == 2 && GH > 1 && (j + 1) % GH == 0) widen(wh[c][v], oh[c][v], sh[c][v]);
+            }
           }
         }
       }
@@ -112,9 +113,10 @@ void columns(const GemmProblem& p, const uint8_t* atg, const uint8_t* bcg, int32
         _mm512_store_si512(eh, _mm512_sub_epi16(wh[c][v], _mm512_slli_epi16(oh[c][v], 8)));
         _mm512_store_si512(oh16, oh[c][v]);
         int32_t* a = acc[c] + 64 * v;
+        const int shift = p.plane_shift;
         for (int i = 0; i < 32; ++i) {
-          a[2 * i] += static_cast<int32_t>(el[i] + 256 * eh[i] + offset);
-          a[2 * i + 1] += static_cast<int32_t>(od[i] + 256 * oh16[i] + offset);
+          a[2 * i] += static_cast<int32_t>(el[i] + (static_cast<int64_t>(eh[i]) << shift) + offset);
+          a[2 * i + 1] += static_cast<int32_t>(od[i] + (static_cast<int64_t>(oh16[i]) << shift) + offset);
         }
       }
     }
@@ -134,6 +136,15 @@ void planes(const GemmProblem& p, int64_t g, int64_t m0, int64_t m1, int64_t n0,
   }
 }
 
+template <int R, int GL>
+GemmKernel two_planes(int group_hi) {
+  constexpr int V = 4;
+  if (group_hi >= 16) return planes<R, V, 1, 2, GL, 16>;
+  if (group_hi >= 8) return planes<R, V, 1, 2, GL, 8>;
+  if (group_hi >= 4) return planes<R, V, 1, 2, GL, 4>;
+  return planes<R, V, 1, 2, GL, 1>;
+}
+
 // Register budget (32 zmm): word accumulators 2*P*C*V, byte sums, R*P table registers, V code vectors.
 template <int R>
 GemmKernel for_width(int planes_count, int group_lo, int group_hi) {
@@ -145,9 +156,8 @@ GemmKernel for_width(int planes_count, int group_lo, int group_hi) {
     if (group_lo >= 2) return planes<R, V, C, 1, 2, 1>;
     return planes<R, V, C, 1, 1, 1>;
   }
-  if (group_hi >= 16) return planes<R, V, 1, 2, 1, 16>;
-  if (group_hi >= 4) return planes<R, V, 1, 2, 1, 4>;
-  return planes<R, V, 1, 2, 1, 1>;
+  if (group_lo >= 8) return two_planes<R, 8>(group_hi);
+  return two_planes<R, 1>(group_hi);
 }
 
 }  // namespace

@@ -32,7 +32,8 @@ struct GemmProblem {
   int64_t bc_g, bc_k, bc_n;
   const uint8_t* table;
   int64_t col_stride, plane_stride;
-  int64_t bias;  // stored entry + bias = T (layouts i16 and bytes)
+  int64_t bias;     // stored entry + bias = T (layouts i16 and bytes)
+  int plane_shift;  // layout bytes: T - bias = low + (high << plane_shift) (8 but for the VBMI planes kernel)
   int32_t* ct;
   int64_t ct_g, ct_n;
   int64_t K;
@@ -64,7 +65,8 @@ GemmKernel avx2_nibble1_kernel(int bits_eff);  // one byte plane (tables spannin
 GemmKernel avx512_gather_kernel(int bits_eff);
 GemmKernel avx512bw_i16_kernel(int bits_eff);
 // One or two byte planes; entries of the low (high) plane are at most 255 / group_lo (255 / group_hi), so
-// that many looked-up vectors may be summed as bytes before widening (1: no such bound).
+// that many looked-up vectors may be summed as bytes before widening (1: no such bound). Two planes take
+// group_lo 1 or 8 and group_hi 1, 4, 8 or 16; one plane group_lo 1, 2, 4 or 8.
 GemmKernel avx512vbmi_planes_kernel(int bits_eff, int planes, int group_lo, int group_hi);
 // One plane of a folded table (8-bit codes; see gemm_avx512vbmi.cpp): the plane holds 128 rows, then a register
 // of the column's fold byte.

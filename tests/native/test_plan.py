@@ -63,7 +63,7 @@ def rebuilt(lut: PreparedLut, plan: TablePlan) -> np.ndarray:
     else:
         q = plan.table[:cols, 0, :rows].numpy().astype(np.int64).T
     if plan.planes == 2:
-        q = q + 256 * plan.table[:cols, 1, :rows].numpy().astype(np.int64).T
+        q = q + (plan.table[:cols, 1, :rows].numpy().astype(np.int64).T << plan.shift)
     stored_a, stored_b = np.arange(rows), np.arange(cols)
     if plan.exact == "int8":
         x, y = np.where(stored_a >= 128, stored_a - 256, stored_a), np.where(stored_b >= 128, stored_b - 256, stored_b)
@@ -139,8 +139,8 @@ def test_folded_plans_reproduce_the_table(kind: str, flip: int, monkeypatch: pyt
 def test_plan_choice() -> None:
     """The cost model: an 8x8 signed multiplier whose error fits a plane takes the exact product on VBMI (int8;
     a float product costs as much as the plane it saves there) and AVX2 (both); a two-plane error beats two
-    planes of an unsigned table (whose high plane is not grouped) but not of a signed one; narrow tables stay
-    one plane of T."""
+    planes of the table (split at bit 5 on VBMI, where both planes then sum bytes before widening); narrow
+    tables stay one plane of T."""
     one = structured_lut(8, True, error_span=200, seed=1)
     for isa, kind, exact in [
         ("avx512vbmi", "int8", "int8"),
@@ -155,7 +155,8 @@ def test_plan_choice() -> None:
     assert chosen is not None and (chosen.exact, chosen.planes) == ("int8", 2)
     signed = structured_lut(8, True, error_span=400, seed=2)
     chosen = plan_for(signed, "avx512vbmi", 128, 0, 0, "int8")
-    assert chosen is not None and (chosen.exact, chosen.planes) == (None, 2)
+    assert chosen is not None and (chosen.exact, chosen.planes, chosen.shift) == ("int8", 2, 5)
+    assert plan_for(signed, "avx2", 128, 0, 0, None) is not None  # (AVX2 splits at 8 only)
     narrow = structured_lut(4, True, error_span=10, seed=3)
     chosen = plan_for(narrow, "avx512vbmi", 16, 8, 8, "int8")
     assert chosen is not None and (chosen.exact, chosen.planes) == (None, 1)
@@ -170,7 +171,8 @@ def test_plan_groups_and_planes(monkeypatch: pytest.MonkeyPatch) -> None:
     middle = plan_for(structured_lut(8, True, error_span=120, seed=2), "avx512vbmi", 128, 0, 0, "int8")
     assert middle is not None and (middle.planes, middle.group_lo) == (1, 2)
     two = plan_for(structured_lut(8, True, error_span=400, seed=3), "avx512vbmi", 128, 0, 0, "int8")
-    assert two is not None and (two.planes, two.exact, two.group_hi) == (2, "int8", 16)
+    assert two is not None and (two.planes, two.exact, two.shift, two.group_lo, two.group_hi) == (2, "int8", 5, 8, 8)
+    assert int(two.table[:, 0].max()) < 32 and int(two.table[:, 1].max()) * 8 <= 255
     on_avx2 = plan_for(structured_lut(8, True, error_span=30, seed=1), "avx2", 128, 0, 0, "int8")
     assert on_avx2 is not None and on_avx2.group_lo == 1
     gen = torch.Generator().manual_seed(4)
