@@ -50,8 +50,8 @@ GROUPS_LOW_TWO = (8, 1)
 _FIT_ROUNDS = 24
 FOLD_ROWS = 128
 """Rows of the plane of a folded plan (the codes of a are 8-bit; bit 7 selects the fold)."""
-FOLD_COST = 1.0
-"""Estimated cost of the fold's masked byte add per 64 look-ups, in the units of :func:`plane_cost`."""
+FOLD_COST = 0.6
+"""Estimated cost of the fold's masked byte add per 64 look-ups and plane, in the units of :func:`plane_cost`."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -213,7 +213,8 @@ def _fold_offsets(d: np.ndarray, isa: str) -> tuple[np.ndarray, np.ndarray, int]
 
     ``d[128 + s, b] - d[s, b] = u[s] + v[b]``: the lower half gets its own fit (with or without row offsets,
     whichever lays out better), the upper rows the same column offsets and row offsets that leave
-    ``F[b] = v[b] - min(v)`` (shifted to keep the union of both halves' values narrow).
+    ``F[b] = v[b] - min(v)``, shifted to keep the union of both halves' values narrow where that fits one
+    plane, else not shifted.
     """
     low, high = d[:FOLD_ROWS], d[FOLD_ROWS:]
     diff = high - low
@@ -225,11 +226,13 @@ def _fold_offsets(d: np.ndarray, isa: str) -> tuple[np.ndarray, np.ndarray, int]
     v = diff[0, :] - diff[0, 0]
     folded = q_lo + (v - v.min())[None, :]
     best: tuple[np.ndarray, np.ndarray, int] | None = None
-    for shift in (int(folded.min() - q_lo.min()), int(folded.max() - q_lo.max())):
+    # Shifts of the upper half: lining up the halves' minima or maxima narrows one plane (whose sums wrap mod
+    # 256); none keeps every F >= 0, which two planes need (no carries between them).
+    for shift in (int(folded.min() - q_lo.min()), int(folded.max() - q_lo.max()), 0):
         r_hi = r_lo + diff[:, 0] + v.min() + shift
         residual = d - np.concatenate([r_lo, r_hi])[:, None] - c[None, :]
         span = int(residual.max() - residual.min()) + 1
-        if best is None or span < best[2]:
+        if best is None or (span < best[2] and span <= 256) or (shift == 0 and best[2] > 256):
             best = (np.concatenate([r_lo, r_hi]), c, span)
     return best
 
@@ -241,39 +244,89 @@ def _layout(span: int, isa: str) -> tuple[int, int]:
     return (-1, _widen_groups(span - 1, GROUPS_LOW) if isa == "avx512vbmi" else 1)
 
 
-def _split(q_max: int, isa: str, bits_eff: int) -> tuple[int, int, int]:
-    """``(shift, group_lo, group_hi)`` of two planes holding ``0 <= Q <= q_max``: the low plane holds
-    ``Q mod 2^shift``, the high one ``Q >> shift``. 8 where the kernel has no other split (AVX2); on VBMI the
-    cheapest shift (a narrower low plane groups its bytes, at the cost of a wider high plane)."""
-    if isa != "avx512vbmi":
-        return 8, 1, 1
-    best: tuple[float, int, int, int] | None = None
-    for shift in range(max(1, (q_max >> 8).bit_length()), 9):
-        group_lo = _widen_groups(min(q_max, (1 << shift) - 1), GROUPS_LOW_TWO)
-        group_hi = _widen_groups(q_max >> shift, GROUPS_HIGH)
-        cost = plane_cost(isa, bits_eff, group_lo) + plane_cost(isa, bits_eff, group_hi)
+def _store(
+    q: np.ndarray, planes: int, fold: bool, isa: str, bits_eff: int, padded: int
+) -> tuple[np.ndarray, int, int, int, float] | None:
+    """``(table, shift, group_lo, group_hi, cost)``: ``0 <= Q`` (rows x columns) as the kernels read it, uint8
+    ``[columns, planes (+ planes folded), padded]``, or ``None`` when it does not fit.
+
+    Two planes hold ``Q mod 2^shift`` and ``Q >> shift``: 8 where the kernel has no other split (AVX2); on VBMI
+    the cheapest shift (a narrower low plane sums more bytes before widening, the high one fewer). Folded,
+    the planes hold the lower 128 rows, and after them one register per plane of the column's fold bytes,
+    which the kernel adds to the looked-up bytes of rows ``>= 128``; every such sum must be the byte the
+    plane holds for that row (one plane: mod 256, the sums lie in 0..255; two: each plane's sum within
+    0..255, no carries).
+    """
+    cols = q.shape[1]
+    lower = q[:FOLD_ROWS] if fold else q
+    delta = q[FOLD_ROWS] - q[0] if fold else np.zeros(cols, dtype=np.int64)
+    vbmi = isa == "avx512vbmi"
+    best: tuple[float, int, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, int] | None = None
+    for shift in range(1, 9) if planes == 2 and vbmi else (8,):
+        low, high = (lower, np.zeros_like(lower)) if planes < 2 else (lower & ((1 << shift) - 1), lower >> shift)
+        if int(high.max()) > 255:
+            continue
+        if planes < 2:
+            fold_lo, fold_hi = delta & 0xFF, np.zeros_like(delta)
+            low_max, high_max = int(q.max()), 0
+        else:  # each column's delta as low + (high << shift): two ways, kept where every sum stays a byte
+            fold_lo, fold_hi = delta & ((1 << shift) - 1), delta >> shift
+            ok = _bytes(low + fold_lo) & _bytes(high + fold_hi)
+            fold_lo = np.where(ok, fold_lo, fold_lo - (1 << shift))
+            fold_hi = np.where(ok, fold_hi, fold_hi + 1)
+            if not np.all(_bytes(low + fold_lo) & _bytes(high + fold_hi)):
+                continue
+            low_max = max(int(low.max()), int((low + fold_lo).max()) if fold else 0)
+            high_max = max(int(high.max()), int((high + fold_hi).max()) if fold else 0)
+        group_lo = _widen_groups(low_max, GROUPS_LOW if planes < 2 else GROUPS_LOW_TWO) if vbmi and planes else 1
+        group_hi = _widen_groups(high_max, GROUPS_HIGH) if vbmi and planes == 2 else 1
+        cost = sum(plane_cost(isa, bits_eff, group) for group in (group_lo, group_hi)[:planes])
+        cost += FOLD_COST * planes * fold
         if best is None or cost < best[0] or (cost == best[0] and shift == 8):
-            best = (cost, shift, group_lo, group_hi)
-    assert best is not None
-    return best[1], best[2], best[3]
+            best = (cost, shift, low, high, fold_lo, fold_hi, group_lo, group_hi)
+    if best is None:
+        return None
+    cost, shift, low, high, fold_lo, fold_hi, group_lo, group_hi = best
+    stored = np.zeros((cols, max(1, planes) * (1 + fold), padded), dtype=np.uint8)
+    stored[:, 0, : lower.shape[0]] = low.T.astype(np.uint8)
+    if planes == 2:
+        stored[:, 1, : lower.shape[0]] = high.T.astype(np.uint8)
+    if fold:  # a whole register of each column's fold byte per plane
+        stored[:, planes, :] = (fold_lo & 0xFF).astype(np.uint8)[:, None]
+        if planes == 2:
+            stored[:, 3, :] = (fold_hi & 0xFF).astype(np.uint8)[:, None]
+    return stored, shift, group_lo, group_hi, cost
+
+
+def _bytes(x: np.ndarray) -> np.ndarray:
+    """Per column: whether every entry is a byte (0..255)."""
+    return np.all((x >= 0) & (x <= 255), axis=0)
+
+
+VBMI_LOOKUP_CYCLES = {6: 1.27, 7: 1.92, 8: 3.61}
+"""Cycles per 64 look-ups of one VBMI byte plane by code width (one permute; one two-register permute; two
+and a blend), byte sums included; measured on the Intel Xeon of issue 14 (AVX-512 runs on ports 0 and 5)."""
+VBMI_WIDEN_CYCLES = 0.63
+"""Cycles of widening 64 byte sums to 16-bit words (three instructions; ``1 / group`` of them per look-up)."""
 
 
 def plane_cost(isa: str, bits_eff: int, group: int) -> float:
-    """Estimated issue slots per 64 look-ups of one byte plane (``group``: its byte-sum group)."""
+    """Estimated work per 64 look-ups of one byte plane (``group``: its byte-sum group): cycles on VBMI,
+    issue slots on AVX2."""
     if isa == "avx512vbmi":
-        permutes = 1 if bits_eff <= 6 else 2 if bits_eff == 7 else 5
-        return permutes + 3 / group
+        return VBMI_LOOKUP_CYCLES[min(8, max(6, bits_eff))] + VBMI_WIDEN_CYCLES / group
     subtables = 1 << max(0, bits_eff - 4)  # avx2: vpshufb per 16 entries, a blend tree, widening
     return 2 * (2 * subtables - 1) + 6
 
 
 EXACT_COST = {
-    ("avx512vbmi", "int8"): 1.5,
-    ("avx512vbmi", "values"): 5.0,
+    ("avx512vbmi", "int8"): 0.5,
+    ("avx512vbmi", "values"): 2.5,
     ("avx2", "int8"): 3.0,
     ("avx2", "values"): 8.0,
 }
-"""Estimated cost of the exact product per 64 products, in the units of :func:`plane_cost`."""
+"""Estimated cost of the exact product per 64 products, in the units of :func:`plane_cost` (on VBMI the int8
+GEMM runs on AMX or VNNI: a whole network's exact product costs about a tenth of native fp32)."""
 
 
 def _build(
@@ -303,7 +356,7 @@ def _build(
     reduced = (table - base_r[:, None] - base_c[None, :]) // scale
     if fold:
         offsets = _fold_offsets(reduced, isa)
-        if offsets is None or not 1 < offsets[2] <= 256:
+        if offsets is None or offsets[2] == 1:
             return None
         r, c, span = offsets
     else:  # further row offsets cost one more (one-column) LUT-GEMM: kept when they save a plane or widening
@@ -318,21 +371,11 @@ def _build(
     q = residual - qmin
     planes = 0 if span == 1 else 1 if span <= 256 else 2
     kept = FOLD_ROWS if fold else rows
-    padded = max(64, kept)
-    stored = np.zeros((cols, max(1, planes) + fold, padded), dtype=np.uint8)
     bits_eff = max(1, (kept - 1).bit_length())
-    group_lo = group_hi = 1
-    shift = 8
-    if planes == 2:
-        shift, group_lo, group_hi = _split(int(q.max()), isa, bits_eff)
-    elif planes == 1 and isa == "avx512vbmi":
-        group_lo = _widen_groups(int(q.max()), GROUPS_LOW)
-    stored[:, 0, :kept] = (q[:kept].T & ((1 << shift) - 1)).astype(np.uint8)
-    if fold:  # the column's fold byte in every entry (the kernel adds a whole register of it)
-        stored[:, 1, :] = ((q[FOLD_ROWS] - q[0]) & 0xFF).astype(np.uint8)[:, None]
-    if planes == 2:
-        stored[:, 1, :rows] = (q.T >> shift).astype(np.uint8)
-    cost = sum(plane_cost(isa, bits_eff, group) for group in (group_lo, group_hi)[:planes]) + FOLD_COST * fold
+    layout = _store(q, planes, fold, isa, bits_eff, max(64, kept))
+    if layout is None:
+        return None
+    stored, shift, group_lo, group_hi, cost = layout
     if exact is not None:
         cost += EXACT_COST[(isa, exact)]
     rows_total, cols_total = base_r + scale * r, base_c + scale * c

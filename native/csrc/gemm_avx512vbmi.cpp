@@ -8,8 +8,8 @@
 // up vectors are first summed as bytes and widened once ("groups"): the high plane of an error table that
 // spans a few hundred values holds 0 or 1, and low-error planes hold small values. Each k step loads the codes
 // of V vectors once and serves C columns with them.
-// Folded tables (one plane, 8-bit codes): the plane holds the rows of codes < 128 and, after it, a register
-// of the column's fold byte, added (mod 256) where the code's top bit is set; the look-up itself takes 7 bits.
+// Folded tables (8-bit codes): each plane holds the rows of codes < 128 and, after the planes, a register per
+// plane of the column's fold byte is added (mod 256) where the code's top bit is set; the look-up takes 7 bits.
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512vbmi,avx2,fma,bmi2")
 #include <immintrin.h>
 
@@ -38,7 +38,7 @@ inline void widen(__m512i& w, __m512i& o, __m512i bytes) {
 // are taken in groups of G = max(GL, GH) (both powers of two); a chunk's tail goes one step at a time.
 template <int R, int V, int C, int P, int GL, int GH, bool F = false>
 void columns(const GemmProblem& p, const uint8_t* atg, const uint8_t* bcg, int32_t* ctg, int64_t mb, int64_t n) {
-  static_assert(!F || (P == 1 && R == 2), "folded tables are one plane of 128 rows");
+  static_assert(!F || R == 2, "folded tables hold 128 rows");
   constexpr int kBlock = 64 * V;
   constexpr int64_t kChunk = 256;  // k steps per 16-bit accumulation (byte sums stay below 2^16)
   constexpr int G = GL > GH ? GL : GH;
@@ -64,7 +64,7 @@ void columns(const GemmProblem& p, const uint8_t* atg, const uint8_t* bcg, int32
         __m512i t[R];
         for (int r = 0; r < R; ++r) t[r] = _mm512_loadu_si512(cols[c] + 64 * r);
         __m512i fold = _mm512_setzero_si512();
-        if constexpr (F) fold = _mm512_loadu_si512(cols[c] + p.plane_stride);
+        if constexpr (F) fold = _mm512_loadu_si512(cols[c] + P * p.plane_stride);
         for (int v = 0; v < V; ++v) {
           __m512i lo = lookup8<R>(idx[v], t);
           if constexpr (F) lo = _mm512_mask_add_epi8(lo, top[v], lo, fold);
@@ -76,8 +76,10 @@ void columns(const GemmProblem& p, const uint8_t* atg, const uint8_t* bcg, int32
         }
         if constexpr (P == 2) {
           for (int r = 0; r < R; ++r) t[r] = _mm512_loadu_si512(cols[c] + p.plane_stride + 64 * r);
+          if constexpr (F) fold = _mm512_loadu_si512(cols[c] + 3 * p.plane_stride);
           for (int v = 0; v < V; ++v) {
-            const __m512i hi = lookup8<R>(idx[v], t);
+            __m512i hi = lookup8<R>(idx[v], t);
+            if constexpr (F) hi = _mm512_mask_add_epi8(hi, top[v], hi, fold);
             if (GH > 1 && grouped) {
               sh[c][v] = j % GH == 0 ? hi : _mm512_add_epi8(sh[c][v], hi);
             } else {
@@ -136,13 +138,13 @@ void planes(const GemmProblem& p, int64_t g, int64_t m0, int64_t m1, int64_t n0,
   }
 }
 
-template <int R, int GL>
+template <int R, int GL, bool F = false>
 GemmKernel two_planes(int group_hi) {
   constexpr int V = 4;
-  if (group_hi >= 16) return planes<R, V, 1, 2, GL, 16>;
-  if (group_hi >= 8) return planes<R, V, 1, 2, GL, 8>;
-  if (group_hi >= 4) return planes<R, V, 1, 2, GL, 4>;
-  return planes<R, V, 1, 2, GL, 1>;
+  if (group_hi >= 16) return planes<R, V, 1, 2, GL, 16, F>;
+  if (group_hi >= 8) return planes<R, V, 1, 2, GL, 8, F>;
+  if (group_hi >= 4) return planes<R, V, 1, 2, GL, 4, F>;
+  return planes<R, V, 1, 2, GL, 1, F>;
 }
 
 // Register budget (32 zmm): word accumulators 2*P*C*V, byte sums, R*P table registers, V code vectors.
@@ -162,7 +164,8 @@ GemmKernel for_width(int planes_count, int group_lo, int group_hi) {
 
 }  // namespace
 
-GemmKernel avx512vbmi_fold_kernel(int planes_count, int group_lo) {
+GemmKernel avx512vbmi_fold_kernel(int planes_count, int group_lo, int group_hi) {
+  if (planes_count == 2) return group_lo >= 8 ? two_planes<2, 8, true>(group_hi) : two_planes<2, 1, true>(group_hi);
   if (planes_count != 1) return nullptr;
   if (group_lo >= 8) return planes<2, 4, 2, 1, 8, 1, true>;
   if (group_lo >= 4) return planes<2, 4, 2, 1, 4, 1, true>;

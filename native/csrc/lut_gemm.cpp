@@ -26,13 +26,14 @@ GemmKernel find_kernel(const std::string& name, int bits_eff, int planes, int gr
   if (name == "avx512/gather") return avx512_gather_kernel(bits_eff);
   if (name == "avx512bw/i16") return avx512bw_i16_kernel(bits_eff);
   if (name == "avx512vbmi/planes") return avx512vbmi_planes_kernel(bits_eff, planes, group_lo, group_hi);
-  if (name == "avx512vbmi/fold") return avx512vbmi_fold_kernel(planes, group_lo);
+  if (name == "avx512vbmi/fold") return avx512vbmi_fold_kernel(planes, group_lo, group_hi);
   return nullptr;
 }
 
 void check_plane_shift(const std::string& kernel, int64_t plane_shift) {
-  TORCH_CHECK(plane_shift == 8 || (kernel == "avx512vbmi/planes" && plane_shift >= 1 && plane_shift < 8),
-              "plane_shift ", plane_shift, " is 8, or 1..7 for the avx512vbmi/planes kernel");
+  const bool vbmi = kernel == "avx512vbmi/planes" || kernel == "avx512vbmi/fold";
+  TORCH_CHECK(plane_shift == 8 || (vbmi && plane_shift >= 1 && plane_shift < 8), "plane_shift ", plane_shift,
+              " is 8, or 1..7 for the avx512vbmi kernels");
 }
 
 namespace {

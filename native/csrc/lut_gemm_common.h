@@ -68,9 +68,9 @@ GemmKernel avx512bw_i16_kernel(int bits_eff);
 // that many looked-up vectors may be summed as bytes before widening (1: no such bound). Two planes take
 // group_lo 1 or 8 and group_hi 1, 4, 8 or 16; one plane group_lo 1, 2, 4 or 8.
 GemmKernel avx512vbmi_planes_kernel(int bits_eff, int planes, int group_lo, int group_hi);
-// One plane of a folded table (8-bit codes; see gemm_avx512vbmi.cpp): the plane holds 128 rows, then a register
-// of the column's fold byte.
-GemmKernel avx512vbmi_fold_kernel(int planes, int group_lo);
+// One or two planes of a folded table (8-bit codes; see gemm_avx512vbmi.cpp): the planes hold 128 rows, then
+// one register per plane of the column's fold byte.
+GemmKernel avx512vbmi_fold_kernel(int planes, int group_lo, int group_hi);
 
 // Backward GEMMs with float32 gradient tables (see lut_gemm_backward.cpp).
 struct BackwardProblem {

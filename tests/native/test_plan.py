@@ -56,14 +56,15 @@ def foldable_lut(*, error_span: int, seed: int, flip: int = 0x80) -> PreparedLut
 def rebuilt(lut: PreparedLut, plan: TablePlan) -> np.ndarray:
     """The table as the plan writes it, indexed by codes of a below the plan's rows (in code order)."""
     rows, cols = plan.rows, 1 << lut.bits_b
-    if plan.fold:  # rows of stored codes >= 128: the lower rows plus the column's fold byte, mod 256
-        lower = plan.table[:cols, 0, : plans.FOLD_ROWS].numpy().astype(np.int64).T
-        fold = plan.table[:cols, 1, 0].numpy().astype(np.int64)
-        q = np.concatenate([lower, (lower + fold[None, :]) & 0xFF])
-    else:
-        q = plan.table[:cols, 0, :rows].numpy().astype(np.int64).T
-    if plan.planes == 2:
-        q = q + (plan.table[:cols, 1, :rows].numpy().astype(np.int64).T << plan.shift)
+    planes = []
+    for i in range(max(1, plan.planes)):
+        if plan.fold:  # rows of stored codes >= 128: the lower rows plus the column's fold byte, mod 256
+            lower = plan.table[:cols, i, : plans.FOLD_ROWS].numpy().astype(np.int64).T
+            fold = plan.table[:cols, plan.planes + i, 0].numpy().astype(np.int64)
+            planes.append(np.concatenate([lower, (lower + fold[None, :]) & 0xFF]))
+        else:
+            planes.append(plan.table[:cols, i, :rows].numpy().astype(np.int64).T)
+    q = planes[0] + (planes[1] << plan.shift if plan.planes == 2 else 0)
     stored_a, stored_b = np.arange(rows), np.arange(cols)
     if plan.exact == "int8":
         x, y = np.where(stored_a >= 128, stored_a - 256, stored_a), np.where(stored_b >= 128, stored_b - 256, stored_b)
@@ -118,8 +119,8 @@ def test_plans_reproduce_the_table(
 @pytest.mark.parametrize(("kind", "flip"), [("values", 0), ("int8", 0x80)])
 def test_folded_plans_reproduce_the_table(kind: str, flip: int, monkeypatch: pytest.MonkeyPatch) -> None:
     """8-bit codes whose upper half is the lower half plus separable terms fold on VBMI: one plane of 128 rows
-    and a fold byte per column reproduce every entry; an error that needs two planes, a table that does not
-    fold, codes below 128 and the AVX2 path do not fold."""
+    and a fold byte per column reproduce every entry, and so do two planes with a fold byte each; a table
+    that does not fold, codes below 128 and the AVX2 path do not fold."""
     monkeypatch.setattr(plans, "EXACT_COST", dict.fromkeys(plans.EXACT_COST, -100.0))
     lut = foldable_lut(error_span=150, seed=7, flip=flip)
     plan = plan_for(lut, "avx512vbmi", 256, flip, flip, kind)
@@ -127,11 +128,14 @@ def test_folded_plans_reproduce_the_table(kind: str, flip: int, monkeypatch: pyt
     assert plan.table.shape == (256, 2, 128) and "folded" in plan.describe()
     assert np.array_equal(rebuilt(lut, plan), lut.forward.numpy().astype(np.int64))
     assert plan.row_offset is not None  # the upper rows' terms
+    wide = foldable_lut(error_span=700, seed=9, flip=flip)
+    two = plan_for(wide, "avx512vbmi", 256, flip, flip, kind)
+    assert two is not None and two.fold and two.planes == 2 and two.table.shape == (256, 4, 128), two
+    assert np.array_equal(rebuilt(wide, two), wide.forward.numpy().astype(np.int64))
     for other in (
         plan_for(lut, "avx2", 256, flip, flip, kind),
         plan_for(lut, "avx512vbmi", 128, flip, flip, kind),
         plan_for(structured_lut(8, False, error_span=150, seed=8), "avx512vbmi", 256, flip, flip, kind),
-        plan_for(foldable_lut(error_span=700, seed=9, flip=flip), "avx512vbmi", 256, flip, flip, kind),
     ):
         assert other is not None and not other.fold, other.describe()
 
@@ -263,19 +267,21 @@ def test_engine_runs_folded_plans_bit_exactly(isa: str, kind: str, monkeypatch: 
     128 and 255 of a, codes all below 128, every byte-sum group, odd shapes; the direct conv with padding, a
     stride, groups and panels of a few rows of k."""
     flip = 0x80 if kind == "int8" else 0
-    for seed, span in ((11, 20), (12, 100), (13, 150), (14, 400)):
+    for seed, span in ((11, 20), (12, 100), (13, 150), (14, 400), (16, 3000)):
         lut = foldable_lut(error_span=span, seed=seed, flip=flip)
         for i, (g, m, k, n) in enumerate([(1, 37, 19, 5), (2, 300, 261, 3), (1, 65, 700, 4)]):
             a = edge_values((g, m, k), 0, 255, 80 + i)
             a.view(-1)[3:6] = torch.tensor([127, 128, 255])
             b = edge_values((g, k, n), 0, 255, 90 + i)
             path = check_bmm(a, b, lut)
-            assert ("folded" in path) == (isa == "avx512vbmi" and span <= 300), path
+            assert ("folded" in path) == (isa == "avx512vbmi"), path
             assert "folded" not in check_bmm(a % 128, b, lut)
     engine = engines.get_engine("cpu")
-    lut = foldable_lut(error_span=150, seed=15, flip=flip)
-    for panel in (None, "1280"):
-        if panel is not None:
+    for panel, span in ((None, 150), ("1280", 150), (None, 900)):
+        lut = foldable_lut(error_span=span, seed=15, flip=flip)
+        if panel is None:
+            monkeypatch.delenv(tuning.PANEL_ENV, raising=False)
+        else:
             monkeypatch.setenv(tuning.PANEL_ENV, panel)
         for stride, pad, groups in [(1, 1, 1), (2, (2, 1), 1), (1, 1, 2)]:
             x = edge_values((2, 4, 7, 6), 0, 255, 95).to(torch.uint8)
@@ -288,13 +294,18 @@ def test_engine_runs_folded_plans_bit_exactly(isa: str, kind: str, monkeypatch: 
 
 
 def test_corpus_tables_fold_and_run_bit_exactly(corpus: Path, native: object, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Real unsigned EvoApprox tables of one plane fold on VBMI where their error's halves differ by separable
-    terms (mul8u_ZB3, mul8u_GTR) and not where they do not (mul8u_ZFB); each runs bit-exactly."""
+    """Real unsigned EvoApprox tables fold on VBMI where their error's halves differ by separable terms (one
+    plane: mul8u_ZB3, mul8u_GTR; two: mul8u_96D) and not where they do not (mul8u_ZFB); each runs bit-exactly."""
     if "avx512vbmi" not in ISA_PATHS:
         pytest.skip("no AVX-512 VBMI on this CPU")
     monkeypatch.setenv(cpu_features.ISA_ENV, "avx512vbmi")
     folder = corpus / "evoapprox" / "8x8"
-    for name, folds in (("v2022_mul8u_ZB3", True), ("v2022_mul8u_GTR", True), ("v1.1_mul8u_ZFB", False)):
+    for name, folds in (
+        ("v2022_mul8u_ZB3", True),
+        ("v2022_mul8u_GTR", True),
+        ("v1.0_mul8u_96D", True),
+        ("v1.1_mul8u_ZFB", False),
+    ):
         lut = PreparedLut.from_lut(load_multiplier(str(folder / f"{name}.v")))
         a = edge_values((1, 130, 300), 0, 255, 97)
         a.view(-1)[3:5] = torch.tensor([127, 128])
