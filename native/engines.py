@@ -286,7 +286,7 @@ class CpuEngine(Engine):
             flip, bits_eff = 0, max(1, top.bit_length())
         elif not flipped:
             flip = 0
-        kernel, table, col_stride, plane_stride, table_bias, planes, plane_groups = self._kernel_table(
+        kernel, table, col_stride, plane_stride, table_bias, planes, kernel_args = self._kernel_table(
             isa, lut, plan, bits_eff
         )
         empty = torch.empty(0)
@@ -304,7 +304,7 @@ class CpuEngine(Engine):
             kernel,
             bits_eff,
             planes,
-            *plane_groups,
+            *kernel_args,
             table,
             col_stride,
             plane_stride,
@@ -342,7 +342,9 @@ class CpuEngine(Engine):
             bits_eff = max(1, (plan.rows - 1).bit_length())
             kernel = "avx512vbmi/planes" if choose_path() == "avx512vbmi" else "avx2/nibble"
             padded = table.shape[2]
-            rows = ext.lut_gemm(kernel, sums.at, zero, table, 2 * padded, padded, plan.row_bias, bits_eff, 2, 1, 1, 8)
+            rows = ext.lut_gemm(
+                kernel, sums.at, zero, table, 2 * padded, padded, plan.row_bias, bits_eff, 2, 1, 1, 8, 7
+            )
         return exact, rows
 
     def _finish(
@@ -390,8 +392,10 @@ class CpuEngine(Engine):
         if plan is None and flipped:  # back to plain codes for the int32/int16 kernels
             at = at ^ int8_flip(lut.bits_a, lut.signed)
             bits_eff = lut.bits_a
-        kernel, table, col_stride, plane_stride, bias, planes, groups = self._kernel_table(isa, lut, plan, bits_eff)
-        ct = ext.lut_gemm(kernel, at, bc, table, col_stride, plane_stride, bias, bits_eff, planes, *groups)
+        kernel, table, col_stride, plane_stride, bias, planes, kernel_args = self._kernel_table(
+            isa, lut, plan, bits_eff
+        )
+        ct = ext.lut_gemm(kernel, at, bc, table, col_stride, plane_stride, bias, bits_eff, planes, *kernel_args)
         return KernelSums(ct, plan, at, bc)
 
     def _plan(
@@ -415,20 +419,21 @@ class CpuEngine(Engine):
 
     def _kernel_table(
         self, isa: str, lut: PreparedLut, plan: TablePlan | None, bits_eff: int
-    ) -> tuple[str, torch.Tensor, int, int, int, int, tuple[int, int, int]]:
-        """``(kernel, table, column stride, plane stride, bias, planes, (group_lo, group_hi, plane_shift))`` of a
-        call, and
+    ) -> tuple[str, torch.Tensor, int, int, int, int, tuple[int, int, int, int]]:
+        """``(kernel, table, column stride, plane stride, bias, planes, (group_lo, group_hi, plane_shift,
+        fold_bit))`` of a call, and
         what it runs in words (``last_path``, ``last_plan``)."""
         if plan is None:
             kernel, layout = legacy_kernel(isa, lut)
             table, col_stride, plane_stride, bias = table_layout(lut, layout, bits_eff)
             self.last_path, self.last_plan = f"{kernel} a{bits_eff}", None
-            return kernel, table, col_stride, plane_stride, bias, 1, (1, 1, 8)
+            return kernel, table, col_stride, plane_stride, bias, 1, (1, 1, 8, 7)
         kernel = "avx2/nibble" if isa != "avx512vbmi" else "avx512vbmi/fold" if plan.fold else "avx512vbmi/planes"
         padded = plan.table.shape[2]
         self.last_path, self.last_plan = f"{kernel} a{bits_eff}: {plan.describe()}", plan
         col_stride = plan.table.shape[1] * padded
-        return kernel, plan.table, col_stride, padded, 0, plan.planes, (plan.group_lo, plan.group_hi, plan.shift)
+        kernel_args = (plan.group_lo, plan.group_hi, plan.shift, plan.fold_bit)
+        return kernel, plan.table, col_stride, padded, 0, plan.planes, kernel_args
 
     def lut_bmm_backward(
         self, a: torch.Tensor, b: torch.Tensor, grad_c: torch.Tensor, lut: PreparedLut, *, ste: bool

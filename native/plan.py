@@ -13,12 +13,12 @@ entries. For an approximate multiplier, ``Q`` is what is left of its error after
 offsets: 32 of the 68 EvoApprox 8x8 multipliers fit one plane that way, against 26 whose plain error
 ``T - a·b`` does.
 
-*Folded* plans (VBMI, 8-bit codes of a, one plane): where the upper half of ``Q`` (stored codes ``s_a >= 128``)
-is the lower half plus terms of ``s_a`` alone and of ``s_b`` alone, the plane holds the lower 128 rows and one
-byte ``F[s_b]`` per column, ``Q[s_a, s_b] = P[s_a mod 128, s_b] + (s_a >= 128) F[s_b]``, and the row offsets
-take up the rest: the kernel looks up 7-bit codes (one two-register permute instead of two and a blend) and
-adds ``F`` under the mask of the code's top bit. 17 of the 21 unsigned EvoApprox 8x8 tables of one plane
-fold.
+*Folded* plans (VBMI, 8-bit codes of a): where the rows of ``Q`` whose stored code has bit ``j`` set are the
+rows with it clear plus terms of ``s_a`` alone and of ``s_b`` alone, each plane holds the 128 rows with the bit
+clear and one byte ``F[s_b]`` per column, ``Q[s_a, s_b] = P[s_a without bit j, s_b] + bit_j(s_a) F[s_b]``, and
+the row offsets take up the rest: the kernel looks up 7-bit codes (one two-register permute instead of two
+and a blend; bit 7 moved into place j first) and adds ``F`` under the mask of bit ``j``. On the corpus, 19 of
+the 21 unsigned EvoApprox 8x8 tables of one plane fold, and 20 of the 30 of two.
 
 Stored codes are the operand codes, XOR ``flip`` where the packing applied it (see :func:`int8_flip`), so that
 a stored code read as int8 equals the operand value up to an additive constant, which the offsets absorb:
@@ -49,9 +49,11 @@ GROUPS_LOW_TWO = (8, 1)
 """Byte-sum groups of the low plane of a two-plane VBMI kernel."""
 _FIT_ROUNDS = 24
 FOLD_ROWS = 128
-"""Rows of the plane of a folded plan (the codes of a are 8-bit; bit 7 selects the fold)."""
+"""Rows of each plane of a folded plan (the codes of a are 8-bit; one bit selects the fold)."""
 FOLD_COST = 0.6
 """Estimated cost of the fold's masked byte add per 64 look-ups and plane, in the units of :func:`plane_cost`."""
+FOLD_MOVE_COST = 0.5
+"""Estimated cost of moving bit 7 of the codes into the place of a fold bit other than 7 (per 64 codes)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -78,8 +80,10 @@ class TablePlan:
         cost: estimated work per 64 look-ups (comparable between plans of one ISA path only).
         shift: two planes: ``Q = low + (high << shift)`` (below 8 on VBMI where both planes then group
             better; 8 elsewhere).
-        fold: the plane holds rows ``s_a < 128`` only, and ``table[:, 1, :]`` holds ``F[s_b] mod 256`` in
-            every entry, added to the looked-up byte where ``s_a >= 128`` (see the module docstring).
+        fold: each plane holds the 128 rows of codes whose bit ``fold_bit`` is clear (in the order of
+            :func:`fold_order`), and ``table[:, planes + i, :]`` holds plane i's ``F[s_b] mod 256`` in every
+            entry, added to the looked-up byte where the bit is set (see the module docstring).
+        fold_bit: the bit of the stored codes of a that a folded plan folds on.
     """
 
     exact: str | None
@@ -100,6 +104,7 @@ class TablePlan:
     cost: float
     fold: bool = False
     shift: int = 8
+    fold_bit: int = 7
 
     @property
     def sum_bound(self) -> int:
@@ -124,7 +129,7 @@ class TablePlan:
         if self.exact is not None:
             parts.append(f"exact {self.exact}")
         plural = "" if self.planes == 1 else "s"
-        folded = ", folded" if self.fold else ""
+        folded = f", folded on bit {self.fold_bit}" if self.fold else ""
         parts.append(f"{self.planes} plane{plural} of {'E' if self.exact else 'T'} ({self.span} values{folded})")
         return " + ".join(parts)
 
@@ -205,6 +210,18 @@ def _fit_offsets(d: np.ndarray, *, rows: bool) -> tuple[np.ndarray, np.ndarray, 
         if span < best[2]:
             best = (ri, ci, span)
     return best
+
+
+@lru_cache(maxsize=8)
+def fold_order(bit: int) -> np.ndarray:
+    """The stored codes of a in the order a folded plan on ``bit`` holds them: row ``r < 128`` is the code with
+    ``bit`` clear whose other bits are those of ``r``, bit ``bit`` of ``r`` moved to bit 7; row ``128 + r`` is
+    that code with ``bit`` set."""
+    r = np.arange(FOLD_ROWS)
+    lower = r if bit == 7 else (r & ~(1 << bit)) | (((r >> bit) & 1) << 7)
+    order = np.concatenate([lower, lower | (1 << bit)])
+    order.setflags(write=False)
+    return order
 
 
 def _fold_offsets(d: np.ndarray, isa: str) -> tuple[np.ndarray, np.ndarray, int] | None:
@@ -330,7 +347,14 @@ GEMM runs on AMX or VNNI: a whole network's exact product costs about a tenth of
 
 
 def _build(
-    lut: PreparedLut, isa: str, rows: int, flip_a: int, flip_b: int, exact: str | None, *, fold: bool = False
+    lut: PreparedLut,
+    isa: str,
+    rows: int,
+    flip_a: int,
+    flip_b: int,
+    exact: str | None,
+    *,
+    fold_bit: int | None = None,
 ) -> TablePlan | None:
     """The plan of one exact kind, or ``None`` when ``Q`` would span more than 2^16 values (or, folded, when the
     table does not fold into one plane)."""
@@ -354,11 +378,14 @@ def _build(
     base_r = (table[:, 0] - table[0, 0]) % scale
     base_c = table[0, :] % scale
     reduced = (table - base_r[:, None] - base_c[None, :]) // scale
+    fold = fold_bit is not None
+    order = fold_order(7 if fold_bit is None else fold_bit)
     if fold:
-        offsets = _fold_offsets(reduced, isa)
+        offsets = _fold_offsets(reduced[order], isa)
         if offsets is None or offsets[2] == 1:
             return None
-        r, c, span = offsets
+        r, c, span = np.empty_like(offsets[0]), offsets[1], offsets[2]
+        r[order] = offsets[0]
     else:  # further row offsets cost one more (one-column) LUT-GEMM: kept when they save a plane or widening
         r, c, span = _fit_offsets(reduced, rows=False)
         r2, c2, span2 = _fit_offsets(reduced, rows=True)
@@ -372,10 +399,12 @@ def _build(
     planes = 0 if span == 1 else 1 if span <= 256 else 2
     kept = FOLD_ROWS if fold else rows
     bits_eff = max(1, (kept - 1).bit_length())
-    layout = _store(q, planes, fold, isa, bits_eff, max(64, kept))
+    layout = _store(q[order] if fold else q, planes, fold, isa, bits_eff, max(64, kept))
     if layout is None:
         return None
     stored, shift, group_lo, group_hi, cost = layout
+    if fold_bit is not None and fold_bit != 7:
+        cost += FOLD_MOVE_COST
     if exact is not None:
         cost += EXACT_COST[(isa, exact)]
     rows_total, cols_total = base_r + scale * r, base_c + scale * c
@@ -413,6 +442,7 @@ def _build(
         cost=cost,
         fold=fold,
         shift=shift,
+        fold_bit=7 if fold_bit is None else fold_bit,
     )
 
 
@@ -426,8 +456,10 @@ def plan_for(lut: PreparedLut, isa: str, rows: int, flip_a: int, flip_b: int, ex
 
     def build() -> TablePlan | None:
         kinds: list[str | None] = [None] if exact is None else [None, exact]
-        folds = (False, True) if isa == "avx512vbmi" and rows == 2 * FOLD_ROWS else (False,)
-        built = (_build(lut, isa, rows, flip_a, flip_b, kind, fold=fold) for kind in kinds for fold in folds)
+        folds: list[int | None] = [None]
+        if isa == "avx512vbmi" and rows == 2 * FOLD_ROWS:
+            folds += [7, 6, 5, 4, 3, 2, 1, 0]
+        built = (_build(lut, isa, rows, flip_a, flip_b, kind, fold_bit=bit) for kind in kinds for bit in folds)
         plans = [p for p in built if p is not None]
         return min(plans, key=lambda p: p.cost) if plans else None
 

@@ -97,6 +97,7 @@ void conv_run(const torch::Tensor& x, const ConvGeometry& geometry, const Kernel
                       : find_kernel(kernel.name, kernel.bits_eff, kernel.planes, kernel.group_lo, kernel.group_hi);
   TORCH_CHECK(fn != nullptr || kernel.planes == 0, "unknown LUT-GEMM kernel ", kernel.name);
   check_plane_shift(kernel.name, kernel.plane_shift);
+  TORCH_CHECK(kernel.fold_bit >= 0 && kernel.fold_bit <= 7, "fold_bit must be 0..7");
   // Weight codes n-major ([G][Og][K]: a column's codes over k are consecutive), and as int8 slices of k for
   // the exact product.
   const torch::Tensor bcn = bc.transpose(1, 2).contiguous();
@@ -202,6 +203,7 @@ void conv_run(const torch::Tensor& x, const ConvGeometry& geometry, const Kernel
           q.plane_stride = kernel.plane_stride;
           q.bias = kernel.bias;
           q.plane_shift = kernel.plane_shift;
+          q.fold_bit = kernel.fold_bit;
           q.ct = ct.data();
           q.ct_n = kLaneAlign;
           q.K = ks;

@@ -27,7 +27,7 @@ struct ConvGeometry {
 // The LUT-GEMM kernel and its table (layouts in lut_gemm_common.h).
 struct KernelTable {
   std::string name;
-  int bits_eff, planes, group_lo, group_hi, plane_shift;
+  int bits_eff, planes, group_lo, group_hi, plane_shift, fold_bit;
   torch::Tensor table;
   int64_t col_stride, plane_stride, bias;
 };

@@ -8,8 +8,9 @@
 // up vectors are first summed as bytes and widened once ("groups"): the high plane of an error table that
 // spans a few hundred values holds 0 or 1, and low-error planes hold small values. Each k step loads the codes
 // of V vectors once and serves C columns with them.
-// Folded tables (8-bit codes): each plane holds the rows of codes < 128 and, after the planes, a register per
-// plane of the column's fold byte is added (mod 256) where the code's top bit is set; the look-up takes 7 bits.
+// Folded tables (8-bit codes): each plane holds the 128 rows of codes whose bit j = p.fold_bit is clear, and
+// after the planes a register per plane of the column's fold byte, added (mod 256) where the bit is set; the
+// look-up takes 7 bits: the code with bit 7 moved into place j (vpermi2b ignores bit 7).
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512vbmi,avx2,fma,bmi2")
 #include <immintrin.h>
 
@@ -44,6 +45,9 @@ void columns(const GemmProblem& p, const uint8_t* atg, const uint8_t* bcg, int32
   constexpr int G = GL > GH ? GL : GH;
   alignas(64) int32_t acc[C][kBlock] = {};
   const uint8_t* cols[C];
+  const bool move = F && p.fold_bit != 7;
+  const __m512i move_by = _mm512_set1_epi16(static_cast<int16_t>(7 - p.fold_bit));
+  const __m512i fold_mask = _mm512_set1_epi8(static_cast<char>(1 << p.fold_bit));
   for (int64_t k0 = 0; k0 < p.K; k0 += kChunk) {
     const int64_t k1 = k0 + kChunk < p.K ? k0 + kChunk : p.K;
     __m512i wl[C][V], ol[C][V], wh[C][V], oh[C][V], sl[C][V], sh[C][V];
@@ -57,7 +61,14 @@ void columns(const GemmProblem& p, const uint8_t* atg, const uint8_t* bcg, int32
       __mmask64 top[V];
       for (int v = 0; v < V; ++v) idx[v] = _mm512_loadu_si512(atg + k * p.at_k + mb + 64 * v);
       if constexpr (F) {
-        for (int v = 0; v < V; ++v) top[v] = _mm512_movepi8_mask(idx[v]);
+        for (int v = 0; v < V; ++v) {
+          if (move) {  // 16-bit shifts: a byte's bit j lands on its bit 7 and back without crossing bytes
+            top[v] = _mm512_movepi8_mask(_mm512_sllv_epi16(idx[v], move_by));
+            idx[v] = _mm512_ternarylogic_epi32(fold_mask, _mm512_srlv_epi16(idx[v], move_by), idx[v], 0xCA);
+          } else {
+            top[v] = _mm512_movepi8_mask(idx[v]);
+          }
+        }
       }
       for (int c = 0; c < C; ++c) cols[c] = p.table + bcg[k * p.bc_k + (n + c) * p.bc_n] * p.col_stride;
       for (int c = 0; c < C; ++c) {

@@ -47,9 +47,11 @@ void check_codes(const torch::Tensor& t, const char* what) {
 // C^T[g][n][m] for m-padded transposed codes at [G][K][Mp] and codes bc [G][K][N].
 torch::Tensor lut_gemm(const std::string& kernel, const torch::Tensor& at, const torch::Tensor& bc,
                        const torch::Tensor& table, int64_t col_stride, int64_t plane_stride, int64_t bias,
-                       int64_t bits_eff, int64_t planes, int64_t group_lo, int64_t group_hi, int64_t plane_shift) {
+                       int64_t bits_eff, int64_t planes, int64_t group_lo, int64_t group_hi, int64_t plane_shift,
+                       int64_t fold_bit) {
   check_codes(at, "at");
   check_plane_shift(kernel, plane_shift);
+  TORCH_CHECK(fold_bit >= 0 && fold_bit <= 7, "fold_bit must be 0..7");
   TORCH_CHECK(bc.device().is_cpu() && bc.scalar_type() == torch::kUInt8 && bc.dim() == 3,
               "bc must be a 3-D uint8 CPU tensor");
   TORCH_CHECK(table.device().is_cpu() && table.is_contiguous(), "table must be a contiguous CPU tensor");
@@ -83,6 +85,7 @@ torch::Tensor lut_gemm(const std::string& kernel, const torch::Tensor& at, const
   p.ct_g = N * Mp;
   p.ct_n = Mp;
   p.plane_shift = static_cast<int>(plane_shift);
+  p.fold_bit = static_cast<int>(fold_bit);
   p.K = K;
   p.bits_eff = static_cast<int>(bits_eff);
   p.accumulate = false;
@@ -291,8 +294,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def(
       "conv_run",
       [](const torch::Tensor& x, std::vector<int64_t> geometry, const std::string& kernel, int64_t bits_eff,
-         int64_t planes, int64_t group_lo, int64_t group_hi, int64_t plane_shift, const torch::Tensor& table,
-         int64_t col_stride,
+         int64_t planes, int64_t group_lo, int64_t group_hi, int64_t plane_shift, int64_t fold_bit,
+         const torch::Tensor& table, int64_t col_stride,
          int64_t plane_stride, int64_t table_bias, const torch::Tensor& bc, int64_t mask, int64_t flip,
          int64_t k_slice, int64_t scale, bool exact_int8, const torch::Tensor& row_table, int64_t row_bias,
          const torch::Tensor& col_offset, int64_t bias, const torch::Tensor& exact_nchw,
@@ -302,8 +305,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         const auto& v = geometry;
         lutgen::conv_run(x, {v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10]},
                          {kernel, static_cast<int>(bits_eff), static_cast<int>(planes), static_cast<int>(group_lo),
-                          static_cast<int>(group_hi), static_cast<int>(plane_shift), table, col_stride,
-                          plane_stride, table_bias},
+                          static_cast<int>(group_hi), static_cast<int>(plane_shift), static_cast<int>(fold_bit),
+                          table, col_stride, plane_stride, table_bias},
                          bc,
                          {mask, flip, k_slice, scale, exact_int8, row_table, row_bias, col_offset, bias, exact_nchw,
                           out_scale, out_bias, out_extra},

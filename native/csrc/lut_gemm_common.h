@@ -34,6 +34,7 @@ struct GemmProblem {
   int64_t col_stride, plane_stride;
   int64_t bias;     // stored entry + bias = T (layouts i16 and bytes)
   int plane_shift;  // layout bytes: T - bias = low + (high << plane_shift) (8 but for the VBMI planes kernel)
+  int fold_bit;     // the VBMI fold kernel: the bit of a's codes it folds on (0..7)
   int32_t* ct;
   int64_t ct_g, ct_n;
   int64_t K;

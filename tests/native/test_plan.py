@@ -37,15 +37,17 @@ def structured_lut(bits: int, signed: bool, *, error_span: int, scale: int = 1, 
     return PreparedLut(table.to(torch.int32), bits, bits, signed, name=f"structured{bits}{'s' if signed else 'u'}")
 
 
-def foldable_lut(*, error_span: int, seed: int, flip: int = 0x80) -> PreparedLut:
-    """An unsigned 8x8 ``a·b + r[a] + c[b] + E`` whose error's upper half (stored codes ``(a ^ flip) >= 128``)
-    is its lower half plus a term of the row and a term of the column (``E`` spanning about ``error_span``)."""
+def foldable_lut(*, error_span: int, seed: int, flip: int = 0x80, bit: int = 7) -> PreparedLut:
+    """An unsigned 8x8 ``a·b + r[a] + c[b] + E`` whose error's rows with bit ``bit`` of the stored code
+    ``a ^ flip`` set are the rows with it clear plus a term of the row and a term of the column (``E`` spanning
+    about ``error_span``)."""
     gen = torch.Generator().manual_seed(seed)
     values = code_values(8, False)
     low = torch.randint(0, error_span // 2, (128, 256), generator=gen)
     row_term = torch.randint(-40, 40, (128, 1), generator=gen)
     col_term = torch.randint(0, error_span // 2, (1, 256), generator=gen)
-    stored = torch.cat([low, low + row_term + col_term])  # by stored code
+    stored = torch.empty((256, 256), dtype=torch.int64)  # by stored code
+    stored[torch.from_numpy(plans.fold_order(bit).copy())] = torch.cat([low, low + row_term + col_term])
     error = stored[torch.arange(256) ^ flip]
     rows = torch.randint(-300, 300, (256, 1), generator=gen)
     cols = torch.randint(-300, 300, (1, 256), generator=gen)
@@ -65,6 +67,8 @@ def rebuilt(lut: PreparedLut, plan: TablePlan) -> np.ndarray:
         else:
             planes.append(plan.table[:cols, i, :rows].numpy().astype(np.int64).T)
     q = planes[0] + (planes[1] << plan.shift if plan.planes == 2 else 0)
+    if plan.fold:  # rows in the fold's order, back to code order
+        q[plans.fold_order(plan.fold_bit)] = q.copy()
     stored_a, stored_b = np.arange(rows), np.arange(cols)
     if plan.exact == "int8":
         x, y = np.where(stored_a >= 128, stored_a - 256, stored_a), np.where(stored_b >= 128, stored_b - 256, stored_b)
@@ -132,6 +136,12 @@ def test_folded_plans_reproduce_the_table(kind: str, flip: int, monkeypatch: pyt
     two = plan_for(wide, "avx512vbmi", 256, flip, flip, kind)
     assert two is not None and two.fold and two.planes == 2 and two.table.shape == (256, 4, 128), two
     assert np.array_equal(rebuilt(wide, two), wide.forward.numpy().astype(np.int64))
+    for bit, span in ((0, 150), (3, 700), (6, 150)):
+        other_bit = foldable_lut(error_span=span, seed=10 + bit, flip=flip, bit=bit)
+        plan = plan_for(other_bit, "avx512vbmi", 256, flip, flip, kind)
+        assert plan is not None and plan.fold and plan.fold_bit == bit, plan
+        assert f"folded on bit {bit}" in plan.describe()
+        assert np.array_equal(rebuilt(other_bit, plan), other_bit.forward.numpy().astype(np.int64))
     for other in (
         plan_for(lut, "avx2", 256, flip, flip, kind),
         plan_for(lut, "avx512vbmi", 128, flip, flip, kind),
@@ -267,8 +277,8 @@ def test_engine_runs_folded_plans_bit_exactly(isa: str, kind: str, monkeypatch: 
     128 and 255 of a, codes all below 128, every byte-sum group, odd shapes; the direct conv with padding, a
     stride, groups and panels of a few rows of k."""
     flip = 0x80 if kind == "int8" else 0
-    for seed, span in ((11, 20), (12, 100), (13, 150), (14, 400), (16, 3000)):
-        lut = foldable_lut(error_span=span, seed=seed, flip=flip)
+    for seed, span, bit in ((11, 20, 7), (12, 100, 0), (13, 150, 7), (14, 400, 5), (16, 3000, 7), (17, 900, 2)):
+        lut = foldable_lut(error_span=span, seed=seed, flip=flip, bit=bit)
         for i, (g, m, k, n) in enumerate([(1, 37, 19, 5), (2, 300, 261, 3), (1, 65, 700, 4)]):
             a = edge_values((g, m, k), 0, 255, 80 + i)
             a.view(-1)[3:6] = torch.tensor([127, 128, 255])
@@ -277,8 +287,8 @@ def test_engine_runs_folded_plans_bit_exactly(isa: str, kind: str, monkeypatch: 
             assert ("folded" in path) == (isa == "avx512vbmi"), path
             assert "folded" not in check_bmm(a % 128, b, lut)
     engine = engines.get_engine("cpu")
-    for panel, span in ((None, 150), ("1280", 150), (None, 900)):
-        lut = foldable_lut(error_span=span, seed=15, flip=flip)
+    for panel, span, bit in ((None, 150, 7), ("1280", 150, 4), (None, 900, 7), (None, 900, 1)):
+        lut = foldable_lut(error_span=span, seed=15, flip=flip, bit=bit)
         if panel is None:
             monkeypatch.delenv(tuning.PANEL_ENV, raising=False)
         else:
@@ -290,7 +300,8 @@ def test_engine_runs_folded_plans_bit_exactly(isa: str, kind: str, monkeypatch: 
             spec = conv2d_spec(w.shape, stride, pad, 1, groups)
             want = Conv2dLowering(lut, engines.get_engine("reference"), ste=True, spec=spec).forward(x, w)
             assert torch.equal(Conv2dLowering(lut, engine, ste=True, spec=spec).forward(x, w), want)
-            assert (engine.last_path is not None and "folded" in engine.last_path) == (isa == "avx512vbmi")
+            folded = engine.last_path is not None and f"folded on bit {bit}" in engine.last_path
+            assert folded == (isa == "avx512vbmi"), engine.last_path
 
 
 def test_corpus_tables_fold_and_run_bit_exactly(corpus: Path, native: object, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -304,6 +315,7 @@ def test_corpus_tables_fold_and_run_bit_exactly(corpus: Path, native: object, mo
         ("v2022_mul8u_ZB3", True),
         ("v2022_mul8u_GTR", True),
         ("v1.0_mul8u_96D", True),
+        ("v2022_mul8u_17MJ", True),  # (on a bit other than 7)
         ("v1.1_mul8u_ZFB", False),
     ):
         lut = PreparedLut.from_lut(load_multiplier(str(folder / f"{name}.v")))
