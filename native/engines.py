@@ -341,9 +341,9 @@ class CpuEngine(Engine):
             zero = torch.zeros((sums.at.shape[0], 1, sums.at.shape[1]), dtype=torch.uint8).transpose(1, 2)
             bits_eff = max(1, (plan.rows - 1).bit_length())
             kernel = "avx512vbmi/planes" if choose_path() == "avx512vbmi" else "avx2/nibble"
-            padded = table.shape[2]
+            planes, padded = table.shape[1], table.shape[2]
             rows = ext.lut_gemm(
-                kernel, sums.at, zero, table, 2 * padded, padded, plan.row_bias, bits_eff, 2, 1, 1, 8, 7
+                kernel, sums.at, zero, table, planes * padded, padded, plan.row_bias, bits_eff, planes, 1, 1, 8, 7
             )
         return exact, rows
 

@@ -73,8 +73,9 @@ class TablePlan:
         scale: factor of ``Q``.
         bias: constant per product.
         row_offset: int64 ``[rows]`` by stored code, or ``None`` when zero.
-        row_table: the row offsets minus ``row_bias`` as a one-column table of two byte planes (uint8
-            ``[256, 2, max(64, rows)]``, column 0): a LUT-GEMM with one column of code 0 sums them per row.
+        row_table: the row offsets minus ``row_bias`` as a one-column table of one byte plane where they span
+            at most 256 values, else two (uint8 ``[256, planes, max(64, rows)]``, column 0): a LUT-GEMM with
+            one column of code 0 sums them per row.
         row_bias: see ``row_table``.
         col_offset: int64 ``[256]`` by stored code (zero beyond ``2^bits_b``), or ``None`` when zero.
         cost: estimated work per 64 look-ups (comparable between plans of one ISA path only).
@@ -416,9 +417,10 @@ def _build(
         shifted = row_offset - row_bias
         if int(shifted.max()) >= 1 << 16:
             return None  # (multipliers' rows differ by far less)
-        row_table = torch.zeros((256, 2, max(64, rows)), dtype=torch.uint8)
+        row_table = torch.zeros((256, 1 if int(shifted.max()) < 256 else 2, max(64, rows)), dtype=torch.uint8)
         row_table[0, 0, :rows] = (shifted & 0xFF).to(torch.uint8)
-        row_table[0, 1, :rows] = (shifted >> 8).to(torch.uint8)
+        if row_table.shape[1] == 2:
+            row_table[0, 1, :rows] = (shifted >> 8).to(torch.uint8)
     col_offset = None
     if np.any(cols_total):
         col_offset = torch.zeros(256, dtype=torch.int64)

@@ -112,8 +112,9 @@ void conv_run(const torch::Tensor& x, const ConvGeometry& geometry, const Kernel
   }
   GemmKernel rows_fn = nullptr;
   if (parts.row_table.numel() > 0) {
-    rows_fn = find_kernel(kernel.name == "avx512vbmi/fold" ? "avx512vbmi/planes" : kernel.name, kernel.bits_eff, 2, 1, 1);
-    TORCH_CHECK(rows_fn != nullptr, "no two-plane kernel for the row offsets");
+    const std::string name = kernel.name == "avx512vbmi/fold" ? "avx512vbmi/planes" : kernel.name;
+    rows_fn = find_kernel(name, kernel.bits_eff, static_cast<int>(parts.row_table.size(1)), 1, 1);
+    TORCH_CHECK(rows_fn != nullptr, "no kernel for the row offsets");
   }
   const Parts sums = make_parts(torch::empty({G, Og, 0}, torch::kInt32), parts.scale, torch::empty(0),
                                 torch::empty(0), parts.col_offset, bc, K * parts.bias);
@@ -223,7 +224,7 @@ void conv_run(const torch::Tensor& x, const ConvGeometry& geometry, const Kernel
             r.bc = zero_codes.data();
             r.bc_n = 0;
             r.table = row_table;
-            r.col_stride = 2 * parts.row_table.size(2);
+            r.col_stride = parts.row_table.size(1) * parts.row_table.size(2);
             r.plane_stride = parts.row_table.size(2);
             r.bias = parts.row_bias;
             r.plane_shift = 8;

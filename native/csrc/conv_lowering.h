@@ -34,8 +34,8 @@ struct KernelTable {
 
 // What surrounds the kernel (see table_parts.h and approxlut/native/plan.py): stored codes are
 // (value & mask) ^ flip; the kernel's sums are multiplied by `scale`; plus the int8 exact product (on the
-// same panel), the row offsets (a one-column two-plane table, or empty, with its bias), the column offsets
-// (int64 per stored code of b, or empty) and `bias` per product; plus a float exact product shaped like the
+// same panel), the row offsets (a one-column table of one or two planes, or empty, with its bias), the column
+// offsets (int64 per stored code of b, or empty) and `bias` per product; plus a float exact product shaped like the
 // output (or empty); then the layer's epilogue per output channel (empty tensors where none). The panel
 // holds k_slice rows of k at a time.
 struct ConvParts {

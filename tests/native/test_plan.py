@@ -325,6 +325,23 @@ def test_corpus_tables_fold_and_run_bit_exactly(corpus: Path, native: object, mo
         assert ("folded" in path) == folds, (name, path)
 
 
+def test_row_offsets_of_one_plane(corpus: Path, isa: str, native: object) -> None:
+    """Row offsets that span at most 256 values take a one-plane row table (mul8s_1L2J over every signed code):
+    GEMM and direct conv bit-exact."""
+    lut = PreparedLut.from_lut(load_multiplier(str(corpus / "evoapprox" / "8x8" / "v2022_mul8s_1L2J.v")))
+    engine = engines.get_engine("cpu")
+    a = edge_values((1, 130, 300), -128, 127, 99)
+    check_bmm(a, edge_values((1, 300, 6), -128, 127, 100), lut)
+    x = edge_values((2, 4, 7, 6), -128, 127, 101).to(torch.int8)
+    w = edge_values((6, 4, 3, 3), -128, 127, 102).to(torch.int8)
+    spec = conv2d_spec(w.shape, 1, 1, 1, 1)
+    want = Conv2dLowering(lut, engines.get_engine("reference"), ste=True, spec=spec).forward(x, w)
+    assert torch.equal(Conv2dLowering(lut, engine, ste=True, spec=spec).forward(x, w), want)
+    plan = engine.last_plan if isinstance(engine, engines.CpuEngine) else None
+    if isa == "avx512vbmi" and int8_gemm_is_exact():
+        assert plan is not None and plan.row_table is not None and plan.row_table.shape[1] == 1, engine.last_path
+
+
 def test_engine_two_plane_errors_and_long_reductions(isa: str, kind: str) -> None:
     """An error spanning 400 values (two planes, the high one grouped) and a reduction long enough to be split
     into int32 chunks, each with its plan."""
