@@ -171,8 +171,13 @@ void conv_run(const torch::Tensor& x, const ConvGeometry& geometry, const Kernel
       for (int64_t g = 0; g < G; ++g) {
         for (int64_t k0 = 0; k0 < K; k0 += slice) {
           const int64_t ks = std::min(slice, K - k0);
-          for (int64_t k = 0; k < ks; ++k) {  // row k0 + k = (c, i, j) of the group's receptive field
-            const int64_t kk = k0 + k, c = g * Cg + kk / (kh * kw), i = (kk / kw) % kh, j = kk % kw;
+          // Row k0 + k = (c, i, j) of the group's receptive field, counted up (no division per row).
+          int64_t c = g * Cg + k0 / (kh * kw), i = (k0 / kw) % kh, j = k0 % kw;
+          for (int64_t k = 0; k < ks; ++k, j = j + 1 == kw ? 0 : j + 1) {
+            if (k > 0 && j == 0 && ++i == kh) {
+              i = 0;
+              ++c;
+            }
             const uint8_t* base = xp.data() + (c * Hp + i * dh) * Wp + j * dw;
             uint8_t* row = panel.data() + k * kLaneAlign;
             for (size_t q = 0; q < runs.size(); ++q) {
