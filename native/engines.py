@@ -302,7 +302,7 @@ class CpuEngine(Engine):
             codes,
             [kh, kw, *stride, *padding, *dilation, groups],
             kernel,
-            bits_eff,
+            self._kernel_bits(plan, bits_eff),
             planes,
             *kernel_args,
             table,
@@ -321,6 +321,7 @@ class CpuEngine(Engine):
             0 if plan is None else plan.bias,
             exact_nchw,
             *tail,
+            empty if plan is None or plan.fold_weights is None else plan.fold_weights,
             out,
         )
         return True
@@ -329,12 +330,20 @@ class CpuEngine(Engine):
     def _col_offset(plan: TablePlan) -> torch.Tensor:
         return torch.empty(0) if plan.col_offset is None else plan.col_offset
 
+    @staticmethod
+    def _kernel_bits(plan: TablePlan | None, bits_eff: int) -> int:
+        """The code width the kernel looks up: 7 where a plan folds bit 7 into the int8 product."""
+        return 7 if plan is not None and plan.fold_weights is not None else bits_eff
+
     def _parts(self, ext: Any, sums: KernelSums) -> tuple[torch.Tensor, torch.Tensor]:
         """The exact int8 product and the row-offset sums of a planned call (empty tensors where none)."""
         plan = sums.plan
         assert plan is not None
         empty = torch.empty(0)
         exact = ext.exact_int8(sums.at, sums.bc) if plan.exact == "int8" else empty
+        if plan.fold_weights is not None:  # bit 7 of a's codes times the fold weights of b's
+            weights = plan.fold_weights[sums.bc.long()].view(torch.uint8)
+            exact = exact + ext.exact_int8(sums.at >> 7, weights)
         rows = empty
         if plan.row_table is not None:
             table = plan.row_table
@@ -395,7 +404,8 @@ class CpuEngine(Engine):
         kernel, table, col_stride, plane_stride, bias, planes, kernel_args = self._kernel_table(
             isa, lut, plan, bits_eff
         )
-        ct = ext.lut_gemm(kernel, at, bc, table, col_stride, plane_stride, bias, bits_eff, planes, *kernel_args)
+        bits = self._kernel_bits(plan, bits_eff)
+        ct = ext.lut_gemm(kernel, at, bc, table, col_stride, plane_stride, bias, bits, planes, *kernel_args)
         return KernelSums(ct, plan, at, bc)
 
     def _plan(
@@ -428,7 +438,8 @@ class CpuEngine(Engine):
             table, col_stride, plane_stride, bias = table_layout(lut, layout, bits_eff)
             self.last_path, self.last_plan = f"{kernel} a{bits_eff}", None
             return kernel, table, col_stride, plane_stride, bias, 1, (1, 1, 8, 7)
-        kernel = "avx2/nibble" if isa != "avx512vbmi" else "avx512vbmi/fold" if plan.fold else "avx512vbmi/planes"
+        in_kernel = plan.fold and plan.fold_weights is None
+        kernel = "avx2/nibble" if isa != "avx512vbmi" else "avx512vbmi/fold" if in_kernel else "avx512vbmi/planes"
         padded = plan.table.shape[2]
         self.last_path, self.last_plan = f"{kernel} a{bits_eff}: {plan.describe()}", plan
         col_stride = plan.table.shape[1] * padded

@@ -85,6 +85,9 @@ class TablePlan:
             :func:`fold_order`), and ``table[:, planes + i, :]`` holds plane i's ``F[s_b] mod 256`` in every
             entry, added to the looked-up byte where the bit is set (see the module docstring).
         fold_bit: the bit of the stored codes of a that a folded plan folds on.
+        fold_weights: int8 ``[256]`` by stored code of b, or ``None``: a plan folded on bit 7 with an int8 exact
+            product whose fold bytes fit int8 (times ``scale``) adds ``bit7(s_a) * fold_weights[s_b]`` in that
+            GEMM instead (the plane then has no fold register, and the kernel runs as for 7-bit codes).
     """
 
     exact: str | None
@@ -106,6 +109,7 @@ class TablePlan:
     fold: bool = False
     shift: int = 8
     fold_bit: int = 7
+    fold_weights: torch.Tensor | None = None
 
     @property
     def sum_bound(self) -> int:
@@ -130,7 +134,8 @@ class TablePlan:
         if self.exact is not None:
             parts.append(f"exact {self.exact}")
         plural = "" if self.planes == 1 else "s"
-        folded = f", folded on bit {self.fold_bit}" if self.fold else ""
+        where = " into the int8 product" if self.fold_weights is not None else ""
+        folded = f", folded on bit {self.fold_bit}{where}" if self.fold else ""
         parts.append(f"{self.planes} plane{plural} of {'E' if self.exact else 'T'} ({self.span} values{folded})")
         return " + ".join(parts)
 
@@ -409,6 +414,16 @@ def _build(
     if exact is not None:
         cost += EXACT_COST[(isa, exact)]
     rows_total, cols_total = base_r + scale * r, base_c + scale * c
+    fold_weights = None
+    if fold_bit == 7 and planes == 1 and exact == "int8":  # the fold's term in the int8 GEMM, if it fits
+        terms = scale * (q[order][FOLD_ROWS] - q[order][0])  # by stored code of b: rows >= 128 minus rows < 128
+        centre = int(terms.min()) + 128
+        if int(terms.max()) - int(terms.min()) <= 255:
+            fold_weights = torch.zeros(256, dtype=torch.int8)
+            fold_weights[:cols] = torch.from_numpy(terms - centre)
+            rows_total = rows_total + centre * (np.arange(rows) >> 7)
+            stored = stored[:, :1].copy()
+            cost += EXACT_COST[(isa, exact)] - FOLD_COST
     row_offset = row_table = None
     row_bias = 0
     if np.any(rows_total):
@@ -445,6 +460,7 @@ def _build(
         fold=fold,
         shift=shift,
         fold_bit=7 if fold_bit is None else fold_bit,
+        fold_weights=fold_weights,
     )
 
 

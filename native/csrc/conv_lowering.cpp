@@ -51,6 +51,17 @@ int64_t max_code(const torch::Tensor& x, int64_t mask) {
 
 namespace {
 
+// out[i] = bit 7 of codes[i] (0 or 1), for the int8 GEMM of a folded plan.
+void fold_bits_of(const uint8_t* codes, uint8_t* out, int64_t count) {
+  int64_t i = 0;
+  for (; i + 16 <= count; i += 16) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(codes + i));
+    const __m128i top = _mm_and_si128(_mm_srli_epi16(v, 7), _mm_set1_epi8(1));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), top);
+  }
+  for (; i < count; ++i) out[i] = codes[i] >> 7;
+}
+
 // A run of output positions m0.. (one output row of one sample, or part of it) within a block of lanes.
 struct Run {
   int64_t lane, n, oh, ow, length;
@@ -102,18 +113,41 @@ void conv_run(const torch::Tensor& x, const ConvGeometry& geometry, const Kernel
   // the exact product.
   const torch::Tensor bcn = bc.transpose(1, 2).contiguous();
   const int64_t slice = std::max<int64_t>(1, std::min<int64_t>(K, parts.k_slice));
+  // A plan that folds bit 7 of a's codes into the exact product: each slice's int8 GEMM also sums
+  // h * F[b] over k, h = bit 7 of the code (rows ks.. of the panel) and F the fold weight of b's code.
+  const bool fold_rows = parts.fold_weights.numel() > 0;
+  TORCH_CHECK(!fold_rows || (parts.exact_int8 && parts.fold_weights.scalar_type() == torch::kInt8 &&
+                             parts.fold_weights.numel() == 256),
+              "fold_weights must be int8 [256] beside an int8 exact product");
   std::vector<torch::Tensor> w8;
   if (parts.exact_int8) {
+    const int8_t* fold_weight = fold_rows ? parts.fold_weights.data_ptr<int8_t>() : nullptr;
+    const uint8_t* codes = bcn.data_ptr<uint8_t>();
     for (int64_t g = 0; g < G; ++g) {
       for (int64_t k0 = 0; k0 < K; k0 += slice) {
-        w8.push_back(bcn[g].narrow(1, k0, std::min(slice, K - k0)).contiguous().view(torch::kInt8));
+        const int64_t ks = std::min(slice, K - k0), width = (fold_rows ? 2 : 1) * ks;
+        torch::Tensor w = torch::empty({Og, width}, torch::kInt8);
+        int8_t* dst_w = w.data_ptr<int8_t>();
+        at::parallel_for(0, Og, 16, [&](int64_t begin, int64_t end) {
+          for (int64_t og = begin; og < end; ++og) {
+            const uint8_t* src_w = codes + (g * Og + og) * K + k0;
+            int8_t* row = dst_w + og * width;
+            std::memcpy(row, src_w, static_cast<size_t>(ks));
+            if (fold_weight != nullptr) {
+              for (int64_t t = 0; t < ks; ++t) row[ks + t] = fold_weight[src_w[t]];
+            }
+          }
+        });
+        w8.push_back(w);
       }
     }
   }
   GemmKernel rows_fn = nullptr;
   if (parts.row_table.numel() > 0) {
     const std::string name = kernel.name == "avx512vbmi/fold" ? "avx512vbmi/planes" : kernel.name;
-    rows_fn = find_kernel(name, kernel.bits_eff, static_cast<int>(parts.row_table.size(1)), 1, 1);
+    // (the row table covers every code of a: its rows give the width of its look-ups)
+    const int rows_bits = 64 - __builtin_clzll(static_cast<uint64_t>(parts.row_table.size(2) - 1));
+    rows_fn = find_kernel(name, rows_bits, static_cast<int>(parts.row_table.size(1)), 1, 1);
     TORCH_CHECK(rows_fn != nullptr, "no kernel for the row offsets");
   }
   const Parts sums = make_parts(torch::empty({G, Og, 0}, torch::kInt32), parts.scale, torch::empty(0),
@@ -155,7 +189,7 @@ void conv_run(const torch::Tensor& x, const ConvGeometry& geometry, const Kernel
   at::parallel_for(0, blocks, 1, [&](int64_t begin, int64_t end) {
     thread_local std::vector<uint8_t> panel;
     thread_local std::vector<int32_t> ct, exact, tmp, rows;
-    panel.resize(static_cast<size_t>(slice * kLaneAlign));
+    panel.resize(static_cast<size_t>((fold_rows ? 2 : 1) * slice * kLaneAlign));
     ct.resize(static_cast<size_t>(Og * kLaneAlign));
     exact.resize(parts.exact_int8 ? static_cast<size_t>(Og * kLaneAlign) : 0);
     tmp.resize(parts.exact_int8 ? static_cast<size_t>(Og * kLaneAlign) : 0);
@@ -217,7 +251,8 @@ void conv_run(const torch::Tensor& x, const ConvGeometry& geometry, const Kernel
           q.accumulate = k0 > 0;
           if (fn != nullptr) fn(q, 0, 0, kLaneAlign, 0, Og);
           if (parts.exact_int8) {
-            auto a8 = torch::from_blob(panel.data(), {ks, kLaneAlign}, torch::kInt8);
+            if (fold_rows) fold_bits_of(panel.data(), panel.data() + ks * kLaneAlign, ks * kLaneAlign);
+            auto a8 = torch::from_blob(panel.data(), {(fold_rows ? 2 : 1) * ks, kLaneAlign}, torch::kInt8);
             auto part = torch::from_blob(k0 == 0 ? exact.data() : tmp.data(), {Og, kLaneAlign}, torch::kInt32);
             at::_int_mm_out(part, w8[g * ((K + slice - 1) / slice) + k0 / slice], a8);
             if (k0 > 0) {
@@ -230,6 +265,7 @@ void conv_run(const torch::Tensor& x, const ConvGeometry& geometry, const Kernel
             r.bc_n = 0;
             r.table = row_table;
             r.col_stride = parts.row_table.size(1) * parts.row_table.size(2);
+            r.bits_eff = 64 - __builtin_clzll(static_cast<uint64_t>(parts.row_table.size(2) - 1));
             r.plane_stride = parts.row_table.size(2);
             r.bias = parts.row_bias;
             r.plane_shift = 8;

@@ -46,6 +46,7 @@ struct ConvParts {
   torch::Tensor col_offset;
   int64_t bias;
   torch::Tensor exact_nchw, out_scale, out_bias, out_extra;
+  torch::Tensor fold_weights;  // int8 [256] by b's stored code, or empty (see conv_run)
 };
 
 // out [N, O, OH, OW] (float32, contiguous) of the LUT convolution of x [N, C, H, W] (int8/uint8 values,

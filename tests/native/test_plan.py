@@ -62,7 +62,10 @@ def rebuilt(lut: PreparedLut, plan: TablePlan) -> np.ndarray:
     for i in range(max(1, plan.planes)):
         if plan.fold:  # rows of stored codes >= 128: the lower rows plus the column's fold byte, mod 256
             lower = plan.table[:cols, i, : plans.FOLD_ROWS].numpy().astype(np.int64).T
-            fold = plan.table[:cols, plan.planes + i, 0].numpy().astype(np.int64)
+            if plan.fold_weights is not None:  # (the fold's term is in the int8 product, below)
+                fold = np.zeros(cols, dtype=np.int64)
+            else:
+                fold = plan.table[:cols, plan.planes + i, 0].numpy().astype(np.int64)
             planes.append(np.concatenate([lower, (lower + fold[None, :]) & 0xFF]))
         else:
             planes.append(plan.table[:cols, i, :rows].numpy().astype(np.int64).T)
@@ -78,6 +81,8 @@ def rebuilt(lut: PreparedLut, plan: TablePlan) -> np.ndarray:
     else:
         x, y = np.zeros(rows, dtype=np.int64), np.zeros(cols, dtype=np.int64)
     table = np.outer(x, y) + plan.bias + plan.scale * q
+    if plan.fold_weights is not None:
+        table += np.outer(stored_a >> 7, plan.fold_weights.numpy().astype(np.int64)[:cols])
     if plan.row_offset is not None:
         table += plan.row_offset.numpy()[:, None]
     if plan.col_offset is not None:
@@ -129,7 +134,10 @@ def test_folded_plans_reproduce_the_table(kind: str, flip: int, monkeypatch: pyt
     lut = foldable_lut(error_span=150, seed=7, flip=flip)
     plan = plan_for(lut, "avx512vbmi", 256, flip, flip, kind)
     assert plan is not None and plan.fold and plan.planes == 1 and plan.exact == kind, plan
-    assert plan.table.shape == (256, 2, 128) and "folded" in plan.describe()
+    # With the int8 exact product, the fold's term (fitting int8) joins that GEMM: no fold register.
+    in_gemm = kind == "int8"
+    assert (plan.fold_weights is not None) == in_gemm and "folded" in plan.describe()
+    assert plan.table.shape == (256, 1 if in_gemm else 2, 128)
     assert np.array_equal(rebuilt(lut, plan), lut.forward.numpy().astype(np.int64))
     assert plan.row_offset is not None  # the upper rows' terms
     wide = foldable_lut(error_span=700, seed=9, flip=flip)
