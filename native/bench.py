@@ -563,11 +563,20 @@ def corpus_summary(rows: list[CorpusRow]) -> list[dict[str, Any]]:
 
 PLAN_LEGEND = (
     "E1/E2: the exact product (i8: int8 GEMM, f32: float32) plus one/two byte planes of the error left after "
-    "row and column offsets; T1/T2: one/two byte planes of the table; Nv: the values a plane spans"
+    "row and column offsets; T1/T2: one/two byte planes of the table; Nv: the values a plane spans; fN: "
+    "folded on bit N of the codes (half the rows looked up; f7i8: its term in the int8 GEMM)"
 )
 
-_PLAN_WORDS = re.compile(r"(?:exact (\w+) \+ )?(\d) planes? of ([ET]) \((\d+) values\)")
-_KERNELS = {"avx512vbmi/planes": "vbmi", "avx2/nibble": "avx2", "avx512bw/i16": "bw i16"}
+_PLAN_WORDS = re.compile(
+    r"(?:exact (\w+) \+ )?(\d) planes? of ([ET]) \((\d+) values(?:, folded on bit (\d)( into the int8 product)?)?\)"
+)
+_KERNELS = {
+    "avx512vbmi/planes": "vbmi",
+    "avx512vbmi/fold": "vbmi",
+    "avx2/nibble": "avx2",
+    "avx2/fold": "avx2",
+    "avx512bw/i16": "bw i16",
+}
 
 
 def short_path(path: str) -> str:
@@ -579,10 +588,11 @@ def short_path(path: str) -> str:
     match = _PLAN_WORDS.search(path)
     if match is None:
         return path
-    exact, planes, part, span = match.groups()
+    exact, planes, part, span, fold_bit, in_gemm = match.groups()
     kind = {"int8": " i8", "values": " f32"}.get(exact or "", "")
+    fold = f" f{fold_bit}{'i8' if in_gemm else ''}" if fold_bit else ""
     head = path[: match.start()].rstrip(": ")
-    return f"{head} {part}{planes}{kind} {span}v".strip()
+    return f"{head} {part}{planes}{kind} {span}v{fold}".strip()
 
 
 def _short_case(name: str) -> str:

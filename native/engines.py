@@ -438,8 +438,9 @@ class CpuEngine(Engine):
             table, col_stride, plane_stride, bias = table_layout(lut, layout, bits_eff)
             self.last_path, self.last_plan = f"{kernel} a{bits_eff}", None
             return kernel, table, col_stride, plane_stride, bias, 1, (1, 1, 8, 7)
-        in_kernel = plan.fold and plan.fold_weights is None
-        kernel = "avx2/nibble" if isa != "avx512vbmi" else "avx512vbmi/fold" if in_kernel else "avx512vbmi/planes"
+        family = "avx512vbmi" if isa == "avx512vbmi" else "avx2"
+        folded_here = plan.fold and plan.fold_weights is None
+        kernel = f"{family}/fold" if folded_here else "avx512vbmi/planes" if family == "avx512vbmi" else "avx2/nibble"
         padded = plan.table.shape[2]
         self.last_path, self.last_plan = f"{kernel} a{bits_eff}: {plan.describe()}", plan
         col_stride = plan.table.shape[1] * padded

@@ -48,12 +48,10 @@ GROUPS_HIGH = (16, 8, 4, 1)
 GROUPS_LOW_TWO = (8, 1)
 """Byte-sum groups of the low plane of a two-plane VBMI kernel."""
 _FIT_ROUNDS = 24
-FOLD_ROWS = 128
-"""Rows of each plane of a folded plan (the codes of a are 8-bit; one bit selects the fold)."""
-FOLD_COST = 0.6
+FOLD_COST = {"avx512vbmi": 0.6, "avx2": 2.0}
 """Estimated cost of the fold's masked byte add per 64 look-ups and plane, in the units of :func:`plane_cost`."""
 FOLD_MOVE_COST = 0.5
-"""Estimated cost of moving bit 7 of the codes into the place of a fold bit other than 7 (per 64 codes)."""
+"""Estimated cost of moving bit 7 of the codes into the place of a fold bit other than 7 (VBMI, per 64 codes)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -218,13 +216,15 @@ def _fit_offsets(d: np.ndarray, *, rows: bool) -> tuple[np.ndarray, np.ndarray, 
     return best
 
 
-@lru_cache(maxsize=8)
-def fold_order(bit: int) -> np.ndarray:
-    """The stored codes of a in the order a folded plan on ``bit`` holds them: row ``r < 128`` is the code with
-    ``bit`` clear whose other bits are those of ``r``, bit ``bit`` of ``r`` moved to bit 7; row ``128 + r`` is
-    that code with ``bit`` set."""
-    r = np.arange(FOLD_ROWS)
-    lower = r if bit == 7 else (r & ~(1 << bit)) | (((r >> bit) & 1) << 7)
+@lru_cache(maxsize=16)
+def fold_order(bit: int, rows: int = 256) -> np.ndarray:
+    """The stored codes of a below ``rows`` in the order a plan folded on ``bit`` holds them: row
+    ``r < rows / 2`` is the code with ``bit`` clear whose other bits are those of ``r``, the top bit of ``r``
+    moved to place ``bit``; row ``rows / 2 + r`` is that code with ``bit`` set. (Code order where ``bit`` is the
+    top bit.)"""
+    top = rows.bit_length() - 2
+    r = np.arange(rows // 2)
+    lower = r if bit == top else (r & ~(1 << bit)) | (((r >> bit) & 1) << top)
     order = np.concatenate([lower, lower | (1 << bit)])
     order.setflags(write=False)
     return order
@@ -239,7 +239,7 @@ def _fold_offsets(d: np.ndarray, isa: str) -> tuple[np.ndarray, np.ndarray, int]
     ``F[b] = v[b] - min(v)``, shifted to keep the union of both halves' values narrow where that fits one
     plane, else not shifted.
     """
-    low, high = d[:FOLD_ROWS], d[FOLD_ROWS:]
+    low, high = d[: d.shape[0] // 2], d[d.shape[0] // 2 :]
     diff = high - low
     if np.any(diff - diff[:, :1] - diff[:1, :] + diff[0, 0]):
         return None
@@ -281,8 +281,9 @@ def _store(
     0..255, no carries).
     """
     cols = q.shape[1]
-    lower = q[:FOLD_ROWS] if fold else q
-    delta = q[FOLD_ROWS] - q[0] if fold else np.zeros(cols, dtype=np.int64)
+    half = q.shape[0] // 2
+    lower = q[:half] if fold else q
+    delta = q[half] - q[0] if fold else np.zeros(cols, dtype=np.int64)
     vbmi = isa == "avx512vbmi"
     best: tuple[float, int, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, int] | None = None
     for shift in range(1, 9) if planes == 2 and vbmi else (8,):
@@ -304,7 +305,7 @@ def _store(
         group_lo = _widen_groups(low_max, GROUPS_LOW if planes < 2 else GROUPS_LOW_TWO) if vbmi and planes else 1
         group_hi = _widen_groups(high_max, GROUPS_HIGH) if vbmi and planes == 2 else 1
         cost = sum(plane_cost(isa, bits_eff, group) for group in (group_lo, group_hi)[:planes])
-        cost += FOLD_COST * planes * fold
+        cost += FOLD_COST[isa] * planes * fold
         if best is None or cost < best[0] or (cost == best[0] and shift == 8):
             best = (cost, shift, low, high, fold_lo, fold_hi, group_lo, group_hi)
     if best is None:
@@ -385,7 +386,7 @@ def _build(
     base_c = table[0, :] % scale
     reduced = (table - base_r[:, None] - base_c[None, :]) // scale
     fold = fold_bit is not None
-    order = fold_order(7 if fold_bit is None else fold_bit)
+    order = fold_order(rows.bit_length() - 2 if fold_bit is None else fold_bit, rows)
     if fold:
         offsets = _fold_offsets(reduced[order], isa)
         if offsets is None or offsets[2] == 1:
@@ -403,27 +404,27 @@ def _build(
     qmin = int(residual.min())
     q = residual - qmin
     planes = 0 if span == 1 else 1 if span <= 256 else 2
-    kept = FOLD_ROWS if fold else rows
+    kept = rows // 2 if fold else rows
     bits_eff = max(1, (kept - 1).bit_length())
     layout = _store(q[order] if fold else q, planes, fold, isa, bits_eff, max(64, kept))
     if layout is None:
         return None
     stored, shift, group_lo, group_hi, cost = layout
-    if fold_bit is not None and fold_bit != 7:
+    if fold_bit is not None and fold_bit != rows.bit_length() - 2:
         cost += FOLD_MOVE_COST
     if exact is not None:
         cost += EXACT_COST[(isa, exact)]
     rows_total, cols_total = base_r + scale * r, base_c + scale * c
     fold_weights = None
-    if fold_bit == 7 and planes == 1 and exact == "int8":  # the fold's term in the int8 GEMM, if it fits
-        terms = scale * (q[order][FOLD_ROWS] - q[order][0])  # by stored code of b: rows >= 128 minus rows < 128
+    if fold_bit == 7 and rows == 256 and planes == 1 and exact == "int8":  # the fold's term in the int8 GEMM
+        terms = scale * (q[order][128] - q[order][0])  # by stored code of b: rows >= 128 minus rows < 128
         centre = int(terms.min()) + 128
         if int(terms.max()) - int(terms.min()) <= 255:
             fold_weights = torch.zeros(256, dtype=torch.int8)
             fold_weights[:cols] = torch.from_numpy(terms - centre)
             rows_total = rows_total + centre * (np.arange(rows) >> 7)
             stored = stored[:, :1].copy()
-            cost += EXACT_COST[(isa, exact)] - FOLD_COST
+            cost += EXACT_COST[(isa, exact)] - FOLD_COST[isa]
     row_offset = row_table = None
     row_bias = 0
     if np.any(rows_total):
@@ -475,8 +476,10 @@ def plan_for(lut: PreparedLut, isa: str, rows: int, flip_a: int, flip_b: int, ex
     def build() -> TablePlan | None:
         kinds: list[str | None] = [None] if exact is None else [None, exact]
         folds: list[int | None] = [None]
-        if isa == "avx512vbmi" and rows == 2 * FOLD_ROWS:
+        if isa == "avx512vbmi" and rows == 256:
             folds += [7, 6, 5, 4, 3, 2, 1, 0]
+        elif isa == "avx2" and rows >= 32:  # the top bit: a blend tree of half the sub-tables
+            folds.append(rows.bit_length() - 2)
         built = (_build(lut, isa, rows, flip_a, flip_b, kind, fold_bit=bit) for kind in kinds for bit in folds)
         plans = [p for p in built if p is not None]
         return min(plans, key=lambda p: p.cost) if plans else None

@@ -144,7 +144,9 @@ void conv_run(const torch::Tensor& x, const ConvGeometry& geometry, const Kernel
   }
   GemmKernel rows_fn = nullptr;
   if (parts.row_table.numel() > 0) {
-    const std::string name = kernel.name == "avx512vbmi/fold" ? "avx512vbmi/planes" : kernel.name;
+    const std::string name = kernel.name == "avx512vbmi/fold" ? "avx512vbmi/planes"
+                             : kernel.name == "avx2/fold"     ? "avx2/nibble"
+                                                              : kernel.name;
     // (the row table covers every code of a: its rows give the width of its look-ups)
     const int rows_bits = 64 - __builtin_clzll(static_cast<uint64_t>(parts.row_table.size(2) - 1));
     rows_fn = find_kernel(name, rows_bits, static_cast<int>(parts.row_table.size(1)), 1, 1);

@@ -60,9 +60,12 @@ inline __m256i tree_lookup(const uint8_t* plane, __m256i low, const __m256i* mas
   }
 }
 
-// 32 lanes (rows m) times C columns n: each k step computes the code masks once for the C columns.
-template <int S, int P, int C>
+// 32 lanes (rows m) times C columns n: each k step computes the code masks once for the C columns. Folded (F):
+// the planes hold the rows whose top code bit (the one above the S sub-tables) is clear, and after them a
+// register per plane of the column's fold byte, added where that bit is set.
+template <int S, int P, int C, bool F = false>
 void nibble_columns(const GemmProblem& p, const uint8_t* atg, const uint8_t* bcg, int32_t* ctg, int64_t mb, int64_t n) {
+  constexpr int fold_level = S == 1 ? 0 : S == 2 ? 1 : S == 4 ? 2 : 3;  // masks[i]: bit 4 + i in bit 7
   constexpr int64_t kChunk = 256;  // k steps per 16-bit accumulation (byte sums stay below 2^16)
   const __m256i nibble = _mm256_set1_epi8(0x0F);
   alignas(32) int32_t acc[C][32] = {};
@@ -81,11 +84,19 @@ void nibble_columns(const GemmProblem& p, const uint8_t* atg, const uint8_t* bcg
       const __m256i low = S == 1 ? idx : _mm256_and_si256(idx, nibble);
       for (int c = 0; c < C; ++c) {
         const uint8_t* col = p.table + bcg[k * p.bc_k + (n + c) * p.bc_n] * p.col_stride;
-        const __m256i lo = tree_lookup<S>(col, low, masks);
+        __m256i lo = tree_lookup<S>(col, low, masks);
+        if constexpr (F) {
+          const __m256i fold = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(col + P * p.plane_stride));
+          lo = _mm256_add_epi8(lo, blend(_mm256_setzero_si256(), fold, masks[fold_level]));
+        }
         wl[c] = _mm256_add_epi16(wl[c], lo);
         ol[c] = _mm256_add_epi16(ol[c], _mm256_srli_epi16(lo, 8));
         if constexpr (P == 2) {
-          const __m256i hi = tree_lookup<S>(col + p.plane_stride, low, masks);
+          __m256i hi = tree_lookup<S>(col + p.plane_stride, low, masks);
+          if constexpr (F) {
+            const __m256i fold = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(col + 3 * p.plane_stride));
+            hi = _mm256_add_epi8(hi, blend(_mm256_setzero_si256(), fold, masks[fold_level]));
+          }
           wh[c] = _mm256_add_epi16(wh[c], hi);
           oh[c] = _mm256_add_epi16(oh[c], _mm256_srli_epi16(hi, 8));
         }
@@ -108,25 +119,25 @@ void nibble_columns(const GemmProblem& p, const uint8_t* atg, const uint8_t* bcg
   for (int c = 0; c < C; ++c) store_lanes(ctg + (n + c) * p.ct_n + mb, acc[c], 32, p.accumulate);
 }
 
-template <int S, int P>
+template <int S, int P, bool F = false>
 void avx2_nibble(const GemmProblem& p, int64_t g, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
   const uint8_t* atg = p.at + g * p.at_g;
   const uint8_t* bcg = p.bc + g * p.bc_g;
   int32_t* ctg = p.ct + g * p.ct_g;
   for (int64_t mb = m0; mb < m1; mb += 32) {
     int64_t n = n0;
-    for (; n + 2 <= n1; n += 2) nibble_columns<S, P, 2>(p, atg, bcg, ctg, mb, n);
-    if (n < n1) nibble_columns<S, P, 1>(p, atg, bcg, ctg, mb, n);
+    for (; n + 2 <= n1; n += 2) nibble_columns<S, P, 2, F>(p, atg, bcg, ctg, mb, n);
+    if (n < n1) nibble_columns<S, P, 1, F>(p, atg, bcg, ctg, mb, n);
   }
 }
 
-template <int P>
+template <int P, bool F = false>
 GemmKernel nibble_for(int bits_eff) {
-  if (bits_eff <= 4) return avx2_nibble<1, P>;
-  if (bits_eff == 5) return avx2_nibble<2, P>;
-  if (bits_eff == 6) return avx2_nibble<4, P>;
-  if (bits_eff == 7) return avx2_nibble<8, P>;
-  return avx2_nibble<16, P>;
+  if (bits_eff <= 4) return avx2_nibble<1, P, F>;
+  if (bits_eff == 5) return avx2_nibble<2, P, F>;
+  if (bits_eff == 6) return avx2_nibble<4, P, F>;
+  if (bits_eff == 7) return avx2_nibble<8, P, F>;
+  return avx2_nibble<16, P, F>;
 }
 
 }  // namespace
@@ -134,5 +145,10 @@ GemmKernel nibble_for(int bits_eff) {
 GemmKernel avx2_gather_kernel(int) { return avx2_gather; }
 GemmKernel avx2_nibble_kernel(int bits_eff) { return nibble_for<2>(bits_eff); }
 GemmKernel avx2_nibble1_kernel(int bits_eff) { return nibble_for<1>(bits_eff); }
+GemmKernel avx2_fold_kernel(int bits_eff, int planes) {
+  if (bits_eff < 5 || bits_eff > 8) return nullptr;  // folded on bit bits_eff - 1: sub-tables of the rest
+  if (planes == 1) return nibble_for<1, true>(bits_eff - 1);
+  return planes == 2 ? nibble_for<2, true>(bits_eff - 1) : nullptr;
+}
 
 }  // namespace lutgen

@@ -23,6 +23,7 @@ GemmKernel find_kernel(const std::string& name, int bits_eff, int planes, int gr
   if (name == "scalar/i32") return scalar_i32_kernel(bits_eff);
   if (name == "avx2/gather") return avx2_gather_kernel(bits_eff);
   if (name == "avx2/nibble") return planes == 1 ? avx2_nibble1_kernel(bits_eff) : avx2_nibble_kernel(bits_eff);
+  if (name == "avx2/fold") return avx2_fold_kernel(bits_eff, planes);
   if (name == "avx512/gather") return avx512_gather_kernel(bits_eff);
   if (name == "avx512bw/i16") return avx512bw_i16_kernel(bits_eff);
   if (name == "avx512vbmi/planes") return avx512vbmi_planes_kernel(bits_eff, planes, group_lo, group_hi);
@@ -278,7 +279,8 @@ std::tuple<torch::Tensor, int64_t, bool> pack_transposed(const torch::Tensor& a,
 }
 
 std::vector<std::string> kernels() {
-  return {"scalar/i32", "avx2/gather", "avx2/nibble", "avx512/gather", "avx512bw/i16", "avx512vbmi/planes"};
+  return {"scalar/i32",   "avx2/gather",       "avx2/nibble",    "avx2/fold",
+          "avx512/gather", "avx512bw/i16", "avx512vbmi/planes", "avx512vbmi/fold"};
 }
 
 }  // namespace

@@ -63,6 +63,8 @@ GemmKernel scalar_i32_kernel(int bits_eff);
 GemmKernel avx2_gather_kernel(int bits_eff);
 GemmKernel avx2_nibble_kernel(int bits_eff);
 GemmKernel avx2_nibble1_kernel(int bits_eff);  // one byte plane (tables spanning <= 256 values)
+// Folded on bit bits_eff - 1 (see gemm_avx2.cpp): one or two planes of the rows with that bit clear.
+GemmKernel avx2_fold_kernel(int bits_eff, int planes);
 GemmKernel avx512_gather_kernel(int bits_eff);
 GemmKernel avx512bw_i16_kernel(int bits_eff);
 // One or two byte planes; entries of the low (high) plane are at most 255 / group_lo (255 / group_hi), so

@@ -172,6 +172,12 @@ def test_bench_corpus_without_tables_is_one_line_error(tmp_path: Path) -> None:
         ("cpu avx512vbmi/planes a7: exact int8 + 1 plane of E (32 values)", "vbmi a7 E1 i8 32v"),
         ("cpu avx2/nibble a8: exact values + 2 planes of E (381 values)", "avx2 a8 E2 f32 381v"),
         ("cpu avx512vbmi/planes a7: 2 planes of T (15362 values)", "vbmi a7 T2 15362v"),
+        ("cpu avx512vbmi/fold a8: exact int8 + 2 planes of E (865 values, folded on bit 7)", "vbmi a8 E2 i8 865v f7"),
+        ("cpu avx2/fold a7: exact values + 1 plane of E (63 values, folded on bit 6)", "avx2 a7 E1 f32 63v f6"),
+        (
+            "cpu avx512vbmi/planes a8: exact int8 + 1 plane of E (2 values, folded on bit 7 into the int8 product)",
+            "vbmi a8 E1 i8 2v f7i8",
+        ),
         ("cpu (avx512vbmi)", "(avx512vbmi)"),
     ],
 )

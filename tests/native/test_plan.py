@@ -13,6 +13,7 @@ import torch
 
 from approxlut.native import PreparedLut, cpu_features, engines, lut_bmm, tuning
 from approxlut.native import plan as plans
+from approxlut.native.bench import bench_lut
 from approxlut.native.conv import Conv2dLowering, conv2d_spec
 from approxlut.native.ops import choose_engine
 from approxlut.native.plan import TablePlan, int8_flip, int8_gemm_is_exact, plan_for
@@ -61,7 +62,7 @@ def rebuilt(lut: PreparedLut, plan: TablePlan) -> np.ndarray:
     planes = []
     for i in range(max(1, plan.planes)):
         if plan.fold:  # rows of stored codes >= 128: the lower rows plus the column's fold byte, mod 256
-            lower = plan.table[:cols, i, : plans.FOLD_ROWS].numpy().astype(np.int64).T
+            lower = plan.table[:cols, i, : rows // 2].numpy().astype(np.int64).T
             if plan.fold_weights is not None:  # (the fold's term is in the int8 product, below)
                 fold = np.zeros(cols, dtype=np.int64)
             else:
@@ -128,8 +129,9 @@ def test_plans_reproduce_the_table(
 @pytest.mark.parametrize(("kind", "flip"), [("values", 0), ("int8", 0x80)])
 def test_folded_plans_reproduce_the_table(kind: str, flip: int, monkeypatch: pytest.MonkeyPatch) -> None:
     """8-bit codes whose upper half is the lower half plus separable terms fold on VBMI: one plane of 128 rows
-    and a fold byte per column reproduce every entry, and so do two planes with a fold byte each; a table
-    that does not fold, codes below 128 and the AVX2 path do not fold."""
+    and a fold byte per column reproduce every entry, and so do two planes with a fold byte each, and other
+    fold bits; AVX2 folds on the top bit only; a table that does not fold, and codes below 128 on VBMI, do
+    not fold."""
     monkeypatch.setattr(plans, "EXACT_COST", dict.fromkeys(plans.EXACT_COST, -100.0))
     lut = foldable_lut(error_span=150, seed=7, flip=flip)
     plan = plan_for(lut, "avx512vbmi", 256, flip, flip, kind)
@@ -150,8 +152,11 @@ def test_folded_plans_reproduce_the_table(kind: str, flip: int, monkeypatch: pyt
         assert plan is not None and plan.fold and plan.fold_bit == bit, plan
         assert f"folded on bit {bit}" in plan.describe()
         assert np.array_equal(rebuilt(other_bit, plan), other_bit.forward.numpy().astype(np.int64))
+    on_avx2 = plan_for(lut, "avx2", 256, flip, flip, kind)  # (AVX2 folds on the top bit: half the sub-tables)
+    assert on_avx2 is not None and on_avx2.fold and on_avx2.fold_bit == 7, on_avx2
+    assert np.array_equal(rebuilt(lut, on_avx2), lut.forward.numpy().astype(np.int64))
     for other in (
-        plan_for(lut, "avx2", 256, flip, flip, kind),
+        plan_for(foldable_lut(error_span=150, seed=10, flip=flip, bit=0), "avx2", 256, flip, flip, kind),
         plan_for(lut, "avx512vbmi", 128, flip, flip, kind),
         plan_for(structured_lut(8, False, error_span=150, seed=8), "avx512vbmi", 256, flip, flip, kind),
     ):
@@ -281,9 +286,9 @@ def test_exact_products_need_no_plane(isa: str, kind: str, bits: int, signed: bo
 
 
 def test_engine_runs_folded_plans_bit_exactly(isa: str, kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Folded tables on VBMI (the other path runs the same tables unfolded): GEMMs with the edge codes 0, 127,
-    128 and 255 of a, codes all below 128, every byte-sum group, odd shapes; the direct conv with padding, a
-    stride, groups and panels of a few rows of k."""
+    """Folded tables on VBMI (any fold bit) and AVX2 (the top bit): GEMMs with the edge codes 0, 127, 128 and
+    255 of a, codes all below 128, every byte-sum group, odd shapes; the direct conv with padding, a stride,
+    groups and panels of a few rows of k; the bench table over ReLU'd codes folds on bit 6 on AVX2."""
     flip = 0x80 if kind == "int8" else 0
     for seed, span, bit in ((11, 20, 7), (12, 100, 0), (13, 150, 7), (14, 400, 5), (16, 3000, 7), (17, 900, 2)):
         lut = foldable_lut(error_span=span, seed=seed, flip=flip, bit=bit)
@@ -292,7 +297,8 @@ def test_engine_runs_folded_plans_bit_exactly(isa: str, kind: str, monkeypatch: 
             a.view(-1)[3:6] = torch.tensor([127, 128, 255])
             b = edge_values((g, k, n), 0, 255, 90 + i)
             path = check_bmm(a, b, lut)
-            assert ("folded" in path) == (isa == "avx512vbmi"), path
+            # (AVX2 folds on the top bit only, and two planes only where no digit carries)
+            assert "folded" in path if isa == "avx512vbmi" else bit == 7 or "folded" not in path, path
             assert "folded" not in check_bmm(a % 128, b, lut)
     engine = engines.get_engine("cpu")
     for panel, span, bit in ((None, 150, 7), ("1280", 150, 4), (None, 900, 7), (None, 900, 1)):
@@ -309,7 +315,12 @@ def test_engine_runs_folded_plans_bit_exactly(isa: str, kind: str, monkeypatch: 
             want = Conv2dLowering(lut, engines.get_engine("reference"), ste=True, spec=spec).forward(x, w)
             assert torch.equal(Conv2dLowering(lut, engine, ste=True, spec=spec).forward(x, w), want)
             folded = engine.last_path is not None and f"folded on bit {bit}" in engine.last_path
-            assert folded == (isa == "avx512vbmi"), engine.last_path
+            assert folded if isa == "avx512vbmi" or (bit == 7 and span <= 256) else not folded, engine.last_path
+    # Codes below 128 of a table whose rows 64.. are rows ..63 plus separable terms: AVX2 folds on bit 6.
+    approx = PreparedLut.from_lut(bench_lut("approx"))
+    for i, (g, m, k, n) in enumerate([(1, 37, 19, 5), (2, 300, 261, 3)]):
+        path = check_bmm(edge_values((g, m, k), 0, 127, 110 + i), edge_values((g, k, n), -128, 127, 112 + i), approx)
+        assert ("folded on bit 6" in path) == (isa == "avx2"), path
 
 
 def test_corpus_tables_fold_and_run_bit_exactly(corpus: Path, native: object, monkeypatch: pytest.MonkeyPatch) -> None:
