@@ -13,12 +13,14 @@ entries. For an approximate multiplier, ``Q`` is what is left of its error after
 offsets: 32 of the 68 EvoApprox 8x8 multipliers fit one plane that way, against 26 whose plain error
 ``T - a·b`` does.
 
-*Folded* plans (VBMI, 8-bit codes of a): where the rows of ``Q`` whose stored code has bit ``j`` set are the
-rows with it clear plus terms of ``s_a`` alone and of ``s_b`` alone, each plane holds the 128 rows with the bit
-clear and one byte ``F[s_b]`` per column, ``Q[s_a, s_b] = P[s_a without bit j, s_b] + bit_j(s_a) F[s_b]``, and
-the row offsets take up the rest: the kernel looks up 7-bit codes (one two-register permute instead of two
-and a blend; bit 7 moved into place j first) and adds ``F`` under the mask of bit ``j``. On the corpus, 19 of
-the 21 unsigned EvoApprox 8x8 tables of one plane fold, and 20 of the 30 of two.
+*Folded* plans: where the rows of ``Q`` whose stored code has bit ``j`` set are the rows with it clear plus
+terms of ``s_a`` alone and of ``s_b`` alone, each plane holds the rows with the bit clear and one byte
+``F[s_b]`` per column, ``Q[s_a, s_b] = P[s_a without bit j, s_b] + bit_j(s_a) F[s_b]``, and the row offsets
+take up the rest. The kernels look up one bit fewer and add ``F`` under the mask of bit ``j``: on VBMI (8-bit
+codes, any bit; bit 7 is moved into place ``j`` first) one two-register permute instead of two and a blend; on
+AVX2 (the top bit of the codes) a blend tree of half the sub-tables. With the int8 exact product, bit 7 and
+``F`` fitting int8, the fold's term joins that GEMM instead (the code panel's bit 7 as extra rows of k) and the
+kernel adds nothing. Most unsigned EvoApprox 8x8 tables fold (``lutgen bench --corpus`` names the bit).
 
 Stored codes are the operand codes, XOR ``flip`` where the packing applied it (see :func:`int8_flip`), so that
 a stored code read as int8 equals the operand value up to an additive constant, which the offsets absorb:
@@ -79,7 +81,7 @@ class TablePlan:
         cost: estimated work per 64 look-ups (comparable between plans of one ISA path only).
         shift: two planes: ``Q = low + (high << shift)`` (below 8 on VBMI where both planes then group
             better; 8 elsewhere).
-        fold: each plane holds the 128 rows of codes whose bit ``fold_bit`` is clear (in the order of
+        fold: each plane holds the ``rows / 2`` rows of codes whose bit ``fold_bit`` is clear (in the order of
             :func:`fold_order`), and ``table[:, planes + i, :]`` holds plane i's ``F[s_b] mod 256`` in every
             entry, added to the looked-up byte where the bit is set (see the module docstring).
         fold_bit: the bit of the stored codes of a that a folded plan folds on.
