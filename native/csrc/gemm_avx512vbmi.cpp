@@ -43,7 +43,8 @@ void columns(const GemmProblem& p, const uint8_t* atg, const uint8_t* bcg, int32
   constexpr int kBlock = 64 * V;
   constexpr int64_t kChunk = 256;  // k steps per 16-bit accumulation (byte sums stay below 2^16)
   constexpr int G = GL > GH ? GL : GH;
-  alignas(64) int32_t acc[C][kBlock] = {};
+  // int32 sums of the even lanes (2i) and of the odd lanes (2i + 1) of each vector, interleaved at the end.
+  alignas(64) int32_t even[C][kBlock / 2] = {}, odd[C][kBlock / 2] = {};
   const uint8_t* cols[C];
   const bool move = F && p.fold_bit != 7;
   const __m512i move_by = _mm512_set1_epi16(static_cast<int16_t>(7 - p.fold_bit));
@@ -117,24 +118,40 @@ void columns(const GemmProblem& p, const uint8_t* atg, const uint8_t* bcg, int32
     for (; k < k1; ++k) step(k, 0, false);
     // Entries are stored as T - bias (unsigned planes): add bias back per product. The chunk's true sum
     // fits int32 (the caller bounds it), the biased parts are at most 2^24 each.
-    const int64_t offset = p.bias * (k1 - k0);
+    const __m512i offset = _mm512_set1_epi32(static_cast<int32_t>(p.bias * (k1 - k0)));
+    const __m128i shift = _mm_cvtsi32_si128(p.plane_shift);
     for (int c = 0; c < C; ++c) {
       for (int v = 0; v < V; ++v) {
-        alignas(64) uint16_t el[32], od[32], eh[32], oh16[32];
-        _mm512_store_si512(el, _mm512_sub_epi16(wl[c][v], _mm512_slli_epi16(ol[c][v], 8)));
-        _mm512_store_si512(od, ol[c][v]);
-        _mm512_store_si512(eh, _mm512_sub_epi16(wh[c][v], _mm512_slli_epi16(oh[c][v], 8)));
-        _mm512_store_si512(oh16, oh[c][v]);
-        int32_t* a = acc[c] + 64 * v;
-        const int shift = p.plane_shift;
-        for (int i = 0; i < 32; ++i) {
-          a[2 * i] += static_cast<int32_t>(el[i] + (static_cast<int64_t>(eh[i]) << shift) + offset);
-          a[2 * i + 1] += static_cast<int32_t>(od[i] + (static_cast<int64_t>(oh16[i]) << shift) + offset);
+        const __m512i words[4] = {_mm512_sub_epi16(wl[c][v], _mm512_slli_epi16(ol[c][v], 8)), ol[c][v],
+                                  _mm512_sub_epi16(wh[c][v], _mm512_slli_epi16(oh[c][v], 8)), oh[c][v]};
+        for (int half = 0; half < 2; ++half) {  // 16 words of each at a time, widened to int32
+          __m512i sums[4];
+          for (int w = 0; w < 4; ++w) {
+            const __m256i part = half == 0 ? _mm512_castsi512_si256(words[w]) : _mm512_extracti64x4_epi64(words[w], 1);
+            sums[w] = _mm512_cvtepu16_epi32(part);
+          }
+          int32_t* e = even[c] + 32 * v + 16 * half;
+          int32_t* o = odd[c] + 32 * v + 16 * half;
+          const __m512i add_e = _mm512_add_epi32(_mm512_add_epi32(sums[0], _mm512_sll_epi32(sums[2], shift)), offset);
+          const __m512i add_o = _mm512_add_epi32(_mm512_add_epi32(sums[1], _mm512_sll_epi32(sums[3], shift)), offset);
+          _mm512_store_si512(e, _mm512_add_epi32(_mm512_load_si512(e), add_e));
+          _mm512_store_si512(o, _mm512_add_epi32(_mm512_load_si512(o), add_o));
         }
       }
     }
   }
-  for (int c = 0; c < C; ++c) store_lanes(ctg + (n + c) * p.ct_n + mb, acc[c], kBlock, p.accumulate);
+  // Lane order: even and odd sums interleaved, 32 lanes from each 16 + 16.
+  const __m512i first = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+  const __m512i second = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+  alignas(64) int32_t acc[kBlock];
+  for (int c = 0; c < C; ++c) {
+    for (int b = 0; b < kBlock / 32; ++b) {
+      const __m512i e = _mm512_load_si512(even[c] + 16 * b), o = _mm512_load_si512(odd[c] + 16 * b);
+      _mm512_store_si512(acc + 32 * b, _mm512_permutex2var_epi32(e, first, o));
+      _mm512_store_si512(acc + 32 * b + 16, _mm512_permutex2var_epi32(e, second, o));
+    }
+    store_lanes(ctg + (n + c) * p.ct_n + mb, acc, kBlock, p.accumulate);
+  }
 }
 
 template <int R, int V, int C, int P, int GL, int GH, bool F = false>
