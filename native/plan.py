@@ -65,7 +65,9 @@ class TablePlan:
         rows: stored codes of a covered (``2^bits_eff``).
         flip_a: XOR between the codes of a and the stored codes (0: none).
         flip_b: the same for b.
-        table: uint8 ``[2^bits_b, max(1, planes), max(64, rows)]``: column ``s_b``, plane, row ``s_a``.
+        table: uint8 ``[2^bits_b, max(1, planes), max(64, rows)]``: column ``s_b``, plane, row ``s_a``; folded,
+            ``[2^bits_b, 2 * planes, max(64, rows / 2)]`` (the planes, then their fold registers; see ``fold``),
+            or ``[2^bits_b, 1, 128]`` with ``fold_weights``.
         planes: 0 (nothing to look up: ``Q`` is 0, the exact product and the offsets are the table), 1 or 2.
         span: number of values ``Q`` spans.
         group_lo: byte-sum group of the low plane (its entries are at most ``255 / group_lo``).
@@ -79,8 +81,8 @@ class TablePlan:
         row_bias: see ``row_table``.
         col_offset: int64 ``[256]`` by stored code (zero beyond ``2^bits_b``), or ``None`` when zero.
         cost: estimated work per 64 look-ups (comparable between plans of one ISA path only).
-        shift: two planes: ``Q = low + (high << shift)`` (below 8 on VBMI where both planes then group
-            better; 8 elsewhere).
+        shift: two planes: ``Q = low + (high << shift)``: below 8 where both planes then group better (VBMI)
+            or where a folded plan's sums then stay bytes, else 8.
         fold: each plane holds the ``rows / 2`` rows of codes whose bit ``fold_bit`` is clear (in the order of
             :func:`fold_order`), and ``table[:, planes + i, :]`` holds plane i's ``F[s_b] mod 256`` in every
             entry, added to the looked-up byte where the bit is set (see the module docstring).
@@ -113,11 +115,11 @@ class TablePlan:
 
     @property
     def sum_bound(self) -> int:
-        """Largest magnitude per product of a part summed in int32 (Q, the int8 product, the row offsets): a
-        reduction over K steps is safe while ``K * sum_bound`` fits int32."""
+        """Largest magnitude per product of a part summed in int32 (Q, the int8 product with a fold's term, the
+        row offsets): a reduction over K steps is safe while ``K * sum_bound`` fits int32."""
         bound = self.span
-        if self.exact == "int8":
-            bound = max(bound, 1 << 14)
+        if self.exact == "int8":  # |int8 x int8| <= 2^14, plus |bit 7 x fold weight| <= 128 in the same sum
+            bound = max(bound, (1 << 14) + (128 if self.fold_weights is not None else 0))
         if self.row_offset is not None:
             bound = max(bound, int(self.row_offset.abs().max()) + 1)
         return bound
@@ -222,8 +224,8 @@ def _fit_offsets(d: np.ndarray, *, rows: bool) -> tuple[np.ndarray, np.ndarray, 
 def fold_order(bit: int, rows: int = 256) -> np.ndarray:
     """The stored codes of a below ``rows`` in the order a plan folded on ``bit`` holds them: row
     ``r < rows / 2`` is the code with ``bit`` clear whose other bits are those of ``r``, the top bit of ``r``
-    moved to place ``bit``; row ``rows / 2 + r`` is that code with ``bit`` set. (Code order where ``bit`` is the
-    top bit.)"""
+    (bit ``log2(rows) - 2``) moved to place ``bit``; row ``rows / 2 + r`` is that code with ``bit`` set. (Code
+    order where ``bit`` is the top bit of the codes.)"""
     top = rows.bit_length() - 2
     r = np.arange(rows // 2)
     lower = r if bit == top else (r & ~(1 << bit)) | (((r >> bit) & 1) << top)
@@ -233,13 +235,15 @@ def fold_order(bit: int, rows: int = 256) -> np.ndarray:
 
 
 def _fold_offsets(d: np.ndarray, isa: str) -> tuple[np.ndarray, np.ndarray, int] | None:
-    """Offsets ``(r, c, span)`` of a folded plan for the 256 rows of ``d``, or ``None`` when the upper half is not
-    the lower half plus a term of the row and a term of the column.
+    """Offsets ``(r, c, span)`` of a folded plan for the rows of ``d`` (in :func:`fold_order`: the rows with the
+    fold bit clear, then those with it set), or ``None`` when the upper half is not the lower half plus a term
+    of the row and a term of the column.
 
-    ``d[128 + s, b] - d[s, b] = u[s] + v[b]``: the lower half gets its own fit (with or without row offsets,
-    whichever lays out better), the upper rows the same column offsets and row offsets that leave
-    ``F[b] = v[b] - min(v)``, shifted to keep the union of both halves' values narrow where that fits one
-    plane, else not shifted.
+    With ``h = rows / 2``, ``d[h + s, b] - d[s, b] = u[s] + v[b]``: the lower half gets its own fit (with or
+    without row offsets, whichever lays out better), the upper rows the same column offsets and row offsets
+    that leave ``F[b] = v[b] - min(v)`` (so ``F >= 0``), shifted to keep the union of both halves' values
+    narrow where that fits one plane (whose sums wrap mod 256, so ``F`` may then be stored mod 256), else not
+    shifted (two planes need ``F >= 0``: no carries between them).
     """
     low, high = d[: d.shape[0] // 2], d[d.shape[0] // 2 :]
     diff = high - low
@@ -275,8 +279,9 @@ def _store(
     """``(table, shift, group_lo, group_hi, cost)``: ``0 <= Q`` (rows x columns) as the kernels read it, uint8
     ``[columns, planes (+ planes folded), padded]``, or ``None`` when it does not fit.
 
-    Two planes hold ``Q mod 2^shift`` and ``Q >> shift``: 8 where the kernel has no other split (AVX2); on VBMI
-    the cheapest shift (a narrower low plane sums more bytes before widening, the high one fewer). Folded,
+    Two planes hold ``Q mod 2^shift`` and ``Q >> shift`` with the cheapest shift that fits (8 on a tie): on VBMI
+    a narrower low plane sums more bytes before widening, the high one fewer; folded, a low plane below 2^7
+    leaves room for the fold bytes without carries. Folded,
     the planes hold the lower 128 rows, and after them one register per plane of the column's fold bytes,
     which the kernel adds to the looked-up bytes of rows ``>= 128``; every such sum must be the byte the
     plane holds for that row (one plane: mod 256, the sums lie in 0..255; two: each plane's sum within
@@ -288,7 +293,7 @@ def _store(
     delta = q[half] - q[0] if fold else np.zeros(cols, dtype=np.int64)
     vbmi = isa == "avx512vbmi"
     best: tuple[float, int, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, int] | None = None
-    for shift in range(1, 9) if planes == 2 and vbmi else (8,):
+    for shift in range(1, 9) if planes == 2 else (8,):
         low, high = (lower, np.zeros_like(lower)) if planes < 2 else (lower & ((1 << shift) - 1), lower >> shift)
         if int(high.max()) > 255:
             continue
@@ -365,8 +370,9 @@ def _build(
     *,
     fold_bit: int | None = None,
 ) -> TablePlan | None:
-    """The plan of one exact kind, or ``None`` when ``Q`` would span more than 2^16 values (or, folded, when the
-    table does not fold into one plane)."""
+    """The plan of one exact kind (folded on ``fold_bit`` where given), or ``None`` when ``Q`` would span more
+    than 2^16 values, when a folded table does not fold (or folds to nothing to look up), or when its planes
+    cannot hold the fold's sums as bytes."""
     cols = 1 << lut.bits_b
     codes_a = np.arange(rows) ^ flip_a
     codes_b = np.arange(cols) ^ flip_b
@@ -418,7 +424,9 @@ def _build(
         cost += EXACT_COST[(isa, exact)]
     rows_total, cols_total = base_r + scale * r, base_c + scale * c
     fold_weights = None
-    if fold_bit == 7 and rows == 256 and planes == 1 and exact == "int8":  # the fold's term in the int8 GEMM
+    # The fold's term in the int8 GEMM (its k doubled) where that costs less than the kernel's masked add.
+    into_int8 = exact == "int8" and EXACT_COST[(isa, "int8")] < FOLD_COST[isa]
+    if fold_bit == 7 and rows == 256 and planes == 1 and into_int8:
         terms = scale * (q[order][128] - q[order][0])  # by stored code of b: rows >= 128 minus rows < 128
         centre = int(terms.min()) + 128
         if int(terms.max()) - int(terms.min()) <= 255:
@@ -426,7 +434,7 @@ def _build(
             fold_weights[:cols] = torch.from_numpy(terms - centre)
             rows_total = rows_total + centre * (np.arange(rows) >> 7)
             stored = stored[:, :1].copy()
-            cost += EXACT_COST[(isa, exact)] - FOLD_COST[isa]
+            cost += EXACT_COST[(isa, "int8")] - FOLD_COST[isa]
     row_offset = row_table = None
     row_bias = 0
     if np.any(rows_total):

@@ -107,8 +107,8 @@ void conv_run(const torch::Tensor& x, const ConvGeometry& geometry, const Kernel
                       ? nullptr
                       : find_kernel(kernel.name, kernel.bits_eff, kernel.planes, kernel.group_lo, kernel.group_hi);
   TORCH_CHECK(fn != nullptr || kernel.planes == 0, "unknown LUT-GEMM kernel ", kernel.name);
-  check_plane_shift(kernel.name, kernel.plane_shift);
-  TORCH_CHECK(kernel.fold_bit >= 0 && kernel.fold_bit <= 7, "fold_bit must be 0..7");
+  check_kernel_table(kernel.name, kernel.bits_eff, kernel.planes, kernel.plane_shift, kernel.fold_bit, kernel.table,
+                     kernel.col_stride, kernel.plane_stride, bc);
   // Weight codes n-major ([G][Og][K]: a column's codes over k are consecutive), and as int8 slices of k for
   // the exact product.
   const torch::Tensor bcn = bc.transpose(1, 2).contiguous();
@@ -148,9 +148,15 @@ void conv_run(const torch::Tensor& x, const ConvGeometry& geometry, const Kernel
                              : kernel.name == "avx2/fold"     ? "avx2/nibble"
                                                               : kernel.name;
     // (the row table covers every code of a: its rows give the width of its look-ups)
-    const int rows_bits = 64 - __builtin_clzll(static_cast<uint64_t>(parts.row_table.size(2) - 1));
-    rows_fn = find_kernel(name, rows_bits, static_cast<int>(parts.row_table.size(1)), 1, 1);
+    const torch::Tensor& rt = parts.row_table;
+    TORCH_CHECK(rt.scalar_type() == torch::kUInt8 && rt.dim() == 3 && (rt.size(1) == 1 || rt.size(1) == 2) &&
+                    rt.size(2) >= 64 && rt.size(2) <= 256 && (rt.size(2) & (rt.size(2) - 1)) == 0,
+                "row_table must be uint8 [columns, 1 or 2 planes, 64..256 rows (a power of two)]");
+    const int rows_bits = 64 - __builtin_clzll(static_cast<uint64_t>(rt.size(2) - 1));
+    rows_fn = find_kernel(name, rows_bits, static_cast<int>(rt.size(1)), 1, 1);
     TORCH_CHECK(rows_fn != nullptr, "no kernel for the row offsets");
+    check_kernel_table(name, rows_bits, static_cast<int>(rt.size(1)), 8, 7, rt, rt.size(1) * rt.size(2), rt.size(2),
+                       torch::zeros({1}, torch::kUInt8));
   }
   const Parts sums = make_parts(torch::empty({G, Og, 0}, torch::kInt32), parts.scale, torch::empty(0),
                                 torch::empty(0), parts.col_offset, bc, K * parts.bias);

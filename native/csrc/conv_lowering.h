@@ -13,8 +13,12 @@ namespace lutgen {
 // XOR every one of `count` codes with `flip` (in parallel).
 void flip_codes(uint8_t* codes, int64_t count, uint8_t flip);
 
-// A plane shift other than 8 is for the VBMI planes kernel only (an error otherwise).
-void check_plane_shift(const std::string& kernel, int64_t plane_shift);
+// Checks a kernel's arguments against its table: the plane shift (other than 8 for the VBMI kernels only),
+// the fold bit, and that every column the codes of `bc` select lies inside `table` with all the bytes the
+// kernel reads there (an error otherwise).
+void check_kernel_table(const std::string& kernel, int bits_eff, int planes, int64_t plane_shift, int fold_bit,
+                        const torch::Tensor& table, int64_t col_stride, int64_t plane_stride,
+                        const torch::Tensor& bc);
 
 // Largest code (value & mask) of a contiguous int8/uint8 tensor.
 int64_t max_code(const torch::Tensor& x, int64_t mask);

@@ -102,7 +102,8 @@ void nibble_columns(const GemmProblem& p, const uint8_t* atg, const uint8_t* bcg
         }
       }
     }
-    // Entries are stored as T - bias (unsigned planes): add bias back per product.
+    // Entries are stored as T - bias = low + (high << p.plane_shift) (unsigned planes): add bias back per
+    // product.
     const int64_t offset = p.bias * (k1 - k0);
     for (int c = 0; c < C; ++c) {
       alignas(32) uint16_t el[16], od[16], eh[16], oh16[16];
@@ -111,8 +112,8 @@ void nibble_columns(const GemmProblem& p, const uint8_t* atg, const uint8_t* bcg
       _mm256_store_si256(reinterpret_cast<__m256i*>(eh), _mm256_sub_epi16(wh[c], _mm256_slli_epi16(oh[c], 8)));
       _mm256_store_si256(reinterpret_cast<__m256i*>(oh16), oh[c]);
       for (int j = 0; j < 16; ++j) {
-        acc[c][2 * j] += static_cast<int32_t>(el[j] + 256 * eh[j] + offset);
-        acc[c][2 * j + 1] += static_cast<int32_t>(od[j] + 256 * oh16[j] + offset);
+        acc[c][2 * j] += static_cast<int32_t>(el[j] + (static_cast<int64_t>(eh[j]) << p.plane_shift) + offset);
+        acc[c][2 * j + 1] += static_cast<int32_t>(od[j] + (static_cast<int64_t>(oh16[j]) << p.plane_shift) + offset);
       }
     }
   }

@@ -175,14 +175,15 @@ GemmKernel two_planes(int group_hi) {
   return planes<R, V, 1, 2, GL, 1, F>;
 }
 
-// Register budget (32 zmm): word accumulators 2*P*C*V, byte sums, R*P table registers, V code vectors.
+// Register budget (32 zmm): word accumulators 2*P*C*V, byte sums, R*P table registers, V code vectors. One
+// plane sums groups of 8, 2 or 1 (a group of 4 was no faster than 2 on the Xeon it was measured on; plan.py
+// GROUPS_LOW), so a group of 4 asked for runs as 2.
 template <int R>
 GemmKernel for_width(int planes_count, int group_lo, int group_hi) {
   constexpr int V = 4;
   constexpr int C = R == 4 ? 1 : 2;
   if (planes_count == 1) {
     if (group_lo >= 8) return planes<R, V, C, 1, 8, 1>;
-    if (group_lo >= 4) return planes<R, V, C, 1, 4, 1>;
     if (group_lo >= 2) return planes<R, V, C, 1, 2, 1>;
     return planes<R, V, C, 1, 1, 1>;
   }
@@ -196,7 +197,6 @@ GemmKernel avx512vbmi_fold_kernel(int planes_count, int group_lo, int group_hi) 
   if (planes_count == 2) return group_lo >= 8 ? two_planes<2, 8, true>(group_hi) : two_planes<2, 1, true>(group_hi);
   if (planes_count != 1) return nullptr;
   if (group_lo >= 8) return planes<2, 4, 2, 1, 8, 1, true>;
-  if (group_lo >= 4) return planes<2, 4, 2, 1, 4, 1, true>;
   if (group_lo >= 2) return planes<2, 4, 2, 1, 2, 1, true>;
   return planes<2, 4, 2, 1, 1, 1, true>;
 }

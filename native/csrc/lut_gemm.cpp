@@ -31,10 +31,48 @@ GemmKernel find_kernel(const std::string& name, int bits_eff, int planes, int gr
   return nullptr;
 }
 
-void check_plane_shift(const std::string& kernel, int64_t plane_shift) {
-  const bool vbmi = kernel == "avx512vbmi/planes" || kernel == "avx512vbmi/fold";
-  TORCH_CHECK(plane_shift == 8 || (vbmi && plane_shift >= 1 && plane_shift < 8), "plane_shift ", plane_shift,
-              " is 8, or 1..7 for the avx512vbmi kernels");
+namespace {
+
+// Bytes of one column of `table` that the kernel `name` reads (layouts in lut_gemm_common.h), after checking
+// the strides it reads them at: the planes (and a folded plan's fold registers) at `plane_stride`.
+int64_t column_extent(const std::string& name, int bits_eff, int planes, int fold_bit, int64_t plane_stride) {
+  const int64_t rows = int64_t{1} << bits_eff;
+  if (name == "scalar/i32" || name == "avx2/gather" || name == "avx512/gather") return 4 * rows;
+  if (name == "avx512bw/i16") return 2 * std::max<int64_t>(32, rows);
+  const bool fold = name == "avx2/fold" || name == "avx512vbmi/fold";
+  const bool vbmi = name.rfind("avx512vbmi", 0) == 0;
+  // Look-ups per plane: the rows below 2^bits_eff (half of them folded), whole registers of 64 (VBMI) or
+  // 16-entry sub-tables (AVX2); a folded plan's fold registers (64 or 32 bytes) follow the planes.
+  const int64_t looked_up = std::max<int64_t>(vbmi ? 64 : 16, fold ? rows / 2 : rows);
+  const int64_t registers = fold ? 2 * planes : planes;
+  TORCH_CHECK(!fold || (vbmi ? bits_eff == 8 : fold_bit == bits_eff - 1), "a folded ", name,
+              " plan folds on bit ", vbmi ? "0..7 of 8-bit codes" : "bits_eff - 1", " (bits_eff ", bits_eff,
+              ", fold_bit ", fold_bit, ")");
+  TORCH_CHECK(registers <= 1 || plane_stride >= looked_up, "plane_stride ", plane_stride, " is below the ",
+              looked_up, " bytes a plane of ", name, " spans");
+  return (registers - 1) * plane_stride + (fold ? (vbmi ? 64 : 32) : looked_up);
+}
+
+}  // namespace
+
+void check_kernel_table(const std::string& kernel, int bits_eff, int planes, int64_t plane_shift, int fold_bit,
+                        const torch::Tensor& table, int64_t col_stride, int64_t plane_stride,
+                        const torch::Tensor& bc) {
+  const bool planes_layout = kernel == "avx512vbmi/planes" || kernel == "avx512vbmi/fold" ||
+                             kernel == "avx2/nibble" || kernel == "avx2/fold";
+  TORCH_CHECK(plane_shift == 8 || (planes_layout && plane_shift >= 1 && plane_shift < 8), "plane_shift ",
+              plane_shift, " is 8, or 1..7 for the byte-plane kernels");
+  TORCH_CHECK(fold_bit >= 0 && fold_bit <= 7, "fold_bit must be 0..7");
+  TORCH_CHECK(bits_eff >= 1 && bits_eff <= 8, "bits_eff must be 1..8");
+  TORCH_CHECK(table.device().is_cpu() && table.is_contiguous(), "table must be a contiguous CPU tensor");
+  if (planes == 0 || bc.numel() == 0) return;
+  // Every column a code of b selects must lie inside the table, with the bytes the kernel reads there.
+  const int64_t extent = column_extent(kernel, bits_eff, planes, fold_bit, plane_stride);
+  TORCH_CHECK(col_stride >= extent, "col_stride ", col_stride, " is below the ", extent, " bytes a column of ",
+              kernel, " spans");
+  const int64_t top = bc.max().item<uint8_t>();
+  TORCH_CHECK(top * col_stride + extent <= static_cast<int64_t>(table.nbytes()), "the table (", table.nbytes(),
+              " bytes) does not hold column ", top, " of ", kernel, " (", col_stride, " bytes apart)");
 }
 
 namespace {
@@ -51,11 +89,10 @@ torch::Tensor lut_gemm(const std::string& kernel, const torch::Tensor& at, const
                        int64_t bits_eff, int64_t planes, int64_t group_lo, int64_t group_hi, int64_t plane_shift,
                        int64_t fold_bit) {
   check_codes(at, "at");
-  check_plane_shift(kernel, plane_shift);
-  TORCH_CHECK(fold_bit >= 0 && fold_bit <= 7, "fold_bit must be 0..7");
   TORCH_CHECK(bc.device().is_cpu() && bc.scalar_type() == torch::kUInt8 && bc.dim() == 3,
               "bc must be a 3-D uint8 CPU tensor");
-  TORCH_CHECK(table.device().is_cpu() && table.is_contiguous(), "table must be a contiguous CPU tensor");
+  check_kernel_table(kernel, static_cast<int>(bits_eff), static_cast<int>(planes), plane_shift,
+                     static_cast<int>(fold_bit), table, col_stride, plane_stride, bc);
   const int64_t G = at.size(0), K = at.size(1), Mp = at.size(2), N = bc.size(2);
   TORCH_CHECK(bc.size(0) == G && bc.size(1) == K, "at and bc shapes differ");
   TORCH_CHECK(Mp % kLaneAlign == 0, "at must be padded to a multiple of ", kLaneAlign, " rows");

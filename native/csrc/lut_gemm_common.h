@@ -11,6 +11,10 @@
 //         bytes T - bias as unsigned 16-bit, two byte planes per column, each padded to >= 64 entries: low
 //               byte at table[b*col_stride + a], high byte at table[b*col_stride + plane_stride + a]
 //         bytes1 T - bias as unsigned 8-bit (tables spanning <= 256 values): the low plane alone
+//         fold  bytes or bytes1 of the rows whose code has bit fold_bit clear, then one register per plane of
+//               the column's fold byte at table[b*col_stride + (planes + i)*plane_stride], added to plane i's
+//               looked-up byte where the code has that bit set (VBMI: any bit of 8-bit codes; AVX2: the top
+//               bit, bits_eff - 1)
 //   (for i16 and bytes every product is stored minus `bias`; kernels add bias per product back)
 //   ct    int32 result, transposed: C[g][m][n] at ct[g*ct_g + n*ct_n + m].
 // This header holds plain C++ only (no torch), so that ISA-specific translation units never compile
@@ -33,8 +37,8 @@ struct GemmProblem {
   const uint8_t* table;
   int64_t col_stride, plane_stride;
   int64_t bias;     // stored entry + bias = T (layouts i16 and bytes)
-  int plane_shift;  // layout bytes: T - bias = low + (high << plane_shift) (8 but for the VBMI planes kernel)
-  int fold_bit;     // the VBMI fold kernel: the bit of a's codes it folds on (0..7)
+  int plane_shift;  // layout bytes: T - bias = low + (high << plane_shift), 1..8
+  int fold_bit;     // layout fold: the bit of a's codes the fold kernels fold on (0..7)
   int32_t* ct;
   int64_t ct_g, ct_n;
   int64_t K;

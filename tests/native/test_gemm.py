@@ -377,3 +377,41 @@ def test_build_lock_clears_a_stale_torch_lock(tmp_path) -> None:
         assert not (tmp_path / "lock").exists()
         assert subprocess.run([sys.executable, "-c", probe], check=False).returncode == 3  # held
     assert subprocess.run([sys.executable, "-c", probe], check=False).returncode == 0  # released
+
+
+def test_kernel_binding_checks_the_table_it_reads(native: object) -> None:
+    """The binding refuses arguments under which a kernel would read outside its table: a code of b past the
+    last column, strides below what a column or plane spans, a fold bit the AVX2 fold kernel does not take;
+    arguments that fit run (the scalar kernel, on any CPU)."""
+    ext = native
+    at = torch.zeros((1, 3, 256), dtype=torch.uint8)
+    bc = torch.tensor([[[1], [4], [0]]], dtype=torch.uint8)
+
+    def run(
+        kernel: str,
+        table: torch.Tensor,
+        col_stride: int,
+        plane_stride: int,
+        bits: int,
+        planes: int,
+        shift: int = 8,
+        fold_bit: int = 7,
+    ) -> torch.Tensor:
+        return ext.lut_gemm(kernel, at, bc, table, col_stride, plane_stride, 0, bits, planes, 1, 1, shift, fold_bit)  # type: ignore[attr-defined]
+
+    cases = [
+        ("avx512vbmi/planes", torch.zeros((4, 1, 256), dtype=torch.uint8), 256, 256, 8, 1, 8, 7, "column 4"),
+        ("avx512vbmi/planes", torch.zeros((256, 2, 256), dtype=torch.uint8), 256, 256, 8, 2, 8, 7, "col_stride"),
+        ("avx512vbmi/planes", torch.zeros((256, 2, 256), dtype=torch.uint8), 512, 64, 8, 2, 8, 7, "plane_stride"),
+        ("avx512vbmi/fold", torch.zeros((256, 2, 128), dtype=torch.uint8), 128, 128, 8, 1, 8, 3, "col_stride"),
+        ("avx2/fold", torch.zeros((256, 2, 128), dtype=torch.uint8), 256, 128, 8, 1, 8, 6, "folds on bit"),
+        ("avx2/nibble", torch.zeros((256, 2, 64), dtype=torch.uint8), 128, 64, 8, 2, 8, 7, "plane_stride"),
+        ("scalar/i32", torch.zeros((256, 255), dtype=torch.int32), 1020, 0, 8, 1, 8, 7, "col_stride"),
+        ("scalar/i32", torch.zeros((256, 256), dtype=torch.int32), 1024, 0, 8, 1, 3, 7, "plane_shift"),
+    ]
+    for kernel, table, col_stride, plane_stride, bits, planes, shift, fold_bit, message in cases:
+        with pytest.raises(RuntimeError, match=message):
+            run(kernel, table, col_stride, plane_stride, bits, planes, shift, fold_bit)
+    table = torch.arange(256 * 16, dtype=torch.int32).reshape(256, 16)  # T[a][b] at column b, row a
+    ct = run("scalar/i32", table[:5].contiguous(), 64, 0, 4, 1)
+    assert torch.equal(ct, torch.full((1, 1, 256), int(table[1, 0] + table[4, 0] + table[0, 0]), dtype=torch.int32))

@@ -38,8 +38,8 @@ def structured_lut(bits: int, signed: bool, *, error_span: int, scale: int = 1, 
     return PreparedLut(table.to(torch.int32), bits, bits, signed, name=f"structured{bits}{'s' if signed else 'u'}")
 
 
-def foldable_lut(*, error_span: int, seed: int, flip: int = 0x80, bit: int = 7) -> PreparedLut:
-    """An unsigned 8x8 ``a·b + r[a] + c[b] + E`` whose error's rows with bit ``bit`` of the stored code
+def foldable_lut(*, error_span: int, seed: int, flip: int = 0x80, bit: int = 7, scale: int = 1) -> PreparedLut:
+    """An unsigned 8x8 ``a·b + r[a] + c[b] + scale·E`` whose error's rows with bit ``bit`` of the stored code
     ``a ^ flip`` set are the rows with it clear plus a term of the row and a term of the column (``E`` spanning
     about ``error_span``)."""
     gen = torch.Generator().manual_seed(seed)
@@ -52,7 +52,7 @@ def foldable_lut(*, error_span: int, seed: int, flip: int = 0x80, bit: int = 7) 
     error = stored[torch.arange(256) ^ flip]
     rows = torch.randint(-300, 300, (256, 1), generator=gen)
     cols = torch.randint(-300, 300, (1, 256), generator=gen)
-    table = values[:, None] * values[None, :] + rows + cols + error
+    table = values[:, None] * values[None, :] + rows + cols + scale * error
     return PreparedLut(table.to(torch.int32), 8, 8, False, name="foldable")
 
 
@@ -72,7 +72,7 @@ def rebuilt(lut: PreparedLut, plan: TablePlan) -> np.ndarray:
             planes.append(plan.table[:cols, i, :rows].numpy().astype(np.int64).T)
     q = planes[0] + (planes[1] << plan.shift if plan.planes == 2 else 0)
     if plan.fold:  # rows in the fold's order, back to code order
-        q[plans.fold_order(plan.fold_bit)] = q.copy()
+        q[plans.fold_order(plan.fold_bit, rows)] = q.copy()
     stored_a, stored_b = np.arange(rows), np.arange(cols)
     if plan.exact == "int8":
         x, y = np.where(stored_a >= 128, stored_a - 256, stored_a), np.where(stored_b >= 128, stored_b - 256, stored_b)
@@ -152,15 +152,40 @@ def test_folded_plans_reproduce_the_table(kind: str, flip: int, monkeypatch: pyt
         assert plan is not None and plan.fold and plan.fold_bit == bit, plan
         assert f"folded on bit {bit}" in plan.describe()
         assert np.array_equal(rebuilt(other_bit, plan), other_bit.forward.numpy().astype(np.int64))
-    on_avx2 = plan_for(lut, "avx2", 256, flip, flip, kind)  # (AVX2 folds on the top bit: half the sub-tables)
-    assert on_avx2 is not None and on_avx2.fold and on_avx2.fold_bit == 7, on_avx2
-    assert np.array_equal(rebuilt(lut, on_avx2), lut.forward.numpy().astype(np.int64))
+    # AVX2 folds on the top bit (half the sub-tables), two planes split below bit 8 to leave room for the
+    # fold bytes without carries; codes below 128 fold on bit 6.
+    for table, planes in ((lut, 1), (wide, 2)):
+        on_avx2 = plan_for(table, "avx2", 256, flip, flip, kind)
+        assert on_avx2 is not None and on_avx2.fold and on_avx2.fold_bit == 7, on_avx2
+        assert on_avx2.planes == planes and (planes == 1 or on_avx2.shift < 8), on_avx2.describe()
+        assert np.array_equal(rebuilt(table, on_avx2), table.forward.numpy().astype(np.int64))
+    narrow = foldable_lut(error_span=150, seed=18, flip=0, bit=6)
+    below = plan_for(narrow, "avx2", 128, 0, 0, kind)
+    assert below is not None and below.fold and below.fold_bit == 6 and below.rows == 128, below
+    assert np.array_equal(rebuilt(narrow, below), narrow.forward.numpy().astype(np.int64)[:128])
     for other in (
         plan_for(foldable_lut(error_span=150, seed=10, flip=flip, bit=0), "avx2", 256, flip, flip, kind),
         plan_for(lut, "avx512vbmi", 128, flip, flip, kind),
         plan_for(structured_lut(8, False, error_span=150, seed=8), "avx512vbmi", 256, flip, flip, kind),
     ):
         assert other is not None and not other.fold, other.describe()
+
+
+def test_fold_into_the_int8_product() -> None:
+    """A table folded on bit 7 with the int8 exact product takes the fold's term into that GEMM on VBMI (cheaper
+    than the kernel's masked add there) and not on AVX2 (dearer there), with a scale as well; the sum bound
+    covers the fold's term beside the int8 product."""
+    lut = foldable_lut(error_span=150, seed=19, scale=3)
+    vbmi = plan_for(lut, "avx512vbmi", 256, 0x80, 0x80, "int8")
+    assert vbmi is not None and vbmi.fold and vbmi.fold_weights is not None and vbmi.scale == 3, vbmi
+    assert np.array_equal(rebuilt(lut, vbmi), lut.forward.numpy().astype(np.int64))
+    rows_bound = int(vbmi.row_offset.abs().max()) + 1 if vbmi.row_offset is not None else 0
+    assert vbmi.sum_bound == max(vbmi.span, (1 << 14) + 128, rows_bound)
+    avx2 = plan_for(lut, "avx2", 256, 0x80, 0x80, "int8")
+    assert avx2 is not None and avx2.fold and avx2.fold_weights is None and avx2.exact == "int8", avx2
+    rows_bound = int(avx2.row_offset.abs().max()) + 1 if avx2.row_offset is not None else 0
+    assert avx2.table.shape == (256, 2, 128) and avx2.sum_bound == max(avx2.span, 1 << 14, rows_bound)
+    assert np.array_equal(rebuilt(lut, avx2), lut.forward.numpy().astype(np.int64))
 
 
 def test_plan_choice() -> None:
@@ -183,7 +208,8 @@ def test_plan_choice() -> None:
     signed = structured_lut(8, True, error_span=400, seed=2)
     chosen = plan_for(signed, "avx512vbmi", 128, 0, 0, "int8")
     assert chosen is not None and (chosen.exact, chosen.planes, chosen.shift) == ("int8", 2, 5)
-    assert plan_for(signed, "avx2", 128, 0, 0, None) is not None  # (AVX2 splits at 8 only)
+    on_avx2 = plan_for(signed, "avx2", 128, 0, 0, None)  # (unfolded, AVX2 gains nothing from another split)
+    assert on_avx2 is not None and on_avx2.planes == 2 and on_avx2.shift == 8
     narrow = structured_lut(4, True, error_span=10, seed=3)
     chosen = plan_for(narrow, "avx512vbmi", 16, 8, 8, "int8")
     assert chosen is not None and (chosen.exact, chosen.planes) == (None, 1)
@@ -286,9 +312,10 @@ def test_exact_products_need_no_plane(isa: str, kind: str, bits: int, signed: bo
 
 
 def test_engine_runs_folded_plans_bit_exactly(isa: str, kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Folded tables on VBMI (any fold bit) and AVX2 (the top bit): GEMMs with the edge codes 0, 127, 128 and
-    255 of a, codes all below 128, every byte-sum group, odd shapes; the direct conv with padding, a stride,
-    groups and panels of a few rows of k; the bench table over ReLU'd codes folds on bit 6 on AVX2."""
+    """Folded tables of one and two planes on VBMI (any fold bit) and AVX2 (the top bit): GEMMs with the edge
+    codes 0, 127, 128 and 255 of a, codes all below 128, every byte-sum group, odd shapes; the direct conv with
+    padding, a stride, groups and panels of a few rows of k; the bench table over ReLU'd codes folds on bit 6
+    on AVX2."""
     flip = 0x80 if kind == "int8" else 0
     for seed, span, bit in ((11, 20, 7), (12, 100, 0), (13, 150, 7), (14, 400, 5), (16, 3000, 7), (17, 900, 2)):
         lut = foldable_lut(error_span=span, seed=seed, flip=flip, bit=bit)
@@ -297,8 +324,8 @@ def test_engine_runs_folded_plans_bit_exactly(isa: str, kind: str, monkeypatch: 
             a.view(-1)[3:6] = torch.tensor([127, 128, 255])
             b = edge_values((g, k, n), 0, 255, 90 + i)
             path = check_bmm(a, b, lut)
-            # (AVX2 folds on the top bit only, and two planes only where no digit carries)
-            assert "folded" in path if isa == "avx512vbmi" else bit == 7 or "folded" not in path, path
+            # (AVX2 folds on the top bit only)
+            assert ("folded" in path) == (isa == "avx512vbmi" or bit == 7), path
             assert "folded" not in check_bmm(a % 128, b, lut)
     engine = engines.get_engine("cpu")
     for panel, span, bit in ((None, 150, 7), ("1280", 150, 4), (None, 900, 7), (None, 900, 1)):
@@ -315,7 +342,7 @@ def test_engine_runs_folded_plans_bit_exactly(isa: str, kind: str, monkeypatch: 
             want = Conv2dLowering(lut, engines.get_engine("reference"), ste=True, spec=spec).forward(x, w)
             assert torch.equal(Conv2dLowering(lut, engine, ste=True, spec=spec).forward(x, w), want)
             folded = engine.last_path is not None and f"folded on bit {bit}" in engine.last_path
-            assert folded if isa == "avx512vbmi" or (bit == 7 and span <= 256) else not folded, engine.last_path
+            assert folded == (isa == "avx512vbmi" or bit == 7), engine.last_path
     # Codes below 128 of a table whose rows 64.. are rows ..63 plus separable terms: AVX2 folds on bit 6.
     approx = PreparedLut.from_lut(bench_lut("approx"))
     for i, (g, m, k, n) in enumerate([(1, 37, 19, 5), (2, 300, 261, 3)]):
