@@ -125,9 +125,9 @@ def table_layout(lut: PreparedLut, layout: str, bits_eff: int | None = None) -> 
 
 
 def pack_codes(x: torch.Tensor, bits: int) -> torch.Tensor:
-    """uint8 codes (``value & (2^bits - 1)``) of an integer tensor, same shape."""
+    """uint8 codes (``value & (2^bits - 1)``) of an integer tensor, same shape (a view of an 8-bit one)."""
     codes = x.view(torch.uint8) if x.dtype == torch.int8 else x.to(torch.uint8)
-    return codes & ((1 << bits) - 1)
+    return codes if bits == 8 else codes & ((1 << bits) - 1)
 
 
 def exact_kind() -> str:
@@ -166,7 +166,9 @@ class WeightCodes:
     def reaches(self, flip: int) -> bool:
         """Whether some code is at least ``flip``."""
         if self._max is None:
-            self._max = int(self.codes.max()) if self.codes.numel() else 0
+            from . import build
+
+            self._max = int(build.load().max_code(self.codes, 0xFF)) if self.codes.numel() else 0
         return self._max >= flip
 
     def flipped(self, flip: int) -> torch.Tensor:

@@ -32,10 +32,15 @@ void flip_codes(uint8_t* codes, int64_t count, uint8_t flip) {
 }
 
 int64_t max_code(const torch::Tensor& x, int64_t mask) {
-  TORCH_CHECK(x.device().is_cpu() && x.is_contiguous() &&
-                  (x.scalar_type() == torch::kUInt8 || x.scalar_type() == torch::kInt8),
-              "x must be a contiguous int8/uint8 CPU tensor");
-  const uint8_t* src = static_cast<const uint8_t*>(x.data_ptr());
+  TORCH_CHECK(x.device().is_cpu() && (x.scalar_type() == torch::kUInt8 || x.scalar_type() == torch::kInt8),
+              "x must be an int8/uint8 CPU tensor");
+  // A dense tensor with non-negative strides (e.g. a transposed view of contiguous weights) holds its numel
+  // elements in one run of memory from its first element, in some order: read them there, else a copy.
+  const auto strides = x.strides();
+  const bool dense = x.is_non_overlapping_and_dense() &&
+                     std::all_of(strides.begin(), strides.end(), [](int64_t s) { return s >= 0; });
+  const torch::Tensor run = dense ? x : x.contiguous();
+  const uint8_t* src = static_cast<const uint8_t*>(run.data_ptr());
   const uint8_t code_mask = static_cast<uint8_t>(mask);
   std::atomic<int> found{0};
   at::parallel_for(0, x.numel(), 1 << 16, [&](int64_t begin, int64_t end) {

@@ -20,7 +20,7 @@ void check_kernel_table(const std::string& kernel, int bits_eff, int planes, int
                         const torch::Tensor& table, int64_t col_stride, int64_t plane_stride,
                         const torch::Tensor& bc);
 
-// Largest code (value & mask) of a contiguous int8/uint8 tensor.
+// Largest code (value & mask) of an int8/uint8 tensor (read in place where it is dense, e.g. transposed).
 int64_t max_code(const torch::Tensor& x, int64_t mask);
 
 // Geometry of a 2-D convolution: kernel, stride, zero padding (top, bottom, left, right), dilation, groups.

@@ -70,7 +70,7 @@ void check_kernel_table(const std::string& kernel, int bits_eff, int planes, int
   const int64_t extent = column_extent(kernel, bits_eff, planes, fold_bit, plane_stride);
   TORCH_CHECK(col_stride >= extent, "col_stride ", col_stride, " is below the ", extent, " bytes a column of ",
               kernel, " spans");
-  const int64_t top = bc.max().item<uint8_t>();
+  const int64_t top = max_code(bc, 0xFF);
   TORCH_CHECK(top * col_stride + extent <= static_cast<int64_t>(table.nbytes()), "the table (", table.nbytes(),
               " bytes) does not hold column ", top, " of ", kernel, " (", col_stride, " bytes apart)");
 }
