@@ -195,11 +195,19 @@ void conv_run(const torch::Tensor& x, const ConvGeometry& geometry, const Kernel
   const uint8_t* row_table = parts.row_table.numel() > 0 ? parts.row_table.data_ptr<uint8_t>() : nullptr;
   const std::vector<uint8_t> zero_codes(static_cast<size_t>(slice), 0);
   float* dst = out.data_ptr<float>();
-  // One task per block of kLaneAlign output positions: its panel of codes (a slice of k at a time, sized
-  // for the L2 cache), the kernel's sums for every column, the exact product and the row offsets, then
-  // the outputs. Each thread keeps its buffers.
+  // One task per block of kLaneAlign output positions and chunk of output channels: its panel of codes (a
+  // slice of k at a time, sized for the L2 cache), the kernel's sums for the chunk's columns, the exact
+  // product and the row offsets, then the outputs. Blocks are split into chunks only where there are too
+  // few of them to keep every thread busy (small batches, many cores); each chunk builds the block's panel.
+  // Each thread keeps its buffers.
   const int64_t blocks = (M + kLaneAlign - 1) / kLaneAlign;
-  at::parallel_for(0, blocks, 1, [&](int64_t begin, int64_t end) {
+  const int64_t threads = at::get_num_threads();
+  const int64_t n_chunks =
+      G * blocks >= 2 * threads
+          ? 1
+          : std::max<int64_t>(1, std::min((2 * threads + G * blocks - 1) / (G * blocks), (Og + 31) / 32));
+  const int64_t og_step = (Og + n_chunks - 1) / n_chunks;
+  at::parallel_for(0, blocks * n_chunks, 1, [&](int64_t begin, int64_t end) {
     thread_local std::vector<uint8_t> panel;
     thread_local std::vector<int32_t> ct, exact, tmp, rows;
     panel.resize(static_cast<size_t>((fold_rows ? 2 : 1) * slice * kLaneAlign));
@@ -207,7 +215,9 @@ void conv_run(const torch::Tensor& x, const ConvGeometry& geometry, const Kernel
     exact.resize(parts.exact_int8 ? static_cast<size_t>(Og * kLaneAlign) : 0);
     tmp.resize(parts.exact_int8 ? static_cast<size_t>(Og * kLaneAlign) : 0);
     rows.resize(static_cast<size_t>(kLaneAlign));
-    for (int64_t block = begin; block < end; ++block) {
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t block = task / n_chunks, og0 = (task % n_chunks) * og_step, og1 = std::min(Og, og0 + og_step);
+      if (og0 >= og1) continue;
       const int64_t m0 = block * kLaneAlign;
       const std::vector<Run> runs = block_runs(m0, M, OH, OW);
       std::vector<int64_t> run_offset(runs.size());  // of each run's first input pixel, channel 0, tap (0, 0)
@@ -262,14 +272,16 @@ void conv_run(const torch::Tensor& x, const ConvGeometry& geometry, const Kernel
           q.K = ks;
           q.bits_eff = kernel.bits_eff;
           q.accumulate = k0 > 0;
-          if (fn != nullptr) fn(q, 0, 0, kLaneAlign, 0, Og);
-          if (parts.exact_int8) {
+          if (fn != nullptr) fn(q, 0, 0, kLaneAlign, og0, og1);
+          if (parts.exact_int8) {  // rows og0..og1 of the [Og][kLaneAlign] sums
             if (fold_rows) fold_bits_of(panel.data(), panel.data() + ks * kLaneAlign, ks * kLaneAlign);
             auto a8 = torch::from_blob(panel.data(), {(fold_rows ? 2 : 1) * ks, kLaneAlign}, torch::kInt8);
-            auto part = torch::from_blob(k0 == 0 ? exact.data() : tmp.data(), {Og, kLaneAlign}, torch::kInt32);
-            at::_int_mm_out(part, w8[g * ((K + slice - 1) / slice) + k0 / slice], a8);
+            int32_t* into = (k0 == 0 ? exact.data() : tmp.data()) + og0 * kLaneAlign;
+            auto part = torch::from_blob(into, {og1 - og0, kLaneAlign}, torch::kInt32);
+            const torch::Tensor& w = w8[g * ((K + slice - 1) / slice) + k0 / slice];
+            at::_int_mm_out(part, og1 - og0 == Og ? w : w.narrow(0, og0, og1 - og0), a8);
             if (k0 > 0) {
-              for (int64_t t = 0; t < Og * kLaneAlign; ++t) exact[t] += tmp[t];
+              for (int64_t t = og0 * kLaneAlign; t < og1 * kLaneAlign; ++t) exact[t] += tmp[t];
             }
           }
           if (rows_fn != nullptr) {
@@ -288,7 +300,7 @@ void conv_run(const torch::Tensor& x, const ConvGeometry& geometry, const Kernel
         }
         // Outputs of the block: every part an exact integer, summed in int64 (and double with a float
         // exact product), rounded once to float32; then the epilogue, step by step as torch does it.
-        for (int64_t og = 0; og < Og; ++og) {
+        for (int64_t og = og0; og < og1; ++og) {
           const int64_t o = g * Og + og;
           const int64_t col = sums.cols[g * Og + og];
           const int32_t* s = fn != nullptr ? ct.data() + og * kLaneAlign : nullptr;

@@ -430,6 +430,24 @@ def test_direct_conv_plans_pad_with_value_zero(
             assert engine.last_plan.row_table is not None  # row offsets narrow the error to one plane
 
 
+def test_direct_conv_splits_the_channels_of_few_blocks(isa: str, kind: str) -> None:
+    """A conv with fewer blocks of output positions than threads splits each block's output channels into
+    chunks (each with the block's panel, its rows of the exact product and its outputs): bit-exact, with row
+    offsets, a fold, groups and a stride."""
+    tables = [
+        (structured_lut(8, True, error_span=150, scale=2, seed=120), -128, 127, torch.int8),
+        (foldable_lut(error_span=150, seed=121, flip=0x80 if kind == "int8" else 0), 0, 255, torch.uint8),
+    ]
+    engine = engines.get_engine("cpu")
+    for lut, low, high, dtype in tables:
+        for stride, groups in [(1, 1), (2, 2)]:
+            x = edge_values((1, 4, 5, 5), low, high, 122).to(dtype)
+            w = edge_values((80, 4 // groups, 3, 3), low, high, 123).to(dtype)
+            spec = conv2d_spec(w.shape, stride, 1, 1, groups)
+            want = Conv2dLowering(lut, engines.get_engine("reference"), ste=True, spec=spec).forward(x, w)
+            assert torch.equal(Conv2dLowering(lut, engine, ste=True, spec=spec).forward(x, w), want), engine.last_path
+
+
 def test_int8_probe_detects_saturating_gemms() -> None:
     """Capped below VNNI, oneDNN's int8 GEMM saturates: the probe must say so (fresh process, the cap is read
     at oneDNN's first use)."""
