@@ -583,7 +583,7 @@ def library_check(library_dir: Path | None, repair: bool, as_json: bool) -> None
 @click.option("--quick", is_flag=True, help="Tiny shapes and narrow networks (seconds; used by the tests).")
 @click.option("--backward", is_flag=True, help="Also time forward+backward of the single layers.")
 @click.option("--engine", type=Engine(), default=None, help="LUT-GEMM engine (default: the best path for the LUT).")
-@click.option("--threads", type=click.IntRange(1, None), default=None, help="torch intra-op threads.")
+@click.option("--threads", type=click.IntRange(1, MAX_THREADS), default=None, help="torch intra-op threads.")
 @click.option(
     "--lut",
     "lut_spec",
