@@ -293,7 +293,7 @@ def _store(
     delta = q[half] - q[0] if fold else np.zeros(cols, dtype=np.int64)
     vbmi = isa == "avx512vbmi"
     best: tuple[float, int, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, int] | None = None
-    for shift in range(1, 9) if planes == 2 else (8,):
+    for shift in range(1, 9) if planes == 2 and (vbmi or fold) else (8,):  # (AVX2 unfolded: every split ties)
         low, high = (lower, np.zeros_like(lower)) if planes < 2 else (lower & ((1 << shift) - 1), lower >> shift)
         if int(high.max()) > 255:
             continue

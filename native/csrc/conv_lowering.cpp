@@ -279,7 +279,7 @@ void conv_run(const torch::Tensor& x, const ConvGeometry& geometry, const Kernel
             int32_t* into = (k0 == 0 ? exact.data() : tmp.data()) + og0 * kLaneAlign;
             auto part = torch::from_blob(into, {og1 - og0, kLaneAlign}, torch::kInt32);
             const torch::Tensor& w = w8[g * ((K + slice - 1) / slice) + k0 / slice];
-            at::_int_mm_out(part, og1 - og0 == Og ? w : w.narrow(0, og0, og1 - og0), a8);
+            at::_int_mm_out(part, w.narrow(0, og0, og1 - og0), a8);
             if (k0 > 0) {
               for (int64_t t = og0 * kLaneAlign; t < og1 * kLaneAlign; ++t) exact[t] += tmp[t];
             }
