@@ -837,6 +837,16 @@ def native_info(as_json: bool) -> None:
     click.echo(f"built:        {'yes' if info['built'] else 'no (builds on first use, or run: lutgen native build)'}")
     if info["compiled_kernels"]:
         click.echo(f"kernels:      {', '.join(info['compiled_kernels'])}")
+    prices = info["kernel_costs"]
+    if prices is None:
+        click.echo(f"kernel costs: not measured yet (on first use; kept in {info['kernel_costs_file']})")
+    else:
+        widths = ", ".join(f"{bits} bits {value:.2f}" for bits, value in prices["lookup"].items())
+        click.echo(
+            f"kernel costs: {prices['source']}, per 64 look-ups of one plane: {widths}; widen {prices['widen']:.2f}, "
+            f"fold {prices['fold']:.2f}, int8 product "
+            + ("not exact here" if prices["exact_int8"] is None else f"{prices['exact_int8']:.2f}")
+        )
 
 
 @native_group.command("clean")

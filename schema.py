@@ -202,6 +202,13 @@ VOCABULARY: dict[str, tuple[dict[str, Any], str]] = {
     "compiler": (_maybe(_STR), "C++ compiler found"),
     "built": (_BOOL, "the native kernels are built"),
     "compiled_kernels": (_array(_STR), "kernels in the current build"),
+    "kernel_costs": (
+        _maybe(_OBJ),
+        "prices of the VBMI kernels' parts that plans are chosen by (`lookup` by code width, `widen`, `fold`, "
+        "`fold_move`, `exact_int8` (null: not exact here), `exact_values`; units of the 6-bit look-up) and their "
+        "`source` (`cached`, `default`); null until measured",
+    ),
+    "kernel_costs_file": (_STR, "where this machine's measured kernel costs are kept"),
     "removed": (_array(_STR), "folders removed"),
     "busy": (_array(_STR), "folders left because another process is building them"),
     "freed_bytes": (_INT, "bytes freed"),
@@ -296,7 +303,7 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "native build": ("cache_dir", "status", "elapsed_s", "kernels"),
     "native info": (
         "cpu", "flags", "isa_paths", "chosen_path", "forced_by_env", "compiler", "cache_dir", "built",
-        "compiled_kernels",
+        "compiled_kernels", "kernel_costs", "kernel_costs_file",
     ),
     "native clean": ("removed", "freed_bytes", "busy", "failed"),
     "bench": ("results", "tables", "summary", "skipped"),

@@ -339,6 +339,9 @@ def native_info() -> dict[str, Any]:
             kernels = list(load().kernels())
         except NativeUnavailableError as error:
             kernels = [f"load failed: {error}"]
+    from .costs import COSTS_ENV, DEFAULT_COSTS, costs_path, read_cached
+
+    prices = DEFAULT_COSTS if os.environ.get(COSTS_ENV) == "default" else read_cached(costs_path())
     return {
         "cpu": features.model or features.machine,
         "flags": {flag: features.has(flag) for flag in SHOWN_FLAGS},
@@ -349,4 +352,6 @@ def native_info() -> dict[str, Any]:
         "cache_dir": str(build_dir()),
         "built": built,
         "compiled_kernels": kernels,
+        "kernel_costs": None if prices is None else prices.as_dict(),
+        "kernel_costs_file": str(costs_path()),
     }

@@ -334,8 +334,9 @@ class CpuEngine(Engine):
 
     @staticmethod
     def _kernel_bits(plan: TablePlan | None, bits_eff: int) -> int:
-        """The code width the kernel looks up: 7 where a plan folds bit 7 into the int8 product."""
-        return 7 if plan is not None and plan.fold_weights is not None else bits_eff
+        """The code width the kernel is run for: the plan's (fewer bits than the codes' where it folds bit 7 into
+        the int8 product or is narrow)."""
+        return bits_eff if plan is None else plan.lookup_bits
 
     def _parts(self, ext: Any, sums: KernelSums) -> tuple[torch.Tensor, torch.Tensor]:
         """The exact int8 product and the row-offset sums of a planned call (empty tensors where none)."""

@@ -22,6 +22,14 @@ AVX2 (the top bit of the codes) a blend tree of half the sub-tables. With the in
 ``F`` fitting int8, the fold's term joins that GEMM instead (the code panel's bit 7 as extra rows of k) and the
 kernel adds nothing. Most unsigned EvoApprox 8x8 tables fold (``lutgen bench --corpus`` names the bit).
 
+*Narrow* plans: where every row of ``Q`` is the row of its stored code's low ``L`` bits plus a constant (the
+error of many truncating multipliers depends only on the low bits of a), the table holds those ``2^L`` rows
+(repeated up to the kernels' 64 or 16) and the row offsets take up the higher bits: the kernels look up ``L``
+bits, with no extra pass (most unsigned EvoApprox 8x8 tables: 2 to 7 of their 8 bits).
+
+Plans are chosen by an estimated cost per 64 look-ups: on VBMI from the prices of the kernels' parts measured
+on the machine (:mod:`.costs`), on AVX2 from a count of issue slots.
+
 Stored codes are the operand codes, XOR ``flip`` where the packing applied it (see :func:`int8_flip`), so that
 a stored code read as int8 equals the operand value up to an additive constant, which the offsets absorb:
 int8 GEMMs then run the exact product on the same code panels the kernels read.
@@ -39,6 +47,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
+from .costs import kernel_costs
 from .cpu_features import detect
 from .prepared import PreparedLut, code_values
 
@@ -50,10 +59,6 @@ GROUPS_HIGH = (16, 8, 4, 1)
 GROUPS_LOW_TWO = (8, 1)
 """Byte-sum groups of the low plane of a two-plane VBMI kernel."""
 _FIT_ROUNDS = 24
-FOLD_COST = {"avx512vbmi": 0.6, "avx2": 2.0}
-"""Estimated cost of the fold's masked byte add per 64 look-ups and plane, in the units of :func:`plane_cost`."""
-FOLD_MOVE_COST = 0.5
-"""Estimated cost of moving bit 7 of the codes into the place of a fold bit other than 7 (VBMI, per 64 codes)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -81,6 +86,10 @@ class TablePlan:
         row_bias: see ``row_table``.
         col_offset: int64 ``[256]`` by stored code (zero beyond ``2^bits_b``), or ``None`` when zero.
         cost: estimated work per 64 look-ups (comparable between plans of one ISA path only).
+        lookup_bits: the code width the kernels are run for: ``log2(rows)``; 7 with ``fold_weights``; fewer
+            for a *narrow* plan, whose table holds only the rows of the low ``lookup_bits`` bits of the
+            stored codes (``table [2^bits_b, planes, max(64, 2^lookup_bits)]``) because every other row is
+            one of those plus its row offset (the kernels ignore the higher bits of the codes).
         shift: two planes: ``Q = low + (high << shift)``: below 8 where both planes then group better (VBMI)
             or where a folded plan's sums then stay bytes, else 8.
         fold: each plane holds the ``rows / 2`` rows of codes whose bit ``fold_bit`` is clear (in the order of
@@ -108,10 +117,16 @@ class TablePlan:
     row_bias: int
     col_offset: torch.Tensor | None
     cost: float
+    lookup_bits: int
     fold: bool = False
     shift: int = 8
     fold_bit: int = 7
     fold_weights: torch.Tensor | None = None
+
+    @property
+    def narrow(self) -> bool:
+        """Whether the table holds only the rows of the low ``lookup_bits`` code bits (see ``lookup_bits``)."""
+        return not self.fold and 1 << self.lookup_bits < self.rows
 
     @property
     def sum_bound(self) -> int:
@@ -138,6 +153,8 @@ class TablePlan:
         plural = "" if self.planes == 1 else "s"
         where = " into the int8 product" if self.fold_weights is not None else ""
         folded = f", folded on bit {self.fold_bit}{where}" if self.fold else ""
+        if self.narrow:
+            folded = f", {self.lookup_bits} of {(self.rows - 1).bit_length()} code bits"
         parts.append(f"{self.planes} plane{plural} of {'E' if self.exact else 'T'} ({self.span} values{folded})")
         return " + ".join(parts)
 
@@ -266,6 +283,28 @@ def _fold_offsets(d: np.ndarray, isa: str) -> tuple[np.ndarray, np.ndarray, int]
     return best
 
 
+def _best_fit(d: np.ndarray, isa: str) -> tuple[np.ndarray, np.ndarray, int]:
+    """Offsets ``(r, c, span)`` of an unfolded plan: column offsets alone, or with row offsets where those lay
+    out better (they cost one more, one-column, LUT-GEMM: kept when they save a plane or widening)."""
+    r, c, span = _fit_offsets(d, rows=False)
+    r2, c2, span2 = _fit_offsets(d, rows=True)
+    return (r2, c2, span2) if _layout(span2, isa) > _layout(span, isa) else (r, c, span)
+
+
+def _rows_looked_up(d: np.ndarray) -> int:
+    """The fewest low rows (a power of two) such that every row of ``d`` is the low row of its index (the index
+    modulo that many) plus a constant: the code bits above them are row offsets alone."""
+    kept = d.shape[0]
+    while kept > 1:
+        half = kept // 2
+        low_of = np.arange(d.shape[0]) % half
+        step = d - d[low_of]
+        if np.any(step - step[:, :1]):
+            break
+        kept = half
+    return kept
+
+
 def _layout(span: int, isa: str) -> tuple[int, int]:
     """How good a span is for the kernels: fewer planes first, then larger byte-sum groups."""
     if span > 256:
@@ -312,7 +351,7 @@ def _store(
         group_lo = _widen_groups(low_max, GROUPS_LOW if planes < 2 else GROUPS_LOW_TWO) if vbmi and planes else 1
         group_hi = _widen_groups(high_max, GROUPS_HIGH) if vbmi and planes == 2 else 1
         cost = sum(plane_cost(isa, bits_eff, group) for group in (group_lo, group_hi)[:planes])
-        cost += FOLD_COST[isa] * planes * fold
+        cost += fold_cost(isa) * planes * fold
         if best is None or cost < best[0] or (cost == best[0] and shift == 8):
             best = (cost, shift, low, high, fold_lo, fold_hi, group_lo, group_hi)
     if best is None:
@@ -334,30 +373,33 @@ def _bytes(x: np.ndarray) -> np.ndarray:
     return np.all((x >= 0) & (x <= 255), axis=0)
 
 
-VBMI_LOOKUP_CYCLES = {6: 1.27, 7: 1.92, 8: 3.61}
-"""Cycles per 64 look-ups of one VBMI byte plane by code width (one permute; one two-register permute; two
-and a blend), byte sums included; measured on the Intel Xeon of issue 14 (AVX-512 runs on ports 0 and 5)."""
-VBMI_WIDEN_CYCLES = 0.63
-"""Cycles of widening 64 byte sums to 16-bit words (three instructions; ``1 / group`` of them per look-up)."""
-
-
 def plane_cost(isa: str, bits_eff: int, group: int) -> float:
-    """Estimated work per 64 look-ups of one byte plane (``group``: its byte-sum group): cycles on VBMI,
-    issue slots on AVX2."""
+    """Estimated work per 64 look-ups of one byte plane (``group``: its byte-sum group): on VBMI in the units of
+    this machine's :func:`~approxlut.native.costs.kernel_costs`, on AVX2 in issue slots."""
     if isa == "avx512vbmi":
-        return VBMI_LOOKUP_CYCLES[min(8, max(6, bits_eff))] + VBMI_WIDEN_CYCLES / group
+        costs = kernel_costs()
+        return costs.lookup_cost(bits_eff) + costs.widen / group
     subtables = 1 << max(0, bits_eff - 4)  # avx2: vpshufb per 16 entries, a blend tree, widening
     return 2 * (2 * subtables - 1) + 6
 
 
-EXACT_COST = {
-    ("avx512vbmi", "int8"): 0.5,
-    ("avx512vbmi", "values"): 2.5,
-    ("avx2", "int8"): 3.0,
-    ("avx2", "values"): 8.0,
-}
-"""Estimated cost of the exact product per 64 products, in the units of :func:`plane_cost` (on VBMI the int8
-GEMM runs on AMX or VNNI: a whole network's exact product costs about a tenth of native fp32)."""
+AVX2_EXACT_COST = {"int8": 3.0, "values": 8.0}
+"""Estimated cost of the exact product per 64 products on AVX2, in the units of :func:`plane_cost`."""
+AVX2_FOLD_COST = 2.0
+"""Estimated cost of the AVX2 fold's blend and byte add per 64 look-ups and plane."""
+
+
+def exact_cost(isa: str, kind: str) -> float:
+    """Estimated cost of the exact product of ``kind`` per 64 products, in the units of :func:`plane_cost`."""
+    if isa == "avx512vbmi":
+        costs = kernel_costs()
+        return costs.exact_int8 if kind == "int8" else costs.exact_values
+    return AVX2_EXACT_COST[kind]
+
+
+def fold_cost(isa: str) -> float:
+    """Estimated cost of a folded plan's masked byte add per 64 look-ups and plane."""
+    return kernel_costs().fold if isa == "avx512vbmi" else AVX2_FOLD_COST
 
 
 def _build(
@@ -369,10 +411,11 @@ def _build(
     exact: str | None,
     *,
     fold_bit: int | None = None,
+    narrow: bool = False,
 ) -> TablePlan | None:
-    """The plan of one exact kind (folded on ``fold_bit`` where given), or ``None`` when ``Q`` would span more
-    than 2^16 values, when a folded table does not fold (or folds to nothing to look up), or when its planes
-    cannot hold the fold's sums as bytes."""
+    """The plan of one exact kind (folded on ``fold_bit`` where given; narrow where ``narrow``), or ``None`` when
+    ``Q`` would span more than 2^16 values, when a folded table does not fold (or folds to nothing to look up),
+    when its planes cannot hold the fold's sums as bytes, or when a narrow plan would hold every row."""
     cols = 1 << lut.bits_b
     codes_a = np.arange(rows) ^ flip_a
     codes_b = np.arange(cols) ^ flip_b
@@ -395,46 +438,54 @@ def _build(
     reduced = (table - base_r[:, None] - base_c[None, :]) // scale
     fold = fold_bit is not None
     order = fold_order(rows.bit_length() - 2 if fold_bit is None else fold_bit, rows)
-    if fold:
+    kept = rows // 2 if fold else _rows_looked_up(reduced) if narrow else rows
+    if narrow and kept == rows:
+        return None
+    if narrow:  # the low rows get the fit; each other row is the low row of its code plus a row offset
+        low_of = np.arange(rows) % kept
+        r_low, c, span = _best_fit(reduced[:kept], isa)
+        r = r_low[low_of] + reduced[:, 0] - reduced[low_of, 0]
+    elif fold:
         offsets = _fold_offsets(reduced[order], isa)
         if offsets is None or offsets[2] == 1:
             return None
         r, c, span = np.empty_like(offsets[0]), offsets[1], offsets[2]
         r[order] = offsets[0]
-    else:  # further row offsets cost one more (one-column) LUT-GEMM: kept when they save a plane or widening
-        r, c, span = _fit_offsets(reduced, rows=False)
-        r2, c2, span2 = _fit_offsets(reduced, rows=True)
-        if _layout(span2, isa) > _layout(span, isa):
-            r, c, span = r2, c2, span2
+    else:
+        r, c, span = _best_fit(reduced, isa)
     if span > 1 << 16:
         return None
     residual = reduced - r[:, None] - c[None, :]
     qmin = int(residual.min())
     q = residual - qmin
     planes = 0 if span == 1 else 1 if span <= 256 else 2
-    kept = rows // 2 if fold else rows
     bits_eff = max(1, (kept - 1).bit_length())
-    layout = _store(q[order] if fold else q, planes, fold, isa, bits_eff, max(64, kept))
+    # (a narrow plan's rows repeat up to the padded height: kernels look up at least 6 (VBMI) or 4 (AVX2) bits)
+    stored_q = q[order] if fold else q[np.arange(max(64, kept)) % kept] if narrow else q
+    layout = _store(stored_q, planes, fold, isa, bits_eff, max(64, kept))
     if layout is None:
         return None
     stored, shift, group_lo, group_hi, cost = layout
     if fold_bit is not None and fold_bit != rows.bit_length() - 2:
-        cost += FOLD_MOVE_COST
+        cost += kernel_costs().fold_move
     if exact is not None:
-        cost += EXACT_COST[(isa, exact)]
+        cost += exact_cost(isa, exact)
     rows_total, cols_total = base_r + scale * r, base_c + scale * c
+    lookup_bits = max(1, (rows - 1).bit_length()) if fold else bits_eff
     fold_weights = None
     # The fold's term in the int8 GEMM (its k doubled) where that costs less than the kernel's masked add.
-    into_int8 = exact == "int8" and EXACT_COST[(isa, "int8")] < FOLD_COST[isa]
+    into_int8 = exact == "int8" and exact_cost(isa, "int8") < fold_cost(isa)
     if fold_bit == 7 and rows == 256 and planes == 1 and into_int8:
         terms = scale * (q[order][128] - q[order][0])  # by stored code of b: rows >= 128 minus rows < 128
         centre = int(terms.min()) + 128
-        if int(terms.max()) - int(terms.min()) <= 255:
+        # (a term alike in every column is a row offset: the narrow plan runs that table without this GEMM)
+        if 0 < int(terms.max()) - int(terms.min()) <= 255:
             fold_weights = torch.zeros(256, dtype=torch.int8)
             fold_weights[:cols] = torch.from_numpy(terms - centre)
             rows_total = rows_total + centre * (np.arange(rows) >> 7)
             stored = stored[:, :1].copy()
-            cost += EXACT_COST[(isa, "int8")] - FOLD_COST[isa]
+            cost += exact_cost(isa, "int8") - fold_cost(isa)
+            lookup_bits = 7
     row_offset = row_table = None
     row_bias = 0
     if np.any(rows_total):
@@ -468,6 +519,7 @@ def _build(
         row_bias=row_bias,
         col_offset=col_offset,
         cost=cost,
+        lookup_bits=lookup_bits,
         fold=fold,
         shift=shift,
         fold_bit=7 if fold_bit is None else fold_bit,
@@ -490,7 +542,8 @@ def plan_for(lut: PreparedLut, isa: str, rows: int, flip_a: int, flip_b: int, ex
             folds += [7, 6, 5, 4, 3, 2, 1, 0]
         elif isa == "avx2" and rows >= 32:  # the top bit: a blend tree of half the sub-tables
             folds.append(rows.bit_length() - 2)
-        built = (_build(lut, isa, rows, flip_a, flip_b, kind, fold_bit=bit) for kind in kinds for bit in folds)
+        built = [_build(lut, isa, rows, flip_a, flip_b, kind, fold_bit=bit) for kind in kinds for bit in folds]
+        built += [_build(lut, isa, rows, flip_a, flip_b, kind, narrow=True) for kind in kinds]
         plans = [p for p in built if p is not None]
         return min(plans, key=lambda p: p.cost) if plans else None
 

@@ -39,6 +39,19 @@ def line_ending(request: pytest.FixtureRequest) -> Callable[[str], str]:
 
 
 @pytest.fixture(scope="session", autouse=True)
+def _default_kernel_costs() -> Iterator[None]:
+    """Plan choices as on the machine the defaults were measured on, whatever machine runs the tests (the
+    measurement itself is tested in tests/native/test_costs.py)."""
+    old = os.environ.get("LUTGEN_KERNEL_COSTS")
+    os.environ["LUTGEN_KERNEL_COSTS"] = "default"
+    yield
+    if old is None:
+        os.environ.pop("LUTGEN_KERNEL_COSTS", None)
+    else:
+        os.environ["LUTGEN_KERNEL_COSTS"] = old
+
+
+@pytest.fixture(scope="session", autouse=True)
 def _private_library(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """Keep tests out of the user's library: the default library is a session temp folder, created empty here.
 

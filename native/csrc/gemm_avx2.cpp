@@ -3,8 +3,9 @@
 //   nibble: tables that span at most 2^16 values, stored minus a bias as two unsigned byte planes per column
 //           (one plane when they span at most 256 values): each plane is a set of 16-entry sub-tables looked
 //           up with vpshufb on the code's low nibble and merged by a tree of byte blends on its high bits (1
-//           sub-table for codes < 16, 16 for 8-bit codes). Lanes run over m; byte sums are kept in 16-bit
-//           words without shuffles, as in the VBMI kernel.
+//           sub-table for codes < 16, 16 for 8-bit codes; code bits above the looked-up width are ignored, as
+//           narrow plans need). Lanes run over m; byte sums are kept in 16-bit words without shuffles, as in the
+//           VBMI kernel.
 #pragma GCC target("avx2,fma,bmi2")
 #include <immintrin.h>
 
@@ -81,7 +82,7 @@ void nibble_columns(const GemmProblem& p, const uint8_t* atg, const uint8_t* bcg
       masks[1] = _mm256_slli_epi16(idx, 2);
       masks[2] = _mm256_slli_epi16(idx, 1);
       masks[3] = idx;
-      const __m256i low = S == 1 ? idx : _mm256_and_si256(idx, nibble);
+      const __m256i low = _mm256_and_si256(idx, nibble);  // (codes may have bits above the looked-up ones)
       for (int c = 0; c < C; ++c) {
         const uint8_t* col = p.table + bcg[k * p.bc_k + (n + c) * p.bc_n] * p.col_stride;
         __m256i lo = tree_lookup<S>(col, low, masks);

@@ -1,9 +1,10 @@
 // AVX-512 VBMI LUT-GEMM kernel, chosen at run time when the CPU has it.
 // The table is one or two unsigned byte planes per column (see lut_gemm_common.h, layout "bytes"), 64..256
 // entries each. The column of the current weight code is held in 1..4 zmm registers per plane and looked up
-// with vpermb / vpermi2b on 64 byte lanes (lanes run over m). Byte sums are kept in 16-bit words without any
-// shuffle: word j accumulates lanes 2j and 2j+1 as (even + 256*odd) mod 2^16 and a second word the odd lanes
-// alone, for up to 256 k steps; then both are split exactly and added to int32 sums.
+// with vpermb / vpermi2b on 64 byte lanes (lanes run over m), which read the low 6 / 7 bits of the codes (a
+// narrow plan's table repeats its rows up to 64 and leaves the higher bits to row offsets). Byte sums are kept
+// in 16-bit words without any shuffle: word j accumulates lanes 2j and 2j+1 as (even + 256*odd) mod 2^16 and a
+// second word the odd lanes alone, for up to 256 k steps; then both are split exactly and added to int32 sums.
 // Widening costs three instructions per vector. When a plane's entries are small (at most 255 / G), G looked
 // up vectors are first summed as bytes and widened once ("groups"): the high plane of an error table that
 // spans a few hundred values holds 0 or 1, and low-error planes hold small values. Each k step loads the codes

@@ -283,6 +283,9 @@ def test_cli_native_info_json(monkeypatch: pytest.MonkeyPatch, json_output) -> N
     info = json_output(result.output, "native info")
     assert info["chosen_path"] == ("scalar" if ISA_PATHS else info["chosen_path"])
     assert set(info["flags"]) >= {"avx2", "avx512bw", "avx512vbmi"} and "cache_dir" in info
+    # (the tests plan with the default kernel costs: see tests/conftest.py)
+    assert info["kernel_costs"]["source"] == "default" and info["kernel_costs"]["lookup"]["6"] == 1.0
+    assert info["kernel_costs_file"].endswith(".json")
 
 
 def test_native_empty_dimensions(isa: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ from approxlut.native import PreparedLut, cpu_features, engines, lut_bmm, tuning
 from approxlut.native import plan as plans
 from approxlut.native.bench import bench_lut
 from approxlut.native.conv import Conv2dLowering, conv2d_spec
+from approxlut.native.costs import DEFAULT_COSTS
 from approxlut.native.ops import choose_engine
 from approxlut.native.plan import TablePlan, int8_flip, int8_gemm_is_exact, plan_for
 from approxlut.native.prepared import code_values
@@ -56,6 +58,23 @@ def foldable_lut(*, error_span: int, seed: int, flip: int = 0x80, bit: int = 7, 
     return PreparedLut(table.to(torch.int32), 8, 8, False, name="foldable")
 
 
+def narrow_lut(*, kept_bits: int, error_span: int, seed: int, flip: int = 0x80, scale: int = 1) -> PreparedLut:
+    """An unsigned 8x8 ``a·b + r[a] + c[b] + scale·E`` whose error, by stored code ``a ^ flip``, repeats every
+    ``2^kept_bits`` rows up to a term of the row (``E`` spanning ``error_span``): the higher code bits are row
+    offsets alone."""
+    gen = torch.Generator().manual_seed(seed)
+    values = code_values(8, False)
+    kept = 1 << kept_bits
+    low = torch.randint(0, error_span, (kept, 256), generator=gen)
+    low[0, 0], low[-1, 1] = 0, error_span - 1
+    stored = low[torch.arange(256) % kept] + torch.randint(-60, 60, (256, 1), generator=gen)
+    error = stored[torch.arange(256) ^ flip]
+    rows = torch.randint(-300, 300, (256, 1), generator=gen)
+    cols = torch.randint(-300, 300, (1, 256), generator=gen)
+    table = values[:, None] * values[None, :] + rows + cols + scale * error
+    return PreparedLut(table.to(torch.int32), 8, 8, False, name=f"narrow{kept_bits}")
+
+
 def rebuilt(lut: PreparedLut, plan: TablePlan) -> np.ndarray:
     """The table as the plan writes it, indexed by codes of a below the plan's rows (in code order)."""
     rows, cols = plan.rows, 1 << lut.bits_b
@@ -68,8 +87,9 @@ def rebuilt(lut: PreparedLut, plan: TablePlan) -> np.ndarray:
             else:
                 fold = plan.table[:cols, plan.planes + i, 0].numpy().astype(np.int64)
             planes.append(np.concatenate([lower, (lower + fold[None, :]) & 0xFF]))
-        else:
-            planes.append(plan.table[:cols, i, :rows].numpy().astype(np.int64).T)
+        else:  # (a narrow plan's rows repeat: the kernels read the low bits of the codes)
+            plane = plan.table[:cols, i, :].numpy().astype(np.int64).T
+            planes.append(plane[np.arange(rows) % plane.shape[0]])
     q = planes[0] + (planes[1] << plan.shift if plan.planes == 2 else 0)
     if plan.fold:  # rows in the fold's order, back to code order
         q[plans.fold_order(plan.fold_bit, rows)] = q.copy()
@@ -103,7 +123,7 @@ def test_plans_reproduce_the_table(
 ) -> None:
     """Every entry the plan covers equals the table: each exact kind (preferred whenever it fits), with and
     without the int8 flips."""
-    monkeypatch.setattr(plans, "EXACT_COST", dict.fromkeys(plans.EXACT_COST, -100.0))
+    monkeypatch.setattr(plans, "exact_cost", lambda isa, kind: -100.0)
     lut = structured_lut(bits, signed, error_span=90, scale=4, seed=bits + 2 * signed)
     rows = 1 << rows_bits
     flip = int8_flip(bits, signed)
@@ -132,7 +152,7 @@ def test_folded_plans_reproduce_the_table(kind: str, flip: int, monkeypatch: pyt
     and a fold byte per column reproduce every entry, and so do two planes with a fold byte each, and other
     fold bits; AVX2 folds on the top bit only; a table that does not fold, and codes below 128 on VBMI, do
     not fold."""
-    monkeypatch.setattr(plans, "EXACT_COST", dict.fromkeys(plans.EXACT_COST, -100.0))
+    monkeypatch.setattr(plans, "exact_cost", lambda isa, kind: -100.0)
     lut = foldable_lut(error_span=150, seed=7, flip=flip)
     plan = plan_for(lut, "avx512vbmi", 256, flip, flip, kind)
     assert plan is not None and plan.fold and plan.planes == 1 and plan.exact == kind, plan
@@ -169,6 +189,48 @@ def test_folded_plans_reproduce_the_table(kind: str, flip: int, monkeypatch: pyt
         plan_for(structured_lut(8, False, error_span=150, seed=8), "avx512vbmi", 256, flip, flip, kind),
     ):
         assert other is not None and not other.fold, other.describe()
+
+
+@pytest.mark.parametrize("isa", ["avx2", "avx512vbmi"])
+@pytest.mark.parametrize(("kind", "flip"), [("values", 0), ("int8", 0x80)])
+def test_narrow_plans_reproduce_the_table(isa: str, kind: str, flip: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A table whose error repeats every 2^L rows of the stored codes (up to row offsets) is planned narrow: the
+    kernels look up L bits, the table holds those rows repeated up to its padded height (kernels read at least
+    6 bits on VBMI, 4 on AVX2), the row offsets hold the rest, and every entry comes back; two planes too, and
+    with a scale. A table without that repetition is not narrow."""
+    monkeypatch.setattr(plans, "exact_cost", lambda isa, kind: 0.0)  # (an exact product in every plan)
+    for kept_bits, span, scale in ((2, 3, 1), (4, 60, 2), (5, 150, 1), (6, 400, 1), (7, 90, 3)):
+        lut = narrow_lut(kept_bits=kept_bits, error_span=span, seed=30 + kept_bits, flip=flip, scale=scale)
+        plan = plan_for(lut, isa, 256, flip, flip, kind)
+        assert plan is not None and plan.narrow and plan.lookup_bits == kept_bits, (kept_bits, plan)
+        assert plan.exact == kind and plan.planes == (2 if span > 256 else 1) and plan.scale == scale, plan
+        assert plan.table.shape == (256, plan.planes, 64 if kept_bits < 7 else 128), plan.table.shape
+        assert f"{kept_bits} of 8 code bits" in plan.describe() and plan.row_offset is not None
+        assert np.array_equal(rebuilt(lut, plan), lut.forward.numpy().astype(np.int64)), plan.describe()
+        if kept_bits < 6:  # the 64 stored rows repeat the 2^L looked up
+            top = plan.table[:, :, : 1 << kept_bits]
+            assert torch.equal(plan.table, top.repeat(1, 1, 64 >> kept_bits))
+    plain = plan_for(structured_lut(8, False, error_span=150, seed=8), isa, 256, flip, flip, kind)
+    assert plain is not None and not plain.narrow and plain.lookup_bits == 8, plain.describe()
+
+
+def test_plan_choice_follows_the_machine_costs(corpus: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """mul8s_1KX5 over ReLU'd codes: where a 6-bit look-up costs much less than a 7-bit one and the int8 product
+    is cheap (the Intel Xeon's defaults), its plan is narrow with the int8 product; where the widths cost about
+    the same and the int8 product is dearer (an AMD Zen 4's measured prices), it looks up two planes of the
+    table at 7 bits with no exact product. Both reproduce the table."""
+    table = load_multiplier(str(corpus / "evoapprox" / "8x8" / "v2022_mul8s_1KX5.v"))
+    lut = PreparedLut.from_lut(table)
+    chosen = plan_for(lut, "avx512vbmi", 128, 0, 0, "int8")
+    assert chosen is not None and chosen.narrow and chosen.exact == "int8" and chosen.lookup_bits == 5, chosen
+    zen4 = replace(DEFAULT_COSTS, lookup={6: 1.0, 7: 1.2, 8: 2.4}, widen=0.5, exact_int8=0.72, source="measured")
+    monkeypatch.setattr(plans, "kernel_costs", lambda: zen4)
+    other = PreparedLut.from_lut(table)  # (plans are cached per LUT)
+    measured = plan_for(other, "avx512vbmi", 128, 0, 0, "int8")
+    assert measured is not None and not measured.narrow and measured.exact is None, measured
+    assert measured.planes == 2 and measured.lookup_bits == 7
+    want = lut.forward.numpy().astype(np.int64)[:128]
+    assert np.array_equal(rebuilt(lut, chosen), want) and np.array_equal(rebuilt(other, measured), want)
 
 
 def test_fold_into_the_int8_product() -> None:
@@ -218,7 +280,7 @@ def test_plan_choice() -> None:
 def test_plan_groups_and_planes(monkeypatch: pytest.MonkeyPatch) -> None:
     """Small entries are summed as bytes before widening (VBMI); wider errors take a second plane whose small
     entries are grouped too; tables beyond 2^16 values after the offsets have no plan."""
-    monkeypatch.setattr(plans, "EXACT_COST", dict.fromkeys(plans.EXACT_COST, -100.0))
+    monkeypatch.setattr(plans, "exact_cost", lambda isa, kind: -100.0)
     narrow = plan_for(structured_lut(8, True, error_span=30, seed=1), "avx512vbmi", 128, 0, 0, "int8")
     assert narrow is not None and (narrow.planes, narrow.group_lo) == (1, 8)
     middle = plan_for(structured_lut(8, True, error_span=120, seed=2), "avx512vbmi", 128, 0, 0, "int8")
@@ -252,7 +314,7 @@ def kind(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str
     if request.param == "int8" and not int8_gemm_is_exact():
         pytest.skip("torch's int8 GEMM is not exact here (no VNNI/AMX)")
     monkeypatch.setattr(engines, "exact_kind", lambda: request.param)
-    monkeypatch.setattr(plans, "EXACT_COST", dict.fromkeys(plans.EXACT_COST, -100.0))
+    monkeypatch.setattr(plans, "exact_cost", lambda isa, kind: -100.0)
     return str(request.param)
 
 
@@ -314,8 +376,7 @@ def test_exact_products_need_no_plane(isa: str, kind: str, bits: int, signed: bo
 def test_engine_runs_folded_plans_bit_exactly(isa: str, kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Folded tables of one and two planes on VBMI (any fold bit) and AVX2 (the top bit): GEMMs with the edge
     codes 0, 127, 128 and 255 of a, codes all below 128, every byte-sum group, odd shapes; the direct conv with
-    padding, a stride, groups and panels of a few rows of k; the bench table over ReLU'd codes folds on bit 6
-    on AVX2."""
+    padding, a stride, groups and panels of a few rows of k."""
     flip = 0x80 if kind == "int8" else 0
     for seed, span, bit in ((11, 20, 7), (12, 100, 0), (13, 150, 7), (14, 400, 5), (16, 3000, 7), (17, 900, 2)):
         lut = foldable_lut(error_span=span, seed=seed, flip=flip, bit=bit)
@@ -343,32 +404,64 @@ def test_engine_runs_folded_plans_bit_exactly(isa: str, kind: str, monkeypatch: 
             assert torch.equal(Conv2dLowering(lut, engine, ste=True, spec=spec).forward(x, w), want)
             folded = engine.last_path is not None and f"folded on bit {bit}" in engine.last_path
             assert folded == (isa == "avx512vbmi" or bit == 7), engine.last_path
-    # Codes below 128 of a table whose rows 64.. are rows ..63 plus separable terms: AVX2 folds on bit 6.
+
+
+def test_engine_runs_narrow_plans_bit_exactly(isa: str, kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Narrow tables (2, 4, 5 and 7 of 8 code bits looked up; one and two planes): GEMMs whose codes of a have
+    every high bit set somewhere (the kernels must ignore them: AVX2 looks up 4 bits with one sub-table), with
+    the edge codes 0, 127, 128 and 255 and odd shapes; the direct conv with padding, a stride, groups and panels
+    of a few rows of k; the bench table over ReLU'd codes looks up 5 of its 7 code bits."""
+    flip = 0x80 if kind == "int8" else 0
+    engine = engines.get_engine("cpu")
+    for kept_bits, span in ((2, 5), (4, 90), (5, 400), (7, 150)):
+        lut = narrow_lut(kept_bits=kept_bits, error_span=span, seed=50 + kept_bits, flip=flip)
+        for i, (g, m, k, n) in enumerate([(1, 37, 19, 5), (2, 300, 261, 3), (1, 65, 700, 4)]):
+            a = edge_values((g, m, k), 0, 255, 120 + i)
+            a.view(-1)[3:10] = torch.tensor([127, 128, 255, 16, 32, 64, 240])
+            path = check_bmm(a, edge_values((g, k, n), 0, 255, 125 + i), lut)
+            assert f"{kept_bits} of 8 code bits" in path, path
+        monkeypatch.setenv(tuning.PANEL_ENV, "1280")  # (panels of 5 rows of k)
+        for stride, pad, groups in [(1, 1, 1), (2, (2, 1), 1), (1, 1, 2)]:
+            x = edge_values((2, 4, 7, 6), 0, 255, 130).to(torch.uint8)
+            x.view(-1)[3:7] = torch.tensor([127, 128, 16, 240], dtype=torch.uint8)
+            w = edge_values((6, 4 // groups, 3, 3), 0, 255, 131).to(torch.uint8)
+            spec = conv2d_spec(w.shape, stride, pad, 1, groups)
+            want = Conv2dLowering(lut, engines.get_engine("reference"), ste=True, spec=spec).forward(x, w)
+            assert torch.equal(Conv2dLowering(lut, engine, ste=True, spec=spec).forward(x, w), want)
+            assert engine.last_path is not None and f"{kept_bits} of 8 code bits" in engine.last_path
+        monkeypatch.delenv(tuning.PANEL_ENV)
     approx = PreparedLut.from_lut(bench_lut("approx"))
     for i, (g, m, k, n) in enumerate([(1, 37, 19, 5), (2, 300, 261, 3)]):
         path = check_bmm(edge_values((g, m, k), 0, 127, 110 + i), edge_values((g, k, n), -128, 127, 112 + i), approx)
-        assert ("folded on bit 6" in path) == (isa == "avx2"), path
+        assert "5 of 7 code bits" in path, path
 
 
-def test_corpus_tables_fold_and_run_bit_exactly(corpus: Path, native: object, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Real unsigned EvoApprox tables fold on VBMI where their error's halves differ by separable terms (one
-    plane: mul8u_ZB3, mul8u_GTR; two: mul8u_96D) and not where they do not (mul8u_ZFB); each runs bit-exactly."""
+def test_corpus_tables_fold_or_narrow_and_run_bit_exactly(
+    corpus: Path, native: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Real EvoApprox tables on VBMI: where the error's rows repeat every 2^L codes up to row offsets, the plan
+    is narrow (mul8u_ZB3: 2 of 8 code bits; mul8u_GTR: 5; mul8u_2AC: 7; mul8u_96D: two planes of 6; the
+    signed mul8s_1KX5 over ReLU'd codes: 5 of 7); where the halves differ by separable terms it folds (mul8u_17MJ,
+    on bit 5); mul8u_ZFB does neither. Each runs bit-exactly."""
     if "avx512vbmi" not in ISA_PATHS:
         pytest.skip("no AVX-512 VBMI on this CPU")
     monkeypatch.setenv(cpu_features.ISA_ENV, "avx512vbmi")
     folder = corpus / "evoapprox" / "8x8"
-    for name, folds in (
-        ("v2022_mul8u_ZB3", True),
-        ("v2022_mul8u_GTR", True),
-        ("v1.0_mul8u_96D", True),
-        ("v2022_mul8u_17MJ", True),  # (on a bit other than 7)
-        ("v1.1_mul8u_ZFB", False),
+    for name, shape in (
+        ("v2022_mul8u_ZB3", "2 of 8 code bits"),
+        ("v2022_mul8u_GTR", "5 of 8 code bits"),
+        ("v1.1_mul8u_2AC", "7 of 8 code bits"),
+        ("v1.0_mul8u_96D", "2 planes of E (4033 values, 6 of 8 code bits)"),
+        ("v2022_mul8s_1KX5", "5 of 7 code bits"),
+        ("v2022_mul8u_17MJ", "folded on bit 5"),
+        ("v1.1_mul8u_ZFB", "1 plane of E (179 values)"),
     ):
         lut = PreparedLut.from_lut(load_multiplier(str(folder / f"{name}.v")))
-        a = edge_values((1, 130, 300), 0, 255, 97)
-        a.view(-1)[3:5] = torch.tensor([127, 128])
-        path = check_bmm(a, edge_values((1, 300, 6), 0, 255, 98), lut)
-        assert ("folded" in path) == folds, (name, path)
+        a = edge_values((1, 130, 300), 0, 127 if lut.signed else 255, 97)
+        a.view(-1)[3:5] = torch.tensor([127, 0 if lut.signed else 128])
+        low = -128 if lut.signed else 0
+        path = check_bmm(a, edge_values((1, 300, 6), low, low + 255, 98), lut)
+        assert shape in path, (name, path)
 
 
 def test_row_offsets_of_one_plane(corpus: Path, isa: str, native: object) -> None:
