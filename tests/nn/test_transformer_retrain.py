@@ -80,7 +80,9 @@ def digits():
 def float_vit(digits) -> torch.nn.Module:
     torch.manual_seed(0)
     model = build_model("vit", depth=1, dim=32, hidden=64)
-    train_model(model, digits, TrainConfig(epochs=6, lr=3e-3, weight_decay=0.0, optimizer="adam"), verbose=False)
+    # (20 epochs: after 6, float numerics of some CPUs (an AMD Zen 4) leave it at chance, and retraining has
+    # nothing to win back)
+    train_model(model, digits, TrainConfig(epochs=20, lr=3e-3, weight_decay=0.0, optimizer="adam"), verbose=False)
     return model
 
 
