@@ -564,11 +564,13 @@ def corpus_summary(rows: list[CorpusRow]) -> list[dict[str, Any]]:
 PLAN_LEGEND = (
     "E1/E2: the exact product (i8: int8 GEMM, f32: float32) plus one/two byte planes of the error left after "
     "row and column offsets; T1/T2: one/two byte planes of the table; Nv: the values a plane spans; fN: "
-    "folded on bit N of the codes (half the rows looked up; f7i8: its term in the int8 GEMM)"
+    "folded on bit N of the codes (half the rows looked up; f7i8: its term in the int8 GEMM); nL: narrow, L of "
+    "the code bits looked up (the others are row offsets)"
 )
 
 _PLAN_WORDS = re.compile(
-    r"(?:exact (\w+) \+ )?(\d) planes? of ([ET]) \((\d+) values(?:, folded on bit (\d)( into the int8 product)?)?\)"
+    r"(?:exact (\w+) \+ )?(\d) planes? of ([ET]) \((\d+) values"
+    r"(?:, folded on bit (\d)( into the int8 product)?|, (\d) of \d code bits)?\)"
 )
 _KERNELS = {
     "avx512vbmi/planes": "vbmi",
@@ -588,9 +590,9 @@ def short_path(path: str) -> str:
     match = _PLAN_WORDS.search(path)
     if match is None:
         return path
-    exact, planes, part, span, fold_bit, in_gemm = match.groups()
+    exact, planes, part, span, fold_bit, in_gemm, kept = match.groups()
     kind = {"int8": " i8", "values": " f32"}.get(exact or "", "")
-    fold = f" f{fold_bit}{'i8' if in_gemm else ''}" if fold_bit else ""
+    fold = f" f{fold_bit}{'i8' if in_gemm else ''}" if fold_bit else f" n{kept}" if kept else ""
     head = path[: match.start()].rstrip(": ")
     return f"{head} {part}{planes}{kind} {span}v{fold}".strip()
 

@@ -23,6 +23,7 @@ import json
 import math
 import os
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
@@ -237,13 +238,17 @@ def load_or_measure(path: Path) -> KernelCosts:
 
 @lru_cache(maxsize=1)
 def kernel_costs() -> KernelCosts:
-    """This machine's costs: :data:`DEFAULT_COSTS` under ``LUTGEN_KERNEL_COSTS=default``, else measured once
-    and cached (see the module docstring)."""
+    """This machine's costs: :data:`DEFAULT_COSTS` under ``LUTGEN_KERNEL_COSTS=default`` (or, with a warning,
+    where the measurement fails), else measured once and cached (see the module docstring)."""
     mode = os.environ.get(COSTS_ENV, "")
     if mode not in ("", "measure", "default"):
         raise ConfigError(f"{COSTS_ENV}={mode!r} must be 'measure' or 'default'")
     if mode == "default" or not detect().has("avx512vbmi"):
         return DEFAULT_COSTS
-    costs = load_or_measure(costs_path())
+    try:
+        costs = load_or_measure(costs_path())
+    except (LutgenError, RuntimeError) as error:  # (a plan's cost is an estimate: never worth a failed run)
+        warnings.warn(f"lutgen: kernel costs not measured ({error}); using the defaults", RuntimeWarning, stacklevel=2)
+        return DEFAULT_COSTS
     # (widening and folds are never free: a measurement lost in noise keeps a floor)
     return replace(costs, widen=max(costs.widen, 0.05), fold=max(costs.fold, 0.05))

@@ -178,6 +178,8 @@ def test_bench_corpus_without_tables_is_one_line_error(tmp_path: Path) -> None:
             "cpu avx512vbmi/planes a8: exact int8 + 1 plane of E (2 values, folded on bit 7 into the int8 product)",
             "vbmi a8 E1 i8 2v f7i8",
         ),
+        ("cpu avx512vbmi/planes a8: exact int8 + 1 plane of E (2 values, 2 of 8 code bits)", "vbmi a8 E1 i8 2v n2"),
+        ("cpu avx2/nibble a7: exact values + 2 planes of E (450 values, 5 of 7 code bits)", "avx2 a7 E2 f32 450v n5"),
         ("cpu (avx512vbmi)", "(avx512vbmi)"),
     ],
 )

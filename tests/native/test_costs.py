@@ -103,7 +103,8 @@ def test_an_unwritable_cache_costs_only_a_measurement(tmp_path: Path, fake_measu
 
 def test_the_environment_picks_the_source(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """``default`` gives the documented defaults without measuring; an unknown mode is a one-line error; the
-    measured prices are floored where noise could make a part free."""
+    measured prices are floored where noise could make a part free; a failed measurement warns and falls back
+    to the defaults."""
     costs.kernel_costs.cache_clear()
     try:
         monkeypatch.setenv(costs.COSTS_ENV, "default")
@@ -119,5 +120,13 @@ def test_the_environment_picks_the_source(monkeypatch: pytest.MonkeyPatch, tmp_p
             monkeypatch.setattr(costs, "load_or_measure", lambda path: free)
             floored = costs.kernel_costs()
             assert floored.widen > 0 and floored.fold > 0 and floored.source == "cached"
+            costs.kernel_costs.cache_clear()
+
+            def broken(path: Path) -> costs.KernelCosts:
+                raise RuntimeError("kernel crashed")
+
+            monkeypatch.setattr(costs, "load_or_measure", broken)
+            with pytest.warns(RuntimeWarning, match="kernel costs not measured .kernel crashed.; using the defaults"):
+                assert costs.kernel_costs() is costs.DEFAULT_COSTS
     finally:
         costs.kernel_costs.cache_clear()
