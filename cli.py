@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable, Sequence
 from functools import wraps
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import click
 
@@ -199,6 +199,29 @@ def _library_option(func: F) -> F:
         type=click.Path(file_okay=False, path_type=Path),
         help="Library folder (default: $LUTGEN_LIBRARY, else ~/.local/share/lutgen/library).",
     )(func)
+
+
+def _library_env_option(func: F) -> F:
+    """``--library DIR`` for commands that read the library deep inside, and in Ray workers (which see the
+    driver's ``LUTGEN_*`` environment): ``$LUTGEN_LIBRARY`` for the length of the command."""
+
+    @wraps(func)
+    def wrapper(*args: Any, library_dir: Path | None, **kwargs: Any) -> Any:
+        if library_dir is None:
+            return func(*args, **kwargs)
+        from .library.config import ENV_VAR
+
+        old = os.environ.get(ENV_VAR)
+        os.environ[ENV_VAR] = str(library_dir.absolute())
+        try:
+            return func(*args, **kwargs)
+        finally:
+            if old is None:
+                os.environ.pop(ENV_VAR, None)
+            else:
+                os.environ[ENV_VAR] = old
+
+    return _library_option(cast(F, wrapper))
 
 
 def _filter_options(func: F) -> F:
@@ -611,6 +634,7 @@ def library_check(library_dir: Path | None, repair: bool, as_json: bool) -> None
 )
 @click.option("--wide", is_flag=True, help="Full case and path names (the tables fit 80 columns without).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (schema: docs/json.md).")
+@_library_env_option
 @reports_errors
 def bench(
     quick: bool,
@@ -950,6 +974,7 @@ def model_options(func: F) -> F:
 )
 @click.option("--plot", type=click.Path(path_type=Path), help="auto: plot the energy-accuracy front (e.g. pareto.png).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (schema: docs/json.md).")
+@_library_env_option
 @reports_errors
 def evaluate_command(
     model_name: str,
@@ -1063,6 +1088,7 @@ def evaluate_command(
 @click.option("--resume", is_flag=True, help="Continue from the checkpoint (--out, or the default; same options).")
 @click.option("--device", type=Device(), help="torch device (default: cuda when present, else cpu).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (schema: docs/json.md).")
+@_library_env_option
 @reports_errors
 def retrain_command(
     model_name: str,

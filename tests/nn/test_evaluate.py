@@ -164,3 +164,27 @@ def test_the_header_says_which_width_of_a_zoo_model_ran() -> None:
     console = Console(record=True, width=120)
     render(result, console)
     assert console.export_text().splitlines()[0] == "vgg19 (width 0.25) on digits (360 test samples)"
+
+
+def test_library_option_names_the_library(env, weights, tmp_path) -> None:
+    """``--library DIR`` reads multipliers from DIR even where ``$LUTGEN_LIBRARY`` names no library (as the
+    library commands do), and leaves the environment as it found it; without it, the missing library is a
+    one-line error naming its folder."""
+    import os
+
+    missing = tmp_path / "no-library-here"
+    elsewhere = {**env, "LUTGEN_LIBRARY": str(missing)}
+    common = ["--model", "lenet5", "--weights", str(weights), "--limit", "24", "--assign", "trunc8s_k6", "--json"]
+    before = os.environ.get("LUTGEN_LIBRARY")
+    result = _run(elsewhere, *common, "--library", env["LUTGEN_LIBRARY"])
+    assert result.exit_code == 0, result.output
+    assert os.environ.get("LUTGEN_LIBRARY") == before
+    failed = _run(elsewhere, *common)
+    assert failed.exit_code != 0 and str(missing) in failed.output
+    assert failed.output.strip().count("\n") == 0, failed.output
+    timed = CliRunner().invoke(
+        main,
+        ["bench", "--quick", "--json", "--no-networks", "--lut", "trunc8s_k6", "--library", env["LUTGEN_LIBRARY"]],
+        env=elsewhere,
+    )
+    assert timed.exit_code == 0, timed.output
