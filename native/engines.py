@@ -18,10 +18,12 @@ import torch
 from ..errors import ConfigError, NativeUnavailableError
 from . import reference, tuning
 from .cpu_features import choose_path, detect
-from .plan import TablePlan, int8_flip, int8_gemm_is_exact, plan_for
+from .plan import TablePlan, int8_flip, int8_gemm_is_exact, plan_for, plane_cost
 from .prepared import PreparedLut, value_range
 
 ENGINE_ENV = "LUTGEN_ENGINE"
+LANES = 256
+"""Rows of a per block of the CPU kernels (``kLaneAlign`` in the C++ sources: the code panels are padded to it)."""
 
 
 class Engine:
@@ -226,11 +228,30 @@ class CpuEngine(Engine):
             return 0
         return int8_flip(bits, signed)
 
+    @staticmethod
+    def swaps_operands(isa: str, m_count: int, n_count: int) -> bool:
+        """Whether a GEMM of ``m_count`` rows and ``n_count`` columns is cheaper with its operands swapped.
+
+        The kernels run over blocks of :data:`LANES` rows of a, so a few rows (a batch of one through a deep
+        layer) waste most lanes; swapped, the lanes run over b's columns instead, at the price of looking up
+        the weights' codes (up to 8 bits, against the activations' 6 or 7 after a ReLU): the cost model's
+        8-bit over 6-bit look-up bounds that price.
+        """
+        if isa not in PLAN_PATHS or m_count >= LANES:
+            return False
+        lanes = -(-m_count // LANES) * LANES * n_count
+        swapped = -(-n_count // LANES) * LANES * m_count
+        return swapped * plane_cost(isa, 8, 1) < lanes * plane_cost(isa, 6, 1)
+
     def lut_bmm(self, a: torch.Tensor, b: torch.Tensor, lut: PreparedLut) -> torch.Tensor:
         from . import build
 
         ext = build.load()
         isa = choose_path()
+        if self.swaps_operands(isa, a.shape[1], b.shape[2]):  # C = (B^T A^T)^T with T'[b, a] = T[a, b]
+            out = self.lut_bmm(b.transpose(1, 2), a.transpose(1, 2), lut.transposed()).transpose(1, 2)
+            self.last_path = f"{self.last_path} (operands swapped)"
+            return out
         m_count = a.shape[1]
         at, max_code, flipped = ext.pack_transposed(a, (1 << lut.bits_a) - 1, self._flip(isa, lut.bits_a, lut.signed))
         k_count = a.shape[2]
@@ -266,13 +287,17 @@ class CpuEngine(Engine):
         and ``w [O, C/groups, kh, kw]``, with the im2col panel built in C++ (no torch temporaries), and a
         quantised layer's ``epilogue`` applied to the sums in the same pass.
 
-        Returns ``False`` (``out`` untouched) when the sums need the int64 split of :meth:`lut_bmm`.
+        Returns ``False`` (``out`` untouched) when the sums need the int64 split of :meth:`lut_bmm`, or when
+        :meth:`lut_bmm` would swap the operands (few output positions).
         """
         from . import build
 
         out_ch, cg, kh, kw = w.shape
         k_count = cg * kh * kw
         if k_count > max(1, INT32_MAX // max(lut.max_abs, 1)):
+            return False
+        rows = out.shape[0] * out.shape[2] * out.shape[3]
+        if self.swaps_operands(choose_path(), rows, out_ch // groups):  # (im2col + lut_bmm, which swaps)
             return False
         ext = build.load()
         isa = choose_path()

@@ -200,6 +200,22 @@ class PreparedLut:
         value: T = self._cache[key]
         return value
 
+    def transposed(self) -> PreparedLut:
+        """The same multiplier with its operands swapped: ``T'[b, a] = T[a, b]`` (cached)."""
+
+        def build() -> PreparedLut:
+            return PreparedLut(
+                self.forward.t(),
+                self.bits_b,
+                self.bits_a,
+                self.signed,
+                grad_a=None if self.grad_b is None else self.grad_b.t(),
+                grad_b=None if self.grad_a is None else self.grad_a.t(),
+                name=f"{self.name} (operands swapped)",
+            )
+
+        return self.cached("transposed", build)
+
     def to(self, device: torch.device | str) -> PreparedLut:
         """This LUT's tables on ``device`` (``self`` when already there; copies are cached)."""
         device = torch.device(device)

@@ -533,12 +533,47 @@ def test_direct_conv_splits_the_channels_of_few_blocks(isa: str, kind: str) -> N
     ]
     engine = engines.get_engine("cpu")
     for lut, low, high, dtype in tables:
-        for stride, groups in [(1, 1), (2, 2)]:
-            x = edge_values((1, 4, 5, 5), low, high, 122).to(dtype)
+        for stride, groups in [(1, 1), (2, 2)]:  # (400 and 100 positions: too many to swap the operands)
+            x = edge_values((1, 4, 20, 20), low, high, 122).to(dtype)
             w = edge_values((80, 4 // groups, 3, 3), low, high, 123).to(dtype)
             spec = conv2d_spec(w.shape, stride, 1, 1, groups)
             want = Conv2dLowering(lut, engines.get_engine("reference"), ste=True, spec=spec).forward(x, w)
             assert torch.equal(Conv2dLowering(lut, engine, ste=True, spec=spec).forward(x, w), want), engine.last_path
+            assert engine.last_path is not None and "swapped" not in engine.last_path
+
+
+def test_few_rows_swap_the_operands(isa: str, kind: str) -> None:
+    """A GEMM of a few rows of a against many columns of b (a batch of one through a deep layer) runs with the
+    operands swapped (``T'[b, a] = T[a, b]``, lanes over b's columns): bit-exact at the edge codes, through
+    ``lut_bmm`` and the convolution (which lowers to it then); many rows, or few columns, are not swapped."""
+    cases = [
+        (structured_lut(8, True, error_span=150, scale=2, seed=140), -128, 127),
+        (narrow_lut(kept_bits=3, error_span=90, seed=141, flip=0x80 if kind == "int8" else 0), 0, 255),
+        (foldable_lut(error_span=700, seed=142, flip=0x80 if kind == "int8" else 0), 0, 255),
+    ]
+    engine = engines.get_engine("cpu")
+    for lut, low, high in cases:
+        for g, m, k, n, swapped in [(1, 1, 70, 300, True), (2, 16, 301, 512, True), (1, 300, 40, 64, False)]:
+            a = edge_values((g, m, k), 0 if lut.signed else low, high, 143)
+            path = check_bmm(a, edge_values((g, k, n), low, high, 144), lut)
+            assert ("(operands swapped)" in path) == swapped, path
+        dtype = torch.int8 if lut.signed else torch.uint8
+        x = edge_values((1, 32, 4, 4), 0 if lut.signed else low, high, 145).to(dtype)
+        w = edge_values((300, 32, 3, 3), low, high, 146).to(dtype)
+        spec = conv2d_spec(w.shape, 1, 1, 1, 1)
+        want = Conv2dLowering(lut, engines.get_engine("reference"), ste=True, spec=spec).forward(x, w)
+        assert torch.equal(Conv2dLowering(lut, engine, ste=True, spec=spec).forward(x, w), want)
+        assert engine.last_path is not None and "(operands swapped)" in engine.last_path
+
+
+def test_swap_decision() -> None:
+    """Swapped where the rows of a fill few of a block's lanes and b's columns many (the default costs: an
+    8-bit look-up and its widening 2.2 times a 6-bit one's); never on paths without plans."""
+    swaps = engines.CpuEngine.swaps_operands
+    assert swaps("avx512vbmi", 1, 64) and swaps("avx512vbmi", 16, 512) and swaps("avx2", 16, 512)
+    assert not swaps("avx512vbmi", 64, 40) and not swaps("avx512vbmi", 256, 4096)
+    assert not swaps("avx512vbmi", 150, 256) and swaps("avx512vbmi", 60, 256)
+    assert not swaps("avx512bw", 1, 4096) and not swaps("scalar", 1, 4096)
 
 
 def test_int8_probe_detects_saturating_gemms() -> None:
