@@ -565,7 +565,8 @@ PLAN_LEGEND = (
     "E1/E2: the exact product (i8: int8 GEMM, f32: float32) plus one/two byte planes of the error left after "
     "row and column offsets; T1/T2: one/two byte planes of the table; Nv: the values a plane spans; fN: "
     "folded on bit N of the codes (half the rows looked up; f7i8: its term in the int8 GEMM); nL: narrow, L of "
-    "the code bits looked up (the others are row offsets)"
+    "the code bits looked up (the others are row offsets); >>L: the table ignores a's low L bits (run on a >> L); "
+    "sw: operands swapped (few rows)"
 )
 
 _PLAN_WORDS = re.compile(
@@ -594,7 +595,9 @@ def short_path(path: str) -> str:
     kind = {"int8": " i8", "values": " f32"}.get(exact or "", "")
     fold = f" f{fold_bit}{'i8' if in_gemm else ''}" if fold_bit else f" n{kept}" if kept else ""
     head = path[: match.start()].rstrip(": ")
-    return f"{head} {part}{planes}{kind} {span}v{fold}".strip()
+    tail = "".join(f" >>{bits}" for bits in re.findall(r"\(a >> (\d)\)", path[match.end() :]))
+    tail += " sw" if "(operands swapped)" in path else ""
+    return f"{head} {part}{planes}{kind} {span}v{fold}{tail}".strip()
 
 
 def _short_case(name: str) -> str:

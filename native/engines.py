@@ -248,6 +248,16 @@ class CpuEngine(Engine):
 
         ext = build.load()
         isa = choose_path()
+        if lut.coarse_bits and a.numel():
+            low, high = (int(v) for v in a.aminmax())
+            top = (1 << lut.bits_a) - 1 if low < 0 else high  # (the largest code: negative values reach 2^bits - 1)
+            shift = self._dropped_bits(isa, lut, top)
+        else:
+            shift = 0
+        if shift:  # a table that ignores a's low bits: its rows of a >> L, with fewer bits to look up
+            out = self.lut_bmm(a >> shift, b, lut.coarse())
+            self.last_path = f"{self.last_path} (a >> {shift})"
+            return out
         if self.swaps_operands(isa, a.shape[1], b.shape[2]):  # C = (B^T A^T)^T with T'[b, a] = T[a, b]
             out = self.lut_bmm(b.transpose(1, 2), a.transpose(1, 2), lut.transposed()).transpose(1, 2)
             self.last_path = f"{self.last_path} (operands swapped)"
@@ -292,19 +302,34 @@ class CpuEngine(Engine):
         """
         from . import build
 
+        ext = build.load()
+        isa = choose_path()
+        codes = (x if x.dtype in (torch.int8, torch.uint8) else pack_codes(x, lut.bits_a)).contiguous()
+        mask = (1 << lut.bits_a) - 1
+        top = int(ext.max_code(codes, mask))
+        shift = self._dropped_bits(isa, lut, top)
+        if shift:  # (as in lut_bmm; the zero padding stays value 0)
+            done = self.conv2d_into(
+                out,
+                x >> shift,
+                w,
+                lut.coarse(),
+                stride=stride,
+                padding=padding,
+                dilation=dilation,
+                groups=groups,
+                epilogue=epilogue,
+            )
+            self.last_path = f"{self.last_path} (a >> {shift})"
+            return done
         out_ch, cg, kh, kw = w.shape
         k_count = cg * kh * kw
         if k_count > max(1, INT32_MAX // max(lut.max_abs, 1)):
             return False
         rows = out.shape[0] * out.shape[2] * out.shape[3]
-        if self.swaps_operands(choose_path(), rows, out_ch // groups):  # (im2col + lut_bmm, which swaps)
+        if self.swaps_operands(isa, rows, out_ch // groups):  # (im2col + lut_bmm, which swaps)
             return False
-        ext = build.load()
-        isa = choose_path()
-        codes = (x if x.dtype in (torch.int8, torch.uint8) else pack_codes(x, lut.bits_a)).contiguous()
-        mask = (1 << lut.bits_a) - 1
         weights = WeightCodes(w.reshape(groups, out_ch // groups, -1).transpose(1, 2), lut.bits_b)
-        top = int(ext.max_code(codes, mask))
         flip = self._flip(isa, lut.bits_a, lut.signed)
         flipped = bool(flip) and top >= flip
         bits_eff = max(1, (2 * flip - 1 if flipped else top).bit_length())
@@ -352,6 +377,26 @@ class CpuEngine(Engine):
             out,
         )
         return True
+
+    def _dropped_bits(self, isa: str, lut: PreparedLut, top: int) -> int:
+        """How many low bits of a's codes to drop: ``lut.coarse_bits`` (the table ignores them), where the
+        coarse table's plan for codes up to ``top`` costs no more per look-up than the table's own (its exact
+        product, of the coarse values, may fit worse); always on paths without plans (a smaller table)."""
+        bits = lut.coarse_bits
+        if bits == 0 or isa not in PLAN_PATHS:
+            return bits
+        own, coarse = self._plan_cost(isa, lut, top), self._plan_cost(isa, lut.coarse(), top >> bits)
+        return bits if coarse is not None and (own is None or coarse <= own) else 0
+
+    def _plan_cost(self, isa: str, lut: PreparedLut, top: int) -> float | None:
+        """The estimated cost of the plan for codes of a up to ``top`` (weights over their whole range)."""
+        kind = exact_kind()
+        flip = self._flip(isa, lut.bits_a, lut.signed)
+        flipped = bool(flip) and top >= flip
+        bits_eff = max(1, (2 * flip - 1 if flipped else top).bit_length())
+        flip_b = int8_flip(lut.bits_b, lut.signed) if kind == "int8" else 0
+        plan = plan_for(lut, isa, 1 << bits_eff, flip if flipped else 0, flip_b, kind)
+        return None if plan is None else plan.cost
 
     @staticmethod
     def _col_offset(plan: TablePlan) -> torch.Tensor:

@@ -200,6 +200,42 @@ class PreparedLut:
         value: T = self._cache[key]
         return value
 
+    @property
+    def coarse_bits(self) -> int:
+        """How many low bits of operand a's codes the table ignores: the largest ``L`` (leaving at least
+        :data:`MIN_BITS`) with ``T[a] == T[a with its low L bits cleared]`` for every a (a multiplier that
+        truncates its input). ``a >> L`` then indexes :meth:`coarse` exactly."""
+
+        def count() -> int:
+            codes = torch.arange(1 << self.bits_a, device=self.device)
+            bits = 0
+            for low in range(1, self.bits_a - MIN_BITS + 1):
+                if not torch.equal(self.forward, self.forward[codes & ~((1 << low) - 1)]):
+                    break
+                bits = low
+            return bits
+
+        return self.cached("coarse_bits", count)
+
+    def coarse(self) -> PreparedLut:
+        """The table over the codes of ``a >> coarse_bits`` (arithmetic shift: for signed codes the high bits
+        of a two's complement code are the two's complement code of the shifted value); ``self`` when no
+        low bit is ignored. Forward only (no gradient tables)."""
+        bits = self.coarse_bits
+        if bits == 0:
+            return self
+
+        def build() -> PreparedLut:
+            return PreparedLut(
+                self.forward[:: 1 << bits],
+                self.bits_a - bits,
+                self.bits_b,
+                self.signed,
+                name=f"{self.name} (a >> {bits})",
+            )
+
+        return self.cached("coarse", build)
+
     def transposed(self) -> PreparedLut:
         """The same multiplier with its operands swapped: ``T'[b, a] = T[a, b]`` (cached)."""
 

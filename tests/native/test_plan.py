@@ -17,9 +17,9 @@ from approxlut.native import plan as plans
 from approxlut.native.bench import bench_lut
 from approxlut.native.conv import Conv2dLowering, conv2d_spec
 from approxlut.native.costs import DEFAULT_COSTS
-from approxlut.native.ops import choose_engine
+from approxlut.native.ops import choose_engine, quantised_conv2d
 from approxlut.native.plan import TablePlan, int8_flip, int8_gemm_is_exact, plan_for
-from approxlut.native.prepared import code_values
+from approxlut.native.prepared import code_values, value_range
 from approxlut.nn.multipliers import load_multiplier
 
 ISA_PATHS = cpu_features.detect().paths()
@@ -440,9 +440,10 @@ def test_corpus_tables_fold_or_narrow_and_run_bit_exactly(
     corpus: Path, native: object, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Real EvoApprox tables on VBMI: where the error's rows repeat every 2^L codes up to row offsets, the plan
-    is narrow (mul8u_ZB3: 2 of 8 code bits; mul8u_GTR: 5; mul8u_2AC: 7; mul8u_96D: two planes of 6; the
-    signed mul8s_1KX5 over ReLU'd codes: 5 of 7); where the halves differ by separable terms it folds (mul8u_17MJ,
-    on bit 5); mul8u_ZFB does neither. Each runs bit-exactly."""
+    is narrow (mul8u_ZB3: 2 of 8 code bits; mul8u_GTR: 5; mul8u_2AC: 7; mul8u_96D: two planes of 6); where the
+    table ignores a's low bits, it runs on a >> L (mul8s_1KX5 over ReLU'd codes: 2 bits; mul8u_13QR: 5;
+    mul8u_19XF: 1); where the halves differ by separable terms it folds (mul8u_DM1, on bit 0); mul8u_ZFB does
+    none of these. Each runs bit-exactly."""
     if "avx512vbmi" not in ISA_PATHS:
         pytest.skip("no AVX-512 VBMI on this CPU")
     monkeypatch.setenv(cpu_features.ISA_ENV, "avx512vbmi")
@@ -452,8 +453,10 @@ def test_corpus_tables_fold_or_narrow_and_run_bit_exactly(
         ("v2022_mul8u_GTR", "5 of 8 code bits"),
         ("v1.1_mul8u_2AC", "7 of 8 code bits"),
         ("v1.0_mul8u_96D", "2 planes of E (4033 values, 6 of 8 code bits)"),
-        ("v2022_mul8s_1KX5", "5 of 7 code bits"),
-        ("v2022_mul8u_17MJ", "folded on bit 5"),
+        ("v2022_mul8s_1KX5", "2 planes of T (497 values) (a >> 2)"),
+        ("v1.1_mul8u_13QR", "2 planes of T (14198 values) (a >> 5)"),
+        ("v2022_mul8u_19XF", "2 planes of T (64886 values) (a >> 1)"),
+        ("v1.1_mul8u_DM1", "2 planes of E (949 values, folded on bit 0)"),
         ("v1.1_mul8u_ZFB", "1 plane of E (179 values)"),
     ):
         lut = PreparedLut.from_lut(load_multiplier(str(folder / f"{name}.v")))
@@ -464,9 +467,11 @@ def test_corpus_tables_fold_or_narrow_and_run_bit_exactly(
         assert shape in path, (name, path)
 
 
-def test_row_offsets_of_one_plane(corpus: Path, isa: str, native: object) -> None:
-    """Row offsets that span at most 256 values take a one-plane row table (mul8s_1L2J over every signed code):
-    GEMM and direct conv bit-exact."""
+def test_row_offsets_of_one_plane(corpus: Path, isa: str, native: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Row offsets that span at most 256 values take a one-plane row table (mul8s_1L2J over every signed code,
+    on its own table: it ignores bit 0 of a, and over every code its coarse table would cost less): GEMM and
+    direct conv bit-exact."""
+    monkeypatch.setattr(engines.CpuEngine, "_dropped_bits", lambda self, isa, lut, top: 0)
     lut = PreparedLut.from_lut(load_multiplier(str(corpus / "evoapprox" / "8x8" / "v2022_mul8s_1L2J.v")))
     engine = engines.get_engine("cpu")
     a = edge_values((1, 130, 300), -128, 127, 99)
@@ -564,6 +569,67 @@ def test_few_rows_swap_the_operands(isa: str, kind: str) -> None:
         want = Conv2dLowering(lut, engines.get_engine("reference"), ste=True, spec=spec).forward(x, w)
         assert torch.equal(Conv2dLowering(lut, engine, ste=True, spec=spec).forward(x, w), want)
         assert engine.last_path is not None and "(operands swapped)" in engine.last_path
+
+
+def truncating_lut(bits: int, signed: bool, *, ignored: int, seed: int) -> PreparedLut:
+    """A ``bits`` x ``bits`` table that ignores the low ``ignored`` bits of a's codes (a truncated input): rows
+    of codes that differ only there are equal; noise elsewhere."""
+    gen = torch.Generator().manual_seed(seed)
+    values = code_values(bits, signed)
+    kept = values >> ignored << ignored  # (two's complement: clearing low bits of the code floors the value)
+    noise = torch.randint(-40, 40, (1 << (bits - ignored), 1 << bits), generator=gen)
+    table = kept[:, None] * values[None, :] + noise[torch.arange(1 << bits) >> ignored]
+    return PreparedLut(table.to(torch.int32), bits, bits, signed, name=f"truncating{ignored}")
+
+
+def test_tables_that_ignore_low_bits_of_a() -> None:
+    """``coarse_bits`` counts the low code bits a table ignores (at most ``bits - 2``); ``coarse`` is the table
+    of ``a >> L``, signed codes included; a table whose rows differ in the lowest bit ignores none."""
+    for bits, signed, ignored in ((8, False, 5), (8, True, 3), (6, True, 4), (4, False, 1)):
+        lut = truncating_lut(bits, signed, ignored=ignored, seed=bits + ignored)
+        assert lut.coarse_bits == ignored
+        coarse = lut.coarse()
+        assert (coarse.bits_a, coarse.bits_b, coarse.signed) == (bits - ignored, bits, signed)
+        codes = torch.arange(1 << bits)
+        values = code_values(bits, signed)
+        shifted_codes = (values >> ignored) & ((1 << (bits - ignored)) - 1)  # codes of a >> L
+        assert torch.equal(coarse.forward[shifted_codes], lut.forward[codes])
+    constant = PreparedLut(torch.zeros((16, 16), dtype=torch.int32), 4, 4, False)
+    assert constant.coarse_bits == 2 and constant.coarse().bits_a == 2  # (never below 2 bits)
+    assert structured_lut(8, True, error_span=20, seed=3).coarse_bits == 0
+
+
+def test_engine_runs_tables_that_ignore_low_bits_bit_exactly(isa: str, kind: str) -> None:
+    """Tables that ignore a's low bits run on ``a >> L`` and the coarse table: GEMMs at the edge codes (signed
+    values floor when shifted), the direct conv with zero padding, a stride and groups, and the fused
+    quantised conv of ``nn`` layers; the path says so."""
+    engine = engines.get_engine("cpu")
+    # (dropping one bit of eight may not pay: the coarse table's exact product then fits worse)
+    for bits, signed, ignored, dropped in ((8, False, 5, True), (8, True, 3, True), (8, False, 1, None)):
+        lut = truncating_lut(bits, signed, ignored=ignored, seed=60 + ignored)
+        suffix = f"(a >> {ignored})"
+        low, high = value_range(bits, signed)
+        for i, (g, m, k, n) in enumerate([(1, 37, 19, 5), (2, 300, 261, 3)]):
+            a = edge_values((g, m, k), low, high, 150 + i)
+            a.view(-1)[3:7] = torch.tensor([low, low + 1, high - 1, high])
+            path = check_bmm(a, edge_values((g, k, n), low, high, 152 + i), lut)
+            assert dropped is None or path.endswith(suffix), path
+        dtype = torch.int8 if signed else torch.uint8
+        for stride, pad, groups in [(1, 1, 1), (2, (2, 1), 2)]:
+            x = edge_values((2, 4, 7, 6), low, high, 154).to(dtype)
+            w = edge_values((6, 4 // groups, 3, 3), low, high, 155).to(dtype)
+            spec = conv2d_spec(w.shape, stride, pad, 1, groups)
+            want = Conv2dLowering(lut, engines.get_engine("reference"), ste=True, spec=spec).forward(x, w)
+            assert torch.equal(Conv2dLowering(lut, engine, ste=True, spec=spec).forward(x, w), want)
+            assert engine.last_path is not None and (dropped is None or engine.last_path.endswith(suffix))
+        x = edge_values((2, 4, 7, 6), low, high, 156).to(torch.float32)
+        w = edge_values((6, 4, 3, 3), low, high, 157).to(dtype)
+        fused = quantised_conv2d(
+            x, w, lut, scale=1.0, zero_point=0.0, code_range=(low, high), padding=(1, 1, 1, 1), engine="cpu"
+        )
+        spec = conv2d_spec(w.shape, 1, 1, 1, 1)
+        want = Conv2dLowering(lut, engines.get_engine("reference"), ste=True, spec=spec).forward(x.to(dtype), w)
+        assert fused is not None and torch.equal(fused, want)
 
 
 def test_swap_decision() -> None:
