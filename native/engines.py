@@ -196,7 +196,9 @@ class CpuEngine(Engine):
 
     On the AVX2 and VBMI paths every call runs a :class:`~approxlut.native.plan.TablePlan`: the kernels look up
     one or two byte planes, and where that is cheaper an exact product runs beside them (int8 GEMM on the same
-    code panel, or float32 on the values).
+    code panel, or float32 on the values). Before planning, where the cost model says so, a table that ignores
+    the low bits of a runs on ``a >> L`` with its coarse table (:meth:`PreparedLut.coarse`), and a GEMM of a
+    few rows swaps its operands (:meth:`swaps_operands`).
     """
 
     name = "cpu"
