@@ -570,7 +570,7 @@ PLAN_LEGEND = (
 )
 
 _PLAN_WORDS = re.compile(
-    r"(?:exact (\w+) \+ )?(\d) planes? of ([ET]) \((\d+) values"
+    r"(?:exact (\w+)(?: \(a << \d\))? \+ )?(\d) planes? of ([ET]) \((\d+) values"
     r"(?:, folded on bit (\d)( into the int8 product)?|, (\d) of \d code bits)?\)"
 )
 _KERNELS = {

@@ -376,6 +376,8 @@ class CpuEngine(Engine):
             exact_nchw,
             *tail,
             empty if plan is None or plan.fold_weights is None else plan.fold_weights,
+            0 if plan is None else plan.exact_shift,
+            0 if plan is None else plan.exact_flip,
             out,
         )
         return True
@@ -415,7 +417,10 @@ class CpuEngine(Engine):
         plan = sums.plan
         assert plan is not None
         empty = torch.empty(0)
-        exact = ext.exact_int8(sums.at, sums.bc) if plan.exact == "int8" else empty
+        at = sums.at
+        if plan.exact_shift:  # a coarse table's codes as the values they stand for (see TablePlan.exact_shift)
+            at = ((at.to(torch.int32) << plan.exact_shift) & 0xFF ^ plan.exact_flip).to(torch.uint8)
+        exact = ext.exact_int8(at, sums.bc) if plan.exact == "int8" else empty
         if plan.fold_weights is not None:  # bit 7 of a's codes times the fold weights of b's
             weights = plan.fold_weights[sums.bc.long()].view(torch.uint8)
             exact = exact + ext.exact_int8(sums.at >> 7, weights)

@@ -99,6 +99,10 @@ class TablePlan:
         fold_weights: int8 ``[256]`` by stored code of b, or ``None``: a plan folded on bit 7 with an int8 exact
             product whose fold bytes fit int8 (times ``scale``) adds ``bit7(s_a) * fold_weights[s_b]`` in that
             GEMM instead (the plane then has no fold register, and the kernel runs as for 7-bit codes).
+        exact_shift: for a coarse table (codes ``a >> L``, see :meth:`PreparedLut.coarse`): the int8 exact
+            product reads each stored code of a as ``int8(((s_a << L) & 0xFF) ^ exact_flip)``, the value
+            ``a & ~(2^L - 1)`` it stands for (up to a constant), so that the error left is the full table's.
+        exact_flip: see ``exact_shift`` (0x80 for unsigned codes, else 0).
     """
 
     exact: str | None
@@ -122,6 +126,8 @@ class TablePlan:
     shift: int = 8
     fold_bit: int = 7
     fold_weights: torch.Tensor | None = None
+    exact_shift: int = 0
+    exact_flip: int = 0
 
     @property
     def narrow(self) -> bool:
@@ -149,7 +155,7 @@ class TablePlan:
         """A few words for the path string, e.g. ``"exact int8 + 1 plane"``."""
         parts = []
         if self.exact is not None:
-            parts.append(f"exact {self.exact}")
+            parts.append(f"exact {self.exact}" + (f" (a << {self.exact_shift})" if self.exact_shift else ""))
         plural = "" if self.planes == 1 else "s"
         where = " into the int8 product" if self.fold_weights is not None else ""
         folded = f", folded on bit {self.fold_bit}{where}" if self.fold else ""
@@ -412,6 +418,7 @@ def _build(
     *,
     fold_bit: int | None = None,
     narrow: bool = False,
+    exact_shift: int = 0,
 ) -> TablePlan | None:
     """The plan of one exact kind (folded on ``fold_bit`` where given; narrow where ``narrow``), or ``None`` when
     ``Q`` would span more than 2^16 values, when a folded table does not fold (or folds to nothing to look up),
@@ -420,8 +427,9 @@ def _build(
     codes_a = np.arange(rows) ^ flip_a
     codes_b = np.arange(cols) ^ flip_b
     table = lut.forward.cpu().numpy().astype(np.int64)[np.ix_(codes_a, codes_b)]
+    exact_flip = 0x80 if exact_shift and not lut.signed else 0
     if exact == "int8":
-        stored_a, stored_b = np.arange(rows), np.arange(cols)
+        stored_a, stored_b = ((np.arange(rows) << exact_shift) & 0xFF) ^ exact_flip, np.arange(cols)
         table = table - np.outer(
             np.where(stored_a >= 128, stored_a - 256, stored_a), stored_b - 256 * (stored_b >= 128)
         )
@@ -520,6 +528,8 @@ def _build(
         col_offset=col_offset,
         cost=cost,
         lookup_bits=lookup_bits,
+        exact_shift=exact_shift,
+        exact_flip=exact_flip,
         fold=fold,
         shift=shift,
         fold_bit=7 if fold_bit is None else fold_bit,
@@ -544,6 +554,9 @@ def plan_for(lut: PreparedLut, isa: str, rows: int, flip_a: int, flip_b: int, ex
             folds.append(rows.bit_length() - 2)
         built = [_build(lut, isa, rows, flip_a, flip_b, kind, fold_bit=bit) for kind in kinds for bit in folds]
         built += [_build(lut, isa, rows, flip_a, flip_b, kind, narrow=True) for kind in kinds]
+        if exact == "int8" and lut.coarse_shift and flip_a == 0:  # a coarse table's codes as the values they stand for
+            shift = lut.coarse_shift
+            built += [_build(lut, isa, rows, 0, flip_b, "int8", exact_shift=shift, narrow=n) for n in (False, True)]
         plans = [p for p in built if p is not None]
         return min(plans, key=lambda p: p.cost) if plans else None
 

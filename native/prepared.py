@@ -94,6 +94,8 @@ class PreparedLut:
         self.max_value = int(self.forward.max())
         self.max_abs = max(abs(self.min_value), abs(self.max_value))
         self.zero_row = bool((self.forward[0] == 0).all())
+        self.coarse_shift = 0
+        """For a table made by :meth:`coarse`: the low bits of a it stands for (its codes are ``a >> coarse_shift``)."""
         self._cache: dict[str, Any] = {}
 
     def _grad(self, grad: torch.Tensor | None, label: str, shape: tuple[int, int]) -> torch.Tensor | None:
@@ -226,13 +228,10 @@ class PreparedLut:
             return self
 
         def build() -> PreparedLut:
-            return PreparedLut(
-                self.forward[:: 1 << bits],
-                self.bits_a - bits,
-                self.bits_b,
-                self.signed,
-                name=f"{self.name} (a >> {bits})",
-            )
+            name = f"{self.name} (a >> {bits})"
+            coarse = PreparedLut(self.forward[:: 1 << bits], self.bits_a - bits, self.bits_b, self.signed, name=name)
+            coarse.coarse_shift = bits
+            return coarse
 
         return self.cached("coarse", build)
 

@@ -124,6 +124,11 @@ void conv_run(const torch::Tensor& x, const ConvGeometry& geometry, const Kernel
   TORCH_CHECK(!fold_rows || (parts.exact_int8 && parts.fold_weights.scalar_type() == torch::kInt8 &&
                              parts.fold_weights.numel() == 256),
               "fold_weights must be int8 [256] beside an int8 exact product");
+  TORCH_CHECK(parts.exact_shift >= 0 && parts.exact_shift < 8 && parts.exact_flip >= 0 && parts.exact_flip < 256 &&
+                  (parts.exact_shift == 0 || (parts.exact_int8 && !fold_rows)),
+              "exact_shift (0..7) applies to an int8 exact product without fold rows");
+  const int exact_shift = static_cast<int>(parts.exact_shift);
+  const uint8_t exact_flip = static_cast<uint8_t>(parts.exact_flip);
   std::vector<torch::Tensor> w8;
   if (parts.exact_int8) {
     const int8_t* fold_weight = fold_rows ? parts.fold_weights.data_ptr<int8_t>() : nullptr;
@@ -208,7 +213,7 @@ void conv_run(const torch::Tensor& x, const ConvGeometry& geometry, const Kernel
           : std::max<int64_t>(1, std::min((2 * threads + G * blocks - 1) / (G * blocks), (Og + 31) / 32));
   const int64_t og_step = (Og + n_chunks - 1) / n_chunks;
   at::parallel_for(0, blocks * n_chunks, 1, [&](int64_t begin, int64_t end) {
-    thread_local std::vector<uint8_t> panel;
+    thread_local std::vector<uint8_t> panel, shifted;
     thread_local std::vector<int32_t> ct, exact, tmp, rows;
     panel.resize(static_cast<size_t>((fold_rows ? 2 : 1) * slice * kLaneAlign));
     ct.resize(static_cast<size_t>(Og * kLaneAlign));
@@ -275,7 +280,24 @@ void conv_run(const torch::Tensor& x, const ConvGeometry& geometry, const Kernel
           if (fn != nullptr) fn(q, 0, 0, kLaneAlign, og0, og1);
           if (parts.exact_int8) {  // rows og0..og1 of the [Og][kLaneAlign] sums
             if (fold_rows) fold_bits_of(panel.data(), panel.data() + ks * kLaneAlign, ks * kLaneAlign);
-            auto a8 = torch::from_blob(panel.data(), {(fold_rows ? 2 : 1) * ks, kLaneAlign}, torch::kInt8);
+            uint8_t* a8_codes = panel.data();
+            if (exact_shift > 0) {  // a coarse table's codes as the values they stand for
+              shifted.resize(static_cast<size_t>(ks * kLaneAlign));
+              // Eight codes per 64-bit word: each byte shifted left, the bits it pushes into the next byte
+              // masked off (raw pointers: a thread_local vector costs a TLS look-up per access).
+              const uint8_t* src = panel.data();
+              uint8_t* dst = shifted.data();
+              const uint64_t bytes = 0x0101010101010101ULL;
+              const uint64_t keep = bytes * ((0xFFu << exact_shift) & 0xFFu), flip = bytes * exact_flip;
+              for (int64_t t = 0; t < ks * kLaneAlign; t += 8) {
+                uint64_t word;
+                std::memcpy(&word, src + t, 8);
+                word = ((word << exact_shift) & keep) ^ flip;
+                std::memcpy(dst + t, &word, 8);
+              }
+              a8_codes = dst;
+            }
+            auto a8 = torch::from_blob(a8_codes, {(fold_rows ? 2 : 1) * ks, kLaneAlign}, torch::kInt8);
             int32_t* into = (k0 == 0 ? exact.data() : tmp.data()) + og0 * kLaneAlign;
             auto part = torch::from_blob(into, {og1 - og0, kLaneAlign}, torch::kInt32);
             const torch::Tensor& w = w8[g * ((K + slice - 1) / slice) + k0 / slice];

@@ -41,7 +41,8 @@ struct KernelTable {
 // same panel), the row offsets (a one-column table of one or two planes, or empty, with its bias), the column
 // offsets (int64 per stored code of b, or empty) and `bias` per product; plus a float exact product shaped like the
 // output (or empty); then the layer's epilogue per output channel (empty tensors where none). The panel
-// holds k_slice rows of k at a time.
+// holds k_slice rows of k at a time. With exact_shift > 0 the int8 product reads each stored code as
+// int8(((code << exact_shift) & 0xFF) ^ exact_flip): a coarse table's codes (a >> L) as the values a & ~(2^L - 1).
 struct ConvParts {
   int64_t mask, flip, k_slice, scale;
   bool exact_int8;
@@ -51,6 +52,7 @@ struct ConvParts {
   int64_t bias;
   torch::Tensor exact_nchw, out_scale, out_bias, out_extra;
   torch::Tensor fold_weights;  // int8 [256] by b's stored code, or empty (see conv_run)
+  int64_t exact_shift, exact_flip;
 };
 
 // out [N, O, OH, OW] (float32, contiguous) of the LUT convolution of x [N, C, H, W] (int8/uint8 values,

@@ -339,7 +339,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
          int64_t k_slice, int64_t scale, bool exact_int8, const torch::Tensor& row_table, int64_t row_bias,
          const torch::Tensor& col_offset, int64_t bias, const torch::Tensor& exact_nchw,
          const torch::Tensor& out_scale, const torch::Tensor& out_bias, const torch::Tensor& out_extra,
-         const torch::Tensor& fold_weights, torch::Tensor out) {
+         const torch::Tensor& fold_weights, int64_t exact_shift, int64_t exact_flip, torch::Tensor out) {
         TORCH_CHECK(geometry.size() == 11, "geometry: kh, kw, sh, sw, top, bottom, left, right, dh, dw, groups");
         const auto& v = geometry;
         lutgen::conv_run(x, {v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10]},
@@ -348,7 +348,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
                           table, col_stride, plane_stride, table_bias},
                          bc,
                          {mask, flip, k_slice, scale, exact_int8, row_table, row_bias, col_offset, bias, exact_nchw,
-                          out_scale, out_bias, out_extra, fold_weights},
+                          out_scale, out_bias, out_extra, fold_weights, exact_shift, exact_flip},
                          out);
       },
       "Direct LUT convolution with the table's other parts and a layer epilogue, block by block into out");

@@ -94,8 +94,9 @@ def rebuilt(lut: PreparedLut, plan: TablePlan) -> np.ndarray:
     if plan.fold:  # rows in the fold's order, back to code order
         q[plans.fold_order(plan.fold_bit, rows)] = q.copy()
     stored_a, stored_b = np.arange(rows), np.arange(cols)
-    if plan.exact == "int8":
-        x, y = np.where(stored_a >= 128, stored_a - 256, stored_a), np.where(stored_b >= 128, stored_b - 256, stored_b)
+    if plan.exact == "int8":  # (a coarse table's int8 product reads its codes shifted back: see exact_shift)
+        read_a = ((stored_a << plan.exact_shift) & 0xFF) ^ plan.exact_flip
+        x, y = np.where(read_a >= 128, read_a - 256, read_a), np.where(stored_b >= 128, stored_b - 256, stored_b)
     elif plan.exact == "values":
         x = code_values(lut.bits_a, lut.signed).numpy()[stored_a ^ plan.flip_a]
         y = code_values(lut.bits_b, lut.signed).numpy()[stored_b ^ plan.flip_b]
@@ -599,6 +600,30 @@ def test_tables_that_ignore_low_bits_of_a() -> None:
     assert structured_lut(8, True, error_span=20, seed=3).coarse_bits == 0
 
 
+def test_coarse_tables_take_the_int8_product_of_the_values_they_stand_for(corpus: Path) -> None:
+    """A coarse table (codes a >> L) may read its codes shifted back for the int8 exact product, so that the
+    error left is the full table's: mul8s_1KXF over ReLU'd codes leaves none (no plane), mul8s_1L2J one plane
+    of 64 values at 6 bits (its own plan: 254 values at 7); unsigned codes are flipped after the shift. Every
+    entry comes back."""
+    folder = corpus / "evoapprox" / "8x8"
+    for name, shift, shape in (
+        ("v2022_mul8s_1KXF", 3, "exact int8 (a << 3) + 0 planes of E (1 values)"),
+        ("v2022_mul8s_1L2J", 1, "exact int8 (a << 1) + 1 plane of E (64 values"),
+    ):
+        lut = PreparedLut.from_lut(load_multiplier(str(folder / f"{name}.v")))
+        coarse = lut.coarse()
+        assert coarse.coarse_shift == shift
+        plan = plan_for(coarse, "avx512vbmi", 1 << (7 - shift), 0, 0, "int8")
+        assert plan is not None and plan.exact_shift == shift and plan.exact_flip == 0, plan
+        assert plan.describe().startswith(shape), plan.describe()
+        assert np.array_equal(rebuilt(coarse, plan), coarse.forward.numpy().astype(np.int64)[: plan.rows])
+        assert plan_for(coarse, "avx512vbmi", 1 << (8 - shift), 1 << (7 - shift), 0, "int8").exact_shift == 0
+    unsigned = truncating_lut(8, False, ignored=3, seed=70).coarse()
+    plan = plan_for(unsigned, "avx2", 32, 0, 0x80, "int8")
+    assert plan is not None and plan.exact_shift == 3 and plan.exact_flip == 0x80, plan
+    assert np.array_equal(rebuilt(unsigned, plan), unsigned.forward.numpy().astype(np.int64))
+
+
 def test_engine_runs_tables_that_ignore_low_bits_bit_exactly(isa: str, kind: str) -> None:
     """Tables that ignore a's low bits run on ``a >> L`` and the coarse table: GEMMs at the edge codes (signed
     values floor when shifted), the direct conv with zero padding, a stride and groups, and the fused
@@ -622,6 +647,15 @@ def test_engine_runs_tables_that_ignore_low_bits_bit_exactly(isa: str, kind: str
             want = Conv2dLowering(lut, engines.get_engine("reference"), ste=True, spec=spec).forward(x, w)
             assert torch.equal(Conv2dLowering(lut, engine, ste=True, spec=spec).forward(x, w), want)
             assert engine.last_path is not None and (dropped is None or engine.last_path.endswith(suffix))
+        if signed:  # non-negative codes: the coarse table's int8 product reads them shifted back
+            a = edge_values((1, 130, 300), 0, high, 158)
+            path = check_bmm(a, edge_values((1, 300, 6), low, high, 159), lut)
+            assert (f"exact int8 (a << {ignored})" in path) == (kind == "int8"), path
+            x = edge_values((2, 4, 7, 6), 0, high, 160).to(dtype)
+            w = edge_values((6, 4, 3, 3), low, high, 161).to(dtype)
+            spec = conv2d_spec(w.shape, 1, 1, 1, 1)
+            want = Conv2dLowering(lut, engines.get_engine("reference"), ste=True, spec=spec).forward(x, w)
+            assert torch.equal(Conv2dLowering(lut, engine, ste=True, spec=spec).forward(x, w), want)
         x = edge_values((2, 4, 7, 6), low, high, 156).to(torch.float32)
         w = edge_values((6, 4, 3, 3), low, high, 157).to(dtype)
         fused = quantised_conv2d(
