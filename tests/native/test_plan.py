@@ -442,7 +442,8 @@ def test_corpus_tables_fold_or_narrow_and_run_bit_exactly(
 ) -> None:
     """Real EvoApprox tables on VBMI: where the error's rows repeat every 2^L codes up to row offsets, the plan
     is narrow (mul8u_ZB3: 2 of 8 code bits; mul8u_GTR: 5; mul8u_2AC: 7; mul8u_96D: two planes of 6); where the
-    table ignores a's low bits, it runs on a >> L (mul8s_1KX5 over ReLU'd codes: 2 bits; mul8u_13QR: 5;
+    table ignores a's low bits, it runs on a >> L (mul8s_1KX5 over ReLU'd codes: 2 bits, its int8 product on the
+    codes shifted back; mul8u_13QR: 5;
     mul8u_19XF: 1); where the halves differ by separable terms it folds (mul8u_DM1, on bit 0); mul8u_ZFB does
     none of these. Each runs bit-exactly."""
     if "avx512vbmi" not in ISA_PATHS:
@@ -454,9 +455,9 @@ def test_corpus_tables_fold_or_narrow_and_run_bit_exactly(
         ("v2022_mul8u_GTR", "5 of 8 code bits"),
         ("v1.1_mul8u_2AC", "7 of 8 code bits"),
         ("v1.0_mul8u_96D", "2 planes of E (4033 values, 6 of 8 code bits)"),
-        ("v2022_mul8s_1KX5", "2 planes of T (497 values) (a >> 2)"),
+        ("v2022_mul8s_1KX5", "exact int8 (a << 2) + 1 plane of E (18 values) (a >> 2)"),
         ("v1.1_mul8u_13QR", "2 planes of T (14198 values) (a >> 5)"),
-        ("v2022_mul8u_19XF", "2 planes of T (64886 values) (a >> 1)"),
+        ("v2022_mul8u_19XF", "exact int8 (a << 1) + 2 planes of E (989 values) (a >> 1)"),
         ("v1.1_mul8u_DM1", "2 planes of E (949 values, folded on bit 0)"),
         ("v1.1_mul8u_ZFB", "1 plane of E (179 values)"),
     ):
