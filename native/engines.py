@@ -332,9 +332,7 @@ class CpuEngine(Engine):
         if self.swaps_operands(isa, rows, out_ch // groups):  # (im2col + lut_bmm, which swaps)
             return False
         weights = WeightCodes(w.reshape(groups, out_ch // groups, -1).transpose(1, 2), lut.bits_b)
-        flip = self._flip(isa, lut.bits_a, lut.signed)
-        flipped = bool(flip) and top >= flip
-        bits_eff = max(1, (2 * flip - 1 if flipped else top).bit_length())
+        flip, flipped, bits_eff = self._reach(isa, lut, top)
         plan, bc = self._plan(isa, bits_eff, flipped, weights, lut, k_count)
         if plan is None:
             flip, bits_eff = 0, max(1, top.bit_length())
@@ -392,12 +390,18 @@ class CpuEngine(Engine):
         own, coarse = self._plan_cost(isa, lut, top), self._plan_cost(isa, lut.coarse(), top >> bits)
         return bits if coarse is not None and (own is None or coarse <= own) else 0
 
+    def _reach(self, isa: str, lut: PreparedLut, top: int) -> tuple[int, bool, int]:
+        """``(flip, flipped, bits_eff)`` for codes of a up to ``top``: the XOR the packing may apply, whether it
+        does (some code reaches it), and the width the stored codes then span (a flipped panel spans every code
+        below ``2 * flip``)."""
+        flip = self._flip(isa, lut.bits_a, lut.signed)
+        flipped = bool(flip) and top >= flip
+        return flip, flipped, max(1, (2 * flip - 1 if flipped else top).bit_length())
+
     def _plan_cost(self, isa: str, lut: PreparedLut, top: int) -> float | None:
         """The estimated cost of the plan for codes of a up to ``top`` (weights over their whole range)."""
         kind = exact_kind()
-        flip = self._flip(isa, lut.bits_a, lut.signed)
-        flipped = bool(flip) and top >= flip
-        bits_eff = max(1, (2 * flip - 1 if flipped else top).bit_length())
+        flip, flipped, bits_eff = self._reach(isa, lut, top)
         flip_b = int8_flip(lut.bits_b, lut.signed) if kind == "int8" else 0
         plan = plan_for(lut, isa, 1 << bits_eff, flip if flipped else 0, flip_b, kind)
         return None if plan is None else plan.cost
