@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Callable, Iterator
@@ -49,6 +50,18 @@ def _default_kernel_costs() -> Iterator[None]:
         os.environ.pop("LUTGEN_KERNEL_COSTS", None)
     else:
         os.environ["LUTGEN_KERNEL_COSTS"] = old
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _native_isa_latched() -> None:
+    """Use oneDNN once before any test runs. It reads its ISA cap ($ONEDNN_MAX_CPU_ISA) at its first use in a
+    process, and ``lutgen bench --isa`` sets that cap in-process: a test running that command first would cap
+    the rest of the session, where the int8 GEMM then turns inexact and every int8 exact-product path goes
+    untested (the engines fall back to float32 slices)."""
+    import torch
+
+    with contextlib.suppress(RuntimeError):  # (no int8 GEMM on this build: nothing to latch)
+        torch._int_mm(torch.ones((16, 64), dtype=torch.int8), torch.ones((64, 64), dtype=torch.int8))
 
 
 @pytest.fixture(scope="session", autouse=True)
