@@ -56,6 +56,25 @@ int64_t max_code(const torch::Tensor& x, int64_t mask) {
 
 namespace {
 
+// Below this many int8 products per lane (columns x rows), a block's exact product is a plain loop: a library
+// GEMM call costs microseconds, more than the products of e.g. a depthwise conv's 9 taps.
+constexpr int64_t kSmallInt8Products = 256;
+
+// out[o][m] (+)= sum_r w[o * w_stride + r] * a[r][m], m < kLaneAlign, vectorised over m (one build per ISA).
+__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) void small_int8_gemm(
+    const int8_t* __restrict w, int64_t w_stride, const int8_t* __restrict a, int64_t rows, int64_t cols,
+    int32_t* __restrict out, bool accumulate) {
+  for (int64_t o = 0; o < cols; ++o) {
+    int32_t* __restrict d = out + o * kLaneAlign;
+    if (!accumulate) std::fill(d, d + kLaneAlign, 0);
+    for (int64_t r = 0; r < rows; ++r) {
+      const int32_t wv = w[o * w_stride + r];
+      const int8_t* __restrict s = a + r * kLaneAlign;
+      for (int64_t m = 0; m < kLaneAlign; ++m) d[m] += wv * s[m];
+    }
+  }
+}
+
 // out[i] = bit 7 of codes[i] (0 or 1), for the int8 GEMM of a folded plan.
 void fold_bits_of(const uint8_t* codes, uint8_t* out, int64_t count) {
   int64_t i = 0;
@@ -187,12 +206,16 @@ void conv_run(const torch::Tensor& x, const ConvGeometry& geometry, const Kernel
   const uint8_t code_mask = static_cast<uint8_t>(parts.mask), code_flip = static_cast<uint8_t>(parts.flip);
   std::vector<uint8_t> xp(static_cast<size_t>(N * C * Hp * Wp), code_flip);
   const uint8_t* src = static_cast<const uint8_t*>(x.data_ptr());
+  uint8_t* const xp_data = xp.data();
   at::parallel_for(0, N * C, 1, [&](int64_t begin, int64_t end) {
+    // (local copies: byte stores may alias anything reached by reference, which would keep the loop scalar)
+    const uint8_t mask_v = code_mask, flip_v = code_flip;
+    const int64_t width = W;
     for (int64_t plane = begin; plane < end; ++plane) {
       for (int64_t h = 0; h < H; ++h) {
-        const uint8_t* s = src + (plane * H + h) * W;
-        uint8_t* d = xp.data() + (plane * Hp + top + h) * Wp + left;
-        for (int64_t w = 0; w < W; ++w) d[w] = (s[w] & code_mask) ^ code_flip;
+        const uint8_t* s = src + (plane * H + h) * width;
+        uint8_t* d = xp_data + (plane * Hp + top + h) * Wp + left;
+        for (int64_t w = 0; w < width; ++w) d[w] = (s[w] & mask_v) ^ flip_v;
       }
     }
   });
@@ -200,11 +223,11 @@ void conv_run(const torch::Tensor& x, const ConvGeometry& geometry, const Kernel
   const uint8_t* row_table = parts.row_table.numel() > 0 ? parts.row_table.data_ptr<uint8_t>() : nullptr;
   const std::vector<uint8_t> zero_codes(static_cast<size_t>(slice), 0);
   float* dst = out.data_ptr<float>();
-  // One task per block of kLaneAlign output positions and chunk of output channels: its panel of codes (a
-  // slice of k at a time, sized for the L2 cache), the kernel's sums for the chunk's columns, the exact
-  // product and the row offsets, then the outputs. Blocks are split into chunks only where there are too
-  // few of them to keep every thread busy (small batches, many cores); each chunk builds the block's panel.
-  // Each thread keeps its buffers.
+  // One task per block of kLaneAlign output positions, group, and chunk of the group's output channels: its
+  // panel of codes (a slice of k at a time, sized for the L2 cache), the kernel's sums for the chunk's columns,
+  // the exact product and the row offsets, then the outputs. Blocks are split into chunks only where blocks
+  // times groups are too few to keep every thread busy (small batches, many cores); each chunk builds the
+  // block's panel. Each thread keeps its buffers.
   const int64_t blocks = (M + kLaneAlign - 1) / kLaneAlign;
   const int64_t threads = at::get_num_threads();
   const int64_t n_chunks =
@@ -212,7 +235,7 @@ void conv_run(const torch::Tensor& x, const ConvGeometry& geometry, const Kernel
           ? 1
           : std::max<int64_t>(1, std::min((2 * threads + G * blocks - 1) / (G * blocks), (Og + 31) / 32));
   const int64_t og_step = (Og + n_chunks - 1) / n_chunks;
-  at::parallel_for(0, blocks * n_chunks, 1, [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, blocks * G * n_chunks, 1, [&](int64_t begin, int64_t end) {
     thread_local std::vector<uint8_t> panel, shifted;
     thread_local std::vector<int32_t> ct, exact, tmp, rows;
     panel.resize(static_cast<size_t>((fold_rows ? 2 : 1) * slice * kLaneAlign));
@@ -220,146 +243,157 @@ void conv_run(const torch::Tensor& x, const ConvGeometry& geometry, const Kernel
     exact.resize(parts.exact_int8 ? static_cast<size_t>(Og * kLaneAlign) : 0);
     tmp.resize(parts.exact_int8 ? static_cast<size_t>(Og * kLaneAlign) : 0);
     rows.resize(static_cast<size_t>(kLaneAlign));
+    std::vector<Run> runs;
+    std::vector<int64_t> run_offset;  // of each run's first input pixel, channel 0, tap (0, 0)
+    int64_t runs_of = -1;             // the block `runs` describe (a thread's tasks mostly share blocks)
     for (int64_t task = begin; task < end; ++task) {
-      const int64_t block = task / n_chunks, og0 = (task % n_chunks) * og_step, og1 = std::min(Og, og0 + og_step);
+      const int64_t block = task / (G * n_chunks), g = task / n_chunks % G;
+      const int64_t og0 = (task % n_chunks) * og_step, og1 = std::min(Og, og0 + og_step);
       if (og0 >= og1) continue;
       const int64_t m0 = block * kLaneAlign;
-      const std::vector<Run> runs = block_runs(m0, M, OH, OW);
-      std::vector<int64_t> run_offset(runs.size());  // of each run's first input pixel, channel 0, tap (0, 0)
-      for (size_t q = 0; q < runs.size(); ++q) {
-        run_offset[q] = (runs[q].n * C * Hp + runs[q].oh * sh) * Wp + runs[q].ow * sw;
+      if (block != runs_of) {
+        runs = block_runs(m0, M, OH, OW);
+        run_offset.resize(runs.size());
+        for (size_t q = 0; q < runs.size(); ++q) {
+          run_offset[q] = (runs[q].n * C * Hp + runs[q].oh * sh) * Wp + runs[q].ow * sw;
+        }
+        runs_of = block;
       }
       const int64_t lanes = std::min(kLaneAlign, M - m0);
-      for (int64_t g = 0; g < G; ++g) {
-        for (int64_t k0 = 0; k0 < K; k0 += slice) {
-          const int64_t ks = std::min(slice, K - k0);
-          // Row k0 + k = (c, i, j) of the group's receptive field, counted up (no division per row).
-          int64_t c = g * Cg + k0 / (kh * kw), i = (k0 / kw) % kh, j = k0 % kw;
-          for (int64_t k = 0; k < ks; ++k, j = j + 1 == kw ? 0 : j + 1) {
-            if (k > 0 && j == 0 && ++i == kh) {
-              i = 0;
-              ++c;
-            }
-            const uint8_t* base = xp.data() + (c * Hp + i * dh) * Wp + j * dw;
-            uint8_t* row = panel.data() + k * kLaneAlign;
-            for (size_t q = 0; q < runs.size(); ++q) {
-              const Run& r = runs[q];
-              const uint8_t* s = base + run_offset[q];
-              uint8_t* d = row + r.lane;
-              if (sw != 1) {
-                for (int64_t t = 0; t < r.length; ++t) d[t] = s[t * sw];
-                continue;
-              }
-              switch (r.length) {  // the usual widths as fixed-size moves
-                case 4: std::memcpy(d, s, 4); break;
-                case 8: std::memcpy(d, s, 8); break;
-                case 16: std::memcpy(d, s, 16); break;
-                case 32: std::memcpy(d, s, 32); break;
-                default: std::memcpy(d, s, static_cast<size_t>(r.length));
-              }
-            }
-            std::memset(row + lanes, code_flip, static_cast<size_t>(kLaneAlign - lanes));
+      for (int64_t k0 = 0; k0 < K; k0 += slice) {
+        const int64_t ks = std::min(slice, K - k0);
+        // Row k0 + k = (c, i, j) of the group's receptive field, counted up (no division per row).
+        int64_t c = g * Cg + k0 / (kh * kw), i = (k0 / kw) % kh, j = k0 % kw;
+        for (int64_t k = 0; k < ks; ++k, j = j + 1 == kw ? 0 : j + 1) {
+          if (k > 0 && j == 0 && ++i == kh) {
+            i = 0;
+            ++c;
           }
-          GemmProblem q{};
-          q.at = panel.data();
-          q.at_k = kLaneAlign;
-          q.bc = bcn.data_ptr<uint8_t>() + g * Og * K + k0;
-          q.bc_k = 1;
-          q.bc_n = K;
-          q.table = table;
-          q.col_stride = kernel.col_stride;
-          q.plane_stride = kernel.plane_stride;
-          q.bias = kernel.bias;
-          q.plane_shift = kernel.plane_shift;
-          q.fold_bit = kernel.fold_bit;
-          q.ct = ct.data();
-          q.ct_n = kLaneAlign;
-          q.K = ks;
-          q.bits_eff = kernel.bits_eff;
-          q.accumulate = k0 > 0;
-          if (fn != nullptr) fn(q, 0, 0, kLaneAlign, og0, og1);
-          if (parts.exact_int8) {  // rows og0..og1 of the [Og][kLaneAlign] sums
-            if (fold_rows) fold_bits_of(panel.data(), panel.data() + ks * kLaneAlign, ks * kLaneAlign);
-            uint8_t* a8_codes = panel.data();
-            if (exact_shift > 0) {  // a coarse table's codes as the values they stand for
-              shifted.resize(static_cast<size_t>(ks * kLaneAlign));
-              // Eight codes per 64-bit word: each byte shifted left, the bits it pushes into the next byte
-              // masked off (raw pointers: a thread_local vector costs a TLS look-up per access).
-              const uint8_t* src = panel.data();
-              uint8_t* dst = shifted.data();
-              const uint64_t bytes = 0x0101010101010101ULL;
-              const uint64_t keep = bytes * ((0xFFu << exact_shift) & 0xFFu), flip = bytes * exact_flip;
-              for (int64_t t = 0; t < ks * kLaneAlign; t += 8) {
-                uint64_t word;
-                std::memcpy(&word, src + t, 8);
-                word = ((word << exact_shift) & keep) ^ flip;
-                std::memcpy(dst + t, &word, 8);
-              }
-              a8_codes = dst;
+          const uint8_t* base = xp.data() + (c * Hp + i * dh) * Wp + j * dw;
+          uint8_t* row = panel.data() + k * kLaneAlign;
+          for (size_t q = 0; q < runs.size(); ++q) {
+            const Run& r = runs[q];
+            const uint8_t* s = base + run_offset[q];
+            uint8_t* d = row + r.lane;
+            if (sw != 1) {
+              for (int64_t t = 0; t < r.length; ++t) d[t] = s[t * sw];
+              continue;
             }
-            auto a8 = torch::from_blob(a8_codes, {(fold_rows ? 2 : 1) * ks, kLaneAlign}, torch::kInt8);
+            switch (r.length) {  // the usual widths as fixed-size moves
+              case 4: std::memcpy(d, s, 4); break;
+              case 8: std::memcpy(d, s, 8); break;
+              case 16: std::memcpy(d, s, 16); break;
+              case 32: std::memcpy(d, s, 32); break;
+              default: std::memcpy(d, s, static_cast<size_t>(r.length));
+            }
+          }
+          std::memset(row + lanes, code_flip, static_cast<size_t>(kLaneAlign - lanes));
+        }
+        GemmProblem q{};
+        q.at = panel.data();
+        q.at_k = kLaneAlign;
+        q.bc = bcn.data_ptr<uint8_t>() + g * Og * K + k0;
+        q.bc_k = 1;
+        q.bc_n = K;
+        q.table = table;
+        q.col_stride = kernel.col_stride;
+        q.plane_stride = kernel.plane_stride;
+        q.bias = kernel.bias;
+        q.plane_shift = kernel.plane_shift;
+        q.fold_bit = kernel.fold_bit;
+        q.ct = ct.data();
+        q.ct_n = kLaneAlign;
+        q.K = ks;
+        q.bits_eff = kernel.bits_eff;
+        q.accumulate = k0 > 0;
+        if (fn != nullptr) fn(q, 0, 0, kLaneAlign, og0, og1);
+        if (parts.exact_int8) {  // rows og0..og1 of the [Og][kLaneAlign] sums
+          if (fold_rows) fold_bits_of(panel.data(), panel.data() + ks * kLaneAlign, ks * kLaneAlign);
+          uint8_t* a8_codes = panel.data();
+          if (exact_shift > 0) {  // a coarse table's codes as the values they stand for
+            shifted.resize(static_cast<size_t>(ks * kLaneAlign));
+            // Eight codes per 64-bit word: each byte shifted left, the bits it pushes into the next byte
+            // masked off (raw pointers: a thread_local vector costs a TLS look-up per access).
+            const uint8_t* src = panel.data();
+            uint8_t* dst = shifted.data();
+            const uint64_t bytes = 0x0101010101010101ULL;
+            const uint64_t keep = bytes * ((0xFFu << exact_shift) & 0xFFu), flip = bytes * exact_flip;
+            for (int64_t t = 0; t < ks * kLaneAlign; t += 8) {
+              uint64_t word;
+              std::memcpy(&word, src + t, 8);
+              word = ((word << exact_shift) & keep) ^ flip;
+              std::memcpy(dst + t, &word, 8);
+            }
+            a8_codes = dst;
+          }
+          const int64_t a8_rows = (fold_rows ? 2 : 1) * ks;
+          const torch::Tensor& w = w8[g * ((K + slice - 1) / slice) + k0 / slice];
+          if ((og1 - og0) * a8_rows <= kSmallInt8Products) {
+            small_int8_gemm(w.data_ptr<int8_t>() + og0 * a8_rows, a8_rows, reinterpret_cast<const int8_t*>(a8_codes),
+                            a8_rows, og1 - og0, exact.data() + og0 * kLaneAlign, k0 > 0);
+          } else {
+            auto a8 = torch::from_blob(a8_codes, {a8_rows, kLaneAlign}, torch::kInt8);
             int32_t* into = (k0 == 0 ? exact.data() : tmp.data()) + og0 * kLaneAlign;
             auto part = torch::from_blob(into, {og1 - og0, kLaneAlign}, torch::kInt32);
-            const torch::Tensor& w = w8[g * ((K + slice - 1) / slice) + k0 / slice];
             at::_int_mm_out(part, w.narrow(0, og0, og1 - og0), a8);
             if (k0 > 0) {
               for (int64_t t = og0 * kLaneAlign; t < og1 * kLaneAlign; ++t) exact[t] += tmp[t];
             }
           }
-          if (rows_fn != nullptr) {
-            GemmProblem r = q;
-            r.bc = zero_codes.data();
-            r.bc_n = 0;
-            r.table = row_table;
-            r.col_stride = parts.row_table.size(1) * parts.row_table.size(2);
-            r.bits_eff = 64 - __builtin_clzll(static_cast<uint64_t>(parts.row_table.size(2) - 1));
-            r.plane_stride = parts.row_table.size(2);
-            r.bias = parts.row_bias;
-            r.plane_shift = 8;
-            r.ct = rows.data();
-            rows_fn(r, 0, 0, kLaneAlign, 0, 1);
-          }
         }
-        // Outputs of the block: every part an exact integer, summed in int64 (and double with a float
-        // exact product), rounded once to float32; then the epilogue, step by step as torch does it.
-        for (int64_t og = og0; og < og1; ++og) {
-          const int64_t o = g * Og + og;
-          const int64_t col = sums.cols[g * Og + og];
-          const int32_t* s = fn != nullptr ? ct.data() + og * kLaneAlign : nullptr;
-          const int32_t* e = parts.exact_int8 ? exact.data() + og * kLaneAlign : nullptr;
-          if (addend == nullptr) {  // in 32 bits (the engine bounds the sums by the int32 range), vectorised
-            const RunEpilogue q{static_cast<int32_t>(parts.scale),
-                                static_cast<uint32_t>(static_cast<uint64_t>(col)),
-                                mul != nullptr,
-                                add != nullptr,
-                                extra != nullptr,
-                                mul != nullptr ? mul[o] : 1.0f,
-                                add != nullptr ? add[o] : 0.0f,
-                                extra != nullptr ? extra[o] : 0.0f};
-            for (const Run& run : runs) {
-              float* d = dst + (run.n * O + o) * P + run.oh * OW + run.ow;
-              const int32_t* rr = rows_fn != nullptr ? rows.data() + run.lane : nullptr;
-              const int32_t* ss = s != nullptr ? s + run.lane : nullptr;
-              const int32_t* ee = e != nullptr ? e + run.lane : nullptr;
-              epilogue(d, run.length, ss, ee, rr, q);
-            }
-            continue;
-          }
+        if (rows_fn != nullptr) {
+          GemmProblem r = q;
+          r.bc = zero_codes.data();
+          r.bc_n = 0;
+          r.table = row_table;
+          r.col_stride = parts.row_table.size(1) * parts.row_table.size(2);
+          r.bits_eff = 64 - __builtin_clzll(static_cast<uint64_t>(parts.row_table.size(2) - 1));
+          r.plane_stride = parts.row_table.size(2);
+          r.bias = parts.row_bias;
+          r.plane_shift = 8;
+          r.ct = rows.data();
+          rows_fn(r, 0, 0, kLaneAlign, 0, 1);
+        }
+      }
+      // Outputs of the block: every part an exact integer, summed in int64 (and double with a float
+      // exact product), rounded once to float32; then the epilogue, step by step as torch does it.
+      for (int64_t og = og0; og < og1; ++og) {
+        const int64_t o = g * Og + og;
+        const int64_t col = sums.cols[g * Og + og];
+        const int32_t* s = fn != nullptr ? ct.data() + og * kLaneAlign : nullptr;
+        const int32_t* e = parts.exact_int8 ? exact.data() + og * kLaneAlign : nullptr;
+        if (addend == nullptr) {  // in 32 bits (the engine bounds the sums by the int32 range), vectorised
+          const RunEpilogue q{static_cast<int32_t>(parts.scale),
+                              static_cast<uint32_t>(static_cast<uint64_t>(col)),
+                              mul != nullptr,
+                              add != nullptr,
+                              extra != nullptr,
+                              mul != nullptr ? mul[o] : 1.0f,
+                              add != nullptr ? add[o] : 0.0f,
+                              extra != nullptr ? extra[o] : 0.0f};
           for (const Run& run : runs) {
-            const int64_t base = (run.n * O + o) * P + run.oh * OW + run.ow;
-            float* d = dst + base;
-            for (int64_t t = 0; t < run.length; ++t) {
-              const int64_t lane = run.lane + t;
-              int64_t v = s != nullptr ? parts.scale * s[lane] + col : col;
-              if (e != nullptr) v += e[lane];
-              if (rows_fn != nullptr) v += rows[lane];
-              float y = addend == nullptr ? static_cast<float>(v)
-                                          : static_cast<float>(static_cast<double>(v) + addend[base + t]);
-              if (mul != nullptr) y = y * mul[o];
-              if (add != nullptr) y = y + add[o];
-              if (extra != nullptr) y = y + extra[o];
-              d[t] = y;
-            }
+            float* d = dst + (run.n * O + o) * P + run.oh * OW + run.ow;
+            const int32_t* rr = rows_fn != nullptr ? rows.data() + run.lane : nullptr;
+            const int32_t* ss = s != nullptr ? s + run.lane : nullptr;
+            const int32_t* ee = e != nullptr ? e + run.lane : nullptr;
+            epilogue(d, run.length, ss, ee, rr, q);
+          }
+          continue;
+        }
+        for (const Run& run : runs) {
+          const int64_t base = (run.n * O + o) * P + run.oh * OW + run.ow;
+          float* d = dst + base;
+          for (int64_t t = 0; t < run.length; ++t) {
+            const int64_t lane = run.lane + t;
+            int64_t v = s != nullptr ? parts.scale * s[lane] + col : col;
+            if (e != nullptr) v += e[lane];
+            if (rows_fn != nullptr) v += rows[lane];
+            float y = addend == nullptr ? static_cast<float>(v)
+                                        : static_cast<float>(static_cast<double>(v) + addend[base + t]);
+            if (mul != nullptr) y = y * mul[o];
+            if (add != nullptr) y = y + add[o];
+            if (extra != nullptr) y = y + extra[o];
+            d[t] = y;
           }
         }
       }
