@@ -50,8 +50,9 @@ def operand_values(x: torch.Tensor, bits: int, signed: bool, *, what: str, op: s
     dtype = operand_dtype(bits, signed)
     vmin, vmax = value_range(bits, signed)
     ext = loaded()
-    if ext is not None and x.dtype == torch.float32 and x.device.type == "cpu" and x.is_contiguous():
-        converted, ok = ext.float_to_values(x.detach(), vmin, vmax, cpu_isa())
+    if ext is not None and x.dtype == torch.float32 and x.device.type == "cpu":
+        # (a strided view, e.g. attention's transposed keys, is copied first: one pass, then one in C++)
+        converted, ok = ext.float_to_values(x.detach().contiguous(), vmin, vmax, cpu_isa())
         if ok:
             return converted  # else the checks below say what is wrong
     if x.dtype == dtype and bits == 8:

@@ -22,7 +22,7 @@ from torch.nn.grad import conv2d_input, conv2d_weight
 
 from ..errors import ConfigError
 from .decompose import DecompEngine, decomposed_conv2d
-from .engines import CpuEngine, Engine
+from .engines import LANES, CpuEngine, Engine
 from .prepared import PreparedLut
 
 CHUNK_ELEMENTS = 1 << 24
@@ -323,11 +323,51 @@ class MatmulLowering(_Lowered):
                 out[s : s + step] = self._bmm(a[:, s : s + step], w[None])[0]
             return out.reshape(*x.shape[:-1], n)
         batch, a, b = self._batched(x, w)
+        direct = self._direct(a, b)
+        if direct is not None:
+            return direct.reshape(*batch, a.shape[1], n)
         out = torch.empty((a.shape[0], a.shape[1], n), dtype=torch.float32, device=x.device)
         step = batch_chunk(a.shape[1], k, a.shape[0])
         for s in range(0, a.shape[0], step):
             out[s : s + step] = self._bmm(a[s : s + step], b[s : s + step])
         return out.reshape(*batch, a.shape[1], n)
+
+    def _direct(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor | None:
+        """``C [G, M, N]`` of a batched GEMM with a ``b`` per batch (attention) as the CPU engine's direct conv,
+        which finishes the sums in C++ and writes them once, as float32: a 1x1 convolution with ``G`` groups
+        whose "weights" are one operand and whose "input" (output positions as lanes) is the other. The lanes
+        run over whichever of ``M`` and ``N`` wastes fewer of a block's :data:`LANES`; over ``N`` (the
+        multiplier's table transposed) the result needs no transpose. ``None`` where the direct conv does not
+        apply (the engine falls back to ``lut_bmm``)."""
+        codes = (torch.int8, torch.uint8)
+        if not isinstance(self.engine, CpuEngine) or a.device.type != "cpu" or a.dtype not in codes:
+            return None
+        if b.dtype not in codes or not a.numel() or not b.numel():
+            return None
+        from .build import load
+
+        g, m, k = a.shape
+        n = b.shape[2]
+        over_n = -(-n // LANES) * LANES * m <= -(-m // LANES) * LANES * n
+        if over_n:
+            lanes, weights, lut = b.transpose(1, 2), a, self.lut.transposed()
+        else:
+            lanes, weights, lut = a, b.transpose(1, 2), self.lut
+        count, cols = lanes.shape[1], weights.shape[1]
+        out = torch.empty((g, cols, count), dtype=torch.float32)
+        step = max(1, CHUNK_ELEMENTS // (-(-count // LANES) * LANES * (k + cols)))  # groups per call
+        for s in range(0, g, step):
+            e = min(g, s + step)
+            # The lanes' operand K-major (the C++ transpose, which pads to whole blocks; mask 0xFF keeps every
+            # value's byte), and the other as [groups * columns, K] "weights".
+            packed, _, _ = load().pack_transposed(lanes[s:e], 0xFF, 0)
+            x4 = packed[:, :, :count].contiguous().view(lanes.dtype).reshape(1, (e - s) * k, 1, count)
+            w4 = weights[s:e].contiguous().reshape(-1, k, 1, 1)
+            part = out[s:e].view(1, (e - s) * cols, 1, count)
+            one = (1, 1)
+            if not self.engine.conv2d_into(part, x4, w4, lut, stride=one, padding=(0,) * 4, dilation=one, groups=e - s):
+                return None
+        return out if over_n else out.transpose(1, 2)
 
     def backward(self, x: torch.Tensor, w: torch.Tensor, grad_out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         k, n = w.shape[-2], w.shape[-1]

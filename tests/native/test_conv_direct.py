@@ -3,13 +3,15 @@ bit-exact against the reference engine on the explicit im2col lowering."""
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
 
 from approxlut.errors import ConfigError, LutgenError
 from approxlut.native import PreparedLut, tuning
 from approxlut.native.autograd import operand_values
-from approxlut.native.conv import Conv2dLowering, conv2d_spec
+from approxlut.native.conv import Conv2dLowering, MatmulLowering, conv2d_spec
 from approxlut.native.engines import CpuEngine, get_engine
 from approxlut.native.ops import approx_conv2d
 
@@ -75,7 +77,7 @@ def test_direct_conv_relu_activations_and_mixed_widths(isa: str, signed: bool) -
 
 
 @pytest.mark.parametrize("signed", [False, True], ids=["u", "s"])
-def test_direct_conv_exact_product_plus_error_plane(isa: str, signed: bool) -> None:
+def test_direct_conv_exact_product_plus_error_plane(isa: str, signed: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     """A multiplier whose error E = T - a·b spans <= 256 values (AVX2, VBMI: exact product + one byte plane of
     E), every conv geometry, and a reduction long enough for a float exact conv to need float64 slices."""
     from approxlut.native.engines import PLAN_PATHS
@@ -95,6 +97,13 @@ def test_direct_conv_exact_product_plus_error_plane(isa: str, signed: bool) -> N
     w = random_values((3, 300, 3, 3), 8, signed, 81)
     check(x, w, lut, 1, (1, 2), 1, 1)
     check(x, w, lut, 1, 1, 1, 1)
+    # Panels of 1 and 7 rows of k: the int8 product summed over slices, by the plain loop for few products per
+    # lane (a depthwise conv; 4 columns) and by the library GEMM for many (40 columns x 7 rows)
+    x = random_values((2, 40, 6, 5), 8, signed, 82)
+    for rows, (o, groups) in itertools.product((1, 7), ((40, 40), (4, 1), (40, 1))):
+        monkeypatch.setenv(tuning.PANEL_ENV, str(256 * rows))
+        w = random_values((o, 40 // groups, 3, 3), 8, signed, 83)
+        check(x, w, lut, 1, 1, 1, groups)
 
 
 def test_direct_conv_noncontiguous_and_chunked(isa: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -129,6 +138,55 @@ def test_direct_conv_wide_sums_fall_back_exactly(native: object) -> None:
     assert got.item() == 36 * (1 << 25)
 
 
+# (G, M, K, N, lanes): the lanes run over N where that wastes no more of a block's lanes than over M
+MATMUL_CASES = [(3, 5, 9, 300, "n"), (2, 300, 7, 5, "m"), (4, 6, 11, 6, "n"), (2, 257, 3, 20, "m"), (1, 1, 4, 1, "n")]
+
+
+@pytest.mark.parametrize("signed", [False, True], ids=["u", "s"])
+def test_batched_matmul_runs_as_grouped_direct_conv(isa: str, signed: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A GEMM with a b per batch (attention) runs as a 1x1 conv of G groups with its lanes over N (the table
+    transposed) or M; bit-exact against the reference engine at edge codes, with operands of different widths
+    and a table that is not symmetric, so that a transposition slip shows; b also as a transposed view."""
+    lut = random_lut(8, 6, signed, seed=90)
+    runs: list[str] = []
+    direct = CpuEngine.conv2d_into
+
+    def spy(self: CpuEngine, out: torch.Tensor, x: torch.Tensor, w: torch.Tensor, table: PreparedLut, **kw):  # type: ignore[no-untyped-def]
+        runs.append(table.name)
+        return direct(self, out, x, w, table, **kw)
+
+    monkeypatch.setattr(CpuEngine, "conv2d_into", spy)
+    for i, (g, m, k, n, lanes) in enumerate(MATMUL_CASES):
+        a = random_values((g, m, k), 8, signed, 91 + i)
+        for b in (
+            random_values((g, k, n), 6, signed, 96 + i),
+            random_values((g, n, k), 6, signed, 96 + i).transpose(1, 2),
+        ):
+            want = MatmulLowering(lut, get_engine("reference"), ste=True).forward(a, b)
+            runs.clear()
+            got = MatmulLowering(lut, get_engine("cpu"), ste=True).forward(a, b)
+            assert got.dtype == torch.float32 and got.shape == (g, m, n)
+            assert torch.equal(got, want)
+            assert runs == ["rand (operands swapped)" if lanes == "n" else "rand"]
+
+
+def test_batched_matmul_wide_sums_leave_the_direct_conv(native: object) -> None:
+    """Partial sums that could pass int32 (K = 20 products of +-2^27): the direct conv declines, and lut_bmm's
+    int64 split gives the exact sums, which fit."""
+    table = torch.where(torch.arange(16) % 2 == 1, 1 << 27, -(1 << 27)).to(torch.int32).expand(16, 16)
+    lut = PreparedLut(table.contiguous(), 4, 4, signed=False, name="wide")
+    a = torch.full((2, 3, 20), 15, dtype=torch.uint8)
+    b = (torch.arange(20) < 11).to(torch.uint8)[None, :, None].expand(2, 20, 4)  # 11 odd codes, 9 even
+    out = torch.empty((1, 4, 1, 3))
+    x4, w4 = a[:1].transpose(1, 2)[..., None, :].contiguous(), b[0].t().reshape(4, 20, 1, 1)
+    engine = get_engine("cpu")
+    assert isinstance(engine, CpuEngine)
+    geometry = {"stride": (1, 1), "padding": (0, 0, 0, 0), "dilation": (1, 1), "groups": 1}
+    assert not engine.conv2d_into(out, x4, w4, lut, **geometry)
+    got = MatmulLowering(lut, get_engine("cpu"), ste=True).forward(a, b)
+    assert torch.equal(got, torch.full((2, 3, 4), 2.0 * (1 << 27)))
+
+
 def test_approx_conv2d_float_inputs_take_direct_path(isa: str) -> None:
     lut = random_lut(8, 8, True, seed=9)
     x = random_values((2, 4, 6, 6), 8, True, 10).float()
@@ -160,6 +218,14 @@ def test_fused_operand_check_equals_torch_conversion(native: object, bits: int, 
             y[-5] = bad
             with pytest.raises(ConfigError, match=message):
                 operand_values(y, bits, signed, what="x", op="t")
+    # A strided view (attention's transposed keys): the same values, in its shape; a bad value still refused.
+    view = x[: 64 * 48].reshape(48, 64).t()
+    assert not view.is_contiguous()
+    assert torch.equal(operand_values(view, bits, signed, what="x", op="t").to(torch.int64), view.to(torch.int64))
+    bad_view = view.clone().t().contiguous().t()
+    bad_view[3, 5] = hi + 1.0
+    with pytest.raises(ConfigError, match="outside"):
+        operand_values(bad_view, bits, signed, what="x", op="t")
 
 
 def test_package_import_registers_every_engine() -> None:
