@@ -1,14 +1,14 @@
 """``lutgen bench``: native fp32 PyTorch vs the LUT engine vs the reference, in one run.
 
-Cases: (a) single conv/linear layers of ResNet-18 and VGG-16 on CIFAR-10 (batch 64, activations as
-after a ReLU: non-negative, about half zeros, 8-bit), (a') the two batched matmuls of attention
-(``Q·Kᵀ`` and ``A·V``, both operands activations) at ViT-S/16 and BERT-base shapes, and (b)
-whole-network inference of both networks (batch 128) with every Conv2d/Linear through an 8-bit signed
-approximate multiplier. Each case times
-native fp32 and the engine (best of ``repeat`` runs after a warm-up), and *verifies* what it timed:
-the engine's results for the first samples of the timed batch must equal the reference engine's
-bit-exactly (gradients: within float tolerance). The reference is slow, so it runs on those samples
-only and its time for the whole batch is extrapolated linearly (``reference_s``).
+Cases: (a) single conv/linear layers of ResNet-18 and VGG-16, and depthwise convs of MobileNetV2, on
+CIFAR-10 (batch 64, activations as after a ReLU: non-negative, about half zeros, 8-bit), (a') the two
+batched matmuls of attention (``Q·Kᵀ`` and ``A·V``, both operands activations) at ViT-S/16 and BERT-base
+shapes, and (b) whole-network inference of ResNet-18 and VGG-16 (batch 128) with every Conv2d/Linear
+through an 8-bit signed approximate multiplier. Each case times native fp32 and the engine (best of
+``repeat`` runs after a warm-up), and *verifies* what it timed: the engine's results for the first
+samples of the timed batch must equal the reference engine's bit-exactly (gradients: within float
+tolerance). The reference is slow, so it runs on those samples only and its time for the whole batch is
+extrapolated linearly (``reference_s``).
 Where torch has CUDA, (c) the GPU kernels on the layer shapes: cuDNN fp32 vs the shared-memory LUT
 kernel vs a naive kernel of the kind public tools use, with look-ups per second.
 
@@ -68,7 +68,8 @@ def native_isa() -> str:
 
 @dataclass(frozen=True)
 class LayerCase:
-    """One layer: conv2d when ``kernel > 0`` (input ``[batch, cin, size, size]``), else linear."""
+    """One layer: conv2d when ``kernel > 0`` (input ``[batch, cin, size, size]``, ``groups`` channel groups),
+    else linear."""
 
     name: str
     batch: int
@@ -79,6 +80,7 @@ class LayerCase:
     stride: int = 1
     padding: int = 0
     relu_input: bool = True
+    groups: int = 1
 
 
 @dataclass(frozen=True)
@@ -110,6 +112,7 @@ def layer_cases(quick: bool) -> list[LayerCase]:
             LayerCase("quick.conv3x3 8->8 8x8", 2, 8, 8, 8, 3, 1, 1),
             LayerCase("quick.conv3x3 s2 8->16 8x8", 2, 8, 16, 8, 3, 2, 1),
             LayerCase("quick.linear 32->10", 4, 32, 10),
+            LayerCase("quick.dwconv3x3 8 8x8", 2, 8, 8, 8, 3, 1, 1, groups=8),
         ]
     return [
         LayerCase("resnet18.conv3x3 64->64 32x32", 64, 64, 64, 32, 3, 1, 1),
@@ -121,6 +124,8 @@ def layer_cases(quick: bool) -> list[LayerCase]:
         LayerCase("vgg16.conv1 3->64 32x32", 64, 3, 64, 32, 3, 1, 1, relu_input=False),
         LayerCase("vgg16.conv3 64->128 16x16", 64, 64, 128, 16, 3, 1, 1),
         LayerCase("vgg16.conv8 256->512 4x4", 64, 256, 512, 4, 3, 1, 1),
+        LayerCase("mobilenetv2.dwconv3x3 144 32x32", 64, 144, 144, 32, 3, 1, 1, groups=144),
+        LayerCase("mobilenetv2.dwconv3x3 960 4x4", 64, 960, 960, 4, 3, 1, 1, groups=960),
     ]
 
 
@@ -150,7 +155,7 @@ def attention_cases(quick: bool) -> list[AttentionCase]:
 
 def resnet_cases(quick: bool) -> list[LayerCase]:
     """The ResNet-18 3x3 convolutions (the corpus sweep's cases)."""
-    return [case for case in layer_cases(quick) if "conv3x3" in case.name]
+    return [case for case in layer_cases(quick) if "conv3x3" in case.name and case.groups == 1]
 
 
 def bench_lut(kind: str = "approx") -> Lut:
@@ -244,13 +249,13 @@ def _layer_fns(
     grad = "difference" if lut.has_gradients else "ste"  # the forward cases time the same kernels either way
     if case.kernel:
         x = _activations((case.batch, case.cin, case.size, case.size), case.relu_input, gen, a_range)
-        w = _weights((case.cout, case.cin, case.kernel, case.kernel), gen, b_range)
+        w = _weights((case.cout, case.cin // case.groups, case.kernel, case.kernel), gen, b_range)
 
         def native(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-            return F.conv2d(x, w, stride=case.stride, padding=case.padding)
+            return F.conv2d(x, w, stride=case.stride, padding=case.padding, groups=case.groups)
 
         def approx(x: torch.Tensor, w: torch.Tensor, eng: str | None = engine) -> torch.Tensor:
-            return approx_conv2d(x, w, lut, case.stride, case.padding, grad=grad, engine=eng)
+            return approx_conv2d(x, w, lut, case.stride, case.padding, 1, case.groups, grad=grad, engine=eng)
 
         return native, approx, (x, w)
     x = _activations((case.batch, case.cin), case.relu_input, gen, a_range)
@@ -435,9 +440,9 @@ def _bench_cuda_kernels(case: LayerCase, lut: PreparedLut, *, repeat: int) -> li
     x, w = x.cuda(), w.cuda()
     lut_gpu = lut.to("cuda")
     if case.kernel:
-        spec = conv2d_spec(w.shape, case.stride, case.padding, 1, 1)
+        spec = conv2d_spec(w.shape, case.stride, case.padding, 1, case.groups)
         a = im2col(pad_values(x.to(torch.int8), spec), case.kernel, case.kernel, spec)
-        b = weight_matrix(w.to(torch.int8), 1)
+        b = weight_matrix(w.to(torch.int8), case.groups)
     else:
         a = x.to(torch.int8)[None].contiguous()
         b = w.to(torch.int8).t()[None].contiguous()
@@ -604,6 +609,8 @@ def _short_case(name: str) -> str:
     for long, short in (
         ("resnet18.", "r18 "),
         ("vgg16.", "vgg "),
+        ("mobilenetv2.dwconv3x3 ", "mbv2 dw "),
+        ("dwconv3x3 ", "dw "),
         ("conv3x3 ", ""),
         ("shortcut1x1 ", "1x1 "),
         ("nn.ApproxConv2d ", "nn "),
