@@ -104,6 +104,19 @@ std::vector<Run> block_runs(int64_t m0, int64_t M, int64_t OH, int64_t OW) {
   return runs;
 }
 
+// The same lanes as runs of the output: split only where the sample changes (each output channel's plane
+// holds a sample's positions in m order), so the epilogue takes a few long runs instead of one per row.
+std::vector<Run> sample_runs(int64_t m0, int64_t M, int64_t OH, int64_t OW) {
+  std::vector<Run> runs;
+  const int64_t m1 = std::min(M, m0 + kLaneAlign), P = OH * OW;
+  for (int64_t m = m0; m < m1;) {
+    const int64_t n = m / P, start = m % P, length = std::min(P - start, m1 - m);
+    runs.push_back({m - m0, n, start / OW, start % OW, length});
+    m += length;
+  }
+  return runs;
+}
+
 }  // namespace
 
 void conv_run(const torch::Tensor& x, const ConvGeometry& geometry, const KernelTable& kernel,
@@ -243,9 +256,9 @@ void conv_run(const torch::Tensor& x, const ConvGeometry& geometry, const Kernel
     exact.resize(parts.exact_int8 ? static_cast<size_t>(Og * kLaneAlign) : 0);
     tmp.resize(parts.exact_int8 ? static_cast<size_t>(Og * kLaneAlign) : 0);
     rows.resize(static_cast<size_t>(kLaneAlign));
-    std::vector<Run> runs;
+    std::vector<Run> runs, out_runs;
     std::vector<int64_t> run_offset;  // of each run's first input pixel, channel 0, tap (0, 0)
-    int64_t runs_of = -1;             // the block `runs` describe (a thread's tasks mostly share blocks)
+    int64_t runs_of = -1;             // the block the runs describe (a thread's tasks mostly share blocks)
     for (int64_t task = begin; task < end; ++task) {
       const int64_t block = task / (G * n_chunks), g = task / n_chunks % G;
       const int64_t og0 = (task % n_chunks) * og_step, og1 = std::min(Og, og0 + og_step);
@@ -253,6 +266,7 @@ void conv_run(const torch::Tensor& x, const ConvGeometry& geometry, const Kernel
       const int64_t m0 = block * kLaneAlign;
       if (block != runs_of) {
         runs = block_runs(m0, M, OH, OW);
+        out_runs = sample_runs(m0, M, OH, OW);
         run_offset.resize(runs.size());
         for (size_t q = 0; q < runs.size(); ++q) {
           run_offset[q] = (runs[q].n * C * Hp + runs[q].oh * sh) * Wp + runs[q].ow * sw;
@@ -371,7 +385,7 @@ void conv_run(const torch::Tensor& x, const ConvGeometry& geometry, const Kernel
                               mul != nullptr ? mul[o] : 1.0f,
                               add != nullptr ? add[o] : 0.0f,
                               extra != nullptr ? extra[o] : 0.0f};
-          for (const Run& run : runs) {
+          for (const Run& run : out_runs) {
             float* d = dst + (run.n * O + o) * P + run.oh * OW + run.ow;
             const int32_t* rr = rows_fn != nullptr ? rows.data() + run.lane : nullptr;
             const int32_t* ss = s != nullptr ? s + run.lane : nullptr;
@@ -380,7 +394,7 @@ void conv_run(const torch::Tensor& x, const ConvGeometry& geometry, const Kernel
           }
           continue;
         }
-        for (const Run& run : runs) {
+        for (const Run& run : out_runs) {
           const int64_t base = (run.n * O + o) * P + run.oh * OW + run.ow;
           float* d = dst + base;
           for (int64_t t = 0; t < run.length; ++t) {
