@@ -168,6 +168,15 @@ def test_batched_matmul_runs_as_grouped_direct_conv(isa: str, signed: bool, monk
             assert got.dtype == torch.float32 and got.shape == (g, m, n)
             assert torch.equal(got, want)
             assert runs == ["rand (operands swapped)" if lanes == "n" else "rand"]
+    # Groups in several calls: each call's lanes operand (padded to 256) and columns within CHUNK_ELEMENTS
+    from approxlut.native import conv
+
+    monkeypatch.setattr(conv, "CHUNK_ELEMENTS", 256 * (11 + 6) * 2)  # two groups of K = 11 and 6 columns a call
+    a, b = random_values((5, 6, 11), 8, signed, 99), random_values((5, 11, 6), 6, signed, 100)
+    runs.clear()
+    got = MatmulLowering(lut, get_engine("cpu"), ste=True).forward(a, b)
+    assert len(runs) == 3
+    assert torch.equal(got, MatmulLowering(lut, get_engine("reference"), ste=True).forward(a, b))
 
 
 def test_batched_matmul_wide_sums_leave_the_direct_conv(native: object) -> None:
