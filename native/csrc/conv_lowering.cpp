@@ -138,8 +138,6 @@ void conv_run(const torch::Tensor& x, const ConvGeometry& geometry, const Kernel
                   bc.size(2) == Og,
               "bc must be uint8 [G, K, O/G]");
   const bool wide = kernel.name.rfind("avx512", 0) == 0, avx2 = kernel.name.rfind("avx2", 0) == 0;
-  // (the VBMI kernels look up a block's last 128 lanes or fewer on two vectors: pass them the valid lanes)
-  const bool short_blocks = kernel.name.rfind("avx512vbmi", 0) == 0;
   const auto epilogue = wide ? epilogue_avx512 : avx2 ? epilogue_avx2 : epilogue_plain;
   // Zero planes: a plan whose table is all offsets and exact product (no look-ups).
   GemmKernel fn = kernel.planes == 0
@@ -276,7 +274,6 @@ void conv_run(const torch::Tensor& x, const ConvGeometry& geometry, const Kernel
         runs_of = block;
       }
       const int64_t lanes = std::min(kLaneAlign, M - m0);
-      const int64_t looked_up = short_blocks ? lanes : kLaneAlign;
       for (int64_t k0 = 0; k0 < K; k0 += slice) {
         const int64_t ks = std::min(slice, K - k0);
         // Row k0 + k = (c, i, j) of the group's receptive field, counted up (no division per row).
@@ -323,7 +320,9 @@ void conv_run(const torch::Tensor& x, const ConvGeometry& geometry, const Kernel
         q.K = ks;
         q.bits_eff = kernel.bits_eff;
         q.accumulate = k0 > 0;
-        if (fn != nullptr) fn(q, 0, 0, looked_up, og0, og1);
+        // The kernels get the valid lanes and run whole blocks of their own width up to them (the widths divide
+        // kLaneAlign; VBMI runs a last 128 lanes or fewer on two vectors, AVX2's blocks are 32 lanes wide).
+        if (fn != nullptr) fn(q, 0, 0, lanes, og0, og1);
         if (parts.exact_int8) {  // rows og0..og1 of the [Og][kLaneAlign] sums
           if (fold_rows) fold_bits_of(panel.data(), panel.data() + ks * kLaneAlign, ks * kLaneAlign);
           uint8_t* a8_codes = panel.data();
@@ -369,7 +368,7 @@ void conv_run(const torch::Tensor& x, const ConvGeometry& geometry, const Kernel
           r.bias = parts.row_bias;
           r.plane_shift = 8;
           r.ct = rows.data();
-          rows_fn(r, 0, 0, looked_up, 0, 1);
+          rows_fn(r, 0, 0, lanes, 0, 1);
         }
       }
       // Outputs of the block: every part an exact integer, summed in int64 (and double with a float
