@@ -22,7 +22,7 @@ from torch.nn.grad import conv2d_input, conv2d_weight
 
 from ..errors import ConfigError
 from .decompose import DecompEngine, decomposed_conv2d
-from .engines import LANES, CpuEngine, Engine
+from .engines import CpuEngine, Engine, padded_lanes
 from .prepared import PreparedLut
 
 CHUNK_ELEMENTS = 1 << 24
@@ -336,9 +336,9 @@ class MatmulLowering(_Lowered):
         """``C [G, M, N]`` of a batched GEMM with a ``b`` per batch (attention) as the CPU engine's direct conv,
         which finishes the sums in C++ and writes them once, as float32: a 1x1 convolution with ``G`` groups
         whose "weights" are one operand and whose "input" (output positions as lanes) is the other. The lanes
-        run over whichever of ``M`` and ``N`` wastes fewer of a block's :data:`LANES`; over ``N`` (the
-        multiplier's table transposed) the result needs no transpose. ``None`` where the direct conv does not
-        apply (the engine falls back to ``lut_bmm``)."""
+        run over whichever of ``M`` and ``N`` wastes fewer of a block's lanes (:func:`padded_lanes`); over ``N``
+        (the multiplier's table transposed) the result needs no transpose. ``None`` where the direct conv does
+        not apply (the engine falls back to ``lut_bmm``)."""
         codes = (torch.int8, torch.uint8)
         if not isinstance(self.engine, CpuEngine) or a.device.type != "cpu" or a.dtype not in codes:
             return None
@@ -348,14 +348,14 @@ class MatmulLowering(_Lowered):
 
         g, m, k = a.shape
         n = b.shape[2]
-        over_n = -(-n // LANES) * LANES * m <= -(-m // LANES) * LANES * n
+        over_n = padded_lanes(n) * m <= padded_lanes(m) * n
         if over_n:
             lanes, weights, lut = b.transpose(1, 2), a, self.lut.transposed()
         else:
             lanes, weights, lut = a, b.transpose(1, 2), self.lut
         count, cols = lanes.shape[1], weights.shape[1]
         out = torch.empty((g, cols, count), dtype=torch.float32)
-        step = max(1, CHUNK_ELEMENTS // (-(-count // LANES) * LANES * (k + cols)))  # groups per call
+        step = max(1, CHUNK_ELEMENTS // (padded_lanes(count) * (k + cols)))  # groups per call
         for s in range(0, g, step):
             e = min(g, s + step)
             # The lanes' operand K-major (the C++ transpose, which pads to whole blocks; mask 0xFF keeps every

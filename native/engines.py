@@ -26,6 +26,11 @@ LANES = 256
 """Rows of a per block of the CPU kernels (``kLaneAlign`` in the C++ sources: the code panels are padded to it)."""
 
 
+def padded_lanes(count: int) -> int:
+    """``count`` rows of a rounded up to whole blocks of :data:`LANES` (what the kernels look up for them)."""
+    return -(-count // LANES) * LANES
+
+
 class Engine:
     """One LUT-GEMM implementation. Subclasses set ``name``, ``priority``, ``devices`` and the two ops.
 
@@ -241,8 +246,8 @@ class CpuEngine(Engine):
         """
         if isa not in PLAN_PATHS or m_count >= LANES:
             return False
-        lanes = -(-m_count // LANES) * LANES * n_count
-        swapped = -(-n_count // LANES) * LANES * m_count
+        lanes = padded_lanes(m_count) * n_count
+        swapped = padded_lanes(n_count) * m_count
         return swapped * plane_cost(isa, 8, 1) < lanes * plane_cost(isa, 6, 1)
 
     def lut_bmm(self, a: torch.Tensor, b: torch.Tensor, lut: PreparedLut) -> torch.Tensor:
