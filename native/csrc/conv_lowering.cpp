@@ -86,32 +86,21 @@ void fold_bits_of(const uint8_t* codes, uint8_t* out, int64_t count) {
   for (; i < count; ++i) out[i] = codes[i] >> 7;
 }
 
-// A run of output positions m0.. (one output row of one sample, or part of it) within a block of lanes.
+// A run of consecutive output positions within a block of lanes (within one output row, or one sample).
 struct Run {
   int64_t lane, n, oh, ow, length;
 };
 
-// The runs that cover lanes [m0, m0 + kLaneAlign) of the m = (n, oh, ow) order (up to M).
-std::vector<Run> block_runs(int64_t m0, int64_t M, int64_t OH, int64_t OW) {
+// The runs that cover lanes [m0, m0 + kLaneAlign) of the m = (n, oh, ow) order (up to M), each within a span of
+// `span` positions: OW (one output row: the input rows a run reads are contiguous) or OH * OW (one sample:
+// each output channel's plane holds a sample's positions in m order, so its outputs are contiguous).
+std::vector<Run> block_runs(int64_t m0, int64_t M, int64_t OH, int64_t OW, int64_t span) {
   std::vector<Run> runs;
   const int64_t m1 = std::min(M, m0 + kLaneAlign);
   for (int64_t m = m0; m < m1;) {
     const int64_t n = m / (OH * OW), oh = (m / OW) % OH, ow = m % OW;
-    const int64_t length = std::min(OW - ow, m1 - m);
+    const int64_t length = std::min(span - m % span, m1 - m);
     runs.push_back({m - m0, n, oh, ow, length});
-    m += length;
-  }
-  return runs;
-}
-
-// The same lanes as runs of the output: split only where the sample changes (each output channel's plane
-// holds a sample's positions in m order), so the epilogue takes a few long runs instead of one per row.
-std::vector<Run> sample_runs(int64_t m0, int64_t M, int64_t OH, int64_t OW) {
-  std::vector<Run> runs;
-  const int64_t m1 = std::min(M, m0 + kLaneAlign), P = OH * OW;
-  for (int64_t m = m0; m < m1;) {
-    const int64_t n = m / P, start = m % P, length = std::min(P - start, m1 - m);
-    runs.push_back({m - m0, n, start / OW, start % OW, length});
     m += length;
   }
   return runs;
@@ -265,8 +254,8 @@ void conv_run(const torch::Tensor& x, const ConvGeometry& geometry, const Kernel
       if (og0 >= og1) continue;
       const int64_t m0 = block * kLaneAlign;
       if (block != runs_of) {
-        runs = block_runs(m0, M, OH, OW);
-        out_runs = sample_runs(m0, M, OH, OW);
+        runs = block_runs(m0, M, OH, OW, OW);
+        out_runs = block_runs(m0, M, OH, OW, OH * OW);  // (the epilogue takes a few long runs, not one per row)
         run_offset.resize(runs.size());
         for (size_t q = 0; q < runs.size(); ++q) {
           run_offset[q] = (runs[q].n * C * Hp + runs[q].oh * sh) * Wp + runs[q].ow * sw;
