@@ -45,9 +45,15 @@ class CpuFeatures:
 
     def paths(self) -> list[str]:
         """The ISA paths this CPU can run, worst first."""
-        if not self.x86_64:
-            return []
-        return [path for path in ISA_PATHS if all(self.has(f) for f in REQUIRED_FLAGS[path])]
+        return list(_paths(self))
+
+
+@lru_cache(maxsize=8)
+def _paths(features: CpuFeatures) -> tuple[str, ...]:
+    """:meth:`CpuFeatures.paths`, worked out once per set of features (every LUT-GEMM call asks)."""
+    if not features.x86_64:
+        return ()
+    return tuple(path for path in ISA_PATHS if all(features.has(f) for f in REQUIRED_FLAGS[path]))
 
 
 def _from_cpuinfo(text: str) -> tuple[str, frozenset[str]]:
