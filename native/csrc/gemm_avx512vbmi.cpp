@@ -13,6 +13,10 @@
 // after the planes a register per plane of the column's fold byte, added (mod 256) where the bit is set; the
 // look-up takes 7 bits: the code with bit 7 moved into place j (vpermi2b ignores bit 7).
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512vbmi,avx2,fma,bmi2")
+// No SLP vectoriser (the kernels are written in intrinsics): at -O3 it packed the C columns' table addresses
+// into a vector through a stack round trip that stalled every k step (store forwarding of two bytes into a
+// 16-byte load), 4 ns per looked-up vector on one vector of lanes (Zen 4) against 0.4 on four.
+#pragma GCC optimize("no-tree-slp-vectorize")
 #include <immintrin.h>
 
 #include "lut_gemm_common.h"
