@@ -75,7 +75,8 @@ def test_native_isa_respects_a_cap_set_by_the_user(monkeypatch: pytest.MonkeyPat
 
 @pytest.mark.skipif("avx2" not in detect().paths(), reason="the CPU has no AVX2")
 def test_bench_lut_kinds_pick_the_avx2_paths(monkeypatch: pytest.MonkeyPatch) -> None:
-    """approx (error spans 63 values): exact product + one plane of the error; wide: two planes of T."""
+    """approx (error spans 63 values): exact product (int8 where this machine's int8 GEMM is exact, else float
+    values) + one plane of the error; wide: two planes of T."""
     for name in (ISA_ENV, *NATIVE_ISA_ENV):
         monkeypatch.delenv(name, raising=False)
     paths = {}
@@ -86,7 +87,7 @@ def test_bench_lut_kinds_pick_the_avx2_paths(monkeypatch: pytest.MonkeyPatch) ->
         rows = json.loads(result.stdout)["results"]
         assert all(r["verified"] for r in rows)
         paths[kind] = rows[0]["path"]
-    assert "exact int8 + 1 plane of E" in paths["approx"], paths
+    assert f"exact {exact_kind()} + 1 plane of E" in paths["approx"], paths
     assert "2 planes" in paths["wide"], paths
 
 
