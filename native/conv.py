@@ -21,8 +21,9 @@ import torch.nn.functional as F
 from torch.nn.grad import conv2d_input, conv2d_weight
 
 from ..errors import ConfigError
+from .cpu_features import choose_path
 from .decompose import DecompEngine, decomposed_conv2d
-from .engines import CpuEngine, Engine, padded_lanes
+from .engines import CpuEngine, Engine, looked_up_lanes, padded_lanes
 from .prepared import PreparedLut
 
 CHUNK_ELEMENTS = 1 << 24
@@ -336,7 +337,7 @@ class MatmulLowering(_Lowered):
         """``C [G, M, N]`` of a batched GEMM with a ``b`` per batch (attention) as the CPU engine's direct conv,
         which finishes the sums in C++ and writes them once, as float32: a 1x1 convolution with ``G`` groups
         whose "weights" are one operand and whose "input" (output positions as lanes) is the other. The lanes
-        run over whichever of ``M`` and ``N`` wastes fewer of a block's lanes (:func:`padded_lanes`); over ``N``
+        run over whichever of ``M`` and ``N`` looks up fewer lanes (:func:`looked_up_lanes`); over ``N``
         (the multiplier's table transposed) the result needs no transpose. ``None`` where the direct conv does
         not apply (the engine falls back to ``lut_bmm``)."""
         codes = (torch.int8, torch.uint8)
@@ -348,7 +349,8 @@ class MatmulLowering(_Lowered):
 
         g, m, k = a.shape
         n = b.shape[2]
-        over_n = padded_lanes(n) * m <= padded_lanes(m) * n
+        isa = choose_path()
+        over_n = looked_up_lanes(isa, n) * m <= looked_up_lanes(isa, m) * n
         if over_n:
             lanes, weights, lut = b.transpose(1, 2), a, self.lut.transposed()
         else:

@@ -132,7 +132,7 @@ def measure(*, runs: int = 5) -> KernelCosts:
         registers = 2 if folded else 1
         table = torch.randint(0, 4, (256, registers, height), dtype=torch.uint8, generator=gen)
         args = (table, registers * height, height, 0, bits, 1, group, 1, 8, fold_bit)
-        return _best(lambda: ext.lut_gemm(name, at, bc, *args), runs) / units
+        return _best(lambda: ext.lut_gemm(name, at, bc, lanes, *args), runs) / units
 
     a8 = torch.randint(-128, 128, (256, k), dtype=torch.int8, generator=gen)
     b8 = torch.randint(-128, 128, (k, lanes), dtype=torch.int8, generator=gen)

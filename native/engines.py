@@ -27,8 +27,22 @@ LANES = 256
 
 
 def padded_lanes(count: int) -> int:
-    """``count`` rows of a rounded up to whole blocks of :data:`LANES` (what the kernels look up for them)."""
+    """``count`` rows of a rounded up to whole blocks of :data:`LANES` (the code panels' and sums' rows)."""
     return -(-count // LANES) * LANES
+
+
+def looked_up_lanes(isa: str, count: int) -> int:
+    """The lanes the kernels of ``isa`` look up for ``count`` rows of a: whole blocks of :data:`LANES`, and for
+    a last, partial block whole blocks of the kernel's own width up to its rows (AVX2: 32 lanes; VBMI: 64, 128
+    or 256; the other paths, whose kernels are not planned, a whole block)."""
+    full, tail = divmod(count, LANES)
+    if tail and isa == "avx2":
+        tail = -(-tail // 32) * 32
+    elif tail and isa == "avx512vbmi":
+        tail = 64 if tail <= 64 else 128 if tail <= 128 else LANES
+    elif tail:
+        tail = LANES
+    return full * LANES + tail
 
 
 class Engine:
@@ -187,13 +201,15 @@ class WeightCodes:
 
 @dataclass
 class KernelSums:
-    """What :meth:`CpuEngine._kernel_sums` ran: the kernel's sums ``[G, N, Mp]`` and the plan (``None``: the
-    sums are the result), with the operands' codes as the parts need them."""
+    """What :meth:`CpuEngine._kernel_sums` ran: the kernel's sums ``[G, N, Mp]``, set on the first ``rows``
+    lanes (a's rows; the rest is padding), and the plan (``None``: the sums are the result), with the operands'
+    codes as the parts need them."""
 
     ct: torch.Tensor
     plan: TablePlan | None
     at: torch.Tensor
     bc: torch.Tensor
+    rows: int
 
 
 class CpuEngine(Engine):
@@ -239,15 +255,15 @@ class CpuEngine(Engine):
     def swaps_operands(isa: str, m_count: int, n_count: int) -> bool:
         """Whether a GEMM of ``m_count`` rows and ``n_count`` columns is cheaper with its operands swapped.
 
-        The kernels run over blocks of :data:`LANES` rows of a, so a few rows (a batch of one through a deep
-        layer) waste most lanes; swapped, the lanes run over b's columns instead, at the price of looking up
-        the weights' codes (up to 8 bits, against the activations' 6 or 7 after a ReLU): the cost model's
-        8-bit over 6-bit look-up bounds that price.
+        The kernels run over lanes of rows of a (:func:`looked_up_lanes`), so a few rows (a batch of one through
+        a deep layer) waste most of them; swapped, the lanes run over b's columns instead, at the price of
+        looking up the weights' codes (up to 8 bits, against the activations' 6 or 7 after a ReLU): the cost
+        model's 8-bit over 6-bit look-up bounds that price.
         """
         if isa not in PLAN_PATHS or m_count >= LANES:
             return False
-        lanes = padded_lanes(m_count) * n_count
-        swapped = padded_lanes(n_count) * m_count
+        lanes = looked_up_lanes(isa, m_count) * n_count
+        swapped = looked_up_lanes(isa, n_count) * m_count
         return swapped * plane_cost(isa, 8, 1) < lanes * plane_cost(isa, 6, 1)
 
     def lut_bmm(self, a: torch.Tensor, b: torch.Tensor, lut: PreparedLut) -> torch.Tensor:
@@ -274,15 +290,17 @@ class CpuEngine(Engine):
         k_count = a.shape[2]
         chunk = max(1, INT32_MAX // max(lut.max_abs, 1))
         if k_count <= chunk:
-            sums = self._kernel_sums(ext, isa, at, int(max_code), bool(flipped), WeightCodes(b, lut.bits_b), lut)
-            ct = self._finish(ext, sums, lut, m_count, exact_values=(a, b))
+            weights = WeightCodes(b, lut.bits_b)
+            sums = self._kernel_sums(ext, isa, at, m_count, int(max_code), bool(flipped), weights, lut)
+            ct = self._finish(ext, sums, lut, exact_values=(a, b))
         else:  # every int32 partial sum covers at most `chunk` products; the total goes int64
             total = torch.zeros((at.shape[0], b.shape[2], m_count), dtype=torch.int64)
             for k0 in range(0, k_count, chunk):
                 sl = slice(k0, k0 + chunk)
                 weights = WeightCodes(b[:, sl], lut.bits_b)
-                sums = self._kernel_sums(ext, isa, at[:, sl].contiguous(), int(max_code), bool(flipped), weights, lut)
-                total += self._finish(ext, sums, lut, m_count, exact_values=(a[:, :, sl], b[:, sl]))
+                panel = at[:, sl].contiguous()
+                sums = self._kernel_sums(ext, isa, panel, m_count, int(max_code), bool(flipped), weights, lut)
+                total += self._finish(ext, sums, lut, exact_values=(a[:, :, sl], b[:, sl]))
             self.last_path = f"{self.last_path} k-split"
             ct = reference.check_int32(total, lut)
         return ct.transpose(1, 2)
@@ -429,10 +447,10 @@ class CpuEngine(Engine):
         at = sums.at
         if plan.exact_shift:  # a coarse table's codes as the values they stand for (see TablePlan.exact_shift)
             at = ((at.to(torch.int32) << plan.exact_shift) & 0xFF ^ plan.exact_flip).to(torch.uint8)
-        exact = ext.exact_int8(at, sums.bc) if plan.exact == "int8" else empty
+        exact = ext.exact_int8(at, sums.bc, sums.rows) if plan.exact == "int8" else empty
         if plan.fold_weights is not None:  # bit 7 of a's codes times the fold weights of b's
             weights = plan.fold_weights[sums.bc.long()].view(torch.uint8)
-            exact = exact + ext.exact_int8(sums.at >> 7, weights)
+            exact = exact + ext.exact_int8(sums.at >> 7, weights, sums.rows)
         rows = empty
         if plan.row_table is not None:
             table = plan.row_table
@@ -441,7 +459,20 @@ class CpuEngine(Engine):
             kernel = "avx512vbmi/planes" if choose_path() == "avx512vbmi" else "avx2/nibble"
             planes, padded = table.shape[1], table.shape[2]
             rows = ext.lut_gemm(
-                kernel, sums.at, zero, table, planes * padded, padded, plan.row_bias, bits_eff, planes, 1, 1, 8, 7
+                kernel,
+                sums.at,
+                zero,
+                sums.rows,
+                table,
+                planes * padded,
+                padded,
+                plan.row_bias,
+                bits_eff,
+                planes,
+                1,
+                1,
+                8,
+                7,
             )
         return exact, rows
 
@@ -450,12 +481,12 @@ class CpuEngine(Engine):
         ext: Any,
         sums: KernelSums,
         lut: PreparedLut,
-        valid: int,
         *,
         exact_values: tuple[torch.Tensor, torch.Tensor],
     ) -> torch.Tensor:
-        """The result ``[G, N, valid]`` of a GEMM: int32, or int64 where a float exact product was added."""
-        plan = sums.plan
+        """The result ``[G, N, M]`` of a GEMM (``M = sums.rows``): int32, or int64 where a float exact product was
+        added."""
+        plan, valid = sums.plan, sums.rows
         if plan is None:
             return sums.ct[:, :, :valid]
         exact, rows = self._parts(ext, sums)
@@ -478,13 +509,14 @@ class CpuEngine(Engine):
         ext: Any,
         isa: str,
         at: torch.Tensor,
+        rows: int,
         max_code: int,
         flipped: bool,
         weights: WeightCodes,
         lut: PreparedLut,
     ) -> KernelSums:
-        """The kernel's sums ``C^T [G, N, Mp]`` for the K-major code panel ``at [G, K, Mp]`` and the codes of
-        b, with the plan they belong to (``None``: they are the result)."""
+        """The kernel's sums ``C^T [G, N, Mp]`` for the K-major code panel ``at [G, K, Mp]`` of a's ``rows`` rows
+        and the codes of b, with the plan they belong to (``None``: they are the result)."""
         bits_eff = max(1, max_code.bit_length())
         plan, bc = self._plan(isa, bits_eff, flipped, weights, lut, at.shape[1])
         if plan is None and flipped:  # back to plain codes for the int32/int16 kernels
@@ -494,8 +526,8 @@ class CpuEngine(Engine):
             isa, lut, plan, bits_eff
         )
         bits = self._kernel_bits(plan, bits_eff)
-        ct = ext.lut_gemm(kernel, at, bc, table, col_stride, plane_stride, bias, bits, planes, *kernel_args)
-        return KernelSums(ct, plan, at, bc)
+        ct = ext.lut_gemm(kernel, at, bc, rows, table, col_stride, plane_stride, bias, bits, planes, *kernel_args)
+        return KernelSums(ct, plan, at, bc, rows)
 
     def _plan(
         self, isa: str, bits_eff: int, flipped: bool, weights: WeightCodes, lut: PreparedLut, k_count: int

@@ -167,15 +167,20 @@ void block(const GemmProblem& p, const uint8_t* atg, const uint8_t* bcg, int32_t
   for (; n < n1; ++n) columns<R, V, 1, P, GL, GH, F>(p, atg, bcg, ctg, mb, n);
 }
 
-// Blocks of 64 * V lanes from m0; a last block of at most 128 lanes runs on two vectors (the caller's panel and
-// sums hold whole blocks of 256 lanes: a block of 128 valid positions, e.g. attention over 128 tokens or a
-// batch's last block, looks up half of what it would).
+// Blocks of 64 * V lanes from m0; a last block of at most 128 (64) lanes runs on two vectors (one, where the
+// table is not folded): the caller's panel and sums hold whole blocks of 256 lanes, and a block of 128 valid
+// positions (attention over 128 tokens, a batch's last block) looks up half of what it would, a batch of at
+// most 64 rows a quarter.
 template <int R, int V, int C, int P, int GL, int GH, bool F = false>
 void planes(const GemmProblem& p, int64_t g, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
   const uint8_t* atg = p.at + g * p.at_g;
   const uint8_t* bcg = p.bc + g * p.bc_g;
   int32_t* ctg = p.ct + g * p.ct_g;
   for (int64_t mb = m0; mb < m1; mb += 64 * V) {
+    if (V > 2 && !F && m1 - mb <= 64) {  // (a folded table's one vector costs what two do: it takes two)
+      block<R, 1, C, P, GL, GH, F>(p, atg, bcg, ctg, mb, n0, n1);
+      return;
+    }
     if (V > 2 && m1 - mb <= 128) {
       block<R, 2, C, P, GL, GH, F>(p, atg, bcg, ctg, mb, n0, n1);
       return;

@@ -83,8 +83,9 @@ void check_codes(const torch::Tensor& t, const char* what) {
   TORCH_CHECK(t.size(2) <= 1 || t.stride(2) == 1, what, " must be contiguous in its last dimension");
 }
 
-// C^T[g][n][m] for m-padded transposed codes at [G][K][Mp] and codes bc [G][K][N].
-torch::Tensor lut_gemm(const std::string& kernel, const torch::Tensor& at, const torch::Tensor& bc,
+// C^T[g][n][m] for m-padded transposed codes at [G][K][Mp] and codes bc [G][K][N], computed for the first
+// `rows` lanes m (the others are left unset): a block's kernel runs whole blocks of its own width up to them.
+torch::Tensor lut_gemm(const std::string& kernel, const torch::Tensor& at, const torch::Tensor& bc, int64_t rows,
                        const torch::Tensor& table, int64_t col_stride, int64_t plane_stride, int64_t bias,
                        int64_t bits_eff, int64_t planes, int64_t group_lo, int64_t group_hi, int64_t plane_shift,
                        int64_t fold_bit) {
@@ -96,13 +97,14 @@ torch::Tensor lut_gemm(const std::string& kernel, const torch::Tensor& at, const
   const int64_t G = at.size(0), K = at.size(1), Mp = at.size(2), N = bc.size(2);
   TORCH_CHECK(bc.size(0) == G && bc.size(1) == K, "at and bc shapes differ");
   TORCH_CHECK(Mp % kLaneAlign == 0, "at must be padded to a multiple of ", kLaneAlign, " rows");
+  TORCH_CHECK(rows >= 0 && rows <= Mp, "rows ", rows, " is outside 0..", Mp);
   // Zero planes: a plan whose table is all offsets and exact product; its look-up sums are zero.
   GemmKernel fn = planes == 0 ? nullptr
                               : find_kernel(kernel, static_cast<int>(bits_eff), static_cast<int>(planes),
                                             static_cast<int>(group_lo), static_cast<int>(group_hi));
   TORCH_CHECK(fn != nullptr || planes == 0, "unknown LUT-GEMM kernel ", kernel);
   auto ct = torch::empty({G, N, Mp}, torch::dtype(torch::kInt32));
-  if (G == 0 || N == 0 || Mp == 0) return ct;
+  if (G == 0 || N == 0 || rows == 0) return ct;
   if (K == 0 || planes == 0) return ct.zero_();
   GemmProblem p{};
   p.at = at.data_ptr<uint8_t>();
@@ -127,14 +129,26 @@ torch::Tensor lut_gemm(const std::string& kernel, const torch::Tensor& at, const
   p.K = K;
   p.bits_eff = static_cast<int>(bits_eff);
   p.accumulate = false;
-  // Tasks: (g, block of kLaneAlign rows, chunk of columns); enough of them to keep every thread busy.
-  const int64_t m_blocks = Mp / kLaneAlign;
+  // Tasks: (g, block of kLaneAlign rows, chunk of columns), enough of them to keep every thread busy, of about
+  // equal work: a last, partial block looks up fewer lanes (whole blocks of the kernel's width, counted here
+  // in 64s), so its columns go in fewer chunks. The threads take consecutive runs of tasks.
+  struct Task {
+    int64_t g, mbi, n0, n1;
+  };
+  const int64_t m_blocks = (rows + kLaneAlign - 1) / kLaneAlign;
+  auto block_lanes = [&](int64_t mbi) { return std::min(kLaneAlign, rows - mbi * kLaneAlign); };
+  auto block_work = [&](int64_t mbi) { return (block_lanes(mbi) + 63) / 64; };
   const int64_t want = 8 * static_cast<int64_t>(at::get_num_threads());
-  int64_t n_chunks = std::min<int64_t>(N, std::max<int64_t>(1, (want + G * m_blocks - 1) / (G * m_blocks)));
-  const int64_t n_step = (N + n_chunks - 1) / n_chunks;
-  n_chunks = (N + n_step - 1) / n_step;
-  const int64_t tasks = G * m_blocks * n_chunks;
-  at::parallel_for(0, tasks, 1, [&](int64_t begin, int64_t end) {
+  const int64_t total = G * ((m_blocks - 1) * (kLaneAlign / 64) + block_work(m_blocks - 1));
+  std::vector<Task> tasks;
+  for (int64_t g = 0; g < G; ++g) {
+    for (int64_t mbi = 0; mbi < m_blocks; ++mbi) {
+      const int64_t chunks = std::clamp<int64_t>((want * block_work(mbi) + total - 1) / total, 1, N);
+      const int64_t n_step = (N + chunks - 1) / chunks;
+      for (int64_t n0 = 0; n0 < N; n0 += n_step) tasks.push_back({g, mbi, n0, std::min(N, n0 + n_step)});
+    }
+  }
+  at::parallel_for(0, static_cast<int64_t>(tasks.size()), 1, [&](int64_t begin, int64_t end) {
     // The codes of a of one block of kLaneAlign rows are copied, a block of K at a time, into a contiguous
     // panel [kKBlock][kLaneAlign] (L2-sized): the kernels then read consecutive k at a short stride instead
     // of one M-wide row apart, which more than pays for the copy. The panel serves every task of this
@@ -142,8 +156,9 @@ torch::Tensor lut_gemm(const std::string& kernel, const torch::Tensor& at, const
     thread_local std::vector<uint8_t> panel;
     panel.resize(static_cast<size_t>(kKBlock * kLaneAlign));
     for (int64_t t0 = begin; t0 < end;) {
-      const int64_t block = t0 / n_chunks, t1 = std::min(end, (block + 1) * n_chunks);
-      const int64_t mbi = block % m_blocks, g = block / m_blocks;
+      const int64_t g = tasks[t0].g, mbi = tasks[t0].mbi;
+      int64_t t1 = t0 + 1;
+      while (t1 < end && tasks[t1].g == g && tasks[t1].mbi == mbi) ++t1;
       for (int64_t k0 = 0; k0 < K; k0 += kKBlock) {
         GemmProblem q = p;
         q.K = std::min(kKBlock, K - k0);
@@ -159,10 +174,7 @@ torch::Tensor lut_gemm(const std::string& kernel, const torch::Tensor& at, const
         q.ct = p.ct + g * p.ct_g + mbi * kLaneAlign;
         q.ct_g = 0;
         q.accumulate = k0 > 0;
-        for (int64_t t = t0; t < t1; ++t) {
-          const int64_t n0 = (t % n_chunks) * n_step, n1 = std::min(N, n0 + n_step);
-          fn(q, 0, 0, kLaneAlign, n0, n1);
-        }
+        for (int64_t t = t0; t < t1; ++t) fn(q, 0, 0, block_lanes(mbi), tasks[t].n0, tasks[t].n1);
       }
       t0 = t1;
     }

@@ -55,7 +55,9 @@ static inline void store_lanes(int32_t* out, const int32_t* sums, int count, boo
   }
 }
 
-// Processes groups g, lanes [m0, m1) (multiples of kLaneAlign) and output columns [n0, n1).
+// Processes group g, lanes [m0, m1) and output columns [n0, n1). m0 is a multiple of kLaneAlign; m1 may end
+// inside a block (its valid rows), and the kernel then runs whole blocks of its own width (a divisor of
+// kLaneAlign) up to it: the padded lanes it reads and writes are discarded.
 using GemmKernel = void (*)(const GemmProblem&, int64_t g, int64_t m0, int64_t m1, int64_t n0, int64_t n1);
 
 // The kernel `name` ("avx512vbmi/planes", "avx2/nibble", ...) for codes below 2^bits_eff; the byte-plane

@@ -18,9 +18,11 @@ Parts make_parts(const torch::Tensor& ct, int64_t scale, const torch::Tensor& ex
   parts.Mp = Mp;
   parts.cols.assign(static_cast<size_t>(G * N), constant);
   if (exact.numel() > 0) {
-    TORCH_CHECK(exact.scalar_type() == torch::kInt32 && exact.is_contiguous() && exact.sizes() == ct.sizes(),
-                "exact must be int32 shaped like ct");
+    TORCH_CHECK(exact.scalar_type() == torch::kInt32 && exact.is_contiguous() && exact.dim() == 3 &&
+                    exact.size(0) == G && exact.size(1) == N && exact.size(2) <= Mp,
+                "exact must be int32 [G,N,lanes] with lanes <= ct's");
     parts.exact = exact.data_ptr<int32_t>();
+    parts.exact_lanes = exact.size(2);
   }
   if (rows.numel() > 0) {
     TORCH_CHECK(rows.scalar_type() == torch::kInt32 && rows.is_contiguous() && rows.numel() == G * Mp,
@@ -49,16 +51,18 @@ Parts make_parts(const torch::Tensor& ct, int64_t scale, const torch::Tensor& ex
   return parts;
 }
 
-torch::Tensor exact_int8(const torch::Tensor& at, const torch::Tensor& bc) {
+torch::Tensor exact_int8(const torch::Tensor& at, const torch::Tensor& bc, int64_t valid) {
   TORCH_CHECK(at.scalar_type() == torch::kUInt8 && at.dim() == 3 && at.is_contiguous(), "at must be uint8 [G,K,Mp]");
   TORCH_CHECK(bc.scalar_type() == torch::kUInt8 && bc.dim() == 3 && bc.size(0) == at.size(0) &&
                   bc.size(1) == at.size(1),
               "bc must be uint8 [G,K,N]");
-  const int64_t G = at.size(0), N = bc.size(2), Mp = at.size(2);
-  auto out = torch::empty({G, N, Mp}, torch::dtype(torch::kInt32));
-  // Stored codes read as int8 are the values x and y of the plan; bc^T [N][K] is a contiguous view when the
-  // codes are n-major (weights), else a copy.
-  const auto a8 = at.view(torch::kInt8);
+  TORCH_CHECK(valid >= 0 && valid <= at.size(2), "valid ", valid, " is outside 0..", at.size(2));
+  const int64_t G = at.size(0), N = bc.size(2);
+  auto out = torch::empty({G, N, valid}, torch::dtype(torch::kInt32));
+  if (valid == 0 || N == 0) return out;
+  // Stored codes read as int8 are the values x and y of the plan (the valid lanes of at: a strided view);
+  // bc^T [N][K] is a contiguous view when the codes are n-major (weights), else a copy.
+  const auto a8 = at.view(torch::kInt8).narrow(2, 0, valid);
   const auto w8 = bc.transpose(1, 2).contiguous().view(torch::kInt8);
   for (int64_t g = 0; g < G; ++g) {
     auto part = out[g];
@@ -71,6 +75,9 @@ bool finish_gemm(torch::Tensor& ct, int64_t valid, int64_t scale, const torch::T
                  const torch::Tensor& rows, const torch::Tensor& col_offset, const torch::Tensor& bc,
                  int64_t constant) {
   const Parts parts = make_parts(ct, scale, exact, rows, col_offset, bc, constant);
+  TORCH_CHECK(valid >= 0 && valid <= ct.size(2), "valid ", valid, " is outside 0..", ct.size(2));
+  TORCH_CHECK(parts.exact == nullptr || parts.exact_lanes >= valid, "exact holds ", parts.exact_lanes,
+              " lanes, fewer than the ", valid, " valid ones");
   if (parts.trivial) return true;
   const int64_t G = ct.size(0), N = ct.size(1), Mp = ct.size(2);
   int32_t* data = ct.data_ptr<int32_t>();
@@ -80,9 +87,9 @@ bool finish_gemm(torch::Tensor& ct, int64_t valid, int64_t scale, const torch::T
     for (int64_t t = begin; t < end; ++t) {
       const int64_t g = t / N, n = t % N;
       int32_t* row = data + t * Mp;
-      for (int64_t m = 0; m < Mp; ++m) {
+      for (int64_t m = 0; m < valid; ++m) {
         const int64_t v = parts.value(g, n, m, row[m]);
-        fits &= m >= valid || (v >= INT32_MIN && v <= INT32_MAX);
+        fits &= v >= INT32_MIN && v <= INT32_MAX;
         row[m] = static_cast<int32_t>(v);
       }
     }

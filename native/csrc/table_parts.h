@@ -13,7 +13,8 @@ namespace lutgen {
 
 struct Parts {
   int64_t scale = 1;
-  const int32_t* exact = nullptr;  // [G][N][Mp] sums of x*y, or none
+  const int32_t* exact = nullptr;  // [G][N][exact_lanes] sums of x*y, or none
+  int64_t exact_lanes = 0;
   const int32_t* rows = nullptr;   // [G][Mp] sums of r, or none
   std::vector<int64_t> cols;       // [G][N]: sums of c plus K*bias
   int64_t N = 0, Mp = 0;
@@ -21,23 +22,24 @@ struct Parts {
 
   int64_t value(int64_t g, int64_t n, int64_t m, int32_t sum) const {
     int64_t v = scale * sum + cols[g * N + n];
-    if (exact != nullptr) v += exact[(g * N + n) * Mp + m];
+    if (exact != nullptr) v += exact[(g * N + n) * exact_lanes + m];
     if (rows != nullptr) v += rows[g * Mp + m];
     return v;
   }
 };
 
-// The parts for a kernel result ct [G][N][Mp]: `exact` [G][N][Mp] int32 and `rows` [G][1][Mp] int32 may be
+// The parts for a kernel result ct [G][N][Mp]: `exact` [G][N][lanes <= Mp] int32 and `rows` [G][1][Mp] int32 may be
 // empty; the column sums come from `col_offset` (int64 per stored code of b, may be empty) over the codes bc
 // [G][K][N].
 Parts make_parts(const torch::Tensor& ct, int64_t scale, const torch::Tensor& exact, const torch::Tensor& rows,
                  const torch::Tensor& col_offset, const torch::Tensor& bc, int64_t constant);
 
-// C^T [G][N][Mp] = sum_k int8(bc[g][k][n]) * int8(at[g][k][m]), exactly in int32 (torch._int_mm per group).
-torch::Tensor exact_int8(const torch::Tensor& at, const torch::Tensor& bc);
+// C^T [G][N][valid] = sum_k int8(bc[g][k][n]) * int8(at[g][k][m]) for the first `valid` lanes m of at
+// [G][K][Mp], exactly in int32 (torch._int_mm per group).
+torch::Tensor exact_int8(const torch::Tensor& at, const torch::Tensor& bc, int64_t valid);
 
-// ct += the other parts, in place; false when a result of the first `valid` lanes lies outside int32 (ct is
-// then meaningless; the padded lanes are never checked).
+// ct += the other parts, in place, on the first `valid` lanes (the padded ones are left as they are); false
+// when a result lies outside int32 (ct is then meaningless).
 bool finish_gemm(torch::Tensor& ct, int64_t valid, int64_t scale, const torch::Tensor& exact,
                  const torch::Tensor& rows, const torch::Tensor& col_offset, const torch::Tensor& bc,
                  int64_t constant);

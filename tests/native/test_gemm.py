@@ -399,8 +399,10 @@ def test_kernel_binding_checks_the_table_it_reads(native: object) -> None:
         planes: int,
         shift: int = 8,
         fold_bit: int = 7,
+        rows: int = 256,
     ) -> torch.Tensor:
-        return ext.lut_gemm(kernel, at, bc, table, col_stride, plane_stride, 0, bits, planes, 1, 1, shift, fold_bit)  # type: ignore[attr-defined]
+        args = (table, col_stride, plane_stride, 0, bits, planes, 1, 1, shift, fold_bit)
+        return ext.lut_gemm(kernel, at, bc, rows, *args)  # type: ignore[attr-defined]
 
     cases = [
         ("avx512vbmi/planes", torch.zeros((4, 1, 256), dtype=torch.uint8), 256, 256, 8, 1, 8, 7, "column 4"),
@@ -416,5 +418,8 @@ def test_kernel_binding_checks_the_table_it_reads(native: object) -> None:
         with pytest.raises(RuntimeError, match=message):
             run(kernel, table, col_stride, plane_stride, bits, planes, shift, fold_bit)
     table = torch.arange(256 * 16, dtype=torch.int32).reshape(256, 16)  # T[a][b] at column b, row a
+    for rows in (-1, 257):  # the valid rows lie within the padded panel
+        with pytest.raises(RuntimeError, match="rows"):
+            run("scalar/i32", table[:5].contiguous(), 64, 0, 4, 1, rows=rows)
     ct = run("scalar/i32", table[:5].contiguous(), 64, 0, 4, 1)
     assert torch.equal(ct, torch.full((1, 1, 256), int(table[1, 0] + table[4, 0] + table[0, 0]), dtype=torch.int32))

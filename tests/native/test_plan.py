@@ -488,6 +488,27 @@ def test_row_offsets_of_one_plane(corpus: Path, isa: str, native: object, monkey
         assert plan is not None and plan.row_table is not None and plan.row_table.shape[1] == 1, engine.last_path
 
 
+def test_partial_blocks_of_rows(isa: str, kind: str) -> None:
+    """The kernels look up only the rows of a last, partial block of 256 (VBMI: one, two or four vectors of 64
+    lanes; AVX2: blocks of 32), on every kind of plan: bit-exact for row counts at and around each width,
+    with reductions of one and of two blocks of k (the second accumulates), operands not swapped (but for one
+    row, whose GEMM is cheaper over b's 5 columns: the partial block is then theirs, the table transposed)."""
+    flip = 0x80 if kind == "int8" else 0
+    cases = [
+        (structured_lut(8, True, error_span=20, seed=150), "1 plane"),  # small entries: grouped byte sums
+        (structured_lut(8, True, error_span=400, seed=151), "2 planes"),
+        (foldable_lut(error_span=700, seed=152, flip=flip), "folded"),
+        (narrow_lut(kept_bits=5, error_span=90, seed=153, flip=flip), "5 of 8 code bits"),
+    ]
+    for lut, shape in cases:
+        low, high = (-128, 127) if lut.signed else (0, 255)
+        for m in (1, 31, 33, 63, 64, 65, 127, 128, 129, 192, 255, 256, 257, 300, 320, 321):
+            for k in (70, 1100) if m in (63, 129, 300) else (70,):
+                a = edge_values((1, m, k), 0 if lut.signed else low, high, 154 + m)
+                path = check_bmm(a, edge_values((1, k, 5), low, high, 155 + k), lut)
+                assert "swapped" in path if m == 1 else shape in path and "swapped" not in path, (m, k, path)
+
+
 def test_engine_two_plane_errors_and_long_reductions(isa: str, kind: str) -> None:
     """An error spanning 400 values (two planes, the high one grouped) and a reduction long enough to be split
     into int32 chunks, each with its plan."""
@@ -560,12 +581,12 @@ def test_few_rows_swap_the_operands(isa: str, kind: str) -> None:
     ]
     engine = engines.get_engine("cpu")
     for lut, low, high in cases:
-        for g, m, k, n, swapped in [(1, 1, 70, 300, True), (2, 16, 301, 512, True), (1, 300, 40, 64, False)]:
+        for g, m, k, n, swapped in [(1, 1, 70, 300, True), (2, 8, 301, 512, True), (1, 300, 40, 64, False)]:
             a = edge_values((g, m, k), 0 if lut.signed else low, high, 143)
             path = check_bmm(a, edge_values((g, k, n), low, high, 144), lut)
             assert ("(operands swapped)" in path) == swapped, path
         dtype = torch.int8 if lut.signed else torch.uint8
-        x = edge_values((1, 32, 4, 4), 0 if lut.signed else low, high, 145).to(dtype)
+        x = edge_values((1, 32, 2, 2), 0 if lut.signed else low, high, 145).to(dtype)
         w = edge_values((300, 32, 3, 3), low, high, 146).to(dtype)
         spec = conv2d_spec(w.shape, 1, 1, 1, 1)
         want = Conv2dLowering(lut, engines.get_engine("reference"), ste=True, spec=spec).forward(x, w)
@@ -668,13 +689,24 @@ def test_engine_runs_tables_that_ignore_low_bits_bit_exactly(isa: str, kind: str
 
 
 def test_swap_decision() -> None:
-    """Swapped where the rows of a fill few of a block's lanes and b's columns many (the default costs: an
-    8-bit look-up and its widening 2.2 times a 6-bit one's); never on paths without plans."""
+    """Swapped where the rows of a fill few of the lanes the kernels look up and b's columns many (the default
+    costs: an 8-bit look-up and its widening 2.2 times a 6-bit one's); never on paths without plans."""
     swaps = engines.CpuEngine.swaps_operands
-    assert swaps("avx512vbmi", 1, 64) and swaps("avx512vbmi", 16, 512) and swaps("avx2", 16, 512)
+    assert swaps("avx512vbmi", 1, 64) and swaps("avx512vbmi", 16, 512) and swaps("avx2", 1, 512)
     assert not swaps("avx512vbmi", 64, 40) and not swaps("avx512vbmi", 256, 4096)
-    assert not swaps("avx512vbmi", 150, 256) and swaps("avx512vbmi", 60, 256)
+    # 60 rows take 64 lanes (no swap), 20 rows waste 44 of them; 16 rows take 32 lanes on AVX2
+    assert not swaps("avx512vbmi", 150, 256) and not swaps("avx512vbmi", 60, 256) and swaps("avx512vbmi", 20, 256)
+    assert not swaps("avx2", 16, 512)
     assert not swaps("avx512bw", 1, 4096) and not swaps("scalar", 1, 4096)
+
+
+def test_looked_up_lanes() -> None:
+    """Whole blocks of 256 lanes, then the kernel's own width up to the rows of a last, partial block."""
+    lanes = engines.looked_up_lanes
+    vbmi = [64, 64, 128, 128, 256, 256, 320, 512]
+    assert [lanes("avx512vbmi", n) for n in (1, 64, 65, 128, 129, 256, 257, 400)] == vbmi
+    assert [lanes("avx2", n) for n in (1, 32, 33, 256, 257)] == [32, 32, 64, 256, 288]
+    assert lanes("avx512bw", 3) == lanes("scalar", 3) == 256 and lanes("avx512vbmi", 0) == 0
 
 
 def test_int8_probe_detects_saturating_gemms() -> None:
