@@ -53,7 +53,8 @@ from .prepared import PreparedLut, code_values
 
 EXACT_KINDS = (None, "int8", "values")
 GROUPS_LOW = (8, 2, 1)
-"""Byte-sum groups of a one-plane VBMI kernel (4 is no faster than 2 on the Intel Xeon it was measured on)."""
+"""Byte-sum groups of a one-plane kernel, VBMI or AVX2 (4 is no faster than 2 on the Intel Xeon it was measured
+on)."""
 GROUPS_HIGH = (16, 8, 4, 1)
 """Byte-sum groups of the high plane of a two-plane VBMI kernel."""
 GROUPS_LOW_TWO = (8, 1)
@@ -257,7 +258,7 @@ def fold_order(bit: int, rows: int = 256) -> np.ndarray:
     return order
 
 
-def _fold_offsets(d: np.ndarray, isa: str) -> tuple[np.ndarray, np.ndarray, int] | None:
+def _fold_offsets(d: np.ndarray) -> tuple[np.ndarray, np.ndarray, int] | None:
     """Offsets ``(r, c, span)`` of a folded plan for the rows of ``d`` (in :func:`fold_order`: the rows with the
     fold bit clear, then those with it set), or ``None`` when the upper half is not the lower half plus a term
     of the row and a term of the column.
@@ -273,7 +274,7 @@ def _fold_offsets(d: np.ndarray, isa: str) -> tuple[np.ndarray, np.ndarray, int]
     if np.any(diff - diff[:, :1] - diff[:1, :] + diff[0, 0]):
         return None
     fits = [_fit_offsets(low, rows=False), _fit_offsets(low, rows=True)]
-    r_lo, c, _ = max(fits, key=lambda fit: _layout(fit[2], isa))
+    r_lo, c, _ = max(fits, key=lambda fit: _layout(fit[2]))
     q_lo = low - r_lo[:, None] - c[None, :]
     v = diff[0, :] - diff[0, 0]
     folded = q_lo + (v - v.min())[None, :]
@@ -289,12 +290,12 @@ def _fold_offsets(d: np.ndarray, isa: str) -> tuple[np.ndarray, np.ndarray, int]
     return best
 
 
-def _best_fit(d: np.ndarray, isa: str) -> tuple[np.ndarray, np.ndarray, int]:
+def _best_fit(d: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
     """Offsets ``(r, c, span)`` of an unfolded plan: column offsets alone, or with row offsets where those lay
     out better (they cost one more, one-column, LUT-GEMM: kept when they save a plane or widening)."""
     r, c, span = _fit_offsets(d, rows=False)
     r2, c2, span2 = _fit_offsets(d, rows=True)
-    return (r2, c2, span2) if _layout(span2, isa) > _layout(span, isa) else (r, c, span)
+    return (r2, c2, span2) if _layout(span2) > _layout(span) else (r, c, span)
 
 
 def _rows_looked_up(d: np.ndarray) -> int:
@@ -311,11 +312,11 @@ def _rows_looked_up(d: np.ndarray) -> int:
     return kept
 
 
-def _layout(span: int, isa: str) -> tuple[int, int]:
+def _layout(span: int) -> tuple[int, int]:
     """How good a span is for the kernels: fewer planes first, then larger byte-sum groups."""
     if span > 256:
         return (-2, _widen_groups((span - 1) >> 8, GROUPS_HIGH) if span <= 1 << 16 else 0)
-    return (-1, _widen_groups(span - 1, GROUPS_LOW) if isa == "avx512vbmi" else 1)
+    return (-1, _widen_groups(span - 1, GROUPS_LOW))
 
 
 def _store(
@@ -354,7 +355,8 @@ def _store(
                 continue
             low_max = max(int(low.max()), int((low + fold_lo).max()) if fold else 0)
             high_max = max(int(high.max()), int((high + fold_hi).max()) if fold else 0)
-        group_lo = _widen_groups(low_max, GROUPS_LOW if planes < 2 else GROUPS_LOW_TWO) if vbmi and planes else 1
+        one = planes == 1
+        group_lo = _widen_groups(low_max, GROUPS_LOW if one else GROUPS_LOW_TWO) if (vbmi or one) and planes else 1
         group_hi = _widen_groups(high_max, GROUPS_HIGH) if vbmi and planes == 2 else 1
         cost = sum(plane_cost(isa, bits_eff, group) for group in (group_lo, group_hi)[:planes])
         cost += fold_cost(isa) * planes * fold
@@ -385,8 +387,10 @@ def plane_cost(isa: str, bits_eff: int, group: int) -> float:
     if isa == "avx512vbmi":
         costs = kernel_costs()
         return costs.lookup_cost(bits_eff) + costs.widen / group
-    subtables = 1 << max(0, bits_eff - 4)  # avx2: vpshufb per 16 entries, a blend tree, widening
-    return 2 * (2 * subtables - 1) + 6
+    # AVX2, per vector of 32: a vpshufb per 16 entries and a tree of blends, then 3 widening instructions per
+    # step, or a byte add per step and those 3 per group
+    subtables = 1 << max(0, bits_eff - 4)
+    return 2 * (2 * subtables - 1) + (6 if group == 1 else 2 + 6 / group)
 
 
 AVX2_EXACT_COST = {"int8": 3.0, "values": 8.0}
@@ -451,16 +455,16 @@ def _build(
         return None
     if narrow:  # the low rows get the fit; each other row is the low row of its code plus a row offset
         low_of = np.arange(rows) % kept
-        r_low, c, span = _best_fit(reduced[:kept], isa)
+        r_low, c, span = _best_fit(reduced[:kept])
         r = r_low[low_of] + reduced[:, 0] - reduced[low_of, 0]
     elif fold:
-        offsets = _fold_offsets(reduced[order], isa)
+        offsets = _fold_offsets(reduced[order])
         if offsets is None or offsets[2] == 1:
             return None
         r, c, span = np.empty_like(offsets[0]), offsets[1], offsets[2]
         r[order] = offsets[0]
     else:
-        r, c, span = _best_fit(reduced, isa)
+        r, c, span = _best_fit(reduced)
     if span > 1 << 16:
         return None
     residual = reduced - r[:, None] - c[None, :]

@@ -63,19 +63,24 @@ inline __m256i tree_lookup(const uint8_t* plane, __m256i low, const __m256i* mas
 
 // 32 lanes (rows m) times C columns n: each k step computes the code masks once for the C columns. Folded (F):
 // the planes hold the rows whose top code bit (the one above the S sub-tables) is clear, and after them a
-// register per plane of the column's fold byte, added where that bit is set.
-template <int S, int P, int C, bool F = false>
+// register per plane of the column's fold byte, added where that bit is set. One plane (P == 1) sums its
+// looked-up bytes over GL k steps before widening them (its entries are at most 255 / GL); a chunk's tail
+// goes one step at a time.
+template <int S, int P, int C, bool F = false, int GL = 1>
 void nibble_columns(const GemmProblem& p, const uint8_t* atg, const uint8_t* bcg, int32_t* ctg, int64_t mb, int64_t n) {
+  static_assert(GL == 1 || P == 1, "two planes widen every step");
   constexpr int fold_level = S == 1 ? 0 : S == 2 ? 1 : S == 4 ? 2 : 3;  // masks[i]: bit 4 + i in bit 7
   constexpr int64_t kChunk = 256;  // k steps per 16-bit accumulation (byte sums stay below 2^16)
   const __m256i nibble = _mm256_set1_epi8(0x0F);
   alignas(32) int32_t acc[C][32] = {};
   for (int64_t k0 = 0; k0 < p.K; k0 += kChunk) {
     const int64_t k1 = k0 + kChunk < p.K ? k0 + kChunk : p.K;
-    // Word j of w* sums byte lanes 2j and 2j+1 as (even + 256*odd) mod 2^16; o* sums the odd lanes.
-    __m256i wl[C], ol[C], wh[C], oh[C];
-    for (int c = 0; c < C; ++c) wl[c] = ol[c] = wh[c] = oh[c] = _mm256_setzero_si256();
-    for (int64_t k = k0; k < k1; ++k) {
+    // Word j of w* sums byte lanes 2j and 2j+1 as (even + 256*odd) mod 2^16; o* sums the odd lanes; sl: the
+    // low plane's byte sums of the current group.
+    __m256i wl[C], ol[C], wh[C], oh[C], sl[C];
+    for (int c = 0; c < C; ++c) wl[c] = ol[c] = wh[c] = oh[c] = sl[c] = _mm256_setzero_si256();
+    // One k step (j: its place in a group of GL steps, or -1 ungrouped).
+    auto step = [&](int64_t k, int j) {
       const __m256i idx = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(atg + k * p.at_k + mb));
       __m256i masks[4];
       masks[0] = _mm256_slli_epi16(idx, 3);
@@ -90,8 +95,12 @@ void nibble_columns(const GemmProblem& p, const uint8_t* atg, const uint8_t* bcg
           const __m256i fold = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(col + P * p.plane_stride));
           lo = _mm256_add_epi8(lo, blend(_mm256_setzero_si256(), fold, masks[fold_level]));
         }
-        wl[c] = _mm256_add_epi16(wl[c], lo);
-        ol[c] = _mm256_add_epi16(ol[c], _mm256_srli_epi16(lo, 8));
+        if (GL > 1 && j >= 0) {
+          sl[c] = j == 0 ? lo : _mm256_add_epi8(sl[c], lo);
+        } else {
+          wl[c] = _mm256_add_epi16(wl[c], lo);
+          ol[c] = _mm256_add_epi16(ol[c], _mm256_srli_epi16(lo, 8));
+        }
         if constexpr (P == 2) {
           __m256i hi = tree_lookup<S>(col + p.plane_stride, low, masks);
           if constexpr (F) {
@@ -102,7 +111,18 @@ void nibble_columns(const GemmProblem& p, const uint8_t* atg, const uint8_t* bcg
           oh[c] = _mm256_add_epi16(oh[c], _mm256_srli_epi16(hi, 8));
         }
       }
+    };
+    int64_t k = k0;
+    if constexpr (GL > 1) {
+      for (; k + GL <= k1; k += GL) {
+        for (int j = 0; j < GL; ++j) step(k + j, j);
+        for (int c = 0; c < C; ++c) {
+          wl[c] = _mm256_add_epi16(wl[c], sl[c]);
+          ol[c] = _mm256_add_epi16(ol[c], _mm256_srli_epi16(sl[c], 8));
+        }
+      }
     }
+    for (; k < k1; ++k) step(k, -1);
     // Entries are stored as T - bias = low + (high << p.plane_shift) (unsigned planes): add bias back per
     // product.
     const int64_t offset = p.bias * (k1 - k0);
@@ -121,35 +141,43 @@ void nibble_columns(const GemmProblem& p, const uint8_t* atg, const uint8_t* bcg
   for (int c = 0; c < C; ++c) store_lanes(ctg + (n + c) * p.ct_n + mb, acc[c], 32, p.accumulate);
 }
 
-template <int S, int P, bool F = false>
+template <int S, int P, bool F = false, int GL = 1>
 void avx2_nibble(const GemmProblem& p, int64_t g, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
   const uint8_t* atg = p.at + g * p.at_g;
   const uint8_t* bcg = p.bc + g * p.bc_g;
   int32_t* ctg = p.ct + g * p.ct_g;
   for (int64_t mb = m0; mb < m1; mb += 32) {
     int64_t n = n0;
-    for (; n + 2 <= n1; n += 2) nibble_columns<S, P, 2, F>(p, atg, bcg, ctg, mb, n);
-    if (n < n1) nibble_columns<S, P, 1, F>(p, atg, bcg, ctg, mb, n);
+    for (; n + 2 <= n1; n += 2) nibble_columns<S, P, 2, F, GL>(p, atg, bcg, ctg, mb, n);
+    if (n < n1) nibble_columns<S, P, 1, F, GL>(p, atg, bcg, ctg, mb, n);
   }
 }
 
-template <int P, bool F = false>
+template <int P, bool F = false, int GL = 1>
 GemmKernel nibble_for(int bits_eff) {
-  if (bits_eff <= 4) return avx2_nibble<1, P, F>;
-  if (bits_eff == 5) return avx2_nibble<2, P, F>;
-  if (bits_eff == 6) return avx2_nibble<4, P, F>;
-  if (bits_eff == 7) return avx2_nibble<8, P, F>;
-  return avx2_nibble<16, P, F>;
+  if (bits_eff <= 4) return avx2_nibble<1, P, F, GL>;
+  if (bits_eff == 5) return avx2_nibble<2, P, F, GL>;
+  if (bits_eff == 6) return avx2_nibble<4, P, F, GL>;
+  if (bits_eff == 7) return avx2_nibble<8, P, F, GL>;
+  return avx2_nibble<16, P, F, GL>;
+}
+
+// One plane, its byte sums in groups of 8, 2 or 1 (as plan.py's GROUPS_LOW).
+template <bool F = false>
+GemmKernel one_plane(int bits_eff, int group_lo) {
+  if (group_lo >= 8) return nibble_for<1, F, 8>(bits_eff);
+  if (group_lo >= 2) return nibble_for<1, F, 2>(bits_eff);
+  return nibble_for<1, F>(bits_eff);
 }
 
 }  // namespace
 
 GemmKernel avx2_gather_kernel(int) { return avx2_gather; }
 GemmKernel avx2_nibble_kernel(int bits_eff) { return nibble_for<2>(bits_eff); }
-GemmKernel avx2_nibble1_kernel(int bits_eff) { return nibble_for<1>(bits_eff); }
-GemmKernel avx2_fold_kernel(int bits_eff, int planes) {
+GemmKernel avx2_nibble1_kernel(int bits_eff, int group_lo) { return one_plane(bits_eff, group_lo); }
+GemmKernel avx2_fold_kernel(int bits_eff, int planes, int group_lo) {
   if (bits_eff < 5 || bits_eff > 8) return nullptr;  // folded on bit bits_eff - 1: sub-tables of the rest
-  if (planes == 1) return nibble_for<1, true>(bits_eff - 1);
+  if (planes == 1) return one_plane<true>(bits_eff - 1, group_lo);
   return planes == 2 ? nibble_for<2, true>(bits_eff - 1) : nullptr;
 }
 

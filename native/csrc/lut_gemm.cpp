@@ -22,8 +22,10 @@ namespace lutgen {
 GemmKernel find_kernel(const std::string& name, int bits_eff, int planes, int group_lo, int group_hi) {
   if (name == "scalar/i32") return scalar_i32_kernel(bits_eff);
   if (name == "avx2/gather") return avx2_gather_kernel(bits_eff);
-  if (name == "avx2/nibble") return planes == 1 ? avx2_nibble1_kernel(bits_eff) : avx2_nibble_kernel(bits_eff);
-  if (name == "avx2/fold") return avx2_fold_kernel(bits_eff, planes);
+  if (name == "avx2/nibble") {
+    return planes == 1 ? avx2_nibble1_kernel(bits_eff, group_lo) : avx2_nibble_kernel(bits_eff);
+  }
+  if (name == "avx2/fold") return avx2_fold_kernel(bits_eff, planes, group_lo);
   if (name == "avx512/gather") return avx512_gather_kernel(bits_eff);
   if (name == "avx512bw/i16") return avx512bw_i16_kernel(bits_eff);
   if (name == "avx512vbmi/planes") return avx512vbmi_planes_kernel(bits_eff, planes, group_lo, group_hi);

@@ -68,9 +68,12 @@ GemmKernel find_kernel(const std::string& name, int bits_eff, int planes, int gr
 GemmKernel scalar_i32_kernel(int bits_eff);
 GemmKernel avx2_gather_kernel(int bits_eff);
 GemmKernel avx2_nibble_kernel(int bits_eff);
-GemmKernel avx2_nibble1_kernel(int bits_eff);  // one byte plane (tables spanning <= 256 values)
-// Folded on bit bits_eff - 1 (see gemm_avx2.cpp): one or two planes of the rows with that bit clear.
-GemmKernel avx2_fold_kernel(int bits_eff, int planes);
+// One byte plane (tables spanning <= 256 values), its entries at most 255 / group_lo (byte sums of group_lo k
+// steps before widening).
+GemmKernel avx2_nibble1_kernel(int bits_eff, int group_lo);
+// Folded on bit bits_eff - 1 (see gemm_avx2.cpp): one or two planes of the rows with that bit clear (one:
+// grouped as avx2_nibble1_kernel).
+GemmKernel avx2_fold_kernel(int bits_eff, int planes, int group_lo);
 GemmKernel avx512_gather_kernel(int bits_eff);
 GemmKernel avx512bw_i16_kernel(int bits_eff);
 // One or two byte planes; entries of the low (high) plane are at most 255 / group_lo (255 / group_hi), so

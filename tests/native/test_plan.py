@@ -279,8 +279,8 @@ def test_plan_choice() -> None:
 
 
 def test_plan_groups_and_planes(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Small entries are summed as bytes before widening (VBMI); wider errors take a second plane whose small
-    entries are grouped too; tables beyond 2^16 values after the offsets have no plan."""
+    """Small entries are summed as bytes before widening (VBMI, and AVX2's one plane); wider errors take a second
+    plane whose small entries are grouped too (VBMI); tables beyond 2^16 values after the offsets have no plan."""
     monkeypatch.setattr(plans, "exact_cost", lambda isa, kind: -100.0)
     narrow = plan_for(structured_lut(8, True, error_span=30, seed=1), "avx512vbmi", 128, 0, 0, "int8")
     assert narrow is not None and (narrow.planes, narrow.group_lo) == (1, 8)
@@ -290,7 +290,11 @@ def test_plan_groups_and_planes(monkeypatch: pytest.MonkeyPatch) -> None:
     assert two is not None and (two.planes, two.exact, two.shift, two.group_lo, two.group_hi) == (2, "int8", 5, 8, 8)
     assert int(two.table[:, 0].max()) < 32 and int(two.table[:, 1].max()) * 8 <= 255
     on_avx2 = plan_for(structured_lut(8, True, error_span=30, seed=1), "avx2", 128, 0, 0, "int8")
-    assert on_avx2 is not None and on_avx2.group_lo == 1
+    assert on_avx2 is not None and (on_avx2.planes, on_avx2.group_lo) == (1, 8)
+    on_avx2 = plan_for(structured_lut(8, True, error_span=120, seed=2), "avx2", 128, 0, 0, "int8")
+    assert on_avx2 is not None and (on_avx2.planes, on_avx2.group_lo) == (1, 2)
+    on_avx2 = plan_for(structured_lut(8, True, error_span=400, seed=3), "avx2", 128, 0, 0, "int8")
+    assert on_avx2 is not None and (on_avx2.planes, on_avx2.group_lo, on_avx2.group_hi) == (2, 1, 1)
     gen = torch.Generator().manual_seed(4)
     wide = PreparedLut(torch.randint(-(1 << 20), 1 << 20, (256, 256), generator=gen, dtype=torch.int32), 8, 8, True)
     assert plan_for(wide, "avx512vbmi", 256, 0, 0, "int8") is None
@@ -507,6 +511,28 @@ def test_partial_blocks_of_rows(isa: str, kind: str) -> None:
                 a = edge_values((1, m, k), 0 if lut.signed else low, high, 154 + m)
                 path = check_bmm(a, edge_values((1, k, 5), low, high, 155 + k), lut)
                 assert "swapped" in path if m == 1 else shape in path and "swapped" not in path, (m, k, path)
+
+
+def test_grouped_byte_sums(isa: str, kind: str) -> None:
+    """One plane whose entries are small enough to be summed as bytes over 8 or 2 k steps before widening,
+    folded and not, at every code width: bit-exact for reductions that end inside a group, on a group's edge
+    and across the 256 steps of the word sums."""
+    flip = 0x80 if kind == "int8" else 0
+    widths = ((4, False), (5, True), (6, False), (7, True), (8, True))
+    cases = [
+        (structured_lut(bits, signed, error_span=span, seed=160 + bits), group, "1 plane")
+        for bits, signed in widths
+        for span, group in ((20, 8), (100, 2))
+    ]
+    cases += [(foldable_lut(error_span=s, seed=170, flip=flip), group, "folded") for s, group in ((20, 8), (40, 2))]
+    engine = engines.get_engine("cpu")
+    for lut, group, shape in cases:
+        low, high = value_range(lut.bits_a, lut.signed)
+        for k in (1, 7, 9, 16, 255, 256, 257, 520):
+            a = edge_values((1, 40, k), 0 if lut.signed else low, high, 171 + k)
+            path = check_bmm(a, edge_values((1, k, 3), low, high, 172 + k), lut)
+            plan = engine.last_plan if isinstance(engine, engines.CpuEngine) else None
+            assert plan is not None and shape in path and (plan.planes, plan.group_lo) == (1, group), (k, path)
 
 
 def test_engine_two_plane_errors_and_long_reductions(isa: str, kind: str) -> None:
