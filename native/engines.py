@@ -458,22 +458,8 @@ class CpuEngine(Engine):
             bits_eff = max(1, (plan.rows - 1).bit_length())
             kernel = "avx512vbmi/planes" if choose_path() == "avx512vbmi" else "avx2/nibble"
             planes, padded = table.shape[1], table.shape[2]
-            rows = ext.lut_gemm(
-                kernel,
-                sums.at,
-                zero,
-                sums.rows,
-                table,
-                planes * padded,
-                padded,
-                plan.row_bias,
-                bits_eff,
-                planes,
-                1,
-                1,
-                8,
-                7,
-            )
+            args = (table, planes * padded, padded, plan.row_bias, bits_eff, planes, 1, 1, 8, 7)
+            rows = ext.lut_gemm(kernel, sums.at, zero, sums.rows, *args)
         return exact, rows
 
     def _finish(

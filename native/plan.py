@@ -356,7 +356,7 @@ def _store(
             low_max = max(int(low.max()), int((low + fold_lo).max()) if fold else 0)
             high_max = max(int(high.max()), int((high + fold_hi).max()) if fold else 0)
         one = planes == 1
-        group_lo = _widen_groups(low_max, GROUPS_LOW if one else GROUPS_LOW_TWO) if (vbmi or one) and planes else 1
+        group_lo = _widen_groups(low_max, GROUPS_LOW if one else GROUPS_LOW_TWO) if one or (vbmi and planes) else 1
         group_hi = _widen_groups(high_max, GROUPS_HIGH) if vbmi and planes == 2 else 1
         cost = sum(plane_cost(isa, bits_eff, group) for group in (group_lo, group_hi)[:planes])
         cost += fold_cost(isa) * planes * fold
