@@ -570,13 +570,13 @@ PLAN_LEGEND = (
     "E1/E2: the exact product (i8: int8 GEMM, f32: float32) plus one/two byte planes of the error left after "
     "row and column offsets; T1/T2: one/two byte planes of the table; Nv: the values a plane spans; fN: "
     "folded on bit N of the codes (half the rows looked up; f7i8: its term in the int8 GEMM); nL: narrow, L of "
-    "the code bits looked up (the others are row offsets); >>L: the table ignores a's low L bits (run on a >> L); "
-    "sw: operands swapped (few rows)"
+    "the code bits looked up (the others are row offsets); hL: the high plane looked up on a >> L; >>L: the table "
+    "ignores a's low L bits (run on a >> L); sw: operands swapped (few rows)"
 )
 
 _PLAN_WORDS = re.compile(
     r"(?:exact (\w+)(?: \(a << \d\))? \+ )?(\d) planes? of ([ET]) \((\d+) values"
-    r"(?:, folded on bit (\d)( into the int8 product)?|, (\d) of \d code bits)?\)"
+    r"(?:, folded on bit (\d)( into the int8 product)?|, (\d) of \d code bits|, high plane on a >> (\d))?\)"
 )
 _KERNELS = {
     "avx512vbmi/planes": "vbmi",
@@ -596,9 +596,10 @@ def short_path(path: str) -> str:
     match = _PLAN_WORDS.search(path)
     if match is None:
         return path
-    exact, planes, part, span, fold_bit, in_gemm, kept = match.groups()
+    exact, planes, part, span, fold_bit, in_gemm, kept, hi_drop = match.groups()
     kind = {"int8": " i8", "values": " f32"}.get(exact or "", "")
     fold = f" f{fold_bit}{'i8' if in_gemm else ''}" if fold_bit else f" n{kept}" if kept else ""
+    fold += f" h{hi_drop}" if hi_drop else ""
     head = path[: match.start()].rstrip(": ")
     tail = "".join(f" >>{bits}" for bits in re.findall(r"\(a >> (\d)\)", path[match.end() :]))
     tail += " sw" if "(operands swapped)" in path else ""

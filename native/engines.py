@@ -458,7 +458,7 @@ class CpuEngine(Engine):
             bits_eff = max(1, (plan.rows - 1).bit_length())
             kernel = "avx512vbmi/planes" if choose_path() == "avx512vbmi" else "avx2/nibble"
             planes, padded = table.shape[1], table.shape[2]
-            args = (table, planes * padded, padded, plan.row_bias, bits_eff, planes, 1, 1, 8, 7)
+            args = (table, planes * padded, padded, plan.row_bias, bits_eff, planes, 1, 1, 8, 7, 0)
             rows = ext.lut_gemm(kernel, sums.at, zero, sums.rows, *args)
         return exact, rows
 
@@ -536,22 +536,22 @@ class CpuEngine(Engine):
 
     def _kernel_table(
         self, isa: str, lut: PreparedLut, plan: TablePlan | None, bits_eff: int
-    ) -> tuple[str, torch.Tensor, int, int, int, int, tuple[int, int, int, int]]:
+    ) -> tuple[str, torch.Tensor, int, int, int, int, tuple[int, int, int, int, int]]:
         """``(kernel, table, column stride, plane stride, bias, planes, (group_lo, group_hi, plane_shift,
-        fold_bit))`` of a call, and
+        fold_bit, hi_drop))`` of a call, and
         what it runs in words (``last_path``, ``last_plan``)."""
         if plan is None:
             kernel, layout = legacy_kernel(isa, lut)
             table, col_stride, plane_stride, bias = table_layout(lut, layout, bits_eff)
             self.last_path, self.last_plan = f"{kernel} a{bits_eff}", None
-            return kernel, table, col_stride, plane_stride, bias, 1, (1, 1, 8, 7)
+            return kernel, table, col_stride, plane_stride, bias, 1, (1, 1, 8, 7, 0)
         family = "avx512vbmi" if isa == "avx512vbmi" else "avx2"
         folded_here = plan.fold and plan.fold_weights is None
         kernel = f"{family}/fold" if folded_here else "avx512vbmi/planes" if family == "avx512vbmi" else "avx2/nibble"
         padded = plan.table.shape[2]
         self.last_path, self.last_plan = f"{kernel} a{bits_eff}: {plan.describe()}", plan
         col_stride = plan.table.shape[1] * padded
-        kernel_args = (plan.group_lo, plan.group_hi, plan.shift, plan.fold_bit)
+        kernel_args = (plan.group_lo, plan.group_hi, plan.shift, plan.fold_bit, plan.hi_drop)
         return kernel, plan.table, col_stride, padded, 0, plan.planes, kernel_args
 
     def lut_bmm_backward(

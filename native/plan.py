@@ -27,6 +27,12 @@ error of many truncating multipliers depends only on the low bits of a), the tab
 (repeated up to the kernels' 64 or 16) and the row offsets take up the higher bits: the kernels look up ``L``
 bits, with no extra pass (most unsigned EvoApprox 8x8 tables: 2 to 7 of their 8 bits).
 
+*High plane by fewer bits* (VBMI, two planes of 8-bit codes): where each group of 2 or 4 consecutive rows of ``Q``
+spans at most a byte per column, the high plane holds one byte per group (``Q``'s group minimum, shifted) and
+is looked up on ``s_a >> 1`` or ``s_a >> 2``, a 7- or 6-bit permute instead of an 8-bit one; the low plane
+holds the rest. The high byte of a product-like table changes slowly down a column: most unstructured
+two-plane EvoApprox tables take it.
+
 Plans are chosen by an estimated cost per 64 look-ups: on VBMI from the prices of the kernels' parts measured
 on the machine (:mod:`.costs`), on AVX2 from a count of issue slots.
 
@@ -104,6 +110,12 @@ class TablePlan:
             product reads each stored code of a as ``int8(((s_a << L) & 0xFF) ^ exact_flip)``, the value
             ``a & ~(2^L - 1)`` it stands for (up to a constant), so that the error left is the full table's.
         exact_flip: see ``exact_shift`` (0x80 for unsigned codes, else 0).
+        hi_drop: two planes, 8-bit codes, neither folded nor narrow: the high plane is looked up on ``s_a >>
+            hi_drop`` (its ``256 >> hi_drop`` rows by that code), ``Q = low[s_a] + (high[s_a >>
+            hi_drop] << shift)``: where each group of ``2^hi_drop`` consecutive rows spans at most a byte per
+            column, the high plane takes a permute of 7 bits (``hi_drop`` 1: two registers) or 6 (2: one)
+            instead of two two-register permutes and a blend (more dropped bits cost no less). 0: the high
+            plane is looked up on ``s_a``.
     """
 
     exact: str | None
@@ -129,6 +141,7 @@ class TablePlan:
     fold_weights: torch.Tensor | None = None
     exact_shift: int = 0
     exact_flip: int = 0
+    hi_drop: int = 0
 
     @property
     def narrow(self) -> bool:
@@ -162,6 +175,8 @@ class TablePlan:
         folded = f", folded on bit {self.fold_bit}{where}" if self.fold else ""
         if self.narrow:
             folded = f", {self.lookup_bits} of {(self.rows - 1).bit_length()} code bits"
+        if self.hi_drop:
+            folded = f", high plane on a >> {self.hi_drop}"
         parts.append(f"{self.planes} plane{plural} of {'E' if self.exact else 'T'} ({self.span} values{folded})")
         return " + ".join(parts)
 
@@ -376,6 +391,42 @@ def _store(
     return stored, shift, group_lo, group_hi, cost
 
 
+def _store_coarse_high(q: np.ndarray, isa: str) -> tuple[np.ndarray, int, int, int, float, int] | None:
+    """``(table, shift, group_lo, group_hi, cost, hi_drop)`` of two planes of ``Q`` (256 rows of 8-bit codes x
+    columns) whose high plane is looked up on ``s_a >> hi_drop`` (see :attr:`TablePlan.hi_drop`), the cheapest
+    over ``hi_drop`` and ``shift``; ``None`` where no split fits.
+
+    Per group of ``2^hi_drop`` rows and column, the high byte is the group's minimum ``>> shift`` (the largest
+    that keeps the low plane non-negative), and the low plane holds the rest, which must stay below 256.
+    """
+    if isa != "avx512vbmi" or q.shape[0] != 256:
+        return None
+    costs = kernel_costs()
+    best: tuple[float, int, int, np.ndarray, int, int] | None = None
+    for drop in (1, 2):  # (7 and 6 bits: below 6, a look-up costs no less)
+        groups = q.reshape(256 >> drop, 1 << drop, q.shape[1])
+        lowest, highest = groups.min(axis=1), groups.max(axis=1)
+        for shift in range(1, 9):
+            high = lowest >> shift
+            low_max = int((highest - (high << shift)).max())
+            if int(high.max()) > 255 or low_max > 255:
+                continue
+            group_lo = _widen_groups(low_max, GROUPS_LOW_TWO)
+            group_hi = _widen_groups(int(high.max()), GROUPS_HIGH)
+            # (the high plane's codes: one 16-bit shift per looked-up vector, a third of a widening)
+            cost = plane_cost(isa, 8, group_lo) + plane_cost(isa, 8 - drop, group_hi) + costs.widen / 3
+            if best is None or cost < best[0]:
+                best = (cost, drop, shift, high, group_lo, group_hi)
+    if best is None:
+        return None
+    cost, drop, shift, high, group_lo, group_hi = best
+    by_row = high[np.arange(256) >> drop]  # rows x columns: each row's group high byte
+    stored = np.zeros((q.shape[1], 2, 256), dtype=np.uint8)
+    stored[:, 0, :] = (q - (by_row << shift)).T.astype(np.uint8)
+    stored[:, 1, : 256 >> drop] = high.T.astype(np.uint8)
+    return stored, shift, group_lo, group_hi, cost, drop
+
+
 def _bytes(x: np.ndarray) -> np.ndarray:
     """Per column: whether every entry is a byte (0..255)."""
     return np.all((x >= 0) & (x <= 255), axis=0)
@@ -478,6 +529,10 @@ def _build(
     if layout is None:
         return None
     stored, shift, group_lo, group_hi, cost = layout
+    hi_drop = 0
+    coarse_high = _store_coarse_high(q, isa) if planes == 2 and not fold and not narrow else None
+    if coarse_high is not None and coarse_high[4] < cost:
+        stored, shift, group_lo, group_hi, cost, hi_drop = coarse_high
     if fold_bit is not None and fold_bit != rows.bit_length() - 2:
         cost += kernel_costs().fold_move
     if exact is not None:
@@ -538,6 +593,7 @@ def _build(
         shift=shift,
         fold_bit=7 if fold_bit is None else fold_bit,
         fold_weights=fold_weights,
+        hi_drop=hi_drop,
     )
 
 

@@ -131,10 +131,11 @@ void conv_run(const torch::Tensor& x, const ConvGeometry& geometry, const Kernel
   // Zero planes: a plan whose table is all offsets and exact product (no look-ups).
   GemmKernel fn = kernel.planes == 0
                       ? nullptr
-                      : find_kernel(kernel.name, kernel.bits_eff, kernel.planes, kernel.group_lo, kernel.group_hi);
+                      : find_kernel(kernel.name, kernel.bits_eff, kernel.planes, kernel.group_lo, kernel.group_hi,
+                                    kernel.hi_drop);
   TORCH_CHECK(fn != nullptr || kernel.planes == 0, "unknown LUT-GEMM kernel ", kernel.name);
-  check_kernel_table(kernel.name, kernel.bits_eff, kernel.planes, kernel.plane_shift, kernel.fold_bit, kernel.table,
-                     kernel.col_stride, kernel.plane_stride, bc);
+  check_kernel_table(kernel.name, kernel.bits_eff, kernel.planes, kernel.plane_shift, kernel.fold_bit,
+                     kernel.hi_drop, kernel.table, kernel.col_stride, kernel.plane_stride, bc);
   // Weight codes n-major ([G][Og][K]: a column's codes over k are consecutive), and as int8 slices of k for
   // the exact product.
   const torch::Tensor bcn = bc.transpose(1, 2).contiguous();
@@ -184,9 +185,9 @@ void conv_run(const torch::Tensor& x, const ConvGeometry& geometry, const Kernel
                     rt.size(2) >= 64 && rt.size(2) <= 256 && (rt.size(2) & (rt.size(2) - 1)) == 0,
                 "row_table must be uint8 [columns, 1 or 2 planes, 64..256 rows (a power of two)]");
     const int rows_bits = 64 - __builtin_clzll(static_cast<uint64_t>(rt.size(2) - 1));
-    rows_fn = find_kernel(name, rows_bits, static_cast<int>(rt.size(1)), 1, 1);
+    rows_fn = find_kernel(name, rows_bits, static_cast<int>(rt.size(1)), 1, 1, 0);
     TORCH_CHECK(rows_fn != nullptr, "no kernel for the row offsets");
-    check_kernel_table(name, rows_bits, static_cast<int>(rt.size(1)), 8, 7, rt, rt.size(1) * rt.size(2), rt.size(2),
+    check_kernel_table(name, rows_bits, static_cast<int>(rt.size(1)), 8, 7, 0, rt, rt.size(1) * rt.size(2), rt.size(2),
                        torch::zeros({1}, torch::kUInt8));
   }
   const Parts sums = make_parts(torch::empty({G, Og, 0}, torch::kInt32), parts.scale, torch::empty(0),
@@ -304,6 +305,7 @@ void conv_run(const torch::Tensor& x, const ConvGeometry& geometry, const Kernel
         q.bias = kernel.bias;
         q.plane_shift = kernel.plane_shift;
         q.fold_bit = kernel.fold_bit;
+        q.hi_drop = kernel.hi_drop;
         q.ct = ct.data();
         q.ct_n = kLaneAlign;
         q.K = ks;
@@ -356,6 +358,7 @@ void conv_run(const torch::Tensor& x, const ConvGeometry& geometry, const Kernel
           r.plane_stride = parts.row_table.size(2);
           r.bias = parts.row_bias;
           r.plane_shift = 8;
+          r.hi_drop = 0;
           r.ct = rows.data();
           rows_fn(r, 0, 0, lanes, 0, 1);
         }

@@ -14,10 +14,10 @@ namespace lutgen {
 void flip_codes(uint8_t* codes, int64_t count, uint8_t flip);
 
 // Checks a kernel's arguments against its table: the plane shift (other than 8 for the VBMI kernels only),
-// the fold bit, and that every column the codes of `bc` select lies inside `table` with all the bytes the
-// kernel reads there (an error otherwise).
+// the fold bit, the high plane's dropped bits, and that every column the codes of `bc` select lies inside
+// `table` with all the bytes the kernel reads there (an error otherwise).
 void check_kernel_table(const std::string& kernel, int bits_eff, int planes, int64_t plane_shift, int fold_bit,
-                        const torch::Tensor& table, int64_t col_stride, int64_t plane_stride,
+                        int hi_drop, const torch::Tensor& table, int64_t col_stride, int64_t plane_stride,
                         const torch::Tensor& bc);
 
 // Largest code (value & mask) of an int8/uint8 tensor (read in place where it is dense, e.g. transposed).
@@ -31,7 +31,7 @@ struct ConvGeometry {
 // The LUT-GEMM kernel and its table (layouts in lut_gemm_common.h).
 struct KernelTable {
   std::string name;
-  int bits_eff, planes, group_lo, group_hi, plane_shift, fold_bit;
+  int bits_eff, planes, group_lo, group_hi, plane_shift, fold_bit, hi_drop;
   torch::Tensor table;
   int64_t col_stride, plane_stride, bias;
 };

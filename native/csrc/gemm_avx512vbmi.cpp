@@ -12,6 +12,9 @@
 // Folded tables (8-bit codes): each plane holds the 128 rows of codes whose bit j = p.fold_bit is clear, and
 // after the planes a register per plane of the column's fold byte, added (mod 256) where the bit is set; the
 // look-up takes 7 bits: the code with bit 7 moved into place j (vpermi2b ignores bit 7).
+// A two-plane table of 8-bit codes may hold its high plane by code >> p.hi_drop (1: 128 rows, RH = 2 registers;
+// 2: 64 rows, one): each vector's codes are shifted as 16-bit words, and the bits a byte gets from its
+// neighbour land above the 7 (6) bits vpermi2b (vpermb) reads.
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512vbmi,avx2,fma,bmi2")
 // No SLP vectoriser (the kernels are written in intrinsics): at -O3 it packed the C columns' table addresses
 // into a vector through a stack round trip that stalled every k step (store forwarding of two bytes into a
@@ -42,9 +45,10 @@ inline void widen(__m512i& w, __m512i& o, __m512i bytes) {
 // C columns n.. of V vectors of 64 rows from mb, P planes (two: T - bias = low + (high << p.plane_shift)). The
 // low plane's looked-up bytes are summed over GL k steps before widening, the high plane's over GH. k steps
 // are taken in groups of G = max(GL, GH) (both powers of two); a chunk's tail goes one step at a time.
-template <int R, int V, int C, int P, int GL, int GH, bool F = false>
+template <int R, int V, int C, int P, int GL, int GH, bool F = false, int RH = R>
 void columns(const GemmProblem& p, const uint8_t* atg, const uint8_t* bcg, int32_t* ctg, int64_t mb, int64_t n) {
   static_assert(!F || R == 2, "folded tables hold 128 rows");
+  static_assert(RH == R || (P == 2 && !F), "a high plane by fewer code bits: two planes, not folded");
   constexpr int kBlock = 64 * V;
   constexpr int64_t kChunk = 256;  // k steps per 16-bit accumulation (byte sums stay below 2^16)
   constexpr int G = GL > GH ? GL : GH;
@@ -54,6 +58,7 @@ void columns(const GemmProblem& p, const uint8_t* atg, const uint8_t* bcg, int32
   const bool move = F && p.fold_bit != 7;
   const __m512i move_by = _mm512_set1_epi16(static_cast<int16_t>(7 - p.fold_bit));
   const __m512i fold_mask = _mm512_set1_epi8(static_cast<char>(1 << p.fold_bit));
+  const __m128i hi_drop = _mm_cvtsi32_si128(p.hi_drop);
   for (int64_t k0 = 0; k0 < p.K; k0 += kChunk) {
     const int64_t k1 = k0 + kChunk < p.K ? k0 + kChunk : p.K;
     __m512i wl[C][V], ol[C][V], wh[C][V], oh[C][V], sl[C][V], sh[C][V];
@@ -92,10 +97,10 @@ void columns(const GemmProblem& p, const uint8_t* atg, const uint8_t* bcg, int32
           }
         }
         if constexpr (P == 2) {
-          for (int r = 0; r < R; ++r) t[r] = _mm512_loadu_si512(cols[c] + p.plane_stride + 64 * r);
+          for (int r = 0; r < RH; ++r) t[r] = _mm512_loadu_si512(cols[c] + p.plane_stride + 64 * r);
           if constexpr (F) fold = _mm512_loadu_si512(cols[c] + 3 * p.plane_stride);
           for (int v = 0; v < V; ++v) {
-            __m512i hi = lookup8<R>(idx[v], t);
+            __m512i hi = RH == R ? lookup8<R>(idx[v], t) : lookup8<RH>(_mm512_srl_epi16(idx[v], hi_drop), t);
             if constexpr (F) hi = _mm512_mask_add_epi8(hi, top[v], hi, fold);
             if (GH > 1 && grouped) {
               sh[c][v] = j % GH == 0 ? hi : _mm512_add_epi8(sh[c][v], hi);
@@ -159,43 +164,49 @@ void columns(const GemmProblem& p, const uint8_t* atg, const uint8_t* bcg, int32
   }
 }
 
-template <int R, int V, int C, int P, int GL, int GH, bool F = false>
+template <int R, int V, int C, int P, int GL, int GH, bool F = false, int RH = R>
 void block(const GemmProblem& p, const uint8_t* atg, const uint8_t* bcg, int32_t* ctg, int64_t mb, int64_t n0,
            int64_t n1) {
   int64_t n = n0;
-  for (; n + C <= n1; n += C) columns<R, V, C, P, GL, GH, F>(p, atg, bcg, ctg, mb, n);
-  for (; n < n1; ++n) columns<R, V, 1, P, GL, GH, F>(p, atg, bcg, ctg, mb, n);
+  for (; n + C <= n1; n += C) columns<R, V, C, P, GL, GH, F, RH>(p, atg, bcg, ctg, mb, n);
+  for (; n < n1; ++n) columns<R, V, 1, P, GL, GH, F, RH>(p, atg, bcg, ctg, mb, n);
 }
 
 // Blocks of 64 * V lanes from m0; a last block of at most 128 (64) lanes runs on two vectors (one, where the
 // table is not folded): the caller's panel and sums hold whole blocks of 256 lanes, and a block of 128 valid
 // positions (attention over 128 tokens, a batch's last block) looks up half of what it would, a batch of at
 // most 64 rows a quarter.
-template <int R, int V, int C, int P, int GL, int GH, bool F = false>
+template <int R, int V, int C, int P, int GL, int GH, bool F = false, int RH = R>
 void planes(const GemmProblem& p, int64_t g, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
   const uint8_t* atg = p.at + g * p.at_g;
   const uint8_t* bcg = p.bc + g * p.bc_g;
   int32_t* ctg = p.ct + g * p.ct_g;
   for (int64_t mb = m0; mb < m1; mb += 64 * V) {
     if (V > 2 && !F && m1 - mb <= 64) {  // (a folded table's one vector costs what two do: it takes two)
-      block<R, 1, C, P, GL, GH, F>(p, atg, bcg, ctg, mb, n0, n1);
+      block<R, 1, C, P, GL, GH, F, RH>(p, atg, bcg, ctg, mb, n0, n1);
       return;
     }
     if (V > 2 && m1 - mb <= 128) {
-      block<R, 2, C, P, GL, GH, F>(p, atg, bcg, ctg, mb, n0, n1);
+      block<R, 2, C, P, GL, GH, F, RH>(p, atg, bcg, ctg, mb, n0, n1);
       return;
     }
-    block<R, V, C, P, GL, GH, F>(p, atg, bcg, ctg, mb, n0, n1);
+    block<R, V, C, P, GL, GH, F, RH>(p, atg, bcg, ctg, mb, n0, n1);
   }
 }
 
-template <int R, int GL, bool F = false>
+template <int R, int GL, bool F = false, int RH = R>
 GemmKernel two_planes(int group_hi) {
   constexpr int V = 4;
-  if (group_hi >= 16) return planes<R, V, 1, 2, GL, 16, F>;
-  if (group_hi >= 8) return planes<R, V, 1, 2, GL, 8, F>;
-  if (group_hi >= 4) return planes<R, V, 1, 2, GL, 4, F>;
-  return planes<R, V, 1, 2, GL, 1, F>;
+  if (group_hi >= 16) return planes<R, V, 1, 2, GL, 16, F, RH>;
+  if (group_hi >= 8) return planes<R, V, 1, 2, GL, 8, F, RH>;
+  if (group_hi >= 4) return planes<R, V, 1, 2, GL, 4, F, RH>;
+  return planes<R, V, 1, 2, GL, 1, F, RH>;
+}
+
+// Two planes of 8-bit codes, the high one by code >> hi_drop: 7 bits (two registers) or 6 (one).
+template <int RH>
+GemmKernel high_by_fewer_bits(int group_lo, int group_hi) {
+  return group_lo >= 8 ? two_planes<4, 8, false, RH>(group_hi) : two_planes<4, 1, false, RH>(group_hi);
 }
 
 // Register budget (32 zmm): word accumulators 2*P*C*V, byte sums, R*P table registers, V code vectors. One
@@ -224,8 +235,12 @@ GemmKernel avx512vbmi_fold_kernel(int planes_count, int group_lo, int group_hi) 
   return planes<2, 4, 2, 1, 1, 1, true>;
 }
 
-GemmKernel avx512vbmi_planes_kernel(int bits_eff, int planes_count, int group_lo, int group_hi) {
+GemmKernel avx512vbmi_planes_kernel(int bits_eff, int planes_count, int group_lo, int group_hi, int hi_drop) {
   if (planes_count != 1 && planes_count != 2) return nullptr;
+  if (hi_drop != 0) {
+    if (planes_count != 2 || bits_eff != 8 || hi_drop < 1 || hi_drop > 2) return nullptr;
+    return hi_drop == 1 ? high_by_fewer_bits<2>(group_lo, group_hi) : high_by_fewer_bits<1>(group_lo, group_hi);
+  }
   if (bits_eff <= 6) return for_width<1>(planes_count, group_lo, group_hi);
   if (bits_eff == 7) return for_width<2>(planes_count, group_lo, group_hi);
   return for_width<4>(planes_count, group_lo, group_hi);

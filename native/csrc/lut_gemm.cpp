@@ -19,7 +19,8 @@
 
 namespace lutgen {
 
-GemmKernel find_kernel(const std::string& name, int bits_eff, int planes, int group_lo, int group_hi) {
+GemmKernel find_kernel(const std::string& name, int bits_eff, int planes, int group_lo, int group_hi, int hi_drop) {
+  if (hi_drop != 0 && name != "avx512vbmi/planes") return nullptr;
   if (name == "scalar/i32") return scalar_i32_kernel(bits_eff);
   if (name == "avx2/gather") return avx2_gather_kernel(bits_eff);
   if (name == "avx2/nibble") {
@@ -28,7 +29,7 @@ GemmKernel find_kernel(const std::string& name, int bits_eff, int planes, int gr
   if (name == "avx2/fold") return avx2_fold_kernel(bits_eff, planes, group_lo);
   if (name == "avx512/gather") return avx512_gather_kernel(bits_eff);
   if (name == "avx512bw/i16") return avx512bw_i16_kernel(bits_eff);
-  if (name == "avx512vbmi/planes") return avx512vbmi_planes_kernel(bits_eff, planes, group_lo, group_hi);
+  if (name == "avx512vbmi/planes") return avx512vbmi_planes_kernel(bits_eff, planes, group_lo, group_hi, hi_drop);
   if (name == "avx512vbmi/fold") return avx512vbmi_fold_kernel(planes, group_lo, group_hi);
   return nullptr;
 }
@@ -58,7 +59,7 @@ int64_t column_extent(const std::string& name, int bits_eff, int planes, int fol
 }  // namespace
 
 void check_kernel_table(const std::string& kernel, int bits_eff, int planes, int64_t plane_shift, int fold_bit,
-                        const torch::Tensor& table, int64_t col_stride, int64_t plane_stride,
+                        int hi_drop, const torch::Tensor& table, int64_t col_stride, int64_t plane_stride,
                         const torch::Tensor& bc) {
   const bool planes_layout = kernel == "avx512vbmi/planes" || kernel == "avx512vbmi/fold" ||
                              kernel == "avx2/nibble" || kernel == "avx2/fold";
@@ -66,6 +67,9 @@ void check_kernel_table(const std::string& kernel, int bits_eff, int planes, int
               plane_shift, " is 8, or 1..7 for the byte-plane kernels");
   TORCH_CHECK(fold_bit >= 0 && fold_bit <= 7, "fold_bit must be 0..7");
   TORCH_CHECK(bits_eff >= 1 && bits_eff <= 8, "bits_eff must be 1..8");
+  TORCH_CHECK(hi_drop == 0 || (kernel == "avx512vbmi/planes" && planes == 2 && bits_eff == 8 && hi_drop >= 1 &&
+                               hi_drop <= 2),
+              "hi_drop ", hi_drop, " is 0, or 1..2 for two planes of 8-bit codes on avx512vbmi/planes");
   TORCH_CHECK(table.device().is_cpu() && table.is_contiguous(), "table must be a contiguous CPU tensor");
   if (planes == 0 || bc.numel() == 0) return;
   // Every column a code of b selects must lie inside the table, with the bytes the kernel reads there.
@@ -90,12 +94,12 @@ void check_codes(const torch::Tensor& t, const char* what) {
 torch::Tensor lut_gemm(const std::string& kernel, const torch::Tensor& at, const torch::Tensor& bc, int64_t rows,
                        const torch::Tensor& table, int64_t col_stride, int64_t plane_stride, int64_t bias,
                        int64_t bits_eff, int64_t planes, int64_t group_lo, int64_t group_hi, int64_t plane_shift,
-                       int64_t fold_bit) {
+                       int64_t fold_bit, int64_t hi_drop) {
   check_codes(at, "at");
   TORCH_CHECK(bc.device().is_cpu() && bc.scalar_type() == torch::kUInt8 && bc.dim() == 3,
               "bc must be a 3-D uint8 CPU tensor");
   check_kernel_table(kernel, static_cast<int>(bits_eff), static_cast<int>(planes), plane_shift,
-                     static_cast<int>(fold_bit), table, col_stride, plane_stride, bc);
+                     static_cast<int>(fold_bit), static_cast<int>(hi_drop), table, col_stride, plane_stride, bc);
   const int64_t G = at.size(0), K = at.size(1), Mp = at.size(2), N = bc.size(2);
   TORCH_CHECK(bc.size(0) == G && bc.size(1) == K, "at and bc shapes differ");
   TORCH_CHECK(Mp % kLaneAlign == 0, "at must be padded to a multiple of ", kLaneAlign, " rows");
@@ -103,7 +107,8 @@ torch::Tensor lut_gemm(const std::string& kernel, const torch::Tensor& at, const
   // Zero planes: a plan whose table is all offsets and exact product; its look-up sums are zero.
   GemmKernel fn = planes == 0 ? nullptr
                               : find_kernel(kernel, static_cast<int>(bits_eff), static_cast<int>(planes),
-                                            static_cast<int>(group_lo), static_cast<int>(group_hi));
+                                            static_cast<int>(group_lo), static_cast<int>(group_hi),
+                                            static_cast<int>(hi_drop));
   TORCH_CHECK(fn != nullptr || planes == 0, "unknown LUT-GEMM kernel ", kernel);
   auto ct = torch::empty({G, N, Mp}, torch::dtype(torch::kInt32));
   if (G == 0 || N == 0 || rows == 0) return ct;
@@ -128,6 +133,7 @@ torch::Tensor lut_gemm(const std::string& kernel, const torch::Tensor& at, const
   p.ct_n = Mp;
   p.plane_shift = static_cast<int>(plane_shift);
   p.fold_bit = static_cast<int>(fold_bit);
+  p.hi_drop = static_cast<int>(hi_drop);
   p.K = K;
   p.bits_eff = static_cast<int>(bits_eff);
   p.accumulate = false;
@@ -348,7 +354,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
       "conv_run",
       [](const torch::Tensor& x, std::vector<int64_t> geometry, const std::string& kernel, int64_t bits_eff,
          int64_t planes, int64_t group_lo, int64_t group_hi, int64_t plane_shift, int64_t fold_bit,
-         const torch::Tensor& table, int64_t col_stride,
+         int64_t hi_drop, const torch::Tensor& table, int64_t col_stride,
          int64_t plane_stride, int64_t table_bias, const torch::Tensor& bc, int64_t mask, int64_t flip,
          int64_t k_slice, int64_t scale, bool exact_int8, const torch::Tensor& row_table, int64_t row_bias,
          const torch::Tensor& col_offset, int64_t bias, const torch::Tensor& exact_nchw,
@@ -359,6 +365,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         lutgen::conv_run(x, {v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10]},
                          {kernel, static_cast<int>(bits_eff), static_cast<int>(planes), static_cast<int>(group_lo),
                           static_cast<int>(group_hi), static_cast<int>(plane_shift), static_cast<int>(fold_bit),
+                          static_cast<int>(hi_drop),
                           table, col_stride, plane_stride, table_bias},
                          bc,
                          {mask, flip, k_slice, scale, exact_int8, row_table, row_bias, col_offset, bias, exact_nchw,

@@ -11,6 +11,7 @@
 //         bytes T - bias as unsigned 16-bit, two byte planes per column, each padded to >= 64 entries: low
 //               byte at table[b*col_stride + a], high byte at table[b*col_stride + plane_stride + a]
 //         bytes1 T - bias as unsigned 8-bit (tables spanning <= 256 values): the low plane alone
+//         (bytes, 8-bit codes, hi_drop 1 or 2: the high plane holds 128 or 64 rows, read at code >> hi_drop)
 //         fold  bytes or bytes1 of the rows whose code has bit fold_bit clear, then one register per plane of
 //               the column's fold byte at table[b*col_stride + (planes + i)*plane_stride], added to plane i's
 //               looked-up byte where the code has that bit set (VBMI: any bit of 8-bit codes; AVX2: the top
@@ -39,6 +40,7 @@ struct GemmProblem {
   int64_t bias;     // stored entry + bias = T (layouts i16 and bytes)
   int plane_shift;  // layout bytes: T - bias = low + (high << plane_shift), 1..8
   int fold_bit;     // layout fold: the bit of a's codes the fold kernels fold on (0..7)
+  int hi_drop;      // layout bytes, two planes: the high plane is looked up on a's code >> hi_drop (0: the code)
   int32_t* ct;
   int64_t ct_g, ct_n;
   int64_t K;
@@ -62,7 +64,7 @@ using GemmKernel = void (*)(const GemmProblem&, int64_t g, int64_t m0, int64_t m
 
 // The kernel `name` ("avx512vbmi/planes", "avx2/nibble", ...) for codes below 2^bits_eff; the byte-plane
 // kernels also take the number of planes and the byte-sum groups of each; nullptr when unknown.
-GemmKernel find_kernel(const std::string& name, int bits_eff, int planes, int group_lo, int group_hi);
+GemmKernel find_kernel(const std::string& name, int bits_eff, int planes, int group_lo, int group_hi, int hi_drop);
 
 // Each returns the kernel instantiated for bits_eff, or nullptr when that file was built without it.
 GemmKernel scalar_i32_kernel(int bits_eff);
@@ -78,8 +80,9 @@ GemmKernel avx512_gather_kernel(int bits_eff);
 GemmKernel avx512bw_i16_kernel(int bits_eff);
 // One or two byte planes; entries of the low (high) plane are at most 255 / group_lo (255 / group_hi), so
 // that many looked-up vectors may be summed as bytes before widening (1: no such bound). Two planes take
-// group_lo 1 or 8 and group_hi 1, 4, 8 or 16; one plane group_lo 1, 2, 4 or 8.
-GemmKernel avx512vbmi_planes_kernel(int bits_eff, int planes, int group_lo, int group_hi);
+// group_lo 1 or 8 and group_hi 1, 4, 8 or 16; one plane group_lo 1, 2, 4 or 8. Two planes of 8-bit codes may
+// look the high plane up on code >> hi_drop (1 or 2; 0: on the code).
+GemmKernel avx512vbmi_planes_kernel(int bits_eff, int planes, int group_lo, int group_hi, int hi_drop);
 // One or two planes of a folded table (8-bit codes; see gemm_avx512vbmi.cpp): the planes hold 128 rows, then
 // one register per plane of the column's fold byte.
 GemmKernel avx512vbmi_fold_kernel(int planes, int group_lo, int group_hi);

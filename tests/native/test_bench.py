@@ -182,6 +182,7 @@ def test_bench_corpus_without_tables_is_one_line_error(tmp_path: Path) -> None:
         ("cpu avx512vbmi/planes a8: exact int8 + 1 plane of E (2 values, 2 of 8 code bits)", "vbmi a8 E1 i8 2v n2"),
         ("cpu avx2/nibble a7: exact values + 2 planes of E (450 values, 5 of 7 code bits)", "avx2 a7 E2 f32 450v n5"),
         ("cpu avx512vbmi/planes a3: 2 planes of T (14198 values) (a >> 5)", "vbmi a3 T2 14198v >>5"),
+        ("cpu avx512vbmi/planes a8: 2 planes of T (8192 values, high plane on a >> 2)", "vbmi a8 T2 8192v h2"),
         ("cpu avx2/nibble a8: 1 plane of T (63 values) (operands swapped)", "avx2 a8 T1 63v sw"),
         (
             "cpu avx512vbmi/planes a6: exact int8 (a << 1) + 1 plane of E (64 values) (a >> 1)",

@@ -384,8 +384,9 @@ def test_build_lock_clears_a_stale_torch_lock(tmp_path) -> None:
 
 def test_kernel_binding_checks_the_table_it_reads(native: object) -> None:
     """The binding refuses arguments under which a kernel would read outside its table: a code of b past the
-    last column, strides below what a column or plane spans, a fold bit the AVX2 fold kernel does not take;
-    arguments that fit run (the scalar kernel, on any CPU)."""
+    last column, strides below what a column or plane spans, a fold bit the AVX2 fold kernel does not take, a
+    high plane by fewer code bits where the kernel has none; arguments that fit run (the scalar kernel, on any
+    CPU)."""
     ext = native
     at = torch.zeros((1, 3, 256), dtype=torch.uint8)
     bc = torch.tensor([[[1], [4], [0]]], dtype=torch.uint8)
@@ -400,8 +401,9 @@ def test_kernel_binding_checks_the_table_it_reads(native: object) -> None:
         shift: int = 8,
         fold_bit: int = 7,
         rows: int = 256,
+        hi_drop: int = 0,
     ) -> torch.Tensor:
-        args = (table, col_stride, plane_stride, 0, bits, planes, 1, 1, shift, fold_bit)
+        args = (table, col_stride, plane_stride, 0, bits, planes, 1, 1, shift, fold_bit, hi_drop)
         return ext.lut_gemm(kernel, at, bc, rows, *args)  # type: ignore[attr-defined]
 
     cases = [
@@ -417,6 +419,17 @@ def test_kernel_binding_checks_the_table_it_reads(native: object) -> None:
     for kernel, table, col_stride, plane_stride, bits, planes, shift, fold_bit, message in cases:
         with pytest.raises(RuntimeError, match=message):
             run(kernel, table, col_stride, plane_stride, bits, planes, shift, fold_bit)
+    two = torch.zeros((256, 2, 256), dtype=torch.uint8)
+    for kernel, table, bits, planes, hi_drop in [
+        ("avx512vbmi/planes", two, 8, 2, 3),  # (1 or 2 bits)
+        ("avx512vbmi/planes", two, 7, 2, 1),  # (8-bit codes only)
+        ("avx512vbmi/planes", two, 8, 1, 2),  # (two planes only)
+        ("avx2/nibble", two, 8, 2, 2),
+        ("avx512vbmi/fold", torch.zeros((256, 4, 128), dtype=torch.uint8), 8, 2, 1),
+    ]:
+        stride = table.shape[2]
+        with pytest.raises(RuntimeError, match="hi_drop"):
+            run(kernel, table, table.shape[1] * stride, stride, bits, planes, hi_drop=hi_drop)
     table = torch.arange(256 * 16, dtype=torch.int32).reshape(256, 16)  # T[a][b] at column b, row a
     for rows in (-1, 257):  # the valid rows lie within the padded panel
         with pytest.raises(RuntimeError, match="rows"):

@@ -87,9 +87,11 @@ def rebuilt(lut: PreparedLut, plan: TablePlan) -> np.ndarray:
             else:
                 fold = plan.table[:cols, plan.planes + i, 0].numpy().astype(np.int64)
             planes.append(np.concatenate([lower, (lower + fold[None, :]) & 0xFF]))
-        else:  # (a narrow plan's rows repeat: the kernels read the low bits of the codes)
+        else:  # (a narrow plan's rows repeat: the kernels read the low bits of the codes; a high plane by
+            # fewer code bits is read at code >> hi_drop)
             plane = plan.table[:cols, i, :].numpy().astype(np.int64).T
-            planes.append(plane[np.arange(rows) % plane.shape[0]])
+            read = np.arange(rows) >> (plan.hi_drop if i == 1 else 0)
+            planes.append(plane[read % plane.shape[0]])
     q = planes[0] + (planes[1] << plan.shift if plan.planes == 2 else 0)
     if plan.fold:  # rows in the fold's order, back to code order
         q[plans.fold_order(plan.fold_bit, rows)] = q.copy()
@@ -441,6 +443,54 @@ def test_engine_runs_narrow_plans_bit_exactly(isa: str, kind: str, monkeypatch: 
         assert "5 of 7 code bits" in path, path
 
 
+def coarse_high_lut(*, drop: int, seed: int) -> PreparedLut:
+    """An unsigned 8x8 ``a·b + c[b] + E`` whose error is ``32·H[a >> drop, b]`` plus up to 31: two planes,
+    the high one a function of the code's top ``8 - drop`` bits up to what the low plane holds."""
+    gen = torch.Generator().manual_seed(seed)
+    values = code_values(8, False)
+    high = torch.randint(0, 41, (256 >> drop, 256), generator=gen)
+    high[0, 0], high[-1, 1] = 0, 40
+    error = 32 * high[torch.arange(256) >> drop] + torch.randint(0, 32, (256, 256), generator=gen)
+    cols = torch.randint(-300, 300, (1, 256), generator=gen)
+    table = values[:, None] * values[None, :] + cols + error
+    return PreparedLut(table.to(torch.int32), 8, 8, False, name=f"coarse-high{drop}")
+
+
+def test_high_plane_by_fewer_code_bits(native: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two planes whose high plane depends on the code's top bits only (up to what the low plane holds) look it
+    up on ``a >> L`` on VBMI: 7 bits for L = 1, 6 from L = 2 on (a plan keeps the fewest dropped bits at the
+    cheapest width). GEMMs of odd shapes and convolutions (padding, stride, groups) are bit-exact at the edge
+    codes; the plan rebuilds the table. AVX2 keeps the high plane by the whole code."""
+    monkeypatch.setattr(plans, "exact_cost", lambda isa, kind: -100.0)  # (the exact product's plans, always)
+    for drop, kept in ((1, 1), (2, 2), (5, 2)):
+        lut = coarse_high_lut(drop=drop, seed=60 + drop)
+        plan = plan_for(lut, "avx512vbmi", 256, 0, 0, "values")
+        assert plan is not None and (plan.planes, plan.hi_drop, plan.fold, plan.narrow) == (2, kept, False, False)
+        assert np.array_equal(rebuilt(lut, plan), lut.forward.numpy())
+        on_avx2 = plan_for(lut, "avx2", 256, 0, 0, "values")
+        assert on_avx2 is not None and on_avx2.hi_drop == 0
+    if "avx512vbmi" not in ISA_PATHS:
+        pytest.skip("no AVX-512 VBMI on this CPU")
+    monkeypatch.setenv(cpu_features.ISA_ENV, "avx512vbmi")
+    monkeypatch.setattr(engines, "exact_kind", lambda: "values")
+    engine = engines.get_engine("cpu")
+    for drop in (1, 3):
+        lut = coarse_high_lut(drop=drop, seed=70 + drop)
+        for i, (g, m, k, n) in enumerate([(1, 37, 19, 5), (2, 300, 261, 3), (1, 65, 700, 4)]):
+            a = edge_values((g, m, k), 0, 255, 140 + i)
+            a.view(-1)[3:10] = torch.tensor([127, 128, 255, 1, 2, 3, 254])
+            path = check_bmm(a, edge_values((g, k, n), 0, 255, 145 + i), lut)
+            assert "high plane on a >> " in path, path
+        for stride, pad, groups in [(1, 1, 1), (2, (2, 1), 1), (1, 1, 2)]:
+            x = edge_values((2, 4, 7, 6), 0, 255, 150).to(torch.uint8)
+            x.view(-1)[3:7] = torch.tensor([127, 128, 1, 254], dtype=torch.uint8)
+            w = edge_values((6, 4 // groups, 3, 3), 0, 255, 151).to(torch.uint8)
+            spec = conv2d_spec(w.shape, stride, pad, 1, groups)
+            want = Conv2dLowering(lut, engines.get_engine("reference"), ste=True, spec=spec).forward(x, w)
+            assert torch.equal(Conv2dLowering(lut, engine, ste=True, spec=spec).forward(x, w), want)
+            assert engine.last_path is not None and "high plane on a >> " in engine.last_path
+
+
 def test_corpus_tables_fold_or_narrow_and_run_bit_exactly(
     corpus: Path, native: object, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -448,8 +498,9 @@ def test_corpus_tables_fold_or_narrow_and_run_bit_exactly(
     is narrow (mul8u_ZB3: 2 of 8 code bits; mul8u_GTR: 5; mul8u_2AC: 7; mul8u_96D: two planes of 6); where the
     table ignores a's low bits, it runs on a >> L (mul8s_1KX5 over ReLU'd codes: 2 bits, its int8 product on the
     codes shifted back; mul8u_13QR: 5;
-    mul8u_19XF: 1); where the halves differ by separable terms it folds (mul8u_DM1, on bit 0); mul8u_ZFB does
-    none of these. Each runs bit-exactly."""
+    mul8u_19XF: 1); where the halves differ by separable terms it folds (mul8u_L93, on bit 1); where each group
+    of 4 rows spans at most a byte per column, the high plane takes 6 of the 8 code bits (mul8u_DM1 and QKX);
+    mul8u_ZFB does none of these. Each runs bit-exactly."""
     if "avx512vbmi" not in ISA_PATHS:
         pytest.skip("no AVX-512 VBMI on this CPU")
     monkeypatch.setenv(cpu_features.ISA_ENV, "avx512vbmi")
@@ -462,7 +513,9 @@ def test_corpus_tables_fold_or_narrow_and_run_bit_exactly(
         ("v2022_mul8s_1KX5", "exact int8 (a << 2) + 1 plane of E (18 values) (a >> 2)"),
         ("v1.1_mul8u_13QR", "2 planes of T (14198 values) (a >> 5)"),
         ("v2022_mul8u_19XF", "exact int8 (a << 1) + 2 planes of E (989 values) (a >> 1)"),
-        ("v1.1_mul8u_DM1", "2 planes of E (949 values, folded on bit 0)"),
+        ("v2022_mul8u_L93", "2 planes of E (589 values, folded on bit 1)"),
+        ("v1.1_mul8u_DM1", "2 planes of E (886 values, high plane on a >> 2)"),
+        ("v1.1_mul8u_QKX", "2 planes of T (8192 values, high plane on a >> 2)"),
         ("v1.1_mul8u_ZFB", "1 plane of E (179 values)"),
     ):
         lut = PreparedLut.from_lut(load_multiplier(str(folder / f"{name}.v")))
