@@ -27,11 +27,11 @@ error of many truncating multipliers depends only on the low bits of a), the tab
 (repeated up to the kernels' 64 or 16) and the row offsets take up the higher bits: the kernels look up ``L``
 bits, with no extra pass (most unsigned EvoApprox 8x8 tables: 2 to 7 of their 8 bits).
 
-*High plane by fewer bits* (VBMI, two planes of 8-bit codes): where each group of 2 or 4 consecutive rows of ``Q``
+*High plane by fewer bits* (two planes of 8-bit codes): where each group of ``2^L`` consecutive rows of ``Q``
 spans at most a byte per column, the high plane holds one byte per group (``Q``'s group minimum, shifted) and
-is looked up on ``s_a >> 1`` or ``s_a >> 2``, a 7- or 6-bit permute instead of an 8-bit one; the low plane
-holds the rest. The high byte of a product-like table changes slowly down a column: most unstructured
-two-plane EvoApprox tables take it.
+is looked up on ``s_a >> L``: on VBMI a 7- or 6-bit permute instead of an 8-bit one (L = 1, 2), on AVX2 a
+blend tree of ``16 >> L`` sub-tables instead of 16 (L = 1..4); the low plane holds the rest. The high byte
+of a product-like table changes slowly down a column: most unstructured two-plane EvoApprox tables take it.
 
 Plans are chosen by an estimated cost per 64 look-ups: on VBMI from the prices of the kernels' parts measured
 on the machine (:mod:`.costs`), on AVX2 from a count of issue slots.
@@ -113,9 +113,9 @@ class TablePlan:
         hi_drop: two planes, 8-bit codes, neither folded nor narrow: the high plane is looked up on ``s_a >>
             hi_drop`` (its ``256 >> hi_drop`` rows by that code), ``Q = low[s_a] + (high[s_a >>
             hi_drop] << shift)``: where each group of ``2^hi_drop`` consecutive rows spans at most a byte per
-            column, the high plane takes a permute of 7 bits (``hi_drop`` 1: two registers) or 6 (2: one)
-            instead of two two-register permutes and a blend (more dropped bits cost no less). 0: the high
-            plane is looked up on ``s_a``.
+            column, the high plane takes a cheaper look-up (VBMI: a permute of 7 bits, ``hi_drop`` 1, or 6,
+            ``hi_drop`` 2, instead of two two-register permutes and a blend; AVX2: ``16 >> hi_drop``
+            sub-tables, ``hi_drop`` 1..4). 0: the high plane is looked up on ``s_a``.
     """
 
     exact: str | None
@@ -399,11 +399,12 @@ def _store_coarse_high(q: np.ndarray, isa: str) -> tuple[np.ndarray, int, int, i
     Per group of ``2^hi_drop`` rows and column, the high byte is the group's minimum ``>> shift`` (the largest
     that keeps the low plane non-negative), and the low plane holds the rest, which must stay below 256.
     """
-    if isa != "avx512vbmi" or q.shape[0] != 256:
+    if q.shape[0] != 256:
         return None
-    costs = kernel_costs()
+    vbmi = isa == "avx512vbmi"
     best: tuple[float, int, int, np.ndarray, int, int] | None = None
-    for drop in (1, 2):  # (7 and 6 bits: below 6, a look-up costs no less)
+    # (VBMI: 7 and 6 bits, below which a look-up costs no less; AVX2: down to one sub-table of 16)
+    for drop in (1, 2) if vbmi else (1, 2, 3, 4):
         groups = q.reshape(256 >> drop, 1 << drop, q.shape[1])
         lowest, highest = groups.min(axis=1), groups.max(axis=1)
         for shift in range(1, 9):
@@ -411,10 +412,13 @@ def _store_coarse_high(q: np.ndarray, isa: str) -> tuple[np.ndarray, int, int, i
             low_max = int((highest - (high << shift)).max())
             if int(high.max()) > 255 or low_max > 255:
                 continue
-            group_lo = _widen_groups(low_max, GROUPS_LOW_TWO)
-            group_hi = _widen_groups(int(high.max()), GROUPS_HIGH)
-            # (the high plane's codes: one 16-bit shift per looked-up vector, a third of a widening)
-            cost = plane_cost(isa, 8, group_lo) + plane_cost(isa, 8 - drop, group_hi) + costs.widen / 3
+            # (AVX2's two planes widen every step)
+            group_lo = _widen_groups(low_max, GROUPS_LOW_TWO) if vbmi else 1
+            group_hi = _widen_groups(int(high.max()), GROUPS_HIGH) if vbmi else 1
+            # The high plane's codes: a 16-bit shift per looked-up vector, a third of a widening (VBMI); a
+            # shift and a mask per vector of 32, shared by two columns (AVX2).
+            extra = kernel_costs().widen / 3 if vbmi else 2.0
+            cost = plane_cost(isa, 8, group_lo) + plane_cost(isa, 8 - drop, group_hi) + extra
             if best is None or cost < best[0]:
                 best = (cost, drop, shift, high, group_lo, group_hi)
     if best is None:

@@ -65,10 +65,12 @@ inline __m256i tree_lookup(const uint8_t* plane, __m256i low, const __m256i* mas
 // the planes hold the rows whose top code bit (the one above the S sub-tables) is clear, and after them a
 // register per plane of the column's fold byte, added where that bit is set. One plane (P == 1) sums its
 // looked-up bytes over GL k steps before widening them (its entries are at most 255 / GL); a chunk's tail
-// goes one step at a time.
-template <int S, int P, int C, bool F = false, int GL = 1>
+// goes one step at a time. Two planes of 8-bit codes may hold the high plane by code >> DH (S >> DH
+// sub-tables, looked up on that code's low nibble and the blend masks of its bits above).
+template <int S, int P, int C, bool F = false, int GL = 1, int DH = 0>
 void nibble_columns(const GemmProblem& p, const uint8_t* atg, const uint8_t* bcg, int32_t* ctg, int64_t mb, int64_t n) {
   static_assert(GL == 1 || P == 1, "two planes widen every step");
+  static_assert(DH == 0 || (P == 2 && S == 16 && !F), "a high plane by fewer code bits: two planes of 8-bit codes");
   constexpr int fold_level = S == 1 ? 0 : S == 2 ? 1 : S == 4 ? 2 : 3;  // masks[i]: bit 4 + i in bit 7
   constexpr int64_t kChunk = 256;  // k steps per 16-bit accumulation (byte sums stay below 2^16)
   const __m256i nibble = _mm256_set1_epi8(0x0F);
@@ -88,6 +90,8 @@ void nibble_columns(const GemmProblem& p, const uint8_t* atg, const uint8_t* bcg
       masks[2] = _mm256_slli_epi16(idx, 1);
       masks[3] = idx;
       const __m256i low = _mm256_and_si256(idx, nibble);  // (codes may have bits above the looked-up ones)
+      // (16-bit shift: the bits a byte gets from its neighbour land above the nibble)
+      const __m256i low_hi = DH == 0 ? low : _mm256_and_si256(_mm256_srli_epi16(idx, DH), nibble);
       for (int c = 0; c < C; ++c) {
         const uint8_t* col = p.table + bcg[k * p.bc_k + (n + c) * p.bc_n] * p.col_stride;
         __m256i lo = tree_lookup<S>(col, low, masks);
@@ -102,7 +106,7 @@ void nibble_columns(const GemmProblem& p, const uint8_t* atg, const uint8_t* bcg
           ol[c] = _mm256_add_epi16(ol[c], _mm256_srli_epi16(lo, 8));
         }
         if constexpr (P == 2) {
-          __m256i hi = tree_lookup<S>(col + p.plane_stride, low, masks);
+          __m256i hi = tree_lookup<(S >> DH)>(col + p.plane_stride, low_hi, masks + DH);
           if constexpr (F) {
             const __m256i fold = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(col + 3 * p.plane_stride));
             hi = _mm256_add_epi8(hi, blend(_mm256_setzero_si256(), fold, masks[fold_level]));
@@ -141,15 +145,15 @@ void nibble_columns(const GemmProblem& p, const uint8_t* atg, const uint8_t* bcg
   for (int c = 0; c < C; ++c) store_lanes(ctg + (n + c) * p.ct_n + mb, acc[c], 32, p.accumulate);
 }
 
-template <int S, int P, bool F = false, int GL = 1>
+template <int S, int P, bool F = false, int GL = 1, int DH = 0>
 void avx2_nibble(const GemmProblem& p, int64_t g, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
   const uint8_t* atg = p.at + g * p.at_g;
   const uint8_t* bcg = p.bc + g * p.bc_g;
   int32_t* ctg = p.ct + g * p.ct_g;
   for (int64_t mb = m0; mb < m1; mb += 32) {
     int64_t n = n0;
-    for (; n + 2 <= n1; n += 2) nibble_columns<S, P, 2, F, GL>(p, atg, bcg, ctg, mb, n);
-    if (n < n1) nibble_columns<S, P, 1, F, GL>(p, atg, bcg, ctg, mb, n);
+    for (; n + 2 <= n1; n += 2) nibble_columns<S, P, 2, F, GL, DH>(p, atg, bcg, ctg, mb, n);
+    if (n < n1) nibble_columns<S, P, 1, F, GL, DH>(p, atg, bcg, ctg, mb, n);
   }
 }
 
@@ -173,7 +177,17 @@ GemmKernel one_plane(int bits_eff, int group_lo) {
 }  // namespace
 
 GemmKernel avx2_gather_kernel(int) { return avx2_gather; }
-GemmKernel avx2_nibble_kernel(int bits_eff) { return nibble_for<2>(bits_eff); }
+GemmKernel avx2_nibble_kernel(int bits_eff, int hi_drop) {
+  if (hi_drop == 0) return nibble_for<2>(bits_eff);
+  if (bits_eff != 8) return nullptr;
+  switch (hi_drop) {
+    case 1: return avx2_nibble<16, 2, false, 1, 1>;
+    case 2: return avx2_nibble<16, 2, false, 1, 2>;
+    case 3: return avx2_nibble<16, 2, false, 1, 3>;
+    case 4: return avx2_nibble<16, 2, false, 1, 4>;
+    default: return nullptr;
+  }
+}
 GemmKernel avx2_nibble1_kernel(int bits_eff, int group_lo) { return one_plane(bits_eff, group_lo); }
 GemmKernel avx2_fold_kernel(int bits_eff, int planes, int group_lo) {
   if (bits_eff < 5 || bits_eff > 8) return nullptr;  // folded on bit bits_eff - 1: sub-tables of the rest

@@ -20,11 +20,11 @@
 namespace lutgen {
 
 GemmKernel find_kernel(const std::string& name, int bits_eff, int planes, int group_lo, int group_hi, int hi_drop) {
-  if (hi_drop != 0 && name != "avx512vbmi/planes") return nullptr;
+  if (hi_drop != 0 && name != "avx512vbmi/planes" && name != "avx2/nibble") return nullptr;
   if (name == "scalar/i32") return scalar_i32_kernel(bits_eff);
   if (name == "avx2/gather") return avx2_gather_kernel(bits_eff);
   if (name == "avx2/nibble") {
-    return planes == 1 ? avx2_nibble1_kernel(bits_eff, group_lo) : avx2_nibble_kernel(bits_eff);
+    return planes == 1 ? avx2_nibble1_kernel(bits_eff, group_lo) : avx2_nibble_kernel(bits_eff, hi_drop);
   }
   if (name == "avx2/fold") return avx2_fold_kernel(bits_eff, planes, group_lo);
   if (name == "avx512/gather") return avx512_gather_kernel(bits_eff);
@@ -67,9 +67,9 @@ void check_kernel_table(const std::string& kernel, int bits_eff, int planes, int
               plane_shift, " is 8, or 1..7 for the byte-plane kernels");
   TORCH_CHECK(fold_bit >= 0 && fold_bit <= 7, "fold_bit must be 0..7");
   TORCH_CHECK(bits_eff >= 1 && bits_eff <= 8, "bits_eff must be 1..8");
-  TORCH_CHECK(hi_drop == 0 || (kernel == "avx512vbmi/planes" && planes == 2 && bits_eff == 8 && hi_drop >= 1 &&
-                               hi_drop <= 2),
-              "hi_drop ", hi_drop, " is 0, or 1..2 for two planes of 8-bit codes on avx512vbmi/planes");
+  const int most_dropped = kernel == "avx512vbmi/planes" ? 2 : kernel == "avx2/nibble" ? 4 : 0;
+  TORCH_CHECK(hi_drop == 0 || (planes == 2 && bits_eff == 8 && hi_drop >= 1 && hi_drop <= most_dropped), "hi_drop ",
+              hi_drop, " is 0, or for two planes of 8-bit codes 1..2 on avx512vbmi/planes, 1..4 on avx2/nibble");
   TORCH_CHECK(table.device().is_cpu() && table.is_contiguous(), "table must be a contiguous CPU tensor");
   if (planes == 0 || bc.numel() == 0) return;
   // Every column a code of b selects must lie inside the table, with the bytes the kernel reads there.

@@ -11,7 +11,7 @@
 //         bytes T - bias as unsigned 16-bit, two byte planes per column, each padded to >= 64 entries: low
 //               byte at table[b*col_stride + a], high byte at table[b*col_stride + plane_stride + a]
 //         bytes1 T - bias as unsigned 8-bit (tables spanning <= 256 values): the low plane alone
-//         (bytes, 8-bit codes, hi_drop 1 or 2: the high plane holds 128 or 64 rows, read at code >> hi_drop)
+//         (bytes, 8-bit codes, hi_drop > 0: the high plane holds 256 >> hi_drop rows, read at code >> hi_drop)
 //         fold  bytes or bytes1 of the rows whose code has bit fold_bit clear, then one register per plane of
 //               the column's fold byte at table[b*col_stride + (planes + i)*plane_stride], added to plane i's
 //               looked-up byte where the code has that bit set (VBMI: any bit of 8-bit codes; AVX2: the top
@@ -69,7 +69,8 @@ GemmKernel find_kernel(const std::string& name, int bits_eff, int planes, int gr
 // Each returns the kernel instantiated for bits_eff, or nullptr when that file was built without it.
 GemmKernel scalar_i32_kernel(int bits_eff);
 GemmKernel avx2_gather_kernel(int bits_eff);
-GemmKernel avx2_nibble_kernel(int bits_eff);
+// Two planes; 8-bit codes may take the high plane by code >> hi_drop (1..4; 0: by the code).
+GemmKernel avx2_nibble_kernel(int bits_eff, int hi_drop);
 // One byte plane (tables spanning <= 256 values), its entries at most 255 / group_lo (byte sums of group_lo k
 // steps before widening).
 GemmKernel avx2_nibble1_kernel(int bits_eff, int group_lo);

@@ -424,7 +424,7 @@ def test_kernel_binding_checks_the_table_it_reads(native: object) -> None:
         ("avx512vbmi/planes", two, 8, 2, 3),  # (1 or 2 bits)
         ("avx512vbmi/planes", two, 7, 2, 1),  # (8-bit codes only)
         ("avx512vbmi/planes", two, 8, 1, 2),  # (two planes only)
-        ("avx2/nibble", two, 8, 2, 2),
+        ("avx2/nibble", two, 8, 2, 5),  # (1..4 bits)
         ("avx512vbmi/fold", torch.zeros((256, 4, 128), dtype=torch.uint8), 8, 2, 1),
     ]:
         stride = table.shape[2]

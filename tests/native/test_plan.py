@@ -458,37 +458,36 @@ def coarse_high_lut(*, drop: int, seed: int) -> PreparedLut:
 
 def test_high_plane_by_fewer_code_bits(native: object, monkeypatch: pytest.MonkeyPatch) -> None:
     """Two planes whose high plane depends on the code's top bits only (up to what the low plane holds) look it
-    up on ``a >> L`` on VBMI: 7 bits for L = 1, 6 from L = 2 on (a plan keeps the fewest dropped bits at the
-    cheapest width). GEMMs of odd shapes and convolutions (padding, stride, groups) are bit-exact at the edge
-    codes; the plan rebuilds the table. AVX2 keeps the high plane by the whole code."""
+    up on ``a >> L``: on VBMI L = 1 (7 bits) or 2 (6 bits, the cheapest: a plan keeps the fewest dropped bits at
+    that width), on AVX2 L = 1..4 (fewer sub-tables). The plan rebuilds the table; GEMMs of odd shapes and
+    convolutions (padding, stride, groups) run bit-exactly at the edge codes on each path this CPU has."""
     monkeypatch.setattr(plans, "exact_cost", lambda isa, kind: -100.0)  # (the exact product's plans, always)
-    for drop, kept in ((1, 1), (2, 2), (5, 2)):
-        lut = coarse_high_lut(drop=drop, seed=60 + drop)
-        plan = plan_for(lut, "avx512vbmi", 256, 0, 0, "values")
-        assert plan is not None and (plan.planes, plan.hi_drop, plan.fold, plan.narrow) == (2, kept, False, False)
-        assert np.array_equal(rebuilt(lut, plan), lut.forward.numpy())
-        on_avx2 = plan_for(lut, "avx2", 256, 0, 0, "values")
-        assert on_avx2 is not None and on_avx2.hi_drop == 0
-    if "avx512vbmi" not in ISA_PATHS:
-        pytest.skip("no AVX-512 VBMI on this CPU")
-    monkeypatch.setenv(cpu_features.ISA_ENV, "avx512vbmi")
+    expected = {"avx512vbmi": {1: 1, 3: 2, 5: 2}, "avx2": {1: 1, 3: 3, 5: 4}}
+    luts = {drop: coarse_high_lut(drop=drop, seed=60 + drop) for drop in (1, 3, 5)}
+    for isa, drops in expected.items():
+        for drop, kept in drops.items():
+            plan = plan_for(luts[drop], isa, 256, 0, 0, "values")
+            assert plan is not None and (plan.planes, plan.hi_drop, plan.fold, plan.narrow) == (2, kept, False, False)
+            assert np.array_equal(rebuilt(luts[drop], plan), luts[drop].forward.numpy())
     monkeypatch.setattr(engines, "exact_kind", lambda: "values")
     engine = engines.get_engine("cpu")
-    for drop in (1, 3):
-        lut = coarse_high_lut(drop=drop, seed=70 + drop)
-        for i, (g, m, k, n) in enumerate([(1, 37, 19, 5), (2, 300, 261, 3), (1, 65, 700, 4)]):
-            a = edge_values((g, m, k), 0, 255, 140 + i)
-            a.view(-1)[3:10] = torch.tensor([127, 128, 255, 1, 2, 3, 254])
-            path = check_bmm(a, edge_values((g, k, n), 0, 255, 145 + i), lut)
-            assert "high plane on a >> " in path, path
-        for stride, pad, groups in [(1, 1, 1), (2, (2, 1), 1), (1, 1, 2)]:
-            x = edge_values((2, 4, 7, 6), 0, 255, 150).to(torch.uint8)
-            x.view(-1)[3:7] = torch.tensor([127, 128, 1, 254], dtype=torch.uint8)
-            w = edge_values((6, 4 // groups, 3, 3), 0, 255, 151).to(torch.uint8)
-            spec = conv2d_spec(w.shape, stride, pad, 1, groups)
-            want = Conv2dLowering(lut, engines.get_engine("reference"), ste=True, spec=spec).forward(x, w)
-            assert torch.equal(Conv2dLowering(lut, engine, ste=True, spec=spec).forward(x, w), want)
-            assert engine.last_path is not None and "high plane on a >> " in engine.last_path
+    for isa in [path for path in ("avx512vbmi", "avx2") if path in ISA_PATHS]:
+        monkeypatch.setenv(cpu_features.ISA_ENV, isa)
+        for drop in (1, 3, 5):
+            lut = luts[drop]
+            for i, (g, m, k, n) in enumerate([(1, 37, 19, 5), (2, 300, 261, 3), (1, 65, 700, 4)]):
+                a = edge_values((g, m, k), 0, 255, 140 + i)
+                a.view(-1)[3:10] = torch.tensor([127, 128, 255, 1, 2, 3, 254])
+                path = check_bmm(a, edge_values((g, k, n), 0, 255, 145 + i), lut)
+                assert f"high plane on a >> {expected[isa][drop]}" in path, path
+            for stride, pad, groups in [(1, 1, 1), (2, (2, 1), 1), (1, 1, 2)]:
+                x = edge_values((2, 4, 7, 6), 0, 255, 150).to(torch.uint8)
+                x.view(-1)[3:7] = torch.tensor([127, 128, 1, 254], dtype=torch.uint8)
+                w = edge_values((6, 4 // groups, 3, 3), 0, 255, 151).to(torch.uint8)
+                spec = conv2d_spec(w.shape, stride, pad, 1, groups)
+                want = Conv2dLowering(lut, engines.get_engine("reference"), ste=True, spec=spec).forward(x, w)
+                assert torch.equal(Conv2dLowering(lut, engine, ste=True, spec=spec).forward(x, w), want)
+                assert engine.last_path is not None and "high plane on a >> " in engine.last_path
 
 
 def test_corpus_tables_fold_or_narrow_and_run_bit_exactly(
