@@ -615,6 +615,7 @@ def _short_case(name: str) -> str:
         ("conv3x3 ", ""),
         ("shortcut1x1 ", "1x1 "),
         ("nn.ApproxConv2d ", "nn "),
+        ("nn.ApproxLinear ", "nn linear "),
         (" CIFAR-10 inference, batch ", " net b"),
         (", width ", " w"),
         ("resnet18 net", "r18 net"),

@@ -314,3 +314,57 @@ def quantised_conv2d(
         epilogue=epilogue,
     )
     return out if done else None
+
+
+def quantised_linear(
+    x: torch.Tensor,
+    weight_codes: torch.Tensor,
+    lut: PreparedLut,
+    *,
+    scale: float,
+    zero_point: float,
+    code_range: tuple[int, int],
+    epilogue: Epilogue | None = None,
+    engine: str | None = None,
+) -> torch.Tensor | None:
+    """Inference of a quantised linear layer: codes ``clamp(round(x / scale + zero_point), *code_range)`` in one
+    native pass (as :func:`quantised_conv2d`), the LUT GEMM with the weight codes, then the ``epilogue`` in place
+    (times its scale, plus its bias, plus its extra term: the order, and so the rounding, of the layer's
+    step-by-step path).
+
+    No autograd. Returns ``None`` when this path does not apply (not the CPU engine, not a float32 CPU input).
+
+    Args:
+        x: float32 input ``[..., in]``.
+        weight_codes: int8 (signed LUT) or uint8 weight codes ``[out, in]``.
+        lut: the prepared multiplier.
+        scale: the activation scale.
+        zero_point: the activation zero point.
+        code_range: ``(qmin, qmax)`` of the activation codes.
+        epilogue: per-output rescale and bias.
+        engine: engine name, ``None`` for automatic.
+
+    Raises:
+        ConfigError: ``x`` holds NaN, or its last dim is not the weights' in features.
+    """
+    op = "quantised_linear"
+    if x.device.type != "cpu" or x.dtype != torch.float32 or x.dim() < 1 or weight_codes.dim() != 2:
+        return None
+    if not isinstance(choose_engine(lut, engine, x.device), CpuEngine):
+        return None
+    if x.shape[-1] != weight_codes.shape[1]:
+        shapes = f"input {tuple(x.shape)} does not match weight {tuple(weight_codes.shape)}"
+        raise ConfigError(f"{op}: {shapes} (in features)")
+    from .build import load
+
+    qmin, qmax = code_range
+    codes, ok = load().quantize_codes(x.contiguous(), float(scale), float(zero_point), qmin, qmax, cpu_isa())
+    if not ok:
+        raise ConfigError(f"{op}: the input holds NaN")
+    with torch.no_grad():
+        out = approx_linear(codes, weight_codes, lut, grad="ste", engine=engine)
+        if epilogue is not None:
+            for part, apply in ((epilogue.scale, out.mul_), (epilogue.bias, out.add_), (epilogue.extra, out.add_)):
+                if part is not None:
+                    apply(part)
+    return out

@@ -21,7 +21,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..native.engines import Epilogue
-from ..native.ops import approx_conv2d, approx_linear, approx_matmul, quantised_conv2d
+from ..native.ops import approx_conv2d, approx_linear, approx_matmul, quantised_conv2d, quantised_linear
 from ..native.prepared import PreparedLut
 from .config import LayerConfig
 from .multipliers import ResolvedConfig, resolve_config
@@ -282,6 +282,23 @@ class ApproxModule(Calibratable, nn.Module):
         qmin, qmax = qrange(resolved.bits_a, resolved.scheme)
         return quantize(x, scale, zero, qmin, qmax), scale, zero
 
+    def _fused_operands(self, x: torch.Tensor) -> tuple[float, float, torch.Tensor, PreparedLut, Epilogue] | None:
+        """``(scale, zero_point, weight codes, LUT, epilogue)`` of the fused inference path (quantise, LUT op,
+        rescale and bias in native passes, bit-equal to :meth:`accumulate` + :meth:`_finish`), or ``None`` where
+        it does not apply: an exact or affine multiplier, autograd, not a float32 CPU input."""
+        resolved = self.resolved
+        weight: torch.Tensor = getattr(self, "weight")  # noqa: B009
+        if resolved.is_exact_path or resolved.scheme != "symmetric" or _needs_grad(x, weight):
+            return None
+        if x.dtype != torch.float32 or x.device.type != "cpu":
+            return None
+        scale_a, zero_a = self.input_quant.qparams(x, resolved.bits_a, resolved.scheme)
+        qb, sb, _ = self.quantize_weight()
+        lut, _ = _lut_for(resolved, x.device, False)
+        bias: torch.Tensor | None = getattr(self, "bias")  # noqa: B009
+        codes = self.weight_quant.integer_codes(qb, signed=True)
+        return float(scale_a), float(zero_a), codes, lut, Epilogue(scale_a * sb, bias, self.bias_correction)
+
     def _finish(self, acc: torch.Tensor, scale: torch.Tensor, x: torch.Tensor, view: tuple[int, ...]) -> torch.Tensor:
         out = acc * scale.reshape(view)
         if out.dtype != x.dtype:
@@ -341,6 +358,21 @@ class ApproxLinear(ApproxModule, nn.Linear):
         if self.input_quant.observing:
             self.input_quant.observe(x)
             return F.linear(x, self.weight, self.bias)
+        fused = self._fused_operands(x)
+        if fused is not None:
+            scale_a, zero_a, codes, lut, epilogue = fused
+            out = quantised_linear(
+                x,
+                codes,
+                lut,
+                scale=scale_a,
+                zero_point=zero_a,
+                code_range=qrange(self.resolved.bits_a, self.resolved.scheme),
+                epilogue=epilogue,
+                engine=self.resolved.config.engine,
+            )
+            if out is not None:
+                return out
         acc, scale = self.accumulate(x)
         return self._finish(acc, scale, x, (-1,))
 
@@ -485,28 +517,24 @@ class ApproxConv2d(_ApproxConvNd, nn.Conv2d):
         """Inference with a symmetric LUT multiplier on the CPU engine: quantise, convolve, rescale and add the
         bias in one native pass (:func:`~approxlut.native.ops.quantised_conv2d`), bit-equal to
         :meth:`accumulate` + :meth:`_finish`; ``None`` where that path does not apply."""
-        resolved = self.resolved
-        if resolved.is_exact_path or resolved.scheme != "symmetric" or _needs_grad(x, self.weight):
+        fused = self._fused_operands(x) if x.dim() == 4 else None
+        if fused is None:
             return None
-        if x.dim() != 4 or x.dtype != torch.float32 or x.device.type != "cpu":
-            return None
-        scale_a, zero_a = self.input_quant.qparams(x, resolved.bits_a, resolved.scheme)
-        qb, sb, _ = self.quantize_weight()
-        lut, _ = _lut_for(resolved, x.device, False)
+        scale_a, zero_a, codes, lut, epilogue = fused
         (top, bottom), (left, right) = conv_pads(self.padding, self.kernel_size, self.dilation)
         return quantised_conv2d(
             x,
-            self.weight_quant.integer_codes(qb, signed=True),
+            codes,
             lut,
-            scale=float(scale_a),
-            zero_point=float(zero_a),
-            code_range=qrange(resolved.bits_a, resolved.scheme),
+            scale=scale_a,
+            zero_point=zero_a,
+            code_range=qrange(self.resolved.bits_a, self.resolved.scheme),
             padding=(top, bottom, left, right),
             stride=self.stride,  # type: ignore[arg-type]
             dilation=self.dilation,  # type: ignore[arg-type]
             groups=self.groups,
-            epilogue=Epilogue(scale_a * sb, self.bias, self.bias_correction),
-            engine=resolved.config.engine,
+            epilogue=epilogue,
+            engine=self.resolved.config.engine,
         )
 
 

@@ -1,9 +1,9 @@
 """``lutgen bench`` for a multiplier or a folder of them: the native bench cases plus an ``nn`` layer.
 
-The layer case times an :class:`ApproxConv2d` (quantise, LUT convolution, rescale and bias) against the
-op it runs on the same codes and against native fp32, so the ratio of layer to op is what the layer adds
-(the fused inference path keeps it near 1); its result is checked against its step-by-step twin on the
-reference engine. The corpus sweep reads every netlist or table file of a folder and times the ResNet-18
+The layer cases time an :class:`ApproxConv2d` and an :class:`ApproxLinear` (quantise, LUT op, rescale and
+bias) against the op each runs on the same codes and against native fp32, so the ratio of layer to op is what
+the layer adds (the fused inference paths keep it near 1); each result is checked against its step-by-step twin
+on the reference engine. The corpus sweep reads every netlist or table file of a folder and times the ResNet-18
 3x3 convolutions for each distinct table (:func:`approxlut.native.bench.run_corpus`).
 """
 
@@ -33,49 +33,72 @@ from ..native.bench import (
     run_corpus,
     taken_path,
 )
-from ..native.ops import approx_conv2d
+from ..native.ops import approx_conv2d, approx_linear
 from .config import LayerConfig
-from .layers import ApproxConv2d
+from .layers import ApproxConv2d, ApproxLinear
 from .multipliers import LUT_SUFFIXES, NETLIST_SUFFIXES, load_multiplier
 from .quant import calibrate
 
 
-def bench_layer(lut: Lut, *, quick: bool, repeat: int, engine: str | None = None) -> BenchResult | None:
-    """Time the first ResNet-18 3x3 convolution as an ``nn`` layer, as the op and natively (``None`` for an
-    unsigned multiplier: the bench layer quantises symmetrically)."""
+def bench_layers(lut: Lut, *, quick: bool, repeat: int, engine: str | None = None) -> list[BenchResult]:
+    """Time the first ResNet-18 3x3 convolution and a BERT-base projection (768 -> 768 over 8 sequences of 128
+    tokens) as ``nn`` layers, as the ops they run and natively (none for an unsigned multiplier: the bench
+    layers quantise symmetrically)."""
     if not lut.signed:
-        return None
+        return []
     case: LayerCase = next(c for c in layer_cases(quick) if "conv3x3" in c.name)
     torch.manual_seed(zlib.crc32(case.name.encode()))
-    native = nn.Conv2d(case.cin, case.cout, case.kernel, case.stride, case.padding).eval()
-    layer = ApproxConv2d.from_float(native, LayerConfig(multiplier=lut, engine=engine)).eval()
-    twin = ApproxConv2d.from_float(native, LayerConfig(multiplier=lut, engine="reference")).eval()
+    conv = nn.Conv2d(case.cin, case.cout, case.kernel, case.stride, case.padding).eval()
     gen = torch.Generator().manual_seed(1)
     x = torch.randn((case.batch, case.cin, case.size, case.size), generator=gen).clamp_min(0)
+
+    def conv_op(codes: torch.Tensor, weights: torch.Tensor, prepared: PreparedLut) -> torch.Tensor:
+        return approx_conv2d(codes, weights, prepared, case.stride, case.padding, grad="ste", engine=engine)
+
+    rows, features = (16, 32) if quick else (1024, 768)
+    linear = nn.Linear(features, features).eval()
+    tokens = torch.randn((rows, features), generator=gen)
+
+    def linear_op(codes: torch.Tensor, weights: torch.Tensor, prepared: PreparedLut) -> torch.Tensor:
+        return approx_linear(codes, weights, prepared, grad="ste", engine=engine)
+
+    return [
+        _bench_nn_layer(
+            f"nn.ApproxConv2d {case.name.split('.', 1)[1]}", conv, ApproxConv2d, x, conv_op, lut, repeat, engine
+        ),
+        _bench_nn_layer(
+            f"nn.ApproxLinear {features}->{features} x{rows}", linear, ApproxLinear, tokens, linear_op, lut, repeat,
+            engine,
+        ),
+    ]  # fmt: skip
+
+
+def _bench_nn_layer(
+    name: str,
+    native: nn.Module,
+    kind: type[ApproxConv2d] | type[ApproxLinear],
+    x: torch.Tensor,
+    op: Callable[[torch.Tensor, torch.Tensor, PreparedLut], torch.Tensor],
+    lut: Lut,
+    repeat: int,
+    engine: str | None,
+) -> BenchResult:
+    """One ``nn`` layer case: the layer, the op on its codes and the native module timed alternately; the
+    layer's result checked against its step-by-step twin on the reference engine."""
+    layer = kind.from_float(native, LayerConfig(multiplier=lut, engine=engine)).eval()
+    twin = kind.from_float(native, LayerConfig(multiplier=lut, engine="reference")).eval()
     calibrate(layer, [x])
     calibrate(twin, [x])
     with torch.no_grad():
         codes, _, _ = layer.quantize_input(x)
         weights, _, _ = layer.quantize_weight()
         prepared = layer.resolved.prepared("cpu")
-
-        def op() -> torch.Tensor:
-            return approx_conv2d(codes, weights, prepared, case.stride, case.padding, grad="ste", engine=engine)
-
-        native_s, op_s, layer_s = best_times(lambda: native(x), op, lambda: layer(x), repeat=repeat)
+        native_s, op_s, layer_s = best_times(
+            lambda: native(x), lambda: op(codes, weights, prepared), lambda: layer(x), repeat=repeat
+        )
         path = taken_path(prepared, engine)
         verified = torch.equal(layer(x)[:1], twin(x[:1]))
-    return BenchResult(
-        f"nn.ApproxConv2d {case.name.split('.', 1)[1]}",
-        native_s,
-        layer_s,
-        layer_s / native_s,
-        path,
-        "forward",
-        None,
-        verified,
-        op_s=op_s,
-    )
+    return BenchResult(name, native_s, layer_s, layer_s / native_s, path, "forward", None, verified, op_s=op_s)
 
 
 def bench_multiplier(
@@ -101,9 +124,8 @@ def bench_multiplier(
         progress=progress,
     )
     if progress is not None:
-        progress("nn layer")
-    layer = bench_layer(lut, quick=quick, repeat=repeat or (1 if quick else 3), engine=engine)
-    if layer is not None:
+        progress("nn layers")
+    for layer in bench_layers(lut, quick=quick, repeat=repeat or (1 if quick else 3), engine=engine):
         results.append(replace(layer, native_isa=results[0].native_isa if results else layer.native_isa))
     return results
 

@@ -145,13 +145,14 @@ def test_bench_lut_file_times_that_table(tmp_path: Path, json_output) -> None:
     assert wide.exit_code == 0 and rows[0]["path"] in wide.stdout
 
 
-def test_bench_nn_layer_case_is_verified(json_output) -> None:
-    """The nn layer case of a signed multiplier: layer, op and native timed; the layer equals its
-    step-by-step twin on the reference engine."""
+def test_bench_nn_layer_cases_are_verified(json_output) -> None:
+    """The nn layer cases of a signed multiplier (a conv and a linear layer): layer, op and native timed; each
+    layer equals its step-by-step twin on the reference engine."""
     result = CliRunner().invoke(main, ["bench", "--quick", "--json", "--no-networks"])
     assert result.exit_code == 0, result.output
-    layer = [r for r in json_output(result.stdout, "bench")["results"] if r["op_s"] is not None]
-    assert len(layer) == 1 and layer[0]["case"].startswith("nn.ApproxConv2d") and layer[0]["verified"]
+    layers = [r for r in json_output(result.stdout, "bench")["results"] if r["op_s"] is not None]
+    assert [r["case"].split(" ")[0] for r in layers] == ["nn.ApproxConv2d", "nn.ApproxLinear"]
+    assert all(r["verified"] for r in layers)
 
 
 def test_bench_missing_lut_file_is_one_line_error(tmp_path: Path) -> None:

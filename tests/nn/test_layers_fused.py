@@ -1,6 +1,6 @@
-"""The fused inference path of ApproxConv2d (quantise, LUT conv, rescale and bias in one native pass) against
-the step-by-step path (torch quantiser, op, torch rescale), bit for bit: rounding ties, clamped and edge
-codes, every geometry, bias correction, calibrated and dynamic scales, every CPU path."""
+"""The fused inference paths of ApproxConv2d and ApproxLinear (native quantiser, LUT op, rescale and bias)
+against the step-by-step path (torch quantiser, op, torch rescale), bit for bit: rounding ties, clamped and
+edge codes, every geometry, leading dims, bias correction, calibrated and dynamic scales, every CPU path."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import torch
 
 from approxlut.errors import ConfigError
 from approxlut.lutgen.lut import Lut, code_values
-from approxlut.nn import ApproxConv2d, LayerConfig, calibrate
+from approxlut.nn import ApproxConv2d, ApproxLinear, LayerConfig, calibrate
 
 
 def approximate_lut(bits: int, seed: int) -> Lut:
@@ -51,18 +51,19 @@ CONVS = [
 
 @pytest.fixture
 def fused_runs(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
-    """Records, per call of the layers' fused path, whether it ran (returned a result)."""
+    """Records, per call of a layer's fused path (conv or linear), whether it ran (returned a result)."""
     from approxlut.nn import layers
 
     runs: list[bool] = []
-    original = layers.quantised_conv2d
+    for name in ("quantised_conv2d", "quantised_linear"):
+        original = getattr(layers, name)
 
-    def spy(*args: object, **kwargs: object) -> torch.Tensor | None:
-        out = original(*args, **kwargs)  # type: ignore[arg-type]
-        runs.append(out is not None)
-        return out
+        def spy(*args: object, original: object = original, **kwargs: object) -> torch.Tensor | None:
+            out = original(*args, **kwargs)  # type: ignore[operator]
+            runs.append(out is not None)
+            return out  # type: ignore[no-any-return]
 
-    monkeypatch.setattr(layers, "quantised_conv2d", spy)
+        monkeypatch.setattr(layers, name, spy)
     return runs
 
 
@@ -105,5 +106,39 @@ def test_fused_path_refuses_nan(native: object) -> None:
     x = torch.zeros((1, 2, 5, 5))
     calibrate(layer, [x + 1])
     x[0, 1, 2, 2] = float("nan")
+    with torch.no_grad(), pytest.raises(ConfigError, match="NaN"):
+        layer(x)
+
+
+@pytest.mark.parametrize(("shape", "bias"), [((7, 20), True), ((2, 5, 20), False), ((20,), True)])
+@pytest.mark.parametrize("bits", [8, 6])
+def test_fused_linear_equals_step_by_step(
+    isa: str, shape: tuple[int, ...], bias: bool, bits: int, fused_runs: list[bool]
+) -> None:
+    lut = approximate_lut(bits, seed=10 + bits)
+    fused = ApproxLinear(20, 9, bias, config=LayerConfig(multiplier=lut))
+    stepwise = ApproxLinear(20, 9, bias, config=LayerConfig(multiplier=lut, engine="reference"))
+    stepwise.load_state_dict(fused.state_dict())
+    x = tie_heavy_input(shape, 0.05, seed=2)
+    with torch.no_grad():
+        dynamic = fused(x), stepwise(x)  # uncalibrated: the batch's own range
+        assert torch.equal(*dynamic) and dynamic[0].shape == (*shape[:-1], 9)
+        calibrate(fused, [x * 0.7])
+        calibrate(stepwise, [x * 0.7])
+        fused.set_bias_correction(torch.linspace(-1, 1, 9))
+        stepwise.set_bias_correction(torch.linspace(-1, 1, 9))
+        got, want = fused(x), stepwise(x)
+    assert torch.equal(got, want)
+    assert fused_runs == [True, False, True, False]
+
+
+def test_fused_linear_refuses_nan_and_runs_only_for_inference(native: object, fused_runs: list[bool]) -> None:
+    lut = approximate_lut(8, seed=6)
+    layer = ApproxLinear(4, 3, config=LayerConfig(multiplier=lut))
+    x = torch.ones((2, 4))
+    calibrate(layer, [x])
+    layer(x.clone().requires_grad_()).sum().backward()  # (autograd: the step-by-step path)
+    assert fused_runs == []
+    x[1, 2] = float("nan")
     with torch.no_grad(), pytest.raises(ConfigError, match="NaN"):
         layer(x)
