@@ -194,6 +194,33 @@ def test_folded_plans_reproduce_the_table(kind: str, flip: int, monkeypatch: pyt
         assert other is not None and not other.fold, other.describe()
 
 
+def runs_of_unsigned_codes(
+    lut: PreparedLut, seed: int, planted: list[int], monkeypatch: pytest.MonkeyPatch, *, panel: str | None = None
+) -> list[str]:
+    """GEMMs of odd shapes and convolutions (padding, stride, groups; panels of ``panel`` bytes where given) of
+    unsigned 8-bit codes with ``planted`` codes among them, each bit-exact against the reference: the paths the
+    CPU engine took."""
+    engine = engines.get_engine("cpu")
+    paths = []
+    for i, (g, m, k, n) in enumerate([(1, 37, 19, 5), (2, 300, 261, 3), (1, 65, 700, 4)]):
+        a = edge_values((g, m, k), 0, 255, seed + i)
+        a.view(-1)[3 : 3 + len(planted)] = torch.tensor(planted)
+        paths.append(check_bmm(a, edge_values((g, k, n), 0, 255, seed + 5 + i), lut))
+    if panel is not None:
+        monkeypatch.setenv(tuning.PANEL_ENV, panel)
+    for stride, pad, groups in [(1, 1, 1), (2, (2, 1), 1), (1, 1, 2)]:
+        x = edge_values((2, 4, 7, 6), 0, 255, seed + 10).to(torch.uint8)
+        x.view(-1)[3:7] = torch.tensor([planted[0], planted[1], planted[3], planted[-1]], dtype=torch.uint8)
+        w = edge_values((6, 4 // groups, 3, 3), 0, 255, seed + 11).to(torch.uint8)
+        spec = conv2d_spec(w.shape, stride, pad, 1, groups)
+        want = Conv2dLowering(lut, engines.get_engine("reference"), ste=True, spec=spec).forward(x, w)
+        assert torch.equal(Conv2dLowering(lut, engine, ste=True, spec=spec).forward(x, w), want)
+        paths.append(engine.last_path or "")
+    if panel is not None:
+        monkeypatch.delenv(tuning.PANEL_ENV)
+    return paths
+
+
 @pytest.mark.parametrize("isa", ["avx2", "avx512vbmi"])
 @pytest.mark.parametrize(("kind", "flip"), [("values", 0), ("int8", 0x80)])
 def test_narrow_plans_reproduce_the_table(isa: str, kind: str, flip: int, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -419,24 +446,10 @@ def test_engine_runs_narrow_plans_bit_exactly(isa: str, kind: str, monkeypatch: 
     the edge codes 0, 127, 128 and 255 and odd shapes; the direct conv with padding, a stride, groups and panels
     of a few rows of k; the bench table over ReLU'd codes looks up 5 of its 7 code bits."""
     flip = 0x80 if kind == "int8" else 0
-    engine = engines.get_engine("cpu")
     for kept_bits, span in ((2, 5), (4, 90), (5, 400), (7, 150)):
         lut = narrow_lut(kept_bits=kept_bits, error_span=span, seed=50 + kept_bits, flip=flip)
-        for i, (g, m, k, n) in enumerate([(1, 37, 19, 5), (2, 300, 261, 3), (1, 65, 700, 4)]):
-            a = edge_values((g, m, k), 0, 255, 120 + i)
-            a.view(-1)[3:10] = torch.tensor([127, 128, 255, 16, 32, 64, 240])
-            path = check_bmm(a, edge_values((g, k, n), 0, 255, 125 + i), lut)
-            assert f"{kept_bits} of 8 code bits" in path, path
-        monkeypatch.setenv(tuning.PANEL_ENV, "1280")  # (panels of 5 rows of k)
-        for stride, pad, groups in [(1, 1, 1), (2, (2, 1), 1), (1, 1, 2)]:
-            x = edge_values((2, 4, 7, 6), 0, 255, 130).to(torch.uint8)
-            x.view(-1)[3:7] = torch.tensor([127, 128, 16, 240], dtype=torch.uint8)
-            w = edge_values((6, 4 // groups, 3, 3), 0, 255, 131).to(torch.uint8)
-            spec = conv2d_spec(w.shape, stride, pad, 1, groups)
-            want = Conv2dLowering(lut, engines.get_engine("reference"), ste=True, spec=spec).forward(x, w)
-            assert torch.equal(Conv2dLowering(lut, engine, ste=True, spec=spec).forward(x, w), want)
-            assert engine.last_path is not None and f"{kept_bits} of 8 code bits" in engine.last_path
-        monkeypatch.delenv(tuning.PANEL_ENV)
+        paths = runs_of_unsigned_codes(lut, 120, [127, 128, 255, 16, 32, 64, 240], monkeypatch, panel="1280")
+        assert all(f"{kept_bits} of 8 code bits" in path for path in paths), paths
     approx = PreparedLut.from_lut(bench_lut("approx"))
     for i, (g, m, k, n) in enumerate([(1, 37, 19, 5), (2, 300, 261, 3)]):
         path = check_bmm(edge_values((g, m, k), 0, 127, 110 + i), edge_values((g, k, n), -128, 127, 112 + i), approx)
@@ -470,24 +483,11 @@ def test_high_plane_by_fewer_code_bits(native: object, monkeypatch: pytest.Monke
             assert plan is not None and (plan.planes, plan.hi_drop, plan.fold, plan.narrow) == (2, kept, False, False)
             assert np.array_equal(rebuilt(luts[drop], plan), luts[drop].forward.numpy())
     monkeypatch.setattr(engines, "exact_kind", lambda: "values")
-    engine = engines.get_engine("cpu")
     for isa in [path for path in ("avx512vbmi", "avx2") if path in ISA_PATHS]:
         monkeypatch.setenv(cpu_features.ISA_ENV, isa)
         for drop in (1, 3, 5):
-            lut = luts[drop]
-            for i, (g, m, k, n) in enumerate([(1, 37, 19, 5), (2, 300, 261, 3), (1, 65, 700, 4)]):
-                a = edge_values((g, m, k), 0, 255, 140 + i)
-                a.view(-1)[3:10] = torch.tensor([127, 128, 255, 1, 2, 3, 254])
-                path = check_bmm(a, edge_values((g, k, n), 0, 255, 145 + i), lut)
-                assert f"high plane on a >> {expected[isa][drop]}" in path, path
-            for stride, pad, groups in [(1, 1, 1), (2, (2, 1), 1), (1, 1, 2)]:
-                x = edge_values((2, 4, 7, 6), 0, 255, 150).to(torch.uint8)
-                x.view(-1)[3:7] = torch.tensor([127, 128, 1, 254], dtype=torch.uint8)
-                w = edge_values((6, 4 // groups, 3, 3), 0, 255, 151).to(torch.uint8)
-                spec = conv2d_spec(w.shape, stride, pad, 1, groups)
-                want = Conv2dLowering(lut, engines.get_engine("reference"), ste=True, spec=spec).forward(x, w)
-                assert torch.equal(Conv2dLowering(lut, engine, ste=True, spec=spec).forward(x, w), want)
-                assert engine.last_path is not None and "high plane on a >> " in engine.last_path
+            paths = runs_of_unsigned_codes(luts[drop], 140, [127, 128, 255, 1, 2, 3, 254], monkeypatch)
+            assert all(f"high plane on a >> {expected[isa][drop]}" in path for path in paths), paths
 
 
 def test_corpus_tables_fold_or_narrow_and_run_bit_exactly(
