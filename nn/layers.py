@@ -56,6 +56,14 @@ def _needs_grad(*tensors: torch.Tensor) -> bool:
     return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
 
 
+def fused_applies(resolved: ResolvedConfig, x: torch.Tensor, weight: torch.Tensor) -> bool:
+    """Whether the fused inference path (native quantiser, LUT op, epilogue in place) may run: a symmetric LUT
+    multiplier, no autograd, a float32 CPU input."""
+    if resolved.is_exact_path or resolved.scheme != "symmetric" or _needs_grad(x, weight):
+        return False
+    return x.dtype == torch.float32 and x.device.type == "cpu"
+
+
 def linear_accumulate(
     qa: torch.Tensor, za: torch.Tensor, qb: torch.Tensor, zb: torch.Tensor, resolved: ResolvedConfig
 ) -> torch.Tensor:
@@ -287,10 +295,7 @@ class ApproxModule(Calibratable, nn.Module):
         rescale and bias in native passes, bit-equal to :meth:`accumulate` + :meth:`_finish`), or ``None`` where
         it does not apply: an exact or affine multiplier, autograd, not a float32 CPU input."""
         resolved = self.resolved
-        weight: torch.Tensor = getattr(self, "weight")  # noqa: B009
-        if resolved.is_exact_path or resolved.scheme != "symmetric" or _needs_grad(x, weight):
-            return None
-        if x.dtype != torch.float32 or x.device.type != "cpu":
+        if not fused_applies(resolved, x, getattr(self, "weight")):  # noqa: B009
             return None
         scale_a, zero_a = self.input_quant.qparams(x, resolved.bits_a, resolved.scheme)
         qb, sb, _ = self.quantize_weight()

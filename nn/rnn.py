@@ -21,8 +21,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
+from ..native.engines import Epilogue
+from ..native.ops import quantised_linear
 from .config import LayerConfig
-from .layers import ApproxModule, linear_accumulate, transfer_hooks
+from .layers import ApproxModule, _lut_for, fused_applies, linear_accumulate, transfer_hooks
 from .quant import ActivationQuantizer, WeightQuantizer, qrange, quantize
 
 
@@ -93,8 +95,24 @@ class _ApproxRecurrent(ApproxModule):
         resolved = self.resolved
         scale_a, zero_a = act.qparams(x, resolved.bits_a, resolved.scheme)
         qmin, qmax = qrange(resolved.bits_a, resolved.scheme)
-        qa = quantize(x, scale_a, zero_a, qmin, qmax)
         qb, scale_b, zero_b = self._weight(weight, weight_key)
+        if fused_applies(resolved, x, weight):  # (as ApproxLinear: bit-equal to the steps below)
+            codes = cast(WeightQuantizer, self.quant[weight_key]).integer_codes(qb, signed=True)
+            lut, _ = _lut_for(resolved, x.device, False)
+            epilogue = Epilogue(scale_a * scale_b, bias)
+            fused = quantised_linear(
+                x,
+                codes,
+                lut,
+                scale=float(scale_a),
+                zero_point=float(zero_a),
+                code_range=(qmin, qmax),
+                epilogue=epilogue,
+                engine=resolved.config.engine,
+            )
+            if fused is not None:
+                return fused
+        qa = quantize(x, scale_a, zero_a, qmin, qmax)
         out = linear_accumulate(qa, zero_a, qb, zero_b, resolved) * (scale_a * scale_b)
         if out.dtype != x.dtype:
             out = out.to(x.dtype)

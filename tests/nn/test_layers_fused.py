@@ -10,7 +10,7 @@ import torch
 
 from approxlut.errors import ConfigError
 from approxlut.lutgen.lut import Lut, code_values
-from approxlut.nn import ApproxConv2d, ApproxLinear, LayerConfig, calibrate
+from approxlut.nn import ApproxConv2d, ApproxLinear, LayerConfig, approximate, calibrate
 
 
 def approximate_lut(bits: int, seed: int) -> Lut:
@@ -51,19 +51,20 @@ CONVS = [
 
 @pytest.fixture
 def fused_runs(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
-    """Records, per call of a layer's fused path (conv or linear), whether it ran (returned a result)."""
-    from approxlut.nn import layers
+    """Records, per call of a layer's fused path (conv, linear or a recurrent gate), whether it ran (returned a
+    result)."""
+    from approxlut.nn import layers, rnn
 
     runs: list[bool] = []
-    for name in ("quantised_conv2d", "quantised_linear"):
-        original = getattr(layers, name)
+    for module, name in ((layers, "quantised_conv2d"), (layers, "quantised_linear"), (rnn, "quantised_linear")):
+        original = getattr(module, name)
 
         def spy(*args: object, original: object = original, **kwargs: object) -> torch.Tensor | None:
             out = original(*args, **kwargs)  # type: ignore[operator]
             runs.append(out is not None)
             return out  # type: ignore[no-any-return]
 
-        monkeypatch.setattr(layers, name, spy)
+        monkeypatch.setattr(module, name, spy)
     return runs
 
 
@@ -142,3 +143,21 @@ def test_fused_linear_refuses_nan_and_runs_only_for_inference(native: object, fu
     x[1, 2] = float("nan")
     with torch.no_grad(), pytest.raises(ConfigError, match="NaN"):
         layer(x)
+
+
+@pytest.mark.parametrize("kind", [torch.nn.LSTM, torch.nn.GRU])
+def test_fused_recurrent_gates_equal_step_by_step(native: object, kind: type, fused_runs: list[bool]) -> None:
+    """Every gate projection of an approximate LSTM/GRU (two layers, both directions) runs fused in inference
+    and the outputs equal the step-by-step path's (the reference engine) bit for bit."""
+    torch.manual_seed(8)
+    model = kind(6, 5, num_layers=2, batch_first=True, bidirectional=True).eval()
+    x = tie_heavy_input((3, 4, 6), 0.02, seed=9).clamp(-3, 3)
+    lut = approximate_lut(8, seed=9)
+    fused = approximate(model, LayerConfig(multiplier=lut), [x]).eval()
+    stepwise = approximate(model, LayerConfig(multiplier=lut, engine="reference"), [x]).eval()
+    fused_runs.clear()
+    with torch.no_grad():
+        got, want = fused(x), stepwise(x)
+    assert torch.equal(got[0], want[0]) and all(torch.equal(g, w) for g, w in zip(got[1], want[1], strict=False))
+    # per layer and direction, the input projection of the whole sequence and the hidden one of each of 4 steps
+    assert fused_runs.count(True) == 2 * 2 * (1 + 4) and fused_runs.count(False) == fused_runs.count(True)
