@@ -23,7 +23,8 @@ from torch.nn.grad import conv2d_input, conv2d_weight
 from ..errors import ConfigError
 from .cpu_features import choose_path
 from .decompose import DecompEngine, decomposed_conv2d
-from .engines import CpuEngine, Engine, looked_up_lanes, padded_lanes
+from .engines import PLAN_PATHS, CpuEngine, Engine, looked_up_lanes, padded_lanes
+from .plan import plane_cost
 from .prepared import PreparedLut
 
 CHUNK_ELEMENTS = 1 << 24
@@ -350,8 +351,14 @@ class MatmulLowering(_Lowered):
         g, m, k = a.shape
         n = b.shape[2]
         isa = choose_path()
-        over_n = looked_up_lanes(isa, n) * m <= looked_up_lanes(isa, m) * n
-        if over_n:
+        # Looked-up lanes times columns, on the planned paths times the price of a look-up at the looked-up
+        # operand's code width (softmax weights of 7 bits against signed values of 8: the narrower is cheaper)
+        over_m, over_n = float(looked_up_lanes(isa, m) * n), float(looked_up_lanes(isa, n) * m)
+        if isa in PLAN_PATHS:
+            over_m *= plane_cost(isa, max(1, load().max_code(a, (1 << self.lut.bits_a) - 1).bit_length()), 1)
+            over_n *= plane_cost(isa, max(1, load().max_code(b, (1 << self.lut.bits_b) - 1).bit_length()), 1)
+        lanes_over_n = over_n <= over_m
+        if lanes_over_n:
             lanes, weights, lut = b.transpose(1, 2), a, self.lut.transposed()
         else:
             lanes, weights, lut = a, b.transpose(1, 2), self.lut
@@ -369,7 +376,7 @@ class MatmulLowering(_Lowered):
             one = (1, 1)
             if not self.engine.conv2d_into(part, x4, w4, lut, stride=one, padding=(0,) * 4, dilation=one, groups=e - s):
                 return None
-        return out if over_n else out.transpose(1, 2)
+        return out if lanes_over_n else out.transpose(1, 2)
 
     def backward(self, x: torch.Tensor, w: torch.Tensor, grad_out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         k, n = w.shape[-2], w.shape[-1]

@@ -138,8 +138,16 @@ def test_direct_conv_wide_sums_fall_back_exactly(native: object) -> None:
     assert got.item() == 36 * (1 << 25)
 
 
-# (G, M, K, N, lanes): the lanes run over N where that wastes no more of a block's lanes than over M
-MATMUL_CASES = [(3, 5, 9, 300, "n"), (2, 300, 7, 5, "m"), (4, 6, 11, 6, "n"), (2, 257, 3, 20, "m"), (1, 1, 4, 1, "n")]
+# (G, M, K, N, lanes on VBMI, lanes on AVX2): the lanes run over N where its looked-up lanes times M cost no
+# more than M's times N, each at the price of a look-up of its operand's codes on the planned paths (a's 8 bits
+# here, b's 6: on AVX2 an 8-bit look-up costs three times a 6-bit one, so 257 rows of a go over N there)
+MATMUL_CASES = [
+    (3, 5, 9, 300, "n", "n"),
+    (2, 300, 7, 5, "m", "m"),
+    (4, 6, 11, 6, "n", "n"),
+    (2, 257, 3, 20, "m", "n"),
+    (1, 1, 4, 1, "n", "n"),
+]
 
 
 @pytest.mark.parametrize("signed", [False, True], ids=["u", "s"])
@@ -156,7 +164,8 @@ def test_batched_matmul_runs_as_grouped_direct_conv(isa: str, signed: bool, monk
         return direct(self, out, x, w, table, **kw)
 
     monkeypatch.setattr(CpuEngine, "conv2d_into", spy)
-    for i, (g, m, k, n, lanes) in enumerate(MATMUL_CASES):
+    for i, (g, m, k, n, on_vbmi, on_avx2) in enumerate(MATMUL_CASES):
+        lanes = on_avx2 if isa == "avx2" else on_vbmi  # (the unplanned paths count lanes alone: as VBMI here)
         a = random_values((g, m, k), 8, signed, 91 + i)
         for b in (
             random_values((g, k, n), 6, signed, 96 + i),
@@ -177,6 +186,28 @@ def test_batched_matmul_runs_as_grouped_direct_conv(isa: str, signed: bool, monk
     got = MatmulLowering(lut, get_engine("cpu"), ste=True).forward(a, b)
     assert len(runs) == 3
     assert torch.equal(got, MatmulLowering(lut, get_engine("reference"), ste=True).forward(a, b))
+
+
+def test_batched_matmul_looks_up_the_narrower_operand(isa: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Attention's A·V: softmax weights of 7 bits against signed values (8-bit codes). With as many lanes
+    either way (128 rows, 64 columns: half a block each), the lanes run over the rows of A, whose codes cost
+    less to look up; bit-exact against the reference engine."""
+    if isa not in ("avx512vbmi", "avx2"):
+        pytest.skip("the planned kernels price look-ups by code width")
+    lut = random_lut(8, 8, True, seed=93)
+    tables: list[str] = []
+    direct = CpuEngine.conv2d_into
+
+    def spy(self: CpuEngine, out: torch.Tensor, x: torch.Tensor, w: torch.Tensor, table: PreparedLut, **kw):  # type: ignore[no-untyped-def]
+        tables.append(table.name)
+        return direct(self, out, x, w, table, **kw)
+
+    monkeypatch.setattr(CpuEngine, "conv2d_into", spy)
+    weights = random_values((2, 128, 16), 7, False, 94).to(torch.int8)  # 0..127
+    values = random_values((2, 16, 64), 8, True, 95)
+    got = MatmulLowering(lut, get_engine("cpu"), ste=True).forward(weights, values)
+    assert torch.equal(got, MatmulLowering(lut, get_engine("reference"), ste=True).forward(weights, values))
+    assert tables == ["rand"]  # (lanes over N would look up the transposed table: "rand (operands swapped)")
 
 
 def test_batched_matmul_wide_sums_leave_the_direct_conv(native: object) -> None:
