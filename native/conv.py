@@ -338,8 +338,9 @@ class MatmulLowering(_Lowered):
         """``C [G, M, N]`` of a batched GEMM with a ``b`` per batch (attention) as the CPU engine's direct conv,
         which finishes the sums in C++ and writes them once, as float32: a 1x1 convolution with ``G`` groups
         whose "weights" are one operand and whose "input" (output positions as lanes) is the other. The lanes
-        run over whichever of ``M`` and ``N`` looks up fewer lanes (:func:`looked_up_lanes`); over ``N``
-        (the multiplier's table transposed) the result needs no transpose. ``None`` where the direct conv does
+        run over whichever of ``M`` and ``N`` costs less to look up: its looked-up lanes
+        (:func:`looked_up_lanes`) times the other's count, on the planned paths times the price of a look-up at
+        its operand's code width; over ``N`` (the multiplier's table transposed) the result needs no transpose. ``None`` where the direct conv does
         not apply (the engine falls back to ``lut_bmm``)."""
         codes = (torch.int8, torch.uint8)
         if not isinstance(self.engine, CpuEngine) or a.device.type != "cpu" or a.dtype not in codes:
