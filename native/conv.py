@@ -340,8 +340,8 @@ class MatmulLowering(_Lowered):
         whose "weights" are one operand and whose "input" (output positions as lanes) is the other. The lanes
         run over whichever of ``M`` and ``N`` costs less to look up: its looked-up lanes
         (:func:`looked_up_lanes`) times the other's count, on the planned paths times the price of a look-up at
-        its operand's code width; over ``N`` (the multiplier's table transposed) the result needs no transpose. ``None`` where the direct conv does
-        not apply (the engine falls back to ``lut_bmm``)."""
+        its operand's code width; over ``N`` (the multiplier's table transposed) the result needs no transpose.
+        ``None`` where the direct conv does not apply (the engine falls back to ``lut_bmm``)."""
         codes = (torch.int8, torch.uint8)
         if not isinstance(self.engine, CpuEngine) or a.device.type != "cpu" or a.dtype not in codes:
             return None

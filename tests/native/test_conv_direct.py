@@ -138,6 +138,20 @@ def test_direct_conv_wide_sums_fall_back_exactly(native: object) -> None:
     assert got.item() == 36 * (1 << 25)
 
 
+def direct_conv_tables(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the tables the CPU engine's direct conv is called with, from now on (a transposed table,
+    lanes over N, is named "... (operands swapped)")."""
+    tables: list[str] = []
+    direct = CpuEngine.conv2d_into
+
+    def spy(self: CpuEngine, out: torch.Tensor, x: torch.Tensor, w: torch.Tensor, table: PreparedLut, **kw):  # type: ignore[no-untyped-def]
+        tables.append(table.name)
+        return direct(self, out, x, w, table, **kw)
+
+    monkeypatch.setattr(CpuEngine, "conv2d_into", spy)
+    return tables
+
+
 # (G, M, K, N, lanes on VBMI, lanes on AVX2): the lanes run over N where its looked-up lanes times M cost no
 # more than M's times N, each at the price of a look-up of its operand's codes on the planned paths (a's 8 bits
 # here, b's 6: on AVX2 an 8-bit look-up costs three times a 6-bit one, so 257 rows of a go over N there)
@@ -156,14 +170,7 @@ def test_batched_matmul_runs_as_grouped_direct_conv(isa: str, signed: bool, monk
     transposed) or M; bit-exact against the reference engine at edge codes, with operands of different widths
     and a table that is not symmetric, so that a transposition slip shows; b also as a transposed view."""
     lut = random_lut(8, 6, signed, seed=90)
-    runs: list[str] = []
-    direct = CpuEngine.conv2d_into
-
-    def spy(self: CpuEngine, out: torch.Tensor, x: torch.Tensor, w: torch.Tensor, table: PreparedLut, **kw):  # type: ignore[no-untyped-def]
-        runs.append(table.name)
-        return direct(self, out, x, w, table, **kw)
-
-    monkeypatch.setattr(CpuEngine, "conv2d_into", spy)
+    runs = direct_conv_tables(monkeypatch)
     for i, (g, m, k, n, on_vbmi, on_avx2) in enumerate(MATMUL_CASES):
         lanes = on_avx2 if isa == "avx2" else on_vbmi  # (the unplanned paths count lanes alone: as VBMI here)
         a = random_values((g, m, k), 8, signed, 91 + i)
@@ -195,14 +202,7 @@ def test_batched_matmul_looks_up_the_narrower_operand(isa: str, monkeypatch: pyt
     if isa not in ("avx512vbmi", "avx2"):
         pytest.skip("the planned kernels price look-ups by code width")
     lut = random_lut(8, 8, True, seed=93)
-    tables: list[str] = []
-    direct = CpuEngine.conv2d_into
-
-    def spy(self: CpuEngine, out: torch.Tensor, x: torch.Tensor, w: torch.Tensor, table: PreparedLut, **kw):  # type: ignore[no-untyped-def]
-        tables.append(table.name)
-        return direct(self, out, x, w, table, **kw)
-
-    monkeypatch.setattr(CpuEngine, "conv2d_into", spy)
+    tables = direct_conv_tables(monkeypatch)
     weights = random_values((2, 128, 16), 7, False, 94).to(torch.int8)  # 0..127
     values = random_values((2, 16, 64), 8, True, 95)
     got = MatmulLowering(lut, get_engine("cpu"), ste=True).forward(weights, values)
