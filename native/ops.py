@@ -245,6 +245,20 @@ def _check_output(spec: Conv2dSpec, h: int, w: int, kh: int, kw: int, op: str) -
         raise ConfigError(f"{op}: the kernel ({kh}x{kw}, dilated) does not fit the padded input ({h}x{w})")
 
 
+def _quantised_codes(
+    x: torch.Tensor, scale: float, zero_point: float, code_range: tuple[int, int], op: str
+) -> torch.Tensor:
+    """``clamp(round(x / scale + zero_point), *code_range)`` as int8/uint8 codes in one native pass (as
+    :func:`approxlut.nn.quant.quantize`, bit for bit); a one-line error where ``x`` holds NaN."""
+    from .build import load
+
+    qmin, qmax = code_range
+    codes, ok = load().quantize_codes(x.contiguous(), float(scale), float(zero_point), qmin, qmax, cpu_isa())
+    if not ok:
+        raise ConfigError(f"{op}: the input holds NaN")
+    return codes
+
+
 def quantised_conv2d(
     x: torch.Tensor,
     weight_codes: torch.Tensor,
@@ -290,16 +304,11 @@ def quantised_conv2d(
     impl = choose_engine(lut, engine, x.device)
     if not isinstance(impl, CpuEngine):
         return None
-    from .build import load
-
     _check_groups(x, weight_codes, groups, op)
     spec = Conv2dSpec(stride, padding, dilation, groups)
     kh, kw = weight_codes.shape[2], weight_codes.shape[3]
     _check_output(spec, x.shape[2], x.shape[3], kh, kw, op)
-    qmin, qmax = code_range
-    codes, ok = load().quantize_codes(x.contiguous(), float(scale), float(zero_point), qmin, qmax, cpu_isa())
-    if not ok:
-        raise ConfigError(f"{op}: the input holds NaN")
+    codes = _quantised_codes(x, scale, zero_point, code_range, op)
     oh, ow = output_size(spec, x.shape[2], x.shape[3], kh, kw)
     out = torch.empty((x.shape[0], weight_codes.shape[0], oh, ow), dtype=torch.float32)
     done = impl.conv2d_into(
@@ -355,12 +364,7 @@ def quantised_linear(
     if x.shape[-1] != weight_codes.shape[1]:
         shapes = f"input {tuple(x.shape)} does not match weight {tuple(weight_codes.shape)}"
         raise ConfigError(f"{op}: {shapes} (in features)")
-    from .build import load
-
-    qmin, qmax = code_range
-    codes, ok = load().quantize_codes(x.contiguous(), float(scale), float(zero_point), qmin, qmax, cpu_isa())
-    if not ok:
-        raise ConfigError(f"{op}: the input holds NaN")
+    codes = _quantised_codes(x, scale, zero_point, code_range, op)
     with torch.no_grad():
         out = approx_linear(codes, weight_codes, lut, grad="ste", engine=engine)
         if epilogue is not None:
