@@ -571,7 +571,8 @@ PLAN_LEGEND = (
     "row and column offsets; T1/T2: one/two byte planes of the table; Nv: the values a plane spans; fN: "
     "folded on bit N of the codes (half the rows looked up; f7i8: its term in the int8 GEMM); nL: narrow, L of "
     "the code bits looked up (the others are row offsets); hL: the high plane looked up on a >> L; >>L: the table "
-    "ignores a's low L bits (run on a >> L); sw: operands swapped (few rows)"
+    "ignores a's low L bits (run on a >> L); sw: operands swapped (few rows); ro: AVX2 rows order (lanes over "
+    "32 columns)"
 )
 
 _PLAN_WORDS = re.compile(
@@ -603,6 +604,7 @@ def short_path(path: str) -> str:
     head = path[: match.start()].rstrip(": ")
     tail = "".join(f" >>{bits}" for bits in re.findall(r"\(a >> (\d)\)", path[match.end() :]))
     tail += " sw" if "(operands swapped)" in path else ""
+    tail += " ro" if "(rows order)" in path else ""
     return f"{head} {part}{planes}{kind} {span}v{fold}{tail}".strip()
 
 

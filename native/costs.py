@@ -131,7 +131,7 @@ def measure(*, runs: int = 5) -> KernelCosts:
         height = 128 if folded else max(64, 1 << bits)
         registers = 2 if folded else 1
         table = torch.randint(0, 4, (256, registers, height), dtype=torch.uint8, generator=gen)
-        args = (table, registers * height, height, 0, bits, 1, group, 1, 8, fold_bit, 0)
+        args = (table, registers * height, height, 0, bits, 1, group, 1, 8, fold_bit, 0, False)
         return _best(lambda: ext.lut_gemm(name, at, bc, lanes, *args), runs) / units
 
     a8 = torch.randint(-128, 128, (256, k), dtype=torch.int8, generator=gen)

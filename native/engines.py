@@ -110,6 +110,21 @@ PLAN_PATHS = ("avx2", "avx512vbmi")
 """ISA paths whose byte-plane kernels run table plans (exact product, offsets, one or two planes)."""
 
 
+ROWS_PRICED = 512
+"""Calls of at least this many rows of a price the AVX2 plans for the rows order (see :func:`rows_order_pays`,
+which then runs it from 6-bit codes on); calls of fewer rows price the blend tree."""
+
+
+def rows_order_pays(kernel: str, bits: int, planes: int, rows: int) -> bool:
+    """Whether the AVX2 byte-plane kernel ``kernel`` runs in its rows order (lanes over 32 columns; see
+    ``gemm_avx2.cpp``) for ``rows`` rows of a and codes of ``bits`` bits: each k step then transposes ``2^bits``
+    rows of 32 columns, paid back over the rows where the blend tree of ``2^(bits - 4)`` sub-tables (half as
+    many folded) costs more. Measured on AMD Zen 5 (one thread, 576 k steps): the rows order wins from 512 rows
+    at 6 bits, 256 at 7 and 128 at 8, by 1.3-1.8x there and 1.6-7x at thousands of rows."""
+    looked_up = bits - 1 if kernel == "avx2/fold" else bits
+    return kernel in ("avx2/nibble", "avx2/fold") and planes > 0 and looked_up >= 6 and rows >= 1 << (15 - looked_up)
+
+
 def legacy_kernel(isa: str, lut: PreparedLut) -> tuple[str, str]:
     """``(kernel, table layout)`` for the paths without plans (scalar, AVX-512BW) and for calls no plan fits
     (tables spanning more than 2^16 values after the offsets, sums too long for the plan's int32 parts)."""
@@ -274,7 +289,7 @@ class CpuEngine(Engine):
         if lut.coarse_bits and a.numel():
             low, high = (int(v) for v in a.aminmax())
             top = (1 << lut.bits_a) - 1 if low < 0 else high  # (the largest code: negative values reach 2^bits - 1)
-            shift = self._dropped_bits(isa, lut, top)
+            shift = self._dropped_bits(isa, lut, top, a.shape[1])
         else:
             shift = 0
         if shift:  # a table that ignores a's low bits: its rows of a >> L, with fewer bits to look up
@@ -332,7 +347,7 @@ class CpuEngine(Engine):
         codes = (x if x.dtype in (torch.int8, torch.uint8) else pack_codes(x, lut.bits_a)).contiguous()
         mask = (1 << lut.bits_a) - 1
         top = int(ext.max_code(codes, mask))
-        shift = self._dropped_bits(isa, lut, top)
+        shift = self._dropped_bits(isa, lut, top, out.shape[0] * out.shape[2] * out.shape[3])
         if shift:  # (as in lut_bmm; the zero padding stays value 0)
             done = self.conv2d_into(
                 out,
@@ -356,7 +371,7 @@ class CpuEngine(Engine):
             return False
         weights = WeightCodes(w.reshape(groups, out_ch // groups, -1).transpose(1, 2), lut.bits_b)
         flip, flipped, bits_eff = self._reach(isa, lut, top)
-        plan, bc = self._plan(isa, bits_eff, flipped, weights, lut, k_count)
+        plan, bc = self._plan(isa, bits_eff, flipped, weights, lut, k_count, rows)
         if plan is None:
             flip, bits_eff = 0, max(1, top.bit_length())
         elif not flipped:
@@ -373,13 +388,15 @@ class CpuEngine(Engine):
                 x, w, lut, stride=stride, padding=padding, dilation=dilation, groups=groups
             ).contiguous()
         tail = (empty, empty, empty) if epilogue is None else epilogue.tensors()
+        bits = self._kernel_bits(plan, bits_eff)
         ext.conv_run(
             codes,
             [kh, kw, *stride, *padding, *dilation, groups],
             kernel,
-            self._kernel_bits(plan, bits_eff),
+            bits,
             planes,
             *kernel_args,
+            self._rows_order(kernel, bits, planes, rows),
             table,
             col_stride,
             plane_stride,
@@ -403,14 +420,15 @@ class CpuEngine(Engine):
         )
         return True
 
-    def _dropped_bits(self, isa: str, lut: PreparedLut, top: int) -> int:
+    def _dropped_bits(self, isa: str, lut: PreparedLut, top: int, rows: int) -> int:
         """How many low bits of a's codes to drop: ``lut.coarse_bits`` (the table ignores them), where the
-        coarse table's plan for codes up to ``top`` costs no more per look-up than the table's own (its exact
-        product, of the coarse values, may fit worse); always on paths without plans (a smaller table)."""
+        coarse table's plan for codes up to ``top`` (and a call of ``rows`` rows) costs no more per look-up than
+        the table's own (its exact product, of the coarse values, may fit worse); always on paths without plans
+        (a smaller table)."""
         bits = lut.coarse_bits
         if bits == 0 or isa not in PLAN_PATHS:
             return bits
-        own, coarse = self._plan_cost(isa, lut, top), self._plan_cost(isa, lut.coarse(), top >> bits)
+        own, coarse = self._plan_cost(isa, lut, top, rows), self._plan_cost(isa, lut.coarse(), top >> bits, rows)
         return bits if coarse is not None and (own is None or coarse <= own) else 0
 
     def _reach(self, isa: str, lut: PreparedLut, top: int) -> tuple[int, bool, int]:
@@ -421,12 +439,14 @@ class CpuEngine(Engine):
         flipped = bool(flip) and top >= flip
         return flip, flipped, max(1, (2 * flip - 1 if flipped else top).bit_length())
 
-    def _plan_cost(self, isa: str, lut: PreparedLut, top: int) -> float | None:
-        """The estimated cost of the plan for codes of a up to ``top`` (weights over their whole range)."""
+    def _plan_cost(self, isa: str, lut: PreparedLut, top: int, rows: int) -> float | None:
+        """The estimated cost of the plan for codes of a up to ``top`` (weights over their whole range) in a call
+        of ``rows`` rows."""
         kind = exact_kind()
         flip, flipped, bits_eff = self._reach(isa, lut, top)
         flip_b = int8_flip(lut.bits_b, lut.signed) if kind == "int8" else 0
-        plan = plan_for(lut, isa, 1 << bits_eff, flip if flipped else 0, flip_b, kind)
+        order = rows >= ROWS_PRICED
+        plan = plan_for(lut, isa, 1 << bits_eff, flip if flipped else 0, flip_b, kind, rows_order=order)
         return None if plan is None else plan.cost
 
     @staticmethod
@@ -458,7 +478,7 @@ class CpuEngine(Engine):
             bits_eff = max(1, (plan.rows - 1).bit_length())
             kernel = "avx512vbmi/planes" if choose_path() == "avx512vbmi" else "avx2/nibble"
             planes, padded = table.shape[1], table.shape[2]
-            args = (table, planes * padded, padded, plan.row_bias, bits_eff, planes, 1, 1, 8, 7, 0)
+            args = (table, planes * padded, padded, plan.row_bias, bits_eff, planes, 1, 1, 8, 7, 0, False)
             rows = ext.lut_gemm(kernel, sums.at, zero, sums.rows, *args)
         return exact, rows
 
@@ -504,7 +524,7 @@ class CpuEngine(Engine):
         """The kernel's sums ``C^T [G, N, Mp]`` for the K-major code panel ``at [G, K, Mp]`` of a's ``rows`` rows
         and the codes of b, with the plan they belong to (``None``: they are the result)."""
         bits_eff = max(1, max_code.bit_length())
-        plan, bc = self._plan(isa, bits_eff, flipped, weights, lut, at.shape[1])
+        plan, bc = self._plan(isa, bits_eff, flipped, weights, lut, at.shape[1], rows)
         if plan is None and flipped:  # back to plain codes for the int32/int16 kernels
             at = at ^ int8_flip(lut.bits_a, lut.signed)
             bits_eff = lut.bits_a
@@ -512,14 +532,30 @@ class CpuEngine(Engine):
             isa, lut, plan, bits_eff
         )
         bits = self._kernel_bits(plan, bits_eff)
-        ct = ext.lut_gemm(kernel, at, bc, rows, table, col_stride, plane_stride, bias, bits, planes, *kernel_args)
+        args = (table, col_stride, plane_stride, bias, bits, planes, *kernel_args)
+        ct = ext.lut_gemm(kernel, at, bc, rows, *args, self._rows_order(kernel, bits, planes, rows))
         return KernelSums(ct, plan, at, bc, rows)
 
+    def _rows_order(self, kernel: str, bits: int, planes: int, rows: int) -> bool:
+        """Whether a call runs in the rows order (:func:`rows_order_pays`); said in ``last_path`` where it does."""
+        order = rows_order_pays(kernel, bits, planes, rows)
+        if order:
+            self.last_path = f"{self.last_path} (rows order)"
+        return order
+
     def _plan(
-        self, isa: str, bits_eff: int, flipped: bool, weights: WeightCodes, lut: PreparedLut, k_count: int
+        self,
+        isa: str,
+        bits_eff: int,
+        flipped: bool,
+        weights: WeightCodes,
+        lut: PreparedLut,
+        k_count: int,
+        rows: int,
     ) -> tuple[TablePlan | None, torch.Tensor]:
-        """The plan for codes of a below ``2^bits_eff`` (XOR-flipped where ``flipped``) and a reduction of
-        ``k_count``, with the codes of b it reads; ``None`` (and the plain codes) where no plan applies."""
+        """The plan for codes of a below ``2^bits_eff`` (XOR-flipped where ``flipped``), a reduction of
+        ``k_count`` and ``rows`` rows of a, with the codes of b it reads; ``None`` (and the plain codes) where no
+        plan applies."""
         if isa not in PLAN_PATHS:
             return None, weights.codes
         kind: str | None = exact_kind() if k_count > 0 else None
@@ -529,7 +565,7 @@ class CpuEngine(Engine):
             flip = int8_flip(lut.bits_b, lut.signed)
             if flip and weights.reaches(flip):
                 flip_b = flip
-        plan = plan_for(lut, isa, 1 << bits_eff, flip_a, flip_b, kind)
+        plan = plan_for(lut, isa, 1 << bits_eff, flip_a, flip_b, kind, rows_order=rows >= ROWS_PRICED)
         if plan is None or k_count > INT32_MAX // plan.sum_bound:
             return None, weights.codes
         return plan, weights.flipped(flip_b) if flip_b else weights.codes

@@ -134,6 +134,10 @@ void conv_run(const torch::Tensor& x, const ConvGeometry& geometry, const Kernel
                       : find_kernel(kernel.name, kernel.bits_eff, kernel.planes, kernel.group_lo, kernel.group_hi,
                                     kernel.hi_drop);
   TORCH_CHECK(fn != nullptr || kernel.planes == 0, "unknown LUT-GEMM kernel ", kernel.name);
+  const GemmKernel order_fn =
+      kernel.rows_order && kernel.planes > 0 ? find_rows_kernel(kernel.name, kernel.bits_eff, kernel.planes) : nullptr;
+  TORCH_CHECK(order_fn != nullptr || !kernel.rows_order || kernel.planes == 0, "no rows-order kernel for ",
+              kernel.name, " of ", kernel.planes, " planes and ", kernel.bits_eff, "-bit codes");
   check_kernel_table(kernel.name, kernel.bits_eff, kernel.planes, kernel.plane_shift, kernel.fold_bit,
                      kernel.hi_drop, kernel.table, kernel.col_stride, kernel.plane_stride, bc);
   // Weight codes n-major ([G][Og][K]: a column's codes over k are consecutive), and as int8 slices of k for
@@ -238,6 +242,89 @@ void conv_run(const torch::Tensor& x, const ConvGeometry& geometry, const Kernel
           ? 1
           : std::max<int64_t>(1, std::min((2 * threads + G * blocks - 1) / (G * blocks), (Og + 31) / 32));
   const int64_t og_step = (Og + n_chunks - 1) / n_chunks;
+  // Rows k0..k0+ks of the codes of group g at the lanes of a block's runs (run_offset: each run's first input
+  // pixel, channel 0, tap (0, 0)), each row `stride` bytes after the last.
+  auto fill_codes = [&](uint8_t* out, int64_t stride, int64_t g, int64_t k0, int64_t ks, const std::vector<Run>& runs,
+                        const std::vector<int64_t>& run_offset) {
+    // Row k0 + k = (c, i, j) of the group's receptive field, counted up (no division per row).
+    int64_t c = g * Cg + k0 / (kh * kw), i = (k0 / kw) % kh, j = k0 % kw;
+    for (int64_t k = 0; k < ks; ++k, j = j + 1 == kw ? 0 : j + 1) {
+      if (k > 0 && j == 0 && ++i == kh) {
+        i = 0;
+        ++c;
+      }
+      const uint8_t* base = xp.data() + (c * Hp + i * dh) * Wp + j * dw;
+      uint8_t* row = out + k * stride;
+      for (size_t q = 0; q < runs.size(); ++q) {
+        const Run& r = runs[q];
+        const uint8_t* s = base + run_offset[q];
+        uint8_t* d = row + r.lane;
+        if (sw != 1) {
+          for (int64_t t = 0; t < r.length; ++t) d[t] = s[t * sw];
+          continue;
+        }
+        switch (r.length) {  // the usual widths as fixed-size moves
+          case 4: std::memcpy(d, s, 4); break;
+          case 8: std::memcpy(d, s, 8); break;
+          case 16: std::memcpy(d, s, 16); break;
+          case 32: std::memcpy(d, s, 32); break;
+          default: std::memcpy(d, s, static_cast<size_t>(r.length));
+        }
+      }
+    }
+  };
+  auto runs_and_offsets = [&](int64_t m0, std::vector<Run>& runs, std::vector<int64_t>& run_offset) {
+    runs = block_runs(m0, M, OH, OW, OW);
+    run_offset.resize(runs.size());
+    for (size_t q = 0; q < runs.size(); ++q) {
+      run_offset[q] = (runs[q].n * C * Hp + runs[q].oh * sh) * Wp + runs[q].ow * sw;
+    }
+  };
+  // The rows order: the kernel's sums [G][Og][M] first, from the codes of all K for spans of positions (a few
+  // MiB of codes at a time).
+  torch::Tensor order_sums;
+  if (order_fn != nullptr) {
+    order_sums = torch::empty({G, Og, M}, torch::kInt32);
+    const int64_t span = std::max<int64_t>(1, (int64_t{1} << 25) / (G * K * kLaneAlign)) * kLaneAlign;
+    const int64_t widest = std::min(span, (M + kLaneAlign - 1) / kLaneAlign * kLaneAlign);
+    std::vector<uint8_t> codes(static_cast<size_t>(G * K * widest));
+    for (int64_t s0 = 0; s0 < M; s0 += span) {
+      const int64_t s1 = std::min(M, s0 + span), width = s1 - s0;
+      const int64_t first = s0 / kLaneAlign, last = (s1 + kLaneAlign - 1) / kLaneAlign;
+      at::parallel_for(0, (last - first) * G, 1, [&](int64_t begin, int64_t end) {
+        std::vector<Run> runs;
+        std::vector<int64_t> run_offset;
+        for (int64_t t = begin; t < end; ++t) {
+          const int64_t block = first + t / G, g = t % G;
+          runs_and_offsets(block * kLaneAlign, runs, run_offset);
+          fill_codes(codes.data() + g * K * width + block * kLaneAlign - s0, width, g, 0, K, runs, run_offset);
+        }
+      });
+      GemmProblem q{};
+      q.at = codes.data();
+      q.at_g = K * width;
+      q.at_k = width;
+      q.bc = bcn.data_ptr<uint8_t>();
+      q.bc_g = Og * K;
+      q.bc_k = 1;
+      q.bc_n = K;
+      q.table = table;
+      q.col_stride = kernel.col_stride;
+      q.plane_stride = kernel.plane_stride;
+      q.bias = kernel.bias;
+      q.plane_shift = kernel.plane_shift;
+      q.fold_bit = kernel.fold_bit;
+      q.hi_drop = kernel.hi_drop;
+      q.ct = order_sums.data_ptr<int32_t>() + s0;
+      q.ct_g = Og * M;
+      q.ct_n = M;
+      q.K = K;
+      q.bits_eff = kernel.bits_eff;
+      q.accumulate = false;
+      run_rows_order(q, order_fn, G, width, Og);
+    }
+  }
+  const int32_t* order_data = order_fn != nullptr ? order_sums.data_ptr<int32_t>() : nullptr;
   at::parallel_for(0, blocks * G * n_chunks, 1, [&](int64_t begin, int64_t end) {
     thread_local std::vector<uint8_t> panel, shifted;
     thread_local std::vector<int32_t> ct, exact, tmp, rows;
@@ -255,43 +342,18 @@ void conv_run(const torch::Tensor& x, const ConvGeometry& geometry, const Kernel
       if (og0 >= og1) continue;
       const int64_t m0 = block * kLaneAlign;
       if (block != runs_of) {
-        runs = block_runs(m0, M, OH, OW, OW);
+        runs_and_offsets(m0, runs, run_offset);
         out_runs = block_runs(m0, M, OH, OW, OH * OW);  // (the epilogue takes a few long runs, not one per row)
-        run_offset.resize(runs.size());
-        for (size_t q = 0; q < runs.size(); ++q) {
-          run_offset[q] = (runs[q].n * C * Hp + runs[q].oh * sh) * Wp + runs[q].ow * sw;
-        }
         runs_of = block;
       }
       const int64_t lanes = std::min(kLaneAlign, M - m0);
       for (int64_t k0 = 0; k0 < K; k0 += slice) {
         const int64_t ks = std::min(slice, K - k0);
-        // Row k0 + k = (c, i, j) of the group's receptive field, counted up (no division per row).
-        int64_t c = g * Cg + k0 / (kh * kw), i = (k0 / kw) % kh, j = k0 % kw;
-        for (int64_t k = 0; k < ks; ++k, j = j + 1 == kw ? 0 : j + 1) {
-          if (k > 0 && j == 0 && ++i == kh) {
-            i = 0;
-            ++c;
+        if (order_fn == nullptr || parts.exact_int8 || rows_fn != nullptr) {
+          fill_codes(panel.data(), kLaneAlign, g, k0, ks, runs, run_offset);
+          for (int64_t k = 0; k < ks; ++k) {
+            std::memset(panel.data() + k * kLaneAlign + lanes, code_flip, static_cast<size_t>(kLaneAlign - lanes));
           }
-          const uint8_t* base = xp.data() + (c * Hp + i * dh) * Wp + j * dw;
-          uint8_t* row = panel.data() + k * kLaneAlign;
-          for (size_t q = 0; q < runs.size(); ++q) {
-            const Run& r = runs[q];
-            const uint8_t* s = base + run_offset[q];
-            uint8_t* d = row + r.lane;
-            if (sw != 1) {
-              for (int64_t t = 0; t < r.length; ++t) d[t] = s[t * sw];
-              continue;
-            }
-            switch (r.length) {  // the usual widths as fixed-size moves
-              case 4: std::memcpy(d, s, 4); break;
-              case 8: std::memcpy(d, s, 8); break;
-              case 16: std::memcpy(d, s, 16); break;
-              case 32: std::memcpy(d, s, 32); break;
-              default: std::memcpy(d, s, static_cast<size_t>(r.length));
-            }
-          }
-          std::memset(row + lanes, code_flip, static_cast<size_t>(kLaneAlign - lanes));
         }
         GemmProblem q{};
         q.at = panel.data();
@@ -313,7 +375,7 @@ void conv_run(const torch::Tensor& x, const ConvGeometry& geometry, const Kernel
         q.accumulate = k0 > 0;
         // The kernels get the valid lanes and run whole blocks of their own width up to them (the widths divide
         // kLaneAlign; VBMI runs a last 128 lanes or fewer on two vectors, AVX2's blocks are 32 lanes wide).
-        if (fn != nullptr) fn(q, 0, 0, lanes, og0, og1);
+        if (fn != nullptr && order_fn == nullptr) fn(q, 0, 0, lanes, og0, og1);
         if (parts.exact_int8) {  // rows og0..og1 of the [Og][kLaneAlign] sums
           if (fold_rows) fold_bits_of(panel.data(), panel.data() + ks * kLaneAlign, ks * kLaneAlign);
           uint8_t* a8_codes = panel.data();
@@ -368,7 +430,9 @@ void conv_run(const torch::Tensor& x, const ConvGeometry& geometry, const Kernel
       for (int64_t og = og0; og < og1; ++og) {
         const int64_t o = g * Og + og;
         const int64_t col = sums.cols[g * Og + og];
-        const int32_t* s = fn != nullptr ? ct.data() + og * kLaneAlign : nullptr;
+        const int32_t* s = order_data != nullptr ? order_data + (g * Og + og) * M + m0
+                           : fn != nullptr      ? ct.data() + og * kLaneAlign
+                                                : nullptr;
         const int32_t* e = parts.exact_int8 ? exact.data() + og * kLaneAlign : nullptr;
         if (addend == nullptr) {  // in 32 bits (the engine bounds the sums by the int32 range), vectorised
           const RunEpilogue q{static_cast<int32_t>(parts.scale),

@@ -29,11 +29,14 @@ struct ConvGeometry {
 };
 
 // The LUT-GEMM kernel and its table (layouts in lut_gemm_common.h).
+// rows_order: run the kernel's rows order (avx2/nibble and avx2/fold; see gemm_avx2.cpp) over spans of
+// thousands of output positions, ahead of the blocks.
 struct KernelTable {
   std::string name;
   int bits_eff, planes, group_lo, group_hi, plane_shift, fold_bit, hi_drop;
   torch::Tensor table;
   int64_t col_stride, plane_stride, bias;
+  bool rows_order;
 };
 
 // What surrounds the kernel (see table_parts.h and approxlut/native/plan.py): stored codes are
@@ -58,7 +61,8 @@ struct ConvParts {
 // out [N, O, OH, OW] (float32, contiguous) of the LUT convolution of x [N, C, H, W] (int8/uint8 values,
 // contiguous) with the stored weight codes bc [G, Cg*kh*kw, O/G], in one parallel pass over blocks of
 // kLaneAlign output positions: each block's panel of codes stays in the core's cache while the kernel, the
-// exact product and the row offsets read it.
+// exact product and the row offsets read it. In the rows order the kernel's sums come first, from the codes of
+// a few thousand positions at a time, and the blocks then add the other parts.
 void conv_run(const torch::Tensor& x, const ConvGeometry& geometry, const KernelTable& kernel,
               const torch::Tensor& bc, const ConvParts& parts, torch::Tensor& out);
 

@@ -34,6 +34,26 @@ GemmKernel find_kernel(const std::string& name, int bits_eff, int planes, int gr
   return nullptr;
 }
 
+GemmKernel find_rows_kernel(const std::string& name, int bits_eff, int planes) {
+  if (name != "avx2/nibble" && name != "avx2/fold") return nullptr;
+  return avx2_rows_kernel(bits_eff, planes, name == "avx2/fold");
+}
+
+void run_rows_order(const GemmProblem& p, GemmKernel fn, int64_t G, int64_t rows, int64_t N) {
+  // Spans of lanes: long enough to pay for each slice's transposes, short enough to give every thread tasks.
+  const int64_t want = 2 * static_cast<int64_t>(at::get_num_threads());
+  const int64_t n_blocks = (N + 31) / 32;
+  int64_t span = 2048;
+  while (span > 256 && G * n_blocks * ((rows + span - 1) / span) < want) span /= 2;
+  const int64_t m_spans = (rows + span - 1) / span;
+  at::parallel_for(0, G * m_spans * n_blocks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) {
+      const int64_t nbi = t % n_blocks, mi = t / n_blocks % m_spans, g = t / (n_blocks * m_spans);
+      fn(p, g, mi * span, std::min(rows, (mi + 1) * span), nbi * 32, std::min(N, (nbi + 1) * 32));
+    }
+  });
+}
+
 namespace {
 
 // Bytes of one column of `table` that the kernel `name` reads (layouts in lut_gemm_common.h), after checking
@@ -94,7 +114,7 @@ void check_codes(const torch::Tensor& t, const char* what) {
 torch::Tensor lut_gemm(const std::string& kernel, const torch::Tensor& at, const torch::Tensor& bc, int64_t rows,
                        const torch::Tensor& table, int64_t col_stride, int64_t plane_stride, int64_t bias,
                        int64_t bits_eff, int64_t planes, int64_t group_lo, int64_t group_hi, int64_t plane_shift,
-                       int64_t fold_bit, int64_t hi_drop) {
+                       int64_t fold_bit, int64_t hi_drop, bool rows_order) {
   check_codes(at, "at");
   TORCH_CHECK(bc.device().is_cpu() && bc.scalar_type() == torch::kUInt8 && bc.dim() == 3,
               "bc must be a 3-D uint8 CPU tensor");
@@ -110,6 +130,12 @@ torch::Tensor lut_gemm(const std::string& kernel, const torch::Tensor& at, const
                                             static_cast<int>(group_lo), static_cast<int>(group_hi),
                                             static_cast<int>(hi_drop));
   TORCH_CHECK(fn != nullptr || planes == 0, "unknown LUT-GEMM kernel ", kernel);
+  GemmKernel rows_fn = nullptr;
+  if (rows_order && planes > 0) {
+    rows_fn = find_rows_kernel(kernel, static_cast<int>(bits_eff), static_cast<int>(planes));
+    TORCH_CHECK(rows_fn != nullptr, "no rows-order kernel for ", kernel, " of ", planes, " planes and ", bits_eff,
+                "-bit codes");
+  }
   auto ct = torch::empty({G, N, Mp}, torch::dtype(torch::kInt32));
   if (G == 0 || N == 0 || rows == 0) return ct;
   if (K == 0 || planes == 0) return ct.zero_();
@@ -137,6 +163,10 @@ torch::Tensor lut_gemm(const std::string& kernel, const torch::Tensor& at, const
   p.K = K;
   p.bits_eff = static_cast<int>(bits_eff);
   p.accumulate = false;
+  if (rows_fn != nullptr) {
+    run_rows_order(p, rows_fn, G, rows, N);
+    return ct;
+  }
   // Tasks: (g, block of kLaneAlign rows, chunk of columns), enough of them to keep every thread busy, of about
   // equal work: a last, partial block looks up fewer lanes (whole blocks of the kernel's width, counted here
   // in 64s), so its columns go in fewer chunks. The threads take consecutive runs of tasks.
@@ -354,7 +384,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
       "conv_run",
       [](const torch::Tensor& x, std::vector<int64_t> geometry, const std::string& kernel, int64_t bits_eff,
          int64_t planes, int64_t group_lo, int64_t group_hi, int64_t plane_shift, int64_t fold_bit,
-         int64_t hi_drop, const torch::Tensor& table, int64_t col_stride,
+         int64_t hi_drop, bool rows_order, const torch::Tensor& table, int64_t col_stride,
          int64_t plane_stride, int64_t table_bias, const torch::Tensor& bc, int64_t mask, int64_t flip,
          int64_t k_slice, int64_t scale, bool exact_int8, const torch::Tensor& row_table, int64_t row_bias,
          const torch::Tensor& col_offset, int64_t bias, const torch::Tensor& exact_nchw,
@@ -366,7 +396,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
                          {kernel, static_cast<int>(bits_eff), static_cast<int>(planes), static_cast<int>(group_lo),
                           static_cast<int>(group_hi), static_cast<int>(plane_shift), static_cast<int>(fold_bit),
                           static_cast<int>(hi_drop),
-                          table, col_stride, plane_stride, table_bias},
+                          table, col_stride, plane_stride, table_bias, rows_order},
                          bc,
                          {mask, flip, k_slice, scale, exact_int8, row_table, row_bias, col_offset, bias, exact_nchw,
                           out_scale, out_bias, out_extra, fold_weights, exact_shift, exact_flip},

@@ -65,6 +65,11 @@ using GemmKernel = void (*)(const GemmProblem&, int64_t g, int64_t m0, int64_t m
 // The kernel `name` ("avx512vbmi/planes", "avx2/nibble", ...) for codes below 2^bits_eff; the byte-plane
 // kernels also take the number of planes and the byte-sum groups of each; nullptr when unknown.
 GemmKernel find_kernel(const std::string& name, int bits_eff, int planes, int group_lo, int group_hi, int hi_drop);
+// The rows-order kernel that reads the table of `name` (avx2/nibble or avx2/fold), or nullptr.
+GemmKernel find_rows_kernel(const std::string& name, int bits_eff, int planes);
+// Runs `fn`, a rows-order kernel, over groups [0, G), lanes [0, rows) and columns [0, N) of p (all of p.K):
+// in parallel tasks of 32 columns and up to a few thousand lanes.
+void run_rows_order(const GemmProblem& p, GemmKernel fn, int64_t G, int64_t rows, int64_t N);
 
 // Each returns the kernel instantiated for bits_eff, or nullptr when that file was built without it.
 GemmKernel scalar_i32_kernel(int bits_eff);
@@ -77,6 +82,9 @@ GemmKernel avx2_nibble1_kernel(int bits_eff, int group_lo);
 // Folded on bit bits_eff - 1 (see gemm_avx2.cpp): one or two planes of the rows with that bit clear (one:
 // grouped as avx2_nibble1_kernel).
 GemmKernel avx2_fold_kernel(int bits_eff, int planes, int group_lo);
+// The rows order (see gemm_avx2.cpp) of one or two planes of the avx2/nibble layout, or of avx2/fold's (fold),
+// for codes of 5..8 bits; each call runs all of K over its lanes, which should number in the thousands.
+GemmKernel avx2_rows_kernel(int bits_eff, int planes, bool fold);
 GemmKernel avx512_gather_kernel(int bits_eff);
 GemmKernel avx512bw_i16_kernel(int bits_eff);
 // One or two byte planes; entries of the low (high) plane are at most 255 / group_lo (255 / group_hi), so

@@ -121,6 +121,52 @@ def test_direct_conv_noncontiguous_and_chunked(isa: str, monkeypatch: pytest.Mon
     check(x, w, lut, (2, 1), (1, 0), 1, 1)
 
 
+@pytest.mark.parametrize("signed", [False, True], ids=["u", "s"])
+def test_direct_conv_rows_order_matches_reference(isa: str, signed: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The AVX2 rows order, forced on every call of 5..8-bit codes: every geometry of CASES with two-plane
+    tables, and an exact product plus one plane of error (its int8 or float exact product and row offsets added
+    by the blocks after the rows order's sums), bit-exact."""
+    from approxlut.native import engines
+    from approxlut.native.prepared import code_values
+
+    if isa != "avx2":
+        pytest.skip("the rows order is the AVX2 kernels'")
+    monkeypatch.setattr(
+        engines, "rows_order_pays", lambda kernel, bits, planes, rows: kernel != "avx2/gather" and bits >= 5
+    )
+    luts = [random_lut(bits, bits, signed, seed=bits) for bits in (5, 6, 7, 8)]
+    values = code_values(8, signed)
+    error = torch.randint(-100, 156, (256, 256), generator=torch.Generator().manual_seed(52), dtype=torch.int64)
+    luts.append(PreparedLut((values[:, None] * values[None, :] + error).to(torch.int32), 8, 8, signed, name="E"))
+    for lut in luts:
+        for i, (n, c, h, w_, o, kh, kw, stride, pad, dil, groups) in enumerate(CASES):
+            x = random_values((n, c, h, w_), lut.bits_a, signed, 10 * lut.bits_a + i)
+            w = random_values((o, c // groups, kh, kw), lut.bits_b, signed, 100 * lut.bits_a + i)
+            check(x, w, lut, stride, pad, dil, groups)
+            path = get_engine("cpu").last_path or ""
+            assert "(rows order)" in path or "a4" in path, path  # (codes of 4 bits: the blend tree)
+
+
+def test_direct_conv_rows_order_over_spans_of_codes(isa: str) -> None:
+    """A conv whose codes fill more than one span of the rows order (32 MiB of codes: 7168 positions at 4608
+    k steps), past a 32-column block of outputs: equal to the blend tree's, bit for bit."""
+    from approxlut.native import engines
+
+    if isa != "avx2":
+        pytest.skip("the rows order is the AVX2 kernels'")
+    lut = random_lut(8, 8, True, seed=9)
+    x = random_values((9, 512, 30, 30), 8, True, 90)
+    w = random_values((40, 512, 3, 3), 8, True, 91)
+    layer = lowered("cpu", lut, w.shape, 1, 1, 1, 1)
+    got = layer.forward(x, w)
+    assert "(rows order)" in (get_engine("cpu").last_path or "")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(engines, "rows_order_pays", lambda kernel, bits, planes, rows: False)
+        want = layer.forward(x, w)
+        assert "(rows order)" not in (get_engine("cpu").last_path or "")
+    assert torch.equal(got, want)
+
+
 def test_direct_conv_wide_sums_fall_back_exactly(native: object) -> None:
     """Sums that could pass int32 leave the direct path (int64 split) and stay exact or are refused."""
     table = torch.full((16, 16), 1 << 27, dtype=torch.int32)

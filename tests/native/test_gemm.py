@@ -403,7 +403,7 @@ def test_kernel_binding_checks_the_table_it_reads(native: object) -> None:
         rows: int = 256,
         hi_drop: int = 0,
     ) -> torch.Tensor:
-        args = (table, col_stride, plane_stride, 0, bits, planes, 1, 1, shift, fold_bit, hi_drop)
+        args = (table, col_stride, plane_stride, 0, bits, planes, 1, 1, shift, fold_bit, hi_drop, False)
         return ext.lut_gemm(kernel, at, bc, rows, *args)  # type: ignore[attr-defined]
 
     cases = [
@@ -436,3 +436,91 @@ def test_kernel_binding_checks_the_table_it_reads(native: object) -> None:
             run("scalar/i32", table[:5].contiguous(), 64, 0, 4, 1, rows=rows)
     ct = run("scalar/i32", table[:5].contiguous(), 64, 0, 4, 1)
     assert torch.equal(ct, torch.full((1, 1, 256), int(table[1, 0] + table[4, 0] + table[0, 0]), dtype=torch.int32))
+
+
+def _has_avx2() -> bool:
+    from approxlut.native import cpu_features
+
+    return "avx2" in cpu_features.detect().paths()
+
+
+def _byte_plane_columns(
+    planes: int, height: int, *, fold: bool, hi_drop: int, seed: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A random AVX2 byte-plane table (the avx2/nibble or avx2/fold layout, 256 columns) and the per-plane
+    entries ``[256 columns, planes, height]`` its kernels read for each code."""
+    gen = torch.Generator().manual_seed(seed)
+    stored = height // 2 if fold else height
+    padded = max(64, stored)
+    registers = 2 * planes if fold else planes
+    table = torch.randint(0, 256, (256, registers, padded), dtype=torch.uint8, generator=gen)
+    entries = table[:, :planes, :stored].to(torch.int64)
+    if fold:  # a fold register per plane: its byte, broadcast
+        folds = table[:, planes:, :1].to(torch.int64)
+        table[:, planes:, :] = table[:, planes:, :1]
+        entries = torch.cat([entries, (entries + folds) % 256], dim=2)
+    if hi_drop:  # the high plane by code >> hi_drop
+        entries[:, 1, :] = entries[:, 1, torch.arange(height) >> hi_drop]
+    return table.contiguous(), entries
+
+
+@pytest.mark.skipif(not _has_avx2(), reason="the CPU lacks AVX2")
+@pytest.mark.parametrize(
+    ("kernel", "bits", "planes", "hi_drop", "shift"),
+    [
+        ("avx2/nibble", 8, 1, 0, 8),
+        ("avx2/nibble", 8, 2, 0, 8),
+        ("avx2/nibble", 8, 2, 0, 3),
+        ("avx2/nibble", 8, 2, 1, 8),
+        ("avx2/nibble", 8, 2, 4, 5),
+        ("avx2/nibble", 7, 1, 0, 8),
+        ("avx2/nibble", 6, 2, 0, 8),
+        ("avx2/nibble", 5, 1, 0, 8),
+        ("avx2/fold", 8, 1, 0, 8),
+        ("avx2/fold", 8, 2, 0, 6),
+        ("avx2/fold", 6, 2, 0, 8),
+    ],
+)
+def test_rows_order_equals_reference_and_blend_tree(
+    native: object, kernel: str, bits: int, planes: int, hi_drop: int, shift: int
+) -> None:
+    """The AVX2 rows order (lanes over 32 columns, rows of codes transposed per k step) sums what the table's
+    entries give, bit-exactly, and what the blend-tree kernel of the same layout does: odd shapes (rows, k
+    across the 256-step chunks, columns past a block of 32, two groups), edge codes and code bits above the
+    looked-up width (ignored)."""
+    ext = native
+    height = 1 << bits
+    table, entries = _byte_plane_columns(planes, height, fold=kernel == "avx2/fold", hi_drop=hi_drop, seed=bits)
+    padded = table.shape[2]
+    gen = torch.Generator().manual_seed(planes)
+    bias = -12345
+    for groups, rows, k, n in [(2, 300, 601, 70), (1, 2500, 5, 33), (1, 1, 1, 1), (1, 37, 256, 32)]:
+        mp = (rows + 255) // 256 * 256
+        at = torch.randint(0, 256, (groups, k, mp), dtype=torch.uint8, generator=gen)
+        edges = torch.tensor([0, height - 1, height // 2, 255, height % 256], dtype=torch.uint8)
+        at[:, :, : min(rows, 5)] = edges[: min(rows, 5)]
+        bc = torch.randint(0, 256, (groups, n, k), dtype=torch.uint8, generator=gen).transpose(1, 2)
+        bc[:, 0, :] = 255
+        args = (table, table.shape[1] * padded, padded, bias, bits, planes, 1, 1, shift, bits - 1, hi_drop)
+        got = ext.lut_gemm(kernel, at, bc, rows, *args, True)[:, :, :rows]  # type: ignore[attr-defined]
+        tree = ext.lut_gemm(kernel, at, bc, rows, *args, False)[:, :, :rows]  # type: ignore[attr-defined]
+        codes = at[:, :, :rows].long() & (height - 1)  # [G, K, M]
+        cols = bc.long()  # [G, K, N]
+        value = entries[:, 0, :] + (entries[:, 1, :] << shift if planes == 2 else 0) + bias  # [256 cols, height]
+        want = value[cols[:, :, :, None], codes[:, :, None, :]].sum(dim=1)  # [G, N, M]
+        assert torch.equal(got.long(), want), (groups, rows, k, n)
+        assert torch.equal(got, tree), (groups, rows, k, n)
+
+
+@pytest.mark.skipif(not _has_avx2(), reason="the CPU lacks AVX2")
+def test_rows_order_refused_where_no_kernel_has_it(native: object) -> None:
+    """Only the AVX2 byte-plane layouts of 5..8-bit codes have a rows order: elsewhere the binding says so."""
+    ext = native
+    at = torch.zeros((1, 3, 256), dtype=torch.uint8)
+    bc = torch.zeros((1, 3, 1), dtype=torch.uint8)
+    for kernel, bits in [("avx2/nibble", 4), ("avx512vbmi/planes", 8), ("scalar/i32", 8)]:
+        table = torch.zeros((256, 1, 256), dtype=torch.uint8 if kernel != "scalar/i32" else torch.int32)
+        col = table.shape[1] * table.shape[2] * table.element_size()
+        args = (table.contiguous(), col, 256, 0, bits, 1, 1, 1, 8, 7, 0, True)
+        with pytest.raises(RuntimeError, match="no rows-order kernel"):
+            ext.lut_gemm(kernel, at, bc, 256, *args)  # type: ignore[attr-defined]

@@ -529,7 +529,7 @@ def test_row_offsets_of_one_plane(corpus: Path, isa: str, native: object, monkey
     """Row offsets that span at most 256 values take a one-plane row table (mul8s_1L2J over every signed code,
     on its own table: it ignores bit 0 of a, and over every code its coarse table would cost less): GEMM and
     direct conv bit-exact."""
-    monkeypatch.setattr(engines.CpuEngine, "_dropped_bits", lambda self, isa, lut, top: 0)
+    monkeypatch.setattr(engines.CpuEngine, "_dropped_bits", lambda self, isa, lut, top, rows: 0)
     lut = PreparedLut.from_lut(load_multiplier(str(corpus / "evoapprox" / "8x8" / "v2022_mul8s_1L2J.v")))
     engine = engines.get_engine("cpu")
     a = edge_values((1, 130, 300), -128, 127, 99)
@@ -795,3 +795,28 @@ def test_int8_probe_detects_saturating_gemms() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
+
+
+def test_many_rows_price_the_avx2_rows_order(native: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On AVX2 a call of ``ROWS_PRICED`` rows of a or more prices its plan for the rows order, where a look-up of
+    6..8 code bits costs ``AVX2_ROWS_COST`` per plane: a table whose blend-tree plan folds its top bit runs two
+    plain planes of its 8-bit codes there, in the rows order, bit-exactly; a call of fewer rows keeps the folded
+    plan (and from 256 rows runs it in the rows order too, by its 7 looked-up bits)."""
+    if "avx2" not in ISA_PATHS:
+        pytest.skip("no AVX2 on this CPU")
+    monkeypatch.setenv(cpu_features.ISA_ENV, "avx2")
+    monkeypatch.setattr(engines, "exact_kind", lambda: "values")
+    lut = foldable_lut(error_span=3000, seed=16, flip=0)
+    tree = plan_for(lut, "avx2", 256, 0, 0, "values")
+    rows = plan_for(lut, "avx2", 256, 0, 0, "values", rows_order=True)
+    assert tree is not None and rows is not None
+    assert tree.fold and not rows.fold and rows.planes == 2 and rows.lookup_bits == 8 and rows.cost < tree.cost
+    assert plan_for(lut, "avx512vbmi", 256, 0, 0, "values", rows_order=True) is plan_for(
+        lut, "avx512vbmi", 256, 0, 0, "values"
+    )  # (VBMI plans are priced for its kernels alone)
+    a = edge_values((1, engines.ROWS_PRICED + 3, 300), 0, 255, 110)
+    a.view(-1)[3:6] = torch.tensor([127, 128, 255])
+    b = edge_values((1, 300, 37), 0, 255, 111)
+    for m, order, folded in ((engines.ROWS_PRICED + 3, True, False), (300, True, True), (100, False, True)):
+        path = check_bmm(a[:, :m], b, lut)
+        assert ("(rows order)" in path, "folded" in path) == (order, folded), (m, path)
