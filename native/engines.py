@@ -111,18 +111,29 @@ PLAN_PATHS = ("avx2", "avx512vbmi")
 
 
 ROWS_PRICED = 512
-"""Calls of at least this many rows of a price the AVX2 plans for the rows order (see :func:`rows_order_pays`,
-which then runs it from 6-bit codes on); calls of fewer rows price the blend tree."""
+"""Calls of at least this many rows of a (and 32 columns of b) price the AVX2 plans for the rows order (see
+:func:`rows_order_pays`, which then runs it from 6-bit codes on); other calls price the blend tree."""
+ROWS_GAIN = {6: 1.5, 7: 2.5, 8: 4.5}
+"""How many times less the AVX2 rows order costs per look-up than the blend tree, at thousands of rows, by the
+code bits looked up (measured on AMD Zen 5, one and two planes: 1.6-2.1x, 3.1x, 5.4-6.8x)."""
 
 
-def rows_order_pays(kernel: str, bits: int, planes: int, rows: int) -> bool:
+def prices_rows_order(rows: int, columns: int) -> bool:
+    """Whether a call of ``rows`` rows of a and ``columns`` of b prices its AVX2 plan for the rows order."""
+    return rows >= ROWS_PRICED and columns >= 32
+
+
+def rows_order_pays(kernel: str, bits: int, planes: int, rows: int, columns: int) -> bool:
     """Whether the AVX2 byte-plane kernel ``kernel`` runs in its rows order (lanes over 32 columns; see
-    ``gemm_avx2.cpp``) for ``rows`` rows of a and codes of ``bits`` bits: each k step then transposes ``2^bits``
-    rows of 32 columns, paid back over the rows where the blend tree of ``2^(bits - 4)`` sub-tables (half as
-    many folded) costs more. Measured on AMD Zen 5 (one thread, 576 k steps): the rows order wins from 512 rows
-    at 6 bits, 256 at 7 and 128 at 8, by 1.3-1.8x there and 1.6-7x at thousands of rows."""
+    ``rows_order.h``) for ``rows`` rows of a, ``columns`` of b and codes of ``bits`` bits: each k step then
+    transposes ``2^bits`` rows of 32 columns, paid back over the rows where the blend tree of ``2^(bits - 4)``
+    sub-tables (half as many folded) costs more, and whole blocks of 32 columns are summed (a depthwise conv's
+    one column wastes 31 lanes). Measured on AMD Zen 5 (one thread, 576 k steps): the rows order wins from 512
+    rows at 6 bits, 256 at 7 and 128 at 8, by 1.3-1.8x there and by :data:`ROWS_GAIN` at thousands of rows."""
     looked_up = bits - 1 if kernel == "avx2/fold" else bits
-    return kernel in ("avx2/nibble", "avx2/fold") and planes > 0 and looked_up >= 6 and rows >= 1 << (15 - looked_up)
+    if kernel not in ("avx2/nibble", "avx2/fold") or planes == 0 or looked_up < 6 or rows < 1 << (15 - looked_up):
+        return False
+    return -(-columns // 32) * 32 <= columns * ROWS_GAIN[looked_up]
 
 
 def legacy_kernel(isa: str, lut: PreparedLut) -> tuple[str, str]:
@@ -289,7 +300,7 @@ class CpuEngine(Engine):
         if lut.coarse_bits and a.numel():
             low, high = (int(v) for v in a.aminmax())
             top = (1 << lut.bits_a) - 1 if low < 0 else high  # (the largest code: negative values reach 2^bits - 1)
-            shift = self._dropped_bits(isa, lut, top, a.shape[1])
+            shift = self._dropped_bits(isa, lut, top, prices_rows_order(a.shape[1], b.shape[2]))
         else:
             shift = 0
         if shift:  # a table that ignores a's low bits: its rows of a >> L, with fewer bits to look up
@@ -347,7 +358,8 @@ class CpuEngine(Engine):
         codes = (x if x.dtype in (torch.int8, torch.uint8) else pack_codes(x, lut.bits_a)).contiguous()
         mask = (1 << lut.bits_a) - 1
         top = int(ext.max_code(codes, mask))
-        shift = self._dropped_bits(isa, lut, top, out.shape[0] * out.shape[2] * out.shape[3])
+        rows, columns = out.shape[0] * out.shape[2] * out.shape[3], out.shape[1] // groups
+        shift = self._dropped_bits(isa, lut, top, prices_rows_order(rows, columns))
         if shift:  # (as in lut_bmm; the zero padding stays value 0)
             done = self.conv2d_into(
                 out,
@@ -366,12 +378,11 @@ class CpuEngine(Engine):
         k_count = cg * kh * kw
         if k_count > max(1, INT32_MAX // max(lut.max_abs, 1)):
             return False
-        rows = out.shape[0] * out.shape[2] * out.shape[3]
-        if self.swaps_operands(isa, rows, out_ch // groups):  # (im2col + lut_bmm, which swaps)
+        if self.swaps_operands(isa, rows, columns):  # (im2col + lut_bmm, which swaps)
             return False
         weights = WeightCodes(w.reshape(groups, out_ch // groups, -1).transpose(1, 2), lut.bits_b)
         flip, flipped, bits_eff = self._reach(isa, lut, top)
-        plan, bc = self._plan(isa, bits_eff, flipped, weights, lut, k_count, rows)
+        plan, bc = self._plan(isa, bits_eff, flipped, weights, lut, k_count, prices_rows_order(rows, columns))
         if plan is None:
             flip, bits_eff = 0, max(1, top.bit_length())
         elif not flipped:
@@ -396,7 +407,7 @@ class CpuEngine(Engine):
             bits,
             planes,
             *kernel_args,
-            self._rows_order(kernel, bits, planes, rows),
+            self._rows_order(kernel, bits, planes, rows, columns),
             table,
             col_stride,
             plane_stride,
@@ -420,15 +431,16 @@ class CpuEngine(Engine):
         )
         return True
 
-    def _dropped_bits(self, isa: str, lut: PreparedLut, top: int, rows: int) -> int:
+    def _dropped_bits(self, isa: str, lut: PreparedLut, top: int, rows_order: bool) -> int:
         """How many low bits of a's codes to drop: ``lut.coarse_bits`` (the table ignores them), where the
-        coarse table's plan for codes up to ``top`` (and a call of ``rows`` rows) costs no more per look-up than
-        the table's own (its exact product, of the coarse values, may fit worse); always on paths without plans
-        (a smaller table)."""
+        coarse table's plan for codes up to ``top`` (priced for the rows order where ``rows_order``) costs no
+        more per look-up than the table's own (its exact product, of the coarse values, may fit worse); always
+        on paths without plans (a smaller table)."""
         bits = lut.coarse_bits
         if bits == 0 or isa not in PLAN_PATHS:
             return bits
-        own, coarse = self._plan_cost(isa, lut, top, rows), self._plan_cost(isa, lut.coarse(), top >> bits, rows)
+        own = self._plan_cost(isa, lut, top, rows_order)
+        coarse = self._plan_cost(isa, lut.coarse(), top >> bits, rows_order)
         return bits if coarse is not None and (own is None or coarse <= own) else 0
 
     def _reach(self, isa: str, lut: PreparedLut, top: int) -> tuple[int, bool, int]:
@@ -439,14 +451,13 @@ class CpuEngine(Engine):
         flipped = bool(flip) and top >= flip
         return flip, flipped, max(1, (2 * flip - 1 if flipped else top).bit_length())
 
-    def _plan_cost(self, isa: str, lut: PreparedLut, top: int, rows: int) -> float | None:
-        """The estimated cost of the plan for codes of a up to ``top`` (weights over their whole range) in a call
-        of ``rows`` rows."""
+    def _plan_cost(self, isa: str, lut: PreparedLut, top: int, rows_order: bool) -> float | None:
+        """The estimated cost of the plan for codes of a up to ``top`` (weights over their whole range), priced
+        for the rows order where ``rows_order``."""
         kind = exact_kind()
         flip, flipped, bits_eff = self._reach(isa, lut, top)
         flip_b = int8_flip(lut.bits_b, lut.signed) if kind == "int8" else 0
-        order = rows >= ROWS_PRICED
-        plan = plan_for(lut, isa, 1 << bits_eff, flip if flipped else 0, flip_b, kind, rows_order=order)
+        plan = plan_for(lut, isa, 1 << bits_eff, flip if flipped else 0, flip_b, kind, rows_order=rows_order)
         return None if plan is None else plan.cost
 
     @staticmethod
@@ -524,7 +535,8 @@ class CpuEngine(Engine):
         """The kernel's sums ``C^T [G, N, Mp]`` for the K-major code panel ``at [G, K, Mp]`` of a's ``rows`` rows
         and the codes of b, with the plan they belong to (``None``: they are the result)."""
         bits_eff = max(1, max_code.bit_length())
-        plan, bc = self._plan(isa, bits_eff, flipped, weights, lut, at.shape[1], rows)
+        columns = weights.codes.shape[2]
+        plan, bc = self._plan(isa, bits_eff, flipped, weights, lut, at.shape[1], prices_rows_order(rows, columns))
         if plan is None and flipped:  # back to plain codes for the int32/int16 kernels
             at = at ^ int8_flip(lut.bits_a, lut.signed)
             bits_eff = lut.bits_a
@@ -533,12 +545,12 @@ class CpuEngine(Engine):
         )
         bits = self._kernel_bits(plan, bits_eff)
         args = (table, col_stride, plane_stride, bias, bits, planes, *kernel_args)
-        ct = ext.lut_gemm(kernel, at, bc, rows, *args, self._rows_order(kernel, bits, planes, rows))
+        ct = ext.lut_gemm(kernel, at, bc, rows, *args, self._rows_order(kernel, bits, planes, rows, columns))
         return KernelSums(ct, plan, at, bc, rows)
 
-    def _rows_order(self, kernel: str, bits: int, planes: int, rows: int) -> bool:
+    def _rows_order(self, kernel: str, bits: int, planes: int, rows: int, columns: int) -> bool:
         """Whether a call runs in the rows order (:func:`rows_order_pays`); said in ``last_path`` where it does."""
-        order = rows_order_pays(kernel, bits, planes, rows)
+        order = rows_order_pays(kernel, bits, planes, rows, columns)
         if order:
             self.last_path = f"{self.last_path} (rows order)"
         return order
@@ -551,11 +563,11 @@ class CpuEngine(Engine):
         weights: WeightCodes,
         lut: PreparedLut,
         k_count: int,
-        rows: int,
+        rows_order: bool,
     ) -> tuple[TablePlan | None, torch.Tensor]:
-        """The plan for codes of a below ``2^bits_eff`` (XOR-flipped where ``flipped``), a reduction of
-        ``k_count`` and ``rows`` rows of a, with the codes of b it reads; ``None`` (and the plain codes) where no
-        plan applies."""
+        """The plan for codes of a below ``2^bits_eff`` (XOR-flipped where ``flipped``) and a reduction of
+        ``k_count``, priced for the rows order where ``rows_order``, with the codes of b it reads; ``None`` (and
+        the plain codes) where no plan applies."""
         if isa not in PLAN_PATHS:
             return None, weights.codes
         kind: str | None = exact_kind() if k_count > 0 else None
@@ -565,7 +577,7 @@ class CpuEngine(Engine):
             flip = int8_flip(lut.bits_b, lut.signed)
             if flip and weights.reaches(flip):
                 flip_b = flip
-        plan = plan_for(lut, isa, 1 << bits_eff, flip_a, flip_b, kind, rows_order=rows >= ROWS_PRICED)
+        plan = plan_for(lut, isa, 1 << bits_eff, flip_a, flip_b, kind, rows_order=rows_order)
         if plan is None or k_count > INT32_MAX // plan.sum_bound:
             return None, weights.codes
         return plan, weights.flipped(flip_b) if flip_b else weights.codes

@@ -6,19 +6,12 @@
 //           sub-table for codes < 16, 16 for 8-bit codes; code bits above the looked-up width are ignored, as
 //           narrow plans need). Lanes run over m; byte sums are kept in 16-bit words without shuffles, as in the
 //           VBMI kernel.
-//   rows:   the nibble or fold layout in the other loop order: lanes over 32 columns n. Each slice of k steps,
-//           the 32 columns' planes are transposed into rows by code (32 bytes: one entry per column), and each
-//           row m adds, per k step and plane, the row of its code: a load and a widening add per 32 look-ups at
-//           any code width, against 16 vpshufb and 15 blends per 32 look-ups of an 8-bit nibble kernel. The
-//           transposes pay off over thousands of rows m per call (the caller's tasks span that many).
+//   rows:   the nibble or fold layout in the rows order of rows_order.h, 32 columns per ymm register.
 #pragma GCC target("avx2,fma,bmi2")
 #include <immintrin.h>
 
-#include <algorithm>
-#include <cstring>
-#include <vector>
-
 #include "lut_gemm_common.h"
+#include "rows_order.h"
 
 namespace lutgen {
 namespace {
@@ -166,163 +159,67 @@ void avx2_nibble(const GemmProblem& p, int64_t g, int64_t m0, int64_t m1, int64_
   }
 }
 
-// Rows of 16 columns: dst[a * 32 + i] = cols[i][a] for a < 32 (two 16x16 byte transposes side by side in the
-// lanes of ymm registers). Four rounds of unpacking registers i and i + 8 rotate the (register, byte) index
-// bits by one each: loading the columns in bit-reversed order puts them in order at the end.
-inline void transpose_rows(const uint8_t* const* cols, uint8_t* dst) {
-  constexpr int rev[16] = {0, 8, 4, 12, 2, 10, 6, 14, 1, 9, 5, 13, 3, 11, 7, 15};
-  __m256i t[16], u[16];
-  for (int i = 0; i < 16; ++i) t[i] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(cols[rev[i]]));
-  for (int i = 0; i < 8; ++i) {
-    u[2 * i] = _mm256_unpacklo_epi8(t[i], t[i + 8]);
-    u[2 * i + 1] = _mm256_unpackhi_epi8(t[i], t[i + 8]);
+// Vector traits of the rows order (rows_order.h): 32 columns per ymm register.
+struct Rows32 {
+  using Vec = __m256i;
+  static constexpr int kWidth = 32;
+  static Vec zero() { return _mm256_setzero_si256(); }
+  static Vec load(const uint8_t* p) { return _mm256_load_si256(reinterpret_cast<const __m256i*>(p)); }
+  static void store(uint8_t* p, Vec v) { _mm256_store_si256(reinterpret_cast<__m256i*>(p), v); }
+  static Vec add_bytes(Vec a, Vec b) { return _mm256_add_epi8(a, b); }
+  static void add_words(Vec& even, Vec& odd, Vec r) {
+    even = _mm256_add_epi16(even, _mm256_and_si256(r, _mm256_set1_epi16(0xFF)));
+    odd = _mm256_add_epi16(odd, _mm256_srli_epi16(r, 8));
   }
-  for (int i = 0; i < 8; ++i) {
-    t[2 * i] = _mm256_unpacklo_epi16(u[i], u[i + 8]);
-    t[2 * i + 1] = _mm256_unpackhi_epi16(u[i], u[i + 8]);
-  }
-  for (int i = 0; i < 8; ++i) {
-    u[2 * i] = _mm256_unpacklo_epi32(t[i], t[i + 8]);
-    u[2 * i + 1] = _mm256_unpackhi_epi32(t[i], t[i + 8]);
-  }
-  for (int i = 0; i < 8; ++i) {
-    t[2 * i] = _mm256_unpacklo_epi64(u[i], u[i + 8]);
-    t[2 * i + 1] = _mm256_unpackhi_epi64(u[i], u[i + 8]);
-  }
-  for (int a = 0; a < 16; ++a) {
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + a * 32), _mm256_castsi256_si128(t[a]));
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + (a + 16) * 32), _mm256_extracti128_si256(t[a], 1));
-  }
-}
-
-constexpr int64_t kRowsCache = 32 * 1024;  // bytes of transposed rows per slice of k steps (about L1)
-
-// Rows order (see the top of the file): the rows of 32 columns for one k step and plane `pl`, by code of the
-// looked-up width (2^bits_eff rows): as the nibble kernels read them, with a fold's byte added to the rows of
-// codes whose top bit is set (F) and a high plane of 8-bit codes by code >> hi_drop. `cols[j]`: column j's
-// table entry (the block's last columns repeat a valid one: their sums are discarded).
-template <int P, bool F>
-void rows_of(const GemmProblem& p, const uint8_t* const* cols, int pl, uint8_t* dst, uint8_t* spare) {
-  const int64_t height = int64_t{1} << p.bits_eff;
-  const int drop = pl == 1 ? p.hi_drop : 0;
-  const int64_t stored = F ? height / 2 : height >> drop;
-  uint8_t* out = drop > 0 ? spare : dst;
-  const uint8_t* part[32];
-  for (int64_t a0 = 0; a0 < stored; a0 += 32) {  // (fewer than 32 stored rows: the extra ones are unused)
-    for (int j = 0; j < 32; ++j) part[j] = cols[j] + pl * p.plane_stride + a0;
-    transpose_rows(part, out + a0 * 32);
-    transpose_rows(part + 16, out + a0 * 32 + 16);
-  }
-  if (drop > 0) {
-    for (int64_t c = 0; c < height; ++c) {
-      _mm256_store_si256(reinterpret_cast<__m256i*>(dst + c * 32),
-                         _mm256_load_si256(reinterpret_cast<const __m256i*>(spare + (c >> drop) * 32)));
+  // Two 16x16 byte transposes side by side in the lanes: four rounds of unpacking registers i and i + 8 rotate
+  // the (register, byte) index bits by one each, so loading the columns in bit-reversed order puts them in
+  // order at the end.
+  static void transpose16(const uint8_t* const* cols, uint8_t* dst) {
+    constexpr int rev[16] = {0, 8, 4, 12, 2, 10, 6, 14, 1, 9, 5, 13, 3, 11, 7, 15};
+    __m256i t[16], u[16];
+    for (int i = 0; i < 16; ++i) t[i] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(cols[rev[i]]));
+    for (int i = 0; i < 8; ++i) {
+      u[2 * i] = _mm256_unpacklo_epi8(t[i], t[i + 8]);
+      u[2 * i + 1] = _mm256_unpackhi_epi8(t[i], t[i + 8]);
+    }
+    for (int i = 0; i < 8; ++i) {
+      t[2 * i] = _mm256_unpacklo_epi16(u[i], u[i + 8]);
+      t[2 * i + 1] = _mm256_unpackhi_epi16(u[i], u[i + 8]);
+    }
+    for (int i = 0; i < 8; ++i) {
+      u[2 * i] = _mm256_unpacklo_epi32(t[i], t[i + 8]);
+      u[2 * i + 1] = _mm256_unpackhi_epi32(t[i], t[i + 8]);
+    }
+    for (int i = 0; i < 8; ++i) {
+      t[2 * i] = _mm256_unpacklo_epi64(u[i], u[i + 8]);
+      t[2 * i + 1] = _mm256_unpackhi_epi64(u[i], u[i + 8]);
+    }
+    for (int a = 0; a < 16; ++a) {  // (register a: entries a and a + 16 of the 16 columns)
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + a * 32), _mm256_castsi256_si128(t[a]));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + (a + 16) * 32), _mm256_extracti128_si256(t[a], 1));
     }
   }
-  if constexpr (F) {
-    alignas(32) uint8_t fold[32];
-    for (int j = 0; j < 32; ++j) fold[j] = cols[j][(P + pl) * p.plane_stride];
-    const __m256i f = _mm256_load_si256(reinterpret_cast<const __m256i*>(fold));
-    for (int64_t c = 0; c < stored; ++c) {
-      const __m256i r = _mm256_load_si256(reinterpret_cast<const __m256i*>(dst + c * 32));
-      _mm256_store_si256(reinterpret_cast<__m256i*>(dst + (stored + c) * 32), _mm256_add_epi8(r, f));
-    }
-  }
-}
-
-// The rows order over lanes [m0, m1) (any count: no padding is read) and columns [n0, n1), all of K. Sums as in
-// nibble_columns: even and odd columns in 16-bit words per plane over chunks of 256 k steps, then int32.
-template <int P, bool F>
-void avx2_rows(const GemmProblem& p, int64_t g, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
-  const uint8_t* atg = p.at + g * p.at_g + m0;
-  const uint8_t* bcg = p.bc + g * p.bc_g;
-  int32_t* ctg = p.ct + g * p.ct_g + m0;
-  const int64_t height = int64_t{1} << p.bits_eff, count = m1 - m0;
-  const uint8_t mask = static_cast<uint8_t>(height - 1);
-  const int64_t slice = std::max<int64_t>(1, kRowsCache / (P * height * 32));
-  const int64_t plane_bytes = height * 32, step_bytes = P * plane_bytes;
-  // Per-thread buffers (raw pointers in the loops: each access to a thread_local costs a TLS look-up).
-  // The slice's codes are copied to rows `pitch` apart: an odd number of cache lines, so that a lane's codes
-  // of consecutive k fall in different cache sets (at the caller's stride, often a multiple of 4 KiB, they
-  // would all share one set and evict each other).
-  const int64_t pitch = (count + 63) / 64 * 64 + ((count + 63) / 64 % 2 == 0 ? 64 : 0);
-  thread_local std::vector<__m256i> cache_tls, words_tls;
-  thread_local std::vector<__m256i> acc_tls;  // acc[i * 32 + j]: lane i's sum of column j
-  thread_local std::vector<uint8_t> codes_tls;
-  alignas(32) uint8_t spare[256 * 32];
-  cache_tls.resize(static_cast<size_t>(slice * step_bytes / 32));
-  words_tls.resize(static_cast<size_t>(count * 2 * P));
-  acc_tls.resize(static_cast<size_t>(count * 4));
-  codes_tls.resize(static_cast<size_t>(slice * pitch));
-  uint8_t* const panel = codes_tls.data();
-  uint8_t* const cache = reinterpret_cast<uint8_t*>(cache_tls.data());
-  __m256i* const words = words_tls.data();
-  int32_t* const acc = reinterpret_cast<int32_t*>(acc_tls.data());
-  const __m256i low_byte = _mm256_set1_epi16(0xFF);
-  for (int64_t nb = n0; nb < n1; nb += 32) {
-    const int64_t width = std::min<int64_t>(32, n1 - nb);
-    for (int64_t k0 = 0; k0 < p.K; k0 += 256) {
-      const int64_t k1 = std::min<int64_t>(p.K, k0 + 256);
-      std::fill(words, words + count * 2 * P, _mm256_setzero_si256());
-      for (int64_t kb = k0; kb < k1; kb += slice) {
-        const int64_t steps = std::min(slice, k1 - kb);
-        for (int64_t s = 0; s < steps; ++s) {
-          const uint8_t* cols[32];
-          for (int j = 0; j < 32; ++j) {
-            cols[j] = p.table + bcg[(kb + s) * p.bc_k + (nb + (j < width ? j : 0)) * p.bc_n] * p.col_stride;
-          }
-          for (int pl = 0; pl < P; ++pl) rows_of<P, F>(p, cols, pl, cache + s * step_bytes + pl * plane_bytes, spare);
-          std::memcpy(panel + s * pitch, atg + (kb + s) * p.at_k, static_cast<size_t>(count));
-        }
-        const uint8_t* codes = panel;
-        for (int64_t i = 0; i < count; ++i) {
-          __m256i w[2 * P];
-          for (int v = 0; v < 2 * P; ++v) w[v] = words[i * 2 * P + v];
-          const uint8_t* row = cache;
-          for (int64_t s = 0; s < steps; ++s, row += step_bytes) {
-            const uint8_t* r0 = row + static_cast<int64_t>(codes[s * pitch + i] & mask) * 32;
-            for (int pl = 0; pl < P; ++pl) {
-              const __m256i r = _mm256_load_si256(reinterpret_cast<const __m256i*>(r0 + pl * plane_bytes));
-              w[2 * pl] = _mm256_add_epi16(w[2 * pl], _mm256_and_si256(r, low_byte));
-              w[2 * pl + 1] = _mm256_add_epi16(w[2 * pl + 1], _mm256_srli_epi16(r, 8));
-            }
-          }
-          for (int v = 0; v < 2 * P; ++v) words[i * 2 * P + v] = w[v];
-        }
-      }
-      // Word j of the even (odd) sums is column 2j (2j + 1); entries are stored as T - bias. Each lane's 32
-      // column sums are widened in order (the low plane's plus the high plane's << plane_shift, in int32: the
-      // engine bounds the results by its range) into its row of acc.
-      const __m256i offset = _mm256_set1_epi32(static_cast<int32_t>(p.bias * (k1 - k0)));
-      const __m128i shift = _mm_cvtsi32_si128(p.plane_shift);
-      for (int64_t i = 0; i < count; ++i) {
-        __m256i cols[4];
-        for (int pl = 0; pl < P; ++pl) {
-          const __m256i even = words[i * 2 * P + 2 * pl], odd = words[i * 2 * P + 2 * pl + 1];
-          const __m256i lo = _mm256_unpacklo_epi16(even, odd), hi = _mm256_unpackhi_epi16(even, odd);  // 0-7|16-23
-          const __m256i part[4] = {_mm256_cvtepu16_epi32(_mm256_castsi256_si128(lo)),
-                                   _mm256_cvtepu16_epi32(_mm256_castsi256_si128(hi)),
-                                   _mm256_cvtepu16_epi32(_mm256_extracti128_si256(lo, 1)),
-                                   _mm256_cvtepu16_epi32(_mm256_extracti128_si256(hi, 1))};
-          for (int q = 0; q < 4; ++q) {
-            cols[q] = pl == 0 ? _mm256_add_epi32(part[q], offset)
-                              : _mm256_add_epi32(cols[q], _mm256_sll_epi32(part[q], shift));
-          }
-        }
-        __m256i* row = reinterpret_cast<__m256i*>(acc + i * 32);
-        for (int q = 0; q < 4; ++q) row[q] = k0 > 0 ? _mm256_add_epi32(row[q], cols[q]) : cols[q];
+  // Word j of the even (odd) sums is column 2j (2j + 1): interleaved per 128-bit lane, the low halves hold
+  // columns 0-7 | 16-23 and the high ones 8-15 | 24-31, widened in column order.
+  static void widen(const Vec* words, int planes, int32_t offset, int shift, int32_t* out, bool add) {
+    __m256i sums[4];
+    for (int pl = 0; pl < planes; ++pl) {
+      const __m256i lo = _mm256_unpacklo_epi16(words[2 * pl], words[2 * pl + 1]);
+      const __m256i hi = _mm256_unpackhi_epi16(words[2 * pl], words[2 * pl + 1]);
+      const __m256i part[4] = {_mm256_cvtepu16_epi32(_mm256_castsi256_si128(lo)),
+                               _mm256_cvtepu16_epi32(_mm256_castsi256_si128(hi)),
+                               _mm256_cvtepu16_epi32(_mm256_extracti128_si256(lo, 1)),
+                               _mm256_cvtepu16_epi32(_mm256_extracti128_si256(hi, 1))};
+      for (int q = 0; q < 4; ++q) {
+        sums[q] = pl == 0 ? _mm256_add_epi32(part[q], _mm256_set1_epi32(offset))
+                          : _mm256_add_epi32(sums[q], _mm256_sll_epi32(part[q], _mm_cvtsi32_si128(shift)));
       }
     }
-    for (int64_t j = 0; j < width; ++j) {
-      int32_t* out = ctg + (nb + j) * p.ct_n;
-      if (p.accumulate) {
-        for (int64_t i = 0; i < count; ++i) out[i] += acc[i * 32 + j];
-      } else {
-        for (int64_t i = 0; i < count; ++i) out[i] = acc[i * 32 + j];
-      }
-    }
+    __m256i* row = reinterpret_cast<__m256i*>(out);
+    for (int q = 0; q < 4; ++q) row[q] = add ? _mm256_add_epi32(row[q], sums[q]) : sums[q];
   }
-}
+  static int slot(int column) { return column; }
+};
 
 template <int P, bool F = false, int GL = 1>
 GemmKernel nibble_for(int bits_eff) {
@@ -358,8 +255,8 @@ GemmKernel avx2_nibble_kernel(int bits_eff, int hi_drop) {
 GemmKernel avx2_nibble1_kernel(int bits_eff, int group_lo) { return one_plane(bits_eff, group_lo); }
 GemmKernel avx2_rows_kernel(int bits_eff, int planes, bool fold) {
   if (bits_eff < 5 || bits_eff > 8) return nullptr;  // (rows of 32 entries and up; narrower: the nibble kernels)
-  if (planes == 1) return fold ? avx2_rows<1, true> : avx2_rows<1, false>;
-  if (planes == 2) return fold ? avx2_rows<2, true> : avx2_rows<2, false>;
+  if (planes == 1) return fold ? rows_order<Rows32, 1, true> : rows_order<Rows32, 1, false>;
+  if (planes == 2) return fold ? rows_order<Rows32, 2, true> : rows_order<Rows32, 2, false>;
   return nullptr;
 }
 GemmKernel avx2_fold_kernel(int bits_eff, int planes, int group_lo) {

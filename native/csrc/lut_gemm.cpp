@@ -39,6 +39,13 @@ GemmKernel find_rows_kernel(const std::string& name, int bits_eff, int planes) {
   return avx2_rows_kernel(bits_eff, planes, name == "avx2/fold");
 }
 
+uint8_t* rows_scratch(int64_t bytes) {
+  thread_local std::vector<uint8_t> buffer;
+  if (buffer.size() < static_cast<size_t>(bytes + 64)) buffer.resize(static_cast<size_t>(bytes + 64));
+  const auto address = reinterpret_cast<uintptr_t>(buffer.data());
+  return buffer.data() + ((64 - address % 64) % 64);
+}
+
 void run_rows_order(const GemmProblem& p, GemmKernel fn, int64_t G, int64_t rows, int64_t N) {
   // Spans of lanes: long enough to pay for each slice's transposes, short enough to give every thread tasks.
   const int64_t want = 2 * static_cast<int64_t>(at::get_num_threads());

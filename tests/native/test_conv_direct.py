@@ -132,7 +132,7 @@ def test_direct_conv_rows_order_matches_reference(isa: str, signed: bool, monkey
     if isa != "avx2":
         pytest.skip("the rows order is the AVX2 kernels'")
     monkeypatch.setattr(
-        engines, "rows_order_pays", lambda kernel, bits, planes, rows: kernel != "avx2/gather" and bits >= 5
+        engines, "rows_order_pays", lambda kernel, bits, planes, rows, columns: kernel != "avx2/gather" and bits >= 5
     )
     luts = [random_lut(bits, bits, signed, seed=bits) for bits in (5, 6, 7, 8)]
     values = code_values(8, signed)
@@ -161,7 +161,7 @@ def test_direct_conv_rows_order_over_spans_of_codes(isa: str) -> None:
     got = layer.forward(x, w)
     assert "(rows order)" in (get_engine("cpu").last_path or "")
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(engines, "rows_order_pays", lambda kernel, bits, planes, rows: False)
+        patch.setattr(engines, "rows_order_pays", lambda kernel, bits, planes, rows, columns: False)
         want = layer.forward(x, w)
         assert "(rows order)" not in (get_engine("cpu").last_path or "")
     assert torch.equal(got, want)

@@ -529,7 +529,7 @@ def test_row_offsets_of_one_plane(corpus: Path, isa: str, native: object, monkey
     """Row offsets that span at most 256 values take a one-plane row table (mul8s_1L2J over every signed code,
     on its own table: it ignores bit 0 of a, and over every code its coarse table would cost less): GEMM and
     direct conv bit-exact."""
-    monkeypatch.setattr(engines.CpuEngine, "_dropped_bits", lambda self, isa, lut, top, rows: 0)
+    monkeypatch.setattr(engines.CpuEngine, "_dropped_bits", lambda self, isa, lut, top, rows_order: 0)
     lut = PreparedLut.from_lut(load_multiplier(str(corpus / "evoapprox" / "8x8" / "v2022_mul8s_1L2J.v")))
     engine = engines.get_engine("cpu")
     a = edge_values((1, 130, 300), -128, 127, 99)
@@ -820,3 +820,19 @@ def test_many_rows_price_the_avx2_rows_order(native: object, monkeypatch: pytest
     for m, order, folded in ((engines.ROWS_PRICED + 3, True, False), (300, True, True), (100, False, True)):
         path = check_bmm(a[:, :m], b, lut)
         assert ("(rows order)" in path, "folded" in path) == (order, folded), (m, path)
+
+
+def test_rows_order_pays_by_code_bits_rows_and_columns() -> None:
+    """The AVX2 rows order runs from 6 looked-up code bits (a fold looks one fewer up), over enough rows of a to
+    pay for its transposes, and where its blocks of 32 columns waste less than it gains: never for a depthwise
+    conv's one column; never on the VBMI kernels or without planes."""
+    pays = engines.rows_order_pays
+    assert pays("avx2/nibble", 8, 2, 128, 64) and not pays("avx2/nibble", 8, 2, 127, 64)
+    assert pays("avx2/nibble", 7, 1, 256, 64) and not pays("avx2/nibble", 7, 1, 255, 64)
+    assert pays("avx2/nibble", 6, 1, 512, 64) and not pays("avx2/nibble", 5, 1, 1 << 20, 64)
+    assert pays("avx2/fold", 8, 1, 256, 64) and not pays("avx2/fold", 8, 1, 255, 64)  # (7 bits looked up)
+    assert not pays("avx2/nibble", 8, 1, 1 << 20, 1) and pays("avx2/nibble", 8, 1, 1 << 20, 8)
+    assert pays("avx2/nibble", 6, 2, 1 << 20, 24) and not pays("avx2/nibble", 6, 2, 1 << 20, 40)
+    assert not pays("avx512vbmi/planes", 8, 2, 1 << 20, 64) and not pays("avx2/nibble", 8, 0, 1 << 20, 64)
+    assert engines.prices_rows_order(512, 32) and not engines.prices_rows_order(511, 32)
+    assert not engines.prices_rows_order(1 << 20, 31)
