@@ -39,8 +39,9 @@ GemmKernel find_rows_kernel(const std::string& name, int bits_eff, int planes) {
   return avx2_rows_kernel(bits_eff, planes, name == "avx2/fold");
 }
 
-uint8_t* rows_scratch(int64_t bytes) {
-  thread_local std::vector<uint8_t> buffer;
+uint8_t* rows_scratch(int slot, int64_t bytes) {
+  thread_local std::vector<uint8_t> buffers[kRowsScratchSlots];
+  std::vector<uint8_t>& buffer = buffers[slot];
   if (buffer.size() < static_cast<size_t>(bytes + 64)) buffer.resize(static_cast<size_t>(bytes + 64));
   const auto address = reinterpret_cast<uintptr_t>(buffer.data());
   return buffer.data() + ((64 - address % 64) % 64);

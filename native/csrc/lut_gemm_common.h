@@ -65,9 +65,10 @@ using GemmKernel = void (*)(const GemmProblem&, int64_t g, int64_t m0, int64_t m
 // The kernel `name` ("avx512vbmi/planes", "avx2/nibble", ...) for codes below 2^bits_eff; the byte-plane
 // kernels also take the number of planes and the byte-sum groups of each; nullptr when unknown.
 GemmKernel find_kernel(const std::string& name, int bits_eff, int planes, int group_lo, int group_hi, int hi_drop);
-// A thread's scratch buffer of at least `bytes`, 64-byte aligned, kept for its next call (the rows order's;
-// defined in lut_gemm.cpp, compiled for the baseline ISA).
-uint8_t* rows_scratch(int64_t bytes);
+// A thread's scratch buffer number `slot` (< kRowsScratchSlots) of at least `bytes`, 64-byte aligned, kept for
+// its next call (the rows order's; defined in lut_gemm.cpp, compiled for the baseline ISA).
+constexpr int kRowsScratchSlots = 4;
+uint8_t* rows_scratch(int slot, int64_t bytes);
 // The rows-order kernel that reads the table of `name` (avx2/nibble or avx2/fold), or nullptr.
 GemmKernel find_rows_kernel(const std::string& name, int bits_eff, int planes);
 // Runs `fn`, a rows-order kernel, over groups [0, G), lanes [0, rows) and columns [0, N) of p (all of p.K):

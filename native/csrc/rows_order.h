@@ -77,14 +77,13 @@ void rows_order(const GemmProblem& p, int64_t g, int64_t m0, int64_t m1, int64_t
   // would all share one set and evict each other).
   const int64_t lines = (count + 63) / 64;
   const int64_t pitch = (lines + (lines % 2 == 0 ? 1 : 0)) * 64;
-  // The thread's buffers: the slice's rows, spare rows, its codes, each lane's words and int32 sums (W each).
-  const int64_t cache_bytes = slice * step_bytes, spare_bytes = 256 * W, codes_bytes = slice * pitch;
-  const int64_t words_bytes = count * 2 * P * static_cast<int64_t>(sizeof(Vec));
-  uint8_t* const cache = rows_scratch(cache_bytes + spare_bytes + codes_bytes + words_bytes + count * 4 * W);
+  // The thread's buffers: the slice's rows and spare rows; its codes; each lane's words and int32 sums (W each).
+  const int64_t cache_bytes = slice * step_bytes, words_bytes = count * 2 * P * static_cast<int64_t>(sizeof(Vec));
+  uint8_t* const cache = rows_scratch(0, cache_bytes + 256 * W);
   uint8_t* const spare = cache + cache_bytes;
-  uint8_t* const panel = spare + spare_bytes;
-  Vec* const words = reinterpret_cast<Vec*>(panel + codes_bytes);
-  int32_t* const acc = reinterpret_cast<int32_t*>(panel + codes_bytes + words_bytes);
+  uint8_t* const panel = rows_scratch(1, slice * pitch);
+  Vec* const words = reinterpret_cast<Vec*>(rows_scratch(2, words_bytes));
+  int32_t* const acc = reinterpret_cast<int32_t*>(rows_scratch(3, count * 4 * W));
   for (int64_t nb = n0; nb < n1; nb += W) {
     const int64_t width = n1 - nb < W ? n1 - nb : W;
     for (int64_t k0 = 0; k0 < p.K; k0 += 256) {
