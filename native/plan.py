@@ -456,8 +456,12 @@ AVX2_ROWS_COST = 12.0
 """Estimated cost per 64 look-ups of one byte plane in the AVX2 rows order (see ``rows_order_pays``) at any
 code width: a load and four vector instructions per 32, and the per-k transposes over thousands of rows
 (measured on AMD Zen 5: 5.4x below the 8-bit blend tree, 1.6x below the 6-bit one)."""
-AVX2_EXACT_COST = {"int8": 3.0, "values": 8.0}
-"""Estimated cost of the exact product per 64 products on AVX2, in the units of :func:`plane_cost`."""
+AVX2_EXACT_COST = {"int8": 3.0, "values": 18.0}
+"""Estimated cost of the exact product per 64 products on AVX2, in the units of :func:`plane_cost`. The float32
+product (two or more exact float convolutions or GEMMs, summed in float64) costs about one and a half planes in
+the rows order: over the corpus on AMD Zen 5's AVX2 path, the exact product plus one plane in the rows order ran
+3.6-6.1x native against 2.9-3.2x for two planes of the table (and about as much as a 5-bit plane on the Zen 3
+before, half of the bench table's convs)."""
 AVX2_FOLD_COST = 2.0
 """Estimated cost of the AVX2 fold's blend and byte add per 64 look-ups and plane."""
 
