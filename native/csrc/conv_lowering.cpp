@@ -280,197 +280,202 @@ void conv_run(const torch::Tensor& x, const ConvGeometry& geometry, const Kernel
       run_offset[q] = (runs[q].n * C * Hp + runs[q].oh * sh) * Wp + runs[q].ow * sw;
     }
   };
-  // The rows order: the kernel's sums [G][Og][M] first, from the codes of all K for spans of positions (a few
-  // MiB of codes at a time).
-  torch::Tensor order_sums;
-  if (order_fn != nullptr) {
-    order_sums = torch::empty({G, Og, M}, torch::kInt32);
-    const int64_t span = std::max<int64_t>(1, (int64_t{1} << 25) / (G * K * kLaneAlign)) * kLaneAlign;
-    const int64_t widest = std::min(span, (M + kLaneAlign - 1) / kLaneAlign * kLaneAlign);
-    std::vector<uint8_t> codes(static_cast<size_t>(G * K * widest));
-    for (int64_t s0 = 0; s0 < M; s0 += span) {
-      const int64_t s1 = std::min(M, s0 + span), width = s1 - s0;
-      const int64_t first = s0 / kLaneAlign, last = (s1 + kLaneAlign - 1) / kLaneAlign;
-      at::parallel_for(0, (last - first) * G, 1, [&](int64_t begin, int64_t end) {
-        std::vector<Run> runs;
-        std::vector<int64_t> run_offset;
-        for (int64_t t = begin; t < end; ++t) {
-          const int64_t block = first + t / G, g = t % G;
-          runs_and_offsets(block * kLaneAlign, runs, run_offset);
-          fill_codes(codes.data() + g * K * width + block * kLaneAlign - s0, width, g, 0, K, runs, run_offset);
+  // Blocks [first, last): in the rows order, `order` holds the kernel's sums [G][Og][width] of the positions
+  // from `from` on (else nullptr).
+  auto run_blocks = [&](int64_t first, int64_t last, const int32_t* order, int64_t from, int64_t width) {
+    at::parallel_for(first * G * n_chunks, last * G * n_chunks, 1, [&](int64_t begin, int64_t end) {
+      thread_local std::vector<uint8_t> panel, shifted;
+      thread_local std::vector<int32_t> ct, exact, tmp, rows;
+      panel.resize(static_cast<size_t>((fold_rows ? 2 : 1) * slice * kLaneAlign));
+      ct.resize(static_cast<size_t>(Og * kLaneAlign));
+      exact.resize(parts.exact_int8 ? static_cast<size_t>(Og * kLaneAlign) : 0);
+      tmp.resize(parts.exact_int8 ? static_cast<size_t>(Og * kLaneAlign) : 0);
+      rows.resize(static_cast<size_t>(kLaneAlign));
+      std::vector<Run> runs, out_runs;
+      std::vector<int64_t> run_offset;  // of each run's first input pixel, channel 0, tap (0, 0)
+      int64_t runs_of = -1;             // the block the runs describe (a thread's tasks mostly share blocks)
+      for (int64_t task = begin; task < end; ++task) {
+        const int64_t block = task / (G * n_chunks), g = task / n_chunks % G;
+        const int64_t og0 = (task % n_chunks) * og_step, og1 = std::min(Og, og0 + og_step);
+        if (og0 >= og1) continue;
+        const int64_t m0 = block * kLaneAlign;
+        if (block != runs_of) {
+          runs_and_offsets(m0, runs, run_offset);
+          out_runs = block_runs(m0, M, OH, OW, OH * OW);  // (the epilogue takes a few long runs, not one per row)
+          runs_of = block;
         }
-      });
-      GemmProblem q{};
-      q.at = codes.data();
-      q.at_g = K * width;
-      q.at_k = width;
-      q.bc = bcn.data_ptr<uint8_t>();
-      q.bc_g = Og * K;
-      q.bc_k = 1;
-      q.bc_n = K;
-      q.table = table;
-      q.col_stride = kernel.col_stride;
-      q.plane_stride = kernel.plane_stride;
-      q.bias = kernel.bias;
-      q.plane_shift = kernel.plane_shift;
-      q.fold_bit = kernel.fold_bit;
-      q.hi_drop = kernel.hi_drop;
-      q.ct = order_sums.data_ptr<int32_t>() + s0;
-      q.ct_g = Og * M;
-      q.ct_n = M;
-      q.K = K;
-      q.bits_eff = kernel.bits_eff;
-      q.accumulate = false;
-      run_rows_order(q, order_fn, G, width, Og);
-    }
-  }
-  const int32_t* order_data = order_fn != nullptr ? order_sums.data_ptr<int32_t>() : nullptr;
-  at::parallel_for(0, blocks * G * n_chunks, 1, [&](int64_t begin, int64_t end) {
-    thread_local std::vector<uint8_t> panel, shifted;
-    thread_local std::vector<int32_t> ct, exact, tmp, rows;
-    panel.resize(static_cast<size_t>((fold_rows ? 2 : 1) * slice * kLaneAlign));
-    ct.resize(static_cast<size_t>(Og * kLaneAlign));
-    exact.resize(parts.exact_int8 ? static_cast<size_t>(Og * kLaneAlign) : 0);
-    tmp.resize(parts.exact_int8 ? static_cast<size_t>(Og * kLaneAlign) : 0);
-    rows.resize(static_cast<size_t>(kLaneAlign));
-    std::vector<Run> runs, out_runs;
-    std::vector<int64_t> run_offset;  // of each run's first input pixel, channel 0, tap (0, 0)
-    int64_t runs_of = -1;             // the block the runs describe (a thread's tasks mostly share blocks)
-    for (int64_t task = begin; task < end; ++task) {
-      const int64_t block = task / (G * n_chunks), g = task / n_chunks % G;
-      const int64_t og0 = (task % n_chunks) * og_step, og1 = std::min(Og, og0 + og_step);
-      if (og0 >= og1) continue;
-      const int64_t m0 = block * kLaneAlign;
-      if (block != runs_of) {
-        runs_and_offsets(m0, runs, run_offset);
-        out_runs = block_runs(m0, M, OH, OW, OH * OW);  // (the epilogue takes a few long runs, not one per row)
-        runs_of = block;
-      }
-      const int64_t lanes = std::min(kLaneAlign, M - m0);
-      for (int64_t k0 = 0; k0 < K; k0 += slice) {
-        const int64_t ks = std::min(slice, K - k0);
-        if (order_fn == nullptr || parts.exact_int8 || rows_fn != nullptr) {
-          fill_codes(panel.data(), kLaneAlign, g, k0, ks, runs, run_offset);
-          for (int64_t k = 0; k < ks; ++k) {
-            std::memset(panel.data() + k * kLaneAlign + lanes, code_flip, static_cast<size_t>(kLaneAlign - lanes));
-          }
-        }
-        GemmProblem q{};
-        q.at = panel.data();
-        q.at_k = kLaneAlign;
-        q.bc = bcn.data_ptr<uint8_t>() + g * Og * K + k0;
-        q.bc_k = 1;
-        q.bc_n = K;
-        q.table = table;
-        q.col_stride = kernel.col_stride;
-        q.plane_stride = kernel.plane_stride;
-        q.bias = kernel.bias;
-        q.plane_shift = kernel.plane_shift;
-        q.fold_bit = kernel.fold_bit;
-        q.hi_drop = kernel.hi_drop;
-        q.ct = ct.data();
-        q.ct_n = kLaneAlign;
-        q.K = ks;
-        q.bits_eff = kernel.bits_eff;
-        q.accumulate = k0 > 0;
-        // The kernels get the valid lanes and run whole blocks of their own width up to them (the widths divide
-        // kLaneAlign; VBMI runs a last 128 lanes or fewer on two vectors, AVX2's blocks are 32 lanes wide).
-        if (fn != nullptr && order_fn == nullptr) fn(q, 0, 0, lanes, og0, og1);
-        if (parts.exact_int8) {  // rows og0..og1 of the [Og][kLaneAlign] sums
-          if (fold_rows) fold_bits_of(panel.data(), panel.data() + ks * kLaneAlign, ks * kLaneAlign);
-          uint8_t* a8_codes = panel.data();
-          if (exact_shift > 0) {  // a coarse table's codes as the values they stand for
-            shifted.resize(static_cast<size_t>(ks * kLaneAlign));
-            // Eight codes per 64-bit word: each byte shifted left, the bits it pushes into the next byte
-            // masked off (raw pointers: a thread_local vector costs a TLS look-up per access).
-            const uint8_t* src = panel.data();
-            uint8_t* dst = shifted.data();
-            const uint64_t bytes = 0x0101010101010101ULL;
-            const uint64_t keep = bytes * ((0xFFu << exact_shift) & 0xFFu), flip = bytes * exact_flip;
-            for (int64_t t = 0; t < ks * kLaneAlign; t += 8) {
-              uint64_t word;
-              std::memcpy(&word, src + t, 8);
-              word = ((word << exact_shift) & keep) ^ flip;
-              std::memcpy(dst + t, &word, 8);
-            }
-            a8_codes = dst;
-          }
-          const int64_t a8_rows = (fold_rows ? 2 : 1) * ks;
-          const torch::Tensor& w = w8[g * ((K + slice - 1) / slice) + k0 / slice];
-          if ((og1 - og0) * a8_rows <= kSmallInt8Products) {
-            small_int8_gemm(w.data_ptr<int8_t>() + og0 * a8_rows, a8_rows, reinterpret_cast<const int8_t*>(a8_codes),
-                            a8_rows, og1 - og0, exact.data() + og0 * kLaneAlign, k0 > 0);
-          } else {
-            auto a8 = torch::from_blob(a8_codes, {a8_rows, kLaneAlign}, torch::kInt8);
-            int32_t* into = (k0 == 0 ? exact.data() : tmp.data()) + og0 * kLaneAlign;
-            auto part = torch::from_blob(into, {og1 - og0, kLaneAlign}, torch::kInt32);
-            at::_int_mm_out(part, w.narrow(0, og0, og1 - og0), a8);
-            if (k0 > 0) {
-              for (int64_t t = og0 * kLaneAlign; t < og1 * kLaneAlign; ++t) exact[t] += tmp[t];
+        const int64_t lanes = std::min(kLaneAlign, M - m0);
+        for (int64_t k0 = 0; k0 < K; k0 += slice) {
+          const int64_t ks = std::min(slice, K - k0);
+          if (order == nullptr || parts.exact_int8 || rows_fn != nullptr) {
+            fill_codes(panel.data(), kLaneAlign, g, k0, ks, runs, run_offset);
+            for (int64_t k = 0; k < ks; ++k) {
+              std::memset(panel.data() + k * kLaneAlign + lanes, code_flip, static_cast<size_t>(kLaneAlign - lanes));
             }
           }
+          GemmProblem q{};
+          q.at = panel.data();
+          q.at_k = kLaneAlign;
+          q.bc = bcn.data_ptr<uint8_t>() + g * Og * K + k0;
+          q.bc_k = 1;
+          q.bc_n = K;
+          q.table = table;
+          q.col_stride = kernel.col_stride;
+          q.plane_stride = kernel.plane_stride;
+          q.bias = kernel.bias;
+          q.plane_shift = kernel.plane_shift;
+          q.fold_bit = kernel.fold_bit;
+          q.hi_drop = kernel.hi_drop;
+          q.ct = ct.data();
+          q.ct_n = kLaneAlign;
+          q.K = ks;
+          q.bits_eff = kernel.bits_eff;
+          q.accumulate = k0 > 0;
+          // The kernels get the valid lanes and run whole blocks of their own width up to them (the widths divide
+          // kLaneAlign; VBMI runs a last 128 lanes or fewer on two vectors, AVX2's blocks are 32 lanes wide).
+          if (fn != nullptr && order == nullptr) fn(q, 0, 0, lanes, og0, og1);
+          if (parts.exact_int8) {  // rows og0..og1 of the [Og][kLaneAlign] sums
+            if (fold_rows) fold_bits_of(panel.data(), panel.data() + ks * kLaneAlign, ks * kLaneAlign);
+            uint8_t* a8_codes = panel.data();
+            if (exact_shift > 0) {  // a coarse table's codes as the values they stand for
+              shifted.resize(static_cast<size_t>(ks * kLaneAlign));
+              // Eight codes per 64-bit word: each byte shifted left, the bits it pushes into the next byte
+              // masked off (raw pointers: a thread_local vector costs a TLS look-up per access).
+              const uint8_t* src = panel.data();
+              uint8_t* dst = shifted.data();
+              const uint64_t bytes = 0x0101010101010101ULL;
+              const uint64_t keep = bytes * ((0xFFu << exact_shift) & 0xFFu), flip = bytes * exact_flip;
+              for (int64_t t = 0; t < ks * kLaneAlign; t += 8) {
+                uint64_t word;
+                std::memcpy(&word, src + t, 8);
+                word = ((word << exact_shift) & keep) ^ flip;
+                std::memcpy(dst + t, &word, 8);
+              }
+              a8_codes = dst;
+            }
+            const int64_t a8_rows = (fold_rows ? 2 : 1) * ks;
+            const torch::Tensor& w = w8[g * ((K + slice - 1) / slice) + k0 / slice];
+            if ((og1 - og0) * a8_rows <= kSmallInt8Products) {
+              small_int8_gemm(w.data_ptr<int8_t>() + og0 * a8_rows, a8_rows, reinterpret_cast<const int8_t*>(a8_codes),
+                              a8_rows, og1 - og0, exact.data() + og0 * kLaneAlign, k0 > 0);
+            } else {
+              auto a8 = torch::from_blob(a8_codes, {a8_rows, kLaneAlign}, torch::kInt8);
+              int32_t* into = (k0 == 0 ? exact.data() : tmp.data()) + og0 * kLaneAlign;
+              auto part = torch::from_blob(into, {og1 - og0, kLaneAlign}, torch::kInt32);
+              at::_int_mm_out(part, w.narrow(0, og0, og1 - og0), a8);
+              if (k0 > 0) {
+                for (int64_t t = og0 * kLaneAlign; t < og1 * kLaneAlign; ++t) exact[t] += tmp[t];
+              }
+            }
+          }
+          if (rows_fn != nullptr) {
+            GemmProblem r = q;
+            r.bc = zero_codes.data();
+            r.bc_n = 0;
+            r.table = row_table;
+            r.col_stride = parts.row_table.size(1) * parts.row_table.size(2);
+            r.bits_eff = 64 - __builtin_clzll(static_cast<uint64_t>(parts.row_table.size(2) - 1));
+            r.plane_stride = parts.row_table.size(2);
+            r.bias = parts.row_bias;
+            r.plane_shift = 8;
+            r.hi_drop = 0;
+            r.ct = rows.data();
+            rows_fn(r, 0, 0, lanes, 0, 1);
+          }
         }
-        if (rows_fn != nullptr) {
-          GemmProblem r = q;
-          r.bc = zero_codes.data();
-          r.bc_n = 0;
-          r.table = row_table;
-          r.col_stride = parts.row_table.size(1) * parts.row_table.size(2);
-          r.bits_eff = 64 - __builtin_clzll(static_cast<uint64_t>(parts.row_table.size(2) - 1));
-          r.plane_stride = parts.row_table.size(2);
-          r.bias = parts.row_bias;
-          r.plane_shift = 8;
-          r.hi_drop = 0;
-          r.ct = rows.data();
-          rows_fn(r, 0, 0, lanes, 0, 1);
-        }
-      }
-      // Outputs of the block: every part an exact integer, summed in int64 (and double with a float
-      // exact product), rounded once to float32; then the epilogue, step by step as torch does it.
-      for (int64_t og = og0; og < og1; ++og) {
-        const int64_t o = g * Og + og;
-        const int64_t col = sums.cols[g * Og + og];
-        const int32_t* s = order_data != nullptr ? order_data + (g * Og + og) * M + m0
-                           : fn != nullptr      ? ct.data() + og * kLaneAlign
-                                                : nullptr;
-        const int32_t* e = parts.exact_int8 ? exact.data() + og * kLaneAlign : nullptr;
-        if (addend == nullptr) {  // in 32 bits (the engine bounds the sums by the int32 range), vectorised
-          const RunEpilogue q{static_cast<int32_t>(parts.scale),
-                              static_cast<uint32_t>(static_cast<uint64_t>(col)),
-                              mul != nullptr,
-                              add != nullptr,
-                              extra != nullptr,
-                              mul != nullptr ? mul[o] : 1.0f,
-                              add != nullptr ? add[o] : 0.0f,
-                              extra != nullptr ? extra[o] : 0.0f};
+        // Outputs of the block: every part an exact integer, summed in int64 (and double with a float
+        // exact product), rounded once to float32; then the epilogue, step by step as torch does it.
+        for (int64_t og = og0; og < og1; ++og) {
+          const int64_t o = g * Og + og;
+          const int64_t col = sums.cols[g * Og + og];
+          const int32_t* s = order != nullptr ? order + (g * Og + og) * width + (m0 - from)
+                             : fn != nullptr      ? ct.data() + og * kLaneAlign
+                                                  : nullptr;
+          const int32_t* e = parts.exact_int8 ? exact.data() + og * kLaneAlign : nullptr;
+          if (addend == nullptr) {  // in 32 bits (the engine bounds the sums by the int32 range), vectorised
+            const RunEpilogue q{static_cast<int32_t>(parts.scale),
+                                static_cast<uint32_t>(static_cast<uint64_t>(col)),
+                                mul != nullptr,
+                                add != nullptr,
+                                extra != nullptr,
+                                mul != nullptr ? mul[o] : 1.0f,
+                                add != nullptr ? add[o] : 0.0f,
+                                extra != nullptr ? extra[o] : 0.0f};
+            for (const Run& run : out_runs) {
+              float* d = dst + (run.n * O + o) * P + run.oh * OW + run.ow;
+              const int32_t* rr = rows_fn != nullptr ? rows.data() + run.lane : nullptr;
+              const int32_t* ss = s != nullptr ? s + run.lane : nullptr;
+              const int32_t* ee = e != nullptr ? e + run.lane : nullptr;
+              epilogue(d, run.length, ss, ee, rr, q);
+            }
+            continue;
+          }
           for (const Run& run : out_runs) {
-            float* d = dst + (run.n * O + o) * P + run.oh * OW + run.ow;
-            const int32_t* rr = rows_fn != nullptr ? rows.data() + run.lane : nullptr;
-            const int32_t* ss = s != nullptr ? s + run.lane : nullptr;
-            const int32_t* ee = e != nullptr ? e + run.lane : nullptr;
-            epilogue(d, run.length, ss, ee, rr, q);
-          }
-          continue;
-        }
-        for (const Run& run : out_runs) {
-          const int64_t base = (run.n * O + o) * P + run.oh * OW + run.ow;
-          float* d = dst + base;
-          for (int64_t t = 0; t < run.length; ++t) {
-            const int64_t lane = run.lane + t;
-            int64_t v = s != nullptr ? parts.scale * s[lane] + col : col;
-            if (e != nullptr) v += e[lane];
-            if (rows_fn != nullptr) v += rows[lane];
-            float y = addend == nullptr ? static_cast<float>(v)
-                                        : static_cast<float>(static_cast<double>(v) + addend[base + t]);
-            if (mul != nullptr) y = y * mul[o];
-            if (add != nullptr) y = y + add[o];
-            if (extra != nullptr) y = y + extra[o];
-            d[t] = y;
+            const int64_t base = (run.n * O + o) * P + run.oh * OW + run.ow;
+            float* d = dst + base;
+            for (int64_t t = 0; t < run.length; ++t) {
+              const int64_t lane = run.lane + t;
+              int64_t v = s != nullptr ? parts.scale * s[lane] + col : col;
+              if (e != nullptr) v += e[lane];
+              if (rows_fn != nullptr) v += rows[lane];
+              float y = addend == nullptr ? static_cast<float>(v)
+                                          : static_cast<float>(static_cast<double>(v) + addend[base + t]);
+              if (mul != nullptr) y = y * mul[o];
+              if (add != nullptr) y = y + add[o];
+              if (extra != nullptr) y = y + extra[o];
+              d[t] = y;
+            }
           }
         }
       }
-    }
-  });
+    });
+  };
+  if (order_fn == nullptr) {
+    run_blocks(0, blocks, nullptr, 0, 0);
+    return;
+  }
+  // The rows order, span by span of positions (up to 32 MiB of their codes, whole blocks): the codes of all K,
+  // the kernel's sums, then the span's blocks.
+  const int64_t span = std::max<int64_t>(1, (int64_t{1} << 25) / (G * K * kLaneAlign)) * kLaneAlign;
+  const int64_t widest = std::min(span, blocks * kLaneAlign);
+  std::vector<uint8_t> codes(static_cast<size_t>(G * K * widest));
+  std::vector<int32_t> order_sums(static_cast<size_t>(G * Og * widest));
+  for (int64_t s0 = 0; s0 < M; s0 += span) {
+    const int64_t s1 = std::min(M, s0 + span), width = s1 - s0;
+    const int64_t first = s0 / kLaneAlign, last = (s1 + kLaneAlign - 1) / kLaneAlign;
+    at::parallel_for(0, (last - first) * G, 1, [&](int64_t begin, int64_t end) {
+      std::vector<Run> runs;
+      std::vector<int64_t> run_offset;
+      for (int64_t t = begin; t < end; ++t) {
+        const int64_t block = first + t / G, g = t % G;
+        runs_and_offsets(block * kLaneAlign, runs, run_offset);
+        fill_codes(codes.data() + g * K * width + block * kLaneAlign - s0, width, g, 0, K, runs, run_offset);
+      }
+    });
+    GemmProblem q{};
+    q.at = codes.data();
+    q.at_g = K * width;
+    q.at_k = width;
+    q.bc = bcn.data_ptr<uint8_t>();
+    q.bc_g = Og * K;
+    q.bc_k = 1;
+    q.bc_n = K;
+    q.table = table;
+    q.col_stride = kernel.col_stride;
+    q.plane_stride = kernel.plane_stride;
+    q.bias = kernel.bias;
+    q.plane_shift = kernel.plane_shift;
+    q.fold_bit = kernel.fold_bit;
+    q.hi_drop = kernel.hi_drop;
+    q.ct = order_sums.data();
+    q.ct_g = Og * width;
+    q.ct_n = width;
+    q.K = K;
+    q.bits_eff = kernel.bits_eff;
+    q.accumulate = false;
+    run_rows_order(q, order_fn, G, width, Og);
+    run_blocks(first, last, order_sums.data(), s0, width);
+  }
 }
 
 }  // namespace lutgen

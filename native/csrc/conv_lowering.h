@@ -61,8 +61,8 @@ struct ConvParts {
 // out [N, O, OH, OW] (float32, contiguous) of the LUT convolution of x [N, C, H, W] (int8/uint8 values,
 // contiguous) with the stored weight codes bc [G, Cg*kh*kw, O/G], in one parallel pass over blocks of
 // kLaneAlign output positions: each block's panel of codes stays in the core's cache while the kernel, the
-// exact product and the row offsets read it. In the rows order the kernel's sums come first, from the codes of
-// a few thousand positions at a time, and the blocks then add the other parts.
+// exact product and the row offsets read it. In the rows order, span by span of positions (up to 32 MiB of their
+// codes), the kernel's sums come first and the span's blocks then add the other parts.
 void conv_run(const torch::Tensor& x, const ConvGeometry& geometry, const KernelTable& kernel,
               const torch::Tensor& bc, const ConvParts& parts, torch::Tensor& out);
 
