@@ -86,6 +86,20 @@ void fold_bits_of(const uint8_t* codes, uint8_t* out, int64_t count) {
   for (; i < count; ++i) out[i] = codes[i] >> 7;
 }
 
+// A problem with the kernel table's fields set (the caller sets the operands, the result and K; not accumulating).
+GemmProblem table_problem(const KernelTable& kernel) {
+  GemmProblem q{};
+  q.table = static_cast<const uint8_t*>(kernel.table.data_ptr());
+  q.col_stride = kernel.col_stride;
+  q.plane_stride = kernel.plane_stride;
+  q.bias = kernel.bias;
+  q.plane_shift = kernel.plane_shift;
+  q.fold_bit = kernel.fold_bit;
+  q.hi_drop = kernel.hi_drop;
+  q.bits_eff = kernel.bits_eff;
+  return q;
+}
+
 // A run of consecutive output positions within a block of lanes (within one output row, or one sample).
 struct Run {
   int64_t lane, n, oh, ow, length;
@@ -226,7 +240,6 @@ void conv_run(const torch::Tensor& x, const ConvGeometry& geometry, const Kernel
       }
     }
   });
-  const uint8_t* table = static_cast<const uint8_t*>(kernel.table.data_ptr());
   const uint8_t* row_table = parts.row_table.numel() > 0 ? parts.row_table.data_ptr<uint8_t>() : nullptr;
   const std::vector<uint8_t> zero_codes(static_cast<size_t>(slice), 0);
   float* dst = out.data_ptr<float>();
@@ -313,23 +326,15 @@ void conv_run(const torch::Tensor& x, const ConvGeometry& geometry, const Kernel
               std::memset(panel.data() + k * kLaneAlign + lanes, code_flip, static_cast<size_t>(kLaneAlign - lanes));
             }
           }
-          GemmProblem q{};
+          GemmProblem q = table_problem(kernel);
           q.at = panel.data();
           q.at_k = kLaneAlign;
           q.bc = bcn.data_ptr<uint8_t>() + g * Og * K + k0;
           q.bc_k = 1;
           q.bc_n = K;
-          q.table = table;
-          q.col_stride = kernel.col_stride;
-          q.plane_stride = kernel.plane_stride;
-          q.bias = kernel.bias;
-          q.plane_shift = kernel.plane_shift;
-          q.fold_bit = kernel.fold_bit;
-          q.hi_drop = kernel.hi_drop;
           q.ct = ct.data();
           q.ct_n = kLaneAlign;
           q.K = ks;
-          q.bits_eff = kernel.bits_eff;
           q.accumulate = k0 > 0;
           // The kernels get the valid lanes and run whole blocks of their own width up to them (the widths divide
           // kLaneAlign; VBMI runs a last 128 lanes or fewer on two vectors, AVX2's blocks are 32 lanes wide).
@@ -452,7 +457,7 @@ void conv_run(const torch::Tensor& x, const ConvGeometry& geometry, const Kernel
         fill_codes(codes.data() + g * K * width + block * kLaneAlign - s0, width, g, 0, K, runs, run_offset);
       }
     });
-    GemmProblem q{};
+    GemmProblem q = table_problem(kernel);
     q.at = codes.data();
     q.at_g = K * width;
     q.at_k = width;
@@ -460,19 +465,10 @@ void conv_run(const torch::Tensor& x, const ConvGeometry& geometry, const Kernel
     q.bc_g = Og * K;
     q.bc_k = 1;
     q.bc_n = K;
-    q.table = table;
-    q.col_stride = kernel.col_stride;
-    q.plane_stride = kernel.plane_stride;
-    q.bias = kernel.bias;
-    q.plane_shift = kernel.plane_shift;
-    q.fold_bit = kernel.fold_bit;
-    q.hi_drop = kernel.hi_drop;
     q.ct = order_sums.data();
     q.ct_g = Og * width;
     q.ct_n = width;
     q.K = K;
-    q.bits_eff = kernel.bits_eff;
-    q.accumulate = false;
     run_rows_order(q, order_fn, G, width, Og);
     run_blocks(first, last, order_sums.data(), s0, width);
   }
