@@ -4,7 +4,10 @@
 // add per W look-ups at any code width, where AVX2's kernels with lanes over m need 16 vpshufb and 15 blends per
 // 32 lanes of 8-bit codes. The transposes are paid over the rows of a call: its tasks should span a few
 // thousand (run_rows_order). (With 64 columns per zmm register it ran 3x slower per look-up than VBMI's
-// permutes on an AMD Zen 5, and slower per row than 32 columns per ymm: VBMI keeps its lanes over m.)
+// permutes on an AMD Zen 5, and slower per row than 32 columns per ymm; probably because a k step's rows of
+// 8-bit codes take 16 KiB, so two steps fit L1 and each lane's 128 bytes of word sums go to L2 and back every
+// two steps, four times the ymm order's traffic per look-up (a slice in L2 instead was no better: 9.2 against
+// 11.2 ms). VBMI keeps its lanes over m.)
 //
 // Included by a kernel's translation unit, compiled for its ISA, with its vector traits V:
 //   V::kWidth                    columns per vector (32 or 64); V::Vec, its type
