@@ -42,7 +42,7 @@ SOURCES = (
     "operands.cpp",
     "convert_simd.cpp",
 )
-HEADERS = ("lut_gemm_common.h", "conv_lowering.h", "table_parts.h", "operands.h", "operands_isa.h")
+HEADERS = ("lut_gemm_common.h", "conv_lowering.h", "table_parts.h", "operands.h", "operands_isa.h", "rows_order.h")
 CFLAGS = ("-O3", "-fopenmp", "-ffp-contract=off")
 """``-fopenmp``: ATen's ``at::parallel_for`` is an inline ``#pragma omp parallel`` (torch's OpenMP backend), so
 without it the kernels would run on one thread whatever ``torch.set_num_threads`` says. ``-ffp-contract=off``:

@@ -159,3 +159,10 @@ def test_cli_clean_reports_a_permission_error_on_one_line(cache: Path, monkeypat
     last = result.output.strip().splitlines()[-1]
     assert last == f"error: could not remove native build {old}: Permission denied"
     assert "Traceback" not in result.output
+
+
+def test_source_hash_covers_every_cpu_source_and_header() -> None:
+    """Every C++ file beside the kernels is compiled (SOURCES) or hashed as a header (HEADERS): a header left out
+    would leave a stale build in use after it changed."""
+    on_disk = {path.name for pattern in ("*.cpp", "*.h") for path in build.source_dir().glob(pattern)}
+    assert on_disk == set(build.SOURCES) | set(build.HEADERS)
