@@ -166,3 +166,23 @@ def test_source_hash_covers_every_cpu_source_and_header() -> None:
     would leave a stale build in use after it changed."""
     on_disk = {path.name for pattern in ("*.cpp", "*.h") for path in build.source_dir().glob(pattern)}
     assert on_disk == set(build.SOURCES) | set(build.HEADERS)
+
+
+ISA_OBJECTS = ("gemm_avx2.o", "gemm_avx512bw.o", "gemm_avx512vbmi.o")
+
+
+def test_isa_objects_define_no_shared_inline_code(native: object) -> None:
+    """The kernels compiled for AVX2 or AVX-512 define no weak (inline, template) symbols: the linker keeps one
+    copy of such a function for the whole library, and an AVX-512 copy of, say, std::vector's growth would fault
+    on a CPU without AVX-512 when baseline code calls it."""
+    nm = shutil.which("nm")
+    if nm is None:
+        pytest.skip("no nm here")
+    import subprocess
+
+    for name in ISA_OBJECTS:
+        path = build.build_dir() / name
+        assert path.is_file(), path
+        symbols = subprocess.run([nm, "--defined-only", str(path)], capture_output=True, text=True, check=True)
+        weak = [line for line in symbols.stdout.splitlines() if line.split()[-2:-1] in (["W"], ["V"], ["u"])]
+        assert not weak, (name, weak[:5])
