@@ -29,8 +29,8 @@ struct ConvGeometry {
 };
 
 // The LUT-GEMM kernel and its table (layouts in lut_gemm_common.h).
-// rows_order: run the kernel's rows order (avx2/nibble and avx2/fold; see gemm_avx2.cpp) over spans of
-// thousands of output positions, ahead of the blocks.
+// rows_order: run the kernel's rows order (avx2/nibble and avx2/fold; see rows_order.h) over spans of
+// thousands of output positions, each ahead of its blocks.
 struct KernelTable {
   std::string name;
   int bits_eff, planes, group_lo, group_hi, plane_shift, fold_bit, hi_drop;

@@ -86,7 +86,7 @@ GemmKernel avx2_nibble1_kernel(int bits_eff, int group_lo);
 // Folded on bit bits_eff - 1 (see gemm_avx2.cpp): one or two planes of the rows with that bit clear (one:
 // grouped as avx2_nibble1_kernel).
 GemmKernel avx2_fold_kernel(int bits_eff, int planes, int group_lo);
-// The rows order (see gemm_avx2.cpp) of one or two planes of the avx2/nibble layout, or of avx2/fold's (fold),
+// The rows order (see rows_order.h) of one or two planes of the avx2/nibble layout, or of avx2/fold's (fold),
 // for codes of 5..8 bits; each call runs all of K over its lanes, which should number in the thousands.
 GemmKernel avx2_rows_kernel(int bits_eff, int planes, bool fold);
 GemmKernel avx512_gather_kernel(int bits_eff);
