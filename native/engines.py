@@ -359,7 +359,8 @@ class CpuEngine(Engine):
         mask = (1 << lut.bits_a) - 1
         top = int(ext.max_code(codes, mask))
         rows, columns = out.shape[0] * out.shape[2] * out.shape[3], out.shape[1] // groups
-        shift = self._dropped_bits(isa, lut, top, prices_rows_order(rows, columns))
+        priced = prices_rows_order(rows, columns)
+        shift = self._dropped_bits(isa, lut, top, priced)
         if shift:  # (as in lut_bmm; the zero padding stays value 0)
             done = self.conv2d_into(
                 out,
@@ -382,7 +383,7 @@ class CpuEngine(Engine):
             return False
         weights = WeightCodes(w.reshape(groups, out_ch // groups, -1).transpose(1, 2), lut.bits_b)
         flip, flipped, bits_eff = self._reach(isa, lut, top)
-        plan, bc = self._plan(isa, bits_eff, flipped, weights, lut, k_count, prices_rows_order(rows, columns))
+        plan, bc = self._plan(isa, bits_eff, flipped, weights, lut, k_count, priced)
         if plan is None:
             flip, bits_eff = 0, max(1, top.bit_length())
         elif not flipped:

@@ -623,6 +623,7 @@ def plan_for(
 
     Flips other than 0 mean the int8 reading of the codes (only ``exact="int8"`` plans may have them).
     """
+    rows_order = rows_order and isa == "avx2"  # (VBMI plans are priced for its kernels alone)
 
     def build() -> TablePlan | None:
         kinds: list[str | None] = [None] if exact is None else [None, exact]
@@ -631,21 +632,19 @@ def plan_for(
             folds += [7, 6, 5, 4, 3, 2, 1, 0]
         elif isa == "avx2" and rows >= 32:  # the top bit: a blend tree of half the sub-tables
             folds.append(rows.bit_length() - 2)
-        order = rows_order and isa == "avx2"
         built = [
-            _build(lut, isa, rows, flip_a, flip_b, kind, fold_bit=bit, rows_order=order)
+            _build(lut, isa, rows, flip_a, flip_b, kind, fold_bit=bit, rows_order=rows_order)
             for kind in kinds
             for bit in folds
         ]
-        built += [_build(lut, isa, rows, flip_a, flip_b, kind, narrow=True, rows_order=order) for kind in kinds]
+        built += [_build(lut, isa, rows, flip_a, flip_b, kind, narrow=True, rows_order=rows_order) for kind in kinds]
         if exact == "int8" and lut.coarse_shift and flip_a == 0:  # a coarse table's codes as the values they stand for
             shift = lut.coarse_shift
             built += [
-                _build(lut, isa, rows, 0, flip_b, "int8", exact_shift=shift, narrow=n, rows_order=order)
+                _build(lut, isa, rows, 0, flip_b, "int8", exact_shift=shift, narrow=n, rows_order=rows_order)
                 for n in (False, True)
             ]
         plans = [p for p in built if p is not None]
         return min(plans, key=lambda p: p.cost) if plans else None
 
-    order = "rows" if rows_order and isa == "avx2" else "tree"
-    return lut.cached(f"plan:{isa}:{rows}:{flip_a}:{flip_b}:{exact}:{order}", build)
+    return lut.cached(f"plan:{isa}:{rows}:{flip_a}:{flip_b}:{exact}:{'rows' if rows_order else 'tree'}", build)
