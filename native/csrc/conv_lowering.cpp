@@ -318,13 +318,13 @@ void conv_run(const torch::Tensor& x, const ConvGeometry& geometry, const Kernel
           runs_of = block;
         }
         const int64_t lanes = std::min(kLaneAlign, M - m0);
-        for (int64_t k0 = 0; k0 < K; k0 += slice) {
+        // (in the rows order, the panel serves the exact product and the row offsets alone)
+        const bool per_slice = order == nullptr || parts.exact_int8 || rows_fn != nullptr;
+        for (int64_t k0 = 0; per_slice && k0 < K; k0 += slice) {
           const int64_t ks = std::min(slice, K - k0);
-          if (order == nullptr || parts.exact_int8 || rows_fn != nullptr) {
-            fill_codes(panel.data(), kLaneAlign, g, k0, ks, runs, run_offset);
-            for (int64_t k = 0; k < ks; ++k) {
-              std::memset(panel.data() + k * kLaneAlign + lanes, code_flip, static_cast<size_t>(kLaneAlign - lanes));
-            }
+          fill_codes(panel.data(), kLaneAlign, g, k0, ks, runs, run_offset);
+          for (int64_t k = 0; k < ks; ++k) {
+            std::memset(panel.data() + k * kLaneAlign + lanes, code_flip, static_cast<size_t>(kLaneAlign - lanes));
           }
           GemmProblem q = table_problem(kernel);
           q.at = panel.data();

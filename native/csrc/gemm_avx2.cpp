@@ -218,7 +218,6 @@ struct Rows32 {
     __m256i* row = reinterpret_cast<__m256i*>(out);
     for (int q = 0; q < 4; ++q) row[q] = add ? _mm256_add_epi32(row[q], sums[q]) : sums[q];
   }
-  static int slot(int column) { return column; }
 };
 
 template <int P, bool F = false, int GL = 1>

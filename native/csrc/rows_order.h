@@ -17,8 +17,7 @@
 //   V::transpose16(cols, dst)    dst[a * kWidth + i] = cols[i][a] for a < kWidth, i < 16
 //   V::widen(words, planes, offset, shift, out, add)
 //                                a lane's even/odd word sums of each plane (low, then high << shift), plus
-//                                offset, as kWidth int32 sums into out (added where `add`), in slot order
-//   V::slot(j)                   where column j's sum lies among a lane's kWidth int32
+//                                offset, as kWidth int32 sums into out (added where `add`), in column order
 // Plain C++ without library templates (std::vector, std::min): an inline function of the library compiled here,
 // with the TU's instruction set, could be the copy the linker keeps for the other translation units too.
 #pragma once
@@ -122,7 +121,7 @@ void rows_order(const GemmProblem& p, int64_t g, int64_t m0, int64_t m1, int64_t
     }
     for (int64_t j = 0; j < width; ++j) {
       int32_t* out = ctg + (nb + j) * p.ct_n;
-      const int32_t* sums = acc + V::slot(static_cast<int>(j));
+      const int32_t* sums = acc + j;
       if (p.accumulate) {
         for (int64_t i = 0; i < count; ++i) out[i] += sums[i * W];
       } else {
