@@ -183,7 +183,7 @@ void planes(const GemmProblem& p, int64_t g, int64_t m0, int64_t m1, int64_t n0,
   int32_t* ctg = p.ct + g * p.ct_g;
   for (int64_t mb = m0; mb < m1; mb += 64 * V) {
     if (V > 2 && !F && m1 - mb <= 64) {  // (a folded table's one vector costs what two do: it takes two)
-      block<R, 1, C, P, GL, GH, F, RH>(p, atg, bcg, ctg, mb, n0, n1);
+      block<R, 1, P == 2 ? 1 : C, P, GL, GH, F, RH>(p, atg, bcg, ctg, mb, n0, n1);
       return;
     }
     if (V > 2 && m1 - mb <= 128) {
@@ -194,13 +194,16 @@ void planes(const GemmProblem& p, int64_t g, int64_t m0, int64_t m1, int64_t n0,
   }
 }
 
+// Two planes serve two columns per k step (their word accumulators spill, but most are touched once per group),
+// except 8-bit codes with every look-up widened at once, which keep one, as does a last block of one vector
+// (planes(); there two columns ran 0.8 times as fast as one).
 template <int R, int GL, bool F = false, int RH = R>
 GemmKernel two_planes(int group_hi) {
   constexpr int V = 4;
-  if (group_hi >= 16) return planes<R, V, 1, 2, GL, 16, F, RH>;
-  if (group_hi >= 8) return planes<R, V, 1, 2, GL, 8, F, RH>;
-  if (group_hi >= 4) return planes<R, V, 1, 2, GL, 4, F, RH>;
-  return planes<R, V, 1, 2, GL, 1, F, RH>;
+  if (group_hi >= 16) return planes<R, V, 2, 2, GL, 16, F, RH>;
+  if (group_hi >= 8) return planes<R, V, 2, 2, GL, 8, F, RH>;
+  if (group_hi >= 4) return planes<R, V, 2, 2, GL, 4, F, RH>;
+  return planes<R, V, R == 4 && GL == 1 ? 1 : 2, 2, GL, 1, F, RH>;
 }
 
 // Two planes of 8-bit codes, the high one by code >> hi_drop: 7 bits (two registers) or 6 (one).
@@ -211,11 +214,17 @@ GemmKernel high_by_fewer_bits(int group_lo, int group_hi) {
 
 // Register budget (32 zmm): word accumulators 2*P*C*V, byte sums, R*P table registers, V code vectors. One
 // plane sums groups of 8, 2 or 1 (a group of 4 was no faster than 2 on the Xeon it was measured on; plan.py
-// GROUPS_LOW), so a group of 4 asked for runs as 2.
+// GROUPS_LOW), so a group of 4 asked for runs as 2. One plane of 8-bit codes serves two columns too, although
+// its byte sums then spill a few accumulators (touched once per group): the code vectors and their bit-7 masks
+// are shared, and the columns' look-ups overlap. On a Zen 5 (kernel alone, 1024 x 4608 x 128, two threads, timed
+// against the one-column build) that ran 1.2-1.35 times as fast; two columns of two planes 1.07-1.35 times
+// (8-bit codes widened every step: 0.96-0.98, so they keep one); four columns of a 6-7-bit plane 1.0-1.04 (not
+// taken). Builds of the same kernels differ by up to 15 % on one thread there (code placement), so a change
+// below that needs several builds to show.
 template <int R>
 GemmKernel for_width(int planes_count, int group_lo, int group_hi) {
   constexpr int V = 4;
-  constexpr int C = R == 4 ? 1 : 2;
+  constexpr int C = 2;
   if (planes_count == 1) {
     if (group_lo >= 8) return planes<R, V, C, 1, 8, 1>;
     if (group_lo >= 2) return planes<R, V, C, 1, 2, 1>;

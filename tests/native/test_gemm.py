@@ -524,3 +524,76 @@ def test_rows_order_refused_where_no_kernel_has_it(native: object) -> None:
         args = (table.contiguous(), col, 256, 0, bits, 1, 1, 1, 8, 7, 0, True)
         with pytest.raises(RuntimeError, match="no rows-order kernel"):
             ext.lut_gemm(kernel, at, bc, 256, *args)  # type: ignore[attr-defined]
+
+
+def _has_vbmi() -> bool:
+    from approxlut.native import cpu_features
+
+    return "avx512vbmi" in cpu_features.detect().paths()
+
+
+@pytest.mark.skipif(not _has_vbmi(), reason="the CPU lacks AVX-512 VBMI")
+@pytest.mark.parametrize(
+    ("kernel", "bits", "planes", "groups", "hi_drop", "fold_bit"),
+    [
+        ("avx512vbmi/planes", 8, 1, (1, 1), 0, 7),
+        ("avx512vbmi/planes", 8, 1, (2, 1), 0, 7),
+        ("avx512vbmi/planes", 8, 1, (8, 1), 0, 7),
+        ("avx512vbmi/planes", 7, 1, (8, 1), 0, 7),
+        ("avx512vbmi/planes", 6, 1, (1, 1), 0, 7),
+        ("avx512vbmi/planes", 8, 2, (1, 1), 0, 7),
+        ("avx512vbmi/planes", 8, 2, (8, 8), 0, 7),
+        ("avx512vbmi/planes", 8, 2, (1, 4), 0, 7),
+        ("avx512vbmi/planes", 7, 2, (1, 1), 0, 7),
+        ("avx512vbmi/planes", 7, 2, (8, 16), 0, 7),
+        ("avx512vbmi/planes", 6, 2, (8, 16), 0, 7),
+        ("avx512vbmi/planes", 8, 2, (8, 16), 1, 7),
+        ("avx512vbmi/planes", 8, 2, (1, 16), 2, 7),
+        ("avx512vbmi/fold", 8, 1, (1, 1), 0, 7),
+        ("avx512vbmi/fold", 8, 1, (8, 1), 0, 3),
+        ("avx512vbmi/fold", 8, 2, (1, 1), 0, 7),
+        ("avx512vbmi/fold", 8, 2, (8, 16), 0, 1),
+    ],
+)
+def test_vbmi_kernels_equal_the_table_entries(
+    native: object, kernel: str, bits: int, planes: int, groups: tuple[int, int], hi_drop: int, fold_bit: int
+) -> None:
+    """The VBMI permute kernels sum what the table's entries give, bit-exactly, for every column count they
+    take per k step (two, and one for a last odd column), every block width (one, two or four vectors of 64
+    lanes), byte sums grouped over k (a tail shorter than the group, 256-step chunks), folds on bit 7 and below
+    it, a high plane by fewer code bits, edge codes and code bits above the looked-up width (ignored)."""
+    ext = native
+    height = 1 << bits
+    fold = kernel.endswith("fold")
+    gen = torch.Generator().manual_seed(bits * 10 + planes)
+    stored = height // 2 if fold else height
+    table = torch.zeros((256, 2 * planes if fold else planes, max(64, stored)), dtype=torch.uint8)
+    for plane, group in enumerate(groups[:planes]):
+        top = 255 // group // (2 if fold else 1)  # a group's byte sum stays within a byte, fold byte included
+        table[:, plane, :stored] = torch.randint(0, top + 1, (256, stored), dtype=torch.uint8, generator=gen)
+        if fold:  # the column's fold byte, broadcast over its register
+            table[:, planes + plane, :] = torch.randint(0, top + 1, (256, 1), dtype=torch.uint8, generator=gen)
+    codes_all = torch.arange(height)
+    if fold:  # the row of code c: c with bit fold_bit replaced by bit 7 (mod 128); plus the fold byte where set
+        index = ((codes_all & ~(1 << fold_bit)) | (((codes_all >> 7) & 1) << fold_bit)) & 127
+        top = (codes_all >> fold_bit) & 1
+        entries = (table[:, :planes, index].long() + top * table[:, planes:, :1].long()) % 256  # (a byte add)
+    else:
+        entries = table[:, :planes, :height].long()
+        if hi_drop:
+            entries[:, 1, :] = table[:, 1, codes_all >> hi_drop].long()
+    padded = table.shape[2]
+    bias = -4321
+    for g_count, rows, k, n in [(2, 300, 601, 7), (1, 64, 300, 5), (1, 100, 17, 3), (1, 1, 1, 1), (1, 128, 513, 4)]:
+        mp = (rows + 255) // 256 * 256
+        at = torch.randint(0, 256, (g_count, k, mp), dtype=torch.uint8, generator=gen)
+        edges = torch.tensor([0, height - 1, height // 2, 255, 1 << fold_bit], dtype=torch.uint8)
+        at[:, :, : min(rows, 5)] = edges[: min(rows, 5)]
+        bc = torch.randint(0, 256, (g_count, n, k), dtype=torch.uint8, generator=gen).transpose(1, 2)
+        bc[:, 0, :] = 255
+        args = (table.contiguous(), table.shape[1] * padded, padded, bias, bits, planes, *groups, 8, fold_bit, hi_drop)
+        got = ext.lut_gemm(kernel, at, bc, rows, *args, False)[:, :, :rows]  # type: ignore[attr-defined]
+        codes = at[:, :, :rows].long() & (height - 1)  # [G, K, M]
+        value = entries[:, 0, :] + (entries[:, 1, :] << 8 if planes == 2 else 0) + bias  # [256 cols, height]
+        want = value[bc.long()[:, :, :, None], codes[:, :, None, :]].sum(dim=1)  # [G, N, M]
+        assert torch.equal(got.long(), want), (g_count, rows, k, n)
