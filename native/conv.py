@@ -184,6 +184,13 @@ class _Lowered:
     def _bmm(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return self.engine.lut_bmm(a, b, self.lut)
 
+    def _bmm_into(self, out: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> None:
+        """``out [G, M, N]`` (float32) = the GEMM's result: written once by the CPU engine, else copied."""
+        if isinstance(self.engine, CpuEngine):
+            self.engine.lut_bmm_into(out, a, b, self.lut)
+        else:
+            out.copy_(self._bmm(a, b))
+
     def _bmm_backward(
         self, a: torch.Tensor, b: torch.Tensor, grad_c: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -322,7 +329,7 @@ class MatmulLowering(_Lowered):
             out = torch.empty((rows, n), dtype=torch.float32, device=x.device)
             step = batch_chunk(1, k, rows)
             for s in range(0, rows, step):
-                out[s : s + step] = self._bmm(a[:, s : s + step], w[None])[0]
+                self._bmm_into(out[None, s : s + step], a[:, s : s + step], w[None])
             return out.reshape(*x.shape[:-1], n)
         batch, a, b = self._batched(x, w)
         direct = self._direct(a, b)
@@ -331,7 +338,7 @@ class MatmulLowering(_Lowered):
         out = torch.empty((a.shape[0], a.shape[1], n), dtype=torch.float32, device=x.device)
         step = batch_chunk(a.shape[1], k, a.shape[0])
         for s in range(0, a.shape[0], step):
-            out[s : s + step] = self._bmm(a[s : s + step], b[s : s + step])
+            self._bmm_into(out[s : s + step], a[s : s + step], b[s : s + step])
         return out.reshape(*batch, a.shape[1], n)
 
     def _direct(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor | None:

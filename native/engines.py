@@ -238,6 +238,39 @@ class KernelSums:
     rows: int
 
 
+@dataclass(frozen=True)
+class ResultInto:
+    """Where a GEMM writes its float32 result: ``out [G, M, N]`` (any strides), then the ``epilogue`` per column,
+    or per lane (row of a) where ``lanes``: a GEMM run with its operands swapped writes the transposed view."""
+
+    out: torch.Tensor
+    epilogue: Epilogue | None = None
+    lanes: bool = False
+
+    def swapped(self) -> ResultInto:
+        """The same result for the swapped GEMM (``out`` transposed, the epilogue on the other axis)."""
+        return ResultInto(self.out.transpose(1, 2), self.epilogue, not self.lanes)
+
+    def parts(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The epilogue's scale, bias and extra term, one float32 value per column (per lane where ``lanes``;
+        empty where absent), as the C++ output routine takes them."""
+        count = self.out.shape[1 if self.lanes else 2]
+        tensors = (torch.empty(0),) * 3 if self.epilogue is None else self.epilogue.tensors()
+        return tuple(t.reshape(-1).expand(count).contiguous() if t.numel() == 1 else t for t in tensors)  # type: ignore[return-value]
+
+    def write(self, result: torch.Tensor) -> None:
+        """Write an integer result ``[G, M, N]`` and apply the epilogue, step by step as torch rounds it."""
+        self.out.copy_(result)
+        if self.epilogue is None:
+            return
+        view = (1, -1, 1) if self.lanes else (1, 1, -1)
+        for part, apply in ((self.epilogue.scale, self.out.mul_), (self.epilogue.bias, self.out.add_)):
+            if part is not None:
+                apply(part.detach().to(torch.float32).reshape(view))
+        if self.epilogue.extra is not None:
+            self.out.add_(self.epilogue.extra.detach().to(torch.float32).reshape(view))
+
+
 class CpuEngine(Engine):
     """The C++ kernels (AVX2 / AVX-512BW / AVX-512 VBMI / scalar, chosen at run time), built on first use.
 
@@ -293,6 +326,22 @@ class CpuEngine(Engine):
         return swapped * plane_cost(isa, 8, 1) < lanes * plane_cost(isa, 6, 1)
 
     def lut_bmm(self, a: torch.Tensor, b: torch.Tensor, lut: PreparedLut) -> torch.Tensor:
+        result = self._bmm(a, b, lut, None)
+        assert result is not None
+        return result
+
+    def lut_bmm_into(
+        self, out: torch.Tensor, a: torch.Tensor, b: torch.Tensor, lut: PreparedLut, epilogue: Epilogue | None = None
+    ) -> None:
+        """:meth:`lut_bmm` written into the float32 ``out [G, M, N]`` (any strides), followed by the ``epilogue``
+        per column (a quantised layer's rescale and bias, rounded step by step as torch's in-place ops round
+        them). The sums, the table's other parts and the epilogue are written in one C++ pass, with no integer
+        result and no transposed copy of it (except where the sums need int64 or a float exact product)."""
+        self._bmm(a, b, lut, ResultInto(out, epilogue))
+
+    def _bmm(self, a: torch.Tensor, b: torch.Tensor, lut: PreparedLut, into: ResultInto | None) -> torch.Tensor | None:
+        """The result ``[G, M, N]`` (int32, or int64 where checked within int32), or ``None`` once written
+        ``into``."""
         from . import build
 
         ext = build.load()
@@ -304,13 +353,14 @@ class CpuEngine(Engine):
         else:
             shift = 0
         if shift:  # a table that ignores a's low bits: its rows of a >> L, with fewer bits to look up
-            out = self.lut_bmm(a >> shift, b, lut.coarse())
+            out = self._bmm(a >> shift, b, lut.coarse(), into)
             self.last_path = f"{self.last_path} (a >> {shift})"
             return out
         if self.swaps_operands(isa, a.shape[1], b.shape[2]):  # C = (B^T A^T)^T with T'[b, a] = T[a, b]
-            out = self.lut_bmm(b.transpose(1, 2), a.transpose(1, 2), lut.transposed()).transpose(1, 2)
+            swapped = None if into is None else into.swapped()
+            out = self._bmm(b.transpose(1, 2), a.transpose(1, 2), lut.transposed(), swapped)
             self.last_path = f"{self.last_path} (operands swapped)"
-            return out
+            return None if out is None else out.transpose(1, 2)
         m_count = a.shape[1]
         at, max_code, flipped = ext.pack_transposed(a, (1 << lut.bits_a) - 1, self._flip(isa, lut.bits_a, lut.signed))
         k_count = a.shape[2]
@@ -318,6 +368,10 @@ class CpuEngine(Engine):
         if k_count <= chunk:
             weights = WeightCodes(b, lut.bits_b)
             sums = self._kernel_sums(ext, isa, at, m_count, int(max_code), bool(flipped), weights, lut)
+            plan = sums.plan
+            if into is not None and (plan is None or (plan.exact != "values" and plan.scale <= INT32_MAX)):
+                self._finish_into(ext, sums, lut, into)
+                return None
             ct = self._finish(ext, sums, lut, exact_values=(a, b))
         else:  # every int32 partial sum covers at most `chunk` products; the total goes int64
             total = torch.zeros((at.shape[0], b.shape[2], m_count), dtype=torch.int64)
@@ -329,7 +383,10 @@ class CpuEngine(Engine):
                 total += self._finish(ext, sums, lut, exact_values=(a[:, :, sl], b[:, sl]))
             self.last_path = f"{self.last_path} k-split"
             ct = reference.check_int32(total, lut)
-        return ct.transpose(1, 2)
+        if into is None:
+            return ct.transpose(1, 2)
+        into.write(ct.transpose(1, 2))
+        return None
 
     def conv2d_into(
         self,
@@ -521,6 +578,18 @@ class CpuEngine(Engine):
         a, b = exact_values
         product = exact_bmm(a.to(torch.float32), b.to(torch.float32)).to(torch.int64).transpose(1, 2)
         return reference.check_int32(ct[:, :, :valid].to(torch.int64) + product, lut)
+
+    def _finish_into(self, ext: Any, sums: KernelSums, lut: PreparedLut, into: ResultInto) -> None:
+        """:meth:`_finish` written as float32 ``into`` its result, with its epilogue (not for a float exact
+        product, which the caller adds in Python)."""
+        plan, empty = sums.plan, torch.empty(0)
+        if plan is None:
+            parts: tuple[Any, ...] = (1, empty, empty, empty, sums.bc, 0)
+        else:
+            exact, rows = self._parts(ext, sums)
+            parts = (plan.scale, exact, rows, self._col_offset(plan), sums.bc, sums.at.shape[1] * plan.bias)
+        if not ext.finish_into(into.out, sums.ct, sums.rows, *parts, *into.parts(), into.lanes):
+            raise_beyond_int32(lut)
 
     def _kernel_sums(
         self,

@@ -21,6 +21,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 
@@ -29,13 +30,14 @@ import torch
 from ..errors import ConfigError, NativeUnavailableError
 from . import cuda as _cuda  # noqa: F401  (registers the "cuda" engine where torch has CUDA)
 from . import engines
-from .autograd import LoweredOp, LutOpFunction
+from .autograd import LoweredOp, LutOpFunction, operand_values
 from .conv import (
     Conv1dLowering,
     Conv2dLowering,
     Conv2dSpec,
     LinearLowering,
     MatmulLowering,
+    batch_chunk,
     conv2d_spec,
     output_size,
 )
@@ -359,16 +361,21 @@ def quantised_linear(
     op = "quantised_linear"
     if x.device.type != "cpu" or x.dtype != torch.float32 or x.dim() < 1 or weight_codes.dim() != 2:
         return None
-    if not isinstance(choose_engine(lut, engine, x.device), CpuEngine):
+    impl = choose_engine(lut, engine, x.device)
+    if not isinstance(impl, CpuEngine):
         return None
     if x.shape[-1] != weight_codes.shape[1]:
         shapes = f"input {tuple(x.shape)} does not match weight {tuple(weight_codes.shape)}"
         raise ConfigError(f"{op}: {shapes} (in features)")
     codes = _quantised_codes(x, scale, zero_point, code_range, op)
-    with torch.no_grad():
-        out = approx_linear(codes, weight_codes, lut, grad="ste", engine=engine)
-        if epilogue is not None:
-            for part, apply in ((epilogue.scale, out.mul_), (epilogue.bias, out.add_), (epilogue.extra, out.add_)):
-                if part is not None:
-                    apply(part)
-    return out
+    # (as approx_linear checks its operands; free where they are 8-bit codes of the LUT's signedness)
+    a = operand_values(codes, lut.bits_a, lut.signed, what="input codes", op=op)
+    b = operand_values(weight_codes, lut.bits_b, lut.signed, what="weight codes", op=op)
+    k, n = b.shape[1], b.shape[0]
+    rows = math.prod(x.shape[:-1])
+    a = a.reshape(1, rows, k)
+    out = torch.empty((rows, n), dtype=torch.float32)
+    step = batch_chunk(1, k, rows)
+    for s in range(0, rows, step):  # the sums, rescale and bias written once per chunk of rows
+        impl.lut_bmm_into(out[None, s : s + step], a[:, s : s + step], b.t()[None], lut.to(x.device), epilogue)
+    return out.reshape(*x.shape[:-1], n)

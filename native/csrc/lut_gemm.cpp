@@ -413,5 +413,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
       "Direct LUT convolution with the table's other parts and a layer epilogue, block by block into out");
   m.def("exact_int8", &lutgen::exact_int8, "C^T[g,n,m] = sum_k int8(bc[g,k,n]) int8(at[g,k,m]) (torch int8 GEMM)");
   m.def("finish_gemm", &lutgen::finish_gemm, "Add a table's other parts to a kernel result in place; false outside int32");
+  m.def("finish_into", &lutgen::finish_into,
+        "Write a kernel result with the table's other parts and an epilogue as float32; false outside int32");
   m.def("kernels", &lutgen::kernels, "Names of the compiled LUT-GEMM kernels");
 }

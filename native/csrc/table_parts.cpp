@@ -3,10 +3,28 @@
 
 #include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <cstring>
 
 namespace lutgen {
+
+namespace {
+
+// The sum of c[codes[k * stride]] over k < count (a column's offsets), vectorised (gathers) once per ISA.
+__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) int64_t offsets_sum(
+    const int64_t* __restrict c, const uint8_t* __restrict codes, int64_t stride, int64_t count) {
+  int64_t sum = 0;
+  if (stride == 1) {
+    for (int64_t k = 0; k < count; ++k) sum += c[codes[k]];
+  } else {
+    for (int64_t k = 0; k < count; ++k) sum += c[codes[k * stride]];
+  }
+  return sum;
+}
+
+}  // namespace
 
 Parts make_parts(const torch::Tensor& ct, int64_t scale, const torch::Tensor& exact, const torch::Tensor& rows,
                  const torch::Tensor& col_offset, const torch::Tensor& bc, int64_t constant) {
@@ -39,10 +57,7 @@ Parts make_parts(const torch::Tensor& ct, int64_t scale, const torch::Tensor& ex
     const int64_t K = bc.size(1), sg = bc.stride(0), sk = bc.stride(1), sn = bc.stride(2);
     at::parallel_for(0, G * N, 16, [&](int64_t begin, int64_t end) {
       for (int64_t t = begin; t < end; ++t) {
-        const uint8_t* col = codes + (t / N) * sg + (t % N) * sn;
-        int64_t sum = 0;
-        for (int64_t k = 0; k < K; ++k) sum += c[col[k * sk]];
-        parts.cols[t] += sum;
+        parts.cols[t] += offsets_sum(c, codes + (t / N) * sg + (t % N) * sn, sk, K);
       }
     });
   }
@@ -91,6 +106,118 @@ bool finish_gemm(torch::Tensor& ct, int64_t valid, int64_t scale, const torch::T
         const int64_t v = parts.value(g, n, m, row[m]);
         fits &= v >= INT32_MIN && v <= INT32_MAX;
         row[m] = static_cast<int32_t>(v);
+      }
+    }
+    if (!fits) ok.store(false);
+  });
+  return ok.load();
+}
+
+namespace {
+
+// One column's values over lanes [0, count) as float32: the kernel's sums times `scale` plus the column's sum of
+// offsets and the lanes' exact product and row offsets (where E, R); false when one lies outside int32. Written
+// so that the compiler vectorises it (a widening multiply, int64 adds, a min/max reduction), once per ISA.
+template <bool E, bool R>
+__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) bool column_values(
+    const int32_t* __restrict sums, int32_t scale, int64_t col, const int32_t* __restrict exact,
+    const int32_t* __restrict rows, int64_t count, float* __restrict dst) {
+  int64_t low = 0, high = 0;
+  for (int64_t m = 0; m < count; ++m) {
+    int64_t v = static_cast<int64_t>(sums[m]) * scale + col;
+    if constexpr (E) v += exact[m];
+    if constexpr (R) v += rows[m];
+    low = v < low ? v : low;
+    high = v > high ? v : high;
+    dst[m] = static_cast<float>(static_cast<int32_t>(v));
+  }
+  return low >= INT32_MIN && high <= INT32_MAX;
+}
+
+bool column_values_of(const int32_t* sums, int64_t scale, int64_t col, const int32_t* exact, const int32_t* rows,
+                      int64_t count, float* dst) {
+  const auto s = static_cast<int32_t>(scale);
+  if (exact != nullptr) {
+    return rows != nullptr ? column_values<true, true>(sums, s, col, exact, rows, count, dst)
+                           : column_values<true, false>(sums, s, col, exact, rows, count, dst);
+  }
+  return rows != nullptr ? column_values<false, true>(sums, s, col, exact, rows, count, dst)
+                         : column_values<false, false>(sums, s, col, exact, rows, count, dst);
+}
+
+// The epilogue on `count` values in the order torch's in-place ops take: v * scale, + bias, + extra; each an
+// array over the values (`step` 1) or one value for all of them (`step` 0), or null.
+void epilogue_steps(float* __restrict v, int64_t count, const float* scale, const float* bias, const float* extra,
+                    int64_t step) {
+  if (scale != nullptr) {
+    for (int64_t m = 0; m < count; ++m) v[m] *= scale[m * step];
+  }
+  for (const float* part : {bias, extra}) {
+    if (part == nullptr) continue;
+    for (int64_t m = 0; m < count; ++m) v[m] += part[m * step];
+  }
+}
+
+const float* epilogue_part(const torch::Tensor& t, int64_t count, const char* what) {
+  if (t.numel() == 0) return nullptr;
+  TORCH_CHECK(t.scalar_type() == torch::kFloat32 && t.is_contiguous() && t.numel() == count, what,
+              " must be empty or float32 with ", count, " values");
+  return t.data_ptr<float>();
+}
+
+}  // namespace
+
+bool finish_into(torch::Tensor& out, const torch::Tensor& ct, int64_t valid, int64_t scale,
+                 const torch::Tensor& exact, const torch::Tensor& rows, const torch::Tensor& col_offset,
+                 const torch::Tensor& bc, int64_t constant, const torch::Tensor& ep_scale,
+                 const torch::Tensor& ep_bias, const torch::Tensor& ep_extra, bool ep_lanes) {
+  const Parts parts = make_parts(ct, scale, exact, rows, col_offset, bc, constant);
+  const int64_t G = ct.size(0), N = ct.size(1), Mp = ct.size(2);
+  TORCH_CHECK(valid >= 0 && valid <= Mp, "valid ", valid, " is outside 0..", Mp);
+  TORCH_CHECK(scale >= 1 && scale <= INT32_MAX, "scale ", scale, " is outside 1..2^31-1");
+  TORCH_CHECK(parts.exact == nullptr || parts.exact_lanes >= valid, "exact holds ", parts.exact_lanes,
+              " lanes, fewer than the ", valid, " valid ones");
+  TORCH_CHECK(out.device().is_cpu() && out.scalar_type() == torch::kFloat32 && out.dim() == 3 && out.size(0) == G &&
+                  out.size(1) == valid && out.size(2) == N,
+              "out must be float32 [G, valid, N] on the CPU");
+  const int64_t per = ep_lanes ? valid : N;
+  const float* es = epilogue_part(ep_scale, per, "ep_scale");
+  const float* eb = epilogue_part(ep_bias, per, "ep_bias");
+  const float* ee = epilogue_part(ep_extra, per, "ep_extra");
+  const int32_t* sums = ct.data_ptr<int32_t>();
+  float* dst = out.data_ptr<float>();
+  const int64_t og = out.stride(0), om = out.stride(1), on = out.stride(2);
+  // Tasks: a group's block of kTile columns by kLanes lanes. Each column's values are computed over the block's
+  // lanes (contiguous in ct) into a buffer, then written: straight where out's lanes are contiguous (a swapped
+  // GEMM), else as a transposed tile.
+  constexpr int64_t kTile = 16, kLanes = 256;
+  const int64_t n_tiles = (N + kTile - 1) / kTile, m_tiles = (valid + kLanes - 1) / kLanes;
+  std::atomic<bool> ok{true};
+  at::parallel_for(0, G * n_tiles * m_tiles, 1, [&](int64_t begin, int64_t end) {
+    float buf[kTile][kLanes];
+    bool fits = true;
+    for (int64_t t = begin; t < end; ++t) {
+      const int64_t g = t / (n_tiles * m_tiles), n0 = (t / m_tiles) % n_tiles * kTile, m0 = t % m_tiles * kLanes;
+      const int64_t n1 = std::min(N, n0 + kTile), count = std::min(kLanes, valid - m0);
+      for (int64_t n = n0; n < n1; ++n) {
+        const int64_t c = g * N + n;
+        const int32_t* e = parts.exact != nullptr ? parts.exact + c * parts.exact_lanes + m0 : nullptr;
+        const int32_t* r = parts.rows != nullptr ? parts.rows + g * Mp + m0 : nullptr;
+        float* v = buf[n - n0];
+        fits &= column_values_of(sums + c * Mp + m0, parts.scale, parts.cols[c], e, r, count, v);
+        if (ep_lanes) {
+          epilogue_steps(v, count, es ? es + m0 : nullptr, eb ? eb + m0 : nullptr, ee ? ee + m0 : nullptr, 1);
+        } else {
+          epilogue_steps(v, count, es ? es + n : nullptr, eb ? eb + n : nullptr, ee ? ee + n : nullptr, 0);
+        }
+      }
+      float* base = dst + g * og + m0 * om;
+      if (om == 1) {
+        for (int64_t n = n0; n < n1; ++n) std::memcpy(base + n * on, buf[n - n0], count * sizeof(float));
+      } else {
+        for (int64_t m = 0; m < count; ++m) {
+          for (int64_t n = n0; n < n1; ++n) base[m * om + n * on] = buf[n - n0][m];
+        }
       }
     }
     if (!fits) ok.store(false);

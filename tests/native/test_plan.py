@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from approxlut.errors import LutgenError
 from approxlut.native import PreparedLut, cpu_features, engines, lut_bmm, tuning
 from approxlut.native import plan as plans
 from approxlut.native.bench import bench_lut
@@ -670,6 +671,64 @@ def test_few_rows_swap_the_operands(isa: str, kind: str) -> None:
         want = Conv2dLowering(lut, engines.get_engine("reference"), ste=True, spec=spec).forward(x, w)
         assert torch.equal(Conv2dLowering(lut, engine, ste=True, spec=spec).forward(x, w), want)
         assert engine.last_path is not None and "(operands swapped)" in engine.last_path
+
+
+def test_results_written_once_as_float_with_the_epilogue(isa: str, kind: str) -> None:
+    """``lut_bmm_into`` (the sums, the table's other parts and a layer's rescale and bias, written as float32 in
+    one pass) equals ``lut_bmm``'s integer result converted and rescaled step by step by torch, bit for bit:
+    every kind of plan (a float exact product adds in Python), both orientations (a few rows swap: the epilogue
+    then runs over the lanes), outputs with either stride order, parts of one value or none."""
+    swapped = set()
+    flip = 0x80 if kind == "int8" else 0
+    cases = [
+        structured_lut(8, True, error_span=150, scale=2, seed=160),  # one plane, scaled
+        structured_lut(8, False, error_span=500, seed=161),  # two planes
+        foldable_lut(error_span=700, seed=162, flip=flip),
+        narrow_lut(kept_bits=3, error_span=90, seed=163, flip=flip),
+    ]
+    engine = engines.get_engine("cpu")
+    for lut in cases:
+        low, high = (-128, 127) if lut.signed else (0, 255)
+        for g, m, k, n in [(1, 3, 70, 300), (2, 37, 19, 5), (1, 300, 261, 9)]:
+            a = edge_values((g, m, k), 0 if lut.signed else low, high, 164 + m)
+            b = edge_values((g, k, n), low, high, 165 + n)
+            sums = lut_bmm(a, b, lut, engine="reference").to(torch.float32)
+            gen = torch.Generator().manual_seed(m + n)
+            column = [torch.rand(n, generator=gen) * 0.01 - 0.003 for _ in range(3)]
+            for epilogue in (
+                None,
+                engines.Epilogue(*column),
+                engines.Epilogue(scale=torch.tensor([0.0173]), bias=None, extra=column[2]),
+            ):
+                want = sums.clone()
+                if epilogue is not None:
+                    for part, apply in ((epilogue.scale, want.mul_), (epilogue.bias, want.add_)):
+                        if part is not None:
+                            apply(part)
+                    if epilogue.extra is not None:
+                        want.add_(epilogue.extra)
+                for out in (torch.full((g, m, n), float("nan")), torch.full((g, n, m), float("nan")).transpose(1, 2)):
+                    engine.lut_bmm_into(out, a, b, lut, epilogue)
+                    path = engine.last_path or ""
+                    assert torch.equal(out, want), (lut.name, g, m, k, n, path)
+                    swapped.add("(operands swapped)" in path)
+    assert swapped == {True, False}
+
+
+def test_results_written_as_float_check_long_sums(native: object) -> None:
+    """Sums that need the int64 split (a table's products near 2^30) are written as float32 where they fit int32,
+    and refused where they do not, as ``lut_bmm`` refuses them."""
+    values = code_values(4, True)
+    table = (values[:, None] * values[None, :] * (1 << 23)).to(torch.int32)
+    lut = PreparedLut(table, 4, 4, True, name="huge")
+    engine = engines.get_engine("cpu")
+    a = torch.tensor([[[7, -7, 7, -7, 7, -7, 7, -7]], [[7, 7, 7, 7, 7, 7, 7, 7]]], dtype=torch.int8)
+    b = torch.full((2, 8, 1), 7, dtype=torch.int8)
+    out = torch.empty((1, 1, 1))
+    engine.lut_bmm_into(out, a[:1], b[:1], lut)
+    assert out.item() == 0.0 and "k-split" in (engine.last_path or "")
+    with pytest.raises(LutgenError, match="int32"):
+        engine.lut_bmm_into(out, a[1:], b[1:], lut)
 
 
 def truncating_lut(bits: int, signed: bool, *, ignored: int, seed: int) -> PreparedLut:
