@@ -18,7 +18,7 @@ import torch
 from ..errors import ConfigError, NativeUnavailableError
 from . import reference, tuning
 from .cpu_features import choose_path, detect
-from .plan import TablePlan, int8_flip, int8_gemm_is_exact, plan_for, plane_cost
+from .plan import AVX2_ROWS_COST, TablePlan, int8_flip, int8_gemm_is_exact, plan_for, plane_cost
 from .prepared import PreparedLut, value_range
 
 ENGINE_ENV = "LUTGEN_ENGINE"
@@ -134,6 +134,34 @@ def rows_order_pays(kernel: str, bits: int, planes: int, rows: int, columns: int
     if kernel not in ("avx2/nibble", "avx2/fold") or planes == 0 or looked_up < 6 or rows < 1 << (15 - looked_up):
         return False
     return -(-columns // 32) * 32 <= columns * ROWS_GAIN[looked_up]
+
+
+COLUMN_SHARE = {"avx512vbmi": 1.5}
+"""What a column costs the VBMI kernels per block of 256 lanes and k step beside its look-ups, in 64-lane
+look-ups at the same code width: loading the column's table registers and its code's address. Measured on AMD
+Zen 5 (one thread, 512 x 512 k steps and columns): 6-bit codes 0.52 ns per block against 0.20 per further vector
+of 64 lanes, 8-bit 0.80 against 0.30. The AVX2 blend tree's cost grows with its lanes alone (within 2 %)."""
+AVX2_TRANSPOSE_COST = 22.0
+"""The AVX2 rows order's transposes per k step (``2^bits`` rows of 32 columns) per row of a, in the units of
+:func:`plane_cost` per 64 look-ups: paid over the rows of a call, so that at 128 rows of 8-bit codes the rows
+order costs about 56 against the blend tree's 68 (measured on AMD Zen 5: 1.3x faster there) and at thousands of
+rows about :data:`~approxlut.native.plan.AVX2_ROWS_COST`."""
+SWAP_MARGIN = 0.9
+"""A GEMM swaps its operands where that saves more than a tenth of the look-up work: swapped, it also packs the
+other operand's codes and plans the transposed table."""
+
+
+def lookup_work(isa: str, rows: int, columns: int, bits: int) -> float:
+    """Estimated look-up work per k step of a GEMM whose lanes run over ``rows`` codes of ``bits`` bits and
+    whose columns are ``columns``, in the units of :func:`plane_cost`: the vectors looked up
+    (:func:`looked_up_lanes`) and each column's share per block of lanes (:data:`COLUMN_SHARE`); on AVX2, in the
+    rows order where that runs (:func:`rows_order_pays`), whole blocks of 32 columns at its cost, transposes
+    included (:data:`AVX2_TRANSPOSE_COST`)."""
+    if isa == "avx2" and rows_order_pays("avx2/nibble", bits, 1, rows, columns):
+        per_vector = AVX2_ROWS_COST + AVX2_TRANSPOSE_COST * (1 << bits) / rows
+        return -(-columns // 32) * 32 * rows / 64 * per_vector
+    vectors = looked_up_lanes(isa, rows) / 64 + -(-rows // LANES) * COLUMN_SHARE.get(isa, 0.0)
+    return columns * vectors * plane_cost(isa, bits, 1)
 
 
 def legacy_kernel(isa: str, lut: PreparedLut) -> tuple[str, str]:
@@ -311,19 +339,31 @@ class CpuEngine(Engine):
         return int8_flip(bits, signed)
 
     @staticmethod
-    def swaps_operands(isa: str, m_count: int, n_count: int) -> bool:
-        """Whether a GEMM of ``m_count`` rows and ``n_count`` columns is cheaper with its operands swapped.
+    def swaps_operands(isa: str, m_count: int, n_count: int, bits_a: int = 8, bits_b: int = 8) -> bool:
+        """Whether a GEMM of ``m_count`` rows of a (codes of ``bits_a`` bits) and ``n_count`` columns of b (codes
+        of ``bits_b``) is cheaper with its operands swapped (:func:`lookup_work`, by :data:`SWAP_MARGIN`).
 
         The kernels run over lanes of rows of a (:func:`looked_up_lanes`), so a few rows (a batch of one through
-        a deep layer) waste most of them; swapped, the lanes run over b's columns instead, at the price of
-        looking up the weights' codes (up to 8 bits, against the activations' 6 or 7 after a ReLU): the cost
-        model's 8-bit over 6-bit look-up bounds that price.
+        a deep layer) waste most of them, and each column pays for its table per block of lanes, so a block of
+        one or two vectors (64 or 128 rows) pays more per look-up than one of four; swapped, the lanes run over
+        b's columns instead and look up b's codes. On AVX2 a swap may also let the call run in the rows order.
         """
-        if isa not in PLAN_PATHS or m_count >= LANES:
+        if isa not in PLAN_PATHS:
             return False
-        lanes = looked_up_lanes(isa, m_count) * n_count
-        swapped = looked_up_lanes(isa, n_count) * m_count
-        return swapped * plane_cost(isa, 8, 1) < lanes * plane_cost(isa, 6, 1)
+        swapped = lookup_work(isa, n_count, m_count, bits_b)
+        return swapped < SWAP_MARGIN * lookup_work(isa, m_count, n_count, bits_a)
+
+    def _swaps(self, ext: Any, isa: str, a: torch.Tensor, b: torch.Tensor, lut: PreparedLut) -> bool:
+        """Whether the GEMM of ``a [G, M, K]`` and ``b [G, K, N]`` swaps its operands: at the LUT's code widths,
+        then (where that says so) at the widths its codes reach (activations after a ReLU often take fewer bits)."""
+        m_count, n_count = a.shape[1], b.shape[2]
+        if not self.swaps_operands(isa, m_count, n_count, lut.bits_a, lut.bits_b):
+            return False
+        reach = [
+            max(1, int(ext.max_code(pack_codes(t, bits), (1 << bits) - 1)).bit_length())
+            for t, bits in ((a, lut.bits_a), (b, lut.bits_b))
+        ]
+        return self.swaps_operands(isa, m_count, n_count, *reach)
 
     def lut_bmm(self, a: torch.Tensor, b: torch.Tensor, lut: PreparedLut) -> torch.Tensor:
         result = self._bmm(a, b, lut, None)
@@ -356,7 +396,7 @@ class CpuEngine(Engine):
             out = self._bmm(a >> shift, b, lut.coarse(), into)
             self.last_path = f"{self.last_path} (a >> {shift})"
             return out
-        if self.swaps_operands(isa, a.shape[1], b.shape[2]):  # C = (B^T A^T)^T with T'[b, a] = T[a, b]
+        if self._swaps(ext, isa, a, b, lut):  # C = (B^T A^T)^T with T'[b, a] = T[a, b]
             swapped = None if into is None else into.swapped()
             out = self._bmm(b.transpose(1, 2), a.transpose(1, 2), lut.transposed(), swapped)
             self.last_path = f"{self.last_path} (operands swapped)"
@@ -435,8 +475,6 @@ class CpuEngine(Engine):
         out_ch, cg, kh, kw = w.shape
         k_count = cg * kh * kw
         if k_count > max(1, INT32_MAX // max(lut.max_abs, 1)):
-            return False
-        if self.swaps_operands(isa, rows, columns):  # (im2col + lut_bmm, which swaps)
             return False
         weights = WeightCodes(w.reshape(groups, out_ch // groups, -1).transpose(1, 2), lut.bits_b)
         flip, flipped, bits_eff = self._reach(isa, lut, top)
