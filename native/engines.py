@@ -376,7 +376,7 @@ class CpuEngine(Engine):
         """:meth:`lut_bmm` written into the float32 ``out [G, M, N]`` (any strides), followed by the ``epilogue``
         per column (a quantised layer's rescale and bias, rounded step by step as torch's in-place ops round
         them). The sums, the table's other parts and the epilogue are written in one C++ pass, with no integer
-        result and no transposed copy of it (except where the sums need int64 or a float exact product)."""
+        result and no transposed copy of it (except where the sums need int64)."""
         self._bmm(a, b, lut, ResultInto(out, epilogue))
 
     def _bmm(self, a: torch.Tensor, b: torch.Tensor, lut: PreparedLut, into: ResultInto | None) -> torch.Tensor | None:
@@ -409,8 +409,8 @@ class CpuEngine(Engine):
             weights = WeightCodes(b, lut.bits_b)
             sums = self._kernel_sums(ext, isa, at, m_count, int(max_code), bool(flipped), weights, lut)
             plan = sums.plan
-            if into is not None and (plan is None or (plan.exact != "values" and plan.scale <= INT32_MAX)):
-                self._finish_into(ext, sums, lut, into)
+            if into is not None and (plan is None or plan.scale <= INT32_MAX):
+                self._finish_into(ext, sums, lut, into, exact_values=(a, b))
                 return None
             ct = self._finish(ext, sums, lut, exact_values=(a, b))
         else:  # every int32 partial sum covers at most `chunk` products; the total goes int64
@@ -617,15 +617,29 @@ class CpuEngine(Engine):
         product = exact_bmm(a.to(torch.float32), b.to(torch.float32)).to(torch.int64).transpose(1, 2)
         return reference.check_int32(ct[:, :, :valid].to(torch.int64) + product, lut)
 
-    def _finish_into(self, ext: Any, sums: KernelSums, lut: PreparedLut, into: ResultInto) -> None:
-        """:meth:`_finish` written as float32 ``into`` its result, with its epilogue (not for a float exact
-        product, which the caller adds in Python)."""
+    def _finish_into(
+        self,
+        ext: Any,
+        sums: KernelSums,
+        lut: PreparedLut,
+        into: ResultInto,
+        *,
+        exact_values: tuple[torch.Tensor, torch.Tensor],
+    ) -> None:
+        """:meth:`_finish` written as float32 ``into`` its result, with its epilogue."""
         plan, empty = sums.plan, torch.empty(0)
         if plan is None:
-            parts: tuple[Any, ...] = (1, empty, empty, empty, sums.bc, 0)
+            parts: tuple[Any, ...] = (1, empty, empty, empty, sums.bc, 0, empty)
         else:
             exact, rows = self._parts(ext, sums)
-            parts = (plan.scale, exact, rows, self._col_offset(plan), sums.bc, sums.at.shape[1] * plan.bias)
+            product = empty
+            if plan.exact == "values":  # [G, M, N] as [G, N, M] (C++ takes its lanes contiguous)
+                from .decompose import exact_bmm
+
+                a, b = exact_values
+                product = exact_bmm(a.to(torch.float32), b.to(torch.float32)).transpose(1, 2)
+            constant = sums.at.shape[1] * plan.bias
+            parts = (plan.scale, exact, rows, self._col_offset(plan), sums.bc, constant, product)
         if not ext.finish_into(into.out, sums.ct, sums.rows, *parts, *into.parts(), into.lanes):
             raise_beyond_int32(lut)
 

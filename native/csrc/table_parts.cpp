@@ -116,16 +116,18 @@ bool finish_gemm(torch::Tensor& ct, int64_t valid, int64_t scale, const torch::T
 namespace {
 
 // One column's values over lanes [0, count) as float32: the kernel's sums times `scale` plus the column's sum of
-// offsets and the lanes' exact product and row offsets (where E, R); false when one lies outside int32. Written
-// so that the compiler vectorises it (a widening multiply, int64 adds, a min/max reduction), once per ISA.
-template <bool E, bool R>
+// offsets and the lanes' exact product (int32 where E, integer-valued float64 where F) and row offsets (where R);
+// false when one lies outside int32. Written so that the compiler vectorises it (a widening multiply, int64 adds,
+// a min/max reduction), once per ISA.
+template <bool E, bool R, bool F>
 __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) bool column_values(
     const int32_t* __restrict sums, int32_t scale, int64_t col, const int32_t* __restrict exact,
-    const int32_t* __restrict rows, int64_t count, float* __restrict dst) {
+    const double* __restrict exact_float, const int32_t* __restrict rows, int64_t count, float* __restrict dst) {
   int64_t low = 0, high = 0;
   for (int64_t m = 0; m < count; ++m) {
     int64_t v = static_cast<int64_t>(sums[m]) * scale + col;
     if constexpr (E) v += exact[m];
+    if constexpr (F) v += static_cast<int64_t>(exact_float[m]);
     if constexpr (R) v += rows[m];
     low = v < low ? v : low;
     high = v > high ? v : high;
@@ -134,15 +136,22 @@ __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) bo
   return low >= INT32_MIN && high <= INT32_MAX;
 }
 
-bool column_values_of(const int32_t* sums, int64_t scale, int64_t col, const int32_t* exact, const int32_t* rows,
-                      int64_t count, float* dst) {
+template <bool E, bool R>
+bool column_values_with(const int32_t* sums, int32_t scale, int64_t col, const int32_t* exact,
+                        const double* exact_float, const int32_t* rows, int64_t count, float* dst) {
+  return exact_float != nullptr ? column_values<E, R, true>(sums, scale, col, exact, exact_float, rows, count, dst)
+                                : column_values<E, R, false>(sums, scale, col, exact, exact_float, rows, count, dst);
+}
+
+bool column_values_of(const int32_t* sums, int64_t scale, int64_t col, const int32_t* exact,
+                      const double* exact_float, const int32_t* rows, int64_t count, float* dst) {
   const auto s = static_cast<int32_t>(scale);
   if (exact != nullptr) {
-    return rows != nullptr ? column_values<true, true>(sums, s, col, exact, rows, count, dst)
-                           : column_values<true, false>(sums, s, col, exact, rows, count, dst);
+    return rows != nullptr ? column_values_with<true, true>(sums, s, col, exact, exact_float, rows, count, dst)
+                           : column_values_with<true, false>(sums, s, col, exact, exact_float, rows, count, dst);
   }
-  return rows != nullptr ? column_values<false, true>(sums, s, col, exact, rows, count, dst)
-                         : column_values<false, false>(sums, s, col, exact, rows, count, dst);
+  return rows != nullptr ? column_values_with<false, true>(sums, s, col, exact, exact_float, rows, count, dst)
+                         : column_values_with<false, false>(sums, s, col, exact, exact_float, rows, count, dst);
 }
 
 // The epilogue on `count` values in the order torch's in-place ops take: v * scale, + bias, + extra; each an
@@ -169,10 +178,19 @@ const float* epilogue_part(const torch::Tensor& t, int64_t count, const char* wh
 
 bool finish_into(torch::Tensor& out, const torch::Tensor& ct, int64_t valid, int64_t scale,
                  const torch::Tensor& exact, const torch::Tensor& rows, const torch::Tensor& col_offset,
-                 const torch::Tensor& bc, int64_t constant, const torch::Tensor& ep_scale,
-                 const torch::Tensor& ep_bias, const torch::Tensor& ep_extra, bool ep_lanes) {
+                 const torch::Tensor& bc, int64_t constant, const torch::Tensor& exact_float,
+                 const torch::Tensor& ep_scale, const torch::Tensor& ep_bias, const torch::Tensor& ep_extra,
+                 bool ep_lanes) {
   const Parts parts = make_parts(ct, scale, exact, rows, col_offset, bc, constant);
   const int64_t G = ct.size(0), N = ct.size(1), Mp = ct.size(2);
+  // A float exact product (integer values below 2^53) as float64 [G][N][lanes], its lanes contiguous.
+  const bool has_float = exact_float.numel() > 0;
+  const torch::Tensor float_lanes = has_float ? exact_float.to(torch::kFloat64).contiguous() : exact_float;
+  TORCH_CHECK(!has_float || (float_lanes.dim() == 3 && float_lanes.size(0) == G && float_lanes.size(1) == N &&
+                             float_lanes.size(2) >= valid),
+              "exact_float must be [G, N, lanes >= valid]");
+  const double* addend = has_float ? float_lanes.data_ptr<double>() : nullptr;
+  const int64_t addend_lanes = has_float ? float_lanes.size(2) : 0;
   TORCH_CHECK(valid >= 0 && valid <= Mp, "valid ", valid, " is outside 0..", Mp);
   TORCH_CHECK(scale >= 1 && scale <= INT32_MAX, "scale ", scale, " is outside 1..2^31-1");
   TORCH_CHECK(parts.exact == nullptr || parts.exact_lanes >= valid, "exact holds ", parts.exact_lanes,
@@ -203,8 +221,9 @@ bool finish_into(torch::Tensor& out, const torch::Tensor& ct, int64_t valid, int
         const int64_t c = g * N + n;
         const int32_t* e = parts.exact != nullptr ? parts.exact + c * parts.exact_lanes + m0 : nullptr;
         const int32_t* r = parts.rows != nullptr ? parts.rows + g * Mp + m0 : nullptr;
+        const double* f = addend != nullptr ? addend + c * addend_lanes + m0 : nullptr;
         float* v = buf[n - n0];
-        fits &= column_values_of(sums + c * Mp + m0, parts.scale, parts.cols[c], e, r, count, v);
+        fits &= column_values_of(sums + c * Mp + m0, parts.scale, parts.cols[c], e, f, r, count, v);
         if (ep_lanes) {
           epilogue_steps(v, count, es ? es + m0 : nullptr, eb ? eb + m0 : nullptr, ee ? ee + m0 : nullptr, 1);
         } else {

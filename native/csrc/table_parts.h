@@ -45,13 +45,15 @@ bool finish_gemm(torch::Tensor& ct, int64_t valid, int64_t scale, const torch::T
                  int64_t constant);
 
 // The result of a kernel call written once as float32: out[g][m][n] (any strides; m < valid, n < N) = the value of
-// lane m, column n (ct plus the other parts, as finish_gemm sums them), rounded to float32, then the epilogue
+// lane m, column n (ct plus the other parts, as finish_gemm sums them, plus a float exact product exact_float
+// [G][N][lanes >= valid] of integer values where not empty), rounded to float32, then the epilogue
 // step by step as torch does it: times ep_scale, plus ep_bias, plus ep_extra (each empty, or one per column, or
 // one per lane where ep_lanes: a GEMM run with its operands swapped). False when a value lies outside int32 (out
 // is then meaningless).
 bool finish_into(torch::Tensor& out, const torch::Tensor& ct, int64_t valid, int64_t scale,
                  const torch::Tensor& exact, const torch::Tensor& rows, const torch::Tensor& col_offset,
-                 const torch::Tensor& bc, int64_t constant, const torch::Tensor& ep_scale,
-                 const torch::Tensor& ep_bias, const torch::Tensor& ep_extra, bool ep_lanes);
+                 const torch::Tensor& bc, int64_t constant, const torch::Tensor& exact_float,
+                 const torch::Tensor& ep_scale, const torch::Tensor& ep_bias, const torch::Tensor& ep_extra,
+                 bool ep_lanes);
 
 }  // namespace lutgen
