@@ -870,6 +870,7 @@ def native_info(as_json: bool) -> None:
             f"kernel costs: {prices['source']}, per 64 look-ups of one plane: {widths}; widen {prices['widen']:.2f}, "
             f"fold {prices['fold']:.2f}, int8 product "
             + ("not exact here" if prices["exact_int8"] is None else f"{prices['exact_int8']:.2f}")
+            + f", column {prices['column']:.2f}"
         )
 
 

@@ -17,6 +17,7 @@ import torch
 
 from ..errors import ConfigError, NativeUnavailableError
 from . import reference, tuning
+from .costs import kernel_costs
 from .cpu_features import choose_path, detect
 from .plan import AVX2_ROWS_COST, TablePlan, int8_flip, int8_gemm_is_exact, plan_for, plane_cost
 from .prepared import PreparedLut, value_range
@@ -136,11 +137,6 @@ def rows_order_pays(kernel: str, bits: int, planes: int, rows: int, columns: int
     return -(-columns // 32) * 32 <= columns * ROWS_GAIN[looked_up]
 
 
-COLUMN_SHARE = {"avx512vbmi": 1.5}
-"""What a column costs the VBMI kernels per block of 256 lanes and k step beside its look-ups, in 64-lane
-look-ups at the same code width: loading the column's table registers and its code's address. Measured on AMD
-Zen 5 (one thread, 512 x 512 k steps and columns): 6-bit codes 0.52 ns per block against 0.20 per further vector
-of 64 lanes, 8-bit 0.80 against 0.30. The AVX2 blend tree's cost grows with its lanes alone (within 2 %)."""
 AVX2_TRANSPOSE_COST = 22.0
 """The AVX2 rows order's transposes per k step (``2^bits`` rows of 32 columns) per row of a, in the units of
 :func:`plane_cost` per 64 look-ups: paid over the rows of a call, so that at 128 rows of 8-bit codes the rows
@@ -153,14 +149,19 @@ other operand's codes and plans the transposed table."""
 
 def lookup_work(isa: str, rows: int, columns: int, bits: int) -> float:
     """Estimated look-up work per k step of a GEMM whose lanes run over ``rows`` codes of ``bits`` bits and
-    whose columns are ``columns``, in the units of :func:`plane_cost`: the vectors looked up
-    (:func:`looked_up_lanes`) and each column's share per block of lanes (:data:`COLUMN_SHARE`); on AVX2, in the
-    rows order where that runs (:func:`rows_order_pays`), whole blocks of 32 columns at its cost, transposes
-    included (:data:`AVX2_TRANSPOSE_COST`)."""
+    whose columns are ``columns``, in the units of :func:`plane_cost`.
+
+    On VBMI: the vectors looked up (:func:`looked_up_lanes`) and each column's share per block of lanes, in
+    look-ups at that width (measured: :attr:`~approxlut.native.costs.KernelCosts.column`). On AVX2: the blend
+    tree's vectors (its cost grows with its lanes alone), or, in the rows order where that runs
+    (:func:`rows_order_pays`), whole blocks of 32 columns at its cost, transposes included
+    (:data:`AVX2_TRANSPOSE_COST`).
+    """
     if isa == "avx2" and rows_order_pays("avx2/nibble", bits, 1, rows, columns):
         per_vector = AVX2_ROWS_COST + AVX2_TRANSPOSE_COST * (1 << bits) / rows
         return -(-columns // 32) * 32 * rows / 64 * per_vector
-    vectors = looked_up_lanes(isa, rows) / 64 + -(-rows // LANES) * COLUMN_SHARE.get(isa, 0.0)
+    share = kernel_costs().column if isa == "avx512vbmi" else 0.0
+    vectors = looked_up_lanes(isa, rows) / 64 + -(-rows // LANES) * share
     return columns * vectors * plane_cost(isa, bits, 1)
 
 
@@ -355,7 +356,9 @@ class CpuEngine(Engine):
 
     def _swaps(self, ext: Any, isa: str, a: torch.Tensor, b: torch.Tensor, lut: PreparedLut) -> bool:
         """Whether the GEMM of ``a [G, M, K]`` and ``b [G, K, N]`` swaps its operands: at the LUT's code widths,
-        then (where that says so) at the widths its codes reach (activations after a ReLU often take fewer bits)."""
+        then (where that says so) at the widths its codes reach (activations after a ReLU often take fewer bits).
+        (Pricing each way round by its plan's look-ups instead was measured and not kept: over 40 linear shapes
+        and four tables on a Zen 5 it chose 8.6 % slower in total, against 0.4 % for the code widths.)"""
         m_count, n_count = a.shape[1], b.shape[2]
         if not self.swaps_operands(isa, m_count, n_count, lut.bits_a, lut.bits_b):
             return False

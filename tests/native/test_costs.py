@@ -23,7 +23,8 @@ def fake_measure(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
     def measure() -> costs.KernelCosts:
         calls.append(1)
-        return replace(costs.DEFAULT_COSTS, lookup={6: 1.0, 7: 1.2, 8: 2.4}, exact_int8=math.inf, source="measured")
+        prices = {"lookup": {6: 1.0, 7: 1.2, 8: 2.4}, "widen": 0.0, "exact_int8": math.inf}
+        return replace(costs.DEFAULT_COSTS, **prices, source="measured")  # type: ignore[arg-type]
 
     monkeypatch.setattr(costs, "measure", measure)
     return calls
@@ -35,14 +36,15 @@ def test_measure_prices_every_part(native: object) -> None:
     measured = costs.measure(runs=2)
     assert measured.source == "measured" and measured.lookup[6] == 1.0
     assert sorted(measured.lookup) == [6, 7, 8]
-    for value in [*measured.lookup.values(), measured.widen, measured.fold, measured.fold_move]:
+    for value in [*measured.lookup.values(), measured.widen, measured.fold, measured.fold_move, measured.column]:
         assert 0 <= value < 1e3 and math.isfinite(value)
     assert 0 < measured.exact_values < 1e3
     assert math.isinf(measured.exact_int8) or 0 < measured.exact_int8 < 1e3
 
 
 def test_cache_round_trip(tmp_path: Path, fake_measure: list[int]) -> None:
-    """Measured once, then read back from the JSON file (an int8 product that is not exact stored as null)."""
+    """Measured once, then read back from the JSON file (an int8 product that is not exact stored as null); a
+    part measured free (widening hidden under the look-ups) is read back too, not measured again each time."""
     path = tmp_path / "deep" / "costs.json"
     first = costs.load_or_measure(path)
     assert first.source == "measured" and len(fake_measure) == 1
@@ -64,6 +66,7 @@ def test_cache_round_trip(tmp_path: Path, fake_measure: list[int]) -> None:
         lambda d: json.dumps({**d, "lookup": {"6": 1.0, "7": 1.2}}),
         lambda d: json.dumps({**d, "lookup": {"6": 1.0, "7": 1.2, "8": 1e9}}),
         lambda d: json.dumps({**d, "exact_values": None}),  # (only the int8 product may be absent)
+        lambda d: json.dumps({k: v for k, v in d.items() if k != "column"}),  # (a file of an earlier version)
         lambda d: json.dumps([d]),
         lambda d: json.dumps(d).replace("1.2", "NaN"),
     ],
