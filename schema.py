@@ -205,7 +205,8 @@ VOCABULARY: dict[str, tuple[dict[str, Any], str]] = {
     "kernel_costs": (
         _maybe(_OBJ),
         "prices of the VBMI kernels' parts that plans are chosen by (`lookup` by code width, `widen`, `fold`, "
-        "`fold_move`, `exact_int8` (null: not exact here), `exact_values`; units of the 6-bit look-up) and their "
+        "`fold_move`, `exact_int8` (null: not exact here), `exact_values`, `column` (a column's table per block of "
+        "lanes and k step); units of the 6-bit look-up) and their "
         "`source` (`cached`, `default`); null until measured",
     ),
     "kernel_costs_file": (_STR, "where this machine's measured kernel costs are kept"),
