@@ -297,13 +297,13 @@ void conv_run(const torch::Tensor& x, const ConvGeometry& geometry, const Kernel
   // from `from` on (else nullptr).
   auto run_blocks = [&](int64_t first, int64_t last, const int32_t* order, int64_t from, int64_t width) {
     at::parallel_for(first * G * n_chunks, last * G * n_chunks, 1, [&](int64_t begin, int64_t end) {
-      thread_local std::vector<uint8_t> panel, shifted;
-      thread_local std::vector<int32_t> ct, exact, tmp, rows;
-      panel.resize(static_cast<size_t>((fold_rows ? 2 : 1) * slice * kLaneAlign));
-      ct.resize(static_cast<size_t>(Og * kLaneAlign));
-      exact.resize(parts.exact_int8 ? static_cast<size_t>(Og * kLaneAlign) : 0);
-      tmp.resize(parts.exact_int8 ? static_cast<size_t>(Og * kLaneAlign) : 0);
-      rows.resize(static_cast<size_t>(kLaneAlign));
+      thread_local std::vector<uint8_t> panel_buffer, shifted_buffer;
+      thread_local std::vector<int32_t> ct_buffer, exact_buffer, tmp_buffer, rows_buffer;
+      uint8_t* const panel = aligned_elements(panel_buffer, (fold_rows ? 2 : 1) * slice * kLaneAlign);
+      int32_t* const ct = aligned_elements(ct_buffer, Og * kLaneAlign);
+      int32_t* const exact = parts.exact_int8 ? aligned_elements(exact_buffer, Og * kLaneAlign) : nullptr;
+      int32_t* const tmp = parts.exact_int8 ? aligned_elements(tmp_buffer, Og * kLaneAlign) : nullptr;
+      int32_t* const rows = aligned_elements(rows_buffer, kLaneAlign);
       std::vector<Run> runs, out_runs;
       std::vector<int64_t> run_offset;  // of each run's first input pixel, channel 0, tap (0, 0)
       int64_t runs_of = -1;             // the block the runs describe (a thread's tasks mostly share blocks)
@@ -322,17 +322,17 @@ void conv_run(const torch::Tensor& x, const ConvGeometry& geometry, const Kernel
         const bool per_slice = order == nullptr || parts.exact_int8 || rows_fn != nullptr;
         for (int64_t k0 = 0; per_slice && k0 < K; k0 += slice) {
           const int64_t ks = std::min(slice, K - k0);
-          fill_codes(panel.data(), kLaneAlign, g, k0, ks, runs, run_offset);
+          fill_codes(panel, kLaneAlign, g, k0, ks, runs, run_offset);
           for (int64_t k = 0; k < ks; ++k) {
-            std::memset(panel.data() + k * kLaneAlign + lanes, code_flip, static_cast<size_t>(kLaneAlign - lanes));
+            std::memset(panel + k * kLaneAlign + lanes, code_flip, static_cast<size_t>(kLaneAlign - lanes));
           }
           GemmProblem q = table_problem(kernel);
-          q.at = panel.data();
+          q.at = panel;
           q.at_k = kLaneAlign;
           q.bc = bcn.data_ptr<uint8_t>() + g * Og * K + k0;
           q.bc_k = 1;
           q.bc_n = K;
-          q.ct = ct.data();
+          q.ct = ct;
           q.ct_n = kLaneAlign;
           q.K = ks;
           q.accumulate = k0 > 0;
@@ -340,14 +340,13 @@ void conv_run(const torch::Tensor& x, const ConvGeometry& geometry, const Kernel
           // kLaneAlign; VBMI runs a last 128 lanes or fewer on two vectors, AVX2's blocks are 32 lanes wide).
           if (fn != nullptr && order == nullptr) fn(q, 0, 0, lanes, og0, og1);
           if (parts.exact_int8) {  // rows og0..og1 of the [Og][kLaneAlign] sums
-            if (fold_rows) fold_bits_of(panel.data(), panel.data() + ks * kLaneAlign, ks * kLaneAlign);
-            uint8_t* a8_codes = panel.data();
+            if (fold_rows) fold_bits_of(panel, panel + ks * kLaneAlign, ks * kLaneAlign);
+            uint8_t* a8_codes = panel;
             if (exact_shift > 0) {  // a coarse table's codes as the values they stand for
-              shifted.resize(static_cast<size_t>(ks * kLaneAlign));
               // Eight codes per 64-bit word: each byte shifted left, the bits it pushes into the next byte
               // masked off (raw pointers: a thread_local vector costs a TLS look-up per access).
-              const uint8_t* src = panel.data();
-              uint8_t* dst = shifted.data();
+              const uint8_t* src = panel;
+              uint8_t* dst = aligned_elements(shifted_buffer, ks * kLaneAlign);
               const uint64_t bytes = 0x0101010101010101ULL;
               const uint64_t keep = bytes * ((0xFFu << exact_shift) & 0xFFu), flip = bytes * exact_flip;
               for (int64_t t = 0; t < ks * kLaneAlign; t += 8) {
@@ -362,10 +361,10 @@ void conv_run(const torch::Tensor& x, const ConvGeometry& geometry, const Kernel
             const torch::Tensor& w = w8[g * ((K + slice - 1) / slice) + k0 / slice];
             if ((og1 - og0) * a8_rows <= kSmallInt8Products) {
               small_int8_gemm(w.data_ptr<int8_t>() + og0 * a8_rows, a8_rows, reinterpret_cast<const int8_t*>(a8_codes),
-                              a8_rows, og1 - og0, exact.data() + og0 * kLaneAlign, k0 > 0);
+                              a8_rows, og1 - og0, exact + og0 * kLaneAlign, k0 > 0);
             } else {
               auto a8 = torch::from_blob(a8_codes, {a8_rows, kLaneAlign}, torch::kInt8);
-              int32_t* into = (k0 == 0 ? exact.data() : tmp.data()) + og0 * kLaneAlign;
+              int32_t* into = (k0 == 0 ? exact : tmp) + og0 * kLaneAlign;
               auto part = torch::from_blob(into, {og1 - og0, kLaneAlign}, torch::kInt32);
               at::_int_mm_out(part, w.narrow(0, og0, og1 - og0), a8);
               if (k0 > 0) {
@@ -384,7 +383,7 @@ void conv_run(const torch::Tensor& x, const ConvGeometry& geometry, const Kernel
             r.bias = parts.row_bias;
             r.plane_shift = 8;
             r.hi_drop = 0;
-            r.ct = rows.data();
+            r.ct = rows;
             rows_fn(r, 0, 0, lanes, 0, 1);
           }
         }
@@ -394,9 +393,9 @@ void conv_run(const torch::Tensor& x, const ConvGeometry& geometry, const Kernel
           const int64_t o = g * Og + og;
           const int64_t col = sums.cols[g * Og + og];
           const int32_t* s = order != nullptr ? order + (g * Og + og) * width + (m0 - from)
-                             : fn != nullptr      ? ct.data() + og * kLaneAlign
+                             : fn != nullptr      ? ct + og * kLaneAlign
                                                   : nullptr;
-          const int32_t* e = parts.exact_int8 ? exact.data() + og * kLaneAlign : nullptr;
+          const int32_t* e = parts.exact_int8 ? exact + og * kLaneAlign : nullptr;
           if (addend == nullptr) {  // in 32 bits (the engine bounds the sums by the int32 range), vectorised
             const RunEpilogue q{static_cast<int32_t>(parts.scale),
                                 static_cast<uint32_t>(static_cast<uint64_t>(col)),
@@ -408,7 +407,7 @@ void conv_run(const torch::Tensor& x, const ConvGeometry& geometry, const Kernel
                                 extra != nullptr ? extra[o] : 0.0f};
             for (const Run& run : out_runs) {
               float* d = dst + (run.n * O + o) * P + run.oh * OW + run.ow;
-              const int32_t* rr = rows_fn != nullptr ? rows.data() + run.lane : nullptr;
+              const int32_t* rr = rows_fn != nullptr ? rows + run.lane : nullptr;
               const int32_t* ss = s != nullptr ? s + run.lane : nullptr;
               const int32_t* ee = e != nullptr ? e + run.lane : nullptr;
               epilogue(d, run.length, ss, ee, rr, q);

@@ -199,8 +199,8 @@ torch::Tensor lut_gemm(const std::string& kernel, const torch::Tensor& at, const
     // panel [kKBlock][kLaneAlign] (L2-sized): the kernels then read consecutive k at a short stride instead
     // of one M-wide row apart, which more than pays for the copy. The panel serves every task of this
     // range that shares the row block (they differ in their columns n).
-    thread_local std::vector<uint8_t> panel;
-    panel.resize(static_cast<size_t>(kKBlock * kLaneAlign));
+    thread_local std::vector<uint8_t> panel_buffer;
+    uint8_t* const panel = aligned_elements(panel_buffer, kKBlock * kLaneAlign);
     for (int64_t t0 = begin; t0 < end;) {
       const int64_t g = tasks[t0].g, mbi = tasks[t0].mbi;
       int64_t t1 = t0 + 1;
@@ -210,9 +210,9 @@ torch::Tensor lut_gemm(const std::string& kernel, const torch::Tensor& at, const
         q.K = std::min(kKBlock, K - k0);
         const uint8_t* src = p.at + g * p.at_g + k0 * p.at_k + mbi * kLaneAlign;
         for (int64_t k = 0; k < q.K; ++k) {
-          std::memcpy(panel.data() + k * kLaneAlign, src + k * p.at_k, kLaneAlign);
+          std::memcpy(panel + k * kLaneAlign, src + k * p.at_k, kLaneAlign);
         }
-        q.at = panel.data();
+        q.at = panel;
         q.at_g = 0;
         q.at_k = kLaneAlign;
         q.bc = p.bc + g * p.bc_g + k0 * p.bc_k;
