@@ -72,6 +72,7 @@ def test_evaluate_auto_json_save_and_replay(env, weights, tmp_path, json_output)
     assert f"wrote {saved} (the assignment" in result.stderr and f"wrote {tmp_path / 'p.png'}" in result.stderr
     stored = json.loads(saved.read_text())
     assert set(stored["layers"]) <= set(names) and len(stored["front"]) == len(front)
+    assert not [note for note in data["notes"] if "not searched" in note]  # (every layer of LeNet-5 is searched)
 
     replay = _run(env, *common, "--assign", str(saved))
     assert replay.exit_code == 0, replay.output
@@ -85,6 +86,26 @@ def test_evaluate_auto_json_save_and_replay(env, weights, tmp_path, json_output)
     assert json.loads(other.stdout)["approx_accuracy_pct"] == point["verified_accuracy_pct"]
     missing = _run(env, *common, "--assign", f"{saved}#{len(front)}")
     assert missing.exit_code == 2 and f"no front point #{len(front)}" in missing.output
+
+
+def test_evaluate_auto_names_the_layers_it_cannot_search(env, tmp_path, json_output) -> None:
+    """An LSTM's recurrent layer is not searched: it keeps the default multiplier, and the notes say so, with
+    its share of the MACs and how to assign it by name (which then applies)."""
+    torch.manual_seed(0)
+    weights = tmp_path / "lstm.pt"
+    torch.save(build_model("lstm").state_dict(), weights)
+    common = ["--model", "lstm", "--weights", str(weights), "--limit", "48", "--json"]
+    result = _run(env, *common, "--candidates", CANDIDATES)
+    assert result.exit_code == 0, result.output
+    data = json_output(result.stdout, "evaluate")
+    rows = {row["name"]: row for row in data["layers"]}
+    assert rows["lstm"]["multiplier"] == "exact8s"
+    note = "auto: lstm (99.9% of the MACs) not searched (recurrent layers keep the default multiplier); assign them"
+    assert f"{note} by name, e.g. --assign 'lstm=NAME'" in data["notes"]
+    named = _run(env, *common, "--assign", "lstm=trunc8s_k6")
+    assert named.exit_code == 0, named.output
+    layers = json_output(named.stdout, "evaluate")["layers"]
+    assert {row["name"]: row["multiplier"] for row in layers}["lstm"] == "trunc8s_k6"
 
 
 def test_evaluate_one_multiplier_everywhere_and_table(env, weights, json_output) -> None:
