@@ -293,11 +293,10 @@ class ResultInto:
         if self.epilogue is None:
             return
         view = (1, -1, 1) if self.lanes else (1, 1, -1)
-        for part, apply in ((self.epilogue.scale, self.out.mul_), (self.epilogue.bias, self.out.add_)):
+        ep = self.epilogue
+        for part, apply in ((ep.scale, self.out.mul_), (ep.bias, self.out.add_), (ep.extra, self.out.add_)):
             if part is not None:
                 apply(part.detach().to(torch.float32).reshape(view))
-        if self.epilogue.extra is not None:
-            self.out.add_(self.epilogue.extra.detach().to(torch.float32).reshape(view))
 
 
 class CpuEngine(Engine):

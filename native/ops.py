@@ -373,9 +373,9 @@ def quantised_linear(
     b = operand_values(weight_codes, lut.bits_b, lut.signed, what="weight codes", op=op)
     k, n = b.shape[1], b.shape[0]
     rows = math.prod(x.shape[:-1])
-    a = a.reshape(1, rows, k)
+    a, weights, on_device = a.reshape(1, rows, k), b.t()[None], lut.to(x.device)
     out = torch.empty((rows, n), dtype=torch.float32)
     step = batch_chunk(1, k, rows)
     for s in range(0, rows, step):  # the sums, rescale and bias written once per chunk of rows
-        impl.lut_bmm_into(out[None, s : s + step], a[:, s : s + step], b.t()[None], lut.to(x.device), epilogue)
+        impl.lut_bmm_into(out[None, s : s + step], a[:, s : s + step], weights, on_device, epilogue)
     return out.reshape(*x.shape[:-1], n)

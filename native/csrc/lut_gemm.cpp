@@ -41,10 +41,7 @@ GemmKernel find_rows_kernel(const std::string& name, int bits_eff, int planes) {
 
 uint8_t* rows_scratch(int slot, int64_t bytes) {
   thread_local std::vector<uint8_t> buffers[kRowsScratchSlots];
-  std::vector<uint8_t>& buffer = buffers[slot];
-  if (buffer.size() < static_cast<size_t>(bytes + 64)) buffer.resize(static_cast<size_t>(bytes + 64));
-  const auto address = reinterpret_cast<uintptr_t>(buffer.data());
-  return buffer.data() + ((64 - address % 64) % 64);
+  return aligned_elements(buffers[slot], bytes);
 }
 
 void run_rows_order(const GemmProblem& p, GemmKernel fn, int64_t G, int64_t rows, int64_t N) {
