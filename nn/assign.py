@@ -1,4 +1,4 @@
-"""Automatic per-layer multiplier assignment under an accuracy budget, without emulation in the search.
+"""Automatic per-layer multiplier assignment under an accuracy budget, emulating only what has no closed form.
 
 1. **Operands** (one float pass, :func:`approxlut.nn.predict.record_operands`): per layer, histograms of
    activation codes and the weight codes; each (layer, multiplier) error mean and variance per output
@@ -14,7 +14,10 @@
    labels drawn from the model's own softmax, weights the output channels; one antithetic pair of float
    passes per layer with Gaussian noise of a fixed reference shape measures the real loss increase, which
    calibrates the layer's proxy. The loss increase of a layer is then additive:
-   ``ΔL(l, m) = c_l · ½ Σ_o F_lo σ²_lmo``.
+   ``ΔL(l, m) = c_l · ½ Σ_o F_lo σ²_lmo``. Layers without a closed form (recurrent layers, whose gate
+   products feed back through time, and transposed convolutions: :func:`measured_layers`) are measured
+   instead: ``ΔL(l, m)`` is the float model's loss increase with the layer's output moved by its real error
+   under ``m`` (LUT engine, :func:`measure_loss`), and steps 5 and 6 run them the same way.
 4. **Front** (:mod:`approxlut.nn.front`): dominated and duplicate options are pruned per layer, the
    multiple-choice knapsack's convex-hull path is refined by NSGA-II (pymoo) into the energy-loss front.
 5. **Prediction**: points spread over the front, then more near where the predicted accuracy crosses the
@@ -59,6 +62,7 @@ from .predict import (
     predict_errors,
     predict_from_error,
     record_operands,
+    searchable,
 )
 from .products import ApproxProduct
 from .progress import Stopwatch
@@ -92,9 +96,9 @@ class Option:
 
     candidate: Candidate | None  # None: the exact multiplier
     energy: float  # MACs · relative power (exact: MACs)
-    loss: float  # predicted loss increase (nats)
-    mean: np.ndarray  # output-unit error mean per channel (folded into the bias)
-    std: np.ndarray  # output-unit error std per channel
+    loss: float  # predicted loss increase (nats); measured for a layer without a closed form
+    mean: np.ndarray | None  # output-unit error mean per channel (folded into the bias); None: not predicted
+    std: np.ndarray | None  # output-unit error std per channel; None: not predicted
 
     @property
     def name(self) -> str:
@@ -126,6 +130,7 @@ class AutoResult:
     float_accuracy: float
     seconds: dict[str, float] = field(default_factory=dict)
     pruned: int = 0
+    measured: tuple[str, ...] = ()  # layers whose options were measured, not predicted (see measured_layers)
 
     @property
     def choice(self) -> dict[str, Option]:
@@ -351,6 +356,52 @@ class _LowRankSimulation:
             handle.remove()
 
 
+class _MeasuredError:
+    """Adds a layer's real multiplier error to a float model's output: its approximate twin's output with the
+    multiplier minus its quantised-exact twin's, both run through the LUT engine (for layers the closed form does
+    not cover, e.g. recurrent ones, whose gate products feed back through time)."""
+
+    def __init__(self, float_model: nn.Module, qmodel: nn.Module, luts: dict[str, Lut]) -> None:
+        modules = dict(float_model.named_modules())
+        qlayers = approx_layers(qmodel)
+        self.handles = [
+            modules[name].register_forward_hook(self._hook(qlayers[name], lut), with_kwargs=True)
+            for name, lut in luts.items()
+        ]
+
+    @staticmethod
+    def _hook(qlayer: nn.Module, lut: Lut) -> Callable[..., Any]:
+        probe = _probe(qlayer, lut)
+
+        def hook(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> Any:
+            return _plus_difference(out, probe(*args, **kwargs), qlayer(*args, **kwargs))
+
+        return hook
+
+    def remove(self) -> None:
+        for handle in self.handles:
+            handle.remove()
+
+
+def _plus_difference(out: Any, approx: Any, exact: Any) -> Any:
+    """``out + (approx - exact)`` over a tensor or nested tuples of tensors (an RNN's ``(output, (h, c))``)."""
+    if isinstance(out, torch.Tensor):
+        return out + (approx - exact).to(out.dtype)
+    if isinstance(out, tuple):
+        parts = tuple(_plus_difference(*trio) for trio in zip(out, approx, exact, strict=True))
+        return type(out)(*parts) if hasattr(out, "_fields") else parts  # (a named tuple takes its fields)
+    raise ConfigError(f"cannot add a measured error to a layer output of type {type(out).__name__}")
+
+
+def _probe(layer: nn.Module, lut: Lut) -> Any:
+    """A copy of ``layer`` running ``lut`` that shares its (read-only) weights: ``set_config`` changes the
+    multiplier, never the tensors."""
+    shared = {id(t): t for t in (*layer.parameters(), *layer.buffers())}
+    probe: Any = copy.deepcopy(layer, memo=shared)
+    probe.set_config(LayerConfig(lut))
+    return probe
+
+
 # ------------------------------------------------------------------------------------------ the tasks
 
 
@@ -380,11 +431,7 @@ def characterise(
     """
     (prediction,) = predict_errors([lut], stats.operands)
     mean, std = stats.output_moments(prediction)
-    # a copy that shares the (read-only) weights: set_config changes the multiplier, never the tensors
-    shared = {id(t): t for t in (*layer.parameters(), *layer.buffers())}
-    probe: Any = copy.deepcopy(layer, memo=shared)
-    probe.set_config(LayerConfig(lut))
-    approx, _ = probe.accumulate(*inputs)
+    approx, _ = _probe(layer, lut).accumulate(*inputs)
     error = (approx - exact).double()
     dim = channel_dim(layer)
     rows = error.reshape(1, -1) if dim is None else error.movedim(dim, 0).reshape(error.shape[dim], -1)
@@ -398,11 +445,33 @@ def characterise(
 
 
 @torch.no_grad()
+def measure_loss(
+    float_model: nn.Module,
+    qmodel: nn.Module,
+    name: str,
+    lut: Lut,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    batch: int,
+    clean_loss: float,
+) -> float:
+    """Task: the loss increase (nats, at least 0) of the float model on ``x`` when layer ``name`` adds the real
+    error of ``lut`` (see :class:`_MeasuredError`): the search's loss for a layer without a closed form."""
+    hooks = _MeasuredError(float_model, qmodel, {name: lut})
+    try:
+        loss, _ = _loss_and_accuracy(float_model, x, y, batch)
+    finally:
+        hooks.remove()
+    return max(loss - clean_loss, 0.0)
+
+
+@torch.no_grad()
 def simulate_accuracy(
     float_model: nn.Module,
     qmodel: nn.Module,
     stats: dict[str, LayerStats],
     low_rank: Sequence[LowRankError],
+    luts: Sequence[Lut],
     choice: dict[str, int],
     means: dict[str, np.ndarray],
     x: torch.Tensor,
@@ -412,15 +481,19 @@ def simulate_accuracy(
 ) -> float:
     """Task: accuracy (percent) of the float model with each layer's simulated multiplier error added.
 
-    ``choice`` maps layers to indices into ``low_rank`` (one per candidate); ``means`` are the bias
-    corrections. Hooks are removed before returning.
+    ``choice`` maps layers to candidate indices (into ``low_rank`` and ``luts``); ``means`` are the bias
+    corrections. Layers with ``stats`` get their low-rank simulation, the others (measured layers) their real
+    error through the LUT engine. Hooks are removed before returning.
     """
-    chosen = {layer: (low_rank[i], means[layer]) for layer, i in choice.items()}
-    hooks = _LowRankSimulation(float_model, qmodel, stats, chosen, seed)
+    simulated = {layer: (low_rank[i], means[layer]) for layer, i in choice.items() if layer in stats}
+    measured = {layer: luts[i] for layer, i in choice.items() if layer not in stats}
+    simulation = _LowRankSimulation(float_model, qmodel, stats, simulated, seed)
+    real = _MeasuredError(float_model, qmodel, measured)
     try:
         return _loss_and_accuracy(float_model, x, y, batch)[1]
     finally:
-        hooks.remove()
+        simulation.remove()
+        real.remove()
 
 
 @torch.no_grad()
@@ -580,34 +653,41 @@ def auto_assign(
     stats = record_operands(
         float_model, qmodel, [x_calib[i : i + batch_size] for i in range(0, len(x_calib), batch_size)]
     )
-    if not stats:
-        raise ConfigError("the model has no Linear/Conv layers or products that auto assignment can approximate")
-    names = list(stats)
-    _check_widths(stats, [c.lut for c in candidates])
+    qlayers = approx_layers(qmodel)
+    measured = measured_layers(float_model, qmodel)
+    if not stats and not measured:
+        raise ConfigError("the model has no approximate layers or products that auto assignment can choose for")
+    searched = list(stats)
+    names = searched + measured
+    widths = {n: (s.bits_a, s.bits_b, s.scheme) for n, s in stats.items()}
+    widths |= {
+        n: (qlayers[n].resolved.bits_a, qlayers[n].resolved.bits_b, qlayers[n].resolved.scheme) for n in measured
+    }
+    _check_widths(widths, [c.lut for c in candidates])
     lap("operands")
 
-    status(f"characterising {len(names)} layers x {len(candidates)} multipliers ({engine.description})")
-    qlayers = approx_layers(qmodel)
-    sample = _layer_inputs(float_model, names, x_calib[:characterise_samples])
+    status(f"characterising {len(searched)} layers x {len(candidates)} multipliers ({engine.description})")
+    sample = _layer_inputs(float_model, searched, x_calib[:characterise_samples])
     lut_refs = [engine.put(c.lut) for c in candidates]
+    models = [engine.put(v) for v in (float_model, qmodel)]
     calls = []
-    for name in names:
+    for name in searched:
         with torch.no_grad():
             exact, _ = qlayers[name].accumulate(*sample[name])  # type: ignore[operator]
         refs = [engine.put(v) for v in (qlayers[name], sample[name], exact, stats[name])]
         calls += [(*refs, lut) for lut in lut_refs]
     found = engine.map(characterise, calls)
-    pairs = {name: found[k * len(candidates) : (k + 1) * len(candidates)] for k, name in enumerate(names)}
+    pairs = {name: found[k * len(candidates) : (k + 1) * len(candidates)] for k, name in enumerate(searched)}
     lap("characterise")
 
     status("measuring sensitivity")
-    dims = {name: channel_dim(qlayers[name]) for name in names}
-    fisher = _fisher(float_model, names, x_eval[:sensitivity_samples], batch_size, seed, dims)
+    dims = {name: channel_dim(qlayers[name]) for name in searched}
+    fisher = _fisher(float_model, searched, x_eval[:sensitivity_samples], batch_size, seed, dims)
     _, float_accuracy = _loss_and_accuracy(float_model, x_eval, y_eval, batch_size)
     x_sens, y_sens = x_eval[:sensitivity_samples], y_eval[:sensitivity_samples]
     clean_loss, _ = _loss_and_accuracy(float_model, x_sens, y_sens, batch_size)
     options: dict[str, list[Option]] = {}
-    for name in names:
+    for name in searched:
         factor = _proxy_factor(
             float_model, name, stats[name], fisher[name], x_sens, y_sens, clean_loss, batch_size, seed, dims[name]
         )
@@ -620,6 +700,22 @@ def auto_assign(
             for c, p in zip(candidates, pairs[name], strict=True)
         ]
     lap("sensitivity")
+
+    if measured:
+        status(
+            f"measuring {len(measured)} layers x {len(candidates)} multipliers through the LUT engine (no closed form)"
+        )
+        sens = [engine.put(v) for v in (x_sens, y_sens)]
+        calls = [(*models, name, lut, *sens, batch_size, clean_loss) for name in measured for lut in lut_refs]
+        losses = engine.map(measure_loss, calls)
+        for k, name in enumerate(measured):
+            layer_macs = macs.get(name, 0)
+            row = losses[k * len(candidates) : (k + 1) * len(candidates)]
+            options[name] = [Option(None, float(layer_macs), 0.0, None, None)] + [
+                Option(c, layer_macs * c.relative_power, loss, None, None)
+                for c, loss in zip(candidates, row, strict=True)
+            ]
+        lap("measure")
 
     status("building the energy-loss front (knapsack hull + NSGA-II)")
     built = build_front(
@@ -635,18 +731,21 @@ def auto_assign(
     shift = baseline_accuracy - float_accuracy
     front[0].predicted_accuracy = baseline_accuracy
     front[0].verified_accuracy = baseline_accuracy
-    shared = [engine.put(v) for v in (float_model, qmodel, stats)]
+    shared = [*models, engine.put(stats)]
     low_rank = engine.put([LowRankError.of(c.lut) for c in candidates])
+    luts = engine.put([c.lut for c in candidates])
     data = [engine.put(v) for v in (x_eval, y_eval)]
 
     def assigned(point: FrontPoint) -> tuple[dict[str, int], dict[str, np.ndarray]]:
-        """Candidate index (options list minus the exact option) and bias correction of each approximate layer."""
+        """Candidate index (options list minus the exact option) of each approximate layer, and the bias
+        correction of each predicted one."""
         used = {n: k for n, k in point.choice.items() if k > 0}
-        return {n: k - 1 for n, k in used.items()}, {n: options[n][k].mean for n, k in used.items()}
+        means = {n: mean for n, k in used.items() if (mean := options[n][k].mean) is not None}
+        return {n: k - 1 for n, k in used.items()}, means
 
     def predict(indices: Sequence[int]) -> None:
         todo = [i for i in indices if front[i].predicted_accuracy is None]
-        calls = [(*shared, low_rank, *assigned(front[i]), *data, batch_size, seed + 1) for i in todo]
+        calls = [(*shared, low_rank, luts, *assigned(front[i]), *data, batch_size, seed + 1) for i in todo]
         for i, accuracy in zip(todo, engine.map(simulate_accuracy, calls), strict=True):
             front[i].predicted_accuracy = accuracy + shift
 
@@ -663,7 +762,6 @@ def auto_assign(
     predict(_spread(lo, after, max(1, front_points // 2), set(drops())))
     lap("simulate")
 
-    luts = engine.put([c.lut for c in candidates])
     verified = {0: 0.0}
     for round_ in range(rounds):
         final = round_ == rounds - 1 and rounds > 1
@@ -680,7 +778,28 @@ def auto_assign(
             verified[i] = baseline_accuracy - accuracy
     chosen = front[max(i for i, d in verified.items() if d <= budget + 1e-9)]
     lap("verify")
-    return AutoResult(options, chosen, front, front[0].energy, baseline_accuracy, float_accuracy, clock.seconds, pruned)
+    return AutoResult(
+        options,
+        chosen,
+        front,
+        front[0].energy,
+        baseline_accuracy,
+        float_accuracy,
+        clock.seconds,
+        pruned,
+        tuple(measured),
+    )
+
+
+def measured_layers(float_model: nn.Module, qmodel: nn.Module) -> list[str]:
+    """The approximate layers of ``qmodel`` the search measures instead of predicting (no closed form: recurrent
+    layers, transposed convolutions), in model order."""
+    modules = dict(float_model.named_modules())
+    return [
+        name
+        for name, layer in approx_layers(qmodel).items()
+        if not searchable(layer) and not layer.resolved.is_float and name in modules
+    ]
 
 
 def _points(front: Front, names: Sequence[str]) -> list[FrontPoint]:
@@ -729,7 +848,7 @@ def build_assigned(qmodel: nn.Module, choice: dict[str, Option]) -> nn.Module:
     return _assigned_model(
         qmodel,
         {n: o.candidate.lut for n, o in chosen.items() if o.candidate is not None},
-        {n: o.mean for n, o in chosen.items()},
+        {n: o.mean for n, o in chosen.items() if o.mean is not None},
     )
 
 
@@ -737,8 +856,8 @@ def _assigned_model(qmodel: nn.Module, luts: dict[str, Lut], means: dict[str, np
     names = {n: LayerConfig(lut) for n, lut in luts.items()}
     model = approximate(qmodel, AssignmentMapping.build(default=_current_default(qmodel), names=names))
     layers = approx_layers(model)
-    for name in luts:
-        layers[name].set_bias_correction(torch.as_tensor(-means[name], dtype=torch.float32))
+    for name, mean in means.items():
+        layers[name].set_bias_correction(torch.as_tensor(-mean, dtype=torch.float32))
     return model
 
 
@@ -749,13 +868,14 @@ def _current_default(qmodel: nn.Module) -> LayerConfig:
     return LayerConfig("exact")
 
 
-def _check_widths(stats: dict[str, LayerStats], luts: list[Lut]) -> None:
-    for name, s in stats.items():
+def _check_widths(widths: dict[str, tuple[int, int, str]], luts: list[Lut]) -> None:
+    """Every candidate fits every layer's ``(bits_a, bits_b, scheme)``."""
+    for name, (bits_a, bits_b, scheme) in widths.items():
         for lut in luts:
-            if (lut.bits_a, lut.bits_b) != (s.bits_a, s.bits_b) or (s.scheme == "symmetric") != lut.signed:
+            if (lut.bits_a, lut.bits_b) != (bits_a, bits_b) or (scheme == "symmetric") != lut.signed:
                 raise ConfigError(
                     f"candidate '{lut.name}' ({lut.bits_a}x{lut.bits_b}, {'signed' if lut.signed else 'unsigned'}) "
-                    f"does not match layer '{name}' quantised {s.bits_a}x{s.bits_b} {s.scheme}; "
+                    f"does not match layer '{name}' quantised {bits_a}x{bits_b} {scheme}; "
                     "give candidates of one width and signedness"
                 )
 
@@ -769,6 +889,8 @@ __all__ = [
     "auto_assign",
     "build_assigned",
     "characterise",
+    "measure_loss",
+    "measured_layers",
     "simulate_accuracy",
     "verification_picks",
     "verify_accuracy",

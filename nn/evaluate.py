@@ -30,7 +30,7 @@ from ..tasks import check_engine_options, open_engine
 from .assign import AutoResult, Candidate, auto_assign, build_assigned, check_verify
 from .config import AssignmentMapping, LayerConfig
 from .multipliers import load_multiplier
-from .predict import predict_errors, record_operands, searchable
+from .predict import predict_errors, record_operands
 from .progress import Stopwatch, add_task, make_progress
 from .swap import approx_layers, approximate, layer_macs
 from .train import float_model
@@ -339,9 +339,8 @@ def run_evaluate(options: EvaluateOptions, *, console: Console | None = None) ->
             f"({sum(p.origin == 'nsga2' for p in auto.front)} from NSGA-II), "
             f"{len(auto.verified)} verified with the LUT engine"
         )
-        unsearched = _unsearched(qmodel, macs_all)
-        if unsearched:
-            notes.append(unsearched)
+        if auto.measured:
+            notes.append(_measured_note(auto.measured, macs_all))
     else:
         mapping = parse_assignment(options.assign, exact_config)
         approx_model = approximate(qmodel, mapping)
@@ -369,16 +368,12 @@ def run_evaluate(options: EvaluateOptions, *, console: Console | None = None) ->
     )
 
 
-def _unsearched(qmodel: nn.Module, macs: dict[str, int]) -> str | None:
-    """A note naming the approximate layers ``--assign auto`` cannot choose for (recurrent layers: they keep the
-    default multiplier) and their share of the MACs, or ``None`` where it chose for every layer."""
-    left = sorted(n for n, m in approx_layers(qmodel).items() if not searchable(m) and not m.resolved.is_float)
-    if not left:
-        return None
-    share = sum(macs.get(n, 0) for n in left) / max(1, sum(macs.values()))
+def _measured_note(measured: tuple[str, ...], macs: dict[str, int]) -> str:
+    """The note naming the layers ``--assign auto`` measured instead of predicting, with their share of the MACs."""
+    share = sum(macs.get(n, 0) for n in measured) / max(1, sum(macs.values()))
     return (
-        f"auto: {', '.join(left)} ({share:.1%} of the MACs) not searched (recurrent layers keep the default "
-        f"multiplier); assign them by name, e.g. --assign '{left[0]}=NAME'"
+        f"auto: {', '.join(measured)} ({share:.1%} of the MACs) measured, not predicted: no closed form for "
+        "recurrent layers or transposed convolutions, so each multiplier's loss there came from the LUT engine"
     )
 
 

@@ -158,3 +158,171 @@ def test_low_rank_simulation_equals_the_lut_layer_error(monkeypatch, lenet_digit
         tolerance = 4e-6 * float(plain.abs().max()) + 1e-4 * float(real.abs().max())
         assert float(real.abs().max()) > 100 * tolerance  # the error is visible, the check not vacuous
         assert torch.allclose(simulated.double(), real, rtol=0, atol=tolerance)
+
+
+def _trained(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, steps: int) -> torch.nn.Module:
+    """``model`` after ``steps`` Adam steps on random batches of 128 (seeded by the caller), in eval mode."""
+    optimiser = torch.optim.Adam(model.parameters(), lr=0.02)
+    for _ in range(steps):
+        pick = torch.randint(0, x.shape[0], (128,))
+        optimiser.zero_grad()
+        torch.nn.functional.cross_entropy(model(x[pick]), y[pick]).backward()
+        optimiser.step()
+    return model.eval()
+
+
+class _RowsLSTM(torch.nn.Module):
+    """A small LSTM reading the rows of an 8x8 digit, then a linear classifier."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lstm = torch.nn.LSTM(8, 24, batch_first=True)
+        self.fc = torch.nn.Linear(24, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out, _ = self.lstm(x)
+        return self.fc(out[:, -1])
+
+
+@pytest.fixture(scope="module")
+def lstm_digits():
+    """A trained :class:`_RowsLSTM` on the digits (sequences of 8 rows), quantised-exact, with its data."""
+    from types import SimpleNamespace
+
+    from approxlut.nn import approximate, layer_macs
+    from approxlut.nn.data import load_dataset
+
+    torch.manual_seed(0)
+    data = load_dataset().prepare(input_kind="sequence", channels=1, size=8)
+    model = _trained(_RowsLSTM(), data.x_train, data.y_train, steps=150)
+    qmodel = approximate(model, LayerConfig("exact", bits=8, scheme="symmetric"), [data.x_train[:128]])
+    x_eval, y_eval = data.x_test[:256], data.y_test[:256]
+    return SimpleNamespace(
+        model=model,
+        qmodel=qmodel,
+        x_calib=data.x_train[:128],
+        x_eval=x_eval,
+        y_eval=y_eval,
+        baseline=_accuracy(qmodel, x_eval, y_eval),
+        macs=layer_macs(model, x_eval[:1]),
+    )
+
+
+def test_a_recurrent_layer_is_measured_through_the_lut_engine(lstm_digits) -> None:
+    """The measured loss of a recurrent layer is the float model's loss with that layer's output moved by its
+    approximate twin's minus its quantised-exact twin's (recomputed here by hand), and 0 for the exact table."""
+    import torch.nn.functional as F
+
+    from approxlut.nn.assign import measure_loss, measured_layers
+    from approxlut.nn.multipliers import load_multiplier
+
+    s = lstm_digits
+    assert measured_layers(s.model, s.qmodel) == ["lstm"]
+    x, y = s.x_eval[:96], s.y_eval[:96]
+    with torch.no_grad():
+        clean = float(F.cross_entropy(s.model(x), y))
+        out, _ = s.model.lstm(x)
+        exact_out, _ = s.qmodel.lstm(x)
+        for name in ("exact8s", "bam8s_h3v8"):
+            lut = load_multiplier(name)
+            twin = build_assigned_layer(s.qmodel, "lstm", lut)
+            approx_out, _ = twin(x)
+            by_hand = float(F.cross_entropy(s.model.fc((out + approx_out - exact_out)[:, -1]), y)) - clean
+            measured = measure_loss(s.model, s.qmodel, "lstm", lut, x, y, 32, clean)
+            assert measured == pytest.approx(max(by_hand, 0.0), rel=1e-5, abs=1e-7)
+            if name == "exact8s":  # the same products: no error to add (the loss differs by rounding alone)
+                assert torch.equal(approx_out, exact_out) and measured < 1e-6
+            else:
+                assert measured > 0.05  # the case is not trivial: this multiplier costs the LSTM loss
+
+
+def build_assigned_layer(qmodel: torch.nn.Module, name: str, lut: Lut) -> torch.nn.Module:
+    """A copy of ``qmodel``'s layer ``name`` running ``lut``."""
+    import copy
+
+    layer = copy.deepcopy(dict(qmodel.named_modules())[name])
+    layer.set_config(LayerConfig(lut))
+    return layer
+
+
+@pytest.mark.parametrize("budget", [1.0, 100.0])
+def test_auto_assignment_chooses_for_recurrent_layers(lstm_digits, budget) -> None:
+    """An LSTM's recurrent layer (nearly all the MACs) gets a multiplier from the search: measured options, no bias
+    correction, predicted accuracy equal to what the LUT engine then verifies where only it is approximate."""
+    from approxlut.library import Library
+    from approxlut.library.basis import relative_power
+    from approxlut.nn.assign import auto_assign
+    from approxlut.nn.multipliers import load_multiplier
+
+    s = lstm_digits
+    library = Library.open_default()
+    candidates = []
+    for name in BUILTIN:
+        entry = library.entry(name)
+        relative, basis = relative_power(library, entry)
+        candidates.append(Candidate(name, load_multiplier(name), relative, float(entry.mae_pct), basis.label))
+    result = auto_assign(
+        s.model,
+        s.qmodel,
+        candidates,
+        macs=s.macs,
+        x_calib=s.x_calib,
+        x_eval=s.x_eval,
+        y_eval=s.y_eval,
+        baseline_accuracy=s.baseline,
+        budget=budget,
+        sensitivity_samples=64,
+        characterise_samples=32,
+        verify=2,
+        rounds=2,
+    )
+    assert result.measured == ("lstm",)
+    lstm = result.options["lstm"]
+    assert [o.name for o in lstm] == ["exact", *BUILTIN]
+    assert all(o.mean is None and o.std is None and o.loss >= 0 for o in lstm)
+    assert max(o.loss for o in lstm) > 0.05
+    chosen = result.chosen
+    assert chosen.verified_accuracy is not None and s.baseline - chosen.verified_accuracy <= budget
+    assert chosen.choice["lstm"] > 0  # the LSTM is approximated (it was always left exact before)
+    assert _accuracy(build_assigned(s.qmodel, result.choice), s.x_eval, s.y_eval) == chosen.verified_accuracy
+    if budget >= 100:
+        assert chosen is result.front[-1]
+
+
+class _UpsamplingNet(torch.nn.Module):
+    """A strided convolution, a transposed convolution back up, and a linear classifier (8x8 digits)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(1, 4, 3, stride=2, padding=1)
+        self.up = torch.nn.ConvTranspose2d(4, 4, 2, stride=2)
+        self.fc = torch.nn.Linear(4 * 8 * 8, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.relu(self.up(torch.relu(self.conv(x)))).flatten(1))
+
+
+def test_a_transposed_convolution_is_measured_through_the_lut_engine() -> None:
+    """A transposed convolution has no closed form either: the search measures it like a recurrent layer."""
+    import torch.nn.functional as F
+
+    from approxlut.nn import approximate
+    from approxlut.nn.assign import measure_loss, measured_layers
+    from approxlut.nn.data import load_dataset
+    from approxlut.nn.multipliers import load_multiplier
+
+    torch.manual_seed(0)
+    data = load_dataset().prepare(channels=1, size=8)
+    model = _trained(_UpsamplingNet(), data.x_train, data.y_train, steps=100)
+    qmodel = approximate(model, LayerConfig("exact", bits=8, scheme="symmetric"), [data.x_train[:128]])
+    assert measured_layers(model, qmodel) == ["up"]
+    x, y = data.x_test[:128], data.y_test[:128]
+    with torch.no_grad():
+        clean = float(F.cross_entropy(model(x), y))
+        hidden = torch.relu(model.conv(x))
+        exact_out = qmodel.up(hidden)
+        lut = load_multiplier("bam8s_h3v8")
+        moved = model.up(hidden) + build_assigned_layer(qmodel, "up", lut)(hidden) - exact_out
+        by_hand = float(F.cross_entropy(model.fc(torch.relu(moved).flatten(1)), y)) - clean
+    measured = measure_loss(model, qmodel, "up", lut, x, y, 64, clean)
+    assert measured == pytest.approx(by_hand, rel=1e-5) and measured > 0.01
