@@ -36,7 +36,8 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,7 +47,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..clitypes import MAX_VERIFY
-from ..errors import ConfigError
+from ..errors import ConfigError, LutgenError
 from ..library.basis import MODEL
 from ..lutgen.lut import Lut
 from ..tasks import Engine, InProcess
@@ -131,6 +132,7 @@ class AutoResult:
     seconds: dict[str, float] = field(default_factory=dict)
     pruned: int = 0
     measured: tuple[str, ...] = ()  # layers whose options were measured, not predicted (see measured_layers)
+    unsearched: dict[str, str] = field(default_factory=dict)  # layer -> why it kept its multiplier
 
     @property
     def choice(self) -> dict[str, Option]:
@@ -393,6 +395,33 @@ def _plus_difference(out: Any, approx: Any, exact: Any) -> Any:
     raise ConfigError(f"cannot add a measured error to a layer output of type {type(out).__name__}")
 
 
+def _cannot_measure(float_model: nn.Module, qmodel: nn.Module, name: str, lut: Lut, x: torch.Tensor) -> str | None:
+    """Why layer ``name`` cannot run through the LUT engine (its error measured on ``x``), or ``None`` where it
+    can (the candidates share their widths, so one multiplier tells)."""
+    hooks = _MeasuredError(float_model, qmodel, {name: lut})
+    try:
+        with torch.no_grad():
+            float_model(x)
+    except LutgenError as error:
+        return str(error)
+    finally:
+        hooks.remove()
+    return None
+
+
+@contextmanager
+def _evaluating(*models: nn.Module) -> Iterator[None]:
+    """Every module of ``models`` in eval mode, their modes restored after."""
+    modes = {m: m.training for model in models for m in model.modules()}
+    for model in models:
+        model.eval()
+    try:
+        yield
+    finally:
+        for module, mode in modes.items():
+            module.training = mode
+
+
 def _probe(layer: nn.Module, lut: Lut) -> Any:
     """A copy of ``layer`` running ``lut`` that shares its (read-only) weights: ``set_config`` changes the
     multiplier, never the tensors."""
@@ -643,152 +672,166 @@ def auto_assign(
     through the LUT engine, and the cheapest verified one within the budget is chosen. Same inputs and
     ``seed``, same result, on any ``engine``.
     """
-    if not candidates:
-        raise ConfigError("no candidate multipliers for --assign auto; widen --candidates")
-    check_verify(verify)
-    engine = engine or InProcess()
-    clock = Stopwatch(digits=3)
-    lap = clock.lap
-    status("recording operand histograms")
-    stats = record_operands(
-        float_model, qmodel, [x_calib[i : i + batch_size] for i in range(0, len(x_calib), batch_size)]
-    )
-    qlayers = approx_layers(qmodel)
-    measured = measured_layers(float_model, qmodel)
-    if not stats and not measured:
-        raise ConfigError("the model has no approximate layers or products that auto assignment can choose for")
-    searched = list(stats)
-    names = searched + measured
-    widths = {n: (s.bits_a, s.bits_b, s.scheme) for n, s in stats.items()}
-    widths |= {
-        n: (qlayers[n].resolved.bits_a, qlayers[n].resolved.bits_b, qlayers[n].resolved.scheme) for n in measured
-    }
-    _check_widths(widths, [c.lut for c in candidates])
-    lap("operands")
-
-    status(f"characterising {len(searched)} layers x {len(candidates)} multipliers ({engine.description})")
-    sample = _layer_inputs(float_model, searched, x_calib[:characterise_samples])
-    lut_refs = [engine.put(c.lut) for c in candidates]
-    models = [engine.put(v) for v in (float_model, qmodel)]
-    calls = []
-    for name in searched:
-        with torch.no_grad():
-            exact, _ = qlayers[name].accumulate(*sample[name])  # type: ignore[operator]
-        refs = [engine.put(v) for v in (qlayers[name], sample[name], exact, stats[name])]
-        calls += [(*refs, lut) for lut in lut_refs]
-    found = engine.map(characterise, calls)
-    pairs = {name: found[k * len(candidates) : (k + 1) * len(candidates)] for k, name in enumerate(searched)}
-    lap("characterise")
-
-    status("measuring sensitivity")
-    dims = {name: channel_dim(qlayers[name]) for name in searched}
-    fisher = _fisher(float_model, searched, x_eval[:sensitivity_samples], batch_size, seed, dims)
-    _, float_accuracy = _loss_and_accuracy(float_model, x_eval, y_eval, batch_size)
-    x_sens, y_sens = x_eval[:sensitivity_samples], y_eval[:sensitivity_samples]
-    clean_loss, _ = _loss_and_accuracy(float_model, x_sens, y_sens, batch_size)
-    options: dict[str, list[Option]] = {}
-    for name in searched:
-        factor = _proxy_factor(
-            float_model, name, stats[name], fisher[name], x_sens, y_sens, clean_loss, batch_size, seed, dims[name]
+    with _evaluating(float_model, qmodel):  # (dropout and batch norm as at inference, restored after)
+        if not candidates:
+            raise ConfigError("no candidate multipliers for --assign auto; widen --candidates")
+        check_verify(verify)
+        engine = engine or InProcess()
+        clock = Stopwatch(digits=3)
+        lap = clock.lap
+        status("recording operand histograms")
+        stats = record_operands(
+            float_model, qmodel, [x_calib[i : i + batch_size] for i in range(0, len(x_calib), batch_size)]
         )
-        zeros = np.zeros_like(stats[name].out_scale)
-        layer_macs = macs.get(name, 0)
-        options[name] = [Option(None, float(layer_macs), 0.0, zeros, zeros)] + [
-            Option(
-                c, layer_macs * c.relative_power, float(0.5 * (fisher[name] * p.std**2).sum()) * factor, p.mean, p.std
+        qlayers = approx_layers(qmodel)
+        measured = measured_layers(float_model, qmodel)
+        widths = {n: (s.bits_a, s.bits_b, s.scheme) for n, s in stats.items()}
+        for name in measured:
+            resolved = qlayers[name].resolved
+            widths[name] = (resolved.bits_a, resolved.bits_b, resolved.scheme)
+        _check_widths(widths, [c.lut for c in candidates])
+        unsearched = {
+            name: why
+            for name in measured
+            if (why := _cannot_measure(float_model, qmodel, name, candidates[0].lut, x_calib[:2])) is not None
+        }
+        measured = [name for name in measured if name not in unsearched]
+        if not stats and not measured:
+            raise ConfigError("the model has no approximate layers or products that auto assignment can choose for")
+        searched = list(stats)
+        names = searched + measured
+        lap("operands")
+
+        status(f"characterising {len(searched)} layers x {len(candidates)} multipliers ({engine.description})")
+        sample = _layer_inputs(float_model, searched, x_calib[:characterise_samples])
+        lut_refs = [engine.put(c.lut) for c in candidates]
+        models = [engine.put(v) for v in (float_model, qmodel)]
+        calls = []
+        for name in searched:
+            with torch.no_grad():
+                exact, _ = qlayers[name].accumulate(*sample[name])  # type: ignore[operator]
+            refs = [engine.put(v) for v in (qlayers[name], sample[name], exact, stats[name])]
+            calls += [(*refs, lut) for lut in lut_refs]
+        found = engine.map(characterise, calls)
+        pairs = {name: found[k * len(candidates) : (k + 1) * len(candidates)] for k, name in enumerate(searched)}
+        lap("characterise")
+
+        status("measuring sensitivity")
+        dims = {name: channel_dim(qlayers[name]) for name in searched}
+        fisher = _fisher(float_model, searched, x_eval[:sensitivity_samples], batch_size, seed, dims)
+        _, float_accuracy = _loss_and_accuracy(float_model, x_eval, y_eval, batch_size)
+        x_sens, y_sens = x_eval[:sensitivity_samples], y_eval[:sensitivity_samples]
+        clean_loss, _ = _loss_and_accuracy(float_model, x_sens, y_sens, batch_size)
+        options: dict[str, list[Option]] = {}
+        for name in searched:
+            factor = _proxy_factor(
+                float_model, name, stats[name], fisher[name], x_sens, y_sens, clean_loss, batch_size, seed, dims[name]
             )
-            for c, p in zip(candidates, pairs[name], strict=True)
-        ]
-    lap("sensitivity")
-
-    if measured:
-        status(
-            f"measuring {len(measured)} layers x {len(candidates)} multipliers through the LUT engine (no closed form)"
-        )
-        sens = [engine.put(v) for v in (x_sens, y_sens)]
-        calls = [(*models, name, lut, *sens, batch_size, clean_loss) for name in measured for lut in lut_refs]
-        losses = engine.map(measure_loss, calls)
-        for k, name in enumerate(measured):
+            zeros = np.zeros_like(stats[name].out_scale)
             layer_macs = macs.get(name, 0)
-            row = losses[k * len(candidates) : (k + 1) * len(candidates)]
-            options[name] = [Option(None, float(layer_macs), 0.0, None, None)] + [
-                Option(c, layer_macs * c.relative_power, loss, None, None)
-                for c, loss in zip(candidates, row, strict=True)
+            options[name] = [Option(None, float(layer_macs), 0.0, zeros, zeros)] + [
+                Option(
+                    c,
+                    layer_macs * c.relative_power,
+                    float(0.5 * (fisher[name] * p.std**2).sum()) * factor,
+                    p.mean,
+                    p.std,
+                )
+                for c, p in zip(candidates, pairs[name], strict=True)
             ]
-        lap("measure")
+        lap("sensitivity")
 
-    status("building the energy-loss front (knapsack hull + NSGA-II)")
-    built = build_front(
-        [np.array([o.energy for o in options[n]]) for n in names],
-        [np.array([o.loss for o in options[n]]) for n in names],
-        seed=seed,
-        generations=generations,
-    )
-    front = _points(built, names)
-    pruned = sum(len(options[n]) - len(set(built.choices[:, k].tolist()) | {0}) for k, n in enumerate(names))
-    lap("front")
+        if measured:
+            status(
+                f"measuring {len(measured)} layers x {len(candidates)} multipliers with the LUT engine (no closed form)"
+            )
+            sens = [engine.put(v) for v in (x_sens, y_sens)]
+            calls = [(*models, name, lut, *sens, batch_size, clean_loss) for name in measured for lut in lut_refs]
+            losses = engine.map(measure_loss, calls)
+            for k, name in enumerate(measured):
+                layer_macs = macs.get(name, 0)
+                row = losses[k * len(candidates) : (k + 1) * len(candidates)]
+                options[name] = [Option(None, float(layer_macs), 0.0, None, None)] + [
+                    Option(c, layer_macs * c.relative_power, loss, None, None)
+                    for c, loss in zip(candidates, row, strict=True)
+                ]
+            lap("measure")
 
-    shift = baseline_accuracy - float_accuracy
-    front[0].predicted_accuracy = baseline_accuracy
-    front[0].verified_accuracy = baseline_accuracy
-    shared = [*models, engine.put(stats)]
-    low_rank = engine.put([LowRankError.of(c.lut) for c in candidates])
-    luts = engine.put([c.lut for c in candidates])
-    data = [engine.put(v) for v in (x_eval, y_eval)]
-
-    def assigned(point: FrontPoint) -> tuple[dict[str, int], dict[str, np.ndarray]]:
-        """Candidate index (options list minus the exact option) of each approximate layer, and the bias
-        correction of each predicted one."""
-        used = {n: k for n, k in point.choice.items() if k > 0}
-        means = {n: mean for n, k in used.items() if (mean := options[n][k].mean) is not None}
-        return {n: k - 1 for n, k in used.items()}, means
-
-    def predict(indices: Sequence[int]) -> None:
-        todo = [i for i in indices if front[i].predicted_accuracy is None]
-        calls = [(*shared, low_rank, luts, *assigned(front[i]), *data, batch_size, seed + 1) for i in todo]
-        for i, accuracy in zip(todo, engine.map(simulate_accuracy, calls), strict=True):
-            front[i].predicted_accuracy = accuracy + shift
-
-    def drops() -> dict[int, float]:
-        return {p.index: baseline_accuracy - p.predicted_accuracy for p in front if p.predicted_accuracy is not None}
-
-    status(f"simulating {front_points} points of the energy-accuracy front")
-    margin = max(budget / 2, 200.0 / max(1, x_eval.shape[0]))
-    energies = np.array([p.energy for p in front])
-    targets = np.linspace(energies[-1], energies[0], front_points)
-    predict(sorted({int(np.abs(energies - t).argmin()) for t in targets}))
-    lo, hi = _zone(drops(), budget, margin)
-    after = min((i for i in drops() if i > hi), default=len(front) - 1)
-    predict(_spread(lo, after, max(1, front_points // 2), set(drops())))
-    lap("simulate")
-
-    verified = {0: 0.0}
-    for round_ in range(rounds):
-        final = round_ == rounds - 1 and rounds > 1
-        picks = verification_picks(
-            len(front), drops(), verified, budget, margin, verify, beyond=final, losses=[p.loss for p in front]
+        status("building the energy-loss front (knapsack hull + NSGA-II)")
+        built = build_front(
+            [np.array([o.energy for o in options[n]]) for n in names],
+            [np.array([o.loss for o in options[n]]) for n in names],
+            seed=seed,
+            generations=generations,
         )
-        if not picks:
-            continue
-        status(f"verifying {len(picks)} front points with the LUT engine (round {round_ + 1})")
-        predict(picks)
-        calls = [(shared[1], luts, *assigned(front[i]), *data, batch_size) for i in picks]
-        for i, accuracy in zip(picks, engine.map(verify_accuracy, calls), strict=True):
-            front[i].verified_accuracy = accuracy
-            verified[i] = baseline_accuracy - accuracy
-    chosen = front[max(i for i, d in verified.items() if d <= budget + 1e-9)]
-    lap("verify")
-    return AutoResult(
-        options,
-        chosen,
-        front,
-        front[0].energy,
-        baseline_accuracy,
-        float_accuracy,
-        clock.seconds,
-        pruned,
-        tuple(measured),
-    )
+        front = _points(built, names)
+        pruned = sum(len(options[n]) - len(set(built.choices[:, k].tolist()) | {0}) for k, n in enumerate(names))
+        lap("front")
+
+        shift = baseline_accuracy - float_accuracy
+        front[0].predicted_accuracy = baseline_accuracy
+        front[0].verified_accuracy = baseline_accuracy
+        shared = [*models, engine.put(stats)]
+        low_rank = engine.put([LowRankError.of(c.lut) for c in candidates])
+        luts = engine.put([c.lut for c in candidates])
+        data = [engine.put(v) for v in (x_eval, y_eval)]
+
+        def assigned(point: FrontPoint) -> tuple[dict[str, int], dict[str, np.ndarray]]:
+            """Candidate index (options list minus the exact option) of each approximate layer, and the bias
+            correction of each predicted one."""
+            used = {n: k for n, k in point.choice.items() if k > 0}
+            means = {n: mean for n, k in used.items() if (mean := options[n][k].mean) is not None}
+            return {n: k - 1 for n, k in used.items()}, means
+
+        def predict(indices: Sequence[int]) -> None:
+            todo = [i for i in indices if front[i].predicted_accuracy is None]
+            calls = [(*shared, low_rank, luts, *assigned(front[i]), *data, batch_size, seed + 1) for i in todo]
+            for i, accuracy in zip(todo, engine.map(simulate_accuracy, calls), strict=True):
+                front[i].predicted_accuracy = accuracy + shift
+
+        def drops() -> dict[int, float]:
+            return {
+                p.index: baseline_accuracy - p.predicted_accuracy for p in front if p.predicted_accuracy is not None
+            }
+
+        status(f"simulating {front_points} points of the energy-accuracy front")
+        margin = max(budget / 2, 200.0 / max(1, x_eval.shape[0]))
+        energies = np.array([p.energy for p in front])
+        targets = np.linspace(energies[-1], energies[0], front_points)
+        predict(sorted({int(np.abs(energies - t).argmin()) for t in targets}))
+        lo, hi = _zone(drops(), budget, margin)
+        after = min((i for i in drops() if i > hi), default=len(front) - 1)
+        predict(_spread(lo, after, max(1, front_points // 2), set(drops())))
+        lap("simulate")
+
+        verified = {0: 0.0}
+        for round_ in range(rounds):
+            final = round_ == rounds - 1 and rounds > 1
+            picks = verification_picks(
+                len(front), drops(), verified, budget, margin, verify, beyond=final, losses=[p.loss for p in front]
+            )
+            if not picks:
+                continue
+            status(f"verifying {len(picks)} front points with the LUT engine (round {round_ + 1})")
+            predict(picks)
+            calls = [(shared[1], luts, *assigned(front[i]), *data, batch_size) for i in picks]
+            for i, accuracy in zip(picks, engine.map(verify_accuracy, calls), strict=True):
+                front[i].verified_accuracy = accuracy
+                verified[i] = baseline_accuracy - accuracy
+        chosen = front[max(i for i, d in verified.items() if d <= budget + 1e-9)]
+        lap("verify")
+        return AutoResult(
+            options,
+            chosen,
+            front,
+            front[0].energy,
+            baseline_accuracy,
+            float_accuracy,
+            clock.seconds,
+            pruned,
+            tuple(measured),
+            unsearched,
+        )
 
 
 def measured_layers(float_model: nn.Module, qmodel: nn.Module) -> list[str]:
@@ -853,19 +896,15 @@ def build_assigned(qmodel: nn.Module, choice: dict[str, Option]) -> nn.Module:
 
 
 def _assigned_model(qmodel: nn.Module, luts: dict[str, Lut], means: dict[str, np.ndarray]) -> nn.Module:
-    names = {n: LayerConfig(lut) for n, lut in luts.items()}
-    model = approximate(qmodel, AssignmentMapping.build(default=_current_default(qmodel), names=names))
+    """A copy of ``qmodel`` with these layers' multipliers and bias corrections; every other layer as it was (a
+    float one stays float)."""
+    kept = {n: layer.config for n, layer in approx_layers(qmodel).items()}
+    names = kept | {n: LayerConfig(lut) for n, lut in luts.items()}
+    model = approximate(qmodel, AssignmentMapping.build(default="float", names=names))
     layers = approx_layers(model)
     for name, mean in means.items():
         layers[name].set_bias_correction(torch.as_tensor(-mean, dtype=torch.float32))
     return model
-
-
-def _current_default(qmodel: nn.Module) -> LayerConfig:
-    """The config the quantised-exact model was built with (kept for layers not reassigned)."""
-    for layer in approx_layers(qmodel).values():
-        return layer.config
-    return LayerConfig("exact")
 
 
 def _check_widths(widths: dict[str, tuple[int, int, str]], luts: list[Lut]) -> None:

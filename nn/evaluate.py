@@ -341,6 +341,7 @@ def run_evaluate(options: EvaluateOptions, *, console: Console | None = None) ->
         )
         if auto.measured:
             notes.append(_measured_note(auto.measured, macs_all))
+        notes += [f"auto: {name} not searched (kept its multiplier): {why}" for name, why in auto.unsearched.items()]
     else:
         mapping = parse_assignment(options.assign, exact_config)
         approx_model = approximate(qmodel, mapping)
@@ -379,7 +380,7 @@ def _measured_note(measured: tuple[str, ...], macs: dict[str, int]) -> str:
 
 def _front_rows(auto: AutoResult, qmodel: nn.Module, macs: dict[str, int], exact: LayerConfig) -> list[dict[str, Any]]:
     """The simulated front points as JSON rows (relative energy over every approximable layer)."""
-    # layers the search leaves exact (e.g. recurrent ones) still spend exact-multiplier energy
+    # layers the search leaves exact (ones the LUT engine cannot run) still spend exact-multiplier energy
     other = sum(macs.get(n, 0) for n in approx_layers(qmodel) if n not in auto.chosen.choice)
     total = (auto.exact_energy + other) or 1.0
     return [
