@@ -16,6 +16,9 @@ SEED_MAX = 2**32 - 1
 #: Most front points ``evaluate --assign auto`` verifies per round (``--verify``); each is a full LUT-engine
 #: evaluation.
 MAX_VERIFY = 64
+#: Largest gradient-LUT half window the commands take (``sim``, ``library export``, ``retrain``): 128 spans every
+#: difference of 8-bit codes, and no wider window changes a table.
+MAX_HALF_WINDOW = 128
 
 
 class FiniteFloat(click.ParamType):

@@ -384,6 +384,8 @@ def run_bench(
     reps = repeat if repeat is not None else (1 if quick else 3)
     if reps < 1:
         raise ConfigError(f"bench: repeat={reps} must be >= 1")
+    if engine is not None and engine != "reference":
+        choose_engine(lut, engine, "cuda" if engine == "cuda" else "cpu")  # (one that cannot run: refused up front)
     results: list[BenchResult] = []
     cases: list[LayerCase | AttentionCase] = [*layer_cases(quick), *attention_cases(quick)]
     for case in cases:

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 
 import torch
 
-from ..errors import ConfigError, NativeUnavailableError
+from ..errors import ConfigError
 from . import cuda as _cuda  # noqa: F401  (registers the "cuda" engine where torch has CUDA)
 from . import engines
 from .autograd import LoweredOp, LutOpFunction, operand_values
@@ -57,7 +57,8 @@ def choose_engine(lut: PreparedLut, engine: str | None, device: torch.device | s
     """The engine an op runs for ``lut`` on ``device`` (see the module docstring).
 
     Raises:
-        NativeUnavailableError: the requested engine cannot run here or does not apply to ``lut``.
+        NativeUnavailableError: the requested engine cannot run here.
+        ConfigError: the requested engine does not apply to ``lut`` (``decomp`` on a table it cannot split).
     """
     requested = engine or os.environ.get(ENGINE_ENV) or None
     if requested is None:
@@ -68,7 +69,7 @@ def choose_engine(lut: PreparedLut, engine: str | None, device: torch.device | s
         return best
     impl = resolve_engine(requested, device)
     if impl.name == "decomp" and analyse(lut) is None:
-        raise NativeUnavailableError(f"engine 'decomp' does not apply to LUT '{lut.name}': {describe(lut)}")
+        raise ConfigError(f"engine 'decomp' does not apply to LUT '{lut.name}': {describe(lut)}")
     return impl
 
 

@@ -13,6 +13,7 @@ a library name (e.g. ``"mul8s_1KV6"``), a path to a ``.npz`` LUT or a netlist, o
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Union
@@ -146,19 +147,18 @@ def _type_name(t: type) -> str:
 
 
 def _resolve_type(name: str) -> type[nn.Module]:
-    """A module class from a JSON name: ``"Conv2d"`` (torch.nn) or ``"package.module.Class"``."""
+    """A module class from a JSON name: ``"Conv2d"`` (torch.nn) or ``"package.module.Class"`` of a module already
+    imported (the model's own: an assignment never imports code it names)."""
     if "." not in name:
         found = getattr(nn, name, None)
     else:
-        import importlib
-
         module_name, _, attr = name.rpartition(".")
-        try:
-            found = getattr(importlib.import_module(module_name), attr, None)
-        except ImportError:
-            found = None
+        found = getattr(sys.modules.get(module_name), attr, None)
     if not (isinstance(found, type) and issubclass(found, nn.Module)):
-        raise ConfigError(f"unknown module type {name!r} in assignment (use e.g. 'Conv2d' or 'pkg.mod.Class')")
+        raise ConfigError(
+            f"unknown module type {name!r} in assignment (use e.g. 'Conv2d', or 'module.Class' of the model's "
+            "own modules)"
+        )
     return found
 
 
@@ -221,8 +221,8 @@ class AssignmentMapping:
         return cls.build(default=assignment)
 
     @classmethod
-    def parse(cls, text: str) -> AssignmentMapping:
-        """An assignment from command-line text.
+    def parse(cls, text: str, *, default: Spec = "float") -> AssignmentMapping:
+        """An assignment from command-line text; ``default`` where it gives none.
 
         ``NAME`` (one multiplier spec for every layer), ``path.json`` (the :meth:`to_dict` form; a file
         ``lutgen evaluate --save`` wrote after an auto search also lists its front: ``path.json#N`` takes
@@ -242,16 +242,18 @@ class AssignmentMapping:
             path = Path(saved["path"]).expanduser()
             data = read_json(path, what="assignment file")
             if saved["point"] is None:
-                return cls.from_dict(data)
+                return cls.from_dict(data, default=default)
             front = data.get("front") if isinstance(data, Mapping) else None
             point = int(saved["point"])
             if not isinstance(front, list) or not 0 <= point < len(front) or not isinstance(front[point], Mapping):
                 size = len(front) if isinstance(front, list) else 0
                 raise ConfigError(f"{path}: no front point #{point} (the file lists {size})")
-            return cls.from_dict(front[point].get("assignment", {}))
+            if "assignment" not in front[point]:
+                raise ConfigError(f"{path}: front point #{point} has no assignment")
+            return cls.from_dict(front[point]["assignment"], default=default)
         if "=" not in text:
             return cls.build(default=text)
-        mapping = cls()
+        mapping = cls(default=as_config(default))
         for item in text.split(","):
             key, sep, spec = item.partition("=")
             key, spec = key.strip(), spec.strip()
@@ -332,8 +334,9 @@ class AssignmentMapping:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> AssignmentMapping:
-        """The inverse of :meth:`to_dict` (missing sections are empty; default ``"float"``; ``front`` is ignored)."""
+    def from_dict(cls, data: Mapping[str, Any], *, default: Spec = "float") -> AssignmentMapping:
+        """The inverse of :meth:`to_dict` (missing sections are empty, a missing ``default`` is ``default``;
+        ``front`` is ignored)."""
         if not isinstance(data, Mapping):
             raise ConfigError(f"assignment must be a JSON object, got {type(data).__name__}")
         unknown = sorted(set(data) - {"default", "types", "regex", "layers", "front"})
@@ -341,12 +344,12 @@ class AssignmentMapping:
             raise ConfigError(f"unknown assignment keys {unknown}; expected default, types, regex, layers")
         sections = {}
         for key in ("types", "regex", "layers"):
-            section = data.get(key) or {}
+            section = data.get(key, {})
             if not isinstance(section, Mapping):
                 raise ConfigError(f"assignment '{key}' must be an object mapping names to multipliers")
             sections[key] = section
         return cls(
-            default=LayerConfig.from_dict(data.get("default", "float")),
+            default=LayerConfig.from_dict(data["default"]) if "default" in data else as_config(default),
             types=tuple((_resolve_type(t), LayerConfig.from_dict(c)) for t, c in sections["types"].items()),
             patterns=tuple((p, LayerConfig.from_dict(c)) for p, c in sections["regex"].items()),
             names=tuple((n, LayerConfig.from_dict(c)) for n, c in sections["layers"].items()),

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import math
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
@@ -236,7 +237,7 @@ def _read_idx(path: Path, *, ndim: int) -> np.ndarray:
     if len(raw) < header:
         raise InputError(f"{path}: truncated IDX header")
     dims = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    size = int(np.prod(dims))
+    size = math.prod(dims)  # (Python ints: a forged header cannot overflow)
     if len(raw) - header != size:
         raise InputError(f"{path}: IDX data has {len(raw) - header} bytes, header {dims} needs {size}")
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
@@ -258,6 +259,9 @@ def _detect(root: Path) -> str:
 def _dataset(
     name: str, x_tr: np.ndarray, y_tr: np.ndarray, x_te: np.ndarray, y_te: np.ndarray, classes: int, extra: str = ""
 ) -> Dataset:
+    for split, images in (("training", x_tr), ("test", x_te)):
+        if images.shape[0] == 0:
+            raise InputError(f"{name}: the {split} set has no images")
     digest = hashlib.sha256(extra.encode())
     for array in (x_tr, y_tr, x_te, y_te):
         digest.update(np.ascontiguousarray(array).data)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import math
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -195,13 +194,11 @@ def library_candidates(text: str) -> CandidateSet:
 def parse_assignment(spec: str, exact: LayerConfig) -> AssignmentMapping:
     """``--assign`` text (see :meth:`AssignmentMapping.parse`); layers it does not name stay quantised-exact.
 
-    ``layer=NAME,...`` lists without a ``default=`` item get ``exact`` (in the candidates' width and
-    scheme) as their default instead of ``float``, and ``exact`` itself means that same config.
+    ``layer=NAME,...`` lists without a ``default=`` item and JSON files without ``"default"`` get ``exact`` (in
+    the candidates' width and scheme) as their default instead of ``float``, and ``exact`` itself means that same
+    config.
     """
-    mapping = AssignmentMapping.parse(spec)
-    is_list = "=" in spec and not re.fullmatch(r".+\.json(#\d+)?", spec.strip(), flags=re.IGNORECASE)
-    if is_list and not re.search(r"(^|,)\s*(default|\*)\s*=", spec):
-        mapping = mapping.with_default(exact)
+    mapping = AssignmentMapping.parse(spec, default=exact)
     if mapping.default == LayerConfig("exact"):
         mapping = mapping.with_default(exact)
     return mapping
@@ -515,6 +512,19 @@ def render(result: EvaluateResult, console: Console) -> None:
     for note in result.notes:
         console.print(f"[dim]{note}[/dim]")
     console.print(f"[dim]time: {', '.join(f'{k} {v:.1f}s' for k, v in result.seconds.items())}[/dim]")
+
+
+def check_plot(path: Path, assign: str) -> None:
+    """Refuse ``--plot PATH`` before the run where it cannot be written after it: without ``--assign auto`` (no
+    front) or in a format matplotlib does not write (the suffix names it; none: PNG)."""
+    if assign.strip().lower() != "auto":
+        raise ConfigError("--plot needs --assign auto (the front comes from the search)")
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    formats = FigureCanvasBase.get_supported_filetypes()
+    suffix = path.suffix.lstrip(".").lower() or "png"
+    if suffix not in formats:
+        raise ConfigError(f"--plot {path}: cannot write a plot as .{suffix}; use one of {', '.join(sorted(formats))}")
 
 
 def plot_pareto(result: EvaluateResult, path: Path) -> None:

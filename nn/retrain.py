@@ -40,6 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..clitypes import MAX_HALF_WINDOW
 from ..errors import ConfigError, InputError
 from ..fileio import atomic_write, check_writable
 from ..lutgen.lut import Lut
@@ -53,7 +54,7 @@ from .protocol import conv_only, get_protocol
 from .quant import track_running_ranges
 from .reproducible import deterministic, state_sha256
 from .swap import approximate
-from .train import RETRAIN_KIND
+from .train import RETRAIN_KIND, safe_load, short_reason
 
 CHECKPOINT_KIND = RETRAIN_KIND
 CHECKPOINT_FORMAT = 2
@@ -480,20 +481,11 @@ class Trainer:
                 self.guard.load_state(blob["guard"])
         except (KeyError, TypeError, ValueError, RuntimeError) as error:
             raise InputError(
-                f"{path}: checkpoint optimiser/generator state does not fit this run ({_reason(error)})"
+                f"{path}: checkpoint optimiser/generator state does not fit this run ({short_reason(error)})"
             ) from None
 
 
 # -------------------------------------------------------------------------------------- checkpoints
-
-
-def _reason(error: Exception) -> str:
-    """The first sentence of an exception's message (torch's can run to several lines)."""
-    text = str(error).strip()
-    if not text:
-        return type(error).__name__
-    first = text.splitlines()[0].split(". ")[0]
-    return first[:160]
 
 
 def save_checkpoint(path: Path, payload: Mapping[str, Any]) -> None:
@@ -505,10 +497,7 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
     """Read and check a retraining checkpoint (``weights_only=True``); one-line :class:`InputError` if bad."""
     if not path.is_file():
         raise InputError(f"nothing to resume: checkpoint {path} does not exist")
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises several types for truncated or foreign files
-        raise InputError(f"{path}: not a readable checkpoint ({_reason(error)})") from None
+    blob = safe_load(path, "checkpoint")
     if not isinstance(blob, dict) or blob.get("kind") != CHECKPOINT_KIND:
         raise InputError(f"{path}: not a lutgen retraining checkpoint")
     if blob.get("format") != CHECKPOINT_FORMAT:
@@ -890,15 +879,15 @@ _NOT_IDENTITY = ("model", "weights", "data", "out", "resume", "device")
 
 
 def parse_half_window(text: str) -> int | str:
-    """``"auto"`` or a non-negative int from the command line."""
+    """``"auto"`` or an int in 0..:data:`~approxlut.clitypes.MAX_HALF_WINDOW` from the command line."""
     if text.strip().lower() == "auto":
         return "auto"
     try:
         value = int(text)
     except ValueError:
-        raise ConfigError(f"--half-window {text!r}: expected a non-negative int or 'auto'") from None
-    if value < 0:
-        raise ConfigError(f"--half-window {text!r}: expected a non-negative int or 'auto'")
+        value = -1
+    if not 0 <= value <= MAX_HALF_WINDOW:
+        raise ConfigError(f"--half-window {text!r}: expected an int in 0..{MAX_HALF_WINDOW} or 'auto'")
     return value
 
 

@@ -22,6 +22,7 @@ import math
 import os
 import re
 import time
+import warnings
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -210,6 +211,28 @@ def save_weights(model: nn.Module, path: Path, meta: Mapping[str, Any]) -> None:
     atomic_write(path, lambda handle: torch.save(payload, handle), make_parents=True)
 
 
+def safe_load(path: Path, what: str) -> Any:
+    """``torch.load(path, weights_only=True)`` on the CPU, or one-line :class:`InputError` naming ``what`` and why
+    (torch's warnings about the file are not shown: the error says it)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises several types for damaged or foreign files
+        raise InputError(f"{path}: not a readable {what} ({short_reason(error)})") from None
+
+
+def short_reason(error: Exception) -> str:
+    """An exception's message in one short clause, its first sentence (torch's run to several lines); for a file
+    ``torch.load`` refused as unsafe, why."""
+    text = str(error).strip()
+    if "Weights only load failed" in text:  # (torch's advice to load it unsafely is not passed on)
+        return "it holds Python objects, not only tensors; lutgen reads weights with weights_only=True"
+    if not text:
+        return type(error).__name__
+    return text.splitlines()[0].split(". ")[0][:160]
+
+
 def load_weights(model: nn.Module, path: str | Path, *, cached: bool = False) -> dict[str, Any]:
     """Load a state dict (bare, or ``{"state_dict", "meta"}``) into ``model`` with ``weights_only=True``.
 
@@ -221,11 +244,7 @@ def load_weights(model: nn.Module, path: str | Path, *, cached: bool = False) ->
     hint = f"; delete {path} to retrain" if cached else ""
     if not path.is_file():
         raise InputError(f"{what} file not found: {path}")
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises several types for damaged or foreign files
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise InputError(f"{path}: not a readable torch weights file ({reason[:200]}){hint}") from error
+    blob = safe_load(path, f"torch weights file{hint}")
     meta: dict[str, Any] = {}
     state = blob
     if isinstance(blob, Mapping) and blob.get("kind") == RETRAIN_KIND:
@@ -332,7 +351,7 @@ def float_model(
     """
     from ..errors import ConfigError
     from .data import load_dataset
-    from .zoo import build_model, model_spec
+    from .zoo import build_model, check_user_model, model_spec
 
     spec = model_spec(name)
     if spec.task != task:
@@ -344,6 +363,7 @@ def float_model(
         kwargs["width"] = recipe.width
     data = loaded.prepare(input_kind=spec.input_kind, channels=spec.channels, size=spec.size)
     model = build_model(name, **kwargs)
+    check_user_model(name, model, data.x_train[:2])
     width = recipe.width if spec.scalable else None
     if weights is not None:
         meta = load_weights(model, weights)

@@ -526,13 +526,36 @@ def build_model(name: str, **kwargs: Any) -> nn.Module:
         model = spec.build(**kwargs)
     except ConfigError:
         raise
-    except Exception as error:  # a user callable failing is reported in one line, not as a traceback
+    except (Exception, SystemExit) as error:  # a user callable failing is reported in one line, not as a traceback
         if name in MODELS or spec.name in MODELS:
             raise
         raise ConfigError(f"model '{name}' failed to build ({type(error).__name__}: {error})") from None
     if not isinstance(model, nn.Module):
         raise ConfigError(f"model '{name}' returned {type(model).__name__}, not a torch.nn.Module")
     return model
+
+
+def check_user_model(name: str, model: nn.Module, sample: torch.Tensor) -> None:
+    """A user model (``file.py:callable``) that cannot be trained or run on ``sample`` (two inputs of the data it
+    is given) gets one :class:`ConfigError` saying why, before any long work; zoo models pass unchecked."""
+    if name in MODELS or ALIASES.get(re.sub(r"[-_]", "", name.lower())) in MODELS:
+        return
+    if not any(p.requires_grad for p in model.parameters()):
+        raise ConfigError(f"model '{name}' has no trainable parameters (nothing to approximate or train)")
+    modes = {m: m.training for m in model.modules()}
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(sample)
+    except (Exception, SystemExit) as error:
+        shape = "x".join(str(d) for d in sample.shape[1:])
+        raise ConfigError(
+            f"model '{name}' does not run on inputs of shape [N, {shape}] ({type(error).__name__}: "
+            f"{' '.join(str(error).split())[:200]})"
+        ) from None
+    finally:
+        for module, mode in modes.items():
+            module.training = mode
 
 
 def check_model_reference(reference: str) -> str:
@@ -562,7 +585,7 @@ def load_callable(reference: str) -> Callable[..., Any]:
     module = importlib.util.module_from_spec(loader)
     try:
         loader.loader.exec_module(module)
-    except Exception as error:  # the user's file: any failure is theirs to see, in one line
+    except (Exception, SystemExit) as error:  # the user's file: any failure is theirs to see, in one line
         raise ConfigError(f"{path}: importing it failed ({type(error).__name__}: {error})") from None
     sys.modules.setdefault(path.stem, module)
     target = getattr(module, attr, None)

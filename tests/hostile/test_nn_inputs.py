@@ -1,0 +1,136 @@
+"""Hostile inputs to the network commands: assignment files that say less than they seem to, module types that
+would import code, weights that are pickles, forged or empty datasets, user models that do not fit their data,
+out-of-range options (one line, the documented exit code, never a wrong answer with exit 0)."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import sys
+from pathlib import Path
+
+import pytest
+
+from approxlut.errors import ConfigError
+from approxlut.nn.config import AssignmentMapping, LayerConfig
+from approxlut.nn.evaluate import parse_assignment
+from approxlut.nn.retrain import parse_half_window
+
+from .conftest import assert_clean, run
+
+EXACT = LayerConfig("exact", bits=8, scheme="symmetric")
+
+
+def test_an_assignment_file_without_a_default_leaves_the_other_layers_exact(tmp_path: Path) -> None:
+    """As the ``layer=NAME`` form does: a file naming one layer does not turn the others float (which would
+    count their multipliers as free); a file that says ``"default": "float"`` gets float."""
+    path = tmp_path / "one.json"
+    path.write_text(json.dumps({"layers": {"features.0": "trunc8s_k6"}}))
+    assert parse_assignment(str(path), EXACT).default == EXACT
+    assert parse_assignment("features.0=trunc8s_k6", EXACT).default == EXACT
+    path.write_text(json.dumps({"default": "float", "layers": {"features.0": "trunc8s_k6"}}))
+    assert parse_assignment(str(path), EXACT).default == LayerConfig("float")
+
+
+def test_a_front_point_without_its_assignment_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "saved.json"
+    path.write_text(json.dumps({"default": "exact", "front": [{"relative_energy": 0.5}]}))
+    with pytest.raises(ConfigError, match="front point #0 has no assignment"):
+        AssignmentMapping.parse(f"{path}#0")
+
+
+@pytest.mark.parametrize("section", ["types", "regex", "layers"])
+def test_assignment_sections_must_be_objects(tmp_path: Path, section: str) -> None:
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps({section: []}))
+    with pytest.raises(ConfigError, match=f"'{section}' must be an object"):
+        AssignmentMapping.parse(str(path))
+
+
+@pytest.mark.parametrize("text", ["type:this.X=exact", '{"types": {"this.X": "exact"}}'])
+def test_an_assignment_never_imports_the_modules_it_names(tmp_path: Path, text: str) -> None:
+    """``this`` prints the Zen of Python when imported: a module type may only come from a module already loaded
+    (torch's, the model file's)."""
+    assert "this" not in sys.modules
+    if text.startswith("{"):
+        (tmp_path / "a.json").write_text(text)
+        text = str(tmp_path / "a.json")
+    with pytest.raises(ConfigError, match=r"unknown module type 'this\.X'"):
+        AssignmentMapping.parse(text)
+    assert "this" not in sys.modules
+    loaded = AssignmentMapping.parse("type:torch.nn.modules.conv.Conv2d=exact")
+    assert loaded.types[0][0].__name__ == "Conv2d"
+
+
+def test_an_engine_that_does_not_apply_is_a_usage_error() -> None:
+    """``decomp`` asked for a table it cannot split is the user's choice (exit 2), not a machine fault."""
+    result = run(["bench", "--quick", "--engine", "decomp", "--lut", "mitchell8s", "--no-networks"])
+    assert_clean(result, 2)
+    assert "engine 'decomp' does not apply" in result.stderr
+
+
+@pytest.mark.parametrize("text", ["129", "99999999999999999999", "-1", "eight"])
+def test_the_retrain_half_window_has_the_range_of_the_other_commands(text: str) -> None:
+    with pytest.raises(ConfigError, match=r"expected an int in 0\.\.128 or 'auto'"):
+        parse_half_window(text)
+    assert parse_half_window("128") == 128 and parse_half_window("auto") == "auto"
+
+
+def test_a_pickle_given_as_weights_is_one_line_without_torch_advice(tmp_path: Path) -> None:
+    """torch warns about the protocol and suggests loading the file unsafely; neither reaches the user."""
+    path = tmp_path / "weights.pt"
+    path.write_bytes(pickle.dumps({"a": 1}, protocol=4))
+    result = run(["evaluate", "--model", "lenet5", "--weights", str(path), "--limit", "8"])
+    assert_clean(result, 2)
+    assert "holds Python objects" in result.stderr and "weights_only` set to `False" not in result.stderr
+
+
+def _idx(path: Path, dims: tuple[int, ...], data: bytes = b"") -> None:
+    header = bytes([0, 0, 8, len(dims)]) + b"".join(d.to_bytes(4, "big") for d in dims)
+    path.write_bytes(header + data)
+
+
+@pytest.mark.parametrize("case", ["forged", "empty"])
+def test_forged_or_empty_mnist_files(tmp_path: Path, case: str) -> None:
+    """A header whose dimensions multiply past int64 with no data, or a set of no images: one line each."""
+    count = 0 if case == "empty" else 1
+    for prefix in ("train", "t10k"):
+        if case == "forged":
+            _idx(tmp_path / f"{prefix}-images-idx3-ubyte", (2**31, 2**31, 4))
+        else:
+            _idx(tmp_path / f"{prefix}-images-idx3-ubyte", (count, 28, 28))
+        _idx(tmp_path / f"{prefix}-labels-idx1-ubyte", (count,), bytes(count))
+    result = run(["evaluate", "--model", "lenet5", "--data", str(tmp_path), "--dataset", "mnist", "--limit", "4"])
+    assert_clean(result, 2)
+    assert ("needs" in result.stderr) if case == "forged" else ("training set has no images" in result.stderr)
+
+
+USER_MODELS = """
+import torch
+
+def wrong_size(num_classes=10, in_channels=3, input_size=32):
+    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, num_classes))
+
+def no_parameters(**kwargs):
+    return torch.nn.Flatten()
+
+def exits(**kwargs):
+    raise SystemExit(0)
+"""
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("wrong_size", "does not run on inputs of shape [N, 3x32x32] (RuntimeError: mat1 and mat2"),
+        ("no_parameters", "has no trainable parameters"),
+        ("exits", "failed to build (SystemExit: 0)"),
+    ],
+)
+def test_a_user_model_that_cannot_run_is_one_line(tmp_path: Path, name: str, message: str) -> None:
+    """Before any training: a model that does not fit its data, has nothing to train, or exits (exit 0 with no
+    output before)."""
+    (tmp_path / "models.py").write_text(USER_MODELS)
+    result = run(["evaluate", "--model", f"{tmp_path / 'models.py'}:{name}", "--assign", "exact8s", "--limit", "8"])
+    assert_clean(result, 2)
+    assert message in result.stderr
