@@ -15,7 +15,17 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import click
 
-from .clitypes import MAX_VERIFY, CellSource, Device, Engine, FiniteFloat, ModelReference, RayAddress, seed_option
+from .clitypes import (
+    MAX_HALF_WINDOW,
+    MAX_VERIFY,
+    CellSource,
+    Device,
+    Engine,
+    FiniteFloat,
+    ModelReference,
+    RayAddress,
+    seed_option,
+)
 from .errors import LutgenError
 from .tasks import MAX_WORKERS
 
@@ -97,7 +107,7 @@ def _operands(value: str | None) -> tuple[str, str] | None:
 
 
 @main.command()
-@click.argument("file", type=click.Path(path_type=Path))
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
     "--format",
     "fmt",
@@ -123,7 +133,7 @@ def _operands(value: str | None) -> tuple[str, str] | None:
 )
 @click.option(
     "--half-window",
-    type=click.IntRange(0, 128),
+    type=click.IntRange(0, MAX_HALF_WINDOW),
     default=8,
     show_default=True,
     help="Gradient LUTs: half window w of the DATE'25 difference-based smoothing.",
@@ -329,7 +339,7 @@ def library_import(
     """
     from .errors import InputError
     from .library import Library
-    from .library.importer import import_paths
+    from .library.importer import import_paths, shown
     from .tasks import check_engine_options
 
     check_engine_options(workers=workers, address=ray_address or None)
@@ -357,7 +367,7 @@ def library_import(
         for warning in summary.warnings:
             click.echo(f"  warning: {warning}", err=True)
         for path, message in summary.failed:
-            click.echo(f"  failed: {path}: {message}")
+            click.echo(f"  failed: {shown(path)}: {message}")
     if summary.failed:
         raise InputError(f"{len(summary.failed)} file(s) could not be imported; the others were")
 
@@ -423,10 +433,29 @@ def library_show(name: str, library_dir: Path | None, plot: Path | None, as_json
             click.echo(f"wrote {plot}")
 
 
+def _numeric_column(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """``pareto --x/--y``: the numeric column a name refers to, or a usage error listing them."""
+    from .library.catalogue import numeric_column
+
+    try:
+        return numeric_column(value)
+    except LutgenError as error:
+        raise click.BadParameter(str(error), ctx, param) from None
+
+
 @library.command("pareto")
 @_library_option
-@click.option("--x", "x", default="power", show_default=True, help="Column on the x axis (minimised).")
-@click.option("--y", "y", default="mae", show_default=True, help="Column on the y axis (minimised).")
+@click.option(
+    "--x",
+    "x",
+    default="power",
+    show_default=True,
+    callback=_numeric_column,
+    help="Numeric column on the x axis (minimised): power, area, delay, mae, wce, mre, ep, mse, gates, ...",
+)
+@click.option(
+    "--y", "y", default="mae", show_default=True, callback=_numeric_column, help="Numeric column on the y axis."
+)
 @_filter_options
 @click.option(
     "--plot",
@@ -448,11 +477,10 @@ def library_pareto(
     Multipliers of different widths never share a front: a 4x4 and a 16x16 circuit are not alternatives.
     """
     from .library import Library
-    from .library.catalogue import column
     from .library.pareto import fronts_by_kind
     from .library.render import print_front
 
-    x_col, y_col = column(x), column(y)
+    x_col, y_col = x, y  # the columns the names refer to (_numeric_column)
     with Library.open_default(library_dir) as lib:
         chosen = chosen.resolved(lib.query())
         entries = chosen.select(lib)
@@ -494,7 +522,7 @@ def library_pareto(
 @click.option("--format", "fmt", type=click.Choice(["npz", "tfapprox", "lutfp"]), default="npz", show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Output file (default: NAME.<ext> here).")
 @click.option("--gradients", is_flag=True, help="lutfp: add the two gradient sections (the +bp file).")
-@click.option("--half-window", type=click.IntRange(0, 128), default=8, show_default=True)
+@click.option("--half-window", type=click.IntRange(0, MAX_HALF_WINDOW), default=8, show_default=True)
 @reports_errors
 def library_export(
     name: str, library_dir: Path | None, fmt: str, out: Path | None, gradients: bool, half_window: int
@@ -999,12 +1027,13 @@ def evaluate_command(
     from rich.console import Console
 
     from .fileio import check_writable
+    from .nn.evaluate import EvaluateOptions, check_plot, plot_pareto, render, run_evaluate, save_assignment
 
-    for target in (save, plot):
+    for target in (save, plot):  # before the run, not after it
         if target is not None:
-            check_writable(target)  # before the run, not after it
-
-    from .nn.evaluate import EvaluateOptions, plot_pareto, render, run_evaluate, save_assignment
+            check_writable(target)
+    if plot is not None:
+        check_plot(plot, assign)
 
     options = EvaluateOptions(
         model=model_name,

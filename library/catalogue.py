@@ -32,6 +32,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from ..circuits.names import name_problem
 from ..errors import ConfigError, DamagedIndexError, LibraryError, LibraryUsageError, NotInLibraryError
 from ..fileio import fsync_dir
 from ..lutgen.metrics import METRIC_KEYS, Metrics, matches_published
@@ -179,6 +180,20 @@ def column(name: str) -> str:
     if key not in SORTABLE_COLUMNS:
         known = ", ".join(sorted({*COLUMN_ALIASES, *SORTABLE_COLUMNS}))
         raise ConfigError(f"unknown column '{name}' (known: {known})")
+    return key
+
+
+def numeric_names() -> list[str]:
+    """The names of the numeric columns, short forms included (``power``, ``mae_pct``), sorted."""
+    return sorted({*(alias for alias, col in COLUMN_ALIASES.items() if col in NUMERIC_COLUMNS), *NUMERIC_COLUMNS})
+
+
+def numeric_column(name: str) -> str:
+    """The numeric column ``name`` refers to (as :func:`column`); raises ConfigError for others (``name``)."""
+    key = COLUMN_ALIASES.get(name.lower(), name.lower())
+    if key not in NUMERIC_COLUMNS:
+        what = "a text column, not a numeric one" if key in SORTABLE_COLUMNS else "an unknown column"
+        raise ConfigError(f"'{name}' is {what} (numeric columns: {', '.join(numeric_names())})")
     return key
 
 
@@ -926,8 +941,10 @@ class Library:
         cost: Cost | HardwareCost | None,
         published: Mapping[str, str] | None,
     ) -> dict[str, Any]:
-        if not name:
-            raise ConfigError("a library entry needs a name")
+        for part, what in ((name, "name"), (release, "release")):
+            problem = name_problem(part) if part or what == "name" else None
+            if problem is not None:
+                raise ConfigError(f"cannot catalogue the {what} {part!r}: {problem}")
         values = metrics.as_dict()
         record: dict[str, Any] = {
             "name": name,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..circuits.names import safe_name
 from ..errors import ConfigError
 from .catalogue import HALF_WINDOW, Library
 
@@ -11,7 +12,8 @@ FORMATS = ("npz", "tfapprox", "lutfp")
 
 
 def default_path(full_name: str, fmt: str, *, gradients: bool = False, half_window: int = HALF_WINDOW) -> Path:
-    """The file name an export gets when none is given (in the current folder)."""
+    """The file name an export gets when none is given (in the current folder, whatever the name holds)."""
+    full_name = safe_name(full_name)
     if fmt == "npz":
         return Path(f"{full_name}.npz")
     if fmt == "tfapprox":

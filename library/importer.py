@@ -23,7 +23,9 @@ parallel tasks) while only the driver writes the catalogue:
    file of the same release and name becomes an alternative source of the entry.
 
 LUT files (DATE'25 text, TFApprox binary, lutgen ``.npz``, recognised by their content; folders are
-walked for ``.txt`` ones) are imported as tables: no netlist, so no gate count and no cost estimate.
+walked for ``.txt`` ones, and ``.npz`` ones found there are reported as skipped) are imported as
+tables: no netlist, so no gate count and no cost estimate. Names that a file states (a ``.npz``'s, a
+``meta.json``'s) must be valid entry names; names taken from file names are made valid.
 
 File names give the release (``v2022_``, or a parent folder ``v2022``), widths and signedness
 (``mul8s_``, ``mul8x4u_``, ``mul12u_``).
@@ -32,6 +34,7 @@ File names give the release (``v2022_``, or a parent folder ``v2022``), widths a
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import time
 from collections import deque
@@ -45,7 +48,7 @@ import numpy as np
 
 from ..circuits.cells import PROFILES, AmbiguousCellError
 from ..circuits.io import FORMATS, MAX_NETLIST_BYTES
-from ..circuits.names import name_hint
+from ..circuits.names import name_hint, name_problem, safe_name
 from ..errors import ConfigError, InputError, LibraryError, LibraryUsageError, LutgenError
 from ..fileio import read_bytes
 from ..lutgen.formats import MAX_NPZ_BYTES, sniff_lut_format
@@ -63,6 +66,8 @@ if TYPE_CHECKING:
 NETLIST_SUFFIXES = tuple(suffix for suffixes in FORMATS.values() for suffix in suffixes)
 #: Also taken when walking folders: text files that turn out to be DATE'25 LUTs (by content).
 TEXT_LUT_SUFFIX = ".txt"
+#: Why a ``.npz`` found in a folder is skipped (a folder may hold ``lutgen sim``'s outputs beside their netlists).
+FOLDER_TABLE_SKIPPED = "a lutgen .npz table: folders are walked for netlists and DATE'25 text LUTs; name the file"
 #: Input pairs hashed to identify a circuit too wide for a table.
 FINGERPRINT_SAMPLES = 1 << 16
 FINGERPRINT_SEED = 20240917
@@ -164,11 +169,11 @@ class ImportSummary:
             "added": [e.full_name for e in self.added],
             "new_circuits": len(self.added) - len(self.aliases),
             "added_aliases": [{"entry": e.full_name, "aliases": list(e.aliases)} for e in self.aliases],
-            "unchanged": [str(p) for p in self.unchanged],
-            "merged": [{"file": str(p), "entry": e.full_name} for p, e in self.merged],
+            "unchanged": [shown(p) for p in self.unchanged],
+            "merged": [{"file": shown(p), "entry": e.full_name} for p, e in self.merged],
             "repaired": [e.full_name for e in self.repaired],
-            "skipped": [{"file": str(p), "reason": why} for p, why in self.skipped],
-            "failed": [{"file": str(p), "error": msg} for p, msg in self.failed],
+            "skipped": [{"file": shown(p), "reason": why} for p, why in self.skipped],
+            "failed": [{"file": shown(p), "error": msg} for p, msg in self.failed],
             "warnings": list(self.warnings),
             "engine": self.engine,
             "timings_s": {phase: round(seconds, 3) for phase, seconds in self.timings.items()},
@@ -176,7 +181,11 @@ class ImportSummary:
 
 
 def parse_name(path: Path) -> NameInfo:
-    """Release, name, twin flag, widths and signedness from a file name such as ``v2022_mul8x4u_1K7_pdk45.v``."""
+    """Release, name, twin flag, widths and signedness from a file name such as ``v2022_mul8x4u_1K7_pdk45.v``.
+
+    The name is made a valid entry name (:func:`~approxlut.circuits.names.safe_name`: ``my mult.v`` gives
+    ``my_mult``).
+    """
     stem = path.stem
     pdk45 = stem.lower().endswith(_PDK45)
     if pdk45:
@@ -192,8 +201,8 @@ def parse_name(path: Path) -> NameInfo:
                 break
     hint = name_hint(stem)
     if hint is None:
-        return NameInfo(release, stem, pdk45, None, None)
-    return NameInfo(release, stem, pdk45, hint.bits, hint.signed)
+        return NameInfo(release, safe_name(stem), pdk45, None, None)
+    return NameInfo(release, safe_name(stem), pdk45, hint.bits, hint.signed)
 
 
 def netlist_files(paths: Iterable[str | Path]) -> list[Path]:
@@ -214,6 +223,12 @@ def netlist_files(paths: Iterable[str | Path]) -> list[Path]:
     return unique
 
 
+def folder_tables(paths: Iterable[str | Path]) -> list[Path]:
+    """lutgen ``.npz`` files in the folders of ``paths``: not imported by a walk (name them), so reported as skipped."""
+    found = {p for raw in paths if Path(raw).is_dir() for p in Path(raw).rglob("*") if p.suffix.lower() == ".npz"}
+    return sorted(p for p in found if p.is_file())
+
+
 def _walked(path: Path) -> bool:
     suffix = path.suffix.lower()
     return suffix in NETLIST_SUFFIXES or (suffix == TEXT_LUT_SUFFIX and sniff_lut_format(path) == "lutfp")
@@ -228,6 +243,7 @@ def plan_import(paths: Sequence[str | Path]) -> ImportPlan:
     """
     plan = ImportPlan()
     files = netlist_files(paths)
+    plan.skipped += [(p, FOLDER_TABLE_SKIPPED) for p in folder_tables(paths) if p not in files]
     meta: dict[Path, MetaRecord] = {}
     for found in meta_files(Path(p) for p in paths):
         try:
@@ -270,6 +286,8 @@ def characterise(files: CircuitFiles, *, signed: bool | None = None) -> Characte
     from ..lutgen.simulate import MAX_LUT_BITS, simulate_lut, simulate_metrics
 
     primary = files.primary
+    for path in files.paths:
+        _check_recordable(path)
     data = _read(primary)
     info = parse_name(primary)
     lut_format = sniff_lut_format(primary)
@@ -280,7 +298,9 @@ def characterise(files: CircuitFiles, *, signed: bool | None = None) -> Characte
             f"{primary}: neither a netlist ({', '.join(NETLIST_SUFFIXES)}) nor a LUT file "
             "(DATE'25 text, TFApprox binary, lutgen .npz)"
         )
-    name = files.meta.name if files.meta is not None else info.name
+    name = info.name
+    if files.meta is not None:
+        name = _stated_name(files.meta.name, primary, "its release's meta.json")
     header = parse_header(data.decode("utf-8", errors="replace")) if primary.suffix.lower() in (".v", ".sv") else None
     netlist = read_netlist(primary)
     if len(netlist.widths) != 2:
@@ -346,7 +366,7 @@ def _characterise_table(
     return Characterised(
         files=files,
         digests=(hashlib.sha256(data).hexdigest(),),
-        name=lut.name,
+        name=_stated_name(lut.name, path, f"the {lut_format} file"),
         release=info.release,
         signed=lut.signed,
         bits=(lut.bits_a, lut.bits_b),
@@ -362,6 +382,30 @@ def _characterise_table(
         citation=None,
         params={"format": lut_format},
     )
+
+
+def _check_recordable(path: Path) -> None:
+    """Refuse a file whose path the catalogue cannot record as text (bytes that are not UTF-8)."""
+    try:
+        str(path.resolve()).encode("utf-8")
+    except UnicodeEncodeError:
+        raise InputError(
+            f"{shown(path)}: the path is not valid UTF-8, and the library records where each circuit came from; "
+            "rename the file (or its folder)"
+        ) from None
+
+
+def shown(path: Path) -> str:
+    """``path`` as text that can be printed: bytes that are not UTF-8 as ``\\xff`` escapes."""
+    return os.fsencode(path).decode("utf-8", errors="backslashreplace")
+
+
+def _stated_name(name: str, path: Path, where: str) -> str:
+    """A circuit name that a file states (not its file name): refused unless it is a valid entry name."""
+    problem = name_problem(name)
+    if problem is not None:
+        raise InputError(f"{path}: {where} names the circuit {name!r}: {problem}")
+    return name
 
 
 def _with_gradients(lut: Lut) -> Lut:
@@ -515,7 +559,7 @@ def import_paths(
         began = time.perf_counter()
         with _progress_bar(progress, len(todo)) as step:
             for (files, known), outcome in zip(todo, _characterised(engine, [f for f, _ in todo], signed), strict=True):
-                step(files.primary.name)
+                step(shown(Path(files.primary.name)))
                 if isinstance(outcome, str):
                     summary.failed.append((files.primary, outcome))
                     report([(path, "failed") for path in files.paths])

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .catalogue import Entry, column
+from .catalogue import Entry, numeric_column
 
 
 def value(entry: Entry, name: str) -> float | None:
-    """The numeric value of a column (alias accepted) for ``entry``; ``None`` when unknown."""
-    raw = getattr(entry, column(name))
+    """The value of a numeric column (alias accepted) for ``entry``; ``None`` when unknown."""
+    raw = getattr(entry, numeric_column(name))
     return None if raw is None else float(raw)
 
 

@@ -16,7 +16,6 @@ MAE 0, is among the points). Kinds with fewer than :data:`MIN_PLOT_POINTS` coste
 from __future__ import annotations
 
 import html
-import re
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from importlib import resources
 from pathlib import Path
 from typing import BinaryIO
 
+from ..circuits.names import safe_name
 from ..fileio import atomic_write, atomic_write_text, make_dirs
 from ..lutgen.metrics import published_round
 from .catalogue import COST_COLUMNS, COST_DECIMALS, METRIC_COLUMNS, PUBLISHED_KEYS, Entry, Library
@@ -112,8 +112,7 @@ def kinds(entries: Sequence[Entry]) -> list[str]:
 
 def page_slug(entry: Entry) -> str:
     """The file name stem of an entry's page: its full name made file-safe, and a hash prefix (names repeat)."""
-    safe = re.sub(r"[^A-Za-z0-9_.+-]+", "_", entry.full_name).strip("._") or "circuit"
-    return f"{safe}-{entry.hash[:8]}"
+    return f"{safe_name(entry.full_name)}-{entry.hash[:8]}"
 
 
 # --------------------------------------------------------------------------------------------- index
@@ -242,7 +241,7 @@ def _downloads(lib: Library, entry: Entry, folder: Path, slug: str) -> list[str]
         hint = f"lutgen library export {entry.full_name} --format npz"
         return [*items, f"no table files for a table this wide; write one with <code>{_e(hint)}</code>"]
     lut = lib.load_lut(entry)
-    name = entry.full_name
+    name = safe_name(entry.full_name)  # a valid name unchanged; one catalogued before names were checked, too
     save_npz(lut, folder / f"{name}.npz", compress=True)
     items.append(
         f'<a href="{_e(slug)}/{_e(name)}.npz">{_e(name)}.npz</a>: lutgen table with gradient tables '

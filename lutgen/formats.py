@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from ..circuits.io import FORMATS as NETLIST_FORMATS
+from ..circuits.names import safe_name
 from ..errors import InputError, ParseError
 from ..fileio import atomic_write, parse_json, read_bytes
 from .lut import Lut
@@ -59,6 +61,8 @@ _HALF_WINDOW = re.compile(r"^INFO: half window = (\d+)$")
 LUT_FORMATS = ("npz", "tfapprox", "lutfp")
 _ZIP_MAGIC = b"PK\x03\x04"
 _SNIFF_BYTES = 4096
+#: Extensions of netlist files: such a file is a LUT only by a signature (zip, ``INFO:``), never by its size.
+_NETLIST_SUFFIXES = frozenset(suffix for suffixes in NETLIST_FORMATS.values() for suffix in suffixes)
 
 
 def sniff_lut_format(path: str | os.PathLike[str]) -> str | None:
@@ -66,7 +70,9 @@ def sniff_lut_format(path: str | os.PathLike[str]) -> str | None:
 
     A zip archive holding ``meta.npy`` is a lutgen ``.npz``; ASCII text whose first line starts with
     ``INFO:`` or is the DATE'25 forward-section title is a DATE'25 text LUT; exactly 131072 bytes that are
-    not text form a TFApprox table. Anything else (a netlist, say) gives ``None``; unreadable files too.
+    not text (neither ASCII nor UTF-8) form a TFApprox table, unless the file's extension is a netlist's
+    (``.v``, ``.blif``, ...): a netlist is never taken for a table by its size. Anything else (a netlist,
+    say) gives ``None``; unreadable files too.
     """
     try:
         info = os.stat(path)
@@ -86,7 +92,8 @@ def sniff_lut_format(path: str | os.PathLike[str]) -> str | None:
     first = next((line.strip() for line in head.splitlines() if line.strip()), b"")
     if first.startswith(b"INFO:") or first == LUTFP_FORWARD.encode():
         return "lutfp"
-    if size == TFAPPROX_BYTES and not _looks_like_text(head):
+    netlist = Path(path).suffix.lower() in _NETLIST_SUFFIXES
+    if size == TFAPPROX_BYTES and not netlist and not _looks_like_text(head):
         return "tfapprox"
     return None
 
@@ -106,7 +113,14 @@ def read_lut_file(path: str | os.PathLike[str], fmt: str | None = None) -> Lut:
 
 
 def _looks_like_text(data: bytes) -> bool:
-    return all(32 <= byte < 127 or byte in b"\t\r\n" for byte in data)
+    """Whether ``data`` (the start of a file, maybe cut inside a character) reads as ASCII or UTF-8 text."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        if error.reason != "unexpected end of data":  # not just a character cut at the end of the sample
+            return False
+        text = data[: error.start].decode("utf-8")
+    return all(char.isprintable() or char in "\t\r\n\f\ufeff" for char in text)
 
 
 # ----------------------------------------------------------------------------------------------- npz
@@ -255,7 +269,7 @@ def read_tfapprox(path: str | os.PathLike[str], *, name: str | None = None) -> L
         bits_a=TFAPPROX_BITS,
         bits_b=TFAPPROX_BITS,
         signed=False,
-        name=name or Path(where).stem,
+        name=name or safe_name(Path(where).stem),
         meta={"source": where, "format": "tfapprox"},
     )
 
@@ -328,7 +342,7 @@ def read_lutfp(path: str | os.PathLike[str]) -> Lut:
         bits_a=bits_a,
         bits_b=bits_b,
         signed=False,
-        name=name_match.group("name") if name_match else Path(where).stem,
+        name=safe_name(name_match.group("name") if name_match else Path(where).stem),
         grad_a=grad_a,
         grad_b=grad_b,
         meta=meta,

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..circuits.io import read_netlist, source_library
-from ..circuits.names import name_hint
+from ..circuits.names import name_hint, safe_name
 from ..circuits.netlist import CellUse
 from ..errors import ConfigError
 from .formats import LUT_FORMATS, read_lut_file, save_npz, sniff_lut_format
@@ -149,7 +149,7 @@ def run_sim(
     start = time.perf_counter()
     lut: Lut | None = None
     if bits_a + bits_b <= MAX_LUT_BITS and samples is None:
-        lut = simulate_lut(netlist, signed=signed, name=path.stem)
+        lut = simulate_lut(netlist, signed=signed, name=safe_name(path.stem))
         metrics = lut.metrics(mre_convention=convention)
         seconds = time.perf_counter() - start
         lut = lut.with_gradients(half_window, grad, compat=compat)
@@ -160,7 +160,7 @@ def run_sim(
     written, size = _write(lut, target, compress=compress) if write and lut is not None else (None, None)
     return SimResult(
         path=path,
-        name=path.stem,
+        name=safe_name(path.stem),
         bits_a=bits_a,
         bits_b=bits_b,
         signed=signed,

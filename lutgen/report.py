@@ -30,6 +30,7 @@ def print_sim(result: SimResult, *, console: Console | None = None) -> None:
     """Print the metrics of one simulated circuit (or LUT file), how its operands were read, what was written."""
     from ..circuits.names import name_hint
     from .job import LARGE_FILE_BYTES
+    from .simulate import MAX_LUT_BITS
 
     console = console or Console()
     m = result.metrics
@@ -80,5 +81,7 @@ def print_sim(result: SimResult, *, console: Console | None = None) -> None:
         )
         if result.out_bytes is not None and result.out_bytes > LARGE_FILE_BYTES and not result.compressed:
             console.print("[yellow]note:[/] a large file: --compress writes it zip-compressed (smaller, slower)")
+    elif result.lut is None and result.bits_a + result.bits_b > MAX_LUT_BITS:
+        console.print(f"no table for this width (more than {MAX_LUT_BITS} input bits): metrics only")
     elif result.lut is None:
-        console.print("no table for this width: metrics only")
+        console.print("no table: --samples measures a random sample only (leave it out for the exhaustive table)")

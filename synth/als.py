@@ -176,8 +176,8 @@ def approximate(
     ``objective`` is ``"gates"`` (gates removed) or ``"power"`` (switching energy removed, from the
     simulated activity of the removed gates). At most ``max_steps`` substitutions, each choosing
     among the ``candidates`` most promising (net, replacement) pairs; ``wires=False`` tries
-    constants only. Returns the Pareto points (the
-    starting circuit first, then by increasing error).
+    constants only. A bound of 0 is honoured: only error-free substitutions (redundant logic) are
+    made. Returns the Pareto points (the starting circuit first, then by increasing error).
     """
     if max_mae_pct is None and max_wce_pct is None:
         raise ConfigError("give an error bound: max_mae_pct and/or max_wce_pct")
@@ -192,8 +192,10 @@ def approximate(
     wce_bound = np.inf if max_wce_pct is None else max_wce_pct
 
     # every step is charged at least this much error, so steps that save more gates win among
-    # near-free ones and the step budget is not spent on tiny savings
-    floor = (mae_bound if max_mae_pct is not None else wce_bound) / (4 * max_steps)
+    # near-free ones and the step budget is not spent on tiny savings; a bound of 0 admits only
+    # substitutions that add no error (redundant logic), ranked by what they save
+    bound = mae_bound if max_mae_pct is not None else wce_bound
+    floor = bound / (4 * max_steps) if bound > 0 else 1.0
     state = _State(simplify(netlist), exact, signed)
     mae, wce = state.error()
     history: list[tuple[Netlist, float, float, tuple[str, ...]]] = [(state.netlist, mae, wce, ())]

@@ -12,8 +12,10 @@ from rich.console import Console
 from rich.table import Table
 
 from ..circuits.io import read_netlist, write_netlist
+from ..circuits.names import safe_name
 from ..circuits.netlist import Netlist
 from ..errors import ConfigError
+from ..fileio import make_dirs
 from ..lutgen.metrics import METRIC_KEYS, Metrics, published_round
 from ..lutgen.simulate import MAX_LUT_BITS, simulate_lut, simulate_metrics
 from .als import approximate
@@ -134,6 +136,8 @@ def run_als(
 ) -> list[SynthJob]:
     """Approximate a netlist file greedily; one job per Pareto point (written to ``out_dir``)."""
     start = time.perf_counter()
+    if out_dir is not None:
+        make_dirs(out_dir)  # before the search: an unusable folder is found at once
     points = approximate(
         read_netlist(path),
         signed=signed,
@@ -142,11 +146,9 @@ def run_als(
         objective=objective,
         max_steps=steps,
     )
-    if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
     jobs = []
     for i, point in enumerate(points):
-        point.netlist.name = f"{path.stem}_als{i}"
+        point.netlist.name = f"{safe_name(path.stem)}_als{i}"
         out = out_dir / f"{point.netlist.name}.blif" if out_dir is not None else None
         jobs.append(_finish(point.netlist, signed, out, start))
     return jobs

@@ -134,3 +134,18 @@ def test_a_user_model_that_cannot_run_is_one_line(tmp_path: Path, name: str, mes
     result = run(["evaluate", "--model", f"{tmp_path / 'models.py'}:{name}", "--assign", "exact8s", "--limit", "8"])
     assert_clean(result, 2)
     assert message in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("assign", "plot", "message"),
+    [("auto", "front.xyz", "cannot write a plot as .xyz"), ("exact8s", "front.png", "--plot needs --assign auto")],
+)
+def test_a_plot_that_cannot_be_written_is_refused_before_the_run(
+    tmp_path: Path, assign: str, plot: str, message: str
+) -> None:
+    """Before: the whole search ran and wrote --save, then the plot failed."""
+    saved = tmp_path / "saved.json"
+    args = ["evaluate", "--model", "lenet5", "--limit", "8", "--assign", assign, "--candidates", "trunc8s_k6"]
+    result = run([*args, "--save", str(saved), "--plot", str(tmp_path / plot)])
+    assert_clean(result, 2)
+    assert message in result.stderr and not saved.exists() and "accuracy" not in result.stdout

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from approxlut.circuits.blif import write_blif
 from approxlut.cli import main
+from approxlut.errors import ConfigError
 from approxlut.library import Library
 from approxlut.library.pareto import pareto_front_reference
 from approxlut.schema import json_schema
@@ -136,6 +137,21 @@ def test_pareto(initialised, tmp_path):
     assert (tmp_path / "front-8x8s.png").read_bytes()[:8] == PNG_SIGNATURE and not (tmp_path / "front.png").exists()
     single = run("pareto", "--library", lib, "--bits", "8", "--signed", "--plot", str(tmp_path / "one.png")).output
     assert f"wrote {tmp_path / 'one.png'}" in single
+
+
+@pytest.mark.parametrize("option", ["--x", "--y"])
+@pytest.mark.parametrize("name", ["name", "origin", "family", "release", "created", "bogus"])
+def test_pareto_takes_numeric_columns_only(initialised, option, name):
+    result = run("pareto", "--library", str(initialised), option, name, ok=False)
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit)  # not a ValueError
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("error: ") and f"'{name}' is " in line and "numeric columns: area" in line
+    assert "name" not in line.split("numeric columns:")[1]
+
+
+def test_pareto_fronts_refuse_text_columns(initialised):
+    with Library.open(initialised) as lib, pytest.raises(ConfigError, match="a text column, not a numeric one"):
+        pareto_front_reference(lib.query(), "name", "mae")
 
 
 def test_export_and_report(initialised, tmp_path):

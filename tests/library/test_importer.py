@@ -207,6 +207,21 @@ def test_date25_text_luts_are_imported_by_content(lib, multiplier, tmp_path):
     assert "holds an unsigned table" in messages[1]
 
 
+def test_npz_files_in_a_folder_are_counted_as_skipped(lib, multiplier, tmp_path):
+    from approxlut.lutgen.formats import save_npz
+
+    folder = tmp_path / "in"
+    _write(folder / "net.blif", multiplier(4, False))
+    (folder / "sub").mkdir()
+    table = folder / "sub" / "tab.npz"
+    save_npz(simulate_lut(multiplier(4, False, drop=2), signed=False, name="tab"), table)
+    summary = import_paths(lib, [folder])
+    assert [e.name for e in summary.added] == ["net"]
+    assert summary.skipped == [(table, importer.FOLDER_TABLE_SKIPPED)]
+    named = import_paths(lib, [folder, table])  # named as well: imported, not skipped
+    assert [e.name for e in named.added] == ["tab"] and not named.skipped
+
+
 def _tree(root: Path, multiplier) -> Path:
     """A small import tree: circuits, a twin, a copy in a second folder, an alias, a failure."""
     for bits, signed, drop in ((3, False, 0), (3, False, 2), (4, True, 1), (4, False, 3)):

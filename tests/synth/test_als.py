@@ -6,6 +6,7 @@ import itertools
 
 import pytest
 
+from approxlut.circuits.blif import read_blif
 from approxlut.errors import ConfigError
 from approxlut.lutgen.simulate import simulate_lut
 from approxlut.synth.als import approximate
@@ -43,3 +44,45 @@ def test_needs_a_bound():
         approximate(array_multiplier(4, 4, signed=False), signed=False)
     with pytest.raises(ConfigError):
         approximate(array_multiplier(4, 4, signed=False), signed=False, max_mae_pct=1, objective="area")
+
+
+#: An exact 2x2 multiplier whose bit 0 carries redundant logic: ``O0 = a0b0 | (a0b0 & a1)``.
+REDUNDANT_MUL2 = """.model mul2r
+.inputs A[0] A[1] B[0] B[1]
+.outputs O[0] O[1] O[2] O[3]
+.names A[0] B[0] p00
+11 1
+.names p00 A[1] r
+11 1
+.names p00 r O[0]
+1- 1
+-1 1
+.names A[1] B[0] p10
+11 1
+.names A[0] B[1] p01
+11 1
+.names A[1] B[1] p11
+11 1
+.names p10 p01 O[1]
+01 1
+10 1
+.names p10 p01 c1
+11 1
+.names p11 c1 O[2]
+01 1
+10 1
+.names p11 c1 O[3]
+11 1
+.end
+"""
+
+
+@pytest.mark.parametrize("bounds", [{"max_mae_pct": 0.0}, {"max_wce_pct": 0.0}, {"max_mae_pct": 0, "max_wce_pct": 5}])
+def test_a_zero_bound_removes_redundant_logic_only(bounds):
+    start = read_blif(REDUNDANT_MUL2, "mul2r.blif")
+    exact = simulate_lut(start, signed=False)
+    points = approximate(start, signed=False, **bounds)
+    assert points[-1].gates < start.gate_count()
+    for point in points:
+        assert point.mae_pct == point.wce_pct == 0.0
+        assert (simulate_lut(point.netlist, signed=False).forward == exact.forward).all()

@@ -46,6 +46,26 @@ def test_als_command(tmp_path, json_output):
     assert len(list((tmp_path / "pts").glob("*.blif"))) == len(points)
 
 
+@pytest.mark.parametrize("bound", ["--max-mae", "--max-wce"])
+def test_als_with_a_zero_bound_gives_exact_circuits(tmp_path, json_output, bound):
+    src = tmp_path / "exact.blif"
+    assert CliRunner().invoke(main, ["synth", "generate", "array", "--bits", "3", "--out", str(src)]).exit_code == 0
+    result = CliRunner().invoke(main, ["synth", "als", str(src), bound, "0", "--json"])
+    assert result.exit_code == 0, result.output
+    assert all(p["mae_pct"] == p["wce_pct"] == 0 for p in json_output(result.output, "synth als")["points"])
+
+
+def test_als_refuses_an_unusable_out_dir_before_the_search(tmp_path):
+    src = tmp_path / "exact.blif"
+    assert CliRunner().invoke(main, ["synth", "generate", "array", "--bits", "3", "--out", str(src)]).exit_code == 0
+    (tmp_path / "file").write_text("")
+    result = CliRunner().invoke(
+        main, ["synth", "als", str(src), "--max-mae", "1", "--out-dir", str(tmp_path / "file" / "x")]
+    )
+    assert result.exit_code == 2 and "cannot create the folder" in result.output
+    assert isinstance(result.exception, SystemExit)  # a one-line error, not a traceback
+
+
 def test_bad_parameters_are_one_line_errors():
     result = CliRunner().invoke(main, ["synth", "generate", "drum", "--param", "q=3"])
     assert result.exit_code == 2 and "no parameter q" in result.output
