@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..errors import InputError, NativeUnavailableError
+from ..errors import ConfigError, InputError
 from .engines import Engine, available_engines, get_engine, register_engine
 
 if TYPE_CHECKING:
@@ -306,10 +306,12 @@ def _term_tables(lut: PreparedLut, found: Decomposition) -> tuple[torch.Tensor, 
     return lut.cached("decomposition_tables", build)
 
 
-def _require(lut: PreparedLut) -> Decomposition:
+def require_decomposition(lut: PreparedLut) -> Decomposition:
+    """The decomposition of ``lut``; :class:`ConfigError` where it has none (``decomp`` asked for a table it
+    cannot split: the user's choice, not a fault of the machine)."""
     found = analyse(lut)
     if found is None:
-        raise NativeUnavailableError(f"engine 'decomp' does not apply to LUT '{lut.name}': {describe(lut)}")
+        raise ConfigError(f"engine 'decomp' does not apply to LUT '{lut.name}': {describe(lut)}")
     return found
 
 
@@ -326,9 +328,9 @@ def decomposed_bmm(a: torch.Tensor, b: torch.Tensor, lut: PreparedLut) -> torch.
     """``lut_bmm`` through the decomposition: int32 ``[G, M, N]``, bit-exact with the reference.
 
     Raises:
-        NativeUnavailableError: the LUT has no decomposition.
+        ConfigError: the LUT has no decomposition.
     """
-    found = _require(lut)
+    found = require_decomposition(lut)
     acc = exact_bmm(a.to(torch.float32), b.to(torch.float32))
     if found.terms:
         u, v = _term_tables(lut, found)
@@ -384,7 +386,7 @@ def decomposed_conv2d(
     contributes 0); each correction term is a convolution of ``u_r[code(x)]``, explicitly padded with
     ``u_r[code 0]``, with ``v_r[code(w)]``.
     """
-    found = _require(lut)
+    found = require_decomposition(lut)
     top, bottom, left, right = padding
     exact_bounds = (_largest_value(lut.bits_a, lut.signed), _largest_value(lut.bits_b, lut.signed))
     term_bounds = [(int(np.abs(found.u[r]).max()), int(np.abs(found.v[r]).max())) for r in range(found.terms)]

@@ -42,7 +42,7 @@ from .conv import (
     output_size,
 )
 from .cpu_features import cpu_isa
-from .decompose import analyse, describe
+from .decompose import analyse, describe, require_decomposition
 from .engines import ENGINE_ENV, PLAN_PATHS, CpuEngine, Engine, Epilogue, get_engine, resolve_engine
 from .prepared import PreparedLut
 
@@ -68,8 +68,8 @@ def choose_engine(lut: PreparedLut, engine: str | None, device: torch.device | s
             return get_engine("decomp")
         return best
     impl = resolve_engine(requested, device)
-    if impl.name == "decomp" and analyse(lut) is None:
-        raise ConfigError(f"engine 'decomp' does not apply to LUT '{lut.name}': {describe(lut)}")
+    if impl.name == "decomp":
+        require_decomposition(lut)
     return impl
 
 
