@@ -303,6 +303,14 @@ class Entry:
 _ENTRY_FIELDS = [f for f in Entry.__dataclass_fields__ if f not in ("alt_sources", "aliases")]
 
 
+def _location(path: str | os.PathLike[str] | None) -> tuple[Path, str]:
+    """:func:`library_location`, refused (exit 2) where it names something that is not a folder."""
+    root, named_by = library_location(path)
+    if root.exists() and not root.is_dir():
+        raise LibraryUsageError(f"{root} (named by {named_by}) is a file, not a library folder")
+    return root, named_by
+
+
 class Library:
     """A multiplier catalogue in one folder. Open with :meth:`open`; use as a context manager to close.
 
@@ -344,7 +352,7 @@ class Library:
             LibraryUsageError: there is no library there and ``create=False`` or ``readonly`` (the message
                 names the path and who named it).
         """
-        root, named_by = library_location(path)
+        root, named_by = _location(path)
         db_path = root / DB_NAME
         if inspect_index(db_path) == "absent":
             orphans = BlobStore(root / BLOB_DIR).hashes()
@@ -387,7 +395,7 @@ class Library:
         """
         from .builtin import install_builtin
 
-        root, named_by = library_location(path)
+        root, named_by = _location(path)
         if inspect_index(root / DB_NAME) != "absent" and not _writable(root):
             return cls.open(path, readonly=True)
         lib = cls.open(path, create=named_by == FROM_DEFAULT)

@@ -83,6 +83,10 @@ class LayerConfig:
         _choice("grad", self.grad, GRADS)
         if not isinstance(self.percentile, (int, float)) or not 50.0 < float(self.percentile) <= 100.0:
             raise ConfigError(f"percentile={self.percentile!r} must be in (50, 100]")
+        if self.per_channel is not None and not isinstance(self.per_channel, bool):
+            raise ConfigError(f"per_channel={self.per_channel!r}: expected true, false or null")
+        if self.engine is not None and (not isinstance(self.engine, str) or not self.engine):
+            raise ConfigError(f"engine={self.engine!r}: expected an engine name or null")
 
     def __deepcopy__(self, memo: dict[int, Any]) -> LayerConfig:
         return self  # immutable (a Lut in it is never modified): copies of a model share it

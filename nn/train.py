@@ -242,6 +242,8 @@ def load_weights(model: nn.Module, path: str | Path, *, cached: bool = False) ->
     path = Path(path)
     what = "cached weights" if cached else "weights"
     hint = f"; delete {path} to retrain" if cached else ""
+    if path.is_dir():
+        raise InputError(f"{path} is a folder, not a {what} file")
     if not path.is_file():
         raise InputError(f"{what} file not found: {path}")
     blob = safe_load(path, f"torch weights file{hint}")

@@ -149,3 +149,17 @@ def test_a_plot_that_cannot_be_written_is_refused_before_the_run(
     result = run([*args, "--save", str(saved), "--plot", str(tmp_path / plot)])
     assert_clean(result, 2)
     assert message in result.stderr and not saved.exists() and "accuracy" not in result.stdout
+
+
+@pytest.mark.parametrize(("key", "value"), [("per_channel", "no"), ("per_channel", 1), ("engine", 5), ("engine", "")])
+def test_layer_config_fields_are_typed(tmp_path: Path, key: str, value: object) -> None:
+    path = tmp_path / "a.json"
+    path.write_text(json.dumps({"default": {"multiplier": "exact", key: value}}))
+    with pytest.raises(ConfigError, match=f"{key}="):
+        AssignmentMapping.parse(str(path))
+
+
+def test_a_folder_given_as_weights_says_so(tmp_path: Path) -> None:
+    result = run(["evaluate", "--model", "lenet5", "--weights", str(tmp_path), "--limit", "8"])
+    assert_clean(result, 2)
+    assert "is a folder, not a weights file" in result.stderr

@@ -133,3 +133,12 @@ def test_library_and_overflow_errors_that_are_the_users_fault_exit_2(library: Pa
     object.__setattr__(lut, "name", "big")
     with pytest.raises(InputError):
         check_int32(torch.tensor([2**40]), lut)
+
+
+def test_a_library_path_that_is_a_file_is_a_usage_error_however_named(tmp_path: Path) -> None:
+    """``--library FILE`` was refused by click (exit 2); ``LUTGEN_LIBRARY=FILE`` read as a damaged index (exit 1)."""
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    result = run(["library", "list"], env={"LUTGEN_LIBRARY": str(blocker)})
+    assert_clean(result, 2)
+    assert "is a file, not a library folder" in result.stderr and blocker.read_text() == "x"
