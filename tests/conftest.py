@@ -84,25 +84,16 @@ def _private_library(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]
         os.environ["LUTGEN_LIBRARY"] = old
 
 
-@pytest.fixture(scope="session")
-def lenet_digits() -> Any:
-    """LeNet-5 trained briefly on the built-in digits, its quantised-exact twin and evaluation data (seconds)."""
-    from dataclasses import replace
-
+def quantised_setup(model: Any, data: Any, *, calibration: int = 128, evaluated: int | None = None) -> Any:
+    """``model`` (float, trained) and its quantised-exact twin (8-bit symmetric, calibrated on the first
+    ``calibration`` training inputs) with the search's data: 128 calibration inputs and the first ``evaluated`` test
+    samples (all: ``None``) with the twin's accuracy on them."""
     import torch
 
     from approxlut.nn import LayerConfig, approximate, layer_macs
-    from approxlut.nn.data import load_dataset
-    from approxlut.nn.train import TrainConfig, train_model
-    from approxlut.nn.zoo import build_model
 
-    torch.manual_seed(0)
-    digits = load_dataset().prepare(channels=1, size=28)
-    data = replace(digits, x_train=digits.x_train[:1024], y_train=digits.y_train[:1024])
-    model = build_model("lenet5")
-    train_model(model, data, TrainConfig(epochs=8, lr=0.05), verbose=False)
-    qmodel = approximate(model, LayerConfig("exact", bits=8, scheme="symmetric"), [data.x_train[:64]])
-    x_eval, y_eval = digits.x_test, digits.y_test
+    qmodel = approximate(model, LayerConfig("exact", bits=8, scheme="symmetric"), [data.x_train[:calibration]])
+    x_eval, y_eval = data.x_test[:evaluated], data.y_test[:evaluated]
     with torch.no_grad():
         baseline = 100.0 * int((qmodel(x_eval).argmax(1) == y_eval).sum()) / x_eval.shape[0]  # as the search counts
     return SimpleNamespace(
@@ -117,6 +108,31 @@ def lenet_digits() -> Any:
 
 
 @pytest.fixture(scope="session")
+def quantised() -> Callable[..., Any]:
+    """:func:`quantised_setup`, for tests that search their own models."""
+    return quantised_setup
+
+
+@pytest.fixture(scope="session")
+def lenet_digits() -> Any:
+    """LeNet-5 trained briefly on the built-in digits, its quantised-exact twin and evaluation data (seconds)."""
+    from dataclasses import replace
+
+    import torch
+
+    from approxlut.nn.data import load_dataset
+    from approxlut.nn.train import TrainConfig, train_model
+    from approxlut.nn.zoo import build_model
+
+    torch.manual_seed(0)
+    digits = load_dataset().prepare(channels=1, size=28)
+    data = replace(digits, x_train=digits.x_train[:1024], y_train=digits.y_train[:1024])
+    model = build_model("lenet5")
+    train_model(model, data, TrainConfig(epochs=8, lr=0.05), verbose=False)
+    return quantised_setup(model, data, calibration=64)
+
+
+@pytest.fixture(scope="session")
 def auto_search(lenet_digits: Any) -> Callable[..., Any]:
     """Runs :func:`approxlut.nn.assign.auto_assign` on :func:`lenet_digits` over library multipliers by name."""
     from approxlut.library import Library
@@ -124,17 +140,26 @@ def auto_search(lenet_digits: Any) -> Callable[..., Any]:
     from approxlut.nn.assign import Candidate, auto_assign
     from approxlut.nn.multipliers import load_multiplier
 
-    def run(names: list[str], *, budget: float = 1.0, engine: Any = None, **options: Any) -> Any:
+    def run(
+        names: list[str],
+        *,
+        budget: float = 1.0,
+        engine: Any = None,
+        setup: Any = None,
+        qmodel: Any = None,
+        **options: Any,
+    ) -> Any:
+        """``setup``: another namespace like :func:`lenet_digits`'s; ``qmodel``: another quantised model of it."""
         library = Library.open_default()
         candidates = []
         for name in names:
             entry = library.entry(name)
             relative, basis = relative_power(library, entry)
             candidates.append(Candidate(name, load_multiplier(name), relative, float(entry.mae_pct), basis.label))
-        s = lenet_digits
+        s = setup or lenet_digits
         return auto_assign(
             s.model,
-            s.qmodel,
+            qmodel or s.qmodel,
             candidates,
             macs=s.macs,
             x_calib=s.x_calib,

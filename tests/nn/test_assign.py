@@ -187,25 +187,13 @@ class _RowsLSTM(torch.nn.Module):
 
 
 @pytest.fixture(scope="module")
-def lstm_digits():
+def lstm_digits(quantised):
     """A trained :class:`_RowsLSTM` on the digits (sequences of 8 rows), quantised-exact, with its data."""
-    from approxlut.nn import approximate, layer_macs
     from approxlut.nn.data import load_dataset
 
     torch.manual_seed(0)
     data = load_dataset().prepare(input_kind="sequence", channels=1, size=8)
-    model = _trained(_RowsLSTM(), data.x_train, data.y_train, steps=150)
-    qmodel = approximate(model, LayerConfig("exact", bits=8, scheme="symmetric"), [data.x_train[:128]])
-    x_eval, y_eval = data.x_test[:256], data.y_test[:256]
-    return SimpleNamespace(
-        model=model,
-        qmodel=qmodel,
-        x_calib=data.x_train[:128],
-        x_eval=x_eval,
-        y_eval=y_eval,
-        baseline=_accuracy(qmodel, x_eval, y_eval),
-        macs=layer_macs(model, x_eval[:1]),
-    )
+    return quantised(_trained(_RowsLSTM(), data.x_train, data.y_train, steps=150), data, evaluated=256)
 
 
 def test_a_recurrent_layer_is_measured_through_the_lut_engine(lstm_digits) -> None:
@@ -245,41 +233,12 @@ def build_assigned_layer(qmodel: torch.nn.Module, name: str, lut: Lut) -> torch.
     return layer
 
 
-def _search(s, qmodel: torch.nn.Module, names: list[str], budget: float, **options):
-    """``auto_assign`` on the float model and data of ``s`` (see :func:`lstm_digits`) with these built-ins."""
-    from approxlut.library import Library
-    from approxlut.library.basis import relative_power
-    from approxlut.nn.assign import auto_assign
-    from approxlut.nn.multipliers import load_multiplier
-
-    library = Library.open_default()
-    candidates = []
-    for name in names:
-        entry = library.entry(name)
-        relative, basis = relative_power(library, entry)
-        candidates.append(Candidate(name, load_multiplier(name), relative, float(entry.mae_pct), basis.label))
-    return auto_assign(
-        s.model,
-        qmodel,
-        candidates,
-        macs=s.macs,
-        x_calib=s.x_calib,
-        x_eval=s.x_eval,
-        y_eval=s.y_eval,
-        baseline_accuracy=s.baseline,
-        budget=budget,
-        sensitivity_samples=64,
-        characterise_samples=32,
-        **options,
-    )
-
-
 @pytest.mark.parametrize("budget", [1.0, 100.0])
-def test_auto_assignment_chooses_for_recurrent_layers(lstm_digits, budget) -> None:
+def test_auto_assignment_chooses_for_recurrent_layers(lstm_digits, auto_search, budget) -> None:
     """An LSTM's recurrent layer (nearly all the MACs) gets a multiplier from the search: measured options, no bias
     correction, and the chosen point's verified accuracy is what the assignment does."""
     s = lstm_digits
-    result = _search(s, s.qmodel, BUILTIN, budget, verify=2, rounds=2)
+    result = auto_search(BUILTIN, budget=budget, setup=s, verify=2, rounds=2)
     assert result.measured == ("lstm",)
     lstm = result.options["lstm"]
     assert [o.name for o in lstm] == ["exact", *BUILTIN]
@@ -332,7 +291,7 @@ def test_a_transposed_convolution_is_measured_through_the_lut_engine() -> None:
     assert measured == pytest.approx(by_hand, rel=1e-5) and measured > 0.01
 
 
-def test_the_search_keeps_float_layers_float_and_runs_at_inference(lstm_digits) -> None:
+def test_the_search_keeps_float_layers_float_and_runs_at_inference(lstm_digits, auto_search) -> None:
     """A layer the caller kept float stays float in every verified and returned model; a model left in training
     mode (dropout between LSTM layers) is searched in eval mode, so the same search gives the same figures, and
     its modes are restored."""
@@ -343,7 +302,7 @@ def test_the_search_keeps_float_layers_float_and_runs_at_inference(lstm_digits) 
     s = lstm_digits
     exact = LayerConfig("exact", bits=8, scheme="symmetric")
     kept_float = approximate(s.model, AssignmentMapping.build(default=exact, names={"fc": "float"}), [s.x_calib])
-    result = _search(s, kept_float, BUILTIN[:3], 100.0, verify=1, rounds=1)
+    result = auto_search(BUILTIN[:3], budget=100.0, setup=s, qmodel=kept_float, verify=1, rounds=1)
     assert set(result.choice) == {"lstm"}
     assigned = build_assigned(kept_float, result.choice)
     assert type(assigned.fc) is torch.nn.Linear and not isinstance(assigned.fc, ApproxLinear)
@@ -353,15 +312,16 @@ def test_the_search_keeps_float_layers_float_and_runs_at_inference(lstm_digits) 
     model = _RowsLSTM(layers=2, dropout=0.5).train()  # (untrained: the figures, not the accuracy, matter here)
     qmodel = approximate(model, exact, [s.x_calib]).train()
     with_dropout = SimpleNamespace(**{**vars(s), "model": model})
-    runs = [_search(with_dropout, qmodel, BUILTIN[:3], 100.0, verify=1, rounds=1) for _ in range(2)]
+    runs = [
+        auto_search(BUILTIN[:3], budget=100.0, setup=with_dropout, qmodel=qmodel, verify=1, rounds=1) for _ in range(2)
+    ]
     assert [o.loss for o in runs[0].options["lstm"]] == [o.loss for o in runs[1].options["lstm"]]
     assert model.training and qmodel.training
 
 
-def test_a_layer_the_lut_engine_cannot_run_keeps_its_multiplier() -> None:
+def test_a_layer_the_lut_engine_cannot_run_keeps_its_multiplier(auto_search, quantised) -> None:
     """A transposed convolution torch allows but the LUT engine cannot run (output padding not below the stride)
     is left out of the search with the reason; the other layers are searched."""
-    from approxlut.nn import approximate, layer_macs
     from approxlut.nn.data import load_dataset
 
     torch.manual_seed(0)
@@ -369,17 +329,7 @@ def test_a_layer_the_lut_engine_cannot_run_keeps_its_multiplier() -> None:
     model = _UpsamplingNet()
     model.up = torch.nn.ConvTranspose2d(4, 4, 3, stride=1, dilation=2, output_padding=1)  # 4x4 -> 9x9
     model.fc = torch.nn.Linear(4 * 9 * 9, 10)
-    model = _trained(model, data.x_train, data.y_train, steps=60)
-    qmodel = approximate(model, LayerConfig("exact", bits=8, scheme="symmetric"), [data.x_train[:128]])
-    x_eval, y_eval = data.x_test[:128], data.y_test[:128]
-    s = SimpleNamespace(
-        model=model,
-        x_calib=data.x_train[:128],
-        x_eval=x_eval,
-        y_eval=y_eval,
-        baseline=_accuracy(qmodel, x_eval, y_eval),
-        macs=layer_macs(model, x_eval[:1]),
-    )
-    result = _search(s, qmodel, BUILTIN[:3], 100.0, verify=1, rounds=1)
+    s = quantised(_trained(model, data.x_train, data.y_train, steps=60), data, evaluated=128)
+    result = auto_search(BUILTIN[:3], budget=100.0, setup=s, verify=1, rounds=1)
     assert list(result.unsearched) == ["up"] and "output_padding" in result.unsearched["up"]
     assert set(result.choice) == {"conv", "fc"} and result.measured == ()
