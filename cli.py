@@ -41,6 +41,8 @@ MAX_LR = 10.0
 MAX_EPOCHS = 10_000
 MAX_BATCH = 1 << 16
 MAX_THREADS = 1024
+#: Most timed runs per ``bench`` case: a full bench at 1000 takes hours already.
+MAX_REPEAT = 1000
 
 
 def reports_errors(func: F) -> F:
@@ -651,7 +653,7 @@ def library_check(library_dir: Path | None, repair: bool, as_json: bool) -> None
     help="Sweep every netlist/table in this folder over the ResNet-18 3x3 convolutions; print each table's "
     "ratios and path, and their distribution by path.",
 )
-@click.option("--repeat", type=click.IntRange(1, None), default=None, help="Timed runs per case (best kept).")
+@click.option("--repeat", type=click.IntRange(1, MAX_REPEAT), default=None, help="Timed runs per case (best kept).")
 @click.option("--no-networks", is_flag=True, help="Skip the whole-network cases.")
 @click.option(
     "--isa",
@@ -1091,7 +1093,7 @@ def evaluate_command(
     show_default=True,
     help="lutgen: SGD+cosine, every layer, frozen ranges; date25: the DATE'25 code's Adam, convs only, running ranges.",
 )
-@click.option("--epochs", type=click.IntRange(0, MAX_EPOCHS), default=5, show_default=True)
+@click.option("--epochs", type=click.IntRange(1, MAX_EPOCHS), default=5, show_default=True)
 @click.option(
     "--lr",
     type=FiniteFloat(0, MAX_LR, open_low=True),

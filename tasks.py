@@ -21,6 +21,7 @@ import functools
 import logging
 import os
 import re
+import socket
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
@@ -43,6 +44,9 @@ MAX_WORKERS = 256
 #: What ``--ray-address`` takes besides ``auto`` (the cluster this machine belongs to): ``HOST:PORT`` or
 #: ``ray://HOST:PORT`` (Ray Client).
 RAY_ADDRESS = re.compile(r"(?:ray://)?(?:[A-Za-z0-9_.-]+|\[[0-9A-Fa-f:.]+\]):(?P<port>\d{1,5})")
+#: Seconds a cluster address gets to accept a connection before the job is refused (Ray itself retries for
+#: minutes).
+CONNECT_TIMEOUT_S = 10.0
 #: Environment variables a Ray worker must see as the driver does (kernel engine, caches, library).
 FORWARDED_ENV_PREFIX = "LUTGEN_"
 
@@ -185,7 +189,8 @@ class RayEngine(Engine):
 
 
 def check_engine_options(*, workers: int | None, address: str | None) -> None:
-    """Check the engine options before any work: ranges, not both, and Ray installed when either is given.
+    """Check the engine options before any work: ranges, not both, Ray installed when either is given, and
+    something answering at a cluster address.
 
     Raises:
         ConfigError: one line naming the option (exit code 2).
@@ -198,6 +203,9 @@ def check_engine_options(*, workers: int | None, address: str | None) -> None:
         check_ray_address(address)
     if workers is not None or address is not None:
         require_ray()
+    unreachable = None if address is None else _unreachable(address)
+    if unreachable is not None:  # (Ray would retry for minutes, deaf to Ctrl-C)
+        raise ConfigError(f"cannot reach the Ray cluster at {address}: {unreachable}")
 
 
 def check_ray_address(address: str) -> str:
@@ -206,6 +214,20 @@ def check_ray_address(address: str) -> str:
     if address != "auto" and (form is None or not 1 <= int(form["port"]) <= 65535):
         raise ConfigError(f"--ray-address {address!r}: use 'auto', HOST:PORT or ray://HOST:PORT (port 1..65535)")
     return address
+
+
+def _unreachable(address: str, timeout: float = CONNECT_TIMEOUT_S) -> str | None:
+    """Why nothing answers at a ``HOST:PORT`` or ``ray://HOST:PORT`` address (a TCP connection within
+    ``timeout`` seconds), or ``None`` where something does; ``None`` for ``auto`` (Ray finds the local cluster)."""
+    form = RAY_ADDRESS.fullmatch(address)
+    if form is None:
+        return None
+    host = address.removeprefix("ray://").rsplit(":", 1)[0].strip("[]")
+    try:
+        with socket.create_connection((host, int(form["port"])), timeout=timeout):
+            return None
+    except OSError as error:
+        return error.strerror or str(error) or type(error).__name__
 
 
 def require_ray() -> Any:

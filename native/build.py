@@ -27,7 +27,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from ..errors import LutgenError, NativeUnavailableError
+from ..errors import InputError, LutgenError, NativeUnavailableError
 
 CACHE_ENV = "LUTGEN_CACHE"
 SOURCES = (
@@ -137,7 +137,13 @@ def _build(*, verbose: bool) -> ModuleType:
     from torch.utils import cpp_extension
 
     directory = build_dir()
-    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as error:  # (a file, a dangling link or an unwritable folder where the cache goes)
+        raise InputError(
+            f"{directory}: cannot create the native build folder ({error.strerror or error}); "
+            f"set {CACHE_ENV} to a writable folder"
+        ) from None
     fresh = not is_built()
     if fresh:
         print(f"lutgen: building native kernels (first use, ~{BUILD_SECONDS} s) in {directory}", file=sys.stderr)

@@ -170,13 +170,26 @@ def _cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
         raise InputError(f"{path}: not a CIFAR-10 python batch (top level is {type(batch).__name__}, not a dict)")
     data = batch.get(b"data", batch.get("data"))
     labels = batch.get(b"labels", batch.get("labels"))
-    if not isinstance(data, np.ndarray) or data.ndim != 2 or data.shape[1] != 3072 or labels is None:
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
         raise InputError(f"{path}: not a CIFAR-10 python batch (needs 'data' uint8 [N, 3072] and 'labels')")
-    y = np.asarray(labels, dtype=np.int64)
-    if y.shape != (data.shape[0],) or y.min(initial=0) < 0 or y.max(initial=0) > 9:
+    y = _cifar_labels(labels)
+    if y is None or y.shape != (data.shape[0],) or y.min(initial=0) < 0 or y.max(initial=0) > 9:
         raise InputError(f"{path}: CIFAR-10 labels must be N integers in 0..9")
     x = data.astype(np.float32).reshape(-1, 3, 32, 32) / 255.0
     return x, y
+
+
+def _cifar_labels(labels: object) -> np.ndarray | None:
+    """A batch's labels as int64, or ``None`` where they are not a list or array of integers (not floats, text,
+    or integers beyond int64)."""
+    if isinstance(labels, np.ndarray):
+        return labels.astype(np.int64) if labels.dtype.kind in "iu" and labels.ndim == 1 else None
+    integers = (int, np.integer)
+    if not isinstance(labels, list) or not all(
+        isinstance(v, integers) and not isinstance(v, bool) and -(2**63) <= v < 2**63 for v in labels
+    ):
+        return None
+    return np.asarray(labels, dtype=np.int64)
 
 
 # ---------------------------------------------------------------------------------------------- MNIST

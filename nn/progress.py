@@ -21,7 +21,9 @@ from rich.progress import (
 
 
 def make_progress(*, console: Console | None = None, transient: bool = True) -> Progress:
-    """A rich :class:`Progress` with description, bar, count, elapsed and remaining time."""
+    """A rich :class:`Progress` with description, bar, count, elapsed and remaining time; off where its console is
+    not a terminal (rich would still end each bar with a blank line there, before an error's one line)."""
+    console = console or Console(stderr=True)
     return Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
@@ -29,8 +31,9 @@ def make_progress(*, console: Console | None = None, transient: bool = True) -> 
         TimeElapsedColumn(),
         TimeRemainingColumn(),
         TextColumn("{task.fields[info]}"),
-        console=console or Console(stderr=True),
+        console=console,
         transient=transient,
+        disable=not console.is_terminal,
     )
 
 

@@ -511,8 +511,11 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
         blob["history"] = json.loads(blob["history"])
         blob["history"]["epochs"] = [EpochRecord(**e) for e in blob["history"]["epochs"]]
         blob["history"]["before_accuracy"] = float(blob["history"]["before_accuracy"])
-    except (TypeError, ValueError, KeyError) as error:
+    except (TypeError, ValueError, KeyError, AttributeError) as error:
         raise InputError(f"{path}: checkpoint identity/history is damaged ({error})") from None
+    problem = _damaged_record(blob["identity"], blob["history"])
+    if problem is not None:
+        raise InputError(f"{path}: checkpoint identity/history is damaged ({problem})")
     epoch = blob["epoch"]
     if not isinstance(epoch, int) or epoch < 0 or epoch != len(blob["history"]["epochs"]):
         raise InputError(f"{path}: checkpoint epoch {epoch!r} does not match its history")
@@ -522,6 +525,28 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
     ):
         raise InputError(f"{path}: checkpoint model state must be a dict of named tensors")
     return blob
+
+
+def _damaged_record(identity: Any, history: Mapping[str, Any]) -> str | None:
+    """What is wrong with a checkpoint's decoded identity and history, or ``None``: the run's options an object,
+    half windows ints in 0..:data:`~approxlut.clitypes.MAX_HALF_WINDOW` or ``None`` by table hash, epochs
+    numbered from 1 with finite figures (they reach ``--json`` as they are)."""
+    if not isinstance(identity, dict) or not isinstance(identity.get("run"), dict):
+        return "no run options"
+    windows = identity.get("half_windows")
+    if not isinstance(windows, dict) or not all(
+        isinstance(h, str) and (w is None or (type(w) is int and 0 <= w <= MAX_HALF_WINDOW)) for h, w in windows.items()
+    ):
+        return f"half windows must be ints in 0..{MAX_HALF_WINDOW} (or null: the table's own) by table"
+    for number, record in enumerate(history["epochs"], start=1):
+        figures = [getattr(record, f.name) for f in fields(record) if f.name != "epoch"]
+        if record.epoch != number or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in figures
+        ):
+            return f"epoch {number} of the history"
+    if not math.isfinite(history["before_accuracy"]):
+        return "the accuracy before retraining"
+    return None
 
 
 def _check_identity(path: Path, stored: Mapping[str, Any], current: Mapping[str, Any]) -> None:
@@ -672,6 +697,8 @@ def _retrain(
         assert path is not None
         _check_identity(path, stored["identity"]["run"], json.loads(json.dumps(current)))
         windows = {h: w for h, w in stored["identity"]["half_windows"].items()}
+        if set(windows) != set(luts):
+            raise InputError(f"{path}: checkpoint's half windows are for other tables than this run's")
     else:
         windows = _settle_windows(model, data, mapping, config, luts, verbose=verbose)
 

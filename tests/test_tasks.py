@@ -44,6 +44,21 @@ def test_engine_options_are_checked() -> None:
             check_ray_address(address)
 
 
+def test_a_cluster_address_nothing_answers_at_is_refused_at_once() -> None:
+    """Ray retries a dead address for minutes and ignores Ctrl-C meanwhile; the job is refused before it starts."""
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on: bound, never listening
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+        for address in (f"127.0.0.1:{port}", f"ray://127.0.0.1:{port}"):
+            with (
+                pytest.raises(ConfigError, match=f"cannot reach the Ray cluster at {address}"),
+                open_engine(address=address),
+            ):
+                pass
+
+
 def test_without_ray_the_error_says_how_to_install_it(monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray now raises ImportError
     with pytest.raises(ConfigError) as error:

@@ -9,6 +9,7 @@ import pickle
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from approxlut.errors import ConfigError
@@ -16,7 +17,7 @@ from approxlut.nn.config import AssignmentMapping, LayerConfig
 from approxlut.nn.evaluate import parse_assignment
 from approxlut.nn.retrain import parse_half_window
 
-from .conftest import assert_clean, run
+from .conftest import assert_clean, run, run_process
 
 EXACT = LayerConfig("exact", bits=8, scheme="symmetric")
 
@@ -163,3 +164,101 @@ def test_a_folder_given_as_weights_says_so(tmp_path: Path) -> None:
     result = run(["evaluate", "--model", "lenet5", "--weights", str(tmp_path), "--limit", "8"])
     assert_clean(result, 2)
     assert "is a folder, not a weights file" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("labels", "data"),
+    [
+        (["a"] * 4, None),
+        ([3.7] * 4, None),  # (was truncated to 3, exit 0)
+        (b"\x01" * 4, None),
+        ({1: 2}, None),
+        ([2**70] * 4, None),
+        (None, np.full((4, 3072), -5, dtype=np.int64)),  # (was used as pixel values, exit 0)
+        (None, np.full((4, 3072), 1e30)),
+        (None, np.array([["x"] * 3072] * 4, dtype=object)),
+    ],
+)
+def test_a_damaged_cifar_batch_is_one_line(tmp_path: Path, labels: object, data: object) -> None:
+    from approxlut.errors import InputError
+    from approxlut.nn.data import load_dataset
+
+    base = tmp_path / "cifar-10-batches-py"
+    base.mkdir()
+    rng = np.random.default_rng(0)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        batch = {b"data": rng.integers(0, 256, size=(4, 3072), dtype=np.uint8), b"labels": [1, 2, 3, 4]}
+        if name == "test_batch":
+            batch = {b"data": batch[b"data"] if data is None else data, b"labels": labels or [1, 2, 3, 4]}
+        (base / name).write_bytes(pickle.dumps(batch, protocol=2))
+    with pytest.raises(InputError, match=r"test_batch: .*CIFAR-10"):
+        load_dataset("cifar10", tmp_path)
+
+
+def _checkpoint(path: Path, identity: object, epochs: list[dict[str, object]]) -> None:
+    import torch
+
+    from approxlut.nn.retrain import CHECKPOINT_FORMAT, CHECKPOINT_KIND, save_checkpoint
+
+    history = {"epochs": epochs, "before_accuracy": 50.0}
+    save_checkpoint(
+        path,
+        {
+            "kind": CHECKPOINT_KIND,
+            "format": CHECKPOINT_FORMAT,
+            "identity": json.dumps(identity),
+            "epoch": len(epochs),
+            "model": {"w": torch.zeros(1)},
+            "trainer": {},
+            "history": json.dumps(history),
+        },
+    )
+
+
+EPOCH = {"epoch": 1, "train_loss": 0.5, "train_accuracy": 80.0, "test_accuracy": 79.0, "seconds": 1.0}
+
+
+@pytest.mark.parametrize(
+    ("identity", "epochs", "problem"),
+    [
+        ({"half_windows": {}}, [], "no run options"),
+        ([1, 2], [], "no run options"),
+        ({"run": [], "half_windows": {}}, [], "no run options"),
+        ({"run": {}}, [], "half windows"),
+        ({"run": {}, "half_windows": {"ab": "8"}}, [], "half windows"),
+        ({"run": {}, "half_windows": {"ab": 100000}}, [], "half windows"),
+        ({"run": {}, "half_windows": {}}, [{**EPOCH, "samples_per_s": "fast"}], "epoch 1"),
+        ({"run": {}, "half_windows": {}}, [{**EPOCH, "epoch": 3, "samples_per_s": 9.0}], "epoch 1"),
+    ],
+)
+def test_a_forged_checkpoint_record_is_refused(tmp_path: Path, identity: object, epochs: list, problem: str) -> None:
+    """Its identity and history were trusted in shape: tracebacks, or a half window of 100000 used (exit 0)."""
+    from approxlut.errors import InputError
+    from approxlut.nn.retrain import read_checkpoint
+
+    path = tmp_path / "ck.pt"
+    _checkpoint(path, identity, epochs)
+    with pytest.raises(InputError, match=f"identity/history is damaged \\({problem}"):
+        read_checkpoint(path)
+    _checkpoint(path, {"run": {}, "half_windows": {"ab": 8}}, [{**EPOCH, "samples_per_s": 9.0}])
+    assert read_checkpoint(path)["identity"]["half_windows"] == {"ab": 8}
+
+
+def test_an_error_after_progress_bars_is_the_only_output_on_stderr() -> None:
+    """Off a terminal the bars draw nothing, and used to leave one blank line each before the error."""
+    result = run(["evaluate", "--model", "lenet5", "--limit", "16", "--candidates", "exact8s"])
+    assert_clean(result, 2)
+    assert result.stderr.startswith("error: no candidate multipliers"), repr(result.stderr[:80])
+
+
+@pytest.mark.parametrize("kind", ["file", "dangling link"])
+def test_a_cache_that_is_not_a_folder_is_one_line(tmp_path: Path, kind: str) -> None:
+    """The native build folder under LUTGEN_CACHE could not be made: a traceback of 40 lines (exit 1)."""
+    cache = tmp_path / "cache"
+    if kind == "file":
+        cache.write_text("x")
+    else:
+        cache.symlink_to(tmp_path / "nowhere")
+    done = run_process(["native", "build"], env={"LUTGEN_CACHE": str(cache)})
+    assert done.returncode == 2 and "cannot create the native build folder" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1

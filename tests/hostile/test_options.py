@@ -38,6 +38,7 @@ BAD: list[tuple[str, list[str]]] = [
     *[("sim {src}", ["--cells", v]) for v in ("nosuchprofile", "", "{tmp}")],
     *[("sim {src}", ["--mre-convention", v]) for v in ("max", "", "NONZERO")],
     *[("library calibrate {tmp}", ["--bits", v]) for v in ("0", "33", "x")],
+    *[("bench --quick", ["--repeat", v]) for v in ("0", "1001", str(2**40))],
     *[("evaluate --model lenet5", ["--budget", v]) for v in ("nan", "inf", "-inf", "-1", "1e400", "abc", "")],
     *[("evaluate --model lenet5", ["--seed", v]) for v in ("-1", str(2**32), str(2**64), str(2**70), "1.5", "x")],
     *[
@@ -67,9 +68,9 @@ BAD: list[tuple[str, list[str]]] = [
         ("retrain --model lenet5 --assign exact8s", ["--device", v])
         for v in ("nonsense", "cuda:7", "cuda:-1", "cpu:1", "", "meta", "cuda:x")
     ],
-    *[("retrain --model lenet5 --assign exact8s", ["--epochs", v]) for v in ("-1", "1000000000")],
+    *[("retrain --model lenet5 --assign exact8s", ["--epochs", v]) for v in ("-1", "0", "1000000000")],
     *[("retrain --model lenet5 --assign exact8s", ["--batch-size", v]) for v in ("0", str(2**40))],
-    *[("retrain --model lenet5 --assign exact8s", ["--half-window", v]) for v in ("-1", "x", "")],
+    *[("retrain --model lenet5 --assign exact8s", ["--half-window", v]) for v in ("-1", "x", "", "129")],
     *[("retrain --model lenet5 --assign exact8s", ["--seed", v]) for v in ("-1", str(2**64))],
     *[("retrain --model lenet5 --assign exact8s", ["--threads", v]) for v in ("0", "-1", "1025", str(2**40), "x")],
     *[("retrain --model lenet5 --assign exact8s", ["--protocol", v]) for v in ("paper", "", "DATE25x")],
