@@ -538,8 +538,15 @@ def library_export(
     click.echo(f"wrote {path}")
 
 
+def _named_folder(ctx: click.Context, param: click.Parameter, value: str) -> Path:
+    """A folder argument that is not empty (``""`` would be the current folder, by accident)."""
+    if not value.strip():
+        raise click.BadParameter("an empty path; name the folder (use '.' for the current one)", ctx, param)
+    return Path(value)
+
+
 @library.command("report")
-@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("out_dir", type=click.Path(file_okay=False), callback=_named_folder)
 @_library_option
 @_filter_options
 @click.option(

@@ -92,6 +92,8 @@ def load_dataset(name: str | None = None, data_dir: str | Path | None = None, *,
         name = "digits" if data_dir is None else _detect(Path(data_dir))
     key = name.lower().replace("_", "-")
     if key == "digits":
+        if data_dir is not None:  # (it ships with scikit-learn: a folder given with it would be ignored)
+            raise ConfigError(f"dataset 'digits' ships with lutgen; --data {data_dir} applies to cifar10 and mnist")
         return _digits(seed)
     if key not in DATASETS:
         raise ConfigError(f"unknown dataset '{name}'; choose one of {', '.join(DATASETS)}")

@@ -262,3 +262,10 @@ def test_a_cache_that_is_not_a_folder_is_one_line(tmp_path: Path, kind: str) -> 
     done = run_process(["native", "build"], env={"LUTGEN_CACHE": str(cache)})
     assert done.returncode == 2 and "cannot create the native build folder" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_a_data_folder_given_with_the_built_in_digits_is_refused(tmp_path: Path) -> None:
+    """It was ignored: the run used the built-in set while the user believed it read their folder."""
+    result = run(["evaluate", "--model", "lenet5", "--dataset", "digits", "--data", str(tmp_path), "--limit", "8"])
+    assert_clean(result, 2)
+    assert "--data" in result.stderr and "applies to cifar10 and mnist" in result.stderr

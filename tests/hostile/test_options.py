@@ -60,6 +60,7 @@ BAD: list[tuple[str, list[str]]] = [
     *[("library list", ["--filter", v]) for v in ("max_mae=nan", "bits=0", "colour=red", "max_power=-1", "signed=x")],
     *[("library pareto", ["--filter", v]) for v in ("max_mae=inf", "family=nonsense", "origin=mars")],
     ("library report {tmp}/site", ["--filter", "release=v1999"]),
+    ("library report", [""]),
     ("evaluate --model lenet5", ["--data", "{tmp}/no-such-dataset"]),
     ("evaluate --model lenet5", ["--save", "{tmp}/no-such-folder/a.json"]),
     ("evaluate --model lenet5", ["--plot", "{tmp}"]),
