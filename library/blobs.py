@@ -17,6 +17,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import zipfile
 from pathlib import Path
 from typing import BinaryIO
@@ -30,6 +31,7 @@ from ..lutgen.lut import Lut
 from ..lutgen.npzfile import NpzArchive
 
 SUFFIX = ".npz"
+_HASH = re.compile(r"[0-9a-f]{64}")
 TMP_SUFFIX = ".tmp"
 COMPRESS_LEVEL = 6
 COMPRESS_MAX_ENTRIES = 1 << 16
@@ -49,7 +51,10 @@ class BlobStore:
         self.root = root
 
     def path(self, lut_hash: str) -> Path:
-        """Where the blob of ``lut_hash`` lives."""
+        """Where the blob of ``lut_hash`` lives; a hash that is not 64 hex digits (a damaged or hostile index's)
+        is a :class:`LibraryError`, never a path elsewhere."""
+        if _HASH.fullmatch(lut_hash) is None:
+            raise LibraryError(f"the library index names a table by {lut_hash[:80]!r}, not a SHA-256 hash")
         return self.root / f"{lut_hash}{SUFFIX}"
 
     def write(self, lut: Lut) -> Path:

@@ -230,13 +230,21 @@ def _check_blobs(lib: Library, report: CheckReport) -> None:
 
         install_builtin(lib, repair=True)
     for entry in damaged:
-        state = "missing" if not lib.blobs.path(entry.hash).is_file() else "corrupted"
+        state = "corrupted" if _blob_present(lib, entry) else "missing"
         problem = f"the table of {entry.full_name} ({entry.hash[:12]}) is {state}"
         if report.repair and (lib.intact(entry) or _rebuild_from_source(lib, entry)):
             report.add(f"{problem}; rebuilt it", repaired=True)
         else:
             advice = "run `lutgen library check --repair`" if not report.repair else None
             report.add(problem, advice=advice or f"re-import the source of {entry.full_name}")
+
+
+def _blob_present(lib: Library, entry: Entry) -> bool:
+    """Whether a file is where the entry's table should be (none where its hash is not one: a damaged row)."""
+    try:
+        return lib.blobs.path(entry.hash).is_file()
+    except LibraryError:
+        return False
 
 
 def _rebuild_from_source(lib: Library, entry: Entry) -> bool:

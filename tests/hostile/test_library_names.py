@@ -128,3 +128,18 @@ def test_a_file_name_that_is_not_utf8(tmp_path: Path, library: Path) -> None:
     assert [f["file"] for f in data["failed"]] == [f"{folder}/bad\\xffname.blif"]
     assert data["added"] == ["good"]
     assert run_process(["sim", bad, "--no-write"]).returncode == 0
+
+
+def test_a_table_hash_that_is_a_path_never_leaves_the_blob_folder(tmp_path: Path, library: Path) -> None:
+    """A hostile index's hash column (``../../x``) was joined into a blob path as it was: reads and checks now
+    treat it as a damaged row (one line), and nothing is read or written outside ``blobs/``."""
+    name = "trunc8s_k6"
+    with sqlite3.connect(library / "catalogue.sqlite") as db:
+        db.execute("UPDATE entries SET hash = ? WHERE name = ?", (f"../../{tmp_path.name}/evil", name))
+    export = run(["library", "export", name, "--out", tmp_path / "x.npz", "--library", library])
+    assert_clean(export, 1)
+    assert "not a SHA-256 hash" in export.stderr and not (tmp_path / "x.npz").exists()
+    check = run(["library", "check", "--library", library])
+    assert_clean(check, 1)
+    assert f"the table of {name}" in check.stdout + check.stderr and "is missing" in check.stdout + check.stderr
+    assert not list(tmp_path.parent.glob("evil*"))
