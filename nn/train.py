@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import InputError, LutgenError
-from ..fileio import atomic_write
+from ..fileio import atomic_write, check_writable
 from .data import Prepared
 from .progress import add_task, make_progress
 from .reproducible import deterministic
@@ -126,6 +126,7 @@ def trained_weights(
     if path.is_file():
         meta = load_weights(model, path, cached=True)
         return TrainResult(path, True, 0.0, float(meta.get("test_metric", math.nan)))
+    check_writable(path, make_parents=True)  # (a cache that cannot keep them is found before the training)
     start = time.perf_counter()
     train_model(model, data, config, task=spec.task, verbose=verbose)
     seconds = time.perf_counter() - start

@@ -269,3 +269,13 @@ def test_a_data_folder_given_with_the_built_in_digits_is_refused(tmp_path: Path)
     result = run(["evaluate", "--model", "lenet5", "--dataset", "digits", "--data", str(tmp_path), "--limit", "8"])
     assert_clean(result, 2)
     assert "--data" in result.stderr and "applies to cifar10 and mnist" in result.stderr
+
+
+def test_a_model_cache_that_cannot_keep_the_weights_is_found_before_training(tmp_path: Path) -> None:
+    """The float model trained in full, then the weights could not be cached."""
+    (tmp_path / "models").write_text("a file where the models folder goes")
+    result = run(
+        ["evaluate", "--model", "lenet5", "--limit", "8", "--assign", "exact8s"], env={"LUTGEN_CACHE": str(tmp_path)}
+    )
+    assert_clean(result, 2)
+    assert "cannot write" in result.stderr and "training" not in result.stdout + result.stderr
