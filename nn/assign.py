@@ -36,8 +36,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,6 +52,7 @@ from ..lutgen.lut import Lut
 from ..tasks import Engine, InProcess
 from .config import AssignmentMapping, LayerConfig
 from .front import Front, build_front
+from .modes import work_mode
 from .predict import (
     LayerOperands,
     LayerStats,
@@ -234,24 +234,21 @@ def _fisher(
 
         handles.append(modules[name].register_forward_hook(hook))
     generator = torch.Generator().manual_seed(seed)
-    modes = {m: m.training for m in model.modules()}
-    model.eval()
     try:
-        for start in range(0, x.shape[0], batch):
-            logits = model(x[start : start + batch])
-            target = torch.multinomial(F.softmax(logits.detach().double(), 1), 1, generator=generator).squeeze(1)
-            model.zero_grad(set_to_none=True)
-            F.cross_entropy(logits, target, reduction="sum").backward()
-            for name, out in outputs.items():
-                assert out.grad is not None
-                per_channel = channel_sums(out.grad.double() ** 2, dims[name])
-                sums[name] = per_channel if sums[name].numel() == 0 else sums[name] + per_channel
-            outputs.clear()
+        with work_mode(model):
+            for start in range(0, x.shape[0], batch):
+                logits = model(x[start : start + batch])
+                target = torch.multinomial(F.softmax(logits.detach().double(), 1), 1, generator=generator).squeeze(1)
+                model.zero_grad(set_to_none=True)
+                F.cross_entropy(logits, target, reduction="sum").backward()
+                for name, out in outputs.items():
+                    assert out.grad is not None
+                    per_channel = channel_sums(out.grad.double() ** 2, dims[name])
+                    sums[name] = per_channel if sums[name].numel() == 0 else sums[name] + per_channel
+                outputs.clear()
     finally:
         for handle in handles:
             handle.remove()
-        for module, mode in modes.items():
-            module.training = mode
         model.zero_grad(set_to_none=True)
     return {name: (total / x.shape[0]).numpy() for name, total in sums.items()}
 
@@ -407,19 +404,6 @@ def _cannot_measure(float_model: nn.Module, qmodel: nn.Module, name: str, lut: L
     finally:
         hooks.remove()
     return None
-
-
-@contextmanager
-def _evaluating(*models: nn.Module) -> Iterator[None]:
-    """Every module of ``models`` in eval mode, their modes restored after."""
-    modes = {m: m.training for model in models for m in model.modules()}
-    for model in models:
-        model.eval()
-    try:
-        yield
-    finally:
-        for module, mode in modes.items():
-            module.training = mode
 
 
 def _probe(layer: nn.Module, lut: Lut) -> Any:
@@ -672,7 +656,7 @@ def auto_assign(
     through the LUT engine, and the cheapest verified one within the budget is chosen. Same inputs and
     ``seed``, same result, on any ``engine``.
     """
-    with _evaluating(float_model, qmodel):  # (dropout and batch norm as at inference, restored after)
+    with work_mode(float_model, qmodel):  # (dropout and batch norm as at inference, restored after)
         if not candidates:
             raise ConfigError("no candidate multipliers for --assign auto; widen --candidates")
         check_verify(verify)

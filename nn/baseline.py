@@ -30,6 +30,7 @@ from torch import nn
 from ..errors import ConfigError
 from ..lutgen.lut import Lut
 from .layers import ApproxModule
+from .modes import work_mode
 from .predict import LayerOperands, normalise, predict_errors, predictable, record_operands
 from .swap import approx_layers, to_float
 
@@ -78,16 +79,13 @@ def measure_mean_errors(model: nn.Module, batches: Iterable[torch.Tensor]) -> di
             counts[name] += count
 
         handles.append(layer.register_forward_hook(hook))
-    modes = {m: m.training for m in model.modules()}
-    model.eval()
     try:
-        for batch in batches:
-            model(batch)
+        with work_mode(model):
+            for batch in batches:
+                model(batch)
     finally:
         for handle in handles:
             handle.remove()
-        for module, mode in modes.items():
-            module.training = mode
     return {name: (sums[name] / max(1, counts[name])).float() for name in sums}
 
 

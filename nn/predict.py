@@ -31,6 +31,7 @@ from torch import nn
 from ..errors import ConfigError
 from ..lutgen.lut import Lut
 from .layers import ApproxConv1d, ApproxConv2d, ApproxLinear, ApproxModule
+from .modes import work_mode
 from .products import ApproxProduct
 from .swap import approx_layers
 
@@ -307,16 +308,13 @@ def record_operands(
             pad_code[name] = int(zero) & (size - 1)
 
         handles.append(modules[name].register_forward_pre_hook(hook))
-    modes = {m: m.training for m in float_model.modules()}
-    float_model.eval()
     try:
-        for batch in batches:
-            float_model(batch)
+        with work_mode(float_model):
+            for batch in batches:
+                float_model(batch)
     finally:
         for handle in handles:
             handle.remove()
-        for module, mode in modes.items():
-            module.training = mode
     stats = {}
     for name, layer in layers.items():
         if name in products:

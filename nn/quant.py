@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
+from .modes import work_mode
 
 SCHEMES = ("symmetric", "affine")
 
@@ -545,17 +546,14 @@ def calibration(model: nn.Module, *, reset: bool = True) -> Iterator[nn.Module]:
     """
     layers: list[Any] = [m for m in model.modules() if isinstance(m, Calibratable)]
     layers += [v for v in vars(model).values() if isinstance(v, Calibratable) and not isinstance(v, nn.Module)]
-    modes = {m: m.training for m in model.modules()}
-    model.eval()
-    for layer in layers:
-        layer.start_observing(reset=reset)
-    try:
-        yield model
-    finally:
+    with work_mode(model):
         for layer in layers:
-            layer.freeze()
-        for module, mode in modes.items():
-            module.training = mode
+            layer.start_observing(reset=reset)
+        try:
+            yield model
+        finally:
+            for layer in layers:
+                layer.freeze()
 
 
 def calibrate(

@@ -48,6 +48,7 @@ from .config import GRADS, AssignmentMapping, LayerConfig, Spec
 from .data import Prepared
 from .devices import check_device, default_device
 from .guard import DivergenceGuard, GuardEvent
+from .modes import work_mode
 from .multipliers import load_multiplier
 from .progress import add_task, make_progress
 from .protocol import conv_only, get_protocol
@@ -310,15 +311,10 @@ def protocol_mapping(model: nn.Module, mapping: AssignmentMapping, config: Retra
 @torch.no_grad()
 def _calibrate_running(model: nn.Module, batches: list[torch.Tensor]) -> None:
     """One pass in training mode, as the DATE'25 reference calibrates (batch-norm statistics move too)."""
-    modes = {m: m.training for m in model.modules()}
     device = _device_of(model)
-    model.train()
-    try:
+    with work_mode(model, training=True):
         for batch in batches:
             model(batch.to(device))
-    finally:
-        for module, mode in modes.items():
-            module.training = mode
 
 
 def prepare_model(model: nn.Module, data: Prepared, mapping: AssignmentMapping, config: RetrainConfig) -> nn.Module:
@@ -334,18 +330,13 @@ def prepare_model(model: nn.Module, data: Prepared, mapping: AssignmentMapping, 
 @torch.no_grad()
 def test_accuracy(model: nn.Module, data: Prepared, *, batch_size: int = 256) -> float:
     """Top-1 accuracy (%) on the test split; the model's training flags are restored."""
-    modes = {m: m.training for m in model.modules()}
-    model.eval()
     device = _device_of(model)
     correct = 0
-    try:
+    with work_mode(model):
         for start in range(0, data.x_test.shape[0], batch_size):
             xb = data.x_test[start : start + batch_size].to(device)
             yb = data.y_test[start : start + batch_size].to(device)
             correct += int((model(xb).argmax(1) == yb).sum())
-    finally:
-        for module, mode in modes.items():
-            module.training = mode
     return 100.0 * correct / max(1, data.x_test.shape[0])
 
 

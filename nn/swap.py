@@ -20,6 +20,7 @@ from ..errors import ConfigError
 from .capture import attach_capture, detach_capture, plausible_product_name
 from .config import AssignmentMapping, LayerConfig, Spec
 from .layers import ApproxConv1d, ApproxConv2d, ApproxConvTranspose2d, ApproxLinear, ApproxModule
+from .modes import work_mode
 from .products import ApproxProduct
 from .quant import calibrate
 from .rnn import ApproxGRU, ApproxGRUCell, ApproxLSTM, ApproxLSTMCell, ApproxRNN, ApproxRNNCell
@@ -281,10 +282,8 @@ def layer_macs(model: nn.Module, example_input: Any) -> dict[str, int]:
             totals[name] += macs // max(int(batch), 1)
 
         handles.append(layer.register_forward_hook(hook))
-    modes = {m: m.training for m in model.modules()}
-    model.eval()
     try:
-        with torch.no_grad():
+        with torch.no_grad(), work_mode(model):
             if isinstance(example_input, tuple):
                 model(*example_input)
             else:
@@ -292,8 +291,6 @@ def layer_macs(model: nn.Module, example_input: Any) -> dict[str, int]:
     finally:
         for handle in handles:
             handle.remove()
-        for module, mode in modes.items():
-            module.training = mode
     return totals
 
 

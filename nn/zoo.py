@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
+from .modes import work_mode
 
 # ---------------------------------------------------------------------------------------------- LeNet
 
@@ -497,8 +498,7 @@ def model_spec(name: str) -> ModelSpec:
     A user callable is described by optional attributes of the callable: ``input_kind``, ``channels``,
     ``size`` and ``task`` (defaults: a 3x32x32 image classifier).
     """
-    key = re.sub(r"[-_]", "", name.lower())
-    key = ALIASES.get(key, key)
+    key = _zoo_key(name)
     if key in MODELS:
         return MODELS[key]
     builder = load_callable(check_model_reference(name))
@@ -538,14 +538,12 @@ def build_model(name: str, **kwargs: Any) -> nn.Module:
 def check_user_model(name: str, model: nn.Module, sample: torch.Tensor) -> None:
     """A user model (``file.py:callable``) that cannot be trained or run on ``sample`` (two inputs of the data it
     is given) gets one :class:`ConfigError` saying why, before any long work; zoo models pass unchecked."""
-    if name in MODELS or ALIASES.get(re.sub(r"[-_]", "", name.lower())) in MODELS:
+    if _zoo_key(name) in MODELS:
         return
     if not any(p.requires_grad for p in model.parameters()):
         raise ConfigError(f"model '{name}' has no trainable parameters (nothing to approximate or train)")
-    modes = {m: m.training for m in model.modules()}
-    model.eval()
     try:
-        with torch.no_grad():
+        with torch.no_grad(), work_mode(model):
             model(sample)
     except (Exception, SystemExit) as error:
         shape = "x".join(str(d) for d in sample.shape[1:])
@@ -553,15 +551,18 @@ def check_user_model(name: str, model: nn.Module, sample: torch.Tensor) -> None:
             f"model '{name}' does not run on inputs of shape [N, {shape}] ({type(error).__name__}: "
             f"{' '.join(str(error).split())[:200]})"
         ) from None
-    finally:
-        for module, mode in modes.items():
-            module.training = mode
+
+
+def _zoo_key(name: str) -> str:
+    """The zoo's key for ``name`` (case, ``-`` and ``_`` ignored, aliases resolved); a user model's reference
+    comes back as no key of :data:`MODELS`."""
+    key = re.sub(r"[-_]", "", name.lower())
+    return ALIASES.get(key, key)
 
 
 def check_model_reference(reference: str) -> str:
     """``reference`` when it is a zoo name or ``path/to/file.py:callable``; else :class:`ConfigError`."""
-    key = ALIASES.get(re.sub(r"[-_]", "", reference.lower()), re.sub(r"[-_]", "", reference.lower()))
-    if key in MODELS:
+    if _zoo_key(reference) in MODELS:
         return reference
     module_path, _, attr = reference.rpartition(":")
     if module_path.endswith(".py") and attr.isidentifier():
