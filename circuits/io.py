@@ -18,6 +18,8 @@ FORMATS: dict[str, tuple[str, ...]] = {
     "blif": (".blif",),
     "sop": (".sop", ".pla"),
 }
+#: Every extension of :data:`FORMATS`: a file with one of these is a netlist.
+NETLIST_SUFFIXES = tuple(suffix for suffixes in FORMATS.values() for suffix in suffixes)
 _ALIASES = {"v": "verilog", "sv": "verilog", "pla": "sop"}
 
 
@@ -32,7 +34,7 @@ def format_for(path: str | os.PathLike[str], format: str | None = None) -> str:
     for name, suffixes in FORMATS.items():
         if suffix in suffixes:
             return name
-    known = ", ".join(s for suffixes in FORMATS.values() for s in suffixes)
+    known = ", ".join(NETLIST_SUFFIXES)
     raise ParseError(f"cannot tell the netlist format from the extension (known: {known}); pass --format", str(path))
 
 

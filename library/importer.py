@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..circuits.cells import PROFILES, AmbiguousCellError
-from ..circuits.io import FORMATS, MAX_NETLIST_BYTES
+from ..circuits.io import MAX_NETLIST_BYTES, NETLIST_SUFFIXES
 from ..circuits.names import name_hint, name_problem, safe_name
 from ..errors import ConfigError, InputError, LibraryError, LibraryUsageError, LutgenError
 from ..fileio import read_bytes
@@ -63,7 +63,6 @@ if TYPE_CHECKING:
     from ..lutgen.metrics import Metrics
 
 #: File suffixes taken when walking folders (what ``read_netlist`` understands).
-NETLIST_SUFFIXES = tuple(suffix for suffixes in FORMATS.values() for suffix in suffixes)
 #: Also taken when walking folders: text files that turn out to be DATE'25 LUTs (by content).
 TEXT_LUT_SUFFIX = ".txt"
 #: Why a ``.npz`` found in a folder is skipped (a folder may hold ``lutgen sim``'s outputs beside their netlists).

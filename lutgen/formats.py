@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from ..circuits.io import FORMATS as NETLIST_FORMATS
+from ..circuits.io import NETLIST_SUFFIXES
 from ..circuits.names import safe_name
 from ..errors import InputError, ParseError
 from ..fileio import atomic_write, parse_json, read_bytes
@@ -61,8 +61,6 @@ _HALF_WINDOW = re.compile(r"^INFO: half window = (\d+)$")
 LUT_FORMATS = ("npz", "tfapprox", "lutfp")
 _ZIP_MAGIC = b"PK\x03\x04"
 _SNIFF_BYTES = 4096
-#: Extensions of netlist files: such a file is a LUT only by a signature (zip, ``INFO:``), never by its size.
-_NETLIST_SUFFIXES = frozenset(suffix for suffixes in NETLIST_FORMATS.values() for suffix in suffixes)
 
 
 def sniff_lut_format(path: str | os.PathLike[str]) -> str | None:
@@ -92,7 +90,7 @@ def sniff_lut_format(path: str | os.PathLike[str]) -> str | None:
     first = next((line.strip() for line in head.splitlines() if line.strip()), b"")
     if first.startswith(b"INFO:") or first == LUTFP_FORWARD.encode():
         return "lutfp"
-    netlist = Path(path).suffix.lower() in _NETLIST_SUFFIXES
+    netlist = Path(path).suffix.lower() in NETLIST_SUFFIXES  # (a table only by a signature, never by its size)
     if size == TFAPPROX_BYTES and not netlist and not _looks_like_text(head):
         return "tfapprox"
     return None
