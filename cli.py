@@ -449,14 +449,14 @@ def _numeric_column(ctx: click.Context, param: click.Parameter, value: str) -> s
 @_library_option
 @click.option(
     "--x",
-    "x",
+    "x_col",
     default="power",
     show_default=True,
     callback=_numeric_column,
     help="Numeric column on the x axis (minimised): power, area, delay, mae, wce, mre, ep, mse, gates, ...",
 )
 @click.option(
-    "--y", "y", default="mae", show_default=True, callback=_numeric_column, help="Numeric column on the y axis."
+    "--y", "y_col", default="mae", show_default=True, callback=_numeric_column, help="Numeric column on the y axis."
 )
 @_filter_options
 @click.option(
@@ -468,8 +468,8 @@ def _numeric_column(ctx: click.Context, param: click.Parameter, value: str) -> s
 @reports_errors
 def library_pareto(
     library_dir: Path | None,
-    x: str,
-    y: str,
+    x_col: str,
+    y_col: str,
     chosen: Filter,
     plot: Path | None,
     as_json: bool,
@@ -482,7 +482,6 @@ def library_pareto(
     from .library.pareto import fronts_by_kind
     from .library.render import print_front
 
-    x_col, y_col = x, y  # the columns the names refer to (_numeric_column)
     with Library.open_default(library_dir) as lib:
         chosen = chosen.resolved(lib.query())
         entries = chosen.select(lib)
