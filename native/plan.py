@@ -226,8 +226,8 @@ def _fit_offsets(d: np.ndarray, *, rows: bool) -> tuple[np.ndarray, np.ndarray, 
     """Integer offsets ``(r, c, span)`` that make ``d - r[:, None] - c[None, :]`` span few values.
 
     Column offsets alone: each column's minimum (optimal). With ``rows``: alternating midrange fits of rows
-    and columns in real numbers; each round is made integral twice (floored midranges; rounded row offsets
-    with column minima) and the best of all (and of no row offsets) is kept.
+    and columns in real numbers (until they stop changing); each round is made integral twice (floored
+    midranges; rounded row offsets with column minima) and the best of all (and of no row offsets) is kept.
     """
 
     def columns_for(r: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
@@ -248,7 +248,7 @@ def _fit_offsets(d: np.ndarray, *, rows: bool) -> tuple[np.ndarray, np.ndarray, 
         x = real - r[:, None]
         c = (x.max(axis=0) + x.min(axis=0)) / 2
         x = real - c[None, :]
-        r = (x.max(axis=1) + x.min(axis=1)) / 2
+        previous, r = r, (x.max(axis=1) + x.min(axis=1)) / 2
         candidate = columns_for(np.round(r).astype(np.int64))
         if candidate[2] < best[2]:
             best = candidate
@@ -256,6 +256,8 @@ def _fit_offsets(d: np.ndarray, *, rows: bool) -> tuple[np.ndarray, np.ndarray, 
         span = span_of(ri, ci)
         if span < best[2]:
             best = (ri, ci, span)
+        if np.array_equal(r, previous):  # a fixed point: every later round repeats this one's (r, c)
+            break
     return best
 
 
@@ -479,22 +481,22 @@ def fold_cost(isa: str) -> float:
     return kernel_costs().fold if isa == "avx512vbmi" else AVX2_FOLD_COST
 
 
-def _build(
-    lut: PreparedLut,
-    isa: str,
-    rows: int,
-    flip_a: int,
-    flip_b: int,
-    exact: str | None,
-    *,
-    fold_bit: int | None = None,
-    narrow: bool = False,
-    exact_shift: int = 0,
-    rows_order: bool = False,
-) -> TablePlan | None:
-    """The plan of one exact kind (folded on ``fold_bit`` where given; narrow where ``narrow``), or ``None`` when
-    ``Q`` would span more than 2^16 values, when a folded table does not fold (or folds to nothing to look up),
-    when its planes cannot hold the fold's sums as bytes, or when a narrow plan would hold every row."""
+@dataclass(frozen=True)
+class _Reduced:
+    """What every plan of one exact kind starts from: the table less its exact product, as
+    ``base_r[:, None] + base_c[None, :] + scale * reduced`` (rows: stored codes of a; columns: of b)."""
+
+    exact: str | None
+    exact_shift: int
+    exact_flip: int
+    reduced: np.ndarray
+    scale: int
+    base_r: np.ndarray
+    base_c: np.ndarray
+
+
+def _reduce(lut: PreparedLut, rows: int, flip_a: int, flip_b: int, exact: str | None, exact_shift: int = 0) -> _Reduced:
+    """The table of stored codes less the exact product of kind ``exact``, reduced by its scale."""
     cols = 1 << lut.bits_b
     codes_a = np.arange(rows) ^ flip_a
     codes_b = np.arange(cols) ^ flip_b
@@ -516,6 +518,30 @@ def _build(
     base_r = (table[:, 0] - table[0, 0]) % scale
     base_c = table[0, :] % scale
     reduced = (table - base_r[:, None] - base_c[None, :]) // scale
+    for shared in (reduced, base_r, base_c):  # (every variant reads them; none may write)
+        shared.setflags(write=False)
+    return _Reduced(exact, exact_shift, exact_flip, reduced, scale, base_r, base_c)
+
+
+def _build(
+    lut: PreparedLut,
+    isa: str,
+    rows: int,
+    flip_a: int,
+    flip_b: int,
+    start: _Reduced,
+    *,
+    fold_bit: int | None = None,
+    narrow: bool = False,
+    rows_order: bool = False,
+) -> TablePlan | None:
+    """The plan of one exact kind (``start``; folded on ``fold_bit`` where given; narrow where ``narrow``), or
+    ``None`` when ``Q`` would span more than 2^16 values, when a folded table does not fold (or folds to nothing
+    to look up), when its planes cannot hold the fold's sums as bytes, or when a narrow plan would hold every
+    row."""
+    exact, exact_shift, exact_flip = start.exact, start.exact_shift, start.exact_flip
+    reduced, scale, base_r, base_c = start.reduced, start.scale, start.base_r, start.base_c
+    cols = 1 << lut.bits_b
     fold = fold_bit is not None
     order = fold_order(rows.bit_length() - 2 if fold_bit is None else fold_bit, rows)
     kept = rows // 2 if fold else _rows_looked_up(reduced) if narrow else rows
@@ -632,17 +658,17 @@ def plan_for(
             folds += [7, 6, 5, 4, 3, 2, 1, 0]
         elif isa == "avx2" and rows >= 32:  # the top bit: a blend tree of half the sub-tables
             folds.append(rows.bit_length() - 2)
+        starts = [_reduce(lut, rows, flip_a, flip_b, kind) for kind in kinds]
         built = [
-            _build(lut, isa, rows, flip_a, flip_b, kind, fold_bit=bit, rows_order=rows_order)
-            for kind in kinds
+            _build(lut, isa, rows, flip_a, flip_b, start, fold_bit=bit, rows_order=rows_order)
+            for start in starts
             for bit in folds
         ]
-        built += [_build(lut, isa, rows, flip_a, flip_b, kind, narrow=True, rows_order=rows_order) for kind in kinds]
+        built += [_build(lut, isa, rows, flip_a, flip_b, start, narrow=True, rows_order=rows_order) for start in starts]
         if exact == "int8" and lut.coarse_shift and flip_a == 0:  # a coarse table's codes as the values they stand for
-            shift = lut.coarse_shift
+            shifted = _reduce(lut, rows, 0, flip_b, "int8", lut.coarse_shift)
             built += [
-                _build(lut, isa, rows, 0, flip_b, "int8", exact_shift=shift, narrow=n, rows_order=rows_order)
-                for n in (False, True)
+                _build(lut, isa, rows, 0, flip_b, shifted, narrow=n, rows_order=rows_order) for n in (False, True)
             ]
         plans = [p for p in built if p is not None]
         return min(plans, key=lambda p: p.cost) if plans else None
