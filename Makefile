@@ -2,7 +2,6 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
-PACKAGES := __init__.py errors.py cli.py clitypes.py fileio.py schema.py tasks.py circuits lutgen synth library native nn
 
 .PHONY: demo test lint format install clean
 

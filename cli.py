@@ -26,6 +26,7 @@ from .clitypes import (
     RayAddress,
     seed_option,
 )
+from .environ import environ_scope
 from .errors import LutgenError
 from .tasks import MAX_WORKERS
 
@@ -223,15 +224,8 @@ def _library_env_option(func: F) -> F:
             return func(*args, **kwargs)
         from .library.config import ENV_VAR
 
-        old = os.environ.get(ENV_VAR)
-        os.environ[ENV_VAR] = str(library_dir.absolute())
-        try:
+        with environ_scope(**{ENV_VAR: str(library_dir.absolute())}):
             return func(*args, **kwargs)
-        finally:
-            if old is None:
-                os.environ.pop(ENV_VAR, None)
-            else:
-                os.environ[ENV_VAR] = old
 
     return _library_option(cast(F, wrapper))
 
@@ -686,6 +680,26 @@ def bench(
     as_json: bool,
 ) -> None:
     """Time native fp32 PyTorch vs the LUT engine vs the reference (ResNet-18/VGG-16 CIFAR shapes, attention)."""
+    from .native.bench import NATIVE_ISA_ENV
+    from .native.cpu_features import ISA_ENV
+
+    with environ_scope(ISA_ENV, *NATIVE_ISA_ENV):  # (an in-process caller gets its environment back)
+        _bench(quick, backward, engine, threads, lut_spec, corpus, repeat, no_networks, isa, wide, as_json)
+
+
+def _bench(
+    quick: bool,
+    backward: bool,
+    engine: str | None,
+    threads: int | None,
+    lut_spec: str,
+    corpus: Path | None,
+    repeat: int | None,
+    no_networks: bool,
+    isa: str | None,
+    wide: bool,
+    as_json: bool,
+) -> None:
     from .native.bench import limit_native_isa
     from .native.cpu_features import ISA_ENV
 

@@ -27,6 +27,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from ..environ import environ_scope
 from ..errors import InputError, LutgenError, NativeUnavailableError
 
 CACHE_ENV = "LUTGEN_CACHE"
@@ -148,11 +149,10 @@ def _build(*, verbose: bool) -> ModuleType:
     if fresh:
         print(f"lutgen: building native kernels (first use, ~{BUILD_SECONDS} s) in {directory}", file=sys.stderr)
     # cpp_extension looks ninja up on PATH: make the one installed beside this interpreter visible.
-    old_path = os.environ.get("PATH", "")
-    os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), old_path])
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
     start = time.monotonic()
     try:
-        with build_lock(directory):
+        with environ_scope(PATH=path), build_lock(directory):
             module = cpp_extension.load(
                 name=module_name(),
                 sources=[str(source_dir() / name) for name in SOURCES],
@@ -168,8 +168,6 @@ def _build(*, verbose: bool) -> ModuleType:
             f"building the native kernels failed ({last[-1] if last else type(error).__name__}); "
             f"run 'lutgen native build --verbose' to see the compiler output"
         ) from error
-    finally:
-        os.environ["PATH"] = old_path
     if fresh:
         print(f"lutgen: native kernels built in {time.monotonic() - start:.0f} s", file=sys.stderr)
         pruned = prune_builds(keep=directory, same_torch=True)

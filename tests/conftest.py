@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 
+from approxlut.environ import environ_scope
+
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = REPO.parent / "shared" / "corpus"
 
@@ -43,13 +45,8 @@ def line_ending(request: pytest.FixtureRequest) -> Callable[[str], str]:
 def _default_kernel_costs() -> Iterator[None]:
     """Plan choices as on the machine the defaults were measured on, whatever machine runs the tests (the
     measurement itself is tested in tests/native/test_costs.py)."""
-    old = os.environ.get("LUTGEN_KERNEL_COSTS")
-    os.environ["LUTGEN_KERNEL_COSTS"] = "default"
-    yield
-    if old is None:
-        os.environ.pop("LUTGEN_KERNEL_COSTS", None)
-    else:
-        os.environ["LUTGEN_KERNEL_COSTS"] = old
+    with environ_scope(LUTGEN_KERNEL_COSTS="default"):
+        yield
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -73,15 +70,34 @@ def _private_library(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]
     """
     from approxlut.library import Library
 
-    old = os.environ.get("LUTGEN_LIBRARY")
     root = tmp_path_factory.mktemp("library")
     Library.open(root).close()
-    os.environ["LUTGEN_LIBRARY"] = str(root)
+    with environ_scope(LUTGEN_LIBRARY=str(root)):
+        yield
+
+
+#: What the engines, the library and native PyTorch read from the environment. A test changes them through
+#: ``monkeypatch`` only: left behind (e.g. set in-process by a command run through CliRunner), they would change
+#: the path every later test takes, and a test would pass or fail by the order the suite runs in.
+WATCHED_ENV = (
+    "LUTGEN_CACHE",
+    "LUTGEN_CPU_ISA",
+    "LUTGEN_ENGINE",
+    "LUTGEN_KERNEL_COSTS",
+    "LUTGEN_LIBRARY",
+    "LUTGEN_PANEL_BYTES",
+    "ONEDNN_MAX_CPU_ISA",
+    "MKL_ENABLE_INSTRUCTIONS",
+)
+
+
+@pytest.fixture(autouse=True)
+def _environment_kept() -> Iterator[None]:
+    """Fails a test that leaves any of :data:`WATCHED_ENV` changed (checked after its monkeypatch is undone)."""
+    before = {name: os.environ.get(name) for name in WATCHED_ENV}
     yield
-    if old is None:
-        os.environ.pop("LUTGEN_LIBRARY", None)
-    else:
-        os.environ["LUTGEN_LIBRARY"] = old
+    changed = {name: os.environ.get(name) for name in WATCHED_ENV if os.environ.get(name) != before[name]}
+    assert not changed, f"the test left environment variables changed: {changed}"
 
 
 def quantised_setup(model: Any, data: Any, *, calibration: int = 128, evaluated: int | None = None) -> Any:

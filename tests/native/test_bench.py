@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -54,19 +55,28 @@ def test_bench_unknown_engine_is_one_line_error() -> None:
     assert result.output.strip().count("\n") == 0 and "unknown LUT-GEMM engine 'nope'" in result.output
 
 
+def _unset(monkeypatch: pytest.MonkeyPatch, *names: str) -> None:
+    """Unset ``names`` for the test; monkeypatch puts back each one's value or its absence afterwards (a bare
+    ``delenv`` of an unset name records nothing, so a value set later in the test would stay)."""
+    for name in names:
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
+
+
 def test_bench_isa_forces_the_path_and_caps_native(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in (ISA_ENV, *NATIVE_ISA_ENV):
-        monkeypatch.delenv(name, raising=False)  # restored after the test: the CLI sets them in-process
+    """``--isa scalar`` runs the scalar kernels and caps native PyTorch at AVX2 for the command, and the caller's
+    environment is as it was after the command (the CLI sets the variables in-process)."""
+    _unset(monkeypatch, ISA_ENV, *NATIVE_ISA_ENV)
     result = CliRunner().invoke(main, ["bench", "--quick", "--json", "--no-networks", "--isa", "scalar"])
     assert result.exit_code == 0, result.output
     rows = json.loads(result.stdout)["results"]
     assert rows and all("scalar" in r["path"] and r["verified"] for r in rows)
     assert all(r["native_isa"].startswith("AVX2 (ONEDNN_MAX_CPU_ISA=AVX2") for r in rows)
+    assert not any(name in os.environ for name in (ISA_ENV, *NATIVE_ISA_ENV))
 
 
 def test_native_isa_respects_a_cap_set_by_the_user(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in NATIVE_ISA_ENV:
-        monkeypatch.delenv(name, raising=False)
+    _unset(monkeypatch, *NATIVE_ISA_ENV)
     assert native_isa() == "full"
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE")
     limit_native_isa("AVX2")
@@ -77,8 +87,7 @@ def test_native_isa_respects_a_cap_set_by_the_user(monkeypatch: pytest.MonkeyPat
 def test_bench_lut_kinds_pick_the_avx2_paths(monkeypatch: pytest.MonkeyPatch) -> None:
     """approx (error spans 63 values): exact product (int8 where this machine's int8 GEMM is exact, else float
     values) + one plane of the error; wide: two planes of T."""
-    for name in (ISA_ENV, *NATIVE_ISA_ENV):
-        monkeypatch.delenv(name, raising=False)
+    _unset(monkeypatch, ISA_ENV, *NATIVE_ISA_ENV)
     paths = {}
     for kind in ("approx", "wide"):
         args = ["bench", "--quick", "--json", "--no-networks", "--isa", "avx2", "--lut", kind]
