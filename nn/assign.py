@@ -358,22 +358,35 @@ class _LowRankSimulation:
 class _MeasuredError:
     """Adds a layer's real multiplier error to a float model's output: its approximate twin's output with the
     multiplier minus its quantised-exact twin's, both run through the LUT engine (for layers the closed form does
-    not cover, e.g. recurrent ones, whose gate products feed back through time)."""
+    not cover, e.g. recurrent ones, whose gate products feed back through time).
 
-    def __init__(self, float_model: nn.Module, qmodel: nn.Module, luts: dict[str, Lut]) -> None:
+    ``exact`` may give a layer's quantised-exact outputs, call by call, recorded beforehand on the same inputs
+    (:func:`exact_outputs`); the twin is run otherwise.
+    """
+
+    def __init__(
+        self,
+        float_model: nn.Module,
+        qmodel: nn.Module,
+        luts: dict[str, Lut],
+        exact: dict[str, Sequence[Any]] | None = None,
+    ) -> None:
         modules = dict(float_model.named_modules())
         qlayers = approx_layers(qmodel)
+        recorded = exact or {}
         self.handles = [
-            modules[name].register_forward_hook(self._hook(qlayers[name], lut), with_kwargs=True)
+            modules[name].register_forward_hook(self._hook(qlayers[name], lut, recorded.get(name)), with_kwargs=True)
             for name, lut in luts.items()
         ]
 
     @staticmethod
-    def _hook(qlayer: nn.Module, lut: Lut) -> Callable[..., Any]:
+    def _hook(qlayer: nn.Module, lut: Lut, exact: Sequence[Any] | None) -> Callable[..., Any]:
         probe = _probe(qlayer, lut)
+        replay = iter(exact) if exact is not None else None
 
         def hook(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> Any:
-            return _plus_difference(out, probe(*args, **kwargs), qlayer(*args, **kwargs))
+            twin = next(replay) if replay is not None else qlayer(*args, **kwargs)
+            return _plus_difference(out, probe(*args, **kwargs), twin)
 
         return hook
 
@@ -458,6 +471,30 @@ def characterise(
 
 
 @torch.no_grad()
+def exact_outputs(
+    float_model: nn.Module, qmodel: nn.Module, name: str, x: torch.Tensor, batch: int
+) -> list[Any] | None:
+    """The quantised-exact twin's output of layer ``name`` on each batch of ``x`` as the float model feeds it, or
+    ``None`` where the layer runs more than once in a forward pass (a later call's input may then carry the
+    error added to an earlier one, so its twin must run on that input)."""
+    layer = dict(float_model.named_modules())[name]
+    qlayer = approx_layers(qmodel)[name]
+    outputs: list[Any] = []
+    handle = layer.register_forward_hook(
+        lambda m, args, kwargs, out: outputs.append(qlayer(*args, **kwargs)), with_kwargs=True
+    )
+    try:
+        for start in range(0, x.shape[0], batch):
+            before = len(outputs)
+            float_model(x[start : start + batch])
+            if len(outputs) != before + 1:
+                return None
+    finally:
+        handle.remove()
+    return outputs
+
+
+@torch.no_grad()
 def measure_loss(
     float_model: nn.Module,
     qmodel: nn.Module,
@@ -467,10 +504,12 @@ def measure_loss(
     y: torch.Tensor,
     batch: int,
     clean_loss: float,
+    exact: Sequence[Any] | None = None,
 ) -> float:
     """Task: the loss increase (nats, at least 0) of the float model on ``x`` when layer ``name`` adds the real
-    error of ``lut`` (see :class:`_MeasuredError`): the search's loss for a layer without a closed form."""
-    hooks = _MeasuredError(float_model, qmodel, {name: lut})
+    error of ``lut`` (see :class:`_MeasuredError`): the search's loss for a layer without a closed form.
+    ``exact``: the layer's quantised-exact outputs on ``x`` (:func:`exact_outputs`), shared by every candidate."""
+    hooks = _MeasuredError(float_model, qmodel, {name: lut}, None if exact is None else {name: exact})
     try:
         loss, _ = _loss_and_accuracy(float_model, x, y, batch)
     finally:
@@ -730,7 +769,10 @@ def auto_assign(
                 f"measuring {len(measured)} layers x {len(candidates)} multipliers with the LUT engine (no closed form)"
             )
             sens = [engine.put(v) for v in (x_sens, y_sens)]
-            calls = [(*models, name, lut, *sens, batch_size, clean_loss) for name in measured for lut in lut_refs]
+            calls = []
+            for name in measured:
+                exact_ref = engine.put(exact_outputs(float_model, qmodel, name, x_sens, batch_size))
+                calls += [(*models, name, lut, *sens, batch_size, clean_loss, exact_ref) for lut in lut_refs]
             losses = engine.map(measure_loss, calls)
             for k, name in enumerate(measured):
                 layer_macs = macs.get(name, 0)
@@ -912,6 +954,7 @@ __all__ = [
     "auto_assign",
     "build_assigned",
     "characterise",
+    "exact_outputs",
     "measure_loss",
     "measured_layers",
     "simulate_accuracy",

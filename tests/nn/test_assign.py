@@ -201,7 +201,7 @@ def test_a_recurrent_layer_is_measured_through_the_lut_engine(lstm_digits) -> No
     approximate twin's minus its quantised-exact twin's (recomputed here by hand), and 0 for the exact table."""
     import torch.nn.functional as F
 
-    from approxlut.nn.assign import measure_loss, measured_layers
+    from approxlut.nn.assign import exact_outputs, measure_loss, measured_layers
     from approxlut.nn.multipliers import load_multiplier
 
     s = lstm_digits
@@ -218,10 +218,66 @@ def test_a_recurrent_layer_is_measured_through_the_lut_engine(lstm_digits) -> No
             by_hand = float(F.cross_entropy(s.model.fc((out + approx_out - exact_out)[:, -1]), y)) - clean
             measured = measure_loss(s.model, s.qmodel, "lstm", lut, x, y, 32, clean)
             assert measured == pytest.approx(max(by_hand, 0.0), rel=1e-5, abs=1e-7)
+            # the search records the quantised-exact twin's outputs once and every candidate replays them
+            recorded = exact_outputs(s.model, s.qmodel, "lstm", x, 32)
+            assert recorded is not None and len(recorded) == 3
+            assert measure_loss(s.model, s.qmodel, "lstm", lut, x, y, 32, clean, recorded) == measured
             if name == "exact8s":  # the same products: no error to add (the loss differs by rounding alone)
                 assert torch.equal(approx_out, exact_out) and measured < 1e-6
             else:
                 assert measured > 0.05  # the case is not trivial: this multiplier costs the LSTM loss
+
+
+class _CellLoop(torch.nn.Module):
+    """An LSTM cell stepped over the rows in Python: one layer, called once per step, its state fed back."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cell = torch.nn.LSTMCell(8, 24)
+        self.fc = torch.nn.Linear(24, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        state = None
+        for step in range(x.shape[1]):
+            state = self.cell(x[:, step], state)
+        return self.fc(state[0])
+
+
+def test_a_layer_called_in_a_loop_has_its_exact_twin_run_on_the_inputs_it_gets() -> None:
+    """A cell stepped in a loop sees its own (moved) state: its quantised-exact outputs cannot be recorded once on
+    the float model's inputs, so the twin runs at each step, and the loss is that of the moved state fed back."""
+    import torch.nn.functional as F
+
+    from approxlut.nn import approximate
+    from approxlut.nn.assign import exact_outputs, measure_loss, measured_layers
+    from approxlut.nn.data import load_dataset
+    from approxlut.nn.multipliers import load_multiplier
+
+    torch.manual_seed(0)
+    data = load_dataset().prepare(input_kind="sequence", channels=1, size=8)
+    model = _trained(_CellLoop(), data.x_train, data.y_train, steps=60)
+    qmodel = approximate(model, LayerConfig("exact", bits=8, scheme="symmetric"), [data.x_train[:128]])
+    assert measured_layers(model, qmodel) == ["cell"]
+    x, y = data.x_test[:64], data.y_test[:64]
+    assert exact_outputs(model, qmodel, "cell", x, 32) is None
+    lut = load_multiplier("bam8s_h3v8")
+    twin = build_assigned_layer(qmodel, "cell", lut)
+    with torch.no_grad():
+        clean = float(F.cross_entropy(model(x), y))
+        state = None
+        for step in range(x.shape[1]):
+            moved = [
+                o + a - e
+                for o, a, e in zip(
+                    model.cell(x[:, step], state), twin(x[:, step], state), qmodel.cell(x[:, step], state), strict=True
+                )
+            ]
+            state = (moved[0], moved[1])
+        by_hand = float(F.cross_entropy(model.fc(state[0]), y)) - clean
+    assert measure_loss(model, qmodel, "cell", lut, x, y, 64, clean, None) == pytest.approx(
+        max(by_hand, 0.0), rel=1e-5, abs=1e-7
+    )
+    assert by_hand > 0.01
 
 
 def build_assigned_layer(qmodel: torch.nn.Module, name: str, lut: Lut) -> torch.nn.Module:
