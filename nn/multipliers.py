@@ -1,7 +1,8 @@
 """Resolve multiplier specs to LUTs, and keep one :class:`PreparedLut` per (LUT, device).
 
 A spec is ``"float"``, ``"exact"``, a :class:`~approxlut.lutgen.lut.Lut`, a path (``.npz`` LUT, TFApprox
-``.bin``, DATE'25 ``*_lutfp*.txt``, or a netlist ``.v``/``.blif``/``.sop``) or a library name
+``.bin``, DATE'25 ``*_lutfp*.txt``, or a netlist: ``.v``/``.sv``/``.blif``/``.sop``/``.pla``, as in
+``lutgen library import``) or a library name
 (looked up in :meth:`approxlut.library.Library.open_default`).
 """
 
@@ -17,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..circuits.io import NETLIST_SUFFIXES
 from ..circuits.names import name_hint
 from ..errors import ConfigError
 from ..lutgen.lut import Lut, code_values
@@ -24,7 +26,6 @@ from ..native import PreparedLut
 from .config import LayerConfig
 
 LUT_SUFFIXES = (".npz", ".bin", ".txt")
-NETLIST_SUFFIXES = (".v", ".blif", ".sop")
 
 _lock = threading.Lock()
 _spec_cache: dict[tuple[str, str, float], Lut] = {}

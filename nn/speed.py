@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..circuits.io import NETLIST_SUFFIXES
 from ..errors import ConfigError, LutgenError
 from ..lutgen.lut import Lut
 from ..native import PreparedLut
@@ -36,7 +37,7 @@ from ..native.bench import (
 from ..native.ops import approx_conv2d, approx_linear
 from .config import LayerConfig
 from .layers import ApproxConv2d, ApproxLinear
-from .multipliers import LUT_SUFFIXES, NETLIST_SUFFIXES, load_multiplier
+from .multipliers import LUT_SUFFIXES, load_multiplier
 from .quant import calibrate
 
 

@@ -254,6 +254,23 @@ def test_netlist_and_text_lut_paths(corpus: Path) -> None:
     assert codes.min() >= 0 and codes.max() <= 127
 
 
+def test_every_netlist_extension_resolves_as_the_importer_reads_it(corpus: Path, tmp_path: Path) -> None:
+    """``.sv`` (Verilog) and ``.pla`` (SOP) name netlists for ``--assign`` as they do for ``library import``: the
+    same circuit gives the same table whichever extension it comes with."""
+    import shutil
+
+    from approxlut.circuits.io import read_netlist, write_netlist
+    from approxlut.nn.multipliers import load_multiplier
+
+    source = corpus / "evoapprox" / "narrow" / "v2022_mul7u_003.v"
+    want = load_multiplier(str(source)).hash
+    shutil.copy(source, tmp_path / "v2022_mul7u_003.sv")
+    write_netlist(read_netlist(source), tmp_path / "v2022_mul7u_003.pla")
+    for name in ("v2022_mul7u_003.sv", "v2022_mul7u_003.pla"):
+        resolved = resolve_config(LayerConfig(str(tmp_path / name)))
+        assert resolved.lut is not None and resolved.lut.hash == want and resolved.scheme == "affine"
+
+
 def test_library_names(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from approxlut.library import Library
     from approxlut.nn import clear_caches
