@@ -133,6 +133,7 @@ class AutoResult:
     pruned: int = 0
     measured: tuple[str, ...] = ()  # layers whose options were measured, not predicted (see measured_layers)
     unsearched: dict[str, str] = field(default_factory=dict)  # layer -> why it kept its multiplier
+    same_table: dict[str, str] = field(default_factory=dict)  # candidate left out -> the one kept with its table
 
     @property
     def choice(self) -> dict[str, Option]:
@@ -698,6 +699,7 @@ def auto_assign(
     with work_mode(float_model, qmodel):  # (dropout and batch norm as at inference, restored after)
         if not candidates:
             raise ConfigError("no candidate multipliers for --assign auto; widen --candidates")
+        candidates, same_table = distinct_tables(candidates)
         check_verify(verify)
         engine = engine or InProcess()
         clock = Stopwatch(digits=3)
@@ -857,7 +859,22 @@ def auto_assign(
             pruned,
             tuple(measured),
             unsearched,
+            same_table,
         )
+
+
+def distinct_tables(candidates: Sequence[Candidate]) -> tuple[list[Candidate], dict[str, str]]:
+    """One candidate per table (the same circuit under two names, or with two cost figures: a library's own entry
+    and a published one): the one of least relative power, the first on ties, in the given order; and each one
+    left out mapped to the one kept. Their errors are the same, so searching both could only find the dearer."""
+    kept: dict[str, Candidate] = {}
+    for candidate in candidates:
+        held = kept.get(candidate.lut.hash)
+        if held is None or candidate.relative_power < held.relative_power:
+            kept[candidate.lut.hash] = candidate
+    chosen = {id(c) for c in kept.values()}
+    same = {c.name: kept[c.lut.hash].name for c in candidates if id(c) not in chosen}
+    return [c for c in candidates if id(c) in chosen], same
 
 
 def measured_layers(float_model: nn.Module, qmodel: nn.Module) -> list[str]:
@@ -954,6 +971,7 @@ __all__ = [
     "auto_assign",
     "build_assigned",
     "characterise",
+    "distinct_tables",
     "exact_outputs",
     "measure_loss",
     "measured_layers",

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import io
 import math
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -144,12 +145,16 @@ class CandidateSet:
         relative: ``full_name`` -> ``(relative power, basis)`` of each entry and of ``exact``.
         exact: the exact entry reported for layers left exact (lutgen's modelled one where there is one).
         left_out: one line per entry left out (no exact multiplier of its cost source).
+        other_sign: approximate entries of the candidates' widths that ``other_filter`` (the same filter with the
+            other signedness) selects; 0 for a list of names or a filter without ``signed``/``unsigned``.
     """
 
     entries: list[Any]
     relative: dict[str, tuple[float, Any]]
     exact: Any
     left_out: list[str]
+    other_sign: int = 0
+    other_filter: str = ""
 
 
 def library_candidates(text: str) -> CandidateSet:
@@ -162,12 +167,16 @@ def library_candidates(text: str) -> CandidateSet:
     entries = [lib.entry(n) for n in names] if chosen is None else chosen.select(lib)
     if not entries:
         raise ConfigError(f"--candidates {text!r} selects no multipliers in the library at {lib.root}")
-    kinds = {(e.bits_a, e.bits_b, e.signed) for e in entries}
+    kinds = Counter((e.bits_a, e.bits_b, e.signed) for e in entries)
     if len(kinds) > 1:
-        raise ConfigError(
-            f"--candidates {text!r} mixes widths/signedness {sorted(kinds)}; add e.g. 'signed' or 'bits=8'"
-        )
-    bits_a, bits_b, signed = kinds.pop()
+        found = ", ".join(f"{n} {a}x{b} {'signed' if s else 'unsigned'}" for (a, b, s), n in sorted(kinds.items()))
+        advice = []
+        if len({(a, b) for a, b, _ in kinds}) > 1:
+            advice.append("a width (e.g. 'bits=8')")
+        if len({s for *_, s in kinds}) > 1:
+            advice.append("'signed' or 'unsigned'")
+        raise ConfigError(f"--candidates {text!r} mixes kinds of multiplier ({found}); add {' and '.join(advice)}")
+    ((bits_a, bits_b, signed),) = kinds
     exacts = [e for e in lib.query(bits=(bits_a, bits_b), signed=signed) if e.mae_pct == 0 and e.wce_pct == 0]
     if not exacts:
         raise ConfigError(f"the library has no exact {bits_a}x{bits_b} multiplier to measure energy against")
@@ -185,7 +194,11 @@ def library_candidates(text: str) -> CandidateSet:
             kept.append(entry)
     if exact.full_name not in relative:
         relative[exact.full_name] = (1.0, None)
-    return CandidateSet(kept, relative, exact, left_out)
+    if chosen is None or chosen.signed is None:
+        return CandidateSet(kept, relative, exact, left_out)
+    flipped = replace(chosen, signed=not chosen.signed)
+    other = [e for e in flipped.select(lib) if (e.bits_a, e.bits_b) == (bits_a, bits_b) and e.mae_pct + e.wce_pct > 0]
+    return CandidateSet(kept, relative, exact, left_out, len(other), str(flipped))
 
 
 # ------------------------------------------------------------------------------------------- assignment
@@ -293,6 +306,12 @@ def run_evaluate(options: EvaluateOptions, *, console: Console | None = None) ->
     front: list[dict[str, Any]] = []
     if options.assign == "auto":
         notes += [f"left out: {line}" for line in chosen_set.left_out]
+        if chosen_set.other_sign:
+            other, scheme = ("unsigned", "affine") if exact_entry.signed else ("signed", "symmetric")
+            notes.append(
+                f"auto: {chosen_set.other_sign} {other} multipliers in the library were not candidates; "
+                f"--candidates '{chosen_set.other_filter}' searches them ({scheme} quantisation)"
+            )
         candidates = [
             Candidate(
                 e.full_name,
@@ -336,6 +355,10 @@ def run_evaluate(options: EvaluateOptions, *, console: Console | None = None) ->
             f"({sum(p.origin == 'nsga2' for p in auto.front)} from NSGA-II), "
             f"{len(auto.verified)} verified with the LUT engine"
         )
+        if auto.same_table:
+            pairs = ", ".join(f"{left} (= {kept})" for left, kept in auto.same_table.items())
+            count = "1 candidate shares" if len(auto.same_table) == 1 else f"{len(auto.same_table)} candidates share"
+            notes.append(f"auto: {count} a table with a cheaper one, searched once: {pairs}")
         if auto.measured:
             notes.append(_measured_note(auto.measured, macs_all))
         notes += [f"auto: {name} not searched (kept its multiplier): {why}" for name, why in auto.unsearched.items()]

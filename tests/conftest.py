@@ -163,15 +163,18 @@ def auto_search(lenet_digits: Any) -> Callable[..., Any]:
         engine: Any = None,
         setup: Any = None,
         qmodel: Any = None,
+        more: tuple[Any, ...] = (),
         **options: Any,
     ) -> Any:
-        """``setup``: another namespace like :func:`lenet_digits`'s; ``qmodel``: another quantised model of it."""
+        """``setup``: another namespace like :func:`lenet_digits`'s; ``qmodel``: another quantised model of it;
+        ``more``: candidates to add after the named ones."""
         library = Library.open_default()
         candidates = []
         for name in names:
             entry = library.entry(name)
             relative, basis = relative_power(library, entry)
             candidates.append(Candidate(name, load_multiplier(name), relative, float(entry.mae_pct), basis.label))
+        candidates += more
         s = setup or lenet_digits
         return auto_assign(
             s.model,

@@ -81,6 +81,34 @@ def test_more_candidates_never_give_a_worse_verified_answer(monkeypatch, lenet_d
     assert subset.chosen.energy < subset.exact_energy  # the case is not trivial: the subset saves energy too
 
 
+def test_candidates_with_one_table_are_searched_once(monkeypatch, lenet_digits, auto_search) -> None:
+    """The same circuit under two names (a library entry and a published one, say) is characterised once, as the
+    cheaper of the two: the search answers as it does without the dearer copy, and says which was left out."""
+    from dataclasses import replace
+
+    from approxlut.nn.assign import distinct_tables
+
+    values = code_values(4, True)
+    one = Lut(forward=np.outer(values, values) | 1, bits_a=4, bits_b=4, signed=True)
+    two = Lut(forward=np.outer(values, values) & ~1, bits_a=4, bits_b=4, signed=True)
+    a, b, c, d = (
+        Candidate(n, t, p, 0.1) for n, t, p in (("a", one, 0.5), ("b", two, 0.5), ("c", one, 0.4), ("d", one, 0.4))
+    )
+    assert distinct_tables([a, b, c, d]) == ([b, c], {"a": "c", "d": "c"})  # the cheapest; the first on ties
+    assert distinct_tables([a, b]) == ([a, b], {})
+
+    monkeypatch.setenv("LUTGEN_ENGINE", "reference")
+    names = ["trunc8s_k6", "bam8s_h3v8"]
+    plain = auto_search(names, verify=2, rounds=1)
+    trunc = plain.options["features.0"][1].candidate
+    dearer = replace(trunc, name="trunc8s_k6_published", relative_power=trunc.relative_power + 0.1)
+    both = auto_search(names, verify=2, rounds=1, more=(dearer,))
+    assert both.same_table == {"trunc8s_k6_published": "trunc8s_k6"} and plain.same_table == {}
+    assert [o.name for o in both.options["features.0"]] == ["exact", *names]
+    assert both.chosen.choice == plain.chosen.choice
+    assert both.chosen.verified_accuracy == plain.chosen.verified_accuracy
+
+
 def test_verification_picks_spread_then_refine() -> None:
     drops = {0: 0.0, 10: 0.0, 20: 0.3, 30: 0.8, 40: 1.2, 50: 2.0, 60: 9.0}
     first = verification_picks(61, drops, {0: 0.0}, budget=1.0, margin=0.5, count=5)

@@ -130,7 +130,8 @@ def test_evaluate_errors_are_one_line(env, weights, tmp_path) -> None:
     result = _run(env, "--model", "lenet5", "--weights", str(weights), "--assign", str(tmp_path / "broken.json"))
     assert result.exit_code == 2 and "broken.json:1:2: invalid JSON" in result.output
     mixed = _run(env, "--model", "lenet5", "--weights", str(weights), "--candidates", "bits=8")
-    assert mixed.exit_code == 2 and "mixes widths/signedness" in mixed.output
+    assert mixed.exit_code == 2 and "mixes kinds of multiplier (" in mixed.output
+    assert "8x8 unsigned, " in mixed.output and mixed.output.rstrip().endswith("add 'signed' or 'unsigned'")
     (tmp_path / "junk.pt").write_bytes(b"junk")
     junk = _run(env, "--model", "lenet5", "--weights", str(tmp_path / "junk.pt"))
     assert junk.exit_code == 2 and "not a readable torch weights file" in junk.output
@@ -142,6 +143,18 @@ def test_evaluate_errors_are_one_line(env, weights, tmp_path) -> None:
     assert "(did you mean trunc8s_k6" in unknown.output
     family = _run(env, "--model", "lenet5", "--weights", str(weights), "--candidates", "bits=8,signed,family=trnc")
     assert family.exit_code == 2 and "unknown family 'trnc' (valid: broken_array (bam)," in family.output
+
+
+def test_candidates_count_the_library_entries_of_the_other_signedness() -> None:
+    """A filter that fixes the signedness says how many approximate multipliers of the same widths it left out by
+    that alone, and the filter that selects them (the evaluate note prints both)."""
+    from approxlut.nn.evaluate import library_candidates
+
+    signed, unsigned = library_candidates("bits=8,signed"), library_candidates("bits=8,unsigned")
+    assert signed.other_filter == "bits=8,unsigned" and unsigned.other_filter == "bits=8,signed"
+    assert signed.other_sign == len(unsigned.entries) + len(unsigned.left_out) > 0
+    assert unsigned.other_sign == len(signed.entries) + len(signed.left_out) > 0
+    assert library_candidates("trunc8s_k6,bam8s_h3v8").other_sign == 0
 
 
 def test_parse_candidates() -> None:
