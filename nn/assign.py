@@ -50,6 +50,7 @@ from ..errors import ConfigError, LutgenError
 from ..library.basis import MODEL
 from ..lutgen.lut import Lut
 from ..tasks import Engine, InProcess
+from ..threads import one_blas_thread
 from .config import AssignmentMapping, LayerConfig
 from .front import Front, build_front
 from .modes import work_mode
@@ -696,7 +697,8 @@ def auto_assign(
     through the LUT engine, and the cheapest verified one within the budget is chosen. Same inputs and
     ``seed``, same result, on any ``engine``.
     """
-    with work_mode(float_model, qmodel):  # (dropout and batch norm as at inference, restored after)
+    # (dropout and batch norm as at inference; numpy's BLAS threads would spin on the cores torch's threads need)
+    with work_mode(float_model, qmodel), one_blas_thread():
         if not candidates:
             raise ConfigError("no candidate multipliers for --assign auto; widen --candidates")
         candidates, same_table = distinct_tables(candidates)

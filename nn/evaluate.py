@@ -197,7 +197,11 @@ def library_candidates(text: str) -> CandidateSet:
     if chosen is None or chosen.signed is None:
         return CandidateSet(kept, relative, exact, left_out)
     flipped = replace(chosen, signed=not chosen.signed)
-    other = [e for e in flipped.select(lib) if (e.bits_a, e.bits_b) == (bits_a, bits_b) and e.mae_pct + e.wce_pct > 0]
+    other = [
+        e
+        for e in flipped.select(lib)
+        if (e.bits_a, e.bits_b) == (bits_a, bits_b) and not (e.mae_pct == 0 and e.wce_pct == 0)
+    ]
     return CandidateSet(kept, relative, exact, left_out, len(other), str(flipped))
 
 
