@@ -362,8 +362,9 @@ class _MeasuredError:
     multiplier minus its quantised-exact twin's, both run through the LUT engine (for layers the closed form does
     not cover, e.g. recurrent ones, whose gate products feed back through time).
 
-    ``exact`` may give a layer's quantised-exact outputs, call by call, recorded beforehand on the same inputs
-    (:func:`exact_outputs`); the twin is run otherwise.
+    ``exact`` may give a layer's calls recorded beforehand (:func:`exact_outputs`): a call whose inputs are those
+    of the next record takes its quantised-exact output from it; any other call (one whose input carries an
+    error added upstream or earlier, or an extra call) runs the twin.
     """
 
     def __init__(
@@ -371,7 +372,7 @@ class _MeasuredError:
         float_model: nn.Module,
         qmodel: nn.Module,
         luts: dict[str, Lut],
-        exact: dict[str, Sequence[Any]] | None = None,
+        exact: dict[str, Sequence[ExactCall]] | None = None,
     ) -> None:
         modules = dict(float_model.named_modules())
         qlayers = approx_layers(qmodel)
@@ -382,12 +383,18 @@ class _MeasuredError:
         ]
 
     @staticmethod
-    def _hook(qlayer: nn.Module, lut: Lut, exact: Sequence[Any] | None) -> Callable[..., Any]:
+    def _hook(qlayer: nn.Module, lut: Lut, exact: Sequence[ExactCall] | None) -> Callable[..., Any]:
         probe = _probe(qlayer, lut)
-        replay = iter(exact) if exact is not None else None
+        calls = list(exact or ())
+        cursor = 0
 
         def hook(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> Any:
-            twin = next(replay) if replay is not None else qlayer(*args, **kwargs)
+            nonlocal cursor
+            if cursor < len(calls) and _same(calls[cursor].inputs, (args, kwargs)):
+                twin = calls[cursor].output
+                cursor += 1
+            else:
+                twin = qlayer(*args, **kwargs)
             return _plus_difference(out, probe(*args, **kwargs), twin)
 
         return hook
@@ -472,28 +479,68 @@ def characterise(
     return Characterisation(mean, std * ratio, ratio)
 
 
+@dataclass(frozen=True)
+class ExactCall:
+    """One call of a layer: its inputs ``(args, kwargs)`` and its quantised-exact twin's output on them."""
+
+    inputs: tuple[tuple[Any, ...], dict[str, Any]]
+    output: Any
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Whether two call inputs are equal: tensors bit for bit (shape and dtype too), containers item by item."""
+    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+        return (
+            isinstance(a, torch.Tensor)
+            and isinstance(b, torch.Tensor)
+            and a.shape == b.shape
+            and a.dtype == b.dtype
+            and torch.equal(a, b)
+        )
+    if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    return bool(a is b or a == b)
+
+
+def _copied(value: Any) -> Any:
+    """``value`` with every tensor in it (in tuples, lists, dicts) copied."""
+    if isinstance(value, torch.Tensor):
+        return value.clone()
+    if isinstance(value, (tuple, list)):
+        items = [_copied(v) for v in value]
+        return type(value)(*items) if hasattr(value, "_fields") else type(value)(items)  # (named tuples by field)
+    if isinstance(value, dict):
+        return {k: _copied(v) for k, v in value.items()}
+    return value
+
+
 @torch.no_grad()
 def exact_outputs(
     float_model: nn.Module, qmodel: nn.Module, name: str, x: torch.Tensor, batch: int
-) -> list[Any] | None:
-    """The quantised-exact twin's output of layer ``name`` on each batch of ``x`` as the float model feeds it, or
-    ``None`` where the layer runs more than once in a forward pass (a later call's input may then carry the
-    error added to an earlier one, so its twin must run on that input)."""
+) -> list[ExactCall] | None:
+    """Layer ``name``'s calls on each batch of ``x`` as the float model feeds it, with its quantised-exact twin's
+    outputs, or ``None`` where the layer runs more than once in a forward pass (a later call's input carries the
+    error added to an earlier one, so its twin runs on that input anyway)."""
     layer = dict(float_model.named_modules())[name]
     qlayer = approx_layers(qmodel)[name]
-    outputs: list[Any] = []
-    handle = layer.register_forward_hook(
-        lambda m, args, kwargs, out: outputs.append(qlayer(*args, **kwargs)), with_kwargs=True
-    )
+    calls: list[ExactCall] = []
+
+    def record(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
+        # (a copy of the inputs: the model may change them in place after the call)
+        calls.append(ExactCall((_copied(args), _copied(kwargs)), qlayer(*args, **kwargs)))
+
+    handle = layer.register_forward_hook(record, with_kwargs=True)
     try:
         for start in range(0, x.shape[0], batch):
-            before = len(outputs)
+            before = len(calls)
             float_model(x[start : start + batch])
-            if len(outputs) != before + 1:
+            if len(calls) != before + 1:
                 return None
     finally:
         handle.remove()
-    return outputs
+    return calls
 
 
 @torch.no_grad()
@@ -506,11 +553,12 @@ def measure_loss(
     y: torch.Tensor,
     batch: int,
     clean_loss: float,
-    exact: Sequence[Any] | None = None,
+    exact: Sequence[ExactCall] | None = None,
 ) -> float:
     """Task: the loss increase (nats, at least 0) of the float model on ``x`` when layer ``name`` adds the real
     error of ``lut`` (see :class:`_MeasuredError`): the search's loss for a layer without a closed form.
-    ``exact``: the layer's quantised-exact outputs on ``x`` (:func:`exact_outputs`), shared by every candidate."""
+    ``exact``: the layer's calls on ``x`` with their quantised-exact outputs (:func:`exact_outputs`), shared by
+    every candidate."""
     hooks = _MeasuredError(float_model, qmodel, {name: lut}, None if exact is None else {name: exact})
     try:
         loss, _ = _loss_and_accuracy(float_model, x, y, batch)
@@ -868,15 +916,19 @@ def auto_assign(
 def distinct_tables(candidates: Sequence[Candidate]) -> tuple[list[Candidate], dict[str, str]]:
     """One candidate per table (the same circuit under two names, or with two cost figures: a library's own entry
     and a published one): the one of least relative power, the first on ties, in the given order; and each one
-    left out mapped to the one kept. Their errors are the same, so searching both could only find the dearer."""
+    left out mapped to the one kept (a name given twice is left out silently). Their errors are the same, so
+    searching both could only find the dearer."""
     kept: dict[str, Candidate] = {}
     for candidate in candidates:
         held = kept.get(candidate.lut.hash)
         if held is None or candidate.relative_power < held.relative_power:
             kept[candidate.lut.hash] = candidate
-    chosen = {id(c) for c in kept.values()}
-    same = {c.name: kept[c.lut.hash].name for c in candidates if id(c) not in chosen}
-    return [c for c in candidates if id(c) in chosen], same
+    same = {c.name: kept[c.lut.hash].name for c in candidates if c.name != kept[c.lut.hash].name}
+    distinct = []
+    for candidate in candidates:
+        if kept.get(candidate.lut.hash) is candidate:
+            distinct.append(kept.pop(candidate.lut.hash))  # (popped: a candidate given twice is kept once)
+    return distinct, same
 
 
 def measured_layers(float_model: nn.Module, qmodel: nn.Module) -> list[str]:
@@ -968,6 +1020,7 @@ __all__ = [
     "AutoResult",
     "Candidate",
     "Characterisation",
+    "ExactCall",
     "FrontPoint",
     "Option",
     "auto_assign",

@@ -96,6 +96,7 @@ def test_candidates_with_one_table_are_searched_once(monkeypatch, lenet_digits, 
     )
     assert distinct_tables([a, b, c, d]) == ([b, c], {"a": "c", "d": "c"})  # the cheapest; the first on ties
     assert distinct_tables([a, b]) == ([a, b], {})
+    assert distinct_tables([a, b, a]) == ([a, b], {})  # (a name given twice: searched once, nothing to say)
 
     monkeypatch.setenv("LUTGEN_ENGINE", "reference")
     names = ["trunc8s_k6", "bam8s_h3v8"]
@@ -306,6 +307,58 @@ def test_a_layer_called_in_a_loop_has_its_exact_twin_run_on_the_inputs_it_gets()
         max(by_hand, 0.0), rel=1e-5, abs=1e-7
     )
     assert by_hand > 0.01
+
+
+class _ExtraPass(torch.nn.Module):
+    """A transposed convolution that runs a second time on its own output on the forward passes numbered in
+    ``extra`` (a model whose calls differ from pass to pass)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.up = torch.nn.ConvTranspose2d(1, 2, 3, padding=1)
+        self.fc = torch.nn.Linear(2 * 8 * 8, 10)
+        self.extra: set[int] = set()
+        self.passes = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.up(x)
+        if self.passes in self.extra:
+            y = self.up(y[:, :1])
+        self.passes += 1
+        return self.fc(y.flatten(1))
+
+
+def test_recorded_exact_outputs_serve_only_calls_with_the_recorded_inputs() -> None:
+    """Replayed quantised-exact outputs stay with the calls they were recorded for: an extra call in one pass
+    (its input carries the error just added) runs the twin, and the later passes still take their records; the
+    loss is the one measured with the twin run at every call."""
+    import torch.nn.functional as F
+
+    from approxlut.nn import approximate
+    from approxlut.nn.assign import exact_outputs, measure_loss, measured_layers
+    from approxlut.nn.multipliers import load_multiplier
+
+    torch.manual_seed(0)
+    model = _ExtraPass().eval()
+    x = torch.randn(96, 1, 8, 8)
+    qmodel = approximate(model, LayerConfig("exact", bits=8, scheme="symmetric"), [x])
+    assert measured_layers(model, qmodel) == ["up"]
+    with torch.no_grad():
+        y = model(x).argmax(1)  # (labels the model gets right: the multiplier's error can only cost loss)
+        clean = float(F.cross_entropy(model(x), y))
+    recorded = exact_outputs(model, qmodel, "up", x, 32)
+    assert recorded is not None and len(recorded) == 3
+    twin_calls = []
+    twin = qmodel.up  # (the candidates' probes are copies of it, hooks included: count this module's calls only)
+    twin.register_forward_hook(lambda module, *_: twin_calls.append(1) if module is twin else None)
+    lut = load_multiplier("trunc8s_k8")
+    losses = []
+    for exact in (None, recorded):
+        model.passes, model.extra = 0, {1}  # the second batch's pass calls the layer twice
+        twin_calls.clear()
+        losses.append(measure_loss(model, qmodel, "up", lut, x, y, 32, clean, exact))
+        assert len(twin_calls) == (4 if exact is None else 1)  # replayed: only the extra call runs the twin
+    assert losses[0] == losses[1] > 0.01
 
 
 def build_assigned_layer(qmodel: torch.nn.Module, name: str, lut: Lut) -> torch.nn.Module:
