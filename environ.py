@@ -12,8 +12,8 @@ def environ_scope(*names: str, **values: str) -> Iterator[None]:
     """Set ``values`` in ``os.environ`` for the block; on leaving it, restore those and ``names`` (which the
     block may set itself) to what they were, unsetting the ones that were not set."""
     saved = {name: os.environ.get(name) for name in (*names, *values)}
-    os.environ.update(values)
     try:
+        os.environ.update(values)
         yield
     finally:
         for name, old in saved.items():

@@ -175,7 +175,8 @@ def library_candidates(text: str) -> CandidateSet:
             advice.append("a width (e.g. 'bits=8')")
         if len({s for *_, s in kinds}) > 1:
             advice.append("'signed' or 'unsigned'")
-        raise ConfigError(f"--candidates {text!r} mixes kinds of multiplier ({found}); add {' and '.join(advice)}")
+        fix = "name multipliers of one kind" if chosen is None else f"add {' and '.join(advice)}"
+        raise ConfigError(f"--candidates {text!r} mixes kinds of multiplier ({found}); {fix}")
     ((bits_a, bits_b, signed),) = kinds
     exacts = [e for e in lib.query(bits=(bits_a, bits_b), signed=signed) if e.mae_pct == 0 and e.wce_pct == 0]
     if not exacts:
@@ -196,7 +197,7 @@ def library_candidates(text: str) -> CandidateSet:
         relative[exact.full_name] = (1.0, None)
     if chosen is None or chosen.signed is None:
         return CandidateSet(kept, relative, exact, left_out)
-    flipped = replace(chosen, signed=not chosen.signed)
+    flipped = replace(chosen, signed=not chosen.signed, bits=(bits_a, bits_b))  # (one width: a filter evaluate takes)
     other = [
         e
         for e in flipped.select(lib)
@@ -353,16 +354,17 @@ def run_evaluate(options: EvaluateOptions, *, console: Console | None = None) ->
         assert approx_accuracy is not None
         mapping = auto.assignment(exact_config)
         front = _front_rows(auto, qmodel, macs_all, exact_config)
+        searched = len(next(iter(auto.options.values()))) - 1  # (each layer's options: exact and one per table)
         notes.append(
-            f"auto: {len(candidates)} candidates on {engine.description}, {auto.pruned} dominated (layer, multiplier) "
+            f"auto: {searched} candidates on {engine.description}, {auto.pruned} dominated (layer, multiplier) "
             f"options pruned, front of {len(auto.front)} points "
             f"({sum(p.origin == 'nsga2' for p in auto.front)} from NSGA-II), "
             f"{len(auto.verified)} verified with the LUT engine"
         )
         if auto.same_table:
             pairs = ", ".join(f"{left} (= {kept})" for left, kept in auto.same_table.items())
-            count = "1 candidate shares" if len(auto.same_table) == 1 else f"{len(auto.same_table)} candidates share"
-            notes.append(f"auto: {count} a table with a cheaper one, searched once: {pairs}")
+            count = "1 candidate has" if len(auto.same_table) == 1 else f"{len(auto.same_table)} candidates have"
+            notes.append(f"auto: {count} the table of another, searched in its place (the cheaper or first): {pairs}")
         if auto.measured:
             notes.append(_measured_note(auto.measured, macs_all))
         notes += [f"auto: {name} not searched (kept its multiplier): {why}" for name, why in auto.unsearched.items()]

@@ -93,10 +93,16 @@ WATCHED_ENV = (
 
 @pytest.fixture(autouse=True)
 def _environment_kept() -> Iterator[None]:
-    """Fails a test that leaves any of :data:`WATCHED_ENV` changed (checked after its monkeypatch is undone)."""
+    """Fails a test that leaves any of :data:`WATCHED_ENV` changed (checked after its monkeypatch is undone), and
+    puts them back, so that the tests after it run as they would have."""
     before = {name: os.environ.get(name) for name in WATCHED_ENV}
     yield
     changed = {name: os.environ.get(name) for name in WATCHED_ENV if os.environ.get(name) != before[name]}
+    for name in changed:
+        if before[name] is None:
+            del os.environ[name]
+        else:
+            os.environ[name] = before[name]
     assert not changed, f"the test left environment variables changed: {changed}"
 
 

@@ -155,6 +155,15 @@ def test_candidates_count_the_library_entries_of_the_other_signedness() -> None:
     assert signed.other_sign == len(unsigned.entries) + len(unsigned.left_out) > 0
     assert unsigned.other_sign == len(signed.entries) + len(signed.left_out) > 0
     assert library_candidates("trunc8s_k6,bam8s_h3v8").other_sign == 0
+    # the filter the note suggests is one evaluate takes, whatever widths the other signedness comes in
+    for family in ("broken_array", "rounding", "perforated", "lower_or"):
+        first = library_candidates(f"bits=8,signed,family={family}")
+        assert first.other_sign > 0 and first.other_filter == f"bits=8,unsigned,family={family}"
+        assert len(library_candidates(first.other_filter).entries) == first.other_sign
+    with pytest.raises(
+        ConfigError, match=r"mixes kinds of multiplier \(1 8x8 unsigned, 1 8x8 signed\); name multipliers"
+    ):
+        library_candidates("bam8s_h1v5,bam8u_h1v5")
 
 
 def test_parse_candidates() -> None:
