@@ -682,16 +682,17 @@ def bench(
     """Time native fp32 PyTorch vs the LUT engine vs the reference (ResNet-18/VGG-16 CIFAR shapes, attention)."""
     from .native.bench import NATIVE_ISA_ENV
     from .native.cpu_features import ISA_ENV
+    from .threads import torch_threads
 
-    with environ_scope(ISA_ENV, *NATIVE_ISA_ENV):  # (an in-process caller gets its environment back)
-        _bench(quick, backward, engine, threads, lut_spec, corpus, repeat, no_networks, isa, wide, as_json)
+    # (an in-process caller gets its environment and thread count back)
+    with environ_scope(ISA_ENV, *NATIVE_ISA_ENV), torch_threads(threads):
+        _bench(quick, backward, engine, lut_spec, corpus, repeat, no_networks, isa, wide, as_json)
 
 
 def _bench(
     quick: bool,
     backward: bool,
     engine: str | None,
-    threads: int | None,
     lut_spec: str,
     corpus: Path | None,
     repeat: int | None,
@@ -710,8 +711,6 @@ def _bench(
     import torch
     from rich.console import Console
 
-    if threads is not None:
-        torch.set_num_threads(threads)
     console = Console(stderr=True, quiet=as_json)
     out = Console(width=200 if wide else 80)
 

@@ -33,6 +33,7 @@ import torch
 
 from ..errors import ConfigError, LutgenError
 from ..fileio import atomic_write_text, read_json
+from ..threads import torch_threads
 from .cpu_features import detect
 
 COSTS_ENV = "LUTGEN_KERNEL_COSTS"
@@ -157,12 +158,8 @@ def measure(*, runs: int = 5) -> KernelCosts:
         times["values"] = _best(lambda: exact_bmm(*values), runs) / products
         return times
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:  # two rounds, the best of each (the first may pay for a cold machine)
+    with torch_threads(1):  # two rounds, the best of each (the first may pay for a cold machine)
         first, second = timings(), timings()
-    finally:
-        torch.set_num_threads(threads)
     t = {name: min(first[name], second[name]) for name in first}
     widen = max(0.0, sum(t[f"single{b}"] - t[f"grouped{b}"] for b in WIDTHS) / len(WIDTHS) * 8 / 7)
     lookup = {bits: t[f"grouped{bits}"] - widen / 8 for bits in WIDTHS}

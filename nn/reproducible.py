@@ -24,6 +24,8 @@ from contextlib import contextmanager
 
 import torch
 
+from ..threads import torch_threads
+
 #: cuBLAS needs a fixed workspace to be deterministic (must be set before its first use in the process).
 CUBLAS_WORKSPACE = ":4096:8"
 
@@ -36,21 +38,18 @@ def deterministic(threads: int | None) -> Iterator[int]:
     """
     if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
         raise ValueError(f"threads={threads!r} must be a positive int or None")
-    previous_threads = torch.get_num_threads()
     previous_mode = torch.are_deterministic_algorithms_enabled()
     previous_warn = torch.is_deterministic_algorithms_warn_only_enabled()
     previous_cudnn = (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE)
-    if threads is not None:
-        torch.set_num_threads(threads)
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
-    try:
-        yield torch.get_num_threads()
-    finally:
-        torch.set_num_threads(previous_threads)
-        torch.use_deterministic_algorithms(previous_mode, warn_only=previous_warn)
-        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = previous_cudnn
+    with torch_threads(threads) as count:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+        try:
+            yield count
+        finally:
+            torch.use_deterministic_algorithms(previous_mode, warn_only=previous_warn)
+            torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = previous_cudnn
 
 
 def state_sha256(state: Mapping[str, torch.Tensor]) -> str:

@@ -1,12 +1,13 @@
-"""numpy's BLAS runs on one thread inside :func:`approxlut.threads.one_blas_thread`, as before after it."""
+"""Thread counts held for a block (numpy's BLAS, torch's intra-op threads), and as before after it."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from threadpoolctl import threadpool_info
 
-from approxlut.threads import one_blas_thread
+from approxlut.threads import one_blas_thread, torch_threads
 
 
 def _blas_threads() -> list[int]:
@@ -21,3 +22,16 @@ def test_one_blas_thread_limits_numpy_blas_for_the_block_only() -> None:
     with one_blas_thread():
         assert _blas_threads() == [1] * len(before)
     assert _blas_threads() == before
+
+
+def test_torch_threads_holds_the_count_for_the_block_only() -> None:
+    before = torch.get_num_threads()
+    other = 1 if before > 1 else 2
+    with torch_threads(other) as count:
+        assert count == torch.get_num_threads() == other
+    assert torch.get_num_threads() == before
+    with pytest.raises(RuntimeError), torch_threads(other):
+        raise RuntimeError("the block fails")
+    assert torch.get_num_threads() == before
+    with torch_threads(None) as count:
+        assert count == before
