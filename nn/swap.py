@@ -9,6 +9,7 @@ still shared), layers that are already approximate re-configured in place of bei
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -103,25 +104,36 @@ def _swap(
 def _check_names(
     model: nn.Module, rules: AssignmentMapping, table: Mapping[type[nn.Module], type[nn.Module]], *, discovered: bool
 ) -> None:
-    """Exact layer names in ``rules`` must name approximable layers or products (a typo must not pass silently).
+    """Exact layer names in ``rules`` must name approximable layers or products, and once the products are
+    discovered every ``re:`` and ``type:`` rule must match one of them (a typo must not pass silently).
 
     Until the products are discovered, a name that could be a product of an existing module
-    (``blocks.0.attn.qk``) is accepted.
+    (``blocks.0.attn.qk``) is accepted, and so is any rule.
     """
-    known = [
-        name
+    layers = [
+        (name, m)
         for name, m in model.named_modules(remove_duplicate=False)
         if isinstance(m, ApproxModule) or type(m) in table
     ]
+    known = [name for name, _ in layers]
+    listed = ", ".join(repr(n) for n in known[:12]) + (", ..." if len(known) > 12 else "")
     unknown = sorted(
         name
         for name in {name for name, _ in rules.names} - set(known)
         if discovered or not plausible_product_name(model, name)
     )
     if unknown:
-        listed = ", ".join(repr(n) for n in known[:12]) + (", ..." if len(known) > 12 else "")
         raise ConfigError(
             f"assignment names unknown layers {', '.join(map(repr, unknown))}; approximable layers: {listed or 'none'}"
+        )
+    if not discovered:
+        return
+    idle = [f"'re:{p}'" for p, _ in rules.patterns if not any(re.fullmatch(p, name) for name in known)]
+    idle += [f"'type:{t.__name__}'" for t, _ in rules.types if not any(isinstance(m, t) for _, m in layers)]
+    if idle:
+        raise ConfigError(
+            f"assignment rule{'s' if len(idle) > 1 else ''} {', '.join(idle)} match{'' if len(idle) > 1 else 'es'} "
+            f"no layer; approximable layers: {listed or 'none'}"
         )
 
 

@@ -204,6 +204,20 @@ def test_unknown_layer_names_are_reported() -> None:
     assert isinstance(shared.alias, ApproxLinear) and shared.alias is shared.shared
 
 
+def test_rules_that_match_no_layer_are_reported_once_products_are_known() -> None:
+    batches = [torch.randn(2, 3, 8, 8)]
+    typo = AssignmentMapping.parse(r"default=exact,re:feature\..*=float")  # (the layers are features.N)
+    with pytest.raises(ConfigError, match=r"'re:feature\\\..\*' matches no layer; approximable layers: 'conv1'"):
+        approximate(Net(), typo, calibration_data=batches)
+    absent = AssignmentMapping.parse("type:LSTM=float,re:nope=float")
+    with pytest.raises(ConfigError, match=r"rules 're:nope', 'type:LSTM' match no layer"):
+        approximate(Net(), absent, calibration_data=batches)
+    assert isinstance(approximate(Net(), typo).conv1, ApproxConv2d)  # (before calibration, products may yet match)
+    rules = AssignmentMapping.parse(r"default=exact,type:Linear=float,re:features\.0=float")
+    kept = approximate(Net(), rules, calibration_data=batches)
+    assert type(kept.out) is nn.Linear and type(kept.features[0]) is nn.Conv2d and isinstance(kept.conv1, ApproxConv2d)
+
+
 def test_calibration_batches_as_tuples_and_limits() -> None:
     net = nn.Sequential(nn.Linear(3, 3))
     batches = [(torch.randn(4, 3) * (i + 1), torch.zeros(4)) for i in range(5)]
