@@ -339,12 +339,11 @@ def library_import(
     from .tasks import check_engine_options
 
     check_engine_options(workers=workers, address=ray_address or None)
-    created = not Library.exists(library_dir)
     with Library.open(library_dir) as lib:
         summary = import_paths(
             lib, list(paths), signed=signed, progress=not as_json, workers=workers, address=ray_address or None
         )
-        root = lib.root
+        root, created = lib.root, lib.created
     if as_json:
         _echo_json("library import", {"library": str(root), "library_created": created, **summary.as_dict()})
     else:

@@ -37,7 +37,7 @@ from ..errors import ConfigError, DamagedIndexError, LibraryError, LibraryUsageE
 from ..fileio import fsync_dir
 from ..lutgen.metrics import METRIC_KEYS, Metrics, matches_published
 from .blobs import BlobStore
-from .config import FROM_DEFAULT, library_dir, library_location
+from .config import FROM_DEFAULT, library_location
 
 if TYPE_CHECKING:
     from ..circuits.netlist import Netlist
@@ -319,10 +319,14 @@ class Library:
         ...     lut = lib.load_lut("exact8s")
     """
 
-    def __init__(self, root: Path, connection: sqlite3.Connection, *, readonly: bool = False):
+    def __init__(
+        self, root: Path, connection: sqlite3.Connection, *, readonly: bool = False, created: bool = False
+    ) -> None:
         self.root = root
         self.blobs = BlobStore(root / BLOB_DIR)
         self.readonly = readonly
+        #: this opening created the index (of two processes opening a new library at once, only one did)
+        self.created = created
         self._db = connection
 
     @property
@@ -331,11 +335,6 @@ class Library:
         return self.root / DB_NAME
 
     # ----------------------------------------------------------------- opening
-    @classmethod
-    def exists(cls, path: str | os.PathLike[str] | None = None) -> bool:
-        """Whether a library (its index file) is at ``path`` / ``$LUTGEN_LIBRARY`` / the data dir."""
-        return (library_dir(path) / DB_NAME).is_file()
-
     @classmethod
     def open(
         cls, path: str | os.PathLike[str] | None = None, *, create: bool = True, readonly: bool = False
@@ -363,12 +362,14 @@ class Library:
                 )
             if readonly or not create:
                 raise LibraryUsageError(missing_library(root, named_by))
-            create_index(root)
+            created = create_index(root)
+        else:
+            created = False
         try:
             connection = _connect(db_path, readonly=readonly)
         except sqlite3.DatabaseError as error:
             raise LibraryError(f"cannot open the library index {db_path}: {error}") from None
-        lib = cls(root, connection, readonly=readonly)
+        lib = cls(root, connection, readonly=readonly, created=created)
         try:
             if not readonly:
                 connection.execute("PRAGMA journal_mode=WAL")
@@ -1234,8 +1235,11 @@ def _readable_rows(source: sqlite3.Connection, table: str) -> tuple[list[sqlite3
     return found, missed
 
 
-def create_index(root: Path) -> None:
-    """Create an index with the full schema in a temporary file, then link it into place (never clobbers)."""
+def create_index(root: Path) -> bool:
+    """Create an index with the full schema in a temporary file, then link it into place (never clobbers).
+
+    Returns whether this call's index is the one in place (``False``: another process linked its own first).
+    """
     try:
         root.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{DB_NAME}.", suffix=".new", dir=root)
@@ -1250,8 +1254,11 @@ def create_index(root: Path) -> None:
             Library(root, connection)._migrate()
         finally:
             connection.close()
-        with suppress(FileExistsError):  # another process created it first: use theirs
+        try:
             os.link(tmp, root / DB_NAME)
+            linked = True
+        except FileExistsError:  # another process created it first: use theirs
+            linked = False
         fsync_dir(root)
     except (OSError, sqlite3.Error) as error:
         raise LibraryError(f"cannot create a library at {root}: {error}") from None
@@ -1259,6 +1266,7 @@ def create_index(root: Path) -> None:
         for leftover in (tmp, f"{tmp}-wal", f"{tmp}-shm"):
             with suppress(FileNotFoundError):
                 os.unlink(leftover)
+    return linked
 
 
 def _connect(db_path: Path, *, readonly: bool) -> sqlite3.Connection:

@@ -13,7 +13,7 @@ import pytest
 
 from approxlut.errors import ConfigError, LibraryError, LibraryUsageError
 from approxlut.library import Cost, Library
-from approxlut.library.catalogue import DB_NAME, MIGRATIONS
+from approxlut.library.catalogue import DB_NAME, MIGRATIONS, create_index
 from approxlut.library.config import library_dir
 from approxlut.lutgen.simulate import simulate_lut, simulate_metrics
 
@@ -173,6 +173,18 @@ def test_a_damaged_half_windows_json_imports_nothing(tmp_path):
         assert lib._db.execute("SELECT COUNT(*) FROM half_windows").fetchone()[0] == 0
         lib._db.execute("INSERT INTO half_windows VALUES ('cd', '[1, 2', 'now')")
         assert lib.half_window_choice("cd") is None
+
+
+def test_only_the_opening_that_created_the_index_says_so(tmp_path):
+    with Library.open(tmp_path / "lib") as lib:
+        assert lib.created
+    with Library.open(tmp_path / "lib") as lib:
+        assert not lib.created
+    index = (tmp_path / "lib" / DB_NAME).stat().st_ino
+    # two processes that both found no index: the second one's is not linked, the first one's stays
+    assert create_index(tmp_path / "lib") is False
+    assert (tmp_path / "lib" / DB_NAME).stat().st_ino == index
+    assert [p.name for p in (tmp_path / "lib").iterdir() if p.name.startswith(f".{DB_NAME}")] == []
 
 
 def test_newer_schema_is_refused(tmp_path):
