@@ -224,10 +224,20 @@ def _library_env_option(func: F) -> F:
             return func(*args, **kwargs)
         from .library.config import ENV_VAR
 
+        _require_library(library_dir)
         with environ_scope(**{ENV_VAR: str(library_dir.absolute())}):
             return func(*args, **kwargs)
 
     return _library_option(cast(F, wrapper))
+
+
+@reports_errors
+def _require_library(path: Path) -> None:
+    """The library ``--library`` names must be there (exit 2, saying the option named it), whether or not the
+    command goes on to read it."""
+    from .library import Library
+
+    Library.open(path, readonly=True).close()
 
 
 def _filter_options(func: F) -> F:

@@ -924,7 +924,7 @@ def run_retrain(options: RetrainOptions, *, verbose: bool = True) -> RetrainRepo
     if options.resume:
         _check_resumable(options)  # before the float model is trained, not after
     elif options.out is not None:
-        check_writable(options.out, make_parents=True)  # before an epoch of work, not after
+        check_writable(options.out)  # before an epoch of work, not after (a missing folder too, as --save)
     mapping = parse_assignment(options.assign, LayerConfig("exact"))
     loaded = float_model(
         options.model,

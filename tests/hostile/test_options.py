@@ -79,6 +79,8 @@ BAD: list[tuple[str, list[str]]] = [
     ("retrain --model lenet5 --assign exact8s", ["--resume"]),
     ("retrain --model lenet5 --assign exact8s", ["--out", "{tmp}"]),
     ("retrain --model lenet5 --assign exact8s", ["--out", "/proc/version"]),
+    ("retrain --model lenet5 --assign exact8s", ["--out", "{tmp}/no-such-folder/ck.pt"]),  # (not created)
+    ("retrain --model lenet5 --assign exact8s", ["--library", "{tmp}/no-such-library"]),
     ("retrain --model lenet5", ["--assign", "{tmp}/none.json"]),
     *[("synth generate array", ["--bits", v]) for v in ("0", "33", "-1", "x")],
     *[("synth generate truncated", ["--param", v]) for v in ("k=abc", "k", "=3", "q=1", "k=1000000000")],

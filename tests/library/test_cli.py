@@ -55,6 +55,13 @@ def test_a_mistyped_library_is_refused_not_created(tmp_path, monkeypatch, multip
             f"error: no library at {typo} (named by --library); check the path, or create one there with "
             f"`lutgen library init --library {typo}`\n"
         )
+    for args in (  # commands that read the library deep inside, or not at all for these arguments
+        ["evaluate", "--model", "lenet5", "--assign", "exact"],
+        ["retrain", "--model", "lenet5", "--assign", "exact"],
+        ["bench", "--quick", "--no-networks"],
+    ):
+        refused = CliRunner().invoke(main, [*args, "--library", str(typo)])
+        assert refused.exit_code == 2 and refused.output.startswith(f"error: no library at {typo} (named by --library)")
     monkeypatch.setenv("LUTGEN_LIBRARY", str(typo))
     from_env = run("list", ok=False)
     assert from_env.exit_code == 2 and "(named by $LUTGEN_LIBRARY)" in from_env.output
