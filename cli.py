@@ -798,11 +798,15 @@ def synth() -> None:
 @synth.command("verilog")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--top", help="Top module (default: Yosys picks it).")
-@click.option("--signed/--unsigned", default=False, help="Operand encoding for the metrics (default: unsigned).")
+@click.option(
+    "--signed/--unsigned",
+    default=None,
+    help="Operand encoding for the metrics (default: what the name says, mul8s_; else unsigned).",
+)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write the gate netlist (.blif or .v).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (schema: docs/json.md).")
 @reports_errors
-def synth_verilog(file: Path, top: str | None, signed: bool, out: Path | None, as_json: bool) -> None:
+def synth_verilog(file: Path, top: str | None, signed: bool | None, out: Path | None, as_json: bool) -> None:
     """Synthesise behavioural Verilog with Yosys, simulate it and print its metrics and cost."""
     from .synth.job import print_jobs, run_verilog
 
@@ -837,7 +841,9 @@ def synth_generate(
 
 @synth.command("als")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--signed/--unsigned", default=False, help="Operand encoding (default: unsigned).")
+@click.option(
+    "--signed/--unsigned", default=None, help="Operand encoding (default: what the name says, mul8s_; else unsigned)."
+)
 @click.option("--max-mae", type=FiniteFloat(0), help="Error bound: MAE % (EvoApproxLib definition).")
 @click.option("--max-wce", type=FiniteFloat(0), help="Error bound: WCE %.")
 @click.option("--objective", type=click.Choice(["gates", "power"]), default="gates", show_default=True)
@@ -848,7 +854,7 @@ def synth_generate(
 @reports_errors
 def synth_als(
     file: Path,
-    signed: bool,
+    signed: bool | None,
     max_mae: float | None,
     max_wce: float | None,
     objective: str,

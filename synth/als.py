@@ -198,6 +198,14 @@ def approximate(
     floor = bound / (4 * max_steps) if bound > 0 else 1.0
     state = _State(simplify(netlist), exact, signed)
     mae, wce = state.error()
+    if mae > mae_bound or wce > wce_bound:
+        over = f"MAE {mae:.4g} %" if mae > mae_bound else f"WCE {wce:.4g} %"
+        limit = f"--max-mae {max_mae_pct:g}" if mae > mae_bound else f"--max-wce {max_wce_pct:g}"
+        kind = "a signed" if signed else "an unsigned"
+        raise ConfigError(
+            f"{netlist.name}: the circuit itself has {over} as {kind} multiplier, over {limit}: no point meets "
+            f"the bound" + ("" if signed else " (if its operands are two's complement, pass --signed)")
+        )
     history: list[tuple[Netlist, float, float, tuple[str, ...]]] = [(state.netlist, mae, wce, ())]
     done: tuple[str, ...] = ()
     for _ in range(max_steps):

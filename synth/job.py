@@ -16,6 +16,7 @@ from ..circuits.names import safe_name
 from ..circuits.netlist import Netlist
 from ..errors import ConfigError
 from ..fileio import make_dirs
+from ..lutgen.job import settle_signedness
 from ..lutgen.metrics import METRIC_KEYS, Metrics, published_round
 from ..lutgen.simulate import MAX_LUT_BITS, simulate_lut, simulate_metrics
 from .als import approximate
@@ -71,11 +72,12 @@ def _finish(netlist: Netlist, signed: bool, out: Path | None, start: float) -> S
     return SynthJob(netlist, signed, metrics, cost, time.perf_counter() - start, out)
 
 
-def run_verilog(path: Path, *, top: str | None = None, signed: bool = False, out: Path | None = None) -> SynthJob:
-    """Synthesise behavioural Verilog with Yosys, then simulate and estimate it."""
+def run_verilog(path: Path, *, top: str | None = None, signed: bool | None = None, out: Path | None = None) -> SynthJob:
+    """Synthesise behavioural Verilog with Yosys, then simulate and estimate it (``signed``: ``None`` takes what
+    the file name says, else unsigned, as ``sim`` does)."""
     start = time.perf_counter()
     netlist = synthesize(path, top=top).netlist
-    return _finish(netlist, signed, out, start)
+    return _finish(netlist, settle_signedness(path, signed)[0], out, start)
 
 
 def parse_params(items: tuple[str, ...] | list[str]) -> dict[str, Any]:
@@ -126,7 +128,7 @@ def run_generate(
 def run_als(
     path: Path,
     *,
-    signed: bool,
+    signed: bool | None,
     max_mae_pct: float | None,
     max_wce_pct: float | None,
     objective: str = "gates",
@@ -134,8 +136,10 @@ def run_als(
     wires: bool = True,
     out_dir: Path | None = None,
 ) -> list[SynthJob]:
-    """Approximate a netlist file greedily; one job per Pareto point (written to ``out_dir``)."""
+    """Approximate a netlist file greedily; one job per Pareto point (written to ``out_dir``). ``signed``:
+    ``None`` takes what the file name says, else unsigned, as ``sim`` does."""
     start = time.perf_counter()
+    signed = settle_signedness(path, signed)[0]
     if out_dir is not None:
         make_dirs(out_dir)  # before the search: an unusable folder is found at once
     points = approximate(

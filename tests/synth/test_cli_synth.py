@@ -55,6 +55,20 @@ def test_als_with_a_zero_bound_gives_exact_circuits(tmp_path, json_output, bound
     assert all(p["mae_pct"] == p["wce_pct"] == 0 for p in json_output(result.output, "synth als")["points"])
 
 
+def test_als_reads_signedness_as_sim_does_and_refuses_a_start_over_the_bound(tmp_path, json_output):
+    signed = ["synth", "generate", "array", "--bits", "4", "--signed", "--out"]
+    for name in ("plain.blif", "mul4s_x.blif"):
+        assert CliRunner().invoke(main, [*signed, str(tmp_path / name)]).exit_code == 0
+    refused = CliRunner().invoke(main, ["synth", "als", str(tmp_path / "plain.blif"), "--max-mae", "0.5"])
+    assert refused.exit_code == 2 and refused.stderr.count("\n") == 1, refused.output  # (read as unsigned: MAE 50 %)
+    assert "over --max-mae 0.5: no point meets the bound" in refused.stderr and "pass --signed" in refused.stderr
+    for args in ([str(tmp_path / "plain.blif"), "--signed"], [str(tmp_path / "mul4s_x.blif")]):  # option, or name
+        result = CliRunner().invoke(main, ["synth", "als", *args, "--max-mae", "0.5", "--steps", "4", "--json"])
+        assert result.exit_code == 0, result.output
+        points = json_output(result.output, "synth als")["points"]
+        assert points[0]["signed"] is True and points[0]["mae_pct"] == 0
+
+
 def test_als_refuses_an_unusable_out_dir_before_the_search(tmp_path):
     src = tmp_path / "exact.blif"
     assert CliRunner().invoke(main, ["synth", "generate", "array", "--bits", "3", "--out", str(src)]).exit_code == 0
