@@ -89,6 +89,10 @@ def source_library(path: str | os.PathLike[str], format: str | None = None) -> t
 
 def write_netlist(netlist: Netlist, path: str | os.PathLike[str], format: str | None = None) -> None:
     """Write ``netlist`` as Verilog or BLIF (``sop`` writes BLIF with SOP covers, which reads back as SOP)."""
+    if format is None and Path(path).suffix.lower() not in NETLIST_SUFFIXES:
+        raise ConfigError(
+            f"{path}: the extension says which netlist format to write: name the file {', '.join(NETLIST_SUFFIXES)}"
+        )
     kind = format_for(path, format)
     if kind == "verilog":
         from .verilog_writer import write_verilog

@@ -16,7 +16,7 @@ from typing import Any
 from ..circuits.io import read_netlist, source_library
 from ..circuits.names import name_hint, safe_name
 from ..circuits.netlist import CellUse
-from ..errors import ConfigError
+from ..errors import ConfigError, ParseError
 from .formats import LUT_FORMATS, read_lut_file, save_npz, sniff_lut_format
 from .lut import Lut
 from .metrics import DEFAULT_MRE_CONVENTION, LIBRARY_MRE_CONVENTIONS, METRIC_KEYS, Metrics, check_mre_convention
@@ -121,7 +121,11 @@ def run_sim(
     ``max1``), else the default. A LUT file (``fmt`` one of :data:`LUT_FORMATS`, or recognised by
     content) is read instead of simulated.
     """
+    if not path.exists():  # (before the format is guessed: a mistyped name is that, whatever its extension)
+        raise ParseError("no such file", str(path))
     lut_format = fmt if fmt in LUT_FORMATS else (sniff_lut_format(path) if fmt is None else None)
+    if lut_format is None and fmt is None and path.suffix.lower() == ".npz":
+        lut_format = "npz"  # (not lutgen's by its content: its reader says what is missing)
     if lut_format is not None:
         return _run_table(
             path,

@@ -262,6 +262,9 @@ def _read_idx(path: Path, *, ndim: int) -> np.ndarray:
 
 
 def _detect(root: Path) -> str:
+    if not root.is_dir():
+        what = "not a folder" if root.exists() else "no such folder"
+        raise InputError(f"{root}: {what} (--data names a dataset folder)")
     if (root / "cifar-10-batches-py").is_dir() or (root / "data_batch_1").is_file():
         return "cifar10"
     if "fashion" in str(root).lower() or (root / "FashionMNIST").is_dir():

@@ -8,6 +8,7 @@ quantised-exact and approximate accuracy, a per-layer table and the relative mul
 
 from __future__ import annotations
 
+import difflib
 import io
 import math
 from collections import Counter
@@ -129,7 +130,9 @@ def parse_candidates(text: str) -> tuple[Filter | None, list[str]]:
 
     items = [item.strip() for item in text.split(",") if item.strip()]
     is_filter = ["=" in item or item.lower() in FLAGS for item in items]
-    if all(is_filter):
+    others = [item.lower() for item, kept in zip(items, is_filter, strict=True) if not kept]
+    mistyped = any(any(difflib.get_close_matches(item, FLAGS, n=1, cutoff=0.75)) for item in others)
+    if all(is_filter) or (any(is_filter) and mistyped):  # (a mistyped flag is the filter's to name)
         return Filter.parse(text, where="--candidates"), []
     if any(is_filter):
         raise ConfigError("--candidates: give either a filter (bits=8,signed) or a list of names, not both")

@@ -114,6 +114,31 @@ def test_bad_options_are_one_line_exit_2(
     assert_clean(result, 2)
 
 
+#: (command words, what the one-line error must say): the real problem, not a guess made on the way to it
+MESSAGES: list[tuple[str, str]] = [
+    ("sim {tmp}/mistyped_lutfp.txt", "mistyped_lutfp.txt: no such file"),
+    ("sim {tmp}/foreign.npz", "not a lutgen LUT file"),
+    ("synth generate array --bits 3 --out {tmp}/t.txt", "name the file .v, .sv, .blif, .sop, .pla"),
+    ("evaluate --model lenet5 --candidates bits=8,signd", "'signd' is not a filter (fields: signed, unsigned"),
+    ("evaluate --model lenet5 --assign exact --data {tmp}/no-such-dataset", "no-such-dataset: no such folder"),
+    ("evaluate --model lenet5 --assign exact --data {src}", "mul2.blif: not a folder"),
+]
+
+
+@pytest.mark.parametrize(("command", "says"), MESSAGES, ids=[c[:60] for c, _ in MESSAGES])
+def test_errors_name_the_real_problem(
+    tmp_path: Path, source: Path, library: Path, monkeypatch: pytest.MonkeyPatch, command: str, says: str
+) -> None:
+    import numpy as np
+
+    monkeypatch.setenv("LUTGEN_LIBRARY", str(library))
+    monkeypatch.setenv("LUTGEN_CACHE", str(tmp_path / "cache"))
+    np.savez(tmp_path / "foreign.npz", a=np.zeros(3))  # (an .npz, not lutgen's)
+    result = run([w.replace("{src}", str(source)).replace("{tmp}", str(tmp_path)) for w in command.split()])
+    assert_clean(result, 2)
+    assert says in result.stderr, result.stderr
+
+
 @pytest.mark.parametrize("value", ["1e-300", "0", "1e308"])
 def test_json_output_is_strict_json(tmp_path: Path, source: Path, library: Path, value: str) -> None:
     """--json never prints NaN or Infinity, whatever the numbers are."""
