@@ -259,7 +259,7 @@ class _LowRankSimulation:
     """Adds each layer's simulated multiplier error to a float model's outputs (see :class:`LowRankError`).
 
     The low-rank part runs as ``R`` float convolutions/linears of transformed codes; the residual is added
-    as Gaussian noise of its closed-form std; the predicted mean is subtracted (the bias correction).
+    as Gaussian noise of its closed-form std; the predicted mean is subtracted where given (the bias correction).
     """
 
     def __init__(
@@ -267,7 +267,7 @@ class _LowRankSimulation:
         float_model: nn.Module,
         qmodel: nn.Module,
         stats: dict[str, LayerStats],
-        chosen: dict[str, tuple[LowRankError, np.ndarray]],
+        chosen: dict[str, tuple[LowRankError, np.ndarray | None]],
         seed: int,
     ) -> None:
         self.generator = torch.Generator().manual_seed(seed)
@@ -278,7 +278,9 @@ class _LowRankSimulation:
             for name, (lowrank, mean) in chosen.items()
         ]
 
-    def _hook(self, qlayer: Any, stats: LayerStats, lowrank: LowRankError, mean_np: np.ndarray) -> Callable[..., Any]:
+    def _hook(
+        self, qlayer: Any, stats: LayerStats, lowrank: LowRankError, mean_np: np.ndarray | None
+    ) -> Callable[..., Any]:
         from .layers import conv_pads
 
         dim = channel_dim(qlayer)
@@ -293,7 +295,7 @@ class _LowRankSimulation:
         weights = [torch.as_tensor(v, dtype=torch.float32)[codes_w].reshape(shape) for v in lowrank.v]
         residual = predict_from_error(lowrank.residual, stats.operands).std * np.abs(stats.out_scale)
         scale = torch.as_tensor(stats.out_scale, dtype=torch.float32)
-        mean = torch.as_tensor(mean_np, dtype=torch.float32)
+        mean = None if mean_np is None else torch.as_tensor(mean_np, dtype=torch.float32)
         noise_std = torch.as_tensor(residual, dtype=torch.float32)
         is_linear = isinstance(qlayer, nn.Linear)
         flat_pads: list[int] = []
@@ -322,28 +324,32 @@ class _LowRankSimulation:
         out: torch.Tensor,
         error: torch.Tensor,
         scale: torch.Tensor,
-        mean: torch.Tensor,
+        mean: torch.Tensor | None,
         noise_std: torch.Tensor,
         dim: int | None,
     ) -> torch.Tensor:
-        """``out`` plus the scaled low-rank error and residual noise, minus the mean (the bias correction)."""
+        """``out`` plus the scaled low-rank error and residual noise, minus the mean where given (the bias
+        correction)."""
         noise = torch.randn(out.shape, generator=self.generator, dtype=out.dtype)
-        return (
-            out
-            + error * channel_view(out, scale, dim)
-            - channel_view(out, mean, dim)
-            + noise * channel_view(out, noise_std, dim)
-        )
+        shifted = out + error * channel_view(out, scale, dim)
+        if mean is not None:
+            shifted = shifted - channel_view(out, mean, dim)
+        return shifted + noise * channel_view(out, noise_std, dim)
 
     def _product_hook(
-        self, qlayer: ApproxProduct, stats: LayerStats, lowrank: LowRankError, mean_np: np.ndarray, dim: int | None
+        self,
+        qlayer: ApproxProduct,
+        stats: LayerStats,
+        lowrank: LowRankError,
+        mean_np: np.ndarray | None,
+        dim: int | None,
     ) -> Callable[..., Any]:
         """The simulation of a product: its low-rank error from both operands' transformed codes."""
         u = torch.as_tensor(lowrank.u, dtype=torch.float32)
         v = [torch.as_tensor(row, dtype=torch.float32) for row in lowrank.v]
         residual = predict_from_error(lowrank.residual, stats.operands).std * np.abs(stats.out_scale)
         scale = torch.as_tensor(stats.out_scale, dtype=torch.float32)
-        mean = torch.as_tensor(mean_np, dtype=torch.float32)
+        mean = None if mean_np is None else torch.as_tensor(mean_np, dtype=torch.float32)
         noise_std = torch.as_tensor(residual, dtype=torch.float32)
 
         def hook(module: nn.Module, inputs: Any, out: torch.Tensor) -> torch.Tensor:
@@ -584,10 +590,10 @@ def simulate_accuracy(
     """Task: accuracy (percent) of the float model with each layer's simulated multiplier error added.
 
     ``choice`` maps layers to candidate indices (into ``low_rank`` and ``luts``); ``means`` are the bias
-    corrections. Layers with ``stats`` get their low-rank simulation, the others (measured layers) their real
-    error through the LUT engine. Hooks are removed before returning.
+    corrections (a layer not in it has none). Layers with ``stats`` get their low-rank simulation, the others
+    (measured layers) their real error through the LUT engine. Hooks are removed before returning.
     """
-    simulated = {layer: (low_rank[i], means[layer]) for layer, i in choice.items() if layer in stats}
+    simulated = {layer: (low_rank[i], means.get(layer)) for layer, i in choice.items() if layer in stats}
     measured = {layer: luts[i] for layer, i in choice.items() if layer not in stats}
     simulation = _LowRankSimulation(float_model, qmodel, stats, simulated, seed)
     real = _MeasuredError(float_model, qmodel, measured)
@@ -732,6 +738,7 @@ def auto_assign(
     seed: int = 0,
     verify: int = 5,
     rounds: int = 3,
+    bias_correction: bool = True,
     front_points: int = 16,
     sensitivity_samples: int = 128,
     characterise_samples: int = 64,
@@ -743,7 +750,8 @@ def auto_assign(
     ``baseline_accuracy`` is the quantised-exact accuracy on ``x_eval`` the budget is measured from;
     up to ``verify`` front points per round (``rounds`` rounds, the last one past the best pass) run
     through the LUT engine, and the cheapest verified one within the budget is chosen. Same inputs and
-    ``seed``, same result, on any ``engine``.
+    ``seed``, same result, on any ``engine``. With ``bias_correction`` each layer's predicted mean error is folded
+    into its bias; without it the mean is error like the rest (predicted, simulated and verified so).
     """
     # (dropout and batch norm as at inference; numpy's BLAS threads would spin on the cores torch's threads need)
     with work_mode(float_model, qmodel), one_blas_thread():
@@ -808,7 +816,8 @@ def auto_assign(
                 Option(
                     c,
                     layer_macs * c.relative_power,
-                    float(0.5 * (fisher[name] * p.std**2).sum()) * factor,
+                    float(0.5 * (fisher[name] * (p.std**2 if bias_correction else p.std**2 + p.mean**2)).sum())
+                    * factor,
                     p.mean,
                     p.std,
                 )
@@ -859,7 +868,7 @@ def auto_assign(
             correction of each predicted one."""
             used = {n: k for n, k in point.choice.items() if k > 0}
             means = {n: mean for n, k in used.items() if (mean := options[n][k].mean) is not None}
-            return {n: k - 1 for n, k in used.items()}, means
+            return {n: k - 1 for n, k in used.items()}, means if bias_correction else {}
 
         def predict(indices: Sequence[int]) -> None:
             todo = [i for i in indices if front[i].predicted_accuracy is None]
@@ -982,13 +991,13 @@ def _proxy_factor(
     return max(measured - clean_loss, 0.05 * target) / target
 
 
-def build_assigned(qmodel: nn.Module, choice: dict[str, Option]) -> nn.Module:
-    """A copy of ``qmodel`` with each layer's chosen multiplier and its bias correction."""
+def build_assigned(qmodel: nn.Module, choice: dict[str, Option], *, bias_correction: bool = True) -> nn.Module:
+    """A copy of ``qmodel`` with each layer's chosen multiplier and (``bias_correction``) its bias correction."""
     chosen = {n: o for n, o in choice.items() if o.candidate is not None}
     return _assigned_model(
         qmodel,
         {n: o.candidate.lut for n, o in chosen.items() if o.candidate is not None},
-        {n: o.mean for n, o in chosen.items() if o.mean is not None},
+        {n: o.mean for n, o in chosen.items() if o.mean is not None} if bias_correction else {},
     )
 
 

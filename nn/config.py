@@ -340,10 +340,10 @@ class AssignmentMapping:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, default: Spec = "float") -> AssignmentMapping:
         """The inverse of :meth:`to_dict` (missing sections are empty, a missing ``default`` is ``default``;
-        ``front`` is ignored)."""
+        ``front`` and ``search``, which ``lutgen evaluate --save`` adds, are ignored)."""
         if not isinstance(data, Mapping):
             raise ConfigError(f"assignment must be a JSON object, got {type(data).__name__}")
-        unknown = sorted(set(data) - {"default", "types", "regex", "layers", "front"})
+        unknown = sorted(set(data) - {"default", "types", "regex", "layers", "front", "search"})
         if unknown:
             raise ConfigError(f"unknown assignment keys {unknown}; expected default, types, regex, layers")
         sections = {}

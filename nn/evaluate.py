@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import io
 import math
+import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -89,6 +90,8 @@ class EvaluateResult:
     front: list[dict[str, Any]] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    #: what an auto search ran with, for the ``--save`` file (``seed``, ``bias_correction``); empty otherwise
+    search: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """The ``--json`` object (keys as in :mod:`approxlut.schema`: accuracies in percent, energy a fraction)."""
@@ -212,6 +215,18 @@ def library_candidates(text: str) -> CandidateSet:
 # ------------------------------------------------------------------------------------------- assignment
 
 
+def saved_search(spec: str) -> dict[str, Any]:
+    """What the auto search that wrote the ``--assign`` file ran with (its ``search`` section), or ``{}``."""
+    saved = re.fullmatch(r"(?P<path>.+\.json)(?:#\d+)?", spec.strip(), flags=re.IGNORECASE)
+    if saved is None:
+        return {}
+    from ..fileio import read_json
+
+    data = read_json(Path(saved["path"]).expanduser(), what="assignment file")
+    search = data.get("search") if isinstance(data, dict) else None
+    return dict(search) if isinstance(search, dict) else {}
+
+
 def parse_assignment(spec: str, exact: LayerConfig) -> AssignmentMapping:
     """``--assign`` text (see :meth:`AssignmentMapping.parse`); layers it does not name stay quantised-exact.
 
@@ -270,15 +285,26 @@ def run_evaluate(options: EvaluateOptions, *, console: Console | None = None) ->
         how = "cached" if loaded.trained.cached else f"trained in {loaded.trained.seconds:.0f} s"
         notes.append(f"float weights {how}: {loaded.weights}")
     bias_correction = options.bias_correction
+    saved = saved_search(options.assign)
+    if saved.get("seed", options.seed) != options.seed:
+        notes.append(
+            f"the front of {options.assign.partition('#')[0]} was searched and verified with --seed {saved['seed']}; "
+            f"this run's --seed {options.seed} gives other weights or calibration samples, so its accuracy may differ"
+        )
+    default_correction = loaded.retrained is None  # (retrained weights compensate the error already)
     if loaded.retrained is not None:
         info = loaded.retrained
         notes.append(
             f"weights retrained through approximate multipliers ({info['grad']} gradients, {info['epoch']} epochs): "
             f"{info['checkpoint']}; activation ranges calibrated afresh"
         )
-        if bias_correction is None:
-            bias_correction = False
-            notes.append("bias correction off for retrained weights (they compensate the error already)")
+    if bias_correction is None and isinstance(saved.get("bias_correction"), bool):
+        bias_correction = saved["bias_correction"]
+        if bias_correction != default_correction:
+            notes.append(f"bias correction {'on' if bias_correction else 'off'}, as the search that saved the file ran")
+    if bias_correction is None and not default_correction:
+        bias_correction = False
+        notes.append("bias correction off for retrained weights (they compensate the error already)")
     if bias_correction is None:
         bias_correction = True
     model.eval()
@@ -349,10 +375,11 @@ def run_evaluate(options: EvaluateOptions, *, console: Console | None = None) ->
                     batch_size=options.batch_size,
                     seed=options.seed,
                     verify=options.verify,
+                    bias_correction=bias_correction,
                     status=lambda msg: status.update(f"auto assignment: {msg}"),
                 )
         timings |= {f"search_{stage}": value for stage, value in auto.seconds.items()}
-        approx_model = build_assigned(qmodel, auto.choice)
+        approx_model = build_assigned(qmodel, auto.choice, bias_correction=bias_correction)
         approx_accuracy = auto.chosen.verified_accuracy
         assert approx_accuracy is not None
         mapping = auto.assignment(exact_config)
@@ -395,6 +422,7 @@ def run_evaluate(options: EvaluateOptions, *, console: Console | None = None) ->
         front=front,
         seconds=timings,
         notes=notes,
+        search={"seed": options.seed, "bias_correction": bias_correction} if options.assign == "auto" else {},
     )
 
 
@@ -631,9 +659,12 @@ def plot_pareto(result: EvaluateResult, path: Path) -> None:
 def save_assignment(result: EvaluateResult, path: Path) -> None:
     """Write the assignment JSON: ``--assign FILE.json`` reads the chosen one, ``FILE.json#N`` front point N.
 
-    After an auto search the file also lists every front point (``front``, as in ``--json``).
+    After an auto search the file also lists every front point (``front``, as in ``--json``) and what the search
+    ran with (``search``: ``seed``, ``bias_correction``), which a replay of the file follows or notes.
     """
     data = dict(result.assignment)
     if result.front:
         data["front"] = result.front
+    if result.search:
+        data["search"] = result.search
     atomic_write_text(path, dumps_json(data, indent=2) + "\n")

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from approxlut.lutgen.lut import Lut, code_values
-from approxlut.nn import LayerConfig
+from approxlut.nn import LayerConfig, approx_layers
 from approxlut.nn.assign import Candidate, Option, build_assigned, verification_picks
 
 BUILTIN = ["trunc8s_k6", "bam8s_h3v8", "round8s_k3", "drum8s_k4", "loa8s_k6"]
@@ -368,6 +368,23 @@ def build_assigned_layer(qmodel: torch.nn.Module, name: str, lut: Lut) -> torch.
     layer = copy.deepcopy(dict(qmodel.named_modules())[name])
     layer.set_config(LayerConfig(lut))
     return layer
+
+
+def test_without_bias_correction_the_mean_error_is_searched_as_error(lenet_digits, auto_search) -> None:
+    """``bias_correction=False``: every option's loss counts its mean error too, the chosen point's verified figure is
+    that of the assignment without corrections, and no layer of the returned model carries one."""
+    s = lenet_digits
+    corrected = auto_search(BUILTIN, verify=2, rounds=2)
+    plain = auto_search(BUILTIN, verify=2, rounds=2, bias_correction=False)
+    for name, options in plain.options.items():
+        for kept, bare in zip(corrected.options[name][1:], options[1:], strict=True):
+            assert bare.loss >= kept.loss and np.array_equal(bare.mean, kept.mean)
+    pairs = [(k, b) for n in plain.options for k, b in zip(corrected.options[n], plain.options[n], strict=True)]
+    assert any(b.loss > k.loss for k, b in pairs)
+    model = build_assigned(s.qmodel, plain.choice, bias_correction=False)
+    assert all(layer.bias_correction is None for layer in approx_layers(model).values())
+    assert _accuracy(model, s.x_eval, s.y_eval) == plain.chosen.verified_accuracy
+    assert s.baseline - plain.chosen.verified_accuracy <= 1.0
 
 
 @pytest.mark.parametrize("budget", [1.0, 100.0])

@@ -89,6 +89,25 @@ def test_evaluate_auto_json_save_and_replay(env, weights, tmp_path, json_output)
     assert missing.exit_code == 2 and f"no front point #{len(front)}" in missing.output
 
 
+def test_the_search_and_its_replay_follow_no_bias_correction(env, weights, tmp_path, json_output) -> None:
+    """``--no-bias-correction`` reaches the search (it verified with corrections before), the saved file records
+    it and the seed, and a replay of the file without the flag follows it (with a note), as one with another seed
+    says it may differ."""
+    saved = tmp_path / "plain.json"
+    common = ["--model", "lenet5", "--weights", str(weights), "--limit", "48", "--json"]
+    result = _run(env, *common, "--candidates", CANDIDATES, "--no-bias-correction", "--save", str(saved))
+    assert result.exit_code == 0, result.output
+    data = json_output(result.stdout, "evaluate")
+    assert json.loads(saved.read_text())["search"] == {"seed": 0, "bias_correction": False}
+    replay = json_output(_run(env, *common, "--assign", str(saved)).stdout, "evaluate")
+    assert replay["approx_accuracy_pct"] == data["approx_accuracy_pct"]
+    assert "bias correction off, as the search that saved the file ran" in replay["notes"]
+    corrected = json_output(_run(env, *common, "--assign", str(saved), "--bias-correction").stdout, "evaluate")
+    assert not [n for n in corrected["notes"] if n.startswith("bias correction")]
+    other = json_output(_run(env, *common, "--assign", f"{saved}#0", "--seed", "1").stdout, "evaluate")
+    assert any(n.startswith(f"the front of {saved} was searched and verified with --seed 0") for n in other["notes"])
+
+
 def test_evaluate_auto_searches_recurrent_layers(env, tmp_path, json_output) -> None:
     """An LSTM's recurrent layer is searched too (its options measured through the LUT engine), and the notes
     say which layers were measured with their share of the MACs; assigning it by name still applies."""
