@@ -27,7 +27,7 @@ from .clitypes import (
     seed_option,
 )
 from .environ import environ_scope
-from .errors import LutgenError
+from .errors import ConfigError, LutgenError
 from .tasks import MAX_WORKERS
 
 if TYPE_CHECKING:
@@ -231,6 +231,15 @@ def _library_env_option(func: F) -> F:
     return _library_option(cast(F, wrapper))
 
 
+def _ray_address(address: str | None, workers: int | None) -> str | None:
+    """``--ray-address`` as the command uses it: ``None`` where empty, or where ``$RAY_ADDRESS`` gave it and
+    ``--workers`` asks for local workers (the option given wins over the environment)."""
+    source = click.get_current_context().get_parameter_source("ray_address")
+    if not address or (workers is not None and source is click.core.ParameterSource.ENVIRONMENT):
+        return None
+    return address
+
+
 @reports_errors
 def _require_library(path: Path) -> None:
     """The library ``--library`` names must be there (exit 2, saying the option named it), whether or not the
@@ -348,10 +357,11 @@ def library_import(
     from .library.importer import import_paths, shown
     from .tasks import check_engine_options
 
-    check_engine_options(workers=workers, address=ray_address or None)
+    ray_address = _ray_address(ray_address, workers)
+    check_engine_options(workers=workers, address=ray_address)
     with Library.open(library_dir) as lib:
         summary = import_paths(
-            lib, list(paths), signed=signed, progress=not as_json, workers=workers, address=ray_address or None
+            lib, list(paths), signed=signed, progress=not as_json, workers=workers, address=ray_address
         )
         root, created = lib.root, lib.created
     if as_json:
@@ -1065,6 +1075,10 @@ def evaluate_command(
     from .fileio import check_writable
     from .nn.evaluate import EvaluateOptions, check_plot, plot_pareto, render, run_evaluate, save_assignment
 
+    assign = "auto" if assign.strip().lower() == "auto" else assign
+    ray_address = _ray_address(ray_address, workers)
+    if save is not None and save.suffix.lower() != ".json":  # (--assign takes a saved file by that suffix)
+        raise ConfigError(f"--save {save}: name the file .json, which --assign reads back")
     for target in (save, plot):  # before the run, not after it
         if target is not None:
             check_writable(target)
@@ -1084,7 +1098,7 @@ def evaluate_command(
         bias_correction=bias_correction,
         verify=verify_points,
         workers=workers,
-        ray_address=ray_address or None,
+        ray_address=ray_address,
     )
     result = run_evaluate(options)
     written = []

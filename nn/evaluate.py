@@ -581,7 +581,8 @@ def check_plot(path: Path, assign: str) -> None:
         raise ConfigError("--plot needs --assign auto (the front comes from the search)")
     from matplotlib.backend_bases import FigureCanvasBase
 
-    formats = FigureCanvasBase.get_supported_filetypes()
+    # (PGF needs a LaTeX installation: matplotlib fails on it only when it writes, after the search)
+    formats = {f for f in FigureCanvasBase.get_supported_filetypes() if f != "pgf"}
     suffix = path.suffix.lstrip(".").lower() or "png"
     if suffix not in formats:
         raise ConfigError(f"--plot {path}: cannot write a plot as .{suffix}; use one of {', '.join(sorted(formats))}")
@@ -603,7 +604,8 @@ def plot_pareto(result: EvaluateResult, path: Path) -> None:
     energy = np.array([p["relative_energy"] for p in points])
     predicted = np.array([p["predicted_accuracy_pct"] for p in points])
     checked = [p for p in points if p["verified_accuracy_pct"] is not None]
-    floor = result.quantised_accuracy - (result.budget or 0.0) - max(1.0, result.budget or 0.0)
+    budget = result.budget or 0.0
+    floor = max(result.quantised_accuracy - budget - max(1.0, budget), -0.5)  # (a huge budget: down to 0 %)
     top = max([*predicted, *(p["verified_accuracy_pct"] for p in checked), result.quantised_accuracy]) + 0.5
     fig, ax = plt.subplots(figsize=(7, 4.5))
     ax.plot(energy, predicted, "o-", color="tab:blue", markersize=4, label="predicted (low-rank error simulation)")
@@ -649,7 +651,7 @@ def plot_pareto(result: EvaluateResult, path: Path) -> None:
     image = io.BytesIO()
     try:
         fig.savefig(image, dpi=120, format=path.suffix.lstrip(".").lower() or "png")
-    except ValueError as error:
+    except (ValueError, RuntimeError) as error:  # (RuntimeError: a tool the format needs is missing)
         raise InputError(f"{path}: cannot write a plot in this format ({error})") from None
     finally:
         plt.close(fig)

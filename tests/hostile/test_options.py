@@ -64,6 +64,8 @@ BAD: list[tuple[str, list[str]]] = [
     ("evaluate --model lenet5", ["--data", "{tmp}/no-such-dataset"]),
     ("evaluate --model lenet5", ["--save", "{tmp}/no-such-folder/a.json"]),
     ("evaluate --model lenet5", ["--plot", "{tmp}"]),
+    ("evaluate --model lenet5", ["--plot", "{tmp}/front.pgf"]),  # (needs LaTeX: it failed after the search)
+    *[("evaluate --model lenet5", ["--save", v]) for v in ("{tmp}/front.txt", "{tmp}/folder/")],  # (not .json)
     *[("retrain --model lenet5 --assign exact8s", ["--lr", v]) for v in ("0", "-1", "nan", "inf", "1e300", "11", "x")],
     *[
         ("retrain --model lenet5 --assign exact8s", ["--device", v])
@@ -171,3 +173,13 @@ def test_a_library_path_that_is_a_file_is_a_usage_error_however_named(tmp_path: 
     result = run(["library", "list"], env={"LUTGEN_LIBRARY": str(blocker)})
     assert_clean(result, 2)
     assert "is a file, not a library folder" in result.stderr and blocker.read_text() == "x"
+
+
+def test_workers_given_win_over_a_ray_address_from_the_environment(tmp_path: Path, source: Path) -> None:
+    """$RAY_ADDRESS fills --ray-address; with --workers given it used to refuse the two as given together."""
+    env = {"RAY_ADDRESS": "127.0.0.1:1", "LUTGEN_CACHE": str(tmp_path / "cache")}
+    local = run(["library", "import", str(source), "--library", str(tmp_path / "lib"), "--workers", "1"], env=env)
+    assert_clean(local, 0)
+    joined = run(["library", "import", str(source), "--library", str(tmp_path / "lib")], env=env)
+    assert_clean(joined, 2)
+    assert "cannot reach the Ray cluster at 127.0.0.1:1" in joined.stderr

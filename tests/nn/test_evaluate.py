@@ -108,6 +108,18 @@ def test_the_search_and_its_replay_follow_no_bias_correction(env, weights, tmp_p
     assert any(n.startswith(f"the front of {saved} was searched and verified with --seed 0") for n in other["notes"])
 
 
+@pytest.mark.parametrize("budget", [1.0, 1e308])
+def test_the_front_plot_takes_any_budget(tmp_path, budget: float) -> None:
+    """A budget as large as --budget takes once put the plot's lower limit at -inf (a traceback after the search)."""
+    from approxlut.nn.evaluate import EvaluateResult, plot_pareto
+
+    point = {"relative_energy": 1.0, "predicted_accuracy_pct": 97.0, "verified_accuracy_pct": 97.0, "chosen": False}
+    cheap = {"relative_energy": 0.4, "predicted_accuracy_pct": 96.0, "verified_accuracy_pct": 96.5, "chosen": True}
+    result = EvaluateResult("lenet5", "digits", 360, None, 97.5, 97.0, 96.5, 0.4, [], {}, budget, [point, cheap])
+    plot_pareto(result, tmp_path / "front.png")
+    assert (tmp_path / "front.png").read_bytes().startswith(b"\x89PNG")
+
+
 def test_evaluate_auto_searches_recurrent_layers(env, tmp_path, json_output) -> None:
     """An LSTM's recurrent layer is searched too (its options measured through the LUT engine), and the notes
     say which layers were measured with their share of the MACs; assigning it by name still applies."""
