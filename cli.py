@@ -1016,7 +1016,7 @@ def model_options(func: F) -> F:
     type=click.IntRange(1, MAX_VERIFY),
     default=5,
     show_default=True,
-    help="auto: front points verified with the LUT engine per round (two rounds).",
+    help="auto: front points verified with the LUT engine per round (three rounds).",
 )
 @click.option(
     "--workers",

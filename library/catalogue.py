@@ -602,6 +602,8 @@ class Library:
         if not found:
             raise NotInLibraryError(self._not_found(name_or_hash))
         listing = ", ".join(f"{e.full_name} ({e.hash[:10]})" for e in found)
+        if len({e.hash for e in found}) == 1:  # (one table under several names: no hash prefix tells them apart)
+            raise NotInLibraryError(f"'{name_or_hash}' is ambiguous: {listing} hold one table; name one of them")
         raise NotInLibraryError(f"'{name_or_hash}' is ambiguous: {listing}; use the release prefix or a hash prefix")
 
     def _not_found(self, identifier: str) -> str:

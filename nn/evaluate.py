@@ -132,6 +132,8 @@ def parse_candidates(text: str) -> tuple[Filter | None, list[str]]:
     from ..library.filters import FLAGS, Filter
 
     items = [item.strip() for item in text.split(",") if item.strip()]
+    if not items:
+        raise ConfigError("--candidates is empty: give a library filter (bits=8,signed) or names")
     is_filter = ["=" in item or item.lower() in FLAGS for item in items]
     others = [item.lower() for item, kept in zip(items, is_filter, strict=True) if not kept]
     mistyped = any(any(difflib.get_close_matches(item, FLAGS, n=1, cutoff=0.75)) for item in others)
@@ -386,7 +388,8 @@ def run_evaluate(options: EvaluateOptions, *, console: Console | None = None) ->
         front = _front_rows(auto, qmodel, macs_all, exact_config)
         searched = len(next(iter(auto.options.values()))) - 1  # (each layer's options: exact and one per table)
         notes.append(
-            f"auto: {searched} candidates on {engine.description}, {auto.pruned} dominated (layer, multiplier) "
+            f"auto: {searched} candidate{'' if searched == 1 else 's'} ({engine.description}), {auto.pruned} dominated "
+            "(layer, multiplier) "
             f"options pruned, front of {len(auto.front)} points "
             f"({sum(p.origin == 'nsga2' for p in auto.front)} from NSGA-II), "
             f"{len(auto.verified)} verified with the LUT engine"

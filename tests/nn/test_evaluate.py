@@ -209,6 +209,9 @@ def test_parse_candidates() -> None:
         parse_candidates("bits=8,mul8s_1KV6")
     with pytest.raises(ConfigError, match=r"'signd' is not a filter"):  # a mistyped flag, not a name
         parse_candidates("bits=8,signd")
+    for empty in ("", " , "):
+        with pytest.raises(ConfigError, match="--candidates is empty"):
+            parse_candidates(empty)
 
 
 def test_evaluate_workers_without_ray_says_how_to_install_it(env, weights, monkeypatch) -> None:
