@@ -1006,11 +1006,14 @@ def render_retrain(report: RetrainReport, console: Any) -> None:
     )
     for note in result.warnings:
         console.print(f"warning: {note}", markup=False, highlight=False, soft_wrap=True)
-    if get_protocol(result.protocol).conv_only:
+    conv_only = get_protocol(result.protocol).conv_only
+    has_linear = any(isinstance(m, nn.Linear) for m in result.model.modules())
+    assign = _with_linear_exact(report.assign) if conv_only and has_linear else report.assign
+    if conv_only:
         console.print(
             f"protocol {result.protocol} ran only the convolutions through the multipliers (other layers quantised "
             "exact): add `type:Linear=exact` (and any other non-convolution layer type) to --assign to evaluate "
-            "that network",
+            "that network" + (" (as the line below does)" if assign != report.assign else ""),
             markup=False,
             highlight=False,
             soft_wrap=True,
@@ -1019,7 +1022,16 @@ def render_retrain(report: RetrainReport, console: Any) -> None:
         console.print(f"retrained weights: {result.checkpoint}", soft_wrap=True)
         console.print(
             f"reuse them: lutgen evaluate --model {report.model} --weights {result.checkpoint} "
-            f"--assign {shlex.quote(report.assign)}",
+            f"--assign {shlex.quote(assign)}",
             soft_wrap=True,
             markup=False,
         )
+
+
+def _with_linear_exact(assign: str) -> str:
+    """``--assign`` text with Linear layers quantised exact added (a ``NAME`` becomes ``default=NAME,...``); a file is
+    left as it is."""
+    text = assign.strip()
+    if re.fullmatch(r".+\.json(#\d+)?", text, flags=re.IGNORECASE):
+        return assign
+    return f"{text if '=' in text else f'default={text}'},type:Linear=exact"

@@ -398,6 +398,8 @@ def test_cli_retrain_json_and_bad_resume(tmp_path: Path, monkeypatch, json_outpu
     assert len(report["weights_sha256"]) == 64 and isinstance(report["warnings"], list)
     shown = CliRunner().invoke(main, [*args[:-2], "--protocol", "date25", "--threads", "1", "--no-guard", "--resume"])
     assert "protocol date25 ran only the convolutions" in shown.stdout and "type:Linear=exact" in shown.stdout
+    # the line to reuse the weights evaluates what the protocol ran (it lacked the rule it advised)
+    assert f"--assign default={lut_path},type:Linear=exact" in " ".join(shown.stdout.split())
 
 
 def test_guard_diagnosis() -> None:
