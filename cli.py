@@ -382,9 +382,12 @@ def library_import(
         for warning in summary.warnings:
             click.echo(f"  warning: {warning}", err=True)
         for path, message in summary.failed:
-            click.echo(f"  failed: {shown(path)}: {message}")
+            where = shown(path)  # (a parse error names its file already, with the line)
+            click.echo(f"  failed: {message if message.startswith(where) else f'{where}: {message}'}")
     if summary.failed:
-        raise InputError(f"{len(summary.failed)} file(s) could not be imported; the others were")
+        done = len(summary.added) + len(summary.merged) + len(summary.unchanged) + len(summary.repaired)
+        others = "the others were" if done else "no other file was imported"
+        raise InputError(f"{len(summary.failed)} file(s) could not be imported; {others}")
 
 
 @library.command("list")

@@ -195,7 +195,10 @@ def test_import_and_remove(tmp_path, multiplier):
     (src / "broken.blif").write_text(".model x\n.inputs a\n.bogus\n")
     failed = run("import", str(src), "--library", lib, ok=False)
     assert failed.exit_code == 2 and "broken.blif" in failed.output
-    assert "1 file(s) could not be imported" in failed.output
+    assert "1 file(s) could not be imported; the others were" in failed.output
+    assert f"failed: {src / 'broken.blif'}:3" in failed.output and failed.output.count("broken.blif") == 1
+    alone = run("import", str(src / "broken.blif"), "--library", lib, ok=False)
+    assert "1 file(s) could not be imported; no other file was imported" in alone.output
     assert "removed mine" in run("remove", "mine", "--library", lib).output
     with Library.open(lib) as library:
         assert [e.name for e in library.query()] == ["mul4u_t1"]
