@@ -128,14 +128,15 @@ def _open(root: Path, *, repair: bool) -> Library:
 def _check_index_file(root: Path, report: CheckReport) -> bool:
     """Whether there is an SQLite index to open (after setting an unreadable one aside, with ``repair``)."""
     db_path = root / DB_NAME
+    report.tables = len(_blob_files(root))  # (counted again from the index where it opens)
     try:
         state = inspect_index(db_path)
     except LibraryError as error:
         if not db_path.is_file():
             report.add(str(error), advice=f"move {db_path} out of the way")
             return False
-        if not report.repair:
-            report.add(str(error), advice="run `lutgen library check --repair`")
+        if not report.repair:  # (the message says what --repair does)
+            report.add(str(error))
             return False
         aside = set_aside(root)
         create_index(root)

@@ -185,6 +185,18 @@ def test_garbage_index_then_import_keeps_every_table(tmp_path: Path, library: Pa
     assert (library / DB_NAME).stat().st_size == 0  # left as found
 
 
+def test_check_of_an_unreadable_index_counts_the_tables_on_disk(library: Path) -> None:
+    """It said '0 tables' beside 60 table files, and advised --repair twice in one line."""
+    _checkpoint(library)
+    tables = blob_files(library)
+    (library / DB_NAME).write_bytes(b"garbage")
+    shown = run(["library", "check", "--library", library])
+    assert_clean(shown, 1)
+    assert shown.stdout.endswith(f"damaged; 0 entries, {len(tables)} tables\n") and tables
+    assert shown.stdout.count("--repair") == 1
+    assert strict_json(run(["library", "check", "--json", "--library", library]).stdout)["table_files"] == len(tables)
+
+
 def test_missing_index_beside_tables_is_not_a_new_library(library: Path) -> None:
     for suffix in ("", "-wal", "-shm"):
         Path(str(library / DB_NAME) + suffix).unlink(missing_ok=True)
