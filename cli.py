@@ -105,7 +105,7 @@ def _operands(value: str | None) -> tuple[str, str] | None:
         return None
     parts = [p.strip() for p in value.split(",")]
     if len(parts) != 2 or not all(parts):
-        raise click.BadParameter("give two input bus names, e.g. --operands A,B")
+        raise click.BadParameter("give two input bus names, e.g. --operands A,B", param_hint="'--operands'")
     return parts[0], parts[1]
 
 
@@ -733,7 +733,7 @@ def _bench(
     import torch
     from rich.console import Console
 
-    console = Console(stderr=True, quiet=as_json)
+    console = Console(stderr=True, quiet=as_json, log_path=False)
     out = Console(width=200 if wide else 80)
 
     def progress(name: str) -> None:

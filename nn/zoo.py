@@ -549,7 +549,8 @@ def check_user_model(name: str, model: nn.Module, sample: torch.Tensor) -> None:
         shape = "x".join(str(d) for d in sample.shape[1:])
         raise ConfigError(
             f"model '{name}' does not run on inputs of shape [N, {shape}] ({type(error).__name__}: "
-            f"{' '.join(str(error).split())[:200]})"
+            f"{' '.join(str(error).split())[:200]}); attributes on the callable say what it takes: .channels and "
+            ".size (default 3 and 32), .input_kind ('image', 'sequence' or 'flat')"
         ) from None
 
 

@@ -135,6 +135,8 @@ def test_a_user_model_that_cannot_run_is_one_line(tmp_path: Path, name: str, mes
     result = run(["evaluate", "--model", f"{tmp_path / 'models.py'}:{name}", "--assign", "exact8s", "--limit", "8"])
     assert_clean(result, 2)
     assert message in result.stderr
+    if name == "wrong_size":  # (and says how a model tells what it takes)
+        assert "attributes on the callable say what it takes: .channels and .size" in result.stderr
 
 
 @pytest.mark.parametrize(
