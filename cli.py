@@ -244,9 +244,13 @@ def _ray_address(address: str | None, workers: int | None) -> str | None:
 def _require_library(path: Path) -> None:
     """The library ``--library`` names must be there (exit 2, saying the option named it), whether or not the
     command goes on to read it."""
-    from .library import Library
+    from contextlib import suppress
 
-    Library.open(path, readonly=True).close()
+    from .library import Library
+    from .library.catalogue import SchemaUpgradeNeeded
+
+    with suppress(SchemaUpgradeNeeded):  # (an older library is there: the command's own opening upgrades it)
+        Library.open(path, readonly=True).close()
 
 
 def _filter_options(func: F) -> F:
@@ -702,36 +706,12 @@ def bench(
     as_json: bool,
 ) -> None:
     """Time native fp32 PyTorch vs the LUT engine vs the reference (ResNet-18/VGG-16 CIFAR shapes, attention)."""
-    from .native.bench import NATIVE_ISA_ENV
-    from .native.cpu_features import ISA_ENV
-    from .threads import torch_threads
-
-    # (an in-process caller gets its environment and thread count back)
-    with environ_scope(ISA_ENV, *NATIVE_ISA_ENV), torch_threads(threads):
-        _bench(quick, backward, engine, lut_spec, corpus, repeat, no_networks, isa, wide, as_json)
-
-
-def _bench(
-    quick: bool,
-    backward: bool,
-    engine: str | None,
-    lut_spec: str,
-    corpus: Path | None,
-    repeat: int | None,
-    no_networks: bool,
-    isa: str | None,
-    wide: bool,
-    as_json: bool,
-) -> None:
-    from .native.bench import limit_native_isa
-    from .native.cpu_features import ISA_ENV
-
-    if isa is not None:
-        os.environ[ISA_ENV] = isa
-        if isa in ("scalar", "avx2"):
-            limit_native_isa("AVX2")
     import torch
     from rich.console import Console
+
+    from .native.bench import LUT_KINDS, NATIVE_ISA_ENV, bench_lut, limit_native_isa, render, render_corpus
+    from .native.cpu_features import ISA_ENV
+    from .threads import torch_threads
 
     console = Console(stderr=True, quiet=as_json, log_path=False)
     out = Console(width=200 if wide else 80)
@@ -739,42 +719,48 @@ def _bench(
     def progress(name: str) -> None:
         console.log(f"bench: {name}")
 
-    from .native.bench import LUT_KINDS, bench_lut, render, render_corpus
+    # (an in-process caller gets its environment and thread count back)
+    with environ_scope(ISA_ENV, *NATIVE_ISA_ENV), torch_threads(threads):
+        if isa is not None:
+            os.environ[ISA_ENV] = isa
+            if isa in ("scalar", "avx2"):
+                limit_native_isa("AVX2")
+        if corpus is not None:
+            from .nn.speed import bench_corpus
 
-    if corpus is not None:
-        from .nn.speed import bench_corpus
-
-        report = bench_corpus(corpus, quick=quick, engine=engine, repeat=repeat, progress=progress)
-        results = [r for row in report.rows for r in row.results]
-        if as_json:
-            _echo_json("bench", report.as_json())
+            report = bench_corpus(corpus, quick=quick, engine=engine, repeat=repeat, progress=progress)
+            results = [r for row in report.rows for r in row.results]
+            if as_json:
+                _echo_json("bench", report.as_json())
+            else:
+                for part in render_corpus(report.rows, threads=torch.get_num_threads(), wide=wide):
+                    out.print(part, highlight=False)
+                for left_out in report.skipped:
+                    out.print(f"left out {left_out['file']}: {left_out['reason']}", highlight=False)
         else:
-            for part in render_corpus(report.rows, threads=torch.get_num_threads(), wide=wide):
-                out.print(part, highlight=False)
-            for left_out in report.skipped:
-                out.print(f"left out {left_out['file']}: {left_out['reason']}", highlight=False)
-    else:
-        from .nn.multipliers import load_multiplier
-        from .nn.speed import bench_multiplier
+            from .nn.multipliers import load_multiplier
+            from .nn.speed import bench_multiplier
 
-        lut = bench_lut(lut_spec) if lut_spec in LUT_KINDS else load_multiplier(lut_spec)
-        results = bench_multiplier(
-            lut,
-            quick=quick,
-            backward=backward,
-            engine=engine,
-            repeat=repeat,
-            networks=not no_networks,
-            progress=progress,
-        )
-        if as_json:
-            _echo_json("bench", {"results": [r.as_dict() for r in results], "tables": [], "summary": [], "skipped": []})
-        else:
-            for part in render(results, threads=torch.get_num_threads(), wide=wide):
-                out.print(part, highlight=False)
-    failed = [r.case for r in results if not r.verified]
-    if failed:
-        raise LutgenError(f"bench: engine results differ from the reference in: {', '.join(failed)}")
+            lut = bench_lut(lut_spec) if lut_spec in LUT_KINDS else load_multiplier(lut_spec)
+            results = bench_multiplier(
+                lut,
+                quick=quick,
+                backward=backward,
+                engine=engine,
+                repeat=repeat,
+                networks=not no_networks,
+                progress=progress,
+            )
+            if as_json:
+                _echo_json(
+                    "bench", {"results": [r.as_dict() for r in results], "tables": [], "summary": [], "skipped": []}
+                )
+            else:
+                for part in render(results, threads=torch.get_num_threads(), wide=wide):
+                    out.print(part, highlight=False)
+        failed = [r.case for r in results if not r.verified]
+        if failed:
+            raise LutgenError(f"bench: engine results differ from the reference in: {', '.join(failed)}")
 
 
 class _FileOrCommandGroup(click.Group):

@@ -166,6 +166,20 @@ def test_an_old_library_gains_the_half_window_table_and_imports_the_json_once(tm
         assert lib.half_window_choice("cd" * 32) is None  # imported once only
 
 
+def test_an_older_library_named_by_option_passes_the_up_front_check(tmp_path, monkeypatch):
+    """evaluate/retrain/bench check --library before their work, read-only: an older schema is no reason to refuse
+    (the command's own opening upgrades it); a missing library is."""
+    from approxlut.cli import _require_library
+
+    with monkeypatch.context() as patch:
+        patch.setattr("approxlut.library.catalogue.MIGRATIONS", MIGRATIONS[:1])
+        Library.open(tmp_path / "old").close()
+    _require_library(tmp_path / "old")
+    with pytest.raises(SystemExit) as refused:
+        _require_library(tmp_path / "absent")
+    assert refused.value.code == 2
+
+
 def test_a_damaged_half_windows_json_imports_nothing(tmp_path):
     (tmp_path / "half_windows.json").write_text('{"ab": {"half_window": ')
     with Library.open(tmp_path) as lib:
