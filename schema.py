@@ -127,7 +127,11 @@ VOCABULARY: dict[str, tuple[dict[str, Any], str]] = {
     "y": (_STR, "column on the y axis"),
     "total": (_INT, "entries considered"),
     "fronts": (_array(_OBJ), "one Pareto front per kind: {kind, total, front}"),
-    "front": (_array(_OBJ), "points of a Pareto front, lowest x first"),
+    "front": (
+        _array(_OBJ),
+        "points of a Pareto front: `library pareto`'s lowest x first; `evaluate`'s from the all-exact assignment "
+        "(relative energy 1) to the cheapest",
+    ),
     # integrity (`library check`)
     "repair": (_BOOL, "`--repair` was given: the command mended what it could"),
     "healthy": (_BOOL, "no problem is left (none was found, or every one was fixed)"),
