@@ -237,13 +237,15 @@ class AssignmentMapping:
         text = text.strip()
         if not text:
             raise ConfigError("empty assignment")
-        saved = re.fullmatch(r"(?P<path>.+\.json)(?:#(?P<point>\d+))?", text, flags=re.IGNORECASE)
+        saved = re.fullmatch(r"(?P<path>.+\.json)(?:#(?P<point>[^#]*))?", text, flags=re.IGNORECASE)
         if saved:
             from pathlib import Path
 
             from ..fileio import read_json
 
             path = Path(saved["path"]).expanduser()
+            if saved["point"] is not None and not re.fullmatch(r"\d{1,9}", saved["point"]):
+                raise ConfigError(f"{text}: a front point is a number, 0 for the first (FILE.json#N)")
             data = read_json(path, what="assignment file")
             if saved["point"] is None:
                 return cls.from_dict(data, default=default)
