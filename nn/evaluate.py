@@ -569,8 +569,8 @@ def render(result: EvaluateResult, console: Console) -> None:
                 f"{point['predicted_accuracy_pct']:.2f}",
                 f"{point['verified_accuracy_pct']:.2f}",
                 f"{result.quantised_accuracy - point['verified_accuracy_pct']:+.2f}",
-                "chosen" if point["chosen"] else "",
-            )
+                "chosen" if point["chosen"] else "all exact" if point.get("found_by") == "exact" else "",
+            )  # (the all-exact point is the baseline, not one of those the notes count as verified)
         console.print(front)
     for note in result.notes:
         console.print(f"[dim]{note}[/dim]")

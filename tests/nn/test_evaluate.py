@@ -120,6 +120,22 @@ def test_the_front_plot_takes_any_budget(tmp_path, budget: float) -> None:
     assert (tmp_path / "front.png").read_bytes().startswith(b"\x89PNG")
 
 
+def test_the_verified_points_table_marks_the_all_exact_baseline() -> None:
+    """The notes count the points the LUT engine verified; the table also lists the all-exact one, now labelled."""
+    from rich.console import Console
+
+    from approxlut.nn.evaluate import EvaluateResult, render
+
+    exact = {"relative_energy": 1.0, "predicted_accuracy_pct": 97.0, "verified_accuracy_pct": 97.0}
+    cheap = {"relative_energy": 0.4, "predicted_accuracy_pct": 96.0, "verified_accuracy_pct": 96.5}
+    front = [{**exact, "chosen": False, "found_by": "exact"}, {**cheap, "chosen": True, "found_by": "pareto"}]
+    result = EvaluateResult("lenet5", "digits", 360, None, 97.5, 97.0, 96.5, 0.4, [], {}, 1.0, front)
+    console = Console(record=True, width=120)
+    render(result, console)
+    rows = [line for line in console.export_text().splitlines() if line.lstrip("│ ").startswith(("1.000", "0.400"))]
+    assert "all exact" in rows[0] and "chosen" in rows[1]
+
+
 def test_evaluate_auto_searches_recurrent_layers(env, tmp_path, json_output) -> None:
     """An LSTM's recurrent layer is searched too (its options measured through the LUT engine), and the notes
     say which layers were measured with their share of the MACs; assigning it by name still applies."""
