@@ -481,12 +481,16 @@ def _layer_rows(model: nn.Module, macs: dict[str, int], entries: dict[str, Any],
         if entry is None and layer.resolved.lut is not None:
             entry = _library_entry(multiplier)
         relative, basis = _relative_power(entry)
+        mae = None if entry is None else float(entry.mae_pct)
+        lut = layer.resolved.lut
+        if mae is None and lut is not None and lut.bits_a + lut.bits_b <= 16:  # (a file's table: measured here)
+            mae = float(lut.metrics().mae_pct)
         rows.append(
             LayerRow(
                 name,
                 int(macs.get(name, 0)),
                 multiplier,
-                None if entry is None else float(entry.mae_pct),
+                mae,
                 None if entry is None or entry.power_mw is None else float(entry.power_mw),
                 relative,
                 basis,

@@ -136,6 +136,23 @@ def test_the_verified_points_table_marks_the_all_exact_baseline() -> None:
     assert "all exact" in rows[0] and "chosen" in rows[1]
 
 
+def test_a_table_from_a_file_reports_its_error(env, weights, tmp_path, json_output) -> None:
+    """A multiplier given as a file (not in the library) shows the MAE of its table (it showed '-')."""
+    from dataclasses import replace
+
+    from approxlut.lutgen.formats import save_npz
+    from approxlut.nn.multipliers import load_multiplier
+
+    lut = replace(load_multiplier("trunc8s_k6"), name="mine_k6")
+    save_npz(lut, tmp_path / "mine_k6.npz")
+    common = ["--model", "lenet5", "--weights", str(weights), "--limit", "16", "--json"]
+    result = _run(env, *common, "--assign", f"features.0={tmp_path / 'mine_k6.npz'}")
+    assert result.exit_code == 0, result.output
+    rows = {row["name"]: row for row in json_output(result.stdout, "evaluate")["layers"]}
+    assert rows["features.0"]["multiplier"] == "mine_k6"
+    assert rows["features.0"]["mae_pct"] == pytest.approx(lut.metrics().mae_pct)
+
+
 def test_evaluate_auto_searches_recurrent_layers(env, tmp_path, json_output) -> None:
     """An LSTM's recurrent layer is searched too (its options measured through the LUT engine), and the notes
     say which layers were measured with their share of the MACs; assigning it by name still applies."""
