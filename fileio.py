@@ -47,6 +47,11 @@ def _kind(mode: int) -> str:
     return "not a regular file"
 
 
+def new_file_mode() -> int:
+    """The permissions a new file gets: ``0o666`` less the process umask (as ``open()`` would create it)."""
+    return 0o666 & ~_umask()
+
+
 def _umask() -> int:
     """The process umask (read from /proc where it is offered, else set and restored under a lock)."""
     try:
@@ -112,7 +117,7 @@ def atomic_write(
     if info is not None and not os.access(target, os.W_OK):
         raise WriteError(target, "is read-only")
     folder = target.parent
-    mode = stat.S_IMODE(info.st_mode) if info is not None else 0o666 & ~_umask()
+    mode = stat.S_IMODE(info.st_mode) if info is not None else new_file_mode()
     try:
         if make_parents:
             folder.mkdir(parents=True, exist_ok=True)

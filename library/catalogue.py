@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..circuits.names import name_problem
 from ..errors import ConfigError, DamagedIndexError, LibraryError, LibraryUsageError, NotInLibraryError
-from ..fileio import fsync_dir
+from ..fileio import fsync_dir, new_file_mode
 from ..lutgen.metrics import METRIC_KEYS, Metrics, matches_published
 from .blobs import BlobStore
 from .config import FROM_DEFAULT, library_location
@@ -1245,6 +1245,7 @@ def create_index(root: Path) -> bool:
     try:
         root.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{DB_NAME}.", suffix=".new", dir=root)
+        os.fchmod(fd, new_file_mode())  # (mkstemp makes it 0600; the index is a file like the tables)
         os.close(fd)
     except OSError as error:
         raise LibraryError(f"cannot create a library at {root}: {error.strerror or error}") from None

@@ -125,13 +125,16 @@ class Filter:
 
     def _set(self, name: str, value: Any, where: str) -> Filter:
         old = getattr(self, name)
-        if old is not None and old != value:
+        same = old == value or (isinstance(old, str) and isinstance(value, str) and old.lower() == value.lower())
+        if old is not None and not same:
             raise ConfigError(f"{where}: {name} is given twice ({_text(name, old)} and {_text(name, value)})")
-        return replace(self, **{name: value})
+        return replace(self, **{name: value}) if old is None else self
 
     def _limit(self, col: str, value: float, where: str) -> Filter:
-        if any(c == col for c, _ in self.limits):
-            raise ConfigError(f"{where}: a bound on {col} is given twice")
+        if any(c == col and v != value for c, v in self.limits):
+            raise ConfigError(f"{where}: a bound on {col} is given twice, with two values")
+        if (col, value) in self.limits:  # (the same bound again, e.g. --max-mae and --filter max_mae=: they agree)
+            return self
         return replace(self, limits=(*self.limits, (col, value)))
 
     def __str__(self) -> str:
@@ -143,7 +146,7 @@ class Filter:
             items.append("signed" if self.signed else "unsigned")
         items += [f"{name}={getattr(self, name)}" for name in ("origin", "release", "family") if getattr(self, name)]
         bound = {col: name for name, col in LIMITS.items()}
-        items += [f"{bound[col]}={value:g}" for col, value in self.limits]
+        items += [f"{bound[col]}={value!r}" for col, value in self.limits]  # (repr: read back, the same float)
         return ",".join(items)
 
     # --------------------------------------------------------------------------------------- matching

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from approxlut.errors import ConfigError, LibraryError, LibraryUsageError
+from approxlut.fileio import new_file_mode
 from approxlut.library import Cost, Library
 from approxlut.library.catalogue import DB_NAME, MIGRATIONS, create_index
 from approxlut.library.config import library_dir
@@ -192,6 +193,7 @@ def test_a_damaged_half_windows_json_imports_nothing(tmp_path):
 def test_only_the_opening_that_created_the_index_says_so(tmp_path):
     with Library.open(tmp_path / "lib") as lib:
         assert lib.created
+    assert (tmp_path / "lib" / DB_NAME).stat().st_mode & 0o777 == new_file_mode()  # (0600 from mkstemp before)
     with Library.open(tmp_path / "lib") as lib:
         assert not lib.created
     index = (tmp_path / "lib" / DB_NAME).stat().st_ino

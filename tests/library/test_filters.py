@@ -18,6 +18,11 @@ from approxlut.lutgen.simulate import simulate_lut
         ("signed=no,max-mae=0.5,max_power=1e-1", Filter(signed=False, limits=(("mae_pct", 0.5), ("power_mw", 0.1)))),
         ("origin=evoapprox v2022,family=trunc", Filter(origin="evoapprox v2022", family="trunc")),
         ("", Filter()),
+        ("max_mae=0.01734998", Filter(limits=(("mae_pct", 0.01734998),))),  # (the text form kept every digit)
+        (
+            "max_mae=0.2,max_mae=0.2,origin=EvoApprox,origin=evoapprox",
+            Filter(origin="EvoApprox", limits=(("mae_pct", 0.2),)),
+        ),
     ],
 )
 def test_parse_and_text_form(text: str, expected: Filter) -> None:
