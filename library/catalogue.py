@@ -585,6 +585,9 @@ class Library:
         if exact:
             return exact
         by_name = self._entries("name = ?", [ident], "release, id")
+        unreleased = [e for e in by_name if not e.release]  # (its full name is the name: no other can claim it)
+        if len(unreleased) == 1:
+            return unreleased
         if by_name:
             return by_name
         if len(ident) >= 4 and all(c in "0123456789abcdef" for c in ident.lower()):

@@ -66,6 +66,9 @@ def test_lookup_by_name_release_and_hash(lib, multiplier):
         lib.load_lut("mul4s_X")
     with pytest.raises(LibraryError, match=r"no multiplier 'mul4s_Y'.*did you mean mul4s_X"):
         lib.entry("mul4s_Y")
+    # an entry without a release is named by its name alone, however many releases share the name
+    plain = _add(lib, multiplier, 4, True, 1, name="mul4s_X")
+    assert lib.entry("mul4s_X") == plain and lib.load_lut("mul4s_X").hash == plain.hash
 
 
 def test_same_table_under_two_names_shares_one_blob(lib, multiplier):
