@@ -28,7 +28,8 @@ tables: no netlist, so no gate count and no cost estimate. Names that a file sta
 ``meta.json``'s) must be valid entry names; names taken from file names are made valid.
 
 File names give the release (``v2022_``, or a parent folder ``v2022``), widths and signedness
-(``mul8s_``, ``mul8x4u_``, ``mul12u_``).
+(``mul8s_``, ``mul8x4u_``, ``mul12u_``); ``--signed``/``--unsigned`` apply to the files whose names do not say
+(a folder mixes both kinds).
 """
 
 from __future__ import annotations
@@ -141,6 +142,8 @@ class Characterised:
     params: dict[str, Any] = field(default_factory=dict)
     #: How the cells were resolved, per file (reports only).
     notes: tuple[str, ...] = ()
+    #: What the user must know (an option the file overrode), shown as the import's warnings.
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass
@@ -277,7 +280,8 @@ def plan_import(paths: Sequence[str | Path]) -> ImportPlan:
 def characterise(files: CircuitFiles, *, signed: bool | None = None) -> Characterised:
     """Read, simulate and measure one circuit; a pure function of its files (no catalogue access).
 
-    ``signed`` overrides what the file name says (unsigned when neither says). Raises a
+    ``signed`` is for a file whose name does not say (``mul8s_``); a name that says wins (with a note where
+    ``signed`` disagrees); unsigned when neither says. Raises a
     :class:`~approxlut.errors.LutgenError` for a file that cannot be read, and an
     :class:`~approxlut.errors.InputError` naming both files when the twin's table differs.
     """
@@ -304,7 +308,7 @@ def characterise(files: CircuitFiles, *, signed: bool | None = None) -> Characte
     netlist = read_netlist(primary)
     if len(netlist.widths) != 2:
         raise ConfigError(f"{primary}: a multiplier needs two input buses, found {len(netlist.widths)}")
-    is_signed = signed if signed is not None else bool(info.signed)
+    is_signed = bool(info.signed) if info.signed is not None else bool(signed)  # (the name first: see the module)
     bits_a, bits_b = netlist.widths
     if info.bits is not None and info.bits != (bits_a, bits_b):
         raise ConfigError(
@@ -313,6 +317,9 @@ def characterise(files: CircuitFiles, *, signed: bool | None = None) -> Characte
     library = header.library if header is not None else None
     convention = LIBRARY_MRE_CONVENTIONS.get(library or "", DEFAULT_MRE_CONVENTION)
     notes = [f"{primary.name}: {netlist.cell_use.describe()}"] if netlist.cell_use is not None else []
+    warnings = []
+    if signed is not None and info.signed is not None and signed != info.signed:
+        warnings.append(_kind_kept(primary, "its name says", info.signed))
     lut: Lut | None = None
     if bits_a + bits_b <= MAX_LUT_BITS:
         lut = simulate_lut(netlist, signed=is_signed, name=name)
@@ -345,7 +352,14 @@ def characterise(files: CircuitFiles, *, signed: bool | None = None) -> Characte
         licence=(header.licence if header is not None else None) or (files.meta.licence if files.meta else None),
         citation=(header.citation if header is not None else None) or (files.meta.citation if files.meta else None),
         notes=tuple(notes),
+        warnings=tuple(warnings),
     )
+
+
+def _kind_kept(path: Path, who: str, signed: bool) -> str:
+    """The warning for a file read as it says, not as ``--signed``/``--unsigned`` asked."""
+    kind = "signed" if signed else "unsigned"
+    return f"{path}: read as {kind}, as {who} (--signed/--unsigned is for files that do not say)"
 
 
 def _characterise_table(
@@ -357,8 +371,8 @@ def _characterise_table(
     path = files.primary
     lut = read_lut_file(path, lut_format)
     kind = "signed" if lut.signed else "unsigned"
-    if signed is not None and signed != lut.signed:
-        raise ConfigError(f"{path}: this {lut_format} file holds an {kind} table; leave out --signed/--unsigned")
+    overridden = signed is not None and signed != lut.signed
+    warnings = [_kind_kept(path, f"its {lut_format} table says", lut.signed)] if overridden else []
     if info.bits is not None and (info.bits != (lut.bits_a, lut.bits_b) or info.signed != lut.signed):
         said = f"{info.bits[0]}x{info.bits[1]} {'signed' if info.signed else 'unsigned'}"
         raise ConfigError(f"{path}: the name says {said} but the table is {lut.bits_a}x{lut.bits_b} {kind}")
@@ -380,6 +394,7 @@ def _characterise_table(
         licence=None,
         citation=None,
         params={"format": lut_format},
+        warnings=tuple(warnings),
     )
 
 
@@ -563,6 +578,7 @@ def import_paths(
                     summary.failed.append((files.primary, outcome))
                     report([(path, "failed") for path in files.paths])
                     continue
+                summary.warnings += outcome.warnings
                 try:
                     statuses = _catalogue(lib, outcome, known, summary)
                 except LibraryError as error:

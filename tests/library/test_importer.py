@@ -204,7 +204,28 @@ def test_date25_text_luts_are_imported_by_content(lib, multiplier, tmp_path):
     refused = import_paths(lib, [folder / "notes.txt", fresh], signed=True)
     messages = [message for _, message in refused.failed]
     assert "neither a netlist" in messages[0] and "--format" not in messages[0]
-    assert "holds an unsigned table" in messages[1]
+    # a table says its kind: --signed is for files that do not, so the table is read as it is, with a warning
+    assert len(messages) == 1 and [e.signed for e in refused.added] == [False]
+    assert refused.warnings == [
+        f"{fresh}: read as unsigned, as its lutfp table says (--signed/--unsigned is for files that do not say)"
+    ]
+
+
+def test_a_name_that_says_its_kind_wins_over_the_option(lib, multiplier, tmp_path):
+    """--signed on a folder is for the files whose names do not say; mul4u_ stays unsigned (it was read signed, with
+    a wrong MAE and no word)."""
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    (folder / "mul4u_named.blif").write_text(write_blif(multiplier(4, False)))
+    (folder / "plain.blif").write_text(write_blif(multiplier(4, True)))
+    summary = import_paths(lib, [folder], signed=True)
+    kinds = {e.name: e.signed for e in summary.added}
+    assert kinds == {"mul4u_named": False, "plain": True}
+    assert lib.entry("mul4u_named").mae_pct == 0  # (exact as unsigned)
+    assert summary.warnings == [
+        f"{folder / 'mul4u_named.blif'}: read as unsigned, as its name says "
+        "(--signed/--unsigned is for files that do not say)"
+    ]
 
 
 def test_npz_files_in_a_folder_are_counted_as_skipped(lib, multiplier, tmp_path):
