@@ -434,8 +434,11 @@ def library_list(
 def library_show(name: str, library_dir: Path | None, plot: Path | None, as_json: bool) -> None:
     """All metrics of one multiplier and where it came from (NAME, RELEASE_NAME or a hash prefix)."""
     from .library import Library
+    from .library.plots import check_plot_path
     from .library.render import print_entry
 
+    if plot is not None:
+        check_plot_path(plot)  # (before the library is read)
     with Library.open_default(library_dir) as lib:
         entry = lib.entry(name)
         if plot is not None:
@@ -500,8 +503,11 @@ def library_pareto(
     """
     from .library import Library
     from .library.pareto import fronts_by_kind
+    from .library.plots import check_plot_path
     from .library.render import print_front
 
+    if plot is not None:
+        check_plot_path(plot)  # (before the library is read; a plot per kind goes beside it)
     with Library.open_default(library_dir) as lib:
         chosen = chosen.resolved(lib.query())
         entries = chosen.select(lib)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import ConfigError
-from ..fileio import atomic_write_bytes
+from ..fileio import atomic_write_bytes, check_writable
 from .catalogue import Entry, column
 from .pareto import pareto_front, value
 
@@ -52,12 +52,20 @@ def _figure(width: float, height: float) -> Figure:
     return Figure(figsize=(width, height), dpi=110, layout="constrained")
 
 
-def _save(fig: Figure, path: str | Path) -> Path:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
+def check_plot_path(path: str | Path) -> Path:
+    """``path`` if a plot can be written there (a ``.png`` name in a writable folder), else a one-line error: called
+    before the work whose plot it is."""
     target = Path(path)
     if target.suffix.lower() != ".png":
         raise ConfigError(f"{target}: plots are written as PNG; use a .png file name")
+    check_writable(target)
+    return target
+
+
+def _save(fig: Figure, path: str | Path) -> Path:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    target = check_plot_path(path)
     FigureCanvasAgg(fig)
     image = io.BytesIO()
     fig.savefig(image, format="png")

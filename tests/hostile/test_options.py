@@ -26,6 +26,8 @@ BAD: list[tuple[str, list[str]]] = [
     *[("library show", [v]) for v in ("", "no_such_multiplier", "x" * 100_000, "%", "_", "abcd")],
     *[("library pareto", v) for v in (["--x", "bogus"], ["--y", "speed"], ["--bits", "nan"])],
     ("library pareto", ["--plot", "{tmp}/plot.txt"]),
+    *[("library pareto", ["--plot", v]) for v in ("{tmp}/front", "{tmp}/no-such-folder/front.png")],
+    *[("library show exact8s", ["--plot", v]) for v in ("{tmp}/map", "{tmp}/no-such-folder/map.png")],
     *[("library export exact8s", v) for v in (["--format", "csv"], ["--half-window", "999"])],
     ("library export exact8s", ["--format", "tfapprox"]),
     ("library export exact8s", ["--format", "lutfp"]),
