@@ -52,7 +52,7 @@ from .modes import work_mode
 from .multipliers import load_multiplier
 from .progress import add_task, make_progress
 from .protocol import conv_only, get_protocol
-from .quant import track_running_ranges
+from .quant import WeightQuantizer, track_running_ranges
 from .reproducible import deterministic, state_sha256
 from .swap import approximate
 from .train import RETRAIN_KIND, safe_load, short_reason
@@ -554,13 +554,18 @@ def _short(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-#: State keys that approximate layers manage themselves: derived from the weight, or optional.
-_SELF_MANAGED = ("weight_quant.scale", "weight_quant.zero_point", "bias_correction")
-
-
 def _load_model_state(path: Path, model: nn.Module, state: Mapping[str, torch.Tensor]) -> None:
+    # (state the layers manage themselves: their weight quantisers' buffers, derived from the weights (a layer's
+    # ``weight_quant``, a recurrent layer's ``quant.ih_l0``), and the optional bias correction)
+    derived = {
+        f"{name}.{buffer}"
+        for name, module in model.named_modules()
+        if isinstance(module, WeightQuantizer)
+        for buffer, _ in module.named_buffers(recurse=False)
+    }
+
     def checked(keys: Mapping[str, torch.Tensor]) -> set[str]:
-        return {k for k in keys if not k.endswith(_SELF_MANAGED)}
+        return {k for k in keys if k not in derived and not k.endswith("bias_correction")}
 
     expected = model.state_dict()
     missing = sorted(checked(expected) - checked(state))

@@ -465,3 +465,21 @@ def test_retrained_weights_are_kept_and_evaluate_reuses_them(tmp_path: Path, mon
     assert any(k.endswith("running_min") for k in torch.load(ranged, weights_only=True)["model"])
     reused = CliRunner().invoke(main, ["evaluate", *args, "--weights", str(ranged), "--json"])
     assert reused.exit_code == 0, reused.output  # running activation ranges are quantiser buffers, left out
+
+
+def test_a_recurrent_checkpoint_loads_into_a_fresh_model() -> None:
+    """A recurrent layer's weight quantisers (``quant.ih_l0``) are derived from its weights like a conv's
+    ``weight_quant``: a checkpoint of a calibrated LSTM loads into a fresh one (--resume refused it before)."""
+    from approxlut.nn.retrain import _load_model_state
+
+    torch.manual_seed(0)
+    float_model = nn.Sequential(nn.LSTM(4, 8, batch_first=True))
+    trained = approximate(float_model, "exact8s", calibration_data=[torch.randn(3, 5, 4)])
+    trained(torch.randn(3, 5, 4))  # (a forward pass quantises the weights: the quantisers' buffers fill)
+    fresh = approximate(float_model, "exact8s")
+    assert trained.state_dict()["0.quant.ih_l0.scale"].shape != fresh.state_dict()["0.quant.ih_l0.scale"].shape
+    _load_model_state(Path("ck.pt"), fresh, trained.state_dict())
+    assert torch.equal(fresh[0].weight_hh_l0, trained[0].weight_hh_l0)
+    broken = {k: (v[:1] if k.endswith("weight_hh_l0") else v) for k, v in trained.state_dict().items()}
+    with pytest.raises(InputError, match=r"shape of 0\.weight_hh_l0"):
+        _load_model_state(Path("ck.pt"), fresh, broken)
