@@ -319,8 +319,10 @@ class ActivationQuantizer(nn.Module):
         self.running_min.copy_(torch.where(first, lo, (1 - m) * self.running_min + m * lo))
         self.running_max.copy_(torch.where(first, hi, (1 - m) * self.running_max + m * hi))
         scale, zero = qparams_from_range(self.running_min, self.running_max, bits, scheme)
-        self.scale.copy_(scale)
-        self.zero_point.copy_(zero)
+        # new tensors, not copies into the old: a quantisation earlier in this forward pass (a recurrent layer's
+        # previous step) saved the old scale for its backward pass
+        self.scale = scale.to(self.scale)
+        self.zero_point = zero.to(self.zero_point)
 
     @property
     def calibrated(self) -> bool:

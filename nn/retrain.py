@@ -51,10 +51,10 @@ from .guard import DivergenceGuard, GuardEvent
 from .modes import work_mode
 from .multipliers import load_multiplier
 from .progress import add_task, make_progress
-from .protocol import conv_only, get_protocol
+from .protocol import CONVOLUTIONS, conv_only, get_protocol
 from .quant import WeightQuantizer, track_running_ranges
 from .reproducible import deterministic, state_sha256
-from .swap import approximate
+from .swap import approx_layers, approximate
 from .train import RETRAIN_KIND, safe_load, short_reason
 
 CHECKPOINT_KIND = RETRAIN_KIND
@@ -1012,13 +1012,12 @@ def render_retrain(report: RetrainReport, console: Any) -> None:
     for note in result.warnings:
         console.print(f"warning: {note}", markup=False, highlight=False, soft_wrap=True)
     conv_only = get_protocol(result.protocol).conv_only
-    has_linear = any(isinstance(m, nn.Linear) for m in result.model.modules())
-    assign = _with_linear_exact(report.assign) if conv_only and has_linear else report.assign
+    assign = _as_run(report.assign, result.model) if conv_only else report.assign
     if conv_only:
         console.print(
             f"protocol {result.protocol} ran only the convolutions through the multipliers (other layers quantised "
-            "exact): add `type:Linear=exact` (and any other non-convolution layer type) to --assign to evaluate "
-            "that network" + (" (as the line below does)" if assign != report.assign else ""),
+            "exact): name those layers `=exact` in --assign (or add `type:Linear=exact`) to evaluate that network"
+            + (" (as the line below does)" if assign != report.assign else ""),
             markup=False,
             highlight=False,
             soft_wrap=True,
@@ -1033,10 +1032,18 @@ def render_retrain(report: RetrainReport, console: Any) -> None:
         )
 
 
-def _with_linear_exact(assign: str) -> str:
-    """``--assign`` text with Linear layers quantised exact added (a ``NAME`` becomes ``default=NAME,...``); a file is
+def _as_run(assign: str, model: nn.Module) -> str:
+    """``--assign`` text that evaluates what a convolutions-only protocol ran: every other layer that ran exact is
+    named ``=exact`` (a name beats a default, type or regex rule); a ``NAME`` becomes ``default=NAME``; a file is
     left as it is."""
     text = assign.strip()
     if re.fullmatch(r".+\.json(#\d+)?", text, flags=re.IGNORECASE):
         return assign
-    return f"{text if '=' in text else f'default={text}'},type:Linear=exact"
+    exact = [
+        name
+        for name, layer in approx_layers(model).items()
+        if not isinstance(layer, CONVOLUTIONS) and layer.config.multiplier == "exact"
+    ]
+    if not exact:
+        return assign
+    return ",".join([text if "=" in text else f"default={text}", *(f"{name}=exact" for name in exact)])

@@ -397,9 +397,9 @@ def test_cli_retrain_json_and_bad_resume(tmp_path: Path, monkeypatch, json_outpu
     assert report["protocol"] == "date25" and report["threads"] == 1 and report["guard_events"] == []
     assert len(report["weights_sha256"]) == 64 and isinstance(report["warnings"], list)
     shown = CliRunner().invoke(main, [*args[:-2], "--protocol", "date25", "--threads", "1", "--no-guard", "--resume"])
-    assert "protocol date25 ran only the convolutions" in shown.stdout and "type:Linear=exact" in shown.stdout
-    # the line to reuse the weights evaluates what the protocol ran (it lacked the rule it advised)
-    assert f"--assign default={lut_path},type:Linear=exact" in " ".join(shown.stdout.split())
+    assert "protocol date25 ran only the convolutions" in shown.stdout
+    # the line to reuse the weights evaluates what the protocol ran: its non-convolution layers exact, by name
+    assert f"--assign default={lut_path},0=exact,2=exact" in " ".join(shown.stdout.split())
 
 
 def test_guard_diagnosis() -> None:
@@ -483,3 +483,18 @@ def test_a_recurrent_checkpoint_loads_into_a_fresh_model() -> None:
     broken = {k: (v[:1] if k.endswith("weight_hh_l0") else v) for k, v in trained.state_dict().items()}
     with pytest.raises(InputError, match=r"shape of 0\.weight_hh_l0"):
         _load_model_state(Path("ck.pt"), fresh, broken)
+
+
+def test_running_ranges_keep_a_recurrent_layer_differentiable() -> None:
+    """date25's running ranges move a quantiser's scale at each step of a recurrent layer; an earlier step's
+    backward pass needs the scale it used (the scale was updated in place: a traceback from loss.backward())."""
+    from approxlut.nn.quant import track_running_ranges
+
+    torch.manual_seed(0)
+    model = approximate(
+        nn.Sequential(nn.LSTM(4, 8, batch_first=True)), "exact8s", calibration_data=[torch.randn(3, 5, 4)]
+    )
+    track_running_ranges(model, 0.1).train()
+    out, _ = model(torch.randn(3, 5, 4))
+    out.sum().backward()
+    assert model[0].weight_hh_l0.grad is not None and torch.isfinite(model[0].weight_hh_l0.grad).all()
