@@ -965,7 +965,7 @@ def run_retrain(options: RetrainOptions, *, verbose: bool = True) -> RetrainRepo
         config=config,
         out=out,
         resume=options.resume,
-        identity={"model": options.model, "weights": weights_id},
+        identity={"model": options.model, "weights": weights_id, "weights_sha256": weights_sha256},
         verbose=verbose,
     )
     return RetrainReport(

@@ -498,3 +498,33 @@ def test_running_ranges_keep_a_recurrent_layer_differentiable() -> None:
     out, _ = model(torch.randn(3, 5, 4))
     out.sum().backward()
     assert model[0].weight_hh_l0.grad is not None and torch.isfinite(model[0].weight_hh_l0.grad).all()
+
+
+def test_resume_refuses_weights_whose_content_changed(tmp_path: Path, monkeypatch) -> None:
+    """The checkpoint knew the weights by their path only: the same path with other weights resumed, and the
+    report put the new float accuracy beside the old run's epochs."""
+    from approxlut.nn.retrain import RetrainOptions, run_retrain
+
+    monkeypatch.setenv("LUTGEN_CACHE", str(tmp_path / "cache"))
+    _tiny_model(tmp_path / "tiny.py")
+    lut_path = tmp_path / "mult.npz"
+    save_npz(noisy_lut(6, False, seed=8), lut_path)
+    from approxlut.nn.zoo import build_model
+
+    weights = tmp_path / "w.pt"
+    torch.manual_seed(0)
+    torch.save(build_model(f"{tmp_path / 'tiny.py'}:build").state_dict(), weights)
+    options = RetrainOptions(
+        model=f"{tmp_path / 'tiny.py'}:build",
+        assign=str(lut_path),
+        weights=weights,
+        epochs=1,
+        grad="ste",
+        out=tmp_path / "ck.pt",
+        threads=1,
+    )
+    run_retrain(options, verbose=False)
+    torch.manual_seed(1)
+    torch.save(build_model(f"{tmp_path / 'tiny.py'}:build").state_dict(), weights)  # (the same path, other weights)
+    with pytest.raises(InputError, match="checkpoint was written for weights_sha256="):
+        run_retrain(replace(options, resume=True), verbose=False)
