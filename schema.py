@@ -149,7 +149,7 @@ VOCABULARY: dict[str, tuple[dict[str, Any], str]] = {
     "points": (_array(_OBJ), "Pareto points found by approximate synthesis"),
     "elapsed_s": (_NUM, "wall time, seconds"),
     # networks
-    "model": (_STR, "zoo model name or `module:callable`"),
+    "model": (_STR, "zoo model name or `path/to/file.py:callable`"),
     "width": (_maybe(_NUM), "width multiplier the zoo model was built with (null: not scalable)"),
     "dataset": (_STR, "dataset name"),
     "device": (_STR, "torch device"),
@@ -231,8 +231,9 @@ VOCABULARY: dict[str, tuple[dict[str, Any], str]] = {
     "tables": (_array(_OBJ), "corpus sweep (`bench --corpus`): one row per distinct table (empty otherwise)"),
     "plan": (
         _STR,
-        "CPU engine plan class: `E1`/`E2` exact product + one/two byte planes of the error, `T1`/`T2` one/two "
-        "byte planes of the table, `other` (no plan), `all` in a summary over every table",
+        "CPU engine plan class: `E0` exact product alone (an exact table), `E1`/`E2` exact product + one/two byte "
+        "planes of the error, `T1`/`T2` one/two byte planes of the table, `other` (no plan), `all` in a summary over "
+        "every table",
     ),
     "median_ratio": (_NUM, "median of the ratios (engine_s / native_s) over the cases"),
     "worst_ratio": (_NUM, "largest ratio (engine_s / native_s) over the cases"),

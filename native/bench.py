@@ -569,7 +569,8 @@ def corpus_summary(rows: list[CorpusRow]) -> list[dict[str, Any]]:
 
 
 PLAN_LEGEND = (
-    "E1/E2: the exact product (i8: int8 GEMM, f32: float32) plus one/two byte planes of the error left after "
+    "E0: the exact product alone (an exact table); E1/E2: the exact product (i8: int8 GEMM, f32: float32) plus "
+    "one/two byte planes of the error left after "
     "row and column offsets; T1/T2: one/two byte planes of the table; Nv: the values a plane spans; fN: "
     "folded on bit N of the codes (half the rows looked up; f7i8: its term in the int8 GEMM); nL: narrow, L of "
     "the code bits looked up (the others are row offsets); hL: the high plane looked up on a >> L; >>L: the table "
