@@ -379,7 +379,9 @@ def _characterise_table(
     return Characterised(
         files=files,
         digests=(hashlib.sha256(data).hexdigest(),),
-        name=_stated_name(lut.name, path, f"the {lut_format} file"),
+        name=_stated_name(lut.name, path, f"the {lut_format} file").removeprefix(
+            f"{info.release}_" if info.release else ""
+        ),
         release=info.release,
         signed=lut.signed,
         bits=(lut.bits_a, lut.bits_b),
@@ -621,8 +623,18 @@ def _stop(files: CircuitFiles, error: LibraryError) -> LibraryError:
 
 
 def _known(lib: Library, files: CircuitFiles) -> list[Entry | None]:
-    """The entry each file of the group was imported into before (by the SHA-256 of its bytes), else None."""
-    return [lib.find_source(hashlib.sha256(_read(path)).hexdigest()) for path in files.paths]
+    """The entry each file of the group was imported into before (by the SHA-256 of its bytes), else None; a
+    netlist copied under another name is not known under that name (it is characterised and recorded as a new
+    name for the table)."""
+    known = [lib.find_source(hashlib.sha256(_read(path)).hexdigest()) for path in files.paths]
+    primary = known[0]
+    if primary is not None and files.primary.suffix.lower() in NETLIST_SUFFIXES:
+        info = parse_name(files.primary)
+        name = _stated_name(files.meta.name, files.primary, "its release's meta.json") if files.meta else info.name
+        full = f"{info.release}_{name}" if info.release else name
+        if full != primary.full_name and full not in primary.aliases:
+            known[0] = None
+    return known
 
 
 @contextmanager

@@ -91,9 +91,10 @@ def test_import_folder_recursively_and_reimport_is_a_no_op(lib, multiplier, tmp_
     assert lib.load_lut("mul4s_t2").hash == simulate_lut(multiplier(4, True, drop=2), signed=True).hash
     again = import_paths(lib, [src])
     assert not again.added and len(again.unchanged) == 3 and len(lib) == 3
-    # a copy elsewhere holds the same bytes: also a no-op
-    shutil.copy(src / "deep" / "mine.blif", tmp_path / "copy.blif")
-    assert len(import_paths(lib, [tmp_path / "copy.blif"]).unchanged) == 1 and len(lib) == 3
+    # a copy elsewhere under the same name holds the same bytes: also a no-op (under another name: a new name)
+    (tmp_path / "elsewhere").mkdir()
+    shutil.copy(src / "deep" / "mine.blif", tmp_path / "elsewhere" / "mine.blif")
+    assert len(import_paths(lib, [tmp_path / "elsewhere" / "mine.blif"]).unchanged) == 1 and len(lib) == 3
 
 
 def test_signed_override(lib, multiplier, tmp_path):
@@ -298,3 +299,26 @@ def test_import_on_two_ray_workers_gives_the_in_process_catalogue(multiplier, tm
     assert len(local["merged"]) == 4  # the twins; the copy has the same bytes as its original
     assert local["unchanged"] == [str(src / "b" / "mul3u_d2.blif")]
     assert _catalogue(tmp_path / "ray") == _catalogue(tmp_path / "local")
+
+
+def test_a_copy_under_another_name_and_an_exported_table_are_recognised(lib, multiplier, tmp_path):
+    """A netlist copied under a new name was 'already present' and its name lost; a table exported and imported
+    again became a new entry v2022_v2022_... (the release taken twice)."""
+    from click.testing import CliRunner
+
+    from approxlut.cli import main
+
+    folder = tmp_path / "src"
+    folder.mkdir()
+    (folder / "v2022_mul4u_x.blif").write_text(write_blif(multiplier(4, False, drop=2)))
+    assert [e.full_name for e in import_paths(lib, [folder]).added] == ["v2022_mul4u_x"]
+    shutil.copy(folder / "v2022_mul4u_x.blif", folder / "mine.blif")
+    again = import_paths(lib, [folder])
+    assert [e.full_name for e in again.added] == ["mine"] and again.aliases  # (a new name for a known table)
+    assert not import_paths(lib, [folder]).added
+    for fmt in ("npz", "lutfp"):
+        out = tmp_path / f"v2022_mul4u_x.{fmt}"
+        args = ["library", "export", "v2022_mul4u_x", "--format", fmt, "--out", str(out), "--library", str(lib.root)]
+        assert CliRunner().invoke(main, args).exit_code == 0
+        back = import_paths(lib, [out])
+        assert not back.added and [e.full_name for _, e in back.merged] == ["v2022_mul4u_x"]
