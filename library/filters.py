@@ -186,10 +186,28 @@ class Filter:
         if self.family is not None and entry.family != self.family:
             return False
         for col, bound in self.limits:
-            value = getattr(entry, col)
-            if value is None or float(value) > bound:
+            value = _bounded_value(entry, col)
+            if value is None or value > bound:
                 return False
         return True
+
+
+def _bounded_value(entry: Entry, col: str) -> float | None:
+    """``entry``'s value in ``col`` as a bound is checked against it: a worst case from a sample is only a lower
+    bound of the circuit's, so a published figure above it counts instead."""
+    from .catalogue import PUBLISHED_KEYS, WORST_CASE_COLUMNS
+
+    value = getattr(entry, col)
+    if value is None or not (entry.sampled and col in WORST_CASE_COLUMNS):
+        return None if value is None else float(value)
+    published = [text for key, text in entry.published.items() if PUBLISHED_KEYS.get(key) == col]
+    figures = []
+    for text in published:
+        try:
+            figures.append(float(text))
+        except ValueError:
+            continue
+    return max([float(value), *figures])
 
 
 def _text(name: str, value: object) -> str:

@@ -89,3 +89,29 @@ def test_the_docs_name_every_field() -> None:
     text = (Path(__file__).resolve().parents[2] / "docs" / "filters.md").read_text()
     for name in (*FLAGS, *(f"{field}=" for field in VALUE_FIELDS)):
         assert f"`{name}" in text, name
+
+
+def test_a_bound_on_a_sampled_worst_case_counts_the_published_figure() -> None:
+    """A wide circuit's WCE from a sample is a lower bound (0.38 %): with 0.41 % published, max_wce=0.4 must not
+    pass it."""
+    from types import SimpleNamespace
+
+    def entry(wce: float, published: dict[str, str], sampled: bool = True) -> SimpleNamespace:
+        return SimpleNamespace(
+            bits_a=16,
+            bits_b=16,
+            signed=False,
+            origin="evoapprox v2022",
+            release="v2022",
+            family="evoapprox",
+            wce_pct=wce,
+            mae_pct=0.1,
+            sampled=sampled,
+            published=published,
+        )
+
+    bound = Filter.parse("max_wce=0.4")
+    assert not bound.matches([entry(0.38, {"WCE%": "0.41"})])
+    assert bound.matches([entry(0.38, {})])  # (nothing published: the sample's figure, shown as a lower bound)
+    assert bound.matches([entry(0.38, {"WCE%": "0.41"}, sampled=False)])  # (exhaustive: the measured one rules)
+    assert Filter.parse("max_mae=0.2").matches([entry(0.38, {"MAE%": "0.3"})])  # (a mean is an estimate, not a bound)
