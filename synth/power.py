@@ -461,7 +461,10 @@ def calibrate(corpus_dir: str | Path, *, bits: int | None = 8) -> Calibration:
             )
         )
     if len(rows) < 3:
-        raise InputError(f"{table}: only {len(rows)} circuits could be estimated; need at least 3 to calibrate")
+        width = f" of {bits}x{bits}" if bits is not None else ""
+        if not rows and not skipped:
+            raise InputError(f"{table}: lists no circuits{width} with published power; need at least 3 to calibrate")
+        raise InputError(f"{table}: only {len(rows)} circuits{width} could be estimated; need at least 3 to calibrate")
     pub = np.array([r.published_mw for r in rows])
     est = np.array([r.estimated_mw for r in rows])
     positive = pub > 0

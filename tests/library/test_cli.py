@@ -219,6 +219,8 @@ def test_calibrate(corpus):
     assert "over 18 circuits: Spearman" in text
     missing = run("calibrate", str(corpus / "date25"), ok=False)
     assert missing.exit_code != 0 and missing.output.startswith("error:")
+    none = run("calibrate", str(corpus / "evoapprox"), "--bits", "4", ok=False)  # (it said 'only 0 ... estimated')
+    assert none.exit_code == 2 and "lists no circuits of 4x4 with published power" in none.output
 
 
 def test_one_filter_language_for_list_pareto_report_and_candidates(initialised, tmp_path):
