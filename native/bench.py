@@ -637,7 +637,8 @@ def render(results: list[BenchResult], *, threads: int, wide: bool = False) -> l
     from rich.table import Table
 
     baseline = results[0].native_isa if results else native_isa()
-    title = f"lutgen bench ({threads} threads, ms; native ISA {baseline}): LUT engine vs native fp32"
+    count = f"{threads} thread{'' if threads == 1 else 's'}"
+    title = f"lutgen bench ({count}, ms; native ISA {baseline}): LUT engine vs native fp32"
     table = Table(title=title, title_justify="left", box=box.HEAVY_HEAD if wide else None, pad_edge=wide)
     table.add_column("case", no_wrap=True, overflow="ellipsis", max_width=None if wide else 26)
     if wide:
@@ -671,7 +672,10 @@ def render_corpus(rows: list[CorpusRow], *, threads: int, wide: bool = False) ->
     style = None if not wide else box.HEAVY_HEAD
     cases = [r.case.split(": ", 1)[1] for r in rows[0].results] if rows else []
     per_table = Table(
-        title=f"corpus sweep, {threads} threads: ratio to native fp32", title_justify="left", box=style, pad_edge=wide
+        title=f"corpus sweep, {threads} thread{'' if threads == 1 else 's'}: ratio to native fp32",
+        title_justify="left",
+        box=style,
+        pad_edge=wide,
     )
     per_table.add_column("table")
     per_table.add_column("path", no_wrap=not wide, overflow="ellipsis", max_width=None if wide else 22)

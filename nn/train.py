@@ -229,8 +229,8 @@ def short_reason(error: Exception) -> str:
     text = str(error).strip()
     if "Weights only load failed" in text:  # (torch's advice to load it unsafely is not passed on)
         return "it holds Python objects, not only tensors; lutgen reads weights with weights_only=True"
-    if not text:
-        return type(error).__name__
+    if not any(c.isalpha() for c in text):  # (a bare key or number says nothing alone: "105")
+        return f"{type(error).__name__} {text}".strip()
     return text.splitlines()[0].split(". ")[0][:160]
 
 
