@@ -654,7 +654,8 @@ def render(results: list[BenchResult], *, threads: int, wide: bool = False) -> l
                 if wide
                 else f"{r.engine_s / r.op_s:.2f}x the op"
             )
-        case = r.case if wide else _short_case(r.case) + (" bwd" if r.direction == "backward" else "")
+        # (the direction first: the end of a long name is the part cut off at 80 columns)
+        case = r.case if wide else ("bwd " if r.direction == "backward" else "") + _short_case(r.case)
         cells = [f"{1e3 * r.native_s:.1f}", f"{1e3 * r.engine_s:.1f}", f"{r.ratio:.2f}x"]
         if wide:
             cells.insert(0, r.direction)
