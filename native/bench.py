@@ -682,7 +682,8 @@ def render_corpus(rows: list[CorpusRow], *, threads: int, wide: bool = False) ->
     per_table.add_column("path", no_wrap=not wide, overflow="ellipsis", max_width=None if wide else 22)
     for case in cases:
         label = _short_case(case).removeprefix("r18 ").removeprefix("quick.")
-        per_table.add_column(label if wide else label.split("->")[0].split()[-1], justify="right")
+        words = label.split("->")[0].split()  # ("64", or "s2 64" for a strided case: "64/s2")
+        per_table.add_column(label if wide else "/".join([words[-1], *words[:-1]]), justify="right")
     per_table.add_column("exact")
     for row in rows:
         cells = [f"{r.ratio:.2f}" for r in row.results]

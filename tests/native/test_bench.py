@@ -132,6 +132,8 @@ def test_bench_corpus_json_and_80_columns(tmp_path: Path, json_output) -> None:
     assert text.exit_code == 0, text.output
     assert "a_s4" in text.stdout and "left out c_twin.npz" in text.stdout
     assert max(len(line) for line in text.stdout.splitlines()) <= 80
+    header = next(line for line in text.stdout.splitlines() if line.split()[:2] == ["table", "path"]).split()
+    assert len(set(header)) == len(header)  # (the two cases' columns were both headed '8')
 
 
 def test_bench_lut_file_times_that_table(tmp_path: Path, json_output) -> None:
