@@ -559,6 +559,18 @@ def import_paths(
             summary.failed.append((files.primary, str(error)))
             report([(path, "failed") for path in files.paths])
             continue
+        before = known[0]
+        if (
+            before is not None
+            and signed is not None
+            and before.signed != signed
+            and parse_name(files.primary).signed is None
+        ):
+            kind, asked = ("signed", "unsigned") if before.signed else ("unsigned", "signed")
+            summary.warnings.append(
+                f"{files.primary}: imported before as {kind} ({before.full_name}), so kept as it is; to read it as "
+                f"{asked}, `lutgen library remove {before.full_name}` first"
+            )
         if all(entry is not None and lib.intact(entry) for entry in known):
             summary.unchanged += files.paths
             report([(path, "unchanged") for path in files.paths])

@@ -322,3 +322,16 @@ def test_a_copy_under_another_name_and_an_exported_table_are_recognised(lib, mul
         assert CliRunner().invoke(main, args).exit_code == 0
         back = import_paths(lib, [out])
         assert not back.added and [e.full_name for _, e in back.merged] == ["v2022_mul4u_x"]
+
+
+def test_reimporting_with_the_other_kind_says_the_entry_stays(lib, multiplier, tmp_path):
+    """A file whose name does not say its kind, imported --unsigned, then --signed: 'already present' without a
+    word left the user believing it was now signed."""
+    path = _write(tmp_path / "plain.blif", multiplier(3, True))
+    import_paths(lib, [path], signed=False)
+    again = import_paths(lib, [path], signed=True)
+    assert not again.added and not lib.entry("plain").signed
+    assert again.warnings == [
+        f"{path}: imported before as unsigned (plain), so kept as it is; to read it as signed, "
+        "`lutgen library remove plain` first"
+    ]
