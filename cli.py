@@ -655,7 +655,8 @@ def library_check(library_dir: Path | None, repair: bool, as_json: bool) -> None
             advice = f" ({finding.advice})" if finding.advice else ""
             click.echo(f"{state}: {finding.problem}{advice}")
         verdict = "sound" if report.healthy else "damaged"
-        click.echo(f"{report.library}: {verdict}; {report.entries} entries, {report.tables} tables")
+        entries = f"{report.entries} entries" if report.indexed else "index not read"
+        click.echo(f"{report.library}: {verdict}; {entries}, {report.tables} tables")
     if not report.healthy:
         from .errors import LibraryError
 

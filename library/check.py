@@ -60,6 +60,8 @@ class CheckReport:
     findings: list[Finding] = field(default_factory=list)
     entries: int = 0
     tables: int = 0
+    #: whether the index could be read (``entries`` counts its rows only then)
+    indexed: bool = False
 
     @property
     def healthy(self) -> bool:
@@ -110,6 +112,7 @@ def check_library(path: str | Path | None = None, *, repair: bool = False) -> Ch
         _check_blobs(lib, report)
         _check_blob_folder(lib, report)
         report.entries = len(lib)
+        report.indexed = True
         report.tables = len(lib.blobs.hashes())
     finally:
         lib.close()
