@@ -26,6 +26,7 @@ import os
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 
 from ..errors import ConfigError
 from . import cuda as _cuda  # noqa: F401  (registers the "cuda" engine where torch has CUDA)
@@ -200,6 +201,8 @@ def approx_conv2d(
     _check_groups(x, w, groups, op)
     spec = conv2d_spec(w.shape, stride, padding, dilation, groups, op=op)
     _check_output(spec, x.shape[2], x.shape[3], w.shape[2], w.shape[3], op)
+    if x.shape[0] == 0:  # (no rows to tile: torch's conv gives the empty result, its shape and its graph)
+        return F.conv2d(x.float(), w.float(), None, stride, padding, dilation, groups)
     impl = choose_engine(lut, engine, x.device)
     return _run(Conv2dLowering(lut, impl, ste=ste, spec=spec), x, w, lut)
 
@@ -238,6 +241,8 @@ def approx_conv1d(
         op=op,
     )
     _check_output(spec, 1, x.shape[2], 1, w.shape[2], op)
+    if x.shape[0] == 0:  # (as approx_conv2d)
+        return F.conv1d(x.float(), w.float(), None, stride, padding, dilation, groups)
     impl = choose_engine(lut, engine, x.device)
     return _run(Conv1dLowering(lut, impl, ste=ste, spec=spec), x, w, lut)
 

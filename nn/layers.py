@@ -58,8 +58,8 @@ def _needs_grad(*tensors: torch.Tensor) -> bool:
 
 def fused_applies(resolved: ResolvedConfig, x: torch.Tensor, weight: torch.Tensor) -> bool:
     """Whether the fused inference path (native quantiser, LUT op, epilogue in place) may run: a symmetric LUT
-    multiplier, no autograd, a float32 CPU input."""
-    if resolved.is_exact_path or resolved.scheme != "symmetric" or _needs_grad(x, weight):
+    multiplier, no autograd, a float32 CPU input of at least one sample (an empty batch takes the op's own path)."""
+    if resolved.is_exact_path or resolved.scheme != "symmetric" or _needs_grad(x, weight) or x.shape[0] == 0:
         return False
     return x.dtype == torch.float32 and x.device.type == "cpu"
 

@@ -469,3 +469,33 @@ def test_to_float_round_trip_shares_parameters() -> None:
     back = approx.to_float()
     assert type(back) is nn.ConvTranspose2d and back.weight is module.weight
     assert back.stride == module.stride and back.output_padding == module.output_padding
+
+
+_EMPTY_BATCH = """
+import torch
+from torch import nn
+from approxlut.nn import LayerConfig, approximate
+from approxlut.lutgen.lut import Lut
+import numpy as np
+values = np.arange(-128, 128)
+table = (np.multiply.outer(values, values) + 3).astype(np.int32)
+lut = Lut(forward=table, bits_a=8, bits_b=8, signed=True, name="plus3")
+for layer, shape in ((nn.Conv2d(3, 4, 3, padding=1), (3, 8, 8)), (nn.Conv1d(3, 4, 3, padding=1), (3, 8))):
+    approx = approximate(layer.eval(), {"": LayerConfig(lut)}, calibration_data=[torch.randn(2, *shape)])
+    with torch.no_grad():
+        assert approx(torch.randn(0, *shape)).shape[0] == 0
+    x = torch.randn(0, *shape, requires_grad=True)
+    approx(x).sum().backward()
+    assert x.grad.shape == x.shape
+print("ok")
+"""
+
+
+def test_an_empty_batch_through_a_lut_convolution() -> None:
+    """An empty batch divided by zero in the native tiling: SIGFPE killed the process (in a subprocess here, so
+    that a regression fails this test and not the run)."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", _EMPTY_BATCH], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", (done.returncode, done.stderr[-2000:])
