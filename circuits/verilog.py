@@ -29,6 +29,8 @@ from .verilog_writer import write_verilog
 
 __all__ = ["cells_from_verilog", "parse_ast", "read_verilog", "write_verilog"]
 
+#: Keywords of procedural code: a syntax error at one of them is code for ``lutgen synth``, not a typo.
+_PROCEDURAL = frozenset({"always", "initial", "always_comb", "always_ff", "always_latch", "task", "function"})
 _SYNTH_HINT = "synthesize it to gates first with `lutgen synth FILE.v` (Yosys)"
 _OUTPUT_NAMES = ("o", "z", "y", "p", "out", "product", "result", "prod")
 _PRIMITIVES = {
@@ -189,6 +191,8 @@ def _instrument(parser: Any) -> Any:
     def parser_error(token: Any) -> None:
         if token is None:
             raise _SyntaxAt("unexpected end of input (truncated file?)", None)
+        if token.value in _PROCEDURAL:  # (a structural grammar has no place for them: say what they are)
+            raise _SyntaxAt(f"'{token.value}' belongs to procedural (behavioural) code; {_SYNTH_HINT}", token.lexpos)
         raise _SyntaxAt(f"syntax error near '{token.value}'", token.lexpos)
 
     parser.lexer.error_func = lexer_error

@@ -640,6 +640,22 @@ def error_of(text: str) -> ParseError:
     return info.value
 
 
+def test_procedural_code_the_grammar_cannot_hold_is_named_as_such(tmp_path) -> None:
+    """An always block after a macro-sized ``output reg`` was a bare 'syntax error near always'."""
+    from approxlut.circuits.io import read_netlist
+
+    path = tmp_path / "v.v"
+    path.write_text(
+        "`define W 3\nmodule top(input [`W-1:0] a, input [`W-1:0] b, output reg [2*`W-1:0] O);\n"
+        "  always @(*) O = a * b;\nendmodule\n"
+    )
+    with pytest.raises(ParseError) as info:
+        read_netlist(path)
+    assert (info.value.line, info.value.col) == (3, 3)
+    assert "'always' belongs to procedural (behavioural) code" in info.value.message
+    assert "lutgen synth" in info.value.message
+
+
 def test_truncated_file_points_at_the_end() -> None:
     lines = MUL2_ASSIGN.splitlines()
     err = error_of("\n".join(lines[:9]) + "\n")
