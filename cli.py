@@ -372,7 +372,10 @@ def library_import(
         _echo_json("library import", {"library": str(root), "library_created": created, **summary.as_dict()})
     else:
         if created:
-            click.echo(f"created a new library at {root} (`lutgen library init` adds the built-in set)")
+            click.echo(
+                f"created a new library at {root} (the built-in set joins it when a command next reads it, or now "
+                "with `lutgen library init`)"
+            )
         aliases = len(summary.aliases)
         click.echo(
             f"{len(summary.added)} added ({len(summary.added) - aliases} new circuits, {aliases} new names for "
