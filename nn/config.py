@@ -347,7 +347,10 @@ class AssignmentMapping:
             raise ConfigError(f"assignment must be a JSON object, got {type(data).__name__}")
         unknown = sorted(set(data) - {"default", "types", "regex", "layers", "front", "search"})
         if unknown:
-            raise ConfigError(f"unknown assignment keys {unknown}; expected default, types, regex, layers")
+            raise ConfigError(
+                f"unknown assignment keys {unknown}; expected default, types, regex, layers (a dict with 'default' is "
+                "this form: put layer names under 'layers', patterns under 'regex', types under 'types')"
+            )
         sections = {}
         for key in ("types", "regex", "layers"):
             section = data.get(key, {})

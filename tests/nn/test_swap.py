@@ -124,6 +124,9 @@ def test_assignment_from_command_line_text(tmp_path: Path) -> None:
     for bad in ("", "conv1=", "=x,", "type:Nope=exact", str(tmp_path / "missing.json")):
         with pytest.raises(InputError):
             AssignmentMapping.parse(bad)
+    mixed = {"default": "exact", "re:.*qk": "drum8s_k4"}  # (layer-name keys beside 'default': the JSON form)
+    with pytest.raises(ConfigError, match=r"unknown assignment keys \['re:\.\*qk'\].*patterns under 'regex'"):
+        AssignmentMapping.coerce(mixed)
     for point in ("-1", "a", "", "1e3"):  # (read as a multiplier's name before: "no multiplier 'f.json#-1'")
         with pytest.raises(ConfigError, match=r"a front point is a number, 0 for the first"):
             AssignmentMapping.parse(f"{path}#{point}")
