@@ -16,6 +16,7 @@ import re
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
 from typing import Any, Union
 
 from torch import nn
@@ -166,6 +167,13 @@ def _resolve_type(name: str) -> type[nn.Module]:
     return found
 
 
+def saved_file(text: str) -> tuple[Path, str | None] | None:
+    """``(path, front point text or None)`` where ``--assign`` text names a saved assignment (``FILE.json`` or
+    ``FILE.json#N``), else ``None``."""
+    saved = re.fullmatch(r"(?P<path>.+\.json)(?:#(?P<point>[^#]*))?", text.strip(), flags=re.IGNORECASE)
+    return None if saved is None else (Path(saved["path"]).expanduser(), saved["point"])
+
+
 @dataclass(frozen=True)
 class AssignmentMapping:
     """Which :class:`LayerConfig` each layer gets; priority global < type < name regex < exact name.
@@ -237,20 +245,18 @@ class AssignmentMapping:
         text = text.strip()
         if not text:
             raise ConfigError("empty assignment")
-        saved = re.fullmatch(r"(?P<path>.+\.json)(?:#(?P<point>[^#]*))?", text, flags=re.IGNORECASE)
+        saved = saved_file(text)
         if saved:
-            from pathlib import Path
-
             from ..fileio import read_json
 
-            path = Path(saved["path"]).expanduser()
-            if saved["point"] is not None and not re.fullmatch(r"\d{1,9}", saved["point"]):
+            path, mark = saved
+            if mark is not None and not re.fullmatch(r"\d{1,9}", mark):
                 raise ConfigError(f"{text}: a front point is a number, 0 for the first (FILE.json#N)")
             data = read_json(path, what="assignment file")
-            if saved["point"] is None:
+            if mark is None:
                 return cls.from_dict(data, default=default)
             front = data.get("front") if isinstance(data, Mapping) else None
-            point = int(saved["point"])
+            point = int(mark)
             if not isinstance(front, list) or not 0 <= point < len(front) or not isinstance(front[point], Mapping):
                 size = len(front) if isinstance(front, list) else 0
                 raise ConfigError(f"{path}: no front point #{point} (the file lists {size})")

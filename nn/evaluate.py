@@ -11,7 +11,6 @@ from __future__ import annotations
 import difflib
 import io
 import math
-import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -30,7 +29,7 @@ from ..library.filters import Filter
 from ..schema import dumps_json
 from ..tasks import check_engine_options, open_engine
 from .assign import AutoResult, Candidate, auto_assign, build_assigned, check_verify
-from .config import AssignmentMapping, LayerConfig
+from .config import AssignmentMapping, LayerConfig, saved_file
 from .multipliers import load_multiplier
 from .predict import predict_errors, record_operands
 from .progress import Stopwatch, add_task, make_progress
@@ -219,12 +218,12 @@ def library_candidates(text: str) -> CandidateSet:
 
 def saved_search(spec: str) -> dict[str, Any]:
     """What the auto search that wrote the ``--assign`` file ran with (its ``search`` section), or ``{}``."""
-    saved = re.fullmatch(r"(?P<path>.+\.json)(?:#\d+)?", spec.strip(), flags=re.IGNORECASE)
+    saved = saved_file(spec)
     if saved is None:
         return {}
     from ..fileio import read_json
 
-    data = read_json(Path(saved["path"]).expanduser(), what="assignment file")
+    data = read_json(saved[0], what="assignment file")
     search = data.get("search") if isinstance(data, dict) else None
     return dict(search) if isinstance(search, dict) else {}
 

@@ -44,7 +44,7 @@ from ..clitypes import MAX_HALF_WINDOW
 from ..errors import ConfigError, InputError
 from ..fileio import atomic_write, check_writable
 from ..lutgen.lut import Lut
-from .config import GRADS, AssignmentMapping, LayerConfig, Spec
+from .config import GRADS, AssignmentMapping, LayerConfig, Spec, saved_file
 from .data import Prepared
 from .devices import check_device, default_device
 from .guard import DivergenceGuard, GuardEvent
@@ -1037,7 +1037,7 @@ def _as_run(assign: str, model: nn.Module) -> str:
     named ``=exact`` (a name beats a default, type or regex rule); a ``NAME`` becomes ``default=NAME``; a file is
     left as it is."""
     text = assign.strip()
-    if re.fullmatch(r".+\.json(#\d+)?", text, flags=re.IGNORECASE):
+    if saved_file(text) is not None:
         return assign
     exact = [
         name
