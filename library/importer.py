@@ -301,9 +301,7 @@ def characterise(files: CircuitFiles, *, signed: bool | None = None) -> Characte
             f"{primary}: neither a netlist ({', '.join(NETLIST_SUFFIXES)}) nor a LUT file "
             "(DATE'25 text, TFApprox binary, lutgen .npz)"
         )
-    name = info.name
-    if files.meta is not None:
-        name = _stated_name(files.meta.name, primary, "its release's meta.json")
+    name = _circuit_name(files, info)
     header = parse_header(data.decode("utf-8", errors="replace")) if primary.suffix.lower() in (".v", ".sv") else None
     netlist = read_netlist(primary)
     if len(netlist.widths) != 2:
@@ -354,6 +352,13 @@ def characterise(files: CircuitFiles, *, signed: bool | None = None) -> Characte
         notes=tuple(notes),
         warnings=tuple(warnings),
     )
+
+
+def _circuit_name(files: CircuitFiles, info: NameInfo) -> str:
+    """A netlist circuit's entry name: its release's ``meta.json`` says it, else its file name."""
+    if files.meta is not None:
+        return _stated_name(files.meta.name, files.primary, "its release's meta.json")
+    return info.name
 
 
 def _kind_kept(path: Path, who: str, signed: bool) -> str:
@@ -642,7 +647,7 @@ def _known(lib: Library, files: CircuitFiles) -> list[Entry | None]:
     primary = known[0]
     if primary is not None and files.primary.suffix.lower() in NETLIST_SUFFIXES:
         info = parse_name(files.primary)
-        name = _stated_name(files.meta.name, files.primary, "its release's meta.json") if files.meta else info.name
+        name = _circuit_name(files, info)
         full = f"{info.release}_{name}" if info.release else name
         if full != primary.full_name and full not in primary.aliases:
             known[0] = None

@@ -630,6 +630,10 @@ def _short_case(name: str) -> str:
     return name
 
 
+def _threads(count: int) -> str:
+    return f"{count} thread{'' if count == 1 else 's'}"
+
+
 def render(results: list[BenchResult], *, threads: int, wide: bool = False) -> list[Any]:
     """What ``lutgen bench`` prints: the table of results and, unless ``wide`` (full case and path names,
     the reference's time), short names in 80 columns with the legend of the plan classes."""
@@ -637,8 +641,7 @@ def render(results: list[BenchResult], *, threads: int, wide: bool = False) -> l
     from rich.table import Table
 
     baseline = results[0].native_isa if results else native_isa()
-    count = f"{threads} thread{'' if threads == 1 else 's'}"
-    title = f"lutgen bench ({count}, ms; native ISA {baseline}): LUT engine vs native fp32"
+    title = f"lutgen bench ({_threads(threads)}, ms; native ISA {baseline}): LUT engine vs native fp32"
     table = Table(title=title, title_justify="left", box=box.HEAVY_HEAD if wide else None, pad_edge=wide)
     table.add_column("case", no_wrap=True, overflow="ellipsis", max_width=None if wide else 26)
     if wide:
@@ -673,7 +676,7 @@ def render_corpus(rows: list[CorpusRow], *, threads: int, wide: bool = False) ->
     style = None if not wide else box.HEAVY_HEAD
     cases = [r.case.split(": ", 1)[1] for r in rows[0].results] if rows else []
     per_table = Table(
-        title=f"corpus sweep, {threads} thread{'' if threads == 1 else 's'}: ratio to native fp32",
+        title=f"corpus sweep, {_threads(threads)}: ratio to native fp32",
         title_justify="left",
         box=style,
         pad_edge=wide,
