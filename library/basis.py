@@ -42,20 +42,23 @@ def _publisher(entry: Entry) -> str:
     return entry.origin.split()[0] if entry.origin else ""
 
 
-def cost_basis(library: Library, entry: Entry) -> CostBasis:
-    """The cost basis of ``entry``; raises :class:`LibraryError` if its source has no exact multiplier."""
+def cost_basis(library: Library, entry: Entry, *, signed: bool | None = None) -> CostBasis:
+    """The cost basis of ``entry``: the exact multiplier of its source and widths, of ``signed``-ness (default:
+    the entry's own); raises :class:`LibraryError` if its source has no such exact multiplier."""
+    signed = entry.signed if signed is None else signed
+    kind = f"{entry.bits_a}x{entry.bits_b}{'s' if signed else 'u'}"
     exacts = [
         e
-        for e in library.query(bits=(entry.bits_a, entry.bits_b), signed=entry.signed)
+        for e in library.query(bits=(entry.bits_a, entry.bits_b), signed=signed)
         if _is_exact(e) and e.power_source == entry.power_source
     ]
     if entry.power_source != "published":
-        modelled = f"exact{entry.bits_a}{'s' if entry.signed else 'u'}" if entry.bits_a == entry.bits_b else ""
+        modelled = f"exact{entry.bits_a}{'s' if signed else 'u'}" if entry.bits_a == entry.bits_b else ""
         if exacts:
             exact = min(exacts, key=lambda e: (e.name != modelled, e.release != "", e.full_name))
             return CostBasis(MODEL, exact.full_name, float(exact.power_mw or 0))
         raise LibraryError(
-            f"'{entry.full_name}' has modelled power, but the library has no modelled exact {entry.kind} multiplier "
+            f"'{entry.full_name}' has modelled power, but the library has no modelled exact {kind} multiplier "
             "to measure it against (lutgen library init adds the built-in one)"
         )
     same = [e for e in exacts if e.release == entry.release]
@@ -70,15 +73,16 @@ def cost_basis(library: Library, entry: Entry) -> CostBasis:
         )
     raise LibraryError(
         f"'{entry.full_name}' has published power, but its source ({entry.origin or 'unknown'}) published no exact "
-        f"{entry.kind} multiplier to measure it against; import that release's exact circuit"
+        f"{kind} multiplier to measure it against; import that release's exact circuit"
     )
 
 
-def relative_power(library: Library, entry: Entry) -> tuple[float, CostBasis]:
-    """``entry``'s power over the exact multiplier's power of the same source, and that basis."""
+def relative_power(library: Library, entry: Entry, *, signed: bool | None = None) -> tuple[float, CostBasis]:
+    """``entry``'s power over the power of the exact multiplier of the same source (of ``signed``-ness, default
+    the entry's own: see :func:`cost_basis`), and that basis."""
     if entry.power_mw is None:
         raise LibraryError(f"'{entry.full_name}' has no power figure")
-    basis = cost_basis(library, entry)
+    basis = cost_basis(library, entry, signed=signed)
     return float(entry.power_mw) / basis.exact_power_mw, basis
 
 

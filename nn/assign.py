@@ -29,6 +29,10 @@
    verified miss, then the cheapest points past the best pass that are still predicted within the
    budget; the cheapest verified point within the budget is the answer (all-exact at worst).
 
+Candidates may mix signed and unsigned multipliers of one width: each is characterised, simulated and verified
+under its own quantisation (symmetric for signed, affine for unsigned; :func:`scheme_twins`), so each layer takes
+the scheme of its multiplier; their powers must then be on one scale (the caller's relative powers).
+
 Steps 2, 5 and 6 are pure tasks (:mod:`approxlut.tasks`): in-process by default, on Ray with workers.
 """
 
@@ -37,7 +41,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -154,7 +158,7 @@ class AutoResult:
         """The multipliers of ``point`` (default: the chosen one) as an assignment (other layers: ``exact``)."""
         choice = self.choice_of(point or self.chosen)
         names = {
-            layer: (exact if option.candidate is None else LayerConfig(option.candidate.name))
+            layer: (exact if option.candidate is None else _with_multiplier(exact, option.candidate.name))
             for layer, option in choice.items()
         }
         return AssignmentMapping.build(default=exact, names=names)
@@ -577,7 +581,8 @@ def measure_loss(
 def simulate_accuracy(
     float_model: nn.Module,
     qmodel: nn.Module,
-    stats: dict[str, LayerStats],
+    twins: dict[bool, nn.Module],
+    stats: dict[bool, dict[str, LayerStats]],
     low_rank: Sequence[LowRankError],
     luts: Sequence[Lut],
     choice: dict[str, int],
@@ -590,18 +595,27 @@ def simulate_accuracy(
     """Task: accuracy (percent) of the float model with each layer's simulated multiplier error added.
 
     ``choice`` maps layers to candidate indices (into ``low_rank`` and ``luts``); ``means`` are the bias
-    corrections (a layer not in it has none). Layers with ``stats`` get their low-rank simulation, the others
-    (measured layers) their real error through the LUT engine. Hooks are removed before returning.
+    corrections (a layer not in it has none). ``twins`` and ``stats`` hold the quantised-exact model and its
+    operand statistics for each signedness of the candidates (:func:`scheme_twins`): layers with statistics get
+    their low-rank simulation under their multiplier's quantisation, the others (measured layers) their real
+    error through the LUT engine, measured against ``qmodel``. Hooks are removed before returning.
     """
-    simulated = {layer: (low_rank[i], means.get(layer)) for layer, i in choice.items() if layer in stats}
-    measured = {layer: luts[i] for layer, i in choice.items() if layer not in stats}
-    simulation = _LowRankSimulation(float_model, qmodel, stats, simulated, seed)
-    real = _MeasuredError(float_model, qmodel, measured)
+    hooks: list[_LowRankSimulation | _MeasuredError] = []
     try:
+        for k, (signed, kind_stats) in enumerate(stats.items()):
+            chosen = {
+                layer: (low_rank[i], means.get(layer))
+                for layer, i in choice.items()
+                if layer in kind_stats and luts[i].signed == signed
+            }
+            if chosen:  # (each signedness its own noise stream; the first one's is the one-kind search's)
+                hooks.append(_LowRankSimulation(float_model, twins[signed], kind_stats, chosen, seed + 7919 * k))
+        searched = set().union(*stats.values())
+        hooks.append(_MeasuredError(float_model, qmodel, {n: luts[i] for n, i in choice.items() if n not in searched}))
         return _loss_and_accuracy(float_model, x, y, batch)[1]
     finally:
-        simulation.remove()
-        real.remove()
+        for hook in hooks:
+            hook.remove()
 
 
 @torch.no_grad()
@@ -751,7 +765,9 @@ def auto_assign(
     up to ``verify`` front points per round (``rounds`` rounds, the last one past the best pass) run
     through the LUT engine, and the cheapest verified one within the budget is chosen. Same inputs and
     ``seed``, same result, on any ``engine``. With ``bias_correction`` each layer's predicted mean error is folded
-    into its bias; without it the mean is error like the rest (predicted, simulated and verified so).
+    into its bias; without it the mean is error like the rest (predicted, simulated and verified so). Signed and
+    unsigned candidates may mix (each layer is quantised for its multiplier); their ``relative_power`` must share
+    one reference.
     """
     # (dropout and batch norm as at inference; numpy's BLAS threads would spin on the cores torch's threads need)
     with work_mode(float_model, qmodel), one_blas_thread():
@@ -763,16 +779,23 @@ def auto_assign(
         clock = Stopwatch(digits=3)
         lap = clock.lap
         status("recording operand histograms")
-        stats = record_operands(
-            float_model, qmodel, [x_calib[i : i + batch_size] for i in range(0, len(x_calib), batch_size)]
-        )
+        batches = [x_calib[i : i + batch_size] for i in range(0, len(x_calib), batch_size)]
+        stats = record_operands(float_model, qmodel, batches)
         qlayers = approx_layers(qmodel)
         measured = measured_layers(float_model, qmodel)
-        widths = {n: (s.bits_a, s.bits_b, s.scheme) for n, s in stats.items()}
+        widths = {n: (s.bits_a, s.bits_b) for n, s in stats.items()}
         for name in measured:
             resolved = qlayers[name].resolved
-            widths[name] = (resolved.bits_a, resolved.bits_b, resolved.scheme)
+            widths[name] = (resolved.bits_a, resolved.bits_b)
         _check_widths(widths, [c.lut for c in candidates])
+        # each signedness of the candidates runs under its own quantisation (its twin of qmodel and its statistics)
+        own = next((s.scheme == "symmetric" for s in stats.values()), True)  # (qmodel's first: its noise stream)
+        twins = scheme_twins(qmodel, sorted({c.lut.signed for c in candidates}, key=lambda signed: signed != own))
+        kind_stats = {
+            signed: stats if twin is qmodel else record_operands(float_model, twin, batches)
+            for signed, twin in twins.items()
+        }
+        twin_layers = {signed: approx_layers(twin) for signed, twin in twins.items()}
         unsearched = {
             name: why
             for name in measured
@@ -791,10 +814,12 @@ def auto_assign(
         models = [engine.put(v) for v in (float_model, qmodel)]
         calls = []
         for name in searched:
-            with torch.no_grad():
-                exact, _ = qlayers[name].accumulate(*sample[name])  # type: ignore[operator]
-            refs = [engine.put(v) for v in (qlayers[name], sample[name], exact, stats[name])]
-            calls += [(*refs, lut) for lut in lut_refs]
+            refs = {}
+            for signed, layers in twin_layers.items():
+                with torch.no_grad():
+                    exact, _ = layers[name].accumulate(*sample[name])  # type: ignore[operator]
+                refs[signed] = [engine.put(v) for v in (layers[name], sample[name], exact, kind_stats[signed][name])]
+            calls += [(*refs[c.lut.signed], lut) for c, lut in zip(candidates, lut_refs, strict=True)]
         found = engine.map(characterise, calls)
         pairs = {name: found[k * len(candidates) : (k + 1) * len(candidates)] for k, name in enumerate(searched)}
         lap("characterise")
@@ -858,7 +883,7 @@ def auto_assign(
         shift = baseline_accuracy - float_accuracy
         front[0].predicted_accuracy = baseline_accuracy
         front[0].verified_accuracy = baseline_accuracy
-        shared = [*models, engine.put(stats)]
+        shared = [*models, engine.put(twins), engine.put(kind_stats)]
         low_rank = engine.put([LowRankError.of(c.lut) for c in candidates])
         luts = engine.put([c.lut for c in candidates])
         data = [engine.put(v) for v in (x_eval, y_eval)]
@@ -1005,7 +1030,7 @@ def _assigned_model(qmodel: nn.Module, luts: dict[str, Lut], means: dict[str, np
     """A copy of ``qmodel`` with these layers' multipliers and bias corrections; every other layer as it was (a
     float one stays float)."""
     kept = {n: layer.config for n, layer in approx_layers(qmodel).items()}
-    names = kept | {n: LayerConfig(lut) for n, lut in luts.items()}
+    names = kept | {n: _with_multiplier(kept[n], lut) for n, lut in luts.items()}
     model = approximate(qmodel, AssignmentMapping.build(default="float", names=names))
     layers = approx_layers(model)
     for name, mean in means.items():
@@ -1013,15 +1038,48 @@ def _assigned_model(qmodel: nn.Module, luts: dict[str, Lut], means: dict[str, np
     return model
 
 
-def _check_widths(widths: dict[str, tuple[int, int, str]], luts: list[Lut]) -> None:
-    """Every candidate fits every layer's ``(bits_a, bits_b, scheme)``."""
-    for name, (bits_a, bits_b, scheme) in widths.items():
+def _with_multiplier(config: LayerConfig, multiplier: str | Lut) -> LayerConfig:
+    """``config`` running ``multiplier`` (its widths and scheme follow the multiplier; the calibration settings
+    stay)."""
+    return replace(config, multiplier=multiplier, bits=None, scheme="auto")
+
+
+def scheme_twins(qmodel: nn.Module, signs: Sequence[bool]) -> dict[bool, nn.Module]:
+    """The quantised-exact model for each signedness in ``signs`` (symmetric quantisation for signed multipliers,
+    affine for unsigned): ``qmodel`` itself where its quantised layers use that scheme already, else a copy with
+    each such layer's scheme switched, recalibrated from the activation statistics it kept (as running an
+    unsigned multiplier in that layer would be)."""
+    layers = approx_layers(qmodel)
+    twins: dict[bool, nn.Module] = {}
+    for signed in signs:
+        scheme = "symmetric" if signed else "affine"
+        switched = {
+            name: replace(
+                layer.config,
+                multiplier="exact",
+                bits=(layer.resolved.bits_a, layer.resolved.bits_b),
+                scheme=scheme,
+            )
+            for name, layer in layers.items()
+            if not layer.resolved.is_float and layer.resolved.scheme != scheme
+        }
+        if not switched:
+            twins[signed] = qmodel
+            continue
+        names = {n: layer.config for n, layer in layers.items()} | switched
+        twins[signed] = approximate(qmodel, AssignmentMapping.build(default="float", names=names))
+    return twins
+
+
+def _check_widths(widths: dict[str, tuple[int, int]], luts: list[Lut]) -> None:
+    """Every candidate fits every layer's ``(bits_a, bits_b)`` (signed and unsigned ones alike: each is run under
+    its own quantisation scheme)."""
+    for name, (bits_a, bits_b) in widths.items():
         for lut in luts:
-            if (lut.bits_a, lut.bits_b) != (bits_a, bits_b) or (scheme == "symmetric") != lut.signed:
+            if (lut.bits_a, lut.bits_b) != (bits_a, bits_b):
                 raise ConfigError(
-                    f"candidate '{lut.name}' ({lut.bits_a}x{lut.bits_b}, {'signed' if lut.signed else 'unsigned'}) "
-                    f"does not match layer '{name}' quantised {bits_a}x{bits_b} {scheme}; "
-                    "give candidates of one width and signedness"
+                    f"candidate '{lut.name}' ({lut.bits_a}x{lut.bits_b}) does not match layer '{name}' quantised "
+                    f"{bits_a}x{bits_b}; give candidates of one width"
                 )
 
 
@@ -1039,6 +1097,7 @@ __all__ = [
     "exact_outputs",
     "measure_loss",
     "measured_layers",
+    "scheme_twins",
     "simulate_accuracy",
     "verification_picks",
     "verify_accuracy",

@@ -148,12 +148,16 @@ class CandidateSet:
     """The multipliers ``--candidates`` selects, each with its cost basis.
 
     Attributes:
-        entries: approximate library entries that have a cost basis.
-        relative: ``full_name`` -> ``(relative power, basis)`` of each entry and of ``exact``.
-        exact: the exact entry reported for layers left exact (lutgen's modelled one where there is one).
+        entries: approximate library entries that have a cost basis; where signed and unsigned ones are mixed, also
+            the exact multiplier of the other signedness (a layer may save by its unsigned quantisation alone).
+        relative: ``full_name`` -> ``(relative power, basis)`` of each entry and of ``exact``, all against exact
+            multipliers of ``exact``'s signedness (each from its own source).
+        exact: the exact entry reported for layers left exact (lutgen's modelled one where there is one); signed
+            where the candidates mix signed and unsigned ones.
         left_out: one line per entry left out (no exact multiplier of its cost source).
-        other_sign: approximate entries of the candidates' widths that ``other_filter`` (the same filter with the
-            other signedness) selects; 0 for a list of names or a filter without ``signed``/``unsigned``.
+        other_sign: approximate entries of the candidates' widths and the other signedness that the same filter
+            would select; 0 for a list of names or a filter without ``signed``/``unsigned``.
+        other_filter: the same filter without its signedness (it searches both kinds).
     """
 
     entries: list[Any]
@@ -163,9 +167,29 @@ class CandidateSet:
     other_sign: int = 0
     other_filter: str = ""
 
+    @property
+    def mixed(self) -> bool:
+        """Whether signed and unsigned multipliers are both candidates."""
+        return len({e.signed for e in self.entries} | {self.exact.signed}) > 1
+
+
+def _is_exact_entry(entry: Any) -> bool:
+    return bool(entry.mae_pct == 0 and entry.wce_pct == 0)
+
+
+def _exact_entry(lib: Any, bits_a: int, bits_b: int, signed: bool) -> Any:
+    """The library's exact multiplier of this kind (lutgen's modelled one first); ``None`` if it has none."""
+    exacts = [e for e in lib.query(bits=(bits_a, bits_b), signed=signed) if _is_exact_entry(e)]
+    name = f"exact{bits_a}{'s' if signed else 'u'}" if bits_a == bits_b else None
+    return min(exacts, key=lambda e: (e.name != name, e.power_source != "estimated", e.full_name), default=None)
+
 
 def library_candidates(text: str) -> CandidateSet:
-    """The library entries selected by ``--candidates``, their cost bases and the exact entry."""
+    """The library entries selected by ``--candidates``, their cost bases and the exact entry.
+
+    Candidates must share their widths; signed and unsigned ones may mix (each layer is then quantised for its
+    multiplier, and every power is measured against the signed exact multiplier).
+    """
     from ..library import Library
     from ..library.basis import relative_power
 
@@ -174,27 +198,28 @@ def library_candidates(text: str) -> CandidateSet:
     entries = [lib.entry(n) for n in names] if chosen is None else chosen.select(lib)
     if not entries:
         raise ConfigError(f"--candidates {text!r} selects no multipliers in the library at {lib.root}")
-    kinds = Counter((e.bits_a, e.bits_b, e.signed) for e in entries)
-    if len(kinds) > 1:
-        found = ", ".join(f"{n} {a}x{b} {'signed' if s else 'unsigned'}" for (a, b, s), n in sorted(kinds.items()))
-        advice = []
-        if len({(a, b) for a, b, _ in kinds}) > 1:
-            advice.append("a width (e.g. 'bits=8')")
-        if len({s for *_, s in kinds}) > 1:
-            advice.append("'signed' or 'unsigned'")
-        fix = "name multipliers of one kind" if chosen is None else f"add {' and '.join(advice)}"
-        raise ConfigError(f"--candidates {text!r} mixes kinds of multiplier ({found}); {fix}")
-    ((bits_a, bits_b, signed),) = kinds
-    exacts = [e for e in lib.query(bits=(bits_a, bits_b), signed=signed) if e.mae_pct == 0 and e.wce_pct == 0]
-    if not exacts:
-        raise ConfigError(f"the library has no exact {bits_a}x{bits_b} multiplier to measure energy against")
-    exact_name = f"exact{bits_a}{'s' if signed else 'u'}" if bits_a == bits_b else None
-    exact = min(exacts, key=lambda e: (e.name != exact_name, e.power_source != "estimated", e.full_name))
+    widths = Counter((e.bits_a, e.bits_b) for e in entries)
+    if len(widths) > 1:
+        found = ", ".join(f"{n} {a}x{b}" for (a, b), n in sorted(widths.items()))
+        fix = "name multipliers of one width" if chosen is None else "add a width (e.g. 'bits=8')"
+        raise ConfigError(f"--candidates {text!r} mixes widths of multiplier ({found}); {fix}")
+    ((bits_a, bits_b),) = widths
+    signs = {e.signed for e in entries}
+    signed = True in signs  # (the baseline: symmetric quantisation, unless every candidate is unsigned)
+    exact = _exact_entry(lib, bits_a, bits_b, signed)
+    if exact is None:
+        kind = "signed" if signed else "unsigned"
+        raise ConfigError(f"the library has no exact {bits_a}x{bits_b} {kind} multiplier to measure energy against")
+    searched = [e for e in entries if not _is_exact_entry(e) or e.signed != signed]
+    if len(signs) > 1:
+        other = _exact_entry(lib, bits_a, bits_b, not signed)
+        if other is not None and all(e.full_name != other.full_name for e in searched):
+            searched.append(other)
     relative: dict[str, tuple[float, Any]] = {}
     kept, left_out = [], []
-    for entry in [e for e in entries if not (e.mae_pct == 0 and e.wce_pct == 0)] + [exact]:
+    for entry in [*searched, exact]:
         try:
-            relative[entry.full_name] = relative_power(lib, entry)
+            relative[entry.full_name] = relative_power(lib, entry, signed=signed)
         except LibraryError as error:
             left_out.append(str(error))
             continue
@@ -205,12 +230,9 @@ def library_candidates(text: str) -> CandidateSet:
     if chosen is None or chosen.signed is None:
         return CandidateSet(kept, relative, exact, left_out)
     flipped = replace(chosen, signed=not chosen.signed, bits=(bits_a, bits_b))  # (one width: a filter evaluate takes)
-    other = [
-        e
-        for e in flipped.select(lib)
-        if (e.bits_a, e.bits_b) == (bits_a, bits_b) and not (e.mae_pct == 0 and e.wce_pct == 0)
-    ]
-    return CandidateSet(kept, relative, exact, left_out, len(other), str(flipped))
+    others = [e for e in flipped.select(lib) if (e.bits_a, e.bits_b) == (bits_a, bits_b) and not _is_exact_entry(e)]
+    both = replace(chosen, signed=None, bits=(bits_a, bits_b))
+    return CandidateSet(kept, relative, exact, left_out, len(others), str(both))
 
 
 # ------------------------------------------------------------------------------------------- assignment
@@ -342,10 +364,16 @@ def run_evaluate(options: EvaluateOptions, *, console: Console | None = None) ->
     if options.assign == "auto":
         notes += [f"left out: {line}" for line in chosen_set.left_out]
         if chosen_set.other_sign:
-            other, scheme = ("unsigned", "affine") if exact_entry.signed else ("signed", "symmetric")
+            other = "unsigned" if exact_entry.signed else "signed"
             notes.append(
                 f"auto: {chosen_set.other_sign} {other} multipliers in the library were not candidates; "
-                f"--candidates '{chosen_set.other_filter}' searches them ({scheme} quantisation)"
+                f"--candidates '{chosen_set.other_filter}' searches both kinds (each layer quantised for its "
+                "multiplier)"
+            )
+        if chosen_set.mixed:
+            notes.append(
+                "auto: signed and unsigned candidates: each layer is quantised for its multiplier (symmetric for "
+                "signed, affine for unsigned); every power is relative to the signed exact multiplier of its source"
             )
         candidates = [
             Candidate(
@@ -471,15 +499,18 @@ def _apply_bias_correction(float_model: nn.Module, approx_model: nn.Module, batc
 
 
 def _layer_rows(model: nn.Module, macs: dict[str, int], entries: dict[str, Any], exact: Any) -> list[LayerRow]:
+    """Each approximate layer's multiplier with its power relative to the exact multiplier of ``exact``'s
+    signedness (from the multiplier's own cost source): one scale for layers of either signedness."""
     rows = []
     for name, layer in approx_layers(model).items():
         multiplier = layer.multiplier_name
         entry = entries.get(multiplier)
-        if entry is None and layer.resolved.is_exact_path:
+        own_kind = layer.resolved.scheme == ("symmetric" if exact.signed else "affine")
+        if entry is None and layer.resolved.is_exact_path and own_kind:
             entry, multiplier = exact, exact.full_name
-        if entry is None and layer.resolved.lut is not None:
+        if entry is None and (layer.resolved.lut is not None or layer.resolved.is_exact_path):
             entry = _library_entry(multiplier)
-        relative, basis = _relative_power(entry)
+        relative, basis = _relative_power(entry, exact.signed)
         mae = None if entry is None else float(entry.mae_pct)
         lut = layer.resolved.lut
         if mae is None and lut is not None and lut.bits_a + lut.bits_b <= 16:  # (a file's table: measured here)
@@ -507,15 +538,16 @@ def _library_entry(name: str) -> Any:
         return None
 
 
-def _relative_power(entry: Any) -> tuple[float | None, str | None]:
-    """An entry's power relative to the exact multiplier of its own cost source, and the basis label."""
+def _relative_power(entry: Any, signed: bool) -> tuple[float | None, str | None]:
+    """An entry's power relative to the exact multiplier of its own cost source and of ``signed``-ness, and the
+    basis label."""
     if entry is None:
         return None, None
     from ..library import Library
     from ..library.basis import relative_power
 
     try:
-        relative, basis = relative_power(Library.open_default(), entry)
+        relative, basis = relative_power(Library.open_default(), entry, signed=signed)
     except LibraryError:
         return None, None
     return relative, basis.label

@@ -178,7 +178,7 @@ def auto_search(lenet_digits: Any) -> Callable[..., Any]:
         candidates = []
         for name in names:
             entry = library.entry(name)
-            relative, basis = relative_power(library, entry)
+            relative, basis = relative_power(library, entry, signed=True)  # (the models' symmetric baseline)
             candidates.append(Candidate(name, load_multiplier(name), relative, float(entry.mae_pct), basis.label))
         candidates += more
         s = setup or lenet_digits

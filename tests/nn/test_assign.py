@@ -110,6 +110,58 @@ def test_candidates_with_one_table_are_searched_once(monkeypatch, lenet_digits, 
     assert both.chosen.verified_accuracy == plain.chosen.verified_accuracy
 
 
+def test_scheme_twins_quantise_as_a_fresh_calibration(lenet_digits) -> None:
+    """The affine twin of a symmetric model, recalibrated from the histograms its layers kept, runs bit for bit as
+    the float model calibrated afresh for affine quantisation; the symmetric twin is the model itself."""
+    from approxlut.nn import approximate
+    from approxlut.nn.assign import scheme_twins
+
+    s = lenet_digits
+    twins = scheme_twins(s.qmodel, [True, False])
+    assert twins[True] is s.qmodel and twins[False] is not s.qmodel
+    assert {layer.resolved.scheme for layer in approx_layers(twins[False]).values()} == {"affine"}
+    assert {layer.resolved.scheme for layer in approx_layers(s.qmodel).values()} == {"symmetric"}  # (untouched)
+    fresh = approximate(s.model, LayerConfig("exact", bits=8, scheme="affine"), [s.x_calib[:64]])
+    with torch.no_grad():
+        assert torch.equal(twins[False](s.x_eval[:64]), fresh(s.x_eval[:64]))
+        assert not torch.equal(twins[False](s.x_eval[:64]), s.qmodel(s.x_eval[:64]))
+
+
+MIXED = ["trunc8s_k6", "bam8s_h3v8", "trunc8u_k6", "bam8u_h3v8", "exact8u"]
+
+
+@pytest.mark.parametrize("budget", [1.0, 100.0])
+def test_signed_and_unsigned_candidates_are_searched_per_layer(monkeypatch, lenet_digits, auto_search, budget) -> None:
+    """Each layer may take a signed multiplier (symmetric quantisation) or an unsigned one (its affine twin): an
+    unsigned pair is characterised as in a search of unsigned candidates alone on the affine model, the verified
+    accuracy is what the mixed assignment does, and the signed candidates' answer is never cheaper."""
+    monkeypatch.setenv("LUTGEN_ENGINE", "reference")
+    from approxlut.nn.assign import scheme_twins
+
+    s = lenet_digits
+    mixed = auto_search(MIXED, budget=budget, verify=3, rounds=2)
+    for options in mixed.options.values():
+        assert [o.name for o in options] == ["exact", *MIXED]
+    unsigned = auto_search(MIXED[2:], budget=budget, verify=1, rounds=1, qmodel=scheme_twins(s.qmodel, [False])[False])
+    for layer, options in unsigned.options.items():
+        by_name = {o.name: o for o in mixed.options[layer]}
+        for option in options[1:]:
+            assert np.array_equal(by_name[option.name].std, option.std)
+            assert np.array_equal(by_name[option.name].mean, option.mean)
+    model = build_assigned(s.qmodel, mixed.choice)
+    assert mixed.chosen.verified_accuracy == _accuracy(model, s.x_eval, s.y_eval)
+    assert s.baseline - mixed.chosen.verified_accuracy <= budget
+    layers = approx_layers(model)
+    for name, option in mixed.choice.items():
+        kind = "symmetric" if option.candidate is None or option.candidate.lut.signed else "affine"
+        assert layers[name].resolved.scheme == kind
+    signed = auto_search(MIXED[:2], budget=budget, verify=3, rounds=2)
+    assert mixed.chosen.energy <= signed.chosen.energy + 1e-9
+    if budget >= 100:  # the cheapest point of the front mixes in the cheaper unsigned multipliers
+        assert mixed.chosen is mixed.front[-1] and mixed.chosen.energy < signed.chosen.energy
+        assert any(not o.candidate.lut.signed for o in mixed.choice.values() if o.candidate is not None)
+
+
 def test_verification_picks_spread_then_refine() -> None:
     drops = {0: 0.0, 10: 0.0, 20: 0.3, 30: 0.8, 40: 1.2, 50: 2.0, 60: 9.0}
     first = verification_picks(61, drops, {0: 0.0}, budget=1.0, margin=0.5, count=5)
@@ -148,19 +200,23 @@ def test_bias_correction_removes_the_mean_error(monkeypatch, lenet_digits) -> No
     assert torch.allclose(out_q, out_c, atol=1e-3 * float(out_q.abs().max()) + 0.05)
 
 
-def test_low_rank_simulation_equals_the_lut_layer_error(monkeypatch, lenet_digits) -> None:
-    """For an error table of exact rank 2 the float simulation reproduces the LUT layer's error."""
+@pytest.mark.parametrize("signed", [True, False])
+def test_low_rank_simulation_equals_the_lut_layer_error(monkeypatch, lenet_digits, signed) -> None:
+    """For an error table of exact rank 2 the float simulation reproduces the LUT layer's error, for a signed table
+    in the symmetric model and for an unsigned one in its affine twin (zero points, padding code)."""
     monkeypatch.setenv("LUTGEN_ENGINE", "reference")
-    from approxlut.nn.assign import _LowRankSimulation
+    from approxlut.nn.assign import _LowRankSimulation, scheme_twins
     from approxlut.nn.predict import LowRankError, predict_errors, record_operands
     from approxlut.nn.swap import approx_layers
 
     s = lenet_digits
-    model, qmodel, x_calib, x_eval = s.model, s.qmodel, s.x_calib, s.x_eval
+    model, x_calib, x_eval = s.model, s.x_calib, s.x_eval
+    qmodel = scheme_twins(s.qmodel, [signed])[signed]
+    scheme = "symmetric" if signed else "affine"
     codes = np.arange(256)
     error = 60 * np.multiply.outer(codes % 4, codes % 3) - 90 * np.multiply.outer(codes % 5 == 0, codes % 7 == 1)
-    values = code_values(8, True)
-    lut = Lut((np.multiply.outer(values, values) + error).astype(np.int32), 8, 8, True, name="rank2")
+    values = code_values(8, signed)
+    lut = Lut((np.multiply.outer(values, values) + error).astype(np.int32), 8, 8, signed, name="rank2")
     low = LowRankError.of(lut, energy=0.999999)
     assert low.u.shape[0] == 2 and np.abs(low.residual).max() < 1e-9
     stats = record_operands(model, qmodel, [x_calib])
@@ -182,7 +238,7 @@ def test_low_rank_simulation_equals_the_lut_layer_error(monkeypatch, lenet_digit
             exact_acc, scale = qlayer.accumulate(captured["x"])
             qlayer.set_config(LayerConfig(lut))
             lut_acc, _ = qlayer.accumulate(captured["x"])
-            qlayer.set_config(LayerConfig("exact", bits=8, scheme="symmetric"))
+            qlayer.set_config(LayerConfig("exact", bits=8, scheme=scheme))
         view = (1, -1, 1, 1) if simulated.dim() == 4 else (1, -1)
         real = (lut_acc - exact_acc) * scale.double().view(view) - torch.as_tensor(mean).view(view)
         # float32 outputs: the difference of two of them is exact to a few ulps of the output magnitude

@@ -89,6 +89,29 @@ def test_evaluate_auto_json_save_and_replay(env, weights, tmp_path, json_output)
     assert missing.exit_code == 2 and f"no front point #{len(front)}" in missing.output
 
 
+def test_a_mixed_search_reports_one_energy_scale_and_replays(env, weights, tmp_path, json_output) -> None:
+    """Signed and unsigned candidates: the layers of the answer are quantised for their multipliers, every
+    relative power is over the signed exact multiplier's power (so the total is one scale), and the saved file
+    replays to the verified accuracy with the same table."""
+    saved = tmp_path / "mixed.json"
+    common = ["--model", "lenet5", "--weights", str(weights), "--limit", "48", "--json"]
+    result = _run(env, *common, "--candidates", "bam8s_h3v8,bam8u_h3v8", "--budget", "100", "--save", str(saved))
+    assert result.exit_code == 0, result.output
+    data = json_output(result.stdout, "evaluate")
+    assert any("each layer is quantised for its multiplier" in note for note in data["notes"])
+    powers = {row["multiplier"]: row["power_mw"] for row in data["layers"]}
+    assert powers.keys() <= {"bam8s_h3v8", "bam8u_h3v8", "exact8u", "exact8s"} and "bam8u_h3v8" in powers
+    exact = json_output(_run(env, *common, "--assign", "exact8s").stdout, "evaluate")["layers"][0]["power_mw"]
+    for row in data["layers"]:
+        assert row["relative_power"] == pytest.approx(row["power_mw"] / exact)
+    macs = sum(row["macs"] for row in data["layers"])
+    total = sum(row["macs"] * row["relative_power"] for row in data["layers"]) / macs
+    assert data["relative_energy"] == pytest.approx(total)
+    replay = json_output(_run(env, *common, "--assign", str(saved)).stdout, "evaluate")
+    assert replay["approx_accuracy_pct"] == data["approx_accuracy_pct"]
+    assert replay["layers"] == data["layers"]
+
+
 def test_the_search_and_its_replay_follow_no_bias_correction(env, weights, tmp_path, json_output) -> None:
     """``--no-bias-correction`` reaches the search (it verified with corrections before), the saved file records
     it and the seed, and a replay of the file without the flag follows it (with a note), as one with another seed
@@ -193,9 +216,9 @@ def test_evaluate_errors_are_one_line(env, weights, tmp_path) -> None:
     (tmp_path / "broken.json").write_text("{not json")
     result = _run(env, "--model", "lenet5", "--weights", str(weights), "--assign", str(tmp_path / "broken.json"))
     assert result.exit_code == 2 and "broken.json:1:2: invalid JSON" in result.output
-    mixed = _run(env, "--model", "lenet5", "--weights", str(weights), "--candidates", "bits=8")
-    assert mixed.exit_code == 2 and "mixes kinds of multiplier (" in mixed.output
-    assert "8x8 unsigned, " in mixed.output and mixed.output.rstrip().endswith("add 'signed' or 'unsigned'")
+    mixed = _run(env, "--model", "lenet5", "--weights", str(weights), "--candidates", "signed,max_mae=0.3")
+    assert mixed.exit_code == 2 and "mixes widths of multiplier (" in mixed.output
+    assert " 17 8x8)" in mixed.output and mixed.output.rstrip().endswith("add a width (e.g. 'bits=8')")
     (tmp_path / "junk.pt").write_bytes(b"junk")
     junk = _run(env, "--model", "lenet5", "--weights", str(tmp_path / "junk.pt"))
     assert junk.exit_code == 2 and "not a readable torch weights file" in junk.output
@@ -211,23 +234,45 @@ def test_evaluate_errors_are_one_line(env, weights, tmp_path) -> None:
 
 def test_candidates_count_the_library_entries_of_the_other_signedness() -> None:
     """A filter that fixes the signedness says how many approximate multipliers of the same widths it left out by
-    that alone, and the filter that selects them (the evaluate note prints both)."""
+    that alone, and the filter that searches both kinds (the evaluate note prints both)."""
     from approxlut.nn.evaluate import library_candidates
 
     signed, unsigned = library_candidates("bits=8,signed"), library_candidates("bits=8,unsigned")
-    assert signed.other_filter == "bits=8,unsigned" and unsigned.other_filter == "bits=8,signed"
+    assert signed.other_filter == "bits=8" == unsigned.other_filter
     assert signed.other_sign == len(unsigned.entries) + len(unsigned.left_out) > 0
     assert unsigned.other_sign == len(signed.entries) + len(signed.left_out) > 0
+    assert not signed.mixed and not unsigned.mixed
     assert library_candidates("trunc8s_k6,bam8s_h3v8").other_sign == 0
     # the filter the note suggests is one evaluate takes, whatever widths the other signedness comes in
     for family in ("broken_array", "rounding", "perforated", "lower_or"):
         first = library_candidates(f"bits=8,signed,family={family}")
-        assert first.other_sign > 0 and first.other_filter == f"bits=8,unsigned,family={family}"
-        assert len(library_candidates(first.other_filter).entries) == first.other_sign
-    with pytest.raises(
-        ConfigError, match=r"mixes kinds of multiplier \(1 8x8 unsigned, 1 8x8 signed\); name multipliers"
-    ):
-        library_candidates("bam8s_h1v5,bam8u_h1v5")
+        assert first.other_sign > 0 and first.other_filter == f"bits=8,family={family}"
+        both = library_candidates(first.other_filter)
+        assert both.mixed and len(both.entries) == len(first.entries) + first.other_sign + 1  # (+ exact8u)
+    with pytest.raises(ConfigError, match=r"mixes widths of multiplier \(1 6x6, 1 8x8\); name multipliers of one"):
+        library_candidates("bam8s_h1v5,mitchell6s")
+
+
+def test_signed_and_unsigned_candidates_share_one_energy_scale() -> None:
+    """Mixed candidates: the baseline is the signed exact multiplier, every power is measured against the signed
+    exact one of its own source, and the unsigned exact multiplier is a candidate (unsigned quantisation alone may
+    save energy)."""
+    from approxlut.library import Library
+    from approxlut.nn.evaluate import library_candidates
+
+    lib = Library.open_default()
+    both = library_candidates("bam8s_h3v8,bam8u_h3v8")
+    assert both.mixed and both.exact.full_name == "exact8s"
+    assert [e.full_name for e in both.entries] == ["bam8s_h3v8", "bam8u_h3v8", "exact8u"]
+    signed_power = lib.entry("exact8s").power_mw
+    for name in ("bam8s_h3v8", "bam8u_h3v8", "exact8u"):
+        relative, basis = both.relative[name]
+        assert relative == pytest.approx(lib.entry(name).power_mw / signed_power) and basis.exact_name == "exact8s"
+    alone = library_candidates("bam8u_h3v8")  # one kind: measured against its own exact multiplier, as before
+    assert not alone.mixed and alone.exact.full_name == "exact8u"
+    assert alone.relative["bam8u_h3v8"][0] == pytest.approx(
+        lib.entry("bam8u_h3v8").power_mw / lib.entry("exact8u").power_mw
+    )
 
 
 def test_parse_candidates() -> None:
