@@ -71,8 +71,12 @@ def build_parser(*, tables: types.ModuleType | None = None) -> Any:
     pyverilog's own constructor builds the tables (about a second) and writes them to a folder;
     this subclass hands ply the verified shipped tables instead, and never reads or writes a cache:
     when the tables do not match the installed grammar, ply builds them in memory.
+
+    It also adds a Verilog-2001 form pyverilog's grammar lacks: one ``assign`` with several
+    comma-separated targets (an ``AssignList`` of ``Assign`` nodes).
     """
     import ply.yacc as yacc
+    from pyverilog.vparser.ast import Assign, Node
     from pyverilog.vparser.lexer import VerilogLexer
     from pyverilog.vparser.parser import VerilogParser
 
@@ -80,7 +84,46 @@ def build_parser(*, tables: types.ModuleType | None = None) -> Any:
 
     table_module = tables if tables is not None else shipped_tables()
 
+    class AssignList(Node):
+        """``assign a = x, b = y;``: its ``Assign`` nodes, each located at its target (the first at ``assign``)."""
+
+        attr_names = ()
+
+        def __init__(self, assigns: tuple[Any, ...], lineno: int = 0) -> None:
+            self.lineno = lineno
+            self.list = assigns
+
+        def children(self) -> tuple[Any, ...]:
+            return self.list
+
     class ShippedTablesParser(VerilogParser):
+        def p_assignment_list(self, p: Any) -> None:
+            "assignment : ASSIGN lvalue EQUALS rvalue COMMA assignment_targets SEMICOLON"
+            first = Assign(p[2], p[4], lineno=p.lineno(1))
+            first.lexpos = p.lexpos(1)
+            p[0] = AssignList((first, *p[6]), lineno=p.lineno(1))
+            p.set_lineno(0, p.lineno(1))
+
+        def p_assignment_list_delay(self, p: Any) -> None:
+            "assignment : ASSIGN delays lvalue EQUALS delays rvalue COMMA assignment_targets SEMICOLON"
+            first = Assign(p[3], p[6], p[2], p[5], lineno=p.lineno(1))
+            first.lexpos = p.lexpos(1)
+            p[0] = AssignList((first, *p[8]), lineno=p.lineno(1))
+            p.set_lineno(0, p.lineno(1))
+
+        def p_assignment_targets(self, p: Any) -> None:
+            "assignment_targets : assignment_targets COMMA assignment_target"
+            p[0] = (*p[1], p[3])
+
+        def p_assignment_targets_one(self, p: Any) -> None:
+            "assignment_targets : assignment_target"
+            p[0] = (p[1],)
+
+        def p_assignment_target(self, p: Any) -> None:
+            "assignment_target : lvalue EQUALS rvalue"
+            p[0] = Assign(p[1], p[3], lineno=p.lineno(1))
+            p.set_lineno(0, p.lineno(1))
+
         def __init__(self) -> None:
             self.lexer = VerilogLexer(error_func=self._lexer_error_func)
             self.lexer.build()
@@ -692,8 +735,9 @@ class _Module:
                     for arg in inst.portlist:
                         if type(arg.argname).__name__ == "Identifier":
                             names.append((arg.argname.name, arg.argname))
-            elif kind == "Assign" and type(item.left.var).__name__ == "Identifier":
-                names.append((item.left.var.name, item.left.var))
+            for assign in (item,) if kind == "Assign" else item.list if kind == "AssignList" else ():
+                if type(assign.left.var).__name__ == "Identifier":
+                    names.append((assign.left.var.name, assign.left.var))
         for raw, node in names:
             name = _unescape(raw)
             if name in self.signals or name in self.params:
@@ -711,7 +755,7 @@ class _Module:
             self.d.item_at = self.at(item)
             if kind == "Assign":
                 self._assign(item)
-            elif kind == "Decl":
+            elif kind in ("Decl", "AssignList"):
                 for sub in item.list:
                     if type(sub).__name__ == "Assign":
                         self._assign(sub)

@@ -439,6 +439,28 @@ endmodule"""
     assert table == [(a if a & b & 1 else b) for a in range(4) for b in range(4)]
 
 
+def test_one_assign_with_several_targets() -> None:
+    """Verilog-2001 ``assign a = x, b = y;`` (pyverilog's grammar lacks it: lutgen's parser adds it)."""
+    text = """module m(input [1:0] A, B, output [3:0] O);
+  wire [1:0] x;
+  assign x = A & B, t = A[1] ^ B[0],
+         O = {t, x[1], x[0] | t, x[0]};
+endmodule"""
+    expected = []
+    for a in range(4):
+        for b in range(4):
+            x, t = a & b, (a >> 1 ^ b) & 1
+            expected.append(t << 3 | (x >> 1) << 2 | ((x & 1) | t) << 1 | (x & 1))
+    assert truth_table(read_verilog(text)) == expected  # t: an implicit net, as after a single-target assign
+    assert truth_table(read_verilog(text.replace("assign x", "assign #1 x"))) == expected
+    again = text.replace("O = {", "x = A, O = {")
+    err = error_of(again)
+    assert "net 'x[0]' has more than one driver" in err.message
+    assert (err.line, err.col) == (4, again.split("\n")[3].index("x = A") + 1)  # at the second target
+    err = error_of(text.replace("B[0],", "B[0], ,"))
+    assert err.line == 3 and "syntax error near ','" in err.message
+
+
 def test_default_nettype_none_refuses_implicit_nets() -> None:
     text = "`default_nettype none\nmodule m(input [1:0] A, B, output O);\n"
     text += "  and g (t, A[0], B[0]);\n  assign O = t;\nendmodule\n"
