@@ -6,16 +6,21 @@ from a :class:`~.cells.CellLibrary`, continuous assigns with the bitwise, arithm
 bit and (indexed) part selects, parameters and ``localparam``, ``$signed``/``$unsigned``, escaped
 identifiers, with the Verilog-2005 rules for expression width and signedness. Word-level arithmetic
 is lowered to gates (ripple-carry adders, carry-save array multipliers, Baugh-Wooley when signed).
-Behavioural code (``always``, ``initial``, ``reg``, functions, tasks, ``generate``) is refused with a
-pointer to the Yosys path; every problem is a :class:`~approxlut.errors.ParseError` with its line.
+Generate constructs (``for`` loops over a ``genvar`` and ``if`` with constant conditions, with or
+without ``generate ... endgenerate``) are unrolled; the nets of a generate block are named after it
+(``row[2].t``, ``genblk1.t`` when unnamed). Behavioural code (``always``, ``initial``, ``reg``,
+functions, tasks) is refused with a pointer to the Yosys path; every problem is a
+:class:`~approxlut.errors.ParseError` with its line.
 """
 
 from __future__ import annotations
 
+import copy
 import re
 import threading
 import types
-from collections.abc import Callable, Sequence
+from collections import ChainMap
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -51,10 +56,11 @@ _BEHAVIOURAL = {
     "Initial": "an initial block",
     "Function": "a function",
     "Task": "a task",
-    "GenerateStatement": "a generate block",
 }
 _MAX_GATES = MAX_GATES  # a flattened design beyond this is refused rather than exhausting memory
 _MAX_WIDTH = 1 << 16  # widest expression or net
+#: Most generate-loop iterations unrolled in one design (all loops together).
+MAX_GENERATE_ITERATIONS = 1_000_000
 _DIRECTIVES_OK = {"`timescale", "`celldefine", "`endcelldefine", "`resetall", "`default_nettype"}
 
 # ----------------------------------------------------------------------------------------------
@@ -72,11 +78,12 @@ def build_parser(*, tables: types.ModuleType | None = None) -> Any:
     this subclass hands ply the verified shipped tables instead, and never reads or writes a cache:
     when the tables do not match the installed grammar, ply builds them in memory.
 
-    It also adds a Verilog-2001 form pyverilog's grammar lacks: one ``assign`` with several
-    comma-separated targets (an ``AssignList`` of ``Assign`` nodes).
+    It also adds two Verilog-2001 forms pyverilog's grammar lacks: one ``assign`` with several
+    comma-separated targets (an ``AssignList`` of ``Assign`` nodes) and a ``for``/``if`` generate
+    construct directly among the module items, without ``generate ... endgenerate``.
     """
     import ply.yacc as yacc
-    from pyverilog.vparser.ast import Assign, Node
+    from pyverilog.vparser.ast import Assign, GenerateStatement, Node
     from pyverilog.vparser.lexer import VerilogLexer
     from pyverilog.vparser.parser import VerilogParser
 
@@ -122,6 +129,13 @@ def build_parser(*, tables: types.ModuleType | None = None) -> Any:
         def p_assignment_target(self, p: Any) -> None:
             "assignment_target : lvalue EQUALS rvalue"
             p[0] = Assign(p[1], p[3], lineno=p.lineno(1))
+            p.set_lineno(0, p.lineno(1))
+
+        def p_item_bare_generate(self, p: Any) -> None:
+            """item : generate_for
+            | generate_if
+            """
+            p[0] = GenerateStatement((p[1],), lineno=p.lineno(1))
             p.set_lineno(0, p.lineno(1))
 
         def __init__(self) -> None:
@@ -562,6 +576,38 @@ def _unescape(name: str) -> str:
     return name[1:] if name.startswith("\\") else name
 
 
+def _module_items(items: Sequence[Any]) -> list[Any]:
+    """A module's items, each ``generate ... endgenerate`` region replaced by the items it holds."""
+    out: list[Any] = []
+    for item in items:
+        if type(item).__name__ == "GenerateStatement":
+            out += item.items
+        else:
+            out.append(item)
+    return out
+
+
+def _block(node: Any) -> tuple[Sequence[Any], str | None]:
+    """The items and the name of a generate block (a single item is an unnamed block of one)."""
+    if type(node).__name__ == "Block":
+        return node.statements, node.scope
+    return (node,), None
+
+
+def _nested_items(items: Sequence[Any]) -> Iterator[Any]:
+    """Every item of a module at any depth of generate constructs, taken or not."""
+    for item in _module_items(items):
+        kind = type(item).__name__
+        if kind == "ForStatement":
+            yield from _nested_items(_block(item.statement)[0])
+        elif kind == "IfStatement":
+            for branch in (item.true_statement, item.false_statement):
+                if branch is not None:
+                    yield from _nested_items(_block(branch)[0])
+        else:
+            yield item
+
+
 def _int_const(text: str) -> tuple[int, int, bool] | None:
     """(value, width, signed) of a Verilog integer literal; ``None`` for x/z digits."""
     text = text.replace("_", "")
@@ -580,7 +626,11 @@ def _int_const(text: str) -> tuple[int, int, bool] | None:
 
 
 class _Module:
-    """One instance of a module: its signals and parameters; elaborates its items into the design."""
+    """One instance of a module: its signals and parameters; elaborates its items into the design.
+
+    A generate block is elaborated by a scope of its own (:meth:`_scope`): a copy that sees the names
+    of the scopes around it and declares its own under a longer prefix.
+    """
 
     def __init__(
         self,
@@ -598,8 +648,13 @@ class _Module:
         self.prefix = prefix
         self.stack = stack
         self.top = top
-        self.signals: dict[str, _Signal] = {}
-        self.params: dict[str, _Param] = {}
+        self.items = _module_items(moddef.items)
+        self.signals: ChainMap[str, _Signal] = ChainMap()
+        self.params: ChainMap[str, _Param] = ChainMap()
+        self.genvars: set[str] = set()
+        self.loop_vars: tuple[str, ...] = ()  # genvars of the enclosing generate loops
+        self.blocks: dict[str, _Pos] = {}  # generate blocks named in this scope
+        self.in_block = False  # a generate block's scope, not the module's
         self.ports: list[str] = []
         self.types: dict[int, tuple[int, bool]] = {}
         self.nettype_none = getattr(moddef, "default_nettype", "wire") == "none"
@@ -631,26 +686,36 @@ class _Module:
                 self.ports.append(_unescape(port.name))
             else:
                 raise self.error("unsupported port declaration", port)
-        for item in moddef.items:
+        for item in _nested_items(moddef.items):
             kind = type(item).__name__
-            if kind == "Decl":
-                for sub in item.list:
-                    sub_kind = type(sub).__name__
-                    if sub_kind in ("Parameter", "Localparam"):
-                        self._param(sub, overrides)
-                    elif sub_kind != "Assign":
-                        self._variable(sub)
-            elif kind in _BEHAVIOURAL:
+            if kind in _BEHAVIOURAL:
                 raise self.error(
                     f"{_BEHAVIOURAL[kind]} is behavioural code, not a structural netlist; {_SYNTH_HINT}", item
                 )
+        self._declare_items(self.items, overrides)
         unknown = [name for name in overrides if name not in self.params]
         if unknown:
             raise self.error(f"module {moddef.name} has no parameter '{unknown[0]}'", moddef)
         for name in self.ports:
             if name not in self.signals or self.signals[name].direction == "wire":
                 raise self.error(f"port '{name}' of module {moddef.name} has no input/output declaration", moddef)
-        self._implicit_nets()
+        self._implicit_nets(self.items)
+
+    def _declare_items(self, items: Sequence[Any], overrides: dict[str, int]) -> None:
+        """Parameters, genvars and nets declared by ``items`` (not those of generate blocks within them)."""
+        for item in items:
+            if type(item).__name__ != "Decl":
+                continue
+            for sub in item.list:
+                sub_kind = type(sub).__name__
+                if sub_kind in ("Parameter", "Localparam"):
+                    if sub_kind == "Parameter" and self.in_block:
+                        raise self.error("a generate block cannot declare a parameter; use localparam", sub)
+                    self._param(sub, overrides)
+                elif sub_kind == "Genvar":
+                    self._genvar(sub)
+                elif sub_kind != "Assign":
+                    self._variable(sub)
 
     def _param(self, node: Any, overrides: dict[str, int]) -> None:
         name = _unescape(node.name)
@@ -675,7 +740,7 @@ class _Module:
     def _variable(self, node: Any) -> None:
         kind = type(node).__name__
         name = _unescape(node.name)
-        if kind in ("Reg", "Integer", "Real", "Genvar"):
+        if kind in ("Reg", "Integer", "Real"):
             raise self.error(
                 f"'{kind.lower()} {name}' belongs to procedural (behavioural) code, not a structural netlist; "
                 f"{_SYNTH_HINT}",
@@ -687,12 +752,14 @@ class _Module:
             raise self.error(f"array '{name}' is not supported in a structural netlist", node)
         if kind not in ("Input", "Output", "Wire", "Tri", "Supply"):
             raise self.error(f"unsupported declaration '{kind.lower()} {name}'", node)
+        if kind in ("Input", "Output") and self.in_block:
+            raise self.error(f"port '{name}' is declared inside a generate block", node)
         msb, lsb = self._range(node.width) if node.width is not None else (0, 0)
         direction = {"Input": "input", "Output": "output"}.get(kind, "wire")
         signed = bool(node.signed)
-        if name in self.params:
-            raise self.error(f"'{name}' is declared as a parameter and as a net", node)
-        existing = self.signals.get(name)
+        if name in self.params.maps[0] or name in self.genvars:
+            raise self.error(f"'{name}' is declared as a parameter or genvar and as a net", node)
+        existing = self.signals.maps[0].get(name)
         if existing is not None:
             # `input [3:0] a; wire [3:0] a;` (or `output y; wire y;`) declare one net.
             if (direction != "wire" and existing.direction != "wire") or (existing.msb, existing.lsb) != (msb, lsb):
@@ -715,6 +782,12 @@ class _Module:
         self.signals[name] = signal
         self._port_bits(signal)
 
+    def _genvar(self, node: Any) -> None:
+        name = _unescape(node.name)
+        if name in self.genvars or name in self.params.maps[0] or name in self.signals.maps[0]:
+            raise self.error(f"'{name}' is declared twice", node)
+        self.genvars.add(name)
+
     def _bit_name(self, name: str, index: int, width: int) -> str:
         return f"{self.prefix}{name}[{index}]" if width > 1 else f"{self.prefix}{name}"
 
@@ -725,10 +798,10 @@ class _Module:
                 if self.top:
                     self.d.driven[net] = signal.at
 
-    def _implicit_nets(self) -> None:
-        """Declare the implicit 1-bit wires of port connections and assignment targets."""
+    def _implicit_nets(self, items: Sequence[Any]) -> None:
+        """Declare the implicit 1-bit wires of port connections and assignment targets among ``items``."""
         names: list[tuple[str, Any]] = []
-        for item in self.moddef.items:
+        for item in items:
             kind = type(item).__name__
             if kind == "InstanceList":
                 for inst in item.instances:
@@ -740,7 +813,7 @@ class _Module:
                     names.append((assign.left.var.name, assign.left.var))
         for raw, node in names:
             name = _unescape(raw)
-            if name in self.signals or name in self.params:
+            if name in self.signals or name in self.params or name in self.genvars:
                 continue
             if self.nettype_none:
                 raise self.error(f"undeclared net '{name}' (`default_nettype none)", node)
@@ -750,7 +823,11 @@ class _Module:
     # -- items -----------------------------------------------------------------------------------
 
     def elaborate(self) -> None:
-        for item in self.moddef.items:
+        self._elaborate_items(self.items)
+
+    def _elaborate_items(self, items: Sequence[Any]) -> None:
+        constructs = 0  # generate constructs so far: an unnamed block is genblk<that number>
+        for item in items:
             kind = type(item).__name__
             self.d.item_at = self.at(item)
             if kind == "Assign":
@@ -762,10 +839,109 @@ class _Module:
             elif kind == "InstanceList":
                 for inst in item.instances:
                     self._instance(inst)
+            elif kind == "ForStatement":
+                constructs += 1
+                self._generate_for(item, constructs)
+            elif kind == "IfStatement":
+                constructs += 1
+                self._generate_if(item, constructs)
             elif kind == "Pragma":
                 continue
             else:
                 raise self.error(f"unsupported construct ({kind}) in a structural netlist; {_SYNTH_HINT}", item)
+
+    # -- generate constructs ---------------------------------------------------------------------
+
+    def _scope(self, prefix: str) -> _Module:
+        """A nested scope: it sees this scope's names; the nets it declares are named ``prefix`` + name."""
+        scope = copy.copy(self)
+        scope.prefix = prefix
+        scope.signals = self.signals.new_child()
+        scope.params = self.params.new_child()
+        scope.blocks = {}
+        scope.types = {}  # (a genvar gives one expression other widths in other iterations)
+        scope.in_block = True
+        return scope
+
+    def _generate_block(self, node: Any, name: str, index: int | None) -> None:
+        """Declare and elaborate one generate block: ``name`` (``name[index]`` for a loop iteration)."""
+        items, _ = _block(node)
+        scope = self._scope(f"{self.prefix}{name}." if index is None else f"{self.prefix}{name}[{index}].")
+        scope._declare_items(items, {})
+        scope._implicit_nets(items)
+        scope._elaborate_items(items)
+
+    def _block_name(self, node: Any, construct: int, owner: Any) -> str:
+        """The name of the generate block ``node`` of ``owner`` (``genblk<construct>`` when unnamed), claimed here."""
+        name = _block(node)[1] or f"genblk{construct}"
+        here = self.at(owner)
+        if name in self.blocks:
+            raise self.d.error(
+                f"generate block '{name}' is named twice in one scope (lines {self.blocks[name].line} and {here.line})",
+                here,
+            )
+        self.blocks[name] = here
+        return name
+
+    def _generate_const(self, node: Any, what: str) -> int:
+        value = self.try_const(node)
+        if value is None:
+            raise self.error(
+                f"the {what} of a generate construct must be a constant expression "
+                "(numbers, parameters, genvars), but it refers to a net",
+                node,
+            )
+        return value
+
+    def _genvar_value(self, node: Any, what: str) -> int:
+        """A value given to a genvar: a 32-bit signed integer, as Verilog's genvars are."""
+        return (self._generate_const(node, what) + (1 << 31)) % (1 << 32) - (1 << 31)
+
+    def _loop_variable(self, step: Any) -> str:
+        target = step.left.var
+        name = _unescape(target.name) if type(target).__name__ == "Identifier" else None
+        if name is None or name not in self.genvars:
+            raise self.error("a generate loop must count with a genvar (declare it with 'genvar NAME;')", step.left)
+        return name
+
+    def _generate_for(self, node: Any, construct: int) -> None:
+        if node.pre is None or node.cond is None or node.post is None:
+            raise self.error("a generate loop needs an initial assignment, a condition and a step", node)
+        var = self._loop_variable(node.pre)
+        if self._loop_variable(node.post) != var:
+            raise self.error(f"the step of this generate loop assigns another genvar than '{var}'", node.post.left)
+        if var in self.loop_vars:
+            raise self.error(f"genvar '{var}' already counts an enclosing generate loop", node.pre.left)
+        name = self._block_name(node.statement, construct, node)
+        value = self._genvar_value(node.pre.right, "start")
+        seen: set[int] = set()
+        while True:
+            counter = self._scope(self.prefix)
+            counter.loop_vars = (*self.loop_vars, var)
+            counter.params[var] = _Param(value, 32, True)
+            if not counter._generate_const(node.cond, "condition"):
+                return
+            if value in seen:
+                raise self.error(f"generate loop over '{var}' repeats the value {value}: it would never end", node)
+            seen.add(value)
+            self.reader.iterations += 1
+            if self.reader.iterations > MAX_GENERATE_ITERATIONS:
+                raise self.error(
+                    f"generate loops unroll to more than {MAX_GENERATE_ITERATIONS} iterations "
+                    "(is the loop condition ever false?)",
+                    node,
+                )
+            counter._generate_block(node.statement, name, value)
+            value = counter._genvar_value(node.post.right, "step")
+
+    def _generate_if(self, node: Any, construct: int) -> None:
+        taken = node.true_statement if self._generate_const(node.cond, "condition") else node.false_statement
+        if taken is None:
+            return
+        if type(taken).__name__ == "IfStatement":  # `else if`: the same construct, no scope of its own
+            self._generate_if(taken, construct)
+            return
+        self._generate_block(taken, self._block_name(taken, construct, node), None)
 
     def _assign(self, node: Any) -> None:
         lhs = self.lvalue(node.left.var)
@@ -949,8 +1125,13 @@ class _Module:
         name = _unescape(node.name)
         signal = self.signals.get(name)
         if signal is None:
-            raise self.error(f"undeclared net '{name}'", node)
+            raise self._undeclared(name, "net", node)
         return signal
+
+    def _undeclared(self, name: str, what: str, node: Any) -> ParseError:
+        if name in self.genvars:
+            return self.error(f"genvar '{name}' has a value only inside a generate loop over it", node)
+        return self.error(f"undeclared {what} '{name}'", node)
 
     def _select(self, node: Any) -> list[int]:
         """Bits of an identifier, bit select or part select (LSB first)."""
@@ -1015,7 +1196,7 @@ class _Module:
                 return self.params[name].value
             if name in self.signals:
                 raise _NotConstant
-            raise self.error(f"undeclared name '{name}'", node)
+            raise self._undeclared(name, "name", node)
         if kind in ("Rvalue", "Lvalue"):
             return self._const(node.var)
         if kind == "SystemCall":
@@ -1438,6 +1619,7 @@ class _Reader:
         self.positions = positions
         self.design = _Design(path)
         self.used: set[str] = set()  # library cells instantiated
+        self.iterations = 0  # generate-loop iterations unrolled so far
         self.modules: dict[str, Any] = {}
         for definition in ast.description.definitions:
             if type(definition).__name__ != "ModuleDef":
@@ -1465,7 +1647,7 @@ class _Reader:
         used = {
             _unescape(inst.module)
             for moddef in self.modules.values()
-            for item in moddef.items
+            for item in _nested_items(moddef.items)
             if type(item).__name__ == "InstanceList"
             for inst in item.instances
         }

@@ -159,6 +159,34 @@ def test_sim_top_module_and_extra_cells(tmp_path: Path) -> None:
     assert bad.exit_code == 2 and "missing" in bad.output
 
 
+def test_sim_unrolls_generate_loops_and_reports_their_errors_in_one_line(tmp_path: Path) -> None:
+    src = tmp_path / "mul3u_gen.v"
+    text = """module mul3u_gen(input [2:0] a, input [2:0] b, output [5:0] o);
+  genvar i;
+  wire [17:0] acc;  // acc[6*i +: 6]: the sum of rows 0..i
+  for (i = 0; i < 3; i = i + 1) begin : row
+    wire [5:0] pp;
+    assign pp = b[i] ? {3'b0, a} << i : 6'd0;
+    if (i == 0) assign acc[5:0] = pp;
+    else assign acc[6*i +: 6] = acc[6*(i-1) +: 6] + pp;
+  end
+  assign o = acc[17:12];
+endmodule
+"""
+    src.write_text(text)
+    result = CliRunner().invoke(main, ["sim", str(src), "--no-write", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert (data["bits_a"], data["bits_b"], data["mae_pct"], data["ep_pct"]) == (3, 3, 0, 0)
+    src.write_text(text.replace("i < 3", "i < a"))
+    result = CliRunner().invoke(main, ["sim", str(src), "--no-write"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.output.strip().splitlines() == [
+        f"error: {src}:4:15: the condition of a generate construct must be a constant expression "
+        "(numbers, parameters, genvars), but it refers to a net"
+    ]
+
+
 #: EvoApprox8b metrics.csv column -> ``sim --json`` key.
 EVO8B_FIELDS = {"MAE": "med", "WCE": "wce", "MSE": "mse", "MRE%": "mre_pct", "WCRE%": "wcre_pct", "EP%": "ep_pct"}
 

@@ -1,0 +1,260 @@
+"""Verilog generate constructs: loops over genvars and constant ``if`` unrolled into the netlist IR."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from approxlut.circuits import verilog
+from approxlut.circuits.verilog import read_verilog
+from approxlut.errors import ParseError
+from approxlut.lutgen.simulate import simulate_lut
+
+FULL_ADDER = """module fa(input x, input y, input ci, output s, output co);
+  wire t;
+  assign t = x ^ y;
+  assign s = t ^ ci;
+  assign co = (x & y) | (t & ci);
+endmodule
+"""
+
+#: An N x N unsigned array multiplier: row i adds the partial products a[j] & b[i] to the previous row's
+#: sum shifted right by one (its carry out on top); pp, s and c hold row i at bits i*N .. i*N+N-1.
+ARRAY_GENERATE = (
+    FULL_ADDER
+    + """
+module mul_gen #(parameter N = 4) (input [N-1:0] a, input [N-1:0] b, output [2*N-1:0] o);
+  localparam W = 2 * N;
+  genvar i, j;
+  wire [N*N-1:0] pp, s, c;
+  generate
+    for (i = 0; i < N; i = i + 1) begin : row
+      for (j = 0; j < N; j = j + 1) begin : col
+        and g (pp[i*N+j], a[j], b[i]);
+      end
+      if (i == 0) begin : first
+        assign s[N-1:0] = pp[N-1:0];
+        assign c[N-1:0] = {N{1'b0}};
+      end else begin : rest
+        for (j = 0; j < N; j = j + 1) begin : cell
+          localparam UP = (i - 1) * N + j + 1;
+          wire y, ci;
+          if (j == N - 1) assign y = c[(i-1)*N + N-1];
+          else assign y = s[UP];
+          if (j == 0) assign ci = 1'b0;
+          else assign ci = c[i*N + j - 1];
+          fa u (.x(pp[i*N+j]), .y(y), .ci(ci), .s(s[i*N+j]), .co(c[i*N+j]));
+        end
+      end
+      if (i < N - 1) begin : low
+        assign o[i] = s[i*N];
+      end
+    end
+  endgenerate
+  assign o[W-1:N-1] = {c[N*N-1], s[(N-1)*N +: N]};
+endmodule
+"""
+)
+
+
+def array_flat(n: int) -> str:
+    """The circuit of :data:`ARRAY_GENERATE` written out gate by gate, with every index a number."""
+    out = [FULL_ADDER, f"module mul_flat(input [{n - 1}:0] a, input [{n - 1}:0] b, output [{2 * n - 1}:0] o);"]
+    out.append(f"  wire [{n * n - 1}:0] pp, s, c;")
+    for i in range(n):
+        for j in range(n):
+            out.append(f"  and g_{i}_{j} (pp[{i * n + j}], a[{j}], b[{i}]);")
+        if i == 0:
+            out += [f"  assign s[{n - 1}:0] = pp[{n - 1}:0];", f"  assign c[{n - 1}:0] = 0;"]
+            continue
+        for j in range(n):
+            y = f"c[{(i - 1) * n + n - 1}]" if j == n - 1 else f"s[{(i - 1) * n + j + 1}]"
+            ci = "1'b0" if j == 0 else f"c[{i * n + j - 1}]"
+            k = i * n + j
+            out.append(f"  fa u_{i}_{j} (.x(pp[{k}]), .y({y}), .ci({ci}), .s(s[{k}]), .co(c[{k}]));")
+    out += [f"  assign o[{i}] = s[{i * n}];" for i in range(n - 1)]
+    out.append(f"  assign o[{2 * n - 1}:{n - 1}] = {{c[{n * n - 1}], s[{(n - 1) * n + n - 1}:{(n - 1) * n}]}};")
+    return "\n".join([*out, "endmodule", ""])
+
+
+def product_table(n: int) -> np.ndarray:
+    codes = np.arange(1 << n)
+    return codes[:, None] * codes[None, :]
+
+
+def error_of(text: str) -> ParseError:
+    with pytest.raises(ParseError) as info:
+        read_verilog(text, "gen.v")
+    assert info.value.path == "gen.v"
+    return info.value
+
+
+def position(text: str, token: str, occurrence: int = 1) -> tuple[int, int]:
+    """1-based line and column of the ``occurrence``-th ``token`` in ``text``."""
+    offset = -1
+    for _ in range(occurrence):
+        offset = text.index(token, offset + 1)
+    line = text.count("\n", 0, offset) + 1
+    return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
+
+
+def test_generate_array_multiplier_multiplies_every_input_pair() -> None:
+    netlist = read_verilog(ARRAY_GENERATE, "mul_gen.v")
+    assert netlist.widths == (4, 4)
+    lut = simulate_lut(netlist, signed=False)
+    assert np.array_equal(lut.forward, product_table(4))
+
+
+def test_generate_and_flat_array_multipliers_give_identical_luts() -> None:
+    generated = simulate_lut(read_verilog(ARRAY_GENERATE, "mul_gen.v"), signed=False)
+    flat = simulate_lut(read_verilog(array_flat(4), "mul_flat.v"), signed=False)
+    assert np.array_equal(generated.forward, flat.forward)
+    assert generated.forward.dtype == flat.forward.dtype
+
+
+@pytest.mark.parametrize("n", [2, 3, 5])
+def test_loop_bounds_follow_a_parameter_override(n: int) -> None:
+    top = f"module top(input [{n - 1}:0] a, input [{n - 1}:0] b, output [{2 * n - 1}:0] o);\n"
+    top += f"  mul_gen #(.N({n})) m (.a(a), .b(b), .o(o));\nendmodule\n"
+    lut = simulate_lut(read_verilog(ARRAY_GENERATE + top, "top.v", top="top"), signed=False)
+    assert np.array_equal(lut.forward, product_table(n))
+
+
+def test_generated_nets_are_named_after_their_blocks() -> None:
+    text = """module m(input [3:0] a, input [3:0] b, output [3:0] o);
+  genvar i;
+  for (i = 0; i < 4; i = i + 1) begin : bit
+    wire t;
+    and g (t, a[i], b[i]);
+    if (i % 2) begin
+      wire u;
+      assign u = ~t;
+      assign o[i] = u;
+    end else
+      assign o[i] = t;
+  end
+endmodule
+"""  # (a bare loop, without generate ... endgenerate; the unnamed if block is genblk1, the first in its scope)
+    netlist = read_verilog(text, "names.v")
+    names = set(netlist.net_names.values())
+    assert {"bit[0].t", "bit[2].t", "bit[1].genblk1.u", "bit[3].genblk1.u"} <= names
+    table = simulate_lut(netlist, signed=False).forward
+    codes = np.arange(16)
+    expected = (codes[:, None] & codes[None, :]) ^ 0b1010
+    assert np.array_equal(table, expected)
+
+
+def test_if_generate_picks_the_branch_of_constant_conditions() -> None:
+    text = """module m #(parameter MODE = 2) (input [1:0] a, input [1:0] b, output [1:0] o);
+  localparam HALF = MODE / 2;
+  generate
+    if (MODE == 0) begin : and_
+      assign o = a & b;
+    end else if (HALF == 1) begin : xor_
+      wire [1:0] t;
+      assign t = a ^ b, o = t;
+    end else
+      assign o = a | b;
+  endgenerate
+endmodule
+"""
+    codes = np.arange(4)
+    for mode, expected in [(0, codes[:, None] & codes), (2, codes[:, None] ^ codes), (5, codes[:, None] | codes)]:
+        source = text.replace("MODE = 2", f"MODE = {mode}")
+        assert np.array_equal(simulate_lut(read_verilog(source), signed=False).forward, expected), mode
+
+
+def test_non_constant_loop_bound_is_refused_at_the_condition() -> None:
+    text = """module m(input [3:0] a, input [3:0] b, output [3:0] o);
+  genvar i;
+  generate
+    for (i = 0; i < b; i = i + 1) begin : g
+      assign o[i] = a[i];
+    end
+  endgenerate
+endmodule
+"""
+    err = error_of(text)
+    assert "must be a constant expression" in err.message and "refers to a net" in err.message
+    assert (err.line, err.col) == position(text, "i < b")
+    assert str(err).startswith("gen.v:4:") and "\n" not in str(err)
+
+
+def test_runaway_loops_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    head = "module m(input [3:0] a, input [3:0] b, output [3:0] o);\n  genvar i;\n  assign o = a;\n"
+    stuck = head + "  for (i = 0; i < 4; i = i * 2) begin : g\n  end\nendmodule\n"
+    err = error_of(stuck)
+    assert "repeats the value 0" in err.message and (err.line, err.col) == (4, 3)
+    growing = head + "  for (i = 1; i != 0; i = i * 1000) begin : g\n  end\nendmodule\n"  # (32-bit: wraps to 0)
+    assert read_verilog(growing).gate_count() == 0
+    monkeypatch.setattr(verilog, "MAX_GENERATE_ITERATIONS", 100)
+    endless = head + "  for (i = 0; i >= 0; i = i + 1) begin : g\n  end\nendmodule\n"
+    err = error_of(endless)
+    assert "more than 100 iterations" in err.message and (err.line, err.col) == (4, 3)
+    nested = head + "  genvar j;\n  for (i = 0; i < 20; i = i + 1) begin : g\n"
+    nested += "    for (j = 0; j < 20; j = j + 1) begin : h\n    end\n  end\nendmodule\n"
+    assert "more than 100 iterations" in error_of(nested).message  # counted over all loops together
+
+
+@pytest.mark.parametrize(
+    ("body", "token", "match"),
+    [
+        ("always @(*) o[i] = a[i];", "always", "an always block is behavioural code"),
+        ("initial o[i] = 1'b0;", "initial", "an initial block is behavioural code"),
+        ("reg r;", "reg r", "'reg r' belongs to procedural (behavioural) code"),
+    ],
+)
+def test_behavioural_code_in_a_generate_block_is_still_refused(body: str, token: str, match: str) -> None:
+    text = f"""module m(input [3:0] a, input [3:0] b, output [3:0] o);
+  genvar i;
+  generate
+    for (i = 0; i < 4; i = i + 1) begin : g
+      {body}
+    end
+  endgenerate
+endmodule
+"""
+    err = error_of(text)
+    assert match in err.message and "lutgen synth" in err.message
+    assert (err.line, err.col) == position(text, token)
+
+
+def test_behavioural_code_in_a_branch_not_taken_is_refused_too() -> None:
+    text = """module m(input a, input b, output o);
+  assign o = a & b;
+  if (0) begin
+    always @(*) o = a;
+  end
+endmodule
+"""
+    err = error_of(text)
+    assert "behavioural code" in err.message and err.line == 4
+
+
+@pytest.mark.parametrize(
+    ("items", "token", "match"),
+    [
+        ("for (k = 0; k < 4; k = k + 1) assign o[k] = a[k];", "k = 0", "must count with a genvar"),
+        ("for (i = 0; i < 4; j = j + 1) assign o[i] = a[i];", "j = j", "assigns another genvar than 'i'"),
+        ("assign o[i] = a[0];", "i]", "genvar 'i' has a value only inside a generate loop"),
+        (
+            "for (i = 0; i < 2; i = i + 1) begin : g\n    for (i = 0; i < 2; i = i + 1) begin : h end\n  end",
+            "i = 0; i < 2; i = i + 1) begin : h",
+            "genvar 'i' already counts an enclosing generate loop",
+        ),
+        (
+            "for (i = 0; i < 4; i = i + 1) begin : g end\n  for (j = 0; j < 1; j = j + 1) begin : g end",
+            "for (j",
+            "generate block 'g' is named twice in one scope (lines 4 and 5)",
+        ),
+        ("if (1) begin : g parameter P = 1; end", "parameter P", "cannot declare a parameter; use localparam"),
+        ("if (1) begin : g input x; end", "input x", "port 'x' is declared inside a generate block"),
+        ("if (a) assign o = b;", "a)", "condition of a generate construct must be a constant expression"),
+    ],
+)
+def test_malformed_generate_constructs(items: str, token: str, match: str) -> None:
+    text = "module m(input [3:0] a, input [3:0] b, output [3:0] o);\n  genvar i, j;\n  assign o = b;\n"
+    text += f"  {items}\nendmodule\n"
+    err = error_of(text)
+    assert match in err.message
+    assert (err.line, err.col) == position(text, token), err
