@@ -397,11 +397,20 @@ def library_import(
         raise InputError(f"{len(summary.failed)} file(s) could not be imported; {others}")
 
 
+#: The column names of ``--sort`` and ``pareto --x/--y`` and what they mean (catalogue.COLUMN_ALIASES; a test
+#: checks that every short name is here).
+_COLUMNS_HELP = (
+    "mae, wce, mre, wcre, ep in percent (the MAE%, WCE%, ... columns, which max_mae, max_wce, ... bound); "
+    "power (mW), area (µm²), delay (ns), gates, bits; mse, med (mean |error|) and wce_abs (max |error|, JSON key wce), "
+    "absolute; also the JSON keys with a unit (mae_pct, power_mw, ...)"
+)
+
+
 @library.command("list")
 @_library_option
 @_filter_options
 @click.option(
-    "--sort", help="Sort by a column: power, area, delay, mae, wce, mre, ep, mse, gates, name; '-' prefix descending."
+    "--sort", help=f"Sort by a column: {_COLUMNS_HELP}; or name, release, origin, family. '-' prefix: descending."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (schema: docs/json.md).")
 @reports_errors
@@ -479,10 +488,15 @@ def _numeric_column(ctx: click.Context, param: click.Parameter, value: str) -> s
     default="power",
     show_default=True,
     callback=_numeric_column,
-    help="Numeric column on the x axis (minimised): power, area, delay, mae, wce, mre, ep, mse, gates, ...",
+    help=f"Numeric column on the x axis (minimised): {_COLUMNS_HELP}.",
 )
 @click.option(
-    "--y", "y_col", default="mae", show_default=True, callback=_numeric_column, help="Numeric column on the y axis."
+    "--y",
+    "y_col",
+    default="mae",
+    show_default=True,
+    callback=_numeric_column,
+    help="Numeric column on the y axis (minimised), named as for --x.",
 )
 @_filter_options
 @click.option(

@@ -144,13 +144,18 @@ WORST_CASE_COLUMNS = ("wce_pct", "wcre_pct", "wce")
 COST_COLUMNS = ("power_mw", "area_um2", "delay_ns")
 #: Decimals the cost columns are shown with (as EvoApproxLib prints them).
 COST_DECIMALS = {"power_mw": 3, "area_um2": 1, "delay_ns": 2}
-#: Short names accepted wherever a column is named (``--sort power``, ``pareto --x power --y mae``).
+#: Short names accepted wherever a column is named (``--sort power``, ``pareto --x power --y mae``), as the
+#: filter's bounds name them (``max_wce``): an error metric without a unit is its percent column, the one
+#: the tables show (``wce`` is WCE %, as ``mae`` is MAE %); the absolute worst case, whose column and JSON
+#: key are ``wce``, is ``wce_abs`` (as the absolute mean error is ``med``).
 COLUMN_ALIASES = {
     "power": "power_mw",
     "area": "area_um2",
     "delay": "delay_ns",
     "mae": "mae_pct",
+    "wce": "wce_pct",
     "wce%": "wce_pct",
+    "wce_abs": "wce",
     "mre": "mre_pct",
     "wcre": "wcre_pct",
     "ep": "ep_pct",
@@ -175,7 +180,8 @@ PUBLISHED_KEYS = {
 
 
 def column(name: str) -> str:
-    """The column a user-facing name refers to (``power`` -> ``power_mw``); raises ConfigError if unknown."""
+    """The column a user-facing name refers to (``power`` -> ``power_mw``, ``wce`` -> ``wce_pct``: see
+    :data:`COLUMN_ALIASES`); raises ConfigError if unknown."""
     key = COLUMN_ALIASES.get(name.lower(), name.lower())
     if key not in SORTABLE_COLUMNS:
         known = ", ".join(sorted({*COLUMN_ALIASES, *SORTABLE_COLUMNS}))

@@ -28,22 +28,15 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
+from .catalogue import column
 
 if TYPE_CHECKING:
     from .catalogue import Entry, Library
 
-#: Upper-bound fields and the columns they bound.
+#: Upper-bound fields and the columns they bound: ``max_<name>`` bounds the column ``--sort <name>`` sorts by.
 LIMITS = {
-    "max_mae": "mae_pct",
-    "max_wce": "wce_pct",
-    "max_mre": "mre_pct",
-    "max_wcre": "wcre_pct",
-    "max_ep": "ep_pct",
-    "max_mse": "mse",
-    "max_power": "power_mw",
-    "max_area": "area_um2",
-    "max_delay": "delay_ns",
-    "max_gates": "gates",
+    f"max_{name}": column(name)
+    for name in ("mae", "wce", "mre", "wcre", "ep", "mse", "power", "area", "delay", "gates")
 }
 #: Fields taking a value, and the flags.
 VALUE_FIELDS = ("bits", "signed", "origin", "release", "family", *LIMITS)

@@ -14,7 +14,7 @@ import pytest
 from approxlut.errors import ConfigError, LibraryError, LibraryUsageError
 from approxlut.fileio import new_file_mode
 from approxlut.library import Cost, Library
-from approxlut.library.catalogue import DB_NAME, MIGRATIONS, create_index
+from approxlut.library.catalogue import DB_NAME, MIGRATIONS, column, create_index, numeric_column, numeric_names
 from approxlut.library.config import library_dir
 from approxlut.lutgen.simulate import simulate_lut, simulate_metrics
 
@@ -104,6 +104,21 @@ def test_filters_and_sort(lib, multiplier):
     assert maes == sorted(maes)
     with pytest.raises(ConfigError, match="unknown column 'speed'"):
         lib.query(sort="speed")
+
+
+def test_a_metric_sorts_by_the_column_the_tables_show(lib, multiplier):
+    """``--sort wce`` orders by WCE %, as ``mae`` by MAE % and ``max_wce`` bounds WCE %: across widths the
+    absolute worst case (``wce``, reachable as ``wce_abs``) orders otherwise."""
+    entries = [_add(lib, multiplier, bits, False, drop) for bits, drop in ((3, 1), (4, 3), (5, 4), (6, 6))]
+    by_pct = [e.id for e in sorted(entries, key=lambda e: e.wce_pct)]
+    by_abs = [e.id for e in sorted(entries, key=lambda e: e.wce)]
+    assert by_pct != by_abs and len({e.wce_pct for e in entries}) == len({e.wce for e in entries}) == 4
+    assert [e.id for e in lib.query(sort="wce")] == by_pct == [e.id for e in lib.query(sort="wce_pct")]
+    assert [e.id for e in lib.query(sort="wce_abs")] == by_abs
+    assert [e.id for e in lib.query(sort="-wce")] == by_pct[::-1]
+    for short in ("mae", "wce", "mre", "wcre", "ep"):
+        assert column(short) == numeric_column(short) == f"{short}_pct"
+    assert "wce_abs" in numeric_names() and "wce" in numeric_names()
 
 
 def test_cost_from_the_power_model_counts_as_estimated(lib, multiplier):

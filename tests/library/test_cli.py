@@ -113,6 +113,32 @@ def test_list_filters_and_sorts(initialised):
     assert wrong.exit_code == 2 and "error: unknown column 'speed'" in wrong.output
 
 
+def test_sort_keys_filter_keys_and_table_columns_agree(initialised):
+    """``--sort wce`` orders by the WCE% column the table shows and ``max_wce`` bounds, across widths too."""
+    lib = str(initialised)
+    for short, key in (("mae", "mae_pct"), ("wce", "wce_pct"), ("ep", "ep_pct"), ("wce_abs", "wce")):
+        values = [e[key] for e in run_json("list", "--library", lib, "--sort", short)["entries"]]
+        assert values == sorted(values), short
+    by_pct = [e["wce_pct"] for e in run_json("list", "--library", lib, "--sort", "wce_abs")["entries"]]
+    assert by_pct != sorted(by_pct)  # (the built-ins span widths: the absolute order is another one)
+    bounded = run_json("list", "--library", lib, "--filter", "max_wce=1", "--sort", "-wce")["entries"]
+    assert bounded and bounded[0]["wce_pct"] <= 1 and any(e["wce"] > 1 for e in bounded)
+    front = run_json("pareto", "--library", lib, "--x", "wce", "--y", "wce_abs", "--bits", "8")
+    assert (front["x"], front["y"]) == ("wce_pct", "wce")
+
+
+@pytest.mark.parametrize("command", [("list", "--sort"), ("pareto", "--x")])
+def test_the_help_names_every_column_name(command):
+    from approxlut.library.catalogue import COLUMN_ALIASES
+
+    name, option = command
+    text = " ".join(run(name, "--help").output.split())
+    shown = text.split(option, 1)[1]
+    for alias in COLUMN_ALIASES:
+        assert alias in shown or alias == "wce%", alias  # ('wce%' is the heading WCE% typed as a name)
+    assert "wce_abs (max |error|, JSON key wce)" in shown and "mae, wce, mre, wcre, ep in percent" in shown
+
+
 def test_show_and_heatmap(initialised, tmp_path):
     lib = str(initialised)
     data = run_json("show", "exact8s", "--library", lib)
