@@ -280,7 +280,11 @@ def _filter_options(func: F) -> F:
     decorators = [
         click.option("--bits", help="Operand widths: 8 (8x8) or 8x4."),
         click.option("--signed/--unsigned", default=None, help="Only signed / only unsigned multipliers."),
-        click.option("--origin", help="Only this origin: builtin, import, evoapprox (any release), 'evoapprox v2022'."),
+        click.option(
+            "--origin",
+            help="Only this origin: builtin, import, user, evoapprox (every EvoApproxLib release and EvoApprox8b), "
+            "'evoapprox v2022' (one release), evoapprox8b.",
+        ),
         click.option("--family", help="Only this family: truncated (or trunc), broken_array (bam), drum, ..."),
         click.option("--max-mae", type=FiniteFloat(0), help="Largest MAE in percent."),
         click.option(

@@ -9,7 +9,8 @@ Text form: comma-separated items, each ``field=value`` or a bare flag (``-`` and
 =================  ===========================================================================
 ``bits=8``         operand widths: ``8`` means 8x8, ``8x4`` means 8x4
 ``signed``         two's complement operands (``unsigned`` the others; also ``signed=yes|no``)
-``origin=X``       ``builtin``, ``import``, ``evoapprox`` (any release) or ``evoapprox v2022``
+``origin=X``       ``builtin``, ``import``, ``evoapprox`` (any release, EvoApprox8b too), ``evoapprox v2022``
+                   or ``evoapprox8b``
 ``release=X``      a release prefix of the names, e.g. ``v2022``
 ``family=X``       ``truncated`` (or ``trunc``, the built-ins' name prefix), ``broken_array`` (``bam``), ...
 ``max_mae=X``      upper bounds: ``max_mae``, ``max_wce``, ``max_mre``, ``max_wcre``, ``max_ep`` (percent),
@@ -38,6 +39,8 @@ LIMITS = {
     f"max_{name}": column(name)
     for name in ("mae", "wce", "mre", "wcre", "ep", "mse", "power", "area", "delay", "gates")
 }
+#: Origins that are not ``<publisher> <release>`` but belong to a publisher (see :func:`_origin_names`).
+_PUBLISHERS = {"evoapprox8b": "evoapprox"}
 #: Fields taking a value, and the flags.
 VALUE_FIELDS = ("bits", "signed", "origin", "release", "family", *LIMITS)
 FLAGS = ("signed", "unsigned")
@@ -171,8 +174,7 @@ class Filter:
             return False
         if self.signed is not None and entry.signed != self.signed:
             return False
-        origin = entry.origin.lower()
-        if self.origin is not None and origin != self.origin and origin.split()[:1] != [self.origin]:
+        if self.origin is not None and self.origin not in _origin_names(entry.origin):
             return False
         if self.release is not None and entry.release != self.release:
             return False
@@ -236,10 +238,19 @@ def _listing(values: Iterable[str]) -> str:
     return ", ".join(sorted(set(values))) or "none in this library"
 
 
+def _origin_names(origin: str) -> set[str]:
+    """The ``origin=`` values that select an entry of ``origin``: the origin itself and its publisher, the
+    first word (``evoapprox v2022``: ``evoapprox``), where EvoApprox8b, EvoApprox's first library (whose
+    entries the family ``evoapprox`` holds too), counts as ``evoapprox``."""
+    key = origin.lower()
+    first = key.split()[0] if key.split() else key
+    return {key, first, _PUBLISHERS.get(first, first)}
+
+
 def _origin(wanted: str, known: Sequence[Entry]) -> str:
-    """``evoapprox`` selects every release's ``evoapprox v2022``; a full origin selects itself."""
+    """``evoapprox`` selects every release (``evoapprox v2022``) and EvoApprox8b; a full origin selects itself."""
     key = wanted.strip().lower()
-    valid = {e.origin.lower() for e in known} | {e.origin.split()[0].lower() for e in known if e.origin}
+    valid = {name for e in known for name in _origin_names(e.origin)}
     valid |= {"builtin", "import", "user", "evoapprox"}
     if key not in valid:
         raise ConfigError(f"unknown origin '{wanted}' (valid: {_listing(valid)})")

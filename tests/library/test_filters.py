@@ -61,20 +61,26 @@ def test_matching_rules(lib, multiplier) -> None:
     add("b1", 4, False, 3, family="broken_array", origin="builtin")
     add("mul4u_E1", 4, False, 0, family="evoapprox", origin="evoapprox v2022", release="v2022")
     add("mul4u_E2", 4, False, 2, family="evoapprox", origin="evoapprox v1.0", release="v1.0")
+    add("mul4_E3", 4, False, 1, family="evoapprox", origin="evoapprox8b")  # (EvoApprox8b: no release)
 
     def names(text: str) -> list[str]:
         return sorted(e.full_name for e in Filter.parse(text).select(lib))
 
     assert names("family=trunc") == names("family=truncated") == ["t1", "t2"]  # the built-ins' name prefix
     assert names("family=bam") == ["b1"] and names("family=broken") == ["b1"]  # alias, unique prefix
-    assert names("origin=evoapprox") == ["v1.0_mul4u_E2", "v2022_mul4u_E1"]  # every release
+    evoapprox = ["mul4_E3", "v1.0_mul4u_E2", "v2022_mul4u_E1"]
+    assert names("origin=evoapprox") == names("family=evoapprox") == evoapprox  # every release, EvoApprox8b too
+    assert names("origin=EvoApprox8b") == ["mul4_E3"]
     assert names("origin=evoapprox v2022") == names("release=v2022") == ["v2022_mul4u_E1"]
     assert names("family=drum") == []  # a family the library lacks: valid, selects nothing
-    assert names("unsigned,max_power=0.25") == ["t1", "v2022_mul4u_E1"]
+    assert names("unsigned,max_power=0.25") == ["mul4_E3", "t1", "v2022_mul4u_E1"]
     assert names("bits=8") == []
     for text, message in [
         ("family=xyz", "unknown family 'xyz' (valid: broken_array (bam), drum, evoapprox, exact,"),
-        ("origin=evo", "unknown origin 'evo' (valid: builtin, evoapprox, evoapprox v1.0, evoapprox v2022, import"),
+        (
+            "origin=evo",
+            "unknown origin 'evo' (valid: builtin, evoapprox, evoapprox v1.0, evoapprox v2022, evoapprox8b, import",
+        ),
         ("release=v2030", "unknown release 'v2030' (releases in this library: v1.0, v2022)"),
     ]:
         with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
