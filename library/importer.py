@@ -332,6 +332,7 @@ def characterise(files: CircuitFiles, *, signed: bool | None = None) -> Characte
         digests.append(hashlib.sha256(twin_data).hexdigest())
         notes += _check_twin(files.twin, primary, lut, function_hash, is_signed)
     published, cost_source = _published(header, files.meta)
+    origin = _origin(library, info.release, listed=files.meta is not None)
     return Characterised(
         files=files,
         digests=tuple(digests),
@@ -345,8 +346,8 @@ def characterise(files: CircuitFiles, *, signed: bool | None = None) -> Characte
         gates=netlist.gate_count(),
         cost=cost_source or estimated_cost(netlist),
         published=published,
-        origin=_origin(library, info.release),
-        family="evoapprox" if library is not None or files.meta is not None else None,
+        origin=origin,
+        family=None if origin == "import" else "evoapprox",
         licence=(header.licence if header is not None else None) or (files.meta.licence if files.meta else None),
         citation=(header.citation if header is not None else None) or (files.meta.citation if files.meta else None),
         notes=tuple(notes),
@@ -443,10 +444,12 @@ def _published(header: Header | None, meta: MetaRecord | None) -> tuple[dict[str
     return {}, None
 
 
-def _origin(library: str | None, release: str) -> str:
+def _origin(library: str | None, release: str, *, listed: bool) -> str:
+    """``evoapprox8b``; ``evoapprox <release>`` for EvoApproxLib's files (the header says so, or a release's
+    ``meta.json`` lists the file: ``listed``); else ``import``."""
     if library == "evoapprox8b":
         return "evoapprox8b"
-    if library is not None:
+    if library is not None or listed:
         return f"evoapprox {release}".strip()
     return "import"
 

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from approxlut.cli import main
 from approxlut.library import Library
 from approxlut.library.evoapprox import EVOAPPROX8B_CITATION, parse_header, read_meta
+from approxlut.library.filters import Filter
 from approxlut.library.importer import import_paths, plan_import
 
 #: metrics.csv column -> Entry attribute (EvoApprox8b publishes absolute MAE and WCE).
@@ -178,6 +179,9 @@ def test_a_whole_checkout_in_one_command(corpus: Path, tmp_path: Path, json_outp
         from_meta = lib.entry("mul8u_96D")
         assert from_meta.published["MAE%"] == "0.0015" and from_meta.power_mw == 0.39
         assert from_meta.power_source == "published" and from_meta.citation == "A. Author, A paper, 2019"
-        assert from_meta.licence == "MIT" and from_meta.family == "evoapprox"
+        assert from_meta.licence == "MIT" and from_meta.family == "evoapprox" and from_meta.origin == "evoapprox"
+        evoapprox = {e.full_name for e in lib.query() if e.family == "evoapprox"}
+        assert {e.full_name for e in Filter.parse("origin=evoapprox").select(lib)} == evoapprox
+        assert len(evoapprox) == 5 and lib.entry("mul8_125").origin == "evoapprox8b"  # (the legacy folder's)
     again = CliRunner().invoke(main, ["library", "import", str(root), "--library", str(lib_dir)])
     assert again.exit_code == 0 and "0 added" in again.output and "1 skipped" in again.output
