@@ -59,6 +59,8 @@ _META_KEYS = {
     "area": "PDK45_AREA",
     "delay": "PDK45_DELAY",
 }
+#: The file of an EvoApproxLib checkout (at its root) that lists every circuit: :func:`read_meta`.
+META_FILE = "meta.json"
 #: EvoApproxLib names its other circuits by function; these are not multipliers.
 _NOT_MULTIPLIER = re.compile(r"^(?:add|sub)\d", re.IGNORECASE)
 
@@ -171,15 +173,14 @@ def not_a_multiplier(name: str) -> str | None:
     return None
 
 
-def meta_files(paths: Iterable[Path]) -> list[Path]:
-    """The ``meta.json`` files that describe ``paths``: inside given folders, and beside their ancestors."""
+def meta_files_above(paths: Iterable[Path]) -> list[Path]:
+    """The ``meta.json`` files beside ``paths`` and their ancestors (resolved): those that describe them from
+    above. The ones inside given folders are for the walk of those folders to find (``name == META_FILE``)."""
     found: set[Path] = set()
     for path in paths:
         start = path.resolve()
-        if start.is_dir():
-            found.update(p.resolve() for p in start.rglob("meta.json") if p.is_file())
         for parent in (start, *start.parents):
-            candidate = parent / "meta.json"
+            candidate = parent / META_FILE
             if candidate.is_file():
                 found.add(candidate.resolve())
     return sorted(found)

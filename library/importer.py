@@ -56,7 +56,16 @@ from ..lutgen.formats import MAX_NPZ_BYTES, sniff_lut_format
 from ..lutgen.metrics import DEFAULT_MRE_CONVENTION, LIBRARY_MRE_CONVENTIONS
 from ..tasks import Engine, check_engine_options, open_engine
 from .catalogue import GRADIENT_MAX_BITS, HALF_WINDOW, Cost, Entry, Library
-from .evoapprox import Header, MetaRecord, meta_cost, meta_files, not_a_multiplier, parse_header, read_meta
+from .evoapprox import (
+    META_FILE,
+    Header,
+    MetaRecord,
+    meta_cost,
+    meta_files_above,
+    not_a_multiplier,
+    parse_header,
+    read_meta,
+)
 
 if TYPE_CHECKING:
     from ..circuits.netlist import Netlist
@@ -207,28 +216,49 @@ def parse_name(path: Path) -> NameInfo:
     return NameInfo(release, safe_name(stem), pdk45, hint.bits, hint.signed)
 
 
-def netlist_files(paths: Iterable[str | Path]) -> list[Path]:
-    """Files to import: given files as they are, folders walked recursively for netlists and DATE'25 text LUTs.
+@dataclass(frozen=True)
+class Walked:
+    """What one walk of the import paths found (each folder read once)."""
 
-    Plain files come before their ``_pdk45`` twins so the twin merges into the plain file's entry.
-    """
-    found: list[Path] = []
+    #: Files to import: given files as they are, and the folders' netlists and DATE'25 text LUTs; plain
+    #: files come before their ``_pdk45`` twins so the twin merges into the plain file's entry.
+    files: list[Path]
+    #: lutgen ``.npz`` files in the folders: not imported by a walk (name them), so reported as skipped.
+    tables: list[Path]
+    #: The ``meta.json`` files in the folders (resolved).
+    metas: list[Path]
+
+
+def walk_paths(paths: Iterable[str | Path]) -> Walked:
+    """Walk the folders of ``paths`` recursively, once (symbolic links to folders are not followed), and take
+    the given files; :class:`ConfigError` for a path that does not exist."""
+    files: set[Path] = set()
+    tables: set[Path] = set()
+    metas: set[Path] = set()
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            found += [p for p in path.rglob("*") if p.is_file() and _walked(p)]
+            for folder, _, names in os.walk(path):
+                for found in (Path(folder, name) for name in names):
+                    if not found.is_file():
+                        continue
+                    if found.name == META_FILE:
+                        metas.add(found.resolve())
+                    if _walked(found):
+                        files.add(found)
+                    elif found.suffix.lower() == ".npz":
+                        tables.add(found)
         elif path.is_file():
-            found.append(path)
+            files.add(path)
         else:
             raise ConfigError(f"{path}: no such file or folder")
-    unique = sorted(set(found), key=lambda p: (p.stem.lower().endswith(_PDK45), str(p)))
-    return unique
+    ordered = sorted(files, key=lambda p: (p.stem.lower().endswith(_PDK45), str(p)))
+    return Walked(ordered, sorted(tables), sorted(metas))
 
 
-def folder_tables(paths: Iterable[str | Path]) -> list[Path]:
-    """lutgen ``.npz`` files in the folders of ``paths``: not imported by a walk (name them), so reported as skipped."""
-    found = {p for raw in paths if Path(raw).is_dir() for p in Path(raw).rglob("*") if p.suffix.lower() == ".npz"}
-    return sorted(p for p in found if p.is_file())
+def netlist_files(paths: Iterable[str | Path]) -> list[Path]:
+    """The files to import from ``paths`` (:attr:`Walked.files`)."""
+    return walk_paths(paths).files
 
 
 def _walked(path: Path) -> bool:
@@ -244,10 +274,11 @@ def plan_import(paths: Sequence[str | Path]) -> ImportPlan:
     file's circuit name and published figures.
     """
     plan = ImportPlan()
-    files = netlist_files(paths)
-    plan.skipped += [(p, FOLDER_TABLE_SKIPPED) for p in folder_tables(paths) if p not in files]
+    walked = walk_paths(paths)
+    files = walked.files
+    plan.skipped += [(p, FOLDER_TABLE_SKIPPED) for p in walked.tables if p not in files]
     meta: dict[Path, MetaRecord] = {}
-    for found in meta_files(Path(p) for p in paths):
+    for found in sorted({*walked.metas, *meta_files_above(Path(p) for p in paths)}):
         try:
             meta.update(read_meta(found))
         except LutgenError as error:

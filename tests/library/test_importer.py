@@ -244,6 +244,34 @@ def test_npz_files_in_a_folder_are_counted_as_skipped(lib, multiplier, tmp_path)
     assert [e.name for e in named.added] == ["tab"] and not named.skipped
 
 
+def test_planning_reads_each_folder_once(multiplier, tmp_path, monkeypatch):
+    """One walk finds the netlists, the ``.npz`` tables to report and the ``meta.json`` files of a tree."""
+    import json
+    import os
+
+    from approxlut.lutgen.formats import save_npz
+
+    root = _tree(tmp_path / "tree", multiplier)
+    (root / "b" / "deep").mkdir()
+    save_npz(simulate_lut(multiplier(3, False, drop=1), signed=False, name="tab"), root / "b" / "deep" / "tab.npz")
+    (root / "a" / "meta.json").write_text(
+        json.dumps([{"instances": [{"name": "d0", "files": [{"file": "mul3u_d0.blif"}]}]}])
+    )
+    scanned: list[str] = []
+    real = os.scandir
+
+    def scandir(path=".", *rest):
+        scanned.append(os.fspath(path))
+        return real(path, *rest)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    plan = importer.plan_import([root])
+    assert sorted(scanned) == sorted({os.fspath(d) for d in (root, root / "a", root / "b", root / "b" / "deep")})
+    assert plan.skipped == [(root / "b" / "deep" / "tab.npz", importer.FOLDER_TABLE_SKIPPED)]
+    assert {c.primary.name: c.meta.name for c in plan.circuits if c.meta} == {"mul3u_d0.blif": "d0"}
+    assert len(plan.circuits) == 7 and not plan.warnings
+
+
 def _tree(root: Path, multiplier) -> Path:
     """A small import tree: circuits, a twin, a copy in a second folder, an alias, a failure."""
     for bits, signed, drop in ((3, False, 0), (3, False, 2), (4, True, 1), (4, False, 3)):
