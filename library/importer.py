@@ -276,7 +276,8 @@ def plan_import(paths: Sequence[str | Path]) -> ImportPlan:
     plan = ImportPlan()
     walked = walk_paths(paths)
     files = walked.files
-    plan.skipped += [(p, FOLDER_TABLE_SKIPPED) for p in walked.tables if p not in files]
+    named = set(files)
+    plan.skipped += [(p, FOLDER_TABLE_SKIPPED) for p in walked.tables if p not in named]
     meta: dict[Path, MetaRecord] = {}
     for found in sorted({*walked.metas, *meta_files_above(Path(p) for p in paths)}):
         try:
@@ -285,7 +286,7 @@ def plan_import(paths: Sequence[str | Path]) -> ImportPlan:
             plan.warnings.append(f"{error} (ignored)")
     groups: dict[tuple[Path, str, str], list[Path]] = {}
     for path in files:
-        record = meta.get(path.resolve())
+        record = _listed(meta, path)
         why = not_a_multiplier(record.name if record is not None else parse_name(path).name)
         if why is not None:
             plan.skipped.append((path, why))
@@ -303,9 +304,14 @@ def plan_import(paths: Sequence[str | Path]) -> ImportPlan:
             twins = [folder / f"{stem}{_PDK45}{suffix}"]
         primary = plain[0]
         twin = twins[0] if twins and twins[0] != primary else None
-        record = meta.get(primary.resolve()) or (meta.get(twin.resolve()) if twin is not None else None)
+        record = _listed(meta, primary) or (_listed(meta, twin) if twin is not None else None)
         plan.circuits.append(CircuitFiles(primary, twin, record))
     return plan
+
+
+def _listed(meta: dict[Path, MetaRecord], path: Path) -> MetaRecord | None:
+    """``path``'s record in the ``meta.json`` files read (by resolved path; none read: nothing to resolve)."""
+    return meta.get(path.resolve()) if meta else None
 
 
 def characterise(files: CircuitFiles, *, signed: bool | None = None) -> Characterised:
