@@ -1236,3 +1236,7 @@ def retrain_command(
         _echo_json("retrain", report.to_dict())
     else:
         render_retrain(report, Console(width=max(100, Console().width)))
+
+
+if __name__ == "__main__":  # (python -m approxlut.cli, as the lutgen command)
+    main(prog_name="lutgen")

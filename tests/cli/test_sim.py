@@ -232,3 +232,15 @@ def test_sim_mre_convention_option_and_report(corpus: Path, json_output) -> None
         main, ["sim", str(corpus / "evoapprox" / "8x8" / "v2022_mul8u_17C8.v"), "--json", "--no-write"]
     )
     assert json.loads(v2022.output)["mre_convention"] == "nonzero"
+
+
+def test_python_dash_m_runs_the_command(corpus: Path) -> None:
+    """``python -m approxlut.cli`` is the ``lutgen`` command (it did nothing and exited 0)."""
+    netlist = next((corpus / "evoapprox" / "8x8").glob("*mul8u_*.v"))
+    proc = subprocess.run(
+        [sys.executable, "-m", "approxlut.cli", "sim", str(netlist), "--json"], capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["bits_a"] == 8
+    bad = subprocess.run([sys.executable, "-m", "approxlut.cli", "sim"], capture_output=True, text=True)
+    assert bad.returncode == 2 and bad.stderr.strip() == "error: lutgen sim: Missing argument 'FILE'."
