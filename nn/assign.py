@@ -439,11 +439,13 @@ def _cannot_measure(float_model: nn.Module, qmodel: nn.Module, name: str, lut: L
 
 
 def _probe(layer: nn.Module, lut: Lut) -> Any:
-    """A copy of ``layer`` running ``lut`` that shares its (read-only) weights: ``set_config`` changes the
-    multiplier, never the tensors."""
-    shared = {id(t): t for t in (*layer.parameters(), *layer.buffers())}
+    """A copy of ``layer`` running ``lut`` (with the layer's calibration settings, as the assigned model runs it)
+    that shares its (read-only) weights. Its buffers are its own: under the other quantisation scheme (an
+    unsigned multiplier in a symmetric layer) its quantisers hold other parameters, which a forward pass of
+    either layer may rewrite in place (a recurrent layer's weight quantisers)."""
+    shared = {id(t): t for t in layer.parameters()}
     probe: Any = copy.deepcopy(layer, memo=shared)
-    probe.set_config(LayerConfig(lut))
+    probe.set_config(_with_multiplier(layer.config, lut))
     return probe
 
 
