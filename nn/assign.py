@@ -445,7 +445,7 @@ def _probe(layer: nn.Module, lut: Lut) -> Any:
     either layer may rewrite in place (a recurrent layer's weight quantisers)."""
     shared = {id(t): t for t in layer.parameters()}
     probe: Any = copy.deepcopy(layer, memo=shared)
-    probe.set_config(_with_multiplier(layer.config, lut))
+    probe.set_config(_with_multiplier(probe.config, lut))
     return probe
 
 
