@@ -71,9 +71,15 @@ def cost_basis(library: Library, entry: Entry, *, signed: bool | None = None) ->
         return CostBasis(
             f"published {entry.release} (exact: {exact.release})", exact.full_name, float(exact.power_mw or 0)
         )
+    fix = (
+        "import that release's exact circuit"
+        if signed == entry.signed
+        else f"import a {'signed' if signed else 'unsigned'} exact circuit of another release of that library, or "
+        "compare multipliers of one signedness"
+    )
     raise LibraryError(
         f"'{entry.full_name}' has published power, but its source ({entry.origin or 'unknown'}) published no exact "
-        f"{kind} multiplier to measure it against; import that release's exact circuit"
+        f"{kind} multiplier to measure it against; {fix}"
     )
 
 

@@ -69,6 +69,7 @@ class LayerRow:
     power: float | None
     relative_power: float | None = None
     cost_basis: str | None = None
+    unknown_power: str | None = None  # why ``relative_power`` is unknown
 
 
 @dataclass
@@ -437,6 +438,11 @@ def run_evaluate(options: EvaluateOptions, *, console: Console | None = None) ->
     lap("approximate")
 
     rows = _layer_rows(approx_model, macs_all, by_name, exact_entry)
+    notes += [
+        f"energy unknown: {row.name} ({row.multiplier}): {row.unknown_power}"
+        for row in rows
+        if row.unknown_power is not None and row.multiplier != "float"
+    ]
     return EvaluateResult(
         model=options.model,
         dataset=data.name,
@@ -510,7 +516,7 @@ def _layer_rows(model: nn.Module, macs: dict[str, int], entries: dict[str, Any],
             entry, multiplier = exact, exact.full_name
         if entry is None and (layer.resolved.lut is not None or layer.resolved.is_exact_path):
             entry = _library_entry(multiplier)
-        relative, basis = _relative_power(entry, exact.signed)
+        relative, basis, unknown = _relative_power(entry, exact.signed)
         mae = None if entry is None else float(entry.mae_pct)
         lut = layer.resolved.lut
         if mae is None and lut is not None and lut.bits_a + lut.bits_b <= 16:  # (a file's table: measured here)
@@ -524,6 +530,7 @@ def _layer_rows(model: nn.Module, macs: dict[str, int], entries: dict[str, Any],
                 None if entry is None or entry.power_mw is None else float(entry.power_mw),
                 relative,
                 basis,
+                unknown,
             )
         )
     return rows
@@ -538,19 +545,19 @@ def _library_entry(name: str) -> Any:
         return None
 
 
-def _relative_power(entry: Any, signed: bool) -> tuple[float | None, str | None]:
-    """An entry's power relative to the exact multiplier of its own cost source and of ``signed``-ness, and the
-    basis label."""
+def _relative_power(entry: Any, signed: bool) -> tuple[float | None, str | None, str | None]:
+    """An entry's power relative to the exact multiplier of its own cost source and of ``signed``-ness, the basis
+    label, and why the power is unknown where it is."""
     if entry is None:
-        return None, None
+        return None, None, "not a library multiplier, so no power figure"
     from ..library import Library
     from ..library.basis import relative_power
 
     try:
         relative, basis = relative_power(Library.open_default(), entry, signed=signed)
-    except LibraryError:
-        return None, None
-    return relative, basis.label
+    except LibraryError as error:
+        return None, None, str(error)
+    return relative, basis.label, None
 
 
 def _relative_energy(rows: list[LayerRow]) -> float | None:
@@ -589,7 +596,7 @@ def render(result: EvaluateResult, console: Console) -> None:
         )
     console.print(table)
     if result.relative_energy is None:
-        console.print("relative multiplier energy: unknown (a multiplier has no power figure)")
+        console.print("relative multiplier energy: unknown (the notes say why)")
     else:
         saved = 100 * (1 - result.relative_energy)
         console.print(f"relative multiplier energy: {result.relative_energy:.3f} of exact ({saved:.1f} % saved)")

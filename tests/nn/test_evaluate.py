@@ -174,6 +174,32 @@ def test_a_table_from_a_file_reports_its_error(env, weights, tmp_path, json_outp
     rows = {row["name"]: row for row in json_output(result.stdout, "evaluate")["layers"]}
     assert rows["features.0"]["multiplier"] == "mine_k6"
     assert rows["features.0"]["mae_pct"] == pytest.approx(lut.metrics().mae_pct)
+    data = json_output(result.stdout, "evaluate")  # (no power figure: the notes say so, not a guess)
+    assert data["relative_energy"] is None and rows["features.0"]["relative_power"] is None
+    assert "energy unknown: features.0 (mine_k6): not a library multiplier, so no power figure" in data["notes"]
+
+
+def test_an_unsigned_circuit_whose_source_has_no_signed_exact_says_why_its_energy_is_unknown(
+    corpus, env, tmp_path, weights, json_output
+) -> None:
+    """EvoApproxLib v1.1 published unsigned circuits only: on the signed baseline's scale their power is unknown,
+    and the note says why and what helps (it said 'a multiplier has no power figure', and the mixed search's
+    advice was to import the exact circuit of a release that has none of that kind)."""
+    env = env | {"LUTGEN_LIBRARY": str(tmp_path / "lib")}
+    folder = corpus / "evoapprox" / "8x8"
+    files = [str(folder / f"v1.1_mul8u_{name}.v") for name in ("17C8", "1JFF")]
+    imported = CliRunner().invoke(main, ["library", "import", *files], env=env)
+    assert imported.exit_code == 0, imported.output
+    common = ["--model", "lenet5", "--weights", str(weights), "--limit", "16", "--json"]
+    result = _run(env, *common, "--assign", "features.3=v1.1_mul8u_17C8")
+    assert result.exit_code == 0, result.output
+    data = json_output(result.stdout, "evaluate")
+    assert data["relative_energy"] is None
+    (note,) = [n for n in data["notes"] if n.startswith("energy unknown: ")]
+    assert note.startswith("energy unknown: features.3 (v1.1_mul8u_17C8): 'v1.1_mul8u_17C8' has published power")
+    assert "published no exact 8x8s multiplier" in note and note.endswith("compare multipliers of one signedness")
+    alone = _run(env, *common, "--assign", "features.3=v1.1_mul8u_17C8", "--candidates", "bits=8,unsigned")
+    assert json_output(alone.stdout, "evaluate")["relative_energy"] < 1  # (its own kind's exact: known)
 
 
 def test_evaluate_auto_searches_recurrent_layers(env, tmp_path, json_output) -> None:
