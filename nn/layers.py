@@ -79,10 +79,10 @@ def linear_accumulate(
         return F.linear((qa - za).double(), (qb - zb[:, None]).double())
     lut, grad = _lut_for(resolved, qa.device, _needs_grad(qa, qb))
     acc = approx_linear(qa, qb, lut, grad=grad, engine=resolved.config.engine)
-    if resolved.scheme == "affine":
-        za64, zb64 = za.double(), zb.double()
-        k = qa.shape[-1]
-        acc = acc.double() - zb64 * qa.double().sum(-1, keepdim=True) - za64 * qb.double().sum(1) + k * za64 * zb64
+    if resolved.scheme == "affine":  # − zb·Σqa − za·(Σqb − k·zb): integers, exact in float64 in any order
+        zb64 = zb.double()
+        per_out = za.double() * (qb.sum(1, dtype=torch.float64) - qa.shape[-1] * zb64)
+        acc = acc - torch.addcmul(per_out, qa.sum(-1, keepdim=True, dtype=torch.float64), zb64)  # (float64)
     return acc
 
 
@@ -114,17 +114,21 @@ def conv2d_accumulate(
         return F.conv2d((qa - za).double(), (qb - zb.view(-1, 1, 1, 1)).double(), None, stride, 0, dilation, groups)
     lut, grad = _lut_for(resolved, qa.device, _needs_grad(qa, qb))
     acc = approx_conv2d(qa, qb, lut, stride, padding, dilation, groups, grad=grad, engine=resolved.config.engine)
-    if resolved.scheme == "affine":
+    if resolved.scheme == "affine":  # − zb·Σqa − za·(Σqb − K·zb): integers, exact in float64 in any order
         out_channels, cg, kh, kw = qb.shape
         n, _, height, width = qa.shape
-        # Σ qa over each receptive field: channels of a group summed first, then a box filter
-        per_group = qa.double().reshape(n, groups, cg, height, width).sum(dim=2)
+        # Σ qa over each receptive field: channels of a group summed first, then a box filter; broadcast over the
+        # group's output channels
+        by_group = qa.reshape(n, groups, cg, height, width)
+        exact32 = cg * ((1 << resolved.bits_a) - 1) < 1 << 24  # (non-negative integer sums: exact in float32 below)
+        per_group = by_group.sum(dim=2).double() if exact32 else by_group.sum(dim=2, dtype=torch.float64)
         ones = torch.ones((groups, 1, kh, kw), dtype=torch.float64, device=qa.device)
-        sum_a = F.conv2d(per_group, ones, None, stride, 0, dilation, groups)
-        sum_a = sum_a.repeat_interleave(out_channels // groups, dim=1)
-        sum_b = qb.double().sum(dim=(1, 2, 3)).view(1, -1, 1, 1)
-        za64, zb64 = za.double(), zb.double().view(1, -1, 1, 1)
-        acc = acc.double() - zb64 * sum_a - za64 * sum_b + (cg * kh * kw) * za64 * zb64
+        sum_a = F.conv2d(per_group, ones, None, stride, 0, dilation, groups).unsqueeze(2)
+        zb64 = zb.double()
+        per_out = za.double() * (qb.sum(dim=(1, 2, 3), dtype=torch.float64) - (cg * kh * kw) * zb64)
+        shape, per_group_out = acc.shape, (1, groups, out_channels // groups, 1, 1)
+        correction = torch.addcmul(per_out.view(per_group_out), sum_a, zb64.view(per_group_out))
+        acc = (acc.view(n, groups, out_channels // groups, *shape[2:]) - correction).view(shape)  # (float64)
     return acc
 
 
