@@ -61,10 +61,11 @@ def cost_basis(library: Library, entry: Entry, *, signed: bool | None = None) ->
             f"'{entry.full_name}' has modelled power, but the library has no modelled exact {kind} multiplier "
             "to measure it against (lutgen library init adds the built-in one)"
         )
-    same = [e for e in exacts if e.release == entry.release]
-    if same:
+    same = [e for e in exacts if (e.origin, e.release) == (entry.origin, entry.release)]
+    if same:  # (the same release of the same library: an unreleased checkout of one is not another's)
         exact = min(same, key=lambda e: e.full_name)
-        return CostBasis(f"published {entry.release}".strip(), exact.full_name, float(exact.power_mw or 0))
+        label = f"published {entry.release or entry.origin}".strip()
+        return CostBasis(label, exact.full_name, float(exact.power_mw or 0))
     sibling = [e for e in exacts if _publisher(e) == _publisher(entry) and _publisher(entry)]
     if sibling:
         exact = max(sibling, key=lambda e: (e.release, e.full_name))

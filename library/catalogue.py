@@ -681,6 +681,10 @@ class Library:
         found = self._entries("release = ? AND name = ? AND hash = ?", [release, name, lut_hash])
         return found[0] if found else None
 
+    def holding(self, lut_hash: str) -> list[Entry]:
+        """The entries whose table has this hash (one circuit under its names), by release and name."""
+        return self._entries("hash = ?", [lut_hash], "release, name, id")
+
     def has_builtin(self) -> bool:
         """Whether any built-in entry is present."""
         return self._one("SELECT 1 FROM entries WHERE origin = 'builtin' LIMIT 1") is not None

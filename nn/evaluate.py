@@ -26,6 +26,7 @@ from torch import nn
 from ..errors import ConfigError, InputError, LibraryError
 from ..fileio import atomic_write_bytes, atomic_write_text
 from ..library.filters import Filter
+from ..lutgen.lut import Lut
 from ..schema import dumps_json
 from ..tasks import check_engine_options, open_engine
 from .assign import AutoResult, Candidate, auto_assign, build_assigned, check_verify
@@ -438,11 +439,11 @@ def run_evaluate(options: EvaluateOptions, *, console: Console | None = None) ->
     lap("approximate")
 
     rows = _layer_rows(approx_model, macs_all, by_name, exact_entry)
-    notes += [
-        f"energy unknown: {row.name} ({row.multiplier}): {row.unknown_power}"
-        for row in rows
-        if row.unknown_power is not None and row.multiplier != "float"
-    ]
+    unknown: dict[tuple[str, str], list[str]] = {}
+    for row in rows:
+        if row.unknown_power is not None and row.multiplier != "float":
+            unknown.setdefault((row.multiplier, row.unknown_power), []).append(row.name)
+    notes += [f"energy unknown: {', '.join(names)} ({name}): {why}" for (name, why), names in unknown.items()]
     return EvaluateResult(
         model=options.model,
         dataset=data.name,
@@ -509,16 +510,17 @@ def _layer_rows(model: nn.Module, macs: dict[str, int], entries: dict[str, Any],
     signedness (from the multiplier's own cost source): one scale for layers of either signedness."""
     rows = []
     for name, layer in approx_layers(model).items():
-        multiplier = layer.multiplier_name
+        multiplier, lut = layer.multiplier_name, layer.resolved.lut
         entry = entries.get(multiplier)
+        if entry is not None and lut is not None and entry.hash != lut.hash:
+            entry = None  # (a file's table under a library entry's name: the name tells nothing)
         own_kind = layer.resolved.scheme == ("symmetric" if exact.signed else "affine")
         if entry is None and layer.resolved.is_exact_path and own_kind:
             entry, multiplier = exact, exact.full_name
-        if entry is None and (layer.resolved.lut is not None or layer.resolved.is_exact_path):
-            entry = _library_entry(multiplier)
+        if entry is None and (lut is not None or layer.resolved.is_exact_path):
+            entry = _library_entry(multiplier, lut)
         relative, basis, unknown = _relative_power(entry, exact.signed)
         mae = None if entry is None else float(entry.mae_pct)
-        lut = layer.resolved.lut
         if mae is None and lut is not None and lut.bits_a + lut.bits_b <= 16:  # (a file's table: measured here)
             mae = float(lut.metrics().mae_pct)
         rows.append(
@@ -536,11 +538,17 @@ def _layer_rows(model: nn.Module, macs: dict[str, int], entries: dict[str, Any],
     return rows
 
 
-def _library_entry(name: str) -> Any:
+def _library_entry(name: str, lut: Lut | None) -> Any:
+    """The library entry of a layer's multiplier: the one holding its table (by hash; the one called ``name``
+    where several do), or for the exact path the one called ``name``; ``None`` where the library has none."""
     from ..library import Library
 
+    library = Library.open_default()
+    if lut is not None:
+        holders = library.holding(lut.hash)
+        return next((e for e in holders if name in (e.name, e.full_name)), holders[0] if holders else None)
     try:
-        return Library.open_default().entry(name)
+        return library.entry(name)
     except LibraryError:
         return None
 

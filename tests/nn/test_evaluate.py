@@ -174,9 +174,22 @@ def test_a_table_from_a_file_reports_its_error(env, weights, tmp_path, json_outp
     rows = {row["name"]: row for row in json_output(result.stdout, "evaluate")["layers"]}
     assert rows["features.0"]["multiplier"] == "mine_k6"
     assert rows["features.0"]["mae_pct"] == pytest.approx(lut.metrics().mae_pct)
-    data = json_output(result.stdout, "evaluate")  # (no power figure: the notes say so, not a guess)
-    assert data["relative_energy"] is None and rows["features.0"]["relative_power"] is None
-    assert "energy unknown: features.0 (mine_k6): not a library multiplier, so no power figure" in data["notes"]
+    assert rows["features.0"]["relative_power"] is not None  # (trunc8s_k6's table: its entry's figures)
+    forward = lut.forward.copy()
+    forward[3, 5] += 1
+    save_npz(replace(lut, forward=forward, name="mine_plus"), tmp_path / "mine_plus.npz")
+    other = _run(env, *common, "--assign", f"features.0={tmp_path / 'mine_plus.npz'}")
+    data = json_output(other.stdout, "evaluate")  # (a table of no library entry: the notes say so, not a guess)
+    assert data["relative_energy"] is None and data["layers"][0]["relative_power"] is None
+    assert "energy unknown: features.0 (mine_plus): not a library multiplier, so no power figure" in data["notes"]
+    # a file's table is known by its hash, never by the name it states: drum8s_k3's table called trunc8s_k4 has
+    # drum8s_k3's figures (it had trunc8s_k4's)
+    save_npz(replace(load_multiplier("drum8s_k3"), name="trunc8s_k4"), tmp_path / "renamed.npz")
+    named = _run(env, *common, "--assign", f"features.0={tmp_path / 'renamed.npz'}")
+    row = json_output(named.stdout, "evaluate")["layers"][0]
+    plain = json_output(_run(env, *common, "--assign", "features.0=drum8s_k3").stdout, "evaluate")["layers"][0]
+    assert row["multiplier"] == "trunc8s_k4" and row["mae_pct"] == plain["mae_pct"] != 0
+    assert row["power_mw"] == plain["power_mw"] and row["relative_power"] == plain["relative_power"]
 
 
 def test_an_unsigned_circuit_whose_source_has_no_signed_exact_says_why_its_energy_is_unknown(
@@ -191,12 +204,14 @@ def test_an_unsigned_circuit_whose_source_has_no_signed_exact_says_why_its_energ
     imported = CliRunner().invoke(main, ["library", "import", *files], env=env)
     assert imported.exit_code == 0, imported.output
     common = ["--model", "lenet5", "--weights", str(weights), "--limit", "16", "--json"]
-    result = _run(env, *common, "--assign", "features.3=v1.1_mul8u_17C8")
+    result = _run(env, *common, "--assign", "features.3=v1.1_mul8u_17C8,classifier.1=v1.1_mul8u_17C8")
     assert result.exit_code == 0, result.output
     data = json_output(result.stdout, "evaluate")
     assert data["relative_energy"] is None
     (note,) = [n for n in data["notes"] if n.startswith("energy unknown: ")]
-    assert note.startswith("energy unknown: features.3 (v1.1_mul8u_17C8): 'v1.1_mul8u_17C8' has published power")
+    assert note.startswith(  # (one note for the layers sharing a multiplier)
+        "energy unknown: features.3, classifier.1 (v1.1_mul8u_17C8): 'v1.1_mul8u_17C8' has published power"
+    )
     assert "published no exact 8x8s multiplier" in note and note.endswith("compare multipliers of one signedness")
     alone = _run(env, *common, "--assign", "features.3=v1.1_mul8u_17C8", "--candidates", "bits=8,unsigned")
     assert json_output(alone.stdout, "evaluate")["relative_energy"] < 1  # (its own kind's exact: known)
