@@ -41,7 +41,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -292,21 +292,33 @@ def plan_import(paths: Sequence[str | Path]) -> ImportPlan:
             plan.skipped.append((path, why))
             continue
         stem = path.stem[: -len(_PDK45)] if path.stem.lower().endswith(_PDK45) else path.stem
-        groups.setdefault((path.parent, stem, path.suffix), []).append(path)
+        groups.setdefault((path.parent, stem, path.suffix.lower()), []).append(path)  # (`.V` is `.v`, as walked)
     for (folder, stem, suffix), members in groups.items():
         plain = [p for p in members if not p.stem.lower().endswith(_PDK45)]
         twins = [p for p in members if p.stem.lower().endswith(_PDK45)]
-        if not plain and (folder / f"{stem}{suffix}").is_file():
-            plain = [folder / f"{stem}{suffix}"]
+        if not plain:
+            plain = _sibling(folder, f"{stem}{suffix}")
         if twins and not plain:
             plain, twins = twins[:1], []
-        if not twins and (folder / f"{stem}{_PDK45}{suffix}").is_file():
-            twins = [folder / f"{stem}{_PDK45}{suffix}"]
+        if not twins:
+            twins = _sibling(folder, f"{stem}{_PDK45}{suffix}")
         primary = plain[0]
         twin = twins[0] if twins and twins[0] != primary else None
         record = _listed(meta, primary) or (_listed(meta, twin) if twin is not None else None)
         plan.circuits.append(CircuitFiles(primary, twin, record))
     return plan
+
+
+def _sibling(folder: Path, name: str) -> list[Path]:
+    """The file ``name`` in ``folder``, its extension and ``_pdk45`` in any case (``[]`` if none; the first by
+    name if several)."""
+    if (folder / name).is_file():
+        return [folder / name]
+    try:
+        found = sorted(p for p in folder.iterdir() if p.name.lower() == name.lower() and p.is_file())
+    except OSError:
+        return []
+    return found[:1]
 
 
 def _listed(meta: dict[Path, MetaRecord], path: Path) -> MetaRecord | None:
@@ -339,6 +351,7 @@ def characterise(files: CircuitFiles, *, signed: bool | None = None) -> Characte
             "(DATE'25 text, TFApprox binary, lutgen .npz)"
         )
     name = _circuit_name(files, info)
+    info = _stated_kind(files, info, name)
     header = parse_header(data.decode("utf-8", errors="replace")) if primary.suffix.lower() in (".v", ".sv") else None
     netlist = read_netlist(primary)
     if len(netlist.widths) != 2:
@@ -390,6 +403,13 @@ def characterise(files: CircuitFiles, *, signed: bool | None = None) -> Characte
         notes=tuple(notes),
         warnings=tuple(warnings),
     )
+
+
+def _stated_kind(files: CircuitFiles, info: NameInfo, name: str) -> NameInfo:
+    """``info`` with the widths and signedness that the circuit's ``meta.json`` name says (``mul8s_1KVA`` for a
+    file ``circuit_a.v``), where it names the circuit and says them."""
+    hint = name_hint(name) if files.meta is not None else None
+    return info if hint is None else replace(info, bits=hint.bits, signed=hint.signed)
 
 
 def _circuit_name(files: CircuitFiles, info: NameInfo) -> str:
@@ -609,7 +629,7 @@ def import_paths(
             before is not None
             and signed is not None
             and before.signed != signed
-            and parse_name(files.primary).signed is None
+            and _stated_kind(files, info := parse_name(files.primary), _circuit_name(files, info)).signed is None
         ):
             kind, asked = ("signed", "unsigned") if before.signed else ("unsigned", "signed")
             summary.warnings.append(

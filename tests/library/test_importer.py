@@ -363,3 +363,39 @@ def test_reimporting_with_the_other_kind_says_the_entry_stays(lib, multiplier, t
         f"{path}: imported before as unsigned (plain), so kept as it is; to read it as signed, "
         "`lutgen library remove plain` first"
     ]
+
+
+def test_a_twin_with_an_upper_case_extension_is_still_checked(lib, multiplier, tmp_path):
+    """``X.v`` and ``X_PDK45.V`` are one circuit's two files: a twin with another table is refused naming both (the
+    case of the extension took it past the check, into a second entry of the same name)."""
+    from approxlut.errors import InputError
+
+    _write(tmp_path / "v2022_mul4u_ABC.blif", multiplier(4, False, drop=3))
+    _write(tmp_path / "v2022_mul4u_ABC_PDK45.BLIF", multiplier(4, False, drop=1))
+    plan = importer.plan_import([tmp_path])
+    assert [(c.primary.name, c.twin.name if c.twin else None) for c in plan.circuits] == [
+        ("v2022_mul4u_ABC.blif", "v2022_mul4u_ABC_PDK45.BLIF")
+    ]
+    named = importer.plan_import([tmp_path / "v2022_mul4u_ABC.blif"])  # (named alone, the twin is found too)
+    assert [c.twin.name if c.twin else None for c in named.circuits] == ["v2022_mul4u_ABC_PDK45.BLIF"]
+    summary = import_paths(lib, [tmp_path])
+    assert not summary.added and len(summary.failed) == 1 and len(lib) == 0
+    assert "v2022_mul4u_ABC_PDK45.BLIF" in summary.failed[0][1]
+    with pytest.raises(InputError):
+        importer.characterise(plan.circuits[0])
+
+
+def test_a_circuit_named_by_meta_json_takes_its_kind_from_that_name(lib, multiplier, tmp_path):
+    """A file whose name says nothing, listed in a release's ``meta.json`` as ``mul4s_…``, is read as signed (it
+    was read as unsigned, 'mul4s' holding a table far off its own published MAE)."""
+    import json
+
+    _write(tmp_path / "circuit_a.blif", multiplier(4, True, drop=1))
+    (tmp_path / "meta.json").write_text(
+        json.dumps([{"instances": [{"name": "mul4s_KVA", "files": [{"file": "circuit_a.blif"}]}]}])
+    )
+    summary = import_paths(lib, [tmp_path])
+    assert not summary.failed, summary.failed
+    entry = lib.entry("mul4s_KVA")
+    assert entry.signed and entry.bits_a == 4
+    assert entry.hash == simulate_lut(multiplier(4, True, drop=1), signed=True).hash
