@@ -111,6 +111,7 @@ class CircuitFiles:
     primary: Path
     twin: Path | None = None
     meta: MetaRecord | None = None
+    root: Path | None = None  # the folder imported (a named file's own folder): release folders count from it down
 
     @property
     def paths(self) -> tuple[Path, ...]:
@@ -191,11 +192,12 @@ class ImportSummary:
         }
 
 
-def parse_name(path: Path) -> NameInfo:
+def parse_name(path: Path, root: Path | None = None) -> NameInfo:
     """Release, name, twin flag, widths and signedness from a file name such as ``v2022_mul8x4u_1K7_pdk45.v``.
 
-    The name is made a valid entry name (:func:`~approxlut.circuits.names.safe_name`: ``my mult.v`` gives
-    ``my_mult``).
+    Without a release in the name, the nearest folder named like one (``v1.0/``) gives it, from ``root`` down
+    (the folder imported: folders above it say nothing, so ``/home/u/v3/work`` gives no release). The name is
+    made a valid entry name (:func:`~approxlut.circuits.names.safe_name`: ``my mult.v`` gives ``my_mult``).
     """
     stem = path.stem
     pdk45 = stem.lower().endswith(_PDK45)
@@ -207,6 +209,8 @@ def parse_name(path: Path) -> NameInfo:
         release, stem = match.group("release"), match.group("rest")
     else:
         for parent in path.parents:
+            if root is not None and not parent.is_relative_to(root):
+                break
             if re.fullmatch(r"v\d+(?:\.\d+)*", parent.name):
                 release = parent.name
                 break
@@ -227,12 +231,14 @@ class Walked:
     tables: list[Path]
     #: The ``meta.json`` files in the folders (resolved).
     metas: list[Path]
+    #: Each file's import root: the folder given that holds it, or a given file's own folder.
+    roots: dict[Path, Path] = field(default_factory=dict)
 
 
 def walk_paths(paths: Iterable[str | Path]) -> Walked:
     """Walk the folders of ``paths`` recursively, once (symbolic links to folders are not followed), and take
     the given files; :class:`ConfigError` for a path that does not exist."""
-    files: set[Path] = set()
+    roots: dict[Path, Path] = {}
     tables: set[Path] = set()
     metas: set[Path] = set()
     for raw in paths:
@@ -245,15 +251,15 @@ def walk_paths(paths: Iterable[str | Path]) -> Walked:
                     if found.name == META_FILE:
                         metas.add(found.resolve())
                     if _walked(found):
-                        files.add(found)
+                        roots.setdefault(found, path)
                     elif found.suffix.lower() == ".npz":
                         tables.add(found)
         elif path.is_file():
-            files.add(path)
+            roots.setdefault(path, path.parent)
         else:
             raise ConfigError(f"{path}: no such file or folder")
-    ordered = sorted(files, key=lambda p: (p.stem.lower().endswith(_PDK45), str(p)))
-    return Walked(ordered, sorted(tables), sorted(metas))
+    ordered = sorted(roots, key=lambda p: (p.stem.lower().endswith(_PDK45), str(p)))
+    return Walked(ordered, sorted(tables), sorted(metas), roots)
 
 
 def netlist_files(paths: Iterable[str | Path]) -> list[Path]:
@@ -305,7 +311,7 @@ def plan_import(paths: Sequence[str | Path]) -> ImportPlan:
         primary = plain[0]
         twin = twins[0] if twins and twins[0] != primary else None
         record = _listed(meta, primary) or (_listed(meta, twin) if twin is not None else None)
-        plan.circuits.append(CircuitFiles(primary, twin, record))
+        plan.circuits.append(CircuitFiles(primary, twin, record, walked.roots.get(primary, primary.parent)))
     return plan
 
 
@@ -341,7 +347,7 @@ def characterise(files: CircuitFiles, *, signed: bool | None = None) -> Characte
     for path in files.paths:
         _check_recordable(path)
     data = _read(primary)
-    info = parse_name(primary)
+    info = parse_name(primary, files.root)
     lut_format = sniff_lut_format(primary)
     if lut_format is not None:
         return _characterise_table(files, lut_format, data, info, signed=signed)
@@ -629,7 +635,8 @@ def import_paths(
             before is not None
             and signed is not None
             and before.signed != signed
-            and _stated_kind(files, info := parse_name(files.primary), _circuit_name(files, info)).signed is None
+            and _stated_kind(files, info := parse_name(files.primary, files.root), _circuit_name(files, info)).signed
+            is None
         ):
             kind, asked = ("signed", "unsigned") if before.signed else ("unsigned", "signed")
             summary.warnings.append(
@@ -706,7 +713,7 @@ def _known(lib: Library, files: CircuitFiles) -> list[Entry | None]:
     known = [lib.find_source(hashlib.sha256(_read(path)).hexdigest()) for path in files.paths]
     primary = known[0]
     if primary is not None and files.primary.suffix.lower() in NETLIST_SUFFIXES:
-        info = parse_name(files.primary)
+        info = parse_name(files.primary, files.root)
         name = _circuit_name(files, info)
         full = f"{info.release}_{name}" if info.release else name
         if full != primary.full_name and full not in primary.aliases:

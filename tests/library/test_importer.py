@@ -399,3 +399,18 @@ def test_a_circuit_named_by_meta_json_takes_its_kind_from_that_name(lib, multipl
     entry = lib.entry("mul4s_KVA")
     assert entry.signed and entry.bits_a == 4
     assert entry.hash == simulate_lut(multiplier(4, True, drop=1), signed=True).hash
+
+
+def test_release_folders_count_from_the_import_root_down(lib, multiplier, tmp_path, monkeypatch):
+    """A folder named like a release above the folder imported says nothing: the same file imported by a relative
+    and by an absolute path is one entry (it became a second one, 'v3_my_mult'); release folders inside the tree,
+    or a named file's own folder, still give the release."""
+    _write(tmp_path / "v3" / "d" / "my_mult.blif", multiplier(3, False, drop=1))
+    _write(tmp_path / "v3" / "d" / "v1.0" / "mul3u_X.blif", multiplier(3, False, drop=2))
+    monkeypatch.chdir(tmp_path / "v3")
+    first = import_paths(lib, [Path("d")])
+    assert sorted(e.full_name for e in first.added) == ["my_mult", "v1.0_mul3u_X"]
+    again = import_paths(lib, [tmp_path / "v3" / "d"])
+    assert not again.added and len(again.unchanged) == 2 and len(lib) == 2
+    named = importer.plan_import([tmp_path / "v3" / "d" / "v1.0" / "mul3u_X.blif"]).circuits[0]
+    assert parse_name(named.primary, named.root).release == "v1.0"
