@@ -58,6 +58,7 @@ _BEHAVIOURAL = {
     "Task": "a task",
 }
 _MAX_GATES = MAX_GATES  # a flattened design beyond this is refused rather than exhausting memory
+_MAX_NETS = 2 * MAX_GATES  # nets, declared bits included (a generate loop of wide wires)
 _MAX_WIDTH = 1 << 16  # widest expression or net
 #: Most generate-loop iterations unrolled in one design (all loops together).
 MAX_GENERATE_ITERATIONS = 1_000_000
@@ -340,6 +341,8 @@ class _Design:
         return ParseError(message, self.path, *(at or (None, None)))
 
     def net(self, name: str | None = None) -> int:
+        if len(self.names) >= _MAX_NETS:
+            raise self.error(f"the flattened circuit exceeds {_MAX_NETS} nets", self.item_at)
         self.names.append(name)
         return len(self.names) - 1
 
@@ -722,8 +725,11 @@ class _Module:
         expr = node.value.var if type(node.value).__name__ == "Rvalue" else node.value
         overridden = name in overrides and type(node).__name__ != "Localparam"
         value = overrides[name] if overridden else self.const(expr)
-        if node.width is not None:
+        if node.width is not None:  # (the value converted to the declared type, as an assignment would)
             width, signed = self._range_width(node.width), bool(node.signed)
+            value &= (1 << width) - 1
+            if signed and value >> (width - 1):
+                value -= 1 << width
         elif overridden:  # an integer from the instantiating module
             width, signed = max(32, value.bit_length() + 1), True
         else:
@@ -858,6 +864,7 @@ class _Module:
         scope.prefix = prefix
         scope.signals = self.signals.new_child()
         scope.params = self.params.new_child()
+        scope.genvars = set(self.genvars)  # (a block's genvars are its own, as its nets are)
         scope.blocks = {}
         scope.types = {}  # (a genvar gives one expression other widths in other iterations)
         scope.in_block = True
@@ -1532,9 +1539,10 @@ _CONST_BINARY: dict[str, Callable[[int, int], int]] = {
     "Times": lambda a, b: a * b,
     "Divide": _verilog_div,
     "Mod": _verilog_mod,
-    "Power": lambda a, b: a**b if 0 <= b <= 4096 else int(""),
-    "Sll": lambda a, b: a << b if b <= 4096 else int(""),
-    "Sla": lambda a, b: a << b if b <= 4096 else int(""),
+    # (results past the widest expression are refused before they are computed: they could take hours)
+    "Power": lambda a, b: a**b if 0 <= b <= 4096 and abs(a).bit_length() * b <= _MAX_WIDTH else int(""),
+    "Sll": lambda a, b: a << b if b <= 4096 and abs(a).bit_length() + b <= _MAX_WIDTH else int(""),
+    "Sla": lambda a, b: a << b if b <= 4096 and abs(a).bit_length() + b <= _MAX_WIDTH else int(""),
     "Srl": lambda a, b: a >> b,
     "Sra": lambda a, b: a >> b,
     "And": lambda a, b: a & b,

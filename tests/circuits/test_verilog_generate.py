@@ -258,3 +258,81 @@ def test_malformed_generate_constructs(items: str, token: str, match: str) -> No
     err = error_of(text)
     assert match in err.message
     assert (err.line, err.col) == position(text, token), err
+
+
+def _table(source: str, **kwargs: str) -> np.ndarray:
+    """The unsigned 4x4 table of a module with inputs ``a``, ``b`` (4 bits)."""
+    return simulate_lut(read_verilog(source, "t.v", **kwargs), signed=False).forward
+
+
+A_XOR_B = np.bitwise_xor.outer(np.arange(16), np.arange(16))
+
+
+def test_a_ranged_parameter_takes_its_declared_type() -> None:
+    """A parameter declared with a range holds its value converted to it (as an assignment would), in loop
+    bounds and conditions too: N = 6 in a [1:0] parameter is 2, a signed [3:0] 4'b1111 is -1 (both were used
+    unconverted: a table wrong on every bit, exit 0)."""
+    sub = """module sub #(parameter [1:0] N = 1) (input [3:0] x, input [3:0] y, output [3:0] z);
+  genvar i;
+  for (i = 0; i < 4; i = i + 1) begin : g
+    if (i < N) begin : on assign z[i] = x[i] ^ y[i]; end
+    else begin : off assign z[i] = 1'b0; end
+  end
+endmodule
+module m(input [3:0] a, input [3:0] b, output [3:0] o);
+  sub #(.N(6)) u (.x(a), .y(b), .z(o));
+endmodule
+"""
+    assert np.array_equal(_table(sub, top="m"), A_XOR_B & 3)
+    signed = """module m(input [3:0] a, input [3:0] b, output [3:0] o);
+  localparam signed [3:0] P = 4'b1111;
+  if (P < 0) begin : neg assign o = a ^ b; end
+  else begin : pos assign o = a & b; end
+endmodule
+"""
+    assert np.array_equal(_table(signed), A_XOR_B)
+
+
+def test_a_genvar_declared_in_a_loop_body_is_its_own() -> None:
+    """``genvar j;`` inside a loop's block is declared once per iteration's scope (it was 'declared twice'), and
+    stays out of the enclosing scope."""
+    nested = """module m(input [3:0] a, input [3:0] b, output [7:0] o);
+  genvar i;
+  for (i = 0; i < 2; i = i + 1) begin : row
+    genvar j;
+    for (j = 0; j < 2; j = j + 1) begin : col
+      assign o[i*2+j] = a[i] & b[j];
+    end
+  end
+  assign o[7:4] = 0;
+endmodule
+"""
+    expected = sum(
+        ((np.arange(16)[:, None] >> i) & (np.arange(16)[None, :] >> j) & 1) << (i * 2 + j)
+        for i in (0, 1)
+        for j in (0, 1)
+    )
+    assert np.array_equal(_table(nested), expected)
+    leaked = """module m(input [3:0] a, input [3:0] b, output [3:0] o);
+  if (1) begin : x genvar k; end
+  for (k = 0; k < 4; k = k + 1) begin : g assign o[k] = a[k]; end
+endmodule
+"""
+    with pytest.raises(ParseError, match=r"t\.v:3:\d+: a generate loop must count with a genvar"):
+        read_verilog(leaked, "t.v")
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("genvar i; for (i = 0; i < 100000; i = i + 1) begin : g wire [65535:0] t; end", r"exceeds \d+ nets"),
+        ("genvar i; for (i = 0; i < (2**4096)**4096; i = i + 1) begin end", "invalid constant expression"),
+        ("localparam P = ((2**4096)**4096)**4096;", "invalid constant expression"),
+    ],
+)
+def test_designs_too_large_to_build_are_refused_at_once(body: str, message: str) -> None:
+    """Wide wires in a long loop, and constants far wider than any net, are refused in one line before they
+    exhaust memory or time (a MemoryError traceback; a loop condition taking 0.1 s per evaluation)."""
+    source = f"module m(input [3:0] a, input [3:0] b, output [7:0] o);\n{body}\nassign o = a * b;\nendmodule\n"
+    with pytest.raises(ParseError, match=message):
+        read_verilog(source, "t.v")
