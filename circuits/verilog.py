@@ -1222,12 +1222,26 @@ class _Module:
         if op2 is not None:
             left, right = self._const(node.left), self._const(node.right)
             try:
+                if kind in _SIZED:
+                    left, right = self._sized_operands(node, kind, left, right)
                 return op2(left, right)
             except (ZeroDivisionError, ValueError, OverflowError):
                 raise self.error("invalid constant expression (division by zero or shift out of range)", node) from None
         if kind in ("Pointer", "Partselect", "Concat", "Repeat"):
             raise _NotConstant
         raise self.error(f"unsupported expression ({kind})", node)
+
+    def _sized_operands(self, node: Any, kind: str, left: int, right: int) -> tuple[int, int]:
+        """The operands of a constant comparison, division or right shift as Verilog sees them: both at the wider
+        operand's width, unsigned unless both are signed (a shift: its left operand's type, ``>>`` logical)."""
+        try:
+            (width_l, signed_l), (width_r, signed_r) = self.type_of(node.left), self.type_of(node.right)
+        except ParseError:  # (an expression without a self-determined type: evaluated as integers)
+            return left, right
+        if kind in ("Srl", "Sra"):
+            return _fitted(left, width_l, signed_l and kind == "Sra"), right
+        width, signed = max(width_l, width_r), signed_l and signed_r
+        return _fitted(left, width, signed), _fitted(right, width, signed)
 
     # -- expression types (Verilog-2005 5.4/5.5) ------------------------------------------------
 
@@ -1516,6 +1530,18 @@ def _shift(bits: list[int], amount: int, left: bool, fill: int) -> list[int]:
     if left:
         return [fill] * amount + bits[: width - amount]
     return bits[amount:] + [fill] * amount
+
+
+def _fitted(value: int, width: int, signed: bool) -> int:
+    """``value`` in ``width`` bits, two's complement when ``signed``."""
+    value &= (1 << width) - 1
+    return value - (1 << width) if signed and value >> (width - 1) else value
+
+
+#: Constant operators whose result depends on the operands' width and signedness (Verilog-2005 5.5.1).
+_SIZED = frozenset(
+    {"LessThan", "GreaterThan", "LessEq", "GreaterEq", "Eq", "NotEq", "Eql", "NotEql", "Divide", "Mod", "Srl", "Sra"}
+)
 
 
 def _verilog_div(a: int, b: int) -> int:

@@ -336,3 +336,32 @@ def test_designs_too_large_to_build_are_refused_at_once(body: str, message: str)
     source = f"module m(input [3:0] a, input [3:0] b, output [7:0] o);\n{body}\nassign o = a * b;\nendmodule\n"
     with pytest.raises(ParseError, match=message):
         read_verilog(source, "t.v")
+
+
+@pytest.mark.parametrize(
+    ("condition", "xor"),
+    [
+        ("i - 1 < N", [False, True, True, True]),  # (N unsigned: at i = 0, 32'hFFFFFFFF < 4 is false)
+        ("(i - 4 >> 1) > 0", [True, True, True, True]),  # (>> is logical: -4 >> 1 is 32'h7FFFFFFE)
+        ("(i - 4 >>> 1) < 0", [True, True, True, True]),  # (>>> of a signed genvar keeps its sign)
+        ("i - 1 == 32'hFFFFFFFF", [True, False, False, False]),
+        ("(i - 2) / 2 == 0", [False, True, True, True]),  # (signed, toward zero: -2/2 = -1, -1/2 = 0)
+    ],
+)
+def test_constant_conditions_follow_verilog_widths_and_signedness(condition: str, xor: list[bool]) -> None:
+    """Generate conditions are evaluated at their operands' width and signedness (they were evaluated on
+    unbounded signed integers: another branch taken, a wrong table, exit 0)."""
+    source = f"""module m(input [3:0] a, input [3:0] b, output [3:0] o);
+  localparam [3:0] N = 4;
+  genvar i;
+  for (i = 0; i < 4; i = i + 1) begin : g
+    if ({condition}) begin : x assign o[i] = a[i] ^ b[i]; end
+    else begin : y assign o[i] = a[i] & b[i]; end
+  end
+endmodule
+"""
+    codes = np.arange(16)
+    expected = sum(
+        ((np.bitwise_xor if on else np.bitwise_and).outer(codes, codes) >> i & 1) << i for i, on in enumerate(xor)
+    )
+    assert np.array_equal(_table(source), expected)
