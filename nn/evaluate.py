@@ -509,7 +509,12 @@ def _layer_rows(model: nn.Module, macs: dict[str, int], entries: dict[str, Any],
     """Each approximate layer's multiplier with its power relative to the exact multiplier of ``exact``'s
     signedness (from the multiplier's own cost source): one scale for layers of either signedness."""
     rows = []
-    for name, layer in approx_layers(model).items():
+    layers = approx_layers(model)
+    for name in [*(n for n in macs if n in layers or macs[n] > 0), *(n for n in layers if n not in macs)]:
+        layer = layers.get(name)
+        if layer is None:  # (a layer assigned "float" is a torch layer again; its MACs count as exact ones)
+            rows.append(LayerRow(name, int(macs[name]), "float", None, None))
+            continue
         multiplier, lut = layer.multiplier_name, layer.resolved.lut
         entry = entries.get(multiplier)
         if entry is not None and lut is not None and entry.hash != lut.hash:

@@ -388,3 +388,18 @@ def test_library_option_names_the_library(env, weights, tmp_path) -> None:
         env=elsewhere,
     )
     assert timed.exit_code == 0, timed.output
+
+
+def test_a_layer_assigned_float_is_listed_and_counts_as_exact(env, weights, json_output) -> None:
+    """A layer run in float stays in the per-layer table, and its MACs count as exact ones in the relative energy
+    (it was left out of both, so the energy saved was overstated)."""
+    common = ["--model", "lenet5", "--weights", str(weights), "--limit", "16", "--json"]
+    result = _run(env, *common, "--assign", "default=trunc8s_k6,classifier.1=float")
+    assert result.exit_code == 0, result.output
+    data = json_output(result.stdout, "evaluate")
+    rows = {row["name"]: row for row in data["layers"]}
+    assert list(rows) == ["features.0", "features.3", "classifier.1", "classifier.3", "classifier.5"]
+    assert rows["classifier.1"]["multiplier"] == "float" and rows["classifier.1"]["macs"] == 48_000
+    relative = rows["features.0"]["relative_power"]
+    total = sum(row["macs"] for row in data["layers"])
+    assert data["relative_energy"] == pytest.approx(((total - 48_000) * relative + 48_000) / total)
