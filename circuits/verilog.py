@@ -1232,15 +1232,22 @@ class _Module:
         raise self.error(f"unsupported expression ({kind})", node)
 
     def _sized_operands(self, node: Any, kind: str, left: int, right: int) -> tuple[int, int]:
-        """The operands of a constant comparison, division or right shift as Verilog sees them: both at the wider
-        operand's width, unsigned unless both are signed (a shift: its left operand's type, ``>>`` logical)."""
+        """The operands of a constant comparison, division or right shift as Verilog sees them.
+
+        A comparison's operands take the wider one's width, unsigned unless both are signed. A negative operand of
+        an unsigned division, or the negative left operand of ``>>`` (logical) or of an unsigned ``>>>``, is read
+        as its own width's unsigned value. Non-negative operands of those stay as they are: Verilog sizes them by
+        the surrounding expression, which may be wider than their own width (``(X + 4'd1) / 2 == 8``).
+        """
         try:
             (width_l, signed_l), (width_r, signed_r) = self.type_of(node.left), self.type_of(node.right)
         except ParseError:  # (an expression without a self-determined type: evaluated as integers)
             return left, right
         if kind in ("Srl", "Sra"):
-            return _fitted(left, width_l, signed_l and kind == "Sra"), right
+            return (_fitted(left, width_l, False) if left < 0 and (kind == "Srl" or not signed_l) else left), right
         width, signed = max(width_l, width_r), signed_l and signed_r
+        if kind in ("Divide", "Mod") and (signed or min(left, right) >= 0):
+            return left, right
         return _fitted(left, width, signed), _fitted(right, width, signed)
 
     # -- expression types (Verilog-2005 5.4/5.5) ------------------------------------------------

@@ -346,6 +346,9 @@ def test_designs_too_large_to_build_are_refused_at_once(body: str, message: str)
         ("(i - 4 >>> 1) < 0", [True, True, True, True]),  # (>>> of a signed genvar keeps its sign)
         ("i - 1 == 32'hFFFFFFFF", [True, False, False, False]),
         ("(i - 2) / 2 == 0", [False, True, True, True]),  # (signed, toward zero: -2/2 = -1, -1/2 = 0)
+        ("(X + 4'd1) / 4'd2 == 8", [True, True, True, True]),  # (sized by the 32-bit 8: 16 / 2, no wrap)
+        ("((X + 4'd1) >> 1) == 8'd8", [True, True, True, True]),
+        ("(X + 4'd1) == 4'd0", [True, True, True, True]),  # (all 4-bit: 15 + 1 wraps to 0)
     ],
 )
 def test_constant_conditions_follow_verilog_widths_and_signedness(condition: str, xor: list[bool]) -> None:
@@ -353,6 +356,7 @@ def test_constant_conditions_follow_verilog_widths_and_signedness(condition: str
     unbounded signed integers: another branch taken, a wrong table, exit 0)."""
     source = f"""module m(input [3:0] a, input [3:0] b, output [3:0] o);
   localparam [3:0] N = 4;
+  localparam [3:0] X = 15;
   genvar i;
   for (i = 0; i < 4; i = i + 1) begin : g
     if ({condition}) begin : x assign o[i] = a[i] ^ b[i]; end
