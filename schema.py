@@ -163,16 +163,31 @@ VOCABULARY: dict[str, tuple[dict[str, Any], str]] = {
     "after_accuracy_pct": (_NUM, "test accuracy after the last epoch, percent"),
     "train_accuracy_pct": (_NUM, "training accuracy over the epoch, percent"),
     "test_accuracy_pct": (_NUM, "test accuracy after the epoch, percent"),
-    "relative_energy": (_maybe(_NUM), "multiplier energy as a fraction of the exact multiplier's"),
+    "relative_energy": (
+        _maybe(_NUM),
+        "multiplier energy as a fraction of the exact multiplier's (float layers count as exact; null: a power "
+        "unknown)",
+    ),
     "budget_points": (_maybe(_NUM), "allowed accuracy drop, percentage points"),
     "chosen": (_BOOL, "the point the search chose"),
     "found_by": (
         _STR,
         "how the search found a front point: `exact`, `knapsack` (hull vertex), `pareto` (layer by layer), `nsga2`",
     ),
-    "relative_power": (_maybe(_NUM), "power as a fraction of the exact multiplier's of the same cost source"),
-    "cost_basis": (_maybe(_STR), "cost source the relative power is measured in (published release or lutgen model)"),
-    "layers": (_array(_OBJ), "per-layer rows: {name, macs, multiplier, mae_pct, power_mw, relative_power, cost_basis}"),
+    "relative_power": (
+        _maybe(_NUM),
+        "power as a fraction of the power of the exact multiplier of the same cost source and of the baseline's "
+        "signedness (the signed one where candidates mix)",
+    ),
+    "cost_basis": (
+        _maybe(_STR),
+        "cost source the relative power is measured in (lutgen model, or published + release or library)",
+    ),
+    "layers": (
+        _array(_OBJ),
+        "per-layer rows: {name, macs, multiplier, mae_pct, power_mw, relative_power, cost_basis}; multiplier "
+        "'float' for a layer run in float",
+    ),
     "macs": (_INT, "multiply-accumulates per sample"),
     "multiplier": (_STR, "multiplier a layer runs"),
     "assignment": (_OBJ, "the layer -> multiplier assignment (readable by `--assign FILE`)"),

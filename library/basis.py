@@ -70,7 +70,9 @@ def cost_basis(library: Library, entry: Entry, *, signed: bool | None = None) ->
     if sibling:
         exact = max(sibling, key=lambda e: (e.release, e.full_name))
         return CostBasis(
-            f"published {entry.release} (exact: {exact.release})", exact.full_name, float(exact.power_mw or 0)
+            f"published {entry.release or entry.origin} (exact: {exact.release or exact.origin})",
+            exact.full_name,
+            float(exact.power_mw or 0),
         )
     fix = (
         "import that release's exact circuit"

@@ -189,6 +189,13 @@ def column(name: str) -> str:
     return key
 
 
+def column_key(name: str) -> str:
+    """``name`` itself where it is a column's key (``wce``: the absolute WCE, as in the JSON), else the column the
+    user-facing name refers to (:func:`column`): for code that passes keys :func:`column` has resolved already
+    (resolving ``wce`` again would give ``wce_pct``)."""
+    return name if name in SORTABLE_COLUMNS else column(name)
+
+
 def numeric_names() -> list[str]:
     """The names of the numeric columns, short forms included (``power``, ``mae_pct``), sorted."""
     return sorted({*(alias for alias, col in COLUMN_ALIASES.items() if col in NUMERIC_COLUMNS), *NUMERIC_COLUMNS})

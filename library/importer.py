@@ -233,6 +233,8 @@ class Walked:
     metas: list[Path]
     #: Each file's import root: the folder given that holds it, or a given file's own folder.
     roots: dict[Path, Path] = field(default_factory=dict)
+    #: The folders walked.
+    folders: set[Path] = field(default_factory=set)
 
 
 def walk_paths(paths: Iterable[str | Path]) -> Walked:
@@ -241,10 +243,12 @@ def walk_paths(paths: Iterable[str | Path]) -> Walked:
     roots: dict[Path, Path] = {}
     tables: set[Path] = set()
     metas: set[Path] = set()
+    folders: set[Path] = set()
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
             for folder, _, names in os.walk(path):
+                folders.add(Path(folder))
                 for found in (Path(folder, name) for name in names):
                     if not found.is_file():
                         continue
@@ -259,7 +263,7 @@ def walk_paths(paths: Iterable[str | Path]) -> Walked:
         else:
             raise ConfigError(f"{path}: no such file or folder")
     ordered = sorted(roots, key=lambda p: (p.stem.lower().endswith(_PDK45), str(p)))
-    return Walked(ordered, sorted(tables), sorted(metas), roots)
+    return Walked(ordered, sorted(tables), sorted(metas), roots, folders)
 
 
 def netlist_files(paths: Iterable[str | Path]) -> list[Path]:
@@ -298,16 +302,20 @@ def plan_import(paths: Sequence[str | Path]) -> ImportPlan:
             plan.skipped.append((path, why))
             continue
         stem = path.stem[: -len(_PDK45)] if path.stem.lower().endswith(_PDK45) else path.stem
-        groups.setdefault((path.parent, stem, path.suffix.lower()), []).append(path)  # (`.V` is `.v`, as walked)
+        groups.setdefault((path.parent, stem.lower(), path.suffix.lower()), []).append(path)  # (any case, as walked)
+    listed: dict[Path, dict[str, Path]] = {folder: {} for folder in walked.folders}  # (their netlists: walked)
+    for path in files:
+        if path.parent in walked.folders:
+            listed[path.parent].setdefault(path.name.lower(), path)
     for (folder, stem, suffix), members in groups.items():
         plain = [p for p in members if not p.stem.lower().endswith(_PDK45)]
         twins = [p for p in members if p.stem.lower().endswith(_PDK45)]
         if not plain:
-            plain = _sibling(folder, f"{stem}{suffix}")
+            plain = _sibling(listed, folder, f"{stem}{suffix}")
         if twins and not plain:
             plain, twins = twins[:1], []
         if not twins:
-            twins = _sibling(folder, f"{stem}{_PDK45}{suffix}")
+            twins = _sibling(listed, folder, f"{stem}{_PDK45}{suffix}")
         primary = plain[0]
         twin = twins[0] if twins and twins[0] != primary else None
         record = _listed(meta, primary) or (_listed(meta, twin) if twin is not None else None)
@@ -315,16 +323,20 @@ def plan_import(paths: Sequence[str | Path]) -> ImportPlan:
     return plan
 
 
-def _sibling(folder: Path, name: str) -> list[Path]:
-    """The file ``name`` in ``folder``, its extension and ``_pdk45`` in any case (``[]`` if none; the first by
-    name if several)."""
-    if (folder / name).is_file():
-        return [folder / name]
-    try:
-        found = sorted(p for p in folder.iterdir() if p.name.lower() == name.lower() and p.is_file())
-    except OSError:
-        return []
-    return found[:1]
+def _sibling(listed: dict[Path, dict[str, Path]], folder: Path, name: str) -> list[Path]:
+    """The file ``name`` (in lower case) of ``folder``, in any case (``[]`` if none), from ``listed`` (lower-case
+    name -> path; the first by name where several differ in case alone): a folder not walked (that of a file
+    given by name) is listed once into it."""
+    if folder not in listed:
+        try:
+            names = sorted(os.listdir(folder))
+        except OSError:
+            names = []
+        listed[folder] = {}
+        for found in names:
+            listed[folder].setdefault(found.lower(), folder / found)
+    path = listed[folder].get(name)
+    return [path] if path is not None and path.is_file() else []
 
 
 def _listed(meta: dict[Path, MetaRecord], path: Path) -> MetaRecord | None:

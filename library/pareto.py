@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .catalogue import Entry, numeric_column
+from .catalogue import NUMERIC_COLUMNS, Entry, column_key, numeric_column
 
 
 def value(entry: Entry, name: str) -> float | None:
-    """The value of a numeric column (alias accepted) for ``entry``; ``None`` when unknown."""
-    raw = getattr(entry, numeric_column(name))
+    """The value of a numeric column (its key, or a user-facing name: :func:`column_key`) for ``entry``; ``None``
+    when unknown."""
+    key = column_key(name)
+    raw = getattr(entry, key if key in NUMERIC_COLUMNS else numeric_column(name))  # (a text column: the error)
     return None if raw is None else float(raw)
 
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..fileio import atomic_write_bytes, check_writable
-from .catalogue import Entry, column
+from .catalogue import Entry, column_key
 from .pareto import pareto_front, value
 
 if TYPE_CHECKING:
@@ -153,7 +153,7 @@ def pareto_plot(
     ``scales`` sets the x and y axis scales (:data:`SCALES`); a report passes fixed ones so that all its
     plots read alike.
     """
-    x_col, y_col = column(x), column(y)
+    x_col, y_col = column_key(x), column_key(y)
     points = [(e, value(e, x_col), value(e, y_col)) for e in entries]
     shown = [(e, vx, vy) for e, vx, vy in points if vx is not None and vy is not None]
     if not shown:

@@ -17,7 +17,7 @@ from .catalogue import (
     PUBLISHED_KEYS,
     WORST_CASE_COLUMNS,
     Entry,
-    column,
+    column_key,
 )
 from .pareto import value
 
@@ -144,7 +144,7 @@ def print_front(
 ) -> None:
     """The Pareto front of one kind as a table of its two coordinates."""
     console = console or Console()
-    x_col, y_col = column(x), column(y)
+    x_col, y_col = column_key(x), column_key(y)
     console.print(
         f"Pareto front of the {kind} multipliers: {len(front)} of {total}, minimising {x_col} and {y_col}",
         soft_wrap=True,

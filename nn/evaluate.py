@@ -441,7 +441,7 @@ def run_evaluate(options: EvaluateOptions, *, console: Console | None = None) ->
     rows = _layer_rows(approx_model, macs_all, by_name, exact_entry)
     unknown: dict[tuple[str, str], list[str]] = {}
     for row in rows:
-        if row.unknown_power is not None and row.multiplier != "float":
+        if row.unknown_power is not None:
             unknown.setdefault((row.multiplier, row.unknown_power), []).append(row.name)
     notes += [f"energy unknown: {', '.join(names)} ({name}): {why}" for (name, why), names in unknown.items()]
     return EvaluateResult(

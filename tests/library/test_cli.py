@@ -125,6 +125,12 @@ def test_sort_keys_filter_keys_and_table_columns_agree(initialised):
     assert bounded and bounded[0]["wce_pct"] <= 1 and any(e["wce"] > 1 for e in bounded)
     front = run_json("pareto", "--library", lib, "--x", "wce", "--y", "wce_abs", "--bits", "8")
     assert (front["x"], front["y"]) == ("wce_pct", "wce")
+    # the table and plot show the column asked for (the key 'wce' was looked up again as the name 'wce': WCE %)
+    text = run("pareto", "--library", lib, "--x", "wce_abs", "--y", "power", "--bits", "8", "--unsigned").output
+    assert "minimising wce and power_mw" in text
+    cells = [line.strip("│ ").split() for line in text.splitlines() if "trunc8u" in line]
+    shown = {row[0]: float(row[2]) for row in cells}  # (name │ wce │ power)
+    assert shown and all(value == run_json("show", name, "--library", lib)["wce"] for name, value in shown.items())
 
 
 @pytest.mark.parametrize("command", [("list", "--sort"), ("pareto", "--x")])

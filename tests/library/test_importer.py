@@ -265,7 +265,8 @@ def test_planning_reads_each_folder_once(multiplier, tmp_path, monkeypatch):
         return real(path, *rest)
 
     monkeypatch.setattr(os, "scandir", scandir)
-    plan = importer.plan_import([root])
+    monkeypatch.setattr(os, "listdir", lambda path=".": scanned.append(f"listdir {path}") or [])
+    plan = importer.plan_import([root])  # (a twin looked up in a walked folder is found among its walked names)
     assert sorted(scanned) == sorted({os.fspath(d) for d in (root, root / "a", root / "b", root / "b" / "deep")})
     assert plan.skipped == [(root / "b" / "deep" / "tab.npz", importer.FOLDER_TABLE_SKIPPED)]
     assert {c.primary.name: c.meta.name for c in plan.circuits if c.meta} == {"mul3u_d0.blif": "d0"}
@@ -414,3 +415,16 @@ def test_release_folders_count_from_the_import_root_down(lib, multiplier, tmp_pa
     assert not again.added and len(again.unchanged) == 2 and len(lib) == 2
     named = importer.plan_import([tmp_path / "v3" / "d" / "v1.0" / "mul3u_X.blif"]).circuits[0]
     assert parse_name(named.primary, named.root).release == "v1.0"
+
+
+def test_names_that_differ_in_case_alone_are_one_circuit(lib, multiplier, tmp_path):
+    """``mul3u_x.blif`` and ``MUL3U_X_pdk45.blif`` are a file and its twin: planned once (they were planned twice,
+    characterised twice and reported as merged and already present)."""
+    _write(tmp_path / "mul3u_x.blif", multiplier(3, False, drop=1))
+    _write(tmp_path / "MUL3U_X_pdk45.blif", multiplier(3, False, drop=1))
+    plan = importer.plan_import([tmp_path])
+    assert [(c.primary.name, c.twin.name if c.twin else None) for c in plan.circuits] == [
+        ("mul3u_x.blif", "MUL3U_X_pdk45.blif")
+    ]
+    summary = import_paths(lib, [tmp_path])
+    assert len(summary.added) == 1 and len(summary.merged) == 1 and not summary.unchanged
