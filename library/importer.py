@@ -266,11 +266,6 @@ def walk_paths(paths: Iterable[str | Path]) -> Walked:
     return Walked(ordered, sorted(tables), sorted(metas), roots, folders)
 
 
-def netlist_files(paths: Iterable[str | Path]) -> list[Path]:
-    """The files to import from ``paths`` (:attr:`Walked.files`)."""
-    return walk_paths(paths).files
-
-
 def _walked(path: Path) -> bool:
     suffix = path.suffix.lower()
     return suffix in NETLIST_SUFFIXES or (suffix == TEXT_LUT_SUFFIX and sniff_lut_format(path) == "lutfp")

@@ -12,7 +12,7 @@ from approxlut.circuits.blif import write_blif
 from approxlut.library import importer
 from approxlut.library.catalogue import Library
 from approxlut.library.evoapprox import parse_header
-from approxlut.library.importer import import_paths, netlist_files, parse_name
+from approxlut.library.importer import import_paths, parse_name, walk_paths
 from approxlut.lutgen.simulate import simulate_lut
 
 HEADER = """/***
@@ -151,12 +151,12 @@ def test_interrupted_import_keeps_committed_files(lib, multiplier, tmp_path, mon
     assert len(summary.unchanged) == 2 and sorted(e.name for e in summary.added) == ["m2", "m3"]
 
 
-def test_netlist_files_orders_twins_last(tmp_path):
+def test_the_walk_orders_twins_last(tmp_path):
     for name in ("b_pdk45.v", "b.v", "a.blif", "z.sop", "readme.md"):
         (tmp_path / name).write_text("")
-    assert [p.name for p in netlist_files([tmp_path])] == ["a.blif", "b.v", "z.sop", "b_pdk45.v"]
+    assert [p.name for p in walk_paths([tmp_path]).files] == ["a.blif", "b.v", "z.sop", "b_pdk45.v"]
     with pytest.raises(Exception, match="no such file or folder"):
-        netlist_files([tmp_path / "missing"])
+        walk_paths([tmp_path / "missing"])
 
 
 def test_wide_circuit_is_recorded_without_a_table(lib, multiplier, tmp_path, monkeypatch):
