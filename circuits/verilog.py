@@ -573,6 +573,13 @@ class _Param:
     value: int
     width: int
     signed: bool
+    lsb: int = 0  # the declared range's lsb (its bit 0)
+    ascending: bool = False  # declared [lsb:msb]
+
+    def offset(self, index: int) -> int | None:
+        """The bit of the value that select ``index`` names, ``None`` outside the parameter's range."""
+        offset = self.lsb - index if self.ascending else index - self.lsb
+        return offset if 0 <= offset < self.width else None
 
 
 def _unescape(name: str) -> str:
@@ -725,8 +732,10 @@ class _Module:
         expr = node.value.var if type(node.value).__name__ == "Rvalue" else node.value
         overridden = name in overrides and type(node).__name__ != "Localparam"
         value = overrides[name] if overridden else self.const(expr)
+        lsb, ascending = 0, False
         if node.width is not None:  # (the value converted to the declared type, as an assignment would)
-            width, signed = self._range_width(node.width), bool(node.signed)
+            msb, lsb = self._range(node.width)
+            width, signed, ascending = abs(msb - lsb) + 1, bool(node.signed), msb < lsb
             value &= (1 << width) - 1
             if signed and value >> (width - 1):
                 value -= 1 << width
@@ -734,7 +743,7 @@ class _Module:
             width, signed = max(32, value.bit_length() + 1), True
         else:
             width, signed = self.type_of(expr)
-        self.params[name] = _Param(value, width, signed)
+        self.params[name] = _Param(value, width, signed, lsb, ascending)
 
     def _range(self, width_node: Any) -> tuple[int, int]:
         return self.const(width_node.msb), self.const(width_node.lsb)
@@ -1227,9 +1236,32 @@ class _Module:
                 return op2(left, right)
             except (ZeroDivisionError, ValueError, OverflowError):
                 raise self.error("invalid constant expression (division by zero or shift out of range)", node) from None
+        if kind in ("Pointer", "Partselect") and (param := self._selected_param(node)) is not None:
+            low, count = self._param_bits(node, param)
+            return (param.value >> low) & ((1 << count) - 1)
         if kind in ("Pointer", "Partselect", "Concat", "Repeat"):
             raise _NotConstant
         raise self.error(f"unsupported expression ({kind})", node)
+
+    def _selected_param(self, node: Any) -> _Param | None:
+        """The parameter (or genvar) a bit or part select names, ``None`` for a net."""
+        var = node.var
+        if type(var).__name__ != "Identifier":
+            return None
+        return self.params.get(_unescape(var.name))
+
+    def _param_bits(self, node: Any, param: _Param) -> tuple[int, int]:
+        """``(lowest bit, count)`` of a parameter's value that a constant bit or part select names."""
+        if type(node).__name__ == "Pointer":
+            first = last = self.const(node.ptr)
+        else:
+            if type(node.lsb).__name__ in ("Plus", "Minus") and node.lsb.left is node.msb:
+                raise self.error("an indexed part select of a parameter is not supported; use [msb:lsb]", node)
+            first, last = self.const(node.msb), self.const(node.lsb)
+        one, other = param.offset(first), param.offset(last)
+        if one is None or other is None:
+            raise self.error(f"select [{first}:{last}] is outside parameter '{_unescape(node.var.name)}'", node)
+        return min(one, other), abs(one - other) + 1
 
     def _sized_operands(self, node: Any, kind: str, left: int, right: int) -> tuple[int, int]:
         """The operands of a constant comparison, division or right shift as Verilog sees them.
@@ -1283,7 +1315,8 @@ class _Module:
         if kind in ("Rvalue", "Lvalue"):
             return self.type_of(node.var)
         if kind in ("Pointer", "Partselect"):
-            return len(self._select(node)), False
+            param = self._selected_param(node)
+            return (len(self._select(node)) if param is None else self._param_bits(node, param)[1]), False
         if kind in ("Concat", "LConcat"):
             return sum(self.type_of(item)[0] for item in node.list), False
         if kind == "Repeat":

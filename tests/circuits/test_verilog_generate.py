@@ -369,3 +369,26 @@ endmodule
         ((np.bitwise_xor if on else np.bitwise_and).outer(codes, codes) >> i & 1) << i for i, on in enumerate(xor)
     )
     assert np.array_equal(_table(source), expected)
+
+
+def test_bit_and_part_selects_of_parameters_and_genvars_are_constants() -> None:
+    """A mask parameter chooses per bit (``if (MASK[i])``, ``i[0]``, a part select, an ascending range): the
+    usual way to write a perforated or truncated multiplier (they were refused as 'refers to a net')."""
+    source = """module m(input [3:0] a, input [3:0] b, output [3:0] o);
+  localparam [3:0] MASK = 4'b0110;
+  localparam [0:3] UP = 4'b0110;
+  genvar i;
+  for (i = 0; i < 4; i = i + 1) begin : g
+    if (MASK[i] && UP[3 - i] && MASK[2:1] == 2'b11) begin : x assign o[i] = a[i] ^ b[i]; end
+    else if (i[0]) begin : y assign o[i] = a[i] & b[i]; end
+    else begin : z assign o[i] = a[i] | b[i]; end
+  end
+endmodule
+"""
+    codes = np.arange(16)
+    ops = [np.bitwise_or, np.bitwise_xor, np.bitwise_xor, np.bitwise_and]  # bits 1, 2 masked; bit 3 odd
+    expected = sum((ops[i].outer(codes, codes) >> i & 1) << i for i in range(4))
+    assert np.array_equal(_table(source), expected)
+    outside = source.replace("MASK[2:1] == 2'b11", "MASK[4]")
+    with pytest.raises(ParseError, match=r"t\.v:\d+:\d+: select \[4:4\] is outside parameter 'MASK'"):
+        read_verilog(outside, "t.v")
