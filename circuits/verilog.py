@@ -1196,7 +1196,14 @@ class _Module:
             raise self.error("expected a constant expression here (it refers to a net)", node) from None
 
     def _const(self, node: Any) -> int:
+        """The value of a constant expression in its own (self-determined) type, by Verilog-2005's rules (5.4,
+        5.5): each context operator's operands are extended to the context's width before it applies,
+        sign-extended only where every operand is signed (:meth:`_in_context`)."""
         kind = type(node).__name__
+        if kind in ("Rvalue", "Lvalue"):
+            return self._const(node.var)
+        if kind in _CONTEXT_BINARY or kind in _CONST_SHIFTS or kind in ("Uminus", "Uplus", "Unot", "Cond"):
+            return self._in_context(node, *self.type_of(node))
         if kind == "IntConst":
             try:
                 literal = _int_const(node.value)
@@ -1213,35 +1220,58 @@ class _Module:
             if name in self.signals:
                 raise _NotConstant
             raise self._undeclared(name, "name", node)
-        if kind in ("Rvalue", "Lvalue"):
-            return self._const(node.var)
         if kind == "SystemCall":
             args = list(node.args)
             if node.syscall in ("signed", "unsigned") and len(args) == 1:
-                return self._const(args[0])
+                return _fitted(self._const(args[0]), self.type_of(args[0])[0], node.syscall == "signed")
             if node.syscall == "clog2" and len(args) == 1:
                 return max(self._const(args[0]) - 1, 0).bit_length()
             raise self.error(f"system function ${node.syscall} is not supported", node)
-        if kind == "Cond":
-            return self._const(node.true_value) if self._const(node.cond) else self._const(node.false_value)
-        op = _CONST_UNARY.get(kind)
-        if op is not None:
-            return op(self._const(node.right))
-        op2 = _CONST_BINARY.get(kind)
-        if op2 is not None:
-            left, right = self._const(node.left), self._const(node.right)
-            try:
-                if kind in _SIZED:
-                    left, right = self._sized_operands(node, kind, left, right)
-                return op2(left, right)
-            except (ZeroDivisionError, ValueError, OverflowError):
-                raise self.error("invalid constant expression (division by zero or shift out of range)", node) from None
+        if kind in _COMPARISONS:  # (operands at the wider one's width, unsigned unless both are signed)
+            (width_l, signed_l), (width_r, signed_r) = self.type_of(node.left), self.type_of(node.right)
+            width, signed = max(width_l, width_r), signed_l and signed_r
+            left, right = self._in_context(node.left, width, signed), self._in_context(node.right, width, signed)
+            return _CONST_BINARY[kind](left, right)
+        if kind in ("Land", "Lor"):
+            return _CONST_BINARY[kind](self._const(node.left), self._const(node.right))
+        if kind == "Ulnot":
+            return int(not self._const(node.right))
         if kind in ("Pointer", "Partselect") and (param := self._selected_param(node)) is not None:
             low, count = self._param_bits(node, param)
             return (param.value >> low) & ((1 << count) - 1)
         if kind in ("Pointer", "Partselect", "Concat", "Repeat"):
             raise _NotConstant
         raise self.error(f"unsupported expression ({kind})", node)
+
+    def _in_context(self, node: Any, width: int, signed: bool) -> int:
+        """The value of constant ``node`` as an operand in a context of ``width`` bits and ``signed``-ness: context
+        operators (arithmetic, bitwise, a shift's left operand, ``?:``'s branches) work at that width; any other
+        operand is taken in its own type and extended (sign-extended in a signed context only)."""
+        kind = type(node).__name__
+        if kind in ("Rvalue", "Lvalue"):
+            return self._in_context(node.var, width, signed)
+        if kind in _CONTEXT_BINARY:
+            left, right = self._in_context(node.left, width, signed), self._in_context(node.right, width, signed)
+            if kind in ("Divide", "Mod") and right == 0:
+                raise self.error("invalid constant expression (division by zero)", node)
+            return _fitted(_CONST_BINARY[kind](left, right), width, signed)
+        if kind in ("Uminus", "Uplus", "Unot"):
+            return _fitted(_CONST_UNARY[kind](self._in_context(node.right, width, signed)), width, signed)
+        if kind in _CONST_SHIFTS:
+            value, amount, modulus = self._in_context(node.left, width, signed), self._const(node.right), 1 << width
+            if kind == "Power":
+                if amount < 0:
+                    raise self.error("invalid constant expression (a negative power)", node)
+                return _fitted(pow(value % modulus, amount, modulus), width, signed)
+            if amount < 0 or amount >= width:  # (the amount is unsigned: everything shifted out)
+                return -1 if kind == "Sra" and signed and value < 0 else 0
+            if kind in ("Sll", "Sla"):
+                return _fitted(value << amount, width, signed)
+            return _fitted((value if kind == "Sra" and signed else value % modulus) >> amount, width, signed)
+        if kind == "Cond":
+            return self._in_context(node.true_value if self._const(node.cond) else node.false_value, width, signed)
+        own_width, own_signed = self.type_of(node)
+        return _fitted(_fitted(self._const(node), own_width, own_signed and signed), width, signed)
 
     def _selected_param(self, node: Any) -> _Param | None:
         """The parameter (or genvar) a bit or part select names, ``None`` for a net."""
@@ -1262,25 +1292,6 @@ class _Module:
         if one is None or other is None:
             raise self.error(f"select [{first}:{last}] is outside parameter '{_unescape(node.var.name)}'", node)
         return min(one, other), abs(one - other) + 1
-
-    def _sized_operands(self, node: Any, kind: str, left: int, right: int) -> tuple[int, int]:
-        """The operands of a constant comparison, division or right shift as Verilog sees them.
-
-        A comparison's operands take the wider one's width, unsigned unless both are signed. A negative operand of
-        an unsigned division, or the negative left operand of ``>>`` (logical) or of an unsigned ``>>>``, is read
-        as its own width's unsigned value. Non-negative operands of those stay as they are: Verilog sizes them by
-        the surrounding expression, which may be wider than their own width (``(X + 4'd1) / 2 == 8``).
-        """
-        try:
-            (width_l, signed_l), (width_r, signed_r) = self.type_of(node.left), self.type_of(node.right)
-        except ParseError:  # (an expression without a self-determined type: evaluated as integers)
-            return left, right
-        if kind in ("Srl", "Sra"):
-            return (_fitted(left, width_l, False) if left < 0 and (kind == "Srl" or not signed_l) else left), right
-        width, signed = max(width_l, width_r), signed_l and signed_r
-        if kind in ("Divide", "Mod") and (signed or min(left, right) >= 0):
-            return left, right
-        return _fitted(left, width, signed), _fitted(right, width, signed)
 
     # -- expression types (Verilog-2005 5.4/5.5) ------------------------------------------------
 
@@ -1578,12 +1589,6 @@ def _fitted(value: int, width: int, signed: bool) -> int:
     return value - (1 << width) if signed and value >> (width - 1) else value
 
 
-#: Constant operators whose result depends on the operands' width and signedness (Verilog-2005 5.5.1).
-_SIZED = frozenset(
-    {"LessThan", "GreaterThan", "LessEq", "GreaterEq", "Eq", "NotEq", "Eql", "NotEql", "Divide", "Mod", "Srl", "Sra"}
-)
-
-
 def _verilog_div(a: int, b: int) -> int:
     q = abs(a) // abs(b)
     return q if (a < 0) == (b < 0) else -q
@@ -1597,7 +1602,6 @@ _CONST_UNARY: dict[str, Callable[[int], int]] = {
     "Uminus": lambda a: -a,
     "Uplus": lambda a: a,
     "Unot": lambda a: ~a,
-    "Ulnot": lambda a: int(not a),
 }
 _CONST_BINARY: dict[str, Callable[[int, int], int]] = {
     "Plus": lambda a, b: a + b,
@@ -1605,12 +1609,6 @@ _CONST_BINARY: dict[str, Callable[[int, int], int]] = {
     "Times": lambda a, b: a * b,
     "Divide": _verilog_div,
     "Mod": _verilog_mod,
-    # (results past the widest expression are refused before they are computed: they could take hours)
-    "Power": lambda a, b: a**b if 0 <= b <= 4096 and abs(a).bit_length() * b <= _MAX_WIDTH else int(""),
-    "Sll": lambda a, b: a << b if b <= 4096 and abs(a).bit_length() + b <= _MAX_WIDTH else int(""),
-    "Sla": lambda a, b: a << b if b <= 4096 and abs(a).bit_length() + b <= _MAX_WIDTH else int(""),
-    "Srl": lambda a, b: a >> b,
-    "Sra": lambda a, b: a >> b,
     "And": lambda a, b: a & b,
     "Or": lambda a, b: a | b,
     "Xor": lambda a, b: a ^ b,
@@ -1627,6 +1625,7 @@ _CONST_BINARY: dict[str, Callable[[int, int], int]] = {
     "NotEql": lambda a, b: int(a != b),
 }
 _CONTEXT_BINARY = frozenset({"Plus", "Minus", "Times", "Divide", "Mod", "And", "Or", "Xor", "Xnor"})
+_CONST_SHIFTS = frozenset({"Sll", "Sla", "Srl", "Sra", "Power"})  # (the left operand in the context; the right alone)
 _COMPARISONS = ("Eq", "NotEq", "Eql", "NotEql", "LessThan", "GreaterThan", "LessEq", "GreaterEq")
 _BITWISE = {"And": Kind.AND, "Or": Kind.OR, "Xor": Kind.XOR}
 _INVERTED = {"And": Kind.NAND, "Or": Kind.NOR, "Xor": Kind.XNOR}
