@@ -731,11 +731,13 @@ class _Module:
         name = _unescape(node.name)
         expr = node.value.var if type(node.value).__name__ == "Rvalue" else node.value
         overridden = name in overrides and type(node).__name__ != "Localparam"
-        value = overrides[name] if overridden else self.const(expr)
+        declared = self._range(node.width) if node.width is not None else None
+        size = None if declared is None else abs(declared[0] - declared[1]) + 1
+        value = overrides[name] if overridden else self.const(expr, size)
         lsb, ascending = 0, False
-        if node.width is not None:  # (the value converted to the declared type, as an assignment would)
-            msb, lsb = self._range(node.width)
-            width, signed, ascending = abs(msb - lsb) + 1, bool(node.signed), msb < lsb
+        if declared is not None and size is not None:  # (the value converted to the declared type, as assigned)
+            msb, lsb = declared
+            width, signed, ascending = size, bool(node.signed), msb < lsb
             value &= (1 << width) - 1
             if signed and value >> (width - 1):
                 value -= 1 << width
@@ -1188,10 +1190,14 @@ class _Module:
         except _NotConstant:
             return None
 
-    def const(self, node: Any) -> int:
-        """Evaluate a constant expression (literals, parameters, integer operators) to a Python int."""
+    def const(self, node: Any, width: int | None = None) -> int:
+        """Evaluate a constant expression (literals, parameters, integer operators) to a Python int; ``width``: as
+        the right-hand side of an assignment to that many bits (its operators work at least that wide)."""
         try:
-            return self._const(node)
+            if width is None:
+                return self._const(node)
+            own_width, own_signed = self.type_of(node)
+            return self._in_context(node, max(width, own_width), own_signed)
         except _NotConstant:
             raise self.error("expected a constant expression here (it refers to a net)", node) from None
 

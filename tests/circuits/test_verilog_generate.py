@@ -401,3 +401,17 @@ endmodule
     outside = source.replace("MASK[2:1] == 2'b11", "MASK[4]")
     with pytest.raises(ParseError, match=r"t\.v:\d+:\d+: select \[4:4\] is outside parameter 'MASK'"):
         read_verilog(outside, "t.v")
+
+
+def test_a_ranged_parameter_is_computed_at_its_declared_width() -> None:
+    """``localparam [3:0] L = -(Q <= P) >> 1`` is 7: the right-hand side works at the declared 4 bits, as an
+    assignment's does (it was computed at the comparison's 1 bit: 0)."""
+    source = """module m(input [3:0] a, input [3:0] b, output [3:0] o);
+  localparam P = 4;
+  localparam signed [2:0] Q = 1;
+  localparam [3:0] L = -(Q <= P) >> 2'd1;
+  if (L == 7) begin : x assign o = a ^ b; end
+  else begin : y assign o = a & b; end
+endmodule
+"""
+    assert np.array_equal(_table(source), A_XOR_B)
