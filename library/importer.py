@@ -363,8 +363,7 @@ def characterise(files: CircuitFiles, *, signed: bool | None = None) -> Characte
             f"{primary}: neither a netlist ({', '.join(NETLIST_SUFFIXES)}) nor a LUT file "
             "(DATE'25 text, TFApprox binary, lutgen .npz)"
         )
-    name = _circuit_name(files, info)
-    info = _stated_kind(files, info, name)
+    info, name = _naming(files, info)
     header = parse_header(data.decode("utf-8", errors="replace")) if primary.suffix.lower() in (".v", ".sv") else None
     netlist = read_netlist(primary)
     if len(netlist.widths) != 2:
@@ -418,18 +417,16 @@ def characterise(files: CircuitFiles, *, signed: bool | None = None) -> Characte
     )
 
 
-def _stated_kind(files: CircuitFiles, info: NameInfo, name: str) -> NameInfo:
-    """``info`` with the widths and signedness that the circuit's ``meta.json`` name says (``mul8s_1KVA`` for a
-    file ``circuit_a.v``), where it names the circuit and says them."""
-    hint = name_hint(name) if files.meta is not None else None
-    return info if hint is None else replace(info, bits=hint.bits, signed=hint.signed)
-
-
-def _circuit_name(files: CircuitFiles, info: NameInfo) -> str:
-    """A netlist circuit's entry name: its release's ``meta.json`` says it, else its file name."""
-    if files.meta is not None:
-        return _stated_name(files.meta.name, files.primary, "its release's meta.json")
-    return info.name
+def _naming(files: CircuitFiles, info: NameInfo | None = None) -> tuple[NameInfo, str]:
+    """A netlist circuit's name information (``info``: its primary file's :func:`parse_name`) and entry name: its
+    release's ``meta.json`` names it, else its file name; widths and signedness are what the ``meta.json`` name
+    says (``mul8s_1KVA`` for a file ``circuit_a.v``) where it says them."""
+    info = info or parse_name(files.primary, files.root)
+    if files.meta is None:
+        return info, info.name
+    name = _stated_name(files.meta.name, files.primary, "its release's meta.json")
+    hint = name_hint(name)
+    return (info if hint is None else replace(info, bits=hint.bits, signed=hint.signed)), name
 
 
 def _kind_kept(path: Path, who: str, signed: bool) -> str:
@@ -638,13 +635,7 @@ def import_paths(
             report([(path, "failed") for path in files.paths])
             continue
         before = known[0]
-        if (
-            before is not None
-            and signed is not None
-            and before.signed != signed
-            and _stated_kind(files, info := parse_name(files.primary, files.root), _circuit_name(files, info)).signed
-            is None
-        ):
+        if before is not None and signed is not None and before.signed != signed and _naming(files)[0].signed is None:
             kind, asked = ("signed", "unsigned") if before.signed else ("unsigned", "signed")
             summary.warnings.append(
                 f"{files.primary}: imported before as {kind} ({before.full_name}), so kept as it is; to read it as "
@@ -720,8 +711,7 @@ def _known(lib: Library, files: CircuitFiles) -> list[Entry | None]:
     known = [lib.find_source(hashlib.sha256(_read(path)).hexdigest()) for path in files.paths]
     primary = known[0]
     if primary is not None and files.primary.suffix.lower() in NETLIST_SUFFIXES:
-        info = parse_name(files.primary, files.root)
-        name = _circuit_name(files, info)
+        info, name = _naming(files)
         full = f"{info.release}_{name}" if info.release else name
         if full != primary.full_name and full not in primary.aliases:
             known[0] = None
