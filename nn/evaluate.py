@@ -508,6 +508,9 @@ def _apply_bias_correction(float_model: nn.Module, approx_model: nn.Module, batc
 def _layer_rows(model: nn.Module, macs: dict[str, int], entries: dict[str, Any], exact: Any) -> list[LayerRow]:
     """Each approximate layer's multiplier with its power relative to the exact multiplier of ``exact``'s
     signedness (from the multiplier's own cost source): one scale for layers of either signedness."""
+    from ..library import Library
+
+    library = Library.open_default()  # (once for every row's look-ups)
     rows = []
     layers = approx_layers(model)
     for name in [*(n for n in macs if n in layers or macs[n] > 0), *(n for n in layers if n not in macs)]:
@@ -523,8 +526,8 @@ def _layer_rows(model: nn.Module, macs: dict[str, int], entries: dict[str, Any],
         if entry is None and layer.resolved.is_exact_path and own_kind:
             entry, multiplier = exact, exact.full_name
         if entry is None and (lut is not None or layer.resolved.is_exact_path):
-            entry = _library_entry(multiplier, lut)
-        relative, basis, unknown = _relative_power(entry, exact.signed)
+            entry = _library_entry(library, multiplier, lut)
+        relative, basis, unknown = _relative_power(library, entry, exact.signed)
         mae = None if entry is None else float(entry.mae_pct)
         if mae is None and lut is not None and lut.bits_a + lut.bits_b <= 16:  # (a file's table: measured here)
             mae = float(lut.metrics().mae_pct)
@@ -543,12 +546,9 @@ def _layer_rows(model: nn.Module, macs: dict[str, int], entries: dict[str, Any],
     return rows
 
 
-def _library_entry(name: str, lut: Lut | None) -> Any:
+def _library_entry(library: Any, name: str, lut: Lut | None) -> Any:
     """The library entry of a layer's multiplier: the one holding its table (by hash; the one called ``name``
     where several do), or for the exact path the one called ``name``; ``None`` where the library has none."""
-    from ..library import Library
-
-    library = Library.open_default()
     if lut is not None:
         holders = library.holding(lut.hash)
         return next((e for e in holders if name in (e.name, e.full_name)), holders[0] if holders else None)
@@ -558,16 +558,15 @@ def _library_entry(name: str, lut: Lut | None) -> Any:
         return None
 
 
-def _relative_power(entry: Any, signed: bool) -> tuple[float | None, str | None, str | None]:
+def _relative_power(library: Any, entry: Any, signed: bool) -> tuple[float | None, str | None, str | None]:
     """An entry's power relative to the exact multiplier of its own cost source and of ``signed``-ness, the basis
     label, and why the power is unknown where it is."""
     if entry is None:
         return None, None, "not a library multiplier, so no power figure"
-    from ..library import Library
     from ..library.basis import relative_power
 
     try:
-        relative, basis = relative_power(Library.open_default(), entry, signed=signed)
+        relative, basis = relative_power(library, entry, signed=signed)
     except LibraryError as error:
         return None, None, str(error)
     return relative, basis.label, None
