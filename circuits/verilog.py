@@ -1208,7 +1208,7 @@ class _Module:
         kind = type(node).__name__
         if kind in ("Rvalue", "Lvalue"):
             return self._const(node.var)
-        if kind in _CONTEXT_BINARY or kind in _CONST_SHIFTS or kind in ("Uminus", "Uplus", "Unot", "Cond"):
+        if kind in _CONTEXT_BINARY or kind in _CONST_SHIFTS or kind in _CONST_UNARY or kind == "Cond":
             return self._in_context(node, *self.type_of(node))
         if kind == "IntConst":
             try:
@@ -1261,7 +1261,7 @@ class _Module:
             if kind in ("Divide", "Mod") and right == 0:
                 raise self.error("invalid constant expression (division by zero)", node)
             return _fitted(_CONST_BINARY[kind](left, right), width, signed)
-        if kind in ("Uminus", "Uplus", "Unot"):
+        if kind in _CONST_UNARY:
             return _fitted(_CONST_UNARY[kind](self._in_context(node.right, width, signed)), width, signed)
         if kind in _CONST_SHIFTS:
             value, amount, modulus = self._in_context(node.left, width, signed), self._const(node.right), 1 << width
