@@ -10,6 +10,7 @@ label says), modelled figures against the modelled exact multiplier.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ..errors import LibraryError
@@ -33,8 +34,30 @@ class CostBasis:
     exact_power_mw: float
 
 
-def _is_exact(entry: Entry) -> bool:
-    return entry.mae_pct == 0 and entry.wce_pct == 0 and entry.power_mw is not None and entry.power_mw > 0
+def is_exact(entry: Entry) -> bool:
+    """Whether ``entry`` computes the exact product (no error on any pair)."""
+    return entry.mae_pct == 0 and entry.wce_pct == 0
+
+
+def _priced_exact(entry: Entry) -> bool:
+    return is_exact(entry) and entry.power_mw is not None and entry.power_mw > 0
+
+
+def preferred_exact(entries: Iterable[Entry], bits_a: int, bits_b: int, signed: bool) -> Entry | None:
+    """The exact multiplier of this kind among ``entries`` that reports and cost bases take: lutgen's modelled
+    ``exact<bits>{s,u}`` first, then any modelled one, one without a release, by name; ``None`` if none is exact."""
+    modelled = f"exact{bits_a}{'s' if signed else 'u'}" if bits_a == bits_b else ""
+    exacts = [e for e in entries if is_exact(e) and (e.bits_a, e.bits_b, e.signed) == (bits_a, bits_b, signed)]
+    return min(
+        exacts,
+        key=lambda e: (e.name != modelled, e.power_source != "estimated", e.release != "", e.full_name),
+        default=None,
+    )
+
+
+def exact_multiplier(library: Library, bits_a: int, bits_b: int, signed: bool) -> Entry | None:
+    """The library's exact multiplier of this kind (:func:`preferred_exact`); ``None`` if it has none."""
+    return preferred_exact(library.query(bits=(bits_a, bits_b), signed=signed), bits_a, bits_b, signed)
 
 
 def _publisher(entry: Entry) -> str:
@@ -50,12 +73,11 @@ def cost_basis(library: Library, entry: Entry, *, signed: bool | None = None) ->
     exacts = [
         e
         for e in library.query(bits=(entry.bits_a, entry.bits_b), signed=signed)
-        if _is_exact(e) and e.power_source == entry.power_source
+        if _priced_exact(e) and e.power_source == entry.power_source
     ]
     if entry.power_source != "published":
-        modelled = f"exact{entry.bits_a}{'s' if signed else 'u'}" if entry.bits_a == entry.bits_b else ""
-        if exacts:
-            exact = min(exacts, key=lambda e: (e.name != modelled, e.release != "", e.full_name))
+        exact = preferred_exact(exacts, entry.bits_a, entry.bits_b, signed)
+        if exact is not None:
             return CostBasis(MODEL, exact.full_name, float(exact.power_mw or 0))
         raise LibraryError(
             f"'{entry.full_name}' has modelled power, but the library has no modelled exact {kind} multiplier "
@@ -95,4 +117,4 @@ def relative_power(library: Library, entry: Entry, *, signed: bool | None = None
     return float(entry.power_mw) / basis.exact_power_mw, basis
 
 
-__all__ = ["MODEL", "CostBasis", "cost_basis", "relative_power"]
+__all__ = ["MODEL", "CostBasis", "cost_basis", "exact_multiplier", "is_exact", "preferred_exact", "relative_power"]

@@ -175,17 +175,6 @@ class CandidateSet:
         return len({e.signed for e in self.entries} | {self.exact.signed}) > 1
 
 
-def _is_exact_entry(entry: Any) -> bool:
-    return bool(entry.mae_pct == 0 and entry.wce_pct == 0)
-
-
-def _exact_entry(lib: Any, bits_a: int, bits_b: int, signed: bool) -> Any:
-    """The library's exact multiplier of this kind (lutgen's modelled one first); ``None`` if it has none."""
-    exacts = [e for e in lib.query(bits=(bits_a, bits_b), signed=signed) if _is_exact_entry(e)]
-    name = f"exact{bits_a}{'s' if signed else 'u'}" if bits_a == bits_b else None
-    return min(exacts, key=lambda e: (e.name != name, e.power_source != "estimated", e.full_name), default=None)
-
-
 def library_candidates(text: str) -> CandidateSet:
     """The library entries selected by ``--candidates``, their cost bases and the exact entry.
 
@@ -193,7 +182,7 @@ def library_candidates(text: str) -> CandidateSet:
     multiplier, and every power is measured against the signed exact multiplier).
     """
     from ..library import Library
-    from ..library.basis import relative_power
+    from ..library.basis import exact_multiplier, is_exact, relative_power
 
     lib = Library.open_default()
     chosen, names = parse_candidates(text)
@@ -208,13 +197,13 @@ def library_candidates(text: str) -> CandidateSet:
     ((bits_a, bits_b),) = widths
     signs = {e.signed for e in entries}
     signed = True in signs  # (the baseline: symmetric quantisation, unless every candidate is unsigned)
-    exact = _exact_entry(lib, bits_a, bits_b, signed)
+    exact = exact_multiplier(lib, bits_a, bits_b, signed)
     if exact is None:
         kind = "signed" if signed else "unsigned"
         raise ConfigError(f"the library has no exact {bits_a}x{bits_b} {kind} multiplier to measure energy against")
-    searched = [e for e in entries if not _is_exact_entry(e) or e.signed != signed]
+    searched = [e for e in entries if not is_exact(e) or e.signed != signed]
     if len(signs) > 1:
-        other = _exact_entry(lib, bits_a, bits_b, not signed)
+        other = exact_multiplier(lib, bits_a, bits_b, not signed)
         if other is not None and all(e.full_name != other.full_name for e in searched):
             searched.append(other)
     relative: dict[str, tuple[float, Any]] = {}
@@ -232,7 +221,7 @@ def library_candidates(text: str) -> CandidateSet:
     if chosen is None or chosen.signed is None:
         return CandidateSet(kept, relative, exact, left_out)
     flipped = replace(chosen, signed=not chosen.signed, bits=(bits_a, bits_b))  # (one width: a filter evaluate takes)
-    others = [e for e in flipped.select(lib) if (e.bits_a, e.bits_b) == (bits_a, bits_b) and not _is_exact_entry(e)]
+    others = [e for e in flipped.select(lib) if (e.bits_a, e.bits_b) == (bits_a, bits_b) and not is_exact(e)]
     both = replace(chosen, signed=None, bits=(bits_a, bits_b))
     return CandidateSet(kept, relative, exact, left_out, len(others), str(both))
 
