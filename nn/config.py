@@ -174,6 +174,17 @@ def saved_file(text: str) -> tuple[Path, str | None] | None:
     return None if saved is None else (Path(saved["path"]).expanduser(), saved["point"])
 
 
+def read_saved(text: str) -> Any:
+    """The JSON of the saved assignment file ``--assign`` text names (``FILE.json`` or ``FILE.json#N``), read once
+    for every use of it (:meth:`AssignmentMapping.parse` ``saved=``), or ``None`` where the text names no file."""
+    saved = saved_file(text)
+    if saved is None:
+        return None
+    from ..fileio import read_json
+
+    return read_json(saved[0], what="assignment file")
+
+
 @dataclass(frozen=True)
 class AssignmentMapping:
     """Which :class:`LayerConfig` each layer gets; priority global < type < name regex < exact name.
@@ -233,26 +244,25 @@ class AssignmentMapping:
         return cls.build(default=assignment)
 
     @classmethod
-    def parse(cls, text: str, *, default: Spec = "float") -> AssignmentMapping:
+    def parse(cls, text: str, *, default: Spec = "float", saved: Any = None) -> AssignmentMapping:
         """An assignment from command-line text; ``default`` where it gives none.
 
         ``NAME`` (one multiplier spec for every layer), ``path.json`` (the :meth:`to_dict` form; a file
         ``lutgen evaluate --save`` wrote after an auto search also lists its front: ``path.json#N`` takes
         front point ``N``), or comma-separated ``key=SPEC`` items where ``key`` is a layer name,
         ``default`` (or ``*``), ``type:Conv2d`` or ``re:<regex>``, e.g.
-        ``default=exact,type:Linear=float,conv1=mul8s_1KV6``.
+        ``default=exact,type:Linear=float,conv1=mul8s_1KV6``. ``saved``: that file's JSON where the caller read
+        it already (:func:`read_saved`), so that every use of the text sees one version of the file.
         """
         text = text.strip()
         if not text:
             raise ConfigError("empty assignment")
-        saved = saved_file(text)
-        if saved:
-            from ..fileio import read_json
-
-            path, mark = saved
+        named = saved_file(text)
+        if named:
+            path, mark = named
             if mark is not None and not re.fullmatch(r"\d{1,9}", mark):
                 raise ConfigError(f"{text}: a front point is a number, 0 for the first (FILE.json#N)")
-            data = read_json(path, what="assignment file")
+            data = read_saved(text) if saved is None else saved
             if mark is None:
                 return cls.from_dict(data, default=default)
             front = data.get("front") if isinstance(data, Mapping) else None

@@ -30,7 +30,7 @@ from ..lutgen.lut import Lut
 from ..schema import dumps_json
 from ..tasks import check_engine_options, open_engine
 from .assign import AutoResult, Candidate, auto_assign, build_assigned, check_verify
-from .config import AssignmentMapping, LayerConfig, saved_file
+from .config import AssignmentMapping, LayerConfig, read_saved
 from .multipliers import load_multiplier
 from .predict import predict_errors, record_operands
 from .progress import Stopwatch, add_task, make_progress
@@ -229,26 +229,22 @@ def library_candidates(text: str) -> CandidateSet:
 # ------------------------------------------------------------------------------------------- assignment
 
 
-def saved_search(spec: str) -> dict[str, Any]:
-    """What the auto search that wrote the ``--assign`` file ran with (its ``search`` section), or ``{}``."""
-    saved = saved_file(spec)
-    if saved is None:
-        return {}
-    from ..fileio import read_json
-
-    data = read_json(saved[0], what="assignment file")
-    search = data.get("search") if isinstance(data, dict) else None
+def saved_search(saved: Any) -> dict[str, Any]:
+    """What the auto search that wrote a saved ``--assign`` file (its JSON: :func:`read_saved`) ran with (its
+    ``search`` section), or ``{}``."""
+    search = saved.get("search") if isinstance(saved, dict) else None
     return dict(search) if isinstance(search, dict) else {}
 
 
-def parse_assignment(spec: str, exact: LayerConfig) -> AssignmentMapping:
-    """``--assign`` text (see :meth:`AssignmentMapping.parse`); layers it does not name stay quantised-exact.
+def parse_assignment(spec: str, exact: LayerConfig, *, saved: Any = None) -> AssignmentMapping:
+    """``--assign`` text (see :meth:`AssignmentMapping.parse`, ``saved`` too); layers it does not name stay
+    quantised-exact.
 
     ``layer=NAME,...`` lists without a ``default=`` item and JSON files without ``"default"`` get ``exact`` (in
     the candidates' width and scheme) as their default instead of ``float``, and ``exact`` itself means that same
     config.
     """
-    mapping = AssignmentMapping.parse(spec, default=exact)
+    mapping = AssignmentMapping.parse(spec, default=exact, saved=saved)
     if mapping.default == LayerConfig("exact"):
         mapping = mapping.with_default(exact)
     return mapping
@@ -281,11 +277,13 @@ def run_evaluate(options: EvaluateOptions, *, console: Console | None = None) ->
     torch.manual_seed(options.seed)
     if not math.isfinite(options.budget) or options.budget < 0:
         raise ConfigError(f"--budget must be a finite number >= 0 of accuracy points, got {options.budget}")
+    saved = None
     if options.assign == "auto":
         check_engine_options(workers=options.workers, address=options.ray_address)
         check_verify(options.verify)
     else:  # a bad assignment, or a multiplier it names that cannot be read, is reported before any training
-        for config in AssignmentMapping.parse(options.assign).configs():
+        saved = read_saved(options.assign)  # (read once: every use below sees one version of the file)
+        for config in AssignmentMapping.parse(options.assign, saved=saved).configs():
             if isinstance(config.multiplier, str) and config.multiplier not in ("float", "exact"):
                 load_multiplier(config.multiplier)
     chosen_set = library_candidates(options.candidates)  # and so are bad candidates
@@ -299,10 +297,10 @@ def run_evaluate(options: EvaluateOptions, *, console: Console | None = None) ->
         how = "cached" if loaded.trained.cached else f"trained in {loaded.trained.seconds:.0f} s"
         notes.append(f"float weights {how}: {loaded.weights}")
     bias_correction = options.bias_correction
-    saved = saved_search(options.assign)
-    if saved.get("seed", options.seed) != options.seed:
+    search = saved_search(saved)
+    if search.get("seed", options.seed) != options.seed:
         notes.append(
-            f"the front of {options.assign.partition('#')[0]} was searched and verified with --seed {saved['seed']}; "
+            f"the front of {options.assign.partition('#')[0]} was searched and verified with --seed {search['seed']}; "
             f"this run's --seed {options.seed} gives other weights or calibration samples, so its accuracy may differ"
         )
     default_correction = loaded.retrained is None  # (retrained weights compensate the error already)
@@ -312,8 +310,8 @@ def run_evaluate(options: EvaluateOptions, *, console: Console | None = None) ->
             f"weights retrained through approximate multipliers ({info['grad']} gradients, {info['epoch']} epochs): "
             f"{info['checkpoint']}; activation ranges calibrated afresh"
         )
-    if bias_correction is None and isinstance(saved.get("bias_correction"), bool):
-        bias_correction = saved["bias_correction"]
+    if bias_correction is None and isinstance(search.get("bias_correction"), bool):
+        bias_correction = search["bias_correction"]
         if bias_correction != default_correction:
             notes.append(f"bias correction {'on' if bias_correction else 'off'}, as the search that saved the file ran")
     if bias_correction is None and not default_correction:
@@ -420,7 +418,7 @@ def run_evaluate(options: EvaluateOptions, *, console: Console | None = None) ->
             notes.append(_measured_note(auto.measured, macs_all))
         notes += [f"auto: {name} not searched (kept its multiplier): {why}" for name, why in auto.unsearched.items()]
     else:
-        mapping = parse_assignment(options.assign, exact_config)
+        mapping = parse_assignment(options.assign, exact_config, saved=saved)
         approx_model = approximate(qmodel, mapping)
         if bias_correction:
             _apply_bias_correction(model, approx_model, calib_batches)

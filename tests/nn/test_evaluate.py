@@ -9,6 +9,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from approxlut import fileio
 from approxlut.cli import main
 from approxlut.errors import ConfigError
 from approxlut.nn.evaluate import parse_candidates
@@ -112,17 +113,22 @@ def test_a_mixed_search_reports_one_energy_scale_and_replays(env, weights, tmp_p
     assert replay["layers"] == data["layers"]
 
 
-def test_the_search_and_its_replay_follow_no_bias_correction(env, weights, tmp_path, json_output) -> None:
+def test_the_search_and_its_replay_follow_no_bias_correction(env, weights, tmp_path, json_output, monkeypatch) -> None:
     """``--no-bias-correction`` reaches the search (it verified with corrections before), the saved file records
     it and the seed, and a replay of the file without the flag follows it (with a note), as one with another seed
-    says it may differ."""
+    says it may differ. A replay reads the file once: the settings it follows and the assignment it runs come from
+    one version of the file (it read the file three times)."""
     saved = tmp_path / "plain.json"
     common = ["--model", "lenet5", "--weights", str(weights), "--limit", "48", "--json"]
     result = _run(env, *common, "--candidates", CANDIDATES, "--no-bias-correction", "--save", str(saved))
     assert result.exit_code == 0, result.output
     data = json_output(result.stdout, "evaluate")
     assert json.loads(saved.read_text())["search"] == {"seed": 0, "bias_correction": False}
+    reads: list[Path] = []
+    read_json = fileio.read_json
+    monkeypatch.setattr(fileio, "read_json", lambda path, **kw: reads.append(Path(path)) or read_json(path, **kw))
     replay = json_output(_run(env, *common, "--assign", str(saved)).stdout, "evaluate")
+    assert reads.count(saved) == 1
     assert replay["approx_accuracy_pct"] == data["approx_accuracy_pct"]
     assert "bias correction off, as the search that saved the file ran" in replay["notes"]
     corrected = json_output(_run(env, *common, "--assign", str(saved), "--bias-correction").stdout, "evaluate")
