@@ -244,6 +244,14 @@ def walk_paths(paths: Iterable[str | Path]) -> Walked:
     tables: set[Path] = set()
     metas: set[Path] = set()
     folders: set[Path] = set()
+    seen: set[tuple[int, int]] = set()  # (device, inode) of each file taken: one file under two spellings is one
+
+    def take(found: Path, root: Path) -> None:
+        status = found.stat()
+        if (status.st_dev, status.st_ino) not in seen:
+            seen.add((status.st_dev, status.st_ino))
+            roots[found] = root
+
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
@@ -255,11 +263,11 @@ def walk_paths(paths: Iterable[str | Path]) -> Walked:
                     if found.name == META_FILE:
                         metas.add(found.resolve())
                     if _walked(found):
-                        roots.setdefault(found, path)
+                        take(found, path)
                     elif found.suffix.lower() == ".npz":
                         tables.add(found)
         elif path.is_file():
-            roots.setdefault(path, path.parent)
+            take(path, path.parent)
         else:
             raise ConfigError(f"{path}: no such file or folder")
     ordered = sorted(roots, key=lambda p: (p.stem.lower().endswith(_PDK45), str(p)))
@@ -289,7 +297,7 @@ def plan_import(paths: Sequence[str | Path]) -> ImportPlan:
             meta.update(read_meta(found))
         except LutgenError as error:
             plan.warnings.append(f"{error} (ignored)")
-    groups: dict[tuple[Path, str, str], list[Path]] = {}
+    groups: dict[tuple[Path, str, str], list[Path]] = {}  # (by resolved folder: a twin named by another spelling)
     for path in files:
         record = _listed(meta, path)
         why = not_a_multiplier(record.name if record is not None else parse_name(path).name)
@@ -297,12 +305,14 @@ def plan_import(paths: Sequence[str | Path]) -> ImportPlan:
             plan.skipped.append((path, why))
             continue
         stem = path.stem[: -len(_PDK45)] if path.stem.lower().endswith(_PDK45) else path.stem
-        groups.setdefault((path.parent, stem.lower(), path.suffix.lower()), []).append(path)  # (any case, as walked)
+        key = (path.parent.resolve(), stem.lower(), path.suffix.lower())  # (any case, as walked)
+        groups.setdefault(key, []).append(path)
     listed: dict[Path, dict[str, Path]] = {folder: {} for folder in walked.folders}  # (their netlists: walked)
     for path in files:
         if path.parent in walked.folders:
             listed[path.parent].setdefault(path.name.lower(), path)
-    for (folder, stem, suffix), members in groups.items():
+    for (_, stem, suffix), members in groups.items():
+        folder = members[0].parent
         plain = [p for p in members if not p.stem.lower().endswith(_PDK45)]
         twins = [p for p in members if p.stem.lower().endswith(_PDK45)]
         if not plain:

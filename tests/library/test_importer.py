@@ -428,3 +428,22 @@ def test_names_that_differ_in_case_alone_are_one_circuit(lib, multiplier, tmp_pa
     ]
     summary = import_paths(lib, [tmp_path])
     assert len(summary.added) == 1 and len(summary.merged) == 1 and not summary.unchanged
+
+
+def test_one_file_under_several_spellings_is_one_circuit(lib, multiplier, tmp_path, monkeypatch):
+    """A file named relatively, absolutely, through a link and inside a folder also given, with its twin named by
+    another spelling, is one circuit with one twin (it was characterised once per spelling and reported as twins
+    merged and already present)."""
+    folder = tmp_path / "d"
+    folder.mkdir()
+    plain = _write(folder / "v2022_mul3u_X.blif", multiplier(3, False, drop=1))
+    twin = _write(folder / "v2022_mul3u_X_pdk45.blif", multiplier(3, False, drop=1))
+    (tmp_path / "link.blif").symlink_to(plain)
+    monkeypatch.chdir(folder)
+    given = [Path("v2022_mul3u_X.blif"), plain, tmp_path / "link.blif", folder, tmp_path / "d" / ".." / "d" / twin.name]
+    plan = importer.plan_import(given)
+    assert [(c.primary.name, c.twin.name if c.twin else None) for c in plan.circuits] == [
+        ("v2022_mul3u_X.blif", "v2022_mul3u_X_pdk45.blif")
+    ]
+    summary = import_paths(lib, given)
+    assert len(summary.added) == 1 and len(summary.merged) == 1 and not summary.unchanged
