@@ -6,7 +6,7 @@ few seconds, by ``lutgen library init`` or the first :meth:`Library.open_default
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 from .catalogue import Entry, Library
 from .importer import estimated_cost
@@ -16,17 +16,25 @@ BUILTIN_LICENCE = "MIT"
 
 
 def install_builtin(
-    lib: Library, *, on_circuit: Callable[[str], None] | None = None, repair: bool = False
+    lib: Library,
+    *,
+    on_circuit: Callable[[str], None] | None = None,
+    repair: bool = False,
+    only: Collection[str] | None = None,
 ) -> list[Entry]:
-    """Add every built-in circuit (no-op for those present); one transaction per circuit.
+    """Add every built-in circuit (no-op for those present; one transaction per circuit), then record that the set
+    was installed.
 
-    ``repair``: also verify the blobs of those present and rewrite the damaged ones.
+    ``repair``: also verify the blobs of those present and rewrite the damaged ones. ``only``: just the circuits of
+    these names (nothing recorded).
     """
     from ..lutgen.simulate import simulate_lut
     from ..synth.builtin import builtin_circuits
 
     entries = []
     for circuit in builtin_circuits():
+        if only is not None and circuit.name not in only:
+            continue
         lut = simulate_lut(circuit.netlist, signed=circuit.signed, name=circuit.name)
         existing = lib.same_circuit(name=circuit.name, release="", lut_hash=lut.hash)
         if existing is None or (repair and not lib.intact(existing)):
@@ -44,4 +52,6 @@ def install_builtin(
         entries.append(existing)
         if on_circuit is not None:
             on_circuit(circuit.name)
+    if only is None:
+        lib.mark_builtin_installed()
     return entries

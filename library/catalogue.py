@@ -57,6 +57,10 @@ GRADIENT_MAX_BITS = 16
 LEGACY_HALF_WINDOWS = "half_windows.json"
 
 
+#: The ``settings`` key recording when the whole built-in set was first installed.
+BUILTIN_INSTALLED = "builtin_installed"
+
+
 def _import_legacy_half_windows(db: sqlite3.Connection, root: Path) -> None:
     """Copy the choices of a ``half_windows.json`` beside the index (``{hash: choice}``) into ``half_windows``.
 
@@ -75,6 +79,14 @@ def _import_legacy_half_windows(db: sqlite3.Connection, root: Path) -> None:
                 "INSERT OR IGNORE INTO half_windows (lut_hash, choice, updated) VALUES (?, ?, ?)",
                 (lut_hash, json.dumps(choice, sort_keys=True), _now()),
             )
+
+
+def _record_builtin_installs(db: sqlite3.Connection, root: Path) -> None:
+    """The ``settings`` table (one value per key), with ``builtin_installed`` where the library holds built-in
+    entries already (installed before the setting existed)."""
+    db.execute("CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    if db.execute("SELECT 1 FROM entries WHERE origin = 'builtin' LIMIT 1").fetchone() is not None:
+        db.execute("INSERT INTO settings VALUES (?, ?)", (BUILTIN_INSTALLED, _now()))
 
 
 Migration = tuple[int, str | Callable[[sqlite3.Connection, Path], None]]
@@ -134,6 +146,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     (3, _import_legacy_half_windows),
     # the relative-error convention of an entry's MRE/WCRE (measured and published alike)
     (4, "ALTER TABLE entries ADD COLUMN mre_convention TEXT NOT NULL DEFAULT 'nonzero'"),
+    # when the built-in set was installed: a library whose user removed it does not get it back unasked
+    (5, _record_builtin_installs),
 )
 
 #: Error-metric columns, in display order.
@@ -401,7 +415,8 @@ class Library:
 
     @classmethod
     def open_default(cls, path: str | os.PathLike[str] | None = None) -> Library:
-        """The library that reading commands use, with the built-in set installed when it holds none of it.
+        """The library that reading commands use, with the built-in set installed the first time (and completed
+        where that install was interrupted; built-ins a user removed afterwards stay removed).
 
         Only the default location is created when absent; a library named by ``path`` or
         ``$LUTGEN_LIBRARY`` must exist (:class:`LibraryUsageError` otherwise, naming the path). A library
@@ -413,7 +428,7 @@ class Library:
         if inspect_index(root / DB_NAME) != "absent" and not _writable(root):
             return cls.open(path, readonly=True)
         lib = cls.open(path, create=named_by == FROM_DEFAULT)
-        if not lib.has_builtin():
+        if not lib.builtin_installed():
             install_builtin(lib)
         return lib
 
@@ -692,9 +707,14 @@ class Library:
         """The entries whose table has this hash (one circuit under its names), by release and name."""
         return self._entries("hash = ?", [lut_hash], "release, name, id")
 
-    def has_builtin(self) -> bool:
-        """Whether any built-in entry is present."""
-        return self._one("SELECT 1 FROM entries WHERE origin = 'builtin' LIMIT 1") is not None
+    def builtin_installed(self) -> bool:
+        """Whether the whole built-in set was installed once (:meth:`mark_builtin_installed`)."""
+        return self._one("SELECT 1 FROM settings WHERE key = ?", (BUILTIN_INSTALLED,)) is not None
+
+    def mark_builtin_installed(self) -> None:
+        """Record that the whole built-in set was installed (the first time only)."""
+        with self._write():
+            self._run("INSERT OR IGNORE INTO settings VALUES (?, ?)", (BUILTIN_INSTALLED, _now()))
 
     # ----------------------------------------------------------------- writing
     def add(self, lut: Lut, netlist: Netlist | None = None, **details: Any) -> Entry:
@@ -883,15 +903,38 @@ class Library:
         with self._write():
             self._run("REINDEX")
 
-    def damaged_rows(self) -> list[tuple[int, str, str]]:
-        """``(id, name, reason)`` of every entry row that does not decode into an :class:`Entry`."""
+    def _garbled_rows(self, table: str, rowid: int | None = None) -> dict[int, str]:
+        """``{rowid: column}`` of the rows of ``table`` (or of row ``rowid``) holding text that is not UTF-8 (which
+        no query reading that column can return), with the first such column."""
+        columns = [str(info[1]) for info in self._rows(f"PRAGMA table_info({table})")]
+        raw = ", ".join(f"CAST({column} AS BLOB)" for column in columns)
+        where = "" if rowid is None else f" WHERE rowid = {int(rowid)}"
+        found = {}
+        for row in self._rows(f"SELECT rowid, {raw} FROM {table}{where}"):
+            for column, value in zip(columns, tuple(row)[1:], strict=True):
+                if isinstance(value, bytes) and _utf8(value) is None:
+                    found[int(row[0])] = column
+                    break
+        return found
+
+    def damaged_rows(self) -> list[tuple[int, str, str, str]]:
+        """``(id, name, origin, reason)`` of every entry row that does not decode into an :class:`Entry` (name and
+        origin as far as they are text)."""
+        garbled = self._garbled_rows("entries")
         found = []
-        for row in self._rows("SELECT * FROM entries ORDER BY id"):
+        for entry_id, column in garbled.items():
+            row = self._one("SELECT CAST(name AS BLOB), CAST(origin AS BLOB) FROM entries WHERE id = ?", (entry_id,))
+            name, origin = (bytes(v or b"").decode("utf-8", "replace") for v in (row or (b"?", b"")))
+            found.append((entry_id, name, origin, f"column {column!r} holds text that is not UTF-8"))
+        readable = self._rows(
+            "SELECT * FROM entries WHERE id NOT IN (SELECT value FROM json_each(?))", [json.dumps(sorted(garbled))]
+        )
+        for row in readable:
             try:
                 _row_to_entry(row, [], [])
             except DamagedRow as damage:
-                found.append((int(row["id"]), str(row["name"]), str(damage)))
-        return found
+                found.append((int(row["id"]), str(row["name"]), str(row["origin"]), str(damage)))
+        return sorted(found)
 
     def mend_row(self, entry_id: int) -> bool:
         """Reset unreadable ``params``/``published`` of a row to ``{}``; delete the row when that is not enough.
@@ -900,11 +943,14 @@ class Library:
         """
         with self._write():
             for col in ("params", "published"):
-                row = self._one(f"SELECT {col} FROM entries WHERE id = ?", (entry_id,))
+                row = self._one(f"SELECT CAST({col} AS BLOB) FROM entries WHERE id = ?", (entry_id,))
                 try:
-                    _json_object(row[0] if row is not None else None, col)
+                    _json_object(_utf8(row[0]) if row is not None else None, col)
                 except (DamagedRow, TypeError):
                     self._run(f"UPDATE entries SET {col} = '{{}}' WHERE id = ?", (entry_id,))
+            if self._garbled_rows("entries", entry_id):
+                self._run("DELETE FROM entries WHERE id = ?", (entry_id,))
+                return False
             rows = self._rows("SELECT * FROM entries WHERE id = ?", (entry_id,))
             try:
                 for row in rows:
@@ -914,24 +960,32 @@ class Library:
                 return False
         return True
 
+    def _dangling(self) -> dict[str, list[int]]:
+        """The rowids :meth:`dangling_rows` counts, by table."""
+        sources = set(self._garbled_rows("sources"))
+        orphans = self._rows("SELECT rowid FROM sources WHERE entry_id NOT IN (SELECT id FROM entries)")
+        sources |= {int(row[0]) for row in orphans}
+        windows = set(self._garbled_rows("half_windows"))
+        for rowid, lut_hash in self._rows("SELECT rowid, CAST(lut_hash AS BLOB) FROM half_windows"):
+            text = _utf8(lut_hash) if isinstance(lut_hash, bytes) else None
+            if text is None or self.half_window_choice(text) is None:
+                windows.add(int(rowid))
+        return {"sources": sorted(sources), "half_windows": sorted(windows)}
+
     def dangling_rows(self) -> dict[str, int]:
         """Rows that refer to nothing or hold unreadable data: ``sources`` without their entry, ``half_windows``
-        whose choice is not a JSON object."""
-        sources = self._one("SELECT COUNT(*) FROM sources WHERE entry_id NOT IN (SELECT id FROM entries)")
-        windows = [row[0] for row in self._rows("SELECT lut_hash FROM half_windows")]
-        bad_windows = sum(1 for lut_hash in windows if self.half_window_choice(lut_hash) is None)
-        return {"sources": int(sources[0]) if sources is not None else 0, "half_windows": bad_windows}
+        whose choice is not a JSON object, and rows of either holding text that is not UTF-8."""
+        return {table: len(rowids) for table, rowids in self._dangling().items()}
 
     def drop_dangling_rows(self) -> int:
         """Delete the rows :meth:`dangling_rows` counts (half-window choices are a cache, searched again)."""
-        bad_windows = [
-            row[0] for row in self._rows("SELECT lut_hash FROM half_windows") if self.half_window_choice(row[0]) is None
-        ]
+        dangling = self._dangling()
         with self._write():
-            count = self._run("DELETE FROM sources WHERE entry_id NOT IN (SELECT id FROM entries)").rowcount
-            for lut_hash in bad_windows:
-                count += self._run("DELETE FROM half_windows WHERE lut_hash = ?", (lut_hash,)).rowcount
-        return count
+            return sum(
+                self._run(f"DELETE FROM {table} WHERE rowid = ?", (rowid,)).rowcount
+                for table, rowids in dangling.items()
+                for rowid in rowids
+            )
 
     def _copy_row(self, table: str, row: sqlite3.Row) -> None:
         """Insert a row read from another index (inside :meth:`_write`; salvage only)."""
@@ -1060,6 +1114,14 @@ def _now() -> str:
 
 class SchemaUpgradeNeeded(LibraryUsageError):
     """A library written by an older lutgen, opened read-only: a writable open upgrades it (transactionally)."""
+
+
+def _utf8(raw: bytes | None) -> str | None:
+    """``raw`` as UTF-8 text; ``None`` where it is ``None`` or not UTF-8."""
+    try:
+        return None if raw is None else bytes(raw).decode("utf-8")
+    except UnicodeDecodeError:
+        return None
 
 
 class DamagedRow(ValueError):

@@ -197,6 +197,8 @@ def _salvage(root: Path, report: CheckReport) -> Library:
 
 
 def _check_rows(lib: Library, report: CheckReport) -> None:
+    from .builtin import install_builtin
+
     try:
         damaged = lib.damaged_rows()
         dangling = lib.dangling_rows()
@@ -205,12 +207,14 @@ def _check_rows(lib: Library, report: CheckReport) -> None:
         return
     if damaged and report.repair:
         lib.backup(_backup_name(lib.root))
-    for entry_id, name, reason in damaged:
+    for entry_id, name, origin, reason in damaged:
         problem = f"entry {entry_id} ({name}) is damaged: {reason}"
         if not report.repair:
             report.add(problem, advice="run `lutgen library check --repair`")
         elif lib.mend_row(entry_id):
             report.add(f"{problem}; reset its unreadable columns to {{}}", repaired=True)
+        elif origin == "builtin" and install_builtin(lib, only={name}):
+            report.add(f"{problem}; removed it and added the built-in circuit again", repaired=True)
         else:
             report.add(
                 f"{problem}; removed it (a copy of the index was set aside)",
@@ -229,10 +233,11 @@ def _check_rows(lib: Library, report: CheckReport) -> None:
 
 def _check_blobs(lib: Library, report: CheckReport) -> None:
     damaged = [entry for entry in lib.query(with_lut=True) if not lib.intact(entry)]
-    if damaged and report.repair and any(entry.origin == "builtin" for entry in damaged):
+    builtin = {entry.name for entry in damaged if entry.origin == "builtin"}
+    if builtin and report.repair:
         from .builtin import install_builtin
 
-        install_builtin(lib, repair=True)
+        install_builtin(lib, repair=True, only=builtin)  # (not those a user removed)
     for entry in damaged:
         state = "corrupted" if _blob_present(lib, entry) else "missing"
         problem = f"the table of {entry.full_name} ({entry.hash[:12]}) is {state}"

@@ -221,6 +221,10 @@ ROW_DAMAGE: dict[str, str] = {
     "metric is text": "UPDATE entries SET mae_pct = 'lots' WHERE name = 'trunc8s_k6'",
     "name is a blob": "UPDATE entries SET name = X'00FF' WHERE name = 'trunc8s_k6'",
     "negative width": "UPDATE entries SET bits_b = -3 WHERE name = 'trunc8s_k6'",
+    "text not UTF-8": "UPDATE entries SET mre_convention = CAST(X'6E6FFF' AS TEXT) WHERE name = 'trunc8s_k6'",
+    "user text not UTF-8": "UPDATE entries SET origin = CAST(X'FF' AS TEXT) WHERE name = 'mul2'",
+    "source path not UTF-8": "UPDATE sources SET path = CAST(X'2FFF' AS TEXT)",
+    "half window hash not UTF-8": "INSERT INTO half_windows VALUES (CAST(X'FF' AS TEXT), '{}', 'now')",
     "dangling source": "INSERT INTO sources VALUES ('00', '/x.v', 99999, 'primary')",
     "half window not JSON": "INSERT INTO half_windows VALUES ('ab', '{{{', 'now')",
     "half window deeply nested": "INSERT INTO half_windows VALUES ('ab', '" + "[" * 50_000 + "]" * 50_000 + "', 'now')",
@@ -248,6 +252,19 @@ def test_damaged_rows_are_one_line_and_repairable(library: Path, damage: str, co
         assert_clean(again, 0, 1)
         left = [f["problem"] for f in strict_json(again.stdout)["findings"] if not f["fixed"]]
         assert all("kept, because a damaged index" in p or "is missing" in p for p in left), left
+
+
+def test_a_built_in_row_of_unreadable_text_is_added_again(library: Path) -> None:
+    """Text that is not UTF-8 (a flipped byte in a text column) failed every query, ``check --repair`` included,
+    which advised itself; the row goes, and a built-in circuit comes back as it was."""
+    _damage_rows(library, ROW_DAMAGE["text not UTF-8"])
+    assert_clean(run(["library", "list", "--library", library]), 1)
+    repaired = run(["library", "check", "--repair", "--json", "--library", library])
+    assert_clean(repaired, 0)
+    (finding,) = strict_json(repaired.stdout)["findings"]
+    assert "not UTF-8" in finding["problem"] and "added the built-in circuit again" in finding["problem"]
+    shown = strict_json(run(["library", "show", "trunc8s_k6", "--json", "--library", library]).stdout)
+    assert shown["origin"] == "builtin" and shown["mre_convention"] == "nonzero"
 
 
 # ---------------------------------------------------------------------------------------- blobs

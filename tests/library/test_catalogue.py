@@ -360,3 +360,46 @@ def test_one_opening_policy(tmp_path, monkeypatch, multiplier):
             Library.open(orphaned, create=create)
         assert not isinstance(error.value, LibraryUsageError)
     assert not (orphaned / DB_NAME).exists()
+
+
+def test_built_ins_a_user_removed_stay_removed_and_an_interrupted_install_completes(tmp_path, monkeypatch):
+    """The built-in set joins a library the first time a command reads it; one the user emptied of built-ins got
+    the whole set back at every reading command, and an install interrupted after its first circuit was never
+    completed (any built-in counted as installed)."""
+    from approxlut.library import builtin
+
+    real_add, added = Library.add, []
+
+    def interrupted(self, *args, **kwargs):
+        if added:
+            raise KeyboardInterrupt
+        added.append(kwargs["name"])
+        return real_add(self, *args, **kwargs)
+
+    Library.open(tmp_path).close()
+    with monkeypatch.context() as patch:
+        patch.setattr(Library, "add", interrupted)
+        with pytest.raises(KeyboardInterrupt), Library.open_default(tmp_path):
+            pass
+    with Library.open(tmp_path) as lib:
+        assert [e.name for e in lib.query()] == added and not lib.builtin_installed()
+    with Library.open_default(tmp_path) as lib:  # completed
+        names = {e.name for e in lib.query()}
+        assert len(names) > 10 and lib.builtin_installed()
+        for name in names:
+            lib.remove(name)
+    with Library.open_default(tmp_path) as lib:
+        assert lib.query() == []
+        assert {e.name for e in builtin.install_builtin(lib)} == names  # (`lutgen library init` adds them back)
+
+
+def test_an_older_library_with_built_ins_counts_them_installed(tmp_path, monkeypatch):
+    with monkeypatch.context() as patch:
+        patch.setattr("approxlut.library.catalogue.MIGRATIONS", MIGRATIONS[:4])
+        patch.setattr(Library, "builtin_installed", lambda self: False)  # (that version had no record)
+        patch.setattr(Library, "mark_builtin_installed", lambda self: None)
+        Library.open(tmp_path).close()
+        with Library.open_default(tmp_path) as old:
+            removed = old.remove("exact8s")
+    with Library.open_default(tmp_path) as lib:
+        assert lib.builtin_installed() and removed.name not in {e.name for e in lib.query()}
