@@ -106,6 +106,12 @@ def _run(op: LoweredOp, x: torch.Tensor, w: torch.Tensor, lut: PreparedLut) -> t
     return LutOpFunction.apply(x, w, op, lut.to(x.device))
 
 
+def _empty(x: torch.Tensor, w: torch.Tensor) -> bool:
+    """Whether an operand has no elements: no products to look up, so torch's own op gives the result (sums of
+    nothing are 0), its shape and its graph."""
+    return x.numel() == 0 or w.numel() == 0
+
+
 def _check_dims(x: torch.Tensor, w: torch.Tensor, op: str, x_dims: int | None, w_dims: int) -> None:
     for label, t in (("input", x), ("weight", w)):
         if not isinstance(t, torch.Tensor):
@@ -145,6 +151,8 @@ def approx_matmul(
             raise ConfigError(
                 f"{op}: batch dims of a {tuple(a.shape)} and b {tuple(b.shape)} do not broadcast"
             ) from None
+    if _empty(a, b):
+        return torch.matmul(a.float(), b.float())
     impl = choose_engine(lut, engine, a.device)
     return _run(MatmulLowering(lut, impl, ste=ste), a, b, lut)
 
@@ -158,6 +166,8 @@ def approx_linear(
     _check_dims(x, w, op, None, 2)
     if x.dim() < 1 or x.shape[-1] != w.shape[1]:
         raise ConfigError(f"{op}: input {tuple(x.shape)} does not match weight {tuple(w.shape)} (in features)")
+    if _empty(x, w):
+        return F.linear(x.float(), w.float())
     impl = choose_engine(lut, engine, x.device)
     return _run(LinearLowering(lut, impl, ste=ste), x, w, lut)
 
@@ -165,6 +175,8 @@ def approx_linear(
 def _check_groups(x: torch.Tensor, w: torch.Tensor, groups: int, op: str) -> None:
     if not isinstance(groups, int) or groups < 1:
         raise ConfigError(f"{op}: groups={groups!r} must be a positive int")
+    if w.shape[0] == 0:
+        raise ConfigError(f"{op}: weight {tuple(w.shape)} has no output channels")
     if x.shape[1] % groups or w.shape[0] % groups or x.shape[1] // groups != w.shape[1]:
         raise ConfigError(f"{op}: input channels {x.shape[1]} and weight {tuple(w.shape)} do not match groups={groups}")
 

@@ -306,3 +306,21 @@ def test_bad_inputs_raise_config_errors() -> None:
         approx_linear(x[0, 0], w[0, 0], lut.forward, grad="ste")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="do not broadcast"):
         approx_matmul(values((2, 3, 4), 4, False, 33), values((3, 4, 2), 4, False, 34), lut, grad="ste")
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_operands_without_elements_give_torchs_shapes_and_zero_sums(engine: str) -> None:
+    """No products to look up: a sum over K = 0 is 0, and no rows or columns give an empty result (K = 0 and a
+    conv weight without output channels raised a reshape traceback)."""
+    lut = random_lut(8, 8, True)
+    for a, b in [((4, 0), (0, 3)), ((0, 5), (5, 3)), ((4, 5), (5, 0)), ((2, 4, 0), (2, 0, 3))]:
+        x, w = torch.zeros(a, requires_grad=True), torch.zeros(b, requires_grad=True)
+        out = approx_matmul(x, w, lut, engine=engine, grad="ste")
+        assert torch.equal(out, torch.zeros(torch.matmul(x, w).shape))
+        out.sum().backward()
+        assert x.grad is not None and x.grad.shape == x.shape
+    out = approx_linear(torch.zeros(2, 0), torch.zeros(3, 0), lut, engine=engine)
+    assert torch.equal(out, torch.zeros(2, 3))
+    assert approx_linear(torch.zeros(2, 5), torch.zeros(0, 5), lut, engine=engine).shape == (2, 0)
+    with pytest.raises(ConfigError, match="no output channels"):
+        approx_conv2d(torch.zeros(1, 2, 5, 5), torch.zeros(0, 2, 3, 3), lut, engine=engine)
