@@ -823,10 +823,10 @@ class _Module:
             if kind == "InstanceList":
                 for inst in item.instances:
                     for arg in inst.portlist:
-                        if type(arg.argname).__name__ == "Identifier":
+                        if type(arg.argname).__name__ == "Identifier" and arg.argname.scope is None:
                             names.append((arg.argname.name, arg.argname))
             for assign in (item,) if kind == "Assign" else item.list if kind == "AssignList" else ():
-                if type(assign.left.var).__name__ == "Identifier":
+                if type(assign.left.var).__name__ == "Identifier" and assign.left.var.scope is None:
                     names.append((assign.left.var.name, assign.left.var))
         for raw, node in names:
             name = _unescape(raw)
@@ -917,7 +917,7 @@ class _Module:
 
     def _loop_variable(self, step: Any) -> str:
         target = step.left.var
-        name = _unescape(target.name) if type(target).__name__ == "Identifier" else None
+        name = self._name(target) if type(target).__name__ == "Identifier" else None
         if name is None or name not in self.genvars:
             raise self.error("a generate loop must count with a genvar (declare it with 'genvar NAME;')", step.left)
         return name
@@ -1128,8 +1128,8 @@ class _Module:
             return bits
         if kind in ("Identifier", "Pointer", "Partselect"):
             target = node if kind == "Identifier" else node.var
-            if type(target).__name__ == "Identifier" and _unescape(target.name) in self.params:
-                raise self.error(f"cannot assign to parameter '{_unescape(target.name)}'", node)
+            if type(target).__name__ == "Identifier" and self._name(target) in self.params:
+                raise self.error(f"cannot assign to parameter '{self._name(target)}'", node)
             return self._select(node)
         raise self.error("this expression cannot be assigned to", node)
 
@@ -1138,13 +1138,18 @@ class _Module:
             raise self.error(
                 "only a plain net name can be indexed here (multi-dimensional arrays are not supported)", node
             )
-        if node.scope is not None:
-            raise self.error("hierarchical names are not supported", node)
-        name = _unescape(node.name)
+        name = self._name(node)
         signal = self.signals.get(name)
         if signal is None:
             raise self._undeclared(name, "net", node)
         return signal
+
+    def _name(self, node: Any) -> str:
+        """The name an identifier refers to; a hierarchical one (``g[1].t``, ``u.x``) is refused wherever it is read
+        (it was looked up by its last component alone: an outer parameter of that name gave its value)."""
+        if node.scope is not None:
+            raise self.error("hierarchical names are not supported", node)
+        return _unescape(node.name)
 
     def _undeclared(self, name: str, what: str, node: Any) -> ParseError:
         if name in self.genvars:
@@ -1220,7 +1225,7 @@ class _Module:
             value, width, signed = literal
             return value - (1 << width) if signed and value >> (width - 1) else value
         if kind == "Identifier":
-            name = _unescape(node.name)
+            name = self._name(node)
             if name in self.params:
                 return self.params[name].value
             if name in self.signals:
@@ -1284,7 +1289,7 @@ class _Module:
         var = node.var
         if type(var).__name__ != "Identifier":
             return None
-        return self.params.get(_unescape(var.name))
+        return self.params.get(self._name(var))
 
     def _param_bits(self, node: Any, param: _Param) -> tuple[int, int]:
         """``(lowest bit, count)`` of a parameter's value that a constant bit or part select names."""
@@ -1323,7 +1328,7 @@ class _Module:
                 raise self.error(f"x/z literal '{node.value}' is not supported", node)
             return literal[1], literal[2]
         if kind == "Identifier":
-            name = _unescape(node.name)
+            name = self._name(node)
             if name in self.params:
                 p = self.params[name]
                 return p.width, p.signed
@@ -1403,7 +1408,7 @@ class _Module:
         return self.extend(bits, width, signed, self.at(node))
 
     def _e_ident(self, node: Any, width: int, signed: bool) -> list[int]:
-        if _unescape(node.name) in self.params:
+        if self._name(node) in self.params:
             return self._e_const(node, width, signed)
         return self.extend(self._select(node), width, signed, self.at(node))
 

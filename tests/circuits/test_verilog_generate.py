@@ -415,3 +415,32 @@ def test_a_ranged_parameter_is_computed_at_its_declared_width() -> None:
 endmodule
 """
     assert np.array_equal(_table(source), A_XOR_B)
+
+
+@pytest.mark.parametrize(
+    ("body", "token"),
+    [
+        ("assign o = a + g.N;", "g.N"),  # (g's own N is 3; the module's N is 1)
+        ("assign o = g.t;", "g.t"),  # (the module's localparam t is 1)
+        ("assign o = {a[3:1], b[0]} ^ {4{g.t[0]}};", "g.t[0]"),
+        ("and x (o[0], a[0], g.t); assign o[3:1] = 0;", "g.t)"),
+        ("and x (g.t, a[0], b[0]); assign o = 0;", "g.t,"),
+        ("assign g.t = a;", "g.t ="),
+        ("if (g.N == 3) begin : h assign o = a; end", "g.N =="),
+    ],
+)
+def test_hierarchical_names_are_refused_wherever_they_are_read(body: str, token: str) -> None:
+    """``g.N``, ``g.t``: a hierarchical name is refused with its position (it was looked up by its last component
+    alone: ``a + g.N`` added the module's N = 1, ``g.t`` read the localparam t; a wrong table, exit 0)."""
+    source = f"""module m(input [3:0] a, input [3:0] b, output [3:0] o);
+  localparam N = 1;
+  localparam [3:0] t = 1;
+  if (1) begin : g
+    localparam N = 3;
+  end
+  {body}
+endmodule
+"""
+    err = error_of(source)
+    assert "hierarchical names are not supported" in err.message
+    assert (err.line, err.col) == position(source, token), err
