@@ -575,11 +575,23 @@ class _Param:
     signed: bool
     lsb: int = 0  # the declared range's lsb (its bit 0)
     ascending: bool = False  # declared [lsb:msb]
+    loop: bool = False  # a generate loop's genvar: the localparam of that name its block implicitly declares
 
     def offset(self, index: int) -> int | None:
         """The bit of the value that select ``index`` names, ``None`` outside the parameter's range."""
         offset = self.lsb - index if self.ascending else index - self.lsb
         return offset if 0 <= offset < self.width else None
+
+
+@dataclass
+class _Genvar:
+    """A declared genvar (it has a value only inside a loop over it, where a :class:`_Param` of its name hides it)."""
+
+    at: _Pos
+
+
+#: What a name in a scope can be.
+_Decl = _Signal | _Param | _Genvar
 
 
 def _unescape(name: str) -> str:
@@ -639,7 +651,9 @@ class _Module:
     """One instance of a module: its signals and parameters; elaborates its items into the design.
 
     A generate block is elaborated by a scope of its own (:meth:`_scope`): a copy that sees the names
-    of the scopes around it and declares its own under a longer prefix.
+    of the scopes around it and declares its own under a longer prefix. Nets, parameters and genvars
+    share one name space per scope, and a name refers to the innermost scope that declares it
+    (IEEE 1364-2005 12.7): a block's ``wire t`` hides a module's ``localparam t`` inside the block.
     """
 
     def __init__(
@@ -659,10 +673,7 @@ class _Module:
         self.stack = stack
         self.top = top
         self.items = _module_items(moddef.items)
-        self.signals: ChainMap[str, _Signal] = ChainMap()
-        self.params: ChainMap[str, _Param] = ChainMap()
-        self.genvars: set[str] = set()
-        self.loop_vars: tuple[str, ...] = ()  # genvars of the enclosing generate loops
+        self.names: ChainMap[str, _Decl] = ChainMap()  # this scope's declarations first, then the enclosing ones
         self.blocks: dict[str, _Pos] = {}  # generate blocks named in this scope
         self.in_block = False  # a generate block's scope, not the module's
         self.ports: list[str] = []
@@ -703,11 +714,12 @@ class _Module:
                     f"{_BEHAVIOURAL[kind]} is behavioural code, not a structural netlist; {_SYNTH_HINT}", item
                 )
         self._declare_items(self.items, overrides)
-        unknown = [name for name in overrides if name not in self.params]
+        unknown = [name for name in overrides if not isinstance(self.names.get(name), _Param)]
         if unknown:
             raise self.error(f"module {moddef.name} has no parameter '{unknown[0]}'", moddef)
         for name in self.ports:
-            if name not in self.signals or self.signals[name].direction == "wire":
+            signal = self.names.get(name)
+            if not isinstance(signal, _Signal) or signal.direction == "wire":
                 raise self.error(f"port '{name}' of module {moddef.name} has no input/output declaration", moddef)
         self._implicit_nets(self.items)
 
@@ -729,6 +741,11 @@ class _Module:
 
     def _param(self, node: Any, overrides: dict[str, int]) -> None:
         name = _unescape(node.name)
+        existing = self.names.maps[0].get(name)
+        if existing is not None:
+            if isinstance(existing, _Signal):
+                raise self.error(f"'{name}' is declared as a parameter or genvar and as a net", node)
+            raise self.error(f"'{name}' is declared twice", node)
         expr = node.value.var if type(node.value).__name__ == "Rvalue" else node.value
         overridden = name in overrides and type(node).__name__ != "Localparam"
         declared = self._range(node.width) if node.width is not None else None
@@ -745,7 +762,7 @@ class _Module:
             width, signed = max(32, value.bit_length() + 1), True
         else:
             width, signed = self.type_of(expr)
-        self.params[name] = _Param(value, width, signed, lsb, ascending)
+        self.names[name] = _Param(value, width, signed, lsb, ascending)
 
     def _range(self, width_node: Any) -> tuple[int, int]:
         return self.const(width_node.msb), self.const(width_node.lsb)
@@ -774,9 +791,9 @@ class _Module:
         msb, lsb = self._range(node.width) if node.width is not None else (0, 0)
         direction = {"Input": "input", "Output": "output"}.get(kind, "wire")
         signed = bool(node.signed)
-        if name in self.params.maps[0] or name in self.genvars:
+        existing = self.names.maps[0].get(name)
+        if existing is not None and not isinstance(existing, _Signal):
             raise self.error(f"'{name}' is declared as a parameter or genvar and as a net", node)
-        existing = self.signals.maps[0].get(name)
         if existing is not None:
             # `input [3:0] a; wire [3:0] a;` (or `output y; wire y;`) declare one net.
             if (direction != "wire" and existing.direction != "wire") or (existing.msb, existing.lsb) != (msb, lsb):
@@ -796,14 +813,14 @@ class _Module:
             step = 1 if msb >= lsb else -1
             bits = [self.d.net(self._bit_name(name, i, width)) for i in range(lsb, msb + step, step)]
         signal = _Signal(name, bits, msb, lsb, signed, direction, self.at(node))
-        self.signals[name] = signal
+        self.names[name] = signal
         self._port_bits(signal)
 
     def _genvar(self, node: Any) -> None:
         name = _unescape(node.name)
-        if name in self.genvars or name in self.params.maps[0] or name in self.signals.maps[0]:
+        if name in self.names.maps[0]:
             raise self.error(f"'{name}' is declared twice", node)
-        self.genvars.add(name)
+        self.names[name] = _Genvar(self.at(node))
 
     def _bit_name(self, name: str, index: int, width: int) -> str:
         return f"{self.prefix}{name}[{index}]" if width > 1 else f"{self.prefix}{name}"
@@ -830,12 +847,12 @@ class _Module:
                     names.append((assign.left.var.name, assign.left.var))
         for raw, node in names:
             name = _unescape(raw)
-            if name in self.signals or name in self.params or name in self.genvars:
+            if name in self.names:
                 continue
             if self.nettype_none:
                 raise self.error(f"undeclared net '{name}' (`default_nettype none)", node)
             net = self.d.net(self.prefix + name)
-            self.signals[name] = _Signal(name, [net], 0, 0, False, "wire", self.at(node))
+            self.names[name] = _Signal(name, [net], 0, 0, False, "wire", self.at(node))
 
     # -- items -----------------------------------------------------------------------------------
 
@@ -873,18 +890,23 @@ class _Module:
         """A nested scope: it sees this scope's names; the nets it declares are named ``prefix`` + name."""
         scope = copy.copy(self)
         scope.prefix = prefix
-        scope.signals = self.signals.new_child()
-        scope.params = self.params.new_child()
-        scope.genvars = set(self.genvars)  # (a block's genvars are its own, as its nets are)
+        scope.names = self.names.new_child()
         scope.blocks = {}
         scope.types = {}  # (a genvar gives one expression other widths in other iterations)
         scope.in_block = True
         return scope
 
-    def _generate_block(self, node: Any, name: str, index: int | None) -> None:
-        """Declare and elaborate one generate block: ``name`` (``name[index]`` for a loop iteration)."""
+    def _generate_block(self, node: Any, name: str, loop: tuple[str, int] | None = None) -> None:
+        """Declare and elaborate one generate block: ``name``, or ``name[value]`` for the iteration of a loop over
+        genvar ``var`` (``loop`` is ``(var, value)``: the block declares a localparam ``var``, IEEE 1364-2005
+        12.4.1)."""
         items, _ = _block(node)
-        scope = self._scope(f"{self.prefix}{name}." if index is None else f"{self.prefix}{name}[{index}].")
+        if loop is None:
+            scope = self._scope(f"{self.prefix}{name}.")
+        else:
+            var, value = loop
+            scope = self._scope(f"{self.prefix}{name}[{value}].")
+            scope.names[var] = _Param(value, 32, True, loop=True)
         scope._declare_items(items, {})
         scope._implicit_nets(items)
         scope._elaborate_items(items)
@@ -918,7 +940,8 @@ class _Module:
     def _loop_variable(self, step: Any) -> str:
         target = step.left.var
         name = self._name(target) if type(target).__name__ == "Identifier" else None
-        if name is None or name not in self.genvars:
+        decl = None if name is None else self.names.get(name)
+        if name is None or not (isinstance(decl, _Genvar) or (isinstance(decl, _Param) and decl.loop)):
             raise self.error("a generate loop must count with a genvar (declare it with 'genvar NAME;')", step.left)
         return name
 
@@ -928,15 +951,14 @@ class _Module:
         var = self._loop_variable(node.pre)
         if self._loop_variable(node.post) != var:
             raise self.error(f"the step of this generate loop assigns another genvar than '{var}'", node.post.left)
-        if var in self.loop_vars:
+        if isinstance(self.names.get(var), _Param):
             raise self.error(f"genvar '{var}' already counts an enclosing generate loop", node.pre.left)
         name = self._block_name(node.statement, construct, node)
         value = self._genvar_value(node.pre.right, "start")
         seen: set[int] = set()
         while True:
             counter = self._scope(self.prefix)
-            counter.loop_vars = (*self.loop_vars, var)
-            counter.params[var] = _Param(value, 32, True)
+            counter.names[var] = _Param(value, 32, True, loop=True)
             if not counter._generate_const(node.cond, "condition"):
                 return
             if value in seen:
@@ -949,7 +971,7 @@ class _Module:
                     "(is the loop condition ever false?)",
                     node,
                 )
-            counter._generate_block(node.statement, name, value)
+            self._generate_block(node.statement, name, (var, value))
             value = counter._genvar_value(node.post.right, "step")
 
     def _generate_if(self, node: Any, construct: int) -> None:
@@ -959,7 +981,7 @@ class _Module:
         if type(taken).__name__ == "IfStatement":  # `else if`: the same construct, no scope of its own
             self._generate_if(taken, construct)
             return
-        self._generate_block(taken, self._block_name(taken, construct, node), None)
+        self._generate_block(taken, self._block_name(taken, construct, node))
 
     def _assign(self, node: Any) -> None:
         lhs = self.lvalue(node.left.var)
@@ -1069,7 +1091,7 @@ class _Module:
         conns = self._connections(inst, sub.ports, what)
         at = self.at(inst)
         for port in sub.ports:
-            signal = sub.signals[port]
+            signal = sub.port(port)
             expr = conns.get(port)
             if expr is None:
                 continue
@@ -1079,7 +1101,7 @@ class _Module:
                     self.d.connect(dst, src, at, port=True)
         sub.elaborate()
         for port in sub.ports:
-            signal = sub.signals[port]
+            signal = sub.port(port)
             expr = conns.get(port)
             if expr is not None and signal.direction == "output":
                 for dst, src in zip(
@@ -1128,7 +1150,7 @@ class _Module:
             return bits
         if kind in ("Identifier", "Pointer", "Partselect"):
             target = node if kind == "Identifier" else node.var
-            if type(target).__name__ == "Identifier" and self._name(target) in self.params:
+            if type(target).__name__ == "Identifier" and isinstance(self.names.get(self._name(target)), _Param):
                 raise self.error(f"cannot assign to parameter '{self._name(target)}'", node)
             return self._select(node)
         raise self.error("this expression cannot be assigned to", node)
@@ -1139,9 +1161,15 @@ class _Module:
                 "only a plain net name can be indexed here (multi-dimensional arrays are not supported)", node
             )
         name = self._name(node)
-        signal = self.signals.get(name)
-        if signal is None:
+        signal = self.names.get(name)
+        if not isinstance(signal, _Signal):
             raise self._undeclared(name, "net", node)
+        return signal
+
+    def port(self, name: str) -> _Signal:
+        """The signal of port ``name`` (every port is declared: :meth:`_declare` checks it)."""
+        signal = self.names[name]
+        assert isinstance(signal, _Signal)
         return signal
 
     def _name(self, node: Any) -> str:
@@ -1152,7 +1180,7 @@ class _Module:
         return _unescape(node.name)
 
     def _undeclared(self, name: str, what: str, node: Any) -> ParseError:
-        if name in self.genvars:
+        if isinstance(self.names.get(name), _Genvar):
             return self.error(f"genvar '{name}' has a value only inside a generate loop over it", node)
         return self.error(f"undeclared {what} '{name}'", node)
 
@@ -1226,9 +1254,10 @@ class _Module:
             return value - (1 << width) if signed and value >> (width - 1) else value
         if kind == "Identifier":
             name = self._name(node)
-            if name in self.params:
-                return self.params[name].value
-            if name in self.signals:
+            decl = self.names.get(name)
+            if isinstance(decl, _Param):
+                return decl.value
+            if isinstance(decl, _Signal):
                 raise _NotConstant
             raise self._undeclared(name, "name", node)
         if kind == "SystemCall":
@@ -1289,7 +1318,8 @@ class _Module:
         var = node.var
         if type(var).__name__ != "Identifier":
             return None
-        return self.params.get(self._name(var))
+        decl = self.names.get(self._name(var))
+        return decl if isinstance(decl, _Param) else None
 
     def _param_bits(self, node: Any, param: _Param) -> tuple[int, int]:
         """``(lowest bit, count)`` of a parameter's value that a constant bit or part select names."""
@@ -1328,10 +1358,9 @@ class _Module:
                 raise self.error(f"x/z literal '{node.value}' is not supported", node)
             return literal[1], literal[2]
         if kind == "Identifier":
-            name = self._name(node)
-            if name in self.params:
-                p = self.params[name]
-                return p.width, p.signed
+            decl = self.names.get(self._name(node))
+            if isinstance(decl, _Param):
+                return decl.width, decl.signed
             signal = self._signal(node)
             return len(signal.bits), signal.signed
         if kind in ("Rvalue", "Lvalue"):
@@ -1408,7 +1437,7 @@ class _Module:
         return self.extend(bits, width, signed, self.at(node))
 
     def _e_ident(self, node: Any, width: int, signed: bool) -> list[int]:
-        if self._name(node) in self.params:
+        if isinstance(self.names.get(self._name(node)), _Param):
             return self._e_const(node, width, signed)
         return self.extend(self._select(node), width, signed, self.at(node))
 
@@ -1761,8 +1790,8 @@ class _Reader:
 
     def _buses(self, module: _Module, direction: str) -> dict[str, list[int]]:
         """The module's ports of ``direction`` as buses; single-bit ports ``A[0]``/``A_0``/``A0`` are grouped."""
-        ports = [p for p in module.ports if module.signals[p].direction == direction]
-        scalars = [p for p in ports if len(module.signals[p].bits) == 1]
+        ports = [p for p in module.ports if module.port(p).direction == direction]
+        scalars = [p for p in ports if len(module.port(p).bits) == 1]
         if len(scalars) <= 2 and len(scalars) == len(ports) and direction == "input":
             scalars = []  # two single-bit operands `a`, `b`
         try:
@@ -1774,11 +1803,11 @@ class _Reader:
         for port in ports:
             if port in group_of:
                 bus = group_of[port]
-                bits = [module.signals[name].bits[0] for name in groups[bus]]
+                bits = [module.port(name).bits[0] for name in groups[bus]]
             else:
-                bus, bits = port, list(module.signals[port].bits)
+                bus, bits = port, list(module.port(port).bits)
             if bus in buses and buses[bus] != bits:
-                raise ParseError(f"{direction} bus {bus} is declared twice", self.path, *module.signals[port].at)
+                raise ParseError(f"{direction} bus {bus} is declared twice", self.path, *module.port(port).at)
             buses[bus] = bits
         return buses
 
@@ -1797,7 +1826,7 @@ class _Reader:
                 )
             outputs = {known[0]: outputs[known[0]]}
         out_name, out_bits = next(iter(outputs.items()))
-        out_at = module.signals[out_name].at if out_name in module.signals else top_at
+        out_at = module.port(out_name).at if out_name in module.ports else top_at
         operand_nets = set(inputs[a_name] + inputs[b_name])
         other_inputs = {net: name for name, bits in inputs.items() if name not in (a_name, b_name) for net in bits}
 
@@ -1922,7 +1951,7 @@ def _as_cell(d: _Design, module: _Module) -> Cell:
     inputs: list[str] = []
     outputs: list[str] = []
     for port in module.ports:
-        signal = module.signals[port]
+        signal = module.port(port)
         if len(signal.bits) != 1:
             raise d.error(f"cell {name}: pin {port} must be a single bit", signal.at)
         (inputs if signal.direction == "input" else outputs).append(port)
@@ -1930,7 +1959,7 @@ def _as_cell(d: _Design, module: _Module) -> Cell:
             pins[signal.bits[0]] = port
     local: dict[int, str] = dict(pins)
     gates: list[CellGate] = []
-    wanted = {d.find(module.signals[p].bits[0]): p for p in reversed(outputs)}
+    wanted = {d.find(module.port(p).bits[0]): p for p in reversed(outputs)}
     live: set[int] = set()
     stack = list(wanted)
     while stack:
@@ -1946,7 +1975,7 @@ def _as_cell(d: _Design, module: _Module) -> Cell:
             local[gate.output] = wanted.get(gate.output, f"_t{len(gates)}")
             gates.append(CellGate(gate.kind, tuple(local[d.find(i)] for i in gate.inputs), local[gate.output]))
     for pin in outputs:
-        src = local[d.find(module.signals[pin].bits[0])]
+        src = local[d.find(module.port(pin).bits[0])]
         if src != pin:
             gates.append(CellGate(Kind.BUF, (src,), pin))
     return Cell(name, tuple(inputs), tuple(outputs), tuple(gates), tuple(module.ports))

@@ -444,3 +444,68 @@ endmodule
     err = error_of(source)
     assert "hierarchical names are not supported" in err.message
     assert (err.line, err.col) == position(source, token), err
+
+
+def test_a_block_declaration_hides_an_outer_name_of_another_kind() -> None:
+    """Nets, parameters and genvars share one name space per scope and a name refers to the innermost declaration
+    (IEEE 1364-2005 12.7): a loop block's ``wire t`` hides the module's ``localparam t`` inside the block only (it
+    was refused: 'cannot assign to parameter'); a block's localparam hides a module net; an inner block's wire hides
+    the loop's genvar. Yosys agrees on all three tables."""
+    codes = np.arange(16)
+    wire_over_param = """module m(input [3:0] a, input [3:0] b, output [7:0] o);
+  localparam [3:0] t = 4'd5;
+  genvar i;
+  for (i = 0; i < 4; i = i + 1) begin : g
+    wire t;
+    assign t = a[i] ^ b[i];
+    assign o[i] = t;
+  end
+  assign o[7:4] = a + t;
+endmodule
+"""
+    netlist = read_verilog(wire_over_param, "t.v")
+    assert {"g[0].t", "g[3].t"} <= set(netlist.net_names.values())
+    expected = A_XOR_B + (((codes[:, None] + 5) & 15) << 4)
+    assert np.array_equal(simulate_lut(netlist, signed=False).forward, expected)
+    param_over_wire = """module m(input [3:0] a, input [3:0] b, output [3:0] o);
+  wire [3:0] w;
+  assign w = a & b;
+  if (1) begin : g
+    localparam [3:0] w = 4'd3;
+    assign o = b + w;
+  end
+endmodule
+"""
+    assert np.array_equal(_table(param_over_wire), np.broadcast_to((codes[None, :] + 3) & 15, (16, 16)))
+    wire_over_genvar = """module m(input [3:0] a, input [3:0] b, output [3:0] o);
+  genvar i;
+  for (i = 0; i < 4; i = i + 1) begin : g
+    localparam K = i;
+    if (1) begin : h
+      wire i;
+      assign i = a[K] ^ b[K];
+      assign o[K] = i;
+    end
+  end
+endmodule
+"""
+    assert np.array_equal(_table(wire_over_genvar), A_XOR_B)
+
+
+@pytest.mark.parametrize(
+    ("items", "token", "match"),
+    [
+        ("wire [3:0] P;\n  localparam P = 1;", "localparam P", "'P' is declared as a parameter or genvar and as a net"),
+        ("localparam P = 1;\n  wire P;", "wire P", "'P' is declared as a parameter or genvar and as a net"),
+        ("localparam N = 1;\n  localparam N = 2;", "localparam N = 2", "'N' is declared twice"),
+        ("if (1) begin : g localparam N = 1; localparam N = 2; end", "localparam N = 2", "'N' is declared twice"),
+        ("genvar i;\n  for (i = 0; i < 2; i = i + 1) begin : g wire i; end", "wire i", "as a parameter or genvar"),
+    ],
+)
+def test_two_declarations_of_a_name_in_one_scope_are_refused(items: str, token: str, match: str) -> None:
+    """Within one scope a name is declared once (a wire and a localparam ``P`` both were accepted and the
+    parameter silently won; a second localparam replaced the first); a loop's block declares its genvar."""
+    text = f"module m(input [3:0] a, input [3:0] b, output [3:0] o);\n  assign o = a;\n  {items}\nendmodule\n"
+    err = error_of(text)
+    assert match in err.message
+    assert (err.line, err.col) == position(text, token), err
