@@ -676,6 +676,8 @@ class _Module:
         self.names: ChainMap[str, _Decl] = ChainMap()  # this scope's declarations first, then the enclosing ones
         self.blocks: dict[str, _Pos] = {}  # generate blocks named in this scope
         self.in_block = False  # a generate block's scope, not the module's
+        self.pending: dict[str, list[Any]] = {}  # declarations of this scope not made yet, by name
+        self.declaring: set[str] = set()  # names whose declarations are being made
         self.ports: list[str] = []
         self.types: dict[int, tuple[int, bool]] = {}
         self.nettype_none = getattr(moddef, "default_nettype", "wire") == "none"
@@ -692,6 +694,7 @@ class _Module:
 
     def _declare(self, overrides: dict[str, int]) -> None:
         moddef = self.moddef
+        self._expect(self.items, overrides)
         if moddef.paramlist is not None:
             for decl in moddef.paramlist.params:
                 for item in getattr(decl, "list", (decl,)):
@@ -713,7 +716,7 @@ class _Module:
                 raise self.error(
                     f"{_BEHAVIOURAL[kind]} is behavioural code, not a structural netlist; {_SYNTH_HINT}", item
                 )
-        self._declare_items(self.items, overrides)
+        self._declare_items(self.items)
         unknown = [name for name in overrides if not isinstance(self.names.get(name), _Param)]
         if unknown:
             raise self.error(f"module {moddef.name} has no parameter '{unknown[0]}'", moddef)
@@ -723,21 +726,47 @@ class _Module:
                 raise self.error(f"port '{name}' of module {moddef.name} has no input/output declaration", moddef)
         self._implicit_nets(self.items)
 
-    def _declare_items(self, items: Sequence[Any], overrides: dict[str, int]) -> None:
-        """Parameters, genvars and nets declared by ``items`` (not those of generate blocks within them)."""
+    def _expect(self, items: Sequence[Any], overrides: dict[str, int]) -> None:
+        """Note the parameters, genvars and nets that ``items`` declare (not those of generate blocks within them) as
+        this scope's, to be declared by :meth:`_declare_items`, or earlier where a declaration refers to them."""
         for item in items:
-            if type(item).__name__ != "Decl":
-                continue
-            for sub in item.list:
-                sub_kind = type(sub).__name__
-                if sub_kind in ("Parameter", "Localparam"):
-                    if sub_kind == "Parameter" and self.in_block:
-                        raise self.error("a generate block cannot declare a parameter; use localparam", sub)
-                    self._param(sub, overrides)
-                elif sub_kind == "Genvar":
-                    self._genvar(sub)
-                elif sub_kind != "Assign":
-                    self._variable(sub)
+            if type(item).__name__ == "Decl":
+                for sub in item.list:
+                    if type(sub).__name__ != "Assign":
+                        self.pending.setdefault(_unescape(sub.name), []).append((sub, overrides))
+
+    def _declare_items(self, items: Sequence[Any]) -> None:
+        """Make the declarations of ``items`` noted by :meth:`_expect`, in order."""
+        for item in items:
+            if type(item).__name__ == "Decl":
+                for sub in item.list:
+                    if type(sub).__name__ != "Assign":
+                        self._declare_pending(_unescape(sub.name))
+
+    def _declare_pending(self, name: str) -> None:
+        """Make this scope's declarations of ``name`` not made yet."""
+        self.declaring.add(name)
+        for sub, overrides in self.pending.pop(name, ()):
+            sub_kind = type(sub).__name__
+            if sub_kind in ("Parameter", "Localparam"):
+                if sub_kind == "Parameter" and self.in_block:
+                    raise self.error("a generate block cannot declare a parameter; use localparam", sub)
+                self._param(sub, overrides)
+            elif sub_kind == "Genvar":
+                self._genvar(sub)
+            else:
+                self._variable(sub)
+        self.declaring.discard(name)
+
+    def _lookup(self, name: str, node: Any) -> _Decl | None:
+        """What ``name`` refers to at ``node``: the innermost declaration of it. A declaration of this scope that comes
+        later in the text counts (``localparam B = A + 1; localparam A = 5;`` in a block uses the block's ``A``, as
+        Yosys does: the outer ``A`` was used instead, a wrong table); one that refers to itself is refused."""
+        if name in self.declaring:
+            raise self.error(f"'{name}' depends on itself (a circular declaration)", node)
+        if name in self.pending:
+            self._declare_pending(name)
+        return self.names.get(name)
 
     def _param(self, node: Any, overrides: dict[str, int]) -> None:
         name = _unescape(node.name)
@@ -891,6 +920,8 @@ class _Module:
         scope = copy.copy(self)
         scope.prefix = prefix
         scope.names = self.names.new_child()
+        scope.pending = {}
+        scope.declaring = set()
         scope.blocks = {}
         scope.types = {}  # (a genvar gives one expression other widths in other iterations)
         scope.in_block = True
@@ -907,7 +938,8 @@ class _Module:
             var, value = loop
             scope = self._scope(f"{self.prefix}{name}[{value}].")
             scope.names[var] = _Param(value, 32, True, loop=True)
-        scope._declare_items(items, {})
+        scope._expect(items, {})
+        scope._declare_items(items)
         scope._implicit_nets(items)
         scope._elaborate_items(items)
 
@@ -1150,7 +1182,7 @@ class _Module:
             return bits
         if kind in ("Identifier", "Pointer", "Partselect"):
             target = node if kind == "Identifier" else node.var
-            if type(target).__name__ == "Identifier" and isinstance(self.names.get(self._name(target)), _Param):
+            if type(target).__name__ == "Identifier" and isinstance(self._lookup(self._name(target), target), _Param):
                 raise self.error(f"cannot assign to parameter '{self._name(target)}'", node)
             return self._select(node)
         raise self.error("this expression cannot be assigned to", node)
@@ -1161,7 +1193,7 @@ class _Module:
                 "only a plain net name can be indexed here (multi-dimensional arrays are not supported)", node
             )
         name = self._name(node)
-        signal = self.names.get(name)
+        signal = self._lookup(name, node)
         if not isinstance(signal, _Signal):
             raise self._undeclared(name, "net", node)
         return signal
@@ -1254,7 +1286,7 @@ class _Module:
             return value - (1 << width) if signed and value >> (width - 1) else value
         if kind == "Identifier":
             name = self._name(node)
-            decl = self.names.get(name)
+            decl = self._lookup(name, node)
             if isinstance(decl, _Param):
                 return decl.value
             if isinstance(decl, _Signal):
@@ -1318,7 +1350,7 @@ class _Module:
         var = node.var
         if type(var).__name__ != "Identifier":
             return None
-        decl = self.names.get(self._name(var))
+        decl = self._lookup(self._name(var), var)
         return decl if isinstance(decl, _Param) else None
 
     def _param_bits(self, node: Any, param: _Param) -> tuple[int, int]:
@@ -1358,7 +1390,7 @@ class _Module:
                 raise self.error(f"x/z literal '{node.value}' is not supported", node)
             return literal[1], literal[2]
         if kind == "Identifier":
-            decl = self.names.get(self._name(node))
+            decl = self._lookup(self._name(node), node)
             if isinstance(decl, _Param):
                 return decl.width, decl.signed
             signal = self._signal(node)
@@ -1437,7 +1469,7 @@ class _Module:
         return self.extend(bits, width, signed, self.at(node))
 
     def _e_ident(self, node: Any, width: int, signed: bool) -> list[int]:
-        if isinstance(self.names.get(self._name(node)), _Param):
+        if isinstance(self._lookup(self._name(node), node), _Param):
             return self._e_const(node, width, signed)
         return self.extend(self._select(node), width, signed, self.at(node))
 

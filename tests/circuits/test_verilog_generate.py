@@ -509,3 +509,43 @@ def test_two_declarations_of_a_name_in_one_scope_are_refused(items: str, token: 
     err = error_of(text)
     assert match in err.message
     assert (err.line, err.col) == position(text, token), err
+
+
+def test_a_declaration_later_in_a_block_is_the_one_referred_to() -> None:
+    """A name refers to its scope's declaration even where that comes later in the text (Yosys does the same):
+    ``localparam B = A + 1; localparam A = 5;`` in a block is 6 (it took the module's A = 1: a wrong table, exit 0),
+    a wire's width from a later localparam too; at module level it was 'undeclared'."""
+    codes = np.arange(16)
+    plus = {k: np.broadcast_to((codes[:, None] + k) & 15, (16, 16)) for k in (2, 6)}
+    later_param = """module m(input [3:0] a, input [3:0] b, output [3:0] o);
+  localparam A = 1;
+  if (1) begin : g
+    localparam B = A + 1;
+    localparam A = 5;
+    assign o = a + B;
+  end
+endmodule
+"""
+    assert np.array_equal(_table(later_param), plus[6])
+    later_width = """module m(input [3:0] a, input [3:0] b, output [3:0] o);
+  localparam W = 2;
+  if (1) begin : g
+    wire [W-1:0] x;
+    localparam W = 4;
+    assign x = a ^ b;
+    assign o = x;
+  end
+endmodule
+"""
+    assert np.array_equal(_table(later_width), A_XOR_B)
+    module_level = later_param.replace("  localparam A = 1;\n  if (1) begin : g\n", "").replace("  end\n", "")
+    assert np.array_equal(_table(module_level), plus[6])
+    for items, token in [
+        ("if (1) begin : g localparam N = N + 2; end", "N + 2"),  # (Yosys: stack exhausted)
+        ("localparam A = B, B = A + 1;", "A + 1"),
+        ("wire [X:0] X;", "X:0"),
+    ]:
+        text = f"module m(input [3:0] a, input [3:0] b, output [3:0] o);\n  localparam N = 1;\n  {items}\nendmodule\n"
+        err = error_of(text)
+        assert "depends on itself (a circular declaration)" in err.message
+        assert (err.line, err.col) == position(text, token), err
