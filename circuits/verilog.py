@@ -1474,6 +1474,8 @@ class _Module:
         return self.extend(self._select(node), width, signed, self.at(node))
 
     def _e_select(self, node: Any, width: int, signed: bool) -> list[int]:
+        if self._selected_param(node) is not None:  # (a select is unsigned)
+            return self._e_const(node, width, False)
         return self.extend(self._select(node), width, False, self.at(node))
 
     def _e_wrap(self, node: Any, width: int, signed: bool) -> list[int]:

@@ -549,3 +549,22 @@ endmodule
         err = error_of(text)
         assert "depends on itself (a circular declaration)" in err.message
         assert (err.line, err.col) == position(text, token), err
+
+
+def test_selects_of_parameters_and_genvars_are_constant_bits_in_net_expressions() -> None:
+    """``M[i]``, ``S[7:6]``, ``U[0:1]``, ``i[0]`` in an assign are constant bits (they were refused as 'undeclared
+    net'); Yosys gives the same table."""
+    source = """module m(input [3:0] a, input [3:0] b, output [3:0] o);
+  localparam [3:0] M = 4'b0101;
+  localparam signed [7:0] S = -8'sd3;
+  localparam [0:3] U = 4'b0011;
+  genvar i;
+  for (i = 0; i < 2; i = i + 1) begin : g
+    assign o[i] = a[i] ^ M[i] ^ i[0];
+  end
+  assign o[3:2] = (b[3:2] & M[3:2]) + S[7:6] + U[0:1] + {S[1], U[3]};
+endmodule
+"""
+    codes = np.arange(16)
+    expected = ((codes[:, None] & 3) ^ 3) | (((codes[None, :] >> 2) & 1) << 2)
+    assert np.array_equal(_table(source), expected)
