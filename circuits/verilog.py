@@ -1158,6 +1158,13 @@ class _Module:
             for p in item.list
             if type(p).__name__ == "Parameter"
         ]
+        local = {
+            _unescape(p.name)
+            for item in moddef.items
+            if type(item).__name__ == "Decl"
+            for p in item.list
+            if type(p).__name__ == "Localparam"
+        }
         result = {}
         for i, arg in enumerate(params):
             if arg.paramname is None:
@@ -1166,6 +1173,8 @@ class _Module:
                 name = names[i]
             else:
                 name = _unescape(arg.paramname)
+                if name in local and name not in names:  # (Yosys refuses it too; it was ignored)
+                    raise self.error(f"'{name}' is a localparam of module {moddef.name}: it cannot be overridden", arg)
             result[name] = self.const(arg.argname)
         return result
 

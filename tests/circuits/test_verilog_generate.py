@@ -568,3 +568,21 @@ endmodule
     codes = np.arange(16)
     expected = ((codes[:, None] & 3) ^ 3) | (((codes[None, :] >> 2) & 1) << 2)
     assert np.array_equal(_table(source), expected)
+
+
+def test_an_override_of_a_localparam_is_refused_at_the_instance() -> None:
+    """``#(.L(2))`` where L is a localparam of the module is refused, as Yosys does (it was ignored: the instance
+    kept L = 1 without a word)."""
+    text = """module s #(parameter K = 1) (input [3:0] a, input [3:0] b, output [3:0] o);
+  localparam L = 1;
+  assign o = a + L + K;
+endmodule
+module m(input [3:0] a, input [3:0] b, output [3:0] o);
+  s #(.K(3), .L(2)) u (.a(a), .b(b), .o(o));
+endmodule
+"""
+    err = error_of(text)
+    assert err.message == "'L' is a localparam of module s: it cannot be overridden"
+    assert (err.line, err.col) == position(text, ".L(2)")
+    plus = np.broadcast_to((np.arange(16)[:, None] + 4) & 15, (16, 16))
+    assert np.array_equal(_table(text.replace(", .L(2)", ""), top="m"), plus)
