@@ -630,6 +630,30 @@ def _nested_items(items: Sequence[Any]) -> Iterator[Any]:
             yield item
 
 
+def _declared_names(items: Sequence[Any]) -> set[str]:
+    """The names that ``items`` declare in their scope: nets, parameters, genvars, instances and the named generate
+    blocks of their constructs (of every branch, taken or not)."""
+    names: set[str] = set()
+    for item in items:
+        kind = type(item).__name__
+        if kind == "Decl":
+            names.update(_unescape(sub.name) for sub in item.list if type(sub).__name__ != "Assign")
+        elif kind == "InstanceList":
+            names.update(_unescape(inst.name) for inst in item.instances if inst.name)
+        elif kind == "ForStatement":
+            names.add(_block(item.statement)[1] or "")
+        elif kind == "IfStatement":
+            branches = [item.true_statement, item.false_statement]
+            while branches:
+                branch = branches.pop()
+                if type(branch).__name__ == "IfStatement":  # (else if: the same construct, in the same scope)
+                    branches += [branch.true_statement, branch.false_statement]
+                elif branch is not None:
+                    names.add(_block(branch)[1] or "")
+    names.discard("")
+    return names
+
+
 def _int_const(text: str) -> tuple[int, int, bool] | None:
     """(value, width, signed) of a Verilog integer literal; ``None`` for x/z digits."""
     text = text.replace("_", "")
@@ -673,6 +697,7 @@ class _Module:
         self.stack = stack
         self.top = top
         self.items = _module_items(moddef.items)
+        self.scope_items: Sequence[Any] = self.items  # the items of this scope (a generate block's, in a block)
         self.names: ChainMap[str, _Decl] = ChainMap()  # this scope's declarations first, then the enclosing ones
         self.blocks: dict[str, _Pos] = {}  # generate blocks named in this scope
         self.in_block = False  # a generate block's scope, not the module's
@@ -695,10 +720,8 @@ class _Module:
     def _declare(self, overrides: dict[str, int]) -> None:
         moddef = self.moddef
         self._expect(self.items, overrides)
-        if moddef.paramlist is not None:
-            for decl in moddef.paramlist.params:
-                for item in getattr(decl, "list", (decl,)):
-                    self._param(item, overrides)
+        for item in self._header_params():
+            self._param(item, overrides)
         for port in moddef.portlist.ports if moddef.portlist is not None else ():
             kind = type(port).__name__
             if kind == "Ioport":
@@ -938,14 +961,15 @@ class _Module:
             var, value = loop
             scope = self._scope(f"{self.prefix}{name}[{value}].")
             scope.names[var] = _Param(value, 32, True, loop=True)
+        scope.scope_items = items
         scope._expect(items, {})
         scope._declare_items(items)
         scope._implicit_nets(items)
         scope._elaborate_items(items)
 
     def _block_name(self, node: Any, construct: int, owner: Any) -> str:
-        """The name of the generate block ``node`` of ``owner`` (``genblk<construct>`` when unnamed), claimed here."""
-        name = _block(node)[1] or f"genblk{construct}"
+        """The name of the generate block ``node`` of ``owner`` (:meth:`_implicit_name` when unnamed), claimed here."""
+        name = _block(node)[1] or self._implicit_name(construct)
         here = self.at(owner)
         if name in self.blocks:
             raise self.d.error(
@@ -954,6 +978,28 @@ class _Module:
             )
         self.blocks[name] = here
         return name
+
+    def _implicit_name(self, construct: int) -> str:
+        """The name of an unnamed generate block of this scope's ``construct``-th generate construct: ``genblk<n>``,
+        zeros put before the number until no name declared in this scope is the same (IEEE 1364-2005 12.4.3: beside
+        a block named ``genblk2``, the second construct's unnamed block is ``genblk02``)."""
+        taken = self.reader.declared.get(id(self.scope_items))
+        if taken is None:
+            taken = _declared_names(self.scope_items)
+            if not self.in_block:
+                taken |= set(self.ports) | {_unescape(p.name) for p in self._header_params()}
+            self.reader.declared[id(self.scope_items)] = taken
+        zeros = ""
+        while f"genblk{zeros}{construct}" in taken:
+            zeros += "0"
+        return f"genblk{zeros}{construct}"
+
+    def _header_params(self) -> list[Any]:
+        """The parameters declared in the module's header, ``#(...)``."""
+        paramlist = self.moddef.paramlist
+        return [
+            p for decl in (paramlist.params if paramlist is not None else ()) for p in getattr(decl, "list", (decl,))
+        ]
 
     def _generate_const(self, node: Any, what: str) -> int:
         value = self.try_const(node)
@@ -1776,6 +1822,7 @@ class _Reader:
         self.design = _Design(path)
         self.used: set[str] = set()  # library cells instantiated
         self.iterations = 0  # generate-loop iterations unrolled so far
+        self.declared: dict[int, set[str]] = {}  # names declared in a scope, by id() of its items
         self.modules: dict[str, Any] = {}
         for definition in ast.description.definitions:
             if type(definition).__name__ != "ModuleDef":

@@ -586,3 +586,53 @@ endmodule
     assert (err.line, err.col) == position(text, ".L(2)")
     plus = np.broadcast_to((np.arange(16)[:, None] + 4) & 15, (16, 16))
     assert np.array_equal(_table(text.replace(", .L(2)", ""), top="m"), plus)
+
+
+def test_unnamed_blocks_are_named_by_the_standards_rule() -> None:
+    """An unnamed generate block is ``genblk<n>`` for the n-th construct of its scope, with zeros put before n
+    while a name declared in that scope is the same (IEEE 1364-2005 12.4.3, its example): beside a block named
+    ``genblk2`` the second construct's block is ``genblk02`` (it was refused: 'named twice'). Yosys names every net
+    here the same."""
+    text = """module m(input [5:0] a, input [5:0] b, output [5:0] o);
+  localparam genblk2 = 0;
+  genvar i;
+  if (genblk2) begin wire t; and x (t, a[0], b[0]); assign o[0] = t; end
+  else begin wire t; xor x (t, a[0], b[0]); assign o[0] = t; end
+  if (genblk2) begin wire t; and x (t, a[1], b[1]); assign o[1] = t; end
+  else begin wire t; xor x (t, a[1], b[1]); assign o[1] = t; end
+  for (i = 0; i < 1; i = i + 1) begin : g1
+    if (1) begin wire t; xor x (t, a[2], b[2]); assign o[2] = t; end
+  end
+  for (i = 0; i < 1; i = i + 1)
+    if (1) begin wire t; xor x (t, a[3], b[3]); assign o[3] = t; end
+  if (1) begin wire t; xor x (t, a[4], b[4]); assign o[4] = t; end
+  wire genblk6, genblk06;
+  if (1) begin wire t; xor x (t, a[5], b[5]); assign o[5] = t; end
+endmodule
+"""
+    netlist = read_verilog(text, "t.v")
+    blocks = {name for name in netlist.net_names.values() if name.endswith(".t")}
+    assert blocks == {
+        "genblk1.t",
+        "genblk02.t",
+        "g1[0].genblk1.t",
+        "genblk4[0].genblk1.t",
+        "genblk5.t",
+        "genblk006.t",
+    }
+    assert np.array_equal(
+        simulate_lut(netlist, signed=False).forward, np.bitwise_xor.outer(np.arange(64), np.arange(64))
+    )
+    beside = """module m(input [3:0] a, input [3:0] b, output [3:0] o);
+  genvar i;
+  for (i = 0; i < 2; i = i + 1) begin : g
+    if (1) begin : genblk2 wire t; and x (t, a[i], b[i]); assign o[i] = t; end
+    if (1) begin wire t; xor x (t, a[i + 2], b[i + 2]); assign o[i + 2] = t; end
+  end
+endmodule
+"""
+    netlist = read_verilog(beside, "t.v")
+    assert {"g[0].genblk2.t", "g[1].genblk02.t"} <= set(netlist.net_names.values())
+    codes = np.arange(16)
+    expected = (np.bitwise_and.outer(codes, codes) & 3) | (A_XOR_B & 12)
+    assert np.array_equal(simulate_lut(netlist, signed=False).forward, expected)
