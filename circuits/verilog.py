@@ -16,6 +16,7 @@ functions, tasks) is refused with a pointer to the Yosys path; every problem is 
 from __future__ import annotations
 
 import copy
+import math
 import re
 import threading
 import types
@@ -1032,8 +1033,47 @@ class _Module:
         if isinstance(self.names.get(var), _Param):
             raise self.error(f"genvar '{var}' already counts an enclosing generate loop", node.pre.left)
         name = self._block_name(node.statement, construct, node)
-        value = self._genvar_value(node.pre.right, "start")
+        start = self._genvar_value(node.pre.right, "start")
+        for value in self._loop_values(node, var, start):
+            self.reader.iterations += 1
+            if self.reader.iterations > MAX_GENERATE_ITERATIONS:
+                raise self._runaway(node)
+            self._generate_block(node.statement, name, (var, value))
+
+    def _runaway(self, node: Any) -> ParseError:
+        limit = MAX_GENERATE_ITERATIONS
+        return self.error(
+            f"generate loops unroll to more than {limit} iterations (is the loop condition ever false?)", node
+        )
+
+    def _loop_values(self, node: Any, var: str, start: int) -> Iterator[int]:
+        """The values genvar ``var`` takes in the iterations of loop ``node``, from ``start``.
+
+        A loop counted by a constant step against a constant bound (``i < N``, ``i >= 0``, ``i != N``; ``i = i + S``,
+        ``i = i - S``) is measured before any iteration (:func:`_iterations`): one that would exceed the
+        iteration limit or never end is refused at once. Any other loop evaluates its condition and step in turn.
+        """
+        counter = self._scope(self.prefix)
+        counter.names[var] = _Param(start, 32, True, loop=True)
+        form = _counted_form(node, var)
+        if form is not None and counter._generate_const(node.cond, "condition"):
+            step = (counter._genvar_value(node.post.right, "step") - start) % (1 << 32)
+            op, bound_node = form
+            width, signed = counter.type_of(bound_node)  # (compared with a signed 32-bit genvar)
+            bound = counter._in_context(bound_node, max(width, 32), signed)
+            budget = MAX_GENERATE_ITERATIONS - self.reader.iterations
+            period = (1 << 32) // math.gcd(step, 1 << 32)  # (the values repeat after this many steps)
+            low = -(1 << 31) if signed else 0  # (the genvar as the comparison reads it)
+            steps = _iterations(start - low, step, op, bound - low, min(period, budget + 1))
+            if steps is None and period <= budget:
+                raise self.error(f"generate loop over '{var}' repeats the value {start}: it would never end", node)
+            if steps is None:
+                raise self._runaway(node)
+            for k in range(steps):
+                yield (start + k * step + (1 << 31)) % (1 << 32) - (1 << 31)
+            return
         seen: set[int] = set()
+        value = start
         while True:
             counter = self._scope(self.prefix)
             counter.names[var] = _Param(value, 32, True, loop=True)
@@ -1042,14 +1082,7 @@ class _Module:
             if value in seen:
                 raise self.error(f"generate loop over '{var}' repeats the value {value}: it would never end", node)
             seen.add(value)
-            self.reader.iterations += 1
-            if self.reader.iterations > MAX_GENERATE_ITERATIONS:
-                raise self.error(
-                    f"generate loops unroll to more than {MAX_GENERATE_ITERATIONS} iterations "
-                    "(is the loop condition ever false?)",
-                    node,
-                )
-            self._generate_block(node.statement, name, (var, value))
+            yield value
             value = counter._genvar_value(node.post.right, "step")
 
     def _generate_if(self, node: Any, construct: int) -> None:
@@ -1698,6 +1731,124 @@ class _Module:
             shifted = _shift(bits, 1 << k, left, fill) if k < width.bit_length() else [fill] * width
             bits = [d.mux(s, x, y, at) for x, y in zip(bits, shifted, strict=True)]
         return bits
+
+
+def _refers_to(node: Any, name: str) -> bool:
+    """Whether expression ``node`` names ``name`` anywhere."""
+    stack = [node]
+    while stack:
+        cur = stack.pop()
+        if type(cur).__name__ == "Identifier" and cur.scope is None and _unescape(cur.name) == name:
+            return True
+        stack += cur.children()
+    return False
+
+
+def _unwrapped(node: Any) -> Any:
+    while type(node).__name__ in ("Rvalue", "Lvalue"):
+        node = node.var
+    return node
+
+
+def _is_name(node: Any, name: str) -> bool:
+    node = _unwrapped(node)
+    return type(node).__name__ == "Identifier" and node.scope is None and _unescape(node.name) == name
+
+
+#: A comparison with its operands swapped: ``N > i`` is ``i < N``.
+_SWAPPED = {
+    "LessThan": "GreaterThan",
+    "GreaterThan": "LessThan",
+    "LessEq": "GreaterEq",
+    "GreaterEq": "LessEq",
+    "Eq": "Eq",
+    "NotEq": "NotEq",
+    "Eql": "Eq",
+    "NotEql": "NotEq",
+}
+
+
+def _counted_form(loop: Any, var: str) -> tuple[str, Any] | None:
+    """``(comparison, bound)`` of a generate loop ``var OP bound`` (or ``bound OP var``) stepped by ``var = var + S``,
+    ``S + var`` or ``var - S``, where neither the bound nor ``S`` names ``var``; ``None`` for any other loop."""
+    step = _unwrapped(loop.post.right)
+    kind = type(step).__name__
+    if kind == "Plus":
+        stride = step.right if _is_name(step.left, var) else step.left if _is_name(step.right, var) else None
+    elif kind == "Minus":
+        stride = step.right if _is_name(step.left, var) else None
+    else:
+        return None
+    if stride is None or _refers_to(stride, var):
+        return None
+    cond = _unwrapped(loop.cond)
+    kind = type(cond).__name__
+    if kind not in _SWAPPED:
+        return None
+    if _is_name(cond.left, var) and not _refers_to(cond.right, var):
+        return {"Eql": "Eq", "NotEql": "NotEq"}.get(kind, kind), cond.right
+    if _is_name(cond.right, var) and not _refers_to(cond.left, var):
+        return _SWAPPED[kind], cond.left
+    return None
+
+
+def _iterations(start: int, step: int, op: str, bound: int, limit: int, modulus: int = 1 << 32) -> int | None:
+    """How many of ``u_0 = start, u_(k+1) = (u_k + step) % modulus`` pass ``u OP bound`` before the first that fails
+    (``op``: ``LessThan``, ``LessEq``, ``GreaterThan``, ``GreaterEq``, ``Eq``, ``NotEq``), or ``None`` when the first
+    ``limit`` values all pass. Between two wraps the values are monotonic: each such run is skipped in one step, so
+    the time is that of the number of wraps (two for a loop of 2^31 iterations), not of iterations."""
+    step %= modulus
+    if step > modulus // 2:  # (count down: the runs are as long as they can be)
+        step -= modulus
+    value, k = start % modulus, 0
+    while k < limit:
+        if not _COMPARE[op](value, bound):
+            return k
+        if step == 0:
+            return None
+        if step > 0:
+            wrap = (modulus - value + step - 1) // step  # (the first step that leaves [0, modulus))
+            fail = _first_failing(value, step, op, bound)
+        else:
+            wrap = value // -step + 1
+            fail = _first_failing(-value, -step, _MIRRORED[op], -bound)
+        if fail is not None and fail < wrap:
+            return k + fail if k + fail < limit else None
+        k += wrap
+        value = (value + wrap * step) % modulus
+    return None
+
+
+def _first_failing(value: int, step: int, op: str, bound: int) -> int | None:
+    """The first ``j >= 1`` for which ``value + j * step OP bound`` fails, for ``step > 0``, where it holds at j = 0."""
+    if op == "LessThan":
+        return (bound - value + step - 1) // step
+    if op == "LessEq":
+        return (bound - value + step) // step
+    if op == "NotEq":
+        return (bound - value) // step if bound > value and (bound - value) % step == 0 else None
+    if op == "Eq":
+        return 1
+    return None  # (> and >= hold on as the value grows)
+
+
+_COMPARE: dict[str, Callable[[int, int], bool]] = {
+    "LessThan": lambda a, b: a < b,
+    "LessEq": lambda a, b: a <= b,
+    "GreaterThan": lambda a, b: a > b,
+    "GreaterEq": lambda a, b: a >= b,
+    "Eq": lambda a, b: a == b,
+    "NotEq": lambda a, b: a != b,
+}
+#: ``u OP b`` is ``-u MIRRORED[OP] -b``.
+_MIRRORED = {
+    "LessThan": "GreaterThan",
+    "GreaterThan": "LessThan",
+    "LessEq": "GreaterEq",
+    "GreaterEq": "LessEq",
+    "Eq": "Eq",
+    "NotEq": "NotEq",
+}
 
 
 class _NotConstant(Exception):

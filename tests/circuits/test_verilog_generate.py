@@ -636,3 +636,104 @@ endmodule
     codes = np.arange(16)
     expected = (np.bitwise_and.outer(codes, codes) & 3) | (A_XOR_B & 12)
     assert np.array_equal(simulate_lut(netlist, signed=False).forward, expected)
+
+
+@pytest.mark.parametrize(
+    "loop",
+    [
+        "i = 0; i < 2000000; i = i + 1",
+        "i = 0; i >= 0; i = i + 1",  # (true until the genvar wraps: 2^31 iterations)
+        "i = 0; i != 7; i = i + 2",
+        "i = -1; i > 32'd10; i = i - 1",  # (unsigned: -1 is 32'hFFFFFFFF, counted down to 10)
+        "i = 0; 2000000 > i; i = 1 + i",
+    ],
+)
+def test_a_counted_loop_over_the_limit_is_refused_before_its_first_iteration(
+    loop: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A loop that would unroll past the limit is refused with its position before any block is elaborated: its
+    trip count is computed up front (2,000,000 iterations took ~11 s to be refused)."""
+    elaborated: list[object] = []
+    monkeypatch.setattr(verilog._Module, "_generate_block", lambda self, *args: elaborated.append(args))
+    text = f"""module m(input [3:0] a, input [3:0] b, output [3:0] o);
+  genvar i;
+  assign o = a;
+  for ({loop}) begin : g
+    wire t;
+  end
+endmodule
+"""
+    err = error_of(text)
+    assert f"more than {verilog.MAX_GENERATE_ITERATIONS} iterations" in err.message
+    assert (err.line, err.col) == (4, 3) and elaborated == []
+
+
+def test_iteration_counts_match_a_step_by_step_count() -> None:
+    """:func:`verilog._iterations` (runs between wraps skipped at once) against counting every value, for every
+    start, step, bound and comparison of a 4-bit genvar."""
+    modulus = 16
+    for op in verilog._COMPARE:
+        for start in range(modulus):
+            for step in range(-modulus - 1, modulus + 2):
+                for bound in range(-2, modulus + 2):
+                    for limit in (0, 3, 2 * modulus + 1):
+                        value, expected = start, None
+                        for k in range(limit):
+                            if not verilog._COMPARE[op](value, bound):
+                                expected = k
+                                break
+                            value = (value + step) % modulus
+                        got = verilog._iterations(start, step, op, bound, limit, modulus)
+                        assert got == expected, (op, start, step, bound, limit)
+
+
+def _loop_outcome(start: str, cond: str, step: str, monkeypatch: pytest.MonkeyPatch) -> object:
+    """The genvar values, in order, of the iterations of ``for (i = start; cond; i = step)``, or its error."""
+    values: list[int] = []
+    monkeypatch.setattr(verilog._Module, "_generate_block", lambda self, node, name, loop: values.append(loop[1]))
+    text = f"""module m(input [3:0] a, input [3:0] b, output o);
+  genvar i;
+  assign o = a[0];
+  for (i = {start}; {cond}; i = {step}) begin : g
+  end
+endmodule
+"""
+    try:
+        read_verilog(text, "t.v")
+    except ParseError as exc:
+        return exc.message
+    return tuple(values)
+
+
+def test_counted_loops_unroll_as_their_condition_and_step_say(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Loops whose trip count is computed up front give the blocks (or the error) that evaluating the condition and
+    step at every iteration gives (``(cond) || 1'b0`` is not a counted form): signed and unsigned bounds, 64-bit
+    bounds, counting down, strides that wrap, ``!=`` bounds missed."""
+    monkeypatch.setattr(verilog, "MAX_GENERATE_ITERATIONS", 300)
+    rng = np.random.default_rng(7)
+    literals = [
+        "0",
+        "5",
+        "-3",
+        "32'd7",
+        "32'hFFFFFFF0",
+        "-32'sd2",
+        "64'sd5",
+        "-64'sd9",
+        "4'd9",
+        "2147483640",
+        "-2147483645",
+    ]
+    strides = ["1", "2", "3", "32'd1", "32'h80000000", "32'hFFFFFFFF", "1073741824", "-64'sd1", "0", "4'd15"]
+    operators = ["<", "<=", ">", ">=", "!=", "==", "!==", "==="]
+    seen = set()
+    for _ in range(150):
+        start, bound = rng.choice(literals, 2)
+        stride, op = rng.choice(strides), rng.choice(operators)
+        cond = f"i {op} {bound}" if rng.random() < 0.5 else f"{bound} {op} i"
+        step = [f"i + {stride}", f"i - {stride}", f"{stride} + i"][rng.integers(3)]
+        counted = _loop_outcome(start, cond, step, monkeypatch)
+        assert counted == _loop_outcome(start, f"({cond}) || 1'b0", step, monkeypatch), (start, cond, step)
+        seen.add(counted if isinstance(counted, str) else min(len(counted), 2))
+    assert {0, 1, 2} <= seen and any(isinstance(o, str) and "repeats" in o for o in seen)
+    assert any(isinstance(o, str) and "more than 300 iterations" in o for o in seen)
