@@ -702,6 +702,7 @@ class _Module:
         self.names: ChainMap[str, _Decl] = ChainMap()  # this scope's declarations first, then the enclosing ones
         self.blocks: dict[str, _Pos] = {}  # generate blocks named in this scope
         self.in_block = False  # a generate block's scope, not the module's
+        self.dry = False  # a scope of :meth:`_measure`: it declares no net
         self.pending: dict[str, list[Any]] = {}  # declarations of this scope not made yet, by name
         self.declaring: set[str] = set()  # names whose declarations are being made
         self.ports: list[str] = []
@@ -778,6 +779,8 @@ class _Module:
                 self._param(sub, overrides)
             elif sub_kind == "Genvar":
                 self._genvar(sub)
+            elif self.dry:
+                raise _Unmeasured
             else:
                 self._variable(sub)
         self.declaring.discard(name)
@@ -1024,7 +1027,8 @@ class _Module:
             raise self.error("a generate loop must count with a genvar (declare it with 'genvar NAME;')", step.left)
         return name
 
-    def _generate_for(self, node: Any, construct: int) -> None:
+    def _loop_genvar(self, node: Any) -> str:
+        """The genvar that generate loop ``node`` counts with (its header checked)."""
         if node.pre is None or node.cond is None or node.post is None:
             raise self.error("a generate loop needs an initial assignment, a condition and a step", node)
         var = self._loop_variable(node.pre)
@@ -1032,13 +1036,75 @@ class _Module:
             raise self.error(f"the step of this generate loop assigns another genvar than '{var}'", node.post.left)
         if isinstance(self.names.get(var), _Param):
             raise self.error(f"genvar '{var}' already counts an enclosing generate loop", node.pre.left)
+        return var
+
+    def _generate_for(self, node: Any, construct: int) -> None:
+        var = self._loop_genvar(node)
         name = self._block_name(node.statement, construct, node)
         start = self._genvar_value(node.pre.right, "start")
+        measured = not self.reader.measured and _has_loop(_block(node.statement)[0])
+        if measured:  # (a nested loop: count all of them before elaborating any)
+            budget = MAX_GENERATE_ITERATIONS - self.reader.iterations
+            try:
+                if self._measure((node,), budget) > budget:
+                    raise self._runaway(node)
+            except _Unmeasured:
+                measured = False
+        self.reader.measured |= measured
         for value in self._loop_values(node, var, start):
             self.reader.iterations += 1
             if self.reader.iterations > MAX_GENERATE_ITERATIONS:
                 raise self._runaway(node)
             self._generate_block(node.statement, name, (var, value))
+        if measured:
+            self.reader.measured = False
+
+    def _measure(self, items: Sequence[Any], budget: int) -> int:
+        """How many iterations the generate loops among ``items`` unroll to, at any depth of generate constructs (not
+        inside module instances), counted until the count passes ``budget``, without elaborating anything: only the
+        constructs' constants and the localparams of their blocks are evaluated. Raises :class:`_Unmeasured` where
+        it cannot tell (a loop not counted by a constant step, or constants that refer to a block's nets)."""
+        total = 0
+        for item in items:
+            kind = type(item).__name__
+            if kind == "ForStatement":
+                var = self._loop_genvar(item)
+                start = self._genvar_value(item.pre.right, "start")
+                trip = self._trip(item, var, start, budget - total)
+                if trip is None:
+                    raise _Unmeasured
+                steps, step = trip
+                inner = _block(item.statement)[0]
+                nested = _has_loop(inner)
+                for k in range(steps):
+                    total += 1
+                    if nested:
+                        value = (start + k * step + (1 << 31)) % (1 << 32) - (1 << 31)
+                        total += self._dry_scope(inner, (var, value))._measure(inner, budget - total)
+                    if total > budget:
+                        return total
+            elif kind == "IfStatement" and _has_loop((item,)):
+                taken = self._taken(item)
+                if taken is not None:
+                    inner = _block(taken)[0]
+                    total += self._dry_scope(inner)._measure(inner, budget - total)
+            if total > budget:
+                return total
+        return total
+
+    def _dry_scope(self, items: Sequence[Any], loop: tuple[str, int] | None = None) -> _Module:
+        """A generate block's scope for :meth:`_measure`: its genvars and localparams, no net."""
+        scope = self._scope(self.prefix)
+        scope.dry = True
+        if loop is not None:
+            scope.names[loop[0]] = _Param(loop[1], 32, True, loop=True)
+        scope._expect(items, {})
+        for item in items:
+            if type(item).__name__ == "Decl":
+                for sub in item.list:
+                    if type(sub).__name__ in ("Parameter", "Localparam", "Genvar"):
+                        scope._declare_pending(_unescape(sub.name))
+        return scope
 
     def _runaway(self, node: Any) -> ParseError:
         limit = MAX_GENERATE_ITERATIONS
@@ -1046,29 +1112,37 @@ class _Module:
             f"generate loops unroll to more than {limit} iterations (is the loop condition ever false?)", node
         )
 
-    def _loop_values(self, node: Any, var: str, start: int) -> Iterator[int]:
-        """The values genvar ``var`` takes in the iterations of loop ``node``, from ``start``.
-
-        A loop counted by a constant step against a constant bound (``i < N``, ``i >= 0``, ``i != N``; ``i = i + S``,
-        ``i = i - S``) is measured before any iteration (:func:`_iterations`): one that would exceed the
-        iteration limit or never end is refused at once. Any other loop evaluates its condition and step in turn.
-        """
+    def _trip(self, node: Any, var: str, start: int, budget: int) -> tuple[int, int] | None:
+        """``(iterations, step)`` of a loop ``node`` over ``var`` from ``start`` counted by a constant step against a
+        constant bound (``i < N``, ``i >= 0``, ``i != N``; ``i = i + S``, ``i = i - S``), computed before its first
+        iteration (:func:`_iterations`): one that would run more than ``budget`` iterations, or never end, is
+        refused. ``None`` for any other loop."""
+        form = _counted_form(node, var)
+        if form is None:
+            return None
         counter = self._scope(self.prefix)
         counter.names[var] = _Param(start, 32, True, loop=True)
-        form = _counted_form(node, var)
-        if form is not None and counter._generate_const(node.cond, "condition"):
-            step = (counter._genvar_value(node.post.right, "step") - start) % (1 << 32)
-            op, bound_node = form
-            width, signed = counter.type_of(bound_node)  # (compared with a signed 32-bit genvar)
-            bound = counter._in_context(bound_node, max(width, 32), signed)
-            budget = MAX_GENERATE_ITERATIONS - self.reader.iterations
-            period = (1 << 32) // math.gcd(step, 1 << 32)  # (the values repeat after this many steps)
-            low = -(1 << 31) if signed else 0  # (the genvar as the comparison reads it)
-            steps = _iterations(start - low, step, op, bound - low, min(period, budget + 1))
-            if steps is None and period <= budget:
-                raise self.error(f"generate loop over '{var}' repeats the value {start}: it would never end", node)
-            if steps is None:
-                raise self._runaway(node)
+        if not counter._generate_const(node.cond, "condition"):
+            return 0, 0
+        step = (counter._genvar_value(node.post.right, "step") - start) % (1 << 32)
+        op, bound_node = form
+        width, signed = counter.type_of(bound_node)  # (compared with a signed 32-bit genvar)
+        bound = counter._in_context(bound_node, max(width, 32), signed)
+        period = (1 << 32) // math.gcd(step, 1 << 32)  # (the values repeat after this many steps)
+        low = -(1 << 31) if signed else 0  # (the genvar as the comparison reads it)
+        steps = _iterations(start - low, step, op, bound - low, min(period, budget + 1))
+        if steps is None and period <= budget:
+            raise self.error(f"generate loop over '{var}' repeats the value {start}: it would never end", node)
+        if steps is None:
+            raise self._runaway(node)
+        return steps, step
+
+    def _loop_values(self, node: Any, var: str, start: int) -> Iterator[int]:
+        """The values genvar ``var`` takes in the iterations of loop ``node``, from ``start``: those of
+        :meth:`_trip` for a counted loop; any other loop evaluates its condition and step in turn."""
+        trip = self._trip(node, var, start, MAX_GENERATE_ITERATIONS - self.reader.iterations)
+        if trip is not None:
+            steps, step = trip
             for k in range(steps):
                 yield (start + k * step + (1 << 31)) % (1 << 32) - (1 << 31)
             return
@@ -1086,13 +1160,17 @@ class _Module:
             value = counter._genvar_value(node.post.right, "step")
 
     def _generate_if(self, node: Any, construct: int) -> None:
-        taken = node.true_statement if self._generate_const(node.cond, "condition") else node.false_statement
-        if taken is None:
-            return
-        if type(taken).__name__ == "IfStatement":  # `else if`: the same construct, no scope of its own
-            self._generate_if(taken, construct)
-            return
-        self._generate_block(taken, self._block_name(taken, construct, node))
+        taken = self._taken(node)
+        if taken is not None:
+            self._generate_block(taken, self._block_name(taken, construct, node))
+
+    def _taken(self, node: Any) -> Any:
+        """The block that an ``if`` generate construct selects (through ``else if``), ``None`` for none."""
+        while True:
+            taken = node.true_statement if self._generate_const(node.cond, "condition") else node.false_statement
+            if type(taken).__name__ != "IfStatement":  # (`else if`: the same construct, no scope of its own)
+                return taken
+            node = taken
 
     def _assign(self, node: Any) -> None:
         lhs = self.lvalue(node.left.var)
@@ -1851,6 +1929,23 @@ _MIRRORED = {
 }
 
 
+class _Unmeasured(Exception):
+    """Raised by :meth:`_Module._measure` where it cannot count a loop's iterations without elaborating it."""
+
+
+def _has_loop(items: Sequence[Any]) -> bool:
+    """Whether a generate loop is among ``items``, at any depth of generate constructs."""
+    for item in items:
+        kind = type(item).__name__
+        if kind == "ForStatement":
+            return True
+        if kind == "IfStatement":
+            branches = (item.true_statement, item.false_statement)
+            if any(branch is not None and _has_loop(_block(branch)[0]) for branch in branches):
+                return True
+    return False
+
+
 class _NotConstant(Exception):
     """Raised inside constant evaluation when an expression refers to a net."""
 
@@ -1974,6 +2069,7 @@ class _Reader:
         self.used: set[str] = set()  # library cells instantiated
         self.iterations = 0  # generate-loop iterations unrolled so far
         self.declared: dict[int, set[str]] = {}  # names declared in a scope, by id() of its items
+        self.measured = False  # the generate loop being elaborated had its nested loops counted beforehand
         self.modules: dict[str, Any] = {}
         for definition in ast.description.definitions:
             if type(definition).__name__ != "ModuleDef":

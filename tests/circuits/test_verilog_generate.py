@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -737,3 +739,46 @@ def test_counted_loops_unroll_as_their_condition_and_step_say(monkeypatch: pytes
         seen.add(counted if isinstance(counted, str) else min(len(counted), 2))
     assert {0, 1, 2} <= seen and any(isinstance(o, str) and "repeats" in o for o in seen)
     assert any(isinstance(o, str) and "more than 300 iterations" in o for o in seen)
+
+
+NESTED = """module m(input [3:0] a, input [3:0] b, output [3:0] o);
+  genvar i, j;
+  assign o = a;
+  for (i = 0; i < OUTER; i = i + 1) begin : g
+    localparam K = i * 10;
+    if (i >= 0) begin : h
+      for (j = 0; j < K; j = j + 1) begin : k
+        wire t;
+      end
+    end
+  end
+endmodule
+"""
+
+
+@pytest.mark.parametrize(("outer", "iterations"), [(10, 10 + 450), (20, 20 + 1900)])
+def test_nested_loops_are_counted_before_any_is_elaborated(
+    outer: int, iterations: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Loops within a loop (through an ``if`` and a block's localparam) are counted together before the first block
+    is elaborated: past the limit nothing is elaborated (2,000 x 1,000 iterations took ~4 s to be refused); at the
+    limit or under it, everything is."""
+    elaborated: list[object] = []
+    original = verilog._Module._generate_block
+
+    def record(self: verilog._Module, *args: Any) -> None:
+        elaborated.append(args)
+        original(self, *args)
+
+    monkeypatch.setattr(verilog._Module, "_generate_block", record)
+    text = NESTED.replace("OUTER", str(outer))
+    for limit in (iterations - 1, iterations):
+        monkeypatch.setattr(verilog, "MAX_GENERATE_ITERATIONS", limit)
+        elaborated.clear()
+        if limit < iterations:
+            err = error_of(text)
+            assert f"more than {limit} iterations" in err.message and err.line in (4, 7)
+            assert elaborated == []
+        else:
+            read_verilog(text, "t.v")
+            assert len(elaborated) == iterations + outer  # (and one `if` block per outer iteration)
