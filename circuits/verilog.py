@@ -672,6 +672,10 @@ def _int_const(text: str) -> tuple[int, int, bool] | None:
     return value & ((1 << width) - 1), width, bool(sign)
 
 
+#: Most declarations in a row that each refer to a later one (a chain evaluated by recursion).
+_MAX_AHEAD = 64
+
+
 class _Module:
     """One instance of a module: its signals and parameters; elaborates its items into the design.
 
@@ -792,6 +796,12 @@ class _Module:
         if name in self.declaring:
             raise self.error(f"'{name}' depends on itself (a circular declaration)", node)
         if name in self.pending:
+            if len(self.declaring) > _MAX_AHEAD:  # (each one nests the evaluation deeper)
+                raise self.error(
+                    f"more than {_MAX_AHEAD} declarations in a row refer to later ones (here '{name}'); "
+                    "declare names before they are used",
+                    node,
+                )
             self._declare_pending(name)
         return self.names.get(name)
 

@@ -782,3 +782,22 @@ def test_nested_loops_are_counted_before_any_is_elaborated(
         else:
             read_verilog(text, "t.v")
             assert len(elaborated) == iterations + outer  # (and one `if` block per outer iteration)
+
+
+def test_a_long_chain_of_declarations_that_refer_to_later_ones_is_refused_with_its_position() -> None:
+    """Each declaration that refers to a later one is evaluated inside the first: past 64 in a row the chain is
+    refused where it goes on (deeper chains ran out of Python's stack: 'nested too deeply', without a line)."""
+    head = "module m(input [3:0] a, input [3:0] b, output [3:0] o);\n  assign o = a + P0;\n"
+
+    def chain(n: int) -> str:
+        return (
+            head
+            + "".join(f"  localparam P{k} = P{k + 1} + 1;\n" for k in range(n))
+            + f"  localparam P{n} = 0;\nendmodule\n"
+        )
+
+    assert np.array_equal(_table(chain(64)), np.broadcast_to((np.arange(16)[:, None] + 64) & 15, (16, 16)))
+    for n in (65, 3000):
+        err = error_of(chain(n))
+        assert "more than 64 declarations in a row refer to later ones (here 'P65')" in err.message
+        assert (err.line, err.col) == position(chain(n), "P65 + 1")
