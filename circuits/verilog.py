@@ -703,6 +703,7 @@ class _Module:
         self.top = top
         self.items = _module_items(moddef.items)
         self.scope_items: Sequence[Any] = self.items  # the items of this scope (a generate block's, in a block)
+        self.declared: set[str] | None = None  # the names they declare (:meth:`_implicit_name`), once needed
         self.names: ChainMap[str, _Decl] = ChainMap()  # this scope's declarations first, then the enclosing ones
         self.blocks: dict[str, _Pos] = {}  # generate blocks named in this scope
         self.in_block = False  # a generate block's scope, not the module's
@@ -957,6 +958,7 @@ class _Module:
         scope = copy.copy(self)
         scope.prefix = prefix
         scope.names = self.names.new_child()
+        scope.declared = None
         scope.pending = {}
         scope.declaring = set()
         scope.blocks = {}
@@ -997,12 +999,11 @@ class _Module:
         """The name of an unnamed generate block of this scope's ``construct``-th generate construct: ``genblk<n>``,
         zeros put before the number until no name declared in this scope is the same (IEEE 1364-2005 12.4.3: beside
         a block named ``genblk2``, the second construct's unnamed block is ``genblk02``)."""
-        taken = self.reader.declared.get(id(self.scope_items))
+        taken = self.declared
         if taken is None:
-            taken = _declared_names(self.scope_items)
+            taken = self.declared = _declared_names(self.scope_items)
             if not self.in_block:
                 taken |= set(self.ports) | {_unescape(p.name) for p in self._header_params()}
-            self.reader.declared[id(self.scope_items)] = taken
         zeros = ""
         while f"genblk{zeros}{construct}" in taken:
             zeros += "0"
@@ -1085,12 +1086,12 @@ class _Module:
                     raise _Unmeasured
                 steps, step = trip
                 inner = _block(item.statement)[0]
-                nested = _has_loop(inner)
+                if not _has_loop(inner):
+                    total += steps
+                    continue
                 for k in range(steps):
-                    total += 1
-                    if nested:
-                        value = (start + k * step + (1 << 31)) % (1 << 32) - (1 << 31)
-                        total += self._dry_scope(inner, (var, value))._measure(inner, budget - total)
+                    value = (start + k * step + (1 << 31)) % (1 << 32) - (1 << 31)
+                    total += 1 + self._dry_scope(inner, (var, value))._measure(inner, budget - total - 1)
                     if total > budget:
                         return total
             elif kind == "IfStatement" and _has_loop((item,)):
@@ -2078,7 +2079,6 @@ class _Reader:
         self.design = _Design(path)
         self.used: set[str] = set()  # library cells instantiated
         self.iterations = 0  # generate-loop iterations unrolled so far
-        self.declared: dict[int, set[str]] = {}  # names declared in a scope, by id() of its items
         self.measured = False  # the generate loop being elaborated had its nested loops counted beforehand
         self.modules: dict[str, Any] = {}
         for definition in ast.description.definitions:
