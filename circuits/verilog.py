@@ -1136,12 +1136,16 @@ class _Module:
         if not counter._generate_const(node.cond, "condition"):
             return 0, 0
         step = (counter._genvar_value(node.post.right, "step") - start) % (1 << 32)
-        op, bound_node = form
-        width, signed = counter.type_of(bound_node)  # (compared with a signed 32-bit genvar)
-        bound = counter._in_context(bound_node, max(width, 32), signed)
+        op, bound_node, counter_node = form
+        (width, signed), (other, other_signed) = counter.type_of(counter_node), counter.type_of(bound_node)
+        width, signed = max(width, other), signed and other_signed  # (the comparison's operand type)
+        if width > 32 and not _is_name(counter_node, var):
+            return None  # (var + S wider than the genvar does not wrap with it)
+        first = counter._in_context(counter_node, width, signed)  # (its values step with the genvar's, modulo 2^32)
+        bound = counter._in_context(bound_node, width, signed)
         period = (1 << 32) // math.gcd(step, 1 << 32)  # (the values repeat after this many steps)
-        low = -(1 << 31) if signed else 0  # (the genvar as the comparison reads it)
-        steps = _iterations(start - low, step, op, bound - low, min(period, budget + 1))
+        low = -(1 << 31) if signed else 0  # (where they lie as the comparison reads them)
+        steps = _iterations(first - low, step, op, bound - low, min(period, budget + 1))
         if steps is None and period <= budget:
             raise self.error(f"generate loop over '{var}' repeats the value {start}: it would never end", node)
         if steps is None:
@@ -1857,27 +1861,32 @@ _SWAPPED = {
 }
 
 
-def _counted_form(loop: Any, var: str) -> tuple[str, Any] | None:
-    """``(comparison, bound)`` of a generate loop ``var OP bound`` (or ``bound OP var``) stepped by ``var = var + S``,
-    ``S + var`` or ``var - S``, where neither the bound nor ``S`` names ``var``; ``None`` for any other loop."""
-    step = _unwrapped(loop.post.right)
-    kind = type(step).__name__
+def _offset(node: Any, var: str) -> Any:
+    """``S`` where ``node`` is ``var + S``, ``S + var`` or ``var - S``, ``S`` not naming ``var``; else ``None``."""
+    node = _unwrapped(node)
+    kind = type(node).__name__
     if kind == "Plus":
-        stride = step.right if _is_name(step.left, var) else step.left if _is_name(step.right, var) else None
+        offset = node.right if _is_name(node.left, var) else node.left if _is_name(node.right, var) else None
     elif kind == "Minus":
-        stride = step.right if _is_name(step.left, var) else None
+        offset = node.right if _is_name(node.left, var) else None
     else:
         return None
-    if stride is None or _refers_to(stride, var):
+    return None if offset is None or _refers_to(offset, var) else offset
+
+
+def _counted_form(loop: Any, var: str) -> tuple[str, Any, Any] | None:
+    """``(comparison, bound, counter)`` of a generate loop ``counter OP bound`` (or ``bound OP counter``), where
+    ``counter`` is ``var`` or ``var`` plus or minus an offset, stepped by ``var = var + S``, ``S + var`` or
+    ``var - S``, and neither the bound, the offset nor ``S`` names ``var``; ``None`` for any other loop."""
+    if _offset(loop.post.right, var) is None:
         return None
     cond = _unwrapped(loop.cond)
     kind = type(cond).__name__
     if kind not in _SWAPPED:
         return None
-    if _is_name(cond.left, var) and not _refers_to(cond.right, var):
-        return {"Eql": "Eq", "NotEql": "NotEq"}.get(kind, kind), cond.right
-    if _is_name(cond.right, var) and not _refers_to(cond.left, var):
-        return _SWAPPED[kind], cond.left
+    for counter, bound, op in ((cond.left, cond.right, kind), (cond.right, cond.left, _SWAPPED[kind])):
+        if (_is_name(counter, var) or _offset(counter, var) is not None) and not _refers_to(bound, var):
+            return {"Eql": "Eq", "NotEql": "NotEq"}.get(op, op), bound, counter
     return None
 
 

@@ -648,6 +648,7 @@ endmodule
         "i = 0; i != 7; i = i + 2",
         "i = -1; i > 32'd10; i = i - 1",  # (unsigned: -1 is 32'hFFFFFFFF, counted down to 10)
         "i = 0; 2000000 > i; i = 1 + i",
+        "i = 0; i + 1 > 0; i = i + 1",  # (true until i + 1 wraps)
     ],
 )
 def test_a_counted_loop_over_the_limit_is_refused_before_its_first_iteration(
@@ -710,7 +711,7 @@ endmodule
 def test_counted_loops_unroll_as_their_condition_and_step_say(monkeypatch: pytest.MonkeyPatch) -> None:
     """Loops whose trip count is computed up front give the blocks (or the error) that evaluating the condition and
     step at every iteration gives (``(cond) || 1'b0`` is not a counted form): signed and unsigned bounds, 64-bit
-    bounds, counting down, strides that wrap, ``!=`` bounds missed."""
+    bounds, counting down, strides that wrap, ``!=`` bounds missed, ``i + 1 < N`` (wider than 32 bits: stepped)."""
     monkeypatch.setattr(verilog, "MAX_GENERATE_ITERATIONS", 300)
     rng = np.random.default_rng(7)
     literals = [
@@ -729,10 +730,12 @@ def test_counted_loops_unroll_as_their_condition_and_step_say(monkeypatch: pytes
     strides = ["1", "2", "3", "32'd1", "32'h80000000", "32'hFFFFFFFF", "1073741824", "-64'sd1", "0", "4'd15"]
     operators = ["<", "<=", ">", ">=", "!=", "==", "!==", "==="]
     seen = set()
-    for _ in range(150):
+    for _ in range(200):
         start, bound = rng.choice(literals, 2)
         stride, op = rng.choice(strides), rng.choice(operators)
-        cond = f"i {op} {bound}" if rng.random() < 0.5 else f"{bound} {op} i"
+        side = ["i", "i", f"i + {rng.choice(literals)}", f"{rng.choice(literals)} + i", f"i - {rng.choice(literals)}"]
+        counter = side[rng.integers(len(side))]
+        cond = f"{counter} {op} {bound}" if rng.random() < 0.5 else f"{bound} {op} {counter}"
         step = [f"i + {stride}", f"i - {stride}", f"{stride} + i"][rng.integers(3)]
         counted = _loop_outcome(start, cond, step, monkeypatch)
         assert counted == _loop_outcome(start, f"({cond}) || 1'b0", step, monkeypatch), (start, cond, step)
