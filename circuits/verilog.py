@@ -1492,7 +1492,16 @@ class _Module:
         if kind in ("Pointer", "Partselect") and (param := self._selected_param(node)) is not None:
             low, count = self._param_bits(node, param)
             return (param.value >> low) & ((1 << count) - 1)
-        if kind in ("Pointer", "Partselect", "Concat", "Repeat"):
+        if kind in ("Concat", "Repeat"):  # (unsigned: the operands' own bits side by side)
+            total = self.type_of(node)[0]  # (the count and the width checked)
+            value = 0
+            for item in node.list if kind == "Concat" else (node.value,):
+                width = self.type_of(item)[0]
+                value = value << width | self._const(item) & ((1 << width) - 1)
+            if kind == "Repeat":  # (times copies: value * 0b0..01..0..01)
+                value *= ((1 << total) - 1) // ((1 << width) - 1)
+            return value
+        if kind in ("Pointer", "Partselect"):
             raise _NotConstant
         raise self.error(f"unsupported expression ({kind})", node)
 

@@ -804,3 +804,55 @@ def test_a_long_chain_of_declarations_that_refer_to_later_ones_is_refused_with_i
         err = error_of(chain(n))
         assert "more than 64 declarations in a row refer to later ones (here 'P65')" in err.message
         assert (err.line, err.col) == position(chain(n), "P65 + 1")
+
+
+def test_constant_concatenations_and_replications() -> None:
+    """``{N{1'b1}}``, ``{2'b10, 1'b1, 1'b0}`` and selects of them are constants in localparams and generate
+    conditions (they were refused: 'refers to a net'); Yosys gives the same table."""
+    source = """module m(input [3:0] a, input [3:0] b, output [7:0] o);
+  localparam [3:0] P = {2'b10, 1'b1, 1'b0};
+  localparam Q = {3{2'b01}};
+  localparam signed [7:0] R = {4{1'b1}};
+  localparam S = {P, Q[3:0]} + {2{P[1:0]}};
+  genvar i;
+  for (i = 0; i < 4; i = i + 1) begin : g
+    if ({P[i], Q[i]} == 2'b10 || {2{i[0]}} == 2'b11) begin : x assign o[i] = a[i] ^ b[i]; end
+    else begin : y assign o[i] = a[i] & b[i]; end
+  end
+  assign o[7:4] = (R < 0 ? 4'd1 : 4'd2) + S[3:0] + {1'b1, a[0]} + Q;
+endmodule
+"""
+    codes = np.arange(16)
+    xor = [False, True, False, True]  # (P = 4'b1010, Q = 6'b010101: P[i] & ~Q[i] at 1, 3; i odd at 1, 3)
+    expected = sum(
+        (((np.bitwise_xor if xor[i] else np.bitwise_and).outer(codes, codes) >> i) & 1) << i for i in range(4)
+    )
+    high = 2 + 0xF + 2 + (codes[:, None] & 1) + 0b010101  # (R = 15 >= 0: 2; S = 8'hA5 + 4'b1010 = 8'hAF)
+    expected = expected | ((high & 15) << 4) * np.ones((1, 16), int)
+    assert np.array_equal(_table(source), expected)
+
+
+MUL_SHIFT_ADD = """module mul #(parameter N = 4) (input [N-1:0] a, input [N-1:0] b, output [2*N-1:0] o);
+  localparam [N-1:0] ONES = {N{1'b1}};
+  localparam s = 0;
+  wire genblk1;
+  wire [2*N*(N+1)-1:0] acc;
+  genvar i;
+  assign acc[2*N-1:0] = s;
+  for (i = 0; i + 1 <= N; i = i + 1) begin
+    wire [2*N-1:0] s;
+    assign s = acc[2*N*i +: 2*N] + ((a & {N{b[i]}} & ONES[N-1:0]) << i);
+    assign acc[2*N*(i+1) +: 2*N] = s;
+  end
+  assign o = acc[2*N*N +: 2*N];
+endmodule
+"""
+
+
+@pytest.mark.parametrize("n", [3, 4, 5])
+def test_a_shift_add_multiplier_with_shadowed_names_multiplies(n: int) -> None:
+    """A generate multiplier whose unnamed row blocks (``genblk01``, beside a wire ``genblk1``) declare a net ``s``
+    named like the module's ``localparam s``, masked by a constant replication, counted by ``i + 1 <= N``: its
+    table is ``a * b`` on every pair (Yosys agrees)."""
+    netlist = read_verilog(MUL_SHIFT_ADD.replace("N = 4", f"N = {n}"), "mul.v")
+    assert np.array_equal(simulate_lut(netlist, signed=False).forward, product_table(n))
