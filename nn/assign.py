@@ -31,7 +31,9 @@
 
 Candidates may mix signed and unsigned multipliers of one width: each is characterised, simulated and verified
 under its own quantisation (symmetric for signed, affine for unsigned; :func:`scheme_twins`), so each layer takes
-the scheme of its multiplier; their powers must then be on one scale (the caller's relative powers).
+the scheme of its multiplier; their powers must then be on one scale (the caller's relative powers). A layer's loss
+proxy is calibrated under each scheme, and one noise stream serves both kinds in a simulation, so every pair and
+every assignment of one kind is predicted as a search of that kind alone predicts it.
 
 Steps 2, 5 and 6 are pure tasks (:mod:`approxlut.tasks`): in-process by default, on Ray with workers.
 """
@@ -269,17 +271,17 @@ class _LowRankSimulation:
     def __init__(
         self,
         float_model: nn.Module,
-        qmodel: nn.Module,
-        stats: dict[str, LayerStats],
-        chosen: dict[str, tuple[LowRankError, np.ndarray | None]],
+        chosen: dict[str, tuple[nn.Module, LayerStats, LowRankError, np.ndarray | None]],
         seed: int,
     ) -> None:
+        """``chosen``: per layer, its quantised-exact twin under the multiplier's scheme, that twin's operand
+        statistics, the multiplier's low-rank error and the bias correction (``None``: none). One noise stream
+        serves all layers, drawn in the order the model runs them."""
         self.generator = torch.Generator().manual_seed(seed)
         modules = dict(float_model.named_modules())
-        qlayers = approx_layers(qmodel)
         self.handles = [
-            modules[name].register_forward_hook(self._hook(qlayers[name], stats[name], lowrank, mean))
-            for name, (lowrank, mean) in chosen.items()
+            modules[name].register_forward_hook(self._hook(qlayer, stats, lowrank, mean))
+            for name, (qlayer, stats, lowrank, mean) in chosen.items()
         ]
 
     def _hook(
@@ -604,14 +606,14 @@ def simulate_accuracy(
     """
     hooks: list[_LowRankSimulation | _MeasuredError] = []
     try:
-        for k, (signed, kind_stats) in enumerate(stats.items()):
-            chosen = {
-                layer: (low_rank[i], means.get(layer))
-                for layer, i in choice.items()
-                if layer in kind_stats and luts[i].signed == signed
-            }
-            if chosen:  # (each signedness its own noise stream; the first one's is the one-kind search's)
-                hooks.append(_LowRankSimulation(float_model, twins[signed], kind_stats, chosen, seed + 7919 * k))
+        qlayers = {signed: approx_layers(twin) for signed, twin in twins.items()}
+        chosen: dict[str, tuple[nn.Module, LayerStats, LowRankError, np.ndarray | None]] = {}
+        for layer, i in choice.items():
+            kind = luts[i].signed
+            if layer in stats[kind]:
+                chosen[layer] = (qlayers[kind][layer], stats[kind][layer], low_rank[i], means.get(layer))
+        # (one noise stream for both kinds: an assignment of one kind simulates as in a search of that kind alone)
+        hooks.append(_LowRankSimulation(float_model, chosen, seed))
         searched = set().union(*stats.values())
         hooks.append(_MeasuredError(float_model, qmodel, {n: luts[i] for n, i in choice.items() if n not in searched}))
         return _loss_and_accuracy(float_model, x, y, batch)[1]
@@ -791,8 +793,7 @@ def auto_assign(
             widths[name] = (resolved.bits_a, resolved.bits_b)
         _check_widths(widths, [c.lut for c in candidates])
         # each signedness of the candidates runs under its own quantisation (its twin of qmodel and its statistics)
-        own = next((s.scheme == "symmetric" for s in stats.values()), True)  # (qmodel's first: its noise stream)
-        twins = scheme_twins(qmodel, sorted({c.lut.signed for c in candidates}, key=lambda signed: signed != own))
+        twins = scheme_twins(qmodel, sorted({c.lut.signed for c in candidates}))
         kind_stats = {
             signed: stats if twin is qmodel else record_operands(float_model, twin, batches)
             for signed, twin in twins.items()
@@ -834,9 +835,14 @@ def auto_assign(
         clean_loss, _ = _loss_and_accuracy(float_model, x_sens, y_sens, batch_size)
         options: dict[str, list[Option]] = {}
         for name in searched:
-            factor = _proxy_factor(
-                float_model, name, stats[name], fisher[name], x_sens, y_sens, clean_loss, batch_size, seed, dims[name]
-            )
+            # each scheme's proxy calibrated under that scheme (its reference noise has that scheme's channel
+            # scales), so a pair's loss is what a search of its kind alone predicts
+            factors = {
+                signed: _proxy_factor(
+                    float_model, name, own[name], fisher[name], x_sens, y_sens, clean_loss, batch_size, seed, dims[name]
+                )
+                for signed, own in kind_stats.items()
+            }
             zeros = np.zeros_like(stats[name].out_scale)
             layer_macs = macs.get(name, 0)
             options[name] = [Option(None, float(layer_macs), 0.0, zeros, zeros)] + [
@@ -844,7 +850,7 @@ def auto_assign(
                     c,
                     layer_macs * c.relative_power,
                     float(0.5 * (fisher[name] * (p.std**2 if bias_correction else p.std**2 + p.mean**2)).sum())
-                    * factor,
+                    * factors[c.lut.signed],
                     p.mean,
                     p.std,
                 )

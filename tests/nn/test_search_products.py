@@ -96,7 +96,7 @@ def test_low_rank_simulation_equals_the_product_error(vit_pair) -> None:
         handle.remove()
         a, b = captured["in"][0], captured["in"][1]
         plain = product(a, b)
-        sim = _LowRankSimulation(float_model, qmodel, stats, {name: (low, mean)}, seed=0)
+        sim = _LowRankSimulation(float_model, {name: (approx_layers(qmodel)[name], stats[name], low, mean)}, seed=0)
         simulated = product(a, b) - plain
         sim.remove()
         qproduct = approx_layers(qmodel)[name]
