@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
 from ..errors import ConfigError, NativeUnavailableError
 from . import reference, tuning
@@ -215,11 +216,29 @@ def exact_kind() -> str:
 @dataclass(frozen=True)
 class Epilogue:
     """What a quantised layer does to the sums, per output channel, in float32 and in this order:
-    ``y = sum * scale``, then ``+ bias``, then ``+ extra`` (each ``[O]`` or ``None``)."""
+    ``y = sum * scale``, then ``+ bias``, then ``+ extra`` (each ``[O]`` or ``None``).
+
+    An affine layer (unsigned codes with zero points) also gives ``zero`` (its weight zero points ``zb``) and
+    ``offset`` (``za·(Σqb − K·zb)``, with ``za`` the activation zero point): its rescale is then that of the
+    step-by-step path, ``y = float32((float64(float32(sum)) − offset − zero·Σqa) · scale)`` (the zero-point
+    terms exact in float64, ``Σqa`` each output's sum of activation codes, given by the op), then ``+ bias``,
+    ``+ extra`` in float32.
+    """
 
     scale: torch.Tensor | None = None
     bias: torch.Tensor | None = None
     extra: torch.Tensor | None = None
+    zero: torch.Tensor | None = None
+    offset: torch.Tensor | None = None
+
+    def __post_init__(self) -> None:
+        if (self.zero is None) != (self.offset is None):
+            raise ConfigError("an affine epilogue takes both its weight zero points and its offsets")
+
+    @property
+    def affine(self) -> bool:
+        """Whether the zero-point terms of the affine scheme come off before the rescale."""
+        return self.zero is not None
 
     def tensors(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The three as contiguous float32 tensors (empty for ``None``), as the C++ output routine takes them."""
@@ -228,6 +247,27 @@ class Epilogue:
             return torch.empty(0) if t is None else t.detach().to(torch.float32).contiguous()
 
         return one(self.scale), one(self.bias), one(self.extra)
+
+    def affine_tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``zero`` and ``offset`` as contiguous float64 tensors (empty where not affine)."""
+
+        def one(t: torch.Tensor | None) -> torch.Tensor:
+            return torch.empty(0) if t is None else t.detach().to(torch.float64).reshape(-1).contiguous()
+
+        return one(self.zero), one(self.offset)
+
+    def code_sums_for(self, code_sums: torch.Tensor | None) -> torch.Tensor:
+        """The op's sums of activation codes as the C++ output routines take them (int32, contiguous; empty where
+        not affine).
+
+        Raises:
+            ConfigError: an affine epilogue without them.
+        """
+        if not self.affine:
+            return torch.empty(0, dtype=torch.int32)
+        if code_sums is None:
+            raise ConfigError("an affine epilogue needs each output's sum of activation codes")
+        return code_sums.to(torch.int32).contiguous()
 
 
 class WeightCodes:
@@ -270,22 +310,28 @@ class KernelSums:
 @dataclass(frozen=True)
 class ResultInto:
     """Where a GEMM writes its float32 result: ``out [G, M, N]`` (any strides), then the ``epilogue`` per column,
-    or per lane (row of a) where ``lanes``: a GEMM run with its operands swapped writes the transposed view."""
+    or per lane (row of a) where ``lanes``: a GEMM run with its operands swapped writes the transposed view. An
+    affine epilogue takes ``code_sums``, each row's sum of activation codes (``[M]`` of the unswapped GEMM: per
+    column where ``lanes``)."""
 
     out: torch.Tensor
     epilogue: Epilogue | None = None
     lanes: bool = False
+    code_sums: torch.Tensor | None = None
 
     def swapped(self) -> ResultInto:
         """The same result for the swapped GEMM (``out`` transposed, the epilogue on the other axis)."""
-        return ResultInto(self.out.transpose(1, 2), self.epilogue, not self.lanes)
+        return ResultInto(self.out.transpose(1, 2), self.epilogue, not self.lanes, self.code_sums)
 
-    def parts(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def parts(self) -> tuple[torch.Tensor, ...]:
         """The epilogue's scale, bias and extra term, one float32 value per column (per lane where ``lanes``;
-        empty where absent), as the C++ output routine takes them."""
+        empty where absent), its weight zero points and offsets likewise in float64, and the sums of activation
+        codes (int32, on the other axis), as the C++ output routine takes them."""
         count = self.out.shape[1 if self.lanes else 2]
-        tensors = (torch.empty(0),) * 3 if self.epilogue is None else self.epilogue.tensors()
-        return tuple(t.reshape(-1).expand(count).contiguous() if t.numel() == 1 else t for t in tensors)  # type: ignore[return-value]
+        ep = self.epilogue or Epilogue()
+        tensors = (*ep.tensors(), *ep.affine_tensors())
+        per_channel = (t.reshape(-1).expand(count).contiguous() if t.numel() == 1 else t for t in tensors)
+        return (*per_channel, ep.code_sums_for(self.code_sums))
 
     def write(self, result: torch.Tensor) -> None:
         """Write an integer result ``[G, M, N]`` and apply the epilogue, step by step as torch rounds it."""
@@ -294,7 +340,16 @@ class ResultInto:
             return
         view = (1, -1, 1) if self.lanes else (1, 1, -1)
         ep = self.epilogue
-        for part, apply in ((ep.scale, self.out.mul_), (ep.bias, self.out.add_), (ep.extra, self.out.add_)):
+        scale = ep.scale
+        if ep.affine:  # (as the affine layers' step-by-step path: the terms and the rescale in float64)
+            zero, offset = ep.affine_tensors()
+            sums = ep.code_sums_for(self.code_sums).double().reshape((1, 1, -1) if self.lanes else (1, -1, 1))
+            rest = self.out.double() - torch.addcmul(offset.reshape(view), sums, zero.reshape(view))
+            if scale is not None:
+                rest = rest * scale.detach().to(torch.float32).reshape(view)
+            self.out.copy_(rest)
+            scale = None
+        for part, apply in ((scale, self.out.mul_), (ep.bias, self.out.add_), (ep.extra, self.out.add_)):
             if part is not None:
                 apply(part.detach().to(torch.float32).reshape(view))
 
@@ -373,13 +428,21 @@ class CpuEngine(Engine):
         return result
 
     def lut_bmm_into(
-        self, out: torch.Tensor, a: torch.Tensor, b: torch.Tensor, lut: PreparedLut, epilogue: Epilogue | None = None
+        self,
+        out: torch.Tensor,
+        a: torch.Tensor,
+        b: torch.Tensor,
+        lut: PreparedLut,
+        epilogue: Epilogue | None = None,
+        *,
+        code_sums: torch.Tensor | None = None,
     ) -> None:
         """:meth:`lut_bmm` written into the float32 ``out [G, M, N]`` (any strides), followed by the ``epilogue``
         per column (a quantised layer's rescale and bias, rounded step by step as torch's in-place ops round
-        them). The sums, the table's other parts and the epilogue are written in one C++ pass, with no integer
-        result and no transposed copy of it (except where the sums need int64)."""
-        self._bmm(a, b, lut, ResultInto(out, epilogue))
+        them; an affine one takes ``code_sums [M]``, each row of a's sum of activation codes). The sums, the
+        table's other parts and the epilogue are written in one C++ pass, with no integer result and no
+        transposed copy of it (except where the sums need int64)."""
+        self._bmm(a, b, lut, ResultInto(out, epilogue, code_sums=code_sums))
 
     def _bmm(self, a: torch.Tensor, b: torch.Tensor, lut: PreparedLut, into: ResultInto | None) -> torch.Tensor | None:
         """The result ``[G, M, N]`` (int32, or int64 where checked within int32), or ``None`` once written
@@ -442,14 +505,51 @@ class CpuEngine(Engine):
         dilation: tuple[int, int],
         groups: int,
         epilogue: Epilogue | None = None,
+        pad_value: int = 0,
     ) -> bool:
         """Direct conv2d: ``out [N, O, OH, OW]`` (float32, contiguous) from integer values ``x [N, C, H, W]``
         and ``w [O, C/groups, kh, kw]``, with the im2col panel built in C++ (no torch temporaries), and a
-        quantised layer's ``epilogue`` applied to the sums in the same pass.
+        quantised layer's ``epilogue`` applied to the sums in the same pass (an affine one with each output's sum
+        of the codes of ``x`` over its receptive field: ``x`` then holds unsigned codes). Padding takes value
+        ``pad_value`` (the affine scheme pads with the activation zero point, the code of the real value 0).
 
         Returns ``False`` (``out`` untouched) when the sums need the int64 split of :meth:`lut_bmm`, or when
         :meth:`lut_bmm` would swap the operands (few output positions).
         """
+        sums_of = None
+        if epilogue is not None and epilogue.affine:
+            sums_of = (x.to(torch.uint8).contiguous(), pad_value)
+        return self._conv2d_into(
+            out,
+            x,
+            w,
+            lut,
+            stride=stride,
+            padding=padding,
+            dilation=dilation,
+            groups=groups,
+            epilogue=epilogue,
+            pad_value=pad_value,
+            sums_of=sums_of,
+        )
+
+    def _conv2d_into(
+        self,
+        out: torch.Tensor,
+        x: torch.Tensor,
+        w: torch.Tensor,
+        lut: PreparedLut,
+        *,
+        stride: tuple[int, int],
+        padding: tuple[int, int, int, int],
+        dilation: tuple[int, int],
+        groups: int,
+        epilogue: Epilogue | None,
+        pad_value: int,
+        sums_of: tuple[torch.Tensor, int] | None,
+    ) -> bool:
+        """:meth:`conv2d_into`, with the codes whose sums an affine epilogue takes and the code of their padding
+        (those of the layer: ``x`` and ``pad_value`` may be shifted for a coarse table)."""
         from . import build
 
         ext = build.load()
@@ -457,11 +557,13 @@ class CpuEngine(Engine):
         codes = (x if x.dtype in (torch.int8, torch.uint8) else pack_codes(x, lut.bits_a)).contiguous()
         mask = (1 << lut.bits_a) - 1
         top = int(ext.max_code(codes, mask))
+        if pad_value and any(padding):  # (the padding's code is looked up too)
+            top = max(top, pad_value & mask)
         rows, columns = out.shape[0] * out.shape[2] * out.shape[3], out.shape[1] // groups
         priced = prices_rows_order(rows, columns)
         shift = self._dropped_bits(isa, lut, top, priced)
-        if shift:  # (as in lut_bmm; the zero padding stays value 0)
-            done = self.conv2d_into(
+        if shift:  # (as in lut_bmm; the padding's value is shifted as the codes are)
+            done = self._conv2d_into(
                 out,
                 x >> shift,
                 w,
@@ -471,6 +573,8 @@ class CpuEngine(Engine):
                 dilation=dilation,
                 groups=groups,
                 epilogue=epilogue,
+                pad_value=pad_value >> shift,
+                sums_of=sums_of,
             )
             self.last_path = f"{self.last_path} (a >> {shift})"
             return done
@@ -493,10 +597,15 @@ class CpuEngine(Engine):
         if plan is not None and plan.exact == "values":
             from .decompose import exact_product_conv2d
 
+            xv, pads = x, padding
+            if pad_value and any(padding):  # (padded here: the product's own padding is value 0)
+                top_, bottom_, left_, right_ = padding
+                xv, pads = F.pad(x.to(torch.int32), (left_, right_, top_, bottom_), value=pad_value), (0, 0, 0, 0)
             exact_nchw = exact_product_conv2d(
-                x, w, lut, stride=stride, padding=padding, dilation=dilation, groups=groups
+                xv, w, lut, stride=stride, padding=pads, dilation=dilation, groups=groups
             ).contiguous()
-        tail = (empty, empty, empty) if epilogue is None else epilogue.tensors()
+        ep = epilogue or Epilogue()
+        out_zero, out_offset = ep.affine_tensors()
         bits = self._kernel_bits(plan, bits_eff)
         ext.conv_run(
             codes,
@@ -521,10 +630,15 @@ class CpuEngine(Engine):
             empty if plan is None else self._col_offset(plan),
             0 if plan is None else plan.bias,
             exact_nchw,
-            *tail,
+            *ep.tensors(),
             empty if plan is None or plan.fold_weights is None else plan.fold_weights,
             0 if plan is None else plan.exact_shift,
             0 if plan is None else plan.exact_flip,
+            pad_value,
+            out_zero,
+            out_offset,
+            empty if sums_of is None else sums_of[0],
+            0 if sums_of is None else sums_of[1],
             out,
         )
         return True

@@ -44,7 +44,7 @@ from .conv import (
 )
 from .cpu_features import cpu_isa
 from .decompose import analyse, describe, require_decomposition
-from .engines import ENGINE_ENV, PLAN_PATHS, CpuEngine, Engine, Epilogue, get_engine, resolve_engine
+from .engines import ENGINE_ENV, INT32_MAX, PLAN_PATHS, CpuEngine, Engine, Epilogue, get_engine, resolve_engine
 from .prepared import PreparedLut
 
 AUTO_DECOMP_TERMS = 0
@@ -279,6 +279,36 @@ def _quantised_codes(
     return codes
 
 
+def _quantised_rows(
+    x: torch.Tensor, scale: float, zero_point: float, code_range: tuple[int, int], op: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`_quantised_codes` of unsigned codes with each row's (last dim's) sum of codes, int32, in the same
+    native pass."""
+    from .build import load
+
+    qmin, qmax = code_range
+    args = (float(scale), float(zero_point), qmin, qmax, x.shape[-1], cpu_isa())
+    codes, sums, ok = load().quantize_code_rows(x.contiguous(), *args)
+    if not ok:
+        raise ConfigError(f"{op}: the input holds NaN")
+    return codes, sums
+
+
+def _zero_code(zero_point: float, code_range: tuple[int, int]) -> int:
+    """The code of the real value 0 (the zero point, within the code range), which padding takes."""
+    qmin, qmax = code_range
+    return int(min(max(round(zero_point), qmin), qmax))
+
+
+def _check_affine(epilogue: Epilogue | None, code_range: tuple[int, int], op: str) -> bool:
+    """Whether ``epilogue`` is affine (its op then sums the activation codes, unsigned)."""
+    if epilogue is None or not epilogue.affine:
+        return False
+    if code_range[0] < 0:
+        raise ConfigError(f"{op}: an affine epilogue needs unsigned activation codes, got the range {code_range}")
+    return True
+
+
 def quantised_conv2d(
     x: torch.Tensor,
     weight_codes: torch.Tensor,
@@ -296,7 +326,8 @@ def quantised_conv2d(
 ) -> torch.Tensor | None:
     """Inference of a quantised conv layer in one native pass: codes ``clamp(round(x / scale + zero_point),
     *code_range)`` (as :func:`approxlut.nn.quant.quantize`, bit for bit), the LUT convolution with the weight
-    codes, then the ``epilogue`` (rescale and bias) applied to the sums.
+    codes, then the ``epilogue`` (rescale and bias; for an affine one, after the zero-point terms, with each
+    output's sum of activation codes over its receptive field) applied to the sums.
 
     No autograd. Returns ``None`` when this path does not apply (not the CPU engine, not a contiguous
     float32 CPU input, sums that need the int64 split): the caller then runs the ops step by step.
@@ -308,11 +339,12 @@ def quantised_conv2d(
         scale: the activation scale.
         zero_point: the activation zero point.
         code_range: ``(qmin, qmax)`` of the activation codes.
-        padding: ``(top, bottom, left, right)`` zero padding in code space (code 0).
+        padding: ``(top, bottom, left, right)`` padding by the real value 0: in code space the zero point (0 in
+            the symmetric scheme).
         stride: as :func:`torch.nn.functional.conv2d`.
         dilation: as :func:`torch.nn.functional.conv2d`.
         groups: as :func:`torch.nn.functional.conv2d`.
-        epilogue: per-output-channel rescale and bias.
+        epilogue: per-output-channel rescale and bias (and zero-point terms).
         engine: engine name, ``None`` for automatic.
 
     Raises:
@@ -328,6 +360,9 @@ def quantised_conv2d(
     spec = Conv2dSpec(stride, padding, dilation, groups)
     kh, kw = weight_codes.shape[2], weight_codes.shape[3]
     _check_output(spec, x.shape[2], x.shape[3], kh, kw, op)
+    affine = _check_affine(epilogue, code_range, op)
+    if affine and weight_codes.shape[1] * kh * kw > INT32_MAX // 255:  # (sums of codes beyond int32)
+        return None
     codes = _quantised_codes(x, scale, zero_point, code_range, op)
     oh, ow = output_size(spec, x.shape[2], x.shape[3], kh, kw)
     out = torch.empty((x.shape[0], weight_codes.shape[0], oh, ow), dtype=torch.float32)
@@ -341,6 +376,7 @@ def quantised_conv2d(
         dilation=dilation,
         groups=groups,
         epilogue=epilogue,
+        pad_value=_zero_code(zero_point, code_range),
     )
     return out if done else None
 
@@ -359,7 +395,7 @@ def quantised_linear(
     """Inference of a quantised linear layer: codes ``clamp(round(x / scale + zero_point), *code_range)`` in one
     native pass (as :func:`quantised_conv2d`), the LUT GEMM with the weight codes, then the ``epilogue`` in place
     (times its scale, plus its bias, plus its extra term: the order, and so the rounding, of the layer's
-    step-by-step path).
+    step-by-step path; an affine one first takes off its zero-point terms, with each row's sum of codes).
 
     No autograd. Returns ``None`` when this path does not apply (not the CPU engine, not a float32 CPU input).
 
@@ -370,7 +406,7 @@ def quantised_linear(
         scale: the activation scale.
         zero_point: the activation zero point.
         code_range: ``(qmin, qmax)`` of the activation codes.
-        epilogue: per-output rescale and bias.
+        epilogue: per-output rescale and bias (and zero-point terms).
         engine: engine name, ``None`` for automatic.
 
     Raises:
@@ -385,7 +421,14 @@ def quantised_linear(
     if x.shape[-1] != weight_codes.shape[1]:
         shapes = f"input {tuple(x.shape)} does not match weight {tuple(weight_codes.shape)}"
         raise ConfigError(f"{op}: {shapes} (in features)")
-    codes = _quantised_codes(x, scale, zero_point, code_range, op)
+    affine = _check_affine(epilogue, code_range, op)
+    if affine and not 0 < x.shape[-1] <= INT32_MAX // 255:  # (no features, or sums of codes beyond int32)
+        return None
+    code_sums = None
+    if affine:
+        codes, code_sums = _quantised_rows(x, scale, zero_point, code_range, op)
+    else:
+        codes = _quantised_codes(x, scale, zero_point, code_range, op)
     # (as approx_linear checks its operands; free where they are 8-bit codes of the LUT's signedness)
     a = operand_values(codes, lut.bits_a, lut.signed, what="input codes", op=op)
     b = operand_values(weight_codes, lut.bits_b, lut.signed, what="weight codes", op=op)
@@ -395,5 +438,6 @@ def quantised_linear(
     out = torch.empty((rows, n), dtype=torch.float32)
     step = batch_chunk(1, k, rows)
     for s in range(0, rows, step):  # the sums, rescale and bias written once per chunk of rows
-        impl.lut_bmm_into(out[None, s : s + step], a[:, s : s + step], weights, on_device, epilogue)
+        sums = None if code_sums is None else code_sums[s : s + step]
+        impl.lut_bmm_into(out[None, s : s + step], a[:, s : s + step], weights, on_device, epilogue, code_sums=sums)
     return out.reshape(*x.shape[:-1], n)

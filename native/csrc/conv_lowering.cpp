@@ -120,6 +120,115 @@ std::vector<Run> block_runs(int64_t m0, int64_t M, int64_t OH, int64_t OW, int64
   return runs;
 }
 
+// d[w] = s[w] (widened; `add`: d[w] += s[w]) for w < count, in blocks of 8 with a constant trip count (vectorised
+// even where rows are a few values long, e.g. the 8-wide planes deep in a network), then the rest.
+template <typename T, typename S, bool add>
+__attribute__((always_inline)) inline void row_into(T* __restrict d, const S* __restrict s, int64_t count) {
+  int64_t w = 0;
+  for (; w + 8 <= count; w += 8) {
+    for (int k = 0; k < 8; ++k) {
+      if constexpr (add) {
+        d[w + k] += static_cast<T>(s[w + k]);
+      } else {
+        d[w + k] = static_cast<T>(s[w + k]);
+      }
+    }
+  }
+  for (; w < count; ++w) {
+    if constexpr (add) {
+      d[w] += static_cast<T>(s[w]);
+    } else {
+      d[w] = static_cast<T>(s[w]);
+    }
+  }
+}
+
+// d[i] = sum over taps t < count of s[i + t * step], i < length (long runs: vectorised; up to three taps a pass).
+__attribute__((always_inline)) inline void shifted_sums(int32_t* __restrict d, const int32_t* __restrict s,
+                                                        int64_t length, int64_t count, int64_t step) {
+  int64_t t = 0;
+  for (; t < count; t += 3) {
+    const int32_t* __restrict a = s + t * step;
+    const int32_t* __restrict b = s + (t + 1) * step;
+    const int32_t* __restrict c = s + (t + 2) * step;
+    const int64_t taps = std::min<int64_t>(3, count - t);
+    if (t == 0 && taps == 3) {
+      for (int64_t i = 0; i < length; ++i) d[i] = a[i] + b[i] + c[i];
+    } else if (t == 0 && taps == 2) {
+      for (int64_t i = 0; i < length; ++i) d[i] = a[i] + b[i];
+    } else if (t == 0) {
+      for (int64_t i = 0; i < length; ++i) d[i] = a[i];
+    } else if (taps == 3) {
+      for (int64_t i = 0; i < length; ++i) d[i] += a[i] + b[i] + c[i];
+    } else if (taps == 2) {
+      for (int64_t i = 0; i < length; ++i) d[i] += a[i] + b[i];
+    } else {
+      for (int64_t i = 0; i < length; ++i) d[i] += a[i];
+    }
+  }
+}
+
+// The affine scheme's sums of activation codes over each receptive field, for the lanes of one block: the
+// original codes (before any shift of a coarse table), their geometry and the code padding takes.
+struct CodeSums {
+  const uint8_t* codes;  // [N][C][H][W]
+  int64_t C, H, W, Cg, Wp, OW;
+  ConvGeometry geo;
+  int32_t pad;  // Cg codes of padding
+};
+
+// A piece of a block: `length` output positions of group g from position p0 of sample n (lanes from `lane`), whose
+// receptive fields cover padded rows [r0, r0 + rows), laid out at `offset` of the scratch.
+struct SumsPiece {
+  int64_t n, p0, length, lane, r0, rows, offset;
+};
+
+// lanes[piece.lane + t] = the sum of codes over the receptive field of each piece's positions (group g): the pieces'
+// padded rows of channel sums (Cg * pad where padding) end to end in `plane`, the kernel's taps as offsets in that
+// flat run, summed over the kernel's columns into `across`, then its rows back into `plane` (as long additions of
+// shifted runs; the sums that straddle two rows or pieces are never read), read out at the strided positions.
+// Compiled once per ISA.
+__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) void block_code_sums(
+    const CodeSums& q, int64_t g, const SumsPiece* pieces, int64_t count, int64_t total, int32_t* __restrict plane,
+    int32_t* __restrict across, int32_t* __restrict lanes) {
+  const ConvGeometry& geo = q.geo;
+  const int64_t Wp = q.Wp, H = q.H, W = q.W, col_reach = (geo.kw - 1) * geo.dw, row_reach = (geo.kh - 1) * geo.dh * Wp;
+  for (int64_t i = 0; i < total; ++i) plane[i] = q.pad;
+  for (int64_t k = 0; k < count; ++k) {
+    const SumsPiece& piece = pieces[k];
+    const int64_t h0 = std::max<int64_t>(0, piece.r0 - geo.top), h1 = std::min(H, piece.r0 + piece.rows - geo.top);
+    if (h0 >= h1) continue;
+    // (without padding left and right, the rows are one run)
+    const int64_t runs = Wp == W ? 1 : h1 - h0, width = Wp == W ? (h1 - h0) * W : W;
+    int32_t* d = plane + piece.offset + (h0 + geo.top - piece.r0) * Wp + geo.left;
+    const uint8_t* s = q.codes + ((piece.n * q.C + g * q.Cg) * H + h0) * W;
+    for (int64_t r = 0; r < runs; ++r) row_into<int32_t, uint8_t, false>(d + r * Wp, s + r * W, width);
+    for (int64_t c = 1; c < q.Cg; ++c) {
+      s += H * W;
+      for (int64_t r = 0; r < runs; ++r) row_into<int32_t, uint8_t, true>(d + r * Wp, s + r * W, width);
+    }
+  }
+  const int64_t heads = total - row_reach - col_reach;
+  shifted_sums(across, plane, heads + row_reach, geo.kw, geo.dw);  // (the kernel's columns)
+  shifted_sums(plane, across, heads, geo.kh, geo.dh * Wp);        // (its rows)
+  for (int64_t k = 0; k < count; ++k) {
+    const SumsPiece& piece = pieces[k];
+    int32_t* out = lanes + piece.lane;
+    const int32_t* row = plane + piece.offset;  // (the first output row's heads: padded row r0)
+    int64_t ow = piece.p0 % q.OW;
+    for (int64_t left = piece.length; left > 0; row += geo.sh * Wp, ow = 0) {
+      const int64_t n = std::min(q.OW - ow, left);
+      if (geo.sw == 1) {
+        row_into<int32_t, int32_t, false>(out, row + ow, n);
+      } else {
+        for (int64_t t = 0; t < n; ++t) out[t] = row[(ow + t) * geo.sw];
+      }
+      out += n;
+      left -= n;
+    }
+  }
+}
+
 }  // namespace
 
 void conv_run(const torch::Tensor& x, const ConvGeometry& geometry, const KernelTable& kernel,
@@ -223,9 +332,34 @@ void conv_run(const torch::Tensor& x, const ConvGeometry& geometry, const Kernel
   const float* mul = channel(parts.out_scale, "out_scale");
   const float* add = channel(parts.out_bias, "out_bias");
   const float* extra = channel(parts.out_extra, "out_extra");
-  // Stored codes of the zero-padded input [N][C][Hp][Wp]: value 0 (padding) is code 0, stored as `flip`.
+  // The affine scheme's zero-point terms: per output channel, and each position's sum of activation codes, summed
+  // per block from the original codes.
+  const bool affine = parts.sum_codes.numel() > 0;
+  TORCH_CHECK(affine == (parts.out_zero.numel() > 0) && affine == (parts.out_offset.numel() > 0),
+              "out_zero, out_offset and sum_codes come together");
+  const double* zero_of = nullptr;
+  const double* offset_of = nullptr;
+  CodeSums code_sums{};
+  if (affine) {
+    for (const torch::Tensor* t : {&parts.out_zero, &parts.out_offset}) {
+      TORCH_CHECK(t->scalar_type() == torch::kFloat64 && t->is_contiguous() && t->numel() == O,
+                  "out_zero and out_offset must be contiguous float64 tensors with one value per output channel");
+    }
+    TORCH_CHECK(parts.sum_codes.scalar_type() == torch::kUInt8 && parts.sum_codes.is_contiguous() &&
+                    parts.sum_codes.sizes() == x.sizes(),
+                "sum_codes must be contiguous uint8 codes shaped like x");
+    TORCH_CHECK(parts.sum_pad >= 0 && parts.sum_pad <= 255, "sum_pad ", parts.sum_pad, " is outside 0..255");
+    TORCH_CHECK(K <= INT32_MAX / 255, "the receptive field is too large for int32 sums of codes");
+    zero_of = parts.out_zero.data_ptr<double>();
+    offset_of = parts.out_offset.data_ptr<double>();
+    code_sums = {parts.sum_codes.data_ptr<uint8_t>(), C, H, W, Cg, Wp, OW, geometry,
+                 static_cast<int32_t>(Cg * parts.sum_pad)};
+  }
+  // Stored codes of the padded input [N][C][Hp][Wp]: padding (value pad_value) is stored as (pad_value & mask) ^
+  // flip.
   const uint8_t code_mask = static_cast<uint8_t>(parts.mask), code_flip = static_cast<uint8_t>(parts.flip);
-  std::vector<uint8_t> xp(static_cast<size_t>(N * C * Hp * Wp), code_flip);
+  const uint8_t pad_code = static_cast<uint8_t>((parts.pad_value & parts.mask) ^ parts.flip);
+  std::vector<uint8_t> xp(static_cast<size_t>(N * C * Hp * Wp), pad_code);
   const uint8_t* src = static_cast<const uint8_t*>(x.data_ptr());
   uint8_t* const xp_data = xp.data();
   at::parallel_for(0, N * C, 1, [&](int64_t begin, int64_t end) {
@@ -298,12 +432,16 @@ void conv_run(const torch::Tensor& x, const ConvGeometry& geometry, const Kernel
   auto run_blocks = [&](int64_t first, int64_t last, const int32_t* order, int64_t from, int64_t width) {
     at::parallel_for(first * G * n_chunks, last * G * n_chunks, 1, [&](int64_t begin, int64_t end) {
       thread_local std::vector<uint8_t> panel_buffer, shifted_buffer;
-      thread_local std::vector<int32_t> ct_buffer, exact_buffer, tmp_buffer, rows_buffer;
+      thread_local std::vector<int32_t> ct_buffer, exact_buffer, tmp_buffer, rows_buffer, lane_sums_buffer;
+      thread_local std::vector<int32_t> sums_plane, sums_across;
+      thread_local std::vector<SumsPiece> pieces;
       uint8_t* const panel = aligned_elements(panel_buffer, (fold_rows ? 2 : 1) * slice * kLaneAlign);
       int32_t* const ct = aligned_elements(ct_buffer, Og * kLaneAlign);
       int32_t* const exact = parts.exact_int8 ? aligned_elements(exact_buffer, Og * kLaneAlign) : nullptr;
       int32_t* const tmp = parts.exact_int8 ? aligned_elements(tmp_buffer, Og * kLaneAlign) : nullptr;
       int32_t* const rows = aligned_elements(rows_buffer, kLaneAlign);
+      int32_t* const lane_sums = affine ? aligned_elements(lane_sums_buffer, kLaneAlign) : nullptr;
+      int64_t sums_of = -1;  // the block and group whose sums of codes lane_sums holds
       std::vector<Run> runs, out_runs;
       std::vector<int64_t> run_offset;  // of each run's first input pixel, channel 0, tap (0, 0)
       int64_t runs_of = -1;             // the block the runs describe (a thread's tasks mostly share blocks)
@@ -387,6 +525,21 @@ void conv_run(const torch::Tensor& x, const ConvGeometry& geometry, const Kernel
             rows_fn(r, 0, 0, lanes, 0, 1);
           }
         }
+        if (affine && sums_of != block * G + g) {  // (each output run's receptive fields span whole padded rows)
+          pieces.clear();
+          int64_t total = 0;
+          for (const Run& run : out_runs) {
+            const int64_t p0 = run.oh * OW + run.ow, oh1 = (p0 + run.length - 1) / OW;
+            const int64_t r0 = run.oh * sh, rows_needed = (oh1 - run.oh) * sh + (kh - 1) * dh + 1;
+            pieces.push_back({run.n, p0, run.length, run.lane, r0, rows_needed, total});
+            total += rows_needed * Wp;
+          }
+          sums_plane.resize(static_cast<size_t>(total));
+          sums_across.resize(static_cast<size_t>(total));
+          block_code_sums(code_sums, g, pieces.data(), static_cast<int64_t>(pieces.size()), total, sums_plane.data(),
+                          sums_across.data(), lane_sums);
+          sums_of = block * G + g;
+        }
         // Outputs of the block: every part an exact integer, summed in int64 (and double with a float
         // exact product), rounded once to float32; then the epilogue, step by step as torch does it.
         for (int64_t og = og0; og < og1; ++og) {
@@ -404,18 +557,24 @@ void conv_run(const torch::Tensor& x, const ConvGeometry& geometry, const Kernel
                                 extra != nullptr,
                                 mul != nullptr ? mul[o] : 1.0f,
                                 add != nullptr ? add[o] : 0.0f,
-                                extra != nullptr ? extra[o] : 0.0f};
+                                extra != nullptr ? extra[o] : 0.0f,
+                                affine,
+                                affine ? zero_of[o] : 0.0,
+                                affine ? offset_of[o] : 0.0,
+                                affine && std::abs(offset_of[o]) + zero_of[o] * 255.0 * K < 0x1p30};
             for (const Run& run : out_runs) {
               float* d = dst + (run.n * O + o) * P + run.oh * OW + run.ow;
               const int32_t* rr = rows_fn != nullptr ? rows + run.lane : nullptr;
               const int32_t* ss = s != nullptr ? s + run.lane : nullptr;
               const int32_t* ee = e != nullptr ? e + run.lane : nullptr;
-              epilogue(d, run.length, ss, ee, rr, q);
+              const int32_t* cc = affine ? lane_sums + run.lane : nullptr;
+              epilogue(d, run.length, ss, ee, rr, cc, q);
             }
             continue;
           }
           for (const Run& run : out_runs) {
             const int64_t base = (run.n * O + o) * P + run.oh * OW + run.ow;
+            const int32_t* cc = affine ? lane_sums + run.lane : nullptr;
             float* d = dst + base;
             for (int64_t t = 0; t < run.length; ++t) {
               const int64_t lane = run.lane + t;
@@ -424,7 +583,12 @@ void conv_run(const torch::Tensor& x, const ConvGeometry& geometry, const Kernel
               if (rows_fn != nullptr) v += rows[lane];
               float y = addend == nullptr ? static_cast<float>(v)
                                           : static_cast<float>(static_cast<double>(v) + addend[base + t]);
-              if (mul != nullptr) y = y * mul[o];
+              if (affine) {  // (as RunEpilogue)
+                const double rest = static_cast<double>(y) - (offset_of[o] + zero_of[o] * static_cast<double>(cc[t]));
+                y = static_cast<float>(mul != nullptr ? rest * static_cast<double>(mul[o]) : rest);
+              } else if (mul != nullptr) {
+                y = y * mul[o];
+              }
               if (add != nullptr) y = y + add[o];
               if (extra != nullptr) y = y + extra[o];
               d[t] = y;

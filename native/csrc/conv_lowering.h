@@ -51,12 +51,16 @@ struct KernelTable {
 };
 
 // What surrounds the kernel (see table_parts.h and approxlut/native/plan.py): stored codes are
-// (value & mask) ^ flip; the kernel's sums are multiplied by `scale`; plus the int8 exact product (on the
-// same panel), the row offsets (a one-column table of one or two planes, or empty, with its bias), the column
-// offsets (int64 per stored code of b, or empty) and `bias` per product; plus a float exact product shaped like the
-// output (or empty); then the layer's epilogue per output channel (empty tensors where none). The panel
-// holds k_slice rows of k at a time. With exact_shift > 0 the int8 product reads each stored code as
-// int8(((code << exact_shift) & 0xFF) ^ exact_flip): a coarse table's codes (a >> L) as the values a & ~(2^L - 1).
+// (value & mask) ^ flip, padding takes value `pad_value`; the kernel's sums are multiplied by `scale`; plus the
+// int8 exact product (on the same panel), the row offsets (a one-column table of one or two planes, or empty, with
+// its bias), the column offsets (int64 per stored code of b, or empty) and `bias` per product; plus a float exact
+// product shaped like the output (or empty); then the layer's epilogue per output channel (empty tensors where
+// none). The panel holds k_slice rows of k at a time. With exact_shift > 0 the int8 product reads each stored code
+// as int8(((code << exact_shift) & 0xFF) ^ exact_flip): a coarse table's codes (a >> L) as the values
+// a & ~(2^L - 1). An affine epilogue (out_zero and out_offset float64 per output channel, sum_codes the layer's
+// activation codes shaped like x, before any shift, padded by code sum_pad; all empty where not) takes the
+// zero-point terms off before its rescale (see RunEpilogue), with each output's sum of codes over its receptive
+// field summed block by block.
 struct ConvParts {
   int64_t mask, flip, k_slice, scale;
   bool exact_int8;
@@ -67,6 +71,9 @@ struct ConvParts {
   torch::Tensor exact_nchw, out_scale, out_bias, out_extra;
   torch::Tensor fold_weights;  // int8 [256] by b's stored code, or empty (see conv_run)
   int64_t exact_shift, exact_flip;
+  int64_t pad_value;
+  torch::Tensor out_zero, out_offset, sum_codes;
+  int64_t sum_pad;
 };
 
 // out [N, O, OH, OW] (float32, contiguous) of the LUT convolution of x [N, C, H, W] (int8/uint8 values,

@@ -68,19 +68,20 @@ __attribute__((target("avx2,fma"))) bool quantize_bytes_avx2(const float* src, u
   return ok;
 }
 
-__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq"))) void epilogue_avx512(float* dst, int64_t n, const int32_t* s,
-                                                                               const int32_t* e, const int32_t* r,
-                                                                               const RunEpilogue& q) {
-  epilogue_loop(dst, n, s, e, r, q);
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq"))) void epilogue_avx512(
+    float* dst, int64_t n, const int32_t* s, const int32_t* e, const int32_t* r, const int32_t* c,
+    const RunEpilogue& q) {
+  epilogue_loop(dst, n, s, e, r, c, q);
 }
 
 __attribute__((target("avx2"))) void epilogue_avx2(float* dst, int64_t n, const int32_t* s, const int32_t* e,
-                                                   const int32_t* r, const RunEpilogue& q) {
-  epilogue_loop(dst, n, s, e, r, q);
+                                                   const int32_t* r, const int32_t* c, const RunEpilogue& q) {
+  epilogue_loop(dst, n, s, e, r, c, q);
 }
 
-void epilogue_plain(float* dst, int64_t n, const int32_t* s, const int32_t* e, const int32_t* r, const RunEpilogue& q) {
-  epilogue_loop(dst, n, s, e, r, q);
+void epilogue_plain(float* dst, int64_t n, const int32_t* s, const int32_t* e, const int32_t* r, const int32_t* c,
+                    const RunEpilogue& q) {
+  epilogue_loop(dst, n, s, e, r, c, q);
 }
 
 }  // namespace lutgen

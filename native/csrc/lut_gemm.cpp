@@ -384,6 +384,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("pack_transposed", &lutgen::pack_transposed, "Masked codes of a [G,M,K], transposed and padded to [G,K,Mp]");
   m.def("float_to_values", &lutgen::float_to_values, "float32 operand values to int8/uint8, with a range+integer check");
   m.def("quantize_codes", &lutgen::quantize_codes, "clamp(round(x / scale + zero), qmin, qmax) as int8/uint8 codes");
+  m.def("quantize_code_rows", &lutgen::quantize_code_rows,
+        "clamp(round(x / scale + zero), qmin, qmax) as uint8 codes, with each row's sum of codes");
   m.def("max_code", &lutgen::max_code, "Largest code (value & mask) of an int8/uint8 tensor");
   m.def(
       "conv_run",
@@ -394,7 +396,9 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
          int64_t k_slice, int64_t scale, bool exact_int8, const torch::Tensor& row_table, int64_t row_bias,
          const torch::Tensor& col_offset, int64_t bias, const torch::Tensor& exact_nchw,
          const torch::Tensor& out_scale, const torch::Tensor& out_bias, const torch::Tensor& out_extra,
-         const torch::Tensor& fold_weights, int64_t exact_shift, int64_t exact_flip, torch::Tensor out) {
+         const torch::Tensor& fold_weights, int64_t exact_shift, int64_t exact_flip, int64_t pad_value,
+         const torch::Tensor& out_zero, const torch::Tensor& out_offset, const torch::Tensor& sum_codes,
+         int64_t sum_pad, torch::Tensor out) {
         TORCH_CHECK(geometry.size() == 11, "geometry: kh, kw, sh, sw, top, bottom, left, right, dh, dw, groups");
         const auto& v = geometry;
         lutgen::conv_run(x, {v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10]},
@@ -404,7 +408,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
                           table, col_stride, plane_stride, table_bias, rows_order},
                          bc,
                          {mask, flip, k_slice, scale, exact_int8, row_table, row_bias, col_offset, bias, exact_nchw,
-                          out_scale, out_bias, out_extra, fold_weights, exact_shift, exact_flip},
+                          out_scale, out_bias, out_extra, fold_weights, exact_shift, exact_flip, pad_value,
+                          out_zero, out_offset, sum_codes, sum_pad},
                          out);
       },
       "Direct LUT convolution with the table's other parts and a layer epilogue, block by block into out");

@@ -4,7 +4,9 @@
 #include <ATen/Parallel.h>
 #include <emmintrin.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cstdint>
 
 #include "operands_isa.h"
 
@@ -43,6 +45,22 @@ bool quantize_bytes_scalar(const float* src, uint8_t* dst, int64_t n, float scal
   return ok;
 }
 
+// The sum of `count` codes (vectorised once per ISA).
+__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) int32_t codes_sum(
+    const uint8_t* __restrict codes, int64_t count) {
+  int32_t sum = 0;
+  for (int64_t k = 0; k < count; ++k) sum += codes[k];
+  return sum;
+}
+
+// The quantiser loop of `isa` over [0, n).
+bool quantize_loop(const std::string& isa, const float* src, uint8_t* dst, int64_t n, float s, float z, float lo,
+                   float hi) {
+  if (isa.rfind("avx512", 0) == 0) return quantize_bytes_avx512(src, dst, n, s, z, lo, hi);
+  if (isa == "avx2") return quantize_bytes_avx2(src, dst, n, s, z, lo, hi);
+  return quantize_bytes_scalar(src, dst, n, s, z, lo, hi);
+}
+
 // Runs `loop(src, dst, count)` over parallel chunks of a contiguous float32 tensor into a fresh byte tensor.
 template <typename Loop>
 std::tuple<torch::Tensor, bool> convert(const torch::Tensor& x, bool is_signed, Loop loop) {
@@ -76,12 +94,33 @@ std::tuple<torch::Tensor, bool> quantize_codes(const torch::Tensor& x, double sc
   TORCH_CHECK(-128 <= qmin && qmin <= qmax && qmax <= 255, "code range must lie within int8 or uint8");
   const float s = static_cast<float>(scale), z = static_cast<float>(zero);
   const float lo = static_cast<float>(qmin), hi = static_cast<float>(qmax);
-  const bool wide = isa.rfind("avx512", 0) == 0, avx2 = isa == "avx2";
   return convert(x, qmin < 0, [&](const float* src, uint8_t* dst, int64_t n) {
-    if (wide) return quantize_bytes_avx512(src, dst, n, s, z, lo, hi);
-    if (avx2) return quantize_bytes_avx2(src, dst, n, s, z, lo, hi);
-    return quantize_bytes_scalar(src, dst, n, s, z, lo, hi);
+    return quantize_loop(isa, src, dst, n, s, z, lo, hi);
   });
+}
+
+std::tuple<torch::Tensor, torch::Tensor, bool> quantize_code_rows(const torch::Tensor& x, double scale, double zero,
+                                                                  int64_t qmin, int64_t qmax, int64_t row,
+                                                                  const std::string& isa) {
+  TORCH_CHECK(0 <= qmin && qmin <= qmax && qmax <= 255, "code range must lie within uint8");
+  TORCH_CHECK(x.device().is_cpu() && x.scalar_type() == torch::kFloat32 && x.is_contiguous(),
+              "x must be a contiguous float32 CPU tensor");
+  TORCH_CHECK(row >= 1 && row <= INT32_MAX / 255 && x.numel() % row == 0,
+              "rows of ", row, " values do not tile x, or their sums exceed int32");
+  const float s = static_cast<float>(scale), z = static_cast<float>(zero);
+  const float lo = static_cast<float>(qmin), hi = static_cast<float>(qmax);
+  auto out = torch::empty(x.sizes(), torch::dtype(torch::kUInt8));
+  const int64_t rows = x.numel() / row;
+  auto sums = torch::empty({rows}, torch::dtype(torch::kInt32));
+  const float* src = x.data_ptr<float>();
+  uint8_t* dst = out.data_ptr<uint8_t>();
+  int32_t* sum = sums.data_ptr<int32_t>();
+  std::atomic<bool> ok{true};
+  at::parallel_for(0, rows, std::max<int64_t>(1, (1 << 16) / row), [&](int64_t begin, int64_t end) {
+    if (!quantize_loop(isa, src + begin * row, dst + begin * row, (end - begin) * row, s, z, lo, hi)) ok.store(false);
+    for (int64_t r = begin; r < end; ++r) sum[r] = codes_sum(dst + r * row, row);
+  });
+  return {out, sums, ok.load()};
 }
 
 }  // namespace lutgen

@@ -20,4 +20,10 @@ std::tuple<torch::Tensor, bool> float_to_values(const torch::Tensor& x, int64_t 
 std::tuple<torch::Tensor, bool> quantize_codes(const torch::Tensor& x, double scale, double zero, int64_t qmin,
                                                int64_t qmax, const std::string& isa);
 
+// quantize_codes of unsigned codes (0 <= qmin), with each row's sum of codes (rows of `row` consecutive values:
+// int32 [numel / row]), summed while the codes are in the cache: the affine scheme's sums of activation codes.
+std::tuple<torch::Tensor, torch::Tensor, bool> quantize_code_rows(const torch::Tensor& x, double scale, double zero,
+                                                                  int64_t qmin, int64_t qmax, int64_t row,
+                                                                  const std::string& isa);
+
 }  // namespace lutgen

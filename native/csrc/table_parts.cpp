@@ -5,8 +5,10 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 namespace lutgen {
 
@@ -167,6 +169,40 @@ void epilogue_steps(float* __restrict v, int64_t count, const float* scale, cons
   }
 }
 
+// The affine scheme's terms and rescale on `count` (<= 256) values: v - (offset + zero * sums) in float64, times
+// scale, rounded once to float32. zero, offset and scale (may be null) are one per value where Step is 1, else one
+// for all; sums the other way round. Where `small` (|offset| + zero * sums below 2^30 for all of them) and there is
+// a scale, in 32 bits where that gives the same (as RunEpilogue in operands_isa.h: values and differences within
+// 2^24). Compiled once per ISA.
+template <int Step>
+__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) void affine_steps(
+    float* __restrict v, int64_t count, const double* __restrict zero, const double* __restrict offset,
+    const float* __restrict scale, const int32_t* __restrict sums, bool small) {
+  constexpr int64_t S = 1 - Step;
+  if (small && scale != nullptr) {
+    float out[256];
+    uint32_t inexact = 0;
+    for (int64_t m = 0; m < count; ++m) {
+      const float f = v[m];
+      const float inside = std::min(std::max(f, -0x1p24f), 0x1p24f);  // (converts to int32 defined)
+      const auto z = static_cast<uint32_t>(static_cast<int32_t>(zero[m * Step]));
+      const auto base = static_cast<uint32_t>(static_cast<int32_t>(offset[m * Step]));
+      const uint32_t terms = base + z * static_cast<uint32_t>(sums[m * S]);
+      const uint32_t d = static_cast<uint32_t>(static_cast<int32_t>(inside)) - terms;
+      inexact |= static_cast<uint32_t>(inside != f) | static_cast<uint32_t>(d + (1u << 24) >= (1u << 25));
+      out[m] = static_cast<float>(static_cast<int32_t>(d)) * scale[m * Step];
+    }
+    if (inexact == 0) {
+      std::copy(out, out + count, v);
+      return;
+    }
+  }
+  for (int64_t m = 0; m < count; ++m) {
+    const double rest = static_cast<double>(v[m]) - (offset[m * Step] + zero[m * Step] * sums[m * S]);
+    v[m] = static_cast<float>(scale != nullptr ? rest * static_cast<double>(scale[m * Step]) : rest);
+  }
+}
+
 const float* epilogue_part(const torch::Tensor& t, int64_t count, const char* what) {
   if (t.numel() == 0) return nullptr;
   TORCH_CHECK(t.scalar_type() == torch::kFloat32 && t.is_contiguous() && t.numel() == count, what,
@@ -180,6 +216,7 @@ bool finish_into(torch::Tensor& out, const torch::Tensor& ct, int64_t valid, int
                  const torch::Tensor& exact, const torch::Tensor& rows, const torch::Tensor& col_offset,
                  const torch::Tensor& bc, int64_t constant, const torch::Tensor& exact_float,
                  const torch::Tensor& ep_scale, const torch::Tensor& ep_bias, const torch::Tensor& ep_extra,
+                 const torch::Tensor& ep_zero, const torch::Tensor& ep_offset, const torch::Tensor& code_sums,
                  bool ep_lanes) {
   const Parts parts = make_parts(ct, scale, exact, rows, col_offset, bc, constant);
   const int64_t G = ct.size(0), N = ct.size(1), Mp = ct.size(2);
@@ -202,6 +239,31 @@ bool finish_into(torch::Tensor& out, const torch::Tensor& ct, int64_t valid, int
   const float* es = epilogue_part(ep_scale, per, "ep_scale");
   const float* eb = epilogue_part(ep_bias, per, "ep_bias");
   const float* ee = epilogue_part(ep_extra, per, "ep_extra");
+  const bool affine = code_sums.numel() > 0;
+  TORCH_CHECK(affine == (ep_zero.numel() > 0) && affine == (ep_offset.numel() > 0),
+              "ep_zero, ep_offset and code_sums come together");
+  const double* ez = nullptr;
+  const double* eo = nullptr;
+  const int32_t* cs = nullptr;
+  if (affine) {
+    for (const torch::Tensor* t : {&ep_zero, &ep_offset}) {
+      TORCH_CHECK(t->scalar_type() == torch::kFloat64 && t->is_contiguous() && t->numel() == per,
+                  "ep_zero and ep_offset must be float64 with ", per, " values");
+    }
+    TORCH_CHECK(code_sums.scalar_type() == torch::kInt32 && code_sums.is_contiguous() &&
+                    code_sums.numel() == (ep_lanes ? N : valid),
+                "code_sums must be int32 with ", ep_lanes ? N : valid, " values");
+    ez = ep_zero.data_ptr<double>();
+    eo = ep_offset.data_ptr<double>();
+    cs = code_sums.data_ptr<int32_t>();
+  }
+  // Per channel: whether its zero-point terms stay within 2^30 for every sum of codes (32-bit arithmetic).
+  std::vector<uint8_t> small(static_cast<size_t>(affine ? per : 0));
+  if (affine) {
+    const int32_t* last = cs + code_sums.numel();
+    const double largest = code_sums.numel() > 0 ? std::max(0, *std::max_element(cs, last)) : 0;
+    for (int64_t i = 0; i < per; ++i) small[i] = std::abs(eo[i]) + ez[i] * largest < 0x1p30;
+  }
   const int32_t* sums = ct.data_ptr<int32_t>();
   float* dst = out.data_ptr<float>();
   const int64_t og = out.stride(0), om = out.stride(1), on = out.stride(2);
@@ -224,11 +286,16 @@ bool finish_into(torch::Tensor& out, const torch::Tensor& ct, int64_t valid, int
         const double* f = addend != nullptr ? addend + c * addend_lanes + m0 : nullptr;
         float* v = buf[n - n0];
         fits &= column_values_of(sums + c * Mp + m0, parts.scale, parts.cols[c], e, f, r, count, v);
-        if (ep_lanes) {
-          epilogue_steps(v, count, es ? es + m0 : nullptr, eb ? eb + m0 : nullptr, ee ? ee + m0 : nullptr, 1);
-        } else {
-          epilogue_steps(v, count, es ? es + n : nullptr, eb ? eb + n : nullptr, ee ? ee + n : nullptr, 0);
+        const int64_t at = ep_lanes ? m0 : n, step = ep_lanes ? 1 : 0;
+        if (affine && ep_lanes) {
+          const auto first = small.begin() + m0;
+          const bool all_small = std::all_of(first, first + count, [](uint8_t b) { return b != 0; });
+          affine_steps<1>(v, count, ez + m0, eo + m0, es ? es + m0 : nullptr, cs + n, all_small);
+        } else if (affine) {
+          affine_steps<0>(v, count, ez + n, eo + n, es ? es + n : nullptr, cs + m0, small[n] != 0);
         }
+        epilogue_steps(v, count, es && !affine ? es + at : nullptr, eb ? eb + at : nullptr, ee ? ee + at : nullptr,
+                       step);
       }
       float* base = dst + g * og + m0 * om;
       if (om == 1) {

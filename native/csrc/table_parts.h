@@ -48,12 +48,16 @@ bool finish_gemm(torch::Tensor& ct, int64_t valid, int64_t scale, const torch::T
 // lane m, column n (ct plus the other parts, as finish_gemm sums them, plus a float exact product exact_float
 // [G][N][lanes >= valid] of integer values where not empty), rounded to float32, then the epilogue
 // step by step as torch does it: times ep_scale, plus ep_bias, plus ep_extra (each empty, or one per column, or
-// one per lane where ep_lanes: a GEMM run with its operands swapped). False when a value lies outside int32 (out
+// one per lane where ep_lanes: a GEMM run with its operands swapped). An affine epilogue (ep_zero and ep_offset
+// float64 on the epilogue's axis, code_sums int32 on the other; all empty where not) rescales as the affine
+// scheme's step-by-step path does: in float64, the value minus (ep_offset + ep_zero * code_sums), times
+// ep_scale, rounded once to float32; then the bias and extra term. False when a value lies outside int32 (out
 // is then meaningless).
 bool finish_into(torch::Tensor& out, const torch::Tensor& ct, int64_t valid, int64_t scale,
                  const torch::Tensor& exact, const torch::Tensor& rows, const torch::Tensor& col_offset,
                  const torch::Tensor& bc, int64_t constant, const torch::Tensor& exact_float,
                  const torch::Tensor& ep_scale, const torch::Tensor& ep_bias, const torch::Tensor& ep_extra,
+                 const torch::Tensor& ep_zero, const torch::Tensor& ep_offset, const torch::Tensor& code_sums,
                  bool ep_lanes);
 
 }  // namespace lutgen
