@@ -57,11 +57,37 @@ def _needs_grad(*tensors: torch.Tensor) -> bool:
 
 
 def fused_applies(resolved: ResolvedConfig, x: torch.Tensor, weight: torch.Tensor) -> bool:
-    """Whether the fused inference path (native quantiser, LUT op, epilogue in place) may run: a symmetric LUT
-    multiplier, no autograd, a float32 CPU input of at least one sample (an empty batch takes the op's own path)."""
-    if resolved.is_exact_path or resolved.scheme != "symmetric" or _needs_grad(x, weight) or x.shape[0] == 0:
+    """Whether the fused inference path (native quantiser, LUT op, epilogue in place) may run: a LUT multiplier
+    (symmetric or affine), no autograd, a float32 CPU input of at least one sample (an empty batch takes the op's
+    own path)."""
+    if resolved.is_exact_path or _needs_grad(x, weight) or x.shape[0] == 0:
         return False
     return x.dtype == torch.float32 and x.device.type == "cpu"
+
+
+def fused_weight(
+    resolved: ResolvedConfig,
+    quantizer: WeightQuantizer,
+    qb: torch.Tensor,
+    zero_a: torch.Tensor,
+    zero_b: torch.Tensor,
+    scale: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    extra: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, Epilogue]:
+    """The weight codes (int8 symmetric, uint8 affine) and the epilogue of a fused path: ``scale``, ``bias``,
+    ``extra``, and in the affine scheme the zero-point terms of :func:`linear_accumulate` and
+    :func:`conv2d_accumulate` (per output channel ``za·(Σqb − K·zb)`` and ``zb``, as they compute them).
+
+    ``qb`` holds the weight codes (``[C, ...]``, as ``quantizer`` returned them), ``zero_a`` the activation zero
+    point, ``zero_b [C]`` the weight zero points.
+    """
+    affine = resolved.scheme == "affine"
+    codes = quantizer.integer_codes(qb, signed=not affine)
+    if not affine:
+        return codes, Epilogue(scale, bias, extra)
+    zb64, weight_terms = quantizer.affine_terms(qb, zero_b)
+    return codes, Epilogue(scale, bias, extra, zero=zb64, offset=zero_a.double() * weight_terms)
 
 
 def linear_accumulate(
@@ -296,17 +322,19 @@ class ApproxModule(Calibratable, nn.Module):
 
     def _fused_operands(self, x: torch.Tensor) -> tuple[float, float, torch.Tensor, PreparedLut, Epilogue] | None:
         """``(scale, zero_point, weight codes, LUT, epilogue)`` of the fused inference path (quantise, LUT op,
-        rescale and bias in native passes, bit-equal to :meth:`accumulate` + :meth:`_finish`), or ``None`` where
-        it does not apply: an exact or affine multiplier, autograd, not a float32 CPU input."""
+        zero-point terms, rescale and bias in native passes, bit-equal to :meth:`accumulate` + :meth:`_finish`),
+        or ``None`` where it does not apply: the exact path, autograd, not a float32 CPU input."""
         resolved = self.resolved
         if not fused_applies(resolved, x, getattr(self, "weight")):  # noqa: B009
             return None
         scale_a, zero_a = self.input_quant.qparams(x, resolved.bits_a, resolved.scheme)
-        qb, sb, _ = self.quantize_weight()
+        qb, sb, zb = self.quantize_weight()
         lut, _ = _lut_for(resolved, x.device, False)
         bias: torch.Tensor | None = getattr(self, "bias")  # noqa: B009
-        codes = self.weight_quant.integer_codes(qb, signed=True)
-        return float(scale_a), float(zero_a), codes, lut, Epilogue(scale_a * sb, bias, self.bias_correction)
+        codes, epilogue = fused_weight(
+            resolved, self.weight_quant, qb, zero_a, zb, scale_a * sb, bias, self.bias_correction
+        )
+        return float(scale_a), float(zero_a), codes, lut, epilogue
 
     def _finish(self, acc: torch.Tensor, scale: torch.Tensor, x: torch.Tensor, view: tuple[int, ...]) -> torch.Tensor:
         out = acc * scale.reshape(view)
@@ -460,6 +488,33 @@ class _ApproxConvNd(ApproxModule):
         transfer_hooks(self, out)
         return out
 
+    def _fused_conv2d(
+        self, x: torch.Tensor, pads: tuple[int, int, int, int], stride: tuple[int, int], dilation: tuple[int, int]
+    ) -> torch.Tensor | None:
+        """Inference with a LUT multiplier on the CPU engine: quantise, convolve, take off the zero-point terms
+        (affine), rescale and add the bias in one native pass (:func:`~approxlut.native.ops.quantised_conv2d`),
+        bit-equal to :meth:`accumulate` + :meth:`_finish`; ``None`` where that path does not apply. A 3-D ``x``
+        (conv1d) runs as the 2-D conv of height 1 that :meth:`accumulate` lowers it to (the result is 4-D)."""
+        fused = self._fused_operands(x)
+        if fused is None:
+            return None
+        scale_a, zero_a, codes, lut, epilogue = fused
+        x4, codes4 = (x, codes) if x.dim() == 4 else (x.unsqueeze(2), codes.unsqueeze(2))
+        return quantised_conv2d(
+            x4,
+            codes4,
+            lut,
+            scale=scale_a,
+            zero_point=zero_a,
+            code_range=qrange(self.resolved.bits_a, self.resolved.scheme),
+            padding=pads,
+            stride=stride,
+            dilation=dilation,
+            groups=int(getattr(self, "groups")),  # noqa: B009
+            epilogue=epilogue,
+            engine=self.resolved.config.engine,
+        )
+
 
 class ApproxConv2d(_ApproxConvNd, nn.Conv2d):
     """:class:`torch.nn.Conv2d` through an approximate multiplier (stride, padding incl. ``"same"``,
@@ -516,35 +571,13 @@ class ApproxConv2d(_ApproxConvNd, nn.Conv2d):
         if self.input_quant.observing:
             self.input_quant.observe(x)
             return self._conv_forward(x, self.weight, self.bias)
-        fused = self._fused_forward(x)
-        if fused is not None:
-            return fused
+        if x.dim() == 4:
+            (top, bottom), (left, right) = conv_pads(self.padding, self.kernel_size, self.dilation)
+            fused = self._fused_conv2d(x, (top, bottom, left, right), self.stride, self.dilation)  # type: ignore[arg-type]
+            if fused is not None:
+                return fused
         acc, scale = self.accumulate(x)
         return self._finish(acc, scale, x, (1, -1, 1, 1))
-
-    def _fused_forward(self, x: torch.Tensor) -> torch.Tensor | None:
-        """Inference with a symmetric LUT multiplier on the CPU engine: quantise, convolve, rescale and add the
-        bias in one native pass (:func:`~approxlut.native.ops.quantised_conv2d`), bit-equal to
-        :meth:`accumulate` + :meth:`_finish`; ``None`` where that path does not apply."""
-        fused = self._fused_operands(x) if x.dim() == 4 else None
-        if fused is None:
-            return None
-        scale_a, zero_a, codes, lut, epilogue = fused
-        (top, bottom), (left, right) = conv_pads(self.padding, self.kernel_size, self.dilation)
-        return quantised_conv2d(
-            x,
-            codes,
-            lut,
-            scale=scale_a,
-            zero_point=zero_a,
-            code_range=qrange(self.resolved.bits_a, self.resolved.scheme),
-            padding=(top, bottom, left, right),
-            stride=self.stride,  # type: ignore[arg-type]
-            dilation=self.dilation,  # type: ignore[arg-type]
-            groups=self.groups,
-            epilogue=epilogue,
-            engine=self.resolved.config.engine,
-        )
 
 
 class ApproxConv1d(_ApproxConvNd, nn.Conv1d):
@@ -601,6 +634,11 @@ class ApproxConv1d(_ApproxConvNd, nn.Conv1d):
         if self.input_quant.observing:
             self.input_quant.observe(x)
             return self._conv_forward(x, self.weight, self.bias)
+        if x.dim() == 3:
+            ((left, right),) = conv_pads(self.padding, self.kernel_size, self.dilation)
+            fused = self._fused_conv2d(x, (0, 0, left, right), (1, self.stride[0]), (1, self.dilation[0]))
+            if fused is not None:
+                return fused.squeeze(2)
         acc, scale = self.accumulate(x)
         return self._finish(acc, scale, x, (1, -1, 1))
 

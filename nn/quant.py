@@ -419,12 +419,14 @@ class WeightQuantizer(nn.Module):
         self._codes: torch.Tensor | None = None
         self._codes_key: tuple[Any, ...] | None = None
         self._integer: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._terms: tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]] | None = None
 
     def reset(self) -> None:
         """Forget the cached parameters and codes (they are recomputed on the next use)."""
         self._key = None
         self._codes, self._codes_key = None, None
         self._integer = None
+        self._terms = None
 
     def qparams(
         self,
@@ -487,6 +489,19 @@ class WeightQuantizer(nn.Module):
         if codes is self._codes:
             self._integer = (codes, integer)
         return integer
+
+    def affine_terms(self, codes: torch.Tensor, zero_point: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(zb, Σqb − K·zb)`` per output channel as float64 ``[C]`` (exact): the weight's part of the affine
+        scheme's zero-point terms, for ``codes`` (as :meth:`codes` returned them, output channels first, ``K``
+        codes each) and their ``zero_point``, kept while they are the cached codes."""
+        if self._terms is not None and self._terms[0] is codes:
+            return self._terms[1]
+        zb64 = zero_point.detach().double()
+        sums = codes.detach().reshape(codes.shape[0], -1).sum(1, dtype=torch.float64)
+        terms = (zb64, sums - codes[0].numel() * zb64)
+        if codes is self._codes:
+            self._terms = (codes, terms)
+        return terms
 
     def _load_from_state_dict(
         self,

@@ -21,10 +21,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
-from ..native.engines import Epilogue
 from ..native.ops import quantised_linear
 from .config import LayerConfig
-from .layers import ApproxModule, _lut_for, fused_applies, linear_accumulate, transfer_hooks
+from .layers import ApproxModule, _lut_for, fused_applies, fused_weight, linear_accumulate, transfer_hooks
 from .quant import ActivationQuantizer, WeightQuantizer, qrange, quantize
 
 
@@ -97,9 +96,9 @@ class _ApproxRecurrent(ApproxModule):
         qmin, qmax = qrange(resolved.bits_a, resolved.scheme)
         qb, scale_b, zero_b = self._weight(weight, weight_key)
         if fused_applies(resolved, x, weight):  # (as ApproxLinear: bit-equal to the steps below)
-            codes = cast(WeightQuantizer, self.quant[weight_key]).integer_codes(qb, signed=True)
+            quantizer = cast(WeightQuantizer, self.quant[weight_key])
+            codes, epilogue = fused_weight(resolved, quantizer, qb, zero_a, zero_b, scale_a * scale_b, bias)
             lut, _ = _lut_for(resolved, x.device, False)
-            epilogue = Epilogue(scale_a * scale_b, bias)
             fused = quantised_linear(
                 x,
                 codes,
