@@ -43,10 +43,8 @@ from .quant import calibrate
 
 def bench_layers(lut: Lut, *, quick: bool, repeat: int, engine: str | None = None) -> list[BenchResult]:
     """Time the first ResNet-18 3x3 convolution and a BERT-base projection (768 -> 768 over 8 sequences of 128
-    tokens) as ``nn`` layers, as the ops they run and natively (none for an unsigned multiplier: the bench
-    layers quantise symmetrically)."""
-    if not lut.signed:
-        return []
+    tokens) as ``nn`` layers, as the ops they run and natively (a signed multiplier's layers quantise
+    symmetrically, an unsigned one's affinely: their zero-point terms are part of what the layer adds)."""
     case: LayerCase = next(c for c in layer_cases(quick) if "conv3x3" in c.name)
     torch.manual_seed(zlib.crc32(case.name.encode()))
     conv = nn.Conv2d(case.cin, case.cout, case.kernel, case.stride, case.padding).eval()

@@ -137,8 +137,8 @@ def test_bench_corpus_json_and_80_columns(tmp_path: Path, json_output) -> None:
 
 
 def test_bench_lut_file_times_that_table(tmp_path: Path, json_output) -> None:
-    """--lut FILE: an unsigned table runs the layer cases (no networks, no nn layer: they quantise
-    symmetrically); the plain output fits 80 columns, --wide gives the full path."""
+    """--lut FILE: an unsigned table runs the layer cases and the nn layers (affine quantisation; no networks:
+    they quantise symmetrically); the plain output fits 80 columns, --wide gives the full path."""
     _tables(tmp_path)
     lut_file = str(tmp_path / "b_u4.npz")
     result = CliRunner().invoke(main, ["bench", "--quick", "--json", "--lut", lut_file])
@@ -146,8 +146,10 @@ def test_bench_lut_file_times_that_table(tmp_path: Path, json_output) -> None:
     data = json_output(result.stdout, "bench")
     assert data["tables"] == [] and data["summary"] == [] and data["skipped"] == []
     rows = data["results"]
-    assert rows and all(r["verified"] and r["op_s"] is None for r in rows)
-    assert not any("network" in r["case"] or "nn." in r["case"] for r in rows)
+    assert rows and all(r["verified"] for r in rows)
+    assert not any("network" in r["case"] for r in rows)
+    layers = [r["case"].split(" ")[0] for r in rows if r["op_s"] is not None]
+    assert layers == ["nn.ApproxConv2d", "nn.ApproxLinear"]
     assert sum(".attention" in r["case"] for r in rows) == 2  # Q·Kᵀ and A·V over the unsigned codes
     text = CliRunner().invoke(main, ["bench", "--quick", "--no-networks", "--lut", lut_file])
     assert text.exit_code == 0 and max(len(line) for line in text.stdout.splitlines()) <= 80
