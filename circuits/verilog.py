@@ -1857,7 +1857,7 @@ def _is_name(node: Any, name: str) -> bool:
     return type(node).__name__ == "Identifier" and node.scope is None and _unescape(node.name) == name
 
 
-#: A comparison with its operands swapped: ``N > i`` is ``i < N``.
+#: A comparison with its operands swapped, or both negated: ``N > i`` is ``i < N``, ``u < b`` is ``-u > -b``.
 _SWAPPED = {
     "LessThan": "GreaterThan",
     "GreaterThan": "LessThan",
@@ -1918,7 +1918,7 @@ def _iterations(start: int, step: int, op: str, bound: int, limit: int, modulus:
             fail = _first_failing(value, step, op, bound)
         else:
             wrap = value // -step + 1
-            fail = _first_failing(-value, -step, _MIRRORED[op], -bound)
+            fail = _first_failing(-value, -step, _SWAPPED[op], -bound)
         if fail is not None and fail < wrap:
             return k + fail if k + fail < limit else None
         k += wrap
@@ -1946,15 +1946,6 @@ _COMPARE: dict[str, Callable[[int, int], bool]] = {
     "GreaterEq": lambda a, b: a >= b,
     "Eq": lambda a, b: a == b,
     "NotEq": lambda a, b: a != b,
-}
-#: ``u OP b`` is ``-u MIRRORED[OP] -b``.
-_MIRRORED = {
-    "LessThan": "GreaterThan",
-    "GreaterThan": "LessThan",
-    "LessEq": "GreaterEq",
-    "GreaterEq": "LessEq",
-    "Eq": "Eq",
-    "NotEq": "NotEq",
 }
 
 
