@@ -350,14 +350,15 @@ def exact_product_conv2d(
     padding: tuple[int, int, int, int],
     dilation: tuple[int, int],
     groups: int,
+    pad_value: int = 0,
 ) -> torch.Tensor:
-    """The exact products' convolution ``Σ a·b`` of integer values ``x`` and ``w`` (zero padding ``(top,
-    bottom, left, right)``): exact integers as float32, or float64 when float32 cannot hold them exactly."""
+    """The exact products' convolution ``Σ a·b`` of integer values ``x`` and ``w`` (padding ``(top, bottom, left,
+    right)`` by value ``pad_value``): exact integers as float32, or float64 when float32 cannot hold them exactly."""
     top, bottom, left, right = padding
     xv = x.to(torch.float32)
-    symmetric = top == bottom and left == right
+    symmetric = top == bottom and left == right and pad_value == 0  # (the conv's own padding is value 0)
     if not symmetric:
-        xv = F.pad(xv, (left, right, top, bottom))
+        xv = F.pad(xv, (left, right, top, bottom), value=float(pad_value))
     return exact_conv2d(
         xv,
         w.float(),

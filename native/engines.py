@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from ..errors import ConfigError, NativeUnavailableError
 from . import reference, tuning
@@ -597,12 +596,8 @@ class CpuEngine(Engine):
         if plan is not None and plan.exact == "values":
             from .decompose import exact_product_conv2d
 
-            xv, pads = x, padding
-            if pad_value and any(padding):  # (padded here: the product's own padding is value 0)
-                top_, bottom_, left_, right_ = padding
-                xv, pads = F.pad(x.to(torch.int32), (left_, right_, top_, bottom_), value=pad_value), (0, 0, 0, 0)
             exact_nchw = exact_product_conv2d(
-                xv, w, lut, stride=stride, padding=pads, dilation=dilation, groups=groups
+                x, w, lut, stride=stride, padding=padding, dilation=dilation, groups=groups, pad_value=pad_value
             ).contiguous()
         ep = epilogue or Epilogue()
         out_zero, out_offset = ep.affine_tensors()
