@@ -25,7 +25,7 @@ from ..native.ops import approx_conv2d, approx_linear, approx_matmul, quantised_
 from ..native.prepared import PreparedLut
 from .config import LayerConfig
 from .multipliers import ResolvedConfig, resolve_config
-from .quant import ActivationQuantizer, Calibratable, WeightQuantizer, qrange, quantize
+from .quant import ActivationQuantizer, Calibratable, WeightQuantizer, affine_weight_terms, qrange, quantize
 
 _HOOK_DICTS = (
     "_forward_hooks",
@@ -106,8 +106,8 @@ def linear_accumulate(
     lut, grad = _lut_for(resolved, qa.device, _needs_grad(qa, qb))
     acc = approx_linear(qa, qb, lut, grad=grad, engine=resolved.config.engine)
     if resolved.scheme == "affine":  # − zb·Σqa − za·(Σqb − k·zb): integers, exact in float64 in any order
-        zb64 = zb.double()
-        per_out = za.double() * (qb.sum(1, dtype=torch.float64) - qa.shape[-1] * zb64)
+        zb64, weight_terms = affine_weight_terms(qb, zb)
+        per_out = za.double() * weight_terms
         acc = acc - torch.addcmul(per_out, qa.sum(-1, keepdim=True, dtype=torch.float64), zb64)  # (float64)
     return acc
 
@@ -150,8 +150,8 @@ def conv2d_accumulate(
         per_group = by_group.sum(dim=2).double() if exact32 else by_group.sum(dim=2, dtype=torch.float64)
         ones = torch.ones((groups, 1, kh, kw), dtype=torch.float64, device=qa.device)
         sum_a = F.conv2d(per_group, ones, None, stride, 0, dilation, groups).unsqueeze(2)
-        zb64 = zb.double()
-        per_out = za.double() * (qb.sum(dim=(1, 2, 3), dtype=torch.float64) - (cg * kh * kw) * zb64)
+        zb64, weight_terms = affine_weight_terms(qb, zb)
+        per_out = za.double() * weight_terms
         shape, per_group_out = acc.shape, (1, groups, out_channels // groups, 1, 1)
         correction = torch.addcmul(per_out.view(per_group_out), sum_a, zb64.view(per_group_out))
         acc = (acc.view(n, groups, out_channels // groups, *shape[2:]) - correction).view(shape)  # (float64)

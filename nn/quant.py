@@ -399,6 +399,15 @@ class ActivationQuantizer(nn.Module):
         missing_keys.extend(k for k in own_missing if k[len(prefix) :] not in optional)
 
 
+def affine_weight_terms(codes: torch.Tensor, zero_point: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(zb, Σqb − K·zb)`` per output channel as float64 ``[C]``: the weight's part of the affine scheme's
+    zero-point terms ``− zb·Σqa − za·(Σqb − K·zb)``, for weight ``codes`` (output channels first, ``K`` codes each)
+    and their ``zero_point`` (integers: exact in float64 in any order)."""
+    zb64 = zero_point.double()
+    sums = codes.reshape(codes.shape[0], -1).sum(1, dtype=torch.float64)
+    return zb64, sums - codes[0].numel() * zb64
+
+
 class WeightQuantizer(nn.Module):
     """Weight quantisation parameters per output channel (buffers ``scale``, ``zero_point`` of shape ``[C]``).
 
@@ -496,9 +505,7 @@ class WeightQuantizer(nn.Module):
         codes each) and their ``zero_point``, kept while they are the cached codes."""
         if self._terms is not None and self._terms[0] is codes:
             return self._terms[1]
-        zb64 = zero_point.detach().double()
-        sums = codes.detach().reshape(codes.shape[0], -1).sum(1, dtype=torch.float64)
-        terms = (zb64, sums - codes[0].numel() * zb64)
+        terms = affine_weight_terms(codes.detach(), zero_point.detach())
         if codes is self._codes:
             self._terms = (codes, terms)
         return terms
