@@ -59,10 +59,11 @@ def _needs_grad(*tensors: torch.Tensor) -> bool:
 def fused_applies(resolved: ResolvedConfig, x: torch.Tensor, weight: torch.Tensor) -> bool:
     """Whether the fused inference path (native quantiser, LUT op, epilogue in place) may run: a LUT multiplier
     (symmetric or affine), no autograd, a float32 CPU input of at least one sample (an empty batch takes the op's
-    own path)."""
+    own path) and float32 weights (others, e.g. a float64 layer, take the step-by-step path, whose result they
+    promote)."""
     if resolved.is_exact_path or _needs_grad(x, weight) or x.shape[0] == 0:
         return False
-    return x.dtype == torch.float32 and x.device.type == "cpu"
+    return x.dtype == torch.float32 and weight.dtype == torch.float32 and x.device.type == "cpu"
 
 
 def fused_weight(

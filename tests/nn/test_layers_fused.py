@@ -162,6 +162,26 @@ def test_fused_path_refuses_nan(native: object) -> None:
         layer(x)
 
 
+@pytest.mark.parametrize("signed", [True, False], ids=["signed", "unsigned"])
+def test_float64_layers_take_the_step_by_step_path(native: object, signed: bool, fused_runs: list[bool]) -> None:
+    """A float64 layer (``model.double()``) given float32 inputs gives what the reference engine gives, the same
+    dtype and values, whichever engine runs it: the fused path (float32 weights only) steps aside."""
+    lut = approximate_lut(8, seed=7, signed=signed)
+    x = tie_heavy_input((2, 3, 7, 7), 0.05, seed=8)
+    for kind, conv, inputs in (
+        (ApproxConv2d, {"in_channels": 3, "out_channels": 4, "kernel_size": 3, "padding": 1}, x),
+        (ApproxLinear, {"in_features": 7, "out_features": 5}, x[:, 0]),
+    ):
+        fused, stepwise = twins(lut, kind, **conv)
+        fused.double()
+        stepwise.double()
+        with torch.no_grad():
+            got, want = fused(inputs), stepwise(inputs)
+        assert got.dtype == want.dtype == torch.float64
+        assert torch.equal(got, want)
+    assert fused_runs == []
+
+
 @pytest.mark.parametrize(("shape", "bias"), [((7, 20), True), ((2, 5, 20), False), ((20,), True)])
 @pytest.mark.parametrize("bits", [8, 6])
 @pytest.mark.parametrize("signed", [True, False], ids=["signed", "unsigned"])
