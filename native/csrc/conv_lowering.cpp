@@ -583,9 +583,8 @@ void conv_run(const torch::Tensor& x, const ConvGeometry& geometry, const Kernel
               if (rows_fn != nullptr) v += rows[lane];
               float y = addend == nullptr ? static_cast<float>(v)
                                           : static_cast<float>(static_cast<double>(v) + addend[base + t]);
-              if (affine) {  // (as RunEpilogue)
-                const double rest = static_cast<double>(y) - (offset_of[o] + zero_of[o] * static_cast<double>(cc[t]));
-                y = static_cast<float>(mul != nullptr ? rest * static_cast<double>(mul[o]) : rest);
+              if (affine) {
+                affine_rescale<0>(&y, 1, zero_of + o, offset_of + o, mul != nullptr ? mul + o : nullptr, cc + t, false);
               } else if (mul != nullptr) {
                 y = y * mul[o];
               }

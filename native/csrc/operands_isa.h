@@ -2,6 +2,7 @@
 // translation units never compile torch's inline functions with wider instruction sets than the CPU has.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 
@@ -29,13 +30,51 @@ inline bool quantize_byte(float v, uint8_t* dst, float scale, float zero, float 
   return true;
 }
 
+// The affine scheme's zero-point terms and rescale, as its step-by-step path does them, on `count` (<= 256)
+// float32 values (integer sums already rounded to float32): v - (offset + zero * sums) in float64, times scale
+// (may be null), rounded once to float32. zero, offset and scale are one per value where Step is 1, else one for
+// all; sums (exact integers) the other way round. Where `small` (|offset| + zero * sums below 2^30 for all of
+// them) and there is a scale, in 32 bits where that gives the same: values and differences within 2^24 (their
+// float32 is themselves, and a difference's product with the scale, exact in float64, rounds to float32 as the
+// float32 product does). The one copy of this arithmetic: the direct conv's runs, the GEMM's output pass and the
+// conv's int64 fallback call it.
+template <int Step>
+__attribute__((always_inline)) inline void affine_rescale(float* __restrict v, int64_t count,
+                                                          const double* __restrict zero,
+                                                          const double* __restrict offset,
+                                                          const float* __restrict scale,
+                                                          const int32_t* __restrict sums, bool small) {
+  constexpr int64_t S = 1 - Step;
+  if (small && scale != nullptr) {
+    float out[256];
+    uint32_t inexact = 0;
+    for (int64_t m = 0; m < count; ++m) {
+      const float f = v[m];
+      const float inside = std::min(std::max(f, -0x1p24f), 0x1p24f);  // (converts to int32 defined)
+      const auto z = static_cast<uint32_t>(static_cast<int32_t>(zero[m * Step]));
+      const auto base = static_cast<uint32_t>(static_cast<int32_t>(offset[m * Step]));
+      const uint32_t terms = base + z * static_cast<uint32_t>(sums[m * S]);
+      const uint32_t d = static_cast<uint32_t>(static_cast<int32_t>(inside)) - terms;
+      inexact |= static_cast<uint32_t>(inside != f) | static_cast<uint32_t>(d + (1u << 24) >= (1u << 25));
+      out[m] = static_cast<float>(static_cast<int32_t>(d)) * scale[m * Step];
+    }
+    if (inexact == 0) {
+      std::copy(out, out + count, v);
+      return;
+    }
+  }
+  for (int64_t m = 0; m < count; ++m) {
+    const double rest = static_cast<double>(v[m]) - (offset[m * Step] + zero[m * Step] * sums[m * S]);
+    v[m] = static_cast<float>(scale != nullptr ? rest * static_cast<double>(scale[m * Step]) : rest);
+  }
+}
+
 // The outputs of one run of a direct conv (n <= 256 consecutive positions of one channel): the integer sum
 // col + scale * s[t] + e[t] + r[t] (each of s, e, r may be null), exact in 32 bits because the caller bounds
 // it by the int32 range (the parts may wrap on the way), rounded once to float32; then the layer's epilogue
 // y * mul, + add, + extra where present, one float32 operation at a time as torch does them. With `affine`
-// (unsigned codes, zero points), the rescale is instead that of the affine scheme's step-by-step path: in
-// float64, y minus (offset + zero * c[t]) (c: each position's sum of activation codes; exact integers), times
-// mul, rounded once to float32. `small_terms`: the caller bounds |offset| + zero * c[t] below 2^30.
+// (unsigned codes, zero points), the rescale is instead affine_rescale's, with c[t] each position's sum of
+// activation codes. `small_terms`: the caller bounds |offset| + zero * c[t] below 2^30.
 struct RunEpilogue {
   int32_t scale;
   uint32_t col;
@@ -59,32 +98,8 @@ __attribute__((always_inline)) inline void epilogue_loop(float* dst, int64_t n, 
   if (r != nullptr) {
     for (int64_t t = 0; t < n; ++t) v[t] += static_cast<uint32_t>(r[t]);
   }
-  uint32_t inexact = 1;
-  if (q.affine && q.small_terms) {
-    // In 32 bits where that gives the same: sums within 2^24 in magnitude (their float32 is themselves), terms
-    // below 2^30 (so the difference does not wrap) and a difference within 2^24 (its float32 is itself, and its
-    // product with the scale, exact in float64, rounds to float32 as the float32 product does).
-    const auto offset = static_cast<uint32_t>(static_cast<int32_t>(q.offset));
-    const auto zero = static_cast<uint32_t>(q.zero);
-    const float mul = q.has_mul ? q.mul : 1.0f;
-    inexact = 0;
-    for (int64_t t = 0; t < n; ++t) {
-      const uint32_t d = v[t] - (offset + zero * static_cast<uint32_t>(c[t]));
-      inexact |= static_cast<uint32_t>(v[t] + (1u << 24) >= (1u << 25));
-      inexact |= static_cast<uint32_t>(d + (1u << 24) >= (1u << 25));
-      dst[t] = static_cast<float>(static_cast<int32_t>(d)) * mul;
-    }
-  }
-  if (q.affine && inexact != 0) {
-    for (int64_t t = 0; t < n; ++t) dst[t] = static_cast<float>(static_cast<int32_t>(v[t]));
-    const double mul = q.has_mul ? static_cast<double>(q.mul) : 1.0;  // (d * 1.0 is d)
-    for (int64_t t = 0; t < n; ++t) {
-      const double d = static_cast<double>(dst[t]) - (q.offset + q.zero * static_cast<double>(c[t]));
-      dst[t] = static_cast<float>(d * mul);
-    }
-  } else if (!q.affine) {
-    for (int64_t t = 0; t < n; ++t) dst[t] = static_cast<float>(static_cast<int32_t>(v[t]));
-  }
+  for (int64_t t = 0; t < n; ++t) dst[t] = static_cast<float>(static_cast<int32_t>(v[t]));
+  if (q.affine) affine_rescale<0>(dst, n, &q.zero, &q.offset, q.has_mul ? &q.mul : nullptr, c, q.small_terms);
   if (!q.affine && q.has_mul) {
     for (int64_t t = 0; t < n; ++t) dst[t] = dst[t] * q.mul;
   }

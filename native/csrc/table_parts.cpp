@@ -10,6 +10,8 @@
 #include <cstring>
 #include <vector>
 
+#include "operands_isa.h"
+
 namespace lutgen {
 
 namespace {
@@ -169,38 +171,12 @@ void epilogue_steps(float* __restrict v, int64_t count, const float* scale, cons
   }
 }
 
-// The affine scheme's terms and rescale on `count` (<= 256) values: v - (offset + zero * sums) in float64, times
-// scale, rounded once to float32. zero, offset and scale (may be null) are one per value where Step is 1, else one
-// for all; sums the other way round. Where `small` (|offset| + zero * sums below 2^30 for all of them) and there is
-// a scale, in 32 bits where that gives the same (as RunEpilogue in operands_isa.h: values and differences within
-// 2^24). Compiled once per ISA.
+// affine_rescale (operands_isa.h) compiled once per ISA for the output pass.
 template <int Step>
 __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) void affine_steps(
     float* __restrict v, int64_t count, const double* __restrict zero, const double* __restrict offset,
     const float* __restrict scale, const int32_t* __restrict sums, bool small) {
-  constexpr int64_t S = 1 - Step;
-  if (small && scale != nullptr) {
-    float out[256];
-    uint32_t inexact = 0;
-    for (int64_t m = 0; m < count; ++m) {
-      const float f = v[m];
-      const float inside = std::min(std::max(f, -0x1p24f), 0x1p24f);  // (converts to int32 defined)
-      const auto z = static_cast<uint32_t>(static_cast<int32_t>(zero[m * Step]));
-      const auto base = static_cast<uint32_t>(static_cast<int32_t>(offset[m * Step]));
-      const uint32_t terms = base + z * static_cast<uint32_t>(sums[m * S]);
-      const uint32_t d = static_cast<uint32_t>(static_cast<int32_t>(inside)) - terms;
-      inexact |= static_cast<uint32_t>(inside != f) | static_cast<uint32_t>(d + (1u << 24) >= (1u << 25));
-      out[m] = static_cast<float>(static_cast<int32_t>(d)) * scale[m * Step];
-    }
-    if (inexact == 0) {
-      std::copy(out, out + count, v);
-      return;
-    }
-  }
-  for (int64_t m = 0; m < count; ++m) {
-    const double rest = static_cast<double>(v[m]) - (offset[m * Step] + zero[m * Step] * sums[m * S]);
-    v[m] = static_cast<float>(scale != nullptr ? rest * static_cast<double>(scale[m * Step]) : rest);
-  }
+  affine_rescale<Step>(v, count, zero, offset, scale, sums, small);
 }
 
 const float* epilogue_part(const torch::Tensor& t, int64_t count, const char* what) {
