@@ -82,22 +82,31 @@ class ErrorStats:
         self.n_rel = 0
 
     def update(self, got: np.ndarray, exact: np.ndarray) -> None:
-        """Add one chunk of outputs and the exact products for the same inputs."""
-        err = got.astype(np.int64) - exact.astype(np.int64)
+        """Add one chunk of outputs and the exact products for the same inputs.
+
+        Integer arrays of at most 62 bits and a sign, or object arrays of Python integers for wider values
+        (:func:`~approxlut.lutgen.simulate.decode_outputs`); either way every sum is exact.
+        """
+        if got.dtype == object or exact.dtype == object:
+            err = got.astype(object) - exact.astype(object)
+            mag = np.abs(exact.astype(object))
+        else:
+            err = got.astype(np.int64) - exact.astype(np.int64)
+            mag = np.abs(exact.astype(np.int64))
         abs_err = np.abs(err)
         self.n += int(err.size)
-        self.sum_abs += int(abs_err.sum())
-        self.sum_err += int(err.sum())
+        self.sum_abs += _exact_sum(abs_err)
+        self.sum_err += _exact_sum(err)
         self.sum_sq += float(np.square(err.astype(np.float64)).sum())
         if err.size:
             self.max_abs = max(self.max_abs, int(abs_err.max()))
         self.wrong += int(np.count_nonzero(err))
-        mag = np.abs(exact.astype(np.int64))
         if self.mre_convention == "max1":
             rel = abs_err / np.maximum(1, mag)
         else:
             keep = mag != 0
             rel = abs_err[keep] / mag[keep]
+        rel = rel.astype(np.float64)
         self.n_rel += int(rel.size)
         self.sum_rel += float(rel.sum())
         if rel.size:
@@ -120,6 +129,14 @@ class ErrorStats:
             method=method,
             mre_convention=self.mre_convention,
         )
+
+
+def _exact_sum(values: np.ndarray) -> int:
+    """The sum of an int64 (or object) array as a Python integer: no wrap-around however large the values."""
+    if values.dtype == object:
+        return int(values.sum())
+    high = values >> 31  # (arithmetic shift: values = high·2^31 + low, 0 <= low < 2^31, |high| <= 2^32)
+    return (int(high.sum()) << 31) + int((values & ((1 << 31) - 1)).sum())
 
 
 def compute_metrics(lut: Lut, *, mre_convention: str = DEFAULT_MRE_CONVENTION) -> Metrics:

@@ -214,14 +214,32 @@ def packed_inputs(a_codes: np.ndarray, b_codes: np.ndarray, bits_a: int, bits_b:
     return result
 
 
-def decode_outputs(words: list[np.ndarray], signed: bool) -> np.ndarray:
-    """Integer output per vector (int64) from the output bus words, LSB first."""
-    n = len(words[0]) * 64
+#: Widest integers held in int64 arrays: 62 bits and a sign leave room for the error ``f - a·b`` of two of them.
+#: Wider output buses and products (a 32x32 multiplier's reach 2^64) are Python integers in object arrays.
+INT64_BITS = 62
+
+
+def _unpack(words: list[np.ndarray], n: int) -> np.ndarray:
+    """Unsigned value (int64) of at most 63 bit words, LSB first."""
     value = np.zeros(n, dtype=np.int64)
     for k, word in enumerate(words):
         bits = np.unpackbits(word.view(np.uint8), bitorder="little")
         value |= bits.astype(np.int64) << k
+    return value
+
+
+def decode_outputs(words: list[np.ndarray], signed: bool) -> np.ndarray:
+    """Integer output per vector from the output bus words, LSB first.
+
+    int64 for buses of up to :data:`INT64_BITS` bits; wider buses give exact Python integers (an object array).
+    """
+    n = len(words[0]) * 64
     width = len(words)
+    value = _unpack(words[:INT64_BITS], n)
+    if width > INT64_BITS:
+        value = value.astype(object)
+        for start in range(INT64_BITS, width, INT64_BITS):
+            value += _unpack(words[start : start + INT64_BITS], n).astype(object) << start
     if signed:
         value = np.where(value >= 1 << (width - 1), value - (1 << width), value)
     return value
@@ -306,10 +324,17 @@ def simulate_metrics(
         a_codes = rng.integers(0, 1 << bits_a, n, dtype=np.int64)
         b_codes = rng.integers(0, 1 << bits_b, n, dtype=np.int64)
         got = _outputs(compiled, packed_inputs(a_codes, b_codes, bits_a, bits_b), signed)
-        exact = _to_value(a_codes, bits_a, signed) * _to_value(b_codes, bits_b, signed)
+        exact = _products(_to_value(a_codes, bits_a, signed), _to_value(b_codes, bits_b, signed), bits_a + bits_b)
         stats.update(got, exact)
         done += n
     return stats.result(method=f"monte-carlo ({count} samples, seed {seed})")
+
+
+def _products(a: np.ndarray, b: np.ndarray, bits: int) -> np.ndarray:
+    """``a·b`` elementwise: int64, or Python integers when ``bits`` (the operands' widths together) exceed int64's."""
+    if bits > INT64_BITS:
+        return a.astype(object) * b.astype(object)
+    return a * b
 
 
 def _to_value(codes: np.ndarray, bits: int, signed: bool) -> np.ndarray:

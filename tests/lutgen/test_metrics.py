@@ -5,7 +5,7 @@ import pytest
 
 from approxlut.errors import ConfigError
 from approxlut.lutgen.lut import Lut, code_values
-from approxlut.lutgen.metrics import compute_metrics, matches_published, published_round
+from approxlut.lutgen.metrics import ErrorStats, compute_metrics, matches_published, published_round
 
 
 def _lut(bits: int, signed: bool, error: np.ndarray | None = None) -> Lut:
@@ -53,3 +53,13 @@ def test_published_rounding() -> None:
     assert matches_published(22.224, "22.22")
     assert not matches_published(22.226, "22.22")
     assert matches_published(1.5e-5, "1.5e-05")
+
+
+def test_error_sums_do_not_wrap() -> None:
+    """Eight errors of 2^61 add up to 2^64, past int64: the mean is still 2^61."""
+    stats = ErrorStats(31, 31)
+    stats.update(np.full(8, 1 << 61, dtype=np.int64), np.zeros(8, dtype=np.int64))
+    stats.update(np.zeros(8, dtype=np.int64), np.full(8, 1 << 61, dtype=np.int64))
+    m = stats.result()
+    assert m.med == 2.0**61 and m.wce == 1 << 61 and m.bias == 0
+    assert m.mae_pct == 100 * 2.0**61 / 2**62

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -155,3 +157,44 @@ def test_two_input_covers_fast_path_equals_reference() -> None:
                         assert lut.forward[a, bb] == output_value(evaluate_vector(netlist, (a, bb)), False)
                 seen.add(tuple(lut.forward.ravel()))
     assert len(seen) == 16
+
+
+def _rewired(exact: Netlist, outputs: Callable[[NetlistBuilder, list[int]], list[int]]) -> Netlist:
+    """A copy of ``exact`` whose output bus is ``outputs(builder, its output nets)``."""
+    b = NetlistBuilder("rewired")
+    ins = [net for bus in exact.inputs for net in b.input_bus(bus, len(exact.inputs[bus]))]
+    mapping = dict(zip([net for nets in exact.inputs.values() for net in nets], ins, strict=True))
+    for gate in exact.gates:
+        mapping[gate.output] = b.gate(gate.kind, [mapping[n] for n in gate.inputs], cover=gate.cover)
+    return b.build(outputs(b, [mapping[n] for n in exact.outputs]))
+
+
+def test_output_buses_wider_than_64_bits_are_read_exactly() -> None:
+    """Bit 64 of the output is worth 2^64: it is neither dropped nor wrapped into a small number."""
+    b = NetlistBuilder("wide")
+    x, y = b.input_bus("a", 1) + b.input_bus("b", 1)
+    top = b.gate(Kind.AND, [x, y])
+    wide = b.build([b.const(0)] * 64 + [top, b.const(0)])  # 66 bits: 1x1 gives 2^64
+    with pytest.raises(ConfigError, match="do not fit int32"):
+        simulate_lut(wide, signed=False)
+    metrics = simulate_metrics(wide, signed=False)
+    assert metrics.wce == (1 << 64) - 1 and metrics.ep_pct == 25.0
+    b = NetlistBuilder("minus_one")
+    x, y = b.input_bus("a", 1) + b.input_bus("b", 1)
+    one = b.gate(Kind.AND, [x, y])
+    signed = b.build([one] * 64)  # all 64 bits set: -1 as a signed number
+    assert simulate_lut(signed, signed=True).forward.tolist() == [[0, 0], [0, -1]]
+
+
+def test_32x32_multipliers_are_measured_exactly() -> None:
+    """Products of 32-bit operands reach 2^64: the errors and relative errors are not wrapped into int64."""
+    exact_s = ripple_multiplier(32, 32, signed=True)
+    assert simulate_metrics(exact_s, signed=True, samples=256).wce == 0
+    stuck = _rewired(ripple_multiplier(32, 32, signed=False), lambda b, outs: [*outs[:63], b.const(0)])
+    m = simulate_metrics(stuck, signed=False, samples=1 << 12)
+    # e = -2^63 exactly where a·b >= 2^63 (about 15 % of the pairs), else 0
+    assert m.wce == 1 << 63 and m.wce_pct == 50.0
+    assert 5 < m.ep_pct < 30
+    assert m.mae_pct == pytest.approx(m.ep_pct / 2) and m.bias == -m.med
+    assert 50 < m.wcre_pct <= 100
+    assert m.ep_pct / 2 < m.mre_pct <= m.ep_pct * 1.001  # |e|/|O| is in (1/2, 1] where e != 0
