@@ -55,11 +55,14 @@ LUTFP_GRAD_B = "LUT for the gradient of the approximate multiplier w.r.t. the se
 _LUTFP_SECTIONS = {LUTFP_FORWARD: "forward", LUTFP_GRAD_A: "grad_a", LUTFP_GRAD_B: "grad_b"}
 _LUTFP_NAME = re.compile(r"^(?P<name>.+?)_lutfp(?:\+bp_\w+?)?\.txt$")
 _HALF_WINDOW = re.compile(r"^INFO: half window = (\d+)$")
+_INTEGER = re.compile(r"^[+-]?[0-9]+$")
+_MAX_DIGITS = 20  # (values are int32; int() refuses more than 4300 digits with a ValueError of its own)
 
 
 #: The LUT file formats, by the names ``--format`` takes.
 LUT_FORMATS = ("npz", "tfapprox", "lutfp")
 _ZIP_MAGIC = b"PK\x03\x04"
+_UTF8_BOM = b"\xef\xbb\xbf"  # (editors on Windows start text files with it)
 _SNIFF_BYTES = 4096
 
 
@@ -87,7 +90,7 @@ def sniff_lut_format(path: str | os.PathLike[str]) -> str | None:
                 return "npz" if "meta.npy" in archive.namelist() else None
         except ZIP_ERRORS:
             return None
-    first = next((line.strip() for line in head.splitlines() if line.strip()), b"")
+    first = next((line.strip() for line in head.removeprefix(_UTF8_BOM).splitlines() if line.strip()), b"")
     if first.startswith(b"INFO:") or first == LUTFP_FORWARD.encode():
         return "lutfp"
     netlist = Path(path).suffix.lower() in NETLIST_SUFFIXES  # (a table only by a signature, never by its size)
@@ -293,7 +296,8 @@ def read_lutfp(path: str | os.PathLike[str]) -> Lut:
     """Read a DATE'25 ``*_lutfp.txt`` or ``*_lutfp+bp_avg_<w>_<w>.txt`` file (unsigned).
 
     Gradient sections, when present, are divided by 16 (they were stored as ``round(16*g)``, so they are
-    quantised to 1/16); ``meta['grad_quantised']`` records that.
+    quantised to 1/16); ``meta['grad_quantised']`` records that. Any line endings and a UTF-8 byte order
+    mark are read as the flow writes the file; fields are plain decimal integers, products never negative.
     """
     where = str(path)
     text = _read_text(path)
@@ -387,6 +391,11 @@ def _lutfp_table(rows: list[tuple[int, str]], bits_a: int, bits_b: int, where: s
         a, b, value = _lutfp_fields(line, where, number)
         if a != i // size_b or b != i % size_b:
             raise ParseError(f"expected row '{i // size_b} {i % size_b} ...', found '{a} {b}'", where, number, 1)
+        if value < 0 and key == "forward":
+            col = len(line.rstrip()) - len(line.split()[-1]) + 1
+            raise ParseError(
+                f"product {value} is negative: the DATE'25 LUTs hold unsigned multipliers", where, number, col
+            )
         values[i] = value
     limit = np.iinfo(np.int32)
     if values.min() < limit.min or values.max() > limit.max:
@@ -400,10 +409,12 @@ def _lutfp_fields(line: str, where: str, number: int) -> tuple[int, int, int]:
         raise ParseError(f"expected 'a b value', found {_clip(line.strip())}", where, number, 1)
     out = []
     for field in fields:
-        try:
-            out.append(int(field))
-        except ValueError:
-            raise ParseError(f"'{_clip(field)}' is not an integer", where, number, line.index(field) + 1) from None
+        col = line.index(field) + 1
+        if not _INTEGER.match(field):  # (int() would also take '1_000')
+            raise ParseError(f"'{_clip(field)}' is not an integer", where, number, col)
+        if len(field) > _MAX_DIGITS:
+            raise ParseError(f"'{_clip(field)}' has more than {_MAX_DIGITS} digits", where, number, col)
+        out.append(int(field))
     if out[0] < 0 or out[1] < 0:
         raise ParseError("operand codes must be non-negative", where, number, 1)
     return out[0], out[1], out[2]
@@ -471,7 +482,7 @@ def _read_bytes(path: str | os.PathLike[str], *, limit: int) -> bytes:
 
 
 def _read_text(path: str | os.PathLike[str]) -> str:
-    data = _read_bytes(path, limit=MAX_TEXT_BYTES)
+    data = _read_bytes(path, limit=MAX_TEXT_BYTES).removeprefix(_UTF8_BOM)
     try:
         return data.decode("ascii")
     except UnicodeDecodeError as exc:

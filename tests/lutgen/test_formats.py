@@ -9,6 +9,9 @@ import pytest
 
 from approxlut.errors import InputError, ParseError
 from approxlut.lutgen.formats import (
+    LUTFP_FORWARD,
+    LUTFP_GRAD_A,
+    LUTFP_GRAD_B,
     TFAPPROX_BYTES,
     load_npz,
     lutfp_text,
@@ -143,6 +146,8 @@ def _rows(n: int) -> list[str]:
     [
         (["INFO: x", "LUT for approximate multiplier:", "0 0 0", "0 1", "1 0 0", "1 1 1"], 4, "expected 'a b value'"),
         (["LUT for approximate multiplier:", "0 0 0", "0 1 x", "1 0 0", "1 1 1"], 3, "'x' is not an integer"),
+        (["LUT for approximate multiplier:", "0 0 0", "0 1 0", "1 0 0", "1 1 1_0"], 5, "'1_0' is not an integer"),
+        (["LUT for approximate multiplier:", "0 0 0", "0 1 -1", "1 0 0", "1 1 1"], 3, "negative"),
         (["LUT for approximate multiplier:", "0 0 0", "0 1 0", "1 1 0", "1 0 1"], 4, "expected row '1 0 ...'"),
         (["LUT for approximate multiplier:", *_rows(3)], 10, "power of two"),
         (["LUT for approximate multiplier:", "0 0 0", "0 1 0", "1 0 0"], 4, "3 rows do not form a table"),
@@ -170,6 +175,28 @@ def test_malformed_lutfp_names_the_line(tmp_path: Path, lines: list[str], line: 
     with pytest.raises(ParseError, match=message) as info:
         read_lutfp(path)
     assert info.value.line == line and info.value.path == str(path)
+
+
+def test_lutfp_with_byte_order_mark_and_any_line_endings(tmp_path: Path) -> None:
+    """A file saved by a Windows editor (UTF-8 mark, CRLF) or an old Mac (CR) reads as the plain one."""
+    from approxlut.lutgen.formats import sniff_lut_format
+
+    lines = ["INFO: x", "LUT for approximate multiplier:", *_rows(4)]
+    plain = tmp_path / "p_lutfp.txt"
+    plain.write_text("\n".join(lines) + "\n")
+    for name, data in (("bom", "\ufeff" + "\r\n".join(lines)), ("cr", "\ufeff" + "\r".join(lines) + "\r")):
+        path = tmp_path / f"{name}_lutfp.txt"
+        path.write_bytes(data.encode())
+        assert sniff_lut_format(path) == "lutfp"
+        assert read_lutfp(path).hash == read_lutfp(plain).hash
+
+
+def test_negative_gradients_are_kept(tmp_path: Path) -> None:
+    """Only the forward section is an unsigned multiplier's output; gradients may be negative."""
+    path = tmp_path / "g_lutfp+bp_avg_1_1.txt"
+    grad = ["0 0 -16", "0 1 0", "1 0 0", "1 1 16"]
+    path.write_text("\n".join([LUTFP_FORWARD, *_rows(2), LUTFP_GRAD_A, *grad, LUTFP_GRAD_B, *grad]) + "\n")
+    assert read_lutfp(path).grad_a.tolist() == [[-1.0, 0.0], [0.0, 1.0]]  # type: ignore[union-attr]
 
 
 def test_lutfp_missing_gradient_section_and_binary(tmp_path: Path) -> None:
