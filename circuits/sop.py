@@ -17,7 +17,7 @@ that BLIF or the classic two-level form, an Espresso PLA::
 Each output becomes one :attr:`Kind.SOP` gate over all inputs. With ``.type`` containing ``f`` (the
 default ``fd``, ``f``, ``fr``, ``fdr``) the output is 1 exactly on its ``1`` cubes (don't-cares and
 unlisted points read as 0); with ``r``/``dr`` only the off-set is given and the output is 0 exactly on
-its ``0`` cubes.
+its ``0`` cubes. An output value ``~`` (the cube means nothing for that output) joins neither set.
 """
 
 from __future__ import annotations
@@ -123,7 +123,7 @@ def read_pla(text: str, path: str = "<input>", *, operands: tuple[str, str] | No
             if char.text not in "01-~234":
                 raise fail(f"output value '{char.text}' is not one of 0 1 - ~ 2 3 4", char)
         ins, outs = plane[:n_in], plane[n_in:]
-        rows.append((head, ins, outs.replace("4", "1").replace("3", "0").replace("2", "-").replace("~", "0")))
+        rows.append((head, ins, outs.replace("4", "1").replace("3", "0").replace("2", "-").replace("~", "-")))
     if n_in is None or n_out is None or header is None:
         raise ParseError("no .i/.o lines: not a PLA file", path, 1, 1)
     if n_in == 0 or n_out == 0:

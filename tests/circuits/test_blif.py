@@ -372,6 +372,16 @@ def test_pla_reader() -> None:
 
 
 @pytest.mark.parametrize(
+    ("kind", "rows", "table"),
+    [("fd", "11 ~1\n", [[0, 0], [0, 2]]), ("r", "11 0~\n", [[3, 3], [3, 2]])],
+)
+def test_pla_rows_with_no_meaning_for_an_output(kind: str, rows: str, table: list[list[int]]) -> None:
+    """'~' says a cube means nothing for that output: it joins neither the on-set nor the off-set."""
+    nl = read_sop(f".i 2\n.o 2\n.ilb a b\n.ob O[0] O[1]\n.type {kind}\n{rows}.e\n", "t.pla")
+    assert simulate_lut(nl, signed=False).forward.tolist() == table
+
+
+@pytest.mark.parametrize(
     ("old", "new", "line", "token", "message"),
     [
         ("-11- 0100", "-1x- 0100", 8, "x", "input value 'x'"),
