@@ -52,7 +52,13 @@ VOCABULARY: dict[str, tuple[dict[str, Any], str]] = {
     "bits_a": (_INT, "width of operand a (the activation)"),
     "bits_b": (_INT, "width of operand b (the weight)"),
     "signed": (_BOOL, "two's complement operands"),
-    "signed_from": (_STR, "why the operands were read so: `option`, `name` (mul8s_), `default` or `file`"),
+    "signed_from": (
+        _STR,
+        (
+            "why the operands were read so: `option`, `name` (mul8s_), `ports` (Verilog `input signed`), `default` or "
+            "`file`"
+        ),
+    ),
     "input_format": (_STR, "what the input file was: `netlist`, `lutfp`, `tfapprox` or `npz`"),
     "gates": (_maybe(_INT), "gate count of the netlist (null for a table without one)"),
     "mae_pct": (_maybe(_NUM), "mean absolute error, percent of 2^(bits_a+bits_b)"),

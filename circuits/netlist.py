@@ -140,6 +140,8 @@ class Netlist:
     net_names: dict[int, str] = field(default_factory=dict)
     #: Library cells the source instantiated (Verilog), and whose definitions those were.
     cell_use: CellUse | None = None
+    #: Whether the source declares every operand port ``signed`` (Verilog): it says it multiplies signed numbers.
+    signed_ports: bool = False
 
     @property
     def operand_names(self) -> tuple[str, ...]:

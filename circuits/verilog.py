@@ -2230,8 +2230,13 @@ class _Reader:
         for gate in gates:
             ins = [netmap[d.find(i)] for i in gate.inputs]
             builder.gate(gate.kind, ins, netmap[gate.output], loc=SourceLoc(path, *gate.at))
+        operand_ports = [
+            p
+            for p in module.ports
+            if module.port(p).direction == "input" and operand_nets.intersection(module.port(p).bits)
+        ]
         try:
-            return builder.build([netmap[n] for n in roots], output_name=out_name)
+            netlist = builder.build([netmap[n] for n in roots], output_name=out_name)
         except NetlistError as exc:
             loop = find_loop(
                 Gate(g.kind, tuple(d.find(i) for i in g.inputs), g.output) for g in d.gates if g.output in live
@@ -2242,6 +2247,8 @@ class _Reader:
                     "combinational loop through " + " -> ".join(names.get(n, f"n{n}") for n in loop), path, *at
                 ) from None
             raise ParseError(str(exc), path) from None
+        netlist.signed_ports = all(module.port(p).signed for p in operand_ports)
+        return netlist
 
 
 def read_verilog(

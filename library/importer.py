@@ -28,8 +28,9 @@ tables: no netlist, so no gate count and no cost estimate. Names that a file sta
 ``meta.json``'s) must be valid entry names; names taken from file names are made valid.
 
 File names give the release (``v2022_``, or a parent folder ``v2022``), widths and signedness
-(``mul8s_``, ``mul8x4u_``, ``mul12u_``); ``--signed``/``--unsigned`` apply to the files whose names do not say
-(a folder mixes both kinds).
+(``mul8s_``, ``mul8x4u_``, ``mul12u_``); a Verilog module whose operand ports are declared ``signed`` is signed
+where its name does not say; ``--signed``/``--unsigned`` apply to the files that do not say (a folder mixes
+both kinds).
 """
 
 from __future__ import annotations
@@ -352,8 +353,8 @@ def _listed(meta: dict[Path, MetaRecord], path: Path) -> MetaRecord | None:
 def characterise(files: CircuitFiles, *, signed: bool | None = None) -> Characterised:
     """Read, simulate and measure one circuit; a pure function of its files (no catalogue access).
 
-    ``signed`` is for a file whose name does not say (``mul8s_``); a name that says wins (with a note where
-    ``signed`` disagrees); unsigned when neither says. Raises a
+    ``signed`` is for a file that does not say, by its name (``mul8s_``) or its Verilog ports (declared
+    ``signed``); a file that says wins (with a note where ``signed`` disagrees); unsigned when neither says. Raises a
     :class:`~approxlut.errors.LutgenError` for a file that cannot be read, and an
     :class:`~approxlut.errors.InputError` naming both files when the twin's table differs.
     """
@@ -378,7 +379,8 @@ def characterise(files: CircuitFiles, *, signed: bool | None = None) -> Characte
     netlist = read_netlist(primary)
     if len(netlist.widths) != 2:
         raise ConfigError(f"{primary}: a multiplier needs two input buses, found {len(netlist.widths)}")
-    is_signed = bool(info.signed) if info.signed is not None else bool(signed)  # (the name first: see the module)
+    said = info.signed if info.signed is not None else (True if netlist.signed_ports else None)
+    is_signed = bool(said) if said is not None else bool(signed)  # (the file first, by name or ports: see the module)
     bits_a, bits_b = netlist.widths
     if info.bits is not None and info.bits != (bits_a, bits_b):
         raise ConfigError(
@@ -388,8 +390,10 @@ def characterise(files: CircuitFiles, *, signed: bool | None = None) -> Characte
     convention = LIBRARY_MRE_CONVENTIONS.get(library or "", DEFAULT_MRE_CONVENTION)
     notes = [f"{primary.name}: {netlist.cell_use.describe()}"] if netlist.cell_use is not None else []
     warnings = []
-    if signed is not None and info.signed is not None and signed != info.signed:
-        warnings.append(_kind_kept(primary, "its name says", info.signed))
+    if signed is not None and said is not None and signed != said:
+        warnings.append(
+            _kind_kept(primary, "its name says" if info.signed is not None else "its ports are declared", said)
+        )
     lut: Lut | None = None
     if bits_a + bits_b <= MAX_LUT_BITS:
         lut = simulate_lut(netlist, signed=is_signed, name=name)

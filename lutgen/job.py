@@ -2,8 +2,9 @@
 
 Signedness follows one rule, the one ``library import`` uses: ``--signed``/``--unsigned`` when given,
 else what the file name says (EvoApproxLib's ``mul8s_``/``mul8u_``, :mod:`approxlut.circuits.names`),
-else unsigned. LUT files (DATE'25 text, TFApprox binary, lutgen ``.npz``) are recognised by their
-content and carry their own signedness.
+else signed where a Verilog module declares its operand ports ``signed``, else unsigned. LUT files
+(DATE'25 text, TFApprox binary, lutgen ``.npz``) are recognised by their content and carry their own
+signedness.
 """
 
 from __future__ import annotations
@@ -79,21 +80,27 @@ def default_out(path: Path) -> Path:
     return out if out != path else path.with_suffix(".lut.npz")
 
 
-def settle_signedness(path: Path, signed: bool | None) -> tuple[bool, str, str | None]:
-    """``(signed, where from, note)``: the option, else the file name, else unsigned.
+def settle_signedness(path: Path, signed: bool | None, *, ports: bool = False) -> tuple[bool, str, str | None]:
+    """``(signed, where from, note)``: the option, else the file name, else the ports, else unsigned.
 
-    ``where from`` is ``"option"``, ``"name"`` or ``"default"``; the note says when the option
-    contradicts the name.
+    ``ports``: the netlist declares its operand ports signed (:attr:`~approxlut.circuits.netlist.Netlist.signed_ports`).
+    ``where from`` is ``"option"``, ``"name"``, ``"ports"`` or ``"default"``; the note says when the option
+    contradicts the name or the ports.
     """
     hint = name_hint(path.name)
     if signed is not None:
         note = None
+        asked = "signed" if signed else "unsigned"
         if hint is not None and hint.signed != signed:
             said = "signed" if hint.signed else "unsigned"
-            note = f"the name ({hint.token}) says {said}; read as {'signed' if signed else 'unsigned'} as asked"
+            note = f"the name ({hint.token}) says {said}; read as {asked} as asked"
+        elif hint is None and ports and not signed:
+            note = f"the ports are declared signed; read as {asked} as asked"
         return signed, "option", note
     if hint is not None:
         return hint.signed, "name", None
+    if ports:
+        return True, "ports", None
     return False, "default", None
 
 
@@ -145,7 +152,7 @@ def run_sim(
         )
     netlist = read_netlist(path, format=fmt, operands=operands, top=top, cells=cells)
     convention, convention_from = mre_convention_for(path, fmt, mre_convention)
-    signed, signed_from, hint = settle_signedness(path, signed)
+    signed, signed_from, hint = settle_signedness(path, signed, ports=netlist.signed_ports)
     bits_a, bits_b = netlist.widths if len(netlist.widths) == 2 else (0, 0)
     target = out or default_out(path)
     if write and target.resolve() == path.resolve():

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 _SIGNEDNESS = {
     "option": "operands read as {sign} (as asked)",
     "name": "operands read as {sign}: the file name says so ({token}; pass --{other} to override)",
+    "ports": "operands read as signed: the module's operand ports are declared signed (pass --unsigned to override)",
     "default": "operands read as unsigned (the default; pass --signed for two's complement)",
     "file": "operands {sign}, as the {fmt} file says",
 }

@@ -13,7 +13,7 @@ import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -24,6 +24,9 @@ from ..errors import ConfigError
 from ..lutgen.lut import Lut, code_values
 from ..native import PreparedLut
 from .config import LayerConfig
+
+if TYPE_CHECKING:
+    from ..circuits.netlist import Netlist
 
 LUT_SUFFIXES = (".npz", ".bin", ".txt")
 
@@ -87,8 +90,11 @@ def exact_lut(bits_a: int, bits_b: int, signed: bool, name: str | None = None) -
     return Lut(forward=forward, bits_a=bits_a, bits_b=bits_b, signed=signed, name=label)
 
 
-def _signed_from_name(path: Path) -> bool:
+def _signed_from_file(path: Path, netlist: Netlist) -> bool:
+    """What the file says: its name (``mul8s_``), else operand ports declared ``signed``; else ConfigError."""
     hint = name_hint(path.name)
+    if hint is None and netlist.signed_ports:
+        return True
     if hint is None:
         raise ConfigError(
             f"{path}: cannot tell whether this netlist multiplies signed or unsigned operands; "
@@ -106,7 +112,8 @@ def _load_path(path: Path) -> Lut:
     from ..circuits.io import read_netlist
     from ..lutgen.simulate import simulate_lut
 
-    return simulate_lut(read_netlist(path), signed=_signed_from_name(path), name=path.stem)
+    netlist = read_netlist(path)
+    return simulate_lut(netlist, signed=_signed_from_file(path, netlist), name=path.stem)
 
 
 def _looks_like_path(spec: str) -> bool:

@@ -137,13 +137,14 @@ def run_als(
     out_dir: Path | None = None,
 ) -> list[SynthJob]:
     """Approximate a netlist file greedily; one job per Pareto point (written to ``out_dir``). ``signed``:
-    ``None`` takes what the file name says, else unsigned, as ``sim`` does."""
+    ``None`` takes what the file says (its name, else its Verilog ports), else unsigned, as ``sim`` does."""
     start = time.perf_counter()
-    signed = settle_signedness(path, signed)[0]
+    netlist = read_netlist(path)
+    signed = settle_signedness(path, signed, ports=netlist.signed_ports)[0]
     if out_dir is not None:
         make_dirs(out_dir)  # before the search: an unusable folder is found at once
     points = approximate(
-        read_netlist(path),
+        netlist,
         signed=signed,
         max_mae_pct=max_mae_pct,
         max_wce_pct=max_wce_pct,

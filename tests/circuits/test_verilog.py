@@ -969,3 +969,20 @@ def test_random_expressions_match_the_verilog_model(expr: Expr, sign_a: bool, si
         for b in range(16):
             want = expr_value(expr, max(width, 8), signed, {"A": a, "B": b}, signs) & 0xFF
             assert table[a * 16 + b] == want, (text, a, b)
+
+
+@pytest.mark.parametrize(
+    ("ports", "declared"),
+    [
+        ("input signed [1:0] a, input signed [1:0] b, output signed [3:0] y", True),
+        ("input signed [1:0] a, input [1:0] b, output [3:0] y", False),  # (one signed operand: the file is unclear)
+        ("input [1:0] a, input [1:0] b, output signed [3:0] y", False),
+    ],
+)
+def test_operand_ports_declared_signed_are_recorded(ports: str, declared: bool) -> None:
+    netlist = read_verilog(f"module m({ports});\n  assign y = a * b;\nendmodule\n")
+    assert netlist.signed_ports is declared
+
+
+def test_non_ansi_signed_ports_are_recorded(corpus: Path) -> None:
+    assert read_verilog((corpus / "evoapprox" / "wide/v2022_mul16s_HG4.v").read_text()).signed_ports

@@ -447,3 +447,18 @@ def test_one_file_under_several_spellings_is_one_circuit(lib, multiplier, tmp_pa
     ]
     summary = import_paths(lib, given)
     assert len(summary.added) == 1 and len(summary.merged) == 1 and not summary.unchanged
+
+
+def test_verilog_ports_declared_signed_say_the_kind(lib, tmp_path):
+    """Ports declared ``signed`` say what the file multiplies, as a name does: --unsigned does not override them."""
+    path = tmp_path / "smul.v"
+    path.write_text(
+        "module smul(input signed [3:0] a, input signed [3:0] b, output signed [7:0] y);\n"
+        "  assign y = a * b;\nendmodule\n"
+    )
+    summary = import_paths(lib, [path], signed=False)
+    entry = lib.entry("smul")
+    assert entry.signed and entry.mae_pct == 0
+    assert summary.warnings == [
+        f"{path}: read as signed, as its ports are declared (--signed/--unsigned is for files that do not say)"
+    ]

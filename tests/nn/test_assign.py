@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 
+from approxlut.errors import ConfigError
 from approxlut.lutgen.lut import Lut, code_values
 from approxlut.nn import LayerConfig, approx_layers
 from approxlut.nn.assign import Candidate, Option, build_assigned, verification_picks
@@ -586,3 +588,18 @@ def test_a_layer_the_lut_engine_cannot_run_keeps_its_multiplier(auto_search, qua
     result = auto_search(BUILTIN[:3], budget=100.0, setup=s, verify=1, rounds=1)
     assert list(result.unsearched) == ["up"] and "output_padding" in result.unsearched["up"]
     assert set(result.choice) == {"conv", "fc"} and result.measured == ()
+
+
+def test_a_verilog_multiplier_with_signed_ports_is_read_signed(tmp_path: Path) -> None:
+    """``--assign path.v``: ports declared ``signed`` say the kind where the name does not (it was refused)."""
+    from approxlut.nn.multipliers import load_multiplier
+
+    ports = "input signed [3:0] a, input signed [3:0] b, output signed [7:0] y"
+    path = tmp_path / "smul.v"
+    path.write_text(f"module smul({ports});\n  assign y = a * b;\nendmodule\n")
+    lut = load_multiplier(str(path))
+    assert lut.signed and lut.is_exact()
+    plain = tmp_path / "umul.v"
+    plain.write_text(f"module umul({ports.replace('signed ', '')});\n  assign y = a * b;\nendmodule\n")
+    with pytest.raises(ConfigError, match="cannot tell whether"):
+        load_multiplier(str(plain))

@@ -105,3 +105,15 @@ def test_synth_verilog_without_or_with_yosys(tmp_path, monkeypatch, json_output)
 def test_exact_kinds(kind, json_output):
     result = CliRunner().invoke(main, ["synth", "generate", kind, "--bits", "4", "--bits-b", "3", "--json"])
     assert result.exit_code == 0 and json_output(result.output, "synth generate")["mae_pct"] == 0
+
+
+def test_als_reads_verilog_ports_declared_signed_as_sim_does(tmp_path, json_output):
+    src = tmp_path / "smul.v"
+    src.write_text(
+        "module smul(input signed [2:0] a, input signed [2:0] b, output signed [5:0] y);\n"
+        "  assign y = a * b;\nendmodule\n"
+    )
+    result = CliRunner().invoke(main, ["synth", "als", str(src), "--max-mae", "0.5", "--steps", "2", "--json"])
+    assert result.exit_code == 0, result.output  # (read as unsigned, the exact start was over the bound)
+    points = json_output(result.output, "synth als")["points"]
+    assert points[0]["signed"] is True and points[0]["mae_pct"] == 0
