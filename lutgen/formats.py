@@ -368,9 +368,10 @@ def _lutfp_shape(rows: list[tuple[int, str]], where: str) -> tuple[int, int]:
         raise ParseError(f"{total} rows do not form a table with {cols} columns", where, rows[-1][0], 1)
     rows_a = total // cols
     for count, what in ((rows_a, "rows"), (cols, "columns")):
-        if count & (count - 1) or count.bit_length() - 1 > MAX_BITS:
+        if count < 2 or count & (count - 1) or count.bit_length() - 1 > MAX_BITS:
             raise ParseError(
-                f"the table has {count} {what}; a multiplier LUT has a power of two (at most 2^{MAX_BITS})",
+                f"the table has {count} {what}; a multiplier LUT has a power of two, at least 2 (a 1-bit operand) "
+                f"and at most 2^{MAX_BITS}",
                 where,
                 rows[-1][0],
                 1,

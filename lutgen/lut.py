@@ -50,6 +50,8 @@ class Lut:
     meta: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if self.bits_a < 1 or self.bits_b < 1:  # (the catalogue would keep a row it then reads as damaged)
+            raise ConfigError(f"LUT '{self.name}': {self.bits_a}x{self.bits_b} bits; each operand has 1 bit or more")
         shape = (1 << self.bits_a, 1 << self.bits_b)
         if self.forward.shape != shape:
             raise ConfigError(

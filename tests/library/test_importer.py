@@ -462,3 +462,12 @@ def test_verilog_ports_declared_signed_say_the_kind(lib, tmp_path):
     assert summary.warnings == [
         f"{path}: read as signed, as its ports are declared (--signed/--unsigned is for files that do not say)"
     ]
+
+
+def test_a_text_lut_of_one_row_is_refused_and_the_catalogue_stays_sound(lib, tmp_path):
+    """A table with a 0-bit operand was catalogued as a row the library then read as damaged, failing every command."""
+    path = tmp_path / "zero_lutfp.txt"
+    path.write_text("LUT for approximate multiplier:\n0 0 0\n")
+    summary = import_paths(lib, [path])
+    assert [p for p, _ in summary.failed] == [path] and "at least 2" in summary.failed[0][1]
+    assert len(lib.query()) == len(lib)  # every row still reads

@@ -63,3 +63,9 @@ def test_error_sums_do_not_wrap() -> None:
     m = stats.result()
     assert m.med == 2.0**61 and m.wce == 1 << 61 and m.bias == 0
     assert m.mae_pct == 100 * 2.0**61 / 2**62
+
+
+@pytest.mark.parametrize(("bits_a", "bits_b"), [(1, 0), (0, 1), (0, 0)])
+def test_a_lut_needs_operands_of_one_bit_or_more(bits_a: int, bits_b: int) -> None:
+    with pytest.raises(ConfigError, match="each operand has 1 bit or more"):
+        Lut(np.zeros((1 << bits_a, 1 << bits_b), dtype=np.int32), bits_a, bits_b, False)
