@@ -19,6 +19,7 @@ figures and references; it fills in what a file's header does not say.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from ..circuits.cells import profile_from_header
+from ..errors import InputError
 from ..fileio import read_json
 from .catalogue import Cost
 
@@ -154,16 +156,19 @@ def _unpadded(value: str) -> str:
     return value.rstrip("0").rstrip(".") or "0"
 
 
+_COST_KEYS = ("PDK45_PWR", "PDK45_AREA", "PDK45_DELAY")
+
+
 def _cost(published: dict[str, str]) -> Cost | None:
+    """The published cost when all three figures are given; InputError for one that is no cost (-5 mW, 1e400)."""
     try:
-        return Cost(
-            float(published["PDK45_PWR"]),
-            float(published["PDK45_AREA"]),
-            float(published["PDK45_DELAY"]),
-            power_source="published",
-        )
+        power, area, delay = (float(published[key]) for key in _COST_KEYS)
     except (KeyError, ValueError):
         return None
+    for key, value in zip(_COST_KEYS, (power, area, delay), strict=True):
+        if not (math.isfinite(value) and value >= 0):
+            raise InputError(f"published {key} = {published[key]}: a cost is a finite number, 0 or more")
+    return Cost(power, area, delay, power_source="published")
 
 
 def not_a_multiplier(name: str) -> str | None:

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from approxlut.circuits.blif import write_blif
+from approxlut.errors import InputError
 from approxlut.library import importer
 from approxlut.library.catalogue import Library
 from approxlut.library.evoapprox import parse_header
@@ -471,3 +472,22 @@ def test_a_text_lut_of_one_row_is_refused_and_the_catalogue_stays_sound(lib, tmp
     summary = import_paths(lib, [path])
     assert [p for p, _ in summary.failed] == [path] and "at least 2" in summary.failed[0][1]
     assert len(lib.query()) == len(lib)  # every row still reads
+
+
+@pytest.mark.parametrize(("line", "value"), [("PDK45_PWR = 0.422", "-5"), ("PDK45_DELAY = 1.48", "1e400")])
+def test_a_published_cost_that_is_negative_or_infinite_is_refused(lib, corpus, tmp_path, line, value):
+    """A header claiming -5 mW put the circuit at the cheap end of every Pareto front (1e400 mW gave no power)."""
+    assert line in HEADER
+    header = parse_header(HEADER.replace(line, line.split("=")[0] + f"= {value}"))
+    with pytest.raises(InputError, match=f"{line.split()[0]} = {value}: .*finite number"):
+        header.cost()
+    src = corpus / "evoapprox" / "8x8" / "v1.0_mul8u_96D.v"
+    key = line.split()[0]
+    text = "\n".join(
+        f"// {key} = {value} {rest.split()[-1]}" if rest.startswith(f"// {key} ") else rest
+        for rest in src.read_text().splitlines()
+    )
+    path = tmp_path / src.name
+    path.write_text(text + "\n")
+    summary = import_paths(lib, [path])
+    assert [p for p, _ in summary.failed] == [path] and f"{key} = {value}" in summary.failed[0][1]
