@@ -34,6 +34,7 @@ from .text import lines, normalise
 _PLA_TYPES = ("f", "fd", "fr", "fdr", "r", "dr")
 _BLIF_START = re.compile(r"^\s*\.(model|names|inputs|outputs|subckt|gate)\b", re.MULTILINE)
 _PLA_START = re.compile(r"^\s*\.(i|o|ilb|ob|p|type)\b", re.MULTILINE)
+_COUNT = re.compile(r"[0-9]+")  # (ASCII: str.isdigit takes '²', which int() refuses)
 
 
 #: Most cube rows and most inputs or outputs a PLA file may have (an exhaustive 8x8 table has 65536 rows).
@@ -83,7 +84,7 @@ def read_pla(text: str, path: str = "<input>", *, operands: tuple[str, str] | No
         if head.text.startswith("."):
             directive = head.text.lower()
             if directive in (".i", ".o", ".p"):
-                if len(fields) != 2 or not fields[1].text.isdigit():
+                if len(fields) != 2 or not _COUNT.fullmatch(fields[1].text):
                     raise fail(f"{directive} takes one number", fields[1] if len(fields) > 1 else head)
                 if int(fields[1].text) > MAX_WIDTH:
                     raise fail(f"{directive} {fields[1].text}: at most {MAX_WIDTH} allowed", fields[1])

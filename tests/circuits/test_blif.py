@@ -388,6 +388,8 @@ def test_pla_rows_with_no_meaning_for_an_output(kind: str, rows: str, table: lis
         ("-11- 0100", "  -11-  0x00", 8, "x", "output value 'x'"),
         ("1--1 0100", "1--1 010", 9, "1--1", "expected 4 inputs"),
         (".o 4", ".o four", 3, "four", ".o takes one number"),
+        (".o 4", ".o \u00b2", 3, "\u00b2", ".o takes one number"),  # (a digit to str.isdigit, not to int)
+        (".o 4", ".o \u0664", 3, "\u0664", ".o takes one number"),  # (an Arabic-Indic 4: int reads it)
         (".p 5", ".type q", 6, "q", ".type must be one of"),
         (".p 5", "  .phase 1", 6, ".phase", "not supported"),
         (".ob O[0] O[1] O[2] O[3]", ".ob O[0] O[1] O[2]", 5, ".ob", "name each"),
