@@ -596,12 +596,12 @@ def estimated_cost(netlist: Netlist) -> Cost | None:
 
 def function_fingerprint(netlist: Netlist, *, signed: bool) -> str:
     """A content hash for circuits too wide for a table: outputs on a fixed pseudo-random input sample."""
-    from ..lutgen.simulate import CompiledNetlist, decode_outputs, packed_inputs
+    from ..lutgen.simulate import CompiledNetlist, decode_outputs, packed_inputs, random_codes
 
     bits_a, bits_b = netlist.widths
     rng = np.random.default_rng(FINGERPRINT_SEED)
-    a_codes = rng.integers(0, 1 << bits_a, FINGERPRINT_SAMPLES, dtype=np.int64)
-    b_codes = rng.integers(0, 1 << bits_b, FINGERPRINT_SAMPLES, dtype=np.int64)
+    a_codes = random_codes(rng, bits_a, FINGERPRINT_SAMPLES)
+    b_codes = random_codes(rng, bits_b, FINGERPRINT_SAMPLES)
     compiled = CompiledNetlist.compile(netlist)
     values = compiled.run(packed_inputs(a_codes, b_codes, bits_a, bits_b))
     outputs = decode_outputs([values[net] for net in netlist.outputs], signed)

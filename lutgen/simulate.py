@@ -204,13 +204,28 @@ def exhaustive_inputs(bits_a: int, bits_b: int, start_word: int, n_words: int) -
     return result[bits_b:] + result[:bits_b]
 
 
+def random_codes(rng: np.random.Generator, bits: int, n: int) -> np.ndarray:
+    """``n`` uniform operand codes of ``bits`` bits: int64, or Python integers (an object array) above
+    :data:`INT64_BITS` bits, drawn 32 bits at a time."""
+    if bits <= INT64_BITS:
+        return rng.integers(0, 1 << bits, n, dtype=np.int64)
+    codes = np.zeros(n, dtype=object)
+    for shift in range(0, bits, 32):
+        codes += rng.integers(0, 1 << min(32, bits - shift), n, dtype=np.int64).astype(object) << shift
+    return codes
+
+
 def packed_inputs(a_codes: np.ndarray, b_codes: np.ndarray, bits_a: int, bits_b: int) -> list[np.ndarray]:
     """Packed input words for explicit operand code vectors (length a multiple of 64)."""
     result = []
     for codes, bits in ((a_codes, bits_a), (b_codes, bits_b)):
-        for bit in range(bits):
-            plane = ((codes >> bit) & 1).astype(np.uint8)
-            result.append(np.packbits(plane, bitorder="little").view(np.uint64))
+        wide = codes.dtype == object  # (Python integers: cut into int64 pieces once, not shifted per bit)
+        step = INT64_BITS if wide else max(1, bits)
+        for shift in range(0, bits, step):
+            part = ((codes >> shift) & ((1 << step) - 1)).astype(np.int64) if wide else codes
+            for bit in range(min(step, bits - shift)):
+                plane = ((part >> bit) & 1).astype(np.uint8)
+                result.append(np.packbits(plane, bitorder="little").view(np.uint64))
     return result
 
 
@@ -321,8 +336,8 @@ def simulate_metrics(
     done = 0
     while done < count:
         n = min(CHUNK_WORDS * 64, count - done)
-        a_codes = rng.integers(0, 1 << bits_a, n, dtype=np.int64)
-        b_codes = rng.integers(0, 1 << bits_b, n, dtype=np.int64)
+        a_codes = random_codes(rng, bits_a, n)
+        b_codes = random_codes(rng, bits_b, n)
         got = _outputs(compiled, packed_inputs(a_codes, b_codes, bits_a, bits_b), signed)
         exact = _products(_to_value(a_codes, bits_a, signed), _to_value(b_codes, bits_b, signed), bits_a + bits_b)
         stats.update(got, exact)

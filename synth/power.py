@@ -27,7 +27,7 @@ import numpy as np
 
 from ..circuits.netlist import Kind, Netlist
 from ..errors import ConfigError, InputError, LutgenError
-from ..lutgen.simulate import CompiledNetlist, exhaustive_inputs, packed_inputs
+from ..lutgen.simulate import CompiledNetlist, exhaustive_inputs, packed_inputs, random_codes
 from .cells45 import AREA_SCALE, CELLS, CLOCK_GHZ, DELAY_SCALE, ENERGY_SCALE, CellData
 
 #: Widest operand pair whose activity is computed exhaustively.
@@ -154,8 +154,8 @@ def _simulate(netlist: Netlist, activity: Activity | None, seed: int) -> tuple[d
         return values, _Activity(n_words * 64, weight)
     rng = np.random.default_rng(seed)
     if activity is None:
-        a = rng.integers(0, 1 << bits_a, SAMPLES, dtype=np.int64)
-        b = rng.integers(0, 1 << bits_b, SAMPLES, dtype=np.int64)
+        a = random_codes(rng, bits_a, SAMPLES)
+        b = random_codes(rng, bits_b, SAMPLES)
     else:
         a = rng.choice(1 << bits_a, SAMPLES, p=activity.prob_a).astype(np.int64)
         b = rng.choice(1 << bits_b, SAMPLES, p=activity.prob_b).astype(np.int64)

@@ -198,3 +198,18 @@ def test_32x32_multipliers_are_measured_exactly() -> None:
     assert m.mae_pct == pytest.approx(m.ep_pct / 2) and m.bias == -m.med
     assert 50 < m.wcre_pct <= 100
     assert m.ep_pct / 2 < m.mre_pct <= m.ep_pct * 1.001  # |e|/|O| is in (1/2, 1] where e != 0
+
+
+@pytest.mark.parametrize("signed", [False, True])
+def test_operands_wider_than_62_bits_are_sampled_over_all_their_bits(signed: bool) -> None:
+    """A 64x64 circuit that always gives 0: every error is the product, |e|/|O| = 1 (it was a numpy traceback)."""
+    b = NetlistBuilder("zero64")
+    b.input_bus("a", 64)
+    b.input_bus("b", 64)
+    netlist = b.build([b.const(0)])
+    m = simulate_metrics(netlist, signed=signed, samples=1 << 12)
+    assert m.mre_pct == m.wcre_pct == 100 and m.ep_pct == 100
+    assert m.bias == -m.med if not signed else abs(m.bias) < m.med / 10
+    # E|a·b| / 2^128 is 1/4 for uniform unsigned 64-bit operands and 1/16 for signed ones
+    assert m.mae_pct == pytest.approx(25 if not signed else 6.25, rel=0.1)
+    assert 0 < m.wce < 1 << 128

@@ -105,3 +105,13 @@ def test_operand_streams_count_consecutive_toggles():
     assert one.dynamic_mw > 0
     with pytest.raises(ConfigError):
         OperandStream(np.array([1]), np.array([2]))
+
+
+def test_operands_wider_than_62_bits_are_sampled():
+    """64-bit operands (a Yosys 64x64 multiplier, say): the top bits toggle too (it was a numpy traceback)."""
+    from approxlut.circuits import Kind, NetlistBuilder
+
+    b = NetlistBuilder("top64")
+    x, y = b.input_bus("a", 64), b.input_bus("b", 64)
+    cost = estimate_cost(b.build([b.gate(Kind.AND, [x[63], y[63]])]))
+    assert cost.power_mw > 0
