@@ -54,7 +54,7 @@ LUTFP_GRAD_A = "LUT for the gradient of the approximate multiplier w.r.t. the fi
 LUTFP_GRAD_B = "LUT for the gradient of the approximate multiplier w.r.t. the second operand:"
 _LUTFP_SECTIONS = {LUTFP_FORWARD: "forward", LUTFP_GRAD_A: "grad_a", LUTFP_GRAD_B: "grad_b"}
 _LUTFP_NAME = re.compile(r"^(?P<name>.+?)_lutfp(?:\+bp_\w+?)?\.txt$")
-_HALF_WINDOW = re.compile(r"^INFO: half window = (\d+)$")
+_HALF_WINDOW = re.compile(r"^INFO: half window = ([0-9]+)$")
 _INTEGER = re.compile(r"^[+-]?[0-9]+$")
 _MAX_DIGITS = 20  # (values are int32; int() refuses more than 4300 digits with a ValueError of its own)
 
@@ -317,6 +317,9 @@ def read_lutfp(path: str | os.PathLike[str]) -> Lut:
             if stripped:
                 current.append((number, line))
         elif stripped.startswith("INFO:"):
+            window = _HALF_WINDOW.match(stripped)
+            if window and len(window.group(1)) > 9:  # (int() refuses 4300 digits with a ValueError of its own)
+                raise ParseError(f"half window {_clip(window.group(1))} has more than 9 digits", where, number, 1)
             header.append(stripped)
         elif stripped:
             raise ParseError(f"unexpected line before '{LUTFP_FORWARD}': {_clip(stripped)}", where, number, 1)

@@ -156,6 +156,7 @@ def _rows(n: int) -> list[str]:
         (["LUT for approximate multiplier:", "0 0 0"], 2, "the table has 1 rows; .* at least 2"),
         (["LUT for approximate multiplier:", "1 0 0"], 2, "first row must be '0 0"),
         (["hello", "LUT for approximate multiplier:", *_rows(2)], 1, "unexpected line"),
+        (["INFO: half window = " + "9" * 5000, LUTFP_FORWARD, *_rows(2)], 1, "half window 999.* more than 9 digits"),
         (["INFO: only a header"], 1, "no 'LUT for approximate multiplier:' line"),
         (["LUT for approximate multiplier:", *_rows(2), "LUT for approximate multiplier:"], 6, "second"),
         (
