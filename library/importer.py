@@ -390,6 +390,8 @@ def characterise(files: CircuitFiles, *, signed: bool | None = None) -> Characte
     convention = LIBRARY_MRE_CONVENTIONS.get(library or "", DEFAULT_MRE_CONVENTION)
     notes = [f"{primary.name}: {netlist.cell_use.describe()}"] if netlist.cell_use is not None else []
     warnings = []
+    if info.signed is False and netlist.signed_ports:
+        warnings.append(f"{primary}: read as unsigned, as its name says, though its operand ports are declared signed")
     if signed is not None and said is not None and signed != said:
         warnings.append(
             _kind_kept(primary, "its name says" if info.signed is not None else "its ports are declared", said)

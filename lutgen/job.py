@@ -85,7 +85,7 @@ def settle_signedness(path: Path, signed: bool | None, *, ports: bool = False) -
 
     ``ports``: the netlist declares its operand ports signed (:attr:`~approxlut.circuits.netlist.Netlist.signed_ports`).
     ``where from`` is ``"option"``, ``"name"``, ``"ports"`` or ``"default"``; the note says when the option
-    contradicts the name or the ports.
+    contradicts the name or the ports, or the name the ports.
     """
     hint = name_hint(path.name)
     if signed is not None:
@@ -98,7 +98,10 @@ def settle_signedness(path: Path, signed: bool | None, *, ports: bool = False) -
             note = f"the ports are declared signed; read as {asked} as asked"
         return signed, "option", note
     if hint is not None:
-        return hint.signed, "name", None
+        note = None
+        if ports and not hint.signed:
+            note = f"the ports are declared signed; read as unsigned as the name ({hint.token}) says"
+        return hint.signed, "name", note
     if ports:
         return True, "ports", None
     return False, "default", None

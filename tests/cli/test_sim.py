@@ -269,3 +269,5 @@ def test_sim_takes_signedness_from_verilog_ports_the_name_leaves_open(tmp_path: 
         json_output(CliRunner().invoke(main, ["sim", str(named), "--no-write", "--json"]).output, "sim")["signed_from"]
         == "name"
     )
+    shown = CliRunner().invoke(main, ["sim", str(named), "--no-write"]).output
+    assert "the ports are declared signed; read as unsigned as the name (mul4u) says" in " ".join(shown.split())

@@ -463,6 +463,11 @@ def test_verilog_ports_declared_signed_say_the_kind(lib, tmp_path):
     assert summary.warnings == [
         f"{path}: read as signed, as its ports are declared (--signed/--unsigned is for files that do not say)"
     ]
+    named = tmp_path / "mul4u_x.v"
+    named.write_text(path.read_text())
+    assert import_paths(lib, [named]).warnings == [
+        f"{named}: read as unsigned, as its name says, though its operand ports are declared signed"
+    ]
 
 
 def test_a_text_lut_of_one_row_is_refused_and_the_catalogue_stays_sound(lib, tmp_path):
