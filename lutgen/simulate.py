@@ -30,6 +30,10 @@ CHUNK_WORDS = 1 << 14
 #: Monte-Carlo samples, or 400,000 gates over an exhaustive 12x12 table): about a minute here.
 MAX_WORK = 1 << 36
 
+#: Widest integers held in int64 arrays: 62 bits and a sign leave room for the error ``f - a·b`` of two of them.
+#: Wider output buses and products (a 32x32 multiplier's reach 2^64) are Python integers in object arrays.
+INT64_BITS = 62
+
 _ONES = np.uint64(0xFFFF_FFFF_FFFF_FFFF)
 _LANE_PATTERNS = [np.uint64(sum(1 << lane for lane in range(64) if (lane >> bit) & 1)) for bit in range(6)]
 
@@ -227,11 +231,6 @@ def packed_inputs(a_codes: np.ndarray, b_codes: np.ndarray, bits_a: int, bits_b:
                 plane = ((part >> bit) & 1).astype(np.uint8)
                 result.append(np.packbits(plane, bitorder="little").view(np.uint64))
     return result
-
-
-#: Widest integers held in int64 arrays: 62 bits and a sign leave room for the error ``f - a·b`` of two of them.
-#: Wider output buses and products (a 32x32 multiplier's reach 2^64) are Python integers in object arrays.
-INT64_BITS = 62
 
 
 def _unpack(words: list[np.ndarray], n: int) -> np.ndarray:
