@@ -21,15 +21,22 @@ OPERAND_PAIRS: tuple[tuple[str, str], ...] = (
     ("i1", "i2"),
 )
 
-_BIT = re.compile(r"^(?P<bus>.*?)(?:\[(?P<i1>\d+)\]|<(?P<i2>\d+)>|\((?P<i3>\d+)\)|_(?P<i4>\d+)|(?P<i5>\d+))$")
+_BIT = re.compile(
+    r"^(?P<bus>.*?)(?:\[(?P<i1>[0-9]+)\]|<(?P<i2>[0-9]+)>|\((?P<i3>[0-9]+)\)|_(?P<i4>[0-9]+)|(?P<i5>[0-9]+))$"
+)
+#: Most digits of a bit index (a wider one makes the name a plain name: no bus has 10^9 bits).
+_MAX_INDEX_DIGITS = 9
 
 
 def split_bit_name(name: str) -> tuple[str, int | None]:
-    """Split ``A[3]``, ``A<3>``, ``A(3)``, ``A_3`` or ``A3`` into ``("A", 3)``; plain names give ``(name, None)``."""
+    """Split ``A[3]``, ``A<3>``, ``A(3)``, ``A_3`` or ``A3`` into ``("A", 3)``; plain names give ``(name, None)``.
+    Indices are ASCII digits (not other scripts' digits), at most nine of them."""
     match = _BIT.match(name)
     if not match or not match.group("bus"):
         return name, None
     index = next(g for g in match.group("i1", "i2", "i3", "i4", "i5") if g is not None)
+    if len(index) > _MAX_INDEX_DIGITS:
+        return name, None
     return match.group("bus"), int(index)
 
 

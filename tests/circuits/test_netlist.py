@@ -89,6 +89,11 @@ def test_bit_names_and_operands() -> None:
     assert split_bit_name("IN1[0]") == ("IN1", 0)
     assert split_bit_name("x<2>") == ("x", 2)
     assert split_bit_name("cin") == ("cin", None)
+    # Only ASCII digits index a bit (an Arabic-Indic '٤' is not 4), and at most nine of them: a 5000-digit index
+    # made int() raise its own ValueError (a confusing message about set_int_max_str_digits).
+    assert split_bit_name("a[\u0664]") == ("a[\u0664]", None)
+    assert split_bit_name("b[" + "9" * 5000 + "]") == ("b[" + "9" * 5000 + "]", None)
+    assert split_bit_name("b[123456789]") == ("b", 123456789)
     assert group_bits(["B[1]", "A[0]", "B[0]", "A[1]"]) == {"B": ["B[0]", "B[1]"], "A": ["A[0]", "A[1]"]}
     with pytest.raises(ValueError, match="missing bits"):
         group_bits(["A[0]", "A[2]"])
