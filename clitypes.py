@@ -7,10 +7,14 @@ one-line error (exit code 2), never a traceback or a half-finished run.
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 import click
 
+#: A number as every command takes it, in options and filters alike: ASCII decimal digits, a point, an exponent
+#: (float() also takes '1_0' as 10 and other scripts' digits, e.g. a full-width '８' as 8).
+DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 #: Seeds accepted everywhere: what numpy's legacy generator, torch and Python's ``random`` all take.
 SEED_MAX = 2**32 - 1
 #: Most front points ``evaluate --assign auto`` verifies per round (``--verify``); each is a full LUT-engine
@@ -36,6 +40,8 @@ class FiniteFloat(click.ParamType):
             self.fail(f"{value!r} is not a number", param, ctx)
         if not math.isfinite(number):
             self.fail(f"{value!r} is not a finite number", param, ctx)
+        if isinstance(value, str) and not DECIMAL.fullmatch(value.strip()):
+            self.fail(f"{value!r} is not a number (decimal digits, e.g. 0.5 or 1e-3)", param, ctx)
         below = self.low is not None and (number <= self.low if self.open_low else number < self.low)
         above = self.high is not None and number > self.high
         if below or above:

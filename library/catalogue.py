@@ -601,7 +601,7 @@ class Library:
         order = "bits_a, bits_b, signed, release, name, id"
         if sort:
             descending = sort.startswith("-")
-            col = column(sort.lstrip("-"))
+            col = column(sort.removeprefix("-"))
             order = f"{col} IS NULL, {col} {'DESC' if descending else 'ASC'}, {order}"
         return self._entries(" AND ".join(clauses), args, order)
 

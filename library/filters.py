@@ -24,10 +24,12 @@ valid fields or values; a valid filter that the library has nothing for selects 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from ..clitypes import DECIMAL
 from ..errors import ConfigError
 from .catalogue import column
 
@@ -44,6 +46,7 @@ _PUBLISHERS = {"evoapprox8b": "evoapprox"}
 #: Fields taking a value, and the flags.
 VALUE_FIELDS = ("bits", "signed", "origin", "release", "family", *LIMITS)
 FLAGS = ("signed", "unsigned")
+_WIDTH = re.compile(r"[0-9]{1,2}")
 _YES = ("1", "true", "yes")
 _NO = ("0", "false", "no")
 
@@ -215,20 +218,15 @@ def _text(name: str, value: object) -> str:
 
 
 def _bits(value: str, where: str) -> tuple[int, int]:
-    try:
-        parts = [int(p) for p in value.lower().split("x")]
-    except ValueError:
-        parts = []
+    fields = value.lower().split("x")
+    parts = [int(p) for p in fields] if all(_WIDTH.fullmatch(p) for p in fields) else []
     if len(parts) not in (1, 2) or not all(1 <= p <= 64 for p in parts):
         raise ConfigError(f"{where}: bits={value} is not a width: use e.g. bits=8 (8x8) or bits=8x4")
     return (parts[0], parts[0]) if len(parts) == 1 else (parts[0], parts[1])
 
 
 def _number(key: str, value: str, where: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        number = math.nan
+    number = float(value) if DECIMAL.fullmatch(value) else math.nan
     if not math.isfinite(number) or number < 0:
         raise ConfigError(f"{where}: {key}={value} needs a non-negative number")
     return number

@@ -311,3 +311,22 @@ def test_check_and_repair_in_json(tmp_path, multiplier, json_output):
     blob.write_bytes(b"damaged again")
     again = run_json("import", str(source), *lib)
     assert again["repaired"] == ["m"] and again["added"] == [] and not again["library_created"]
+
+
+@pytest.mark.parametrize("value", ["1_0", "\uff18", " 1_0 "])
+def test_numbers_are_decimal_digits_in_options_and_filters_alike(initialised, value: str) -> None:
+    """float() reads '1_0' as 10 and a full-width '８' as 8: an option and a filter refuse both, as they refuse
+    'abc', rather than bound the list by a number the user did not type."""
+    option = run("list", "--library", str(initialised), "--max-mae", value, ok=False)
+    assert option.exit_code == 2 and "is not a number" in option.output
+    bound = run("list", "--library", str(initialised), "--filter", f"max_mae={value.strip()}", ok=False)
+    assert bound.exit_code == 2 and "needs a non-negative number" in bound.output
+
+
+def test_a_sort_key_takes_one_minus(initialised) -> None:
+    """``--sort -mae`` is descending; ``---mae`` was too (the dashes were stripped), now it is refused."""
+    names = [e["name"] for e in run_json("list", "--library", str(initialised), "--sort", "-mae")["entries"]]
+    ascending = [e["name"] for e in run_json("list", "--library", str(initialised), "--sort", "mae")["entries"]]
+    assert names and names != ascending
+    result = run("list", "--library", str(initialised), "--sort", "---mae", ok=False)
+    assert result.exit_code == 2 and "unknown column '--mae'" in result.output

@@ -39,6 +39,10 @@ def test_parse_and_text_form(text: str, expected: Filter) -> None:
         ("bits=eight", "bits=eight is not a width: use e.g. bits=8 (8x8) or bits=8x4"),
         ("max_mae=-1", "max_mae=-1 needs a non-negative number"),
         ("max_mae=nan", "max_mae=nan needs a non-negative number"),
+        ("max_mae=1_0", "max_mae=1_0 needs a non-negative number"),  # (float() reads 10)
+        ("max_wce=\uff18", "max_wce=\uff18 needs a non-negative number"),  # a full-width 8
+        ("bits=\uff18", "bits=\uff18 is not a width"),
+        ("bits=0_8", "bits=0_8 is not a width"),
         ("signed,unsigned", "signed is given twice (signed and unsigned)"),
         ("signed=maybe", "signed=maybe: use yes or no"),
         ("family=", "'family=' needs a value"),
