@@ -324,6 +324,8 @@ class Entry:
         data["aliases"] = list(self.aliases)
         data["full_name"] = self.full_name
         data["kind"] = self.kind
+        if self.wce is not None and float(self.wce).is_integer():  # (an integer, as `sim --json` gives it)
+            data["wce"] = int(self.wce)
         return data
 
 

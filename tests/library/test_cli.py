@@ -330,3 +330,12 @@ def test_a_sort_key_takes_one_minus(initialised) -> None:
     assert names and names != ascending
     result = run("list", "--library", str(initialised), "--sort", "---mae", ok=False)
     assert result.exit_code == 2 and "unknown column '--mae'" in result.output
+
+
+def test_wce_is_an_integer_in_library_json(initialised) -> None:
+    """The absolute worst-case error is an integer of product units, as ``sim --json`` gives it: ``library show``
+    and ``list --json`` gave 321.0 (the catalogue's REAL column)."""
+    entry = run_json("show", "trunc8s_k6", "--library", str(initialised))
+    assert type(entry["wce"]) is int and entry["wce"] > 0
+    listed = run_json("list", "--library", str(initialised))["entries"]
+    assert listed and all(type(e["wce"]) is int for e in listed if e["wce"] is not None)
