@@ -56,6 +56,7 @@ _LUTFP_SECTIONS = {LUTFP_FORWARD: "forward", LUTFP_GRAD_A: "grad_a", LUTFP_GRAD_
 _LUTFP_NAME = re.compile(r"^(?P<name>.+?)_lutfp(?:\+bp_\w+?)?\.txt$")
 _HALF_WINDOW = re.compile(r"^INFO: half window = ([0-9]+)$")
 _INTEGER = re.compile(r"^[+-]?[0-9]+$")
+_INT32_MIN, _INT32_MAX = int(np.iinfo(np.int32).min), int(np.iinfo(np.int32).max)
 _MAX_DIGITS = 20  # (values are int32; int() refuses more than 4300 digits with a ValueError of its own)
 
 
@@ -395,15 +396,14 @@ def _lutfp_table(rows: list[tuple[int, str]], bits_a: int, bits_b: int, where: s
         a, b, value = _lutfp_fields(line, where, number)
         if a != i // size_b or b != i % size_b:
             raise ParseError(f"expected row '{i // size_b} {i % size_b} ...', found '{a} {b}'", where, number, 1)
+        col = len(line.rstrip()) - len(line.split()[-1]) + 1
         if value < 0 and key == "forward":
-            col = len(line.rstrip()) - len(line.split()[-1]) + 1
             raise ParseError(
                 f"product {value} is negative: the DATE'25 LUTs hold unsigned multipliers", where, number, col
             )
+        if not _INT32_MIN <= value <= _INT32_MAX:
+            raise ParseError(f"{key} value {value} is outside int32", where, number, col)
         values[i] = value
-    limit = np.iinfo(np.int32)
-    if values.min() < limit.min or values.max() > limit.max:
-        raise ParseError(f"{key} section holds values outside int32", where)
     return values.reshape(size_a, size_b)
 
 

@@ -148,6 +148,7 @@ def _rows(n: int) -> list[str]:
         (["LUT for approximate multiplier:", "0 0 0", "0 1 x", "1 0 0", "1 1 1"], 3, "'x' is not an integer"),
         (["LUT for approximate multiplier:", "0 0 0", "0 1 0", "1 0 0", "1 1 1_0"], 5, "'1_0' is not an integer"),
         (["LUT for approximate multiplier:", "0 0 0", "0 1 -1", "1 0 0", "1 1 1"], 3, "negative"),
+        (["LUT for approximate multiplier:", "0 0 0", "0 1 0", "1 0 4294967296", "1 1 1"], 4, "outside int32"),
         (["LUT for approximate multiplier:", "0 0 0", "0 1 0", "1 1 0", "1 0 1"], 4, "expected row '1 0 ...'"),
         (["LUT for approximate multiplier:", *_rows(3)], 10, "power of two"),
         (["LUT for approximate multiplier:", "0 0 0", "0 1 0", "1 0 0"], 4, "3 rows do not form a table"),
