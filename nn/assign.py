@@ -26,8 +26,10 @@
    plus closed-form noise for the small residual).
 6. **Verification**: ``verify`` points spread over the region where the prediction is uncertain run
    through the real LUT engine, then as many again between the cheapest verified pass and the next
-   verified miss, then the cheapest points past the best pass that are still predicted within the
-   budget; the cheapest verified point within the budget is the answer (all-exact at worst).
+   verified miss, then points spread past the best pass; the cheapest verified point within the budget is
+   the answer (all-exact at worst). A round with room to spare, and the last round, take only points that
+   may still pass: predicted within the budget plus a margin calibrated by the verified points near the
+   budget (the most by which the prediction overstated their drop); such a round may verify fewer points.
 
 Candidates may mix signed and unsigned multipliers of one width: each is characterised, simulated and verified
 under its own quantisation (symmetric for signed, affine for unsigned; :func:`scheme_twins`), so each layer takes
@@ -40,6 +42,7 @@ Steps 2, 5 and 6 are pure tasks (:mod:`approxlut.tasks`): in-process by default,
 
 from __future__ import annotations
 
+import bisect
 import copy
 import math
 from collections.abc import Callable, Sequence
@@ -661,9 +664,13 @@ def _layer_inputs(model: nn.Module, names: Sequence[str], x: torch.Tensor) -> di
 
 def _spread(first: int, last: int, count: int, taken: set[int]) -> list[int]:
     """Up to ``count`` indices in ``first..last`` not in ``taken``, evenly spread (both ends included)."""
-    free = [i for i in range(first, last + 1) if i not in taken]
+    return _even([i for i in range(first, last + 1) if i not in taken], count)
+
+
+def _even(free: Sequence[int], count: int) -> list[int]:
+    """Up to ``count`` of the sorted indices ``free``, evenly spread over the list (both ends included)."""
     if len(free) <= count:
-        return free
+        return list(free)
     picks = np.linspace(0, len(free) - 1, count).round().astype(int)
     return sorted({free[i] for i in picks})
 
@@ -679,6 +686,38 @@ def _zone(drops: dict[int, float], budget: float, margin: float) -> tuple[int, i
     return lo, hi
 
 
+def calibrated_margin(drops: dict[int, float], verified: dict[int, float], budget: float, margin: float) -> float:
+    """How far past the budget a predicted drop may lie for its point to be worth verifying.
+
+    ``margin`` until a point near the budget (predicted or verified within ``budget + margin``) is verified;
+    then the most by which the prediction overstated such a point's drop (0 if it never did): a point predicted
+    further out than the prediction has ever erred on the hopeful side is not expected to pass. Points far from
+    the budget say little about the error near it and are left out.
+    """
+    near = [drops[i] - d for i, d in verified.items() if i > 0 and i in drops and min(d, drops[i]) <= budget + margin]
+    return max(0.0, *near) if near else margin
+
+
+def _hopeful(front_size: int, drops: dict[int, float], taken: set[int], first: int, ceiling: float) -> list[int]:
+    """Indices ``first..front_size-1`` not in ``taken`` that may pass: simulated ones predicted within ``ceiling``;
+    one not simulated where the simulated point before it or after it is (the loss grows along the front, so its
+    drop most likely lies between theirs)."""
+    simulated = sorted(drops)
+    hopeful = []
+    for i in range(first, front_size):
+        if i in taken:
+            continue
+        if i in drops:
+            if drops[i] <= ceiling:
+                hopeful.append(i)
+            continue
+        k = bisect.bisect(simulated, i)
+        neighbours = simulated[max(0, k - 1) : k + 1]
+        if any(drops[j] <= ceiling for j in neighbours):
+            hopeful.append(i)
+    return hopeful
+
+
 def verification_picks(
     front_size: int,
     drops: dict[int, float],
@@ -688,49 +727,41 @@ def verification_picks(
     count: int,
     *,
     beyond: bool = False,
-    losses: Sequence[float] = (),
 ) -> list[int]:
     """The next front indices to verify with the LUT engine (at most ``count``), from what is known.
 
     ``drops``: predicted accuracy drop per simulated index; ``verified``: verified drop per index (the
     all-exact point 0 among them). Before any verification beyond 0, the points spread over the zone
     where the prediction is uncertain (:func:`_zone`); after, the points between the cheapest verified
-    pass and the next verified miss (or, if nothing cheaper was verified, as far again beyond). Where
-    that leaves fewer than ``count`` points, cheaper points follow, then points spread over the rest.
-    With ``beyond``: points spread over those past the cheapest verified pass that are predicted within the
-    budget (a verified miss does not prove that every cheaper point misses): simulated ones by their
-    predicted drop, the others (``losses``: predicted loss per index) by a loss no higher than that of a
-    simulated point predicted within the budget.
+    pass and the next verified miss (or, if nothing cheaper was verified, as far again beyond: the
+    prediction may be wrong there). Where that leaves fewer than ``count`` points, the round takes only
+    points cheaper than the cheapest verified pass that may still pass: those predicted within the budget
+    plus :func:`calibrated_margin`, a point not simulated by its simulated neighbours; cheaper ones first,
+    then spread over the rest, and the round may verify fewer than ``count``. With ``beyond``: those
+    hopeful points spread over all past the cheapest verified pass (a verified miss does not prove that
+    every cheaper point misses).
     """
     last = front_size - 1
     taken = set(verified)
+    passed = max(i for i, d in verified.items() if d <= budget + 1e-9)
+    ceiling = budget + calibrated_margin(drops, verified, budget, margin)
+    hopeful = _hopeful(front_size, drops, taken, passed + 1, ceiling)
     if beyond:
-        passed = max(i for i, d in verified.items() if d <= budget + 1e-9)
-        within = [losses[i] for i, d in drops.items() if d <= budget and i < len(losses)]
-        ceiling = max(within, default=-math.inf)
-        hopeful = [
-            i
-            for i in range(passed + 1, front_size)
-            if i not in taken and (drops[i] <= budget if i in drops else i < len(losses) and losses[i] <= ceiling)
-        ]
-        if len(hopeful) <= count:
-            return hopeful
-        return sorted({hopeful[i] for i in np.linspace(0, len(hopeful) - 1, count).round().astype(int)})
+        return _even(hopeful, count)
     if taken <= {0}:
         lo, hi = _zone(drops, budget, margin)
         picks = _spread(max(lo, 1), max(hi, 1), count, taken) if last >= 1 else []
         reach = hi
     else:
-        passed = max(i for i, d in verified.items() if d <= budget + 1e-9)
         missed = [i for i in verified if i > passed]
         if missed:
             return _spread(passed + 1, min(missed) - 1, count, taken)
         reach = min(last, passed + max(passed - min(i for i in verified if i > 0), count))
         picks = _spread(passed + 1, reach, count, taken)
-    cheaper = [i for i in range(reach + 1, last + 1) if i not in taken and i not in picks]
+    cheaper = [i for i in hopeful if i > reach and i not in picks]
     picks += cheaper[: count - len(picks)]
     if len(picks) < count:
-        picks += _spread(1, last, count - len(picks), taken | set(picks))
+        picks += _even([i for i in hopeful if i not in picks], count - len(picks))
     return sorted(set(picks))
 
 
@@ -927,9 +958,7 @@ def auto_assign(
         verified = {0: 0.0}
         for round_ in range(rounds):
             final = round_ == rounds - 1 and rounds > 1
-            picks = verification_picks(
-                len(front), drops(), verified, budget, margin, verify, beyond=final, losses=[p.loss for p in front]
-            )
+            picks = verification_picks(len(front), drops(), verified, budget, margin, verify, beyond=final)
             if not picks:
                 continue
             status(f"verifying {len(picks)} front points with the LUT engine (round {round_ + 1})")
@@ -1100,6 +1129,7 @@ __all__ = [
     "Option",
     "auto_assign",
     "build_assigned",
+    "calibrated_margin",
     "characterise",
     "distinct_tables",
     "exact_outputs",

@@ -12,7 +12,7 @@ import torch
 from approxlut.errors import ConfigError
 from approxlut.lutgen.lut import Lut, code_values
 from approxlut.nn import LayerConfig, approx_layers
-from approxlut.nn.assign import Candidate, Option, build_assigned, verification_picks
+from approxlut.nn.assign import Candidate, Option, build_assigned, calibrated_margin, verification_picks
 
 BUILTIN = ["trunc8s_k6", "bam8s_h3v8", "round8s_k3", "drum8s_k4", "loa8s_k6"]
 
@@ -212,11 +212,35 @@ def test_verification_picks_spread_then_refine() -> None:
     assert first == [20, 25, 30, 35, 40]
     verified = {0: 0.0, 20: 0.3, 25: 0.5, 30: 0.9, 35: 1.4, 40: 1.1}
     assert verification_picks(61, drops, verified, budget=1.0, margin=0.5, count=5) == [31, 32, 33, 34]
-    # everything passed: look further
+    # everything passed: look further (whatever the prediction: it may be wrong there)
     passed = {0: 0.0, 20: 0.1, 25: 0.1, 30: 0.2, 35: 0.2, 40: 0.3}
     assert verification_picks(61, drops, passed, budget=1.0, margin=0.5, count=5) == [41, 46, 51, 55, 60]
-    # a small front: every point, nothing twice
-    assert verification_picks(4, {0: 0.0, 3: 5.0}, {0: 0.0}, budget=1.0, margin=0.5, count=5) == [1, 2, 3]
+    # a small front: every hopeful point, nothing twice
+    assert verification_picks(4, {0: 0.0, 3: 5.0}, {0: 0.0}, budget=1.0, margin=0.5, count=5) == [1, 2]
+
+
+def test_verification_does_not_pad_with_points_predicted_far_past_the_budget() -> None:
+    """A round with room to spare once fewer than ``count`` points are uncertain: it used to verify the next
+    cheaper points whatever their prediction (a VGG-19 search verified points predicted at 10, 27 and 58 % drop)."""
+    drops = {0: 0.0, 5: 0.2, 6: 0.7, 7: 1.3, 8: 10.0, 9: 27.0, 10: 58.0}
+    picks = verification_picks(11, drops, {0: 0.0}, budget=1.0, margin=0.5, count=5)
+    assert {5, 6, 7} <= set(picks) and not {8, 9, 10} & set(picks)
+    assert picks == [1, 4, 5, 6, 7]  # (the rest spread over the dearer points that may pass)
+    # after a pass at 7 nothing cheaper may pass: the final round verifies nothing
+    assert verification_picks(11, drops, {0: 0.0, 7: 0.8}, budget=1.0, margin=0.5, count=5, beyond=True) == []
+
+
+def test_the_margin_is_calibrated_by_verified_points() -> None:
+    """How far past the budget a point may be predicted and still be verified follows the prediction's error on
+    verified points near the budget: points predicted at 1.6 and 1.7 are hopeful after a point predicted at 1.3
+    passed with 0.4 (the prediction overstated its drop by 0.9), not after points came out as predicted."""
+    drops = {0: 0.0, 1: 0.2, 2: 0.6, 3: 1.3, 4: 1.6, 5: 1.7, 6: 30.0}
+    assert calibrated_margin(drops, {0: 0.0}, budget=1.0, margin=0.5) == 0.5  # nothing verified yet: the margin
+    assert calibrated_margin(drops, {0: 0.0, 3: 0.4}, budget=1.0, margin=0.5) == pytest.approx(0.9)
+    assert calibrated_margin(drops, {0: 0.0, 2: 0.6, 6: 2.0}, budget=1.0, margin=0.5) == 0.0  # 6: far off
+    # the last round, past the cheapest pass
+    assert verification_picks(7, drops, {0: 0.0, 3: 0.4}, 1.0, 0.5, 5, beyond=True) == [4, 5]
+    assert verification_picks(7, drops, {0: 0.0, 2: 0.6, 3: 1.3}, 1.0, 0.5, 5, beyond=True) == []
 
 
 def test_bias_correction_removes_the_mean_error(monkeypatch, lenet_digits) -> None:
