@@ -268,7 +268,8 @@ class _LowRankSimulation:
     """Adds each layer's simulated multiplier error to a float model's outputs (see :class:`LowRankError`).
 
     The low-rank part runs as ``R`` float convolutions/linears of transformed codes; the residual is added
-    as Gaussian noise of its closed-form std; the predicted mean is subtracted where given (the bias correction).
+    as its closed-form mean plus Gaussian noise of its closed-form std; the predicted mean is subtracted where
+    given (the bias correction).
     """
 
     def __init__(
@@ -302,10 +303,8 @@ class _LowRankSimulation:
         codes_w = torch.as_tensor(stats.operands.weight_codes)
         u = torch.as_tensor(lowrank.u, dtype=torch.float32)
         weights = [torch.as_tensor(v, dtype=torch.float32)[codes_w].reshape(shape) for v in lowrank.v]
-        residual = predict_from_error(lowrank.residual, stats.operands).std * np.abs(stats.out_scale)
+        offset, noise_std = self._residual(stats, lowrank, mean_np)
         scale = torch.as_tensor(stats.out_scale, dtype=torch.float32)
-        mean = None if mean_np is None else torch.as_tensor(mean_np, dtype=torch.float32)
-        noise_std = torch.as_tensor(residual, dtype=torch.float32)
         is_linear = isinstance(qlayer, nn.Linear)
         flat_pads: list[int] = []
         if not is_linear:
@@ -324,25 +323,36 @@ class _LowRankSimulation:
                 else:
                     a = F.pad(a, flat_pads, value=float(u[rank][pad_code])) if any(flat_pads) else a
                     error = error + conv(a, weight, None, qlayer.stride, 0, qlayer.dilation, qlayer.groups)
-            return self._add(out, error, scale, mean, noise_std, dim)
+            return self._add(out, error, scale, offset, noise_std, dim)
 
         return hook
+
+    @staticmethod
+    def _residual(
+        stats: LayerStats, lowrank: LowRankError, mean_np: np.ndarray | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per channel, in output units: the offset added to the low-rank error (the residual's mean, less the bias
+        correction where given) and the std of the residual's noise.
+
+        The residual keeps the part of the error table the truncated SVD leaves, mean included: a multiplier that
+        ignores low bits of a leaves much of its mean there, and the bias correction subtracts the whole table's.
+        """
+        mean, std = stats.output_moments(predict_from_error(lowrank.residual, stats.operands))
+        offset = mean if mean_np is None else mean - mean_np
+        return torch.as_tensor(offset, dtype=torch.float32), torch.as_tensor(std, dtype=torch.float32)
 
     def _add(
         self,
         out: torch.Tensor,
         error: torch.Tensor,
         scale: torch.Tensor,
-        mean: torch.Tensor | None,
+        offset: torch.Tensor,
         noise_std: torch.Tensor,
         dim: int | None,
     ) -> torch.Tensor:
-        """``out`` plus the scaled low-rank error and residual noise, minus the mean where given (the bias
-        correction)."""
+        """``out`` plus the scaled low-rank error, the offset (see :meth:`_residual`) and the residual noise."""
         noise = torch.randn(out.shape, generator=self.generator, dtype=out.dtype)
-        shifted = out + error * channel_view(out, scale, dim)
-        if mean is not None:
-            shifted = shifted - channel_view(out, mean, dim)
+        shifted = out + error * channel_view(out, scale, dim) + channel_view(out, offset, dim)
         return shifted + noise * channel_view(out, noise_std, dim)
 
     def _product_hook(
@@ -356,14 +366,12 @@ class _LowRankSimulation:
         """The simulation of a product: its low-rank error from both operands' transformed codes."""
         u = torch.as_tensor(lowrank.u, dtype=torch.float32)
         v = [torch.as_tensor(row, dtype=torch.float32) for row in lowrank.v]
-        residual = predict_from_error(lowrank.residual, stats.operands).std * np.abs(stats.out_scale)
+        offset, noise_std = self._residual(stats, lowrank, mean_np)
         scale = torch.as_tensor(stats.out_scale, dtype=torch.float32)
-        mean = None if mean_np is None else torch.as_tensor(mean_np, dtype=torch.float32)
-        noise_std = torch.as_tensor(residual, dtype=torch.float32)
 
         def hook(module: nn.Module, inputs: Any, out: torch.Tensor) -> torch.Tensor:
             error = qlayer.lowrank_error(inputs[0], inputs[1], u, v)
-            return self._add(out, error, scale, mean, noise_std, dim)
+            return self._add(out, error, scale, offset, noise_std, dim)
 
         return hook
 

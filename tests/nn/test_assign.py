@@ -314,6 +314,52 @@ def test_low_rank_simulation_equals_the_lut_layer_error(monkeypatch, lenet_digit
         assert torch.allclose(simulated.double(), real, rtol=0, atol=tolerance)
 
 
+@pytest.mark.parametrize("corrected", [True, False])
+def test_low_rank_simulation_keeps_the_residual_mean(monkeypatch, lenet_digits, corrected) -> None:
+    """The residual the truncated SVD leaves is simulated with its mean, not as zero-mean noise alone.
+
+    A table whose error is a constant 5 per product, given with its whole error in the residual (rank 0): the
+    simulated error of the linear classifier is the LUT layer's, 5 per product with the bias correction
+    subtracting exactly that mean. Before, the residual's mean was dropped: the simulation subtracted the mean
+    from an error it never added (on the zoo's VGG-19, `v2022_mul8u_T83`, which ignores a's low 3 bits, leaves
+    1.7 times the bias correction's mean in its residual and simulated at 10 times its real loss)."""
+    monkeypatch.setenv("LUTGEN_ENGINE", "reference")
+    from approxlut.nn.assign import _LowRankSimulation
+    from approxlut.nn.predict import LowRankError, predict_errors, record_operands
+    from approxlut.nn.swap import approx_layers
+
+    s = lenet_digits
+    model, qmodel, x = s.model, s.qmodel, s.x_eval[:8]
+    values = code_values(8, True)
+    lut = Lut((np.multiply.outer(values, values) + 5).astype(np.int32), 8, 8, True, name="plus5")
+    low = LowRankError(np.zeros((0, 256)), np.zeros((0, 256)), lut.error().astype(np.float64))
+    name = "classifier.1"
+    stats = record_operands(model, qmodel, [s.x_calib])[name]
+    (pred,) = predict_errors([lut], stats.operands)
+    mean, std = stats.output_moments(pred)
+    assert np.allclose(std, 0) and np.abs(mean).min() > 0
+    layer = dict(model.named_modules())[name]
+    captured: dict[str, torch.Tensor] = {}
+    handle = layer.register_forward_pre_hook(lambda m, i, store=captured: store.__setitem__("x", i[0]))
+    with torch.no_grad():
+        model(x)
+        handle.remove()
+        plain = layer(captured["x"])
+        sim = _LowRankSimulation(model, {name: (approx_layers(qmodel)[name], stats, low, mean if corrected else None)}, 0)
+        simulated = layer(captured["x"]) - plain
+        sim.remove()
+        qlayer = approx_layers(qmodel)[name]
+        exact_acc, scale = qlayer.accumulate(captured["x"])
+        qlayer.set_config(LayerConfig(lut))
+        lut_acc, _ = qlayer.accumulate(captured["x"])
+        qlayer.set_config(LayerConfig("exact", bits=8, scheme="symmetric"))
+    real = (lut_acc - exact_acc) * scale.double().view(1, -1)
+    if corrected:
+        real = real - torch.as_tensor(mean).view(1, -1)
+    size = float(np.abs(mean).max())
+    assert torch.allclose(simulated.double(), real, rtol=0, atol=1e-4 * size + 4e-6 * float(plain.abs().max()))
+
+
 def _trained(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, steps: int) -> torch.nn.Module:
     """``model`` after ``steps`` Adam steps on random batches of 128 (seeded by the caller), in eval mode."""
     optimiser = torch.optim.Adam(model.parameters(), lr=0.02)
