@@ -445,6 +445,34 @@ def _naming(files: CircuitFiles, info: NameInfo | None = None) -> tuple[NameInfo
     return (info if hint is None else replace(info, bits=hint.bits, signed=hint.signed)), name
 
 
+def _kept_before(path: Path, before: Entry) -> str:
+    """The warning for a file catalogued before (as ``before``) as the other kind than ``--signed``/``--unsigned``
+    asks now, and whose name does not say its kind: what would catalogue it as asked."""
+    kind, asked = ("signed", "unsigned") if before.signed else ("unsigned", "signed")
+    if before.signed and _ports_signed(path):
+        bits = f"{before.bits_a}" if before.bits_a == before.bits_b else f"{before.bits_a}x{before.bits_b}"
+        return (
+            f"{path}: imported before as signed ({before.full_name}), as its operand ports are declared signed, so "
+            "kept as it is: --signed/--unsigned is for files that do not say, also after `lutgen library remove "
+            f"{before.full_name}`; to catalogue it as unsigned, import it under a name that says so, e.g. "
+            f"mul{bits}u_{path.name}"
+        )
+    return (
+        f"{path}: imported before as {kind} ({before.full_name}), so kept as it is; to read it as {asked}, "
+        f"`lutgen library remove {before.full_name}`, then import it again with --{asked}"
+    )
+
+
+def _ports_signed(path: Path) -> bool:
+    """Whether ``path`` is Verilog whose operand ports are declared ``signed`` (False when it cannot be read)."""
+    from ..circuits.io import format_for, read_netlist
+
+    try:
+        return format_for(path, None) == "verilog" and read_netlist(path).signed_ports
+    except LutgenError:
+        return False
+
+
 def _kind_kept(path: Path, who: str, signed: bool) -> str:
     """The warning for a file read as it says, not as ``--signed``/``--unsigned`` asked."""
     kind = "signed" if signed else "unsigned"
@@ -654,11 +682,7 @@ def import_paths(
             continue
         before = known[0]
         if before is not None and signed is not None and before.signed != signed and _naming(files)[0].signed is None:
-            kind, asked = ("signed", "unsigned") if before.signed else ("unsigned", "signed")
-            summary.warnings.append(
-                f"{files.primary}: imported before as {kind} ({before.full_name}), so kept as it is; to read it as "
-                f"{asked}, `lutgen library remove {before.full_name}` first"
-            )
+            summary.warnings.append(_kept_before(files.primary, before))
         if all(entry is not None and lib.intact(entry) for entry in known):
             summary.unchanged += files.paths
             report([(path, "unchanged") for path in files.paths])

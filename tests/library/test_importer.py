@@ -363,8 +363,34 @@ def test_reimporting_with_the_other_kind_says_the_entry_stays(lib, multiplier, t
     assert not again.added and not lib.entry("plain").signed
     assert again.warnings == [
         f"{path}: imported before as unsigned (plain), so kept as it is; to read it as signed, "
-        "`lutgen library remove plain` first"
+        "`lutgen library remove plain`, then import it again with --signed"
     ]
+    lib.remove("plain")
+    import_paths(lib, [path], signed=True)
+    assert lib.entry("plain").signed
+
+
+def test_reimporting_unsigned_a_file_whose_ports_say_signed_says_what_works(lib, tmp_path):
+    """A file read as signed from its ports, imported again --unsigned, was told to `library remove` it first; but
+    then the ports won again. The warning names what does catalogue it as unsigned: a name that says so."""
+    path = tmp_path / "smul.v"
+    path.write_text(
+        "module smul(input signed [3:0] a, input signed [3:0] b, output signed [7:0] y);\n"
+        "  assign y = a * b;\nendmodule\n"
+    )
+    import_paths(lib, [path])
+    assert import_paths(lib, [path], signed=False).warnings == [
+        f"{path}: imported before as signed (smul), as its operand ports are declared signed, so kept as it is: "
+        "--signed/--unsigned is for files that do not say, also after `lutgen library remove smul`; to catalogue it "
+        "as unsigned, import it under a name that says so, e.g. mul4u_smul.v"
+    ]
+    lib.remove("smul")
+    import_paths(lib, [path], signed=False)
+    assert lib.entry("smul").signed  # (removing did not help)
+    named = tmp_path / "mul4u_smul.v"
+    named.write_text(path.read_text())
+    import_paths(lib, [named], signed=False)
+    assert not lib.entry("mul4u_smul").signed
 
 
 def test_a_twin_with_an_upper_case_extension_is_still_checked(lib, multiplier, tmp_path):
