@@ -53,7 +53,7 @@ def read_netlist(
     """
     where = str(path)
     kind = format_for(path, format)
-    text = _read_text(path)
+    text = read_netlist_text(path)
     if kind != "verilog" and (top is not None or cells is not None):
         raise ConfigError("--top and --cells apply to Verilog netlists only")
     try:
@@ -84,7 +84,7 @@ def source_library(path: str | os.PathLike[str], format: str | None = None) -> t
         return None
     from .cells import profile_from_header
 
-    return profile_from_header(_read_text(path))
+    return profile_from_header(read_netlist_text(path))
 
 
 def write_netlist(netlist: Netlist, path: str | os.PathLike[str], format: str | None = None) -> None:
@@ -105,7 +105,9 @@ def write_netlist(netlist: Netlist, path: str | os.PathLike[str], format: str | 
     atomic_write_text(path, text)
 
 
-def _read_text(path: str | os.PathLike[str]) -> str:
+def read_netlist_text(path: str | os.PathLike[str]) -> str:
+    """The text of a netlist file: UTF-8 (a BOM dropped); binary, empty, oversized or unreadable files raise a
+    located :class:`ParseError`."""
     where = str(path)
     data = read_bytes(path, limit=MAX_NETLIST_BYTES, what="netlist file")
     if b"\0" in data:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ..circuits.blif import read_blif
+from ..circuits.io import read_netlist_text
 from ..circuits.netlist import Netlist
 from ..circuits.ports import split_bit_name
 from ..errors import InputError, LutgenError
@@ -105,14 +106,11 @@ def synthesize(
     source = Path(path)
     if top is not None and not _TOP.match(top):
         raise InputError(f"--top {top!r} is not a Verilog module name")
-    try:
-        text = source.read_text()
-    except OSError as exc:
-        raise InputError(f"{source}: cannot read ({exc.strerror or exc})") from None
+    text = read_netlist_text(source)
     command = find_yosys()
     with tempfile.TemporaryDirectory(prefix="lutgen-yosys-") as tmp:
         work = Path(tmp)
-        (work / "input.v").write_text(text)
+        (work / "input.v").write_text(text, encoding="utf-8")
         try:
             proc = subprocess.run(
                 [*command, "-q", "-p", yosys_script(top)],

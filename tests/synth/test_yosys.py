@@ -50,6 +50,21 @@ def test_yosys_errors_are_located(tmp_path):
         synthesize(src)
 
 
+def test_a_file_that_is_not_utf8_is_a_located_one_line_error(tmp_path):
+    """A Latin-1 byte in the Verilog raised UnicodeDecodeError: a traceback from `lutgen synth`."""
+    from click.testing import CliRunner
+
+    from approxlut.cli import main
+
+    src = tmp_path / "latin1.v"
+    src.write_bytes(b"module m(input [1:0] a, input [1:0] b, output [3:0] o); assign o = a * b; endmodule\n// \xe9\n")
+    with pytest.raises(InputError, match=r"latin1\.v:2: not a UTF-8 text file"):
+        synthesize(src)
+    result = CliRunner().invoke(main, ["synth", str(src)])
+    assert result.exit_code == 2 and "latin1.v:2: not a UTF-8 text file" in result.output
+    assert isinstance(result.exception, SystemExit)
+
+
 def test_bad_top_name_and_missing_file(tmp_path):
     with pytest.raises(InputError):
         synthesize(tmp_path / "x.v", top="not a name")
