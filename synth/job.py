@@ -84,6 +84,8 @@ def _finish(netlist: Netlist, signed: bool, out: Path | None, start: float) -> S
 def run_verilog(path: Path, *, top: str | None = None, signed: bool | None = None, out: Path | None = None) -> SynthJob:
     """Synthesise behavioural Verilog with Yosys, then simulate and estimate it (``signed``: ``None`` takes what
     the file name says, else its top module's operand ports declared ``signed``, else unsigned, as ``sim`` does)."""
+    if out is not None and out.resolve() == path.resolve():
+        raise ConfigError(f"{out}: refusing to overwrite the input file")
     start = time.perf_counter()
     netlist = synthesize(path, top=top).netlist
     signed, signed_from, note = settle_signedness(path, signed, ports=netlist.signed_ports)

@@ -101,6 +101,16 @@ def test_synth_verilog_without_or_with_yosys(tmp_path, monkeypatch, json_output)
     assert json_output(result.output, "synth verilog")["mae_pct"] == 0
 
 
+def test_synth_verilog_refuses_to_write_over_its_input(tmp_path):
+    """`--out` naming the input replaced the Verilog source by the gate netlist (sim refuses it)."""
+    src = tmp_path / "m.v"
+    text = "module m(input [2:0] A, input [2:0] B, output [5:0] O); assign O = A * B; endmodule\n"
+    src.write_text(text)
+    result = CliRunner().invoke(main, ["synth", str(src), "--out", str(tmp_path / "." / "m.v")])
+    assert result.exit_code == 2 and "refusing to overwrite the input file" in result.output, result.output
+    assert src.read_text() == text
+
+
 @pytest.mark.slow
 def test_synth_verilog_reads_operand_ports_declared_signed_as_sim_does(tmp_path, json_output):
     try:
