@@ -3,6 +3,7 @@ approximate-synthesis loop; each simulates the result, estimates its cost and ca
 
 from __future__ import annotations
 
+import inspect
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -125,6 +126,11 @@ def build_kind(kind: str, bits_a: int, bits_b: int, *, signed: bool, params: dic
     unknown = set(params) - allowed
     if unknown:
         raise ConfigError(f"{kind} has no parameter {sorted(unknown)[0]} (it takes {', '.join(sorted(allowed))})")
+    signature = inspect.signature(fam.build).parameters
+    missing = [name for name in fam.params if name not in params and signature[name].default is inspect.Parameter.empty]
+    if missing:
+        needed = " ".join(f"--param {name}=N" for name in missing)
+        raise ConfigError(f"{kind} needs {needed} (it takes {', '.join(sorted(allowed))})")
     try:
         return fam.build(bits_a, bits_b, signed=signed, **params)
     except TypeError as exc:

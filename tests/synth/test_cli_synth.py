@@ -80,6 +80,16 @@ def test_als_refuses_an_unusable_out_dir_before_the_search(tmp_path):
     assert isinstance(result.exception, SystemExit)  # a one-line error, not a traceback
 
 
+@pytest.mark.parametrize(
+    ("kind", "needed"),
+    [("truncated", "--param k=N"), ("broken_array", "--param hbl=N --param vbl=N"), ("drum", "--param k=N")],
+)
+def test_a_missing_parameter_is_named_with_the_option_that_gives_it(kind, needed):
+    """It read "truncated: truncated() missing 1 required keyword-only argument: 'k'" (Python's words)."""
+    result = CliRunner().invoke(main, ["synth", "generate", kind, "--bits", "4"])
+    assert result.exit_code == 2 and f"error: {kind} needs {needed} (it takes " in result.output, result.output
+
+
 def test_bad_parameters_are_one_line_errors():
     result = CliRunner().invoke(main, ["synth", "generate", "drum", "--param", "q=3"])
     assert result.exit_code == 2 and "no parameter q" in result.output
