@@ -158,6 +158,8 @@ def run_als(
 ) -> list[SynthJob]:
     """Approximate a netlist file greedily; one job per Pareto point (written to ``out_dir``). ``signed``:
     ``None`` takes what the file says (its name, else its Verilog ports), else unsigned, as ``sim`` does."""
+    if max_mae_pct is None and max_wce_pct is None:  # (before the file is read, in the options' words)
+        raise ConfigError("give an error bound: --max-mae and/or --max-wce")
     start = time.perf_counter()
     netlist = read_netlist(path)
     signed = settle_signedness(path, signed, ports=netlist.signed_ports)[0]

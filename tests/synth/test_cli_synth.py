@@ -69,6 +69,14 @@ def test_als_reads_signedness_as_sim_does_and_refuses_a_start_over_the_bound(tmp
         assert points[0]["signed"] is True and points[0]["mae_pct"] == 0
 
 
+def test_als_without_a_bound_names_the_options(tmp_path):
+    """It said "give an error bound: max_mae_pct and/or max_wce_pct" (the Python names, not the options)."""
+    src = tmp_path / "exact.blif"
+    assert CliRunner().invoke(main, ["synth", "generate", "array", "--bits", "3", "--out", str(src)]).exit_code == 0
+    result = CliRunner().invoke(main, ["synth", "als", str(src)])
+    assert result.exit_code == 2 and result.output == "error: give an error bound: --max-mae and/or --max-wce\n"
+
+
 def test_als_refuses_an_unusable_out_dir_before_the_search(tmp_path):
     src = tmp_path / "exact.blif"
     assert CliRunner().invoke(main, ["synth", "generate", "array", "--bits", "3", "--out", str(src)]).exit_code == 0
