@@ -833,14 +833,17 @@ def synth() -> None:
         "module declares its operand ports signed; else unsigned)."
     ),
 )
+@click.option("--operands", help="Input bus names of operand a and b, e.g. IN1,IN2.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write the gate netlist (.blif or .v).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (schema: docs/json.md).")
 @reports_errors
-def synth_verilog(file: Path, top: str | None, signed: bool | None, out: Path | None, as_json: bool) -> None:
+def synth_verilog(
+    file: Path, top: str | None, signed: bool | None, operands: str | None, out: Path | None, as_json: bool
+) -> None:
     """Synthesise behavioural Verilog with Yosys, simulate it and print its metrics and cost."""
     from .synth.job import print_jobs, run_verilog
 
-    job = run_verilog(file, top=top, signed=signed, out=out)
+    job = run_verilog(file, top=top, signed=signed, operands=_operands(operands), out=out)
     if as_json:
         _echo_json("synth verilog", job.as_json())
     else:
@@ -874,6 +877,7 @@ def synth_generate(
 @click.option(
     "--signed/--unsigned", default=None, help="Operand encoding (default: what the name says, mul8s_; else unsigned)."
 )
+@click.option("--operands", help="Input bus names of operand a and b, e.g. IN1,IN2.")
 @click.option("--max-mae", type=FiniteFloat(0), help="Error bound: MAE % (EvoApproxLib definition).")
 @click.option("--max-wce", type=FiniteFloat(0), help="Error bound: WCE %.")
 @click.option("--objective", type=click.Choice(["gates", "power"]), default="gates", show_default=True)
@@ -885,6 +889,7 @@ def synth_generate(
 def synth_als(
     file: Path,
     signed: bool | None,
+    operands: str | None,
     max_mae: float | None,
     max_wce: float | None,
     objective: str,
@@ -899,6 +904,7 @@ def synth_als(
     jobs = run_als(
         file,
         signed=signed,
+        operands=_operands(operands),
         max_mae_pct=max_mae,
         max_wce_pct=max_wce,
         objective=objective,

@@ -82,13 +82,21 @@ def _finish(netlist: Netlist, signed: bool, out: Path | None, start: float) -> S
     return SynthJob(netlist, signed, metrics, cost, time.perf_counter() - start, out)
 
 
-def run_verilog(path: Path, *, top: str | None = None, signed: bool | None = None, out: Path | None = None) -> SynthJob:
+def run_verilog(
+    path: Path,
+    *,
+    top: str | None = None,
+    signed: bool | None = None,
+    operands: tuple[str, str] | None = None,
+    out: Path | None = None,
+) -> SynthJob:
     """Synthesise behavioural Verilog with Yosys, then simulate and estimate it (``signed``: ``None`` takes what
-    the file name says, else its top module's operand ports declared ``signed``, else unsigned, as ``sim`` does)."""
+    the file name says, else its top module's operand ports declared ``signed``, else unsigned, as ``sim`` does;
+    ``operands`` names the operand ports, else they are found as ``sim`` finds them)."""
     if out is not None and out.resolve() == path.resolve():
         raise ConfigError(f"{out}: refusing to overwrite the input file")
     start = time.perf_counter()
-    netlist = synthesize(path, top=top).netlist
+    netlist = synthesize(path, top=top, operands=operands).netlist
     signed, signed_from, note = settle_signedness(path, signed, ports=netlist.signed_ports)
     job = _finish(netlist, signed, out, start)
     job.signed_from, job.note, job.source = signed_from, note, path
@@ -149,6 +157,7 @@ def run_als(
     path: Path,
     *,
     signed: bool | None,
+    operands: tuple[str, str] | None = None,
     max_mae_pct: float | None,
     max_wce_pct: float | None,
     objective: str = "gates",
@@ -157,11 +166,12 @@ def run_als(
     out_dir: Path | None = None,
 ) -> list[SynthJob]:
     """Approximate a netlist file greedily; one job per Pareto point (written to ``out_dir``). ``signed``:
-    ``None`` takes what the file says (its name, else its Verilog ports), else unsigned, as ``sim`` does."""
+    ``None`` takes what the file says (its name, else its Verilog ports), else unsigned, as ``sim`` does;
+    ``operands`` names the operand buses, as ``sim --operands`` does."""
     if max_mae_pct is None and max_wce_pct is None:  # (before the file is read, in the options' words)
         raise ConfigError("give an error bound: --max-mae and/or --max-wce")
     start = time.perf_counter()
-    netlist = read_netlist(path)
+    netlist = read_netlist(path, operands=operands)
     signed = settle_signedness(path, signed, ports=netlist.signed_ports)[0]
     if out_dir is not None:
         make_dirs(out_dir)  # before the search: an unusable folder is found at once

