@@ -182,6 +182,7 @@ def run_als(
         max_wce_pct=max_wce_pct,
         objective=objective,
         max_steps=steps,
+        wires=wires,
     )
     jobs = []
     for i, point in enumerate(points):

@@ -90,6 +90,26 @@ def test_als_takes_operands_as_its_error_advises(tmp_path, json_output):
     assert json_output(result.output, "synth als")["points"][0]["mae_pct"] == 0
 
 
+@pytest.mark.parametrize(("option", "wires"), [("--constants-only", False), ("--wires", True)])
+def test_als_passes_constants_only_to_the_search(tmp_path, monkeypatch, option, wires):
+    """`--constants-only` was dropped on the way: the search replaced gate outputs by wires all the same."""
+    import approxlut.synth.job as job
+
+    seen = []
+    search = job.approximate
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("wires", True))
+        return search(*args, **kwargs)
+
+    monkeypatch.setattr(job, "approximate", spy)
+    src = tmp_path / "exact.blif"
+    assert CliRunner().invoke(main, ["synth", "generate", "array", "--bits", "3", "--out", str(src)]).exit_code == 0
+    result = CliRunner().invoke(main, ["synth", "als", str(src), "--max-mae", "2", option])
+    assert result.exit_code == 0, result.output
+    assert seen == [wires]
+
+
 def test_als_refuses_an_unusable_out_dir_before_the_search(tmp_path):
     src = tmp_path / "exact.blif"
     assert CliRunner().invoke(main, ["synth", "generate", "array", "--bits", "3", "--out", str(src)]).exit_code == 0
