@@ -289,7 +289,7 @@ NESTED: dict[str, tuple[str, ...]] = {
     "layers": ("name", "macs", "multiplier", "mae_pct", "power_mw", "relative_power", "cost_basis"),
     "epochs": ("epoch", "train_loss", "train_accuracy_pct", "test_accuracy_pct", "elapsed_s", "samples_per_s"),
     "guard_events": ("epoch", "step", "reason", "step_loss", "grad_norm", "action"),
-    "points": _SYNTH_JOB,
+    "points": (*_SYNTH, "signed_from", *_SYNTH_COST),
     "results": (
         "case", "native_s", "engine_s", "ratio", "path", "direction", "reference_s", "verified", "native_isa", "op_s",
     ),

@@ -172,7 +172,7 @@ def run_als(
         raise ConfigError("give an error bound: --max-mae and/or --max-wce")
     start = time.perf_counter()
     netlist = read_netlist(path, operands=operands)
-    signed = settle_signedness(path, signed, ports=netlist.signed_ports)[0]
+    signed, signed_from, note = settle_signedness(path, signed, ports=netlist.signed_ports)
     if out_dir is not None:
         make_dirs(out_dir)  # before the search: an unusable folder is found at once
     points = approximate(
@@ -188,12 +188,15 @@ def run_als(
     for i, point in enumerate(points):
         point.netlist.name = f"{safe_name(path.stem)}_als{i}"
         out = out_dir / f"{point.netlist.name}.blif" if out_dir is not None else None
-        jobs.append(_finish(point.netlist, signed, out, start))
+        job = _finish(point.netlist, signed, out, start)
+        job.signed_from, job.note, job.source = signed_from, note, path
+        jobs.append(job)
     return jobs
 
 
 def print_jobs(jobs: list[SynthJob], *, title: str, console: Console | None = None) -> None:
-    """A rich table: one row per circuit."""
+    """A rich table, one row per circuit; then how the operands were read (the same for every job) and what was
+    written."""
     console = console or Console()
     table = Table(title=title)
     for col in ("circuit", "bits", "gates", "MAE %", "WCE %", "MRE %", "EP %", "power mW*", "area µm²*", "delay ns*"):
@@ -215,12 +218,12 @@ def print_jobs(jobs: list[SynthJob], *, title: str, console: Console | None = No
         )
     console.print(table)
     console.print("* estimated with lutgen's 45 nm-class cell table (lutgen library calibrate shows its accuracy)")
+    read = next((job for job in jobs if job.signed_from is not None), None)
+    if read is not None and read.signed_from is not None:
+        hint = name_hint(read.source.name) if read.source is not None else None
+        console.print(describe_signedness(read.signed, read.signed_from, token=hint.token if hint is not None else ""))
+        if read.note:
+            console.print(f"[yellow]note:[/] {read.note}")
     for job in jobs:
-        if job.signed_from is not None:
-            hint = name_hint(job.source.name) if job.source is not None else None
-            token = hint.token if hint is not None else ""
-            console.print(describe_signedness(job.signed, job.signed_from, token=token))
-        if job.note:
-            console.print(f"[yellow]note:[/] {job.note}")
         if job.out is not None:
             console.print(f"wrote {job.out}")

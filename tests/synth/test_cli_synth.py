@@ -110,6 +110,22 @@ def test_als_passes_constants_only_to_the_search(tmp_path, monkeypatch, option, 
     assert seen == [wires]
 
 
+def test_als_says_how_it_read_the_operands_as_sim_does(tmp_path, json_output):
+    """The rule was applied but not shown: `--unsigned` over ports declared signed went without the note."""
+    src = tmp_path / "smul.v"
+    src.write_text(
+        "module smul(input signed [2:0] a, input signed [2:0] b, output signed [5:0] y);\n"
+        "  assign y = a * b;\nendmodule\n"
+    )
+    args = ["synth", "als", str(src), "--max-mae", "60", "--steps", "2"]
+    result = CliRunner().invoke(main, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    assert {p["signed_from"] for p in json_output(result.output, "synth als")["points"]} == {"ports"}
+    shown = " ".join(CliRunner().invoke(main, [*args, "--unsigned"]).output.split())
+    assert "operands read as unsigned (as asked)" in shown
+    assert shown.count("note: the ports are declared signed; read as unsigned as asked") == 1
+
+
 def test_als_refuses_an_unusable_out_dir_before_the_search(tmp_path):
     src = tmp_path / "exact.blif"
     assert CliRunner().invoke(main, ["synth", "generate", "array", "--bits", "3", "--out", str(src)]).exit_code == 0
