@@ -824,7 +824,7 @@ def synth() -> None:
 
 @synth.command("verilog")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--top", help="Top module (default: Yosys picks it).")
+@click.option("--top", help="Top module (default: the one no other module instantiates).")
 @click.option(
     "--signed/--unsigned",
     default=None,

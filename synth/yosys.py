@@ -75,12 +75,23 @@ def find_yosys() -> list[str]:
 
 
 def yosys_script(top: str | None) -> str:
-    """The synthesis script run on ``input.v`` (writes ``output.blif`` and ``output.json``)."""
+    """The synthesis script run on ``input.v``: writes the modules as read (``input.json``, after ``proc``, which
+    JSON needs), then the synthesised top module (``output.blif``, ``output.json``)."""
     select = f"hierarchy -check -top {top}; synth -flatten -top {top}" if top else "synth -flatten -auto-top"
     return (
-        f"read_verilog -sv input.v; {select}; abc -g {ABC_GATES}; opt_clean -purge; "
+        f"read_verilog -sv input.v; proc; write_json input.json; {select}; abc -g {ABC_GATES}; opt_clean -purge; "
         "write_blif output.blif; write_json output.json"
     )
+
+
+def top_candidates(design: dict[str, Any]) -> list[str]:
+    """The modules of Yosys's JSON ``design`` (as read, before ``hierarchy``) that no other module instantiates,
+    black boxes (empty modules) left out: the modules that could be the top."""
+    modules = design.get("modules", {})
+    used = {cell.get("type") for module in modules.values() for cell in module.get("cells", {}).values()}
+    return [
+        name for name, module in modules.items() if name not in used and "blackbox" not in module.get("attributes", {})
+    ]
 
 
 def declared_signed(design: dict[str, Any], netlist: Netlist) -> bool:
@@ -103,7 +114,7 @@ def synthesize(
     operands: tuple[str, str] | None = None,
     timeout: float = 900.0,
 ) -> SynthOutput:
-    """Synthesise the Verilog file ``path`` (module ``top``, else Yosys picks the top) to gates."""
+    """Synthesise the Verilog file ``path`` (module ``top``, else the one module no other instantiates) to gates."""
     source = Path(path)
     if top is not None and not _TOP.match(top):
         raise InputError(f"--top {top!r} is not a Verilog module name")
@@ -135,6 +146,10 @@ def synthesize(
             raise InputError(f"{source}: Yosys failed: {detail}")
         blif = out.read_text()
         design = json.loads(ports.read_text())
+        read = json.loads((work / "input.json").read_text())
+    tops = top_candidates(read) if top is None else []
+    if len(tops) > 1:  # (Yosys would pick one by size: the metrics of the wrong circuit, as if asked for)
+        raise InputError(f"{source}: cannot tell the top module among {', '.join(tops)}; name it with --top")
     if not _MODEL.search(blif):  # (Yosys writes no BLIF model for a black box, which an empty module is to it)
         modules = list(design.get("modules", {}))
         what = f"module {top or modules[0]} is empty" if modules else "no Verilog module found"

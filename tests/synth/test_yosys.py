@@ -69,6 +69,25 @@ def test_nothing_to_synthesise_is_said_so(tmp_path, source, message):
         synthesize(src)
 
 
+@needs_yosys
+@pytest.mark.slow
+def test_two_modules_that_could_be_the_top_are_refused_as_sim_does(tmp_path):
+    """Yosys picks one by size: `synth` printed the metrics of `mul` for a file whose `add` may have been meant."""
+    src = tmp_path / "two.v"
+    src.write_text(
+        "module add(input [3:0] a, input [3:0] b, output [7:0] o); assign o = a + b; endmodule\n"
+        "module mul(input [3:0] a, input [3:0] b, output [7:0] o); assign o = a * b; endmodule\n"
+    )
+    with pytest.raises(InputError, match=r"two\.v: cannot tell the top module among add, mul; name it with --top$"):
+        synthesize(src)
+    assert synthesize(src, top="add").netlist.name == "add"
+    src.write_text(  # (a module another instantiates is not a candidate)
+        "module top(input [3:0] a, input [3:0] b, output [7:0] o); child #(.N(4)) u(a, b, o); endmodule\n"
+        "module child #(parameter N = 2) (input [N-1:0] x, y, output [2*N-1:0] z); assign z = x * y; endmodule\n"
+    )
+    assert synthesize(src).netlist.name == "top"
+
+
 def test_a_file_that_is_not_utf8_is_a_located_one_line_error(tmp_path):
     """A Latin-1 byte in the Verilog raised UnicodeDecodeError: a traceback from `lutgen synth`."""
     from click.testing import CliRunner
