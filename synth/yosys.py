@@ -155,5 +155,12 @@ def synthesize(
         what = f"module {top or modules[0]} is empty" if modules else "no Verilog module found"
         raise InputError(f"{source}: {what}: nothing to synthesise")
     netlist = read_blif(blif, f"{source} (synthesised)", operands=operands)
+    undefined = {net for net, name in netlist.net_names.items() if name == "$undef"}
+    if undefined & {net for gate in netlist.gates for net in gate.inputs}.union(netlist.outputs):
+        said = [line.strip() for line in log.splitlines() if "has no driver" in line]
+        raise InputError(
+            f"{source}: output {netlist.output_name} depends on undefined values (x, or nets nothing drives); "
+            "lutgen needs every output bit defined" + (f" (Yosys: {said[0]})" if said else "")
+        )
     netlist.signed_ports = declared_signed(design, netlist)
     return SynthOutput(netlist, blif, log)
