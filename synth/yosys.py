@@ -29,7 +29,7 @@ from ..circuits.blif import read_blif
 from ..circuits.io import read_netlist_text
 from ..circuits.netlist import Netlist
 from ..circuits.ports import split_bit_name
-from ..errors import InputError, LutgenError
+from ..errors import InputError, LutgenError, ParseError
 
 #: Gate set ABC maps to (all of them are IR gate kinds).
 ABC_GATES = "AND,NAND,OR,NOR,XOR,XNOR,MUX"
@@ -154,7 +154,10 @@ def synthesize(
         modules = list(design.get("modules", {}))
         what = f"module {top or modules[0]} is empty" if modules else "no Verilog module found"
         raise InputError(f"{source}: {what}: nothing to synthesise")
-    netlist = read_blif(blif, f"{source} (synthesised)", operands=operands)
+    try:
+        netlist = read_blif(blif, f"{source} (synthesised)", operands=operands)
+    except ParseError as exc:  # (located in Yosys's BLIF, a file the user never sees)
+        raise InputError(f"{source}: {exc.message} (in the gates Yosys made)") from None
     undefined = {net for net, name in netlist.net_names.items() if name == "$undef"}
     if undefined & {net for gate in netlist.gates for net in gate.inputs}.union(netlist.outputs):
         said = [line.strip() for line in log.splitlines() if "has no driver" in line]

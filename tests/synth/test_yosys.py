@@ -108,6 +108,29 @@ def test_an_output_left_undefined_is_refused(tmp_path, body, yosys_said):
         synthesize(src)
 
 
+@needs_yosys
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("module", "message"),
+    [
+        (
+            "module m(input clk, input [1:0] a, b, output reg [3:0] o); always @(posedge clk) o <= a * b; endmodule",
+            "sequential element .latch: lutgen handles combinational circuits only",
+        ),
+        (
+            "module m(input [1:0] a, b, c, output [3:0] o); assign o = a * b + c; endmodule",
+            "inputs c are neither operand (a, b); a multiplier has two input buses",
+        ),
+    ],
+)
+def test_what_the_gates_cannot_be_is_said_without_a_location_in_yosyss_blif(tmp_path, module, message):
+    """It read "m.v (synthesised):29:1: ...": line 29 of a BLIF file the user never sees (m.v has one line)."""
+    src = tmp_path / "m.v"
+    src.write_text(module + "\n")
+    with pytest.raises(InputError, match=f"^{re.escape(f'{src}: {message} (in the gates Yosys made)')}$"):
+        synthesize(src)
+
+
 def test_a_file_that_is_not_utf8_is_a_located_one_line_error(tmp_path):
     """A Latin-1 byte in the Verilog raised UnicodeDecodeError: a traceback from `lutgen synth`."""
     from click.testing import CliRunner
