@@ -139,6 +139,13 @@ def build_kind(kind: str, bits_a: int, bits_b: int, *, signed: bool, params: dic
     if missing:
         needed = " ".join(f"--param {name}=N" for name in missing)
         raise ConfigError(f"{kind} needs {needed} (it takes {', '.join(sorted(allowed))})")
+    for name, value in params.items():  # (the builders' annotations are strings: `from __future__ import annotations`)
+        wanted = signature[name].annotation
+        shown = ("yes" if value else "no") if isinstance(value, bool) else value
+        if wanted == "int" and (isinstance(value, bool) or not isinstance(value, int)):
+            raise ConfigError(f"{kind}: {name}={shown} is not a whole number")
+        if wanted == "bool" and value not in (True, False):
+            raise ConfigError(f"{kind}: {name}={shown}: give yes or no")
     try:
         return fam.build(bits_a, bits_b, signed=signed, **params)
     except TypeError as exc:

@@ -147,6 +147,22 @@ def test_a_missing_parameter_is_named_with_the_option_that_gives_it(kind, needed
     assert result.exit_code == 2 and f"error: {kind} needs {needed} (it takes " in result.output, result.output
 
 
+@pytest.mark.parametrize(
+    ("param", "said"),
+    [
+        ("k=abc", "k=abc is not a whole number"),
+        ("k=yes", "k=yes is not a whole number"),
+        ("compensate=2", "compensate=2: give yes or no"),
+    ],
+)
+def test_a_parameter_of_the_wrong_kind_is_said_so(param, said):
+    """k=abc read "'<=' not supported between instances of 'int' and 'str'"; compensate=2 was taken for yes."""
+    result = CliRunner().invoke(
+        main, ["synth", "generate", "truncated", "--bits", "4", "--param", "k=2", "--param", param]
+    )
+    assert result.exit_code == 2 and result.output == f"error: truncated: {said}\n", result.output
+
+
 def test_bad_parameters_are_one_line_errors():
     result = CliRunner().invoke(main, ["synth", "generate", "drum", "--param", "q=3"])
     assert result.exit_code == 2 and "no parameter q" in result.output
