@@ -118,7 +118,12 @@ def _operands(value: str | None) -> tuple[str, str] | None:
     help="Force the input format (default: LUT files by content, netlists by extension).",
 )
 @click.option(
-    "--signed/--unsigned", default=None, help="Operand encoding (default: what the name says, mul8s_; else unsigned)."
+    "--signed/--unsigned",
+    default=None,
+    help=(
+        "Operand encoding (default: what the name says, mul8s_; else signed where a Verilog module declares its "
+        "operand ports signed; else unsigned)."
+    ),
 )
 @click.option("--operands", help="Input bus names of operand a and b, e.g. IN1,IN2.")
 @click.option("--top", help="Verilog: the top module (default: the one no other module instantiates).")
@@ -875,7 +880,12 @@ def synth_generate(
 @synth.command("als")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
-    "--signed/--unsigned", default=None, help="Operand encoding (default: what the name says, mul8s_; else unsigned)."
+    "--signed/--unsigned",
+    default=None,
+    help=(
+        "Operand encoding (default: what the name says, mul8s_; else signed where a Verilog module declares its "
+        "operand ports signed; else unsigned)."
+    ),
 )
 @click.option("--operands", help="Input bus names of operand a and b, e.g. IN1,IN2.")
 @click.option("--max-mae", type=FiniteFloat(0), help="Error bound: MAE % (EvoApproxLib definition).")

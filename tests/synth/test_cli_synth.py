@@ -163,6 +163,13 @@ def test_a_parameter_of_the_wrong_kind_is_said_so(param, said):
     assert result.exit_code == 2 and result.output == f"error: truncated: {said}\n", result.output
 
 
+@pytest.mark.parametrize("command", [["sim"], ["synth", "als"], ["synth", "verilog"]])
+def test_the_signedness_help_names_every_rule(command):
+    """The help of sim and als said "what the name says, mul8s_; else unsigned", leaving out the ports."""
+    shown = " ".join(CliRunner().invoke(main, [*command, "--help"]).output.split())
+    assert "else signed where" in shown and "declares its operand ports signed; else unsigned" in shown
+
+
 def test_bad_parameters_are_one_line_errors():
     result = CliRunner().invoke(main, ["synth", "generate", "drum", "--param", "q=3"])
     assert result.exit_code == 2 and "no parameter q" in result.output
