@@ -2,8 +2,9 @@
 
 One ``assign`` per gate (``& | ^ ~`` and ``?:``; SOP covers become sum-of-products expressions),
 ``buf`` primitives for buffers, operand buses as ``input [n-1:0]`` ports in operand order and the
-output bus as one ``output`` port. Net names are kept where Verilog can spell them (plain or escaped
-identifiers), otherwise nets are called ``n<id>``.
+output bus as one ``output`` port, all declared ``signed`` when the netlist's
+:attr:`~.netlist.Netlist.signed_ports` says it multiplies signed numbers. Net names are kept where
+Verilog can spell them (plain or escaped identifiers), otherwise nets are called ``n<id>``.
 """
 
 from __future__ import annotations
@@ -117,7 +118,8 @@ def write_verilog(netlist: Netlist) -> str:
         wires.append(ref[gate.output])
 
     lines = [f"module {module} ({', '.join(p for _, p, _ in ports)});"]
-    lines += [f"  {direction} [{width - 1}:0] {port};" for direction, port, width in ports]
+    sign = "signed " if netlist.signed_ports else ""
+    lines += [f"  {direction} {sign}[{width - 1}:0] {port};" for direction, port, width in ports]
     for i in range(0, len(wires), 16):
         lines.append("  wire " + ", ".join(wires[i : i + 16]) + ";")
     lines.append("")

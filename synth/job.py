@@ -78,6 +78,7 @@ def _finish(netlist: Netlist, signed: bool, out: Path | None, start: float) -> S
         metrics = simulate_metrics(netlist, signed=signed)
     cost = estimate_cost(netlist)
     if out is not None:
+        netlist.signed_ports = signed  # (Verilog declares the ports so: the file reads back as it was measured)
         write_netlist(netlist, out)
     return SynthJob(netlist, signed, metrics, cost, time.perf_counter() - start, out)
 
