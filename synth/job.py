@@ -12,7 +12,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from ..circuits.io import read_netlist, write_netlist
+from ..circuits.io import format_for, read_netlist, write_netlist
 from ..circuits.names import name_hint, safe_name
 from ..circuits.netlist import Netlist
 from ..errors import ConfigError
@@ -232,6 +232,15 @@ def print_jobs(jobs: list[SynthJob], *, title: str, console: Console | None = No
         console.print(describe_signedness(read.signed, read.signed_from, token=hint.token if hint is not None else ""))
         if read.note:
             console.print(f"[yellow]note:[/] {read.note}")
+    unsaid = []  # (signed circuits written where nothing can say so: BLIF and SOP, without a mul<N>s_ name)
     for job in jobs:
         if job.out is not None:
             console.print(f"wrote {job.out}")
+            if job.signed and format_for(job.out) != "verilog" and name_hint(job.out.name) is None:
+                unsaid.append(job.out.name)
+    if unsaid:
+        more = f" (and {len(unsaid) - 1} more)" if len(unsaid) > 1 else ""
+        console.print(
+            f"[yellow]note:[/] {unsaid[0]}{more} cannot say that its operands are signed: read it back with "
+            "--signed, or name it mul<N>s_..."
+        )

@@ -39,6 +39,23 @@ def test_a_written_verilog_netlist_reads_back_as_it_was_measured(tmp_path, json_
     assert data["mae_pct"] == 0
 
 
+@pytest.mark.parametrize(("name", "noted"), [("t.blif", True), ("mul4s_t.blif", False), ("t.v", False)])
+def test_a_signed_circuit_written_as_blif_says_how_to_read_it_back(tmp_path, name, noted):
+    """BLIF cannot declare ports signed: `sim t.blif` reads unsigned unless told, and nothing said so."""
+    args = ["synth", "generate", "array", "--bits", "4", "--signed", "--out", str(tmp_path / name)]
+    shown = " ".join(CliRunner().invoke(main, args).output.split())
+    assert ("note: " + name + " cannot say that its operands are signed: read it back with --signed" in shown) is noted
+
+
+def test_als_says_once_that_its_blif_points_cannot_say_signed(tmp_path):
+    src = tmp_path / "x.blif"
+    args = ["synth", "generate", "array", "--bits", "4", "--signed", "--out", str(src)]
+    assert CliRunner().invoke(main, args).exit_code == 0
+    args = ["synth", "als", str(src), "--signed", "--max-mae", "2", "--steps", "6", "--out-dir", str(tmp_path / "pts")]
+    shown = " ".join(CliRunner().invoke(main, args).output.split())
+    assert shown.count("cannot say that its operands are signed") == 1 and "more) cannot say" in shown
+
+
 def test_generate_kinds_listed_in_cli_match_the_package():
     from approxlut.cli import _SYNTH_KINDS
 
