@@ -38,6 +38,10 @@ class ParseError(InputError):
         return f"{where}: {self.message}"
 
 
+class UndefinedValueError(ParseError):
+    """A netlist output depends on an undefined value (Yosys's ``$undef``: an x bit or an undriven net)."""
+
+
 class WriteError(InputError):
     """A file cannot be written where the user asked; ``reason`` is the message without the path."""
 

@@ -3,7 +3,8 @@
 Reads ``.model/.inputs/.outputs/.names/.end`` with backslash continuations, ``#`` comments, on-set or
 off-set covers with don't-cares, constant nodes, ``.subckt``/``.gate`` instances of models defined in
 the same file (flattened) or of Yosys' internal gate cells (``$_AND_``, ``$_MUX_``, ...), Yosys'
-``.conn`` and implicit ``$false/$true/$undef`` nets. Timing and attribute annotations are ignored;
+``.conn`` and implicit ``$false/$true`` nets. ``$undef``, Yosys's net for x bits and undriven nets, is
+refused where an output depends on it. Timing and attribute annotations are ignored;
 ``.latch`` and other sequential or external constructs are refused. The first model is the top.
 Every ``.names`` node becomes a :attr:`Kind.SOP` gate, except covers that are trivially a constant,
 a buffer or an inverter.
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 from sys import intern
 from typing import NamedTuple
 
-from ..errors import InputError, NetlistError, ParseError
+from ..errors import InputError, NetlistError, ParseError, UndefinedValueError
 from .netlist import MAX_GATES, Cover, Gate, Kind, Netlist, SourceLoc, find_loop, topo_order
 from .ports import group_bits, order_operands
 from .text import normalise
@@ -62,7 +63,11 @@ REFUSED = {
 }
 
 #: Nets Yosys leaves implicit with ``write_blif -impltf``: constant when the file does not drive them.
-IMPLICIT_CONSTANTS = {"$false": 0, "$true": 1, "$undef": 0}
+IMPLICIT_CONSTANTS = {"$false": 0, "$true": 1}
+
+#: Yosys's net for undefined values (x bits, undriven nets), written as ``.names $undef`` (a 0) or implicit:
+#: reading it as 0 would give metrics of a circuit nobody designed, so an output that depends on it is refused.
+UNDEFINED = "$undef"
 
 #: Flattened designs larger than :data:`~approxlut.circuits.netlist.MAX_GATES` are refused (nested
 #: instances can multiply without bound), and so are files with more nodes, before they are flattened.
@@ -273,6 +278,7 @@ class _Flattener:
         self.names: dict[int, str] = {}
         self.driver_line: dict[int, int] = {}
         self.first_use: dict[int, _Token] = {}
+        self.undefined: set[int] = set()  # nets named UNDEFINED, in any model
         self.count = 0
         self.covers: dict[Cover, Cover] = {}  # one object per distinct cover: a million gates share a few
 
@@ -297,6 +303,8 @@ class _Flattener:
             if token.text not in scope:
                 scope[token.text] = self.new_net(prefix + token.text)
                 self.first_use[scope[token.text]] = token
+                if token.text == UNDEFINED:
+                    self.undefined.add(scope[token.text])
             return scope[token.text]
 
         loc = self.path
@@ -443,9 +451,9 @@ def _read_blif(text: str, path: str, operands: tuple[str, str] | None) -> Netlis
     for net, token in flat.first_use.items():
         if net in flat.driver_line:
             continue
-        if token.text not in IMPLICIT_CONSTANTS:
+        if token.text not in IMPLICIT_CONSTANTS and net not in flat.undefined:
             raise ParseError(f"net '{_clip(token.text)}' is used but never driven", path, token.line, token.col)
-        kind = Kind.CONST1 if IMPLICIT_CONSTANTS[token.text] else Kind.CONST0
+        kind = Kind.CONST1 if IMPLICIT_CONSTANTS.get(token.text) else Kind.CONST0  # (UNDEFINED: refused below if used)
         constants.append(Gate(kind, (), net, None, SourceLoc(path, token.line, token.col)))
     netlist = Netlist(
         name=top.name.text,
@@ -456,7 +464,37 @@ def _read_blif(text: str, path: str, operands: tuple[str, str] | None) -> Netlis
         output_name=out_name,
         net_names=flat.names,
     )
-    return _ordered(netlist, path)
+    netlist = _ordered(netlist, path)
+    if flat.undefined:
+        _refuse_undefined(netlist, flat.undefined, {scope[bit]: out_tokens[bit] for bit in out_bits}, path)
+    return netlist
+
+
+def _refuse_undefined(netlist: Netlist, undefined: set[int], out_tokens: dict[int, _Token], path: str) -> None:
+    """Raise :class:`UndefinedValueError` for the first output bit (LSB first) that depends on an ``undefined``
+    net, located at the gate that reads it."""
+    drivers = {gate.output: gate for gate in netlist.gates}
+    seen: set[int] = set()
+    for out in netlist.outputs:
+        where: _Token | SourceLoc | None = out_tokens[out] if out in undefined else None
+        found = where is not None
+        stack = [out]
+        while stack and not found:
+            gate = drivers.get(stack.pop())
+            if gate is None or gate.output in seen:
+                continue
+            seen.add(gate.output)
+            if any(net in undefined for net in gate.inputs):
+                found, where = True, gate.loc
+            stack.extend(gate.inputs)
+        if found:
+            raise UndefinedValueError(
+                f"output {netlist.net_name(out)} depends on {UNDEFINED}, an undefined value (x, or a net nothing "
+                "drives); lutgen needs every output bit defined",
+                path,
+                where.line if where else None,
+                where.col if where else None,
+            )
 
 
 def _buses(tokens: list[_Token], what: str, path: str) -> dict[str, list[str]]:
@@ -555,7 +593,7 @@ def write_blif(netlist: Netlist, *, model: str | None = None) -> str:
         raise InputError(f"{netlist.name}: output bus '{netlist.output_name}' has the name of an input bus")
     in_names = {net: f"{bus}[{i}]" for bus, nets in netlist.inputs.items() for i, net in enumerate(nets)}
     out_names = [f"{netlist.output_name}[{i}]" for i in range(len(netlist.outputs))]
-    namer = _Namer(netlist, set(in_names.values()) | set(out_names))
+    namer = _Namer(netlist, {*in_names.values(), *out_names, UNDEFINED})  # (a net so named would read as undefined)
     namer.names.update(in_names)
     driven = {g.output for g in netlist.gates}
     buffered: list[tuple[int, str]] = []

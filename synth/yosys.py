@@ -29,7 +29,7 @@ from ..circuits.blif import read_blif
 from ..circuits.io import read_netlist_text
 from ..circuits.netlist import Netlist
 from ..circuits.ports import split_bit_name
-from ..errors import InputError, LutgenError, ParseError
+from ..errors import InputError, LutgenError, ParseError, UndefinedValueError
 
 #: Gate set ABC maps to (all of them are IR gate kinds).
 ABC_GATES = "AND,NAND,OR,NOR,XOR,XNOR,MUX"
@@ -156,14 +156,10 @@ def synthesize(
         raise InputError(f"{source}: {what}: nothing to synthesise")
     try:
         netlist = read_blif(blif, f"{source} (synthesised)", operands=operands)
+    except UndefinedValueError as exc:  # (Yosys's warning names the Verilog net)
+        said = [line.strip() for line in log.splitlines() if "has no driver" in line]
+        raise InputError(f"{source}: {exc.message}" + (f" (Yosys: {said[0]})" if said else "")) from None
     except ParseError as exc:  # (located in Yosys's BLIF, a file the user never sees)
         raise InputError(f"{source}: {exc.message} (in the gates Yosys made)") from None
-    undefined = {net for net, name in netlist.net_names.items() if name == "$undef"}
-    if undefined & {net for gate in netlist.gates for net in gate.inputs}.union(netlist.outputs):
-        said = [line.strip() for line in log.splitlines() if "has no driver" in line]
-        raise InputError(
-            f"{source}: output {netlist.output_name} depends on undefined values (x, or nets nothing drives); "
-            "lutgen needs every output bit defined" + (f" (Yosys: {said[0]})" if said else "")
-        )
     netlist.signed_ports = declared_signed(design, netlist)
     return SynthOutput(netlist, blif, log)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -243,6 +244,47 @@ def test_yosys_conn_and_ignored_annotations() -> None:
     body = '.names A[0] B[0] w\n11 1\n.attr src "x.v:3"\n.cname g1\n.conn w O[0]\n.names B[1] O[1]\n1 1'
     nl = read_blif(_wrap(body), "y.blif")
     assert [g.kind for g in nl.gates] == [Kind.SOP, Kind.BUF, Kind.BUF]
+
+
+_UNDEF_MESSAGE = (
+    "output O[1] depends on $undef, an undefined value (x, or a net nothing drives); "
+    "lutgen needs every output bit defined"
+)
+
+
+@pytest.mark.parametrize(
+    ("defined", "body", "line"),
+    [
+        (".names $undef\n", ".names $undef O[1]\n1 1", 10),  # as Yosys's write_blif
+        ("", ".names $undef O[1]\n1 1", 9),  # write_blif -impltf
+        ("", ".names $undef B[1] w\n11 1\n.names w A[1] O[1]\n1- 1\n-1 1", 9),  # through another gate
+        (".names $undef\n", ".conn $undef O[1]", 10),  # write_blif -conn
+        ("", ".subckt $_AND_ A=$undef B=B[1] Y=O[1]", 9),  # write_blif -icells
+    ],
+    ids=["defined", "implicit", "through-a-gate", "conn", "cell"],
+)
+def test_an_output_that_depends_on_undef_is_refused(defined: str, body: str, line: int) -> None:
+    """Yosys writes x bits and undriven nets as $undef, which was read as 0: `sim` printed the metrics of a circuit
+    nobody designed, with exit 0."""
+    text = _wrap(f".names $false\n.names $true\n1\n{defined}.names A[0] B[0] O[0]\n11 1\n{body}")
+    with pytest.raises(ParseError, match=f"^u\\.blif:{line}:[0-9]+: {re.escape(_UNDEF_MESSAGE)}$"):
+        read_blif(text, "u.blif")
+
+
+def test_undef_that_no_output_depends_on_is_accepted() -> None:
+    """Yosys defines $undef in every file it writes; only its use in an output's cone is refused."""
+    body = ".names $undef\n.names $undef A[1] dead\n11 1\n.names A[0] B[0] O[0]\n11 1\n.names $true O[1]\n1 1"
+    nl = read_blif(_wrap(body), "d.blif")
+    assert truth(nl)[-1] == [1, 1]
+
+
+def test_a_net_named_undef_is_written_under_another_name() -> None:
+    """A driven net that a netlist calls $undef must not come back from BLIF as an undefined value."""
+    b = NetlistBuilder("n")
+    a, x = b.input_bus("a", 1), b.input_bus("b", 1)
+    y = b.gate(Kind.AND, [a[0], x[0]], b.new_net("$undef"))
+    nl = b.build([b.gate(Kind.NOT, [y]), b.gate(Kind.BUF, [y])])
+    assert truth(read_blif(write_blif(nl), "w.blif")) == truth(nl)
 
 
 @pytest.mark.parametrize(

@@ -91,19 +91,22 @@ def test_two_modules_that_could_be_the_top_are_refused_as_sim_does(tmp_path):
 @needs_yosys
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("body", "yosys_said"),
+    ("body", "bit", "yosys_said"),
     [
-        ("assign o = 8'bx;", ""),
-        ("assign o[3:0] = a * b;", r" \(Yosys: Warning: Wire m\.\\o \[7\] is used but has no driver\.\)"),
-        ("wire [7:0] t; assign o = t;", r" \(Yosys: Warning: Wire m\.\\t \[7\] is used but has no driver\.\)"),
+        ("assign o = 8'bx;", 0, ""),
+        ("assign o[3:0] = a * b;", 4, r" \(Yosys: Warning: Wire m\.\\o \[7\] is used but has no driver\.\)"),
+        ("wire [7:0] t; assign o = t;", 0, r" \(Yosys: Warning: Wire m\.\\t \[7\] is used but has no driver\.\)"),
     ],
 )
-def test_an_output_left_undefined_is_refused(tmp_path, body, yosys_said):
-    """x bits and undriven nets come out of Yosys as $undef, which BLIF reading takes for 0: `synth` printed
+def test_an_output_left_undefined_is_refused(tmp_path, body, bit, yosys_said):
+    """x bits and undriven nets come out of Yosys as $undef, which BLIF reading took for 0: `synth` printed
     MAE 19-22 % with exit 0 where `sim` of the same file says a net is never driven."""
     src = tmp_path / "u.v"
     src.write_text(f"module m(input [3:0] a, input [3:0] b, output [7:0] o); {body} endmodule\n")
-    message = "output o depends on undefined values (x, or nets nothing drives); lutgen needs every output bit defined"
+    message = (
+        f"output o[{bit}] depends on $undef, an undefined value (x, or a net nothing drives); "
+        "lutgen needs every output bit defined"
+    )
     with pytest.raises(InputError, match=f"^{re.escape(str(src))}: {re.escape(message)}{yosys_said}$"):
         synthesize(src)
 
