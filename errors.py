@@ -75,5 +75,9 @@ class ConfigError(InputError):
     """An option or configuration value is invalid."""
 
 
+class NameTakenError(ConfigError):
+    """A library entry name (release and name) already names a circuit with another table."""
+
+
 class NativeUnavailableError(LutgenError):
     """A native kernel was requested explicitly but cannot be built or loaded here."""

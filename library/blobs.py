@@ -50,10 +50,15 @@ class BlobStore:
     def __init__(self, root: Path):
         self.root = root
 
+    @staticmethod
+    def names_a_blob(lut_hash: str) -> bool:
+        """Whether ``lut_hash`` is a hash a blob can have (64 hex digits), not a damaged index's value."""
+        return _HASH.fullmatch(lut_hash) is not None
+
     def path(self, lut_hash: str) -> Path:
         """Where the blob of ``lut_hash`` lives; a hash that is not 64 hex digits (a damaged or hostile index's)
         is a :class:`LibraryError`, never a path elsewhere."""
-        if _HASH.fullmatch(lut_hash) is None:
+        if not self.names_a_blob(lut_hash):
             raise LibraryError(f"the library index names a table by {lut_hash[:80]!r}, not a SHA-256 hash")
         return self.root / f"{lut_hash}{SUFFIX}"
 

@@ -26,7 +26,9 @@ def install_builtin(
     was installed.
 
     ``repair``: also verify the blobs of those present and rewrite the damaged ones. ``only``: just the circuits of
-    these names (nothing recorded).
+    these names (nothing recorded). A built-in whose name an entry with another table holds is left out (one name
+    holds one table: a user's circuit imported under it keeps it), unless, with ``repair``, that entry is a built-in
+    whose table is lost (its row damaged): it is replaced.
     """
     from ..lutgen.simulate import simulate_lut
     from ..synth.builtin import builtin_circuits
@@ -36,7 +38,12 @@ def install_builtin(
         if only is not None and circuit.name not in only:
             continue
         lut = simulate_lut(circuit.netlist, signed=circuit.signed, name=circuit.name)
-        existing = lib.same_circuit(name=circuit.name, release="", lut_hash=lut.hash)
+        existing = lib.named(circuit.name)
+        if existing is not None and existing.hash != lut.hash:
+            if not (repair and existing.origin == "builtin" and not lib.intact(existing)):
+                continue
+            lib.remove(existing)
+            existing = None
         if existing is None or (repair and not lib.intact(existing)):
             existing = lib.add(
                 lut,

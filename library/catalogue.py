@@ -33,7 +33,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..circuits.names import name_problem
-from ..errors import ConfigError, DamagedIndexError, LibraryError, LibraryUsageError, NotInLibraryError
+from ..errors import (
+    ConfigError,
+    DamagedIndexError,
+    LibraryError,
+    LibraryUsageError,
+    NameTakenError,
+    NotInLibraryError,
+)
 from ..fileio import fsync_dir, new_file_mode
 from ..lutgen.metrics import METRIC_KEYS, Metrics, matches_published
 from .blobs import BlobStore
@@ -637,6 +644,8 @@ class Library:
         listing = ", ".join(f"{e.full_name} ({e.hash[:10]})" for e in found)
         if len({e.hash for e in found}) == 1:  # (one table under several names: no hash prefix tells them apart)
             raise NotInLibraryError(f"'{name_or_hash}' is ambiguous: {listing} hold one table; name one of them")
+        if len({e.full_name for e in found}) < len(found):  # (a library from before names were kept unique)
+            raise NotInLibraryError(f"'{name_or_hash}' is ambiguous: {listing}; use a hash prefix")
         raise NotInLibraryError(f"'{name_or_hash}' is ambiguous: {listing}; use the release prefix or a hash prefix")
 
     def _not_found(self, identifier: str) -> str:
@@ -703,6 +712,11 @@ class Library:
     def same_circuit(self, *, name: str, release: str, lut_hash: str) -> Entry | None:
         """The entry with exactly this release, name and hash, if present."""
         found = self._entries("release = ? AND name = ? AND hash = ?", [release, name, lut_hash])
+        return found[0] if found else None
+
+    def named(self, name: str, release: str = "") -> Entry | None:
+        """The entry with exactly this release and name (one at most: a name holds one table), if present."""
+        found = self._entries("release = ? AND name = ?", [release, name], "id")
         return found[0] if found else None
 
     def holding(self, lut_hash: str) -> list[Entry]:
@@ -777,8 +791,8 @@ class Library:
             published=published,
         )
         with self._write():
-            repaired = self.blobs.ensure(lut)
             entry_id, inserted = self._insert(record)
+            repaired = self.blobs.ensure(lut)
             new_source = self._insert_sources(entry_id, source, source_sha256, alternatives)
         entry = self._entries("id = ?", [entry_id])[0]
         return Stored(entry, "added" if inserted else _revisit_status(repaired, new_source))
@@ -870,13 +884,13 @@ class Library:
             new = self._insert_source(alt_sha256, alt_path, entry_id) or new
         return new
 
-    def remove(self, name_or_hash: str) -> Entry:
-        """Delete one entry (and its blob when no other entry shares it)."""
-        entry = self.entry(name_or_hash)
+    def remove(self, name_or_hash: str | Entry) -> Entry:
+        """Delete one entry (and its blob when no other entry shares it; a damaged row's hash names none)."""
+        entry = name_or_hash if isinstance(name_or_hash, Entry) else self.entry(name_or_hash)
         with self._write():
             self._run("DELETE FROM entries WHERE id = ?", (entry.id,))
             shared = self._one("SELECT 1 FROM entries WHERE hash = ? AND has_lut = 1", (entry.hash,))
-            if entry.has_lut and shared is None:
+            if entry.has_lut and shared is None and self.blobs.names_a_blob(entry.hash):
                 self.blobs.remove(entry.hash)
         return entry
 
@@ -1068,6 +1082,15 @@ class Library:
         row = self._one("SELECT id FROM entries WHERE release = ? AND name = ? AND hash = ?", key)
         if row is not None:
             return int(row[0]), False
+        taken = self._entries("release = ? AND name = ? AND hash != ?", key)
+        if taken:
+            held = taken[0]
+            source = f", from {held.source}" if held.source else ""
+            raise NameTakenError(
+                f"{held.full_name} already names another circuit ({held.kind}, table {held.hash[:10]}{source}) and a "
+                f"name holds one table: `lutgen library remove {held.full_name}` first to replace it, or catalogue "
+                "this one under another name (for an import, rename the file)"
+            )
         cols = ", ".join(record)
         marks = ", ".join("?" for _ in record)
         cursor = self._run(f"INSERT INTO entries ({cols}) VALUES ({marks})", tuple(record.values()))

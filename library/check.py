@@ -241,7 +241,8 @@ def _check_blobs(lib: Library, report: CheckReport) -> None:
     for entry in damaged:
         state = "corrupted" if _blob_present(lib, entry) else "missing"
         problem = f"the table of {entry.full_name} ({entry.hash[:12]}) is {state}"
-        if report.repair and (lib.intact(entry) or _rebuild_from_source(lib, entry)):
+        now = lib.named(entry.name, entry.release) or entry  # (a built-in's damaged row is replaced, not mended)
+        if report.repair and (lib.intact(now) or _rebuild_from_source(lib, entry)):
             report.add(f"{problem}; rebuilt it", repaired=True)
         else:
             advice = "run `lutgen library check --repair`" if not report.repair else None

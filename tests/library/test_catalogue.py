@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from approxlut.errors import ConfigError, LibraryError, LibraryUsageError
+from approxlut.errors import ConfigError, LibraryError, LibraryUsageError, NameTakenError
 from approxlut.fileio import new_file_mode
 from approxlut.library import Cost, Library
 from approxlut.library.catalogue import DB_NAME, MIGRATIONS, column, create_index, numeric_column, numeric_names
@@ -69,6 +69,51 @@ def test_lookup_by_name_release_and_hash(lib, multiplier):
     # an entry without a release is named by its name alone, however many releases share the name
     plain = _add(lib, multiplier, 4, True, 1, name="mul4s_X")
     assert lib.entry("mul4s_X") == plain and lib.load_lut("mul4s_X").hash == plain.hash
+
+
+def test_a_name_holds_one_table(lib, multiplier):
+    """A second table under a held release and name made two entries of one full name, which no name could then
+    tell apart (`remove smul` was ambiguous); it is refused, and nothing of it is written."""
+    held = _add(lib, multiplier, 4, True, 0, name="smul")
+    message = (
+        f"^smul already names another circuit \\(4x4s, table {held.hash[:10]}\\) and a name holds one table: "
+        "`lutgen library remove smul` first to replace it, or catalogue this one under another name "
+        "\\(for an import, rename the file\\)$"
+    )
+    with pytest.raises(NameTakenError, match=message):
+        _add(lib, multiplier, 4, False, 0, name="smul")
+    metrics = simulate_lut(multiplier(4, False), signed=False).metrics()
+    with pytest.raises(NameTakenError, match=r"^smul already names another circuit"):
+        lib.add_untabulated(name="smul", bits=(12, 12), signed=False, function_hash="f" * 64, metrics=metrics)
+    assert [e.id for e in lib.query()] == [held.id] and lib.blobs.hashes() == {held.hash}
+    assert _add(lib, multiplier, 4, False, 0, name="smul", release="v2").full_name == "v2_smul"  # (another release)
+
+
+def test_two_entries_of_one_full_name_are_told_apart_by_hash(lib, multiplier):
+    """A library written before names were kept unique may hold two `smul`: the release prefix cannot help."""
+    one = _add(lib, multiplier, 4, True, 0, name="smul")
+    two = _add(lib, multiplier, 4, False, 0, name="other")
+    lib._db.execute("UPDATE entries SET name = 'smul' WHERE id = ?", (two.id,))
+    lib._db.commit()
+    listing = f"smul \\({one.hash[:10]}\\), smul \\({two.hash[:10]}\\)"
+    with pytest.raises(LibraryError, match=f"^'smul' is ambiguous: {listing}; use a hash prefix$"):
+        lib.remove("smul")
+    assert lib.remove(two.hash[:10]).id == two.id and lib.entry("smul").id == one.id
+
+
+def test_a_builtin_whose_row_lost_its_hash_is_replaced_by_check_repair(lib):
+    """Repair added the built-in again beside its damaged row: two entries of one name, one of them still broken."""
+    from approxlut.library.builtin import install_builtin
+    from approxlut.library.check import check_library
+
+    install_builtin(lib, only={"exact4u"})
+    lib._db.execute("UPDATE entries SET hash = '12345' WHERE name = 'exact4u'")
+    lib._db.commit()
+    report = check_library(lib.root, repair=True)
+    assert report.healthy and [f.problem for f in report.findings] == [
+        "the table of exact4u (12345) is missing; rebuilt it"
+    ]
+    assert [e.name for e in lib.query()] == ["exact4u"] and lib.intact(lib.entry("exact4u"))
 
 
 def test_same_table_under_two_names_shares_one_blob(lib, multiplier):

@@ -393,6 +393,42 @@ def test_reimporting_unsigned_a_file_whose_ports_say_signed_says_what_works(lib,
     assert not lib.entry("mul4u_smul").signed
 
 
+def test_another_circuit_under_a_held_name_is_refused_saying_how_to_keep_either(lib, tmp_path):
+    """`smul.v` edited (ports no longer signed: another table) and imported beside the entry `smul` made a second
+    entry `smul`, after which `library remove smul` was ambiguous."""
+    first, edited = tmp_path / "a" / "smul.v", tmp_path / "b" / "smul.v"
+    first.parent.mkdir()
+    edited.parent.mkdir()
+    first.write_text(
+        "module smul(input signed [3:0] a, input signed [3:0] b, output signed [7:0] y);\n"
+        "  assign y = a * b;\nendmodule\n"
+    )
+    edited.write_text(first.read_text().replace("signed ", ""))
+    held = import_paths(lib, [first]).added[0]
+    summary = import_paths(lib, [edited])
+    assert not summary.added and summary.failed == [
+        (
+            edited,
+            f"smul already names another circuit (4x4s, table {held.hash[:10]}, from {first.resolve()}) and a name "
+            "holds one table: `lutgen library remove smul` first to replace it, or catalogue this one under another "
+            "name (for an import, rename the file)",
+        )
+    ]
+    assert [e.id for e in lib.query()] == [held.id]
+    lib.remove("smul")
+    assert not import_paths(lib, [edited]).failed and not lib.entry("smul").signed
+
+
+def test_a_builtin_whose_name_a_users_circuit_holds_is_left_out(lib, multiplier, tmp_path):
+    """The built-in set joins a library when a command first reads it: a user's `exact4u` with another table must
+    neither stop that nor be doubled by it."""
+    from approxlut.library.builtin import install_builtin
+
+    mine = import_paths(lib, [_write(tmp_path / "exact4u.blif", multiplier(4, False, drop=2))]).added[0]
+    assert install_builtin(lib, only={"exact4u", "exact4s"}) == [lib.entry("exact4s")]
+    assert lib.entry("exact4u") == mine
+
+
 def test_a_twin_with_an_upper_case_extension_is_still_checked(lib, multiplier, tmp_path):
     """``X.v`` and ``X_PDK45.V`` are one circuit's two files: a twin with another table is refused naming both (the
     case of the extension took it past the check, into a second entry of the same name)."""
