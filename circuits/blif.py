@@ -21,7 +21,7 @@ from typing import NamedTuple
 
 from ..errors import InputError, NetlistError, ParseError, UndefinedValueError
 from .netlist import MAX_GATES, Cover, Gate, Kind, Netlist, SourceLoc, find_loop, topo_order
-from .ports import group_bits, order_operands
+from .ports import group_bits, group_inputs, order_operands
 from .text import normalise
 
 #: Directives that annotate a circuit without changing its function; skipped.
@@ -411,7 +411,7 @@ def _read_blif(text: str, path: str, operands: tuple[str, str] | None) -> Netlis
         if token.text in tokens:
             raise ParseError(f"input '{token.text}' is declared twice", path, token.line, token.col)
         tokens[token.text] = token
-    in_buses = _buses(top.inputs, "inputs", path)
+    in_buses = _buses(top.inputs, "inputs", path, group=group_inputs)
     first = top.inputs[0]
     a, b = order_operands(list(in_buses), operands, path=path, line=first.line, col=first.col)
     extra = [bus for bus in in_buses if bus not in (a, b)]
@@ -497,9 +497,11 @@ def _refuse_undefined(netlist: Netlist, undefined: set[int], out_tokens: dict[in
             )
 
 
-def _buses(tokens: list[_Token], what: str, path: str) -> dict[str, list[str]]:
+def _buses(
+    tokens: list[_Token], what: str, path: str, *, group: Callable[[list[str]], dict[str, list[str]]] = group_bits
+) -> dict[str, list[str]]:
     try:
-        return group_bits(t.text for t in tokens)
+        return group([t.text for t in tokens])
     except ValueError as exc:
         raise ParseError(f"{what}: {exc}", path, tokens[0].line, tokens[0].col) from None
 

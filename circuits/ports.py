@@ -63,6 +63,18 @@ def group_bits(names: Iterable[str]) -> dict[str, list[str]]:
     return result
 
 
+def group_inputs(names: Sequence[str]) -> dict[str, list[str]]:
+    """:func:`group_bits` for a multiplier's input bits, except that two names which would make one bus by an
+    unbracketed index (``in1``, ``in2``; ``x_0``, ``x_1``) are two 1-bit operands, as the Verilog reader reads two
+    single-bit ports: one bus cannot be both operands."""
+    buses = group_bits(names)
+    if len(names) == 2 and len(buses) == 1:
+        matches = [_BIT.match(name) for name in names]
+        if all(m is not None and (m.group("i4") or m.group("i5")) for m in matches):
+            return {name: [name] for name in names}
+    return buses
+
+
 def order_operands(
     buses: Sequence[str],
     operands: tuple[str, str] | None = None,

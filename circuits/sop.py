@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from ..errors import ParseError
 from .blif import _clip, _ordered, _Token, cover_gate, read_blif
 from .netlist import Cover, Netlist, SourceLoc
-from .ports import group_bits, order_operands
+from .ports import group_bits, group_inputs, order_operands
 from .text import lines, normalise
 
 _PLA_TYPES = ("f", "fd", "fr", "fdr", "r", "dr")
@@ -148,7 +148,7 @@ def _pla_netlist(
     ob_at: _Token,
 ) -> Netlist:
     try:
-        in_buses = group_bits(ilb)
+        in_buses = group_inputs(ilb)
     except ValueError as exc:
         raise ParseError(str(exc), path, ilb_at.line, ilb_at.col) from None
     try:

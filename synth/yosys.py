@@ -96,13 +96,14 @@ def top_candidates(design: dict[str, Any]) -> list[str]:
 
 def declared_signed(design: dict[str, Any], netlist: Netlist) -> bool:
     """Whether the module of Yosys's JSON ``design`` that ``netlist`` was read from (by name, else the only one)
-    declares both of ``netlist``'s operand ports ``signed`` (a port of one bit is the BLIF bus its name makes)."""
+    declares both of ``netlist``'s operand ports ``signed`` (a port of one bit is a bus of its name, else of the
+    name's stem: ``a0``, ``a1`` make bus ``a``)."""
     modules = design.get("modules", {})
     module = modules.get(netlist.name) or (next(iter(modules.values())) if len(modules) == 1 else {})
     signed: dict[str, bool] = {}
     for name, port in module.get("ports", {}).items():
         if port.get("direction") == "input":
-            bus = name if len(port.get("bits", ())) > 1 else split_bit_name(name)[0]
+            bus = name if len(port.get("bits", ())) > 1 or name in netlist.inputs else split_bit_name(name)[0]
             signed[bus] = bool(port.get("signed"))
     return all(signed.get(bus, False) for bus in netlist.operand_names)
 

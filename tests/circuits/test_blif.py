@@ -310,6 +310,28 @@ def split_bus(name: str) -> str:
     return split_bit_name(name)[0]
 
 
+@pytest.mark.parametrize(
+    ("inputs", "expected"),
+    [("in1 in2", ("in1", "in2")), ("x_1 x_0", ("x_1", "x_0")), ("in2 in1", ("in1", "in2")), ("I1 I2", ("I1", "I2"))],
+)
+def test_two_one_bit_operands_are_not_one_bus(inputs: str, expected: tuple[str, str]) -> None:
+    """`.inputs in1 in2` (Yosys's BLIF of two 1-bit ports) became one bus `in`: no operands, where the Verilog
+    reader reads the two ports; the PLA reader did the same with `.ilb in1 in2`."""
+    first, second = inputs.split()
+    blif = read_blif(_wrap(f".names {first} {second} O[0]\n10 1", inputs, "O[0]"), "one.blif")
+    pla = read_sop(f".i 2\n.o 1\n.ilb {inputs}\n.ob O\n10 1\n.e\n", "one.pla")
+    for nl in (blif, pla):
+        assert nl.operand_names == expected and nl.widths == (1, 1)
+        hot = (1, 0) if first == expected[0] else (0, 1)  # (the cover is 1 where `first` is 1 and `second` is 0)
+        assert value_table(nl) == [int((a, b) == hot) for a in range(2) for b in range(2)]
+
+
+def test_two_bracketed_bits_stay_one_bus() -> None:
+    """`A[0] A[1]` says one bus: not read as two 1-bit operands."""
+    with pytest.raises(ParseError, match=r"cannot tell the two operands among inputs A; name them with --operands"):
+        read_blif(_wrap(".names A[0] A[1] O[0]\n11 1", "A[0] A[1]", "O[0]"), "a.blif")
+
+
 def test_unknown_operands_are_reported() -> None:
     body = ".names X[0] O[0]\n1 1"
     with pytest.raises(ParseError, match="--operands"):

@@ -45,6 +45,24 @@ def test_behavioural_multiplier_is_exact(tmp_path, signed):
 
 @needs_yosys
 @pytest.mark.slow
+@pytest.mark.parametrize("ports", ["in1, input in2", "a, input b", "signed in1, input signed in2"])
+def test_one_bit_operands_synthesise_as_sim_reads_them(tmp_path, ports):
+    """Yosys writes 1-bit ports in1, in2 as BLIF inputs `in1 in2`, which became one bus `in`: `synth verilog` said it
+    could not tell the operands (even with --operands in1,in2) where `sim` reads the file."""
+    from approxlut.circuits.io import read_netlist
+
+    src = tmp_path / "one.v"
+    first = ports.split(",")[0].split()[-1]
+    src.write_text(f"module m(input {ports}, output [1:0] o);\n  assign o = {{1'b0, ~{first}}};\nendmodule\n")
+    read = read_netlist(src)
+    made = synthesize(src).netlist
+    assert made.operand_names == read.operand_names and made.signed_ports == read.signed_ports
+    signed = "signed" in ports
+    assert np.array_equal(simulate_lut(made, signed=signed).forward, simulate_lut(read, signed=signed).forward)
+
+
+@needs_yosys
+@pytest.mark.slow
 def test_yosys_errors_are_located(tmp_path):
     src = tmp_path / "bad.v"
     src.write_text("module bad(input [1:0] A, output O);\n  assign O = ;\nendmodule\n")
