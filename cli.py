@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import click
+from click.exceptions import NoArgsIsHelpError
 
 from .clitypes import (
     MAX_HALF_WINDOW,
@@ -61,7 +62,8 @@ def reports_errors(func: F) -> F:
 
 
 class _OneLineErrors(click.Group):
-    """The top-level group: click's usage errors also come out as one line (``error: ...``, exit code 2)."""
+    """The top-level group: click's usage errors also come out as one line (``error: ...``, exit code 2); a group
+    given no command (``lutgen``, ``lutgen synth``) prints its help, as ``-h``/``--help`` do (exit code 0)."""
 
     def main(
         self,
@@ -75,6 +77,9 @@ class _OneLineErrors(click.Group):
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         try:
             code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except NoArgsIsHelpError as error:
+            click.echo(error.ctx.get_help() if error.ctx is not None else error.format_message())
+            sys.exit(0)
         except click.ClickException as error:
             ctx: click.Context | None = getattr(error, "ctx", None)
             where = f"{ctx.command_path}: " if ctx is not None else ""
@@ -87,7 +92,7 @@ class _OneLineErrors(click.Group):
         sys.exit(code if isinstance(code, int) else 0)
 
 
-@click.group(cls=_OneLineErrors)
+@click.group(cls=_OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="lutgen")
 def main() -> None:
     """lutgen: approximate multipliers to lookup tables, and DNNs run through them."""
@@ -802,7 +807,7 @@ class _FileOrCommandGroup(click.Group):
     def resolve_command(
         self, ctx: click.Context, args: list[str]
     ) -> tuple[str | None, click.Command | None, list[str]]:
-        if args and args[0] not in self.commands and args[0] != "--help":
+        if args and args[0] not in self.commands and args[0] not in ctx.help_option_names:
             args = ["verilog", *args]
         return super().resolve_command(ctx, args)
 

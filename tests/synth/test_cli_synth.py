@@ -13,6 +13,28 @@ from approxlut.synth.job import KINDS
 from approxlut.synth.yosys import YosysUnavailableError, find_yosys
 
 
+@pytest.mark.parametrize(
+    ("args", "usage"),
+    [
+        (["synth"], "Usage: lutgen synth [OPTIONS] COMMAND [ARGS]..."),
+        (["synth", "-h"], "Usage: lutgen synth [OPTIONS] COMMAND [ARGS]..."),
+        (["synth", "--help"], "Usage: lutgen synth [OPTIONS] COMMAND [ARGS]..."),
+        (["library"], "Usage: lutgen library [OPTIONS] COMMAND [ARGS]..."),
+        ([], "Usage: lutgen [OPTIONS] COMMAND [ARGS]..."),
+        (["-h"], "Usage: lutgen [OPTIONS] COMMAND [ARGS]..."),
+        (["synth", "x.v", "-h"], "Usage: lutgen synth verilog [OPTIONS] FILE"),
+        (["synth", "generate", "-h"], "Usage: lutgen synth generate [OPTIONS]"),
+    ],
+    ids=["synth", "synth -h", "synth --help", "library", "lutgen", "lutgen -h", "synth FILE -h", "synth generate -h"],
+)
+def test_a_group_without_a_command_and_h_print_help(args, usage):
+    """`lutgen synth` printed its usage flattened into one error line (exit 2), and `lutgen synth -h` was read as
+    `synth verilog -h`: "No such option '-h'"."""
+    result = CliRunner().invoke(main, args, prog_name="lutgen")
+    assert result.exit_code == 0 and result.output.startswith(usage), result.output
+    assert "error" not in result.output.splitlines()[0]
+
+
 def test_generate_writes_a_netlist_that_reads_back(tmp_path, json_output):
     out = tmp_path / "t.blif"
     result = CliRunner().invoke(
