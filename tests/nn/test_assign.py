@@ -345,7 +345,9 @@ def test_low_rank_simulation_keeps_the_residual_mean(monkeypatch, lenet_digits, 
         model(x)
         handle.remove()
         plain = layer(captured["x"])
-        sim = _LowRankSimulation(model, {name: (approx_layers(qmodel)[name], stats, low, mean if corrected else None)}, 0)
+        sim = _LowRankSimulation(
+            model, {name: (approx_layers(qmodel)[name], stats, low, mean if corrected else None)}, 0
+        )
         simulated = layer(captured["x"]) - plain
         sim.remove()
         qlayer = approx_layers(qmodel)[name]
