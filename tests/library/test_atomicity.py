@@ -25,10 +25,10 @@ def test_crash_between_blob_and_commit_leaves_no_half_entry(lib, multiplier, mon
     netlist = multiplier(4, False, drop=2)
     lut = simulate_lut(netlist, signed=False)
 
-    def crash(self, record):
+    def crash(self, *args):
         raise RuntimeError("power cut")
 
-    monkeypatch.setattr(CatalogueLibrary, "_insert", crash)
+    monkeypatch.setattr(CatalogueLibrary, "_insert_sources", crash)  # (the row inserted, the blob written)
     with pytest.raises(RuntimeError, match="power cut"):
         lib.add(lut, netlist, name="lost")
     monkeypatch.undo()
@@ -58,11 +58,11 @@ def test_killed_process_between_blob_and_commit(tmp_path, multiplier):
         from approxlut.library.catalogue import Library as L
         from approxlut.lutgen.simulate import simulate_lut
 
-        def die(self, record):
+        def die(self, *args):
             self._db.execute("CREATE TABLE half_done (x)")
             os._exit(3)
 
-        L._insert = die
+        L._insert_sources = die
         lib = Library.open({str(root)!r})
         lib.add(simulate_lut(build_multiplier(3, False, drop=2), signed=False), name="during")
         """
