@@ -61,6 +61,19 @@ def reports_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def _operand_options(func: F) -> F:
+    """``--signed/--unsigned`` and ``--operands``: how a netlist's operands are read (``sim``, ``synth als``)."""
+    func = click.option("--operands", help="Input bus names of operand a and b, e.g. IN1,IN2.")(func)
+    return click.option(
+        "--signed/--unsigned",
+        default=None,
+        help=(
+            "Operand encoding (default: what the name says, mul8s_; else signed where a Verilog module declares its "
+            "operand ports signed; else unsigned)."
+        ),
+    )(func)
+
+
 class _OneLineErrors(click.Group):
     """The top-level group: click's usage errors also come out as one line (``error: ...``, exit code 2); a group
     given no command (``lutgen``, ``lutgen synth``) prints its help, as ``-h``/``--help`` do (exit code 0)."""
@@ -122,15 +135,7 @@ def _operands(value: str | None) -> tuple[str, str] | None:
     type=click.Choice(["verilog", "blif", "sop", "lutfp", "tfapprox", "npz"]),
     help="Force the input format (default: LUT files by content, netlists by extension).",
 )
-@click.option(
-    "--signed/--unsigned",
-    default=None,
-    help=(
-        "Operand encoding (default: what the name says, mul8s_; else signed where a Verilog module declares its "
-        "operand ports signed; else unsigned)."
-    ),
-)
-@click.option("--operands", help="Input bus names of operand a and b, e.g. IN1,IN2.")
+@_operand_options
 @click.option("--top", help="Verilog: the top module (default: the one no other module instantiates).")
 @click.option(
     "--cells",
@@ -884,15 +889,7 @@ def synth_generate(
 
 @synth.command("als")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option(
-    "--signed/--unsigned",
-    default=None,
-    help=(
-        "Operand encoding (default: what the name says, mul8s_; else signed where a Verilog module declares its "
-        "operand ports signed; else unsigned)."
-    ),
-)
-@click.option("--operands", help="Input bus names of operand a and b, e.g. IN1,IN2.")
+@_operand_options
 @click.option("--max-mae", type=FiniteFloat(0), help="Error bound: MAE % (EvoApproxLib definition).")
 @click.option("--max-wce", type=FiniteFloat(0), help="Error bound: WCE %.")
 @click.option("--objective", type=click.Choice(["gates", "power"]), default="gates", show_default=True)

@@ -267,14 +267,41 @@ def test_bias_correction_removes_the_mean_error(monkeypatch, lenet_digits) -> No
     assert torch.allclose(out_q, out_c, atol=1e-3 * float(out_q.abs().max()) + 0.05)
 
 
+def _simulated_and_real(
+    model: torch.nn.Module, qmodel: torch.nn.Module, name: str, stats, low, mean, lut: Lut, scheme: str, x: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Layer ``name``'s float output on ``x``'s inputs to it, the error the low-rank simulation adds there
+    (``mean``: the bias correction, or ``None``), and the LUT layer's error in output units (before any correction),
+    float64."""
+    from approxlut.nn.assign import _LowRankSimulation
+    from approxlut.nn.swap import approx_layers
+
+    layer = dict(model.named_modules())[name]
+    captured: dict[str, torch.Tensor] = {}
+    handle = layer.register_forward_pre_hook(lambda m, i, store=captured: store.__setitem__("x", i[0]))
+    with torch.no_grad():
+        model(x)
+        handle.remove()
+        plain = layer(captured["x"])
+        sim = _LowRankSimulation(model, {name: (approx_layers(qmodel)[name], stats, low, mean)}, seed=0)
+        simulated = layer(captured["x"]) - plain
+        sim.remove()
+        qlayer = approx_layers(qmodel)[name]
+        exact_acc, scale = qlayer.accumulate(captured["x"])
+        qlayer.set_config(LayerConfig(lut))
+        lut_acc, _ = qlayer.accumulate(captured["x"])
+        qlayer.set_config(LayerConfig("exact", bits=8, scheme=scheme))
+    view = (1, -1, 1, 1) if simulated.dim() == 4 else (1, -1)
+    return plain, simulated.double(), (lut_acc - exact_acc) * scale.double().view(view)
+
+
 @pytest.mark.parametrize("signed", [True, False])
 def test_low_rank_simulation_equals_the_lut_layer_error(monkeypatch, lenet_digits, signed) -> None:
     """For an error table of exact rank 2 the float simulation reproduces the LUT layer's error, for a signed table
     in the symmetric model and for an unsigned one in its affine twin (zero points, padding code)."""
     monkeypatch.setenv("LUTGEN_ENGINE", "reference")
-    from approxlut.nn.assign import _LowRankSimulation, scheme_twins
+    from approxlut.nn.assign import scheme_twins
     from approxlut.nn.predict import LowRankError, predict_errors, record_operands
-    from approxlut.nn.swap import approx_layers
 
     s = lenet_digits
     model, x_calib, x_eval = s.model, s.x_calib, s.x_eval
@@ -287,31 +314,17 @@ def test_low_rank_simulation_equals_the_lut_layer_error(monkeypatch, lenet_digit
     low = LowRankError.of(lut, energy=0.999999)
     assert low.u.shape[0] == 2 and np.abs(low.residual).max() < 1e-9
     stats = record_operands(model, qmodel, [x_calib])
-    x = x_eval[:8]
     for name in ("features.3", "classifier.1"):
         (pred,) = predict_errors([lut], stats[name].operands)
         mean, _ = stats[name].output_moments(pred)
-        layer = dict(model.named_modules())[name]
-        captured: dict[str, torch.Tensor] = {}
-        handle = layer.register_forward_pre_hook(lambda m, i, store=captured: store.__setitem__("x", i[0]))
-        with torch.no_grad():
-            model(x)
-            handle.remove()
-            plain = layer(captured["x"])
-            sim = _LowRankSimulation(model, {name: (approx_layers(qmodel)[name], stats[name], low, mean)}, seed=0)
-            simulated = layer(captured["x"]) - plain
-            sim.remove()
-            qlayer = approx_layers(qmodel)[name]
-            exact_acc, scale = qlayer.accumulate(captured["x"])
-            qlayer.set_config(LayerConfig(lut))
-            lut_acc, _ = qlayer.accumulate(captured["x"])
-            qlayer.set_config(LayerConfig("exact", bits=8, scheme=scheme))
-        view = (1, -1, 1, 1) if simulated.dim() == 4 else (1, -1)
-        real = (lut_acc - exact_acc) * scale.double().view(view) - torch.as_tensor(mean).view(view)
+        plain, simulated, real = _simulated_and_real(
+            model, qmodel, name, stats[name], low, mean, lut, scheme, x_eval[:8]
+        )
+        real = real - torch.as_tensor(mean).view((1, -1, 1, 1) if real.dim() == 4 else (1, -1))
         # float32 outputs: the difference of two of them is exact to a few ulps of the output magnitude
         tolerance = 4e-6 * float(plain.abs().max()) + 1e-4 * float(real.abs().max())
         assert float(real.abs().max()) > 100 * tolerance  # the error is visible, the check not vacuous
-        assert torch.allclose(simulated.double(), real, rtol=0, atol=tolerance)
+        assert torch.allclose(simulated, real, rtol=0, atol=tolerance)
 
 
 @pytest.mark.parametrize("corrected", [True, False])
@@ -324,42 +337,25 @@ def test_low_rank_simulation_keeps_the_residual_mean(monkeypatch, lenet_digits, 
     from an error it never added (on the zoo's VGG-19, `v2022_mul8u_T83`, which ignores a's low 3 bits, leaves
     1.7 times the bias correction's mean in its residual and simulated at 10 times its real loss)."""
     monkeypatch.setenv("LUTGEN_ENGINE", "reference")
-    from approxlut.nn.assign import _LowRankSimulation
     from approxlut.nn.predict import LowRankError, predict_errors, record_operands
-    from approxlut.nn.swap import approx_layers
 
     s = lenet_digits
-    model, qmodel, x = s.model, s.qmodel, s.x_eval[:8]
     values = code_values(8, True)
     lut = Lut((np.multiply.outer(values, values) + 5).astype(np.int32), 8, 8, True, name="plus5")
     low = LowRankError(np.zeros((0, 256)), np.zeros((0, 256)), lut.error().astype(np.float64))
     name = "classifier.1"
-    stats = record_operands(model, qmodel, [s.x_calib])[name]
+    stats = record_operands(s.model, s.qmodel, [s.x_calib])[name]
     (pred,) = predict_errors([lut], stats.operands)
     mean, std = stats.output_moments(pred)
     assert np.allclose(std, 0) and np.abs(mean).min() > 0
-    layer = dict(model.named_modules())[name]
-    captured: dict[str, torch.Tensor] = {}
-    handle = layer.register_forward_pre_hook(lambda m, i, store=captured: store.__setitem__("x", i[0]))
-    with torch.no_grad():
-        model(x)
-        handle.remove()
-        plain = layer(captured["x"])
-        sim = _LowRankSimulation(
-            model, {name: (approx_layers(qmodel)[name], stats, low, mean if corrected else None)}, 0
-        )
-        simulated = layer(captured["x"]) - plain
-        sim.remove()
-        qlayer = approx_layers(qmodel)[name]
-        exact_acc, scale = qlayer.accumulate(captured["x"])
-        qlayer.set_config(LayerConfig(lut))
-        lut_acc, _ = qlayer.accumulate(captured["x"])
-        qlayer.set_config(LayerConfig("exact", bits=8, scheme="symmetric"))
-    real = (lut_acc - exact_acc) * scale.double().view(1, -1)
+    given = mean if corrected else None
+    plain, simulated, real = _simulated_and_real(
+        s.model, s.qmodel, name, stats, low, given, lut, "symmetric", s.x_eval[:8]
+    )
     if corrected:
         real = real - torch.as_tensor(mean).view(1, -1)
     size = float(np.abs(mean).max())
-    assert torch.allclose(simulated.double(), real, rtol=0, atol=1e-4 * size + 4e-6 * float(plain.abs().max()))
+    assert torch.allclose(simulated, real, rtol=0, atol=1e-4 * size + 4e-6 * float(plain.abs().max()))
 
 
 def _trained(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, steps: int) -> torch.nn.Module:
