@@ -71,7 +71,15 @@ class SynthJob:
         }
 
 
-def _finish(netlist: Netlist, signed: bool, out: Path | None, start: float) -> SynthJob:
+def _finish(
+    netlist: Netlist,
+    signed: bool,
+    out: Path | None,
+    start: float,
+    read: tuple[str, str | None, Path] | None = None,
+) -> SynthJob:
+    """Simulate, estimate and write one circuit; ``read``: ``settle_signedness``'s where from and note, and the
+    file the circuit was read from."""
     bits = sum(netlist.widths)
     metrics = simulate_lut(netlist, signed=signed).metrics() if bits <= MAX_LUT_BITS else None
     if metrics is None:
@@ -80,7 +88,8 @@ def _finish(netlist: Netlist, signed: bool, out: Path | None, start: float) -> S
     if out is not None:
         netlist.signed_ports = signed  # (Verilog declares the ports so: the file reads back as it was measured)
         write_netlist(netlist, out)
-    return SynthJob(netlist, signed, metrics, cost, time.perf_counter() - start, out)
+    signed_from, note, source = read if read is not None else (None, None, None)
+    return SynthJob(netlist, signed, metrics, cost, time.perf_counter() - start, out, signed_from, note, source)
 
 
 def run_verilog(
@@ -99,9 +108,7 @@ def run_verilog(
     start = time.perf_counter()
     netlist = synthesize(path, top=top, operands=operands).netlist
     signed, signed_from, note = settle_signedness(path, signed, ports=netlist.signed_ports)
-    job = _finish(netlist, signed, out, start)
-    job.signed_from, job.note, job.source = signed_from, note, path
-    return job
+    return _finish(netlist, signed, out, start, (signed_from, note, path))
 
 
 def parse_params(items: tuple[str, ...] | list[str]) -> dict[str, Any]:
@@ -196,9 +203,7 @@ def run_als(
     for i, point in enumerate(points):
         point.netlist.name = f"{safe_name(path.stem)}_als{i}"
         out = out_dir / f"{point.netlist.name}.blif" if out_dir is not None else None
-        job = _finish(point.netlist, signed, out, start)
-        job.signed_from, job.note, job.source = signed_from, note, path
-        jobs.append(job)
+        jobs.append(_finish(point.netlist, signed, out, start, (signed_from, note, path)))
     return jobs
 
 
@@ -227,7 +232,7 @@ def print_jobs(jobs: list[SynthJob], *, title: str, console: Console | None = No
     console.print(table)
     console.print("* estimated with lutgen's 45 nm-class cell table (lutgen library calibrate shows its accuracy)")
     read = next((job for job in jobs if job.signed_from is not None), None)
-    if read is not None and read.signed_from is not None:
+    if read is not None and read.signed_from is not None:  # (checked again for mypy)
         hint = name_hint(read.source.name) if read.source is not None else None
         console.print(describe_signedness(read.signed, read.signed_from, token=hint.token if hint is not None else ""))
         if read.note:

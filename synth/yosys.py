@@ -75,11 +75,15 @@ def find_yosys() -> list[str]:
 
 
 def yosys_script(top: str | None) -> str:
-    """The synthesis script run on ``input.v``: writes the modules as read (``input.json``, after ``proc``, which
-    JSON needs), then the synthesised top module (``output.blif``, ``output.json``)."""
-    select = f"hierarchy -check -top {top}; synth -flatten -top {top}" if top else "synth -flatten -auto-top"
+    """The synthesis script run on ``input.v``: without ``top``, writes the modules as read (``input.json``, after
+    ``proc``, which JSON needs) to find the top; then the synthesised top module (``output.blif``, ``output.json``)."""
+    select = (
+        f"hierarchy -check -top {top}; synth -flatten -top {top}"
+        if top
+        else "proc; write_json input.json; synth -flatten -auto-top"
+    )
     return (
-        f"read_verilog -sv input.v; proc; write_json input.json; {select}; abc -g {ABC_GATES}; opt_clean -purge; "
+        f"read_verilog -sv input.v; {select}; abc -g {ABC_GATES}; opt_clean -purge; "
         "write_blif output.blif; write_json output.json"
     )
 
@@ -147,8 +151,7 @@ def synthesize(
             raise InputError(f"{source}: Yosys failed: {detail}")
         blif = out.read_text()
         design = json.loads(ports.read_text())
-        read = json.loads((work / "input.json").read_text())
-    tops = top_candidates(read) if top is None else []
+        tops = top_candidates(json.loads((work / "input.json").read_text())) if top is None else []
     if len(tops) > 1:  # (Yosys would pick one by size: the metrics of the wrong circuit, as if asked for)
         raise InputError(f"{source}: cannot tell the top module among {', '.join(tops)}; name it with --top")
     if not _MODEL.search(blif):  # (Yosys writes no BLIF model for a black box, which an empty module is to it)
