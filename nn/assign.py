@@ -916,7 +916,7 @@ def auto_assign(
                 ]
             lap("measure")
 
-        status("building the energy-loss front (knapsack hull + NSGA-II)")
+        status("building the energy-loss front (knapsack hull, Pareto sets, NSGA-II where those are thinned)")
         built = build_front(
             [np.array([o.energy for o in options[n]]) for n in names],
             [np.array([o.loss for o in options[n]]) for n in names],

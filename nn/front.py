@@ -16,7 +16,8 @@ assignments no other assignment beats in both. It is built in three steps:
    points it is exact, and then a superset of candidates gives a front that beats or equals *every*
    assignment of the subset. Beyond the limit the partial sums are thinned (evenly along the front).
 4. **NSGA-II** (pymoo), seeded with the hull path and the (thinned) Pareto set, refines the front where
-   step 3 had to thin; the union of all three, filtered to its non-dominated points, is the front.
+   step 3 had to thin (an exact Pareto set leaves it nothing to find: it is skipped); the union of all three,
+   filtered to its non-dominated points, is the front.
 """
 
 from __future__ import annotations
@@ -234,7 +235,9 @@ def build_front(
 ) -> Front:
     """The energy-loss front over per-layer options (option 0 of every layer: exact); see the module doc.
 
-    ``generations=0`` skips NSGA-II; ``limit`` bounds the layer-by-layer Pareto sets (0: skip them).
+    ``generations=0`` skips NSGA-II, as does an exact Pareto set (no point beats it: over a small space NSGA-II
+    would only breed duplicates, tens of seconds of it); ``limit`` bounds the layer-by-layer Pareto sets (0: skip
+    them).
     """
     kept = [prune(np.asarray(e, float), np.asarray(d, float)) for e, d in zip(energies, losses, strict=True)]
     sub_e = [np.asarray(e, float)[k] for e, k in zip(energies, kept, strict=True)]
@@ -242,10 +245,11 @@ def build_front(
     # in the pruned lists option 0 is still the exact one (it has the highest energy)
     path = hull_path(sub_e, sub_d)
     parts = [("knapsack", path)]
+    complete = False
     if limit > 0:
-        exact_set, _ = pareto_sets(sub_e, sub_d, limit=limit)
+        exact_set, complete = pareto_sets(sub_e, sub_d, limit=limit)
         parts.append(("pareto", exact_set))
-    if generations > 0:
+    if generations > 0 and not complete:
         seeds = np.vstack([rows for _, rows in parts])
         seeds = seeds[nondominated(totals(sub_e, sub_d, seeds))]
         found = nsga2(
