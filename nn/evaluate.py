@@ -346,7 +346,14 @@ def run_evaluate(options: EvaluateOptions, *, console: Console | None = None) ->
     model = approximate(model, "float", calib_batches, inplace=True)
     qmodel = approximate(model, exact_config, calib_batches)
     macs_all = layer_macs(model, x_eval[:1])
-    quantised_accuracy = evaluate(qmodel, "quantised-exact accuracy")
+    fixed: tuple[AssignmentMapping, nn.Module] | None = None
+    baseline = qmodel
+    if options.assign != "auto":
+        mapping = parse_assignment(options.assign, exact_config, saved=saved)
+        fixed = (mapping, approximate(qmodel, mapping))
+        baseline, widths_note = _exact_twin(qmodel, fixed[1], exact_config)
+        notes += [widths_note] if widths_note else []
+    quantised_accuracy = evaluate(baseline, "quantised-exact accuracy")
     lap("quantised")
 
     front: list[dict[str, Any]] = []
@@ -418,8 +425,8 @@ def run_evaluate(options: EvaluateOptions, *, console: Console | None = None) ->
             notes.append(_measured_note(auto.measured, macs_all))
         notes += [f"auto: {name} not searched (kept its multiplier): {why}" for name, why in auto.unsearched.items()]
     else:
-        mapping = parse_assignment(options.assign, exact_config, saved=saved)
-        approx_model = approximate(qmodel, mapping)
+        assert fixed is not None
+        mapping, approx_model = fixed
         if bias_correction:
             _apply_bias_correction(model, approx_model, calib_batches)
         approx_accuracy = evaluate(approx_model, "approximate accuracy")
@@ -447,6 +454,35 @@ def run_evaluate(options: EvaluateOptions, *, console: Console | None = None) ->
         seconds=timings,
         notes=notes,
         search={"seed": options.seed, "bias_correction": bias_correction} if options.assign == "auto" else {},
+    )
+
+
+def _exact_twin(qmodel: nn.Module, assigned: nn.Module, exact: LayerConfig) -> tuple[nn.Module, str | None]:
+    """The quantised-exact model an assignment is measured against, with a note where it is not ``qmodel``.
+
+    A layer the assignment runs at other widths than ``exact``'s (a multiplier or ``exact`` of other widths) runs
+    the exact multiplier of its widths there, the others ``exact``: as the search measures against the exact
+    multiplier of its candidates' widths, and each layer's power is relative to the exact multiplier of its own.
+    """
+    widths = {
+        name: (layer.resolved.bits_a, layer.resolved.bits_b)
+        for name, layer in approx_layers(assigned).items()
+        if not layer.resolved.is_float and (layer.resolved.bits_a, layer.resolved.bits_b) != exact.bit_pair
+    }
+    if not widths:
+        return qmodel, None
+    twin = approximate(
+        qmodel,
+        AssignmentMapping.build(default=exact, names={n: replace(exact, bits=bits) for n, bits in widths.items()}),
+    )
+    by_width: dict[tuple[int, int], list[str]] = {}
+    for name, bits in widths.items():
+        by_width.setdefault(bits, []).append(name)
+    listed = "; ".join(f"{', '.join(layers)} at {a}x{b}" for (a, b), layers in by_width.items())
+    a, b = exact.bit_pair or (0, 0)
+    return twin, (
+        f"quantised-exact accuracy: layers assigned other widths than {a}x{b} run the exact multiplier of theirs "
+        f"({listed})"
     )
 
 
