@@ -324,22 +324,29 @@ def library() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (schema: docs/json.md).")
 @reports_errors
 def library_init(library_dir: Path | None, as_json: bool) -> None:
-    """Create the library and install the built-in multipliers (seconds)."""
+    """Create the library and install the built-in multipliers (seconds); a built-in whose name an entry of the
+    library holds with another table is left out, saying so."""
     import time
 
     from .library import Library
     from .library.builtin import install_builtin
 
     start = time.perf_counter()
+    left_out: list[dict[str, str]] = []
     with Library.open(library_dir) as lib:
-        entries = install_builtin(lib)
+        entries = install_builtin(
+            lib, on_left_out=lambda name, reason: left_out.append({"name": name, "reason": reason})
+        )
         seconds = time.perf_counter() - start
         if as_json:
             _echo_json(
-                "library init", {"library": str(lib.root), "builtin_entries": len(entries), "elapsed_s": seconds}
+                "library init",
+                {"library": str(lib.root), "builtin_entries": len(entries), "left_out": left_out, "elapsed_s": seconds},
             )
         else:
             click.echo(f"{len(entries)} built-in multipliers in {lib.root} ({seconds:.1f} s)")
+            for item in left_out:
+                click.echo(f"left out the built-in {item['name']}: {item['reason']}")
 
 
 @library.command("import")

@@ -117,6 +117,11 @@ VOCABULARY: dict[str, tuple[dict[str, Any], str]] = {
     "filter": (_STR, "the library filter applied, in its text form (`bits=8,signed`)"),
     "entries": (_array(_OBJ), "library entries"),
     "builtin_entries": (_INT, "built-in multipliers in the library"),
+    "left_out": (
+        _array(_OBJ),
+        "built-ins not installed because an entry of another table holds the name (a name holds one table): "
+        "{name, reason}",
+    ),
     "added": (_array(_STR), "entries added"),
     "new_circuits": (_INT, "entries added whose table the library did not hold before"),
     "added_aliases": (_array(_OBJ), "entries added whose table the library held already: {entry, aliases}"),
@@ -211,7 +216,11 @@ VOCABULARY: dict[str, tuple[dict[str, Any], str]] = {
     "weights_sha256": (_STR, "SHA-256 of the float weights' tensors (names, dtypes, shapes, values)"),
     "guard_events": (_array(_OBJ), "blow-ups the divergence guard caught, and what it did"),
     "step": (_INT, "training step of the run, from 1"),
-    "reason": (_STR, "why: what was wrong with a training step, or why a file was passed over (`library import`)"),
+    "reason": (
+        _STR,
+        "why: what was wrong with a training step, or why a file was passed over (`library import`) "
+        "or a built-in left out (`library init`)",
+    ),
     "step_loss": (_maybe(_NUM), "training loss of one step (cross-entropy, nats; null when not finite)"),
     "grad_norm": (_maybe(_NUM), "L2 norm of one step's gradient over all parameters (null when not finite)"),
     "action": (_STR, "what the divergence guard did"),
@@ -285,6 +294,7 @@ NESTED: dict[str, tuple[str, ...]] = {
     "merged": ("file", "entry"),
     "added_aliases": ("entry", "aliases"),
     "skipped": ("file", "reason"),
+    "left_out": ("name", "reason"),
     "findings": ("problem", "fixed", "advice"),
     "layers": ("name", "macs", "multiplier", "mae_pct", "power_mw", "relative_power", "cost_basis"),
     "epochs": ("epoch", "train_loss", "train_accuracy_pct", "test_accuracy_pct", "elapsed_s", "samples_per_s"),
@@ -315,7 +325,7 @@ COMMANDS: dict[str, tuple[str, ...]] = {
         *_SYNTH, "mre_convention", "mre_convention_from", "cells", "signed_from", "input_format", "input_pairs",
         "hash", "out", "out_bytes", "elapsed_s",
     ),
-    "library init": ("library", "builtin_entries", "elapsed_s"),
+    "library init": ("library", "builtin_entries", "left_out", "elapsed_s"),
     "library import": (
         "library", "library_created", "added", "new_circuits", "added_aliases", "unchanged", "merged", "repaired",
         "skipped", "failed", "warnings", "engine", "timings_s",

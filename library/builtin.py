@@ -21,6 +21,7 @@ def install_builtin(
     on_circuit: Callable[[str], None] | None = None,
     repair: bool = False,
     only: Collection[str] | None = None,
+    on_left_out: Callable[[str, str], None] | None = None,
 ) -> list[Entry]:
     """Add every built-in circuit (no-op for those present; one transaction per circuit), then record that the set
     was installed.
@@ -28,7 +29,8 @@ def install_builtin(
     ``repair``: also verify the blobs of those present and rewrite the damaged ones. ``only``: just the circuits of
     these names (nothing recorded). A built-in whose name an entry with another table holds is left out (one name
     holds one table: a user's circuit imported under it keeps it), unless, with ``repair``, that entry is a built-in
-    whose table is lost (its row damaged): it is replaced.
+    whose table is lost (its row damaged): it is replaced. ``on_left_out(name, reason)`` hears of each built-in left
+    out so, and why, in one line.
     """
     from ..lutgen.simulate import simulate_lut
     from ..synth.builtin import builtin_circuits
@@ -41,6 +43,8 @@ def install_builtin(
         existing = lib.named(circuit.name)
         if existing is not None and existing.hash != lut.hash:
             if not (repair and existing.origin == "builtin" and not lib.intact(existing)):
+                if on_left_out is not None:
+                    on_left_out(circuit.name, _held_by(existing))
                 continue
             lib.remove(existing)
             existing = None
@@ -62,3 +66,12 @@ def install_builtin(
     if only is None:
         lib.mark_builtin_installed()
     return entries
+
+
+def _held_by(entry: Entry) -> str:
+    """Why the built-in of ``entry``'s name was left out: that entry holds the name with another table."""
+    return (
+        f"the library's {entry.full_name} is another circuit (origin {entry.origin}, table {entry.hash[:10]}) and a "
+        f"name holds one table: `lutgen library remove {entry.full_name}`, then `lutgen library init`, to add the "
+        "built-in"
+    )

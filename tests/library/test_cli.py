@@ -90,6 +90,29 @@ def test_init_is_idempotent(initialised):
             assert entry.power_source == "estimated" and entry.power_mw > 0
 
 
+def test_init_says_which_builtins_a_users_entry_kept_out(tmp_path, multiplier):
+    """A user's circuit catalogued under a built-in's name keeps it: init leaves that built-in out, and says so
+    (it said nothing, and counted one built-in fewer)."""
+    root = tmp_path / "lib"
+    (tmp_path / "exact4u.blif").write_text(write_blif(multiplier(4, False, drop=2)))
+    run("import", "--library", str(root), str(tmp_path / "exact4u.blif"))
+    with Library.open(root) as lib:
+        mine = lib.entry("exact4u")
+    why = (
+        f"the library's exact4u is another circuit (origin import, table {mine.hash[:10]}) and a name holds one "
+        "table: `lutgen library remove exact4u`, then `lutgen library init`, to add the built-in"
+    )
+    text = run("init", "--library", str(root))
+    assert f"left out the built-in exact4u: {why}\n" in text.stdout
+    data = run_json("init", "--library", str(root))
+    assert data["left_out"] == [{"name": "exact4u", "reason": why}]
+    assert data["builtin_entries"] == len(builtin_circuits()) - 1
+    with Library.open(root) as lib:
+        assert lib.entry("exact4u") == mine
+    quiet = run_json("init", "--library", str(tmp_path / "fresh"))
+    assert quiet["left_out"] == [] and quiet["builtin_entries"] == len(builtin_circuits())
+
+
 def test_list_filters_and_sorts(initialised):
     lib = str(initialised)
     everything = run_json("list", "--library", lib)["entries"]
