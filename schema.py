@@ -59,6 +59,11 @@ VOCABULARY: dict[str, tuple[dict[str, Any], str]] = {
             "`file`"
         ),
     ),
+    "note": (
+        _maybe(_STR),
+        "where the option, the file name and the ports disagree on signedness: what was read and why, as printed "
+        "(null: they agree)",
+    ),
     "input_format": (_STR, "what the input file was: `netlist`, `lutfp`, `tfapprox` or `npz`"),
     "gates": (_maybe(_INT), "gate count of the netlist (null for a table without one)"),
     "mae_pct": (_maybe(_NUM), "mean absolute error, percent of 2^(bits_a+bits_b)"),
@@ -299,7 +304,7 @@ NESTED: dict[str, tuple[str, ...]] = {
     "layers": ("name", "macs", "multiplier", "mae_pct", "power_mw", "relative_power", "cost_basis"),
     "epochs": ("epoch", "train_loss", "train_accuracy_pct", "test_accuracy_pct", "elapsed_s", "samples_per_s"),
     "guard_events": ("epoch", "step", "reason", "step_loss", "grad_norm", "action"),
-    "points": (*_SYNTH, "signed_from", *_SYNTH_COST),
+    "points": (*_SYNTH, "signed_from", "note", *_SYNTH_COST),
     "results": (
         "case", "native_s", "engine_s", "ratio", "path", "direction", "reference_s", "verified", "native_isa", "op_s",
     ),
@@ -322,7 +327,7 @@ NESTED_BY_COMMAND: dict[tuple[str, str], tuple[str, ...]] = {
 #: Command -> the keys of its object (besides ``schema_version`` and ``command``). All are always present.
 COMMANDS: dict[str, tuple[str, ...]] = {
     "sim": (
-        *_SYNTH, "mre_convention", "mre_convention_from", "cells", "signed_from", "input_format", "input_pairs",
+        *_SYNTH, "mre_convention", "mre_convention_from", "cells", "signed_from", "note", "input_format", "input_pairs",
         "hash", "out", "out_bytes", "elapsed_s",
     ),
     "library init": ("library", "builtin_entries", "left_out", "elapsed_s"),
@@ -335,7 +340,7 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "library pareto": ("x", "y", "filter", "total", "fronts", "plots"),
     "library calibrate": ("spearman", "median_relative_error", "circuits"),
     "library check": ("library", "repair", "healthy", "index_entries", "table_files", "findings"),
-    "synth verilog": (*_SYNTH, "signed_from", *_SYNTH_COST),
+    "synth verilog": (*_SYNTH, "signed_from", "note", *_SYNTH_COST),
     "synth generate": _SYNTH_JOB,
     "synth als": ("points",),
     "native build": ("cache_dir", "status", "elapsed_s", "kernels"),

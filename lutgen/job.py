@@ -41,7 +41,8 @@ class SimResult:
     seconds: float
     lut: Lut | None
     out: Path | None
-    hint: str | None
+    #: Where the option, the file name and the ports disagree: what was read and why (``settle_signedness``'s note).
+    note: str | None
     signed_from: str = "default"
     input_format: str = "netlist"
     out_bytes: int | None = None
@@ -65,6 +66,7 @@ class SimResult:
             "mre_convention_from": self.mre_convention_from,
             "cells": self.cell_use.as_dict() if self.cell_use is not None else None,
             "signed_from": self.signed_from,
+            "note": self.note,
             "input_format": self.input_format,
             "input_pairs": m.n,
             "hash": self.lut.hash if self.lut is not None else None,
@@ -155,7 +157,7 @@ def run_sim(
         )
     netlist = read_netlist(path, format=fmt, operands=operands, top=top, cells=cells)
     convention, convention_from = mre_convention_for(path, fmt, mre_convention)
-    signed, signed_from, hint = settle_signedness(path, signed, ports=netlist.signed_ports)
+    signed, signed_from, note = settle_signedness(path, signed, ports=netlist.signed_ports)
     bits_a, bits_b = netlist.widths if len(netlist.widths) == 2 else (0, 0)
     target = out or default_out(path)
     if write and target.resolve() == path.resolve():
@@ -183,7 +185,7 @@ def run_sim(
         seconds=seconds,
         lut=lut,
         out=written,
-        hint=hint,
+        note=note,
         mre_convention_from=convention_from,
         cell_use=netlist.cell_use,
         signed_from=signed_from,
@@ -243,7 +245,7 @@ def _run_table(
         seconds=seconds,
         lut=lut,
         out=written,
-        hint=None,
+        note=None,
         signed_from="file",
         input_format=lut_format,
         out_bytes=size,

@@ -75,8 +75,8 @@ def print_sim(result: SimResult, *, console: Console | None = None) -> None:
     )
     if result.cell_use is not None:
         console.print(result.cell_use.describe(), highlight=False, markup=False)
-    if result.hint:
-        console.print(f"[yellow]note:[/] {result.hint}")
+    if result.note:
+        console.print(f"[yellow]note:[/] {result.note}")
     if result.out is not None and result.lut is not None:
         size = "" if result.out_bytes is None else f"{_size(result.out_bytes)}, "
         console.print(

@@ -49,11 +49,11 @@ class SynthJob:
     source: Path | None = None
 
     def as_json(self) -> dict[str, Any]:
-        """The ``--json`` object (keys as in :mod:`approxlut.schema`; ``signed_from`` for a circuit read from a
-        file)."""
+        """The ``--json`` object (keys as in :mod:`approxlut.schema`; ``signed_from`` and ``note`` for a circuit read
+        from a file)."""
         bits_a, bits_b = self.netlist.widths
         m = self.metrics
-        read = {"signed_from": self.signed_from} if self.signed_from is not None else {}
+        read = {"signed_from": self.signed_from, "note": self.note} if self.signed_from is not None else {}
         return {
             "name": self.netlist.name,
             "bits_a": bits_a,

@@ -273,3 +273,17 @@ def test_sim_takes_signedness_from_verilog_ports_the_name_leaves_open(tmp_path: 
     )
     shown = CliRunner().invoke(main, ["sim", str(named), "--no-write"]).output
     assert "the ports are declared signed; read as unsigned as the name (mul4u) says" in " ".join(shown.split())
+
+
+def test_sim_json_carries_the_signedness_note_it_prints(tmp_path: Path, json_output) -> None:
+    """The text said "note: the ports are declared signed; read as unsigned as asked"; --json did not."""
+    src = tmp_path / "smul.v"
+    src.write_text(SIGNED_PORTS)
+    asked = json_output(CliRunner().invoke(main, ["sim", str(src), "--no-write", "--json", "--unsigned"]).output, "sim")
+    assert asked["note"] == "the ports are declared signed; read as unsigned as asked"
+    named = tmp_path / "mul4u_x.v"
+    named.write_text(SIGNED_PORTS)
+    by_name = json_output(CliRunner().invoke(main, ["sim", str(named), "--no-write", "--json"]).output, "sim")
+    assert by_name["note"] == "the ports are declared signed; read as unsigned as the name (mul4u) says"
+    agreed = json_output(CliRunner().invoke(main, ["sim", str(src), "--no-write", "--json"]).output, "sim")
+    assert agreed["note"] is None

@@ -176,6 +176,8 @@ def test_als_says_how_it_read_the_operands_as_sim_does(tmp_path, json_output):
     shown = " ".join(CliRunner().invoke(main, [*args, "--unsigned"]).output.split())
     assert "operands read as unsigned (as asked)" in shown
     assert shown.count("note: the ports are declared signed; read as unsigned as asked") == 1
+    asked = json_output(CliRunner().invoke(main, [*args, "--unsigned", "--json"]).output, "synth als")
+    assert {p["note"] for p in asked["points"]} == {"the ports are declared signed; read as unsigned as asked"}
 
 
 def test_als_refuses_an_unusable_out_dir_before_the_search(tmp_path):
@@ -287,6 +289,9 @@ def test_synth_verilog_reads_operand_ports_declared_signed_as_sim_does(tmp_path,
     shown = " ".join(result.output.split())
     assert result.exit_code == 0 and "read as unsigned: the file name says so (mul4u" in shown, result.output
     assert "note: the ports are declared signed; read as unsigned as the name (mul4u) says" in shown
+    result = CliRunner().invoke(main, ["synth", "verilog", str(tmp_path / "mul4u_m.v"), "--json"])
+    data = json_output(result.output, "synth verilog")  # (the note was printed, not in the JSON)
+    assert data["note"] == "the ports are declared signed; read as unsigned as the name (mul4u) says"
 
 
 @pytest.mark.parametrize("kind", ["array", "wallace", "dadda"])
