@@ -75,6 +75,15 @@ def group_inputs(names: Sequence[str]) -> dict[str, list[str]]:
     return buses
 
 
+def group_input_ports(ports: Sequence[str], widths: Sequence[int]) -> dict[str, list[str]]:
+    """The buses a module's single-bit input ports make (``ports`` in declaration order, ``widths`` their bits):
+    grouped as :func:`group_bits` does, or, when every input is a single bit, as :func:`group_inputs` groups the
+    input bits of a BLIF or SOP file (``in1``, ``in2`` are two operands; ``b0``, ``a0`` are buses ``b``, ``a``).
+    A port of several bits is a bus of its own name. Raises ``ValueError`` as :func:`group_bits` does."""
+    scalars = [port for port, width in zip(ports, widths, strict=True) if width == 1]
+    return group_inputs(scalars) if len(scalars) == len(ports) else group_bits(scalars)
+
+
 def order_operands(
     buses: Sequence[str],
     operands: tuple[str, str] | None = None,

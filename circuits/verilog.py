@@ -29,7 +29,7 @@ from typing import Any, NamedTuple
 from ..errors import NetlistError, ParseError
 from .cells import AmbiguousCellError, Cell, CellGate, CellLibrary, cell_library
 from .netlist import MAX_GATES, CellUse, Gate, Kind, Netlist, NetlistBuilder, SourceLoc, find_loop
-from .ports import group_bits, order_operands
+from .ports import group_bits, group_input_ports, order_operands
 from .text import Positions, lines, normalise
 from .verilog_writer import write_verilog
 
@@ -2145,13 +2145,15 @@ class _Reader:
         return module
 
     def _buses(self, module: _Module, direction: str) -> dict[str, list[int]]:
-        """The module's ports of ``direction`` as buses; single-bit ports ``A[0]``/``A_0``/``A0`` are grouped."""
+        """The module's ports of ``direction`` as buses; single-bit ports ``A[0]``/``A_0``/``A0`` are grouped (inputs
+        by :func:`~.ports.group_input_ports`, as Yosys's output of the module is read)."""
         ports = [p for p in module.ports if module.port(p).direction == direction]
-        scalars = [p for p in ports if len(module.port(p).bits) == 1]
-        if len(scalars) <= 2 and len(scalars) == len(ports) and direction == "input":
-            scalars = []  # two single-bit operands `a`, `b`
+        widths = [len(module.port(p).bits) for p in ports]
         try:
-            groups = group_bits(scalars)
+            if direction == "input":
+                groups = group_input_ports(ports, widths)
+            else:
+                groups = group_bits([p for p, width in zip(ports, widths, strict=True) if width == 1])
         except ValueError as exc:
             raise ParseError(f"{direction} ports: {exc}", self.path, *self.at(module.moddef)) from None
         group_of = {name: bus for bus, names in groups.items() for name in names}

