@@ -41,6 +41,21 @@ def name_hint(name: str | PurePath) -> NameHint | None:
     return NameHint((bits_a, bits_b), match.group("sign").lower() == "s", token)
 
 
+def said_signedness(named: bool | None, ports: bool) -> tuple[bool, str] | None:
+    """What a netlist file says of its operands: ``(signed, "name")`` where its name says (``named``: what it says,
+    :func:`name_hint`), else ``(True, "ports")`` where a Verilog module declares its operand ports ``signed``
+    (``ports``); ``None`` where it says nothing. Every command that reads a netlist settles signedness so; only
+    what an option, or nothing said, then gives differs (``sim``: the option wins; ``library import``: the file).
+
+    Example:
+        >>> said_signedness(False, True), said_signedness(None, True), said_signedness(None, False)
+        ((False, 'name'), (True, 'ports'), None)
+    """
+    if named is not None:
+        return named, "name"
+    return (True, "ports") if ports else None
+
+
 #: Longest library entry name (with a release prefix and an export suffix it stays a valid file name).
 MAX_NAME_CHARS = 128
 #: The characters of an entry name: EvoApproxLib's ``mul8s_1L2J``, lutgen's ``trunc8s_k6``, ``mult.v2``.

@@ -50,7 +50,7 @@ import numpy as np
 
 from ..circuits.cells import PROFILES, AmbiguousCellError
 from ..circuits.io import MAX_NETLIST_BYTES, NETLIST_SUFFIXES
-from ..circuits.names import name_hint, name_problem, safe_name
+from ..circuits.names import name_hint, name_problem, safe_name, said_signedness
 from ..errors import ConfigError, InputError, LibraryError, LibraryUsageError, LutgenError
 from ..fileio import read_bytes
 from ..lutgen.formats import MAX_NPZ_BYTES, sniff_lut_format
@@ -379,8 +379,8 @@ def characterise(files: CircuitFiles, *, signed: bool | None = None) -> Characte
     netlist = read_netlist(primary)
     if len(netlist.widths) != 2:
         raise ConfigError(f"{primary}: a multiplier needs two input buses, found {len(netlist.widths)}")
-    said = info.signed if info.signed is not None else (True if netlist.signed_ports else None)
-    is_signed = bool(said) if said is not None else bool(signed)  # (the file first, by name or ports: see the module)
+    said = said_signedness(info.signed, netlist.signed_ports)
+    is_signed = said[0] if said is not None else bool(signed)  # (the file first, by name or ports: see the module)
     bits_a, bits_b = netlist.widths
     if info.bits is not None and info.bits != (bits_a, bits_b):
         raise ConfigError(
@@ -392,9 +392,9 @@ def characterise(files: CircuitFiles, *, signed: bool | None = None) -> Characte
     warnings = []
     if info.signed is False and netlist.signed_ports:
         warnings.append(f"{primary}: read as unsigned, as its name says, though its operand ports are declared signed")
-    if signed is not None and said is not None and signed != said:
+    if signed is not None and said is not None and signed != said[0]:
         warnings.append(
-            _kind_kept(primary, "its name says" if info.signed is not None else "its ports are declared", said)
+            _kind_kept(primary, "its name says" if said[1] == "name" else "its ports are declared", said[0])
         )
     lut: Lut | None = None
     if bits_a + bits_b <= MAX_LUT_BITS:

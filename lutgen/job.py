@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..circuits.io import read_netlist, source_library
-from ..circuits.names import name_hint, safe_name
+from ..circuits.names import name_hint, safe_name, said_signedness
 from ..circuits.netlist import CellUse
 from ..errors import ConfigError, ParseError
 from .formats import LUT_FORMATS, read_lut_file, save_npz, sniff_lut_format
@@ -83,30 +83,32 @@ def default_out(path: Path) -> Path:
 
 
 def settle_signedness(path: Path, signed: bool | None, *, ports: bool = False) -> tuple[bool, str, str | None]:
-    """``(signed, where from, note)``: the option, else the file name, else the ports, else unsigned.
+    """``(signed, where from, note)``: the option, else what the file says (its name, else its ports:
+    :func:`~approxlut.circuits.names.said_signedness`), else unsigned.
 
     ``ports``: the netlist declares its operand ports signed (:attr:`~approxlut.circuits.netlist.Netlist.signed_ports`).
     ``where from`` is ``"option"``, ``"name"``, ``"ports"`` or ``"default"``; the note says when the option
     contradicts the name or the ports, or the name the ports.
     """
     hint = name_hint(path.name)
+    said = said_signedness(hint.signed if hint is not None else None, ports)
     if signed is not None:
         note = None
         asked = "signed" if signed else "unsigned"
-        if hint is not None and hint.signed != signed:
-            said = "signed" if hint.signed else "unsigned"
-            note = f"the name ({hint.token}) says {said}; read as {asked} as asked"
-        elif hint is None and ports and not signed:
-            note = f"the ports are declared signed; read as {asked} as asked"
+        if said is not None and said[0] != signed:
+            if hint is not None:
+                note = (
+                    f"the name ({hint.token}) says {'signed' if hint.signed else 'unsigned'}; read as {asked} as asked"
+                )
+            else:
+                note = f"the ports are declared signed; read as {asked} as asked"
         return signed, "option", note
-    if hint is not None:
-        note = None
-        if ports and not hint.signed:
-            note = f"the ports are declared signed; read as unsigned as the name ({hint.token}) says"
-        return hint.signed, "name", note
-    if ports:
-        return True, "ports", None
-    return False, "default", None
+    if said is None:
+        return False, "default", None
+    note = None
+    if hint is not None and ports and not hint.signed:
+        note = f"the ports are declared signed; read as unsigned as the name ({hint.token}) says"
+    return said[0], said[1], note
 
 
 def run_sim(

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from ..circuits.io import NETLIST_SUFFIXES
-from ..circuits.names import name_hint
+from ..circuits.names import name_hint, said_signedness
 from ..errors import ConfigError
 from ..lutgen.lut import Lut, code_values
 from ..native import PreparedLut
@@ -93,14 +93,13 @@ def exact_lut(bits_a: int, bits_b: int, signed: bool, name: str | None = None) -
 def _signed_from_file(path: Path, netlist: Netlist) -> bool:
     """What the file says: its name (``mul8s_``), else operand ports declared ``signed``; else ConfigError."""
     hint = name_hint(path.name)
-    if hint is None and netlist.signed_ports:
-        return True
-    if hint is None:
+    said = said_signedness(hint.signed if hint is not None else None, netlist.signed_ports)
+    if said is None:
         raise ConfigError(
             f"{path}: cannot tell whether this netlist multiplies signed or unsigned operands; "
             "simulate it with `lutgen sim --signed/--unsigned` and pass the .npz instead"
         )
-    return hint.signed
+    return said[0]
 
 
 def _load_path(path: Path) -> Lut:
