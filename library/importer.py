@@ -155,6 +155,8 @@ class Characterised:
     notes: tuple[str, ...] = ()
     #: What the user must know (an option the file overrode), shown as the import's warnings.
     warnings: tuple[str, ...] = ()
+    #: The netlist declares its operand ports ``signed`` (Verilog).
+    ports_signed: bool = False
 
 
 @dataclass
@@ -430,6 +432,7 @@ def characterise(files: CircuitFiles, *, signed: bool | None = None) -> Characte
         citation=(header.citation if header is not None else None) or (files.meta.citation if files.meta else None),
         notes=tuple(notes),
         warnings=tuple(warnings),
+        ports_signed=netlist.signed_ports,
     )
 
 
@@ -445,11 +448,12 @@ def _naming(files: CircuitFiles, info: NameInfo | None = None) -> tuple[NameInfo
     return (info if hint is None else replace(info, bits=hint.bits, signed=hint.signed)), name
 
 
-def _kept_before(path: Path, before: Entry) -> str:
+def _kept_before(path: Path, before: Entry, *, ports: bool) -> str:
     """The warning for a file catalogued before (as ``before``) as the other kind than ``--signed``/``--unsigned``
-    asks now, and whose name does not say its kind: what would catalogue it as asked."""
+    asks now, and whose name does not say its kind (``ports``: its operand ports are declared signed): what would
+    catalogue it as asked."""
     kind, asked = ("signed", "unsigned") if before.signed else ("unsigned", "signed")
-    if before.signed and _ports_signed(path):
+    if before.signed and ports:
         bits = f"{before.bits_a}" if before.bits_a == before.bits_b else f"{before.bits_a}x{before.bits_b}"
         return (
             f"{path}: imported before as signed ({before.full_name}), as its operand ports are declared signed, so "
@@ -671,6 +675,7 @@ def import_paths(
                 on_file(path, status)
 
     todo: list[tuple[CircuitFiles, list[Entry | None]]] = []
+    kept: dict[Path, Entry] = {}  # (files catalogued before as the other kind than asked, whose name does not say)
     for files in plan.circuits:
         try:
             known = _known(lib, files)
@@ -682,10 +687,14 @@ def import_paths(
             continue
         before = known[0]
         if before is not None and signed is not None and before.signed != signed and _naming(files)[0].signed is None:
-            summary.warnings.append(_kept_before(files.primary, before))
+            kept[files.primary] = before
         if all(entry is not None and lib.intact(entry) for entry in known):
             summary.unchanged += files.paths
             report([(path, "unchanged") for path in files.paths])
+            if files.primary in kept:  # (the one reading of the file: nothing characterises it)
+                summary.warnings.append(
+                    _kept_before(files.primary, kept[files.primary], ports=_ports_signed(files.primary))
+                )
         else:
             todo.append((files, known))
     summary.timings["plan"] = time.perf_counter() - start
@@ -705,6 +714,8 @@ def import_paths(
                     report([(path, "failed") for path in files.paths])
                     continue
                 summary.warnings += outcome.warnings
+                if files.primary in kept and not outcome.ports_signed:  # (where the ports say, characterise warned)
+                    summary.warnings.append(_kept_before(files.primary, kept[files.primary], ports=False))
                 try:
                     statuses = _catalogue(lib, outcome, known, summary)
                 except LibraryError as error:

@@ -393,6 +393,31 @@ def test_reimporting_unsigned_a_file_whose_ports_say_signed_says_what_works(lib,
     assert not lib.entry("mul4u_smul").signed
 
 
+def test_reimporting_a_damaged_entry_with_the_other_kind_reads_the_file_once_and_warns_once(lib, tmp_path, monkeypatch):
+    """An entry whose table was lost, imported again --unsigned from a file whose ports say signed: the file was parsed
+    twice (once only to word the warning) and the import gave two warnings for the one file."""
+    import approxlut.circuits.io as io
+
+    path = tmp_path / "smul.v"
+    path.write_text(
+        "module smul(input signed [3:0] a, input signed [3:0] b, output signed [7:0] y);\n"
+        "  assign y = a * b;\nendmodule\n"
+    )
+    import_paths(lib, [path])
+    lib.blobs.path(lib.entry("smul").hash).unlink()
+    parsed = []
+    read_netlist = io.read_netlist
+    monkeypatch.setattr(
+        io, "read_netlist", lambda *args, **kwargs: parsed.append(args[0]) or read_netlist(*args, **kwargs)
+    )
+    again = import_paths(lib, [path], signed=False)
+    assert [e.name for e in again.repaired] == ["smul"] and lib.entry("smul").signed
+    assert parsed == [path]
+    assert again.warnings == [
+        f"{path}: read as signed, as its ports are declared (--signed/--unsigned is for files that do not say)"
+    ]
+
+
 def test_another_circuit_under_a_held_name_is_refused_saying_how_to_keep_either(lib, tmp_path):
     """`smul.v` edited (ports no longer signed: another table) and imported beside the entry `smul` made a second
     entry `smul`, after which `library remove smul` was ambiguous."""
