@@ -385,7 +385,7 @@ class Library:
 
         Raises:
             LibraryUsageError: there is no library there and ``create=False`` or ``readonly`` (the message
-                names the path and who named it).
+                names the path and who named it), or, not ``readonly``, lutgen cannot write the one there.
         """
         root, named_by = _location(path)
         db_path = root / DB_NAME
@@ -401,6 +401,8 @@ class Library:
             created = create_index(root)
         else:
             created = False
+            if not readonly and not _writable(root):
+                raise read_only_error(root)
         try:
             connection = _connect(db_path, readonly=readonly)
         except sqlite3.DatabaseError as error:
@@ -498,11 +500,11 @@ class Library:
     def _write(self) -> Iterator[None]:
         """One write transaction holding the database write lock (BEGIN IMMEDIATE)."""
         if self.readonly:
-            raise LibraryUsageError(f"the library at {self.root} is read-only")
+            raise read_only_error(self.root)
         try:
             self._db.execute("BEGIN IMMEDIATE")
         except sqlite3.DatabaseError as error:
-            raise LibraryError(f"cannot write to the library at {self.root}: {error}") from None
+            raise _write_error(self.root, error) from None
         try:
             yield
         except BaseException:
@@ -512,7 +514,7 @@ class Library:
             self._db.execute("COMMIT")
         except sqlite3.DatabaseError as error:
             self._db.execute("ROLLBACK")
-            raise LibraryError(f"cannot write to the library at {self.root}: {error}") from None
+            raise _write_error(self.root, error) from None
 
     def _rows(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
         """All rows of a query; a damaged or foreign index raises :class:`LibraryError` naming the file."""
@@ -1396,6 +1398,28 @@ def _connect(db_path: Path, *, readonly: bool) -> sqlite3.Connection:
     return connection
 
 
+def _refused_write(error: sqlite3.DatabaseError) -> bool:
+    """Whether SQLite refused to write because the index or its folder is read-only (SQLITE_READONLY...)."""
+    return str(getattr(error, "sqlite_errorname", "")).startswith("SQLITE_READONLY")
+
+
+def _write_error(root: Path, error: sqlite3.DatabaseError) -> LibraryError:
+    """The one-line error for a write transaction SQLite could not begin or commit."""
+    return (
+        read_only_error(root)
+        if _refused_write(error)
+        else LibraryError(f"cannot write to the library at {root}: {error}")
+    )
+
+
+def read_only_error(root: Path) -> LibraryUsageError:
+    """The one-line error for a write to a library lutgen cannot write (exit code 2)."""
+    return LibraryUsageError(
+        f"the library at {root} is read-only (lutgen cannot write its folder or its index): make it writable, or "
+        "name another library with --library"
+    )
+
+
 def _writable(root: Path) -> bool:
     """Whether lutgen can write the library at ``root`` (its folder and its index)."""
     db_path = root / DB_NAME
@@ -1411,7 +1435,10 @@ def _writable(root: Path) -> bool:
 
 
 def _unreadable(db_path: Path, error: sqlite3.DatabaseError) -> LibraryError:
-    """The one-line error for a damaged index (a busy one says so instead)."""
+    """The one-line error for a damaged index (a busy one says so instead, and one SQLite will not write is
+    read-only)."""
+    if _refused_write(error):
+        return read_only_error(db_path.parent)
     text = str(error)
     if "locked" in text or "busy" in text:
         return LibraryError(f"the library index {db_path} is busy ({text}): another lutgen is writing; try again")

@@ -406,6 +406,33 @@ def test_a_read_only_library_can_be_read(library: Path, args: list[str]) -> None
     strict_json(done.stdout)
 
 
+def _files(library: Path) -> dict[str, bytes]:
+    """The library's index and table files by name (not SQLite's ``-wal``/``-shm``, which a reader may create)."""
+    return {
+        str(path.relative_to(library)): path.read_bytes()
+        for path in sorted(library.rglob("*"))
+        if path.is_file() and not path.name.endswith(("-wal", "-shm"))
+    }
+
+
+@pytest.mark.parametrize(
+    "args", [["library", "import", "NEW"], ["library", "remove", "mul2"], ["library", "init"]], ids=lambda a: a[1]
+)
+def test_each_write_to_a_read_only_library_is_refused_as_such(library: Path, tmp_path: Path, args: list[str]) -> None:
+    """They said "the library index ... is damaged (unable to open database file): run `lutgen library check
+    --repair`" (exit 1): wrong, and the advice would set the sound index aside."""
+    _checkpoint(library)
+    (tmp_path / "new.blif").write_text(MUL2_BLIF.replace("mul2", "newmul"))
+    before = _files(library)
+    done = _read_only(library)([str(tmp_path / "new.blif") if a == "NEW" else a for a in args])
+    assert done.returncode == 2, done.stderr
+    assert done.stderr == (
+        f"error: the library at {library} is read-only (lutgen cannot write its folder or its index): make it "
+        "writable, or name another library with --library\n"
+    )
+    assert _files(library) == before
+
+
 def test_a_read_only_library_refuses_writes_in_one_line(library: Path, tmp_path: Path) -> None:
     _checkpoint(library)
     (tmp_path / "new.blif").write_text(MUL2_BLIF.replace("mul2", "newmul"))

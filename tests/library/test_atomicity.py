@@ -176,3 +176,65 @@ def test_busy_library_is_reported(lib, multiplier, monkeypatch):
     finally:
         lib._db.execute("ROLLBACK")
         other.close()
+
+
+def _library_with_a_user_circuit(tmp_path: Path, multiplier) -> tuple[Path, Path]:
+    """A library (built-ins and ``mine``), and a circuit file not in it."""
+    from click.testing import CliRunner
+
+    from approxlut.circuits.blif import write_blif
+    from approxlut.cli import main
+
+    root = tmp_path / "lib"
+    (tmp_path / "mine.blif").write_text(write_blif(multiplier(3, False, drop=1)))
+    (tmp_path / "new.blif").write_text(write_blif(multiplier(3, False, drop=2)))
+    for args in (["init"], ["import", str(tmp_path / "mine.blif")]):
+        assert CliRunner().invoke(main, ["library", *args, "--library", str(root)]).exit_code == 0
+    return root, tmp_path / "new.blif"
+
+
+def _library_files(root: Path) -> dict[str, bytes]:
+    """The index and table files (SQLite's ``-wal``/``-shm`` left out), the index's log folded in first."""
+    import sqlite3
+
+    connection = sqlite3.connect(root / "catalogue.sqlite")
+    connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    connection.close()
+    return {
+        str(path.relative_to(root)): path.read_bytes()
+        for path in sorted(root.rglob("*"))
+        if path.is_file() and not path.name.endswith(("-wal", "-shm"))
+    }
+
+
+def _refused(root: Path, new: Path) -> dict[str, tuple[int, str]]:
+    """``library import``, ``remove`` and ``init`` run against ``root``: exit code and stderr of each."""
+    from click.testing import CliRunner
+
+    from approxlut.cli import main
+
+    done = {}
+    for args in (["import", str(new)], ["remove", "mine"], ["init"]):
+        result = CliRunner().invoke(main, ["library", *args, "--library", str(root)])
+        assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+        done[args[0]] = (result.exit_code, result.stderr)
+    return done
+
+
+def test_an_index_sqlite_will_not_write_is_read_only_not_damaged(tmp_path, multiplier, monkeypatch):
+    """Where the folder takes files but SQLite refuses to write the index (SQLITE_READONLY), import, remove and init
+    said "the library index ... is damaged (attempt to write a readonly database): run `lutgen library check
+    --repair`" (exit 1), advice that sets a sound index aside."""
+    from approxlut.library import catalogue
+
+    root, new = _library_with_a_user_circuit(tmp_path, multiplier)
+    before = _library_files(root)
+    connect = catalogue._connect
+    monkeypatch.setattr(catalogue, "_connect", lambda db_path, *, readonly: connect(db_path, readonly=True))
+    refusal = (
+        f"error: the library at {root} is read-only (lutgen cannot write its folder or its index): make it writable, "
+        "or name another library with --library\n"
+    )
+    assert _refused(root, new) == {command: (2, refusal) for command in ("import", "remove", "init")}
+    monkeypatch.undo()
+    assert _library_files(root) == before
