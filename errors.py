@@ -43,11 +43,13 @@ class UndefinedValueError(ParseError):
 
 
 class WriteError(InputError):
-    """A file cannot be written where the user asked; ``reason`` is the message without the path."""
+    """A file cannot be written where the user asked; ``reason`` is the message without the path, ``denied`` that
+    the storage refused (no permission, a read-only file or file system)."""
 
-    def __init__(self, path: object, reason: str):
+    def __init__(self, path: object, reason: str, *, denied: bool = False):
         self.path = path
         self.reason = reason
+        self.denied = denied
         super().__init__(f"{path}: {reason}")
 
 

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import stat
@@ -38,6 +39,11 @@ _KINDS = (
     (stat.S_ISFIFO, "a named pipe"),
     (stat.S_ISSOCK, "a socket"),
 )
+
+
+def denied(error: OSError) -> bool:
+    """Whether ``error`` is the storage refusing a write: no permission, or a read-only file or file system."""
+    return error.errno in (errno.EACCES, errno.EPERM, errno.EROFS)
 
 
 def _kind(mode: int) -> str:
@@ -74,7 +80,7 @@ def _target(path: str | os.PathLike[str]) -> tuple[Path, os.stat_result | None]:
     except FileNotFoundError:
         info = None
     except OSError as exc:
-        raise WriteError(target, f"cannot write ({exc.strerror or exc})") from None
+        raise WriteError(target, f"cannot write ({exc.strerror or exc})", denied=denied(exc)) from None
     if info is not None and not stat.S_ISREG(info.st_mode):
         raise WriteError(target, f"is {_kind(info.st_mode)}; lutgen writes regular files only")
     if target.is_symlink():
@@ -90,7 +96,7 @@ def check_writable(path: str | os.PathLike[str], *, make_parents: bool = False) 
     """
     target, info = _target(path)
     if info is not None and not os.access(target, os.W_OK):
-        raise WriteError(target, "is read-only")
+        raise WriteError(target, "is read-only", denied=True)
     folder = target.parent
     if make_parents:
         make_dirs(folder)
@@ -99,7 +105,7 @@ def check_writable(path: str | os.PathLike[str], *, make_parents: bool = False) 
     try:
         fd, probe = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".probe", dir=folder)
     except OSError as exc:
-        raise WriteError(target, f"cannot write into {folder} ({exc.strerror or exc})") from None
+        raise WriteError(target, f"cannot write into {folder} ({exc.strerror or exc})", denied=denied(exc)) from None
     os.close(fd)
     os.unlink(probe)
     return target
@@ -115,7 +121,7 @@ def atomic_write(
     """
     target, info = _target(path)
     if info is not None and not os.access(target, os.W_OK):
-        raise WriteError(target, "is read-only")
+        raise WriteError(target, "is read-only", denied=True)
     folder = target.parent
     mode = stat.S_IMODE(info.st_mode) if info is not None else new_file_mode()
     try:
@@ -123,7 +129,7 @@ def atomic_write(
             folder.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
     except OSError as exc:
-        raise WriteError(target, f"cannot write ({exc.strerror or exc})") from None
+        raise WriteError(target, f"cannot write ({exc.strerror or exc})", denied=denied(exc)) from None
     try:
         with os.fdopen(fd, "wb") as handle:
             write(handle)
@@ -132,7 +138,7 @@ def atomic_write(
             os.fsync(handle.fileno())
         os.replace(tmp, target)
     except OSError as exc:
-        raise WriteError(target, f"cannot write ({exc.strerror or exc})") from None
+        raise WriteError(target, f"cannot write ({exc.strerror or exc})", denied=denied(exc)) from None
     finally:
         if os.path.lexists(tmp):
             os.unlink(tmp)
@@ -156,7 +162,7 @@ def make_dirs(path: str | os.PathLike[str]) -> Path:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise WriteError(folder, f"cannot create the folder ({exc.strerror or exc})") from None
+        raise WriteError(folder, f"cannot create the folder ({exc.strerror or exc})", denied=denied(exc)) from None
     return folder
 
 

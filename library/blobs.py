@@ -24,8 +24,8 @@ from typing import BinaryIO
 
 import numpy as np
 
-from ..errors import ConfigError, LibraryError, ParseError, WriteError
-from ..fileio import atomic_write, parse_json, read_bytes
+from ..errors import ConfigError, LibraryError, LibraryUsageError, ParseError, WriteError
+from ..fileio import atomic_write, denied, parse_json, read_bytes
 from ..lutgen.formats import MAX_NPZ_BYTES, MAX_TABLE_BITS
 from ..lutgen.lut import Lut
 from ..lutgen.npzfile import NpzArchive
@@ -87,7 +87,8 @@ class BlobStore:
         try:
             atomic_write(target, lambda handle: _write_npz(handle, arrays), make_parents=True)
         except WriteError as error:
-            raise LibraryError(f"cannot write blob {lut_hash[:12]} into {self.root}: {error.reason}") from None
+            message = f"cannot write blob {lut_hash[:12]} into {self.root}: {error.reason}"
+            raise (LibraryUsageError if error.denied else LibraryError)(message) from None
         return True
 
     def intact(self, lut_hash: str) -> bool:
@@ -149,7 +150,11 @@ class BlobStore:
         """Delete a blob (missing is fine); something else found under its name is set aside, not deleted."""
         path = self.path(lut_hash)
         if path.is_symlink() or not path.exists() or path.is_file():
-            path.unlink(missing_ok=True)
+            try:
+                path.unlink(missing_ok=True)
+            except OSError as error:
+                message = f"cannot delete blob {lut_hash[:12]} from {self.root}: {error.strerror or error}"
+                raise (LibraryUsageError if denied(error) else LibraryError)(message) from None
         else:
             self.set_aside(path)
 

@@ -238,3 +238,31 @@ def test_an_index_sqlite_will_not_write_is_read_only_not_damaged(tmp_path, multi
     assert _refused(root, new) == {command: (2, refusal) for command in ("import", "remove", "init")}
     monkeypatch.undo()
     assert _library_files(root) == before
+
+
+def test_a_table_folder_that_refuses_writes_is_refused_in_one_line(tmp_path, multiplier, monkeypatch):
+    """Tables that cannot be written or deleted (the index writable): `library remove` ended in a traceback
+    (PermissionError), `library import` in exit code 1, where a file lutgen cannot write is exit code 2."""
+    root, new = _library_with_a_user_circuit(tmp_path, multiplier)
+    before = _library_files(root)
+    blobs = (root / "blobs").resolve()
+    replace, unlink = os.replace, os.unlink
+
+    def refuse(call):
+        def guarded(*args, **kwargs):
+            target = Path(args[-1] if call is replace else args[0])
+            if target.suffix == ".npz" and target.resolve().parent == blobs:
+                raise PermissionError(13, "Permission denied", str(target))
+            return call(*args, **kwargs)
+
+        return guarded
+
+    monkeypatch.setattr(os, "replace", refuse(replace))
+    monkeypatch.setattr(os, "unlink", refuse(unlink))
+    done = _refused(root, new)
+    monkeypatch.undo()
+    for command in ("import", "remove"):
+        code, stderr = done[command]
+        assert code == 2 and stderr.count("\n") == 1 and "Permission denied" in stderr, (command, stderr)
+    assert done["init"] == (0, "")  # (nothing to write: every built-in is there)
+    assert _library_files(root) == before
