@@ -287,6 +287,9 @@ def run_evaluate(options: EvaluateOptions, *, console: Console | None = None) ->
             if isinstance(config.multiplier, str) and config.multiplier not in ("float", "exact"):
                 load_multiplier(config.multiplier)
     chosen_set = library_candidates(options.candidates)  # and so are bad candidates
+    if options.assign == "auto" and not chosen_set.entries:
+        why = "; ".join(chosen_set.left_out) or "an exact multiplier is the baseline every layer starts from"
+        raise ConfigError(f"--candidates {options.candidates!r} leaves no approximate multiplier to search ({why})")
     exact_entry = chosen_set.exact
     loaded = float_model(
         options.model, dataset=options.dataset, data_dir=options.data, weights=options.weights, seed=options.seed

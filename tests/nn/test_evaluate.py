@@ -277,6 +277,11 @@ def test_evaluate_errors_are_one_line(env, weights, tmp_path) -> None:
     assert "(did you mean trunc8s_k6" in unknown.output
     family = _run(env, "--model", "lenet5", "--weights", str(weights), "--candidates", "bits=8,signed,family=trnc")
     assert family.exit_code == 2 and "unknown family 'trnc' (valid: broken_array (bam)," in family.output
+    only_exact = _run(env, "--model", "lenet5", "--weights", str(weights), "--candidates", "exact8s")
+    assert only_exact.exit_code == 2 and only_exact.stderr.strip() == (
+        "error: --candidates 'exact8s' leaves no approximate multiplier to search (an exact multiplier is the "
+        "baseline every layer starts from)"
+    )
 
 
 def test_candidates_count_the_library_entries_of_the_other_signedness() -> None:
