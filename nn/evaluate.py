@@ -349,12 +349,11 @@ def run_evaluate(options: EvaluateOptions, *, console: Console | None = None) ->
     model = approximate(model, "float", calib_batches, inplace=True)
     qmodel = approximate(model, exact_config, calib_batches)
     macs_all = layer_macs(model, x_eval[:1])
-    fixed: tuple[AssignmentMapping, nn.Module] | None = None
-    baseline = qmodel
-    if options.assign != "auto":
+    baseline, assigned = qmodel, None
+    if options.assign != "auto":  # (measured against the exact multipliers of the widths it assigns)
         mapping = parse_assignment(options.assign, exact_config, saved=saved)
-        fixed = (mapping, approximate(qmodel, mapping))
-        baseline, widths_note = _exact_twin(qmodel, fixed[1], exact_config)
+        assigned = approximate(qmodel, mapping)
+        baseline, widths_note = _exact_twin(qmodel, assigned, exact_config)
         notes += [widths_note] if widths_note else []
     quantised_accuracy = evaluate(baseline, "quantised-exact accuracy")
     lap("quantised")
@@ -428,8 +427,8 @@ def run_evaluate(options: EvaluateOptions, *, console: Console | None = None) ->
             notes.append(_measured_note(auto.measured, macs_all))
         notes += [f"auto: {name} not searched (kept its multiplier): {why}" for name, why in auto.unsearched.items()]
     else:
-        assert fixed is not None
-        mapping, approx_model = fixed
+        assert assigned is not None
+        approx_model = assigned
         if bias_correction:
             _apply_bias_correction(model, approx_model, calib_batches)
         approx_accuracy = evaluate(approx_model, "approximate accuracy")
