@@ -80,9 +80,13 @@ torch::Tensor exact_int8(const torch::Tensor& at, const torch::Tensor& bc, int64
   auto out = torch::empty({G, N, valid}, torch::dtype(torch::kInt32));
   if (valid == 0 || N == 0) return out;
   // Stored codes read as int8 are the values x and y of the plan (the valid lanes of at: a strided view);
-  // bc^T [N][K] is a contiguous view when the codes are n-major (weights), else a copy.
+  // bc^T [N][K] is a view when the codes are n-major (weights), else a copy. Its row stride must be K even for
+  // one column: torch's CPU int8 GEMM misreads a [1, K] operand whose row stride is 1, which is what
+  // contiguous() leaves of the transpose of k-major codes [K, 1].
+  auto wt = bc.transpose(1, 2);
+  if (wt.stride(1) != bc.size(1) || wt.stride(2) != 1) wt = wt.clone(at::MemoryFormat::Contiguous);
   const auto a8 = at.view(torch::kInt8).narrow(2, 0, valid);
-  const auto w8 = bc.transpose(1, 2).contiguous().view(torch::kInt8);
+  const auto w8 = wt.view(torch::kInt8);
   for (int64_t g = 0; g < G; ++g) {
     auto part = out[g];
     at::_int_mm_out(part, w8[g], a8[g]);

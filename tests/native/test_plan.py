@@ -545,6 +545,24 @@ def test_row_offsets_of_one_plane(corpus: Path, isa: str, native: object, monkey
         assert plan is not None and plan.row_table is not None and plan.row_table.shape[1] == 1, engine.last_path
 
 
+def test_one_column_of_b(isa: str, kind: str) -> None:
+    """A GEMM of one column of b (a linear layer of one output) on plans with an exact product, folded into it and
+    not: bit-exact. (The int8 product reads b's codes as a ``[1, K]`` matrix, which torch's int8 GEMM misread
+    where its row stride was 1.)"""
+    flip = 0x80 if kind == "int8" else 0
+    cases = [
+        structured_lut(8, True, error_span=1, seed=180),
+        structured_lut(8, False, error_span=200, seed=181),
+        structured_lut(5, True, error_span=150, seed=182),
+        foldable_lut(error_span=200, seed=183, flip=flip),
+    ]
+    for lut in cases:
+        low, high = value_range(lut.bits_a, lut.signed)
+        for m, k in ((63, 64), (300, 3), (2, 3)):
+            path = check_bmm(edge_values((1, m, k), low, high, 184 + m), edge_values((1, k, 1), low, high, 185), lut)
+            assert "exact" in path and "swapped" not in path, path
+
+
 def test_partial_blocks_of_rows(isa: str, kind: str) -> None:
     """The kernels look up only the rows of a last, partial block of 256 (VBMI: one, two or four vectors of 64
     lanes; AVX2: blocks of 32), on every kind of plan: bit-exact for row counts at and around each width,
