@@ -200,6 +200,12 @@ def table_layout(lut: PreparedLut, layout: str, bits_eff: int | None = None) -> 
     return lut.cached(f"cpu-layout:{layout}:{rows}", build)
 
 
+def error_bound(lut: PreparedLut) -> int:
+    """The largest ``|T - a·b|`` (cached): what a plan with the float exact product sums per product in int32 (the
+    kernels' sums and the offsets), before that product is added."""
+    return lut.cached("error-bound", lambda: int(lut.error_table().abs().max()))
+
+
 def pack_codes(x: torch.Tensor, bits: int) -> torch.Tensor:
     """uint8 codes (``value & (2^bits - 1)``) of an integer tensor, same shape (a view of an 8-bit one)."""
     codes = x.view(torch.uint8) if x.dtype == torch.int8 else x.to(torch.uint8)
@@ -813,6 +819,8 @@ class CpuEngine(Engine):
         plan = plan_for(lut, isa, 1 << bits_eff, flip_a, flip_b, kind, rows_order=rows_order)
         if plan is None or k_count > INT32_MAX // plan.sum_bound:
             return None, weights.codes
+        if plan.exact == "values" and k_count > INT32_MAX // max(error_bound(lut), 1):
+            return None, weights.codes  # (its int32 part, the error T - a·b, may reach beyond int32 where T does not)
         return plan, weights.flipped(flip_b) if flip_b else weights.codes
 
     def _kernel_table(

@@ -622,6 +622,18 @@ def test_engine_two_plane_errors_and_long_reductions(isa: str, kind: str) -> Non
     assert "k-split" in path and "exact" in path, path
 
 
+def test_float_exact_products_of_errors_beyond_int32(isa: str, native: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A table within int32 whose error ``T − a·b`` is not (entries near int32's minimum where the product is
+    positive): the int32 part of a plan with the float exact product would sum that error, so such a call runs
+    without it (no false "beyond int32" error), bit-exact."""
+    monkeypatch.setattr(engines, "exact_kind", lambda: "values")
+    values = code_values(8, False)
+    table = torch.clamp(values[:, None] * values[None, :] - 2**31 - 100, min=-(2**31))
+    lut = PreparedLut(table.to(torch.int32), 8, 8, False, name="saturated")
+    assert plan_for(lut, isa, 256, 0, 0, "values") is not None  # (the plan exists; the call declines it)
+    check_bmm(edge_values((1, 70, 1), 0, 255, 190), torch.tensor([[[0, 255, 7, 100, 1]]]), lut)
+
+
 @pytest.mark.parametrize(("bits", "signed"), [(8, True), (8, False), (6, True)])
 @pytest.mark.parametrize("panel", [None, "1280"], ids=["l2", "5rows"])
 def test_direct_conv_plans_pad_with_value_zero(
