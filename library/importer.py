@@ -773,10 +773,12 @@ def _known(lib: Library, files: CircuitFiles) -> list[Entry | None]:
 
 @contextmanager
 def _progress_bar(enabled: bool, total: int) -> Iterator[Callable[[str], None]]:
-    """A rich progress bar over ``total`` circuits (nothing when disabled); yields ``step(description)``."""
+    """A rich progress bar over ``total`` circuits on stderr (nothing when disabled or when stderr is not a
+    terminal, where rich would leave a blank line); yields ``step(description)``."""
     if not enabled:
         yield lambda description: None
         return
+    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     columns = (
@@ -786,7 +788,8 @@ def _progress_bar(enabled: bool, total: int) -> Iterator[Callable[[str], None]]:
         TimeRemainingColumn(),
         TextColumn("{task.description}"),
     )
-    with Progress(*columns, transient=True) as bar:
+    console = Console(stderr=True)
+    with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as bar:
         task = bar.add_task("", total=total)
         yield lambda description: bar.update(task, advance=1, description=description)
 

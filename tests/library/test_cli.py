@@ -261,6 +261,16 @@ def test_import_and_remove(tmp_path, multiplier):
         assert [e.name for e in library.query()] == ["mul4u_t1"]
 
 
+def test_import_prints_no_progress_residue_where_stdout_is_not_a_terminal(tmp_path, multiplier):
+    """The progress bar goes to stderr and is off off a terminal: stdout holds the summary alone (no blank line)."""
+    (tmp_path / "m.blif").write_text(write_blif(multiplier(3, False)))
+    lib = str(tmp_path / "lib")
+    result = run("import", str(tmp_path / "m.blif"), "--library", lib)
+    assert result.stdout.startswith("created a new library at "), repr(result.stdout)
+    assert result.stdout.splitlines()[1].startswith("1 added (1 new circuits"), repr(result.stdout)
+    assert result.stderr == ""
+
+
 def test_library_from_environment(tmp_path, monkeypatch, multiplier):
     monkeypatch.setenv("LUTGEN_LIBRARY", str(tmp_path / "env"))
     (tmp_path / "m.blif").write_text(write_blif(multiplier(3, False)))
