@@ -589,10 +589,23 @@ def library_pareto(
 @library.command("export")
 @click.argument("name")
 @_library_option
-@click.option("--format", "fmt", type=click.Choice(["npz", "tfapprox", "lutfp"]), default="npz", show_default=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["npz", "tfapprox", "lutfp"]),
+    default="npz",
+    show_default=True,
+    help="Table format: lutgen .npz, TFApprox binary (unsigned 8x8), DATE'25 text LUT (unsigned).",
+)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Output file (default: NAME.<ext> here).")
 @click.option("--gradients", is_flag=True, help="lutfp: add the two gradient sections (the +bp file).")
-@click.option("--half-window", type=click.IntRange(0, MAX_HALF_WINDOW), default=8, show_default=True)
+@click.option(
+    "--half-window",
+    type=click.IntRange(0, MAX_HALF_WINDOW),
+    default=8,
+    show_default=True,
+    help="Gradient LUTs (npz, lutfp --gradients): half window w of the difference-based smoothing.",
+)
 @reports_errors
 def library_export(
     name: str, library_dir: Path | None, fmt: str, out: Path | None, gradients: bool, half_window: int
@@ -729,7 +742,12 @@ def library_check(library_dir: Path | None, repair: bool, as_json: bool) -> None
     help="Sweep every netlist/table in this folder over the ResNet-18 3x3 convolutions; print each table's "
     "ratios and path, and their distribution by path.",
 )
-@click.option("--repeat", type=click.IntRange(1, MAX_REPEAT), default=None, help="Timed runs per case (best kept).")
+@click.option(
+    "--repeat",
+    type=click.IntRange(1, MAX_REPEAT),
+    default=None,
+    help="Timed runs per case, best kept (default: 3; 1 with --quick).",
+)
 @click.option("--no-networks", is_flag=True, help="Skip the whole-network cases.")
 @click.option(
     "--isa",
@@ -876,7 +894,7 @@ def synth_verilog(
 @click.argument("kind", type=click.Choice(_SYNTH_KINDS))
 @click.option("--bits", type=click.IntRange(1, 32), default=8, show_default=True, help="Width of operand a.")
 @click.option("--bits-b", type=click.IntRange(1, 32), help="Width of operand b (default: --bits).")
-@click.option("--signed/--unsigned", default=False, help="Two's complement operands (Baugh-Wooley).")
+@click.option("--signed/--unsigned", default=False, show_default=True, help="Two's complement operands (Baugh-Wooley).")
 @click.option("--param", "params", multiple=True, help="Family parameter NAME=VALUE, e.g. k=4 (repeatable).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write the netlist (.blif or .v).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (schema: docs/json.md).")
@@ -1164,7 +1182,10 @@ def evaluate_command(
 @main.command("retrain")
 @model_options
 @click.option(
-    "--assign", required=True, help="NAME (every layer) | assignment.json | layer=NAME,... (other layers exact)."
+    "--assign",
+    required=True,
+    help="NAME (every layer) | assignment.json[#N: front point N of an `evaluate --save` file] | layer=NAME,... "
+    "(other layers exact).",
 )
 @click.option(
     "--grad",

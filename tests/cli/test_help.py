@@ -1,0 +1,22 @@
+"""Help texts state what an option does and its default, in the words the README uses."""
+
+from __future__ import annotations
+
+from click.testing import CliRunner
+
+from approxlut.cli import main
+
+
+def _help(*command: str) -> str:
+    result = CliRunner().invoke(main, [*command, "-h"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    return " ".join(result.output.split())
+
+
+def test_help_states_the_defaults_and_forms_the_commands_take() -> None:
+    assert "[default: unsigned]" in _help("synth", "generate")
+    assert "assignment.json[#N" in _help("retrain")
+    export = _help("library", "export")
+    assert "--format [npz|tfapprox|lutfp] Table format" in export
+    assert "--half-window INTEGER RANGE Gradient LUTs (npz, lutfp --gradients):" in export
+    assert "(default: 3; 1 with --quick)" in _help("bench")
