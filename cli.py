@@ -353,7 +353,10 @@ def library_init(library_dir: Path | None, as_json: bool) -> None:
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @_library_option
 @click.option(
-    "--signed/--unsigned", default=None, help="Operand encoding when file names do not say (default: unsigned)."
+    "--signed/--unsigned",
+    default=None,
+    help="Operand encoding of the files that do not say it (by their name, signed Verilog ports or a table's "
+    "metadata, which win); default: unsigned.",
 )
 @click.option(
     "--workers",
@@ -1096,7 +1099,8 @@ def model_options(func: F) -> F:
     "--candidates",
     default="bits=8,signed",
     show_default=True,
-    help="auto: library filter (bits=N, signed|unsigned, max_mae=X) or a comma-separated list of names.",
+    help="auto: a library filter as for `library list --filter` (bits=N, signed|unsigned, origin=..., max_mae=X, "
+    "...; docs/filters.md) or a comma-separated list of names.",
 )
 @click.option("--limit", type=click.IntRange(1), help="Evaluate on the first N test samples only.")
 @seed_option("Seed of the data split, calibration subset and noise")

@@ -20,3 +20,8 @@ def test_help_states_the_defaults_and_forms_the_commands_take() -> None:
     assert "--format [npz|tfapprox|lutfp] Table format" in export
     assert "--half-window INTEGER RANGE Gradient LUTs (npz, lutfp --gradients):" in export
     assert "(default: 3; 1 with --quick)" in _help("bench")
+
+
+def test_filter_and_signedness_options_say_what_they_take() -> None:
+    assert "as for `library list --filter`" in _help("evaluate")
+    assert "of the files that do not say it (by their name, signed Verilog ports" in _help("library", "import")
