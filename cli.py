@@ -170,7 +170,8 @@ def _operands(value: str | None) -> tuple[str, str] | None:
 @click.option(
     "--samples",
     type=click.IntRange(64, MAX_SAMPLES),
-    help="Monte-Carlo samples instead of exhaustive simulation (64..2^30).",
+    help="Monte-Carlo samples instead of exhaustive simulation (64..2^30; default: exhaustive up to 24 input "
+    "bits, else 2^22 samples).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (schema: docs/json.md).")
 @reports_errors

@@ -25,3 +25,7 @@ def test_help_states_the_defaults_and_forms_the_commands_take() -> None:
 def test_filter_and_signedness_options_say_what_they_take() -> None:
     assert "as for `library list --filter`" in _help("evaluate")
     assert "of the files that do not say it (by their name, signed Verilog ports" in _help("library", "import")
+
+
+def test_sim_samples_states_its_default() -> None:
+    assert "default: exhaustive up to 24 input bits, else 2^22 samples" in _help("sim")
