@@ -247,6 +247,20 @@ def _library_env_option(func: F) -> F:
     return _library_option(cast(F, wrapper))
 
 
+#: ``evaluate`` options that steer the ``--assign auto`` search alone, by parameter name.
+_AUTO_ONLY = {"budget": "--budget", "verify_points": "--verify", "workers": "--workers", "ray_address": "--ray-address"}
+
+
+def _check_auto_only(assign: str) -> None:
+    """Refuse a search option given on the command line with an assignment that runs no search (as ``--plot``)."""
+    if assign == "auto":
+        return
+    ctx = click.get_current_context()
+    for param, option in _AUTO_ONLY.items():
+        if ctx.get_parameter_source(param) is click.core.ParameterSource.COMMANDLINE:
+            raise ConfigError(f"{option} needs --assign auto (it steers the search; --assign {assign} runs none)")
+
+
 def _ray_address(address: str | None, workers: int | None) -> str | None:
     """``--ray-address`` as the command uses it: ``None`` where empty, or where ``$RAY_ADDRESS`` gave it and
     ``--workers`` asks for local workers (the option given wins over the environment)."""
@@ -1144,6 +1158,7 @@ def evaluate_command(
     from .nn.evaluate import EvaluateOptions, check_plot, plot_pareto, render, run_evaluate, save_assignment
 
     assign = "auto" if assign.strip().lower() == "auto" else assign
+    _check_auto_only(assign)
     ray_address = _ray_address(ray_address, workers)
     if save is not None and save.suffix.lower() != ".json":  # (--assign takes a saved file by that suffix)
         raise ConfigError(f"--save {save}: name the file .json, which --assign reads back")

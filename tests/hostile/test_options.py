@@ -126,6 +126,10 @@ MESSAGES: list[tuple[str, str]] = [
     ("evaluate --model lenet5 --candidates bits=8,signd", "'signd' is not a filter (fields: signed, unsigned"),
     ("evaluate --model lenet5 --assign exact --data {tmp}/no-such-dataset", "no-such-dataset: no such folder"),
     ("evaluate --model lenet5 --assign exact --data {src}", "mul2.blif: not a folder"),
+    # the search's options with an assignment that runs no search are refused, as --plot is, not ignored
+    ("evaluate --model lenet5 --assign exact8s --budget 2", "--budget needs --assign auto"),
+    ("evaluate --model lenet5 --assign exact --verify 3", "--verify needs --assign auto"),
+    ("evaluate --model lenet5 --assign features.0=exact --workers 2", "--workers needs --assign auto"),
 ]
 
 
