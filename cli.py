@@ -624,17 +624,24 @@ def library_pareto(
     show_default=True,
     help="Gradient LUTs (npz, lutfp --gradients): half window w of the difference-based smoothing.",
 )
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (schema: docs/json.md).")
 @reports_errors
 def library_export(
-    name: str, library_dir: Path | None, fmt: str, out: Path | None, gradients: bool, half_window: int
+    name: str, library_dir: Path | None, fmt: str, out: Path | None, gradients: bool, half_window: int, as_json: bool
 ) -> None:
     """Write a multiplier's LUT as lutgen .npz, a TFApprox binary table or a DATE'25 text LUT."""
     from .library import Library
     from .library.export import export_lut
 
     with Library.open_default(library_dir) as lib:
+        full_name = lib.entry(name).full_name
         path = export_lut(lib, name, fmt, out, gradients=gradients, half_window=half_window)
-    click.echo(f"wrote {path}")
+        root = lib.root
+    if as_json:
+        body = {"library": str(root), "entry": full_name, "format": fmt, "out": str(path)}
+        _echo_json("library export", {**body, "out_bytes": path.stat().st_size})
+    else:
+        click.echo(f"wrote {path}")
 
 
 def _named_folder(ctx: click.Context, param: click.Parameter, value: str) -> Path:
@@ -698,14 +705,19 @@ def library_calibrate(corpus_dir: Path, bits: int, all_widths: bool, as_json: bo
 @library.command("remove")
 @click.argument("name")
 @_library_option
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (schema: docs/json.md).")
 @reports_errors
-def library_remove(name: str, library_dir: Path | None) -> None:
+def library_remove(name: str, library_dir: Path | None, as_json: bool) -> None:
     """Delete one multiplier from the library (its table goes too unless another entry shares it)."""
     from .library import Library
 
     with Library.open(library_dir, create=False) as lib:
         entry = lib.remove(name)
-    click.echo(f"removed {entry.full_name}")
+        root = lib.root
+    if as_json:
+        _echo_json("library remove", {"library": str(root), "entry": entry.full_name})
+    else:
+        click.echo(f"removed {entry.full_name}")
 
 
 @library.command("check")

@@ -372,3 +372,17 @@ def test_wce_is_an_integer_in_library_json(initialised) -> None:
     assert type(entry["wce"]) is int and entry["wce"] > 0
     listed = run_json("list", "--library", str(initialised))["entries"]
     assert listed and all(type(e["wce"]) is int for e in listed if e["wce"] is not None)
+
+
+def test_export_and_remove_print_json_like_every_library_command(tmp_path, multiplier):
+    """`library export --json` and `library remove --json` print one object of their schema, as the others do."""
+    lib = str(tmp_path / "lib")
+    (tmp_path / "mul4u_t1.blif").write_text(write_blif(multiplier(4, False, drop=1)))
+    run("import", str(tmp_path / "mul4u_t1.blif"), "--library", lib)
+    out = tmp_path / "t.npz"
+    exported = run_json("export", "mul4u_t1", "--library", lib, "--out", str(out))
+    assert exported["entry"] == "mul4u_t1" and exported["format"] == "npz"
+    assert exported["out"] == str(out) and exported["out_bytes"] == out.stat().st_size > 0
+    assert run_json("remove", "mul4u_t1", "--library", lib)["entry"] == "mul4u_t1"
+    with Library.open(lib) as library:
+        assert "mul4u_t1" not in [e.name for e in library.query()]
