@@ -661,12 +661,14 @@ def _named_folder(ctx: click.Context, param: click.Parameter, value: str) -> Pat
     show_default=True,
     help="Write each circuit's table files (npz, TFApprox, DATE'25 text; about 1 MB per 8x8 circuit).",
 )
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (schema: docs/json.md).")
 @reports_errors
 def library_report(
     out_dir: Path,
     library_dir: Path | None,
     chosen: Filter,
     downloads: bool,
+    as_json: bool,
 ) -> None:
     """Write a static HTML report into OUT_DIR: a filterable table, plots, a page per circuit with downloads."""
     from .library import Library
@@ -674,6 +676,12 @@ def library_report(
 
     with Library.open_default(library_dir) as lib:
         summary = write_report(lib, out_dir, entries=chosen.select(lib), downloads=downloads)
+        root = lib.root
+    if as_json:
+        body = {"library": str(root), "filter": str(chosen), "out": str(summary.index), "pages": summary.pages}
+        plots = [str(summary.index.parent / name) for name in summary.plots]
+        _echo_json("library report", {**body, "plots": plots, "written_bytes": summary.bytes})
+        return
     click.echo(
         f"wrote {summary.index} ({summary.pages} circuit pages, {len(summary.plots)} plots, "
         f"{summary.bytes / 2**20:.1f} MB); open {summary.index.resolve().as_uri()}"

@@ -235,6 +235,10 @@ def test_export_and_report(initialised, tmp_path):
     assert page.count("<tr class=") == len(builtin_circuits())
     assert ">exact8s</a></td>" in page and "plots/power-mae-8x8u.png" in page
     assert not list((tmp_path / "report").rglob("*.npz"))
+    data = run_json("report", str(tmp_path / "r2"), "--library", lib, "--no-downloads", "--filter", "bits=8,unsigned")
+    assert data["out"] == str(tmp_path / "r2" / "index.html") and data["filter"] == "bits=8,unsigned"
+    assert data["plots"] == [str(tmp_path / "r2" / "plots" / "power-mae-8x8u.png")]
+    assert data["pages"] > 0 and data["written_bytes"] > 0
 
 
 def test_import_and_remove(tmp_path, multiplier):
