@@ -619,8 +619,17 @@ def render(result: EvaluateResult, console: Console) -> None:
     budget = f" (budget {result.budget:g})" if result.budget is not None else ""
     console.print(f"  approximate accuracy      {result.approx_accuracy:6.2f} %  drop {drop:+.2f} points{budget}")
     table = Table(title="per-layer assignment")
+    names = {  # never cut: the other columns wrap instead
+        "layer": max((len(row.name) for row in result.layers), default=0),
+        "multiplier": max((len(row.multiplier) for row in result.layers), default=0),
+    }
     for column in ("layer", "MACs", "multiplier", "MAE %", "power mW", "rel. power", "cost basis"):
-        table.add_column(column, justify="left" if column in ("layer", "multiplier", "cost basis") else "right")
+        table.add_column(
+            column,
+            justify="left" if column in ("layer", "multiplier", "cost basis") else "right",
+            min_width=names.get(column),
+            no_wrap=column in names,
+        )
     for row in result.layers:
         table.add_row(
             row.name,

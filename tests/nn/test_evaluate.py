@@ -165,6 +165,26 @@ def test_the_verified_points_table_marks_the_all_exact_baseline() -> None:
     assert "all exact" in rows[0] and "chosen" in rows[1]
 
 
+def test_the_per_layer_table_never_cuts_a_name_at_100_columns() -> None:
+    """Long layer and multiplier names (a ViT's with EvoApproxLib's) stay whole in a 100-column terminal (the
+    other columns give way); they ended in an ellipsis, which left `v2022_mul8s_1L…` for two multipliers."""
+    from rich.console import Console
+
+    from approxlut.nn.evaluate import EvaluateResult, LayerRow, render
+
+    layers = [
+        LayerRow("blocks.0.attn.qkv", 208_896, "v2022_mul8s_1L2L", 0.2286, 0.2, 0.471, "published v2022"),
+        LayerRow("blocks.0.attn.proj", 69_632, "v2022_mul8s_1L2N", 0.5187, 0.126, 0.296, "published v2022"),
+    ]
+    result = EvaluateResult("vit", "digits", 360, None, 96.4, 96.7, 95.8, 0.37, layers, {}, None, [])
+    console = Console(record=True, width=100)
+    render(result, console)
+    text = console.export_text()
+    assert "…" not in text
+    for name in ("blocks.0.attn.qkv", "blocks.0.attn.proj", "v2022_mul8s_1L2L", "v2022_mul8s_1L2N"):
+        assert name in text, text
+
+
 def test_a_table_from_a_file_reports_its_error(env, weights, tmp_path, json_output) -> None:
     """A multiplier given as a file (not in the library) shows the MAE of its table (it showed '-')."""
     from dataclasses import replace
