@@ -170,9 +170,10 @@ def _operands(value: str | None) -> tuple[str, str] | None:
 @click.option(
     "--samples",
     type=click.IntRange(64, MAX_SAMPLES),
-    help="Monte-Carlo samples instead of exhaustive simulation (64..2^30; default: exhaustive up to 24 input "
-    "bits, else 2^22 samples).",
+    help="Monte-Carlo samples instead of exhaustive simulation (64..2^30; default: exhaustive up to 28 input "
+    "bits, a table up to 24, else 2^22 samples).",
 )
+@seed_option("Seed of Monte-Carlo sampling (--samples, or netlists of more than 28 input bits)", optional=True)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (schema: docs/json.md).")
 @reports_errors
 def sim(
@@ -190,6 +191,7 @@ def sim(
     compress: bool,
     no_write: bool,
     samples: int | None,
+    seed: int | None,
     as_json: bool,
 ) -> None:
     """Simulate a multiplier netlist (Verilog, BLIF, SOP) or read a LUT file: metrics, LUT and gradient LUTs."""
@@ -207,6 +209,7 @@ def sim(
         out=out,
         write=not no_write,
         samples=samples,
+        seed=seed,
         top=top,
         cells=cells,
         mre_convention=mre_convention,

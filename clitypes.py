@@ -56,8 +56,11 @@ class FiniteFloat(click.ParamType):
         return f"{left}{low}, {high}{right}"
 
 
-def seed_option(help_text: str) -> Any:
-    """``--seed``: an integer in ``0 .. 2^32-1``."""
+def seed_option(help_text: str, *, optional: bool = False) -> Any:
+    """``--seed``: an integer in ``0 .. 2^32-1``, default 0 (``optional``: ``None`` when not given, for a command
+    that refuses it where nothing is random; the help says the default)."""
+    if optional:
+        return click.option("--seed", type=click.IntRange(0, SEED_MAX), help=f"{help_text} (0..2^32-1; default 0).")
     return click.option(
         "--seed", type=click.IntRange(0, SEED_MAX), default=0, show_default=True, help=f"{help_text} (0..2^32-1)."
     )

@@ -21,7 +21,7 @@ from ..errors import ConfigError, ParseError
 from .formats import LUT_FORMATS, read_lut_file, save_npz, sniff_lut_format
 from .lut import Lut
 from .metrics import DEFAULT_MRE_CONVENTION, LIBRARY_MRE_CONVENTIONS, METRIC_KEYS, Metrics, check_mre_convention
-from .simulate import MAX_LUT_BITS, simulate_lut, simulate_metrics
+from .simulate import MAX_EXHAUSTIVE_BITS, MAX_LUT_BITS, simulate_lut, simulate_metrics
 
 #: A table file larger than this gets a note offering ``--compress``.
 LARGE_FILE_BYTES = 16 << 20
@@ -123,6 +123,7 @@ def run_sim(
     out: Path | None = None,
     write: bool = True,
     samples: int | None = None,
+    seed: int | None = None,
     top: str | None = None,
     cells: Path | str | None = None,
     mre_convention: str | None = None,
@@ -133,7 +134,8 @@ def run_sim(
     ``signed=None``: what the file name says (``mul8s_``), else unsigned (see the module docstring).
     ``mre_convention=None`` picks the convention of the library the file's header names (EvoApprox8b:
     ``max1``), else the default. A LUT file (``fmt`` one of :data:`LUT_FORMATS`, or recognised by
-    content) is read instead of simulated.
+    content) is read instead of simulated. ``seed`` seeds Monte-Carlo sampling (default 0), which ``samples`` or a
+    netlist of more than ``MAX_EXHAUSTIVE_BITS`` input bits asks for; an exhaustive run refuses it.
     """
     if not path.exists():  # (before the format is guessed: a mistyped name is that, whatever its extension)
         raise ParseError("no such file", str(path))
@@ -155,6 +157,7 @@ def run_sim(
             top=top,
             cells=cells,
             samples=samples,
+            seed=seed,
             mre_convention=mre_convention,
         )
     netlist = read_netlist(path, format=fmt, operands=operands, top=top, cells=cells)
@@ -164,6 +167,11 @@ def run_sim(
     target = out or default_out(path)
     if write and target.resolve() == path.resolve():
         raise ConfigError(f"{target}: refusing to overwrite the input file")
+    if seed is not None and samples is None and bits_a + bits_b <= MAX_EXHAUSTIVE_BITS:
+        raise ConfigError(
+            f"{path}: --seed: for Monte-Carlo sampling only (--samples N; this {bits_a}x{bits_b} netlist is simulated "
+            "exhaustively)"
+        )
     start = time.perf_counter()
     lut: Lut | None = None
     if bits_a + bits_b <= MAX_LUT_BITS and samples is None:
@@ -173,7 +181,7 @@ def run_sim(
         lut = lut.with_gradients(half_window, grad, compat=compat)
         lut.meta.update(source=str(path))
     else:
-        metrics = simulate_metrics(netlist, signed=signed, samples=samples, mre_convention=convention)
+        metrics = simulate_metrics(netlist, signed=signed, samples=samples, seed=seed or 0, mre_convention=convention)
         seconds = time.perf_counter() - start
     written, size = _write(lut, target, compress=compress) if write and lut is not None else (None, None)
     return SimResult(
@@ -216,12 +224,18 @@ def _run_table(
     top: str | None,
     cells: Path | str | None,
     samples: int | None,
+    seed: int | None,
     mre_convention: str | None,
 ) -> SimResult:
     """``sim`` of a LUT file: its metrics, and the lutgen ``.npz`` with gradients per the options."""
-    netlist_only = [name for name, given in (("--operands", operands), ("--top", top), ("--cells", cells)) if given]
-    if netlist_only or samples is not None:
-        given = ", ".join([*netlist_only, *(["--samples"] if samples is not None else [])])
+    netlist_only = [
+        name
+        for name, given in (("--operands", operands), ("--top", top), ("--cells", cells), ("--samples", samples))
+        if given is not None
+    ]
+    netlist_only += ["--seed"] if seed is not None else []
+    if netlist_only:
+        given = ", ".join(netlist_only)
         raise ConfigError(f"{path}: {given}: for netlists only (a LUT file holds every product already)")
     lut = read_lut_file(path, lut_format)
     if signed is not None and signed != lut.signed:

@@ -28,4 +28,4 @@ def test_filter_and_signedness_options_say_what_they_take() -> None:
 
 
 def test_sim_samples_states_its_default() -> None:
-    assert "default: exhaustive up to 24 input bits, else 2^22 samples" in _help("sim")
+    assert "default: exhaustive up to 28 input bits, a table up to 24, else 2^22 samples" in _help("sim")

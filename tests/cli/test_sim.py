@@ -97,6 +97,25 @@ def test_sim_wide_circuit_reports_sampling(corpus: Path, json_output) -> None:
     assert data["metrics_method"].startswith("monte-carlo") and data["hash"] is None and data["input_pairs"] == 4096
 
 
+def test_sim_seeds_its_sampling_and_refuses_a_seed_where_nothing_is_sampled(corpus: Path, json_output) -> None:
+    """`--seed` seeds Monte-Carlo sampling (it was fixed at 0, unlike `evaluate --seed` and `retrain --seed`); a run
+    that samples nothing (an exhaustive netlist, a table file) refuses it in one line rather than ignore it."""
+    src = corpus / "evoapprox" / "wide" / "v2022_mul16u_1K3.v"
+
+    def sampled(*seed: str) -> dict:
+        result = CliRunner().invoke(main, ["sim", str(src), "--json", "--samples", "4096", "--no-write", *seed])
+        assert result.exit_code == 0, result.output
+        return json_output(result.output, "sim")
+
+    default, zero, seven, again = sampled(), sampled("--seed", "0"), sampled("--seed", "7"), sampled("--seed", "7")
+    assert default == zero | {"elapsed_s": default["elapsed_s"]}
+    assert seven["metrics_method"] == "monte-carlo (4096 samples, seed 7)" and seven["mae_pct"] != zero["mae_pct"]
+    assert seven["mae_pct"] == again["mae_pct"]
+    for path in (corpus / "evoapprox" / "8x8" / "v2022_mul8u_17C8.v", corpus / "date25" / "mul7u_06Q_lutfp.txt"):
+        refused = CliRunner().invoke(main, ["sim", str(path), "--no-write", "--seed", "7"])
+        assert refused.exit_code == 2 and "--seed" in refused.output and len(refused.output.splitlines()) == 1
+
+
 @pytest.mark.parametrize(
     ("text", "suffix", "where"),
     [
