@@ -127,6 +127,13 @@ def _operands(value: str | None) -> tuple[str, str] | None:
     return parts[0], parts[1]
 
 
+def _half_window_option(help_text: str) -> Callable[[F], F]:
+    """``--half-window W``: the gradient LUTs' half window, 0..``MAX_HALF_WINDOW`` (default 8)."""
+    return click.option(
+        "--half-window", type=click.IntRange(0, MAX_HALF_WINDOW), default=8, show_default=True, help=help_text
+    )
+
+
 @main.command()
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
@@ -149,13 +156,7 @@ def _operands(value: str | None) -> tuple[str, str] | None:
     help="MRE/WCRE: over non-zero products (EvoApproxLib 2019+) or |e|/max(1,|exact|) (EvoApprox8b); "
     "default: the convention of the library the file header names, else nonzero.",
 )
-@click.option(
-    "--half-window",
-    type=click.IntRange(0, MAX_HALF_WINDOW),
-    default=8,
-    show_default=True,
-    help="Gradient LUTs: half window w of the DATE'25 difference-based smoothing.",
-)
+@_half_window_option("Gradient LUTs: half window w of the DATE'25 difference-based smoothing.")
 @click.option(
     "--grad",
     type=click.Choice(["difference", "ste"]),
@@ -620,13 +621,7 @@ def library_pareto(
 )
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Output file (default: NAME.<ext> here).")
 @click.option("--gradients", is_flag=True, help="lutfp: add the two gradient sections (the +bp file).")
-@click.option(
-    "--half-window",
-    type=click.IntRange(0, MAX_HALF_WINDOW),
-    default=8,
-    show_default=True,
-    help="Gradient LUTs (npz, lutfp --gradients): half window w of the difference-based smoothing.",
-)
+@_half_window_option("Gradient LUTs (npz, lutfp --gradients): half window w of the difference-based smoothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (schema: docs/json.md).")
 @reports_errors
 def library_export(
